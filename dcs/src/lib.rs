@@ -1,0 +1,31 @@
+//! The cluster store: a small replicated store kept by the agents themselves through Raft (openraft), so a
+//! Vigil cluster needs no etcd, Consul or ZooKeeper.
+//!
+//! What it promises:
+//! - **The leader lease.** At most one member holds it. Every grant carries a [`FencingToken`] strictly
+//!   larger than every token granted before (the Raft log index of the granting entry). Only the holder,
+//!   presenting its token, can renew or release it.
+//! - **Expiry without wall clocks.** Only the Raft leader expires a lease, by its own monotonic clock, at
+//!   least `ttl` after it (or, for a new leader, the node itself) first saw the lease's last renewal applied.
+//!   The holder's own deadline ([`vigil_fencing::HolderDeadline`]) counts from when it *sent* the renewal,
+//!   so it always passes first.
+//! - **The cluster record** of DESIGN.md section 2 ([`Key`]): create-if-absent, compare-and-set and
+//!   delete-if-version by [`Revision`], member keys that expire after their ttl, and a watch of the state.
+//! - **Linearizable reads and writes that never hang**: without a quorum they fail with
+//!   [`DcsError::NoQuorum`] within the configured timeout.
+//!
+//! What it does not do: it knows nothing of databases, and "I am primary" is never derived from Raft
+//! leadership, only from the lease.
+
+mod command;
+mod error;
+mod raft;
+mod record;
+mod state;
+
+pub use command::{Command, Condition, Outcome};
+pub use error::DcsError;
+pub use raft::NodeId;
+pub use record::{ExpiryTarget, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
+pub use state::ClusterState;
+pub use vigil_fencing::FencingToken;

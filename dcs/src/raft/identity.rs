@@ -1,0 +1,98 @@
+//! Which cluster this node belongs to, and the check every incoming Raft RPC passes.
+//!
+//! Every RPC carries a [`RpcHeader`]: the sender's scope, cluster id and node id. A node refuses RPCs from
+//! another scope or another cluster id. A node that has no cluster id yet (a fresh node about to be added)
+//! adopts the first one it is sent and keeps it on disk.
+
+use super::storage::Storage;
+use super::NodeId;
+use crate::error::DcsError;
+use serde::{Deserialize, Serialize};
+use std::sync::RwLock;
+
+const CLUSTER_ID_META: &str = "cluster_id";
+
+/// Sent with every Raft RPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RpcHeader {
+    /// The sender's scope (cluster name).
+    pub scope: String,
+    /// The sender's cluster id, if it has one.
+    pub cluster_id: Option<String>,
+    /// The sender's Raft node id.
+    pub from: NodeId,
+}
+
+/// A Raft RPC with its header.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Envelope<T> {
+    /// Who sends it.
+    pub header: RpcHeader,
+    /// The openraft request.
+    pub rpc: T,
+}
+
+/// This node's identity.
+pub(crate) struct Identity {
+    node_id: NodeId,
+    scope: String,
+    cluster_id: RwLock<Option<String>>,
+    storage: Storage,
+}
+
+impl Identity {
+    /// Loads the cluster id kept in `storage`, if any.
+    pub(crate) async fn load(node_id: NodeId, scope: String, storage: Storage) -> Result<Self, DcsError> {
+        let stored = storage.read_meta(CLUSTER_ID_META).await?;
+        let cluster_id = stored.map(|b| String::from_utf8_lossy(&b).into_owned());
+        Ok(Identity { node_id, scope, cluster_id: RwLock::new(cluster_id), storage })
+    }
+
+    /// This node's Raft id.
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// This node's scope.
+    pub(crate) fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The cluster id, once the group was initialized or this node was added to one.
+    pub(crate) fn cluster_id(&self) -> Option<String> {
+        // A poisoned lock means a panic while holding it, which only the assignment below does; the value
+        // is a plain Option and stays valid.
+        self.cluster_id.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the cluster id on disk and in memory.
+    pub(crate) async fn set_cluster_id(&self, id: &str) -> Result<(), DcsError> {
+        self.storage.write_meta(CLUSTER_ID_META, id.as_bytes()).await?;
+        *self.cluster_id.write().unwrap_or_else(|e| e.into_inner()) = Some(id.to_owned());
+        Ok(())
+    }
+
+    /// The header this node sends.
+    pub(crate) fn header(&self) -> RpcHeader {
+        RpcHeader { scope: self.scope.clone(), cluster_id: self.cluster_id(), from: self.node_id }
+    }
+
+    /// Admits an incoming RPC's sender by scope and cluster id, adopting the sender's cluster id when this
+    /// node has none. Membership of the sender is checked by the caller, which knows the Raft state.
+    pub(crate) async fn admit(&self, header: &RpcHeader) -> Result<(), DcsError> {
+        if header.scope != self.scope {
+            return Err(DcsError::Refused(format!(
+                "node {} belongs to scope {:?}, this node to scope {:?}",
+                header.from, header.scope, self.scope
+            )));
+        }
+        match (self.cluster_id(), &header.cluster_id) {
+            (Some(mine), Some(theirs)) if &mine != theirs => Err(DcsError::Refused(format!(
+                "node {} belongs to cluster {theirs}, this node to cluster {mine}",
+                header.from
+            ))),
+            (None, Some(theirs)) => self.set_cluster_id(theirs).await,
+            _ => Ok(()),
+        }
+    }
+}

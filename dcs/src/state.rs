@@ -1,0 +1,140 @@
+//! The replicated state and the pure function that applies a command to it.
+//!
+//! [`ClusterState::apply`] reads no clock and depends on nothing but the state, the command and the log
+//! index of the entry carrying it, so every replica, and every replay after a restart, reaches the same
+//! state. Time enters only through `Expire` commands, which the Raft leader's lessor proposes.
+
+use crate::command::{Command, Condition, Outcome};
+use crate::record::{ExpiryTarget, Key, Lease, MemberName, Revision, Versioned};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vigil_fencing::FencingToken;
+
+/// The cluster record as of one revision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The index of the last entry applied (0 before any).
+    pub revision: Revision,
+    /// The leader lease, if held.
+    pub leader: Option<Lease>,
+    /// Every other key.
+    pub keys: BTreeMap<Key, Versioned>,
+}
+
+impl ClusterState {
+    /// Applies `command`, carried by the log entry at `index`, and says what it did.
+    ///
+    /// `index` must be greater than every index applied before (the Raft log guarantees it); it becomes the
+    /// state's revision, the version of a written key and the token of a granted lease.
+    pub fn apply(&mut self, index: u64, command: &Command) -> Outcome {
+        debug_assert!(index > self.revision.0, "log index {index} applied after {}", self.revision);
+        let rev = Revision(index);
+        self.revision = rev;
+        match command {
+            Command::AcquireLease { holder, ttl_ms } => self.acquire(rev, holder, *ttl_ms),
+            Command::RenewLease { holder, token } => match self.held_by(holder, *token) {
+                Some(lease) => {
+                    lease.renewed_at = rev;
+                    Outcome::LeaseGranted { token: *token, renewed_at: rev }
+                }
+                None => self.not_holder(),
+            },
+            Command::ReleaseLease { holder, token } => match self.held_by(holder, *token) {
+                Some(_) => {
+                    self.leader = None;
+                    Outcome::LeaseReleased
+                }
+                None => self.not_holder(),
+            },
+            Command::Put { key, value, condition, ttl_ms } => {
+                if let Err(current) = self.check(key, *condition) {
+                    return Outcome::ConditionFailed { current };
+                }
+                let stored = Versioned { value: value.clone(), version: rev, ttl_ms: *ttl_ms };
+                self.keys.insert(key.clone(), stored);
+                Outcome::Written { version: rev }
+            }
+            Command::Delete { key, condition } => match self.check(key, *condition) {
+                Ok(()) => {
+                    self.keys.remove(key);
+                    Outcome::Deleted
+                }
+                Err(current) => Outcome::ConditionFailed { current },
+            },
+            Command::Expire(target) => self.expire(target),
+        }
+    }
+
+    /// Everything that expires unless renewed, with its ttl: what the lessor must time.
+    pub fn expiry_targets(&self) -> Vec<(ExpiryTarget, Duration)> {
+        let lease = self.leader.iter().map(|l| {
+            let target = ExpiryTarget::Leader { token: l.token, renewed_at: l.renewed_at };
+            (target, Duration::from_millis(l.ttl_ms))
+        });
+        let keys = self.keys.iter().filter_map(|(key, v)| {
+            let ttl = v.ttl_ms?;
+            Some((ExpiryTarget::Key { key: key.clone(), version: v.version }, Duration::from_millis(ttl)))
+        });
+        lease.chain(keys).collect()
+    }
+
+    fn acquire(&mut self, rev: Revision, holder: &MemberName, ttl_ms: u64) -> Outcome {
+        match &mut self.leader {
+            Some(lease) if &lease.holder == holder => {
+                lease.renewed_at = rev;
+                lease.ttl_ms = ttl_ms;
+                Outcome::LeaseGranted { token: lease.token, renewed_at: rev }
+            }
+            Some(lease) => Outcome::LeaseHeld { holder: lease.holder.clone(), token: lease.token },
+            None => {
+                let token = FencingToken(rev.0);
+                self.leader = Some(Lease { holder: holder.clone(), token, ttl_ms, renewed_at: rev });
+                Outcome::LeaseGranted { token, renewed_at: rev }
+            }
+        }
+    }
+
+    fn held_by(&mut self, holder: &MemberName, token: FencingToken) -> Option<&mut Lease> {
+        self.leader.as_mut().filter(|l| &l.holder == holder && l.token == token)
+    }
+
+    fn not_holder(&self) -> Outcome {
+        Outcome::NotHolder { current: self.leader.as_ref().map(|l| (l.holder.clone(), l.token)) }
+    }
+
+    /// `Err(current version)` when `condition` does not hold for `key`.
+    fn check(&self, key: &Key, condition: Condition) -> Result<(), Option<Revision>> {
+        let current = self.keys.get(key).map(|v| v.version);
+        let holds = match condition {
+            Condition::Always => true,
+            Condition::Absent => current.is_none(),
+            Condition::Version(expected) => current == Some(expected),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(current)
+        }
+    }
+
+    fn expire(&mut self, target: &ExpiryTarget) -> Outcome {
+        match target {
+            ExpiryTarget::Leader { token, renewed_at } => {
+                let current = self.leader.as_ref().is_some_and(|l| l.token == *token && l.renewed_at == *renewed_at);
+                if !current {
+                    return Outcome::Stale;
+                }
+                self.leader = None;
+            }
+            ExpiryTarget::Key { key, version } => {
+                let current = self.keys.get(key).is_some_and(|v| v.version == *version && v.ttl_ms.is_some());
+                if !current {
+                    return Outcome::Stale;
+                }
+                self.keys.remove(key);
+            }
+        }
+        Outcome::Expired
+    }
+}

@@ -1,0 +1,18 @@
+//! Fencing: the rules that keep two primaries from taking writes.
+//!
+//! - [`FencingToken`]: the number every lease grant carries. Tokens strictly increase over the life of a
+//!   cluster, so a resource that remembers the largest token it has seen can refuse an older primary.
+//! - [`HolderDeadline`]: how long the lease holder may act as primary, on its own monotonic clock, counted
+//!   from the moment it *sent* the request that the store granted.
+//! - [`LeaseTiming`]: the timing settings and the inequality they must satisfy for the holder to step down
+//!   before anybody else can be granted the lease.
+//!
+//! This crate knows nothing of Raft or of databases; the store and the agent build on it.
+
+mod deadline;
+mod timing;
+mod token;
+
+pub use deadline::HolderDeadline;
+pub use timing::{LeaseTiming, TimingError};
+pub use token::FencingToken;
