@@ -18,14 +18,16 @@
 //! leadership, only from the lease.
 
 mod command;
+mod config;
 mod error;
 mod raft;
 mod record;
 mod state;
 
 pub use command::{Command, Condition, Outcome};
+pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
-pub use raft::NodeId;
+pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftStatus};
 pub use record::{ExpiryTarget, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
 pub use vigil_fencing::FencingToken;

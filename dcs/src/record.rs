@@ -71,9 +71,7 @@ impl fmt::Display for Key {
 
 /// A key name that is not part of the cluster record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown key {0:?}: expected initialize, config, status, sync, failover, history or members/<name>"
-)]
+#[error("unknown key {0:?}: expected initialize, config, status, sync, failover, history or members/<name>")]
 pub struct UnknownKey(pub String);
 
 impl FromStr for Key {

@@ -121,7 +121,8 @@ impl ClusterState {
     fn expire(&mut self, target: &ExpiryTarget) -> Outcome {
         match target {
             ExpiryTarget::Leader { token, renewed_at } => {
-                let current = self.leader.as_ref().is_some_and(|l| l.token == *token && l.renewed_at == *renewed_at);
+                let current =
+                    self.leader.as_ref().is_some_and(|l| l.token == *token && l.renewed_at == *renewed_at);
                 if !current {
                     return Outcome::Stale;
                 }

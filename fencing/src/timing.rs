@@ -47,11 +47,9 @@ impl LeaseTiming {
     /// Checks `loop_wait + 2 * retry_timeout + safety_margin <= ttl` and that every setting but the margin
     /// is positive.
     pub fn validate(&self) -> Result<(), TimingError> {
-        for (key, value) in [
-            ("ttl", self.ttl),
-            ("loop_wait", self.loop_wait),
-            ("retry_timeout", self.retry_timeout),
-        ] {
+        for (key, value) in
+            [("ttl", self.ttl), ("loop_wait", self.loop_wait), ("retry_timeout", self.retry_timeout)]
+        {
             if value.is_zero() {
                 return Err(TimingError::Zero { key });
             }
@@ -80,7 +78,12 @@ mod tests {
 
     #[test]
     fn accepts_the_exact_bound_and_refuses_one_millisecond_more() {
-        let ok = LeaseTiming { ttl: ms(3000), loop_wait: ms(1000), retry_timeout: ms(750), safety_margin: ms(500) };
+        let ok = LeaseTiming {
+            ttl: ms(3000),
+            loop_wait: ms(1000),
+            retry_timeout: ms(750),
+            safety_margin: ms(500),
+        };
         assert_eq!(ok.validate(), Ok(()));
         let tight = LeaseTiming { safety_margin: ms(501), ..ok };
         let err = tight.validate().unwrap_err();

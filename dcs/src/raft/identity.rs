@@ -78,7 +78,7 @@ impl Identity {
     }
 
     /// Admits an incoming RPC's sender by scope and cluster id, adopting the sender's cluster id when this
-    /// node has none. Membership of the sender is checked by the caller, which knows the Raft state.
+    /// node has none. A sender without a cluster id is refused by a node that has one. Membership of the sender is checked by the caller, which knows the Raft state.
     pub(crate) async fn admit(&self, header: &RpcHeader) -> Result<(), DcsError> {
         if header.scope != self.scope {
             return Err(DcsError::Refused(format!(
@@ -89,6 +89,10 @@ impl Identity {
         match (self.cluster_id(), &header.cluster_id) {
             (Some(mine), Some(theirs)) if &mine != theirs => Err(DcsError::Refused(format!(
                 "node {} belongs to cluster {theirs}, this node to cluster {mine}",
+                header.from
+            ))),
+            (Some(_), None) => Err(DcsError::Refused(format!(
+                "node {} has no cluster id: it was never initialized nor added to this cluster",
                 header.from
             ))),
             (None, Some(theirs)) => self.set_cluster_id(theirs).await,

@@ -1,11 +1,16 @@
 //! Everything that touches openraft lives below this module, so that a move to openraft 0.10 changes
 //! nothing outside it.
 
-pub(crate) mod identity;
-pub(crate) mod log_store;
-pub(crate) mod network;
-pub(crate) mod state_machine;
-pub(crate) mod storage;
+mod forward;
+mod identity;
+mod lessor;
+mod log_store;
+mod network;
+mod node;
+mod state_machine;
+mod storage;
+
+pub use node::{DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
 
 use crate::command::{Command, Outcome};
 use std::io::Cursor;
@@ -23,3 +28,7 @@ pub type NodeId = u64;
 pub(crate) type Raft = openraft::Raft<TypeConfig>;
 /// What membership records about each node: its Raft RPC address (`host:port`).
 pub(crate) type Node = openraft::BasicNode;
+/// openraft's error of an API call, with the call's own error type `E`.
+pub(crate) type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
+/// The error of a write or membership change.
+pub(crate) type ClientWriteError = openraft::error::ClientWriteError<NodeId, Node>;

@@ -1,1 +1,498 @@
-//! TODO
+//! The Raft transport: JSON over HTTP/1.
+//!
+//! Every RPC is a `POST /raft/{append,vote,snapshot}` whose body is an [`Envelope`]: this node's
+//! [`RpcHeader`] and the openraft request. The answer is `200` with the JSON `Result` of the receiving
+//! node's openraft call, or a `4xx` with `{"error": "..."}` when the request is malformed or its sender is
+//! not admitted (wrong scope or cluster id, or not a member of the receiver's group).
+
+use super::identity::{Envelope, Identity};
+use super::{Node, NodeId, Raft, RaftError, TypeConfig};
+use crate::error::DcsError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use openraft::error::{Infallible, InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::AnyError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+
+/// The largest RPC body accepted. It must exceed the JSON size of one snapshot chunk, which is up to
+/// four times `Config::snapshot_max_chunk_size` (bytes are encoded as decimal numbers).
+const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+
+/// How a Raft RPC fails, as openraft sees it.
+type RpcError<E = Infallible> = RPCError<NodeId, Node, RaftError<E>>;
+
+/// The body of every refusal (`4xx`/`5xx`).
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Client side
+
+/// Creates the connections to the other nodes. All share one pooled HTTP client.
+#[derive(Clone)]
+pub(crate) struct HttpNetwork {
+    client: reqwest::Client,
+    identity: Arc<Identity>,
+}
+
+impl HttpNetwork {
+    /// A network sending RPCs as `identity` through `client` (see [`http_client`]).
+    pub(crate) fn new(client: reqwest::Client, identity: Arc<Identity>) -> Self {
+        HttpNetwork { client, identity }
+    }
+}
+
+/// An HTTP client for traffic between nodes. It ignores proxies from the environment (`HTTP_PROXY`...):
+/// peers are reached directly.
+pub(crate) fn http_client() -> Result<reqwest::Client, DcsError> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| DcsError::Raft(format!("cannot build the HTTP client: {e}")))
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpConnection;
+
+    /// Connects lazily: nothing is sent until the first RPC. openraft never asks for this node itself.
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> HttpConnection {
+        HttpConnection {
+            client: self.client.clone(),
+            identity: self.identity.clone(),
+            target,
+            base_url: format!("http://{}", node.addr),
+        }
+    }
+}
+
+/// Sends RPCs to one node.
+pub(crate) struct HttpConnection {
+    client: reqwest::Client,
+    identity: Arc<Identity>,
+    target: NodeId,
+    /// `http://host:port`.
+    base_url: String,
+}
+
+impl HttpConnection {
+    /// POSTs `rpc` in an envelope to `/raft/{route}` within `option.hard_ttl()`, and maps the answer.
+    async fn send<Req, Resp, E>(&self, route: &str, rpc: Req, option: &RPCOption) -> Result<Resp, RpcError<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let envelope = Envelope { header: self.identity.header(), rpc };
+        let response = self
+            .client
+            .post(format!("{}/raft/{route}", self.base_url))
+            .timeout(option.hard_ttl())
+            .json(&envelope)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        if !response.status().is_success() {
+            let message = refusal_message(response).await;
+            tracing::warn!(target_id = self.target, "Raft {route} RPC refused: {message}");
+            return Err(RPCError::Network(NetworkError::from(AnyError::error(message))));
+        }
+        let result: Result<Resp, RaftError<E>> = response.json().await.map_err(transport_error)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+/// A failed connect or a timeout makes openraft back off before retrying; anything else is retried at once.
+fn transport_error<E: std::error::Error>(e: reqwest::Error) -> RpcError<E> {
+    if e.is_connect() || e.is_timeout() {
+        RPCError::Unreachable(Unreachable::new(&e))
+    } else {
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+/// The peer's `{"error": ...}` message, or the status and raw body if it sent something else.
+async fn refusal_message(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(refusal) => format!("HTTP {status}: {}", refusal.error),
+        Err(_) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        self.send("append", rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        self.send("snapshot", rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        self.send("vote", rpc, &option).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Server side
+
+/// What the RPC handlers share.
+#[derive(Clone)]
+pub(crate) struct RpcState {
+    /// This node's Raft handle.
+    pub raft: Raft,
+    /// This node's identity.
+    pub identity: Arc<Identity>,
+}
+
+/// Whom a route admits, beyond the scope and cluster-id check every route makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Any sender of this cluster. Appends and snapshots come from the Raft leader, which may have been
+    /// added by a membership change this node has not seen yet; openraft refuses stale leaders by term.
+    Cluster,
+    /// Only a voter or learner of this node's membership (or anyone while this node has none yet): a
+    /// removed node cannot disrupt the group by campaigning or forwarding requests.
+    Member,
+}
+
+/// The routes serving this node's Raft RPCs.
+pub(crate) fn rpc_routes(raft: Raft, identity: Arc<Identity>) -> Router {
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
+        .with_state(RpcState { raft, identity })
+}
+
+async fn append(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
+    serve(state, body, "append", Admit::Cluster, |raft, rpc| async move { raft.append_entries(rpc).await })
+        .await
+}
+
+async fn vote(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
+    serve(state, body, "vote", Admit::Member, |raft, rpc| async move { raft.vote(rpc).await }).await
+}
+
+async fn snapshot(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let call = |raft: Raft, rpc| async move { raft.install_snapshot(rpc).await };
+    serve(state, body, "snapshot", Admit::Cluster, call).await
+}
+
+/// Accepts a request, and answers with the JSON `Result` of `call`.
+async fn serve<Req, Resp, E, F, Fut>(
+    state: RpcState,
+    body: Result<Bytes, BytesRejection>,
+    kind: &str,
+    admit: Admit,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    E: Serialize,
+    F: FnOnce(Raft, Req) -> Fut,
+    Fut: Future<Output = Result<Resp, RaftError<E>>>,
+{
+    match accept(&state, body, kind, admit).await {
+        Ok(envelope) => Json(call(state.raft, envelope.rpc).await).into_response(),
+        Err(refusal) => refusal,
+    }
+}
+
+/// Parses the envelope of a `kind` request and admits its sender; `Err` is the refusal to answer
+/// (400 for a malformed body, 403 for a sender that is not admitted).
+pub(crate) async fn accept<Req: DeserializeOwned>(
+    state: &RpcState,
+    body: Result<Bytes, BytesRejection>,
+    kind: &str,
+    admit: Admit,
+) -> Result<Envelope<Req>, Response> {
+    let body = body.map_err(|r| refuse(r.status(), format!("{kind} request: {}", r.body_text())))?;
+    let envelope: Envelope<Req> = serde_json::from_slice(&body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("malformed {kind} request: {e}")))?;
+    match state.identity.admit(&envelope.header).await {
+        Ok(()) => {}
+        Err(e @ DcsError::Refused(_)) => return Err(refuse(StatusCode::FORBIDDEN, e.to_string())),
+        Err(e) => return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+    if admit == Admit::Member {
+        check_member(&state.raft, envelope.header.from).map_err(|m| refuse(StatusCode::FORBIDDEN, m))?;
+    }
+    Ok(envelope)
+}
+
+/// Refuses a sender that is neither a voter nor a learner of this node's membership, unless this node has
+/// no membership yet (a fresh node being added learns it from its first RPCs).
+fn check_member(raft: &Raft, from: NodeId) -> Result<(), String> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    let membership = metrics.membership_config.membership();
+    // `nodes()` holds every voter and every learner.
+    if membership.nodes().next().is_none() || membership.get_node(&from).is_some() {
+        Ok(())
+    } else {
+        Err(format!("node {from} is not a member of this Raft group"))
+    }
+}
+
+/// An error answer: `status` with `{"error": message}`.
+pub(crate) fn refuse(status: StatusCode, message: String) -> Response {
+    (status, Json(ErrorBody { error: message })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::identity::RpcHeader;
+    use crate::raft::storage::Storage;
+    use openraft::{BasicNode, Vote};
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+    use tempfile::TempDir;
+    use tokio::net::TcpListener;
+
+    const SCOPE: &str = "pg-main";
+    const CLUSTER: &str = "cluster-1";
+
+    /// A Raft node serving [`rpc_routes`] on a loopback port.
+    struct TestNode {
+        raft: Raft,
+        identity: Arc<Identity>,
+        addr: SocketAddr,
+        _dir: TempDir,
+    }
+
+    /// An identity with its own storage, for a node that only sends.
+    async fn identity(id: NodeId, scope: &str, cluster_id: Option<&str>) -> (Arc<Identity>, TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).await.unwrap();
+        let identity = Identity::load(id, scope.to_owned(), storage).await.unwrap();
+        if let Some(cluster_id) = cluster_id {
+            identity.set_cluster_id(cluster_id).await.unwrap();
+        }
+        (Arc::new(identity), dir)
+    }
+
+    async fn start_node(id: NodeId) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).await.unwrap();
+        let identity = Arc::new(Identity::load(id, SCOPE.to_owned(), storage.clone()).await.unwrap());
+        let config = openraft::Config {
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            ..Default::default()
+        };
+        let network = HttpNetwork::new(http_client().unwrap(), identity.clone());
+        let state_machine = storage.state_machine().await.unwrap();
+        let raft =
+            Raft::new(id, Arc::new(config.validate().unwrap()), network, storage.log_store(), state_machine)
+                .await
+                .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes = rpc_routes(raft.clone(), identity.clone());
+        tokio::spawn(async move { axum::serve(listener, routes).await });
+        TestNode { raft, identity, addr, _dir: dir }
+    }
+
+    /// A node initialized with itself and node 2 (unreachable) as voters, in cluster [`CLUSTER`].
+    async fn member_node() -> TestNode {
+        let node = start_node(1).await;
+        node.identity.set_cluster_id(CLUSTER).await.unwrap();
+        let members =
+            BTreeMap::from([(1, BasicNode::new(node.addr.to_string())), (2, BasicNode::new("127.0.0.1:9"))]);
+        node.raft.initialize(members).await.unwrap();
+        node.raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(|m| m.membership_config.nodes().count() == 2, "membership")
+            .await
+            .unwrap();
+        node
+    }
+
+    fn header(scope: &str, cluster_id: Option<&str>, from: NodeId) -> RpcHeader {
+        RpcHeader { scope: scope.to_owned(), cluster_id: cluster_id.map(str::to_owned), from }
+    }
+
+    fn vote_request(from: NodeId) -> VoteRequest<NodeId> {
+        VoteRequest::new(Vote::new(1, from), None)
+    }
+
+    /// POSTs raw bytes; returns the status and the JSON body.
+    async fn post(addr: SocketAddr, route: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+        let response = http_client()
+            .unwrap()
+            .post(format!("http://{addr}/raft/{route}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        let json = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{route}: not JSON ({e}): {}", String::from_utf8_lossy(&body)));
+        (status, json)
+    }
+
+    async fn post_vote(addr: SocketAddr, header: RpcHeader) -> (StatusCode, serde_json::Value) {
+        let body = serde_json::to_vec(&Envelope { header, rpc: vote_request(2) }).unwrap();
+        post(addr, "vote", body).await
+    }
+
+    fn error_of(body: &serde_json::Value) -> &str {
+        body["error"].as_str().unwrap_or_else(|| panic!("no error message in {body}"))
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_are_answered_400_and_the_server_keeps_serving() {
+        let node = start_node(1).await;
+        let good_header = serde_json::to_string(&header(SCOPE, None, 2)).unwrap();
+        let bodies: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"garbage".to_vec(),
+            vec![0xff, 0xfe, 0x00, 0x80],
+            b"{}".to_vec(),
+            b"[1, 2, 3]".to_vec(),
+            b"null".to_vec(),
+            br#"{"header": {"scope": 7}, "rpc": {}}"#.to_vec(),
+            format!(r#"{{"header": {good_header}, "rpc": {{"unexpected": true}}}}"#).into_bytes(),
+            format!(r#"{{"header": {good_header}, "rpc": [1, 2]}}"#).into_bytes(),
+            format!(r#"{{"header": {good_header}}}"#).into_bytes(),
+            format!(r#"{{"header": {good_header}, "rpc": {}"#, "[".repeat(100_000)).into_bytes(),
+            b"{\"header\": ".repeat(10_000),
+        ];
+        for route in ["append", "vote", "snapshot"] {
+            for body in &bodies {
+                let (status, json) = post(node.addr, route, body.clone()).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{route}: {json}");
+                let error = error_of(&json);
+                assert!(error.starts_with(&format!("malformed {route} request: ")), "{error}");
+            }
+        }
+        let (status, json) = post_vote(node.addr, header(SCOPE, None, 2)).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+    }
+
+    #[tokio::test]
+    async fn another_scope_or_cluster_is_refused_403() {
+        let node = member_node().await;
+        let (status, json) = post_vote(node.addr, header("other-scope", Some(CLUSTER), 2)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(error_of(&json).contains("scope"), "{json}");
+        let (status, json) = post_vote(node.addr, header(SCOPE, Some("another-cluster"), 2)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(error_of(&json).contains("another-cluster"), "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_node_outside_the_membership_is_refused_403() {
+        let node = member_node().await;
+        let body =
+            serde_json::to_vec(&Envelope { header: header(SCOPE, Some(CLUSTER), 9), rpc: vote_request(9) })
+                .unwrap();
+        let (status, json) = post(node.addr, "vote", body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(error_of(&json), "node 9 is not a member of this Raft group");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_node_admits_any_sender() {
+        let node = start_node(1).await;
+        let (status, json) = post_vote(node.addr, header(SCOPE, None, 9)).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+    }
+
+    #[tokio::test]
+    async fn a_member_vote_is_answered_200_with_a_json_result() {
+        let node = member_node().await;
+        let (status, json) = post_vote(node.addr, header(SCOPE, Some(CLUSTER), 2)).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        let result: Result<VoteResponse<NodeId>, RaftError> = serde_json::from_value(json).unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    async fn connect(sender: Arc<Identity>, target: NodeId, addr: String) -> HttpConnection {
+        HttpNetwork::new(http_client().unwrap(), sender).new_client(target, &BasicNode::new(addr)).await
+    }
+
+    fn option(ttl_ms: u64) -> RPCOption {
+        RPCOption::new(Duration::from_millis(ttl_ms))
+    }
+
+    #[tokio::test]
+    async fn the_client_gets_the_remote_answer() {
+        let node = member_node().await;
+        let (sender, _dir) = identity(2, SCOPE, Some(CLUSTER)).await;
+        let mut connection = connect(sender, 1, node.addr.to_string()).await;
+        let response = connection.vote(vote_request(2), option(1000)).await.unwrap();
+        assert!(!response.vote_granted, "{response:?}");
+
+        node.raft.shutdown().await.unwrap();
+        let err = connection.vote(vote_request(2), option(1000)).await.unwrap_err();
+        assert!(
+            matches!(err, RPCError::RemoteError(RemoteError { target: 1, source: RaftError::Fatal(_), .. })),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_client_reports_a_refusal_as_a_network_error() {
+        let node = member_node().await;
+        let (sender, _dir) = identity(2, "other-scope", Some(CLUSTER)).await;
+        let mut connection = connect(sender, 1, node.addr.to_string()).await;
+        let err = connection.vote(vote_request(2), option(1000)).await.unwrap_err();
+        let RPCError::Network(e) = err else { panic!("{err:?}") };
+        assert!(e.to_string().contains("HTTP 403"), "{e}");
+        assert!(e.to_string().contains("scope"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_client_reports_no_listener_or_no_answer_as_unreachable() {
+        let (sender, _dir) = identity(2, SCOPE, Some(CLUSTER)).await;
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let mut connection = connect(sender.clone(), 1, closed.to_string()).await;
+        let err = connection.vote(vote_request(2), option(1000)).await.unwrap_err();
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+
+        // Accepts connections but never answers.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut connection = connect(sender, 1, silent.local_addr().unwrap().to_string()).await;
+        let started = std::time::Instant::now();
+        let err = connection.vote(vote_request(2), option(200)).await.unwrap_err();
+        assert!(matches!(err, RPCError::Unreachable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+}

@@ -1,0 +1,466 @@
+//! A running store node: the public face of the store.
+//!
+//! Writes and linearizable reads can be made on any node: a follower hands them to the Raft leader over
+//! HTTP (see [`super::forward`]). Every operation has one deadline, the configured `op_timeout`; when no
+//! quorum answers by then it fails with [`DcsError::NoQuorum`] and never hangs.
+
+use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
+use super::lessor::Lessor;
+use super::network::{self, HttpNetwork};
+use super::storage::Storage;
+use super::{identity::Identity, Node, NodeId, Raft, RaftError};
+use crate::command::{Command, Condition, Outcome};
+use crate::config::DcsConfig;
+use crate::error::DcsError;
+use crate::record::{Key, Lease, MemberName, Revision};
+use crate::state::ClusterState;
+use openraft::error::Fatal;
+use openraft::{ChangeMembers, SnapshotPolicy};
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use vigil_fencing::{FencingToken, HolderDeadline};
+
+/// What a successful acquire or renew gives the holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The holder.
+    pub holder: MemberName,
+    /// The fencing token of the grant.
+    pub token: FencingToken,
+    /// The revision of this grant or renewal.
+    pub renewed_at: Revision,
+    /// The lease's time to live.
+    pub ttl: Duration,
+    /// The time the holder keeps in reserve before `ttl` runs out.
+    pub safety_margin: Duration,
+    /// When the holder must have stopped acting as primary unless it renews: `sent_at + ttl - margin`,
+    /// counted from the moment the request was sent.
+    pub deadline: HolderDeadline,
+}
+
+/// The Raft view of one node, for status pages and metrics. Never a source of "I am primary".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RaftStatus {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// The current Raft term.
+    pub term: u64,
+    /// The Raft leader as this node knows it.
+    pub leader: Option<NodeId>,
+    /// The voters of the current membership.
+    pub voters: BTreeSet<NodeId>,
+    /// Every member (voters and learners) with its Raft address.
+    pub nodes: BTreeMap<NodeId, String>,
+    /// The index of the last entry applied here.
+    pub last_applied: Option<u64>,
+    /// The index of the last entry purged from the log (covered by a snapshot).
+    pub purged: Option<u64>,
+}
+
+/// A running store node.
+pub struct DcsNode {
+    raft: Raft,
+    state: watch::Receiver<Arc<ClusterState>>,
+    identity: Arc<Identity>,
+    http: reqwest::Client,
+    op_timeout: Duration,
+    lessor: Lessor,
+}
+
+impl DcsNode {
+    /// Opens the data directory and starts the Raft node. A node that ran before resumes from its log and
+    /// snapshot; a new one waits to be initialized ([`DcsNode::initialize`]) or added to a group.
+    pub async fn start(config: DcsConfig) -> Result<DcsNode, DcsError> {
+        let storage = Storage::open(&config.data_dir).await?;
+        let identity = Arc::new(Identity::load(config.node_id, config.scope.clone(), storage.clone()).await?);
+        let state_machine = storage.state_machine().await?;
+        let state = state_machine.subscribe();
+        let raft_config = openraft::Config {
+            cluster_name: config.scope.clone(),
+            heartbeat_interval: millis(config.timing.heartbeat),
+            election_timeout_min: millis(config.timing.election_min),
+            election_timeout_max: millis(config.timing.election_max),
+            install_snapshot_timeout: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.snapshot_every,
+            replication_lag_threshold: config.snapshot_every * 2,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| DcsError::Invalid(format!("raft timing: {e}")))?;
+        let http = network::http_client()?;
+        let network = HttpNetwork::new(http.clone(), identity.clone());
+        let raft =
+            Raft::new(config.node_id, Arc::new(raft_config), network, storage.log_store(), state_machine)
+                .await
+                .map_err(|e| DcsError::Storage(e.to_string()))?;
+        let lessor = Lessor::spawn(raft.clone(), state.clone(), config.op_timeout);
+        tracing::info!(node_id = config.node_id, scope = %config.scope, data_dir = %config.data_dir.display(),
+            cluster_id = ?identity.cluster_id(), "store node started");
+        Ok(DcsNode { raft, state, identity, http, op_timeout: config.op_timeout, lessor })
+    }
+
+    /// The HTTP routes this node serves to its peers (Raft RPC and forwarded requests); the agent mounts
+    /// them on its Raft address.
+    pub fn router(&self) -> axum::Router {
+        network::rpc_routes(self.raft.clone(), self.identity.clone()).merge(forward::routes(
+            self.raft.clone(),
+            self.identity.clone(),
+            self.op_timeout,
+        ))
+    }
+
+    /// Forms a new group from its initial members (id → Raft address), exactly once. Every initial member
+    /// may call it with the same map; a node that already belongs to a group refuses.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), DcsError> {
+        if !members.contains_key(&self.identity.node_id()) {
+            return Err(DcsError::Invalid(format!(
+                "initial members {members:?} do not include this node ({})",
+                self.identity.node_id()
+            )));
+        }
+        let cluster_id = cluster_id(self.identity.scope(), &members);
+        let already = self.raft.is_initialized().await.map_err(fatal)?;
+        match self.identity.cluster_id() {
+            Some(existing) if already || existing != cluster_id => {
+                return Err(DcsError::AlreadyInitialized { cluster_id: existing })
+            }
+            _ if already => return Err(DcsError::AlreadyInitialized { cluster_id: "unknown".into() }),
+            _ => {}
+        }
+        // The id goes to disk first: a crash before `initialize` leaves a node that may retry with the same
+        // members, never one that belongs to a group without knowing it.
+        self.identity.set_cluster_id(&cluster_id).await?;
+        let nodes: BTreeMap<NodeId, Node> = members.iter().map(|(id, addr)| (*id, Node::new(addr))).collect();
+        self.raft.initialize(nodes).await.map_err(|e| match e {
+            RaftError::APIError(_) => DcsError::AlreadyInitialized { cluster_id: cluster_id.clone() },
+            RaftError::Fatal(f) => fatal(f),
+        })?;
+        tracing::info!(%cluster_id, ?members, "raft group initialized");
+        Ok(())
+    }
+
+    /// Adds a node as a learner (it replicates but does not vote) and waits until it has caught up.
+    pub async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), DcsError> {
+        let request = LeaderWrite::AddLearner { id, node: Node::new(addr) };
+        self.leader_call("add learner", &request, || request.clone().run(&self.raft)).await?;
+        tracing::info!(node_id = id, addr, "raft learner added");
+        Ok(())
+    }
+
+    /// Promotes a learner to voter.
+    pub async fn add_voter(&self, id: NodeId) -> Result<(), DcsError> {
+        self.change_membership("add voter", ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
+    }
+
+    /// Removes a voter from the group (it stops replicating to it).
+    pub async fn remove_voter(&self, id: NodeId) -> Result<(), DcsError> {
+        self.change_membership("remove voter", ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await
+    }
+
+    /// Takes the leader lease if it is free; a repeat by the holder renews it and returns its token.
+    pub async fn acquire_lease(
+        &self,
+        holder: &MemberName,
+        ttl: Duration,
+        safety_margin: Duration,
+    ) -> Result<LeaseGrant, DcsError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).ok().filter(|ms| *ms > 0);
+        let Some(ttl_ms) = ttl_ms else {
+            return Err(DcsError::Invalid(format!("lease ttl {ttl:?} must be at least 1 ms")));
+        };
+        let sent_at = Instant::now();
+        let command = Command::AcquireLease { holder: holder.clone(), ttl_ms };
+        match self.write("acquire lease", command).await? {
+            Outcome::LeaseGranted { token, renewed_at } => {
+                tracing::info!(%holder, %token, %renewed_at, ttl_ms, "leader lease acquired");
+                Ok(grant(holder, token, renewed_at, ttl, safety_margin, sent_at))
+            }
+            Outcome::LeaseHeld { holder, token } => Err(DcsError::LeaseHeld { holder, token }),
+            other => Err(unexpected("acquire lease", other)),
+        }
+    }
+
+    /// Renews a lease this holder was granted; the new grant carries the new deadline.
+    pub async fn renew_lease(&self, held: &LeaseGrant) -> Result<LeaseGrant, DcsError> {
+        let sent_at = Instant::now();
+        let command = Command::RenewLease { holder: held.holder.clone(), token: held.token };
+        match self.write("renew lease", command).await? {
+            Outcome::LeaseGranted { token, renewed_at } => {
+                tracing::debug!(holder = %held.holder, %token, %renewed_at, "leader lease renewed");
+                Ok(grant(&held.holder, token, renewed_at, held.ttl, held.safety_margin, sent_at))
+            }
+            Outcome::NotHolder { current } => Err(not_holder(held, current)),
+            other => Err(unexpected("renew lease", other)),
+        }
+    }
+
+    /// Gives the lease up.
+    pub async fn release_lease(&self, held: &LeaseGrant) -> Result<(), DcsError> {
+        let command = Command::ReleaseLease { holder: held.holder.clone(), token: held.token };
+        match self.write("release lease", command).await? {
+            Outcome::LeaseReleased => {
+                tracing::info!(holder = %held.holder, token = %held.token, "leader lease released");
+                Ok(())
+            }
+            Outcome::NotHolder { current } => Err(not_holder(held, current)),
+            other => Err(unexpected("release lease", other)),
+        }
+    }
+
+    /// Writes `key` if `condition` holds; with a ttl the key expires unless written again in time.
+    pub async fn put(
+        &self,
+        key: &Key,
+        value: serde_json::Value,
+        condition: Condition,
+        ttl: Option<Duration>,
+    ) -> Result<Revision, DcsError> {
+        let ttl_ms = match ttl {
+            None => None,
+            Some(t) => Some(
+                u64::try_from(t.as_millis())
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| DcsError::Invalid(format!("{key}: ttl {t:?} must be at least 1 ms")))?,
+            ),
+        };
+        let command = Command::Put { key: key.clone(), value, condition, ttl_ms };
+        match self.write("put", command).await? {
+            Outcome::Written { version } => Ok(version),
+            Outcome::ConditionFailed { current } => Err(DcsError::Conflict { key: key.clone(), current }),
+            other => Err(unexpected("put", other)),
+        }
+    }
+
+    /// Deletes `key` if `condition` holds.
+    pub async fn delete(&self, key: &Key, condition: Condition) -> Result<(), DcsError> {
+        match self.write("delete", Command::Delete { key: key.clone(), condition }).await? {
+            Outcome::Deleted => Ok(()),
+            Outcome::ConditionFailed { current } => Err(DcsError::Conflict { key: key.clone(), current }),
+            other => Err(unexpected("delete", other)),
+        }
+    }
+
+    /// The cluster record as of now: every write that completed before this call is in it
+    /// (a read-index round through the Raft leader, then a wait for the local node to apply up to it).
+    pub async fn read(&self) -> Result<Arc<ClusterState>, DcsError> {
+        let started = Instant::now();
+        let read_log_id = self.leader_call("read", &ReadIndex, || self.raft.ensure_linearizable()).await?;
+        let index = read_log_id.map(|id| id.index);
+        let remaining = self.op_timeout.saturating_sub(started.elapsed());
+        self.raft
+            .wait(Some(remaining))
+            .applied_index_at_least(index, "linearizable read")
+            .await
+            .map_err(|_| DcsError::NoQuorum { op: "read", waited: self.op_timeout })?;
+        Ok(self.local())
+    }
+
+    /// The cluster record as applied on this node: fast, possibly behind the cluster. Not for decisions.
+    pub fn local(&self) -> Arc<ClusterState> {
+        self.state.borrow().clone()
+    }
+
+    /// A receiver of the cluster record after every change applied on this node.
+    pub fn watch(&self) -> watch::Receiver<Arc<ClusterState>> {
+        self.state.clone()
+    }
+
+    /// A watch that wakes as soon as the leader lease changes hands, is released or expires.
+    pub fn watch_leader(&self) -> LeaderWatch {
+        let mut state = self.state.clone();
+        let last = state.borrow_and_update().leader.clone();
+        LeaderWatch { state, last }
+    }
+
+    /// This node's Raft view.
+    pub fn raft_status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        RaftStatus {
+            node_id: m.id,
+            term: m.current_term,
+            leader: m.current_leader,
+            voters: membership.voter_ids().collect(),
+            nodes: membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+            last_applied: m.last_applied.map(|id| id.index),
+            purged: m.purged.map(|id| id.index),
+        }
+    }
+
+    /// Stops the lessor and the Raft node. The data directory stays as it is.
+    pub async fn shutdown(self) {
+        self.lessor.stop().await;
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft core did not stop cleanly");
+        }
+        tracing::info!(node_id = self.identity.node_id(), "store node stopped");
+    }
+
+    async fn change_membership(
+        &self,
+        op: &'static str,
+        changes: ChangeMembers<NodeId, Node>,
+    ) -> Result<(), DcsError> {
+        let request = LeaderWrite::ChangeMembership(changes.clone());
+        self.leader_call(op, &request, || request.clone().run(&self.raft)).await?;
+        tracing::info!(?changes, "raft membership changed");
+        Ok(())
+    }
+
+    async fn write(&self, op: &'static str, command: Command) -> Result<Outcome, DcsError> {
+        let request = LeaderWrite::Command(command);
+        let response = self.leader_call(op, &request, || request.clone().run(&self.raft)).await?;
+        Ok(response.data)
+    }
+
+    /// Runs `local` on this node if it is the Raft leader, else sends `request` to the leader, following
+    /// `ForwardToLeader` hints until the deadline.
+    async fn leader_call<Req, T, E, F, Fut>(
+        &self,
+        op: &'static str,
+        request: &Req,
+        local: F,
+    ) -> Result<T, DcsError>
+    where
+        Req: Forwarded,
+        T: DeserializeOwned,
+        E: DeserializeOwned
+            + Display
+            + std::fmt::Debug
+            + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, Node>>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, RaftError<E>>>,
+    {
+        let deadline = Instant::now() + self.op_timeout;
+        let attempts = async {
+            let mut leader: Option<Node> = None;
+            loop {
+                let result = match &leader {
+                    None => local().await,
+                    Some(node) => match forward::call::<_, Result<T, RaftError<E>>>(
+                        &self.http,
+                        &self.identity,
+                        node,
+                        request,
+                        deadline,
+                    )
+                    .await
+                    {
+                        Ok(result) => result,
+                        Err(e) => {
+                            tracing::debug!(op, leader = %node.addr, error = %e, "forwarding failed, retrying");
+                            leader = None;
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                            continue;
+                        }
+                    },
+                };
+                let error = match result {
+                    Ok(value) => return Ok(value),
+                    Err(e) => e,
+                };
+                let Some(hint) = error.forward_to_leader() else {
+                    return Err(raft_error(error));
+                };
+                leader = match (&hint.leader_id, &hint.leader_node) {
+                    (Some(id), Some(node)) if *id != self.identity.node_id() => Some(node.clone()),
+                    _ => {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        None
+                    }
+                };
+            }
+        };
+        tokio::time::timeout_at(deadline, attempts)
+            .await
+            .unwrap_or(Err(DcsError::NoQuorum { op, waited: self.op_timeout }))
+    }
+}
+
+/// Waits for changes of the leader lease.
+pub struct LeaderWatch {
+    state: watch::Receiver<Arc<ClusterState>>,
+    last: Option<Lease>,
+}
+
+impl LeaderWatch {
+    /// The lease as last returned.
+    pub fn current(&self) -> Option<&Lease> {
+        self.last.as_ref()
+    }
+
+    /// Waits until the lease differs from the last one returned (new holder, new token, released or
+    /// expired; renewals do not count) and returns it. `None` from the outer option: the node stopped.
+    pub async fn changed(&mut self) -> Option<Option<Lease>> {
+        loop {
+            self.state.changed().await.ok()?;
+            let lease = self.state.borrow_and_update().leader.clone();
+            let key = |l: &Option<Lease>| l.as_ref().map(|l| (l.holder.clone(), l.token));
+            if key(&lease) != key(&self.last) {
+                self.last = lease.clone();
+                return Some(lease);
+            }
+        }
+    }
+}
+
+/// Pause between two attempts while the Raft leader is unknown or unreachable.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+fn grant(
+    holder: &MemberName,
+    token: FencingToken,
+    renewed_at: Revision,
+    ttl: Duration,
+    safety_margin: Duration,
+    sent_at: Instant,
+) -> LeaseGrant {
+    let deadline = HolderDeadline::from_sent(sent_at.into_std(), ttl, safety_margin);
+    LeaseGrant { holder: holder.clone(), token, renewed_at, ttl, safety_margin, deadline }
+}
+
+fn not_holder(held: &LeaseGrant, current: Option<(MemberName, FencingToken)>) -> DcsError {
+    DcsError::NotHolder { member: held.holder.clone(), token: held.token, current }
+}
+
+fn unexpected(op: &str, outcome: Outcome) -> DcsError {
+    DcsError::Raft(format!("{op}: unexpected outcome {outcome:?}"))
+}
+
+fn fatal(f: Fatal<NodeId>) -> DcsError {
+    match f {
+        Fatal::StorageError(e) => DcsError::Storage(e.to_string()),
+        other => DcsError::Raft(other.to_string()),
+    }
+}
+
+fn raft_error<E: Display>(e: RaftError<E>) -> DcsError {
+    match e {
+        RaftError::Fatal(f) => fatal(f),
+        RaftError::APIError(api) => DcsError::Raft(api.to_string()),
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The id of a group formed from `members` in `scope`: the same on every initial member, different for
+/// another scope or member set.
+fn cluster_id(scope: &str, members: &BTreeMap<NodeId, String>) -> String {
+    // FNV-1a (64 bit): stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = members.iter().fold(scope.to_owned(), |acc, (id, addr)| format!("{acc}\0{id}={addr}"));
+    for byte in text.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{scope}-{hash:016x}")
+}

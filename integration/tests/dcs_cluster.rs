@@ -1,0 +1,258 @@
+//! The store as a group of 3 and 5 nodes in this process, over real HTTP on 127.0.0.1.
+
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+use vigil_dcs::{Condition, DcsError, Key, MemberName};
+use vigil_integration::cluster::{TestCluster, PATIENCE};
+use vigil_integration::{init_tracing, wait_for};
+
+const TTL: Duration = Duration::from_millis(1500);
+const MARGIN: Duration = Duration::from_millis(200);
+
+fn member(name: &str) -> MemberName {
+    MemberName::from(name)
+}
+
+/// Writes through a follower, kills the Raft leader, and checks the record on the new leader.
+async fn survives_the_loss_of_the_raft_leader(size: u64) {
+    init_tracing();
+    let mut cluster = TestCluster::start(size).await;
+    let leader = cluster.leader().await;
+    let follower = cluster.running().into_iter().find(|id| *id != leader).expect("a follower");
+
+    let grant = cluster.node(follower).acquire_lease(&member("pg-a"), TTL, MARGIN).await.expect("acquire");
+    let config = cluster.node(follower).put(&Key::Config, json!({"ttl": 3}), Condition::Absent, None).await;
+    let config_version = config.expect("create config");
+
+    cluster.stop(leader).await;
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+
+    let state = cluster.node(new_leader).read().await.expect("read after failover");
+    assert_eq!(state.keys[&Key::Config].value, json!({"ttl": 3}));
+    assert_eq!(state.keys[&Key::Config].version, config_version);
+    // The lease outlives a Raft failover: the holder renews it with the token it was granted.
+    let renewed = cluster.node(new_leader).renew_lease(&grant).await.expect("renew after failover");
+    assert_eq!(renewed.token, grant.token);
+    let taken = cluster.node(new_leader).acquire_lease(&member("pg-b"), TTL, MARGIN).await;
+    assert!(
+        matches!(taken, Err(DcsError::LeaseHeld { ref holder, token }) if *holder == member("pg-a") && token == grant.token)
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_survive_the_loss_of_the_raft_leader() {
+    survives_the_loss_of_the_raft_leader(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_survive_the_loss_of_the_raft_leader() {
+    survives_the_loss_of_the_raft_leader(5).await;
+}
+
+/// Races a competitor against a holder that stopped renewing; the grant must come after the holder's
+/// deadline. `holder_on_raft_leader` also stops the Raft leader, which then holds the lease's timer.
+async fn lease_passes_only_after_the_holders_deadline(holder_on_raft_leader: bool) {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    let raft_leader = cluster.leader().await;
+    let others: Vec<_> = cluster.running().into_iter().filter(|id| *id != raft_leader).collect();
+    let (holder_node, competitor_node) =
+        if holder_on_raft_leader { (raft_leader, others[0]) } else { (others[0], others[1]) };
+
+    // No safety margin: the holder's deadline is then exactly `sent_at + ttl`, the tightest bound the
+    // store must respect.
+    let mut grant =
+        cluster.node(holder_node).acquire_lease(&member("pg-a"), TTL, Duration::ZERO).await.expect("acquire");
+    for _ in 0..3 {
+        grant = cluster.node(holder_node).renew_lease(&grant).await.expect("renew");
+    }
+    let deadline = grant.deadline.instant();
+    if holder_on_raft_leader {
+        cluster.stop(holder_node).await;
+    }
+
+    let mut watch = cluster.node(competitor_node).watch_leader();
+    let competitor = cluster.node(competitor_node);
+    let taken = wait_for("the competitor to take the lease", PATIENCE, || async {
+        match competitor.acquire_lease(&member("pg-b"), TTL, MARGIN).await {
+            Ok(g) => Some((g, std::time::Instant::now())),
+            Err(DcsError::LeaseHeld { .. } | DcsError::NoQuorum { .. }) => None,
+            Err(e) => panic!("acquire failed: {e}"),
+        }
+    })
+    .await;
+    let (new_grant, granted_at) = taken;
+    assert!(granted_at >= deadline, "granted {:?} before the holder's deadline", deadline - granted_at);
+    assert!(new_grant.token > grant.token, "token {} not above {}", new_grant.token, grant.token);
+    // The watch saw the change (expiry, then the new holder).
+    let seen = tokio::time::timeout(PATIENCE, watch.changed()).await.expect("watch woke");
+    assert!(seen.is_some());
+
+    // The old holder's renewal is refused from now on.
+    let stale = competitor.renew_lease(&grant).await;
+    assert!(matches!(stale, Err(DcsError::NotHolder { .. })), "{stale:?}");
+    let failover = granted_at - deadline;
+    tracing::info!(?failover, holder_on_raft_leader, "lease passed after the holder's deadline");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_passes_only_after_the_holders_deadline_when_the_holder_stops_renewing() {
+    lease_passes_only_after_the_holders_deadline(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_passes_only_after_the_holders_deadline_when_holder_and_raft_leader_die_together() {
+    lease_passes_only_after_the_holders_deadline(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_is_free_at_once_and_the_watch_says_so() {
+    init_tracing();
+    let cluster = TestCluster::start(3).await;
+    let node = cluster.node(2);
+    let mut watch = node.watch_leader();
+    let grant = node.acquire_lease(&member("pg-a"), TTL, MARGIN).await.expect("acquire");
+    let seen = tokio::time::timeout(PATIENCE, watch.changed()).await.expect("watch woke on grant");
+    assert_eq!(seen.flatten().map(|l| l.token), Some(grant.token));
+    node.release_lease(&grant).await.expect("release");
+    let seen = tokio::time::timeout(PATIENCE, watch.changed()).await.expect("watch woke on release");
+    assert_eq!(seen, Some(None));
+    let next =
+        cluster.node(3).acquire_lease(&member("pg-b"), TTL, MARGIN).await.expect("acquire after release");
+    assert!(next.token > grant.token);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_catches_up_from_its_data_directory() {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let down = cluster.running().into_iter().find(|id| *id != leader).expect("a follower");
+    cluster.node(leader).put(&Key::Config, json!(1), Condition::Always, None).await.expect("put");
+    cluster.stop(down).await;
+    let version =
+        cluster.node(leader).put(&Key::Config, json!(2), Condition::Always, None).await.expect("put");
+    cluster.restart(down).await;
+    let state = cluster.node(down).read().await.expect("read on the restarted node");
+    assert_eq!(state.keys[&Key::Config].value, json!(2));
+    assert_eq!(state.keys[&Key::Config].version, version);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quorum_writes_and_reads_fail_within_the_timeout() {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    let survivor = cluster.leader().await;
+    for id in cluster.running() {
+        if id != survivor {
+            cluster.stop(id).await;
+        }
+    }
+    let op_timeout = cluster.config(survivor).op_timeout;
+    let node = cluster.node(survivor);
+    let started = Instant::now();
+    let write = node.put(&Key::Config, json!(1), Condition::Always, None).await;
+    let write_took = started.elapsed();
+    assert!(matches!(write, Err(DcsError::NoQuorum { op: "put", .. })), "{write:?}");
+    let started = Instant::now();
+    let read = node.read().await;
+    let read_took = started.elapsed();
+    assert!(matches!(read, Err(DcsError::NoQuorum { .. })), "{read:?}");
+    // Within the timeout, plus scheduling slack on a loaded 2-core machine.
+    let bound = op_timeout + Duration::from_millis(500);
+    assert!(write_took <= bound && read_took <= bound, "write {write_took:?}, read {read_took:?}");
+    assert!(write.unwrap_err().to_string().contains("majority"));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_keys_expire_after_their_ttl_unless_written_again() {
+    init_tracing();
+    let cluster = TestCluster::start(3).await;
+    let node = cluster.node(1);
+    let key = Key::Member(member("pg-a"));
+    let ttl = Some(Duration::from_millis(600));
+    let first = Instant::now();
+    node.put(&key, json!({"role": "replica"}), Condition::Always, ttl).await.expect("put");
+    let gone = wait_for("the member key to expire", PATIENCE, || async {
+        let state = node.read().await.ok()?;
+        (!state.keys.contains_key(&key)).then(Instant::now)
+    })
+    .await;
+    assert!(gone - first >= Duration::from_millis(600), "expired after {:?}", gone - first);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initialize_runs_once_and_membership_grows_and_shrinks() {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    let members = (1..=3).map(|id| (id, cluster.addr(id).to_string())).collect();
+    let again = cluster.node(2).initialize(members).await;
+    assert!(matches!(again, Err(DcsError::AlreadyInitialized { .. })), "{again:?}");
+
+    let addr = cluster.start_new(4).await;
+    cluster.node(1).add_learner(4, &addr.to_string()).await.expect("add learner");
+    cluster.node(2).add_voter(4).await.expect("promote to voter");
+    wait_for("node 4 to be a voter everywhere", PATIENCE, || async {
+        cluster.running().iter().all(|id| cluster.node(*id).raft_status().voters.contains(&4)).then_some(())
+    })
+    .await;
+    let version =
+        cluster.node(4).put(&Key::Sync, json!(["pg-a"]), Condition::Absent, None).await.expect("write");
+    let state = cluster.node(3).read().await.expect("read");
+    assert_eq!(state.keys[&Key::Sync].version, version);
+
+    cluster.node(4).remove_voter(1).await.expect("remove voter 1");
+    wait_for("node 1 to leave the voters", PATIENCE, || async {
+        (!cluster.node(4).raft_status().voters.contains(&1)).then_some(())
+    })
+    .await;
+    cluster.stop(1).await;
+    cluster.node(3).put(&Key::Sync, json!(["pg-b"]), Condition::Always, None).await.expect("write without 1");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_cannot_join() {
+    init_tracing();
+    let a = TestCluster::start(3).await;
+    let b = TestCluster::start(1).await;
+    let stranger = b.addr(1).to_string();
+    let joined = a.node(1).add_learner(9, &stranger).await;
+    assert!(joined.is_err(), "a member of another cluster was added: {joined:?}");
+    // The stranger kept its own cluster and state.
+    let state = b.node(1).read().await.expect("stranger still serves its own cluster");
+    assert!(state.leader.is_none());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_compacted_into_snapshots_and_a_node_restarts_from_one() {
+    init_tracing();
+    let mut cluster = TestCluster::start_with(3, |config| config.snapshot_every = 20).await;
+    let grant = cluster.node(1).acquire_lease(&member("pg-a"), TTL, MARGIN).await.expect("acquire");
+    let mut grant_now = grant.clone();
+    for _ in 0..100 {
+        grant_now = cluster.node(1).renew_lease(&grant_now).await.expect("renew");
+    }
+    wait_for("every node to purge its log", PATIENCE, || async {
+        let purged: Vec<_> =
+            cluster.running().iter().map(|id| cluster.node(*id).raft_status().purged).collect();
+        purged.iter().all(|p| p.is_some_and(|p| p >= 60)).then_some(())
+    })
+    .await;
+    cluster.stop(2).await;
+    cluster.restart(2).await;
+    let state = cluster.node(2).read().await.expect("read");
+    let lease = state.leader.as_ref().expect("lease");
+    assert_eq!((lease.token, lease.renewed_at), (grant.token, grant_now.renewed_at));
+    cluster.shutdown().await;
+}
