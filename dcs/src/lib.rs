@@ -28,6 +28,6 @@ pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
 pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftStatus};
-pub use record::{ExpiryTarget, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
+pub use record::{ExpiryTarget, InvalidMemberName, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
 pub use vigil_fencing::FencingToken;

@@ -5,10 +5,33 @@ use std::fmt;
 use std::str::FromStr;
 use vigil_fencing::FencingToken;
 
-/// A member's name (Patroni's `name`), unique within a cluster.
+/// A member's name (Patroni's `name`), unique within a cluster: 1 to 128 characters, none of them `/`,
+/// white space or a control character (it is also part of the key `members/<name>`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MemberName(pub String);
+#[serde(try_from = "String", into = "String")]
+pub struct MemberName(String);
+
+/// A string that is not a valid [`MemberName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid member name {0:?}: use 1 to 128 characters without '/', white space or control characters")]
+pub struct InvalidMemberName(pub String);
+
+impl MemberName {
+    /// Checks and wraps a name.
+    pub fn new(name: impl Into<String>) -> Result<Self, InvalidMemberName> {
+        let name = name.into();
+        let bad_char = |c: char| c == '/' || c.is_whitespace() || c.is_control();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(bad_char) {
+            return Err(InvalidMemberName(name));
+        }
+        Ok(MemberName(name))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Display for MemberName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -16,9 +39,25 @@ impl fmt::Display for MemberName {
     }
 }
 
-impl From<&str> for MemberName {
-    fn from(s: &str) -> Self {
-        MemberName(s.to_owned())
+impl FromStr for MemberName {
+    type Err = InvalidMemberName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MemberName::new(s)
+    }
+}
+
+impl TryFrom<String> for MemberName {
+    type Error = InvalidMemberName;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        MemberName::new(s)
+    }
+}
+
+impl From<MemberName> for String {
+    fn from(name: MemberName) -> String {
+        name.0
     }
 }
 
@@ -86,8 +125,8 @@ impl FromStr for Key {
             "failover" => Key::Failover,
             "history" => Key::History,
             _ => match s.strip_prefix(MEMBER_PREFIX) {
-                Some(name) if !name.is_empty() && !name.contains('/') => Key::Member(MemberName::from(name)),
-                _ => return Err(UnknownKey(s.to_owned())),
+                Some(name) => Key::Member(name.parse().map_err(|_| UnknownKey(s.to_owned()))?),
+                None => return Err(UnknownKey(s.to_owned())),
             },
         })
     }
@@ -163,7 +202,7 @@ mod tests {
             Key::Sync,
             Key::Failover,
             Key::History,
-            Key::Member("node1".into()),
+            Key::Member("node1".parse().unwrap()),
         ] {
             assert_eq!(key.to_string().parse::<Key>(), Ok(key.clone()));
             let json = serde_json::to_string(&key).unwrap();
@@ -172,8 +211,17 @@ mod tests {
     }
 
     #[test]
+    fn member_names_are_checked() {
+        assert_eq!(MemberName::new("pg-1.example").map(String::from), Ok("pg-1.example".to_owned()));
+        for bad in ["", "a/b", "a b", "tab\t", &"x".repeat(129)] {
+            assert_eq!(MemberName::new(bad), Err(InvalidMemberName(bad.to_owned())));
+        }
+        assert!(serde_json::from_str::<MemberName>("\"a/b\"").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_named_in_the_error() {
-        for bad in ["leader", "members/", "members/a/b", "conf"] {
+        for bad in ["leader", "members/", "members/a/b", "members/a b", "conf"] {
             let err = bad.parse::<Key>().unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }

@@ -11,7 +11,7 @@ use vigil_dcs::{
 const TTL_MS: u64 = 10_000;
 
 fn name(s: &str) -> MemberName {
-    MemberName::from(s)
+    MemberName::new(s).unwrap()
 }
 
 fn acquire(holder: &str) -> Command {
@@ -701,30 +701,22 @@ fn generated_logs_exercise_every_case() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Known issues, outside the state machine's own logic, that break "a snapshot restores the same state".
-// They fail today; run them with `--ignored`.
+// Snapshot round trips of values that once did not survive one.
 // ---------------------------------------------------------------------------------------------------------
 
-/// `apply` accepts a member key whose name is empty or contains '/', but such a key serializes to a name
-/// (`members/`, `members/a/b`) that `Key`'s deserializer refuses, so a snapshot holding it cannot be read
-/// back (and neither can the log entry that wrote it). Nothing validates `MemberName` on the way in.
+/// A member key can only be built from a valid name, so every member key a snapshot holds reads back.
 #[test]
-#[ignore = "known issue: member names that do not round-trip through Key's string form"]
-fn snapshot_with_an_unparsable_member_key_restores() {
+fn member_keys_with_names_that_would_not_read_back_cannot_be_built() {
     for bad in ["", "a/b"] {
-        let mut state = ClusterState::default();
-        state.apply(1, &put_with_ttl(member_key(bad), serde_json::json!({}), TTL_MS));
-        let json = serde_json::to_string(&state).expect("serialize the state");
-        let restored = serde_json::from_str::<ClusterState>(&json);
-        assert_eq!(restored.ok().as_ref(), Some(&state), "member name {bad:?}: {json}");
+        assert!(MemberName::new(bad).is_err(), "{bad:?}");
+        assert!(format!("members/{bad}").parse::<Key>().is_err(), "{bad:?}");
     }
 }
 
-/// serde_json without its `float_roundtrip` feature may parse a float one ulp off what it printed, so a
-/// value holding such a float differs after a snapshot round trip (or after travelling in a log entry)
-/// from the value on a replica that applied the entry directly.
+/// serde_json with `float_roundtrip` parses back exactly the float it printed, so a value holding a float
+/// is the same after a snapshot round trip (or after travelling in a log entry) as on a replica that
+/// applied the entry directly.
 #[test]
-#[ignore = "known issue: serde_json is built without float_roundtrip"]
 fn snapshot_with_a_float_value_restores_it_exactly() {
     let mut state = ClusterState::default();
     state.apply(

@@ -11,7 +11,7 @@ const TTL: Duration = Duration::from_millis(1500);
 const MARGIN: Duration = Duration::from_millis(200);
 
 fn member(name: &str) -> MemberName {
-    MemberName::from(name)
+    MemberName::new(name).unwrap()
 }
 
 /// Writes through a follower, kills the Raft leader, and checks the record on the new leader.
@@ -223,13 +223,23 @@ async fn initialize_runs_once_and_membership_grows_and_shrinks() {
 async fn a_node_of_another_cluster_cannot_join() {
     init_tracing();
     let a = TestCluster::start(3).await;
-    let b = TestCluster::start(1).await;
-    let stranger = b.addr(1).to_string();
+    let mut b = TestCluster::start(1).await;
+    let stranger = b.start_new(9).await.to_string();
+    b.node(1).add_learner(9, &stranger).await.expect("node 9 joins cluster b");
+
     let joined = a.node(1).add_learner(9, &stranger).await;
-    assert!(joined.is_err(), "a member of another cluster was added: {joined:?}");
-    // The stranger kept its own cluster and state.
-    let state = b.node(1).read().await.expect("stranger still serves its own cluster");
-    assert!(state.leader.is_none());
+    let Err(DcsError::Refused(why)) = joined else {
+        panic!("a member of another cluster was added: {joined:?}")
+    };
+    assert!(why.contains("node 9 belongs to cluster test-"), "{why}");
+    assert!(!a.node(1).raft_status().nodes.contains_key(&9));
+    let taken = a.node(1).add_learner(2, &stranger).await;
+    assert!(
+        matches!(taken, Err(DcsError::Invalid(ref why)) if why.contains("already a member")),
+        "{taken:?}"
+    );
+    // The stranger still serves its own cluster.
+    b.node(9).read().await.expect("node 9 reads through cluster b");
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 pub(crate) enum LeaderWrite {
     /// Replicate a command.
     Command(Command),
-    /// Add a learner and wait until it caught up.
+    /// Add a learner (without waiting for it to catch up).
     AddLearner {
         /// Its id.
         id: NodeId,
@@ -49,7 +49,7 @@ impl LeaderWrite {
     pub(crate) async fn run(self, raft: &Raft) -> WriteResult {
         match self {
             LeaderWrite::Command(command) => raft.client_write(command).await,
-            LeaderWrite::AddLearner { id, node } => raft.add_learner(id, node, true).await,
+            LeaderWrite::AddLearner { id, node } => raft.add_learner(id, node, false).await,
             LeaderWrite::ChangeMembership(changes) => raft.change_membership(changes, false).await,
         }
     }

@@ -77,6 +77,24 @@ impl Identity {
         RpcHeader { scope: self.scope.clone(), cluster_id: self.cluster_id(), from: self.node_id }
     }
 
+    /// Checks that a node about to be added to this group (described by its own header) belongs to no
+    /// other cluster or scope.
+    pub(crate) fn check_joiner(&self, joiner: &RpcHeader) -> Result<(), DcsError> {
+        let mine = self.cluster_id();
+        let other_cluster = joiner.cluster_id.is_some() && joiner.cluster_id != mine;
+        if joiner.scope != self.scope || other_cluster {
+            return Err(DcsError::Refused(format!(
+                "node {} belongs to cluster {} of scope {:?}; this is cluster {} of scope {:?}",
+                joiner.from,
+                joiner.cluster_id.as_deref().unwrap_or("(none)"),
+                joiner.scope,
+                mine.as_deref().unwrap_or("(none)"),
+                self.scope
+            )));
+        }
+        Ok(())
+    }
+
     /// Admits an incoming RPC's sender by scope and cluster id, adopting the sender's cluster id when this
     /// node has none. A sender without a cluster id is refused by a node that has one. Membership of the sender is checked by the caller, which knows the Raft state.
     pub(crate) async fn admit(&self, header: &RpcHeader) -> Result<(), DcsError> {

@@ -168,7 +168,7 @@ mod tests {
     use crate::record::{Key, MemberName};
 
     fn acquire(state: &mut ClusterState, index: u64, who: &str, ttl_ms: u64) {
-        state.apply(index, &Command::AcquireLease { holder: MemberName::from(who), ttl_ms });
+        state.apply(index, &Command::AcquireLease { holder: MemberName::new(who).unwrap(), ttl_ms });
     }
 
     #[test]
@@ -211,11 +211,14 @@ mod tests {
         let put =
             |key: Key, ttl_ms| Command::Put { key, value: 1.into(), condition: Condition::Always, ttl_ms };
         state.apply(1, &put(Key::Config, None));
-        state.apply(2, &put(Key::Member("a".into()), Some(1000)));
+        state.apply(2, &put(Key::Member("a".parse().unwrap()), Some(1000)));
         let mut timers = Timers::default();
         timers.sync(&state, t0);
         assert_eq!(timers.next(), Some(t0 + Duration::from_secs(1)));
-        state.apply(3, &Command::Delete { key: Key::Member("a".into()), condition: Condition::Always });
+        state.apply(
+            3,
+            &Command::Delete { key: Key::Member("a".parse().unwrap()), condition: Condition::Always },
+        );
         timers.sync(&state, t0);
         assert_eq!(timers.next(), None);
     }

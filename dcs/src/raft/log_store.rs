@@ -204,7 +204,11 @@ mod tests {
             .map(|i| match i {
                 1 => blank(1, 1),
                 2 => membership(1, 2, &[1, 2, 3]),
-                _ => normal(1, i, Command::AcquireLease { holder: MemberName::from("pg-a"), ttl_ms: i }),
+                _ => normal(
+                    1,
+                    i,
+                    Command::AcquireLease { holder: MemberName::new("pg-a").unwrap(), ttl_ms: i },
+                ),
             })
             .collect()
     }
@@ -269,7 +273,8 @@ mod tests {
         assert_eq!((state.last_purged_log_id, state.last_log_id), (None, Some(log_id(1, 3))));
 
         // A new leader's entries replace the truncated ones.
-        let replacement = normal(2, 4, Command::AcquireLease { holder: MemberName::from("pg-b"), ttl_ms: 1 });
+        let replacement =
+            normal(2, 4, Command::AcquireLease { holder: MemberName::new("pg-b").unwrap(), ttl_ms: 1 });
         store.blocking_append([replacement.clone()]).await.unwrap();
         assert_eq!(store.try_get_log_entries(4..).await.unwrap(), [replacement]);
     }

@@ -5,7 +5,7 @@
 //! node's openraft call, or a `4xx` with `{"error": "..."}` when the request is malformed or its sender is
 //! not admitted (wrong scope or cluster id, or not a member of the receiver's group).
 
-use super::identity::{Envelope, Identity};
+use super::identity::{Envelope, Identity, RpcHeader};
 use super::{Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::error::DcsError;
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::error::{Infallible, InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -109,7 +109,9 @@ impl HttpConnection {
         if !response.status().is_success() {
             let message = refusal_message(response).await;
             tracing::warn!(target_id = self.target, "Raft {route} RPC refused: {message}");
-            return Err(RPCError::Network(NetworkError::from(AnyError::error(message))));
+            // Unreachable, not Network: openraft then backs off instead of retrying at heartbeat rate, and a
+            // refusal will not clear within a heartbeat.
+            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(message))));
         }
         let result: Result<Resp, RaftError<E>> = response.json().await.map_err(transport_error)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -190,8 +192,28 @@ pub(crate) fn rpc_routes(raft: Raft, identity: Arc<Identity>) -> Router {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        .route(IDENTITY_PATH, get(identity_of_this_node))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(RpcState { raft, identity })
+}
+
+/// The route answering who a node is (its [`RpcHeader`]), asked before adding it to a group.
+const IDENTITY_PATH: &str = "/raft/identity";
+
+async fn identity_of_this_node(State(state): State<RpcState>) -> Json<RpcHeader> {
+    Json(state.identity.header())
+}
+
+/// Asks the node at `addr` who it is, within `timeout`.
+pub(crate) async fn identity_at(
+    client: &reqwest::Client,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<RpcHeader, String> {
+    let url = format!("http://{addr}{IDENTITY_PATH}");
+    let response = client.get(&url).timeout(timeout).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let response = response.error_for_status().map_err(|e| format!("{url}: {e}"))?;
+    response.json().await.map_err(|e| format!("{url}: unreadable answer: {e}"))
 }
 
 async fn append(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
@@ -273,7 +295,6 @@ pub(crate) fn refuse(status: StatusCode, message: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::identity::RpcHeader;
     use crate::raft::storage::Storage;
     use openraft::{BasicNode, Vote};
     use std::collections::BTreeMap;
@@ -469,12 +490,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_client_reports_a_refusal_as_a_network_error() {
+    async fn the_client_reports_a_refusal_as_unreachable_so_openraft_backs_off() {
         let node = member_node().await;
         let (sender, _dir) = identity(2, "other-scope", Some(CLUSTER)).await;
         let mut connection = connect(sender, 1, node.addr.to_string()).await;
         let err = connection.vote(vote_request(2), option(1000)).await.unwrap_err();
-        let RPCError::Network(e) = err else { panic!("{err:?}") };
+        let RPCError::Unreachable(e) = err else { panic!("{err:?}") };
         assert!(e.to_string().contains("HTTP 403"), "{e}");
         assert!(e.to_string().contains("scope"), "{e}");
     }

@@ -5,20 +5,21 @@
 //! quorum answers by then it fails with [`DcsError::NoQuorum`] and never hangs.
 
 use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
+use super::identity::{Identity, RpcHeader};
 use super::lessor::Lessor;
 use super::network::{self, HttpNetwork};
 use super::storage::Storage;
-use super::{identity::Identity, Node, NodeId, Raft, RaftError};
+use super::{ClientWriteError, Node, NodeId, Raft, RaftError};
 use crate::command::{Command, Condition, Outcome};
 use crate::config::DcsConfig;
 use crate::error::DcsError;
 use crate::record::{Key, Lease, MemberName, Revision};
 use crate::state::ClusterState;
-use openraft::error::Fatal;
-use openraft::{ChangeMembers, SnapshotPolicy};
+use openraft::error::{ChangeMembershipError, CheckIsLeaderError, Fatal, ForwardToLeader};
+use openraft::{ChangeMembers, SnapshotPolicy, TryAsRef};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,12 +147,44 @@ impl DcsNode {
         Ok(())
     }
 
-    /// Adds a node as a learner (it replicates but does not vote) and waits until it has caught up.
+    /// Adds a node as a learner (it replicates but does not vote). The node must answer at `addr` with the
+    /// id `id` and belong to no other cluster or scope; it counts as added once it has accepted this
+    /// cluster's log, and is removed again if it does not within the operation timeout.
     pub async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), DcsError> {
+        if self.raft_status().nodes.contains_key(&id) {
+            return Err(DcsError::Invalid(format!("node id {id} is already a member; ids are never reused")));
+        }
+        self.identity.check_joiner(&self.identity_of(id, addr).await?)?;
         let request = LeaderWrite::AddLearner { id, node: Node::new(addr) };
         self.leader_call("add learner", &request, || request.clone().run(&self.raft)).await?;
-        tracing::info!(node_id = id, addr, "raft learner added");
-        Ok(())
+        let deadline = Instant::now() + self.op_timeout;
+        loop {
+            let joiner = self.identity_of(id, addr).await;
+            if joiner.is_ok_and(|j| j.cluster_id.is_some() && j.cluster_id == self.identity.cluster_id()) {
+                tracing::info!(node_id = id, addr, "raft learner added");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let undo = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+                self.change_membership("remove the refused learner", undo).await?;
+                return Err(DcsError::Refused(format!(
+                    "node {id} at {addr} did not accept this cluster's log within {:?}; it was removed again",
+                    self.op_timeout
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Asks the node at `addr` who it is, and checks that it is node `id`.
+    async fn identity_of(&self, id: NodeId, addr: &str) -> Result<RpcHeader, DcsError> {
+        let node = network::identity_at(&self.http, addr, self.op_timeout)
+            .await
+            .map_err(|e| DcsError::Invalid(format!("cannot reach node {id}: {e}")))?;
+        if node.from != id {
+            return Err(DcsError::Invalid(format!("the node at {addr} has id {}, not {id}", node.from)));
+        }
+        Ok(node)
     }
 
     /// Promotes a learner to voter.
@@ -332,10 +365,7 @@ impl DcsNode {
     where
         Req: Forwarded,
         T: DeserializeOwned,
-        E: DeserializeOwned
-            + Display
-            + std::fmt::Debug
-            + openraft::TryAsRef<openraft::error::ForwardToLeader<NodeId, Node>>,
+        E: DeserializeOwned + Display + Debug + Transient + TryAsRef<ForwardToLeader<NodeId, Node>>,
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RaftError<E>>>,
     {
@@ -367,6 +397,11 @@ impl DcsNode {
                     Ok(value) => return Ok(value),
                     Err(e) => e,
                 };
+                if error.api_error().is_some_and(Transient::is_transient) {
+                    tracing::debug!(op, error = %error, "transient failure, retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue;
+                }
                 let Some(hint) = error.forward_to_leader() else {
                     return Err(raft_error(error));
                 };
@@ -409,6 +444,25 @@ impl LeaderWatch {
                 return Some(lease);
             }
         }
+    }
+}
+
+/// An openraft API error that may clear by itself, so the call is repeated until its deadline.
+trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for CheckIsLeaderError<NodeId, Node> {
+    /// The leader could not reach a quorum this round.
+    fn is_transient(&self) -> bool {
+        matches!(self, CheckIsLeaderError::QuorumNotEnough(_))
+    }
+}
+
+impl Transient for ClientWriteError {
+    /// Another membership change (such as the initial one) has not committed yet.
+    fn is_transient(&self) -> bool {
+        matches!(self, ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(_)))
     }
 }
 

@@ -261,7 +261,7 @@ mod tests {
     }
 
     fn acquire(holder: &str) -> Command {
-        Command::AcquireLease { holder: MemberName::from(holder), ttl_ms: 10_000 }
+        Command::AcquireLease { holder: MemberName::new(holder).unwrap(), ttl_ms: 10_000 }
     }
 
     fn put(key: Key, value: serde_json::Value) -> Command {
@@ -293,7 +293,7 @@ mod tests {
                 Outcome::Stale,
                 Outcome::LeaseGranted { token, renewed_at: Revision(3) },
                 Outcome::Written { version: Revision(4) },
-                Outcome::LeaseHeld { holder: MemberName::from("pg-a"), token },
+                Outcome::LeaseHeld { holder: MemberName::new("pg-a").unwrap(), token },
             ]
         );
         let outcomes = sm.apply([blank(2, 6)]).await.unwrap();

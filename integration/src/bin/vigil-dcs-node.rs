@@ -70,14 +70,13 @@ async fn main() -> Result<(), String> {
 
 #[derive(Deserialize)]
 struct AcquireBody {
-    holder: String,
+    holder: MemberName,
     ttl_ms: u64,
 }
 
 async fn acquire(State(node): State<Arc<DcsNode>>, Json(body): Json<AcquireBody>) -> Response {
-    let holder = MemberName(body.holder);
     let ttl = Duration::from_millis(body.ttl_ms);
-    answer(node.acquire_lease(&holder, ttl, Duration::ZERO).await.map(|g| json!({ "token": g.token })))
+    answer(node.acquire_lease(&body.holder, ttl, Duration::ZERO).await.map(|g| json!({ "token": g.token })))
 }
 
 #[derive(Deserialize)]
