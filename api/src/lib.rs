@@ -1,2 +1,10 @@
-//! Vigil's REST contract (Patroni-compatible health checks, status and management routes) and its typed
-//! client. Built by the REST API issue; empty until then.
+//! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check routes
+//! ([`router`]) and the typed client ([`client`]). It knows nothing of the agent: the agent hands the
+//! router a [`StatusSource`] that answers with its latest status.
+
+pub mod client;
+mod routes;
+mod status;
+
+pub use routes::{router, StatusSource};
+pub use status::{NodeStatus, PatroniInfo, VigilInfo, Xlog};

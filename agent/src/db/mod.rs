@@ -1,0 +1,185 @@
+//! The database adapter: everything the HA loop asks of a database server, without naming an engine.
+//!
+//! The HA policy sees only these types: an ordered [`Position`], a [`DbState`], and the operations of
+//! [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB comes next.
+
+pub mod postgres;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+
+/// A replication position: how far a server's copy of the data goes (PostgreSQL: a WAL LSN). Ordered:
+/// a larger position holds everything a smaller one holds, on the same timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// How far `self` is behind `other`, in bytes (zero when not behind).
+    pub fn lag_behind(self, other: Position) -> u64 {
+        other.0.saturating_sub(self.0)
+    }
+}
+
+impl fmt::Display for Position {
+    /// PostgreSQL's LSN notation, `X/X`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// What a running server is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepting writes.
+    Primary,
+    /// Replaying changes from elsewhere, read-only.
+    Replica,
+}
+
+/// The data directory as found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataState {
+    /// No database there (absent or empty): it must be bootstrapped or cloned.
+    Missing,
+    /// A database.
+    Present {
+        /// The database system identifier (PostgreSQL: `pg_controldata`'s "Database system identifier").
+        system_id: String,
+        /// Whether it was last shut down (or crashed) while a primary: it may hold changes no replica has, so
+        /// it is rewound before it follows another primary.
+        was_primary: bool,
+    },
+}
+
+/// Where a replica streams from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// The member name of the upstream server.
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+/// One observation of the local database server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbState {
+    /// The data directory.
+    pub data: DataState,
+    /// Whether the server process runs and answers queries.
+    pub running: bool,
+    /// Its role, when running.
+    pub role: Option<Role>,
+    /// Its timeline, when known.
+    pub timeline: Option<u64>,
+    /// Primary: the current write position. Replica: the larger of the received and replayed positions.
+    pub position: Option<Position>,
+    /// Replica: the replayed position.
+    pub replay_position: Option<Position>,
+    /// Replica: the member it is configured to stream from.
+    pub upstream: Option<String>,
+    /// Replica: whether its WAL receiver is streaming right now.
+    pub streaming: bool,
+}
+
+impl DbState {
+    /// A server that is not running, with `data` on disk.
+    pub fn stopped(data: DataState) -> Self {
+        DbState {
+            data,
+            running: false,
+            role: None,
+            timeline: None,
+            position: None,
+            replay_position: None,
+            upstream: None,
+            streaming: false,
+        }
+    }
+
+    /// Whether it runs as a primary (accepting writes).
+    pub fn is_running_primary(&self) -> bool {
+        self.running && self.role == Some(Role::Primary)
+    }
+}
+
+/// How to stop a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Disconnect clients, finish with a checkpoint (PostgreSQL `-m fast`).
+    Fast,
+    /// Stop at once, without a checkpoint; crash recovery on the next start (PostgreSQL `-m immediate`).
+    Immediate,
+}
+
+/// A failed database operation: what was done, and what the server or tool said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{action}: {detail}")]
+pub struct DbError {
+    /// The operation, e.g. "pg_basebackup from node1".
+    pub action: String,
+    /// Why it failed (the tool's own message where there is one).
+    pub detail: String,
+}
+
+impl DbError {
+    /// An error of `action` for `detail`.
+    pub fn new(action: impl Into<String>, detail: impl fmt::Display) -> Self {
+        DbError { action: action.into(), detail: detail.to_string() }
+    }
+}
+
+/// The operations the HA loop performs on its database server. Every operation leaves the server in a
+/// state the next [`Database::observe`] reports truthfully, also when it fails.
+pub trait Database: Send + Sync + 'static {
+    /// Looks at the server and its data directory. Never fails: what cannot be seen is reported as such.
+    fn observe(&self) -> impl Future<Output = DbState> + Send;
+
+    /// Creates a new database (PostgreSQL: initdb with `bootstrap.initdb`, pg_hba from `bootstrap.pg_hba`),
+    /// starts it as a primary and creates the superuser and replication roles with their passwords.
+    fn bootstrap(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Copies the database from `upstream` into the empty data directory (PostgreSQL: pg_basebackup using
+    /// this member's replication slot), configured to follow it; does not start it.
+    fn clone_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Makes a stopped server that diverged (a former primary) a copy of `upstream`'s history
+    /// (PostgreSQL: pg_rewind), configured to follow it; does not start it.
+    fn rewind_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Deletes the data directory's contents (before a re-clone).
+    fn remove_data(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Starts the server as a primary (its data must be a primary's, or it is promoted afterwards).
+    fn start_primary(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Configures the server to follow `upstream` and (re)starts it as a replica if it is stopped or
+    /// follows another upstream; a running replica of `upstream` is left alone.
+    fn follow(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Stops the server.
+    fn stop(&self, mode: StopMode) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Promotes a running replica to primary and waits until it accepts writes.
+    fn promote(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// On a primary: makes sure every member in `members` has a replication slot, and drops the slots of
+    /// members no longer listed.
+    fn sync_slots(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_print_as_lsns_and_measure_lag() {
+        assert_eq!(Position(0x1_0000_0A28).to_string(), "1/A28");
+        assert_eq!(Position(100).lag_behind(Position(350)), 250);
+        assert_eq!(Position(350).lag_behind(Position(100)), 0);
+    }
+}

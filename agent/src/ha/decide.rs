@@ -1,0 +1,305 @@
+//! The HA policy: one pure function from an [`Observation`] to a [`Decision`].
+//!
+//! It reads no clock, does no I/O and keeps no state; the loop around it observes and acts. Each case of
+//! Patroni's HA cycle is one small function below, tried in order of precedence: safety (a primary without
+//! a valid lease is fenced), bootstrap, the data directory, then the lease (held by me, by another, by
+//! nobody).
+
+use super::observation::{ClusterView, Initialize, LeaseHold, Observation};
+use crate::db::{DataState, Position, Role, Upstream};
+use vigil_dcs::MemberName;
+
+/// Something the loop does to the store or the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Claim the bootstrap (create `initialize` if absent, naming this member).
+    ClaimInitialize,
+    /// Record the bootstrapped database's system identifier in `initialize`.
+    SetSystemId(String),
+    /// Take the leader lease.
+    AcquireLease,
+    /// Renew the leader lease.
+    RenewLease,
+    /// Give the leader lease up.
+    ReleaseLease,
+    /// Publish the primary's position in `status`.
+    PublishOptime(Position),
+    /// Create a new database and start it as primary.
+    Bootstrap,
+    /// Start the local database as primary.
+    StartPrimary,
+    /// Promote the running replica, with the lease's token.
+    Promote,
+    /// Fence: stop the local primary at once (it rejoins as a replica afterwards).
+    Demote,
+    /// Copy the database from a member.
+    Clone(Upstream),
+    /// Rewind the diverged local data to a member's history.
+    Rewind(Upstream),
+    /// Remove the local data (to re-clone it).
+    RemoveData,
+    /// Run as a replica of a member (or, with `None`, as a standby of nobody until a primary exists).
+    Follow(Option<Upstream>),
+    /// Keep one replication slot per other member on the primary.
+    SyncSlots(Vec<String>),
+}
+
+/// What to do this cycle, and why (one line for the log and the member status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The actions, in order.
+    pub actions: Vec<Action>,
+    /// Why.
+    pub reason: String,
+}
+
+impl Decision {
+    fn act(actions: Vec<Action>, reason: impl Into<String>) -> Self {
+        Decision { actions, reason: reason.into() }
+    }
+
+    fn wait(reason: impl Into<String>) -> Self {
+        Decision { actions: Vec::new(), reason: reason.into() }
+    }
+}
+
+/// Decides what this member does now.
+pub fn decide(o: &Observation) -> Decision {
+    if let Some(fence) = fence_unleased_primary(o) {
+        return fence;
+    }
+    let Some(cluster) = &o.cluster else {
+        return store_unreachable(o);
+    };
+    if o.policy.pause {
+        return paused(o, cluster);
+    }
+    let system_id = match bootstrap(o, cluster) {
+        Ok(system_id) => system_id,
+        Err(decision) => return decision,
+    };
+    if let Some(decision) = data_directory(o, cluster, system_id) {
+        return decision;
+    }
+    match &cluster.leader {
+        Some((holder, _)) if *holder == o.me && o.lease_is_valid() => lead(o, cluster),
+        Some((holder, token)) if *holder == o.me => Decision::act(
+            vec![Action::AcquireLease],
+            format!("the store still names me as holder (token {token}): re-acquiring the lease"),
+        ),
+        Some((holder, _)) => follow_leader(o, cluster, holder),
+        None if o.db.is_running_primary() => Decision::act(
+            vec![Action::Demote],
+            "fencing: the store shows no lease holder while this member runs as primary",
+        ),
+        None => leader_race(o, cluster),
+    }
+}
+
+impl Observation {
+    fn lease_is_valid(&self) -> bool {
+        matches!(self.lease, LeaseHold::Valid(_))
+    }
+
+    fn holds_lease_in_store(&self, cluster: &ClusterView) -> bool {
+        cluster.leader.as_ref().is_some_and(|(holder, _)| *holder == self.me)
+    }
+
+    /// The other members' names, for replication slots.
+    fn other_members(&self, cluster: &ClusterView) -> Vec<String> {
+        cluster.members.keys().filter(|m| **m != self.me).map(|m| m.to_string()).collect()
+    }
+}
+
+/// Safety before anything else: a database running as primary without a lease valid by this agent's own
+/// deadline is stopped at once. The one exception is an agent that just started and finds the store still
+/// naming it as holder: it re-acquires first (the same token comes back).
+fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
+    if !o.db.is_running_primary() || o.lease_is_valid() || o.policy.pause {
+        return None;
+    }
+    let reclaim = o.lease == LeaseHold::Never && o.cluster.as_ref().is_some_and(|c| o.holds_lease_in_store(c));
+    Some(match o.lease {
+        _ if reclaim => Decision::act(vec![Action::AcquireLease], "primary after a restart: re-acquiring my lease"),
+        LeaseHold::Lapsed(token) => Decision::act(
+            vec![Action::Demote],
+            format!("fencing: my lease (token {token}) passed its deadline without renewal"),
+        ),
+        _ => Decision::act(vec![Action::Demote], "fencing: running as primary without holding the lease"),
+    })
+}
+
+/// Without the store, a lease holder keeps trying to renew (and fences itself at its deadline, above);
+/// everybody else waits.
+fn store_unreachable(o: &Observation) -> Decision {
+    if o.lease_is_valid() {
+        Decision::act(vec![Action::RenewLease], "cluster store unreachable: renewing until my deadline")
+    } else {
+        Decision::wait("cluster store unreachable: waiting")
+    }
+}
+
+/// Maintenance mode: the lease follows whoever runs as primary, nothing is started, stopped or promoted.
+fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
+    match (o.db.is_running_primary(), &cluster.leader) {
+        (true, None) => Decision::act(vec![Action::AcquireLease], "paused: primary takes the free lease"),
+        (true, Some(_)) if o.holds_lease_in_store(cluster) => {
+            Decision::act(vec![Action::RenewLease], "paused: primary renews its lease")
+        }
+        (false, Some(_)) if o.lease_is_valid() => {
+            Decision::act(vec![Action::ReleaseLease], "paused: no longer primary, releasing the lease")
+        }
+        _ => Decision::wait("paused: no automatic actions"),
+    }
+}
+
+/// The bootstrap race: `Ok(system id)` once the cluster is initialized, else the decision for now.
+fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, Decision> {
+    let Some(Initialize { by, system_id }) = &cluster.initialize else {
+        return Err(if o.policy.can_fail_over {
+            Decision::act(vec![Action::ClaimInitialize], "cluster not initialized: claiming the bootstrap")
+        } else {
+            Decision::wait("cluster not initialized; nofailover members do not bootstrap")
+        });
+    };
+    if let Some(system_id) = system_id {
+        return Ok(system_id);
+    }
+    if *by != o.me {
+        return Err(Decision::wait(format!("waiting for {by} to bootstrap the cluster")));
+    }
+    if !o.lease_is_valid() {
+        return Err(Decision::act(vec![Action::AcquireLease], "bootstrapping: taking the lease before initdb"));
+    }
+    Err(match &o.db.data {
+        DataState::Missing => Decision::act(vec![Action::RenewLease, Action::Bootstrap], "bootstrapping: initdb"),
+        DataState::Present { system_id, .. } if o.db.is_running_primary() => Decision::act(
+            vec![Action::RenewLease, Action::SetSystemId(system_id.clone())],
+            format!("bootstrapped database {system_id}: recording it"),
+        ),
+        DataState::Present { .. } => {
+            Decision::act(vec![Action::RenewLease, Action::StartPrimary], "bootstrapping: starting the new primary")
+        }
+    })
+}
+
+/// An empty data directory is cloned from the primary; one of another cluster is never touched.
+fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Option<Decision> {
+    match &o.db.data {
+        DataState::Missing if o.lease_is_valid() => Some(Decision::act(
+            vec![Action::ReleaseLease],
+            "holding the lease without a database: handing it over",
+        )),
+        DataState::Missing => Some(match leader_upstream(cluster) {
+            Some(upstream) => {
+                let reason = format!("no data: cloning from {}", upstream.name);
+                Decision::act(vec![Action::Clone(upstream)], reason)
+            }
+            None => Decision::wait("no data, and no primary to clone from yet"),
+        }),
+        DataState::Present { system_id: mine, .. } if mine != system_id => Some(Decision::wait(format!(
+            "data directory belongs to database {mine}, the cluster is {system_id}: not touching it"
+        ))),
+        DataState::Present { .. } => None,
+    }
+}
+
+/// This member holds a valid lease: keep the primary running and the lease renewed.
+fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
+    let slots = Action::SyncSlots(o.other_members(cluster));
+    match (o.db.running, o.db.role) {
+        (true, Some(Role::Primary)) => {
+            let mut actions = vec![Action::RenewLease];
+            actions.extend(o.db.position.map(Action::PublishOptime));
+            actions.push(slots);
+            Decision::act(actions, "primary: lease renewed")
+        }
+        (true, _) => Decision::act(vec![Action::RenewLease, Action::Promote, slots], "lease taken: promoting"),
+        (false, _) => match o.primary_down_since {
+            Some(since) if o.now.duration_since(since) >= o.policy.primary_start_timeout => Decision::act(
+                vec![Action::ReleaseLease],
+                format!(
+                    "primary did not start within primary_start_timeout ({:?}): releasing the lease",
+                    o.policy.primary_start_timeout
+                ),
+            ),
+            _ => Decision::act(vec![Action::RenewLease, Action::StartPrimary], "primary not running: starting it in place"),
+        },
+    }
+}
+
+/// Another member holds the lease: follow it, rewinding or re-cloning diverged data first.
+fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Decision {
+    if o.db.is_running_primary() {
+        return Decision::act(vec![Action::Demote], format!("fencing: {holder} holds the lease"));
+    }
+    let Some(upstream) = leader_upstream(cluster) else {
+        return Decision::wait(format!("{holder} holds the lease but has not published its address yet"));
+    };
+    let was_primary = matches!(o.db.data, DataState::Present { was_primary: true, .. });
+    if was_primary && !o.db.running {
+        return if o.policy.use_pg_rewind && !o.rewind_failed {
+            let reason = format!("former primary: rewinding to {holder}'s history");
+            Decision::act(vec![Action::Rewind(upstream)], reason)
+        } else {
+            let why = if o.rewind_failed { "rewind failed" } else { "use_pg_rewind is off" };
+            Decision::act(vec![Action::RemoveData], format!("former primary, {why}: re-cloning from {holder}"))
+        };
+    }
+    if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
+        return Decision::wait(format!("replica of {holder}"));
+    }
+    let reason = format!("following the primary {holder}");
+    Decision::act(vec![Action::Follow(Some(upstream))], reason)
+}
+
+/// Nobody holds the lease: the healthiest eligible replica takes it.
+fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
+    if !o.db.running {
+        return Decision::act(vec![Action::Follow(None)], "no primary: starting as a standby to race for the lease");
+    }
+    if !o.policy.can_fail_over {
+        return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");
+    }
+    let Some(mine) = o.db.position else {
+        return Decision::wait("no primary, and this member's position is unknown");
+    };
+    if let Some(optime) = cluster.optime {
+        let lag = mine.lag_behind(optime);
+        if lag > o.policy.maximum_lag_on_failover {
+            return Decision::wait(format!(
+                "not taking over: {lag} bytes behind the last primary position {optime}, more than \
+                 maximum_lag_on_failover ({})",
+                o.policy.maximum_lag_on_failover
+            ));
+        }
+    }
+    if o.db.streaming {
+        return Decision::wait(
+            "not taking over: my WAL receiver still streams from the old primary, which may be alive with a \
+             frozen agent",
+        );
+    }
+    for peer in o.peers.iter().filter(|p| p.reachable && p.name != o.me) {
+        if peer.running && peer.role == Some(Role::Primary) {
+            return Decision::wait(format!("not taking over: {} still runs as a primary", peer.name));
+        }
+        if peer.can_fail_over && peer_is_healthier(o, mine, peer) {
+            return Decision::wait(format!("not taking over: {} is a better candidate", peer.name));
+        }
+    }
+    Decision::act(vec![Action::AcquireLease], format!("no primary: racing for the lease at position {mine}"))
+}
+
+/// Further ahead; or as far, with a higher `failover_priority`; or both equal and a smaller name.
+fn peer_is_healthier(o: &Observation, mine: Position, peer: &super::observation::PeerView) -> bool {
+    let theirs = peer.position.unwrap_or_default();
+    (theirs, peer.failover_priority, std::cmp::Reverse(&peer.name))
+        > (mine, o.policy.failover_priority, std::cmp::Reverse(&o.me))
+}
+
+/// How to stream from the lease holder, if it published its record.
+fn leader_upstream(cluster: &ClusterView) -> Option<Upstream> {
+    let (holder, _) = cluster.leader.as_ref()?;
+    Some(cluster.members.get(holder)?.upstream(holder.as_str()))
+}

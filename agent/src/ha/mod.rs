@@ -1,0 +1,7 @@
+//! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
+
+mod decide;
+mod observation;
+
+pub use decide::{decide, Action, Decision};
+pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy};

@@ -1,0 +1,99 @@
+//! What the agent knows at the start of one HA cycle: the input of [`super::decide`].
+
+use crate::db::{DbState, Position, Role};
+use crate::member::MemberRecord;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use vigil_dcs::{FencingToken, MemberName};
+
+/// Everything one decision is made from. Built by the loop from its own I/O; `decide` reads nothing else.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The instant of the observation (on the monotonic clock).
+    pub now: Instant,
+    /// This member's name.
+    pub me: MemberName,
+    /// This member's standing settings.
+    pub policy: Policy,
+    /// The local database server.
+    pub db: DbState,
+    /// The cluster record, read linearizably; `None` when the store could not be read this cycle.
+    pub cluster: Option<ClusterView>,
+    /// This agent's hold on the leader lease.
+    pub lease: LeaseHold,
+    /// Since when this member, holding the lease, has seen its primary not running.
+    pub primary_down_since: Option<Instant>,
+    /// Whether the last rewind of this member's data failed (it is then re-cloned instead).
+    pub rewind_failed: bool,
+    /// What the other members said when asked directly (only gathered while nobody holds the lease).
+    pub peers: Vec<PeerView>,
+}
+
+/// The settings decisions depend on (from the local config and the cluster's dynamic config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// May this member become primary (not `nofailover`, `failover_priority` > 0)?
+    pub can_fail_over: bool,
+    /// Its `failover_priority` (higher wins among equally advanced candidates).
+    pub failover_priority: i64,
+    /// A candidate further than this behind the last known primary position does not take over.
+    pub maximum_lag_on_failover: u64,
+    /// How long a crashed primary may take to start again in place before the lease is handed over.
+    pub primary_start_timeout: Duration,
+    /// Rewind a diverged former primary (else it is re-cloned).
+    pub use_pg_rewind: bool,
+    /// Maintenance mode: no automatic actions on the database.
+    pub pause: bool,
+}
+
+/// The cluster record, as the policy needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterView {
+    /// The `initialize` key.
+    pub initialize: Option<Initialize>,
+    /// The lease holder and its token, if the lease is held.
+    pub leader: Option<(MemberName, FencingToken)>,
+    /// The members' published records (expired ones are gone).
+    pub members: BTreeMap<MemberName, MemberRecord>,
+    /// The primary's last published position (`status`).
+    pub optime: Option<Position>,
+}
+
+/// The `initialize` key: who bootstraps, and the system identifier once done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Initialize {
+    /// The member that won the bootstrap race.
+    pub by: MemberName,
+    /// The database system identifier, once the bootstrap finished.
+    pub system_id: Option<String>,
+}
+
+/// This agent's hold on the lease, by its own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseHold {
+    /// It has not held the lease since it started.
+    Never,
+    /// It holds the lease and its deadline has not passed.
+    Valid(FencingToken),
+    /// It held the lease with this token, and the deadline passed without a renewal.
+    Lapsed(FencingToken),
+}
+
+/// What another member answered when asked for its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerView {
+    /// Its name.
+    pub name: MemberName,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Whether its database runs.
+    pub running: bool,
+    /// Its database role.
+    pub role: Option<Role>,
+    /// Its position.
+    pub position: Option<Position>,
+    /// Whether it may become primary.
+    pub can_fail_over: bool,
+    /// Its `failover_priority`.
+    pub failover_priority: i64,
+}

@@ -1,0 +1,59 @@
+//! The record each agent publishes about its member under `members/<name>` every loop, with a ttl, in
+//! Patroni's shape so that tools reading it find the fields they know.
+
+use crate::db::{DbState, Position, Role, Upstream};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One member's status as its agent last published it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// `postgres://host:port/postgres`: where its database accepts connections.
+    pub conn_url: String,
+    /// `http://host:port/patroni`: its REST API.
+    pub api_url: String,
+    /// `running`, `stopped`, `starting`, … (Patroni's states).
+    pub state: String,
+    /// `primary`, `replica` or `uninitialized`.
+    pub role: String,
+    /// The database host (from `postgresql.connect_address`).
+    pub host: String,
+    /// The database port.
+    pub port: u16,
+    /// Its position (primary: write position; replica: received or replayed, whichever is further).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xlog_location: Option<Position>,
+    /// Replica: the replayed position.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_lsn: Option<Position>,
+    /// Its timeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u64>,
+    /// `streaming` while a replica's WAL receiver streams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_state: Option<String>,
+    /// Why the agent does not do what one might expect (e.g. why it does not take over), if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, serde_json::Value>,
+}
+
+impl MemberRecord {
+    /// How to stream from this member, named `name`.
+    pub fn upstream(&self, name: &str) -> Upstream {
+        Upstream { name: name.to_owned(), host: self.host.clone(), port: self.port }
+    }
+
+    /// The state and role fields for a database observation.
+    pub fn state_and_role(db: &DbState) -> (&'static str, &'static str) {
+        let state = if db.running { "running" } else { "stopped" };
+        let role = match (&db.data, db.role) {
+            (crate::db::DataState::Missing, _) => "uninitialized",
+            (_, Some(Role::Primary)) => "primary",
+            _ => "replica",
+        };
+        (state, role)
+    }
+}
