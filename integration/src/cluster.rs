@@ -27,15 +27,25 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with `tweak` applied to every node's settings.
     pub async fn start_with(size: u64, tweak: fn(&mut DcsConfig)) -> TestCluster {
+        let cluster = Self::start_unformed(size, tweak).await;
+        cluster.node(1).initialize(cluster.members()).await.expect("initialize");
+        cluster.leader().await;
+        cluster
+    }
+
+    /// Starts nodes `1..=size` that do not form a group yet.
+    pub async fn start_unformed(size: u64, tweak: fn(&mut DcsConfig)) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cluster = TestCluster { dir, addrs: BTreeMap::new(), running: BTreeMap::new(), tweak };
         for id in 1..=size {
             cluster.launch(id, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
         }
-        let members = cluster.addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
-        cluster.node(1).initialize(members).await.expect("initialize");
-        cluster.leader().await;
         cluster
+    }
+
+    /// Every node's id and Raft address.
+    pub fn members(&self) -> BTreeMap<NodeId, String> {
+        self.addrs.iter().map(|(id, a)| (*id, a.to_string())).collect()
     }
 
     /// The settings node `id` runs with.

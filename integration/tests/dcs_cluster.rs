@@ -193,8 +193,7 @@ async fn member_keys_expire_after_their_ttl_unless_written_again() {
 async fn initialize_runs_once_and_membership_grows_and_shrinks() {
     init_tracing();
     let mut cluster = TestCluster::start(3).await;
-    let members = (1..=3).map(|id| (id, cluster.addr(id).to_string())).collect();
-    let again = cluster.node(2).initialize(members).await;
+    let again = cluster.node(2).initialize(cluster.members()).await;
     assert!(matches!(again, Err(DcsError::AlreadyInitialized { .. })), "{again:?}");
 
     let addr = cluster.start_new(4).await;
@@ -264,5 +263,26 @@ async fn the_log_is_compacted_into_snapshots_and_a_node_restarts_from_one() {
     let state = cluster.node(2).read().await.expect("read");
     let lease = state.leader.as_ref().expect("lease");
     assert_eq!((lease.token, lease.renewed_at), (grant.token, grant_now.renewed_at));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_forming_the_group_at_once_or_late_make_one_group() {
+    init_tracing();
+    let mut cluster = TestCluster::start_unformed(3, |_| {}).await;
+    let members = cluster.members();
+    let (a, b) = tokio::join!(cluster.node(1).form(&members), cluster.node(2).form(&members));
+    a.expect("node 1 forms");
+    b.expect("node 2 forms");
+    let leader = cluster.leader().await;
+    cluster.node(leader).put(&Key::Config, json!(1), Condition::Absent, None).await.expect("write");
+    // A member that comes late, or forms again after a restart, joins the same group.
+    cluster.node(3).form(&members).await.expect("node 3 joins");
+    cluster.stop(1).await;
+    cluster.restart(1).await;
+    cluster.node(1).form(&members).await.expect("node 1 forms again");
+    let state = cluster.node(3).read().await.expect("read on node 3");
+    assert_eq!(state.keys[&Key::Config].value, json!(1));
+    cluster.leader().await;
     cluster.shutdown().await;
 }

@@ -147,6 +147,29 @@ impl DcsNode {
         Ok(())
     }
 
+    /// Forms the group on first boot, as every initial member may do at once: initializes it with
+    /// `members` unless this node already belongs to a group, or another initial member already formed
+    /// this one (this node is then brought up to date by the Raft leader).
+    pub async fn form(&self, members: &BTreeMap<NodeId, String>) -> Result<(), DcsError> {
+        if self.raft.is_initialized().await.map_err(fatal)? {
+            return Ok(());
+        }
+        let expected = cluster_id(self.identity.scope(), members);
+        let others = members.iter().filter(|(id, _)| **id != self.identity.node_id());
+        for (id, addr) in others {
+            if let Ok(peer) = network::identity_at(&self.http, addr, FORM_PROBE_TIMEOUT).await {
+                if peer.cluster_id.as_deref() == Some(expected.as_str()) {
+                    tracing::info!(peer = id, cluster_id = %expected, "raft group already formed: joining it");
+                    return Ok(());
+                }
+            }
+        }
+        match self.initialize(members.clone()).await {
+            Ok(()) | Err(DcsError::AlreadyInitialized { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Adds a node as a learner (it replicates but does not vote). The node must answer at `addr` with the
     /// id `id` and belong to no other cluster or scope; it counts as added once it has accepted this
     /// cluster's log, and is removed again if it does not within the operation timeout.
@@ -465,6 +488,9 @@ impl Transient for ClientWriteError {
         matches!(self, ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(_)))
     }
 }
+
+/// How long [`DcsNode::form`] waits for each peer to say whether it already belongs to the group.
+const FORM_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Pause between two attempts while the Raft leader is unknown or unreachable.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
