@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vigil_agent::config::Config;
 
 /// Vigil: a failover manager for PostgreSQL and MySQL/MariaDB.
 #[derive(Debug, Parser)]
@@ -14,14 +15,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent with a YAML configuration file.
+    /// Run the agent with a YAML configuration file (Patroni's structure).
     Agent {
         /// The configuration file.
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Only check the file: exit 0 when it is valid, 1 with the reason when not.
+        #[arg(long)]
+        validate_config: bool,
     },
-    /// Start a local three-node cluster for trying Vigil out.
-    Demo,
+    /// Start a local cluster of PostgreSQL nodes with their agents, until Ctrl-C.
+    Demo(vigil_agent::demo::DemoArgs),
     /// Print the version.
     Version,
 }
@@ -32,12 +36,43 @@ fn main() -> ExitCode {
             println!("vigil {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Agent { .. } | Command::Demo => {
-            eprintln!(
-                "vigil: the PostgreSQL agent is not ready yet. The cluster store it builds on (crate vigil-dcs) \
-                 is; the agent and `vigil demo` arrive next."
-            );
-            ExitCode::FAILURE
+        Command::Agent { config, validate_config } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => return fail(&e.to_string()),
+            };
+            if validate_config {
+                println!("{}: valid", config.name);
+                return ExitCode::SUCCESS;
+            }
+            init_tracing(config.log.level.as_str());
+            runtime_then(vigil_agent::daemon::run(config))
+        }
+        Command::Demo(args) => {
+            init_tracing("warn");
+            runtime_then(vigil_agent::demo::run(args))
         }
     }
+}
+
+fn runtime_then(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("vigil: {message}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},openraft=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -37,18 +37,24 @@ pub fn router(source: Source) -> Router {
         let handler = move |method: Method, State(source): State<Source>| async move {
             health(method, source.as_ref(), rule)
         };
-        get(handler.clone()).options(handler)
+        get(handler).options(handler)
     };
     Router::new()
         .route("/", check(leading))
         .route("/primary", check(leading))
         .route("/leader", check(leading))
         .route("/read-write", check(leading))
-        .route("/replica", check(|_, s| s.state == "running" && s.role == "replica" && !tagged(s, "noloadbalance")))
+        .route(
+            "/replica",
+            check(|_, s| s.state == "running" && s.role == "replica" && !tagged(s, "noloadbalance")),
+        )
         .route("/read-only", check(|_, s| s.state == "running"))
         .route("/health", check(|_, s| s.state == "running"))
         .route("/liveness", check(|_, _| true))
-        .route("/readiness", check(|src, s| src.is_leading_primary() || (s.state == "running" && s.role == "replica")))
+        .route(
+            "/readiness",
+            check(|src, s| src.is_leading_primary() || (s.state == "running" && s.role == "replica")),
+        )
         .route("/patroni", check(|_, _| true))
         .route("/status", check(|_, _| true))
         .with_state(source)
@@ -62,7 +68,11 @@ fn tagged(status: &NodeStatus, tag: &str) -> bool {
     status.tags.get(tag).and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
-fn health(method: Method, source: &dyn StatusSource, rule: fn(&dyn StatusSource, &NodeStatus) -> bool) -> Response {
+fn health(
+    method: Method,
+    source: &dyn StatusSource,
+    rule: fn(&dyn StatusSource, &NodeStatus) -> bool,
+) -> Response {
     let status = source.status();
     let ok = rule(source, &status);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -110,12 +120,14 @@ mod tests {
 
     #[tokio::test]
     async fn primary_is_200_with_the_token_only_while_leading() {
-        let (code, headers, body) = call(Fixed(status("running", "primary", Some(7)), true), "GET", "/primary").await;
+        let (code, headers, body) =
+            call(Fixed(status("running", "primary", Some(7)), true), "GET", "/primary").await;
         assert_eq!(code, StatusCode::OK);
         assert_eq!(headers["x-vigil-fencing-token"], "7");
         assert_eq!(serde_json::from_slice::<NodeStatus>(&body).expect("json").role, "primary");
 
-        let (code, headers, _) = call(Fixed(status("running", "primary", Some(7)), false), "GET", "/primary").await;
+        let (code, headers, _) =
+            call(Fixed(status("running", "primary", Some(7)), false), "GET", "/primary").await;
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(headers.get("x-vigil-fencing-token").is_none());
     }
@@ -123,7 +135,8 @@ mod tests {
     #[tokio::test]
     async fn head_and_options_answer_the_status_line_alone() {
         for method in ["HEAD", "OPTIONS"] {
-            let (code, _, body) = call(Fixed(status("running", "replica", None), false), method, "/replica").await;
+            let (code, _, body) =
+                call(Fixed(status("running", "replica", None), false), method, "/replica").await;
             assert_eq!(code, StatusCode::OK, "{method}");
             assert!(body.is_empty(), "{method}");
         }
@@ -138,7 +151,10 @@ mod tests {
         tagged.tags.insert("noloadbalance".into(), true.into());
         assert_eq!(call(Fixed(tagged, false), "GET", "/replica").await.0, StatusCode::SERVICE_UNAVAILABLE);
         let stopped = status("stopped", "replica", None);
-        assert_eq!(call(Fixed(stopped.clone(), false), "GET", "/health").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            call(Fixed(stopped.clone(), false), "GET", "/health").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(call(Fixed(stopped, false), "GET", "/liveness").await.0, StatusCode::OK);
     }
 }

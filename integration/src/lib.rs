@@ -1,6 +1,7 @@
 //! Test support for Vigil's integration tests: serving store nodes over real HTTP on 127.0.0.1, and
 //! waiting for conditions with a deadline instead of sleeping.
 
+pub mod agents;
 pub mod cluster;
 pub mod process;
 

@@ -158,8 +158,9 @@ pub trait Database: Send + Sync + 'static {
     fn start_primary(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Configures the server to follow `upstream` and (re)starts it as a replica if it is stopped or
-    /// follows another upstream; a running replica of `upstream` is left alone.
-    fn follow(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// follows another upstream; a running replica of `upstream` is left alone. With `None` it runs as a
+    /// standby of nobody (read-only, replaying what it has) until a primary exists.
+    fn follow(&self, upstream: Option<&Upstream>) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Stops the server.
     fn stop(&self, mode: StopMode) -> impl Future<Output = Result<(), DbError>> + Send;

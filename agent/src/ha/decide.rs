@@ -82,7 +82,7 @@ pub fn decide(o: &Observation) -> Decision {
         return decision;
     }
     match &cluster.leader {
-        Some((holder, _)) if *holder == o.me && o.lease_is_valid() => lead(o, cluster),
+        _ if o.leads(cluster) => lead(o, cluster),
         Some((holder, token)) if *holder == o.me => Decision::act(
             vec![Action::AcquireLease],
             format!("the store still names me as holder (token {token}): re-acquiring the lease"),
@@ -105,6 +105,15 @@ impl Observation {
         cluster.leader.as_ref().is_some_and(|(holder, _)| *holder == self.me)
     }
 
+    /// Holds the lease by its own deadline, with the very token the store shows: only then may it act as
+    /// primary (a larger token in the store means a newer grant this agent has not seen).
+    fn leads(&self, cluster: &ClusterView) -> bool {
+        match (self.lease, &cluster.leader) {
+            (LeaseHold::Valid(mine), Some((holder, token))) => *holder == self.me && *token == mine,
+            _ => false,
+        }
+    }
+
     /// The other members' names, for replication slots.
     fn other_members(&self, cluster: &ClusterView) -> Vec<String> {
         cluster.members.keys().filter(|m| **m != self.me).map(|m| m.to_string()).collect()
@@ -118,9 +127,12 @@ fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
     if !o.db.is_running_primary() || o.lease_is_valid() || o.policy.pause {
         return None;
     }
-    let reclaim = o.lease == LeaseHold::Never && o.cluster.as_ref().is_some_and(|c| o.holds_lease_in_store(c));
+    let reclaim =
+        o.lease == LeaseHold::Never && o.cluster.as_ref().is_some_and(|c| o.holds_lease_in_store(c));
     Some(match o.lease {
-        _ if reclaim => Decision::act(vec![Action::AcquireLease], "primary after a restart: re-acquiring my lease"),
+        _ if reclaim => {
+            Decision::act(vec![Action::AcquireLease], "primary after a restart: re-acquiring my lease")
+        }
         LeaseHold::Lapsed(token) => Decision::act(
             vec![Action::Demote],
             format!("fencing: my lease (token {token}) passed its deadline without renewal"),
@@ -168,18 +180,29 @@ fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, D
     if *by != o.me {
         return Err(Decision::wait(format!("waiting for {by} to bootstrap the cluster")));
     }
-    if !o.lease_is_valid() {
-        return Err(Decision::act(vec![Action::AcquireLease], "bootstrapping: taking the lease before initdb"));
+    if let Some((holder, _)) = cluster.leader.as_ref().filter(|(holder, _)| *holder != o.me) {
+        return Err(Decision::wait(format!(
+            "bootstrap claimed by me, but {holder} holds the lease: waiting"
+        )));
+    }
+    if !o.leads(cluster) {
+        return Err(Decision::act(
+            vec![Action::AcquireLease],
+            "bootstrapping: taking the lease before initdb",
+        ));
     }
     Err(match &o.db.data {
-        DataState::Missing => Decision::act(vec![Action::RenewLease, Action::Bootstrap], "bootstrapping: initdb"),
+        DataState::Missing => {
+            Decision::act(vec![Action::RenewLease, Action::Bootstrap], "bootstrapping: initdb")
+        }
         DataState::Present { system_id, .. } if o.db.is_running_primary() => Decision::act(
             vec![Action::RenewLease, Action::SetSystemId(system_id.clone())],
             format!("bootstrapped database {system_id}: recording it"),
         ),
-        DataState::Present { .. } => {
-            Decision::act(vec![Action::RenewLease, Action::StartPrimary], "bootstrapping: starting the new primary")
-        }
+        DataState::Present { .. } => Decision::act(
+            vec![Action::RenewLease, Action::StartPrimary],
+            "bootstrapping: starting the new primary",
+        ),
     })
 }
 
@@ -189,6 +212,9 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
         DataState::Missing if o.lease_is_valid() => Some(Decision::act(
             vec![Action::ReleaseLease],
             "holding the lease without a database: handing it over",
+        )),
+        DataState::Missing if o.holds_lease_in_store(cluster) => Some(Decision::wait(
+            "no data, and the store still names me as holder: waiting for the lease to expire",
         )),
         DataState::Missing => Some(match leader_upstream(cluster) {
             Some(upstream) => {
@@ -214,7 +240,9 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
             actions.push(slots);
             Decision::act(actions, "primary: lease renewed")
         }
-        (true, _) => Decision::act(vec![Action::RenewLease, Action::Promote, slots], "lease taken: promoting"),
+        (true, _) => {
+            Decision::act(vec![Action::RenewLease, Action::Promote, slots], "lease taken: promoting")
+        }
         (false, _) => match o.primary_down_since {
             Some(since) if o.now.duration_since(since) >= o.policy.primary_start_timeout => Decision::act(
                 vec![Action::ReleaseLease],
@@ -223,7 +251,10 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
                     o.policy.primary_start_timeout
                 ),
             ),
-            _ => Decision::act(vec![Action::RenewLease, Action::StartPrimary], "primary not running: starting it in place"),
+            _ => Decision::act(
+                vec![Action::RenewLease, Action::StartPrimary],
+                "primary not running: starting it in place",
+            ),
         },
     }
 }
@@ -243,7 +274,10 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
             Decision::act(vec![Action::Rewind(upstream)], reason)
         } else {
             let why = if o.rewind_failed { "rewind failed" } else { "use_pg_rewind is off" };
-            Decision::act(vec![Action::RemoveData], format!("former primary, {why}: re-cloning from {holder}"))
+            Decision::act(
+                vec![Action::RemoveData],
+                format!("former primary, {why}: re-cloning from {holder}"),
+            )
         };
     }
     if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
@@ -256,7 +290,10 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
 /// Nobody holds the lease: the healthiest eligible replica takes it.
 fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     if !o.db.running {
-        return Decision::act(vec![Action::Follow(None)], "no primary: starting as a standby to race for the lease");
+        return Decision::act(
+            vec![Action::Follow(None)],
+            "no primary: starting as a standby to race for the lease",
+        );
     }
     if !o.policy.can_fail_over {
         return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");

@@ -1,0 +1,236 @@
+//! [`DynamicConfig`]: the cluster-wide settings (`bootstrap.dcs` in the file, the `config` key in the
+//! store afterwards), with Vigil's short default timings.
+
+use super::choice::choice_enum;
+use super::{duration, scalar, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vigil_fencing::{LeaseTiming, TimingError};
+
+/// Default lease ttl: 3 s. The holder renews every `loop_wait` (1 s); a renewal may take up to
+/// `retry_timeout` (0.75 s) and is retried once; it fences itself `safety_margin` (0.5 s) before its
+/// deadline: 1 + 2 × 0.75 + 0.5 = 3 s ≤ ttl, so it always steps down before anyone else can acquire. A Raft
+/// leader failover (≈1.1 s with the default Raft timing) fits well inside it.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3);
+/// Default `loop_wait`: 1 s between HA cycles, hence between renewals; leader changes wake the loop at
+/// once, so this bounds only how late a renewal can start.
+pub const DEFAULT_LOOP_WAIT: Duration = Duration::from_secs(1);
+/// Default `retry_timeout`: 0.75 s per store operation, retried once, so the two attempts (1.5 s) span a
+/// Raft leader change (≈1.1 s); two of them plus `loop_wait` and `safety_margin` still fit in the ttl.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_millis(750);
+/// Default `safety_margin`: the holder fences its database 0.5 s before its own deadline, leaving time to
+/// stop or demote PostgreSQL before the store could grant the lease to another member.
+pub const DEFAULT_SAFETY_MARGIN: Duration = Duration::from_millis(500);
+/// Default `primary_start_timeout`: 10 s to restart a crashed primary in place before giving up the lease.
+/// Safe because the holder keeps renewing meanwhile and fences itself if it cannot.
+pub const DEFAULT_PRIMARY_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `maximum_lag_on_failover`: 1 MiB (Patroni's), the most a replica may lag and still promote.
+pub const DEFAULT_MAXIMUM_LAG_ON_FAILOVER: u64 = 1_048_576;
+
+choice_enum! {
+    /// `synchronous_mode`: `off`, `on` or `quorum` (booleans accepted, as Patroni does).
+    pub enum SynchronousMode {
+        /// Asynchronous replication.
+        Off = "off",
+        /// One or more named synchronous standbys.
+        On = "on",
+        /// Quorum commit (`ANY n (...)`).
+        Quorum = "quorum",
+    }
+    bool: false => Off, true => On
+}
+
+/// The cluster-wide settings. Keys left out take Vigil's defaults (see the `DEFAULT_*` constants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicConfig {
+    /// How long the leader lease lives without renewal.
+    #[serde(default = "d::ttl", with = "duration")]
+    pub ttl: Duration,
+    /// Time between HA loop cycles.
+    #[serde(default = "d::loop_wait", with = "duration")]
+    pub loop_wait: Duration,
+    /// How long one store operation may take before it counts as failed.
+    #[serde(default = "d::retry_timeout", with = "duration")]
+    pub retry_timeout: Duration,
+    /// How long before its deadline the holder fences itself (Vigil's own key).
+    #[serde(default = "d::safety_margin", with = "duration")]
+    pub safety_margin: Duration,
+    /// How long a crashed primary may take to restart in place before the lease is released.
+    #[serde(default = "d::primary_start_timeout", with = "duration", alias = "master_start_timeout")]
+    pub primary_start_timeout: Duration,
+    /// The most (bytes) a replica may lag behind the primary and still take part in a failover.
+    #[serde(default = "d::maximum_lag_on_failover")]
+    pub maximum_lag_on_failover: u64,
+    /// Synchronous replication mode.
+    #[serde(default = "d::synchronous_mode")]
+    pub synchronous_mode: SynchronousMode,
+    /// Refuse writes rather than fall back to asynchronous when no synchronous standby is left.
+    #[serde(default)]
+    pub synchronous_mode_strict: bool,
+    /// How many synchronous standbys (at least 1).
+    #[serde(default = "d::synchronous_node_count")]
+    pub synchronous_node_count: u32,
+    /// Maintenance mode: no automatic actions.
+    #[serde(default)]
+    pub pause: bool,
+    /// Compare timelines as well as positions in the leader race.
+    #[serde(default)]
+    pub check_timeline: bool,
+    /// PostgreSQL settings shared by the cluster.
+    #[serde(default)]
+    pub postgresql: DynamicPostgresql,
+}
+
+/// `postgresql` inside the dynamic configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicPostgresql {
+    /// Use pg_rewind to rejoin a diverged former primary.
+    #[serde(default)]
+    pub use_pg_rewind: bool,
+    /// Keep a replication slot per member on the primary.
+    #[serde(default = "d::yes")]
+    pub use_slots: bool,
+    /// Server parameters for every member (values rendered as strings).
+    #[serde(default, deserialize_with = "scalar::string_map")]
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl Default for DynamicPostgresql {
+    fn default() -> Self {
+        DynamicPostgresql { use_pg_rewind: false, use_slots: true, parameters: BTreeMap::new() }
+    }
+}
+
+/// Default value functions for serde.
+mod d {
+    use super::*;
+    pub fn ttl() -> Duration {
+        DEFAULT_TTL
+    }
+    pub fn loop_wait() -> Duration {
+        DEFAULT_LOOP_WAIT
+    }
+    pub fn retry_timeout() -> Duration {
+        DEFAULT_RETRY_TIMEOUT
+    }
+    pub fn safety_margin() -> Duration {
+        DEFAULT_SAFETY_MARGIN
+    }
+    pub fn primary_start_timeout() -> Duration {
+        DEFAULT_PRIMARY_START_TIMEOUT
+    }
+    pub fn maximum_lag_on_failover() -> u64 {
+        DEFAULT_MAXIMUM_LAG_ON_FAILOVER
+    }
+    pub fn synchronous_mode() -> SynchronousMode {
+        SynchronousMode::Off
+    }
+    pub fn synchronous_node_count() -> u32 {
+        1
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+impl Default for DynamicConfig {
+    fn default() -> Self {
+        DynamicConfig {
+            ttl: DEFAULT_TTL,
+            loop_wait: DEFAULT_LOOP_WAIT,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+            safety_margin: DEFAULT_SAFETY_MARGIN,
+            primary_start_timeout: DEFAULT_PRIMARY_START_TIMEOUT,
+            maximum_lag_on_failover: DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
+            synchronous_mode: SynchronousMode::Off,
+            synchronous_mode_strict: false,
+            synchronous_node_count: 1,
+            pause: false,
+            check_timeline: false,
+            postgresql: DynamicPostgresql::default(),
+        }
+    }
+}
+
+impl DynamicConfig {
+    /// The lease timing these settings give.
+    pub fn lease_timing(&self) -> LeaseTiming {
+        LeaseTiming {
+            ttl: self.ttl,
+            loop_wait: self.loop_wait,
+            retry_timeout: self.retry_timeout,
+            safety_margin: self.safety_margin,
+        }
+    }
+
+    /// Reads the JSON kept in the store's `config` key (or a `PATCH /config` result) and validates it.
+    pub fn from_json_str(text: &str) -> Result<DynamicConfig, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let config: DynamicConfig = serde_path_to_error::deserialize(de).map_err(ConfigError::from_serde)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the timing inequality and the other rules; keys are named relative to this section.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_at("")
+    }
+
+    /// [`validate`](Self::validate), naming keys under `prefix` (e.g. `bootstrap.dcs`).
+    pub(crate) fn validate_at(&self, prefix: &str) -> Result<(), ConfigError> {
+        let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        if let Err(err) = self.lease_timing().validate() {
+            return Err(match err {
+                TimingError::Zero { key: k } => ConfigError::invalid(key(k), "must be greater than 0"),
+                tight @ TimingError::TooTight { .. } => ConfigError::invalid(prefix, tight.to_string()),
+            });
+        }
+        if self.synchronous_node_count == 0 {
+            return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_satisfy_the_timing_rule_exactly() {
+        let d = DynamicConfig::default();
+        let t = d.lease_timing();
+        assert_eq!(t.loop_wait + 2 * t.retry_timeout + t.safety_margin, t.ttl);
+        assert!(d.validate().is_ok());
+        let empty: DynamicConfig = serde_norway::from_str("{}").unwrap();
+        assert_eq!(empty, d);
+    }
+
+    #[test]
+    fn round_trips_through_json_with_patroni_types() {
+        let d: DynamicConfig = serde_norway::from_str(
+            "ttl: 6\nloop_wait: 500ms\nretry_timeout: 1.25\nsynchronous_mode: true\npostgresql: {parameters: {max_connections: 100}}",
+        )
+        .unwrap();
+        assert_eq!((d.ttl, d.loop_wait), (Duration::from_secs(6), Duration::from_millis(500)));
+        assert_eq!(d.synchronous_mode, SynchronousMode::On);
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains(r#""ttl":6,"loop_wait":0.5,"retry_timeout":1.25"#), "{json}");
+        assert!(json.contains(r#""synchronous_mode":"on""#), "{json}");
+        assert_eq!(DynamicConfig::from_json_str(&json).unwrap(), d);
+    }
+
+    #[test]
+    fn json_errors_name_the_key() {
+        let err = DynamicConfig::from_json_str(r#"{"ttl": 1}"#).unwrap_err();
+        assert!(err.to_string().starts_with("loop_wait (1000 ms)"), "{err}");
+        let err = DynamicConfig::from_json_str(r#"{"synchronous_mode": "maybe"}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with(r#"synchronous_mode: "maybe" is not one of off, on, quorum"#), "{text}");
+        let err = DynamicConfig::from_json_str(r#"{"synchronous_node_count": 0}"#).unwrap_err();
+        assert_eq!(err.to_string(), "synchronous_node_count: must be at least 1");
+    }
+}

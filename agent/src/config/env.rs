@@ -1,0 +1,154 @@
+//! Environment overrides (Patroni's `PATRONI_*`, named `VIGIL_*`), applied to the YAML tree before it is
+//! read, so an overridden value is checked like one from the file.
+//!
+//! | Variable | Key |
+//! |---|---|
+//! | `VIGIL_NAME` | `name` |
+//! | `VIGIL_SCOPE` | `scope` |
+//! | `VIGIL_NAMESPACE` | `namespace` |
+//! | `VIGIL_RESTAPI_LISTEN` | `restapi.listen` |
+//! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
+//! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
+//! | `VIGIL_RESTAPI_PASSWORD` | `restapi.authentication.password` |
+//! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
+//! | `VIGIL_RAFT_SELF_ADDR` | `raft.self_addr` |
+//! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
+//! | `VIGIL_POSTGRESQL_LISTEN` | `postgresql.listen` |
+//! | `VIGIL_POSTGRESQL_CONNECT_ADDRESS` | `postgresql.connect_address` |
+//! | `VIGIL_POSTGRESQL_DATA_DIR` | `postgresql.data_dir` |
+//! | `VIGIL_POSTGRESQL_BIN_DIR` | `postgresql.bin_dir` |
+//! | `VIGIL_POSTGRESQL_PGPASS` | `postgresql.pgpass` |
+//! | `VIGIL_POSTGRESQL_OS_USER` | `postgresql.os_user` |
+//! | `VIGIL_SUPERUSER_USERNAME` | `postgresql.authentication.superuser.username` |
+//! | `VIGIL_SUPERUSER_PASSWORD` | `postgresql.authentication.superuser.password` |
+//! | `VIGIL_REPLICATION_USERNAME` | `postgresql.authentication.replication.username` |
+//! | `VIGIL_REPLICATION_PASSWORD` | `postgresql.authentication.replication.password` |
+
+use super::ConfigError;
+use serde_norway::{Mapping, Value};
+
+/// Every override: `(variable, dotted key)`.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("VIGIL_NAME", "name"),
+    ("VIGIL_SCOPE", "scope"),
+    ("VIGIL_NAMESPACE", "namespace"),
+    ("VIGIL_RESTAPI_LISTEN", "restapi.listen"),
+    ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
+    ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),
+    ("VIGIL_RESTAPI_PASSWORD", "restapi.authentication.password"),
+    ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
+    ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
+    ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
+    ("VIGIL_POSTGRESQL_LISTEN", "postgresql.listen"),
+    ("VIGIL_POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"),
+    ("VIGIL_POSTGRESQL_DATA_DIR", "postgresql.data_dir"),
+    ("VIGIL_POSTGRESQL_BIN_DIR", "postgresql.bin_dir"),
+    ("VIGIL_POSTGRESQL_PGPASS", "postgresql.pgpass"),
+    ("VIGIL_POSTGRESQL_OS_USER", "postgresql.os_user"),
+    ("VIGIL_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username"),
+    ("VIGIL_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"),
+    ("VIGIL_REPLICATION_USERNAME", "postgresql.authentication.replication.username"),
+    ("VIGIL_REPLICATION_PASSWORD", "postgresql.authentication.replication.password"),
+];
+
+/// The keys that take a list.
+const LIST_KEYS: &[&str] = &["raft.partner_addrs"];
+
+/// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
+pub(crate) fn apply(
+    root: &mut Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(&'static str, &'static str)>, ConfigError> {
+    let mut applied = Vec::new();
+    for &(var, key) in ENV_OVERRIDES {
+        if let Some(text) = env(var) {
+            let value = if LIST_KEYS.contains(&key) { list(&text) } else { Value::String(text) };
+            set(root, key, value).map_err(|e| e.with_note(&format!(" (needed to apply {var})")))?;
+            applied.push((key, var));
+        }
+    }
+    Ok(applied)
+}
+
+/// `a:1, b:2`, `'a:1','b:2'` or `[a:1, b:2]` as a list of strings.
+fn list(text: &str) -> Value {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let items = inner
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| Value::String(s.to_string()));
+    Value::Sequence(items.collect())
+}
+
+/// Sets the dotted `key` in `root`, creating the mappings on the way (a missing or null section becomes
+/// an empty mapping).
+fn set(root: &mut Value, key: &str, value: Value) -> Result<(), ConfigError> {
+    let mut node = root;
+    let mut walked = String::new();
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if node.is_null() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else {
+            return Err(ConfigError::invalid(walked, "must be a mapping"));
+        };
+        if i + 1 == parts.len() {
+            map.insert(Value::String(part.to_string()), value);
+            return Ok(());
+        }
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(part);
+        node = map.entry(Value::String(part.to_string())).or_insert(Value::Null);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn sets_nested_keys_and_lists() {
+        let mut root: Value = serde_norway::from_str("name: a\npostgresql:\n  listen: x:1\nraft:").unwrap();
+        let e = env(&[
+            ("VIGIL_NAME", "b"),
+            ("VIGIL_SUPERUSER_PASSWORD", "s3cret"),
+            ("VIGIL_RAFT_PARTNER_ADDRS", "'h1:1', \"h2:2\",, h3:3"),
+        ]);
+        let applied = apply(&mut root, &e).unwrap();
+        assert_eq!(applied.len(), 3);
+        let expected: Value = serde_norway::from_str(
+            "name: b\npostgresql: {listen: 'x:1', authentication: {superuser: {password: s3cret}}}\n\
+             raft: {partner_addrs: ['h1:1', 'h2:2', 'h3:3']}",
+        )
+        .unwrap();
+        assert_eq!(root, expected);
+    }
+
+    #[test]
+    fn refuses_to_replace_a_scalar_section() {
+        let mut root: Value = serde_norway::from_str("postgresql: 5").unwrap();
+        let err = apply(&mut root, &env(&[("VIGIL_POSTGRESQL_LISTEN", "h:1")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "postgresql: must be a mapping (needed to apply VIGIL_POSTGRESQL_LISTEN)"
+        );
+    }
+
+    #[test]
+    fn list_forms() {
+        assert_eq!(list("[a:1,b:2]"), list("a:1, b:2"));
+        assert_eq!(list(""), Value::Sequence(vec![]));
+    }
+}

@@ -1,0 +1,203 @@
+//! The agent's configuration: a YAML file with Patroni's structure (DESIGN.md section 5), `VIGIL_*`
+//! environment overrides ([`env`](mod@env)), and the dynamic settings shared by the cluster
+//! ([`DynamicConfig`]).
+//!
+//! [`Config::load`] reads the file, applies the environment, deserializes (unknown keys are errors) and
+//! validates; every error names the file and the full key path ([`ConfigError`]).
+
+mod addr;
+mod choice;
+pub mod duration;
+mod dynamic;
+pub mod env;
+mod error;
+mod os_user;
+mod postgresql;
+mod scalar;
+mod sections;
+mod tags;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+
+pub use addr::HostPort;
+pub use dynamic::{
+    DynamicConfig, DynamicPostgresql, SynchronousMode, DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
+    DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT, DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
+};
+pub use error::ConfigError;
+pub use os_user::OsUser;
+pub use postgresql::{
+    find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
+};
+pub use sections::{
+    BootstrapConfig, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword, VerifyClient,
+    WatchdogConfig, WatchdogMode,
+};
+pub use tags::Tags;
+
+use crate::db::postgres::{Credentials, PostgresSettings};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use vigil_dcs::MemberName;
+
+/// The agent's configuration file, read and validated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The cluster's name.
+    pub scope: String,
+    /// The prefix of the cluster's keys, normalized to `/…/` (default `/service/`).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// This member's name, unique in the cluster.
+    pub name: MemberName,
+    /// The REST API.
+    pub restapi: RestApiConfig,
+    /// The store's Raft group.
+    pub raft: RaftConfig,
+    /// What the first member uses to create the cluster.
+    #[serde(default)]
+    pub bootstrap: BootstrapConfig,
+    /// This member's PostgreSQL server.
+    pub postgresql: PostgresqlConfig,
+    /// What this member says about itself.
+    #[serde(default)]
+    pub tags: Tags,
+    /// The watchdog.
+    #[serde(default)]
+    pub watchdog: WatchdogConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_namespace() -> String {
+    "/service/".to_string()
+}
+
+/// The process environment, for [`Config::load`].
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+impl Config {
+    /// Reads `path`, applies the `VIGIL_*` environment overrides and validates. Reads the disk only (the
+    /// file, and the existence of `bin_dir`'s programs and of the TLS files named).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, &process_env)
+    }
+
+    /// [`load`](Self::load) with the environment given as a lookup function.
+    pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        Config::parse(&text, env, Path::new(DEFAULT_PG_LIB_ROOT)).map_err(|e| e.in_file(Some(path)))
+    }
+
+    /// Reads a configuration from YAML text with the environment given as a lookup function (tests pass
+    /// `&|_| None` or a map lookup).
+    pub fn from_yaml_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::parse(text, env, Path::new(DEFAULT_PG_LIB_ROOT))
+    }
+
+    /// The whole pipeline; `pg_lib_root` is where a left-out `bin_dir` is looked for.
+    pub(crate) fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        pg_lib_root: &Path,
+    ) -> Result<Config, ConfigError> {
+        let mut tree: serde_norway::Value = serde_norway::from_str(text)
+            .map_err(|e| ConfigError::Syntax { file: None, message: e.to_string() })?;
+        if tree.is_null() {
+            tree = serde_norway::Value::Mapping(Default::default());
+        }
+        drop_nulls(&mut tree);
+        let applied = env::apply(&mut tree, env)?;
+        let note = |err: ConfigError| {
+            let key = err.key().unwrap_or_default().to_string();
+            let under = |k: &str| {
+                key.strip_prefix(k).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            };
+            match applied.iter().find(|(k, _)| under(k)) {
+                Some((_, var)) => err.with_note(&format!(" (set by {var})")),
+                None => err,
+            }
+        };
+        let mut config: Config =
+            serde_path_to_error::deserialize(tree).map_err(|e| note(ConfigError::from_serde(e)))?;
+        validate::validate(&mut config, pg_lib_root).map_err(note)?;
+        Ok(config)
+    }
+
+    /// Checks who PostgreSQL will run as: as root, `postgresql.os_user` must be set; when set it must
+    /// exist in `/etc/passwd` and not be root.
+    pub fn check_os_user(&self, running_as_root: bool) -> Result<(), ConfigError> {
+        os_user::check(self.postgresql.os_user.as_deref(), running_as_root, os_user::read_passwd).map(|_| ())
+    }
+
+    /// `postgresql.os_user` looked up in `/etc/passwd` (uid, gid); `None` when not set.
+    pub fn os_user(&self) -> Result<Option<OsUser>, ConfigError> {
+        os_user::check(self.postgresql.os_user.as_deref(), false, os_user::read_passwd)
+    }
+
+    /// The PostgreSQL adapter's settings under the given dynamic configuration: parameters are the
+    /// dynamic ones overlaid with `postgresql.parameters`; pg_hba is `postgresql.pg_hba`, else
+    /// `bootstrap.pg_hba`.
+    pub fn postgres_settings(&self, dynamic: &DynamicConfig) -> PostgresSettings {
+        let pg = &self.postgresql;
+        let mut parameters = dynamic.postgresql.parameters.clone();
+        parameters.extend(pg.parameters.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let credentials =
+            |u: &UserPassword| Credentials { username: u.username.clone(), password: u.password.clone() };
+        PostgresSettings {
+            name: self.name.to_string(),
+            data_dir: pg.data_dir.clone(),
+            bin_dir: pg.bin_dir.clone(),
+            listen_host: pg.listen.host.clone(),
+            port: pg.listen.port,
+            connect_host: pg.connect_address.host.clone(),
+            superuser: credentials(&pg.authentication.superuser),
+            replication: credentials(&pg.authentication.replication),
+            parameters,
+            pg_hba: pg.pg_hba.clone().unwrap_or_else(|| self.bootstrap.pg_hba.clone()),
+            initdb: self.bootstrap.initdb.clone(),
+            pgpass: pg.pgpass.clone(),
+            os_user: pg.os_user.clone(),
+        }
+    }
+
+    /// The initial Raft group: `self_addr` and `partner_addrs` sorted, numbered from 1. Every member
+    /// lists the same addresses (itself plus the others), so every member derives the same ids.
+    pub fn raft_members(&self) -> BTreeMap<u64, String> {
+        let mut addrs: Vec<String> = std::iter::once(&self.raft.self_addr)
+            .chain(&self.raft.partner_addrs)
+            .map(HostPort::to_string)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        (1..).zip(addrs).collect()
+    }
+
+    /// This member's Raft id in [`raft_members`](Self::raft_members).
+    pub fn raft_node_id(&self) -> u64 {
+        let me = self.raft.self_addr.to_string();
+        self.raft_members().into_iter().find(|(_, a)| *a == me).map_or(1, |(id, _)| id)
+    }
+}
+
+/// Removes `key:` entries with no value, so they mean "left out" (and take their defaults) as in Patroni.
+fn drop_nulls(value: &mut serde_norway::Value) {
+    match value {
+        serde_norway::Value::Mapping(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_norway::Value::Sequence(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}

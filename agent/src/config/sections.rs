@@ -1,0 +1,173 @@
+//! The smaller sections: `restapi`, `raft`, `bootstrap`, `watchdog`, `log`.
+
+use super::choice::choice_enum;
+use super::{duration, scalar, DynamicConfig, HostPort};
+use crate::db::postgres::InitdbOption;
+use serde::Deserialize;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A user name with its password, as the configuration writes it (`{username, password}`). Its `Debug`
+/// hides the password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPassword {
+    /// The user name.
+    #[serde(deserialize_with = "scalar::string")]
+    pub username: String,
+    /// The password.
+    #[serde(deserialize_with = "scalar::string")]
+    pub password: String,
+}
+
+impl fmt::Debug for UserPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserPassword").field("username", &self.username).field("password", &"***").finish()
+    }
+}
+
+choice_enum! {
+    /// `restapi.verify_client`: whether the REST API asks for TLS client certificates.
+    pub enum VerifyClient {
+        /// No client certificate is asked for.
+        None = "none",
+        /// A certificate is checked when one is sent.
+        Optional = "optional",
+        /// Every request must carry a valid certificate.
+        Required = "required",
+    }
+}
+
+/// `restapi`: where the REST API listens and how it is reached and protected.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestApiConfig {
+    /// The address to listen on.
+    pub listen: HostPort,
+    /// The address other members and tools use (part of this member's `api_url`).
+    pub connect_address: HostPort,
+    /// Basic auth for the management endpoints.
+    #[serde(default)]
+    pub authentication: Option<UserPassword>,
+    /// TLS certificate (PEM); the REST API speaks HTTPS when given.
+    #[serde(default)]
+    pub certfile: Option<PathBuf>,
+    /// TLS private key (PEM), when not inside `certfile`.
+    #[serde(default)]
+    pub keyfile: Option<PathBuf>,
+    /// CA certificates used to verify client certificates.
+    #[serde(default)]
+    pub cafile: Option<PathBuf>,
+    /// Whether client certificates are asked for.
+    #[serde(default)]
+    pub verify_client: Option<VerifyClient>,
+}
+
+/// `raft`: this member's place in the store's Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftConfig {
+    /// Where the Raft log, vote and snapshots live (absolute).
+    pub data_dir: PathBuf,
+    /// This member's Raft address, as the others reach it.
+    pub self_addr: HostPort,
+    /// The other members' Raft addresses (not `self_addr`, no duplicates).
+    #[serde(default)]
+    pub partner_addrs: Vec<HostPort>,
+    /// The address to listen on, when not `self_addr` (e.g. `0.0.0.0:2222`).
+    #[serde(default)]
+    pub bind_addr: Option<HostPort>,
+}
+
+/// `bootstrap`: what the first member uses to create the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// The initial dynamic configuration, written to the store once, at bootstrap.
+    #[serde(default)]
+    pub dcs: DynamicConfig,
+    /// initdb options: flags (`data-checksums`) and `name: value` items (`encoding: UTF8`).
+    #[serde(default, deserialize_with = "scalar::initdb_options")]
+    pub initdb: Vec<InitdbOption>,
+    /// pg_hba.conf lines used when `postgresql.pg_hba` is not set.
+    #[serde(default)]
+    pub pg_hba: Vec<String>,
+}
+
+choice_enum! {
+    /// `watchdog.mode`.
+    pub enum WatchdogMode {
+        /// No watchdog.
+        Off = "off",
+        /// Use the watchdog when the device can be opened.
+        Automatic = "automatic",
+        /// Refuse to become primary without a working watchdog.
+        Required = "required",
+    }
+    bool: false => Off, true => Automatic
+}
+
+/// `watchdog`: a hardware or softdog timer that resets the host if the agent freezes while primary.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchdogConfig {
+    /// Whether the watchdog is used.
+    #[serde(default = "watchdog_off")]
+    pub mode: WatchdogMode,
+    /// The device (absolute path).
+    #[serde(default = "watchdog_device")]
+    pub device: PathBuf,
+    /// How long before the lease deadline the watchdog fires; default: the lease `safety_margin`.
+    #[serde(default, with = "duration::option")]
+    pub safety_margin: Option<Duration>,
+}
+
+fn watchdog_off() -> WatchdogMode {
+    WatchdogMode::Off
+}
+
+fn watchdog_device() -> PathBuf {
+    PathBuf::from("/dev/watchdog")
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig { mode: WatchdogMode::Off, device: watchdog_device(), safety_margin: None }
+    }
+}
+
+choice_enum! {
+    /// `log.level` (Patroni's upper-case names are accepted too).
+    pub enum LogLevel {
+        /// Errors only.
+        Error = "error" | "critical" | "fatal",
+        /// Warnings and errors.
+        Warn = "warn" | "warning",
+        /// The usual level.
+        Info = "info",
+        /// Debugging detail.
+        Debug = "debug",
+        /// Everything.
+        Trace = "trace",
+    }
+}
+
+/// `log`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// The least severe level logged.
+    #[serde(default = "info")]
+    pub level: LogLevel,
+}
+
+fn info() -> LogLevel {
+    LogLevel::Info
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: LogLevel::Info }
+    }
+}

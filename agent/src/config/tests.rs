@@ -1,0 +1,319 @@
+//! Loading the example of node 1, defaults, environment overrides and the conversions.
+
+use super::*;
+use crate::db::postgres::InitdbOption;
+use std::path::PathBuf;
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub(super) const EXAMPLE: &str = "\
+scope: demo
+name: node1
+restapi:
+  listen: 127.0.0.1:8008
+  connect_address: 127.0.0.1:8008
+raft:
+  data_dir: /tmp/vigil/node1/raft
+  self_addr: 127.0.0.1:2222
+  partner_addrs: [127.0.0.1:2223, 127.0.0.1:2224]
+bootstrap:
+  dcs:
+    maximum_lag_on_failover: 1048576
+    postgresql:
+      use_pg_rewind: true
+  initdb: [{encoding: UTF8}, data-checksums]
+  pg_hba:
+    - host replication replicator 127.0.0.1/32 md5
+    - host all all 127.0.0.1/32 md5
+postgresql:
+  listen: 127.0.0.1:5432
+  connect_address: 127.0.0.1:5432
+  data_dir: /tmp/vigil/node1/pg
+  bin_dir: /usr/lib/postgresql/15/bin
+  pgpass: /tmp/vigil/node1/pgpass
+  authentication:
+    replication: {username: replicator, password: rep-pass}
+    superuser: {username: postgres, password: su-pass}
+  parameters:
+    unix_socket_directories: /tmp/vigil/node1
+tags: {nofailover: false, noloadbalance: false}
+";
+
+/// A directory holding empty files named like PostgreSQL's programs.
+pub(super) fn fake_bin_dir() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in REQUIRED_BINARIES {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    dir
+}
+
+/// The example with `bin_dir` pointing at `bin`.
+pub(super) fn example(bin: &Path) -> String {
+    EXAMPLE.replace("/usr/lib/postgresql/15/bin", &bin.display().to_string())
+}
+
+/// An environment made of `pairs`.
+pub(super) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |k| map.get(k).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn the_example_loads_and_every_field_lands() {
+    let bin = fake_bin_dir();
+    let c = Config::from_yaml_str(&example(bin.path()), &no_env).unwrap();
+    assert_eq!((c.scope.as_str(), c.namespace.as_str(), c.name.as_str()), ("demo", "/service/", "node1"));
+    assert_eq!(c.restapi.listen, HostPort { host: "127.0.0.1".into(), port: 8008 });
+    assert_eq!(c.restapi.connect_address.to_string(), "127.0.0.1:8008");
+    assert_eq!((c.restapi.authentication.as_ref(), c.restapi.verify_client), (None, None));
+    assert_eq!(c.raft.data_dir, PathBuf::from("/tmp/vigil/node1/raft"));
+    assert_eq!(c.raft.self_addr.to_string(), "127.0.0.1:2222");
+    let partners: Vec<String> = c.raft.partner_addrs.iter().map(HostPort::to_string).collect();
+    assert_eq!(partners, ["127.0.0.1:2223", "127.0.0.1:2224"]);
+    let dcs = &c.bootstrap.dcs;
+    assert_eq!(dcs.maximum_lag_on_failover, 1_048_576);
+    assert!(dcs.postgresql.use_pg_rewind && dcs.postgresql.use_slots);
+    assert_eq!(dcs.ttl, DEFAULT_TTL);
+    assert_eq!(
+        c.bootstrap.initdb,
+        [InitdbOption::Value("encoding".into(), "UTF8".into()), InitdbOption::Flag("data-checksums".into())]
+    );
+    assert_eq!(c.bootstrap.pg_hba[1], "host all all 127.0.0.1/32 md5");
+    let pg = &c.postgresql;
+    assert_eq!((pg.listen.port, pg.connect_address.host.as_str()), (5432, "127.0.0.1"));
+    assert_eq!(pg.data_dir, PathBuf::from("/tmp/vigil/node1/pg"));
+    assert_eq!(pg.bin_dir, bin.path());
+    assert_eq!(pg.pgpass, PathBuf::from("/tmp/vigil/node1/pgpass"));
+    assert_eq!(pg.authentication.superuser.username, "postgres");
+    assert_eq!(pg.authentication.superuser.password, "su-pass");
+    assert_eq!(pg.authentication.replication.username, "replicator");
+    assert_eq!(pg.authentication.replication.password, "rep-pass");
+    assert_eq!(pg.parameters.get("unix_socket_directories").map(String::as_str), Some("/tmp/vigil/node1"));
+    assert_eq!((pg.pg_hba.as_ref(), pg.use_pg_rewind, pg.os_user.as_ref()), (None, None, None));
+    assert_eq!(pg.create_replica_methods, ["basebackup"]);
+    assert!(!c.tags.nofailover && !c.tags.noloadbalance && c.tags.can_fail_over());
+    assert_eq!((c.watchdog.mode, c.log.level), (WatchdogMode::Off, LogLevel::Info));
+    assert!(!format!("{c:?}").contains("su-pass"), "Debug must hide passwords");
+}
+
+#[test]
+fn loads_from_a_file_and_names_it_in_errors() {
+    let bin = fake_bin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yml");
+    std::fs::write(&path, example(bin.path())).unwrap();
+    assert_eq!(Config::load_with_env(&path, &no_env).unwrap().name.as_str(), "node1");
+
+    std::fs::write(&path, example(bin.path()).replace("listen: 127.0.0.1:5432", "listen: 127.0.0.1"))
+        .unwrap();
+    let err = Config::load_with_env(&path, &no_env).unwrap_err().to_string();
+    let expected = format!("{}: postgresql.listen: \"127.0.0.1\" is not host:port", path.display());
+    assert!(err.starts_with(&expected), "{err}");
+
+    std::fs::write(&path, "scope: [unclosed\n").unwrap();
+    let err = Config::load_with_env(&path, &no_env).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: not valid YAML: ", path.display())), "{err}");
+    assert!(err.contains("line"), "{err}");
+
+    let missing = dir.path().join("absent.yml");
+    let err = Config::load_with_env(&missing, &no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err
+        .to_string()
+        .starts_with(&format!("{}: cannot read the configuration file: ", missing.display())));
+}
+
+const MINIMAL: &str = "\
+scope: demo
+name: solo
+restapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008}
+raft: {data_dir: /var/lib/vigil/raft, self_addr: 10.0.0.1:2222}
+postgresql:
+  listen: '*:5432'
+  connect_address: 10.0.0.1:5432
+  data_dir: /var/lib/vigil/pg
+  pgpass: /var/lib/vigil/pgpass
+  authentication:
+    superuser: {username: postgres, password: 12345}
+    replication: {username: replicator, password: r}
+  parameters:
+tags:
+";
+
+#[test]
+fn defaults_apply_when_keys_are_left_out() {
+    let root = tempfile::tempdir().unwrap();
+    for v in ["14", "16"] {
+        let bin = root.path().join(v).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        REQUIRED_BINARIES.iter().for_each(|b| std::fs::write(bin.join(b), b"").unwrap());
+    }
+    let c = Config::parse(MINIMAL, &no_env, root.path()).unwrap();
+    assert_eq!(c.namespace, "/service/");
+    assert_eq!(c.postgresql.bin_dir, root.path().join("16/bin"));
+    assert_eq!(c.postgresql.authentication.superuser.password, "12345");
+    assert_eq!(c.bootstrap, BootstrapConfig::default());
+    let d = &c.bootstrap.dcs;
+    assert_eq!(
+        (d.ttl, d.loop_wait, d.retry_timeout),
+        (Duration::from_secs(3), Duration::from_secs(1), Duration::from_millis(750))
+    );
+    assert_eq!(
+        (d.safety_margin, d.primary_start_timeout),
+        (Duration::from_millis(500), Duration::from_secs(10))
+    );
+    assert_eq!(d.maximum_lag_on_failover, 1_048_576);
+    assert_eq!((d.synchronous_mode, d.synchronous_node_count, d.pause), (SynchronousMode::Off, 1, false));
+    assert!(d.postgresql.use_slots && !d.postgresql.use_pg_rewind);
+    assert!(c.raft.partner_addrs.is_empty() && c.raft.bind_addr.is_none());
+    assert_eq!(c.tags, Tags::default());
+    assert_eq!(c.watchdog, WatchdogConfig::default());
+    assert_eq!(c.log.level, LogLevel::Info);
+    assert_eq!(c.raft_members(), BTreeMap::from([(1, "10.0.0.1:2222".to_string())]));
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = Config::parse(MINIMAL, &no_env, empty.path()).unwrap_err();
+    assert_eq!(err.key(), Some("postgresql.bin_dir"));
+    assert!(err.to_string().contains("is not set and no"), "{err}");
+}
+
+#[test]
+fn namespace_is_normalized_and_timings_read_in_any_unit() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path()).replace("scope: demo", "scope: demo\nnamespace: vigil").replace(
+        "    maximum_lag_on_failover: 1048576",
+        "    ttl: 6\n    loop_wait: 1500ms\n    retry_timeout: 1.25\n    safety_margin: 1s\n    synchronous_mode: quorum",
+    );
+    let c = Config::from_yaml_str(&text, &no_env).unwrap();
+    assert_eq!(c.namespace, "/vigil/");
+    let t = c.bootstrap.dcs.lease_timing();
+    assert_eq!((t.ttl, t.loop_wait), (Duration::from_secs(6), Duration::from_millis(1500)));
+    assert_eq!((t.retry_timeout, t.safety_margin), (Duration::from_millis(1250), Duration::from_secs(1)));
+    assert_eq!(c.bootstrap.dcs.synchronous_mode, SynchronousMode::Quorum);
+}
+
+#[test]
+fn environment_overrides_replace_values_and_are_validated() {
+    let (bin, bin2) = (fake_bin_dir(), fake_bin_dir());
+    let text = example(bin.path());
+    let env = env_of(&[
+        ("VIGIL_NAME", "node9"),
+        ("VIGIL_NAMESPACE", "/other/"),
+        ("VIGIL_RESTAPI_USERNAME", "admin"),
+        ("VIGIL_RESTAPI_PASSWORD", "api-pass"),
+        ("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2225,127.0.0.1:2226"),
+        ("VIGIL_POSTGRESQL_BIN_DIR", bin2.path().to_str().unwrap()),
+        ("VIGIL_POSTGRESQL_OS_USER", "postgres"),
+        ("VIGIL_SUPERUSER_PASSWORD", "from-env"),
+        ("VIGIL_REPLICATION_USERNAME", "repl2"),
+    ]);
+    let c = Config::from_yaml_str(&text, &env).unwrap();
+    assert_eq!((c.name.as_str(), c.namespace.as_str()), ("node9", "/other/"));
+    let auth = c.restapi.authentication.as_ref().unwrap();
+    assert_eq!((auth.username.as_str(), auth.password.as_str()), ("admin", "api-pass"));
+    assert_eq!(c.raft.partner_addrs[1].port, 2226);
+    assert_eq!(c.postgresql.bin_dir, bin2.path());
+    assert_eq!(c.postgresql.os_user.as_deref(), Some("postgres"));
+    assert_eq!(c.postgresql.authentication.superuser.password, "from-env");
+    assert_eq!(c.postgresql.authentication.superuser.username, "postgres");
+    assert_eq!(c.postgresql.authentication.replication.username, "repl2");
+
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_POSTGRESQL_LISTEN", "localhost")])).unwrap_err();
+    assert_eq!(err.key(), Some("postgresql.listen"));
+    assert!(err.to_string().ends_with("(set by VIGIL_POSTGRESQL_LISTEN)"), "{err}");
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_NAME", "a b")])).unwrap_err();
+    assert!(err.to_string().starts_with("name: invalid member name \"a b\""), "{err}");
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_DATA_DIR", "raft")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "raft.data_dir: \"raft\" is not an absolute path (set by VIGIL_RAFT_DATA_DIR)"
+    );
+    let err =
+        Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2222")])).unwrap_err();
+    assert_eq!(err.key(), Some("raft.partner_addrs[0]"));
+}
+
+/// Node `n` of the three-node example, listing its partners in the given order.
+fn node(n: u16, partners: &[u16], bin: &Path) -> Config {
+    let list: Vec<String> = partners.iter().map(|p| format!("127.0.0.1:{}", 2221 + p)).collect();
+    let text = example(bin)
+        .replace("name: node1", &format!("name: node{n}"))
+        .replace("self_addr: 127.0.0.1:2222", &format!("self_addr: 127.0.0.1:{}", 2221 + n))
+        .replace("[127.0.0.1:2223, 127.0.0.1:2224]", &format!("[{}]", list.join(", ")));
+    Config::from_yaml_str(&text, &no_env).unwrap()
+}
+
+#[test]
+fn raft_members_are_the_same_on_every_node_whatever_the_order() {
+    let bin = fake_bin_dir();
+    let nodes = [
+        node(1, &[3, 2], bin.path()),
+        node(2, &[1, 3], bin.path()),
+        node(3, &[2, 1], bin.path()),
+        node(1, &[2, 3], bin.path()),
+    ];
+    let expected: BTreeMap<u64, String> = (1..=3).map(|i| (i, format!("127.0.0.1:{}", 2221 + i))).collect();
+    for n in &nodes {
+        assert_eq!(n.raft_members(), expected);
+    }
+    let ids: Vec<u64> = nodes.iter().map(Config::raft_node_id).collect();
+    assert_eq!(ids, [1, 2, 3, 1]);
+}
+
+#[test]
+fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path()).replace(
+        "    unix_socket_directories: /tmp/vigil/node1",
+        "    unix_socket_directories: /tmp/vigil/node1\n    max_connections: 200",
+    );
+    let c = Config::from_yaml_str(&text, &no_env).unwrap();
+    let mut dynamic = c.bootstrap.dcs.clone();
+    dynamic.postgresql.parameters.insert("max_connections".into(), "100".into());
+    dynamic.postgresql.parameters.insert("wal_level".into(), "replica".into());
+    let s = c.postgres_settings(&dynamic);
+    assert_eq!(s.name, "node1");
+    assert_eq!((s.listen_host.as_str(), s.port, s.connect_host.as_str()), ("127.0.0.1", 5432, "127.0.0.1"));
+    assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
+    assert_eq!(s.parameters.get("wal_level").map(String::as_str), Some("replica"));
+    assert_eq!(s.pg_hba, c.bootstrap.pg_hba);
+    assert_eq!((s.superuser.password.as_str(), s.replication.username.as_str()), ("su-pass", "replicator"));
+    assert_eq!((s.bin_dir.as_path(), s.os_user.as_ref()), (bin.path(), None));
+    assert_eq!(s.initdb.len(), 2);
+
+    let own_hba = example(bin.path()).replace("  pgpass:", "  pg_hba: [local all all trust]\n  pgpass:");
+    let c = Config::from_yaml_str(&own_hba, &no_env).unwrap();
+    assert_eq!(c.postgres_settings(&c.bootstrap.dcs).pg_hba, ["local all all trust"]);
+}
+
+#[test]
+fn root_without_os_user_is_refused() {
+    let bin = fake_bin_dir();
+    let c = Config::from_yaml_str(&example(bin.path()), &no_env).unwrap();
+    let err = c.check_os_user(true).unwrap_err();
+    assert_eq!(err.key(), Some("postgresql.os_user"));
+    assert!(err.to_string().contains("set postgresql.os_user (e.g. postgres)"), "{err}");
+    assert!(c.check_os_user(false).is_ok());
+    assert_eq!(c.os_user().unwrap(), None);
+}
+
+#[test]
+fn tags_decide_whether_a_member_can_fail_over() {
+    let bin = fake_bin_dir();
+    let with_tags = |tags: &str| {
+        let text = example(bin.path()).replace("tags: {nofailover: false, noloadbalance: false}", tags);
+        Config::from_yaml_str(&text, &no_env).unwrap().tags
+    };
+    assert!(with_tags("tags: {}").can_fail_over());
+    assert!(!with_tags("tags: {nofailover: true}").can_fail_over());
+    assert!(!with_tags("tags: {nofailover: true, failover_priority: 3}").can_fail_over());
+    assert!(!with_tags("tags: {failover_priority: 0}").can_fail_over());
+    let t = with_tags("tags: {failover_priority: 3, zone: b}");
+    assert!(t.can_fail_over() && t.failover_priority() == 3);
+    assert_eq!(t.extra.get("zone"), Some(&serde_json::json!("b")));
+}

@@ -1,0 +1,210 @@
+//! Broken files: each gives its own message naming the key.
+
+use super::tests::{example, fake_bin_dir};
+use super::*;
+
+/// Loads the example with `from` replaced by `to` and returns the error's text.
+fn broken(from: &str, to: &str) -> (Option<String>, String) {
+    let bin = fake_bin_dir();
+    let text = example(bin.path());
+    assert!(text.contains(from), "the example has no {from:?}");
+    let err = Config::from_yaml_str(&text.replacen(from, to, 1), &|_| None).unwrap_err();
+    (err.key().map(str::to_string), err.to_string())
+}
+
+/// `(from, to, key, start of the message)`.
+const CASES: &[(&str, &str, &str, &str)] = &[
+    ("scope: demo", "scope: demo\ncolour: blue", "colour", "colour: unknown field `colour`, expected one of"),
+    (
+        "password: su-pass}",
+        "pasword: su-pass}",
+        "postgresql.authentication.superuser.pasword",
+        "postgresql.authentication.superuser.pasword: unknown field `pasword`, expected",
+    ),
+    (
+        "superuser: {username: postgres, password: su-pass}",
+        "superuser: {username: postgres}",
+        "postgresql.authentication.superuser.password",
+        "postgresql.authentication.superuser.password: is required but missing",
+    ),
+    (
+        "listen: 127.0.0.1:5432",
+        "listen: 127.0.0.1",
+        "postgresql.listen",
+        "postgresql.listen: \"127.0.0.1\" is not host:port (the port is missing)",
+    ),
+    (
+        "listen: 127.0.0.1:8008",
+        "listen: 127.0.0.1:80080",
+        "restapi.listen",
+        "restapi.listen: \"127.0.0.1:80080\" is not host:port (the port must be 1 to 65535)",
+    ),
+    (
+        "data_dir: /tmp/vigil/node1/pg",
+        "data_dir: node1/pg",
+        "postgresql.data_dir",
+        "postgresql.data_dir: \"node1/pg\" is not an absolute path",
+    ),
+    (
+        "    maximum_lag_on_failover: 1048576",
+        "    ttl: 2",
+        "bootstrap.dcs",
+        "bootstrap.dcs: loop_wait (1000 ms) + 2 * retry_timeout (750 ms) + safety_margin (500 ms) = 3000 ms \
+         exceeds ttl (2000 ms)",
+    ),
+    (
+        "    maximum_lag_on_failover: 1048576",
+        "    loop_wait: 0",
+        "bootstrap.dcs.loop_wait",
+        "bootstrap.dcs.loop_wait: must be greater than 0",
+    ),
+    (
+        "    maximum_lag_on_failover: 1048576",
+        "    ttl: 3 parsecs",
+        "bootstrap.dcs.ttl",
+        "bootstrap.dcs.ttl: \"3 parsecs\" is not a duration: use seconds (3, 0.75) or a number with a unit",
+    ),
+    (
+        "    maximum_lag_on_failover: 1048576",
+        "    synchronous_mode: sometimes",
+        "bootstrap.dcs.synchronous_mode",
+        "bootstrap.dcs.synchronous_mode: \"sometimes\" is not one of off, on, quorum",
+    ),
+    (
+        "use_pg_rewind: true",
+        "use_pg_rewind: true\n      use_slot: true",
+        "bootstrap.dcs.postgresql.use_slot",
+        "bootstrap.dcs.postgresql.use_slot: unknown field `use_slot`",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  verify_client: sometimes",
+        "restapi.verify_client",
+        "restapi.verify_client: \"sometimes\" is not one of none, optional, required",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 0.0.0.0:8008",
+        "restapi.connect_address",
+        "restapi.connect_address: 0.0.0.0:8008 is not an address others can connect to",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  certfile: /nonexistent/vigil.pem",
+        "restapi.certfile",
+        "restapi.certfile: /nonexistent/vigil.pem does not exist or is not a file",
+    ),
+    (
+        "[127.0.0.1:2223, 127.0.0.1:2224]",
+        "[127.0.0.1:2223, 127.0.0.1:2222]",
+        "raft.partner_addrs[1]",
+        "raft.partner_addrs[1]: 127.0.0.1:2222 is raft.self_addr: list only the other members",
+    ),
+    (
+        "[127.0.0.1:2223, 127.0.0.1:2224]",
+        "[127.0.0.1:2223, 127.0.0.1:2223]",
+        "raft.partner_addrs[1]",
+        "raft.partner_addrs[1]: 127.0.0.1:2223 is listed twice",
+    ),
+    (
+        "[127.0.0.1:2223, 127.0.0.1:2224]",
+        "[127.0.0.1:2223, nope]",
+        "raft.partner_addrs[1]",
+        "raft.partner_addrs[1]: \"nope\" is not host:port",
+    ),
+    ("name: node1", "name: a/b", "name", "name: invalid member name \"a/b\""),
+    ("name: node1", "name:", "name", "name: is required but missing"),
+    ("scope: demo", "scope: ''", "scope", "scope: \"\" is not a cluster name"),
+    (
+        "data_dir: /tmp/vigil/node1/raft",
+        "data_dir: /tmp/vigil/node1/pg/raft",
+        "raft.data_dir",
+        "raft.data_dir: /tmp/vigil/node1/pg/raft and postgresql.data_dir /tmp/vigil/node1/pg must not contain",
+    ),
+    (
+        "initdb: [{encoding: UTF8}, data-checksums]",
+        "initdb: [{encoding: UTF8, locale: C}]",
+        "bootstrap.initdb[0]",
+        "bootstrap.initdb[0]: each initdb item is a flag (data-checksums) or a one-key map (encoding: UTF8)",
+    ),
+    (
+        "    unix_socket_directories: /tmp/vigil/node1",
+        "    shared_preload_libraries: [a, b]",
+        "postgresql.parameters.shared_preload_libraries",
+        "postgresql.parameters.shared_preload_libraries: invalid type: sequence, expected a string, number or \
+         boolean",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "tags: {nofailover: false}\nwatchdog: {mode: sometimes}",
+        "watchdog.mode",
+        "watchdog.mode: \"sometimes\" is not one of off, automatic, required",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "log: {level: loud}",
+        "log.level",
+        "log.level: \"loud\" is not one of error, warn, info, debug, trace",
+    ),
+    (
+        "  pgpass: /tmp/vigil/node1/pgpass",
+        "  pgpass: /tmp/vigil/node1/pgpass\n  callbacks: {on_start: /bin/true, on_boom: /bin/false}",
+        "postgresql.callbacks.on_boom",
+        "postgresql.callbacks.on_boom: unknown field `on_boom`, expected one of `on_start`",
+    ),
+    (
+        "  pgpass: /tmp/vigil/node1/pgpass",
+        "  pgpass: /tmp/vigil/node1/pgpass\n  create_replica_methods: [wal_e]",
+        "postgresql.create_replica_methods[0]",
+        "postgresql.create_replica_methods[0]: \"wal_e\" is not one of basebackup",
+    ),
+];
+
+#[test]
+fn each_broken_file_names_its_key() {
+    let mut messages = std::collections::BTreeSet::new();
+    for &(from, to, key, start) in CASES {
+        let (got_key, message) = broken(from, to);
+        assert_eq!(got_key.as_deref(), Some(key), "{to:?}: {message}");
+        assert!(message.starts_with(start), "{to:?}:\n got: {message}\nwant: {start}…");
+        assert!(messages.insert(message.clone()), "two cases give the same message: {message}");
+    }
+}
+
+#[test]
+fn missing_programs_in_bin_dir_are_named() {
+    let bin = fake_bin_dir();
+    std::fs::remove_file(bin.path().join("pg_rewind")).unwrap();
+    let err = Config::from_yaml_str(&example(bin.path()), &|_| None).unwrap_err();
+    assert_eq!(err.key(), Some("postgresql.bin_dir"));
+    assert!(err.to_string().contains("lacks pg_rewind (it must hold postgres, pg_ctl"), "{err}");
+}
+
+#[test]
+fn verify_client_needs_tls_files() {
+    let bin = fake_bin_dir();
+    let cert = bin.path().join("postgres"); // any existing file
+    let text = example(bin.path()).replace(
+        "  connect_address: 127.0.0.1:8008",
+        &format!(
+            "  connect_address: 127.0.0.1:8008\n  certfile: {}\n  verify_client: required",
+            cert.display()
+        ),
+    );
+    let err = Config::from_yaml_str(&text, &|_| None).unwrap_err();
+    assert_eq!(err.to_string(), "restapi.verify_client: checking client certificates needs TLS: set restapi.certfile and restapi.cafile");
+    let ok = text.replace("  verify_client:", &format!("  cafile: {}\n  verify_client:", cert.display()));
+    let c = Config::from_yaml_str(&ok, &|_| None).unwrap();
+    assert_eq!(c.restapi.verify_client, Some(VerifyClient::Required));
+}
+
+#[test]
+fn an_empty_or_scalar_document_is_refused_by_key() {
+    let err = Config::from_yaml_str("", &|_| None).unwrap_err();
+    assert_eq!(err.to_string(), "scope: is required but missing");
+    let err = Config::from_yaml_str("just text", &|_| None).unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid type: string \"just text\", expected struct Config"),
+        "{err}"
+    );
+}

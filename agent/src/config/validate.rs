@@ -1,0 +1,184 @@
+//! Checks that need more than one value's type: absolute paths, address rules, files that must exist,
+//! the lease timing inequality, and filling in `postgresql.bin_dir` and `namespace`.
+
+use super::postgresql::resolve_bin_dir;
+use super::{Config, ConfigError, HostPort, VerifyClient};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Validates and normalizes a freshly read configuration. `pg_lib_root` is where `bin_dir` is looked for
+/// when left out.
+pub(crate) fn validate(config: &mut Config, pg_lib_root: &Path) -> Result<(), ConfigError> {
+    top_level(config)?;
+    restapi(config)?;
+    raft(config)?;
+    config.bootstrap.dcs.validate_at("bootstrap.dcs")?;
+    postgresql(config)?;
+    no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
+    if !config.watchdog.device.is_absolute() {
+        return Err(not_absolute("watchdog.device", &config.watchdog.device));
+    }
+    config.tags.warn_on_conflicts();
+    resolve_bin_dir(&mut config.postgresql, pg_lib_root)
+}
+
+fn top_level(config: &mut Config) -> Result<(), ConfigError> {
+    let scope = &config.scope;
+    if scope.is_empty() || scope.chars().any(|c| c == '/' || c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::invalid(
+            "scope",
+            format!("{scope:?} is not a cluster name: use 1 or more characters without '/' or white space"),
+        ));
+    }
+    let ns = config.namespace.trim_matches('/');
+    if ns.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::invalid("namespace", format!("{:?} has white space", config.namespace)));
+    }
+    config.namespace = if ns.is_empty() { "/".to_string() } else { format!("/{ns}/") };
+    Ok(())
+}
+
+fn restapi(config: &Config) -> Result<(), ConfigError> {
+    let api = &config.restapi;
+    connectable("restapi.connect_address", &api.connect_address)?;
+    if let Some(auth) = &api.authentication {
+        if auth.username.is_empty() {
+            return Err(ConfigError::invalid("restapi.authentication.username", "must not be empty"));
+        }
+    }
+    for (key, file) in [("certfile", &api.certfile), ("keyfile", &api.keyfile), ("cafile", &api.cafile)] {
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::invalid(
+                    format!("restapi.{key}"),
+                    format!("{} does not exist or is not a file", path.display()),
+                ));
+            }
+        }
+    }
+    if api.keyfile.is_some() && api.certfile.is_none() {
+        return Err(ConfigError::invalid("restapi.keyfile", "is set without restapi.certfile"));
+    }
+    let verifying = matches!(api.verify_client, Some(VerifyClient::Optional | VerifyClient::Required));
+    if verifying && (api.certfile.is_none() || api.cafile.is_none()) {
+        return Err(ConfigError::invalid(
+            "restapi.verify_client",
+            "checking client certificates needs TLS: set restapi.certfile and restapi.cafile",
+        ));
+    }
+    Ok(())
+}
+
+fn raft(config: &Config) -> Result<(), ConfigError> {
+    let raft = &config.raft;
+    absolute("raft.data_dir", &raft.data_dir)?;
+    connectable("raft.self_addr", &raft.self_addr)?;
+    let mut seen = BTreeSet::new();
+    for (i, addr) in raft.partner_addrs.iter().enumerate() {
+        let key = format!("raft.partner_addrs[{i}]");
+        connectable(&key, addr)?;
+        if addr.to_string() == raft.self_addr.to_string() {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{addr} is raft.self_addr: list only the other members"),
+            ));
+        }
+        if !seen.insert(addr.to_string()) {
+            return Err(ConfigError::invalid(key, format!("{addr} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn postgresql(config: &Config) -> Result<(), ConfigError> {
+    let pg = &config.postgresql;
+    connectable("postgresql.connect_address", &pg.connect_address)?;
+    absolute("postgresql.data_dir", &pg.data_dir)?;
+    absolute("postgresql.pgpass", &pg.pgpass)?;
+    if !pg.bin_dir.as_os_str().is_empty() {
+        absolute("postgresql.bin_dir", &pg.bin_dir)?;
+    }
+    let (pg_dir, raft_dir) = (&pg.data_dir, &config.raft.data_dir);
+    if pg_dir.starts_with(raft_dir) || raft_dir.starts_with(pg_dir) {
+        return Err(ConfigError::invalid(
+            "raft.data_dir",
+            format!(
+                "{} and postgresql.data_dir {} must not contain one another (a re-clone empties the data \
+                 directory)",
+                raft_dir.display(),
+                pg_dir.display()
+            ),
+        ));
+    }
+    let auth = &pg.authentication;
+    let users = [("superuser", Some(&auth.superuser)), ("replication", Some(&auth.replication))];
+    for (role, user) in users.into_iter().chain([("rewind", auth.rewind.as_ref())]) {
+        if user.is_some_and(|u| u.username.is_empty()) {
+            return Err(ConfigError::invalid(
+                format!("postgresql.authentication.{role}.username"),
+                "must not be empty",
+            ));
+        }
+    }
+    if let Some(lines) = &pg.pg_hba {
+        no_blank_items("postgresql.pg_hba", lines)?;
+    }
+    for (event, command) in pg.callbacks.iter() {
+        if command.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("postgresql.callbacks.{event}"), "is an empty command"));
+        }
+    }
+    if pg.pre_promote.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(ConfigError::invalid("postgresql.pre_promote", "is an empty command"));
+    }
+    if pg.create_replica_methods.is_empty() {
+        return Err(ConfigError::invalid(
+            "postgresql.create_replica_methods",
+            "must list at least basebackup",
+        ));
+    }
+    for (i, method) in pg.create_replica_methods.iter().enumerate() {
+        if method != "basebackup" {
+            return Err(ConfigError::invalid(
+                format!("postgresql.create_replica_methods[{i}]"),
+                format!("{method:?} is not one of basebackup"),
+            ));
+        }
+    }
+    if let Some(user) = &pg.os_user {
+        if user.is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) {
+            return Err(ConfigError::invalid("postgresql.os_user", format!("{user:?} is not a user name")));
+        }
+    }
+    Ok(())
+}
+
+/// An address others connect to must name one host.
+fn connectable(key: &str, addr: &HostPort) -> Result<(), ConfigError> {
+    if addr.is_wildcard() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{addr} is not an address others can connect to: name this host"),
+        ));
+    }
+    Ok(())
+}
+
+fn absolute(key: &str, path: &Path) -> Result<(), ConfigError> {
+    if path.is_absolute() {
+        Ok(())
+    } else {
+        Err(not_absolute(key, path))
+    }
+}
+
+fn not_absolute(key: &str, path: &Path) -> ConfigError {
+    ConfigError::invalid(key, format!("{:?} is not an absolute path", path.display().to_string()))
+}
+
+fn no_blank_items(key: &str, lines: &[String]) -> Result<(), ConfigError> {
+    match lines.iter().position(|l| l.trim().is_empty()) {
+        Some(i) => Err(ConfigError::invalid(format!("{key}[{i}]"), "is empty")),
+        None => Ok(()),
+    }
+}

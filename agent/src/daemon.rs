@@ -1,0 +1,88 @@
+//! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
+
+use crate::config::Config;
+use crate::db::postgres::Postgres;
+use crate::ha::{Agent, Identity};
+use crate::status::SharedStatus;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use vigil_dcs::{DcsConfig, DcsNode};
+
+/// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
+/// from starting.
+pub async fn run(config: Config) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    config.check_os_user(root).map_err(|e| e.to_string())?;
+
+    let dynamic = config.bootstrap.dcs.clone();
+    let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
+    dcs_config.op_timeout = dynamic.retry_timeout;
+    let raft_addr = config.raft.bind_addr.as_ref().unwrap_or(&config.raft.self_addr).to_string();
+    let raft_listener = bind(&raft_addr, "raft.self_addr").await?;
+    let api_listener = bind(&config.restapi.listen.to_string(), "restapi.listen").await?;
+
+    let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
+    let raft_server = tokio::spawn(serve(raft_listener, dcs.router()));
+    dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
+
+    let status = Arc::new(SharedStatus::default());
+    let api_server = tokio::spawn(serve(api_listener, vigil_api::router(status.clone())));
+    let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
+    let agent = Agent::new(identity(&config), dcs.clone(), db, status);
+    tracing::info!(member = %config.name, scope = %config.scope, "agent started");
+    agent.run(stop_signal()).await;
+
+    api_server.abort();
+    raft_server.abort();
+    if let Ok(dcs) = Arc::try_unwrap(dcs) {
+        dcs.shutdown().await;
+    }
+    tracing::info!(member = %config.name, "agent stopped");
+    Ok(())
+}
+
+fn identity(config: &Config) -> Identity {
+    let tags = match serde_json::to_value(&config.tags) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        _ => Default::default(),
+    };
+    Identity {
+        name: config.name.clone(),
+        scope: config.scope.clone(),
+        api_url: format!("http://{}/patroni", config.restapi.connect_address),
+        db_host: config.postgresql.connect_address.host.clone(),
+        db_port: config.postgresql.connect_address.port,
+        tags,
+        can_fail_over: config.tags.can_fail_over(),
+        failover_priority: config.tags.failover_priority(),
+        bootstrap_dcs: config.bootstrap.dcs.clone(),
+    }
+}
+
+async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))
+}
+
+async fn serve(listener: TcpListener, router: axum::Router) {
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "server failed");
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

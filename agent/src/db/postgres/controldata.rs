@@ -1,0 +1,75 @@
+//! Reading `pg_controldata`: the system identifier and the cluster state tell what the data directory is.
+
+use crate::db::DataState;
+
+/// The fields of `pg_controldata` the adapter uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ControlData {
+    /// "Database system identifier".
+    pub system_id: String,
+    /// "Database cluster state", e.g. "in production", "shut down", "shut down in recovery".
+    pub cluster_state: String,
+}
+
+/// Cluster states of a server that was a primary: running or shut down as one, or crashed during crash
+/// recovery or during the shutdown checkpoint of one. Replicas show "in archive recovery" or "shut down in
+/// recovery".
+const PRIMARY_STATES: &[&str] = &["in production", "shut down", "shutting down", "in crash recovery"];
+
+/// Parses `pg_controldata` output (run with `LC_ALL=C`).
+pub(crate) fn parse(output: &str) -> Option<ControlData> {
+    let field = |name: &str| {
+        output.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    };
+    Some(ControlData {
+        system_id: field("Database system identifier")?,
+        cluster_state: field("Database cluster state")?,
+    })
+}
+
+/// The data state: a former primary is one whose cluster state is a primary's and that is not configured
+/// as a replica (`standby.signal`) nor a fresh base backup or rewind result (`backup_label`).
+pub(crate) fn data_state(control: ControlData, standby_signal: bool, backup_label: bool) -> DataState {
+    let primary_state = PRIMARY_STATES.contains(&control.cluster_state.as_str());
+    DataState::Present {
+        system_id: control.system_id,
+        was_primary: primary_state && !standby_signal && !backup_label,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTPUT: &str = "pg_control version number:            1300\n\
+        Catalog version number:               202209061\n\
+        Database system identifier:           7445012345678901234\n\
+        Database cluster state:               in production\n\
+        pg_control last modified:             Sat 22 Nov 2026 10:00:00 AM UTC\n";
+
+    #[test]
+    fn parses_the_fields_used() {
+        let control = parse(OUTPUT).expect("parsed");
+        assert_eq!(control.system_id, "7445012345678901234");
+        assert_eq!(control.cluster_state, "in production");
+        assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn former_primary_needs_a_primary_state_and_no_replica_markers() {
+        let control = |state: &str| ControlData { system_id: "1".into(), cluster_state: state.into() };
+        let was = |state, signal, label| match data_state(control(state), signal, label) {
+            DataState::Present { was_primary, .. } => was_primary,
+            DataState::Missing => unreachable!(),
+        };
+        assert!(was("in production", false, false));
+        assert!(was("shut down", false, false));
+        assert!(!was("in production", true, false));
+        assert!(!was("in production", false, true));
+        assert!(!was("shut down in recovery", false, false));
+        assert!(!was("in archive recovery", false, false));
+    }
+}

@@ -1,0 +1,150 @@
+//! Directories and files on disk, owned by the OS user PostgreSQL runs as. Synchronous: call these from
+//! `spawn_blocking`.
+
+use super::osuser::Owner;
+use super::render::{self, Conf};
+use super::PostgresSettings;
+use std::fs;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The standby signal file's name in the data directory.
+const STANDBY_SIGNAL: &str = "standby.signal";
+
+/// The server log: next to the data directory, outside it, so clones do not copy it.
+pub(crate) fn log_path(s: &PostgresSettings) -> PathBuf {
+    let parent = s.data_dir.parent().unwrap_or(Path::new("/"));
+    parent.join(format!("{}.log", s.name.replace('/', "_")))
+}
+
+/// Whether `dir` is missing or empty.
+pub(crate) fn is_empty(dir: &Path) -> io::Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the data directory holds a database (`PG_VERSION` and the control file).
+pub(crate) fn has_database(data: &Path) -> bool {
+    data.join("PG_VERSION").is_file() && data.join("global/pg_control").is_file()
+}
+
+/// Whether the data directory is what an interrupted base backup leaves: `PG_VERSION` without the control
+/// file, which pg_basebackup receives last.
+pub(crate) fn is_interrupted_clone(data: &Path) -> bool {
+    data.join("PG_VERSION").is_file() && !data.join("global/pg_control").exists()
+}
+
+/// Whether `standby.signal` is present.
+pub(crate) fn has_standby_signal(data: &Path) -> bool {
+    data.join(STANDBY_SIGNAL).exists()
+}
+
+/// Whether the data directory came from a base backup or pg_rewind and has not finished recovery.
+pub(crate) fn has_backup_label(data: &Path) -> bool {
+    data.join("backup_label").exists()
+}
+
+/// Creates the data directory (mode 0700) and its parent when missing, owned by `owner`, plus the server
+/// log and the socket directory, so that `owner` can use them all.
+pub(crate) fn prepare_dirs(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
+    let data = &s.data_dir;
+    if let Some(parent) = data.parent().filter(|p| !p.exists()) {
+        fs::create_dir_all(parent)?;
+        set_owner(parent, owner)?;
+    }
+    if !data.exists() {
+        fs::create_dir(data)?;
+    }
+    set_owner(data, owner)?;
+    fs::set_permissions(data, fs::Permissions::from_mode(0o700))?;
+    let log = log_path(s);
+    fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&log)?;
+    set_owner(&log, owner)?;
+    if let Some(dir) = render::socket_dir(s).filter(|d| !d.exists()) {
+        fs::create_dir_all(&dir)?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        set_owner(&dir, owner)?;
+    }
+    Ok(())
+}
+
+/// Writes the password file (mode 0600) for the tools and the WAL receiver.
+pub(crate) fn write_pgpass(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
+    if let Some(parent) = s.pgpass.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    write_file(&s.pgpass, &render::pgpass(s), owner)
+}
+
+/// Writes the whole configuration for a start as `conf` says: postgresql.conf, pg_hba.conf,
+/// postgresql.auto.conf without owned settings, standby.signal.
+pub(crate) fn write_config(s: &PostgresSettings, conf: &Conf, owner: Option<Owner>) -> io::Result<()> {
+    let data = &s.data_dir;
+    write_file(&data.join("postgresql.conf"), &render::postgresql_conf(s, conf), owner)?;
+    write_file(&data.join("pg_hba.conf"), &render::pg_hba(s), owner)?;
+    let auto = data.join("postgresql.auto.conf");
+    match fs::read_to_string(&auto) {
+        Ok(text) => {
+            if let Some(clean) = render::clean_auto_conf(&text) {
+                write_file(&auto, &clean, owner)?;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    match conf {
+        Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),
+        Conf::Primary => remove_standby_signal(data),
+    }
+}
+
+/// Removes `standby.signal` (absent is fine).
+pub(crate) fn remove_standby_signal(data: &Path) -> io::Result<()> {
+    match fs::remove_file(data.join(STANDBY_SIGNAL)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a one-off file (mode 0600, owned by `owner`), e.g. initdb's password file.
+pub(crate) fn write_file(path: &Path, content: &str, owner: Option<Owner>) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".vigil-tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    file.write_all(content.as_bytes())?;
+    drop(file);
+    set_owner(&tmp, owner)?;
+    fs::rename(&tmp, path)
+}
+
+/// Deletes everything inside `dir`, keeping `dir` itself.
+pub(crate) fn remove_contents(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives `path` to `owner` (nothing when the agent's own user is meant).
+fn set_owner(path: &Path, owner: Option<Owner>) -> io::Result<()> {
+    match owner {
+        Some(o) => chown(path, Some(o.uid), Some(o.gid)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,193 @@
+//! The PostgreSQL adapter: [`Postgres`] implements [`Database`] with PostgreSQL's own tools (initdb, pg_ctl,
+//! pg_basebackup, pg_rewind, pg_controldata), run as the configured OS user, and SQL over tokio-postgres.
+//!
+//! The adapter owns the server's configuration: before every start it writes postgresql.conf, pg_hba.conf and
+//! standby.signal from [`PostgresSettings`] and drops per-node settings from postgresql.auto.conf, so what
+//! pg_basebackup and pg_rewind copy from another member never takes effect. The agent connects to its own
+//! server as the superuser with its password, over the first `unix_socket_directories` entry (TCP when there
+//! is none); pg_hba.conf gets one line for that ahead of the configured ones.
+
+mod controldata;
+mod files;
+mod observe;
+mod ops;
+mod osuser;
+mod render;
+mod sql;
+mod tools;
+
+pub use render::slot_name;
+
+use crate::db::{DataState, Database, DbError, DbState, StopMode, Upstream};
+use render::Conf;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tools::Tools;
+
+/// A user name with its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The role name.
+    pub username: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// One `bootstrap.initdb` item: a flag (`data-checksums`) or an option with a value (`encoding: UTF8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitdbOption {
+    /// `--<flag>`.
+    Flag(String),
+    /// `--<name>=<value>`.
+    Value(String, String),
+}
+
+/// Everything the adapter needs to know about its server, taken from the agent's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSettings {
+    /// This member's name: its `application_name` upstream, and (sanitized) its replication slot's name.
+    pub name: String,
+    /// The data directory (`postgresql.data_dir`).
+    pub data_dir: PathBuf,
+    /// Where `postgres`, `pg_ctl`, `initdb`, `pg_basebackup`, `pg_rewind` and `pg_controldata` are.
+    pub bin_dir: PathBuf,
+    /// The address to listen on (`postgresql.listen`, host part; `*` or a list is allowed).
+    pub listen_host: String,
+    /// The port to listen on.
+    pub port: u16,
+    /// The host other members and clients connect to (`postgresql.connect_address`, host part).
+    pub connect_host: String,
+    /// The superuser (`postgresql.authentication.superuser`).
+    pub superuser: Credentials,
+    /// The replication user (`postgresql.authentication.replication`).
+    pub replication: Credentials,
+    /// Server parameters (`bootstrap.dcs.postgresql.parameters` overlaid with `postgresql.parameters`).
+    pub parameters: BTreeMap<String, String>,
+    /// pg_hba.conf lines (`postgresql.pg_hba`, else `bootstrap.pg_hba`).
+    pub pg_hba: Vec<String>,
+    /// initdb options (`bootstrap.initdb`).
+    pub initdb: Vec<InitdbOption>,
+    /// The password file the adapter writes for the tools it runs (`postgresql.pgpass`).
+    pub pgpass: PathBuf,
+    /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
+    pub os_user: Option<String>,
+}
+
+/// A PostgreSQL server managed by the agent. `observe` may run at any time; the other operations are meant
+/// to run one at a time (the HA loop performs one action at a time), except that `stop` may be called to
+/// fence while another runs.
+pub struct Postgres {
+    settings: Arc<PostgresSettings>,
+    tools: Tools,
+    /// What the configuration was written for last (`None`: not since the agent started).
+    conf: Mutex<Option<Conf>>,
+}
+
+impl Postgres {
+    /// An adapter for the server described by `settings` (relative paths are taken from the current directory).
+    pub fn new(settings: PostgresSettings) -> Postgres {
+        let mut settings = settings;
+        for path in [&mut settings.data_dir, &mut settings.bin_dir, &mut settings.pgpass] {
+            if let Ok(absolute) = std::path::absolute(&*path) {
+                *path = absolute;
+            }
+        }
+        let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
+        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None) }
+    }
+
+    fn data_dir(&self) -> &Path {
+        &self.settings.data_dir
+    }
+
+    fn configured(&self) -> Option<Conf> {
+        self.conf.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_configured(&self, conf: Option<Conf>) {
+        *self.conf.lock().unwrap_or_else(|e| e.into_inner()) = conf;
+    }
+
+    /// The member the configuration written last streams from.
+    fn configured_upstream(&self) -> Option<String> {
+        match self.configured() {
+            Some(Conf::Standby(Some(up))) => Some(up.name),
+            _ => None,
+        }
+    }
+
+    /// Runs `op` and logs its outcome in one line.
+    async fn logged(
+        &self,
+        action: &'static str,
+        upstream: Option<&str>,
+        op: impl Future<Output = Result<(), DbError>>,
+    ) -> Result<(), DbError> {
+        let started = Instant::now();
+        let result = op.await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (member, upstream) = (self.settings.name.as_str(), upstream.unwrap_or("-"));
+        match &result {
+            Ok(()) => tracing::info!(member, action, upstream, duration_ms, "database operation done"),
+            Err(error) => {
+                tracing::warn!(member, action, upstream, duration_ms, %error, "database operation failed")
+            }
+        }
+        result
+    }
+}
+
+impl Database for Postgres {
+    async fn observe(&self) -> DbState {
+        self.observe_now().await
+    }
+
+    async fn bootstrap(&self) -> Result<(), DbError> {
+        self.logged("bootstrap", None, self.bootstrap_now()).await
+    }
+
+    async fn clone_from(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.logged("clone_from", Some(&upstream.name), self.clone_now(upstream)).await
+    }
+
+    async fn rewind_from(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.logged("rewind_from", Some(&upstream.name), self.rewind_now(upstream)).await
+    }
+
+    async fn remove_data(&self) -> Result<(), DbError> {
+        self.logged("remove_data", None, self.remove_data_now()).await
+    }
+
+    async fn start_primary(&self) -> Result<(), DbError> {
+        self.logged("start_primary", None, self.start_primary_now()).await
+    }
+
+    async fn follow(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
+        self.logged("follow", upstream.map(|u| u.name.as_str()), self.follow_now(upstream)).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<(), DbError> {
+        let action = match mode {
+            StopMode::Fast => "stop_fast",
+            StopMode::Immediate => "stop_immediate",
+        };
+        self.logged(action, None, self.stop_now(mode)).await
+    }
+
+    async fn promote(&self) -> Result<(), DbError> {
+        self.logged("promote", None, self.promote_now()).await
+    }
+
+    async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {
+        self.logged("sync_slots", None, self.sync_slots_now(members)).await
+    }
+}
+
+/// The data state when `pg_controldata` cannot be read although a database is there: unknown identity, and
+/// treated as a former primary (a needless rewind is harmless, following a diverged copy is not).
+fn unreadable_data() -> DataState {
+    DataState::Present { system_id: String::new(), was_primary: true }
+}

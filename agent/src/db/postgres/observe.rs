@@ -1,0 +1,75 @@
+//! `observe`: the data directory from `pg_controldata`, the running server from SQL.
+
+use super::{controldata, files, sql, unreadable_data, Postgres};
+use crate::db::{DataState, DbState, Role};
+use std::time::Duration;
+
+/// How long `observe` waits for its connection and for its query, each.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Postgres {
+    pub(super) async fn observe_now(&self) -> DbState {
+        let data = self.data_state().await;
+        if data == DataState::Missing {
+            return DbState::stopped(data);
+        }
+        let live = match self.connect_local(OBSERVE_TIMEOUT).await {
+            Ok(session) => match tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&session.client)).await {
+                Ok(Ok(live)) => Some(live),
+                Ok(Err(e)) => {
+                    tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(member = %self.settings.name, "observe query timed out");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::debug!(member = %self.settings.name, error = %e, "server does not answer");
+                None
+            }
+        };
+        let standby_config = files::has_standby_signal(self.data_dir());
+        let Some(live) = live else {
+            let mut state = DbState::stopped(data);
+            state.upstream = self.configured_upstream().filter(|_| standby_config);
+            return state;
+        };
+        let role = if live.in_recovery { Role::Replica } else { Role::Primary };
+        DbState {
+            data,
+            running: true,
+            role: Some(role),
+            timeline: live.timeline,
+            position: live.position,
+            replay_position: live.replay,
+            upstream: self.configured_upstream().filter(|_| live.in_recovery),
+            streaming: live.streaming,
+        }
+    }
+
+    /// What the data directory holds, from `pg_controldata`.
+    async fn data_state(&self) -> DataState {
+        let data = self.data_dir();
+        if !files::has_database(data) {
+            return DataState::Missing;
+        }
+        let read = self.tools.run("pg_controldata", "pg_controldata", &[data.into()]).await;
+        match read.map(|ran| controldata::parse(&ran.stdout)) {
+            Ok(Some(control)) => controldata::data_state(
+                control,
+                files::has_standby_signal(data),
+                files::has_backup_label(data),
+            ),
+            Ok(None) => {
+                tracing::warn!(member = %self.settings.name, "pg_controldata output not understood");
+                unreadable_data()
+            }
+            Err(error) => {
+                tracing::warn!(member = %self.settings.name, %error, "cannot read the control file");
+                unreadable_data()
+            }
+        }
+    }
+}

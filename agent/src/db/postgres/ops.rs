@@ -1,0 +1,279 @@
+//! The bodies of the [`Database`](crate::db::Database) operations for [`Postgres`].
+
+use super::render::{self, Conf, Target};
+use super::sql::{self, Session};
+use super::{files, InitdbOption, Postgres, PostgresSettings};
+use crate::db::{DbError, StopMode, Upstream};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long operations wait for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `promote` waits for the server to leave recovery.
+const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Postgres {
+    pub(super) async fn bootstrap_now(&self) -> Result<(), DbError> {
+        self.require_stopped_and_empty("bootstrap").await?;
+        let owner = self.tools.owner()?;
+        let pwfile =
+            self.data_dir().with_file_name(format!(".{}.initdb-pw", self.settings.name.replace('/', "_")));
+        let password = format!("{}\n", self.settings.superuser.password);
+        let pw = pwfile.clone();
+        self.blocking("prepare data directory", move |s| {
+            files::prepare_dirs(s, owner)?;
+            files::write_pgpass(s, owner)?;
+            files::write_file(&pw, &password, owner)
+        })
+        .await?;
+        let mut args: Vec<OsString> =
+            vec!["--auth-local=scram-sha-256".into(), "--auth-host=scram-sha-256".into()];
+        args.extend(self.settings.initdb.iter().map(|o| match o {
+            InitdbOption::Flag(f) => format!("--{}", f.trim_start_matches('-')).into(),
+            InitdbOption::Value(n, v) => format!("--{}={v}", n.trim_start_matches('-')).into(),
+        }));
+        args.push(format!("--username={}", self.settings.superuser.username).into());
+        let mut pwfile_arg = OsString::from("--pwfile=");
+        pwfile_arg.push(&pwfile);
+        args.extend([pwfile_arg, "-D".into(), self.data_dir().into()]);
+        let initdb = self.tools.run("initdb", "initdb", &args).await;
+        let _ = std::fs::remove_file(&pwfile);
+        initdb?;
+        self.configure(Conf::Primary).await?;
+        self.start().await?;
+        if self.settings.replication.username != self.settings.superuser.username {
+            let session =
+                self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("connect", e))?;
+            sql::ensure_replication_role(&session.client, &self.settings.replication)
+                .await
+                .map_err(|e| DbError::new("create replication role", e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn clone_now(&self, up: &Upstream) -> Result<(), DbError> {
+        self.require_stopped_and_empty("clone").await?;
+        let owner = self.tools.owner()?;
+        self.blocking("prepare data directory", move |s| {
+            files::prepare_dirs(s, owner)?;
+            files::write_pgpass(s, owner)
+        })
+        .await?;
+        let action = format!("pg_basebackup from {}", up.name);
+        let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into()];
+        for arg in ["-h", &up.host, "-p", &up.port.to_string(), "-U", &self.settings.replication.username] {
+            args.push(arg.into());
+        }
+        args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
+        let slot = render::slot_name(&self.settings.name);
+        let with_slot: Vec<OsString> =
+            args.iter().cloned().chain(["-S".into(), slot.clone().into()]).collect();
+        match self.tools.run(&action, "pg_basebackup", &with_slot).await {
+            Err(e) if e.detail.contains("replication slot") && e.detail.contains("does not exist") => {
+                tracing::info!(member = %self.settings.name, upstream = %up.name, slot, "no slot upstream yet, cloning without");
+                self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await?;
+                self.tools.run(&action, "pg_basebackup", &args).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        self.configure(Conf::Standby(Some(up.clone()))).await
+    }
+
+    pub(super) async fn rewind_now(&self, up: &Upstream) -> Result<(), DbError> {
+        let data = self.data_dir();
+        if !files::has_database(data) {
+            return Err(DbError::new("rewind", format!("no database in {}", data.display())));
+        }
+        if self.tools.pg_ctl_running(data).await? {
+            return Err(DbError::new("rewind", "the server is running; stop it first"));
+        }
+        let action = format!("checkpoint on {}", up.name);
+        let source =
+            sql::connect(&Target::Tcp(up.host.clone()), up.port, &self.settings.superuser, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| DbError::new(&action, e))?;
+        if sql::checkpoint_if_timeline_pending(&source.client).await.map_err(|e| DbError::new(&action, e))? {
+            tracing::info!(member = %self.settings.name, upstream = %up.name, "checkpoint run on the rewind source");
+        }
+        drop(source);
+        let owner = self.tools.owner()?;
+        // single-user crash recovery, which pg_rewind runs on an unclean target, refuses standby mode
+        self.blocking("prepare rewind", move |s| {
+            files::write_pgpass(s, owner)?;
+            files::remove_standby_signal(&s.data_dir)
+        })
+        .await?;
+        let pgpass = self.settings.pgpass.to_string_lossy();
+        let conninfo = [
+            ("host", up.host.as_str()),
+            ("port", &up.port.to_string()),
+            ("user", &self.settings.superuser.username),
+            ("dbname", "postgres"),
+            ("passfile", &pgpass),
+        ]
+        .map(|(k, v)| format!("{k}={}", render::conninfo_quote(v)))
+        .join(" ");
+        let mut target = OsString::from("--target-pgdata=");
+        target.push(data);
+        let args = [target, format!("--source-server={conninfo}").into()];
+        self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
+        self.configure(Conf::Standby(Some(up.clone()))).await
+    }
+
+    pub(super) async fn remove_data_now(&self) -> Result<(), DbError> {
+        if self.tools.pg_ctl_running(self.data_dir()).await? {
+            return Err(DbError::new("remove data", "the server is running; stop it first"));
+        }
+        let owner = self.tools.owner()?;
+        self.blocking("remove data", move |s| {
+            files::remove_contents(&s.data_dir)?;
+            files::prepare_dirs(s, owner)
+        })
+        .await?;
+        self.set_configured(None);
+        Ok(())
+    }
+
+    pub(super) async fn start_primary_now(&self) -> Result<(), DbError> {
+        self.require_database("start")?;
+        if self.tools.pg_ctl_running(self.data_dir()).await? {
+            return Ok(());
+        }
+        self.configure(Conf::Primary).await?;
+        self.start().await
+    }
+
+    pub(super) async fn follow_now(&self, up: Option<&Upstream>) -> Result<(), DbError> {
+        self.require_database("follow")?;
+        let data = self.data_dir();
+        let conf = Conf::Standby(up.cloned());
+        if self.tools.pg_ctl_running(data).await? {
+            if files::has_standby_signal(data) {
+                // a running replica: primary_conninfo takes effect on reload (PostgreSQL 13+)
+                if self.configured().as_ref() == Some(&conf) {
+                    return Ok(());
+                }
+                self.configure(conf).await?;
+                return self.tools.pg_ctl_reload(data).await;
+            }
+            self.tools.pg_ctl_stop(data, StopMode::Fast).await?;
+        }
+        self.configure(conf).await?;
+        self.start().await
+    }
+
+    pub(super) async fn stop_now(&self, mode: StopMode) -> Result<(), DbError> {
+        let data = self.data_dir();
+        if !files::has_database(data) {
+            return Ok(());
+        }
+        match self.tools.pg_ctl_stop(data, mode).await {
+            Err(e) if self.tools.pg_ctl_running(data).await? => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) async fn promote_now(&self) -> Result<(), DbError> {
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("promote", e))?;
+        let recovering = sql::in_recovery(&session.client).await.map_err(|e| DbError::new("promote", e))?;
+        drop(session);
+        if recovering {
+            self.tools.pg_ctl_promote(self.data_dir()).await?;
+        }
+        let deadline = Instant::now() + PROMOTE_DEADLINE;
+        loop {
+            if let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await {
+                if let Ok(false) = sql::in_recovery(&session.client).await {
+                    self.set_configured(Some(Conf::Primary));
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(DbError::new("promote", "the server is still in recovery"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(super) async fn sync_slots_now(&self, members: &[String]) -> Result<(), DbError> {
+        let own = render::slot_name(&self.settings.name);
+        let wanted: BTreeSet<String> =
+            members.iter().map(|m| render::slot_name(m)).filter(|n| !n.is_empty() && *n != own).collect();
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("sync slots", e))?;
+        if sql::in_recovery(&session.client).await.map_err(|e| DbError::new("sync slots", e))? {
+            return Err(DbError::new("sync slots", "the server is a replica"));
+        }
+        let changes =
+            sql::sync_slots(&session.client, &wanted).await.map_err(|e| DbError::new("sync slots", e))?;
+        if changes != Default::default() {
+            tracing::info!(member = %self.settings.name, created = ?changes.created, dropped = ?changes.dropped, "replication slots changed");
+        }
+        Ok(())
+    }
+
+    /// Writes the whole configuration as `conf` says, with the directories and the password file, and
+    /// remembers it.
+    async fn configure(&self, conf: Conf) -> Result<(), DbError> {
+        let owner = self.tools.owner()?;
+        let written = conf.clone();
+        self.blocking("write configuration", move |s| {
+            files::prepare_dirs(s, owner)?;
+            files::write_pgpass(s, owner)?;
+            files::write_config(s, &written, owner)
+        })
+        .await?;
+        self.set_configured(Some(conf));
+        Ok(())
+    }
+
+    async fn start(&self) -> Result<(), DbError> {
+        self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
+    }
+
+    pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, String> {
+        let target = render::agent_target(&self.settings);
+        sql::connect(&target, self.settings.port, &self.settings.superuser, timeout).await
+    }
+
+    fn require_database(&self, action: &str) -> Result<(), DbError> {
+        if files::has_database(self.data_dir()) {
+            Ok(())
+        } else {
+            Err(DbError::new(action, format!("no database in {}", self.data_dir().display())))
+        }
+    }
+
+    async fn require_stopped_and_empty(&self, action: &str) -> Result<(), DbError> {
+        let data = self.data_dir();
+        if files::is_empty(data).map_err(|e| DbError::new(action, e))? {
+            return Ok(());
+        }
+        if self.tools.pg_ctl_running(data).await? {
+            return Err(DbError::new(action, "the server is running"));
+        }
+        if files::is_interrupted_clone(data) {
+            tracing::warn!(member = %self.settings.name, "removing the remains of an interrupted clone");
+            return self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await;
+        }
+        Err(DbError::new(action, format!("data directory {} is not empty", data.display())))
+    }
+
+    /// Runs file work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        action: &str,
+        work: impl FnOnce(&PostgresSettings) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let settings = Arc::clone(&self.settings);
+        match tokio::task::spawn_blocking(move || work(&settings)).await {
+            Ok(result) => result.map_err(|e| DbError::new(action, e)),
+            Err(e) => Err(DbError::new(action, e)),
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
+//! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
+
+use super::PostgresSettings;
+use crate::db::Upstream;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Parameters the adapter sets itself. The same names are ignored in `parameters` and dropped from
+/// postgresql.auto.conf (which would override postgresql.conf). `wal_level` may be raised to `logical`.
+pub(crate) const OWNED: &[&str] = &[
+    "listen_addresses",
+    "port",
+    "wal_level",
+    "hot_standby",
+    "wal_log_hints",
+    "primary_conninfo",
+    "primary_slot_name",
+    "recovery_target_timeline",
+    "data_directory",
+    "config_file",
+    "hba_file",
+    "ident_file",
+];
+
+/// Defaults for replication that `parameters` may override.
+const DEFAULTS: &[(&str, &str)] = &[("max_wal_senders", "10"), ("max_replication_slots", "10")];
+
+const HEADER: &str = "# Written by vigil before every start; changes here are overwritten.\n";
+
+/// What a configuration is written for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Conf {
+    /// A primary: no standby.signal, no primary_conninfo.
+    Primary,
+    /// A replica streaming from the upstream, or (`None`) a standby of nobody replaying what it has.
+    Standby(Option<Upstream>),
+}
+
+/// Where the agent connects to its own server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The first of `unix_socket_directories`.
+    Socket(PathBuf),
+    /// A TCP host (when there is no socket directory).
+    Tcp(String),
+}
+
+/// The agent's own connection target: the socket directory when one is configured, else a listen address
+/// (127.0.0.1 when the server listens there or on all addresses).
+pub(crate) fn agent_target(s: &PostgresSettings) -> Target {
+    if let Some(dir) = socket_dir(s) {
+        return Target::Socket(dir);
+    }
+    let hosts: Vec<&str> = s.listen_host.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
+    let any = |h: &&str| ["*", "0.0.0.0", "localhost", "127.0.0.1"].contains(h);
+    if hosts.is_empty() || hosts.iter().any(any) {
+        Target::Tcp("127.0.0.1".into())
+    } else if hosts.iter().any(|h| ["::", "::1"].contains(h)) {
+        Target::Tcp("::1".into())
+    } else {
+        Target::Tcp(hosts[0].to_string())
+    }
+}
+
+/// The first entry of `unix_socket_directories`, when it is an absolute path.
+pub(crate) fn socket_dir(s: &PostgresSettings) -> Option<PathBuf> {
+    let dirs = s.parameters.get("unix_socket_directories")?;
+    let first = dirs.split(',').next()?.trim();
+    first.starts_with('/').then(|| PathBuf::from(first))
+}
+
+/// A member's replication slot name: lowercase, anything outside `[a-z0-9_]` becomes `_`, at most 63 bytes.
+pub fn slot_name(member: &str) -> String {
+    member
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' { c } else { '_' })
+        .take(63)
+        .collect()
+}
+
+/// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
+/// `primary_conninfo` and `primary_slot_name` for its upstream.
+pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf) -> String {
+    let mut out = String::from(HEADER);
+    let mut set = |name: &str, value: &str| {
+        let _ = writeln!(out, "{name} = {}", conf_quote(value));
+    };
+    for (name, value) in DEFAULTS {
+        if !s.parameters.contains_key(*name) {
+            set(name, value);
+        }
+    }
+    for (name, value) in &s.parameters {
+        if valid_name(name) && !OWNED.contains(&name.to_ascii_lowercase().as_str()) {
+            set(name, value);
+        }
+    }
+    set("listen_addresses", &s.listen_host);
+    set("port", &s.port.to_string());
+    let logical = s.parameters.get("wal_level").is_some_and(|v| v.eq_ignore_ascii_case("logical"));
+    set("wal_level", if logical { "logical" } else { "replica" });
+    set("hot_standby", "on");
+    set("wal_log_hints", "on"); // pg_rewind needs it (or data checksums)
+    if let Conf::Standby(upstream) = conf {
+        set("recovery_target_timeline", "latest");
+        if let Some(up) = upstream {
+            set("primary_conninfo", &primary_conninfo(s, up));
+            set("primary_slot_name", &slot_name(&s.name));
+        }
+    }
+    out
+}
+
+/// The connection string a replica streams with; the password comes from the password file.
+fn primary_conninfo(s: &PostgresSettings, up: &Upstream) -> String {
+    let pgpass = s.pgpass.to_string_lossy();
+    [
+        ("host", up.host.as_str()),
+        ("port", &up.port.to_string()),
+        ("user", &s.replication.username),
+        ("application_name", &s.name),
+        ("passfile", &pgpass),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", conninfo_quote(v)))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// postgresql.auto.conf without the settings the adapter owns (`None`: nothing to drop).
+pub(crate) fn clean_auto_conf(text: &str) -> Option<String> {
+    let owned = |line: &str| {
+        let name = line.trim_start().split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or("");
+        OWNED.contains(&name.to_ascii_lowercase().as_str())
+    };
+    if !text.lines().any(owned) {
+        return None;
+    }
+    Some(text.lines().filter(|l| !owned(l)).map(|l| format!("{l}\n")).collect())
+}
+
+/// pg_hba.conf: first a line that lets the agent in as the superuser with its password (over the socket
+/// directory, or TCP to its own connection target), then the configured lines in order.
+pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
+    let user = hba_quote(&s.superuser.username);
+    let own = match agent_target(s) {
+        Target::Socket(_) => format!("local all {user} scram-sha-256"),
+        Target::Tcp(host) => match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => format!("host all {user} {ip}/32 scram-sha-256"),
+            Ok(IpAddr::V6(ip)) => format!("host all {user} {ip}/128 scram-sha-256"),
+            Err(_) => format!("host all {user} {host} scram-sha-256"),
+        },
+    };
+    let mut out = format!("{HEADER}# the agent's own connection\n{own}\n# postgresql.pg_hba\n");
+    for line in &s.pg_hba {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The password file: the superuser's and the replication user's passwords, for any host.
+pub(crate) fn pgpass(s: &PostgresSettings) -> String {
+    [&s.superuser, &s.replication]
+        .iter()
+        .map(|c| format!("*:*:*:{}:{}\n", pgpass_escape(&c.username), pgpass_escape(&c.password)))
+        .collect()
+}
+
+/// Whether `name` can be a parameter name (no line or quote tricks).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// A postgresql.conf string value.
+fn conf_quote(v: &str) -> String {
+    let escaped = v.replace('\\', "\\\\").replace('\'', "''").replace('\n', "\\n").replace('\r', "\\r");
+    format!("'{escaped}'")
+}
+
+/// A libpq connection string value.
+pub(crate) fn conninfo_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A pg_hba.conf user name (quoted, so that names like `all` stay literal).
+fn hba_quote(v: &str) -> String {
+    format!("\"{}\"", v.replace('"', "\"\""))
+}
+
+/// A password file field.
+fn pgpass_escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::postgres::Credentials;
+
+    fn settings() -> PostgresSettings {
+        PostgresSettings {
+            name: "Node-1".into(),
+            data_dir: "/d/data".into(),
+            bin_dir: "/bin".into(),
+            listen_host: "*".into(),
+            port: 5433,
+            connect_host: "10.0.0.1".into(),
+            superuser: Credentials { username: "postgres".into(), password: "s:e\\c".into() },
+            replication: Credentials { username: "rep".into(), password: "it's".into() },
+            parameters: [("port", "1"), ("work_mem", "8MB"), ("max_wal_senders", "5"), ("bad name", "x")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            pg_hba: vec!["host replication rep 10.0.0.0/8 scram-sha-256".into()],
+            initdb: vec![],
+            pgpass: "/d/pgpass".into(),
+            os_user: None,
+        }
+    }
+
+    #[test]
+    fn slot_names_are_sanitized() {
+        assert_eq!(slot_name("Node-1.b"), "node_1_b");
+        assert_eq!(slot_name(&"x".repeat(70)).len(), 63);
+    }
+
+    #[test]
+    fn replica_conf_owns_port_and_conninfo() {
+        let s = settings();
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
+        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)));
+        assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
+        assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
+        assert!(conf.contains("max_wal_senders = '5'\n") && conf.contains("max_replication_slots = '10'\n"));
+        assert!(conf.contains("primary_slot_name = 'node_1'\n"));
+        assert!(conf.contains(
+            "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' passfile=''/d/pgpass'''"
+        ));
+        assert!(!postgresql_conf(&s, &Conf::Primary).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Standby(None)).contains("primary_conninfo"));
+    }
+
+    #[test]
+    fn auto_conf_loses_owned_settings_only() {
+        let text = "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\n";
+        assert_eq!(clean_auto_conf(text).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
+        assert_eq!(clean_auto_conf("work_mem = '4MB'\n"), None);
+    }
+
+    #[test]
+    fn hba_and_pgpass() {
+        let mut s = settings();
+        assert!(pg_hba(&s).contains("\nhost all \"postgres\" 127.0.0.1/32 scram-sha-256\n"));
+        s.parameters.insert("unix_socket_directories".into(), "/run/pg, /tmp".into());
+        assert_eq!(agent_target(&s), Target::Socket("/run/pg".into()));
+        let hba = pg_hba(&s);
+        assert!(hba.contains("\nlocal all \"postgres\" scram-sha-256\n"));
+        assert!(hba.ends_with("\nhost replication rep 10.0.0.0/8 scram-sha-256\n"));
+        assert_eq!(pgpass(&s), "*:*:*:postgres:s\\:e\\\\c\n*:*:*:rep:it's\n");
+    }
+}

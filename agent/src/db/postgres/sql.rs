@@ -1,0 +1,208 @@
+//! SQL: what a running server reports (observe), replication slots, the replication role, and the checkpoint
+//! pg_rewind needs on its source.
+
+use super::render::Target;
+use super::Credentials;
+use crate::db::Position;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::PgLsn;
+use tokio_postgres::{Client, Config, NoTls};
+
+/// An open connection. Dropping it ends the task that drives the connection.
+pub(crate) struct Session {
+    pub client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects to `target`:`port` as `user`, database `postgres`, within `timeout` (handshake included).
+pub(crate) async fn connect(
+    target: &Target,
+    port: u16,
+    user: &Credentials,
+    timeout: Duration,
+) -> Result<Session, String> {
+    let mut config = Config::new();
+    match target {
+        Target::Socket(dir) => config.host_path(dir),
+        Target::Tcp(host) => config.host(host),
+    };
+    config
+        .port(port)
+        .user(&user.username)
+        .password(&user.password)
+        .dbname("postgres")
+        .application_name("vigil")
+        .connect_timeout(timeout);
+    let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer within {timeout:?}")),
+    };
+    let task = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(Session { client, task })
+}
+
+/// What a running server reports about replication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Live {
+    pub in_recovery: bool,
+    /// Primary: the current WAL position. Replica: the larger of received and replayed.
+    pub position: Option<Position>,
+    /// Replica: the replayed position.
+    pub replay: Option<Position>,
+    pub timeline: Option<u64>,
+    /// Replica: whether the WAL receiver is streaming.
+    pub streaming: bool,
+}
+
+/// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
+/// primary-only functions fail.
+const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS rec) \
+    SELECT r.rec, \
+      CASE WHEN r.rec THEN NULL ELSE pg_current_wal_lsn() END, \
+      CASE WHEN r.rec THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, \
+      pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
+      (SELECT status FROM pg_stat_wal_receiver), \
+      (SELECT received_tli FROM pg_stat_wal_receiver), \
+      (pg_control_checkpoint()).timeline_id \
+    FROM r";
+
+/// Reads role, positions, timeline and WAL receiver state.
+pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error> {
+    let row = client.query_one(LIVE_SQL, &[]).await?;
+    let in_recovery: bool = row.try_get(0)?;
+    let lsn = |i: usize| -> Result<Option<Position>, tokio_postgres::Error> {
+        Ok(row.try_get::<_, Option<PgLsn>>(i)?.map(|l| Position(u64::from(l))))
+    };
+    let current = lsn(1)?;
+    let walfile: Option<String> = row.try_get(2)?;
+    let (received, replayed) = (lsn(3)?, lsn(4)?);
+    let receiver_status: Option<String> = row.try_get(5)?;
+    let received_tli: Option<i32> = row.try_get(6)?;
+    let checkpoint_tli: Option<i32> = row.try_get(7)?;
+    let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
+    Ok(if in_recovery {
+        Live {
+            in_recovery,
+            position: received.max(replayed),
+            replay: replayed,
+            timeline: tli(received_tli).or(tli(checkpoint_tli)),
+            streaming: receiver_status.as_deref() == Some("streaming"),
+        }
+    } else {
+        Live {
+            in_recovery,
+            position: current,
+            replay: None,
+            timeline: walfile.as_deref().and_then(walfile_timeline),
+            streaming: false,
+        }
+    })
+}
+
+/// The timeline of a WAL file name (its first 8 hex digits).
+fn walfile_timeline(name: &str) -> Option<u64> {
+    u64::from_str_radix(name.get(..8)?, 16).ok()
+}
+
+/// Whether the server is in recovery.
+pub(crate) async fn in_recovery(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    client.query_one("SELECT pg_is_in_recovery()", &[]).await?.try_get(0)
+}
+
+/// Slot changes made by [`sync_slots`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct SlotChanges {
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+/// Creates a physical slot (reserving WAL at once) for every name in `wanted` that lacks one, and drops
+/// inactive physical slots not in `wanted`. Other kinds of slots are left alone.
+pub(crate) async fn sync_slots(
+    client: &Client,
+    wanted: &BTreeSet<String>,
+) -> Result<SlotChanges, tokio_postgres::Error> {
+    let rows = client
+        .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'", &[])
+        .await?;
+    let mut existing = BTreeSet::new();
+    let mut changes = SlotChanges::default();
+    for row in rows {
+        let (name, active): (String, bool) = (row.try_get(0)?, row.try_get(1)?);
+        if !wanted.contains(&name) && !active {
+            client.execute("SELECT pg_drop_replication_slot($1::text::name)", &[&name]).await?;
+            changes.dropped.push(name.clone());
+        }
+        existing.insert(name);
+    }
+    for name in wanted.difference(&existing) {
+        client.execute("SELECT pg_create_physical_replication_slot($1::text::name, true)", &[name]).await?;
+        changes.created.push(name.clone());
+    }
+    Ok(changes)
+}
+
+/// Creates the replication role, or sets its password and attributes when it exists. The server quotes the
+/// name and password (`format` with `%I` and `%L`).
+pub(crate) async fn ensure_replication_role(
+    client: &Client,
+    role: &Credentials,
+) -> Result<(), tokio_postgres::Error> {
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname::text = $1", &[&role.username])
+        .await?
+        .is_some();
+    let verb = if exists { "ALTER" } else { "CREATE" };
+    let template = format!("{verb} ROLE %I WITH REPLICATION LOGIN PASSWORD %L");
+    let statement: String = client
+        .query_one(
+            "SELECT format($1::text, $2::text, $3::text)",
+            &[&template, &role.username, &role.password],
+        )
+        .await?
+        .try_get(0)?;
+    client.batch_execute(&statement).await
+}
+
+/// On a freshly promoted primary, runs the CHECKPOINT that records its new timeline in pg_control (pg_rewind
+/// reads the source's timeline from there and would otherwise see nothing to rewind). Returns whether it ran.
+pub(crate) async fn checkpoint_if_timeline_pending(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS rec) \
+             SELECT (pg_control_checkpoint()).timeline_id, \
+               CASE WHEN r.rec THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END FROM r",
+            &[],
+        )
+        .await?;
+    let checkpoint_tli: Option<i32> = row.try_get(0)?;
+    let walfile: Option<String> = row.try_get(1)?;
+    let current = walfile.as_deref().and_then(walfile_timeline);
+    let recorded = checkpoint_tli.and_then(|t| u64::try_from(t).ok());
+    if current.is_some() && current > recorded {
+        client.batch_execute("CHECKPOINT").await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn walfile_names_carry_the_timeline() {
+        assert_eq!(super::walfile_timeline("000000020000000000000003"), Some(2));
+        assert_eq!(super::walfile_timeline("0000000A"), Some(10));
+        assert_eq!(super::walfile_timeline("x"), None);
+    }
+}

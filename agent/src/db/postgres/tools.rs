@@ -1,0 +1,213 @@
+//! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata) as the configured
+//! OS user: PostgreSQL refuses to run as root.
+
+use super::osuser::{current_uid, OsUser, Owner};
+use crate::db::{DbError, StopMode};
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// How long `pg_ctl start -w` waits (crash recovery can take a while).
+const START_TIMEOUT_SECS: u32 = 300;
+/// How long `pg_ctl stop -w` waits (a fast stop ends with a checkpoint).
+const STOP_TIMEOUT_SECS: u32 = 120;
+/// How long `pg_ctl promote -w` waits.
+const PROMOTE_TIMEOUT_SECS: u32 = 60;
+/// How much of the server log an error from `pg_ctl start` quotes.
+const LOG_TAIL_BYTES: u64 = 1200;
+
+/// A finished program.
+pub(crate) struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// What went wrong, in the program's own words.
+    pub fn detail(&self) -> String {
+        let stderr = self.stderr.trim();
+        let stdout = self.stdout.trim();
+        if !stderr.is_empty() {
+            stderr.to_string()
+        } else if !stdout.is_empty() {
+            stdout.to_string()
+        } else {
+            match self.code {
+                Some(code) => format!("exited with status {code}"),
+                None => "killed by a signal".to_string(),
+            }
+        }
+    }
+}
+
+/// Runs the binaries of one PostgreSQL installation.
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    bin_dir: PathBuf,
+    os_user: Option<String>,
+    pgpass: PathBuf,
+}
+
+impl Tools {
+    /// Binaries from `bin_dir`, run as `os_user` (when set) with `PGPASSFILE=pgpass`.
+    pub fn new(bin_dir: PathBuf, os_user: Option<String>, pgpass: PathBuf) -> Tools {
+        Tools { bin_dir, os_user, pgpass }
+    }
+
+    /// The configured OS user, looked up.
+    pub fn user(&self) -> Result<Option<OsUser>, DbError> {
+        match &self.os_user {
+            None => Ok(None),
+            Some(name) => {
+                OsUser::lookup(name).map(Some).map_err(|e| DbError::new(format!("look up OS user {name}"), e))
+            }
+        }
+    }
+
+    /// Who should own the files made for PostgreSQL (`None`: whoever the agent runs as).
+    pub fn owner(&self) -> Result<Option<Owner>, DbError> {
+        Ok(self.user()?.map(|u| u.owner()))
+    }
+
+    /// Runs `program` with `args` and returns how it ended; fails only when it cannot be started.
+    pub async fn exec(&self, program: &str, args: &[OsString]) -> Result<Ran, DbError> {
+        let path = self.bin_dir.join(program);
+        let mut cmd = tokio::process::Command::new(&path);
+        cmd.args(args)
+            .current_dir("/")
+            .env("PGPASSFILE", &self.pgpass)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if program == "pg_controldata" {
+            cmd.env("LC_ALL", "C"); // its output is parsed: no translations
+        }
+        if let Some(user) = self.user()? {
+            cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+            if user.uid != current_uid() {
+                become_user(&mut cmd, user);
+            }
+        }
+        let out = cmd
+            .output()
+            .await
+            .map_err(|e| DbError::new(program, format!("cannot run {}: {e}", path.display())))?;
+        Ok(Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// Runs `program`; an exit status other than 0 is an error of `action` with the program's stderr.
+    pub async fn run(&self, action: &str, program: &str, args: &[OsString]) -> Result<Ran, DbError> {
+        let ran = self.exec(program, args).await?;
+        if ran.code == Some(0) {
+            if program != "pg_controldata" {
+                let output = ran.stderr.trim().replace('\n', " | ");
+                tracing::debug!(program, output, "ran");
+            }
+            Ok(ran)
+        } else {
+            Err(DbError::new(action, ran.detail()))
+        }
+    }
+
+    /// `pg_ctl start -w`, logging to `log`; a failure quotes the end of the server log.
+    pub async fn pg_ctl_start(&self, data: &Path, log: &Path) -> Result<(), DbError> {
+        let ran = self
+            .exec(
+                "pg_ctl",
+                &args(["start", "-w", "-t", &START_TIMEOUT_SECS.to_string(), "-D"], data, Some(log)),
+            )
+            .await?;
+        if ran.code == Some(0) {
+            return Ok(());
+        }
+        let tail = log_tail(log);
+        Err(DbError::new("pg_ctl start", format!("{}; server log: {}", ran.detail(), tail.trim())))
+    }
+
+    /// `pg_ctl stop -w` in `mode`.
+    pub async fn pg_ctl_stop(&self, data: &Path, mode: StopMode) -> Result<(), DbError> {
+        let mode = match mode {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        };
+        let timeout = STOP_TIMEOUT_SECS.to_string();
+        self.run("pg_ctl stop", "pg_ctl", &args(["stop", "-m", mode, "-w", "-t", &timeout, "-D"], data, None))
+            .await
+            .map(drop)
+    }
+
+    /// Whether a postmaster runs on `data` (`pg_ctl status`).
+    pub async fn pg_ctl_running(&self, data: &Path) -> Result<bool, DbError> {
+        let ran = self.exec("pg_ctl", &args(["status", "-D"], data, None)).await?;
+        match ran.code {
+            Some(0) => Ok(true),
+            Some(3) | Some(4) => Ok(false), // not running / no accessible data directory
+            _ => Err(DbError::new("pg_ctl status", ran.detail())),
+        }
+    }
+
+    /// `pg_ctl promote -w`.
+    pub async fn pg_ctl_promote(&self, data: &Path) -> Result<(), DbError> {
+        let timeout = PROMOTE_TIMEOUT_SECS.to_string();
+        self.run("pg_ctl promote", "pg_ctl", &args(["promote", "-w", "-t", &timeout, "-D"], data, None))
+            .await
+            .map(drop)
+    }
+
+    /// `pg_ctl reload`: the server rereads its configuration files.
+    pub async fn pg_ctl_reload(&self, data: &Path) -> Result<(), DbError> {
+        self.run("pg_ctl reload", "pg_ctl", &args(["reload", "-D"], data, None)).await.map(drop)
+    }
+}
+
+/// `fixed` followed by the data directory and, when given, `-l <log>`.
+fn args<const N: usize>(fixed: [&str; N], data: &Path, log: Option<&Path>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = fixed.iter().map(OsString::from).collect();
+    out.push(data.into());
+    if let Some(log) = log {
+        out.push("-l".into());
+        out.push(log.into());
+    }
+    out
+}
+
+/// Makes the child switch to `user` (groups, gid, uid) before it executes the program.
+fn become_user(cmd: &mut tokio::process::Command, user: OsUser) {
+    let OsUser { uid, gid, groups, .. } = user;
+    // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system calls
+    // (setgroups, setgid, setuid) and does not allocate (`groups` was built before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The last lines of the server log (empty when it cannot be read).
+fn log_tail(log: &Path) -> String {
+    let Ok(mut file) = std::fs::File::open(log) else { return String::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES))).is_err() {
+        return String::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
+}

@@ -1,0 +1,214 @@
+//! `vigil demo`: a local cluster of PostgreSQL nodes with their agents, each agent its own process, on
+//! 127.0.0.1, until Ctrl-C; then everything is stopped and its directory removed.
+
+use crate::config::{find_bin_dir, DEFAULT_PG_LIB_ROOT};
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options of `vigil demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How many nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
+    nodes: u16,
+    /// Node i uses PostgreSQL port BASE+i, REST port BASE+100+i and Raft port BASE+200+i.
+    #[arg(long, default_value_t = 15432)]
+    base_port: u16,
+}
+
+/// The superuser's password in the demo.
+const PASSWORD: &str = "vigil-demo";
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    let bin_dir = postgres_bin_dir()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let os_user = (unsafe { libc::geteuid() } == 0).then_some("postgres");
+    let nodes: Vec<Node> = (0..args.nodes).map(|i| Node::new(args.base_port, i)).collect::<Result<_, _>>()?;
+    check_ports_free(&nodes)?;
+    let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+    let mut cluster = Cluster { dir: dir.clone(), children: Vec::new() };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    set_mode(&dir, 0o755)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the vigil binary: {e}"))?;
+    for node in &nodes {
+        let config = node.config(&nodes, &dir, &bin_dir, os_user);
+        let file = dir.join(format!("{}.yml", node.name));
+        std::fs::write(&file, config).map_err(|e| format!("{}: {e}", file.display()))?;
+        let log = std::fs::File::create(dir.join(format!("{}.log", node.name))).map_err(|e| e.to_string())?;
+        let child = Command::new(&exe)
+            .arg("agent")
+            .arg("-c")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start the agent of {}: {e}", node.name))?;
+        cluster.children.push(child);
+    }
+    println!("Starting {} nodes in {} (logs: <node>.log there)...", nodes.len(), dir.display());
+    let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+    wait_for_primary(&http, &nodes).await?;
+    println!("{}", summary(&http, &nodes).await);
+    println!("Press Ctrl-C to stop the cluster and remove {}.", dir.display());
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    println!("Stopping...");
+    drop(cluster);
+    Ok(())
+}
+
+/// One demo node's name and ports.
+struct Node {
+    name: String,
+    pg_port: u16,
+    api_port: u16,
+    raft_port: u16,
+}
+
+impl Node {
+    fn new(base: u16, i: u16) -> Result<Node, String> {
+        let port = |offset: u16| {
+            base.checked_add(offset + i)
+                .ok_or(format!("--base-port {base} leaves no room for node {}", i + 1))
+        };
+        Ok(Node {
+            name: format!("node{}", i + 1),
+            pg_port: port(0)?,
+            api_port: port(100)?,
+            raft_port: port(200)?,
+        })
+    }
+
+    fn config(&self, all: &[Node], dir: &Path, bin_dir: &Path, os_user: Option<&str>) -> String {
+        let partners: Vec<String> = all
+            .iter()
+            .filter(|n| n.name != self.name)
+            .map(|n| format!("127.0.0.1:{}", n.raft_port))
+            .collect();
+        let home = dir.join(&self.name);
+        let mut yaml = format!(
+            "scope: demo\nname: {name}\nrestapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
+             raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
+             bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n  initdb: [{{encoding: UTF8}}, data-checksums]\n\
+             \x20 pg_hba:\n    - host replication replicator 127.0.0.1/32 scram-sha-256\n\
+             \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
+             postgresql:\n  listen: 127.0.0.1:{pg}\n  connect_address: 127.0.0.1:{pg}\n  data_dir: {home}/pg\n\
+             \x20 bin_dir: {bin}\n  pgpass: {home}/pgpass\n  authentication:\n\
+             \x20   replication: {{username: replicator, password: rep-pass}}\n\
+             \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
+             \x20 parameters:\n    unix_socket_directories: {home}/sock\n",
+            name = self.name,
+            api = self.api_port,
+            raft = self.raft_port,
+            pg = self.pg_port,
+            partners = partners.join(", "),
+            home = home.display(),
+            bin = bin_dir.display(),
+        );
+        if let Some(user) = os_user {
+            let _ = writeln!(yaml, "  os_user: {user}");
+        }
+        yaml
+    }
+}
+
+/// The agents' processes and the demo directory, stopped and removed when dropped.
+struct Cluster {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &self.children {
+            // SAFETY: kill(2) on the PID of a child this process started and has not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for child in &mut self.children {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("vigil: could not remove {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn postgres_bin_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = find_bin_dir(Path::new(DEFAULT_PG_LIB_ROOT)) {
+        return Ok(dir);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).find(|dir| dir.join("pg_ctl").is_file() && dir.join("initdb").is_file()).ok_or_else(
+        || {
+            "PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin and PATH): install them \
+             with `apt-get install -y postgresql`"
+                .to_owned()
+        },
+    )
+}
+
+fn check_ports_free(nodes: &[Node]) -> Result<(), String> {
+    let ports = nodes.iter().flat_map(|n| [n.pg_port, n.api_port, n.raft_port]);
+    let busy: Vec<String> =
+        ports.filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_err()).map(|p| p.to_string()).collect();
+    if busy.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("ports already in use on 127.0.0.1: {}; pick others with --base-port", busy.join(", ")))
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn wait_for_primary(http: &reqwest::Client, nodes: &[Node]) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        for node in nodes {
+            let url = format!("http://127.0.0.1:{}/primary", node.api_port);
+            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err("no primary after 90 s: see the logs in the demo directory".to_owned())
+}
+
+/// The connection string, the REST addresses and the member table.
+async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
+    let hosts: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.pg_port)).collect();
+    let mut out = format!(
+        "\nWrites (any client, follows failovers):\n  postgresql://postgres:{PASSWORD}@{}/postgres?target_session_attrs=read-write\n\nREST API:\n",
+        hosts.join(",")
+    );
+    for node in nodes {
+        let _ = writeln!(out, "  {}: http://127.0.0.1:{}/patroni", node.name, node.api_port);
+    }
+    let _ = writeln!(out, "\n  {:<8} {:<16} {:<8} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
+    for node in nodes {
+        let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
+        let status = vigil_api::client::status(http, &url, Duration::from_secs(2)).await;
+        let (role, state, tl, lsn) = match status {
+            Ok(s) => {
+                let lsn = s.position().map(|p| crate::db::Position(p).to_string()).unwrap_or_default();
+                (s.role, s.state, s.timeline.map(|t| t.to_string()).unwrap_or_default(), lsn)
+            }
+            Err(_) => ("?".into(), "unreachable".into(), String::new(), String::new()),
+        };
+        let host = format!("127.0.0.1:{}", node.pg_port);
+        let _ = writeln!(out, "  {:<8} {:<16} {:<8} {:<9} {:>4}  {}", node.name, host, role, state, tl, lsn);
+    }
+    out
+}

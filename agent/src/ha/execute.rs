@@ -1,0 +1,102 @@
+//! Database actions, run in order as one job; the first failure ends the job (the next cycle decides
+//! again from what it then observes).
+
+use super::Action;
+use crate::db::{Database, DbError, StopMode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
+
+/// A list of database actions with what they need.
+pub struct DbJob {
+    /// This member.
+    pub me: MemberName,
+    /// The actions, in order.
+    pub actions: Vec<Action>,
+    /// The lease token, for the history of a promotion.
+    pub token: Option<FencingToken>,
+    /// The store, for the history of a promotion (`None` when fencing, which must not wait for it).
+    pub dcs: Option<Arc<DcsNode>>,
+    /// Set when a rewind fails (the data is then re-cloned), cleared when the data is removed.
+    pub rewind_failed: Arc<AtomicBool>,
+}
+
+impl DbJob {
+    /// The fencing job: stop the primary at once.
+    pub fn demote(me: &MemberName, token: Option<FencingToken>) -> DbJob {
+        DbJob {
+            me: me.clone(),
+            actions: vec![Action::Demote],
+            token,
+            dcs: None,
+            rewind_failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Runs the job's actions in order, logging each with its outcome and duration.
+pub async fn run_db_job<D: Database>(db: &D, job: DbJob) {
+    for action in &job.actions {
+        let started = Instant::now();
+        let result = run(db, &job, action).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let token = job.token.map(|t| t.0);
+        match result {
+            Ok(()) => tracing::info!(member = %job.me, ?action, ?token, duration_ms = ms, "done"),
+            Err(e) => {
+                tracing::error!(member = %job.me, ?action, ?token, duration_ms = ms, error = %e, "failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
+    match action {
+        Action::Bootstrap => db.bootstrap().await,
+        Action::StartPrimary => db.start_primary().await,
+        Action::Promote => {
+            db.promote().await?;
+            record_promotion(db, job).await;
+            Ok(())
+        }
+        Action::Demote => db.stop(StopMode::Immediate).await,
+        Action::Clone(upstream) => db.clone_from(upstream).await,
+        Action::Rewind(upstream) => {
+            let result = db.rewind_from(upstream).await;
+            job.rewind_failed.store(result.is_err(), Ordering::SeqCst);
+            result
+        }
+        Action::RemoveData => {
+            db.remove_data().await?;
+            job.rewind_failed.store(false, Ordering::SeqCst);
+            Ok(())
+        }
+        Action::Follow(upstream) => db.follow(upstream.as_ref()).await,
+        Action::SyncSlots(members) => db.sync_slots(members).await,
+        store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
+    }
+}
+
+/// Appends the promotion to `history`: timeline, position, new primary and token.
+async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
+    let Some(dcs) = &job.dcs else { return };
+    let state = db.observe().await;
+    let entry = serde_json::json!({
+        "timeline": state.timeline,
+        "lsn": state.position.map(|p| p.to_string()),
+        "reason": "promoted after taking the leader lease",
+        "new_primary": job.me.to_string(),
+        "fencing_token": job.token.map(|t| t.0),
+    });
+    let current = dcs.local();
+    let (mut history, condition) = match current.keys.get(&Key::History) {
+        Some(v) => (v.value.as_array().cloned().unwrap_or_default(), Condition::Version(v.version)),
+        None => (Vec::new(), Condition::Absent),
+    };
+    history.push(entry);
+    if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {
+        tracing::warn!(error = %e, "promotion not recorded in history");
+    }
+}

@@ -1,0 +1,413 @@
+//! The loop around [`decide`]: observe the database and the cluster, decide, act, publish.
+//!
+//! One cycle every `loop_wait`, sooner when the leader lease changes hands (a watch on the store), when a
+//! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
+//! operations run as a background job; while one runs, the loop only keeps the lease renewed.
+
+use super::execute::{run_db_job, DbJob};
+use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
+use super::view::{cluster_view, dynamic_config, Status};
+use super::{decide, Action, Decision, Initialize};
+use crate::config::DynamicConfig;
+use crate::db::{Database, DbState, Role};
+use crate::member::MemberRecord;
+use crate::status::SharedStatus;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use vigil_api::{NodeStatus, PatroniInfo, Xlog};
+use vigil_dcs::{Condition, DcsNode, FencingToken, Key, LeaseGrant, MemberName};
+
+/// Who this member is and how it presents itself; fixed for the agent's life.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The member name.
+    pub name: MemberName,
+    /// The cluster's scope.
+    pub scope: String,
+    /// The REST API's URL for peers (`http://host:port/patroni`).
+    pub api_url: String,
+    /// The database's host for peers and clients.
+    pub db_host: String,
+    /// The database's port.
+    pub db_port: u16,
+    /// The member's tags, as published.
+    pub tags: BTreeMap<String, serde_json::Value>,
+    /// May it become primary.
+    pub can_fail_over: bool,
+    /// Its failover priority.
+    pub failover_priority: i64,
+    /// The dynamic configuration to publish at bootstrap, and to use while the store has none.
+    pub bootstrap_dcs: DynamicConfig,
+}
+
+/// The agent: one member's HA loop.
+pub struct Agent<D: Database> {
+    me: Identity,
+    dcs: Arc<DcsNode>,
+    db: Arc<D>,
+    http: reqwest::Client,
+    status: Arc<SharedStatus>,
+    lease: Option<LeaseGrant>,
+    lapsed: Option<FencingToken>,
+    primary_down_since: Option<Instant>,
+    rewind_failed: Arc<AtomicBool>,
+    job: Option<JoinHandle<()>>,
+    wake: Arc<Notify>,
+    last_reason: String,
+}
+
+impl<D: Database> Agent<D> {
+    /// An agent for `me`, over its store node and database.
+    pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
+        Agent {
+            me,
+            dcs,
+            db,
+            http: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
+            status,
+            lease: None,
+            lapsed: None,
+            primary_down_since: None,
+            rewind_failed: Arc::new(AtomicBool::new(false)),
+            job: None,
+            wake: Arc::new(Notify::new()),
+            last_reason: String::new(),
+        }
+    }
+
+    /// Runs cycles until `shutdown` completes, then hands over (see [`Agent::shut_down`]).
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut leader = self.dcs.watch_leader();
+        loop {
+            let loop_wait = self.cycle().await;
+            let mut next = Instant::now() + loop_wait;
+            if let Some(grant) = &self.lease {
+                next = next.min(grant.deadline.instant());
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = leader.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep_until(next.into()) => {}
+            }
+        }
+        self.shut_down().await;
+    }
+
+    /// One cycle; returns the `loop_wait` in force.
+    async fn cycle(&mut self) -> Duration {
+        let db = self.db.observe().await;
+        let read = self.dcs.read().await;
+        let dynamic =
+            read.as_ref().ok().and_then(|s| dynamic_config(s)).unwrap_or(self.me.bootstrap_dcs.clone());
+        let cluster = match &read {
+            Ok(state) => Some(cluster_view(state)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cluster store");
+                None
+            }
+        };
+        let now = Instant::now();
+        let lease = self.lease_hold(now);
+        if self.job.as_ref().is_some_and(|j| !j.is_finished()) {
+            if matches!(lease, LeaseHold::Valid(_)) {
+                self.renew(&dynamic).await;
+            }
+            self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
+            return dynamic.loop_wait;
+        }
+        self.track_primary_down(&db, lease, now);
+        let peers = match &cluster {
+            Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
+            _ => Vec::new(),
+        };
+        let observation = Observation {
+            now,
+            me: self.me.name.clone(),
+            policy: self.policy(&dynamic),
+            db: db.clone(),
+            cluster: cluster.clone(),
+            lease,
+            primary_down_since: self.primary_down_since,
+            rewind_failed: self.rewind_failed.load(Ordering::SeqCst),
+            peers,
+        };
+        let decision = decide(&observation);
+        self.log(&decision);
+        self.execute(decision.actions, &dynamic, &observation).await;
+        self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
+        dynamic.loop_wait
+    }
+
+    fn policy(&self, dynamic: &DynamicConfig) -> Policy {
+        Policy {
+            can_fail_over: self.me.can_fail_over,
+            failover_priority: self.me.failover_priority,
+            maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
+            primary_start_timeout: dynamic.primary_start_timeout,
+            use_pg_rewind: dynamic.postgresql.use_pg_rewind,
+            pause: dynamic.pause,
+        }
+    }
+
+    fn lease_hold(&self, now: Instant) -> LeaseHold {
+        match (&self.lease, self.lapsed) {
+            (Some(grant), _) if grant.deadline.is_valid_at(now) => LeaseHold::Valid(grant.token),
+            (Some(grant), _) => LeaseHold::Lapsed(grant.token),
+            (None, Some(token)) => LeaseHold::Lapsed(token),
+            (None, None) => LeaseHold::Never,
+        }
+    }
+
+    fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, now: Instant) {
+        let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
+        self.primary_down_since = match (down, self.primary_down_since) {
+            (true, None) => Some(now),
+            (true, since) => since,
+            (false, _) => None,
+        };
+    }
+
+    fn log(&mut self, decision: &Decision) {
+        let token = self.lease.as_ref().map(|g| g.token.0);
+        if decision.actions.is_empty() && decision.reason == self.last_reason {
+            tracing::debug!(reason = %decision.reason, "no change");
+        } else if decision
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::SyncSlots(_)))
+            && decision.reason == self.last_reason
+        {
+            tracing::debug!(reason = %decision.reason, ?token, "routine");
+        } else {
+            tracing::info!(reason = %decision.reason, actions = ?decision.actions, ?token, "decision");
+        }
+        self.last_reason = decision.reason.clone();
+    }
+
+    /// Store actions run here, in order; database actions then run as one background job.
+    async fn execute(&mut self, actions: Vec<Action>, dynamic: &DynamicConfig, o: &Observation) {
+        let mut db_actions = Vec::new();
+        for action in actions {
+            match action {
+                Action::ClaimInitialize => self.claim_initialize(dynamic).await,
+                Action::SetSystemId(system_id) => {
+                    let value = Initialize { by: self.me.name.clone(), system_id: Some(system_id.clone()) };
+                    self.put(Key::Initialize, &value, "record the system id").await;
+                    tracing::info!(%system_id, "cluster initialized");
+                }
+                Action::AcquireLease => self.acquire(dynamic).await,
+                Action::RenewLease => self.renew(dynamic).await,
+                Action::ReleaseLease => self.release().await,
+                Action::PublishOptime(optime) => {
+                    self.put(Key::Status, &Status { optime }, "publish optime").await
+                }
+                Action::Demote => {
+                    // Fencing does not wait for a background job.
+                    let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
+                    run_db_job(self.db.as_ref(), DbJob::demote(&o.me, token)).await;
+                }
+                other => db_actions.push(other),
+            }
+        }
+        if !db_actions.is_empty() {
+            let job = DbJob {
+                me: self.me.name.clone(),
+                actions: db_actions,
+                token: self.lease.as_ref().map(|g| g.token),
+                dcs: Some(self.dcs.clone()),
+                rewind_failed: self.rewind_failed.clone(),
+            };
+            let (db, wake) = (self.db.clone(), self.wake.clone());
+            self.job = Some(tokio::spawn(async move {
+                run_db_job(db.as_ref(), job).await;
+                wake.notify_one();
+            }));
+        }
+    }
+
+    async fn claim_initialize(&self, dynamic: &DynamicConfig) {
+        let value = Initialize { by: self.me.name.clone(), system_id: None };
+        let json = serde_json::to_value(&value).unwrap_or_default();
+        match self.dcs.put(&Key::Initialize, json, Condition::Absent, None).await {
+            Ok(_) => {
+                tracing::info!(member = %self.me.name, "won the bootstrap race");
+                let config = serde_json::to_value(dynamic).unwrap_or_default();
+                if let Err(e) = self.dcs.put(&Key::Config, config, Condition::Absent, None).await {
+                    tracing::warn!(error = %e, "could not publish bootstrap.dcs as the dynamic config");
+                }
+            }
+            Err(e) => tracing::info!(error = %e, "lost the bootstrap race"),
+        }
+    }
+
+    async fn acquire(&mut self, dynamic: &DynamicConfig) {
+        match self.dcs.acquire_lease(&self.me.name, dynamic.ttl, dynamic.safety_margin).await {
+            Ok(grant) => {
+                tracing::info!(token = %grant.token, "leader lease held");
+                self.lapsed = None;
+                self.lease = Some(grant);
+            }
+            Err(e) => tracing::info!(error = %e, "leader lease not acquired"),
+        }
+    }
+
+    async fn renew(&mut self, dynamic: &DynamicConfig) {
+        let Some(grant) = self.lease.clone() else { return };
+        let grant = LeaseGrant { ttl: dynamic.ttl, safety_margin: dynamic.safety_margin, ..grant };
+        match self.dcs.renew_lease(&grant).await {
+            Ok(renewed) => self.lease = Some(renewed),
+            Err(e @ vigil_dcs::DcsError::NotHolder { .. }) => {
+                tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
+                self.lapsed = Some(grant.token);
+                self.lease = None;
+            }
+            // The renewal may or may not have committed: keep the old deadline, which is safe either way.
+            Err(e) => tracing::warn!(token = %grant.token, error = %e, "leader lease not renewed"),
+        }
+    }
+
+    async fn release(&mut self) {
+        if let Some(grant) = self.lease.take() {
+            if let Err(e) = self.dcs.release_lease(&grant).await {
+                tracing::warn!(token = %grant.token, error = %e, "leader lease not released");
+            }
+        }
+    }
+
+    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str) {
+        let json = serde_json::to_value(value).unwrap_or_default();
+        if let Err(e) = self.dcs.put(&key, json, Condition::Always, None).await {
+            tracing::warn!(%key, error = %e, "could not {what}");
+        }
+    }
+
+    /// Asks every other member for its status, in parallel, 1 s each.
+    async fn probe_peers(&self, cluster: &ClusterView) -> Vec<PeerView> {
+        let mut probes = JoinSet::new();
+        for (name, record) in cluster.members.iter().filter(|(n, _)| **n != self.me.name) {
+            let (http, name, url) = (self.http.clone(), name.clone(), record.api_url.clone());
+            probes.spawn(async move {
+                let answer = vigil_api::client::status(&http, &url, PEER_TIMEOUT).await;
+                peer_view(name, answer.ok())
+            });
+        }
+        probes.join_all().await
+    }
+
+    /// Publishes the member record and the REST status.
+    async fn publish(
+        &self,
+        db: &DbState,
+        cluster: Option<&ClusterView>,
+        dynamic: &DynamicConfig,
+        reason: &str,
+    ) {
+        let (state, role) = MemberRecord::state_and_role(db);
+        let record = MemberRecord {
+            conn_url: format!("postgres://{}:{}/postgres", self.me.db_host, self.me.db_port),
+            api_url: self.me.api_url.clone(),
+            state: state.into(),
+            role: role.into(),
+            host: self.me.db_host.clone(),
+            port: self.me.db_port,
+            xlog_location: db.position,
+            replay_lsn: db.replay_position,
+            timeline: db.timeline,
+            replication_state: db.streaming.then(|| "streaming".to_owned()),
+            reason: Some(reason.to_owned()),
+            tags: self.me.tags.clone(),
+        };
+        if cluster.is_some() {
+            let json = serde_json::to_value(&record).unwrap_or_default();
+            let key = Key::Member(self.me.name.clone());
+            if let Err(e) = self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
+                tracing::debug!(error = %e, "member record not published");
+            }
+        }
+        self.status.set(self.node_status(db, &record));
+        let deadline = self.lease.as_ref().map(|g| g.deadline);
+        self.status.set_deadline(deadline);
+    }
+
+    fn node_status(&self, db: &DbState, record: &MemberRecord) -> NodeStatus {
+        let primary = db.role == Some(Role::Primary);
+        let system_id = match &db.data {
+            crate::db::DataState::Present { system_id, .. } => Some(system_id.clone()),
+            crate::db::DataState::Missing => None,
+        };
+        NodeStatus {
+            state: record.state.clone(),
+            role: record.role.clone(),
+            xlog: Xlog {
+                location: db.position.filter(|_| primary).map(|p| p.0),
+                received_location: db.position.filter(|_| !primary).map(|p| p.0),
+                replayed_location: db.replay_position.map(|p| p.0),
+            },
+            timeline: db.timeline,
+            replication_state: record.replication_state.clone(),
+            database_system_identifier: system_id,
+            tags: self.me.tags.clone(),
+            patroni: PatroniInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                scope: self.me.scope.clone(),
+                name: self.me.name.to_string(),
+            },
+            vigil: vigil_api::VigilInfo {
+                fencing_token: self.lease.as_ref().map(|g| g.token.0),
+                lease_remaining_ms: None,
+                last_decision: record.reason.clone(),
+            },
+        }
+    }
+
+    /// On SIGTERM: a primary stops its database with a shutdown checkpoint, which PostgreSQL streams to
+    /// its replicas before it exits, then releases the lease so the most advanced replica takes over
+    /// without losing an acknowledged write. Any other member just stops its database.
+    async fn shut_down(mut self) {
+        tracing::info!("shutting down");
+        if let Some(job) = self.job.take() {
+            let _ = job.await;
+        }
+        if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
+            tracing::warn!(error = %e, "database did not stop cleanly");
+        }
+        self.release().await;
+        self.status.set_deadline(None);
+    }
+}
+
+/// How long a peer may take to answer a status request during the leader race.
+const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
+    match status {
+        Some(s) => PeerView {
+            name,
+            reachable: true,
+            running: s.state == "running",
+            role: match s.role.as_str() {
+                "primary" => Some(Role::Primary),
+                "replica" => Some(Role::Replica),
+                _ => None,
+            },
+            position: s.position().map(crate::db::Position),
+            can_fail_over: s.can_fail_over(),
+            failover_priority: s.failover_priority(),
+        },
+        None => PeerView {
+            name,
+            reachable: false,
+            running: false,
+            role: None,
+            position: None,
+            can_fail_over: false,
+            failover_priority: 0,
+        },
+    }
+}

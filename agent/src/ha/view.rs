@@ -1,0 +1,53 @@
+//! Reading the cluster record into the policy's [`ClusterView`], and the values the agent writes.
+
+use super::observation::{ClusterView, Initialize};
+use crate::config::DynamicConfig;
+use crate::db::Position;
+use crate::member::MemberRecord;
+use serde::{Deserialize, Serialize};
+use vigil_dcs::{ClusterState, Key};
+
+/// The `status` key: the primary's last position (Patroni's `optime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The position.
+    pub optime: Position,
+}
+
+/// The cluster record as the policy sees it. Values that do not parse are left out, with a warning.
+pub fn cluster_view(state: &ClusterState) -> ClusterView {
+    let members = state
+        .keys
+        .iter()
+        .filter_map(|(key, v)| match key {
+            Key::Member(name) => Some((name.clone(), parse::<MemberRecord>(key, &v.value)?)),
+            _ => None,
+        })
+        .collect();
+    let value = |key: &Key| state.keys.get(key).map(|v| &v.value);
+    ClusterView {
+        initialize: value(&Key::Initialize).and_then(|v| parse::<Initialize>(&Key::Initialize, v)),
+        leader: state.leader.as_ref().map(|l| (l.holder.clone(), l.token)),
+        members,
+        optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
+    }
+}
+
+/// The dynamic configuration in the store, if any and valid.
+pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
+    let value = &state.keys.get(&Key::Config)?.value;
+    let config: DynamicConfig = parse(&Key::Config, value)?;
+    match config.validate() {
+        Ok(()) => Some(config),
+        Err(e) => {
+            tracing::warn!(key = %Key::Config, error = %e, "dynamic config in the store is invalid: ignoring it");
+            None
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(key: &Key, value: &serde_json::Value) -> Option<T> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| tracing::warn!(%key, error = %e, "unreadable value in the cluster store"))
+        .ok()
+}

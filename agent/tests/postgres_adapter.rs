@@ -1,0 +1,298 @@
+//! The PostgreSQL adapter against real PostgreSQL 15 servers (`/usr/lib/postgresql/15/bin`): bootstrap, clone,
+//! streaming, failover with promotion, pg_rewind of the crashed and diverged former primary, upstream changes
+//! by reload, and removing data. Runs the servers as the `postgres` OS user when the test runs as root.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+use vigil_agent::db::postgres::{Credentials, InitdbOption, Postgres, PostgresSettings};
+use vigil_agent::db::{DataState, Database, DbState, Role, StopMode, Upstream};
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+const SUPERUSER_PASSWORD: &str = "su 'secret";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The OS user the servers run as: `postgres` when the test runs as root, else the test's own user.
+fn os_user() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() } == 0).then(|| "postgres".to_string())
+}
+
+/// uid and gid of `name`, from /etc/passwd.
+fn ids(name: &str) -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|l| l.split(':').next() == Some(name)).unwrap();
+    let fields: Vec<&str> = line.split(':').collect();
+    (fields[2].parse().unwrap(), fields[3].parse().unwrap())
+}
+
+/// A temporary root for the servers' directories that stops every server registered with it when dropped,
+/// also when a test fails, before the directories go away.
+struct Lab {
+    data_dirs: Mutex<Vec<PathBuf>>,
+    root: TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let filter = tracing_subscriber::EnvFilter::from_default_env();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Lab { data_dirs: Mutex::new(Vec::new()), root }
+    }
+
+    /// Settings for member `name` on a free port, its directories under the root.
+    fn node(&self, name: &str) -> (Postgres, PostgresSettings) {
+        let dir = self.root.path().join(name);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let parameters: BTreeMap<String, String> = [
+            ("unix_socket_directories", dir.join("sock").to_string_lossy().into_owned()),
+            ("wal_level", "logical".into()),
+            ("fsync", "off".into()),
+            ("shared_buffers", "16MB".into()),
+            ("max_connections", "20".into()),
+            ("wal_retrieve_retry_interval", "200ms".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let settings = PostgresSettings {
+            name: name.into(),
+            data_dir: dir.join("data"),
+            bin_dir: BIN.into(),
+            listen_host: "127.0.0.1".into(),
+            port,
+            connect_host: "127.0.0.1".into(),
+            superuser: Credentials { username: "postgres".into(), password: SUPERUSER_PASSWORD.into() },
+            replication: Credentials { username: "replicator".into(), password: "rep:se\\cret".into() },
+            parameters,
+            pg_hba: vec![
+                "local all all peer".into(),
+                "host all postgres 127.0.0.1/32 scram-sha-256".into(),
+                "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
+            ],
+            initdb: vec![
+                InitdbOption::Value("encoding".into(), "UTF8".into()),
+                InitdbOption::Value("locale".into(), "C".into()),
+                InitdbOption::Flag("no-sync".into()),
+            ],
+            pgpass: dir.join("pgpass"),
+            os_user: os_user(),
+        };
+        self.data_dirs.lock().unwrap().push(settings.data_dir.clone());
+        (Postgres::new(settings.clone()), settings)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for dir in self.data_dirs.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if !dir.join("postmaster.pid").exists() {
+                continue;
+            }
+            let mut cmd = std::process::Command::new(Path::new(BIN).join("pg_ctl"));
+            cmd.args(["stop", "-m", "immediate", "-w", "-D"]).arg(dir).current_dir("/");
+            if let Some(user) = os_user() {
+                let (uid, gid) = ids(&user);
+                cmd.uid(uid).gid(gid);
+            }
+            let _ = cmd.output();
+        }
+    }
+}
+
+fn upstream(s: &PostgresSettings) -> Upstream {
+    Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port }
+}
+
+/// Runs `query` on the server at `port` as the superuser over TCP; the first column of each row.
+async fn sql(port: u16, query: &str) -> Result<Vec<String>, String> {
+    let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2");
+    let mut config: tokio_postgres::Config = conn.parse().map_err(|e| format!("{e}"))?;
+    config.password(SUPERUSER_PASSWORD);
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let task = tokio::spawn(connection);
+    let result = client.simple_query(query).await.map_err(|e| e.to_string());
+    drop(client);
+    task.abort();
+    Ok(result?
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("").to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Polls `node` until its state satisfies `ok`, failing after [`WAIT`] with the last state seen.
+async fn wait_state(node: &Postgres, what: &str, ok: impl Fn(&DbState) -> bool) -> DbState {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = node.observe().await;
+        if ok(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; last state: {state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `query` on `port` until it returns `expected`.
+async fn wait_rows(port: u16, query: &str, expected: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rows = sql(port, query).await;
+        if rows.as_ref().is_ok_and(|r| r == expected) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {expected:?} from {query:?}: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn present(system_id: &str, was_primary: bool) -> DataState {
+    DataState::Present { system_id: system_id.into(), was_primary }
+}
+
+fn streaming_from<'a>(name: &'a str, timeline: u64) -> impl Fn(&DbState) -> bool + 'a {
+    move |s: &DbState| {
+        s.running
+            && s.role == Some(Role::Replica)
+            && s.streaming
+            && s.upstream.as_deref() == Some(name)
+            && s.timeline == Some(timeline)
+    }
+}
+
+async fn start_time(port: u16) -> String {
+    sql(port, "SELECT pg_postmaster_start_time()").await.unwrap().remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_clone_failover_rewind() {
+    let lab = Lab::new();
+    let (a, sa) = lab.node("node-A");
+    let (b, sb) = lab.node("node-B");
+    let (c, sc) = lab.node("node-C");
+    let (up_a, up_b) = (upstream(&sa), upstream(&sb));
+    let members = ["node-A", "node-B", "node-C"].map(String::from);
+
+    assert_eq!(a.observe().await, DbState::stopped(DataState::Missing));
+    a.bootstrap().await.unwrap();
+    let state = a.observe().await;
+    let DataState::Present { system_id, was_primary: true } = state.data.clone() else { panic!("{state:?}") };
+    assert!(state.is_running_primary() && state.timeline == Some(1) && state.position.is_some(), "{state:?}");
+    sql(sa.port, "CREATE TABLE t (v text); INSERT INTO t VALUES ('one')").await.unwrap();
+
+    // Slots: one per other member, stale physical slots dropped, logical slots untouched.
+    sql(sa.port, "SELECT pg_create_physical_replication_slot('gone_member')").await.unwrap();
+    sql(sa.port, "SELECT pg_create_logical_replication_slot('keep_logical', 'test_decoding')").await.unwrap();
+    a.sync_slots(&["node-A".into(), "node-B".into()]).await.unwrap();
+    let slots = "SELECT slot_name FROM pg_replication_slots ORDER BY 1";
+    assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b"]);
+
+    // Clones follow A and stream; A's rows arrive. C's slot does not exist yet when it is cloned: it is
+    // cloned without, and streams once the slot is there.
+    for (node, settings) in [(&b, &sb), (&c, &sc)] {
+        node.clone_from(&up_a).await.unwrap();
+        let cloned =
+            DbState { upstream: Some("node-A".into()), ..DbState::stopped(present(&system_id, false)) };
+        assert_eq!(node.observe().await, cloned);
+        node.follow(Some(&up_a)).await.unwrap();
+        if settings.name == "node-C" {
+            assert!(!c.observe().await.streaming);
+            a.sync_slots(&members).await.unwrap();
+            a.sync_slots(&members).await.unwrap();
+            assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b", "node_c"]);
+        }
+        wait_state(node, "streaming from A", streaming_from("node-A", 1)).await;
+        wait_rows(settings.port, "SELECT v FROM t ORDER BY v", &["one"]).await;
+    }
+    let b_started = start_time(sb.port).await;
+    b.follow(Some(&up_a)).await.unwrap();
+    assert_eq!(start_time(sb.port).await, b_started, "following the same upstream again restarted B");
+
+    // A crashes; B is promoted and writes.
+    a.stop(StopMode::Immediate).await.unwrap();
+    a.stop(StopMode::Immediate).await.unwrap();
+    assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
+    b.promote().await.unwrap();
+    b.promote().await.unwrap();
+    let state = b.observe().await;
+    assert!(state.is_running_primary() && state.timeline == Some(2), "{state:?}");
+    assert_eq!(state.data, present(&system_id, true));
+    b.sync_slots(&members).await.unwrap();
+    sql(sb.port, "INSERT INTO t VALUES ('two')").await.unwrap();
+
+    // C switches to B by a reload, without restarting; without an upstream it stops streaming.
+    let c_started = start_time(sc.port).await;
+    c.follow(Some(&up_b)).await.unwrap();
+    wait_state(&c, "C streaming from B", streaming_from("node-B", 2)).await;
+    wait_rows(sc.port, "SELECT v FROM t ORDER BY v", &["one", "two"]).await;
+    c.follow(None).await.unwrap();
+    wait_state(&c, "C standby of nobody", |s| s.running && s.role == Some(Role::Replica) && !s.streaming)
+        .await;
+    assert_eq!(c.observe().await.upstream, None);
+    c.follow(Some(&up_b)).await.unwrap();
+    wait_state(&c, "C streaming from B again", streaming_from("node-B", 2)).await;
+    assert_eq!(start_time(sc.port).await, c_started, "changing C's upstream restarted it");
+
+    // Split brain: A comes back as a primary on the old timeline, writes, and crashes again.
+    a.start_primary().await.unwrap();
+    assert!(a.observe().await.is_running_primary());
+    sql(sa.port, "INSERT INTO t VALUES ('lost')").await.unwrap();
+    a.stop(StopMode::Immediate).await.unwrap();
+    assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
+
+    // A is rewound to B's history (crash recovery by pg_rewind itself) and streams from B.
+    a.rewind_from(&up_b).await.unwrap();
+    assert_eq!(a.observe().await.data, present(&system_id, false));
+    a.follow(Some(&up_b)).await.unwrap();
+    let state = wait_state(&a, "A streaming from B", streaming_from("node-B", 2)).await;
+    assert_eq!(state.data, present(&system_id, false));
+    wait_rows(sa.port, "SELECT v FROM t ORDER BY v", &["one", "two"]).await;
+    let b_state = b.observe().await;
+    let a_state = wait_state(&a, "A caught up", |s| s.replay_position >= b_state.position).await;
+    assert!(a_state.position >= a_state.replay_position);
+
+    for node in [&a, &b, &c] {
+        node.stop(StopMode::Fast).await.unwrap();
+        node.stop(StopMode::Fast).await.unwrap();
+        assert!(!node.observe().await.running);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_data_leaves_an_empty_directory() {
+    let lab = Lab::new();
+    let (node, settings) = lab.node("solo");
+    node.bootstrap().await.unwrap();
+    assert!(node.remove_data().await.is_err(), "removed the data of a running server");
+    assert!(node.clone_from(&upstream(&settings)).await.is_err(), "cloned over existing data");
+    node.stop(StopMode::Fast).await.unwrap();
+    let DataState::Present { was_primary: true, .. } = node.observe().await.data else { panic!("no data") };
+
+    node.remove_data().await.unwrap();
+    assert_eq!(node.observe().await, DbState::stopped(DataState::Missing));
+    let meta = std::fs::metadata(&settings.data_dir).unwrap();
+    assert_eq!(std::fs::read_dir(&settings.data_dir).unwrap().count(), 0);
+    assert_eq!(meta.mode() & 0o777, 0o700);
+    if let Some(user) = os_user() {
+        assert_eq!(meta.uid(), ids(&user).0);
+    }
+    let err = node.start_primary().await.unwrap_err();
+    assert!(err.detail.contains("no database"), "{err}");
+
+    // The remains of an interrupted clone (no control file yet) count as no database and are cleared.
+    std::fs::write(settings.data_dir.join("PG_VERSION"), "15\n").unwrap();
+    assert_eq!(node.observe().await, DbState::stopped(DataState::Missing));
+    node.bootstrap().await.unwrap();
+    assert!(node.observe().await.is_running_primary());
+    node.stop(StopMode::Immediate).await.unwrap();
+}

@@ -1,0 +1,270 @@
+//! A cluster of real `vigil agent` processes managing real PostgreSQL servers on 127.0.0.1.
+//!
+//! Each node gets its own ports and directory under one temp dir. When the test process runs as root (as
+//! here and in CI), PostgreSQL runs as the `postgres` OS user. Dropping the cluster kills every agent it
+//! started (by PID) and stops every PostgreSQL server in its directories, also when a test fails.
+
+use crate::wait_for;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// PostgreSQL 15's binaries.
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The superuser's password in test clusters.
+pub const PASSWORD: &str = "su-pass";
+
+/// One node: its name, ports and agent process.
+pub struct AgentNode {
+    /// The member name (`node1`, …).
+    pub name: String,
+    /// PostgreSQL's port.
+    pub pg_port: u16,
+    /// The REST API's port.
+    pub api_port: u16,
+    /// The Raft port.
+    pub raft_port: u16,
+    /// Extra YAML appended to the node's config (e.g. tags).
+    pub extra_yaml: String,
+    child: Option<Child>,
+}
+
+/// A running cluster of agents.
+pub struct AgentCluster {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    /// The nodes, in order.
+    pub nodes: Vec<AgentNode>,
+    http: reqwest::Client,
+}
+
+/// The `vigil` binary next to the running test's own directory (`target/<profile>/vigil`), which
+/// `cargo test --workspace` / `cargo nextest run --workspace` build.
+pub fn vigil_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let binary = profile_dir.join("vigil");
+    assert!(binary.is_file(), "{} is missing: run the tests with --workspace", binary.display());
+    binary
+}
+
+impl AgentCluster {
+    /// Prepares `size` nodes (`extra(i)` is YAML appended to node i's config) and starts their agents.
+    pub fn start(size: usize, extra: impl Fn(usize) -> String) -> AgentCluster {
+        let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
+        chmod(dir.path(), 0o755);
+        let nodes = (0..size)
+            .map(|i| AgentNode {
+                name: format!("node{}", i + 1),
+                pg_port: free_port(),
+                api_port: free_port(),
+                raft_port: free_port(),
+                extra_yaml: extra(i),
+                child: None,
+            })
+            .collect();
+        let http = reqwest::Client::builder().no_proxy().build().expect("http client");
+        let mut cluster = AgentCluster { dir, binary: vigil_binary(), nodes, http };
+        for i in 0..size {
+            cluster.start_agent(i);
+        }
+        cluster
+    }
+
+    /// The node called `name`'s index.
+    pub fn index(&self, name: &str) -> usize {
+        self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// The directory of node `i`.
+    pub fn home(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.nodes[i].name)
+    }
+
+    /// The configuration file of node `i`, written if needed.
+    pub fn config_file(&self, i: usize) -> PathBuf {
+        let node = &self.nodes[i];
+        let home = self.home(i);
+        std::fs::create_dir_all(&home).expect("node dir");
+        chmod(&home, 0o755);
+        let partners: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.name != node.name)
+            .map(|n| format!("127.0.0.1:{}", n.raft_port))
+            .collect();
+        let root = unsafe { libc::geteuid() } == 0;
+        let os_user = if root { "\n  os_user: postgres" } else { "" };
+        let yaml = format!(
+            "scope: it\nname: {name}\nrestapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
+             raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
+             bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
+             \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
+             \x20   - host replication replicator 127.0.0.1/32 scram-sha-256\n\
+             \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
+             postgresql:\n  listen: 127.0.0.1:{pg}\n  connect_address: 127.0.0.1:{pg}\n  data_dir: {home}/pg\n\
+             \x20 bin_dir: {PG_BIN}\n  pgpass: {home}/pgpass\n  authentication:\n\
+             \x20   replication: {{username: replicator, password: rep-pass}}\n\
+             \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
+             \x20 parameters:\n    unix_socket_directories: {home}/sock{os_user}\n{extra}",
+            name = node.name,
+            api = node.api_port,
+            raft = node.raft_port,
+            pg = node.pg_port,
+            partners = partners.join(", "),
+            home = home.display(),
+            extra = node.extra_yaml,
+        );
+        let file = home.join("vigil.yml");
+        std::fs::write(&file, yaml).expect("write config");
+        file
+    }
+
+    /// Starts (or restarts) node `i`'s agent.
+    pub fn start_agent(&mut self, i: usize) {
+        let file = self.config_file(i);
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.home(i).join("agent.log"))
+            .expect("agent log");
+        let child = Command::new(&self.binary)
+            .args(["agent", "-c"])
+            .arg(&file)
+            .env("VIGIL_LOG", "info,vigil_dcs=info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start agent");
+        self.nodes[i].child = Some(child);
+    }
+
+    /// Sends `signal` to node `i`'s agent; with SIGKILL, also reaps it.
+    pub fn signal_agent(&mut self, i: usize, signal: libc::c_int) {
+        let Some(child) = self.nodes[i].child.as_mut() else { return };
+        // SAFETY: kill(2) on the PID of a child this process started and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        if signal == libc::SIGKILL {
+            let _ = child.wait();
+            self.nodes[i].child = None;
+        }
+    }
+
+    /// Waits up to `timeout` for node `i`'s agent to exit; true when it did.
+    pub async fn agent_exited(&mut self, i: usize, timeout: Duration) -> bool {
+        let child = self.nodes[i].child.as_mut().expect("agent running");
+        let exited = wait_for("the agent to exit", timeout, || {
+            let status = child.try_wait().ok().flatten();
+            async move { status }
+        });
+        let done = tokio::time::timeout(timeout, exited).await.is_ok();
+        if done {
+            self.nodes[i].child = None;
+        }
+        done
+    }
+
+    /// The PID of node `i`'s postmaster, from `postmaster.pid`.
+    pub fn postmaster_pid(&self, i: usize) -> Option<libc::pid_t> {
+        let text = std::fs::read_to_string(self.home(i).join("pg/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// kill -9 of node `i`'s postmaster.
+    pub fn kill_postgres(&self, i: usize) {
+        if let Some(pid) = self.postmaster_pid(i) {
+            // SAFETY: kill(2) on the postmaster this cluster's agent started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// `GET` a REST path of node `i`: the status code, or `None` when it did not answer.
+    pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[i].api_port);
+        let response = self.http.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.json().await.unwrap_or_default()))
+    }
+
+    /// Waits until exactly one node answers 200 on `/primary`, and returns its index.
+    pub async fn primary(&self, timeout: Duration) -> usize {
+        wait_for("exactly one primary", timeout, || async {
+            let mut primaries = Vec::new();
+            for i in 0..self.nodes.len() {
+                if self.rest(i, "/primary").await.is_some_and(|(code, _)| code == 200) {
+                    primaries.push(i);
+                }
+            }
+            (primaries.len() == 1).then(|| primaries[0])
+        })
+        .await
+    }
+
+    /// Waits until node `i` is a replica whose WAL receiver streams.
+    pub async fn streaming_replica(&self, i: usize, timeout: Duration) {
+        wait_for(&format!("{} to stream as a replica", self.nodes[i].name), timeout, || async {
+            let (_, status) = self.rest(i, "/patroni").await?;
+            (status["role"] == "replica" && status["replication_state"] == "streaming").then_some(())
+        })
+        .await
+    }
+
+    /// A superuser connection to node `i`'s PostgreSQL over TCP.
+    pub async fn connect(&self, i: usize) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2",
+            self.nodes[i].pg_port
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Runs `sql` on node `i` and returns the first column of every row, as text.
+    pub async fn query(&self, i: usize, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+        let client = self.connect(i).await?;
+        let rows = client.simple_query(sql).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The agent log of node `i` (for assertions and failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.home(i).join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.signal_agent(i, libc::SIGKILL);
+            self.kill_postgres(i);
+        }
+        if std::thread::panicking() {
+            for i in 0..self.nodes.len() {
+                eprintln!("---- {} agent log (tail) ----", self.nodes[i].name);
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
