@@ -32,3 +32,73 @@ async fn three_nodes_bootstrap_one_primary_and_two_streaming_replicas() {
         assert_eq!(code, 200);
     }
 }
+
+/// Waits for the cluster to settle: a primary and every other node a streaming replica.
+async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
+    let primary = cluster.primary(PATIENCE).await;
+    for r in nodes.iter().filter(|r| **r != primary) {
+        cluster.streaming_replica(*r, PATIENCE).await;
+    }
+    primary
+}
+
+/// Writes rows `from..to` on `primary` and waits until every node in `nodes` has replayed them.
+async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[usize], from: u32, to: u32) {
+    let sql = format!("INSERT INTO t SELECT generate_series({from}, {}) ", to - 1);
+    cluster.query(primary, &sql).await.expect("write rows");
+    for n in nodes {
+        let count = format!("SELECT count(*) FROM t WHERE v < {to}");
+        eventually(cluster, *n, &count, &[&to.to_string()]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = settled(&cluster, &all).await;
+    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, old, &all, 0, 100).await;
+
+    // kill -9 of the primary's agent and its postgres.
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    let new = settled(&cluster, &survivors).await;
+    assert_ne!(new, old);
+    eventually(&cluster, new, "SELECT count(*) FROM t", &["100"]).await;
+    write_and_replicate(&cluster, new, &survivors, 100, 200).await;
+    let timeline = cluster.query(new, "SELECT timeline_id FROM pg_control_checkpoint()").await.expect("tl");
+    let (_, status) = cluster.rest(new, "/patroni").await.expect("status");
+    assert!(status["timeline"].as_u64() >= Some(2), "{status} {timeline:?}");
+
+    // The old primary, restarted, comes back as a streaming replica with the new rows.
+    cluster.start_agent(old);
+    cluster.streaming_replica(old, PATIENCE).await;
+    eventually(&cluster, old, "SELECT count(*) FROM t", &["200"]).await;
+    assert_eq!(cluster.primary(PATIENCE).await, new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_postgres_on_the_primary_restarts_in_place_without_failover() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+    cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, primary, &all, 0, 10).await;
+    let (_, before) = cluster.rest(primary, "/patroni").await.expect("status");
+    let old_pid = cluster.postmaster_pid(primary).expect("postmaster pid");
+
+    cluster.kill_postgres(primary);
+    wait_for("a new postmaster", PATIENCE, || async {
+        cluster.postmaster_pid(primary).filter(|pid| *pid != old_pid)
+    })
+    .await;
+    assert_eq!(cluster.primary(PATIENCE).await, primary, "no failover");
+    let (_, after) = cluster.rest(primary, "/patroni").await.expect("status");
+    assert_eq!(after["timeline"], before["timeline"], "same timeline");
+    assert_eq!(after["vigil"]["fencing_token"], before["vigil"]["fencing_token"], "same lease");
+    write_and_replicate(&cluster, primary, &all, 10, 20).await;
+}
