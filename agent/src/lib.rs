@@ -7,4 +7,5 @@ pub mod db;
 pub mod demo;
 pub mod ha;
 pub mod member;
+pub mod os_user;
 pub mod status;

@@ -29,7 +29,6 @@ pub use dynamic::{
     DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT, DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
 };
 pub use error::ConfigError;
-pub use os_user::OsUser;
 pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
@@ -40,6 +39,7 @@ pub use sections::{
 pub use tags::Tags;
 
 use crate::db::postgres::{Credentials, PostgresSettings};
+use crate::os_user::OsUser;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -135,14 +135,14 @@ impl Config {
     }
 
     /// Checks who PostgreSQL will run as: as root, `postgresql.os_user` must be set; when set it must
-    /// exist in `/etc/passwd` and not be root.
+    /// exist (looked up through NSS) and not be root.
     pub fn check_os_user(&self, running_as_root: bool) -> Result<(), ConfigError> {
-        os_user::check(self.postgresql.os_user.as_deref(), running_as_root, os_user::read_passwd).map(|_| ())
+        os_user::check(self.postgresql.os_user.as_deref(), running_as_root, OsUser::lookup).map(|_| ())
     }
 
-    /// `postgresql.os_user` looked up in `/etc/passwd` (uid, gid); `None` when not set.
+    /// `postgresql.os_user`, looked up; `None` when not set.
     pub fn os_user(&self) -> Result<Option<OsUser>, ConfigError> {
-        os_user::check(self.postgresql.os_user.as_deref(), false, os_user::read_passwd)
+        os_user::check(self.postgresql.os_user.as_deref(), false, OsUser::lookup)
     }
 
     /// The PostgreSQL adapter's settings under the given dynamic configuration: parameters are the

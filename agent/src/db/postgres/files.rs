@@ -1,9 +1,9 @@
 //! Directories and files on disk, owned by the OS user PostgreSQL runs as. Synchronous: call these from
 //! `spawn_blocking`.
 
-use super::osuser::Owner;
 use super::render::{self, Conf};
 use super::PostgresSettings;
+use crate::os_user::Owner;
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};

@@ -11,7 +11,7 @@ mod controldata;
 mod files;
 mod observe;
 mod ops;
-mod osuser;
+
 mod render;
 mod sql;
 mod tools;

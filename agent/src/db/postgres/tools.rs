@@ -1,8 +1,8 @@
 //! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata) as the configured
 //! OS user: PostgreSQL refuses to run as root.
 
-use super::osuser::{current_uid, OsUser, Owner};
 use crate::db::{DbError, StopMode};
+use crate::os_user::{current_uid, OsUser, Owner};
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -8,19 +8,25 @@ use std::path::PathBuf;
 
 /// Who owns the files the adapter creates for PostgreSQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Owner {
+pub struct Owner {
+    /// User id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
 }
 
 /// An OS user with what a child process needs to become it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OsUser {
+pub struct OsUser {
+    /// The login name.
     pub name: String,
+    /// Its user id.
     pub uid: u32,
+    /// Its primary group id.
     pub gid: u32,
     /// Supplementary groups (e.g. `ssl-cert` for Debian's snakeoil key).
     pub groups: Vec<libc::gid_t>,
+    /// Its home directory.
     pub home: PathBuf,
 }
 
