@@ -3,6 +3,8 @@
 # Installs what the tests need when it is missing; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/packages.sh
+ensure_postgres
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

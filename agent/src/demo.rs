@@ -51,7 +51,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     }
     println!("Starting {} nodes in {} (logs: <node>.log there)...", nodes.len(), dir.display());
     let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
-    wait_for_primary(&http, &nodes).await?;
+    wait_for_cluster(&http, &nodes).await?;
     println!("{}", summary(&http, &nodes).await);
     println!("Press Ctrl-C to stop the cluster and remove {}.", dir.display());
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
@@ -172,18 +172,24 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-async fn wait_for_primary(http: &reqwest::Client, nodes: &[Node]) -> Result<(), String> {
+/// Waits until one node is a primary and every other node a running replica.
+async fn wait_for_cluster(http: &reqwest::Client, nodes: &[Node]) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
+        let mut roles = Vec::new();
         for node in nodes {
-            let url = format!("http://127.0.0.1:{}/primary", node.api_port);
-            if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
+            let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
+            let status = vigil_api::client::status(http, &url, Duration::from_secs(1)).await;
+            roles.push(status.ok().filter(|s| s.state == "running").map(|s| s.role));
+        }
+        let primaries = roles.iter().filter(|r| r.as_deref() == Some("primary")).count();
+        let replicas = roles.iter().filter(|r| r.as_deref() == Some("replica")).count();
+        if primaries == 1 && replicas == nodes.len() - 1 {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err("no primary after 90 s: see the logs in the demo directory".to_owned())
+    Err("the cluster did not come up within 90 s: see the logs in the demo directory".to_owned())
 }
 
 /// The connection string, the REST addresses and the member table.
@@ -196,7 +202,7 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
     for node in nodes {
         let _ = writeln!(out, "  {}: http://127.0.0.1:{}/patroni", node.name, node.api_port);
     }
-    let _ = writeln!(out, "\n  {:<8} {:<16} {:<8} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
+    let _ = writeln!(out, "\n  {:<8} {:<16} {:<13} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
     for node in nodes {
         let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
         let status = vigil_api::client::status(http, &url, Duration::from_secs(2)).await;
@@ -208,7 +214,7 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
             Err(_) => ("?".into(), "unreachable".into(), String::new(), String::new()),
         };
         let host = format!("127.0.0.1:{}", node.pg_port);
-        let _ = writeln!(out, "  {:<8} {:<16} {:<8} {:<9} {:>4}  {}", node.name, host, role, state, tl, lsn);
+        let _ = writeln!(out, "  {:<8} {:<16} {:<13} {:<9} {:>4}  {}", node.name, host, role, state, tl, lsn);
     }
     out
 }

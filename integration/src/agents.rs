@@ -38,6 +38,8 @@ pub struct AgentCluster {
     /// The nodes, in order.
     pub nodes: Vec<AgentNode>,
     http: reqwest::Client,
+    /// Extra YAML inside `bootstrap.dcs` (lines indented by 4 spaces), for every node.
+    extra_dcs_yaml: String,
 }
 
 /// The `vigil` binary next to the running test's own directory (`target/<profile>/vigil`), which
@@ -53,6 +55,13 @@ pub fn vigil_binary() -> PathBuf {
 impl AgentCluster {
     /// Prepares `size` nodes (`extra(i)` is YAML appended to node i's config) and starts their agents.
     pub fn start(size: usize, extra: impl Fn(usize) -> String) -> AgentCluster {
+        AgentCluster::start_with(size, extra, "")
+    }
+
+    /// [`start`](Self::start) with `extra_dcs` added to every node's `bootstrap.dcs` section: YAML
+    /// mapping lines at the section's level, e.g. `"maximum_lag_on_failover: 1024\nttl: 3"` (each line is
+    /// indented to fit).
+    pub fn start_with(size: usize, extra: impl Fn(usize) -> String, extra_dcs: &str) -> AgentCluster {
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
         let nodes = (0..size)
@@ -66,7 +75,8 @@ impl AgentCluster {
             })
             .collect();
         let http = reqwest::Client::builder().no_proxy().build().expect("http client");
-        let mut cluster = AgentCluster { dir, binary: vigil_binary(), nodes, http };
+        let extra_dcs_yaml: String = extra_dcs.lines().map(|line| format!("    {line}\n")).collect();
+        let mut cluster = AgentCluster { dir, binary: vigil_binary(), nodes, http, extra_dcs_yaml };
         for i in 0..size {
             cluster.start_agent(i);
         }
@@ -100,7 +110,7 @@ impl AgentCluster {
         let yaml = format!(
             "scope: it\nname: {name}\nrestapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
              raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
-             bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
+             bootstrap:\n  dcs:\n{dcs}    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
              \x20   - host replication replicator 127.0.0.1/32 scram-sha-256\n\
              \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
@@ -116,6 +126,7 @@ impl AgentCluster {
             partners = partners.join(", "),
             home = home.display(),
             extra = node.extra_yaml,
+            dcs = self.extra_dcs_yaml,
         );
         let file = home.join("vigil.yml");
         std::fs::write(&file, yaml).expect("write config");
@@ -164,6 +175,34 @@ impl AgentCluster {
             self.nodes[i].child = None;
         }
         done
+    }
+
+    /// Waits up to `timeout` for node `i`'s agent to exit; its exit status when it did.
+    pub async fn agent_exit_status(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.nodes[i].child.as_mut().expect("agent running");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.nodes[i].child = None;
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The PID of node `i`'s agent, while it runs.
+    pub fn agent_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to process `pid` (a PostgreSQL child process of one of this cluster's servers, e.g.
+    /// the WAL receiver found in `pg_stat_wal_receiver`); false when kill(2) failed.
+    pub fn signal_pid(&self, pid: libc::pid_t, signal: libc::c_int) -> bool {
+        // SAFETY: kill(2) has no memory-safety preconditions; callers pass PIDs of this cluster's servers.
+        unsafe { libc::kill(pid, signal) == 0 }
     }
 
     /// The PID of node `i`'s postmaster, from `postmaster.pid`.
