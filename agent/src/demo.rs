@@ -202,7 +202,8 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
     for node in nodes {
         let _ = writeln!(out, "  {}: http://127.0.0.1:{}/patroni", node.name, node.api_port);
     }
-    let _ = writeln!(out, "\n  {:<8} {:<16} {:<13} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
+    let _ =
+        writeln!(out, "\n  {:<8} {:<16} {:<13} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
     for node in nodes {
         let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
         let status = vigil_api::client::status(http, &url, Duration::from_secs(2)).await;

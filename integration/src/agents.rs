@@ -62,6 +62,17 @@ impl AgentCluster {
     /// mapping lines at the section's level, e.g. `"maximum_lag_on_failover: 1024\nttl: 3"` (each line is
     /// indented to fit).
     pub fn start_with(size: usize, extra: impl Fn(usize) -> String, extra_dcs: &str) -> AgentCluster {
+        AgentCluster::start_with_binary(vigil_binary(), size, extra, extra_dcs)
+    }
+
+    /// [`start_with`](Self::start_with) running `binary` as the agent (e.g. the release `vigil` next to a
+    /// bench binary, which [`vigil_binary`] does not find).
+    pub fn start_with_binary(
+        binary: PathBuf,
+        size: usize,
+        extra: impl Fn(usize) -> String,
+        extra_dcs: &str,
+    ) -> AgentCluster {
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
         let nodes = (0..size)
@@ -76,7 +87,7 @@ impl AgentCluster {
             .collect();
         let http = reqwest::Client::builder().no_proxy().build().expect("http client");
         let extra_dcs_yaml: String = extra_dcs.lines().map(|line| format!("    {line}\n")).collect();
-        let mut cluster = AgentCluster { dir, binary: vigil_binary(), nodes, http, extra_dcs_yaml };
+        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml };
         for i in 0..size {
             cluster.start_agent(i);
         }
@@ -86,6 +97,11 @@ impl AgentCluster {
     /// The node called `name`'s index.
     pub fn index(&self, name: &str) -> usize {
         self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// The cluster's temp directory (removed when the cluster is dropped).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The directory of node `i`.
@@ -178,7 +194,11 @@ impl AgentCluster {
     }
 
     /// Waits up to `timeout` for node `i`'s agent to exit; its exit status when it did.
-    pub async fn agent_exit_status(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub async fn agent_exit_status(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let child = self.nodes[i].child.as_mut().expect("agent running");
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

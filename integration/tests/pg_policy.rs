@@ -14,6 +14,10 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// ttl (3 s) plus a few HA cycles (1 s each), counted from the kill of the primary.
 const NO_TAKEOVER_WINDOW: Duration = Duration::from_secs(12);
 
+/// How long after the kill of the primary a surviving replica may take to explain why it does not take
+/// over: the lease ttl (3 s) plus a few cycles.
+const EXPLAINED_WITHIN: Duration = Duration::from_secs(20);
+
 /// Node `i`'s `vigil.last_decision` from `GET /patroni`, if it answered.
 async fn last_decision(cluster: &AgentCluster, i: usize) -> Option<String> {
     let (_, status) = cluster.rest(i, "/patroni").await?;
@@ -45,55 +49,75 @@ async fn no_primary_until(cluster: &AgentCluster, nodes: &[usize], until: Instan
     }
 }
 
+/// Three nodes, because the store is a Raft group of all agents: with two, killing one leaves the other
+/// without a quorum, and it then only reports "cluster store unreachable" (it could not take over anyway).
+/// node2 and node3 are both tagged `nofailover`, so after node1's death nobody may take over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nofailover_replica_is_never_promoted() {
     init_tracing();
     let mut cluster =
-        AgentCluster::start(2, |i| if i == 1 { "tags: {nofailover: true}\n".into() } else { String::new() });
-    // A nofailover member does not even bootstrap: node1 must be the primary.
-    assert_eq!(cluster.primary(PATIENCE).await, 0, "node1 bootstraps, node2 has nofailover");
-    cluster.streaming_replica(1, PATIENCE).await;
-    let (_, status) = cluster.rest(1, "/patroni").await.expect("node2 status");
-    assert_eq!(status["tags"]["nofailover"], true, "{status}");
+        AgentCluster::start(3, |i| if i > 0 { "tags: {nofailover: true}\n".into() } else { String::new() });
+    // nofailover members do not even bootstrap: node1 must be the primary.
+    assert_eq!(cluster.primary(PATIENCE).await, 0, "node1 bootstraps, node2 and node3 have nofailover");
+    let replicas = [1, 2];
+    for r in replicas {
+        cluster.streaming_replica(r, PATIENCE).await;
+        let (_, status) = cluster.rest(r, "/patroni").await.expect("replica status");
+        assert_eq!(status["tags"]["nofailover"], true, "{status}");
+    }
 
     kill_node(&mut cluster, 0);
     let window_end = Instant::now() + NO_TAKEOVER_WINDOW;
-    wait_for("node2 to explain that it has nofailover", PATIENCE, || async {
-        last_decision(&cluster, 1).await.filter(|d| d.contains("nofailover"))
-    })
-    .await;
-    no_primary_until(&cluster, &[1], window_end).await;
+    for r in replicas {
+        let what = format!("{} to explain that it has nofailover", cluster.nodes[r].name);
+        wait_for(&what, EXPLAINED_WITHIN, || async {
+            last_decision(&cluster, r).await.filter(|d| d.contains("nofailover"))
+        })
+        .await;
+    }
+    no_primary_until(&cluster, &replicas, window_end).await;
 
-    let decision = last_decision(&cluster, 1).await.expect("node2 answers");
-    assert!(decision.contains("nofailover"), "node2's last decision: {decision}");
-    let (_, status) = cluster.rest(1, "/patroni").await.expect("node2 status");
-    assert_eq!((&status["role"], &status["state"]), (&"replica".into(), &"running".into()), "{status}");
-    assert!(!cluster.log(1).contains("leader lease held"), "node2 took the lease:\n{}", cluster.log(1));
+    for r in replicas {
+        let name = &cluster.nodes[r].name;
+        let decision = last_decision(&cluster, r).await.expect("replica answers");
+        assert!(decision.contains("nofailover"), "{name}'s last decision: {decision}");
+        let (_, status) = cluster.rest(r, "/patroni").await.expect("replica status");
+        assert_eq!((&status["role"], &status["state"]), (&"replica".into(), &"running".into()), "{status}");
+        assert!(!cluster.log(r).contains("leader lease held"), "{name} took the lease:\n{}", cluster.log(r));
+    }
 }
 
 /// The agent measures a replica's position as the larger of received and replayed, so pausing replay
-/// creates no lag by that measure. This test stops WAL *receipt* instead: the replica's WAL receiver is
+/// creates no lag by that measure. This test stops WAL *receipt* instead: both replicas' WAL receivers are
 /// frozen with SIGSTOP while the primary writes ~40 MB, the primary publishes that position in `status`,
-/// then the primary node is killed and the WAL receiver resumed. The receiver can then drain at most what
-/// sat in its socket buffer (a few MB on loopback) before it finds the connection closed; the replica stays
-/// tens of MB behind the last published position, far beyond `maximum_lag_on_failover` (1 KiB).
+/// then the primary node is killed and the WAL receivers resumed. A receiver can then drain at most what
+/// sat in its socket buffer (a few MB on loopback) before it finds the connection closed; both replicas
+/// stay tens of MB behind the last published position, far beyond `maximum_lag_on_failover` (1 KiB).
+/// Three nodes, because with two the survivor has no store quorum (see the nofailover test); both
+/// replicas lag, so neither may take over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_lagging_beyond_maximum_lag_on_failover_is_not_promoted() {
     init_tracing();
     const MAX_LAG: u64 = 1024;
     let mut cluster =
-        AgentCluster::start_with(2, |_| String::new(), &format!("maximum_lag_on_failover: {MAX_LAG}"));
+        AgentCluster::start_with(3, |_| String::new(), &format!("maximum_lag_on_failover: {MAX_LAG}"));
     let primary = cluster.primary(PATIENCE).await;
-    let replica = 1 - primary;
-    cluster.streaming_replica(replica, PATIENCE).await;
+    let replicas: Vec<usize> = (0..3).filter(|i| *i != primary).collect();
+    let mut receivers = Vec::new();
+    for &r in &replicas {
+        cluster.streaming_replica(r, PATIENCE).await;
+        let what = format!("{}'s WAL receiver pid", cluster.nodes[r].name);
+        let receiver = wait_for(&what, PATIENCE, || async {
+            let rows = cluster.query(r, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
+            rows.first()?.parse::<libc::pid_t>().ok()
+        })
+        .await;
+        receivers.push(receiver);
+    }
     cluster.query(primary, "CREATE TABLE t (v int, pad text)").await.expect("create");
-
-    let receiver = wait_for("the replica's WAL receiver pid", PATIENCE, || async {
-        let rows = cluster.query(replica, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
-        rows.first()?.parse::<libc::pid_t>().ok()
-    })
-    .await;
-    assert!(cluster.signal_pid(receiver, libc::SIGSTOP), "SIGSTOP the WAL receiver {receiver}");
+    for &pid in &receivers {
+        assert!(cluster.signal_pid(pid, libc::SIGSTOP), "SIGSTOP the WAL receiver {pid}");
+    }
 
     let sql = "INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series(1, 40000) g";
     cluster.query(primary, sql).await.expect("write ~40 MB");
@@ -104,24 +128,34 @@ async fn a_replica_lagging_beyond_maximum_lag_on_failover_is_not_promoted() {
         status_u64(&cluster, primary, "/xlog/location").await.filter(|p| *p >= written)
     })
     .await;
-    let received = status_u64(&cluster, replica, "/xlog/received_location").await.expect("received");
-    assert!(written > received + 16 * 1_048_576, "written {written}, replica received {received}");
+    for &r in &replicas {
+        let received = status_u64(&cluster, r, "/xlog/received_location").await.expect("received");
+        assert!(written > received + 16 * 1_048_576, "written {written}, replica received {received}");
+    }
 
     kill_node(&mut cluster, primary);
     let window_end = Instant::now() + NO_TAKEOVER_WINDOW;
-    assert!(cluster.signal_pid(receiver, libc::SIGCONT), "SIGCONT the WAL receiver {receiver}");
-    wait_for("the replica to explain that it lags too far", PATIENCE, || async {
-        last_decision(&cluster, replica).await.filter(|d| d.contains("maximum_lag_on_failover"))
-    })
-    .await;
-    no_primary_until(&cluster, &[replica], window_end).await;
+    for &pid in &receivers {
+        assert!(cluster.signal_pid(pid, libc::SIGCONT), "SIGCONT the WAL receiver {pid}");
+    }
+    for &r in &replicas {
+        let what = format!("{} to explain that it lags too far", cluster.nodes[r].name);
+        wait_for(&what, EXPLAINED_WITHIN, || async {
+            last_decision(&cluster, r).await.filter(|d| d.contains("maximum_lag_on_failover"))
+        })
+        .await;
+    }
+    no_primary_until(&cluster, &replicas, window_end).await;
 
-    let decision = last_decision(&cluster, replica).await.expect("replica answers");
-    assert!(decision.contains("maximum_lag_on_failover"), "last decision: {decision}");
-    let (_, status) = cluster.rest(replica, "/patroni").await.expect("replica status");
-    assert_eq!(status["role"], "replica", "{status}");
-    let log = cluster.log(replica);
-    assert!(!log.contains("leader lease held"), "the replica took the lease:\n{log}");
+    for &r in &replicas {
+        let name = &cluster.nodes[r].name;
+        let decision = last_decision(&cluster, r).await.expect("replica answers");
+        assert!(decision.contains("maximum_lag_on_failover"), "{name}'s last decision: {decision}");
+        let (_, status) = cluster.rest(r, "/patroni").await.expect("replica status");
+        assert_eq!(status["role"], "replica", "{status}");
+        let log = cluster.log(r);
+        assert!(!log.contains("leader lease held"), "{name} took the lease:\n{log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,8 @@ pub struct Agent<D: Database> {
     job: Option<JoinHandle<()>>,
     wake: Arc<Notify>,
     last_reason: String,
+    /// Whether the last renewal failed: the next one is then tried after [`RENEW_RETRY`], not `loop_wait`.
+    renew_failed: bool,
 }
 
 impl<D: Database> Agent<D> {
@@ -76,6 +78,7 @@ impl<D: Database> Agent<D> {
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
+            renew_failed: false,
         }
     }
 
@@ -119,7 +122,7 @@ impl<D: Database> Agent<D> {
                 self.renew(&dynamic).await;
             }
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
-            return dynamic.loop_wait;
+            return self.next_wait(&dynamic);
         }
         self.track_primary_down(&db, lease, now);
         let peers = match &cluster {
@@ -139,9 +142,32 @@ impl<D: Database> Agent<D> {
         };
         let decision = decide(&observation);
         self.log(&decision);
+        let changes_roles = decision.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::ClaimInitialize
+                    | Action::SetSystemId(_)
+                    | Action::AcquireLease
+                    | Action::ReleaseLease
+            )
+        });
         self.execute(decision.actions, &dynamic, &observation).await;
         self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
-        dynamic.loop_wait
+        if changes_roles {
+            // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.
+            return NEXT_STEP;
+        }
+        self.next_wait(&dynamic)
+    }
+
+    /// `loop_wait`, or [`RENEW_RETRY`] while the lease is held and its last renewal failed: a Raft
+    /// election or a lost message must not cost the primary its lease.
+    fn next_wait(&self, dynamic: &DynamicConfig) -> Duration {
+        if self.renew_failed && self.lease.is_some() {
+            RENEW_RETRY
+        } else {
+            dynamic.loop_wait
+        }
     }
 
     fn policy(&self, dynamic: &DynamicConfig) -> Policy {
@@ -260,7 +286,9 @@ impl<D: Database> Agent<D> {
     async fn renew(&mut self, dynamic: &DynamicConfig) {
         let Some(grant) = self.lease.clone() else { return };
         let grant = LeaseGrant { ttl: dynamic.ttl, safety_margin: dynamic.safety_margin, ..grant };
-        match self.dcs.renew_lease(&grant).await {
+        let result = self.dcs.renew_lease(&grant).await;
+        self.renew_failed = result.is_err();
+        match result {
             Ok(renewed) => self.lease = Some(renewed),
             Err(e @ vigil_dcs::DcsError::NotHolder { .. }) => {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
@@ -381,6 +409,12 @@ impl<D: Database> Agent<D> {
         self.status.set_deadline(None);
     }
 }
+
+/// Pause before the cycle after one that changed who leads.
+const NEXT_STEP: Duration = Duration::from_millis(20);
+
+/// Pause before retrying a failed renewal.
+const RENEW_RETRY: Duration = Duration::from_millis(100);
 
 /// How long a peer may take to answer a status request during the leader race.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
