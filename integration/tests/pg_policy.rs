@@ -81,6 +81,7 @@ async fn a_nofailover_replica_is_never_promoted() {
         let name = &cluster.nodes[r].name;
         let decision = last_decision(&cluster, r).await.expect("replica answers");
         assert!(decision.contains("nofailover"), "{name}'s last decision: {decision}");
+        eprintln!("{name}: {decision}");
         let (_, status) = cluster.rest(r, "/patroni").await.expect("replica status");
         assert_eq!((&status["role"], &status["state"]), (&"replica".into(), &"running".into()), "{status}");
         assert!(!cluster.log(r).contains("leader lease held"), "{name} took the lease:\n{}", cluster.log(r));
@@ -151,6 +152,7 @@ async fn a_replica_lagging_beyond_maximum_lag_on_failover_is_not_promoted() {
         let name = &cluster.nodes[r].name;
         let decision = last_decision(&cluster, r).await.expect("replica answers");
         assert!(decision.contains("maximum_lag_on_failover"), "{name}'s last decision: {decision}");
+        eprintln!("{name}: {decision}");
         let (_, status) = cluster.rest(r, "/patroni").await.expect("replica status");
         assert_eq!(status["role"], "replica", "{status}");
         let log = cluster.log(r);
@@ -186,7 +188,7 @@ async fn sigterm_on_the_primary_hands_over_without_losing_acknowledged_writes() 
                 match tokio::time::timeout(Duration::from_secs(5), insert).await {
                     Ok(Ok(_)) => acked.lock().expect("acked").push(v),
                     Ok(Err(e)) => {
-                        failure = Some(e.to_string());
+                        failure = Some(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().into()));
                         break;
                     }
                     Err(_) => {

@@ -1,0 +1,881 @@
+//! Failover benchmark: how long a client cannot write when the primary of a real 3-node Vigil cluster
+//! (real `vigil agent` processes, real PostgreSQL 15, all on 127.0.0.1) crashes.
+//!
+//! Per scenario and run it starts a fresh cluster ([`AgentCluster`]), waits for one primary and streaming
+//! replicas, and runs a writer that inserts one row every `--write-every-ms` through a libpq multi-host
+//! connection string with `target_session_attrs=read-write` (reconnecting after any error, every attempt
+//! bounded by `--attempt-ms`), recording the instant of every acknowledged insert. After `--steady-secs`
+//! of writes it injects the fault:
+//!
+//! * `node-crash`: SIGKILL of the primary's agent and of its postmaster;
+//! * `postgres-crash`: SIGKILL of the primary's postmaster only (the agent restarts it in place).
+//!
+//! The write-unavailability window is the first insert acknowledged on a connection opened after the fault
+//! minus the last insert acknowledged on the connection in use at the fault (inserts an orphaned backend
+//! of a killed postmaster still acknowledges count as before the fault). A run fails when no such write
+//! comes within `--run-timeout-secs`. Every acknowledged insert is then looked up on the new primary
+//! (acknowledged writes lost by the failover are reported). The agents' logs are read back to split the
+//! window into phases.
+//!
+//! After all runs it measures one agent's footprint on an idle fresh cluster: RSS (`VmRSS`) and CPU time
+//! (utime + stime from `/proc/<pid>/stat`) over `--idle-secs`, for the primary's agent and a replica's.
+//!
+//! Results go to stdout as Markdown, progress and per-run timelines to stderr. Every agent and PostgreSQL
+//! server it starts is killed (by PID) when a run ends, when the bench fails, hits `--max-secs` or gets
+//! Ctrl-C. Run it from a release build:
+//!
+//! ```text
+//! cargo build --release -p vigil-agent -p vigil-integration --bins
+//! target/release/vigil-failover-bench --runs 10 --scenario all
+//! ```
+
+use clap::{Parser, ValueEnum};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use vigil_integration::agents::{AgentCluster, PASSWORD, PG_BIN};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ScenarioArg {
+    NodeCrash,
+    PostgresCrash,
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    NodeCrash,
+    PostgresCrash,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::NodeCrash => "node-crash",
+            Scenario::PostgresCrash => "postgres-crash",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Scenario::NodeCrash => "kill -9 of the primary's agent and postmaster",
+            Scenario::PostgresCrash => "kill -9 of the primary's postmaster",
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Write-unavailability window of a real 3-node Vigil + PostgreSQL cluster after a crash")]
+struct Args {
+    /// Runs per scenario (a fresh cluster each).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Which fault to inject.
+    #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
+    scenario: ScenarioArg,
+    /// Nodes per cluster.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Seconds of steady writes before the fault.
+    #[arg(long, default_value_t = 3)]
+    steady_secs: u64,
+    /// Pause between two inserts (and between two reconnection attempts), in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    write_every_ms: u64,
+    /// Bound of one connection attempt or one insert, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    attempt_ms: u64,
+    /// Seconds of writes to wait for after the fault before the run counts as failed.
+    #[arg(long, default_value_t = 60)]
+    run_timeout_secs: u64,
+    /// Seconds of writes kept up after the first one following the fault, to confirm it.
+    #[arg(long, default_value_t = 1)]
+    confirm_secs: u64,
+    /// Seconds to wait for a fresh cluster's primary and streaming replicas.
+    #[arg(long, default_value_t = 120)]
+    settle_secs: u64,
+    /// Length of the idle-footprint window, in seconds (0: skip the footprint part).
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+    /// Where the agent logs of failed runs are copied (and of every run with --keep-logs).
+    #[arg(long, default_value = "/tmp/vigil-failover-bench")]
+    log_dir: PathBuf,
+    /// Copy the agent logs of every run, not only of failed ones.
+    #[arg(long)]
+    keep_logs: bool,
+    /// Print every agent log line of the failover window to stderr.
+    #[arg(long)]
+    timeline: bool,
+    /// The `vigil` binary; default: the one next to this binary.
+    #[arg(long)]
+    vigil_binary: Option<PathBuf>,
+    /// Give up, cleaning up, after this many seconds in all.
+    #[arg(long, default_value_t = 3600)]
+    max_secs: u64,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let limit = Duration::from_secs(args.max_secs);
+    let result = tokio::select! {
+        r = tokio::time::timeout(limit, run(&args)) => r.unwrap_or_else(|_| Err(format!("gave up after {limit:?}"))),
+        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-failover-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    if args.nodes < 2 || args.runs == 0 {
+        return Err("--nodes must be at least 2 and --runs at least 1".to_owned());
+    }
+    let binary = match &args.vigil_binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("vigil"),
+    };
+    if !binary.is_file() {
+        return Err(format!(
+            "{} is missing: cargo build --release -p vigil-agent -p vigil-integration --bins",
+            binary.display()
+        ));
+    }
+    let facts_start = MachineFacts::collect();
+    let scenarios = match args.scenario {
+        ScenarioArg::NodeCrash => vec![Scenario::NodeCrash],
+        ScenarioArg::PostgresCrash => vec![Scenario::PostgresCrash],
+        ScenarioArg::All => vec![Scenario::NodeCrash, Scenario::PostgresCrash],
+    };
+    let mut results: Vec<(Scenario, Vec<RunResult>)> = Vec::new();
+    for scenario in scenarios {
+        let mut runs = Vec::new();
+        for k in 1..=args.runs {
+            eprintln!("== {} run {k}/{}", scenario.name(), args.runs);
+            let result = one_run(args, &binary, scenario, k).await;
+            match &result.outcome {
+                Ok(w) => eprintln!("   window {:.3} s", w.as_secs_f64()),
+                Err(e) => eprintln!("   FAILED: {e}"),
+            }
+            runs.push(result);
+        }
+        results.push((scenario, runs));
+    }
+    let footprint = if args.idle_secs > 0 { Some(footprint(args, &binary).await) } else { None };
+    let load_end = loadavg();
+    print_report(args, &facts_start, &load_end, &results, footprint.as_ref());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One run.
+
+/// What one run measured.
+struct RunResult {
+    /// The window, or why the run failed.
+    outcome: Result<Duration, String>,
+    /// Milestones after the fault, in seconds (negative: before it), by name.
+    phases: BTreeMap<&'static str, f64>,
+    /// Acknowledged inserts not found on the new primary.
+    lost: Option<usize>,
+    /// Inserts acknowledged by the old server after the fault instant.
+    late_acks: usize,
+    /// Failed connection attempts and inserts after the fault, by message.
+    errors: BTreeMap<String, usize>,
+}
+
+impl RunResult {
+    fn failed(reason: String) -> RunResult {
+        RunResult {
+            outcome: Err(reason),
+            phases: BTreeMap::new(),
+            lost: None,
+            late_acks: 0,
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+async fn one_run(args: &Args, binary: &Path, scenario: Scenario, k: usize) -> RunResult {
+    let mut cluster =
+        AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let tag = format!("{}-run{k}", scenario.name());
+    let result = measure(args, &mut cluster, scenario).await;
+    if result.outcome.is_err() || args.keep_logs {
+        match keep_logs(&cluster, &args.log_dir.join(&tag)) {
+            Ok(dir) => eprintln!("   agent logs of {tag} copied to {}", dir.display()),
+            Err(e) => eprintln!("   could not copy the agent logs of {tag}: {e}"),
+        }
+    }
+    drop(cluster);
+    result
+}
+
+async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) -> RunResult {
+    let settle = Duration::from_secs(args.settle_secs);
+    let Some(primary) = settled(cluster, settle).await else {
+        return RunResult::failed(format!("setup: no primary with streaming replicas within {settle:?}"));
+    };
+    let create = "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY, \
+                  at timestamptz NOT NULL DEFAULT clock_timestamp())";
+    if let Err(e) = cluster.query(primary, create).await {
+        return RunResult::failed(format!("setup: create table: {}", pg_error(&e)));
+    }
+
+    let ports: Vec<String> = cluster.nodes.iter().map(|n| n.pg_port.to_string()).collect();
+    let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+    let conn = format!(
+        "host={hosts} port={} user=postgres password={PASSWORD} dbname=postgres \
+         target_session_attrs=read-write connect_timeout=1",
+        ports.join(",")
+    );
+    let log = Arc::new(Mutex::new(WriterLog::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let budget = Duration::from_secs(args.steady_secs + args.run_timeout_secs + args.confirm_secs + 10);
+    let writer = Writer {
+        conn,
+        every: Duration::from_millis(args.write_every_ms.max(1)),
+        attempt: Duration::from_millis(args.attempt_ms.max(1)),
+        deadline: Instant::now() + budget,
+    };
+    let task = tokio::spawn(writer.run(log.clone(), stop.clone()));
+
+    // Steady writes.
+    tokio::time::sleep(Duration::from_secs(args.steady_secs)).await;
+    let steady_acks = {
+        let log = log.lock().expect("writer log");
+        let since = Instant::now() - Duration::from_secs(1);
+        log.acks.iter().filter(|a| a.at >= since).count()
+    };
+    let expected = 1000 / args.write_every_ms.max(1) as usize;
+    if steady_acks < expected / 2 {
+        stop_writer(&stop, task).await;
+        return RunResult::failed(format!(
+            "setup: only {steady_acks} writes acknowledged in the last second before the fault"
+        ));
+    }
+
+    // The fault.
+    let fault_gen = log.lock().expect("writer log").generation;
+    let fault_wall = SystemTime::now();
+    let fault_at = Instant::now();
+    match scenario {
+        Scenario::NodeCrash => {
+            cluster.signal_agent(primary, libc::SIGKILL);
+            cluster.kill_postgres(primary);
+        }
+        Scenario::PostgresCrash => cluster.kill_postgres(primary),
+    }
+    eprintln!("   fault: {} ({}) at {}", scenario.what(), cluster.nodes[primary].name, utc_time(fault_wall));
+
+    // Wait for a write on a connection opened after the fault.
+    let timeout = Duration::from_secs(args.run_timeout_secs);
+    let mut first_new: Option<Instant> = None;
+    let polls = args.run_timeout_secs * 50 + 50;
+    for _ in 0..polls {
+        first_new =
+            log.lock().expect("writer log").acks.iter().find(|a| a.generation > fault_gen).map(|a| a.at);
+        if first_new.is_some() || fault_at.elapsed() >= timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if first_new.is_some() {
+        tokio::time::sleep(Duration::from_secs(args.confirm_secs)).await;
+    }
+    stop_writer(&stop, task).await;
+    let log = std::mem::take(&mut *log.lock().expect("writer log"));
+
+    let errors = log.errors_since(fault_at);
+    let late_acks = log.acks.iter().filter(|a| a.generation <= fault_gen && a.at > fault_at).count();
+    let Some(first_new) = first_new else {
+        let mut result = RunResult::failed(format!("no write acknowledged within {timeout:?} of the fault"));
+        result.errors = errors;
+        result.phases = phases(cluster, fault_wall, timeout.as_secs_f64(), args.timeline);
+        return result;
+    };
+    let last_old = log.acks.iter().filter(|a| a.generation <= fault_gen).map(|a| a.at).max();
+    let Some(last_old) = last_old else {
+        return RunResult::failed("no write acknowledged before the fault".to_owned());
+    };
+    let window = first_new.duration_since(last_old);
+    let confirm_acks = log.acks.iter().filter(|a| a.at > first_new).count();
+    let secs = |t: Instant| signed_secs(fault_at, t);
+
+    let mut phases = phases(cluster, fault_wall, secs(first_new) + 0.5, args.timeline);
+    phases.insert("last write before", secs(last_old));
+    if let Some(c) = log.connects.iter().find(|c| c.generation > fault_gen) {
+        phases.insert("writer connected", secs(c.at));
+    }
+    phases.insert("first write after", secs(first_new));
+
+    // Every acknowledged insert on the server the writer ended on.
+    let new_port = log.connects.iter().rev().find_map(|c| c.port);
+    let new_node = new_port.and_then(|p| cluster.nodes.iter().position(|n| n.pg_port == p));
+    let lost = match new_node {
+        Some(i) => match cluster.query(i, "SELECT id FROM bench_writes").await {
+            Ok(rows) => {
+                let present: BTreeSet<i64> = rows.iter().filter_map(|r| r.parse().ok()).collect();
+                Some(log.acks.iter().filter(|a| !present.contains(&a.id)).count())
+            }
+            Err(e) => {
+                eprintln!("   could not read the rows back: {}", pg_error(&e));
+                None
+            }
+        },
+        None => None,
+    };
+    eprintln!(
+        "   new primary {}, {} writes in the {} s after, {} acknowledged by the old server after the fault, \
+         {} acknowledged writes lost",
+        new_node.map_or("?", |i| cluster.nodes[i].name.as_str()),
+        confirm_acks,
+        args.confirm_secs,
+        late_acks,
+        lost.map_or("?".to_owned(), |l| l.to_string()),
+    );
+    if new_node == Some(primary) && scenario == Scenario::NodeCrash {
+        return RunResult::failed("the writer ended on the killed node".to_owned());
+    }
+    RunResult { outcome: Ok(window), phases, lost, late_acks, errors }
+}
+
+/// Stops the writer and waits (up to 5 s) for it to end.
+async fn stop_writer(stop: &AtomicBool, task: JoinHandle<()>) {
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}
+
+/// Waits up to `timeout` for exactly one node answering 200 on `/primary` and every other one streaming.
+async fn settled(cluster: &AgentCluster, timeout: Duration) -> Option<usize> {
+    let deadline = Instant::now() + timeout;
+    let polls = timeout.as_millis() / 100 + 1;
+    for _ in 0..polls {
+        let mut primaries = Vec::new();
+        let mut streaming = 0;
+        for i in 0..cluster.nodes.len() {
+            if cluster.rest(i, "/primary").await.is_some_and(|(code, _)| code == 200) {
+                primaries.push(i);
+            } else if let Some((_, s)) = cluster.rest(i, "/patroni").await {
+                if s["role"] == "replica" && s["replication_state"] == "streaming" {
+                    streaming += 1;
+                }
+            }
+        }
+        if primaries.len() == 1 && streaming + 1 == cluster.nodes.len() {
+            return Some(primaries[0]);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn keep_logs(cluster: &AgentCluster, to: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(to)?;
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        std::fs::copy(cluster.home(i).join("agent.log"), to.join(format!("{}-agent.log", node.name)))?;
+        let pg_log = cluster.home(i).join("pg/log");
+        if let Ok(entries) = std::fs::read_dir(&pg_log) {
+            for entry in entries.flatten().take(20) {
+                let name = format!("{}-pg-{}", node.name, entry.file_name().to_string_lossy());
+                let _ = std::fs::copy(entry.path(), to.join(name));
+            }
+        }
+    }
+    Ok(to.to_path_buf())
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The writer.
+
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    at: Instant,
+    generation: u32,
+    id: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Connected {
+    at: Instant,
+    generation: u32,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Default)]
+struct WriterLog {
+    acks: Vec<Ack>,
+    connects: Vec<Connected>,
+    /// The first failures (bounded), with when they happened.
+    errors: Vec<(Instant, String)>,
+    /// The current connection's number (0: none yet).
+    generation: u32,
+}
+
+impl WriterLog {
+    fn errors_since(&self, at: Instant) -> BTreeMap<String, usize> {
+        let mut by_message = BTreeMap::new();
+        for (_, e) in self.errors.iter().filter(|(t, _)| *t >= at) {
+            *by_message.entry(e.clone()).or_insert(0) += 1;
+        }
+        by_message
+    }
+}
+
+/// Kept failures per run, at most.
+const MAX_ERRORS: usize = 20_000;
+
+struct Writer {
+    conn: String,
+    every: Duration,
+    attempt: Duration,
+    deadline: Instant,
+}
+
+/// An open connection; its connection task ends with it.
+struct Session {
+    client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Writer {
+    /// One insert (or, without a connection, one connection attempt) per tick, until `stop` or the
+    /// deadline.
+    async fn run(self, log: Arc<Mutex<WriterLog>>, stop: Arc<AtomicBool>) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let max_ticks = self.deadline.saturating_duration_since(Instant::now()).as_millis()
+            / self.every.as_millis().max(1)
+            + 1;
+        let mut session: Option<Session> = None;
+        let mut generation = 0;
+        let mut next_id: i64 = 0;
+        let fail = |what: String| {
+            let mut log = log.lock().expect("writer log");
+            if log.errors.len() < MAX_ERRORS {
+                log.errors.push((Instant::now(), what));
+            }
+        };
+        for _ in 0..max_ticks {
+            if stop.load(Ordering::SeqCst) || Instant::now() >= self.deadline {
+                break;
+            }
+            tick.tick().await;
+            if session.is_none() {
+                match tokio::time::timeout(self.attempt, self.open()).await {
+                    Ok(Ok((s, port))) => {
+                        generation += 1;
+                        let mut log = log.lock().expect("writer log");
+                        log.generation = generation;
+                        log.connects.push(Connected { at: Instant::now(), generation, port });
+                        session = Some(s);
+                    }
+                    Ok(Err(e)) => fail(format!("connect: {e}")),
+                    Err(_) => fail("connect: timed out".to_owned()),
+                }
+            }
+            let Some(s) = &session else { continue };
+            next_id += 1;
+            let sql = format!("INSERT INTO bench_writes (id) VALUES ({next_id})");
+            match tokio::time::timeout(self.attempt, s.client.simple_query(&sql)).await {
+                Ok(Ok(_)) => {
+                    let ack = Ack { at: Instant::now(), generation, id: next_id };
+                    log.lock().expect("writer log").acks.push(ack);
+                }
+                Ok(Err(e)) => {
+                    fail(format!("insert: {}", pg_error(&e)));
+                    session = None;
+                }
+                Err(_) => {
+                    fail("insert: timed out".to_owned());
+                    session = None;
+                }
+            }
+        }
+    }
+
+    /// Connects to the read-write server of the multi-host string; returns its port too.
+    async fn open(&self) -> Result<(Session, Option<u16>), String> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.conn, NoTls).await.map_err(|e| pg_error(&e))?;
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let session = Session { client, task };
+        let rows =
+            session.client.simple_query("SELECT inet_server_port()").await.map_err(|e| pg_error(&e))?;
+        let port = rows.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).and_then(|p| p.parse().ok()),
+            _ => None,
+        });
+        Ok((session, port))
+    }
+}
+
+/// The server's message, or the error with its causes.
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    for _ in 0..4 {
+        let Some(s) = source else { break };
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Phases, from the agent logs.
+
+/// Milestones after the fault (seconds, relative to it) found in the agents' logs; with `print`, every
+/// log line from 0.2 s before the fault to `until` goes to stderr.
+fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) -> BTreeMap<&'static str, f64> {
+    let fault_sod = seconds_of_day(fault);
+    let mut lines: Vec<(f64, String, String)> = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        for raw in cluster.log(i).lines() {
+            let line = strip_ansi(raw);
+            let Some((stamp, rest)) = line.split_once(' ') else { continue };
+            let Some(sod) = parse_time_of_day(stamp) else { continue };
+            let mut offset = sod - fault_sod;
+            if offset > 43_200.0 {
+                offset -= 86_400.0;
+            } else if offset < -43_200.0 {
+                offset += 86_400.0;
+            }
+            if (-0.2..=until).contains(&offset) {
+                lines.push((offset, node.name.clone(), rest.trim().to_owned()));
+            }
+        }
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut found = BTreeMap::new();
+    let mut first = |name: &'static str, at: f64| {
+        found.entry(name).or_insert(at);
+    };
+    for (at, node, text) in &lines {
+        if print {
+            eprintln!("   {at:+8.3} s {node}: {text}");
+        }
+        if text.contains("reason=no primary: racing") {
+            first("race: acquire", *at);
+        } else if text.contains("reason=no primary") || text.contains("reason=not taking over") {
+            first("lease free (seen)", *at);
+        }
+        if text.contains("leader lease held") {
+            first("lease held", *at);
+        }
+        if text.contains("Promote") && text.contains(" done") {
+            first("promoted", *at);
+            if let Some(ms) = field_ms(text, "duration_ms=") {
+                first("promote start", at - ms / 1000.0);
+            }
+        }
+        if text.contains("starting it in place") {
+            first("restart decided", *at);
+        }
+        if text.contains("StartPrimary") && text.contains(" done") {
+            first("restarted", *at);
+            if let Some(ms) = field_ms(text, "duration_ms=") {
+                first("restart start", at - ms / 1000.0);
+            }
+        }
+        if text.contains("fencing") {
+            first("fencing", *at);
+        }
+    }
+    found
+}
+
+fn field_ms(text: &str, key: &str) -> Option<f64> {
+    let start = text.find(key)? + key.len();
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `2026-01-02T03:04:05.123456Z` → seconds since midnight UTC.
+fn parse_time_of_day(stamp: &str) -> Option<f64> {
+    let time = stamp.split_once('T')?.1.strip_suffix('Z')?;
+    let mut parts = time.splitn(3, ':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn seconds_of_day(t: SystemTime) -> f64 {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (since.as_secs() % 86_400) as f64 + f64::from(since.subsec_micros()) / 1e6
+}
+
+fn utc_time(t: SystemTime) -> String {
+    let sod = seconds_of_day(t);
+    let whole = sod as u64;
+    format!("{:02}:{:02}:{:06.3}Z", whole / 3600, whole / 60 % 60, sod - (whole - whole % 60) as f64)
+}
+
+fn signed_secs(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        to.duration_since(from).as_secs_f64()
+    } else {
+        -from.duration_since(to).as_secs_f64()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Footprint.
+
+struct Footprint {
+    /// (role, node, RSS KiB, peak RSS KiB, CPU % of one core)
+    agents: Vec<(String, String, u64, u64, f64)>,
+    secs: u64,
+    ticks_per_sec: i64,
+}
+
+async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
+    eprintln!("== footprint: fresh idle cluster, {} s", args.idle_secs);
+    let cluster = AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
+        return Err("no primary with streaming replicas".to_owned());
+    };
+    // Let the bootstrap's aftermath (checkpoints, slot creation) pass.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // SAFETY: sysconf(3) has no preconditions.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i64;
+    let pids: Vec<Option<u32>> = (0..cluster.nodes.len()).map(|i| cluster.agent_pid(i)).collect();
+    let before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut agents = Vec::new();
+    for (i, pid) in pids.iter().enumerate() {
+        let Some(pid) = *pid else { continue };
+        let (Some(b), Some(a)) = (before[i], cpu_ticks(pid)) else { continue };
+        let cpu = (a - b) as f64 / ticks_per_sec as f64 / elapsed * 100.0;
+        let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+        let hwm = status_kib(pid, "VmHWM:").unwrap_or(0);
+        let role = if i == primary { "primary" } else { "replica" };
+        agents.push((role.to_owned(), cluster.nodes[i].name.clone(), rss, hwm, cpu));
+    }
+    agents.sort_by_key(|a| a.0 != "primary");
+    Ok(Footprint { agents, secs: args.idle_secs, ticks_per_sec })
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5); the split starts at field 3.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Machine facts and the report.
+
+struct MachineFacts {
+    nproc: String,
+    kernel: String,
+    git: String,
+    postgres: String,
+    load: String,
+}
+
+impl MachineFacts {
+    fn collect() -> MachineFacts {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
+        let head = command("git", &["-C", &repo.to_string_lossy(), "rev-parse", "--short", "HEAD"]);
+        let dirty =
+            command("git", &["-C", &repo.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"]);
+        let changed: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
+        let git = if changed.is_empty() {
+            head
+        } else {
+            format!("{head} + uncommitted changes in {}", changed.join(", "))
+        };
+        MachineFacts {
+            nproc: command("nproc", &[]),
+            kernel: command("uname", &["-r"]),
+            git,
+            postgres: command(&format!("{PG_BIN}/postgres"), &["--version"]),
+            load: loadavg(),
+        }
+    }
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        Err(e) => format!("({program}: {e})"),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|e| format!("({e})"))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn print_report(
+    args: &Args,
+    facts: &MachineFacts,
+    load_end: &str,
+    results: &[(Scenario, Vec<RunResult>)],
+    footprint: Option<&Result<Footprint, String>>,
+) {
+    println!("## Failover: write-unavailability window\n");
+    println!(
+        "{} nodes, fresh cluster per run, default timing (ttl 3 s, loop_wait 1 s); writer: one INSERT every \
+         {} ms through a multi-host string with target_session_attrs=read-write, each attempt bounded by {} ms; \
+         window = first write acknowledged on a connection opened after the fault − last write acknowledged \
+         before it.\n",
+        args.nodes, args.write_every_ms, args.attempt_ms
+    );
+    println!("| scenario | runs | median (s) | min (s) | max (s) | failed runs |");
+    println!("|---|---|---|---|---|---|");
+    for (scenario, runs) in results {
+        let mut ok: Vec<f64> =
+            runs.iter().filter_map(|r| r.outcome.as_ref().ok()).map(Duration::as_secs_f64).collect();
+        ok.sort_by(f64::total_cmp);
+        let failed = runs.len() - ok.len();
+        if ok.is_empty() {
+            println!("| {} | {} | – | – | – | {failed} |", scenario.name(), runs.len());
+        } else {
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {failed} |",
+                scenario.name(),
+                runs.len(),
+                median(&ok),
+                ok[0],
+                ok[ok.len() - 1]
+            );
+        }
+    }
+
+    println!(
+        "\n### Where the time goes (seconds after the fault; median, min–max over the runs that have it)\n"
+    );
+    for (scenario, runs) in results {
+        let mut names: Vec<&'static str> = runs.iter().flat_map(|r| r.phases.keys().copied()).collect();
+        names.sort();
+        names.dedup();
+        let mut rows: Vec<(f64, String)> = Vec::new();
+        for name in names {
+            let mut values: Vec<f64> = runs.iter().filter_map(|r| r.phases.get(name).copied()).collect();
+            values.sort_by(f64::total_cmp);
+            let m = median(&values);
+            rows.push((
+                m,
+                format!(
+                    "| {name} | {m:+.2} | {:+.2} – {:+.2} | {}/{} |",
+                    values[0],
+                    values[values.len() - 1],
+                    values.len(),
+                    runs.len()
+                ),
+            ));
+        }
+        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        println!("{} ({}):\n", scenario.name(), scenario.what());
+        println!("| milestone | median | min – max | runs |");
+        println!("|---|---|---|---|");
+        for (_, row) in rows {
+            println!("{row}");
+        }
+        println!();
+        for (k, r) in runs.iter().enumerate() {
+            let window = match &r.outcome {
+                Ok(w) => format!("{:.3} s", w.as_secs_f64()),
+                Err(e) => format!("FAILED ({e})"),
+            };
+            let lost = r.lost.map_or("?".to_owned(), |l| l.to_string());
+            let errors: Vec<String> = r.errors.iter().map(|(e, n)| format!("{n}× {e}")).collect();
+            println!(
+                "- run {}: {window}; acked by the old server after the fault: {}; acked writes lost: {lost}; \
+                 client errors: {}",
+                k + 1,
+                r.late_acks,
+                if errors.is_empty() { "none".to_owned() } else { errors.join("; ") }
+            );
+        }
+        println!();
+    }
+
+    println!("### Agent footprint\n");
+    match footprint {
+        None => println!("skipped (--idle-secs 0)"),
+        Some(Err(e)) => println!("not measured: {e}"),
+        Some(Ok(f)) => {
+            for (role, node, rss, hwm, cpu) in &f.agents {
+                println!(
+                    "- {role} agent ({node}): RSS {:.1} MiB (peak {:.1} MiB), CPU {cpu:.2} % of one core over \
+                     {} s idle",
+                    *rss as f64 / 1024.0,
+                    *hwm as f64 / 1024.0,
+                    f.secs
+                );
+            }
+            println!("- clock ticks per second (sysconf _SC_CLK_TCK): {}", f.ticks_per_sec);
+        }
+    }
+
+    println!("\n### Machine\n");
+    println!("- nproc: {}", facts.nproc);
+    println!("- kernel: {}", facts.kernel);
+    println!("- git: {}", facts.git);
+    println!("- {}", facts.postgres);
+    println!("- load average (1/5/15 min): {} at start, {load_end} at end", facts.load);
+}
