@@ -35,8 +35,8 @@ impl DbJob {
     }
 }
 
-/// Runs the job's actions in order, logging each with its outcome and duration.
-pub async fn run_db_job<D: Database>(db: &D, job: DbJob) {
+/// Runs the job's actions in order, logging each with its outcome and duration; true when all succeeded.
+pub async fn run_db_job<D: Database>(db: &D, job: DbJob) -> bool {
     for action in &job.actions {
         let started = Instant::now();
         let result = run(db, &job, action).await;
@@ -46,10 +46,11 @@ pub async fn run_db_job<D: Database>(db: &D, job: DbJob) {
             Ok(()) => tracing::info!(member = %job.me, ?action, ?token, duration_ms = ms, "done"),
             Err(e) => {
                 tracing::error!(member = %job.me, ?action, ?token, duration_ms = ms, error = %e, "failed");
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
@@ -74,7 +75,6 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
             Ok(())
         }
         Action::Follow(upstream) => db.follow(upstream.as_ref()).await,
-        Action::SyncSlots(members) => db.sync_slots(members).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
     }
 }

@@ -233,6 +233,12 @@ impl<D: Database> Agent<D> {
                 Action::PublishOptime(optime) => {
                     self.put(Key::Status, &Status { optime }, "publish optime").await
                 }
+                // Routine and quick: not worth a background job (whose end would wake the loop).
+                Action::SyncSlots(members) => {
+                    if let Err(e) = self.db.sync_slots(&members).await {
+                        tracing::warn!(error = %e, "replication slots not synced");
+                    }
+                }
                 Action::Demote => {
                     // Fencing does not wait for a background job.
                     let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
@@ -251,8 +257,10 @@ impl<D: Database> Agent<D> {
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
             self.job = Some(tokio::spawn(async move {
-                run_db_job(db.as_ref(), job).await;
-                wake.notify_one();
+                // A failed job is retried on the next regular cycle, not at once.
+                if run_db_job(db.as_ref(), job).await {
+                    wake.notify_one();
+                }
             }));
         }
     }

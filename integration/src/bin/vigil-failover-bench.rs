@@ -138,8 +138,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    if args.nodes < 2 || args.runs == 0 {
-        return Err("--nodes must be at least 2 and --runs at least 1".to_owned());
+    if args.nodes < 2 {
+        return Err("--nodes must be at least 2".to_owned());
     }
     let binary = match &args.vigil_binary {
         Some(b) => b.clone(),
@@ -158,7 +158,7 @@ async fn run(args: &Args) -> Result<(), String> {
         ScenarioArg::All => vec![Scenario::NodeCrash, Scenario::PostgresCrash],
     };
     let mut results: Vec<(Scenario, Vec<RunResult>)> = Vec::new();
-    for scenario in scenarios {
+    for scenario in scenarios.into_iter().filter(|_| args.runs > 0) {
         let mut runs = Vec::new();
         for k in 1..=args.runs {
             eprintln!("== {} run {k}/{}", scenario.name(), args.runs);
@@ -267,6 +267,13 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
 
     // The fault.
     let fault_gen = log.lock().expect("writer log").generation;
+    let old_postmaster = cluster.postmaster_pid(primary);
+    let watch_stop = Arc::new(AtomicBool::new(false));
+    let watcher = old_postmaster.map(|pid| {
+        let pidfile = cluster.home(primary).join("pg/postmaster.pid");
+        let limit = Duration::from_secs(args.run_timeout_secs + args.confirm_secs);
+        tokio::spawn(watch_postmaster(pid, pidfile, limit, watch_stop.clone()))
+    });
     let fault_wall = SystemTime::now();
     let fault_at = Instant::now();
     match scenario {
@@ -294,6 +301,11 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         tokio::time::sleep(Duration::from_secs(args.confirm_secs)).await;
     }
     stop_writer(&stop, task).await;
+    watch_stop.store(true, Ordering::SeqCst);
+    let postmaster = match watcher {
+        Some(w) => w.await.unwrap_or_default(),
+        None => PostmasterWatch::default(),
+    };
     let log = std::mem::take(&mut *log.lock().expect("writer log"));
 
     let errors = log.errors_since(fault_at);
@@ -318,6 +330,15 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         phases.insert("writer connected", secs(c.at));
     }
     phases.insert("first write after", secs(first_new));
+    for (name, at) in [
+        ("old postmaster zombie", postmaster.zombie),
+        ("old postmaster reaped", postmaster.gone),
+        ("new postmaster.pid", postmaster.new_pid),
+    ] {
+        if let Some(at) = at {
+            phases.insert(name, secs(at));
+        }
+    }
 
     // Every acknowledged insert on the server the writer ended on.
     let new_port = log.connects.iter().rev().find_map(|c| c.port);
@@ -348,6 +369,55 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         return RunResult::failed("the writer ended on the killed node".to_owned());
     }
     RunResult { outcome: Ok(window), phases, lost, late_acks, errors }
+}
+
+/// When the killed postmaster became a zombie, when it was reaped, and when `postmaster.pid` named
+/// another process.
+#[derive(Debug, Default, Clone, Copy)]
+struct PostmasterWatch {
+    zombie: Option<Instant>,
+    gone: Option<Instant>,
+    new_pid: Option<Instant>,
+}
+
+/// Polls `/proc/<pid>/stat` and `pidfile` every 5 ms until all three are seen, `stop`, or `limit`.
+async fn watch_postmaster(
+    pid: libc::pid_t,
+    pidfile: PathBuf,
+    limit: Duration,
+    stop: Arc<AtomicBool>,
+) -> PostmasterWatch {
+    let mut seen = PostmasterWatch::default();
+    let started = Instant::now();
+    let polls = limit.as_millis() / 5 + 1;
+    for _ in 0..polls {
+        let now = Instant::now();
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+                if state == Some("Z") && seen.zombie.is_none() {
+                    seen.zombie = Some(now);
+                }
+            }
+            Err(_) => {
+                seen.gone.get_or_insert(now);
+            }
+        }
+        if seen.new_pid.is_none() {
+            let current = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<libc::pid_t>().ok()));
+            if current.is_some_and(|p| p != pid) {
+                seen.new_pid = Some(now);
+            }
+        }
+        let done = seen.gone.is_some() && seen.new_pid.is_some();
+        if done || stop.load(Ordering::SeqCst) || started.elapsed() >= limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    seen
 }
 
 /// Stops the writer and waits (up to 5 s) for it to end.
@@ -571,40 +641,57 @@ fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) ->
         }
     }
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut found = BTreeMap::new();
-    let mut first = |name: &'static str, at: f64| {
-        found.entry(name).or_insert(at);
-    };
+    let mut found: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let mut start_attempts = 0;
     for (at, node, text) in &lines {
+        let at = *at;
         if print {
             eprintln!("   {at:+8.3} s {node}: {text}");
         }
+        let mut first = |name: &'static str, t: f64| {
+            found.entry(name).or_insert(t);
+        };
+        if text.contains("lessor active") {
+            first("raft: new leader", at);
+        }
+        if text.contains("leader lease expired") {
+            first("lease expired (store)", at);
+        }
+        if text.contains("reason=no primary") || text.contains("reason=not taking over") {
+            first("survivor sees no holder", at);
+        }
         if text.contains("reason=no primary: racing") {
-            first("race: acquire", *at);
-        } else if text.contains("reason=no primary") || text.contains("reason=not taking over") {
-            first("lease free (seen)", *at);
+            first("race: acquire", at);
         }
-        if text.contains("leader lease held") {
-            first("lease held", *at);
+        if text.contains("leader lease held") || text.contains("leader lease acquired") {
+            first("lease held", at);
         }
-        if text.contains("Promote") && text.contains(" done") {
-            first("promoted", *at);
+        if text.contains("action=Promote") && text.contains(" done") {
+            first("promote returned", at);
             if let Some(ms) = field_ms(text, "duration_ms=") {
-                first("promote start", at - ms / 1000.0);
-            }
-        }
-        if text.contains("starting it in place") {
-            first("restart decided", *at);
-        }
-        if text.contains("StartPrimary") && text.contains(" done") {
-            first("restarted", *at);
-            if let Some(ms) = field_ms(text, "duration_ms=") {
-                first("restart start", at - ms / 1000.0);
+                first("promote began", at - ms / 1000.0);
             }
         }
         if text.contains("fencing") {
-            first("fencing", *at);
+            first("fencing", at);
         }
+        if text.contains("starting it in place") {
+            first("restart decided", at);
+        }
+        if text.contains("action=StartPrimary") && text.contains(" done") {
+            start_attempts += 1;
+            // The last one is the start that happened; earlier ones found the old postmaster "running".
+            found.insert("restart: pg_ctl start returned", at);
+            if let Some(ms) = field_ms(text, "duration_ms=") {
+                found.insert("restart: pg_ctl start began", at - ms / 1000.0);
+            }
+        }
+        if text.contains("reason=primary: lease renewed") {
+            found.entry("agent sees primary again").or_insert(at);
+        }
+    }
+    if start_attempts > 0 {
+        found.insert("StartPrimary jobs (count)", f64::from(start_attempts));
     }
     found
 }
@@ -665,10 +752,12 @@ fn signed_secs(from: Instant, to: Instant) -> f64 {
 // Footprint.
 
 struct Footprint {
-    /// (role, node, RSS KiB, peak RSS KiB, CPU % of one core)
-    agents: Vec<(String, String, u64, u64, f64)>,
+    /// (role, node, RSS KiB, peak RSS KiB, CPU % of one core, CPU % of its waited-for children)
+    agents: Vec<(String, String, u64, u64, f64, f64)>,
     secs: u64,
     ticks_per_sec: i64,
+    /// (node, CPU % of one core of its postmaster plus its exited children, i.e. short-lived backends)
+    postmasters: Vec<(String, f64)>,
 }
 
 async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
@@ -682,7 +771,10 @@ async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
     // SAFETY: sysconf(3) has no preconditions.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i64;
     let pids: Vec<Option<u32>> = (0..cluster.nodes.len()).map(|i| cluster.agent_pid(i)).collect();
-    let before: Vec<Option<u64>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let before: Vec<Option<(u64, u64)>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let pg_pids: Vec<Option<u32>> =
+        (0..cluster.nodes.len()).map(|i| cluster.postmaster_pid(i).map(|p| p as u32)).collect();
+    let pg_before: Vec<Option<(u64, u64)>> = pg_pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let elapsed = started.elapsed().as_secs_f64();
@@ -690,22 +782,34 @@ async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
     for (i, pid) in pids.iter().enumerate() {
         let Some(pid) = *pid else { continue };
         let (Some(b), Some(a)) = (before[i], cpu_ticks(pid)) else { continue };
-        let cpu = (a - b) as f64 / ticks_per_sec as f64 / elapsed * 100.0;
+        let percent = |ticks: u64| ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
+        let (cpu, children) = (percent(a.0 - b.0), percent(a.1 - b.1));
         let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
         let hwm = status_kib(pid, "VmHWM:").unwrap_or(0);
         let role = if i == primary { "primary" } else { "replica" };
-        agents.push((role.to_owned(), cluster.nodes[i].name.clone(), rss, hwm, cpu));
+        agents.push((role.to_owned(), cluster.nodes[i].name.clone(), rss, hwm, cpu, children));
     }
     agents.sort_by_key(|a| a.0 != "primary");
-    Ok(Footprint { agents, secs: args.idle_secs, ticks_per_sec })
+    let mut postmasters = Vec::new();
+    for (i, pid) in pg_pids.iter().enumerate() {
+        let (Some(pid), Some(b)) = (*pid, pg_before[i]) else { continue };
+        let Some(a) = cpu_ticks(pid) else { continue };
+        let ticks = (a.0 + a.1) - (b.0 + b.1);
+        let role = if i == primary { "primary" } else { "replica" };
+        let cpu = ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
+        postmasters.push((format!("{} ({role})", cluster.nodes[i].name), cpu));
+    }
+    Ok(Footprint { agents, secs: args.idle_secs, ticks_per_sec, postmasters })
 }
 
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+/// utime + stime of `pid`, and cutime + cstime (its children it waited for: `pg_ctl`, `pg_controldata`…),
+/// in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // Fields 14 and 15 of proc(5); the split starts at field 3.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    // Fields 14 to 17 of proc(5); the split starts at field 3.
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    Some((field(14)? + field(15)?, field(16)? + field(17)?))
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
@@ -729,8 +833,12 @@ impl MachineFacts {
     fn collect() -> MachineFacts {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
         let head = command("git", &["-C", &repo.to_string_lossy(), "rev-parse", "--short", "HEAD"]);
-        let dirty =
-            command("git", &["-C", &repo.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"]);
+        // Not trimmed: each porcelain line starts with a two-letter status that may begin with a space.
+        let dirty = std::process::Command::new("git")
+            .args(["-C", &repo.to_string_lossy(), "status", "--porcelain", "--untracked-files=no"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         let changed: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
         let git = if changed.is_empty() {
             head
@@ -776,6 +884,19 @@ fn print_report(
     results: &[(Scenario, Vec<RunResult>)],
     footprint: Option<&Result<Footprint, String>>,
 ) {
+    if !results.is_empty() {
+        print_failover(args, results);
+    }
+    print_footprint(footprint);
+    println!("\n### Machine\n");
+    println!("- nproc: {}", facts.nproc);
+    println!("- kernel: {}", facts.kernel);
+    println!("- git: {}", facts.git);
+    println!("- {}", facts.postgres);
+    println!("- load average (1/5/15 min): {} at start, {load_end} at end", facts.load);
+}
+
+fn print_failover(args: &Args, results: &[(Scenario, Vec<RunResult>)]) {
     println!("## Failover: write-unavailability window\n");
     println!(
         "{} nodes, fresh cluster per run, default timing (ttl 3 s, loop_wait 1 s); writer: one INSERT every \
@@ -817,16 +938,13 @@ fn print_report(
             let mut values: Vec<f64> = runs.iter().filter_map(|r| r.phases.get(name).copied()).collect();
             values.sort_by(f64::total_cmp);
             let m = median(&values);
-            rows.push((
-                m,
-                format!(
-                    "| {name} | {m:+.2} | {:+.2} – {:+.2} | {}/{} |",
-                    values[0],
-                    values[values.len() - 1],
-                    values.len(),
-                    runs.len()
-                ),
-            ));
+            let (lo, hi, n) = (values[0], values[values.len() - 1], values.len());
+            if name.ends_with("(count)") {
+                let row = format!("| {name} | {m:.0} | {lo:.0} – {hi:.0} | {n}/{} |", runs.len());
+                rows.push((f64::INFINITY, row));
+            } else {
+                rows.push((m, format!("| {name} | {m:+.2} | {lo:+.2} – {hi:+.2} | {n}/{} |", runs.len())));
+            }
         }
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
         println!("{} ({}):\n", scenario.name(), scenario.what());
@@ -853,29 +971,31 @@ fn print_report(
         }
         println!();
     }
+}
 
+fn print_footprint(footprint: Option<&Result<Footprint, String>>) {
     println!("### Agent footprint\n");
     match footprint {
         None => println!("skipped (--idle-secs 0)"),
         Some(Err(e)) => println!("not measured: {e}"),
         Some(Ok(f)) => {
-            for (role, node, rss, hwm, cpu) in &f.agents {
+            for (role, node, rss, hwm, cpu, children) in &f.agents {
                 println!(
                     "- {role} agent ({node}): RSS {:.1} MiB (peak {:.1} MiB), CPU {cpu:.2} % of one core over \
-                     {} s idle",
+                     {} s idle (utime+stime; its child processes such as pg_ctl/pg_controldata another \
+                     {children:.2} %)",
                     *rss as f64 / 1024.0,
                     *hwm as f64 / 1024.0,
                     f.secs
                 );
             }
+            let pg: Vec<String> = f.postmasters.iter().map(|(n, c)| format!("{n} {c:.2} %")).collect();
+            println!(
+                "- for comparison, PostgreSQL postmaster + its exited children (short-lived backends) over the \
+                 same window: {}",
+                pg.join(", ")
+            );
             println!("- clock ticks per second (sysconf _SC_CLK_TCK): {}", f.ticks_per_sec);
         }
     }
-
-    println!("\n### Machine\n");
-    println!("- nproc: {}", facts.nproc);
-    println!("- kernel: {}", facts.kernel);
-    println!("- git: {}", facts.git);
-    println!("- {}", facts.postgres);
-    println!("- load average (1/5/15 min): {} at start, {load_end} at end", facts.load);
 }

@@ -148,3 +148,65 @@ fn set_owner(path: &Path, owner: Option<Owner>) -> io::Result<()> {
         None => Ok(()),
     }
 }
+
+/// Removes `postmaster.pid` when the process it names is dead or a zombie, and says whether it did.
+///
+/// A killed postmaster stays a zombie until its parent reaps it; it was re-parented to init, which on some
+/// machines reaps only every second or two. Meanwhile PostgreSQL takes the zombie for a running server and
+/// refuses to start. Removing the file is safe: PostgreSQL still refuses to start while any process of the
+/// old server is attached to its shared memory.
+pub(crate) fn remove_stale_pid_file(data: &Path) -> io::Result<bool> {
+    let file = data.join("postmaster.pid");
+    let pid = match fs::read_to_string(&file) {
+        Ok(text) => text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let Some(pid) = pid else { return Ok(false) };
+    let alive = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesized command name, which may itself contain spaces or ')'.
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
+        Err(_) => false,
+    };
+    if alive {
+        return Ok(false);
+    }
+    fs::remove_file(&file)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod stale_pid_tests {
+    use super::*;
+
+    fn pid_file(dir: &Path, pid: u32) {
+        fs::write(dir.join("postmaster.pid"), format!("{pid}\n/data\n")).expect("write pid file");
+    }
+
+    #[test]
+    fn a_live_postmaster_keeps_its_pid_file_and_dead_or_zombie_ones_lose_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(!remove_stale_pid_file(dir.path()).expect("no file"));
+        pid_file(dir.path(), std::process::id());
+        assert!(!remove_stale_pid_file(dir.path()).expect("alive"));
+        assert!(dir.path().join("postmaster.pid").exists());
+
+        // A child that exited and is not reaped yet: a zombie.
+        let mut zombie = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = zombie.id();
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !fs::read_to_string(&stat).is_ok_and(|s| s.contains(") Z")) {
+            assert!(std::time::Instant::now() < deadline, "the child never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        pid_file(dir.path(), pid);
+        assert!(remove_stale_pid_file(dir.path()).expect("zombie"));
+        zombie.wait().expect("reap");
+
+        // A reaped one: dead.
+        pid_file(dir.path(), pid);
+        assert!(remove_stale_pid_file(dir.path()).expect("dead"));
+        assert!(!dir.path().join("postmaster.pid").exists());
+    }
+}

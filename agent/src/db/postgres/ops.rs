@@ -233,7 +233,11 @@ impl Postgres {
     }
 
     async fn start(&self) -> Result<(), DbError> {
-        self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
+        let data = self.data_dir();
+        if files::remove_stale_pid_file(data).map_err(|e| DbError::new("remove a stale postmaster.pid", e))? {
+            tracing::info!(member = %self.settings.name, "removed the postmaster.pid of a dead postmaster");
+        }
+        self.tools.pg_ctl_start(data, &files::log_path(&self.settings)).await
     }
 
     pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, String> {
