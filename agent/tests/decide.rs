@@ -481,6 +481,18 @@ fn leader_renews_publishes_its_optime_and_keeps_slots_for_the_other_members() {
 }
 
 #[test]
+fn leader_publishes_its_optime_only_when_it_moved() {
+    let mut o = obs();
+    o.db = primary(5000);
+    holding_lease(&mut o, 7);
+    store(&mut o).optime = Some(Position(5000));
+    assert_eq!(
+        actions(&o),
+        vec![Action::RenewLease, Action::SyncSlots(vec!["node2".into(), "node3".into()])]
+    );
+}
+
+#[test]
 fn leader_with_an_unknown_position_publishes_no_optime() {
     let mut o = obs();
     o.db = DbState { position: None, ..primary(0) };

@@ -236,7 +236,7 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
     match (o.db.running, o.db.role) {
         (true, Some(Role::Primary)) => {
             let mut actions = vec![Action::RenewLease];
-            actions.extend(o.db.position.map(Action::PublishOptime));
+            actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
             actions.push(slots);
             Decision::act(actions, "primary: lease renewed")
         }

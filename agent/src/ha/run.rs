@@ -60,6 +60,10 @@ pub struct Agent<D: Database> {
     last_reason: String,
     /// Whether the last renewal failed: the next one is then tried after [`RENEW_RETRY`], not `loop_wait`.
     renew_failed: bool,
+    /// The member record last written to the store, and when.
+    published: Option<(MemberRecord, Instant)>,
+    /// The members whose replication slots were last synced on this primary.
+    synced_slots: Option<Vec<String>>,
 }
 
 impl<D: Database> Agent<D> {
@@ -79,6 +83,8 @@ impl<D: Database> Agent<D> {
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
             renew_failed: false,
+            published: None,
+            synced_slots: None,
         }
     }
 
@@ -125,6 +131,9 @@ impl<D: Database> Agent<D> {
             return self.next_wait(&dynamic);
         }
         self.track_primary_down(&db, lease, now);
+        if !db.is_running_primary() {
+            self.synced_slots = None;
+        }
         let peers = match &cluster {
             Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
             _ => Vec::new(),
@@ -233,12 +242,15 @@ impl<D: Database> Agent<D> {
                 Action::PublishOptime(optime) => {
                     self.put(Key::Status, &Status { optime }, "publish optime").await
                 }
-                // Routine and quick: not worth a background job (whose end would wake the loop).
-                Action::SyncSlots(members) => {
-                    if let Err(e) = self.db.sync_slots(&members).await {
-                        tracing::warn!(error = %e, "replication slots not synced");
+                // Routine and quick: not worth a background job (whose end would wake the loop). Synced
+                // when the members change, not every cycle.
+                Action::SyncSlots(members) if self.synced_slots.as_ref() != Some(&members) => {
+                    match self.db.sync_slots(&members).await {
+                        Ok(()) => self.synced_slots = Some(members),
+                        Err(e) => tracing::warn!(error = %e, "replication slots not synced"),
                     }
                 }
+                Action::SyncSlots(_) => {}
                 Action::Demote => {
                     // Fencing does not wait for a background job.
                     let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
@@ -336,9 +348,9 @@ impl<D: Database> Agent<D> {
         probes.join_all().await
     }
 
-    /// Publishes the member record and the REST status.
+    /// Publishes the member record (when it changed, or when half its ttl has passed) and the REST status.
     async fn publish(
-        &self,
+        &mut self,
         db: &DbState,
         cluster: Option<&ClusterView>,
         dynamic: &DynamicConfig,
@@ -359,11 +371,16 @@ impl<D: Database> Agent<D> {
             reason: Some(reason.to_owned()),
             tags: self.me.tags.clone(),
         };
-        if cluster.is_some() {
+        let fresh = self
+            .published
+            .as_ref()
+            .is_some_and(|(last, at)| *last == record && at.elapsed() < dynamic.ttl / 2);
+        if cluster.is_some() && !fresh {
             let json = serde_json::to_value(&record).unwrap_or_default();
             let key = Key::Member(self.me.name.clone());
-            if let Err(e) = self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
-                tracing::debug!(error = %e, "member record not published");
+            match self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
+                Ok(_) => self.published = Some((record.clone(), Instant::now())),
+                Err(e) => tracing::debug!(error = %e, "member record not published"),
             }
         }
         self.status.set(self.node_status(db, &record));
