@@ -247,6 +247,19 @@ impl AgentCluster {
         Some((code, response.json().await.unwrap_or_default()))
     }
 
+    /// [`rest`](Self::rest) with its own `timeout` (e.g. short, for an agent that may be stopped).
+    pub async fn rest_within(
+        &self,
+        i: usize,
+        path: &str,
+        timeout: Duration,
+    ) -> Option<(u16, serde_json::Value)> {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[i].api_port);
+        let response = self.http.get(url).timeout(timeout).send().await.ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.json().await.unwrap_or_default()))
+    }
+
     /// Waits until exactly one node answers 200 on `/primary`, and returns its index.
     pub async fn primary(&self, timeout: Duration) -> usize {
         wait_for("exactly one primary", timeout, || async {
@@ -298,6 +311,28 @@ impl AgentCluster {
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.home(i).join("agent.log")).unwrap_or_default()
     }
+
+    /// The node whose store last confirmed itself as Raft leader, by the lessor's line in the agents'
+    /// logs (`lessor active: this node is the raft leader ...`, logged once per term it leads): the line
+    /// with the highest term, across nodes (one leader per term). `None` before any such line. The node
+    /// may have lost the leadership since without a newer line yet; callers wanting a settled answer ask
+    /// twice, some elections apart.
+    pub fn raft_leader(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for i in 0..self.nodes.len() {
+            for line in self.log(i).lines().filter(|l| l.contains(LESSOR_ACTIVE)) {
+                let line = strip_ansi(line);
+                let term = line
+                    .split_whitespace()
+                    .find_map(|word| word.strip_prefix("term="))
+                    .and_then(|t| t.parse::<u64>().ok());
+                if let Some(term) = term.filter(|t| best.is_none_or(|(b, _)| *t > b)) {
+                    best = Some((term, i));
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
 }
 
 impl Drop for AgentCluster {
@@ -317,6 +352,29 @@ impl Drop for AgentCluster {
             }
         }
     }
+}
+
+/// The lessor's line when its node, as Raft leader, starts timing leases (`vigil_dcs::raft::lessor`).
+const LESSOR_ACTIVE: &str = "lessor active: this node is the raft leader";
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`), which the agents' log may carry.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn free_port() -> u16 {

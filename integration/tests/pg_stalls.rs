@@ -1,0 +1,394 @@
+//! Real agents managing real PostgreSQL 15 servers: stalls of the primary's agent (SIGSTOP) and the loss
+//! of the store's Raft leader. Agent defaults: ttl 3 s, loop_wait 1 s, retry_timeout 0.75 s, safety_margin
+//! 0.5 s; the primary renews its lease every loop and its own deadline is `sent_at + ttl - safety_margin`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::time::Instant;
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::{init_tracing, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long a request to an agent may take when that agent may be stopped (SIGSTOP): a stopped agent's
+/// kernel still accepts the connection, but nobody answers.
+const QUICK: Duration = Duration::from_millis(500);
+
+/// Polling period of the observation windows.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Waits for the cluster to settle: a primary and every other node in `nodes` a streaming replica.
+async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
+    let primary = cluster.primary(PATIENCE).await;
+    for r in nodes.iter().filter(|r| **r != primary) {
+        cluster.streaming_replica(*r, PATIENCE).await;
+    }
+    primary
+}
+
+/// Node `i`'s `vigil.fencing_token` from `GET /patroni`.
+async fn fencing_token(cluster: &AgentCluster, i: usize) -> Option<u64> {
+    let (_, status) = cluster.rest(i, "/patroni").await?;
+    status["vigil"]["fencing_token"].as_u64()
+}
+
+/// Node `i`'s `vigil.last_decision` from `GET /patroni`, if it answered within [`QUICK`].
+async fn last_decision(cluster: &AgentCluster, i: usize) -> Option<String> {
+    let (_, status) = cluster.rest_within(i, "/patroni", QUICK).await?;
+    status["vigil"]["last_decision"].as_str().map(str::to_owned)
+}
+
+/// Whether node `i` answers 200 on `/primary` within [`QUICK`] (no answer counts as not 200), and the
+/// token it then shows.
+async fn answers_primary(cluster: &AgentCluster, i: usize) -> Option<Option<u64>> {
+    match cluster.rest_within(i, "/primary", QUICK).await {
+        Some((200, status)) => Some(status["vigil"]["fencing_token"].as_u64()),
+        _ => None,
+    }
+}
+
+/// Waits until `sql` returns `expected` on node `i`.
+async fn eventually(cluster: &AgentCluster, i: usize, sql: &str, expected: &[&str]) {
+    let what = format!("{sql:?} to return {expected:?} on {}", cluster.nodes[i].name);
+    wait_for(&what, PATIENCE, || async {
+        let rows = cluster.query(i, sql).await.ok()?;
+        (rows == expected).then_some(())
+    })
+    .await;
+}
+
+/// Writes rows `from..to` of `t` on `primary` and waits until every node in `nodes` has replayed them.
+async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[usize], from: u32, to: u32) {
+    let sql = format!("INSERT INTO t SELECT generate_series({from}, {})", to - 1);
+    cluster.query(primary, &sql).await.expect("write rows");
+    for n in nodes {
+        let count = format!("SELECT count(*) FROM t WHERE v >= {from} AND v < {to}");
+        eventually(cluster, *n, &count, &[&(to - from).to_string()]).await;
+    }
+}
+
+/// The lengths of every node's agent log now: what a node logs later is what follows.
+fn log_offsets(cluster: &AgentCluster) -> Vec<usize> {
+    (0..cluster.nodes.len()).map(|i| cluster.log(i).len()).collect()
+}
+
+/// What node `i` logged after `offsets` were taken.
+fn log_since(cluster: &AgentCluster, offsets: &[usize], i: usize) -> String {
+    cluster.log(i).get(offsets[i]..).unwrap_or_default().to_owned()
+}
+
+/// The Raft leader named by the agents' logs, once the answer is the same twice 1.5 s apart (several
+/// election timeouts): a settled Raft group.
+async fn settled_raft_leader(cluster: &AgentCluster) -> usize {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let first = cluster.raft_leader();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let second = cluster.raft_leader();
+        if let (Some(a), Some(b)) = (first, second) {
+            if a == b {
+                return a;
+            }
+        }
+        assert!(Instant::now() < deadline, "no settled raft leader in the logs within {PATIENCE:?}");
+    }
+}
+
+/// A stall shorter than the lease's slack is harmless. With a renewal every loop_wait (1 s) and a deadline
+/// of `sent_at + 2.5 s`, an 800 ms stop leaves the primary at least ~0.7 s after SIGCONT to renew, even if
+/// it was also the Raft leader (the other two then elect a new one, and its renewal goes there). Nobody
+/// may take over (the store's expiry comes a full ttl, 3 s, after the last renewal it saw).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
+    cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, primary, &all, 0, 10).await;
+    let token = fencing_token(&cluster, primary).await.expect("the primary shows its token");
+    let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster pid");
+    let raft_leader = cluster.raft_leader();
+    let offsets = log_offsets(&cluster);
+
+    cluster.signal_agent(primary, libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    cluster.signal_agent(primary, libc::SIGCONT);
+    let resumed = Instant::now();
+
+    // A fixed observation window, longer than the ttl (3 s): had the stall cost the primary its lease,
+    // the store would have expired it within one ttl of the last renewal it saw, and a replica would have
+    // taken it (or the primary fenced itself at its own deadline) inside the window.
+    let window_end = resumed + Duration::from_secs(5);
+    let mut primary_gaps = Vec::new();
+    while Instant::now() < window_end {
+        let at = resumed.elapsed();
+        match answers_primary(&cluster, primary).await {
+            Some(shown) => assert_eq!(shown, Some(token), "the primary's token changed at {at:?}"),
+            None => primary_gaps.push(at),
+        }
+        for &r in &replicas {
+            if let Some(shown) = answers_primary(&cluster, r).await {
+                panic!(
+                    "{} answered 200 on /primary {at:?} after SIGCONT (token {shown:?})",
+                    cluster.nodes[r].name
+                );
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    assert!(
+        primary_gaps.is_empty(),
+        "{} did not answer 200 on /primary at {primary_gaps:?} after SIGCONT:\n{}",
+        cluster.nodes[primary].name,
+        log_since(&cluster, &offsets, primary)
+    );
+
+    assert_eq!(cluster.primary(Duration::from_secs(5)).await, primary, "the same node is the primary");
+    assert_eq!(fencing_token(&cluster, primary).await, Some(token), "the same lease");
+    assert_eq!(
+        cluster.postmaster_pid(primary),
+        Some(postmaster),
+        "the primary's PostgreSQL was not restarted"
+    );
+    let primary_log = log_since(&cluster, &offsets, primary);
+    assert!(!primary_log.contains("fencing"), "the primary fenced itself:\n{primary_log}");
+    for &r in &replicas {
+        let log = log_since(&cluster, &offsets, r);
+        assert!(!log.contains("leader lease held"), "{} took the lease:\n{log}", cluster.nodes[r].name);
+    }
+    write_and_replicate(&cluster, primary, &all, 10, 20).await;
+    eprintln!(
+        "{} stayed primary with token {token} (raft leader before the stall: {:?})",
+        cluster.nodes[primary].name,
+        raft_leader.map(|i| &cluster.nodes[i].name)
+    );
+}
+
+/// The store survives the loss of its Raft leader (two of three voters remain), and the primary must not
+/// notice beyond a renewal or two retried: an election takes 300-600 ms (plus a failed attempt of up to
+/// retry_timeout, 0.75 s), well inside the 2.5 s between a renewal and the primary's own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+    cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, primary, &all, 0, 10).await;
+    let leader = settled_raft_leader(&cluster).await;
+    // The Raft leader cannot be moved on purpose: when it is the primary's node, a replica is killed
+    // anyway (the test then shows only that losing a follower costs nothing).
+    let victim = if leader != primary {
+        leader
+    } else {
+        eprintln!(
+            "NOTE: the raft leader is the primary's node {}; killing a replica that is a raft follower",
+            cluster.nodes[primary].name
+        );
+        all.iter().copied().find(|i| *i != primary).expect("a replica")
+    };
+    let survivor = all.iter().copied().find(|i| *i != primary && *i != victim).expect("a survivor");
+    let token = fencing_token(&cluster, primary).await.expect("the primary shows its token");
+    let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster pid");
+    let writer = cluster.connect(primary).await.expect("writer connection");
+    let offsets = log_offsets(&cluster);
+
+    cluster.signal_agent(victim, libc::SIGKILL);
+    cluster.kill_postgres(victim);
+    let killed = Instant::now();
+
+    // Every 100 ms for 6 s (two ttl's worth of renewals): /primary must answer 200 each time (a 503
+    // would mean the primary's own deadline passed, i.e. it fences itself), and a write must succeed.
+    let mut gaps = Vec::new();
+    let mut failed_writes = Vec::new();
+    let mut written = 10u32;
+    while killed.elapsed() < Duration::from_secs(6) {
+        let at = killed.elapsed();
+        match cluster.rest_within(primary, "/primary", Duration::from_secs(1)).await {
+            Some((200, status)) => {
+                assert_eq!(status["vigil"]["fencing_token"].as_u64(), Some(token), "token changed at {at:?}")
+            }
+            other => gaps.push((at, other.map(|(code, _)| code))),
+        }
+        let sql = format!("INSERT INTO t VALUES ({written})");
+        let insert = writer.simple_query(&sql);
+        match tokio::time::timeout(Duration::from_secs(1), insert).await {
+            Ok(Ok(_)) => written += 1,
+            Ok(Err(e)) => failed_writes.push((at, e.to_string())),
+            Err(_) => failed_writes.push((at, "timed out".to_owned())),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let primary_log = log_since(&cluster, &offsets, primary);
+    assert!(
+        gaps.is_empty(),
+        "/primary on the primary was not 200 at {gaps:?} after the kill:\n{primary_log}"
+    );
+    assert!(failed_writes.is_empty(), "writes failed on the primary: {failed_writes:?}");
+    assert!(!primary_log.contains("fencing"), "the primary fenced itself:\n{primary_log}");
+    if victim == leader {
+        let new_leader = wait_for("a new raft leader in the logs", Duration::from_secs(10), || async {
+            cluster.raft_leader().filter(|l| *l != victim)
+        })
+        .await;
+        eprintln!(
+            "raft leader {} (a replica) killed; {} leads the store now",
+            cluster.nodes[victim].name, cluster.nodes[new_leader].name
+        );
+    }
+    assert_eq!(cluster.primary(Duration::from_secs(5)).await, primary, "no failover");
+    assert_eq!(fencing_token(&cluster, primary).await, Some(token), "the same lease");
+    assert_eq!(
+        cluster.postmaster_pid(primary),
+        Some(postmaster),
+        "the primary's PostgreSQL was not restarted"
+    );
+    cluster.streaming_replica(survivor, Duration::from_secs(5)).await;
+    let count = written.to_string();
+    eventually(&cluster, survivor, "SELECT count(*) FROM t", &[&count]).await;
+    let log = log_since(&cluster, &offsets, survivor);
+    assert!(!log.contains("leader lease held"), "{} took the lease:\n{log}", cluster.nodes[survivor].name);
+
+    // The killed node comes back as a streaming replica with every row.
+    cluster.start_agent(victim);
+    cluster.streaming_replica(victim, PATIENCE).await;
+    eventually(&cluster, victim, "SELECT count(*) FROM t", &[&count]).await;
+    assert_eq!(cluster.primary(Duration::from_secs(5)).await, primary, "still no failover");
+    assert_eq!(fencing_token(&cluster, primary).await, Some(token), "still the same lease");
+    eprintln!("{} writes acknowledged; {} rejoined", written - 10, cluster.nodes[victim].name);
+}
+
+/// A stall longer than the ttl. What the design promises:
+/// - While the agent is stopped its PostgreSQL still runs and streams (only the agent is stopped, nothing
+///   can fence it); the store expires the lease a ttl after the last renewal, but a replica whose WAL
+///   receiver still streams does not take over (`last_decision`: "my WAL receiver still streams"): no
+///   replica answers 200 on `/primary`, and the writes the old primary still acknowledges reach both
+///   replicas.
+/// - After SIGCONT the old agent finds its deadline passed and fences (stops) its PostgreSQL before anything
+///   else; `/primary` on it is 503 from the first request (the REST API checks the deadline itself).
+/// - Then the cluster recovers with exactly one primary (a replica, or the old node re-acquiring the lease;
+///   either way under a new token), and every acknowledged row is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_not_serve_writes() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = settled(&cluster, &all).await;
+    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, old, &all, 0, 100).await;
+    let token = fencing_token(&cluster, old).await.expect("the primary shows its token");
+    let postmaster = cluster.postmaster_pid(old).expect("the primary's postmaster pid");
+    let writer = cluster.connect(old).await.expect("writer connection");
+    let offsets = log_offsets(&cluster);
+
+    cluster.signal_agent(old, libc::SIGSTOP);
+    let stopped = Instant::now();
+    let freeze = Duration::from_secs(6);
+
+    // While frozen: the old PostgreSQL keeps serving (one write per poll, for the first 4 s), no replica
+    // answers 200 on /primary, and both explain why they do not take over.
+    let mut acked: Vec<u32> = (0..100).collect();
+    let mut explained = BTreeSet::new();
+    while stopped.elapsed() < freeze {
+        let at = stopped.elapsed();
+        if at < Duration::from_secs(4) {
+            let v = acked.len() as u32;
+            let sql = format!("INSERT INTO t VALUES ({v})");
+            let insert = writer.simple_query(&sql);
+            match tokio::time::timeout(Duration::from_secs(1), insert).await {
+                Ok(Ok(_)) => acked.push(v),
+                other => panic!("a write on the old primary failed {at:?} into the stall: {other:?}"),
+            }
+        }
+        for &r in &replicas {
+            if let Some(shown) = answers_primary(&cluster, r).await {
+                panic!(
+                    "{} answered 200 on /primary {at:?} into the stall (token {shown:?})",
+                    cluster.nodes[r].name
+                );
+            }
+            if last_decision(&cluster, r).await.is_some_and(|d| d.contains("WAL receiver still streams")) {
+                explained.insert(r);
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(answers_primary(&cluster, old).await, None, "the frozen agent cannot answer");
+    let explained: Vec<usize> = explained.into_iter().collect();
+    assert_eq!(explained, replicas, "both replicas said their WAL receiver still streams");
+    // Both replicas have every write acknowledged so far (the old PostgreSQL streamed them).
+    let count = acked.len().to_string();
+    for &r in &replicas {
+        eventually(&cluster, r, "SELECT count(*) FROM t", &[&count]).await;
+    }
+    for &r in &replicas {
+        let log = log_since(&cluster, &offsets, r);
+        assert!(
+            !log.contains("leader lease held"),
+            "{} took the lease while the old primary ran:\n{log}",
+            cluster.nodes[r].name
+        );
+    }
+
+    cluster.signal_agent(old, libc::SIGCONT);
+    let resumed = Instant::now();
+    // /primary on the old node is 503 from the first answer on: its deadline passed long ago.
+    let first = cluster.rest(old, "/primary").await.map(|(code, _)| code);
+    assert_eq!(first, Some(503), "the old primary's first answer after SIGCONT");
+    // The old agent fences: its postmaster stops (within a cycle or two).
+    wait_for("the old primary's PostgreSQL to stop", Duration::from_secs(5), || async {
+        (cluster.postmaster_pid(old) != Some(postmaster)).then_some(())
+    })
+    .await;
+    let fenced_after = resumed.elapsed();
+    let old_log = log_since(&cluster, &offsets, old);
+    assert!(
+        old_log.contains(&format!("fencing: my lease (token {token}) passed its deadline")),
+        "the old agent's log:\n{old_log}"
+    );
+
+    // Recovery: exactly one primary within 20 s of SIGCONT; never two at once, and never the old lease.
+    let recover_by = resumed + Duration::from_secs(20);
+    let new = loop {
+        let mut primaries = Vec::new();
+        for i in all {
+            if let Some(shown) = answers_primary(&cluster, i).await {
+                primaries.push((i, shown));
+            }
+        }
+        assert!(primaries.len() <= 1, "two primaries at once: {primaries:?}");
+        if let Some(&(i, shown)) = primaries.first() {
+            let shown = shown.expect("a primary shows its token");
+            assert!(
+                shown > token,
+                "{} is primary under token {shown}, not newer than {token}",
+                cluster.nodes[i].name
+            );
+            break i;
+        }
+        assert!(Instant::now() < recover_by, "no primary within 20 s of SIGCONT");
+        tokio::time::sleep(POLL).await;
+    };
+    let recovered_after = resumed.elapsed();
+    // Still exactly one a moment later (the primary() helper asks every node).
+    assert_eq!(cluster.primary(Duration::from_secs(5)).await, new);
+    let rows = cluster.query(new, "SELECT v FROM t").await.expect("read on the new primary");
+    let present: BTreeSet<u32> = rows.iter().map(|r| r.parse().expect("an integer")).collect();
+    let lost: Vec<u32> = acked.iter().copied().filter(|v| !present.contains(v)).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged rows missing: {lost:?}", lost.len(), acked.len());
+    for i in all.iter().copied().filter(|i| *i != new) {
+        cluster.streaming_replica(i, PATIENCE).await;
+    }
+    let next = 100 + acked.len() as u32 + 1000;
+    write_and_replicate(&cluster, new, &all, next, next + 10).await;
+    eprintln!(
+        "{} writes acknowledged during the stall; old primary {} fenced {fenced_after:?} after SIGCONT; \
+         {} primary {recovered_after:?} after SIGCONT",
+        acked.len() - 100,
+        cluster.nodes[old].name,
+        cluster.nodes[new].name
+    );
+}
