@@ -3,9 +3,11 @@
 use crate::config::Config;
 use crate::db::postgres::Postgres;
 use crate::ha::{Agent, Identity};
+use crate::management::AgentManagement;
 use crate::status::SharedStatus;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use vigil_api::BasicAuth;
 use vigil_dcs::{DcsConfig, DcsNode};
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
@@ -27,16 +29,27 @@ pub async fn run(config: Config) -> Result<(), String> {
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
-    let api_server = tokio::spawn(serve(api_listener, vigil_api::router(status.clone())));
+    let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone());
+    let auth = config
+        .restapi
+        .authentication
+        .as_ref()
+        .map(|a| BasicAuth { username: a.username.clone(), password: a.password.clone() });
+    let api =
+        vigil_api::router(status.clone()).merge(vigil_api::management_router(Arc::new(management), auth));
+    let api_server = tokio::spawn(serve(api_listener, api));
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
     let agent = Agent::new(identity(&config), dcs.clone(), db, status);
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
     agent.run(stop_signal()).await;
 
-    api_server.abort();
-    raft_server.abort();
-    if let Ok(dcs) = Arc::try_unwrap(dcs) {
-        dcs.shutdown().await;
+    for server in [api_server, raft_server] {
+        server.abort();
+        let _ = server.await;
+    }
+    match Arc::try_unwrap(dcs) {
+        Ok(dcs) => dcs.shutdown().await,
+        Err(_) => tracing::warn!("store node still in use at shutdown; leaving it to the process exit"),
     }
     tracing::info!(member = %config.name, "agent stopped");
     Ok(())

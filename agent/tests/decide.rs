@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use vigil_agent::db::{DataState, DbState, Position, Role, Upstream};
 use vigil_agent::ha::{
-    decide, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy,
+    decide, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover,
 };
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
@@ -104,6 +104,7 @@ fn cluster() -> ClusterView {
         leader: None,
         members: ["me", "node2", "node3"].into_iter().map(|m| (name(m), record(m))).collect(),
         optime: None,
+        switchover: None,
     }
 }
 
@@ -858,12 +859,20 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
         prop::option::of((any_name(), any_token())),
         prop::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len()),
         prop::option::of(any_position()),
+        prop::option::of((
+            prop::option::of(prop::sample::select(NAMES.to_vec())),
+            prop::option::of(prop::sample::select(NAMES.to_vec())),
+        )),
     )
-        .prop_map(|(initialize, leader, members, optime)| ClusterView {
+        .prop_map(|(initialize, leader, members, optime, switchover)| ClusterView {
             initialize: initialize.map(|(by, system_id)| Initialize { by, system_id }),
             leader,
             members: members.into_iter().map(|m| (name(m), record(m))).collect(),
             optime,
+            switchover: switchover.map(|(leader, candidate)| Switchover {
+                leader: leader.map(name),
+                candidate: candidate.map(name),
+            }),
         })
 }
 

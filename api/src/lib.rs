@@ -3,8 +3,10 @@
 //! router a [`StatusSource`] that answers with its latest status.
 
 pub mod client;
+mod management;
 mod routes;
 mod status;
 
+pub use management::{management_router, ApiError, BasicAuth, BoxFuture, Management, SwitchoverRequest};
 pub use routes::{router, StatusSource};
 pub use status::{NodeStatus, PatroniInfo, VigilInfo, Xlog};

@@ -1,21 +1,17 @@
-//! The routes: Patroni's health checks (200 or 503, the status JSON as body) and the status page.
+//! The routes, as one table ([`ROUTES`]): Patroni's health checks (200 or 503, the status JSON as
+//! body), the status page, the metrics and the OpenAPI document. [`router`] is built from the table and
+//! the OpenAPI document lists it, so the two cannot drift apart.
 //!
-//! | path | 200 when |
-//! |---|---|
-//! | `/`, `/primary`, `/leader`, `/read-write` | this member is a writable primary holding the lease by its own deadline |
-//! | `/replica` | this member runs as a replica and is not tagged `noloadbalance` |
-//! | `/read-only` | this member runs (primary or replica) |
-//! | `/health` | the database runs |
-//! | `/liveness` | the agent answers |
-//! | `/readiness` | a leading primary, or a running replica |
-//! | `/patroni`, `/status` | always: the status JSON |
-//!
-//! `GET` answers with the status JSON, `HEAD` and `OPTIONS` with the status line alone. `/primary` carries
-//! the `X-Vigil-Fencing-Token` header while it answers 200.
+//! Health checks answer `GET` with the status JSON, `HEAD` and `OPTIONS` with the status line alone (as
+//! HAProxy's `option httpchk` expects); a malformed query parameter answers 400 with a JSON error. A
+//! 200 from a leading primary carries the `X-Vigil-Fencing-Token` header. An unknown path answers 404 and
+//! a known path asked with another method 405, both with a JSON error.
 
-use crate::NodeStatus;
+use crate::health::Rule;
+use crate::query::HealthQuery;
+use crate::{metrics, openapi, NodeStatus};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
@@ -31,53 +27,103 @@ pub trait StatusSource: Send + Sync + 'static {
 
 type Source = Arc<dyn StatusSource>;
 
-/// The REST router over `source`.
+/// What a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A health check: 200 or 503 by the rule.
+    Health(Rule),
+    /// The status JSON, always 200 (`/patroni`, `/status`).
+    Status,
+    /// Prometheus metrics.
+    Metrics,
+    /// This API's OpenAPI document.
+    OpenApi,
+}
+
+impl Endpoint {
+    /// The methods the endpoint answers.
+    pub const fn methods(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Health(_) | Endpoint::Status => &["GET", "HEAD", "OPTIONS"],
+            Endpoint::Metrics | Endpoint::OpenApi => &["GET", "HEAD"],
+        }
+    }
+}
+
+/// Every route this module serves: the contract, read by [`router`] and by [`openapi::openapi`].
+pub const ROUTES: &[(&str, Endpoint)] = &[
+    ("/", Endpoint::Health(Rule::Primary)),
+    ("/primary", Endpoint::Health(Rule::Primary)),
+    ("/read-write", Endpoint::Health(Rule::Primary)),
+    ("/master", Endpoint::Health(Rule::Primary)),
+    ("/leader", Endpoint::Health(Rule::Leader)),
+    ("/standby-leader", Endpoint::Health(Rule::StandbyLeader)),
+    ("/standby_leader", Endpoint::Health(Rule::StandbyLeader)),
+    ("/replica", Endpoint::Health(Rule::Replica)),
+    ("/read-only", Endpoint::Health(Rule::ReadOnly)),
+    ("/sync", Endpoint::Health(Rule::Sync)),
+    ("/synchronous", Endpoint::Health(Rule::Sync)),
+    ("/quorum", Endpoint::Health(Rule::Quorum)),
+    ("/read-only-sync", Endpoint::Health(Rule::ReadOnlySync)),
+    ("/read-only-synchronous", Endpoint::Health(Rule::ReadOnlySync)),
+    ("/read-only-quorum", Endpoint::Health(Rule::ReadOnlyQuorum)),
+    ("/async", Endpoint::Health(Rule::Async)),
+    ("/asynchronous", Endpoint::Health(Rule::Async)),
+    ("/health", Endpoint::Health(Rule::Health)),
+    ("/liveness", Endpoint::Health(Rule::Liveness)),
+    ("/readiness", Endpoint::Health(Rule::Readiness)),
+    ("/patroni", Endpoint::Status),
+    ("/status", Endpoint::Status),
+    ("/metrics", Endpoint::Metrics),
+    ("/openapi.json", Endpoint::OpenApi),
+];
+
+/// The REST router over `source`: every route of [`ROUTES`], and a JSON 404 for any other path.
 pub fn router(source: Source) -> Router {
-    let check = |rule: fn(&dyn StatusSource, &NodeStatus) -> bool| -> MethodRouter<Source> {
-        let handler = move |method: Method, State(source): State<Source>| async move {
-            health(method, source.as_ref(), rule)
-        };
-        get(handler).options(handler)
+    let routes = ROUTES.iter().fold(Router::new(), |router, &(path, endpoint)| {
+        router.route(path, method_router(endpoint).fallback(method_not_allowed))
+    });
+    routes.fallback(not_found).with_state(source)
+}
+
+fn method_router(endpoint: Endpoint) -> MethodRouter<Source> {
+    match endpoint {
+        Endpoint::Health(rule) => {
+            let handler = move |method: Method, uri: Uri, State(source): State<Source>| async move {
+                health(&method, &uri, source.as_ref(), rule)
+            };
+            get(handler).options(handler)
+        }
+        Endpoint::Status => {
+            let handler = |method: Method, State(source): State<Source>| async move {
+                let status = source.status();
+                match method {
+                    Method::OPTIONS => StatusCode::OK.into_response(),
+                    _ => Json(status).into_response(),
+                }
+            };
+            get(handler).options(handler)
+        }
+        Endpoint::Metrics => get(|State(source): State<Source>| async move {
+            let content_type = [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)];
+            (content_type, metrics::render(&source.status())).into_response()
+        }),
+        Endpoint::OpenApi => get(|| async { Json(openapi::openapi()) }),
+    }
+}
+
+fn health(method: &Method, uri: &Uri, source: &dyn StatusSource, rule: Rule) -> Response {
+    let query = match HealthQuery::from_uri(uri) {
+        Ok(query) => query,
+        Err(_) if method == Method::OPTIONS => return StatusCode::BAD_REQUEST.into_response(),
+        Err(bad) => return error(StatusCode::BAD_REQUEST, bad.0),
     };
-    Router::new()
-        .route("/", check(leading))
-        .route("/primary", check(leading))
-        .route("/leader", check(leading))
-        .route("/read-write", check(leading))
-        .route(
-            "/replica",
-            check(|_, s| s.state == "running" && s.role == "replica" && !tagged(s, "noloadbalance")),
-        )
-        .route("/read-only", check(|_, s| s.state == "running"))
-        .route("/health", check(|_, s| s.state == "running"))
-        .route("/liveness", check(|_, _| true))
-        .route(
-            "/readiness",
-            check(|src, s| src.is_leading_primary() || (s.state == "running" && s.role == "replica")),
-        )
-        .route("/patroni", check(|_, _| true))
-        .route("/status", check(|_, _| true))
-        .with_state(source)
-}
-
-fn leading(source: &dyn StatusSource, _: &NodeStatus) -> bool {
-    source.is_leading_primary()
-}
-
-fn tagged(status: &NodeStatus, tag: &str) -> bool {
-    status.tags.get(tag).and_then(|v| v.as_bool()).unwrap_or(false)
-}
-
-fn health(
-    method: Method,
-    source: &dyn StatusSource,
-    rule: fn(&dyn StatusSource, &NodeStatus) -> bool,
-) -> Response {
     let status = source.status();
-    let ok = rule(source, &status);
+    let leading = source.is_leading_primary();
+    let ok = rule.passes(leading, &status, &query);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut headers = HeaderMap::new();
-    if let (true, Some(token)) = (ok && source.is_leading_primary(), status.vigil.fencing_token) {
+    if let (true, Some(token)) = (ok && leading, status.vigil.fencing_token) {
         headers.insert("x-vigil-fencing-token", HeaderValue::from(token));
     }
     if method == Method::OPTIONS {
@@ -86,75 +132,15 @@ fn health(
     (code, headers, Json(status)).into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
+/// A JSON error: `{"error": message}`.
+pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
 
-    struct Fixed(NodeStatus, bool);
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(StatusCode::NOT_FOUND, format!("no such endpoint: {method} {}", uri.path()))
+}
 
-    impl StatusSource for Fixed {
-        fn status(&self) -> NodeStatus {
-            self.0.clone()
-        }
-        fn is_leading_primary(&self) -> bool {
-            self.1
-        }
-    }
-
-    async fn call(source: Fixed, method: &str, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let request = Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
-        let response = router(Arc::new(source)).oneshot(request).await.expect("response");
-        let (parts, body) = response.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.expect("body");
-        (parts.status, parts.headers, bytes.to_vec())
-    }
-
-    fn status(state: &str, role: &str, token: Option<u64>) -> NodeStatus {
-        let mut s = NodeStatus { state: state.into(), role: role.into(), ..Default::default() };
-        s.vigil.fencing_token = token;
-        s
-    }
-
-    #[tokio::test]
-    async fn primary_is_200_with_the_token_only_while_leading() {
-        let (code, headers, body) =
-            call(Fixed(status("running", "primary", Some(7)), true), "GET", "/primary").await;
-        assert_eq!(code, StatusCode::OK);
-        assert_eq!(headers["x-vigil-fencing-token"], "7");
-        assert_eq!(serde_json::from_slice::<NodeStatus>(&body).expect("json").role, "primary");
-
-        let (code, headers, _) =
-            call(Fixed(status("running", "primary", Some(7)), false), "GET", "/primary").await;
-        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(headers.get("x-vigil-fencing-token").is_none());
-    }
-
-    #[tokio::test]
-    async fn head_and_options_answer_the_status_line_alone() {
-        for method in ["HEAD", "OPTIONS"] {
-            let (code, _, body) =
-                call(Fixed(status("running", "replica", None), false), method, "/replica").await;
-            assert_eq!(code, StatusCode::OK, "{method}");
-            assert!(body.is_empty(), "{method}");
-        }
-    }
-
-    #[tokio::test]
-    async fn replica_checks_follow_role_state_and_noloadbalance() {
-        let replica = || status("running", "replica", None);
-        assert_eq!(call(Fixed(replica(), false), "GET", "/replica").await.0, StatusCode::OK);
-        assert_eq!(call(Fixed(replica(), false), "GET", "/primary").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        let mut tagged = replica();
-        tagged.tags.insert("noloadbalance".into(), true.into());
-        assert_eq!(call(Fixed(tagged, false), "GET", "/replica").await.0, StatusCode::SERVICE_UNAVAILABLE);
-        let stopped = status("stopped", "replica", None);
-        assert_eq!(
-            call(Fixed(stopped.clone(), false), "GET", "/health").await.0,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(call(Fixed(stopped, false), "GET", "/liveness").await.0, StatusCode::OK);
-    }
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, format!("method not allowed: {method} {}", uri.path()))
 }

@@ -1,4 +1,8 @@
 //! The status JSON of `GET /patroni`, in Patroni's shape plus a `vigil` section.
+//!
+//! Every field added after the first release has a serde default, so a status written by an older member
+//! still parses; optional flags (`pause`, `pending_restart`, `sync_standby`, `quorum_standby`) appear in
+//! the JSON only while true, as Patroni writes them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,15 +14,39 @@ pub struct NodeStatus {
     pub state: String,
     /// `primary`, `replica` or `uninitialized`.
     pub role: String,
+    /// `pg_postmaster_start_time()`, as PostgreSQL prints it, while the database runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmaster_start_time: Option<String>,
+    /// `server_version_num`, e.g. 150018 for 15.18, while the database runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<u32>,
     /// WAL positions.
     #[serde(default)]
     pub xlog: Xlog,
     /// The timeline, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<u64>,
-    /// `streaming` while a replica streams.
+    /// A primary's WAL senders (`pg_stat_replication`); absent on replicas and when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replication: Vec<Replication>,
+    /// `streaming` while a replica streams, `in archive recovery` while it restores from the archive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_state: Option<String>,
+    /// True while this replica is a synchronous standby (`synchronous_mode: on`), as listed in `/sync`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sync_standby: bool,
+    /// True while this replica is a quorum standby (`synchronous_mode: quorum`), as listed in `/sync`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub quorum_standby: bool,
+    /// True while the cluster is paused (maintenance mode: no automatic failover).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pause: bool,
+    /// True while the database needs a restart to apply a changed parameter.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pending_restart: bool,
+    /// When this member last read the cluster store successfully, in Unix seconds (0: never).
+    #[serde(default)]
+    pub dcs_last_seen: u64,
     /// The database system identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_system_identifier: Option<String>,
@@ -46,6 +74,29 @@ pub struct Xlog {
     pub replayed_location: Option<u64>,
 }
 
+/// One WAL sender of a primary, as Patroni reports `pg_stat_replication`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    /// The replication user (`null` when unknown).
+    #[serde(default)]
+    pub usename: Option<String>,
+    /// The standby's `application_name` (Vigil: the member name).
+    #[serde(default)]
+    pub application_name: String,
+    /// The standby's address (`null` over a Unix socket).
+    #[serde(default)]
+    pub client_addr: Option<String>,
+    /// `streaming`, `catchup`, `startup`, …
+    #[serde(default)]
+    pub state: String,
+    /// `async`, `sync`, `potential` or `quorum`.
+    #[serde(default)]
+    pub sync_state: String,
+    /// The standby's priority in `synchronous_standby_names` (0: asynchronous).
+    #[serde(default)]
+    pub sync_priority: i32,
+}
+
 /// Patroni's `patroni` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatroniInfo {
@@ -69,6 +120,38 @@ pub struct VigilInfo {
     /// What the agent decided last, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
+    /// The primary's last known position in bytes (the store's `status` key, Patroni's `optime`): the
+    /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_optime: Option<u64>,
+    /// The cluster's `synchronous_mode`: `None` or `off`, `on` (or `strict`), `quorum`. The
+    /// `sync_standby` flag counts only in `on`/`strict`, `quorum_standby` only in `quorum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_mode: Option<String>,
+    /// How many times this agent has promoted its database.
+    #[serde(default)]
+    pub failovers_total: u64,
+    /// This member's view of the store's Raft group, when it is a voter or learner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft: Option<RaftInfo>,
+}
+
+/// This member's view of the store's Raft group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaftInfo {
+    /// The current term.
+    #[serde(default)]
+    pub term: u64,
+    /// The Raft leader's node id, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+    /// The voters' node ids.
+    #[serde(default)]
+    pub voters: Vec<u64>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl NodeStatus {
@@ -87,5 +170,70 @@ impl NodeStatus {
     /// The `failover_priority` tag (1 when absent).
     pub fn failover_priority(&self) -> i64 {
         self.tags.get("failover_priority").and_then(|v| v.as_i64()).unwrap_or(1)
+    }
+
+    /// Whether the boolean tag `name` is set (`true`, a non-zero number, or `"true"`/`"on"`/`"yes"`).
+    pub fn tag_is_set(&self, name: &str) -> bool {
+        match self.tags.get(name) {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+            Some(serde_json::Value::String(s)) => {
+                ["true", "on", "yes", "1"].iter().any(|t| s.eq_ignore_ascii_case(t))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this member counts as a synchronous standby: flagged `sync_standby` while
+    /// `synchronous_mode` is on (any value but `off` and `quorum`).
+    pub fn is_sync_standby(&self) -> bool {
+        let mode = self.vigil.synchronous_mode.as_deref();
+        self.sync_standby && mode.is_some_and(|m| m != "off" && m != "quorum")
+    }
+
+    /// Whether this member counts as a quorum standby: flagged `quorum_standby` in `quorum` mode.
+    pub fn is_quorum_standby(&self) -> bool {
+        self.quorum_standby && self.vigil.synchronous_mode.as_deref() == Some("quorum")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_status_still_parses() {
+        let old = r#"{"state":"running","role":"replica","xlog":{"replayed_location":5},
+            "patroni":{"version":"0.1.0","scope":"s","name":"n"},"vigil":{"fencing_token":3}}"#;
+        let status: NodeStatus = serde_json::from_str(old).expect("parses");
+        assert_eq!(status.xlog.replayed_location, Some(5));
+        assert_eq!(status.vigil.fencing_token, Some(3));
+        assert!(!status.pause && status.replication.is_empty() && status.vigil.raft.is_none());
+    }
+
+    #[test]
+    fn flags_appear_only_while_true() {
+        let mut status = NodeStatus::default();
+        let json = serde_json::to_value(&status).expect("json");
+        for absent in ["pause", "pending_restart", "sync_standby", "quorum_standby", "replication"] {
+            assert!(json.get(absent).is_none(), "{absent}");
+        }
+        assert_eq!(json["dcs_last_seen"], 0);
+        status.pause = true;
+        status.replication.push(Replication { application_name: "b".into(), ..Default::default() });
+        let json = serde_json::to_value(&status).expect("json");
+        assert_eq!(json["pause"], true);
+        assert_eq!(json["replication"][0]["client_addr"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<NodeStatus>(json).expect("round trip"), status);
+    }
+
+    #[test]
+    fn sync_flags_count_only_in_their_mode() {
+        let mut status = NodeStatus { sync_standby: true, quorum_standby: true, ..Default::default() };
+        assert!(!status.is_sync_standby() && !status.is_quorum_standby());
+        status.vigil.synchronous_mode = Some("on".into());
+        assert!(status.is_sync_standby() && !status.is_quorum_standby());
+        status.vigil.synchronous_mode = Some("quorum".into());
+        assert!(!status.is_sync_standby() && status.is_quorum_standby());
     }
 }

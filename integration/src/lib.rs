@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod cluster;
+pub mod haproxy;
 pub mod process;
 
 use axum::Router;

@@ -42,6 +42,11 @@ pub enum Action {
     Follow(Option<Upstream>),
     /// Keep one replication slot per other member on the primary.
     SyncSlots(Vec<String>),
+    /// Planned switchover away from this primary: stop it with a shutdown checkpoint, which PostgreSQL
+    /// streams to its replicas before it exits, then release the lease.
+    HandOver,
+    /// Remove the `failover` key (the switchover it asked for is done, or cannot be done).
+    ClearSwitchover,
 }
 
 /// What to do this cycle, and why (one line for the log and the member status).
@@ -232,6 +237,9 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
 
 /// This member holds a valid lease: keep the primary running and the lease renewed.
 fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
+    if let Some(decision) = switchover_from_leader(o, cluster) {
+        return decision;
+    }
     let slots = Action::SyncSlots(o.other_members(cluster));
     match (o.db.running, o.db.role) {
         (true, Some(Role::Primary)) => {
@@ -256,6 +264,47 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
                 "primary not running: starting it in place",
             ),
         },
+    }
+}
+
+/// A pending switchover as seen by the primary: hand over to an available candidate, or drop the request.
+fn switchover_from_leader(o: &Observation, cluster: &ClusterView) -> Option<Decision> {
+    let request = cluster.switchover.as_ref()?;
+    if request.leader.as_ref().is_some_and(|l| *l != o.me) || request.candidate.as_ref() == Some(&o.me) {
+        // Addressed to a former primary, or carried out by this member taking over: done.
+        return Some(Decision::act(vec![Action::RenewLease, Action::ClearSwitchover], "switchover done"));
+    }
+    if !o.db.is_running_primary() {
+        return None;
+    }
+    match available_candidate(o, cluster, request) {
+        Ok(to) => Some(Decision::act(vec![Action::HandOver], format!("switchover: handing over to {to}"))),
+        Err(why) => Some(Decision::act(
+            vec![Action::RenewLease, Action::ClearSwitchover],
+            format!("switchover cancelled: {why}"),
+        )),
+    }
+}
+
+/// The member a switchover goes to: the named candidate, or any running replica that may fail over.
+fn available_candidate(
+    o: &Observation,
+    cluster: &ClusterView,
+    request: &super::observation::Switchover,
+) -> Result<String, String> {
+    let usable = |name: &MemberName| {
+        cluster.members.get(name).is_some_and(|m| m.state == "running" && m.role == "replica")
+            && *name != o.me
+    };
+    match &request.candidate {
+        Some(name) if usable(name) => Ok(name.to_string()),
+        Some(name) => Err(format!("candidate {name} is not a running replica")),
+        None => cluster
+            .members
+            .keys()
+            .find(|name| usable(name))
+            .map(|name| format!("the best of the replicas (first: {name})"))
+            .ok_or_else(|| "no running replica to hand over to".to_owned()),
     }
 }
 
@@ -298,6 +347,22 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     if !o.policy.can_fail_over {
         return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");
     }
+    // A switchover or failover names who takes over: the others stand aside while it is available.
+    let chosen = match cluster.switchover.as_ref() {
+        Some(request) if request.leader.as_ref() == Some(&o.me) => {
+            return Decision::wait("no primary: this member handed over, it does not race");
+        }
+        Some(request) => match &request.candidate {
+            Some(candidate) if *candidate == o.me => true,
+            Some(candidate) if cluster.members.get(candidate).is_some_and(|m| m.state == "running") => {
+                return Decision::wait(format!(
+                    "no primary: switchover or failover to {candidate} in progress"
+                ));
+            }
+            _ => false,
+        },
+        None => false,
+    };
     let Some(mine) = o.db.position else {
         return Decision::wait("no primary, and this member's position is unknown");
     };
@@ -321,7 +386,7 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         if peer.running && peer.role == Some(Role::Primary) {
             return Decision::wait(format!("not taking over: {} still runs as a primary", peer.name));
         }
-        if peer.can_fail_over && peer_is_healthier(o, mine, peer) {
+        if !chosen && peer.can_fail_over && peer_is_healthier(o, mine, peer) {
             return Decision::wait(format!("not taking over: {} is a better candidate", peer.name));
         }
     }

@@ -7,5 +7,6 @@ mod run;
 mod view;
 
 pub use decide::{decide, Action, Decision};
-pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy};
+pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
 pub use run::{Agent, Identity};
+pub use view::{cluster_view, dynamic_config};

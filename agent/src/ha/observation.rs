@@ -57,6 +57,19 @@ pub struct ClusterView {
     pub members: BTreeMap<MemberName, MemberRecord>,
     /// The primary's last published position (`status`).
     pub optime: Option<Position>,
+    /// A requested switchover or failover (the `failover` key).
+    pub switchover: Option<Switchover>,
+}
+
+/// The `failover` key: a switchover (from `leader`) or a manual failover, to `candidate` if named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Switchover {
+    /// The primary to switch away from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<MemberName>,
+    /// The member to promote; `None`: the best candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<MemberName>,
 }
 
 /// The `initialize` key: who bootstraps, and the system identifier once done.

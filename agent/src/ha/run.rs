@@ -158,6 +158,7 @@ impl<D: Database> Agent<D> {
                     | Action::SetSystemId(_)
                     | Action::AcquireLease
                     | Action::ReleaseLease
+                    | Action::HandOver
             )
         });
         self.execute(decision.actions, &dynamic, &observation).await;
@@ -251,6 +252,18 @@ impl<D: Database> Agent<D> {
                     }
                 }
                 Action::SyncSlots(_) => {}
+                Action::HandOver => {
+                    if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
+                        tracing::error!(error = %e, "switchover: the primary did not stop; keeping the lease");
+                        continue;
+                    }
+                    self.release().await;
+                }
+                Action::ClearSwitchover => {
+                    if let Err(e) = self.dcs.delete(&Key::Failover, Condition::Always).await {
+                        tracing::warn!(error = %e, "could not clear the switchover request");
+                    }
+                }
                 Action::Demote => {
                     // Fencing does not wait for a background job.
                     let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
@@ -415,7 +428,9 @@ impl<D: Database> Agent<D> {
                 fencing_token: self.lease.as_ref().map(|g| g.token.0),
                 lease_remaining_ms: None,
                 last_decision: record.reason.clone(),
+                ..Default::default()
             },
+            ..Default::default()
         }
     }
 

@@ -1,6 +1,6 @@
 //! Reading the cluster record into the policy's [`ClusterView`], and the values the agent writes.
 
-use super::observation::{ClusterView, Initialize};
+use super::observation::{ClusterView, Initialize, Switchover};
 use crate::config::DynamicConfig;
 use crate::db::Position;
 use crate::member::MemberRecord;
@@ -30,6 +30,7 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         leader: state.leader.as_ref().map(|l| (l.holder.clone(), l.token)),
         members,
         optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
+        switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
     }
 }
 

@@ -1,0 +1,312 @@
+//! The agent's side of the management routes: it answers from, and writes to, the cluster store.
+//!
+//! A switchover is only a request written to the store (the `failover` key); the primary's HA loop
+//! carries it out (stop with a shutdown checkpoint, release the lease) and the candidate's takes over.
+//! The call waits until the lease has moved, or says why it could not.
+
+use crate::config::DynamicConfig;
+use crate::ha::{cluster_view, ClusterView, Switchover};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vigil_api::{ApiError, BoxFuture, Management, SwitchoverRequest};
+use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
+
+/// How long a switchover call waits for the lease to move.
+const SWITCHOVER_WAIT: Duration = Duration::from_secs(30);
+
+/// The management API of one agent.
+pub struct AgentManagement {
+    dcs: Arc<DcsNode>,
+    scope: String,
+    bootstrap_dcs: DynamicConfig,
+}
+
+impl AgentManagement {
+    /// Management over the store node `dcs`; `bootstrap_dcs` stands in while the store has no config.
+    pub fn new(dcs: Arc<DcsNode>, scope: String, bootstrap_dcs: DynamicConfig) -> Self {
+        AgentManagement { dcs, scope, bootstrap_dcs }
+    }
+
+    async fn read(&self) -> Result<Arc<ClusterState>, ApiError> {
+        self.dcs.read().await.map_err(store_error)
+    }
+
+    async fn cluster_json(&self) -> Result<Value, ApiError> {
+        let state = self.read().await?;
+        let view = cluster_view(&state);
+        let optime = view.optime;
+        let leader = view.leader.as_ref().map(|(name, _)| name.clone());
+        let members: Vec<Value> = view
+            .members
+            .iter()
+            .map(|(name, m)| {
+                let role = if Some(name) == leader.as_ref() { "leader" } else { "replica" };
+                let lag = match (optime, m.xlog_location) {
+                    (Some(primary), Some(mine)) if role == "replica" => json!(mine.lag_behind(primary)),
+                    (_, Some(_)) if role == "leader" => json!(0),
+                    _ => json!("unknown"),
+                };
+                json!({
+                    "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
+                    "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
+                    "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
+                    "receive_lsn": m.xlog_location.filter(|_| role == "replica").map(|p| p.to_string()),
+                    "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
+                    "tags": m.tags, "reason": m.reason,
+                })
+            })
+            .collect();
+        let mut cluster = json!({ "scope": self.scope, "members": members });
+        if let Some((_, token)) = &view.leader {
+            cluster["fencing_token"] = json!(token.0);
+        }
+        if self.dynamic(&state).pause {
+            cluster["pause"] = json!(true);
+        }
+        if let Some(request) = &view.switchover {
+            cluster["scheduled_switchover"] = json!({ "from": request.leader, "to": request.candidate });
+        }
+        Ok(cluster)
+    }
+
+    fn dynamic(&self, state: &ClusterState) -> DynamicConfig {
+        crate::ha::dynamic_config(state).unwrap_or_else(|| self.bootstrap_dcs.clone())
+    }
+
+    async fn set_config_value(&self, body: Value, replace: bool) -> Result<Value, ApiError> {
+        let state = self.read().await?;
+        let current = state.keys.get(&Key::Config);
+        let mut config = match (replace, current) {
+            (false, Some(v)) => v.value.clone(),
+            (false, None) => serde_json::to_value(&self.bootstrap_dcs).unwrap_or_default(),
+            (true, _) => Value::Object(Default::default()),
+        };
+        merge_patch(&mut config, &body);
+        let parsed: DynamicConfig = serde_json::from_value(config.clone())
+            .map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
+        parsed.validate().map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
+        // Stored as the validated, normalized value: what every agent reads back.
+        let normalized = serde_json::to_value(&parsed).unwrap_or(config);
+        let condition = current.map_or(Condition::Absent, |v| Condition::Version(v.version));
+        match self.dcs.put(&Key::Config, normalized.clone(), condition, None).await {
+            Ok(version) => {
+                tracing::info!(%version, replace, "dynamic configuration changed");
+                Ok(normalized)
+            }
+            Err(DcsError::Conflict { .. }) => {
+                Err(ApiError::new(409, "the configuration changed meanwhile: read it again and retry"))
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn request_switchover(
+        &self,
+        request: SwitchoverRequest,
+        failover: bool,
+    ) -> Result<String, ApiError> {
+        if request.scheduled_at.is_some() {
+            return Err(ApiError::new(400, "scheduled_at is not supported yet: switch over now, without it"));
+        }
+        let state = self.read().await?;
+        let view = cluster_view(&state);
+        let plan = plan(&view, &request, failover, &self.dynamic(&state))?;
+        let value = serde_json::to_value(&plan).unwrap_or_default();
+        match self.dcs.put(&Key::Failover, value, Condition::Absent, None).await {
+            Ok(_) => {}
+            Err(DcsError::Conflict { .. }) => {
+                return Err(ApiError::new(409, "a switchover is already pending"))
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+        let from = view.leader.as_ref().map(|(name, _)| name.clone());
+        tracing::info!(from = ?from, to = ?plan.candidate, failover, "switchover requested");
+        self.wait_for_new_leader(from, plan.candidate).await
+    }
+
+    async fn wait_for_new_leader(
+        &self,
+        from: Option<MemberName>,
+        to: Option<MemberName>,
+    ) -> Result<String, ApiError> {
+        let deadline = Instant::now() + SWITCHOVER_WAIT;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(state) = self.dcs.read().await else { continue };
+            if let Some(lease) = &state.leader {
+                let moved =
+                    Some(&lease.holder) != from.as_ref() && to.as_ref().is_none_or(|t| *t == lease.holder);
+                if moved {
+                    return Ok(format!(
+                        "Successfully switched over to \"{}\" (token {})",
+                        lease.holder, lease.token
+                    ));
+                }
+            }
+        }
+        let _ = self.dcs.delete(&Key::Failover, Condition::Always).await;
+        Err(ApiError::new(
+            503,
+            format!("the switchover did not complete within {SWITCHOVER_WAIT:?}; the request was withdrawn (see the agents' logs)"),
+        ))
+    }
+}
+
+/// Checks a switchover or failover request against the cluster, and the plan to write.
+fn plan(
+    view: &ClusterView,
+    request: &SwitchoverRequest,
+    failover: bool,
+    dynamic: &DynamicConfig,
+) -> Result<Switchover, ApiError> {
+    let name = |s: &str| MemberName::new(s).map_err(|e| ApiError::new(400, e.to_string()));
+    let leader = view.leader.as_ref().map(|(l, _)| l.clone());
+    let requested_leader = request.leader.as_deref().map(name).transpose()?;
+    let candidate = request.candidate.as_deref().map(name).transpose()?;
+    if failover && candidate.is_none() {
+        return Err(ApiError::new(400, "a failover needs a candidate"));
+    }
+    if !failover {
+        let Some(requested) = &requested_leader else {
+            return Err(ApiError::new(400, "a switchover needs the current leader's name"));
+        };
+        if Some(requested) != leader.as_ref() {
+            let actual = leader.as_ref().map_or("none".to_owned(), |l| l.to_string());
+            return Err(ApiError::new(412, format!("{requested} is not the leader; the leader is {actual}")));
+        }
+    }
+    match &candidate {
+        Some(c) => check_candidate(view, c, leader.as_ref(), dynamic)?,
+        None => {
+            let any = view.members.keys().any(|m| check_candidate(view, m, leader.as_ref(), dynamic).is_ok());
+            if !any {
+                return Err(ApiError::new(412, "no good candidates: no running replica may fail over"));
+            }
+        }
+    }
+    Ok(Switchover { leader: if failover { None } else { leader }, candidate })
+}
+
+/// A candidate must be a running replica, allowed to fail over, and within `maximum_lag_on_failover`.
+fn check_candidate(
+    view: &ClusterView,
+    candidate: &MemberName,
+    leader: Option<&MemberName>,
+    dynamic: &DynamicConfig,
+) -> Result<(), ApiError> {
+    let refuse = |why: String| Err(ApiError::new(412, why));
+    let Some(member) = view.members.get(candidate) else {
+        return refuse(format!("there is no member named {candidate}"));
+    };
+    if Some(candidate) == leader {
+        return refuse(format!("{candidate} is already the leader"));
+    }
+    let nofailover = member.tags.get("nofailover").and_then(Value::as_bool).unwrap_or(false);
+    let priority = member.tags.get("failover_priority").and_then(Value::as_i64).unwrap_or(1);
+    if nofailover || priority <= 0 {
+        return refuse(format!("{candidate} is tagged nofailover (or failover_priority <= 0)"));
+    }
+    if member.state != "running" || member.role != "replica" {
+        return refuse(format!(
+            "{candidate} is not a running replica (it is {} {})",
+            member.state, member.role
+        ));
+    }
+    if let (Some(primary), Some(position)) = (view.optime, member.xlog_location) {
+        let lag = position.lag_behind(primary);
+        if lag > dynamic.maximum_lag_on_failover {
+            return refuse(format!(
+                "{candidate} is {lag} bytes behind, more than maximum_lag_on_failover ({})",
+                dynamic.maximum_lag_on_failover
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7386 JSON merge patch: objects merge key by key, `null` deletes, anything else replaces.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+fn store_error(e: DcsError) -> ApiError {
+    ApiError::new(503, format!("cluster store: {e}"))
+}
+
+impl Management for AgentManagement {
+    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(self.cluster_json())
+    }
+
+    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let state = self.read().await?;
+            Ok(state.keys.get(&Key::History).map_or(json!([]), |v| v.value.clone()))
+        })
+    }
+
+    fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(async move {
+            let state = self.read().await?;
+            let config = state.keys.get(&Key::Config).map(|v| v.value.clone());
+            config.ok_or_else(|| ApiError::new(502, "the cluster has no dynamic configuration yet"))
+        })
+    }
+
+    fn set_config(&self, body: Value, replace: bool) -> BoxFuture<'_, Result<Value, ApiError>> {
+        Box::pin(self.set_config_value(body, replace))
+    }
+
+    fn switchover(
+        &self,
+        request: SwitchoverRequest,
+        failover: bool,
+    ) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(self.request_switchover(request, failover))
+    }
+
+    fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async move {
+            let state = self.read().await?;
+            let Some(pending) = state.keys.get(&Key::Failover) else {
+                return Err(ApiError::new(404, "no switchover is pending"));
+            };
+            match self.dcs.delete(&Key::Failover, Condition::Version(pending.version)).await {
+                Ok(()) => Ok("The pending switchover was cancelled".to_owned()),
+                Err(DcsError::Conflict { .. }) => Err(ApiError::new(409, "the switchover changed meanwhile")),
+                Err(e) => Err(store_error(e)),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}, "x": [1]}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "x": [1]}));
+        let mut scalar = json!(1);
+        merge_patch(&mut scalar, &json!({"k": null, "v": 2}));
+        assert_eq!(scalar, json!({"v": 2}));
+    }
+}

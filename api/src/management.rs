@@ -1,0 +1,236 @@
+//! Management routes (Patroni's): cluster view, history, dynamic configuration, switchover and failover.
+//!
+//! | method and path | answers |
+//! |---|---|
+//! | `GET /cluster` | 200 the members, roles, positions and lag |
+//! | `GET /history` | 200 the list of promotions |
+//! | `GET /config` | 200 the dynamic configuration; 502 when the cluster has none |
+//! | `PATCH /config` | 200 the merged configuration (JSON merge patch, `null` deletes); 400 invalid; 409 changed meanwhile |
+//! | `PUT /config` | 200 the new configuration; 400 invalid; 409 changed meanwhile |
+//! | `POST /switchover` | 200 done; 400 bad request; 412 not possible, with the reason; 503 did not complete |
+//! | `DELETE /switchover` | 200 the pending switchover was cancelled; 404 none was pending |
+//! | `POST /failover` | as `POST /switchover`; `candidate` is required |
+//!
+//! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise); reads
+//! stay open, as Patroni's. Every error is JSON `{"error": "..."}`.
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A failed management call: the HTTP status and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The status code.
+    pub status: u16,
+    /// The message for the caller.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// `POST /switchover` and `POST /failover`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverRequest {
+    /// The current primary (required for a switchover).
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// The member to promote (required for a failover).
+    #[serde(default)]
+    pub candidate: Option<String>,
+    /// When to switch over (not supported yet: refused with 400).
+    #[serde(default)]
+    pub scheduled_at: Option<String>,
+}
+
+/// A boxed future, for the object-safe [`Management`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the management routes ask the agent.
+pub trait Management: Send + Sync + 'static {
+    /// `GET /cluster`.
+    fn cluster(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
+    /// `GET /history`.
+    fn history(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
+    /// `GET /config`.
+    fn config(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
+    /// `PATCH /config` (`replace: false`, a JSON merge patch) or `PUT /config` (`replace: true`).
+    fn set_config(
+        &self,
+        body: serde_json::Value,
+        replace: bool,
+    ) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
+    /// `POST /switchover` (`failover: false`) or `POST /failover` (`failover: true`): a message when done.
+    fn switchover(
+        &self,
+        request: SwitchoverRequest,
+        failover: bool,
+    ) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `DELETE /switchover`.
+    fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>>;
+}
+
+/// Basic-auth credentials required for mutating calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+type Agent = Arc<dyn Management>;
+
+/// The management router over `agent`, with `auth` required for mutating calls when given.
+pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
+    Router::new()
+        .route("/cluster", get(|State(a): State<Agent>| async move { json(a.cluster().await) }))
+        .route("/history", get(|State(a): State<Agent>| async move { json(a.history().await) }))
+        .route(
+            "/config",
+            get(|State(a): State<Agent>| async move { json(a.config().await) })
+                .patch(|State(a): State<Agent>, body: Bytes| async move { set_config(a, body, false).await })
+                .put(|State(a): State<Agent>, body: Bytes| async move { set_config(a, body, true).await }),
+        )
+        .route(
+            "/switchover",
+            post(|State(a): State<Agent>, body: Bytes| async move { switchover(a, body, false).await })
+                .delete(|State(a): State<Agent>| async move { message(a.cancel_switchover().await) }),
+        )
+        .route(
+            "/failover",
+            post(|State(a): State<Agent>, body: Bytes| async move { switchover(a, body, true).await }),
+        )
+        .layer(middleware::from_fn_with_state(auth.map(Arc::new), require_auth))
+        .with_state(agent)
+}
+
+async fn set_config(agent: Agent, body: Bytes, replace: bool) -> Response {
+    match parse::<serde_json::Value>(&body) {
+        Ok(value) => json(agent.set_config(value, replace).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn switchover(agent: Agent, body: Bytes, failover: bool) -> Response {
+    match parse::<SwitchoverRequest>(&body) {
+        Ok(request) => message(agent.switchover(request, failover).await),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("malformed JSON body: {e}")))
+}
+
+fn json(result: Result<serde_json::Value, ApiError>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn message(result: Result<String, ApiError>) -> Response {
+    match result {
+        Ok(text) => (StatusCode::OK, text).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Lets reads through; a mutating call must carry the configured basic-auth credentials.
+async fn require_auth(State(auth): State<Option<Arc<BasicAuth>>>, request: Request, next: Next) -> Response {
+    let Some(auth) = auth else { return next.run(request).await };
+    if request.method() == Method::GET {
+        return next.run(request).await;
+    }
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if given.and_then(decode_basic).is_some_and(|(user, password)| {
+        constant_time_eq(user.as_bytes(), auth.username.as_bytes())
+            & constant_time_eq(password.as_bytes(), auth.password.as_bytes())
+    }) {
+        return next.run(request).await;
+    }
+    let mut response =
+        ApiError::new(401, "authentication required: wrong or missing credentials").into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigil\""));
+    response
+}
+
+/// `Basic <base64(user:password)>` → (user, password).
+fn decode_basic(header: &str) -> Option<(String, String)> {
+    let encoded = header.strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Standard base64 (RFC 4648, with padding) decoding.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == byte)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Compares without stopping at the first difference, so timing does not tell how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b.iter()) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_headers_decode() {
+        // "admin:s3cret:x" → the password may contain ':'.
+        assert_eq!(decode_basic("Basic YWRtaW46czNjcmV0Ong="), Some(("admin".into(), "s3cret:x".into())));
+        assert_eq!(decode_basic("Bearer abc"), None);
+        assert_eq!(decode_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

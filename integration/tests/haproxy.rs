@@ -1,0 +1,238 @@
+//! HAProxy in front of real agents, configured like `examples/haproxy.cfg`: writes through the read-write
+//! port survive a kill -9 of the primary node, reads through the read-only port reach a replica, and
+//! HAProxy's health checks leave no errors in the agents' logs.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use vigil_integration::agents::{AgentCluster, PASSWORD};
+use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND, REPLICAS_BACKEND};
+use vigil_integration::{init_tracing, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+/// The bound on one write attempt through HAProxy (connect, authenticate, insert).
+const ATTEMPT: Duration = Duration::from_secs(3);
+
+/// Waits for a primary and every other node of `nodes` streaming from it.
+async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
+    let primary = cluster.primary(PATIENCE).await;
+    for r in nodes.iter().filter(|r| **r != primary) {
+        cluster.streaming_replica(*r, PATIENCE).await;
+    }
+    primary
+}
+
+/// A superuser connection to HAProxy's `port`.
+async fn connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2"
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// One acknowledged insert: the row's id, the PostgreSQL port that committed it, and when.
+#[derive(Clone, Copy, Debug)]
+struct Ack {
+    id: i64,
+    server_port: u16,
+    at: Instant,
+}
+
+/// Inserts rows 0, 1, 2, … through `port` until `stop`, reconnecting after any error; every attempt is
+/// bounded by [`ATTEMPT`]. Records each acknowledged row in `acks`; returns the number of failed attempts.
+async fn writer(port: u16, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut failures = 0;
+    let mut id: i64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let attempt = async {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                client = Some(connect(port).await.map_err(|e| e.to_string())?);
+            }
+            let c = client.as_ref().expect("connected");
+            let row = c
+                .query_one("INSERT INTO t (id) VALUES ($1) RETURNING inet_server_port()", &[&id])
+                .await
+                .map_err(|e| e.to_string())?;
+            let server_port: i32 = row.get(0);
+            Ok::<u16, String>(server_port as u16)
+        };
+        match tokio::time::timeout(ATTEMPT, attempt).await {
+            Ok(Ok(server_port)) => {
+                acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
+            }
+            Ok(Err(_)) | Err(_) => {
+                failures += 1;
+                client = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // A failed insert may have committed or not: never reuse its id.
+        id += 1;
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_killed() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = settled(&cluster, &all).await;
+    cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
+    let haproxy = HaProxy::start(&cluster).await;
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let name = |i: usize| names[i].clone();
+    let replicas: Vec<String> = all.iter().filter(|i| **i != old).map(|i| name(*i)).collect();
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(old)], PATIENCE).await;
+    haproxy.wait_for_up(REPLICAS_BACKEND, &[&replicas[0], &replicas[1]], PATIENCE).await;
+
+    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn(writer(haproxy.rw_port, acks.clone(), stop.clone()));
+    let count = || acks.lock().expect("acks").len();
+    wait_for("100 rows written through HAProxy", PATIENCE, || async { (count() >= 100).then_some(()) }).await;
+    let old_port = cluster.nodes[old].pg_port;
+    assert!(acks.lock().expect("acks").iter().all(|a| a.server_port == old_port), "all on the old primary");
+
+    // kill -9 of the primary's agent and its postgres, while the writer keeps going.
+    let killed_at = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    let new = cluster.primary(PATIENCE).await;
+    assert_ne!(new, old, "a survivor took over");
+    let new_port = cluster.nodes[new].pg_port;
+    let resumed = wait_for("writes through HAProxy to succeed on the new primary", PATIENCE, || async {
+        let acks = acks.lock().expect("acks");
+        acks.iter().find(|a| a.server_port == new_port).map(|a| a.at)
+    })
+    .await;
+    // A few more writes on the new primary, then stop the writer.
+    let resumed_count = count();
+    wait_for("more writes on the new primary", PATIENCE, || async {
+        (count() >= resumed_count + 20).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let failures = writing.await.expect("writer task");
+    let acks = acks.lock().expect("acks").clone();
+    eprintln!(
+        "writes resumed through HAProxy {:?} after the kill; {} rows acknowledged, {failures} failed attempts",
+        resumed - killed_at,
+        acks.len()
+    );
+
+    // HAProxy routes writes to the new primary only; /primary on the agents agrees.
+    assert_eq!(cluster.primary(PATIENCE).await, new);
+    let up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
+    assert_eq!(up, [name(new)], "servers UP in {PRIMARY_BACKEND}: {:?}", haproxy.servers(None).await);
+    for ack in acks.iter().filter(|a| a.at > resumed) {
+        assert_eq!(ack.server_port, new_port, "row {} after the failover committed elsewhere", ack.id);
+    }
+
+    // Every acknowledged row is on the new primary.
+    let rows = cluster.query(new, "SELECT id FROM t").await.expect("read rows");
+    let present: BTreeSet<i64> = rows.iter().map(|r| r.parse().expect("id")).collect();
+    let lost: Vec<i64> = acks.iter().map(|a| a.id).filter(|id| !present.contains(id)).collect();
+    assert!(lost.is_empty(), "acknowledged rows missing on the new primary: {lost:?}");
+
+    // The read-only port answers, from the surviving replica.
+    let replica = survivors.iter().copied().find(|i| *i != new).expect("a surviving replica");
+    cluster.streaming_replica(replica, PATIENCE).await;
+    haproxy.wait_for_up(REPLICAS_BACKEND, &[&name(replica)], PATIENCE).await;
+    let sql = "SELECT pg_is_in_recovery(), inet_server_port(), count(*) FROM t";
+    let (in_recovery, port, rows) = wait_for("a read through HAProxy's read-only port", PATIENCE, || async {
+        let client = tokio::time::timeout(ATTEMPT, connect(haproxy.ro_port)).await.ok()?.ok()?;
+        let row = client.query_one(sql, &[]).await.ok()?;
+        Some((row.get::<_, bool>(0), row.get::<_, i32>(1), row.get::<_, i64>(2)))
+    })
+    .await;
+    assert!(in_recovery, "the read-only port reached a server that is not in recovery");
+    assert_eq!(port as u16, cluster.nodes[replica].pg_port, "served by the surviving replica");
+    assert!(rows > 0, "the replica has rows");
+}
+
+/// Words of an error about the REST server or its connections (hyper's and axum's errors included).
+const REST_WORDS: [&str; 10] = [
+    "server failed",
+    "restapi",
+    "rest api",
+    "rest server",
+    "hyper",
+    "axum",
+    "broken pipe",
+    "connection reset",
+    "incomplete message",
+    "/primary",
+];
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+    let haproxy = HaProxy::start(&cluster).await;
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let name = |i: usize| names[i].clone();
+    let replicas: Vec<String> = all.iter().filter(|i| **i != primary).map(|i| name(*i)).collect();
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(primary)], PATIENCE).await;
+    haproxy.wait_for_up(REPLICAS_BACKEND, &[&replicas[0], &replicas[1]], PATIENCE).await;
+
+    // Let every server be checked a few more times in both backends (every 500 ms), then read the
+    // results: L7OK (200) where UP, L7STS (503) where DOWN — each check a complete HTTP exchange.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stat = haproxy.stat().await.expect("show stat");
+    for line in stat.iter().filter(|l| l["svname"].starts_with("node")) {
+        let up = if line["pxname"] == PRIMARY_BACKEND {
+            line["svname"] == name(primary)
+        } else {
+            replicas.contains(&line["svname"])
+        };
+        let expected = if up { ("UP", "L7OK", "200") } else { ("DOWN", "L7STS", "503") };
+        let seen = (line["status"].as_str(), line["check_status"].as_str(), line["check_code"].as_str());
+        assert_eq!(seen, expected, "{}/{}: {line:?}", line["pxname"], line["svname"]);
+    }
+
+    // No ERROR line about the REST server (or its connections) in any agent's log. (Raft's own transient
+    // RPC errors between store nodes are not the REST server's.)
+    let mut rest_errors = Vec::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let api = format!("127.0.0.1:{}", node.api_port);
+        for line in cluster.log(i).lines().map(strip_ansi).filter(|l| l.contains("ERROR")) {
+            let lower = line.to_lowercase();
+            let about_rest = line.contains(&api) || REST_WORDS.iter().any(|word| lower.contains(word));
+            if about_rest && !line.contains("openraft") {
+                rest_errors.push(format!("{}: {line}", node.name));
+            }
+        }
+    }
+    assert!(rest_errors.is_empty(), "REST errors in the agents' logs:\n{}", rest_errors.join("\n"));
+}
