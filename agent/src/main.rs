@@ -1,6 +1,6 @@
 //! `vigil`: the agent that runs beside each database server, and the control tool.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vigil_agent::config::Config;
@@ -28,6 +28,8 @@ enum Command {
     Demo(vigil_agent::demo::DemoArgs),
     /// Print the version.
     Version,
+    #[command(flatten)]
+    Ctl(vigil_agent::cli::CtlCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
             init_tracing(config.log.level.as_str());
             runtime_then(vigil_agent::daemon::run(config))
         }
+        Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
         Command::Demo(args) => {
             init_tracing("warn");
             runtime_then(vigil_agent::demo::run(args))

@@ -1092,3 +1092,74 @@ proptest! {
         prop_assert_eq!(acquirers, vec![best.0.clone()]);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Switchover and failover requests (the `failover` key)
+// ---------------------------------------------------------------------------------------------------------
+
+fn request(o: &mut Observation, leader: Option<&str>, candidate: Option<&str>) {
+    store(o).switchover = Some(Switchover { leader: leader.map(name), candidate: candidate.map(name) });
+}
+
+#[test]
+fn the_primary_hands_over_to_an_available_candidate() {
+    let mut o = obs();
+    o.db = primary(5000);
+    holding_lease(&mut o, 7);
+    request(&mut o, Some("me"), Some("node2"));
+    assert_eq!(actions(&o), vec![Action::HandOver]);
+}
+
+#[test]
+fn the_primary_drops_a_switchover_to_a_member_that_is_not_a_running_replica() {
+    let mut o = obs();
+    o.db = primary(5000);
+    holding_lease(&mut o, 7);
+    store(&mut o).members.get_mut(&name("node2")).expect("node2").state = "stopped".into();
+    request(&mut o, Some("me"), Some("node2"));
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RenewLease, Action::ClearSwitchover]);
+    assert!(d.reason.contains("node2 is not a running replica"), "{}", d.reason);
+}
+
+#[test]
+fn the_new_primary_clears_the_request_it_carried_out() {
+    let mut o = obs();
+    o.db = primary(5000);
+    holding_lease(&mut o, 9);
+    request(&mut o, Some("node2"), Some("me"));
+    assert_eq!(actions(&o), vec![Action::RenewLease, Action::ClearSwitchover]);
+}
+
+#[test]
+fn the_named_candidate_takes_the_free_lease_even_if_a_peer_is_further_ahead() {
+    let mut o = obs();
+    request(&mut o, Some("node2"), Some("me"));
+    o.peers = vec![peer("node3", 2000)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+}
+
+#[test]
+fn others_stand_aside_while_the_named_candidate_is_available() {
+    let mut o = obs();
+    request(&mut o, Some("node2"), Some("node3"));
+    assert!(waits(&o).contains("to node3 in progress"));
+    // Once the candidate is gone, the usual race decides.
+    store(&mut o).members.remove(&name("node3"));
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+}
+
+#[test]
+fn the_member_that_handed_over_does_not_race() {
+    let mut o = obs();
+    request(&mut o, Some("me"), None);
+    assert!(waits(&o).contains("handed over"));
+}
+
+#[test]
+fn a_nofailover_candidate_does_not_take_the_lease() {
+    let mut o = obs();
+    o.policy.can_fail_over = false;
+    request(&mut o, None, Some("me"));
+    assert!(!actions(&o).contains(&Action::AcquireLease));
+}

@@ -73,8 +73,8 @@ impl Rule {
     /// A one-line description of when the check answers 200, for the OpenAPI document.
     pub fn summary(self) -> &'static str {
         match self {
-            Rule::Primary => "200 while this member is a running primary holding the lease by its own deadline",
-            Rule::Leader => "200 while this member holds the lease (primary; standby leaders not supported yet)",
+            Rule::Primary => "200 on a running primary holding the lease by its own deadline",
+            Rule::Leader => "200 while this member holds the lease (standby leaders: not yet)",
             Rule::StandbyLeader => "200 on the leader of a standby cluster (none yet: always 503)",
             Rule::Replica => "200 on a running replica, not noloadbalance, within ?lag=, ?min_lsn=, filters",
             Rule::ReadOnly => "200 on a leading primary or on a replica as /replica",
@@ -104,7 +104,8 @@ impl Rule {
 /// Patroni's `replica_ok`, plus Vigil's `?min_lsn=`.
 fn replica_ok(status: &NodeStatus, query: &HealthQuery) -> bool {
     let replayed = status.xlog.replayed_location.unwrap_or(0);
-    let state_matches = query.replication_state.as_ref().is_none_or(|w| status.replication_state.as_ref() == Some(w));
+    let state_matches =
+        query.replication_state.as_ref().is_none_or(|w| status.replication_state.as_ref() == Some(w));
     !status.tag_is_set("noloadbalance")
         && status.role == "replica"
         && status.state == "running"

@@ -1,12 +1,20 @@
-//! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check routes
-//! ([`router`]) and the typed client ([`client`]). It knows nothing of the agent: the agent hands the
-//! router a [`StatusSource`] that answers with its latest status.
+//! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check,
+//! status and metrics routes ([`router`], listed in [`ROUTES`]), the OpenAPI document ([`openapi()`])
+//! and the typed client ([`client`]). It knows nothing of the agent: the agent hands the router a
+//! [`StatusSource`] that answers with its latest status.
 
 pub mod client;
+mod health;
 mod management;
+pub mod metrics;
+mod openapi;
+mod query;
 mod routes;
 mod status;
 
+pub use health::Rule;
 pub use management::{management_router, ApiError, BasicAuth, BoxFuture, Management, SwitchoverRequest};
-pub use routes::{router, StatusSource};
-pub use status::{NodeStatus, PatroniInfo, VigilInfo, Xlog};
+pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
+pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
+pub use routes::{router, Endpoint, StatusSource, ROUTES};
+pub use status::{NodeStatus, PatroniInfo, RaftInfo, Replication, VigilInfo, Xlog};

@@ -78,6 +78,26 @@ async fn writer(port: u16, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) ->
     failures
 }
 
+/// Makes every commit wait for one standby to flush it (`synchronous_standby_names = '*'`, set on every
+/// node with ALTER SYSTEM) and waits until the primary has a synchronous standby.
+///
+/// Without it, "no acknowledged write is lost" does not hold: replication is asynchronous by default, and
+/// `synchronous_mode: on` is ignored by the agent (see the ignored test below), so a commit acknowledged by
+/// the old primary (including by a backend that outlived its killed postmaster, until HAProxy cuts its
+/// session) may never reach the new one.
+async fn synchronous_replication(cluster: &AgentCluster, primary: usize) {
+    for i in 0..cluster.nodes.len() {
+        for sql in ["ALTER SYSTEM SET synchronous_standby_names = '*'", "SELECT pg_reload_conf()"] {
+            cluster.query(i, sql).await.unwrap_or_else(|e| panic!("{sql} on {}: {e}", cluster.nodes[i].name));
+        }
+    }
+    let sql = "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'";
+    wait_for("a synchronous standby", PATIENCE, || async {
+        (cluster.query(primary, sql).await.ok()? == ["1"]).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_killed() {
     init_tracing();
@@ -85,6 +105,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     let all = [0, 1, 2];
     let old = settled(&cluster, &all).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
+    synchronous_replication(&cluster, old).await;
     let haproxy = HaProxy::start(&cluster).await;
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
     let name = |i: usize| names[i].clone();
@@ -140,8 +161,19 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     // Every acknowledged row is on the new primary.
     let rows = cluster.query(new, "SELECT id FROM t").await.expect("read rows");
     let present: BTreeSet<i64> = rows.iter().map(|r| r.parse().expect("id")).collect();
-    let lost: Vec<i64> = acks.iter().map(|a| a.id).filter(|id| !present.contains(id)).collect();
-    assert!(lost.is_empty(), "acknowledged rows missing on the new primary: {lost:?}");
+    let lost: Vec<String> = acks
+        .iter()
+        .filter(|a| !present.contains(&a.id))
+        .map(|a| {
+            let (sign, delta) =
+                if a.at >= killed_at { ("+", a.at - killed_at) } else { ("-", killed_at - a.at) };
+            format!("row {} by port {} at kill{sign}{delta:?}", a.id, a.server_port)
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged rows missing on the new primary (old primary's port {old_port}): {lost:?}"
+    );
 
     // The read-only port answers, from the surviving replica.
     let replica = survivors.iter().copied().find(|i| *i != new).expect("a surviving replica");
@@ -209,17 +241,40 @@ async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
     // Let every server be checked a few more times in both backends (every 500 ms), then read the
     // results: L7OK (200) where UP, L7STS (503) where DOWN — each check a complete HTTP exchange.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let stat = haproxy.stat().await.expect("show stat");
-    for line in stat.iter().filter(|l| l["svname"].starts_with("node")) {
-        let up = if line["pxname"] == PRIMARY_BACKEND {
-            line["svname"] == name(primary)
+    let expected = |backend: &str, server: &str| {
+        let up = if backend == PRIMARY_BACKEND {
+            server == name(primary)
         } else {
-            replicas.contains(&line["svname"])
+            replicas.iter().any(|r| r == server)
         };
-        let expected = if up { ("UP", "L7OK", "200") } else { ("DOWN", "L7STS", "503") };
-        let seen = (line["status"].as_str(), line["check_status"].as_str(), line["check_code"].as_str());
-        assert_eq!(seen, expected, "{}/{}: {line:?}", line["pxname"], line["svname"]);
+        if up {
+            ("UP", "L7OK", "200")
+        } else {
+            ("DOWN", "L7STS", "503")
+        }
+    };
+    // `check_status` reads `* L7OK` (and `check_code` 0) while a check is under way: read again then.
+    let mut mismatches = Vec::new();
+    for _ in 0..50 {
+        let stat = haproxy.stat().await.expect("show stat");
+        mismatches = stat
+            .iter()
+            .filter(|l| l["svname"].starts_with("node"))
+            .filter(|l| {
+                let seen = (l["status"].as_str(), l["check_status"].as_str(), l["check_code"].as_str());
+                seen != expected(&l["pxname"], &l["svname"])
+            })
+            .map(|l| {
+                let (px, sv) = (&l["pxname"], &l["svname"]);
+                format!("{px}/{sv}: {} {} {}", l["status"], l["check_status"], l["check_code"])
+            })
+            .collect();
+        if mismatches.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(mismatches.is_empty(), "unexpected check results: {mismatches:?}");
 
     // No ERROR line about the REST server (or its connections) in any agent's log. (Raft's own transient
     // RPC errors between store nodes are not the REST server's.)
@@ -235,4 +290,36 @@ async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
         }
     }
     assert!(rest_errors.is_empty(), "REST errors in the agents' logs:\n{}", rest_errors.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: `synchronous_mode: on` in bootstrap.dcs is parsed but ignored: the primary runs with an empty \
+            synchronous_standby_names and only asynchronous standbys, so acknowledged commits can be lost on \
+            failover"]
+async fn synchronous_mode_on_gives_the_primary_a_synchronous_standby() {
+    init_tracing();
+    let cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: on");
+    let primary = settled(&cluster, &[0, 1, 2]).await;
+    let (_, config) = cluster.rest(primary, "/config").await.unwrap_or_default();
+    let names = cluster.query(primary, "SHOW synchronous_standby_names").await.expect("show");
+    let sql = "SELECT application_name || ':' || sync_state FROM pg_stat_replication ORDER BY 1";
+    let states = cluster.query(primary, sql).await.expect("pg_stat_replication");
+    let sync = wait_for_sync(&cluster, primary).await;
+    assert!(
+        sync,
+        "no synchronous standby: synchronous_standby_names={names:?}, standbys {states:?}, {config}"
+    );
+}
+
+/// Whether the primary gets a synchronous standby within 20 s.
+async fn wait_for_sync(cluster: &AgentCluster, primary: usize) -> bool {
+    let sql = "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cluster.query(primary, sql).await.is_ok_and(|rows| rows != ["0"]) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

@@ -1,0 +1,397 @@
+//! `vigil list` and `vigil topology`: the members table of `GET /cluster`, as `patronictl list` prints it.
+//! Pure functions from the JSON to the text.
+
+use super::args::Format;
+use super::table::Table;
+use serde_json::{json, Value};
+
+/// The columns of the member list (the boxed table drops `Cluster` and calls both lag columns `Lag`).
+const COLUMNS: [&str; 10] = [
+    "Cluster",
+    "Member",
+    "Host",
+    "Role",
+    "State",
+    "TL",
+    "Receive LSN",
+    "Receive Lag",
+    "Replay LSN",
+    "Replay Lag",
+];
+const RIGHT: [&str; 6] = ["TL", "Receive LSN", "Receive Lag", "Replay LSN", "Replay Lag", "Lag"];
+
+/// The printed member list of `cluster` (the body of `GET /cluster`) in `format`; `topology` indents
+/// replicas under the member they stream from; `extended` shows the Tags column even when empty.
+pub fn render(cluster: &Value, format: Format, topology: bool, extended: bool) -> String {
+    let table = members_table(cluster, topology, extended);
+    match format {
+        Format::Pretty => {
+            let mut pretty = table.without_first_column();
+            for column in &mut pretty.columns {
+                if column == "Receive Lag" || column == "Replay Lag" {
+                    *column = "Lag".to_string();
+                }
+            }
+            let mut out = pretty.pretty(Some(&title(cluster)));
+            let info = service_info(cluster);
+            if !info.is_empty() {
+                out += &format!(" {}\n", info.join("\n "));
+            }
+            out
+        }
+        Format::Tsv => table.tsv(),
+        Format::Json => table.json(true),
+        Format::Yaml => table.yaml(true),
+    }
+}
+
+/// ` Cluster: <scope> (token <fencing token>) `, written into the table's top rule.
+pub fn title(cluster: &Value) -> String {
+    let scope = cluster["scope"].as_str().unwrap_or("");
+    match cluster.get("fencing_token").filter(|t| !t.is_null()) {
+        Some(token) => format!(" Cluster: {scope} (token {}) ", super::table::text(token, true)),
+        None => format!(" Cluster: {scope} "),
+    }
+}
+
+/// The lines under the boxed table: maintenance mode and a pending switchover.
+pub fn service_info(cluster: &Value) -> Vec<String> {
+    let mut info = Vec::new();
+    if cluster["pause"].as_bool() == Some(true) {
+        info.push("Maintenance mode: on".to_string());
+    }
+    if let Some(switchover) = cluster.get("scheduled_switchover").filter(|s| s.is_object()) {
+        let mut line = match switchover["at"].as_str() {
+            Some(at) => format!("Switchover scheduled at: {at}"),
+            None => "Switchover requested".to_string(),
+        };
+        for name in ["from", "to"] {
+            if let Some(member) = switchover[name].as_str() {
+                line += &format!("\n{name:>24}: {member}");
+            }
+        }
+        info.push(line);
+    }
+    info
+}
+
+/// The member list as a table (with the `Cluster` column), sorted by name or, with `topology`, as a tree.
+pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
+    let scope = cluster["scope"].as_str().unwrap_or("");
+    let mut members: Vec<&Value> =
+        cluster["members"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
+    members.sort_by(|a, b| name(a).cmp(name(b)));
+    let leader_lsn = members.iter().find(|m| is_leader(m)).and_then(|m| parse_lsn(&m["lsn"]));
+    let order: Vec<(usize, usize)> =
+        if topology { topology_order(&members) } else { (0..members.len()).map(|i| (i, 0)).collect() };
+    let hosts: std::collections::BTreeSet<&str> = members.iter().filter_map(|m| m["host"].as_str()).collect();
+    let append_port =
+        members.iter().any(|m| m["port"].as_u64().is_some_and(|p| p != 5432)) || hosts.len() < members.len();
+    let with_tags = extended || members.iter().any(|m| m["tags"].as_object().is_some_and(|t| !t.is_empty()));
+
+    let mut columns: Vec<&str> = COLUMNS.to_vec();
+    if with_tags {
+        columns.push("Tags");
+    }
+    let mut table = Table::new(&columns, &RIGHT);
+    for (i, level) in order {
+        let m = members[i];
+        let mut row = vec![
+            json!(scope),
+            json!(indent(name(m), level)),
+            json!(host(m, append_port)),
+            json!(role_title(m["role"].as_str().unwrap_or(""))),
+            json!(m["state"].as_str().unwrap_or("")),
+            m.get("timeline").filter(|t| !t.is_null()).cloned().unwrap_or(json!("")),
+        ];
+        row.extend(positions(m, leader_lsn));
+        if with_tags {
+            row.push(m.get("tags").filter(|t| t.is_object()).cloned().unwrap_or(json!("")));
+        }
+        table.rows.push(row);
+    }
+    table
+}
+
+/// Receive LSN, Receive Lag, Replay LSN, Replay Lag (lag in MB) of a replica; empty for the leader.
+fn positions(member: &Value, leader_lsn: Option<u64>) -> [Value; 4] {
+    if is_leader(member) {
+        return [json!(""), json!(""), json!(""), json!("")];
+    }
+    let mut receive = parse_lsn(&member["receive_lsn"]);
+    let mut replay = parse_lsn(&member["replay_lsn"]);
+    let lag = member["lag"].as_u64();
+    let (mut receive_lag, mut replay_lag) = (member["receive_lag"].as_u64(), member["replay_lag"].as_u64());
+    if receive.is_none() && replay.is_none() {
+        // Only one position reported (Patroni's older shape): it goes where the state says.
+        if member["state"] == "streaming" {
+            (receive, receive_lag) = (parse_lsn(&member["lsn"]), lag);
+        } else {
+            (replay, replay_lag) = (parse_lsn(&member["lsn"]), lag);
+        }
+    }
+    let behind = |lsn: Option<u64>| leader_lsn.zip(lsn).map(|(leader, mine)| leader.saturating_sub(mine));
+    let receive_lag = receive_lag.or(behind(receive)).or(receive.and(lag));
+    let replay_lag = replay_lag.or(behind(replay));
+    let cell = |lsn: Option<u64>, lag: Option<u64>| match lsn {
+        Some(lsn) => (json!(format_lsn(lsn)), lag.map_or(json!(""), |b| json!(lag_in_mb(b)))),
+        None => (json!(""), json!("")),
+    };
+    let (receive_lsn, receive_lag) = cell(receive, receive_lag);
+    let (replay_lsn, replay_lag) = cell(replay, replay_lag);
+    [receive_lsn, receive_lag, replay_lsn, replay_lag]
+}
+
+/// The members' order and depth in the replication tree: the leader first, then replicas under the
+/// member named by their `replicatefrom` tag (when that is another replica), else under the leader;
+/// siblings by name. Members left over (a `replicatefrom` cycle) come last, at depth 0.
+pub fn topology_order(members: &[&Value]) -> Vec<(usize, usize)> {
+    let leader = members.iter().position(|m| is_leader(m));
+    let parent = |i: usize| -> Option<usize> {
+        if Some(i) == leader {
+            return None;
+        }
+        let upstream = members[i]["tags"]["replicatefrom"].as_str();
+        let upstream = upstream
+            .and_then(|u| members.iter().position(|m| name(m) == u && !is_leader(m)).filter(|&p| p != i));
+        upstream.or(leader)
+    };
+    let mut order = Vec::new();
+    let mut seen = vec![false; members.len()];
+    fn visit(
+        i: usize,
+        level: usize,
+        parent: &dyn Fn(usize) -> Option<usize>,
+        n: usize,
+        seen: &mut Vec<bool>,
+        order: &mut Vec<(usize, usize)>,
+    ) {
+        if seen[i] {
+            return;
+        }
+        seen[i] = true;
+        order.push((i, level));
+        for child in (0..n).filter(|&c| c != i && parent(c) == Some(i)) {
+            visit(child, level + 1, parent, n, seen, order);
+        }
+    }
+    let roots: Vec<usize> = (0..members.len()).filter(|&i| parent(i).is_none()).collect();
+    for root in roots {
+        visit(root, 0, &parent, members.len(), &mut seen, &mut order);
+    }
+    for i in 0..members.len() {
+        visit(i, 0, &parent, members.len(), &mut seen, &mut order);
+    }
+    order
+}
+
+/// A member's name at `level` in the tree: `+ name` under the leader, two more spaces per level.
+fn indent(name: &str, level: usize) -> String {
+    match level {
+        0 => name.to_string(),
+        _ => format!("{}+ {name}", "  ".repeat(level - 1)),
+    }
+}
+
+fn name(member: &Value) -> &str {
+    member["name"].as_str().unwrap_or("")
+}
+
+/// Whether the member holds the leader role (`leader`, or `standby_leader`).
+pub fn is_leader(member: &Value) -> bool {
+    member["role"].as_str().is_some_and(|r| r.ends_with("leader"))
+}
+
+/// `host`, or `host:port` when some member is not on 5432 or two share a host (as patronictl shows it).
+fn host(member: &Value, append_port: bool) -> String {
+    let host = member["host"].as_str().unwrap_or("");
+    match member["port"].as_u64() {
+        Some(port) if append_port && !host.is_empty() => format!("{host}:{port}"),
+        _ => host.to_string(),
+    }
+}
+
+/// `sync_standby` → `Sync Standby` (Python's `str.replace('_', ' ').title()`).
+pub fn role_title(role: &str) -> String {
+    role.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A WAL position from JSON: a byte count, or PostgreSQL's `X/X` notation; `None` for `unknown` or null.
+pub fn parse_lsn(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let (high, low) = value.as_str()?.split_once('/')?;
+    let high = u32::from_str_radix(high, 16).ok()?;
+    let low = u32::from_str_radix(low, 16).ok()?;
+    Some((u64::from(high) << 32) | u64::from(low))
+}
+
+/// PostgreSQL's `X/X` notation.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Bytes to whole MB, rounded half to even (Python's `round(lag / 1024 / 1024)`, as patronictl).
+pub fn lag_in_mb(bytes: u64) -> u64 {
+    (bytes as f64 / 1024.0 / 1024.0).round_ties_even() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Value {
+        json!({
+            "scope": "main",
+            "fencing_token": 7,
+            "members": [
+                {"name": "node2", "role": "replica", "state": "streaming", "api_url": "http://127.0.0.1:8009/patroni",
+                 "host": "127.0.0.1", "port": 5433, "timeline": 2, "lsn": "0/3000000", "lag": 0,
+                 "receive_lsn": "0/3000000", "replay_lsn": "0/2F00000", "tags": {}},
+                {"name": "node1", "role": "leader", "state": "running", "api_url": "http://127.0.0.1:8008/patroni",
+                 "host": "127.0.0.1", "port": 5432, "timeline": 2, "lsn": "0/3000000", "lag": 0,
+                 "receive_lsn": null, "replay_lsn": null, "tags": {}},
+                {"name": "node3", "role": "replica", "state": "stopped", "api_url": "http://127.0.0.1:8010/patroni",
+                 "host": "127.0.0.1", "port": 5434, "timeline": null, "lsn": null, "lag": "unknown",
+                 "receive_lsn": null, "replay_lsn": null, "tags": {}}
+            ]
+        })
+    }
+
+    #[test]
+    fn the_pretty_list_is_patronictls_table() {
+        let expected = "\
++ Cluster: main (token 7) +---------+-----------+----+-------------+-----+------------+-----+
+| Member | Host           | Role    | State     | TL | Receive LSN | Lag | Replay LSN | Lag |
++--------+----------------+---------+-----------+----+-------------+-----+------------+-----+
+| node1  | 127.0.0.1:5432 | Leader  | running   |  2 |             |     |            |     |
+| node2  | 127.0.0.1:5433 | Replica | streaming |  2 |   0/3000000 |   0 |  0/2F00000 |   1 |
+| node3  | 127.0.0.1:5434 | Replica | stopped   |    |             |     |            |     |
++--------+----------------+---------+-----------+----+-------------+-----+------------+-----+
+";
+        assert_eq!(render(&cluster(), Format::Pretty, false, false), expected);
+    }
+
+    #[test]
+    fn pause_and_a_pending_switchover_are_shown_under_the_table() {
+        let mut c = cluster();
+        c["pause"] = json!(true);
+        c["scheduled_switchover"] = json!({"from": "node1", "to": "node2"});
+        let out = render(&c, Format::Pretty, false, false);
+        assert!(
+            out.ends_with(
+                "-----+\n Maintenance mode: on\n Switchover requested\n                    from: node1\n                      to: node2\n"
+            ),
+            "{out}"
+        );
+        assert!(!render(&c, Format::Json, false, false).contains("Maintenance"));
+    }
+
+    #[test]
+    fn json_tsv_and_yaml_use_the_full_column_names_and_skip_empty_cells() {
+        let json: Value =
+            serde_json::from_str(&render(&cluster(), Format::Json, false, false)).expect("json");
+        assert_eq!(
+            json[1],
+            json!({"Cluster": "main", "Member": "node2", "Host": "127.0.0.1:5433", "Role": "Replica",
+                   "State": "streaming", "TL": 2, "Receive LSN": "0/3000000", "Receive Lag": 0,
+                   "Replay LSN": "0/2F00000", "Replay Lag": 1})
+        );
+        assert_eq!(
+            json[0],
+            json!({"Cluster": "main", "Member": "node1", "Host": "127.0.0.1:5432",
+                                   "Role": "Leader", "State": "running", "TL": 2})
+        );
+        let tsv = render(&cluster(), Format::Tsv, false, false);
+        let lines: Vec<&str> = tsv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Cluster\tMember\tHost\tRole\tState\tTL\tReceive LSN\tReceive Lag\tReplay LSN\tReplay Lag"
+        );
+        assert_eq!(
+            lines[2],
+            "main\tnode2\t127.0.0.1:5433\tReplica\tstreaming\t2\t0/3000000\t0\t0/2F00000\t1"
+        );
+        let yaml: Value =
+            serde_norway::from_str(&render(&cluster(), Format::Yaml, false, false)).expect("yaml");
+        assert_eq!(yaml, json);
+    }
+
+    #[test]
+    fn the_port_is_shown_only_when_needed() {
+        let c = json!({"scope": "s", "members": [
+            {"name": "a", "role": "leader", "state": "running", "host": "10.0.0.1", "port": 5432},
+            {"name": "b", "role": "replica", "state": "streaming", "host": "10.0.0.2", "port": 5432}]});
+        let table = members_table(&c, false, false);
+        assert_eq!(table.rows[0][2], json!("10.0.0.1"));
+        assert_eq!(table.rows[1][2], json!("10.0.0.2"));
+    }
+
+    #[test]
+    fn tags_get_a_column_when_any_member_has_some() {
+        let mut c = cluster();
+        c["members"][2]["tags"] = json!({"nofailover": true});
+        let out = render(&c, Format::Pretty, false, false);
+        assert!(out.contains("| Tags             |"), "{out}");
+        assert!(out.contains("| nofailover: true |"), "{out}");
+        assert!(render(&c, Format::Tsv, false, false).contains("\t{nofailover: true}\n"));
+        assert!(render(&cluster(), Format::Pretty, false, true).contains("| Tags |"));
+    }
+
+    #[test]
+    fn topology_indents_replicas_under_their_upstream() {
+        let mut c = cluster();
+        c["members"][2]["tags"] = json!({"replicatefrom": "node2"});
+        let out = render(&c, Format::Pretty, true, false);
+        let names: Vec<&str> =
+            out.lines().skip(3).take(3).map(|l| l.split('|').nth(1).unwrap_or("")).collect();
+        assert_eq!(names, [" node1     ", " + node2   ", "   + node3 "], "{out}");
+    }
+
+    #[test]
+    fn topology_survives_cycles_and_a_missing_leader() {
+        let c = json!({"scope": "s", "members": [
+            {"name": "a", "role": "replica", "tags": {"replicatefrom": "b"}},
+            {"name": "b", "role": "replica", "tags": {"replicatefrom": "a"}},
+            {"name": "c", "role": "replica"}]});
+        let members: Vec<&Value> = c["members"].as_array().expect("members").iter().collect();
+        let order = topology_order(&members);
+        let mut visited: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
+        visited.sort();
+        assert_eq!(visited, [0, 1, 2]);
+    }
+
+    #[test]
+    fn lsns_roles_and_lag() {
+        assert_eq!(parse_lsn(&json!("16/B374D848")), Some(0x16_B374_D848));
+        assert_eq!(parse_lsn(&json!(42)), Some(42));
+        assert_eq!(parse_lsn(&json!("unknown")), None);
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(role_title("sync_standby"), "Sync Standby");
+        assert_eq!(role_title("leader"), "Leader");
+        assert_eq!(lag_in_mb(0), 0);
+        assert_eq!(lag_in_mb(524_288), 0); // 0.5 rounds to even
+        assert_eq!(lag_in_mb(1_572_864), 2); // 1.5 rounds to even
+        assert_eq!(lag_in_mb(2_097_152 + 600_000), 3);
+    }
+
+    #[test]
+    fn a_single_reported_position_goes_where_the_state_says() {
+        let c = json!({"scope": "s", "members": [
+            {"name": "a", "role": "leader", "lsn": "0/5000000"},
+            {"name": "b", "role": "replica", "state": "streaming", "lsn": "0/4F00000", "lag": 1048576},
+            {"name": "c", "role": "replica", "state": "running", "lsn": "0/4000000", "lag": 16777216}]});
+        let t = members_table(&c, false, false);
+        assert_eq!(t.rows[1][6..], [json!("0/4F00000"), json!(1), json!(""), json!("")]);
+        assert_eq!(t.rows[2][6..], [json!(""), json!(""), json!("0/4000000"), json!(16)]);
+    }
+}

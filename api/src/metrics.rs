@@ -1,0 +1,166 @@
+//! `GET /metrics`: the Prometheus text format (0.0.4) with Patroni's metric names and help texts
+//! (api.py `do_GET_metrics`), labelled `{scope="…",name="…"}`, plus Vigil's own `vigil_*` metrics. Every
+//! value comes from the member's status alone.
+
+use crate::NodeStatus;
+use std::fmt::{Display, Write};
+
+/// The content type of the Prometheus text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// The names of the metrics [`render`] writes, in order.
+pub const NAMES: &[&str] = &[
+    "patroni_version",
+    "patroni_postgres_running",
+    "patroni_primary",
+    "patroni_xlog_location",
+    "patroni_standby_leader",
+    "patroni_replica",
+    "patroni_sync_standby",
+    "patroni_quorum_standby",
+    "patroni_xlog_received_location",
+    "patroni_xlog_replayed_location",
+    "patroni_postgres_streaming",
+    "patroni_postgres_in_archive_recovery",
+    "patroni_postgres_server_version",
+    "patroni_postgres_timeline",
+    "patroni_dcs_last_seen",
+    "patroni_pending_restart",
+    "patroni_is_paused",
+    "patroni_failover_priority",
+    "vigil_fencing_token",
+    "vigil_lease_remaining_seconds",
+    "vigil_failovers_total",
+    "vigil_raft_term",
+    "vigil_raft_leader",
+    "vigil_raft_voters",
+];
+
+/// The metrics of a member with `status`, in the Prometheus text format.
+pub fn render(status: &NodeStatus) -> String {
+    let mut out = Metrics { text: String::new(), labels: labels(status) };
+    let x = &status.xlog;
+    let role = status.role.as_str();
+    let replication_state = status.replication_state.as_deref();
+    let flag = |b: bool| u8::from(b);
+
+    out.gauge("patroni_version", "Patroni semver without periods.", padded_semver(&status.patroni.version));
+    let running = status.state == "running";
+    out.gauge("patroni_postgres_running", "Value is 1 if Postgres is running, 0 otherwise.", flag(running));
+    let help = "Value is 1 if this node is the leader, 0 otherwise.";
+    out.gauge("patroni_primary", help, flag(role == "primary"));
+    let help = "Current location of the Postgres transaction log, 0 if this node is not the leader.";
+    out.counter("patroni_xlog_location", help, x.location.unwrap_or(0));
+    let help = "Value is 1 if this node is the standby_leader, 0 otherwise.";
+    out.gauge("patroni_standby_leader", help, flag(role == "standby_leader"));
+    let help = "Value is 1 if this node is a replica, 0 otherwise.";
+    out.gauge("patroni_replica", help, flag(role == "replica"));
+    let help = "Value is 1 if this node is a sync standby, 0 otherwise.";
+    out.gauge("patroni_sync_standby", help, flag(status.is_sync_standby()));
+    let help = "Value is 1 if this node is a quorum standby, 0 otherwise.";
+    out.gauge("patroni_quorum_standby", help, flag(status.is_quorum_standby()));
+    let help = "Current location of the received Postgres transaction log, 0 if this node is not a replica.";
+    out.counter("patroni_xlog_received_location", help, x.received_location.unwrap_or(0));
+    let help = "Current location of the replayed Postgres transaction log, 0 if this node is not a replica.";
+    out.counter("patroni_xlog_replayed_location", help, x.replayed_location.unwrap_or(0));
+    let help = "Value is 1 if Postgres is streaming, 0 otherwise.";
+    out.gauge("patroni_postgres_streaming", help, flag(replication_state == Some("streaming")));
+    let help = "Value is 1 if Postgres is replicating from archive, 0 otherwise.";
+    let archive = replication_state == Some("in archive recovery");
+    out.gauge("patroni_postgres_in_archive_recovery", help, flag(archive));
+    let help = "Version of Postgres (if running), 0 otherwise.";
+    out.gauge("patroni_postgres_server_version", help, status.server_version.unwrap_or(0));
+    let help = "Postgres timeline of this node (if running), 0 otherwise.";
+    out.gauge("patroni_postgres_timeline", help, status.timeline.unwrap_or(0));
+    let help = "Epoch timestamp when DCS was last contacted successfully by Patroni.";
+    out.gauge("patroni_dcs_last_seen", help, status.dcs_last_seen);
+    let help = "Value is 1 if the node needs a restart, 0 otherwise.";
+    out.gauge("patroni_pending_restart", help, flag(status.pending_restart));
+    let help = "Value is 1 if auto failover is disabled, 0 otherwise.";
+    out.gauge("patroni_is_paused", help, flag(status.pause));
+    let priority = if status.tag_is_set("nofailover") { 0 } else { status.failover_priority() };
+    out.gauge("patroni_failover_priority", "Failover priority of this node.", priority);
+
+    let vigil = &status.vigil;
+    let help = "Fencing token of the lease this node holds, 0 without a lease.";
+    out.gauge("vigil_fencing_token", help, vigil.fencing_token.unwrap_or(0));
+    let help = "Seconds left before this node's lease deadline, 0 without a lease.";
+    let remaining = vigil.lease_remaining_ms.unwrap_or(0) as f64 / 1000.0;
+    out.gauge("vigil_lease_remaining_seconds", help, remaining);
+    let help = "Number of times this agent has promoted its database.";
+    out.counter("vigil_failovers_total", help, vigil.failovers_total);
+    let raft = vigil.raft.as_ref();
+    let help = "Current Raft term of the cluster store (absent when not a Raft member).";
+    out.family("vigil_raft_term", "gauge", help, raft.map(|r| r.term));
+    let help = "Node id of the cluster store's Raft leader (absent while none is known).";
+    out.family("vigil_raft_leader", "gauge", help, raft.and_then(|r| r.leader));
+    let help = "Number of voters in the cluster store's Raft group (absent when not a Raft member).";
+    out.family("vigil_raft_voters", "gauge", help, raft.map(|r| r.voters.len()));
+    out.text
+}
+
+struct Metrics {
+    text: String,
+    labels: String,
+}
+
+impl Metrics {
+    fn gauge(&mut self, name: &str, help: &str, value: impl Display) {
+        self.family(name, "gauge", help, Some(value));
+    }
+
+    fn counter(&mut self, name: &str, help: &str, value: impl Display) {
+        self.family(name, "counter", help, Some(value));
+    }
+
+    /// `# HELP`, `# TYPE` and, when there is a value, the sample.
+    fn family(&mut self, name: &str, kind: &str, help: &str, value: Option<impl Display>) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        if let Some(value) = value {
+            let _ = writeln!(self.text, "{name}{} {value}", self.labels);
+        }
+    }
+}
+
+fn labels(status: &NodeStatus) -> String {
+    let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    format!("{{scope=\"{}\",name=\"{}\"}}", escape(&status.patroni.scope), escape(&status.patroni.name))
+}
+
+/// `4.1.4` → `040104`, `0.1.0` → `000100` (as Patroni: each part zero-padded to two digits); `0` when
+/// a part is not made of digits (a pre-release or build suffix is dropped first).
+pub fn padded_semver(version: &str) -> String {
+    let core = version.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return "0".to_owned();
+    }
+    parts.iter().map(|p| format!("{p:0>2}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_padded_as_patroni_pads_them() {
+        assert_eq!(padded_semver("4.1.4"), "040104");
+        assert_eq!(padded_semver("0.1.0"), "000100");
+        assert_eq!(padded_semver("1.12.0-rc.1"), "011200");
+        assert_eq!(padded_semver("dev"), "0");
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_and_labels_are_escaped() {
+        let mut status = NodeStatus::default();
+        status.patroni.scope = "a\"b".into();
+        status.patroni.name = "c\\d".into();
+        let text = render(&status);
+        for name in NAMES {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+        assert!(text.contains("patroni_primary{scope=\"a\\\"b\",name=\"c\\\\d\"} 0\n"), "{text}");
+        assert!(!text.contains("vigil_raft_leader{"), "no leader known: no sample");
+    }
+}

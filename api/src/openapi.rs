@@ -1,0 +1,247 @@
+//! `GET /openapi.json`: the OpenAPI 3.0 document of the whole REST API. The health, status, metrics and
+//! document routes come from [`ROUTES`] (the table [`crate::router`] is built from); the management
+//! routes, served by a separate router, from [`MANAGEMENT_ROUTES`].
+
+use crate::routes::{Endpoint, ROUTES};
+use serde_json::{json, Map, Value};
+
+/// A management route: path, method, the status codes it answers, and what it does.
+pub type ManagementRoute = (&'static str, &'static str, &'static [u16], &'static str);
+
+/// The management routes (Patroni's, api.py), served by [`crate::management_router`]: mutating calls
+/// need basic auth when `restapi.authentication` is configured (401 otherwise); errors are
+/// `{"error": …}`; a store failure is a 503. Restart, reload and reinitialize are planned, with
+/// Patroni's codes.
+pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
+    ("/cluster", "GET", &[200, 503], "The cluster: members, roles, positions and lag"),
+    ("/history", "GET", &[200, 503], "The promotions: [timeline, lsn, reason, timestamp, new_leader]"),
+    ("/config", "GET", &[200, 502, 503], "The dynamic configuration (502: the cluster has none yet)"),
+    ("/config", "PATCH", &[200, 400, 401, 409, 503], "Merge-patch the dynamic configuration (null deletes)"),
+    ("/config", "PUT", &[200, 400, 401, 409, 503], "Replace the dynamic configuration"),
+    ("/switchover", "POST", &[200, 400, 401, 409, 412, 503], "Switch over from leader to a candidate"),
+    ("/switchover", "DELETE", &[200, 401, 404, 409, 503], "Cancel the pending switchover"),
+    ("/failover", "POST", &[200, 400, 401, 409, 412, 503], "Fail over to candidate"),
+    ("/restart", "POST", &[200, 202, 400, 401, 409, 500, 503], "Restart the database now or at schedule"),
+    ("/restart", "DELETE", &[200, 401, 404], "Cancel the scheduled restart"),
+    ("/reload", "POST", &[202, 401], "Reload the agent's configuration"),
+    ("/reinitialize", "POST", &[200, 401, 503], "Rebuild this replica from the primary"),
+];
+
+/// The OpenAPI 3.0 document of the REST API.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for &(path, endpoint) in ROUTES {
+        let item = paths.entry(path).or_insert_with(|| json!({}));
+        for method in endpoint.methods() {
+            item[method.to_lowercase()] = served_operation(endpoint, method);
+        }
+    }
+    for &(path, method, codes, summary) in MANAGEMENT_ROUTES {
+        let item = paths.entry(path).or_insert_with(|| json!({}));
+        item[method.to_lowercase()] = management_operation(path, method, codes, summary);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Vigil REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Patroni-compatible health checks, status, metrics and management of a Vigil \
+                member. Health checks are never authenticated; HEAD and OPTIONS answer the status line alone.",
+        },
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+fn served_operation(endpoint: Endpoint, method: &str) -> Value {
+    let body = method == "GET";
+    match endpoint {
+        Endpoint::Health(rule) => {
+            let answer = |what: &str| match body {
+                true => json!({ "description": what, "content": json_of("NodeStatus") }),
+                false => json!({ "description": what }),
+            };
+            let params: Vec<Value> = rule.parameters().iter().map(|p| parameter(p)).collect();
+            json!({
+                "tags": ["health"],
+                "summary": rule.summary(),
+                "parameters": params,
+                "responses": {
+                    "200": answer("The check passes"),
+                    "503": answer("The check fails"),
+                    "400": error_response("A malformed query parameter", body),
+                },
+            })
+        }
+        Endpoint::Status => json!({
+            "tags": ["status"],
+            "summary": "This member's status (Patroni's GET /patroni), always 200",
+            "responses": { "200": match body {
+                true => json!({ "description": "The status", "content": json_of("NodeStatus") }),
+                false => json!({ "description": "The status line alone" }),
+            } },
+        }),
+        Endpoint::Metrics => json!({
+            "tags": ["status"],
+            "summary": "Prometheus metrics: Patroni's names plus vigil_*",
+            "responses": { "200": {
+                "description": "Prometheus text format 0.0.4",
+                "content": { "text/plain": { "schema": { "type": "string" } } },
+            } },
+        }),
+        Endpoint::OpenApi => json!({
+            "tags": ["status"],
+            "summary": "This document",
+            "responses": { "200": {
+                "description": "The OpenAPI document",
+                "content": { "application/json": { "schema": { "type": "object" } } },
+            } },
+        }),
+    }
+}
+
+fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) -> Value {
+    let mut responses = Map::new();
+    // Patroni answers the reads and config writes with JSON, the actions with a text message.
+    let reads_json = matches!(path, "/cluster" | "/history" | "/config");
+    for code in codes {
+        let answer = match code {
+            200 | 202 if reads_json => json!({ "description": "Done", "content": json_of("Any") }),
+            200 | 202 => json!({
+                "description": "Done (202: scheduled)",
+                "content": { "text/plain": { "schema": { "type": "string" } } },
+            }),
+            401 => error_response("Credentials missing or wrong", true),
+            _ => error_response("Refused or failed: the error says why", true),
+        };
+        responses.insert(code.to_string(), answer);
+    }
+    let mut operation = json!({ "tags": ["management"], "summary": summary, "responses": responses });
+    if method != "GET" {
+        operation["security"] = json!([{ "basicAuth": [] }, {}]);
+    }
+    if let Some(body) = request_body(path, method) {
+        operation["requestBody"] = json!({
+            "required": method != "POST" || path != "/restart",
+            "content": { "application/json": { "schema": body } },
+        });
+    }
+    operation
+}
+
+fn request_body(path: &str, method: &str) -> Option<Value> {
+    let object = |properties: Value| json!({ "type": "object", "properties": properties });
+    Some(match (path, method) {
+        ("/config", "PATCH" | "PUT") => json!({ "type": "object", "additionalProperties": true }),
+        ("/switchover", "POST") => object(json!({
+            "leader": { "type": "string" },
+            "candidate": { "type": "string" },
+            "scheduled_at": { "type": "string", "format": "date-time" },
+        })),
+        ("/failover", "POST") => object(json!({
+            "candidate": { "type": "string" },
+            "leader": { "type": "string" },
+        })),
+        ("/restart", "POST") => object(json!({
+            "restart_pending": { "type": "boolean" },
+            "role": { "type": "string", "enum": ["primary", "replica"] },
+            "postgres_version": { "type": "string" },
+            "timeout": { "type": "integer" },
+            "schedule": { "type": "string", "format": "date-time" },
+        })),
+        ("/reinitialize", "POST") => object(json!({
+            "force": { "type": "boolean" },
+            "from_leader": { "type": "boolean" },
+        })),
+        _ => return None,
+    })
+}
+
+fn parameter(name: &str) -> Value {
+    let (description, example) = match name {
+        "lag" => ("Most bytes the replica may trail the primary: bytes or a size (16kB, 10MB, 1GB)", "10MB"),
+        "min_lsn" => ("Vigil: the position the replica must have replayed (X/Y or bytes)", "0/3000060"),
+        "replication_state" => ("The replication state the replica must be in", "streaming"),
+        "mode" => ("apply (default: replayed position) or write (received position)", "apply"),
+        _ => {
+            return json!({
+                "name": "tags",
+                "in": "query",
+                "description": "tag_<key>=<value>: the member's tag <key> must equal <value> (missing: 503)",
+                "style": "form",
+                "explode": true,
+                "schema": { "type": "object", "additionalProperties": { "type": "string" } },
+                "example": { "tag_zone": "a" },
+            })
+        }
+    };
+    json!({
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": { "type": "string" },
+        "example": example,
+    })
+}
+
+fn json_of(schema: &str) -> Value {
+    json!({ "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } })
+}
+
+fn error_response(description: &str, body: bool) -> Value {
+    match body {
+        true => json!({ "description": description, "content": json_of("Error") }),
+        false => json!({ "description": description }),
+    }
+}
+
+fn components() -> Value {
+    json!({
+        "securitySchemes": { "basicAuth": { "type": "http", "scheme": "basic" } },
+        "schemas": {
+            "Any": {},
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": { "error": { "type": "string" } },
+            },
+            "NodeStatus": node_status_schema(),
+        },
+    })
+}
+
+fn node_status_schema() -> Value {
+    let int = json!({ "type": "integer", "format": "int64" });
+    let string = json!({ "type": "string" });
+    let flag = json!({ "type": "boolean", "description": "Present only when true" });
+    let replication = json!({ "type": "array", "items": { "type": "object", "properties": {
+        "usename": string, "application_name": string, "client_addr": string,
+        "state": string, "sync_state": string, "sync_priority": int,
+    } } });
+    let vigil = json!({ "type": "object", "properties": {
+        "fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
+        "primary_optime": int, "synchronous_mode": string, "failovers_total": int,
+        "raft": { "type": "object", "properties": {
+            "term": int, "leader": int, "voters": { "type": "array", "items": int },
+        } },
+    } });
+    json!({
+        "type": "object",
+        "required": ["state", "role", "patroni"],
+        "properties": {
+            "state": string, "role": string, "postmaster_start_time": string,
+            "server_version": int, "timeline": int, "replication_state": string,
+            "xlog": { "type": "object", "properties": {
+                "location": int, "received_location": int, "replayed_location": int,
+            } },
+            "replication": replication,
+            "sync_standby": flag, "quorum_standby": flag, "pause": flag, "pending_restart": flag,
+            "dcs_last_seen": int, "database_system_identifier": string,
+            "tags": { "type": "object", "additionalProperties": true },
+            "patroni": { "type": "object", "properties": {
+                "version": string, "scope": string, "name": string,
+            } },
+            "vigil": vigil,
+        },
+    })
+}

@@ -1,0 +1,125 @@
+//! Shared fixtures: a fixed status source and members in typical states.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use std::sync::Arc;
+use tower::ServiceExt;
+use vigil_api::{router, NodeStatus, PatroniInfo, StatusSource};
+
+/// A status source that always answers the same.
+pub struct Fixed {
+    pub status: NodeStatus,
+    pub leading: bool,
+}
+
+impl StatusSource for Fixed {
+    fn status(&self) -> NodeStatus {
+        self.status.clone()
+    }
+    fn is_leading_primary(&self) -> bool {
+        self.leading
+    }
+}
+
+/// One answer of the router.
+pub struct Answer {
+    pub code: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// Sends `method path` to a router over `status`.
+pub async fn call(status: &NodeStatus, leading: bool, method: &str, path: &str) -> Answer {
+    let source = Fixed { status: status.clone(), leading };
+    let request = Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
+    let response = router(Arc::new(source)).oneshot(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.expect("body").to_vec();
+    Answer { code: parts.status, headers: parts.headers, body }
+}
+
+/// `GET path`'s status code.
+pub async fn code(status: &NodeStatus, leading: bool, path: &str) -> StatusCode {
+    call(status, leading, "GET", path).await.code
+}
+
+/// The primary's last known position in the fixtures.
+pub const PRIMARY_AT: u64 = 0x3000060;
+
+fn member(state: &str, role: &str) -> NodeStatus {
+    let mut status = NodeStatus {
+        state: state.into(),
+        role: role.into(),
+        patroni: PatroniInfo { version: "0.1.0".into(), scope: "demo".into(), name: "node1".into() },
+        ..Default::default()
+    };
+    status.vigil.primary_optime = Some(PRIMARY_AT);
+    status.tags.insert("zone".into(), "a".into());
+    status.tags.insert("nofailover".into(), false.into());
+    status.tags.insert("failover_priority".into(), 2.into());
+    status
+}
+
+/// A running primary (lead it with `leading = true`).
+pub fn primary() -> NodeStatus {
+    let mut status = member("running", "primary");
+    status.xlog.location = Some(PRIMARY_AT);
+    status.timeline = Some(3);
+    status.vigil.fencing_token = Some(7);
+    status
+}
+
+/// A running, streaming replica that has replayed everything.
+pub fn replica() -> NodeStatus {
+    let mut status = member("running", "replica");
+    status.xlog.received_location = Some(PRIMARY_AT);
+    status.xlog.replayed_location = Some(PRIMARY_AT);
+    status.replication_state = Some("streaming".into());
+    status
+}
+
+/// A member whose database is stopped.
+pub fn stopped() -> NodeStatus {
+    let mut status = member("stopped", "replica");
+    status.xlog.replayed_location = Some(PRIMARY_AT);
+    status
+}
+
+/// A replica tagged `noloadbalance`.
+pub fn noloadbalance() -> NodeStatus {
+    let mut status = replica();
+    status.tags.insert("noloadbalance".into(), true.into());
+    status
+}
+
+/// A replica 20 MiB behind the primary.
+pub fn lagging() -> NodeStatus {
+    let mut status = replica();
+    status.vigil.primary_optime = Some(PRIMARY_AT + (20 << 20));
+    status
+}
+
+/// A replica listed as synchronous standby in `synchronous_mode: on`.
+pub fn sync_standby() -> NodeStatus {
+    let mut status = replica();
+    status.sync_standby = true;
+    status.vigil.synchronous_mode = Some("on".into());
+    status
+}
+
+/// A replica listed as quorum standby in `synchronous_mode: quorum`.
+pub fn quorum_standby() -> NodeStatus {
+    let mut status = replica();
+    status.quorum_standby = true;
+    status.vigil.synchronous_mode = Some("quorum".into());
+    status
+}
