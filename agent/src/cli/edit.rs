@@ -4,7 +4,7 @@
 use super::args::EditConfigArgs;
 use super::client::{self, CHANGE_TIMEOUT};
 use super::config_edit::{from_yaml, merge_patch, patch_from_pairs, to_yaml};
-use super::{confirm, connect, diff};
+use super::{confirm, connect, diff, emit};
 use reqwest::Method;
 use serde_json::Value;
 use std::io::Read;
@@ -49,10 +49,10 @@ pub async fn run(args: EditConfigArgs) -> Result<(), String> {
         Change::Replace(new) => new.clone(),
     };
     if new == old {
-        println!("Not changed");
+        emit("Not changed\n");
         return Ok(());
     }
-    print!("{}", diff::unified(&to_yaml(&old), &to_yaml(&new)));
+    emit(&diff::unified(&to_yaml(&old), &to_yaml(&new)));
     if !args.force && !confirm("Apply these changes?")? {
         return Err("aborted: the configuration was not changed".into());
     }
@@ -62,7 +62,7 @@ pub async fn run(args: EditConfigArgs) -> Result<(), String> {
         Change::Replace(new) => (Method::PUT, new),
     };
     client.send(method, "/config", Some(body), &order, CHANGE_TIMEOUT).await?;
-    println!("Configuration changed");
+    emit("Configuration changed\n");
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use super::args::PauseArgs;
 use super::client::{self, CHANGE_TIMEOUT};
-use super::connect;
+use super::{connect, emit};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -48,10 +48,10 @@ pub async fn run(args: PauseArgs, paused: bool) -> Result<(), String> {
     let word = if paused { "paused" } else { "resumed" };
     if args.wait {
         let verb = if paused { "pause" } else { "resume" };
-        println!("'{verb}' request sent, waiting until it is recognized by all nodes");
+        emit(&format!("'{verb}' request sent, waiting until it is recognized by all nodes\n"));
         wait(&client, &cluster, paused).await?;
     }
-    println!("Success: cluster management is {word}");
+    emit(&format!("Success: cluster management is {word}\n"));
     Ok(())
 }
 

@@ -218,7 +218,7 @@ mod tests {
         let long = sample().pretty(Some(" Cluster: main (token 12) "));
         let lines: Vec<&str> = long.lines().collect();
         assert_eq!(lines[0], "+ Cluster: main (token 12) +");
-        assert_eq!(lines[1], "| Name  | N                 |");
+        assert_eq!(lines[1], "| Name  |                N |");
         assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()), "{long}");
     }
 

@@ -84,6 +84,8 @@ pub struct DbState {
     pub upstream: Option<String>,
     /// Replica: whether its WAL receiver is streaming right now.
     pub streaming: bool,
+    /// The server's version as a number (PostgreSQL: `server_version_num`, e.g. 150018), when running.
+    pub server_version: Option<u32>,
 }
 
 impl DbState {
@@ -98,6 +100,7 @@ impl DbState {
             replay_position: None,
             upstream: None,
             streaming: false,
+            server_version: None,
         }
     }
 

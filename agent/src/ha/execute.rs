@@ -3,7 +3,7 @@
 
 use super::Action;
 use crate::db::{Database, DbError, StopMode};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
@@ -20,6 +20,8 @@ pub struct DbJob {
     pub dcs: Option<Arc<DcsNode>>,
     /// Set when a rewind fails (the data is then re-cloned), cleared when the data is removed.
     pub rewind_failed: Arc<AtomicBool>,
+    /// Counts the promotions carried out.
+    pub failovers: Arc<AtomicU64>,
 }
 
 impl DbJob {
@@ -31,6 +33,7 @@ impl DbJob {
             token,
             dcs: None,
             rewind_failed: Arc::new(AtomicBool::new(false)),
+            failovers: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -59,6 +62,7 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
         Action::StartPrimary => db.start_primary().await,
         Action::Promote => {
             db.promote().await?;
+            job.failovers.fetch_add(1, Ordering::SeqCst);
             record_promotion(db, job).await;
             Ok(())
         }

@@ -13,7 +13,7 @@ use crate::db::{Database, DbState, Role};
 use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -64,6 +64,10 @@ pub struct Agent<D: Database> {
     published: Option<(MemberRecord, Instant)>,
     /// The members whose replication slots were last synced on this primary.
     synced_slots: Option<Vec<String>>,
+    /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
+    dcs_last_seen: u64,
+    /// Promotions this agent carried out.
+    failovers: Arc<AtomicU64>,
 }
 
 impl<D: Database> Agent<D> {
@@ -85,6 +89,8 @@ impl<D: Database> Agent<D> {
             renew_failed: false,
             published: None,
             synced_slots: None,
+            dcs_last_seen: 0,
+            failovers: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -115,7 +121,10 @@ impl<D: Database> Agent<D> {
         let dynamic =
             read.as_ref().ok().and_then(|s| dynamic_config(s)).unwrap_or(self.me.bootstrap_dcs.clone());
         let cluster = match &read {
-            Ok(state) => Some(cluster_view(state)),
+            Ok(state) => {
+                self.dcs_last_seen = unix_now();
+                Some(cluster_view(state))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the cluster store");
                 None
@@ -278,6 +287,7 @@ impl<D: Database> Agent<D> {
                 actions: db_actions,
                 token: self.lease.as_ref().map(|g| g.token),
                 dcs: Some(self.dcs.clone()),
+                failovers: self.failovers.clone(),
                 rewind_failed: self.rewind_failed.clone(),
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
@@ -396,12 +406,19 @@ impl<D: Database> Agent<D> {
                 Err(e) => tracing::debug!(error = %e, "member record not published"),
             }
         }
-        self.status.set(self.node_status(db, &record));
+        self.status.set(self.node_status(db, &record, cluster, dynamic));
         let deadline = self.lease.as_ref().map(|g| g.deadline);
         self.status.set_deadline(deadline);
     }
 
-    fn node_status(&self, db: &DbState, record: &MemberRecord) -> NodeStatus {
+    fn node_status(
+        &self,
+        db: &DbState,
+        record: &MemberRecord,
+        cluster: Option<&ClusterView>,
+        dynamic: &DynamicConfig,
+    ) -> NodeStatus {
+        let raft = self.dcs.raft_status();
         let primary = db.role == Some(Role::Primary);
         let system_id = match &db.data {
             crate::db::DataState::Present { system_id, .. } => Some(system_id.clone()),
@@ -428,8 +445,18 @@ impl<D: Database> Agent<D> {
                 fencing_token: self.lease.as_ref().map(|g| g.token.0),
                 lease_remaining_ms: None,
                 last_decision: record.reason.clone(),
-                ..Default::default()
+                primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
+                synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
+                failovers_total: self.failovers.load(Ordering::SeqCst),
+                raft: Some(vigil_api::RaftInfo {
+                    term: raft.term,
+                    leader: raft.leader,
+                    voters: raft.voters.into_iter().collect(),
+                }),
             },
+            server_version: db.server_version,
+            dcs_last_seen: self.dcs_last_seen,
+            pause: dynamic.pause,
             ..Default::default()
         }
     }
@@ -448,6 +475,10 @@ impl<D: Database> Agent<D> {
         self.release().await;
         self.status.set_deadline(None);
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Pause before the cycle after one that changed who leads.

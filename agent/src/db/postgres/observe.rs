@@ -46,6 +46,7 @@ impl Postgres {
             replay_position: live.replay,
             upstream: self.configured_upstream().filter(|_| live.in_recovery),
             streaming: live.streaming,
+            server_version: live.server_version,
         }
     }
 

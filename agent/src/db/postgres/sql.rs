@@ -63,6 +63,8 @@ pub(crate) struct Live {
     pub timeline: Option<u64>,
     /// Replica: whether the WAL receiver is streaming.
     pub streaming: bool,
+    /// `server_version_num`, e.g. 150018.
+    pub server_version: Option<u32>,
 }
 
 /// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
@@ -74,7 +76,8 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
       pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
       (SELECT status FROM pg_stat_wal_receiver), \
       (SELECT received_tli FROM pg_stat_wal_receiver), \
-      (pg_control_checkpoint()).timeline_id \
+      (pg_control_checkpoint()).timeline_id, \
+      current_setting('server_version_num')::int \
     FROM r";
 
 /// Reads role, positions, timeline and WAL receiver state.
@@ -90,6 +93,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let receiver_status: Option<String> = row.try_get(5)?;
     let received_tli: Option<i32> = row.try_get(6)?;
     let checkpoint_tli: Option<i32> = row.try_get(7)?;
+    let server_version = row.try_get::<_, Option<i32>>(8)?.and_then(|v| u32::try_from(v).ok());
     let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
     Ok(if in_recovery {
         Live {
@@ -98,6 +102,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             replay: replayed,
             timeline: tli(received_tli).or(tli(checkpoint_tli)),
             streaming: receiver_status.as_deref() == Some("streaming"),
+            server_version,
         }
     } else {
         Live {
@@ -106,6 +111,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             replay: None,
             timeline: walfile.as_deref().and_then(walfile_timeline),
             streaming: false,
+            server_version,
         }
     })
 }
