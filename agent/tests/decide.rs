@@ -849,6 +849,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                 replay_position,
                 upstream: upstream.map(String::from),
                 streaming,
+                server_version: None,
             }
         })
 }

@@ -30,7 +30,9 @@ use std::process::ExitCode;
 pub fn run(command: CtlCommand, mut app: clap::Command) -> ExitCode {
     if let CtlCommand::Completions(args) = &command {
         let name = app.get_name().to_string();
-        clap_complete::generate(args.shell, &mut app, name, &mut std::io::stdout());
+        let mut script = Vec::new();
+        clap_complete::generate(args.shell, &mut app, name, &mut script);
+        emit(&String::from_utf8_lossy(&script));
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -75,14 +77,22 @@ fn connect(args: &args::ConnectArgs) -> Result<client::Client, String> {
     client::Client::new(client::resolve(args, config.as_ref(), &env)?)
 }
 
+/// Writes `text` to stdout; false when it could not (e.g. the reader of a pipe went away), which is
+/// not worth a panic.
+fn emit(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_ok()
+}
+
 /// Asks `question [y/N]` on stdout and reads the answer from stdin: yes only for `y` or `yes`.
 fn confirm(question: &str) -> Result<bool, String> {
-    print!("{question} [y/N]: ");
-    std::io::stdout().flush().map_err(|e| format!("cannot write to stdout: {e}"))?;
+    if !emit(&format!("{question} [y/N]: ")) {
+        return Err("cannot write the question to stdout".to_string());
+    }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
     if answer.is_empty() {
-        println!();
+        emit("\n");
     }
     Ok(is_yes(&answer))
 }

@@ -3,7 +3,7 @@
 
 use super::args::{FailoverArgs, Format, SwitchoverArgs};
 use super::client::{self, SWITCHOVER_TIMEOUT};
-use super::{confirm, connect, list};
+use super::{confirm, connect, emit, list};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -163,8 +163,8 @@ async fn execute(
 ) -> Result<(), String> {
     let kind = if plan.failover { "failover" } else { "switchover" };
     if !force {
-        print!("{}", list::render(cluster, Format::Pretty, false, false));
-        println!("{}", plan.describe());
+        emit(&list::render(cluster, Format::Pretty, false, false));
+        emit(&format!("{}\n", plan.describe()));
         if !confirm(&plan.question())? {
             return Err(format!("aborted: no {kind} was requested"));
         }
@@ -182,9 +182,11 @@ async fn execute(
     let order = client::ordered(order, client.urls());
     let path = if plan.failover { "/failover" } else { "/switchover" };
     let (_, answer) = client.send(Method::POST, path, Some(&plan.body()), &order, SWITCHOVER_TIMEOUT).await?;
-    println!("{}", answer.trim());
+    emit(&format!("{}\n", answer.trim()));
     match client.cluster().await {
-        Ok(after) => print!("{}", list::render(&after, Format::Pretty, false, false)),
+        Ok(after) => {
+            emit(&list::render(&after, Format::Pretty, false, false));
+        }
         Err(e) => eprintln!("vigil: the {kind} was done, but the new member list could not be read: {e}"),
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! The read-only commands: `list`, `topology`, `history`, `show-config`, `dsn`.
 
 use super::args::{ConnectOnly, DsnArgs, Format, HistoryArgs, ListArgs, TopologyArgs, WatchArgs};
-use super::{config_edit, connect, dsn, history, list};
-use std::io::{IsTerminal, Write};
+use super::{config_edit, connect, dsn, emit, history, list};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 /// `vigil list`.
@@ -38,19 +38,14 @@ async fn members(
     loop {
         let text = client.cluster().await.map(|c| list::render(&c, format, topology, extended));
         let Some(interval) = interval else {
-            print!("{}", text?);
+            emit(&text?);
             return Ok(());
         };
-        let mut out = std::io::stdout().lock();
-        if out.is_terminal() {
-            let _ = write!(out, "\x1b[H\x1b[2J");
+        let clear = if std::io::stdout().is_terminal() { "\x1b[H\x1b[2J" } else { "" };
+        let text = text.unwrap_or_else(|e| format!("vigil: {e}\n"));
+        if !emit(&format!("{clear}{text}")) {
+            return Ok(());
         }
-        let _ = match text {
-            Ok(text) => write!(out, "{text}"),
-            Err(e) => writeln!(out, "vigil: {e}"),
-        };
-        let _ = out.flush();
-        drop(out);
         tokio::time::sleep(interval).await;
     }
 }
@@ -59,7 +54,7 @@ async fn members(
 pub async fn run_history(args: HistoryArgs) -> Result<(), String> {
     let mut client = connect(&args.connect)?;
     let history = client.get("/history").await?;
-    print!("{}", history::render(&history, args.format));
+    emit(&history::render(&history, args.format));
     Ok(())
 }
 
@@ -67,7 +62,7 @@ pub async fn run_history(args: HistoryArgs) -> Result<(), String> {
 pub async fn run_show_config(args: ConnectOnly) -> Result<(), String> {
     let mut client = connect(&args.connect)?;
     let config = client.get("/config").await?;
-    print!("{}", config_edit::to_yaml(&config));
+    emit(&config_edit::to_yaml(&config));
     Ok(())
 }
 
@@ -75,6 +70,6 @@ pub async fn run_show_config(args: ConnectOnly) -> Result<(), String> {
 pub async fn run_dsn(args: DsnArgs) -> Result<(), String> {
     let mut client = connect(&args.connect)?;
     let cluster = client.cluster().await?;
-    println!("{}", dsn::dsn(&cluster, args.role, args.member.as_deref())?);
+    emit(&format!("{}\n", dsn::dsn(&cluster, args.role, args.member.as_deref())?));
     Ok(())
 }
