@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
 ensure_postgres
+ensure_haproxy
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

@@ -94,6 +94,54 @@ impl AgentCluster {
         cluster
     }
 
+    /// [`start`](Self::start), started afresh with new ports (up to 3 attempts) when an agent exits while
+    /// starting: a port that `free_port` picked can be taken by another process (e.g. a concurrently
+    /// running test's cluster) before the agent binds it, and the agent then exits with "Address already
+    /// in use". Only the agents' own listeners are covered: a clash on a PostgreSQL port shows later.
+    pub async fn start_checked(size: usize, extra: impl Fn(usize) -> String) -> AgentCluster {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let mut cluster = AgentCluster::start(size, &extra);
+            match cluster.agents_started(Duration::from_secs(30)).await {
+                Ok(()) => return cluster,
+                Err(why) if attempt < ATTEMPTS => eprintln!("attempt {attempt} to start the cluster: {why}"),
+                Err(why) => panic!("{ATTEMPTS} attempts to start the cluster failed, the last one: {why}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Waits up to `timeout` until every agent has bound its listeners and started its HA loop (its log
+    /// says "agent started") and is still running; `Err` names the first agent that exited, or did not
+    /// start in time.
+    pub async fn agents_started(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut waiting = None;
+            for i in 0..self.nodes.len() {
+                let name = self.nodes[i].name.clone();
+                let Some(child) = self.nodes[i].child.as_mut() else {
+                    return Err(format!("{name}'s agent is not running"));
+                };
+                if let Ok(Some(status)) = child.try_wait() {
+                    // Reaped: its PID must not be signalled any more.
+                    self.nodes[i].child = None;
+                    let log = self.log(i);
+                    let last = log.lines().last().unwrap_or_default();
+                    return Err(format!("{name}'s agent exited with {status}: {last}"));
+                }
+                if waiting.is_none() && !self.log(i).contains("agent started") {
+                    waiting = Some(i);
+                }
+            }
+            let Some(i) = waiting else { return Ok(()) };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{}'s agent did not start within {timeout:?}", self.nodes[i].name));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The node called `name`'s index.
     pub fn index(&self, name: &str) -> usize {
         self.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("no node {name}"))

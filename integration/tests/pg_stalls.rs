@@ -101,7 +101,7 @@ async fn settled_raft_leader(cluster: &AgentCluster) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
     init_tracing();
-    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
     let primary = settled(&cluster, &all).await;
     let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
@@ -172,7 +172,7 @@ async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
     init_tracing();
-    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
     let primary = settled(&cluster, &all).await;
     cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
@@ -273,7 +273,7 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_not_serve_writes() {
     init_tracing();
-    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
     let old = settled(&cluster, &all).await;
     let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
@@ -391,4 +391,61 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
         cluster.nodes[old].name,
         cluster.nodes[new].name
     );
+}
+
+/// EXPERIMENT
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_experiment_stall_during_observe() {
+    init_tracing();
+    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+    let postmaster = cluster.postmaster_pid(primary).expect("pid");
+    let poller = cluster.connect(primary).await.expect("poller");
+    let sql =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil' AND pid <> pg_backend_pid()";
+    for attempt in 0..8 {
+        let offsets = log_offsets(&cluster);
+        let mut polls = 0;
+        let caught = loop {
+            polls += 1;
+            let rows = poller.simple_query(sql).await.expect("poll");
+            let n = rows.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            });
+            if n.as_deref() != Some("0") {
+                break true;
+            }
+            if polls > 20000 {
+                break false;
+            }
+        };
+        if caught {
+            cluster.signal_agent(primary, libc::SIGSTOP);
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        if caught {
+            cluster.signal_agent(primary, libc::SIGCONT);
+        }
+        let resumed = Instant::now();
+        let mut codes = Vec::new();
+        while resumed.elapsed() < Duration::from_secs(3) {
+            let c = cluster.rest(primary, "/primary").await.map(|(c, s)| (c, s["state"].clone()));
+            codes.push((resumed.elapsed().as_millis(), c));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = log_since(&cluster, &offsets, primary);
+        let non200: Vec<_> = codes.iter().filter(|(_, c)| !matches!(c, Some((200, _)))).collect();
+        eprintln!(
+            "attempt {attempt}: caught={caught} polls={polls} pid_same={} non200={non200:?}",
+            cluster.postmaster_pid(primary) == Some(postmaster)
+        );
+        for l in
+            log.lines().filter(|l| l.contains("decision") || l.contains("WARN") && l.contains("vigil_agent"))
+        {
+            eprintln!("   {l}");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

@@ -52,10 +52,8 @@ pub fn resolve(
     config: Option<&Config>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, String> {
-    let from_config = config.map(|c| {
-        let scheme = if c.restapi.certfile.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", c.restapi.connect_address)
-    });
+    // Plain HTTP, as the agent serves it and publishes its `api_url` (no TLS on either side yet).
+    let from_config = config.map(|c| format!("http://{}", c.restapi.connect_address));
     let urls: Vec<String> = match (&args.api, from_config, env("VIGIL_API")) {
         (Some(api), _, _) => split_urls(api),
         (None, Some(url), _) => vec![url],
@@ -386,5 +384,65 @@ mod tests {
         assert!(err.starts_with(&format!("{dead} did not answer")), "{err}");
         let err = client.get("/nothing").await.expect_err("404");
         assert!(err.contains("(HTTP 404 from"), "{err}");
+    }
+
+    /// An agent stand-in: fixed answers; a switchover is refused with 412 and the agent's reason.
+    struct Stub;
+
+    impl vigil_api::Management for Stub {
+        fn cluster(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
+            Box::pin(async { Ok(json!({"scope": "s", "members": []})) })
+        }
+        fn history(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
+            Box::pin(async { Ok(json!([])) })
+        }
+        fn config(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
+            Box::pin(async { Ok(json!({"ttl": 3})) })
+        }
+        fn set_config(
+            &self,
+            body: Value,
+            _replace: bool,
+        ) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
+            Box::pin(async move { Ok(body) })
+        }
+        fn switchover(
+            &self,
+            request: vigil_api::SwitchoverRequest,
+            _failover: bool,
+        ) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
+            let why = format!("{} is not the leader", request.leader.unwrap_or_default());
+            Box::pin(async move { Err(vigil_api::ApiError::new(412, why)) })
+        }
+        fn cancel_switchover(&self) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
+            Box::pin(async { Ok("cancelled".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn mutating_calls_carry_basic_auth_and_report_the_agents_error() {
+        let auth = vigil_api::BasicAuth { username: "admin".into(), password: "s3cret".into() };
+        let app = vigil_api::management_router(std::sync::Arc::new(Stub), Some(auth));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let urls = vec![url.clone()];
+        let patch = json!({"pause": true});
+
+        let anonymous = Client::new(Target { urls: urls.clone(), auth: None }).expect("client");
+        let err = anonymous.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await;
+        let err = err.expect_err("401");
+        assert!(err.starts_with(&format!("authentication required: wrong or missing credentials (HTTP 401 from {url}); give credentials")), "{err}");
+
+        let auth = Some(Auth { username: "admin".into(), password: "s3cret".into() });
+        let mut client = Client::new(Target { urls: urls.clone(), auth }).expect("client");
+        let (_, body) =
+            client.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await.expect("patch");
+        assert_eq!(serde_json::from_str::<Value>(&body).expect("json"), patch);
+        assert_eq!(client.get("/config").await.expect("read"), json!({"ttl": 3}));
+
+        let request = json!({"leader": "n2"});
+        let err = client.send(Method::POST, "/switchover", Some(&request), &urls, CHANGE_TIMEOUT).await;
+        assert_eq!(err.expect_err("412"), format!("n2 is not the leader (HTTP 412 from {url})"));
     }
 }

@@ -23,7 +23,7 @@ mod view;
 pub use args::CtlCommand;
 
 use crate::config::Config;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 /// Runs a control command; `app` is the whole `vigil` command line (for `completions`).
@@ -91,8 +91,8 @@ fn confirm(question: &str) -> Result<bool, String> {
     }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("cannot read the answer: {e}"))?;
-    if answer.is_empty() {
-        emit("\n");
+    if !std::io::stdin().is_terminal() {
+        emit("\n"); // the answer was not echoed
     }
     Ok(is_yes(&answer))
 }
@@ -105,6 +105,46 @@ fn is_yes(answer: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The control commands as `vigil` has them (main.rs flattens [`CtlCommand`] into its own).
+    fn app() -> clap::Command {
+        use clap::Subcommand;
+        CtlCommand::augment_subcommands(clap::Command::new("vigil"))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent_and_parses() {
+        app().debug_assert();
+        let parse = |args: &[&str]| {
+            let matches = app().try_get_matches_from(args).map_err(|e| e.to_string())?;
+            <CtlCommand as clap::FromArgMatches>::from_arg_matches(&matches).map_err(|e| e.to_string())
+        };
+        let list = parse(&["vigil", "list", "-f", "json", "-w", "5", "--api", "h:1"]).expect("list");
+        let CtlCommand::List(list) = list else { panic!("not list: {list:?}") };
+        assert_eq!((list.format, list.watch.interval()), (args::Format::Json, Some(5.0)));
+        assert_eq!(list.connect.api.as_deref(), Some("h:1"));
+        let edit = parse(&["vigil", "edit-config", "-s", "ttl=5", "-s", "a.b=1", "-p", "x=y", "--force"]);
+        let Ok(CtlCommand::EditConfig(edit)) = edit else { panic!("not edit-config: {edit:?}") };
+        assert_eq!((edit.set.len(), edit.pg.len(), edit.force), (2, 1, true));
+        assert!(parse(&["vigil", "failover"]).is_err(), "failover needs --candidate");
+        assert!(
+            parse(&["vigil", "dsn", "-r", "replica", "-m", "n1"]).is_err(),
+            "-r and -m exclude each other"
+        );
+        assert!(matches!(parse(&["vigil", "dsn", "-r", "leader"]), Ok(CtlCommand::Dsn(_))));
+    }
+
+    #[test]
+    fn completions_cover_the_commands() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut app(), "vigil", &mut script);
+            let script = String::from_utf8(script).expect("utf-8");
+            for command in ["list", "switchover", "edit-config", "completions"] {
+                assert!(script.contains(command), "{shell}: {command} missing");
+            }
+        }
+    }
 
     #[test]
     fn only_yes_is_yes() {

@@ -191,6 +191,14 @@ impl DynamicConfig {
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
         }
+        // Refused rather than ignored: an operator who asks for synchronous replication must not get
+        // asynchronous replication (and lost commits on failover) without being told.
+        if self.synchronous_mode != SynchronousMode::Off || self.synchronous_mode_strict {
+            return Err(ConfigError::invalid(
+                key("synchronous_mode"),
+                "synchronous replication is not supported yet: only off (asynchronous) is accepted",
+            ));
+        }
         Ok(())
     }
 }
@@ -198,6 +206,18 @@ impl DynamicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synchronous_modes_are_refused_until_they_are_built() {
+        for mode in [SynchronousMode::On, SynchronousMode::Quorum] {
+            let config = DynamicConfig { synchronous_mode: mode, ..DynamicConfig::default() };
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.key(), Some("synchronous_mode"), "{err}");
+        }
+        let strict = DynamicConfig { synchronous_mode_strict: true, ..DynamicConfig::default() };
+        assert!(strict.validate().is_err());
+        assert!(DynamicConfig::default().validate().is_ok());
+    }
 
     #[test]
     fn defaults_satisfy_the_timing_rule_exactly() {
@@ -212,14 +232,14 @@ mod tests {
     #[test]
     fn round_trips_through_json_with_patroni_types() {
         let d: DynamicConfig = serde_norway::from_str(
-            "ttl: 6\nloop_wait: 500ms\nretry_timeout: 1.25\nsynchronous_mode: true\npostgresql: {parameters: {max_connections: 100}}",
+            "ttl: 6\nloop_wait: 500ms\nretry_timeout: 1.25\nsynchronous_mode: false\npostgresql: {parameters: {max_connections: 100}}",
         )
         .unwrap();
         assert_eq!((d.ttl, d.loop_wait), (Duration::from_secs(6), Duration::from_millis(500)));
-        assert_eq!(d.synchronous_mode, SynchronousMode::On);
+        assert_eq!(d.synchronous_mode, SynchronousMode::Off);
         let json = serde_json::to_string(&d).unwrap();
         assert!(json.contains(r#""ttl":6,"loop_wait":0.5,"retry_timeout":1.25"#), "{json}");
-        assert!(json.contains(r#""synchronous_mode":"on""#), "{json}");
+        assert!(json.contains(r#""synchronous_mode":"off""#), "{json}");
         assert_eq!(DynamicConfig::from_json_str(&json).unwrap(), d);
     }
 

@@ -187,14 +187,14 @@ fn namespace_is_normalized_and_timings_read_in_any_unit() {
     let bin = fake_bin_dir();
     let text = example(bin.path()).replace("scope: demo", "scope: demo\nnamespace: vigil").replace(
         "    maximum_lag_on_failover: 1048576",
-        "    ttl: 6\n    loop_wait: 1500ms\n    retry_timeout: 1.25\n    safety_margin: 1s\n    synchronous_mode: quorum",
+        "    ttl: 6\n    loop_wait: 1500ms\n    retry_timeout: 1.25\n    safety_margin: 1s\n    synchronous_mode: off",
     );
     let c = Config::from_yaml_str(&text, &no_env).unwrap();
     assert_eq!(c.namespace, "/vigil/");
     let t = c.bootstrap.dcs.lease_timing();
     assert_eq!((t.ttl, t.loop_wait), (Duration::from_secs(6), Duration::from_millis(1500)));
     assert_eq!((t.retry_timeout, t.safety_margin), (Duration::from_millis(1250), Duration::from_secs(1)));
-    assert_eq!(c.bootstrap.dcs.synchronous_mode, SynchronousMode::Quorum);
+    assert_eq!(c.bootstrap.dcs.synchronous_mode, SynchronousMode::Off);
 }
 
 #[test]
