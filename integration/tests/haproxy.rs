@@ -81,10 +81,10 @@ async fn writer(port: u16, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) ->
 /// Makes every commit wait for one standby to flush it (`synchronous_standby_names = '*'`, set on every
 /// node with ALTER SYSTEM) and waits until the primary has a synchronous standby.
 ///
-/// Without it, "no acknowledged write is lost" does not hold: replication is asynchronous by default, and
-/// `synchronous_mode: on` is ignored by the agent (see the ignored test below), so a commit acknowledged by
-/// the old primary (including by a backend that outlived its killed postmaster, until HAProxy cuts its
-/// session) may never reach the new one.
+/// Without it, "no acknowledged write is lost" does not hold: replication is asynchronous by default (the
+/// agent's `synchronous_mode` is not built yet and refused), so a commit acknowledged by the old primary
+/// (including by a backend that outlived its killed postmaster, until HAProxy cuts its session) may never
+/// reach the new one.
 async fn synchronous_replication(cluster: &AgentCluster, primary: usize) {
     for i in 0..cluster.nodes.len() {
         for sql in ["ALTER SYSTEM SET synchronous_standby_names = '*'", "SELECT pg_reload_conf()"] {
