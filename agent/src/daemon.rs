@@ -2,9 +2,10 @@
 
 use crate::config::Config;
 use crate::db::postgres::Postgres;
-use crate::ha::{Agent, Identity};
+use crate::ha::{identity_tags, Agent, Commands, Identity};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use vigil_api::BasicAuth;
@@ -12,7 +13,7 @@ use vigil_dcs::{DcsConfig, DcsNode};
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
 /// from starting.
-pub async fn run(config: Config) -> Result<(), String> {
+pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
@@ -29,7 +30,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
-    let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone());
+    let (commands, command_queue) = Commands::channel();
+    let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let auth = config
         .restapi
         .authentication
@@ -39,9 +41,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         vigil_api::router(status.clone()).merge(vigil_api::management_router(Arc::new(management), auth));
     let api_server = tokio::spawn(serve(api_listener, api));
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
-    let agent = Agent::new(identity(&config), dcs.clone(), db, status);
+    let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status);
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
-    agent.run(stop_signal()).await;
+    agent.run(stop_signal(), command_queue).await;
 
     for server in [api_server, raft_server] {
         server.abort();
@@ -55,21 +57,18 @@ pub async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-fn identity(config: &Config) -> Identity {
-    let tags = match serde_json::to_value(&config.tags) {
-        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
-        _ => Default::default(),
-    };
+fn identity(config: &Config, config_path: &Path) -> Identity {
     Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
         api_url: format!("http://{}/patroni", config.restapi.connect_address),
         db_host: config.postgresql.connect_address.host.clone(),
         db_port: config.postgresql.connect_address.port,
-        tags,
+        tags: identity_tags(config),
         can_fail_over: config.tags.can_fail_over(),
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
+        config_path: Some(config_path.to_owned()),
     }
 }
 

@@ -38,8 +38,8 @@ fn main() -> ExitCode {
             println!("vigil {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Agent { config, validate_config } => {
-            let config = match Config::load(&config) {
+        Command::Agent { config: path, validate_config } => {
+            let config = match Config::load(&path) {
                 Ok(config) => config,
                 Err(e) => return fail(&e.to_string()),
             };
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_tracing(config.log.level.as_str());
-            runtime_then(vigil_agent::daemon::run(config))
+            runtime_then(vigil_agent::daemon::run(config, &path))
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
         Command::Demo(args) => {

@@ -5,11 +5,11 @@
 //! The call waits until the lease has moved, or says why it could not.
 
 use crate::config::DynamicConfig;
-use crate::ha::{cluster_view, ClusterView, Switchover};
+use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vigil_api::{ApiError, BoxFuture, Management, SwitchoverRequest};
+use vigil_api::{ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, SwitchoverRequest};
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
 /// How long a switchover call waits for the lease to move.
@@ -20,12 +20,14 @@ pub struct AgentManagement {
     dcs: Arc<DcsNode>,
     scope: String,
     bootstrap_dcs: DynamicConfig,
+    commands: Commands,
 }
 
 impl AgentManagement {
-    /// Management over the store node `dcs`; `bootstrap_dcs` stands in while the store has no config.
-    pub fn new(dcs: Arc<DcsNode>, scope: String, bootstrap_dcs: DynamicConfig) -> Self {
-        AgentManagement { dcs, scope, bootstrap_dcs }
+    /// Management over the store node `dcs`; `bootstrap_dcs` stands in while the store has no config;
+    /// local operations go to the HA loop through `commands`.
+    pub fn new(dcs: Arc<DcsNode>, scope: String, bootstrap_dcs: DynamicConfig, commands: Commands) -> Self {
+        AgentManagement { dcs, scope, bootstrap_dcs, commands }
     }
 
     async fn read(&self) -> Result<Arc<ClusterState>, ApiError> {
@@ -279,6 +281,18 @@ impl Management for AgentManagement {
         failover: bool,
     ) -> BoxFuture<'_, Result<String, ApiError>> {
         Box::pin(self.request_switchover(request, failover))
+    }
+
+    fn restart(&self, request: RestartRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(self.commands.call(LocalCommand::Restart(request)))
+    }
+
+    fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(self.commands.call(LocalCommand::Reload))
+    }
+
+    fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(self.commands.call(LocalCommand::Reinitialize(request)))
     }
 
     fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {

@@ -13,7 +13,10 @@ mod routes;
 mod status;
 
 pub use health::Rule;
-pub use management::{management_router, ApiError, BasicAuth, BoxFuture, Management, SwitchoverRequest};
+pub use management::{
+    management_router, ApiError, BasicAuth, BoxFuture, Management, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
+};
 pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{router, Endpoint, StatusSource, ROUTES};

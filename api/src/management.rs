@@ -10,6 +10,10 @@
 //! | `POST /switchover` | 200 done; 400 bad request; 412 not possible, with the reason; 503 did not complete |
 //! | `DELETE /switchover` | 200 the pending switchover was cancelled; 404 none was pending |
 //! | `POST /failover` | as `POST /switchover`; `candidate` is required |
+//! | `POST /restart` | 200 restarted; 400 bad request (a `schedule` is not supported yet); 412 `role` does not match; 503 failed |
+//! | `DELETE /restart` | 404: no restart is ever scheduled yet |
+//! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
+//! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
 //!
 //! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise); reads
 //! stay open, as Patroni's. Every error is JSON `{"error": "..."}`.
@@ -64,6 +68,33 @@ pub struct SwitchoverRequest {
     pub scheduled_at: Option<String>,
 }
 
+/// `POST /restart`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Restart only if the member has this role (`primary` or `replica`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Restart only if a restart is pending (parameters changed that need one).
+    #[serde(default)]
+    pub restart_pending: Option<bool>,
+    /// When to restart (not supported yet: refused with 400).
+    #[serde(default)]
+    pub schedule: Option<String>,
+}
+
+/// `POST /reinitialize`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReinitializeRequest {
+    /// Go ahead even if the database is running.
+    #[serde(default)]
+    pub force: bool,
+    /// Clone from the primary (the only source so far).
+    #[serde(default)]
+    pub from_leader: bool,
+}
+
 /// A boxed future, for the object-safe [`Management`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -89,6 +120,12 @@ pub trait Management: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `DELETE /switchover`.
     fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `POST /restart`.
+    fn restart(&self, request: RestartRequest) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `POST /reload`.
+    fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `POST /reinitialize`.
+    fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>>;
 }
 
 /// Basic-auth credentials required for mutating calls.
@@ -122,6 +159,34 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
             "/failover",
             post(|State(a): State<Agent>, body: Bytes| async move { switchover(a, body, true).await }),
         )
+        .route(
+            "/restart",
+            post(|State(a): State<Agent>, body: Bytes| async move {
+                match parse_or_default::<RestartRequest>(&body) {
+                    Ok(request) => message(a.restart(request).await),
+                    Err(e) => e.into_response(),
+                }
+            })
+            .delete(|| async { ApiError::new(404, "no restart is scheduled").into_response() }),
+        )
+        .route(
+            "/reload",
+            post(|State(a): State<Agent>| async move {
+                match a.reload().await {
+                    Ok(text) => (StatusCode::ACCEPTED, text).into_response(),
+                    Err(e) => e.into_response(),
+                }
+            }),
+        )
+        .route(
+            "/reinitialize",
+            post(|State(a): State<Agent>, body: Bytes| async move {
+                match parse_or_default::<ReinitializeRequest>(&body) {
+                    Ok(request) => message(a.reinitialize(request).await),
+                    Err(e) => e.into_response(),
+                }
+            }),
+        )
         .layer(middleware::from_fn_with_state(auth.map(Arc::new), require_auth))
         .with_state(agent)
 }
@@ -137,6 +202,15 @@ async fn switchover(agent: Agent, body: Bytes, failover: bool) -> Response {
     match parse::<SwitchoverRequest>(&body) {
         Ok(request) => message(agent.switchover(request, failover).await),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Like [`parse`], but an empty body means the defaults.
+fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
     }
 }
 

@@ -193,6 +193,26 @@ impl vigil_api::Management for Idle {
     fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {
         Box::pin(async { Ok(String::new()) })
     }
+    fn restart(&self, _: vigil_api::RestartRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+    fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+    fn reinitialize(&self, _: vigil_api::ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async { Ok(String::new()) })
+    }
+}
+
+#[tokio::test]
+async fn every_documented_management_route_is_served() {
+    for &(path, method, codes, _) in vigil_api::MANAGEMENT_ROUTES {
+        let body = if method == "GET" || method == "DELETE" { Body::empty() } else { Body::from("{}") };
+        let request = Request::builder().method(method).uri(path).body(body).expect("request");
+        let response = management_router(Arc::new(Idle), None).oneshot(request).await.expect("response");
+        let code = response.status().as_u16();
+        assert!(codes.contains(&code), "{method} {path} answered {code}, documented {codes:?}");
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! HAProxy in front of real agents, configured like `examples/haproxy.cfg`: writes through the read-write
-//! port survive a kill -9 of the primary node, reads through the read-only port reach a replica, and
-//! HAProxy's health checks leave no errors in the agents' logs.
+//! port survive a kill -9 of the primary node and a planned switchover, reads through the read-only port
+//! reach a replica, and HAProxy's health checks leave no errors in the agents' logs.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,4 +293,142 @@ async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
         }
     }
     assert!(rest_errors.is_empty(), "REST errors in the agents' logs:\n{}", rest_errors.join("\n"));
+}
+
+/// `POST` `body` to `path` on node `i`'s REST API: the status code and the answer's text.
+async fn post(cluster: &AgentCluster, i: usize, path: &str, body: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{}{path}", cluster.nodes[i].api_port);
+    let client = reqwest::Client::builder().no_proxy().build().expect("http client");
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .expect("POST to the agent");
+    (response.status().as_u16(), response.text().await.unwrap_or_default())
+}
+
+/// Reads the servers UP in HAProxy's read-write backend every 20 ms until `stop` (at most `limit`), and
+/// returns every change: when, and which servers were UP from then on.
+async fn sample_up(
+    haproxy: Arc<HaProxy>,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+) -> Vec<(Instant, Vec<String>)> {
+    let mut changes: Vec<(Instant, Vec<String>)> = Vec::new();
+    let started = Instant::now();
+    for _ in 0..limit.as_millis() / 20 + 1 {
+        if stop.load(Ordering::Relaxed) || started.elapsed() >= limit {
+            break;
+        }
+        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
+            up.sort();
+            if changes.last().is_none_or(|(_, last)| *last != up) {
+                changes.push((Instant::now(), up));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    changes
+}
+
+/// A planned switchover with the writer on HAProxy's read-write port and asynchronous replication (the
+/// default): the old primary stops with a shutdown checkpoint that PostgreSQL streams to its replicas
+/// before it exits, and the candidate takes over only once its WAL receiver has stopped, so no
+/// acknowledged write may be lost; HAProxy then routes writes to the candidate alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = settled(&cluster, &all).await;
+    cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
+    let haproxy = Arc::new(HaProxy::start(&cluster).await);
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let name = |i: usize| names[i].clone();
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(old)], PATIENCE).await;
+    let candidate = all.into_iter().find(|i| *i != old).expect("a replica");
+    let (old_port, new_port) = (cluster.nodes[old].pg_port, cluster.nodes[candidate].pg_port);
+
+    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn(writer(haproxy.rw_port, acks.clone(), stop.clone()));
+    let count = || acks.lock().expect("acks").len();
+    wait_for("100 rows written through HAProxy", PATIENCE, || async { (count() >= 100).then_some(()) }).await;
+    assert!(acks.lock().expect("acks").iter().all(|a| a.server_port == old_port), "all on the old primary");
+
+    // The switchover, while the writer keeps going; HAProxy's view is sampled throughout.
+    let sampling = Arc::new(AtomicBool::new(false));
+    let sampler = tokio::spawn(sample_up(haproxy.clone(), sampling.clone(), PATIENCE * 2));
+    let asked_at = Instant::now();
+    let body = serde_json::json!({"leader": name(old), "candidate": name(candidate)}).to_string();
+    let (code, text) = post(&cluster, old, "/switchover", &body).await;
+    let returned_at = Instant::now();
+    assert_eq!(code, 200, "POST /switchover: {text}");
+    assert!(text.contains(&name(candidate)), "POST /switchover: {text}");
+
+    let resumed = wait_for("writes through HAProxy to succeed on the candidate", PATIENCE, || async {
+        let acks = acks.lock().expect("acks");
+        acks.iter().find(|a| a.server_port == new_port).map(|a| a.at)
+    })
+    .await;
+    let resumed_count = count();
+    wait_for("more writes on the new primary", PATIENCE, || async {
+        (count() >= resumed_count + 20).then_some(())
+    })
+    .await;
+    // HAProxy's read-write backend: the candidate alone is UP.
+    let up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
+    let servers = haproxy.servers(None).await;
+    stop.store(true, Ordering::Relaxed);
+    sampling.store(true, Ordering::Relaxed);
+    let failures = writing.await.expect("writer task");
+    let changes = sampler.await.expect("sampler task");
+    let acks = acks.lock().expect("acks").clone();
+    let since = |t: Instant| {
+        if t >= asked_at {
+            format!("+{:.3}s", (t - asked_at).as_secs_f64())
+        } else {
+            format!("-{:.3}s", (asked_at - t).as_secs_f64())
+        }
+    };
+    let last_old = acks.iter().filter(|a| a.server_port == old_port).map(|a| a.at).max().expect("old acks");
+    let timeline: Vec<String> = changes.iter().map(|(t, up)| format!("{} UP {up:?}", since(*t))).collect();
+    eprintln!(
+        "switchover {} -> {}: POST answered 200 at {}; last write on the old primary at {}, first on the \
+         candidate at {} (window {:?}); {} rows acknowledged, {failures} failed attempts; HAProxy {PRIMARY_BACKEND}: \
+         {}",
+        name(old),
+        name(candidate),
+        since(returned_at),
+        since(last_old),
+        since(resumed),
+        resumed - last_old,
+        acks.len(),
+        timeline.join(", ")
+    );
+    assert_eq!(up, [name(candidate)], "servers UP in {PRIMARY_BACKEND}: {servers:?}");
+    assert_eq!(cluster.primary(PATIENCE).await, candidate, "/primary answers 200 on the candidate alone");
+    for ack in acks.iter().filter(|a| a.at > resumed) {
+        assert_eq!(ack.server_port, new_port, "row {} after the switchover committed elsewhere", ack.id);
+    }
+
+    // Every acknowledged row is on the new primary.
+    let rows = cluster.query(candidate, "SELECT id FROM t").await.expect("read rows");
+    let present: BTreeSet<i64> = rows.iter().map(|r| r.parse().expect("id")).collect();
+    let lost: Vec<String> = acks
+        .iter()
+        .filter(|a| !present.contains(&a.id))
+        .map(|a| format!("row {} by port {} at {}", a.id, a.server_port, since(a.at)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged rows missing on the new primary {} (old primary's port {old_port}): {lost:?}",
+        name(candidate)
+    );
+
+    // The old primary follows the candidate.
+    cluster.streaming_replica(old, PATIENCE).await;
 }

@@ -159,8 +159,13 @@ async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
         assert!(!log.contains("leader lease held"), "{} took the lease:\n{log}", cluster.nodes[r].name);
     }
     write_and_replicate(&cluster, primary, &all, 10, 20).await;
+    let store_trouble: Vec<&str> = primary_log
+        .lines()
+        .filter(|l| l.contains("cannot read the cluster store") || l.contains("leader lease not renewed"))
+        .collect();
     eprintln!(
-        "{} stayed primary with token {token} (raft leader before the stall: {:?})",
+        "{} stayed primary with token {token} (raft leader before the stall: {:?}); store trouble after the \
+         stall: {store_trouble:#?}",
         cluster.nodes[primary].name,
         raft_leader.map(|i| &cluster.nodes[i].name)
     );
@@ -399,17 +404,18 @@ async fn zz_experiment_stall_during_observe() {
     init_tracing();
     let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
-    let postmaster = cluster.postmaster_pid(primary).expect("pid");
-    let poller = cluster.connect(primary).await.expect("poller");
-    let sql =
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil' AND pid <> pg_backend_pid()";
-    for attempt in 0..8 {
+    let stall: u64 = std::env::var("STALL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let filter = std::env::var("FILTER").unwrap_or_else(|_| "".into());
+    for attempt in 0..6 {
+        let primary = settled(&cluster, &all).await;
+        let postmaster = cluster.postmaster_pid(primary).expect("pid");
+        let poller = cluster.connect(primary).await.expect("poller");
+        let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'vigil' AND pid <> pg_backend_pid() {filter}");
         let offsets = log_offsets(&cluster);
         let mut polls = 0;
         let caught = loop {
             polls += 1;
-            let rows = poller.simple_query(sql).await.expect("poll");
+            let rows = poller.simple_query(&sql).await.expect("poll");
             let n = rows.iter().find_map(|m| match m {
                 tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
                 _ => None,
@@ -424,7 +430,7 @@ async fn zz_experiment_stall_during_observe() {
         if caught {
             cluster.signal_agent(primary, libc::SIGSTOP);
         }
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        tokio::time::sleep(Duration::from_millis(stall)).await;
         if caught {
             cluster.signal_agent(primary, libc::SIGCONT);
         }

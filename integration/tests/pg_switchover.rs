@@ -90,3 +90,41 @@ async fn refused_switchovers_say_why_and_change_nothing() {
     assert_eq!(code, 400, "a failover needs a candidate");
     assert_eq!(cluster.primary(PATIENCE).await, primary, "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reinitialize_and_reload_through_the_api() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let primary = settled(&cluster).await;
+    let replica = (0..3).find(|i| *i != primary).expect("a replica");
+    cluster.query(primary, "CREATE TABLE t (v int); INSERT INTO t VALUES (1)").await.expect("write");
+
+    let (code, text) = post(&cluster, replica, "/restart", r#"{"role": "primary"}"#).await;
+    assert_eq!(code, 412, "{text}");
+    let old_pid = cluster.postmaster_pid(replica).expect("postmaster");
+    let (code, text) = post(&cluster, replica, "/restart", "").await;
+    assert_eq!(code, 200, "{text}");
+    assert_ne!(cluster.postmaster_pid(replica), Some(old_pid), "a new postmaster");
+    cluster.streaming_replica(replica, PATIENCE).await;
+
+    let (code, text) = post(&cluster, primary, "/reinitialize", "{}").await;
+    assert_eq!(code, 503, "the primary is never reinitialized: {text}");
+    let (code, text) = post(&cluster, replica, "/reinitialize", r#"{"force": true}"#).await;
+    assert_eq!(code, 200, "{text}");
+    cluster.streaming_replica(replica, PATIENCE).await;
+    let rows = wait_for("the re-cloned replica to have the row", PATIENCE, || async {
+        cluster.query(replica, "SELECT count(*) FROM t").await.ok().filter(|r| r == &["1"])
+    })
+    .await;
+    assert_eq!(rows, ["1"]);
+
+    cluster.nodes[replica].extra_yaml = "tags: {nofailover: true}\n".into();
+    cluster.config_file(replica);
+    let (code, text) = post(&cluster, replica, "/reload", "").await;
+    assert_eq!(code, 202, "{text}");
+    wait_for("the reloaded tag in the status", PATIENCE, || async {
+        let (_, status) = cluster.rest(replica, "/patroni").await?;
+        (status["tags"]["nofailover"] == json!(true)).then_some(())
+    })
+    .await;
+}

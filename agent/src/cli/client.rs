@@ -417,6 +417,21 @@ mod tests {
         fn cancel_switchover(&self) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
             Box::pin(async { Ok("cancelled".to_string()) })
         }
+        fn restart(
+            &self,
+            _: vigil_api::RestartRequest,
+        ) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
+            Box::pin(async { Ok("restarted".to_string()) })
+        }
+        fn reload(&self) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
+            Box::pin(async { Ok("reloaded".to_string()) })
+        }
+        fn reinitialize(
+            &self,
+            _: vigil_api::ReinitializeRequest,
+        ) -> vigil_api::BoxFuture<'_, Result<String, vigil_api::ApiError>> {
+            Box::pin(async { Ok("reinitialize started".to_string()) })
+        }
     }
 
     #[tokio::test]

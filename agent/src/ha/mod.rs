@@ -1,12 +1,24 @@
 //! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
 
+mod commands;
 mod decide;
 mod execute;
 mod observation;
 mod run;
 mod view;
 
+pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, Action, Decision};
 pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
 pub use run::{Agent, Identity};
 pub use view::{cluster_view, dynamic_config};
+
+/// The tags a member publishes, from its configuration.
+pub fn identity_tags(
+    config: &crate::config::Config,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    match serde_json::to_value(&config.tags) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        _ => Default::default(),
+    }
+}

@@ -42,13 +42,15 @@ pub struct Identity {
     pub failover_priority: i64,
     /// The dynamic configuration to publish at bootstrap, and to use while the store has none.
     pub bootstrap_dcs: DynamicConfig,
+    /// The configuration file, re-read by `POST /reload`.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
     me: Identity,
-    dcs: Arc<DcsNode>,
-    db: Arc<D>,
+    pub(super) dcs: Arc<DcsNode>,
+    pub(super) db: Arc<D>,
     http: reqwest::Client,
     status: Arc<SharedStatus>,
     lease: Option<LeaseGrant>,
@@ -94,8 +96,13 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// Runs cycles until `shutdown` completes, then hands over (see [`Agent::shut_down`]).
-    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs cycles until `shutdown` completes, then hands over (see [`Agent::shut_down`]); carries out
+    /// the API's commands from `commands` between cycles.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+        mut commands: tokio::sync::mpsc::Receiver<super::commands::Envelope>,
+    ) {
         tokio::pin!(shutdown);
         let mut leader = self.dcs.watch_leader();
         loop {
@@ -108,6 +115,9 @@ impl<D: Database> Agent<D> {
                 _ = &mut shutdown => break,
                 _ = leader.changed() => {}
                 _ = self.wake.notified() => {}
+                Some((command, reply)) = commands.recv() => {
+                    let _ = reply.send(self.handle(command).await);
+                }
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
         }
@@ -132,7 +142,7 @@ impl<D: Database> Agent<D> {
         };
         let now = Instant::now();
         let lease = self.lease_hold(now);
-        if self.job.as_ref().is_some_and(|j| !j.is_finished()) {
+        if self.busy() {
             if matches!(lease, LeaseHold::Valid(_)) {
                 self.renew(&dynamic).await;
             }
@@ -187,6 +197,34 @@ impl<D: Database> Agent<D> {
         } else {
             dynamic.loop_wait
         }
+    }
+
+    /// Whether a background database job is running.
+    pub(super) fn busy(&self) -> bool {
+        self.job.as_ref().is_some_and(|j| !j.is_finished())
+    }
+
+    /// Whether this agent holds a lease valid by its own deadline.
+    pub(super) fn holds_lease(&self) -> bool {
+        matches!(self.lease_hold(Instant::now()), LeaseHold::Valid(_))
+    }
+
+    /// Runs the next cycle at once.
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The configuration file this agent was started from.
+    pub(super) fn config_path(&self) -> Option<&std::path::Path> {
+        self.me.config_path.as_deref()
+    }
+
+    /// Takes the tags (and what follows from them) from a reloaded configuration.
+    pub(super) fn apply_tags(&mut self, config: &crate::config::Config) {
+        self.me.tags = super::identity_tags(config);
+        self.me.can_fail_over = config.tags.can_fail_over();
+        self.me.failover_priority = config.tags.failover_priority();
+        self.published = None;
     }
 
     fn policy(&self, dynamic: &DynamicConfig) -> Policy {

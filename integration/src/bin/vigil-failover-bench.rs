@@ -1,14 +1,20 @@
 //! Failover benchmark: how long a client cannot write when the primary of a real 3-node Vigil cluster
-//! (real `vigil agent` processes, real PostgreSQL 15, all on 127.0.0.1) crashes.
+//! (real `vigil agent` processes, real PostgreSQL 15, all on 127.0.0.1) crashes or is switched over.
 //!
 //! Per scenario and run it starts a fresh cluster ([`AgentCluster`]), waits for one primary and streaming
-//! replicas, and runs a writer that inserts one row every `--write-every-ms` through a libpq multi-host
-//! connection string with `target_session_attrs=read-write` (reconnecting after any error, every attempt
-//! bounded by `--attempt-ms`), recording the instant of every acknowledged insert. After `--steady-secs`
-//! of writes it injects the fault:
+//! replicas, and runs a writer that inserts one row every `--write-every-ms` (reconnecting after any error,
+//! every attempt bounded by `--attempt-ms`), recording the instant of every acknowledged insert. The writer
+//! connects (`--via`) either directly, through a libpq multi-host connection string with
+//! `target_session_attrs=read-write`, or through HAProxy's read-write port (started per run in front of the
+//! cluster as `examples/haproxy.cfg`: `GET /primary` checks, `default-server inter 500ms fall 2 rise 1
+//! on-marked-down shutdown-sessions`; its read-write backend is sampled from the stats socket every 20 ms).
+//! After `--steady-secs` of writes it injects the fault:
 //!
 //! * `node-crash`: SIGKILL of the primary's agent and of its postmaster;
-//! * `postgres-crash`: SIGKILL of the primary's postmaster only (the agent restarts it in place).
+//! * `postgres-crash`: SIGKILL of the primary's postmaster only (the agent restarts it in place);
+//! * `switchover`: a planned switchover, `POST /switchover {leader, candidate}` to the primary's agent
+//!   (what `vigil switchover --candidate X --force` sends), the candidate being the first replica; the
+//!   call answers 200 once the lease has moved.
 //!
 //! The write-unavailability window is the first insert acknowledged on a connection opened after the fault
 //! minus the last insert acknowledged on the connection in use at the fault (inserts an orphaned backend
@@ -20,6 +26,9 @@
 //! After all runs it measures one agent's footprint on an idle fresh cluster: RSS (`VmRSS`) and CPU time
 //! (utime + stime from `/proc/<pid>/stat`) over `--idle-secs`, for the primary's agent and a replica's.
 //!
+//! `--scenario wrk` instead starts one idle cluster and runs `wrk -t2 -c32 -d10s --latency` (see `--wrk-*`)
+//! against `GET /primary` on the primary's agent, `--wrk-runs` times, with the agent's CPU time meanwhile.
+//!
 //! Results go to stdout as Markdown, progress and per-run timelines to stderr. Every agent and PostgreSQL
 //! server it starts is killed (by PID) when a run ends, when the bench fails, hits `--max-secs` or gets
 //! Ctrl-C. Run it from a release build:
@@ -27,6 +36,8 @@
 //! ```text
 //! cargo build --release -p vigil-agent -p vigil-integration --bins
 //! target/release/vigil-failover-bench --runs 10 --scenario all
+//! target/release/vigil-failover-bench --runs 10 --scenario switchover    # --via both (the default here)
+//! target/release/vigil-failover-bench --scenario wrk
 //! ```
 
 use clap::{Parser, ValueEnum};
@@ -40,11 +51,17 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vigil_integration::agents::{AgentCluster, PASSWORD, PG_BIN};
+use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
     NodeCrash,
     PostgresCrash,
+    /// A planned switchover to a replica.
+    Switchover,
+    /// `GET /primary` throughput with wrk on an idle cluster (no fault, no writer).
+    Wrk,
+    /// The two crash scenarios, node-crash and postgres-crash.
     All,
 }
 
@@ -52,6 +69,7 @@ enum ScenarioArg {
 enum Scenario {
     NodeCrash,
     PostgresCrash,
+    Switchover,
 }
 
 impl Scenario {
@@ -59,6 +77,7 @@ impl Scenario {
         match self {
             Scenario::NodeCrash => "node-crash",
             Scenario::PostgresCrash => "postgres-crash",
+            Scenario::Switchover => "switchover",
         }
     }
 
@@ -66,6 +85,33 @@ impl Scenario {
         match self {
             Scenario::NodeCrash => "kill -9 of the primary's agent and postmaster",
             Scenario::PostgresCrash => "kill -9 of the primary's postmaster",
+            Scenario::Switchover => "POST /switchover {leader, candidate} to the primary's agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ViaArg {
+    /// libpq multi-host string with target_session_attrs=read-write.
+    Direct,
+    /// HAProxy's read-write port (GET /primary checks).
+    Haproxy,
+    /// Every run set twice: direct, then through HAProxy.
+    Both,
+}
+
+/// The writer's path to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Direct,
+    Haproxy,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Direct => "direct",
+            Via::Haproxy => "haproxy",
         }
     }
 }
@@ -76,9 +122,12 @@ struct Args {
     /// Runs per scenario (a fresh cluster each).
     #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// Which fault to inject.
+    /// Which fault to inject (or `wrk`: REST throughput only).
     #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
     scenario: ScenarioArg,
+    /// The writer's path: default `both` for switchover, `direct` for the crash scenarios.
+    #[arg(long, value_enum)]
+    via: Option<ViaArg>,
     /// Nodes per cluster.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -100,9 +149,22 @@ struct Args {
     /// Seconds to wait for a fresh cluster's primary and streaming replicas.
     #[arg(long, default_value_t = 120)]
     settle_secs: u64,
-    /// Length of the idle-footprint window, in seconds (0: skip the footprint part).
-    #[arg(long, default_value_t = 30)]
-    idle_secs: u64,
+    /// Length of the idle-footprint window, in seconds (0: skip the footprint part); default 30 with the
+    /// crash scenarios, 0 with switchover and wrk.
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// wrk runs (`--scenario wrk`), one after the other against the same idle cluster.
+    #[arg(long, default_value_t = 3)]
+    wrk_runs: usize,
+    /// wrk's threads (`-t`).
+    #[arg(long, default_value_t = 2)]
+    wrk_threads: u32,
+    /// wrk's connections (`-c`).
+    #[arg(long, default_value_t = 32)]
+    wrk_connections: u32,
+    /// wrk's duration in seconds (`-d`).
+    #[arg(long, default_value_t = 10)]
+    wrk_secs: u64,
     /// Where the agent logs of failed runs are copied (and of every run with --keep-logs).
     #[arg(long, default_value = "/tmp/vigil-failover-bench")]
     log_dir: PathBuf,
