@@ -26,6 +26,12 @@ pub enum CtlCommand {
     History(HistoryArgs),
     /// Print a libpq connection string (`host=... port=...`) for a member.
     Dsn(DsnArgs),
+    /// Restart a member's database in its current role.
+    Restart(MemberOpArgs),
+    /// Make a member's agent re-read its configuration file (tags apply at once).
+    Reload(MemberOpArgs),
+    /// Rebuild a replica: remove its data and clone it again from the primary.
+    Reinit(MemberOpArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -229,4 +235,20 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `vigil restart`, `vigil reload`, `vigil reinit`.
+#[derive(Debug, Clone, Args)]
+pub struct MemberOpArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The member.
+    pub member: String,
+    /// restart only: only if the member has this role.
+    #[arg(long, value_parser = ["primary", "replica"])]
+    pub role: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub force: bool,
 }

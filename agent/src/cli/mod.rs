@@ -15,6 +15,7 @@ pub mod dsn;
 mod edit;
 pub mod history;
 pub mod list;
+mod member_ops;
 pub mod pause;
 pub mod switchover;
 pub mod table;
@@ -23,6 +24,7 @@ mod view;
 pub use args::CtlCommand;
 
 use crate::config::Config;
+use member_ops::MemberOp;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -57,6 +59,9 @@ async fn dispatch(command: CtlCommand) -> Result<(), String> {
         CtlCommand::EditConfig(args) => edit::run(args).await,
         CtlCommand::History(args) => view::run_history(args).await,
         CtlCommand::Dsn(args) => view::run_dsn(args).await,
+        CtlCommand::Restart(args) => member_ops::run(MemberOp::Restart, args).await,
+        CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, args).await,
+        CtlCommand::Reinit(args) => member_ops::run(MemberOp::Reinit, args).await,
         CtlCommand::Completions(_) => Ok(()),
     }
 }
