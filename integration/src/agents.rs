@@ -360,6 +360,11 @@ impl AgentCluster {
         std::fs::read_to_string(self.home(i).join("agent.log")).unwrap_or_default()
     }
 
+    /// [`log`](Self::log) without the ANSI colour codes the agents write (for messages people read).
+    pub fn plain_log(&self, i: usize) -> String {
+        self.log(i).lines().map(|line| strip_ansi(line) + "\n").collect()
+    }
+
     /// The node whose store last confirmed itself as Raft leader, by the lessor's line in the agents'
     /// logs (`lessor active: this node is the raft leader ...`, logged once per term it leads): the line
     /// with the highest term, across nodes (one leader per term). `None` before any such line. The node

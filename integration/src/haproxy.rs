@@ -34,6 +34,17 @@ pub fn haproxy_binary() -> PathBuf {
     binary
 }
 
+/// The binary [`haproxy_binary`] would pick, or `None` when there is none: for callers that report it
+/// rather than panic (e.g. a benchmark deciding whether it can put HAProxy in front of a cluster).
+pub fn find_haproxy_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join("haproxy"))
+        .find(|candidate| candidate.is_file());
+    Some(on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/haproxy"))).filter(|b| b.is_file())
+}
+
 /// One server's line of `show servers state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerState {

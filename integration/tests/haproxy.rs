@@ -379,8 +379,18 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
         (count() >= resumed_count + 20).then_some(())
     })
     .await;
-    // HAProxy's read-write backend: the candidate alone is UP.
-    let up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
+    // HAProxy's read-write backend: the candidate alone is UP. The old primary's `/primary` answers 503
+    // from the moment it releases the lease, and HAProxy marks it DOWN after `fall 2` failed checks
+    // `inter 500ms` apart: should the candidate come UP first, that takes up to about 1 s more.
+    let mark_down = resumed + Duration::from_millis(1500);
+    let mut up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
+    for _ in 0..100 {
+        if up == [name(candidate)] || Instant::now() >= mark_down {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
+    }
     let servers = haproxy.servers(None).await;
     stop.store(true, Ordering::Relaxed);
     sampling.store(true, Ordering::Relaxed);

@@ -70,11 +70,16 @@ pub struct Agent<D: Database> {
     dcs_last_seen: u64,
     /// Promotions this agent carried out.
     failovers: Arc<AtomicU64>,
+    /// The dynamic configuration as last read (the bootstrap one until then).
+    dynamic: DynamicConfig,
+    /// Whether this cycle already renewed the lease (at its start).
+    renewed_this_cycle: bool,
 }
 
 impl<D: Database> Agent<D> {
     /// An agent for `me`, over its store node and database.
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
+        let me_dynamic = me.bootstrap_dcs.clone();
         Agent {
             me,
             dcs,
@@ -93,6 +98,8 @@ impl<D: Database> Agent<D> {
             synced_slots: None,
             dcs_last_seen: 0,
             failovers: Arc::new(AtomicU64::new(0)),
+            dynamic: me_dynamic,
+            renewed_this_cycle: false,
         }
     }
 
@@ -126,10 +133,27 @@ impl<D: Database> Agent<D> {
 
     /// One cycle; returns the `loop_wait` in force.
     async fn cycle(&mut self) -> Duration {
-        let db = self.db.observe().await;
+        // A holder renews first, before anything that may wait on the store: after a stall of this
+        // process, every millisecond before the deadline counts.
+        self.renewed_this_cycle = false;
+        if self.holds_lease() {
+            let known = self.dynamic.clone();
+            self.renew(&known).await;
+            self.renewed_this_cycle = true;
+        }
+        let mut db = self.db.observe().await;
+        if let (LeaseHold::Lapsed(token), true) = (self.lease_hold(Instant::now()), db.is_running_primary()) {
+            // Fencing does not wait for a store read that may itself take retry_timeout.
+            if !self.dynamic.pause {
+                tracing::warn!(%token, "fencing: my lease passed its deadline without renewal");
+                run_db_job(self.db.as_ref(), DbJob::demote(&self.me.name, Some(token))).await;
+                db = self.db.observe().await;
+            }
+        }
         let read = self.dcs.read().await;
         let dynamic =
             read.as_ref().ok().and_then(|s| dynamic_config(s)).unwrap_or(self.me.bootstrap_dcs.clone());
+        self.dynamic = dynamic.clone();
         let cluster = match &read {
             Ok(state) => {
                 self.dcs_last_seen = unix_now();
@@ -143,7 +167,7 @@ impl<D: Database> Agent<D> {
         let now = Instant::now();
         let lease = self.lease_hold(now);
         if self.busy() {
-            if matches!(lease, LeaseHold::Valid(_)) {
+            if matches!(lease, LeaseHold::Valid(_)) && !self.renewed_this_cycle {
                 self.renew(&dynamic).await;
             }
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
@@ -285,6 +309,7 @@ impl<D: Database> Agent<D> {
                     tracing::info!(%system_id, "cluster initialized");
                 }
                 Action::AcquireLease => self.acquire(dynamic).await,
+                Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
                 Action::ReleaseLease => self.release().await,
                 Action::PublishOptime(optime) => {

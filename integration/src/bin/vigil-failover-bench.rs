@@ -51,7 +51,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vigil_integration::agents::{AgentCluster, PASSWORD, PG_BIN};
-use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND};
+use vigil_integration::haproxy::{find_haproxy_binary, HaProxy, PRIMARY_BACKEND};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
@@ -217,25 +217,43 @@ async fn run(args: &Args) -> Result<(), String> {
     let scenarios = match args.scenario {
         ScenarioArg::NodeCrash => vec![Scenario::NodeCrash],
         ScenarioArg::PostgresCrash => vec![Scenario::PostgresCrash],
+        ScenarioArg::Switchover => vec![Scenario::Switchover],
+        ScenarioArg::Wrk => Vec::new(),
         ScenarioArg::All => vec![Scenario::NodeCrash, Scenario::PostgresCrash],
     };
-    let mut results: Vec<(Scenario, Vec<RunResult>)> = Vec::new();
-    for scenario in scenarios.into_iter().filter(|_| args.runs > 0) {
+    let vias = |scenario: Scenario| match (args.via, scenario) {
+        (Some(ViaArg::Direct), _) => vec![Via::Direct],
+        (Some(ViaArg::Haproxy), _) => vec![Via::Haproxy],
+        (Some(ViaArg::Both), _) | (None, Scenario::Switchover) => vec![Via::Direct, Via::Haproxy],
+        (None, _) => vec![Via::Direct],
+    };
+    let sets: Vec<(Scenario, Via)> =
+        scenarios.iter().flat_map(|s| vias(*s).into_iter().map(move |v| (*s, v))).collect();
+    if sets.iter().any(|(_, v)| *v == Via::Haproxy) && find_haproxy_binary().is_none() {
+        return Err("haproxy is missing: apt-get install -y haproxy".to_owned());
+    }
+    let mut results: Vec<(Scenario, Via, Vec<RunResult>)> = Vec::new();
+    for (scenario, via) in sets.into_iter().filter(|_| args.runs > 0) {
         let mut runs = Vec::new();
         for k in 1..=args.runs {
-            eprintln!("== {} run {k}/{}", scenario.name(), args.runs);
-            let result = one_run(args, &binary, scenario, k).await;
+            eprintln!("== {} via {} run {k}/{}", scenario.name(), via.name(), args.runs);
+            let result = one_run(args, &binary, scenario, via, k).await;
             match &result.outcome {
                 Ok(w) => eprintln!("   window {:.3} s", w.as_secs_f64()),
                 Err(e) => eprintln!("   FAILED: {e}"),
             }
             runs.push(result);
         }
-        results.push((scenario, runs));
+        results.push((scenario, via, runs));
     }
-    let footprint = if args.idle_secs > 0 { Some(footprint(args, &binary).await) } else { None };
+    let wrk = if args.scenario == ScenarioArg::Wrk { Some(wrk_bench(args, &binary).await) } else { None };
+    let idle_secs = args.idle_secs.unwrap_or(match args.scenario {
+        ScenarioArg::Switchover | ScenarioArg::Wrk => 0,
+        _ => 30,
+    });
+    let footprint = if idle_secs > 0 { Some(footprint(args, &binary, idle_secs).await) } else { None };
     let load_end = loadavg();
-    print_report(args, &facts_start, &load_end, &results, footprint.as_ref());
+    print_report(args, &facts_start, &load_end, &results, wrk.as_ref(), footprint.as_ref());
     Ok(())
 }
 
@@ -254,6 +272,8 @@ struct RunResult {
     late_acks: usize,
     /// Failed connection attempts and inserts after the fault, by message.
     errors: BTreeMap<String, usize>,
+    /// Anything else worth a line in the report (HAProxy's view, the switchover call's answer…).
+    notes: Vec<String>,
 }
 
 impl RunResult {
@@ -264,16 +284,20 @@ impl RunResult {
             lost: None,
             late_acks: 0,
             errors: BTreeMap::new(),
+            notes: Vec::new(),
         }
     }
 }
 
-async fn one_run(args: &Args, binary: &Path, scenario: Scenario, k: usize) -> RunResult {
+async fn one_run(args: &Args, binary: &Path, scenario: Scenario, via: Via, k: usize) -> RunResult {
     let mut cluster =
         AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
-    let tag = format!("{}-run{k}", scenario.name());
-    let result = measure(args, &mut cluster, scenario).await;
-    if result.outcome.is_err() || args.keep_logs {
+    let tag = match via {
+        Via::Direct => format!("{}-run{k}", scenario.name()),
+        Via::Haproxy => format!("{}-haproxy-run{k}", scenario.name()),
+    };
+    let result = measure(args, &mut cluster, scenario, via).await;
+    if result.outcome.is_err() || result.lost.is_some_and(|l| l > 0) || args.keep_logs {
         match keep_logs(&cluster, &args.log_dir.join(&tag)) {
             Ok(dir) => eprintln!("   agent logs of {tag} copied to {}", dir.display()),
             Err(e) => eprintln!("   could not copy the agent logs of {tag}: {e}"),
@@ -283,7 +307,79 @@ async fn one_run(args: &Args, binary: &Path, scenario: Scenario, k: usize) -> Ru
     result
 }
 
-async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) -> RunResult {
+/// HAProxy's read-write backend as sampled during a run: every change of the set of servers UP.
+type UpChanges = Vec<(Instant, Vec<String>)>;
+
+/// Reads the servers UP in HAProxy's read-write backend every 20 ms until `stop` (at most `limit`).
+async fn sample_haproxy(haproxy: Arc<HaProxy>, limit: Duration, stop: Arc<AtomicBool>) -> UpChanges {
+    let mut changes: UpChanges = Vec::new();
+    let started = Instant::now();
+    for _ in 0..limit.as_millis() / 20 + 1 {
+        if stop.load(Ordering::SeqCst) || started.elapsed() >= limit {
+            break;
+        }
+        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
+            up.sort();
+            if changes.last().is_none_or(|(_, last)| *last != up) {
+                changes.push((Instant::now(), up));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    changes
+}
+
+/// Starts HAProxy in front of `cluster` and waits (up to `timeout`) until its read-write backend has
+/// exactly `primary` UP.
+async fn start_haproxy(cluster: &AgentCluster, primary: usize, timeout: Duration) -> Result<HaProxy, String> {
+    let haproxy = HaProxy::start(cluster).await;
+    let want = vec![cluster.nodes[primary].name.clone()];
+    let started = Instant::now();
+    for _ in 0..timeout.as_millis() / 20 + 1 {
+        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
+            up.sort();
+            if up == want {
+                return Ok(haproxy);
+            }
+        }
+        if started.elapsed() >= timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("setup: HAProxy did not mark {want:?} alone UP within {timeout:?}"))
+}
+
+/// The answer to the switchover call: status (`None`: no answer), text, and when it came.
+type SwitchoverAnswer = (Option<u16>, String, Instant);
+
+/// `POST /switchover {leader, candidate}` to node `to`'s agent (bounded by 45 s; the agent gives up after
+/// 30 s).
+async fn post_switchover(api_port: u16, leader: String, candidate: String) -> SwitchoverAnswer {
+    let url = format!("http://127.0.0.1:{api_port}/switchover");
+    let body = serde_json::json!({ "leader": leader, "candidate": candidate }).to_string();
+    let http = match reqwest::Client::builder().no_proxy().build() {
+        Ok(h) => h,
+        Err(e) => return (None, e.to_string(), Instant::now()),
+    };
+    let sent = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(45))
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let at = Instant::now();
+            (Some(status), response.text().await.unwrap_or_default(), at)
+        }
+        Err(e) => (None, e.to_string(), Instant::now()),
+    }
+}
+
+async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, via: Via) -> RunResult {
     let settle = Duration::from_secs(args.settle_secs);
     let Some(primary) = settled(cluster, settle).await else {
         return RunResult::failed(format!("setup: no primary with streaming replicas within {settle:?}"));
@@ -293,14 +389,29 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
     if let Err(e) = cluster.query(primary, create).await {
         return RunResult::failed(format!("setup: create table: {}", pg_error(&e)));
     }
+    let haproxy = match via {
+        Via::Direct => None,
+        Via::Haproxy => match start_haproxy(cluster, primary, Duration::from_secs(30)).await {
+            Ok(h) => Some(Arc::new(h)),
+            Err(e) => return RunResult::failed(e),
+        },
+    };
 
-    let ports: Vec<String> = cluster.nodes.iter().map(|n| n.pg_port.to_string()).collect();
-    let hosts = vec!["127.0.0.1"; ports.len()].join(",");
-    let conn = format!(
-        "host={hosts} port={} user=postgres password={PASSWORD} dbname=postgres \
-         target_session_attrs=read-write connect_timeout=1",
-        ports.join(",")
-    );
+    let conn = match &haproxy {
+        None => {
+            let ports: Vec<String> = cluster.nodes.iter().map(|n| n.pg_port.to_string()).collect();
+            let hosts = vec!["127.0.0.1"; ports.len()].join(",");
+            format!(
+                "host={hosts} port={} user=postgres password={PASSWORD} dbname=postgres \
+                 target_session_attrs=read-write connect_timeout=1",
+                ports.join(",")
+            )
+        }
+        Some(h) => format!(
+            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=1",
+            h.rw_port
+        ),
+    };
     let log = Arc::new(Mutex::new(WriterLog::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let budget = Duration::from_secs(args.steady_secs + args.run_timeout_secs + args.confirm_secs + 10);
@@ -327,6 +438,13 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         ));
     }
 
+    // HAProxy's view, sampled from just before the fault.
+    let sample_stop = Arc::new(AtomicBool::new(false));
+    let sampler = haproxy.as_ref().map(|h| {
+        let limit = Duration::from_secs(args.run_timeout_secs + args.confirm_secs + 10);
+        tokio::spawn(sample_haproxy(h.clone(), limit, sample_stop.clone()))
+    });
+
     // The fault.
     let fault_gen = log.lock().expect("writer log").generation;
     let old_postmaster = cluster.postmaster_pid(primary);
@@ -336,16 +454,34 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         let limit = Duration::from_secs(args.run_timeout_secs + args.confirm_secs);
         tokio::spawn(watch_postmaster(pid, pidfile, limit, watch_stop.clone()))
     });
+    let candidate = (0..cluster.nodes.len()).find(|i| *i != primary).unwrap_or(primary);
     let fault_wall = SystemTime::now();
     let fault_at = Instant::now();
+    let mut switchover_call = None;
     match scenario {
         Scenario::NodeCrash => {
             cluster.signal_agent(primary, libc::SIGKILL);
             cluster.kill_postgres(primary);
         }
         Scenario::PostgresCrash => cluster.kill_postgres(primary),
+        Scenario::Switchover => {
+            let (leader, to) = (cluster.nodes[primary].name.clone(), cluster.nodes[candidate].name.clone());
+            switchover_call =
+                Some(tokio::spawn(post_switchover(cluster.nodes[primary].api_port, leader, to)));
+        }
     }
-    eprintln!("   fault: {} ({}) at {}", scenario.what(), cluster.nodes[primary].name, utc_time(fault_wall));
+    let target = match scenario {
+        Scenario::Switchover => {
+            format!("{} → {}", cluster.nodes[primary].name, cluster.nodes[candidate].name)
+        }
+        _ => cluster.nodes[primary].name.clone(),
+    };
+    eprintln!(
+        "   fault: {} ({target}) at {}, writer via {}",
+        scenario.what(),
+        utc_time(fault_wall),
+        via.name()
+    );
 
     // Wait for a write on a connection opened after the fault.
     let timeout = Duration::from_secs(args.run_timeout_secs);
@@ -364,18 +500,75 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
     }
     stop_writer(&stop, task).await;
     watch_stop.store(true, Ordering::SeqCst);
+    sample_stop.store(true, Ordering::SeqCst);
     let postmaster = match watcher {
         Some(w) => w.await.unwrap_or_default(),
         None => PostmasterWatch::default(),
+    };
+    let up_changes = match sampler {
+        Some(s) => s.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let answer = match switchover_call {
+        Some(call) => match tokio::time::timeout(Duration::from_secs(50), call).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(e)) => Some((None, format!("task: {e}"), Instant::now())),
+            Err(_) => Some((None, "no answer within 50 s".to_owned(), Instant::now())),
+        },
+        None => None,
     };
     let log = std::mem::take(&mut *log.lock().expect("writer log"));
 
     let errors = log.errors_since(fault_at);
     let late_acks = log.acks.iter().filter(|a| a.generation <= fault_gen && a.at > fault_at).count();
+    let secs = |t: Instant| signed_secs(fault_at, t);
+    let mut notes = Vec::new();
+    let mut extra_phases: BTreeMap<&'static str, f64> = BTreeMap::new();
+    if let Some((status, text, at)) = &answer {
+        let code = status.map_or("no answer".to_owned(), |c| c.to_string());
+        notes.push(format!("switchover call: {code} at {:+.3} s: {}", secs(*at), text.trim()));
+        if *status == Some(200) {
+            extra_phases.insert("switchover call answered 200", secs(*at));
+        }
+    }
+    if let Some(h) = &haproxy {
+        let old_name = &cluster.nodes[primary].name;
+        let seen: Vec<String> = up_changes
+            .iter()
+            .map(|(t, up)| {
+                format!("{:+.3} s {}", secs(*t), if up.is_empty() { "none".into() } else { up.join("+") })
+            })
+            .collect();
+        notes.push(format!("HAProxy {PRIMARY_BACKEND} backend UP: {}", seen.join(", ")));
+        let after = |(t, _): &&(Instant, Vec<String>)| *t >= fault_at;
+        let mut first = |name: &'static str, found: Option<&(Instant, Vec<String>)>| {
+            if let Some((t, _)) = found {
+                extra_phases.insert(name, secs(*t));
+            }
+        };
+        first(
+            "haproxy: old primary DOWN",
+            up_changes.iter().filter(after).find(|(_, up)| !up.contains(old_name)),
+        );
+        first(
+            "haproxy: new primary UP",
+            up_changes.iter().filter(after).find(|(_, up)| up.iter().any(|n| n != old_name)),
+        );
+        first("haproxy: no server UP", up_changes.iter().filter(after).find(|(_, up)| up.is_empty()));
+        first("haproxy: 2 servers UP", up_changes.iter().filter(after).find(|(_, up)| up.len() > 1));
+        // The end state.
+        match h.up_servers(PRIMARY_BACKEND).await {
+            Ok(up) if up.len() == 1 => {}
+            Ok(up) => notes.push(format!("HAProxy at the end: {} servers UP: {up:?}", up.len())),
+            Err(e) => notes.push(format!("HAProxy at the end: stats socket: {e}")),
+        }
+    }
     let Some(first_new) = first_new else {
         let mut result = RunResult::failed(format!("no write acknowledged within {timeout:?} of the fault"));
         result.errors = errors;
         result.phases = phases(cluster, fault_wall, timeout.as_secs_f64(), args.timeline);
+        result.phases.extend(extra_phases);
+        result.notes = notes;
         return result;
     };
     let last_old = log.acks.iter().filter(|a| a.generation <= fault_gen).map(|a| a.at).max();
@@ -384,9 +577,9 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
     };
     let window = first_new.duration_since(last_old);
     let confirm_acks = log.acks.iter().filter(|a| a.at > first_new).count();
-    let secs = |t: Instant| signed_secs(fault_at, t);
 
     let mut phases = phases(cluster, fault_wall, secs(first_new) + 0.5, args.timeline);
+    phases.extend(extra_phases);
     phases.insert("last write before", secs(last_old));
     if let Some(c) = log.connects.iter().find(|c| c.generation > fault_gen) {
         phases.insert("writer connected", secs(c.at));
@@ -409,7 +602,16 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         Some(i) => match cluster.query(i, "SELECT id FROM bench_writes").await {
             Ok(rows) => {
                 let present: BTreeSet<i64> = rows.iter().filter_map(|r| r.parse().ok()).collect();
-                Some(log.acks.iter().filter(|a| !present.contains(&a.id)).count())
+                let missing: Vec<&Ack> = log.acks.iter().filter(|a| !present.contains(&a.id)).collect();
+                if !missing.is_empty() {
+                    let list: Vec<String> = missing
+                        .iter()
+                        .take(20)
+                        .map(|a| format!("id {} (connection {}, {:+.3} s)", a.id, a.generation, secs(a.at)))
+                        .collect();
+                    notes.push(format!("lost acknowledged writes: {}", list.join(", ")));
+                }
+                Some(missing.len())
             }
             Err(e) => {
                 eprintln!("   could not read the rows back: {}", pg_error(&e));
@@ -427,10 +629,26 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario) ->
         late_acks,
         lost.map_or("?".to_owned(), |l| l.to_string()),
     );
-    if new_node == Some(primary) && scenario == Scenario::NodeCrash {
-        return RunResult::failed("the writer ended on the killed node".to_owned());
+    for note in &notes {
+        eprintln!("   {note}");
     }
-    RunResult { outcome: Ok(window), phases, lost, late_acks, errors }
+    let mut result = RunResult { outcome: Ok(window), phases, lost, late_acks, errors, notes };
+    if new_node == Some(primary) && scenario == Scenario::NodeCrash {
+        result.outcome = Err("the writer ended on the killed node".to_owned());
+    }
+    if scenario == Scenario::Switchover {
+        if new_node != Some(candidate) {
+            let ended = new_node.map_or("?", |i| cluster.nodes[i].name.as_str());
+            result.outcome = Err(format!(
+                "the writer ended on {ended}, not on the candidate {}",
+                cluster.nodes[candidate].name
+            ));
+        } else if answer.as_ref().is_none_or(|(status, _, _)| *status != Some(200)) {
+            result.outcome = Err("the switchover call did not answer 200".to_owned());
+        }
+    }
+    drop(haproxy);
+    result
 }
 
 /// When the killed postmaster became a zombie, when it was reaped, and when `postmaster.pid` named
@@ -517,6 +735,10 @@ async fn settled(cluster: &AgentCluster, timeout: Duration) -> Option<usize> {
 
 fn keep_logs(cluster: &AgentCluster, to: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(to)?;
+    let haproxy_log = cluster.dir().join("haproxy/haproxy.log");
+    if haproxy_log.is_file() {
+        std::fs::copy(haproxy_log, to.join("haproxy.log"))?;
+    }
     for (i, node) in cluster.nodes.iter().enumerate() {
         std::fs::copy(cluster.home(i).join("agent.log"), to.join(format!("{}-agent.log", node.name)))?;
         let pg_log = cluster.home(i).join("pg/log");
@@ -737,6 +959,28 @@ fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) ->
         if text.contains("fencing") {
             first("fencing", at);
         }
+        // A planned switchover.
+        if text.contains("switchover requested") {
+            first("switchover: request stored", at);
+        }
+        if text.contains("reason=switchover: handing over") {
+            first("switchover: primary hands over", at);
+        }
+        if text.contains("action=\"stop_fast\"") && text.contains(" done") {
+            first("switchover: old primary stopped", at);
+        }
+        if text.contains("leader lease released") {
+            first("switchover: lease released", at);
+        }
+        if text.contains("reason=switchover done") {
+            first("switchover: new holder clears the request", at);
+        }
+        if text.contains("reason=lease taken: promoting") {
+            first("promotion decided", at);
+        }
+        if text.contains("reason=following the primary") {
+            first("a replica follows the new primary", at);
+        }
         if text.contains("starting it in place") {
             first("restart decided", at);
         }
@@ -811,6 +1055,246 @@ fn signed_secs(from: Instant, to: Instant) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// REST throughput (wrk).
+
+/// One wrk run: its figures as parsed from its output, and the CPU used meanwhile.
+struct WrkRun {
+    requests_per_sec: Option<f64>,
+    requests: Option<u64>,
+    /// `--latency` percentiles (50, 75, 90, 99 %), in milliseconds.
+    percentiles: Vec<(String, f64)>,
+    max_ms: Option<f64>,
+    non_2xx: u64,
+    socket_errors: Option<String>,
+    /// The agent's utime + stime over the run, in % of one core.
+    agent_cpu: Option<f64>,
+    /// wrk's own (from `getrusage(RUSAGE_CHILDREN)`), in % of one core.
+    wrk_cpu: f64,
+    output: String,
+}
+
+struct WrkReport {
+    command: String,
+    node: String,
+    status_after: String,
+    runs: Vec<Result<WrkRun, String>>,
+}
+
+fn find_in_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+async fn wrk_bench(args: &Args, binary: &Path) -> Result<WrkReport, String> {
+    let wrk = find_in_path("wrk").ok_or("wrk is missing: apt-get install -y wrk")?;
+    eprintln!("== wrk: fresh idle cluster");
+    let cluster = AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
+        return Err("no primary with streaming replicas".to_owned());
+    };
+    // Let the bootstrap's aftermath (checkpoints, slot creation) pass.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let url = format!("http://127.0.0.1:{}/primary", cluster.nodes[primary].api_port);
+    let wrk_args = vec![
+        format!("-t{}", args.wrk_threads),
+        format!("-c{}", args.wrk_connections),
+        format!("-d{}s", args.wrk_secs),
+        "--latency".to_owned(),
+        url,
+    ];
+    let command = format!("wrk {}", wrk_args.join(" "));
+    // SAFETY: sysconf(3) has no preconditions.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let agent_pid = cluster.agent_pid(primary);
+    let mut runs = Vec::new();
+    for k in 1..=args.wrk_runs {
+        eprintln!("   wrk run {k}/{}: {command}", args.wrk_runs);
+        let before = agent_pid.and_then(cpu_ticks);
+        let children_before = children_cpu_secs();
+        let started = Instant::now();
+        let output = run_wrk(&wrk, &wrk_args, Duration::from_secs(args.wrk_secs + 30)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        let agent_cpu = match (before, agent_pid.and_then(cpu_ticks)) {
+            (Some(b), Some(a)) => Some((a.0 - b.0) as f64 / ticks_per_sec / elapsed * 100.0),
+            _ => None,
+        };
+        let wrk_cpu = (children_cpu_secs() - children_before) / elapsed * 100.0;
+        let run = output.map(|output| parse_wrk(output, agent_cpu, wrk_cpu));
+        match &run {
+            Ok(r) => eprintln!(
+                "   {} requests/s, p99 {} ms",
+                r.requests_per_sec.map_or("?".to_owned(), |v| format!("{v:.0}")),
+                r.percentiles
+                    .iter()
+                    .find(|(p, _)| p == "99%")
+                    .map_or("?".to_owned(), |(_, v)| format!("{v:.2}"))
+            ),
+            Err(e) => eprintln!("   wrk failed: {e}"),
+        }
+        runs.push(run);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // The cluster after the load: the same primary, the same answer.
+    let status_after = match cluster.rest(primary, "/primary").await {
+        Some((code, _)) => format!("GET /primary on {} after the runs: {code}", cluster.nodes[primary].name),
+        None => format!("GET /primary on {} after the runs: no answer", cluster.nodes[primary].name),
+    };
+    Ok(WrkReport { command, node: cluster.nodes[primary].name.clone(), status_after, runs })
+}
+
+/// CPU seconds (user + system) of the waited-for children of this process.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage(2) writes into the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Runs wrk, killing it (by PID) after `limit`; its stdout.
+async fn run_wrk(wrk: &Path, args: &[String], limit: Duration) -> Result<String, String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(wrk)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start wrk: {e}"))?;
+    let started = Instant::now();
+    for _ in 0..limit.as_millis() / 50 + 1 {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let (mut out, mut err) = (String::new(), String::new());
+                if let Some(mut s) = child.stdout.take() {
+                    let _ = s.read_to_string(&mut out);
+                }
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = s.read_to_string(&mut err);
+                }
+                return if status.success() { Ok(out) } else { Err(format!("wrk: {status}: {out}{err}")) };
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("wrk: {e}")),
+        }
+        if started.elapsed() >= limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("wrk did not finish within {limit:?}"))
+}
+
+/// `430.00us`, `1.20ms`, `1.02s` → milliseconds.
+fn wrk_duration_ms(text: &str) -> Option<f64> {
+    let text = text.trim();
+    for (unit, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0), ("m", 60_000.0)] {
+        if let Some(number) = text.strip_suffix(unit) {
+            if let Ok(v) = number.parse::<f64>() {
+                return Some(v * factor);
+            }
+        }
+    }
+    None
+}
+
+fn parse_wrk(output: String, agent_cpu: Option<f64>, wrk_cpu: f64) -> WrkRun {
+    let mut run = WrkRun {
+        requests_per_sec: None,
+        requests: None,
+        percentiles: Vec::new(),
+        max_ms: None,
+        non_2xx: 0,
+        socket_errors: None,
+        agent_cpu,
+        wrk_cpu,
+        output: String::new(),
+    };
+    for line in output.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            run.requests_per_sec = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            run.non_2xx = v.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            run.socket_errors = Some(v.trim().to_owned());
+        } else if words.first() == Some(&"Latency") && words.len() >= 4 {
+            run.max_ms = wrk_duration_ms(words[3]);
+        } else if words.len() == 2 && words[0].ends_with('%') {
+            if let Some(ms) = wrk_duration_ms(words[1]) {
+                run.percentiles.push((words[0].to_owned(), ms));
+            }
+        } else if words.len() >= 3 && words[1] == "requests" && words[2] == "in" {
+            run.requests = words[0].parse().ok();
+        }
+    }
+    run.output = output;
+    run
+}
+
+fn print_wrk(args: &Args, wrk: &Result<WrkReport, String>) {
+    println!("## REST health checks: `GET /primary` under wrk\n");
+    let report = match wrk {
+        Ok(r) => r,
+        Err(e) => {
+            println!("not measured: {e}");
+            return;
+        }
+    };
+    println!(
+        "`{}` against the primary's agent ({}) of an idle {}-node cluster, {} runs one after the other \
+         (wrk on the same machine, competing for its cores). {}.\n",
+        report.command,
+        report.node,
+        args.nodes,
+        report.runs.len(),
+        report.status_after
+    );
+    println!("| run | requests | requests/s | p50 ms | p75 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | agent CPU % of a core | wrk CPU % |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let ms = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.2}"));
+    let mut rates = Vec::new();
+    let mut p99s = Vec::new();
+    for (k, run) in report.runs.iter().enumerate() {
+        match run {
+            Ok(r) => {
+                let p = |name: &str| r.percentiles.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+                rates.extend(r.requests_per_sec);
+                p99s.extend(p("99%"));
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                    k + 1,
+                    r.requests.map_or("?".to_owned(), |n| n.to_string()),
+                    r.requests_per_sec.map_or("?".to_owned(), |v| format!("{v:.0}")),
+                    ms(p("50%")),
+                    ms(p("75%")),
+                    ms(p("90%")),
+                    ms(p("99%")),
+                    ms(r.max_ms),
+                    r.non_2xx,
+                    r.socket_errors.as_deref().unwrap_or("none"),
+                    r.agent_cpu.map_or("?".to_owned(), |v| format!("{v:.0}")),
+                    r.wrk_cpu
+                );
+            }
+            Err(e) => println!("| {} | failed: {e} | | | | | | | | | | |", k + 1),
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    p99s.sort_by(f64::total_cmp);
+    if !rates.is_empty() && !p99s.is_empty() {
+        println!("\nmedian over the runs: {:.0} requests/s, p99 {:.2} ms", median(&rates), median(&p99s));
+    }
+    if let Some(Ok(first)) = report.runs.first() {
+        println!("\nwrk's output (run 1):\n\n```text\n{}```\n", first.output);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Footprint.
 
 struct Footprint {
@@ -822,8 +1306,8 @@ struct Footprint {
     postmasters: Vec<(String, f64)>,
 }
 
-async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
-    eprintln!("== footprint: fresh idle cluster, {} s", args.idle_secs);
+async fn footprint(args: &Args, binary: &Path, idle_secs: u64) -> Result<Footprint, String> {
+    eprintln!("== footprint: fresh idle cluster, {idle_secs} s");
     let cluster = AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
     let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
         return Err("no primary with streaming replicas".to_owned());
@@ -838,7 +1322,7 @@ async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
         (0..cluster.nodes.len()).map(|i| cluster.postmaster_pid(i).map(|p| p as u32)).collect();
     let pg_before: Vec<Option<(u64, u64)>> = pg_pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let elapsed = started.elapsed().as_secs_f64();
     let mut agents = Vec::new();
     for (i, pid) in pids.iter().enumerate() {
@@ -861,7 +1345,7 @@ async fn footprint(args: &Args, binary: &Path) -> Result<Footprint, String> {
         let cpu = ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
         postmasters.push((format!("{} ({role})", cluster.nodes[i].name), cpu));
     }
-    Ok(Footprint { agents, secs: args.idle_secs, ticks_per_sec, postmasters })
+    Ok(Footprint { agents, secs: idle_secs, ticks_per_sec, postmasters })
 }
 
 /// utime + stime of `pid`, and cutime + cstime (its children it waited for: `pg_ctl`, `pg_controldata`…),
@@ -943,11 +1427,15 @@ fn print_report(
     args: &Args,
     facts: &MachineFacts,
     load_end: &str,
-    results: &[(Scenario, Vec<RunResult>)],
+    results: &[(Scenario, Via, Vec<RunResult>)],
+    wrk: Option<&Result<WrkReport, String>>,
     footprint: Option<&Result<Footprint, String>>,
 ) {
     if !results.is_empty() {
         print_failover(args, results);
+    }
+    if let Some(wrk) = wrk {
+        print_wrk(args, wrk);
     }
     print_footprint(footprint);
     println!("\n### Machine\n");
@@ -958,40 +1446,41 @@ fn print_report(
     println!("- load average (1/5/15 min): {} at start, {load_end} at end", facts.load);
 }
 
-fn print_failover(args: &Args, results: &[(Scenario, Vec<RunResult>)]) {
+fn print_failover(args: &Args, results: &[(Scenario, Via, Vec<RunResult>)]) {
     println!("## Failover: write-unavailability window\n");
     println!(
         "{} nodes, fresh cluster per run, default timing (ttl 3 s, loop_wait 1 s); writer: one INSERT every \
-         {} ms through a multi-host string with target_session_attrs=read-write, each attempt bounded by {} ms; \
-         window = first write acknowledged on a connection opened after the fault − last write acknowledged \
-         before it.\n",
+         {} ms, each attempt bounded by {} ms, `direct`: through a multi-host string with \
+         target_session_attrs=read-write, `haproxy`: through HAProxy's read-write port (GET /primary checks, \
+         inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions); window = first write acknowledged on a \
+         connection opened after the fault − last write acknowledged before it.\n",
         args.nodes, args.write_every_ms, args.attempt_ms
     );
-    println!("| scenario | runs | median (s) | min (s) | max (s) | failed runs |");
-    println!("|---|---|---|---|---|---|");
-    for (scenario, runs) in results {
+    println!(
+        "| scenario | writer via | runs | median (s) | min (s) | max (s) | acked writes lost | failed runs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (scenario, via, runs) in results {
         let mut ok: Vec<f64> =
             runs.iter().filter_map(|r| r.outcome.as_ref().ok()).map(Duration::as_secs_f64).collect();
         ok.sort_by(f64::total_cmp);
         let failed = runs.len() - ok.len();
+        let lost: usize = runs.iter().filter_map(|r| r.lost).sum();
+        let unknown = runs.iter().filter(|r| r.lost.is_none()).count();
+        let lost = if unknown > 0 { format!("{lost} (+{unknown} runs unchecked)") } else { lost.to_string() };
+        let (name, via, n) = (scenario.name(), via.name(), runs.len());
         if ok.is_empty() {
-            println!("| {} | {} | – | – | – | {failed} |", scenario.name(), runs.len());
+            println!("| {name} | {via} | {n} | – | – | – | {lost} | {failed} |");
         } else {
-            println!(
-                "| {} | {} | {:.2} | {:.2} | {:.2} | {failed} |",
-                scenario.name(),
-                runs.len(),
-                median(&ok),
-                ok[0],
-                ok[ok.len() - 1]
-            );
+            let (m, lo, hi) = (median(&ok), ok[0], ok[ok.len() - 1]);
+            println!("| {name} | {via} | {n} | {m:.2} | {lo:.2} | {hi:.2} | {lost} | {failed} |");
         }
     }
 
     println!(
         "\n### Where the time goes (seconds after the fault; median, min–max over the runs that have it)\n"
     );
-    for (scenario, runs) in results {
+    for (scenario, via, runs) in results {
         let mut names: Vec<&'static str> = runs.iter().flat_map(|r| r.phases.keys().copied()).collect();
         names.sort();
         names.dedup();
@@ -1009,7 +1498,7 @@ fn print_failover(args: &Args, results: &[(Scenario, Vec<RunResult>)]) {
             }
         }
         rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-        println!("{} ({}):\n", scenario.name(), scenario.what());
+        println!("{} via {} ({}):\n", scenario.name(), via.name(), scenario.what());
         println!("| milestone | median | min – max | runs |");
         println!("|---|---|---|---|");
         for (_, row) in rows {
@@ -1030,6 +1519,9 @@ fn print_failover(args: &Args, results: &[(Scenario, Vec<RunResult>)]) {
                 r.late_acks,
                 if errors.is_empty() { "none".to_owned() } else { errors.join("; ") }
             );
+            for note in &r.notes {
+                println!("  - {note}");
+            }
         }
         println!();
     }

@@ -13,22 +13,11 @@ impl Postgres {
         if data == DataState::Missing {
             return DbState::stopped(data);
         }
-        let live = match self.connect_local(OBSERVE_TIMEOUT).await {
-            Ok(session) => match tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&session.client)).await {
-                Ok(Ok(live)) => Some(live),
-                Ok(Err(e)) => {
-                    tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::warn!(member = %self.settings.name, "observe query timed out");
-                    None
-                }
-            },
-            Err(e) => {
-                tracing::debug!(member = %self.settings.name, error = %e, "server does not answer");
-                None
-            }
+        // Asked twice: a first timeout may only mean that the agent itself was paused (a stall, SIGSTOP)
+        // while the answer waited in the socket, and a running primary must not be taken for stopped.
+        let live = match self.live().await {
+            None => self.live().await,
+            live => live,
         };
         let standby_config = files::has_standby_signal(self.data_dir());
         let Some(live) = live else {
@@ -47,6 +36,27 @@ impl Postgres {
             upstream: self.configured_upstream().filter(|_| live.in_recovery),
             streaming: live.streaming,
             server_version: live.server_version,
+        }
+    }
+
+    /// What the running server reports, or `None` when it does not answer in time.
+    async fn live(&self) -> Option<sql::Live> {
+        match self.connect_local(OBSERVE_TIMEOUT).await {
+            Ok(session) => match tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&session.client)).await {
+                Ok(Ok(live)) => Some(live),
+                Ok(Err(e)) => {
+                    tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(member = %self.settings.name, "observe query timed out");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::debug!(member = %self.settings.name, error = %e, "server does not answer");
+                None
+            }
         }
     }
 
