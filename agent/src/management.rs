@@ -9,7 +9,9 @@ use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vigil_api::{ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, SwitchoverRequest};
+use vigil_api::{
+    merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, SwitchoverRequest,
+};
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
 /// How long a switchover call waits for the lease to move.
@@ -227,26 +229,6 @@ fn check_candidate(
     Ok(())
 }
 
-/// RFC 7386 JSON merge patch: objects merge key by key, `null` deletes, anything else replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Default::default());
-    }
-    if let Value::Object(target) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
 fn store_error(e: DcsError) -> ApiError {
     ApiError::new(503, format!("cluster store: {e}"))
 }
@@ -307,20 +289,5 @@ impl Management for AgentManagement {
                 Err(e) => Err(store_error(e)),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}, "x": [1]}));
-        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "x": [1]}));
-        let mut scalar = json!(1);
-        merge_patch(&mut scalar, &json!({"k": null, "v": 2}));
-        assert_eq!(scalar, json!({"v": 2}));
     }
 }

@@ -14,8 +14,8 @@ mod status;
 
 pub use health::Rule;
 pub use management::{
-    management_router, ApiError, BasicAuth, BoxFuture, Management, ReinitializeRequest, RestartRequest,
-    SwitchoverRequest,
+    management_router, merge_patch, ApiError, BasicAuth, BoxFuture, Management, ReinitializeRequest,
+    RestartRequest, SwitchoverRequest,
 };
 pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};

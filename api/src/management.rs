@@ -128,6 +128,28 @@ pub trait Management: Send + Sync + 'static {
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>>;
 }
 
+/// RFC 7386 JSON merge patch, what `PATCH /config` applies: objects merge key by key, `null` deletes,
+/// anything else replaces.
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
 /// Basic-auth credentials required for mutating calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BasicAuth {
@@ -299,6 +321,17 @@ mod tests {
         assert_eq!(decode_basic("Basic YWRtaW46czNjcmV0Ong="), Some(("admin".into(), "s3cret:x".into())));
         assert_eq!(decode_basic("Bearer abc"), None);
         assert_eq!(decode_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        use serde_json::json;
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}, "x": [1]}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "x": [1]}));
+        let mut scalar = json!(1);
+        merge_patch(&mut scalar, &json!({"k": null, "v": 2}));
+        assert_eq!(scalar, json!({"v": 2}));
     }
 
     #[test]

@@ -355,6 +355,16 @@ impl AgentCluster {
             .collect())
     }
 
+    /// Waits (up to a minute) until `sql` returns `expected` on node `i`.
+    pub async fn eventually(&self, i: usize, sql: &str, expected: &[&str]) {
+        let what = format!("{sql:?} to return {expected:?} on {}", self.nodes[i].name);
+        wait_for(&what, Duration::from_secs(60), || async {
+            let rows = self.query(i, sql).await.ok()?;
+            (rows == expected).then_some(())
+        })
+        .await;
+    }
+
     /// The agent log of node `i` (for assertions and failure messages).
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.home(i).join("agent.log")).unwrap_or_default()

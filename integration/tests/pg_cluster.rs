@@ -6,16 +6,6 @@ use vigil_integration::{init_tracing, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Waits until `sql` returns `expected` on node `i`.
-async fn eventually(cluster: &AgentCluster, i: usize, sql: &str, expected: &[&str]) {
-    let what = format!("{sql:?} to return {expected:?} on {}", cluster.nodes[i].name);
-    wait_for(&what, PATIENCE, || async {
-        let rows = cluster.query(i, sql).await.ok()?;
-        (rows == expected).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_bootstrap_one_primary_and_two_streaming_replicas() {
     init_tracing();
@@ -27,7 +17,7 @@ async fn three_nodes_bootstrap_one_primary_and_two_streaming_replicas() {
     }
     cluster.query(primary, "CREATE TABLE t (v int); INSERT INTO t VALUES (1)").await.expect("write");
     for r in replicas {
-        eventually(&cluster, r, "SELECT v FROM t", &["1"]).await;
+        cluster.eventually(r, "SELECT v FROM t", &["1"]).await;
         let (code, _) = cluster.rest(r, "/replica").await.expect("rest");
         assert_eq!(code, 200);
     }
@@ -48,7 +38,7 @@ async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[us
     cluster.query(primary, &sql).await.expect("write rows");
     for n in nodes {
         let count = format!("SELECT count(*) FROM t WHERE v < {to}");
-        eventually(cluster, *n, &count, &[&to.to_string()]).await;
+        cluster.eventually(*n, &count, &[&to.to_string()]).await;
     }
 }
 
@@ -67,7 +57,7 @@ async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
     let new = settled(&cluster, &survivors).await;
     assert_ne!(new, old);
-    eventually(&cluster, new, "SELECT count(*) FROM t", &["100"]).await;
+    cluster.eventually(new, "SELECT count(*) FROM t", &["100"]).await;
     write_and_replicate(&cluster, new, &survivors, 100, 200).await;
     let timeline = cluster.query(new, "SELECT timeline_id FROM pg_control_checkpoint()").await.expect("tl");
     let (_, status) = cluster.rest(new, "/patroni").await.expect("status");
@@ -76,7 +66,7 @@ async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
     // The old primary, restarted, comes back as a streaming replica with the new rows.
     cluster.start_agent(old);
     cluster.streaming_replica(old, PATIENCE).await;
-    eventually(&cluster, old, "SELECT count(*) FROM t", &["200"]).await;
+    cluster.eventually(old, "SELECT count(*) FROM t", &["200"]).await;
     assert_eq!(cluster.primary(PATIENCE).await, new);
 }
 

@@ -47,23 +47,13 @@ async fn answers_primary(cluster: &AgentCluster, i: usize) -> Option<Option<u64>
     }
 }
 
-/// Waits until `sql` returns `expected` on node `i`.
-async fn eventually(cluster: &AgentCluster, i: usize, sql: &str, expected: &[&str]) {
-    let what = format!("{sql:?} to return {expected:?} on {}", cluster.nodes[i].name);
-    wait_for(&what, PATIENCE, || async {
-        let rows = cluster.query(i, sql).await.ok()?;
-        (rows == expected).then_some(())
-    })
-    .await;
-}
-
 /// Writes rows `from..to` of `t` on `primary` and waits until every node in `nodes` has replayed them.
 async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[usize], from: u32, to: u32) {
     let sql = format!("INSERT INTO t SELECT generate_series({from}, {})", to - 1);
     cluster.query(primary, &sql).await.expect("write rows");
     for n in nodes {
         let count = format!("SELECT count(*) FROM t WHERE v >= {from} AND v < {to}");
-        eventually(cluster, *n, &count, &[&(to - from).to_string()]).await;
+        cluster.eventually(*n, &count, &[&(to - from).to_string()]).await;
     }
 }
 
@@ -249,14 +239,14 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
     );
     cluster.streaming_replica(survivor, Duration::from_secs(5)).await;
     let count = written.to_string();
-    eventually(&cluster, survivor, "SELECT count(*) FROM t", &[&count]).await;
+    cluster.eventually(survivor, "SELECT count(*) FROM t", &[&count]).await;
     let log = log_since(&cluster, &offsets, survivor);
     assert!(!log.contains("leader lease held"), "{} took the lease:\n{log}", cluster.nodes[survivor].name);
 
     // The killed node comes back as a streaming replica with every row.
     cluster.start_agent(victim);
     cluster.streaming_replica(victim, PATIENCE).await;
-    eventually(&cluster, victim, "SELECT count(*) FROM t", &[&count]).await;
+    cluster.eventually(victim, "SELECT count(*) FROM t", &[&count]).await;
     assert_eq!(cluster.primary(Duration::from_secs(5)).await, primary, "still no failover");
     assert_eq!(fencing_token(&cluster, primary).await, Some(token), "still the same lease");
     eprintln!("{} writes acknowledged; {} rejoined", written - 10, cluster.nodes[victim].name);
@@ -325,7 +315,7 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
     // Both replicas have every write acknowledged so far (the old PostgreSQL streamed them).
     let count = acked.len().to_string();
     for &r in &replicas {
-        eventually(&cluster, r, "SELECT count(*) FROM t", &[&count]).await;
+        cluster.eventually(r, "SELECT count(*) FROM t", &[&count]).await;
     }
     for &r in &replicas {
         let log = log_since(&cluster, &offsets, r);

@@ -79,27 +79,6 @@ fn set_path(target: &mut Value, path: &[String], value: Value) {
     }
 }
 
-/// RFC 7386: objects merge key by key, `null` removes, anything else replaces (what the agent does
-/// with `PATCH /config`, so the diff shown is the change made).
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    if let Value::Object(target) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +136,7 @@ mod tests {
 
     #[test]
     fn merge_patch_applies_like_the_agent() {
+        use vigil_api::merge_patch;
         let mut config = json!({"ttl": 3, "postgresql": {"use_pg_rewind": true, "parameters": {"a": 1}}});
         merge_patch(&mut config, &json!({"ttl": 5, "postgresql": {"parameters": {"a": null, "b": "x"}}}));
         assert_eq!(

@@ -3,12 +3,13 @@
 
 use super::args::EditConfigArgs;
 use super::client::{self, CHANGE_TIMEOUT};
-use super::config_edit::{from_yaml, merge_patch, patch_from_pairs, to_yaml};
+use super::config_edit::{from_yaml, patch_from_pairs, to_yaml};
 use super::{confirm, connect, diff, emit};
 use reqwest::Method;
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use vigil_api::merge_patch;
 
 /// What is sent.
 #[derive(Debug, Clone, PartialEq)]
