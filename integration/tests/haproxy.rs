@@ -341,7 +341,7 @@ async fn sample_up(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() {
     init_tracing();
-    let cluster = AgentCluster::start(3, |_| String::new());
+    let cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
     let old = settled(&cluster, &all).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
@@ -408,8 +408,8 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     let timeline: Vec<String> = changes.iter().map(|(t, up)| format!("{} UP {up:?}", since(*t))).collect();
     eprintln!(
         "switchover {} -> {}: POST answered 200 at {}; last write on the old primary at {}, first on the \
-         candidate at {} (window {:?}); {} rows acknowledged, {failures} failed attempts; HAProxy {PRIMARY_BACKEND}: \
-         {}",
+         candidate at {} (window {:?}); {} rows acknowledged, {failures} failed attempts; \
+         HAProxy {PRIMARY_BACKEND}: {}",
         name(old),
         name(candidate),
         since(returned_at),

@@ -45,7 +45,8 @@ impl Commands {
 impl<D: Database> Agent<D> {
     /// Carries out one command.
     pub(super) async fn handle(&mut self, command: LocalCommand) -> Result<String, ApiError> {
-        if self.busy() {
+        let touches_db = !matches!(command, LocalCommand::Reload);
+        if touches_db && self.busy() {
             return Err(ApiError::new(503, "a database operation is in progress: try again when it ends"));
         }
         match command {

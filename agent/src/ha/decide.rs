@@ -237,9 +237,11 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
 
 /// This member holds a valid lease: keep the primary running and the lease renewed.
 fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
-    if let Some(decision) = switchover_from_leader(o, cluster) {
-        return decision;
-    }
+    switchover_from_leader(o, cluster).unwrap_or_else(|| steady_lead(o, cluster))
+}
+
+/// Leading with no switchover to carry out.
+fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
     let slots = Action::SyncSlots(o.other_members(cluster));
     match (o.db.running, o.db.role) {
         (true, Some(Role::Primary)) => {
@@ -271,8 +273,12 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
 fn switchover_from_leader(o: &Observation, cluster: &ClusterView) -> Option<Decision> {
     let request = cluster.switchover.as_ref()?;
     if request.leader.as_ref().is_some_and(|l| *l != o.me) || request.candidate.as_ref() == Some(&o.me) {
-        // Addressed to a former primary, or carried out by this member taking over: done.
-        return Some(Decision::act(vec![Action::RenewLease, Action::ClearSwitchover], "switchover done"));
+        // Addressed to a former primary, or carried out by this member taking over: done. Leading goes on
+        // as usual (a candidate that just took the lease promotes in this very cycle).
+        let mut decision = steady_lead(o, cluster);
+        decision.actions.push(Action::ClearSwitchover);
+        decision.reason = format!("{}; switchover done", decision.reason);
+        return Some(decision);
     }
     if !o.db.is_running_primary() {
         return None;

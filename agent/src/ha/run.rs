@@ -204,7 +204,11 @@ impl<D: Database> Agent<D> {
                     | Action::HandOver
             )
         });
+        let stops_db = decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote));
         self.execute(decision.actions, &dynamic, &observation).await;
+        // After stopping the database, publish what it is now: peers racing for the lease must not see
+        // a primary that no longer runs.
+        let db = if stops_db { self.db.observe().await } else { db };
         self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
         if changes_roles {
             // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.

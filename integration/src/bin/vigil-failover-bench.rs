@@ -117,7 +117,9 @@ impl Via {
 }
 
 #[derive(Debug, Parser)]
-#[command(about = "Write-unavailability window of a real 3-node Vigil + PostgreSQL cluster after a crash")]
+#[command(
+    about = "Write-unavailability window of a real Vigil + PostgreSQL cluster after a crash or switchover"
+)]
 struct Args {
     /// Runs per scenario (a fresh cluster each).
     #[arg(long, default_value_t = 10)]
@@ -289,9 +291,31 @@ impl RunResult {
     }
 }
 
+/// A fresh cluster whose agents all started, in up to 3 attempts: `free_port` may hand out one port twice
+/// (the agent then refuses its config) or another process may take it first (the agent cannot bind it),
+/// and such an agent exits at once.
+async fn start_cluster(args: &Args, binary: &Path) -> Result<AgentCluster, String> {
+    const ATTEMPTS: usize = 3;
+    let mut last = String::new();
+    for attempt in 1..=ATTEMPTS {
+        let mut cluster =
+            AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+        match cluster.agents_started(Duration::from_secs(30)).await {
+            Ok(()) => return Ok(cluster),
+            Err(why) => {
+                eprintln!("   attempt {attempt} to start the cluster: {why}");
+                last = why;
+            }
+        }
+    }
+    Err(format!("setup: {ATTEMPTS} attempts to start the cluster failed, the last one: {last}"))
+}
+
 async fn one_run(args: &Args, binary: &Path, scenario: Scenario, via: Via, k: usize) -> RunResult {
-    let mut cluster =
-        AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let mut cluster = match start_cluster(args, binary).await {
+        Ok(c) => c,
+        Err(e) => return RunResult::failed(e),
+    };
     let tag = match via {
         Via::Direct => format!("{}-run{k}", scenario.name()),
         Via::Haproxy => format!("{}-haproxy-run{k}", scenario.name()),
@@ -1088,7 +1112,7 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 async fn wrk_bench(args: &Args, binary: &Path) -> Result<WrkReport, String> {
     let wrk = find_in_path("wrk").ok_or("wrk is missing: apt-get install -y wrk")?;
     eprintln!("== wrk: fresh idle cluster");
-    let cluster = AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let cluster = start_cluster(args, binary).await?;
     let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
         return Err("no primary with streaming replicas".to_owned());
     };
@@ -1254,7 +1278,10 @@ fn print_wrk(args: &Args, wrk: &Result<WrkReport, String>) {
         report.runs.len(),
         report.status_after
     );
-    println!("| run | requests | requests/s | p50 ms | p75 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | agent CPU % of a core | wrk CPU % |");
+    println!(
+        "| run | requests | requests/s | p50 ms | p75 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors \
+         | agent CPU % of a core | wrk CPU % |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ms = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.2}"));
     let mut rates = Vec::new();
@@ -1308,7 +1335,7 @@ struct Footprint {
 
 async fn footprint(args: &Args, binary: &Path, idle_secs: u64) -> Result<Footprint, String> {
     eprintln!("== footprint: fresh idle cluster, {idle_secs} s");
-    let cluster = AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
+    let cluster = start_cluster(args, binary).await?;
     let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
         return Err("no primary with streaming replicas".to_owned());
     };
@@ -1386,7 +1413,9 @@ impl MachineFacts {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         let changed: Vec<&str> = dirty.lines().filter_map(|l| l.get(3..)).collect();
-        let git = if changed.is_empty() {
+        let git = if head.is_empty() {
+            format!("unknown ({} is not a git checkout)", repo.display())
+        } else if changed.is_empty() {
             head
         } else {
             format!("{head} + uncommitted changes in {}", changed.join(", "))
