@@ -8,6 +8,7 @@ use crate::wait_for;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -440,7 +441,18 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-fn free_port() -> u16 {
+/// A port that is free now and that nothing else on the machine is likely to take before our process
+/// binds it: below the kernel's ephemeral range (32768 and up), which `bind(0)` in other tests and every
+/// outgoing connection draw from, in a block of 64 ports chosen by this test process's PID.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let block = 10_000 + (std::process::id() % 350) as u16 * 64;
+    for _ in 0..64 {
+        let port = block + NEXT.fetch_add(1, Ordering::Relaxed) % 64;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 

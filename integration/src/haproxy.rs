@@ -5,10 +5,9 @@
 //! admin socket in the cluster's temp dir; dropping the handle kills it by PID. Server states come from
 //! the stats socket (`show servers state`), read over a [`UnixStream`] (no socat) on a blocking thread.
 
-use crate::agents::AgentCluster;
+use crate::agents::{free_port, AgentCluster};
 use crate::wait_for;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -281,10 +280,6 @@ pub fn parse_servers_state(text: &str) -> std::io::Result<Vec<ServerState>> {
             })
         })
         .collect()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
 }
 
 #[cfg(test)]

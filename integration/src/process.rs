@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use vigil_dcs::NodeId;
@@ -23,8 +22,8 @@ impl ProcessCluster {
     pub fn start(binary: &Path, size: u64) -> std::io::Result<ProcessCluster> {
         let mut members = BTreeMap::new();
         for id in 1..=size {
-            // The port is free when asked; the node binds it again a moment later.
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            // The port is free when asked; the node binds it a moment later.
+            let port = crate::agents::free_port();
             members.insert(id, format!("127.0.0.1:{port}"));
         }
         let http = reqwest::Client::builder().no_proxy().build().map_err(std::io::Error::other)?;
