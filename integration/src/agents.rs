@@ -4,7 +4,7 @@
 //! here and in CI), PostgreSQL runs as the `postgres` OS user. Dropping the cluster kills every agent it
 //! started (by PID) and stops every PostgreSQL server in its directories, also when a test fails.
 
-use crate::wait_for;
+use crate::{strip_ansi, wait_for};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -420,26 +420,6 @@ impl Drop for AgentCluster {
 
 /// The lessor's line when its node, as Raft leader, starts timing leases (`vigil_dcs::raft::lessor`).
 const LESSOR_ACTIVE: &str = "lessor active: this node is the raft leader";
-
-/// `line` without ANSI escape sequences (`ESC [ ... letter`), which the agents' log may carry.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// A port that is free now and that nothing else on the machine is likely to take before our process
 /// binds it: below the kernel's ephemeral range (32768 and up), which `bind(0)` in other tests and every

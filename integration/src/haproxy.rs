@@ -11,7 +11,10 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The read-write backend's name in generated configs.
 pub const PRIMARY_BACKEND: &str = "primary";
@@ -280,6 +283,29 @@ pub fn parse_servers_state(text: &str) -> std::io::Result<Vec<ServerState>> {
             })
         })
         .collect()
+}
+
+/// When the set of servers UP in a backend changed, and to what.
+pub type UpChanges = Vec<(Instant, Vec<String>)>;
+
+/// Reads the servers UP in HAProxy's read-write backend every 20 ms until `stop` (at most `limit`), and
+/// returns every change: when, and which servers were UP from then on.
+pub async fn sample_up(haproxy: Arc<HaProxy>, stop: Arc<AtomicBool>, limit: Duration) -> UpChanges {
+    let mut changes: UpChanges = Vec::new();
+    let started = Instant::now();
+    for _ in 0..limit.as_millis() / 20 + 1 {
+        if stop.load(Ordering::Relaxed) || started.elapsed() >= limit {
+            break;
+        }
+        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
+            up.sort();
+            if changes.last().is_none_or(|(_, last)| *last != up) {
+                changes.push((Instant::now(), up));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    changes
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use vigil_integration::agents::{AgentCluster, PASSWORD};
-use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND, REPLICAS_BACKEND};
-use vigil_integration::{init_tracing, wait_for};
+use vigil_integration::haproxy::{sample_up, HaProxy, PRIMARY_BACKEND, REPLICAS_BACKEND};
+use vigil_integration::{init_tracing, strip_ansi, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The bound on one write attempt through HAProxy (connect, authenticate, insert).
@@ -208,26 +208,6 @@ const REST_WORDS: [&str; 10] = [
     "/primary",
 ];
 
-/// `line` without ANSI escape sequences (`ESC [ ... letter`).
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
     init_tracing();
@@ -308,30 +288,6 @@ async fn post(cluster: &AgentCluster, i: usize, path: &str, body: &str) -> (u16,
         .await
         .expect("POST to the agent");
     (response.status().as_u16(), response.text().await.unwrap_or_default())
-}
-
-/// Reads the servers UP in HAProxy's read-write backend every 20 ms until `stop` (at most `limit`), and
-/// returns every change: when, and which servers were UP from then on.
-async fn sample_up(
-    haproxy: Arc<HaProxy>,
-    stop: Arc<AtomicBool>,
-    limit: Duration,
-) -> Vec<(Instant, Vec<String>)> {
-    let mut changes: Vec<(Instant, Vec<String>)> = Vec::new();
-    let started = Instant::now();
-    for _ in 0..limit.as_millis() / 20 + 1 {
-        if stop.load(Ordering::Relaxed) || started.elapsed() >= limit {
-            break;
-        }
-        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
-            up.sort();
-            if changes.last().is_none_or(|(_, last)| *last != up) {
-                changes.push((Instant::now(), up));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    changes
 }
 
 /// A planned switchover with the writer on HAProxy's read-write port and asynchronous replication (the

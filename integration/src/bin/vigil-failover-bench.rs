@@ -51,7 +51,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vigil_integration::agents::{AgentCluster, PASSWORD, PG_BIN};
-use vigil_integration::haproxy::{find_haproxy_binary, HaProxy, PRIMARY_BACKEND};
+use vigil_integration::haproxy::{find_haproxy_binary, sample_up, HaProxy, PRIMARY_BACKEND};
+use vigil_integration::strip_ansi;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
@@ -331,28 +332,6 @@ async fn one_run(args: &Args, binary: &Path, scenario: Scenario, via: Via, k: us
     result
 }
 
-/// HAProxy's read-write backend as sampled during a run: every change of the set of servers UP.
-type UpChanges = Vec<(Instant, Vec<String>)>;
-
-/// Reads the servers UP in HAProxy's read-write backend every 20 ms until `stop` (at most `limit`).
-async fn sample_haproxy(haproxy: Arc<HaProxy>, limit: Duration, stop: Arc<AtomicBool>) -> UpChanges {
-    let mut changes: UpChanges = Vec::new();
-    let started = Instant::now();
-    for _ in 0..limit.as_millis() / 20 + 1 {
-        if stop.load(Ordering::SeqCst) || started.elapsed() >= limit {
-            break;
-        }
-        if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
-            up.sort();
-            if changes.last().is_none_or(|(_, last)| *last != up) {
-                changes.push((Instant::now(), up));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    changes
-}
-
 /// Starts HAProxy in front of `cluster` and waits (up to `timeout`) until its read-write backend has
 /// exactly `primary` UP.
 async fn start_haproxy(cluster: &AgentCluster, primary: usize, timeout: Duration) -> Result<HaProxy, String> {
@@ -466,7 +445,7 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
     let sample_stop = Arc::new(AtomicBool::new(false));
     let sampler = haproxy.as_ref().map(|h| {
         let limit = Duration::from_secs(args.run_timeout_secs + args.confirm_secs + 10);
-        tokio::spawn(sample_haproxy(h.clone(), limit, sample_stop.clone()))
+        tokio::spawn(sample_up(h.clone(), sample_stop.clone(), limit))
     });
 
     // The fault.
@@ -1030,23 +1009,6 @@ fn field_ms(text: &str, key: &str) -> Option<f64> {
     let start = text.find(key)? + key.len();
     let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `2026-01-02T03:04:05.123456Z` → seconds since midnight UTC.
