@@ -74,14 +74,30 @@ impl AgentCluster {
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
     ) -> AgentCluster {
+        let ports: Vec<(u16, u16, u16)> =
+            (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
+        AgentCluster::start_on_ports(binary, &ports, extra, extra_dcs)
+    }
+
+    /// [`start_with_binary`](Self::start_with_binary) on given ports: `(PostgreSQL, REST API, Raft)` per
+    /// node (e.g. the same ports for every cluster of a benchmark).
+    pub fn start_on_ports(
+        binary: PathBuf,
+        ports: &[(u16, u16, u16)],
+        extra: impl Fn(usize) -> String,
+        extra_dcs: &str,
+    ) -> AgentCluster {
+        let size = ports.len();
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
-        let nodes = (0..size)
-            .map(|i| AgentNode {
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(pg_port, api_port, raft_port))| AgentNode {
                 name: format!("node{}", i + 1),
-                pg_port: free_port(),
-                api_port: free_port(),
-                raft_port: free_port(),
+                pg_port,
+                api_port,
+                raft_port,
                 extra_yaml: extra(i),
                 child: None,
             })

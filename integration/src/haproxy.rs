@@ -6,6 +6,7 @@
 //! the stats socket (`show servers state`), read over a [`UnixStream`] (no socat) on a blocking thread.
 
 use crate::agents::{free_port, AgentCluster};
+use crate::managed::{ManagedCluster, Member};
 use crate::wait_for;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -83,8 +84,13 @@ pub struct HaProxy {
 /// on 127.0.0.1, the admin socket at `socket`, one server per node (PostgreSQL's port, checked on the REST
 /// API's port).
 pub fn config(cluster: &AgentCluster, rw_port: u16, ro_port: u16, socket: &Path) -> String {
-    let servers: String = cluster
-        .nodes
+    let members: Vec<Member> = cluster.members();
+    config_for(&members, rw_port, ro_port, socket)
+}
+
+/// [`config`] for any cluster's `members` (PostgreSQL's port, checked on the manager's REST port).
+pub fn config_for(members: &[Member], rw_port: u16, ro_port: u16, socket: &Path) -> String {
+    let servers: String = members
         .iter()
         .map(|n| format!("    server {} 127.0.0.1:{} check port {}\n", n.name, n.pg_port, n.api_port))
         .collect();
@@ -127,12 +133,18 @@ impl HaProxy {
     /// Writes a config for `cluster` (free ports, files under `<cluster dir>/haproxy`), validates it with
     /// `haproxy -c`, starts `haproxy -f cfg -db` and waits until its admin socket answers.
     pub async fn start(cluster: &AgentCluster) -> HaProxy {
-        let dir = cluster.dir().join("haproxy");
+        let members: Vec<Member> = cluster.members();
+        HaProxy::start_for(cluster.dir(), &members, free_port(), free_port()).await
+    }
+
+    /// [`start`](Self::start) in front of any cluster's `members`, on the given ports, with its files
+    /// under `<dir>/haproxy` (e.g. the same config for every manager a benchmark compares).
+    pub async fn start_for(dir: &Path, members: &[Member], rw_port: u16, ro_port: u16) -> HaProxy {
+        let dir = dir.join("haproxy");
         std::fs::create_dir_all(&dir).expect("haproxy dir");
         let socket = dir.join("admin.sock");
-        let (rw_port, ro_port) = (free_port(), free_port());
         let file = dir.join("haproxy.cfg");
-        std::fs::write(&file, config(cluster, rw_port, ro_port, &socket)).expect("write haproxy.cfg");
+        std::fs::write(&file, config_for(members, rw_port, ro_port, &socket)).expect("write haproxy.cfg");
 
         let binary = haproxy_binary();
         let check = Command::new(&binary).arg("-c").arg("-f").arg(&file).output().expect("run haproxy -c");

@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod cluster;
 pub mod haproxy;
+pub mod managed;
+pub mod patroni;
 pub mod process;
 
 use axum::Router;

@@ -50,9 +50,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-use vigil_integration::agents::{AgentCluster, PASSWORD, PG_BIN};
+use vigil_integration::agents::{free_port, AgentCluster, PASSWORD, PG_BIN};
 use vigil_integration::haproxy::{find_haproxy_binary, sample_up, HaProxy, PRIMARY_BACKEND};
+use vigil_integration::managed::{self, ClusterPorts, ManagedCluster, Member};
+use vigil_integration::patroni::{PatroniCluster, PatroniTiming};
 use vigil_integration::strip_ansi;
+
+#[path = "failover/compare.rs"]
+mod compare;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
@@ -64,6 +69,9 @@ enum ScenarioArg {
     Wrk,
     /// The two crash scenarios, node-crash and postgres-crash.
     All,
+    /// The three faults with both writers at once (`--via together`), then the idle footprint and wrk
+    /// on one idle cluster: what `bench/compare.sh` runs for every manager.
+    Compare,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +92,9 @@ impl Scenario {
 
     fn what(self) -> &'static str {
         match self {
-            Scenario::NodeCrash => "kill -9 of the primary's agent and postmaster",
+            Scenario::NodeCrash => "kill -9 of the primary's manager and postmaster",
             Scenario::PostgresCrash => "kill -9 of the primary's postmaster",
-            Scenario::Switchover => "POST /switchover {leader, candidate} to the primary's agent",
+            Scenario::Switchover => "POST /switchover {leader, candidate} to the primary's manager",
         }
     }
 }
@@ -99,6 +107,8 @@ enum ViaArg {
     Haproxy,
     /// Every run set twice: direct, then through HAProxy.
     Both,
+    /// Both writers at once in the same runs, each with its own connections and rows.
+    Together,
 }
 
 /// The writer's path to the primary.
@@ -117,9 +127,42 @@ impl Via {
     }
 }
 
+/// The failover manager of the clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ManagerArg {
+    /// Vigil agents with their default timing (ttl 3 s, loop_wait 1 s).
+    Vigil,
+    /// Patroni (`--patroni-bin`) with its default timing and a single-node etcd (`--etcd`).
+    Patroni,
+    /// Patroni at the fastest timing its validator accepts (ttl 20, loop_wait 1, retry_timeout 3).
+    PatroniFast,
+}
+
+impl ManagerArg {
+    fn name(self) -> &'static str {
+        match self {
+            ManagerArg::Vigil => "vigil",
+            ManagerArg::Patroni => "patroni",
+            ManagerArg::PatroniFast => "patroni-fast",
+        }
+    }
+
+    /// What it is, with its timing, for the report.
+    fn label(self) -> &'static str {
+        match self {
+            ManagerArg::Vigil => "Vigil, default timing (ttl 3 s, loop_wait 1 s, retry_timeout 0.75 s)",
+            ManagerArg::Patroni => "Patroni, default timing (ttl 30, loop_wait 10, retry_timeout 10)",
+            ManagerArg::PatroniFast => {
+                "Patroni, fastest accepted timing (ttl 20, loop_wait 1, retry_timeout 3)"
+            }
+        }
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
-    about = "Write-unavailability window of a real Vigil + PostgreSQL cluster after a crash or switchover"
+    about = "Write-unavailability window of a real PostgreSQL cluster under Vigil (or Patroni) after a crash \
+             or switchover"
 )]
 struct Args {
     /// Runs per scenario (a fresh cluster each).
@@ -128,9 +171,20 @@ struct Args {
     /// Which fault to inject (or `wrk`: REST throughput only).
     #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
     scenario: ScenarioArg,
-    /// The writer's path: default `both` for switchover, `direct` for the crash scenarios.
+    /// The writer's path: default `together` for compare, `both` for switchover, `direct` for the crash
+    /// scenarios.
     #[arg(long, value_enum)]
     via: Option<ViaArg>,
+    /// The managers to measure, one after the other on the same ports (comma-separated); with more than
+    /// one the report starts with a side-by-side table.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "vigil")]
+    manager: Vec<ManagerArg>,
+    /// The directory holding the `patroni` executable (a virtualenv's `bin`), for the Patroni managers.
+    #[arg(long)]
+    patroni_bin: Option<PathBuf>,
+    /// The `etcd` executable, Patroni's DCS.
+    #[arg(long, default_value = "etcd")]
+    etcd: PathBuf,
     /// Nodes per cluster.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -153,10 +207,10 @@ struct Args {
     #[arg(long, default_value_t = 120)]
     settle_secs: u64,
     /// Length of the idle-footprint window, in seconds (0: skip the footprint part); default 30 with the
-    /// crash scenarios, 0 with switchover and wrk.
+    /// crash scenarios, 60 with compare, 0 with switchover and wrk.
     #[arg(long)]
     idle_secs: Option<u64>,
-    /// wrk runs (`--scenario wrk`), one after the other against the same idle cluster.
+    /// wrk runs (`--scenario wrk` or `compare`), one after the other against the same idle cluster.
     #[arg(long, default_value_t = 3)]
     wrk_runs: usize,
     /// wrk's threads (`-t`).
@@ -168,13 +222,13 @@ struct Args {
     /// wrk's duration in seconds (`-d`).
     #[arg(long, default_value_t = 10)]
     wrk_secs: u64,
-    /// Where the agent logs of failed runs are copied (and of every run with --keep-logs).
+    /// Where the manager logs of failed runs are copied (and of every run with --keep-logs).
     #[arg(long, default_value = "/tmp/vigil-failover-bench")]
     log_dir: PathBuf,
-    /// Copy the agent logs of every run, not only of failed ones.
+    /// Copy the manager logs of every run, not only of failed ones.
     #[arg(long)]
     keep_logs: bool,
-    /// Print every agent log line of the failover window to stderr.
+    /// Print every manager log line of the failover window to stderr.
     #[arg(long)]
     timeline: bool,
     /// The `vigil` binary; default: the one next to this binary.
@@ -189,9 +243,18 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     let limit = Duration::from_secs(args.max_secs);
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vigil-failover-bench: SIGTERM handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every process a run started belongs to a value dropped when `run` is cancelled here.
     let result = tokio::select! {
         r = tokio::time::timeout(limit, run(&args)) => r.unwrap_or_else(|_| Err(format!("gave up after {limit:?}"))),
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        _ = terminate.recv() => Err("terminated".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -202,62 +265,122 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Which manager a cluster runs, the binaries, and the ports every cluster of a comparison shares.
+struct Target {
+    manager: ManagerArg,
+    vigil: PathBuf,
+    /// `Some` when comparing managers: every cluster and HAProxy on these ports.
+    ports: Option<ClusterPorts>,
+}
+
+/// Everything measured for one manager.
+struct ManagerReport {
+    manager: ManagerArg,
+    results: Vec<(Scenario, Via, Vec<RunResult>)>,
+    wrk: Option<Result<WrkReport, String>>,
+    footprint: Option<Result<Footprint, String>>,
+}
+
 async fn run(args: &Args) -> Result<(), String> {
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".to_owned());
     }
-    let binary = match &args.vigil_binary {
+    let vigil = match &args.vigil_binary {
         Some(b) => b.clone(),
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("vigil"),
     };
-    if !binary.is_file() {
+    if args.manager.contains(&ManagerArg::Vigil) && !vigil.is_file() {
         return Err(format!(
             "{} is missing: cargo build --release -p vigil-agent -p vigil-integration --bins",
-            binary.display()
+            vigil.display()
         ));
     }
-    let facts_start = MachineFacts::collect();
+    let patroni = args.manager.iter().any(|m| *m != ManagerArg::Vigil);
+    if patroni && !args.patroni_bin.as_ref().is_some_and(|b| b.join("patroni").is_file()) {
+        return Err(
+            "the Patroni managers need --patroni-bin DIR holding `patroni` (bench/compare.sh)".to_owned()
+        );
+    }
+    let facts_start = MachineFacts::collect(args, patroni);
     let scenarios = match args.scenario {
         ScenarioArg::NodeCrash => vec![Scenario::NodeCrash],
         ScenarioArg::PostgresCrash => vec![Scenario::PostgresCrash],
         ScenarioArg::Switchover => vec![Scenario::Switchover],
         ScenarioArg::Wrk => Vec::new(),
         ScenarioArg::All => vec![Scenario::NodeCrash, Scenario::PostgresCrash],
+        ScenarioArg::Compare => vec![Scenario::NodeCrash, Scenario::PostgresCrash, Scenario::Switchover],
     };
-    let vias = |scenario: Scenario| match (args.via, scenario) {
-        (Some(ViaArg::Direct), _) => vec![Via::Direct],
-        (Some(ViaArg::Haproxy), _) => vec![Via::Haproxy],
-        (Some(ViaArg::Both), _) | (None, Scenario::Switchover) => vec![Via::Direct, Via::Haproxy],
-        (None, _) => vec![Via::Direct],
+    let vias = |scenario: Scenario| match (args.via, scenario, args.scenario) {
+        (Some(ViaArg::Direct), _, _) => vec![vec![Via::Direct]],
+        (Some(ViaArg::Haproxy), _, _) => vec![vec![Via::Haproxy]],
+        (Some(ViaArg::Together), _, _) | (None, _, ScenarioArg::Compare) => {
+            vec![vec![Via::Direct, Via::Haproxy]]
+        }
+        (Some(ViaArg::Both), _, _) | (None, Scenario::Switchover, _) => {
+            vec![vec![Via::Direct], vec![Via::Haproxy]]
+        }
+        (None, _, _) => vec![vec![Via::Direct]],
     };
-    let sets: Vec<(Scenario, Via)> =
+    // Each set: a scenario and the writers that run together in each of its runs.
+    let sets: Vec<(Scenario, Vec<Via>)> =
         scenarios.iter().flat_map(|s| vias(*s).into_iter().map(move |v| (*s, v))).collect();
-    if sets.iter().any(|(_, v)| *v == Via::Haproxy) && find_haproxy_binary().is_none() {
+    if sets.iter().any(|(_, v)| v.contains(&Via::Haproxy)) && find_haproxy_binary().is_none() {
         return Err("haproxy is missing: apt-get install -y haproxy".to_owned());
     }
-    let mut results: Vec<(Scenario, Via, Vec<RunResult>)> = Vec::new();
-    for (scenario, via) in sets.into_iter().filter(|_| args.runs > 0) {
-        let mut runs = Vec::new();
-        for k in 1..=args.runs {
-            eprintln!("== {} via {} run {k}/{}", scenario.name(), via.name(), args.runs);
-            let result = one_run(args, &binary, scenario, via, k).await;
-            match &result.outcome {
-                Ok(w) => eprintln!("   window {:.3} s", w.as_secs_f64()),
-                Err(e) => eprintln!("   FAILED: {e}"),
-            }
-            runs.push(result);
-        }
-        results.push((scenario, via, runs));
+    let ports = (args.manager.len() > 1 || patroni).then(|| ClusterPorts::pick(args.nodes));
+    let mut reports = Vec::new();
+    for manager in &args.manager {
+        let target = Target { manager: *manager, vigil: vigil.clone(), ports: ports.clone() };
+        reports.push(run_manager(args, &target, &sets).await);
     }
-    let wrk = if args.scenario == ScenarioArg::Wrk { Some(wrk_bench(args, &binary).await) } else { None };
+    let load_end = loadavg();
+    if reports.len() > 1 {
+        compare::print_comparison(args, &reports);
+    }
+    for report in &reports {
+        if reports.len() > 1 {
+            println!("\n# {}\n", report.manager.label());
+        }
+        print_report(args, report);
+    }
+    print_machine(&facts_start, &load_end);
+    Ok(())
+}
+
+/// Every scenario's runs, then the idle measurements, for one manager.
+async fn run_manager(args: &Args, target: &Target, sets: &[(Scenario, Vec<Via>)]) -> ManagerReport {
+    let manager = target.manager;
+    let mut results: Vec<(Scenario, Via, Vec<RunResult>)> = Vec::new();
+    for (scenario, vias) in sets.iter().filter(|_| args.runs > 0) {
+        let mut runs: Vec<Vec<RunResult>> = vias.iter().map(|_| Vec::new()).collect();
+        for k in 1..=args.runs {
+            let names: Vec<&str> = vias.iter().map(|v| v.name()).collect();
+            eprintln!(
+                "== {}: {} via {} run {k}/{}",
+                manager.name(),
+                scenario.name(),
+                names.join("+"),
+                args.runs
+            );
+            let outcome = one_run(args, target, *scenario, vias, k).await;
+            for (i, result) in outcome.into_iter().enumerate() {
+                match &result.outcome {
+                    Ok(w) => eprintln!("   {}: window {:.3} s", vias[i].name(), w.as_secs_f64()),
+                    Err(e) => eprintln!("   {}: FAILED: {e}", vias[i].name()),
+                }
+                runs[i].push(result);
+            }
+        }
+        results.extend(vias.iter().zip(runs).map(|(via, runs)| (*scenario, *via, runs)));
+    }
     let idle_secs = args.idle_secs.unwrap_or(match args.scenario {
         ScenarioArg::Switchover | ScenarioArg::Wrk => 0,
+        ScenarioArg::Compare => 60,
         _ => 30,
     });
-    let footprint = if idle_secs > 0 { Some(footprint(args, &binary, idle_secs).await) } else { None };
-    let load_end = loadavg();
-    print_report(args, &facts_start, &load_end, &results, wrk.as_ref(), footprint.as_ref());
-    Ok(())
+    let wants_wrk = matches!(args.scenario, ScenarioArg::Wrk | ScenarioArg::Compare);
+    let (footprint, wrk) = idle_checks(args, target, idle_secs, wants_wrk).await;
+    ManagerReport { manager, results, wrk, footprint }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -292,17 +415,20 @@ impl RunResult {
     }
 }
 
-/// A fresh cluster whose agents all started, in up to 3 attempts: `free_port` may hand out one port twice
-/// (the agent then refuses its config) or another process may take it first (the agent cannot bind it),
-/// and such an agent exits at once.
-async fn start_cluster(args: &Args, binary: &Path) -> Result<AgentCluster, String> {
+/// A fresh cluster whose managers all started, in up to 3 attempts: a port may be taken by another
+/// process before the manager binds it (`free_port` may even hand out one port twice), and such a
+/// manager exits at once.
+async fn start_cluster(args: &Args, target: &Target) -> Result<Box<dyn ManagedCluster>, String> {
     const ATTEMPTS: usize = 3;
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
-        let mut cluster =
-            AgentCluster::start_with_binary(binary.to_path_buf(), args.nodes, |_| String::new(), "");
-        match cluster.agents_started(Duration::from_secs(30)).await {
-            Ok(()) => return Ok(cluster),
+        let started = match target.manager {
+            ManagerArg::Vigil => start_vigil(args, target).await,
+            ManagerArg::Patroni => start_patroni(args, target, PatroniTiming::DEFAULT).await,
+            ManagerArg::PatroniFast => start_patroni(args, target, PatroniTiming::FASTEST).await,
+        };
+        match started {
+            Ok(cluster) => return Ok(cluster),
             Err(why) => {
                 eprintln!("   attempt {attempt} to start the cluster: {why}");
                 last = why;
@@ -312,31 +438,65 @@ async fn start_cluster(args: &Args, binary: &Path) -> Result<AgentCluster, Strin
     Err(format!("setup: {ATTEMPTS} attempts to start the cluster failed, the last one: {last}"))
 }
 
-async fn one_run(args: &Args, binary: &Path, scenario: Scenario, via: Via, k: usize) -> RunResult {
-    let mut cluster = match start_cluster(args, binary).await {
+async fn start_vigil(args: &Args, target: &Target) -> Result<Box<dyn ManagedCluster>, String> {
+    let binary = target.vigil.clone();
+    let mut cluster = match &target.ports {
+        Some(p) => {
+            let ports: Vec<(u16, u16, u16)> =
+                p.members.iter().map(|m| (m.pg_port, m.api_port, m.store_port)).collect();
+            AgentCluster::start_on_ports(binary, &ports, |_| String::new(), "")
+        }
+        None => AgentCluster::start_with_binary(binary, args.nodes, |_| String::new(), ""),
+    };
+    cluster.agents_started(Duration::from_secs(30)).await?;
+    Ok(Box::new(cluster))
+}
+
+async fn start_patroni(
+    args: &Args,
+    target: &Target,
+    timing: PatroniTiming,
+) -> Result<Box<dyn ManagedCluster>, String> {
+    let ports = target.ports.clone().unwrap_or_else(|| ClusterPorts::pick(args.nodes));
+    let bin = args.patroni_bin.as_deref().ok_or("--patroni-bin is missing")?;
+    let mut cluster =
+        PatroniCluster::start(bin, &args.etcd, &ports, timing).map_err(|e| format!("start Patroni: {e}"))?;
+    cluster.started(Duration::from_secs(30)).await?;
+    Ok(Box::new(cluster))
+}
+
+/// One run: a fresh cluster, the writers `vias` (at once), the fault; a result per writer.
+async fn one_run(args: &Args, target: &Target, scenario: Scenario, vias: &[Via], k: usize) -> Vec<RunResult> {
+    let mut cluster = match start_cluster(args, target).await {
         Ok(c) => c,
-        Err(e) => return RunResult::failed(e),
+        Err(e) => return vias.iter().map(|_| RunResult::failed(e.clone())).collect(),
     };
-    let tag = match via {
-        Via::Direct => format!("{}-run{k}", scenario.name()),
-        Via::Haproxy => format!("{}-haproxy-run{k}", scenario.name()),
-    };
-    let result = measure(args, &mut cluster, scenario, via).await;
-    if result.outcome.is_err() || result.lost.is_some_and(|l| l > 0) || args.keep_logs {
-        match keep_logs(&cluster, &args.log_dir.join(&tag)) {
-            Ok(dir) => eprintln!("   agent logs of {tag} copied to {}", dir.display()),
-            Err(e) => eprintln!("   could not copy the agent logs of {tag}: {e}"),
+    let tag = format!("{}-{}-run{k}", target.manager.name(), scenario.name());
+    let results = measure(args, target, cluster.as_mut(), scenario, vias).await;
+    let bad = results.iter().any(|r| r.outcome.is_err() || r.lost.is_some_and(|l| l > 0));
+    if bad || args.keep_logs {
+        match keep_logs(cluster.as_ref(), &args.log_dir.join(&tag)) {
+            Ok(dir) => eprintln!("   logs of {tag} copied to {}", dir.display()),
+            Err(e) => eprintln!("   could not copy the logs of {tag}: {e}"),
         }
     }
     drop(cluster);
-    result
+    results
 }
 
-/// Starts HAProxy in front of `cluster` and waits (up to `timeout`) until its read-write backend has
-/// exactly `primary` UP.
-async fn start_haproxy(cluster: &AgentCluster, primary: usize, timeout: Duration) -> Result<HaProxy, String> {
-    let haproxy = HaProxy::start(cluster).await;
-    let want = vec![cluster.nodes[primary].name.clone()];
+/// Starts HAProxy in front of `cluster` (on the shared ports when comparing) and waits (up to `timeout`)
+/// until its read-write backend has exactly `primary` UP.
+async fn start_haproxy(
+    cluster: &dyn ManagedCluster,
+    target: &Target,
+    primary: usize,
+    timeout: Duration,
+) -> Result<HaProxy, String> {
+    let members = cluster.members();
+    let (rw, ro) =
+        target.ports.as_ref().map_or_else(|| (free_port(), free_port()), |p| (p.haproxy_rw, p.haproxy_ro));
+    let haproxy = HaProxy::start_for(cluster.dir(), &members, rw, ro).await;
+    let want = vec![members[primary].name.clone()];
     let started = Instant::now();
     for _ in 0..timeout.as_millis() / 20 + 1 {
         if let Ok(mut up) = haproxy.up_servers(PRIMARY_BACKEND).await {
@@ -382,27 +542,33 @@ async fn post_switchover(api_port: u16, leader: String, candidate: String) -> Sw
     }
 }
 
-async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, via: Via) -> RunResult {
-    let settle = Duration::from_secs(args.settle_secs);
-    let Some(primary) = settled(cluster, settle).await else {
-        return RunResult::failed(format!("setup: no primary with streaming replicas within {settle:?}"));
-    };
-    let create = "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY, \
-                  at timestamptz NOT NULL DEFAULT clock_timestamp())";
-    if let Err(e) = cluster.query(primary, create).await {
-        return RunResult::failed(format!("setup: create table: {}", pg_error(&e)));
-    }
-    let haproxy = match via {
-        Via::Direct => None,
-        Via::Haproxy => match start_haproxy(cluster, primary, Duration::from_secs(30)).await {
-            Ok(h) => Some(Arc::new(h)),
-            Err(e) => return RunResult::failed(e),
-        },
-    };
+/// One writer of a run: its path and what it recorded.
+struct Probe {
+    via: Via,
+    log: Arc<Mutex<WriterLog>>,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
 
-    let conn = match &haproxy {
-        None => {
-            let ports: Vec<String> = cluster.nodes.iter().map(|n| n.pg_port.to_string()).collect();
+/// The fault of a run, for the accounting of every writer.
+struct Fault {
+    scenario: Scenario,
+    primary: usize,
+    candidate: usize,
+    at: Instant,
+    /// The switchover call's answer, if any.
+    answer: Option<SwitchoverAnswer>,
+}
+
+/// The libpq connection string of a writer `via`.
+fn connection_string(nodes: &[Member], via: Via, haproxy: Option<&HaProxy>) -> String {
+    match (via, haproxy) {
+        (Via::Haproxy, Some(h)) => format!(
+            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=1",
+            h.rw_port
+        ),
+        _ => {
+            let ports: Vec<String> = nodes.iter().map(|n| n.pg_port.to_string()).collect();
             let hosts = vec!["127.0.0.1"; ports.len()].join(",");
             format!(
                 "host={hosts} port={} user=postgres password={PASSWORD} dbname=postgres \
@@ -410,35 +576,76 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
                 ports.join(",")
             )
         }
-        Some(h) => format!(
-            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=1",
-            h.rw_port
-        ),
+    }
+}
+
+/// Runs the writers `vias` at once against a settled `cluster`, injects the fault and accounts for each
+/// writer: one result per writer, in the order of `vias`.
+async fn measure(
+    args: &Args,
+    target: &Target,
+    cluster: &mut dyn ManagedCluster,
+    scenario: Scenario,
+    vias: &[Via],
+) -> Vec<RunResult> {
+    let all_failed = |e: String| vias.iter().map(|_| RunResult::failed(e.clone())).collect::<Vec<_>>();
+    let nodes = cluster.members();
+    let settle = Duration::from_secs(args.settle_secs);
+    let Some(primary) = settled(&nodes, settle).await else {
+        return all_failed(format!("setup: no primary with streaming replicas within {settle:?}"));
     };
-    let log = Arc::new(Mutex::new(WriterLog::default()));
-    let stop = Arc::new(AtomicBool::new(false));
+    let create = "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY, \
+                  at timestamptz NOT NULL DEFAULT clock_timestamp())";
+    if let Err(e) = managed::query(nodes[primary].pg_port, create).await {
+        return all_failed(format!("setup: create table: {}", pg_error(&e)));
+    }
+    let haproxy = if vias.contains(&Via::Haproxy) {
+        match start_haproxy(cluster, target, primary, Duration::from_secs(30)).await {
+            Ok(h) => Some(Arc::new(h)),
+            Err(e) => return all_failed(e),
+        }
+    } else {
+        None
+    };
+
     let budget = Duration::from_secs(args.steady_secs + args.run_timeout_secs + args.confirm_secs + 10);
-    let writer = Writer {
-        conn,
-        every: Duration::from_millis(args.write_every_ms.max(1)),
-        attempt: Duration::from_millis(args.attempt_ms.max(1)),
-        deadline: Instant::now() + budget,
-    };
-    let task = tokio::spawn(writer.run(log.clone(), stop.clone()));
+    let probes: Vec<Probe> = vias
+        .iter()
+        .enumerate()
+        .map(|(k, via)| {
+            let log = Arc::new(Mutex::new(WriterLog::default()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let writer = Writer {
+                conn: connection_string(&nodes, *via, haproxy.as_deref()),
+                every: Duration::from_millis(args.write_every_ms.max(1)),
+                attempt: Duration::from_millis(args.attempt_ms.max(1)),
+                deadline: Instant::now() + budget,
+                // Each writer its own ids in the one table.
+                first_id: k as i64 * 1_000_000_000,
+            };
+            let task = tokio::spawn(writer.run(log.clone(), stop.clone()));
+            Probe { via: *via, log, stop, task }
+        })
+        .collect();
 
     // Steady writes.
     tokio::time::sleep(Duration::from_secs(args.steady_secs)).await;
-    let steady_acks = {
-        let log = log.lock().expect("writer log");
-        let since = Instant::now() - Duration::from_secs(1);
-        log.acks.iter().filter(|a| a.at >= since).count()
-    };
     let expected = 1000 / args.write_every_ms.max(1) as usize;
-    if steady_acks < expected / 2 {
-        stop_writer(&stop, task).await;
-        return RunResult::failed(format!(
-            "setup: only {steady_acks} writes acknowledged in the last second before the fault"
-        ));
+    let since = Instant::now() - Duration::from_secs(1);
+    let slow = probes.iter().find_map(|p| {
+        let acks = p.log.lock().expect("writer log").acks.iter().filter(|a| a.at >= since).count();
+        (acks < expected / 2).then(|| {
+            format!(
+                "setup: only {acks} writes via {} acknowledged in the last second before the fault",
+                p.via.name()
+            )
+        })
+    });
+    if let Some(why) = slow {
+        for p in probes {
+            stop_writer(&p.stop, p.task).await;
+        }
+        return all_failed(why);
     }
 
     // HAProxy's view, sampled from just before the fault.
@@ -449,59 +656,57 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
     });
 
     // The fault.
-    let fault_gen = log.lock().expect("writer log").generation;
+    let fault_gens: Vec<u32> = probes.iter().map(|p| p.log.lock().expect("writer log").generation).collect();
     let old_postmaster = cluster.postmaster_pid(primary);
     let watch_stop = Arc::new(AtomicBool::new(false));
     let watcher = old_postmaster.map(|pid| {
-        let pidfile = cluster.home(primary).join("pg/postmaster.pid");
+        let pidfile = cluster.data_dir(primary).join("postmaster.pid");
         let limit = Duration::from_secs(args.run_timeout_secs + args.confirm_secs);
         tokio::spawn(watch_postmaster(pid, pidfile, limit, watch_stop.clone()))
     });
-    let candidate = (0..cluster.nodes.len()).find(|i| *i != primary).unwrap_or(primary);
+    let candidate = (0..nodes.len()).find(|i| *i != primary).unwrap_or(primary);
     let fault_wall = SystemTime::now();
     let fault_at = Instant::now();
     let mut switchover_call = None;
     match scenario {
         Scenario::NodeCrash => {
-            cluster.signal_agent(primary, libc::SIGKILL);
+            cluster.kill_manager(primary);
             cluster.kill_postgres(primary);
         }
         Scenario::PostgresCrash => cluster.kill_postgres(primary),
         Scenario::Switchover => {
-            let (leader, to) = (cluster.nodes[primary].name.clone(), cluster.nodes[candidate].name.clone());
-            switchover_call =
-                Some(tokio::spawn(post_switchover(cluster.nodes[primary].api_port, leader, to)));
+            let (leader, to) = (nodes[primary].name.clone(), nodes[candidate].name.clone());
+            switchover_call = Some(tokio::spawn(post_switchover(nodes[primary].api_port, leader, to)));
         }
     }
-    let target = match scenario {
-        Scenario::Switchover => {
-            format!("{} → {}", cluster.nodes[primary].name, cluster.nodes[candidate].name)
-        }
-        _ => cluster.nodes[primary].name.clone(),
+    let what = match scenario {
+        Scenario::Switchover => format!("{} → {}", nodes[primary].name, nodes[candidate].name),
+        _ => nodes[primary].name.clone(),
     };
-    eprintln!(
-        "   fault: {} ({target}) at {}, writer via {}",
-        scenario.what(),
-        utc_time(fault_wall),
-        via.name()
-    );
+    eprintln!("   fault: {} ({what}) at {}", scenario.what(), utc_time(fault_wall));
 
-    // Wait for a write on a connection opened after the fault.
+    // Wait for every writer's first write on a connection opened after the fault.
     let timeout = Duration::from_secs(args.run_timeout_secs);
-    let mut first_new: Option<Instant> = None;
-    let polls = args.run_timeout_secs * 50 + 50;
-    for _ in 0..polls {
-        first_new =
-            log.lock().expect("writer log").acks.iter().find(|a| a.generation > fault_gen).map(|a| a.at);
-        if first_new.is_some() || fault_at.elapsed() >= timeout {
+    let first_new = |p: &Probe, gen: u32| {
+        p.log.lock().expect("writer log").acks.iter().find(|a| a.generation > gen).map(|a| a.at)
+    };
+    for _ in 0..args.run_timeout_secs * 50 + 50 {
+        let all = probes.iter().zip(&fault_gens).all(|(p, g)| first_new(p, *g).is_some());
+        if all || fault_at.elapsed() >= timeout {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    if first_new.is_some() {
+    let firsts: Vec<Option<Instant>> =
+        probes.iter().zip(&fault_gens).map(|(p, g)| first_new(p, *g)).collect();
+    if firsts.iter().any(Option::is_some) {
         tokio::time::sleep(Duration::from_secs(args.confirm_secs)).await;
     }
-    stop_writer(&stop, task).await;
+    let mut logs = Vec::new();
+    for p in probes {
+        stop_writer(&p.stop, p.task).await;
+        logs.push((p.via, std::mem::take(&mut *p.log.lock().expect("writer log"))));
+    }
     watch_stop.store(true, Ordering::SeqCst);
     sample_stop.store(true, Ordering::SeqCst);
     let postmaster = match watcher {
@@ -520,57 +725,112 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
         },
         None => None,
     };
-    let log = std::mem::take(&mut *log.lock().expect("writer log"));
 
-    let errors = log.errors_since(fault_at);
-    let late_acks = log.acks.iter().filter(|a| a.generation <= fault_gen && a.at > fault_at).count();
+    // What every writer shares: the managers' milestones, the postmaster's fate, the switchover call.
     let secs = |t: Instant| signed_secs(fault_at, t);
-    let mut notes = Vec::new();
-    let mut extra_phases: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let until = firsts.iter().flatten().map(|t| secs(*t) + 0.5).fold(0.0, f64::max);
+    let until = if firsts.iter().all(Option::is_some) { until } else { timeout.as_secs_f64() };
+    let mut shared = phases(cluster, fault_wall, until, args.timeline);
+    for (name, at) in [
+        ("old postmaster zombie", postmaster.zombie),
+        ("old postmaster reaped", postmaster.gone),
+        ("new postmaster.pid", postmaster.new_pid),
+    ] {
+        if let Some(at) = at {
+            shared.insert(name, secs(at));
+        }
+    }
+    let mut shared_notes = Vec::new();
     if let Some((status, text, at)) = &answer {
         let code = status.map_or("no answer".to_owned(), |c| c.to_string());
-        notes.push(format!("switchover call: {code} at {:+.3} s: {}", secs(*at), text.trim()));
+        shared_notes.push(format!("switchover call: {code} at {:+.3} s: {}", secs(*at), text.trim()));
         if *status == Some(200) {
-            extra_phases.insert("switchover call answered 200", secs(*at));
+            shared.insert("switchover call answered 200", secs(*at));
         }
     }
-    if let Some(h) = &haproxy {
-        let old_name = &cluster.nodes[primary].name;
-        let seen: Vec<String> = up_changes
-            .iter()
-            .map(|(t, up)| {
-                format!("{:+.3} s {}", secs(*t), if up.is_empty() { "none".into() } else { up.join("+") })
-            })
-            .collect();
-        notes.push(format!("HAProxy {PRIMARY_BACKEND} backend UP: {}", seen.join(", ")));
-        let after = |(t, _): &&(Instant, Vec<String>)| *t >= fault_at;
-        let mut first = |name: &'static str, found: Option<&(Instant, Vec<String>)>| {
-            if let Some((t, _)) = found {
-                extra_phases.insert(name, secs(*t));
-            }
-        };
-        first(
-            "haproxy: old primary DOWN",
-            up_changes.iter().filter(after).find(|(_, up)| !up.contains(old_name)),
-        );
-        first(
-            "haproxy: new primary UP",
-            up_changes.iter().filter(after).find(|(_, up)| up.iter().any(|n| n != old_name)),
-        );
-        first("haproxy: no server UP", up_changes.iter().filter(after).find(|(_, up)| up.is_empty()));
-        first("haproxy: 2 servers UP", up_changes.iter().filter(after).find(|(_, up)| up.len() > 1));
-        // The end state.
-        match h.up_servers(PRIMARY_BACKEND).await {
-            Ok(up) if up.len() == 1 => {}
-            Ok(up) => notes.push(format!("HAProxy at the end: {} servers UP: {up:?}", up.len())),
-            Err(e) => notes.push(format!("HAProxy at the end: stats socket: {e}")),
+    let (haproxy_phases, haproxy_notes) = match &haproxy {
+        Some(h) => haproxy_view(h, &up_changes, &nodes[primary].name, fault_at).await,
+        None => (BTreeMap::new(), Vec::new()),
+    };
+    let fault = Fault { scenario, primary, candidate, at: fault_at, answer };
+    let mut results = Vec::new();
+    for (((via, log), gen), first) in logs.into_iter().zip(fault_gens).zip(firsts) {
+        let mut phases = shared.clone();
+        let mut notes = shared_notes.clone();
+        if via == Via::Haproxy {
+            phases.extend(haproxy_phases.clone());
+            notes.extend(haproxy_notes.clone());
         }
+        results.push(account(args, &nodes, &fault, via, log, gen, first, phases, notes).await);
     }
+    drop(haproxy);
+    results
+}
+
+/// HAProxy's read-write backend around the fault: milestones and a note listing every change.
+async fn haproxy_view(
+    h: &HaProxy,
+    up_changes: &[(Instant, Vec<String>)],
+    old_name: &str,
+    fault_at: Instant,
+) -> (BTreeMap<&'static str, f64>, Vec<String>) {
+    let secs = |t: Instant| signed_secs(fault_at, t);
+    let mut phases = BTreeMap::new();
+    let mut notes = Vec::new();
+    let seen: Vec<String> = up_changes
+        .iter()
+        .map(|(t, up)| {
+            format!("{:+.3} s {}", secs(*t), if up.is_empty() { "none".into() } else { up.join("+") })
+        })
+        .collect();
+    notes.push(format!("HAProxy {PRIMARY_BACKEND} backend UP: {}", seen.join(", ")));
+    let after = |(t, _): &&(Instant, Vec<String>)| *t >= fault_at;
+    let mut first = |name: &'static str, found: Option<&(Instant, Vec<String>)>| {
+        if let Some((t, _)) = found {
+            phases.insert(name, secs(*t));
+        }
+    };
+    first(
+        "haproxy: old primary DOWN",
+        up_changes.iter().filter(after).find(|(_, up)| !up.iter().any(|n| n == old_name)),
+    );
+    first(
+        "haproxy: new primary UP",
+        up_changes.iter().filter(after).find(|(_, up)| up.iter().any(|n| n != old_name)),
+    );
+    first("haproxy: no server UP", up_changes.iter().filter(after).find(|(_, up)| up.is_empty()));
+    first("haproxy: 2 servers UP", up_changes.iter().filter(after).find(|(_, up)| up.len() > 1));
+    // The end state.
+    match h.up_servers(PRIMARY_BACKEND).await {
+        Ok(up) if up.len() == 1 => {}
+        Ok(up) => notes.push(format!("HAProxy at the end: {} servers UP: {up:?}", up.len())),
+        Err(e) => notes.push(format!("HAProxy at the end: stats socket: {e}")),
+    }
+    (phases, notes)
+}
+
+/// One writer's result: its window, the acknowledged writes missing on the server it ended on, and
+/// whether it ended where the fault should have sent it.
+#[allow(clippy::too_many_arguments)]
+async fn account(
+    args: &Args,
+    nodes: &[Member],
+    fault: &Fault,
+    via: Via,
+    log: WriterLog,
+    fault_gen: u32,
+    first_new: Option<Instant>,
+    mut phases: BTreeMap<&'static str, f64>,
+    mut notes: Vec<String>,
+) -> RunResult {
+    let secs = |t: Instant| signed_secs(fault.at, t);
+    let errors = log.errors_since(fault.at);
+    let late_acks = log.acks.iter().filter(|a| a.generation <= fault_gen && a.at > fault.at).count();
     let Some(first_new) = first_new else {
+        let timeout = Duration::from_secs(args.run_timeout_secs);
         let mut result = RunResult::failed(format!("no write acknowledged within {timeout:?} of the fault"));
         result.errors = errors;
-        result.phases = phases(cluster, fault_wall, timeout.as_secs_f64(), args.timeline);
-        result.phases.extend(extra_phases);
+        result.phases = phases;
         result.notes = notes;
         return result;
     };
@@ -580,29 +840,18 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
     };
     let window = first_new.duration_since(last_old);
     let confirm_acks = log.acks.iter().filter(|a| a.at > first_new).count();
-
-    let mut phases = phases(cluster, fault_wall, secs(first_new) + 0.5, args.timeline);
-    phases.extend(extra_phases);
     phases.insert("last write before", secs(last_old));
     if let Some(c) = log.connects.iter().find(|c| c.generation > fault_gen) {
         phases.insert("writer connected", secs(c.at));
     }
     phases.insert("first write after", secs(first_new));
-    for (name, at) in [
-        ("old postmaster zombie", postmaster.zombie),
-        ("old postmaster reaped", postmaster.gone),
-        ("new postmaster.pid", postmaster.new_pid),
-    ] {
-        if let Some(at) = at {
-            phases.insert(name, secs(at));
-        }
-    }
 
-    // Every acknowledged insert on the server the writer ended on.
+    // Every acknowledged insert on the server the writer ended on (through HAProxy: the server whose
+    // port `inet_server_port()` named).
     let new_port = log.connects.iter().rev().find_map(|c| c.port);
-    let new_node = new_port.and_then(|p| cluster.nodes.iter().position(|n| n.pg_port == p));
+    let new_node = new_port.and_then(|p| nodes.iter().position(|n| n.pg_port == p));
     let lost = match new_node {
-        Some(i) => match cluster.query(i, "SELECT id FROM bench_writes").await {
+        Some(i) => match managed::query(nodes[i].pg_port, "SELECT id FROM bench_writes").await {
             Ok(rows) => {
                 let present: BTreeSet<i64> = rows.iter().filter_map(|r| r.parse().ok()).collect();
                 let missing: Vec<&Ack> = log.acks.iter().filter(|a| !present.contains(&a.id)).collect();
@@ -624,9 +873,10 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
         None => None,
     };
     eprintln!(
-        "   new primary {}, {} writes in the {} s after, {} acknowledged by the old server after the fault, \
-         {} acknowledged writes lost",
-        new_node.map_or("?", |i| cluster.nodes[i].name.as_str()),
+        "   {}: new primary {}, {} writes in the {} s after, {} acknowledged by the old server after the \
+         fault, {} acknowledged writes lost",
+        via.name(),
+        new_node.map_or("?", |i| nodes[i].name.as_str()),
         confirm_acks,
         args.confirm_secs,
         late_acks,
@@ -636,21 +886,20 @@ async fn measure(args: &Args, cluster: &mut AgentCluster, scenario: Scenario, vi
         eprintln!("   {note}");
     }
     let mut result = RunResult { outcome: Ok(window), phases, lost, late_acks, errors, notes };
-    if new_node == Some(primary) && scenario == Scenario::NodeCrash {
+    if new_node == Some(fault.primary) && fault.scenario == Scenario::NodeCrash {
         result.outcome = Err("the writer ended on the killed node".to_owned());
     }
-    if scenario == Scenario::Switchover {
-        if new_node != Some(candidate) {
-            let ended = new_node.map_or("?", |i| cluster.nodes[i].name.as_str());
+    if fault.scenario == Scenario::Switchover {
+        if new_node != Some(fault.candidate) {
+            let ended = new_node.map_or("?", |i| nodes[i].name.as_str());
             result.outcome = Err(format!(
                 "the writer ended on {ended}, not on the candidate {}",
-                cluster.nodes[candidate].name
+                nodes[fault.candidate].name
             ));
-        } else if answer.as_ref().is_none_or(|(status, _, _)| *status != Some(200)) {
+        } else if fault.answer.as_ref().is_none_or(|(status, _, _)| *status != Some(200)) {
             result.outcome = Err("the switchover call did not answer 200".to_owned());
         }
     }
-    drop(haproxy);
     result
 }
 
@@ -710,22 +959,23 @@ async fn stop_writer(stop: &AtomicBool, task: JoinHandle<()>) {
 }
 
 /// Waits up to `timeout` for exactly one node answering 200 on `/primary` and every other one streaming.
-async fn settled(cluster: &AgentCluster, timeout: Duration) -> Option<usize> {
+async fn settled(nodes: &[Member], timeout: Duration) -> Option<usize> {
     let deadline = Instant::now() + timeout;
     let polls = timeout.as_millis() / 100 + 1;
+    let ask = Duration::from_secs(2);
     for _ in 0..polls {
         let mut primaries = Vec::new();
         let mut streaming = 0;
-        for i in 0..cluster.nodes.len() {
-            if cluster.rest(i, "/primary").await.is_some_and(|(code, _)| code == 200) {
+        for (i, node) in nodes.iter().enumerate() {
+            if managed::rest(node.api_port, "/primary", ask).await.is_some_and(|(code, _)| code == 200) {
                 primaries.push(i);
-            } else if let Some((_, s)) = cluster.rest(i, "/patroni").await {
+            } else if let Some((_, s)) = managed::rest(node.api_port, "/patroni", ask).await {
                 if s["role"] == "replica" && s["replication_state"] == "streaming" {
                     streaming += 1;
                 }
             }
         }
-        if primaries.len() == 1 && streaming + 1 == cluster.nodes.len() {
+        if primaries.len() == 1 && streaming + 1 == nodes.len() {
             return Some(primaries[0]);
         }
         if Instant::now() >= deadline {
@@ -736,16 +986,19 @@ async fn settled(cluster: &AgentCluster, timeout: Duration) -> Option<usize> {
     None
 }
 
-fn keep_logs(cluster: &AgentCluster, to: &Path) -> std::io::Result<PathBuf> {
+/// Copies the managers' logs, HAProxy's and PostgreSQL's (`<data dir>/log`) to `to`.
+fn keep_logs(cluster: &dyn ManagedCluster, to: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(to)?;
     let haproxy_log = cluster.dir().join("haproxy/haproxy.log");
     if haproxy_log.is_file() {
         std::fs::copy(haproxy_log, to.join("haproxy.log"))?;
     }
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        std::fs::copy(cluster.home(i).join("agent.log"), to.join(format!("{}-agent.log", node.name)))?;
-        let pg_log = cluster.home(i).join("pg/log");
-        if let Ok(entries) = std::fs::read_dir(&pg_log) {
+    for (name, log) in cluster.logs() {
+        let file = log.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        std::fs::copy(&log, to.join(format!("{name}-{file}")))?;
+    }
+    for (i, node) in cluster.members().iter().enumerate() {
+        if let Ok(entries) = std::fs::read_dir(cluster.data_dir(i).join("log")) {
             for entry in entries.flatten().take(20) {
                 let name = format!("{}-pg-{}", node.name, entry.file_name().to_string_lossy());
                 let _ = std::fs::copy(entry.path(), to.join(name));
@@ -800,6 +1053,8 @@ struct Writer {
     every: Duration,
     attempt: Duration,
     deadline: Instant,
+    /// The id after which this writer numbers its rows.
+    first_id: i64,
 }
 
 /// An open connection; its connection task ends with it.
@@ -825,7 +1080,7 @@ impl Writer {
             + 1;
         let mut session: Option<Session> = None;
         let mut generation = 0;
-        let mut next_id: i64 = 0;
+        let mut next_id: i64 = self.first_id;
         let fail = |what: String| {
             let mut log = log.lock().expect("writer log");
             if log.errors.len() < MAX_ERRORS {
@@ -908,14 +1163,18 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
 
 /// Milestones after the fault (seconds, relative to it) found in the agents' logs; with `print`, every
 /// log line from 0.2 s before the fault to `until` goes to stderr.
-fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) -> BTreeMap<&'static str, f64> {
+fn phases(
+    cluster: &dyn ManagedCluster,
+    fault: SystemTime,
+    until: f64,
+    print: bool,
+) -> BTreeMap<&'static str, f64> {
     let fault_sod = seconds_of_day(fault);
     let mut lines: Vec<(f64, String, String)> = Vec::new();
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        for raw in cluster.log(i).lines() {
+    for (name, file) in cluster.logs() {
+        for raw in std::fs::read_to_string(file).unwrap_or_default().lines() {
             let line = strip_ansi(raw);
-            let Some((stamp, rest)) = line.split_once(' ') else { continue };
-            let Some(sod) = parse_time_of_day(stamp) else { continue };
+            let Some((sod, rest)) = split_stamp(&line) else { continue };
             let mut offset = sod - fault_sod;
             if offset > 43_200.0 {
                 offset -= 86_400.0;
@@ -923,7 +1182,7 @@ fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) ->
                 offset += 86_400.0;
             }
             if (-0.2..=until).contains(&offset) {
-                lines.push((offset, node.name.clone(), rest.trim().to_owned()));
+                lines.push((offset, name.clone(), rest.trim().to_owned()));
             }
         }
     }
@@ -984,6 +1243,23 @@ fn phases(cluster: &AgentCluster, fault: SystemTime, until: f64, print: bool) ->
         if text.contains("reason=following the primary") {
             first("a replica follows the new primary", at);
         }
+        // Patroni's messages (patroni/ha.py).
+        if text.contains("promoted self to leader by acquiring session lock") {
+            first("lease held", at);
+            first("promotion decided", at);
+        }
+        if text.contains("promoted self to leader because I had the session lock") {
+            first("promotion decided", at);
+        }
+        if text.contains("starting primary after failure") {
+            first("restart decided", at);
+        }
+        if text.contains("switchover: demoting myself") {
+            first("switchover: primary hands over", at);
+        }
+        if text.contains("Cleaning up failover key") {
+            first("switchover: new holder clears the request", at);
+        }
         if text.contains("starting it in place") {
             first("restart decided", at);
         }
@@ -1011,9 +1287,20 @@ fn field_ms(text: &str, key: &str) -> Option<f64> {
     digits.parse().ok()
 }
 
-/// `2026-01-02T03:04:05.123456Z` → seconds since midnight UTC.
-fn parse_time_of_day(stamp: &str) -> Option<f64> {
-    let time = stamp.split_once('T')?.1.strip_suffix('Z')?;
+/// A log line's time (seconds since midnight UTC) and the rest: Vigil's `2026-01-02T03:04:05.123456Z text`,
+/// Patroni's `2026-01-02 03:04:05,123 INFO: text` (run with TZ=UTC) and etcd's `2026-01-02 03:04:05.123456 I | text`.
+fn split_stamp(line: &str) -> Option<(f64, &str)> {
+    let (first, rest) = line.split_once(' ')?;
+    if let Some(time) = first.split_once('T').and_then(|(_, t)| t.strip_suffix('Z')) {
+        return Some((parse_hms(time)?, rest));
+    }
+    let is_date = first.len() == 10 && first.as_bytes().get(4) == Some(&b'-');
+    let (time, rest) = rest.split_once(' ').filter(|_| is_date)?;
+    Some((parse_hms(&time.replace(',', "."))?, rest))
+}
+
+/// `03:04:05.123` → seconds since midnight.
+fn parse_hms(time: &str) -> Option<f64> {
     let mut parts = time.splitn(3, ':');
     let h: f64 = parts.next()?.parse().ok()?;
     let m: f64 = parts.next()?.parse().ok()?;
@@ -1071,16 +1358,43 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
 
-async fn wrk_bench(args: &Args, binary: &Path) -> Result<WrkReport, String> {
-    let wrk = find_in_path("wrk").ok_or("wrk is missing: apt-get install -y wrk")?;
-    eprintln!("== wrk: fresh idle cluster");
-    let cluster = start_cluster(args, binary).await?;
-    let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
-        return Err("no primary with streaming replicas".to_owned());
+/// The idle footprint (over `idle_secs`; 0: skipped), then wrk (when `wants_wrk`), on one fresh idle
+/// cluster.
+async fn idle_checks(
+    args: &Args,
+    target: &Target,
+    idle_secs: u64,
+    wants_wrk: bool,
+) -> (Option<Result<Footprint, String>>, Option<Result<WrkReport, String>>) {
+    if idle_secs == 0 && !wants_wrk {
+        return (None, None);
+    }
+    eprintln!("== {}: fresh idle cluster for the footprint ({idle_secs} s) and wrk", target.manager.name());
+    let both =
+        |e: String| (Some(Err(e.clone())).filter(|_| idle_secs > 0), Some(Err(e)).filter(|_| wants_wrk));
+    let cluster = match start_cluster(args, target).await {
+        Ok(c) => c,
+        Err(e) => return both(e),
+    };
+    let nodes = cluster.members();
+    let Some(primary) = settled(&nodes, Duration::from_secs(args.settle_secs)).await else {
+        return both("no primary with streaming replicas".to_owned());
     };
     // Let the bootstrap's aftermath (checkpoints, slot creation) pass.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let url = format!("http://127.0.0.1:{}/primary", cluster.nodes[primary].api_port);
+    let footprint = (idle_secs > 0).then(|| footprint(cluster.as_ref(), primary, idle_secs));
+    let footprint = match footprint {
+        Some(f) => Some(f.await),
+        None => None,
+    };
+    let wrk = if wants_wrk { Some(wrk_bench(args, cluster.as_ref(), primary).await) } else { None };
+    (footprint, wrk)
+}
+
+async fn wrk_bench(args: &Args, cluster: &dyn ManagedCluster, primary: usize) -> Result<WrkReport, String> {
+    let wrk = find_in_path("wrk").ok_or("wrk is missing: apt-get install -y wrk")?;
+    let nodes = cluster.members();
+    let url = format!("http://127.0.0.1:{}/primary", nodes[primary].api_port);
     let wrk_args = vec![
         format!("-t{}", args.wrk_threads),
         format!("-c{}", args.wrk_connections),
@@ -1091,7 +1405,7 @@ async fn wrk_bench(args: &Args, binary: &Path) -> Result<WrkReport, String> {
     let command = format!("wrk {}", wrk_args.join(" "));
     // SAFETY: sysconf(3) has no preconditions.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let agent_pid = cluster.agent_pid(primary);
+    let agent_pid = cluster.manager_pid(primary);
     let mut runs = Vec::new();
     for k in 1..=args.wrk_runs {
         eprintln!("   wrk run {k}/{}: {command}", args.wrk_runs);
@@ -1121,11 +1435,13 @@ async fn wrk_bench(args: &Args, binary: &Path) -> Result<WrkReport, String> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     // The cluster after the load: the same primary, the same answer.
-    let status_after = match cluster.rest(primary, "/primary").await {
-        Some((code, _)) => format!("GET /primary on {} after the runs: {code}", cluster.nodes[primary].name),
-        None => format!("GET /primary on {} after the runs: no answer", cluster.nodes[primary].name),
+    let name = &nodes[primary].name;
+    let status_after = match managed::rest(nodes[primary].api_port, "/primary", Duration::from_secs(2)).await
+    {
+        Some((code, _)) => format!("GET /primary on {name} after the runs: {code}"),
+        None => format!("GET /primary on {name} after the runs: no answer"),
     };
-    Ok(WrkReport { command, node: cluster.nodes[primary].name.clone(), status_after, runs })
+    Ok(WrkReport { command, node: name.clone(), status_after, runs })
 }
 
 /// CPU seconds (user + system) of the waited-for children of this process.
@@ -1287,54 +1603,69 @@ fn print_wrk(args: &Args, wrk: &Result<WrkReport, String>) {
 // Footprint.
 
 struct Footprint {
-    /// (role, node, RSS KiB, peak RSS KiB, CPU % of one core, CPU % of its waited-for children)
+    /// `vigil` or `patroni`.
+    manager: &'static str,
+    /// The managers: (role, node, RSS KiB, peak RSS KiB, CPU % of one core, CPU % of its waited-for
+    /// children)
     agents: Vec<(String, String, u64, u64, f64, f64)>,
+    /// Processes the manager needs besides its own (Patroni's etcd): (name, RSS KiB, CPU % of one core).
+    helpers: Vec<(String, u64, f64)>,
     secs: u64,
     ticks_per_sec: i64,
     /// (node, CPU % of one core of its postmaster plus its exited children, i.e. short-lived backends)
     postmasters: Vec<(String, f64)>,
 }
 
-async fn footprint(args: &Args, binary: &Path, idle_secs: u64) -> Result<Footprint, String> {
-    eprintln!("== footprint: fresh idle cluster, {idle_secs} s");
-    let cluster = start_cluster(args, binary).await?;
-    let Some(primary) = settled(&cluster, Duration::from_secs(args.settle_secs)).await else {
-        return Err("no primary with streaming replicas".to_owned());
-    };
-    // Let the bootstrap's aftermath (checkpoints, slot creation) pass.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+async fn footprint(
+    cluster: &dyn ManagedCluster,
+    primary: usize,
+    idle_secs: u64,
+) -> Result<Footprint, String> {
+    let nodes = cluster.members();
     // SAFETY: sysconf(3) has no preconditions.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i64;
-    let pids: Vec<Option<u32>> = (0..cluster.nodes.len()).map(|i| cluster.agent_pid(i)).collect();
+    let pids: Vec<Option<u32>> = (0..nodes.len()).map(|i| cluster.manager_pid(i)).collect();
     let before: Vec<Option<(u64, u64)>> = pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
     let pg_pids: Vec<Option<u32>> =
-        (0..cluster.nodes.len()).map(|i| cluster.postmaster_pid(i).map(|p| p as u32)).collect();
+        (0..nodes.len()).map(|i| cluster.postmaster_pid(i).map(|p| p as u32)).collect();
     let pg_before: Vec<Option<(u64, u64)>> = pg_pids.iter().map(|p| p.and_then(cpu_ticks)).collect();
+    let helpers = cluster.helper_pids();
+    let helpers_before: Vec<Option<(u64, u64)>> = helpers.iter().map(|(_, p)| cpu_ticks(*p)).collect();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let elapsed = started.elapsed().as_secs_f64();
+    let percent = |ticks: u64| ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
     let mut agents = Vec::new();
     for (i, pid) in pids.iter().enumerate() {
         let Some(pid) = *pid else { continue };
         let (Some(b), Some(a)) = (before[i], cpu_ticks(pid)) else { continue };
-        let percent = |ticks: u64| ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
         let (cpu, children) = (percent(a.0 - b.0), percent(a.1 - b.1));
         let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
         let hwm = status_kib(pid, "VmHWM:").unwrap_or(0);
         let role = if i == primary { "primary" } else { "replica" };
-        agents.push((role.to_owned(), cluster.nodes[i].name.clone(), rss, hwm, cpu, children));
+        agents.push((role.to_owned(), nodes[i].name.clone(), rss, hwm, cpu, children));
     }
     agents.sort_by_key(|a| a.0 != "primary");
     let mut postmasters = Vec::new();
     for (i, pid) in pg_pids.iter().enumerate() {
         let (Some(pid), Some(b)) = (*pid, pg_before[i]) else { continue };
         let Some(a) = cpu_ticks(pid) else { continue };
-        let ticks = (a.0 + a.1) - (b.0 + b.1);
         let role = if i == primary { "primary" } else { "replica" };
-        let cpu = ticks as f64 / ticks_per_sec as f64 / elapsed * 100.0;
-        postmasters.push((format!("{} ({role})", cluster.nodes[i].name), cpu));
+        postmasters.push((format!("{} ({role})", nodes[i].name), percent((a.0 + a.1) - (b.0 + b.1))));
     }
-    Ok(Footprint { agents, secs: idle_secs, ticks_per_sec, postmasters })
+    let mut others = Vec::new();
+    for ((name, pid), before) in helpers.iter().zip(helpers_before) {
+        let (Some(b), Some(a)) = (before, cpu_ticks(*pid)) else { continue };
+        others.push((name.clone(), status_kib(*pid, "VmRSS:").unwrap_or(0), percent(a.0 - b.0)));
+    }
+    Ok(Footprint {
+        manager: cluster.manager(),
+        agents,
+        secs: idle_secs,
+        ticks_per_sec,
+        postmasters,
+        helpers: others,
+    })
 }
 
 /// utime + stime of `pid`, and cutime + cstime (its children it waited for: `pg_ctl`, `pg_controldata`…),
@@ -1362,10 +1693,12 @@ struct MachineFacts {
     git: String,
     postgres: String,
     load: String,
+    /// CPU model and the versions of the other programs measured or used: (what, first line).
+    more: Vec<(&'static str, String)>,
 }
 
 impl MachineFacts {
-    fn collect() -> MachineFacts {
+    fn collect(args: &Args, patroni: bool) -> MachineFacts {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
         let head = command("git", &["-C", &repo.to_string_lossy(), "rev-parse", "--short", "HEAD"]);
         // Not trimmed: each porcelain line starts with a two-letter status that may begin with a space.
@@ -1388,7 +1721,41 @@ impl MachineFacts {
             git,
             postgres: command(&format!("{PG_BIN}/postgres"), &["--version"]),
             load: loadavg(),
+            more: more_facts(args, patroni),
         }
+    }
+}
+
+fn more_facts(args: &Args, patroni: bool) -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']));
+    let mut facts = vec![("CPU", cpu.unwrap_or("?").to_owned())];
+    if let Some(haproxy) = find_haproxy_binary() {
+        facts.push(("HAProxy", first_line(&haproxy.to_string_lossy(), &["-v"])));
+    }
+    if let Some(wrk) = find_in_path("wrk") {
+        facts.push(("wrk", first_line(&wrk.to_string_lossy(), &["-v"])));
+    }
+    if patroni {
+        if let Some(bin) = &args.patroni_bin {
+            facts.push(("Patroni", first_line(&bin.join("patroni").to_string_lossy(), &["--version"])));
+        }
+        facts.push(("etcd", first_line(&args.etcd.to_string_lossy(), &["--version"])));
+    }
+    facts
+}
+
+/// The first line a program prints (on stdout, else on stderr), e.g. its version.
+fn first_line(program: &str, args: &[&str]) -> String {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(out) => {
+            let text = [out.stdout, out.stderr].concat();
+            String::from_utf8_lossy(&text).lines().next().unwrap_or_default().trim().to_owned()
+        }
+        Err(e) => format!("({program}: {e})"),
     }
 }
 
@@ -1414,57 +1781,92 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-fn print_report(
-    args: &Args,
-    facts: &MachineFacts,
-    load_end: &str,
-    results: &[(Scenario, Via, Vec<RunResult>)],
-    wrk: Option<&Result<WrkReport, String>>,
-    footprint: Option<&Result<Footprint, String>>,
-) {
-    if !results.is_empty() {
-        print_failover(args, results);
+fn print_report(args: &Args, report: &ManagerReport) {
+    if !report.results.is_empty() {
+        print_failover(args, report.manager, &report.results);
     }
-    if let Some(wrk) = wrk {
+    if let Some(wrk) = &report.wrk {
         print_wrk(args, wrk);
     }
-    print_footprint(footprint);
+    print_footprint(report.footprint.as_ref());
+}
+
+fn print_machine(facts: &MachineFacts, load_end: &str) {
     println!("\n### Machine\n");
     println!("- nproc: {}", facts.nproc);
     println!("- kernel: {}", facts.kernel);
     println!("- git: {}", facts.git);
     println!("- {}", facts.postgres);
+    for (what, fact) in &facts.more {
+        println!("- {what}: {fact}");
+    }
     println!("- load average (1/5/15 min): {} at start, {load_end} at end", facts.load);
 }
 
-fn print_failover(args: &Args, results: &[(Scenario, Via, Vec<RunResult>)]) {
+/// The figures of a set of runs: their windows, failures and lost writes.
+struct Summary {
+    /// The windows of the runs that succeeded, in seconds, sorted.
+    ok: Vec<f64>,
+    failed: usize,
+    /// Acknowledged writes lost, over the runs that were checked.
+    lost: usize,
+    /// Runs whose rows could not be checked.
+    unchecked: usize,
+}
+
+impl Summary {
+    fn of(runs: &[RunResult]) -> Summary {
+        let mut ok: Vec<f64> =
+            runs.iter().filter_map(|r| r.outcome.as_ref().ok()).map(Duration::as_secs_f64).collect();
+        ok.sort_by(f64::total_cmp);
+        Summary {
+            failed: runs.len() - ok.len(),
+            ok,
+            lost: runs.iter().filter_map(|r| r.lost).sum(),
+            unchecked: runs.iter().filter(|r| r.lost.is_none()).count(),
+        }
+    }
+
+    /// (median, min, max) of the windows, if any run succeeded.
+    fn windows(&self) -> Option<(f64, f64, f64)> {
+        let (first, last) = (self.ok.first()?, self.ok.last()?);
+        Some((median(&self.ok), *first, *last))
+    }
+
+    /// The lost writes, with the unchecked runs.
+    fn lost(&self) -> String {
+        match self.unchecked {
+            0 => self.lost.to_string(),
+            n => format!("{} (+{n} runs unchecked)", self.lost),
+        }
+    }
+}
+
+fn print_failover(args: &Args, manager: ManagerArg, results: &[(Scenario, Via, Vec<RunResult>)]) {
     println!("## Failover: write-unavailability window\n");
     println!(
-        "{} nodes, fresh cluster per run, default timing (ttl 3 s, loop_wait 1 s); writer: one INSERT every \
+        "{} nodes, fresh cluster per run, {}; writer: one INSERT every \
          {} ms, each attempt bounded by {} ms, `direct`: through a multi-host string with \
          target_session_attrs=read-write, `haproxy`: through HAProxy's read-write port (GET /primary checks, \
          inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions); window = first write acknowledged on a \
          connection opened after the fault − last write acknowledged before it.\n",
-        args.nodes, args.write_every_ms, args.attempt_ms
+        args.nodes,
+        manager.label(),
+        args.write_every_ms,
+        args.attempt_ms
     );
     println!(
         "| scenario | writer via | runs | median (s) | min (s) | max (s) | acked writes lost | failed runs |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (scenario, via, runs) in results {
-        let mut ok: Vec<f64> =
-            runs.iter().filter_map(|r| r.outcome.as_ref().ok()).map(Duration::as_secs_f64).collect();
-        ok.sort_by(f64::total_cmp);
-        let failed = runs.len() - ok.len();
-        let lost: usize = runs.iter().filter_map(|r| r.lost).sum();
-        let unknown = runs.iter().filter(|r| r.lost.is_none()).count();
-        let lost = if unknown > 0 { format!("{lost} (+{unknown} runs unchecked)") } else { lost.to_string() };
-        let (name, via, n) = (scenario.name(), via.name(), runs.len());
-        if ok.is_empty() {
-            println!("| {name} | {via} | {n} | – | – | – | {lost} | {failed} |");
-        } else {
-            let (m, lo, hi) = (median(&ok), ok[0], ok[ok.len() - 1]);
-            println!("| {name} | {via} | {n} | {m:.2} | {lo:.2} | {hi:.2} | {lost} | {failed} |");
+        let sum = Summary::of(runs);
+        let (name, via, n, lost, failed) = (scenario.name(), via.name(), runs.len(), sum.lost(), sum.failed);
+        match sum.windows() {
+            None => println!("| {name} | {via} | {n} | – | – | – | {lost} | {failed} |"),
+            Some((m, lo, hi)) => {
+                println!("| {name} | {via} | {n} | {m:.2} | {lo:.2} | {hi:.2} | {lost} | {failed} |")
+            }
         }
     }
 
@@ -1519,18 +1921,26 @@ fn print_failover(args: &Args, results: &[(Scenario, Via, Vec<RunResult>)]) {
 }
 
 fn print_footprint(footprint: Option<&Result<Footprint, String>>) {
-    println!("### Agent footprint\n");
+    println!("### Manager footprint\n");
     match footprint {
         None => println!("skipped (--idle-secs 0)"),
         Some(Err(e)) => println!("not measured: {e}"),
         Some(Ok(f)) => {
             for (role, node, rss, hwm, cpu, children) in &f.agents {
                 println!(
-                    "- {role} agent ({node}): RSS {:.1} MiB (peak {:.1} MiB), CPU {cpu:.2} % of one core over \
+                    "- {role}'s {} ({node}): RSS {:.1} MiB (peak {:.1} MiB), CPU {cpu:.2} % of one core over \
                      {} s idle (utime+stime; its child processes such as pg_ctl/pg_controldata another \
                      {children:.2} %)",
+                    f.manager,
                     *rss as f64 / 1024.0,
                     *hwm as f64 / 1024.0,
+                    f.secs
+                );
+            }
+            for (name, rss, cpu) in &f.helpers {
+                println!(
+                    "- {name} (the manager's store): RSS {:.1} MiB, CPU {cpu:.2} % of one core over {} s idle",
+                    *rss as f64 / 1024.0,
                     f.secs
                 );
             }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Vigil vs Patroni, side by side in one run on one machine (issue 7).
+#
+#   ./bench/compare.sh [--quick] [-n N] [--out FILE] [--install-only]
+#
+# Installs what is missing (PostgreSQL 15, HAProxy, wrk and etcd from Debian; Patroni with psycopg 3 and
+# its etcd3 extra from PyPI into a virtualenv under $VIGIL_BENCH_CACHE, default /var/cache/vigil-bench),
+# builds Vigil in release mode, then runs `vigil-failover-bench --manager patroni,patroni-fast,vigil`:
+# three 3-node PostgreSQL 15 clusters one after the other (Patroni with its default timings, Patroni with
+# its most aggressive accepted timings, Vigil with its defaults) on the same ports behind the same
+# HAProxy config, N runs (default 10; --quick: 1) of each fault, then each manager's idle footprint and
+# `GET /primary` throughput. The Markdown report goes to stdout and to FILE (default
+# bench/results/compare-<UTC time>.md), progress to stderr. Must run as root (PostgreSQL and Patroni run
+# as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout) stops the bench, which kills
+# every process it started by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/packages.sh
+
+PATRONI_VERSION=4.1.5
+CACHE="${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}"
+VENV="$CACHE/patroni-$PATRONI_VERSION"
+runs=10
+out=""
+install_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) runs=1 ;;
+    -n) runs="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    --install-only) install_only=1 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$runs" in '' | *[!0-9]*) echo "-n takes a number" >&2; exit 2 ;; esac
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root: PostgreSQL and Patroni are started as the postgres user" >&2
+  exit 1
+fi
+
+# --- installation (each step only when missing) -------------------------------------------------------
+ensure_postgres
+ensure_haproxy
+command -v wrk >/dev/null 2>&1 || apt_install wrk "wrk"
+# Debian 12's etcd-server is 3.4: Patroni's etcd3 module talks to its v3 gRPC gateway (/v3/...).
+command -v etcd >/dev/null 2>&1 || apt_install etcd-server "etcd"
+if [ ! -x "$VENV/bin/patroni" ]; then
+  echo "Installing Patroni $PATRONI_VERSION into $VENV..."
+  python3 -m venv "$VENV.tmp"
+  "$VENV.tmp/bin/pip" install --quiet --disable-pip-version-check "patroni[etcd3,psycopg3]==$PATRONI_VERSION"
+  rm -rf "$VENV"
+  mv "$VENV.tmp" "$VENV"
+  # The virtualenv's scripts name their interpreter by path: fix them up after the move.
+  sed -i "1s|$VENV.tmp|$VENV|" "$VENV"/bin/*
+fi
+# Patroni runs as postgres: the virtualenv must be readable by it.
+chmod -R a+rX "$CACHE"
+chmod a+x "$(dirname "$CACHE")"
+[ "$install_only" -eq 1 ] && exit 0
+
+# --- build and run -----------------------------------------------------------------------------------
+cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
+if [ -z "$out" ]; then
+  mkdir -p bench/results
+  out="bench/results/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
+fi
+bench=target/release/vigil-failover-bench
+args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare --idle-secs 60
+  --wrk-runs 1 --wrk-secs 10 --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --out "$out")
+# Generous: Patroni's default node-crash runs last about a minute each.
+max_secs=$((1800 + runs * 600))
+echo "$bench ${args[*]} --max-secs $max_secs" >&2
+"$bench" "${args[@]}" --max-secs "$max_secs" &
+pid=$!
+# The bench stops everything it started when it gets SIGINT or SIGTERM; forward ours to it, by PID.
+trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
+status=0
+wait "$pid" || status=$?
+if [ "$status" -gt 128 ]; then
+  # wait returned because of the trapped signal: let the bench finish its clean-up.
+  wait "$pid" || status=$?
+fi
+exit "$status"
