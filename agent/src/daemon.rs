@@ -1,6 +1,6 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
-use crate::config::Config;
+use crate::config::{Config, VerifyClient};
 use crate::db::postgres::Postgres;
 use crate::ha::{identity_tags, Agent, Commands, Identity};
 use crate::management::AgentManagement;
@@ -22,6 +22,12 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
     dcs_config.op_timeout = dynamic.retry_timeout;
     let raft_addr = config.raft.bind_addr.as_ref().unwrap_or(&config.raft.self_addr).to_string();
+    // The files were read when the configuration was; read again here, they may have changed since.
+    let tls = config
+        .api_server_tls()
+        .map(|t| vigil_api::tls::server_config(&t))
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let raft_listener = bind(&raft_addr, "raft.self_addr").await?;
     let api_listener = bind(&config.restapi.listen.to_string(), "restapi.listen").await?;
 
@@ -37,9 +43,18 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         .authentication
         .as_ref()
         .map(|a| BasicAuth { username: a.username.clone(), password: a.password.clone() });
-    let api =
+    let mut api =
         vigil_api::router(status.clone()).merge(vigil_api::management_router(Arc::new(management), auth));
-    let api_server = tokio::spawn(serve(api_listener, api));
+    if tls.is_some()
+        && matches!(config.restapi.verify_client, Some(VerifyClient::Optional | VerifyClient::Required))
+    {
+        api = vigil_api::tls::require_client_cert(api);
+    }
+    let api_server = tokio::spawn(async move {
+        if let Err(e) = vigil_api::tls::serve(api_listener, api, tls).await {
+            tracing::error!(error = %e, "REST API server failed");
+        }
+    });
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
     let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status);
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
@@ -61,7 +76,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
     Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
-        api_url: format!("http://{}/patroni", config.restapi.connect_address),
+        api_url: format!("{}://{}/patroni", config.api_scheme(), config.restapi.connect_address),
         db_host: config.postgresql.connect_address.host.clone(),
         db_port: config.postgresql.connect_address.port,
         tags: identity_tags(config),
@@ -69,6 +84,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         config_path: Some(config_path.to_owned()),
+        api_client_tls: config.api_client_tls(),
     }
 }
 

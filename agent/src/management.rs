@@ -2,15 +2,18 @@
 //!
 //! A switchover is only a request written to the store (the `failover` key); the primary's HA loop
 //! carries it out (stop with a shutdown checkpoint, release the lease) and the candidate's takes over.
-//! The call waits until the lease has moved, or says why it could not.
+//! The call waits until the lease has moved, or says why it could not. A scheduled switchover
+//! (`scheduled_at`) is only written (202): the primary carries it out when its time comes, checking the
+//! candidate then.
 
 use crate::config::DynamicConfig;
 use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, SwitchoverRequest,
+    merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, Schedule,
+    SwitchoverRequest,
 };
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
@@ -69,7 +72,8 @@ impl AgentManagement {
             cluster["pause"] = json!(true);
         }
         if let Some(request) = &view.switchover {
-            cluster["scheduled_switchover"] = json!({ "from": request.leader, "to": request.candidate });
+            cluster["scheduled_switchover"] =
+                json!({ "at": request.scheduled_at, "from": request.leader, "to": request.candidate });
         }
         Ok(cluster)
     }
@@ -110,12 +114,24 @@ impl AgentManagement {
         request: SwitchoverRequest,
         failover: bool,
     ) -> Result<String, ApiError> {
-        if request.scheduled_at.is_some() {
-            return Err(ApiError::new(400, "scheduled_at is not supported yet: switch over now, without it"));
-        }
         let state = self.read().await?;
         let view = cluster_view(&state);
-        let plan = plan(&view, &request, failover, &self.dynamic(&state))?;
+        let dynamic = self.dynamic(&state);
+        let scheduled_at = match request.scheduled_at.as_deref() {
+            None => None,
+            Some(_) if failover => {
+                return Err(ApiError::new(
+                    400,
+                    "a failover cannot be scheduled: schedule a switchover instead",
+                ))
+            }
+            Some(_) if dynamic.pause => {
+                return Err(ApiError::new(400, "cannot schedule a switchover while the cluster is paused"))
+            }
+            Some(text) => Some(Schedule::for_request(text, "switchover", SystemTime::now())?),
+        };
+        let mut plan = plan(&view, &request, failover, &dynamic, scheduled_at.is_none())?;
+        plan.scheduled_at = scheduled_at;
         let value = serde_json::to_value(&plan).unwrap_or_default();
         match self.dcs.put(&Key::Failover, value, Condition::Absent, None).await {
             Ok(_) => {}
@@ -125,6 +141,10 @@ impl AgentManagement {
             Err(e) => return Err(store_error(e)),
         }
         let from = view.leader.as_ref().map(|(name, _)| name.clone());
+        if let Some(at) = scheduled_at {
+            tracing::info!(from = ?from, to = ?plan.candidate, %at, "switchover scheduled");
+            return Ok(format!("Switchover scheduled at {at}"));
+        }
         tracing::info!(from = ?from, to = ?plan.candidate, failover, "switchover requested");
         self.wait_for_new_leader(from, plan.candidate).await
     }
@@ -157,12 +177,14 @@ impl AgentManagement {
     }
 }
 
-/// Checks a switchover or failover request against the cluster, and the plan to write.
+/// Checks a switchover or failover request against the cluster, and the plan to write. `now`: it is
+/// carried out at once, so the candidate must be ready now (a scheduled one is checked when due).
 fn plan(
     view: &ClusterView,
     request: &SwitchoverRequest,
     failover: bool,
     dynamic: &DynamicConfig,
+    now: bool,
 ) -> Result<Switchover, ApiError> {
     let name = |s: &str| MemberName::new(s).map_err(|e| ApiError::new(400, e.to_string()));
     let leader = view.leader.as_ref().map(|(l, _)| l.clone());
@@ -181,23 +203,27 @@ fn plan(
         }
     }
     match &candidate {
-        Some(c) => check_candidate(view, c, leader.as_ref(), dynamic)?,
+        Some(c) => check_candidate(view, c, leader.as_ref(), dynamic, now)?,
+        None if !now => {}
         None => {
-            let any = view.members.keys().any(|m| check_candidate(view, m, leader.as_ref(), dynamic).is_ok());
+            let any =
+                view.members.keys().any(|m| check_candidate(view, m, leader.as_ref(), dynamic, now).is_ok());
             if !any {
                 return Err(ApiError::new(412, "no good candidates: no running replica may fail over"));
             }
         }
     }
-    Ok(Switchover { leader: if failover { None } else { leader }, candidate })
+    Ok(Switchover { leader: if failover { None } else { leader }, candidate, scheduled_at: None })
 }
 
-/// A candidate must be a running replica, allowed to fail over, and within `maximum_lag_on_failover`.
+/// A candidate must be a member allowed to fail over and, when it is to take over `now`, a running
+/// replica within `maximum_lag_on_failover`.
 fn check_candidate(
     view: &ClusterView,
     candidate: &MemberName,
     leader: Option<&MemberName>,
     dynamic: &DynamicConfig,
+    now: bool,
 ) -> Result<(), ApiError> {
     let refuse = |why: String| Err(ApiError::new(412, why));
     let Some(member) = view.members.get(candidate) else {
@@ -210,6 +236,9 @@ fn check_candidate(
     let priority = member.tags.get("failover_priority").and_then(Value::as_i64).unwrap_or(1);
     if nofailover || priority <= 0 {
         return refuse(format!("{candidate} is tagged nofailover (or failover_priority <= 0)"));
+    }
+    if !now {
+        return Ok(());
     }
     if member.state != "running" || member.role != "replica" {
         return refuse(format!(
@@ -271,6 +300,10 @@ impl Management for AgentManagement {
 
     fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>> {
         Box::pin(self.commands.call(LocalCommand::Reload))
+    }
+
+    fn cancel_restart(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(self.commands.call(LocalCommand::CancelRestart))
     }
 
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {

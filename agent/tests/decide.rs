@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use vigil_agent::db::{DataState, DbState, Position, Role, Upstream};
 use vigil_agent::ha::{
     decide, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover,
@@ -116,6 +116,7 @@ fn policy() -> Policy {
         primary_start_timeout: Duration::from_secs(300),
         use_pg_rewind: true,
         pause: false,
+        loop_wait: Duration::from_secs(1),
     }
 }
 
@@ -123,6 +124,7 @@ fn policy() -> Policy {
 fn obs() -> Observation {
     Observation {
         now: Instant::now(),
+        wall_clock: SystemTime::now(),
         me: name("me"),
         policy: policy(),
         db: replica(1000),
@@ -873,6 +875,7 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
             switchover: switchover.map(|(leader, candidate)| Switchover {
                 leader: leader.map(name),
                 candidate: candidate.map(name),
+                scheduled_at: None,
             }),
         })
 }
@@ -909,6 +912,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
             primary_start_timeout: Duration::from_secs(timeout),
             use_pg_rewind,
             pause,
+            loop_wait: Duration::from_secs(1),
         },
     )
 }
@@ -927,6 +931,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
             let now = Instant::now() + Duration::from_secs(1000);
             Observation {
                 now,
+                wall_clock: SystemTime::now(),
                 me: name("me"),
                 policy,
                 db,
@@ -1099,7 +1104,71 @@ proptest! {
 // ---------------------------------------------------------------------------------------------------------
 
 fn request(o: &mut Observation, leader: Option<&str>, candidate: Option<&str>) {
-    store(o).switchover = Some(Switchover { leader: leader.map(name), candidate: candidate.map(name) });
+    store(o).switchover =
+        Some(Switchover { leader: leader.map(name), candidate: candidate.map(name), scheduled_at: None });
+}
+
+/// `me` leads as a running primary at 5000, asked to switch over to node2 at `at` (RFC 3339), and the
+/// wall clock reads `now` (RFC 3339).
+fn scheduled(at: &str, now: &str) -> Observation {
+    let mut o = obs();
+    o.db = primary(5000);
+    holding_lease(&mut o, 7);
+    request(&mut o, Some("me"), Some("node2"));
+    let at = vigil_api::Schedule::parse(at).expect("at");
+    store(&mut o).switchover.as_mut().expect("request").scheduled_at = Some(at);
+    o.wall_clock = vigil_api::Schedule::parse(now).expect("now").at();
+    o
+}
+
+#[test]
+fn a_scheduled_switchover_is_not_performed_before_its_time() {
+    let o = scheduled("2030-01-01T12:00:00+01:00", "2030-01-01T10:59:59Z");
+    let d = decide(&o);
+    assert!(!d.actions.contains(&Action::HandOver) && !d.actions.contains(&Action::ClearSwitchover));
+    assert_eq!(d.actions.first(), Some(&Action::RenewLease), "the primary leads as usual meanwhile");
+    assert!(d.reason.contains("switchover scheduled at 2030-01-01T12:00:00+01:00"), "{}", d.reason);
+}
+
+#[test]
+fn a_scheduled_switchover_is_performed_once_its_time_has_come() {
+    assert_eq!(actions(&scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:00Z")), vec![Action::HandOver]);
+    assert_eq!(actions(&scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:01Z")), vec![Action::HandOver]);
+}
+
+#[test]
+fn a_scheduled_switchover_found_long_past_its_time_is_dropped() {
+    // loop_wait is 1 s: more than 1.5 s late is stale.
+    let d = decide(&scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:02Z"));
+    assert!(!d.actions.contains(&Action::HandOver));
+    assert_eq!(d.actions.last(), Some(&Action::ClearSwitchover));
+    assert!(d.reason.contains("stale"), "{}", d.reason);
+}
+
+#[test]
+fn a_switchover_to_a_lagging_candidate_is_dropped_when_due() {
+    let mut o = scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:00Z");
+    store(&mut o).members.get_mut(&name("node2")).expect("node2").xlog_location = Some(Position(0));
+    o.db = primary(5000 + (1 << 20));
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RenewLease, Action::ClearSwitchover]);
+    assert!(
+        d.reason.contains("node2 is 1053576 bytes behind, more than maximum_lag_on_failover"),
+        "{}",
+        d.reason
+    );
+}
+
+#[test]
+fn replicas_ignore_a_scheduled_switchover_until_it_is_due() {
+    let mut o = obs();
+    request(&mut o, Some("node2"), Some("node3"));
+    let at = vigil_api::Schedule::parse("2030-01-01T11:00:00Z").expect("at");
+    store(&mut o).switchover.as_mut().expect("request").scheduled_at = Some(at);
+    o.wall_clock = at.at() - Duration::from_secs(60);
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "the old primary is gone: the usual race");
+    o.wall_clock = at.at();
+    assert!(waits(&o).contains("to node3 in progress"));
 }
 
 #[test]

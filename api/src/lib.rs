@@ -10,7 +10,9 @@ pub mod metrics;
 mod openapi;
 mod query;
 mod routes;
+mod schedule;
 mod status;
+pub mod tls;
 
 pub use health::Rule;
 pub use management::{
@@ -20,4 +22,5 @@ pub use management::{
 pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{router, Endpoint, StatusSource, ROUTES};
+pub use schedule::{Schedule, ScheduleError};
 pub use status::{NodeStatus, PatroniInfo, RaftInfo, Replication, VigilInfo, Xlog};

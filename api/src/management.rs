@@ -7,11 +7,11 @@
 //! | `GET /config` | 200 the dynamic configuration; 502 when the cluster has none |
 //! | `PATCH /config` | 200 the merged configuration (JSON merge patch, `null` deletes); 400 invalid; 409 changed meanwhile |
 //! | `PUT /config` | 200 the new configuration; 400 invalid; 409 changed meanwhile |
-//! | `POST /switchover` | 200 done; 400 bad request; 412 not possible, with the reason; 503 did not complete |
-//! | `DELETE /switchover` | 200 the pending switchover was cancelled; 404 none was pending |
+//! | `POST /switchover` | 200 done; 202 scheduled (`scheduled_at`); 400 bad request or no timezone; 412 not possible, with the reason; 422 unreadable or past `scheduled_at`; 503 did not complete |
+//! | `DELETE /switchover` | 200 the pending (or scheduled) switchover was cancelled; 404 none was pending |
 //! | `POST /failover` | as `POST /switchover`; `candidate` is required |
-//! | `POST /restart` | 200 restarted; 400 bad request (a `schedule` is not supported yet); 412 `role` does not match; 503 failed |
-//! | `DELETE /restart` | 404: no restart is ever scheduled yet |
+//! | `POST /restart` | 200 restarted; 202 scheduled (`schedule`); 400 bad request or no timezone; 409 a restart is already scheduled; 412 `role` does not match; 422 unreadable or past `schedule`; 503 failed |
+//! | `DELETE /restart` | 200 the scheduled restart was cancelled; 404 none was scheduled |
 //! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
 //!
@@ -63,7 +63,7 @@ pub struct SwitchoverRequest {
     /// The member to promote (required for a failover).
     #[serde(default)]
     pub candidate: Option<String>,
-    /// When to switch over (not supported yet: refused with 400).
+    /// When to switch over: ISO 8601 with a timezone, in the future (a failover cannot be scheduled).
     #[serde(default)]
     pub scheduled_at: Option<String>,
 }
@@ -78,7 +78,7 @@ pub struct RestartRequest {
     /// Restart only if a restart is pending (parameters changed that need one).
     #[serde(default)]
     pub restart_pending: Option<bool>,
-    /// When to restart (not supported yet: refused with 400).
+    /// When to restart: ISO 8601 with a timezone, in the future.
     #[serde(default)]
     pub schedule: Option<String>,
 }
@@ -122,6 +122,10 @@ pub trait Management: Send + Sync + 'static {
     fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `POST /restart`.
     fn restart(&self, request: RestartRequest) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `DELETE /restart`: cancels the scheduled restart (404 when none is).
+    fn cancel_restart(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async { Err(ApiError::new(404, "no restart is scheduled")) })
+    }
     /// `POST /reload`.
     fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `POST /reinitialize`.
@@ -185,11 +189,14 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
             "/restart",
             post(|State(a): State<Agent>, body: Bytes| async move {
                 match parse_or_default::<RestartRequest>(&body) {
-                    Ok(request) => message(a.restart(request).await),
+                    Ok(request) => {
+                        let scheduled = request.schedule.is_some();
+                        scheduled_or_done(scheduled, a.restart(request).await)
+                    }
                     Err(e) => e.into_response(),
                 }
             })
-            .delete(|| async { ApiError::new(404, "no restart is scheduled").into_response() }),
+            .delete(|State(a): State<Agent>| async move { message(a.cancel_restart().await) }),
         )
         .route(
             "/reload",
@@ -222,7 +229,10 @@ async fn set_config(agent: Agent, body: Bytes, replace: bool) -> Response {
 
 async fn switchover(agent: Agent, body: Bytes, failover: bool) -> Response {
     match parse::<SwitchoverRequest>(&body) {
-        Ok(request) => message(agent.switchover(request, failover).await),
+        Ok(request) => {
+            let scheduled = request.scheduled_at.is_some();
+            scheduled_or_done(scheduled, agent.switchover(request, failover).await)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -244,6 +254,14 @@ fn json(result: Result<serde_json::Value, ApiError>) -> Response {
     match result {
         Ok(value) => Json(value).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// 202 for a call that scheduled something, else as [`message`].
+fn scheduled_or_done(scheduled: bool, result: Result<String, ApiError>) -> Response {
+    match result {
+        Ok(text) if scheduled => (StatusCode::ACCEPTED, text).into_response(),
+        other => message(other),
     }
 }
 

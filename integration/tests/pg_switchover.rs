@@ -78,7 +78,9 @@ async fn refused_switchovers_say_why_and_change_nothing() {
         (&json!({"leader": leader, "candidate": "node9"}).to_string(), 412, "no member named node9"),
         (&json!({"leader": leader, "candidate": "node3"}).to_string(), 412, "nofailover"),
         (&json!({"leader": leader, "candidate": leader}).to_string(), 412, "already the leader"),
-        (&json!({"leader": leader, "scheduled_at": "2030-01-01T00:00:00Z"}).to_string(), 400, "scheduled_at"),
+        (&json!({"leader": leader, "scheduled_at": "2030-01-01T00:00:00"}).to_string(), 400, "Timezone"),
+        (&json!({"leader": leader, "scheduled_at": "2001-01-01T00:00:00Z"}).to_string(), 422, "in the past"),
+        (&json!({"leader": leader, "scheduled_at": "soon"}).to_string(), 422, "Unable to parse"),
     ];
     for (body, status, message) in cases {
         let (code, text) = post(&cluster, primary, "/switchover", body).await;
@@ -88,6 +90,60 @@ async fn refused_switchovers_say_why_and_change_nothing() {
     }
     let (code, _) = post(&cluster, primary, "/failover", "{}").await;
     assert_eq!(code, 400, "a failover needs a candidate");
+    assert_eq!(cluster.primary(PATIENCE).await, primary, "nothing changed");
+
+    // A scheduled switchover is stored (202), shown by /cluster, and cancelled by DELETE.
+    let body = json!({"leader": leader, "scheduled_at": "2099-01-01T12:00:00+01:00"}).to_string();
+    let (code, text) = post(&cluster, primary, "/switchover", &body).await;
+    assert_eq!((code, text.as_str()), (202, "Switchover scheduled at 2099-01-01T12:00:00+01:00"));
+    let (_, view) = cluster.rest(primary, "/cluster").await.expect("cluster");
+    assert_eq!(view["scheduled_switchover"]["at"], "2099-01-01T12:00:00+01:00", "{view}");
+    let url = format!("http://127.0.0.1:{}/switchover", cluster.nodes[primary].api_port);
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    assert_eq!(client.delete(&url).send().await.expect("delete").status(), 200);
+    assert_eq!(client.delete(&url).send().await.expect("delete").status(), 404, "nothing left to cancel");
+    assert_eq!(cluster.primary(PATIENCE).await, primary, "nothing changed");
+}
+
+/// A candidate whose WAL receiver is frozen (SIGSTOP) while the primary writes ~2 MB lags beyond
+/// `maximum_lag_on_failover` (1 KiB): a switchover or failover to it is refused with 412 naming the lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_to_a_lagging_candidate_is_refused() {
+    init_tracing();
+    let cluster = AgentCluster::start_with(3, |_| String::new(), "maximum_lag_on_failover: 1024");
+    let primary = settled(&cluster).await;
+    let lagging = (0..3).find(|i| *i != primary).expect("a replica");
+    let receiver = wait_for("the candidate's WAL receiver pid", PATIENCE, || async {
+        let rows = cluster.query(lagging, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
+        rows.first()?.parse::<libc::pid_t>().ok()
+    })
+    .await;
+    assert!(cluster.signal_pid(receiver, libc::SIGSTOP), "SIGSTOP the WAL receiver {receiver}");
+    let sql = "CREATE TABLE t AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 2000) g";
+    cluster.query(primary, sql).await.expect("write ~2 MB");
+    let written = cluster.query(primary, "SELECT pg_current_wal_lsn() - '0/0'").await.expect("lsn");
+    let written: u64 = written[0].parse().expect("an integer position");
+    wait_for("the primary to publish its new position", PATIENCE, || async {
+        let (_, status) = cluster.rest(primary, "/patroni").await?;
+        status["xlog"]["location"].as_u64().filter(|p| *p >= written)
+    })
+    .await;
+
+    let (leader, to) = (cluster.nodes[primary].name.clone(), cluster.nodes[lagging].name.clone());
+    for (path, body) in
+        [("/switchover", json!({"leader": leader, "candidate": to})), ("/failover", json!({"candidate": to}))]
+    {
+        let (code, text) = post(&cluster, primary, path, &body.to_string()).await;
+        assert_eq!(code, 412, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("{to} is "))
+                && message.contains("bytes behind, more than maximum_lag_on_failover (1024)"),
+            "{path}: {text}"
+        );
+    }
+    assert!(cluster.signal_pid(receiver, libc::SIGCONT), "SIGCONT the WAL receiver {receiver}");
     assert_eq!(cluster.primary(PATIENCE).await, primary, "nothing changed");
 }
 

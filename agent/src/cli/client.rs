@@ -41,6 +41,8 @@ pub struct Target {
     pub urls: Vec<String>,
     /// Credentials, if any.
     pub auth: Option<Auth>,
+    /// HTTPS settings (the configuration file's `ctl`, falling back to `restapi`).
+    pub tls: vigil_api::tls::ClientTls,
 }
 
 /// The target from the arguments, the configuration file (already read, if `-c` was given) and the
@@ -52,8 +54,8 @@ pub fn resolve(
     config: Option<&Config>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, String> {
-    // Plain HTTP, as the agent serves it and publishes its `api_url` (no TLS on either side yet).
-    let from_config = config.map(|c| format!("http://{}", c.restapi.connect_address));
+    // HTTPS when the agent serves it (restapi.certfile), as its published `api_url` says.
+    let from_config = config.map(|c| format!("{}://{}", c.api_scheme(), c.restapi.connect_address));
     let urls: Vec<String> = match (&args.api, from_config, env("VIGIL_API")) {
         (Some(api), _, _) => split_urls(api),
         (None, Some(url), _) => vec![url],
@@ -79,7 +81,8 @@ pub fn resolve(
         }
         (None, None, None) => None,
     };
-    Ok(Target { urls, auth })
+    let tls = config.map(Config::api_client_tls).unwrap_or_default();
+    Ok(Target { urls, auth, tls })
 }
 
 /// `a,b` → the base URLs of a and b.
@@ -152,9 +155,9 @@ pub struct Client {
 impl Client {
     /// A client for `target`.
     pub fn new(target: Target) -> Result<Client, String> {
-        let http = reqwest::Client::builder()
+        let http = vigil_api::tls::client_builder(&target.tls, "ctl")
+            .map_err(|e| e.to_string())?
             .connect_timeout(CONNECT_TIMEOUT)
-            .no_proxy()
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
         Ok(Client { http, auth: target.auth, urls: target.urls })
@@ -376,8 +379,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let alive = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let mut client =
-            Client::new(Target { urls: vec![dead.clone(), alive.clone()], auth: None }).expect("client");
+        let mut client = Client::new(Target {
+            urls: vec![dead.clone(), alive.clone()],
+            auth: None,
+            tls: Default::default(),
+        })
+        .expect("client");
         assert_eq!(client.cluster().await.expect("cluster")["scope"], "s");
         assert_eq!(client.urls(), [alive.clone(), dead.clone()], "the agent that answered is asked first");
         let err = client.get_from(&dead, "/cluster").await.expect_err("dead");
@@ -444,13 +451,15 @@ mod tests {
         let urls = vec![url.clone()];
         let patch = json!({"pause": true});
 
-        let anonymous = Client::new(Target { urls: urls.clone(), auth: None }).expect("client");
+        let anonymous =
+            Client::new(Target { urls: urls.clone(), auth: None, tls: Default::default() }).expect("client");
         let err = anonymous.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await;
         let err = err.expect_err("401");
         assert!(err.starts_with(&format!("authentication required: wrong or missing credentials (HTTP 401 from {url}); give credentials")), "{err}");
 
         let auth = Some(Auth { username: "admin".into(), password: "s3cret".into() });
-        let mut client = Client::new(Target { urls: urls.clone(), auth }).expect("client");
+        let mut client =
+            Client::new(Target { urls: urls.clone(), auth, tls: Default::default() }).expect("client");
         let (_, body) =
             client.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await.expect("patch");
         assert_eq!(serde_json::from_str::<Value>(&body).expect("json"), patch);

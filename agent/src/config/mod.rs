@@ -33,7 +33,7 @@ pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
 pub use sections::{
-    BootstrapConfig, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword, VerifyClient,
+    BootstrapConfig, CtlConfig, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword, VerifyClient,
     WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
@@ -74,6 +74,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// How the CLI and the agent's calls to its peers speak HTTPS.
+    #[serde(default)]
+    pub ctl: CtlConfig,
 }
 
 fn default_namespace() -> String {
@@ -168,6 +171,42 @@ impl Config {
             initdb: self.bootstrap.initdb.clone(),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
+        }
+    }
+
+    /// The REST API's TLS settings; `None`: it serves plain HTTP.
+    pub fn api_server_tls(&self) -> Option<vigil_api::tls::ServerTls> {
+        let api = &self.restapi;
+        Some(vigil_api::tls::ServerTls {
+            certfile: api.certfile.clone()?,
+            keyfile: api.keyfile.clone(),
+            cafile: api.cafile.clone(),
+            verify_client: match api.verify_client {
+                None | Some(VerifyClient::None) => vigil_api::tls::VerifyClient::None,
+                Some(VerifyClient::Optional) => vigil_api::tls::VerifyClient::Optional,
+                Some(VerifyClient::Required) => vigil_api::tls::VerifyClient::Required,
+            },
+        })
+    }
+
+    /// How to call the agents' REST API: `ctl`, each file falling back to its `restapi` counterpart
+    /// (as patronictl does).
+    pub fn api_client_tls(&self) -> vigil_api::tls::ClientTls {
+        let (ctl, api) = (&self.ctl, &self.restapi);
+        vigil_api::tls::ClientTls {
+            cacert: ctl.cacert.clone().or_else(|| api.cafile.clone()),
+            certfile: ctl.certfile.clone().or_else(|| api.certfile.clone()),
+            keyfile: if ctl.certfile.is_some() { ctl.keyfile.clone() } else { api.keyfile.clone() },
+            insecure: ctl.insecure,
+        }
+    }
+
+    /// The REST API's scheme: `https` when it serves TLS.
+    pub fn api_scheme(&self) -> &'static str {
+        if self.restapi.certfile.is_some() {
+            "https"
+        } else {
+            "http"
         }
     }
 

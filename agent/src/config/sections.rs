@@ -64,6 +64,25 @@ pub struct RestApiConfig {
     pub verify_client: Option<VerifyClient>,
 }
 
+/// `ctl`: how the CLI (and this agent, calling its peers) talks HTTPS to the agents, as patronictl's
+/// section. Each file left out falls back to its `restapi` counterpart (`cacert` to `restapi.cafile`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtlConfig {
+    /// CA certificates (PEM) the agents' certificates are checked against.
+    #[serde(default)]
+    pub cacert: Option<PathBuf>,
+    /// A client certificate (PEM) to show, for `verify_client: optional|required`.
+    #[serde(default)]
+    pub certfile: Option<PathBuf>,
+    /// Its private key (PEM), when not inside `certfile`.
+    #[serde(default)]
+    pub keyfile: Option<PathBuf>,
+    /// Do not check the agents' certificates at all.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
 /// `raft`: this member's place in the store's Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

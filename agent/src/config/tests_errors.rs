@@ -193,9 +193,12 @@ fn verify_client_needs_tls_files() {
     );
     let err = Config::from_yaml_str(&text, &|_| None).unwrap_err();
     assert_eq!(err.to_string(), "restapi.verify_client: checking client certificates needs TLS: set restapi.certfile and restapi.cafile");
-    let ok = text.replace("  verify_client:", &format!("  cafile: {}\n  verify_client:", cert.display()));
-    let c = Config::from_yaml_str(&ok, &|_| None).unwrap();
-    assert_eq!(c.restapi.verify_client, Some(VerifyClient::Required));
+    // With both files named, they are read: one that is no certificate stops the agent, naming the key.
+    let complete =
+        text.replace("  verify_client:", &format!("  cafile: {}\n  verify_client:", cert.display()));
+    let err = Config::from_yaml_str(&complete, &|_| None).unwrap_err();
+    assert_eq!(err.to_string(), format!("restapi.certfile: {}: no PEM certificate in it", cert.display()));
+    assert_eq!(err.key(), Some("restapi.certfile"));
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::path::Path;
 pub(crate) fn validate(config: &mut Config, pg_lib_root: &Path) -> Result<(), ConfigError> {
     top_level(config)?;
     restapi(config)?;
+    ctl(config)?;
     raft(config)?;
     config.bootstrap.dcs.validate_at("bootstrap.dcs")?;
     postgresql(config)?;
@@ -66,7 +67,30 @@ fn restapi(config: &Config) -> Result<(), ConfigError> {
             "checking client certificates needs TLS: set restapi.certfile and restapi.cafile",
         ));
     }
+    // Read the files now, so a certificate or key that cannot be used stops the agent before it starts.
+    if let Some(tls) = config.api_server_tls() {
+        vigil_api::tls::server_config(&tls).map_err(tls_error)?;
+    }
     Ok(())
+}
+
+/// `ctl`: its files must exist and be usable (with their `restapi` fallbacks).
+fn ctl(config: &Config) -> Result<(), ConfigError> {
+    let ctl = &config.ctl;
+    for (key, file) in [("cacert", &ctl.cacert), ("certfile", &ctl.certfile), ("keyfile", &ctl.keyfile)] {
+        if let Some(path) = file.as_ref().filter(|p| !p.is_file()) {
+            let why = format!("{} does not exist or is not a file", path.display());
+            return Err(ConfigError::invalid(format!("ctl.{key}"), why));
+        }
+    }
+    if ctl.keyfile.is_some() && ctl.certfile.is_none() {
+        return Err(ConfigError::invalid("ctl.keyfile", "is set without ctl.certfile"));
+    }
+    vigil_api::tls::client_builder(&config.api_client_tls(), "ctl").map(|_| ()).map_err(tls_error)
+}
+
+fn tls_error(e: vigil_api::tls::TlsError) -> ConfigError {
+    ConfigError::invalid(e.key, format!("{}: {}", e.path.display(), e.why))
 }
 
 fn raft(config: &Config) -> Result<(), ConfigError> {

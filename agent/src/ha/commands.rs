@@ -1,19 +1,23 @@
 //! Requests the REST API hands the HA loop (restart, reinitialize, reload), carried out between two
-//! cycles so they never race the loop's own actions.
+//! cycles so they never race the loop's own actions. A restart with a `schedule` is kept by the loop
+//! and carried out when its time comes ([`Agent::run_scheduled_restart`]); `DELETE /restart` cancels it.
 
 use super::run::Agent;
 use super::view::cluster_view;
 use crate::config::Config;
 use crate::db::{Database, Role, StopMode};
 use std::path::PathBuf;
+use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
-use vigil_api::{ApiError, ReinitializeRequest, RestartRequest};
+use vigil_api::{ApiError, ReinitializeRequest, RestartRequest, Schedule};
 
 /// A request for the loop.
 #[derive(Debug)]
 pub enum LocalCommand {
-    /// Restart the database in its current role.
+    /// Restart the database in its current role, now or at its `schedule`.
     Restart(RestartRequest),
+    /// Cancel the scheduled restart.
+    CancelRestart,
     /// Remove a replica's data; the loop then clones it again from the primary.
     Reinitialize(ReinitializeRequest),
     /// Re-read the configuration file.
@@ -45,21 +49,62 @@ impl Commands {
 impl<D: Database> Agent<D> {
     /// Carries out one command.
     pub(super) async fn handle(&mut self, command: LocalCommand) -> Result<String, ApiError> {
-        let touches_db = !matches!(command, LocalCommand::Reload);
+        let touches_db = match &command {
+            LocalCommand::Restart(request) => request.schedule.is_none(),
+            LocalCommand::Reinitialize(_) => true,
+            LocalCommand::CancelRestart | LocalCommand::Reload => false,
+        };
         if touches_db && self.busy() {
             return Err(ApiError::new(503, "a database operation is in progress: try again when it ends"));
         }
         match command {
+            LocalCommand::Restart(request) if request.schedule.is_some() => self.schedule_restart(request),
             LocalCommand::Restart(request) => self.restart(request).await,
+            LocalCommand::CancelRestart => self.cancel_restart(),
             LocalCommand::Reinitialize(request) => self.reinitialize(request).await,
             LocalCommand::Reload => self.reload(),
         }
     }
 
-    async fn restart(&mut self, request: RestartRequest) -> Result<String, ApiError> {
-        if request.schedule.is_some() {
-            return Err(ApiError::new(400, "schedule is not supported yet: restart now, without it"));
+    fn schedule_restart(&mut self, mut request: RestartRequest) -> Result<String, ApiError> {
+        let text = request.schedule.take().unwrap_or_default();
+        let at = Schedule::for_request(&text, "restart", SystemTime::now())?;
+        if let Some((pending, _)) = &self.scheduled_restart {
+            return Err(ApiError::new(
+                409,
+                format!("a restart is already scheduled at {pending}: cancel it first (DELETE /restart)"),
+            ));
         }
+        tracing::info!(%at, "restart scheduled through the API");
+        self.scheduled_restart = Some((at, request));
+        self.wake(); // the loop then also wakes at that time
+        Ok(format!("Restart scheduled at {at}"))
+    }
+
+    fn cancel_restart(&mut self) -> Result<String, ApiError> {
+        let Some((at, _)) = self.scheduled_restart.take() else {
+            return Err(ApiError::new(404, "no restart is scheduled"));
+        };
+        tracing::info!(%at, "scheduled restart cancelled through the API");
+        Ok(format!("The restart scheduled at {at} was cancelled"))
+    }
+
+    /// Carries out the scheduled restart once its time has come and no database job runs; whether it
+    /// did.
+    pub(super) async fn run_scheduled_restart(&mut self) -> bool {
+        let due = self.scheduled_restart.as_ref().is_some_and(|(at, _)| at.at() <= SystemTime::now());
+        if !due || self.busy() {
+            return false;
+        }
+        let Some((at, request)) = self.scheduled_restart.take() else { return false };
+        match self.restart(request).await {
+            Ok(done) => tracing::info!(%at, result = %done, "scheduled restart done"),
+            Err(e) => tracing::warn!(%at, error = %e.message, "scheduled restart not done"),
+        }
+        true
+    }
+
+    async fn restart(&mut self, request: RestartRequest) -> Result<String, ApiError> {
         if request.restart_pending == Some(true) {
             return Err(ApiError::new(412, "no restart is pending on this member"));
         }

@@ -5,7 +5,7 @@
 //! a valid lease is fenced), bootstrap, the data directory, then the lease (held by me, by another, by
 //! nobody).
 
-use super::observation::{ClusterView, Initialize, LeaseHold, Observation};
+use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
 use crate::db::{DataState, Position, Role, Upstream};
 use vigil_dcs::MemberName;
 
@@ -269,19 +269,29 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
     }
 }
 
-/// A pending switchover as seen by the primary: hand over to an available candidate, or drop the request.
+/// A pending switchover as seen by the primary: hand over to an available candidate once it is due, or
+/// drop the request. A scheduled one waits for its time; one found more than 1.5 `loop_wait` past it
+/// (the primary was paused or busy then) is dropped as stale, as Patroni does.
 fn switchover_from_leader(o: &Observation, cluster: &ClusterView) -> Option<Decision> {
     let request = cluster.switchover.as_ref()?;
     if request.leader.as_ref().is_some_and(|l| *l != o.me) || request.candidate.as_ref() == Some(&o.me) {
         // Addressed to a former primary, or carried out by this member taking over: done. Leading goes on
         // as usual (a candidate that just took the lease promotes in this very cycle).
-        let mut decision = steady_lead(o, cluster);
-        decision.actions.push(Action::ClearSwitchover);
-        decision.reason = format!("{}; switchover done", decision.reason);
-        return Some(decision);
+        return Some(steady_lead_and(o, cluster, Some(Action::ClearSwitchover), "switchover done"));
     }
     if !o.db.is_running_primary() {
         return None;
+    }
+    if let Some(at) = request.scheduled_at {
+        if o.wall_clock < at.at() {
+            return Some(steady_lead_and(o, cluster, None, &format!("switchover scheduled at {at}")));
+        }
+        let late = o.wall_clock.duration_since(at.at()).unwrap_or_default();
+        if late > o.policy.loop_wait.mul_f64(1.5) {
+            let note =
+                format!("switchover scheduled at {at} is stale ({} ms late): dropped", late.as_millis());
+            return Some(steady_lead_and(o, cluster, Some(Action::ClearSwitchover), &note));
+        }
     }
     match available_candidate(o, cluster, request) {
         Ok(to) => Some(Decision::act(vec![Action::HandOver], format!("switchover: handing over to {to}"))),
@@ -292,25 +302,51 @@ fn switchover_from_leader(o: &Observation, cluster: &ClusterView) -> Option<Deci
     }
 }
 
-/// The member a switchover goes to: the named candidate, or any running replica that may fail over.
+/// [`steady_lead`], then `then` (if any), with `note` added to the reason.
+fn steady_lead_and(o: &Observation, cluster: &ClusterView, then: Option<Action>, note: &str) -> Decision {
+    let mut decision = steady_lead(o, cluster);
+    decision.actions.extend(then);
+    decision.reason = format!("{}; {note}", decision.reason);
+    decision
+}
+
+/// The switchover request in force: a scheduled one only once its time has come.
+fn due_switchover<'a>(o: &Observation, cluster: &'a ClusterView) -> Option<&'a Switchover> {
+    cluster.switchover.as_ref().filter(|r| r.scheduled_at.is_none_or(|at| at.at() <= o.wall_clock))
+}
+
+/// The member a switchover goes to: the named candidate, or any running replica that may fail over; it
+/// must be within `maximum_lag_on_failover` of this primary's position.
 fn available_candidate(
     o: &Observation,
     cluster: &ClusterView,
-    request: &super::observation::Switchover,
+    request: &Switchover,
 ) -> Result<String, String> {
-    let usable = |name: &MemberName| {
-        cluster.members.get(name).is_some_and(|m| m.state == "running" && m.role == "replica")
-            && *name != o.me
+    let check = |name: &MemberName| -> Result<(), String> {
+        let member = cluster.members.get(name).filter(|m| m.state == "running" && m.role == "replica");
+        let Some(member) = member.filter(|_| *name != o.me) else {
+            return Err(format!("candidate {name} is not a running replica"));
+        };
+        let lag = match (o.db.position, member.xlog_location) {
+            (Some(primary), Some(position)) => position.lag_behind(primary),
+            _ => 0,
+        };
+        if lag > o.policy.maximum_lag_on_failover {
+            return Err(format!(
+                "candidate {name} is {lag} bytes behind, more than maximum_lag_on_failover ({})",
+                o.policy.maximum_lag_on_failover
+            ));
+        }
+        Ok(())
     };
     match &request.candidate {
-        Some(name) if usable(name) => Ok(name.to_string()),
-        Some(name) => Err(format!("candidate {name} is not a running replica")),
+        Some(name) => check(name).map(|()| name.to_string()),
         None => cluster
             .members
             .keys()
-            .find(|name| usable(name))
+            .find(|name| check(name).is_ok())
             .map(|name| format!("the best of the replicas (first: {name})"))
-            .ok_or_else(|| "no running replica to hand over to".to_owned()),
+            .ok_or_else(|| "no running replica within maximum_lag_on_failover to hand over to".to_owned()),
     }
 }
 
@@ -354,7 +390,7 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");
     }
     // A switchover or failover names who takes over: the others stand aside while it is available.
-    let chosen = match cluster.switchover.as_ref() {
+    let chosen = match due_switchover(o, cluster) {
         Some(request) if request.leader.as_ref() == Some(&o.me) => {
             return Decision::wait("no primary: this member handed over, it does not race");
         }

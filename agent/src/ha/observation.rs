@@ -3,7 +3,7 @@
 use crate::db::{DbState, Position, Role};
 use crate::member::MemberRecord;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use vigil_dcs::{FencingToken, MemberName};
 
 /// Everything one decision is made from. Built by the loop from its own I/O; `decide` reads nothing else.
@@ -11,6 +11,8 @@ use vigil_dcs::{FencingToken, MemberName};
 pub struct Observation {
     /// The instant of the observation (on the monotonic clock).
     pub now: Instant,
+    /// The same instant on the wall clock, for scheduled switchovers (which name a time of day).
+    pub wall_clock: SystemTime,
     /// This member's name.
     pub me: MemberName,
     /// This member's standing settings.
@@ -44,6 +46,8 @@ pub struct Policy {
     pub use_pg_rewind: bool,
     /// Maintenance mode: no automatic actions on the database.
     pub pause: bool,
+    /// The cycle's period: a scheduled switchover more than 1.5 times this late is dropped as stale.
+    pub loop_wait: Duration,
 }
 
 /// The cluster record, as the policy needs it.
@@ -70,6 +74,9 @@ pub struct Switchover {
     /// The member to promote; `None`: the best candidate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<MemberName>,
+    /// When to switch over; `None`: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<vigil_api::Schedule>,
 }
 
 /// The `initialize` key: who bootstraps, and the system identifier once done.

@@ -15,7 +15,7 @@ use crate::status::SharedStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use vigil_api::{NodeStatus, PatroniInfo, Xlog};
@@ -44,6 +44,8 @@ pub struct Identity {
     pub bootstrap_dcs: DynamicConfig,
     /// The configuration file, re-read by `POST /reload`.
     pub config_path: Option<std::path::PathBuf>,
+    /// How to call the peers' REST API (HTTPS settings; plain HTTP needs none).
+    pub api_client_tls: vigil_api::tls::ClientTls,
 }
 
 /// The agent: one member's HA loop.
@@ -74,17 +76,22 @@ pub struct Agent<D: Database> {
     dynamic: DynamicConfig,
     /// Whether this cycle already renewed the lease (at its start).
     renewed_this_cycle: bool,
+    /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
+    pub(super) scheduled_restart: Option<(vigil_api::Schedule, vigil_api::RestartRequest)>,
+    /// The next scheduled switchover or restart, for the loop to wake at.
+    scheduled_wake: Option<SystemTime>,
 }
 
 impl<D: Database> Agent<D> {
     /// An agent for `me`, over its store node and database.
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
         let me_dynamic = me.bootstrap_dcs.clone();
+        let http = peer_client(&me.api_client_tls);
         Agent {
             me,
             dcs,
             db,
-            http: reqwest::Client::builder().no_proxy().build().unwrap_or_default(),
+            http,
             status,
             lease: None,
             lapsed: None,
@@ -100,6 +107,8 @@ impl<D: Database> Agent<D> {
             failovers: Arc::new(AtomicU64::new(0)),
             dynamic: me_dynamic,
             renewed_this_cycle: false,
+            scheduled_restart: None,
+            scheduled_wake: None,
         }
     }
 
@@ -114,9 +123,16 @@ impl<D: Database> Agent<D> {
         let mut leader = self.dcs.watch_leader();
         loop {
             let loop_wait = self.cycle().await;
+            if self.run_scheduled_restart().await {
+                continue; // the next cycle observes the restarted database at once
+            }
             let mut next = Instant::now() + loop_wait;
             if let Some(grant) = &self.lease {
                 next = next.min(grant.deadline.instant());
+            }
+            if let Some(at) = self.scheduled_wake {
+                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+                next = next.min(Instant::now() + wait);
             }
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -181,8 +197,11 @@ impl<D: Database> Agent<D> {
             Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
             _ => Vec::new(),
         };
+        let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
+        self.scheduled_wake = self.next_scheduled(switchover_at);
         let observation = Observation {
             now,
+            wall_clock: SystemTime::now(),
             me: self.me.name.clone(),
             policy: self.policy(&dynamic),
             db: db.clone(),
@@ -215,6 +234,12 @@ impl<D: Database> Agent<D> {
             return NEXT_STEP;
         }
         self.next_wait(&dynamic)
+    }
+
+    /// The earlier of a scheduled switchover and this member's scheduled restart.
+    fn next_scheduled(&self, switchover_at: Option<vigil_api::Schedule>) -> Option<SystemTime> {
+        let restart_at = self.scheduled_restart.as_ref().map(|(at, _)| at.at());
+        switchover_at.map(|at| at.at()).into_iter().chain(restart_at).min()
     }
 
     /// `loop_wait`, or [`RENEW_RETRY`] while the lease is held and its last renewal failed: a Raft
@@ -263,6 +288,7 @@ impl<D: Database> Agent<D> {
             primary_start_timeout: dynamic.primary_start_timeout,
             use_pg_rewind: dynamic.postgresql.use_pg_rewind,
             pause: dynamic.pause,
+            loop_wait: dynamic.loop_wait,
         }
     }
 
@@ -333,6 +359,11 @@ impl<D: Database> Agent<D> {
                         tracing::error!(error = %e, "switchover: the primary did not stop; keeping the lease");
                         continue;
                     }
+                    // The candidate asks this member's REST status as soon as the lease is free: it must
+                    // already show a stopped database, or the candidate waits a loop_wait ("still runs
+                    // as a primary").
+                    let stopped = DbState::stopped(o.db.data.clone());
+                    self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
                     self.release().await;
                 }
                 Action::ClearSwitchover => {
@@ -542,6 +573,18 @@ impl<D: Database> Agent<D> {
         self.release().await;
         self.status.set_deadline(None);
     }
+}
+
+/// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
+/// a plain one, whose HTTPS calls then fail and are logged.
+fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
+    let built = vigil_api::tls::client_builder(tls, "ctl")
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.build().map_err(|e| e.to_string()));
+    built.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
+        reqwest::Client::new()
+    })
 }
 
 fn unix_now() -> u64 {

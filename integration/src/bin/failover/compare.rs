@@ -92,7 +92,7 @@ fn print_idle(reports: &[ManagerReport]) {
         match &r.footprint {
             Some(Ok(f)) => {
                 for (k, (role, node, rss, _, cpu, _)) in f.agents.iter().enumerate() {
-                    let wrk_cells = if k == 0 { wrk.clone() } else { "| | |".to_owned() };
+                    let wrk_cells = if k == 0 { wrk.clone() } else { " | | | |".to_owned() };
                     println!(
                         "| {name} | {} on the {role} ({node}) | {:.1} | {cpu:.2} | {wrk_cells}",
                         f.manager,

@@ -1,0 +1,138 @@
+//! Scheduled operations: the `scheduled_at` of `POST /switchover` and the `schedule` of `POST /restart`.
+//!
+//! As Patroni takes them: ISO 8601 with a timezone (`2026-11-22T15:30:00+01:00`, `2026-11-22 14:30Z`).
+//! A time without a timezone is refused with 400, an unreadable one or one in the past with 422. The
+//! time is kept with the offset it was given in and written back as RFC 3339.
+
+use crate::ApiError;
+use chrono::{DateTime, FixedOffset, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::SystemTime;
+
+/// A point in time an operation is scheduled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Schedule(DateTime<FixedOffset>);
+
+impl Schedule {
+    /// Reads an ISO 8601 time with a timezone; the error says what is wrong with `text`.
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        let text = text.trim();
+        // RFC 3339 is ISO 8601 with a `T` and seconds: also take a blank for the `T` and HH:MM.
+        let mut normalized = text.replacen(' ', "T", 1);
+        if let Some(t) = normalized.find('T') {
+            let time = &normalized[t + 1..];
+            let hh_mm = time.len() >= 5 && time.as_bytes()[2] == b':';
+            if hh_mm && time.as_bytes().get(5).is_none_or(|b| !b.is_ascii_digit() && *b != b':') {
+                normalized.insert_str(t + 6, ":00");
+            }
+        }
+        if let Ok(at) = DateTime::parse_from_rfc3339(&normalized) {
+            return Ok(Schedule(at));
+        }
+        let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"]
+            .iter()
+            .any(|format| NaiveDateTime::parse_from_str(&normalized, format).is_ok());
+        Err(if naive { ScheduleError::NoTimezone } else { ScheduleError::Unreadable })
+    }
+
+    /// The instant, on the wall clock.
+    pub fn at(&self) -> SystemTime {
+        SystemTime::from(self.0)
+    }
+
+    /// Reads `text` for a request that schedules `action` (`switchover`, `restart`), which must lie after
+    /// `now`: the API's error otherwise (400 without a timezone, 422 unreadable or not in the future).
+    pub fn for_request(text: &str, action: &str, now: SystemTime) -> Result<Schedule, ApiError> {
+        let schedule = Schedule::parse(text).map_err(|e| match e {
+            ScheduleError::NoTimezone => ApiError::new(
+                400,
+                format!("Timezone information is mandatory for the scheduled {action}: {text:?} has none (e.g. {EXAMPLE})"),
+            ),
+            ScheduleError::Unreadable => ApiError::new(
+                422,
+                format!("Unable to parse the scheduled {action} time {text:?}: use ISO 8601 with a timezone, e.g. {EXAMPLE}"),
+            ),
+        })?;
+        if schedule.at() <= now {
+            return Err(ApiError::new(422, format!("Cannot schedule {action} in the past ({schedule})")));
+        }
+        Ok(schedule)
+    }
+}
+
+const EXAMPLE: &str = "2026-11-22T15:30:00+01:00";
+
+/// Why a time was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleError {
+    /// It is a date and time, but without a timezone.
+    NoTimezone,
+    /// It is not an ISO 8601 date and time.
+    Unreadable,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339())
+    }
+}
+
+impl From<Schedule> for String {
+    fn from(schedule: Schedule) -> String {
+        schedule.to_string()
+    }
+}
+
+impl TryFrom<String> for Schedule {
+    type Error = String;
+    fn try_from(text: String) -> Result<Schedule, String> {
+        Schedule::parse(&text)
+            .map_err(|e| format!("{text:?} is not an ISO 8601 time with a timezone ({e:?})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn iso_8601_with_a_timezone_is_read() {
+        let utc = Schedule::parse("2030-01-01T10:00:00Z").expect("Z");
+        for same in [
+            "2030-01-01T11:00:00+01:00",
+            "2030-01-01 10:00Z",
+            "2030-01-01T10:00+00:00",
+            "2030-01-01T10:00:00.000+00:00",
+        ] {
+            assert_eq!(Schedule::parse(same).expect(same).at(), utc.at(), "{same}");
+        }
+        assert_eq!(
+            Schedule::parse("2030-01-01T11:00+01:00").expect("hh:mm").to_string(),
+            "2030-01-01T11:00:00+01:00"
+        );
+        assert_eq!(Schedule::parse("2030-01-01T10:00:00"), Err(ScheduleError::NoTimezone));
+        assert_eq!(Schedule::parse("2030-01-01 10:00"), Err(ScheduleError::NoTimezone));
+        assert_eq!(Schedule::parse("tomorrow"), Err(ScheduleError::Unreadable));
+        let json = serde_json::to_value(utc).expect("json");
+        assert_eq!(json, "2030-01-01T10:00:00+00:00");
+        assert_eq!(serde_json::from_value::<Schedule>(json).expect("back"), utc);
+    }
+
+    #[test]
+    fn requests_must_be_in_the_future_and_say_why_not() {
+        let now = Schedule::parse("2030-01-01T10:00:00Z").expect("now").at();
+        assert!(Schedule::for_request("2030-01-01T10:00:01Z", "switchover", now).is_ok());
+        let past = Schedule::for_request("2030-01-01T09:59:59Z", "switchover", now).expect_err("past");
+        assert_eq!((past.status, past.message.contains("in the past")), (422, true), "{past:?}");
+        let naive = Schedule::for_request("2030-01-01T11:00", "restart", now).expect_err("no tz");
+        assert_eq!(naive.status, 400);
+        assert!(naive.message.contains("Timezone information is mandatory for the scheduled restart"));
+        assert_eq!(Schedule::for_request("soon", "restart", now).expect_err("bad").status, 422);
+        assert!(
+            Schedule::for_request("2030-01-01T10:00:00Z", "restart", now - Duration::from_secs(1)).is_ok()
+        );
+    }
+}
