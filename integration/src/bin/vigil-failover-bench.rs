@@ -29,6 +29,13 @@
 //! `--scenario wrk` instead starts one idle cluster and runs `wrk -t2 -c32 -d10s --latency` (see `--wrk-*`)
 //! against `GET /primary` on the primary's agent, `--wrk-runs` times, with the agent's CPU time meanwhile.
 //!
+//! `--manager vigil,patroni,patroni-fast` measures the same way, one after the other on the same ports
+//! behind the same HAProxy config, clusters managed by Vigil or by Patroni (`--patroni-bin`, a single-node
+//! etcd as its DCS, default or fastest accepted timing; see `integration/src/patroni.rs`), and starts the
+//! report with a side-by-side table. `--scenario compare` runs the three faults with both writers at once
+//! (`--via together`), then the footprint (`--idle-secs`, default 60) and wrk on one idle cluster per
+//! manager; `bench/compare.sh` installs Patroni and etcd and runs exactly that.
+//!
 //! Results go to stdout as Markdown, progress and per-run timelines to stderr. Every agent and PostgreSQL
 //! server it starts is killed (by PID) when a run ends, when the bench fails, hits `--max-secs` or gets
 //! Ctrl-C. Run it from a release build:
@@ -38,6 +45,7 @@
 //! target/release/vigil-failover-bench --runs 10 --scenario all
 //! target/release/vigil-failover-bench --runs 10 --scenario switchover    # --via both (the default here)
 //! target/release/vigil-failover-bench --scenario wrk
+//! ./bench/compare.sh -n 10      # Vigil vs Patroni
 //! ```
 
 use clap::{Parser, ValueEnum};
