@@ -6,7 +6,7 @@
 //! (`scheduled_at`) is only written (202): the primary carries it out when its time comes, checking the
 //! candidate then.
 
-use crate::config::DynamicConfig;
+use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -44,13 +44,24 @@ impl AgentManagement {
         let view = cluster_view(&state);
         let optime = view.optime;
         let leader = view.leader.as_ref().map(|(name, _)| name.clone());
+        let dynamic = self.dynamic(&state);
+        // The `sync` key counts only in its mode, and only while it is the current primary's.
+        let sync = view.sync.as_ref().filter(|s| {
+            dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
+        });
         let members: Vec<Value> = view
             .members
             .iter()
             .map(|(name, m)| {
-                let role = if Some(name) == leader.as_ref() { "leader" } else { "replica" };
+                let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));
+                let role = match listed {
+                    _ if Some(name) == leader.as_ref() => "leader",
+                    Some(s) if s.quorum.is_some() => "quorum_standby",
+                    Some(_) => "sync_standby",
+                    None => "replica",
+                };
                 let lag = match (optime, m.xlog_location) {
-                    (Some(primary), Some(mine)) if role == "replica" => json!(mine.lag_behind(primary)),
+                    (Some(primary), Some(mine)) if role != "leader" => json!(mine.lag_behind(primary)),
                     (_, Some(_)) if role == "leader" => json!(0),
                     _ => json!("unknown"),
                 };
@@ -58,9 +69,9 @@ impl AgentManagement {
                     "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
                     "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
                     "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
-                    "receive_lsn": m.xlog_location.filter(|_| role == "replica").map(|p| p.to_string()),
+                    "receive_lsn": m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
                     "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
-                    "tags": m.tags, "reason": m.reason,
+                    "tags": m.tags, "reason": m.reason, "sync_state": m.sync_state,
                 })
             })
             .collect();
@@ -68,7 +79,10 @@ impl AgentManagement {
         if let Some((_, token)) = &view.leader {
             cluster["fencing_token"] = json!(token.0);
         }
-        if self.dynamic(&state).pause {
+        if dynamic.synchronous_mode != SynchronousMode::Off {
+            cluster["synchronous_mode"] = json!(dynamic.synchronous_mode.as_str());
+        }
+        if dynamic.pause {
             cluster["pause"] = json!(true);
         }
         if let Some(request) = &view.switchover {

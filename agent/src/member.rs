@@ -38,6 +38,9 @@ pub struct MemberRecord {
     /// Its tags.
     #[serde(default)]
     pub tags: BTreeMap<String, serde_json::Value>,
+    /// Primary: how its commits are replicated (`async`, `sync`, `relaxed`, `blocked`; see the status JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_state: Option<String>,
 }
 
 impl MemberRecord {

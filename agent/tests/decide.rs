@@ -6,9 +6,11 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
-use vigil_agent::db::{DataState, DbState, Position, Role, Upstream};
+use vigil_agent::config::SynchronousMode;
+use vigil_agent::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Upstream};
 use vigil_agent::ha::{
-    decide, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover,
+    decide, sync_health, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy,
+    Switchover, SyncHealth, SyncPolicy, SyncState,
 };
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
@@ -88,6 +90,7 @@ fn record(member: &str) -> MemberRecord {
         replication_state: None,
         reason: None,
         tags: BTreeMap::new(),
+        sync_state: None,
     }
 }
 
@@ -105,6 +108,7 @@ fn cluster() -> ClusterView {
         members: ["me", "node2", "node3"].into_iter().map(|m| (name(m), record(m))).collect(),
         optime: None,
         switchover: None,
+        sync: None,
     }
 }
 
@@ -117,6 +121,7 @@ fn policy() -> Policy {
         use_pg_rewind: true,
         pause: false,
         loop_wait: Duration::from_secs(1),
+        sync: SyncPolicy::default(),
     }
 }
 
@@ -133,6 +138,7 @@ fn obs() -> Observation {
         primary_down_since: None,
         rewind_failed: false,
         peers: Vec::new(),
+        sync_applied_at: None,
     }
 }
 
@@ -852,6 +858,8 @@ fn any_db() -> impl Strategy<Value = DbState> {
                 upstream: upstream.map(String::from),
                 streaming,
                 server_version: None,
+                sync_rule: None,
+                replicas: Vec::new(),
             }
         })
 }
@@ -866,8 +874,9 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
             prop::option::of(prop::sample::select(NAMES.to_vec())),
             prop::option::of(prop::sample::select(NAMES.to_vec())),
         )),
+        prop::option::of(any_sync_state()),
     )
-        .prop_map(|(initialize, leader, members, optime, switchover)| ClusterView {
+        .prop_map(|(initialize, leader, members, optime, switchover, sync)| ClusterView {
             initialize: initialize.map(|(by, system_id)| Initialize { by, system_id }),
             leader,
             members: members.into_iter().map(|m| (name(m), record(m))).collect(),
@@ -877,7 +886,30 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
                 candidate: candidate.map(name),
                 scheduled_at: None,
             }),
+            sync,
         })
+}
+
+fn any_sync_state() -> impl Strategy<Value = SyncState> {
+    (
+        prop::option::of(any_name()),
+        prop::sample::subsequence(NAMES.to_vec(), 0..=NAMES.len()),
+        prop::option::of(1u32..3),
+    )
+        .prop_map(|(leader, standbys, quorum)| SyncState {
+            leader,
+            sync_standby: standbys.into_iter().map(String::from).collect(),
+            quorum,
+        })
+}
+
+fn any_sync_policy() -> impl Strategy<Value = SyncPolicy> {
+    (
+        prop::sample::select(vec![SynchronousMode::Off, SynchronousMode::On, SynchronousMode::Quorum]),
+        any::<bool>(),
+        1u32..3,
+    )
+        .prop_map(|(mode, strict, node_count)| SyncPolicy { mode, strict, node_count })
 }
 
 fn any_lease() -> impl Strategy<Value = LeaseHold> {
@@ -904,17 +936,35 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
 }
 
 fn any_policy() -> impl Strategy<Value = Policy> {
-    (any::<bool>(), -1i64..3, 0u64..3000, 0u64..60, any::<bool>(), prop::bool::weighted(0.1)).prop_map(
-        |(can_fail_over, failover_priority, maximum_lag_on_failover, timeout, use_pg_rewind, pause)| Policy {
-            can_fail_over,
-            failover_priority,
-            maximum_lag_on_failover,
-            primary_start_timeout: Duration::from_secs(timeout),
-            use_pg_rewind,
-            pause,
-            loop_wait: Duration::from_secs(1),
-        },
+    (
+        any::<bool>(),
+        -1i64..3,
+        0u64..3000,
+        0u64..60,
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+        any_sync_policy(),
     )
+        .prop_map(
+            |(
+                can_fail_over,
+                failover_priority,
+                maximum_lag_on_failover,
+                timeout,
+                use_pg_rewind,
+                pause,
+                sync,
+            )| Policy {
+                can_fail_over,
+                failover_priority,
+                maximum_lag_on_failover,
+                primary_start_timeout: Duration::from_secs(timeout),
+                use_pg_rewind,
+                pause,
+                loop_wait: Duration::from_secs(1),
+                sync,
+            },
+        )
 }
 
 fn any_observation() -> impl Strategy<Value = Observation> {
@@ -940,6 +990,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
                 rewind_failed,
                 peers,
+                sync_applied_at: None,
             }
         })
 }
@@ -1237,4 +1288,293 @@ fn a_nofailover_candidate_does_not_take_the_lease() {
     o.policy.can_fail_over = false;
     request(&mut o, None, Some("me"));
     assert!(!actions(&o).contains(&Action::AcquireLease));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Synchronous replication: the primary's steps (one per cycle, in the order that keeps every published sync
+// standby holding every acknowledged commit) and the promotion gate
+// ---------------------------------------------------------------------------------------------------------
+
+/// A replica connected to the primary: streaming, `synchronous` as the primary counts it, flushed to `pos`.
+fn link(member: &str, synchronous: bool, pos: u64) -> ReplicaLink {
+    ReplicaLink { name: member.into(), streaming: true, synchronous, flushed: Some(Position(pos)) }
+}
+
+/// `me`, leading primary at 5000 with node2 and node3 streaming, in `mode`; the rule applied and the
+/// `sync` key are set by each test.
+fn sync_primary(mode: SynchronousMode, applied: SyncRule, published: Option<&[&str]>) -> Observation {
+    let mut o = obs();
+    o.db = DbState {
+        sync_rule: Some(applied),
+        replicas: vec![link("node2", false, 4000), link("node3", false, 4500)],
+        ..primary(5000)
+    };
+    holding_lease(&mut o, 7);
+    store(&mut o).optime = Some(Position(5000));
+    store(&mut o).sync = published.map(|names| SyncState {
+        leader: Some(name("me")),
+        sync_standby: names.iter().map(|n| n.to_string()).collect(),
+        quorum: None,
+    });
+    o.policy.sync = SyncPolicy { mode, strict: false, node_count: 1 };
+    o
+}
+
+fn first(count: u32, names: &[&str]) -> SyncRule {
+    SyncRule::First { count, names: names.iter().map(|n| n.to_string()).collect() }
+}
+
+/// The one synchronous replication action of a decision, if any.
+fn sync_action(o: &Observation) -> Option<Action> {
+    actions(o).into_iter().find(|a| matches!(a, Action::SetSyncRule(_) | Action::PublishSync(_)))
+}
+
+fn publish(names: &[&str], quorum: Option<u32>) -> Action {
+    Action::PublishSync(SyncState {
+        leader: Some(name("me")),
+        sync_standby: names.iter().map(|n| n.to_string()).collect(),
+        quorum,
+    })
+}
+
+#[test]
+fn sync_on_first_claims_the_sync_key_then_applies_the_least_lagging_standby() {
+    let o = sync_primary(SynchronousMode::On, SyncRule::Off, None);
+    assert_eq!(sync_action(&o), Some(publish(&[], None)));
+    let o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node3"]))));
+}
+
+#[test]
+fn sync_standby_is_published_only_once_synchronous_and_caught_up() {
+    let mut o = sync_primary(SynchronousMode::On, first(1, &["node3"]), Some(&[]));
+    assert_eq!(sync_action(&o), None, "not yet reported synchronous");
+    o.db.replicas[1] = link("node3", true, 4500);
+    assert_eq!(sync_action(&o), None, "the rule was applied this very cycle");
+    o.sync_applied_at = Some(Position(4800));
+    assert_eq!(sync_action(&o), None, "has not flushed what was written before the rule");
+    o.db.replicas[1] = link("node3", true, 4800);
+    assert_eq!(sync_action(&o), Some(publish(&["node3"], None)));
+}
+
+#[test]
+fn a_lost_sync_standby_leaves_the_sync_key_before_the_rule() {
+    let mut o = sync_primary(SynchronousMode::On, first(1, &["node3"]), Some(&["node3"]));
+    o.db.replicas.retain(|l| l.name != "node3");
+    assert_eq!(sync_action(&o), Some(publish(&[], None)));
+    store(&mut o).sync.as_mut().unwrap().sync_standby.clear();
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
+}
+
+#[test]
+fn nosync_stopping_and_zero_priority_members_are_never_chosen_and_priority_wins_over_lag() {
+    let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
+    store(&mut o).members.get_mut(&name("node3")).unwrap().tags.insert("nosync".into(), true.into());
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
+    store(&mut o).members.get_mut(&name("node2")).unwrap().state = "stopping".into();
+    assert_eq!(sync_action(&o), None, "nobody qualifies, not strict: stays asynchronous");
+    let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
+    store(&mut o).members.get_mut(&name("node2")).unwrap().tags.insert("sync_priority".into(), 5.into());
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
+    store(&mut o).members.get_mut(&name("node2")).unwrap().tags.insert("sync_priority".into(), 0.into());
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node3"]))));
+}
+
+#[test]
+fn relaxed_without_standbys_and_blocked_when_strict() {
+    let mut o = sync_primary(SynchronousMode::On, first(1, &["node3"]), Some(&[]));
+    o.db.replicas.clear();
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(SyncRule::Off)));
+    o.db.sync_rule = Some(SyncRule::Off);
+    assert_eq!(sync_health(&o.db, o.policy.sync.mode), SyncHealth::Relaxed);
+    o.policy.sync.strict = true;
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(SyncRule::AnyReplica)));
+    o.db.sync_rule = Some(SyncRule::AnyReplica);
+    assert_eq!(sync_health(&o.db, o.policy.sync.mode), SyncHealth::Blocked);
+    o.db.replicas = vec![link("node2", true, 5000)];
+    assert_eq!(sync_health(&o.db, o.policy.sync.mode), SyncHealth::Synchronous);
+}
+
+#[test]
+fn strict_keeps_the_node_count_even_with_fewer_standbys() {
+    let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 3 };
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(3, &["node3", "node2"]))));
+    o.policy.sync.strict = false;
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(2, &["node3", "node2"]))));
+}
+
+#[test]
+fn quorum_is_published_as_a_whole_once_every_voter_caught_up() {
+    let both = || vec!["node3".to_string(), "node2".to_string()];
+    let any = SyncRule::Any { count: 1, names: both() };
+    let mut o = sync_primary(SynchronousMode::Quorum, SyncRule::Off, Some(&[]));
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(any.clone())));
+    o.db.sync_rule = Some(any.clone());
+    o.sync_applied_at = Some(Position(4000));
+    o.db.replicas = vec![link("node2", true, 3000), link("node3", true, 4500)];
+    assert_eq!(sync_action(&o), None, "node2 has not caught up");
+    o.db.replicas[0] = link("node2", true, 4000);
+    assert_eq!(sync_action(&o), Some(publish(&["node3", "node2"], Some(1))));
+    // A changed voter set withdraws the quorum before the rule changes.
+    store(&mut o).sync = Some(SyncState { leader: Some(name("me")), sync_standby: both(), quorum: Some(1) });
+    o.db.replicas.pop();
+    assert_eq!(sync_action(&o), Some(publish(&[], None)));
+}
+
+#[test]
+fn switching_synchronous_mode_off_clears_the_rule() {
+    let o = sync_primary(SynchronousMode::Off, first(1, &["node3"]), Some(&["node3"]));
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(SyncRule::Off)));
+    let o = sync_primary(SynchronousMode::Off, SyncRule::Off, Some(&["node3"]));
+    assert_eq!(sync_action(&o), None);
+}
+
+#[test]
+fn strict_promotion_applies_the_rule_before_promoting() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 1 };
+    let a = actions(&o);
+    assert_eq!(a[..3], [Action::RenewLease, Action::SetSyncRule(SyncRule::AnyReplica), Action::Promote]);
+}
+
+/// `me`, a replica at 1000 racing for a free lease, in `on` mode, after `sync` was published by node1.
+fn sync_racer(sync_standby: &[&str], quorum: Option<u32>) -> Observation {
+    let mut o = obs();
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: false, node_count: 1 };
+    store(&mut o).sync = Some(SyncState {
+        leader: Some(name("node1")),
+        sync_standby: sync_standby.iter().map(|n| n.to_string()).collect(),
+        quorum,
+    });
+    o
+}
+
+#[test]
+fn gate_only_a_sync_standby_or_a_replica_as_far_as_one_takes_over() {
+    let o = sync_racer(&["me"], None);
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    let mut o = sync_racer(&["node2"], None);
+    assert!(waits(&o).contains("not a synchronous standby"), "node2 unreachable");
+    o.peers = vec![peer("node2", 900)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "node2 is behind me: I hold what it holds");
+    o.peers = vec![peer("node2", 1100)];
+    assert!(waits(&o).contains("node2"), "node2 is ahead");
+}
+
+#[test]
+fn gate_no_takeover_after_the_primary_ran_relaxed() {
+    let o = sync_racer(&[], None);
+    assert!(waits(&o).contains("no synchronous standby"), "{}", waits(&o));
+    let mut o = sync_racer(&[], None);
+    o.policy.sync.mode = SynchronousMode::Off;
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "off: the sync key does not count");
+    let mut o = sync_racer(&[], None);
+    store(&mut o).sync = None;
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "nothing was promised yet");
+}
+
+#[test]
+fn gate_quorum_needs_enough_voters_none_ahead() {
+    // Voters me and node3, each commit confirmed by 1: two voters must vouch.
+    let mut o = sync_racer(&["me", "node3"], Some(1));
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    assert!(waits(&o).contains("only 1 of the 2 voters"), "{}", waits(&o));
+    o.peers = vec![peer("node3", 1000)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    o.peers = vec![peer("node3", 1200)];
+    assert!(waits(&o).contains("further ahead"));
+    // Confirmed by both voters: one is enough, even a reachable one only.
+    let mut o = sync_racer(&["node2", "node3"], Some(2));
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    o.peers = vec![peer("node3", 800)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The ordering invariant: the primary never publishes a standby its applied rule does not name, and
+    /// never changes the rule while the `sync` key still names a standby the new rule drops.
+    #[test]
+    fn sync_steps_keep_the_ordering_invariant(
+        mode in prop::sample::select(vec![SynchronousMode::On, SynchronousMode::Quorum]),
+        strict in any::<bool>(),
+        node_count in 1u32..3,
+        applied_names in prop::sample::subsequence(vec!["node2", "node3"], 0..=2),
+        quorum_rule in any::<bool>(),
+        published in prop::option::of(prop::sample::subsequence(vec!["node2", "node3"], 0..=2)),
+        published_quorum in prop::option::of(1u32..3),
+        links in prop::collection::vec((prop::sample::select(vec!["node2", "node3"]), any::<bool>(), any::<bool>(), 0u64..6000), 0..3),
+        applied_at in prop::option::of(0u64..6000),
+    ) {
+        let names: Vec<String> = applied_names.iter().map(|n| n.to_string()).collect();
+        let applied = match (names.is_empty(), quorum_rule) {
+            (true, _) => SyncRule::Off,
+            (false, true) => SyncRule::Any { count: 1, names },
+            (false, false) => SyncRule::First { count: names.len() as u32, names },
+        };
+        let mut o = sync_primary(mode, applied.clone(), None);
+        o.policy.sync = SyncPolicy { mode, strict, node_count };
+        o.db.replicas = links
+            .iter()
+            .map(|(n, streaming, synchronous, pos)| ReplicaLink {
+                name: n.to_string(),
+                streaming: *streaming,
+                synchronous: *synchronous,
+                flushed: Some(Position(*pos)),
+            })
+            .collect();
+        o.sync_applied_at = applied_at.map(Position);
+        store(&mut o).sync = published.map(|names| SyncState {
+            leader: Some(name("me")),
+            sync_standby: names.iter().map(|n| n.to_string()).collect(),
+            quorum: published_quorum,
+        });
+        let before = store(&mut o).sync.clone().map(|s| s.sync_standby).unwrap_or_default();
+        match sync_action(&o) {
+            Some(Action::PublishSync(state)) => {
+                for standby in &state.sync_standby {
+                    prop_assert!(applied.names().contains(standby), "published {standby} not in {applied:?}");
+                    if state.quorum.is_none() {
+                        prop_assert!(
+                            before.contains(standby) || o.db.replicas.iter().any(|l| l.name == *standby
+                                && l.synchronous && o.sync_applied_at.is_some_and(|at| l.flushed >= Some(at))),
+                            "{standby} published before it confirmed commits"
+                        );
+                    }
+                }
+            }
+            Some(Action::SetSyncRule(rule)) => {
+                for standby in &before {
+                    prop_assert!(rule.names().contains(standby), "rule {rule:?} drops published {standby}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The promotion gate: in a synchronous mode, a member that takes the free lease is a published sync
+    /// standby, or no further than a reachable one, or vouched for by enough quorum voters.
+    #[test]
+    fn racers_in_synchronous_mode_hold_every_acknowledged_commit(o in any_observation()) {
+        let racing = actions(&o).contains(&Action::AcquireLease)
+            && o.cluster.as_ref().is_some_and(|c| c.leader.is_none() && c.initialize.as_ref().is_some_and(|i| i.system_id.is_some()));
+        let Some(sync) = o.cluster.as_ref().and_then(|c| c.sync.clone()) else { return Ok(()) };
+        if !racing || o.policy.sync.mode == SynchronousMode::Off || o.policy.pause || o.db.is_running_primary() {
+            return Ok(());
+        }
+        let mine = o.db.position;
+        let vouched = |n: &String| {
+            *n == "me" || o.peers.iter().any(|p| p.reachable && p.name.as_str() == n && p.position.is_some() && p.position <= mine)
+        };
+        match sync.quorum {
+            None => prop_assert!(sync.sync_standby.iter().any(vouched), "{sync:?} {:?}", o.peers),
+            Some(k) => {
+                let needed = (sync.sync_standby.len() + 1).saturating_sub(k as usize);
+                prop_assert!(sync.sync_standby.iter().filter(|n| vouched(n)).count() >= needed, "{sync:?}");
+            }
+        }
+    }
 }

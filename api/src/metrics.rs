@@ -31,6 +31,8 @@ pub const NAMES: &[&str] = &[
     "vigil_fencing_token",
     "vigil_lease_remaining_seconds",
     "vigil_failovers_total",
+    "vigil_sync_relaxed",
+    "vigil_sync_writes_blocked",
     "vigil_raft_term",
     "vigil_raft_leader",
     "vigil_raft_voters",
@@ -89,6 +91,11 @@ pub fn render(status: &NodeStatus) -> String {
     out.gauge("vigil_lease_remaining_seconds", help, remaining);
     let help = "Number of times this agent has promoted its database.";
     out.counter("vigil_failovers_total", help, vigil.failovers_total);
+    let sync_state = vigil.sync_state.as_deref();
+    let help = "Value is 1 if this primary runs asynchronously although synchronous_mode is on (no standby qualifies).";
+    out.gauge("vigil_sync_relaxed", help, flag(sync_state == Some("relaxed")));
+    let help = "Value is 1 if this primary's commits wait for a synchronous standby that is not there (strict mode).";
+    out.gauge("vigil_sync_writes_blocked", help, flag(sync_state == Some("blocked")));
     let raft = vigil.raft.as_ref();
     let help = "Current Raft term of the cluster store (absent when not a Raft member).";
     out.family("vigil_raft_term", "gauge", help, raft.map(|r| r.term));

@@ -128,6 +128,12 @@ pub struct VigilInfo {
     /// `sync_standby` flag counts only in `on`/`strict`, `quorum_standby` only in `quorum`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_mode: Option<String>,
+    /// Primary: how its commits are replicated: `async` (`synchronous_mode: off`), `sync` (they wait for
+    /// the synchronous standbys, which confirm them), `relaxed` (synchronous mode, but no standby qualifies:
+    /// commits are not replicated synchronously), `blocked` (strict: commits wait for a standby that is not
+    /// there, writes hang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_state: Option<String>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,

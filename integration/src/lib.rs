@@ -7,6 +7,7 @@ pub mod haproxy;
 pub mod managed;
 pub mod patroni;
 pub mod process;
+pub mod writer;
 
 use axum::Router;
 use std::future::Future;

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_postgres::NoTls;
-use vigil_integration::agents::{AgentCluster, PASSWORD};
+use vigil_integration::agents::AgentCluster;
 use vigil_integration::haproxy::{sample_up, HaProxy, PRIMARY_BACKEND, REPLICAS_BACKEND};
+use vigil_integration::writer::{self, Writer};
 use vigil_integration::{init_tracing, strip_ansi, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -25,75 +25,15 @@ async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
     primary
 }
 
-/// A superuser connection to HAProxy's `port`.
-async fn connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let conn = format!(
-        "host=127.0.0.1 port={port} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2"
-    );
-    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-/// One acknowledged insert: the row's id, the PostgreSQL port that committed it, and when.
-#[derive(Clone, Copy, Debug)]
-struct Ack {
-    id: i64,
-    server_port: u16,
-    at: Instant,
-}
-
-/// Inserts rows 0, 1, 2, … through `port` until `stop`, reconnecting after any error; every attempt is
-/// bounded by [`ATTEMPT`]. Records each acknowledged row in `acks`; returns the number of failed attempts.
-async fn writer(port: u16, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
-    let mut client: Option<tokio_postgres::Client> = None;
-    let mut failures = 0;
-    let mut id: i64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let attempt = async {
-            if client.as_ref().is_none_or(|c| c.is_closed()) {
-                client = Some(connect(port).await.map_err(|e| e.to_string())?);
-            }
-            let c = client.as_ref().expect("connected");
-            let row = c
-                .query_one("INSERT INTO t (id) VALUES ($1) RETURNING inet_server_port()", &[&id])
-                .await
-                .map_err(|e| e.to_string())?;
-            let server_port: i32 = row.get(0);
-            Ok::<u16, String>(server_port as u16)
-        };
-        match tokio::time::timeout(ATTEMPT, attempt).await {
-            Ok(Ok(server_port)) => {
-                acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
-            }
-            Ok(Err(_)) | Err(_) => {
-                failures += 1;
-                client = None;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        // A failed insert may have committed or not: never reuse its id.
-        id += 1;
-    }
-    failures
-}
-
-/// Makes every commit wait for one standby to flush it (`synchronous_standby_names = '*'`, set on every
-/// node with ALTER SYSTEM) and waits until the primary has a synchronous standby.
+/// Waits until the primary's commits wait for a synchronous standby and the `sync` key names it.
 ///
-/// Without it, "no acknowledged write is lost" does not hold: replication is asynchronous by default (the
-/// agent's `synchronous_mode` is not built yet and refused), so a commit acknowledged by the old primary
-/// (including by a backend that outlived its killed postmaster, until HAProxy cuts its session) may never
-/// reach the new one.
+/// Without it, "no acknowledged write is lost" does not hold: with asynchronous replication a commit
+/// acknowledged by the old primary (including by a backend that outlived its killed postmaster, until
+/// HAProxy cuts its session) may never reach the new one.
 async fn synchronous_replication(cluster: &AgentCluster, primary: usize) {
-    for i in 0..cluster.nodes.len() {
-        for sql in ["ALTER SYSTEM SET synchronous_standby_names = '*'", "SELECT pg_reload_conf()"] {
-            cluster.query(i, sql).await.unwrap_or_else(|e| panic!("{sql} on {}: {e}", cluster.nodes[i].name));
-        }
-    }
-    let sql = "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'";
-    wait_for("a synchronous standby", PATIENCE, || async {
-        (cluster.query(primary, sql).await.ok()? == ["1"]).then_some(())
+    wait_for("a published synchronous standby", PATIENCE, || async {
+        let (_, status) = cluster.rest(primary, "/patroni").await?;
+        (status["vigil"]["sync_state"] == "sync").then_some(())
     })
     .await;
 }
@@ -101,7 +41,7 @@ async fn synchronous_replication(cluster: &AgentCluster, primary: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_killed() {
     init_tracing();
-    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let mut cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: on");
     let all = [0, 1, 2];
     let old = settled(&cluster, &all).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
@@ -113,13 +53,11 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(old)], PATIENCE).await;
     haproxy.wait_for_up(REPLICAS_BACKEND, &[&replicas[0], &replicas[1]], PATIENCE).await;
 
-    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writing = tokio::spawn(writer(haproxy.rw_port, acks.clone(), stop.clone()));
-    let count = || acks.lock().expect("acks").len();
+    let writer = Writer::on_port(haproxy.rw_port);
+    let count = || writer.count();
     wait_for("100 rows written through HAProxy", PATIENCE, || async { (count() >= 100).then_some(()) }).await;
     let old_port = cluster.nodes[old].pg_port;
-    assert!(acks.lock().expect("acks").iter().all(|a| a.server_port == old_port), "all on the old primary");
+    assert!(writer.acks().iter().all(|a| a.server_port == old_port), "all on the old primary");
 
     // kill -9 of the primary's agent and its postgres, while the writer keeps going.
     let killed_at = Instant::now();
@@ -131,8 +69,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     assert_ne!(new, old, "a survivor took over");
     let new_port = cluster.nodes[new].pg_port;
     let resumed = wait_for("writes through HAProxy to succeed on the new primary", PATIENCE, || async {
-        let acks = acks.lock().expect("acks");
-        acks.iter().find(|a| a.server_port == new_port).map(|a| a.at)
+        writer.acks().iter().find(|a| a.server_port == new_port).map(|a| a.at)
     })
     .await;
     // A few more writes on the new primary, then stop the writer.
@@ -141,9 +78,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
         (count() >= resumed_count + 20).then_some(())
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    let failures = writing.await.expect("writer task");
-    let acks = acks.lock().expect("acks").clone();
+    let (acks, failures) = writer.stop().await;
     eprintln!(
         "writes resumed through HAProxy {:?} after the kill; {} rows acknowledged, {failures} failed attempts",
         resumed - killed_at,
@@ -182,7 +117,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     let sql = "SELECT pg_is_in_recovery(), inet_server_port(), count(*) FROM t";
     let (in_recovery, port, rows) = wait_for("a read through HAProxy's read-only port", PATIENCE, || async {
         let read = async {
-            let client = connect(haproxy.ro_port).await.ok()?;
+            let client = writer::connect(&format!("host=127.0.0.1 port={}", haproxy.ro_port)).await.ok()?;
             let row = client.query_one(sql, &[]).await.ok()?;
             Some((row.get::<_, bool>(0), row.get::<_, i32>(1), row.get::<_, i64>(2)))
         };
@@ -308,12 +243,10 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     let candidate = all.into_iter().find(|i| *i != old).expect("a replica");
     let (old_port, new_port) = (cluster.nodes[old].pg_port, cluster.nodes[candidate].pg_port);
 
-    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writing = tokio::spawn(writer(haproxy.rw_port, acks.clone(), stop.clone()));
-    let count = || acks.lock().expect("acks").len();
+    let writer = Writer::on_port(haproxy.rw_port);
+    let count = || writer.count();
     wait_for("100 rows written through HAProxy", PATIENCE, || async { (count() >= 100).then_some(()) }).await;
-    assert!(acks.lock().expect("acks").iter().all(|a| a.server_port == old_port), "all on the old primary");
+    assert!(writer.acks().iter().all(|a| a.server_port == old_port), "all on the old primary");
 
     // The switchover, while the writer keeps going; HAProxy's view is sampled throughout.
     let sampling = Arc::new(AtomicBool::new(false));
@@ -326,8 +259,7 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     assert!(text.contains(&name(candidate)), "POST /switchover: {text}");
 
     let resumed = wait_for("writes through HAProxy to succeed on the candidate", PATIENCE, || async {
-        let acks = acks.lock().expect("acks");
-        acks.iter().find(|a| a.server_port == new_port).map(|a| a.at)
+        writer.acks().iter().find(|a| a.server_port == new_port).map(|a| a.at)
     })
     .await;
     let resumed_count = count();
@@ -348,11 +280,9 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
         up = haproxy.up_servers(PRIMARY_BACKEND).await.expect("show servers state");
     }
     let servers = haproxy.servers(None).await;
-    stop.store(true, Ordering::Relaxed);
     sampling.store(true, Ordering::Relaxed);
-    let failures = writing.await.expect("writer task");
+    let (acks, failures) = writer.stop().await;
     let changes = sampler.await.expect("sampler task");
-    let acks = acks.lock().expect("acks").clone();
     let since = |t: Instant| {
         if t >= asked_at {
             format!("+{:.3}s", (t - asked_at).as_secs_f64())

@@ -54,11 +54,31 @@ pub fn title(cluster: &Value) -> String {
     }
 }
 
-/// The lines under the boxed table: maintenance mode and a pending switchover.
+/// The lines under the boxed table: maintenance mode, synchronous replication trouble, the reason there is
+/// no primary, and a pending switchover.
 pub fn service_info(cluster: &Value) -> Vec<String> {
     let mut info = Vec::new();
     if cluster["pause"].as_bool() == Some(true) {
         info.push("Maintenance mode: on".to_string());
+    }
+    let members = cluster["members"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match members.iter().find(|m| is_leader(m)) {
+        Some(leader) => match leader["sync_state"].as_str() {
+            Some("blocked") => info.push(
+                "Writes are BLOCKED: synchronous_mode_strict, and no synchronous standby confirms commits"
+                    .to_string(),
+            ),
+            Some("relaxed") => info.push(
+                "Replication is asynchronous: synchronous_mode is on, but no standby qualifies".to_string(),
+            ),
+            _ => {}
+        },
+        None => {
+            let reasons =
+                members.iter().filter_map(|m| Some(format!("{}: {}", name(m), m["reason"].as_str()?)));
+            info.push("No primary.".to_string());
+            info.extend(reasons);
+        }
     }
     if let Some(switchover) = cluster.get("scheduled_switchover").filter(|s| s.is_object()) {
         let mut line = match switchover["at"].as_str() {

@@ -191,12 +191,11 @@ impl DynamicConfig {
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
         }
-        // Refused rather than ignored: an operator who asks for synchronous replication must not get
-        // asynchronous replication (and lost commits on failover) without being told.
-        if self.synchronous_mode != SynchronousMode::Off || self.synchronous_mode_strict {
+        // Refused rather than ignored: strict without a synchronous mode would promise what nothing does.
+        if self.synchronous_mode == SynchronousMode::Off && self.synchronous_mode_strict {
             return Err(ConfigError::invalid(
-                key("synchronous_mode"),
-                "synchronous replication is not supported yet: only off (asynchronous) is accepted",
+                key("synchronous_mode_strict"),
+                "needs synchronous_mode on or quorum (it is off)",
             ));
         }
         Ok(())
@@ -208,15 +207,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn synchronous_modes_are_refused_until_they_are_built() {
+    fn strict_needs_a_synchronous_mode() {
         for mode in [SynchronousMode::On, SynchronousMode::Quorum] {
-            let config = DynamicConfig { synchronous_mode: mode, ..DynamicConfig::default() };
-            let err = config.validate().unwrap_err();
-            assert_eq!(err.key(), Some("synchronous_mode"), "{err}");
+            let config = DynamicConfig {
+                synchronous_mode: mode,
+                synchronous_mode_strict: true,
+                ..DynamicConfig::default()
+            };
+            assert!(config.validate().is_ok(), "{mode:?}");
         }
         let strict = DynamicConfig { synchronous_mode_strict: true, ..DynamicConfig::default() };
-        assert!(strict.validate().is_err());
-        assert!(DynamicConfig::default().validate().is_ok());
+        let err = strict.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "synchronous_mode_strict: needs synchronous_mode on or quorum (it is off)"
+        );
     }
 
     #[test]

@@ -65,6 +65,54 @@ pub struct Upstream {
     pub port: u16,
 }
 
+/// Which replicas a primary's commits wait for (PostgreSQL: `synchronous_standby_names`; MySQL: semi-sync).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncRule {
+    /// Commits do not wait for any replica (asynchronous replication).
+    #[default]
+    Off,
+    /// Commits wait for the first `count` of `names`, in order (PostgreSQL `FIRST n (...)`).
+    First {
+        /// How many standbys confirm each commit.
+        count: u32,
+        /// The standbys, by member name.
+        names: Vec<String>,
+    },
+    /// Commits wait for any `count` of `names` (PostgreSQL `ANY n (...)`, quorum commit).
+    Any {
+        /// How many standbys confirm each commit.
+        count: u32,
+        /// The standbys, by member name.
+        names: Vec<String>,
+    },
+    /// Commits wait for one replica, whichever (PostgreSQL `*`): strict mode with no standby chosen, so
+    /// that no commit is acknowledged unreplicated.
+    AnyReplica,
+}
+
+impl SyncRule {
+    /// The member names the rule waits for.
+    pub fn names(&self) -> &[String] {
+        match self {
+            SyncRule::First { names, .. } | SyncRule::Any { names, .. } => names,
+            SyncRule::Off | SyncRule::AnyReplica => &[],
+        }
+    }
+}
+
+/// A replica connected to this primary, as the primary sees it (PostgreSQL: `pg_stat_replication`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaLink {
+    /// Its member name (PostgreSQL: `application_name`).
+    pub name: String,
+    /// Whether it streams (rather than catching up or starting).
+    pub streaming: bool,
+    /// Whether the primary counts it as synchronous now (PostgreSQL `sync_state` `sync` or `quorum`).
+    pub synchronous: bool,
+    /// How far it has written to disk (PostgreSQL `flush_lsn`).
+    pub flushed: Option<Position>,
+}
+
 /// One observation of the local database server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbState {
@@ -86,6 +134,10 @@ pub struct DbState {
     pub streaming: bool,
     /// The server's version as a number (PostgreSQL: `server_version_num`, e.g. 150018), when running.
     pub server_version: Option<u32>,
+    /// Primary: the synchronous replication rule in force (`None`: not one the agent wrote).
+    pub sync_rule: Option<SyncRule>,
+    /// Primary: the replicas connected to it.
+    pub replicas: Vec<ReplicaLink>,
 }
 
 impl DbState {
@@ -101,6 +153,8 @@ impl DbState {
             upstream: None,
             streaming: false,
             server_version: None,
+            sync_rule: None,
+            replicas: Vec::new(),
         }
     }
 
@@ -174,6 +228,10 @@ pub trait Database: Send + Sync + 'static {
     /// On a primary: makes sure every member in `members` has a replication slot, and drops the slots of
     /// members no longer listed.
     fn sync_slots(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every
+    /// later start). On a replica it takes effect when it is promoted.
+    fn set_sync_rule(&self, rule: &SyncRule) -> impl Future<Output = Result<(), DbError>> + Send;
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! nobody).
 
 use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
-use crate::db::{DataState, Position, Role, Upstream};
+use super::sync::{self, SyncChange, SyncState};
+use crate::config::SynchronousMode;
+use crate::db::{DataState, Position, Role, SyncRule, Upstream};
 use vigil_dcs::MemberName;
 
 /// Something the loop does to the store or the database.
@@ -47,6 +49,10 @@ pub enum Action {
     HandOver,
     /// Remove the `failover` key (the switchover it asked for is done, or cannot be done).
     ClearSwitchover,
+    /// Make the database's commits wait for these replicas.
+    SetSyncRule(SyncRule),
+    /// Write the `sync` key.
+    PublishSync(SyncState),
 }
 
 /// What to do this cycle, and why (one line for the log and the member status).
@@ -248,10 +254,26 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
             let mut actions = vec![Action::RenewLease];
             actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
             actions.push(slots);
-            Decision::act(actions, "primary: lease renewed")
+            match sync::sync_step(o, cluster) {
+                None => Decision::act(actions, "primary: lease renewed"),
+                Some(change) => {
+                    let reason = format!("primary: lease renewed; synchronous replication: {change}");
+                    actions.push(match change {
+                        SyncChange::Rule(rule) => Action::SetSyncRule(rule),
+                        SyncChange::Publish(state) => Action::PublishSync(state),
+                    });
+                    Decision::act(actions, reason)
+                }
+            }
         }
         (true, _) => {
-            Decision::act(vec![Action::RenewLease, Action::Promote, slots], "lease taken: promoting")
+            let mut actions = vec![Action::RenewLease];
+            if o.policy.sync.mode != SynchronousMode::Off {
+                // In strict mode, commits wait for a replica from the very first one on.
+                actions.push(Action::SetSyncRule(sync::wanted_rule(o, cluster)));
+            }
+            actions.extend([Action::Promote, slots]);
+            Decision::act(actions, "lease taken: promoting")
         }
         (false, _) => match o.primary_down_since {
             Some(since) if o.now.duration_since(since) >= o.policy.primary_start_timeout => Decision::act(
@@ -417,6 +439,9 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
                 o.policy.maximum_lag_on_failover
             ));
         }
+    }
+    if let Err(why) = sync::may_take_over(o, cluster, mine) {
+        return Decision::wait(why);
     }
     if o.db.streaming {
         return Decision::wait(

@@ -79,6 +79,7 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
             Ok(())
         }
         Action::Follow(upstream) => db.follow(upstream.as_ref()).await,
+        Action::SetSyncRule(rule) => db.set_sync_rule(rule).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
     }
 }

@@ -5,12 +5,16 @@ mod decide;
 mod execute;
 mod observation;
 mod run;
+mod sync;
 mod view;
 
 pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, Action, Decision};
 pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
 pub use run::{Agent, Identity};
+pub use sync::{
+    may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth, SyncPolicy, SyncState,
+};
 pub use view::{cluster_view, dynamic_config};
 
 /// The tags a member publishes, from its configuration.

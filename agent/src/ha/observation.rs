@@ -1,5 +1,6 @@
 //! What the agent knows at the start of one HA cycle: the input of [`super::decide`].
 
+use super::sync::{SyncPolicy, SyncState};
 use crate::db::{DbState, Position, Role};
 use crate::member::MemberRecord;
 use std::collections::BTreeMap;
@@ -29,6 +30,9 @@ pub struct Observation {
     pub rewind_failed: bool,
     /// What the other members said when asked directly (only gathered while nobody holds the lease).
     pub peers: Vec<PeerView>,
+    /// Primary: its position when the synchronous replication rule in force was first seen applied (`None`
+    /// in the cycle it changed). A standby that flushed this far holds every commit acknowledged before.
+    pub sync_applied_at: Option<Position>,
 }
 
 /// The settings decisions depend on (from the local config and the cluster's dynamic config).
@@ -48,6 +52,8 @@ pub struct Policy {
     pub pause: bool,
     /// The cycle's period: a scheduled switchover more than 1.5 times this late is dropped as stale.
     pub loop_wait: Duration,
+    /// Synchronous replication.
+    pub sync: SyncPolicy,
 }
 
 /// The cluster record, as the policy needs it.
@@ -63,6 +69,8 @@ pub struct ClusterView {
     pub optime: Option<Position>,
     /// A requested switchover or failover (the `failover` key).
     pub switchover: Option<Switchover>,
+    /// Who holds every acknowledged commit (the `sync` key).
+    pub sync: Option<SyncState>,
 }
 
 /// The `failover` key: a switchover (from `leader`) or a manual failover, to `candidate` if named.

@@ -6,10 +6,11 @@
 
 use super::execute::{run_db_job, DbJob};
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
+use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
 use super::view::{cluster_view, dynamic_config, Status};
 use super::{decide, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
-use crate::db::{Database, DbState, Role};
+use crate::db::{Database, DbState, Position, Role, SyncRule};
 use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
@@ -72,6 +73,10 @@ pub struct Agent<D: Database> {
     dcs_last_seen: u64,
     /// Promotions this agent carried out.
     failovers: Arc<AtomicU64>,
+    /// Set while a synchronous standby shuts down: its record then says `stopping`.
+    leaving: bool,
+    /// The synchronous replication rule last seen applied on this primary, and its position then.
+    sync_seen: Option<(SyncRule, Option<Position>)>,
     /// The dynamic configuration as last read (the bootstrap one until then).
     dynamic: DynamicConfig,
     /// Whether this cycle already renewed the lease (at its start).
@@ -105,6 +110,8 @@ impl<D: Database> Agent<D> {
             synced_slots: None,
             dcs_last_seen: 0,
             failovers: Arc::new(AtomicU64::new(0)),
+            sync_seen: None,
+            leaving: false,
             dynamic: me_dynamic,
             renewed_this_cycle: false,
             scheduled_restart: None,
@@ -210,6 +217,7 @@ impl<D: Database> Agent<D> {
             primary_down_since: self.primary_down_since,
             rewind_failed: self.rewind_failed.load(Ordering::SeqCst),
             peers,
+            sync_applied_at: self.track_sync_rule(&db),
         };
         let decision = decide(&observation);
         self.log(&decision);
@@ -221,6 +229,7 @@ impl<D: Database> Agent<D> {
                     | Action::AcquireLease
                     | Action::ReleaseLease
                     | Action::HandOver
+                    | Action::PublishSync(_)
             )
         });
         let stops_db = decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote));
@@ -229,7 +238,11 @@ impl<D: Database> Agent<D> {
         // a primary that no longer runs.
         let db = if stops_db { self.db.observe().await } else { db };
         self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
-        if changes_roles {
+        // A synchronous standby is confirmed one cycle after its rule was first seen applied.
+        let sync_settling = observation.sync_applied_at.is_none()
+            && observation.db.sync_rule.is_some()
+            && dynamic.synchronous_mode != crate::config::SynchronousMode::Off;
+        if changes_roles || sync_settling {
             // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.
             return NEXT_STEP;
         }
@@ -289,6 +302,11 @@ impl<D: Database> Agent<D> {
             use_pg_rewind: dynamic.postgresql.use_pg_rewind,
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,
+            sync: SyncPolicy {
+                mode: dynamic.synchronous_mode,
+                strict: dynamic.synchronous_mode_strict,
+                node_count: dynamic.synchronous_node_count,
+            },
         }
     }
 
@@ -298,6 +316,19 @@ impl<D: Database> Agent<D> {
             (Some(grant), _) => LeaseHold::Lapsed(grant.token),
             (None, Some(token)) => LeaseHold::Lapsed(token),
             (None, None) => LeaseHold::Never,
+        }
+    }
+
+    /// The primary's position when the synchronous replication rule in force was first seen applied; `None`
+    /// in the cycle it is first seen (see [`Observation::sync_applied_at`]).
+    fn track_sync_rule(&mut self, db: &DbState) -> Option<Position> {
+        let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
+        match &self.sync_seen {
+            Some((seen, at)) if Some(seen) == rule.as_ref() => *at,
+            _ => {
+                self.sync_seen = rule.map(|rule| (rule, db.position));
+                None
+            }
         }
     }
 
@@ -365,6 +396,10 @@ impl<D: Database> Agent<D> {
                     let stopped = DbState::stopped(o.db.data.clone());
                     self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
                     self.release().await;
+                }
+                Action::PublishSync(state) => {
+                    self.put(Key::Sync, &state, "publish the synchronous standbys").await;
+                    tracing::info!(standbys = ?state.sync_standby, quorum = ?state.quorum, "sync key published");
                 }
                 Action::ClearSwitchover => {
                     if let Err(e) = self.dcs.delete(&Key::Failover, Condition::Always).await {
@@ -478,6 +513,7 @@ impl<D: Database> Agent<D> {
         reason: &str,
     ) {
         let (state, role) = MemberRecord::state_and_role(db);
+        let state = if self.leaving { "stopping" } else { state };
         let record = MemberRecord {
             conn_url: format!("postgres://{}:{}/postgres", self.me.db_host, self.me.db_port),
             api_url: self.me.api_url.clone(),
@@ -491,6 +527,9 @@ impl<D: Database> Agent<D> {
             replication_state: db.streaming.then(|| "streaming".to_owned()),
             reason: Some(reason.to_owned()),
             tags: self.me.tags.clone(),
+            sync_state: db
+                .is_running_primary()
+                .then(|| sync_health(db, dynamic.synchronous_mode).as_str().to_owned()),
         };
         let fresh = self
             .published
@@ -518,6 +557,9 @@ impl<D: Database> Agent<D> {
     ) -> NodeStatus {
         let raft = self.dcs.raft_status();
         let primary = db.role == Some(Role::Primary);
+        let sync = cluster
+            .and_then(|c| c.sync.as_ref())
+            .filter(|s| !primary && s.sync_standby.iter().any(|n| n == self.me.name.as_str()));
         let system_id = match &db.data {
             crate::db::DataState::Present { system_id, .. } => Some(system_id.clone()),
             crate::db::DataState::Missing => None,
@@ -545,6 +587,7 @@ impl<D: Database> Agent<D> {
                 last_decision: record.reason.clone(),
                 primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
                 synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
+                sync_state: record.sync_state.clone(),
                 failovers_total: self.failovers.load(Ordering::SeqCst),
                 raft: Some(vigil_api::RaftInfo {
                     term: raft.term,
@@ -555,18 +598,22 @@ impl<D: Database> Agent<D> {
             server_version: db.server_version,
             dcs_last_seen: self.dcs_last_seen,
             pause: dynamic.pause,
+            sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
+            quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
             ..Default::default()
         }
     }
 
     /// On SIGTERM: a primary stops its database with a shutdown checkpoint, which PostgreSQL streams to
     /// its replicas before it exits, then releases the lease so the most advanced replica takes over
-    /// without losing an acknowledged write. Any other member just stops its database.
+    /// without losing an acknowledged write. A synchronous standby first has the primary move its role to
+    /// another standby, so that commits do not stall. Any other member just stops its database.
     async fn shut_down(mut self) {
         tracing::info!("shutting down");
         if let Some(job) = self.job.take() {
             let _ = job.await;
         }
+        self.hand_over_sync_role().await;
         if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
             tracing::warn!(error = %e, "database did not stop cleanly");
         }
@@ -574,6 +621,37 @@ impl<D: Database> Agent<D> {
         self.status.set_deadline(None);
     }
 }
+
+impl<D: Database> Agent<D> {
+    /// A synchronous standby about to stop announces it (its record says `stopping`, which the primary
+    /// takes as "not a candidate") and waits, at most [`SYNC_HANDOFF`], until the primary handed its role
+    /// over (see [`handed_over`]).
+    async fn hand_over_sync_role(&mut self) {
+        let view = cluster_view(&self.dcs.local());
+        if !is_named_standby(&view, &self.me.name) {
+            return;
+        }
+        tracing::info!("synchronous standby shutting down: asking the primary to move the role first");
+        self.leaving = true;
+        self.published = None;
+        let db = self.db.observe().await;
+        let dynamic = self.dynamic.clone();
+        self.publish(&db, Some(&view), &dynamic, "shutting down: handing the synchronous standby role over")
+            .await;
+        let deadline = Instant::now() + SYNC_HANDOFF;
+        while !handed_over(&cluster_view(&self.dcs.local()), &self.me.name) {
+            if Instant::now() >= deadline {
+                tracing::warn!(waited = ?SYNC_HANDOFF, "the primary did not move the synchronous standby role: stopping anyway");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("synchronous standby role handed over");
+    }
+}
+
+/// How long a synchronous standby that shuts down waits for the primary to move its role.
+const SYNC_HANDOFF: Duration = Duration::from_secs(5);
 
 /// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
 /// a plain one, whose HTTPS calls then fail and are logged.

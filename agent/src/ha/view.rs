@@ -1,6 +1,7 @@
 //! Reading the cluster record into the policy's [`ClusterView`], and the values the agent writes.
 
 use super::observation::{ClusterView, Initialize, Switchover};
+use super::sync::SyncState;
 use crate::config::DynamicConfig;
 use crate::db::Position;
 use crate::member::MemberRecord;
@@ -31,6 +32,7 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         members,
         optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
         switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
+        sync: value(&Key::Sync).and_then(|v| parse::<SyncState>(&Key::Sync, v)),
     }
 }
 

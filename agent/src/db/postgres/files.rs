@@ -1,7 +1,7 @@
 //! Directories and files on disk, owned by the OS user PostgreSQL runs as. Synchronous: call these from
 //! `spawn_blocking`.
 
-use super::render::{self, Conf};
+use super::render::{self, Conf, Runtime};
 use super::PostgresSettings;
 use crate::os_user::Owner;
 use std::fs;
@@ -80,22 +80,41 @@ pub(crate) fn write_pgpass(s: &PostgresSettings, owner: Option<Owner>) -> io::Re
     write_file(&s.pgpass, &render::pgpass(s), owner)
 }
 
+/// Writes postgresql.conf (for a start, or for a reload that applies a changed [`Runtime`]).
+pub(crate) fn write_postgresql_conf(
+    s: &PostgresSettings,
+    conf: &Conf,
+    runtime: &Runtime,
+    owner: Option<Owner>,
+) -> io::Result<()> {
+    write_file(&s.data_dir.join("postgresql.conf"), &render::postgresql_conf(s, conf, runtime), owner)
+}
+
+/// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
+pub(crate) fn clean_auto_conf(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
+    let auto = s.data_dir.join("postgresql.auto.conf");
+    match fs::read_to_string(&auto) {
+        Ok(text) => match render::clean_auto_conf(&text) {
+            Some(clean) => write_file(&auto, &clean, owner),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes the whole configuration for a start as `conf` says: postgresql.conf, pg_hba.conf,
 /// postgresql.auto.conf without owned settings, standby.signal.
-pub(crate) fn write_config(s: &PostgresSettings, conf: &Conf, owner: Option<Owner>) -> io::Result<()> {
+pub(crate) fn write_config(
+    s: &PostgresSettings,
+    conf: &Conf,
+    runtime: &Runtime,
+    owner: Option<Owner>,
+) -> io::Result<()> {
     let data = &s.data_dir;
-    write_file(&data.join("postgresql.conf"), &render::postgresql_conf(s, conf), owner)?;
+    write_postgresql_conf(s, conf, runtime, owner)?;
     write_file(&data.join("pg_hba.conf"), &render::pg_hba(s), owner)?;
-    let auto = data.join("postgresql.auto.conf");
-    match fs::read_to_string(&auto) {
-        Ok(text) => {
-            if let Some(clean) = render::clean_auto_conf(&text) {
-                write_file(&auto, &clean, owner)?;
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    clean_auto_conf(s, owner)?;
     match conf {
         Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),
         Conf::Primary => remove_standby_signal(data),

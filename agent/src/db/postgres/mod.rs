@@ -14,12 +14,13 @@ mod ops;
 
 mod render;
 mod sql;
+mod standby_names;
 mod tools;
 
 pub use render::slot_name;
 
-use crate::db::{DataState, Database, DbError, DbState, StopMode, Upstream};
-use render::Conf;
+use crate::db::{DataState, Database, DbError, DbState, StopMode, SyncRule, Upstream};
+use render::{Conf, Runtime};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,8 @@ pub struct Postgres {
     tools: Tools,
     /// What the configuration was written for last (`None`: not since the agent started).
     conf: Mutex<Option<Conf>>,
+    /// The settings changed while the server runs, written into every configuration.
+    runtime: Mutex<Runtime>,
 }
 
 impl Postgres {
@@ -96,7 +99,7 @@ impl Postgres {
             }
         }
         let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
-        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None) }
+        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime: Mutex::default() }
     }
 
     fn data_dir(&self) -> &Path {
@@ -109,6 +112,10 @@ impl Postgres {
 
     fn set_configured(&self, conf: Option<Conf>) {
         *self.conf.lock().unwrap_or_else(|e| e.into_inner()) = conf;
+    }
+
+    fn runtime(&self) -> std::sync::MutexGuard<'_, Runtime> {
+        self.runtime.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The member the configuration written last streams from.
@@ -179,6 +186,10 @@ impl Database for Postgres {
 
     async fn promote(&self) -> Result<(), DbError> {
         self.logged("promote", None, self.promote_now()).await
+    }
+
+    async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {
+        self.set_sync_rule_now(rule).await
     }
 
     async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {

@@ -1,6 +1,6 @@
 //! `observe`: the data directory from `pg_controldata`, the running server from SQL.
 
-use super::{controldata, files, sql, unreadable_data, Postgres};
+use super::{controldata, files, sql, standby_names, unreadable_data, Postgres};
 use crate::db::{DataState, DbState, Role};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ impl Postgres {
             upstream: self.configured_upstream().filter(|_| live.in_recovery),
             streaming: live.streaming,
             server_version: live.server_version,
+            sync_rule: standby_names::parse(&live.standby_names).filter(|_| !live.in_recovery),
+            replicas: live.replicas,
         }
     }
 

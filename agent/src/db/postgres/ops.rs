@@ -2,8 +2,8 @@
 
 use super::render::{self, Conf, Target};
 use super::sql::{self, Session};
-use super::{files, InitdbOption, Postgres, PostgresSettings};
-use crate::db::{DbError, StopMode, Upstream};
+use super::{files, standby_names, InitdbOption, Postgres, PostgresSettings};
+use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io;
@@ -217,15 +217,58 @@ impl Postgres {
         Ok(())
     }
 
+    /// Remembers `rule` for every later start and, when the configuration is written and the server runs,
+    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value), reloads it and waits until new sessions
+    /// see the rule.
+    pub(super) async fn set_sync_rule_now(&self, rule: &SyncRule) -> Result<(), DbError> {
+        let runtime = {
+            let mut runtime = self.runtime();
+            runtime.sync = rule.clone();
+            runtime.clone()
+        };
+        let Some(conf) = self.configured() else { return Ok(()) };
+        let owner = self.tools.owner()?;
+        let action = "set synchronous_standby_names";
+        self.blocking(action, move |s| {
+            files::write_postgresql_conf(s, &conf, &runtime, owner)?;
+            files::clean_auto_conf(s, owner)
+        })
+        .await?;
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new(action, e))?;
+        sql::reload(&session.client).await.map_err(|e| DbError::new(action, e))?;
+        drop(session);
+        let wanted = standby_names::render(rule);
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        loop {
+            // A session started after the postmaster re-read the files sees the new value.
+            let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new(action, e))?;
+            let applied = sql::setting(&session.client, "synchronous_standby_names")
+                .await
+                .map_err(|e| DbError::new(action, e))?;
+            if applied == wanted {
+                tracing::info!(member = %self.settings.name, synchronous_standby_names = %wanted, "applied");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(DbError::new(
+                    action,
+                    format!("still {applied:?} after a reload, wanted {wanted:?}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and
     /// remembers it.
     async fn configure(&self, conf: Conf) -> Result<(), DbError> {
         let owner = self.tools.owner()?;
         let written = conf.clone();
+        let runtime = self.runtime().clone();
         self.blocking("write configuration", move |s| {
             files::prepare_dirs(s, owner)?;
             files::write_pgpass(s, owner)?;
-            files::write_config(s, &written, owner)
+            files::write_config(s, &written, &runtime, owner)
         })
         .await?;
         self.set_configured(Some(conf));

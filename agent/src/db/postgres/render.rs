@@ -1,8 +1,8 @@
 //! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
-use super::PostgresSettings;
-use crate::db::Upstream;
+use super::{standby_names, PostgresSettings};
+use crate::db::{SyncRule, Upstream};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ pub(crate) const OWNED: &[&str] = &[
     "primary_conninfo",
     "primary_slot_name",
     "recovery_target_timeline",
+    "synchronous_standby_names",
     "data_directory",
     "config_file",
     "hba_file",
@@ -81,9 +82,16 @@ pub fn slot_name(member: &str) -> String {
         .collect()
 }
 
+/// Settings the agent changes while the server runs (applied by a reload), kept for every later start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Runtime {
+    /// `synchronous_standby_names`.
+    pub sync: SyncRule,
+}
+
 /// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
 /// `primary_conninfo` and `primary_slot_name` for its upstream.
-pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf) -> String {
+pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runtime) -> String {
     let mut out = String::from(HEADER);
     let mut set = |name: &str, value: &str| {
         let _ = writeln!(out, "{name} = {}", conf_quote(value));
@@ -104,6 +112,7 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf) -> String {
     set("wal_level", if logical { "logical" } else { "replica" });
     set("hot_standby", "on");
     set("wal_log_hints", "on"); // pg_rewind needs it (or data checksums)
+    set("synchronous_standby_names", &standby_names::render(&runtime.sync));
     if let Conf::Standby(upstream) = conf {
         set("recovery_target_timeline", "latest");
         if let Some(up) = upstream {
@@ -232,7 +241,7 @@ mod tests {
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
         let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
-        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)));
+        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::default());
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
         assert!(conf.contains("max_wal_senders = '5'\n") && conf.contains("max_replication_slots = '10'\n"));
@@ -240,8 +249,8 @@ mod tests {
         assert!(conf.contains(
             "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' passfile=''/d/pgpass'''"
         ));
-        assert!(!postgresql_conf(&s, &Conf::Primary).contains("primary_conninfo"));
-        assert!(!postgresql_conf(&s, &Conf::Standby(None)).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Primary, &Runtime::default()).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Standby(None), &Runtime::default()).contains("primary_conninfo"));
     }
 
     #[test]

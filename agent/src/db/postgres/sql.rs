@@ -3,7 +3,7 @@
 
 use super::render::Target;
 use super::Credentials;
-use crate::db::Position;
+use crate::db::{Position, ReplicaLink};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -65,6 +65,10 @@ pub(crate) struct Live {
     pub streaming: bool,
     /// `server_version_num`, e.g. 150018.
     pub server_version: Option<u32>,
+    /// `synchronous_standby_names`.
+    pub standby_names: String,
+    /// Primary: its WAL senders.
+    pub replicas: Vec<ReplicaLink>,
 }
 
 /// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
@@ -77,8 +81,13 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
       (SELECT status FROM pg_stat_wal_receiver), \
       (SELECT received_tli FROM pg_stat_wal_receiver), \
       (pg_control_checkpoint()).timeline_id, \
-      current_setting('server_version_num')::int \
+      current_setting('server_version_num')::int, \
+      current_setting('synchronous_standby_names') \
     FROM r";
+
+/// A primary's WAL senders (standbys connect with their member name as `application_name`).
+const REPLICAS_SQL: &str = "SELECT application_name::text, state::text, sync_state::text, flush_lsn \
+    FROM pg_stat_replication WHERE application_name <> ''";
 
 /// Reads role, positions, timeline and WAL receiver state.
 pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error> {
@@ -94,6 +103,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let received_tli: Option<i32> = row.try_get(6)?;
     let checkpoint_tli: Option<i32> = row.try_get(7)?;
     let server_version = row.try_get::<_, Option<i32>>(8)?.and_then(|v| u32::try_from(v).ok());
+    let standby_names: String = row.try_get(9)?;
     let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
     Ok(if in_recovery {
         Live {
@@ -103,6 +113,8 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             timeline: tli(received_tli).or(tli(checkpoint_tli)),
             streaming: receiver_status.as_deref() == Some("streaming"),
             server_version,
+            standby_names,
+            replicas: Vec::new(),
         }
     } else {
         Live {
@@ -112,13 +124,41 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             timeline: walfile.as_deref().and_then(walfile_timeline),
             streaming: false,
             server_version,
+            standby_names,
+            replicas: replicas(client).await?,
         }
     })
+}
+
+/// A primary's replicas, from `pg_stat_replication`.
+async fn replicas(client: &Client) -> Result<Vec<ReplicaLink>, tokio_postgres::Error> {
+    let mut links = Vec::new();
+    for row in client.query(REPLICAS_SQL, &[]).await? {
+        let state: Option<String> = row.try_get(1)?;
+        let sync_state: Option<String> = row.try_get(2)?;
+        links.push(ReplicaLink {
+            name: row.try_get(0)?,
+            streaming: state.as_deref() == Some("streaming"),
+            synchronous: matches!(sync_state.as_deref(), Some("sync" | "quorum")),
+            flushed: row.try_get::<_, Option<PgLsn>>(3)?.map(|l| Position(u64::from(l))),
+        });
+    }
+    Ok(links)
 }
 
 /// The timeline of a WAL file name (its first 8 hex digits).
 fn walfile_timeline(name: &str) -> Option<u64> {
     u64::from_str_radix(name.get(..8)?, 16).ok()
+}
+
+/// Makes the server re-read its configuration files.
+pub(crate) async fn reload(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("SELECT pg_reload_conf()").await
+}
+
+/// A setting's value, as this session sees it.
+pub(crate) async fn setting(client: &Client, name: &str) -> Result<String, tokio_postgres::Error> {
+    client.query_one("SELECT current_setting($1)", &[&name]).await?.try_get(0)
 }
 
 /// Whether the server is in recovery.

@@ -1,0 +1,108 @@
+//! A client that inserts rows `0, 1, 2, …` into `t (id bigint)` continuously, reconnecting after any error,
+//! and records every acknowledged commit: the evidence for "no acknowledged write was lost".
+
+use crate::agents::PASSWORD;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+
+/// The bound on one write attempt (connect, authenticate, insert).
+const ATTEMPT: Duration = Duration::from_secs(3);
+
+/// One acknowledged insert: the row's id, the PostgreSQL port that committed it, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Ack {
+    /// The row's id.
+    pub id: i64,
+    /// `inet_server_port()` of the server that committed it.
+    pub server_port: u16,
+    /// When the commit was acknowledged.
+    pub at: Instant,
+}
+
+/// A running writer.
+pub struct Writer {
+    acks: Arc<Mutex<Vec<Ack>>>,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<usize>,
+}
+
+impl Writer {
+    /// Starts writing through `hosts` (`host=… port=…` and any other libpq keywords, e.g. a multi-host
+    /// list with `target_session_attrs=read-write`), as the test superuser.
+    pub fn start(hosts: &str) -> Writer {
+        let hosts = hosts.to_owned();
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(write(hosts, acks.clone(), stop.clone()));
+        Writer { acks, stop, task }
+    }
+
+    /// Starts writing through `127.0.0.1:port` (e.g. HAProxy's read-write port).
+    pub fn on_port(port: u16) -> Writer {
+        Writer::start(&format!("host=127.0.0.1 port={port}"))
+    }
+
+    /// The commits acknowledged so far.
+    pub fn acks(&self) -> Vec<Ack> {
+        self.acks.lock().expect("acks").clone()
+    }
+
+    /// How many commits were acknowledged so far.
+    pub fn count(&self) -> usize {
+        self.acks.lock().expect("acks").len()
+    }
+
+    /// Stops writing; returns every acknowledged commit and the number of failed attempts.
+    pub async fn stop(self) -> (Vec<Ack>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let failures = self.task.await.expect("writer task");
+        let acks = self.acks.lock().expect("acks").clone();
+        (acks, failures)
+    }
+}
+
+/// A superuser connection through `hosts` (libpq keywords, as for [`Writer::start`]).
+pub async fn connect(hosts: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conninfo = format!("{hosts} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2");
+    let (client, connection) = tokio_postgres::connect(&conninfo, NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the number of failed attempts.
+async fn write(hosts: String, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
+    let mut client: Option<tokio_postgres::Client> = None;
+    let mut failures = 0;
+    let mut id: i64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let attempt = async {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                client = Some(connect(&hosts).await.map_err(|e| e.to_string())?);
+            }
+            let c = client.as_ref().expect("connected");
+            let row = c
+                .query_one("INSERT INTO t (id) VALUES ($1) RETURNING inet_server_port()", &[&id])
+                .await
+                .map_err(|e| e.to_string())?;
+            let server_port: i32 = row.get(0);
+            Ok::<u16, String>(server_port as u16)
+        };
+        match tokio::time::timeout(ATTEMPT, attempt).await {
+            Ok(Ok(server_port)) => {
+                acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
+            }
+            Ok(Err(_)) | Err(_) => {
+                failures += 1;
+                client = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        // A failed insert may have committed or not: never reuse its id.
+        id += 1;
+    }
+    failures
+}
