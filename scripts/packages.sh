@@ -21,3 +21,9 @@ ensure_postgres() {
 ensure_haproxy() {
   command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_install haproxy "HAProxy"
 }
+
+# ensure_netfilter: nftables, which the fault suite (integration/tests/nemesis.rs) uses to drop packets
+# between the nodes' network namespaces.
+ensure_netfilter() {
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_install nftables "nftables"
+}

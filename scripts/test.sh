@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/packages.sh
 ensure_postgres
 ensure_haproxy
+ensure_netfilter
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

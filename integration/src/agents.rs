@@ -29,7 +29,27 @@ pub struct AgentNode {
     pub raft_port: u16,
     /// Extra YAML appended to the node's config (e.g. tags).
     pub extra_yaml: String,
+    /// The address its agent and PostgreSQL listen on (`127.0.0.1` unless [placed](Placement)).
+    pub host: String,
+    /// The command prefix its agent runs under (e.g. `ip netns exec NS`); empty: none.
+    wrapper: Vec<String>,
     child: Option<Child>,
+}
+
+/// Where a node of [`AgentCluster::start_placed`] runs: its address, ports and a command prefix that puts
+/// its agent (and so its PostgreSQL) there, e.g. in a network namespace.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// The address the agent and PostgreSQL listen on and announce.
+    pub host: String,
+    /// PostgreSQL's port.
+    pub pg_port: u16,
+    /// The REST API's port.
+    pub api_port: u16,
+    /// The Raft port.
+    pub raft_port: u16,
+    /// The command prefix of the agent (`ip netns exec NS`); empty: none.
+    pub wrapper: Vec<String>,
 }
 
 /// A running cluster of agents.
@@ -41,6 +61,8 @@ pub struct AgentCluster {
     http: reqwest::Client,
     /// Extra YAML inside `bootstrap.dcs` (lines indented by 4 spaces), for every node.
     extra_dcs_yaml: String,
+    /// The network `pg_hba.conf` admits clients and replicas from.
+    hba_network: String,
 }
 
 /// The `vigil` binary next to the running test's own directory (`target/<profile>/vigil`), which
@@ -87,24 +109,49 @@ impl AgentCluster {
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
     ) -> AgentCluster {
-        let size = ports.len();
-        let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
-        chmod(dir.path(), 0o755);
-        let nodes = ports
+        let placements: Vec<Placement> = ports
             .iter()
-            .enumerate()
-            .map(|(i, &(pg_port, api_port, raft_port))| AgentNode {
-                name: format!("node{}", i + 1),
+            .map(|&(pg_port, api_port, raft_port)| Placement {
+                host: LOCALHOST.to_owned(),
                 pg_port,
                 api_port,
                 raft_port,
+                wrapper: Vec::new(),
+            })
+            .collect();
+        AgentCluster::start_placed(binary, &placements, &format!("{LOCALHOST}/32"), extra, extra_dcs)
+    }
+
+    /// [`start_on_ports`](Self::start_on_ports) with every node at its [`Placement`], `pg_hba.conf`
+    /// admitting `hba_network` (e.g. `10.77.0.0/24`).
+    pub fn start_placed(
+        binary: PathBuf,
+        placements: &[Placement],
+        hba_network: &str,
+        extra: impl Fn(usize) -> String,
+        extra_dcs: &str,
+    ) -> AgentCluster {
+        let size = placements.len();
+        let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
+        chmod(dir.path(), 0o755);
+        let nodes = placements
+            .iter()
+            .enumerate()
+            .map(|(i, place)| AgentNode {
+                name: format!("node{}", i + 1),
+                pg_port: place.pg_port,
+                api_port: place.api_port,
+                raft_port: place.raft_port,
                 extra_yaml: extra(i),
+                host: place.host.clone(),
+                wrapper: place.wrapper.clone(),
                 child: None,
             })
             .collect();
         let http = reqwest::Client::builder().no_proxy().build().expect("http client");
         let extra_dcs_yaml: String = extra_dcs.lines().map(|line| format!("    {line}\n")).collect();
-        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml };
+        let hba_network = hba_network.to_owned();
+        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml, hba_network };
         for i in 0..size {
             cluster.start_agent(i);
         }
@@ -184,23 +231,25 @@ impl AgentCluster {
             .nodes
             .iter()
             .filter(|n| n.name != node.name)
-            .map(|n| format!("127.0.0.1:{}", n.raft_port))
+            .map(|n| format!("{}:{}", n.host, n.raft_port))
             .collect();
         let root = unsafe { libc::geteuid() } == 0;
         let os_user = if root { "\n  os_user: postgres" } else { "" };
         let yaml = format!(
-            "scope: it\nname: {name}\nrestapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
-             raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
+            "scope: it\nname: {name}\nrestapi:\n  listen: {host}:{api}\n  connect_address: {host}:{api}\n\
+             raft:\n  data_dir: {home}/raft\n  self_addr: {host}:{raft}\n  partner_addrs: [{partners}]\n\
              bootstrap:\n  dcs:\n{dcs}    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
-             \x20   - host replication replicator 127.0.0.1/32 scram-sha-256\n\
-             \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
-             postgresql:\n  listen: 127.0.0.1:{pg}\n  connect_address: 127.0.0.1:{pg}\n  data_dir: {home}/pg\n\
+             \x20   - host replication replicator {hba} scram-sha-256\n\
+             \x20   - host all all {hba} scram-sha-256\n\
+             postgresql:\n  listen: {host}:{pg}\n  connect_address: {host}:{pg}\n  data_dir: {home}/pg\n\
              \x20 bin_dir: {PG_BIN}\n  pgpass: {home}/pgpass\n  authentication:\n\
              \x20   replication: {{username: replicator, password: rep-pass}}\n\
              \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
              \x20 parameters:\n    unix_socket_directories: {home}/sock{os_user}\n{extra}",
             name = node.name,
+            host = node.host,
+            hba = self.hba_network,
             api = node.api_port,
             raft = node.raft_port,
             pg = node.pg_port,
@@ -222,7 +271,15 @@ impl AgentCluster {
             .append(true)
             .open(self.home(i).join("agent.log"))
             .expect("agent log");
-        let child = Command::new(&self.binary)
+        let mut command = match self.nodes[i].wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
             .args(["agent", "-c"])
             .arg(&file)
             .env("VIGIL_LOG", "info,vigil_dcs=info,openraft=warn")
@@ -306,7 +363,7 @@ impl AgentCluster {
 
     /// `GET` a REST path of node `i`: the status code, or `None` when it did not answer.
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.nodes[i].api_port);
+        let url = format!("http://{}:{}{path}", self.nodes[i].host, self.nodes[i].api_port);
         let response = self.http.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
         let code = response.status().as_u16();
         Some((code, response.json().await.unwrap_or_default()))
@@ -319,7 +376,7 @@ impl AgentCluster {
         path: &str,
         timeout: Duration,
     ) -> Option<(u16, serde_json::Value)> {
-        let url = format!("http://127.0.0.1:{}{path}", self.nodes[i].api_port);
+        let url = format!("http://{}:{}{path}", self.nodes[i].host, self.nodes[i].api_port);
         let response = self.http.get(url).timeout(timeout).send().await.ok()?;
         let code = response.status().as_u16();
         Some((code, response.json().await.unwrap_or_default()))
@@ -339,6 +396,31 @@ impl AgentCluster {
         .await
     }
 
+    /// Waits for a primary among `nodes` and every other node of `nodes` streaming from it; returns the
+    /// primary.
+    pub async fn settled(&self, nodes: &[usize], timeout: Duration) -> usize {
+        let primary = self.primary(timeout).await;
+        for r in nodes.iter().filter(|r| **r != primary) {
+            self.streaming_replica(*r, timeout).await;
+        }
+        primary
+    }
+
+    /// Sends `method path` with a JSON `body` to node `i`'s REST API; returns the status and the body.
+    pub async fn send(&self, i: usize, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
+        let url = format!("http://{}:{}{path}", self.nodes[i].host, self.nodes[i].api_port);
+        let response = self
+            .http
+            .request(method, url)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {}: {e}", self.nodes[i].name));
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    }
+
     /// Waits until node `i` is a replica whose WAL receiver streams.
     pub async fn streaming_replica(&self, i: usize, timeout: Duration) {
         wait_for(&format!("{} to stream as a replica", self.nodes[i].name), timeout, || async {
@@ -351,8 +433,8 @@ impl AgentCluster {
     /// A superuser connection to node `i`'s PostgreSQL over TCP.
     pub async fn connect(&self, i: usize) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let conn = format!(
-            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2",
-            self.nodes[i].pg_port
+            "host={} port={} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2",
+            self.nodes[i].host, self.nodes[i].pg_port
         );
         let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
         tokio::spawn(connection);
@@ -433,6 +515,9 @@ impl Drop for AgentCluster {
         }
     }
 }
+
+/// The address of nodes that are not [placed](Placement) elsewhere.
+const LOCALHOST: &str = "127.0.0.1";
 
 /// The lessor's line when its node, as Raft leader, starts timing leases (`vigil_dcs::raft::lessor`).
 const LESSOR_ACTIVE: &str = "lessor active: this node is the raft leader";

@@ -5,6 +5,8 @@ pub mod agents;
 pub mod cluster;
 pub mod haproxy;
 pub mod managed;
+pub mod nemesis;
+pub mod netns;
 pub mod patroni;
 pub mod process;
 pub mod writer;

@@ -1,0 +1,449 @@
+//! A Jepsen-style fault suite: a cluster of real agents and PostgreSQL servers, each node in its own
+//! network namespace ([`crate::netns`]), clients writing from a client namespace, and a sequence of
+//! seeded random faults ([`faults::Kind`]), each healed after its hold time. After every trial the
+//! cluster must converge within 30 s (one primary by `GET /primary`, every other node streaming from it
+//! by `pg_stat_wal_receiver`); at the end the [`checker`] looks for lost acknowledged writes (a failure
+//! in synchronous mode, reported in asynchronous mode), writes acknowledged under a stale fencing token
+//! and primaries that accepted writes in overlapping intervals.
+
+pub mod checker;
+pub mod faults;
+pub mod schedule;
+pub mod workload;
+
+use crate::agents::{AgentCluster, Placement};
+use crate::netns::Topology;
+use checker::Ack;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+use workload::Workload;
+
+/// How long the cluster has to converge after a fault is healed.
+pub const CONVERGENCE: Duration = Duration::from_secs(30);
+/// How much longer a run waits for a cluster that did not converge in time before giving up.
+const RECOVERY: Duration = Duration::from_secs(90);
+/// How long the first cluster may take to come up.
+const STARTUP: Duration = Duration::from_secs(120);
+/// The timeout of one probe request (an agent may be stopped: its kernel still accepts connections).
+const QUICK: Duration = Duration::from_secs(1);
+/// Between two convergence probes.
+const POLL: Duration = Duration::from_millis(250);
+/// Faults held this long or shorter are blips: a failover after one is a false failover.
+const BLIP: Duration = Duration::from_millis(500);
+/// Ports inside every node's namespace (each node has its own address).
+const PG_PORT: u16 = 5432;
+const API_PORT: u16 = 8008;
+const RAFT_PORT: u16 = 8300;
+
+/// Why the cluster has not converged.
+struct Unconverged {
+    /// What was seen last.
+    state: String,
+    /// The replicas that did not stream from the primary (when there was one).
+    replicas: Vec<usize>,
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Seeds the fault sequence: the same seed replays the same faults.
+    pub seed: u64,
+    /// How many faults at most.
+    pub trials: usize,
+    /// No fault starts after this much time.
+    pub duration: Duration,
+    /// Synchronous replication (`PATCH /config {"synchronous_mode": "on"}`): lost writes fail the run.
+    pub sync: bool,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Concurrent writers.
+    pub clients: u32,
+    /// The `vigil` binary.
+    pub binary: PathBuf,
+    /// Where to copy the agents' logs at the end (always when set).
+    pub keep_logs: Option<PathBuf>,
+}
+
+/// What a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Synchronous mode.
+    pub sync: bool,
+    /// Faults applied, by kind.
+    pub kinds: BTreeMap<&'static str, usize>,
+    /// Inserts tried and acknowledged.
+    pub attempts: u64,
+    /// Acknowledged.
+    pub acked: usize,
+    /// Acknowledged but missing on the final primary.
+    pub lost: usize,
+    /// Writes acknowledged under a stale token.
+    pub stale_tokens: usize,
+    /// Writes that carried no token (not token-checked).
+    pub without_token: usize,
+    /// Reigns that overlapped.
+    pub overlaps: usize,
+    /// Convergence times of the trials that converged within [`CONVERGENCE`].
+    pub converged: Vec<Duration>,
+    /// Trials that did not.
+    pub not_converged: usize,
+    /// Blips (faults of at most 0.5 s that kill nothing) and the failovers they caused.
+    pub blips: usize,
+    /// Failovers (primary or token changed) after a blip.
+    pub false_failovers: usize,
+    /// Everything that fails the run, one line each.
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// Trials run.
+    pub fn trials(&self) -> usize {
+        self.kinds.values().sum()
+    }
+
+    /// No violation.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> String {
+        let mut times = self.converged.clone();
+        times.sort();
+        let pct = |p: f64| {
+            let k = ((times.len() as f64 * p).ceil() as usize).clamp(1, times.len().max(1)) - 1;
+            times.get(k).map_or("-".to_owned(), |t| format!("{:.1}s", t.as_secs_f64()))
+        };
+        let lost_note = if self.sync { "" } else { " (async: reported, not failed)" };
+        format!(
+            "nemesis seed={} mode={} trials={} acked={}/{} lost={}{lost_note} stale-token={} (unchecked without \
+             token: {}) overlapping-primaries={} converged={}/{} p50={} p99={} max={} false-failovers={}/{} \
+             blips => {}",
+            self.seed,
+            if self.sync { "sync" } else { "async" },
+            self.trials(),
+            self.acked,
+            self.attempts,
+            self.lost,
+            self.stale_tokens,
+            self.without_token,
+            self.overlaps,
+            self.converged.len(),
+            self.trials(),
+            pct(0.5),
+            pct(0.99),
+            pct(1.0),
+            self.false_failovers,
+            self.blips,
+            if self.passed() { "PASS" } else { "FAIL" }
+        )
+    }
+}
+
+/// Builds the namespaces, runs the suite in the client namespace and tears everything down.
+pub fn run(config: &Config) -> Result<Report, String> {
+    let net = Topology::create(config.nodes)?;
+    println!(
+        "nemesis: seed {} ({} trials at most, {:?}), {} nodes in namespaces {}..{}, clients in {}",
+        config.seed,
+        config.trials,
+        config.duration,
+        config.nodes,
+        net.node_ns(0),
+        net.node_ns(config.nodes - 1),
+        net.client_ns()
+    );
+    net.block_on_in_client(|| Suite::run(config, &net))
+}
+
+/// A run in progress.
+struct Suite<'a> {
+    config: &'a Config,
+    net: &'a Topology,
+    cluster: AgentCluster,
+    http: reqwest::Client,
+    epoch: Instant,
+    report: Report,
+}
+
+impl<'a> Suite<'a> {
+    async fn run(config: &'a Config, net: &'a Topology) -> Result<Report, String> {
+        let placements: Vec<Placement> = (0..config.nodes)
+            .map(|i| Placement {
+                host: net.node_addr(i),
+                pg_port: PG_PORT,
+                api_port: API_PORT,
+                raft_port: RAFT_PORT,
+                wrapper: Topology::exec_prefix(&net.node_ns(i)),
+            })
+            .collect();
+        let cluster = AgentCluster::start_placed(
+            config.binary.clone(),
+            &placements,
+            &net.network(),
+            |_| String::new(),
+            "",
+        );
+        let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+        let report = Report { seed: config.seed, sync: config.sync, ..Report::default() };
+        let mut suite = Suite { config, net, cluster, http, epoch: Instant::now(), report };
+        let result = suite.trials().await;
+        suite.keep_logs();
+        result.map(|()| suite.report)
+    }
+
+    async fn trials(&mut self) -> Result<(), String> {
+        let primary = self.converge(STARTUP).await.map_err(|s| format!("no cluster: {}", s.state))?;
+        if self.config.sync {
+            self.enable_sync(primary).await?;
+        }
+        let created =
+            tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::CREATE_TABLE)).await;
+        created
+            .map_err(|_| "create table: timed out".to_owned())?
+            .map_err(|e| format!("create table: {e}"))?;
+        let hosts = (0..self.config.nodes).map(|i| format!("{}:{PG_PORT}", self.net.node_addr(i))).collect();
+        self.epoch = Instant::now();
+        let until = self.epoch + self.config.duration + RECOVERY * 4;
+        let workload = Workload::start(hosts, self.config.clients, self.epoch, until);
+        let mut primary = primary;
+        for (t, plan) in schedule::plans(self.config.seed, self.config.trials).into_iter().enumerate() {
+            if self.epoch.elapsed() >= self.config.duration {
+                println!("nemesis: --duration reached after {t} trials");
+                break;
+            }
+            primary = self.trial(t, plan, primary, &workload).await?;
+        }
+        let (acks, attempts) = workload.stop().await;
+        let primary = self.converge(CONVERGENCE).await.map_err(|s| format!("at the end: {}", s.state))?;
+        self.report.attempts = attempts;
+        self.final_checks(primary, &acks).await
+    }
+
+    /// One fault: apply, hold, heal, converge; returns the primary after it.
+    async fn trial(
+        &mut self,
+        t: usize,
+        plan: schedule::Plan,
+        primary: usize,
+        workload: &Workload,
+    ) -> Result<usize, String> {
+        let token_before = self.token(primary).await;
+        let at = self.epoch.elapsed().as_secs_f64();
+        let fault = match faults::apply(plan.kind, plan.salt, primary, &mut self.cluster, self.net) {
+            Ok(fault) => fault,
+            Err(why) => {
+                println!("trial {t}: {} not applied: {why}", plan.kind.name());
+                return Ok(primary);
+            }
+        };
+        *self.report.kinds.entry(plan.kind.name()).or_insert(0) += 1;
+        let what = fault.what.clone();
+        tokio::time::sleep(plan.hold).await;
+        faults::heal(fault, &mut self.cluster, self.net)?;
+        let healed = Instant::now();
+        let (after, converged) = match self.converge(CONVERGENCE).await {
+            Ok(p) => {
+                self.report.converged.push(healed.elapsed());
+                (p, format!("converged in {:.1} s", healed.elapsed().as_secs_f64()))
+            }
+            Err(stuck) => {
+                self.report.not_converged += 1;
+                self.report
+                    .violations
+                    .push(format!("trial {t} ({what}): not converged within 30 s: {}", stuck.state));
+                // Keep the run going: reinitialize the replicas that do not stream (counted above).
+                for r in &stuck.replicas {
+                    self.reinitialize(*r).await;
+                }
+                let p = self
+                    .converge(RECOVERY)
+                    .await
+                    .map_err(|s| format!("trial {t} ({what}): stuck: {}", s.state))?;
+                (
+                    p,
+                    format!(
+                        "NOT converged in 30 s ({:.1} s, replicas reinitialized)",
+                        healed.elapsed().as_secs_f64()
+                    ),
+                )
+            }
+        };
+        let token_after = self.token(after).await;
+        let failover = after != primary || token_after != token_before;
+        if plan.kind.is_blip() && plan.hold <= BLIP {
+            self.report.blips += 1;
+            self.report.false_failovers += usize::from(failover);
+        }
+        let lost = self.lost(after, &workload.acks()).await?.len();
+        println!(
+            "trial {t} at {at:.1} s: {what} for {:.1} s: {converged}, primary {} -> {} (token {} -> {}), {} acked, \
+             {lost} lost so far",
+            plan.hold.as_secs_f64(),
+            self.cluster.nodes[primary].name,
+            self.cluster.nodes[after].name,
+            token_before.map_or("-".to_owned(), |t| t.to_string()),
+            token_after.map_or("-".to_owned(), |t| t.to_string()),
+            workload.acks().len(),
+        );
+        Ok(after)
+    }
+
+    async fn final_checks(&mut self, primary: usize, acks: &[Ack]) -> Result<(), String> {
+        self.report.acked = acks.len();
+        let lost = self.lost(primary, acks).await?;
+        self.report.lost = lost.len();
+        for a in lost.iter().take(10) {
+            println!("lost acknowledged write: {a}");
+        }
+        if self.config.sync && !lost.is_empty() {
+            self.report.violations.push(format!("{} acknowledged writes lost, e.g. {}", lost.len(), lost[0]));
+        }
+        let (stale, without) = checker::stale_tokens(acks);
+        self.report.stale_tokens = stale.len();
+        self.report.without_token = without;
+        for (late, earlier) in stale.iter().take(10) {
+            self.report.violations.push(format!("stale token: {late} acknowledged after {earlier}"));
+        }
+        let overlaps = checker::overlapping_reigns(acks);
+        self.report.overlaps = overlaps.len();
+        for o in &overlaps {
+            let (from, to) = (o.window.0.as_secs_f64(), o.window.1.as_secs_f64());
+            self.report.violations.push(format!(
+                "overlapping primaries: {} timeline {} accepted writes from {from:.3} s to {to:.3} s, and {} in between",
+                o.reign.0, o.reign.1, o.witness
+            ));
+        }
+        Ok(())
+    }
+
+    /// The acknowledged writes (sent before now) missing on node `primary`.
+    async fn lost(&self, primary: usize, acks: &[Ack]) -> Result<Vec<Ack>, String> {
+        let before = self.epoch.elapsed();
+        let rows = tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::SELECT_KEYS))
+            .await
+            .map_err(|_| "reading the rows: timed out".to_owned())?
+            .map_err(|e| format!("reading the rows: {e}"))?;
+        let present: HashSet<(u32, u64)> = rows
+            .iter()
+            .filter_map(|r| r.split_once(' ').and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?))))
+            .collect();
+        Ok(checker::lost(acks, &present, before).into_iter().cloned().collect())
+    }
+
+    /// Waits up to `timeout` for one primary with every other node streaming from it; `Err` describes
+    /// the last state seen.
+    async fn converge(&self, timeout: Duration) -> Result<usize, Unconverged> {
+        let deadline = Instant::now() + timeout;
+        let rounds = timeout.as_millis() / POLL.as_millis() + 1;
+        let mut state = Unconverged { state: "not probed".to_owned(), replicas: Vec::new() };
+        for _ in 0..rounds {
+            match self.probe().await {
+                Ok(primary) => return Ok(primary),
+                Err(s) => state = s,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(state)
+    }
+
+    /// One look: the primary's index when converged, else what is wrong.
+    async fn probe(&self) -> Result<usize, Unconverged> {
+        let mut primaries = Vec::new();
+        for i in 0..self.cluster.nodes.len() {
+            if matches!(self.cluster.rest_within(i, "/primary", QUICK).await, Some((200, _))) {
+                primaries.push(i);
+            }
+        }
+        let [primary] = primaries[..] else {
+            let names: Vec<&str> = primaries.iter().map(|i| self.cluster.nodes[*i].name.as_str()).collect();
+            return Err(Unconverged {
+                state: format!("primaries by /primary: {names:?}"),
+                replicas: Vec::new(),
+            });
+        };
+        let expected = format!("streaming {}", self.cluster.nodes[primary].host);
+        let mut states = Vec::new();
+        let mut replicas = Vec::new();
+        for r in (0..self.cluster.nodes.len()).filter(|r| *r != primary) {
+            let sql = "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver";
+            let rows = match tokio::time::timeout(QUICK * 2, self.cluster.query(r, sql)).await {
+                Ok(Ok(rows)) if rows == [expected.as_str()] => continue,
+                Ok(Ok(rows)) => format!("WAL receiver {rows:?}"),
+                Ok(Err(e)) => e.as_db_error().map_or(e.to_string(), |db| db.message().to_owned()),
+                Err(_) => "no answer".to_owned(),
+            };
+            states.push(format!("{}: {rows}", self.cluster.nodes[r].name));
+            replicas.push(r);
+        }
+        if replicas.is_empty() {
+            return Ok(primary);
+        }
+        let state = format!("primary {}, {}", self.cluster.nodes[primary].name, states.join(", "));
+        Err(Unconverged { state, replicas })
+    }
+
+    /// `POST /reinitialize {"force": true}` to node `i` (a fresh copy of the primary).
+    async fn reinitialize(&self, i: usize) {
+        let node = &self.cluster.nodes[i];
+        let url = format!("http://{}:{}/reinitialize", node.host, node.api_port);
+        let body = serde_json::json!({ "force": true });
+        let answer = self.http.post(url).json(&body).timeout(QUICK * 5).send().await;
+        let answer = answer.map_or_else(|e| e.to_string(), |r| r.status().to_string());
+        println!("nemesis: reinitializing {}: {answer}", node.name);
+    }
+
+    /// Node `i`'s fencing token from `GET /patroni`.
+    async fn token(&self, i: usize) -> Option<u64> {
+        let (_, status) = self.cluster.rest_within(i, "/patroni", QUICK).await?;
+        status["vigil"]["fencing_token"].as_u64()
+    }
+
+    /// `PATCH /config {"synchronous_mode": "on"}` on the primary.
+    async fn enable_sync(&self, primary: usize) -> Result<(), String> {
+        let node = &self.cluster.nodes[primary];
+        let url = format!("http://{}:{}/config", node.host, node.api_port);
+        let body = serde_json::json!({ "synchronous_mode": "on" });
+        let response = self
+            .http
+            .patch(url)
+            .json(&body)
+            .timeout(QUICK * 5)
+            .send()
+            .await
+            .map_err(|e| format!("PATCH /config: {e}"))?;
+        let code = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !code.is_success() {
+            return Err(format!("synchronous mode refused by the agents: {code} {text}"));
+        }
+        Ok(())
+    }
+
+    /// Copies the agents' logs to `keep_logs`, when set.
+    fn keep_logs(&self) {
+        let Some(dir) = &self.config.keep_logs else { return };
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("nemesis: {}: {e}", dir.display());
+            return;
+        }
+        for i in 0..self.cluster.nodes.len() {
+            let name = &self.cluster.nodes[i].name;
+            let agent = std::fs::write(dir.join(format!("{name}-agent.log")), self.cluster.plain_log(i));
+            // The agent keeps PostgreSQL's server log next to the data directory.
+            let server_log = self.cluster.home(i).join(format!("{name}.log"));
+            let postgres = std::fs::copy(&server_log, dir.join(format!("{name}-postgres.log")));
+            if let Err(e) = agent.and(postgres.map(drop)) {
+                eprintln!("nemesis: logs of {name}: {e}");
+            }
+        }
+        println!("nemesis: agent logs in {}", dir.display());
+    }
+}
