@@ -6,13 +6,16 @@
 //!   from the moment it *sent* the request that the store granted.
 //! - [`LeaseTiming`]: the timing settings and the inequality they must satisfy for the holder to step down
 //!   before anybody else can be granted the lease.
+//! - [`Watchdog`]: the kernel timer that resets a host whose primary's agent froze (Linux watchdog API).
 //!
 //! This crate knows nothing of Raft or of databases; the store and the agent build on it.
 
 mod deadline;
 mod timing;
 mod token;
+mod watchdog;
 
 pub use deadline::HolderDeadline;
 pub use timing::{LeaseTiming, TimingError};
 pub use token::FencingToken;
+pub use watchdog::{watchdog_timeout, LinuxWatchdog, Opener, Watchdog, WatchdogDevice, WatchdogError};
