@@ -9,8 +9,8 @@
 # three 3-node PostgreSQL 15 clusters one after the other (Patroni with its default timings, Patroni with
 # its most aggressive accepted timings, Vigil with its defaults) on the same ports behind the same
 # HAProxy config, N runs (default 10; --quick: 1) of each fault, then each manager's idle footprint and
-# `GET /primary` throughput. The Markdown report goes to stdout and to FILE (default
-# bench/results/compare-<UTC time>.md), progress to stderr. Must run as root (PostgreSQL and Patroni run
+# `GET /primary` throughput. The Markdown report goes to FILE (default target/bench/compare-<UTC time>.md)
+# and, at the end, to stdout; progress to stderr. Must run as root (PostgreSQL and Patroni run
 # as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout) stops the bench, which kills
 # every process it started by PID.
 set -euo pipefail
@@ -63,16 +63,16 @@ chmod a+x "$(dirname "$CACHE")"
 # --- build and run -----------------------------------------------------------------------------------
 cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
 if [ -z "$out" ]; then
-  mkdir -p bench/results
-  out="bench/results/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
+  mkdir -p target/bench
+  out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
 fi
 bench=target/release/vigil-failover-bench
 args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare --idle-secs 60
-  --wrk-runs 1 --wrk-secs 10 --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --out "$out")
+  --wrk-runs 1 --wrk-secs 10 --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)")
 # Generous: Patroni's default node-crash runs last about a minute each.
 max_secs=$((1800 + runs * 600))
-echo "$bench ${args[*]} --max-secs $max_secs" >&2
-"$bench" "${args[@]}" --max-secs "$max_secs" &
+echo "$bench ${args[*]} --max-secs $max_secs > $out" >&2
+"$bench" "${args[@]}" --max-secs "$max_secs" >"$out" &
 pid=$!
 # The bench stops everything it started when it gets SIGINT or SIGTERM; forward ours to it, by PID.
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
@@ -82,4 +82,6 @@ if [ "$status" -gt 128 ]; then
   # wait returned because of the trapped signal: let the bench finish its clean-up.
   wait "$pid" || status=$?
 fi
+cat "$out"
+echo "report: $out (exit status $status)" >&2
 exit "$status"
