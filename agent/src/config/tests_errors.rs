@@ -142,6 +142,42 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "tags: {nofailover: false, noloadbalance: false}",
+        "watchdog: {mode: automatic, device: dev/watchdog}",
+        "watchdog.device",
+        "watchdog.device: \"dev/watchdog\" is not an absolute path",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "watchdog: {mode: required, safety_margin: 2.5}",
+        "watchdog.safety_margin",
+        "watchdog.safety_margin: 2.5s leaves the watchdog less than 1 s: its timeout is bootstrap.dcs.ttl (3s)",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "watchdog: {mode: automatic, safety_margin: -1}",
+        "watchdog.safety_margin",
+        "watchdog.safety_margin: -1 is not a duration: it must not be negative",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "watchdog: {mode: automatic, timeout: 10}",
+        "watchdog.timeout",
+        "watchdog.timeout: unknown field `timeout`, expected one of `mode`, `device`, `safety_margin`",
+    ),
+    (
+        "  pgpass: /tmp/vigil/node1/pgpass",
+        "  pgpass: /tmp/vigil/node1/pgpass\n  pre_promote: '  '",
+        "postgresql.pre_promote",
+        "postgresql.pre_promote: is an empty command",
+    ),
+    (
+        "  pgpass: /tmp/vigil/node1/pgpass",
+        "  pgpass: /tmp/vigil/node1/pgpass\n  callbacks: {on_role_change: ''}",
+        "postgresql.callbacks.on_role_change",
+        "postgresql.callbacks.on_role_change: is an empty command",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
         "log: {level: loud}",
         "log.level",
         "log.level: \"loud\" is not one of error, warn, info, debug, trace",
@@ -210,4 +246,23 @@ fn an_empty_or_scalar_document_is_refused_by_key() {
         err.to_string().starts_with("invalid type: string \"just text\", expected struct Config"),
         "{err}"
     );
+}
+
+#[test]
+fn a_watchdog_and_hooks_that_fit_are_accepted() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path())
+        .replace(
+            "tags: {nofailover: false, noloadbalance: false}",
+            "tags: {nofailover: false, noloadbalance: false}\nwatchdog: {mode: required, device: /tmp/wd, safety_margin: 2}",
+        )
+        .replace(
+            "  pgpass: /tmp/vigil/node1/pgpass",
+            "  pgpass: /tmp/vigil/node1/pgpass\n  pre_promote: /bin/true\n  callbacks: {on_role_change: /bin/true}",
+        );
+    let c = Config::from_yaml_str(&text, &|_| None).unwrap();
+    assert_eq!(c.watchdog.mode, WatchdogMode::Required);
+    assert_eq!(c.watchdog.safety_margin, Some(std::time::Duration::from_secs(2)));
+    assert_eq!(c.postgresql.pre_promote.as_deref(), Some("/bin/true"));
+    assert_eq!(c.postgresql.callbacks.on_role_change.as_deref(), Some("/bin/true"));
 }

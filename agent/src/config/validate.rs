@@ -2,9 +2,10 @@
 //! the lease timing inequality, and filling in `postgresql.bin_dir` and `namespace`.
 
 use super::postgresql::resolve_bin_dir;
-use super::{Config, ConfigError, HostPort, VerifyClient};
+use super::{Config, ConfigError, HostPort, VerifyClient, WatchdogMode};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::Duration;
 
 /// Validates and normalizes a freshly read configuration. `pg_lib_root` is where `bin_dir` is looked for
 /// when left out.
@@ -16,9 +17,7 @@ pub(crate) fn validate(config: &mut Config, pg_lib_root: &Path) -> Result<(), Co
     config.bootstrap.dcs.validate_at("bootstrap.dcs")?;
     postgresql(config)?;
     no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
-    if !config.watchdog.device.is_absolute() {
-        return Err(not_absolute("watchdog.device", &config.watchdog.device));
-    }
+    watchdog(config)?;
     config.tags.warn_on_conflicts();
     resolve_bin_dir(&mut config.postgresql, pg_lib_root)
 }
@@ -173,6 +172,31 @@ fn postgresql(config: &Config) -> Result<(), ConfigError> {
         if user.is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) {
             return Err(ConfigError::invalid("postgresql.os_user", format!("{user:?} is not a user name")));
         }
+    }
+    Ok(())
+}
+
+/// `watchdog`: an absolute device path and, when in use, a timeout (`ttl - safety_margin`, the margin
+/// defaulting to the lease's) of at least 1 s under `bootstrap.dcs.ttl`.
+fn watchdog(config: &Config) -> Result<(), ConfigError> {
+    let watchdog = &config.watchdog;
+    absolute("watchdog.device", &watchdog.device)?;
+    if watchdog.mode == WatchdogMode::Off {
+        return Ok(());
+    }
+    let ttl = config.bootstrap.dcs.ttl;
+    let (key, margin) = match watchdog.safety_margin {
+        Some(margin) => ("watchdog.safety_margin", margin),
+        None => ("bootstrap.dcs.safety_margin", config.bootstrap.dcs.safety_margin),
+    };
+    if ttl.saturating_sub(margin) < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "{margin:?} leaves the watchdog less than 1 s: its timeout is bootstrap.dcs.ttl ({ttl:?}) - \
+                 safety_margin; lower the margin or raise ttl"
+            ),
+        ));
     }
     Ok(())
 }
