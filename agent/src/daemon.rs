@@ -2,7 +2,7 @@
 
 use crate::config::{Config, VerifyClient};
 use crate::db::postgres::Postgres;
-use crate::ha::{identity_tags, Agent, Commands, Identity};
+use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
 use std::path::Path;
@@ -56,7 +56,8 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         }
     });
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
-    let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status);
+    let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
+        .with_guard(RoleGuard::from_config(&config));
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
     agent.run(stop_signal(), command_queue).await;
 

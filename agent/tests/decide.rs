@@ -139,6 +139,7 @@ fn obs() -> Observation {
         rewind_failed: false,
         peers: Vec::new(),
         sync_applied_at: None,
+        promotion_refused: false,
     }
 }
 
@@ -520,6 +521,26 @@ fn running_replica_with_a_valid_lease_is_promoted() {
         actions(&o),
         vec![Action::RenewLease, Action::Promote, Action::SyncSlots(vec!["node2".into(), "node3".into()])]
     );
+}
+
+#[test]
+fn a_refused_promotion_gives_the_lease_back_and_keeps_out_of_the_race() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    o.promotion_refused = true;
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::ReleaseLease]);
+    assert!(d.reason.contains("promotion refused"), "{}", d.reason);
+    // Once released, it does not race again while the refusal is recent.
+    let mut o = obs();
+    o.promotion_refused = true;
+    assert!(waits(&o).contains("promotion was refused"));
+    // A running primary (the refusal came too late to matter) keeps leading.
+    let mut o = obs();
+    o.db = primary(1000);
+    holding_lease(&mut o, 7);
+    o.promotion_refused = true;
+    assert_eq!(actions(&o)[0], Action::RenewLease);
 }
 
 #[test]
@@ -991,6 +1012,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 rewind_failed,
                 peers,
                 sync_applied_at: None,
+                promotion_refused: false,
             }
         })
 }
@@ -1577,4 +1599,11 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_sync_standby_is_not_swapped_for_one_momentarily_less_behind() {
+    let mut o = sync_primary(SynchronousMode::On, first(1, &["node2"]), Some(&["node2"]));
+    o.db.replicas = vec![link("node2", true, 4000), link("node3", false, 4500)];
+    assert_eq!(sync_action(&o), None);
 }

@@ -2,6 +2,7 @@
 //! cycles so they never race the loop's own actions. A restart with a `schedule` is kept by the loop
 //! and carried out when its time comes ([`Agent::run_scheduled_restart`]); `DELETE /restart` cancels it.
 
+use super::hooks::Callback;
 use super::run::Agent;
 use super::view::cluster_view;
 use crate::config::Config;
@@ -134,6 +135,7 @@ impl<D: Database> Agent<D> {
             self.db.follow(upstream.as_ref()).await
         };
         started.map_err(|e| ApiError::new(503, e.to_string()))?;
+        self.guard.hooks.callback(Callback::OnRestart, role, self.lease_token());
         Ok(format!("restarted the {role}"))
     }
 
@@ -154,6 +156,8 @@ impl<D: Database> Agent<D> {
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
         self.apply_tags(&config);
+        let role = if self.holds_lease() { "primary" } else { "replica" };
+        self.guard.hooks.callback(Callback::OnReload, role, self.lease_token());
         self.wake();
         tracing::info!(file = %path.display(), "configuration reloaded: tags applied");
         Ok("reloaded: tags apply at once; other settings take effect when the agent restarts".to_owned())

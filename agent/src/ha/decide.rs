@@ -250,6 +250,10 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
     let slots = Action::SyncSlots(o.other_members(cluster));
     match (o.db.running, o.db.role) {
+        (_, role) if o.promotion_refused && role != Some(Role::Primary) => Decision::act(
+            vec![Action::ReleaseLease],
+            "promotion refused (pre_promote or the required watchdog): releasing the lease",
+        ),
         (true, Some(Role::Primary)) => {
             let mut actions = vec![Action::RenewLease];
             actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
@@ -410,6 +414,9 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     }
     if !o.policy.can_fail_over {
         return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");
+    }
+    if o.promotion_refused {
+        return Decision::wait("no primary, and my last promotion was refused less than ttl ago: not racing");
     }
     // A switchover or failover names who takes over: the others stand aside while it is available.
     let chosen = match due_switchover(o, cluster) {

@@ -1,6 +1,8 @@
 //! Database actions, run in order as one job; the first failure ends the job (the next cycle decides
 //! again from what it then observes).
 
+use super::guard::RoleGuard;
+use super::hooks::Callback;
 use super::Action;
 use crate::db::{Database, DbError, StopMode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,11 +24,13 @@ pub struct DbJob {
     pub rewind_failed: Arc<AtomicBool>,
     /// Counts the promotions carried out.
     pub failovers: Arc<AtomicU64>,
+    /// The watchdog and `pre_promote` before a promotion; the callbacks after each change.
+    pub guard: Arc<RoleGuard>,
 }
 
 impl DbJob {
     /// The fencing job: stop the primary at once.
-    pub fn demote(me: &MemberName, token: Option<FencingToken>) -> DbJob {
+    pub fn demote(me: &MemberName, token: Option<FencingToken>, guard: &Arc<RoleGuard>) -> DbJob {
         DbJob {
             me: me.clone(),
             actions: vec![Action::Demote],
@@ -34,6 +38,7 @@ impl DbJob {
             dcs: None,
             rewind_failed: Arc::new(AtomicBool::new(false)),
             failovers: Arc::new(AtomicU64::new(0)),
+            guard: guard.clone(),
         }
     }
 }
@@ -57,10 +62,26 @@ pub async fn run_db_job<D: Database>(db: &D, job: DbJob) -> bool {
 }
 
 async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
+    run_action(db, job, action).await?;
+    let (hooks, token) = (&job.guard.hooks, job.token);
+    match action {
+        Action::Bootstrap | Action::StartPrimary => hooks.callback(Callback::OnStart, "primary", token),
+        Action::Follow(_) => hooks.callback(Callback::OnStart, "replica", token),
+        Action::Promote => hooks.callback(Callback::OnRoleChange, "primary", token),
+        Action::Demote => job.guard.demoted(token),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One action, without its callbacks.
+async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
     match action {
         Action::Bootstrap => db.bootstrap().await,
         Action::StartPrimary => db.start_primary().await,
         Action::Promote => {
+            let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
+            job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote().await?;
             job.failovers.fetch_add(1, Ordering::SeqCst);
             record_promotion(db, job).await;

@@ -3,6 +3,8 @@
 mod commands;
 mod decide;
 mod execute;
+mod guard;
+mod hooks;
 mod observation;
 mod run;
 mod sync;
@@ -10,6 +12,8 @@ mod view;
 
 pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, Action, Decision};
+pub use guard::RoleGuard;
+pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
 pub use run::{Agent, Identity};
 pub use sync::{

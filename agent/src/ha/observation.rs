@@ -33,6 +33,9 @@ pub struct Observation {
     /// Primary: its position when the synchronous replication rule in force was first seen applied (`None`
     /// in the cycle it changed). A standby that flushed this far holds every commit acknowledged before.
     pub sync_applied_at: Option<Position>,
+    /// Whether this member's last promotion was refused (by `pre_promote` or a `required` watchdog) less
+    /// than `ttl` ago: it then gives the lease back and stays out of the leader race.
+    pub promotion_refused: bool,
 }
 
 /// The settings decisions depend on (from the local config and the cluster's dynamic config).

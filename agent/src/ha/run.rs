@@ -5,6 +5,7 @@
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
 use super::execute::{run_db_job, DbJob};
+use super::guard::RoleGuard;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
 use super::view::{cluster_view, dynamic_config, Status};
@@ -85,6 +86,8 @@ pub struct Agent<D: Database> {
     pub(super) scheduled_restart: Option<(vigil_api::Schedule, vigil_api::RestartRequest)>,
     /// The next scheduled switchover or restart, for the loop to wake at.
     scheduled_wake: Option<SystemTime>,
+    /// The watchdog, `pre_promote` and the callbacks.
+    pub(super) guard: Arc<RoleGuard>,
 }
 
 impl<D: Database> Agent<D> {
@@ -116,7 +119,14 @@ impl<D: Database> Agent<D> {
             renewed_this_cycle: false,
             scheduled_restart: None,
             scheduled_wake: None,
+            guard: Arc::default(),
         }
+    }
+
+    /// The agent with this watchdog and these hooks (none by default).
+    pub fn with_guard(mut self, guard: RoleGuard) -> Self {
+        self.guard = Arc::new(guard);
+        self
     }
 
     /// Runs cycles until `shutdown` completes, then hands over (see [`Agent::shut_down`]); carries out
@@ -169,7 +179,7 @@ impl<D: Database> Agent<D> {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             if !self.dynamic.pause {
                 tracing::warn!(%token, "fencing: my lease passed its deadline without renewal");
-                run_db_job(self.db.as_ref(), DbJob::demote(&self.me.name, Some(token))).await;
+                run_db_job(self.db.as_ref(), DbJob::demote(&self.me.name, Some(token), &self.guard)).await;
                 db = self.db.observe().await;
             }
         }
@@ -196,6 +206,11 @@ impl<D: Database> Agent<D> {
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
             return self.next_wait(&dynamic);
         }
+        let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
+        self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
+        let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
+        let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
+        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
         self.track_primary_down(&db, lease, now);
         if !db.is_running_primary() {
             self.synced_slots = None;
@@ -218,6 +233,7 @@ impl<D: Database> Agent<D> {
             rewind_failed: self.rewind_failed.load(Ordering::SeqCst),
             peers,
             sync_applied_at: self.track_sync_rule(&db),
+            promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
         };
         let decision = decide(&observation);
         self.log(&decision);
@@ -273,6 +289,11 @@ impl<D: Database> Agent<D> {
     /// Whether this agent holds a lease valid by its own deadline.
     pub(super) fn holds_lease(&self) -> bool {
         matches!(self.lease_hold(Instant::now()), LeaseHold::Valid(_))
+    }
+
+    /// The token of the lease this agent holds, if any.
+    pub(super) fn lease_token(&self) -> Option<FencingToken> {
+        self.lease.as_ref().map(|g| g.token)
     }
 
     /// Runs the next cycle at once.
@@ -395,6 +416,7 @@ impl<D: Database> Agent<D> {
                     // as a primary").
                     let stopped = DbState::stopped(o.db.data.clone());
                     self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
+                    self.guard.demoted(self.lease.as_ref().map(|g| g.token));
                     self.release().await;
                 }
                 Action::PublishSync(state) => {
@@ -409,7 +431,7 @@ impl<D: Database> Agent<D> {
                 Action::Demote => {
                     // Fencing does not wait for a background job.
                     let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
-                    run_db_job(self.db.as_ref(), DbJob::demote(&o.me, token)).await;
+                    run_db_job(self.db.as_ref(), DbJob::demote(&o.me, token, &self.guard)).await;
                 }
                 other => db_actions.push(other),
             }
@@ -422,6 +444,7 @@ impl<D: Database> Agent<D> {
                 dcs: Some(self.dcs.clone()),
                 failovers: self.failovers.clone(),
                 rewind_failed: self.rewind_failed.clone(),
+                guard: self.guard.clone(),
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
             self.job = Some(tokio::spawn(async move {
@@ -465,7 +488,10 @@ impl<D: Database> Agent<D> {
         let result = self.dcs.renew_lease(&grant).await;
         self.renew_failed = result.is_err();
         match result {
-            Ok(renewed) => self.lease = Some(renewed),
+            Ok(renewed) => {
+                self.guard.keepalive(renewed.token);
+                self.lease = Some(renewed);
+            }
             Err(e @ vigil_dcs::DcsError::NotHolder { .. }) => {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
                 self.lapsed = Some(grant.token);
@@ -617,7 +643,9 @@ impl<D: Database> Agent<D> {
         if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
             tracing::warn!(error = %e, "database did not stop cleanly");
         }
+        let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
         self.release().await;
+        self.guard.disarm(token, "clean shutdown");
         self.status.set_deadline(None);
     }
 }

@@ -1,0 +1,144 @@
+//! What guards this member's role changes beyond the lease (DESIGN.md sections 2 and 3): the watchdog
+//! (armed while this agent leads a primary), the `pre_promote` hook (which may veto a promotion) and the
+//! callbacks told of every change. Shared by the HA loop and its background database job.
+//!
+//! - Before a promotion ([`RoleGuard::before_promote`]): the watchdog is armed (`required` and unusable:
+//!   refused), then `pre_promote` runs (non-zero exit or timeout: refused, the watchdog disarmed). A
+//!   refusal is remembered for a `ttl` ([`RoleGuard::refused_recently`]): the policy then releases the
+//!   lease and stays out of the leader race, as Patroni does after a failed `pre_promote`.
+//! - After each successful renewal the watchdog is kept alive; each cycle [`RoleGuard::follow_role`] arms
+//!   it while this member leads a running primary and disarms it (magic close) once it no longer does,
+//!   or in pause; shutdown disarms it too.
+
+use super::hooks::{Callback, Hooks};
+use crate::config::{Config, DynamicConfig, WatchdogMode};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use vigil_dcs::{FencingToken, MemberName};
+use vigil_fencing::{watchdog_timeout, Watchdog};
+
+/// The watchdog, the hooks and what the loop last saw that they need.
+pub struct RoleGuard {
+    /// The `pre_promote` hook and the callbacks.
+    pub hooks: Hooks,
+    watchdog: Mutex<Watchdog>,
+    /// `watchdog.safety_margin`; `None`: the lease's `safety_margin`.
+    watchdog_margin: Option<Duration>,
+    /// The watchdog timeout for the dynamic `ttl` in force, in seconds.
+    timeout: AtomicU32,
+    /// The last lease holder other than this member that the loop saw: the old primary for `pre_promote`.
+    old_primary: Mutex<Option<MemberName>>,
+    /// When the last promotion was refused.
+    refused_at: Mutex<Option<Instant>>,
+}
+
+impl Default for RoleGuard {
+    fn default() -> Self {
+        RoleGuard::new(Hooks::default(), Watchdog::off(), None)
+    }
+}
+
+impl RoleGuard {
+    /// A guard over these hooks and this watchdog.
+    pub fn new(hooks: Hooks, watchdog: Watchdog, watchdog_margin: Option<Duration>) -> RoleGuard {
+        RoleGuard {
+            hooks,
+            watchdog: Mutex::new(watchdog),
+            watchdog_margin,
+            timeout: AtomicU32::new(1),
+            old_primary: Mutex::default(),
+            refused_at: Mutex::default(),
+        }
+    }
+
+    /// The guard a configuration asks for (`watchdog`, `postgresql.pre_promote`, `postgresql.callbacks`).
+    pub fn from_config(config: &Config) -> RoleGuard {
+        let pg = &config.postgresql;
+        let hooks = Hooks::new(&config.scope, pg.pre_promote.clone(), pg.callbacks.clone());
+        let w = &config.watchdog;
+        let watchdog = match w.mode {
+            WatchdogMode::Off => Watchdog::off(),
+            mode => Watchdog::new(w.device.clone(), mode == WatchdogMode::Required),
+        };
+        let guard = RoleGuard::new(hooks, watchdog, w.safety_margin);
+        guard.observe(&config.bootstrap.dcs, None);
+        guard
+    }
+
+    /// Takes in one cycle's view: the dynamic timing (the watchdog timeout follows `ttl`) and the lease
+    /// holder when it is another member.
+    pub fn observe(&self, dynamic: &DynamicConfig, other_holder: Option<&MemberName>) {
+        let margin = self.watchdog_margin.unwrap_or(dynamic.safety_margin);
+        self.timeout.store(watchdog_timeout(dynamic.ttl, margin), Ordering::SeqCst);
+        if let (Some(holder), Ok(mut old)) = (other_holder, self.old_primary.lock()) {
+            *old = Some(holder.clone());
+        }
+    }
+
+    /// Whether a promotion was refused less than `ttl` before `now`.
+    pub fn refused_recently(&self, now: Instant, ttl: Duration) -> bool {
+        let at = self.refused_at.lock().ok().and_then(|at| *at);
+        at.is_some_and(|at| now.duration_since(at) < ttl)
+    }
+
+    /// Arms the watchdog and runs `pre_promote`; `Err` (logged, with the token) says why `me` must not
+    /// be promoted now.
+    pub async fn before_promote(&self, me: &MemberName, token: FencingToken) -> Result<(), String> {
+        let armed = self
+            .with_watchdog(|w| w.arm(self.timeout.load(Ordering::SeqCst), token).map_err(|e| e.to_string()));
+        let old = self.old_primary.lock().ok().and_then(|o| o.clone());
+        let result = match armed {
+            Ok(()) => self.hooks.pre_promote(me, old.as_ref(), token).await,
+            Err(why) => Err(why),
+        };
+        if let Err(why) = &result {
+            self.with_watchdog(|w| w.disarm(Some(token), "promotion refused"));
+            if let Ok(mut at) = self.refused_at.lock() {
+                *at = Some(Instant::now());
+            }
+            let old = old.map(|o| o.to_string()).unwrap_or_default();
+            tracing::error!(%token, old_primary = %old, reason = %why, "promotion refused: releasing the lease");
+        }
+        result
+    }
+
+    /// Pets the watchdog after a successful renewal.
+    pub fn keepalive(&self, token: FencingToken) {
+        self.with_watchdog(|w| w.keepalive(token));
+    }
+
+    /// Keeps the watchdog in step with the role: armed while `leading` (a valid lease and a running
+    /// primary) and not `paused`; disarmed in pause, or once neither the lease nor a running primary is
+    /// left (a primary still running without its lease keeps it armed: it is the last guard).
+    pub fn follow_role(&self, leading: bool, still_primary: bool, paused: bool, token: Option<FencingToken>) {
+        let timeout = self.timeout.load(Ordering::SeqCst);
+        self.with_watchdog(|w| match token {
+            _ if paused => w.disarm(token, "pause"),
+            Some(token) if leading => {
+                let _ = w.arm(timeout, token); // a required watchdog that fails is logged by arm
+            }
+            _ if !leading && !still_primary => w.disarm(token, "no longer primary"),
+            _ => {}
+        });
+    }
+
+    /// Disarms the watchdog (clean shutdown).
+    pub fn disarm(&self, token: Option<FencingToken>, reason: &str) {
+        self.with_watchdog(|w| w.disarm(token, reason));
+    }
+
+    /// The callbacks after this member stopped being primary: `on_stop` and `on_role_change`, role
+    /// `demoted` (Patroni's).
+    pub fn demoted(&self, token: Option<FencingToken>) {
+        self.hooks.callback(Callback::OnStop, "demoted", token);
+        self.hooks.callback(Callback::OnRoleChange, "demoted", token);
+    }
+
+    fn with_watchdog<T>(&self, f: impl FnOnce(&mut Watchdog) -> T) -> T {
+        match self.watchdog.lock() {
+            Ok(mut w) => f(&mut w),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
