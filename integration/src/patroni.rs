@@ -255,3 +255,16 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_timings_keep_patronis_rule_and_minimums() {
+        for t in [PatroniTiming::DEFAULT, PatroniTiming::FASTEST] {
+            assert!(t.loop_wait + 2 * t.retry_timeout <= t.ttl, "{t:?}");
+            assert!(t.ttl >= 20 && t.loop_wait >= 1 && t.retry_timeout >= 3, "{t:?}");
+        }
+    }
+}

@@ -1962,3 +1962,38 @@ fn print_footprint(footprint: Option<&Result<Footprint, String>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_of_both_managers_and_etcd_have_their_time_read() {
+        let vigil = "2026-11-22T04:15:25.440123Z  INFO vigil_agent::ha: leader lease held";
+        let (sod, rest) = split_stamp(vigil).expect("vigil line");
+        assert!((sod - (4.0 * 3600.0 + 15.0 * 60.0 + 25.440123)).abs() < 1e-6);
+        assert_eq!(rest.trim(), "INFO vigil_agent::ha: leader lease held");
+        let patroni = "2026-11-22 04:15:25,440 INFO: promoted self to leader by acquiring session lock";
+        let (sod, rest) = split_stamp(patroni).expect("patroni line");
+        assert!((sod - 15325.44).abs() < 1e-6);
+        assert_eq!(rest, "INFO: promoted self to leader by acquiring session lock");
+        let etcd = "2026-11-22 04:15:25.440000 I | etcdserver: published";
+        assert!(split_stamp(etcd).is_some_and(|(sod, _)| (sod - 15325.44).abs() < 1e-6));
+        assert!(split_stamp("no time here").is_none());
+    }
+
+    #[test]
+    fn a_summary_takes_the_median_of_the_runs_that_succeeded() {
+        let run = |secs: Option<f64>, lost: Option<usize>| RunResult {
+            outcome: secs.map(Duration::from_secs_f64).ok_or_else(|| "failed".to_owned()),
+            lost,
+            ..RunResult::failed(String::new())
+        };
+        let runs =
+            [run(Some(3.0), Some(0)), run(None, None), run(Some(1.0), Some(2)), run(Some(2.0), Some(0))];
+        let sum = Summary::of(&runs);
+        assert_eq!(sum.windows(), Some((2.0, 1.0, 3.0)));
+        assert_eq!(sum.failed, 1);
+        assert_eq!(sum.lost(), "2 (+1 runs unchecked)");
+    }
+}
