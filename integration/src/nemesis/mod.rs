@@ -210,18 +210,32 @@ impl<'a> Suite<'a> {
         self.epoch = Instant::now();
         let until = self.epoch + self.config.duration + RECOVERY * 4;
         let workload = Workload::start(hosts, self.config.clients, self.epoch, until);
-        let mut primary = primary;
+        let mut primary = Ok(primary);
         for (t, plan) in schedule::plans(self.config.seed, self.config.trials).into_iter().enumerate() {
             if self.epoch.elapsed() >= self.config.duration {
                 println!("nemesis: --duration reached after {t} trials");
                 break;
             }
-            primary = self.trial(t, plan, primary, &workload).await?;
+            primary = self.trial(t, plan, *primary.as_ref().expect("converged"), &workload).await;
+            if primary.is_err() {
+                break;
+            }
         }
         let (acks, attempts) = workload.stop().await;
-        let primary = self.converge(CONVERGENCE).await.map_err(|s| format!("at the end: {}", s.state))?;
         self.report.attempts = attempts;
-        self.final_checks(primary, &acks).await
+        self.order_checks(&acks);
+        // A cluster stuck unconverged is a violation; the writes are checked all the same.
+        let primary = match primary {
+            Ok(_) => self.converge(CONVERGENCE).await.map_err(|s| format!("at the end: {}", s.state)),
+            Err(e) => Err(e),
+        };
+        match primary {
+            Ok(primary) => self.lost_check(primary, &acks).await,
+            Err(stuck) => {
+                self.report.violations.push(format!("{stuck} (lost writes not checked)"));
+                Ok(())
+            }
+        }
     }
 
     /// One fault: apply, hold, heal, converge; returns the primary after it.
@@ -238,6 +252,8 @@ impl<'a> Suite<'a> {
             Ok(fault) => fault,
             Err(why) => {
                 println!("trial {t}: {} not applied: {why}", plan.kind.name());
+                // A fault of several rules may have been applied in part.
+                self.net.heal()?;
                 return Ok(primary);
             }
         };
@@ -293,8 +309,8 @@ impl<'a> Suite<'a> {
         Ok(after)
     }
 
-    async fn final_checks(&mut self, primary: usize, acks: &[Ack]) -> Result<(), String> {
-        self.report.acked = acks.len();
+    /// Check (1): the acknowledged writes missing on the final primary.
+    async fn lost_check(&mut self, primary: usize, acks: &[Ack]) -> Result<(), String> {
         let lost = self.lost(primary, acks).await?;
         self.report.lost = lost.len();
         for a in lost.iter().take(10) {
@@ -303,6 +319,12 @@ impl<'a> Suite<'a> {
         if self.config.sync && !lost.is_empty() {
             self.report.violations.push(format!("{} acknowledged writes lost, e.g. {}", lost.len(), lost[0]));
         }
+        Ok(())
+    }
+
+    /// Check (2): stale tokens and overlapping primaries.
+    fn order_checks(&mut self, acks: &[Ack]) {
+        self.report.acked = acks.len();
         let (stale, without) = checker::stale_tokens(acks);
         self.report.stale_tokens = stale.len();
         self.report.without_token = without;
@@ -318,7 +340,6 @@ impl<'a> Suite<'a> {
                 o.reign.0, o.reign.1, o.witness
             ));
         }
-        Ok(())
     }
 
     /// The acknowledged writes (sent before now) missing on node `primary`.
