@@ -445,7 +445,17 @@ impl<'a> Suite<'a> {
         if !code.is_success() {
             return Err(format!("synchronous mode refused by the agents: {code} {text}"));
         }
-        Ok(())
+        // Faults start once a synchronous standby is in force (`GET /sync` 200 on a replica).
+        let rounds = STARTUP.as_millis() / POLL.as_millis();
+        for _ in 0..rounds {
+            for i in (0..self.cluster.nodes.len()).filter(|i| *i != primary) {
+                if matches!(self.cluster.rest_within(i, "/sync", QUICK).await, Some((200, _))) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
     }
 
     /// Copies the agents' logs to `keep_logs`, when set.
