@@ -1457,8 +1457,17 @@ fn strict_promotion_applies_the_rule_before_promoting() {
     let mut o = obs();
     holding_lease(&mut o, 7);
     o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 1 };
+    assert_eq!(actions(&o), vec![Action::RenewLease, publish(&[], None)], "claims the sync key first");
+    store(&mut o).sync = Some(SyncState { leader: Some(name("me")), sync_standby: Vec::new(), quorum: None });
     let a = actions(&o);
     assert_eq!(a[..3], [Action::RenewLease, Action::SetSyncRule(SyncRule::AnyReplica), Action::Promote]);
+}
+
+#[test]
+fn gate_the_primary_that_published_the_sync_key_may_take_over_again() {
+    let mut o = sync_racer(&[], None);
+    store(&mut o).sync.as_mut().unwrap().leader = Some(name("me"));
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
 }
 
 /// `me`, a replica at 1000 racing for a free lease, in `on` mode, after `sync` was published by node1.
@@ -1488,7 +1497,7 @@ fn gate_only_a_sync_standby_or_a_replica_as_far_as_one_takes_over() {
 #[test]
 fn gate_no_takeover_after_the_primary_ran_relaxed() {
     let o = sync_racer(&[], None);
-    assert!(waits(&o).contains("no synchronous standby"), "{}", waits(&o));
+    assert!(waits(&o).contains("published no synchronous standby"), "{}", waits(&o));
     let mut o = sync_racer(&[], None);
     o.policy.sync.mode = SynchronousMode::Off;
     assert_eq!(actions(&o), vec![Action::AcquireLease], "off: the sync key does not count");
@@ -1584,7 +1593,8 @@ proptest! {
         let racing = actions(&o).contains(&Action::AcquireLease)
             && o.cluster.as_ref().is_some_and(|c| c.leader.is_none() && c.initialize.as_ref().is_some_and(|i| i.system_id.is_some()));
         let Some(sync) = o.cluster.as_ref().and_then(|c| c.sync.clone()) else { return Ok(()) };
-        if !racing || o.policy.sync.mode == SynchronousMode::Off || o.policy.pause || o.db.is_running_primary() {
+        let published_by_me = sync.leader.as_ref() == Some(&o.me);
+        if !racing || published_by_me || o.policy.sync.mode == SynchronousMode::Off || o.policy.pause || o.db.is_running_primary() {
             return Ok(());
         }
         let mine = o.db.position;

@@ -270,6 +270,15 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
                 }
             }
         }
+        // In a synchronous mode, the new primary claims the `sync` key before it takes a write: should it
+        // fail, only it may take over again (it alone may hold commits acknowledged before it published).
+        (true, _) if o.policy.sync.mode != SynchronousMode::Off && !sync::published_by_me(o, cluster) => {
+            let claim = SyncState { leader: Some(o.me.clone()), sync_standby: Vec::new(), quorum: None };
+            Decision::act(
+                vec![Action::RenewLease, Action::PublishSync(claim)],
+                "lease taken: claiming the sync key before promoting",
+            )
+        }
         (true, _) => {
             let mut actions = vec![Action::RenewLease];
             if o.policy.sync.mode != SynchronousMode::Off {

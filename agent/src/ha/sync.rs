@@ -76,7 +76,7 @@ pub fn sync_step(o: &Observation, cluster: &ClusterView) -> Option<SyncChange> {
     if o.policy.sync.mode == SynchronousMode::Off {
         return applied.filter(|rule| **rule != SyncRule::Off).map(|_| SyncChange::Rule(SyncRule::Off));
     }
-    let mine = cluster.sync.as_ref().filter(|s| s.leader.as_ref() == Some(&o.me));
+    let mine = cluster.sync.as_ref().filter(|_| published_by_me(o, cluster));
     let published = mine.cloned().unwrap_or_default();
     // 1. Shrink `sync` to what the wanted and the applied rule both keep: standbys of a `FIRST` rule one by
     //    one, a quorum only as a whole and unchanged.
@@ -106,14 +106,24 @@ pub fn sync_step(o: &Observation, cluster: &ClusterView) -> Option<SyncChange> {
     if applied != Some(&wanted) {
         return Some(SyncChange::Rule(wanted));
     }
-    // 3. Then publish the standbys that confirm commits and hold everything acknowledged before.
-    let confirmed: Vec<String> = wanted.names().iter().filter(|n| confirmed(o, n)).cloned().collect();
+    // 3. Then add the standbys that confirm commits and hold everything acknowledged before.
+    let confirmed: Vec<String> = wanted
+        .names()
+        .iter()
+        .filter(|n| published.sync_standby.contains(n) || confirmed(o, n))
+        .cloned()
+        .collect();
     let target = match &wanted {
         SyncRule::Any { .. } if confirmed.len() == wanted.names().len() => quorum_state(o, &wanted),
         SyncRule::Any { .. } => published.clone(),
         _ => SyncState { leader: Some(o.me.clone()), sync_standby: confirmed, quorum: None },
     };
     (target != published).then_some(SyncChange::Publish(target))
+}
+
+/// Whether the `sync` key is this member's own.
+pub fn published_by_me(o: &Observation, cluster: &ClusterView) -> bool {
+    cluster.sync.as_ref().is_some_and(|s| s.leader.as_ref() == Some(&o.me))
 }
 
 /// A change [`sync_step`] asks for.
@@ -145,8 +155,11 @@ pub fn wanted_rule(o: &Observation, cluster: &ClusterView) -> SyncRule {
 }
 
 /// Streaming replicas that may be synchronous, best first: not `nosync`, `sync_priority` above 0, running
-/// by their own record (a member shutting down says `stopping`), higher `sync_priority`, then least lag.
+/// by their own record (a member shutting down says `stopping`); then higher `sync_priority`, then those
+/// the applied rule already names (a standby is not swapped for one that is momentarily less behind), then
+/// least lag.
 fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
+    let named = |name: &str| o.db.sync_rule.as_ref().is_some_and(|r| r.names().iter().any(|n| n == name));
     let mut found: Vec<(String, i64, Position)> =
         o.db.replicas
             .iter()
@@ -159,7 +172,7 @@ fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
                 usable.then(|| (link.name.clone(), priority, link.flushed.unwrap_or_default()))
             })
             .collect();
-    found.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+    found.sort_by(|a, b| (b.1, named(&b.0), b.2).cmp(&(a.1, named(&a.0), a.2)).then(a.0.cmp(&b.0)));
     found.into_iter().map(|(name, priority, _)| (name, priority)).collect()
 }
 
@@ -210,6 +223,10 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
     }
     // Nothing promised yet: synchronous mode was just switched on, and no primary published a `sync` key.
     let Some(sync) = &cluster.sync else { return Ok(()) };
+    // The primary that published it holds every commit it acknowledged.
+    if sync.leader.as_ref() == Some(&o.me) {
+        return Ok(());
+    }
     let reachable = |name: &str| -> Option<&PeerView> {
         o.peers.iter().find(|p| p.reachable && p.name.as_str() == name && p.position.is_some())
     };
@@ -224,8 +241,8 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
                 return Ok(()).inspect(|_| tracing::debug!(proof = %peer.name, "as far as a sync standby"));
             }
             Err(if sync.sync_standby.is_empty() {
-                "not taking over: the last primary had no synchronous standby (it ran relaxed), so any \
-                 replica may lack acknowledged commits"
+                "not taking over: the last primary published no synchronous standby (it ran relaxed, or had \
+                 not confirmed one yet), so any replica may lack acknowledged commits"
                     .to_owned()
             } else {
                 format!(
