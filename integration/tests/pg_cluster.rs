@@ -92,3 +92,33 @@ async fn a_crashed_postgres_on_the_primary_restarts_in_place_without_failover() 
     assert_eq!(after["vigil"]["fencing_token"], before["vigil"]["fencing_token"], "same lease");
     write_and_replicate(&cluster, primary, &all, 10, 20).await;
 }
+
+/// The fencing token of node `i`'s lease, as its status shows it and as its database records it.
+async fn tokens(cluster: &AgentCluster, i: usize) -> (String, String) {
+    let (_, status) = cluster.rest(i, "/patroni").await.expect("status");
+    let in_status = status["vigil"]["fencing_token"].to_string();
+    let in_db = cluster.query(i, "SHOW vigil.fencing_token").await.expect("SHOW").concat();
+    (in_status, in_db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_primary_records_its_fencing_token_in_the_database_before_it_takes_writes() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = settled(&cluster, &all).await;
+    let (status, db) = tokens(&cluster, old).await;
+    assert_eq!(status, db, "the bootstrapped primary");
+
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    let new = settled(&cluster, &survivors).await;
+    let (status, in_db) = tokens(&cluster, new).await;
+    assert_eq!(status, in_db, "the promoted primary");
+    assert!(in_db.parse::<u64>().expect("a number") > db.parse::<u64>().expect("a number"), "{in_db} > {db}");
+    // A writer reads the token in the same statement as its write.
+    let sql = "CREATE TABLE w (token bigint); \
+               INSERT INTO w SELECT current_setting('vigil.fencing_token')::bigint RETURNING token";
+    assert_eq!(cluster.query(new, sql).await.expect("write with the token"), [in_db]);
+}

@@ -232,6 +232,10 @@ pub trait Database: Send + Sync + 'static {
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every
     /// later start). On a replica it takes effect when it is promoted.
     fn set_sync_rule(&self, rule: &SyncRule) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Records the fencing token of the lease this member leads under where every client can read it,
+    /// before the server takes a write (PostgreSQL: `SHOW vigil.fencing_token`); kept for every later start.
+    fn set_fencing_token(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 }
 
 #[cfg(test)]

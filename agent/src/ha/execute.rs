@@ -77,11 +77,18 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
 /// One action, without its callbacks.
 async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
     match action {
-        Action::Bootstrap => db.bootstrap().await,
-        Action::StartPrimary => db.start_primary().await,
+        Action::Bootstrap => {
+            record_token(db, job).await?;
+            db.bootstrap().await
+        }
+        Action::StartPrimary => {
+            record_token(db, job).await?;
+            db.start_primary().await
+        }
         Action::Promote => {
             let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
+            db.set_fencing_token(token.0).await?;
             db.promote().await?;
             job.failovers.fetch_add(1, Ordering::SeqCst);
             record_promotion(db, job).await;
@@ -102,6 +109,14 @@ async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result
         Action::Follow(upstream) => db.follow(upstream.as_ref()).await,
         Action::SetSyncRule(rule) => db.set_sync_rule(rule).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
+    }
+}
+
+/// Records the lease's token with the database before it starts as a primary.
+async fn record_token<D: Database>(db: &D, job: &DbJob) -> Result<(), DbError> {
+    match job.token {
+        Some(token) => db.set_fencing_token(token.0).await,
+        None => Ok(()),
     }
 }
 

@@ -192,6 +192,10 @@ impl Database for Postgres {
         self.set_sync_rule_now(rule).await
     }
 
+    async fn set_fencing_token(&self, token: u64) -> Result<(), DbError> {
+        self.set_fencing_token_now(token).await
+    }
+
     async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {
         self.logged("sync_slots", None, self.sync_slots_now(members)).await
     }

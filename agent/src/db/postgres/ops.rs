@@ -1,6 +1,6 @@
 //! The bodies of the [`Database`](crate::db::Database) operations for [`Postgres`].
 
-use super::render::{self, Conf, Target};
+use super::render::{self, Conf, Runtime, Target};
 use super::sql::{self, Session};
 use super::{files, standby_names, InitdbOption, Postgres, PostgresSettings};
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
@@ -217,43 +217,57 @@ impl Postgres {
         Ok(())
     }
 
-    /// Remembers `rule` for every later start and, when the configuration is written and the server runs,
-    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value), reloads it and waits until new sessions
-    /// see the rule.
+    /// Remembers `rule` for every later start and applies it to the running server.
     pub(super) async fn set_sync_rule_now(&self, rule: &SyncRule) -> Result<(), DbError> {
+        let value = standby_names::render(rule);
+        self.apply_runtime("synchronous_standby_names", value, |r| r.sync = rule.clone()).await
+    }
+
+    /// Remembers `token` for every later start and applies it to the running server.
+    pub(super) async fn set_fencing_token_now(&self, token: u64) -> Result<(), DbError> {
+        self.apply_runtime(render::FENCING_TOKEN, token.to_string(), |r| r.fencing_token = Some(token)).await
+    }
+
+    /// Changes the runtime settings with `change`, kept for every later start. On a running server,
+    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns), reloads it
+    /// and waits until new sessions see `value` for `name`.
+    async fn apply_runtime(
+        &self,
+        name: &'static str,
+        value: String,
+        change: impl FnOnce(&mut Runtime),
+    ) -> Result<(), DbError> {
         let runtime = {
             let mut runtime = self.runtime();
-            runtime.sync = rule.clone();
+            change(&mut runtime);
             runtime.clone()
         };
+        let action = format!("set {name}");
         let Some(conf) = self.configured() else { return Ok(()) };
+        if !self.tools.pg_ctl_running(self.data_dir()).await? {
+            return Ok(());
+        }
         let owner = self.tools.owner()?;
-        let action = "set synchronous_standby_names";
-        self.blocking(action, move |s| {
+        self.blocking(&action, move |s| {
             files::write_postgresql_conf(s, &conf, &runtime, owner)?;
             files::clean_auto_conf(s, owner)
         })
         .await?;
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new(action, e))?;
-        sql::reload(&session.client).await.map_err(|e| DbError::new(action, e))?;
+        let failed = |e: String| DbError::new(action.clone(), e);
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
+        sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
         drop(session);
-        let wanted = standby_names::render(rule);
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             // A session started after the postmaster re-read the files sees the new value.
-            let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new(action, e))?;
-            let applied = sql::setting(&session.client, "synchronous_standby_names")
-                .await
-                .map_err(|e| DbError::new(action, e))?;
-            if applied == wanted {
-                tracing::info!(member = %self.settings.name, synchronous_standby_names = %wanted, "applied");
+            let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
+            let applied = sql::setting(&session.client, name).await.map_err(|e| failed(e.to_string()))?;
+            if applied == value {
+                tracing::info!(member = %self.settings.name, setting = name, %value, "applied");
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(DbError::new(
-                    action,
-                    format!("still {applied:?} after a reload, wanted {wanted:?}"),
-                ));
+                return Err(failed(format!("still {applied:?} after a reload, wanted {value:?}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -19,6 +19,7 @@ pub(crate) const OWNED: &[&str] = &[
     "primary_slot_name",
     "recovery_target_timeline",
     "synchronous_standby_names",
+    FENCING_TOKEN,
     "data_directory",
     "config_file",
     "hba_file",
@@ -82,11 +83,17 @@ pub fn slot_name(member: &str) -> String {
         .collect()
 }
 
+/// The custom setting that carries the fencing token of the lease the server was made primary under:
+/// `SHOW vigil.fencing_token`, or `current_setting('vigil.fencing_token')` in the same statement as a write.
+pub(crate) const FENCING_TOKEN: &str = "vigil.fencing_token";
+
 /// Settings the agent changes while the server runs (applied by a reload), kept for every later start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Runtime {
     /// `synchronous_standby_names`.
     pub sync: SyncRule,
+    /// The fencing token of the last lease this member was primary under.
+    pub fencing_token: Option<u64>,
 }
 
 /// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
@@ -113,6 +120,9 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     set("hot_standby", "on");
     set("wal_log_hints", "on"); // pg_rewind needs it (or data checksums)
     set("synchronous_standby_names", &standby_names::render(&runtime.sync));
+    if let Some(token) = runtime.fencing_token {
+        set(FENCING_TOKEN, &token.to_string());
+    }
     if let Conf::Standby(upstream) = conf {
         set("recovery_target_timeline", "latest");
         if let Some(up) = upstream {
