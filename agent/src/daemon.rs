@@ -56,8 +56,14 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         }
     });
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
+    let lifeline = crate::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
+        .map_err(
+            |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
+        )
+        .ok();
     let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
-        .with_guard(RoleGuard::from_config(&config));
+        .with_guard(RoleGuard::from_config(&config))
+        .with_lifeline(lifeline);
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
     agent.run(stop_signal(), command_queue).await;
 

@@ -28,6 +28,13 @@ enum Command {
     Demo(vigil_agent::demo::DemoArgs),
     /// Print the version.
     Version,
+    /// Internal: the watcher that stops the postmaster of DIR when the agent that started it dies.
+    #[command(hide = true)]
+    Lifeline {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     #[command(flatten)]
     Ctl(vigil_agent::cli::CtlCommand),
 }
@@ -49,6 +56,10 @@ fn main() -> ExitCode {
             }
             init_tracing(config.log.level.as_str());
             runtime_then(vigil_agent::daemon::run(config, &path))
+        }
+        Command::Lifeline { data_dir } => {
+            vigil_agent::lifeline::watch(&data_dir, std::io::stdin().lock());
+            ExitCode::SUCCESS
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
         Command::Demo(args) => {

@@ -122,3 +122,55 @@ async fn every_primary_records_its_fencing_token_in_the_database_before_it_takes
                INSERT INTO w SELECT current_setting('vigil.fencing_token')::bigint RETURNING token";
     assert_eq!(cluster.query(new, sql).await.expect("write with the token"), [in_db]);
 }
+
+/// The pid of node `i`'s lifeline watcher, from its agent's log (the last one it started).
+fn lifeline_pid(cluster: &AgentCluster, i: usize) -> Option<libc::pid_t> {
+    let log = cluster.plain_log(i);
+    let line = log.lines().rev().find(|l| l.contains("lifeline armed: the database stops"))?;
+    line.split_whitespace().find_map(|w| w.strip_prefix("pid="))?.parse().ok()
+}
+
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dies_with_its_agent_except_in_pause() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = settled(&cluster, &all).await;
+
+    // Paused: a killed agent leaves its PostgreSQL running (maintenance).
+    let replica = (primary + 1) % 3;
+    let (code, body) = cluster.send(primary, reqwest::Method::PATCH, "/config", r#"{"pause": true}"#).await;
+    assert_eq!(code, 200, "{body}");
+    wait_for("the replica's lifeline disarmed", PATIENCE, || async {
+        cluster.plain_log(replica).contains("lifeline disarmed").then_some(())
+    })
+    .await;
+    let watcher = lifeline_pid(&cluster, replica).expect("the lifeline's pid in the log");
+    let postmaster = cluster.postmaster_pid(replica).expect("the replica's postmaster");
+    cluster.signal_agent(replica, libc::SIGKILL);
+    wait_for("the lifeline to exit", PATIENCE, || async { (!alive(watcher)).then_some(()) }).await;
+    assert!(alive(postmaster), "paused: the replica's PostgreSQL outlives its agent");
+    cluster.start_agent(replica);
+    let (code, body) = cluster.send(primary, reqwest::Method::PATCH, "/config", r#"{"pause": null}"#).await;
+    assert_eq!(code, 200, "{body}");
+    cluster.streaming_replica(replica, PATIENCE).await;
+
+    // Not paused: kill -9 of the primary's agent stops its PostgreSQL.
+    wait_for("the primary's lifeline armed again", PATIENCE, || async {
+        cluster.plain_log(primary).contains("lifeline armed pid=").then_some(())
+    })
+    .await;
+    let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster");
+    cluster.signal_agent(primary, libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    wait_for("the primary's postmaster to stop", PATIENCE, || async { (!alive(postmaster)).then_some(()) })
+        .await;
+    eprintln!("postmaster gone {:?} after its agent was killed", killed.elapsed());
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
+    assert_ne!(settled(&cluster, &survivors).await, primary);
+}

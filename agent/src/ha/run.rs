@@ -88,6 +88,8 @@ pub struct Agent<D: Database> {
     scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
+    /// The watcher that stops the database if this agent dies (disarmed in pause).
+    lifeline: Option<crate::lifeline::Lifeline>,
 }
 
 impl<D: Database> Agent<D> {
@@ -120,12 +122,19 @@ impl<D: Database> Agent<D> {
             scheduled_restart: None,
             scheduled_wake: None,
             guard: Arc::default(),
+            lifeline: None,
         }
     }
 
     /// The agent with this watchdog and these hooks (none by default).
     pub fn with_guard(mut self, guard: RoleGuard) -> Self {
         self.guard = Arc::new(guard);
+        self
+    }
+
+    /// The agent keeps `lifeline` armed, except in pause.
+    pub fn with_lifeline(mut self, lifeline: Option<crate::lifeline::Lifeline>) -> Self {
+        self.lifeline = lifeline;
         self
     }
 
@@ -187,6 +196,9 @@ impl<D: Database> Agent<D> {
         let dynamic =
             read.as_ref().ok().and_then(|s| dynamic_config(s)).unwrap_or(self.me.bootstrap_dcs.clone());
         self.dynamic = dynamic.clone();
+        if let Some(lifeline) = &mut self.lifeline {
+            lifeline.arm(!dynamic.pause);
+        }
         let cluster = match &read {
             Ok(state) => {
                 self.dcs_last_seen = unix_now();
