@@ -159,7 +159,18 @@ impl AgentManagement {
             tracing::info!(from = ?from, to = ?plan.candidate, %at, "switchover scheduled");
             return Ok(format!("Switchover scheduled at {at}"));
         }
-        tracing::info!(from = ?from, to = ?plan.candidate, failover, "switchover requested");
+        let allow_data_loss = plan.allow_data_loss;
+        tracing::info!(from = ?from, to = ?plan.candidate, failover, allow_data_loss, "switchover requested");
+        if allow_data_loss {
+            let to = plan.candidate.as_ref().map_or_else(String::new, |c| c.to_string());
+            let since_epoch = SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            let entry = json!({
+                "reason": format!("failover to {to} with allow_data_loss: acknowledged commits may be lost"),
+                "new_primary": to,
+                "requested_at": since_epoch.map_or(0, |d| d.as_secs()),
+            });
+            crate::ha::append_history(&self.dcs, entry).await;
+        }
         self.wait_for_new_leader(from, plan.candidate).await
     }
 
@@ -207,6 +218,12 @@ fn plan(
     if failover && candidate.is_none() {
         return Err(ApiError::new(400, "a failover needs a candidate"));
     }
+    if !failover && request.allow_data_loss {
+        return Err(ApiError::new(
+            400,
+            "allow_data_loss is for a failover only: a switchover never loses data",
+        ));
+    }
     if !failover {
         let Some(requested) = &requested_leader else {
             return Err(ApiError::new(400, "a switchover needs the current leader's name"));
@@ -227,7 +244,13 @@ fn plan(
             }
         }
     }
-    Ok(Switchover { leader: if failover { None } else { leader }, candidate, scheduled_at: None })
+    let allow_data_loss = request.allow_data_loss;
+    Ok(Switchover {
+        leader: if failover { None } else { leader },
+        candidate,
+        scheduled_at: None,
+        allow_data_loss,
+    })
 }
 
 /// A candidate must be a member allowed to fail over and, when it is to take over `now`, a running

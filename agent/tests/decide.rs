@@ -905,7 +905,7 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
             switchover: switchover.map(|(leader, candidate)| Switchover {
                 leader: leader.map(name),
                 candidate: candidate.map(name),
-                scheduled_at: None,
+                ..Switchover::default()
             }),
             sync,
         })
@@ -1177,8 +1177,11 @@ proptest! {
 // ---------------------------------------------------------------------------------------------------------
 
 fn request(o: &mut Observation, leader: Option<&str>, candidate: Option<&str>) {
-    store(o).switchover =
-        Some(Switchover { leader: leader.map(name), candidate: candidate.map(name), scheduled_at: None });
+    store(o).switchover = Some(Switchover {
+        leader: leader.map(name),
+        candidate: candidate.map(name),
+        ..Switchover::default()
+    });
 }
 
 /// `me` leads as a running primary at 5000, asked to switch over to node2 at `at` (RFC 3339), and the
@@ -1616,4 +1619,14 @@ fn a_sync_standby_is_not_swapped_for_one_momentarily_less_behind() {
     let mut o = sync_primary(SynchronousMode::On, first(1, &["node2"]), Some(&["node2"]));
     o.db.replicas = vec![link("node2", true, 4000), link("node3", false, 4500)];
     assert_eq!(sync_action(&o), None);
+}
+
+#[test]
+fn gate_a_failover_with_allow_data_loss_overrides_the_sync_gate_and_the_lag_limit() {
+    let mut o = sync_racer(&["node2"], None);
+    store(&mut o).optime = Some(Position(1 << 30));
+    assert!(waits(&o).contains("maximum_lag_on_failover"));
+    let failover = Switchover { candidate: Some(name("me")), allow_data_loss: true, ..Switchover::default() };
+    store(&mut o).switchover = Some(failover);
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
 }

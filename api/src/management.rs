@@ -66,6 +66,10 @@ pub struct SwitchoverRequest {
     /// When to switch over: ISO 8601 with a timezone, in the future (a failover cannot be scheduled).
     #[serde(default)]
     pub scheduled_at: Option<String>,
+    /// A failover only: promote the candidate even if it cannot be shown to hold every acknowledged
+    /// commit (synchronous mode) or lags beyond `maximum_lag_on_failover`. Recorded in `history`.
+    #[serde(default)]
+    pub allow_data_loss: bool,
 }
 
 /// `POST /restart`.

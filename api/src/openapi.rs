@@ -151,6 +151,7 @@ fn request_body(path: &str, method: &str) -> Option<Value> {
         ("/failover", "POST") => object(json!({
             "candidate": { "type": "string" },
             "leader": { "type": "string" },
+            "allow_data_loss": { "type": "boolean" },
         })),
         ("/restart", "POST") => object(json!({
             "restart_pending": { "type": "boolean" },

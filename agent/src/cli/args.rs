@@ -152,6 +152,10 @@ pub struct FailoverArgs {
     /// The member to promote.
     #[arg(long, value_name = "MEMBER")]
     pub candidate: String,
+    /// Promote it even if it cannot be shown to hold every acknowledged commit (synchronous mode) or
+    /// lags beyond maximum_lag_on_failover; recorded in the history.
+    #[arg(long)]
+    pub allow_data_loss: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub force: bool,

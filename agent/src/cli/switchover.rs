@@ -20,6 +20,8 @@ pub struct Plan {
     pub candidate: Option<String>,
     /// When (`None`: now).
     pub scheduled_at: Option<String>,
+    /// A failover that may lose acknowledged commits (`--allow-data-loss`).
+    pub allow_data_loss: bool,
 }
 
 impl Plan {
@@ -37,6 +39,9 @@ impl Plan {
         if let Some(at) = &self.scheduled_at {
             body.insert("scheduled_at".into(), json!(at));
         }
+        if self.allow_data_loss {
+            body.insert("allow_data_loss".into(), json!(true));
+        }
         Value::Object(body)
     }
 
@@ -46,7 +51,10 @@ impl Plan {
             Some(c) => format!("promote {c}"),
             None => "promote the replica the agents find best".to_string(),
         };
-        let when = self.scheduled_at.as_ref().map_or("now".to_string(), |at| format!("at {at}"));
+        let mut when = self.scheduled_at.as_ref().map_or("now".to_string(), |at| format!("at {at}"));
+        if self.allow_data_loss {
+            when += ", even if acknowledged commits are lost";
+        }
         let kind = if self.failover { "Failover" } else { "Switchover" };
         match &self.leader {
             Some(leader) => format!("{kind} of cluster {}: demote {leader}, {promote}, {when}.", self.scope),
@@ -105,11 +113,12 @@ pub fn switchover_plan(
         leader: Some(current),
         candidate: candidate.map(str::to_owned),
         scheduled_at: scheduled_at.map(str::to_owned),
+        allow_data_loss: false,
     })
 }
 
 /// Checks a failover: the candidate is a member and not the leader.
-pub fn failover_plan(cluster: &Value, candidate: &str) -> Result<Plan, String> {
+pub fn failover_plan(cluster: &Value, candidate: &str, allow_data_loss: bool) -> Result<Plan, String> {
     let scope = cluster["scope"].as_str().unwrap_or("").to_string();
     let (leader, members) = names(cluster);
     match &leader {
@@ -119,7 +128,8 @@ pub fn failover_plan(cluster: &Value, candidate: &str) -> Result<Plan, String> {
         }
         None => {}
     }
-    Ok(Plan { scope, failover: true, leader, candidate: Some(candidate.to_owned()), scheduled_at: None })
+    let candidate = Some(candidate.to_owned());
+    Ok(Plan { scope, failover: true, leader, candidate, scheduled_at: None, allow_data_loss })
 }
 
 fn check_candidate(scope: &str, members: &[String], leader: &str, candidate: &str) -> Result<(), String> {
@@ -149,7 +159,7 @@ pub async fn run_switchover(args: SwitchoverArgs) -> Result<(), String> {
 pub async fn run_failover(args: FailoverArgs) -> Result<(), String> {
     let mut client = connect(&args.connect)?;
     let cluster = client.cluster().await?;
-    let plan = failover_plan(&cluster, &args.candidate)?;
+    let plan = failover_plan(&cluster, &args.candidate, args.allow_data_loss)?;
     execute(&mut client, &cluster, &plan, args.force).await
 }
 
@@ -249,13 +259,20 @@ mod tests {
 
     #[test]
     fn a_failover_names_its_candidate_and_works_without_a_leader() {
-        let plan = failover_plan(&cluster(None), "n2").expect("plan");
+        let plan = failover_plan(&cluster(None), "n2", false).expect("plan");
         assert_eq!(plan.body(), json!({"candidate": "n2"}));
         assert_eq!(plan.question(), "Are you sure you want to failover cluster main?");
         assert_eq!(plan.describe(), "Failover of cluster main (it has no leader): promote n2, now.");
-        let plan = failover_plan(&cluster(Some("n1")), "n3").expect("plan");
+        let plan = failover_plan(&cluster(Some("n1")), "n3", false).expect("plan");
         assert_eq!(plan.body(), json!({"candidate": "n3"}));
-        assert!(failover_plan(&cluster(Some("n1")), "n1").is_err());
-        assert!(failover_plan(&cluster(None), "n7").is_err());
+        assert!(failover_plan(&cluster(Some("n1")), "n1", false).is_err());
+        assert!(failover_plan(&cluster(None), "n7", false).is_err());
+        let plan = failover_plan(&cluster(None), "n2", true).expect("plan");
+        assert_eq!(plan.body(), json!({"candidate": "n2", "allow_data_loss": true}));
+        assert!(
+            plan.describe().ends_with("now, even if acknowledged commits are lost."),
+            "{}",
+            plan.describe()
+        );
     }
 }

@@ -446,7 +446,9 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     let Some(mine) = o.db.position else {
         return Decision::wait("no primary, and this member's position is unknown");
     };
-    if let Some(optime) = cluster.optime {
+    // The operator's `failover --allow-data-loss` to this member overrides the data-loss guards below.
+    let data_loss_allowed = chosen && due_switchover(o, cluster).is_some_and(|r| r.allow_data_loss);
+    if let Some(optime) = cluster.optime.filter(|_| !data_loss_allowed) {
         let lag = mine.lag_behind(optime);
         if lag > o.policy.maximum_lag_on_failover {
             return Decision::wait(format!(
@@ -456,8 +458,9 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
             ));
         }
     }
-    if let Err(why) = sync::may_take_over(o, cluster, mine) {
-        return Decision::wait(why);
+    match sync::may_take_over(o, cluster, mine) {
+        Err(why) if !data_loss_allowed => return Decision::wait(why),
+        _ => {}
     }
     if o.db.streaming {
         return Decision::wait(

@@ -8,7 +8,7 @@ use crate::db::{Database, DbError, StopMode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
+use vigil_dcs::{DcsNode, FencingToken, MemberName};
 
 /// A list of database actions with what they need.
 pub struct DbJob {
@@ -131,13 +131,5 @@ async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
         "new_primary": job.me.to_string(),
         "fencing_token": job.token.map(|t| t.0),
     });
-    let current = dcs.local();
-    let (mut history, condition) = match current.keys.get(&Key::History) {
-        Some(v) => (v.value.as_array().cloned().unwrap_or_default(), Condition::Version(v.version)),
-        None => (Vec::new(), Condition::Absent),
-    };
-    history.push(entry);
-    if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {
-        tracing::warn!(error = %e, "promotion not recorded in history");
-    }
+    super::view::append_history(dcs, entry).await;
 }

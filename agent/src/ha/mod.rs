@@ -19,7 +19,7 @@ pub use run::{Agent, Identity};
 pub use sync::{
     may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth, SyncPolicy, SyncState,
 };
-pub use view::{cluster_view, dynamic_config};
+pub use view::{append_history, cluster_view, dynamic_config};
 
 /// The tags a member publishes, from its configuration.
 pub fn identity_tags(

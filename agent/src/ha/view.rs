@@ -6,7 +6,7 @@ use crate::config::DynamicConfig;
 use crate::db::Position;
 use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};
-use vigil_dcs::{ClusterState, Key};
+use vigil_dcs::{ClusterState, Condition, Key};
 
 /// The `status` key: the primary's last position (Patroni's `optime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +33,19 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
         switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
         sync: value(&Key::Sync).and_then(|v| parse::<SyncState>(&Key::Sync, v)),
+    }
+}
+
+/// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged).
+pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: serde_json::Value) {
+    let current = dcs.local();
+    let (mut history, condition) = match current.keys.get(&Key::History) {
+        Some(v) => (v.value.as_array().cloned().unwrap_or_default(), Condition::Version(v.version)),
+        None => (Vec::new(), Condition::Absent),
+    };
+    history.push(entry);
+    if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {
+        tracing::warn!(error = %e, "not recorded in history");
     }
 }
 
