@@ -51,7 +51,11 @@ impl MemberRecord {
 
     /// The state and role fields for a database observation.
     pub fn state_and_role(db: &DbState) -> (&'static str, &'static str) {
-        let state = if db.running { "running" } else { "stopped" };
+        let state = match (db.running, db.starting) {
+            (true, _) => "running",
+            (false, true) => "starting",
+            (false, false) => "stopped",
+        };
         let role = match (&db.data, db.role) {
             (crate::db::DataState::Missing, _) => "uninitialized",
             (_, Some(Role::Primary)) => "primary",

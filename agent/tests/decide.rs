@@ -10,7 +10,7 @@ use vigil_agent::config::SynchronousMode;
 use vigil_agent::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Upstream};
 use vigil_agent::ha::{
     decide, sync_health, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy,
-    Switchover, SyncHealth, SyncPolicy, SyncState,
+    Switchover, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS,
 };
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
@@ -137,6 +137,8 @@ fn obs() -> Observation {
         lease: LeaseHold::Never,
         primary_down_since: None,
         rewind_failed: false,
+        rewound: false,
+        follow_failures: 0,
         peers: Vec::new(),
         sync_applied_at: None,
         promotion_refused: false,
@@ -626,6 +628,75 @@ fn stopped_former_primary_is_re_cloned_when_use_pg_rewind_is_off() {
 }
 
 #[test]
+fn replica_that_failed_to_start_as_the_holders_replica_is_rewound() {
+    // "requested timeline 17 does not contain minimum recovery point …": each start fails.
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.db = DbState { upstream: Some("node2".into()), ..stopped() };
+    o.follow_failures = FOLLOW_ATTEMPTS - 1;
+    assert_eq!(actions(&o), vec![Action::Follow(Some(upstream("node2")))]);
+    o.follow_failures = FOLLOW_ATTEMPTS;
+    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+}
+
+#[test]
+fn replica_still_failing_after_a_rewind_or_without_pg_rewind_is_re_cloned() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.db = stopped();
+    o.follow_failures = FOLLOW_ATTEMPTS;
+    o.rewound = true;
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RemoveData]);
+    assert!(d.reason.contains("already rewound"), "{}", d.reason);
+    o.rewound = false;
+    o.policy.use_pg_rewind = false;
+    assert_eq!(actions(&o), vec![Action::RemoveData]);
+}
+
+#[test]
+fn replica_on_a_later_timeline_than_the_holder_is_rewound_even_while_running() {
+    // "highest timeline 2 of the primary is behind recovery timeline 3": the server runs, never streams.
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    store(&mut o).members.get_mut(&name("node2")).unwrap().timeline = Some(2);
+    o.db = DbState { timeline: Some(3), ..replica_of("node2", 1000) };
+    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    // Streaming from it proves the contrary (its record may lag behind its promotion).
+    o.db.streaming = true;
+    waits(&o);
+}
+
+#[test]
+fn running_standby_with_a_former_primarys_data_is_rewound_before_following() {
+    // Fenced right after promoting, then started as a standby of nobody during the leader race.
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.db = DbState { data: former_primary_data(), ..replica(1000) };
+    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+}
+
+#[test]
+fn starting_replica_of_the_holder_waits_for_its_recovery() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.db = DbState { starting: true, upstream: Some("node2".into()), ..stopped() };
+    assert!(waits(&o).contains("starting"));
+    // Configured for somebody else: pointed at the holder.
+    o.db.upstream = Some("node3".into());
+    assert_eq!(actions(&o), vec![Action::Follow(Some(upstream("node2")))]);
+}
+
+#[test]
+fn starting_server_neither_restarts_nor_races() {
+    let mut o = obs();
+    o.db = DbState { starting: true, ..stopped() };
+    waits(&o);
+    holding_lease(&mut o, 7);
+    assert_eq!(actions(&o), vec![Action::RenewLease]);
+}
+
+#[test]
 fn replica_not_following_the_holder_is_pointed_at_it() {
     let mut o = obs();
     led_by(&mut o, "node2", 9);
@@ -872,6 +943,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
             DbState {
                 data,
                 running,
+                starting: false,
                 role,
                 timeline,
                 position,
@@ -1010,6 +1082,8 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 lease,
                 primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
                 rewind_failed,
+                rewound: false,
+                follow_failures: 0,
                 peers,
                 sync_applied_at: None,
                 promotion_refused: false,

@@ -120,6 +120,8 @@ pub struct DbState {
     pub data: DataState,
     /// Whether the server process runs and answers queries.
     pub running: bool,
+    /// Whether the server process runs without answering yet (recovery before consistency).
+    pub starting: bool,
     /// Its role, when running.
     pub role: Option<Role>,
     /// Its timeline, when known.
@@ -146,6 +148,7 @@ impl DbState {
         DbState {
             data,
             running: false,
+            starting: false,
             role: None,
             timeline: None,
             position: None,

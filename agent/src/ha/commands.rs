@@ -8,9 +8,12 @@ use super::view::cluster_view;
 use crate::config::Config;
 use crate::db::{Database, Role, StopMode};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use vigil_api::{ApiError, ReinitializeRequest, RestartRequest, Schedule};
+
+/// How long `POST /reinitialize` waits for a running database operation of a replica to end.
+const JOB_WAIT: Duration = Duration::from_secs(15);
 
 /// A request for the loop.
 #[derive(Debug)]
@@ -55,6 +58,10 @@ impl<D: Database> Agent<D> {
             LocalCommand::Reinitialize(_) => true,
             LocalCommand::CancelRestart | LocalCommand::Reload => false,
         };
+        if matches!(command, LocalCommand::Reinitialize(_)) && !self.holds_lease() {
+            // A replica that cannot follow retries every cycle: its short jobs must not refuse the way out.
+            self.wait_for_job(JOB_WAIT).await;
+        }
         if touches_db && self.busy() {
             return Err(ApiError::new(503, "a database operation is in progress: try again when it ends"));
         }
@@ -146,6 +153,7 @@ impl<D: Database> Agent<D> {
         tracing::info!(force = request.force, "reinitialize requested through the API");
         self.db.stop(StopMode::Immediate).await.map_err(|e| ApiError::new(503, e.to_string()))?;
         self.db.remove_data().await.map_err(|e| ApiError::new(503, e.to_string()))?;
+        self.repair.reset();
         self.wake();
         Ok("reinitialize started: the data is removed and will be cloned from the primary".to_owned())
     }

@@ -296,6 +296,9 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
                     o.policy.primary_start_timeout
                 ),
             ),
+            _ if o.db.starting => {
+                Decision::act(vec![Action::RenewLease], "primary starting: recovery in progress")
+            }
             _ => Decision::act(
                 vec![Action::RenewLease, Action::StartPrimary],
                 "primary not running: starting it in place",
@@ -393,18 +396,11 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
     let Some(upstream) = leader_upstream(cluster) else {
         return Decision::wait(format!("{holder} holds the lease but has not published its address yet"));
     };
-    let was_primary = matches!(o.db.data, DataState::Present { was_primary: true, .. });
-    if was_primary && !o.db.running {
-        return if o.policy.use_pg_rewind && !o.rewind_failed {
-            let reason = format!("former primary: rewinding to {holder}'s history");
-            Decision::act(vec![Action::Rewind(upstream)], reason)
-        } else {
-            let why = if o.rewind_failed { "rewind failed" } else { "use_pg_rewind is off" };
-            Decision::act(
-                vec![Action::RemoveData],
-                format!("former primary, {why}: re-cloning from {holder}"),
-            )
-        };
+    if let Some(why) = diverged(o, cluster, holder) {
+        return repair(o, holder, upstream, &why);
+    }
+    if o.db.starting && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
+        return Decision::wait(format!("starting as a replica of {holder}: recovery in progress"));
     }
     if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
         return Decision::wait(format!("replica of {holder}"));
@@ -413,8 +409,52 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
     Decision::act(vec![Action::Follow(Some(upstream))], reason)
 }
 
+/// Failed attempts in a row to run as a replica of the lease holder after which the data is taken for
+/// diverged from the holder's history (PostgreSQL: "requested timeline … does not contain minimum recovery
+/// point", "… is not a child of this server's history").
+pub const FOLLOW_ATTEMPTS: u32 = 2;
+
+/// Why this member's data cannot simply follow `holder`, if it cannot: it was a primary (or was being
+/// promoted) since it last followed anybody, it is on a later timeline than the holder publishes, or it
+/// failed [`FOLLOW_ATTEMPTS`] times in a row to start as the holder's replica.
+fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Option<String> {
+    if matches!(o.db.data, DataState::Present { was_primary: true, .. }) {
+        return Some("former primary".to_owned());
+    }
+    if o.follow_failures >= FOLLOW_ATTEMPTS {
+        return Some(format!("{} failed attempts to start as a replica of {holder}", o.follow_failures));
+    }
+    let theirs = cluster.members.get(holder).and_then(|m| m.timeline);
+    match (o.db.timeline, theirs) {
+        (Some(mine), Some(theirs)) if mine > theirs && !o.db.streaming => {
+            Some(format!("on timeline {mine}, later than {holder}'s timeline {theirs}"))
+        }
+        _ => None,
+    }
+}
+
+/// Brings diverged data back onto `holder`'s history: pg_rewind when allowed and not tried in vain
+/// already, else remove it (to re-clone it on the next cycle).
+fn repair(o: &Observation, holder: &MemberName, upstream: Upstream, why: &str) -> Decision {
+    if o.policy.use_pg_rewind && !o.rewind_failed && !o.rewound {
+        return Decision::act(
+            vec![Action::Rewind(upstream)],
+            format!("{why}: rewinding to {holder}'s history"),
+        );
+    }
+    let how = match () {
+        _ if o.rewind_failed => "rewind failed",
+        _ if o.rewound => "already rewound",
+        _ => "use_pg_rewind is off",
+    };
+    Decision::act(vec![Action::RemoveData], format!("{why}, {how}: re-cloning from {holder}"))
+}
+
 /// Nobody holds the lease: the healthiest eligible replica takes it.
 fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
+    if o.db.starting {
+        return Decision::wait("no primary, and the server is still starting: waiting");
+    }
     if !o.db.running {
         return Decision::act(
             vec![Action::Follow(None)],

@@ -5,7 +5,7 @@ use super::guard::RoleGuard;
 use super::hooks::Callback;
 use super::Action;
 use crate::db::{Database, DbError, StopMode};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use vigil_dcs::{DcsNode, FencingToken, MemberName};
@@ -20,8 +20,8 @@ pub struct DbJob {
     pub token: Option<FencingToken>,
     /// The store, for the history of a promotion (`None` when fencing, which must not wait for it).
     pub dcs: Option<Arc<DcsNode>>,
-    /// Set when a rewind fails (the data is then re-cloned), cleared when the data is removed.
-    pub rewind_failed: Arc<AtomicBool>,
+    /// How repairing the data went so far, updated by rewinds, removals and failed follows.
+    pub repair: Arc<Repair>,
     /// Counts the promotions carried out.
     pub failovers: Arc<AtomicU64>,
     /// The watchdog and `pre_promote` before a promotion; the callbacks after each change.
@@ -36,10 +36,45 @@ impl DbJob {
             actions: vec![Action::Demote],
             token,
             dcs: None,
-            rewind_failed: Arc::new(AtomicBool::new(false)),
+            repair: Arc::default(),
             failovers: Arc::new(AtomicU64::new(0)),
             guard: guard.clone(),
         }
+    }
+}
+
+/// What the loop knows about repairing diverged data (see [`super::Observation::rewound`] and its
+/// neighbours); shared with the jobs that rewind, remove or follow.
+#[derive(Debug, Default)]
+pub struct Repair {
+    /// The last rewind failed.
+    pub rewind_failed: AtomicBool,
+    /// A rewind succeeded since the member last streamed or its data was removed.
+    pub rewound: AtomicBool,
+    /// Failed attempts in a row to start as the lease holder's replica.
+    pub follow_failures: AtomicU32,
+}
+
+impl Repair {
+    /// After a rewind: on success the failed follows start counting again.
+    pub fn rewound(&self, ok: bool) {
+        self.rewind_failed.store(!ok, Ordering::SeqCst);
+        if ok {
+            self.rewound.store(true, Ordering::SeqCst);
+            self.follow_failures.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// The member streams: whatever happened before worked.
+    pub fn streaming(&self) {
+        self.rewound.store(false, Ordering::SeqCst);
+        self.follow_failures.store(0, Ordering::SeqCst);
+    }
+
+    /// The data was removed: everything starts afresh.
+    pub fn reset(&self) {
+        self.rewind_failed.store(false, Ordering::SeqCst);
+        self.streaming();
     }
 }
 
@@ -98,15 +133,21 @@ async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result
         Action::Clone(upstream) => db.clone_from(upstream).await,
         Action::Rewind(upstream) => {
             let result = db.rewind_from(upstream).await;
-            job.rewind_failed.store(result.is_err(), Ordering::SeqCst);
+            job.repair.rewound(result.is_ok());
             result
         }
         Action::RemoveData => {
             db.remove_data().await?;
-            job.rewind_failed.store(false, Ordering::SeqCst);
+            job.repair.reset();
             Ok(())
         }
-        Action::Follow(upstream) => db.follow(upstream.as_ref()).await,
+        Action::Follow(upstream) => {
+            let result = db.follow(upstream.as_ref()).await;
+            if result.is_err() && upstream.is_some() {
+                job.repair.follow_failures.fetch_add(1, Ordering::SeqCst);
+            }
+            result
+        }
         Action::SetSyncRule(rule) => db.set_sync_rule(rule).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
     }

@@ -28,6 +28,12 @@ pub struct Observation {
     pub primary_down_since: Option<Instant>,
     /// Whether the last rewind of this member's data failed (it is then re-cloned instead).
     pub rewind_failed: bool,
+    /// Whether this member's data was rewound since it last streamed or was cloned: should it still fail
+    /// to run as a replica, it is re-cloned rather than rewound again.
+    pub rewound: bool,
+    /// How many times in a row following the lease holder failed (the server did not start as its
+    /// replica), since this member last streamed or its data was rewound or removed.
+    pub follow_failures: u32,
     /// What the other members said when asked directly (only gathered while nobody holds the lease).
     pub peers: Vec<PeerView>,
     /// Primary: its position when the synchronous replication rule in force was first seen applied (`None`

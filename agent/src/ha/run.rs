@@ -4,7 +4,7 @@
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
-use super::execute::{run_db_job, DbJob};
+use super::execute::{run_db_job, DbJob, Repair};
 use super::guard::RoleGuard;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
@@ -15,7 +15,7 @@ use crate::db::{Database, DbState, Position, Role, SyncRule};
 use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -60,7 +60,7 @@ pub struct Agent<D: Database> {
     lease: Option<LeaseGrant>,
     lapsed: Option<FencingToken>,
     primary_down_since: Option<Instant>,
-    rewind_failed: Arc<AtomicBool>,
+    pub(super) repair: Arc<Repair>,
     job: Option<JoinHandle<()>>,
     wake: Arc<Notify>,
     last_reason: String,
@@ -106,7 +106,7 @@ impl<D: Database> Agent<D> {
             lease: None,
             lapsed: None,
             primary_down_since: None,
-            rewind_failed: Arc::new(AtomicBool::new(false)),
+            repair: Arc::default(),
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
@@ -154,7 +154,10 @@ impl<D: Database> Agent<D> {
             }
             let mut next = Instant::now() + loop_wait;
             if let Some(grant) = &self.lease {
-                next = next.min(grant.deadline.instant());
+                // Wake to renew at the latest halfway to the deadline (a cycle slowed down by a busy
+                // database must not use the lease up), retrying every RENEW_RETRY past that point.
+                let renew_at = renewal_due(grant).max(Instant::now() + RENEW_RETRY);
+                next = next.min(grant.deadline.instant()).min(renew_at);
             }
             if let Some(at) = self.scheduled_wake {
                 let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -212,7 +215,8 @@ impl<D: Database> Agent<D> {
         let now = Instant::now();
         let lease = self.lease_hold(now);
         if self.busy() {
-            if matches!(lease, LeaseHold::Valid(_)) && !self.renewed_this_cycle {
+            let due = self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g));
+            if matches!(lease, LeaseHold::Valid(_)) && (!self.renewed_this_cycle || due) {
                 self.renew(&dynamic).await;
             }
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
@@ -224,6 +228,9 @@ impl<D: Database> Agent<D> {
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
         self.track_primary_down(&db, lease, now);
+        if db.streaming {
+            self.repair.streaming();
+        }
         if !db.is_running_primary() {
             self.synced_slots = None;
         }
@@ -242,7 +249,9 @@ impl<D: Database> Agent<D> {
             cluster: cluster.clone(),
             lease,
             primary_down_since: self.primary_down_since,
-            rewind_failed: self.rewind_failed.load(Ordering::SeqCst),
+            rewind_failed: self.repair.rewind_failed.load(Ordering::SeqCst),
+            rewound: self.repair.rewound.load(Ordering::SeqCst),
+            follow_failures: self.repair.follow_failures.load(Ordering::SeqCst),
             peers,
             sync_applied_at: self.track_sync_rule(&db),
             promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
@@ -296,6 +305,15 @@ impl<D: Database> Agent<D> {
     /// Whether a background database job is running.
     pub(super) fn busy(&self) -> bool {
         self.job.as_ref().is_some_and(|j| !j.is_finished())
+    }
+
+    /// Waits, at most `limit`, for the running background job to end.
+    pub(super) async fn wait_for_job(&mut self, limit: Duration) {
+        if let Some(job) = self.job.as_mut().filter(|j| !j.is_finished()) {
+            if tokio::time::timeout(limit, job).await.is_ok() {
+                self.job = None; // a finished JoinHandle must not be polled again
+            }
+        }
     }
 
     /// Whether this agent holds a lease valid by its own deadline.
@@ -455,7 +473,7 @@ impl<D: Database> Agent<D> {
                 token: self.lease.as_ref().map(|g| g.token),
                 dcs: Some(self.dcs.clone()),
                 failovers: self.failovers.clone(),
-                rewind_failed: self.rewind_failed.clone(),
+                repair: self.repair.clone(),
                 guard: self.guard.clone(),
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
@@ -707,6 +725,12 @@ fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// When the holder of `grant` renews at the latest: halfway between its last renewal and its deadline.
+fn renewal_due(grant: &LeaseGrant) -> Instant {
+    let deadline = grant.deadline.instant();
+    deadline.checked_sub(grant.ttl.saturating_sub(grant.safety_margin) / 2).unwrap_or(deadline)
 }
 
 /// Pause before the cycle after one that changed who leads.

@@ -31,12 +31,18 @@ pub(crate) fn parse(output: &str) -> Option<ControlData> {
 }
 
 /// The data state: a former primary is one whose cluster state is a primary's and that is not configured
-/// as a replica (`standby.signal`) nor a fresh base backup or rewind result (`backup_label`).
-pub(crate) fn data_state(control: ControlData, standby_signal: bool, backup_label: bool) -> DataState {
+/// as a replica (`standby.signal`) nor a fresh base backup or rewind result (`backup_label`); or one the
+/// adapter marked when it started or promoted it as a primary (`marked`), whatever it was started as since.
+pub(crate) fn data_state(
+    control: ControlData,
+    standby_signal: bool,
+    backup_label: bool,
+    marked: bool,
+) -> DataState {
     let primary_state = PRIMARY_STATES.contains(&control.cluster_state.as_str());
     DataState::Present {
         system_id: control.system_id,
-        was_primary: primary_state && !standby_signal && !backup_label,
+        was_primary: marked || (primary_state && !standby_signal && !backup_label),
     }
 }
 
@@ -61,7 +67,7 @@ mod tests {
     #[test]
     fn former_primary_needs_a_primary_state_and_no_replica_markers() {
         let control = |state: &str| ControlData { system_id: "1".into(), cluster_state: state.into() };
-        let was = |state, signal, label| match data_state(control(state), signal, label) {
+        let was = |state, signal, label| match data_state(control(state), signal, label, false) {
             DataState::Present { was_primary, .. } => was_primary,
             DataState::Missing => unreachable!(),
         };
@@ -71,5 +77,13 @@ mod tests {
         assert!(!was("in production", false, true));
         assert!(!was("shut down in recovery", false, false));
         assert!(!was("in archive recovery", false, false));
+    }
+
+    #[test]
+    fn marked_data_is_a_former_primary_in_any_state() {
+        // Promoted, fenced at once, then started as a standby of nobody: the control file says recovery.
+        let control = ControlData { system_id: "1".into(), cluster_state: "in archive recovery".into() };
+        let state = data_state(control, true, false, true);
+        assert_eq!(state, DataState::Present { system_id: "1".into(), was_primary: true });
     }
 }

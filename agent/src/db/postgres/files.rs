@@ -43,6 +43,27 @@ pub(crate) fn has_standby_signal(data: &Path) -> bool {
     data.join(STANDBY_SIGNAL).exists()
 }
 
+/// The marker of data that was a primary (or was being promoted) since it was last rewound or cloned:
+/// next to the data directory, outside it, so that clones and rewinds do not copy it. It keeps the data
+/// a former primary when it is started as a standby before another member leads (the control file then
+/// says "in archive recovery").
+pub(crate) fn former_primary_marker(s: &PostgresSettings) -> PathBuf {
+    let parent = s.data_dir.parent().unwrap_or(Path::new("/"));
+    parent.join(format!(".{}.former-primary", s.name.replace('/', "_")))
+}
+
+/// Marks the data as a former primary's (`true`) or not.
+pub(crate) fn mark_former_primary(s: &PostgresSettings, primary: bool) -> io::Result<()> {
+    let marker = former_primary_marker(s);
+    match primary {
+        true => fs::write(&marker, b""),
+        false => match fs::remove_file(&marker) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+    }
+}
+
 /// Whether the data directory came from a base backup or pg_rewind and has not finished recovery.
 pub(crate) fn has_backup_label(data: &Path) -> bool {
     data.join("backup_label").exists()

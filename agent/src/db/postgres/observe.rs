@@ -22,6 +22,7 @@ impl Postgres {
         let standby_config = files::has_standby_signal(self.data_dir());
         let Some(live) = live else {
             let mut state = DbState::stopped(data);
+            state.starting = self.tools.pg_ctl_running(self.data_dir()).await.unwrap_or(false);
             state.upstream = self.configured_upstream().filter(|_| standby_config);
             return state;
         };
@@ -29,6 +30,7 @@ impl Postgres {
         DbState {
             data,
             running: true,
+            starting: false,
             role: Some(role),
             timeline: live.timeline,
             position: live.position,
@@ -74,6 +76,7 @@ impl Postgres {
                 control,
                 files::has_standby_signal(data),
                 files::has_backup_label(data),
+                files::former_primary_marker(&self.settings).exists(),
             ),
             Ok(None) => {
                 tracing::warn!(member = %self.settings.name, "pg_controldata output not understood");

@@ -82,6 +82,7 @@ impl Postgres {
                 other?;
             }
         }
+        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
     }
 
@@ -90,9 +91,8 @@ impl Postgres {
         if !files::has_database(data) {
             return Err(DbError::new("rewind", format!("no database in {}", data.display())));
         }
-        if self.tools.pg_ctl_running(data).await? {
-            return Err(DbError::new("rewind", "the server is running; stop it first"));
-        }
+        // a standby found diverged while running; a clean shutdown spares pg_rewind a crash recovery
+        self.stop_standby("rewind", StopMode::Fast).await?;
         let action = format!("checkpoint on {}", up.name);
         let source =
             sql::connect(&Target::Tcp(up.host.clone()), up.port, &self.settings.superuser, CONNECT_TIMEOUT)
@@ -123,15 +123,15 @@ impl Postgres {
         target.push(data);
         let args = [target, format!("--source-server={conninfo}").into()];
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
+        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
     }
 
     pub(super) async fn remove_data_now(&self) -> Result<(), DbError> {
-        if self.tools.pg_ctl_running(self.data_dir()).await? {
-            return Err(DbError::new("remove data", "the server is running; stop it first"));
-        }
+        self.stop_standby("remove data", StopMode::Immediate).await?;
         let owner = self.tools.owner()?;
         self.blocking("remove data", move |s| {
+            files::mark_former_primary(s, false)?;
             files::remove_contents(&s.data_dir)?;
             files::prepare_dirs(s, owner)
         })
@@ -184,6 +184,8 @@ impl Postgres {
         let recovering = sql::in_recovery(&session.client).await.map_err(|e| DbError::new("promote", e))?;
         drop(session);
         if recovering {
+            // before the new timeline exists: a fence right after it must still find a former primary
+            self.blocking("mark former primary", |s| files::mark_former_primary(s, true)).await?;
             self.tools.pg_ctl_promote(self.data_dir()).await?;
         }
         let deadline = Instant::now() + PROMOTE_DEADLINE;
@@ -280,6 +282,9 @@ impl Postgres {
         let written = conf.clone();
         let runtime = self.runtime().clone();
         self.blocking("write configuration", move |s| {
+            if written == Conf::Primary {
+                files::mark_former_primary(s, true)?;
+            }
             files::prepare_dirs(s, owner)?;
             files::write_pgpass(s, owner)?;
             files::write_config(s, &written, &runtime, owner)
@@ -300,6 +305,19 @@ impl Postgres {
     pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, String> {
         let target = render::agent_target(&self.settings);
         sql::connect(&target, self.settings.port, &self.settings.superuser, timeout).await
+    }
+
+    /// Stops the server if it runs as a standby, before its data is replaced; refuses to touch a running
+    /// primary.
+    async fn stop_standby(&self, action: &str, mode: StopMode) -> Result<(), DbError> {
+        let data = self.data_dir();
+        if !self.tools.pg_ctl_running(data).await? {
+            return Ok(());
+        }
+        if !files::has_standby_signal(data) {
+            return Err(DbError::new(action, "the server is running as a primary; stop it first"));
+        }
+        self.tools.pg_ctl_stop(data, mode).await
     }
 
     fn require_database(&self, action: &str) -> Result<(), DbError> {

@@ -8,8 +8,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// How long `pg_ctl start -w` waits (crash recovery can take a while).
-const START_TIMEOUT_SECS: u32 = 300;
+/// How long `pg_ctl start -w` waits for the server to accept connections. A server still recovering by
+/// then is left starting: the HA loop watches it (state `starting`) instead of blocking.
+const START_WAIT_SECS: u32 = 5;
 /// How long `pg_ctl stop -w` waits (a fast stop ends with a checkpoint).
 const STOP_TIMEOUT_SECS: u32 = 120;
 /// How long `pg_ctl promote -w` waits.
@@ -119,12 +120,13 @@ impl Tools {
     /// `pg_ctl start -w`, logging to `log`; a failure quotes the end of the server log.
     pub async fn pg_ctl_start(&self, data: &Path, log: &Path) -> Result<(), DbError> {
         let ran = self
-            .exec(
-                "pg_ctl",
-                &args(["start", "-w", "-t", &START_TIMEOUT_SECS.to_string(), "-D"], data, Some(log)),
-            )
+            .exec("pg_ctl", &args(["start", "-w", "-t", &START_WAIT_SECS.to_string(), "-D"], data, Some(log)))
             .await?;
         if ran.code == Some(0) {
+            return Ok(());
+        }
+        if self.pg_ctl_running(data).await? {
+            tracing::info!(data = %data.display(), wait_s = START_WAIT_SECS, "server still starting (recovery)");
             return Ok(());
         }
         let tail = log_tail(log);
