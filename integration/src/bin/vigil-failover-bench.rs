@@ -196,6 +196,10 @@ struct Args {
     /// Nodes per cluster.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
+    /// Vigil's `synchronous_mode` (`off`, `on`, `quorum`); with `on` or `quorum` each run waits until the
+    /// primary published a synchronous standby before the fault.
+    #[arg(long, default_value = "off")]
+    synchronous_mode: String,
     /// Seconds of steady writes before the fault.
     #[arg(long, default_value_t = 3)]
     steady_secs: u64,
@@ -452,9 +456,9 @@ async fn start_vigil(args: &Args, target: &Target) -> Result<Box<dyn ManagedClus
         Some(p) => {
             let ports: Vec<(u16, u16, u16)> =
                 p.members.iter().map(|m| (m.pg_port, m.api_port, m.store_port)).collect();
-            AgentCluster::start_on_ports(binary, &ports, |_| String::new(), "")
+            AgentCluster::start_on_ports(binary, &ports, |_| String::new(), &sync_dcs(args))
         }
-        None => AgentCluster::start_with_binary(binary, args.nodes, |_| String::new(), ""),
+        None => AgentCluster::start_with_binary(binary, args.nodes, |_| String::new(), &sync_dcs(args)),
     };
     cluster.agents_started(Duration::from_secs(30)).await?;
     Ok(Box::new(cluster))
@@ -602,6 +606,9 @@ async fn measure(
     let Some(primary) = settled(&nodes, settle).await else {
         return all_failed(format!("setup: no primary with streaming replicas within {settle:?}"));
     };
+    if args.synchronous_mode != "off" && !sync_published(&nodes[primary], settle).await {
+        return all_failed(format!("setup: no synchronous standby published within {settle:?}"));
+    }
     let create = "CREATE TABLE IF NOT EXISTS bench_writes (id bigint PRIMARY KEY, \
                   at timestamptz NOT NULL DEFAULT clock_timestamp())";
     if let Err(e) = managed::query(nodes[primary].pg_port, create).await {
@@ -964,6 +971,27 @@ async fn watch_postmaster(
 async fn stop_writer(stop: &AtomicBool, task: JoinHandle<()>) {
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+}
+
+/// The `bootstrap.dcs` lines for `--synchronous-mode`.
+fn sync_dcs(args: &Args) -> String {
+    format!("synchronous_mode: {}", args.synchronous_mode)
+}
+
+/// Waits up to `timeout` until the primary's `GET /cluster` names a synchronous or quorum standby.
+async fn sync_published(primary: &Member, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some((_, cluster)) = managed::rest(primary.api_port, "/cluster", Duration::from_secs(2)).await
+        {
+            let members = cluster["members"].as_array().cloned().unwrap_or_default();
+            if members.iter().any(|m| m["role"] == "sync_standby" || m["role"] == "quorum_standby") {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Waits up to `timeout` for exactly one node answering 200 on `/primary` and every other one streaming.
