@@ -52,20 +52,11 @@ async fn vigil_ok(cluster: &AgentCluster, node: usize, args: &[&str]) -> Run {
     run
 }
 
-/// Waits for a primary and every other node in `nodes` streaming from it.
-async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
-    let primary = cluster.primary(PATIENCE).await;
-    for r in nodes.iter().filter(|r| **r != primary) {
-        cluster.streaming_replica(*r, PATIENCE).await;
-    }
-    primary
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_shows_one_leader_and_two_replicas_in_every_format() {
     init_tracing();
     let cluster = AgentCluster::start(3, |_| String::new());
-    let primary = settled(&cluster, &[0, 1, 2]).await;
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
     let leader = cluster.nodes[primary].name.clone();
     // The lag columns settle once the replicas' positions are published: wait for a table where every
     // replica shows its receive position.
@@ -110,7 +101,7 @@ async fn list_shows_one_leader_and_two_replicas_in_every_format() {
 async fn switchover_moves_the_primary_and_history_lists_it() {
     init_tracing();
     let cluster = AgentCluster::start(3, |_| String::new());
-    let old = settled(&cluster, &[0, 1, 2]).await;
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
     let candidate = (old + 1) % 3;
     let name = cluster.nodes[candidate].name.clone();
 
@@ -146,7 +137,7 @@ async fn switchover_moves_the_primary_and_history_lists_it() {
 async fn paused_clusters_do_not_fail_over_until_resumed() {
     init_tracing();
     let mut cluster = AgentCluster::start(3, |_| String::new());
-    let old = settled(&cluster, &[0, 1, 2]).await;
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
     let survivor = (old + 1) % 3;
     let run = vigil_ok(&cluster, survivor, &["pause", "--wait"]).await;
     assert!(run.stdout.contains("Success: cluster management is paused"), "{run}");
@@ -201,7 +192,7 @@ async fn paused_clusters_do_not_fail_over_until_resumed() {
 async fn edit_config_changes_the_value_on_every_node() {
     init_tracing();
     let cluster = AgentCluster::start(3, |_| String::new());
-    settled(&cluster, &[0, 1, 2]).await;
+    cluster.settled(&[0, 1, 2], PATIENCE).await;
     let before = vigil_ok(&cluster, 1, &["show-config"]).await;
     assert!(before.stdout.contains("maximum_lag_on_failover: 1048576"), "{before}");
 

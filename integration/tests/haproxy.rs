@@ -16,15 +16,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The bound on one write attempt through HAProxy (connect, authenticate, insert).
 const ATTEMPT: Duration = Duration::from_secs(3);
 
-/// Waits for a primary and every other node of `nodes` streaming from it.
-async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
-    let primary = cluster.primary(PATIENCE).await;
-    for r in nodes.iter().filter(|r| **r != primary) {
-        cluster.streaming_replica(*r, PATIENCE).await;
-    }
-    primary
-}
-
 /// Waits until the primary's commits wait for a synchronous standby and the `sync` key names it.
 ///
 /// Without it, "no acknowledged write is lost" does not hold: with asynchronous replication a commit
@@ -43,7 +34,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     init_tracing();
     let mut cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: on");
     let all = [0, 1, 2];
-    let old = settled(&cluster, &all).await;
+    let old = cluster.settled(&all, PATIENCE).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
     synchronous_replication(&cluster, old).await;
     let haproxy = HaProxy::start(&cluster).await;
@@ -148,7 +139,7 @@ async fn haproxy_health_checks_leave_no_rest_errors_in_the_agents_logs() {
     init_tracing();
     let cluster = AgentCluster::start(3, |_| String::new());
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
+    let primary = cluster.settled(&all, PATIENCE).await;
     let haproxy = HaProxy::start(&cluster).await;
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
     let name = |i: usize| names[i].clone();
@@ -234,7 +225,7 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     init_tracing();
     let cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
-    let old = settled(&cluster, &all).await;
+    let old = cluster.settled(&all, PATIENCE).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
     let haproxy = Arc::new(HaProxy::start(&cluster).await);
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();

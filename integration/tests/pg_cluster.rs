@@ -23,15 +23,6 @@ async fn three_nodes_bootstrap_one_primary_and_two_streaming_replicas() {
     }
 }
 
-/// Waits for the cluster to settle: a primary and every other node a streaming replica.
-async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
-    let primary = cluster.primary(PATIENCE).await;
-    for r in nodes.iter().filter(|r| **r != primary) {
-        cluster.streaming_replica(*r, PATIENCE).await;
-    }
-    primary
-}
-
 /// Writes rows `from..to` on `primary` and waits until every node in `nodes` has replayed them.
 async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[usize], from: u32, to: u32) {
     let sql = format!("INSERT INTO t SELECT generate_series({from}, {}) ", to - 1);
@@ -47,7 +38,7 @@ async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
     init_tracing();
     let mut cluster = AgentCluster::start(3, |_| String::new());
     let all = [0, 1, 2];
-    let old = settled(&cluster, &all).await;
+    let old = cluster.settled(&all, PATIENCE).await;
     cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
     write_and_replicate(&cluster, old, &all, 0, 100).await;
 
@@ -55,7 +46,7 @@ async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
     cluster.signal_agent(old, libc::SIGKILL);
     cluster.kill_postgres(old);
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
-    let new = settled(&cluster, &survivors).await;
+    let new = cluster.settled(&survivors, PATIENCE).await;
     assert_ne!(new, old);
     cluster.eventually(new, "SELECT count(*) FROM t", &["100"]).await;
     write_and_replicate(&cluster, new, &survivors, 100, 200).await;
@@ -75,7 +66,7 @@ async fn a_crashed_postgres_on_the_primary_restarts_in_place_without_failover() 
     init_tracing();
     let cluster = AgentCluster::start(3, |_| String::new());
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
+    let primary = cluster.settled(&all, PATIENCE).await;
     cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
     write_and_replicate(&cluster, primary, &all, 0, 10).await;
     let (_, before) = cluster.rest(primary, "/patroni").await.expect("status");
@@ -106,14 +97,14 @@ async fn every_primary_records_its_fencing_token_in_the_database_before_it_takes
     init_tracing();
     let mut cluster = AgentCluster::start(3, |_| String::new());
     let all = [0, 1, 2];
-    let old = settled(&cluster, &all).await;
+    let old = cluster.settled(&all, PATIENCE).await;
     let (status, db) = tokens(&cluster, old).await;
     assert_eq!(status, db, "the bootstrapped primary");
 
     cluster.signal_agent(old, libc::SIGKILL);
     cluster.kill_postgres(old);
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
-    let new = settled(&cluster, &survivors).await;
+    let new = cluster.settled(&survivors, PATIENCE).await;
     let (status, in_db) = tokens(&cluster, new).await;
     assert_eq!(status, in_db, "the promoted primary");
     assert!(in_db.parse::<u64>().expect("a number") > db.parse::<u64>().expect("a number"), "{in_db} > {db}");
@@ -140,7 +131,7 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
     init_tracing();
     let mut cluster = AgentCluster::start(3, |_| String::new());
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
+    let primary = cluster.settled(&all, PATIENCE).await;
 
     // Paused: a killed agent leaves its PostgreSQL running (maintenance).
     let replica = (primary + 1) % 3;
@@ -172,5 +163,5 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
         .await;
     eprintln!("postmaster gone {:?} after its agent was killed", killed.elapsed());
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
-    assert_ne!(settled(&cluster, &survivors).await, primary);
+    assert_ne!(cluster.settled(&survivors, PATIENCE).await, primary);
 }

@@ -17,15 +17,6 @@ const QUICK: Duration = Duration::from_millis(500);
 /// Polling period of the observation windows.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Waits for the cluster to settle: a primary and every other node in `nodes` a streaming replica.
-async fn settled(cluster: &AgentCluster, nodes: &[usize]) -> usize {
-    let primary = cluster.primary(PATIENCE).await;
-    for r in nodes.iter().filter(|r| **r != primary) {
-        cluster.streaming_replica(*r, PATIENCE).await;
-    }
-    primary
-}
-
 /// Node `i`'s `vigil.fencing_token` from `GET /patroni`.
 async fn fencing_token(cluster: &AgentCluster, i: usize) -> Option<u64> {
     let (_, status) = cluster.rest(i, "/patroni").await?;
@@ -100,7 +91,7 @@ async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
     init_tracing();
     let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
+    let primary = cluster.settled(&all, PATIENCE).await;
     let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
     cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
     write_and_replicate(&cluster, primary, &all, 0, 10).await;
@@ -166,7 +157,7 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
     init_tracing();
     let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
-    let primary = settled(&cluster, &all).await;
+    let primary = cluster.settled(&all, PATIENCE).await;
     cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
     write_and_replicate(&cluster, primary, &all, 0, 10).await;
     let leader = settled_raft_leader(&cluster).await;
@@ -268,7 +259,7 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
     init_tracing();
     let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
     let all = [0, 1, 2];
-    let old = settled(&cluster, &all).await;
+    let old = cluster.settled(&all, PATIENCE).await;
     let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
     cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
     write_and_replicate(&cluster, old, &all, 0, 100).await;
@@ -406,7 +397,7 @@ async fn a_stall_during_the_agents_database_check_is_not_taken_for_a_stopped_ser
     let all = [0, 1, 2];
     let mut conclusive = 0;
     for attempt in 1..=5 {
-        let primary = settled(&cluster, &all).await;
+        let primary = cluster.settled(&all, PATIENCE).await;
         let name = cluster.nodes[primary].name.clone();
         let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster pid");
         let poller = cluster.connect(primary).await.expect("poller connection");
