@@ -193,6 +193,9 @@ impl<D: Database> Agent<D> {
                 tracing::warn!(%token, "fencing: my lease passed its deadline without renewal");
                 run_db_job(self.db.as_ref(), DbJob::demote(&self.me.name, Some(token), &self.guard)).await;
                 db = self.db.observe().await;
+                let deadline = self.lease.as_ref().map(|g| g.deadline.instant());
+                let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
+                tracing::warn!(%token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
             }
         }
         let read = self.dcs.read().await;
