@@ -94,16 +94,16 @@ pub struct Switchover {
     /// When to switch over; `None`: now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<vigil_api::Schedule>,
+    /// A manual failover the operator allowed to lose acknowledged commits: the candidate takes over even
+    /// when it cannot prove it holds them (synchronous mode) or lags beyond `maximum_lag_on_failover`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_data_loss: bool,
 }
 
 /// The `initialize` key: who bootstraps, and the system identifier once done.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Initialize {
     /// The member that won the bootstrap race.
-    /// A manual failover the operator allowed to lose acknowledged commits: the candidate takes over even
-    /// when it cannot prove it holds them (synchronous mode) or lags beyond `maximum_lag_on_failover`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub allow_data_loss: bool,
     pub by: MemberName,
     /// The database system identifier, once the bootstrap finished.
     pub system_id: Option<String>,
