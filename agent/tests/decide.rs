@@ -1704,3 +1704,15 @@ fn gate_a_failover_with_allow_data_loss_overrides_the_sync_gate_and_the_lag_limi
     store(&mut o).switchover = Some(failover);
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
 }
+
+#[test]
+fn a_replica_still_streaming_from_the_old_primary_does_not_race_unless_that_one_is_now_a_standby() {
+    let mut o = obs();
+    o.db = DbState { streaming: true, ..replica_of("node2", 1000) };
+    assert!(waits(&o).contains("still streams from the old primary"));
+    // node2 answers: it runs as a replica now (demoted, restarted as a standby to race): cascading.
+    o.peers = vec![peer("node2", 900)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    o.peers[0].role = Some(Role::Primary);
+    assert!(waits(&o).contains("still streams"), "a primary upstream still blocks the race");
+}

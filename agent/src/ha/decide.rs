@@ -502,7 +502,14 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         Err(why) if !data_loss_allowed => return Decision::wait(why),
         _ => {}
     }
-    if o.db.streaming {
+    // Streaming from a member that itself says it runs as a replica is cascading from a demoted primary
+    // (restarted as a standby to race), not from a writable one.
+    let upstream_is_standby = o.db.upstream.as_deref().is_some_and(|upstream| {
+        o.peers
+            .iter()
+            .any(|p| p.reachable && p.name.as_str() == upstream && p.running && p.role == Some(Role::Replica))
+    });
+    if o.db.streaming && !upstream_is_standby {
         return Decision::wait(
             "not taking over: my WAL receiver still streams from the old primary, which may be alive with a \
              frozen agent",
