@@ -136,6 +136,7 @@ fn obs() -> Observation {
         cluster: Some(cluster()),
         lease: LeaseHold::Never,
         primary_down_since: None,
+        not_streaming_since: None,
         rewind_failed: false,
         rewound: false,
         follow_failures: 0,
@@ -1081,6 +1082,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 cluster,
                 lease,
                 primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
+                not_streaming_since: None,
                 rewind_failed,
                 rewound: false,
                 follow_failures: 0,
@@ -1715,4 +1717,16 @@ fn a_replica_still_streaming_from_the_old_primary_does_not_race_unless_that_one_
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
     o.peers[0].role = Some(Role::Primary);
     assert!(waits(&o).contains("still streams"), "a primary upstream still blocks the race");
+}
+
+#[test]
+fn a_replica_stuck_behind_the_holders_timeline_is_rewound() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    store(&mut o).members.get_mut(&name("node2")).unwrap().timeline = Some(5);
+    o.db = DbState { timeline: Some(4), ..replica_of("node2", 1000) };
+    o.not_streaming_since = Some(o.now - Duration::from_secs(2));
+    waits(&o);
+    o.not_streaming_since = Some(o.now - Duration::from_secs(10));
+    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
 }

@@ -414,6 +414,10 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
 /// point", "… is not a child of this server's history").
 pub const FOLLOW_ATTEMPTS: u32 = 2;
 
+/// How long a running replica on an earlier timeline than the holder's may go without streaming before
+/// its data counts as diverged.
+pub const STUCK_BEHIND_TIMELINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why this member's data cannot simply follow `holder`, if it cannot: it was a primary (or was being
 /// promoted) since it last followed anybody, it is on a later timeline than the holder publishes, or it
 /// failed [`FOLLOW_ATTEMPTS`] times in a row to start as the holder's replica.
@@ -425,10 +429,17 @@ fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Opti
         return Some(format!("{} failed attempts to start as a replica of {holder}", o.follow_failures));
     }
     let theirs = cluster.members.get(holder).and_then(|m| m.timeline);
+    let stuck =
+        o.not_streaming_since.is_some_and(|since| o.now.duration_since(since) >= STUCK_BEHIND_TIMELINE);
     match (o.db.timeline, theirs) {
         (Some(mine), Some(theirs)) if mine > theirs && !o.db.streaming => {
             Some(format!("on timeline {mine}, later than {holder}'s timeline {theirs}"))
         }
+        // A healthy replica follows a new timeline within a second or two; one that cannot (it replayed
+        // past the point where the holder's timeline forked off) never streams again.
+        (Some(mine), Some(theirs)) if mine < theirs && stuck => Some(format!(
+            "not streaming for {STUCK_BEHIND_TIMELINE:?} on timeline {mine} while {holder} is on timeline {theirs}"
+        )),
         _ => None,
     }
 }

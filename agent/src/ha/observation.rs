@@ -26,6 +26,8 @@ pub struct Observation {
     pub lease: LeaseHold,
     /// Since when this member, holding the lease, has seen its primary not running.
     pub primary_down_since: Option<Instant>,
+    /// Since when this member, a running replica, has not been streaming.
+    pub not_streaming_since: Option<Instant>,
     /// Whether the last rewind of this member's data failed (it is then re-cloned instead).
     pub rewind_failed: bool,
     /// Whether this member's data was rewound since it last streamed or was cloned: should it still fail

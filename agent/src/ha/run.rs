@@ -60,6 +60,8 @@ pub struct Agent<D: Database> {
     lease: Option<LeaseGrant>,
     lapsed: Option<FencingToken>,
     primary_down_since: Option<Instant>,
+    /// Since when this member, a running replica, has not been streaming.
+    not_streaming_since: Option<Instant>,
     pub(super) repair: Arc<Repair>,
     job: Option<JoinHandle<()>>,
     wake: Arc<Notify>,
@@ -106,6 +108,7 @@ impl<D: Database> Agent<D> {
             lease: None,
             lapsed: None,
             primary_down_since: None,
+            not_streaming_since: None,
             repair: Arc::default(),
             job: None,
             wake: Arc::new(Notify::new()),
@@ -252,6 +255,7 @@ impl<D: Database> Agent<D> {
             cluster: cluster.clone(),
             lease,
             primary_down_since: self.primary_down_since,
+            not_streaming_since: self.not_streaming_since,
             rewind_failed: self.repair.rewind_failed.load(Ordering::SeqCst),
             rewound: self.repair.rewound.load(Ordering::SeqCst),
             follow_failures: self.repair.follow_failures.load(Ordering::SeqCst),
@@ -388,11 +392,9 @@ impl<D: Database> Agent<D> {
 
     fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, now: Instant) {
         let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
-        self.primary_down_since = match (down, self.primary_down_since) {
-            (true, None) => Some(now),
-            (true, since) => since,
-            (false, _) => None,
-        };
+        self.primary_down_since = since(down, self.primary_down_since, now);
+        let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
+        self.not_streaming_since = since(idle_replica, self.not_streaming_since, now);
     }
 
     fn log(&mut self, decision: &Decision) {
@@ -724,6 +726,11 @@ fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
         tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
         reqwest::Client::new()
     })
+}
+
+/// When a condition that holds `now` (`holds`) began: `started` if it already held, else `now`.
+fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant> {
+    holds.then(|| started.unwrap_or(now))
 }
 
 fn unix_now() -> u64 {
