@@ -1730,3 +1730,16 @@ fn a_replica_stuck_behind_the_holders_timeline_is_rewound() {
     o.not_streaming_since = Some(o.now - Duration::from_secs(10));
     assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
 }
+
+#[test]
+fn gate_a_peer_that_cannot_pass_the_gate_is_no_better_candidate() {
+    // The sync key is mine (I was the primary, it named no standby): node2 is further ahead but may not
+    // take over, so I do not yield to it.
+    let mut o = sync_racer(&[], None);
+    store(&mut o).sync.as_mut().unwrap().leader = Some(name("me"));
+    o.peers = vec![peer("node2", 1200)];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    // A published sync standby further ahead is one.
+    store(&mut o).sync.as_mut().unwrap().sync_standby = vec!["node2".into()];
+    assert!(waits(&o).contains("node2 is a better candidate"), "{}", waits(&o));
+}

@@ -1,5 +1,5 @@
 //! The fault suite's CI run: a 3-node cluster in network namespaces, every nemesis once (fixed seed),
-//! asynchronous replication for now (lost acknowledged writes are reported, not failed). Long soaks:
+//! `synchronous_mode: on` (a lost acknowledged write fails the run). Long soaks:
 //! the `vigil-nemesis` binary. Skipped, saying so, only where network namespaces cannot be created.
 
 use std::time::Duration;
@@ -20,7 +20,7 @@ fn every_nemesis_once_keeps_one_primary_and_converges() {
         seed: SEED,
         trials: Kind::ALL.len(),
         duration: Duration::from_secs(180),
-        sync: false,
+        sync: true,
         nodes: 3,
         clients: 3,
         binary: vigil_binary(),

@@ -530,7 +530,8 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         if peer.running && peer.role == Some(Role::Primary) {
             return Decision::wait(format!("not taking over: {} still runs as a primary", peer.name));
         }
-        if !chosen && peer.can_fail_over && peer_is_healthier(o, mine, peer) {
+        let rival = peer.can_fail_over && sync::peer_may_take_over(o, cluster, peer);
+        if !chosen && rival && peer_is_healthier(o, mine, peer) {
             return Decision::wait(format!("not taking over: {} is a better candidate", peer.name));
         }
     }

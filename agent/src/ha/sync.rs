@@ -306,6 +306,25 @@ impl std::fmt::Display for SyncChange {
     }
 }
 
+/// Whether `peer` could pass the promotion gate, as far as this member can tell: the primary that published
+/// the `sync` key, a standby it names, or (`on` mode) a peer as far as a named standby this member sees.
+/// A peer that cannot is no better candidate, however far ahead: yielding to it would leave nobody to
+/// take over.
+pub fn peer_may_take_over(o: &Observation, cluster: &ClusterView, peer: &PeerView) -> bool {
+    let Some(sync) = cluster.sync.as_ref().filter(|_| o.policy.sync.mode != SynchronousMode::Off) else {
+        return true;
+    };
+    if sync.leader.as_ref() == Some(&peer.name) || sync.sync_standby.iter().any(|n| n == peer.name.as_str()) {
+        return true;
+    }
+    let position_of = |name: &str| match name == o.me.as_str() {
+        true => o.db.position,
+        false => o.peers.iter().find(|p| p.reachable && p.name.as_str() == name).and_then(|p| p.position),
+    };
+    sync.quorum.is_none()
+        && sync.sync_standby.iter().any(|n| position_of(n).is_some_and(|pos| Some(pos) <= peer.position))
+}
+
 /// Whether `me` is a standby the current `sync` key names (whose commits would stall if it left).
 pub fn is_named_standby(cluster: &ClusterView, me: &MemberName) -> bool {
     let leader = cluster.leader.as_ref().map(|(holder, _)| holder);
