@@ -34,10 +34,15 @@ impl Writer {
     /// Starts writing through `hosts` (`host=… port=…` and any other libpq keywords, e.g. a multi-host
     /// list with `target_session_attrs=read-write`), as the test superuser.
     pub fn start(hosts: &str) -> Writer {
+        Writer::paced(Duration::ZERO, hosts)
+    }
+
+    /// [`start`](Self::start), pausing `pace` after each acknowledged insert.
+    pub fn paced(pace: Duration, hosts: &str) -> Writer {
         let hosts = hosts.to_owned();
         let acks = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(write(hosts, acks.clone(), stop.clone()));
+        let task = tokio::spawn(write(hosts, pace, acks.clone(), stop.clone()));
         Writer { acks, stop, task }
     }
 
@@ -74,7 +79,7 @@ pub async fn connect(hosts: &str) -> Result<tokio_postgres::Client, tokio_postgr
 }
 
 /// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the number of failed attempts.
-async fn write(hosts: String, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
+async fn write(hosts: String, pace: Duration, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
     let mut client: Option<tokio_postgres::Client> = None;
     let mut failures = 0;
     let mut id: i64 = 0;
@@ -94,6 +99,9 @@ async fn write(hosts: String, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>)
         match tokio::time::timeout(ATTEMPT, attempt).await {
             Ok(Ok(server_port)) => {
                 acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
+                if !pace.is_zero() {
+                    tokio::time::sleep(pace).await;
+                }
             }
             Ok(Err(_)) | Err(_) => {
                 failures += 1;
