@@ -317,6 +317,23 @@ mod tests {
     }
 
     #[test]
+    fn blocked_or_relaxed_synchronous_replication_and_a_missing_primary_are_said_under_the_table() {
+        let mut c = cluster();
+        let leader = c["members"].as_array_mut().unwrap().iter_mut().find(|m| is_leader(m)).unwrap();
+        leader["sync_state"] = json!("blocked");
+        assert_eq!(
+            service_info(&c)[0],
+            "Writes are BLOCKED: synchronous_mode_strict, and no synchronous standby confirms commits"
+        );
+        c["members"].as_array_mut().unwrap().iter_mut().find(|m| is_leader(m)).unwrap()["sync_state"] =
+            json!("relaxed");
+        assert!(service_info(&c)[0].starts_with("Replication is asynchronous"));
+        let c = json!({"scope": "main", "members": [
+            {"name": "node2", "role": "replica", "reason": "not taking over: not a synchronous standby"}]});
+        assert_eq!(service_info(&c), ["No primary.", "node2: not taking over: not a synchronous standby"]);
+    }
+
+    #[test]
     fn json_tsv_and_yaml_use_the_full_column_names_and_skip_empty_cells() {
         let json: Value =
             serde_json::from_str(&render(&cluster(), Format::Json, false, false)).expect("json");
