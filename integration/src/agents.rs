@@ -406,6 +406,16 @@ impl AgentCluster {
         primary
     }
 
+    /// Waits until node `i`'s `/patroni` says its commits are replicated as `state` (`async`, `sync`,
+    /// `relaxed`, `blocked`).
+    pub async fn sync_state(&self, i: usize, state: &str, timeout: Duration) {
+        wait_for(&format!("sync_state {state} on {}", self.nodes[i].name), timeout, || async {
+            let (_, status) = self.rest(i, "/patroni").await?;
+            (status["vigil"]["sync_state"] == state).then_some(())
+        })
+        .await;
+    }
+
     /// Sends `method path` with a JSON `body` to node `i`'s REST API; returns the status and the body.
     pub async fn send(&self, i: usize, method: reqwest::Method, path: &str, body: &str) -> (u16, String) {
         let url = format!("http://{}:{}{path}", self.nodes[i].host, self.nodes[i].api_port);

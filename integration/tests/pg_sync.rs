@@ -17,16 +17,6 @@ async fn patch_config(cluster: &AgentCluster, i: usize, patch: &str) {
     assert_eq!(code, 200, "PATCH /config {patch}: {body}");
 }
 
-/// Waits until node `i`'s `/patroni` says its commits are replicated as `state` (`sync`, `relaxed`,
-/// `blocked`).
-async fn sync_state(cluster: &AgentCluster, i: usize, state: &str) {
-    wait_for(&format!("sync_state {state} on {}", cluster.nodes[i].name), PATIENCE, || async {
-        let (_, status) = cluster.rest(i, "/patroni").await?;
-        (status["vigil"]["sync_state"] == state).then_some(())
-    })
-    .await;
-}
-
 /// Waits until `GET /cluster` on the primary lists a member with `role` (`sync_standby`, `quorum_standby`):
 /// published in the `sync` key, so a failover may promote it.
 async fn published(cluster: &AgentCluster, primary: usize, role: &str) {
@@ -65,7 +55,7 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
     let all = [0, 1, 2];
     let primary = cluster.settled(&all, PATIENCE).await;
     patch_config(&cluster, primary, r#"{"synchronous_mode": "on"}"#).await;
-    sync_state(&cluster, primary, "sync").await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
 
     let names = standby_names(&cluster, primary).await;
     let replicas: Vec<usize> = all.into_iter().filter(|i| *i != primary).collect();
@@ -116,7 +106,7 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
     assert_eq!(failures, 0, "no commit failed while the sync standby stopped");
     let stall = acks.windows(2).map(|w| w[1].at - w[0].at).max().unwrap_or_default();
     eprintln!("longest wait between two commits while the sync standby stopped: {stall:?}");
-    sync_state(&cluster, primary, "sync").await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -125,7 +115,7 @@ async fn without_standbys_on_relaxes_and_strict_blocks_until_one_returns() {
     let cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: on");
     let all = [0, 1, 2];
     let primary = cluster.settled(&all, PATIENCE).await;
-    sync_state(&cluster, primary, "sync").await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
     cluster.query(primary, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
     // Both replicas stop replicating: their WAL senders are ended and the replication role may no longer
     // log in. (Their agents keep running: stopping two agents of three would take the store's majority.)
@@ -137,13 +127,13 @@ async fn without_standbys_on_relaxes_and_strict_blocks_until_one_returns() {
     }
 
     // Relaxed: writes go on, and the status says replication is asynchronous.
-    sync_state(&cluster, primary, "relaxed").await;
+    cluster.sync_state(primary, "relaxed", PATIENCE).await;
     cluster.query(primary, "INSERT INTO t VALUES (1)").await.expect("a relaxed commit");
     assert_eq!(standby_names(&cluster, primary).await, "");
 
     // Strict: a commit waits for a standby, and the status says so.
     patch_config(&cluster, primary, r#"{"synchronous_mode_strict": true}"#).await;
-    sync_state(&cluster, primary, "blocked").await;
+    cluster.sync_state(primary, "blocked", PATIENCE).await;
     let client = cluster.connect(primary).await.expect("connect");
     let blocked =
         tokio::spawn(async move { client.simple_query("INSERT INTO t VALUES (2)").await.map(|_| ()) });
@@ -172,7 +162,7 @@ async fn without_standbys_on_relaxes_and_strict_blocks_until_one_returns() {
         .expect("the commit completes")
         .expect("task")
         .expect("insert");
-    sync_state(&cluster, primary, "sync").await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
     assert_eq!(ids(&cluster, replicas[0]).await.len(), 2);
 }
 
@@ -229,7 +219,7 @@ async fn quorum_publishes_any_k_and_a_replica_that_cannot_prove_it_holds_every_c
     let mut cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: quorum\nttl: 6");
     let all = [0, 1, 2];
     let primary = cluster.settled(&all, PATIENCE).await;
-    sync_state(&cluster, primary, "sync").await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
     let replicas: Vec<usize> = all.into_iter().filter(|i| *i != primary).collect();
     wait_for("both replicas published as quorum standbys", PATIENCE, || async {
         let listed = roles(&cluster, primary).await;
