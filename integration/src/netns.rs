@@ -116,6 +116,17 @@ impl Topology {
         ip(&["-n", &self.switch_ns(), "link", "set", &veth, if up { "up" } else { "down" }])
     }
 
+    /// Makes node `i`'s link slow both ways: a token-bucket filter (the kernel here has no netem) at 256
+    /// kbit/s queueing up to 500 ms on each end of its veth, so that its traffic (WAL, Raft, REST) is delayed
+    /// and throttled rather than cut. [`heal`](Self::heal) removes it.
+    pub fn slow_link(&self, i: usize) -> Result<(), String> {
+        for (ns, dev) in [(self.switch_ns(), format!("v{i}")), (self.node_ns(i), "eth0".to_owned())] {
+            let args = ["-n", &ns, "qdisc", "replace", "dev", &dev, "root", "tbf"];
+            tc(&[&args[..], &["rate", "256kbit", "burst", "4kbit", "latency", "500ms"]].concat())?;
+        }
+        Ok(())
+    }
+
     /// Drops, in namespace `ns`, the packets exchanged with `peers` (addresses) in `direction`; adds to
     /// the rules already there. [`heal`](Self::heal) removes them.
     pub fn drop_traffic(&self, ns: &str, peers: &[String], direction: Direction) -> Result<(), String> {
@@ -150,6 +161,9 @@ impl Topology {
         for i in 0..self.nodes {
             self.set_link(i, true)?;
             self.clear_rules(&self.node_ns(i))?;
+            // No slow link in place is no error.
+            let _ = tc(&["-n", &self.switch_ns(), "qdisc", "del", "dev", &format!("v{i}"), "root"]);
+            let _ = tc(&["-n", &self.node_ns(i), "qdisc", "del", "dev", "eth0", "root"]);
         }
         self.clear_rules(&self.client_ns())
     }
@@ -212,6 +226,10 @@ fn enter_netns(path: &str) {
 /// Runs `ip ARGS`; `Err` quotes the command and its stderr.
 fn ip(args: &[&str]) -> Result<(), String> {
     run(Command::new("ip").args(args), None, &format!("ip {}", args.join(" ")))
+}
+
+fn tc(args: &[&str]) -> Result<(), String> {
+    run(Command::new("tc").args(args), None, &format!("tc {}", args.join(" ")))
 }
 
 /// Loads the nftables `rules` in namespace `ns`.

@@ -25,11 +25,13 @@ pub enum Kind {
     Split,
     /// One direction between a node and its peers is dropped (incoming or outgoing, by the salt).
     Asymmetric,
+    /// A node's link is throttled to 256 kbit/s with up to 500 ms of queueing each way.
+    SlowLink,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::KillNode,
         Kind::KillAgent,
         Kind::KillPostgres,
@@ -39,6 +41,7 @@ impl Kind {
         Kind::IsolateReplica,
         Kind::Split,
         Kind::Asymmetric,
+        Kind::SlowLink,
     ];
 
     /// Its name in reports.
@@ -53,6 +56,7 @@ impl Kind {
             Kind::IsolateReplica => "isolate-replica",
             Kind::Split => "split",
             Kind::Asymmetric => "asymmetric",
+            Kind::SlowLink => "slow-link",
         }
     }
 
@@ -163,6 +167,10 @@ pub fn apply(
             let direction = if salt.is_multiple_of(2) { Direction::Incoming } else { Direction::Outgoing };
             net.drop_traffic(&net.node_ns(node), &others(node), direction)?;
             (format!("{} ({direction:?} dropped)", what(node)), Heal::Network)
+        }
+        Kind::SlowLink => {
+            net.slow_link(node)?;
+            (what(node), Heal::Network)
         }
     };
     Ok(Fault { what, heal })
