@@ -70,6 +70,12 @@ impl Writer {
     }
 }
 
+/// The ids of the rows in `t` on node `i` of `cluster` (to look every acknowledged insert up).
+pub async fn rows_on(cluster: &crate::agents::AgentCluster, i: usize) -> std::collections::BTreeSet<i64> {
+    let rows = cluster.query(i, "SELECT id FROM t").await.expect("read the rows");
+    rows.iter().map(|id| id.parse().expect("an id")).collect()
+}
+
 /// A superuser connection through `hosts` (libpq keywords, as for [`Writer::start`]).
 pub async fn connect(hosts: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let conninfo = format!("{hosts} user=postgres password={PASSWORD} dbname=postgres connect_timeout=2");

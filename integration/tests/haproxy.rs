@@ -2,7 +2,6 @@
 //! port survive a kill -9 of the primary node and a planned switchover, reads through the read-only port
 //! reach a replica, and HAProxy's health checks leave no errors in the agents' logs.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,8 +74,7 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     }
 
     // Every acknowledged row is on the new primary.
-    let rows = cluster.query(new, "SELECT id FROM t").await.expect("read rows");
-    let present: BTreeSet<i64> = rows.iter().map(|r| r.parse().expect("id")).collect();
+    let present = writer::rows_on(&cluster, new).await;
     let lost: Vec<String> = acks
         .iter()
         .filter(|a| !present.contains(&a.id))
@@ -293,8 +291,7 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     }
 
     // Every acknowledged row is on the new primary.
-    let rows = cluster.query(candidate, "SELECT id FROM t").await.expect("read rows");
-    let present: BTreeSet<i64> = rows.iter().map(|r| r.parse().expect("id")).collect();
+    let present = writer::rows_on(&cluster, candidate).await;
     let lost: Vec<String> = acks
         .iter()
         .filter(|a| !present.contains(&a.id))

@@ -6,7 +6,7 @@ use reqwest::Method;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use vigil_integration::agents::AgentCluster;
-use vigil_integration::writer::Writer;
+use vigil_integration::writer::{self, Writer};
 use vigil_integration::{init_tracing, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -40,12 +40,6 @@ async fn roles(cluster: &AgentCluster, i: usize) -> Vec<(String, String)> {
         .iter()
         .map(|m| (m["name"].as_str().unwrap_or("").into(), m["role"].as_str().unwrap_or("").into()))
         .collect()
-}
-
-/// The ids of table `t` on node `i`.
-async fn ids(cluster: &AgentCluster, i: usize) -> BTreeSet<i64> {
-    let rows = cluster.query(i, "SELECT id FROM t").await.expect("read ids");
-    rows.iter().map(|id| id.parse().expect("an id")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -163,7 +157,7 @@ async fn without_standbys_on_relaxes_and_strict_blocks_until_one_returns() {
         .expect("task")
         .expect("insert");
     cluster.sync_state(primary, "sync", PATIENCE).await;
-    assert_eq!(ids(&cluster, replicas[0]).await.len(), 2);
+    assert_eq!(writer::rows_on(&cluster, replicas[0]).await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -199,7 +193,7 @@ async fn no_acknowledged_commit_is_lost_when_the_primary_node_is_killed_five_tim
         })
         .await;
         let acknowledged: BTreeSet<i64> = writer.acks().iter().map(|a| a.id).collect();
-        let present = ids(&cluster, new).await;
+        let present = writer::rows_on(&cluster, new).await;
         let lost: Vec<&i64> = acknowledged.difference(&present).collect();
         assert!(lost.is_empty(), "round {round}: acknowledged commits lost: {lost:?}");
         eprintln!("round {round}: {} acknowledged commits, all on the new primary", acknowledged.len());

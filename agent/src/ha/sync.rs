@@ -238,7 +238,8 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
             if let Some(peer) =
                 sync.sync_standby.iter().filter_map(|n| reachable(n)).find(|p| p.position <= Some(mine))
             {
-                return Ok(()).inspect(|_| tracing::debug!(proof = %peer.name, "as far as a sync standby"));
+                tracing::debug!(proof = %peer.name, "as far as a sync standby");
+                return Ok(());
             }
             Err(if sync.sync_standby.is_empty() {
                 "not taking over: the last primary published no synchronous standby (it ran relaxed, or had \
