@@ -84,6 +84,21 @@ pub async fn connect(hosts: &str) -> Result<tokio_postgres::Client, tokio_postgr
     Ok(client)
 }
 
+/// The server's message, or the error with its causes.
+pub fn pg_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    for _ in 0..4 {
+        let Some(s) = source else { break };
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
 /// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the number of failed attempts.
 async fn write(hosts: String, pace: Duration, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
     let mut client: Option<tokio_postgres::Client> = None;

@@ -63,6 +63,7 @@ use vigil_integration::haproxy::{find_haproxy_binary, sample_up, HaProxy, PRIMAR
 use vigil_integration::managed::{self, ClusterPorts, ManagedCluster, Member};
 use vigil_integration::patroni::{PatroniCluster, PatroniTiming};
 use vigil_integration::strip_ansi;
+use vigil_integration::writer::pg_error;
 
 #[path = "failover/compare.rs"]
 mod compare;
@@ -1177,21 +1178,6 @@ impl Writer {
         });
         Ok((session, port))
     }
-}
-
-/// The server's message, or the error with its causes.
-fn pg_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return db.message().to_owned();
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    for _ in 0..4 {
-        let Some(s) = source else { break };
-        text = format!("{text}: {s}");
-        source = s.source();
-    }
-    text
 }
 
 // ---------------------------------------------------------------------------------------------------

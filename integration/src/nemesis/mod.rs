@@ -1,10 +1,10 @@
 //! A Jepsen-style fault suite: a cluster of real agents and PostgreSQL servers, each node in its own
 //! network namespace ([`crate::netns`]), clients writing from a client namespace, and a sequence of
-//! seeded random faults ([`faults::Kind`]), each healed after its hold time. After every trial the
-//! cluster must converge within 30 s (one primary by `GET /primary`, every other node streaming from it
-//! by `pg_stat_wal_receiver`); at the end the [`checker`] looks for lost acknowledged writes (a failure
-//! in synchronous mode, reported in asynchronous mode), writes acknowledged under a stale fencing token
-//! and primaries that accepted writes in overlapping intervals.
+//! seeded random faults ([`faults::Kind`], alone or two kinds at once), each healed after its hold
+//! time. After every trial the cluster must converge within 30 s (one primary by `GET /primary`, every
+//! other node streaming from it by `pg_stat_wal_receiver`); at the end the [`checker`] looks for lost
+//! acknowledged writes (a failure in synchronous mode, reported in asynchronous mode), writes
+//! acknowledged under a stale fencing token and primaries that accepted writes in overlapping intervals.
 
 pub mod checker;
 pub mod faults;
@@ -13,6 +13,7 @@ pub mod workload;
 
 use crate::agents::{AgentCluster, Placement};
 use crate::netns::Topology;
+use crate::writer::pg_error;
 use checker::Ack;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -73,8 +74,8 @@ pub struct Report {
     pub seed: u64,
     /// Synchronous mode.
     pub sync: bool,
-    /// Faults applied, by kind.
-    pub kinds: BTreeMap<&'static str, usize>,
+    /// Trials run, by fault kind (`kill-node`) or combination (`kill-node+split`).
+    pub kinds: BTreeMap<String, usize>,
     /// Inserts tried and acknowledged.
     pub attempts: u64,
     /// Acknowledged.
@@ -95,6 +96,8 @@ pub struct Report {
     pub blips: usize,
     /// Failovers (primary or token changed) after a blip.
     pub false_failovers: usize,
+    /// The blips that were a pause of an agent alone, and the failovers after them (also counted above).
+    pub agent_pauses: (usize, usize),
     /// Everything that fails the run, one line each.
     pub violations: Vec<String>,
 }
@@ -122,7 +125,7 @@ impl Report {
         format!(
             "nemesis seed={} mode={} trials={} acked={}/{} lost={}{lost_note} stale-token={} (unchecked without \
              token: {}) overlapping-primaries={} converged={}/{} p50={} p99={} max={} false-failovers={}/{} \
-             blips => {}",
+             blips ({}/{} agent pauses) => {}",
             self.seed,
             if self.sync { "sync" } else { "async" },
             self.trials(),
@@ -139,6 +142,8 @@ impl Report {
             pct(1.0),
             self.false_failovers,
             self.blips,
+            self.agent_pauses.1,
+            self.agent_pauses.0,
             if self.passed() { "PASS" } else { "FAIL" }
         )
     }
@@ -205,7 +210,7 @@ impl<'a> Suite<'a> {
             tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::CREATE_TABLE)).await;
         created
             .map_err(|_| "create table: timed out".to_owned())?
-            .map_err(|e| format!("create table: {e}"))?;
+            .map_err(|e| format!("create table: {}", pg_error(&e)))?;
         let hosts = (0..self.config.nodes).map(|i| format!("{}:{PG_PORT}", self.net.node_addr(i))).collect();
         self.epoch = Instant::now();
         let until = self.epoch + self.config.duration + RECOVERY * 4;
@@ -248,19 +253,23 @@ impl<'a> Suite<'a> {
     ) -> Result<usize, String> {
         let token_before = self.token(primary).await;
         let at = self.epoch.elapsed().as_secs_f64();
-        let fault = match faults::apply(plan.kind, plan.salt, primary, &mut self.cluster, self.net) {
-            Ok(fault) => fault,
-            Err(why) => {
-                println!("trial {t}: {} not applied: {why}", plan.kind.name());
-                // A fault of several rules may have been applied in part.
-                self.net.heal()?;
-                return Ok(primary);
+        let mut applied = Vec::new();
+        for (kind, salt) in &plan.faults {
+            match faults::apply(*kind, *salt, primary, &mut self.cluster, self.net) {
+                Ok(fault) => applied.push(fault),
+                Err(why) => {
+                    println!("trial {t}: {} not applied: {why}", plan.name());
+                    self.heal(applied)?;
+                    // A fault of several rules may have been applied in part.
+                    self.net.heal()?;
+                    return Ok(primary);
+                }
             }
-        };
-        *self.report.kinds.entry(plan.kind.name()).or_insert(0) += 1;
-        let what = fault.what.clone();
+        }
+        *self.report.kinds.entry(plan.name()).or_insert(0) += 1;
+        let what = applied.iter().map(|f| f.what.as_str()).collect::<Vec<_>>().join(" + ");
         tokio::time::sleep(plan.hold).await;
-        faults::heal(fault, &mut self.cluster, self.net)?;
+        self.heal(applied)?;
         let healed = Instant::now();
         let (after, converged) = match self.converge(CONVERGENCE).await {
             Ok(p) => {
@@ -291,14 +300,22 @@ impl<'a> Suite<'a> {
         };
         let token_after = self.token(after).await;
         let failover = after != primary || token_after != token_before;
-        if plan.kind.is_blip() && plan.hold <= BLIP {
+        if plan.is_blip() && plan.hold <= BLIP {
             self.report.blips += 1;
             self.report.false_failovers += usize::from(failover);
+            if matches!(plan.faults[..], [(faults::Kind::PauseAgent, _)]) {
+                self.report.agent_pauses.0 += 1;
+                self.report.agent_pauses.1 += usize::from(failover);
+            }
         }
-        let lost = self.lost(after, &workload.acks()).await?.len();
+        let lost = match self.lost(after, &workload.acks()).await {
+            Ok(lost) => format!("{} lost so far", lost.len()),
+            // Only a progress figure (the final check counts): the primary may have moved since.
+            Err(e) => format!("lost so far not read ({e})"),
+        };
         println!(
             "trial {t} at {at:.1} s: {what} for {:.1} s: {converged}, primary {} -> {} (token {} -> {}), {} acked, \
-             {lost} lost so far",
+             {lost}",
             plan.hold.as_secs_f64(),
             self.cluster.nodes[primary].name,
             self.cluster.nodes[after].name,
@@ -309,9 +326,22 @@ impl<'a> Suite<'a> {
         Ok(after)
     }
 
+    /// Heals the faults applied, the last first.
+    fn heal(&mut self, applied: Vec<faults::Fault>) -> Result<(), String> {
+        applied.into_iter().rev().try_for_each(|fault| faults::heal(fault, &mut self.cluster, self.net))
+    }
+
     /// Check (1): the acknowledged writes missing on the final primary.
-    async fn lost_check(&mut self, primary: usize, acks: &[Ack]) -> Result<(), String> {
-        let lost = self.lost(primary, acks).await?;
+    /// A primary that cannot be read (it moved since it was found) is looked for again, twice at most.
+    async fn lost_check(&mut self, mut primary: usize, acks: &[Ack]) -> Result<(), String> {
+        let mut lost = self.lost(primary, acks).await;
+        for _ in 0..2 {
+            let Err(e) = &lost else { break };
+            println!("nemesis: {e}; looking for the primary again");
+            primary = self.converge(CONVERGENCE).await.map_err(|s| format!("at the end: {}", s.state))?;
+            lost = self.lost(primary, acks).await;
+        }
+        let lost = lost?;
         self.report.lost = lost.len();
         for a in lost.iter().take(10) {
             println!("lost acknowledged write: {a}");
@@ -348,7 +378,7 @@ impl<'a> Suite<'a> {
         let rows = tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::SELECT_KEYS))
             .await
             .map_err(|_| "reading the rows: timed out".to_owned())?
-            .map_err(|e| format!("reading the rows: {e}"))?;
+            .map_err(|e| format!("reading the rows: {}", pg_error(&e)))?;
         let present: HashSet<(u32, u64)> = rows
             .iter()
             .filter_map(|r| r.split_once(' ').and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?))))
@@ -398,7 +428,7 @@ impl<'a> Suite<'a> {
             let rows = match tokio::time::timeout(QUICK * 2, self.cluster.query(r, sql)).await {
                 Ok(Ok(rows)) if rows == [expected.as_str()] => continue,
                 Ok(Ok(rows)) => format!("WAL receiver {rows:?}"),
-                Ok(Err(e)) => e.as_db_error().map_or(e.to_string(), |db| db.message().to_owned()),
+                Ok(Err(e)) => pg_error(&e),
                 Err(_) => "no answer".to_owned(),
             };
             states.push(format!("{}: {rows}", self.cluster.nodes[r].name));
