@@ -1398,7 +1398,13 @@ fn a_nofailover_candidate_does_not_take_the_lease() {
 
 /// A replica connected to the primary: streaming, `synchronous` as the primary counts it, flushed to `pos`.
 fn link(member: &str, synchronous: bool, pos: u64) -> ReplicaLink {
-    ReplicaLink { name: member.into(), streaming: true, synchronous, flushed: Some(Position(pos)) }
+    ReplicaLink {
+        name: member.into(),
+        streaming: true,
+        synchronous,
+        flushed: Some(Position(pos)),
+        ..Default::default()
+    }
 }
 
 /// `me`, leading primary at 5000 with node2 and node3 streaming, in `mode`; the rule applied and the
@@ -1634,6 +1640,7 @@ proptest! {
                 streaming: *streaming,
                 synchronous: *synchronous,
                 flushed: Some(Position(*pos)),
+                ..Default::default()
             })
             .collect();
         o.sync_applied_at = applied_at.map(Position);

@@ -79,6 +79,35 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
         )
         .await;
     }
+    // `GET /patroni` on the primary lists its WAL senders as Patroni does.
+    wait_for("both replicas in the primary's /patroni replication list", PATIENCE, || async {
+        let (_, status) = cluster.rest(primary, "/patroni").await?;
+        let mut listed: Vec<(String, String, String, i64)> = status["replication"]
+            .as_array()?
+            .iter()
+            .map(|r| {
+                let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                (
+                    text("application_name"),
+                    text("state"),
+                    text("sync_state"),
+                    r["sync_priority"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        listed.sort();
+        let mut expected = vec![
+            (standby_name.clone(), "streaming".to_owned(), "sync".to_owned(), 1),
+            (other_name.clone(), "streaming".to_owned(), "async".to_owned(), 0),
+        ];
+        expected.sort();
+        let users_and_addresses = status["replication"].as_array()?.iter().all(|r| {
+            r["usename"].as_str().is_some_and(|u| !u.is_empty())
+                && r["client_addr"].as_str() == Some("127.0.0.1")
+        });
+        (listed == expected && users_and_addresses).then_some(())
+    })
+    .await;
 
     // A planned stop of the sync standby: the role moves to the other replica before it goes, so the
     // writer's commits never wait for a standby that is gone.

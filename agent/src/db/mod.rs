@@ -101,7 +101,7 @@ impl SyncRule {
 }
 
 /// A replica connected to this primary, as the primary sees it (PostgreSQL: `pg_stat_replication`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaLink {
     /// Its member name (PostgreSQL: `application_name`).
     pub name: String,
@@ -111,6 +111,23 @@ pub struct ReplicaLink {
     pub synchronous: bool,
     /// How far it has written to disk (PostgreSQL `flush_lsn`).
     pub flushed: Option<Position>,
+    /// The server's own words about it, for the status only (the policy never reads them).
+    pub shown: LinkReport,
+}
+
+/// What the server reports of a replica link (PostgreSQL: `pg_stat_replication`), as Patroni shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkReport {
+    /// The replication user.
+    pub user: Option<String>,
+    /// The replica's address (`None` over a Unix socket).
+    pub address: Option<String>,
+    /// Its state (`streaming`, `catchup`, …).
+    pub state: String,
+    /// Its synchronous state (`async`, `sync`, `potential`, `quorum`).
+    pub sync_state: String,
+    /// Its priority among the synchronous standbys (0: asynchronous).
+    pub sync_priority: i32,
 }
 
 /// One observation of the local database server.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
-use vigil_api::{NodeStatus, PatroniInfo, Xlog};
+use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, LeaseGrant, MemberName};
 
 /// Who this member is and how it presents itself; fixed for the agent's life.
@@ -661,6 +661,7 @@ impl<D: Database> Agent<D> {
             pause: dynamic.pause,
             sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
             quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
+            replication: db.replicas.iter().map(shown_replication).collect(),
             ..Default::default()
         }
     }
@@ -776,5 +777,18 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             can_fail_over: false,
             failover_priority: 0,
         },
+    }
+}
+
+/// A replica link as Patroni shows it in `GET /patroni` (`replication`).
+fn shown_replication(link: &crate::db::ReplicaLink) -> Replication {
+    let shown = link.shown.clone();
+    Replication {
+        usename: shown.user,
+        application_name: link.name.clone(),
+        client_addr: shown.address,
+        state: shown.state,
+        sync_state: shown.sync_state,
+        sync_priority: shown.sync_priority,
     }
 }

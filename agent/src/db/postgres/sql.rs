@@ -3,7 +3,7 @@
 
 use super::render::Target;
 use super::Credentials;
-use crate::db::{Position, ReplicaLink};
+use crate::db::{LinkReport, Position, ReplicaLink};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -86,8 +86,8 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
     FROM r";
 
 /// A primary's WAL senders (standbys connect with their member name as `application_name`).
-const REPLICAS_SQL: &str = "SELECT application_name::text, state::text, sync_state::text, flush_lsn \
-    FROM pg_stat_replication WHERE application_name <> ''";
+const REPLICAS_SQL: &str = "SELECT application_name::text, state::text, sync_state::text, flush_lsn, \
+    usename::text, host(client_addr), sync_priority FROM pg_stat_replication WHERE application_name <> ''";
 
 /// Reads role, positions, timeline and WAL receiver state.
 pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error> {
@@ -141,6 +141,13 @@ async fn replicas(client: &Client) -> Result<Vec<ReplicaLink>, tokio_postgres::E
             streaming: state.as_deref() == Some("streaming"),
             synchronous: matches!(sync_state.as_deref(), Some("sync" | "quorum")),
             flushed: row.try_get::<_, Option<PgLsn>>(3)?.map(|l| Position(u64::from(l))),
+            shown: LinkReport {
+                user: row.try_get(4)?,
+                address: row.try_get(5)?,
+                state: state.unwrap_or_default(),
+                sync_state: sync_state.unwrap_or_default(),
+                sync_priority: row.try_get(6)?,
+            },
         });
     }
     Ok(links)
