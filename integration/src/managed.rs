@@ -78,7 +78,7 @@ pub trait ManagedCluster: Send {
     fn manager_pid(&self, i: usize) -> Option<u32>;
     /// kill -9 of member `i`'s manager process (reaped).
     fn kill_manager(&mut self, i: usize);
-    /// Other processes the manager needs, by name (Patroni's etcd), for the footprint.
+    /// Other processes the manager needs, by name (Patroni's etcd, Vigil's lifelines), for the footprint.
     fn helper_pids(&self) -> Vec<(String, u32)> {
         Vec::new()
     }
@@ -176,6 +176,26 @@ impl ManagedCluster for crate::agents::AgentCluster {
 
     fn kill_manager(&mut self, i: usize) {
         self.signal_agent(i, libc::SIGKILL);
+    }
+
+    /// Each agent's lifeline watcher (`vigil lifeline`, a child of the agent).
+    fn helper_pids(&self) -> Vec<(String, u32)> {
+        let agents: Vec<(usize, u32)> =
+            (0..self.nodes.len()).filter_map(|i| Some((i, self.agent_pid(i)?))).collect();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let mut lifelines = Vec::new();
+        for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if !cmdline.split(|b| *b == 0).any(|arg| arg == b"lifeline") {
+                continue;
+            }
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")?.trim().parse::<u32>().ok());
+            if let Some((i, _)) = agents.iter().find(|(_, agent)| Some(*agent) == parent) {
+                lifelines.push((format!("{}'s lifeline (`vigil lifeline`)", self.nodes[*i].name), pid));
+            }
+        }
+        lifelines
     }
 
     fn logs(&self) -> Vec<(String, PathBuf)> {

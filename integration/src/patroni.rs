@@ -226,7 +226,7 @@ impl ManagedCluster for PatroniCluster {
     }
 
     fn helper_pids(&self) -> Vec<(String, u32)> {
-        self.etcd.iter().map(|c| ("etcd".to_owned(), c.id())).collect()
+        self.etcd.iter().map(|c| ("etcd (Patroni's store)".to_owned(), c.id())).collect()
     }
 
     fn logs(&self) -> Vec<(String, PathBuf)> {

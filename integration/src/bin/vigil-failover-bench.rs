@@ -1630,7 +1630,8 @@ struct Footprint {
     /// The managers: (role, node, RSS KiB, peak RSS KiB, CPU % of one core, CPU % of its waited-for
     /// children)
     agents: Vec<(String, String, u64, u64, f64, f64)>,
-    /// Processes the manager needs besides its own (Patroni's etcd): (name, RSS KiB, CPU % of one core).
+    /// Processes the manager needs besides its own (Patroni's etcd, Vigil's lifelines): (name, RSS KiB,
+    /// CPU % of one core).
     helpers: Vec<(String, u64, f64)>,
     secs: u64,
     ticks_per_sec: i64,
@@ -1961,7 +1962,7 @@ fn print_footprint(footprint: Option<&Result<Footprint, String>>) {
             }
             for (name, rss, cpu) in &f.helpers {
                 println!(
-                    "- {name} (the manager's store): RSS {:.1} MiB, CPU {cpu:.2} % of one core over {} s idle",
+                    "- {name}: RSS {:.1} MiB, CPU {cpu:.2} % of one core over {} s idle",
                     *rss as f64 / 1024.0,
                     f.secs
                 );
