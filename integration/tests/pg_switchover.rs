@@ -35,6 +35,15 @@ async fn a_switchover_moves_the_primary_without_losing_acknowledged_writes() {
     }
     let leader = cluster.nodes[old].name.clone();
     let to = cluster.nodes[candidate].name.clone();
+    let slots_of = |i: usize| {
+        let mut others: Vec<&str> =
+            (0..3).filter(|j| *j != i).map(|j| cluster.nodes[j].name.as_str()).collect();
+        others.sort();
+        others.join(",")
+    };
+    const SLOTS: &str =
+        "SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM pg_replication_slots";
+    cluster.eventually(old, SLOTS, &[&slots_of(old)]).await;
 
     let body = json!({"leader": leader, "candidate": to}).to_string();
     let (code, text) = post(&cluster, old, "/switchover", &body).await;
@@ -44,6 +53,10 @@ async fn a_switchover_moves_the_primary_without_losing_acknowledged_writes() {
     let rows = cluster.query(candidate, "SELECT count(*) FROM t").await.expect("count");
     assert_eq!(rows, ["50"], "every acknowledged row is on the new primary");
     cluster.streaming_replica(old, PATIENCE).await;
+    // The new primary keeps a slot for each other member; the old one, now a replica, drops its own
+    // (nobody would advance them: they would hold its WAL for ever).
+    cluster.eventually(candidate, SLOTS, &[&slots_of(candidate)]).await;
+    cluster.eventually(old, SLOTS, &[""]).await;
 
     let (_, history) = cluster.rest(candidate, "/history").await.expect("history");
     let last = history.as_array().and_then(|h| h.last()).cloned().unwrap_or(Value::Null);

@@ -245,8 +245,9 @@ pub trait Database: Send + Sync + 'static {
     /// Promotes a running replica to primary and waits until it accepts writes.
     fn promote(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// On a primary: makes sure every member in `members` has a replication slot, and drops the slots of
-    /// members no longer listed.
+    /// Makes sure every member in `members` has a replication slot, and drops the unused slots of members
+    /// no longer listed. On a replica about to be promoted the slots hold the WAL from its last
+    /// restartpoint on (PostgreSQL), so the others can follow it across the new timeline's start.
     fn sync_slots(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every

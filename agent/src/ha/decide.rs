@@ -285,7 +285,9 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
                 // In strict mode, commits wait for a replica from the very first one on.
                 actions.push(Action::SetSyncRule(sync::wanted_rule(o, cluster)));
             }
-            actions.extend([Action::Promote, slots]);
+            // Slots first: made while the server is still in recovery, they hold the WAL from its last
+            // restartpoint on, so the other members can follow it across the new timeline's first segment.
+            actions.extend([slots, Action::Promote]);
             Decision::act(actions, "lease taken: promoting")
         }
         (false, _) => match o.primary_down_since {
@@ -403,7 +405,9 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
         return Decision::wait(format!("starting as a replica of {holder}: recovery in progress"));
     }
     if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
-        return Decision::wait(format!("replica of {holder}"));
+        // No slot of its own, as a former primary may have kept: nobody would advance it, so it would
+        // hold WAL on this replica for ever (a cascading replica's slot is in use, and kept).
+        return Decision::act(vec![Action::SyncSlots(Vec::new())], format!("replica of {holder}"));
     }
     let reason = format!("following the primary {holder}");
     Decision::act(vec![Action::Follow(Some(upstream))], reason)

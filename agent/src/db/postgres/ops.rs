@@ -208,9 +208,6 @@ impl Postgres {
         let wanted: BTreeSet<String> =
             members.iter().map(|m| render::slot_name(m)).filter(|n| !n.is_empty() && *n != own).collect();
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("sync slots", e))?;
-        if sql::in_recovery(&session.client).await.map_err(|e| DbError::new("sync slots", e))? {
-            return Err(DbError::new("sync slots", "the server is a replica"));
-        }
         let changes =
             sql::sync_slots(&session.client, &wanted).await.map_err(|e| DbError::new("sync slots", e))?;
         if changes != Default::default() {
