@@ -189,6 +189,9 @@ impl<D: Database> Agent<D> {
             self.renew(&known).await;
             self.renewed_this_cycle = true;
         }
+        // A job that ends while the database is observed leaves the observation older than what the job
+        // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
+        let busy = self.busy();
         let mut db = self.db.observe().await;
         if let (LeaseHold::Lapsed(token), true) = (self.lease_hold(Instant::now()), db.is_running_primary()) {
             // Fencing does not wait for a store read that may itself take retry_timeout.
@@ -220,7 +223,7 @@ impl<D: Database> Agent<D> {
         };
         let now = Instant::now();
         let lease = self.lease_hold(now);
-        if self.busy() {
+        if busy || self.busy() {
             let due = self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g));
             if matches!(lease, LeaseHold::Valid(_)) && (!self.renewed_this_cycle || due) {
                 self.renew(&dynamic).await;
