@@ -26,8 +26,11 @@ pub(crate) const OWNED: &[&str] = &[
     "ident_file",
 ];
 
-/// Defaults for replication that `parameters` may override.
-const DEFAULTS: &[(&str, &str)] = &[("max_wal_senders", "10"), ("max_replication_slots", "10")];
+/// Defaults for replication that `parameters` may override, Patroni's (it keeps 8 segments of WAL,
+/// 128 MB): `wal_keep_size` keeps the recent WAL that pg_rewind reads back on a former primary to where
+/// it diverged, and that a replica without a slot on a new primary may still need.
+const DEFAULTS: &[(&str, &str)] =
+    &[("max_wal_senders", "10"), ("max_replication_slots", "10"), ("wal_keep_size", "128MB")];
 
 const HEADER: &str = "# Written by vigil before every start; changes here are overwritten.\n";
 
@@ -255,6 +258,7 @@ mod tests {
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
         assert!(conf.contains("max_wal_senders = '5'\n") && conf.contains("max_replication_slots = '10'\n"));
+        assert!(conf.contains("wal_keep_size = '128MB'\n"), "{conf}");
         assert!(conf.contains("primary_slot_name = 'node_1'\n"));
         assert!(conf.contains(
             "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' passfile=''/d/pgpass'''"
