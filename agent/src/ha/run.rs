@@ -70,7 +70,7 @@ pub struct Agent<D: Database> {
     renew_failed: bool,
     /// The member record last written to the store, and when.
     published: Option<(MemberRecord, Instant)>,
-    /// The members whose replication slots were last synced on this primary.
+    /// The members whose replication slots were last synced on the running server (none on a replica).
     synced_slots: Option<Vec<String>>,
     /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
     dcs_last_seen: u64,
@@ -240,8 +240,8 @@ impl<D: Database> Agent<D> {
         if db.streaming {
             self.repair.streaming();
         }
-        if !db.is_running_primary() {
-            self.synced_slots = None;
+        if !db.running {
+            self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
         }
         let peers = match &cluster {
             Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
