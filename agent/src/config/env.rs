@@ -10,6 +10,14 @@
 //! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
 //! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
 //! | `VIGIL_RESTAPI_PASSWORD` | `restapi.authentication.password` |
+//! | `VIGIL_RESTAPI_CERTFILE` | `restapi.certfile` |
+//! | `VIGIL_RESTAPI_KEYFILE` | `restapi.keyfile` |
+//! | `VIGIL_RESTAPI_CAFILE` | `restapi.cafile` |
+//! | `VIGIL_RESTAPI_VERIFY_CLIENT` | `restapi.verify_client` |
+//! | `VIGIL_CTL_INSECURE` | `ctl.insecure` (`true` or `false`) |
+//! | `VIGIL_CTL_CACERT` | `ctl.cacert` |
+//! | `VIGIL_CTL_CERTFILE` | `ctl.certfile` |
+//! | `VIGIL_CTL_KEYFILE` | `ctl.keyfile` |
 //! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
 //! | `VIGIL_RAFT_SELF_ADDR` | `raft.self_addr` |
 //! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
@@ -36,6 +44,14 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
     ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),
     ("VIGIL_RESTAPI_PASSWORD", "restapi.authentication.password"),
+    ("VIGIL_RESTAPI_CERTFILE", "restapi.certfile"),
+    ("VIGIL_RESTAPI_KEYFILE", "restapi.keyfile"),
+    ("VIGIL_RESTAPI_CAFILE", "restapi.cafile"),
+    ("VIGIL_RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
+    ("VIGIL_CTL_INSECURE", "ctl.insecure"),
+    ("VIGIL_CTL_CACERT", "ctl.cacert"),
+    ("VIGIL_CTL_CERTFILE", "ctl.certfile"),
+    ("VIGIL_CTL_KEYFILE", "ctl.keyfile"),
     ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
     ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
     ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
@@ -53,6 +69,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 
 /// The keys that take a list.
 const LIST_KEYS: &[&str] = &["raft.partner_addrs"];
+/// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
+const BOOL_KEYS: &[&str] = &["ctl.insecure"];
 
 /// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
 pub(crate) fn apply(
@@ -62,7 +80,11 @@ pub(crate) fn apply(
     let mut applied = Vec::new();
     for &(var, key) in ENV_OVERRIDES {
         if let Some(text) = env(var) {
-            let value = if LIST_KEYS.contains(&key) { list(&text) } else { Value::String(text) };
+            let value = match text.as_str() {
+                _ if LIST_KEYS.contains(&key) => list(&text),
+                "true" | "false" if BOOL_KEYS.contains(&key) => Value::Bool(text == "true"),
+                _ => Value::String(text),
+            };
             set(root, key, value).map_err(|e| e.with_note(&format!(" (needed to apply {var})")))?;
             applied.push((key, var));
         }
@@ -134,6 +156,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(root, expected);
+    }
+
+    #[test]
+    fn sets_the_tls_keys_and_reads_a_boolean() {
+        let mut root: Value = serde_norway::from_str("name: a").unwrap();
+        let e = env(&[
+            ("VIGIL_CTL_INSECURE", "true"),
+            ("VIGIL_CTL_CACERT", "/etc/vigil/ca.pem"),
+            ("VIGIL_RESTAPI_VERIFY_CLIENT", "required"),
+        ]);
+        assert_eq!(apply(&mut root, &e).unwrap().len(), 3);
+        let expected: Value = serde_norway::from_str(
+            "name: a\nctl: {insecure: true, cacert: /etc/vigil/ca.pem}\nrestapi: {verify_client: required}",
+        )
+        .unwrap();
+        assert_eq!(root, expected);
+        apply(&mut root, &env(&[("VIGIL_CTL_INSECURE", "yes please")])).unwrap();
+        assert_eq!(
+            root["ctl"]["insecure"],
+            Value::String("yes please".into()),
+            "left for the check to refuse"
+        );
     }
 
     #[test]

@@ -236,6 +236,11 @@ fn environment_overrides_replace_values_and_are_validated() {
     let err =
         Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2222")])).unwrap_err();
     assert_eq!(err.key(), Some("raft.partner_addrs[0]"));
+    let c = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "true")])).unwrap();
+    assert!(c.ctl.insecure);
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "maybe")])).unwrap_err();
+    assert_eq!(err.key(), Some("ctl.insecure"), "{err}");
+    assert!(err.to_string().ends_with("(set by VIGIL_CTL_INSECURE)"), "{err}");
 }
 
 /// Node `n` of the three-node example, listing its partners in the given order.
