@@ -189,35 +189,46 @@ fn set_owner(path: &Path, owner: Option<Owner>) -> io::Result<()> {
     }
 }
 
-/// Removes `postmaster.pid` when the process it names is dead or a zombie, and says whether it did.
+/// Whether the process a postmaster's lock file (`postmaster.pid`, or a socket's `.s.PGSQL.<port>.lock`)
+/// names runs: `None` without the file (or a PID in it), `Some(false)` when that process is gone or a
+/// zombie.
 ///
 /// A killed postmaster stays a zombie until its parent reaps it; it was re-parented to init, which on some
-/// machines reaps only every second or two. Meanwhile PostgreSQL takes the zombie for a running server and
-/// refuses to start. Removing the file is safe: PostgreSQL still refuses to start while any process of the
-/// old server is attached to its shared memory.
-pub(crate) fn remove_stale_pid_file(data: &Path) -> io::Result<bool> {
-    let file = data.join("postmaster.pid");
-    let pid = match fs::read_to_string(&file) {
+/// machines reaps only every second or two. Meanwhile PostgreSQL (and `pg_ctl status`) take the zombie for
+/// a running server.
+pub(crate) fn lock_holder_runs(lock: &Path) -> io::Result<Option<bool>> {
+    let pid = match fs::read_to_string(lock) {
         Ok(text) => text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(pid) = pid else { return Ok(false) };
-    let alive = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+    let Some(pid) = pid else { return Ok(None) };
+    Ok(Some(match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesized command name, which may itself contain spaces or ')'.
         Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
         Err(_) => false,
-    };
-    if alive {
+    }))
+}
+
+/// Removes `lock` when the process it names is dead or a zombie (see [`lock_holder_runs`]), and says
+/// whether it did. PostgreSQL would refuse to start while a lock file names a zombie; removing it is
+/// safe: PostgreSQL still refuses to start while any process of the old server is attached to its
+/// shared memory.
+pub(crate) fn remove_stale_lock(lock: &Path) -> io::Result<bool> {
+    if lock_holder_runs(lock)? != Some(false) {
         return Ok(false);
     }
-    fs::remove_file(&file)?;
+    fs::remove_file(lock)?;
     Ok(true)
 }
 
 #[cfg(test)]
 mod stale_pid_tests {
     use super::*;
+
+    fn pid_path(dir: &Path) -> PathBuf {
+        dir.join("postmaster.pid")
+    }
 
     fn pid_file(dir: &Path, pid: u32) {
         fs::write(dir.join("postmaster.pid"), format!("{pid}\n/data\n")).expect("write pid file");
@@ -226,9 +237,11 @@ mod stale_pid_tests {
     #[test]
     fn a_live_postmaster_keeps_its_pid_file_and_dead_or_zombie_ones_lose_it() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(!remove_stale_pid_file(dir.path()).expect("no file"));
+        assert!(!remove_stale_lock(&pid_path(dir.path())).expect("no file"));
+        assert_eq!(lock_holder_runs(&pid_path(dir.path())).expect("no file"), None);
         pid_file(dir.path(), std::process::id());
-        assert!(!remove_stale_pid_file(dir.path()).expect("alive"));
+        assert_eq!(lock_holder_runs(&pid_path(dir.path())).expect("alive"), Some(true));
+        assert!(!remove_stale_lock(&pid_path(dir.path())).expect("alive"));
         assert!(dir.path().join("postmaster.pid").exists());
 
         // A child that exited and is not reaped yet: a zombie.
@@ -241,12 +254,17 @@ mod stale_pid_tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         pid_file(dir.path(), pid);
-        assert!(remove_stale_pid_file(dir.path()).expect("zombie"));
+        assert_eq!(
+            lock_holder_runs(&pid_path(dir.path())).expect("zombie"),
+            Some(false),
+            "a zombie does not run"
+        );
+        assert!(remove_stale_lock(&pid_path(dir.path())).expect("zombie"));
         zombie.wait().expect("reap");
 
         // A reaped one: dead.
         pid_file(dir.path(), pid);
-        assert!(remove_stale_pid_file(dir.path()).expect("dead"));
+        assert!(remove_stale_lock(&pid_path(dir.path())).expect("dead"));
         assert!(!dir.path().join("postmaster.pid").exists());
     }
 }

@@ -292,11 +292,13 @@ impl Postgres {
     }
 
     async fn start(&self) -> Result<(), DbError> {
-        let data = self.data_dir();
-        if files::remove_stale_pid_file(data).map_err(|e| DbError::new("remove a stale postmaster.pid", e))? {
-            tracing::info!(member = %self.settings.name, "removed the postmaster.pid of a dead postmaster");
+        for lock in render::lock_files(&self.settings) {
+            let failed = |e| DbError::new(format!("remove the stale lock file {}", lock.display()), e);
+            if files::remove_stale_lock(&lock).map_err(failed)? {
+                tracing::info!(member = %self.settings.name, file = %lock.display(), "removed the lock file of a dead postmaster");
+            }
         }
-        self.tools.pg_ctl_start(data, &files::log_path(&self.settings)).await
+        self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
     }
 
     pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, String> {

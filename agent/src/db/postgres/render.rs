@@ -71,9 +71,23 @@ pub(crate) fn agent_target(s: &PostgresSettings) -> Target {
 
 /// The first entry of `unix_socket_directories`, when it is an absolute path.
 pub(crate) fn socket_dir(s: &PostgresSettings) -> Option<PathBuf> {
-    let dirs = s.parameters.get("unix_socket_directories")?;
-    let first = dirs.split(',').next()?.trim();
-    first.starts_with('/').then(|| PathBuf::from(first))
+    socket_dirs(s).next().flatten()
+}
+
+/// Each entry of `unix_socket_directories`, when it is an absolute path.
+fn socket_dirs(s: &PostgresSettings) -> impl Iterator<Item = Option<PathBuf>> + '_ {
+    let dirs = s.parameters.get("unix_socket_directories").map_or("", String::as_str);
+    dirs.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.starts_with('/').then(|| PathBuf::from(d)))
+}
+
+/// The lock files a postmaster holds: `postmaster.pid` and one per socket (`.s.PGSQL.<port>.lock`).
+pub(crate) fn lock_files(s: &PostgresSettings) -> Vec<PathBuf> {
+    let socket_lock = format!(".s.PGSQL.{}.lock", s.port);
+    let sockets = socket_dirs(s).flatten().map(|dir| dir.join(&socket_lock));
+    std::iter::once(s.data_dir.join("postmaster.pid")).chain(sockets).collect()
 }
 
 /// A member's replication slot name: lowercase, anything outside `[a-z0-9_]` becomes `_`, at most 63 bytes.
@@ -284,5 +298,14 @@ mod tests {
         assert!(hba.contains("\nlocal all \"postgres\" scram-sha-256\n"));
         assert!(hba.ends_with("\nhost replication rep 10.0.0.0/8 scram-sha-256\n"));
         assert_eq!(pgpass(&s), "*:*:*:postgres:s\\:e\\\\c\n*:*:*:rep:it's\n");
+    }
+
+    #[test]
+    fn lock_files_are_the_pid_file_and_one_per_absolute_socket_directory() {
+        let mut s = settings();
+        assert_eq!(lock_files(&s), [PathBuf::from("/d/data/postmaster.pid")]);
+        s.parameters.insert("unix_socket_directories".into(), "/run/pg, relative, /tmp".into());
+        let expected = ["/d/data/postmaster.pid", "/run/pg/.s.PGSQL.5433.lock", "/tmp/.s.PGSQL.5433.lock"];
+        assert_eq!(lock_files(&s), expected.map(PathBuf::from));
     }
 }

@@ -1,6 +1,7 @@
 //! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata) as the configured
 //! OS user: PostgreSQL refuses to run as root.
 
+use super::files;
 use crate::db::{DbError, StopMode};
 use crate::os_user::{current_uid, OsUser, Owner};
 use std::ffi::OsString;
@@ -145,8 +146,12 @@ impl Tools {
             .map(drop)
     }
 
-    /// Whether a postmaster runs on `data` (`pg_ctl status`).
+    /// Whether a postmaster runs on `data` (`pg_ctl status`). A killed one that is not reaped yet (a
+    /// zombie, which `pg_ctl` takes for running) does not: its server is restarted at once.
     pub async fn pg_ctl_running(&self, data: &Path) -> Result<bool, DbError> {
+        if files::lock_holder_runs(&data.join("postmaster.pid")).ok().flatten() == Some(false) {
+            return Ok(false);
+        }
         let ran = self.exec("pg_ctl", &args(["status", "-D"], data, None)).await?;
         match ran.code {
             Some(0) => Ok(true),
