@@ -189,6 +189,11 @@ fn set_owner(path: &Path, owner: Option<Owner>) -> io::Result<()> {
     }
 }
 
+/// The postmaster's lock file in `data`, whose first line is its PID.
+pub(crate) fn pid_file(data: &Path) -> PathBuf {
+    data.join("postmaster.pid")
+}
+
 /// Whether the process a postmaster's lock file (`postmaster.pid`, or a socket's `.s.PGSQL.<port>.lock`)
 /// names runs: `None` without the file (or a PID in it), `Some(false)` when that process is gone or a
 /// zombie.
@@ -226,23 +231,19 @@ pub(crate) fn remove_stale_lock(lock: &Path) -> io::Result<bool> {
 mod stale_pid_tests {
     use super::*;
 
-    fn pid_path(dir: &Path) -> PathBuf {
-        dir.join("postmaster.pid")
-    }
-
-    fn pid_file(dir: &Path, pid: u32) {
-        fs::write(dir.join("postmaster.pid"), format!("{pid}\n/data\n")).expect("write pid file");
+    fn write_pid_file(dir: &Path, pid: u32) {
+        fs::write(pid_file(dir), format!("{pid}\n/data\n")).expect("write pid file");
     }
 
     #[test]
     fn a_live_postmaster_keeps_its_pid_file_and_dead_or_zombie_ones_lose_it() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(!remove_stale_lock(&pid_path(dir.path())).expect("no file"));
-        assert_eq!(lock_holder_runs(&pid_path(dir.path())).expect("no file"), None);
-        pid_file(dir.path(), std::process::id());
-        assert_eq!(lock_holder_runs(&pid_path(dir.path())).expect("alive"), Some(true));
-        assert!(!remove_stale_lock(&pid_path(dir.path())).expect("alive"));
-        assert!(dir.path().join("postmaster.pid").exists());
+        assert!(!remove_stale_lock(&pid_file(dir.path())).expect("no file"));
+        assert_eq!(lock_holder_runs(&pid_file(dir.path())).expect("no file"), None);
+        write_pid_file(dir.path(), std::process::id());
+        assert_eq!(lock_holder_runs(&pid_file(dir.path())).expect("alive"), Some(true));
+        assert!(!remove_stale_lock(&pid_file(dir.path())).expect("alive"));
+        assert!(pid_file(dir.path()).exists());
 
         // A child that exited and is not reaped yet: a zombie.
         let mut zombie = std::process::Command::new("true").spawn().expect("spawn");
@@ -253,18 +254,18 @@ mod stale_pid_tests {
             assert!(std::time::Instant::now() < deadline, "the child never became a zombie");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        pid_file(dir.path(), pid);
+        write_pid_file(dir.path(), pid);
         assert_eq!(
-            lock_holder_runs(&pid_path(dir.path())).expect("zombie"),
+            lock_holder_runs(&pid_file(dir.path())).expect("zombie"),
             Some(false),
             "a zombie does not run"
         );
-        assert!(remove_stale_lock(&pid_path(dir.path())).expect("zombie"));
+        assert!(remove_stale_lock(&pid_file(dir.path())).expect("zombie"));
         zombie.wait().expect("reap");
 
         // A reaped one: dead.
-        pid_file(dir.path(), pid);
-        assert!(remove_stale_lock(&pid_path(dir.path())).expect("dead"));
-        assert!(!dir.path().join("postmaster.pid").exists());
+        write_pid_file(dir.path(), pid);
+        assert!(remove_stale_lock(&pid_file(dir.path())).expect("dead"));
+        assert!(!pid_file(dir.path()).exists());
     }
 }

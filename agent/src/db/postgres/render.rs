@@ -87,7 +87,7 @@ fn socket_dirs(s: &PostgresSettings) -> impl Iterator<Item = Option<PathBuf>> + 
 pub(crate) fn lock_files(s: &PostgresSettings) -> Vec<PathBuf> {
     let socket_lock = format!(".s.PGSQL.{}.lock", s.port);
     let sockets = socket_dirs(s).flatten().map(|dir| dir.join(&socket_lock));
-    std::iter::once(s.data_dir.join("postmaster.pid")).chain(sockets).collect()
+    std::iter::once(super::files::pid_file(&s.data_dir)).chain(sockets).collect()
 }
 
 /// A member's replication slot name: lowercase, anything outside `[a-z0-9_]` becomes `_`, at most 63 bytes.
