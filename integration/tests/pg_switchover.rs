@@ -53,8 +53,8 @@ async fn a_switchover_moves_the_primary_without_losing_acknowledged_writes() {
     let rows = cluster.query(candidate, "SELECT count(*) FROM t").await.expect("count");
     assert_eq!(rows, ["50"], "every acknowledged row is on the new primary");
     cluster.streaming_replica(old, PATIENCE).await;
-    // The new primary keeps a slot for each other member; the old one, now a replica, drops its own
-    // (nobody would advance them: they would hold its WAL for ever).
+    // The new primary keeps a slot for each other member; the old one, now a replica, keeps none (its
+    // rewind drops them, and a replica drops unused ones: nobody would advance them).
     cluster.eventually(candidate, SLOTS, &[&slots_of(candidate)]).await;
     cluster.eventually(old, SLOTS, &[""]).await;
 
