@@ -23,11 +23,20 @@ pub struct Ack {
     pub at: Instant,
 }
 
+/// One failed write attempt: when it ended and why (its outcome is unknown; its id is never reused).
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// When the attempt ended.
+    pub at: Instant,
+    /// The error, or that the attempt timed out.
+    pub error: String,
+}
+
 /// A running writer.
 pub struct Writer {
     acks: Arc<Mutex<Vec<Ack>>>,
     stop: Arc<AtomicBool>,
-    task: JoinHandle<usize>,
+    task: JoinHandle<Vec<Failure>>,
 }
 
 impl Writer {
@@ -61,8 +70,8 @@ impl Writer {
         self.acks.lock().expect("acks").len()
     }
 
-    /// Stops writing; returns every acknowledged commit and the number of failed attempts.
-    pub async fn stop(self) -> (Vec<Ack>, usize) {
+    /// Stops writing; returns every acknowledged commit and every failed attempt.
+    pub async fn stop(self) -> (Vec<Ack>, Vec<Failure>) {
         self.stop.store(true, Ordering::Relaxed);
         let failures = self.task.await.expect("writer task");
         let acks = self.acks.lock().expect("acks").clone();
@@ -99,36 +108,44 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the number of failed attempts.
-async fn write(hosts: String, pace: Duration, acks: Arc<Mutex<Vec<Ack>>>, stop: Arc<AtomicBool>) -> usize {
+/// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the failed attempts.
+async fn write(
+    hosts: String,
+    pace: Duration,
+    acks: Arc<Mutex<Vec<Ack>>>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Failure> {
     let mut client: Option<tokio_postgres::Client> = None;
-    let mut failures = 0;
+    let mut failures = Vec::new();
     let mut id: i64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let attempt = async {
             if client.as_ref().is_none_or(|c| c.is_closed()) {
-                client = Some(connect(&hosts).await.map_err(|e| e.to_string())?);
+                client = Some(connect(&hosts).await.map_err(|e| format!("connect: {}", pg_error(&e)))?);
             }
             let c = client.as_ref().expect("connected");
             let row = c
                 .query_one("INSERT INTO t (id) VALUES ($1) RETURNING inet_server_port()", &[&id])
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("insert {id}: {}", pg_error(&e)))?;
             let server_port: i32 = row.get(0);
             Ok::<u16, String>(server_port as u16)
         };
-        match tokio::time::timeout(ATTEMPT, attempt).await {
+        let error = match tokio::time::timeout(ATTEMPT, attempt).await {
             Ok(Ok(server_port)) => {
                 acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
                 if !pace.is_zero() {
                     tokio::time::sleep(pace).await;
                 }
+                None
             }
-            Ok(Err(_)) | Err(_) => {
-                failures += 1;
-                client = None;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            Ok(Err(error)) => Some(error),
+            Err(_) => Some(format!("insert {id}: no answer in {ATTEMPT:?}")),
+        };
+        if let Some(error) = error {
+            failures.push(Failure { at: Instant::now(), error });
+            client = None;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // A failed insert may have committed or not: never reuse its id.
         id += 1;

@@ -60,9 +60,10 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_is_
     .await;
     let (acks, failures) = writer.stop().await;
     eprintln!(
-        "writes resumed through HAProxy {:?} after the kill; {} rows acknowledged, {failures} failed attempts",
+        "writes resumed through HAProxy {:?} after the kill; {} rows acknowledged, {} failed attempts",
         resumed - killed_at,
-        acks.len()
+        acks.len(),
+        failures.len()
     );
 
     // HAProxy routes writes to the new primary only; /primary on the agents agrees.
@@ -273,7 +274,7 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
     let timeline: Vec<String> = changes.iter().map(|(t, up)| format!("{} UP {up:?}", since(*t))).collect();
     eprintln!(
         "switchover {} -> {}: POST answered 200 at {}; last write on the old primary at {}, first on the \
-         candidate at {} (window {:?}); {} rows acknowledged, {failures} failed attempts; \
+         candidate at {} (window {:?}); {} rows acknowledged, {} failed attempts; \
          HAProxy {PRIMARY_BACKEND}: {}",
         name(old),
         name(candidate),
@@ -282,6 +283,7 @@ async fn a_switchover_through_haproxy_loses_no_write_and_leaves_one_server_up() 
         since(resumed),
         resumed - last_old,
         acks.len(),
+        failures.len(),
         timeline.join(", ")
     );
     assert_eq!(up, [name(candidate)], "servers UP in {PRIMARY_BACKEND}: {servers:?}");

@@ -691,8 +691,8 @@ impl<D: Database> Agent<D> {
 
 impl<D: Database> Agent<D> {
     /// A synchronous standby about to stop announces it (its record says `stopping`, which the primary
-    /// takes as "not a candidate") and waits, at most [`SYNC_HANDOFF`], until the primary handed its role
-    /// over (see [`handed_over`]).
+    /// takes as "not a candidate") and waits, at most [`sync_handoff_wait`], until the primary handed its
+    /// role over (see [`handed_over`]), keeping its record alive meanwhile.
     async fn hand_over_sync_role(&mut self) {
         let view = cluster_view(&self.dcs.local());
         if !is_named_standby(&view, &self.me.name) {
@@ -703,22 +703,43 @@ impl<D: Database> Agent<D> {
         self.published = None;
         let db = self.db.observe().await;
         let dynamic = self.dynamic.clone();
-        self.publish(&db, Some(&view), &dynamic, "shutting down: handing the synchronous standby role over")
-            .await;
-        let deadline = Instant::now() + SYNC_HANDOFF;
-        while !handed_over(&cluster_view(&self.dcs.local()), &self.me.name) {
+        let wait = sync_handoff_wait(&dynamic);
+        let deadline = Instant::now() + wait;
+        loop {
+            let view = cluster_view(&self.dcs.local());
+            if handed_over(&view, &self.me.name) {
+                break;
+            }
             if Instant::now() >= deadline {
-                tracing::warn!(waited = ?SYNC_HANDOFF, "the primary did not move the synchronous standby role: stopping anyway");
+                tracing::warn!(
+                    ?wait,
+                    "the primary did not move the synchronous standby role: stopping anyway"
+                );
                 return;
             }
+            // Written again only once half its ttl is gone: the primary must not see this member vanish.
+            self.publish(
+                &db,
+                Some(&view),
+                &dynamic,
+                "shutting down: handing the synchronous standby role over",
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tracing::info!("synchronous standby role handed over");
     }
 }
 
-/// How long a synchronous standby that shuts down waits for the primary to move its role.
-const SYNC_HANDOFF: Duration = Duration::from_secs(5);
+/// How long a synchronous standby that shuts down waits for the primary to move its role: the primary
+/// needs about three of its cycles (drop the standby from `sync`, change its rule, publish the new
+/// standby once it confirms), each slower on a busy machine; never less than [`SYNC_HANDOFF_MIN`].
+fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
+    (4 * dynamic.loop_wait).max(SYNC_HANDOFF_MIN)
+}
+
+/// The least time a synchronous standby that shuts down waits for the primary to move its role.
+const SYNC_HANDOFF_MIN: Duration = Duration::from_secs(10);
 
 /// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
 /// a plain one, whose HTTPS calls then fail and are logged.
