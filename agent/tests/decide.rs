@@ -1516,7 +1516,7 @@ fn strict_keeps_the_node_count_even_with_fewer_standbys() {
 
 #[test]
 fn quorum_is_published_as_a_whole_once_every_voter_caught_up() {
-    let both = || vec!["node3".to_string(), "node2".to_string()];
+    let both = || vec!["node2".to_string(), "node3".to_string()];
     let any = SyncRule::Any { count: 1, names: both() };
     let mut o = sync_primary(SynchronousMode::Quorum, SyncRule::Off, Some(&[]));
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(any.clone())));
@@ -1525,11 +1525,24 @@ fn quorum_is_published_as_a_whole_once_every_voter_caught_up() {
     o.db.replicas = vec![link("node2", true, 3000), link("node3", true, 4500)];
     assert_eq!(sync_action(&o), None, "node2 has not caught up");
     o.db.replicas[0] = link("node2", true, 4000);
-    assert_eq!(sync_action(&o), Some(publish(&["node3", "node2"], Some(1))));
+    assert_eq!(sync_action(&o), Some(publish(&["node2", "node3"], Some(1))));
     // A changed voter set withdraws the quorum before the rule changes.
     store(&mut o).sync = Some(SyncState { leader: Some(name("me")), sync_standby: both(), quorum: Some(1) });
     o.db.replicas.pop();
     assert_eq!(sync_action(&o), Some(publish(&[], None)));
+}
+
+#[test]
+fn quorum_voters_are_listed_by_name_so_a_change_of_who_is_ahead_changes_nothing() {
+    let any = SyncRule::Any { count: 1, names: vec!["node2".into(), "node3".into()] };
+    let mut o = sync_primary(SynchronousMode::Quorum, any.clone(), Some(&[]));
+    o.sync_applied_at = Some(Position(4000));
+    store(&mut o).sync =
+        Some(SyncState { leader: Some(name("me")), sync_standby: any.names().to_vec(), quorum: Some(1) });
+    for (node2, node3) in [(4000, 4500), (4600, 4500), (5000, 4000)] {
+        o.db.replicas = vec![link("node2", true, node2), link("node3", true, node3)];
+        assert_eq!(sync_action(&o), None, "node2 at {node2}, node3 at {node3}");
+    }
 }
 
 #[test]

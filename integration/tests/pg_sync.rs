@@ -32,6 +32,19 @@ async fn standby_names(cluster: &AgentCluster, primary: usize) -> String {
     rows.into_iter().next().unwrap_or_default()
 }
 
+/// In a three-node cluster in `on` mode: the replica the primary's `synchronous_standby_names` names, and
+/// the other one.
+async fn standby_and_other(cluster: &AgentCluster, primary: usize) -> (usize, usize) {
+    let names = standby_names(cluster, primary).await;
+    let replicas: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != primary).collect();
+    let standby = *replicas
+        .iter()
+        .find(|r| names == format!("FIRST 1 (\"{}\")", cluster.nodes[**r].name))
+        .unwrap_or_else(|| panic!("synchronous_standby_names {names:?} names no replica"));
+    let other = *replicas.iter().find(|r| **r != standby).expect("another replica");
+    (standby, other)
+}
+
 /// Each member's role in `GET /cluster`, by name.
 async fn roles(cluster: &AgentCluster, i: usize) -> Vec<(String, String)> {
     let (_, body) = cluster.rest(i, "/cluster").await.expect("GET /cluster");
@@ -51,13 +64,7 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
     patch_config(&cluster, primary, r#"{"synchronous_mode": "on"}"#).await;
     cluster.sync_state(primary, "sync", PATIENCE).await;
 
-    let names = standby_names(&cluster, primary).await;
-    let replicas: Vec<usize> = all.into_iter().filter(|i| *i != primary).collect();
-    let standby = *replicas
-        .iter()
-        .find(|r| names == format!("FIRST 1 (\"{}\")", cluster.nodes[**r].name))
-        .unwrap_or_else(|| panic!("synchronous_standby_names {names:?} names no replica"));
-    let other = *replicas.iter().find(|r| **r != standby).expect("another replica");
+    let (standby, other) = standby_and_other(&cluster, primary).await;
     let (standby_name, other_name) = (cluster.nodes[standby].name.clone(), cluster.nodes[other].name.clone());
     // Published in `sync` once PostgreSQL reports it synchronous and caught up.
     wait_for("the sync standby in /cluster", PATIENCE, || async {
@@ -139,6 +146,91 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
     let stall = acks.windows(2).map(|w| w[1].at - w[0].at).max().unwrap_or_default();
     eprintln!("longest wait between two commits while the sync standby stopped: {stall:?}");
     cluster.sync_state(primary, "sync", PATIENCE).await;
+}
+
+/// PostgreSQL releases a waiting commit only when a standby that the rule names reports its position, and
+/// a standby that already holds the commit reports again only when new WAL comes or a timer fires. Here the
+/// sync standby's WAL receiver is frozen while a commit waits for it; the other replica holds that commit,
+/// nothing else writes, and every report timer is off (the replica's status interval is an hour, no
+/// sender or receiver timeouts). Switching to quorum mode (`ANY 1` of both) must release the commit while
+/// the standby is still frozen: the agent has the standbys report once the new rule is in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_rule_releases_a_commit_that_waited_for_a_standby_it_no_longer_needs() {
+    init_tracing();
+    let cluster = AgentCluster::start_with(3, |_| String::new(), "synchronous_mode: on");
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    cluster.sync_state(primary, "sync", PATIENCE).await;
+    let (standby, other) = standby_and_other(&cluster, primary).await;
+    cluster.query(primary, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
+    let timers = [
+        (other, "wal_receiver_status_interval", "1h"),
+        (other, "wal_receiver_timeout", "0"),
+        (primary, "wal_sender_timeout", "0"),
+    ];
+    for (node, name, value) in timers {
+        // ALTER SYSTEM may not run in the transaction that a query of two statements is.
+        for sql in [format!("ALTER SYSTEM SET {name} = '{value}'"), "SELECT pg_reload_conf()".into()] {
+            cluster.query(node, &sql).await.unwrap_or_else(|e| panic!("{sql}: {}", writer::pg_error(&e)));
+        }
+        cluster.eventually(node, &format!("SHOW {name}"), &[value]).await;
+    }
+    let receiver = wait_for("the sync standby's WAL receiver pid", PATIENCE, || async {
+        let rows = cluster.query(standby, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
+        rows.first()?.parse::<libc::pid_t>().ok()
+    })
+    .await;
+    let frozen = Frozen::stop(&cluster, receiver);
+
+    let client = cluster.connect(primary).await.expect("connect");
+    let waiting =
+        tokio::spawn(async move { client.simple_query("INSERT INTO t VALUES (1)").await.map(|_| ()) });
+    wait_for("the commit to wait for the frozen standby", PATIENCE, || async {
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+        (cluster.query(primary, waiting).await.ok()? == ["1"]).then_some(())
+    })
+    .await;
+    // The background writer logs the running transactions once after any WAL of note (every 15 s at most);
+    // once the other replica has reported that too, nothing writes, and nothing makes it report again.
+    let written = cluster.query(primary, "SELECT pg_current_wal_insert_lsn()").await.expect("lsn").remove(0);
+    let quiet = format!(
+        "SELECT pg_current_wal_insert_lsn() > '{written}' AND flush_lsn >= pg_current_wal_insert_lsn() \
+         FROM pg_stat_replication WHERE application_name = '{}'",
+        cluster.nodes[other].name
+    );
+    wait_for("the standby snapshot after the commit, reported by the other replica", PATIENCE, || async {
+        (cluster.query(primary, &quiet).await.ok()? == ["t"]).then_some(())
+    })
+    .await;
+    assert!(!waiting.is_finished(), "the commit waits for the frozen standby");
+
+    patch_config(&cluster, primary, r#"{"synchronous_mode": "quorum"}"#).await;
+    tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("the commit completes while the standby is still frozen")
+        .expect("task")
+        .expect("insert");
+    assert!(standby_names(&cluster, primary).await.starts_with("ANY 1 ("));
+    drop(frozen);
+    cluster.sync_state(primary, "sync", PATIENCE).await;
+}
+
+/// A process of one of the cluster's servers, stopped with SIGSTOP until this is dropped.
+struct Frozen<'a> {
+    cluster: &'a AgentCluster,
+    pid: libc::pid_t,
+}
+
+impl<'a> Frozen<'a> {
+    fn stop(cluster: &'a AgentCluster, pid: libc::pid_t) -> Frozen<'a> {
+        assert!(cluster.signal_pid(pid, libc::SIGSTOP), "SIGSTOP {pid}");
+        Frozen { cluster, pid }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.cluster.signal_pid(self.pid, libc::SIGCONT);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -135,15 +135,19 @@ pub enum SyncChange {
     Publish(SyncState),
 }
 
-/// The rule the primary should apply: the best standbys (`on`) or all of them as voters (`quorum`); with
-/// none, asynchronous (or, strict, wait for any replica).
+/// The rule the primary should apply: the best standbys (`on`) or all of them as voters, by name
+/// (`quorum`); with none, asynchronous (or, strict, wait for any replica).
 pub fn wanted_rule(o: &Observation, cluster: &ClusterView) -> SyncRule {
     let policy = o.policy.sync;
     let mut candidates = candidates(o, cluster);
     if policy.mode == SynchronousMode::On {
         candidates.truncate(policy.node_count as usize);
     }
-    let names: Vec<String> = candidates.into_iter().map(|(name, _)| name).collect();
+    let mut names: Vec<String> = candidates.into_iter().map(|(name, _)| name).collect();
+    if policy.mode == SynchronousMode::Quorum {
+        // Voters are equals: listed by name, so that a change of who is ahead does not change the rule.
+        names.sort();
+    }
     let count = if policy.strict { policy.node_count } else { policy.node_count.min(names.len() as u32) };
     match policy.mode {
         SynchronousMode::Off => SyncRule::Off,

@@ -216,35 +216,48 @@ impl Postgres {
         Ok(())
     }
 
-    /// Remembers `rule` for every later start and applies it to the running server.
+    /// Remembers `rule` for every later start and applies it to the running server, then has every standby
+    /// report its position at once. PostgreSQL releases a waiting commit only when a standby it now waits
+    /// for reports, and a standby that already holds the commit (an asynchronous one, until this rule)
+    /// reports again only when new WAL comes or after `wal_receiver_status_interval` (10 s): without this,
+    /// a commit that waited for a standby this rule drops could wait that long on a quiet primary.
     pub(super) async fn set_sync_rule_now(&self, rule: &SyncRule) -> Result<(), DbError> {
         let value = standby_names::render(rule);
-        self.apply_runtime("synchronous_standby_names", value, |r| r.sync = rule.clone()).await
+        let applied =
+            self.apply_runtime("synchronous_standby_names", value, |r| r.sync = rule.clone()).await?;
+        let Some(session) = applied else { return Ok(()) };
+        if let Err(e) = sql::nudge_standbys(&session.client).await {
+            tracing::warn!(member = %self.settings.name, error = %e, "standbys not asked to report after the rule change");
+        }
+        Ok(())
     }
 
     /// Remembers `token` for every later start and applies it to the running server.
     pub(super) async fn set_fencing_token_now(&self, token: u64) -> Result<(), DbError> {
-        self.apply_runtime(render::FENCING_TOKEN, token.to_string(), |r| r.fencing_token = Some(token)).await
+        self.apply_runtime(render::FENCING_TOKEN, token.to_string(), |r| r.fencing_token = Some(token))
+            .await?;
+        Ok(())
     }
 
     /// Changes the runtime settings with `change`, kept for every later start. On a running server,
     /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns), reloads it
-    /// and waits until new sessions see `value` for `name`.
+    /// and waits until new sessions see `value` for `name`. Returns the session that saw it, if the
+    /// server runs.
     async fn apply_runtime(
         &self,
         name: &'static str,
         value: String,
         change: impl FnOnce(&mut Runtime),
-    ) -> Result<(), DbError> {
+    ) -> Result<Option<Session>, DbError> {
         let runtime = {
             let mut runtime = self.runtime();
             change(&mut runtime);
             runtime.clone()
         };
         let action = format!("set {name}");
-        let Some(conf) = self.configured() else { return Ok(()) };
+        let Some(conf) = self.configured() else { return Ok(None) };
         if !self.tools.pg_ctl_running(self.data_dir()).await? {
-            return Ok(());
+            return Ok(None);
         }
         let owner = self.tools.owner()?;
         self.blocking(&action, move |s| {
@@ -263,7 +276,7 @@ impl Postgres {
             let applied = sql::setting(&session.client, name).await.map_err(|e| failed(e.to_string()))?;
             if applied == value {
                 tracing::info!(member = %self.settings.name, setting = name, %value, "applied");
-                return Ok(());
+                return Ok(Some(session));
             }
             if Instant::now() >= deadline {
                 return Err(failed(format!("still {applied:?} after a reload, wanted {value:?}")));

@@ -163,6 +163,14 @@ pub(crate) async fn reload(client: &Client) -> Result<(), tokio_postgres::Error>
     client.batch_execute("SELECT pg_reload_conf()").await
 }
 
+/// On a primary, commits a transaction of its own without waiting for any standby (`synchronous_commit`
+/// `local`), so that every standby receives new WAL and reports its flush position at once.
+pub(crate) async fn nudge_standbys(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute("SET synchronous_commit TO local; SELECT txid_current() WHERE NOT pg_is_in_recovery()")
+        .await
+}
+
 /// A setting's value, as this session sees it.
 pub(crate) async fn setting(client: &Client, name: &str) -> Result<String, tokio_postgres::Error> {
     client.query_one("SELECT current_setting($1)", &[&name]).await?.try_get(0)
