@@ -90,6 +90,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         can_fail_over: config.tags.can_fail_over(),
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
+        parameters: config.postgresql.parameters.clone(),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
     }

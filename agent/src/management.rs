@@ -65,14 +65,19 @@ impl AgentManagement {
                     (_, Some(_)) if role == "leader" => json!(0),
                     _ => json!("unknown"),
                 };
-                json!({
+                let mut member = json!({
                     "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
                     "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
                     "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
                     "receive_lsn": m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
                     "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
                     "tags": m.tags, "reason": m.reason, "sync_state": m.sync_state,
-                })
+                });
+                if m.pending_restart {
+                    member["pending_restart"] = json!(true);
+                    member["pending_restart_reason"] = json!(m.pending_restart_reason);
+                }
+                member
             })
             .collect();
         let mut cluster = json!({ "scope": self.scope, "members": members });

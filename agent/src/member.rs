@@ -1,9 +1,10 @@
 //! The record each agent publishes about its member under `members/<name>` every loop, with a ttl, in
 //! Patroni's shape so that tools reading it find the fields they know.
 
-use crate::db::{DbState, Position, Role, Upstream};
+use crate::db::{DbState, PendingSetting, Position, Role, Upstream};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use vigil_api::PendingChange;
 
 /// One member's status as its agent last published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,12 +42,27 @@ pub struct MemberRecord {
     /// Primary: how its commits are replicated (`async`, `sync`, `relaxed`, `blocked`; see the status JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_state: Option<String>,
+    /// True while the database needs a restart to apply a changed parameter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_restart: bool,
+    /// The parameters that wait for a restart, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, PendingChange>,
 }
 
 impl MemberRecord {
     /// How to stream from this member, named `name`.
     pub fn upstream(&self, name: &str) -> Upstream {
         Upstream { name: name.to_owned(), host: self.host.clone(), port: self.port }
+    }
+
+    /// The parameters of `db` that wait for a restart, as Patroni reports them.
+    pub fn pending_changes(db: &DbState) -> BTreeMap<String, PendingChange> {
+        let change = |p: &PendingSetting| PendingChange {
+            old_value: p.running.clone(),
+            new_value: p.configured.clone().unwrap_or_default(),
+        };
+        db.pending_restart.iter().map(|p| (p.name.clone(), change(p))).collect()
     }
 
     /// The state and role fields for a database observation.

@@ -91,6 +91,8 @@ fn record(member: &str) -> MemberRecord {
         reason: None,
         tags: BTreeMap::new(),
         sync_state: None,
+        pending_restart: false,
+        pending_restart_reason: BTreeMap::new(),
     }
 }
 
@@ -957,6 +959,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                 server_version: None,
                 sync_rule: None,
                 replicas: Vec::new(),
+                pending_restart: Vec::new(),
             }
         })
 }

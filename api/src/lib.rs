@@ -23,4 +23,4 @@ pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{router, Endpoint, StatusSource, ROUTES};
 pub use schedule::{Schedule, ScheduleError};
-pub use status::{NodeStatus, PatroniInfo, RaftInfo, Replication, VigilInfo, Xlog};
+pub use status::{NodeStatus, PatroniInfo, PendingChange, RaftInfo, Replication, VigilInfo, Xlog};

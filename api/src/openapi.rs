@@ -247,6 +247,9 @@ fn node_status_schema() -> Value {
             } },
             "replication": replication,
             "sync_standby": flag, "quorum_standby": flag, "pause": flag, "pending_restart": flag,
+            "pending_restart_reason": { "type": "object", "additionalProperties": {
+                "type": "object", "properties": { "old_value": string, "new_value": string },
+            } },
             "dcs_last_seen": int, "database_system_identifier": string,
             "tags": { "type": "object", "additionalProperties": true },
             "patroni": { "type": "object", "properties": {

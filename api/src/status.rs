@@ -44,6 +44,9 @@ pub struct NodeStatus {
     /// True while the database needs a restart to apply a changed parameter.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pending_restart: bool,
+    /// The parameters that wait for a restart, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending_restart_reason: BTreeMap<String, PendingChange>,
     /// When this member last read the cluster store successfully, in Unix seconds (0: never).
     #[serde(default)]
     pub dcs_last_seen: u64,
@@ -58,6 +61,15 @@ pub struct NodeStatus {
     /// Vigil's own fields.
     #[serde(default)]
     pub vigil: VigilInfo,
+}
+
+/// A parameter change that waits for a restart, as Patroni reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    /// The value the database runs with.
+    pub old_value: String,
+    /// The value it will have after the restart (empty when the server does not say).
+    pub new_value: String,
 }
 
 /// WAL positions, as bytes (Patroni reports them as integers).
@@ -221,7 +233,14 @@ mod tests {
     fn flags_appear_only_while_true() {
         let mut status = NodeStatus::default();
         let json = serde_json::to_value(&status).expect("json");
-        for absent in ["pause", "pending_restart", "sync_standby", "quorum_standby", "replication"] {
+        for absent in [
+            "pause",
+            "pending_restart",
+            "pending_restart_reason",
+            "sync_standby",
+            "quorum_standby",
+            "replication",
+        ] {
             assert!(json.get(absent).is_none(), "{absent}");
         }
         assert_eq!(json["dcs_last_seen"], 0);

@@ -28,7 +28,7 @@ pub enum CtlCommand {
     Dsn(DsnArgs),
     /// Restart a member's database in its current role.
     Restart(MemberOpArgs),
-    /// Make a member's agent re-read its configuration file (tags apply at once).
+    /// Make a member's agent re-read its configuration file (tags and postgresql.parameters apply at once).
     Reload(MemberOpArgs),
     /// Rebuild a replica: remove its data and clone it again from the primary.
     Reinit(MemberOpArgs),
@@ -252,6 +252,9 @@ pub struct MemberOpArgs {
     /// restart only: only if the member has this role.
     #[arg(long, value_parser = ["primary", "replica"])]
     pub role: Option<String>,
+    /// restart only: only if a changed parameter waits for a restart.
+    #[arg(long)]
+    pub pending: bool,
     /// Do not ask for confirmation.
     #[arg(long)]
     pub force: bool,

@@ -109,7 +109,11 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
         members.iter().any(|m| m["port"].as_u64().is_some_and(|p| p != 5432)) || hosts.len() < members.len();
     let with_tags = extended || members.iter().any(|m| m["tags"].as_object().is_some_and(|t| !t.is_empty()));
 
+    let with_pending = members.iter().any(|m| m["pending_restart"] == true);
     let mut columns: Vec<&str> = COLUMNS.to_vec();
+    if with_pending {
+        columns.push("Pending restart");
+    }
     if with_tags {
         columns.push("Tags");
     }
@@ -125,6 +129,9 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
             m.get("timeline").filter(|t| !t.is_null()).cloned().unwrap_or(json!("")),
         ];
         row.extend(positions(m, leader_lsn));
+        if with_pending {
+            row.push(json!(if m["pending_restart"] == true { "*" } else { "" }));
+        }
         if with_tags {
             row.push(m.get("tags").filter(|t| t.is_object()).cloned().unwrap_or(json!("")));
         }
@@ -382,6 +389,17 @@ mod tests {
         assert!(out.contains("| nofailover: true |"), "{out}");
         assert!(render(&c, Format::Tsv, false, false).contains("\t{nofailover: true}\n"));
         assert!(render(&cluster(), Format::Pretty, false, true).contains("| Tags |"));
+    }
+
+    #[test]
+    fn a_pending_restart_gets_a_column_with_a_star() {
+        assert!(!render(&cluster(), Format::Pretty, false, false).contains("Pending restart"));
+        let mut c = cluster();
+        c["members"][0]["pending_restart"] = json!(true); // node2, listed second
+        let table = members_table(&c, false, false);
+        let column = table.columns.iter().position(|c| c == "Pending restart").expect("the column");
+        let marks: Vec<&Value> = table.rows.iter().map(|r| &r[column]).collect();
+        assert_eq!(marks, [&json!(""), &json!("*"), &json!("")]);
     }
 
     #[test]

@@ -28,10 +28,16 @@ impl MemberOp {
 
     fn body(self, args: &MemberOpArgs) -> Value {
         match self {
-            MemberOp::Restart => match &args.role {
-                Some(role) => json!({ "role": role }),
-                None => json!({}),
-            },
+            MemberOp::Restart => {
+                let mut body = json!({});
+                if let Some(role) = &args.role {
+                    body["role"] = json!(role);
+                }
+                if args.pending {
+                    body["restart_pending"] = json!(true);
+                }
+                body
+            }
             MemberOp::Reload => json!({}),
             MemberOp::Reinit => json!({ "force": args.force }),
         }

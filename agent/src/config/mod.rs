@@ -153,8 +153,7 @@ impl Config {
     /// `bootstrap.pg_hba`.
     pub fn postgres_settings(&self, dynamic: &DynamicConfig) -> PostgresSettings {
         let pg = &self.postgresql;
-        let mut parameters = dynamic.postgresql.parameters.clone();
-        parameters.extend(pg.parameters.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let parameters = server_parameters(dynamic, &pg.parameters);
         let credentials =
             |u: &UserPassword| Credentials { username: u.username.clone(), password: u.password.clone() };
         PostgresSettings {
@@ -227,6 +226,17 @@ impl Config {
         let me = self.raft.self_addr.to_string();
         self.raft_members().into_iter().find(|(_, a)| *a == me).map_or(1, |(id, _)| id)
     }
+}
+
+/// The server parameters a member runs with: the dynamic configuration's (`postgresql.parameters` in the
+/// store) overlaid with its own file's `postgresql.parameters`.
+pub fn server_parameters(
+    dynamic: &DynamicConfig,
+    local: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut parameters = dynamic.postgresql.parameters.clone();
+    parameters.extend(local.iter().map(|(k, v)| (k.clone(), v.clone())));
+    parameters
 }
 
 /// Removes `key:` entries with no value, so they mean "left out" (and take their defaults) as in Patroni.

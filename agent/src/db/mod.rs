@@ -6,6 +6,7 @@
 pub mod postgres;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 
@@ -130,6 +131,17 @@ pub struct LinkReport {
     pub sync_priority: i32,
 }
 
+/// A server parameter whose new value takes effect only when the server restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSetting {
+    /// The parameter's name.
+    pub name: String,
+    /// The value the server runs with.
+    pub running: String,
+    /// The value it will have after a restart, when the server says.
+    pub configured: Option<String>,
+}
+
 /// One observation of the local database server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbState {
@@ -157,6 +169,8 @@ pub struct DbState {
     pub sync_rule: Option<SyncRule>,
     /// Primary: the replicas connected to it.
     pub replicas: Vec<ReplicaLink>,
+    /// Changed parameters that wait for a restart.
+    pub pending_restart: Vec<PendingSetting>,
 }
 
 impl DbState {
@@ -175,6 +189,7 @@ impl DbState {
             server_version: None,
             sync_rule: None,
             replicas: Vec::new(),
+            pending_restart: Vec::new(),
         }
     }
 
@@ -257,6 +272,13 @@ pub trait Database: Send + Sync + 'static {
     /// Records the fencing token of the lease this member leads under where every client can read it,
     /// before the server takes a write (PostgreSQL: `SHOW vigil.fencing_token`); kept for every later start.
     fn set_fencing_token(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Runs the server with these parameters from now on: applied at once where the server allows it,
+    /// else at its next restart (reported in [`DbState::pending_restart`]); kept for every later start.
+    fn set_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
 }
 
 #[cfg(test)]

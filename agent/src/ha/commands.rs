@@ -113,10 +113,10 @@ impl<D: Database> Agent<D> {
     }
 
     async fn restart(&mut self, request: RestartRequest) -> Result<String, ApiError> {
-        if request.restart_pending == Some(true) {
-            return Err(ApiError::new(412, "no restart is pending on this member"));
-        }
         let db = self.db.observe().await;
+        if request.restart_pending == Some(true) && db.pending_restart.is_empty() {
+            return Err(ApiError::new(412, "restart conditions are not satisfied: no restart is pending"));
+        }
         let role = match db.role {
             Some(Role::Primary) => "primary",
             Some(Role::Replica) => "replica",
@@ -163,11 +163,13 @@ impl<D: Database> Agent<D> {
             return Err(ApiError::new(503, "this agent was not started from a configuration file"));
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
-        self.apply_tags(&config);
+        self.apply_reloaded(&config);
         let role = if self.holds_lease() { "primary" } else { "replica" };
         self.guard.hooks.callback(Callback::OnReload, role, self.lease_token());
         self.wake();
-        tracing::info!(file = %path.display(), "configuration reloaded: tags applied");
-        Ok("reloaded: tags apply at once; other settings take effect when the agent restarts".to_owned())
+        tracing::info!(file = %path.display(), "configuration reloaded: tags and postgresql.parameters applied");
+        Ok("reloaded: tags and postgresql.parameters apply at once (parameters that need a restart show as \
+            pending_restart); other settings take effect when the agent restarts"
+            .to_owned())
     }
 }

@@ -44,6 +44,8 @@ pub struct Identity {
     pub failover_priority: i64,
     /// The dynamic configuration to publish at bootstrap, and to use while the store has none.
     pub bootstrap_dcs: DynamicConfig,
+    /// This member's own server parameters (`postgresql.parameters`), over the dynamic configuration's.
+    pub parameters: BTreeMap<String, String>,
     /// The configuration file, re-read by `POST /reload`.
     pub config_path: Option<std::path::PathBuf>,
     /// How to call the peers' REST API (HTTPS settings; plain HTTP needs none).
@@ -82,6 +84,8 @@ pub struct Agent<D: Database> {
     sync_seen: Option<(SyncRule, Option<Position>)>,
     /// The dynamic configuration as last read (the bootstrap one until then).
     dynamic: DynamicConfig,
+    /// The server parameters last handed to the database (`None`: none yet since the agent started).
+    parameters: Option<BTreeMap<String, String>>,
     /// Whether this cycle already renewed the lease (at its start).
     renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
@@ -121,6 +125,7 @@ impl<D: Database> Agent<D> {
             sync_seen: None,
             leaving: false,
             dynamic: me_dynamic,
+            parameters: None,
             renewed_this_cycle: false,
             scheduled_restart: None,
             scheduled_wake: None,
@@ -231,6 +236,7 @@ impl<D: Database> Agent<D> {
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
             return self.next_wait(&dynamic);
         }
+        self.apply_parameters(&dynamic).await;
         let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
         self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
         let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
@@ -347,11 +353,26 @@ impl<D: Database> Agent<D> {
     }
 
     /// Takes the tags (and what follows from them) from a reloaded configuration.
-    pub(super) fn apply_tags(&mut self, config: &crate::config::Config) {
+    /// Takes the tags and the server parameters of a configuration file read again.
+    pub(super) fn apply_reloaded(&mut self, config: &crate::config::Config) {
         self.me.tags = super::identity_tags(config);
         self.me.can_fail_over = config.tags.can_fail_over();
         self.me.failover_priority = config.tags.failover_priority();
+        self.me.parameters = config.postgresql.parameters.clone();
         self.published = None;
+    }
+
+    /// Hands the database the server parameters of `dynamic` and this member's file once they change
+    /// (the adapter reloads the server; what needs a restart shows as pending).
+    async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {
+        let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
+        if self.parameters.as_ref() == Some(&wanted) {
+            return;
+        }
+        match self.db.set_parameters(&wanted).await {
+            Ok(()) => self.parameters = Some(wanted),
+            Err(e) => tracing::warn!(error = %e, "server parameters not applied; trying again next cycle"),
+        }
     }
 
     fn policy(&self, dynamic: &DynamicConfig) -> Policy {
@@ -594,6 +615,8 @@ impl<D: Database> Agent<D> {
             sync_state: db
                 .is_running_primary()
                 .then(|| sync_health(db, dynamic.synchronous_mode).as_str().to_owned()),
+            pending_restart: !db.pending_restart.is_empty(),
+            pending_restart_reason: MemberRecord::pending_changes(db),
         };
         let fresh = self
             .published
@@ -662,6 +685,8 @@ impl<D: Database> Agent<D> {
             server_version: db.server_version,
             dcs_last_seen: self.dcs_last_seen,
             pause: dynamic.pause,
+            pending_restart: record.pending_restart,
+            pending_restart_reason: record.pending_restart_reason.clone(),
             sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
             quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
             replication: db.replicas.iter().map(shown_replication).collect(),

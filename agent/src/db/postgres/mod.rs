@@ -65,7 +65,9 @@ pub struct PostgresSettings {
     pub superuser: Credentials,
     /// The replication user (`postgresql.authentication.replication`).
     pub replication: Credentials,
-    /// Server parameters (`bootstrap.dcs.postgresql.parameters` overlaid with `postgresql.parameters`).
+    /// Server parameters at the agent's start (`bootstrap.dcs.postgresql.parameters`, or the store's dynamic
+    /// ones, overlaid with `postgresql.parameters`); later changes come through `set_parameters`, except
+    /// for `unix_socket_directories`, through which the agent connects.
     pub parameters: BTreeMap<String, String>,
     /// pg_hba.conf lines (`postgresql.pg_hba`, else `bootstrap.pg_hba`).
     pub pg_hba: Vec<String>,
@@ -99,7 +101,8 @@ impl Postgres {
             }
         }
         let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
-        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime: Mutex::default() }
+        let runtime = Mutex::new(Runtime::starting(&settings));
+        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime }
     }
 
     fn data_dir(&self) -> &Path {
@@ -198,6 +201,10 @@ impl Database for Postgres {
 
     async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {
         self.logged("sync_slots", None, self.sync_slots_now(members)).await
+    }
+
+    async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), DbError> {
+        self.set_parameters_now(parameters).await
     }
 }
 

@@ -40,6 +40,7 @@ impl Postgres {
             server_version: live.server_version,
             sync_rule: standby_names::parse(&live.standby_names).filter(|_| !live.in_recovery),
             replicas: live.replicas,
+            pending_restart: live.pending_restart,
         }
     }
 

@@ -4,7 +4,7 @@ use super::render::{self, Conf, Runtime, Target};
 use super::sql::{self, Session};
 use super::{files, standby_names, InitdbOption, Postgres, PostgresSettings};
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
 use std::sync::Arc;
@@ -239,36 +239,46 @@ impl Postgres {
         Ok(())
     }
 
-    /// Changes the runtime settings with `change`, kept for every later start. On a running server,
-    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns), reloads it
-    /// and waits until new sessions see `value` for `name`. Returns the session that saw it, if the
-    /// server runs.
+    /// Runs the server with `parameters` from now on (see [`crate::db::Database::set_parameters`]), except
+    /// `unix_socket_directories`: the agent connects through the directory the server was started with.
+    pub(super) async fn set_parameters_now(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<(), DbError> {
+        let mut wanted = parameters.clone();
+        const SOCKETS: &str = "unix_socket_directories";
+        match self.settings.parameters.get(SOCKETS) {
+            Some(started) => wanted.insert(SOCKETS.into(), started.clone()),
+            None => wanted.remove(SOCKETS),
+        };
+        if wanted.get(SOCKETS) != parameters.get(SOCKETS) {
+            tracing::warn!(member = %self.settings.name, parameter = SOCKETS, "not changed while the agent runs: it connects through it; restart the agent to change it");
+        }
+        let old = self.runtime().parameters.clone();
+        let changed: BTreeSet<&String> =
+            wanted.keys().chain(old.keys()).filter(|k| wanted.get(*k) != old.get(*k)).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let applied = self.rewrite_and_reload("set parameters", |r| r.parameters = wanted.clone()).await?;
+        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
+        tracing::info!(member = %self.settings.name, ?changed, when, "server parameters changed");
+        Ok(())
+    }
+
+    /// Changes the runtime settings with `change` (kept for every later start) and waits until new
+    /// sessions see `value` for `name`. Returns the session that saw it, if the server runs.
     async fn apply_runtime(
         &self,
         name: &'static str,
         value: String,
         change: impl FnOnce(&mut Runtime),
     ) -> Result<Option<Session>, DbError> {
-        let runtime = {
-            let mut runtime = self.runtime();
-            change(&mut runtime);
-            runtime.clone()
-        };
         let action = format!("set {name}");
-        let Some(conf) = self.configured() else { return Ok(None) };
-        if !self.tools.pg_ctl_running(self.data_dir()).await? {
+        if self.rewrite_and_reload(&action, change).await?.is_none() {
             return Ok(None);
         }
-        let owner = self.tools.owner()?;
-        self.blocking(&action, move |s| {
-            files::write_postgresql_conf(s, &conf, &runtime, owner)?;
-            files::clean_auto_conf(s, owner)
-        })
-        .await?;
         let failed = |e: String| DbError::new(action.clone(), e);
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
-        sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
-        drop(session);
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             // A session started after the postmaster re-read the files sees the new value.
@@ -283,6 +293,35 @@ impl Postgres {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Changes the runtime settings with `change`, kept for every later start. On a running server,
+    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns) and reloads
+    /// it; returns the session that asked for the reload (`None`: the server does not run).
+    async fn rewrite_and_reload(
+        &self,
+        action: &str,
+        change: impl FnOnce(&mut Runtime),
+    ) -> Result<Option<Session>, DbError> {
+        let runtime = {
+            let mut runtime = self.runtime();
+            change(&mut runtime);
+            runtime.clone()
+        };
+        let Some(conf) = self.configured() else { return Ok(None) };
+        if !self.tools.pg_ctl_running(self.data_dir()).await? {
+            return Ok(None);
+        }
+        let owner = self.tools.owner()?;
+        self.blocking(action, move |s| {
+            files::write_postgresql_conf(s, &conf, &runtime, owner)?;
+            files::clean_auto_conf(s, owner)
+        })
+        .await?;
+        let failed = |e: String| DbError::new(action, e);
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
+        sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
+        Ok(Some(session))
     }
 
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and

@@ -3,6 +3,7 @@
 
 use super::{standby_names, PostgresSettings};
 use crate::db::{SyncRule, Upstream};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -107,10 +108,19 @@ pub(crate) const FENCING_TOKEN: &str = "vigil.fencing_token";
 /// Settings the agent changes while the server runs (applied by a reload), kept for every later start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Runtime {
+    /// The server parameters (the settings' at first, then the dynamic configuration's as it changes).
+    pub parameters: BTreeMap<String, String>,
     /// `synchronous_standby_names`.
     pub sync: SyncRule,
     /// The fencing token of the last lease this member was primary under.
     pub fencing_token: Option<u64>,
+}
+
+impl Runtime {
+    /// At the agent's start: the settings' parameters.
+    pub(crate) fn starting(s: &PostgresSettings) -> Runtime {
+        Runtime { parameters: s.parameters.clone(), ..Runtime::default() }
+    }
 }
 
 /// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
@@ -121,18 +131,18 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         let _ = writeln!(out, "{name} = {}", conf_quote(value));
     };
     for (name, value) in DEFAULTS {
-        if !s.parameters.contains_key(*name) {
+        if !runtime.parameters.contains_key(*name) {
             set(name, value);
         }
     }
-    for (name, value) in &s.parameters {
+    for (name, value) in &runtime.parameters {
         if valid_name(name) && !OWNED.contains(&name.to_ascii_lowercase().as_str()) {
             set(name, value);
         }
     }
     set("listen_addresses", &s.listen_host);
     set("port", &s.port.to_string());
-    let logical = s.parameters.get("wal_level").is_some_and(|v| v.eq_ignore_ascii_case("logical"));
+    let logical = runtime.parameters.get("wal_level").is_some_and(|v| v.eq_ignore_ascii_case("logical"));
     set("wal_level", if logical { "logical" } else { "replica" });
     set("hot_standby", "on");
     set("wal_log_hints", "on"); // pg_rewind needs it (or data checksums)
@@ -268,7 +278,7 @@ mod tests {
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
         let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
-        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::default());
+        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s));
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
         assert!(conf.contains("max_wal_senders = '5'\n") && conf.contains("max_replication_slots = '10'\n"));
@@ -277,8 +287,9 @@ mod tests {
         assert!(conf.contains(
             "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' passfile=''/d/pgpass'''"
         ));
-        assert!(!postgresql_conf(&s, &Conf::Primary, &Runtime::default()).contains("primary_conninfo"));
-        assert!(!postgresql_conf(&s, &Conf::Standby(None), &Runtime::default()).contains("primary_conninfo"));
+        let runtime = Runtime::starting(&s);
+        assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::render::Target;
 use super::Credentials;
-use crate::db::{LinkReport, Position, ReplicaLink};
+use crate::db::{LinkReport, PendingSetting, Position, ReplicaLink};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -69,6 +69,8 @@ pub(crate) struct Live {
     pub standby_names: String,
     /// Primary: its WAL senders.
     pub replicas: Vec<ReplicaLink>,
+    /// Changed parameters that wait for a restart.
+    pub pending_restart: Vec<PendingSetting>,
 }
 
 /// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
@@ -89,7 +91,13 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
 const REPLICAS_SQL: &str = "SELECT application_name::text, state::text, sync_state::text, flush_lsn, \
     usename::text, host(client_addr), sync_priority FROM pg_stat_replication WHERE application_name <> ''";
 
-/// Reads role, positions, timeline and WAL receiver state.
+/// Parameters whose changed value waits for a restart: the value in force, and the one in the files (read
+/// only for those).
+const PENDING_RESTART_SQL: &str = "SELECT s.name, current_setting(s.name), \
+      (SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1) \
+    FROM pg_settings s WHERE s.pending_restart ORDER BY s.name";
+
+/// Reads role, positions, timeline, WAL receiver state and the parameters waiting for a restart.
 pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error> {
     let row = client.query_one(LIVE_SQL, &[]).await?;
     let in_recovery: bool = row.try_get(0)?;
@@ -105,6 +113,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let server_version = row.try_get::<_, Option<i32>>(8)?.and_then(|v| u32::try_from(v).ok());
     let standby_names: String = row.try_get(9)?;
     let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
+    let pending_restart = pending_restart(client).await?;
     Ok(if in_recovery {
         Live {
             in_recovery,
@@ -115,6 +124,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             server_version,
             standby_names,
             replicas: Vec::new(),
+            pending_restart,
         }
     } else {
         Live {
@@ -126,6 +136,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             server_version,
             standby_names,
             replicas: replicas(client).await?,
+            pending_restart,
         }
     })
 }
@@ -151,6 +162,20 @@ async fn replicas(client: &Client) -> Result<Vec<ReplicaLink>, tokio_postgres::E
         });
     }
     Ok(links)
+}
+
+/// The parameters waiting for a restart.
+async fn pending_restart(client: &Client) -> Result<Vec<PendingSetting>, tokio_postgres::Error> {
+    let rows = client.query(PENDING_RESTART_SQL, &[]).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PendingSetting {
+                name: row.try_get(0)?,
+                running: row.try_get(1)?,
+                configured: row.try_get(2)?,
+            })
+        })
+        .collect()
 }
 
 /// The timeline of a WAL file name (its first 8 hex digits).

@@ -1,0 +1,72 @@
+//! Server parameters changed while the cluster runs, with real agents and PostgreSQL 15: the dynamic
+//! configuration's (`PATCH /config`) reach every member and a member's own file (`POST /reload`) overrides
+//! them; what PostgreSQL applies on a reload applies at once, the rest shows as pending until a restart.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::{init_tracing, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until node `i`'s `/patroni` has `pending_restart_reason` equal to `reason` (absent when `null`).
+async fn pending(cluster: &AgentCluster, i: usize, reason: Value) {
+    let what = format!("pending_restart_reason {reason} on {}", cluster.nodes[i].name);
+    wait_for(&what, PATIENCE, || async {
+        let (_, status) = cluster.rest(i, "/patroni").await?;
+        let shown = status.get("pending_restart_reason").cloned().unwrap_or(Value::Null);
+        let flag = status.get("pending_restart").cloned().unwrap_or(Value::Null);
+        (shown == reason && flag == if reason.is_null() { Value::Null } else { json!(true) }).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changed_parameters_reach_every_member_and_a_restart_applies_the_pending_ones() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = cluster.settled(&all, PATIENCE).await;
+    let replica = (primary + 1) % 3;
+
+    // work_mem applies on a reload; shared_buffers needs a restart (initdb's default is 128MB).
+    let patch = r#"{"postgresql": {"parameters": {"work_mem": "7MB", "shared_buffers": "96MB"}}}"#;
+    let (code, body) = cluster.send(primary, Method::PATCH, "/config", patch).await;
+    assert_eq!(code, 200, "{body}");
+    let reason = json!({"shared_buffers": {"old_value": "128MB", "new_value": "96MB"}});
+    for i in all {
+        cluster.eventually(i, "SHOW work_mem", &["7MB"]).await;
+        pending(&cluster, i, reason.clone()).await;
+    }
+    let (_, listed) = cluster.rest(primary, "/cluster").await.expect("/cluster");
+    let flagged = listed["members"].as_array().into_iter().flatten().filter(|m| m["pending_restart"] == true);
+    assert_eq!(flagged.count(), 3, "{listed}");
+    let (_, metrics) = cluster.send(replica, Method::GET, "/metrics", "").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("patroni_pending_restart{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    // A restart of the pending kind applies it; asked again, it is refused and changes nothing.
+    let pending_only = r#"{"restart_pending": true}"#;
+    let (code, body) = cluster.send(replica, Method::POST, "/restart", pending_only).await;
+    assert_eq!(code, 200, "{body}");
+    cluster.eventually(replica, "SHOW shared_buffers", &["96MB"]).await;
+    pending(&cluster, replica, Value::Null).await;
+    let started = cluster.postmaster_pid(replica);
+    let (code, body) = cluster.send(replica, Method::POST, "/restart", pending_only).await;
+    assert_eq!((code, body.contains("no restart is pending")), (412, true), "{body}");
+    assert_eq!(cluster.postmaster_pid(replica), started, "not restarted");
+
+    // The member's own file overrides the cluster's value once the agent re-reads it.
+    let file = cluster.config_file(replica);
+    let yaml = std::fs::read_to_string(&file).expect("read the config file");
+    let own = yaml.replacen("\n  parameters:\n", "\n  parameters:\n    work_mem: 9MB\n", 1);
+    assert_ne!(own, yaml, "the file has a postgresql.parameters section");
+    std::fs::write(&file, own).expect("write the config file");
+    let (code, body) = cluster.send(replica, Method::POST, "/reload", "").await;
+    assert_eq!(code, 202, "{body}");
+    cluster.eventually(replica, "SHOW work_mem", &["9MB"]).await;
+    cluster.eventually(primary, "SHOW work_mem", &["7MB"]).await;
+}
