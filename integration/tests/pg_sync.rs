@@ -45,6 +45,24 @@ async fn standby_and_other(cluster: &AgentCluster, primary: usize) -> (usize, us
     (standby, other)
 }
 
+/// Starts `INSERT INTO t VALUES (id)` on the primary and returns once its commit waits for a synchronous
+/// standby; the task ends when the commit completes.
+async fn waiting_commit(
+    cluster: &AgentCluster,
+    primary: usize,
+    id: i64,
+) -> tokio::task::JoinHandle<Result<(), tokio_postgres::Error>> {
+    let client = cluster.connect(primary).await.expect("connect");
+    let insert = format!("INSERT INTO t VALUES ({id})");
+    let task = tokio::spawn(async move { client.simple_query(&insert).await.map(|_| ()) });
+    wait_for("the commit to wait for a synchronous standby", PATIENCE, || async {
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
+        (cluster.query(primary, waiting).await.ok()? == ["1"]).then_some(())
+    })
+    .await;
+    task
+}
+
 /// Each member's role in `GET /cluster`, by name.
 async fn roles(cluster: &AgentCluster, i: usize) -> Vec<(String, String)> {
     let (_, body) = cluster.rest(i, "/cluster").await.expect("GET /cluster");
@@ -181,14 +199,7 @@ async fn a_new_rule_releases_a_commit_that_waited_for_a_standby_it_no_longer_nee
     .await;
     let frozen = Frozen::stop(&cluster, receiver);
 
-    let client = cluster.connect(primary).await.expect("connect");
-    let waiting =
-        tokio::spawn(async move { client.simple_query("INSERT INTO t VALUES (1)").await.map(|_| ()) });
-    wait_for("the commit to wait for the frozen standby", PATIENCE, || async {
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
-        (cluster.query(primary, waiting).await.ok()? == ["1"]).then_some(())
-    })
-    .await;
+    let waiting = waiting_commit(&cluster, primary, 1).await;
     // The background writer logs the running transactions once after any WAL of note (every 15 s at most);
     // once the other replica has reported that too, nothing writes, and nothing makes it report again.
     let written = cluster.query(primary, "SELECT pg_current_wal_insert_lsn()").await.expect("lsn").remove(0);
@@ -258,14 +269,7 @@ async fn without_standbys_on_relaxes_and_strict_blocks_until_one_returns() {
     // Strict: a commit waits for a standby, and the status says so.
     patch_config(&cluster, primary, r#"{"synchronous_mode_strict": true}"#).await;
     cluster.sync_state(primary, "blocked", PATIENCE).await;
-    let client = cluster.connect(primary).await.expect("connect");
-    let blocked =
-        tokio::spawn(async move { client.simple_query("INSERT INTO t VALUES (2)").await.map(|_| ()) });
-    wait_for("the commit to wait for a synchronous standby", PATIENCE, || async {
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
-        (cluster.query(primary, waiting).await.ok()? == ["1"]).then_some(())
-    })
-    .await;
+    let blocked = waiting_commit(&cluster, primary, 2).await;
     assert!(!blocked.is_finished(), "the commit is still waiting");
     let (_, listed) = cluster.rest(primary, "/cluster").await.expect("/cluster");
     let leader = listed["members"].as_array().into_iter().flatten().find(|m| m["role"] == "leader").cloned();
