@@ -9,6 +9,7 @@
 use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
@@ -113,6 +114,22 @@ impl AgentManagement {
         let parsed: DynamicConfig = serde_json::from_value(config.clone())
             .map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
         parsed.validate().map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
+        // New parameter values are checked by this member's database: one it rejects would stop every
+        // member's next start.
+        let before = current.map(|v| &v.value).unwrap_or(&Value::Null);
+        let changed: BTreeMap<String, String> = parsed
+            .postgresql
+            .parameters
+            .iter()
+            .filter(|(name, value)| before["postgresql"]["parameters"][name.as_str()] != json!(value))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !changed.is_empty() {
+            self.commands
+                .call(LocalCommand::CheckParameters(changed))
+                .await
+                .map_err(|e| ApiError::new(e.status, format!("invalid configuration: {}", e.message)))?;
+        }
         // Stored as the validated, normalized value: what every agent reads back.
         let normalized = serde_json::to_value(&parsed).unwrap_or(config);
         let condition = current.map_or(Condition::Absent, |v| Condition::Version(v.version));

@@ -48,6 +48,23 @@ async fn changed_parameters_reach_every_member_and_a_restart_applies_the_pending
         "{metrics}"
     );
 
+    // Values PostgreSQL would reject (and that would stop the next start) are refused, naming them.
+    for (patch, named) in [
+        (
+            r#"{"postgresql": {"parameters": {"work_mem": "lots"}}}"#,
+            r#"work_mem = \"lots\": expected a number"#,
+        ),
+        (r#"{"postgresql": {"parameters": {"bogus_param": 1}}}"#, "bogus_param"),
+        (r#"{"postgresql": {"parameters": {"shared_buffers": "64kB"}}}"#, "below the minimum"),
+    ] {
+        let (code, body) = cluster.send(replica, Method::PATCH, "/config", patch).await;
+        assert_eq!(code, 400, "{patch}: {body}");
+        assert!(body.contains(named), "{patch}: {body}");
+    }
+    let (_, config) = cluster.rest(primary, "/config").await.expect("/config");
+    let stored = &config["postgresql"]["parameters"];
+    assert_eq!((&stored["work_mem"], stored.get("bogus_param")), (&json!("7MB"), None), "{config}");
+
     // A restart of the pending kind applies it; asked again, it is refused and changes nothing.
     let pending_only = r#"{"restart_pending": true}"#;
     let (code, body) = cluster.send(replica, Method::POST, "/restart", pending_only).await;
@@ -62,9 +79,16 @@ async fn changed_parameters_reach_every_member_and_a_restart_applies_the_pending
     // The member's own file overrides the cluster's value once the agent re-reads it.
     let file = cluster.config_file(replica);
     let yaml = std::fs::read_to_string(&file).expect("read the config file");
-    let own = yaml.replacen("\n  parameters:\n", "\n  parameters:\n    work_mem: 9MB\n", 1);
-    assert_ne!(own, yaml, "the file has a postgresql.parameters section");
-    std::fs::write(&file, own).expect("write the config file");
+    let with_own = |work_mem: &str| {
+        let own =
+            yaml.replacen("\n  parameters:\n", &format!("\n  parameters:\n    work_mem: {work_mem}\n"), 1);
+        assert_ne!(own, yaml, "the file has a postgresql.parameters section");
+        std::fs::write(&file, own).expect("write the config file");
+    };
+    with_own("9 parsecs");
+    let (code, body) = cluster.send(replica, Method::POST, "/reload", "").await;
+    assert_eq!((code, body.contains("not reloaded") && body.contains("work_mem")), (400, true), "{body}");
+    with_own("9MB");
     let (code, body) = cluster.send(replica, Method::POST, "/reload", "").await;
     assert_eq!(code, 202, "{body}");
     cluster.eventually(replica, "SHOW work_mem", &["9MB"]).await;

@@ -274,11 +274,20 @@ pub trait Database: Send + Sync + 'static {
     fn set_fencing_token(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Runs the server with these parameters from now on: applied at once where the server allows it,
-    /// else at its next restart (reported in [`DbState::pending_restart`]); kept for every later start.
+    /// else at its next restart (reported in [`DbState::pending_restart`]); kept for every later start. A
+    /// value the running server would reject is not taken (it would stop the next start): logged, and the
+    /// old value kept.
     fn set_parameters(
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Checks `parameters` against the running server's own definitions; `Err` names each parameter and
+    /// value it would reject, and why. A server that does not run checks nothing.
+    fn check_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 #[cfg(test)]

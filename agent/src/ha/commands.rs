@@ -7,6 +7,7 @@ use super::run::Agent;
 use super::view::cluster_view;
 use crate::config::Config;
 use crate::db::{Database, Role, StopMode};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +27,8 @@ pub enum LocalCommand {
     Reinitialize(ReinitializeRequest),
     /// Re-read the configuration file.
     Reload,
+    /// Check server parameter values against the database (before `PATCH /config` stores them).
+    CheckParameters(BTreeMap<String, String>),
 }
 
 /// A request with the channel its answer goes back on.
@@ -56,7 +59,7 @@ impl<D: Database> Agent<D> {
         let touches_db = match &command {
             LocalCommand::Restart(request) => request.schedule.is_none(),
             LocalCommand::Reinitialize(_) => true,
-            LocalCommand::CancelRestart | LocalCommand::Reload => false,
+            LocalCommand::CancelRestart | LocalCommand::Reload | LocalCommand::CheckParameters(_) => false,
         };
         if matches!(command, LocalCommand::Reinitialize(_)) && !self.holds_lease() {
             // A replica that cannot follow retries every cycle: its short jobs must not refuse the way out.
@@ -70,8 +73,20 @@ impl<D: Database> Agent<D> {
             LocalCommand::Restart(request) => self.restart(request).await,
             LocalCommand::CancelRestart => self.cancel_restart(),
             LocalCommand::Reinitialize(request) => self.reinitialize(request).await,
-            LocalCommand::Reload => self.reload(),
+            LocalCommand::Reload => self.reload().await,
+            LocalCommand::CheckParameters(parameters) => {
+                self.check_parameters(&parameters, "postgresql.parameters").await.map(|()| "valid".to_owned())
+            }
         }
+    }
+
+    /// 400 naming each parameter and value the database would reject, after `context`.
+    async fn check_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+        context: &str,
+    ) -> Result<(), ApiError> {
+        self.db.check_parameters(parameters).await.map_err(|e| ApiError::new(400, format!("{context}: {e}")))
     }
 
     fn schedule_restart(&mut self, mut request: RestartRequest) -> Result<String, ApiError> {
@@ -158,11 +173,19 @@ impl<D: Database> Agent<D> {
         Ok("reinitialize started: the data is removed and will be cloned from the primary".to_owned())
     }
 
-    fn reload(&mut self) -> Result<String, ApiError> {
+    async fn reload(&mut self) -> Result<String, ApiError> {
         let Some(path) = self.config_path().map(PathBuf::from) else {
             return Err(ApiError::new(503, "this agent was not started from a configuration file"));
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
+        let own = &config.postgresql.parameters;
+        let new: BTreeMap<String, String> = own
+            .iter()
+            .filter(|(k, v)| self.own_parameter(k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.check_parameters(&new, &format!("not reloaded: {}: postgresql.parameters", path.display()))
+            .await?;
         self.apply_reloaded(&config);
         let role = if self.holds_lease() { "primary" } else { "replica" };
         self.guard.hooks.callback(Callback::OnReload, role, self.lease_token());

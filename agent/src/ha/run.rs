@@ -362,6 +362,11 @@ impl<D: Database> Agent<D> {
         self.published = None;
     }
 
+    /// This member's own value of parameter `name` (its file's `postgresql.parameters`).
+    pub(super) fn own_parameter(&self, name: &str) -> Option<&String> {
+        self.me.parameters.get(name)
+    }
+
     /// Hands the database the server parameters of `dynamic` and this member's file once they change
     /// (the adapter reloads the server; what needs a restart shows as pending).
     async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {

@@ -11,7 +11,7 @@ mod controldata;
 mod files;
 mod observe;
 mod ops;
-
+mod parameter_check;
 mod render;
 mod sql;
 mod standby_names;
@@ -205,6 +205,16 @@ impl Database for Postgres {
 
     async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), DbError> {
         self.set_parameters_now(parameters).await
+    }
+
+    async fn check_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), String> {
+        let invalid: Vec<String> =
+            self.invalid_parameters(parameters).await.into_iter().map(|(_, e)| e).collect();
+        if invalid.is_empty() {
+            Ok(())
+        } else {
+            Err(invalid.join("; "))
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::render::{self, Conf, Runtime, Target};
 use super::sql::{self, Session};
-use super::{files, standby_names, InitdbOption, Postgres, PostgresSettings};
+use super::{files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings};
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -255,6 +255,19 @@ impl Postgres {
             tracing::warn!(member = %self.settings.name, parameter = SOCKETS, "not changed while the agent runs: it connects through it; restart the agent to change it");
         }
         let old = self.runtime().parameters.clone();
+        let new_values: BTreeMap<String, String> = wanted
+            .iter()
+            .filter(|(k, v)| old.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // A value the server rejects would stop its next start: the old one stays.
+        for (name, error) in self.invalid_parameters(&new_values).await {
+            tracing::error!(member = %self.settings.name, parameter = %name, %error, "server parameter not changed");
+            match old.get(&name) {
+                Some(kept) => wanted.insert(name, kept.clone()),
+                None => wanted.remove(&name),
+            };
+        }
         let changed: BTreeSet<&String> =
             wanted.keys().chain(old.keys()).filter(|k| wanted.get(*k) != old.get(*k)).collect();
         if changed.is_empty() {
@@ -264,6 +277,35 @@ impl Postgres {
         let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
         tracing::info!(member = %self.settings.name, ?changed, when, "server parameters changed");
         Ok(())
+    }
+
+    /// Which of `parameters` the running server would reject, each with why; none when it does not run.
+    pub(super) async fn invalid_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Vec<(String, String)> {
+        if parameters.is_empty() {
+            return Vec::new();
+        }
+        let names: Vec<String> = parameters.keys().map(|k| k.to_ascii_lowercase()).collect();
+        let definitions = match self.connect_local(CONNECT_TIMEOUT).await {
+            Ok(session) => sql::definitions(&session.client, &names).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let definitions = match definitions {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(member = %self.settings.name, error = %e, "parameters not checked: the server does not answer");
+                return Vec::new();
+            }
+        };
+        parameters
+            .iter()
+            .filter_map(|(name, value)| {
+                let definition = definitions.get(&name.to_ascii_lowercase());
+                parameter_check::check(name, value, definition).err().map(|e| (name.clone(), e))
+            })
+            .collect()
     }
 
     /// Changes the runtime settings with `change` (kept for every later start) and waits until new

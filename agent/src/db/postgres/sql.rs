@@ -1,10 +1,11 @@
 //! SQL: what a running server reports (observe), replication slots, the replication role, and the checkpoint
 //! pg_rewind needs on its source.
 
+use super::parameter_check::Definition;
 use super::render::Target;
 use super::Credentials;
 use crate::db::{LinkReport, PendingSetting, Position, ReplicaLink};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::PgLsn;
@@ -174,6 +175,28 @@ async fn pending_restart(client: &Client) -> Result<Vec<PendingSetting>, tokio_p
                 running: row.try_get(1)?,
                 configured: row.try_get(2)?,
             })
+        })
+        .collect()
+}
+
+/// The definitions of the parameters among `names` (lowercase) that the server knows, by name.
+pub(crate) async fn definitions(
+    client: &Client,
+    names: &[String],
+) -> Result<BTreeMap<String, Definition>, tokio_postgres::Error> {
+    let sql = "SELECT name, vartype, unit, min_val::float8, max_val::float8, enumvals \
+        FROM pg_settings WHERE name = ANY($1)";
+    let rows = client.query(sql, &[&names]).await?;
+    rows.iter()
+        .map(|row| {
+            let definition = Definition {
+                vartype: row.try_get(1)?,
+                unit: row.try_get(2)?,
+                min: row.try_get(3)?,
+                max: row.try_get(4)?,
+                enumvals: row.try_get::<_, Option<Vec<String>>>(5)?.unwrap_or_default(),
+            };
+            Ok((row.try_get(0)?, definition))
         })
         .collect()
 }
