@@ -142,6 +142,7 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
     let stopping_at = tokio::time::Instant::now();
     cluster.signal_agent(standby, libc::SIGTERM);
     assert!(cluster.agent_exited(standby, PATIENCE).await, "the standby's agent exits");
+    let exited_after = stopping_at.elapsed();
     assert!(
         cluster.log(standby).contains("synchronous standby role handed over"),
         "{}",
@@ -162,7 +163,10 @@ async fn enabling_on_publishes_a_sync_standby_that_hands_its_role_over_when_it_s
         .collect();
     assert!(failed.is_empty(), "no commit failed while the sync standby stopped: {failed:?}");
     let stall = acks.windows(2).map(|w| w[1].at - w[0].at).max().unwrap_or_default();
-    eprintln!("longest wait between two commits while the sync standby stopped: {stall:?}");
+    eprintln!(
+        "the sync standby's agent exited {exited_after:?} after SIGTERM; longest wait between two commits \
+         meanwhile: {stall:?}"
+    );
     cluster.sync_state(primary, "sync", PATIENCE).await;
 }
 

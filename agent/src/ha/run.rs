@@ -155,6 +155,7 @@ impl<D: Database> Agent<D> {
     ) {
         tokio::pin!(shutdown);
         let mut leader = self.dcs.watch_leader();
+        let mut stopping = super::view::StoppingWatch::new(&self.dcs);
         loop {
             let loop_wait = self.cycle().await;
             if self.run_scheduled_restart().await {
@@ -174,6 +175,7 @@ impl<D: Database> Agent<D> {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = leader.changed() => {}
+                _ = stopping.changed() => {}
                 _ = self.wake.notified() => {}
                 Some((command, reply)) = commands.recv() => {
                     let _ = reply.send(self.handle(command).await);

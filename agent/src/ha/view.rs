@@ -6,7 +6,9 @@ use crate::config::DynamicConfig;
 use crate::db::Position;
 use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};
-use vigil_dcs::{ClusterState, Condition, Key};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use vigil_dcs::{ClusterState, Condition, Key, MemberName};
 
 /// The `status` key: the primary's last position (Patroni's `optime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +36,47 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
         sync: value(&Key::Sync).and_then(|v| parse::<SyncState>(&Key::Sync, v)),
     }
+}
+
+/// Wakes when a member announces that it is shutting down (its record says `stopping`): a primary then
+/// moves the synchronous standby role off it in its next cycle, which should not wait a `loop_wait`.
+pub struct StoppingWatch {
+    state: tokio::sync::watch::Receiver<Arc<ClusterState>>,
+    last: BTreeSet<MemberName>,
+}
+
+impl StoppingWatch {
+    /// Watches `dcs`'s cluster record from now on.
+    pub fn new(dcs: &vigil_dcs::DcsNode) -> Self {
+        let mut state = dcs.watch();
+        let last = stopping(&state.borrow_and_update());
+        StoppingWatch { state, last }
+    }
+
+    /// Waits until the members that say `stopping` change; `None`: the store node stopped.
+    pub async fn changed(&mut self) -> Option<()> {
+        loop {
+            self.state.changed().await.ok()?;
+            let now = stopping(&self.state.borrow_and_update());
+            if now != self.last {
+                self.last = now;
+                return Some(());
+            }
+        }
+    }
+}
+
+/// The members whose record says `stopping`.
+fn stopping(state: &ClusterState) -> BTreeSet<MemberName> {
+    let announced = |v: &vigil_dcs::Versioned| v.value["state"] == "stopping";
+    state
+        .keys
+        .iter()
+        .filter_map(|(key, v)| match key {
+            Key::Member(name) if announced(v) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged).
