@@ -94,3 +94,34 @@ async fn changed_parameters_reach_every_member_and_a_restart_applies_the_pending
     cluster.eventually(replica, "SHOW work_mem", &["9MB"]).await;
     cluster.eventually(primary, "SHOW work_mem", &["7MB"]).await;
 }
+
+/// A hot standby does not start with `max_connections` below its primary's. Lowered cluster-wide, the
+/// primary waits for a restart; a replica restarted before it keeps the primary's value, and takes the new
+/// one at its first start after the primary runs with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_restarted_before_its_primary_keeps_the_primarys_hot_standby_settings() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let replica = (primary + 1) % 3;
+    let patch = r#"{"postgresql": {"parameters": {"max_connections": 90}}}"#;
+    let (code, body) = cluster.send(primary, Method::PATCH, "/config", patch).await;
+    assert_eq!(code, 200, "{body}");
+    pending(&cluster, primary, json!({"max_connections": {"old_value": "100", "new_value": "90"}})).await;
+
+    let (code, body) = cluster.send(replica, Method::POST, "/restart", "{}").await;
+    assert_eq!(code, 200, "the replica starts again: {body}");
+    cluster.streaming_replica(replica, PATIENCE).await;
+    assert_eq!(cluster.query(replica, "SHOW max_connections").await.expect("SHOW"), ["100"]);
+
+    let (code, body) = cluster.send(primary, Method::POST, "/restart", r#"{"restart_pending": true}"#).await;
+    assert_eq!(code, 200, "{body}");
+    cluster.eventually(primary, "SHOW max_connections", &["90"]).await;
+    let written = cluster.query(primary, "SELECT pg_current_wal_lsn()").await.expect("lsn").remove(0);
+    let replayed = format!("SELECT pg_last_wal_replay_lsn() >= '{written}'");
+    cluster.eventually(replica, &replayed, &["t"]).await;
+    let (code, body) = cluster.send(replica, Method::POST, "/restart", "{}").await;
+    assert_eq!(code, 200, "{body}");
+    cluster.streaming_replica(replica, PATIENCE).await;
+    assert_eq!(cluster.query(replica, "SHOW max_connections").await.expect("SHOW"), ["90"]);
+}

@@ -1,6 +1,8 @@
 //! Reading `pg_controldata`: the system identifier and the cluster state tell what the data directory is.
 
+use super::render::HOT_STANDBY_MINIMUMS;
 use crate::db::DataState;
+use std::collections::BTreeMap;
 
 /// The fields of `pg_controldata` the adapter uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +11,9 @@ pub(crate) struct ControlData {
     pub system_id: String,
     /// "Database cluster state", e.g. "in production", "shut down", "shut down in recovery".
     pub cluster_state: String,
+    /// The primary's settings that a hot standby needs at least as high ("max_connections setting", …), by
+    /// parameter name.
+    pub primary_settings: BTreeMap<String, u64>,
 }
 
 /// Cluster states of a server that was a primary: running or shut down as one, or crashed during crash
@@ -24,9 +29,14 @@ pub(crate) fn parse(output: &str) -> Option<ControlData> {
             (key.trim() == name).then(|| value.trim().to_string())
         })
     };
+    let primary_settings = HOT_STANDBY_MINIMUMS
+        .iter()
+        .filter_map(|m| Some((m.name.to_string(), field(m.control_field)?.parse().ok()?)))
+        .collect();
     Some(ControlData {
         system_id: field("Database system identifier")?,
         cluster_state: field("Database cluster state")?,
+        primary_settings,
     })
 }
 
@@ -54,19 +64,27 @@ mod tests {
         Catalog version number:               202209061\n\
         Database system identifier:           7445012345678901234\n\
         Database cluster state:               in production\n\
-        pg_control last modified:             Sat 22 Nov 2026 10:00:00 AM UTC\n";
+        pg_control last modified:             Sat 22 Nov 2026 10:00:00 AM UTC\n\
+        max_connections setting:              120\n\
+        max_locks_per_xact setting:           64\n";
 
     #[test]
     fn parses_the_fields_used() {
         let control = parse(OUTPUT).expect("parsed");
         assert_eq!(control.system_id, "7445012345678901234");
         assert_eq!(control.cluster_state, "in production");
+        let settings: Vec<(&str, u64)> =
+            control.primary_settings.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(settings, [("max_connections", 120), ("max_locks_per_transaction", 64)]);
         assert_eq!(parse("garbage"), None);
+    }
+
+    fn control(state: &str) -> ControlData {
+        ControlData { system_id: "1".into(), cluster_state: state.into(), primary_settings: BTreeMap::new() }
     }
 
     #[test]
     fn former_primary_needs_a_primary_state_and_no_replica_markers() {
-        let control = |state: &str| ControlData { system_id: "1".into(), cluster_state: state.into() };
         let was = |state, signal, label| match data_state(control(state), signal, label, false) {
             DataState::Present { was_primary, .. } => was_primary,
             DataState::Missing => unreachable!(),
@@ -82,8 +100,7 @@ mod tests {
     #[test]
     fn marked_data_is_a_former_primary_in_any_state() {
         // Promoted, fenced at once, then started as a standby of nobody: the control file says recovery.
-        let control = ControlData { system_id: "1".into(), cluster_state: "in archive recovery".into() };
-        let state = data_state(control, true, false, true);
+        let state = data_state(control("in archive recovery"), true, false, true);
         assert_eq!(state, DataState::Present { system_id: "1".into(), was_primary: true });
     }
 }

@@ -2,7 +2,7 @@
 
 use super::render::{self, Conf, Runtime, Target};
 use super::sql::{self, Session};
-use super::{files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings};
+use super::{controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings};
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -369,6 +369,9 @@ impl Postgres {
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and
     /// remembers it.
     async fn configure(&self, conf: Conf) -> Result<(), DbError> {
+        if matches!(conf, Conf::Standby(_)) {
+            self.read_primary_settings().await;
+        }
         let owner = self.tools.owner()?;
         let written = conf.clone();
         let runtime = self.runtime().clone();
@@ -383,6 +386,18 @@ impl Postgres {
         .await?;
         self.set_configured(Some(conf));
         Ok(())
+    }
+
+    /// Remembers the primary's settings that a hot standby needs at least as high, from the control file
+    /// (kept as they were when it cannot be read), and says which the replica raises.
+    async fn read_primary_settings(&self) {
+        let read = self.tools.run("pg_controldata", "pg_controldata", &[self.data_dir().into()]).await;
+        let Some(control) = read.ok().and_then(|ran| controldata::parse(&ran.stdout)) else { return };
+        let mut runtime = self.runtime();
+        runtime.primary_settings = control.primary_settings;
+        for (name, value) in render::raised_for_hot_standby(&runtime) {
+            tracing::info!(member = %self.settings.name, parameter = name, value, "replica raises it to its primary's value: hot standby needs it at least as high");
+        }
     }
 
     async fn start(&self) -> Result<(), DbError> {

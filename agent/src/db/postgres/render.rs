@@ -110,10 +110,57 @@ pub(crate) const FENCING_TOKEN: &str = "vigil.fencing_token";
 pub(crate) struct Runtime {
     /// The server parameters (the settings' at first, then the dynamic configuration's as it changes).
     pub parameters: BTreeMap<String, String>,
+    /// The primary's values of [`HOT_STANDBY_MINIMUMS`], as the data directory's control file recorded them
+    /// when a replica configuration was last written.
+    pub primary_settings: BTreeMap<String, u64>,
     /// `synchronous_standby_names`.
     pub sync: SyncRule,
     /// The fencing token of the last lease this member was primary under.
     pub fencing_token: Option<u64>,
+}
+
+/// A setting a hot standby must have at least as high as its primary (else it does not start).
+pub(crate) struct HotStandbyMinimum {
+    /// The parameter.
+    pub name: &'static str,
+    /// Its field in `pg_controldata`'s output, which holds the primary's value.
+    pub control_field: &'static str,
+    /// PostgreSQL's default (`max_wal_senders`: this adapter's).
+    pub default: u64,
+}
+
+/// Every [`HotStandbyMinimum`].
+pub(crate) const HOT_STANDBY_MINIMUMS: &[HotStandbyMinimum] = &[
+    HotStandbyMinimum { name: "max_connections", control_field: "max_connections setting", default: 100 },
+    HotStandbyMinimum {
+        name: "max_worker_processes",
+        control_field: "max_worker_processes setting",
+        default: 8,
+    },
+    HotStandbyMinimum { name: "max_wal_senders", control_field: "max_wal_senders setting", default: 10 },
+    HotStandbyMinimum {
+        name: "max_prepared_transactions",
+        control_field: "max_prepared_xacts setting",
+        default: 0,
+    },
+    HotStandbyMinimum {
+        name: "max_locks_per_transaction",
+        control_field: "max_locks_per_xact setting",
+        default: 64,
+    },
+];
+
+/// The [`HOT_STANDBY_MINIMUMS`] a replica must raise above its own value to the primary's (as its control
+/// file last recorded them), with the value to use.
+pub(crate) fn raised_for_hot_standby(runtime: &Runtime) -> Vec<(&'static str, u64)> {
+    HOT_STANDBY_MINIMUMS
+        .iter()
+        .filter_map(|m| {
+            let primary = *runtime.primary_settings.get(m.name)?;
+            let own = runtime.parameters.get(m.name).map_or(Some(m.default), |v| v.trim().parse().ok())?;
+            (primary > own).then_some((m.name, primary))
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -138,6 +185,12 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     for (name, value) in &runtime.parameters {
         if valid_name(name) && !OWNED.contains(&name.to_ascii_lowercase().as_str()) {
             set(name, value);
+        }
+    }
+    if matches!(conf, Conf::Standby(_)) {
+        // Later lines win: a replica starts only with these at least as high as on its primary.
+        for (name, value) in raised_for_hot_standby(runtime) {
+            set(name, &value.to_string());
         }
     }
     set("listen_addresses", &s.listen_host);
@@ -290,6 +343,32 @@ mod tests {
         let runtime = Runtime::starting(&s);
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
         assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
+    }
+
+    #[test]
+    fn a_replica_raises_what_hot_standby_needs_to_its_primarys_values() {
+        let s = settings(); // max_wal_senders 5, max_connections unset (100)
+        let mut runtime = Runtime::starting(&s);
+        runtime.primary_settings =
+            [("max_wal_senders", 8), ("max_connections", 100), ("max_locks_per_transaction", 128)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        assert_eq!(
+            raised_for_hot_standby(&runtime),
+            [("max_wal_senders", 8), ("max_locks_per_transaction", 128)]
+        );
+        let replica = postgresql_conf(&s, &Conf::Standby(None), &runtime);
+        let last = |name: &str| {
+            replica.lines().rev().find(|l| l.starts_with(&format!("{name} = "))).map(String::from)
+        };
+        assert_eq!(last("max_wal_senders").as_deref(), Some("max_wal_senders = '8'"));
+        assert_eq!(last("max_locks_per_transaction").as_deref(), Some("max_locks_per_transaction = '128'"));
+        assert_eq!(last("max_connections"), None);
+        let primary = postgresql_conf(&s, &Conf::Primary, &runtime);
+        assert!(
+            primary.contains("max_wal_senders = '5'\n") && !primary.contains("max_locks_per_transaction")
+        );
     }
 
     #[test]
