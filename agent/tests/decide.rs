@@ -176,7 +176,8 @@ fn claimed_by_me(o: &mut Observation) {
     store(o).initialize = Some(Initialize { by: name("me"), system_id: None });
 }
 
-/// A reachable peer running as a replica at `pos` that may fail over, with priority 1.
+/// A reachable peer running as a replica at `pos`, no longer streaming (as in a race: the primary is gone),
+/// that may fail over, with priority 1.
 fn peer(member: &str, pos: u64) -> PeerView {
     PeerView {
         name: name(member),
@@ -184,6 +185,7 @@ fn peer(member: &str, pos: u64) -> PeerView {
         running: true,
         role: Some(Role::Replica),
         position: Some(Position(pos)),
+        streaming: false,
         can_fail_over: true,
         failover_priority: 1,
     }
@@ -1028,11 +1030,23 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
         any_role(),
         prop::option::of(any_position()),
         any::<bool>(),
+        any::<bool>(),
         -1i64..3,
     )
-        .prop_map(|(name, reachable, running, role, position, can_fail_over, failover_priority)| {
-            PeerView { name, reachable, running, role, position, can_fail_over, failover_priority }
-        })
+        .prop_map(
+            |(name, reachable, running, role, position, streaming, can_fail_over, failover_priority)| {
+                PeerView {
+                    name,
+                    reachable,
+                    running,
+                    role,
+                    position,
+                    streaming,
+                    can_fail_over,
+                    failover_priority,
+                }
+            },
+        )
 }
 
 fn any_policy() -> impl Strategy<Value = Policy> {
@@ -1599,6 +1613,25 @@ fn gate_only_a_sync_standby_or_a_replica_as_far_as_one_takes_over() {
     assert!(waits(&o).contains("node2"), "node2 is ahead");
 }
 
+/// A sync standby that still streams receives from the old primary (alive, its agent frozen): what it
+/// published may already be behind what it acknowledged since (seed-16 soak: two acknowledged commits
+/// lost), so it vouches for nobody until its receiver stops.
+#[test]
+fn gate_a_sync_standby_still_receiving_vouches_for_nobody() {
+    let mut o = sync_racer(&["node2"], None);
+    o.peers = vec![PeerView { streaming: true, ..peer("node2", 900) }];
+    assert!(waits(&o).contains("done receiving"), "{}", waits(&o));
+    o.peers[0].streaming = false;
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    // Quorum: a voter still receiving does not count, and one ahead still forbids.
+    let mut o = sync_racer(&["me", "node3"], Some(1));
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    o.peers = vec![PeerView { streaming: true, ..peer("node3", 1000) }];
+    assert!(waits(&o).contains("still receiving"), "{}", waits(&o));
+    o.peers = vec![PeerView { streaming: true, ..peer("node3", 1200) }];
+    assert!(waits(&o).contains("further ahead"), "{}", waits(&o));
+}
+
 #[test]
 fn gate_no_takeover_after_the_primary_ran_relaxed() {
     let o = sync_racer(&[], None);
@@ -1693,7 +1726,8 @@ proptest! {
     }
 
     /// The promotion gate: in a synchronous mode, a member that takes the free lease is a published sync
-    /// standby, or no further than a reachable one, or vouched for by enough quorum voters.
+    /// standby, or no further than a reachable one done receiving, or vouched for by enough quorum voters
+    /// done receiving.
     #[test]
     fn racers_in_synchronous_mode_hold_every_acknowledged_commit(o in any_observation()) {
         let racing = actions(&o).contains(&Action::AcquireLease)
@@ -1705,7 +1739,7 @@ proptest! {
         }
         let mine = o.db.position;
         let vouched = |n: &String| {
-            *n == "me" || o.peers.iter().any(|p| p.reachable && p.name.as_str() == n && p.position.is_some() && p.position <= mine)
+            *n == "me" || o.peers.iter().any(|p| p.reachable && !p.streaming && p.name.as_str() == n && p.position.is_some() && p.position <= mine)
         };
         match sync.quorum {
             None => prop_assert!(sync.sync_standby.iter().any(vouched), "{sync:?} {:?}", o.peers),

@@ -135,6 +135,8 @@ pub struct PeerView {
     pub role: Option<Role>,
     /// Its position.
     pub position: Option<Position>,
+    /// Whether its WAL receiver streams (so its position may still grow).
+    pub streaming: bool,
     /// Whether it may become primary.
     pub can_fail_over: bool,
     /// Its `failover_priority`.

@@ -234,13 +234,21 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
     let reachable = |name: &str| -> Option<&PeerView> {
         o.peers.iter().find(|p| p.reachable && p.name.as_str() == name && p.position.is_some())
     };
+    // A standby vouches with a position it can no longer pass: its WAL receiver has stopped. One that
+    // still streams receives from the old primary (alive, with a frozen agent), which may go on
+    // committing, and the position it last published may already be behind what it acknowledged.
+    let settled = |peer: &&PeerView| !peer.streaming;
     match sync.quorum {
         None => {
             if sync.sync_standby.iter().any(|n| n == o.me.as_str()) {
                 return Ok(());
             }
-            if let Some(peer) =
-                sync.sync_standby.iter().filter_map(|n| reachable(n)).find(|p| p.position <= Some(mine))
+            if let Some(peer) = sync
+                .sync_standby
+                .iter()
+                .filter_map(|n| reachable(n))
+                .filter(settled)
+                .find(|p| p.position <= Some(mine))
             {
                 tracing::debug!(proof = %peer.name, "as far as a sync standby");
                 return Ok(());
@@ -252,7 +260,7 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
             } else {
                 format!(
                     "not taking over: not a synchronous standby, and no synchronous standby ({}) is \
-                     reachable and behind me",
+                     reachable, done receiving and behind me",
                     sync.sync_standby.join(", ")
                 )
             })
@@ -268,7 +276,9 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
                     if peer.position > Some(mine) {
                         return Err(format!("not taking over: voter {} is further ahead", peer.name));
                     }
-                    seen += 1;
+                    if settled(&peer) {
+                        seen += 1;
+                    }
                 }
             }
             if seen >= needed {
@@ -276,7 +286,8 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
             } else {
                 Err(format!(
                     "not taking over: only {seen} of the {needed} voters needed (of {voters}, each commit \
-                     confirmed by {k}) can vouch that I hold every acknowledged commit"
+                     confirmed by {k}) can vouch that I hold every acknowledged commit (a voter still \
+                     receiving cannot)"
                 ))
             }
         }
@@ -322,9 +333,10 @@ pub fn peer_may_take_over(o: &Observation, cluster: &ClusterView, peer: &PeerVie
     if sync.leader.as_ref() == Some(&peer.name) || sync.sync_standby.iter().any(|n| n == peer.name.as_str()) {
         return true;
     }
+    // As in [`may_take_over`]: only a standby done receiving vouches.
     let position_of = |name: &str| match name == o.me.as_str() {
-        true => o.db.position,
-        false => o.peers.iter().find(|p| p.reachable && p.name.as_str() == name).and_then(|p| p.position),
+        true => o.db.position.filter(|_| !o.db.streaming),
+        false => o.peers.iter().find(|p| p.reachable && !p.streaming && p.name.as_str() == name)?.position,
     };
     sync.quorum.is_none()
         && sync.sync_standby.iter().any(|n| position_of(n).is_some_and(|pos| Some(pos) <= peer.position))
