@@ -9,7 +9,6 @@
 use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
@@ -116,14 +115,9 @@ impl AgentManagement {
         parsed.validate().map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
         // New parameter values are checked by this member's database: one it rejects would stop every
         // member's next start.
-        let before = current.map(|v| &v.value).unwrap_or(&Value::Null);
-        let changed: BTreeMap<String, String> = parsed
-            .postgresql
-            .parameters
-            .iter()
-            .filter(|(name, value)| before["postgresql"]["parameters"][name.as_str()] != json!(value))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let stored = current.and_then(|v| serde_json::from_value::<DynamicConfig>(v.value.clone()).ok());
+        let before = stored.map(|c| c.postgresql.parameters).unwrap_or_default();
+        let changed = crate::config::changed_parameters(&parsed.postgresql.parameters, &before);
         if !changed.is_empty() {
             self.commands
                 .call(LocalCommand::CheckParameters(changed))

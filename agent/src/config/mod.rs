@@ -239,6 +239,15 @@ pub fn server_parameters(
     parameters
 }
 
+/// The parameters of `new` whose value differs from `old`'s (names new to `old` included): the values a
+/// change sets.
+pub fn changed_parameters(
+    new: &BTreeMap<String, String>,
+    old: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 /// Removes `key:` entries with no value, so they mean "left out" (and take their defaults) as in Patroni.
 fn drop_nulls(value: &mut serde_norway::Value) {
     match value {

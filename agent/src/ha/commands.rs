@@ -178,12 +178,7 @@ impl<D: Database> Agent<D> {
             return Err(ApiError::new(503, "this agent was not started from a configuration file"));
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
-        let own = &config.postgresql.parameters;
-        let new: BTreeMap<String, String> = own
-            .iter()
-            .filter(|(k, v)| self.own_parameter(k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let new = crate::config::changed_parameters(&config.postgresql.parameters, self.own_parameters());
         self.check_parameters(&new, &format!("not reloaded: {}: postgresql.parameters", path.display()))
             .await?;
         self.apply_reloaded(&config);

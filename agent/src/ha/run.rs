@@ -364,9 +364,9 @@ impl<D: Database> Agent<D> {
         self.published = None;
     }
 
-    /// This member's own value of parameter `name` (its file's `postgresql.parameters`).
-    pub(super) fn own_parameter(&self, name: &str) -> Option<&String> {
-        self.me.parameters.get(name)
+    /// This member's own server parameters (its file's `postgresql.parameters`).
+    pub(super) fn own_parameters(&self) -> &BTreeMap<String, String> {
+        &self.me.parameters
     }
 
     /// Hands the database the server parameters of `dynamic` and this member's file once they change

@@ -255,12 +255,8 @@ impl Postgres {
             tracing::warn!(member = %self.settings.name, parameter = SOCKETS, "not changed while the agent runs: it connects through it; restart the agent to change it");
         }
         let old = self.runtime().parameters.clone();
-        let new_values: BTreeMap<String, String> = wanted
-            .iter()
-            .filter(|(k, v)| old.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         // A value the server rejects would stop its next start: the old one stays.
+        let new_values = crate::config::changed_parameters(&wanted, &old);
         for (name, error) in self.invalid_parameters(&new_values).await {
             tracing::error!(member = %self.settings.name, parameter = %name, %error, "server parameter not changed");
             match old.get(&name) {
