@@ -347,6 +347,16 @@ impl AgentCluster {
         unsafe { libc::kill(pid, signal) == 0 }
     }
 
+    /// Waits (up to `timeout`) until node `i` has a WAL receiver, and returns its PID.
+    pub async fn wal_receiver_pid(&self, i: usize, timeout: Duration) -> libc::pid_t {
+        let what = format!("{}'s WAL receiver pid", self.nodes[i].name);
+        wait_for(&what, timeout, || async {
+            let rows = self.query(i, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
+            rows.first()?.parse::<libc::pid_t>().ok()
+        })
+        .await
+    }
+
     /// The PID of node `i`'s postmaster, from `postmaster.pid`.
     pub fn postmaster_pid(&self, i: usize) -> Option<libc::pid_t> {
         let text = std::fs::read_to_string(self.home(i).join("pg/postmaster.pid")).ok()?;

@@ -107,13 +107,7 @@ async fn a_replica_lagging_beyond_maximum_lag_on_failover_is_not_promoted() {
     let mut receivers = Vec::new();
     for &r in &replicas {
         cluster.streaming_replica(r, PATIENCE).await;
-        let what = format!("{}'s WAL receiver pid", cluster.nodes[r].name);
-        let receiver = wait_for(&what, PATIENCE, || async {
-            let rows = cluster.query(r, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
-            rows.first()?.parse::<libc::pid_t>().ok()
-        })
-        .await;
-        receivers.push(receiver);
+        receivers.push(cluster.wal_receiver_pid(r, PATIENCE).await);
     }
     cluster.query(primary, "CREATE TABLE t (v int, pad text)").await.expect("create");
     for &pid in &receivers {

@@ -126,11 +126,7 @@ async fn a_switchover_to_a_lagging_candidate_is_refused() {
     let cluster = AgentCluster::start_with(3, |_| String::new(), "maximum_lag_on_failover: 1024");
     let primary = settled(&cluster).await;
     let lagging = (0..3).find(|i| *i != primary).expect("a replica");
-    let receiver = wait_for("the candidate's WAL receiver pid", PATIENCE, || async {
-        let rows = cluster.query(lagging, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
-        rows.first()?.parse::<libc::pid_t>().ok()
-    })
-    .await;
+    let receiver = cluster.wal_receiver_pid(lagging, PATIENCE).await;
     assert!(cluster.signal_pid(receiver, libc::SIGSTOP), "SIGSTOP the WAL receiver {receiver}");
     let sql = "CREATE TABLE t AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 2000) g";
     cluster.query(primary, sql).await.expect("write ~2 MB");

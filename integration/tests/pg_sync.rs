@@ -196,11 +196,7 @@ async fn a_new_rule_releases_a_commit_that_waited_for_a_standby_it_no_longer_nee
         }
         cluster.eventually(node, &format!("SHOW {name}"), &[value]).await;
     }
-    let receiver = wait_for("the sync standby's WAL receiver pid", PATIENCE, || async {
-        let rows = cluster.query(standby, "SELECT pid FROM pg_stat_wal_receiver").await.ok()?;
-        rows.first()?.parse::<libc::pid_t>().ok()
-    })
-    .await;
+    let receiver = cluster.wal_receiver_pid(standby, PATIENCE).await;
     let frozen = Frozen::stop(&cluster, receiver);
 
     let waiting = waiting_commit(&cluster, primary, 1).await;
