@@ -265,6 +265,9 @@ impl AgentCluster {
 
     /// Starts (or restarts) node `i`'s agent.
     pub fn start_agent(&mut self, i: usize) {
+        // One agent per node: one still running (two faults of a node, each healed by a start) is replaced,
+        // not left behind untracked.
+        self.signal_agent(i, libc::SIGKILL);
         let file = self.config_file(i);
         let log = std::fs::File::options()
             .create(true)
