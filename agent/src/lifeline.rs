@@ -5,9 +5,10 @@
 //! after [`GRACE`]. So a dead agent cannot leave a primary taking writes without a lease. In pause mode the
 //! agent disarms the watcher: maintenance keeps the database running.
 
+use crate::db::postgres::kill::{kill_group, postmaster};
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,16 +81,8 @@ pub fn watch(data_dir: &Path, mut input: impl Read) {
     }
 }
 
-/// The pid of the running postmaster of `data_dir`: the first line of `postmaster.pid`, if that process
-/// is a `postgres` (a stale file may name a pid reused by anything else).
-fn postmaster(data_dir: &Path) -> Option<libc::pid_t> {
-    let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-    let pid: libc::pid_t = text.lines().next()?.trim().parse().ok()?;
-    let exe: PathBuf = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    (exe.file_name()? == "postgres").then_some(pid)
-}
-
-/// SIGQUIT, then SIGKILL if it still runs after [`GRACE`].
+/// SIGQUIT, then SIGKILL to its process group if it still runs after [`GRACE`] (a stopped postmaster
+/// does not act on SIGQUIT, and its backends could go on committing without it).
 fn stop(pid: libc::pid_t) {
     // SAFETY: kill(2) with a pid just checked to be this data directory's postmaster.
     unsafe { libc::kill(pid, libc::SIGQUIT) };
@@ -101,8 +94,7 @@ fn stop(pid: libc::pid_t) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kill_group(pid);
 }
 
 #[cfg(test)]

@@ -67,10 +67,11 @@ impl MemberRecord {
 
     /// The state and role fields for a database observation.
     pub fn state_and_role(db: &DbState) -> (&'static str, &'static str) {
-        let state = match (db.running, db.starting) {
-            (true, _) => "running",
-            (false, true) => "starting",
-            (false, false) => "stopped",
+        let state = match (db.running, db.starting, db.hung) {
+            (true, _, _) => "running",
+            (false, _, true) => "not responding",
+            (false, true, false) => "starting",
+            (false, false, _) => "stopped",
         };
         let role = match (&db.data, db.role) {
             (crate::db::DataState::Missing, _) => "uninitialized",

@@ -573,6 +573,63 @@ fn stopped_primary_releases_the_lease_after_primary_start_timeout() {
     assert_eq!(actions(&o), vec![Action::ReleaseLease]);
 }
 
+/// A server whose processes run but answer nothing (SIGSTOP, storage hung).
+fn hung() -> DbState {
+    DbState { starting: true, hung: true, ..DbState::stopped(former_primary_data()) }
+}
+
+#[test]
+fn hung_primary_keeps_its_lease_until_primary_start_timeout_then_is_killed_before_the_release() {
+    let mut o = obs();
+    o.db = hung();
+    holding_lease(&mut o, 7);
+    o.primary_down_since = Some(o.now - Duration::from_secs(299));
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RenewLease], "no restart of a server that runs");
+    assert!(d.reason.contains("does not answer"), "{}", d.reason);
+    o.primary_down_since = Some(o.now - Duration::from_secs(300));
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::Kill, Action::ReleaseLease]);
+    assert!(d.reason.contains("did not answer"), "{}", d.reason);
+}
+
+#[test]
+fn primary_still_starting_at_primary_start_timeout_is_killed_before_the_release() {
+    let mut o = obs();
+    o.db = DbState { starting: true, ..DbState::stopped(former_primary_data()) };
+    holding_lease(&mut o, 7);
+    o.primary_down_since = Some(o.now - Duration::from_secs(300));
+    assert_eq!(actions(&o), vec![Action::Kill, Action::ReleaseLease]);
+}
+
+#[test]
+fn hung_server_whose_lease_lapsed_is_killed_whatever_the_store_says() {
+    for store_reachable in [true, false] {
+        let mut o = obs();
+        o.db = hung();
+        o.lease = LeaseHold::Lapsed(token(7));
+        if store_reachable {
+            led_by(&mut o, "node2", 9);
+        } else {
+            o.cluster = None;
+        }
+        let d = decide(&o);
+        assert_eq!(d.actions, vec![Action::Kill]);
+        assert!(d.reason.contains("token 7"), "{}", d.reason);
+    }
+    // A hung replica that held no lease is left alone (it cannot take writes).
+    let mut o = obs();
+    o.db = hung();
+    led_by(&mut o, "node2", 9);
+    assert!(!actions(&o).contains(&Action::Kill));
+    // In pause nothing is fenced.
+    let mut o = obs();
+    o.db = hung();
+    o.lease = LeaseHold::Lapsed(token(7));
+    o.policy.pause = true;
+    assert!(!actions(&o).contains(&Action::Kill));
+}
+
 #[test]
 fn member_the_store_still_names_re_acquires_the_lease() {
     // Not a running primary (so no fencing): e.g. restarted while promoting, or its own deadline passed.
@@ -946,12 +1003,16 @@ fn any_db() -> impl Strategy<Value = DbState> {
         prop::option::of(any_position()),
         prop::option::of(any_name()),
         any::<bool>(),
+        prop::option::weighted(0.2, any::<bool>()),
     )
-        .prop_map(|(data, running, role, timeline, position, replay_position, upstream, streaming)| {
+        .prop_map(|(data, running, role, timeline, position, replay_position, upstream, streaming, stuck)| {
+            // A server that does not run may be starting (`Some(false)`) or hung (`Some(true)`).
+            let stuck = stuck.filter(|_| !running && data != DataState::Missing);
             DbState {
                 data,
                 running,
-                starting: false,
+                starting: stuck.is_some(),
+                hung: stuck == Some(true),
                 role,
                 timeline,
                 position,
@@ -1171,6 +1232,30 @@ proptest! {
         let reclaim = o.lease == LeaseHold::Never && store_names(&o) == Some(&o.me);
         let expected = if reclaim { Action::AcquireLease } else { Action::Demote };
         prop_assert_eq!(decide(&o).actions, vec![expected]);
+    }
+
+    /// Guards the hand-over of a primary that does not run: while its processes may still run (starting or
+    /// hung), the lease is released only after they are killed, in the same decision.
+    #[test]
+    fn the_lease_is_released_only_after_the_servers_processes_are_killed(
+        o in prop_oneof![any_observation(), any_race_observation()],
+    ) {
+        let d = decide(&o);
+        if let Some(release) = d.actions.iter().position(|a| *a == Action::ReleaseLease) {
+            if o.db.starting && !o.policy.pause {
+                prop_assert!(d.actions[..release].contains(&Action::Kill), "decided {:?}", d);
+            }
+        }
+    }
+
+    /// Guards fencing of a hung server: a member whose lease lapsed and whose server answers nothing kills
+    /// it, unless paused.
+    #[test]
+    fn hung_server_without_its_lease_is_killed(mut o in any_observation(), t in any_token()) {
+        o.db = DbState { starting: true, hung: true, running: false, role: None, ..o.db };
+        o.lease = LeaseHold::Lapsed(t);
+        o.policy.pause = false;
+        prop_assert_eq!(decide(&o).actions, vec![Action::Kill]);
     }
 
     /// Guards the race rules: a free lease is taken only by an eligible member, never past a live primary

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 /// A replication position: how far a server's copy of the data goes (PostgreSQL: a WAL LSN). Ordered:
 /// a larger position holds everything a smaller one holds, on the same timeline.
@@ -149,8 +150,12 @@ pub struct DbState {
     pub data: DataState,
     /// Whether the server process runs and answers queries.
     pub running: bool,
-    /// Whether the server process runs without answering yet (recovery before consistency).
+    /// Whether the server process runs without answering queries (recovery before consistency, or `hung`).
     pub starting: bool,
+    /// Whether the server process runs but answered nothing at all, not even a refusal, within the
+    /// observation's timeout: its processes are stopped or its storage hangs. A server starting up refuses
+    /// sessions at once; a hung one never answers.
+    pub hung: bool,
     /// Its role, when running.
     pub role: Option<Role>,
     /// Its timeline, when known.
@@ -161,7 +166,9 @@ pub struct DbState {
     pub replay_position: Option<Position>,
     /// Replica: the member it is configured to stream from.
     pub upstream: Option<String>,
-    /// Replica: whether its WAL receiver is streaming right now.
+    /// Replica: whether it streams from its upstream right now: its WAL receiver is connected *and* heard
+    /// from the upstream (changes or a keepalive) within the upstream timeout (see
+    /// [`Database::set_upstream_timeout`]). A connection alone proves nothing: a cut link keeps it open.
     pub streaming: bool,
     /// The server's version as a number (PostgreSQL: `server_version_num`, e.g. 150018), when running.
     pub server_version: Option<u32>,
@@ -180,6 +187,7 @@ impl DbState {
             data,
             running: false,
             starting: false,
+            hung: false,
             role: None,
             timeline: None,
             position: None,
@@ -257,6 +265,11 @@ pub trait Database: Send + Sync + 'static {
     /// Stops the server.
     fn stop(&self, mode: StopMode) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Ends the server's processes at once, also when they do not answer (stopped, storage hung), and
+    /// waits until they are gone: nothing it acknowledged afterwards can exist. Crash recovery on the next
+    /// start (PostgreSQL: SIGKILL of the postmaster's process group, backends included).
+    fn kill(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+
     /// Promotes a running replica to primary and waits until it accepts writes.
     fn promote(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
@@ -281,6 +294,12 @@ pub trait Database: Send + Sync + 'static {
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Sets how long a replica may hear nothing from its upstream and still count as streaming (the lease
+    /// ttl), and the server's own replication timeouts that follow from it (PostgreSQL:
+    /// `wal_receiver_timeout`, `wal_sender_timeout`, TCP keepalives in `primary_conninfo`); applied at once
+    /// where the server allows it, and kept for every later start.
+    fn set_upstream_timeout(&self, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Checks `parameters` against the running server's own definitions; `Err` names each parameter and
     /// value it would reject, and why. A server that does not run checks nothing.

@@ -34,6 +34,10 @@ pub enum Action {
     Promote,
     /// Fence: stop the local primary at once (it rejoins as a replica afterwards).
     Demote,
+    /// Fence a server that does not answer (stopped processes, hung storage): kill its processes, so that
+    /// it can acknowledge nothing afterwards. Carried out before any later action; those are skipped
+    /// when it fails.
+    Kill,
     /// Copy the database from a member.
     Clone(Upstream),
     /// Rewind the diverged local data to a member's history.
@@ -135,7 +139,16 @@ impl Observation {
 /// deadline is stopped at once. The one exception is an agent that just started and finds the store still
 /// naming it as holder: it re-acquires first (the same token comes back).
 fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
-    if !o.db.is_running_primary() || o.lease_is_valid() || o.policy.pause {
+    if o.lease_is_valid() || o.policy.pause {
+        return None;
+    }
+    if let (LeaseHold::Lapsed(token), false, true) = (o.lease, o.db.is_running_primary(), o.db.hung) {
+        return Some(Decision::act(
+            vec![Action::Kill],
+            format!("fencing: my lease (token {token}) passed its deadline while my server does not answer"),
+        ));
+    }
+    if !o.db.is_running_primary() {
         return None;
     }
     let reclaim =
@@ -291,12 +304,27 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
             Decision::act(actions, "lease taken: promoting")
         }
         (false, _) => match o.primary_down_since {
-            Some(since) if o.now.duration_since(since) >= o.policy.primary_start_timeout => Decision::act(
-                vec![Action::ReleaseLease],
-                format!(
-                    "primary did not start within primary_start_timeout ({:?}): releasing the lease",
-                    o.policy.primary_start_timeout
-                ),
+            // Its processes may still run (starting, or hung and about to resume): killed first, so that
+            // nothing is acknowledged once another member may hold the lease.
+            Some(since) if o.now.duration_since(since) >= o.policy.primary_start_timeout => {
+                let how = match () {
+                    _ if o.db.hung => "did not answer: killing it and ",
+                    _ if o.db.starting => "was still starting: killing it and ",
+                    _ => "did not start: ",
+                };
+                let kill = o.db.starting.then_some(Action::Kill);
+                let actions = kill.into_iter().chain([Action::ReleaseLease]).collect();
+                Decision::act(
+                    actions,
+                    format!(
+                        "primary {how}releasing the lease after primary_start_timeout ({:?})",
+                        o.policy.primary_start_timeout
+                    ),
+                )
+            }
+            _ if o.db.hung => Decision::act(
+                vec![Action::RenewLease],
+                "primary does not answer (processes stopped or storage hung): waiting up to primary_start_timeout",
             ),
             _ if o.db.starting => {
                 Decision::act(vec![Action::RenewLease], "primary starting: recovery in progress")

@@ -29,11 +29,16 @@ pub struct DbJob {
 }
 
 impl DbJob {
-    /// The fencing job: stop the primary at once.
-    pub fn demote(me: &MemberName, token: Option<FencingToken>, guard: &Arc<RoleGuard>) -> DbJob {
+    /// A fencing job: `fence` ([`Action::Demote`] or [`Action::Kill`]) alone.
+    pub fn fence(
+        me: &MemberName,
+        fence: Action,
+        token: Option<FencingToken>,
+        guard: &Arc<RoleGuard>,
+    ) -> DbJob {
         DbJob {
             me: me.clone(),
-            actions: vec![Action::Demote],
+            actions: vec![fence],
             token,
             dcs: None,
             repair: Arc::default(),
@@ -103,7 +108,7 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
         Action::Bootstrap | Action::StartPrimary => hooks.callback(Callback::OnStart, "primary", token),
         Action::Follow(_) => hooks.callback(Callback::OnStart, "replica", token),
         Action::Promote => hooks.callback(Callback::OnRoleChange, "primary", token),
-        Action::Demote => job.guard.demoted(token),
+        Action::Demote | Action::Kill => job.guard.demoted(token),
         _ => {}
     }
     Ok(())
@@ -130,6 +135,7 @@ async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result
             Ok(())
         }
         Action::Demote => db.stop(StopMode::Immediate).await,
+        Action::Kill => db.kill().await,
         Action::Clone(upstream) => db.clone_from(upstream).await,
         Action::Rewind(upstream) => {
             let result = db.rewind_from(upstream).await;

@@ -86,6 +86,8 @@ pub struct Agent<D: Database> {
     dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
     parameters: Option<BTreeMap<String, String>>,
+    /// The upstream timeout (the ttl) last handed to the database.
+    upstream_timeout: Option<Duration>,
     /// Whether this cycle already renewed the lease (at its start).
     renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
@@ -126,6 +128,7 @@ impl<D: Database> Agent<D> {
             leaving: false,
             dynamic: me_dynamic,
             parameters: None,
+            upstream_timeout: None,
             renewed_this_cycle: false,
             scheduled_restart: None,
             scheduled_wake: None,
@@ -200,11 +203,22 @@ impl<D: Database> Agent<D> {
         // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
         let busy = self.busy();
         let mut db = self.db.observe().await;
-        if let (LeaseHold::Lapsed(token), true) = (self.lease_hold(Instant::now()), db.is_running_primary()) {
+        // A hung server makes observing slow: the renewal must not wait for the store read below.
+        if self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g)) && self.holds_lease() {
+            let known = self.dynamic.clone();
+            self.renew(&known).await;
+        }
+        let fence = match () {
+            _ if db.is_running_primary() => Some(Action::Demote),
+            _ if db.hung => Some(Action::Kill),
+            _ => None,
+        };
+        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease_hold(Instant::now()), fence) {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             if !self.dynamic.pause {
-                tracing::warn!(%token, "fencing: my lease passed its deadline without renewal");
-                run_db_job(self.db.as_ref(), DbJob::demote(&self.me.name, Some(token), &self.guard)).await;
+                tracing::warn!(%token, ?fence, "fencing: my lease passed its deadline without renewal");
+                let job = DbJob::fence(&self.me.name, fence, Some(token), &self.guard);
+                run_db_job(self.db.as_ref(), job).await;
                 db = self.db.observe().await;
                 let deadline = self.lease.as_ref().map(|g| g.deadline.instant());
                 let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
@@ -287,7 +301,8 @@ impl<D: Database> Agent<D> {
                     | Action::PublishSync(_)
             )
         });
-        let stops_db = decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote));
+        let stops_db =
+            decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
         self.execute(decision.actions, &dynamic, &observation).await;
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.
@@ -369,9 +384,18 @@ impl<D: Database> Agent<D> {
         &self.me.parameters
     }
 
-    /// Hands the database the server parameters of `dynamic` and this member's file once they change
-    /// (the adapter reloads the server; what needs a restart shows as pending).
+    /// Hands the database the server parameters of `dynamic` and this member's file, and the ttl as the
+    /// upstream timeout, once they change (the adapter reloads the server; what needs a restart shows as
+    /// pending).
     async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {
+        if self.upstream_timeout != Some(dynamic.ttl) {
+            match self.db.set_upstream_timeout(dynamic.ttl).await {
+                Ok(()) => self.upstream_timeout = Some(dynamic.ttl),
+                Err(e) => {
+                    tracing::warn!(error = %e, "replication timeouts not applied; trying again next cycle")
+                }
+            }
+        }
         let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
         if self.parameters.as_ref() == Some(&wanted) {
             return;
@@ -494,10 +518,16 @@ impl<D: Database> Agent<D> {
                         tracing::warn!(error = %e, "could not clear the switchover request");
                     }
                 }
-                Action::Demote => {
-                    // Fencing does not wait for a background job.
+                // Fencing does not wait for a background job.
+                Action::Demote | Action::Kill => {
                     let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
-                    run_db_job(self.db.as_ref(), DbJob::demote(&o.me, token, &self.guard)).await;
+                    let kill = action == Action::Kill;
+                    let fenced =
+                        run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
+                    if kill && !fenced {
+                        tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
+                        return;
+                    }
                 }
                 other => db_actions.push(other),
             }

@@ -9,6 +9,8 @@
 
 mod controldata;
 mod files;
+pub(crate) mod kill;
+mod liveness;
 mod observe;
 mod ops;
 mod parameter_check;
@@ -25,7 +27,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tools::Tools;
 
 /// A user name with its password.
@@ -187,6 +189,10 @@ impl Database for Postgres {
         self.logged(action, None, self.stop_now(mode)).await
     }
 
+    async fn kill(&self) -> Result<(), DbError> {
+        self.logged("kill", None, self.kill_now()).await
+    }
+
     async fn promote(&self) -> Result<(), DbError> {
         self.logged("promote", None, self.promote_now()).await
     }
@@ -205,6 +211,10 @@ impl Database for Postgres {
 
     async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), DbError> {
         self.set_parameters_now(parameters).await
+    }
+
+    async fn set_upstream_timeout(&self, timeout: Duration) -> Result<(), DbError> {
+        self.set_upstream_timeout_now(timeout).await
     }
 
     async fn check_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), String> {

@@ -1,11 +1,21 @@
 //! `observe`: the data directory from `pg_controldata`, the running server from SQL.
 
-use super::{controldata, files, sql, standby_names, unreadable_data, Postgres};
+use super::{controldata, files, liveness, sql, standby_names, unreadable_data, Postgres};
 use crate::db::{DataState, DbState, Role};
 use std::time::Duration;
 
 /// How long `observe` waits for its connection and for its query, each.
 const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What asking the server gave.
+enum Answer {
+    /// Its report.
+    Live(sql::Live),
+    /// An error: not running, starting up, shutting down, a failed query.
+    Refused,
+    /// Nothing within [`OBSERVE_TIMEOUT`].
+    Silent,
+}
 
 impl Postgres {
     pub(super) async fn observe_now(&self) -> DbState {
@@ -15,28 +25,34 @@ impl Postgres {
         }
         // Asked twice: a first timeout may only mean that the agent itself was paused (a stall, SIGSTOP)
         // while the answer waited in the socket, and a running primary must not be taken for stopped.
-        let live = match self.live().await {
-            None => self.live().await,
-            live => live,
+        let answer = match self.ask().await {
+            Answer::Live(live) => Answer::Live(live),
+            _ => self.ask().await,
         };
         let standby_config = files::has_standby_signal(self.data_dir());
-        let Some(live) = live else {
-            let mut state = DbState::stopped(data);
-            state.starting = self.tools.pg_ctl_running(self.data_dir()).await.unwrap_or(false);
-            state.upstream = self.configured_upstream().filter(|_| standby_config);
-            return state;
+        let live = match answer {
+            Answer::Live(live) => live,
+            not_live => {
+                let mut state = DbState::stopped(data);
+                state.starting = self.tools.pg_ctl_running(self.data_dir()).await.unwrap_or(false);
+                state.hung = state.starting && matches!(not_live, Answer::Silent);
+                state.upstream = self.configured_upstream().filter(|_| standby_config);
+                return state;
+            }
         };
         let role = if live.in_recovery { Role::Replica } else { Role::Primary };
+        let timeout = self.runtime().upstream_timeout;
         DbState {
             data,
             running: true,
             starting: false,
+            hung: false,
             role: Some(role),
             timeline: live.timeline,
             position: live.position,
             replay_position: live.replay,
             upstream: self.configured_upstream().filter(|_| live.in_recovery),
-            streaming: live.streaming,
+            streaming: liveness::streams(live.receiver.as_deref(), live.receiver_silence, timeout),
             server_version: live.server_version,
             sync_rule: standby_names::parse(&live.standby_names).filter(|_| !live.in_recovery),
             replicas: live.replicas,
@@ -44,23 +60,27 @@ impl Postgres {
         }
     }
 
-    /// What the running server reports, or `None` when it does not answer in time.
-    async fn live(&self) -> Option<sql::Live> {
+    /// What the server says when asked.
+    async fn ask(&self) -> Answer {
         match self.connect_local(OBSERVE_TIMEOUT).await {
             Ok(session) => match tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&session.client)).await {
-                Ok(Ok(live)) => Some(live),
+                Ok(Ok(live)) => Answer::Live(live),
                 Ok(Err(e)) => {
                     tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
-                    None
+                    Answer::Refused
                 }
                 Err(_) => {
                     tracing::warn!(member = %self.settings.name, "observe query timed out");
-                    None
+                    Answer::Silent
                 }
             },
+            Err(e @ sql::ConnectError::NoAnswer(_)) => {
+                tracing::warn!(member = %self.settings.name, error = %e, "server does not answer");
+                Answer::Silent
+            }
             Err(e) => {
-                tracing::debug!(member = %self.settings.name, error = %e, "server does not answer");
-                None
+                tracing::debug!(member = %self.settings.name, error = %e, "server refuses sessions");
+                Answer::Refused
             }
         }
     }

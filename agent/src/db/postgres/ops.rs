@@ -174,8 +174,23 @@ impl Postgres {
             return Ok(());
         }
         match self.tools.pg_ctl_stop(data, mode).await {
+            // A server that does not obey an immediate stop (its processes stopped or hung) is killed.
+            Err(e) if mode == StopMode::Immediate && self.tools.pg_ctl_running(data).await? => {
+                tracing::warn!(member = %self.settings.name, error = %e, "immediate stop failed: killing the server");
+                self.kill_now().await
+            }
             Err(e) if self.tools.pg_ctl_running(data).await? => Err(e),
             _ => Ok(()),
+        }
+    }
+
+    pub(super) async fn kill_now(&self) -> Result<(), DbError> {
+        match super::kill::kill_server(self.data_dir()).await {
+            Ok(killed) => {
+                tracing::warn!(member = %self.settings.name, killed, "server killed (SIGKILL to the postmaster's process group)");
+                Ok(())
+            }
+            Err(e) => Err(DbError::new("kill", e)),
         }
     }
 
@@ -275,6 +290,19 @@ impl Postgres {
         Ok(())
     }
 
+    /// Takes `timeout` as the upstream timeout (see [`crate::db::Database::set_upstream_timeout`]).
+    pub(super) async fn set_upstream_timeout_now(&self, timeout: Duration) -> Result<(), DbError> {
+        if self.runtime().upstream_timeout == timeout {
+            return Ok(());
+        }
+        let applied =
+            self.rewrite_and_reload("set upstream timeout", |r| r.upstream_timeout = timeout).await?;
+        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(member = %self.settings.name, timeout_ms, when, "replication timeouts set from the lease ttl");
+        Ok(())
+    }
+
     /// Which of `parameters` the running server would reject, each with why; none when it does not run.
     pub(super) async fn invalid_parameters(
         &self,
@@ -286,7 +314,7 @@ impl Postgres {
         let names: Vec<String> = parameters.keys().map(|k| k.to_ascii_lowercase()).collect();
         let definitions = match self.connect_local(CONNECT_TIMEOUT).await {
             Ok(session) => sql::definitions(&session.client, &names).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         let definitions = match definitions {
             Ok(found) => found,
@@ -320,7 +348,7 @@ impl Postgres {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             // A session started after the postmaster re-read the files sees the new value.
-            let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
+            let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
             let applied = sql::setting(&session.client, name).await.map_err(|e| failed(e.to_string()))?;
             if applied == value {
                 tracing::info!(member = %self.settings.name, setting = name, %value, "applied");
@@ -357,7 +385,7 @@ impl Postgres {
         })
         .await?;
         let failed = |e: String| DbError::new(action, e);
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(failed)?;
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
         sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
         Ok(Some(session))
     }
@@ -406,7 +434,7 @@ impl Postgres {
         self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
     }
 
-    pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, String> {
+    pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, sql::ConnectError> {
         let target = render::agent_target(&self.settings);
         sql::connect(&target, self.settings.port, &self.settings.superuser, timeout).await
     }

@@ -1,16 +1,18 @@
 //! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
-use super::{standby_names, PostgresSettings};
+use super::{liveness, standby_names, PostgresSettings};
 use crate::db::{SyncRule, Upstream};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Parameters the adapter sets itself. The same names are ignored in `parameters` and dropped from
 /// postgresql.auto.conf (which would override postgresql.conf). `wal_level` may be raised to `logical`.
-pub(crate) const OWNED: &[&str] = &[
+/// The replication timeouts of [`liveness::OWNED`] are owned too.
+const OWNED: &[&str] = &[
     "listen_addresses",
     "port",
     "wal_level",
@@ -117,6 +119,15 @@ pub(crate) struct Runtime {
     pub sync: SyncRule,
     /// The fencing token of the last lease this member was primary under.
     pub fencing_token: Option<u64>,
+    /// How long a replica may hear nothing from its upstream and still count as streaming (the lease
+    /// ttl); the replication timeouts follow from it (see [`liveness`]).
+    pub upstream_timeout: Duration,
+}
+
+/// Whether the adapter sets parameter `name` itself (case-insensitive).
+pub(crate) fn is_owned(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    OWNED.contains(&name.as_str()) || liveness::OWNED.contains(&name.as_str())
 }
 
 /// A setting a hot standby must have at least as high as its primary (else it does not start).
@@ -166,7 +177,11 @@ pub(crate) fn raised_for_hot_standby(runtime: &Runtime) -> Vec<(&'static str, u6
 impl Runtime {
     /// At the agent's start: the settings' parameters.
     pub(crate) fn starting(s: &PostgresSettings) -> Runtime {
-        Runtime { parameters: s.parameters.clone(), ..Runtime::default() }
+        Runtime {
+            parameters: s.parameters.clone(),
+            upstream_timeout: liveness::DEFAULT,
+            ..Runtime::default()
+        }
     }
 }
 
@@ -183,7 +198,7 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         }
     }
     for (name, value) in &runtime.parameters {
-        if valid_name(name) && !OWNED.contains(&name.to_ascii_lowercase().as_str()) {
+        if valid_name(name) && !is_owned(name) {
             set(name, value);
         }
     }
@@ -200,40 +215,46 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     set("hot_standby", "on");
     set("wal_log_hints", "on"); // pg_rewind needs it (or data checksums)
     set("synchronous_standby_names", &standby_names::render(&runtime.sync));
+    for (name, value) in liveness::server_settings(runtime.upstream_timeout) {
+        set(name, &value);
+    }
     if let Some(token) = runtime.fencing_token {
         set(FENCING_TOKEN, &token.to_string());
     }
     if let Conf::Standby(upstream) = conf {
         set("recovery_target_timeline", "latest");
         if let Some(up) = upstream {
-            set("primary_conninfo", &primary_conninfo(s, up));
+            set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
             set("primary_slot_name", &slot_name(&s.name));
         }
     }
     out
 }
 
-/// The connection string a replica streams with; the password comes from the password file.
-fn primary_conninfo(s: &PostgresSettings, up: &Upstream) -> String {
+/// The connection string a replica streams with (the password comes from the password file), with the
+/// connection timeouts for the upstream timeout `t`.
+fn primary_conninfo(s: &PostgresSettings, up: &Upstream, t: Duration) -> String {
     let pgpass = s.pgpass.to_string_lossy();
-    [
-        ("host", up.host.as_str()),
-        ("port", &up.port.to_string()),
-        ("user", &s.replication.username),
-        ("application_name", &s.name),
-        ("passfile", &pgpass),
-    ]
-    .iter()
-    .map(|(k, v)| format!("{k}={}", conninfo_quote(v)))
-    .collect::<Vec<_>>()
-    .join(" ")
+    let fixed = [
+        ("host", up.host.to_string()),
+        ("port", up.port.to_string()),
+        ("user", s.replication.username.clone()),
+        ("application_name", s.name.clone()),
+        ("passfile", pgpass.into_owned()),
+    ];
+    fixed
+        .into_iter()
+        .chain(liveness::conninfo_options(t))
+        .map(|(k, v)| format!("{k}={}", conninfo_quote(&v)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// postgresql.auto.conf without the settings the adapter owns (`None`: nothing to drop).
 pub(crate) fn clean_auto_conf(text: &str) -> Option<String> {
     let owned = |line: &str| {
         let name = line.trim_start().split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or("");
-        OWNED.contains(&name.to_ascii_lowercase().as_str())
+        is_owned(name)
     };
     if !text.lines().any(owned) {
         return None;
@@ -338,8 +359,19 @@ mod tests {
         assert!(conf.contains("wal_keep_size = '128MB'\n"), "{conf}");
         assert!(conf.contains("primary_slot_name = 'node_1'\n"));
         assert!(conf.contains(
-            "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' passfile=''/d/pgpass'''"
+            "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' \
+             passfile=''/d/pgpass'' connect_timeout=''3'' keepalives=''1'' keepalives_idle=''1'' \
+             keepalives_interval=''1'' keepalives_count=''2'' tcp_user_timeout=''3000'''\n"
         ));
+        assert!(conf.contains("wal_receiver_timeout = '3000ms'\nwal_sender_timeout = '6000ms'\n"), "{conf}");
+        let mut runtime = Runtime::starting(&s);
+        runtime.parameters.insert("WAL_SENDER_TIMEOUT".into(), "60s".into());
+        runtime.upstream_timeout = Duration::from_secs(10);
+        let primary = postgresql_conf(&s, &Conf::Primary, &runtime);
+        assert!(
+            primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
+            "{primary}"
+        );
         let runtime = Runtime::starting(&s);
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
         assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
@@ -373,7 +405,8 @@ mod tests {
 
     #[test]
     fn auto_conf_loses_owned_settings_only() {
-        let text = "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\n";
+        let text =
+            "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\nwal_receiver_timeout = 0\n";
         assert_eq!(clean_auto_conf(text).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
         assert_eq!(clean_auto_conf("work_mem = '4MB'\n"), None);
     }

@@ -23,13 +23,31 @@ impl Drop for Session {
     }
 }
 
+/// A connection that failed: refused with an error, or no answer at all in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectError {
+    /// The server (or the system) answered with an error: not running, starting up, refused.
+    Failed(String),
+    /// Nothing answered within the timeout: the server's processes do not run (stopped) or hang.
+    NoAnswer(Duration),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Failed(e) => f.write_str(e),
+            ConnectError::NoAnswer(timeout) => write!(f, "no answer within {timeout:?}"),
+        }
+    }
+}
+
 /// Connects to `target`:`port` as `user`, database `postgres`, within `timeout` (handshake included).
 pub(crate) async fn connect(
     target: &Target,
     port: u16,
     user: &Credentials,
     timeout: Duration,
-) -> Result<Session, String> {
+) -> Result<Session, ConnectError> {
     let mut config = Config::new();
     match target {
         Target::Socket(dir) => config.host_path(dir),
@@ -44,8 +62,8 @@ pub(crate) async fn connect(
         .connect_timeout(timeout);
     let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
         Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err(format!("no answer within {timeout:?}")),
+        Ok(Err(e)) => return Err(ConnectError::Failed(e.to_string())),
+        Err(_) => return Err(ConnectError::NoAnswer(timeout)),
     };
     let task = tokio::spawn(async move {
         let _ = connection.await;
@@ -62,8 +80,11 @@ pub(crate) struct Live {
     /// Replica: the replayed position.
     pub replay: Option<Position>,
     pub timeline: Option<u64>,
-    /// Replica: whether the WAL receiver is streaming.
-    pub streaming: bool,
+    /// Replica: the WAL receiver's state (`streaming`, `starting`, …; `None`: no receiver runs).
+    pub receiver: Option<String>,
+    /// Replica: how long ago its WAL receiver last heard from the sender (WAL or a keepalive), by this
+    /// server's clock.
+    pub receiver_silence: Option<Duration>,
     /// `server_version_num`, e.g. 150018.
     pub server_version: Option<u32>,
     /// `synchronous_standby_names`.
@@ -85,7 +106,9 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
       (SELECT received_tli FROM pg_stat_wal_receiver), \
       (pg_control_checkpoint()).timeline_id, \
       current_setting('server_version_num')::int, \
-      current_setting('synchronous_standby_names') \
+      current_setting('synchronous_standby_names'), \
+      (SELECT (extract(epoch FROM clock_timestamp() - last_msg_receipt_time) * 1000)::float8 \
+        FROM pg_stat_wal_receiver) \
     FROM r";
 
 /// A primary's WAL senders (standbys connect with their member name as `application_name`).
@@ -113,6 +136,9 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let checkpoint_tli: Option<i32> = row.try_get(7)?;
     let server_version = row.try_get::<_, Option<i32>>(8)?.and_then(|v| u32::try_from(v).ok());
     let standby_names: String = row.try_get(9)?;
+    // A receipt time ahead of the clock (it cannot be, on one server) counts as just now.
+    let receiver_silence =
+        row.try_get::<_, Option<f64>>(10)?.map(|ms| Duration::from_secs_f64(ms.clamp(0.0, 1e12) / 1000.0));
     let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
     let pending_restart = pending_restart(client).await?;
     Ok(if in_recovery {
@@ -121,7 +147,8 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             position: received.max(replayed),
             replay: replayed,
             timeline: tli(received_tli).or(tli(checkpoint_tli)),
-            streaming: receiver_status.as_deref() == Some("streaming"),
+            receiver: receiver_status,
+            receiver_silence,
             server_version,
             standby_names,
             replicas: Vec::new(),
@@ -133,7 +160,8 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             position: current,
             replay: None,
             timeline: walfile.as_deref().and_then(walfile_timeline),
-            streaming: false,
+            receiver: None,
+            receiver_silence: None,
             server_version,
             standby_names,
             replicas: replicas(client).await?,

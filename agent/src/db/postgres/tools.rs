@@ -14,6 +14,9 @@ use std::process::Stdio;
 const START_WAIT_SECS: u32 = 5;
 /// How long `pg_ctl stop -w` waits (a fast stop ends with a checkpoint).
 const STOP_TIMEOUT_SECS: u32 = 120;
+/// How long `pg_ctl stop -m immediate -w` waits: it takes well under a second unless the server's
+/// processes are stopped or hung, and then the adapter kills them instead.
+const IMMEDIATE_STOP_TIMEOUT_SECS: u32 = 5;
 /// How long `pg_ctl promote -w` waits.
 const PROMOTE_TIMEOUT_SECS: u32 = 60;
 /// How much of the server log an error from `pg_ctl start` quotes.
@@ -136,11 +139,11 @@ impl Tools {
 
     /// `pg_ctl stop -w` in `mode`.
     pub async fn pg_ctl_stop(&self, data: &Path, mode: StopMode) -> Result<(), DbError> {
-        let mode = match mode {
-            StopMode::Fast => "fast",
-            StopMode::Immediate => "immediate",
+        let (mode, timeout) = match mode {
+            StopMode::Fast => ("fast", STOP_TIMEOUT_SECS),
+            StopMode::Immediate => ("immediate", IMMEDIATE_STOP_TIMEOUT_SECS),
         };
-        let timeout = STOP_TIMEOUT_SECS.to_string();
+        let timeout = timeout.to_string();
         self.run("pg_ctl stop", "pg_ctl", &args(["stop", "-m", mode, "-w", "-t", &timeout, "-D"], data, None))
             .await
             .map(drop)
