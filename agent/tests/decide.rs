@@ -1005,26 +1005,28 @@ fn any_db() -> impl Strategy<Value = DbState> {
         any::<bool>(),
         prop::option::weighted(0.2, any::<bool>()),
     )
-        .prop_map(|(data, running, role, timeline, position, replay_position, upstream, streaming, stuck)| {
-            // A server that does not run may be starting (`Some(false)`) or hung (`Some(true)`).
-            let stuck = stuck.filter(|_| !running && data != DataState::Missing);
-            DbState {
-                data,
-                running,
-                starting: stuck.is_some(),
-                hung: stuck == Some(true),
-                role,
-                timeline,
-                position,
-                replay_position,
-                upstream: upstream.map(String::from),
-                streaming,
-                server_version: None,
-                sync_rule: None,
-                replicas: Vec::new(),
-                pending_restart: Vec::new(),
-            }
-        })
+        .prop_map(
+            |(data, running, role, timeline, position, replay_position, upstream, streaming, stuck)| {
+                // A server that does not run may be starting (`Some(false)`) or hung (`Some(true)`).
+                let stuck = stuck.filter(|_| !running && data != DataState::Missing);
+                DbState {
+                    data,
+                    running,
+                    starting: stuck.is_some(),
+                    hung: stuck == Some(true),
+                    role,
+                    timeline,
+                    position,
+                    replay_position,
+                    upstream: upstream.map(String::from),
+                    streaming,
+                    server_version: None,
+                    sync_rule: None,
+                    replicas: Vec::new(),
+                    pending_restart: Vec::new(),
+                }
+            },
+        )
 }
 
 fn any_cluster() -> impl Strategy<Value = ClusterView> {

@@ -452,3 +452,83 @@ async fn a_stall_during_the_agents_database_check_is_not_taken_for_a_stopped_ser
     }
     eprintln!("{conclusive} conclusive attempts");
 }
+
+/// Whether process `pid` is gone: dead, or a zombie nobody reaped yet.
+fn gone(pid: libc::pid_t) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// A process group stopped with SIGSTOP until this is dropped (also when the test fails).
+struct StoppedGroup(libc::pid_t);
+
+impl StoppedGroup {
+    fn stop(cluster: &AgentCluster, leader: libc::pid_t) -> StoppedGroup {
+        assert!(cluster.signal_pid(-leader, libc::SIGSTOP), "SIGSTOP to process group {leader}");
+        StoppedGroup(leader)
+    }
+}
+
+impl Drop for StoppedGroup {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of a postmaster this test's cluster started.
+        unsafe { libc::kill(-self.0, libc::SIGCONT) };
+    }
+}
+
+/// A hung primary: its PostgreSQL (the postmaster's process group: postmaster and backends) stopped with
+/// SIGSTOP, which is how a stalled volume or a frozen VM disk looks from outside (processes alive, TCP
+/// connections open, nothing answers), while its agent runs. What the design promises:
+/// - The agent takes the server for hung ("not responding"), not for starting, keeps its lease up to
+///   primary_start_timeout (10 s) in case the server comes back, then kills its process group (SIGKILL
+///   works on stopped processes) and only then releases the lease: by the first write another node
+///   acknowledges, the old postmaster is already gone.
+/// - The replicas do not take the frozen sender for a streaming one: a replica takes over (a new, larger
+///   token) within primary_start_timeout + ttl + a few seconds; the figure is printed (the fault suite
+///   measures it per nemesis).
+/// - The old primary rejoins by pg_rewind, not by a new copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_is_killed_before_its_lease_is_released_and_rejoins_by_rewind() {
+    init_tracing();
+    let cluster = AgentCluster::start_checked(3, |_| String::new()).await;
+    let all = [0, 1, 2];
+    let old = cluster.settled(&all, PATIENCE).await;
+    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, old, &all, 0, 100).await;
+    let token = fencing_token(&cluster, old).await.expect("the primary shows its token");
+    let postmaster = cluster.postmaster_pid(old).expect("the primary's postmaster pid");
+    let offsets = log_offsets(&cluster);
+
+    let frozen = StoppedGroup::stop(&cluster, postmaster);
+    let hung = Instant::now();
+    let (new, downtime) = wait_for("a write acknowledged by another node", PATIENCE, || async {
+        for &r in &replicas {
+            let insert = cluster.query(r, "INSERT INTO t VALUES (1000)");
+            if matches!(tokio::time::timeout(Duration::from_secs(1), insert).await, Ok(Ok(_))) {
+                return Some((r, hung.elapsed()));
+            }
+        }
+        None
+    })
+    .await;
+    assert!(gone(postmaster), "the hung postmaster {postmaster} still exists when another node takes writes");
+    drop(frozen);
+    let new_token = fencing_token(&cluster, new).await.expect("the new primary shows its token");
+    assert!(new_token > token, "new token {new_token} not larger than {token}");
+    let old_log = log_since(&cluster, &offsets, old);
+    assert!(old_log.contains("did not answer: killing it"), "the old agent's decisions:\n{old_log}");
+
+    cluster.streaming_replica(old, PATIENCE).await;
+    let old_log = log_since(&cluster, &offsets, old);
+    assert!(
+        old_log.contains("rewind_from") && !old_log.contains("clone_from"),
+        "the old primary rejoins by rewind, not by a new copy:\n{old_log}"
+    );
+    write_and_replicate(&cluster, new, &all, 2000, 2010).await;
+    eprintln!(
+        "hung primary {}: first write acknowledged by {} {downtime:?} after SIGSTOP (token {token} -> {new_token})",
+        cluster.nodes[old].name, cluster.nodes[new].name
+    );
+}

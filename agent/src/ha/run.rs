@@ -171,6 +171,9 @@ impl<D: Database> Agent<D> {
                 let renew_at = renewal_due(grant).max(Instant::now() + RENEW_RETRY);
                 next = next.min(grant.deadline.instant()).min(renew_at);
             }
+            if let Some(at) = self.primary_start_deadline() {
+                next = next.min(at); // a primary down that long is given up on at once
+            }
             if let Some(at) = self.scheduled_wake {
                 let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
                 next = next.min(Instant::now() + wait);
@@ -202,6 +205,8 @@ impl<D: Database> Agent<D> {
         // A job that ends while the database is observed leaves the observation older than what the job
         // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
         let busy = self.busy();
+        // A server found down was down when the look began (observing a hung one takes seconds).
+        let observed_at = Instant::now();
         let mut db = self.db.observe().await;
         // A hung server makes observing slow: the renewal must not wait for the store read below.
         if self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g)) && self.holds_lease() {
@@ -258,7 +263,7 @@ impl<D: Database> Agent<D> {
         let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
-        self.track_primary_down(&db, lease, now);
+        self.track_primary_down(&db, lease, observed_at);
         if db.streaming {
             self.repair.streaming();
         }
@@ -443,6 +448,12 @@ impl<D: Database> Agent<D> {
                 None
             }
         }
+    }
+
+    /// When the primary, down since `primary_down_since`, reaches `primary_start_timeout`.
+    fn primary_start_deadline(&self) -> Option<Instant> {
+        let since = self.primary_down_since.filter(|_| self.lease.is_some())?;
+        since.checked_add(self.dynamic.primary_start_timeout)
     }
 
     fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, now: Instant) {

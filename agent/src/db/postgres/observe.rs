@@ -6,6 +6,8 @@ use std::time::Duration;
 
 /// How long `observe` waits for its connection and for its query, each.
 const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The same for a second look after the first got no answer.
+const RETRY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What asking the server gave.
 enum Answer {
@@ -13,7 +15,7 @@ enum Answer {
     Live(sql::Live),
     /// An error: not running, starting up, shutting down, a failed query.
     Refused,
-    /// Nothing within [`OBSERVE_TIMEOUT`].
+    /// Nothing within the timeout.
     Silent,
 }
 
@@ -25,9 +27,10 @@ impl Postgres {
         }
         // Asked twice: a first timeout may only mean that the agent itself was paused (a stall, SIGSTOP)
         // while the answer waited in the socket, and a running primary must not be taken for stopped.
-        let answer = match self.ask().await {
+        let answer = match self.ask(OBSERVE_TIMEOUT).await {
             Answer::Live(live) => Answer::Live(live),
-            _ => self.ask().await,
+            // A stalled agent finds the answer waiting in the socket: the second look needs no long wait.
+            _ => self.ask(RETRY_TIMEOUT).await,
         };
         let standby_config = files::has_standby_signal(self.data_dir());
         let live = match answer {
@@ -61,9 +64,9 @@ impl Postgres {
     }
 
     /// What the server says when asked.
-    async fn ask(&self) -> Answer {
-        match self.connect_local(OBSERVE_TIMEOUT).await {
-            Ok(session) => match tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&session.client)).await {
+    async fn ask(&self, timeout: Duration) -> Answer {
+        match self.connect_local(timeout).await {
+            Ok(session) => match tokio::time::timeout(timeout, sql::live(&session.client)).await {
                 Ok(Ok(live)) => Answer::Live(live),
                 Ok(Err(e)) => {
                     tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
