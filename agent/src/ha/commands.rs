@@ -64,9 +64,7 @@ impl<D: Database> Agent<D> {
     pub(super) async fn dispatch(&mut self, command: LocalCommand, reply: Reply) {
         match command {
             LocalCommand::Restart(request) if request.schedule.is_none() && !self.busy() => {
-                if let Err(e) = self.restart(request, RestartDone::Caller(reply)).await {
-                    tracing::debug!(error = %e.message, "restart refused");
-                }
+                self.restart(request, RestartDone::Caller(reply)).await
             }
             command => {
                 let _ = reply.send(self.handle(command).await);
@@ -141,20 +139,16 @@ impl<D: Database> Agent<D> {
             return false;
         }
         let Some((at, request)) = self.scheduled_restart.take() else { return false };
-        // A refusal is logged by RestartDone::Log; a started restart runs as the background job.
-        let _ = self.restart(request, RestartDone::Log(at)).await;
+        self.restart(request, RestartDone::Log(at)).await;
         true
     }
 
     /// Checks the request against the database, then starts the restart as the background job, which
-    /// reports to `done`; a refusal is reported to `done` at once and returned.
-    async fn restart(&mut self, request: RestartRequest, done: RestartDone) -> Result<(), ApiError> {
+    /// reports to `done` when it ends; a refusal is reported to `done` at once.
+    async fn restart(&mut self, request: RestartRequest, done: RestartDone) {
         let role = match self.restart_check(&request).await {
             Ok(role) => role,
-            Err(e) => {
-                done.report(Err(e.clone()));
-                return Err(e);
-            }
+            Err(e) => return done.report(Err(e)),
         };
         tracing::info!(role, "restart requested through the API");
         let (db, dcs, guard, wake) =
@@ -168,7 +162,6 @@ impl<D: Database> Agent<D> {
             done.report(result.map(|()| format!("restarted the {role}")));
             wake.notify_one();
         }));
-        Ok(())
     }
 
     /// The role to restart in (`primary` or `replica`), or why the request's conditions do not hold.
