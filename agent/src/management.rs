@@ -104,15 +104,8 @@ impl AgentManagement {
     async fn set_config_value(&self, body: Value, replace: bool) -> Result<Value, ApiError> {
         let state = self.read().await?;
         let current = state.keys.get(&Key::Config);
-        let mut config = match (replace, current) {
-            (false, Some(v)) => v.value.clone(),
-            (false, None) => serde_json::to_value(&self.bootstrap_dcs).unwrap_or_default(),
-            (true, _) => Value::Object(Default::default()),
-        };
-        merge_patch(&mut config, &body);
-        let parsed: DynamicConfig = serde_json::from_value(config.clone())
-            .map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
-        parsed.validate().map_err(|e| ApiError::new(400, format!("invalid configuration: {e}")))?;
+        let (parsed, config) =
+            patched_config(current.map(|v| &v.value), &self.bootstrap_dcs, &body, replace)?;
         // New parameter values are checked by this member's database: one it rejects would stop every
         // member's next start.
         let stored = current.and_then(|v| serde_json::from_value::<DynamicConfig>(v.value.clone()).ok());
@@ -220,6 +213,27 @@ impl AgentManagement {
 
 /// Checks a switchover or failover request against the cluster, and the plan to write. `now`: it is
 /// carried out at once, so the candidate must be ready now (a scheduled one is checked when due).
+/// What `PATCH /config` (`replace: false`, a merge patch over `current`, else over `bootstrap`) or
+/// `PUT /config` (`replace: true`) makes of `body`: the validated configuration and the JSON it came
+/// from, or a 400 naming what is wrong (an out-of-range ttl, say).
+pub fn patched_config(
+    current: Option<&Value>,
+    bootstrap: &DynamicConfig,
+    body: &Value,
+    replace: bool,
+) -> Result<(DynamicConfig, Value), ApiError> {
+    let mut config = match (replace, current) {
+        (false, Some(v)) => v.clone(),
+        (false, None) => serde_json::to_value(bootstrap).unwrap_or_default(),
+        (true, _) => Value::Object(Default::default()),
+    };
+    merge_patch(&mut config, body);
+    let invalid = |e: &dyn std::fmt::Display| ApiError::new(400, format!("invalid configuration: {e}"));
+    let parsed: DynamicConfig = serde_json::from_value(config.clone()).map_err(|e| invalid(&e))?;
+    parsed.validate().map_err(|e| invalid(&e))?;
+    Ok((parsed, config))
+}
+
 fn plan(
     view: &ClusterView,
     request: &SwitchoverRequest,

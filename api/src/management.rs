@@ -16,10 +16,12 @@
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
 //!
 //! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise); reads
-//! stay open, as Patroni's. Every error is JSON `{"error": "..."}`.
+//! stay open, as Patroni's. Every error is JSON `{"error": "..."}`. Every mutating route also answers 400
+//! for a body that is not a JSON object (an array, a string), not UTF-8 or has an unknown field, and 413
+//! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
+use crate::body::{self, RawBody, MAX_BODY};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// A failed management call: the HTTP status and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +172,8 @@ pub struct BasicAuth {
 
 type Agent = Arc<dyn Management>;
 
-/// The management router over `agent`, with `auth` required for mutating calls when given.
+/// The management router over `agent`, with `auth` required for mutating calls when given. Bodies are
+/// read by [`crate::body`]: at most [`MAX_BODY`] bytes, JSON objects only, JSON errors.
 pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
     Router::new()
         .route("/cluster", get(|State(a): State<Agent>| async move { json(a.cluster().await) }))
@@ -177,22 +181,24 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
         .route(
             "/config",
             get(|State(a): State<Agent>| async move { json(a.config().await) })
-                .patch(|State(a): State<Agent>, body: Bytes| async move { set_config(a, body, false).await })
-                .put(|State(a): State<Agent>, body: Bytes| async move { set_config(a, body, true).await }),
+                .patch(|State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, false).await })
+                .put(|State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, true).await }),
         )
         .route(
             "/switchover",
-            post(|State(a): State<Agent>, body: Bytes| async move { switchover(a, body, false).await })
-                .delete(|State(a): State<Agent>| async move { message(a.cancel_switchover().await) }),
+            post(|State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, false).await })
+                .delete(|State(a): State<Agent>, RawBody(b): RawBody| async move {
+                    without_parameters(&b, || a.cancel_switchover()).await
+                }),
         )
         .route(
             "/failover",
-            post(|State(a): State<Agent>, body: Bytes| async move { switchover(a, body, true).await }),
+            post(|State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, true).await }),
         )
         .route(
             "/restart",
-            post(|State(a): State<Agent>, body: Bytes| async move {
-                match parse_or_default::<RestartRequest>(&body) {
+            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
+                match body::restart_request(&b, SystemTime::now()) {
                     Ok(request) => {
                         let scheduled = request.schedule.is_some();
                         scheduled_or_done(scheduled, a.restart(request).await)
@@ -200,11 +206,16 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
                     Err(e) => e.into_response(),
                 }
             })
-            .delete(|State(a): State<Agent>| async move { message(a.cancel_restart().await) }),
+            .delete(|State(a): State<Agent>, RawBody(b): RawBody| async move {
+                without_parameters(&b, || a.cancel_restart()).await
+            }),
         )
         .route(
             "/reload",
-            post(|State(a): State<Agent>| async move {
+            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
+                if let Err(e) = body::no_parameters(&b) {
+                    return e.into_response();
+                }
                 match a.reload().await {
                     Ok(text) => (StatusCode::ACCEPTED, text).into_response(),
                     Err(e) => e.into_response(),
@@ -213,26 +224,27 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
         )
         .route(
             "/reinitialize",
-            post(|State(a): State<Agent>, body: Bytes| async move {
-                match parse_or_default::<ReinitializeRequest>(&body) {
+            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
+                match body::reinitialize_request(&b) {
                     Ok(request) => message(a.reinitialize(request).await),
                     Err(e) => e.into_response(),
                 }
             }),
         )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(auth.map(Arc::new), require_auth))
         .with_state(agent)
 }
 
-async fn set_config(agent: Agent, body: Bytes, replace: bool) -> Response {
-    match parse::<serde_json::Value>(&body) {
+async fn set_config(agent: Agent, body: &[u8], replace: bool) -> Response {
+    match body::config_patch(body) {
         Ok(value) => json(agent.set_config(value, replace).await),
         Err(e) => e.into_response(),
     }
 }
 
-async fn switchover(agent: Agent, body: Bytes, failover: bool) -> Response {
-    match parse::<SwitchoverRequest>(&body) {
+async fn switchover(agent: Agent, body: &[u8], failover: bool) -> Response {
+    match body::switchover_request(body) {
         Ok(request) => {
             let scheduled = request.scheduled_at.is_some();
             scheduled_or_done(scheduled, agent.switchover(request, failover).await)
@@ -241,17 +253,15 @@ async fn switchover(agent: Agent, body: Bytes, failover: bool) -> Response {
     }
 }
 
-/// Like [`parse`], but an empty body means the defaults.
-fn parse_or_default<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        parse(body)
+/// Makes `call` once the body is found to carry no parameters.
+async fn without_parameters<'a>(
+    body: &[u8],
+    call: impl FnOnce() -> BoxFuture<'a, Result<String, ApiError>>,
+) -> Response {
+    match body::no_parameters(body) {
+        Ok(()) => message(call().await),
+        Err(e) => e.into_response(),
     }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("malformed JSON body: {e}")))
 }
 
 fn json(result: Result<serde_json::Value, ApiError>) -> Response {

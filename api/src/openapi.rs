@@ -10,31 +10,42 @@ pub type ManagementRoute = (&'static str, &'static str, &'static [u16], &'static
 
 /// The management routes (Patroni's, api.py), served by [`crate::management_router`]: mutating calls
 /// need basic auth when `restapi.authentication` is configured (401 otherwise); errors are
-/// `{"error": …}`; a store failure is a 503. Restart, reload and reinitialize are planned, with
+/// `{"error": …}`; a store failure is a 503; a body that is not a JSON object is a 400, one over
+/// [`crate::body::MAX_BODY`] a 413. Restart, reload and reinitialize are planned, with
 /// Patroni's codes.
 pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
     ("/cluster", "GET", &[200, 503], "The cluster: members, roles, positions and lag"),
     ("/history", "GET", &[200, 503], "The promotions: [timeline, lsn, reason, timestamp, new_leader]"),
     ("/config", "GET", &[200, 502, 503], "The dynamic configuration (502: the cluster has none yet)"),
-    ("/config", "PATCH", &[200, 400, 401, 409, 503], "Merge-patch the dynamic configuration (null deletes)"),
-    ("/config", "PUT", &[200, 400, 401, 409, 503], "Replace the dynamic configuration"),
+    (
+        "/config",
+        "PATCH",
+        &[200, 400, 401, 409, 413, 503],
+        "Merge-patch the dynamic configuration (null deletes)",
+    ),
+    ("/config", "PUT", &[200, 400, 401, 409, 413, 503], "Replace the dynamic configuration"),
     (
         "/switchover",
         "POST",
-        &[200, 202, 400, 401, 409, 412, 422, 503],
+        &[200, 202, 400, 401, 409, 412, 413, 422, 503],
         "Switch over from leader to a candidate, now or at scheduled_at",
     ),
-    ("/switchover", "DELETE", &[200, 401, 404, 409, 503], "Cancel the pending or scheduled switchover"),
-    ("/failover", "POST", &[200, 400, 401, 409, 412, 503], "Fail over to candidate"),
+    (
+        "/switchover",
+        "DELETE",
+        &[200, 400, 401, 404, 409, 413, 503],
+        "Cancel the pending or scheduled switchover",
+    ),
+    ("/failover", "POST", &[200, 400, 401, 409, 412, 413, 503], "Fail over to candidate"),
     (
         "/restart",
         "POST",
-        &[200, 202, 400, 401, 409, 412, 422, 503],
+        &[200, 202, 400, 401, 409, 412, 413, 422, 503],
         "Restart the database now or at schedule",
     ),
-    ("/restart", "DELETE", &[200, 401, 404], "Cancel the scheduled restart"),
-    ("/reload", "POST", &[202, 401], "Reload the agent's configuration"),
-    ("/reinitialize", "POST", &[200, 401, 503], "Rebuild this replica from the primary"),
+    ("/restart", "DELETE", &[200, 400, 401, 404, 413], "Cancel the scheduled restart"),
+    ("/reload", "POST", &[202, 400, 401, 413], "Reload the agent's configuration"),
+    ("/reinitialize", "POST", &[200, 400, 401, 413, 503], "Rebuild this replica from the primary"),
 ];
 
 /// The OpenAPI 3.0 document of the REST API.
@@ -122,6 +133,7 @@ fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) 
                 "content": { "text/plain": { "schema": { "type": "string" } } },
             }),
             401 => error_response("Credentials missing or wrong", true),
+            413 => error_response("The request body is larger than 64 KiB", true),
             _ => error_response("Refused or failed: the error says why", true),
         };
         responses.insert(code.to_string(), answer);

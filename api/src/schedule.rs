@@ -18,16 +18,7 @@ pub struct Schedule(DateTime<FixedOffset>);
 impl Schedule {
     /// Reads an ISO 8601 time with a timezone; the error says what is wrong with `text`.
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
-        let text = text.trim();
-        // RFC 3339 is ISO 8601 with a `T` and seconds: also take a blank for the `T` and HH:MM.
-        let mut normalized = text.replacen(' ', "T", 1);
-        if let Some(t) = normalized.find('T') {
-            let time = &normalized[t + 1..];
-            let hh_mm = time.len() >= 5 && time.as_bytes()[2] == b':';
-            if hh_mm && time.as_bytes().get(5).is_none_or(|b| !b.is_ascii_digit() && *b != b':') {
-                normalized.insert_str(t + 6, ":00");
-            }
-        }
+        let normalized = rfc_3339_shape(text.trim());
         if let Ok(at) = DateTime::parse_from_rfc3339(&normalized) {
             return Ok(Schedule(at));
         }
@@ -60,6 +51,22 @@ impl Schedule {
         }
         Ok(schedule)
     }
+}
+
+/// RFC 3339 is ISO 8601 with a `T` and seconds: takes a blank for the `T` and completes `HH:MM` with
+/// `:00`. Character-aware: any text, however malformed, comes back as a string to try.
+fn rfc_3339_shape(text: &str) -> String {
+    let mut normalized = text.replacen(' ', "T", 1);
+    let Some(t) = normalized.find('T') else { return normalized };
+    let time = &normalized[t + 1..];
+    // `get` is `None` unless byte 5 is a character boundary; the five bytes must then be ASCII.
+    let hh_mm = time.get(..5).is_some_and(|hm| {
+        hm.bytes().enumerate().all(|(i, b)| if i == 2 { b == b':' } else { b.is_ascii_digit() })
+    });
+    if hh_mm && time[5..].chars().next().is_none_or(|c| !c.is_ascii_digit() && c != ':') {
+        normalized.insert_str(t + 6, ":00");
+    }
+    normalized
 }
 
 const EXAMPLE: &str = "2026-11-22T15:30:00+01:00";
@@ -119,6 +126,18 @@ mod tests {
         let json = serde_json::to_value(utc).expect("json");
         assert_eq!(json, "2030-01-01T10:00:00+00:00");
         assert_eq!(serde_json::from_value::<Schedule>(json).expect("back"), utc);
+    }
+
+    #[test]
+    fn a_multi_byte_character_where_the_seconds_go_is_unreadable_not_a_panic() {
+        // Issue 12: the HH:MM completion inserted ":00" at a byte offset inside the 'é'.
+        for text in ["2030-01-01T12:3é", "2030-01-01T12:34é", "2030-01-01 1é:30Z", "2030-01-01Té", "é T12:30"]
+        {
+            assert_eq!(Schedule::parse(text), Err(ScheduleError::Unreadable), "{text}");
+        }
+        let err =
+            Schedule::for_request("2030-01-01T12:3é", "restart", SystemTime::UNIX_EPOCH).expect_err("é");
+        assert!(err.message.contains("\"2030-01-01T12:3é\""), "{err:?}");
     }
 
     #[test]

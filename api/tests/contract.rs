@@ -10,8 +10,8 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tower::ServiceExt;
+use vigil_api::BasicAuth;
 use vigil_api::{management_router, metrics, openapi, router, RaftInfo, MANAGEMENT_ROUTES, ROUTES};
-use vigil_api::{ApiError, BasicAuth, BoxFuture, SwitchoverRequest};
 
 const LABELS: &str = r#"{scope="demo",name="node1"}"#;
 
@@ -171,45 +171,13 @@ async fn an_unknown_path_is_a_json_404() {
     }
 }
 
-/// A management agent that answers every call with an empty success.
-struct Idle;
-
-impl vigil_api::Management for Idle {
-    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-    fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-    fn set_config(&self, _: Value, _: bool) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(Value::Null) })
-    }
-    fn switchover(&self, _: SwitchoverRequest, _: bool) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn restart(&self, _: vigil_api::RestartRequest) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(async { Ok(String::new()) })
-    }
-    fn reinitialize(&self, _: vigil_api::ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(async { Ok(String::new()) })
-    }
-}
-
 #[tokio::test]
 async fn every_documented_management_route_is_served() {
     for &(path, method, codes, _) in vigil_api::MANAGEMENT_ROUTES {
         let body = if method == "GET" || method == "DELETE" { Body::empty() } else { Body::from("{}") };
         let request = Request::builder().method(method).uri(path).body(body).expect("request");
-        let response = management_router(Arc::new(Idle), None).oneshot(request).await.expect("response");
+        let response =
+            management_router(Arc::new(Idle::default()), None).oneshot(request).await.expect("response");
         let code = response.status().as_u16();
         assert!(codes.contains(&code), "{method} {path} answered {code}, documented {codes:?}");
     }
@@ -220,7 +188,7 @@ async fn the_json_errors_survive_merging_with_the_management_router() {
     let auth = BasicAuth { username: "u".into(), password: "p".into() };
     let api = || {
         let source = Fixed { status: replica(), leading: false };
-        router(Arc::new(source)).merge(management_router(Arc::new(Idle), Some(auth.clone())))
+        router(Arc::new(source)).merge(management_router(Arc::new(Idle::default()), Some(auth.clone())))
     };
     for (method, path, code, error) in [
         ("GET", "/foo", 404, Some("no such endpoint: GET /foo")),

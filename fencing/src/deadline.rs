@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 pub struct HolderDeadline(Instant);
 
 impl HolderDeadline {
-    /// The deadline for a grant or renewal whose request left the holder at `sent_at`.
+    /// The deadline for a grant or renewal whose request left the holder at `sent_at`. A ttl beyond
+    /// [`MAX_TTL`](crate::MAX_TTL) counts as that (the store's timer is capped the same way), so it never
+    /// panics.
     pub fn from_sent(sent_at: Instant, ttl: Duration, safety_margin: Duration) -> Self {
-        HolderDeadline(sent_at + ttl.saturating_sub(safety_margin))
+        HolderDeadline(crate::instant_after(sent_at, ttl.saturating_sub(safety_margin)))
     }
 
     /// The instant itself.
@@ -44,6 +46,13 @@ mod tests {
         assert!(!d.is_valid_at(sent + Duration::from_millis(2500)));
         assert_eq!(d.remaining_at(sent + Duration::from_secs(1)), Duration::from_millis(1500));
         assert_eq!(d.remaining_at(sent + Duration::from_secs(9)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_huge_ttl_is_capped_not_a_panic() {
+        let sent = Instant::now();
+        let d = HolderDeadline::from_sent(sent, Duration::MAX, Duration::ZERO);
+        assert_eq!(d.instant(), sent + crate::MAX_TTL);
     }
 
     #[test]

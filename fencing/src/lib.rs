@@ -16,6 +16,6 @@ mod token;
 mod watchdog;
 
 pub use deadline::HolderDeadline;
-pub use timing::{LeaseTiming, TimingError};
+pub use timing::{instant_after, LeaseTiming, TimingError, MAX_TTL, MIN_LOOP_WAIT};
 pub use token::FencingToken;
 pub use watchdog::{watchdog_timeout, LinuxWatchdog, Opener, Watchdog, WatchdogDevice, WatchdogError};

@@ -1,4 +1,21 @@
-use std::time::Duration;
+//! [`LeaseTiming`] and its bounds. Every check works on `u128` nanoseconds, so no setting, however
+//! large, can overflow it: a value that cannot be used is refused by name.
+
+use std::time::{Duration, Instant};
+
+/// The longest `ttl` accepted: one day, Patroni's own bound. It also bounds `loop_wait`, `retry_timeout`
+/// and `safety_margin` through the inequality, and every instant computed from them.
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+
+/// The shortest `loop_wait` accepted: 100 ms. Patroni's floor is 1 s; Vigil's ttl of a few seconds wants
+/// shorter cycles, but not a loop that spins.
+pub const MIN_LOOP_WAIT: Duration = Duration::from_millis(100);
+
+/// `base + wait`, with `wait` capped at [`MAX_TTL`]: no lease, loop or store timer needs more, and it never
+/// panics, whatever `wait` is (`base` itself when even the cap cannot be added).
+pub fn instant_after(base: Instant, wait: Duration) -> Instant {
+    base.checked_add(wait.min(MAX_TTL)).unwrap_or(base)
+}
 
 /// The lease timing settings of a cluster (Patroni's `ttl`, `loop_wait`, `retry_timeout`, plus Vigil's
 /// `safety_margin`).
@@ -23,6 +40,16 @@ pub enum TimingError {
         /// The configuration key at fault.
         key: &'static str,
     },
+    /// A setting outside the range Vigil accepts (see [`MAX_TTL`], [`MIN_LOOP_WAIT`]).
+    #[error("{key}: {value_ms} ms is {bound}")]
+    OutOfRange {
+        /// The configuration key at fault.
+        key: &'static str,
+        /// Its value in milliseconds.
+        value_ms: u128,
+        /// What it must be, e.g. `more than the maximum of 86400 s (1 day)`.
+        bound: &'static str,
+    },
     /// The holder could not step down before its lease expires.
     #[error(
         "loop_wait ({loop_wait_ms} ms) + 2 * retry_timeout ({retry_timeout_ms} ms) + safety_margin \
@@ -44,8 +71,8 @@ pub enum TimingError {
 }
 
 impl LeaseTiming {
-    /// Checks `loop_wait + 2 * retry_timeout + safety_margin <= ttl` and that every setting but the margin
-    /// is positive.
+    /// Checks `loop_wait + 2 * retry_timeout + safety_margin <= ttl`, that every setting but the margin
+    /// is positive, `ttl <= MAX_TTL` and `loop_wait >= MIN_LOOP_WAIT`.
     pub fn validate(&self) -> Result<(), TimingError> {
         for (key, value) in
             [("ttl", self.ttl), ("loop_wait", self.loop_wait), ("retry_timeout", self.retry_timeout)]
@@ -54,14 +81,24 @@ impl LeaseTiming {
                 return Err(TimingError::Zero { key });
             }
         }
-        let sum = self.loop_wait + self.retry_timeout * 2 + self.safety_margin;
-        if sum > self.ttl {
+        if self.ttl > MAX_TTL {
+            let bound = "more than the maximum of 86400 s (1 day)";
+            return Err(TimingError::OutOfRange { key: "ttl", value_ms: self.ttl.as_millis(), bound });
+        }
+        if self.loop_wait < MIN_LOOP_WAIT {
+            let (key, value_ms) = ("loop_wait", self.loop_wait.as_millis());
+            return Err(TimingError::OutOfRange { key, value_ms, bound: "less than the minimum of 100 ms" });
+        }
+        // In u128 nanoseconds: four of Duration::MAX still fit, so the sum cannot overflow.
+        let sum =
+            self.loop_wait.as_nanos() + 2 * self.retry_timeout.as_nanos() + self.safety_margin.as_nanos();
+        if sum > self.ttl.as_nanos() {
             return Err(TimingError::TooTight {
                 ttl_ms: self.ttl.as_millis(),
                 loop_wait_ms: self.loop_wait.as_millis(),
                 retry_timeout_ms: self.retry_timeout.as_millis(),
                 safety_margin_ms: self.safety_margin.as_millis(),
-                sum_ms: sum.as_millis(),
+                sum_ms: sum / 1_000_000,
             });
         }
         Ok(())
@@ -89,6 +126,53 @@ mod tests {
         let err = tight.validate().unwrap_err();
         assert!(matches!(err, TimingError::TooTight { sum_ms: 3001, ttl_ms: 3000, .. }));
         assert!(err.to_string().contains("exceeds ttl (3000 ms)"));
+    }
+
+    #[test]
+    fn huge_values_are_refused_by_name_not_a_panic() {
+        // Issue 12: retry_timeout near u64::MAX overflowed `retry_timeout * 2`.
+        let ok = LeaseTiming {
+            ttl: ms(3000),
+            loop_wait: ms(1000),
+            retry_timeout: ms(750),
+            safety_margin: ms(500),
+        };
+        let huge = Duration::from_secs(u64::MAX - 1);
+        let retry = LeaseTiming { retry_timeout: huge, ..ok };
+        assert!(matches!(retry.validate(), Err(TimingError::TooTight { .. })));
+        let all = LeaseTiming {
+            ttl: Duration::MAX,
+            loop_wait: Duration::MAX,
+            retry_timeout: Duration::MAX,
+            safety_margin: Duration::MAX,
+        };
+        let err = all.validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("ttl: 18446744073709551615999 ms is more than the maximum"),
+            "{err}"
+        );
+        let patch = LeaseTiming {
+            ttl: Duration::from_secs(u64::MAX),
+            loop_wait: Duration::from_secs(i64::MAX as u64),
+            ..ok
+        };
+        assert!(matches!(patch.validate(), Err(TimingError::OutOfRange { key: "ttl", .. })));
+        let day = LeaseTiming { ttl: MAX_TTL, loop_wait: Duration::from_secs(i64::MAX as u64), ..ok };
+        assert!(matches!(day.validate(), Err(TimingError::TooTight { .. })));
+        assert_eq!(LeaseTiming { ttl: MAX_TTL, ..ok }.validate(), Ok(()));
+        assert!(matches!(
+            LeaseTiming { ttl: MAX_TTL + ms(1), ..ok }.validate(),
+            Err(TimingError::OutOfRange { .. })
+        ));
+        let spin = LeaseTiming { loop_wait: ms(99), ..ok }.validate().unwrap_err();
+        assert_eq!(spin.to_string(), "loop_wait: 99 ms is less than the minimum of 100 ms");
+    }
+
+    #[test]
+    fn instant_after_caps_the_wait_and_never_panics() {
+        let now = Instant::now();
+        assert_eq!(instant_after(now, ms(5)), now + ms(5));
+        assert_eq!(instant_after(now, Duration::MAX), now + MAX_TTL);
     }
 
     #[test]

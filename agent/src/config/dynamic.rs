@@ -6,7 +6,7 @@ use super::{duration, scalar, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use vigil_fencing::{LeaseTiming, TimingError};
+use vigil_fencing::{LeaseTiming, TimingError, MAX_TTL};
 
 /// Default lease ttl: 3 s. The holder renews every `loop_wait` (1 s); a renewal may take up to
 /// `retry_timeout` (0.75 s) and is retried once; it fences itself `safety_margin` (0.5 s) before its
@@ -174,7 +174,8 @@ impl DynamicConfig {
         Ok(config)
     }
 
-    /// Checks the timing inequality and the other rules; keys are named relative to this section.
+    /// Checks the timing inequality and bounds (`ttl` and `primary_start_timeout` at most a day,
+    /// `loop_wait` at least 100 ms) and the other rules; keys are named relative to this section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_at("")
     }
@@ -185,8 +186,16 @@ impl DynamicConfig {
         if let Err(err) = self.lease_timing().validate() {
             return Err(match err {
                 TimingError::Zero { key: k } => ConfigError::invalid(key(k), "must be greater than 0"),
+                TimingError::OutOfRange { key: k, value_ms, bound } => {
+                    ConfigError::invalid(key(k), format!("{value_ms} ms is {bound}"))
+                }
                 tight @ TimingError::TooTight { .. } => ConfigError::invalid(prefix, tight.to_string()),
             });
+        }
+        if self.primary_start_timeout > MAX_TTL {
+            let ms = self.primary_start_timeout.as_millis();
+            let why = format!("{ms} ms is more than the maximum of 86400 s (1 day)");
+            return Err(ConfigError::invalid(key("primary_start_timeout"), why));
         }
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
@@ -246,6 +255,22 @@ mod tests {
         assert!(json.contains(r#""ttl":6,"loop_wait":0.5,"retry_timeout":1.25"#), "{json}");
         assert!(json.contains(r#""synchronous_mode":"off""#), "{json}");
         assert_eq!(DynamicConfig::from_json_str(&json).unwrap(), d);
+    }
+
+    #[test]
+    fn huge_durations_are_refused_by_name() {
+        // Issue 12: this PATCH passed validation and then panicked every agent on Instant + Duration.
+        let patch = r#"{"ttl": 18446744073709551615, "loop_wait": 9223372036854775807}"#;
+        let err = DynamicConfig::from_json_str(patch).unwrap_err().to_string();
+        assert_eq!(err, "ttl: 18446744073709551615000 ms is more than the maximum of 86400 s (1 day)");
+        let err = DynamicConfig::from_json_str(r#"{"ttl": 86400, "loop_wait": 9223372036854775807}"#);
+        assert!(err.unwrap_err().to_string().contains("exceeds ttl (86400000 ms)"));
+        let err = DynamicConfig::from_json_str(r#"{"retry_timeout": 18446744073709551615}"#).unwrap_err();
+        assert!(err.to_string().contains("exceeds ttl (3000 ms)"), "{err}");
+        let err = DynamicConfig::from_json_str(r#"{"primary_start_timeout": "100000h"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("primary_start_timeout: 360000000000 ms is more"), "{err}");
+        let err = DynamicConfig::from_json_str(r#"{"loop_wait": 0.05}"#).unwrap_err();
+        assert_eq!(err.to_string(), "loop_wait: 50 ms is less than the minimum of 100 ms");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Requests the REST API hands the HA loop (restart, reinitialize, reload), carried out between two
 //! cycles so they never race the loop's own actions. A restart with a `schedule` is kept by the loop
 //! and carried out when its time comes ([`Agent::run_scheduled_restart`]); `DELETE /restart` cancels it.
+//! A restart stops and starts the database, which may take long: it runs as the loop's background job
+//! (answering the caller when done), so the loop keeps renewing the lease and petting the watchdog.
 
 use super::hooks::Callback;
 use super::run::Agent;
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use vigil_api::{ApiError, ReinitializeRequest, RestartRequest, Schedule};
+use vigil_dcs::DcsNode;
 
 /// How long `POST /reinitialize` waits for a running database operation of a replica to end.
 const JOB_WAIT: Duration = Duration::from_secs(15);
@@ -53,9 +56,24 @@ impl Commands {
     }
 }
 
+/// The channel a command's answer goes back on.
+pub type Reply = oneshot::Sender<Result<String, ApiError>>;
+
 impl<D: Database> Agent<D> {
-    /// Carries out one command.
-    pub(super) async fn handle(&mut self, command: LocalCommand) -> Result<String, ApiError> {
+    /// Carries out one command and answers on `reply`; a restart answers once its background job ends.
+    pub(super) async fn dispatch(&mut self, command: LocalCommand, reply: Reply) {
+        match command {
+            LocalCommand::Restart(request) if request.schedule.is_none() && !self.busy() => {
+                self.restart(request, RestartDone::Caller(reply)).await
+            }
+            command => {
+                let _ = reply.send(self.handle(command).await);
+            }
+        }
+    }
+
+    /// Carries out one command, other than an immediate restart (see [`Agent::dispatch`]).
+    async fn handle(&mut self, command: LocalCommand) -> Result<String, ApiError> {
         let touches_db = match &command {
             LocalCommand::Restart(request) => request.schedule.is_none(),
             LocalCommand::Reinitialize(_) => true,
@@ -70,7 +88,8 @@ impl<D: Database> Agent<D> {
         }
         match command {
             LocalCommand::Restart(request) if request.schedule.is_some() => self.schedule_restart(request),
-            LocalCommand::Restart(request) => self.restart(request).await,
+            // Reached only while a job runs, refused above.
+            LocalCommand::Restart(_) => Err(ApiError::new(503, "a database operation is in progress")),
             LocalCommand::CancelRestart => self.cancel_restart(),
             LocalCommand::Reinitialize(request) => self.reinitialize(request).await,
             LocalCommand::Reload => self.reload().await,
@@ -120,14 +139,33 @@ impl<D: Database> Agent<D> {
             return false;
         }
         let Some((at, request)) = self.scheduled_restart.take() else { return false };
-        match self.restart(request).await {
-            Ok(done) => tracing::info!(%at, result = %done, "scheduled restart done"),
-            Err(e) => tracing::warn!(%at, error = %e.message, "scheduled restart not done"),
-        }
+        self.restart(request, RestartDone::Log(at)).await;
         true
     }
 
-    async fn restart(&mut self, request: RestartRequest) -> Result<String, ApiError> {
+    /// Checks the request against the database, then starts the restart as the background job, which
+    /// reports to `done` when it ends; a refusal is reported to `done` at once.
+    async fn restart(&mut self, request: RestartRequest, done: RestartDone) {
+        let role = match self.restart_check(&request).await {
+            Ok(role) => role,
+            Err(e) => return done.report(Err(e)),
+        };
+        tracing::info!(role, "restart requested through the API");
+        let (db, dcs, guard, wake) =
+            (self.db.clone(), self.dcs.clone(), self.guard.clone(), self.wake.clone());
+        let token = self.lease_token();
+        self.job = Some(tokio::spawn(async move {
+            let result = restart_db(db.as_ref(), &dcs, role == "primary").await;
+            if result.is_ok() {
+                guard.hooks.callback(Callback::OnRestart, role, token);
+            }
+            done.report(result.map(|()| format!("restarted the {role}")));
+            wake.notify_one();
+        }));
+    }
+
+    /// The role to restart in (`primary` or `replica`), or why the request's conditions do not hold.
+    async fn restart_check(&self, request: &RestartRequest) -> Result<&'static str, ApiError> {
         let db = self.db.observe().await;
         if request.restart_pending == Some(true) && db.pending_restart.is_empty() {
             return Err(ApiError::new(412, "restart conditions are not satisfied: no restart is pending"));
@@ -143,22 +181,7 @@ impl<D: Database> Agent<D> {
                 format!("restart conditions are not satisfied: this member is a {role}"),
             ));
         }
-        tracing::info!(role, "restart requested through the API");
-        self.db.stop(StopMode::Fast).await.map_err(|e| ApiError::new(503, e.to_string()))?;
-        let started = if db.role == Some(Role::Primary) {
-            self.db.start_primary().await
-        } else {
-            let state = self.dcs.read().await.map_err(|e| ApiError::new(503, e.to_string()))?;
-            let view = cluster_view(&state);
-            let upstream = view
-                .leader
-                .as_ref()
-                .and_then(|(holder, _)| Some(view.members.get(holder)?.upstream(holder.as_str())));
-            self.db.follow(upstream.as_ref()).await
-        };
-        started.map_err(|e| ApiError::new(503, e.to_string()))?;
-        self.guard.hooks.callback(Callback::OnRestart, role, self.lease_token());
-        Ok(format!("restarted the {role}"))
+        Ok(role)
     }
 
     async fn reinitialize(&mut self, request: ReinitializeRequest) -> Result<String, ApiError> {
@@ -190,4 +213,44 @@ impl<D: Database> Agent<D> {
             pending_restart); other settings take effect when the agent restarts"
             .to_owned())
     }
+}
+
+/// Where a restart's outcome goes: the API caller waiting for it, or the log (a scheduled restart).
+enum RestartDone {
+    /// `POST /restart` without a schedule.
+    Caller(Reply),
+    /// The restart scheduled at this time.
+    Log(Schedule),
+}
+
+impl RestartDone {
+    fn report(self, result: Result<String, ApiError>) {
+        match (self, result) {
+            (RestartDone::Caller(reply), result) => {
+                let _ = reply.send(result);
+            }
+            (RestartDone::Log(at), Ok(done)) => tracing::info!(%at, result = %done, "scheduled restart done"),
+            (RestartDone::Log(at), Err(e)) => {
+                tracing::warn!(%at, error = %e.message, "scheduled restart not done")
+            }
+        }
+    }
+}
+
+/// Stops the database (fast) and starts it again: as a primary, or as a replica of the lease holder.
+async fn restart_db<D: Database>(db: &D, dcs: &DcsNode, primary: bool) -> Result<(), ApiError> {
+    let failed = |e: &dyn std::fmt::Display| ApiError::new(503, e.to_string());
+    db.stop(StopMode::Fast).await.map_err(|e| failed(&e))?;
+    let started = if primary {
+        db.start_primary().await
+    } else {
+        let state = dcs.read().await.map_err(|e| failed(&e))?;
+        let view = cluster_view(&state);
+        let upstream = view
+            .leader
+            .as_ref()
+            .and_then(|(holder, _)| Some(view.members.get(holder)?.upstream(holder.as_str())));
+        db.follow(upstream.as_ref()).await
+    };
+    started.map_err(|e| failed(&e))
 }

@@ -355,7 +355,7 @@ fn switchover_from_leader(o: &Observation, cluster: &ClusterView) -> Option<Deci
             return Some(steady_lead_and(o, cluster, None, &format!("switchover scheduled at {at}")));
         }
         let late = o.wall_clock.duration_since(at.at()).unwrap_or_default();
-        if late > o.policy.loop_wait.mul_f64(1.5) {
+        if late > o.policy.loop_wait.saturating_mul(3) / 2 {
             let note =
                 format!("switchover scheduled at {at} is stale ({} ms late): dropped", late.as_millis());
             return Some(steady_lead_and(o, cluster, Some(Action::ClearSwitchover), &note));

@@ -6,6 +6,8 @@ mod execute;
 mod guard;
 mod hooks;
 mod observation;
+#[cfg(test)]
+mod restart_tests;
 mod run;
 mod sync;
 mod view;
@@ -19,7 +21,7 @@ pub use run::{Agent, Identity};
 pub use sync::{
     may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth, SyncPolicy, SyncState,
 };
-pub use view::{append_history, cluster_view, dynamic_config};
+pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good};
 
 /// The tags a member publishes, from its configuration.
 pub fn identity_tags(

@@ -8,7 +8,7 @@ use super::execute::{run_db_job, DbJob, Repair};
 use super::guard::RoleGuard;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
-use super::view::{cluster_view, dynamic_config, Status};
+use super::view::{cluster_view, dynamic_or_last_good, Status};
 use super::{decide, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState, Position, Role, SyncRule};
@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, LeaseGrant, MemberName};
+use vigil_fencing::instant_after;
 
 /// Who this member is and how it presents itself; fixed for the agent's life.
 #[derive(Debug, Clone)]
@@ -65,8 +66,8 @@ pub struct Agent<D: Database> {
     /// Since when this member, a running replica, has not been streaming.
     not_streaming_since: Option<Instant>,
     pub(super) repair: Arc<Repair>,
-    job: Option<JoinHandle<()>>,
-    wake: Arc<Notify>,
+    pub(super) job: Option<JoinHandle<()>>,
+    pub(super) wake: Arc<Notify>,
     last_reason: String,
     /// Whether the last renewal failed: the next one is then tried after [`RENEW_RETRY`], not `loop_wait`.
     renew_failed: bool,
@@ -164,7 +165,7 @@ impl<D: Database> Agent<D> {
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
-            let mut next = Instant::now() + loop_wait;
+            let mut next = instant_after(Instant::now(), loop_wait);
             if let Some(grant) = &self.lease {
                 // Wake to renew at the latest halfway to the deadline (a cycle slowed down by a busy
                 // database must not use the lease up), retrying every RENEW_RETRY past that point.
@@ -176,16 +177,14 @@ impl<D: Database> Agent<D> {
             }
             if let Some(at) = self.scheduled_wake {
                 let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-                next = next.min(Instant::now() + wait);
+                next = next.min(instant_after(Instant::now(), wait));
             }
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = leader.changed() => {}
                 _ = stopping.changed() => {}
                 _ = self.wake.notified() => {}
-                Some((command, reply)) = commands.recv() => {
-                    let _ = reply.send(self.handle(command).await);
-                }
+                Some((command, reply)) = commands.recv() => self.dispatch(command, reply).await,
                 _ = tokio::time::sleep_until(next.into()) => {}
             }
         }
@@ -193,7 +192,7 @@ impl<D: Database> Agent<D> {
     }
 
     /// One cycle; returns the `loop_wait` in force.
-    async fn cycle(&mut self) -> Duration {
+    pub(super) async fn cycle(&mut self) -> Duration {
         // A holder renews first, before anything that may wait on the store: after a stall of this
         // process, every millisecond before the deadline counts.
         self.renewed_this_cycle = false;
@@ -231,9 +230,11 @@ impl<D: Database> Agent<D> {
             }
         }
         let read = self.dcs.read().await;
-        let dynamic =
-            read.as_ref().ok().and_then(|s| dynamic_config(s)).unwrap_or(self.me.bootstrap_dcs.clone());
-        self.dynamic = dynamic.clone();
+        // A stored config that cannot be used, or a failed read, leaves the last good one in force.
+        if let Ok(state) = &read {
+            self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
+        }
+        let dynamic = self.dynamic.clone();
         if let Some(lifeline) = &mut self.lifeline {
             lifeline.arm(!dynamic.pause);
         }
@@ -578,7 +579,7 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    async fn acquire(&mut self, dynamic: &DynamicConfig) {
+    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
         match self.dcs.acquire_lease(&self.me.name, dynamic.ttl, dynamic.safety_margin).await {
             Ok(grant) => {
                 tracing::info!(token = %grant.token, "leader lease held");
@@ -777,7 +778,7 @@ impl<D: Database> Agent<D> {
         let db = self.db.observe().await;
         let dynamic = self.dynamic.clone();
         let wait = sync_handoff_wait(&dynamic);
-        let deadline = Instant::now() + wait;
+        let deadline = instant_after(Instant::now(), wait);
         loop {
             let view = cluster_view(&self.dcs.local());
             if handed_over(&view, &self.me.name) {
@@ -808,7 +809,7 @@ impl<D: Database> Agent<D> {
 /// needs about three of its cycles (drop the standby from `sync`, change its rule, publish the new
 /// standby once it confirms), each slower on a busy machine; never less than [`SYNC_HANDOFF_MIN`].
 fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
-    (4 * dynamic.loop_wait).max(SYNC_HANDOFF_MIN)
+    dynamic.loop_wait.saturating_mul(4).max(SYNC_HANDOFF_MIN)
 }
 
 /// The least time a synchronous standby that shuts down waits for the primary to move its role.

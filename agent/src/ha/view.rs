@@ -95,6 +95,11 @@ pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: serde_json::Value) 
 /// The dynamic configuration in the store, if any and valid.
 pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
     let value = &state.keys.get(&Key::Config)?.value;
+    if !value.is_object() {
+        // serde would read an array as the struct's fields in order: `[]` as every default.
+        tracing::warn!(key = %Key::Config, "dynamic config in the store is not a JSON object: ignoring it");
+        return None;
+    }
     let config: DynamicConfig = parse(&Key::Config, value)?;
     match config.validate() {
         Ok(()) => Some(config),
@@ -105,8 +110,57 @@ pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
     }
 }
 
+/// The dynamic configuration to act on: the store's when it is usable, the bootstrap one while the store
+/// has none, and `last_good` (with a warning naming the key) when the stored value cannot be used, such
+/// as an out-of-range ttl written past the REST validation: the agent keeps renewing and fencing by the
+/// settings it had.
+pub fn dynamic_or_last_good(
+    state: &ClusterState,
+    last_good: &DynamicConfig,
+    bootstrap: &DynamicConfig,
+) -> DynamicConfig {
+    match state.keys.get(&Key::Config) {
+        None => bootstrap.clone(),
+        Some(_) => dynamic_config(state).unwrap_or_else(|| last_good.clone()),
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(key: &Key, value: &serde_json::Value) -> Option<T> {
     serde_json::from_value(value.clone())
         .map_err(|e| tracing::warn!(%key, error = %e, "unreadable value in the cluster store"))
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use vigil_dcs::Command;
+
+    fn with_config(value: serde_json::Value) -> ClusterState {
+        let mut state = ClusterState::default();
+        state.apply(1, &Command::Put { key: Key::Config, value, condition: Condition::Always, ttl_ms: None });
+        state
+    }
+
+    #[test]
+    fn an_unusable_stored_config_leaves_the_last_good_one_in_force() {
+        let bootstrap = DynamicConfig::default();
+        let last_good = DynamicConfig { ttl: Duration::from_secs(6), ..DynamicConfig::default() };
+        // Issue 12: written straight into the store, past the REST validation.
+        for bad in [
+            serde_json::json!({"ttl": u64::MAX, "loop_wait": i64::MAX}),
+            serde_json::json!({"retry_timeout": u64::MAX}),
+            serde_json::json!({"ttl": "soon"}),
+            serde_json::json!([]),
+            serde_json::json!("ttl"),
+        ] {
+            let state = with_config(bad.clone());
+            assert_eq!(dynamic_or_last_good(&state, &last_good, &bootstrap), last_good, "{bad}");
+        }
+        let stored = with_config(serde_json::json!({"ttl": 4}));
+        assert_eq!(dynamic_or_last_good(&stored, &last_good, &bootstrap).ttl, Duration::from_secs(4));
+        let empty = ClusterState::default();
+        assert_eq!(dynamic_or_last_good(&empty, &last_good, &bootstrap), bootstrap);
+    }
 }

@@ -4,9 +4,12 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tower::ServiceExt;
 use vigil_api::{router, NodeStatus, PatroniInfo, StatusSource};
+use vigil_api::{ApiError, BoxFuture, ReinitializeRequest, RestartRequest, SwitchoverRequest};
 
 /// A status source that always answers the same.
 pub struct Fixed {
@@ -20,6 +23,52 @@ impl StatusSource for Fixed {
     }
     fn is_leading_primary(&self) -> bool {
         self.leading
+    }
+}
+
+/// A management agent that answers every call with an empty success and counts the calls.
+#[derive(Default)]
+pub struct Idle {
+    pub calls: AtomicUsize,
+}
+
+impl Idle {
+    fn ok<T: Default + Send + 'static>(&self) -> BoxFuture<'_, Result<T, ApiError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Ok(T::default()) })
+    }
+}
+
+impl vigil_api::Management for Idle {
+    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        self.ok()
+    }
+    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        self.ok()
+    }
+    fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+        self.ok()
+    }
+    fn set_config(&self, _: Value, _: bool) -> BoxFuture<'_, Result<Value, ApiError>> {
+        self.ok()
+    }
+    fn switchover(&self, _: SwitchoverRequest, _: bool) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
+    }
+    fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
+    }
+    fn restart(&self, _: RestartRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
+    }
+    fn cancel_restart(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
+    }
+    fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
+    }
+    fn reinitialize(&self, _: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        self.ok()
     }
 }
 

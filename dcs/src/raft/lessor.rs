@@ -63,7 +63,8 @@ impl Timers {
         let current = state.expiry_targets();
         self.deadlines.retain(|target, _| current.iter().any(|(t, _)| t == target));
         for (target, ttl) in current {
-            self.deadlines.entry(target).or_insert(now + ttl);
+            // Capped: a ttl in the log beyond a day (no agent asks for one) must not overflow the clock.
+            self.deadlines.entry(target).or_insert(super::instant_after(now, ttl));
         }
     }
 
@@ -189,6 +190,16 @@ mod tests {
                 renewed_at: crate::record::Revision(1)
             }]
         );
+    }
+
+    #[test]
+    fn a_huge_ttl_in_the_log_is_timed_for_a_day_not_a_panic() {
+        let t0 = Instant::now();
+        let mut state = ClusterState::default();
+        acquire(&mut state, 1, "a", u64::MAX);
+        let mut timers = Timers::default();
+        timers.sync(&state, t0);
+        assert_eq!(timers.next(), Some(t0 + vigil_fencing::MAX_TTL));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub use node::{DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
 
 use crate::command::{Command, Outcome};
 use std::io::Cursor;
+use std::time::Duration;
+use tokio::time::Instant;
 
 openraft::declare_raft_types!(
     /// The openraft type configuration of the store: commands in, outcomes out.
@@ -32,3 +34,9 @@ pub(crate) type Node = openraft::BasicNode;
 pub(crate) type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
 /// The error of a write or membership change.
 pub(crate) type ClientWriteError = openraft::error::ClientWriteError<NodeId, Node>;
+
+/// `base + wait` on tokio's clock, capped as [`vigil_fencing::instant_after`]: ttls and timeouts come
+/// from the configuration and must not overflow the clock.
+pub(crate) fn instant_after(base: Instant, wait: Duration) -> Instant {
+    Instant::from_std(vigil_fencing::instant_after(base.into_std(), wait))
+}

@@ -180,7 +180,7 @@ impl DcsNode {
         self.identity.check_joiner(&self.identity_of(id, addr).await?)?;
         let request = LeaderWrite::AddLearner { id, node: Node::new(addr) };
         self.leader_call("add learner", &request, || request.clone().run(&self.raft)).await?;
-        let deadline = Instant::now() + self.op_timeout;
+        let deadline = super::instant_after(Instant::now(), self.op_timeout);
         loop {
             let joiner = self.identity_of(id, addr).await;
             if joiner.is_ok_and(|j| j.cluster_id.is_some() && j.cluster_id == self.identity.cluster_id()) {
@@ -227,10 +227,7 @@ impl DcsNode {
         ttl: Duration,
         safety_margin: Duration,
     ) -> Result<LeaseGrant, DcsError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).ok().filter(|ms| *ms > 0);
-        let Some(ttl_ms) = ttl_ms else {
-            return Err(DcsError::Invalid(format!("lease ttl {ttl:?} must be at least 1 ms")));
-        };
+        let ttl_ms = ttl_millis("lease", ttl)?;
         let sent_at = Instant::now();
         let command = Command::AcquireLease { holder: holder.clone(), ttl_ms };
         match self.write("acquire lease", command).await? {
@@ -278,15 +275,7 @@ impl DcsNode {
         condition: Condition,
         ttl: Option<Duration>,
     ) -> Result<Revision, DcsError> {
-        let ttl_ms = match ttl {
-            None => None,
-            Some(t) => Some(
-                u64::try_from(t.as_millis())
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .ok_or_else(|| DcsError::Invalid(format!("{key}: ttl {t:?} must be at least 1 ms")))?,
-            ),
-        };
+        let ttl_ms = ttl.map(|t| ttl_millis(&key.to_string(), t)).transpose()?;
         let command = Command::Put { key: key.clone(), value, condition, ttl_ms };
         match self.write("put", command).await? {
             Outcome::Written { version } => Ok(version),
@@ -392,7 +381,7 @@ impl DcsNode {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RaftError<E>>>,
     {
-        let deadline = Instant::now() + self.op_timeout;
+        let deadline = super::instant_after(Instant::now(), self.op_timeout);
         let attempts = async {
             let mut leader: Option<Node> = None;
             loop {
@@ -491,6 +480,15 @@ impl Transient for ClientWriteError {
 
 /// How long [`DcsNode::form`] waits for each peer to say whether it already belongs to the group.
 const FORM_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A ttl in whole milliseconds, from 1 ms to [`vigil_fencing::MAX_TTL`]: the lessor times it on the
+/// monotonic clock, which must not overflow.
+fn ttl_millis(what: &str, ttl: Duration) -> Result<u64, DcsError> {
+    if ttl.as_millis() == 0 || ttl > vigil_fencing::MAX_TTL {
+        return Err(DcsError::Invalid(format!("{what}: ttl {ttl:?} must be from 1 ms to 1 day")));
+    }
+    u64::try_from(ttl.as_millis()).map_err(|_| DcsError::Invalid(format!("{what}: ttl {ttl:?} is too large")))
+}
 
 /// Pause between two attempts while the Raft leader is unknown or unreachable.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);

@@ -1,0 +1,138 @@
+//! `POST /restart` on the primary runs off the HA loop: while the database takes longer than a ttl to
+//! stop, the loop's cycles keep renewing the lease (and so petting the watchdog), and the caller gets its
+//! answer when the restart is done. Issue 12: the restart used to run inline, between two cycles.
+
+use super::commands::LocalCommand;
+use super::run::{Agent, Identity};
+use crate::config::DynamicConfig;
+use crate::db::{DataState, Database, DbError, DbState, Role, StopMode, SyncRule, Upstream};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use vigil_api::RestartRequest;
+use vigil_dcs::{Condition, DcsConfig, DcsNode, Key, MemberName};
+
+/// A primary whose fast stop takes [`SLOW_STOP`].
+#[derive(Default)]
+struct SlowPrimary {
+    stopped: AtomicBool,
+}
+
+const SLOW_STOP: Duration = Duration::from_millis(2500);
+
+impl Database for SlowPrimary {
+    async fn observe(&self) -> DbState {
+        let data = DataState::Present { system_id: "1".into(), was_primary: true };
+        if self.stopped.load(Ordering::SeqCst) {
+            return DbState::stopped(data);
+        }
+        DbState { running: true, role: Some(Role::Primary), timeline: Some(1), ..DbState::stopped(data) }
+    }
+    async fn bootstrap(&self) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn clone_from(&self, _: &Upstream) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn rewind_from(&self, _: &Upstream) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn remove_data(&self) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn start_primary(&self) -> Result<(), DbError> {
+        self.stopped.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn follow(&self, _: Option<&Upstream>) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn stop(&self, _: StopMode) -> Result<(), DbError> {
+        tokio::time::sleep(SLOW_STOP).await;
+        self.stopped.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn promote(&self) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn sync_slots(&self, _: &[String]) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn set_sync_rule(&self, _: &SyncRule) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn set_fencing_token(&self, _: u64) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn set_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A one-node store, ready for writes.
+async fn store(dir: &std::path::Path) -> Arc<DcsNode> {
+    let dcs = DcsNode::start(DcsConfig::new(1, "test", dir)).await.expect("store");
+    dcs.initialize(BTreeMap::from([(1, "127.0.0.1:1".to_owned())])).await.expect("initialize");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dcs.put(&Key::Status, 0.into(), Condition::Always, None).await.is_err() {
+        assert!(Instant::now() < deadline, "the one-node store never took a write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Arc::new(dcs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    // ttl 1 s: the holder's deadline is 0.8 s after each renewal, well inside the 2.5 s stop.
+    let dynamic = DynamicConfig {
+        ttl: Duration::from_secs(1),
+        loop_wait: Duration::from_millis(100),
+        retry_timeout: Duration::from_millis(200),
+        safety_margin: Duration::from_millis(200),
+        ..DynamicConfig::default()
+    };
+    let me = Identity {
+        name: MemberName::new("a").expect("name"),
+        scope: "test".into(),
+        api_url: "http://127.0.0.1:1/patroni".into(),
+        db_host: "127.0.0.1".into(),
+        db_port: 5432,
+        tags: BTreeMap::new(),
+        can_fail_over: true,
+        failover_priority: 1,
+        bootstrap_dcs: dynamic.clone(),
+        parameters: BTreeMap::new(),
+        config_path: None,
+        api_client_tls: Default::default(),
+    };
+    let db = Arc::new(SlowPrimary::default());
+    let mut agent = Agent::new(me, dcs.clone(), db.clone(), Arc::default());
+    agent.acquire(&dynamic).await;
+    assert!(agent.holds_lease());
+
+    let (reply, mut answer) = oneshot::channel();
+    let asked = Instant::now();
+    agent.dispatch(LocalCommand::Restart(RestartRequest::default()), reply).await;
+    assert!(asked.elapsed() < SLOW_STOP / 2, "the restart held the loop for {:?}", asked.elapsed());
+    let renewed_at = |dcs: &DcsNode| dcs.local().leader.as_ref().map(|l| l.renewed_at);
+    let before = renewed_at(&dcs);
+    // What `Agent::run` does meanwhile: a cycle every loop_wait.
+    while agent.busy() {
+        assert!(asked.elapsed() < SLOW_STOP * 4, "the restart never ended");
+        let _ = agent.cycle().await;
+        assert!(agent.holds_lease(), "the lease lapsed {:?} into the restart", asked.elapsed());
+        tokio::time::sleep(dynamic.loop_wait).await;
+    }
+    assert!(renewed_at(&dcs) > before, "no renewal during the restart");
+    assert!(asked.elapsed() >= SLOW_STOP);
+    let answer = answer.try_recv().expect("answered once the job ended");
+    assert_eq!(answer, Ok("restarted the primary".to_owned()));
+    assert!(db.observe().await.is_running_primary());
+}
