@@ -54,6 +54,10 @@ impl Database for SlowPrimary {
         self.stopped.store(true, Ordering::SeqCst);
         Ok(())
     }
+    async fn kill(&self) -> Result<(), DbError> {
+        self.stopped.store(true, Ordering::SeqCst);
+        Ok(())
+    }
     async fn promote(&self) -> Result<(), DbError> {
         Ok(())
     }
@@ -67,6 +71,9 @@ impl Database for SlowPrimary {
         Ok(())
     }
     async fn set_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), DbError> {
+        Ok(())
+    }
+    async fn set_upstream_timeout(&self, _: Duration) -> Result<(), DbError> {
         Ok(())
     }
     async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {

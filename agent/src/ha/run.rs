@@ -592,7 +592,10 @@ impl<D: Database> Agent<D> {
 
     async fn renew(&mut self, dynamic: &DynamicConfig) {
         let Some(grant) = self.lease.clone() else { return };
-        let grant = LeaseGrant { ttl: dynamic.ttl, safety_margin: dynamic.safety_margin, ..grant };
+        // The store expires the lease by the ttl it was granted with (a renewal carries none): a ttl raised
+        // since must not move this holder's own deadline past the store's expiry. A lowered one may.
+        let ttl = grant.ttl.min(dynamic.ttl);
+        let grant = LeaseGrant { ttl, safety_margin: dynamic.safety_margin, ..grant };
         let result = self.dcs.renew_lease(&grant).await;
         self.renew_failed = result.is_err();
         match result {
