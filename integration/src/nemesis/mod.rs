@@ -31,6 +31,8 @@ use workload::Workload;
 pub const CONVERGENCE: Duration = Duration::from_secs(30);
 /// How much longer a run waits for a cluster that did not converge in time before giving up.
 const RECOVERY: Duration = Duration::from_secs(90);
+/// How long a trial in synchronous mode waits for the primary's synchronous standby.
+const SYNC_STANDBY: Duration = Duration::from_secs(15);
 /// How long the first cluster may take to come up.
 const STARTUP: Duration = Duration::from_secs(120);
 /// The timeout of one probe request (an agent may be stopped: its kernel still accepts connections).
@@ -186,6 +188,13 @@ impl<'a> Suite<'a> {
         primary: usize,
         workload: &Workload,
     ) -> Result<usize, String> {
+        // In synchronous mode a primary without a synchronous standby may not be replaced: a fault
+        // then would measure that, not the failover.
+        if self.config.sync && !self.sync_standby(primary, SYNC_STANDBY).await {
+            println!(
+                "trial {t}: no synchronous standby within {SYNC_STANDBY:?}; applying the fault all the same"
+            );
+        }
         let token_before = self.token(primary).await;
         let mut applied = Vec::new();
         for (kind, salt) in &plan.faults {
@@ -463,17 +472,26 @@ impl<'a> Suite<'a> {
         if !code.is_success() {
             return Err(format!("synchronous mode refused by the agents: {code} {text}"));
         }
-        // Faults start once a synchronous standby is in force (`GET /sync` 200 on a replica).
-        let rounds = STARTUP.as_millis() / POLL.as_millis();
+        // Faults start once a synchronous standby is in force.
+        if self.sync_standby(primary, STARTUP).await {
+            return Ok(());
+        }
+        Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
+    }
+
+    /// Waits up to `timeout` for a synchronous standby of `primary` (`GET /sync` 200 on a replica);
+    /// whether there is one.
+    async fn sync_standby(&self, primary: usize, timeout: Duration) -> bool {
+        let rounds = timeout.as_millis() / POLL.as_millis();
         for _ in 0..rounds {
             for i in (0..self.cluster.nodes.len()).filter(|i| *i != primary) {
                 if matches!(self.cluster.rest_within(i, "/sync", QUICK).await, Some((200, _))) {
-                    return Ok(());
+                    return true;
                 }
             }
             tokio::time::sleep(POLL).await;
         }
-        Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
+        false
     }
 
     /// Copies the agents' logs to `keep_logs`, when set.

@@ -17,7 +17,8 @@ pub struct Downtime {
     pub what: String,
     /// How long it was held.
     pub hold: Duration,
-    /// Whether the fault should move the primary if held long enough ([`super::faults::Fault::moves_primary`]).
+    /// Whether the fault should move the primary if held long enough
+    /// ([`super::faults::Fault::moves_primary`]); unmarked in the table.
     pub moves: bool,
     /// From the fault's application to the first write acknowledged by another node, during the hold or
     /// the convergence after it; `None`: none (the primary stayed in place).
@@ -136,7 +137,7 @@ impl Report {
         }
         let mut table = String::from(
             "Time from the fault to the first write acknowledged by another node (trials whose fault hit \
-             the primary; * should keep the primary):\n\n\
+             the primary; * a nemesis that need not move the primary):\n\n\
              | nemesis | trials | failovers | p50 | p99 | max | trials without a failover |\n\
              |---|---|---|---|---|---|---|\n",
         );
