@@ -25,11 +25,14 @@ const LONG_HOLD: Duration = Duration::from_secs(30);
 
 #[test]
 fn every_nemesis_once_keeps_one_primary_and_converges() {
-    let holds =
-        HOLDS_MS.iter().map(|(ms, _)| Duration::from_millis(*ms)).filter(|h| *h <= SHORT_HOLD).collect();
+    let holds_ms: Vec<u64> =
+        HOLDS_MS.iter().map(|(ms, _)| *ms).filter(|ms| Duration::from_millis(*ms) <= SHORT_HOLD).collect();
+    let holds = holds_ms.iter().map(|ms| Duration::from_millis(*ms)).collect();
     let Some(report) = run(TRIALS, Duration::from_secs(180), Menu::narrowed(None, Some(holds), true)) else {
         return;
     };
+    let holds_flag = holds_ms.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    assert_passed(&report, &format!("--trials {TRIALS} --holds {holds_flag}"));
     assert_eq!(report.trials(), TRIALS, "every nemesis once and a combination: {:?}", report.kinds);
 }
 
@@ -56,10 +59,11 @@ fn a_primary_cut_off_for_long_is_replaced_within_ttl_and_5_s() {
             bound.as_secs_f64()
         ),
     }
+    assert_passed(&report, "--trials 1 --kinds cut-primary --holds 30000 --single");
 }
 
-/// Runs the suite (one run at a time on this machine, see [`exclusive`]) and asserts it found no
-/// violation; `None`: namespaces are unusable here (skipped, said on stderr).
+/// Runs the suite (one run at a time on this machine, see [`exclusive`]) and prints its table and
+/// summary; `None`: namespaces are unusable here (skipped, said on stderr).
 fn run(trials: usize, duration: Duration, menu: Menu) -> Option<Report> {
     if let Err(why) = Topology::usable() {
         eprintln!("SKIPPED: network namespaces are unusable here ({why}); the fault suite needs root and `ip netns`");
@@ -79,12 +83,16 @@ fn run(trials: usize, duration: Duration, menu: Menu) -> Option<Report> {
     };
     let report = nemesis::run(&config).unwrap_or_else(|e| panic!("the fault suite could not run: {e}"));
     println!("{}\n{}", report.downtime_table(), report.summary());
+    Some(report)
+}
+
+/// No violation; `replay` is the `vigil-nemesis` flags that replay the run (with the seed and `--sync`).
+fn assert_passed(report: &Report, replay: &str) {
     assert!(
         report.passed(),
-        "violations (replay with vigil-nemesis --seed {SEED}):\n{}",
+        "violations (replay with vigil-nemesis --seed {SEED} --sync {replay}):\n{}",
         report.violations.join("\n")
     );
-    Some(report)
 }
 
 /// An exclusive lock on a file in the temp dir, held until dropped: the two tests run one after the

@@ -67,7 +67,7 @@ impl Kind {
 
     /// The kind named `name` (as in reports).
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|kind| kind.name() == name)
+        Kind::ALL.into_iter().find(|kind| kind.name() == name.trim())
     }
 
     /// Whether this kind, held long enough against the primary, should move the primary: it kills the
