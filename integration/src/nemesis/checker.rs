@@ -7,7 +7,8 @@
 //! Times are conservative: a write committed somewhere between its `start` (sent) and `end`
 //! (acknowledgement received), so "a committed after b" is only claimed when `a.start > b.end`.
 
-use std::collections::{BTreeMap, HashSet};
+use super::history::{takeover_keys, Key};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One acknowledged write.
@@ -124,49 +125,52 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
 }
 
-/// A new primary in the lease history (`GET /history`): the node (its address) and when it recorded
-/// taking over, on the run's clock (see [`Takeover::from_history`]).
+/// A new primary in the lease history (`GET /history`): the node (its address) and a time by which it
+/// had recorded taking over, on the run's clock (see [`Takeover::from_history`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Takeover {
     /// The new primary's address.
     pub node: String,
     /// Its fencing token.
-    pub token: Option<u64>,
-    /// When it was recorded, since the run's epoch (zero if before it).
+    pub token: u64,
+    /// When it was recorded at the latest, since the run's epoch (zero if before it).
     pub at: Duration,
 }
 
 impl Takeover {
-    /// The takeovers in a `GET /history` body: its entries with a `new_primary` and a `fencing_token`
-    /// (other entries, such as a requested failover, record no lease taken). `address` maps a member
-    /// name to its address; `epoch` is the wall-clock time of the run's epoch. An entry's `timestamp`
-    /// is seconds since the UNIX epoch (a number) or ISO 8601 with a timezone. `Err` says which
-    /// takeover has no readable time: the check cannot order it.
+    /// The takeovers in a `GET /history` body, in its order: its entries with a `new_primary` and a
+    /// `fencing_token` (others, such as a requested failover, record no lease taken). `address` maps a
+    /// member name to its address. The time is the entry's `timestamp` when it has one (seconds since
+    /// the UNIX epoch, or ISO 8601 with a timezone; wall clock, converted through `epoch`, the wall-clock
+    /// time of the run's epoch), else when the run first saw it (`seen`), else `fetched` (when `body`
+    /// was read): each no earlier than the record. `Err`: not a list, or an unknown member.
     pub fn from_history(
-        history: &serde_json::Value,
+        body: &serde_json::Value,
         address: impl Fn(&str) -> Option<String>,
         epoch: SystemTime,
+        seen: &HashMap<Key, Duration>,
+        fetched: Duration,
     ) -> Result<Vec<Takeover>, String> {
-        let entries = history.as_array().ok_or_else(|| format!("not a JSON array: {history}"))?;
-        let mut takeovers = Vec::new();
-        for entry in entries.iter().filter(|e| e["fencing_token"].is_u64()) {
-            let Some(name) = entry["new_primary"].as_str() else { continue };
-            let node = address(name).ok_or_else(|| format!("unknown member {name:?} in {entry}"))?;
-            let at = match &entry["timestamp"] {
-                serde_json::Value::Number(n) => {
-                    n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()).map(|d| UNIX_EPOCH + d)
-                }
-                serde_json::Value::String(text) => vigil_api::Schedule::parse(text).ok().map(|s| s.at()),
-                _ => None,
-            };
-            let at = at.ok_or_else(|| format!("no readable timestamp in {entry}"))?;
-            takeovers.push(Takeover {
-                node,
-                token: entry["fencing_token"].as_u64(),
-                at: at.duration_since(epoch).unwrap_or_default(),
-            });
+        if !body.is_array() {
+            return Err(format!("GET /history: not a JSON array: {body}"));
         }
-        Ok(takeovers)
+        takeover_keys(body)
+            .map(|(key, entry)| {
+                let node = address(&key.0).ok_or_else(|| format!("unknown member {:?} in {entry}", key.0))?;
+                let recorded = match &entry["timestamp"] {
+                    serde_json::Value::Number(n) => {
+                        n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()).map(|d| UNIX_EPOCH + d)
+                    }
+                    serde_json::Value::String(text) => vigil_api::Schedule::parse(text).ok().map(|s| s.at()),
+                    _ => None,
+                };
+                let at = match recorded {
+                    Some(wall) => wall.duration_since(epoch).unwrap_or_default(),
+                    None => seen.get(&key).copied().unwrap_or(fetched),
+                };
+                Ok(Takeover { node, token: key.1, at })
+            })
+            .collect()
     }
 }
 
@@ -176,24 +180,22 @@ pub const CLOCK_TOLERANCE: Duration = Duration::from_millis(50);
 
 /// Writes acknowledged by a server after another node had taken the lease: `(write, takeover)` pairs.
 ///
-/// A write by node X is a violation when a takeover by another node Y was recorded before the write was
-/// sent (`takeover.at + tolerance < write.start`) and X recorded no takeover of its own from then
-/// (`takeover.at - tolerance`) up to the write's acknowledgement (`write.end + tolerance`), and the
-/// write carries no token newer than Y's. Only one node holds the lease at a time, and a takeover is
-/// recorded after the lease was granted, so X did not hold it when the write was sent. Conservative:
-/// the write committed between `start` and `end`, every uncertain ordering counts as allowed, and
-/// takeovers before the epoch are taken as at it.
+/// A write by node X is a violation when another node Y's takeover was recorded before the write was
+/// sent (`takeover.at + tolerance < write.start`), X took the lease in no later entry of the history,
+/// and the write carries no token newer than Y's. One node holds the lease at a time and a takeover is
+/// recorded after its lease was granted, so X did not hold the lease when it sent the write.
+/// Conservative: the write committed between `start` and `end`, `at` is never earlier than the record,
+/// a retake by X at any later time clears X, and takeovers before the epoch count as at it.
 pub fn after_lease_lost(acks: &[Ack], takeovers: &[Takeover], tolerance: Duration) -> Vec<(Ack, Takeover)> {
     let mut violations = Vec::new();
     for a in acks {
-        let lost = takeovers.iter().filter(|t| t.node != a.node && t.at + tolerance < a.start).find(|t| {
-            let newer_token = matches!((a.token, t.token), (Some(mine), Some(theirs)) if mine > theirs);
-            let retaken = takeovers
-                .iter()
-                .any(|r| r.node == a.node && r.at + tolerance >= t.at && r.at <= a.end + tolerance);
-            !newer_token && !retaken
+        let lost = takeovers.iter().enumerate().find(|(k, t)| {
+            let certain = t.node != a.node && t.at + tolerance < a.start;
+            let newer_token = a.token.is_some_and(|mine| mine > t.token);
+            let retaken = takeovers[k + 1..].iter().any(|r| r.node == a.node);
+            certain && !newer_token && !retaken
         });
-        if let Some(t) = lost {
+        if let Some((_, t)) = lost {
             violations.push((a.clone(), t.clone()));
         }
     }
@@ -257,22 +259,22 @@ mod tests {
     }
 
     fn takeover(node: &str, token: u64, at_ms: u64) -> Takeover {
-        Takeover { node: node.to_owned(), token: Some(token), at: Duration::from_millis(at_ms) }
+        Takeover { node: node.to_owned(), token, at: Duration::from_millis(at_ms) }
     }
 
     #[test]
     fn a_write_sent_after_another_node_took_the_lease_is_caught() {
-        let tol = CLOCK_TOLERANCE;
         let history = [takeover("a", 3, 0), takeover("b", 9, 1_000)];
         let acks = [
             ack(1, 900, 990, Some(3), "a", 1),     // before b took over
             ack(2, 1_020, 1_400, Some(3), "a", 1), // sent within the tolerance: not certain
             ack(3, 1_200, 1_300, Some(9), "b", 2), // the new primary
             ack(4, 1_500, 1_600, Some(3), "a", 1), // the old primary, certainly after: a violation
+            ack(5, 1_500, 1_600, None, "a", 1),    // the same without a token
         ];
-        let found = after_lease_lost(&acks, &history, tol);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].0.seq, found[0].1.node.as_str()), (4, "b"));
+        let found = after_lease_lost(&acks, &history, CLOCK_TOLERANCE);
+        let found: Vec<(u64, &str)> = found.iter().map(|(a, t)| (a.seq, t.node.as_str())).collect();
+        assert_eq!(found, [(4, "b"), (5, "b")]);
     }
 
     #[test]
@@ -282,14 +284,13 @@ mod tests {
             ack(1, 500, 600, Some(3), "a", 1),
             ack(2, 1_200, 1_300, Some(9), "b", 2),
             ack(3, 2_100, 2_200, Some(15), "a", 3),
-            ack(4, 1_990, 2_030, None, "a", 3), // sent just before its takeover was recorded
+            ack(4, 1_990, 2_030, None, "a", 3), // sent just before its takeover was seen
         ];
         assert!(after_lease_lost(&acks, &history, CLOCK_TOLERANCE).is_empty());
         // A write carrying a newer token than the takeover's is a later term: not claimed either.
         let history = [takeover("b", 9, 1_000)];
-        assert!(
-            after_lease_lost(&[ack(5, 1_500, 1_600, Some(12), "a", 3)], &history, CLOCK_TOLERANCE).is_empty()
-        );
+        let later_term = [ack(5, 1_500, 1_600, Some(12), "a", 3)];
+        assert!(after_lease_lost(&later_term, &history, CLOCK_TOLERANCE).is_empty());
     }
 
     #[test]
@@ -299,12 +300,22 @@ mod tests {
             {"timeline": 2, "new_primary": "node2", "fencing_token": 9, "timestamp": 1_800_000_001.5},
             {"reason": "failover to node3 with allow_data_loss", "new_primary": "node3", "requested_at": 1},
             {"timeline": 3, "new_primary": "node3", "fencing_token": 12, "timestamp": "2027-01-15T08:00:03Z"},
+            {"timeline": 4, "new_primary": "node1", "fencing_token": 20},
+            {"timeline": 5, "new_primary": "node2", "fencing_token": 31},
         ]);
         let address = |name: &str| name.strip_prefix("node").map(|i| format!("10.77.0.{i}"));
-        let takeovers = Takeover::from_history(&history, address, epoch).expect("timed history");
-        assert_eq!(takeovers, [takeover("10.77.0.2", 9, 1_500), takeover("10.77.0.3", 12, 3_000)]);
-        let untimed = serde_json::json!([{"timeline": 2, "new_primary": "node2", "fencing_token": 9}]);
-        let err = Takeover::from_history(&untimed, address, epoch).expect_err("no time");
-        assert!(err.contains("no readable timestamp"), "{err}");
+        let seen: HashMap<Key, Duration> = [(("node1".to_owned(), 20), Duration::from_secs(5))].into();
+        let takeovers = Takeover::from_history(&history, address, epoch, &seen, Duration::from_secs(9))
+            .expect("a history");
+        let expected = [
+            takeover("10.77.0.2", 9, 1_500),  // its timestamp, a number
+            takeover("10.77.0.3", 12, 3_000), // its timestamp, ISO 8601
+            takeover("10.77.0.1", 20, 5_000), // first seen by the poller
+            takeover("10.77.0.2", 31, 9_000), // never seen before the final fetch
+        ];
+        assert_eq!(takeovers, expected);
+        let err =
+            Takeover::from_history(&history, |_| None, epoch, &seen, Duration::ZERO).expect_err("unknown");
+        assert!(err.contains("unknown member \"node2\""), "{err}");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod checker;
 pub mod faults;
+pub mod history;
 pub mod report;
 pub mod schedule;
 pub mod workload;
@@ -21,6 +22,7 @@ use crate::agents::{AgentCluster, Placement};
 use crate::netns::Topology;
 use crate::writer::pg_error;
 use checker::Ack;
+use history::HistoryWatch;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -146,6 +148,9 @@ impl<'a> Suite<'a> {
         (self.epoch, self.epoch_wall) = (Instant::now(), SystemTime::now());
         let until = self.epoch + self.config.duration + RECOVERY * 4;
         let workload = Workload::start(hosts, self.config.clients, self.epoch, until);
+        let urls =
+            self.cluster.nodes.iter().map(|n| format!("http://{}:{}/history", n.host, n.api_port)).collect();
+        let history = HistoryWatch::start(urls, self.http.clone(), self.epoch, until);
         let mut primary = Ok(primary);
         for (t, plan) in
             schedule::plans(self.config.seed, self.config.trials, &self.config.menu).into_iter().enumerate()
@@ -170,7 +175,7 @@ impl<'a> Suite<'a> {
         match primary {
             Ok(primary) => {
                 self.lost_check(primary, &acks).await?;
-                self.lease_history_check(primary, &acks).await;
+                self.lease_history_check(primary, &acks, &history).await;
                 Ok(())
             }
             Err(stuck) => {
@@ -313,9 +318,9 @@ impl<'a> Suite<'a> {
     }
 
     /// Check (3): no write acknowledged after another node took the lease, by the history (`GET
-    /// /history`) of the final primary, else of any node; not run, saying why, when no node answers or
-    /// a takeover has no time.
-    async fn lease_history_check(&mut self, primary: usize, acks: &[Ack]) {
+    /// /history`) of the final primary, else of any node, with the times `watch` first saw its entries
+    /// when they carry none; not run, saying why, when no node answers.
+    async fn lease_history_check(&mut self, primary: usize, acks: &[Ack], watch: &HistoryWatch) {
         let n = self.cluster.nodes.len();
         let mut history = None;
         for i in std::iter::once(primary).chain((0..n).filter(|i| *i != primary)) {
@@ -326,9 +331,10 @@ impl<'a> Suite<'a> {
         }
         let nodes = &self.cluster.nodes;
         let address = |name: &str| nodes.iter().find(|node| node.name == name).map(|node| node.host.clone());
-        let takeovers = history
-            .ok_or_else(|| "no node answered GET /history".to_owned())
-            .and_then(|h| checker::Takeover::from_history(&h, address, self.epoch_wall));
+        let takeovers = history.ok_or_else(|| "no node answered GET /history".to_owned()).and_then(|h| {
+            let (seen, fetched) = (watch.first_seen(), self.epoch.elapsed());
+            checker::Takeover::from_history(&h, address, self.epoch_wall, &seen, fetched)
+        });
         let takeovers = match takeovers {
             Ok(takeovers) => takeovers,
             Err(why) => {
@@ -337,13 +343,14 @@ impl<'a> Suite<'a> {
                 return;
             }
         };
+        self.report.takeovers = takeovers.len();
         let late = checker::after_lease_lost(acks, &takeovers, checker::CLOCK_TOLERANCE);
         self.report.after_lease_lost = late.len();
         for (ack, takeover) in late.iter().take(10) {
             self.report.violations.push(format!(
                 "acknowledged after the lease was lost: {ack}, after {} took the lease (token {}) at {:.3} s",
                 takeover.node,
-                takeover.token.map_or("-".to_owned(), |t| t.to_string()),
+                takeover.token,
                 takeover.at.as_secs_f64()
             ));
         }

@@ -70,6 +70,8 @@ pub struct Report {
     pub downtimes: Vec<Downtime>,
     /// Writes acknowledged after another node took the lease ([`checker::after_lease_lost`]).
     pub after_lease_lost: usize,
+    /// The takeovers in the final history.
+    pub takeovers: usize,
     /// Why the lease-history check did not run, if it did not.
     pub lease_history_unchecked: Option<String>,
     /// Everything that fails the run, one line each.
@@ -93,7 +95,7 @@ impl Report {
         times.sort();
         let pct = |p: f64| seconds(checker::percentile(&times, p));
         let lease = match &self.lease_history_unchecked {
-            None => self.after_lease_lost.to_string(),
+            None => format!("{} ({} takeovers)", self.after_lease_lost, self.takeovers),
             Some(_) => "not checked".to_owned(),
         };
         let lost_note = if self.sync { "" } else { " (async: reported, not failed)" };
