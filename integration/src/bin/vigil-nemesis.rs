@@ -69,9 +69,15 @@ fn kind(name: &str) -> Result<Kind, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let binary = match args.vigil_binary {
-        Some(path) => path,
-        None => std::env::current_exe().expect("own path").with_file_name("vigil"),
+    let binary = match args
+        .vigil_binary
+        .map_or_else(|| std::env::current_exe().map(|p| p.with_file_name("vigil")), Ok)
+    {
+        Ok(path) => path,
+        Err(e) => {
+            println!("nemesis: cannot find the vigil binary next to this one ({e}): pass --vigil-binary");
+            return ExitCode::from(2);
+        }
     };
     let seed = args.seed.unwrap_or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
