@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The first three octets of every address.
 const SUBNET: &str = "10.77.0";
@@ -22,6 +23,9 @@ const SUBNET: &str = "10.77.0";
 const CLIENT_OCTET: usize = 100;
 /// The nftables table that holds a namespace's fault rules.
 const FAULT_TABLE: &str = "vigil_nemesis";
+/// Topologies created by this process so far: with the PID, it makes every topology's names unique, so
+/// that runs in other processes and several topologies of one process (parallel tests) coexist.
+static CREATED: AtomicUsize = AtomicUsize::new(0);
 
 /// Which packets a fault rule drops, seen from the namespace it is installed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,13 +47,14 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Creates the bridge namespace, `nodes` node namespaces (`vigil-<pid>-n1`, …) and the client
-    /// namespace (`vigil-<pid>-client`). An `Err` says which command failed (e.g. not root); whatever
-    /// was created by then is deleted.
+    /// Creates the bridge namespace, `nodes` node namespaces (`vigil-<pid>-<k>-n1`, …, `k` counting
+    /// this process's topologies) and the client namespace (`vigil-<pid>-<k>-client`). An `Err` says
+    /// which command failed (e.g. not root); whatever was created by then is deleted.
     pub fn create(nodes: usize) -> Result<Topology, String> {
         assert!(nodes < CLIENT_OCTET - 1, "at most {} nodes", CLIENT_OCTET - 2);
-        let mut topology =
-            Topology { prefix: format!("vigil-{}", std::process::id()), nodes, created: Vec::new() };
+        let k = CREATED.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("vigil-{}-{k}", std::process::id());
+        let mut topology = Topology { prefix, nodes, created: Vec::new() };
         let switch = topology.switch_ns();
         topology.add_ns(&switch)?;
         ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;

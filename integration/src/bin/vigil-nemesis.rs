@@ -4,17 +4,20 @@
 //! ```text
 //! cargo build --release -p vigil-agent -p vigil-integration --bins
 //! target/release/vigil-nemesis --seed 1 --trials 200 --duration 3600
-//! target/release/vigil-nemesis --seed 1 --trials 200 --sync        # once synchronous_mode is built
+//! target/release/vigil-nemesis --seed 1 --trials 100 --sync        # about 45 min (holds up to 60 s)
+//! target/release/vigil-nemesis --seed 2 --trials 6 --sync --kinds cut-primary,pause-postgres \
+//!     --holds 30000,60000 --single                                   # a focused long-hold run
 //! ```
 //!
-//! Prints a line per trial and a summary line; exits 1 on any violation, 2 when the run could not be
-//! carried out.
+//! Prints a line per trial, the Markdown table of the times to the first write elsewhere (for
+//! BENCHMARKS.md), the trials whose fault hit the primary without a failover, and a summary line; exits
+//! 1 on any violation, 2 when the run could not be carried out.
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use vigil_integration::nemesis::{self, Config};
+use vigil_integration::nemesis::{self, faults::Kind, schedule::Menu, Config};
 
 #[derive(Parser, Debug)]
 #[command(about = "Jepsen-style fault suite for Vigil: real agents, PostgreSQL and network namespaces")]
@@ -43,13 +46,38 @@ struct Args {
     /// Where to copy the agents' logs at the end.
     #[arg(long)]
     keep_logs: Option<PathBuf>,
+    /// Only these nemeses, comma-separated (default: all): kill-node, kill-agent, kill-postgres,
+    /// pause-agent, pause-postgres, isolate-primary, cut-primary, isolate-replica, split, asymmetric,
+    /// slow-link.
+    #[arg(long, value_delimiter = ',', value_parser = kind)]
+    kinds: Option<Vec<Kind>>,
+    /// Only these holds in ms, comma-separated, equally likely (default: 0.5 to 60 s, weighted).
+    #[arg(long, value_delimiter = ',')]
+    holds: Option<Vec<u64>>,
+    /// One nemesis per trial: no combinations of two.
+    #[arg(long)]
+    single: bool,
+}
+
+/// A `--kinds` item.
+fn kind(name: &str) -> Result<Kind, String> {
+    Kind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown nemesis {name:?}: expected one of {}", names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let binary = match args.vigil_binary {
-        Some(path) => path,
-        None => std::env::current_exe().expect("own path").with_file_name("vigil"),
+    let binary = match args
+        .vigil_binary
+        .map_or_else(|| std::env::current_exe().map(|p| p.with_file_name("vigil")), Ok)
+    {
+        Ok(path) => path,
+        Err(e) => {
+            println!("nemesis: cannot find the vigil binary next to this one ({e}): pass --vigil-binary");
+            return ExitCode::from(2);
+        }
     };
     let seed = args.seed.unwrap_or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -64,11 +92,20 @@ fn main() -> ExitCode {
         clients: args.clients,
         binary,
         keep_logs: args.keep_logs,
+        menu: Menu::narrowed(
+            args.kinds,
+            args.holds.map(|holds| holds.into_iter().map(Duration::from_millis).collect()),
+            !args.single,
+        ),
     };
     match nemesis::run(&config) {
         Ok(report) => {
             for violation in &report.violations {
                 println!("VIOLATION: {violation}");
+            }
+            println!("\n{}", report.downtime_table());
+            for trial in report.without_failover() {
+                println!("without a failover: {trial}");
             }
             println!("{}", report.summary());
             if report.passed() {

@@ -19,6 +19,9 @@ pub enum Kind {
     PausePostgres,
     /// The primary cannot reach the other nodes nor they it (nftables); the clients still reach it.
     IsolatePrimary,
+    /// The primary's link to the bridge is down: nobody reaches it, clients included, and no RST tells
+    /// anyone (a failed switch port, NIC or zone link).
+    CutPrimary,
     /// A replica's link to the bridge is down: nobody reaches it.
     IsolateReplica,
     /// The nodes split into a minority and a majority (nftables), the clients on a random side.
@@ -31,13 +34,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::KillNode,
         Kind::KillAgent,
         Kind::KillPostgres,
         Kind::PauseAgent,
         Kind::PausePostgres,
         Kind::IsolatePrimary,
+        Kind::CutPrimary,
         Kind::IsolateReplica,
         Kind::Split,
         Kind::Asymmetric,
@@ -53,11 +57,34 @@ impl Kind {
             Kind::PauseAgent => "pause-agent",
             Kind::PausePostgres => "pause-postgres",
             Kind::IsolatePrimary => "isolate-primary",
+            Kind::CutPrimary => "cut-primary",
             Kind::IsolateReplica => "isolate-replica",
             Kind::Split => "split",
             Kind::Asymmetric => "asymmetric",
             Kind::SlowLink => "slow-link",
         }
+    }
+
+    /// The kind named `name` (as in reports).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == name.trim())
+    }
+
+    /// Whether this kind, held long enough against the primary, should move the primary: it kills the
+    /// primary's agent, hangs its server or cuts it from the majority. (Killing the postmaster alone is
+    /// repaired in place; a frozen agent whose server still streams must not be replaced; a slow link is
+    /// no loss.)
+    pub fn moves_primary(self) -> bool {
+        matches!(
+            self,
+            Kind::KillNode
+                | Kind::KillAgent
+                | Kind::PausePostgres
+                | Kind::IsolatePrimary
+                | Kind::CutPrimary
+                | Kind::Split
+                | Kind::Asymmetric
+        )
     }
 
     /// Whether a short blip of this kind should leave the primary in place (it neither kills nor
@@ -85,9 +112,22 @@ enum Heal {
 /// A fault in place.
 #[derive(Debug)]
 pub struct Fault {
+    /// Its kind.
+    pub kind: Kind,
     /// What it is, for reports (`isolate-primary node2`).
     pub what: String,
+    /// Whether it hit the primary: its target was the primary, or (split) the primary is in the
+    /// minority.
+    pub hit_primary: bool,
     heal: Heal,
+}
+
+impl Fault {
+    /// Whether it should move the primary if held long enough ([`Kind::moves_primary`] and it hit the
+    /// primary).
+    pub fn moves_primary(&self) -> bool {
+        self.hit_primary && self.kind.moves_primary()
+    }
 }
 
 /// Applies `kind` with `salt` to the cluster whose primary is node `primary`.
@@ -104,23 +144,23 @@ pub fn apply(
     let others = |i: usize| -> Vec<String> { (0..n).filter(|j| *j != i).map(|j| net.node_addr(j)).collect() };
     let names: Vec<String> = cluster.nodes.iter().map(|node| node.name.clone()).collect();
     let what = |target: usize| format!("{} {}", kind.name(), names[target]);
-    let (what, heal) = match kind {
+    let (what, hit_primary, heal) = match kind {
         Kind::KillNode => {
             cluster.signal_agent(node, libc::SIGKILL);
             cluster.kill_postgres(node);
-            (what(node), Heal::StartAgent(node))
+            (what(node), node == primary, Heal::StartAgent(node))
         }
         Kind::KillAgent => {
             cluster.signal_agent(node, libc::SIGKILL);
-            (what(node), Heal::StartAgent(node))
+            (what(node), node == primary, Heal::StartAgent(node))
         }
         Kind::KillPostgres => {
             cluster.kill_postgres(node);
-            (what(node), Heal::Nothing)
+            (what(node), node == primary, Heal::Nothing)
         }
         Kind::PauseAgent => {
             cluster.signal_agent(node, libc::SIGSTOP);
-            (what(node), Heal::ContinueAgent(node))
+            (what(node), node == primary, Heal::ContinueAgent(node))
         }
         Kind::PausePostgres => {
             let pid = cluster.postmaster_pid(node).ok_or(format!("{}: no postmaster", what(node)))?;
@@ -131,16 +171,20 @@ pub fn apply(
                 return Err(format!("{}: postmaster {pid} leads no process group ({group})", what(node)));
             }
             cluster.signal_pid(-group, libc::SIGSTOP);
-            (what(node), Heal::ContinueGroup(group))
+            (what(node), node == primary, Heal::ContinueGroup(group))
         }
         Kind::IsolatePrimary => {
             net.drop_traffic(&net.node_ns(primary), &others(primary), Direction::Both)?;
-            (what(primary), Heal::Network)
+            (what(primary), true, Heal::Network)
+        }
+        Kind::CutPrimary => {
+            net.set_link(primary, false)?;
+            (what(primary), true, Heal::Network)
         }
         Kind::IsolateReplica => {
             let r = replica(salt);
             net.set_link(r, false)?;
-            (what(r), Heal::Network)
+            (what(r), false, Heal::Network)
         }
         Kind::Split => {
             let mut order: Vec<usize> = (0..n).collect();
@@ -161,19 +205,19 @@ pub fn apply(
                 side_names(minority),
                 side_names(majority)
             );
-            (what, Heal::Network)
+            (what, minority.contains(&primary), Heal::Network)
         }
         Kind::Asymmetric => {
             let direction = if salt.is_multiple_of(2) { Direction::Incoming } else { Direction::Outgoing };
             net.drop_traffic(&net.node_ns(node), &others(node), direction)?;
-            (format!("{} ({direction:?} dropped)", what(node)), Heal::Network)
+            (format!("{} ({direction:?} dropped)", what(node)), node == primary, Heal::Network)
         }
         Kind::SlowLink => {
             net.slow_link(node)?;
-            (what(node), Heal::Network)
+            (what(node), node == primary, Heal::Network)
         }
     };
-    Ok(Fault { what, heal })
+    Ok(Fault { kind, what, hit_primary, heal })
 }
 
 /// Heals `fault`.

@@ -4,20 +4,28 @@
 //! time. After every trial the cluster must converge within 30 s (one primary by `GET /primary`, every
 //! other node streaming from it by `pg_stat_wal_receiver`); at the end the [`checker`] looks for lost
 //! acknowledged writes (a failure in synchronous mode, reported in asynchronous mode), writes
-//! acknowledged under a stale fencing token and primaries that accepted writes in overlapping intervals.
+//! acknowledged under a stale fencing token, primaries that accepted writes in overlapping intervals and
+//! writes acknowledged after another node took the lease (by the final primary's `GET /history`). Each
+//! trial whose fault hit the primary is measured: the time from the fault to the first write
+//! acknowledged by another node ([`report::Report::downtime_table`]).
 
 pub mod checker;
 pub mod faults;
+pub mod history;
+pub mod report;
 pub mod schedule;
 pub mod workload;
+
+pub use report::{Downtime, Report};
 
 use crate::agents::{AgentCluster, Placement};
 use crate::netns::Topology;
 use crate::writer::pg_error;
 use checker::Ack;
-use std::collections::{BTreeMap, HashSet};
+use history::HistoryWatch;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use workload::Workload;
 
@@ -25,6 +33,8 @@ use workload::Workload;
 pub const CONVERGENCE: Duration = Duration::from_secs(30);
 /// How much longer a run waits for a cluster that did not converge in time before giving up.
 const RECOVERY: Duration = Duration::from_secs(90);
+/// How long a trial in synchronous mode waits for the primary's synchronous standby.
+const SYNC_STANDBY: Duration = Duration::from_secs(15);
 /// How long the first cluster may take to come up.
 const STARTUP: Duration = Duration::from_secs(120);
 /// The timeout of one probe request (an agent may be stopped: its kernel still accepts connections).
@@ -65,88 +75,8 @@ pub struct Config {
     pub binary: PathBuf,
     /// Where to copy the agents' logs at the end (always when set).
     pub keep_logs: Option<PathBuf>,
-}
-
-/// What a run found.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// The seed.
-    pub seed: u64,
-    /// Synchronous mode.
-    pub sync: bool,
-    /// Trials run, by fault kind (`kill-node`) or combination (`kill-node+split`).
-    pub kinds: BTreeMap<String, usize>,
-    /// Inserts tried and acknowledged.
-    pub attempts: u64,
-    /// Acknowledged.
-    pub acked: usize,
-    /// Acknowledged but missing on the final primary.
-    pub lost: usize,
-    /// Writes acknowledged under a stale token.
-    pub stale_tokens: usize,
-    /// Writes that carried no token (not token-checked).
-    pub without_token: usize,
-    /// Reigns that overlapped.
-    pub overlaps: usize,
-    /// Convergence times of the trials that converged within [`CONVERGENCE`].
-    pub converged: Vec<Duration>,
-    /// Trials that did not.
-    pub not_converged: usize,
-    /// Blips (faults of at most 0.5 s that kill nothing) and the failovers they caused.
-    pub blips: usize,
-    /// Failovers (primary or token changed) after a blip.
-    pub false_failovers: usize,
-    /// The blips that were a pause of an agent alone, and the failovers after them (also counted above).
-    pub agent_pauses: (usize, usize),
-    /// Everything that fails the run, one line each.
-    pub violations: Vec<String>,
-}
-
-impl Report {
-    /// Trials run.
-    pub fn trials(&self) -> usize {
-        self.kinds.values().sum()
-    }
-
-    /// No violation.
-    pub fn passed(&self) -> bool {
-        self.violations.is_empty()
-    }
-
-    /// The one-line summary.
-    pub fn summary(&self) -> String {
-        let mut times = self.converged.clone();
-        times.sort();
-        let pct = |p: f64| {
-            let k = ((times.len() as f64 * p).ceil() as usize).clamp(1, times.len().max(1)) - 1;
-            times.get(k).map_or("-".to_owned(), |t| format!("{:.1}s", t.as_secs_f64()))
-        };
-        let lost_note = if self.sync { "" } else { " (async: reported, not failed)" };
-        format!(
-            "nemesis seed={} mode={} trials={} acked={}/{} lost={}{lost_note} stale-token={} (unchecked without \
-             token: {}) overlapping-primaries={} converged={}/{} p50={} p99={} max={} false-failovers={}/{} \
-             blips ({}/{} agent pauses) => {}",
-            self.seed,
-            if self.sync { "sync" } else { "async" },
-            self.trials(),
-            self.acked,
-            self.attempts,
-            self.lost,
-            self.stale_tokens,
-            self.without_token,
-            self.overlaps,
-            self.converged.len(),
-            self.trials(),
-            pct(0.5),
-            pct(0.99),
-            pct(1.0),
-            self.false_failovers,
-            self.blips,
-            self.agent_pauses.1,
-            self.agent_pauses.0,
-            if self.passed() { "PASS" } else { "FAIL" }
-        )
-    }
+    /// The kinds and holds the faults are drawn from.
+    pub menu: schedule::Menu,
 }
 
 /// Builds the namespaces, runs the suite in the client namespace and tears everything down.
@@ -172,6 +102,8 @@ struct Suite<'a> {
     cluster: AgentCluster,
     http: reqwest::Client,
     epoch: Instant,
+    /// The wall-clock time of `epoch` (the agents' history is on the wall clock).
+    epoch_wall: SystemTime,
     report: Report,
 }
 
@@ -195,7 +127,8 @@ impl<'a> Suite<'a> {
         );
         let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
         let report = Report { seed: config.seed, sync: config.sync, ..Report::default() };
-        let mut suite = Suite { config, net, cluster, http, epoch: Instant::now(), report };
+        let (epoch, epoch_wall) = (Instant::now(), SystemTime::now());
+        let mut suite = Suite { config, net, cluster, http, epoch, epoch_wall, report };
         let result = suite.trials().await;
         suite.keep_logs();
         result.map(|()| suite.report)
@@ -212,11 +145,16 @@ impl<'a> Suite<'a> {
             .map_err(|_| "create table: timed out".to_owned())?
             .map_err(|e| format!("create table: {}", pg_error(&e)))?;
         let hosts = (0..self.config.nodes).map(|i| format!("{}:{PG_PORT}", self.net.node_addr(i))).collect();
-        self.epoch = Instant::now();
+        (self.epoch, self.epoch_wall) = (Instant::now(), SystemTime::now());
         let until = self.epoch + self.config.duration + RECOVERY * 4;
         let workload = Workload::start(hosts, self.config.clients, self.epoch, until);
+        let urls =
+            self.cluster.nodes.iter().map(|n| format!("http://{}:{}/history", n.host, n.api_port)).collect();
+        let history = HistoryWatch::start(urls, self.http.clone(), self.epoch, until);
         let mut primary = Ok(primary);
-        for (t, plan) in schedule::plans(self.config.seed, self.config.trials).into_iter().enumerate() {
+        for (t, plan) in
+            schedule::plans(self.config.seed, self.config.trials, &self.config.menu).into_iter().enumerate()
+        {
             if self.epoch.elapsed() >= self.config.duration {
                 println!("nemesis: --duration reached after {t} trials");
                 break;
@@ -235,7 +173,11 @@ impl<'a> Suite<'a> {
             Err(e) => Err(e),
         };
         match primary {
-            Ok(primary) => self.lost_check(primary, &acks).await,
+            Ok(primary) => {
+                self.lost_check(primary, &acks).await?;
+                self.lease_history_check(primary, &acks, &history).await;
+                Ok(())
+            }
             Err(stuck) => {
                 self.report.violations.push(format!("{stuck} (lost writes not checked)"));
                 Ok(())
@@ -251,8 +193,14 @@ impl<'a> Suite<'a> {
         primary: usize,
         workload: &Workload,
     ) -> Result<usize, String> {
+        // In synchronous mode a primary without a synchronous standby may not be replaced: a fault
+        // then would measure that, not the failover.
+        if self.config.sync && !self.sync_standby(primary, SYNC_STANDBY).await {
+            println!(
+                "trial {t}: no synchronous standby within {SYNC_STANDBY:?}; applying the fault all the same"
+            );
+        }
         let token_before = self.token(primary).await;
-        let at = self.epoch.elapsed().as_secs_f64();
         let mut applied = Vec::new();
         for (kind, salt) in &plan.faults {
             match faults::apply(*kind, *salt, primary, &mut self.cluster, self.net) {
@@ -266,8 +214,11 @@ impl<'a> Suite<'a> {
                 }
             }
         }
+        let fault_at = self.epoch.elapsed();
         *self.report.kinds.entry(plan.name()).or_insert(0) += 1;
         let what = applied.iter().map(|f| f.what.as_str()).collect::<Vec<_>>().join(" + ");
+        let hit_primary = applied.iter().any(|f| f.hit_primary);
+        let moves = applied.iter().any(faults::Fault::moves_primary);
         tokio::time::sleep(plan.hold).await;
         self.heal(applied)?;
         let healed = Instant::now();
@@ -300,6 +251,19 @@ impl<'a> Suite<'a> {
         };
         let token_after = self.token(after).await;
         let failover = after != primary || token_after != token_before;
+        let downtime = hit_primary.then(|| {
+            let old = &self.cluster.nodes[primary].host;
+            let time = checker::first_elsewhere(&workload.acks(), old, fault_at, self.epoch.elapsed());
+            Downtime { trial: t, name: plan.name(), what: what.clone(), hold: plan.hold, moves, time }
+        });
+        let elsewhere = match &downtime {
+            Some(Downtime { time: Some(time), .. }) => {
+                format!(", first write elsewhere after {:.1} s", time.as_secs_f64())
+            }
+            Some(Downtime { time: None, .. }) => ", no write elsewhere".to_owned(),
+            None => String::new(),
+        };
+        self.report.downtimes.extend(downtime);
         if plan.is_blip() && plan.hold <= BLIP {
             self.report.blips += 1;
             self.report.false_failovers += usize::from(failover);
@@ -314,8 +278,9 @@ impl<'a> Suite<'a> {
             Err(e) => format!("lost so far not read ({e})"),
         };
         println!(
-            "trial {t} at {at:.1} s: {what} for {:.1} s: {converged}, primary {} -> {} (token {} -> {}), {} acked, \
-             {lost}",
+            "trial {t} at {:.1} s: {what} for {:.1} s: {converged}, primary {} -> {} (token {} -> {}){elsewhere}, \
+             {} acked, {lost}",
+            fault_at.as_secs_f64(),
             plan.hold.as_secs_f64(),
             self.cluster.nodes[primary].name,
             self.cluster.nodes[after].name,
@@ -350,6 +315,45 @@ impl<'a> Suite<'a> {
             self.report.violations.push(format!("{} acknowledged writes lost, e.g. {}", lost.len(), lost[0]));
         }
         Ok(())
+    }
+
+    /// Check (3): no write acknowledged after another node took the lease, by the history (`GET
+    /// /history`) of the final primary, else of any node, with the times `watch` first saw its entries
+    /// when they carry none; not run, saying why, when no node answers.
+    async fn lease_history_check(&mut self, primary: usize, acks: &[Ack], watch: &HistoryWatch) {
+        let n = self.cluster.nodes.len();
+        let mut history = None;
+        for i in std::iter::once(primary).chain((0..n).filter(|i| *i != primary)) {
+            if let Some((200, body)) = self.cluster.rest_within(i, "/history", QUICK * 5).await {
+                history = Some(body);
+                break;
+            }
+        }
+        let nodes = &self.cluster.nodes;
+        let address = |name: &str| nodes.iter().find(|node| node.name == name).map(|node| node.host.clone());
+        let takeovers = history.ok_or_else(|| "no node answered GET /history".to_owned()).and_then(|h| {
+            let (seen, fetched) = (watch.first_seen(), self.epoch.elapsed());
+            checker::Takeover::from_history(&h, address, self.epoch_wall, &seen, fetched)
+        });
+        let takeovers = match takeovers {
+            Ok(takeovers) => takeovers,
+            Err(why) => {
+                println!("nemesis: lease-history check NOT run: {why}");
+                self.report.lease_history_unchecked = Some(why);
+                return;
+            }
+        };
+        self.report.takeovers = takeovers.len();
+        let late = checker::after_lease_lost(acks, &takeovers, checker::CLOCK_TOLERANCE);
+        self.report.after_lease_lost = late.len();
+        for (ack, takeover) in late.iter().take(10) {
+            self.report.violations.push(format!(
+                "acknowledged after the lease was lost: {ack}, after {} took the lease (token {}) at {:.3} s",
+                takeover.node,
+                takeover.token,
+                takeover.at.as_secs_f64()
+            ));
+        }
     }
 
     /// Check (2): stale tokens and overlapping primaries.
@@ -475,17 +479,26 @@ impl<'a> Suite<'a> {
         if !code.is_success() {
             return Err(format!("synchronous mode refused by the agents: {code} {text}"));
         }
-        // Faults start once a synchronous standby is in force (`GET /sync` 200 on a replica).
-        let rounds = STARTUP.as_millis() / POLL.as_millis();
+        // Faults start once a synchronous standby is in force.
+        if self.sync_standby(primary, STARTUP).await {
+            return Ok(());
+        }
+        Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
+    }
+
+    /// Waits up to `timeout` for a synchronous standby of `primary` (`GET /sync` 200 on a replica);
+    /// whether there is one.
+    async fn sync_standby(&self, primary: usize, timeout: Duration) -> bool {
+        let rounds = timeout.as_millis() / POLL.as_millis();
         for _ in 0..rounds {
             for i in (0..self.cluster.nodes.len()).filter(|i| *i != primary) {
                 if matches!(self.cluster.rest_within(i, "/sync", QUICK).await, Some((200, _))) {
-                    return Ok(());
+                    return true;
                 }
             }
             tokio::time::sleep(POLL).await;
         }
-        Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
+        false
     }
 
     /// Copies the agents' logs to `keep_logs`, when set.
