@@ -80,6 +80,13 @@ pub enum ScheduleError {
     Unreadable,
 }
 
+impl From<SystemTime> for Schedule {
+    /// The instant in UTC (written back as RFC 3339 with `+00:00`).
+    fn from(at: SystemTime) -> Schedule {
+        Schedule(DateTime::<chrono::Utc>::from(at).fixed_offset())
+    }
+}
+
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.to_rfc3339())
@@ -104,6 +111,14 @@ impl TryFrom<String> for Schedule {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_wall_clock_instant_reads_back_to_itself() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
+        let written = Schedule::from(at).to_string();
+        assert_eq!(written, "2027-01-15T08:00:00.250+00:00");
+        assert_eq!(Schedule::parse(&written).expect("RFC 3339").at(), at);
+    }
 
     #[test]
     fn iso_8601_with_a_timezone_is_read() {

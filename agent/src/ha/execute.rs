@@ -177,6 +177,7 @@ async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
         "reason": "promoted after taking the leader lease",
         "new_primary": job.me.to_string(),
         "fencing_token": job.token.map(|t| t.0),
+        "timestamp": vigil_api::Schedule::from(std::time::SystemTime::now()).to_string(),
     });
     super::view::append_history(dcs, entry).await;
 }
