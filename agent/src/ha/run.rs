@@ -322,6 +322,12 @@ impl<D: Database> Agent<D> {
             // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.
             return NEXT_STEP;
         }
+        // Nobody leads: what holds this member back (a WAL receiver that heard from the old primary
+        // lately, a peer's state) may change any moment, and every moment is write downtime.
+        let leaderless = cluster.as_ref().is_some_and(|c| c.leader.is_none());
+        if leaderless && !dynamic.pause {
+            return self.next_wait(&dynamic).min(RACE_RETRY);
+        }
         self.next_wait(&dynamic)
     }
 
@@ -850,6 +856,8 @@ const NEXT_STEP: Duration = Duration::from_millis(20);
 
 /// Pause before retrying a failed renewal.
 const RENEW_RETRY: Duration = Duration::from_millis(100);
+/// Between two cycles while no member holds the lease.
+const RACE_RETRY: Duration = Duration::from_millis(250);
 
 /// How long a peer may take to answer a status request during the leader race.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
