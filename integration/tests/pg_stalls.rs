@@ -48,6 +48,31 @@ async fn write_and_replicate(cluster: &AgentCluster, primary: usize, nodes: &[us
     }
 }
 
+/// Every node of the 3-node clusters here.
+const ALL: [usize; 3] = [0, 1, 2];
+
+/// A settled 3-node cluster whose primary wrote rows `0..rows` of a table `t` that every node replayed.
+struct Settled {
+    cluster: AgentCluster,
+    primary: usize,
+    replicas: Vec<usize>,
+    /// The primary's fencing token.
+    token: u64,
+    /// The primary's postmaster.
+    postmaster: libc::pid_t,
+}
+
+async fn settled_with_rows(rows: u32) -> Settled {
+    let cluster = AgentCluster::start_checked(3, |_| String::new()).await;
+    let primary = cluster.settled(&ALL, PATIENCE).await;
+    let replicas: Vec<usize> = ALL.iter().copied().filter(|i| *i != primary).collect();
+    cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
+    write_and_replicate(&cluster, primary, &ALL, 0, rows).await;
+    let token = fencing_token(&cluster, primary).await.expect("the primary shows its token");
+    let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster pid");
+    Settled { cluster, primary, replicas, token, postmaster }
+}
+
 /// The lengths of every node's agent log (without colour codes) now: what a node logs later follows.
 fn log_offsets(cluster: &AgentCluster) -> Vec<usize> {
     (0..cluster.nodes.len()).map(|i| cluster.plain_log(i).len()).collect()
@@ -89,14 +114,8 @@ async fn settled_raft_leader(cluster: &AgentCluster) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sub_second_stall_of_the_primarys_agent_causes_no_failover() {
     init_tracing();
-    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
-    let all = [0, 1, 2];
-    let primary = cluster.settled(&all, PATIENCE).await;
-    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
-    cluster.query(primary, "CREATE TABLE t (v int)").await.expect("create");
-    write_and_replicate(&cluster, primary, &all, 0, 10).await;
-    let token = fencing_token(&cluster, primary).await.expect("the primary shows its token");
-    let postmaster = cluster.postmaster_pid(primary).expect("the primary's postmaster pid");
+    let Settled { mut cluster, primary, replicas, token, postmaster } = settled_with_rows(10).await;
+    let all = ALL;
     let raft_leader = cluster.raft_leader();
     let offsets = log_offsets(&cluster);
 
@@ -257,14 +276,8 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_not_serve_writes() {
     init_tracing();
-    let mut cluster = AgentCluster::start_checked(3, |_| String::new()).await;
-    let all = [0, 1, 2];
-    let old = cluster.settled(&all, PATIENCE).await;
-    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
-    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
-    write_and_replicate(&cluster, old, &all, 0, 100).await;
-    let token = fencing_token(&cluster, old).await.expect("the primary shows its token");
-    let postmaster = cluster.postmaster_pid(old).expect("the primary's postmaster pid");
+    let Settled { mut cluster, primary: old, replicas, token, postmaster } = settled_with_rows(100).await;
+    let all = ALL;
     let writer = cluster.connect(old).await.expect("writer connection");
     let offsets = log_offsets(&cluster);
 
@@ -491,14 +504,8 @@ impl Drop for StoppedGroup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_primary_is_killed_before_its_lease_is_released_and_rejoins_by_rewind() {
     init_tracing();
-    let cluster = AgentCluster::start_checked(3, |_| String::new()).await;
-    let all = [0, 1, 2];
-    let old = cluster.settled(&all, PATIENCE).await;
-    let replicas: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
-    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
-    write_and_replicate(&cluster, old, &all, 0, 100).await;
-    let token = fencing_token(&cluster, old).await.expect("the primary shows its token");
-    let postmaster = cluster.postmaster_pid(old).expect("the primary's postmaster pid");
+    let Settled { cluster, primary: old, replicas, token, postmaster } = settled_with_rows(100).await;
+    let all = ALL;
     let offsets = log_offsets(&cluster);
 
     let frozen = StoppedGroup::stop(&cluster, postmaster);
