@@ -341,10 +341,24 @@ impl Postgres {
         change: impl FnOnce(&mut Runtime),
     ) -> Result<Option<Session>, DbError> {
         let action = format!("set {name}");
-        if self.rewrite_and_reload(&action, change).await?.is_none() {
+        let failed = |e: String| DbError::new(action.clone(), e);
+        let unchanged = {
+            let mut runtime = self.runtime();
+            let before = runtime.clone();
+            change(&mut runtime);
+            *runtime == before
+        };
+        // Already in force (a new primary's rule, say, that it had as a replica): no reload to wait for.
+        if unchanged {
+            if let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await {
+                if sql::setting(&session.client, name).await.is_ok_and(|applied| applied == value) {
+                    return Ok(Some(session));
+                }
+            }
+        }
+        if self.rewrite_and_reload(&action, |_| {}).await?.is_none() {
             return Ok(None);
         }
-        let failed = |e: String| DbError::new(action.clone(), e);
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         loop {
             // A session started after the postmaster re-read the files sees the new value.
