@@ -211,11 +211,10 @@ impl AgentManagement {
     }
 }
 
-/// Checks a switchover or failover request against the cluster, and the plan to write. `now`: it is
-/// carried out at once, so the candidate must be ready now (a scheduled one is checked when due).
 /// What `PATCH /config` (`replace: false`, a merge patch over `current`, else over `bootstrap`) or
 /// `PUT /config` (`replace: true`) makes of `body`: the validated configuration and the JSON it came
-/// from, or a 400 naming what is wrong (an out-of-range ttl, say).
+/// from, or a 400 naming what is wrong (an out-of-range ttl, say, or each parameter that runs commands or
+/// loads code, which only a member's own file may set).
 pub fn patched_config(
     current: Option<&Value>,
     bootstrap: &DynamicConfig,
@@ -234,6 +233,8 @@ pub fn patched_config(
     Ok((parsed, config))
 }
 
+/// Checks a switchover or failover request against the cluster, and the plan to write. `now`: it is
+/// carried out at once, so the candidate must be ready now (a scheduled one is checked when due).
 fn plan(
     view: &ClusterView,
     request: &SwitchoverRequest,
@@ -391,3 +392,6 @@ impl Management for AgentManagement {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

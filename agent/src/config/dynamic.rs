@@ -3,6 +3,7 @@
 
 use super::choice::choice_enum;
 use super::{duration, scalar, ConfigError};
+use crate::db::postgres::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,7 +94,8 @@ pub struct DynamicPostgresql {
     /// Keep a replication slot per member on the primary.
     #[serde(default = "d::yes")]
     pub use_slots: bool,
-    /// Server parameters for every member (values rendered as strings).
+    /// Server parameters for every member (values rendered as strings); never those that run commands or
+    /// load code (see [`unsafe_parameters`]), which only each member's own file may set.
     #[serde(default, deserialize_with = "scalar::string_map")]
     pub parameters: BTreeMap<String, String>,
 }
@@ -174,8 +176,18 @@ impl DynamicConfig {
         Ok(config)
     }
 
+    /// Takes out of `postgresql.parameters`, and returns, those only a member's own file may set (a
+    /// stored configuration may have been written past [`validate`](Self::validate)).
+    pub fn drop_unsafe_parameters(&mut self) -> BTreeMap<String, String> {
+        let all = std::mem::take(&mut self.postgresql.parameters);
+        let (refused, kept) = all.into_iter().partition(|(name, _)| unsafe_parameters::is_unsafe(name));
+        self.postgresql.parameters = kept;
+        refused
+    }
+
     /// Checks the timing inequality and bounds (`ttl` and `primary_start_timeout` at most a day,
-    /// `loop_wait` at least 100 ms) and the other rules; keys are named relative to this section.
+    /// `loop_wait` at least 100 ms), that no parameter runs commands or loads code, and the other rules;
+    /// keys are named relative to this section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_at("")
     }
@@ -199,6 +211,14 @@ impl DynamicConfig {
         }
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
+        }
+        // Refused here, so also in bootstrap.dcs: it seeds the store, from which no member takes them.
+        let refused: Vec<String> = unsafe_parameters::unsafe_in(&self.postgresql.parameters)
+            .map(|(name, value)| format!("{name} = {value:?}"))
+            .collect();
+        if !refused.is_empty() {
+            let why = format!("{}: {ONLY_FROM_OWN_FILE}", refused.join(", "));
+            return Err(ConfigError::invalid(key("postgresql.parameters"), why));
         }
         // Refused rather than ignored: strict without a synchronous mode would promise what nothing does.
         if self.synchronous_mode == SynchronousMode::Off && self.synchronous_mode_strict {

@@ -38,6 +38,7 @@ pub use sections::{
 };
 pub use tags::Tags;
 
+use crate::db::postgres::unsafe_parameters::is_unsafe;
 use crate::db::postgres::{Credentials, PostgresSettings};
 use crate::os_user::OsUser;
 use serde::Deserialize;
@@ -229,12 +230,15 @@ impl Config {
 }
 
 /// The server parameters a member runs with: the dynamic configuration's (`postgresql.parameters` in the
-/// store) overlaid with its own file's `postgresql.parameters`.
+/// store) overlaid with its own file's `postgresql.parameters`. Those that run commands or load code come
+/// from the file only, however `dynamic` was obtained (issue 13).
 pub fn server_parameters(
     dynamic: &DynamicConfig,
     local: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut parameters = dynamic.postgresql.parameters.clone();
+    let cluster_wide = dynamic.postgresql.parameters.iter().filter(|(name, _)| !is_unsafe(name));
+    let mut parameters: BTreeMap<String, String> =
+        cluster_wide.map(|(k, v)| (k.clone(), v.clone())).collect();
     parameters.extend(local.iter().map(|(k, v)| (k.clone(), v.clone())));
     parameters
 }

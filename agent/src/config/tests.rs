@@ -297,6 +297,34 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
 }
 
 #[test]
+fn command_parameters_come_from_the_members_own_file_only() {
+    // Issue 13: a member's file may set archive_command; the cluster-wide configuration may not.
+    let bin = fake_bin_dir();
+    let sockets = "    unix_socket_directories: /tmp/vigil/node1";
+    let own = example(bin.path()).replace(sockets, &format!("{sockets}\n    archive_command: cp %p /a/%f"));
+    let c = Config::from_yaml_str(&own, &no_env).unwrap();
+    let mut dynamic = c.bootstrap.dcs.clone();
+    // Past every validation: still only the file's value, and none of the dynamic configuration's own.
+    for (name, value) in [("archive_command", "touch /tmp/x"), ("Restore_Command", "touch /tmp/y")] {
+        dynamic.postgresql.parameters.insert(name.into(), value.into());
+    }
+    let parameters = c.postgres_settings(&dynamic).parameters;
+    assert_eq!(parameters.get("archive_command").map(String::as_str), Some("cp %p /a/%f"));
+    assert_eq!(parameters.get("Restore_Command"), None, "{parameters:?}");
+
+    let rewind = "      use_pg_rewind: true";
+    let seeded = example(bin.path()).replace(
+        rewind,
+        &format!("{rewind}\n      parameters: {{archive_command: cp %p /a/%f, work_mem: 8MB}}"),
+    );
+    let err = Config::from_yaml_str(&seeded, &no_env).unwrap_err();
+    assert_eq!(err.key(), Some("bootstrap.dcs.postgresql.parameters"));
+    let text = err.to_string();
+    assert!(text.contains(r#"archive_command = "cp %p /a/%f""#) && !text.contains("work_mem"), "{text}");
+    assert!(text.contains("postgresql.parameters of each member's own file"), "{text}");
+}
+
+#[test]
 fn root_without_os_user_is_refused() {
     let bin = fake_bin_dir();
     let c = Config::from_yaml_str(&example(bin.path()), &no_env).unwrap();

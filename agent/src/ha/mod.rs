@@ -7,7 +7,7 @@ mod guard;
 mod hooks;
 mod observation;
 #[cfg(test)]
-mod restart_tests;
+pub(crate) mod restart_tests;
 mod run;
 mod sync;
 mod view;

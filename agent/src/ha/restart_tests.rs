@@ -81,8 +81,8 @@ impl Database for SlowPrimary {
     }
 }
 
-/// A one-node store, ready for writes.
-async fn store(dir: &std::path::Path) -> Arc<DcsNode> {
+/// A one-node store, ready for writes (the management tests use it too).
+pub(crate) async fn store(dir: &std::path::Path) -> Arc<DcsNode> {
     let dcs = DcsNode::start(DcsConfig::new(1, "test", dir)).await.expect("store");
     dcs.initialize(BTreeMap::from([(1, "127.0.0.1:1".to_owned())])).await.expect("initialize");
     let deadline = Instant::now() + Duration::from_secs(10);

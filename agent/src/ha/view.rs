@@ -3,6 +3,7 @@
 use super::observation::{ClusterView, Initialize, Switchover};
 use super::sync::SyncState;
 use crate::config::DynamicConfig;
+use crate::db::postgres::unsafe_parameters::ONLY_FROM_OWN_FILE;
 use crate::db::Position;
 use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,8 @@ pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: serde_json::Value) 
     }
 }
 
-/// The dynamic configuration in the store, if any and valid.
+/// The dynamic configuration in the store, if any and valid, without the server parameters only a
+/// member's own file may set (each dropped with a warning naming it).
 pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
     let value = &state.keys.get(&Key::Config)?.value;
     if !value.is_object() {
@@ -100,7 +102,12 @@ pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
         tracing::warn!(key = %Key::Config, "dynamic config in the store is not a JSON object: ignoring it");
         return None;
     }
-    let config: DynamicConfig = parse(&Key::Config, value)?;
+    let mut config: DynamicConfig = parse(&Key::Config, value)?;
+    // Only these are ignored, not the whole value: its timing and synchronous mode keep applying. The
+    // value is not logged: such commands often carry credentials.
+    for name in config.drop_unsafe_parameters().keys() {
+        tracing::warn!(key = %Key::Config, parameter = %name, "server parameter in the dynamic config ignored: {ONLY_FROM_OWN_FILE}");
+    }
     match config.validate() {
         Ok(()) => Some(config),
         Err(e) => {

@@ -18,6 +18,7 @@ mod render;
 mod sql;
 mod standby_names;
 mod tools;
+pub(crate) mod unsafe_parameters;
 
 pub use render::slot_name;
 

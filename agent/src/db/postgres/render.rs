@@ -404,6 +404,30 @@ mod tests {
     }
 
     #[test]
+    fn a_command_parameter_written_into_the_store_never_reaches_postgresql_conf() {
+        use crate::config::DynamicConfig;
+        use vigil_dcs::{ClusterState, Command, Condition, Key};
+        // Issue 13: written straight into the store, past PATCH /config's checks.
+        let value = serde_json::json!({"ttl": 4, "postgresql": {"parameters": {
+            "archive_cleanup_command": "touch /tmp/x", "Shared_Preload_Libraries": "evil",
+            "include_dir": "/tmp/conf.d", "unix_socket_group": "nobody", "work_mem": "16MB"}}});
+        let mut state = ClusterState::default();
+        state.apply(1, &Command::Put { key: Key::Config, value, condition: Condition::Always, ttl_ms: None });
+        let fallback = DynamicConfig::default();
+        let dynamic = crate::ha::dynamic_or_last_good(&state, &fallback, &fallback);
+        // Only those parameters are dropped: the rest of the stored configuration is in force.
+        assert_eq!(dynamic.ttl, Duration::from_secs(4));
+        let own = BTreeMap::from([("archive_command".to_owned(), "cp %p /a/%f".to_owned())]);
+        let mut s = settings();
+        s.parameters = crate::config::server_parameters(&dynamic, &own);
+        let conf = postgresql_conf(&s, &Conf::Primary, &Runtime::starting(&s));
+        assert!(conf.contains("work_mem = '16MB'\n") && conf.contains("archive_command = 'cp %p /a/%f'\n"));
+        for refused in ["archive_cleanup_command", "preload", "include", "unix_socket", "touch", "evil"] {
+            assert!(!conf.to_ascii_lowercase().contains(refused), "{refused} in {conf}");
+        }
+    }
+
+    #[test]
     fn auto_conf_loses_owned_settings_only() {
         let text =
             "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\nwal_receiver_timeout = 0\n";

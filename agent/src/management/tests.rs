@@ -1,0 +1,36 @@
+//! `PATCH`/`PUT /config` against a one-node store, with no database: what is refused leaves the store as
+//! it was.
+
+use super::*;
+use crate::ha::restart_tests::store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_parameters_are_refused_naming_each_and_nothing_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let before = json!({"postgresql": {"parameters": {"work_mem": "8MB"}}});
+    dcs.put(&Key::Config, before.clone(), Condition::Absent, None).await.expect("config");
+    let version = dcs.local().keys[&Key::Config].version;
+    // The loop's side accepts every value, as a database that knows these parameters would.
+    let (commands, mut requests) = Commands::channel();
+    let answering = tokio::spawn(async move {
+        while let Some((_, reply)) = requests.recv().await {
+            let _ = reply.send(Ok("valid".to_owned()));
+        }
+    });
+    let management = AgentManagement::new(dcs.clone(), "test".into(), DynamicConfig::default(), commands);
+    // Issue 13: this PATCH made every member run the command as the postgres OS user.
+    let patch = json!({"postgresql": {"parameters": {
+        "archive_cleanup_command": "touch /tmp/x", "shared_preload_libraries": "x"}}});
+    for replace in [false, true] {
+        let err = management.set_config(patch.clone(), replace).await.unwrap_err();
+        assert_eq!(err.status, 400, "{err:?}");
+        for named in [r#"archive_cleanup_command = "touch /tmp/x""#, r#"shared_preload_libraries = "x""#] {
+            assert!(err.message.contains(named), "{named} not in {:?}", err.message);
+        }
+    }
+    let stored = &dcs.local().keys[&Key::Config];
+    assert_eq!((stored.version, &stored.value), (version, &before));
+    drop(management);
+    answering.await.expect("answering task");
+}
