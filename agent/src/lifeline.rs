@@ -31,7 +31,7 @@ impl Lifeline {
     /// Starts the watcher for the postmaster of `data_dir` (this executable, `vigil lifeline`), armed, in a
     /// process group of its own so that a terminal's Ctrl-C does not end it before the agent.
     pub fn spawn(data_dir: &Path) -> io::Result<Lifeline> {
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut child = crate::config::env::withhold(&mut Command::new(std::env::current_exe()?))
             .arg("lifeline")
             .arg("--data-dir")
             .arg(data_dir)

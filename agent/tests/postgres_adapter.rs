@@ -1,6 +1,7 @@
 //! The PostgreSQL adapter against real PostgreSQL 15 servers (`/usr/lib/postgresql/15/bin`): bootstrap, clone,
 //! streaming, failover with promotion, pg_rewind of the crashed and diverged former primary, upstream changes
-//! by reload, and removing data. Runs the servers as the `postgres` OS user when the test runs as root.
+//! by reload, removing data, and secrets kept out of the servers' environment and log. Runs the servers as the
+//! `postgres` OS user when the test runs as root.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -10,8 +11,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
+use vigil_agent::config::Callbacks;
 use vigil_agent::db::postgres::{Credentials, InitdbOption, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, DbState, Role, StopMode, Upstream};
+use vigil_agent::ha::Hooks;
+use vigil_dcs::{FencingToken, MemberName};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "su 'secret";
@@ -111,13 +115,18 @@ fn upstream(s: &PostgresSettings) -> Upstream {
     Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port }
 }
 
-/// Runs `query` on the server at `port` as the superuser over TCP; the first column of each row.
-async fn sql(port: u16, query: &str) -> Result<Vec<String>, String> {
+/// A session on the server at `port` as the superuser over TCP, with the task that drives it.
+async fn connect(port: u16) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
     let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2");
     let mut config: tokio_postgres::Config = conn.parse().map_err(|e| format!("{e}"))?;
     config.password(SUPERUSER_PASSWORD);
     let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
-    let task = tokio::spawn(connection);
+    Ok((client, tokio::spawn(async move { drop(connection.await) })))
+}
+
+/// Runs `query` on the server at `port` as the superuser over TCP; the first column of each row.
+async fn sql(port: u16, query: &str) -> Result<Vec<String>, String> {
+    let (client, task) = connect(port).await?;
     let result = client.simple_query(query).await.map_err(|e| e.to_string());
     drop(client);
     task.abort();
@@ -295,4 +304,75 @@ async fn remove_data_leaves_an_empty_directory() {
     node.bootstrap().await.unwrap();
     assert!(node.observe().await.is_running_primary());
     node.stop(StopMode::Immediate).await.unwrap();
+}
+
+/// Set in the environment of the re-run of this binary that runs [`secrets_in_the_agents_environment`].
+const SECRETS_CHILD: &str = "VIGIL_TEST_SECRETS_CHILD";
+/// A password in the agent's environment, as `VIGIL_SUPERUSER_PASSWORD`.
+const ENV_SECRET: &str = "env-secret-4711";
+
+/// The agent's `VIGIL_*` variables stay out of the environment of PostgreSQL's processes and of hooks, and
+/// the replication role's password stays out of a server log written with `log_statement = all`. The
+/// variables are set on a re-run of this test binary (not in this multi-threaded process), which runs
+/// [`secrets_in_the_agents_environment`].
+#[test]
+fn secrets_stay_out_of_the_servers_environment_and_log() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "secrets_in_the_agents_environment", "--nocapture"])
+        .env(SECRETS_CHILD, "1")
+        .env("VIGIL_SUPERUSER_PASSWORD", ENV_SECRET)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+}
+
+/// The environment of process `pid`, as `NAME=value` lines.
+fn environ(pid: &str) -> String {
+    let bytes = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+    String::from_utf8_lossy(&bytes).replace('\0', "\n")
+}
+
+/// Run by [`secrets_stay_out_of_the_servers_environment_and_log`] only; elsewhere it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_the_agents_environment() {
+    if std::env::var_os(SECRETS_CHILD).is_none() {
+        return;
+    }
+    assert_eq!(std::env::var("VIGIL_SUPERUSER_PASSWORD").as_deref(), Ok(ENV_SECRET));
+    let lab = Lab::new();
+    let (_, mut settings) = lab.node("secrets");
+    settings.parameters.insert("log_statement".into(), "all".into());
+    settings.parameters.insert("log_min_duration_statement".into(), "0".into());
+    let node = Postgres::new(settings.clone());
+    node.bootstrap().await.unwrap();
+
+    let pid_file = std::fs::read_to_string(settings.data_dir.join("postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap();
+    let (client, task) = connect(settings.port).await.unwrap();
+    let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    // A backend writes its ps title over the area /proc shows (its environment moved); it inherits the
+    // postmaster's, which is shown as it is.
+    assert!(environ(postmaster).contains("PGPASSFILE="), "not the postmaster's environment");
+    for (what, pid) in [("postmaster", postmaster.to_string()), ("backend", backend.to_string())] {
+        let env = environ(&pid);
+        assert!(!env.contains("VIGIL_") && !env.contains(ENV_SECRET), "{what} {pid} has: {env}");
+    }
+    drop(client);
+    task.abort();
+
+    let log_file = settings.data_dir.with_file_name("secrets.log");
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("statement: BEGIN"), "log_statement = all is not in force: {log}");
+    assert!(!log.contains("rep:se"), "the replication password is in the server log: {log}");
+    node.stop(StopMode::Immediate).await.unwrap();
+
+    // A hook sees its own VIGIL_* variables only.
+    let out = settings.data_dir.with_file_name("hook-env");
+    let hooks = Hooks::new("demo", Some(format!("env > {}; :", out.display())), Callbacks::default());
+    let name = MemberName::new("secrets").unwrap();
+    hooks.pre_promote(&name, None, FencingToken(3)).await.unwrap();
+    let env = std::fs::read_to_string(&out).unwrap();
+    assert!(env.contains("VIGIL_CANDIDATE=secrets\n"), "{env}");
+    assert!(!env.contains(ENV_SECRET) && !env.contains(SECRETS_CHILD), "the hook has: {env}");
 }

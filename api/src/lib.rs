@@ -12,6 +12,7 @@ mod openapi;
 mod query;
 mod routes;
 mod schedule;
+mod secret;
 mod status;
 pub mod tls;
 
@@ -24,4 +25,5 @@ pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{router, Endpoint, StatusSource, ROUTES};
 pub use schedule::{Schedule, ScheduleError};
+pub use secret::Secret;
 pub use status::{NodeStatus, PatroniInfo, PendingChange, RaftInfo, Replication, VigilInfo, Xlog};

@@ -21,6 +21,7 @@
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
 use crate::body::{self, RawBody, MAX_BODY};
+use crate::Secret;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -167,7 +168,7 @@ pub struct BasicAuth {
     /// The user name.
     pub username: String,
     /// The password.
-    pub password: String,
+    pub password: Secret,
 }
 
 type Agent = Arc<dyn Management>;
@@ -295,7 +296,7 @@ async fn require_auth(State(auth): State<Option<Arc<BasicAuth>>>, request: Reque
     let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if given.and_then(decode_basic).is_some_and(|(user, password)| {
         constant_time_eq(user.as_bytes(), auth.username.as_bytes())
-            & constant_time_eq(password.as_bytes(), auth.password.as_bytes())
+            & constant_time_eq(password.as_bytes(), auth.password.expose().as_bytes())
     }) {
         return next.run(request).await;
     }
@@ -346,6 +347,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_auth_debug_hides_the_password() {
+        let auth = BasicAuth { username: "admin".into(), password: "s3cret".into() };
+        let debug = format!("{auth:?}");
+        assert!(debug.contains("admin") && !debug.contains("s3cret"), "{debug}");
+    }
 
     #[test]
     fn basic_auth_headers_decode() {

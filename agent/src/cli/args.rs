@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use vigil_api::Secret;
 
 /// The control commands, mirroring patronictl. They talk only to the agents' REST API.
 #[derive(Debug, Clone, Subcommand)]
@@ -51,7 +52,7 @@ pub struct ConnectArgs {
     pub username: Option<String>,
     /// Password for the REST API's basic auth [env: VIGIL_API_PASSWORD].
     #[arg(long, value_name = "PASSWORD")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// The arguments of commands that need nothing but the connection.

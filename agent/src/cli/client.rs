@@ -8,6 +8,7 @@ use crate::config::Config;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
+use vigil_api::Secret;
 
 /// How long to wait for a TCP connection to an agent.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -19,19 +20,13 @@ pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// to 30 s itself).
 pub const SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// Basic-auth credentials for the REST API's mutating calls.
-#[derive(Clone, PartialEq, Eq)]
+/// Basic-auth credentials for the REST API's mutating calls (the password masked by `Debug`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
     /// The user name.
     pub username: String,
     /// The password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("username", &self.username).field("password", &"***").finish()
-    }
+    pub password: Secret,
 }
 
 /// Where to find the cluster and how to authenticate.
@@ -68,7 +63,7 @@ pub fn resolve(
         );
     }
     let username = args.username.clone().or_else(|| env("VIGIL_API_USERNAME"));
-    let password = args.password.clone().or_else(|| env("VIGIL_API_PASSWORD"));
+    let password = args.password.clone().or_else(|| env("VIGIL_API_PASSWORD").map(Secret::from));
     let from_file = config.and_then(|c| c.restapi.authentication.as_ref());
     let auth = match (username, password, from_file) {
         (Some(username), password, _) => Some(Auth { username, password: password.unwrap_or_default() }),
@@ -241,7 +236,7 @@ impl Client {
     ) -> Result<String, CallError> {
         let mut request = self.http.request(method.clone(), format!("{url}{path}")).timeout(timeout);
         if let Some(auth) = self.auth.as_ref().filter(|_| method != Method::GET) {
-            request = request.basic_auth(&auth.username, Some(&auth.password));
+            request = request.basic_auth(&auth.username, Some(auth.password.expose()));
         }
         if let Some(body) = body {
             request = request.json(body);

@@ -137,6 +137,10 @@ mod tests {
             "-r and -m exclude each other"
         );
         assert!(matches!(parse(&["vigil", "dsn", "-r", "leader"]), Ok(CtlCommand::Dsn(_))));
+        let with_password = parse(&["vigil", "pause", "--username", "u", "--password", "hunter2"]);
+        let Ok(CtlCommand::Pause(pause)) = &with_password else { panic!("not pause: {with_password:?}") };
+        assert_eq!(pause.connect.password.as_ref().map(|p| p.expose()), Some("hunter2"));
+        assert!(!format!("{with_password:?}").contains("hunter2"), "Debug must hide the password");
     }
 
     #[test]

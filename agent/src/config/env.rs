@@ -1,5 +1,6 @@
 //! Environment overrides (Patroni's `PATRONI_*`, named `VIGIL_*`), applied to the YAML tree before it is
-//! read, so an overridden value is checked like one from the file.
+//! read, so an overridden value is checked like one from the file. The programs the agent starts do not
+//! inherit them ([`withhold`]).
 //!
 //! | Variable | Key |
 //! |---|---|
@@ -34,6 +35,11 @@
 
 use super::ConfigError;
 use serde_norway::{Mapping, Value};
+use std::ffi::OsStr;
+use std::process::Command;
+
+/// The prefix of the agent's and the CLI's variables (passwords among them).
+pub const PREFIX: &str = "VIGIL_";
 
 /// Every override: `(variable, dotted key)`.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
@@ -90,6 +96,22 @@ pub(crate) fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Keeps this process's `VIGIL_*` variables out of `cmd`'s environment: PostgreSQL, its tools and the
+/// hooks never see the agent's passwords. Variables set on `cmd` afterwards still reach it.
+pub fn withhold(cmd: &mut Command) -> &mut Command {
+    withhold_names(cmd, std::env::vars_os().map(|(name, _)| name))
+}
+
+/// [`withhold`] for the variables `names`.
+fn withhold_names(cmd: &mut Command, names: impl IntoIterator<Item = impl AsRef<OsStr>>) -> &mut Command {
+    for name in names {
+        if name.as_ref().as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
 }
 
 /// `a:1, b:2`, `'a:1','b:2'` or `[a:1, b:2]` as a list of strings.
@@ -188,6 +210,17 @@ mod tests {
             err.to_string(),
             "postgresql: must be a mapping (needed to apply VIGIL_POSTGRESQL_LISTEN)"
         );
+    }
+
+    #[test]
+    fn withholds_only_the_vigil_variables() {
+        let mut cmd = Command::new("true");
+        cmd.env("VIGIL_FENCING_TOKEN", "7");
+        withhold_names(&mut cmd, ["VIGIL_SUPERUSER_PASSWORD", "PATH", "VIGILANT"]);
+        cmd.env("VIGIL_FENCING_TOKEN", "8");
+        let envs: Vec<_> = cmd.get_envs().collect();
+        let (token, password) = (OsStr::new("VIGIL_FENCING_TOKEN"), OsStr::new("VIGIL_SUPERUSER_PASSWORD"));
+        assert_eq!(envs, [(token, Some(OsStr::new("8"))), (password, None)]);
     }
 
     #[test]

@@ -42,9 +42,9 @@ impl Visitor<'_> for ScalarVisitor {
 }
 
 /// Reads a scalar as a string (`password: 12345` is the string `"12345"`; booleans become `on`/`off`,
-/// as PostgreSQL writes them).
-pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    ScalarString::deserialize(d).map(|s| s.0)
+/// as PostgreSQL writes them), or as anything made from a string (a [`vigil_api::Secret`]).
+pub fn string<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<T, D::Error> {
+    ScalarString::deserialize(d).map(|s| T::from(s.0))
 }
 
 /// Reads a map of scalars as strings (PostgreSQL `parameters`).

@@ -4,13 +4,13 @@ use super::choice::choice_enum;
 use super::{duration, scalar, DynamicConfig, HostPort};
 use crate::db::postgres::InitdbOption;
 use serde::Deserialize;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+use vigil_api::Secret;
 
 /// A user name with its password, as the configuration writes it (`{username, password}`). Its `Debug`
 /// hides the password.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPassword {
     /// The user name.
@@ -18,13 +18,7 @@ pub struct UserPassword {
     pub username: String,
     /// The password.
     #[serde(deserialize_with = "scalar::string")]
-    pub password: String,
-}
-
-impl fmt::Debug for UserPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserPassword").field("username", &self.username).field("password", &"***").finish()
-    }
+    pub password: Secret,
 }
 
 choice_enum! {

@@ -90,9 +90,9 @@ fn the_example_loads_and_every_field_lands() {
     assert_eq!(pg.bin_dir, bin.path());
     assert_eq!(pg.pgpass, PathBuf::from("/tmp/vigil/node1/pgpass"));
     assert_eq!(pg.authentication.superuser.username, "postgres");
-    assert_eq!(pg.authentication.superuser.password, "su-pass");
+    assert_eq!(pg.authentication.superuser.password.expose(), "su-pass");
     assert_eq!(pg.authentication.replication.username, "replicator");
-    assert_eq!(pg.authentication.replication.password, "rep-pass");
+    assert_eq!(pg.authentication.replication.password.expose(), "rep-pass");
     assert_eq!(pg.parameters.get("unix_socket_directories").map(String::as_str), Some("/tmp/vigil/node1"));
     assert_eq!((pg.pg_hba.as_ref(), pg.use_pg_rewind, pg.os_user.as_ref()), (None, None, None));
     assert_eq!(pg.create_replica_methods, ["basebackup"]);
@@ -156,7 +156,7 @@ fn defaults_apply_when_keys_are_left_out() {
     let c = Config::parse(MINIMAL, &no_env, root.path()).unwrap();
     assert_eq!(c.namespace, "/service/");
     assert_eq!(c.postgresql.bin_dir, root.path().join("16/bin"));
-    assert_eq!(c.postgresql.authentication.superuser.password, "12345");
+    assert_eq!(c.postgresql.authentication.superuser.password.expose(), "12345");
     assert_eq!(c.bootstrap, BootstrapConfig::default());
     let d = &c.bootstrap.dcs;
     assert_eq!(
@@ -215,11 +215,11 @@ fn environment_overrides_replace_values_and_are_validated() {
     let c = Config::from_yaml_str(&text, &env).unwrap();
     assert_eq!((c.name.as_str(), c.namespace.as_str()), ("node9", "/other/"));
     let auth = c.restapi.authentication.as_ref().unwrap();
-    assert_eq!((auth.username.as_str(), auth.password.as_str()), ("admin", "api-pass"));
+    assert_eq!((auth.username.as_str(), auth.password.expose()), ("admin", "api-pass"));
     assert_eq!(c.raft.partner_addrs[1].port, 2226);
     assert_eq!(c.postgresql.bin_dir, bin2.path());
     assert_eq!(c.postgresql.os_user.as_deref(), Some("postgres"));
-    assert_eq!(c.postgresql.authentication.superuser.password, "from-env");
+    assert_eq!(c.postgresql.authentication.superuser.password.expose(), "from-env");
     assert_eq!(c.postgresql.authentication.superuser.username, "postgres");
     assert_eq!(c.postgresql.authentication.replication.username, "repl2");
 
@@ -287,7 +287,9 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
     assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
     assert_eq!(s.parameters.get("wal_level").map(String::as_str), Some("replica"));
     assert_eq!(s.pg_hba, c.bootstrap.pg_hba);
-    assert_eq!((s.superuser.password.as_str(), s.replication.username.as_str()), ("su-pass", "replicator"));
+    assert_eq!((s.superuser.password.expose(), s.replication.username.as_str()), ("su-pass", "replicator"));
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("su-pass") && !debug.contains("rep-pass"), "Debug must hide passwords: {debug}");
     assert_eq!((s.bin_dir.as_path(), s.os_user.as_ref()), (bin.path(), None));
     assert_eq!(s.initdb.len(), 2);
 

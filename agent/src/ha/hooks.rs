@@ -8,9 +8,10 @@
 //!
 //! Each command is a shell command line (`sh -c`), the arguments appended; the environment carries
 //! `VIGIL_FENCING_TOKEN` (empty when no lease is held) and, for `pre_promote`, `VIGIL_CANDIDATE` and
-//! `VIGIL_OLD_PRIMARY`. A command that overruns is killed with its whole process group.
+//! `VIGIL_OLD_PRIMARY`; the agent's own `VIGIL_*` variables are withheld. A command that overruns is
+//! killed with its whole process group.
 
-use crate::config::Callbacks;
+use crate::config::{env, Callbacks};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -119,16 +120,17 @@ async fn run(
     what: &str,
     command: &str,
     args: &[&str],
-    env: &[(&str, &str)],
+    vars: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<(), String> {
     let mut child = tokio::process::Command::new("sh");
+    env::withhold(child.as_std_mut());
     child
         .arg("-c")
         .arg(format!("{command} \"$@\""))
         .arg(what) // $0
         .args(args)
-        .envs(env.iter().copied())
+        .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

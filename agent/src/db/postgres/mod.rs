@@ -30,14 +30,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tools::Tools;
+use vigil_api::Secret;
 
-/// A user name with its password.
+/// A user name with its password (masked by `Debug`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The role name.
     pub username: String,
     /// Its password.
-    pub password: String,
+    pub password: Secret,
 }
 
 /// One `bootstrap.initdb` item: a flag (`data-checksums`) or an option with a value (`encoding: UTF8`).

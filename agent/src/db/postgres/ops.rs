@@ -22,7 +22,7 @@ impl Postgres {
         let owner = self.tools.owner()?;
         let pwfile =
             self.data_dir().with_file_name(format!(".{}.initdb-pw", self.settings.name.replace('/', "_")));
-        let password = format!("{}\n", self.settings.superuser.password);
+        let password = format!("{}\n", self.settings.superuser.password.expose());
         let pw = pwfile.clone();
         self.blocking("prepare data directory", move |s| {
             files::prepare_dirs(s, owner)?;

@@ -286,7 +286,7 @@ pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
 pub(crate) fn pgpass(s: &PostgresSettings) -> String {
     [&s.superuser, &s.replication]
         .iter()
-        .map(|c| format!("*:*:*:{}:{}\n", pgpass_escape(&c.username), pgpass_escape(&c.password)))
+        .map(|c| format!("*:*:*:{}:{}\n", pgpass_escape(&c.username), pgpass_escape(c.password.expose())))
         .collect()
 }
 

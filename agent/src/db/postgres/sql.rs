@@ -56,7 +56,7 @@ pub(crate) async fn connect(
     config
         .port(port)
         .user(&user.username)
-        .password(&user.password)
+        .password(user.password.expose())
         .dbname("postgres")
         .application_name("vigil")
         .connect_timeout(timeout);
@@ -290,12 +290,33 @@ pub(crate) async fn sync_slots(
     Ok(changes)
 }
 
-/// Creates the replication role, or sets its password and attributes when it exists. The server quotes the
-/// name and password (`format` with `%I` and `%L`).
+/// Turns off, for the current transaction, every setting that would write a statement's text (or its
+/// parameters) to the server log or to `pg_stat_statements`; the last only where the module is loaded.
+const UNLOGGED: &str = "SET LOCAL log_statement = 'none'; \
+    SET LOCAL log_min_duration_statement = -1; SET LOCAL log_min_duration_sample = -1; \
+    SET LOCAL log_min_error_statement = 'panic'; \
+    SELECT set_config('pg_stat_statements.track_utility', 'off', true) \
+    WHERE current_setting('pg_stat_statements.track_utility', true) IS NOT NULL";
+
+/// Creates the replication role, or sets its password and attributes when it exists, in a transaction whose
+/// statements (the password among them) are neither logged nor tracked ([`UNLOGGED`]).
 pub(crate) async fn ensure_replication_role(
     client: &Client,
     role: &Credentials,
 ) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("BEGIN").await?;
+    let done = async {
+        client.batch_execute(UNLOGGED).await?;
+        create_or_alter_role(client, role).await
+    }
+    .await;
+    let end = client.batch_execute(if done.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
+    done.and(end)
+}
+
+/// Creates or alters the replication role. The server quotes the name and password (`format` with `%I`
+/// and `%L`).
+async fn create_or_alter_role(client: &Client, role: &Credentials) -> Result<(), tokio_postgres::Error> {
     let exists = client
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname::text = $1", &[&role.username])
         .await?
@@ -305,7 +326,7 @@ pub(crate) async fn ensure_replication_role(
     let statement: String = client
         .query_one(
             "SELECT format($1::text, $2::text, $3::text)",
-            &[&template, &role.username, &role.password],
+            &[&template, &role.username, &role.password.expose()],
         )
         .await?
         .try_get(0)?;

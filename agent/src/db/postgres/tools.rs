@@ -2,6 +2,7 @@
 //! OS user: PostgreSQL refuses to run as root.
 
 use super::files;
+use crate::config::env;
 use crate::db::{DbError, StopMode};
 use crate::os_user::{current_uid, OsUser, Owner};
 use std::ffi::OsString;
@@ -56,7 +57,8 @@ pub(crate) struct Tools {
 }
 
 impl Tools {
-    /// Binaries from `bin_dir`, run as `os_user` (when set) with `PGPASSFILE=pgpass`.
+    /// Binaries from `bin_dir`, run as `os_user` (when set) with `PGPASSFILE=pgpass` and without the
+    /// agent's `VIGIL_*` variables.
     pub fn new(bin_dir: PathBuf, os_user: Option<String>, pgpass: PathBuf) -> Tools {
         Tools { bin_dir, os_user, pgpass }
     }
@@ -80,6 +82,7 @@ impl Tools {
     pub async fn exec(&self, program: &str, args: &[OsString]) -> Result<Ran, DbError> {
         let path = self.bin_dir.join(program);
         let mut cmd = tokio::process::Command::new(&path);
+        env::withhold(cmd.as_std_mut());
         cmd.args(args)
             .current_dir("/")
             .env("PGPASSFILE", &self.pgpass)
