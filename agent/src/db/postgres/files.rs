@@ -1,12 +1,18 @@
 //! Directories and files on disk, owned by the OS user PostgreSQL runs as. Synchronous: call these from
 //! `spawn_blocking`.
+//!
+//! The agent may run as root while that user owns the data directory (and may own its parent), so it can
+//! plant symbolic links wherever the agent writes. Hence: files are written to a fresh temporary file
+//! (`O_EXCL`) that is given away with `fchown` before it is renamed over the target (a rename replaces a
+//! link, never follows it); existing files are opened with `O_NOFOLLOW`; a data directory that is itself a
+//! link is refused; only directories the agent creates are given away.
 
 use super::render::{self, Conf, Runtime};
 use super::PostgresSettings;
 use crate::os_user::Owner;
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{chown, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{fchown, MetadataExt as _, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The standby signal file's name in the data directory.
@@ -56,7 +62,7 @@ pub(crate) fn former_primary_marker(s: &PostgresSettings) -> PathBuf {
 pub(crate) fn mark_former_primary(s: &PostgresSettings, primary: bool) -> io::Result<()> {
     let marker = former_primary_marker(s);
     match primary {
-        true => fs::write(&marker, b""),
+        true => write_file(&marker, "", None),
         false => match fs::remove_file(&marker) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             other => other,
@@ -69,28 +75,77 @@ pub(crate) fn has_backup_label(data: &Path) -> bool {
     data.join("backup_label").exists()
 }
 
-/// Creates the data directory (mode 0700) and its parent when missing, owned by `owner`, plus the server
-/// log and the socket directory, so that `owner` can use them all.
+/// Creates the data directory (mode 0700, owned by `owner`) and its parent when missing, plus the server log
+/// and the socket directory, so that `owner` can use them all. Refuses a data directory that is a symbolic
+/// link; a parent or socket directory that already exists is left to whoever owns it.
 pub(crate) fn prepare_dirs(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
     let data = &s.data_dir;
-    if let Some(parent) = data.parent().filter(|p| !p.exists()) {
-        fs::create_dir_all(parent)?;
-        set_owner(parent, owner)?;
+    refuse_symlinked_data_dir(data)?;
+    if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_owned_dir(parent, None, owner)?;
     }
-    if !data.exists() {
-        fs::create_dir(data)?;
+    match fs::create_dir(data) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(with_path(data, e)),
+        _ => {}
     }
-    set_owner(data, owner)?;
-    fs::set_permissions(data, fs::Permissions::from_mode(0o700))?;
+    // PostgreSQL wants its data directory to be its own; the descriptor is this very directory, not a link.
+    let dir = open_nofollow(data, fs::OpenOptions::new().read(true), libc::O_DIRECTORY)?;
+    set_owner(&dir, owner).map_err(|e| with_path(data, e))?;
+    dir.set_permissions(fs::Permissions::from_mode(0o700)).map_err(|e| with_path(data, e))?;
     let log = log_path(s);
-    fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&log)?;
-    set_owner(&log, owner)?;
-    if let Some(dir) = render::socket_dir(s).filter(|d| !d.exists()) {
-        fs::create_dir_all(&dir)?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-        set_owner(&dir, owner)?;
+    // O_NONBLOCK: a FIFO planted in its place fails instead of blocking the agent.
+    let file =
+        open_nofollow(&log, fs::OpenOptions::new().create(true).append(true).mode(0o600), libc::O_NONBLOCK)?;
+    let meta = file.metadata().map_err(|e| with_path(&log, e))?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("server log {} is not a plain file with a single link; remove it", log.display()),
+        ));
+    }
+    set_owner(&file, owner).map_err(|e| with_path(&log, e))?;
+    if let Some(dir) = render::socket_dir(s) {
+        create_owned_dir(&dir, Some(0o755), owner)?;
     }
     Ok(())
+}
+
+/// Creates `dir` (its missing ancestors stay the agent's) and gives it `mode` and `owner`; nothing when it
+/// exists already, so the agent never gives away a directory it did not create.
+fn create_owned_dir(dir: &Path, mode: Option<u32>, owner: Option<Owner>) -> io::Result<()> {
+    if let Some(up) = dir.parent() {
+        fs::create_dir_all(up).map_err(|e| with_path(up, e))?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(with_path(dir, e)),
+    }
+    let handle = open_nofollow(dir, fs::OpenOptions::new().read(true), libc::O_DIRECTORY)?;
+    if let Some(mode) = mode {
+        handle.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| with_path(dir, e))?;
+    }
+    set_owner(&handle, owner).map_err(|e| with_path(dir, e))
+}
+
+/// Refuses a data directory that is itself a symbolic link: its owner could point it anywhere between two
+/// operations of the agent, which writes, gives away and deletes files in it.
+pub(crate) fn refuse_symlinked_data_dir(data: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(data) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target =
+                fs::canonicalize(data).map_or_else(|_| "its target".to_string(), |t| t.display().to_string());
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "data directory {} is a symbolic link, which the agent refuses; set postgresql.data_dir to {target}",
+                    data.display()
+                ),
+            ))
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(data, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Writes the password file (mode 0600) for the tools and the WAL receiver.
@@ -108,13 +163,17 @@ pub(crate) fn write_postgresql_conf(
     runtime: &Runtime,
     owner: Option<Owner>,
 ) -> io::Result<()> {
+    refuse_symlinked_data_dir(&s.data_dir)?;
     write_file(&s.data_dir.join("postgresql.conf"), &render::postgresql_conf(s, conf, runtime), owner)
 }
 
 /// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
 pub(crate) fn clean_auto_conf(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
     let auto = s.data_dir.join("postgresql.auto.conf");
-    match fs::read_to_string(&auto) {
+    // O_NONBLOCK: a FIFO planted in its place reads as empty instead of blocking the agent.
+    let read = open_nofollow(&auto, fs::OpenOptions::new().read(true), libc::O_NONBLOCK)
+        .and_then(|file| io::read_to_string(file).map_err(|e| with_path(&auto, e)));
+    match read {
         Ok(text) => match render::clean_auto_conf(&text) {
             Some(clean) => write_file(&auto, &clean, owner),
             None => Ok(()),
@@ -150,41 +209,65 @@ pub(crate) fn remove_standby_signal(data: &Path) -> io::Result<()> {
     }
 }
 
-/// Writes a one-off file (mode 0600, owned by `owner`), e.g. initdb's password file.
+/// Writes a file (mode 0600, owned by `owner`) through a fresh temporary file renamed over `path`, so that a
+/// symbolic link at `path` is replaced, not followed.
 pub(crate) fn write_file(path: &Path, content: &str, owner: Option<Owner>) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".vigil-tmp");
     let tmp = PathBuf::from(tmp);
     let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    file.write_all(content.as_bytes())?;
+    // create_new (O_EXCL) fails on anything already there, a link included.
+    let mut file = open_nofollow(&tmp, fs::OpenOptions::new().write(true).create_new(true).mode(0o600), 0)?;
+    file.write_all(content.as_bytes()).map_err(|e| with_path(&tmp, e))?;
+    set_owner(&file, owner).map_err(|e| with_path(&tmp, e))?;
     drop(file);
-    set_owner(&tmp, owner)?;
-    fs::rename(&tmp, path)
+    fs::rename(&tmp, path).map_err(|e| with_path(path, e))
 }
 
-/// Deletes everything inside `dir`, keeping `dir` itself.
+/// Deletes everything inside `dir`, keeping `dir` itself; refuses a `dir` that is a symbolic link. Links
+/// inside are removed, not followed: `DirEntry::file_type` does not follow them, nor does
+/// `fs::remove_dir_all` (it works through directory descriptors since Rust 1.58.1, CVE-2022-21658).
 pub(crate) fn remove_contents(dir: &Path) -> io::Result<()> {
+    refuse_symlinked_data_dir(dir)?;
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(with_path(dir, e)),
     };
     for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            fs::remove_dir_all(entry.path())?;
+        let entry = entry.map_err(|e| with_path(dir, e))?;
+        let path = entry.path();
+        if entry.file_type().map_err(|e| with_path(&path, e))?.is_dir() {
+            fs::remove_dir_all(&path).map_err(|e| with_path(&path, e))?;
         } else {
-            fs::remove_file(entry.path())?;
+            fs::remove_file(&path).map_err(|e| with_path(&path, e))?;
         }
     }
     Ok(())
 }
 
-/// Gives `path` to `owner` (nothing when the agent's own user is meant).
-fn set_owner(path: &Path, owner: Option<Owner>) -> io::Result<()> {
+/// Opens `path` as `options` say, plus `O_NOFOLLOW` and `flags`: a symbolic link there is an error naming
+/// the path.
+pub(crate) fn open_nofollow(path: &Path, options: &mut fs::OpenOptions, flags: i32) -> io::Result<fs::File> {
+    options.custom_flags(libc::O_NOFOLLOW | flags).open(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is a symbolic link, which the agent does not follow; remove it", path.display()),
+        ),
+        _ => with_path(path, e),
+    })
+}
+
+/// `e` with `path` in its message, keeping its kind.
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// Gives the open `file` to `owner` (nothing when the agent's own user is meant): `fchown`, so no link
+/// planted at its path can redirect it.
+fn set_owner(file: &fs::File, owner: Option<Owner>) -> io::Result<()> {
     match owner {
-        Some(o) => chown(path, Some(o.uid), Some(o.gid)),
+        Some(o) => fchown(file, Some(o.uid), Some(o.gid)),
         None => Ok(()),
     }
 }
@@ -226,6 +309,10 @@ pub(crate) fn remove_stale_lock(lock: &Path) -> io::Result<bool> {
     fs::remove_file(lock)?;
     Ok(true)
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod symlink_tests;
 
 #[cfg(test)]
 mod stale_pid_tests {

@@ -209,9 +209,11 @@ fn become_user(cmd: &mut tokio::process::Command, user: OsUser) {
     }
 }
 
-/// The last lines of the server log (empty when it cannot be read).
+/// The last lines of the server log (empty when it cannot be read, or is a symbolic link: the agent may be
+/// root and its owner is not).
 fn log_tail(log: &Path) -> String {
-    let Ok(mut file) = std::fs::File::open(log) else { return String::new() };
+    let opened = files::open_nofollow(log, std::fs::OpenOptions::new().read(true), libc::O_NONBLOCK);
+    let Ok(mut file) = opened else { return String::new() };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES))).is_err() {
         return String::new();
@@ -223,4 +225,21 @@ fn log_tail(log: &Path) -> String {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(5)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_tail_does_not_follow_a_planted_link() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (victim, log) = (dir.path().join("victim"), dir.path().join("node1.log"));
+        std::fs::write(&victim, "root's secret\n").expect("victim");
+        std::os::unix::fs::symlink(&victim, &log).expect("plant");
+        assert_eq!(log_tail(&log), "");
+        std::fs::remove_file(&log).expect("unplant");
+        std::fs::write(&log, "one\n\ntwo\n").expect("log");
+        assert_eq!(log_tail(&log), "one | two");
+    }
 }
