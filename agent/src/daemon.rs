@@ -43,8 +43,12 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         .authentication
         .as_ref()
         .map(|a| BasicAuth { username: a.username.clone(), password: a.password.clone() });
+    let management: Arc<dyn vigil_api::Management> = Arc::new(management);
     let mut api =
-        vigil_api::router(status.clone()).merge(vigil_api::management_router(Arc::new(management), auth));
+        vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone(), auth));
+    if let Some(allowlist) = allowlist(&config).await? {
+        api = vigil_api::allowlist::restrict(api, allowlist, management);
+    }
     if tls.is_some()
         && matches!(config.restapi.verify_client, Some(VerifyClient::Optional | VerifyClient::Required))
     {
@@ -94,6 +98,22 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
     }
+}
+
+/// `restapi.allowlist` with its host names resolved, when it or `allowlist_include_members` is set.
+async fn allowlist(config: &Config) -> Result<Option<vigil_api::allowlist::Allowlist>, String> {
+    let api = &config.restapi;
+    if api.allowlist.is_empty() && !api.allowlist_include_members {
+        return Ok(None);
+    }
+    let entries = api.allow_entries().map_err(|e| e.to_string())?;
+    let networks = vigil_api::allowlist::resolve(&entries).await;
+    tracing::info!(
+        networks = networks.len(),
+        include_members = api.allowlist_include_members,
+        "management calls restricted by restapi.allowlist"
+    );
+    Ok(Some(vigil_api::allowlist::Allowlist { networks, include_members: api.allowlist_include_members }))
 }
 
 async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {

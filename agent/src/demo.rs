@@ -29,15 +29,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     let os_user = (unsafe { libc::geteuid() } == 0).then_some("postgres");
     let nodes: Vec<Node> = (0..args.nodes).map(|i| Node::new(args.base_port, i)).collect::<Result<_, _>>()?;
     check_ports_free(&nodes)?;
-    let dir = std::env::temp_dir().join(format!("vigil-demo-{}", std::process::id()));
+    let dir = fresh_dir(&std::env::temp_dir())?;
     let mut cluster = Cluster { dir: dir.clone(), children: Vec::new() };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    set_mode(&dir, 0o755)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the vigil binary: {e}"))?;
     for node in &nodes {
         let config = node.config(&nodes, &dir, &bin_dir, os_user);
         let file = dir.join(format!("{}.yml", node.name));
-        std::fs::write(&file, config).map_err(|e| format!("{}: {e}", file.display()))?;
+        write_private(&file, &config)?;
         let log = std::fs::File::create(dir.join(format!("{}.log", node.name))).map_err(|e| e.to_string())?;
         let child = Command::new(&exe)
             .arg("agent")
@@ -166,6 +164,32 @@ fn check_ports_free(nodes: &[Node]) -> Result<(), String> {
     }
 }
 
+/// A new directory under `parent` with an unpredictable name (never one that already exists), mode 0755
+/// so that the postgres OS user can reach the nodes' homes when the demo runs as root.
+fn fresh_dir(parent: &Path) -> Result<PathBuf, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("vigil-demo-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", parent.display()))?
+        .keep();
+    set_mode(&dir, 0o755)?;
+    Ok(dir)
+}
+
+/// Writes `text` to the new file `path`, mode 0600 (the configurations hold passwords); an existing
+/// file or symlink there is an error.
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -218,4 +242,37 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
         let _ = writeln!(out, "  {:<8} {:<16} {:<13} {:<9} {:>4}  {}", node.name, host, role, state, tl, lsn);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn configs_go_to_a_fresh_directory_readable_by_their_owner_only() {
+        let parent = tempfile::tempdir().expect("parent");
+        // Issue 13: the demo used `vigil-demo-<pid>`, reusing whatever was planted there.
+        let planted = parent.path().join(format!("vigil-demo-{}", std::process::id()));
+        std::fs::create_dir(&planted).expect("planted");
+        let (one, two) = (fresh_dir(parent.path()).expect("dir"), fresh_dir(parent.path()).expect("dir"));
+        assert!(one != two && one != planted && two != planted, "{one:?} {two:?}");
+        assert_eq!(std::fs::read_dir(&planted).expect("planted").count(), 0);
+        assert_eq!((mode(&one), one.parent()), (0o755, Some(parent.path())));
+
+        let file = one.join("node1.yml");
+        write_private(&file, "password: x\n").expect("written");
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "password: x\n");
+        let err = write_private(&file, "again").expect_err("an existing file is not overwritten");
+        assert!(err.starts_with(&file.display().to_string()), "{err}");
+        let link = one.join("node2.yml");
+        std::os::unix::fs::symlink(parent.path().join("target"), &link).expect("symlink");
+        write_private(&link, "x").expect_err("a symlink is not followed");
+        assert!(!parent.path().join("target").exists());
+    }
 }

@@ -17,6 +17,8 @@ use vigil_api::{
 };
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
+mod members;
+
 /// How long a switchover call waits for the lease to move.
 const SWITCHOVER_WAIT: Duration = Duration::from_secs(30);
 
@@ -376,6 +378,11 @@ impl Management for AgentManagement {
 
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
         Box::pin(self.commands.call(LocalCommand::Reinitialize(request)))
+    }
+
+    fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {
+        let hosts = members::member_hosts(&cluster_view(&self.dcs.local()));
+        Box::pin(async move { members::is_member(&hosts, ip).await })
     }
 
     fn cancel_switchover(&self) -> BoxFuture<'_, Result<String, ApiError>> {

@@ -3,6 +3,7 @@
 //! and the typed client ([`client`]). It knows nothing of the agent: the agent hands the router a
 //! [`StatusSource`] that answers with its latest status.
 
+pub mod allowlist;
 pub mod body;
 pub mod client;
 mod health;

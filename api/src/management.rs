@@ -15,8 +15,9 @@
 //! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
 //!
-//! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise); reads
-//! stay open, as Patroni's. Every error is JSON `{"error": "..."}`. Every mutating route also answers 400
+//! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise), and
+//! an allowed client address when `restapi.allowlist` is ([`crate::allowlist`], 403); reads stay open, as
+//! Patroni's. Every error is JSON `{"error": "..."}`. Every mutating route also answers 400
 //! for a body that is not a JSON object (an array, a string), not UTF-8 or has an unknown field, and 413
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
@@ -138,6 +139,12 @@ pub trait Management: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `POST /reinitialize`.
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// Whether `ip` is a member's address (its `api_url` or `conn_url` host), for
+    /// `restapi.allowlist_include_members`; answered from the agent's view, without a store read.
+    fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {
+        let _ = ip;
+        Box::pin(async { false })
+    }
 }
 
 /// RFC 7386 JSON merge patch, what `PATCH /config` applies: objects merge key by key, `null` deletes,

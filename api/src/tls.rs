@@ -9,7 +9,7 @@
 //! with `optional` anyone may read, and [`require_client_cert`] answers a mutating call without one with
 //! 403 (Patroni's `client certificate required`). Health checks stay open either way (they are reads).
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,7 +194,8 @@ pub struct ClientCert(pub bool);
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener`: plain HTTP without `tls`, else HTTPS. Runs until the listener fails;
+/// Serves `router` on `listener`: plain HTTP without `tls`, else HTTPS; each request carries its
+/// client's address ([`ConnectInfo`]`<SocketAddr>`, for [`crate::allowlist`]). Runs until the listener fails;
 /// connections are served by tasks this future owns (dropping it ends them).
 pub async fn serve(
     listener: TcpListener,
@@ -201,7 +203,7 @@ pub async fn serve(
     tls: Option<Arc<ServerConfig>>,
 ) -> std::io::Result<()> {
     let Some(tls) = tls else {
-        return axum::serve(listener, router).await;
+        return axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut connections = JoinSet::new();
@@ -221,6 +223,7 @@ pub async fn serve(
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ClientCert(verified));
+                    request.extensions_mut().insert(ConnectInfo(peer));
                     tower::ServiceExt::oneshot(router.clone(), request)
                 });
             let io = hyper_util::rt::TokioIo::new(stream);

@@ -208,3 +208,23 @@ fn unusable_certificate_and_key_files_are_named_by_their_key() {
     let err = tls::client_builder(&client, "ctl").expect_err("bad cacert").to_string();
     assert!(err.starts_with(&format!("ctl.cacert: {}: ", garbage.display())), "{err}");
 }
+
+#[tokio::test]
+async fn the_allowlist_sees_the_client_address_over_tls_too() {
+    use vigil_api::allowlist::{self, Allowlist};
+    let pki = Pki::new();
+    let config = tls::server_config(&pki.server(VerifyClient::None)).expect("server tls");
+    let mut codes = Vec::new();
+    for network in ["10.0.0.0/8", "127.0.0.0/8"] {
+        let agent: Arc<dyn Management> = Arc::new(Agreeable);
+        let app = vigil_api::management_router(agent.clone(), None);
+        let networks = vec![network.parse().expect("network")];
+        let app = allowlist::restrict(app, Allowlist { networks, include_members: false }, agent);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(tls::serve(listener, app, Some(config.clone())));
+        let url = format!("https://localhost:{port}/config");
+        codes.push(status_of(pki.client(None).patch(url).body("{}").send().await).await);
+    }
+    assert_eq!(codes, [403, 200]);
+}

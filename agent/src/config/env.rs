@@ -15,6 +15,8 @@
 //! | `VIGIL_RESTAPI_KEYFILE` | `restapi.keyfile` |
 //! | `VIGIL_RESTAPI_CAFILE` | `restapi.cafile` |
 //! | `VIGIL_RESTAPI_VERIFY_CLIENT` | `restapi.verify_client` |
+//! | `VIGIL_RESTAPI_ALLOWLIST` | `restapi.allowlist` (comma-separated) |
+//! | `VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS` | `restapi.allowlist_include_members` (`true` or `false`) |
 //! | `VIGIL_CTL_INSECURE` | `ctl.insecure` (`true` or `false`) |
 //! | `VIGIL_CTL_CACERT` | `ctl.cacert` |
 //! | `VIGIL_CTL_CERTFILE` | `ctl.certfile` |
@@ -54,6 +56,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_RESTAPI_KEYFILE", "restapi.keyfile"),
     ("VIGIL_RESTAPI_CAFILE", "restapi.cafile"),
     ("VIGIL_RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
+    ("VIGIL_RESTAPI_ALLOWLIST", "restapi.allowlist"),
+    ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "restapi.allowlist_include_members"),
     ("VIGIL_CTL_INSECURE", "ctl.insecure"),
     ("VIGIL_CTL_CACERT", "ctl.cacert"),
     ("VIGIL_CTL_CERTFILE", "ctl.certfile"),
@@ -74,9 +78,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 /// The keys that take a list.
-const LIST_KEYS: &[&str] = &["raft.partner_addrs"];
+const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
 /// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
-const BOOL_KEYS: &[&str] = &["ctl.insecure"];
+const BOOL_KEYS: &[&str] = &["ctl.insecure", "restapi.allowlist_include_members"];
 
 /// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
 pub(crate) fn apply(

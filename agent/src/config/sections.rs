@@ -56,6 +56,23 @@ pub struct RestApiConfig {
     /// Whether client certificates are asked for.
     #[serde(default)]
     pub verify_client: Option<VerifyClient>,
+    /// IP addresses, CIDR networks or host names allowed to make mutating calls (all when empty).
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    /// The members' addresses (their `api_url` and `conn_url` hosts) may make mutating calls too.
+    #[serde(default)]
+    pub allowlist_include_members: bool,
+}
+
+impl RestApiConfig {
+    /// `allowlist`, parsed; an entry that is no address, network or host name is an error naming it.
+    pub fn allow_entries(&self) -> Result<Vec<vigil_api::allowlist::AllowEntry>, super::ConfigError> {
+        (self.allowlist.iter().enumerate())
+            .map(|(i, e)| {
+                e.parse().map_err(|why| super::ConfigError::invalid(format!("restapi.allowlist[{i}]"), why))
+            })
+            .collect()
+    }
 }
 
 /// `ctl`: how the CLI (and this agent, calling its peers) talks HTTPS to the agents, as patronictl's

@@ -238,6 +238,19 @@ fn environment_overrides_replace_values_and_are_validated() {
     assert_eq!(err.key(), Some("raft.partner_addrs[0]"));
     let c = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "true")])).unwrap();
     assert!(c.ctl.insecure);
+    let allow = [
+        ("VIGIL_RESTAPI_ALLOWLIST", "127.0.0.1, 10.0.0.0/8,db1.example"),
+        ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "true"),
+    ];
+    let c = Config::from_yaml_str(&text, &env_of(&allow)).unwrap();
+    assert_eq!(c.restapi.allowlist, ["127.0.0.1", "10.0.0.0/8", "db1.example"]);
+    assert!(c.restapi.allowlist_include_members);
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_RESTAPI_ALLOWLIST", "10.0.0.0/8,300.1.1.1")]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "restapi.allowlist[1]: \"300.1.1.1\" is not an IP address (set by VIGIL_RESTAPI_ALLOWLIST)"
+    );
     let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "maybe")])).unwrap_err();
     assert_eq!(err.key(), Some("ctl.insecure"), "{err}");
     assert!(err.to_string().ends_with("(set by VIGIL_CTL_INSECURE)"), "{err}");

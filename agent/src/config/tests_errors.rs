@@ -84,6 +84,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  allowlist: [127.0.0.1, 10.0.0.0/33]",
+        "restapi.allowlist[1]",
+        "restapi.allowlist[1]: the prefix length \"33\" must be 0 to 32",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  allowlist: ['db 1']",
+        "restapi.allowlist[0]",
+        "restapi.allowlist[0]: \"db 1\" is not an IP address, a CIDR network or a host name",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  allowlist_include_members: sometimes",
+        "restapi.allowlist_include_members",
+        "restapi.allowlist_include_members: invalid type",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
         "  connect_address: 0.0.0.0:8008",
         "restapi.connect_address",
         "restapi.connect_address: 0.0.0.0:8008 is not an address others can connect to",

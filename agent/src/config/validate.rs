@@ -59,6 +59,7 @@ fn restapi(config: &Config) -> Result<(), ConfigError> {
     if api.keyfile.is_some() && api.certfile.is_none() {
         return Err(ConfigError::invalid("restapi.keyfile", "is set without restapi.certfile"));
     }
+    api.allow_entries()?;
     let verifying = matches!(api.verify_client, Some(VerifyClient::Optional | VerifyClient::Required));
     if verifying && (api.certfile.is_none() || api.cafile.is_none()) {
         return Err(ConfigError::invalid(

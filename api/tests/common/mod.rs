@@ -26,10 +26,12 @@ impl StatusSource for Fixed {
     }
 }
 
-/// A management agent that answers every call with an empty success and counts the calls.
+/// A management agent that answers every call with an empty success and counts the calls; `members`
+/// are the addresses it calls members'.
 #[derive(Default)]
 pub struct Idle {
     pub calls: AtomicUsize,
+    pub members: Vec<std::net::IpAddr>,
 }
 
 impl Idle {
@@ -70,6 +72,19 @@ impl vigil_api::Management for Idle {
     fn reinitialize(&self, _: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
         self.ok()
     }
+    fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {
+        let member = self.members.contains(&ip);
+        Box::pin(async move { member })
+    }
+}
+
+/// Serves `router` over plain HTTP on a loopback port, as the agent does; returns its base URL. The
+/// server stops when the test's runtime does.
+pub async fn serve_http(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(vigil_api::tls::serve(listener, router, None));
+    url
 }
 
 /// One answer of the router.
