@@ -350,6 +350,13 @@ impl AgentCluster {
         unsafe { libc::kill(pid, signal) == 0 }
     }
 
+    /// Stops process `pid` (or, with `-pid`, the process group it leads) with SIGSTOP until the guard is
+    /// dropped, also when the test fails.
+    pub fn freeze(&self, pid: libc::pid_t) -> Frozen<'_> {
+        assert!(self.signal_pid(pid, libc::SIGSTOP), "SIGSTOP {pid}");
+        Frozen { cluster: self, pid }
+    }
+
     /// Waits (up to `timeout`) until node `i` has a WAL receiver, and returns its PID.
     pub async fn wal_receiver_pid(&self, i: usize, timeout: Duration) -> libc::pid_t {
         let what = format!("{}'s WAL receiver pid", self.nodes[i].name);
@@ -563,4 +570,17 @@ pub fn free_port() -> u16 {
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A process (or process group) of one of the cluster's servers, stopped with SIGSTOP until this is
+/// dropped (see [`AgentCluster::freeze`]).
+pub struct Frozen<'a> {
+    cluster: &'a AgentCluster,
+    pid: libc::pid_t,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.cluster.signal_pid(self.pid, libc::SIGCONT);
+    }
 }

@@ -473,23 +473,6 @@ fn gone(pid: libc::pid_t) -> bool {
     })
 }
 
-/// A process group stopped with SIGSTOP until this is dropped (also when the test fails).
-struct StoppedGroup(libc::pid_t);
-
-impl StoppedGroup {
-    fn stop(cluster: &AgentCluster, leader: libc::pid_t) -> StoppedGroup {
-        assert!(cluster.signal_pid(-leader, libc::SIGSTOP), "SIGSTOP to process group {leader}");
-        StoppedGroup(leader)
-    }
-}
-
-impl Drop for StoppedGroup {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of a postmaster this test's cluster started.
-        unsafe { libc::kill(-self.0, libc::SIGCONT) };
-    }
-}
-
 /// A hung primary: its PostgreSQL (the postmaster's process group: postmaster and backends) stopped with
 /// SIGSTOP, which is how a stalled volume or a frozen VM disk looks from outside (processes alive, TCP
 /// connections open, nothing answers), while its agent runs. What the design promises:
@@ -508,7 +491,8 @@ async fn a_hung_primary_is_killed_before_its_lease_is_released_and_rejoins_by_re
     let all = ALL;
     let offsets = log_offsets(&cluster);
 
-    let frozen = StoppedGroup::stop(&cluster, postmaster);
+    // pg_ctl makes the postmaster a process group leader: the group is the postmaster and its backends.
+    let frozen = cluster.freeze(-postmaster);
     let hung = Instant::now();
     let (new, downtime) = wait_for("a write acknowledged by another node", PATIENCE, || async {
         for &r in &replicas {

@@ -197,7 +197,7 @@ async fn a_new_rule_releases_a_commit_that_waited_for_a_standby_it_no_longer_nee
         cluster.eventually(node, &format!("SHOW {name}"), &[value]).await;
     }
     let receiver = cluster.wal_receiver_pid(standby, PATIENCE).await;
-    let frozen = Frozen::stop(&cluster, receiver);
+    let frozen = cluster.freeze(receiver);
 
     let waiting = waiting_commit(&cluster, primary, 1).await;
     // The background writer logs the running transactions once after any WAL of note (every 15 s at most);
@@ -223,25 +223,6 @@ async fn a_new_rule_releases_a_commit_that_waited_for_a_standby_it_no_longer_nee
     assert!(standby_names(&cluster, primary).await.starts_with("ANY 1 ("));
     drop(frozen);
     cluster.sync_state(primary, "sync", PATIENCE).await;
-}
-
-/// A process of one of the cluster's servers, stopped with SIGSTOP until this is dropped.
-struct Frozen<'a> {
-    cluster: &'a AgentCluster,
-    pid: libc::pid_t,
-}
-
-impl<'a> Frozen<'a> {
-    fn stop(cluster: &'a AgentCluster, pid: libc::pid_t) -> Frozen<'a> {
-        assert!(cluster.signal_pid(pid, libc::SIGSTOP), "SIGSTOP {pid}");
-        Frozen { cluster, pid }
-    }
-}
-
-impl Drop for Frozen<'_> {
-    fn drop(&mut self) {
-        self.cluster.signal_pid(self.pid, libc::SIGCONT);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -298,7 +298,7 @@ pub trait Database: Send + Sync + 'static {
     /// Sets how long a replica may hear nothing from its upstream and still count as streaming (the lease
     /// ttl), and the server's own replication timeouts that follow from it (PostgreSQL:
     /// `wal_receiver_timeout`, `wal_sender_timeout`, TCP keepalives in `primary_conninfo`); applied at once
-    /// where the server allows it, and kept for every later start.
+    /// where the server allows it, and kept for every later start. The timeout in force changes nothing.
     fn set_upstream_timeout(&self, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Checks `parameters` against the running server's own definitions; `Err` names each parameter and

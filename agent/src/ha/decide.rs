@@ -8,7 +8,7 @@
 use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
 use super::sync::{self, SyncChange, SyncState};
 use crate::config::SynchronousMode;
-use crate::db::{DataState, Position, Role, SyncRule, Upstream};
+use crate::db::{DataState, DbState, Position, Role, SyncRule, Upstream};
 use vigil_dcs::MemberName;
 
 /// Something the loop does to the store or the database.
@@ -142,14 +142,12 @@ fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
     if o.lease_is_valid() || o.policy.pause {
         return None;
     }
-    if let (LeaseHold::Lapsed(token), false, true) = (o.lease, o.db.is_running_primary(), o.db.hung) {
+    if fence_action(&o.db)? == Action::Kill {
+        let LeaseHold::Lapsed(token) = o.lease else { return None };
         return Some(Decision::act(
             vec![Action::Kill],
             format!("fencing: my lease (token {token}) passed its deadline while my server does not answer"),
         ));
-    }
-    if !o.db.is_running_primary() {
-        return None;
     }
     let reclaim =
         o.lease == LeaseHold::Never && o.cluster.as_ref().is_some_and(|c| o.holds_lease_in_store(c));
@@ -163,6 +161,17 @@ fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
         ),
         _ => Decision::act(vec![Action::Demote], "fencing: running as primary without holding the lease"),
     })
+}
+
+/// How a server is fenced once its lease is gone: one running as primary is stopped ([`Action::Demote`]),
+/// one that answers nothing (it may be a primary about to resume) is killed ([`Action::Kill`]); anything
+/// else needs nothing.
+pub fn fence_action(db: &DbState) -> Option<Action> {
+    match () {
+        _ if db.is_running_primary() => Some(Action::Demote),
+        _ if db.hung => Some(Action::Kill),
+        _ => None,
+    }
 }
 
 /// Without the store, a lease holder keeps trying to renew (and fences itself at its deadline, above);

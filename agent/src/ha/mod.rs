@@ -13,7 +13,7 @@ mod sync;
 mod view;
 
 pub use commands::{Commands, LocalCommand};
-pub use decide::{decide, Action, Decision, FOLLOW_ATTEMPTS};
+pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};

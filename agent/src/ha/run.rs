@@ -9,7 +9,7 @@ use super::guard::RoleGuard;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
 use super::view::{cluster_view, dynamic_or_last_good, Status};
-use super::{decide, Action, Decision, Initialize};
+use super::{decide, fence_action, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState, Position, Role, SyncRule};
 use crate::member::MemberRecord;
@@ -87,8 +87,6 @@ pub struct Agent<D: Database> {
     dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
     parameters: Option<BTreeMap<String, String>>,
-    /// The upstream timeout (the ttl) last handed to the database.
-    upstream_timeout: Option<Duration>,
     /// Whether this cycle already renewed the lease (at its start).
     renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
@@ -129,7 +127,6 @@ impl<D: Database> Agent<D> {
             leaving: false,
             dynamic: me_dynamic,
             parameters: None,
-            upstream_timeout: None,
             renewed_this_cycle: false,
             scheduled_restart: None,
             scheduled_wake: None,
@@ -208,16 +205,12 @@ impl<D: Database> Agent<D> {
         let observed_at = Instant::now();
         let mut db = self.db.observe().await;
         // A hung server makes observing slow: the renewal must not wait for the store read below.
-        if self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g)) && self.holds_lease() {
+        if self.renewal_is_due() && self.holds_lease() {
             let known = self.dynamic.clone();
             self.renew(&known).await;
         }
-        let fence = match () {
-            _ if db.is_running_primary() => Some(Action::Demote),
-            _ if db.hung => Some(Action::Kill),
-            _ => None,
-        };
-        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease_hold(Instant::now()), fence) {
+        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease_hold(Instant::now()), fence_action(&db))
+        {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             if !self.dynamic.pause {
                 tracing::warn!(%token, ?fence, "fencing: my lease passed its deadline without renewal");
@@ -251,8 +244,7 @@ impl<D: Database> Agent<D> {
         let now = Instant::now();
         let lease = self.lease_hold(now);
         if busy || self.busy() {
-            let due = self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g));
-            if matches!(lease, LeaseHold::Valid(_)) && (!self.renewed_this_cycle || due) {
+            if matches!(lease, LeaseHold::Valid(_)) && (!self.renewed_this_cycle || self.renewal_is_due()) {
                 self.renew(&dynamic).await;
             }
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
@@ -361,6 +353,11 @@ impl<D: Database> Agent<D> {
         }
     }
 
+    /// Whether the lease held is halfway to its deadline (see [`renewal_due`]).
+    fn renewal_is_due(&self) -> bool {
+        self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g))
+    }
+
     /// Whether this agent holds a lease valid by its own deadline.
     pub(super) fn holds_lease(&self) -> bool {
         matches!(self.lease_hold(Instant::now()), LeaseHold::Valid(_))
@@ -400,13 +397,9 @@ impl<D: Database> Agent<D> {
     /// upstream timeout, once they change (the adapter reloads the server; what needs a restart shows as
     /// pending).
     async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {
-        if self.upstream_timeout != Some(dynamic.ttl) {
-            match self.db.set_upstream_timeout(dynamic.ttl).await {
-                Ok(()) => self.upstream_timeout = Some(dynamic.ttl),
-                Err(e) => {
-                    tracing::warn!(error = %e, "replication timeouts not applied; trying again next cycle")
-                }
-            }
+        // The adapter does nothing while the ttl stays the same.
+        if let Err(e) = self.db.set_upstream_timeout(dynamic.ttl).await {
+            tracing::warn!(error = %e, "replication timeouts not reloaded; kept for the next configuration written");
         }
         let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
         if self.parameters.as_ref() == Some(&wanted) {
