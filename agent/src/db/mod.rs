@@ -275,7 +275,8 @@ pub trait Database: Send + Sync + 'static {
 
     /// Makes sure every member in `members` has a replication slot, and drops the unused slots of members
     /// no longer listed. On a replica about to be promoted the slots hold the WAL from its last
-    /// restartpoint on (PostgreSQL), so the others can follow it across the new timeline's start.
+    /// restartpoint on (PostgreSQL), so the others can follow it across the new timeline's start. An unused
+    /// slot a standby still streams through is kept and reported as an error, so that the caller tries again.
     fn sync_slots(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every

@@ -225,8 +225,17 @@ impl Postgres {
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("sync slots", e))?;
         let changes =
             sql::sync_slots(&session.client, &wanted).await.map_err(|e| DbError::new("sync slots", e))?;
-        if changes != Default::default() {
+        if !changes.created.is_empty() || !changes.dropped.is_empty() {
             tracing::info!(member = %self.settings.name, created = ?changes.created, dropped = ?changes.dropped, "replication slots changed");
+        }
+        // Not done yet: the caller tries again (a demoted primary's slot is in use by a former replica
+        // for a moment after the failover, until that one is promoted or follows someone else).
+        if !changes.in_use.is_empty() {
+            let in_use = changes.in_use.join(", ");
+            return Err(DbError::new(
+                "sync slots",
+                format!("{in_use} in use by a standby: dropped once released"),
+            ));
         }
         Ok(())
     }

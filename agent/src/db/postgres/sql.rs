@@ -262,10 +262,13 @@ pub(crate) async fn in_recovery(client: &Client) -> Result<bool, tokio_postgres:
 pub(crate) struct SlotChanges {
     pub created: Vec<String>,
     pub dropped: Vec<String>,
+    /// Slots not in `wanted` that a standby streams through right now: not dropped.
+    pub in_use: Vec<String>,
 }
 
 /// Creates a physical slot (reserving WAL at once) for every name in `wanted` that lacks one, and drops
-/// inactive physical slots not in `wanted`. Other kinds of slots are left alone.
+/// inactive physical slots not in `wanted` (active ones are reported in `in_use`). Other kinds of slots
+/// are left alone.
 pub(crate) async fn sync_slots(
     client: &Client,
     wanted: &BTreeSet<String>,
@@ -277,7 +280,9 @@ pub(crate) async fn sync_slots(
     let mut changes = SlotChanges::default();
     for row in rows {
         let (name, active): (String, bool) = (row.try_get(0)?, row.try_get(1)?);
-        if !wanted.contains(&name) && !active {
+        if !wanted.contains(&name) && active {
+            changes.in_use.push(name.clone());
+        } else if !wanted.contains(&name) {
             client.execute("SELECT pg_drop_replication_slot($1::text::name)", &[&name]).await?;
             changes.dropped.push(name.clone());
         }
