@@ -25,7 +25,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // The files were read when the configuration was; read again here, they may have changed since.
     let tls = config
         .api_server_tls()
-        .map(|t| vigil_api::tls::server_config(&t))
+        .map(|t| vigil_api::tls::server_config(&t, "restapi"))
         .transpose()
         .map_err(|e| e.to_string())?;
     let raft_listener = bind(&raft_addr, "raft.self_addr").await?;

@@ -118,35 +118,36 @@ fn roots(key: &str, path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(store))
 }
 
-/// Reads the server's certificate, key and CA files into a TLS configuration; errors name the key.
-pub fn server_config(tls: &ServerTls) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = certificates("restapi.certfile", &tls.certfile)?;
+/// Reads the server's certificate, key and CA files into a TLS configuration; errors name the key, in
+/// `section` (`restapi`, `raft`).
+pub fn server_config(tls: &ServerTls, section: &str) -> Result<Arc<ServerConfig>, TlsError> {
+    let (cert_key, ca_key) = (format!("{section}.certfile"), format!("{section}.cafile"));
+    let certs = certificates(&cert_key, &tls.certfile)?;
     let (key_name, key_path) = match &tls.keyfile {
-        Some(path) => ("restapi.keyfile", path.as_path()),
-        None => ("restapi.certfile", tls.certfile.as_path()),
+        Some(path) => (format!("{section}.keyfile"), path.as_path()),
+        None => (cert_key.clone(), tls.certfile.as_path()),
     };
-    let key = private_key(key_name, key_path)?;
+    let key = private_key(&key_name, key_path)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error("restapi.certfile", &tls.certfile, e))?;
+        .map_err(|e| tls_error(&cert_key, &tls.certfile, e))?;
     let builder = match (tls.verify_client, &tls.cafile) {
         (VerifyClient::None, _) => builder.with_no_client_auth(),
         (_, None) => {
-            let why = "verify_client needs restapi.cafile to check client certificates against";
-            return Err(tls_error("restapi.cafile", Path::new("(not set)"), why));
+            let why = format!("client certificates need {ca_key} to check them against");
+            return Err(tls_error(&ca_key, Path::new("(not set)"), why));
         }
         (mode, Some(cafile)) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(roots("restapi.cafile", cafile)?, provider());
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca_key, cafile)?, provider());
             let verifier =
                 if mode == VerifyClient::Optional { verifier.allow_unauthenticated() } else { verifier };
-            let verifier = verifier.build().map_err(|e| tls_error("restapi.cafile", cafile, e))?;
+            let verifier = verifier.build().map_err(|e| tls_error(&ca_key, cafile, e))?;
             builder.with_client_cert_verifier(verifier)
         }
     };
     let mut config = builder
         .with_single_cert(certs, key)
-        .map_err(|e| tls_error(key_name, key_path, format!("does not fit restapi.certfile: {e}")))?;
+        .map_err(|e| tls_error(&key_name, key_path, format!("does not fit {cert_key}: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -191,6 +192,11 @@ pub fn client_builder(tls: &ClientTls, section: &str) -> Result<reqwest::ClientB
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientCert(pub bool);
 
+/// The verified certificate (the leaf) a client showed, set by [`serve`] on every request of a TLS
+/// connection that had one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCertificate(pub Arc<CertificateDer<'static>>);
+
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -219,10 +225,14 @@ pub async fn serve(
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
             };
-            let verified = stream.get_ref().1.peer_certificates().is_some_and(|certs| !certs.is_empty());
+            let leaf = stream.get_ref().1.peer_certificates().and_then(|certs| certs.first());
+            let leaf = leaf.map(|cert| PeerCertificate(Arc::new(cert.clone().into_owned())));
             let service =
                 hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ClientCert(verified));
+                    request.extensions_mut().insert(ClientCert(leaf.is_some()));
+                    if let Some(leaf) = &leaf {
+                        request.extensions_mut().insert(leaf.clone());
+                    }
                     request.extensions_mut().insert(ConnectInfo(peer));
                     tower::ServiceExt::oneshot(router.clone(), request)
                 });

@@ -110,7 +110,7 @@ impl Management for Agreeable {
 /// URLs `https://localhost:port` and `http://localhost:port`. The server stops when the test's runtime
 /// ends.
 async fn serve(tls: &ServerTls) -> (String, String) {
-    let config = tls::server_config(tls).expect("server tls");
+    let config = tls::server_config(tls, "restapi").expect("server tls");
     let source = common::Fixed { status: common::primary(), leading: true };
     let mut app =
         vigil_api::router(Arc::new(source)).merge(vigil_api::management_router(Arc::new(Agreeable), None));
@@ -182,7 +182,7 @@ async fn verify_client_optional_lets_anyone_read_but_changes_need_a_certificate(
 }
 
 fn fails_naming(tls: &ServerTls, key: &str, path: &Path) {
-    let err = tls::server_config(tls).expect_err("unusable TLS files");
+    let err = tls::server_config(tls, "restapi").expect_err("unusable TLS files");
     let text = err.to_string();
     assert!(text.starts_with(&format!("{key}: {}: ", path.display())), "{text}");
 }
@@ -213,7 +213,7 @@ fn unusable_certificate_and_key_files_are_named_by_their_key() {
 async fn the_allowlist_sees_the_client_address_over_tls_too() {
     use vigil_api::allowlist::{self, Allowlist};
     let pki = Pki::new();
-    let config = tls::server_config(&pki.server(VerifyClient::None)).expect("server tls");
+    let config = tls::server_config(&pki.server(VerifyClient::None), "restapi").expect("server tls");
     let mut codes = Vec::new();
     for network in ["10.0.0.0/8", "127.0.0.0/8"] {
         let agent: Arc<dyn Management> = Arc::new(Agreeable);

@@ -69,7 +69,7 @@ fn restapi(config: &Config) -> Result<(), ConfigError> {
     }
     // Read the files now, so a certificate or key that cannot be used stops the agent before it starts.
     if let Some(tls) = config.api_server_tls() {
-        vigil_api::tls::server_config(&tls).map_err(tls_error)?;
+        vigil_api::tls::server_config(&tls, "restapi").map_err(tls_error)?;
     }
     Ok(())
 }
