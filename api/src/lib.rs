@@ -10,6 +10,7 @@ mod health;
 mod management;
 pub mod metrics;
 mod openapi;
+pub mod pki;
 mod query;
 mod routes;
 mod schedule;

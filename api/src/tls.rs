@@ -157,7 +157,7 @@ pub fn server_config(tls: &ServerTls, section: &str) -> Result<Arc<ServerConfig>
 pub fn client_builder(tls: &ClientTls, section: &str) -> Result<reqwest::ClientBuilder, TlsError> {
     let mut builder = reqwest::Client::builder().no_proxy();
     if let Some(path) = &tls.cacert {
-        let key = format!("{section}.{}", if section == "restapi" { "cafile" } else { "cacert" });
+        let key = format!("{section}.{}", if section == "ctl" { "cacert" } else { "cafile" });
         let pem = std::fs::read(path).map_err(|e| tls_error(&key, path, e))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls_error(&key, path, e))?;
         if certs.is_empty() {

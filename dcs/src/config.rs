@@ -19,6 +19,8 @@ pub struct DcsConfig {
     pub op_timeout: Duration,
     /// Build a snapshot, and purge the log behind it, after this many entries.
     pub snapshot_every: u64,
+    /// How nodes authenticate each other (none by default).
+    pub security: crate::RaftSecurity,
 }
 
 /// Raft timing. The Raft leader's failover takes about `election_max + election_min..max + heartbeat`;
@@ -55,6 +57,7 @@ impl DcsConfig {
             timing: RaftTiming::default(),
             op_timeout: Duration::from_secs(1),
             snapshot_every: 1000,
+            security: crate::RaftSecurity::default(),
         }
     }
 }

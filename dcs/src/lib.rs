@@ -27,7 +27,7 @@ mod state;
 pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
-pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftStatus};
+pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatus, RaftTls};
 pub use record::{ExpiryTarget, InvalidMemberName, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
 pub use vigil_fencing::FencingToken;

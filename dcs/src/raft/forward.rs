@@ -3,10 +3,12 @@
 //! `POST /dcs/write` carries a [`LeaderWrite`], `POST /dcs/read-index` a [`ReadIndex`], both in an
 //! [`Envelope`] admitted like any Raft RPC. The answer is the JSON `Result` of the leader's openraft call
 //! (which may itself be `ForwardToLeader` when leadership moved), or `503` with `{"error": ...}` when the
-//! call did not finish within the leader's own operation timeout.
+//! call did not finish within the leader's own operation timeout. A learner is added only after the
+//! leader itself asked it who it is ([`Identity::check_joiner`]), whoever forwarded the request.
 
+use super::auth::PeerClient;
 use super::identity::{Envelope, Identity};
-use super::network::{accept, refuse, Admit, RpcState};
+use super::network::{self, accept, refuse, Admit, Peer, RpcState};
 use super::{ClientWriteError, Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::command::Command;
 use axum::body::Bytes;
@@ -77,29 +79,55 @@ impl Forwarded for ReadIndex {
 #[derive(Clone)]
 struct ForwardState {
     rpc: RpcState,
+    client: PeerClient,
     op_timeout: Duration,
 }
 
 /// The routes serving requests forwarded by followers.
-pub(crate) fn routes(raft: Raft, identity: Arc<Identity>, op_timeout: Duration) -> Router {
+pub(crate) fn routes(
+    raft: Raft,
+    identity: Arc<Identity>,
+    client: PeerClient,
+    op_timeout: Duration,
+) -> Router {
     Router::new()
         .route(LeaderWrite::PATH, post(write))
         .route(ReadIndex::PATH, post(read_index))
-        .with_state(ForwardState { rpc: RpcState { raft, identity }, op_timeout })
+        .with_state(ForwardState { rpc: RpcState { raft, identity }, client, op_timeout })
 }
 
-async fn write(State(state): State<ForwardState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let raft = state.rpc.raft.clone();
-    serve(state, body, "write", |request: LeaderWrite| async move { request.run(&raft).await }).await
+async fn write(
+    State(state): State<ForwardState>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (raft, identity, client) = (state.rpc.raft.clone(), state.rpc.identity.clone(), state.client.clone());
+    let timeout = state.op_timeout;
+    serve(state, peer, body, "write", |request: LeaderWrite| async move {
+        if let LeaderWrite::AddLearner { id, node } = &request {
+            let joiner = network::node_at(&client, *id, &node.addr, timeout).await;
+            if let Err(e) = joiner.and_then(|joiner| identity.check_joiner(&joiner)) {
+                return Err(e.to_string());
+            }
+        }
+        Ok(request.run(&raft).await)
+    })
+    .await
 }
 
-async fn read_index(State(state): State<ForwardState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn read_index(
+    State(state): State<ForwardState>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let raft = state.rpc.raft.clone();
-    serve(state, body, "read-index", |_: ReadIndex| async move { raft.ensure_linearizable().await }).await
+    serve(state, peer, body, "read-index", |_: ReadIndex| async move { Ok(raft.ensure_linearizable().await) })
+        .await
 }
 
 async fn serve<Req, T, F, Fut>(
     state: ForwardState,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
     kind: &str,
     call: F,
@@ -108,14 +136,15 @@ where
     Req: DeserializeOwned,
     T: Serialize,
     F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = T>,
+    Fut: Future<Output = Result<T, String>>,
 {
-    let envelope: Envelope<Req> = match accept(&state.rpc, body, kind, Admit::Member).await {
+    let envelope: Envelope<Req> = match accept(&state.rpc, peer, body, kind, Admit::Member).await {
         Ok(envelope) => envelope,
         Err(refusal) => return refusal,
     };
     match tokio::time::timeout(state.op_timeout, call(envelope.rpc)).await {
-        Ok(result) => Json(result).into_response(),
+        Ok(Ok(result)) => Json(result).into_response(),
+        Ok(Err(why)) => refuse(StatusCode::FORBIDDEN, why),
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{kind} did not complete within {:?}: no quorum", state.op_timeout),
@@ -126,25 +155,20 @@ where
 /// Sends `request` to the node `leader`, answering by `deadline`. An `Err` is a transport failure or a
 /// refusal (the caller retries); `Ok` holds the leader's own result.
 pub(crate) async fn call<Req: Forwarded, T: DeserializeOwned>(
-    http: &reqwest::Client,
+    client: &PeerClient,
     identity: &Identity,
     leader: &Node,
     request: &Req,
     deadline: Instant,
 ) -> Result<T, String> {
     let envelope = Envelope { header: identity.header(), rpc: request };
-    let url = format!("http://{}{}", leader.addr, Req::PATH);
-    let response = http
-        .post(&url)
-        .timeout(deadline.saturating_duration_since(Instant::now()))
-        .json(&envelope)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{url}: {status}: {}", String::from_utf8_lossy(&body)));
+    let url = client.url(&leader.addr, Req::PATH);
+    let body = serde_json::to_vec(&envelope).map_err(|e| format!("{url}: {e}"))?;
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let answer =
+        client.call(&leader.addr, Req::PATH, Some(body), timeout).await.map_err(|e| format!("{url}: {e}"))?;
+    if !answer.status.is_success() {
+        return Err(format!("{url}: {}: {}", answer.status, String::from_utf8_lossy(&answer.body)));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{url}: unreadable answer: {e}"))
+    serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: unreadable answer: {e}"))
 }

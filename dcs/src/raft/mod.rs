@@ -1,15 +1,18 @@
 //! Everything that touches openraft lives below this module, so that a move to openraft 0.10 changes
 //! nothing outside it.
 
+mod auth;
 mod forward;
 mod identity;
 mod lessor;
 mod log_store;
 mod network;
 mod node;
+mod snapshot_stream;
 mod state_machine;
 mod storage;
 
+pub use auth::{RaftSecurity, RaftTls};
 pub use node::{DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
 
 use crate::command::{Command, Outcome};

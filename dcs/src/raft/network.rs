@@ -3,9 +3,12 @@
 //! Every RPC is a `POST /raft/{append,vote,snapshot}` whose body is an [`Envelope`]: this node's
 //! [`RpcHeader`] and the openraft request. The answer is `200` with the JSON `Result` of the receiving
 //! node's openraft call, or a `4xx` with `{"error": "..."}` when the request is malformed or its sender is
-//! not admitted (wrong scope or cluster id, or not a member of the receiver's group).
+//! not admitted (wrong scope or cluster id, not a member of the receiver's group, or showing a
+//! certificate that is not the member's). Requests and answers go through [`super::auth`].
 
+use super::auth::{self, PeerClient, PeerError, MAX_RPC_BODY};
 use super::identity::{Envelope, Identity, RpcHeader};
+use super::snapshot_stream::SnapshotStream;
 use super::{Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::error::DcsError;
 use axum::body::Bytes;
@@ -14,6 +17,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use openraft::error::{Infallible, InstallSnapshotError, NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -26,10 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
-
-/// The largest RPC body accepted. It must exceed the JSON size of one snapshot chunk, which is up to
-/// four times `Config::snapshot_max_chunk_size` (bytes are encoded as decimal numbers).
-const MAX_RPC_BODY: usize = 64 * 1024 * 1024;
+use vigil_api::tls::PeerCertificate;
 
 /// How a Raft RPC fails, as openraft sees it.
 type RpcError<E = Infallible> = RPCError<NodeId, Node, RaftError<E>>;
@@ -43,27 +44,18 @@ struct ErrorBody {
 // ---------------------------------------------------------------------------------------------------------
 // Client side
 
-/// Creates the connections to the other nodes. All share one pooled HTTP client.
+/// Creates the connections to the other nodes. All share one pooled client.
 #[derive(Clone)]
 pub(crate) struct HttpNetwork {
-    client: reqwest::Client,
+    client: PeerClient,
     identity: Arc<Identity>,
 }
 
 impl HttpNetwork {
-    /// A network sending RPCs as `identity` through `client` (see [`http_client`]).
-    pub(crate) fn new(client: reqwest::Client, identity: Arc<Identity>) -> Self {
+    /// A network sending RPCs as `identity` through `client`.
+    pub(crate) fn new(client: PeerClient, identity: Arc<Identity>) -> Self {
         HttpNetwork { client, identity }
     }
-}
-
-/// An HTTP client for traffic between nodes. It ignores proxies from the environment (`HTTP_PROXY`...):
-/// peers are reached directly.
-pub(crate) fn http_client() -> Result<reqwest::Client, DcsError> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(|e| DcsError::Raft(format!("cannot build the HTTP client: {e}")))
 }
 
 impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
@@ -75,18 +67,18 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             identity: self.identity.clone(),
             target,
-            base_url: format!("http://{}", node.addr),
+            addr: node.addr.clone(),
         }
     }
 }
 
 /// Sends RPCs to one node.
 pub(crate) struct HttpConnection {
-    client: reqwest::Client,
+    client: PeerClient,
     identity: Arc<Identity>,
     target: NodeId,
-    /// `http://host:port`.
-    base_url: String,
+    /// `host:port`.
+    addr: String,
 }
 
 impl HttpConnection {
@@ -98,45 +90,45 @@ impl HttpConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let envelope = Envelope { header: self.identity.header(), rpc };
-        let response = self
+        let body = serde_json::to_vec(&envelope).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let path = format!("/raft/{route}");
+        let answer = self
             .client
-            .post(format!("{}/raft/{route}", self.base_url))
-            .timeout(option.hard_ttl())
-            .json(&envelope)
-            .send()
+            .call(&self.addr, &path, Some(body), option.hard_ttl())
             .await
             .map_err(transport_error)?;
-        if !response.status().is_success() {
-            let message = refusal_message(response).await;
+        if !answer.status.is_success() {
+            let message = refusal_message(answer.status, &answer.body);
             tracing::warn!(target_id = self.target, "Raft {route} RPC refused: {message}");
             // Unreachable, not Network: openraft then backs off instead of retrying at heartbeat rate, and a
             // refusal will not clear within a heartbeat.
             return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(message))));
         }
-        let result: Result<Resp, RaftError<E>> = response.json().await.map_err(transport_error)?;
+        let result: Result<Resp, RaftError<E>> =
+            serde_json::from_slice(&answer.body).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 
-/// A failed connect makes openraft back off before retrying; anything else (a timeout included) is
-/// retried at once.
-fn transport_error<E: std::error::Error>(e: reqwest::Error) -> RpcError<E> {
-    // A timeout is not a reason to back off: on a loaded host an append can take longer than the
-    // heartbeat interval (its timeout), and a 500 ms pause of replication would delay every commit.
-    if e.is_connect() && !e.is_timeout() {
-        RPCError::Unreachable(Unreachable::new(&e))
-    } else {
-        RPCError::Network(NetworkError::new(&e))
+/// A failed connect or an answer that is not signed makes openraft back off before retrying; anything
+/// else (a timeout included) is retried at once.
+fn transport_error<E: std::error::Error>(e: PeerError) -> RpcError<E> {
+    match e {
+        // A timeout is not a reason to back off: on a loaded host an append can take longer than the
+        // heartbeat interval (its timeout), and a 500 ms pause of replication would delay every commit.
+        PeerError::Http(e) if e.is_connect() && !e.is_timeout() => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
+        PeerError::Http(e) => RPCError::Network(NetworkError::new(&e)),
+        unsigned @ PeerError::Unsigned(_) => RPCError::Unreachable(Unreachable::new(&unsigned)),
     }
 }
 
 /// The peer's `{"error": ...}` message, or the status and raw body if it sent something else.
-async fn refusal_message(response: reqwest::Response) -> String {
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    match serde_json::from_slice::<ErrorBody>(&body) {
+fn refusal_message(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(refusal) => format!("HTTP {status}: {}", refusal.error),
-        Err(_) => format!("HTTP {status}: {}", String::from_utf8_lossy(&body)),
+        Err(_) => format!("HTTP {status}: {}", String::from_utf8_lossy(body)),
     }
 }
 
@@ -191,10 +183,11 @@ pub(crate) enum Admit {
 
 /// The routes serving this node's Raft RPCs.
 pub(crate) fn rpc_routes(raft: Raft, identity: Arc<Identity>) -> Router {
+    let stream = Arc::new(SnapshotStream::default());
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
-        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/snapshot", post(move |state, peer, body| snapshot(state, stream, peer, body)))
         .route(IDENTITY_PATH, get(identity_of_this_node))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
         .with_state(RpcState { raft, identity })
@@ -209,33 +202,63 @@ async fn identity_of_this_node(State(state): State<RpcState>) -> Json<RpcHeader>
 
 /// Asks the node at `addr` who it is, within `timeout`.
 pub(crate) async fn identity_at(
-    client: &reqwest::Client,
+    client: &PeerClient,
     addr: &str,
     timeout: std::time::Duration,
 ) -> Result<RpcHeader, String> {
-    let url = format!("http://{addr}{IDENTITY_PATH}");
-    let response = client.get(&url).timeout(timeout).send().await.map_err(|e| format!("{url}: {e}"))?;
-    let response = response.error_for_status().map_err(|e| format!("{url}: {e}"))?;
-    response.json().await.map_err(|e| format!("{url}: unreadable answer: {e}"))
+    let url = client.url(addr, IDENTITY_PATH);
+    let answer = client.call(addr, IDENTITY_PATH, None, timeout).await.map_err(|e| format!("{url}: {e}"))?;
+    if !answer.status.is_success() {
+        return Err(format!("{url}: {}", refusal_message(answer.status, &answer.body)));
+    }
+    serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: unreadable answer: {e}"))
 }
 
-async fn append(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
-    serve(state, body, "append", Admit::Cluster, |raft, rpc| async move { raft.append_entries(rpc).await })
+/// Asks the node at `addr` who it is, and checks that it is node `id`.
+pub(crate) async fn node_at(
+    client: &PeerClient,
+    id: NodeId,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<RpcHeader, DcsError> {
+    let node = identity_at(client, addr, timeout)
         .await
+        .map_err(|e| DcsError::Invalid(format!("cannot reach node {id}: {e}")))?;
+    if node.from != id {
+        return Err(DcsError::Invalid(format!("the node at {addr} has id {}, not {id}", node.from)));
+    }
+    Ok(node)
 }
 
-async fn vote(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
-    serve(state, body, "vote", Admit::Member, |raft, rpc| async move { raft.vote(rpc).await }).await
+/// The client certificate of the request, if it came over TLS with one.
+pub(crate) type Peer = Option<Extension<PeerCertificate>>;
+
+async fn append(State(state): State<RpcState>, peer: Peer, body: Result<Bytes, BytesRejection>) -> Response {
+    let call = |raft: Raft, rpc| async move { raft.append_entries(rpc).await };
+    serve(state, peer, body, "append", Admit::Cluster, call).await
 }
 
-async fn snapshot(State(state): State<RpcState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let call = |raft: Raft, rpc| async move { raft.install_snapshot(rpc).await };
-    serve(state, body, "snapshot", Admit::Cluster, call).await
+async fn vote(State(state): State<RpcState>, peer: Peer, body: Result<Bytes, BytesRejection>) -> Response {
+    serve(state, peer, body, "vote", Admit::Member, |raft, rpc| async move { raft.vote(rpc).await }).await
+}
+
+async fn snapshot(
+    State(state): State<RpcState>,
+    stream: Arc<SnapshotStream>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let envelope = match accept(&state, peer, body, "snapshot", Admit::Cluster).await {
+        Ok(envelope) => envelope,
+        Err(refusal) => return refusal,
+    };
+    stream.receive(&state.raft, envelope.rpc).await
 }
 
 /// Accepts a request, and answers with the JSON `Result` of `call`.
 async fn serve<Req, Resp, E, F, Fut>(
     state: RpcState,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
     kind: &str,
     admit: Admit,
@@ -248,7 +271,7 @@ where
     F: FnOnce(Raft, Req) -> Fut,
     Fut: Future<Output = Result<Resp, RaftError<E>>>,
 {
-    match accept(&state, body, kind, admit).await {
+    match accept(&state, peer, body, kind, admit).await {
         Ok(envelope) => Json(call(state.raft, envelope.rpc).await).into_response(),
         Err(refusal) => refusal,
     }
@@ -258,6 +281,7 @@ where
 /// (400 for a malformed body, 403 for a sender that is not admitted).
 pub(crate) async fn accept<Req: DeserializeOwned>(
     state: &RpcState,
+    peer: Peer,
     body: Result<Bytes, BytesRejection>,
     kind: &str,
     admit: Admit,
@@ -265,15 +289,28 @@ pub(crate) async fn accept<Req: DeserializeOwned>(
     let body = body.map_err(|r| refuse(r.status(), format!("{kind} request: {}", r.body_text())))?;
     let envelope: Envelope<Req> = serde_json::from_slice(&body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("malformed {kind} request: {e}")))?;
+    let from = envelope.header.from;
+    if let Some(Extension(cert)) = peer {
+        let addr = member_addr(&state.raft, from);
+        auth::check_certificate(&cert, from, addr.as_deref())
+            .map_err(|m| refuse(StatusCode::FORBIDDEN, m))?;
+    }
     match state.identity.admit(&envelope.header).await {
         Ok(()) => {}
         Err(e @ DcsError::Refused(_)) => return Err(refuse(StatusCode::FORBIDDEN, e.to_string())),
         Err(e) => return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
     if admit == Admit::Member {
-        check_member(&state.raft, envelope.header.from).map_err(|m| refuse(StatusCode::FORBIDDEN, m))?;
+        check_member(&state.raft, from).map_err(|m| refuse(StatusCode::FORBIDDEN, m))?;
     }
     Ok(envelope)
+}
+
+/// The Raft address of node `id` in this node's membership.
+pub(crate) fn member_addr(raft: &Raft, id: NodeId) -> Option<String> {
+    let metrics = raft.metrics();
+    let metrics = metrics.borrow();
+    metrics.membership_config.membership().get_node(&id).map(|node| node.addr.clone())
 }
 
 /// Refuses a sender that is neither a voter nor a learner of this node's membership, unless this node has
@@ -338,7 +375,7 @@ mod tests {
             election_timeout_max: 600,
             ..Default::default()
         };
-        let network = HttpNetwork::new(http_client().unwrap(), identity.clone());
+        let network = HttpNetwork::new(crate::RaftSecurity::default().client().unwrap(), identity.clone());
         let state_machine = storage.state_machine().await.unwrap();
         let raft =
             Raft::new(id, Arc::new(config.validate().unwrap()), network, storage.log_store(), state_machine)
@@ -376,7 +413,9 @@ mod tests {
 
     /// POSTs raw bytes; returns the status and the JSON body.
     async fn post(addr: SocketAddr, route: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
-        let response = http_client()
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
             .unwrap()
             .post(format!("http://{addr}/raft/{route}"))
             .header("content-type", "application/json")
@@ -469,7 +508,9 @@ mod tests {
     }
 
     async fn connect(sender: Arc<Identity>, target: NodeId, addr: String) -> HttpConnection {
-        HttpNetwork::new(http_client().unwrap(), sender).new_client(target, &BasicNode::new(addr)).await
+        HttpNetwork::new(crate::RaftSecurity::default().client().unwrap(), sender)
+            .new_client(target, &BasicNode::new(addr))
+            .await
     }
 
     fn option(ttl_ms: u64) -> RPCOption {

@@ -4,6 +4,7 @@
 //! HTTP (see [`super::forward`]). Every operation has one deadline, the configured `op_timeout`; when no
 //! quorum answers by then it fails with [`DcsError::NoQuorum`] and never hangs.
 
+use super::auth::{self, Mac, PeerClient};
 use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
 use super::identity::{Identity, RpcHeader};
 use super::lessor::Lessor;
@@ -66,10 +67,14 @@ pub struct RaftStatus {
 
 /// A running store node.
 pub struct DcsNode {
-    raft: Raft,
+    pub(super) raft: Raft,
     state: watch::Receiver<Arc<ClusterState>>,
-    identity: Arc<Identity>,
-    http: reqwest::Client,
+    pub(super) identity: Arc<Identity>,
+    client: PeerClient,
+    /// Checks the signatures of the requests this node serves, when `raft.password` is set.
+    mac: Option<Arc<Mac>>,
+    /// The TLS side of the Raft listener, when `raft.certfile` is set.
+    tls: Option<Arc<rustls::ServerConfig>>,
     op_timeout: Duration,
     lessor: Lessor,
 }
@@ -95,26 +100,38 @@ impl DcsNode {
         }
         .validate()
         .map_err(|e| DcsError::Invalid(format!("raft timing: {e}")))?;
-        let http = network::http_client()?;
-        let network = HttpNetwork::new(http.clone(), identity.clone());
+        let client = config.security.client()?;
+        let tls = config.security.server_config()?;
+        let network = HttpNetwork::new(client.clone(), identity.clone());
         let raft =
             Raft::new(config.node_id, Arc::new(raft_config), network, storage.log_store(), state_machine)
                 .await
                 .map_err(|e| DcsError::Storage(e.to_string()))?;
         let lessor = Lessor::spawn(raft.clone(), state.clone(), config.op_timeout);
         tracing::info!(node_id = config.node_id, scope = %config.scope, data_dir = %config.data_dir.display(),
-            cluster_id = ?identity.cluster_id(), "store node started");
-        Ok(DcsNode { raft, state, identity, http, op_timeout: config.op_timeout, lessor })
+            cluster_id = ?identity.cluster_id(), tls = tls.is_some(), password = config.security.password.is_some(),
+            "store node started");
+        let mac = config.security.mac();
+        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout: config.op_timeout, lessor })
     }
 
-    /// The HTTP routes this node serves to its peers (Raft RPC and forwarded requests); the agent mounts
-    /// them on its Raft address.
-    pub fn router(&self) -> axum::Router {
-        network::rpc_routes(self.raft.clone(), self.identity.clone()).merge(forward::routes(
+    /// Serves this node's peers (Raft RPCs and forwarded requests) on `listener`, over TLS when
+    /// `raft.certfile` is set, until the listener fails.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        vigil_api::tls::serve(listener, self.router(), self.tls.clone()).await
+    }
+
+    /// The routes this node serves to its peers, with the password check when one is set.
+    fn router(&self) -> axum::Router {
+        let routes = network::rpc_routes(self.raft.clone(), self.identity.clone()).merge(forward::routes(
             self.raft.clone(),
             self.identity.clone(),
+            self.client.clone(),
             self.op_timeout,
-        ))
+        ));
+        let raft = self.raft.clone();
+        let own_addr = move || network::member_addr(&raft, raft.metrics().borrow().id);
+        auth::protect(routes, self.mac.clone(), own_addr)
     }
 
     /// Forms a new group from its initial members (id → Raft address), exactly once. Every initial member
@@ -157,7 +174,7 @@ impl DcsNode {
         let expected = cluster_id(self.identity.scope(), members);
         let others = members.iter().filter(|(id, _)| **id != self.identity.node_id());
         for (id, addr) in others {
-            if let Ok(peer) = network::identity_at(&self.http, addr, FORM_PROBE_TIMEOUT).await {
+            if let Ok(peer) = network::identity_at(&self.client, addr, FORM_PROBE_TIMEOUT).await {
                 if peer.cluster_id.as_deref() == Some(expected.as_str()) {
                     tracing::info!(peer = id, cluster_id = %expected, "raft group already formed: joining it");
                     return Ok(());
@@ -201,13 +218,7 @@ impl DcsNode {
 
     /// Asks the node at `addr` who it is, and checks that it is node `id`.
     async fn identity_of(&self, id: NodeId, addr: &str) -> Result<RpcHeader, DcsError> {
-        let node = network::identity_at(&self.http, addr, self.op_timeout)
-            .await
-            .map_err(|e| DcsError::Invalid(format!("cannot reach node {id}: {e}")))?;
-        if node.from != id {
-            return Err(DcsError::Invalid(format!("the node at {addr} has id {}, not {id}", node.from)));
-        }
-        Ok(node)
+        network::node_at(&self.client, id, addr, self.op_timeout).await
     }
 
     /// Promotes a learner to voter.
@@ -388,7 +399,7 @@ impl DcsNode {
                 let result = match &leader {
                     None => local().await,
                     Some(node) => match forward::call::<_, Result<T, RaftError<E>>>(
-                        &self.http,
+                        &self.client,
                         &self.identity,
                         node,
                         request,
