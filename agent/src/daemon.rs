@@ -21,6 +21,8 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
     dcs_config.op_timeout = dynamic.retry_timeout;
+    dcs_config.security = config.raft_security();
+    warn_if_unauthenticated(&config);
     let raft_addr = config.raft.bind_addr.as_ref().unwrap_or(&config.raft.self_addr).to_string();
     // The files were read when the configuration was; read again here, they may have changed since.
     let tls = config
@@ -32,7 +34,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let api_listener = bind(&config.restapi.listen.to_string(), "restapi.listen").await?;
 
     let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
-    let raft_server = tokio::spawn(serve(raft_listener, dcs.router()));
+    let raft_server = tokio::spawn(serve(raft_listener, dcs.router(), dcs.tls()));
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
@@ -120,9 +122,22 @@ async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))
 }
 
-async fn serve(listener: TcpListener, router: axum::Router) {
-    if let Err(e) = axum::serve(listener, router).await {
-        tracing::error!(error = %e, "server failed");
+async fn serve(listener: TcpListener, router: axum::Router, tls: Option<Arc<vigil_api::tls::ServerConfig>>) {
+    if let Err(e) = vigil_api::tls::serve(listener, router, tls).await {
+        tracing::error!(error = %e, "Raft server failed");
+    }
+}
+
+/// Warns, at every start, of a group of several members whose Raft port takes requests from anyone who
+/// reaches it (validation refused it unless on loopback addresses only or with `raft.insecure`).
+fn warn_if_unauthenticated(config: &Config) {
+    if config.raft_security().is_enabled() || config.raft.partner_addrs.is_empty() {
+        return;
+    }
+    if config.raft_is_loopback() {
+        tracing::warn!("the Raft port is unauthenticated (no raft.certfile nor raft.password): any local user can run the cluster");
+    } else {
+        tracing::warn!("raft.insecure: the Raft port is unauthenticated and reachable from other machines: anyone who reaches it can run the cluster");
     }
 }
 

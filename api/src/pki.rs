@@ -70,7 +70,8 @@ impl Authority {
         };
         std::fs::write(&files.cafile, self.cert_pem())?;
         std::fs::write(&files.certfile, issued.cert_pem)?;
-        let mut key = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&files.keyfile)?;
+        let mut key =
+            std::fs::File::options().write(true).create_new(true).mode(0o600).open(&files.keyfile)?;
         std::io::Write::write_all(&mut key, issued.key_pem.as_bytes())?;
         Ok(files)
     }

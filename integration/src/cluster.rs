@@ -1,12 +1,13 @@
-//! A store cluster inside the test process, over real HTTP on 127.0.0.1: each node is a `DcsNode` behind
-//! its own server, with its own data directory, and can be stopped and restarted from that directory.
+//! A store cluster inside the test process, over real HTTPS with mutual TLS on 127.0.0.1 (a throwaway CA,
+//! one certificate for 127.0.0.1 that every node shows): each node is a `DcsNode` behind its own server,
+//! with its own data directory, and can be stopped and restarted from that directory.
 
 use crate::{wait_for, Server};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use vigil_dcs::{DcsConfig, DcsNode, NodeId};
+use vigil_dcs::{DcsConfig, DcsNode, NodeId, RaftSecurity, RaftTls};
 
 /// How long a test waits for elections, catch-up and the like.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -36,6 +37,8 @@ impl TestCluster {
     /// Starts nodes `1..=size` that do not form a group yet.
     pub async fn start_unformed(size: u64, tweak: fn(&mut DcsConfig)) -> TestCluster {
         let dir = tempfile::tempdir().expect("temp dir");
+        let ca = vigil_api::pki::Authority::new("test cluster CA").expect("CA");
+        ca.write(dir.path(), "node", &["127.0.0.1"]).expect("certificates");
         let mut cluster = TestCluster { dir, addrs: BTreeMap::new(), running: BTreeMap::new(), tweak };
         for id in 1..=size {
             cluster.launch(id, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
@@ -52,6 +55,12 @@ impl TestCluster {
     pub fn config(&self, id: NodeId) -> DcsConfig {
         let mut config = DcsConfig::new(id, "test", self.dir.path().join(format!("node{id}")));
         config.op_timeout = Duration::from_secs(2);
+        let tls = RaftTls {
+            certfile: self.dir.path().join("node.pem"),
+            keyfile: Some(self.dir.path().join("node.key")),
+            cafile: self.dir.path().join("ca.pem"),
+        };
+        config.security = RaftSecurity { tls: Some(tls), password: None };
         (self.tweak)(&mut config);
         config
     }
@@ -122,7 +131,7 @@ impl TestCluster {
                 .ok()
         })
         .await;
-        let server = Server::spawn(listener, node.router()).expect("serve");
+        let server = Server::spawn(listener, node.router(), node.tls()).expect("serve");
         self.addrs.insert(id, addr);
         self.running.insert(id, (node, server));
     }

@@ -14,11 +14,13 @@ pub mod writer;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use vigil_api::tls::ServerConfig;
 
 /// An HTTP server serving a router until stopped.
 pub struct Server {
@@ -28,16 +30,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Serves `router` on `listener`.
-    pub fn spawn(listener: TcpListener, router: Router) -> std::io::Result<Server> {
+    /// Serves `router` on `listener`, over TLS with `tls`, as the agent serves it.
+    pub fn spawn(
+        listener: TcpListener,
+        router: Router,
+        tls: Option<Arc<ServerConfig>>,
+    ) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-                tracing::warn!(%addr, error = %e, "server failed");
+            tokio::select! {
+                served = vigil_api::tls::serve(listener, router, tls) => {
+                    if let Err(e) = served {
+                        tracing::warn!(%addr, error = %e, "server failed");
+                    }
+                }
+                _ = stopped => {}
             }
         });
         Ok(Server { addr, stop, task })
@@ -48,7 +56,7 @@ impl Server {
         self.addr
     }
 
-    /// Stops accepting, closes idle connections, and waits up to 5 s for requests in flight.
+    /// Stops accepting and ends every connection.
     pub async fn stop(mut self) {
         let _ = self.stop.send(());
         if tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.is_err() {

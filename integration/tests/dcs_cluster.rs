@@ -3,7 +3,7 @@
 use serde_json::json;
 use std::time::Duration;
 use tokio::time::Instant;
-use vigil_dcs::{Condition, DcsError, Key, MemberName};
+use vigil_dcs::{Condition, DcsConfig, DcsError, Key, MemberName, RaftSecurity};
 use vigil_integration::cluster::{TestCluster, PATIENCE};
 use vigil_integration::{init_tracing, wait_for};
 
@@ -221,8 +221,10 @@ async fn initialize_runs_once_and_membership_grows_and_shrinks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_of_another_cluster_cannot_join() {
     init_tracing();
-    let a = TestCluster::start(3).await;
-    let mut b = TestCluster::start(1).await;
+    // Without TLS, so that the clusters reach each other (each test cluster has its own CA).
+    let plain = |config: &mut DcsConfig| config.security = RaftSecurity::default();
+    let a = TestCluster::start_with(3, plain).await;
+    let mut b = TestCluster::start_with(1, plain).await;
     let stranger = b.start_new(9).await.to_string();
     b.node(1).add_learner(9, &stranger).await.expect("node 9 joins cluster b");
 
@@ -239,6 +241,20 @@ async fn a_node_of_another_cluster_cannot_join() {
     );
     // The stranger still serves its own cluster.
     b.node(9).read().await.expect("node 9 reads through cluster b");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_certificate_of_another_ca_cannot_join() {
+    init_tracing();
+    let a = TestCluster::start(1).await;
+    let mut b = TestCluster::start(1).await;
+    let stranger = b.start_new(9).await.to_string();
+    let joined = a.node(1).add_learner(9, &stranger).await;
+    let Err(DcsError::Invalid(why)) = joined else { panic!("a node of another CA was added: {joined:?}") };
+    assert!(why.contains("cannot reach node 9") && why.contains("invalid peer certificate"), "{why}");
+    assert!(!a.node(1).raft_status().nodes.contains_key(&9));
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -16,6 +16,12 @@ pub struct HostPort {
 }
 
 impl HostPort {
+    /// True when the host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`: reachable from this
+    /// machine only.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// True when the host is not one address others can connect to: `*`, `0.0.0.0`, `::` or a list.
     pub fn is_wildcard(&self) -> bool {
         matches!(self.host.as_str(), "*" | "0.0.0.0" | "::") || self.host.contains(',')

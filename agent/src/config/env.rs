@@ -24,6 +24,9 @@
 //! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
 //! | `VIGIL_RAFT_SELF_ADDR` | `raft.self_addr` |
 //! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
+//! | `VIGIL_RAFT_CERTFILE`, `VIGIL_RAFT_KEYFILE`, `VIGIL_RAFT_CAFILE` | `raft.certfile`, `raft.keyfile`, `raft.cafile` |
+//! | `VIGIL_RAFT_PASSWORD` | `raft.password` |
+//! | `VIGIL_RAFT_INSECURE` | `raft.insecure` (`true` or `false`) |
 //! | `VIGIL_POSTGRESQL_LISTEN` | `postgresql.listen` |
 //! | `VIGIL_POSTGRESQL_CONNECT_ADDRESS` | `postgresql.connect_address` |
 //! | `VIGIL_POSTGRESQL_DATA_DIR` | `postgresql.data_dir` |
@@ -65,6 +68,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
     ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
     ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
+    ("VIGIL_RAFT_CERTFILE", "raft.certfile"),
+    ("VIGIL_RAFT_KEYFILE", "raft.keyfile"),
+    ("VIGIL_RAFT_CAFILE", "raft.cafile"),
+    ("VIGIL_RAFT_PASSWORD", "raft.password"),
+    ("VIGIL_RAFT_INSECURE", "raft.insecure"),
     ("VIGIL_POSTGRESQL_LISTEN", "postgresql.listen"),
     ("VIGIL_POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"),
     ("VIGIL_POSTGRESQL_DATA_DIR", "postgresql.data_dir"),
@@ -80,7 +88,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 /// The keys that take a list.
 const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
 /// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
-const BOOL_KEYS: &[&str] = &["ctl.insecure", "restapi.allowlist_include_members"];
+const BOOL_KEYS: &[&str] = &["ctl.insecure", "restapi.allowlist_include_members", "raft.insecure"];
 
 /// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
 pub(crate) fn apply(

@@ -222,6 +222,28 @@ impl Config {
         (1..).zip(addrs).collect()
     }
 
+    /// How the members authenticate each other on the Raft port.
+    pub fn raft_security(&self) -> vigil_dcs::RaftSecurity {
+        let raft = &self.raft;
+        let tls = match (&raft.certfile, &raft.cafile) {
+            (Some(certfile), Some(cafile)) => Some(vigil_dcs::RaftTls {
+                certfile: certfile.clone(),
+                keyfile: raft.keyfile.clone(),
+                cafile: cafile.clone(),
+            }),
+            _ => None,
+        };
+        vigil_dcs::RaftSecurity { tls, password: raft.password.clone() }
+    }
+
+    /// Whether every Raft address (`self_addr`, `bind_addr`, `partner_addrs`) is a loopback address: a
+    /// group on one machine, which others cannot reach.
+    pub fn raft_is_loopback(&self) -> bool {
+        let raft = &self.raft;
+        let mut addrs = std::iter::once(&raft.self_addr).chain(&raft.bind_addr).chain(&raft.partner_addrs);
+        addrs.all(HostPort::is_loopback)
+    }
+
     /// This member's Raft id in [`raft_members`](Self::raft_members).
     pub fn raft_node_id(&self) -> u64 {
         let me = self.raft.self_addr.to_string();

@@ -47,6 +47,11 @@ pub fn string<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<T, D::
     ScalarString::deserialize(d).map(|s| T::from(s.0))
 }
 
+/// Reads an optional scalar as [`string`] does.
+pub fn optional_string<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<ScalarString>::deserialize(d).map(|s| s.map(|s| T::from(s.0)))
+}
+
 /// Reads a map of scalars as strings (PostgreSQL `parameters`).
 pub fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
     let map = BTreeMap::<String, ScalarString>::deserialize(d)?;

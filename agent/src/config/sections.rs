@@ -108,6 +108,23 @@ pub struct RaftConfig {
     /// The address to listen on, when not `self_addr` (e.g. `0.0.0.0:2222`).
     #[serde(default)]
     pub bind_addr: Option<HostPort>,
+    /// Mutual TLS between the members: this member's certificate (PEM), naming `self_addr`'s host, and its
+    /// key too when `keyfile` is not set.
+    #[serde(default)]
+    pub certfile: Option<PathBuf>,
+    /// The private key of `certfile` (PEM).
+    #[serde(default)]
+    pub keyfile: Option<PathBuf>,
+    /// The CA (PEM) every member's certificate must be signed by.
+    #[serde(default)]
+    pub cafile: Option<PathBuf>,
+    /// Patroni's `raft.password`: every request between members, and its answer, is signed with it.
+    #[serde(default, deserialize_with = "scalar::optional_string")]
+    pub password: Option<Secret>,
+    /// Run a group of several members on addresses other machines can reach without `certfile` nor
+    /// `password`: anyone who reaches the Raft port could then run the cluster.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// `bootstrap`: what the first member uses to create the cluster.

@@ -111,7 +111,47 @@ fn raft(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(key, format!("{addr} is listed twice")));
         }
     }
-    Ok(())
+    raft_auth(config)
+}
+
+/// Mutual TLS needs `certfile` and `cafile` (usable, naming `self_addr`), a password must not be empty, and a
+/// group reachable from other machines needs one of them unless `insecure` says otherwise.
+fn raft_auth(config: &Config) -> Result<(), ConfigError> {
+    let raft = &config.raft;
+    if raft.password.as_ref().is_some_and(|p| p.expose().is_empty()) {
+        return Err(ConfigError::invalid("raft.password", "is empty"));
+    }
+    match (&raft.certfile, &raft.cafile) {
+        (None, None) if raft.keyfile.is_some() => {
+            return Err(ConfigError::invalid("raft.keyfile", "is set without raft.certfile"))
+        }
+        (Some(_), None) => return Err(ConfigError::invalid("raft.cafile", "is needed with raft.certfile")),
+        (None, Some(_)) => return Err(ConfigError::invalid("raft.certfile", "is needed with raft.cafile")),
+        _ => {}
+    }
+    let security = config.raft_security();
+    if let Some(tls) = &security.tls {
+        let server = vigil_api::tls::ServerTls {
+            certfile: tls.certfile.clone(),
+            keyfile: tls.keyfile.clone(),
+            cafile: Some(tls.cafile.clone()),
+            verify_client: vigil_api::tls::VerifyClient::Required,
+        };
+        vigil_api::tls::server_config(&server, "raft").map_err(tls_error)?;
+        tls.names(&raft.self_addr.host).map_err(|why| ConfigError::invalid("raft.certfile", why))?;
+    }
+    if security.is_enabled() || raft.partner_addrs.is_empty() || raft.insecure || config.raft_is_loopback() {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        "raft.insecure",
+        format!(
+            "the Raft group is reachable from other machines (raft.self_addr {}) and unauthenticated: anyone \
+             who reaches its port could run the cluster. Set raft.certfile, raft.keyfile and raft.cafile \
+             (mutual TLS) or raft.password; or set raft.insecure: true to run without",
+            raft.bind_addr.as_ref().unwrap_or(&raft.self_addr)
+        ),
+    ))
 }
 
 fn postgresql(config: &Config) -> Result<(), ConfigError> {

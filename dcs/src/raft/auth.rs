@@ -24,7 +24,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -134,7 +135,17 @@ pub(crate) enum PeerError {
 impl std::fmt::Display for PeerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PeerError::Http(e) => write!(f, "{e}"),
+            PeerError::Http(e) => {
+                // reqwest's own message is "error sending request"; the cause (refused, a certificate
+                // of another CA...) is further down the chain.
+                write!(f, "{e}")?;
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
             PeerError::Unsigned(why) => write!(f, "answer refused: {why}"),
         }
     }
@@ -240,12 +251,26 @@ pub(crate) fn check_certificate(cert: &PeerCertificate, from: u64, addr: Option<
     let Some(addr) = addr else { return Ok(()) };
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(host).map_err(|e| format!("member {from}'s address {addr}: {e}"))?;
-    let leaf = webpki::EndEntityCert::try_from(cert.0.as_ref())
-        .map_err(|e| format!("unreadable client certificate: {e}"))?;
-    leaf.verify_is_valid_for_subject_name(&name).map_err(|_| {
-        format!("the certificate shown is not valid for {host}, the address of node {from} it claims to be")
-    })
+    names(&cert.0, host).map_err(|why| format!("{why}, the address of node {from} it claims to be"))
+}
+
+/// Checks that a certificate is valid for `host` (an IP address or a DNS name).
+fn names(cert: &CertificateDer<'_>, host: &str) -> Result<(), String> {
+    let name = ServerName::try_from(host).map_err(|e| format!("{host:?}: {e}"))?;
+    let leaf = webpki::EndEntityCert::try_from(cert).map_err(|e| format!("unreadable certificate: {e}"))?;
+    leaf.verify_is_valid_for_subject_name(&name)
+        .map_err(|_| format!("the certificate shown is not valid for {host}"))
+}
+
+impl RaftTls {
+    /// Checks that `certfile`'s certificate is valid for `host`, this node's Raft address: its peers
+    /// check that it is.
+    pub fn names(&self, host: &str) -> Result<(), String> {
+        let path = self.certfile.display();
+        let cert = CertificateDer::from_pem_file(&self.certfile).map_err(|e| format!("{path}: {e}"))?;
+        names(&cert, host)
+            .map_err(|why| format!("{path}: {why}, raft.self_addr's host: the other members would refuse it"))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ use crate::raft::{DcsNode, NodeId, TypeConfig};
 use crate::DcsConfig;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use openraft::{LeaderId, LogId, SnapshotMeta, StoredMembership, Vote};
-use rustls::pki_types::pem::PemObject;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use vigil_api::pki::Authority;
@@ -118,8 +117,8 @@ async fn start(security: RaftSecurity, peer2: &str) -> Node {
     config.timing.election_min = Duration::from_secs(3600);
     config.timing.election_max = Duration::from_secs(7200);
     let node = Arc::new(DcsNode::start(config).await.unwrap());
-    let server = node.clone();
-    tokio::spawn(async move { server.serve(listener).await });
+    let (routes, tls) = (node.router(), node.tls());
+    tokio::spawn(vigil_api::tls::serve(listener, routes, tls));
     node.initialize(BTreeMap::from([(1, addr.to_string()), (2, peer2.to_owned())])).await.unwrap();
     Node { node, addr, _dir: dir }
 }

@@ -115,14 +115,15 @@ impl DcsNode {
         Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout: config.op_timeout, lessor })
     }
 
-    /// Serves this node's peers (Raft RPCs and forwarded requests) on `listener`, over TLS when
-    /// `raft.certfile` is set, until the listener fails.
-    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        vigil_api::tls::serve(listener, self.router(), self.tls.clone()).await
+    /// The TLS configuration the Raft listener must be served with (`vigil_api::tls::serve`), when
+    /// `raft.certfile` is set: client certificates of the cluster's CA required.
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.clone()
     }
 
-    /// The routes this node serves to its peers, with the password check when one is set.
-    fn router(&self) -> axum::Router {
+    /// The routes this node serves to its peers (Raft RPCs and forwarded requests), with the password
+    /// check when one is set. Serve them with [`DcsNode::tls`].
+    pub fn router(&self) -> axum::Router {
         let routes = network::rpc_routes(self.raft.clone(), self.identity.clone()).merge(forward::routes(
             self.raft.clone(),
             self.identity.clone(),

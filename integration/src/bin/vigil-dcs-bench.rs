@@ -13,6 +13,9 @@
 //!    `/proc/<pid>/stat`) over `--idle-secs` seconds of heartbeats only, then over as many seconds with one
 //!    lease renewal per second sent to a follower; RSS (`VmRSS`) at the end.
 //!
+//! `--security` chooses how the in-process nodes authenticate each other: `tls` (mutual TLS with a
+//! throwaway CA, the default, as `vigil demo` runs), `password` (`raft.password` signatures) or `plain`.
+//!
 //! Parts 2 to 4 run the three nodes inside this process (one tokio runtime), part 5 as child processes.
 //! Data directories are temporary directories under `$TMPDIR` (default `/tmp`), removed at the end; every
 //! child process is killed when the bench ends, fails, hits `--max-secs` or gets Ctrl-C.
@@ -36,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, MissedTickBehavior};
-use vigil_dcs::{Condition, DcsConfig, DcsError, DcsNode, Key, MemberName, NodeId};
+use vigil_dcs::{Condition, DcsConfig, DcsError, DcsNode, Key, MemberName, NodeId, RaftSecurity, RaftTls};
 use vigil_integration::cluster::PATIENCE;
 use vigil_integration::process::ProcessCluster;
 use vigil_integration::{wait_for, Server};
@@ -68,9 +71,23 @@ struct Args {
     /// The `vigil-dcs-node` binary; default: the one next to this binary.
     #[arg(long)]
     node_binary: Option<PathBuf>,
+    /// How the in-process nodes authenticate each other.
+    #[arg(long, value_enum, default_value_t = Security::Tls)]
+    security: Security,
     /// Give up, cleaning up, after this many seconds in all.
     #[arg(long, default_value_t = 900)]
     max_secs: u64,
+}
+
+/// `--security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Security {
+    /// Plain HTTP, no authentication.
+    Plain,
+    /// Mutual TLS.
+    Tls,
+    /// HMAC signatures with a shared password.
+    Password,
 }
 
 /// Renewals (or reads) made before measuring, to open connections and warm caches.
@@ -106,8 +123,9 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> Result<(), String> {
     println!("# vigil-dcs-bench\n");
     println!("{}\n", machine());
+    println!("Raft transport: {:?}.\n", args.security);
     section("Disk: 4 KiB write + sync in the temp directory", disk_probe(args.fsyncs)).await?;
-    let group = Group::start(3).await?;
+    let group = Group::start(3, args.security).await?;
     let outcome = store_parts(&group, args).await;
     group.shutdown().await;
     outcome?;
@@ -151,8 +169,20 @@ struct Group {
 }
 
 impl Group {
-    async fn start(size: NodeId) -> Result<Group, String> {
+    async fn start(size: NodeId, security: Security) -> Result<Group, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+        let security = match security {
+            Security::Plain => RaftSecurity::default(),
+            Security::Password => RaftSecurity { tls: None, password: Some("bench-secret".into()) },
+            Security::Tls => {
+                let ca = vigil_api::pki::Authority::new("bench CA").map_err(|e| format!("CA: {e}"))?;
+                let files =
+                    ca.write(dir.path(), "node", &["127.0.0.1"]).map_err(|e| format!("certificates: {e}"))?;
+                let tls =
+                    RaftTls { certfile: files.certfile, keyfile: Some(files.keyfile), cafile: files.cafile };
+                RaftSecurity { tls: Some(tls), password: None }
+            }
+        };
         let mut listeners = BTreeMap::new();
         for id in 1..=size {
             let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind: {e}"))?;
@@ -164,8 +194,10 @@ impl Group {
             let addr = listener.local_addr().map_err(|e| format!("local addr: {e}"))?;
             let mut config = DcsConfig::new(id, "bench", dir.path().join(format!("node{id}")));
             config.op_timeout = Duration::from_secs(2);
+            config.security = security.clone();
             let node = Arc::new(DcsNode::start(config).await.map_err(|e| format!("start node {id}: {e}"))?);
-            let server = Server::spawn(listener, node.router()).map_err(|e| format!("serve: {e}"))?;
+            let server =
+                Server::spawn(listener, node.router(), node.tls()).map_err(|e| format!("serve: {e}"))?;
             members.insert(id, addr.to_string());
             nodes.insert(id, (node, server));
         }
