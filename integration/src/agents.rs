@@ -1,7 +1,8 @@
 //! A cluster of real `vigil agent` processes managing real PostgreSQL servers on 127.0.0.1.
 //!
-//! Each node gets its own ports and directory under one temp dir. When the test process runs as root (as
-//! here and in CI), PostgreSQL runs as the `postgres` OS user. Dropping the cluster kills every agent it
+//! Each node gets its own ports and directory under one temp dir. The agents' Raft group runs over mutual
+//! TLS, with certificates from a CA made for the cluster (in `tls/`). When the test process runs as root
+//! (as here and in CI), PostgreSQL runs as the `postgres` OS user. Dropping the cluster kills every agent it
 //! started (by PID) and stops every PostgreSQL server in its directories, also when a test fails.
 
 use crate::{strip_ansi, wait_for};
@@ -134,6 +135,12 @@ impl AgentCluster {
         let size = placements.len();
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
+        let tls = dir.path().join("tls");
+        std::fs::create_dir(&tls).expect("tls dir");
+        let ca = vigil_api::pki::Authority::new("vigil test cluster CA").expect("CA");
+        for (i, place) in placements.iter().enumerate() {
+            ca.write(&tls, &format!("node{}", i + 1), &[&place.host]).expect("node certificate");
+        }
         let nodes = placements
             .iter()
             .enumerate()
@@ -238,6 +245,7 @@ impl AgentCluster {
         let yaml = format!(
             "scope: it\nname: {name}\nrestapi:\n  listen: {host}:{api}\n  connect_address: {host}:{api}\n\
              raft:\n  data_dir: {home}/raft\n  self_addr: {host}:{raft}\n  partner_addrs: [{partners}]\n\
+             \x20 certfile: {tls}/{name}.pem\n  keyfile: {tls}/{name}.key\n  cafile: {tls}/ca.pem\n\
              bootstrap:\n  dcs:\n{dcs}    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
              \x20   - host replication replicator {hba} scram-sha-256\n\
@@ -255,6 +263,7 @@ impl AgentCluster {
             pg = node.pg_port,
             partners = partners.join(", "),
             home = home.display(),
+            tls = self.dir.path().join("tls").display(),
             extra = node.extra_yaml,
             dcs = self.extra_dcs_yaml,
         );

@@ -284,3 +284,77 @@ fn a_watchdog_and_hooks_that_fit_are_accepted() {
     assert_eq!(c.postgresql.pre_promote.as_deref(), Some("/bin/true"));
     assert_eq!(c.postgresql.callbacks.on_role_change.as_deref(), Some("/bin/true"));
 }
+
+/// The example with its Raft addresses on `host` (all three members) and `extra` keys in `raft`.
+fn raft_on(host: &str, extra: &str) -> Result<Config, ConfigError> {
+    let bin = fake_bin_dir();
+    let text = example(bin.path())
+        .replace("self_addr: 127.0.0.1:2222", &format!("self_addr: {host}:2222{extra}"))
+        .replace("[127.0.0.1:2223, 127.0.0.1:2224]", &format!("[{host}:2223, {host}:2224]"));
+    Config::from_yaml_str(&text, &|_| None)
+}
+
+#[test]
+fn an_unauthenticated_raft_group_reachable_from_other_machines_is_refused() {
+    let err = raft_on("10.0.0.1", "").unwrap_err();
+    assert_eq!(err.key(), Some("raft.insecure"));
+    let text = err.to_string();
+    assert!(text.contains("reachable from other machines (raft.self_addr 10.0.0.1:2222)"), "{text}");
+    assert!(text.contains("raft.certfile, raft.keyfile and raft.cafile") && text.contains("raft.password"));
+
+    assert!("[::1]:2222".parse::<HostPort>().unwrap().is_loopback());
+    let bound_to_all = raft_on("127.0.0.1", "\n  bind_addr: 0.0.0.0:2222").unwrap_err();
+    assert_eq!(bound_to_all.key(), Some("raft.insecure"), "{bound_to_all}");
+
+    for (host, extra) in [
+        ("127.0.0.1", ""),
+        ("localhost", ""),
+        ("10.0.0.1", "\n  insecure: true"),
+        ("10.0.0.1", "\n  password: 12345"),
+    ] {
+        let config = raft_on(host, extra).unwrap_or_else(|e| panic!("{host}{extra}: {e}"));
+        assert_eq!(config.raft_security().password.is_some(), extra.contains("password"));
+    }
+}
+
+#[test]
+fn raft_tls_needs_its_files_and_a_certificate_naming_self_addr() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = vigil_api::pki::Authority::new("test CA").unwrap();
+    let good = ca.write(dir.path(), "good", &["10.0.0.1"]).unwrap();
+    let other = ca.write(dir.path(), "other", &["10.0.0.2"]).unwrap();
+    let tls = |files: &vigil_api::pki::CertFiles| {
+        let (cert, key, ca) = (files.certfile.display(), files.keyfile.display(), files.cafile.display());
+        format!("\n  certfile: {cert}\n  keyfile: {key}\n  cafile: {ca}")
+    };
+    let config = raft_on("10.0.0.1", &tls(&good)).unwrap();
+    assert!(config.raft_security().tls.is_some());
+
+    let err = raft_on("10.0.0.1", &tls(&other)).unwrap_err();
+    assert_eq!(err.key(), Some("raft.certfile"));
+    assert!(err.to_string().contains("not valid for 10.0.0.1, raft.self_addr's host"), "{err}");
+
+    let cases = [
+        (format!("\n  certfile: {}", good.certfile.display()), "raft.cafile: is needed with raft.certfile"),
+        (format!("\n  cafile: {}", good.cafile.display()), "raft.certfile: is needed with raft.cafile"),
+        (format!("\n  keyfile: {}", good.keyfile.display()), "raft.keyfile: is set without raft.certfile"),
+        ("\n  password: ''".to_owned(), "raft.password: is empty"),
+        (
+            format!("\n  certfile: /nonexistent.pem\n  cafile: {}", good.cafile.display()),
+            "raft.certfile: /nonexistent.pem: ",
+        ),
+        (
+            format!(
+                "\n  certfile: {}\n  keyfile: {}\n  cafile: {}",
+                good.certfile.display(),
+                other.keyfile.display(),
+                good.cafile.display()
+            ),
+            "raft.keyfile: ",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let err = raft_on("10.0.0.1", &extra).unwrap_err();
+        assert!(err.to_string().starts_with(expected), "{extra}: {err}");
+    }
+}
