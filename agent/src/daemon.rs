@@ -32,7 +32,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let api_listener = bind(&config.restapi.listen.to_string(), "restapi.listen").await?;
 
     let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
-    let raft_server = tokio::spawn(serve(raft_listener, dcs.router()));
+    let raft_server = tokio::spawn(vigil_api::tls::serve(raft_listener, dcs.router(), None));
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
@@ -54,11 +54,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     {
         api = vigil_api::tls::require_client_cert(api);
     }
-    let api_server = tokio::spawn(async move {
-        if let Err(e) = vigil_api::tls::serve(api_listener, api, tls).await {
-            tracing::error!(error = %e, "REST API server failed");
-        }
-    });
+    let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
     let lifeline = crate::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
         .map_err(
@@ -118,12 +114,6 @@ async fn allowlist(config: &Config) -> Result<Option<vigil_api::allowlist::Allow
 
 async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))
-}
-
-async fn serve(listener: TcpListener, router: axum::Router) {
-    if let Err(e) = axum::serve(listener, router).await {
-        tracing::error!(error = %e, "server failed");
-    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -14,6 +14,7 @@ mod query;
 mod routes;
 mod schedule;
 mod secret;
+pub mod server;
 mod status;
 pub mod tls;
 
