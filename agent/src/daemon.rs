@@ -1,6 +1,6 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
-use crate::config::{Config, VerifyClient};
+use crate::config::Config;
 use crate::db::postgres::Postgres;
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
@@ -8,7 +8,6 @@ use crate::status::SharedStatus;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use vigil_api::BasicAuth;
 use vigil_dcs::{DcsConfig, DcsNode};
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
@@ -17,6 +16,13 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    if config.restapi.unprotected() {
+        tracing::warn!(
+            listen = %config.restapi.listen,
+            "restapi.insecure: anyone who can reach the REST API may make management calls (switchover, \
+             restart, config changes); set restapi.authentication, restapi.verify_client or restapi.allowlist"
+        );
+    }
 
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
@@ -38,20 +44,13 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let status = Arc::new(SharedStatus::default());
     let (commands, command_queue) = Commands::channel();
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
-    let auth = config
-        .restapi
-        .authentication
-        .as_ref()
-        .map(|a| BasicAuth { username: a.username.clone(), password: a.password.clone() });
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
-    let mut api =
-        vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone(), auth));
+    let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
+    let mut api = vigil_api::auth::require_credentials(api, config.restapi.credentials());
     if let Some(allowlist) = allowlist(&config).await? {
         api = vigil_api::allowlist::restrict(api, allowlist, management);
     }
-    if tls.is_some()
-        && matches!(config.restapi.verify_client, Some(VerifyClient::Optional | VerifyClient::Required))
-    {
+    if tls.is_some() && config.restapi.verifies_clients() {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
@@ -93,6 +92,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         parameters: config.postgresql.parameters.clone(),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
+        api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),
     }
 }
 

@@ -113,7 +113,7 @@ async fn serve(tls: &ServerTls) -> (String, String) {
     let config = tls::server_config(tls, "restapi").expect("server tls");
     let source = common::Fixed { status: common::primary(), leading: true };
     let mut app =
-        vigil_api::router(Arc::new(source)).merge(vigil_api::management_router(Arc::new(Agreeable), None));
+        vigil_api::router(Arc::new(source)).merge(vigil_api::management_router(Arc::new(Agreeable)));
     if tls.verify_client != VerifyClient::None {
         app = tls::require_client_cert(app);
     }
@@ -217,7 +217,7 @@ async fn the_allowlist_sees_the_client_address_over_tls_too() {
     let mut codes = Vec::new();
     for network in ["10.0.0.0/8", "127.0.0.0/8"] {
         let agent: Arc<dyn Management> = Arc::new(Agreeable);
-        let app = vigil_api::management_router(agent.clone(), None);
+        let app = vigil_api::management_router(agent.clone());
         let networks = vec![network.parse().expect("network")];
         let app = allowlist::restrict(app, Allowlist { networks, include_members: false }, agent);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
