@@ -1,6 +1,6 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
-use crate::config::{Config, VerifyClient};
+use crate::config::Config;
 use crate::db::postgres::Postgres;
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
@@ -8,7 +8,6 @@ use crate::status::SharedStatus;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use vigil_api::BasicAuth;
 use vigil_dcs::{DcsConfig, DcsNode};
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
@@ -17,6 +16,13 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    if config.restapi.unprotected() {
+        tracing::warn!(
+            listen = %config.restapi.listen,
+            "restapi.insecure: anyone who can reach the REST API may make management calls (switchover, \
+             restart, config changes); set restapi.authentication, restapi.verify_client or restapi.allowlist"
+        );
+    }
 
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
@@ -34,33 +40,22 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let api_listener = bind(&config.restapi.listen.to_string(), "restapi.listen").await?;
 
     let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
-    let raft_server = tokio::spawn(serve(raft_listener, dcs.router(), dcs.tls()));
+    let raft_server = tokio::spawn(vigil_api::tls::serve(raft_listener, dcs.router(), dcs.tls()));
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
     let (commands, command_queue) = Commands::channel();
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
-    let auth = config
-        .restapi
-        .authentication
-        .as_ref()
-        .map(|a| BasicAuth { username: a.username.clone(), password: a.password.clone() });
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
-    let mut api =
-        vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone(), auth));
+    let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
+    let mut api = vigil_api::auth::require_credentials(api, config.restapi.credentials());
     if let Some(allowlist) = allowlist(&config).await? {
         api = vigil_api::allowlist::restrict(api, allowlist, management);
     }
-    if tls.is_some()
-        && matches!(config.restapi.verify_client, Some(VerifyClient::Optional | VerifyClient::Required))
-    {
+    if tls.is_some() && config.restapi.verifies_clients() {
         api = vigil_api::tls::require_client_cert(api);
     }
-    let api_server = tokio::spawn(async move {
-        if let Err(e) = vigil_api::tls::serve(api_listener, api, tls).await {
-            tracing::error!(error = %e, "REST API server failed");
-        }
-    });
+    let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
     let lifeline = crate::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
         .map_err(
@@ -99,6 +94,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         parameters: config.postgresql.parameters.clone(),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
+        api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),
     }
 }
 
@@ -120,12 +116,6 @@ async fn allowlist(config: &Config) -> Result<Option<vigil_api::allowlist::Allow
 
 async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))
-}
-
-async fn serve(listener: TcpListener, router: axum::Router, tls: Option<Arc<vigil_api::tls::ServerConfig>>) {
-    if let Err(e) = vigil_api::tls::serve(listener, router, tls).await {
-        tracing::error!(error = %e, "Raft server failed");
-    }
 }
 
 /// Warns, at every start, of a group of several members whose Raft port takes requests from anyone who

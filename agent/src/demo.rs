@@ -219,7 +219,7 @@ async fn wait_for_cluster(http: &reqwest::Client, nodes: &[Node]) -> Result<(), 
         let mut roles = Vec::new();
         for node in nodes {
             let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
-            let status = vigil_api::client::status(http, &url, Duration::from_secs(1)).await;
+            let status = vigil_api::client::status(http, &url, None, Duration::from_secs(1)).await;
             roles.push(status.ok().filter(|s| s.state == "running").map(|s| s.role));
         }
         let primaries = roles.iter().filter(|r| r.as_deref() == Some("primary")).count();
@@ -246,7 +246,7 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
         writeln!(out, "\n  {:<8} {:<16} {:<13} {:<9} {:>4}  LSN", "Member", "Host", "Role", "State", "TL");
     for node in nodes {
         let url = format!("http://127.0.0.1:{}/patroni", node.api_port);
-        let status = vigil_api::client::status(http, &url, Duration::from_secs(2)).await;
+        let status = vigil_api::client::status(http, &url, None, Duration::from_secs(2)).await;
         let (role, state, tl, lsn) = match status {
             Ok(s) => {
                 let lsn = s.position().map(|p| crate::db::Position(p).to_string()).unwrap_or_default();

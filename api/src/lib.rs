@@ -4,6 +4,7 @@
 //! [`StatusSource`] that answers with its latest status.
 
 pub mod allowlist;
+pub mod auth;
 pub mod body;
 pub mod client;
 mod health;
@@ -15,13 +16,15 @@ mod query;
 mod routes;
 mod schedule;
 mod secret;
+pub mod server;
 mod status;
 pub mod tls;
 
+pub use auth::BasicAuth;
 pub use health::Rule;
 pub use management::{
-    management_router, merge_patch, ApiError, BasicAuth, BoxFuture, Management, ReinitializeRequest,
-    RestartRequest, SwitchoverRequest,
+    management_router, merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
 };
 pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};

@@ -16,16 +16,14 @@
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
 //!
 //! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise), and
-//! an allowed client address when `restapi.allowlist` is ([`crate::allowlist`], 403); reads stay open, as
-//! Patroni's. Every error is JSON `{"error": "..."}`. Every mutating route also answers 400
+//! reads when `restapi.read_authentication` is ([`crate::auth`]); mutating calls also need an allowed
+//! client address when `restapi.allowlist` is set ([`crate::allowlist`], 403). Every error is JSON `{"error": "..."}`. Every mutating route also answers 400
 //! for a body that is not a JSON object (an array, a string), not UTF-8 or has an unknown field, and 413
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
 use crate::body::{self, RawBody, MAX_BODY};
-use crate::Secret;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -169,20 +167,11 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
-/// Basic-auth credentials required for mutating calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BasicAuth {
-    /// The user name.
-    pub username: String,
-    /// The password.
-    pub password: Secret,
-}
-
 type Agent = Arc<dyn Management>;
 
-/// The management router over `agent`, with `auth` required for mutating calls when given. Bodies are
-/// read by [`crate::body`]: at most [`MAX_BODY`] bytes, JSON objects only, JSON errors.
-pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
+/// The management router over `agent`. Bodies are read by [`crate::body`]: at most [`MAX_BODY`] bytes,
+/// JSON objects only, JSON errors. Credentials are checked by [`crate::auth`], over the whole API.
+pub fn management_router(agent: Agent) -> Router {
     Router::new()
         .route("/cluster", get(|State(a): State<Agent>| async move { json(a.cluster().await) }))
         .route("/history", get(|State(a): State<Agent>| async move { json(a.history().await) }))
@@ -240,7 +229,6 @@ pub fn management_router(agent: Agent, auth: Option<BasicAuth>) -> Router {
             }),
         )
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(auth.map(Arc::new), require_auth))
         .with_state(agent)
 }
 
@@ -294,81 +282,9 @@ fn message(result: Result<String, ApiError>) -> Response {
     }
 }
 
-/// Lets reads through; a mutating call must carry the configured basic-auth credentials.
-async fn require_auth(State(auth): State<Option<Arc<BasicAuth>>>, request: Request, next: Next) -> Response {
-    let Some(auth) = auth else { return next.run(request).await };
-    if request.method() == Method::GET {
-        return next.run(request).await;
-    }
-    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if given.and_then(decode_basic).is_some_and(|(user, password)| {
-        constant_time_eq(user.as_bytes(), auth.username.as_bytes())
-            & constant_time_eq(password.as_bytes(), auth.password.expose().as_bytes())
-    }) {
-        return next.run(request).await;
-    }
-    let mut response =
-        ApiError::new(401, "authentication required: wrong or missing credentials").into_response();
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"vigil\""));
-    response
-}
-
-/// `Basic <base64(user:password)>` → (user, password).
-fn decode_basic(header: &str) -> Option<(String, String)> {
-    let encoded = header.strip_prefix("Basic ")?;
-    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
-/// Standard base64 (RFC 4648, with padding) decoding.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for byte in text.bytes().filter(|b| *b != b'=') {
-        let value = ALPHABET.iter().position(|a| *a == byte)? as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
-}
-
-/// Compares without stopping at the first difference, so timing does not tell how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for (x, y) in a.iter().zip(b.iter()) {
-        diff |= x ^ y;
-    }
-    diff == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_auth_debug_hides_the_password() {
-        let auth = BasicAuth { username: "admin".into(), password: "s3cret".into() };
-        let debug = format!("{auth:?}");
-        assert!(debug.contains("admin") && !debug.contains("s3cret"), "{debug}");
-    }
-
-    #[test]
-    fn basic_auth_headers_decode() {
-        // "admin:s3cret:x" → the password may contain ':'.
-        assert_eq!(decode_basic("Basic YWRtaW46czNjcmV0Ong="), Some(("admin".into(), "s3cret:x".into())));
-        assert_eq!(decode_basic("Bearer abc"), None);
-        assert_eq!(decode_basic("Basic !!!"), None);
-    }
 
     #[test]
     fn merge_patch_follows_rfc_7386() {
@@ -379,12 +295,5 @@ mod tests {
         let mut scalar = json!(1);
         merge_patch(&mut scalar, &json!({"k": null, "v": 2}));
         assert_eq!(scalar, json!({"v": 2}));
-    }
-
-    #[test]
-    fn comparison_is_exact() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

@@ -9,43 +9,45 @@ use serde_json::{json, Map, Value};
 pub type ManagementRoute = (&'static str, &'static str, &'static [u16], &'static str);
 
 /// The management routes (Patroni's, api.py), served by [`crate::management_router`]: mutating calls
-/// need basic auth when `restapi.authentication` is configured (401 otherwise); errors are
+/// need basic auth when `restapi.authentication` is configured (401 otherwise; 403 for the read-only
+/// credentials, a client outside the allowlist or without a required certificate), reads when
+/// `restapi.read_authentication` is ([`crate::auth`]); errors are
 /// `{"error": …}`; a store failure is a 503; a body that is not a JSON object is a 400, one over
 /// [`crate::body::MAX_BODY`] a 413. Restart, reload and reinitialize are planned, with
 /// Patroni's codes.
 pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
-    ("/cluster", "GET", &[200, 503], "The cluster: members, roles, positions and lag"),
-    ("/history", "GET", &[200, 503], "The promotions: [timeline, lsn, reason, timestamp, new_leader]"),
-    ("/config", "GET", &[200, 502, 503], "The dynamic configuration (502: the cluster has none yet)"),
+    ("/cluster", "GET", &[200, 401, 503], "The cluster: members, roles, positions and lag"),
+    ("/history", "GET", &[200, 401, 503], "The promotions: [timeline, lsn, reason, timestamp, new_leader]"),
+    ("/config", "GET", &[200, 401, 502, 503], "The dynamic configuration (502: the cluster has none yet)"),
     (
         "/config",
         "PATCH",
-        &[200, 400, 401, 409, 413, 503],
+        &[200, 400, 401, 403, 409, 413, 503],
         "Merge-patch the dynamic configuration (null deletes)",
     ),
-    ("/config", "PUT", &[200, 400, 401, 409, 413, 503], "Replace the dynamic configuration"),
+    ("/config", "PUT", &[200, 400, 401, 403, 409, 413, 503], "Replace the dynamic configuration"),
     (
         "/switchover",
         "POST",
-        &[200, 202, 400, 401, 409, 412, 413, 422, 503],
+        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
         "Switch over from leader to a candidate, now or at scheduled_at",
     ),
     (
         "/switchover",
         "DELETE",
-        &[200, 400, 401, 404, 409, 413, 503],
+        &[200, 400, 401, 403, 404, 409, 413, 503],
         "Cancel the pending or scheduled switchover",
     ),
-    ("/failover", "POST", &[200, 400, 401, 409, 412, 413, 503], "Fail over to candidate"),
+    ("/failover", "POST", &[200, 400, 401, 403, 409, 412, 413, 503], "Fail over to candidate"),
     (
         "/restart",
         "POST",
-        &[200, 202, 400, 401, 409, 412, 413, 422, 503],
+        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
         "Restart the database now or at schedule",
     ),
-    ("/restart", "DELETE", &[200, 400, 401, 404, 413], "Cancel the scheduled restart"),
-    ("/reload", "POST", &[202, 400, 401, 413], "Reload the agent's configuration"),
-    ("/reinitialize", "POST", &[200, 400, 401, 413, 503], "Rebuild this replica from the primary"),
+    ("/restart", "DELETE", &[200, 400, 401, 403, 404, 413], "Cancel the scheduled restart"),
+    ("/reload", "POST", &[202, 400, 401, 403, 413], "Reload the agent's configuration"),
+    ("/reinitialize", "POST", &[200, 400, 401, 403, 413, 503], "Rebuild this replica from the primary"),
 ];
 
 /// The OpenAPI 3.0 document of the REST API.
@@ -67,7 +69,9 @@ pub fn openapi() -> Value {
             "title": "Vigil REST API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Patroni-compatible health checks, status, metrics and management of a Vigil \
-                member. Health checks are never authenticated; HEAD and OPTIONS answer the status line alone.",
+                member. Health checks are never authenticated; the other reads need basic auth when \
+                restapi.read_authentication is set, changes when restapi.authentication is. HEAD and OPTIONS \
+                answer the status line alone.",
         },
         "paths": paths,
         "components": components(),
@@ -76,7 +80,7 @@ pub fn openapi() -> Value {
 
 fn served_operation(endpoint: Endpoint, method: &str) -> Value {
     let body = method == "GET";
-    match endpoint {
+    let mut operation = match endpoint {
         Endpoint::Health(rule) => {
             let answer = |what: &str| match body {
                 true => json!({ "description": what, "content": json_of("NodeStatus") }),
@@ -118,7 +122,13 @@ fn served_operation(endpoint: Endpoint, method: &str) -> Value {
                 "content": { "application/json": { "schema": { "type": "object" } } },
             } },
         }),
+    };
+    if !matches!(endpoint, Endpoint::Health(_)) {
+        operation["security"] = optional_basic_auth();
+        operation["responses"]["401"] =
+            error_response("Credentials missing or wrong (restapi.read_authentication is set)", body);
     }
+    operation
 }
 
 fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) -> Value {
@@ -133,15 +143,14 @@ fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) 
                 "content": { "text/plain": { "schema": { "type": "string" } } },
             }),
             401 => error_response("Credentials missing or wrong", true),
+            403 => error_response("Not allowed: read-only credentials, address or certificate", true),
             413 => error_response("The request body is larger than 64 KiB", true),
             _ => error_response("Refused or failed: the error says why", true),
         };
         responses.insert(code.to_string(), answer);
     }
     let mut operation = json!({ "tags": ["management"], "summary": summary, "responses": responses });
-    if method != "GET" {
-        operation["security"] = json!([{ "basicAuth": [] }, {}]);
-    }
+    operation["security"] = optional_basic_auth();
     if let Some(body) = request_body(path, method) {
         operation["requestBody"] = json!({
             "required": method != "POST" || path != "/restart",
@@ -216,6 +225,11 @@ fn error_response(description: &str, body: bool) -> Value {
         true => json!({ "description": description, "content": json_of("Error") }),
         false => json!({ "description": description }),
     }
+}
+
+/// Basic auth, needed or not as the agent is configured.
+fn optional_basic_auth() -> Value {
+    json!([{ "basicAuth": [] }, {}])
 }
 
 fn components() -> Value {

@@ -10,10 +10,12 @@
 //! - `tag_<key>=<value>`: the member's tag `key` must equal `value`.
 //!
 //! As with Python's `parse_qs`, a parameter given twice counts once (the first), and an empty value
-//! counts as absent.
+//! counts as absent. Parsing takes time linear in the query's length (the names seen are kept in a hash
+//! set), and the query is under 64 KiB (the URI limit, see [`crate::server`]).
 
 use axum::extract::Query;
 use axum::http::Uri;
+use std::collections::HashSet;
 
 /// The parsed query of a health check.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,20 +42,20 @@ impl HealthQuery {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map_err(|e| BadParameter(format!("unreadable query string: {e}")))?;
         let mut query = HealthQuery::default();
-        let mut seen = Vec::new();
-        for (key, value) in pairs {
-            if value.is_empty() || seen.contains(&key) {
+        let mut seen = HashSet::new();
+        for (key, value) in &pairs {
+            if value.is_empty() || !seen.insert(key.as_str()) {
                 continue;
             }
             match key.as_str() {
-                "lag" => query.lag = Some(parse_size(&value).map_err(|e| bad("lag", &value, e))?),
-                "min_lsn" => query.min_lsn = Some(parse_lsn(&value).map_err(|e| bad("min_lsn", &value, e))?),
+                "lag" => query.lag = Some(parse_size(value).map_err(|e| bad("lag", value, e))?),
+                "min_lsn" => query.min_lsn = Some(parse_lsn(value).map_err(|e| bad("min_lsn", value, e))?),
                 "replication_state" => query.replication_state = Some(value.clone()),
                 "mode" => {
                     query.by_received = match value.as_str() {
                         "apply" => false,
                         "write" => true,
-                        _ => return Err(bad("mode", &value, "expected apply or write")),
+                        _ => return Err(bad("mode", value, "expected apply or write")),
                     }
                 }
                 _ => {
@@ -62,7 +64,6 @@ impl HealthQuery {
                     }
                 }
             }
-            seen.push(key);
         }
         Ok(query)
     }
@@ -166,6 +167,21 @@ mod tests {
         assert_eq!(query.tags, vec![("zone".to_owned(), "a".to_owned())]);
         let error = HealthQuery::from_uri(&"/replica?lag=lots".parse().expect("uri")).expect_err("bad lag");
         assert!(error.0.contains("lag"), "{}", error.0);
+    }
+
+    #[test]
+    fn the_longest_query_a_uri_can_hold_keeps_the_first_of_each_parameter() {
+        // About 6,000 parameters (a URI is under 64 KiB), each name given twice, then `lag`. The names
+        // seen are a hash set, so the work is linear in the query's length.
+        let names = 2_900;
+        let first = (0..names).map(|i| format!("tag_{i}=a"));
+        let second = (0..names).map(|i| format!("tag_{i}=b"));
+        let query: Vec<String> = first.chain(second).chain(["lag=1kB".to_owned()]).collect();
+        let uri: Uri = format!("/replica?{}", query.join("&")).parse().expect("a URI under 64 KiB");
+        let parsed = HealthQuery::from_uri(&uri).expect("valid");
+        assert_eq!(parsed.tags.len(), names);
+        assert!(parsed.tags.iter().enumerate().all(|(i, (k, v))| *k == i.to_string() && v == "a"));
+        assert_eq!(parsed.lag, Some(1024));
     }
 
     #[test]

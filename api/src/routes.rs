@@ -78,6 +78,11 @@ pub const ROUTES: &[(&str, Endpoint)] = &[
     ("/openapi.json", Endpoint::OpenApi),
 ];
 
+/// Whether `path` is a health check's (open to anyone, whatever the credentials configured).
+pub(crate) fn is_health_check(path: &str) -> bool {
+    ROUTES.iter().any(|&(route, endpoint)| route == path && matches!(endpoint, Endpoint::Health(_)))
+}
+
 /// The REST router over `source`: every route of [`ROUTES`], and a JSON 404 for any other path.
 pub fn router(source: Source) -> Router {
     let routes = ROUTES.iter().fold(Router::new(), |router, &(path, endpoint)| {

@@ -3,13 +3,14 @@
 //! their peers).
 //!
 //! [`server_config`] reads the PEM files once, at start: a file that is not what its key says fails with
-//! the key's name ([`TlsError`]). [`serve`] serves a router over plain HTTP or over TLS; with TLS it tells
-//! each request whether its connection showed a client certificate signed by `cafile`
-//! ([`ClientCert`]). With `verify_client: required` the handshake itself refuses a client without one;
-//! with `optional` anyone may read, and [`require_client_cert`] answers a mutating call without one with
-//! 403 (Patroni's `client certificate required`). Health checks stay open either way (they are reads).
+//! the key's name ([`TlsError`]). [`serve`] serves a router over plain HTTP or over TLS (see
+//! [`crate::server`]); with TLS it tells each request whether its connection showed a client certificate
+//! signed by `cafile` ([`ClientCert`]). With `verify_client: required` the handshake itself refuses a
+//! client without one; with `optional` anyone may read, and [`require_client_cert`] answers a mutating
+//! call without one with 403 (Patroni's `client certificate required`). Health checks stay open either
+//! way (they are reads).
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,12 +21,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 pub use rustls::ServerConfig;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
 /// `restapi.verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +153,10 @@ pub fn server_config(tls: &ServerTls, section: &str) -> Result<Arc<ServerConfig>
 /// A reqwest client builder that speaks HTTPS as `tls` says; `section` names the keys in errors (`ctl`,
 /// `restapi`).
 pub fn client_builder(tls: &ClientTls, section: &str) -> Result<reqwest::ClientBuilder, TlsError> {
-    let mut builder = reqwest::Client::builder().no_proxy();
+    // Agents close a connection idle for `ServeLimits::header_read_timeout` (10 s): drop it sooner here, so
+    // that a request is never sent on a connection the server is closing.
+    let mut builder =
+        reqwest::Client::builder().no_proxy().pool_idle_timeout(std::time::Duration::from_secs(5));
     if let Some(path) = &tls.cacert {
         let key = format!("{section}.{}", if section == "ctl" { "cacert" } else { "cafile" });
         let pem = std::fs::read(path).map_err(|e| tls_error(&key, path, e))?;
@@ -198,52 +198,8 @@ pub struct ClientCert(pub bool);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerCertificate(pub Arc<CertificateDer<'static>>);
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves `router` on `listener`: plain HTTP without `tls`, else HTTPS; each request carries its
-/// client's address ([`ConnectInfo`]`<SocketAddr>`, for [`crate::allowlist`]). Runs until the listener fails;
-/// connections are served by tasks this future owns (dropping it ends them).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<Arc<ServerConfig>>,
-) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut connections = JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let (acceptor, router) = (acceptor.clone(), router.clone());
-        connections.spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let leaf = stream.get_ref().1.peer_certificates().and_then(|certs| certs.first());
-            let leaf = leaf.map(|cert| PeerCertificate(Arc::new(cert.clone().into_owned())));
-            let service =
-                hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ClientCert(leaf.is_some()));
-                    if let Some(leaf) = &leaf {
-                        request.extensions_mut().insert(leaf.clone());
-                    }
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(router.clone(), request)
-                });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
-                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-}
+/// Serves a router over plain HTTP or HTTPS within the default limits: [`crate::server::serve`].
+pub use crate::server::serve;
 
 /// Adds Patroni's check for `verify_client: optional` (and `required`) to `router`: a mutating call
 /// (anything but GET, HEAD, OPTIONS) over a connection without a verified client certificate answers

@@ -16,8 +16,8 @@ async fn api(networks: &[&str], include_members: bool, members: &[&str]) -> (Str
     let members = members.iter().map(|m| m.parse::<IpAddr>().expect("ip")).collect();
     let agent = Arc::new(Idle { members, ..Default::default() });
     let networks = networks.iter().map(|n| n.parse::<Network>().expect("network")).collect();
-    let app = router(Arc::new(Fixed { status: primary(), leading: true }))
-        .merge(management_router(agent.clone(), None));
+    let app =
+        router(Arc::new(Fixed { status: primary(), leading: true })).merge(management_router(agent.clone()));
     let app = allowlist::restrict(
         app,
         Allowlist { networks, include_members },

@@ -10,6 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tower::ServiceExt;
+use vigil_api::auth::{require_credentials, Credentials};
 use vigil_api::BasicAuth;
 use vigil_api::{management_router, metrics, openapi, router, RaftInfo, MANAGEMENT_ROUTES, ROUTES};
 
@@ -132,7 +133,7 @@ fn management_routes_are_documented_with_their_codes() {
         for code in *codes {
             assert!(operation["responses"].get(code.to_string()).is_some(), "{method} {path} {code}");
         }
-        assert_eq!(operation["security"].is_array(), *method != "GET", "{method} {path}");
+        assert!(operation["security"].is_array(), "{method} {path}");
     }
     for (path, method) in [
         ("/cluster", "GET"),
@@ -176,8 +177,7 @@ async fn every_documented_management_route_is_served() {
     for &(path, method, codes, _) in vigil_api::MANAGEMENT_ROUTES {
         let body = if method == "GET" || method == "DELETE" { Body::empty() } else { Body::from("{}") };
         let request = Request::builder().method(method).uri(path).body(body).expect("request");
-        let response =
-            management_router(Arc::new(Idle::default()), None).oneshot(request).await.expect("response");
+        let response = management_router(Arc::new(Idle::default())).oneshot(request).await.expect("response");
         let code = response.status().as_u16();
         assert!(codes.contains(&code), "{method} {path} answered {code}, documented {codes:?}");
     }
@@ -188,7 +188,8 @@ async fn the_json_errors_survive_merging_with_the_management_router() {
     let auth = BasicAuth { username: "u".into(), password: "p".into() };
     let api = || {
         let source = Fixed { status: replica(), leading: false };
-        router(Arc::new(source)).merge(management_router(Arc::new(Idle::default()), Some(auth.clone())))
+        let app = router(Arc::new(source)).merge(management_router(Arc::new(Idle::default())));
+        require_credentials(app, Credentials { admin: Some(auth.clone()), read: None })
     };
     for (method, path, code, error) in [
         ("GET", "/foo", 404, Some("no such endpoint: GET /foo")),
@@ -196,6 +197,7 @@ async fn the_json_errors_survive_merging_with_the_management_router() {
         ("POST", "/primary", 405, Some("method not allowed: POST /primary")),
         ("GET", "/replica", 200, None),
         ("GET", "/cluster", 200, None),
+        ("POST", "/reload", 401, Some("authentication required: wrong or missing credentials")),
     ] {
         let request = Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
         let response = api().oneshot(request).await.expect("response");

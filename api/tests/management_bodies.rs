@@ -29,7 +29,7 @@ const MUTATING: &[(&str, &str)] = &[
 async fn send(method: &str, path: &str, body: Vec<u8>) -> (u16, Value, usize) {
     let agent = Arc::new(Idle::default());
     let request = Request::builder().method(method).uri(path).body(Body::from(body)).expect("request");
-    let response = management_router(agent.clone(), None).oneshot(request).await.expect("response");
+    let response = management_router(agent.clone()).oneshot(request).await.expect("response");
     let code = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
     let json = serde_json::from_slice(&bytes)
@@ -81,7 +81,7 @@ async fn empty_bodies_still_work_where_they_did() {
     {
         let agent = Arc::new(Idle::default());
         let request = Request::builder().method(method).uri(path).body(Body::empty()).expect("request");
-        let response = management_router(agent.clone(), None).oneshot(request).await.expect("response");
+        let response = management_router(agent.clone()).oneshot(request).await.expect("response");
         assert!(response.status().is_success(), "{method} {path}: {}", response.status());
         assert_eq!(agent.calls.load(Ordering::SeqCst), 1);
     }

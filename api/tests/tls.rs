@@ -113,7 +113,7 @@ async fn serve(tls: &ServerTls) -> (String, String) {
     let config = tls::server_config(tls, "restapi").expect("server tls");
     let source = common::Fixed { status: common::primary(), leading: true };
     let mut app =
-        vigil_api::router(Arc::new(source)).merge(vigil_api::management_router(Arc::new(Agreeable), None));
+        vigil_api::router(Arc::new(source)).merge(vigil_api::management_router(Arc::new(Agreeable)));
     if tls.verify_client != VerifyClient::None {
         app = tls::require_client_cert(app);
     }
@@ -217,7 +217,7 @@ async fn the_allowlist_sees_the_client_address_over_tls_too() {
     let mut codes = Vec::new();
     for network in ["10.0.0.0/8", "127.0.0.0/8"] {
         let agent: Arc<dyn Management> = Arc::new(Agreeable);
-        let app = vigil_api::management_router(agent.clone(), None);
+        let app = vigil_api::management_router(agent.clone());
         let networks = vec![network.parse().expect("network")];
         let app = allowlist::restrict(app, Allowlist { networks, include_members: false }, agent);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -227,4 +227,24 @@ async fn the_allowlist_sees_the_client_address_over_tls_too() {
         codes.push(status_of(pki.client(None).patch(url).body("{}").send().await).await);
     }
     assert_eq!(codes, [403, 200]);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_handshake_is_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use vigil_api::server::{serve_with, ServeLimits};
+    let pki = Pki::new();
+    let config = tls::server_config(&pki.server(VerifyClient::None), "restapi").expect("server tls");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let timeout = std::time::Duration::from_millis(300);
+    let limits = ServeLimits { header_read_timeout: timeout, ..Default::default() };
+    tokio::spawn(serve_with(listener, axum::Router::new(), Some(config), limits));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = std::time::Instant::now();
+    stream.write_all(&[0x16, 0x03, 0x01]).await.expect("half a TLS record header");
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "still open: {read:?}");
+    assert!(started.elapsed() >= timeout, "closed after {:?}", started.elapsed());
 }

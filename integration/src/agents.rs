@@ -242,8 +242,11 @@ impl AgentCluster {
             .collect();
         let root = unsafe { libc::geteuid() } == 0;
         let os_user = if root { "\n  os_user: postgres" } else { "" };
+        // `restapi.insecure`: placed nodes listen on 10.77.x addresses, inside this test's own network
+        // namespaces, where only the test reaches them; the API stays open as the tests call it.
         let yaml = format!(
             "scope: it\nname: {name}\nrestapi:\n  listen: {host}:{api}\n  connect_address: {host}:{api}\n\
+             \x20 insecure: true\n\
              raft:\n  data_dir: {home}/raft\n  self_addr: {host}:{raft}\n  partner_addrs: [{partners}]\n\
              \x20 certfile: {tls}/{name}.pem\n  keyfile: {tls}/{name}.key\n  cafile: {tls}/ca.pem\n\
              bootstrap:\n  dcs:\n{dcs}    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\

@@ -40,11 +40,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             tokio::select! {
-                served = vigil_api::tls::serve(listener, router, tls) => {
-                    if let Err(e) = served {
-                        tracing::warn!(%addr, error = %e, "server failed");
-                    }
-                }
+                () = vigil_api::tls::serve(listener, router, tls) => {}
                 _ = stopped => {}
             }
         });

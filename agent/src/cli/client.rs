@@ -235,7 +235,8 @@ impl Client {
         timeout: Duration,
     ) -> Result<String, CallError> {
         let mut request = self.http.request(method.clone(), format!("{url}{path}")).timeout(timeout);
-        if let Some(auth) = self.auth.as_ref().filter(|_| method != Method::GET) {
+        // Every call, reads too: an agent with restapi.read_authentication wants credentials for them.
+        if let Some(auth) = &self.auth {
             request = request.basic_auth(&auth.username, Some(auth.password.expose()));
         }
         if let Some(body) = body {
@@ -307,7 +308,7 @@ mod tests {
         assert_eq!(target.auth, None);
 
         let env = |k: &str| (k == "VIGIL_API").then(|| "http://e:1".to_string());
-        let c = config("");
+        let c = config("  allowlist: [10.0.0.0/8]\n");
         assert_eq!(
             resolve(&ConnectArgs::default(), Some(&c), &env).expect("file").urls,
             ["http://10.0.0.1:8008"]
@@ -437,9 +438,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn mutating_calls_carry_basic_auth_and_report_the_agents_error() {
-        let auth = vigil_api::BasicAuth { username: "admin".into(), password: "s3cret".into() };
-        let app = vigil_api::management_router(std::sync::Arc::new(Stub), Some(auth));
+    async fn calls_carry_basic_auth_and_report_the_agents_error() {
+        let auth = |user: &str, password: &str| {
+            Some(vigil_api::BasicAuth { username: user.into(), password: password.into() })
+        };
+        let credentials =
+            vigil_api::auth::Credentials { admin: auth("admin", "s3cret"), read: auth("monitor", "r3ad") };
+        let app = vigil_api::management_router(std::sync::Arc::new(Stub));
+        let app = vigil_api::auth::require_credentials(app, credentials);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -451,6 +457,7 @@ mod tests {
         let err = anonymous.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await;
         let err = err.expect_err("401");
         assert!(err.starts_with(&format!("authentication required: wrong or missing credentials (HTTP 401 from {url}); give credentials")), "{err}");
+        assert!(anonymous.get_from(&url, "/config").await.expect_err("401 for a read").contains("HTTP 401"));
 
         let auth = Some(Auth { username: "admin".into(), password: "s3cret".into() });
         let mut client =

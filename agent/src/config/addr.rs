@@ -16,10 +16,11 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    /// True when the host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`: reachable from this
-    /// machine only.
+    /// True when the host is a loopback address (`127.0.0.0/8`, `::1`, `::ffff:127.x`) or `localhost`:
+    /// reachable from this machine only.
     pub fn is_loopback(&self) -> bool {
-        self.host == "localhost" || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        self.host == "localhost"
+            || self.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
     }
 
     /// True when the host is not one address others can connect to: `*`, `0.0.0.0`, `::` or a list.

@@ -11,12 +11,15 @@
 //! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
 //! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
 //! | `VIGIL_RESTAPI_PASSWORD` | `restapi.authentication.password` |
+//! | `VIGIL_RESTAPI_READ_USERNAME` | `restapi.read_authentication.username` |
+//! | `VIGIL_RESTAPI_READ_PASSWORD` | `restapi.read_authentication.password` |
 //! | `VIGIL_RESTAPI_CERTFILE` | `restapi.certfile` |
 //! | `VIGIL_RESTAPI_KEYFILE` | `restapi.keyfile` |
 //! | `VIGIL_RESTAPI_CAFILE` | `restapi.cafile` |
 //! | `VIGIL_RESTAPI_VERIFY_CLIENT` | `restapi.verify_client` |
 //! | `VIGIL_RESTAPI_ALLOWLIST` | `restapi.allowlist` (comma-separated) |
 //! | `VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS` | `restapi.allowlist_include_members` (`true` or `false`) |
+//! | `VIGIL_RESTAPI_INSECURE` | `restapi.insecure` (`true` or `false`) |
 //! | `VIGIL_CTL_INSECURE` | `ctl.insecure` (`true` or `false`) |
 //! | `VIGIL_CTL_CACERT` | `ctl.cacert` |
 //! | `VIGIL_CTL_CERTFILE` | `ctl.certfile` |
@@ -55,12 +58,15 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
     ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),
     ("VIGIL_RESTAPI_PASSWORD", "restapi.authentication.password"),
+    ("VIGIL_RESTAPI_READ_USERNAME", "restapi.read_authentication.username"),
+    ("VIGIL_RESTAPI_READ_PASSWORD", "restapi.read_authentication.password"),
     ("VIGIL_RESTAPI_CERTFILE", "restapi.certfile"),
     ("VIGIL_RESTAPI_KEYFILE", "restapi.keyfile"),
     ("VIGIL_RESTAPI_CAFILE", "restapi.cafile"),
     ("VIGIL_RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
     ("VIGIL_RESTAPI_ALLOWLIST", "restapi.allowlist"),
     ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "restapi.allowlist_include_members"),
+    ("VIGIL_RESTAPI_INSECURE", "restapi.insecure"),
     ("VIGIL_CTL_INSECURE", "ctl.insecure"),
     ("VIGIL_CTL_CACERT", "ctl.cacert"),
     ("VIGIL_CTL_CERTFILE", "ctl.certfile"),
@@ -88,7 +94,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 /// The keys that take a list.
 const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
 /// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
-const BOOL_KEYS: &[&str] = &["ctl.insecure", "restapi.allowlist_include_members", "raft.insecure"];
+const BOOL_KEYS: &[&str] =
+    &["ctl.insecure", "restapi.allowlist_include_members", "restapi.insecure", "raft.insecure"];
 
 /// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
 pub(crate) fn apply(

@@ -21,6 +21,13 @@ pub struct UserPassword {
     pub password: Secret,
 }
 
+impl UserPassword {
+    /// The pair as HTTP basic-auth credentials.
+    pub fn basic_auth(&self) -> vigil_api::BasicAuth {
+        vigil_api::BasicAuth { username: self.username.clone(), password: self.password.clone() }
+    }
+}
+
 choice_enum! {
     /// `restapi.verify_client`: whether the REST API asks for TLS client certificates.
     pub enum VerifyClient {
@@ -41,9 +48,14 @@ pub struct RestApiConfig {
     pub listen: HostPort,
     /// The address other members and tools use (part of this member's `api_url`).
     pub connect_address: HostPort,
-    /// Basic auth for the management endpoints.
+    /// Basic auth for the management endpoints (Patroni's): needed for changes, good for reads too.
     #[serde(default)]
     pub authentication: Option<UserPassword>,
+    /// Read-only basic auth (Vigil's own): when set, the status endpoints other than the health checks
+    /// (`/patroni`, `/cluster`, `/history`, `GET /config`, `/metrics`, …) need these or
+    /// `authentication`'s credentials.
+    #[serde(default)]
+    pub read_authentication: Option<UserPassword>,
     /// TLS certificate (PEM); the REST API speaks HTTPS when given.
     #[serde(default)]
     pub certfile: Option<PathBuf>,
@@ -62,6 +74,10 @@ pub struct RestApiConfig {
     /// The members' addresses (their `api_url` and `conn_url` hosts) may make mutating calls too.
     #[serde(default)]
     pub allowlist_include_members: bool,
+    /// Serve the management calls on a non-loopback `listen` address with nothing protecting them (no
+    /// `authentication`, client certificates or allowlist); without it such a configuration is refused.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 impl RestApiConfig {
@@ -72,6 +88,28 @@ impl RestApiConfig {
                 e.parse().map_err(|why| super::ConfigError::invalid(format!("restapi.allowlist[{i}]"), why))
             })
             .collect()
+    }
+
+    /// Whether anyone who can reach `listen` could make management calls: it is not a loopback address
+    /// (`127.0.0.0/8`, `::1`, `localhost`) and neither `authentication`, client certificates
+    /// (`verify_client` optional or required) nor an allowlist protects them.
+    pub fn unprotected(&self) -> bool {
+        let loopback = self.listen.is_loopback();
+        let allowlist = !self.allowlist.is_empty() || self.allowlist_include_members;
+        !loopback && self.authentication.is_none() && !self.verifies_clients() && !allowlist
+    }
+
+    /// The credentials the REST API asks for (`authentication`, `read_authentication`).
+    pub fn credentials(&self) -> vigil_api::auth::Credentials {
+        vigil_api::auth::Credentials {
+            admin: self.authentication.as_ref().map(UserPassword::basic_auth),
+            read: self.read_authentication.as_ref().map(UserPassword::basic_auth),
+        }
+    }
+
+    /// Whether client certificates are checked (`verify_client` optional or required).
+    pub fn verifies_clients(&self) -> bool {
+        matches!(self.verify_client, Some(VerifyClient::Optional | VerifyClient::Required))
     }
 }
 

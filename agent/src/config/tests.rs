@@ -131,7 +131,7 @@ fn loads_from_a_file_and_names_it_in_errors() {
 const MINIMAL: &str = "\
 scope: demo
 name: solo
-restapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008}
+restapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008, authentication: {username: a, password: b}}
 raft: {data_dir: /var/lib/vigil/raft, self_addr: 10.0.0.1:2222}
 postgresql:
   listen: '*:5432'

@@ -1,6 +1,6 @@
 //! Broken files: each gives its own message naming the key.
 
-use super::tests::{example, fake_bin_dir};
+use super::tests::{env_of, example, fake_bin_dir};
 use super::*;
 
 /// Loads the example with `from` replaced by `to` and returns the error's text.
@@ -99,6 +99,41 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "  connect_address: 127.0.0.1:8008\n  allowlist_include_members: sometimes",
         "restapi.allowlist_include_members",
         "restapi.allowlist_include_members: invalid type",
+    ),
+    (
+        "  listen: 127.0.0.1:8008",
+        "  listen: 0.0.0.0:8008",
+        "restapi.insecure",
+        "restapi.insecure: restapi.listen 0.0.0.0:8008 is not a loopback address and nothing protects the \
+         management calls (switchover, restart, config changes) on it: set restapi.authentication, \
+         restapi.verify_client (optional or required, with restapi.cafile) or restapi.allowlist, or set \
+         restapi.insecure: true",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  insecure: maybe",
+        "restapi.insecure",
+        "restapi.insecure: invalid type",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  read_authentication: {username: monitor, password: r}",
+        "restapi.read_authentication",
+        "restapi.read_authentication: is set without restapi.authentication",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  authentication: {username: admin, password: a}\n  \
+         read_authentication: {username: admin, password: r}",
+        "restapi.read_authentication.username",
+        "restapi.read_authentication.username: \"admin\" is restapi.authentication's user name too",
+    ),
+    (
+        "  connect_address: 127.0.0.1:8008",
+        "  connect_address: 127.0.0.1:8008\n  authentication: {username: admin, password: a}\n  \
+         read_authentication: {username: '', password: r}",
+        "restapi.read_authentication.username",
+        "restapi.read_authentication.username: must not be empty",
     ),
     (
         "  connect_address: 127.0.0.1:8008",
@@ -253,6 +288,48 @@ fn verify_client_needs_tls_files() {
     let err = Config::from_yaml_str(&complete, &|_| None).unwrap_err();
     assert_eq!(err.to_string(), format!("restapi.certfile: {}: no PEM certificate in it", cert.display()));
     assert_eq!(err.key(), Some("restapi.certfile"));
+}
+
+#[test]
+fn a_rest_api_beyond_loopback_needs_protection_or_insecure() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path());
+    let listen = |host: &str, extra: &str| {
+        let restapi = format!("  listen: '{host}:8008'\n{extra}");
+        text.replace("  listen: 127.0.0.1:8008\n", &restapi)
+    };
+    for host in ["127.0.0.2", "localhost", "[::1]"] {
+        let c = Config::from_yaml_str(&listen(host, ""), &|_| None).unwrap();
+        assert!(!c.restapi.unprotected(), "{host} is loopback");
+    }
+    for extra in [
+        "  insecure: true\n",
+        "  authentication: {username: admin, password: a}\n",
+        "  allowlist: [10.0.0.0/8]\n",
+        "  allowlist_include_members: true\n",
+    ] {
+        let c = Config::from_yaml_str(&listen("0.0.0.0", extra), &|_| None).unwrap();
+        assert_eq!(c.restapi.unprotected(), extra.contains("insecure"), "{extra}");
+    }
+    let insecure = env_of(&[("VIGIL_RESTAPI_INSECURE", "true")]);
+    assert!(Config::from_yaml_str(&listen("10.0.0.1", ""), &insecure).unwrap().restapi.insecure);
+    let err = Config::from_yaml_str(&listen("db1.example.com", ""), &|_| None).unwrap_err();
+    assert_eq!(err.key(), Some("restapi.insecure"), "{err}");
+}
+
+#[test]
+fn read_credentials_come_with_admin_credentials() {
+    let bin = fake_bin_dir();
+    let env = env_of(&[
+        ("VIGIL_RESTAPI_USERNAME", "admin"),
+        ("VIGIL_RESTAPI_PASSWORD", "a"),
+        ("VIGIL_RESTAPI_READ_USERNAME", "monitor"),
+        ("VIGIL_RESTAPI_READ_PASSWORD", "r"),
+    ]);
+    let c = Config::from_yaml_str(&example(bin.path()), &env).unwrap();
+    let read = c.restapi.read_authentication.as_ref().unwrap();
+    assert_eq!((read.username.as_str(), read.password.expose()), ("monitor", "r"));
+    assert!(!format!("{c:?}").contains("\"r\""), "the password is hidden");
 }
 
 #[test]

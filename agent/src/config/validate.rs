@@ -2,7 +2,7 @@
 //! the lease timing inequality, and filling in `postgresql.bin_dir` and `namespace`.
 
 use super::postgresql::resolve_bin_dir;
-use super::{Config, ConfigError, HostPort, VerifyClient, WatchdogMode};
+use super::{Config, ConfigError, HostPort, RestApiConfig, WatchdogMode};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -41,11 +41,14 @@ fn top_level(config: &mut Config) -> Result<(), ConfigError> {
 fn restapi(config: &Config) -> Result<(), ConfigError> {
     let api = &config.restapi;
     connectable("restapi.connect_address", &api.connect_address)?;
-    if let Some(auth) = &api.authentication {
-        if auth.username.is_empty() {
-            return Err(ConfigError::invalid("restapi.authentication.username", "must not be empty"));
+    for (key, auth) in
+        [("authentication", &api.authentication), ("read_authentication", &api.read_authentication)]
+    {
+        if auth.as_ref().is_some_and(|a| a.username.is_empty()) {
+            return Err(ConfigError::invalid(format!("restapi.{key}.username"), "must not be empty"));
         }
     }
+    read_authentication(api)?;
     for (key, file) in [("certfile", &api.certfile), ("keyfile", &api.keyfile), ("cafile", &api.cafile)] {
         if let Some(path) = file {
             if !path.is_file() {
@@ -60,8 +63,7 @@ fn restapi(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("restapi.keyfile", "is set without restapi.certfile"));
     }
     api.allow_entries()?;
-    let verifying = matches!(api.verify_client, Some(VerifyClient::Optional | VerifyClient::Required));
-    if verifying && (api.certfile.is_none() || api.cafile.is_none()) {
+    if api.verifies_clients() && (api.certfile.is_none() || api.cafile.is_none()) {
         return Err(ConfigError::invalid(
             "restapi.verify_client",
             "checking client certificates needs TLS: set restapi.certfile and restapi.cafile",
@@ -71,7 +73,41 @@ fn restapi(config: &Config) -> Result<(), ConfigError> {
     if let Some(tls) = config.api_server_tls() {
         vigil_api::tls::server_config(&tls, "restapi").map_err(tls_error)?;
     }
+    if api.unprotected() && !api.insecure {
+        return Err(ConfigError::invalid(
+            "restapi.insecure",
+            format!(
+                "restapi.listen {} is not a loopback address and nothing protects the management calls \
+                 (switchover, restart, config changes) on it: set restapi.authentication, \
+                 restapi.verify_client (optional or required, with restapi.cafile) or restapi.allowlist, \
+                 or set restapi.insecure: true to serve them to anyone who can reach it (health checks \
+                 stay open either way)",
+                api.listen
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// `restapi.read_authentication` only with `authentication` (else reads would be closed and changes
+/// open), under a user name of its own.
+fn read_authentication(api: &RestApiConfig) -> Result<(), ConfigError> {
+    let Some(read) = &api.read_authentication else { return Ok(()) };
+    match &api.authentication {
+        None => Err(ConfigError::invalid(
+            "restapi.read_authentication",
+            "is set without restapi.authentication: reads would need credentials and changes none; set \
+             restapi.authentication (the credentials for changes) too",
+        )),
+        Some(admin) if admin.username == read.username => Err(ConfigError::invalid(
+            "restapi.read_authentication.username",
+            format!(
+                "{:?} is restapi.authentication's user name too: give the read-only user its own",
+                read.username
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 /// `ctl`: its files must exist and be usable (with their `restapi` fallbacks).

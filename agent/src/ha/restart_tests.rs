@@ -118,6 +118,7 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
         parameters: BTreeMap::new(),
         config_path: None,
         api_client_tls: Default::default(),
+        api_read_auth: None,
     };
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(me, dcs.clone(), db.clone(), Arc::default());

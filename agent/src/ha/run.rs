@@ -51,6 +51,9 @@ pub struct Identity {
     pub config_path: Option<std::path::PathBuf>,
     /// How to call the peers' REST API (HTTPS settings; plain HTTP needs none).
     pub api_client_tls: vigil_api::tls::ClientTls,
+    /// The read-only credentials (`restapi.read_authentication`) to ask the peers' status with. Never
+    /// the admin ones: peers' addresses come from the store, and a status read needs no more.
+    pub api_read_auth: Option<vigil_api::BasicAuth>,
 }
 
 /// The agent: one member's HA loop.
@@ -632,8 +635,9 @@ impl<D: Database> Agent<D> {
         let mut probes = JoinSet::new();
         for (name, record) in cluster.members.iter().filter(|(n, _)| **n != self.me.name) {
             let (http, name, url) = (self.http.clone(), name.clone(), record.api_url.clone());
+            let auth = self.me.api_read_auth.clone();
             probes.spawn(async move {
-                let answer = vigil_api::client::status(&http, &url, PEER_TIMEOUT).await;
+                let answer = vigil_api::client::status(&http, &url, auth.as_ref(), PEER_TIMEOUT).await;
                 peer_view(name, answer.ok())
             });
         }
