@@ -3,7 +3,6 @@
 //! `sslmode: verify-full` and that CA as `sslrootcert`. Replicas stream, a failover happens, and the old
 //! primary rejoins through pg_rewind, every connection to another member over TLS.
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use std::path::Path;
 use std::time::Duration;
 use vigil_integration::agents::AgentCluster;
@@ -15,28 +14,15 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// PostgreSQL: the key 0600, owned by `postgres` when the test runs as root.
 fn certificates(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "vigil test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
-    let key = KeyPair::generate().expect("server key");
-    let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("server params");
-    let cert = params.signed_by(&key, &ca).expect("server certificate");
-    let write = |name: &str, text: &str, mode: u32| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write pem");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    };
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    write("ca.pem", &ca.pem(), 0o644);
-    write("server.pem", &cert.pem(), 0o644);
-    write("server.key", &key.serialize_pem(), 0o600);
+    let ca = vigil_api::pki::Authority::new("vigil test PostgreSQL CA").expect("CA");
+    let files = ca.write(dir, "server", &["127.0.0.1"]).expect("server certificate");
     // SAFETY: geteuid has no preconditions; getpwnam's result is read at once, before any other call.
     unsafe {
         if libc::geteuid() == 0 {
             let pw = libc::getpwnam(c"postgres".as_ptr());
             assert!(!pw.is_null(), "no postgres OS user");
-            std::os::unix::fs::chown(dir.join("server.key"), Some((*pw).pw_uid), Some((*pw).pw_gid))
+            std::os::unix::fs::chown(&files.keyfile, Some((*pw).pw_uid), Some((*pw).pw_gid))
                 .expect("chown the server key");
         }
     }
