@@ -73,8 +73,16 @@ impl Lab {
             listen_host: "127.0.0.1".into(),
             port,
             connect_host: "127.0.0.1".into(),
-            superuser: Credentials { username: "postgres".into(), password: SUPERUSER_PASSWORD.into() },
-            replication: Credentials { username: "replicator".into(), password: "rep:se\\cret".into() },
+            superuser: Credentials {
+                username: "postgres".into(),
+                password: SUPERUSER_PASSWORD.into(),
+                peer_options: Default::default(),
+            },
+            replication: Credentials {
+                username: "replicator".into(),
+                password: "rep:se\\cret".into(),
+                peer_options: Default::default(),
+            },
             parameters,
             pg_hba: vec![
                 "local all all peer".into(),

@@ -64,6 +64,31 @@ pub struct AgentCluster {
     extra_dcs_yaml: String,
     /// The network `pg_hba.conf` admits clients and replicas from.
     hba_network: String,
+    /// Applied to every node's configuration text before it is written.
+    edit: ConfigEdit,
+}
+
+/// A change to every node's configuration text (YAML in, YAML out), for keys nested in sections the
+/// harness writes itself.
+pub type ConfigEdit = Box<dyn Fn(&str) -> String + Send + Sync>;
+
+/// `(PostgreSQL, REST API, Raft)` ports for `size` nodes, free when picked.
+fn fresh_ports(size: usize) -> Vec<(u16, u16, u16)> {
+    (0..size).map(|_| (free_port(), free_port(), free_port())).collect()
+}
+
+/// Nodes on [`LOCALHOST`] at `ports` (`(PostgreSQL, REST API, Raft)` each).
+fn local(ports: &[(u16, u16, u16)]) -> Vec<Placement> {
+    ports
+        .iter()
+        .map(|&(pg_port, api_port, raft_port)| Placement {
+            host: LOCALHOST.to_owned(),
+            pg_port,
+            api_port,
+            raft_port,
+            wrapper: Vec::new(),
+        })
+        .collect()
 }
 
 /// The `vigil` binary next to the running test's own directory (`target/<profile>/vigil`), which
@@ -97,9 +122,7 @@ impl AgentCluster {
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
     ) -> AgentCluster {
-        let ports: Vec<(u16, u16, u16)> =
-            (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
-        AgentCluster::start_on_ports(binary, &ports, extra, extra_dcs)
+        AgentCluster::start_on_ports(binary, &fresh_ports(size), extra, extra_dcs)
     }
 
     /// [`start_with_binary`](Self::start_with_binary) on given ports: `(PostgreSQL, REST API, Raft)` per
@@ -110,17 +133,14 @@ impl AgentCluster {
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
     ) -> AgentCluster {
-        let placements: Vec<Placement> = ports
-            .iter()
-            .map(|&(pg_port, api_port, raft_port)| Placement {
-                host: LOCALHOST.to_owned(),
-                pg_port,
-                api_port,
-                raft_port,
-                wrapper: Vec::new(),
-            })
-            .collect();
-        AgentCluster::start_placed(binary, &placements, &format!("{LOCALHOST}/32"), extra, extra_dcs)
+        AgentCluster::start_placed(binary, &local(ports), &format!("{LOCALHOST}/32"), extra, extra_dcs)
+    }
+
+    /// [`start`](Self::start) with every node's configuration changed by `edit` (e.g. a replacement of the
+    /// `pg_hba` lines or of `postgresql.authentication`'s roles).
+    pub fn start_edited(size: usize, edit: ConfigEdit) -> AgentCluster {
+        let (placements, hba) = (local(&fresh_ports(size)), format!("{LOCALHOST}/32"));
+        AgentCluster::launch(vigil_binary(), &placements, &hba, &|_| String::new(), "", edit)
     }
 
     /// [`start_on_ports`](Self::start_on_ports) with every node at its [`Placement`], `pg_hba.conf`
@@ -131,6 +151,17 @@ impl AgentCluster {
         hba_network: &str,
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
+    ) -> AgentCluster {
+        AgentCluster::launch(binary, placements, hba_network, &extra, extra_dcs, Box::new(str::to_owned))
+    }
+
+    fn launch(
+        binary: PathBuf,
+        placements: &[Placement],
+        hba_network: &str,
+        extra: &dyn Fn(usize) -> String,
+        extra_dcs: &str,
+        edit: ConfigEdit,
     ) -> AgentCluster {
         let size = placements.len();
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
@@ -158,7 +189,7 @@ impl AgentCluster {
         let http = reqwest::Client::builder().no_proxy().build().expect("http client");
         let extra_dcs_yaml: String = extra_dcs.lines().map(|line| format!("    {line}\n")).collect();
         let hba_network = hba_network.to_owned();
-        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml, hba_network };
+        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml, hba_network, edit };
         for i in 0..size {
             cluster.start_agent(i);
         }
@@ -271,7 +302,7 @@ impl AgentCluster {
             dcs = self.extra_dcs_yaml,
         );
         let file = home.join("vigil.yml");
-        std::fs::write(&file, yaml).expect("write config");
+        std::fs::write(&file, (self.edit)(&yaml)).expect("write config");
         file
     }
 

@@ -40,6 +40,24 @@
 //! | `VIGIL_SUPERUSER_PASSWORD` | `postgresql.authentication.superuser.password` |
 //! | `VIGIL_REPLICATION_USERNAME` | `postgresql.authentication.replication.username` |
 //! | `VIGIL_REPLICATION_PASSWORD` | `postgresql.authentication.replication.password` |
+//! | `VIGIL_SUPERUSER_SSLMODE` | `postgresql.authentication.superuser.sslmode` |
+//! | `VIGIL_SUPERUSER_SSLCERT` | `postgresql.authentication.superuser.sslcert` |
+//! | `VIGIL_SUPERUSER_SSLKEY` | `postgresql.authentication.superuser.sslkey` |
+//! | `VIGIL_SUPERUSER_SSLPASSWORD` | `postgresql.authentication.superuser.sslpassword` |
+//! | `VIGIL_SUPERUSER_SSLROOTCERT` | `postgresql.authentication.superuser.sslrootcert` |
+//! | `VIGIL_SUPERUSER_SSLCRL` | `postgresql.authentication.superuser.sslcrl` |
+//! | `VIGIL_SUPERUSER_SSLCRLDIR` | `postgresql.authentication.superuser.sslcrldir` |
+//! | `VIGIL_SUPERUSER_GSSENCMODE` | `postgresql.authentication.superuser.gssencmode` |
+//! | `VIGIL_SUPERUSER_CHANNEL_BINDING` | `postgresql.authentication.superuser.channel_binding` |
+//! | `VIGIL_REPLICATION_SSLMODE` | `postgresql.authentication.replication.sslmode` |
+//! | `VIGIL_REPLICATION_SSLCERT` | `postgresql.authentication.replication.sslcert` |
+//! | `VIGIL_REPLICATION_SSLKEY` | `postgresql.authentication.replication.sslkey` |
+//! | `VIGIL_REPLICATION_SSLPASSWORD` | `postgresql.authentication.replication.sslpassword` |
+//! | `VIGIL_REPLICATION_SSLROOTCERT` | `postgresql.authentication.replication.sslrootcert` |
+//! | `VIGIL_REPLICATION_SSLCRL` | `postgresql.authentication.replication.sslcrl` |
+//! | `VIGIL_REPLICATION_SSLCRLDIR` | `postgresql.authentication.replication.sslcrldir` |
+//! | `VIGIL_REPLICATION_GSSENCMODE` | `postgresql.authentication.replication.gssencmode` |
+//! | `VIGIL_REPLICATION_CHANNEL_BINDING` | `postgresql.authentication.replication.channel_binding` |
 
 use super::ConfigError;
 use serde_norway::{Mapping, Value};
@@ -89,6 +107,24 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"),
     ("VIGIL_REPLICATION_USERNAME", "postgresql.authentication.replication.username"),
     ("VIGIL_REPLICATION_PASSWORD", "postgresql.authentication.replication.password"),
+    ("VIGIL_SUPERUSER_SSLMODE", "postgresql.authentication.superuser.sslmode"),
+    ("VIGIL_SUPERUSER_SSLCERT", "postgresql.authentication.superuser.sslcert"),
+    ("VIGIL_SUPERUSER_SSLKEY", "postgresql.authentication.superuser.sslkey"),
+    ("VIGIL_SUPERUSER_SSLPASSWORD", "postgresql.authentication.superuser.sslpassword"),
+    ("VIGIL_SUPERUSER_SSLROOTCERT", "postgresql.authentication.superuser.sslrootcert"),
+    ("VIGIL_SUPERUSER_SSLCRL", "postgresql.authentication.superuser.sslcrl"),
+    ("VIGIL_SUPERUSER_SSLCRLDIR", "postgresql.authentication.superuser.sslcrldir"),
+    ("VIGIL_SUPERUSER_GSSENCMODE", "postgresql.authentication.superuser.gssencmode"),
+    ("VIGIL_SUPERUSER_CHANNEL_BINDING", "postgresql.authentication.superuser.channel_binding"),
+    ("VIGIL_REPLICATION_SSLMODE", "postgresql.authentication.replication.sslmode"),
+    ("VIGIL_REPLICATION_SSLCERT", "postgresql.authentication.replication.sslcert"),
+    ("VIGIL_REPLICATION_SSLKEY", "postgresql.authentication.replication.sslkey"),
+    ("VIGIL_REPLICATION_SSLPASSWORD", "postgresql.authentication.replication.sslpassword"),
+    ("VIGIL_REPLICATION_SSLROOTCERT", "postgresql.authentication.replication.sslrootcert"),
+    ("VIGIL_REPLICATION_SSLCRL", "postgresql.authentication.replication.sslcrl"),
+    ("VIGIL_REPLICATION_SSLCRLDIR", "postgresql.authentication.replication.sslcrldir"),
+    ("VIGIL_REPLICATION_GSSENCMODE", "postgresql.authentication.replication.gssencmode"),
+    ("VIGIL_REPLICATION_CHANNEL_BINDING", "postgresql.authentication.replication.channel_binding"),
 ];
 
 /// The keys that take a list.

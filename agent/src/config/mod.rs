@@ -12,6 +12,7 @@ mod dynamic;
 pub mod env;
 mod error;
 mod os_user;
+mod pg_role;
 mod postgresql;
 mod scalar;
 mod sections;
@@ -29,6 +30,7 @@ pub use dynamic::{
     DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT, DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
 };
 pub use error::ConfigError;
+pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
@@ -39,7 +41,7 @@ pub use sections::{
 pub use tags::Tags;
 
 use crate::db::postgres::unsafe_parameters::is_unsafe;
-use crate::db::postgres::{Credentials, PostgresSettings};
+use crate::db::postgres::{Credentials, PeerOptions, PostgresSettings};
 use crate::os_user::OsUser;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -155,8 +157,11 @@ impl Config {
     pub fn postgres_settings(&self, dynamic: &DynamicConfig) -> PostgresSettings {
         let pg = &self.postgresql;
         let parameters = server_parameters(dynamic, &pg.parameters);
-        let credentials =
-            |u: &UserPassword| Credentials { username: u.username.clone(), password: u.password.clone() };
+        let credentials = |r: &PgRole| Credentials {
+            username: r.username.clone(),
+            password: r.password.clone(),
+            peer_options: PeerOptions(r.libpq_options()),
+        };
         PostgresSettings {
             name: self.name.to_string(),
             data_dir: pg.data_dir.clone(),

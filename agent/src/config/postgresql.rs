@@ -1,13 +1,13 @@
 //! The `postgresql` section and the search for PostgreSQL's programs.
 
-use super::{scalar, ConfigError, HostPort, UserPassword};
+use super::{scalar, ConfigError, HostPort, PgRole};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The programs `postgresql.bin_dir` must hold.
-pub const REQUIRED_BINARIES: [&str; 6] =
-    ["postgres", "pg_ctl", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata"];
+pub const REQUIRED_BINARIES: [&str; 7] =
+    ["postgres", "pg_ctl", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata", "psql"];
 
 /// Where Debian and Ubuntu install PostgreSQL (`<root>/<version>/bin`).
 pub const DEFAULT_PG_LIB_ROOT: &str = "/usr/lib/postgresql";
@@ -61,13 +61,14 @@ fn basebackup() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authentication {
-    /// The superuser the agent connects as.
-    pub superuser: UserPassword,
-    /// The user replicas stream as.
-    pub replication: UserPassword,
-    /// The user pg_rewind connects as (default: the superuser).
+    /// The superuser the agent connects as; pg_rewind and psql connect as it to the member they rewind
+    /// from.
+    pub superuser: PgRole,
+    /// The user replicas stream as (the WAL receiver and pg_basebackup).
+    pub replication: PgRole,
+    /// Accepted for Patroni's files and checked, not used yet: pg_rewind connects as the superuser.
     #[serde(default)]
-    pub rewind: Option<UserPassword>,
+    pub rewind: Option<PgRole>,
 }
 
 /// `postgresql.callbacks`: a command per event, run with the action, role and scope as arguments.

@@ -256,6 +256,30 @@ fn environment_overrides_replace_values_and_are_validated() {
     assert!(err.to_string().ends_with("(set by VIGIL_CTL_INSECURE)"), "{err}");
 }
 
+#[test]
+fn the_roles_tls_options_reach_the_adapter_from_the_file_and_the_environment() {
+    let bin = fake_bin_dir();
+    let ca = bin.path().join("ca.pem");
+    std::fs::write(&ca, "CA").unwrap();
+    let text = example(bin.path()).replace(
+        "replication: {username: replicator, password: rep-pass}",
+        &format!("replication: {{username: replicator, password: rep-pass, sslrootcert: {}}}", ca.display()),
+    );
+    let env = env_of(&[("VIGIL_REPLICATION_SSLMODE", "verify-full"), ("VIGIL_SUPERUSER_SSLMODE", "require")]);
+    let c = Config::from_yaml_str(&text, &env).unwrap();
+    let settings = c.postgres_settings(&c.bootstrap.dcs);
+    let ca = ca.display().to_string();
+    assert_eq!(settings.replication.peer_options.0, [("sslmode", "verify-full".into()), ("sslrootcert", ca)]);
+    assert_eq!(settings.superuser.peer_options.0, [("sslmode", "require".to_owned())]);
+    let err =
+        Config::from_yaml_str(&text, &env_of(&[("VIGIL_SUPERUSER_CHANNEL_BINDING", "always")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "postgresql.authentication.superuser.channel_binding: \"always\" is not one of disable, prefer, require \
+         (set by VIGIL_SUPERUSER_CHANNEL_BINDING)"
+    );
+}
+
 /// Node `n` of the three-node example, listing its partners in the given order.
 fn node(n: u16, partners: &[u16], bin: &Path) -> Config {
     let list: Vec<String> = partners.iter().map(|p| format!("127.0.0.1:{}", 2221 + p)).collect();

@@ -40,6 +40,19 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "restapi.listen: \"127.0.0.1:80080\" is not host:port (the port must be 1 to 65535)",
     ),
     (
+        "replication: {username: replicator, password: rep-pass}",
+        "replication: {username: replicator, password: rep-pass, sslmode: verify}",
+        "postgresql.authentication.replication.sslmode",
+        "postgresql.authentication.replication.sslmode: \"verify\" is not one of disable, allow, prefer, \
+         require, verify-ca, verify-full",
+    ),
+    (
+        "superuser: {username: postgres, password: su-pass}",
+        "superuser: {username: postgres, password: su-pass, sslrootcert: /nonexistent/ca.pem}",
+        "postgresql.authentication.superuser.sslrootcert",
+        "postgresql.authentication.superuser.sslrootcert: /nonexistent/ca.pem does not exist or is not a file",
+    ),
+    (
         "data_dir: /tmp/vigil/node1/pg",
         "data_dir: node1/pg",
         "postgresql.data_dir",

@@ -211,14 +211,9 @@ fn postgresql(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     let auth = &pg.authentication;
-    let users = [("superuser", Some(&auth.superuser)), ("replication", Some(&auth.replication))];
-    for (role, user) in users.into_iter().chain([("rewind", auth.rewind.as_ref())]) {
-        if user.is_some_and(|u| u.username.is_empty()) {
-            return Err(ConfigError::invalid(
-                format!("postgresql.authentication.{role}.username"),
-                "must not be empty",
-            ));
-        }
+    let roles = [("superuser", Some(&auth.superuser)), ("replication", Some(&auth.replication))];
+    for (name, role) in roles.into_iter().chain([("rewind", auth.rewind.as_ref())]) {
+        role.map_or(Ok(()), |r| r.validate(name))?;
     }
     if let Some(lines) = &pg.pg_hba {
         no_blank_items("postgresql.pg_hba", lines)?;

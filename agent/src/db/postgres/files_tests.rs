@@ -27,8 +27,16 @@ fn setup() -> Setup {
         listen_host: "*".into(),
         port: 5432,
         connect_host: "127.0.0.1".into(),
-        superuser: Credentials { username: "postgres".into(), password: "pw".into() },
-        replication: Credentials { username: "rep".into(), password: "pw".into() },
+        superuser: Credentials {
+            username: "postgres".into(),
+            password: "pw".into(),
+            peer_options: Default::default(),
+        },
+        replication: Credentials {
+            username: "rep".into(),
+            password: "pw".into(),
+            peer_options: Default::default(),
+        },
         parameters: Default::default(),
         pg_hba: vec![],
         initdb: vec![],

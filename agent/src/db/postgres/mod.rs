@@ -5,8 +5,10 @@
 //! standby.signal from [`PostgresSettings`] and drops per-node settings from postgresql.auto.conf, so what
 //! pg_basebackup and pg_rewind copy from another member never takes effect. The agent connects to its own
 //! server as the superuser with its password, over the first `unix_socket_directories` entry (TCP when there
-//! is none); pg_hba.conf gets one line for that ahead of the configured ones.
+//! is none); pg_hba.conf gets one line for that ahead of the configured ones. It never connects to another
+//! member itself: libpq does, in PostgreSQL's programs, with the role's TLS options ([`conninfo`]).
 
+mod conninfo;
 mod controldata;
 mod files;
 pub(crate) mod kill;
@@ -20,6 +22,7 @@ mod standby_names;
 mod tools;
 pub(crate) mod unsafe_parameters;
 
+pub use conninfo::PeerOptions;
 pub use render::slot_name;
 
 use crate::db::{DataState, Database, DbError, DbState, StopMode, SyncRule, Upstream};
@@ -32,13 +35,16 @@ use std::time::{Duration, Instant};
 use tools::Tools;
 use vigil_api::Secret;
 
-/// A user name with its password (masked by `Debug`).
+/// A user name with its password (masked by `Debug`) and how to connect as it to other members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The role name.
     pub username: String,
     /// Its password.
     pub password: Secret,
+    /// libpq's TLS and GSSAPI options for connections as this role to other members (the agent's own
+    /// connection to its server, over the socket or loopback, does not use them).
+    pub peer_options: PeerOptions,
 }
 
 /// One `bootstrap.initdb` item: a flag (`data-checksums`) or an option with a value (`encoding: UTF8`).

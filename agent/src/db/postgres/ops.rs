@@ -1,8 +1,10 @@
 //! The bodies of the [`Database`](crate::db::Database) operations for [`Postgres`].
 
-use super::render::{self, Conf, Runtime, Target};
+use super::render::{self, Conf, Runtime};
 use super::sql::{self, Session};
-use super::{controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings};
+use super::{
+    conninfo, controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings,
+};
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -64,10 +66,8 @@ impl Postgres {
         })
         .await?;
         let action = format!("pg_basebackup from {}", up.name);
-        let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into()];
-        for arg in ["-h", &up.host, "-p", &up.port.to_string(), "-U", &self.settings.replication.username] {
-            args.push(arg.into());
-        }
+        let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
+        let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
         args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
         let slot = render::slot_name(&self.settings.name);
         let with_slot: Vec<OsString> =
@@ -93,35 +93,23 @@ impl Postgres {
         }
         // a standby found diverged while running; a clean shutdown spares pg_rewind a crash recovery
         self.stop_standby("rewind", StopMode::Fast).await?;
-        let action = format!("checkpoint on {}", up.name);
-        let source =
-            sql::connect(&Target::Tcp(up.host.clone()), up.port, &self.settings.superuser, CONNECT_TIMEOUT)
-                .await
-                .map_err(|e| DbError::new(&action, e))?;
-        if sql::checkpoint_if_timeline_pending(&source.client).await.map_err(|e| DbError::new(&action, e))? {
-            tracing::info!(member = %self.settings.name, upstream = %up.name, "checkpoint run on the rewind source");
-        }
-        drop(source);
+        let s = &self.settings;
+        let options =
+            [("dbname", "postgres".to_owned()), ("connect_timeout", CONNECT_TIMEOUT.as_secs().to_string())];
+        let source = conninfo::to_member(up, &s.superuser, &s.pgpass, &options);
         let owner = self.tools.owner()?;
+        self.blocking("write the password file", move |s| files::write_pgpass(s, owner)).await?;
+        let action = format!("checkpoint on {}", up.name);
+        let row = self.tools.psql(&action, &source, sql::REWIND_SOURCE_TIMELINES).await?;
+        if sql::timeline_pending(&row) {
+            self.tools.psql(&action, &source, "CHECKPOINT").await?;
+            tracing::info!(member = %s.name, upstream = %up.name, "checkpoint run on the rewind source");
+        }
         // single-user crash recovery, which pg_rewind runs on an unclean target, refuses standby mode
-        self.blocking("prepare rewind", move |s| {
-            files::write_pgpass(s, owner)?;
-            files::remove_standby_signal(&s.data_dir)
-        })
-        .await?;
-        let pgpass = self.settings.pgpass.to_string_lossy();
-        let conninfo = [
-            ("host", up.host.as_str()),
-            ("port", &up.port.to_string()),
-            ("user", &self.settings.superuser.username),
-            ("dbname", "postgres"),
-            ("passfile", &pgpass),
-        ]
-        .map(|(k, v)| format!("{k}={}", render::conninfo_quote(v)))
-        .join(" ");
+        self.blocking("prepare rewind", |s| files::remove_standby_signal(&s.data_dir)).await?;
         let mut target = OsString::from("--target-pgdata=");
         target.push(data);
-        let args = [target, format!("--source-server={conninfo}").into()];
+        let args = [target, format!("--source-server={source}").into()];
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await

@@ -1,7 +1,7 @@
 //! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
-use super::{liveness, standby_names, PostgresSettings};
+use super::{conninfo, liveness, standby_names, PostgresSettings};
 use crate::db::{SyncRule, Upstream};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -232,22 +232,11 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
 }
 
 /// The connection string a replica streams with (the password comes from the password file), with the
-/// connection timeouts for the upstream timeout `t`.
+/// connection timeouts for the upstream timeout `t` and the replication role's TLS options.
 fn primary_conninfo(s: &PostgresSettings, up: &Upstream, t: Duration) -> String {
-    let pgpass = s.pgpass.to_string_lossy();
-    let fixed = [
-        ("host", up.host.to_string()),
-        ("port", up.port.to_string()),
-        ("user", s.replication.username.clone()),
-        ("application_name", s.name.clone()),
-        ("passfile", pgpass.into_owned()),
-    ];
-    fixed
-        .into_iter()
-        .chain(liveness::conninfo_options(t))
-        .map(|(k, v)| format!("{k}={}", conninfo_quote(&v)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let extra: Vec<(&str, String)> =
+        std::iter::once(("application_name", s.name.clone())).chain(liveness::conninfo_options(t)).collect();
+    conninfo::to_member(up, &s.replication, &s.pgpass, &extra)
 }
 
 /// postgresql.auto.conf without the settings the adapter owns (`None`: nothing to drop).
@@ -301,11 +290,6 @@ fn conf_quote(v: &str) -> String {
     format!("'{escaped}'")
 }
 
-/// A libpq connection string value.
-pub(crate) fn conninfo_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 /// A pg_hba.conf user name (quoted, so that names like `all` stay literal).
 fn hba_quote(v: &str) -> String {
     format!("\"{}\"", v.replace('"', "\"\""))
@@ -319,7 +303,7 @@ fn pgpass_escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::postgres::Credentials;
+    use crate::db::postgres::{Credentials, PeerOptions};
 
     fn settings() -> PostgresSettings {
         PostgresSettings {
@@ -329,8 +313,16 @@ mod tests {
             listen_host: "*".into(),
             port: 5433,
             connect_host: "10.0.0.1".into(),
-            superuser: Credentials { username: "postgres".into(), password: "s:e\\c".into() },
-            replication: Credentials { username: "rep".into(), password: "it's".into() },
+            superuser: Credentials {
+                username: "postgres".into(),
+                password: "s:e\\c".into(),
+                peer_options: Default::default(),
+            },
+            replication: Credentials {
+                username: "rep".into(),
+                password: "it's".into(),
+                peer_options: PeerOptions(vec![("sslmode", "verify-full".into())]),
+            },
             parameters: [("port", "1"), ("work_mem", "8MB"), ("max_wal_senders", "5"), ("bad name", "x")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -359,9 +351,10 @@ mod tests {
         assert!(conf.contains("wal_keep_size = '128MB'\n"), "{conf}");
         assert!(conf.contains("primary_slot_name = 'node_1'\n"));
         assert!(conf.contains(
-            "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' application_name=''Node-1'' \
-             passfile=''/d/pgpass'' connect_timeout=''3'' keepalives=''1'' keepalives_idle=''1'' \
-             keepalives_interval=''1'' keepalives_count=''2'' tcp_user_timeout=''3000'''\n"
+            "primary_conninfo = 'host=''10.0.0.2'' port=''5432'' user=''rep'' passfile=''/d/pgpass'' \
+             application_name=''Node-1'' connect_timeout=''3'' keepalives=''1'' keepalives_idle=''1'' \
+             keepalives_interval=''1'' keepalives_count=''2'' tcp_user_timeout=''3000'' \
+             sslmode=''verify-full'''\n"
         ));
         assert!(conf.contains("wal_receiver_timeout = '3000ms'\nwal_sender_timeout = '6000ms'\n"), "{conf}");
         let mut runtime = Runtime::starting(&s);

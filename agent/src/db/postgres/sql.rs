@@ -1,5 +1,6 @@
-//! SQL: what a running server reports (observe), replication slots, the replication role, and the checkpoint
-//! pg_rewind needs on its source.
+//! SQL: what a running server reports (observe), replication slots, the replication role, and the query that
+//! tells whether pg_rewind's source needs a checkpoint first (run by psql: the agent does not connect to
+//! other members itself).
 
 use super::parameter_check::Definition;
 use super::render::Target;
@@ -338,26 +339,20 @@ async fn create_or_alter_role(client: &Client, role: &Credentials) -> Result<(),
     client.batch_execute(&statement).await
 }
 
-/// On a freshly promoted primary, runs the CHECKPOINT that records its new timeline in pg_control (pg_rewind
-/// reads the source's timeline from there and would otherwise see nothing to rewind). Returns whether it ran.
-pub(crate) async fn checkpoint_if_timeline_pending(client: &Client) -> Result<bool, tokio_postgres::Error> {
-    let row = client
-        .query_one(
-            "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS rec) \
-             SELECT (pg_control_checkpoint()).timeline_id, \
-               CASE WHEN r.rec THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END FROM r",
-            &[],
-        )
-        .await?;
-    let checkpoint_tli: Option<i32> = row.try_get(0)?;
-    let walfile: Option<String> = row.try_get(1)?;
-    let current = walfile.as_deref().and_then(walfile_timeline);
-    let recorded = checkpoint_tli.and_then(|t| u64::try_from(t).ok());
-    if current.is_some() && current > recorded {
-        client.batch_execute("CHECKPOINT").await?;
-        return Ok(true);
-    }
-    Ok(false)
+/// On a member to rewind from: its checkpoint's timeline and, unless it is in recovery, its current WAL
+/// file, as one psql row (`2|000000030000000000000005`). See [`timeline_pending`].
+pub(crate) const REWIND_SOURCE_TIMELINES: &str =
+    "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS rec) \
+     SELECT (pg_control_checkpoint()).timeline_id, \
+       CASE WHEN r.rec THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END FROM r";
+
+/// Whether a freshly promoted primary, which answered [`REWIND_SOURCE_TIMELINES`] with `row`, still needs
+/// the CHECKPOINT that records its new timeline in pg_control (pg_rewind reads the source's timeline from
+/// there and would otherwise see nothing to rewind).
+pub(crate) fn timeline_pending(row: &str) -> bool {
+    let (recorded, walfile) = row.trim().split_once('|').unwrap_or((row.trim(), ""));
+    let current = walfile_timeline(walfile);
+    current.is_some() && current > recorded.parse::<u64>().ok()
 }
 
 #[cfg(test)]
@@ -367,5 +362,13 @@ mod tests {
         assert_eq!(super::walfile_timeline("000000020000000000000003"), Some(2));
         assert_eq!(super::walfile_timeline("0000000A"), Some(10));
         assert_eq!(super::walfile_timeline("x"), None);
+    }
+
+    #[test]
+    fn a_checkpoint_is_pending_while_the_current_timeline_is_newer() {
+        assert!(super::timeline_pending("2|000000030000000000000005\n"));
+        assert!(!super::timeline_pending("3|000000030000000000000005"));
+        assert!(!super::timeline_pending("2|"), "in recovery");
+        assert!(!super::timeline_pending(""));
     }
 }

@@ -1,4 +1,4 @@
-//! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata) as the configured
+//! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata, psql) as the configured
 //! OS user: PostgreSQL refuses to run as root.
 
 use super::files;
@@ -122,6 +122,14 @@ impl Tools {
         } else {
             Err(DbError::new(action, ran.detail()))
         }
+    }
+
+    /// Runs `sql` with psql on the server `conninfo` names (no psqlrc, unaligned rows without headers,
+    /// stopping at the first error) and returns what it printed.
+    pub async fn psql(&self, action: &str, conninfo: &str, sql: &str) -> Result<String, DbError> {
+        let args =
+            ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql].map(OsString::from);
+        self.run(action, "psql", &args).await.map(|ran| ran.stdout)
     }
 
     /// `pg_ctl start -w`, logging to `log`; a failure quotes the end of the server log.
