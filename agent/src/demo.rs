@@ -1,6 +1,7 @@
 //! `vigil demo`: a local cluster of PostgreSQL nodes with their agents, each agent its own process, on
-//! 127.0.0.1, until Ctrl-C; then everything is stopped and its directory removed. The agents' Raft group
-//! runs over mutual TLS with a CA made for the demo (in `tls/`), as a production cluster should.
+//! 127.0.0.1, until Ctrl-C; then everything is stopped and its directory removed. With a CA made for the
+//! demo (in `tls/`), as a production cluster should: the agents' Raft group runs over mutual TLS, and
+//! replication, pg_basebackup and pg_rewind connect over TLS, checking the server's certificate.
 
 use crate::config::{find_bin_dir, DEFAULT_PG_LIB_ROOT};
 use std::fmt::Write as _;
@@ -32,7 +33,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     check_ports_free(&nodes)?;
     let dir = fresh_dir(&std::env::temp_dir())?;
     let mut cluster = Cluster { dir: dir.clone(), children: Vec::new() };
-    make_certificates(&dir, &nodes)?;
+    make_certificates(&dir, &nodes, os_user)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the vigil binary: {e}"))?;
     for node in &nodes {
         let config = node.config(&nodes, &dir, &bin_dir, os_user);
@@ -94,13 +95,15 @@ impl Node {
              raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
              \x20 certfile: {tls}/{name}.pem\n  keyfile: {tls}/{name}.key\n  cafile: {tls}/ca.pem\n\
              bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n  initdb: [{{encoding: UTF8}}, data-checksums]\n\
-             \x20 pg_hba:\n    - host replication replicator 127.0.0.1/32 scram-sha-256\n\
+             \x20 pg_hba:\n    - hostssl replication replicator 127.0.0.1/32 scram-sha-256\n\
              \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
              postgresql:\n  listen: 127.0.0.1:{pg}\n  connect_address: 127.0.0.1:{pg}\n  data_dir: {home}/pg\n\
              \x20 bin_dir: {bin}\n  pgpass: {home}/pgpass\n  authentication:\n\
-             \x20   replication: {{username: replicator, password: rep-pass}}\n\
-             \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
-             \x20 parameters:\n    unix_socket_directories: {home}/sock\n",
+             \x20   replication: {{username: replicator, password: rep-pass, {verify}}}\n\
+             \x20   superuser: {{username: postgres, password: {PASSWORD}, {verify}}}\n\
+             \x20 parameters:\n    unix_socket_directories: {home}/sock\n\
+             \x20   ssl: 'on'\n    ssl_cert_file: {tls}/{name}.pem\n    ssl_key_file: {tls}/{name}.key\n",
+            verify = format_args!("sslmode: verify-full, sslrootcert: {}/ca.pem", dir.join("tls").display()),
             name = self.name,
             api = self.api_port,
             raft = self.raft_port,
@@ -117,14 +120,24 @@ impl Node {
     }
 }
 
-/// A throwaway CA in `dir/tls` and a certificate for each node's Raft address.
-fn make_certificates(dir: &Path, nodes: &[Node]) -> Result<(), String> {
+/// A throwaway CA in `dir/tls` and a certificate for each node (127.0.0.1), used by its agent's Raft port
+/// and by its PostgreSQL server. A key belongs to `os_user` (which PostgreSQL runs as), if given: libpq and
+/// PostgreSQL refuse a key another user owns; root, the agent, reads it anyway.
+fn make_certificates(dir: &Path, nodes: &[Node], os_user: Option<&str>) -> Result<(), String> {
     let tls = dir.join("tls");
     std::fs::create_dir(&tls).map_err(|e| format!("{}: {e}", tls.display()))?;
+    let owner =
+        os_user.map(crate::os_user::OsUser::lookup).transpose().map_err(|e| format!("{os_user:?}: {e}"))?;
     let ca = vigil_api::pki::Authority::new("vigil demo CA").map_err(|e| format!("demo CA: {e}"))?;
     for node in nodes {
-        ca.write(&tls, &node.name, &["127.0.0.1", "localhost"])
+        let files = ca
+            .write(&tls, &node.name, &["127.0.0.1", "localhost"])
             .map_err(|e| format!("{}: certificate of {}: {e}", tls.display(), node.name))?;
+        if let Some(owner) = &owner {
+            // A new file in a directory made for this demo, which only its creator can write to.
+            std::os::unix::fs::chown(&files.keyfile, Some(owner.uid), Some(owner.gid))
+                .map_err(|e| format!("{}: {e}", files.keyfile.display()))?;
+        }
     }
     Ok(())
 }
