@@ -3,6 +3,8 @@
 //! The HA policy sees only these types: an ordered [`Position`], a [`DbState`], and the operations of
 //! [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB comes next.
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod postgres;
 
 use serde::{Deserialize, Serialize};

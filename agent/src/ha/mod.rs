@@ -5,6 +5,8 @@ mod decide;
 mod execute;
 mod guard;
 mod hooks;
+#[cfg(test)]
+mod loop_tests;
 mod observation;
 #[cfg(test)]
 pub(crate) mod restart_tests;
