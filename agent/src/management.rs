@@ -7,7 +7,9 @@
 //! candidate then.
 
 use crate::config::{DynamicConfig, SynchronousMode};
-use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
+use crate::ha::{
+    cluster_view, tags_allow_failover, within_maximum_lag, ClusterView, Commands, LocalCommand, Switchover,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -302,9 +304,7 @@ fn check_candidate(
     if Some(candidate) == leader {
         return refuse(format!("{candidate} is already the leader"));
     }
-    let nofailover = member.tags.get("nofailover").and_then(Value::as_bool).unwrap_or(false);
-    let priority = member.tags.get("failover_priority").and_then(Value::as_i64).unwrap_or(1);
-    if nofailover || priority <= 0 {
+    if !tags_allow_failover(&member.tags) {
         return refuse(format!("{candidate} is tagged nofailover (or failover_priority <= 0)"));
     }
     if !now {
@@ -317,13 +317,8 @@ fn check_candidate(
         ));
     }
     if let (Some(primary), Some(position)) = (view.optime, member.xlog_location) {
-        let lag = position.lag_behind(primary);
-        if lag > dynamic.maximum_lag_on_failover {
-            return refuse(format!(
-                "{candidate} is {lag} bytes behind, more than maximum_lag_on_failover ({})",
-                dynamic.maximum_lag_on_failover
-            ));
-        }
+        within_maximum_lag(position, primary, dynamic.maximum_lag_on_failover)
+            .or_else(|why| refuse(format!("{candidate} is {why}")))?;
     }
     Ok(())
 }

@@ -148,7 +148,8 @@ async fn a_switchover_to_a_lagging_candidate_is_refused() {
         let message = error["error"].as_str().unwrap_or_default();
         assert!(
             message.contains(&format!("{to} is "))
-                && message.contains("bytes behind, more than maximum_lag_on_failover (1024)"),
+                && message.contains("bytes behind the primary's position")
+                && message.contains("more than maximum_lag_on_failover (1024)"),
             "{path}: {text}"
         );
     }

@@ -5,6 +5,7 @@
 //! a valid lease is fenced), bootstrap, the data directory, then the lease (held by me, by another, by
 //! nobody).
 
+use super::candidate::within_maximum_lag;
 use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
 use super::sync::{self, SyncChange, SyncState};
 use crate::config::SynchronousMode;
@@ -404,17 +405,13 @@ fn available_candidate(
         let Some(member) = member.filter(|_| *name != o.me) else {
             return Err(format!("candidate {name} is not a running replica"));
         };
-        let lag = match (o.db.position, member.xlog_location) {
-            (Some(primary), Some(position)) => position.lag_behind(primary),
-            _ => 0,
-        };
-        if lag > o.policy.maximum_lag_on_failover {
-            return Err(format!(
-                "candidate {name} is {lag} bytes behind, more than maximum_lag_on_failover ({})",
-                o.policy.maximum_lag_on_failover
-            ));
+        match (o.db.position, member.xlog_location) {
+            (Some(primary), Some(position)) => {
+                within_maximum_lag(position, primary, o.policy.maximum_lag_on_failover)
+                    .map_err(|why| format!("candidate {name} is {why}"))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     };
     match &request.candidate {
         Some(name) => check(name).map(|()| name.to_string()),
@@ -541,13 +538,8 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     // The operator's `failover --allow-data-loss` to this member overrides the data-loss guards below.
     let data_loss_allowed = chosen && due_switchover(o, cluster).is_some_and(|r| r.allow_data_loss);
     if let Some(optime) = cluster.optime.filter(|_| !data_loss_allowed) {
-        let lag = mine.lag_behind(optime);
-        if lag > o.policy.maximum_lag_on_failover {
-            return Decision::wait(format!(
-                "not taking over: {lag} bytes behind the last primary position {optime}, more than \
-                 maximum_lag_on_failover ({})",
-                o.policy.maximum_lag_on_failover
-            ));
+        if let Err(why) = within_maximum_lag(mine, optime, o.policy.maximum_lag_on_failover) {
+            return Decision::wait(format!("not taking over: {why}"));
         }
     }
     match sync::may_take_over(o, cluster, mine) {

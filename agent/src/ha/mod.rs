@@ -1,5 +1,6 @@
 //! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
 
+mod candidate;
 mod commands;
 mod decide;
 mod execute;
@@ -14,6 +15,7 @@ mod run;
 mod sync;
 mod view;
 
+pub use candidate::{tags_allow_failover, within_maximum_lag};
 pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
 pub use guard::RoleGuard;
