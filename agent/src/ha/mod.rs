@@ -6,6 +6,7 @@ mod decide;
 mod execute;
 mod guard;
 mod hooks;
+mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
 mod observation;

@@ -6,6 +6,7 @@
 
 use super::execute::{run_db_job, DbJob, Repair};
 use super::guard::RoleGuard;
+use super::lease_keeper::LeaseKeeper;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
 use super::view::{cluster_view, dynamic_or_last_good, Status};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
-use vigil_dcs::{Condition, DcsNode, FencingToken, Key, LeaseGrant, MemberName};
+use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
 use vigil_fencing::instant_after;
 
 /// Who this member is and how it presents itself; fixed for the agent's life.
@@ -63,8 +64,7 @@ pub struct Agent<D: Database> {
     pub(super) db: Arc<D>,
     http: reqwest::Client,
     status: Arc<SharedStatus>,
-    lease: Option<LeaseGrant>,
-    lapsed: Option<FencingToken>,
+    lease: LeaseKeeper,
     primary_down_since: Option<Instant>,
     /// Since when this member, a running replica, has not been streaming.
     not_streaming_since: Option<Instant>,
@@ -72,8 +72,6 @@ pub struct Agent<D: Database> {
     pub(super) job: Option<JoinHandle<()>>,
     pub(super) wake: Arc<Notify>,
     last_reason: String,
-    /// Whether the last renewal failed: the next one is then tried after [`RENEW_RETRY`], not `loop_wait`.
-    renew_failed: bool,
     /// The member record last written to the store, and when.
     published: Option<(MemberRecord, Instant)>,
     /// The members whose replication slots were last synced on the running server (none on a replica).
@@ -107,21 +105,20 @@ impl<D: Database> Agent<D> {
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = peer_client(&me.api_client_tls);
+        let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
         Agent {
             me,
             dcs,
             db,
             http,
             status,
-            lease: None,
-            lapsed: None,
+            lease,
             primary_down_since: None,
             not_streaming_since: None,
             repair: Arc::default(),
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
-            renew_failed: false,
             published: None,
             synced_slots: None,
             dcs_last_seen: 0,
@@ -165,13 +162,8 @@ impl<D: Database> Agent<D> {
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
-            let mut next = instant_after(Instant::now(), loop_wait);
-            if let Some(grant) = &self.lease {
-                // Wake to renew at the latest halfway to the deadline (a cycle slowed down by a busy
-                // database must not use the lease up), retrying every RENEW_RETRY past that point.
-                let renew_at = renewal_due(grant).max(Instant::now() + RENEW_RETRY);
-                next = next.min(grant.deadline.instant()).min(renew_at);
-            }
+            // A cycle slowed down by a busy database must not use the lease up.
+            let mut next = self.lease.wake_by(Instant::now(), loop_wait);
             if let Some(at) = self.primary_start_deadline() {
                 next = next.min(at); // a primary down that long is given up on at once
             }
@@ -208,11 +200,11 @@ impl<D: Database> Agent<D> {
         let observed_at = Instant::now();
         let mut db = self.db.observe().await;
         // A hung server makes observing slow: the renewal must not wait for the store read below.
-        if self.renewal_is_due() && self.holds_lease() {
+        if self.lease.renewal_is_due(Instant::now()) && self.holds_lease() {
             let known = self.dynamic.clone();
             self.renew(&known).await;
         }
-        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease_hold(Instant::now()), fence_action(&db))
+        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease.hold(Instant::now()), fence_action(&db))
         {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             if !self.dynamic.pause {
@@ -220,7 +212,7 @@ impl<D: Database> Agent<D> {
                 let job = DbJob::fence(&self.me.name, fence, Some(token), &self.guard);
                 run_db_job(self.db.as_ref(), job).await;
                 db = self.db.observe().await;
-                let deadline = self.lease.as_ref().map(|g| g.deadline.instant());
+                let deadline = self.lease.grant().map(|g| g.deadline.instant());
                 let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
                 tracing::warn!(%token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
             }
@@ -245,18 +237,20 @@ impl<D: Database> Agent<D> {
             }
         };
         let now = Instant::now();
-        let lease = self.lease_hold(now);
+        let lease = self.lease.hold(now);
         if busy || self.busy() {
-            if matches!(lease, LeaseHold::Valid(_)) && (!self.renewed_this_cycle || self.renewal_is_due()) {
+            if matches!(lease, LeaseHold::Valid(_))
+                && (!self.renewed_this_cycle || self.lease.renewal_is_due(Instant::now()))
+            {
                 self.renew(&dynamic).await;
             }
             self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
-            return self.next_wait(&dynamic);
+            return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
         let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
         self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
-        let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
+        let token = self.lease.last_token();
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
         self.track_primary_down(&db, lease, observed_at);
@@ -321,25 +315,15 @@ impl<D: Database> Agent<D> {
         // lately, a peer's state) may change any moment, and every moment is write downtime.
         let leaderless = cluster.as_ref().is_some_and(|c| c.leader.is_none());
         if leaderless && !dynamic.pause {
-            return self.next_wait(&dynamic).min(RACE_RETRY);
+            return dynamic.loop_wait.min(RACE_RETRY);
         }
-        self.next_wait(&dynamic)
+        dynamic.loop_wait
     }
 
     /// The earlier of a scheduled switchover and this member's scheduled restart.
     fn next_scheduled(&self, switchover_at: Option<vigil_api::Schedule>) -> Option<SystemTime> {
         let restart_at = self.scheduled_restart.as_ref().map(|(at, _)| at.at());
         switchover_at.map(|at| at.at()).into_iter().chain(restart_at).min()
-    }
-
-    /// `loop_wait`, or [`RENEW_RETRY`] while the lease is held and its last renewal failed: a Raft
-    /// election or a lost message must not cost the primary its lease.
-    fn next_wait(&self, dynamic: &DynamicConfig) -> Duration {
-        if self.renew_failed && self.lease.is_some() {
-            RENEW_RETRY
-        } else {
-            dynamic.loop_wait
-        }
     }
 
     /// Whether a background database job is running.
@@ -356,19 +340,14 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// Whether the lease held is halfway to its deadline (see [`renewal_due`]).
-    fn renewal_is_due(&self) -> bool {
-        self.lease.as_ref().is_some_and(|g| Instant::now() >= renewal_due(g))
-    }
-
     /// Whether this agent holds a lease valid by its own deadline.
     pub(super) fn holds_lease(&self) -> bool {
-        matches!(self.lease_hold(Instant::now()), LeaseHold::Valid(_))
+        self.lease.is_valid()
     }
 
     /// The token of the lease this agent holds, if any.
     pub(super) fn lease_token(&self) -> Option<FencingToken> {
-        self.lease.as_ref().map(|g| g.token)
+        self.lease.token()
     }
 
     /// Runs the next cycle at once.
@@ -431,15 +410,6 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    fn lease_hold(&self, now: Instant) -> LeaseHold {
-        match (&self.lease, self.lapsed) {
-            (Some(grant), _) if grant.deadline.is_valid_at(now) => LeaseHold::Valid(grant.token),
-            (Some(grant), _) => LeaseHold::Lapsed(grant.token),
-            (None, Some(token)) => LeaseHold::Lapsed(token),
-            (None, None) => LeaseHold::Never,
-        }
-    }
-
     /// The primary's position when the synchronous replication rule in force was first seen applied; `None`
     /// in the cycle it is first seen (see [`Observation::sync_applied_at`]).
     fn track_sync_rule(&mut self, db: &DbState) -> Option<Position> {
@@ -455,7 +425,7 @@ impl<D: Database> Agent<D> {
 
     /// When the primary, down since `primary_down_since`, reaches `primary_start_timeout`.
     fn primary_start_deadline(&self) -> Option<Instant> {
-        let since = self.primary_down_since.filter(|_| self.lease.is_some())?;
+        let since = self.primary_down_since.filter(|_| self.lease.grant().is_some())?;
         since.checked_add(self.dynamic.primary_start_timeout)
     }
 
@@ -467,7 +437,7 @@ impl<D: Database> Agent<D> {
     }
 
     fn log(&mut self, decision: &Decision) {
-        let token = self.lease.as_ref().map(|g| g.token.0);
+        let token = self.lease.token().map(|t| t.0);
         if decision.actions.is_empty() && decision.reason == self.last_reason {
             tracing::debug!(reason = %decision.reason, "no change");
         } else if decision
@@ -520,7 +490,7 @@ impl<D: Database> Agent<D> {
                     // as a primary").
                     let stopped = DbState::stopped(o.db.data.clone());
                     self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
-                    self.guard.demoted(self.lease.as_ref().map(|g| g.token));
+                    self.guard.demoted(self.lease.token());
                     self.release().await;
                 }
                 Action::PublishSync(state) => {
@@ -534,7 +504,7 @@ impl<D: Database> Agent<D> {
                 }
                 // Fencing does not wait for a background job.
                 Action::Demote | Action::Kill => {
-                    let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
+                    let token = self.lease.last_token();
                     let kill = action == Action::Kill;
                     let fenced =
                         run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
@@ -550,7 +520,7 @@ impl<D: Database> Agent<D> {
             let job = DbJob {
                 me: self.me.name.clone(),
                 actions: db_actions,
-                token: self.lease.as_ref().map(|g| g.token),
+                token: self.lease.token(),
                 dcs: Some(self.dcs.clone()),
                 failovers: self.failovers.clone(),
                 repair: self.repair.clone(),
@@ -582,45 +552,17 @@ impl<D: Database> Agent<D> {
     }
 
     pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
-        match self.dcs.acquire_lease(&self.me.name, dynamic.ttl, dynamic.safety_margin).await {
-            Ok(grant) => {
-                tracing::info!(token = %grant.token, "leader lease held");
-                self.lapsed = None;
-                self.lease = Some(grant);
-            }
-            Err(e) => tracing::info!(error = %e, "leader lease not acquired"),
-        }
+        self.lease.acquire(dynamic).await;
     }
 
     async fn renew(&mut self, dynamic: &DynamicConfig) {
-        let Some(grant) = self.lease.clone() else { return };
-        // The store expires the lease by the ttl it was granted with (a renewal carries none): a ttl raised
-        // since must not move this holder's own deadline past the store's expiry. A lowered one may.
-        let ttl = grant.ttl.min(dynamic.ttl);
-        let grant = LeaseGrant { ttl, safety_margin: dynamic.safety_margin, ..grant };
-        let result = self.dcs.renew_lease(&grant).await;
-        self.renew_failed = result.is_err();
-        match result {
-            Ok(renewed) => {
-                self.guard.keepalive(renewed.token);
-                self.lease = Some(renewed);
-            }
-            Err(e @ vigil_dcs::DcsError::NotHolder { .. }) => {
-                tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
-                self.lapsed = Some(grant.token);
-                self.lease = None;
-            }
-            // The renewal may or may not have committed: keep the old deadline, which is safe either way.
-            Err(e) => tracing::warn!(token = %grant.token, error = %e, "leader lease not renewed"),
+        if let Some(token) = self.lease.renew(dynamic).await {
+            self.guard.keepalive(token);
         }
     }
 
     async fn release(&mut self) {
-        if let Some(grant) = self.lease.take() {
-            if let Err(e) = self.dcs.release_lease(&grant).await {
-                tracing::warn!(token = %grant.token, error = %e, "leader lease not released");
-            }
-        }
+        self.lease.release().await;
     }
 
     async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str) {
@@ -686,7 +628,7 @@ impl<D: Database> Agent<D> {
             }
         }
         self.status.set(self.node_status(db, &record, cluster, dynamic));
-        let deadline = self.lease.as_ref().map(|g| g.deadline);
+        let deadline = self.lease.grant().map(|g| g.deadline);
         self.status.set_deadline(deadline);
     }
 
@@ -724,7 +666,7 @@ impl<D: Database> Agent<D> {
                 name: self.me.name.to_string(),
             },
             vigil: vigil_api::VigilInfo {
-                fencing_token: self.lease.as_ref().map(|g| g.token.0),
+                fencing_token: self.lease.token().map(|t| t.0),
                 lease_remaining_ms: None,
                 last_decision: record.reason.clone(),
                 primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
@@ -762,7 +704,7 @@ impl<D: Database> Agent<D> {
         if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
             tracing::warn!(error = %e, "database did not stop cleanly");
         }
-        let token = self.lease.as_ref().map(|g| g.token).or(self.lapsed);
+        let token = self.lease.last_token();
         self.release().await;
         self.guard.disarm(token, "clean shutdown");
         self.status.set_deadline(None);
@@ -842,17 +784,9 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// When the holder of `grant` renews at the latest: halfway between its last renewal and its deadline.
-fn renewal_due(grant: &LeaseGrant) -> Instant {
-    let deadline = grant.deadline.instant();
-    deadline.checked_sub(grant.ttl.saturating_sub(grant.safety_margin) / 2).unwrap_or(deadline)
-}
-
 /// Pause before the cycle after one that changed who leads.
 const NEXT_STEP: Duration = Duration::from_millis(20);
 
-/// Pause before retrying a failed renewal.
-const RENEW_RETRY: Duration = Duration::from_millis(100);
 /// Between two cycles while no member holds the lease.
 const RACE_RETRY: Duration = Duration::from_millis(250);
 

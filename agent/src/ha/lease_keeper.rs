@@ -1,0 +1,174 @@
+//! The leader lease as this agent holds it: taken, renewed and given back through the store, judged
+//! valid by the holder's own deadline (never by the store's clock), renewed at the latest halfway to it.
+
+use super::observation::LeaseHold;
+use crate::config::DynamicConfig;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vigil_dcs::{DcsError, DcsNode, FencingToken, LeaseGrant, MemberName};
+
+/// Pause before retrying a failed renewal.
+pub(super) const RENEW_RETRY: Duration = Duration::from_millis(100);
+
+/// This member's hold on the leader lease.
+pub(super) struct LeaseKeeper {
+    dcs: Arc<DcsNode>,
+    name: MemberName,
+    /// The grant held (its deadline may have passed).
+    grant: Option<LeaseGrant>,
+    /// The token of a grant lost to the store (another holder, or expired): the server may still run as
+    /// the primary it made, and is fenced under it.
+    lapsed: Option<FencingToken>,
+    /// Whether the last renewal failed.
+    renew_failed: bool,
+}
+
+impl LeaseKeeper {
+    /// No lease held yet, for member `name`.
+    pub(super) fn new(dcs: Arc<DcsNode>, name: MemberName) -> Self {
+        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false }
+    }
+
+    /// The hold at `now`, by the holder's own deadline.
+    pub(super) fn hold(&self, now: Instant) -> LeaseHold {
+        match (&self.grant, self.lapsed) {
+            (Some(grant), _) if grant.deadline.is_valid_at(now) => LeaseHold::Valid(grant.token),
+            (Some(grant), _) => LeaseHold::Lapsed(grant.token),
+            (None, Some(token)) => LeaseHold::Lapsed(token),
+            (None, None) => LeaseHold::Never,
+        }
+    }
+
+    /// Whether the lease is held and valid now.
+    pub(super) fn is_valid(&self) -> bool {
+        matches!(self.hold(Instant::now()), LeaseHold::Valid(_))
+    }
+
+    /// The grant held, valid or not.
+    pub(super) fn grant(&self) -> Option<&LeaseGrant> {
+        self.grant.as_ref()
+    }
+
+    /// The token of the grant held.
+    pub(super) fn token(&self) -> Option<FencingToken> {
+        self.grant.as_ref().map(|g| g.token)
+    }
+
+    /// The token of the grant held, or else of the one last lost: what a fencing action runs under.
+    pub(super) fn last_token(&self) -> Option<FencingToken> {
+        self.token().or(self.lapsed)
+    }
+
+    /// Whether the grant held is halfway to its deadline.
+    pub(super) fn renewal_is_due(&self, now: Instant) -> bool {
+        self.grant.as_ref().is_some_and(|g| now >= renewal_due(g))
+    }
+
+    /// When to run the next cycle at the latest: to renew halfway to the deadline (retrying every
+    /// [`RENEW_RETRY`] past that point, and right after a failed renewal), and at the deadline itself.
+    pub(super) fn wake_by(&self, now: Instant, loop_wait: Duration) -> Instant {
+        // A Raft election or a lost message must not cost the primary its lease.
+        let wait = if self.renew_failed && self.grant.is_some() { RENEW_RETRY } else { loop_wait };
+        let next = vigil_fencing::instant_after(now, wait);
+        let Some(grant) = &self.grant else { return next };
+        let renew_at = renewal_due(grant).max(now + RENEW_RETRY);
+        next.min(grant.deadline.instant()).min(renew_at)
+    }
+
+    /// Takes the lease if it is free (or renews it when this member already holds it).
+    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
+        match self.dcs.acquire_lease(&self.name, dynamic.ttl, dynamic.safety_margin).await {
+            Ok(grant) => {
+                tracing::info!(token = %grant.token, "leader lease held");
+                self.lapsed = None;
+                self.grant = Some(grant);
+            }
+            Err(e) => tracing::info!(error = %e, "leader lease not acquired"),
+        }
+    }
+
+    /// Renews the grant held; `Some` is the token of a renewal that succeeded.
+    pub(super) async fn renew(&mut self, dynamic: &DynamicConfig) -> Option<FencingToken> {
+        let grant = self.grant.clone()?;
+        // The store expires the lease by the ttl it was granted with (a renewal carries none): a ttl raised
+        // since must not move this holder's own deadline past the store's expiry. A lowered one may.
+        let ttl = grant.ttl.min(dynamic.ttl);
+        let grant = LeaseGrant { ttl, safety_margin: dynamic.safety_margin, ..grant };
+        let result = self.dcs.renew_lease(&grant).await;
+        self.renew_failed = result.is_err();
+        match result {
+            Ok(renewed) => {
+                let token = renewed.token;
+                self.grant = Some(renewed);
+                Some(token)
+            }
+            Err(e @ DcsError::NotHolder { .. }) => {
+                tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
+                self.lapsed = Some(grant.token);
+                self.grant = None;
+                None
+            }
+            // The renewal may or may not have committed: keep the old deadline, which is safe either way.
+            Err(e) => {
+                tracing::warn!(token = %grant.token, error = %e, "leader lease not renewed");
+                None
+            }
+        }
+    }
+
+    /// Gives the lease back.
+    pub(super) async fn release(&mut self) {
+        if let Some(grant) = self.grant.take() {
+            if let Err(e) = self.dcs.release_lease(&grant).await {
+                tracing::warn!(token = %grant.token, error = %e, "leader lease not released");
+            }
+        }
+    }
+}
+
+/// When the holder of `grant` renews at the latest: halfway between its last renewal and its deadline.
+fn renewal_due(grant: &LeaseGrant) -> Instant {
+    let deadline = grant.deadline.instant();
+    deadline.checked_sub(grant.ttl.saturating_sub(grant.safety_margin) / 2).unwrap_or(deadline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing() -> DynamicConfig {
+        DynamicConfig {
+            ttl: Duration::from_secs(10),
+            safety_margin: Duration::from_secs(2),
+            ..DynamicConfig::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_lease_is_valid_by_its_deadline_and_renewed_halfway_to_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dcs = super::super::restart_tests::store(dir.path()).await;
+        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"));
+        assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);
+        assert!(keeper.wake_by(Instant::now(), Duration::from_secs(1)) > Instant::now());
+
+        keeper.acquire(&timing()).await;
+        let token = keeper.token().expect("granted");
+        let now = Instant::now();
+        let deadline = keeper.grant().expect("grant").deadline.instant();
+        assert_eq!(keeper.hold(now), LeaseHold::Valid(token));
+        assert_eq!(keeper.hold(deadline), LeaseHold::Lapsed(token), "the deadline is the holder's own");
+        // ttl 10 s, margin 2 s: the deadline is 8 s after sending, the renewal due 4 s before it.
+        assert!(!keeper.renewal_is_due(now));
+        assert!(keeper.renewal_is_due(deadline - Duration::from_secs(4)));
+        let wake = keeper.wake_by(now, Duration::from_secs(60));
+        assert!(wake <= deadline - Duration::from_secs(4), "a long loop_wait does not skip the renewal");
+
+        assert_eq!(keeper.renew(&timing()).await, Some(token), "a renewal keeps the token");
+        assert!(keeper.grant().expect("grant").deadline.instant() >= deadline);
+        keeper.release().await;
+        assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);
+        assert_eq!(keeper.last_token(), None);
+        assert!(dcs.local().leader.is_none(), "released in the store");
+    }
+}
