@@ -10,6 +10,7 @@ mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
 mod observation;
+mod publisher;
 #[cfg(test)]
 pub(crate) mod restart_tests;
 mod run;

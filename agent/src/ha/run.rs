@@ -8,12 +8,12 @@ use super::execute::{run_db_job, DbJob, Repair};
 use super::guard::RoleGuard;
 use super::lease_keeper::LeaseKeeper;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
-use super::sync::{handed_over, is_named_standby, sync_health, SyncPolicy};
+use super::publisher::{Publisher, Standing};
+use super::sync::{handed_over, is_named_standby, SyncPolicy};
 use super::view::{cluster_view, dynamic_or_last_good, Status};
 use super::{decide, fence_action, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState, Position, Role, SyncRule};
-use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
-use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
+use vigil_api::NodeStatus;
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
 use vigil_fencing::instant_after;
 
@@ -63,7 +63,6 @@ pub struct Agent<D: Database> {
     pub(super) dcs: Arc<DcsNode>,
     pub(super) db: Arc<D>,
     http: reqwest::Client,
-    status: Arc<SharedStatus>,
     lease: LeaseKeeper,
     primary_down_since: Option<Instant>,
     /// Since when this member, a running replica, has not been streaming.
@@ -72,12 +71,10 @@ pub struct Agent<D: Database> {
     pub(super) job: Option<JoinHandle<()>>,
     pub(super) wake: Arc<Notify>,
     last_reason: String,
-    /// The member record last written to the store, and when.
-    published: Option<(MemberRecord, Instant)>,
     /// The members whose replication slots were last synced on the running server (none on a replica).
     synced_slots: Option<Vec<String>>,
-    /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
-    dcs_last_seen: u64,
+    /// Writes the member record and the REST status.
+    publisher: Publisher,
     /// Promotions this agent carried out.
     failovers: Arc<AtomicU64>,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
@@ -106,12 +103,12 @@ impl<D: Database> Agent<D> {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
+        let publisher = Publisher::new(dcs.clone(), status);
         Agent {
             me,
             dcs,
             db,
             http,
-            status,
             lease,
             primary_down_since: None,
             not_streaming_since: None,
@@ -119,9 +116,8 @@ impl<D: Database> Agent<D> {
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
-            published: None,
             synced_slots: None,
-            dcs_last_seen: 0,
+            publisher,
             failovers: Arc::new(AtomicU64::new(0)),
             sync_seen: None,
             leaving: false,
@@ -228,7 +224,7 @@ impl<D: Database> Agent<D> {
         }
         let cluster = match &read {
             Ok(state) => {
-                self.dcs_last_seen = unix_now();
+                self.publisher.store_seen();
                 Some(cluster_view(state))
             }
             Err(e) => {
@@ -367,7 +363,7 @@ impl<D: Database> Agent<D> {
         self.me.can_fail_over = config.tags.can_fail_over();
         self.me.failover_priority = config.tags.failover_priority();
         self.me.parameters = config.postgresql.parameters.clone();
-        self.published = None;
+        self.publisher.forget();
     }
 
     /// This member's own server parameters (its file's `postgresql.parameters`).
@@ -594,101 +590,13 @@ impl<D: Database> Agent<D> {
         dynamic: &DynamicConfig,
         reason: &str,
     ) {
-        let (state, role) = MemberRecord::state_and_role(db);
-        let state = if self.leaving { "stopping" } else { state };
-        let record = MemberRecord {
-            conn_url: format!("postgres://{}:{}/postgres", self.me.db_host, self.me.db_port),
-            api_url: self.me.api_url.clone(),
-            state: state.into(),
-            role: role.into(),
-            host: self.me.db_host.clone(),
-            port: self.me.db_port,
-            xlog_location: db.position,
-            replay_lsn: db.replay_position,
-            timeline: db.timeline,
-            replication_state: db.streaming.then(|| "streaming".to_owned()),
-            reason: Some(reason.to_owned()),
-            tags: self.me.tags.clone(),
-            sync_state: db
-                .is_running_primary()
-                .then(|| sync_health(db, dynamic.synchronous_mode).as_str().to_owned()),
-            pending_restart: !db.pending_restart.is_empty(),
-            pending_restart_reason: MemberRecord::pending_changes(db),
+        let standing = Standing {
+            token: self.lease.token(),
+            deadline: self.lease.grant().map(|g| g.deadline),
+            leaving: self.leaving,
+            failovers: self.failovers.load(Ordering::SeqCst),
         };
-        let fresh = self
-            .published
-            .as_ref()
-            .is_some_and(|(last, at)| *last == record && at.elapsed() < dynamic.ttl / 2);
-        if cluster.is_some() && !fresh {
-            let json = serde_json::to_value(&record).unwrap_or_default();
-            let key = Key::Member(self.me.name.clone());
-            match self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
-                Ok(_) => self.published = Some((record.clone(), Instant::now())),
-                Err(e) => tracing::debug!(error = %e, "member record not published"),
-            }
-        }
-        self.status.set(self.node_status(db, &record, cluster, dynamic));
-        let deadline = self.lease.grant().map(|g| g.deadline);
-        self.status.set_deadline(deadline);
-    }
-
-    fn node_status(
-        &self,
-        db: &DbState,
-        record: &MemberRecord,
-        cluster: Option<&ClusterView>,
-        dynamic: &DynamicConfig,
-    ) -> NodeStatus {
-        let raft = self.dcs.raft_status();
-        let primary = db.role == Some(Role::Primary);
-        let sync = cluster
-            .and_then(|c| c.sync.as_ref())
-            .filter(|s| !primary && s.sync_standby.iter().any(|n| n == self.me.name.as_str()));
-        let system_id = match &db.data {
-            crate::db::DataState::Present { system_id, .. } => Some(system_id.clone()),
-            crate::db::DataState::Missing => None,
-        };
-        NodeStatus {
-            state: record.state.clone(),
-            role: record.role.clone(),
-            xlog: Xlog {
-                location: db.position.filter(|_| primary).map(|p| p.0),
-                received_location: db.position.filter(|_| !primary).map(|p| p.0),
-                replayed_location: db.replay_position.map(|p| p.0),
-            },
-            timeline: db.timeline,
-            replication_state: record.replication_state.clone(),
-            database_system_identifier: system_id,
-            tags: self.me.tags.clone(),
-            patroni: PatroniInfo {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                scope: self.me.scope.clone(),
-                name: self.me.name.to_string(),
-            },
-            vigil: vigil_api::VigilInfo {
-                fencing_token: self.lease.token().map(|t| t.0),
-                lease_remaining_ms: None,
-                last_decision: record.reason.clone(),
-                primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
-                synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
-                sync_state: record.sync_state.clone(),
-                failovers_total: self.failovers.load(Ordering::SeqCst),
-                raft: Some(vigil_api::RaftInfo {
-                    term: raft.term,
-                    leader: raft.leader,
-                    voters: raft.voters.into_iter().collect(),
-                }),
-            },
-            server_version: db.server_version,
-            dcs_last_seen: self.dcs_last_seen,
-            pause: dynamic.pause,
-            pending_restart: record.pending_restart,
-            pending_restart_reason: record.pending_restart_reason.clone(),
-            sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
-            quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
-            replication: db.replicas.iter().map(shown_replication).collect(),
-            ..Default::default()
-        }
+        self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
     }
 
     /// On SIGTERM: a primary stops its database with a shutdown checkpoint, which PostgreSQL streams to
@@ -707,7 +615,7 @@ impl<D: Database> Agent<D> {
         let token = self.lease.last_token();
         self.release().await;
         self.guard.disarm(token, "clean shutdown");
-        self.status.set_deadline(None);
+        self.publisher.no_deadline();
     }
 }
 
@@ -722,7 +630,7 @@ impl<D: Database> Agent<D> {
         }
         tracing::info!("synchronous standby shutting down: asking the primary to move the role first");
         self.leaving = true;
-        self.published = None;
+        self.publisher.forget();
         let db = self.db.observe().await;
         let dynamic = self.dynamic.clone();
         let wait = sync_handoff_wait(&dynamic);
@@ -780,10 +688,6 @@ fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant>
     holds.then(|| started.unwrap_or(now))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Pause before the cycle after one that changed who leads.
 const NEXT_STEP: Duration = Duration::from_millis(20);
 
@@ -821,18 +725,5 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             can_fail_over: false,
             failover_priority: 0,
         },
-    }
-}
-
-/// A replica link as Patroni shows it in `GET /patroni` (`replication`).
-fn shown_replication(link: &crate::db::ReplicaLink) -> Replication {
-    let shown = link.shown.clone();
-    Replication {
-        usename: shown.user,
-        application_name: link.name.clone(),
-        client_addr: shown.address,
-        state: shown.state,
-        sync_state: shown.sync_state,
-        sync_priority: shown.sync_priority,
     }
 }

@@ -1,0 +1,266 @@
+//! What this member tells the others: its member record in the store (written when it changes, or when
+//! half its ttl has passed) and the status its REST API serves (`GET /patroni`, the health checks).
+
+use super::observation::ClusterView;
+use super::run::Identity;
+use super::sync::sync_health;
+use crate::config::DynamicConfig;
+use crate::db::{DataState, DbState, ReplicaLink, Role};
+use crate::member::MemberRecord;
+use crate::status::SharedStatus;
+use std::sync::Arc;
+use std::time::Instant;
+use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
+use vigil_dcs::{Condition, DcsNode, FencingToken, Key, RaftStatus};
+use vigil_fencing::HolderDeadline;
+
+/// This member's standing in the cluster, as the loop knows it this cycle.
+pub(super) struct Standing {
+    /// The token of the lease it holds.
+    pub token: Option<FencingToken>,
+    /// Its lease's deadline: `/primary` turns 503 the moment it passes.
+    pub deadline: Option<HolderDeadline>,
+    /// A synchronous standby shutting down: its record says `stopping`.
+    pub leaving: bool,
+    /// Promotions this agent carried out.
+    pub failovers: u64,
+}
+
+/// Writes the member record and the REST status.
+pub(super) struct Publisher {
+    dcs: Arc<DcsNode>,
+    status: Arc<SharedStatus>,
+    /// The member record last written to the store, and when.
+    published: Option<(MemberRecord, Instant)>,
+    /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
+    dcs_last_seen: u64,
+}
+
+impl Publisher {
+    pub(super) fn new(dcs: Arc<DcsNode>, status: Arc<SharedStatus>) -> Self {
+        Publisher { dcs, status, published: None, dcs_last_seen: 0 }
+    }
+
+    /// Notes that the store was read just now.
+    pub(super) fn store_seen(&mut self) {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        self.dcs_last_seen = since_epoch.map_or(0, |d| d.as_secs());
+    }
+
+    /// Writes the member record at the next publication, changed or not.
+    pub(super) fn forget(&mut self) {
+        self.published = None;
+    }
+
+    /// The REST status no longer claims a lease (the agent is stopping).
+    pub(super) fn no_deadline(&self) {
+        self.status.set_deadline(None);
+    }
+
+    /// Publishes the member record (when it changed, or when half its ttl has passed; only while the
+    /// store can be read) and the REST status.
+    pub(super) async fn publish(
+        &mut self,
+        me: &Identity,
+        standing: &Standing,
+        db: &DbState,
+        cluster: Option<&ClusterView>,
+        dynamic: &DynamicConfig,
+        reason: &str,
+    ) {
+        let record = member_record(me, db, dynamic, reason, standing.leaving);
+        let fresh = self
+            .published
+            .as_ref()
+            .is_some_and(|(last, at)| *last == record && at.elapsed() < dynamic.ttl / 2);
+        if cluster.is_some() && !fresh {
+            let json = serde_json::to_value(&record).unwrap_or_default();
+            let key = Key::Member(me.name.clone());
+            match self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
+                Ok(_) => self.published = Some((record.clone(), Instant::now())),
+                Err(e) => tracing::debug!(error = %e, "member record not published"),
+            }
+        }
+        let raft = self.dcs.raft_status();
+        let shown = Shown { me, standing, raft, dcs_last_seen: self.dcs_last_seen };
+        self.status.set(node_status(&shown, db, &record, cluster, dynamic));
+        self.status.set_deadline(standing.deadline);
+    }
+}
+
+/// The member record of this member with its database in state `db`.
+fn member_record(
+    me: &Identity,
+    db: &DbState,
+    dynamic: &DynamicConfig,
+    reason: &str,
+    leaving: bool,
+) -> MemberRecord {
+    let (state, role) = MemberRecord::state_and_role(db);
+    let state = if leaving { "stopping" } else { state };
+    MemberRecord {
+        conn_url: format!("postgres://{}:{}/postgres", me.db_host, me.db_port),
+        api_url: me.api_url.clone(),
+        state: state.into(),
+        role: role.into(),
+        host: me.db_host.clone(),
+        port: me.db_port,
+        xlog_location: db.position,
+        replay_lsn: db.replay_position,
+        timeline: db.timeline,
+        replication_state: db.streaming.then(|| "streaming".to_owned()),
+        reason: Some(reason.to_owned()),
+        tags: me.tags.clone(),
+        sync_state: db
+            .is_running_primary()
+            .then(|| sync_health(db, dynamic.synchronous_mode).as_str().to_owned()),
+        pending_restart: !db.pending_restart.is_empty(),
+        pending_restart_reason: MemberRecord::pending_changes(db),
+    }
+}
+
+/// What the status shows beyond the database and the member record.
+struct Shown<'a> {
+    me: &'a Identity,
+    standing: &'a Standing,
+    raft: RaftStatus,
+    dcs_last_seen: u64,
+}
+
+/// The status `GET /patroni` serves.
+fn node_status(
+    shown: &Shown<'_>,
+    db: &DbState,
+    record: &MemberRecord,
+    cluster: Option<&ClusterView>,
+    dynamic: &DynamicConfig,
+) -> NodeStatus {
+    let me = shown.me;
+    let primary = db.role == Some(Role::Primary);
+    let sync = cluster
+        .and_then(|c| c.sync.as_ref())
+        .filter(|s| !primary && s.sync_standby.iter().any(|n| n == me.name.as_str()));
+    let system_id = match &db.data {
+        DataState::Present { system_id, .. } => Some(system_id.clone()),
+        DataState::Missing => None,
+    };
+    NodeStatus {
+        state: record.state.clone(),
+        role: record.role.clone(),
+        xlog: Xlog {
+            location: db.position.filter(|_| primary).map(|p| p.0),
+            received_location: db.position.filter(|_| !primary).map(|p| p.0),
+            replayed_location: db.replay_position.map(|p| p.0),
+        },
+        timeline: db.timeline,
+        replication_state: record.replication_state.clone(),
+        database_system_identifier: system_id,
+        tags: me.tags.clone(),
+        patroni: PatroniInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            scope: me.scope.clone(),
+            name: me.name.to_string(),
+        },
+        vigil: vigil_api::VigilInfo {
+            fencing_token: shown.standing.token.map(|t| t.0),
+            lease_remaining_ms: None,
+            last_decision: record.reason.clone(),
+            primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
+            synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
+            sync_state: record.sync_state.clone(),
+            failovers_total: shown.standing.failovers,
+            raft: Some(vigil_api::RaftInfo {
+                term: shown.raft.term,
+                leader: shown.raft.leader,
+                voters: shown.raft.voters.iter().copied().collect(),
+            }),
+        },
+        server_version: db.server_version,
+        dcs_last_seen: shown.dcs_last_seen,
+        pause: dynamic.pause,
+        pending_restart: record.pending_restart,
+        pending_restart_reason: record.pending_restart_reason.clone(),
+        sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
+        quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
+        replication: db.replicas.iter().map(shown_replication).collect(),
+        ..Default::default()
+    }
+}
+
+/// A replica link as Patroni shows it in `GET /patroni` (`replication`).
+fn shown_replication(link: &ReplicaLink) -> Replication {
+    let shown = link.shown.clone();
+    Replication {
+        usename: shown.user,
+        application_name: link.name.clone(),
+        client_addr: shown.address,
+        state: shown.state,
+        sync_state: shown.sync_state,
+        sync_priority: shown.sync_priority,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Position;
+    use std::collections::BTreeMap;
+    use vigil_dcs::MemberName;
+
+    fn me() -> Identity {
+        Identity {
+            name: MemberName::new("a").expect("name"),
+            scope: "test".into(),
+            api_url: "http://10.0.0.1:8008/patroni".into(),
+            db_host: "10.0.0.1".into(),
+            db_port: 5432,
+            tags: BTreeMap::new(),
+            can_fail_over: true,
+            failover_priority: 1,
+            bootstrap_dcs: DynamicConfig::default(),
+            parameters: BTreeMap::new(),
+            config_path: None,
+            api_client_tls: Default::default(),
+            api_read_auth: None,
+        }
+    }
+
+    fn running(role: Role, position: u64) -> DbState {
+        let data = DataState::Present { system_id: "7".into(), was_primary: role == Role::Primary };
+        let position = Some(Position(position));
+        DbState { running: true, role: Some(role), timeline: Some(2), position, ..DbState::stopped(data) }
+    }
+
+    #[test]
+    fn the_record_and_status_say_what_the_database_is() {
+        let dynamic = DynamicConfig::default();
+        let primary = running(Role::Primary, 0x100);
+        let record = member_record(&me(), &primary, &dynamic, "primary: lease renewed", false);
+        assert_eq!((record.state.as_str(), record.role.as_str()), ("running", "primary"));
+        assert_eq!(record.conn_url, "postgres://10.0.0.1:5432/postgres");
+        assert_eq!(record.xlog_location, Some(Position(0x100)));
+        assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
+
+        let standing = Standing { token: Some(FencingToken(9)), deadline: None, leaving: false, failovers: 2 };
+        let raft = RaftStatus {
+            node_id: 1,
+            term: 3,
+            leader: Some(1),
+            voters: [1, 2, 3].into(),
+            nodes: BTreeMap::new(),
+            last_applied: None,
+            purged: None,
+        };
+        let shown = Shown { me: &me(), standing: &standing, raft, dcs_last_seen: 1_700_000_000 };
+        let status = node_status(&shown, &primary, &record, None, &dynamic);
+        assert_eq!((status.xlog.location, status.xlog.received_location), (Some(0x100), None));
+        assert_eq!((status.vigil.fencing_token, status.vigil.failovers_total), (Some(9), 2));
+        assert_eq!(status.database_system_identifier.as_deref(), Some("7"));
+
+        let replica = running(Role::Replica, 0x80);
+        let record = member_record(&me(), &replica, &dynamic, "following a", true);
+        assert_eq!((record.state.as_str(), record.role.as_str()), ("stopping", "replica"), "a leaving standby");
+        let status = node_status(&shown, &replica, &record, None, &dynamic);
+        assert_eq!((status.xlog.location, status.xlog.received_location), (None, Some(0x80)));
+    }
+}
