@@ -4,7 +4,9 @@
 //! A restart stops and starts the database, which may take long: it runs as the loop's background job
 //! (answering the caller when done), so the loop keeps renewing the lease and petting the watchdog.
 
+use super::execute::JobReport;
 use super::hooks::Callback;
+use super::memory::JobEvent;
 use super::run::Agent;
 use super::view::cluster_view;
 use crate::config::Config;
@@ -161,6 +163,7 @@ impl<D: Database> Agent<D> {
             }
             done.report(result.map(|()| format!("restarted the {role}")));
             wake.notify_one();
+            JobReport::default()
         }));
     }
 
@@ -191,7 +194,7 @@ impl<D: Database> Agent<D> {
         tracing::info!(force = request.force, "reinitialize requested through the API");
         self.db.stop(StopMode::Immediate).await.map_err(|e| ApiError::new(503, e.to_string()))?;
         self.db.remove_data().await.map_err(|e| ApiError::new(503, e.to_string()))?;
-        self.repair.reset();
+        self.memory.job_reported(JobEvent::DataRemoved);
         self.wake();
         Ok("reinitialize started: the data is removed and will be cloned from the primary".to_owned())
     }

@@ -3,9 +3,9 @@
 
 use super::guard::RoleGuard;
 use super::hooks::Callback;
+use super::memory::JobEvent;
 use super::Action;
 use crate::db::{Database, DbError, StopMode};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use vigil_dcs::{DcsNode, FencingToken, MemberName};
@@ -20,10 +20,6 @@ pub struct DbJob {
     pub token: Option<FencingToken>,
     /// The store, for the history of a promotion (`None` when fencing, which must not wait for it).
     pub dcs: Option<Arc<DcsNode>>,
-    /// How repairing the data went so far, updated by rewinds, removals and failed follows.
-    pub repair: Arc<Repair>,
-    /// Counts the promotions carried out.
-    pub failovers: Arc<AtomicU64>,
     /// The watchdog and `pre_promote` before a promotion; the callbacks after each change.
     pub guard: Arc<RoleGuard>,
 }
@@ -36,73 +32,45 @@ impl DbJob {
         token: Option<FencingToken>,
         guard: &Arc<RoleGuard>,
     ) -> DbJob {
-        DbJob {
-            me: me.clone(),
-            actions: vec![fence],
-            token,
-            dcs: None,
-            repair: Arc::default(),
-            failovers: Arc::new(AtomicU64::new(0)),
-            guard: guard.clone(),
-        }
+        DbJob { me: me.clone(), actions: vec![fence], token, dcs: None, guard: guard.clone() }
     }
 }
 
-/// What the loop knows about repairing diverged data (see [`super::Observation::rewound`] and its
-/// neighbours); shared with the jobs that rewind, remove or follow.
-#[derive(Debug, Default)]
-pub struct Repair {
-    /// The last rewind failed.
-    pub rewind_failed: AtomicBool,
-    /// A rewind succeeded since the member last streamed or its data was removed.
-    pub rewound: AtomicBool,
-    /// Failed attempts in a row to start as the lease holder's replica.
-    pub follow_failures: AtomicU32,
+/// How a job went: whether every action succeeded, and what the policy must remember of it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// Every action succeeded.
+    pub ok: bool,
+    /// What happened, in order.
+    pub events: Vec<JobEvent>,
 }
 
-impl Repair {
-    /// After a rewind: on success the failed follows start counting again.
-    pub fn rewound(&self, ok: bool) {
-        self.rewind_failed.store(!ok, Ordering::SeqCst);
-        if ok {
-            self.rewound.store(true, Ordering::SeqCst);
-            self.follow_failures.store(0, Ordering::SeqCst);
-        }
-    }
-
-    /// The member streams: whatever happened before worked.
-    pub fn streaming(&self) {
-        self.rewound.store(false, Ordering::SeqCst);
-        self.follow_failures.store(0, Ordering::SeqCst);
-    }
-
-    /// The data was removed: everything starts afresh.
-    pub fn reset(&self) {
-        self.rewind_failed.store(false, Ordering::SeqCst);
-        self.streaming();
-    }
-}
-
-/// Runs the job's actions in order, logging each with its outcome and duration; true when all succeeded.
-pub async fn run_db_job<D: Database>(db: &D, job: DbJob) -> bool {
+/// Runs the job's actions in order, logging each with its outcome and duration, until one fails.
+pub async fn run_db_job<D: Database>(db: &D, job: DbJob) -> JobReport {
+    let mut events = Vec::new();
     for action in &job.actions {
         let started = Instant::now();
-        let result = run(db, &job, action).await;
+        let result = run(db, &job, action, &mut events).await;
         let ms = started.elapsed().as_millis() as u64;
         let token = job.token.map(|t| t.0);
         match result {
             Ok(()) => tracing::info!(member = %job.me, ?action, ?token, duration_ms = ms, "done"),
             Err(e) => {
                 tracing::error!(member = %job.me, ?action, ?token, duration_ms = ms, error = %e, "failed");
-                return false;
+                return JobReport { ok: false, events };
             }
         }
     }
-    true
+    JobReport { ok: true, events }
 }
 
-async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
-    run_action(db, job, action).await?;
+async fn run<D: Database>(
+    db: &D,
+    job: &DbJob,
+    action: &Action,
+    events: &mut Vec<JobEvent>,
+) -> Result<(), DbError> {
+    run_action(db, job, action, events).await?;
     let (hooks, token) = (&job.guard.hooks, job.token);
     match action {
         Action::Bootstrap | Action::StartPrimary => hooks.callback(Callback::OnStart, "primary", token),
@@ -114,8 +82,13 @@ async fn run<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), Db
     Ok(())
 }
 
-/// One action, without its callbacks.
-async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result<(), DbError> {
+/// One action, without its callbacks; what the policy must remember of it goes to `events`.
+async fn run_action<D: Database>(
+    db: &D,
+    job: &DbJob,
+    action: &Action,
+    events: &mut Vec<JobEvent>,
+) -> Result<(), DbError> {
     match action {
         Action::Bootstrap => {
             record_token(db, job).await?;
@@ -130,7 +103,7 @@ async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.set_fencing_token(token.0).await?;
             db.promote().await?;
-            job.failovers.fetch_add(1, Ordering::SeqCst);
+            events.push(JobEvent::Promoted);
             record_promotion(db, job).await;
             Ok(())
         }
@@ -139,18 +112,18 @@ async fn run_action<D: Database>(db: &D, job: &DbJob, action: &Action) -> Result
         Action::Clone(upstream) => db.clone_from(upstream).await,
         Action::Rewind(upstream) => {
             let result = db.rewind_from(upstream).await;
-            job.repair.rewound(result.is_ok());
+            events.push(JobEvent::Rewound { ok: result.is_ok() });
             result
         }
         Action::RemoveData => {
             db.remove_data().await?;
-            job.repair.reset();
+            events.push(JobEvent::DataRemoved);
             Ok(())
         }
         Action::Follow(upstream) => {
             let result = db.follow(upstream.as_ref()).await;
             if result.is_err() && upstream.is_some() {
-                job.repair.follow_failures.fetch_add(1, Ordering::SeqCst);
+                events.push(JobEvent::FollowFailed);
             }
             result
         }

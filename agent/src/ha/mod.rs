@@ -9,6 +9,7 @@ mod hooks;
 mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
+mod memory;
 mod observation;
 mod publisher;
 #[cfg(test)]

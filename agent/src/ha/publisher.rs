@@ -241,7 +241,8 @@ mod tests {
         assert_eq!(record.xlog_location, Some(Position(0x100)));
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
 
-        let standing = Standing { token: Some(FencingToken(9)), deadline: None, leaving: false, failovers: 2 };
+        let standing =
+            Standing { token: Some(FencingToken(9)), deadline: None, leaving: false, failovers: 2 };
         let raft = RaftStatus {
             node_id: 1,
             term: 3,
@@ -259,7 +260,11 @@ mod tests {
 
         let replica = running(Role::Replica, 0x80);
         let record = member_record(&me(), &replica, &dynamic, "following a", true);
-        assert_eq!((record.state.as_str(), record.role.as_str()), ("stopping", "replica"), "a leaving standby");
+        assert_eq!(
+            (record.state.as_str(), record.role.as_str()),
+            ("stopping", "replica"),
+            "a leaving standby"
+        );
         let status = node_status(&shown, &replica, &record, None, &dynamic);
         assert_eq!((status.xlog.location, status.xlog.received_location), (None, Some(0x80)));
     }

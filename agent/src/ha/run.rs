@@ -4,19 +4,19 @@
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
-use super::execute::{run_db_job, DbJob, Repair};
+use super::execute::{run_db_job, DbJob, JobReport};
 use super::guard::RoleGuard;
 use super::lease_keeper::LeaseKeeper;
+use super::memory::Memory;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::publisher::{Publisher, Standing};
 use super::sync::{handed_over, is_named_standby, SyncPolicy};
 use super::view::{cluster_view, dynamic_or_last_good, Status};
 use super::{decide, fence_action, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
-use crate::db::{Database, DbState, Position, Role, SyncRule};
+use crate::db::{Database, DbState, Role};
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
@@ -64,23 +64,18 @@ pub struct Agent<D: Database> {
     pub(super) db: Arc<D>,
     http: reqwest::Client,
     lease: LeaseKeeper,
-    primary_down_since: Option<Instant>,
-    /// Since when this member, a running replica, has not been streaming.
-    not_streaming_since: Option<Instant>,
-    pub(super) repair: Arc<Repair>,
-    pub(super) job: Option<JoinHandle<()>>,
+    /// What the policy remembers between cycles.
+    pub(super) memory: Memory,
+    /// The background database job, which reports how it went when it ends.
+    pub(super) job: Option<JoinHandle<JobReport>>,
     pub(super) wake: Arc<Notify>,
     last_reason: String,
     /// The members whose replication slots were last synced on the running server (none on a replica).
     synced_slots: Option<Vec<String>>,
     /// Writes the member record and the REST status.
     publisher: Publisher,
-    /// Promotions this agent carried out.
-    failovers: Arc<AtomicU64>,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
     leaving: bool,
-    /// The synchronous replication rule last seen applied on this primary, and its position then.
-    sync_seen: Option<(SyncRule, Option<Position>)>,
     /// The dynamic configuration as last read (the bootstrap one until then).
     dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
@@ -110,16 +105,12 @@ impl<D: Database> Agent<D> {
             db,
             http,
             lease,
-            primary_down_since: None,
-            not_streaming_since: None,
-            repair: Arc::default(),
+            memory: Memory::default(),
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
             synced_slots: None,
             publisher,
-            failovers: Arc::new(AtomicU64::new(0)),
-            sync_seen: None,
             leaving: false,
             dynamic: me_dynamic,
             parameters: None,
@@ -189,6 +180,7 @@ impl<D: Database> Agent<D> {
             self.renew(&known).await;
             self.renewed_this_cycle = true;
         }
+        self.collect_job().await;
         // A job that ends while the database is observed leaves the observation older than what the job
         // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
         let busy = self.busy();
@@ -206,7 +198,8 @@ impl<D: Database> Agent<D> {
             if !self.dynamic.pause {
                 tracing::warn!(%token, ?fence, "fencing: my lease passed its deadline without renewal");
                 let job = DbJob::fence(&self.me.name, fence, Some(token), &self.guard);
-                run_db_job(self.db.as_ref(), job).await;
+                let report = run_db_job(self.db.as_ref(), job).await;
+                self.remember(report);
                 db = self.db.observe().await;
                 let deadline = self.lease.grant().map(|g| g.deadline.instant());
                 let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
@@ -249,10 +242,7 @@ impl<D: Database> Agent<D> {
         let token = self.lease.last_token();
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
-        self.track_primary_down(&db, lease, observed_at);
-        if db.streaming {
-            self.repair.streaming();
-        }
+        self.memory.observed(&db, lease, observed_at);
         if !db.running {
             self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
         }
@@ -270,13 +260,13 @@ impl<D: Database> Agent<D> {
             db: db.clone(),
             cluster: cluster.clone(),
             lease,
-            primary_down_since: self.primary_down_since,
-            not_streaming_since: self.not_streaming_since,
-            rewind_failed: self.repair.rewind_failed.load(Ordering::SeqCst),
-            rewound: self.repair.rewound.load(Ordering::SeqCst),
-            follow_failures: self.repair.follow_failures.load(Ordering::SeqCst),
+            primary_down_since: self.memory.primary_down_since,
+            not_streaming_since: self.memory.not_streaming_since,
+            rewind_failed: self.memory.rewind_failed,
+            rewound: self.memory.rewound,
+            follow_failures: self.memory.follow_failures,
             peers,
-            sync_applied_at: self.track_sync_rule(&db),
+            sync_applied_at: self.memory.sync_applied_at(),
             promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
         };
         let decision = decide(&observation);
@@ -329,10 +319,29 @@ impl<D: Database> Agent<D> {
 
     /// Waits, at most `limit`, for the running background job to end.
     pub(super) async fn wait_for_job(&mut self, limit: Duration) {
-        if let Some(job) = self.job.as_mut().filter(|j| !j.is_finished()) {
-            if tokio::time::timeout(limit, job).await.is_ok() {
+        if let Some(job) = self.job.as_mut() {
+            if let Ok(report) = tokio::time::timeout(limit, job).await {
                 self.job = None; // a finished JoinHandle must not be polled again
+                self.remember(report.unwrap_or_default());
             }
+        }
+    }
+
+    /// Takes in the report of the background job, if it has ended.
+    async fn collect_job(&mut self) {
+        if let Some(job) = self.job.take_if(|job| job.is_finished()) {
+            let report = job.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the database job panicked");
+                JobReport::default()
+            });
+            self.remember(report);
+        }
+    }
+
+    /// Takes in what a database job reports.
+    fn remember(&mut self, report: JobReport) {
+        for event in report.events {
+            self.memory.job_reported(event);
         }
     }
 
@@ -406,30 +415,10 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// The primary's position when the synchronous replication rule in force was first seen applied; `None`
-    /// in the cycle it is first seen (see [`Observation::sync_applied_at`]).
-    fn track_sync_rule(&mut self, db: &DbState) -> Option<Position> {
-        let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
-        match &self.sync_seen {
-            Some((seen, at)) if Some(seen) == rule.as_ref() => *at,
-            _ => {
-                self.sync_seen = rule.map(|rule| (rule, db.position));
-                None
-            }
-        }
-    }
-
     /// When the primary, down since `primary_down_since`, reaches `primary_start_timeout`.
     fn primary_start_deadline(&self) -> Option<Instant> {
-        let since = self.primary_down_since.filter(|_| self.lease.grant().is_some())?;
+        let since = self.memory.primary_down_since.filter(|_| self.lease.grant().is_some())?;
         since.checked_add(self.dynamic.primary_start_timeout)
-    }
-
-    fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, now: Instant) {
-        let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
-        self.primary_down_since = since(down, self.primary_down_since, now);
-        let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
-        self.not_streaming_since = since(idle_replica, self.not_streaming_since, now);
     }
 
     fn log(&mut self, decision: &Decision) {
@@ -502,8 +491,10 @@ impl<D: Database> Agent<D> {
                 Action::Demote | Action::Kill => {
                     let token = self.lease.last_token();
                     let kill = action == Action::Kill;
-                    let fenced =
+                    let report =
                         run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
+                    let fenced = report.ok;
+                    self.remember(report);
                     if kill && !fenced {
                         tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
                         return;
@@ -518,16 +509,16 @@ impl<D: Database> Agent<D> {
                 actions: db_actions,
                 token: self.lease.token(),
                 dcs: Some(self.dcs.clone()),
-                failovers: self.failovers.clone(),
-                repair: self.repair.clone(),
                 guard: self.guard.clone(),
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
             self.job = Some(tokio::spawn(async move {
                 // A failed job is retried on the next regular cycle, not at once.
-                if run_db_job(db.as_ref(), job).await {
+                let report = run_db_job(db.as_ref(), job).await;
+                if report.ok {
                     wake.notify_one();
                 }
+                report
             }));
         }
     }
@@ -594,7 +585,7 @@ impl<D: Database> Agent<D> {
             token: self.lease.token(),
             deadline: self.lease.grant().map(|g| g.deadline),
             leaving: self.leaving,
-            failovers: self.failovers.load(Ordering::SeqCst),
+            failovers: self.memory.failovers,
         };
         self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
     }
@@ -681,11 +672,6 @@ fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
         tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
         reqwest::Client::new()
     })
-}
-
-/// When a condition that holds `now` (`holds`) began: `started` if it already held, else `now`.
-fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant> {
-    holds.then(|| started.unwrap_or(now))
 }
 
 /// Pause before the cycle after one that changed who leads.

@@ -1,0 +1,179 @@
+//! What the policy remembers between cycles, as one plain value. It changes only through two functions:
+//! [`Memory::observed`], with each observation of the database, and [`Memory::job_reported`], with each
+//! outcome a database job reports when it ends (jobs share no state with the loop).
+
+use super::observation::LeaseHold;
+use crate::db::{DbState, Position, Role, SyncRule};
+use std::time::Instant;
+
+/// Something a database job did that the policy must remember.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEvent {
+    /// A rewind ended, successfully or not.
+    Rewound {
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// The data directory was emptied (for a re-clone).
+    DataRemoved,
+    /// Starting as the lease holder's replica failed.
+    FollowFailed,
+    /// A replica was promoted.
+    Promoted,
+}
+
+/// The policy's memory (see [`super::Observation`] for what each item means to it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Since when this member, holding the lease, has seen its primary not running.
+    pub primary_down_since: Option<Instant>,
+    /// Since when this member, a running replica, has not been streaming.
+    pub not_streaming_since: Option<Instant>,
+    /// The last rewind failed.
+    pub rewind_failed: bool,
+    /// A rewind succeeded since the member last streamed or its data was removed.
+    pub rewound: bool,
+    /// Failed attempts in a row to start as the lease holder's replica.
+    pub follow_failures: u32,
+    /// The synchronous replication rule last seen applied on this primary.
+    pub sync_seen: Option<SyncSeen>,
+    /// Promotions this agent carried out.
+    pub failovers: u64,
+}
+
+impl Memory {
+    /// Takes in an observation of the database made at `at`, under the lease hold `lease`.
+    pub fn observed(&mut self, db: &DbState, lease: LeaseHold, at: Instant) {
+        let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
+        self.primary_down_since = since(down, self.primary_down_since, at);
+        let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
+        self.not_streaming_since = since(idle_replica, self.not_streaming_since, at);
+        if db.streaming {
+            // Whatever repaired the data worked.
+            self.rewound = false;
+            self.follow_failures = 0;
+        }
+        let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
+        match (&mut self.sync_seen, rule) {
+            (Some(seen), Some(rule)) if seen.rule == rule => seen.first = false,
+            (_, rule) => self.sync_seen = rule.map(|rule| SyncSeen { rule, at: db.position, first: true }),
+        }
+    }
+
+    /// The primary's position when the synchronous replication rule in force was first seen applied;
+    /// `None` in the cycle it is first seen (see [`super::Observation::sync_applied_at`]).
+    pub fn sync_applied_at(&self) -> Option<Position> {
+        self.sync_seen.as_ref().filter(|seen| !seen.first).and_then(|seen| seen.at)
+    }
+
+    /// Takes in what a database job reported.
+    pub fn job_reported(&mut self, event: JobEvent) {
+        match event {
+            JobEvent::Rewound { ok } => {
+                self.rewind_failed = !ok;
+                if ok {
+                    self.rewound = true;
+                    self.follow_failures = 0;
+                }
+            }
+            JobEvent::DataRemoved => {
+                self.rewind_failed = false;
+                self.rewound = false;
+                self.follow_failures = 0;
+            }
+            JobEvent::FollowFailed => self.follow_failures = self.follow_failures.saturating_add(1),
+            JobEvent::Promoted => self.failovers += 1,
+        }
+    }
+}
+
+/// A synchronous replication rule seen applied on this primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSeen {
+    /// The rule.
+    pub rule: SyncRule,
+    /// The primary's position when it was first seen.
+    pub at: Option<Position>,
+    /// Whether it was first seen in the last observation.
+    pub first: bool,
+}
+
+/// When a condition that holds `now` (`holds`) began: `started` if it already held, else `now`.
+fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant> {
+    holds.then(|| started.unwrap_or(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DataState;
+    use std::time::Duration;
+    use vigil_dcs::FencingToken;
+
+    fn data() -> DataState {
+        DataState::Present { system_id: "1".into(), was_primary: false }
+    }
+
+    fn primary(rule: Option<SyncRule>, position: u64) -> DbState {
+        DbState {
+            running: true,
+            role: Some(Role::Primary),
+            position: Some(Position(position)),
+            sync_rule: rule,
+            ..DbState::stopped(data())
+        }
+    }
+
+    #[test]
+    fn a_repair_is_remembered_until_the_member_streams_or_starts_afresh() {
+        let mut memory = Memory::default();
+        memory.job_reported(JobEvent::Rewound { ok: false });
+        assert!(memory.rewind_failed && !memory.rewound);
+        memory.job_reported(JobEvent::FollowFailed);
+        memory.job_reported(JobEvent::Rewound { ok: true });
+        assert_eq!((memory.rewind_failed, memory.rewound, memory.follow_failures), (false, true, 0));
+        memory.job_reported(JobEvent::FollowFailed);
+        memory.job_reported(JobEvent::FollowFailed);
+        assert_eq!(memory.follow_failures, 2);
+        let streaming =
+            DbState { running: true, role: Some(Role::Replica), streaming: true, ..DbState::stopped(data()) };
+        memory.observed(&streaming, LeaseHold::Never, Instant::now());
+        assert_eq!((memory.rewound, memory.follow_failures), (false, 0));
+        memory.job_reported(JobEvent::Rewound { ok: false });
+        memory.job_reported(JobEvent::DataRemoved);
+        assert!(!memory.rewind_failed);
+        memory.job_reported(JobEvent::Promoted);
+        assert_eq!(memory.failovers, 1);
+    }
+
+    #[test]
+    fn a_down_primary_and_an_idle_replica_are_timed_from_when_first_seen() {
+        let mut memory = Memory::default();
+        let t0 = Instant::now();
+        let stopped = DbState::stopped(data());
+        memory.observed(&stopped, LeaseHold::Valid(FencingToken(3)), t0);
+        memory.observed(&stopped, LeaseHold::Valid(FencingToken(3)), t0 + Duration::from_secs(1));
+        assert_eq!(memory.primary_down_since, Some(t0));
+        memory.observed(&stopped, LeaseHold::Never, t0 + Duration::from_secs(2));
+        assert_eq!(memory.primary_down_since, None, "without the lease it is no primary that is down");
+        let idle = DbState { running: true, role: Some(Role::Replica), ..DbState::stopped(data()) };
+        memory.observed(&idle, LeaseHold::Never, t0);
+        memory.observed(&idle, LeaseHold::Never, t0 + Duration::from_secs(5));
+        assert_eq!(memory.not_streaming_since, Some(t0));
+    }
+
+    #[test]
+    fn a_sync_rule_counts_as_applied_from_the_second_observation_at_the_first_ones_position() {
+        let mut memory = Memory::default();
+        let rule = SyncRule::AnyReplica;
+        memory.observed(&primary(Some(rule.clone()), 100), LeaseHold::Never, Instant::now());
+        assert_eq!(memory.sync_applied_at(), None, "not in the cycle it is first seen");
+        memory.observed(&primary(Some(rule.clone()), 150), LeaseHold::Never, Instant::now());
+        assert_eq!(memory.sync_applied_at(), Some(Position(100)));
+        let other = SyncRule::First { count: 1, names: vec!["b".into()] };
+        memory.observed(&primary(Some(other), 200), LeaseHold::Never, Instant::now());
+        assert_eq!(memory.sync_applied_at(), None, "a new rule starts again");
+        memory.observed(&primary(None, 300), LeaseHold::Never, Instant::now());
+        assert_eq!(memory.sync_seen, None);
+    }
+}
