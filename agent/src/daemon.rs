@@ -56,15 +56,14 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)));
-    let lifeline = crate::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
+    let lifeline = crate::db::postgres::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
         .map_err(
             |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
         )
         .ok();
+    let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)).with_lifeline(lifeline));
     let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
-        .with_guard(RoleGuard::from_config(&config))
-        .with_lifeline(lifeline);
+        .with_guard(RoleGuard::from_config(&config));
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
     agent.run(stop_signal(), command_queue).await;
 

@@ -7,7 +7,6 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod ha;
-pub mod lifeline;
 pub mod management;
 pub mod member;
 pub mod os_user;

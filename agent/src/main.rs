@@ -58,7 +58,7 @@ fn main() -> ExitCode {
             runtime_then(vigil_agent::daemon::run(config, &path))
         }
         Command::Lifeline { data_dir } => {
-            vigil_agent::lifeline::watch(&data_dir, std::io::stdin().lock());
+            vigil_agent::db::postgres::lifeline::watch(&data_dir, std::io::stdin().lock());
             ExitCode::SUCCESS
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),

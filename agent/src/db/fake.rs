@@ -303,6 +303,8 @@ impl Database for FakeServer {
         Ok(())
     }
 
+    fn die_with_agent(&self, _: bool) {}
+
     async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
         Ok(())
     }

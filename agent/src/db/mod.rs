@@ -304,6 +304,11 @@ pub trait Database: Send + Sync + 'static {
     /// where the server allows it, and kept for every later start. The timeout in force changes nothing.
     fn set_upstream_timeout(&self, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Whether the server must stop when this agent dies (`true`, so that no primary outlives the agent
+    /// that holds its lease) or may outlive it (`false`: in pause, to restart or upgrade the agent alone).
+    /// PostgreSQL: a watcher process holding a pipe only the agent writes to (`vigil lifeline`).
+    fn die_with_agent(&self, armed: bool);
+
     /// Checks `parameters` against the running server's own definitions; `Err` names each parameter and
     /// value it would reject, and why. A server that does not run checks nothing.
     fn check_parameters(

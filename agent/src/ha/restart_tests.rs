@@ -76,6 +76,8 @@ impl Database for SlowPrimary {
     async fn set_upstream_timeout(&self, _: Duration) -> Result<(), DbError> {
         Ok(())
     }
+    fn die_with_agent(&self, _: bool) {}
+
     async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
         Ok(())
     }

@@ -88,8 +88,6 @@ pub struct Agent<D: Database> {
     scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
-    /// The watcher that stops the database if this agent dies (disarmed in pause).
-    lifeline: Option<crate::lifeline::Lifeline>,
 }
 
 impl<D: Database> Agent<D> {
@@ -118,19 +116,12 @@ impl<D: Database> Agent<D> {
             scheduled_restart: None,
             scheduled_wake: None,
             guard: Arc::default(),
-            lifeline: None,
         }
     }
 
     /// The agent with this watchdog and these hooks (none by default).
     pub fn with_guard(mut self, guard: RoleGuard) -> Self {
         self.guard = Arc::new(guard);
-        self
-    }
-
-    /// The agent keeps `lifeline` armed, except in pause.
-    pub fn with_lifeline(mut self, lifeline: Option<crate::lifeline::Lifeline>) -> Self {
-        self.lifeline = lifeline;
         self
     }
 
@@ -212,9 +203,7 @@ impl<D: Database> Agent<D> {
             self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
         }
         let dynamic = self.dynamic.clone();
-        if let Some(lifeline) = &mut self.lifeline {
-            lifeline.arm(!dynamic.pause);
-        }
+        self.db.die_with_agent(!dynamic.pause);
         let cluster = match &read {
             Ok(state) => {
                 self.publisher.store_seen();

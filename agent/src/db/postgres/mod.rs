@@ -12,6 +12,7 @@ mod conninfo;
 mod controldata;
 mod files;
 pub(crate) mod kill;
+pub mod lifeline;
 mod liveness;
 mod observe;
 mod ops;
@@ -99,6 +100,8 @@ pub struct Postgres {
     conf: Mutex<Option<Conf>>,
     /// The settings changed while the server runs, written into every configuration.
     runtime: Mutex<Runtime>,
+    /// The watcher that stops the server if the agent dies.
+    lifeline: Mutex<Option<lifeline::Lifeline>>,
 }
 
 impl Postgres {
@@ -112,7 +115,14 @@ impl Postgres {
         }
         let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
         let runtime = Mutex::new(Runtime::starting(&settings));
-        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime }
+        let lifeline = Mutex::new(None);
+        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime, lifeline }
+    }
+
+    /// The adapter stops the server when the agent dies, through `lifeline` (see [`lifeline`]).
+    pub fn with_lifeline(self, lifeline: Option<lifeline::Lifeline>) -> Postgres {
+        *self.lifeline.lock().unwrap_or_else(|e| e.into_inner()) = lifeline;
+        self
     }
 
     fn data_dir(&self) -> &Path {
@@ -223,6 +233,12 @@ impl Database for Postgres {
 
     async fn set_upstream_timeout(&self, timeout: Duration) -> Result<(), DbError> {
         self.set_upstream_timeout_now(timeout).await
+    }
+
+    fn die_with_agent(&self, armed: bool) {
+        if let Some(lifeline) = self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            lifeline.arm(armed);
+        }
     }
 
     async fn check_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), String> {
