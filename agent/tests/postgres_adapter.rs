@@ -201,7 +201,7 @@ async fn bootstrap_clone_failover_rewind() {
     let members = ["node-A", "node-B", "node-C"].map(String::from);
 
     assert_eq!(a.observe().await, DbState::stopped(DataState::Missing));
-    a.bootstrap().await.unwrap();
+    a.bootstrap(Some(1)).await.unwrap();
     let state = a.observe().await;
     let DataState::Present { system_id, was_primary: true } = state.data.clone() else { panic!("{state:?}") };
     assert!(state.is_running_primary() && state.timeline == Some(1) && state.position.is_some(), "{state:?}");
@@ -239,8 +239,8 @@ async fn bootstrap_clone_failover_rewind() {
     a.stop(StopMode::Immediate).await.unwrap();
     a.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
-    b.promote().await.unwrap();
-    b.promote().await.unwrap();
+    b.promote(2).await.unwrap();
+    b.promote(2).await.unwrap();
     let state = b.observe().await;
     assert!(state.is_running_primary() && state.timeline == Some(2), "{state:?}");
     assert_eq!(state.data, present(&system_id, true));
@@ -261,7 +261,7 @@ async fn bootstrap_clone_failover_rewind() {
     assert_eq!(start_time(sc.port).await, c_started, "changing C's upstream restarted it");
 
     // Split brain: A comes back as a primary on the old timeline, writes, and crashes again.
-    a.start_primary().await.unwrap();
+    a.start_primary(None).await.unwrap();
     assert!(a.observe().await.is_running_primary());
     sql(sa.port, "INSERT INTO t VALUES ('lost')").await.unwrap();
     a.stop(StopMode::Immediate).await.unwrap();
@@ -289,7 +289,7 @@ async fn bootstrap_clone_failover_rewind() {
 async fn remove_data_leaves_an_empty_directory() {
     let lab = Lab::new();
     let (node, settings) = lab.node("solo");
-    node.bootstrap().await.unwrap();
+    node.bootstrap(Some(1)).await.unwrap();
     assert!(node.remove_data().await.is_err(), "removed the data of a running server");
     assert!(node.clone_from(&upstream(&settings)).await.is_err(), "cloned over existing data");
     node.stop(StopMode::Fast).await.unwrap();
@@ -303,13 +303,13 @@ async fn remove_data_leaves_an_empty_directory() {
     if let Some(user) = os_user() {
         assert_eq!(meta.uid(), ids(&user).0);
     }
-    let err = node.start_primary().await.unwrap_err();
+    let err = node.start_primary(None).await.unwrap_err();
     assert!(err.detail.contains("no database"), "{err}");
 
     // The remains of an interrupted clone (no control file yet) count as no database and are cleared.
     std::fs::write(settings.data_dir.join("PG_VERSION"), "15\n").unwrap();
     assert_eq!(node.observe().await, DbState::stopped(DataState::Missing));
-    node.bootstrap().await.unwrap();
+    node.bootstrap(Some(1)).await.unwrap();
     assert!(node.observe().await.is_running_primary());
     node.stop(StopMode::Immediate).await.unwrap();
 }
@@ -353,7 +353,7 @@ async fn secrets_in_the_agents_environment() {
     settings.parameters.insert("log_statement".into(), "all".into());
     settings.parameters.insert("log_min_duration_statement".into(), "0".into());
     let node = Postgres::new(settings.clone());
-    node.bootstrap().await.unwrap();
+    node.bootstrap(Some(1)).await.unwrap();
 
     let pid_file = std::fs::read_to_string(settings.data_dir.join("postmaster.pid")).unwrap();
     let postmaster = pid_file.lines().next().unwrap();

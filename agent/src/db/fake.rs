@@ -210,11 +210,12 @@ impl Database for FakeServer {
         }
     }
 
-    async fn bootstrap(&self) -> Result<(), DbError> {
+    async fn bootstrap(&self, token: Option<u64>) -> Result<(), DbError> {
         self.change(|s| {
             let data =
                 Data { system_id: "fake-1".into(), history: Vec::new(), timeline: 1, was_primary: true };
             *s = Server { data: Some(data), running: true, role: Some(Role::Primary), ..s.clone() };
+            s.token = token.or(s.token);
         });
         Ok(())
     }
@@ -233,9 +234,10 @@ impl Database for FakeServer {
         Ok(())
     }
 
-    async fn start_primary(&self) -> Result<(), DbError> {
+    async fn start_primary(&self, token: Option<u64>) -> Result<(), DbError> {
         self.needs_data("start")?;
         self.change(|s| {
+            s.token = token.or(s.token);
             s.running = true;
             s.role = Some(Role::Primary);
             s.upstream = None;
@@ -265,12 +267,13 @@ impl Database for FakeServer {
         Ok(())
     }
 
-    async fn promote(&self) -> Result<(), DbError> {
+    async fn promote(&self, token: u64) -> Result<(), DbError> {
         let running_replica = self.change(|s| s.running && s.role == Some(Role::Replica));
         if !running_replica {
             return Err(DbError::new(format!("promote {}", self.name), "not a running replica"));
         }
         self.change(|s| {
+            s.token = Some(token);
             s.role = Some(Role::Primary);
             s.upstream = None;
             s.data.iter_mut().for_each(|d| {
@@ -287,11 +290,6 @@ impl Database for FakeServer {
 
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {
         self.change(|s| s.sync_rule = Some(rule.clone()));
-        Ok(())
-    }
-
-    async fn set_fencing_token(&self, token: u64) -> Result<(), DbError> {
-        self.change(|s| s.token = Some(token));
         Ok(())
     }
 

@@ -242,8 +242,9 @@ pub trait Database: Send + Sync + 'static {
     fn observe(&self) -> impl Future<Output = DbState> + Send;
 
     /// Creates a new database (PostgreSQL: initdb with `bootstrap.initdb`, pg_hba from `bootstrap.pg_hba`),
-    /// starts it as a primary and creates the superuser and replication roles with their passwords.
-    fn bootstrap(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// starts it as a primary under the fencing `token` (see [`Database::promote`]) and creates the
+    /// superuser and replication roles with their passwords.
+    fn bootstrap(&self, token: Option<u64>) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Copies the database from `upstream` into the empty data directory (PostgreSQL: pg_basebackup using
     /// this member's replication slot), configured to follow it; does not start it.
@@ -256,8 +257,9 @@ pub trait Database: Send + Sync + 'static {
     /// Deletes the data directory's contents (before a re-clone).
     fn remove_data(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Starts the server as a primary (its data must be a primary's, or it is promoted afterwards).
-    fn start_primary(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Starts the server as a primary under the fencing `token` (see [`Database::promote`]; `None`: the
+    /// one recorded last). Its data must be a primary's, or it is promoted afterwards.
+    fn start_primary(&self, token: Option<u64>) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Configures the server to follow `upstream` and (re)starts it as a replica if it is stopped or
     /// follows another upstream; a running replica of `upstream` is left alone. With `None` it runs as a
@@ -272,8 +274,11 @@ pub trait Database: Send + Sync + 'static {
     /// start (PostgreSQL: SIGKILL of the postmaster's process group, backends included).
     fn kill(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Promotes a running replica to primary and waits until it accepts writes.
-    fn promote(&self) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Promotes a running replica to primary under the fencing `token` of the lease this member now
+    /// holds, and waits until it accepts writes. The token is recorded where every client can read it
+    /// before the server takes a write (PostgreSQL: `SHOW vigil.fencing_token`), and kept for every later
+    /// start.
+    fn promote(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Makes sure every member in `members` has a replication slot, and drops the unused slots of members
     /// no longer listed. On a replica about to be promoted the slots hold the WAL from its last
@@ -284,10 +289,6 @@ pub trait Database: Send + Sync + 'static {
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every
     /// later start). On a replica it takes effect when it is promoted.
     fn set_sync_rule(&self, rule: &SyncRule) -> impl Future<Output = Result<(), DbError>> + Send;
-
-    /// Records the fencing token of the lease this member leads under where every client can read it,
-    /// before the server takes a write (PostgreSQL: `SHOW vigil.fencing_token`); kept for every later start.
-    fn set_fencing_token(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Runs the server with these parameters from now on: applied at once where the server allows it,
     /// else at its next restart (reported in [`DbState::pending_restart`]); kept for every later start. A

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 use vigil_api::{ApiError, ReinitializeRequest, RestartRequest, Schedule};
-use vigil_dcs::DcsNode;
+use vigil_dcs::{DcsNode, FencingToken};
 
 /// How long `POST /reinitialize` waits for a running database operation of a replica to end.
 const JOB_WAIT: Duration = Duration::from_secs(15);
@@ -157,7 +157,7 @@ impl<D: Database> Agent<D> {
             (self.db.clone(), self.dcs.clone(), self.guard.clone(), self.wake.clone());
         let token = self.lease_token();
         self.job = Some(tokio::spawn(async move {
-            let result = restart_db(db.as_ref(), &dcs, role == "primary").await;
+            let result = restart_db(db.as_ref(), &dcs, role == "primary", token).await;
             if result.is_ok() {
                 guard.hooks.callback(Callback::OnRestart, role, token);
             }
@@ -240,12 +240,18 @@ impl RestartDone {
     }
 }
 
-/// Stops the database (fast) and starts it again: as a primary, or as a replica of the lease holder.
-async fn restart_db<D: Database>(db: &D, dcs: &DcsNode, primary: bool) -> Result<(), ApiError> {
+/// Stops the database (fast) and starts it again: as a primary under the lease's `token`, or as a replica
+/// of the lease holder.
+async fn restart_db<D: Database>(
+    db: &D,
+    dcs: &DcsNode,
+    primary: bool,
+    token: Option<FencingToken>,
+) -> Result<(), ApiError> {
     let failed = |e: &dyn std::fmt::Display| ApiError::new(503, e.to_string());
     db.stop(StopMode::Fast).await.map_err(|e| failed(&e))?;
     let started = if primary {
-        db.start_primary().await
+        db.start_primary(token.map(|t| t.0)).await
     } else {
         let state = dcs.read().await.map_err(|e| failed(&e))?;
         let view = cluster_view(&state);

@@ -90,19 +90,12 @@ async fn run_action<D: Database>(
     events: &mut Vec<JobEvent>,
 ) -> Result<(), DbError> {
     match action {
-        Action::Bootstrap => {
-            record_token(db, job).await?;
-            db.bootstrap().await
-        }
-        Action::StartPrimary => {
-            record_token(db, job).await?;
-            db.start_primary().await
-        }
+        Action::Bootstrap => db.bootstrap(job.token.map(|t| t.0)).await,
+        Action::StartPrimary => db.start_primary(job.token.map(|t| t.0)).await,
         Action::Promote => {
             let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
-            db.set_fencing_token(token.0).await?;
-            db.promote().await?;
+            db.promote(token.0).await?;
             events.push(JobEvent::Promoted);
             record_promotion(db, job).await;
             Ok(())
@@ -129,14 +122,6 @@ async fn run_action<D: Database>(
         }
         Action::SetSyncRule(rule) => db.set_sync_rule(rule).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
-    }
-}
-
-/// Records the lease's token with the database before it starts as a primary.
-async fn record_token<D: Database>(db: &D, job: &DbJob) -> Result<(), DbError> {
-    match job.token {
-        Some(token) => db.set_fencing_token(token.0).await,
-        None => Ok(()),
     }
 }
 

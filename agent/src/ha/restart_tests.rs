@@ -30,7 +30,7 @@ impl Database for SlowPrimary {
         }
         DbState { running: true, role: Some(Role::Primary), timeline: Some(1), ..DbState::stopped(data) }
     }
-    async fn bootstrap(&self) -> Result<(), DbError> {
+    async fn bootstrap(&self, _: Option<u64>) -> Result<(), DbError> {
         Ok(())
     }
     async fn clone_from(&self, _: &Upstream) -> Result<(), DbError> {
@@ -42,7 +42,7 @@ impl Database for SlowPrimary {
     async fn remove_data(&self) -> Result<(), DbError> {
         Ok(())
     }
-    async fn start_primary(&self) -> Result<(), DbError> {
+    async fn start_primary(&self, _: Option<u64>) -> Result<(), DbError> {
         self.stopped.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -58,16 +58,13 @@ impl Database for SlowPrimary {
         self.stopped.store(true, Ordering::SeqCst);
         Ok(())
     }
-    async fn promote(&self) -> Result<(), DbError> {
+    async fn promote(&self, _: u64) -> Result<(), DbError> {
         Ok(())
     }
     async fn sync_slots(&self, _: &[String]) -> Result<(), DbError> {
         Ok(())
     }
     async fn set_sync_rule(&self, _: &SyncRule) -> Result<(), DbError> {
-        Ok(())
-    }
-    async fn set_fencing_token(&self, _: u64) -> Result<(), DbError> {
         Ok(())
     }
     async fn set_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), DbError> {

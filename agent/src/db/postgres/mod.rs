@@ -119,6 +119,14 @@ impl Postgres {
         Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime, lifeline }
     }
 
+    /// Records `token`, if any, before the server starts as a primary.
+    async fn record_token(&self, token: Option<u64>) -> Result<(), DbError> {
+        match token {
+            Some(token) => self.set_fencing_token_now(token).await,
+            None => Ok(()),
+        }
+    }
+
     /// The adapter stops the server when the agent dies, through `lifeline` (see [`lifeline`]).
     pub fn with_lifeline(self, lifeline: Option<lifeline::Lifeline>) -> Postgres {
         *self.lifeline.lock().unwrap_or_else(|e| e.into_inner()) = lifeline;
@@ -175,7 +183,8 @@ impl Database for Postgres {
         self.observe_now().await
     }
 
-    async fn bootstrap(&self) -> Result<(), DbError> {
+    async fn bootstrap(&self, token: Option<u64>) -> Result<(), DbError> {
+        self.record_token(token).await?;
         self.logged("bootstrap", None, self.bootstrap_now()).await
     }
 
@@ -191,7 +200,8 @@ impl Database for Postgres {
         self.logged("remove_data", None, self.remove_data_now()).await
     }
 
-    async fn start_primary(&self) -> Result<(), DbError> {
+    async fn start_primary(&self, token: Option<u64>) -> Result<(), DbError> {
+        self.record_token(token).await?;
         self.logged("start_primary", None, self.start_primary_now()).await
     }
 
@@ -211,16 +221,13 @@ impl Database for Postgres {
         self.logged("kill", None, self.kill_now()).await
     }
 
-    async fn promote(&self) -> Result<(), DbError> {
+    async fn promote(&self, token: u64) -> Result<(), DbError> {
+        self.set_fencing_token_now(token).await?;
         self.logged("promote", None, self.promote_now()).await
     }
 
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {
         self.set_sync_rule_now(rule).await
-    }
-
-    async fn set_fencing_token(&self, token: u64) -> Result<(), DbError> {
-        self.set_fencing_token_now(token).await
     }
 
     async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {
