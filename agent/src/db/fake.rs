@@ -166,6 +166,10 @@ impl FakeServer {
 }
 
 impl Database for FakeServer {
+    fn connection_url(host: &str, port: u16) -> String {
+        format!("fake://{host}:{port}")
+    }
+
     async fn observe(&self) -> DbState {
         let mut servers = self.cluster.lock();
         FakeCluster::replicate(&mut servers);

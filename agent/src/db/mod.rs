@@ -238,6 +238,10 @@ impl DbError {
 /// The operations the HA loop performs on its database server. Every operation leaves the server in a
 /// state the next [`Database::observe`] reports truthfully, also when it fails.
 pub trait Database: Send + Sync + 'static {
+    /// The URL clients connect to a server of this engine at `host:port` with (a member record's
+    /// `conn_url`; PostgreSQL: `postgres://host:port/postgres`).
+    fn connection_url(host: &str, port: u16) -> String;
+
     /// Looks at the server and its data directory. Never fails: what cannot be seen is reported as such.
     fn observe(&self) -> impl Future<Output = DbState> + Send;
 

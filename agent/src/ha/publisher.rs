@@ -30,6 +30,8 @@ pub(super) struct Standing {
 pub(super) struct Publisher {
     dcs: Arc<DcsNode>,
     status: Arc<SharedStatus>,
+    /// This member's `conn_url`, in its engine's words.
+    conn_url: String,
     /// The member record last written to the store, and when.
     published: Option<(MemberRecord, Instant)>,
     /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
@@ -37,8 +39,8 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(dcs: Arc<DcsNode>, status: Arc<SharedStatus>) -> Self {
-        Publisher { dcs, status, published: None, dcs_last_seen: 0 }
+    pub(super) fn new(dcs: Arc<DcsNode>, status: Arc<SharedStatus>, conn_url: String) -> Self {
+        Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0 }
     }
 
     /// Notes that the store was read just now.
@@ -68,7 +70,7 @@ impl Publisher {
         dynamic: &DynamicConfig,
         reason: &str,
     ) {
-        let record = member_record(me, db, dynamic, reason, standing.leaving);
+        let record = member_record(me, &self.conn_url, db, dynamic, reason, standing.leaving);
         let fresh = self
             .published
             .as_ref()
@@ -88,9 +90,10 @@ impl Publisher {
     }
 }
 
-/// The member record of this member with its database in state `db`.
+/// The member record of this member, reached at `conn_url`, with its database in state `db`.
 fn member_record(
     me: &Identity,
+    conn_url: &str,
     db: &DbState,
     dynamic: &DynamicConfig,
     reason: &str,
@@ -99,7 +102,7 @@ fn member_record(
     let (state, role) = MemberRecord::state_and_role(db);
     let state = if leaving { "stopping" } else { state };
     MemberRecord {
-        conn_url: format!("postgres://{}:{}/postgres", me.db_host, me.db_port),
+        conn_url: conn_url.to_owned(),
         api_url: me.api_url.clone(),
         state: state.into(),
         role: role.into(),
@@ -235,9 +238,10 @@ mod tests {
     fn the_record_and_status_say_what_the_database_is() {
         let dynamic = DynamicConfig::default();
         let primary = running(Role::Primary, 0x100);
-        let record = member_record(&me(), &primary, &dynamic, "primary: lease renewed", false);
+        let url = "postgres://10.0.0.1:5432/postgres";
+        let record = member_record(&me(), url, &primary, &dynamic, "primary: lease renewed", false);
         assert_eq!((record.state.as_str(), record.role.as_str()), ("running", "primary"));
-        assert_eq!(record.conn_url, "postgres://10.0.0.1:5432/postgres");
+        assert_eq!(record.conn_url, url);
         assert_eq!(record.xlog_location, Some(Position(0x100)));
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
 
@@ -259,7 +263,7 @@ mod tests {
         assert_eq!(status.database_system_identifier.as_deref(), Some("7"));
 
         let replica = running(Role::Replica, 0x80);
-        let record = member_record(&me(), &replica, &dynamic, "following a", true);
+        let record = member_record(&me(), url, &replica, &dynamic, "following a", true);
         assert_eq!(
             (record.state.as_str(), record.role.as_str()),
             ("stopping", "replica"),

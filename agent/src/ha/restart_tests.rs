@@ -23,6 +23,10 @@ struct SlowPrimary {
 const SLOW_STOP: Duration = Duration::from_millis(2500);
 
 impl Database for SlowPrimary {
+    fn connection_url(host: &str, port: u16) -> String {
+        format!("slow://{host}:{port}")
+    }
+
     async fn observe(&self) -> DbState {
         let data = DataState::Present { system_id: "1".into(), was_primary: true };
         if self.stopped.load(Ordering::SeqCst) {

@@ -96,7 +96,7 @@ impl<D: Database> Agent<D> {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
-        let publisher = Publisher::new(dcs.clone(), status);
+        let publisher = Publisher::new(dcs.clone(), status, D::connection_url(&me.db_host, me.db_port));
         Agent {
             me,
             dcs,

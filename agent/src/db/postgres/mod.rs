@@ -179,6 +179,10 @@ impl Postgres {
 }
 
 impl Database for Postgres {
+    fn connection_url(host: &str, port: u16) -> String {
+        format!("postgres://{host}:{port}/postgres")
+    }
+
     async fn observe(&self) -> DbState {
         self.observe_now().await
     }
