@@ -15,6 +15,7 @@
 //! Both may be set together. With neither, anyone who reaches the Raft port can run the cluster: the
 //! agent allows that only on loopback addresses or with `raft.insecure: true`.
 
+use super::refusal::refuse;
 use crate::error::DcsError;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -22,7 +23,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -215,7 +216,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_RPC_BODY).await else {
-        return unauthorized(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_RPC_BODY} bytes"));
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {MAX_RPC_BODY} bytes"));
     };
     // The address the request was signed for: this node's own once it has one, so that a request captured
     // on its way to another node cannot be replayed here.
@@ -228,7 +229,7 @@ where
         Ok(nonce) => nonce,
         Err(why) => {
             tracing::warn!(path = parts.uri.path(), "Raft request refused: {why}");
-            return unauthorized(StatusCode::UNAUTHORIZED, why);
+            return refuse(StatusCode::UNAUTHORIZED, why);
         }
     };
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
@@ -239,10 +240,6 @@ where
         parts.headers.insert(SIGNATURE, value);
     }
     Response::from_parts(parts, Body::from(body))
-}
-
-fn unauthorized(status: StatusCode, why: String) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": why }))).into_response()
 }
 
 /// Checks that `cert`, which the TLS handshake already found signed by the cluster's CA, names the

@@ -8,7 +8,8 @@
 
 use super::auth::PeerClient;
 use super::identity::{Envelope, Identity};
-use super::network::{self, accept, refuse, Admit, Peer, RpcState};
+use super::network::{self, accept, Admit, Peer, RpcState};
+use super::refusal::refuse;
 use super::{ClientWriteError, Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::command::Command;
 use axum::body::Bytes;

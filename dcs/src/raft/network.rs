@@ -8,6 +8,7 @@
 
 use super::auth::{self, PeerClient, PeerError, MAX_RPC_BODY};
 use super::identity::{Envelope, Identity, RpcHeader};
+use super::refusal::{refuse, ErrorBody};
 use super::snapshot_stream::SnapshotStream;
 use super::{Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::error::DcsError;
@@ -27,19 +28,13 @@ use openraft::raft::{
 };
 use openraft::AnyError;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use vigil_api::tls::PeerCertificate;
 
 /// How a Raft RPC fails, as openraft sees it.
 type RpcError<E = Infallible> = RPCError<NodeId, Node, RaftError<E>>;
-
-/// The body of every refusal (`4xx`/`5xx`).
-#[derive(Debug, Serialize, Deserialize)]
-struct ErrorBody {
-    error: String,
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Client side
@@ -325,11 +320,6 @@ fn check_member(raft: &Raft, from: NodeId) -> Result<(), String> {
     } else {
         Err(format!("node {from} is not a member of this Raft group"))
     }
-}
-
-/// An error answer: `status` with `{"error": message}`.
-pub(crate) fn refuse(status: StatusCode, message: String) -> Response {
-    (status, Json(ErrorBody { error: message })).into_response()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! chunk must start a snapshot (offset 0) or continue the one being received exactly where it stopped,
 //! and a snapshot may not grow past [`MAX_SNAPSHOT`].
 
-use super::network::refuse;
+use super::refusal::refuse;
 use super::{NodeId, Raft, RaftError, TypeConfig};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
