@@ -3,8 +3,9 @@
 //! tests prove with PostgreSQL, in seconds and on any engine: one primary is elected, a lost primary is
 //! replaced by the most advanced replica with a larger fencing token, and the old one rejoins.
 
+use super::identity::Identity;
 use super::restart_tests::store;
-use super::run::{Agent, Identity};
+use super::run::Agent;
 use super::Commands;
 use crate::config::DynamicConfig;
 use crate::db::fake::FakeCluster;

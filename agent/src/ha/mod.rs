@@ -6,6 +6,7 @@ mod decide;
 mod execute;
 mod guard;
 mod hooks;
+mod identity;
 mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
@@ -23,8 +24,9 @@ pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
+pub use identity::Identity;
 pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
-pub use run::{Agent, Identity};
+pub use run::Agent;
 pub use sync::{
     may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth, SyncPolicy, SyncState,
 };

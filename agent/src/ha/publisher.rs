@@ -1,8 +1,8 @@
 //! What this member tells the others: its member record in the store (written when it changes, or when
 //! half its ttl has passed) and the status its REST API serves (`GET /patroni`, the health checks).
 
+use super::identity::Identity;
 use super::observation::ClusterView;
-use super::run::Identity;
 use super::sync::sync_health;
 use crate::config::DynamicConfig;
 use crate::db::{DataState, DbState, ReplicaLink, Role};

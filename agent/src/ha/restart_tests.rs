@@ -3,7 +3,8 @@
 //! answer when the restart is done. Issue 12: the restart used to run inline, between two cycles.
 
 use super::commands::LocalCommand;
-use super::run::{Agent, Identity};
+use super::identity::Identity;
+use super::run::Agent;
 use crate::config::DynamicConfig;
 use crate::db::{DataState, Database, DbError, DbState, Role, StopMode, SyncRule, Upstream};
 use std::collections::BTreeMap;
