@@ -16,6 +16,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    crate::config::warn_unused_keys(&config);
     if config.restapi.unprotected() {
         tracing::warn!(
             listen = %config.restapi.listen,
