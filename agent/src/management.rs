@@ -8,7 +8,7 @@
 
 use crate::config::DynamicConfig;
 use crate::ha::{cluster_view, ClusterView, Commands, LocalCommand, Switchover};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
