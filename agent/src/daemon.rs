@@ -16,6 +16,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    crate::config::warn_unused_keys(&config);
     if config.restapi.unprotected() {
         tracing::warn!(
             listen = %config.restapi.listen,
@@ -26,6 +27,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
 
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
+    // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
     dcs_config.op_timeout = dynamic.retry_timeout;
     dcs_config.security = config.raft_security();
     warn_if_unauthenticated(&config);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vigil_agent::config::Config;
 
-/// Vigil: a failover manager for PostgreSQL and MySQL/MariaDB.
+/// Vigil: a failover manager for PostgreSQL (MySQL/MariaDB support is planned, not built).
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about)]
 struct Cli {
@@ -51,6 +51,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(&e.to_string()),
             };
             if validate_config {
+                for unused in vigil_agent::config::unused_keys(&config) {
+                    eprintln!("vigil: warning: {unused}");
+                }
                 println!("{}: valid", config.name);
                 return ExitCode::SUCCESS;
             }

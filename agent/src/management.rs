@@ -6,19 +6,20 @@
 //! (`scheduled_at`) is only written (202): the primary carries it out when its time comes, checking the
 //! candidate then.
 
-use crate::config::{DynamicConfig, SynchronousMode};
+use crate::config::DynamicConfig;
 use crate::ha::{
     cluster_view, tags_allow_failover, within_maximum_lag, ClusterView, Commands, LocalCommand, Switchover,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest, Schedule,
-    SwitchoverRequest,
+    merge_patch, ApiError, BoxFuture, Cluster, HistoryEntry, Management, ReinitializeRequest, RestartRequest,
+    Schedule, SwitchoverRequest,
 };
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
+mod answers;
 mod members;
 
 /// How long a switchover call waits for the lease to move.
@@ -43,62 +44,9 @@ impl AgentManagement {
         self.dcs.read().await.map_err(store_error)
     }
 
-    async fn cluster_json(&self) -> Result<Value, ApiError> {
+    async fn cluster_answer(&self) -> Result<Cluster, ApiError> {
         let state = self.read().await?;
-        let view = cluster_view(&state);
-        let optime = view.optime;
-        let leader = view.leader.as_ref().map(|(name, _)| name.clone());
-        let dynamic = self.dynamic(&state);
-        // The `sync` key counts only in its mode, and only while it is the current primary's.
-        let sync = view.sync.as_ref().filter(|s| {
-            dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
-        });
-        let members: Vec<Value> = view
-            .members
-            .iter()
-            .map(|(name, m)| {
-                let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));
-                let role = match listed {
-                    _ if Some(name) == leader.as_ref() => "leader",
-                    Some(s) if s.quorum.is_some() => "quorum_standby",
-                    Some(_) => "sync_standby",
-                    None => "replica",
-                };
-                let lag = match (optime, m.xlog_location) {
-                    (Some(primary), Some(mine)) if role != "leader" => json!(mine.lag_behind(primary)),
-                    (_, Some(_)) if role == "leader" => json!(0),
-                    _ => json!("unknown"),
-                };
-                let mut member = json!({
-                    "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
-                    "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
-                    "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
-                    "receive_lsn": m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
-                    "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
-                    "tags": m.tags, "reason": m.reason, "sync_state": m.sync_state,
-                });
-                if m.pending_restart {
-                    member["pending_restart"] = json!(true);
-                    member["pending_restart_reason"] = json!(m.pending_restart_reason);
-                }
-                member
-            })
-            .collect();
-        let mut cluster = json!({ "scope": self.scope, "members": members });
-        if let Some((_, token)) = &view.leader {
-            cluster["fencing_token"] = json!(token.0);
-        }
-        if dynamic.synchronous_mode != SynchronousMode::Off {
-            cluster["synchronous_mode"] = json!(dynamic.synchronous_mode.as_str());
-        }
-        if dynamic.pause {
-            cluster["pause"] = json!(true);
-        }
-        if let Some(request) = &view.switchover {
-            cluster["scheduled_switchover"] =
-                json!({ "at": request.scheduled_at, "from": request.leader, "to": request.candidate });
-        }
-        Ok(cluster)
+        Ok(answers::cluster(&self.scope, &cluster_view(&state), &self.dynamic(&state)))
     }
 
     fn dynamic(&self, state: &ClusterState) -> DynamicConfig {
@@ -127,6 +75,9 @@ impl AgentManagement {
         match self.dcs.put(&Key::Config, normalized.clone(), condition, None).await {
             Ok(version) => {
                 tracing::info!(%version, replace, "dynamic configuration changed");
+                for unused in crate::config::unused_dynamic_keys(&parsed, "") {
+                    tracing::warn!(key = %unused.key, "{unused}");
+                }
                 Ok(normalized)
             }
             Err(DcsError::Conflict { .. }) => {
@@ -177,11 +128,11 @@ impl AgentManagement {
         if allow_data_loss {
             let to = plan.candidate.as_ref().map_or_else(String::new, |c| c.to_string());
             let since_epoch = SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            let entry = json!({
-                "reason": format!("failover to {to} with allow_data_loss: acknowledged commits may be lost"),
-                "new_primary": to,
-                "requested_at": since_epoch.map_or(0, |d| d.as_secs()),
-            });
+            let entry = HistoryEntry::DataLossFailover {
+                reason: format!("failover to {to} with allow_data_loss: acknowledged commits may be lost"),
+                new_primary: to,
+                requested_at: since_epoch.map_or(0, |d| d.as_secs()),
+            };
             crate::ha::append_history(&self.dcs, entry).await;
         }
         self.wait_for_new_leader(from, plan.candidate).await
@@ -328,15 +279,12 @@ fn store_error(e: DcsError) -> ApiError {
 }
 
 impl Management for AgentManagement {
-    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(self.cluster_json())
+    fn cluster(&self) -> BoxFuture<'_, Result<Cluster, ApiError>> {
+        Box::pin(self.cluster_answer())
     }
 
-    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async move {
-            let state = self.read().await?;
-            Ok(state.keys.get(&Key::History).map_or(json!([]), |v| v.value.clone()))
-        })
+    fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryEntry>, ApiError>> {
+        Box::pin(async move { Ok(answers::history(&*self.read().await?)) })
     }
 
     fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {

@@ -1,12 +1,15 @@
 //! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check,
-//! status and metrics routes ([`router`], listed in [`ROUTES`]), the OpenAPI document ([`openapi()`])
-//! and the typed client ([`client`]). It knows nothing of the agent: the agent hands the router a
-//! [`StatusSource`] that answers with its latest status.
+//! status and metrics routes ([`router`], listed in [`ROUTES`]), the management routes
+//! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and [`HistoryEntry`]
+//! among others), the OpenAPI document ([`openapi()`]) and the typed client ([`client`]). It knows
+//! nothing of the agent: the agent hands the routers a [`StatusSource`] that answers with its latest
+//! status and a [`Management`] that carries out the calls.
 
 pub mod allowlist;
 pub mod auth;
 pub mod body;
 pub mod client;
+mod cluster;
 mod health;
 mod management;
 pub mod metrics;
@@ -21,12 +24,13 @@ mod status;
 pub mod tls;
 
 pub use auth::BasicAuth;
+pub use cluster::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
 pub use health::Rule;
 pub use management::{
-    management_router, merge_patch, ApiError, BoxFuture, Management, ReinitializeRequest, RestartRequest,
-    SwitchoverRequest,
+    management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,
+    ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,
 };
-pub use openapi::{openapi, ManagementRoute, MANAGEMENT_ROUTES};
+pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{router, Endpoint, StatusSource, ROUTES};
 pub use schedule::{Schedule, ScheduleError};

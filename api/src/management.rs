@@ -1,4 +1,5 @@
-//! Management routes (Patroni's): cluster view, history, dynamic configuration, switchover and failover.
+//! Management routes (Patroni's): cluster view, history, dynamic configuration, switchover and failover,
+//! served from one table ([`MANAGEMENT_ROUTES`]), which the OpenAPI document lists too.
 //!
 //! | method and path | answers |
 //! |---|---|
@@ -22,10 +23,11 @@
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
 use crate::body::{self, RawBody, MAX_BODY};
+use crate::{Cluster, HistoryEntry};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -108,10 +110,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// What the management routes ask the agent.
 pub trait Management: Send + Sync + 'static {
     /// `GET /cluster`.
-    fn cluster(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
+    fn cluster(&self) -> BoxFuture<'_, Result<Cluster, ApiError>>;
     /// `GET /history`.
-    fn history(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
-    /// `GET /config`.
+    fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryEntry>, ApiError>>;
+    /// `GET /config`: the dynamic configuration as stored (user-defined keys, so an open JSON object).
     fn config(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
     /// `PATCH /config` (`replace: false`, a JSON merge patch) or `PUT /config` (`replace: true`).
     fn set_config(
@@ -169,67 +171,201 @@ pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
 
 type Agent = Arc<dyn Management>;
 
-/// The management router over `agent`. Bodies are read by [`crate::body`]: at most [`MAX_BODY`] bytes,
-/// JSON objects only, JSON errors. Credentials are checked by [`crate::auth`], over the whole API.
+/// Which [`Management`] call answers a route of [`MANAGEMENT_ROUTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagementCall {
+    /// [`Management::cluster`].
+    Cluster,
+    /// [`Management::history`].
+    History,
+    /// [`Management::config`].
+    Config,
+    /// [`Management::set_config`] with a merge patch.
+    PatchConfig,
+    /// [`Management::set_config`] replacing the configuration.
+    PutConfig,
+    /// [`Management::switchover`].
+    Switchover,
+    /// [`Management::cancel_switchover`].
+    CancelSwitchover,
+    /// [`Management::switchover`] as a failover.
+    Failover,
+    /// [`Management::restart`].
+    Restart,
+    /// [`Management::cancel_restart`].
+    CancelRestart,
+    /// [`Management::reload`].
+    Reload,
+    /// [`Management::reinitialize`].
+    Reinitialize,
+}
+
+/// A management route: path, method, the call that answers it, the status codes it answers, and what
+/// it does.
+pub type ManagementRoute = (&'static str, &'static str, ManagementCall, &'static [u16], &'static str);
+
+/// The management routes (Patroni's, api.py): the contract, read by [`management_router`] and by
+/// [`crate::openapi()`]. Mutating calls need basic auth when `restapi.authentication` is configured
+/// (401 otherwise; 403 for the read-only credentials, a client outside the allowlist or without a
+/// required certificate), reads when `restapi.read_authentication` is ([`crate::auth`]); errors are
+/// `{"error": …}`; a store failure is a 503; a body that is not a JSON object is a 400, one over
+/// [`MAX_BODY`] a 413.
+pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
+    ("/cluster", "GET", Call::Cluster, &[200, 401, 503], "The cluster: members, roles, positions and lag"),
+    (
+        "/history",
+        "GET",
+        Call::History,
+        &[200, 401, 503],
+        "The promotions: timeline, lsn, reason, new_primary, fencing_token, timestamp",
+    ),
+    (
+        "/config",
+        "GET",
+        Call::Config,
+        &[200, 401, 502, 503],
+        "The dynamic configuration (502: the cluster has none yet)",
+    ),
+    (
+        "/config",
+        "PATCH",
+        Call::PatchConfig,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "Merge-patch the dynamic configuration (null deletes)",
+    ),
+    (
+        "/config",
+        "PUT",
+        Call::PutConfig,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "Replace the dynamic configuration",
+    ),
+    (
+        "/switchover",
+        "POST",
+        Call::Switchover,
+        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
+        "Switch over from leader to a candidate, now or at scheduled_at",
+    ),
+    (
+        "/switchover",
+        "DELETE",
+        Call::CancelSwitchover,
+        &[200, 400, 401, 403, 404, 409, 413, 503],
+        "Cancel the pending or scheduled switchover",
+    ),
+    (
+        "/failover",
+        "POST",
+        Call::Failover,
+        &[200, 400, 401, 403, 409, 412, 413, 503],
+        "Fail over to candidate",
+    ),
+    (
+        "/restart",
+        "POST",
+        Call::Restart,
+        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
+        "Restart the database now or at schedule",
+    ),
+    (
+        "/restart",
+        "DELETE",
+        Call::CancelRestart,
+        &[200, 400, 401, 403, 404, 413],
+        "Cancel the scheduled restart",
+    ),
+    ("/reload", "POST", Call::Reload, &[202, 400, 401, 403, 413], "Reload the agent's configuration"),
+    (
+        "/reinitialize",
+        "POST",
+        Call::Reinitialize,
+        &[200, 400, 401, 403, 413, 503],
+        "Rebuild this replica from the primary",
+    ),
+];
+
+use ManagementCall as Call;
+
+/// The management router over `agent`: every route of [`MANAGEMENT_ROUTES`]. Bodies are read by
+/// [`crate::body`]: at most [`MAX_BODY`] bytes, JSON objects only, JSON errors. Credentials are checked
+/// by [`crate::auth`], over the whole API.
 pub fn management_router(agent: Agent) -> Router {
-    Router::new()
-        .route("/cluster", get(|State(a): State<Agent>| async move { json(a.cluster().await) }))
-        .route("/history", get(|State(a): State<Agent>| async move { json(a.history().await) }))
-        .route(
-            "/config",
-            get(|State(a): State<Agent>| async move { json(a.config().await) })
-                .patch(|State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, false).await })
-                .put(|State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, true).await }),
-        )
-        .route(
-            "/switchover",
-            post(|State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, false).await })
-                .delete(|State(a): State<Agent>, RawBody(b): RawBody| async move {
-                    without_parameters(&b, || a.cancel_switchover()).await
-                }),
-        )
-        .route(
-            "/failover",
-            post(|State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, true).await }),
-        )
-        .route(
-            "/restart",
-            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
-                match body::restart_request(&b, SystemTime::now()) {
-                    Ok(request) => {
-                        let scheduled = request.schedule.is_some();
-                        scheduled_or_done(scheduled, a.restart(request).await)
-                    }
-                    Err(e) => e.into_response(),
+    let routes = MANAGEMENT_ROUTES.iter().fold(Router::new(), |router, &(path, method, call, ..)| {
+        router.route(path, method_router(method, call))
+    });
+    routes.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(agent)
+}
+
+/// The handler of `call`, on `method` (one of the table's).
+fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
+    let filter = match method {
+        "GET" => MethodFilter::GET,
+        "PATCH" => MethodFilter::PATCH,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        // Every other row of the table is a POST (a unit test checks the table).
+        _ => MethodFilter::POST,
+    };
+    match call {
+        Call::Cluster => on(filter, |State(a): State<Agent>| async move { json(a.cluster().await) }),
+        Call::History => on(filter, |State(a): State<Agent>| async move { json(a.history().await) }),
+        Call::Config => on(filter, |State(a): State<Agent>| async move { json(a.config().await) }),
+        Call::PatchConfig => {
+            on(
+                filter,
+                |State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, false).await },
+            )
+        }
+        Call::PutConfig => {
+            on(
+                filter,
+                |State(a): State<Agent>, RawBody(b): RawBody| async move { set_config(a, &b, true).await },
+            )
+        }
+        Call::Switchover => {
+            on(
+                filter,
+                |State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, false).await },
+            )
+        }
+        Call::Failover => {
+            on(
+                filter,
+                |State(a): State<Agent>, RawBody(b): RawBody| async move { switchover(a, &b, true).await },
+            )
+        }
+        Call::CancelSwitchover => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            without_parameters(&b, || a.cancel_switchover()).await
+        }),
+        Call::Restart => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::restart_request(&b, SystemTime::now()) {
+                Ok(request) => {
+                    let scheduled = request.schedule.is_some();
+                    scheduled_or_done(scheduled, a.restart(request).await)
                 }
-            })
-            .delete(|State(a): State<Agent>, RawBody(b): RawBody| async move {
-                without_parameters(&b, || a.cancel_restart()).await
-            }),
-        )
-        .route(
-            "/reload",
-            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
-                if let Err(e) = body::no_parameters(&b) {
-                    return e.into_response();
-                }
-                match a.reload().await {
-                    Ok(text) => (StatusCode::ACCEPTED, text).into_response(),
-                    Err(e) => e.into_response(),
-                }
-            }),
-        )
-        .route(
-            "/reinitialize",
-            post(|State(a): State<Agent>, RawBody(b): RawBody| async move {
-                match body::reinitialize_request(&b) {
-                    Ok(request) => message(a.reinitialize(request).await),
-                    Err(e) => e.into_response(),
-                }
-            }),
-        )
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(agent)
+                Err(e) => e.into_response(),
+            }
+        }),
+        Call::CancelRestart => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            without_parameters(&b, || a.cancel_restart()).await
+        }),
+        Call::Reload => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            if let Err(e) = body::no_parameters(&b) {
+                return e.into_response();
+            }
+            match a.reload().await {
+                Ok(text) => (StatusCode::ACCEPTED, text).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }),
+        Call::Reinitialize => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::reinitialize_request(&b) {
+                Ok(request) => message(a.reinitialize(request).await),
+                Err(e) => e.into_response(),
+            }
+        }),
+    }
 }
 
 async fn set_config(agent: Agent, body: &[u8], replace: bool) -> Response {
@@ -260,8 +396,12 @@ async fn without_parameters<'a>(
     }
 }
 
-fn json(result: Result<serde_json::Value, ApiError>) -> Response {
-    match result {
+/// The answer as JSON. Through [`serde_json::Value`], whose maps are sorted: typed answers come out
+/// with their keys in the order Patroni's clients have always seen from this API.
+fn json<T: Serialize>(result: Result<T, ApiError>) -> Response {
+    match result.and_then(|answer| {
+        serde_json::to_value(answer).map_err(|e| ApiError::new(500, format!("answer not serializable: {e}")))
+    }) {
         Ok(value) => Json(value).into_response(),
         Err(e) => e.into_response(),
     }
@@ -285,6 +425,17 @@ fn message(result: Result<String, ApiError>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_has_a_method_the_router_knows_and_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &(path, method, call, ..) in MANAGEMENT_ROUTES {
+            assert!(["GET", "PATCH", "PUT", "DELETE", "POST"].contains(&method), "{method} {path}");
+            assert!(seen.insert((path, method)), "{method} {path} listed twice");
+            let reads = matches!(call, Call::Cluster | Call::History | Call::Config);
+            assert_eq!(reads, method == "GET", "{method} {path}: {call:?}");
+        }
+    }
 
     #[test]
     fn merge_patch_follows_rfc_7386() {

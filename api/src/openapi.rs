@@ -1,54 +1,10 @@
 //! `GET /openapi.json`: the OpenAPI 3.0 document of the whole REST API. The health, status, metrics and
 //! document routes come from [`ROUTES`] (the table [`crate::router`] is built from); the management
-//! routes, served by a separate router, from [`MANAGEMENT_ROUTES`].
+//! routes, served by a separate router, from [`crate::MANAGEMENT_ROUTES`].
 
+use crate::management::MANAGEMENT_ROUTES;
 use crate::routes::{Endpoint, ROUTES};
 use serde_json::{json, Map, Value};
-
-/// A management route: path, method, the status codes it answers, and what it does.
-pub type ManagementRoute = (&'static str, &'static str, &'static [u16], &'static str);
-
-/// The management routes (Patroni's, api.py), served by [`crate::management_router`]: mutating calls
-/// need basic auth when `restapi.authentication` is configured (401 otherwise; 403 for the read-only
-/// credentials, a client outside the allowlist or without a required certificate), reads when
-/// `restapi.read_authentication` is ([`crate::auth`]); errors are
-/// `{"error": …}`; a store failure is a 503; a body that is not a JSON object is a 400, one over
-/// [`crate::body::MAX_BODY`] a 413. Restart, reload and reinitialize are planned, with
-/// Patroni's codes.
-pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
-    ("/cluster", "GET", &[200, 401, 503], "The cluster: members, roles, positions and lag"),
-    ("/history", "GET", &[200, 401, 503], "The promotions: [timeline, lsn, reason, timestamp, new_leader]"),
-    ("/config", "GET", &[200, 401, 502, 503], "The dynamic configuration (502: the cluster has none yet)"),
-    (
-        "/config",
-        "PATCH",
-        &[200, 400, 401, 403, 409, 413, 503],
-        "Merge-patch the dynamic configuration (null deletes)",
-    ),
-    ("/config", "PUT", &[200, 400, 401, 403, 409, 413, 503], "Replace the dynamic configuration"),
-    (
-        "/switchover",
-        "POST",
-        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
-        "Switch over from leader to a candidate, now or at scheduled_at",
-    ),
-    (
-        "/switchover",
-        "DELETE",
-        &[200, 400, 401, 403, 404, 409, 413, 503],
-        "Cancel the pending or scheduled switchover",
-    ),
-    ("/failover", "POST", &[200, 400, 401, 403, 409, 412, 413, 503], "Fail over to candidate"),
-    (
-        "/restart",
-        "POST",
-        &[200, 202, 400, 401, 403, 409, 412, 413, 422, 503],
-        "Restart the database now or at schedule",
-    ),
-    ("/restart", "DELETE", &[200, 400, 401, 403, 404, 413], "Cancel the scheduled restart"),
-    ("/reload", "POST", &[202, 400, 401, 403, 413], "Reload the agent's configuration"),
-    ("/reinitialize", "POST", &[200, 400, 401, 403, 413, 503], "Rebuild this replica from the primary"),
-];
 
 /// The OpenAPI 3.0 document of the REST API.
 pub fn openapi() -> Value {
@@ -59,7 +15,7 @@ pub fn openapi() -> Value {
             item[method.to_lowercase()] = served_operation(endpoint, method);
         }
     }
-    for &(path, method, codes, summary) in MANAGEMENT_ROUTES {
+    for &(path, method, _, codes, summary) in MANAGEMENT_ROUTES {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = management_operation(path, method, codes, summary);
     }

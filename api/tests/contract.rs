@@ -128,7 +128,7 @@ async fn the_document_and_the_router_list_the_same_routes() {
 #[test]
 fn management_routes_are_documented_with_their_codes() {
     let doc = openapi();
-    for (path, method, codes, _) in MANAGEMENT_ROUTES {
+    for (path, method, _, codes, _) in MANAGEMENT_ROUTES {
         let operation = &doc["paths"][path][method.to_lowercase()];
         for code in *codes {
             assert!(operation["responses"].get(code.to_string()).is_some(), "{method} {path} {code}");
@@ -174,7 +174,7 @@ async fn an_unknown_path_is_a_json_404() {
 
 #[tokio::test]
 async fn every_documented_management_route_is_served() {
-    for &(path, method, codes, _) in vigil_api::MANAGEMENT_ROUTES {
+    for &(path, method, _, codes, _) in vigil_api::MANAGEMENT_ROUTES {
         let body = if method == "GET" || method == "DELETE" { Body::empty() } else { Body::from("{}") };
         let request = Request::builder().method(method).uri(path).body(body).expect("request");
         let response = management_router(Arc::new(Idle::default())).oneshot(request).await.expect("response");

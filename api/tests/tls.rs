@@ -77,11 +77,11 @@ impl Pki {
 struct Agreeable;
 
 impl Management for Agreeable {
-    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(json!({"scope": "demo", "members": []})) })
+    fn cluster(&self) -> BoxFuture<'_, Result<vigil_api::Cluster, ApiError>> {
+        Box::pin(async { Ok(vigil_api::Cluster { scope: "demo".into(), ..Default::default() }) })
     }
-    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(async { Ok(json!([])) })
+    fn history(&self) -> BoxFuture<'_, Result<Vec<vigil_api::HistoryEntry>, ApiError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
     fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async { Ok(json!({})) })

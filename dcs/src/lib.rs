@@ -9,8 +9,9 @@
 //!   least `ttl` after it (or, for a new leader, the node itself) first saw the lease's last renewal applied.
 //!   The holder's own deadline ([`vigil_fencing::HolderDeadline`]) counts from when it *sent* the renewal,
 //!   so it always passes first.
-//! - **The cluster record** of DESIGN.md section 2 ([`Key`]): create-if-absent, compare-and-set and
-//!   delete-if-version by [`Revision`], member keys that expire after their ttl, and a watch of the state.
+//! - **The cluster record** ([`Key`]: Patroni's keys, see ARCHITECTURE.md): create-if-absent,
+//!   compare-and-set and delete-if-version by [`Revision`], member keys that expire after their ttl, and
+//!   a watch of the state.
 //! - **Linearizable reads and writes that never hang**: without a quorum they fail with
 //!   [`DcsError::NoQuorum`] within the configured timeout.
 //!

@@ -1,4 +1,4 @@
-//! The cluster record: the typed keys and values the store keeps (DESIGN.md section 2).
+//! The cluster record: the typed keys and values the store keeps (ARCHITECTURE.md, "The crates").
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -393,11 +393,13 @@ mod tests {
     struct Stub;
 
     impl vigil_api::Management for Stub {
-        fn cluster(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
-            Box::pin(async { Ok(json!({"scope": "s", "members": []})) })
+        fn cluster(&self) -> vigil_api::BoxFuture<'_, Result<vigil_api::Cluster, vigil_api::ApiError>> {
+            Box::pin(async { Ok(vigil_api::Cluster { scope: "s".into(), ..Default::default() }) })
         }
-        fn history(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
-            Box::pin(async { Ok(json!([])) })
+        fn history(
+            &self,
+        ) -> vigil_api::BoxFuture<'_, Result<Vec<vigil_api::HistoryEntry>, vigil_api::ApiError>> {
+            Box::pin(async { Ok(Vec::new()) })
         }
         fn config(&self) -> vigil_api::BoxFuture<'_, Result<Value, vigil_api::ApiError>> {
             Box::pin(async { Ok(json!({"ttl": 3})) })

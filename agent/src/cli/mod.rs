@@ -1,7 +1,7 @@
 //! The control tool, mirroring patronictl: `vigil list`, `topology`, `switchover`, `failover`, `pause`,
 //! `resume`, `show-config`, `edit-config`, `history`, `dsn`, `completions`.
 //!
-//! It talks only to the agents' REST API (DESIGN.md section 4): it finds one agent from `-c FILE` (its
+//! It talks only to the agents' REST API (README, "REST API, CLI and HAProxy"): it finds one agent from `-c FILE` (its
 //! `restapi.connect_address`), `--api URL` or `VIGIL_API`, and the other members from `GET /cluster`
 //! ([`client`]). What it prints is made by pure functions from the JSON ([`list`], [`history`],
 //! [`config_edit`], [`diff`], [`dsn`], [`switchover::Plan`]); reading stdin, the editor and the calls

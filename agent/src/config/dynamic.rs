@@ -76,7 +76,8 @@ pub struct DynamicConfig {
     /// Maintenance mode: no automatic actions.
     #[serde(default)]
     pub pause: bool,
-    /// Compare timelines as well as positions in the leader race.
+    /// Patroni's: compare timelines as well as positions in the leader race. Accepted, not acted on yet
+    /// (see [`super::unused_dynamic_keys`]).
     #[serde(default)]
     pub check_timeline: bool,
     /// PostgreSQL settings shared by the cluster.
@@ -91,7 +92,8 @@ pub struct DynamicPostgresql {
     /// Use pg_rewind to rejoin a diverged former primary.
     #[serde(default)]
     pub use_pg_rewind: bool,
-    /// Keep a replication slot per member on the primary.
+    /// Keep a replication slot per member on the primary. Only `true` is acted on yet: `false` is
+    /// accepted with a warning (see [`super::unused_dynamic_keys`]).
     #[serde(default = "d::yes")]
     pub use_slots: bool,
     /// Server parameters for every member (values rendered as strings); never those that run commands or

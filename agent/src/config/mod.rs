@@ -1,6 +1,7 @@
-//! The agent's configuration: a YAML file with Patroni's structure (DESIGN.md section 5), `VIGIL_*`
-//! environment overrides ([`env`](mod@env)), and the dynamic settings shared by the cluster
-//! ([`DynamicConfig`]).
+//! The agent's configuration: a YAML file with Patroni's structure (README, "Running an agent"),
+//! `VIGIL_*` environment overrides ([`env`](mod@env)), and the dynamic settings shared by the cluster
+//! ([`DynamicConfig`]). Keys accepted for Patroni's files but not acted on yet are listed by
+//! [`unused_keys`] and logged at start.
 //!
 //! [`Config::load`] reads the file, applies the environment, deserializes (unknown keys are errors) and
 //! validates; every error names the file and the full key path ([`ConfigError`]).
@@ -17,6 +18,7 @@ mod postgresql;
 mod scalar;
 mod sections;
 mod tags;
+mod unused;
 mod validate;
 
 #[cfg(test)]
@@ -39,6 +41,7 @@ pub use sections::{
     WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
+pub use unused::{unused_dynamic_keys, unused_keys, warn_unused_keys, UnusedKey};
 
 use crate::db::postgres::unsafe_parameters::is_unsafe;
 use crate::db::postgres::{Credentials, PeerOptions, PostgresSettings};

@@ -36,7 +36,8 @@ pub struct PostgresqlConfig {
     /// pg_hba.conf lines; when left out, `bootstrap.pg_hba`.
     #[serde(default)]
     pub pg_hba: Option<Vec<String>>,
-    /// Use pg_rewind to rejoin after divergence (overrides the dynamic setting when given).
+    /// Patroni's per-member `use_pg_rewind`: accepted, not acted on yet (the dynamic configuration's
+    /// `postgresql.use_pg_rewind` decides; see [`super::unused_keys`]).
     #[serde(default)]
     pub use_pg_rewind: Option<bool>,
     /// Commands run on state changes.

@@ -12,13 +12,14 @@ pub struct Tags {
     /// Report 503 on `/replica` so load balancers leave this member out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub noloadbalance: bool,
-    /// Other members may clone their data from this one.
+    /// Other members may clone their data from this one (accepted, not acted on yet: replicas clone
+    /// from the primary; see [`crate::config::unused_keys`]).
     #[serde(default, skip_serializing_if = "is_false")]
     pub clonefrom: bool,
     /// Never become a synchronous standby.
     #[serde(default, skip_serializing_if = "is_false")]
     pub nosync: bool,
-    /// Do not stream WAL (archive only).
+    /// Do not stream WAL (archive only); accepted, not acted on yet.
     #[serde(default, skip_serializing_if = "is_false")]
     pub nostream: bool,
     /// Preference in the leader race among equally advanced candidates; `<= 0` means never.
@@ -27,7 +28,8 @@ pub struct Tags {
     /// Preference when choosing synchronous standbys; `<= 0` means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_priority: Option<i64>,
-    /// Stream from this member instead of from the primary (cascading replication).
+    /// Stream from this member instead of from the primary (cascading replication); accepted and shown
+    /// by `vigil topology`, not acted on yet: the member streams from the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicatefrom: Option<String>,
     /// Custom tags, kept as written (usable with `/replica?tag_<k>=<v>`).

@@ -1,7 +1,7 @@
 //! The database adapter: everything the HA loop asks of a database server, without naming an engine.
 //!
 //! The HA policy sees only these types: an ordered [`Position`], a [`DbState`], and the operations of
-//! [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB comes next.
+//! [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB is planned, not built.
 
 #[cfg(test)]
 pub(crate) mod fake;

@@ -129,13 +129,13 @@ async fn run_action<D: Database>(
 async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
     let Some(dcs) = &job.dcs else { return };
     let state = db.observe().await;
-    let entry = serde_json::json!({
-        "timeline": state.timeline,
-        "lsn": state.position.map(|p| p.to_string()),
-        "reason": "promoted after taking the leader lease",
-        "new_primary": job.me.to_string(),
-        "fencing_token": job.token.map(|t| t.0),
-        "timestamp": vigil_api::Schedule::from(std::time::SystemTime::now()).to_string(),
-    });
+    let entry = vigil_api::HistoryEntry::Promotion {
+        timeline: state.timeline,
+        lsn: state.position.map(|p| p.to_string()),
+        reason: "promoted after taking the leader lease".to_owned(),
+        new_primary: job.me.to_string(),
+        fencing_token: job.token.map(|t| t.0),
+        timestamp: vigil_api::Schedule::from(std::time::SystemTime::now()).to_string(),
+    };
     super::view::append_history(dcs, entry).await;
 }

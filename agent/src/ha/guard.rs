@@ -1,4 +1,4 @@
-//! What guards this member's role changes beyond the lease (DESIGN.md sections 2 and 3): the watchdog
+//! What guards this member's role changes beyond the lease (ARCHITECTURE.md, "The lease"): the watchdog
 //! (armed while this agent leads a primary), the `pre_promote` hook (which may veto a promotion) and the
 //! callbacks told of every change. Shared by the HA loop and its background database job.
 //!

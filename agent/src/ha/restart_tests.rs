@@ -109,21 +109,7 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
         safety_margin: Duration::from_millis(200),
         ..DynamicConfig::default()
     };
-    let me = Identity {
-        name: MemberName::new("a").expect("name"),
-        scope: "test".into(),
-        api_url: "http://127.0.0.1:1/patroni".into(),
-        db_host: "127.0.0.1".into(),
-        db_port: 5432,
-        tags: BTreeMap::new(),
-        can_fail_over: true,
-        failover_priority: 1,
-        bootstrap_dcs: dynamic.clone(),
-        parameters: BTreeMap::new(),
-        config_path: None,
-        api_client_tls: Default::default(),
-        api_read_auth: None,
-    };
+    let me = identity(&dynamic);
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(me, dcs.clone(), db.clone(), Arc::default());
     agent.acquire(&dynamic).await;
@@ -147,4 +133,42 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
     let answer = answer.try_recv().expect("answered once the job ended");
     assert_eq!(answer, Ok("restarted the primary".to_owned()));
     assert!(db.observe().await.is_running_primary());
+}
+
+/// Member `a` of scope `test`, with `dynamic` as its bootstrap configuration.
+fn identity(dynamic: &DynamicConfig) -> Identity {
+    Identity {
+        name: MemberName::new("a").expect("name"),
+        scope: "test".into(),
+        api_url: "http://127.0.0.1:1/patroni".into(),
+        db_host: "127.0.0.1".into(),
+        db_port: 5432,
+        tags: BTreeMap::new(),
+        can_fail_over: true,
+        failover_priority: 1,
+        bootstrap_dcs: dynamic.clone(),
+        parameters: BTreeMap::new(),
+        config_path: None,
+        api_client_tls: Default::default(),
+        api_read_auth: None,
+    }
+}
+
+/// `retry_timeout` comes from the store like `ttl` and `loop_wait`: each cycle sets the store's operation
+/// timeout to the stored value (the bootstrap one while the store has none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_timeout_follows_the_stored_retry_timeout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let bootstrap = DynamicConfig::default();
+    let db = Arc::new(SlowPrimary { stopped: AtomicBool::new(true) });
+    let mut agent = Agent::new(identity(&bootstrap), dcs.clone(), db, Arc::default());
+    let _ = agent.cycle().await;
+    assert_eq!(dcs.op_timeout(), bootstrap.retry_timeout);
+
+    let stored = DynamicConfig { retry_timeout: Duration::from_millis(300), ..DynamicConfig::default() };
+    let value = serde_json::to_value(&stored).expect("json");
+    dcs.put(&Key::Config, value, Condition::Always, None).await.expect("config stored");
+    let _ = agent.cycle().await;
+    assert_eq!(dcs.op_timeout(), Duration::from_millis(300));
 }

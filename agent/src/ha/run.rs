@@ -172,6 +172,8 @@ impl<D: Database> Agent<D> {
             self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
         }
         let dynamic = self.dynamic.clone();
+        // Like ttl and loop_wait, retry_timeout follows the stored configuration.
+        self.dcs.set_op_timeout(dynamic.retry_timeout);
         self.db.die_with_agent(!dynamic.pause);
         let cluster = match &read {
             Ok(state) => {

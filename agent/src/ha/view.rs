@@ -81,11 +81,15 @@ fn stopping(state: &ClusterState) -> BTreeSet<MemberName> {
 }
 
 /// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged).
-pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: serde_json::Value) {
+pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: vigil_api::HistoryEntry) {
     let current = dcs.local();
     let (mut history, condition) = match current.keys.get(&Key::History) {
         Some(v) => (v.value.as_array().cloned().unwrap_or_default(), Condition::Version(v.version)),
         None => (Vec::new(), Condition::Absent),
+    };
+    let entry = match serde_json::to_value(&entry) {
+        Ok(entry) => entry,
+        Err(e) => return tracing::warn!(error = %e, "not recorded in history"),
     };
     history.push(entry);
     if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ha::restart_tests::store;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_parameters_are_refused_naming_each_and_nothing_changes() {

@@ -42,10 +42,10 @@ impl Idle {
 }
 
 impl vigil_api::Management for Idle {
-    fn cluster(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+    fn cluster(&self) -> BoxFuture<'_, Result<vigil_api::Cluster, ApiError>> {
         self.ok()
     }
-    fn history(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
+    fn history(&self) -> BoxFuture<'_, Result<Vec<vigil_api::HistoryEntry>, ApiError>> {
         self.ok()
     }
     fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {

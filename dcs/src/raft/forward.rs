@@ -9,6 +9,7 @@
 use super::auth::PeerClient;
 use super::identity::{Envelope, Identity};
 use super::network::{self, accept, Admit, Peer, RpcState};
+use super::op_timeout::OpTimeout;
 use super::refusal::refuse;
 use super::{ClientWriteError, Node, NodeId, Raft, RaftError, TypeConfig};
 use crate::command::Command;
@@ -25,7 +26,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// A request that only the Raft leader can carry out.
@@ -81,7 +81,7 @@ impl Forwarded for ReadIndex {
 struct ForwardState {
     rpc: RpcState,
     client: PeerClient,
-    op_timeout: Duration,
+    op_timeout: OpTimeout,
 }
 
 /// The routes serving requests forwarded by followers.
@@ -89,7 +89,7 @@ pub(crate) fn routes(
     raft: Raft,
     identity: Arc<Identity>,
     client: PeerClient,
-    op_timeout: Duration,
+    op_timeout: OpTimeout,
 ) -> Router {
     Router::new()
         .route(LeaderWrite::PATH, post(write))
@@ -103,7 +103,7 @@ async fn write(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (raft, identity, client) = (state.rpc.raft.clone(), state.rpc.identity.clone(), state.client.clone());
-    let timeout = state.op_timeout;
+    let timeout = state.op_timeout.get();
     serve(state, peer, body, "write", |request: LeaderWrite| async move {
         if let LeaderWrite::AddLearner { id, node } = &request {
             let joiner = network::node_at(&client, *id, &node.addr, timeout).await;
@@ -143,12 +143,13 @@ where
         Ok(envelope) => envelope,
         Err(refusal) => return refusal,
     };
-    match tokio::time::timeout(state.op_timeout, call(envelope.rpc)).await {
+    let timeout = state.op_timeout.get();
+    match tokio::time::timeout(timeout, call(envelope.rpc)).await {
         Ok(Ok(result)) => Json(result).into_response(),
         Ok(Err(why)) => refuse(StatusCode::FORBIDDEN, why),
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{kind} did not complete within {:?}: no quorum", state.op_timeout),
+            format!("{kind} did not complete within {timeout:?}: no quorum"),
         ),
     }
 }

@@ -12,6 +12,7 @@
 //! a follower instead of restarting every timer at its election: still never early, and a failover of a
 //! node that was both primary and Raft leader does not wait a whole extra ttl.
 
+use super::op_timeout::OpTimeout;
 use super::Raft;
 use crate::command::{Command, Outcome};
 use crate::record::ExpiryTarget;
@@ -35,7 +36,7 @@ impl Lessor {
     pub(crate) fn spawn(
         raft: Raft,
         state: watch::Receiver<Arc<ClusterState>>,
-        op_timeout: Duration,
+        op_timeout: OpTimeout,
     ) -> Lessor {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(run(raft, state, op_timeout, stopped));
@@ -87,7 +88,7 @@ const IDLE: Duration = Duration::from_secs(3600);
 async fn run(
     raft: Raft,
     mut state: watch::Receiver<Arc<ClusterState>>,
-    op_timeout: Duration,
+    op_timeout: OpTimeout,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut timers = Timers::default();
@@ -106,7 +107,7 @@ async fn run(
         if !leading {
             confirmed_term = None;
         } else if confirmed_term != Some(term) {
-            if matches!(tokio::time::timeout(op_timeout, raft.ensure_linearizable()).await, Ok(Ok(_))) {
+            if matches!(tokio::time::timeout(op_timeout.get(), raft.ensure_linearizable()).await, Ok(Ok(_))) {
                 tracing::info!(term, "lessor active: this node is the raft leader and times every lease");
                 confirmed_term = Some(term);
                 continue;
@@ -114,7 +115,7 @@ async fn run(
             wake = now + RETRY_PAUSE;
         } else {
             let due = timers.due(now);
-            if !due.is_empty() && !expire(&raft, &applied, due, op_timeout).await {
+            if !due.is_empty() && !expire(&raft, &applied, due, op_timeout.get()).await {
                 wake = now + RETRY_PAUSE;
             } else if let Some(next) = timers.next() {
                 wake = wake.min(next);

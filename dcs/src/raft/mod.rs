@@ -8,6 +8,7 @@ mod lessor;
 mod log_store;
 mod network;
 mod node;
+mod op_timeout;
 mod refusal;
 mod snapshot_stream;
 mod state_machine;

@@ -1,7 +1,8 @@
 //! A running store node: the public face of the store.
 //!
 //! Writes and linearizable reads can be made on any node: a follower hands them to the Raft leader over
-//! HTTP (see [`super::forward`]). Every operation has one deadline, the configured `op_timeout`; when no
+//! HTTP (see [`super::forward`]). Every operation has one deadline, the `op_timeout` in force when it starts
+//! (the cluster's `retry_timeout`, see [`DcsNode::set_op_timeout`]); when no
 //! quorum answers by then it fails with [`DcsError::NoQuorum`] and never hangs.
 
 use super::auth::{self, Mac, PeerClient};
@@ -9,6 +10,7 @@ use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
 use super::identity::{Identity, RpcHeader};
 use super::lessor::Lessor;
 use super::network::{self, HttpNetwork};
+use super::op_timeout::OpTimeout;
 use super::storage::Storage;
 use super::{ClientWriteError, Node, NodeId, Raft, RaftError};
 use crate::command::{Command, Condition, Outcome};
@@ -75,7 +77,8 @@ pub struct DcsNode {
     mac: Option<Arc<Mac>>,
     /// The TLS side of the Raft listener, when `raft.certfile` is set.
     tls: Option<Arc<rustls::ServerConfig>>,
-    op_timeout: Duration,
+    /// The operation timeout, shared with the forwarding routes and the lessor.
+    op_timeout: OpTimeout,
     lessor: Lessor,
 }
 
@@ -107,12 +110,29 @@ impl DcsNode {
             Raft::new(config.node_id, Arc::new(raft_config), network, storage.log_store(), state_machine)
                 .await
                 .map_err(|e| DcsError::Storage(e.to_string()))?;
-        let lessor = Lessor::spawn(raft.clone(), state.clone(), config.op_timeout);
+        let op_timeout = OpTimeout::new(config.op_timeout);
+        let lessor = Lessor::spawn(raft.clone(), state.clone(), op_timeout.clone());
         tracing::info!(node_id = config.node_id, scope = %config.scope, data_dir = %config.data_dir.display(),
             cluster_id = ?identity.cluster_id(), tls = tls.is_some(), password = config.security.password.is_some(),
             "store node started");
         let mac = config.security.mac();
-        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout: config.op_timeout, lessor })
+        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor })
+    }
+
+    /// How long a write or linearizable read may take before it fails with [`DcsError::NoQuorum`].
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout.get()
+    }
+
+    /// Sets that timeout from now on: the agent passes the cluster's `retry_timeout` as it reads it from
+    /// the dynamic configuration in the store, every cycle. Operations under way keep the one they
+    /// started with.
+    pub fn set_op_timeout(&self, timeout: Duration) {
+        let before = self.op_timeout.set(timeout);
+        let now = self.op_timeout.get();
+        if before != now {
+            tracing::info!(before = ?before, after = ?now, "store operation timeout changed (retry_timeout)");
+        }
     }
 
     /// The TLS configuration the Raft listener must be served with (`vigil_api::tls::serve`), when
@@ -128,7 +148,7 @@ impl DcsNode {
             self.raft.clone(),
             self.identity.clone(),
             self.client.clone(),
-            self.op_timeout,
+            self.op_timeout.clone(),
         ));
         let raft = self.raft.clone();
         let own_addr = move || network::member_addr(&raft, raft.metrics().borrow().id);
@@ -198,7 +218,8 @@ impl DcsNode {
         self.identity.check_joiner(&self.identity_of(id, addr).await?)?;
         let request = LeaderWrite::AddLearner { id, node: Node::new(addr) };
         self.leader_call("add learner", &request, || request.clone().run(&self.raft)).await?;
-        let deadline = super::instant_after(Instant::now(), self.op_timeout);
+        let timeout = self.op_timeout.get();
+        let deadline = super::instant_after(Instant::now(), timeout);
         loop {
             let joiner = self.identity_of(id, addr).await;
             if joiner.is_ok_and(|j| j.cluster_id.is_some() && j.cluster_id == self.identity.cluster_id()) {
@@ -209,8 +230,7 @@ impl DcsNode {
                 let undo = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
                 self.change_membership("remove the refused learner", undo).await?;
                 return Err(DcsError::Refused(format!(
-                    "node {id} at {addr} did not accept this cluster's log within {:?}; it was removed again",
-                    self.op_timeout
+                    "node {id} at {addr} did not accept this cluster's log within {timeout:?}; it was removed again"
                 )));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -219,7 +239,7 @@ impl DcsNode {
 
     /// Asks the node at `addr` who it is, and checks that it is node `id`.
     async fn identity_of(&self, id: NodeId, addr: &str) -> Result<RpcHeader, DcsError> {
-        network::node_at(&self.client, id, addr, self.op_timeout).await
+        network::node_at(&self.client, id, addr, self.op_timeout.get()).await
     }
 
     /// Promotes a learner to voter.
@@ -309,14 +329,15 @@ impl DcsNode {
     /// (a read-index round through the Raft leader, then a wait for the local node to apply up to it).
     pub async fn read(&self) -> Result<Arc<ClusterState>, DcsError> {
         let started = Instant::now();
+        let timeout = self.op_timeout.get();
         let read_log_id = self.leader_call("read", &ReadIndex, || self.raft.ensure_linearizable()).await?;
         let index = read_log_id.map(|id| id.index);
-        let remaining = self.op_timeout.saturating_sub(started.elapsed());
+        let remaining = timeout.saturating_sub(started.elapsed());
         self.raft
             .wait(Some(remaining))
             .applied_index_at_least(index, "linearizable read")
             .await
-            .map_err(|_| DcsError::NoQuorum { op: "read", waited: self.op_timeout })?;
+            .map_err(|_| DcsError::NoQuorum { op: "read", waited: timeout })?;
         Ok(self.local())
     }
 
@@ -393,7 +414,8 @@ impl DcsNode {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RaftError<E>>>,
     {
-        let deadline = super::instant_after(Instant::now(), self.op_timeout);
+        let timeout = self.op_timeout.get();
+        let deadline = super::instant_after(Instant::now(), timeout);
         let attempts = async {
             let mut leader: Option<Node> = None;
             loop {
@@ -440,7 +462,7 @@ impl DcsNode {
         };
         tokio::time::timeout_at(deadline, attempts)
             .await
-            .unwrap_or(Err(DcsError::NoQuorum { op, waited: self.op_timeout }))
+            .unwrap_or(Err(DcsError::NoQuorum { op, waited: timeout }))
     }
 }
 

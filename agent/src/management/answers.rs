@@ -1,0 +1,81 @@
+//! The answers of `GET /cluster` and `GET /history`, made from the cluster record (pure: the caller
+//! reads the store).
+
+use crate::config::{DynamicConfig, SynchronousMode};
+use crate::ha::ClusterView;
+use vigil_api::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
+use vigil_dcs::{ClusterState, Key};
+
+/// `GET /cluster` from the cluster record `view` under the dynamic configuration in force.
+pub(super) fn cluster(scope: &str, view: &ClusterView, dynamic: &DynamicConfig) -> Cluster {
+    let optime = view.optime;
+    let leader = view.leader.as_ref().map(|(name, _)| name.clone());
+    // The `sync` key counts only in its mode, and only while it is the current primary's.
+    let sync = view.sync.as_ref().filter(|s| {
+        dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
+    });
+    let members = view
+        .members
+        .iter()
+        .map(|(name, m)| {
+            let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));
+            let role = match listed {
+                _ if Some(name) == leader.as_ref() => "leader",
+                Some(s) if s.quorum.is_some() => "quorum_standby",
+                Some(_) => "sync_standby",
+                None => "replica",
+            };
+            let lag = match (optime, m.xlog_location) {
+                (Some(primary), Some(mine)) if role != "leader" => Lag::Bytes(mine.lag_behind(primary)),
+                (_, Some(_)) if role == "leader" => Lag::Bytes(0),
+                _ => Lag::Unknown,
+            };
+            ClusterMember {
+                name: name.to_string(),
+                role: role.to_owned(),
+                state: m.replication_state.clone().unwrap_or_else(|| m.state.clone()),
+                api_url: m.api_url.clone(),
+                host: m.host.clone(),
+                port: m.port,
+                timeline: m.timeline,
+                lsn: m.xlog_location.map(|p| p.to_string()),
+                lag,
+                receive_lsn: m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
+                replay_lsn: m.replay_lsn.map(|p| p.to_string()),
+                tags: m.tags.clone(),
+                reason: m.reason.clone(),
+                sync_state: m.sync_state.clone(),
+                pending_restart: m.pending_restart,
+                pending_restart_reason: m.pending_restart.then(|| m.pending_restart_reason.clone()),
+            }
+        })
+        .collect();
+    Cluster {
+        scope: scope.to_owned(),
+        members,
+        fencing_token: view.leader.as_ref().map(|(_, token)| token.0),
+        synchronous_mode: (dynamic.synchronous_mode != SynchronousMode::Off)
+            .then(|| dynamic.synchronous_mode.as_str().to_owned()),
+        pause: dynamic.pause,
+        scheduled_switchover: view.switchover.as_ref().map(|request| ScheduledSwitchover {
+            at: request.scheduled_at,
+            from: request.leader.as_ref().map(|n| n.to_string()),
+            to: request.candidate.as_ref().map(|n| n.to_string()),
+        }),
+    }
+}
+
+/// `GET /history`: the `history` key's entries (none while it is absent). A value that is not a list
+/// (written past the agents) is answered as no history, with a warning.
+pub(super) fn history(state: &ClusterState) -> Vec<HistoryEntry> {
+    let Some(stored) = state.keys.get(&Key::History) else {
+        return Vec::new();
+    };
+    serde_json::from_value(stored.value.clone()).unwrap_or_else(|e| {
+        tracing::warn!(key = %Key::History, error = %e, "history in the store is not a list: answering none");
+        Vec::new()
+    })
+}
+
+#[cfg(test)]
+mod tests;

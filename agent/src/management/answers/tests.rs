@@ -1,0 +1,171 @@
+//! The typed answers keep the JSON Patroni's clients read, key for key.
+
+use super::*;
+use crate::db::Position;
+use crate::ha::{Switchover, SyncState};
+use crate::member::MemberRecord;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use vigil_api::PendingChange;
+use vigil_dcs::{FencingToken, MemberName};
+
+fn name(n: &str) -> MemberName {
+    MemberName::new(n).expect("name")
+}
+
+fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
+    MemberRecord {
+        conn_url: "postgres://10.0.0.1:5432/postgres".into(),
+        api_url: "http://10.0.0.1:8008/patroni".into(),
+        state: state.into(),
+        role: role.into(),
+        host: "10.0.0.1".into(),
+        port: 5432,
+        xlog_location: at.map(Position),
+        replay_lsn: None,
+        timeline: Some(2),
+        replication_state: None,
+        reason: None,
+        tags: BTreeMap::new(),
+        sync_state: None,
+        pending_restart: false,
+        pending_restart_reason: BTreeMap::new(),
+    }
+}
+
+/// Three members: `a` leads, `b` streams and is a sync standby with a restart pending, `c` is stopped
+/// with no position; a scheduled switchover; paused, synchronous mode on.
+fn busy_view() -> (ClusterView, DynamicConfig) {
+    let mut b = record("running", "replica", Some(0x3000000));
+    b.replication_state = Some("streaming".into());
+    b.replay_lsn = Some(Position(0x2FFFF00));
+    b.tags.insert("zone".into(), json!("eu-1"));
+    b.pending_restart = true;
+    b.pending_restart_reason.insert(
+        "shared_buffers".into(),
+        PendingChange { old_value: "128MB".into(), new_value: "256MB".into() },
+    );
+    let mut c = record("stopped", "replica", None);
+    c.timeline = None;
+    c.reason = Some("not taking over: 2 bytes behind".into());
+    let mut a = record("running", "primary", Some(0x3000060));
+    a.sync_state = Some("sync".into());
+    let view = ClusterView {
+        leader: Some((name("a"), FencingToken(42))),
+        members: BTreeMap::from([(name("a"), a), (name("b"), b), (name("c"), c)]),
+        optime: Some(Position(0x3000060)),
+        switchover: Some(Switchover {
+            leader: Some(name("a")),
+            candidate: None,
+            scheduled_at: Some(vigil_api::Schedule::parse("2026-11-22T15:30:00+01:00").expect("time")),
+            allow_data_loss: false,
+        }),
+        sync: Some(SyncState { leader: Some(name("a")), sync_standby: vec!["b".into()], quorum: None }),
+        ..ClusterView::default()
+    };
+    let dynamic =
+        DynamicConfig { synchronous_mode: SynchronousMode::On, pause: true, ..DynamicConfig::default() };
+    (view, dynamic)
+}
+
+/// The JSON the management route answers: the typed value through `serde_json::Value`.
+fn answered(cluster: &Cluster) -> String {
+    serde_json::to_value(cluster).expect("json").to_string()
+}
+
+#[test]
+fn a_busy_cluster_answers_as_before() {
+    let (view, dynamic) = busy_view();
+    let expected = concat!(
+        r#"{"fencing_token":42,"members":["#,
+        r#"{"api_url":"http://10.0.0.1:8008/patroni","host":"10.0.0.1","lag":0,"lsn":"0/3000060","name":"a","port":5432,"reason":null,"receive_lsn":null,"replay_lsn":null,"role":"leader","state":"running","sync_state":"sync","tags":{},"timeline":2},"#,
+        r#"{"api_url":"http://10.0.0.1:8008/patroni","host":"10.0.0.1","lag":96,"lsn":"0/3000000","name":"b","pending_restart":true,"pending_restart_reason":{"shared_buffers":{"new_value":"256MB","old_value":"128MB"}},"port":5432,"reason":null,"receive_lsn":"0/3000000","replay_lsn":"0/2FFFF00","role":"sync_standby","state":"streaming","sync_state":null,"tags":{"zone":"eu-1"},"timeline":2},"#,
+        r#"{"api_url":"http://10.0.0.1:8008/patroni","host":"10.0.0.1","lag":"unknown","lsn":null,"name":"c","port":5432,"reason":"not taking over: 2 bytes behind","receive_lsn":null,"replay_lsn":null,"role":"replica","state":"stopped","sync_state":null,"tags":{},"timeline":null}"#,
+        r#"],"pause":true,"scheduled_switchover":{"at":"2026-11-22T15:30:00+01:00","from":"a","to":null},"scope":"demo","synchronous_mode":"on"}"#,
+    );
+    let typed = cluster("demo", &view, &dynamic);
+    assert_eq!(answered(&typed), old_cluster_json("demo", &view, &dynamic).to_string());
+    assert_eq!(answered(&typed), expected);
+}
+
+#[test]
+fn a_quiet_cluster_answers_as_before() {
+    let (mut view, _) = busy_view();
+    view.leader = None;
+    view.switchover = None;
+    view.optime = None;
+    for sync in [None, Some(SyncState { leader: None, sync_standby: vec!["b".into()], quorum: Some(1) })] {
+        view.sync = sync;
+        for dynamic in [
+            DynamicConfig::default(),
+            DynamicConfig { synchronous_mode: SynchronousMode::Quorum, ..DynamicConfig::default() },
+        ] {
+            let typed = cluster("q", &view, &dynamic);
+            assert_eq!(answered(&typed), old_cluster_json("q", &view, &dynamic).to_string());
+        }
+    }
+    let quorum = SyncState { leader: Some(name("a")), sync_standby: vec!["b".into()], quorum: Some(1) };
+    view.leader = Some((name("a"), FencingToken(7)));
+    view.sync = Some(quorum);
+    let dynamic = DynamicConfig { synchronous_mode: SynchronousMode::Quorum, ..DynamicConfig::default() };
+    let typed = cluster("q", &view, &dynamic);
+    assert_eq!(answered(&typed), old_cluster_json("q", &view, &dynamic).to_string());
+    assert_eq!(typed.members[1].role, "quorum_standby");
+    let empty = cluster("e", &ClusterView::default(), &DynamicConfig::default());
+    assert_eq!(answered(&empty), r#"{"members":[],"scope":"e"}"#);
+}
+
+/// The answer as the agent built it before it was typed, kept to compare.
+fn old_cluster_json(scope: &str, view: &ClusterView, dynamic: &DynamicConfig) -> Value {
+    let optime = view.optime;
+    let leader = view.leader.as_ref().map(|(name, _)| name.clone());
+    let sync = view.sync.as_ref().filter(|s| {
+        dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
+    });
+    let members: Vec<Value> = view
+        .members
+        .iter()
+        .map(|(name, m)| {
+            let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));
+            let role = match listed {
+                _ if Some(name) == leader.as_ref() => "leader",
+                Some(s) if s.quorum.is_some() => "quorum_standby",
+                Some(_) => "sync_standby",
+                None => "replica",
+            };
+            let lag = match (optime, m.xlog_location) {
+                (Some(primary), Some(mine)) if role != "leader" => json!(mine.lag_behind(primary)),
+                (_, Some(_)) if role == "leader" => json!(0),
+                _ => json!("unknown"),
+            };
+            let mut member = json!({
+                "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
+                "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
+                "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
+                "receive_lsn": m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
+                "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
+                "tags": m.tags, "reason": m.reason, "sync_state": m.sync_state,
+            });
+            if m.pending_restart {
+                member["pending_restart"] = json!(true);
+                member["pending_restart_reason"] = json!(m.pending_restart_reason);
+            }
+            member
+        })
+        .collect();
+    let mut cluster = json!({ "scope": scope, "members": members });
+    if let Some((_, token)) = &view.leader {
+        cluster["fencing_token"] = json!(token.0);
+    }
+    if dynamic.synchronous_mode != SynchronousMode::Off {
+        cluster["synchronous_mode"] = json!(dynamic.synchronous_mode.as_str());
+    }
+    if dynamic.pause {
+        cluster["pause"] = json!(true);
+    }
+    if let Some(request) = &view.switchover {
+        cluster["scheduled_switchover"] =
+            json!({ "at": request.scheduled_at, "from": request.leader, "to": request.candidate });
+    }
+    cluster
+}

@@ -1,0 +1,182 @@
+//! The answers of `GET /cluster` and `GET /history`, typed, in the shape Patroni's clients read
+//! (patronictl, dashboards, scripts).
+//!
+//! serde_json's maps are sorted (its `preserve_order` feature is off), and the management router
+//! answers with the JSON value of these types, so their keys come out in alphabetical order, as they
+//! always have; fields declared `Option` without `skip_serializing_if` are `null` when unknown, as
+//! Patroni writes them.
+
+use crate::{PendingChange, Schedule};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+
+/// `GET /cluster`: the members, the lease's token and the cluster-wide modes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The cluster's name.
+    pub scope: String,
+    /// Every member with a current record in the store, by name.
+    pub members: Vec<ClusterMember>,
+    /// The fencing token of the current lease, while one is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<u64>,
+    /// `on` or `quorum`; absent while asynchronous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_mode: Option<String>,
+    /// True while the cluster is paused; absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
+    /// The switchover or failover requested and not yet carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_switchover: Option<ScheduledSwitchover>,
+}
+
+/// One member in `GET /cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterMember {
+    /// Its name.
+    pub name: String,
+    /// `leader`, `sync_standby`, `quorum_standby` or `replica`.
+    pub role: String,
+    /// Its replication state (`streaming`) when it has one, else its state (`running`, `stopped`, …).
+    pub state: String,
+    /// Its REST API (`http://host:port/patroni`).
+    pub api_url: String,
+    /// Its database host.
+    pub host: String,
+    /// Its database port.
+    pub port: u16,
+    /// Its timeline.
+    pub timeline: Option<u64>,
+    /// Its position (`X/X`).
+    pub lsn: Option<String>,
+    /// How far it is behind the primary's last published position.
+    pub lag: Lag,
+    /// A replica's received position.
+    pub receive_lsn: Option<String>,
+    /// A replica's replayed position.
+    pub replay_lsn: Option<String>,
+    /// Its tags.
+    pub tags: BTreeMap<String, serde_json::Value>,
+    /// Why its agent does not do what one might expect, if anything.
+    pub reason: Option<String>,
+    /// A primary's replication of its commits (`async`, `sync`, `relaxed`, `blocked`).
+    pub sync_state: Option<String>,
+    /// True while it needs a restart to apply a changed parameter; absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending_restart: bool,
+    /// The parameters that wait for a restart, present exactly when `pending_restart` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_restart_reason: Option<BTreeMap<String, PendingChange>>,
+}
+
+/// A member's lag in `GET /cluster`: bytes, or `"unknown"` (Patroni's word) when a position is missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lag {
+    /// Bytes behind the primary's last published position (0 for the leader).
+    Bytes(u64),
+    /// No position to compare.
+    #[default]
+    Unknown,
+}
+
+impl Serialize for Lag {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Lag::Bytes(bytes) => serializer.serialize_u64(*bytes),
+            Lag::Unknown => serializer.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Lag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Bytes(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Bytes(bytes) => Ok(Lag::Bytes(bytes)),
+            Written::Text(text) if text == "unknown" => Ok(Lag::Unknown),
+            Written::Text(text) => {
+                Err(serde::de::Error::custom(format!("lag {text:?} is neither bytes nor \"unknown\"")))
+            }
+        }
+    }
+}
+
+/// The requested switchover in `GET /cluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledSwitchover {
+    /// When it is due; `null`: now.
+    pub at: Option<Schedule>,
+    /// The primary to switch away from; `null` for a failover.
+    pub from: Option<String>,
+    /// The member to promote; `null`: the best candidate.
+    pub to: Option<String>,
+}
+
+/// One entry of `GET /history`, as the agents append them to the store's `history` key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum HistoryEntry {
+    /// A member was promoted after taking the lease.
+    Promotion {
+        /// The timeline it was promoted at.
+        timeline: Option<u64>,
+        /// Its position then (`X/X`).
+        lsn: Option<String>,
+        /// Why.
+        reason: String,
+        /// The new primary.
+        new_primary: String,
+        /// The token of its lease.
+        fencing_token: Option<u64>,
+        /// When (RFC 3339).
+        timestamp: String,
+    },
+    /// An operator's failover with `allow_data_loss`, recorded when requested.
+    DataLossFailover {
+        /// What it allowed.
+        reason: String,
+        /// The candidate.
+        new_primary: String,
+        /// When it was requested, in Unix seconds.
+        requested_at: u64,
+    },
+    /// An entry of another shape (written past the agents), answered as it is stored.
+    Other(serde_json::Value),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lag_is_bytes_or_unknown() {
+        assert_eq!(serde_json::to_value(Lag::Bytes(16)).unwrap(), json!(16));
+        assert_eq!(serde_json::to_value(Lag::Unknown).unwrap(), json!("unknown"));
+        assert_eq!(serde_json::from_value::<Lag>(json!("unknown")).unwrap(), Lag::Unknown);
+        assert_eq!(serde_json::from_value::<Lag>(json!(0)).unwrap(), Lag::Bytes(0));
+        assert!(serde_json::from_value::<Lag>(json!("far")).is_err());
+    }
+
+    #[test]
+    fn history_entries_keep_their_shape() {
+        let promotion = json!({"timeline": 2, "lsn": null, "reason": "promoted", "new_primary": "a",
+            "fencing_token": 7, "timestamp": "2026-01-01T00:00:00+00:00"});
+        let data_loss = json!({"reason": "failover", "new_primary": "b", "requested_at": 5});
+        let other = json!([1, "0/3000060", "no recovery target specified", "2026-01-01", "a"]);
+        let more = json!({"reason": "failover", "new_primary": "b", "requested_at": 5, "by": "ops"});
+        let history = json!([promotion, data_loss, other, more]);
+        let typed: Vec<HistoryEntry> = serde_json::from_value(history.clone()).unwrap();
+        assert!(matches!(typed[0], HistoryEntry::Promotion { fencing_token: Some(7), .. }));
+        assert!(matches!(typed[1], HistoryEntry::DataLossFailover { requested_at: 5, .. }));
+        assert!(matches!(typed[2], HistoryEntry::Other(_)));
+        assert!(matches!(typed[3], HistoryEntry::Other(_)), "an unknown field is kept, not dropped");
+        assert_eq!(serde_json::to_value(&typed).unwrap(), history);
+    }
+}
