@@ -1,7 +1,7 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
 use crate::config::Config;
-use crate::db::postgres::Postgres;
+use crate::db::postgres::{Postgres, PostgresSettings};
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
@@ -63,7 +63,8 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
             |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
         )
         .ok();
-    let db = Arc::new(Postgres::new(config.postgres_settings(&dynamic)).with_lifeline(lifeline));
+    let db =
+        Arc::new(Postgres::new(PostgresSettings::from_config(&config, &dynamic)).with_lifeline(lifeline));
     let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
         .with_guard(RoleGuard::from_config(&config));
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");

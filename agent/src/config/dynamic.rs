@@ -2,8 +2,8 @@
 //! store afterwards), with Vigil's short default timings.
 
 use super::choice::choice_enum;
+use super::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
 use super::{duration, scalar, ConfigError};
-use crate::db::postgres::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;

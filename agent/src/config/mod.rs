@@ -18,6 +18,7 @@ mod postgresql;
 mod scalar;
 mod sections;
 mod tags;
+pub(crate) mod unsafe_parameters;
 mod unused;
 mod validate;
 
@@ -37,18 +38,17 @@ pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
 pub use sections::{
-    BootstrapConfig, CtlConfig, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword, VerifyClient,
-    WatchdogConfig, WatchdogMode,
+    BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword,
+    VerifyClient, WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
 pub use unused::{unused_dynamic_keys, unused_keys, warn_unused_keys, UnusedKey};
 
-use crate::db::postgres::unsafe_parameters::is_unsafe;
-use crate::db::postgres::{Credentials, PeerOptions, PostgresSettings};
 use crate::os_user::OsUser;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use unsafe_parameters::is_unsafe;
 use vigil_dcs::MemberName;
 
 /// The agent's configuration file, read and validated.
@@ -152,34 +152,6 @@ impl Config {
     /// `postgresql.os_user`, looked up; `None` when not set.
     pub fn os_user(&self) -> Result<Option<OsUser>, ConfigError> {
         os_user::check(self.postgresql.os_user.as_deref(), false, OsUser::lookup)
-    }
-
-    /// The PostgreSQL adapter's settings under the given dynamic configuration: parameters are the
-    /// dynamic ones overlaid with `postgresql.parameters`; pg_hba is `postgresql.pg_hba`, else
-    /// `bootstrap.pg_hba`.
-    pub fn postgres_settings(&self, dynamic: &DynamicConfig) -> PostgresSettings {
-        let pg = &self.postgresql;
-        let parameters = server_parameters(dynamic, &pg.parameters);
-        let credentials = |r: &PgRole| Credentials {
-            username: r.username.clone(),
-            password: r.password.clone(),
-            peer_options: PeerOptions(r.libpq_options()),
-        };
-        PostgresSettings {
-            name: self.name.to_string(),
-            data_dir: pg.data_dir.clone(),
-            bin_dir: pg.bin_dir.clone(),
-            listen_host: pg.listen.host.clone(),
-            port: pg.listen.port,
-            connect_host: pg.connect_address.host.clone(),
-            superuser: credentials(&pg.authentication.superuser),
-            replication: credentials(&pg.authentication.replication),
-            parameters,
-            pg_hba: pg.pg_hba.clone().unwrap_or_else(|| self.bootstrap.pg_hba.clone()),
-            initdb: self.bootstrap.initdb.clone(),
-            pgpass: pg.pgpass.clone(),
-            os_user: pg.os_user.clone(),
-        }
     }
 
     /// The REST API's TLS settings; `None`: it serves plain HTTP.

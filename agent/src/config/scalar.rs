@@ -1,7 +1,7 @@
 //! Lenient readers: strings that YAML may have typed as numbers or booleans (`password: 12345`,
 //! `max_connections: 100`), string maps, and `bootstrap.initdb` items.
 
-use crate::db::postgres::InitdbOption;
+use super::InitdbOption;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -2,7 +2,6 @@
 
 use super::choice::choice_enum;
 use super::{duration, scalar, DynamicConfig, HostPort};
-use crate::db::postgres::InitdbOption;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -163,6 +162,15 @@ pub struct RaftConfig {
     /// `password`: anyone who reaches the Raft port could then run the cluster.
     #[serde(default)]
     pub insecure: bool,
+}
+
+/// One `bootstrap.initdb` item: a flag (`data-checksums`) or an option with a value (`encoding: UTF8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitdbOption {
+    /// `--<flag>`.
+    Flag(String),
+    /// `--<name>=<value>`.
+    Value(String, String),
 }
 
 /// `bootstrap`: what the first member uses to create the cluster.

@@ -1,7 +1,8 @@
 //! Loading the example of node 1, defaults, environment overrides and the conversions.
 
+use super::InitdbOption;
 use super::*;
-use crate::db::postgres::InitdbOption;
+use crate::db::postgres::PostgresSettings;
 use std::path::PathBuf;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -267,7 +268,7 @@ fn the_roles_tls_options_reach_the_adapter_from_the_file_and_the_environment() {
     );
     let env = env_of(&[("VIGIL_REPLICATION_SSLMODE", "verify-full"), ("VIGIL_SUPERUSER_SSLMODE", "require")]);
     let c = Config::from_yaml_str(&text, &env).unwrap();
-    let settings = c.postgres_settings(&c.bootstrap.dcs);
+    let settings = PostgresSettings::from_config(&c, &c.bootstrap.dcs);
     let ca = ca.display().to_string();
     assert_eq!(settings.replication.peer_options.0, [("sslmode", "verify-full".into()), ("sslrootcert", ca)]);
     assert_eq!(settings.superuser.peer_options.0, [("sslmode", "require".to_owned())]);
@@ -318,7 +319,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
     let mut dynamic = c.bootstrap.dcs.clone();
     dynamic.postgresql.parameters.insert("max_connections".into(), "100".into());
     dynamic.postgresql.parameters.insert("wal_level".into(), "replica".into());
-    let s = c.postgres_settings(&dynamic);
+    let s = PostgresSettings::from_config(&c, &dynamic);
     assert_eq!(s.name, "node1");
     assert_eq!((s.listen_host.as_str(), s.port, s.connect_host.as_str()), ("127.0.0.1", 5432, "127.0.0.1"));
     assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
@@ -332,7 +333,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
 
     let own_hba = example(bin.path()).replace("  pgpass:", "  pg_hba: [local all all trust]\n  pgpass:");
     let c = Config::from_yaml_str(&own_hba, &no_env).unwrap();
-    assert_eq!(c.postgres_settings(&c.bootstrap.dcs).pg_hba, ["local all all trust"]);
+    assert_eq!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).pg_hba, ["local all all trust"]);
 }
 
 #[test]
@@ -347,7 +348,7 @@ fn command_parameters_come_from_the_members_own_file_only() {
     for (name, value) in [("archive_command", "touch /tmp/x"), ("Restore_Command", "touch /tmp/y")] {
         dynamic.postgresql.parameters.insert(name.into(), value.into());
     }
-    let parameters = c.postgres_settings(&dynamic).parameters;
+    let parameters = PostgresSettings::from_config(&c, &dynamic).parameters;
     assert_eq!(parameters.get("archive_command").map(String::as_str), Some("cp %p /a/%f"));
     assert_eq!(parameters.get("Restore_Command"), None, "{parameters:?}");
 

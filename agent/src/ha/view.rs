@@ -2,8 +2,8 @@
 
 use super::observation::{ClusterView, Initialize, Switchover};
 use super::sync::SyncState;
+use crate::config::unsafe_parameters::ONLY_FROM_OWN_FILE;
 use crate::config::DynamicConfig;
-use crate::db::postgres::unsafe_parameters::ONLY_FROM_OWN_FILE;
 use crate::db::Position;
 use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};

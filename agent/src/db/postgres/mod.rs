@@ -21,11 +21,12 @@ mod render;
 mod sql;
 mod standby_names;
 mod tools;
-pub(crate) mod unsafe_parameters;
 
 pub use conninfo::PeerOptions;
 pub use render::slot_name;
 
+pub use crate::config::InitdbOption;
+use crate::config::{server_parameters, Config, DynamicConfig, PgRole};
 use crate::db::{DataState, Database, DbError, DbState, StopMode, SyncRule, Upstream};
 use render::{Conf, Runtime};
 use std::collections::BTreeMap;
@@ -46,15 +47,6 @@ pub struct Credentials {
     /// libpq's TLS and GSSAPI options for connections as this role to other members (the agent's own
     /// connection to its server, over the socket or loopback, does not use them).
     pub peer_options: PeerOptions,
-}
-
-/// One `bootstrap.initdb` item: a flag (`data-checksums`) or an option with a value (`encoding: UTF8`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InitdbOption {
-    /// `--<flag>`.
-    Flag(String),
-    /// `--<name>=<value>`.
-    Value(String, String),
 }
 
 /// Everything the adapter needs to know about its server, taken from the agent's configuration.
@@ -88,6 +80,36 @@ pub struct PostgresSettings {
     pub pgpass: PathBuf,
     /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
     pub os_user: Option<String>,
+}
+
+impl PostgresSettings {
+    /// The settings of the server `config` describes, under the `dynamic` configuration: parameters are the
+    /// dynamic ones overlaid with `postgresql.parameters`; pg_hba is `postgresql.pg_hba`, else
+    /// `bootstrap.pg_hba`.
+    pub fn from_config(config: &Config, dynamic: &DynamicConfig) -> PostgresSettings {
+        let pg = &config.postgresql;
+        let parameters = server_parameters(dynamic, &pg.parameters);
+        let credentials = |r: &PgRole| Credentials {
+            username: r.username.clone(),
+            password: r.password.clone(),
+            peer_options: PeerOptions(r.libpq_options()),
+        };
+        PostgresSettings {
+            name: config.name.to_string(),
+            data_dir: pg.data_dir.clone(),
+            bin_dir: pg.bin_dir.clone(),
+            listen_host: pg.listen.host.clone(),
+            port: pg.listen.port,
+            connect_host: pg.connect_address.host.clone(),
+            superuser: credentials(&pg.authentication.superuser),
+            replication: credentials(&pg.authentication.replication),
+            parameters,
+            pg_hba: pg.pg_hba.clone().unwrap_or_else(|| config.bootstrap.pg_hba.clone()),
+            initdb: config.bootstrap.initdb.clone(),
+            pgpass: pg.pgpass.clone(),
+            os_user: pg.os_user.clone(),
+        }
+    }
 }
 
 /// A PostgreSQL server managed by the agent. `observe` may run at any time; the other operations are meant
