@@ -29,7 +29,7 @@ impl Clock {
     /// How much true time passes while this clock advances by `local` (rounded up: never early).
     pub fn true_duration(&self, local: Duration) -> Millis {
         let local_us = local.as_micros() as u64;
-        (local_us * 1000).div_ceil(self.rate_ppm).div_ceil(1000)
+        (local_us * EXACT_PPM).div_ceil(self.rate_ppm).div_ceil(1000)
     }
 
     /// The true time, at or after `now`, when this clock reads `instant` (`now` if it already has).

@@ -1,6 +1,8 @@
 //! One HA cycle of a simulated agent, step by step, in the order of `run.rs` `Agent::cycle`.
 
-use crate::agent::{peer_view, Cycle, Grant, NextWait, Step, NEXT_STEP, PEER_TIMEOUT, RACE_RETRY, RENEW_RETRY};
+use crate::agent::{
+    peer_view, Cycle, Grant, NextWait, Step, NEXT_STEP, PEER_TIMEOUT, RACE_RETRY, RENEW_RETRY,
+};
 use crate::store::{Answer, Op};
 use crate::world::{member, Endpoint, Event, World};
 use std::time::{Duration, SystemTime};
@@ -120,7 +122,8 @@ impl World {
         let lease = agent.lease_hold(now);
         let db = agent.cycle.db.clone().expect("observed earlier in the cycle");
         if agent.cycle.busy || agent.job.is_some() {
-            let due = agent.renewal_due(self.settings.ttl, self.settings.safety_margin).is_some_and(|d| now >= d);
+            let due =
+                agent.renewal_due(self.settings.ttl, self.settings.safety_margin).is_some_and(|d| now >= d);
             let agent = &mut self.nodes[node].agent;
             if matches!(lease, LeaseHold::Valid(_)) && (!agent.renewed_this_cycle || due) {
                 agent.renewed_this_cycle = false;
@@ -178,7 +181,8 @@ impl World {
     /// What `node` learns from `peer`'s REST API.
     fn peer(&self, node: usize, peer: usize) -> vigil_agent::ha::PeerView {
         let p = &self.nodes[peer];
-        let answers = p.alive && p.paused_until <= self.now() && !self.cut(Endpoint::Node(node), Endpoint::Node(peer));
+        let answers =
+            p.alive && p.paused_until <= self.now() && !self.cut(Endpoint::Node(node), Endpoint::Node(peer));
         peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers))
     }
 
@@ -203,7 +207,8 @@ impl World {
                     | Action::PublishSync(_)
             )
         });
-        let stops_db = decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
+        let stops_db =
+            decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
         let mut plan = Vec::new();
         let mut db_actions = Vec::new();
         for action in decision.actions {
@@ -243,7 +248,11 @@ impl World {
 
     /// Publishes the member record when it changed or half its ttl passed, and the REST status.
     fn publish(&mut self, node: usize, reobserve: bool) {
-        let db = if reobserve { self.observe(node) } else { self.nodes[node].agent.cycle.db.clone().unwrap_or_else(|| self.observe(node)) };
+        let db = if reobserve {
+            self.observe(node)
+        } else {
+            self.nodes[node].agent.cycle.db.clone().unwrap_or_else(|| self.observe(node))
+        };
         let now = self.local(node);
         let (state, role) = MemberRecord::state_and_role(&db);
         let name = member(node);
@@ -260,7 +269,9 @@ impl World {
             replication_state: db.streaming.then(|| "streaming".to_owned()),
             reason: Some(self.nodes[node].agent.cycle.reason.clone()),
             tags: Default::default(),
-            sync_state: db.is_running_primary().then(|| sync_health(&db, self.settings.sync.mode).as_str().to_owned()),
+            sync_state: db
+                .is_running_primary()
+                .then(|| sync_health(&db, self.settings.sync.mode).as_str().to_owned()),
             pending_restart: false,
             pending_restart_reason: Default::default(),
         };
@@ -305,7 +316,8 @@ impl World {
 
     /// Pets (or arms) `node`'s watchdog: it resets the node unless petted again within its timeout.
     pub fn pet_watchdog(&mut self, node: usize) {
-        let timeout = Duration::from_secs(watchdog_timeout(self.settings.ttl, self.settings.safety_margin).into());
+        let timeout =
+            Duration::from_secs(watchdog_timeout(self.settings.ttl, self.settings.safety_margin).into());
         let generation = self.serial();
         let fires = self.local(node) + timeout;
         self.nodes[node].agent.watchdog = Some((fires, generation));
@@ -328,4 +340,3 @@ impl World {
         }
     }
 }
-

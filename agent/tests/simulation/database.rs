@@ -77,7 +77,13 @@ pub struct Database {
 impl Database {
     /// A node with an empty data directory and no server running.
     pub fn empty() -> Self {
-        Database { data: None, process: Process::Stopped, sync_rule: None, connected: false, last_heard: None }
+        Database {
+            data: None,
+            process: Process::Stopped,
+            sync_rule: None,
+            connected: false,
+            last_heard: None,
+        }
     }
 
     /// Whether it runs as a primary (and so accepts writes).

@@ -1,8 +1,8 @@
 //! The faults of a run, drawn from its seed: each starts within the fault window and has healed by
 //! `heal_by`, after which the cluster must converge.
 
-use crate::world::{Endpoint, Event, World};
 use crate::scheduler::Millis;
+use crate::world::{Endpoint, Event, World};
 
 /// A fault.
 #[derive(Debug, Clone)]
@@ -33,7 +33,8 @@ impl World {
         for _ in 0..count {
             let start = self.rng.between(1000, until);
             let room = heal_by - start;
-            let lasting = |rng: &mut crate::rng::Rng, low: Millis, high: Millis| rng.between(low, high).min(room);
+            let lasting =
+                |rng: &mut crate::rng::Rng, low: Millis, high: Millis| rng.between(low, high).min(room);
             let node = self.rng.index(nodes);
             let fault = match self.rng.between(0, 7) {
                 0 => Fault::CrashDatabase(node),
@@ -85,7 +86,9 @@ impl World {
             Fault::CutFromStore(node, lasting) => {
                 self.cuts.push((Endpoint::Node(node), Endpoint::Store, now + lasting));
             }
-            Fault::CutLink(a, b, lasting) => self.cuts.push((Endpoint::Node(a), Endpoint::Node(b), now + lasting)),
+            Fault::CutLink(a, b, lasting) => {
+                self.cuts.push((Endpoint::Node(a), Endpoint::Node(b), now + lasting))
+            }
             Fault::StoreElection(lasting) => {
                 self.store_down_until = self.store_down_until.max(now + lasting);
                 self.scheduler.at(self.store_down_until, Event::StoreLeaderElected);

@@ -16,7 +16,9 @@ impl World {
     }
 
     fn schedule_job_step(&mut self, node: usize, generation: u64) {
-        let Some(action) = self.nodes[node].agent.job.as_ref().and_then(|j| j.actions.front()) else { return };
+        let Some(action) = self.nodes[node].agent.job.as_ref().and_then(|j| j.actions.front()) else {
+            return;
+        };
         let (low, high) = match action {
             Action::Bootstrap => (500, 1500),
             Action::Clone(_) => (500, 2000),

@@ -51,10 +51,7 @@ impl World {
     fn synchronous(&self, node: usize) -> Vec<usize> {
         let standbys = self.standbys(node);
         let named = |names: &[String]| -> Vec<usize> {
-            names
-                .iter()
-                .filter_map(|n| standbys.iter().copied().find(|&r| member(r).as_str() == n))
-                .collect()
+            names.iter().filter_map(|n| standbys.iter().copied().find(|&r| member(r).as_str() == n)).collect()
         };
         match &self.nodes[node].db.sync_rule {
             None | Some(SyncRule::Off) => Vec::new(),
@@ -100,14 +97,18 @@ impl World {
                 continue;
             }
             let sync = self.synchronous(p);
-            let has = |r: &usize, index: usize| self.nodes[*r].db.data.as_ref().is_some_and(|d| d.log.len() > index);
+            let has = |r: &usize, index: usize| {
+                self.nodes[*r].db.data.as_ref().is_some_and(|d| d.log.len() > index)
+            };
             let acknowledged = |index: usize| match &self.nodes[p].db.sync_rule {
                 None | Some(SyncRule::Off) => true,
                 Some(SyncRule::AnyReplica) => sync.len() == 1 && sync.iter().all(|r| has(r, index)),
                 Some(SyncRule::First { count, .. }) => {
                     sync.len() >= *count as usize && sync.iter().all(|r| has(r, index))
                 }
-                Some(SyncRule::Any { count, .. }) => sync.iter().filter(|r| has(r, index)).count() >= *count as usize,
+                Some(SyncRule::Any { count, .. }) => {
+                    sync.iter().filter(|r| has(r, index)).count() >= *count as usize
+                }
             };
             let (done, waiting): (Vec<_>, Vec<_>) =
                 self.nodes[p].pending.iter().partition(|(index, _)| acknowledged(*index));

@@ -186,7 +186,8 @@ impl World {
         }
         match event {
             Event::Wake { node, generation } => {
-                if self.nodes[node].agent.wake_generation == generation && !self.nodes[node].agent.in_cycle() {
+                if self.nodes[node].agent.wake_generation == generation && !self.nodes[node].agent.in_cycle()
+                {
                     self.start_cycle(node);
                 }
             }
@@ -221,7 +222,7 @@ impl World {
             }
             Event::Write => {
                 self.write();
-                let next = self.rng.between(20, 120);
+                let next = self.rng.between(40, 160);
                 self.scheduler.after(next, Event::Write);
             }
             Event::Fault(fault) => self.begin(fault),
@@ -352,7 +353,7 @@ impl World {
 }
 
 /// Replication and acknowledgement happen this often.
-const TICK: Millis = 25;
+const TICK: Millis = 50;
 
 /// The name of node `i`.
 pub fn member(i: usize) -> MemberName {
