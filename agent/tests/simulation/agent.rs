@@ -1,0 +1,274 @@
+//! The simulated agent: the HA loop of `run.rs` as a sequence of steps over virtual time. Each cycle it
+//! renews a held lease, observes its database, fences at once if its lease lapsed, reads the store, builds
+//! an `Observation` field by field as `run.rs` does, calls the real `vigil_agent::ha::decide`, and carries
+//! out the actions: store actions one after the other (each a request that may be delayed, dropped or time
+//! out), fencing at once, database actions as one background job.
+
+use crate::store::Op;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use vigil_agent::db::{DbState, Position, Role, SyncRule};
+use vigil_agent::ha::{Action, ClusterView, LeaseHold, PeerView};
+use vigil_agent::member::MemberRecord;
+use vigil_dcs::{FencingToken, MemberName};
+use vigil_fencing::HolderDeadline;
+
+/// Between two cycles once one changed who leads (`run.rs` `NEXT_STEP`).
+pub const NEXT_STEP: Duration = Duration::from_millis(20);
+/// Before retrying a failed renewal (`run.rs` `RENEW_RETRY`).
+pub const RENEW_RETRY: Duration = Duration::from_millis(100);
+/// Between two cycles while nobody holds the lease (`run.rs` `RACE_RETRY`).
+pub const RACE_RETRY: Duration = Duration::from_millis(250);
+/// How long a peer may take to answer a status request (`run.rs` `PEER_TIMEOUT`).
+pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lease grant, by the holder's own clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    /// Its token.
+    pub token: FencingToken,
+    /// `sent_at + ttl - safety_margin` of the request that granted or last renewed it.
+    pub deadline: HolderDeadline,
+}
+
+/// One step of a cycle.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Renew first, if the lease is held (a stalled process must not lose it to the rest of the cycle).
+    RenewIfHeld,
+    /// Observe the database; fence it at once if the lease lapsed.
+    Observe,
+    /// Read the cluster record.
+    Read,
+    /// Ask the peers for their status (only while nobody holds the lease), then decide.
+    ProbeAndDecide,
+    /// A store action of the decision.
+    Store(Op),
+    /// Renew, unless this cycle already did.
+    RenewLease,
+    /// Give the lease up.
+    ReleaseLease,
+    /// Stop (`Demote`) or kill the database, at once.
+    Fence(Action),
+    /// Start the background job with the decision's database actions.
+    Job(Vec<Action>),
+    /// Observe the database again (after stopping it) and publish the member record.
+    Publish {
+        /// Observe again first.
+        reobserve: bool,
+    },
+    /// End the cycle: sleep until the next one.
+    Sleep,
+}
+
+/// How a repair of the data went (`execute.rs` `Repair`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Repair {
+    pub rewind_failed: bool,
+    pub rewound: bool,
+    pub follow_failures: u32,
+}
+
+impl Repair {
+    /// After a rewind.
+    pub fn rewound(&mut self, ok: bool) {
+        self.rewind_failed = !ok;
+        if ok {
+            self.rewound = true;
+            self.follow_failures = 0;
+        }
+    }
+
+    /// The member streams.
+    pub fn streaming(&mut self) {
+        self.rewound = false;
+        self.follow_failures = 0;
+    }
+
+    /// The data was removed.
+    pub fn reset(&mut self) {
+        self.rewind_failed = false;
+        self.streaming();
+    }
+}
+
+/// A store request awaiting its answer.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// The request's id (a late answer to an earlier one is ignored).
+    pub id: u64,
+    /// What was asked (`None`: a wait for the peers' answers).
+    pub op: Option<Op>,
+    /// When it was sent, on this node's clock.
+    pub sent: Instant,
+}
+
+/// The background database job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The actions still to run, in order.
+    pub actions: VecDeque<Action>,
+    /// Its generation (a job of a crashed agent is forgotten).
+    pub generation: u64,
+}
+
+/// What the cycle under way has learnt so far.
+#[derive(Debug, Clone, Default)]
+pub struct Cycle {
+    pub observed_at: Option<Instant>,
+    pub db: Option<DbState>,
+    pub cluster: Option<ClusterView>,
+    pub busy: bool,
+    pub reason: String,
+    /// How long to wait before the next cycle.
+    pub wait: NextWait,
+}
+
+/// How long a cycle waits before the next one, before the lease deadline and renewal bound it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NextWait {
+    /// A decision changed who leads: go on almost at once (`NEXT_STEP`).
+    NextStep,
+    /// Nobody leads: look again soon (`RACE_RETRY`).
+    Race,
+    /// `loop_wait` (or `RENEW_RETRY` after a failed renewal).
+    #[default]
+    Regular,
+}
+
+/// One member's agent process.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub name: MemberName,
+    pub lease: Option<Grant>,
+    pub lapsed: Option<FencingToken>,
+    pub primary_down_since: Option<Instant>,
+    pub not_streaming_since: Option<Instant>,
+    pub repair: Repair,
+    pub job: Option<Job>,
+    pub renew_failed: bool,
+    pub renewed_this_cycle: bool,
+    pub published: Option<(MemberRecord, Instant)>,
+    pub sync_seen: Option<(SyncRule, Option<Position>)>,
+    /// The status its REST API shows peers (the database as last published).
+    pub shown: Option<DbState>,
+    pub plan: VecDeque<Step>,
+    pub waiting: Option<Waiting>,
+    pub cycle: Cycle,
+    /// Generation of the pending wake-up timer; older ones are ignored.
+    pub wake_generation: u64,
+    /// Woken (lease change, job done) while a cycle ran: the next one starts at once.
+    pub wake_pending: bool,
+    /// When the armed watchdog fires, on this node's clock, and the generation of that timer.
+    pub watchdog: Option<(Instant, u64)>,
+}
+
+impl Agent {
+    /// A freshly started agent for `name`.
+    pub fn new(name: MemberName) -> Self {
+        Agent {
+            name,
+            lease: None,
+            lapsed: None,
+            primary_down_since: None,
+            not_streaming_since: None,
+            repair: Repair::default(),
+            job: None,
+            renew_failed: false,
+            renewed_this_cycle: false,
+            published: None,
+            sync_seen: None,
+            shown: None,
+            plan: VecDeque::new(),
+            waiting: None,
+            cycle: Cycle::default(),
+            wake_generation: 0,
+            wake_pending: false,
+            watchdog: None,
+        }
+    }
+
+    /// Its hold on the lease at `now` (`run.rs` `lease_hold`).
+    pub fn lease_hold(&self, now: Instant) -> LeaseHold {
+        match (&self.lease, self.lapsed) {
+            (Some(grant), _) if grant.deadline.is_valid_at(now) => LeaseHold::Valid(grant.token),
+            (Some(grant), _) => LeaseHold::Lapsed(grant.token),
+            (None, Some(token)) => LeaseHold::Lapsed(token),
+            (None, None) => LeaseHold::Never,
+        }
+    }
+
+    /// Whether it holds a lease valid by its own deadline.
+    pub fn holds_lease(&self, now: Instant) -> bool {
+        matches!(self.lease_hold(now), LeaseHold::Valid(_))
+    }
+
+    /// Whether a cycle is under way.
+    pub fn in_cycle(&self) -> bool {
+        !self.plan.is_empty() || self.waiting.is_some()
+    }
+
+    /// When the holder renews at the latest: halfway to its deadline (`run.rs` `renewal_due`).
+    pub fn renewal_due(&self, ttl: Duration, margin: Duration) -> Option<Instant> {
+        let deadline = self.lease?.deadline.instant();
+        Some(deadline.checked_sub(ttl.saturating_sub(margin) / 2).unwrap_or(deadline))
+    }
+
+    /// Records what the database looked like, for `primary_down_since` and `not_streaming_since`
+    /// (`run.rs` `track_primary_down`).
+    pub fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, at: Instant) {
+        let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
+        self.primary_down_since = since(down, self.primary_down_since, at);
+        let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
+        self.not_streaming_since = since(idle_replica, self.not_streaming_since, at);
+    }
+
+    /// The primary's position when the rule in force was first seen applied (`run.rs` `track_sync_rule`).
+    pub fn track_sync_rule(&mut self, db: &DbState) -> Option<Position> {
+        let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
+        match &self.sync_seen {
+            Some((seen, at)) if Some(seen) == rule.as_ref() => *at,
+            _ => {
+                self.sync_seen = rule.map(|rule| (rule, db.position));
+                None
+            }
+        }
+    }
+}
+
+fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant> {
+    holds.then(|| started.unwrap_or(now))
+}
+
+/// What a peer's REST API answers (`run.rs` `peer_view`), from the status its agent last showed.
+pub fn peer_view(name: MemberName, shown: Option<&DbState>) -> PeerView {
+    match shown {
+        Some(db) => {
+            let (state, role) = MemberRecord::state_and_role(db);
+            PeerView {
+                name,
+                reachable: true,
+                running: state == "running",
+                role: match role {
+                    "primary" => Some(Role::Primary),
+                    "replica" => Some(Role::Replica),
+                    _ => None,
+                },
+                position: db.position,
+                streaming: db.streaming,
+                can_fail_over: true,
+                failover_priority: 1,
+            }
+        }
+        None => PeerView {
+            name,
+            reachable: false,
+            running: false,
+            role: None,
+            position: None,
+            streaming: false,
+            can_fail_over: false,
+            failover_priority: 0,
+        },
+    }
+}

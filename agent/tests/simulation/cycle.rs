@@ -1,0 +1,342 @@
+//! One HA cycle of a simulated agent, step by step, in the order of `run.rs` `Agent::cycle`.
+
+use crate::agent::{
+    peer_view, Cycle, Grant, NextWait, Step, NEXT_STEP, PEER_TIMEOUT, RACE_RETRY, RENEW_RETRY,
+};
+use crate::store::{Answer, Op};
+use crate::world::{member, Endpoint, Event, World};
+use std::time::{Duration, SystemTime};
+use vigil_agent::config::SynchronousMode;
+use vigil_agent::ha::{decide, fence_action, sync_health, Action, LeaseHold, Observation, Policy};
+use vigil_agent::member::MemberRecord;
+use vigil_fencing::{watchdog_timeout, HolderDeadline};
+
+impl World {
+    /// Starts a cycle of `node`'s agent.
+    pub fn start_cycle(&mut self, node: usize) {
+        let agent = &mut self.nodes[node].agent;
+        agent.cycle = Cycle::default();
+        agent.renewed_this_cycle = false;
+        agent.wake_pending = false;
+        agent.plan.extend([Step::RenewIfHeld, Step::Observe, Step::Read, Step::ProbeAndDecide]);
+        self.drive(node);
+    }
+
+    /// Runs the agent's steps until one waits for the store (or the cycle ends).
+    fn drive(&mut self, node: usize) {
+        while self.nodes[node].agent.waiting.is_none() {
+            let Some(step) = self.nodes[node].agent.plan.pop_front() else { return };
+            self.step(node, step);
+        }
+    }
+
+    fn step(&mut self, node: usize, step: Step) {
+        let now = self.local(node);
+        let agent = &mut self.nodes[node].agent;
+        match step {
+            Step::RenewIfHeld => {
+                if let Some(grant) = agent.lease.filter(|_| agent.holds_lease(now)) {
+                    agent.renewed_this_cycle = true;
+                    self.send(node, Op::Renew(grant.token));
+                }
+            }
+            Step::Observe => {
+                agent.cycle.busy = agent.job.is_some();
+                agent.cycle.observed_at = Some(now);
+                let mut db = self.observe(node);
+                if let (LeaseHold::Lapsed(token), Some(fence)) =
+                    (self.nodes[node].agent.lease_hold(now), fence_action(&db))
+                {
+                    self.note(format!("{}: fencing at once: lease {token} lapsed ({fence:?})", member(node)));
+                    self.fence(node);
+                    db = self.observe(node);
+                }
+                self.nodes[node].agent.cycle.db = Some(db);
+            }
+            Step::Read => self.send(node, Op::Read),
+            Step::ProbeAndDecide => self.probe_and_decide(node),
+            Step::Store(op) => self.send(node, op),
+            Step::RenewLease => {
+                if let Some(grant) = agent.lease.filter(|_| !agent.renewed_this_cycle) {
+                    self.send(node, Op::Renew(grant.token));
+                }
+            }
+            Step::ReleaseLease => {
+                if let Some(grant) = agent.lease.take() {
+                    self.send(node, Op::Release(grant.token));
+                }
+            }
+            Step::Fence(action) => {
+                self.note(format!("{}: {action:?}", member(node)));
+                self.fence(node);
+            }
+            Step::Job(actions) => self.start_job(node, actions),
+            Step::Publish { reobserve } => self.publish(node, reobserve),
+            Step::Sleep => self.sleep(node),
+        }
+    }
+
+    /// The answer to the request `id` (`None`: it timed out, or a wait ended).
+    pub fn answered(&mut self, node: usize, id: u64, answer: Option<Answer>) -> Result<(), String> {
+        let agent = &mut self.nodes[node].agent;
+        let Some(waiting) = agent.waiting.take_if(|w| w.id == id) else { return Ok(()) };
+        let settings = &self.settings;
+        let deadline = |sent| HolderDeadline::from_sent(sent, settings.ttl, settings.safety_margin);
+        match (waiting.op, answer) {
+            (Some(Op::Read), Some(Answer::View(view))) => agent.cycle.cluster = Some(*view),
+            (Some(Op::Renew(token)), answer) => {
+                agent.renew_failed = !matches!(answer, Some(Answer::Granted(_)));
+                match answer {
+                    Some(Answer::Granted(token)) if agent.lease.is_some() => {
+                        agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
+                        self.pet_watchdog(node);
+                    }
+                    Some(Answer::Refused) => {
+                        self.note(format!("{}: lease {token} lost", member(node)));
+                        let agent = &mut self.nodes[node].agent;
+                        agent.lapsed = Some(token);
+                        agent.lease = None;
+                    }
+                    _ => {} // the renewal may have committed: the old deadline stays, safe either way
+                }
+            }
+            (Some(Op::Acquire), Some(Answer::Granted(token))) => {
+                agent.lapsed = None;
+                agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
+                self.note(format!("{}: holds lease {token}", member(node)));
+            }
+            (Some(Op::PutMember(record)), Some(Answer::Done)) => {
+                agent.published = Some((*record, waiting.sent));
+            }
+            _ => {}
+        }
+        self.drive(node);
+        Ok(())
+    }
+
+    /// Asks the peers while nobody holds the lease (answers come back at once from those reachable,
+    /// after `PEER_TIMEOUT` from the others), then decides.
+    fn probe_and_decide(&mut self, node: usize) {
+        let now = self.local(node);
+        let agent = &self.nodes[node].agent;
+        let lease = agent.lease_hold(now);
+        let db = agent.cycle.db.clone().expect("observed earlier in the cycle");
+        if agent.cycle.busy || agent.job.is_some() {
+            let due =
+                agent.renewal_due(self.settings.ttl, self.settings.safety_margin).is_some_and(|d| now >= d);
+            let agent = &mut self.nodes[node].agent;
+            if matches!(lease, LeaseHold::Valid(_)) && (!agent.renewed_this_cycle || due) {
+                agent.renewed_this_cycle = false;
+                agent.plan.push_back(Step::RenewLease);
+            }
+            agent.cycle.wait = NextWait::Regular;
+            agent.plan.extend([Step::Publish { reobserve: false }, Step::Sleep]);
+            return;
+        }
+        let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
+        if leading {
+            self.pet_watchdog(node);
+        } else if !db.is_running_primary() {
+            self.nodes[node].agent.watchdog = None;
+        }
+        let agent = &mut self.nodes[node].agent;
+        let observed_at = agent.cycle.observed_at.unwrap_or(now);
+        agent.track_primary_down(&db, lease, observed_at);
+        if db.streaming {
+            agent.repair.streaming();
+        }
+        let leaderless = agent.cycle.cluster.as_ref().is_some_and(|c| c.leader.is_none());
+        let peers: Vec<_> = if leaderless && db.running {
+            (0..self.nodes.len()).filter(|&p| p != node).map(|p| self.peer(node, p)).collect()
+        } else {
+            Vec::new()
+        };
+        let observation = Observation {
+            now,
+            wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(self.now()),
+            me: member(node),
+            policy: self.policy(),
+            db: db.clone(),
+            cluster: self.nodes[node].agent.cycle.cluster.clone(),
+            lease,
+            primary_down_since: self.nodes[node].agent.primary_down_since,
+            not_streaming_since: self.nodes[node].agent.not_streaming_since,
+            rewind_failed: self.nodes[node].agent.repair.rewind_failed,
+            rewound: self.nodes[node].agent.repair.rewound,
+            follow_failures: self.nodes[node].agent.repair.follow_failures,
+            peers: peers.clone(),
+            sync_applied_at: self.nodes[node].agent.track_sync_rule(&db),
+            promotion_refused: false,
+        };
+        let probed = !peers.is_empty();
+        let all_answered = peers.iter().all(|p| p.reachable);
+        self.execute(node, &observation, leaderless);
+        if probed {
+            // The decision is carried out once the slowest peer answered (or timed out).
+            let wait = if all_answered { Duration::from_millis(5) } else { PEER_TIMEOUT };
+            self.pause_for(node, wait);
+        }
+    }
+
+    /// What `node` learns from `peer`'s REST API.
+    fn peer(&self, node: usize, peer: usize) -> vigil_agent::ha::PeerView {
+        let p = &self.nodes[peer];
+        let answers =
+            p.alive && p.paused_until <= self.now() && !self.cut(Endpoint::Node(node), Endpoint::Node(peer));
+        peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers))
+    }
+
+    /// Decides and plans the decision's actions (`run.rs` `execute`).
+    fn execute(&mut self, node: usize, o: &Observation, leaderless: bool) {
+        let decision = decide(o);
+        let routine = decision
+            .actions
+            .iter()
+            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::SyncSlots(_)));
+        if !routine {
+            self.note(format!("{}: {:?} because {}", member(node), decision.actions, decision.reason));
+        }
+        let changes_roles = decision.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::ClaimInitialize
+                    | Action::SetSystemId(_)
+                    | Action::AcquireLease
+                    | Action::ReleaseLease
+                    | Action::HandOver
+                    | Action::PublishSync(_)
+            )
+        });
+        let stops_db =
+            decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
+        let mut plan = Vec::new();
+        let mut db_actions = Vec::new();
+        for action in decision.actions {
+            match action {
+                Action::ClaimInitialize => plan.push(Step::Store(Op::ClaimInitialize)),
+                Action::SetSystemId(id) => plan.push(Step::Store(Op::SetSystemId(id))),
+                Action::AcquireLease => plan.push(Step::Store(Op::Acquire)),
+                Action::RenewLease => plan.push(Step::RenewLease),
+                Action::ReleaseLease => plan.push(Step::ReleaseLease),
+                Action::PublishOptime(p) => plan.push(Step::Store(Op::PutOptime(p))),
+                Action::PublishSync(state) => plan.push(Step::Store(Op::PutSync(state))),
+                Action::SyncSlots(_) => {} // replication slots are not modelled
+                Action::Demote | Action::Kill => plan.push(Step::Fence(action)),
+                Action::HandOver | Action::ClearSwitchover => {
+                    unreachable!("the simulation requests no switchover, yet decide chose {action:?}")
+                }
+                other => db_actions.push(other),
+            }
+        }
+        if !db_actions.is_empty() {
+            plan.push(Step::Job(db_actions));
+        }
+        plan.extend([Step::Publish { reobserve: stops_db }, Step::Sleep]);
+        let sync_settling = o.sync_applied_at.is_none()
+            && o.db.sync_rule.is_some()
+            && self.settings.sync.mode != SynchronousMode::Off;
+        let wait = match () {
+            _ if changes_roles || sync_settling => NextWait::NextStep,
+            _ if leaderless => NextWait::Race,
+            _ => NextWait::Regular,
+        };
+        let agent = &mut self.nodes[node].agent;
+        agent.cycle.wait = wait;
+        agent.cycle.reason = decision.reason;
+        agent.plan.extend(plan);
+    }
+
+    /// Publishes the member record when it changed or half its ttl passed, and the REST status.
+    fn publish(&mut self, node: usize, reobserve: bool) {
+        let db = if reobserve {
+            self.observe(node)
+        } else {
+            self.nodes[node].agent.cycle.db.clone().unwrap_or_else(|| self.observe(node))
+        };
+        let now = self.local(node);
+        let (state, role) = MemberRecord::state_and_role(&db);
+        let name = member(node);
+        let record = MemberRecord {
+            conn_url: format!("postgres://{name}:5432/postgres"),
+            api_url: format!("http://{name}:8008/patroni"),
+            state: state.into(),
+            role: role.into(),
+            host: name.to_string(),
+            port: 5432,
+            xlog_location: db.position,
+            replay_lsn: db.replay_position,
+            timeline: db.timeline,
+            replication_state: db.streaming.then(|| "streaming".to_owned()),
+            reason: Some(self.nodes[node].agent.cycle.reason.clone()),
+            tags: Default::default(),
+            sync_state: db
+                .is_running_primary()
+                .then(|| sync_health(&db, self.settings.sync.mode).as_str().to_owned()),
+            pending_restart: false,
+            pending_restart_reason: Default::default(),
+        };
+        let agent = &mut self.nodes[node].agent;
+        agent.shown = Some(db);
+        let fresh = agent
+            .published
+            .as_ref()
+            .is_some_and(|(last, at)| *last == record && now.duration_since(*at) < self.settings.ttl / 2);
+        if agent.cycle.cluster.is_some() && !fresh {
+            self.send(node, Op::PutMember(Box::new(record)));
+        }
+    }
+
+    /// Ends the cycle: the next one starts after the wait, or sooner for the lease (`run.rs` `run`).
+    fn sleep(&mut self, node: usize) {
+        let now = self.local(node);
+        let s = &self.settings;
+        let agent = &self.nodes[node].agent;
+        let regular = if agent.renew_failed && agent.lease.is_some() { RENEW_RETRY } else { s.loop_wait };
+        let wait = match agent.cycle.wait {
+            NextWait::NextStep => NEXT_STEP,
+            NextWait::Race => regular.min(RACE_RETRY),
+            NextWait::Regular => regular,
+        };
+        let mut next = now + wait;
+        if let Some(grant) = agent.lease {
+            let renew_at = agent.renewal_due(s.ttl, s.safety_margin).unwrap_or(now).max(now + RENEW_RETRY);
+            next = next.min(grant.deadline.instant()).min(renew_at);
+        }
+        if let Some(since) = agent.primary_down_since.filter(|_| agent.lease.is_some()) {
+            next = next.min(since + s.primary_start_timeout);
+        }
+        if agent.wake_pending {
+            next = now;
+        }
+        let generation = self.serial();
+        self.nodes[node].agent.wake_generation = generation;
+        let at = self.nodes[node].clock.when(next, self.now());
+        self.scheduler.at(at.max(self.now()), Event::Wake { node, generation });
+    }
+
+    /// Pets (or arms) `node`'s watchdog: it resets the node unless petted again within its timeout.
+    pub fn pet_watchdog(&mut self, node: usize) {
+        let timeout =
+            Duration::from_secs(watchdog_timeout(self.settings.ttl, self.settings.safety_margin).into());
+        let generation = self.serial();
+        let fires = self.local(node) + timeout;
+        self.nodes[node].agent.watchdog = Some((fires, generation));
+        let at = self.nodes[node].clock.when(fires, self.now());
+        self.scheduler.at(at, Event::Watchdog { node, generation });
+    }
+
+    /// The policy settings every agent runs with.
+    fn policy(&self) -> Policy {
+        let s = &self.settings;
+        Policy {
+            can_fail_over: true,
+            failover_priority: 1,
+            maximum_lag_on_failover: s.maximum_lag_on_failover,
+            primary_start_timeout: s.primary_start_timeout,
+            use_pg_rewind: true,
+            pause: false,
+            loop_wait: s.loop_wait,
+            sync: s.sync,
+        }
+    }
+}
