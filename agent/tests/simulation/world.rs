@@ -271,7 +271,9 @@ impl World {
         }
     }
 
-    /// `node`'s agent sends `op` to the store and waits for the answer, at most `retry_timeout`.
+    /// `node`'s agent sends `op` to the store and waits for the answer, at most `retry_timeout`, and not past
+    /// its lease's deadline while the lease is valid or its server runs as a primary (as `run.rs` bounds
+    /// every store request, `LeaseKeeper::wait_limit`).
     pub fn send(&mut self, node: usize, op: Op) {
         let id = self.serial();
         let sent = self.local(node);
@@ -280,7 +282,13 @@ impl World {
             let delay = self.delay();
             self.scheduler.after(delay, Event::Arrive { node, id, op });
         }
-        let timeout = self.nodes[node].clock.true_duration(self.settings.retry_timeout);
+        let mut timeout = self.nodes[node].clock.true_duration(self.settings.retry_timeout);
+        let primary = self.nodes[node].db.is_primary();
+        if let Some(grant) = self.nodes[node].agent.lease.filter(|g| primary || g.deadline.is_valid_at(sent))
+        {
+            let left = grant.deadline.instant().saturating_duration_since(sent);
+            timeout = timeout.min(self.nodes[node].clock.true_duration(left).max(1));
+        }
         self.scheduler.after(timeout, Event::Timeout { node, id });
     }
 
