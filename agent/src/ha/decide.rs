@@ -6,8 +6,9 @@
 //! nobody).
 
 use super::candidate::within_maximum_lag;
+use super::observation::SyncState;
 use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
-use super::sync::{self, SyncChange, SyncState};
+use super::sync::{self, SyncChange};
 use crate::config::SynchronousMode;
 use crate::db::{DataState, DbState, Position, Role, SyncRule, Upstream};
 use vigil_dcs::MemberName;

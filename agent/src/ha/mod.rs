@@ -25,11 +25,11 @@ pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;
-pub use observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover};
-pub use run::Agent;
-pub use sync::{
-    may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth, SyncPolicy, SyncState,
+pub use observation::{
+    ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
 };
+pub use run::Agent;
+pub use sync::{may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth};
 pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good};
 
 /// The tags a member publishes, from its configuration.

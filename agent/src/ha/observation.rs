@@ -1,8 +1,9 @@
 //! What the agent knows at the start of one HA cycle: the input of [`super::decide`].
 
-use super::sync::{SyncPolicy, SyncState};
+use crate::config::SynchronousMode;
 use crate::db::{DbState, Position, Role};
 use crate::member::MemberRecord;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_dcs::{FencingToken, MemberName};
@@ -141,4 +142,35 @@ pub struct PeerView {
     pub can_fail_over: bool,
     /// Its `failover_priority`.
     pub failover_priority: i64,
+}
+
+/// The `sync` key, written by the primary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// The primary that wrote it.
+    pub leader: Option<MemberName>,
+    /// `on`: the standbys that hold every acknowledged commit. `quorum`: the voters, any `quorum` of which
+    /// confirm each commit.
+    #[serde(default)]
+    pub sync_standby: Vec<String>,
+    /// `quorum` mode: how many of the voters confirm each commit (`ANY k`); absent in `on` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+}
+
+/// The synchronous replication settings (dynamic configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// `synchronous_mode`.
+    pub mode: SynchronousMode,
+    /// `synchronous_mode_strict`: never fall back to asynchronous commits.
+    pub strict: bool,
+    /// `synchronous_node_count`: how many standbys confirm each commit.
+    pub node_count: u32,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1 }
+    }
 }

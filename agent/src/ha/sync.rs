@@ -6,42 +6,10 @@
 //! from the rule after. So every standby `sync` names holds every acknowledged commit, and a replica that
 //! takes over after a failure is one of them (or provably as far as one of them).
 
-use super::observation::{ClusterView, Observation, PeerView};
+use super::observation::{ClusterView, Observation, PeerView, SyncState};
 use crate::config::SynchronousMode;
 use crate::db::{DbState, Position, Role, SyncRule};
-use serde::{Deserialize, Serialize};
 use vigil_dcs::MemberName;
-
-/// The `sync` key, written by the primary.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncState {
-    /// The primary that wrote it.
-    pub leader: Option<MemberName>,
-    /// `on`: the standbys that hold every acknowledged commit. `quorum`: the voters, any `quorum` of which
-    /// confirm each commit.
-    #[serde(default)]
-    pub sync_standby: Vec<String>,
-    /// `quorum` mode: how many of the voters confirm each commit (`ANY k`); absent in `on` mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quorum: Option<u32>,
-}
-
-/// The synchronous replication settings (dynamic configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncPolicy {
-    /// `synchronous_mode`.
-    pub mode: SynchronousMode,
-    /// `synchronous_mode_strict`: never fall back to asynchronous commits.
-    pub strict: bool,
-    /// `synchronous_node_count`: how many standbys confirm each commit.
-    pub node_count: u32,
-}
-
-impl Default for SyncPolicy {
-    fn default() -> Self {
-        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1 }
-    }
-}
 
 /// How the primary's commits are replicated right now, for the status, the list and the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

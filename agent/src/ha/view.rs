@@ -1,7 +1,7 @@
 //! Reading the cluster record into the policy's [`ClusterView`], and the values the agent writes.
 
+use super::observation::SyncState;
 use super::observation::{ClusterView, Initialize, Switchover};
-use super::sync::SyncState;
 use crate::config::unsafe_parameters::ONLY_FROM_OWN_FILE;
 use crate::config::DynamicConfig;
 use crate::db::Position;

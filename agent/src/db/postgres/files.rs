@@ -272,11 +272,6 @@ fn set_owner(file: &fs::File, owner: Option<Owner>) -> io::Result<()> {
     }
 }
 
-/// The postmaster's lock file in `data`, whose first line is its PID.
-pub(crate) fn pid_file(data: &Path) -> PathBuf {
-    data.join("postmaster.pid")
-}
-
 /// Whether the process a postmaster's lock file (`postmaster.pid`, or a socket's `.s.PGSQL.<port>.lock`)
 /// names runs: `None` without the file (or a PID in it), `Some(false)` when that process is gone or a
 /// zombie.
@@ -316,6 +311,7 @@ mod symlink_tests;
 
 #[cfg(test)]
 mod stale_pid_tests {
+    use super::super::render::pid_file;
     use super::*;
 
     fn write_pid_file(dir: &Path, pid: u32) {

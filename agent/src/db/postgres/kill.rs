@@ -13,7 +13,7 @@ const GONE_WITHIN: Duration = Duration::from_secs(5);
 /// The pid of the running postmaster of `data_dir`: the first line of `postmaster.pid`, if that process
 /// is a `postgres` (a stale file may name a pid reused by anything else).
 pub(crate) fn postmaster(data_dir: &Path) -> Option<libc::pid_t> {
-    let text = std::fs::read_to_string(files::pid_file(data_dir)).ok()?;
+    let text = std::fs::read_to_string(super::render::pid_file(data_dir)).ok()?;
     let pid: libc::pid_t = text.lines().next()?.trim().parse().ok()?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     (exe.file_name()? == "postgres").then_some(pid)
@@ -35,7 +35,7 @@ pub(crate) async fn kill_server(data_dir: &Path) -> Result<bool, String> {
     let Some(pid) = postmaster(data_dir) else { return Ok(false) };
     kill_group(pid);
     let deadline = Instant::now() + GONE_WITHIN;
-    while files::lock_holder_runs(&files::pid_file(data_dir)).ok().flatten() == Some(true) {
+    while files::lock_holder_runs(&super::render::pid_file(data_dir)).ok().flatten() == Some(true) {
         if Instant::now() >= deadline {
             return Err(format!("postmaster {pid} still runs {GONE_WITHIN:?} after SIGKILL"));
         }

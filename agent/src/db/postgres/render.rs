@@ -6,7 +6,7 @@ use crate::db::{SyncRule, Upstream};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Parameters the adapter sets itself. The same names are ignored in `parameters` and dropped from
@@ -90,7 +90,7 @@ fn socket_dirs(s: &PostgresSettings) -> impl Iterator<Item = Option<PathBuf>> + 
 pub(crate) fn lock_files(s: &PostgresSettings) -> Vec<PathBuf> {
     let socket_lock = format!(".s.PGSQL.{}.lock", s.port);
     let sockets = socket_dirs(s).flatten().map(|dir| dir.join(&socket_lock));
-    std::iter::once(super::files::pid_file(&s.data_dir)).chain(sockets).collect()
+    std::iter::once(pid_file(&s.data_dir)).chain(sockets).collect()
 }
 
 /// A member's replication slot name: lowercase, anything outside `[a-z0-9_]` becomes `_`, at most 63 bytes.
@@ -298,6 +298,11 @@ fn hba_quote(v: &str) -> String {
 /// A password file field.
 fn pgpass_escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// The postmaster's lock file in `data`, whose first line is its PID.
+pub(crate) fn pid_file(data: &Path) -> PathBuf {
+    data.join("postmaster.pid")
 }
 
 #[cfg(test)]

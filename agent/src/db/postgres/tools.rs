@@ -163,7 +163,7 @@ impl Tools {
     /// Whether a postmaster runs on `data` (`pg_ctl status`). A killed one that is not reaped yet (a
     /// zombie, which `pg_ctl` takes for running) does not: its server is restarted at once.
     pub async fn pg_ctl_running(&self, data: &Path) -> Result<bool, DbError> {
-        if files::lock_holder_runs(&files::pid_file(data)).ok().flatten() == Some(false) {
+        if files::lock_holder_runs(&super::render::pid_file(data)).ok().flatten() == Some(false) {
             return Ok(false);
         }
         let ran = self.exec("pg_ctl", &args(["status", "-D"], data, None)).await?;
