@@ -3,6 +3,7 @@
 mod candidate;
 mod commands;
 mod decide;
+mod dispatch;
 mod execute;
 mod guard;
 mod hooks;

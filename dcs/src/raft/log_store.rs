@@ -35,7 +35,7 @@ pub(crate) struct LogStore {
 
 impl LogStore {
     /// The log store kept in `storage`.
-    pub(super) fn new(storage: Storage) -> Self {
+    pub(crate) fn new(storage: Storage) -> Self {
         LogStore { storage }
     }
 
@@ -195,7 +195,7 @@ mod tests {
     use tempfile::TempDir;
 
     async fn open(dir: &TempDir) -> LogStore {
-        Storage::open(dir.path()).await.unwrap().log_store()
+        LogStore::new(Storage::open(dir.path()).await.unwrap())
     }
 
     /// Entries 1..=`last`: a blank, a membership, then commands.
@@ -328,9 +328,9 @@ mod tests {
         async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
             let dir = tempfile::tempdir().unwrap();
             let storage = Storage::open(dir.path()).await.unwrap();
-            let mut sm = storage.state_machine().await.unwrap();
+            let mut sm = StateMachineStore::restore(storage.clone()).await.unwrap();
             assert_eq!(sm.applied_state().await.unwrap().0, None);
-            Ok((dir, storage.log_store(), sm))
+            Ok((dir, LogStore::new(storage.clone()), sm))
         }
     }
 

@@ -325,6 +325,8 @@ fn check_member(raft: &Raft, from: NodeId) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::log_store::LogStore;
+    use crate::raft::state_machine::StateMachineStore;
     use crate::raft::storage::Storage;
     use openraft::{BasicNode, Vote};
     use std::collections::BTreeMap;
@@ -366,11 +368,16 @@ mod tests {
             ..Default::default()
         };
         let network = HttpNetwork::new(crate::RaftSecurity::default().client().unwrap(), identity.clone());
-        let state_machine = storage.state_machine().await.unwrap();
-        let raft =
-            Raft::new(id, Arc::new(config.validate().unwrap()), network, storage.log_store(), state_machine)
-                .await
-                .unwrap();
+        let state_machine = StateMachineStore::restore(storage.clone()).await.unwrap();
+        let raft = Raft::new(
+            id,
+            Arc::new(config.validate().unwrap()),
+            network,
+            LogStore::new(storage.clone()),
+            state_machine,
+        )
+        .await
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let routes = rpc_routes(raft.clone(), identity.clone());

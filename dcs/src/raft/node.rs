@@ -9,8 +9,10 @@ use super::auth::{self, Mac, PeerClient};
 use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
 use super::identity::{Identity, RpcHeader};
 use super::lessor::Lessor;
+use super::log_store::LogStore;
 use super::network::{self, HttpNetwork};
 use super::op_timeout::OpTimeout;
+use super::state_machine::StateMachineStore;
 use super::storage::Storage;
 use super::{ClientWriteError, Node, NodeId, Raft, RaftError};
 use crate::command::{Command, Condition, Outcome};
@@ -88,7 +90,7 @@ impl DcsNode {
     pub async fn start(config: DcsConfig) -> Result<DcsNode, DcsError> {
         let storage = Storage::open(&config.data_dir).await?;
         let identity = Arc::new(Identity::load(config.node_id, config.scope.clone(), storage.clone()).await?);
-        let state_machine = storage.state_machine().await?;
+        let state_machine = StateMachineStore::restore(storage.clone()).await.map_err(DcsError::from)?;
         let state = state_machine.subscribe();
         let raft_config = openraft::Config {
             cluster_name: config.scope.clone(),
@@ -106,10 +108,15 @@ impl DcsNode {
         let client = config.security.client()?;
         let tls = config.security.server_config()?;
         let network = HttpNetwork::new(client.clone(), identity.clone());
-        let raft =
-            Raft::new(config.node_id, Arc::new(raft_config), network, storage.log_store(), state_machine)
-                .await
-                .map_err(|e| DcsError::Storage(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network,
+            LogStore::new(storage.clone()),
+            state_machine,
+        )
+        .await
+        .map_err(|e| DcsError::Storage(e.to_string()))?;
         let op_timeout = OpTimeout::new(config.op_timeout);
         let lessor = Lessor::spawn(raft.clone(), state.clone(), op_timeout.clone());
         tracing::info!(node_id = config.node_id, scope = %config.scope, data_dir = %config.data_dir.display(),

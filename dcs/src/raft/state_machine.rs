@@ -87,7 +87,7 @@ pub(crate) struct StateMachineStore {
 
 impl StateMachineStore {
     /// The state machine as of the snapshot persisted in `storage`, or empty if there is none.
-    pub(super) async fn restore(storage: Storage) -> Result<Self, DbError> {
+    pub(crate) async fn restore(storage: Storage) -> Result<Self, DbError> {
         let snapshot = load_snapshot(&storage).await?;
         let (persisted, applied) = match snapshot {
             Some((meta, data)) => (meta.last_log_id, Applied::from_snapshot(&storage, &meta, &data)?),
@@ -250,6 +250,7 @@ mod tests {
     use super::super::storage::testing::{blank, log_id, members, membership, normal};
     use super::*;
     use crate::command::{Command, Condition};
+    use crate::raft::log_store::LogStore;
     use crate::record::{Key, MemberName, Revision};
     use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
     use openraft::StorageHelper;
@@ -257,7 +258,7 @@ mod tests {
     use vigil_fencing::FencingToken;
 
     async fn open(dir: &Path) -> StateMachineStore {
-        Storage::open(dir).await.unwrap().state_machine().await.unwrap()
+        StateMachineStore::restore(Storage::open(dir).await.unwrap()).await.unwrap()
     }
 
     fn acquire(holder: &str) -> Command {
@@ -392,7 +393,8 @@ mod tests {
         entries.push(normal(1, 7, acquire("pg-a")));
         let before = {
             let storage = Storage::open(tmp.path()).await.unwrap();
-            let (mut log, mut sm) = (storage.log_store(), storage.state_machine().await.unwrap());
+            let (mut log, mut sm) =
+                (LogStore::new(storage.clone()), StateMachineStore::restore(storage.clone()).await.unwrap());
             log.blocking_append(entries.clone()).await.unwrap();
             sm.apply(entries[..4].to_vec()).await.unwrap();
             sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
@@ -404,7 +406,8 @@ mod tests {
         };
 
         let storage = Storage::open(tmp.path()).await.unwrap();
-        let (mut log, mut sm) = (storage.log_store(), storage.state_machine().await.unwrap());
+        let (mut log, mut sm) =
+            (LogStore::new(storage.clone()), StateMachineStore::restore(storage.clone()).await.unwrap());
         assert_eq!(sm.current().revision, Revision(4), "the snapshot was taken at index 4");
         StorageHelper::new(&mut log, &mut sm).get_initial_state().await.unwrap();
         assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 6)));

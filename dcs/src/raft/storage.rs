@@ -12,8 +12,6 @@
 //! Every transaction runs on tokio's blocking pool, never on a runtime worker, and must finish within
 //! [`IO_TIMEOUT`]: a hung disk becomes an error (on which openraft stops the node) instead of a silent stall.
 
-use super::log_store::LogStore;
-use super::state_machine::StateMachineStore;
 use crate::error::DcsError;
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -106,16 +104,6 @@ impl Storage {
         let storage = Storage { db: Arc::new(db), path, io_timeout: IO_TIMEOUT };
         storage.write("create the tables", create_tables).await?;
         Ok(storage)
-    }
-
-    /// The Raft log store on this file.
-    pub(crate) fn log_store(&self) -> LogStore {
-        LogStore::new(self.clone())
-    }
-
-    /// Loads the persisted snapshot (if any) into a new in-memory state machine.
-    pub(crate) async fn state_machine(&self) -> Result<StateMachineStore, DcsError> {
-        Ok(StateMachineStore::restore(self.clone()).await?)
     }
 
     /// The value this node keeps under `key`, if any.
@@ -314,6 +302,7 @@ pub(super) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raft::log_store::LogStore;
 
     #[tokio::test]
     async fn meta_survives_a_reopen_and_the_directory_is_created() {
@@ -335,7 +324,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let storage = Storage::open(tmp.path()).await.unwrap();
         storage.write_meta("vote", b"not a vote").await.unwrap();
-        let mut log = storage.log_store();
+        let mut log = LogStore::new(storage.clone());
         assert_eq!(openraft::storage::RaftLogStorage::read_vote(&mut log).await.unwrap(), None);
     }
 

@@ -188,7 +188,7 @@ pub fn apply(
         }
         Kind::Split => {
             let mut order: Vec<usize> = (0..n).collect();
-            super::schedule::Rng::new(salt).shuffle(&mut order);
+            super::rng::Rng::new(salt).shuffle(&mut order);
             let (minority, majority) = order.split_at(n / 2);
             let addrs = |side: &[usize]| -> Vec<String> { side.iter().map(|i| net.node_addr(*i)).collect() };
             for i in minority {

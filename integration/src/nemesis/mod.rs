@@ -13,6 +13,7 @@ pub mod checker;
 pub mod faults;
 pub mod history;
 pub mod report;
+pub mod rng;
 pub mod schedule;
 pub mod workload;
 
