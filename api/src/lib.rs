@@ -32,7 +32,13 @@ pub use management::{
 };
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
-pub use routes::{router, Endpoint, StatusSource, ROUTES};
+pub use routes::{Endpoint, StatusSource, ROUTES};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::Secret;
 pub use status::{NodeStatus, PatroniInfo, PendingChange, RaftInfo, Replication, VigilInfo, Xlog};
+
+/// The REST router over `source`: the health checks, status, metrics and OpenAPI routes of [`ROUTES`],
+/// and a JSON 404 for any other path.
+pub fn router(source: std::sync::Arc<dyn StatusSource>) -> axum::Router {
+    routes::router(source, openapi())
+}

@@ -9,7 +9,7 @@
 
 use crate::health::Rule;
 use crate::query::HealthQuery;
-use crate::{metrics, openapi, NodeStatus};
+use crate::{metrics, NodeStatus};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -83,15 +83,17 @@ pub(crate) fn is_health_check(path: &str) -> bool {
     ROUTES.iter().any(|&(route, endpoint)| route == path && matches!(endpoint, Endpoint::Health(_)))
 }
 
-/// The REST router over `source`: every route of [`ROUTES`], and a JSON 404 for any other path.
-pub fn router(source: Source) -> Router {
+/// The REST router over `source`: every route of [`ROUTES`] (`/openapi.json` answering `document`), and
+/// a JSON 404 for any other path.
+pub(crate) fn router(source: Source, document: serde_json::Value) -> Router {
+    let document = Arc::new(document);
     let routes = ROUTES.iter().fold(Router::new(), |router, &(path, endpoint)| {
-        router.route(path, method_router(endpoint).fallback(method_not_allowed))
+        router.route(path, method_router(endpoint, &document).fallback(method_not_allowed))
     });
     routes.fallback(not_found).with_state(source)
 }
 
-fn method_router(endpoint: Endpoint) -> MethodRouter<Source> {
+fn method_router(endpoint: Endpoint, document: &Arc<serde_json::Value>) -> MethodRouter<Source> {
     match endpoint {
         Endpoint::Health(rule) => {
             let handler = move |method: Method, uri: Uri, State(source): State<Source>| async move {
@@ -113,7 +115,10 @@ fn method_router(endpoint: Endpoint) -> MethodRouter<Source> {
             let content_type = [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)];
             (content_type, metrics::render(&source.status())).into_response()
         }),
-        Endpoint::OpenApi => get(|| async { Json(openapi::openapi()) }),
+        Endpoint::OpenApi => {
+            let document = document.clone();
+            get(|| async move { Json(document.as_ref().clone()) })
+        }
     }
 }
 
