@@ -227,6 +227,17 @@ fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, D
         ));
     }
     Err(match &o.db.data {
+        // As before a promotion: in a synchronous mode the new primary's `sync` key is in the store before
+        // its first write, so that no other member takes over past commits it may have acknowledged.
+        DataState::Missing
+            if o.policy.sync.mode != SynchronousMode::Off && !sync::published_by_me(o, cluster) =>
+        {
+            let claim = SyncState { leader: Some(o.me.clone()), sync_standby: Vec::new(), quorum: None };
+            Decision::act(
+                vec![Action::RenewLease, Action::PublishSync(claim)],
+                "bootstrapping: claiming the sync key before initdb",
+            )
+        }
         DataState::Missing => {
             Decision::act(vec![Action::RenewLease, Action::Bootstrap], "bootstrapping: initdb")
         }
