@@ -5,8 +5,9 @@
 //!
 //! The lessor is modelled as ARCHITECTURE.md describes it: the leader times each lease on its own
 //! drifting clock, at least `ttl` after it applied the last renewal, and a new Raft leader
-//! ([`Store::take_over`]) restarts every timer at the moment it takes over. The other keys are kept typed (the policy's own types), without
-//! the JSON round trip of the real store; member keys expire after their ttl like the lease.
+//! ([`Store::take_over`]) restarts every timer at the moment it takes over. The other keys are kept
+//! typed (the policy's own types), without the JSON round trip of the real store; member keys expire
+//! after their ttl like the lease.
 
 use crate::clock::Clock;
 use crate::scheduler::Millis;
