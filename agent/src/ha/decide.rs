@@ -307,7 +307,9 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
         }
         // In a synchronous mode, the new primary claims the `sync` key before it takes a write: should it
         // fail, only it may take over again (it alone may hold commits acknowledged before it published).
-        (true, _) if o.policy.sync.mode != SynchronousMode::Off && !sync::published_by_me(o, cluster) => {
+        // A key of its own from an earlier term is claimed again when it names standbys: the server starts
+        // with a rule that may not wait for them, and the key must never promise more than the rule keeps.
+        (true, _) if o.policy.sync.mode != SynchronousMode::Off && !sync::claimed_by_me(o, cluster) => {
             let claim = SyncState { leader: Some(o.me.clone()), sync_standby: Vec::new(), quorum: None };
             Decision::act(
                 vec![Action::RenewLease, Action::PublishSync(claim)],

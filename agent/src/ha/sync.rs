@@ -89,6 +89,12 @@ pub fn sync_step(o: &Observation, cluster: &ClusterView) -> Option<SyncChange> {
     (target != published).then_some(SyncChange::Publish(target))
 }
 
+/// Whether the `sync` key is this member's own and names no standby: what a primary publishes before its
+/// first write (see `decide`), so that no other member is promised to hold what it acknowledges.
+pub fn claimed_by_me(o: &Observation, cluster: &ClusterView) -> bool {
+    published_by_me(o, cluster) && cluster.sync.as_ref().is_some_and(|s| s.sync_standby.is_empty())
+}
+
 /// Whether the `sync` key is this member's own.
 pub fn published_by_me(o: &Observation, cluster: &ClusterView) -> bool {
     cluster.sync.as_ref().is_some_and(|s| s.leader.as_ref() == Some(&o.me))
