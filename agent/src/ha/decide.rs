@@ -78,6 +78,28 @@ impl Decision {
     fn wait(reason: impl Into<String>) -> Self {
         Decision { actions: Vec::new(), reason: reason.into() }
     }
+
+    /// Whether it changes who leads or may lead (the bootstrap, the lease, the `sync` key): the loop then
+    /// runs its next cycle at once rather than after `loop_wait`.
+    pub fn changes_roles(&self) -> bool {
+        self.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::ClaimInitialize
+                    | Action::SetSystemId(_)
+                    | Action::AcquireLease
+                    | Action::ReleaseLease
+                    | Action::HandOver
+                    | Action::PublishSync(_)
+            )
+        })
+    }
+
+    /// Whether it stops the database (a handover or a fence): what the member publishes afterwards must
+    /// come from a fresh observation.
+    pub fn stops_database(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill))
+    }
 }
 
 /// Decides what this member does now.

@@ -238,19 +238,8 @@ impl<D: Database> Agent<D> {
         };
         let decision = decide(&observation);
         self.log(&decision);
-        let changes_roles = decision.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::ClaimInitialize
-                    | Action::SetSystemId(_)
-                    | Action::AcquireLease
-                    | Action::ReleaseLease
-                    | Action::HandOver
-                    | Action::PublishSync(_)
-            )
-        });
-        let stops_db =
-            decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
+        let changes_roles = decision.changes_roles();
+        let stops_db = decision.stops_database();
         self.execute(decision.actions, &dynamic, &observation).await;
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.

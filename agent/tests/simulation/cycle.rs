@@ -196,19 +196,8 @@ impl World {
         if !routine {
             self.note(format!("{}: {:?} because {}", member(node), decision.actions, decision.reason));
         }
-        let changes_roles = decision.actions.iter().any(|a| {
-            matches!(
-                a,
-                Action::ClaimInitialize
-                    | Action::SetSystemId(_)
-                    | Action::AcquireLease
-                    | Action::ReleaseLease
-                    | Action::HandOver
-                    | Action::PublishSync(_)
-            )
-        });
-        let stops_db =
-            decision.actions.iter().any(|a| matches!(a, Action::HandOver | Action::Demote | Action::Kill));
+        let changes_roles = decision.changes_roles();
+        let stops_db = decision.stops_database();
         let mut plan = Vec::new();
         let mut db_actions = Vec::new();
         for action in decision.actions {
