@@ -144,6 +144,22 @@ pub struct PeerView {
     pub failover_priority: i64,
 }
 
+impl PeerView {
+    /// A member that did not answer: nothing is known of it.
+    pub fn unreachable(name: MemberName) -> PeerView {
+        PeerView {
+            name,
+            reachable: false,
+            running: false,
+            role: None,
+            position: None,
+            streaming: false,
+            can_fail_over: false,
+            failover_priority: 0,
+        }
+    }
+}
+
 /// The `sync` key, written by the primary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncState {

@@ -672,15 +672,6 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             can_fail_over: s.can_fail_over(),
             failover_priority: s.failover_priority(),
         },
-        None => PeerView {
-            name,
-            reachable: false,
-            running: false,
-            role: None,
-            position: None,
-            streaming: false,
-            can_fail_over: false,
-            failover_priority: 0,
-        },
+        None => PeerView::unreachable(name),
     }
 }

@@ -260,15 +260,6 @@ pub fn peer_view(name: MemberName, shown: Option<&DbState>) -> PeerView {
                 failover_priority: 1,
             }
         }
-        None => PeerView {
-            name,
-            reachable: false,
-            running: false,
-            role: None,
-            position: None,
-            streaming: false,
-            can_fail_over: false,
-            failover_priority: 0,
-        },
+        None => PeerView::unreachable(name),
     }
 }
