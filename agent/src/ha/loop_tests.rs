@@ -97,35 +97,80 @@ async fn converged(servers: &FakeCluster, replicas: &[&str]) -> String {
     .await
 }
 
+/// The members' names.
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// Three agents on one store, each managing a server of `servers`; their agents die with it.
+struct Trio {
+    _dir: tempfile::TempDir,
+    dcs: Arc<DcsNode>,
+    servers: FakeCluster,
+    agents: BTreeMap<&'static str, Running>,
+}
+
+impl Trio {
+    /// Starts the agents, waits for a primary, writes 1 to 10 on it and waits for every replica to hold
+    /// them; returns the primary's name.
+    async fn start() -> (Trio, &'static str) {
+        let dir = tempfile::tempdir().expect("dir");
+        let dcs = store(dir.path()).await;
+        let mut trio = Trio { _dir: dir, dcs, servers: FakeCluster::default(), agents: BTreeMap::new() };
+        for name in NAMES {
+            trio.restart(name).await;
+        }
+        let primary = trio.converged().await;
+        let primary = NAMES.into_iter().find(|n| *n == primary).expect("a member");
+        for id in 1..=10 {
+            trio.servers.write(primary, id).expect("write on the primary");
+        }
+        trio.converged().await;
+        (trio, primary)
+    }
+
+    /// Starts `name`'s agent (again).
+    async fn restart(&mut self, name: &'static str) {
+        let agent = start(&self.dcs, &self.servers, name).await;
+        self.agents.insert(name, agent);
+    }
+
+    /// `name`'s agent dies and its server crashes.
+    fn lose(&mut self, name: &str) {
+        self.agents.remove(name).expect("running").kill();
+        self.servers.crash(name);
+    }
+
+    /// Waits for one primary holding every write, every other server too; returns the primary.
+    async fn converged(&self) -> String {
+        converged(&self.servers, &NAMES).await
+    }
+}
+
+impl Drop for Trio {
+    fn drop(&mut self) {
+        for (_, agent) in std::mem::take(&mut self.agents) {
+            agent.kill();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_primary_is_replaced_by_the_most_advanced_replica_and_rejoins() {
-    let dir = tempfile::tempdir().expect("dir");
-    let dcs = store(dir.path()).await;
-    let servers = FakeCluster::default();
-    let mut agents = BTreeMap::new();
-    for name in ["a", "b", "c"] {
-        agents.insert(name, start(&dcs, &servers, name).await);
-    }
-    let old = converged(&servers, &["a", "b", "c"]).await;
-    for id in 1..=10 {
-        servers.write(&old, id).expect("write on the primary");
-    }
-    converged(&servers, &["a", "b", "c"]).await;
-    let old_token = servers.token(&old).expect("the primary was given a token");
+    let (mut trio, old) = Trio::start().await;
+    let servers = trio.servers.clone();
+    let old_token = servers.token(old).expect("the primary was given a token");
 
     // One replica stops receiving; the other gets ten more writes; then the primary is lost.
-    let replicas: Vec<&str> = ["a", "b", "c"].into_iter().filter(|n| *n != old).collect();
+    let replicas: Vec<&str> = NAMES.into_iter().filter(|n| *n != old).collect();
     let (behind, ahead) = (replicas[0], replicas[1]);
     servers.cut(behind, true);
     for id in 11..=20 {
-        servers.write(&old, id).expect("write on the primary");
+        servers.write(old, id).expect("write on the primary");
     }
     wait_for(&servers, "the replica ahead to catch up", || async {
         (servers.history(ahead).len() == 20).then_some(())
     })
     .await;
-    agents.remove(old.as_str()).expect("running").kill();
-    servers.crash(&old);
+    trio.lose(old);
     servers.cut(behind, false);
 
     let new = wait_for(&servers, "a new primary", || async { servers.primaries().pop() }).await;
@@ -136,47 +181,28 @@ async fn a_lost_primary_is_replaced_by_the_most_advanced_replica_and_rejoins() {
     servers.write(&new, 21).expect("the new primary takes writes");
 
     // The old primary's agent comes back: its server rejoins as a replica of the new primary.
-    let old_name: &'static str = ["a", "b", "c"].into_iter().find(|n| *n == old).expect("name");
-    agents.insert(old_name, start(&dcs, &servers, old_name).await);
-    assert_eq!(converged(&servers, &["a", "b", "c"]).await, new);
-    assert_eq!(servers.history(old_name), (1..=21).collect::<Vec<_>>());
-    for (_, agent) in agents {
-        agent.kill();
-    }
+    trio.restart(old).await;
+    assert_eq!(trio.converged().await, new);
+    assert_eq!(servers.history(old), (1..=21).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_former_primary_with_writes_nobody_else_has_is_rewound_to_the_new_history() {
-    let dir = tempfile::tempdir().expect("dir");
-    let dcs = store(dir.path()).await;
-    let servers = FakeCluster::default();
-    let mut agents = BTreeMap::new();
-    for name in ["a", "b", "c"] {
-        agents.insert(name, start(&dcs, &servers, name).await);
-    }
-    let old = converged(&servers, &["a", "b", "c"]).await;
-    let old_name: &'static str = ["a", "b", "c"].into_iter().find(|n| *n == old).expect("name");
-    for id in 1..=10 {
-        servers.write(old_name, id).expect("write on the primary");
-    }
-    converged(&servers, &["a", "b", "c"]).await;
+    let (mut trio, old) = Trio::start().await;
+    let servers = trio.servers.clone();
     // Asynchronous replication: writes 11 to 15 reach no replica before the primary is lost.
-    let replicas: Vec<&str> = ["a", "b", "c"].into_iter().filter(|n| *n != old).collect();
+    let replicas: Vec<&str> = NAMES.into_iter().filter(|n| *n != old).collect();
     replicas.iter().for_each(|r| servers.cut(r, true));
     for id in 11..=15 {
-        servers.write(old_name, id).expect("write on the primary");
+        servers.write(old, id).expect("write on the primary");
     }
-    agents.remove(old_name).expect("running").kill();
-    servers.crash(old_name);
+    trio.lose(old);
     replicas.iter().for_each(|r| servers.cut(r, false));
 
     let new = wait_for(&servers, "a new primary", || async { servers.primaries().pop() }).await;
     servers.write(&new, 21).expect("the new primary takes writes");
-    agents.insert(old_name, start(&dcs, &servers, old_name).await);
-    assert_eq!(converged(&servers, &["a", "b", "c"]).await, new);
+    trio.restart(old).await;
+    assert_eq!(trio.converged().await, new);
     let expected: Vec<u64> = (1..=10).chain([21]).collect();
-    assert_eq!(servers.history(old_name), expected, "the diverged writes are gone, the new ones there");
-    for (_, agent) in agents {
-        agent.kill();
-    }
+    assert_eq!(servers.history(old), expected, "the diverged writes are gone, the new ones there");
 }
