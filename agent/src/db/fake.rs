@@ -92,13 +92,18 @@ impl FakeCluster {
         self.lock().entry(name.to_owned()).or_default().running = false;
     }
 
-    /// Brings every streaming replica up to its upstream.
-    fn replicate(servers: &mut BTreeMap<String, Server>) {
-        let sources: BTreeMap<String, Vec<u64>> = servers
+    /// The history of every running server, by name: what a replica can stream.
+    fn running_histories(servers: &BTreeMap<String, Server>) -> BTreeMap<String, Vec<u64>> {
+        servers
             .iter()
             .filter(|(_, s)| s.running)
             .filter_map(|(n, s)| Some((n.clone(), s.data.as_ref()?.history.clone())))
-            .collect();
+            .collect()
+    }
+
+    /// Brings every streaming replica up to its upstream.
+    fn replicate(servers: &mut BTreeMap<String, Server>) {
+        let sources = Self::running_histories(servers);
         for server in servers.values_mut() {
             if let Some(history) = Self::upstream_history(server, &sources) {
                 if let Some(data) = &mut server.data {
@@ -173,11 +178,7 @@ impl Database for FakeServer {
     async fn observe(&self) -> DbState {
         let mut servers = self.cluster.lock();
         FakeCluster::replicate(&mut servers);
-        let sources: BTreeMap<String, Vec<u64>> = servers
-            .iter()
-            .filter(|(_, s)| s.running)
-            .filter_map(|(n, s)| Some((n.clone(), s.data.as_ref()?.history.clone())))
-            .collect();
+        let sources = FakeCluster::running_histories(&servers);
         let replicas: Vec<ReplicaLink> = servers
             .iter()
             .filter(|(_, s)| s.upstream.as_deref() == Some(self.name.as_str()))
