@@ -123,7 +123,7 @@ async fn bind(addr: &str, key: &str) -> Result<TcpListener, String> {
 /// Warns, at every start, of a group of several members whose Raft port takes requests from anyone who
 /// reaches it (validation refused it unless on loopback addresses only or with `raft.insecure`).
 fn warn_if_unauthenticated(config: &Config) {
-    if config.raft_security().is_enabled() || config.raft.partner_addrs.is_empty() {
+    if !config.raft_unauthenticated() {
         return;
     }
     if config.raft_is_loopback() {

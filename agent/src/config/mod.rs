@@ -216,6 +216,11 @@ impl Config {
         vigil_dcs::RaftSecurity { tls, password: raft.password.clone() }
     }
 
+    /// Whether this member is in a group of several whose members do not authenticate each other.
+    pub fn raft_unauthenticated(&self) -> bool {
+        !self.raft.partner_addrs.is_empty() && !self.raft_security().is_enabled()
+    }
+
     /// Whether every Raft address (`self_addr`, `bind_addr`, `partner_addrs`) is a loopback address: a
     /// group on one machine, which others cannot reach.
     pub fn raft_is_loopback(&self) -> bool {

@@ -176,7 +176,7 @@ fn raft_auth(config: &Config) -> Result<(), ConfigError> {
         vigil_api::tls::server_config(&server, "raft").map_err(tls_error)?;
         tls.names(&raft.self_addr.host).map_err(|why| ConfigError::invalid("raft.certfile", why))?;
     }
-    if security.is_enabled() || raft.partner_addrs.is_empty() || raft.insecure || config.raft_is_loopback() {
+    if !config.raft_unauthenticated() || raft.insecure || config.raft_is_loopback() {
         return Ok(());
     }
     Err(ConfigError::invalid(

@@ -202,7 +202,7 @@ impl PeerClient {
 pub(crate) fn protect(
     router: Router,
     mac: Option<Arc<Mac>>,
-    own_addr: impl Fn() -> Option<String> + Clone + Send + Sync + 'static,
+    own_addr: impl Fn() -> Option<String> + Send + Sync + 'static,
 ) -> Router {
     let Some(mac) = mac else { return router };
     router.layer(middleware::from_fn_with_state((mac, Arc::new(own_addr)), check_signature))
