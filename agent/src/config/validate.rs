@@ -167,13 +167,7 @@ fn raft_auth(config: &Config) -> Result<(), ConfigError> {
     }
     let security = config.raft_security();
     if let Some(tls) = &security.tls {
-        let server = vigil_api::tls::ServerTls {
-            certfile: tls.certfile.clone(),
-            keyfile: tls.keyfile.clone(),
-            cafile: Some(tls.cafile.clone()),
-            verify_client: vigil_api::tls::VerifyClient::Required,
-        };
-        vigil_api::tls::server_config(&server, "raft").map_err(tls_error)?;
+        vigil_api::tls::server_config(&tls.server_tls(), "raft").map_err(tls_error)?;
         tls.names(&raft.self_addr.host).map_err(|why| ConfigError::invalid("raft.certfile", why))?;
     }
     if !config.raft_unauthenticated() || raft.insecure || config.raft_is_loopback() {

@@ -73,13 +73,8 @@ impl RaftSecurity {
     /// The server side of TLS, read from the files now; errors name the `raft.*` key.
     pub fn server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, DcsError> {
         let Some(tls) = &self.tls else { return Ok(None) };
-        let files = ServerTls {
-            certfile: tls.certfile.clone(),
-            keyfile: tls.keyfile.clone(),
-            cafile: Some(tls.cafile.clone()),
-            verify_client: VerifyClient::Required,
-        };
-        vigil_api::tls::server_config(&files, "raft").map(Some).map_err(|e| DcsError::Invalid(e.to_string()))
+        let config = vigil_api::tls::server_config(&tls.server_tls(), "raft");
+        config.map(Some).map_err(|e| DcsError::Invalid(e.to_string()))
     }
 
     /// The client every call to another node goes through.
@@ -260,6 +255,16 @@ fn names(cert: &CertificateDer<'_>, host: &str) -> Result<(), String> {
 }
 
 impl RaftTls {
+    /// The listener's side: this node's certificate, and a certificate of the CA required of every client.
+    pub fn server_tls(&self) -> ServerTls {
+        ServerTls {
+            certfile: self.certfile.clone(),
+            keyfile: self.keyfile.clone(),
+            cafile: Some(self.cafile.clone()),
+            verify_client: VerifyClient::Required,
+        }
+    }
+
     /// Checks that `certfile`'s certificate is valid for `host`, this node's Raft address: its peers
     /// check that it is.
     pub fn names(&self, host: &str) -> Result<(), String> {
