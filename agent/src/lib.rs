@@ -2,7 +2,8 @@
 //! serves the REST API. The `vigil` binary (`src/main.rs`) is the agent and the control tool in one.
 //!
 //! Each cycle the HA loop observes the database and the cluster store, calls the pure
-//! [`ha::decide`], and carries out the actions it returns; ARCHITECTURE.md at the repository root
+//! [`ha::decide`] (from the `vigil-policy` crate, which has no I/O dependencies), and carries out the
+//! actions it returns; ARCHITECTURE.md at the repository root
 //! describes the data path and the lease rules.
 //!
 //! | module | what it is |
@@ -12,7 +13,7 @@
 //! | [`daemon`] | `vigil agent`: starts the store node, the REST API and the HA loop, stops them on SIGTERM |
 //! | [`db`] | the engine-neutral [`db::Database`] trait and positions; [`db::postgres`] implements it (with its lifeline, the watcher that stops PostgreSQL when its agent dies) |
 //! | [`demo`] | `vigil demo`: a local cluster of PostgreSQL nodes with their agents, for newcomers |
-//! | [`ha`] | the HA loop: observation, the pure policy ([`ha::decide`]), actions, hooks, watchdog guard |
+//! | [`ha`] | the HA loop: observes, calls the policy ([`ha::decide`], re-exported from `vigil-policy`), acts, publishes; hooks, watchdog guard |
 //! | [`management`] | the agent's side of the REST management routes (`/cluster`, `/config`, switchover, …) |
 //! | [`member`] | the member record each agent publishes in the store (Patroni's shape) |
 //! | [`os_user`] | the OS account PostgreSQL runs as, looked up through NSS |

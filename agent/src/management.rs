@@ -8,14 +8,14 @@
 
 use crate::config::DynamicConfig;
 use crate::ha::{
-    cluster_view, tags_allow_failover, within_maximum_lag, ClusterView, Commands, LocalCommand, Switchover,
+    cluster_view, member_records, within_maximum_lag, ClusterView, Commands, LocalCommand, Switchover,
 };
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, ApiError, BoxFuture, Cluster, HistoryEntry, Management, ReinitializeRequest, RestartRequest,
-    Schedule, SwitchoverRequest,
+    merge_patch, schedule_for_request, ApiError, BoxFuture, Cluster, HistoryEntry, Management,
+    ReinitializeRequest, RestartRequest, SwitchoverRequest,
 };
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
@@ -46,7 +46,12 @@ impl AgentManagement {
 
     async fn cluster_answer(&self) -> Result<Cluster, ApiError> {
         let state = self.read().await?;
-        Ok(answers::cluster(&self.scope, &cluster_view(&state), &self.dynamic(&state)))
+        Ok(answers::cluster(
+            &self.scope,
+            &cluster_view(&state),
+            &member_records(&state),
+            &self.dynamic(&state),
+        ))
     }
 
     fn dynamic(&self, state: &ClusterState) -> DynamicConfig {
@@ -106,7 +111,7 @@ impl AgentManagement {
             Some(_) if dynamic.pause => {
                 return Err(ApiError::new(400, "cannot schedule a switchover while the cluster is paused"))
             }
-            Some(text) => Some(Schedule::for_request(text, "switchover", SystemTime::now())?),
+            Some(text) => Some(schedule_for_request(text, "switchover", SystemTime::now())?),
         };
         let mut plan = plan(&view, &request, failover, &dynamic, scheduled_at.is_none())?;
         plan.scheduled_at = scheduled_at;
@@ -255,19 +260,19 @@ fn check_candidate(
     if Some(candidate) == leader {
         return refuse(format!("{candidate} is already the leader"));
     }
-    if !tags_allow_failover(&member.tags) {
+    if !member.can_fail_over {
         return refuse(format!("{candidate} is tagged nofailover (or failover_priority <= 0)"));
     }
     if !now {
         return Ok(());
     }
-    if member.state != "running" || member.role != "replica" {
+    if !member.is_running_replica() {
         return refuse(format!(
             "{candidate} is not a running replica (it is {} {})",
             member.state, member.role
         ));
     }
-    if let (Some(primary), Some(position)) = (view.optime, member.xlog_location) {
+    if let (Some(primary), Some(position)) = (view.optime, member.position) {
         within_maximum_lag(position, primary, dynamic.maximum_lag_on_failover)
             .or_else(|why| refuse(format!("{candidate} is {why}")))?;
     }
@@ -324,7 +329,7 @@ impl Management for AgentManagement {
     }
 
     fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {
-        let hosts = members::member_hosts(&cluster_view(&self.dcs.local()));
+        let hosts = members::member_hosts(&member_records(&self.dcs.local()));
         Box::pin(async move { members::is_member(&hosts, ip).await })
     }
 

@@ -1,10 +1,19 @@
 //! The record each agent publishes about its member under `members/<name>` every loop, with a ttl, in
 //! Patroni's shape so that tools reading it find the fields they know.
 
-use crate::db::{DbState, PendingSetting, Position, Role, Upstream};
+use crate::db::{DbState, PendingSetting, Position, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vigil_api::PendingChange;
+use vigil_policy::MemberView;
+
+/// Whether a member publishing `tags` may become primary (not `nofailover`, `failover_priority` above
+/// 0), as [`Tags::can_fail_over`](crate::config::Tags::can_fail_over) says of a member's own configuration.
+pub fn tags_allow_failover(tags: &BTreeMap<String, serde_json::Value>) -> bool {
+    let map = serde_json::Map::from_iter(tags.clone());
+    serde_json::from_value::<crate::config::Tags>(serde_json::Value::Object(map))
+        .is_ok_and(|tags| tags.can_fail_over())
+}
 
 /// One member's status as its agent last published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,9 +60,21 @@ pub struct MemberRecord {
 }
 
 impl MemberRecord {
-    /// How to stream from this member, named `name`.
-    pub fn upstream(&self, name: &str) -> Upstream {
-        Upstream { name: name.to_owned(), host: self.host.clone(), port: self.port }
+    /// The record as the policy reads it.
+    pub fn view(&self) -> MemberView {
+        let tag = |key: &str| self.tags.get(key);
+        MemberView {
+            state: self.state.clone(),
+            role: self.role.clone(),
+            position: self.xlog_location,
+            timeline: self.timeline,
+            host: self.host.clone(),
+            port: self.port,
+            can_fail_over: tags_allow_failover(&self.tags),
+            nosync: tag("nosync").and_then(|v| v.as_bool()).unwrap_or(false),
+            sync_priority: tag("sync_priority").and_then(|v| v.as_i64()).unwrap_or(1),
+            sync_state: self.sync_state.clone(),
+        }
     }
 
     /// The parameters of `db` that wait for a restart, as Patroni reports them.
@@ -79,5 +100,21 @@ impl MemberRecord {
             _ => "replica",
         };
         (state, role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn published_tags_allow_failover_as_the_configuration_does() {
+        let tags = |v: serde_json::Value| serde_json::from_value::<BTreeMap<_, _>>(v).unwrap();
+        assert!(tags_allow_failover(&tags(json!({}))));
+        assert!(tags_allow_failover(&tags(json!({"failover_priority": 3, "rack": "r1"}))));
+        assert!(!tags_allow_failover(&tags(json!({"nofailover": true}))));
+        assert!(!tags_allow_failover(&tags(json!({"failover_priority": 0}))));
+        assert!(!tags_allow_failover(&tags(json!({"nofailover": "yes"}))), "unreadable tags: no");
     }
 }

@@ -11,7 +11,7 @@ use vigil_agent::config::{env::ENV_OVERRIDES, Config, DynamicConfig};
 use vigil_agent::ha::{cluster_view, dynamic_or_last_good};
 use vigil_agent::management::patched_config;
 use vigil_agent::member::MemberRecord;
-use vigil_api::{body, parse_lsn, parse_size, HealthQuery, Schedule};
+use vigil_api::{body, parse_lsn, parse_size, schedule_for_request, HealthQuery, Schedule};
 use vigil_dcs::{ClusterState, Command, Condition, Key, MemberName};
 
 /// Keys the parsers know, so that generated objects reach past "unknown field".
@@ -116,7 +116,7 @@ proptest! {
         }
         if let Some(request) = client_error(body::switchover_request(&bytes)) {
             if let Some(at) = &request.scheduled_at {
-                client_error(Schedule::for_request(at, "switchover", now));
+                client_error(schedule_for_request(at, "switchover", now));
             }
         }
         client_error(body::restart_request(&bytes, now));
@@ -145,7 +145,7 @@ proptest! {
     #[test]
     fn schedules(text in prop_oneof![any::<String>(), "20[0-9]{2}-[01][0-9]-[0-3][0-9][T ][0-2][0-9]:[0-5][0-9]?.{0,4}"]) {
         let _ = Schedule::parse(&text);
-        client_error(Schedule::for_request(&text, "restart", SystemTime::UNIX_EPOCH));
+        client_error(schedule_for_request(&text, "restart", SystemTime::UNIX_EPOCH));
     }
 
     #[test]
@@ -162,7 +162,7 @@ proptest! {
         let name = MemberName::new("node1").expect("name");
         let view = cluster_view(&state_with(Key::Member(name.clone()), value.clone()));
         if let Ok(record) = serde_json::from_value::<MemberRecord>(value) {
-            let _ = record.upstream("node1");
+            let _ = record.view();
             prop_assert!(view.members.contains_key(&name));
         }
     }

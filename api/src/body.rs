@@ -6,7 +6,7 @@
 //! The readers ([`config_patch`], [`switchover_request`], [`restart_request`], [`reinitialize_request`],
 //! [`no_parameters`]) are what the server runs, so tests can feed them any bytes.
 
-use crate::{ApiError, ReinitializeRequest, RestartRequest, Schedule, SwitchoverRequest};
+use crate::{schedule_for_request, ApiError, ReinitializeRequest, RestartRequest, SwitchoverRequest};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -46,11 +46,11 @@ pub fn switchover_request(body: &[u8]) -> Result<SwitchoverRequest, ApiError> {
 }
 
 /// `POST /restart`: an empty body restarts now; a `schedule` must be an ISO 8601 time with a timezone
-/// after `now` (400 without a timezone, 422 unreadable or past, as [`Schedule::for_request`]).
+/// after `now` (400 without a timezone, 422 unreadable or past, as [`schedule_for_request`]).
 pub fn restart_request(body: &[u8], now: SystemTime) -> Result<RestartRequest, ApiError> {
     let request: RestartRequest = typed(body, true)?;
     if let Some(text) = &request.schedule {
-        Schedule::for_request(text, "restart", now)?;
+        schedule_for_request(text, "restart", now)?;
     }
     Ok(request)
 }

@@ -33,9 +33,10 @@ pub use management::{
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{Endpoint, StatusSource, ROUTES};
-pub use schedule::{Schedule, ScheduleError};
+pub use schedule::schedule_for_request;
 pub use secret::Secret;
 pub use status::{NodeStatus, PatroniInfo, PendingChange, RaftInfo, Replication, VigilInfo, Xlog};
+pub use vigil_policy::{Schedule, ScheduleError};
 
 /// The REST router over `source`: the health checks, status, metrics and OpenAPI routes of [`ROUTES`],
 /// and a JSON 404 for any other path.

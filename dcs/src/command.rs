@@ -1,8 +1,9 @@
 //! The commands the store replicates and the outcome of applying each.
 
-use crate::record::{ExpiryTarget, Key, MemberName, Revision};
+use crate::record::{ExpiryTarget, Key, Revision};
 use serde::{Deserialize, Serialize};
 use vigil_fencing::FencingToken;
+use vigil_fencing::MemberName;
 
 /// The condition a write or delete is applied under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

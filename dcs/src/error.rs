@@ -1,8 +1,9 @@
 //! The store's error type: what failed, with which value, and what to do.
 
-use crate::record::{Key, MemberName, Revision};
+use crate::record::{Key, Revision};
 use std::time::Duration;
 use vigil_fencing::FencingToken;
+use vigil_fencing::MemberName;
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -29,6 +29,6 @@ pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
 pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatus, RaftTls};
-pub use record::{ExpiryTarget, InvalidMemberName, Key, Lease, MemberName, Revision, UnknownKey, Versioned};
+pub use record::{ExpiryTarget, Key, Lease, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
-pub use vigil_fencing::FencingToken;
+pub use vigil_fencing::{FencingToken, InvalidMemberName, MemberName};

@@ -5,11 +5,12 @@
 //! state. Time enters only through `Expire` commands, which the Raft leader's lessor proposes.
 
 use crate::command::{Command, Condition, Outcome};
-use crate::record::{ExpiryTarget, Key, Lease, MemberName, Revision, Versioned};
+use crate::record::{ExpiryTarget, Key, Lease, Revision, Versioned};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use vigil_fencing::FencingToken;
+use vigil_fencing::MemberName;
 
 /// The cluster record as of one revision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -42,6 +42,16 @@ choice_enum! {
     bool: false => Off, true => On
 }
 
+impl From<SynchronousMode> for vigil_policy::SynchronousMode {
+    fn from(mode: SynchronousMode) -> Self {
+        match mode {
+            SynchronousMode::Off => vigil_policy::SynchronousMode::Off,
+            SynchronousMode::On => vigil_policy::SynchronousMode::On,
+            SynchronousMode::Quorum => vigil_policy::SynchronousMode::Quorum,
+        }
+    }
+}
+
 /// The cluster-wide settings. Keys left out take Vigil's defaults (see the `DEFAULT_*` constants).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

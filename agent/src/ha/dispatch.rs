@@ -7,7 +7,6 @@
 use super::commands::{LocalCommand, Reply};
 use super::execute::JobReport;
 use super::hooks::Callback;
-use super::memory::JobEvent;
 use super::run::Agent;
 use super::view::cluster_view;
 use crate::config::Config;
@@ -15,8 +14,9 @@ use crate::db::{Database, Role, StopMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use vigil_api::{ApiError, ReinitializeRequest, RestartRequest, Schedule};
+use vigil_api::{schedule_for_request, ApiError, ReinitializeRequest, RestartRequest, Schedule};
 use vigil_dcs::{DcsNode, FencingToken};
+use vigil_policy::JobEvent;
 
 /// How long `POST /reinitialize` waits for a running database operation of a replica to end.
 const JOB_WAIT: Duration = Duration::from_secs(15);
@@ -72,7 +72,7 @@ impl<D: Database> Agent<D> {
 
     fn schedule_restart(&mut self, mut request: RestartRequest) -> Result<String, ApiError> {
         let text = request.schedule.take().unwrap_or_default();
-        let at = Schedule::for_request(&text, "restart", SystemTime::now())?;
+        let at = schedule_for_request(&text, "restart", SystemTime::now())?;
         if let Some((pending, _)) = &self.scheduled_restart {
             return Err(ApiError::new(
                 409,

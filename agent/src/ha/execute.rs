@@ -3,13 +3,13 @@
 
 use super::guard::RoleGuard;
 use super::hooks::Callback;
-use super::memory::JobEvent;
 use super::Action;
 use crate::db::{Database, DbError, StopMode};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 use vigil_dcs::{DcsNode, FencingToken, MemberName};
+use vigil_policy::JobEvent;
 
 /// A list of database actions with what they need.
 pub struct DbJob {

@@ -1,13 +1,13 @@
 //! The leader lease as this agent holds it: taken, renewed and given back through the store, judged
 //! valid by the holder's own deadline (never by the store's clock), renewed at the latest halfway to it.
 
-use super::observation::LeaseHold;
 use crate::config::DynamicConfig;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_dcs::{DcsError, DcsNode, FencingToken, LeaseGrant, MemberName};
+use vigil_policy::LeaseHold;
 
 /// Pause before retrying a failed renewal.
 pub(super) const RENEW_RETRY: Duration = Duration::from_millis(100);

@@ -1,8 +1,7 @@
-//! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
+//! The HA loop: observe → decide → act, with all policy in the pure [`decide`] of the `vigil-policy`
+//! crate (re-exported here).
 
-mod candidate;
 mod commands;
-mod decide;
 mod dispatch;
 mod execute;
 mod guard;
@@ -11,27 +10,23 @@ mod identity;
 mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
-mod memory;
-mod observation;
 mod publisher;
 #[cfg(test)]
 pub(crate) mod restart_tests;
 mod run;
-mod sync;
 mod view;
 
-pub use candidate::{tags_allow_failover, within_maximum_lag};
 pub use commands::{Commands, LocalCommand};
-pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;
-pub use observation::{
-    ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
-};
 pub use run::Agent;
-pub use sync::{may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth};
-pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good};
+pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good, member_records};
+pub use vigil_policy::{
+    decide, fence_action, may_take_over, sync, sync_health, sync_step, wanted_rule, within_maximum_lag,
+    Action, ClusterView, Decision, Initialize, JobEvent, LeaseHold, Memory, Observation, PeerView, Policy,
+    Switchover, SyncChange, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS,
+};
 
 /// The tags a member publishes, from its configuration.
 pub fn identity_tags(

@@ -3,8 +3,6 @@
 
 use super::identity::Identity;
 use super::lease_keeper::before;
-use super::observation::ClusterView;
-use super::sync::sync_health;
 use crate::config::DynamicConfig;
 use crate::db::{DataState, DbState, ReplicaLink, Role};
 use crate::member::MemberRecord;
@@ -14,6 +12,8 @@ use std::time::Instant;
 use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, RaftStatus};
 use vigil_fencing::HolderDeadline;
+use vigil_policy::sync::sync_health;
+use vigil_policy::ClusterView;
 
 /// This member's standing in the cluster, as the loop knows it this cycle.
 pub(super) struct Standing {
@@ -121,7 +121,7 @@ fn member_record(
         tags: me.tags.clone(),
         sync_state: db
             .is_running_primary()
-            .then(|| sync_health(db, dynamic.synchronous_mode).as_str().to_owned()),
+            .then(|| sync_health(db, dynamic.synchronous_mode.into()).as_str().to_owned()),
         pending_restart: !db.pending_restart.is_empty(),
         pending_restart_reason: MemberRecord::pending_changes(db),
     }

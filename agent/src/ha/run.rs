@@ -8,15 +8,12 @@ use super::execute::{run_db_job, DbJob, JobReport};
 use super::guard::RoleGuard;
 use super::identity::Identity;
 use super::lease_keeper::{before, LeaseKeeper};
-use super::memory::Memory;
-use super::observation::SyncPolicy;
-use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 use super::publisher::{Publisher, Standing};
-use super::sync::{handed_over, is_named_standby};
-use super::view::{cluster_view, dynamic_or_last_good, Status};
+use super::view::{cluster_view, dynamic_or_last_good, member_records, Status};
 use super::{decide, fence_action, Action, Decision, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState, Role};
+use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +23,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use vigil_api::NodeStatus;
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
 use vigil_fencing::instant_after;
+use vigil_policy::sync::{handed_over, is_named_standby};
+use vigil_policy::Memory;
+use vigil_policy::SyncPolicy;
+use vigil_policy::{ClusterView, LeaseHold, Observation, PeerView, Policy};
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
@@ -214,7 +215,10 @@ impl<D: Database> Agent<D> {
             self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
         }
         let peers = match &cluster {
-            Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
+            Some(c) if c.leader.is_none() && db.running => match &read {
+                Ok(state) => self.probe_peers(&member_records(state)).await,
+                Err(_) => Vec::new(),
+            },
             _ => Vec::new(),
         };
         let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
@@ -364,7 +368,7 @@ impl<D: Database> Agent<D> {
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,
             sync: SyncPolicy {
-                mode: dynamic.synchronous_mode,
+                mode: dynamic.synchronous_mode.into(),
                 strict: dynamic.synchronous_mode_strict,
                 node_count: dynamic.synchronous_node_count,
             },
@@ -530,9 +534,9 @@ impl<D: Database> Agent<D> {
     }
 
     /// Asks every other member for its status, in parallel, [`PEER_TIMEOUT`] each.
-    async fn probe_peers(&self, cluster: &ClusterView) -> Vec<PeerView> {
+    async fn probe_peers(&self, records: &BTreeMap<MemberName, MemberRecord>) -> Vec<PeerView> {
         let mut probes = JoinSet::new();
-        for (name, record) in cluster.members.iter().filter(|(n, _)| **n != self.me.name) {
+        for (name, record) in records.iter().filter(|(n, _)| **n != self.me.name) {
             let (http, name, url) = (self.http.clone(), name.clone(), record.api_url.clone());
             let auth = self.me.api_read_auth.clone();
             probes.spawn(async move {

@@ -1,15 +1,15 @@
 //! Reading the cluster record into the policy's [`ClusterView`], and the values the agent writes.
 
-use super::observation::SyncState;
-use super::observation::{ClusterView, Initialize, Switchover};
 use crate::config::unsafe_parameters::ONLY_FROM_OWN_FILE;
 use crate::config::DynamicConfig;
 use crate::db::Position;
 use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use vigil_dcs::{ClusterState, Condition, Key, MemberName};
+use vigil_policy::SyncState;
+use vigil_policy::{ClusterView, Initialize, Switchover};
 
 /// The `status` key: the primary's last position (Patroni's `optime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,16 +18,21 @@ pub struct Status {
     pub optime: Position,
 }
 
-/// The cluster record as the policy sees it. Values that do not parse are left out, with a warning.
-pub fn cluster_view(state: &ClusterState) -> ClusterView {
-    let members = state
+/// The members' published records. Records that do not parse are left out, with a warning.
+pub fn member_records(state: &ClusterState) -> BTreeMap<MemberName, MemberRecord> {
+    state
         .keys
         .iter()
         .filter_map(|(key, v)| match key {
             Key::Member(name) => Some((name.clone(), parse::<MemberRecord>(key, &v.value)?)),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The cluster record as the policy sees it. Values that do not parse are left out, with a warning.
+pub fn cluster_view(state: &ClusterState) -> ClusterView {
+    let members = member_records(state).into_iter().map(|(name, record)| (name, record.view())).collect();
     let value = |key: &Key| state.keys.get(key).map(|v| &v.value);
     ClusterView {
         initialize: value(&Key::Initialize).and_then(|v| parse::<Initialize>(&Key::Initialize, v)),

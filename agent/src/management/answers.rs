@@ -3,19 +3,26 @@
 
 use crate::config::{DynamicConfig, SynchronousMode};
 use crate::ha::ClusterView;
+use crate::member::MemberRecord;
+use std::collections::BTreeMap;
 use vigil_api::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
-use vigil_dcs::{ClusterState, Key};
+use vigil_dcs::{ClusterState, Key, MemberName};
 
-/// `GET /cluster` from the cluster record `view` under the dynamic configuration in force.
-pub(super) fn cluster(scope: &str, view: &ClusterView, dynamic: &DynamicConfig) -> Cluster {
+/// `GET /cluster` from the cluster record `view`, the members' `records`, under the dynamic configuration
+/// in force.
+pub(super) fn cluster(
+    scope: &str,
+    view: &ClusterView,
+    records: &BTreeMap<MemberName, MemberRecord>,
+    dynamic: &DynamicConfig,
+) -> Cluster {
     let optime = view.optime;
     let leader = view.leader.as_ref().map(|(name, _)| name.clone());
     // The `sync` key counts only in its mode, and only while it is the current primary's.
     let sync = view.sync.as_ref().filter(|s| {
         dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
     });
-    let members = view
-        .members
+    let members = records
         .iter()
         .map(|(name, m)| {
             let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));

@@ -2,17 +2,19 @@
 //! of the store (no store read): the hosts of the members' `api_url` and `conn_url`.
 
 use crate::config::HostPort;
-use crate::ha::ClusterView;
+use crate::member::MemberRecord;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
+use vigil_dcs::MemberName;
 
 /// How long a member's host name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The members' `api_url` and database (`conn_url`) hosts.
-pub(super) fn member_hosts(view: &ClusterView) -> Vec<String> {
+pub(super) fn member_hosts(records: &BTreeMap<MemberName, MemberRecord>) -> Vec<String> {
     let mut hosts: Vec<String> =
-        view.members.values().flat_map(|m| [url_host(&m.api_url), Some(m.host.clone())]).flatten().collect();
+        records.values().flat_map(|m| [url_host(&m.api_url), Some(m.host.clone())]).flatten().collect();
     hosts.sort();
     hosts.dedup();
     hosts
@@ -56,8 +58,6 @@ pub(super) async fn is_member(hosts: &[String], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::member::MemberRecord;
-    use vigil_dcs::MemberName;
 
     fn record(api_url: &str, host: &str) -> MemberRecord {
         serde_json::from_value(serde_json::json!({
@@ -69,14 +69,14 @@ mod tests {
 
     #[tokio::test]
     async fn members_api_and_database_hosts_are_members_addresses() {
-        let mut view = ClusterView::default();
+        let mut records = BTreeMap::new();
         for (name, api, db) in [
             ("a", "https://10.1.0.1:8008/patroni", "10.2.0.1"),
             ("b", "http://[fd00::2]:8008/patroni", "localhost"),
         ] {
-            view.members.insert(MemberName::new(name).expect("name"), record(api, db));
+            records.insert(MemberName::new(name).expect("name"), record(api, db));
         }
-        let hosts = member_hosts(&view);
+        let hosts = member_hosts(&records);
         assert_eq!(hosts, ["10.1.0.1", "10.2.0.1", "fd00::2", "localhost"]);
         for member in ["10.1.0.1", "10.2.0.1", "fd00::2", "::ffff:10.1.0.1", "127.0.0.1"] {
             assert!(is_member(&hosts, member.parse().expect("ip")).await, "{member}");

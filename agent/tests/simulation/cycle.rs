@@ -6,10 +6,10 @@ use crate::agent::{
 use crate::store::{Answer, Op};
 use crate::world::{member, Endpoint, Event, World};
 use std::time::{Duration, SystemTime};
-use vigil_agent::config::SynchronousMode;
 use vigil_agent::ha::{decide, fence_action, sync_health, Action, LeaseHold, Observation, Policy};
 use vigil_agent::member::MemberRecord;
 use vigil_fencing::{watchdog_timeout, HolderDeadline};
+use vigil_policy::SynchronousMode;
 
 impl World {
     /// Starts a cycle of `node`'s agent.

@@ -32,8 +32,8 @@ mod world;
 
 use rng::Rng;
 use std::time::{Duration, Instant};
-use vigil_agent::config::SynchronousMode;
 use vigil_agent::ha::SyncPolicy;
+use vigil_policy::SynchronousMode;
 use world::{Settings, World};
 
 /// How long after the last fault healed the cluster must have converged: a few lease lifetimes for the

@@ -8,8 +8,8 @@
 
 use crate::database::Process;
 use crate::world::{member, Endpoint, World};
-use vigil_agent::config::SynchronousMode;
 use vigil_agent::db::{DbState, ReplicaLink, SyncRule};
+use vigil_policy::SynchronousMode;
 
 impl World {
     /// What `node`'s database adapter reports now, with its replica links when it is a primary.

@@ -223,7 +223,7 @@ impl Store {
         ClusterView {
             initialize: self.initialize.clone(),
             leader: self.leader(),
-            members: self.members.iter().map(|(name, (record, _))| (name.clone(), record.clone())).collect(),
+            members: self.members.iter().map(|(name, (record, _))| (name.clone(), record.view())).collect(),
             optime: self.optime,
             switchover: None,
             sync: self.sync.clone(),

@@ -167,7 +167,8 @@ fn log_expiry(state: &ClusterState, target: &ExpiryTarget, outcome: &Outcome) {
 mod tests {
     use super::*;
     use crate::command::Condition;
-    use crate::record::{Key, MemberName};
+    use crate::record::Key;
+    use vigil_fencing::MemberName;
 
     fn acquire(state: &mut ClusterState, index: u64, who: &str, ttl_ms: u64) {
         state.apply(index, &Command::AcquireLease { holder: MemberName::new(who).unwrap(), ttl_ms });

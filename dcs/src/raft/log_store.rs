@@ -188,11 +188,11 @@ mod tests {
     use super::super::storage::testing::{blank, log_id, membership, normal};
     use super::*;
     use crate::command::Command;
-    use crate::record::MemberName;
     use openraft::storage::{RaftLogStorageExt, RaftStateMachine};
     use openraft::testing::{StoreBuilder, Suite};
     use openraft::CommittedLeaderId;
     use tempfile::TempDir;
+    use vigil_fencing::MemberName;
 
     async fn open(dir: &TempDir) -> LogStore {
         LogStore::new(Storage::open(dir.path()).await.unwrap())

@@ -18,7 +18,7 @@ use super::{ClientWriteError, Node, NodeId, Raft, RaftError};
 use crate::command::{Command, Condition, Outcome};
 use crate::config::DcsConfig;
 use crate::error::DcsError;
-use crate::record::{Key, Lease, MemberName, Revision};
+use crate::record::{Key, Lease, Revision};
 use crate::state::ClusterState;
 use openraft::error::{ChangeMembershipError, CheckIsLeaderError, Fatal, ForwardToLeader};
 use openraft::{ChangeMembers, SnapshotPolicy, TryAsRef};
@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use vigil_fencing::MemberName;
 use vigil_fencing::{FencingToken, HolderDeadline};
 
 /// What a successful acquire or renew gives the holder.

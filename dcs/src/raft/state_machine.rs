@@ -251,11 +251,12 @@ mod tests {
     use super::*;
     use crate::command::{Command, Condition};
     use crate::raft::log_store::LogStore;
-    use crate::record::{Key, MemberName, Revision};
+    use crate::record::{Key, Revision};
     use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
     use openraft::StorageHelper;
     use std::path::Path;
     use vigil_fencing::FencingToken;
+    use vigil_fencing::MemberName;
 
     async fn open(dir: &Path) -> StateMachineStore {
         StateMachineStore::restore(Storage::open(dir).await.unwrap()).await.unwrap()

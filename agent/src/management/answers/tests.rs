@@ -35,7 +35,7 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
 
 /// Three members: `a` leads, `b` streams and is a sync standby with a restart pending, `c` is stopped
 /// with no position; a scheduled switchover; paused, synchronous mode on.
-fn busy_view() -> (ClusterView, DynamicConfig) {
+fn busy_view() -> (ClusterView, BTreeMap<MemberName, MemberRecord>, DynamicConfig) {
     let mut b = record("running", "replica", Some(0x3000000));
     b.replication_state = Some("streaming".into());
     b.replay_lsn = Some(Position(0x2FFFF00));
@@ -50,9 +50,10 @@ fn busy_view() -> (ClusterView, DynamicConfig) {
     c.reason = Some("not taking over: 2 bytes behind".into());
     let mut a = record("running", "primary", Some(0x3000060));
     a.sync_state = Some("sync".into());
+    let records = BTreeMap::from([(name("a"), a), (name("b"), b), (name("c"), c)]);
     let view = ClusterView {
         leader: Some((name("a"), FencingToken(42))),
-        members: BTreeMap::from([(name("a"), a), (name("b"), b), (name("c"), c)]),
+        members: records.iter().map(|(n, r)| (n.clone(), r.view())).collect(),
         optime: Some(Position(0x3000060)),
         switchover: Some(Switchover {
             leader: Some(name("a")),
@@ -65,7 +66,7 @@ fn busy_view() -> (ClusterView, DynamicConfig) {
     };
     let dynamic =
         DynamicConfig { synchronous_mode: SynchronousMode::On, pause: true, ..DynamicConfig::default() };
-    (view, dynamic)
+    (view, records, dynamic)
 }
 
 /// The JSON the management route answers: the typed value through `serde_json::Value`.
@@ -75,7 +76,7 @@ fn answered(cluster: &Cluster) -> String {
 
 #[test]
 fn a_busy_cluster_answers_as_before() {
-    let (view, dynamic) = busy_view();
+    let (view, records, dynamic) = busy_view();
     let expected = concat!(
         r#"{"fencing_token":42,"members":["#,
         r#"{"api_url":"http://10.0.0.1:8008/patroni","host":"10.0.0.1","lag":0,"lsn":"0/3000060","name":"a","port":5432,"reason":null,"receive_lsn":null,"replay_lsn":null,"role":"leader","state":"running","sync_state":"sync","tags":{},"timeline":2},"#,
@@ -83,14 +84,14 @@ fn a_busy_cluster_answers_as_before() {
         r#"{"api_url":"http://10.0.0.1:8008/patroni","host":"10.0.0.1","lag":"unknown","lsn":null,"name":"c","port":5432,"reason":"not taking over: 2 bytes behind","receive_lsn":null,"replay_lsn":null,"role":"replica","state":"stopped","sync_state":null,"tags":{},"timeline":null}"#,
         r#"],"pause":true,"scheduled_switchover":{"at":"2026-11-22T15:30:00+01:00","from":"a","to":null},"scope":"demo","synchronous_mode":"on"}"#,
     );
-    let typed = cluster("demo", &view, &dynamic);
-    assert_eq!(answered(&typed), old_cluster_json("demo", &view, &dynamic).to_string());
+    let typed = cluster("demo", &view, &records, &dynamic);
+    assert_eq!(answered(&typed), old_cluster_json("demo", &view, &records, &dynamic).to_string());
     assert_eq!(answered(&typed), expected);
 }
 
 #[test]
 fn a_quiet_cluster_answers_as_before() {
-    let (mut view, _) = busy_view();
+    let (mut view, records, _) = busy_view();
     view.leader = None;
     view.switchover = None;
     view.optime = None;
@@ -100,30 +101,34 @@ fn a_quiet_cluster_answers_as_before() {
             DynamicConfig::default(),
             DynamicConfig { synchronous_mode: SynchronousMode::Quorum, ..DynamicConfig::default() },
         ] {
-            let typed = cluster("q", &view, &dynamic);
-            assert_eq!(answered(&typed), old_cluster_json("q", &view, &dynamic).to_string());
+            let typed = cluster("q", &view, &records, &dynamic);
+            assert_eq!(answered(&typed), old_cluster_json("q", &view, &records, &dynamic).to_string());
         }
     }
     let quorum = SyncState { leader: Some(name("a")), sync_standby: vec!["b".into()], quorum: Some(1) };
     view.leader = Some((name("a"), FencingToken(7)));
     view.sync = Some(quorum);
     let dynamic = DynamicConfig { synchronous_mode: SynchronousMode::Quorum, ..DynamicConfig::default() };
-    let typed = cluster("q", &view, &dynamic);
-    assert_eq!(answered(&typed), old_cluster_json("q", &view, &dynamic).to_string());
+    let typed = cluster("q", &view, &records, &dynamic);
+    assert_eq!(answered(&typed), old_cluster_json("q", &view, &records, &dynamic).to_string());
     assert_eq!(typed.members[1].role, "quorum_standby");
-    let empty = cluster("e", &ClusterView::default(), &DynamicConfig::default());
+    let empty = cluster("e", &ClusterView::default(), &BTreeMap::new(), &DynamicConfig::default());
     assert_eq!(answered(&empty), r#"{"members":[],"scope":"e"}"#);
 }
 
 /// The answer as the agent built it before it was typed, kept to compare.
-fn old_cluster_json(scope: &str, view: &ClusterView, dynamic: &DynamicConfig) -> Value {
+fn old_cluster_json(
+    scope: &str,
+    view: &ClusterView,
+    records: &BTreeMap<MemberName, MemberRecord>,
+    dynamic: &DynamicConfig,
+) -> Value {
     let optime = view.optime;
     let leader = view.leader.as_ref().map(|(name, _)| name.clone());
     let sync = view.sync.as_ref().filter(|s| {
         dynamic.synchronous_mode != SynchronousMode::Off && s.leader.is_some() && s.leader == leader
     });
-    let members: Vec<Value> = view
-        .members
+    let members: Vec<Value> = records
         .iter()
         .map(|(name, m)| {
             let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));

@@ -1,19 +1,15 @@
-//! The HA policy `vigil_agent::ha::decide`, through the crate's public API: one example per behaviour
+//! The HA policy [`vigil_policy::decide`], through the crate's public API: one example per behaviour
 //! (grouped as the branches of `decide`), then properties over random observations.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
-use vigil_agent::config::SynchronousMode;
-use vigil_agent::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Upstream};
-use vigil_agent::ha::{
-    decide, sync_health, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy,
-    Switchover, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS,
+use vigil_policy::{
+    decide, sync_health, Action, ClusterView, DataState, DbState, Decision, FencingToken, Initialize,
+    LeaseHold, MemberName, MemberView, Observation, PeerView, Policy, Position, ReplicaLink, Role,
+    Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Upstream, FOLLOW_ATTEMPTS,
 };
-use vigil_agent::member::MemberRecord;
-use vigil_dcs::{FencingToken, MemberName};
 
 // ---------------------------------------------------------------------------------------------------------
 // Builders: a healthy three-member cluster seen from the member `me`, which runs as a streaming-free replica
@@ -76,23 +72,18 @@ fn primary(pos: u64) -> DbState {
 }
 
 /// The record member `member` publishes: its database listens on `<member>.db:5432`.
-fn record(member: &str) -> MemberRecord {
-    MemberRecord {
-        conn_url: format!("postgres://{member}.db:5432/postgres"),
-        api_url: format!("http://{member}.db:8008/patroni"),
+fn record(member: &str) -> MemberView {
+    MemberView {
         state: "running".into(),
         role: "replica".into(),
+        position: None,
+        timeline: Some(1),
         host: format!("{member}.db"),
         port: 5432,
-        xlog_location: None,
-        replay_lsn: None,
-        timeline: Some(1),
-        replication_state: None,
-        reason: None,
-        tags: BTreeMap::new(),
+        can_fail_over: true,
+        nosync: false,
+        sync_priority: 1,
         sync_state: None,
-        pending_restart: false,
-        pending_restart_reason: BTreeMap::new(),
     }
 }
 
@@ -1374,9 +1365,9 @@ fn scheduled(at: &str, now: &str) -> Observation {
     o.db = primary(5000);
     holding_lease(&mut o, 7);
     request(&mut o, Some("me"), Some("node2"));
-    let at = vigil_api::Schedule::parse(at).expect("at");
+    let at = vigil_policy::Schedule::parse(at).expect("at");
     store(&mut o).switchover.as_mut().expect("request").scheduled_at = Some(at);
-    o.wall_clock = vigil_api::Schedule::parse(now).expect("now").at();
+    o.wall_clock = vigil_policy::Schedule::parse(now).expect("now").at();
     o
 }
 
@@ -1407,7 +1398,7 @@ fn a_scheduled_switchover_found_long_past_its_time_is_dropped() {
 #[test]
 fn a_switchover_to_a_lagging_candidate_is_dropped_when_due() {
     let mut o = scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:00Z");
-    store(&mut o).members.get_mut(&name("node2")).expect("node2").xlog_location = Some(Position(0));
+    store(&mut o).members.get_mut(&name("node2")).expect("node2").position = Some(Position(0));
     o.db = primary(5000 + (1 << 20));
     let d = decide(&o);
     assert_eq!(d.actions, vec![Action::RenewLease, Action::ClearSwitchover]);
@@ -1418,7 +1409,7 @@ fn a_switchover_to_a_lagging_candidate_is_dropped_when_due() {
 fn replicas_ignore_a_scheduled_switchover_until_it_is_due() {
     let mut o = obs();
     request(&mut o, Some("node2"), Some("node3"));
-    let at = vigil_api::Schedule::parse("2030-01-01T11:00:00Z").expect("at");
+    let at = vigil_policy::Schedule::parse("2030-01-01T11:00:00Z").expect("at");
     store(&mut o).switchover.as_mut().expect("request").scheduled_at = Some(at);
     o.wall_clock = at.at() - Duration::from_secs(60);
     assert_eq!(actions(&o), vec![Action::AcquireLease], "the old primary is gone: the usual race");
@@ -1579,14 +1570,14 @@ fn a_lost_sync_standby_leaves_the_sync_key_before_the_rule() {
 #[test]
 fn nosync_stopping_and_zero_priority_members_are_never_chosen_and_priority_wins_over_lag() {
     let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
-    store(&mut o).members.get_mut(&name("node3")).unwrap().tags.insert("nosync".into(), true.into());
+    store(&mut o).members.get_mut(&name("node3")).unwrap().nosync = true;
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
     store(&mut o).members.get_mut(&name("node2")).unwrap().state = "stopping".into();
     assert_eq!(sync_action(&o), None, "nobody qualifies, not strict: stays asynchronous");
     let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
-    store(&mut o).members.get_mut(&name("node2")).unwrap().tags.insert("sync_priority".into(), 5.into());
+    store(&mut o).members.get_mut(&name("node2")).unwrap().sync_priority = 5;
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
-    store(&mut o).members.get_mut(&name("node2")).unwrap().tags.insert("sync_priority".into(), 0.into());
+    store(&mut o).members.get_mut(&name("node2")).unwrap().sync_priority = 0;
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node3"]))));
 }
 

@@ -6,10 +6,10 @@
 //! from the rule after. So every standby `sync` names holds every acknowledged commit, and a replica that
 //! takes over after a failure is one of them (or provably as far as one of them).
 
-use super::observation::{ClusterView, Observation, PeerView, SyncState};
-use crate::config::SynchronousMode;
-use crate::db::{DbState, Position, Role, SyncRule};
-use vigil_dcs::MemberName;
+use crate::observation::{ClusterView, Observation, PeerView, SyncState};
+use crate::MemberName;
+use crate::SynchronousMode;
+use crate::{DbState, Position, Role, SyncRule};
 
 /// How the primary's commits are replicated right now, for the status, the list and the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,10 +144,8 @@ fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
             .filter(|link| link.streaming && link.name != o.me.as_str())
             .filter_map(|link| {
                 let (_, record) = cluster.members.iter().find(|(name, _)| name.as_str() == link.name)?;
-                let nosync = record.tags.get("nosync").and_then(|v| v.as_bool()).unwrap_or(false);
-                let priority = record.tags.get("sync_priority").and_then(|v| v.as_i64()).unwrap_or(1);
-                let usable = record.state == "running" && !nosync && priority > 0;
-                usable.then(|| (link.name.clone(), priority, link.flushed.unwrap_or_default()))
+                let usable = record.is_running() && !record.nosync && record.sync_priority > 0;
+                usable.then(|| (link.name.clone(), record.sync_priority, link.flushed.unwrap_or_default()))
             })
             .collect();
     found.sort_by(|a, b| (b.1, named(&b.0), b.2).cmp(&(a.1, named(&a.0), a.2)).then(a.0.cmp(&b.0)));

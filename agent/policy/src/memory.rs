@@ -2,8 +2,8 @@
 //! [`Memory::observed`], with each observation of the database, and [`Memory::job_reported`], with each
 //! outcome a database job reports when it ends (jobs share no state with the loop).
 
-use super::observation::LeaseHold;
-use crate::db::{DbState, Position, Role, SyncRule};
+use crate::observation::LeaseHold;
+use crate::{DbState, Position, Role, SyncRule};
 use std::time::Instant;
 
 /// Something a database job did that the policy must remember.
@@ -22,7 +22,7 @@ pub enum JobEvent {
     Promoted,
 }
 
-/// The policy's memory (see [`super::Observation`] for what each item means to it).
+/// The policy's memory (see [`crate::Observation`] for what each item means to it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Memory {
     /// Since when this member, holding the lease, has seen its primary not running.
@@ -61,7 +61,7 @@ impl Memory {
     }
 
     /// The primary's position when the synchronous replication rule in force was first seen applied;
-    /// `None` in the cycle it is first seen (see [`super::Observation::sync_applied_at`]).
+    /// `None` in the cycle it is first seen (see [`crate::Observation::sync_applied_at`]).
     pub fn sync_applied_at(&self) -> Option<Position> {
         self.sync_seen.as_ref().filter(|seen| !seen.first).and_then(|seen| seen.at)
     }
@@ -106,9 +106,9 @@ fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::DataState;
+    use crate::DataState;
+    use crate::FencingToken;
     use std::time::Duration;
-    use vigil_dcs::FencingToken;
 
     fn data() -> DataState {
         DataState::Present { system_id: "1".into(), was_primary: false }

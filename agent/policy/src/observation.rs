@@ -1,12 +1,11 @@
-//! What the agent knows at the start of one HA cycle: the input of [`super::decide`].
+//! What the agent knows at the start of one HA cycle: the input of [`crate::decide()`].
 
-use crate::config::SynchronousMode;
-use crate::db::{DbState, Position, Role};
-use crate::member::MemberRecord;
+use crate::MemberView;
+use crate::{DbState, Position, Role};
+use crate::{FencingToken, MemberName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
-use vigil_dcs::{FencingToken, MemberName};
 
 /// Everything one decision is made from. Built by the loop from its own I/O; `decide` reads nothing else.
 #[derive(Debug, Clone)]
@@ -76,7 +75,7 @@ pub struct ClusterView {
     /// The lease holder and its token, if the lease is held.
     pub leader: Option<(MemberName, FencingToken)>,
     /// The members' published records (expired ones are gone).
-    pub members: BTreeMap<MemberName, MemberRecord>,
+    pub members: BTreeMap<MemberName, MemberView>,
     /// The primary's last published position (`status`).
     pub optime: Option<Position>,
     /// A requested switchover or failover (the `failover` key).
@@ -96,7 +95,7 @@ pub struct Switchover {
     pub candidate: Option<MemberName>,
     /// When to switch over; `None`: now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scheduled_at: Option<vigil_api::Schedule>,
+    pub scheduled_at: Option<crate::Schedule>,
     /// A manual failover the operator allowed to lose acknowledged commits: the candidate takes over even
     /// when it cannot prove it holds them (synchronous mode) or lags beyond `maximum_lag_on_failover`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -172,6 +171,17 @@ pub struct SyncState {
     /// `quorum` mode: how many of the voters confirm each commit (`ANY k`); absent in `on` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+}
+
+/// `synchronous_mode`: how the primary's commits are replicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynchronousMode {
+    /// Asynchronous replication.
+    Off,
+    /// One or more named synchronous standbys.
+    On,
+    /// Quorum commit (`ANY n (...)`).
+    Quorum,
 }
 
 /// The synchronous replication settings (dynamic configuration).

@@ -5,13 +5,13 @@
 //! a valid lease is fenced), bootstrap, the data directory, then the lease (held by me, by another, by
 //! nobody).
 
-use super::candidate::within_maximum_lag;
-use super::observation::SyncState;
-use super::observation::{ClusterView, Initialize, LeaseHold, Observation, Switchover};
-use super::sync::{self, SyncChange};
-use crate::config::SynchronousMode;
-use crate::db::{DataState, DbState, Position, Role, SyncRule, Upstream};
-use vigil_dcs::MemberName;
+use crate::candidate::within_maximum_lag;
+use crate::observation::SyncState;
+use crate::observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Switchover};
+use crate::sync::{self, SyncChange};
+use crate::MemberName;
+use crate::SynchronousMode;
+use crate::{DataState, DbState, Position, Role, SyncRule, Upstream};
 
 /// Something the loop does to the store or the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,11 +437,11 @@ fn available_candidate(
     request: &Switchover,
 ) -> Result<String, String> {
     let check = |name: &MemberName| -> Result<(), String> {
-        let member = cluster.members.get(name).filter(|m| m.state == "running" && m.role == "replica");
+        let member = cluster.members.get(name).filter(|m| m.is_running_replica());
         let Some(member) = member.filter(|_| *name != o.me) else {
             return Err(format!("candidate {name} is not a running replica"));
         };
-        match (o.db.position, member.xlog_location) {
+        match (o.db.position, member.position) {
             (Some(primary), Some(position)) => {
                 within_maximum_lag(position, primary, o.policy.maximum_lag_on_failover)
                     .map_err(|why| format!("candidate {name} is {why}"))
@@ -559,7 +559,7 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         }
         Some(request) => match &request.candidate {
             Some(candidate) if *candidate == o.me => true,
-            Some(candidate) if cluster.members.get(candidate).is_some_and(|m| m.state == "running") => {
+            Some(candidate) if cluster.members.get(candidate).is_some_and(|m| m.is_running()) => {
                 return Decision::wait(format!(
                     "no primary: switchover or failover to {candidate} in progress"
                 ));
@@ -608,7 +608,7 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
 }
 
 /// Further ahead; or as far, with a higher `failover_priority`; or both equal and a smaller name.
-fn peer_is_healthier(o: &Observation, mine: Position, peer: &super::observation::PeerView) -> bool {
+fn peer_is_healthier(o: &Observation, mine: Position, peer: &PeerView) -> bool {
     let theirs = peer.position.unwrap_or_default();
     (theirs, peer.failover_priority, std::cmp::Reverse(&peer.name))
         > (mine, o.policy.failover_priority, std::cmp::Reverse(&o.me))
