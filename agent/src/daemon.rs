@@ -94,6 +94,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: config.postgresql.parameters.clone(),
+        use_pg_rewind: config.postgresql.use_pg_rewind,
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),

@@ -148,6 +148,7 @@ fn identity(dynamic: &DynamicConfig) -> Identity {
         failover_priority: 1,
         bootstrap_dcs: dynamic.clone(),
         parameters: BTreeMap::new(),
+        use_pg_rewind: None,
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,
