@@ -344,6 +344,9 @@ impl<D: Database> Agent<D> {
         if let Err(e) = self.db.set_upstream_timeout(dynamic.ttl).await {
             tracing::warn!(error = %e, "replication timeouts not reloaded; kept for the next configuration written");
         }
+        if let Err(e) = self.db.set_use_slots(dynamic.postgresql.use_slots).await {
+            tracing::warn!(error = %e, "replication slot use not changed; trying again next cycle");
+        }
         let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
         if self.parameters.as_ref() == Some(&wanted) {
             return;

@@ -268,6 +268,10 @@ impl Database for Postgres {
         self.set_upstream_timeout_now(timeout).await
     }
 
+    async fn set_use_slots(&self, use_slots: bool) -> Result<(), DbError> {
+        self.set_use_slots_now(use_slots).await
+    }
+
     fn die_with_agent(&self, armed: bool) {
         if let Some(lifeline) = self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             lifeline.arm(armed);

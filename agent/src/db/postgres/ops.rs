@@ -69,21 +69,32 @@ impl Postgres {
         let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
         let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
         args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
+        self.basebackup(&action, up, &args).await?;
+        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
+        self.configure(Conf::Standby(Some(up.clone()))).await
+    }
+
+    /// Runs pg_basebackup with `args`, through this member's slot on `up` unless slots are off or `up` has
+    /// none yet.
+    async fn basebackup(&self, action: &str, up: &Upstream, args: &[OsString]) -> Result<(), DbError> {
+        if self.runtime().without_slots {
+            self.tools.run(action, "pg_basebackup", args).await?;
+            return Ok(());
+        }
         let slot = render::slot_name(&self.settings.name);
         let with_slot: Vec<OsString> =
             args.iter().cloned().chain(["-S".into(), slot.clone().into()]).collect();
-        match self.tools.run(&action, "pg_basebackup", &with_slot).await {
+        match self.tools.run(action, "pg_basebackup", &with_slot).await {
             Err(e) if e.detail.contains("replication slot") && e.detail.contains("does not exist") => {
                 tracing::info!(member = %self.settings.name, upstream = %up.name, slot, "no slot upstream yet, cloning without");
                 self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await?;
-                self.tools.run(&action, "pg_basebackup", &args).await?;
+                self.tools.run(action, "pg_basebackup", args).await?;
             }
             other => {
                 other?;
             }
         }
-        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
-        self.configure(Conf::Standby(Some(up.clone()))).await
+        Ok(())
     }
 
     pub(super) async fn rewind_now(&self, up: &Upstream) -> Result<(), DbError> {
@@ -284,6 +295,17 @@ impl Postgres {
         let applied = self.rewrite_and_reload("set parameters", |r| r.parameters = wanted.clone()).await?;
         let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
         tracing::info!(member = %self.settings.name, ?changed, when, "server parameters changed");
+        Ok(())
+    }
+
+    /// Streams and clones with or without a slot (see [`crate::db::Database::set_use_slots`]).
+    pub(super) async fn set_use_slots_now(&self, use_slots: bool) -> Result<(), DbError> {
+        if self.runtime().without_slots != use_slots {
+            return Ok(());
+        }
+        let applied = self.rewrite_and_reload("set use_slots", |r| r.without_slots = !use_slots).await?;
+        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
+        tracing::info!(member = %self.settings.name, use_slots, when, "replication slot use changed");
         Ok(())
     }
 

@@ -122,6 +122,8 @@ pub(crate) struct Runtime {
     /// How long a replica may hear nothing from its upstream and still count as streaming (the lease
     /// ttl); the replication timeouts follow from it (see [`liveness`]).
     pub upstream_timeout: Duration,
+    /// Replicas stream, and clones copy, without a replication slot (`postgresql.use_slots: false`).
+    pub without_slots: bool,
 }
 
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
@@ -225,7 +227,9 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         set("recovery_target_timeline", "latest");
         if let Some(up) = upstream {
             set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
-            set("primary_slot_name", &slot_name(&s.name));
+            if !runtime.without_slots {
+                set("primary_slot_name", &slot_name(&s.name));
+            }
         }
     }
     out
@@ -369,6 +373,13 @@ mod tests {
         assert!(
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
+        );
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
+        let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
+        let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
+        assert!(
+            slotless.contains("primary_conninfo") && !slotless.contains("primary_slot_name"),
+            "{slotless}"
         );
         let runtime = Runtime::starting(&s);
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
