@@ -1,7 +1,7 @@
 //! The bodies of the [`Database`](crate::db::Database) operations for [`Postgres`].
 
 use super::render::{self, Conf, Runtime};
-use super::sql::{self, Session};
+use super::sql::{self, RoleKind, Session};
 use super::{
     conninfo, controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings,
 };
@@ -47,12 +47,15 @@ impl Postgres {
         initdb?;
         self.configure(Conf::Primary).await?;
         self.start().await?;
-        if self.settings.replication.username != self.settings.superuser.username {
+        let s = &self.settings;
+        let roles = [(Some(&s.replication), RoleKind::Replication), (s.rewind.as_ref(), RoleKind::Rewind)];
+        let roles = roles.into_iter().filter_map(|(role, kind)| Some((role?, kind)));
+        for (role, kind) in roles.filter(|(role, _)| role.username != s.superuser.username) {
             let session =
                 self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("connect", e))?;
-            sql::ensure_replication_role(&session.client, &self.settings.replication)
+            sql::ensure_role(&session.client, role, kind)
                 .await
-                .map_err(|e| DbError::new("create replication role", e))?;
+                .map_err(|e| DbError::new(format!("create {kind:?} role"), e))?;
         }
         Ok(())
     }
@@ -120,7 +123,10 @@ impl Postgres {
         self.blocking("prepare rewind", |s| files::remove_standby_signal(&s.data_dir)).await?;
         let mut target = OsString::from("--target-pgdata=");
         target.push(data);
-        let args = [target, format!("--source-server={source}").into()];
+        // pg_rewind itself connects as the rewind role when there is one (the checkpoint needs the superuser)
+        let rewinder = s.rewind.as_ref().unwrap_or(&s.superuser);
+        let rewind_source = conninfo::to_member(up, rewinder, &s.pgpass, &options);
+        let args = [target, format!("--source-server={rewind_source}").into()];
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await

@@ -277,8 +277,9 @@ pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
 
 /// The password file: the superuser's and the replication user's passwords, for any host.
 pub(crate) fn pgpass(s: &PostgresSettings) -> String {
-    [&s.superuser, &s.replication]
-        .iter()
+    [Some(&s.superuser), Some(&s.replication), s.rewind.as_ref()]
+        .into_iter()
+        .flatten()
         .map(|c| format!("*:*:*:{}:{}\n", pgpass_escape(&c.username), pgpass_escape(c.password.expose())))
         .collect()
 }
@@ -332,6 +333,7 @@ mod tests {
                 password: "it's".into(),
                 peer_options: PeerOptions(vec![("sslmode", "verify-full".into())]),
             },
+            rewind: None,
             parameters: [("port", "1"), ("work_mem", "8MB"), ("max_wal_senders", "5"), ("bad name", "x")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -454,6 +456,10 @@ mod tests {
         assert!(hba.contains("\nlocal all \"postgres\" scram-sha-256\n"));
         assert!(hba.ends_with("\nhost replication rep 10.0.0.0/8 scram-sha-256\n"));
         assert_eq!(pgpass(&s), "*:*:*:postgres:s\\:e\\\\c\n*:*:*:rep:it's\n");
+        let rewind =
+            Credentials { username: "rw".into(), password: "p".into(), peer_options: PeerOptions::default() };
+        let s = PostgresSettings { rewind: Some(rewind), ..s };
+        assert!(pgpass(&s).ends_with("*:*:*:rep:it's\n*:*:*:rw:p\n"));
     }
 
     #[test]
