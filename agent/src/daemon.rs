@@ -27,6 +27,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
 
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
+    dcs_config.namespace = config.namespace.clone();
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
     dcs_config.op_timeout = dynamic.retry_timeout;
     dcs_config.security = config.raft_security();

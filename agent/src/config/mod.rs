@@ -86,7 +86,7 @@ pub struct Config {
 }
 
 fn default_namespace() -> String {
-    "/service/".to_string()
+    vigil_dcs::DEFAULT_NAMESPACE.to_string()
 }
 
 /// The process environment, for [`Config::load`].
