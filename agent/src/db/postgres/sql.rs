@@ -371,7 +371,7 @@ async fn create_or_alter_role(
         .is_some();
     let verb = if exists { "ALTER" } else { "CREATE" };
     let template = format!("{verb} ROLE %I WITH {attributes} PASSWORD %L");
-    let statement = server_format(client, &template, &[&role.username, &role.password.expose()]).await?;
+    let statement = server_format(client, &template, &[&role.username, role.password.expose()]).await?;
     client.batch_execute(&statement).await
 }
 
