@@ -27,6 +27,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
 
     let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
+    dcs_config.namespace = config.namespace.clone();
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
     dcs_config.op_timeout = dynamic.retry_timeout;
     dcs_config.security = config.raft_security();
@@ -94,6 +95,7 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: config.postgresql.parameters.clone(),
+        use_pg_rewind: config.postgresql.use_pg_rewind,
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),

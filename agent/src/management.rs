@@ -80,9 +80,6 @@ impl AgentManagement {
         match self.dcs.put(&Key::Config, normalized.clone(), condition, None).await {
             Ok(version) => {
                 tracing::info!(%version, replace, "dynamic configuration changed");
-                for unused in crate::config::unused_dynamic_keys(&parsed, "") {
-                    tracing::warn!(key = %unused.key, "{unused}");
-                }
                 Ok(normalized)
             }
             Err(DcsError::Conflict { .. }) => {

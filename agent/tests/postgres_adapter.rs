@@ -83,11 +83,18 @@ impl Lab {
                 password: "rep:se\\cret".into(),
                 peer_options: Default::default(),
             },
+            // pg_rewind connects as its own role, which the bootstrap creates with the grants it needs
+            rewind: Some(Credentials {
+                username: "rewinder".into(),
+                password: "rew-pass".into(),
+                peer_options: Default::default(),
+            }),
             parameters,
             pg_hba: vec![
                 "local all all peer".into(),
                 "host all postgres 127.0.0.1/32 scram-sha-256".into(),
                 "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
+                "host postgres rewinder 127.0.0.1/32 scram-sha-256".into(),
             ],
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
@@ -267,7 +274,10 @@ async fn bootstrap_clone_failover_rewind() {
     a.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
 
-    // A is rewound to B's history (crash recovery by pg_rewind itself) and streams from B.
+    // A is rewound to B's history (crash recovery by pg_rewind itself, connected to B as the rewind role,
+    // no superuser) and streams from B.
+    let rewinder = "SELECT rolsuper::text FROM pg_roles WHERE rolname = 'rewinder'";
+    wait_rows(sb.port, rewinder, &["false"]).await;
     a.rewind_from(&up_b).await.unwrap();
     assert_eq!(a.observe().await.data, present(&system_id, false));
     a.follow(Some(&up_b)).await.unwrap();

@@ -10,6 +10,9 @@ pub struct DcsConfig {
     pub node_id: crate::NodeId,
     /// The cluster's name (Patroni's `scope`); RPCs from another scope are refused.
     pub scope: String,
+    /// Patroni's `namespace` (normalized, e.g. `/service/`): RPCs from another namespace are refused, so
+    /// that clusters of the same scope in different namespaces never form one group.
+    pub namespace: String,
     /// Where the Raft log, vote and snapshots live (`raft.data_dir`).
     pub data_dir: PathBuf,
     /// Raft heartbeat and election timing.
@@ -53,6 +56,7 @@ impl DcsConfig {
         DcsConfig {
             node_id,
             scope: scope.into(),
+            namespace: crate::DEFAULT_NAMESPACE.to_owned(),
             data_dir: data_dir.into(),
             timing: RaftTiming::default(),
             op_timeout: Duration::from_secs(1),

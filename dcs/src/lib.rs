@@ -32,3 +32,6 @@ pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatu
 pub use record::{ExpiryTarget, Key, Lease, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
 pub use vigil_fencing::{FencingToken, InvalidMemberName, MemberName};
+
+/// Patroni's default `namespace`, the one of nodes that send none.
+pub const DEFAULT_NAMESPACE: &str = "/service/";

@@ -153,9 +153,10 @@ impl Observation {
         }
     }
 
-    /// The other members' names, for replication slots.
-    fn other_members(&self, cluster: &ClusterView) -> Vec<String> {
-        cluster.members.keys().filter(|m| **m != self.me).map(|m| m.to_string()).collect()
+    /// The members the primary keeps replication slots for: the others, unless `use_slots` is off.
+    fn slot_members(&self, cluster: &ClusterView) -> Vec<String> {
+        let others = cluster.members.keys().filter(|m| **m != self.me && self.policy.use_slots);
+        others.map(|m| m.to_string()).collect()
     }
 }
 
@@ -305,7 +306,7 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
 
 /// Leading with no switchover to carry out.
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
-    let slots = Action::SyncSlots(o.other_members(cluster));
+    let slots = Action::SyncSlots(o.slot_members(cluster));
     match (o.db.running, o.db.role) {
         (_, role) if o.promotion_refused && role != Some(Role::Primary) => Decision::act(
             vec![Action::ReleaseLease],
@@ -573,6 +574,10 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     };
     // The operator's `failover --allow-data-loss` to this member overrides the data-loss guards below.
     let data_loss_allowed = chosen && due_switchover(o, cluster).is_some_and(|r| r.allow_data_loss);
+    // As in Patroni, a switchover or failover naming this member does not look at timelines.
+    if let Some(why) = behind_cluster_timeline(o, cluster).filter(|_| !chosen) {
+        return Decision::wait(format!("not taking over: {why}"));
+    }
     if let Some(optime) = cluster.optime.filter(|_| !data_loss_allowed) {
         if let Err(why) = within_maximum_lag(mine, optime, o.policy.maximum_lag_on_failover) {
             return Decision::wait(format!("not taking over: {why}"));
@@ -605,6 +610,21 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
         }
     }
     Decision::act(vec![Action::AcquireLease], format!("no primary: racing for the lease at position {mine}"))
+}
+
+/// With `check_timeline`, as in Patroni: why this member may not take over for its timeline, unknown or
+/// earlier than the cluster's.
+fn behind_cluster_timeline(o: &Observation, cluster: &ClusterView) -> Option<String> {
+    if !o.policy.check_timeline {
+        return None;
+    }
+    match (o.db.timeline, cluster.timeline) {
+        (None, _) => Some("my timeline is unknown (check_timeline)".to_owned()),
+        (Some(mine), Some(theirs)) if mine < theirs => {
+            Some(format!("my timeline {mine} is behind the cluster's timeline {theirs} (check_timeline)"))
+        }
+        _ => None,
+    }
 }
 
 /// Further ahead; or as far, with a higher `failover_priority`; or both equal and a smaller name.

@@ -59,6 +59,10 @@ pub struct Policy {
     pub primary_start_timeout: Duration,
     /// Rewind a diverged former primary (else it is re-cloned).
     pub use_pg_rewind: bool,
+    /// The primary keeps a replication slot for every other member (`postgresql.use_slots`).
+    pub use_slots: bool,
+    /// A replica on an earlier or unknown timeline than the cluster's stays out of the leader race.
+    pub check_timeline: bool,
     /// Maintenance mode: no automatic actions on the database.
     pub pause: bool,
     /// The cycle's period: a scheduled switchover more than 1.5 times this late is dropped as stale.
@@ -82,6 +86,8 @@ pub struct ClusterView {
     pub switchover: Option<Switchover>,
     /// Who holds every acknowledged commit (the `sync` key).
     pub sync: Option<SyncState>,
+    /// The cluster's timeline: the one its last promotion reached (`history`); `None` before any.
+    pub timeline: Option<u64>,
 }
 
 /// The `failover` key: a switchover (from `leader`) or a manual failover, to `candidate` if named.

@@ -102,6 +102,7 @@ fn cluster() -> ClusterView {
         optime: None,
         switchover: None,
         sync: None,
+        timeline: None,
     }
 }
 
@@ -112,6 +113,8 @@ fn policy() -> Policy {
         maximum_lag_on_failover: 1 << 20,
         primary_start_timeout: Duration::from_secs(300),
         use_pg_rewind: true,
+        use_slots: true,
+        check_timeline: false,
         pause: false,
         loop_wait: Duration::from_secs(1),
         sync: SyncPolicy::default(),
@@ -512,6 +515,18 @@ fn leader_with_an_unknown_position_publishes_no_optime() {
 }
 
 #[test]
+fn without_use_slots_the_leader_keeps_no_slots() {
+    let mut o = obs();
+    o.db = primary(5000);
+    o.policy.use_slots = false;
+    holding_lease(&mut o, 7);
+    assert_eq!(
+        actions(&o),
+        vec![Action::RenewLease, Action::PublishOptime(Position(5000)), Action::SyncSlots(Vec::new())]
+    );
+}
+
+#[test]
 fn running_replica_with_a_valid_lease_makes_the_others_slots_then_is_promoted() {
     // Slots made in recovery hold the WAL the others need to follow across the new timeline's start.
     let mut o = obs();
@@ -821,6 +836,43 @@ fn member_lagging_exactly_maximum_lag_on_failover_races() {
 }
 
 #[test]
+fn with_check_timeline_a_member_behind_the_cluster_timeline_does_not_race() {
+    let mut o = obs();
+    o.policy.check_timeline = true;
+    store(&mut o).timeline = Some(2);
+    let reason = waits(&o);
+    assert!(reason.contains("timeline 1 is behind the cluster's timeline 2"), "{reason}");
+    o.policy.check_timeline = false;
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "without check_timeline timelines are not compared");
+}
+
+#[test]
+fn with_check_timeline_a_member_on_the_cluster_timeline_or_before_any_promotion_races() {
+    let mut o = obs();
+    o.policy.check_timeline = true;
+    assert_eq!(actions(&o), vec![Action::AcquireLease], "no promotion recorded yet");
+    store(&mut o).timeline = Some(1);
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+}
+
+#[test]
+fn with_check_timeline_a_member_with_an_unknown_timeline_does_not_race() {
+    let mut o = obs();
+    o.policy.check_timeline = true;
+    o.db.timeline = None;
+    assert!(waits(&o).contains("my timeline is unknown"));
+}
+
+#[test]
+fn a_failover_naming_me_does_not_look_at_timelines() {
+    let mut o = obs();
+    o.policy.check_timeline = true;
+    store(&mut o).timeline = Some(2);
+    request(&mut o, Some("node2"), Some("me"));
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+}
+
+#[test]
 fn member_whose_wal_receiver_still_streams_does_not_race() {
     let mut o = obs();
     o.db.streaming = true;
@@ -1043,6 +1095,7 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
                 ..Switchover::default()
             }),
             sync,
+            timeline: None,
         })
 }
 
@@ -1128,6 +1181,8 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 maximum_lag_on_failover,
                 primary_start_timeout: Duration::from_secs(timeout),
                 use_pg_rewind,
+                use_slots: true,
+                check_timeline: false,
                 pause,
                 loop_wait: Duration::from_secs(1),
                 sync,

@@ -86,8 +86,8 @@ pub struct DynamicConfig {
     /// Maintenance mode: no automatic actions.
     #[serde(default)]
     pub pause: bool,
-    /// Patroni's: compare timelines as well as positions in the leader race. Accepted, not acted on yet
-    /// (see [`super::unused_dynamic_keys`]).
+    /// A replica on an earlier timeline than the cluster's (the last promotion's, from `history`), or on
+    /// an unknown one, stays out of the leader race.
     #[serde(default)]
     pub check_timeline: bool,
     /// PostgreSQL settings shared by the cluster.
@@ -102,8 +102,8 @@ pub struct DynamicPostgresql {
     /// Use pg_rewind to rejoin a diverged former primary.
     #[serde(default)]
     pub use_pg_rewind: bool,
-    /// Keep a replication slot per member on the primary. Only `true` is acted on yet: `false` is
-    /// accepted with a warning (see [`super::unused_dynamic_keys`]).
+    /// Keep a replication slot per member on the primary, and stream and clone through it; `false`: the
+    /// primary drops the slots it made, replicas stream and clone without one.
     #[serde(default = "d::yes")]
     pub use_slots: bool,
     /// Server parameters for every member (values rendered as strings); never those that run commands or
@@ -170,6 +170,12 @@ impl Default for DynamicConfig {
 }
 
 impl DynamicConfig {
+    /// Whether a member rewinds diverged data: its own file's `postgresql.use_pg_rewind` (`local`) when
+    /// set, as in Patroni, else this configuration's.
+    pub fn use_pg_rewind(&self, local: Option<bool>) -> bool {
+        local.unwrap_or(self.postgresql.use_pg_rewind)
+    }
+
     /// The lease timing these settings give.
     pub fn lease_timing(&self) -> LeaseTiming {
         LeaseTiming {

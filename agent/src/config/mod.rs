@@ -42,7 +42,7 @@ pub use sections::{
     VerifyClient, WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
-pub use unused::{unused_dynamic_keys, unused_keys, warn_unused_keys, UnusedKey};
+pub use unused::{unused_keys, warn_unused_keys, UnusedKey};
 
 use crate::os_user::OsUser;
 use serde::Deserialize;
@@ -86,7 +86,7 @@ pub struct Config {
 }
 
 fn default_namespace() -> String {
-    "/service/".to_string()
+    vigil_dcs::DEFAULT_NAMESPACE.to_string()
 }
 
 /// The process environment, for [`Config::load`].

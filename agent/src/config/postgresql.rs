@@ -36,8 +36,8 @@ pub struct PostgresqlConfig {
     /// pg_hba.conf lines; when left out, `bootstrap.pg_hba`.
     #[serde(default)]
     pub pg_hba: Option<Vec<String>>,
-    /// Patroni's per-member `use_pg_rewind`: accepted, not acted on yet (the dynamic configuration's
-    /// `postgresql.use_pg_rewind` decides; see [`super::unused_keys`]).
+    /// This member's `use_pg_rewind`, over the dynamic configuration's (see
+    /// [`super::DynamicConfig::use_pg_rewind`]).
     #[serde(default)]
     pub use_pg_rewind: Option<bool>,
     /// Commands run on state changes.
@@ -62,12 +62,13 @@ fn basebackup() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authentication {
-    /// The superuser the agent connects as; pg_rewind and psql connect as it to the member they rewind
-    /// from.
+    /// The superuser the agent connects as; psql connects as it to the member it rewinds from (to check
+    /// for, and run, the checkpoint pg_rewind needs), and so does pg_rewind unless `rewind` is set.
     pub superuser: PgRole,
     /// The user replicas stream as (the WAL receiver and pg_basebackup).
     pub replication: PgRole,
-    /// Accepted for Patroni's files and checked, not used yet: pg_rewind connects as the superuser.
+    /// The role pg_rewind connects as, instead of the superuser: the bootstrap creates it with the
+    /// functions pg_rewind needs (PostgreSQL 11 and later).
     #[serde(default)]
     pub rewind: Option<PgRole>,
 }

@@ -184,6 +184,17 @@ fn defaults_apply_when_keys_are_left_out() {
 }
 
 #[test]
+fn a_members_own_use_pg_rewind_overrides_the_clusters() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path()).replace("  pgpass: ", "  use_pg_rewind: false\n  pgpass: ");
+    let c = Config::from_yaml_str(&text, &|_| None).unwrap();
+    assert!(c.bootstrap.dcs.postgresql.use_pg_rewind);
+    assert!(!c.bootstrap.dcs.use_pg_rewind(c.postgresql.use_pg_rewind));
+    let off = DynamicConfig::default();
+    assert!(off.use_pg_rewind(Some(true)) && !off.use_pg_rewind(None));
+}
+
+#[test]
 fn namespace_is_normalized_and_timings_read_in_any_unit() {
     let bin = fake_bin_dir();
     let text = example(bin.path()).replace("scope: demo", "scope: demo\nnamespace: vigil").replace(

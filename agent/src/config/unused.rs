@@ -1,9 +1,9 @@
-//! Keys Vigil accepts, so that Patroni's files run unchanged, but does not act on yet. They are never
-//! refused (Patroni's sample files carry `authentication.rewind`, `clonefrom`, `nostream`) and never
-//! silently ignored: [`unused_keys`] lists those a configuration sets, and [`warn_unused_keys`] logs one
-//! warning for each when the agent starts.
+//! Keys Vigil accepts, so that Patroni's files run unchanged, but does not act on yet: the tags
+//! `clonefrom`, `nostream` and `replicatefrom`. They are never refused (Patroni's sample files carry them)
+//! and never silently ignored: [`unused_keys`] lists those a configuration sets, and [`warn_unused_keys`]
+//! logs one warning for each when the agent starts.
 
-use super::{Config, DynamicConfig};
+use super::Config;
 
 /// A key that is set but has no effect yet, with what happens instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,22 +32,6 @@ pub fn unused_keys(config: &Config) -> Vec<UnusedKey> {
             unused.push(UnusedKey { key: key.to_owned(), instead });
         }
     };
-    add(
-        config.namespace != "/service/",
-        "namespace",
-        "each cluster (scope) has its own Raft group, whose keys carry no prefix",
-    );
-    let pg = &config.postgresql;
-    add(
-        pg.use_pg_rewind.is_some(),
-        "postgresql.use_pg_rewind",
-        "the cluster-wide postgresql.use_pg_rewind (bootstrap.dcs, then the stored configuration) decides",
-    );
-    add(
-        pg.authentication.rewind.is_some(),
-        "postgresql.authentication.rewind",
-        "pg_rewind connects as postgresql.authentication.superuser",
-    );
     let tags = &config.tags;
     add(tags.clonefrom, "tags.clonefrom", "replicas are cloned from the primary");
     add(tags.nostream, "tags.nostream", "this member streams WAL from the primary like any replica");
@@ -56,23 +40,6 @@ pub fn unused_keys(config: &Config) -> Vec<UnusedKey> {
         "tags.replicatefrom",
         "this member streams from the primary (no cascading replication); `vigil topology` still shows it under that member",
     );
-    unused.extend(unused_dynamic_keys(&config.bootstrap.dcs, "bootstrap.dcs"));
-    unused
-}
-
-/// The keys of a dynamic configuration (`bootstrap.dcs`, or the stored one with `prefix` empty) that are
-/// set and have no effect.
-pub fn unused_dynamic_keys(dynamic: &DynamicConfig, prefix: &str) -> Vec<UnusedKey> {
-    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
-    let mut unused = Vec::new();
-    if dynamic.check_timeline {
-        let instead = "the leader race compares positions and maximum_lag_on_failover, not timelines";
-        unused.push(UnusedKey { key: key("check_timeline"), instead });
-    }
-    if !dynamic.postgresql.use_slots {
-        let instead = "the primary keeps a physical replication slot for every other member";
-        unused.push(UnusedKey { key: key("postgresql.use_slots"), instead });
-    }
     unused
 }
 
@@ -102,6 +69,21 @@ mod tests {
     #[test]
     fn each_unused_key_a_patroni_file_sets_is_accepted_and_named() {
         let bin = fake_bin_dir();
+        let text = example(bin.path()).replace(
+            "tags: {nofailover: false, noloadbalance: false}",
+            "tags: {clonefrom: true, nostream: true, replicatefrom: node2}",
+        );
+        let config = Config::from_yaml_str(&text, &|_| None).expect("accepted");
+        assert_eq!(keys(&config), ["tags.clonefrom", "tags.nostream", "tags.replicatefrom"]);
+        let first = unused_keys(&config).remove(0).to_string();
+        assert!(
+            first.starts_with("tags.clonefrom is accepted for Patroni compatibility but has no effect yet: ")
+        );
+    }
+
+    #[test]
+    fn keys_vigil_acts_on_are_not_listed() {
+        let bin = fake_bin_dir();
         let text = example(bin.path())
             .replace("scope: demo", "scope: demo\nnamespace: /vigil/")
             .replace("      use_pg_rewind: true", "      use_pg_rewind: true\n      use_slots: false\n    check_timeline: true")
@@ -109,28 +91,8 @@ mod tests {
             .replace(
                 "    superuser: {username: postgres, password: su-pass}",
                 "    superuser: {username: postgres, password: su-pass}\n    rewind: {username: rewind_user, password: rw}",
-            )
-            .replace(
-                "tags: {nofailover: false, noloadbalance: false}",
-                "tags: {clonefrom: true, nostream: true, replicatefrom: node2}",
             );
         let config = Config::from_yaml_str(&text, &|_| None).expect("accepted");
-        assert_eq!(
-            keys(&config),
-            [
-                "namespace",
-                "postgresql.use_pg_rewind",
-                "postgresql.authentication.rewind",
-                "tags.clonefrom",
-                "tags.nostream",
-                "tags.replicatefrom",
-                "bootstrap.dcs.check_timeline",
-                "bootstrap.dcs.postgresql.use_slots",
-            ]
-        );
-        let first = unused_keys(&config).remove(0).to_string();
-        assert!(first.starts_with("namespace is accepted for Patroni compatibility but has no effect yet: "));
-        let stored = unused_dynamic_keys(&config.bootstrap.dcs, "");
-        assert_eq!(stored[0].key, "check_timeline");
+        assert_eq!(keys(&config), Vec::<String>::new());
     }
 }

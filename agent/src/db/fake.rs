@@ -306,6 +306,10 @@ impl Database for FakeServer {
         Ok(())
     }
 
+    async fn set_use_slots(&self, _: bool) -> Result<(), DbError> {
+        Ok(())
+    }
+
     fn die_with_agent(&self, _: bool) {}
 
     async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {

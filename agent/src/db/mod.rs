@@ -57,7 +57,8 @@ pub trait Database: Send + Sync + 'static {
     fn bootstrap(&self, token: Option<u64>) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Copies the database from `upstream` into the empty data directory (PostgreSQL: pg_basebackup using
-    /// this member's replication slot), configured to follow it; does not start it.
+    /// this member's replication slot, unless slots are off: see [`Database::set_use_slots`]), configured
+    /// to follow it; does not start it.
     fn clone_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Makes a stopped server that diverged (a former primary) a copy of `upstream`'s history
@@ -114,6 +115,11 @@ pub trait Database: Send + Sync + 'static {
     /// `wal_receiver_timeout`, `wal_sender_timeout`, TCP keepalives in `primary_conninfo`); applied at once
     /// where the server allows it, and kept for every later start. The timeout in force changes nothing.
     fn set_upstream_timeout(&self, timeout: Duration) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Sets whether a replica streams, and a clone copies, through the replication slot its upstream
+    /// keeps for this member (`true` at first); applied at once where the server allows it, and kept for
+    /// every later start. The setting in force changes nothing.
+    fn set_use_slots(&self, use_slots: bool) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Whether the server must stop when this agent dies (`true`, so that no primary outlives the agent
     /// that holds its lease) or may outlive it (`false`: in pause, to restart or upgrade the agent alone).

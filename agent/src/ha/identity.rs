@@ -27,6 +27,8 @@ pub struct Identity {
     pub bootstrap_dcs: DynamicConfig,
     /// This member's own server parameters (`postgresql.parameters`), over the dynamic configuration's.
     pub parameters: BTreeMap<String, String>,
+    /// This member's own `postgresql.use_pg_rewind`, over the dynamic configuration's.
+    pub use_pg_rewind: Option<bool>,
     /// The configuration file, re-read by `POST /reload`.
     pub config_path: Option<std::path::PathBuf>,
     /// How to call the peers' REST API (HTTPS settings; plain HTTP needs none).

@@ -58,6 +58,7 @@ async fn start(dcs: &Arc<DcsNode>, servers: &FakeCluster, name: &str) -> Running
         failover_priority: 1,
         bootstrap_dcs: timing(),
         parameters: BTreeMap::new(),
+        use_pg_rewind: None,
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,

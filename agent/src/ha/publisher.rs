@@ -227,6 +227,7 @@ mod tests {
             failover_priority: 1,
             bootstrap_dcs: DynamicConfig::default(),
             parameters: BTreeMap::new(),
+            use_pg_rewind: None,
             config_path: None,
             api_client_tls: Default::default(),
             api_read_auth: None,

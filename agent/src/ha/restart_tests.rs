@@ -78,6 +78,10 @@ impl Database for SlowPrimary {
     async fn set_upstream_timeout(&self, _: Duration) -> Result<(), DbError> {
         Ok(())
     }
+
+    async fn set_use_slots(&self, _: bool) -> Result<(), DbError> {
+        Ok(())
+    }
     fn die_with_agent(&self, _: bool) {}
 
     async fn check_parameters(&self, _: &BTreeMap<String, String>) -> Result<(), String> {
@@ -148,6 +152,7 @@ fn identity(dynamic: &DynamicConfig) -> Identity {
         failover_priority: 1,
         bootstrap_dcs: dynamic.clone(),
         parameters: BTreeMap::new(),
+        use_pg_rewind: None,
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,

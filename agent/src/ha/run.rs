@@ -325,13 +325,13 @@ impl<D: Database> Agent<D> {
         self.me.config_path.as_deref()
     }
 
-    /// Takes the tags (and what follows from them) from a reloaded configuration.
-    /// Takes the tags and the server parameters of a configuration file read again.
+    /// Takes the tags, the server parameters and `use_pg_rewind` of a configuration file read again.
     pub(super) fn apply_reloaded(&mut self, config: &crate::config::Config) {
         self.me.tags = super::identity_tags(config);
         self.me.can_fail_over = config.tags.can_fail_over();
         self.me.failover_priority = config.tags.failover_priority();
         self.me.parameters = config.postgresql.parameters.clone();
+        self.me.use_pg_rewind = config.postgresql.use_pg_rewind;
         self.publisher.forget();
     }
 
@@ -347,6 +347,9 @@ impl<D: Database> Agent<D> {
         // The adapter does nothing while the ttl stays the same.
         if let Err(e) = self.db.set_upstream_timeout(dynamic.ttl).await {
             tracing::warn!(error = %e, "replication timeouts not reloaded; kept for the next configuration written");
+        }
+        if let Err(e) = self.db.set_use_slots(dynamic.postgresql.use_slots).await {
+            tracing::warn!(error = %e, "replication slot use not changed; trying again next cycle");
         }
         let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
         if self.parameters.as_ref() == Some(&wanted) {
@@ -364,7 +367,9 @@ impl<D: Database> Agent<D> {
             failover_priority: self.me.failover_priority,
             maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
             primary_start_timeout: dynamic.primary_start_timeout,
-            use_pg_rewind: dynamic.postgresql.use_pg_rewind,
+            use_pg_rewind: dynamic.use_pg_rewind(self.me.use_pg_rewind),
+            use_slots: dynamic.postgresql.use_slots,
+            check_timeline: dynamic.check_timeline,
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,
             sync: SyncPolicy {

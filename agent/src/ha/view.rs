@@ -41,7 +41,19 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
         optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
         switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
         sync: value(&Key::Sync).and_then(|v| parse::<SyncState>(&Key::Sync, v)),
+        timeline: value(&Key::History)
+            .and_then(|v| parse::<Vec<vigil_api::HistoryEntry>>(&Key::History, v))
+            .and_then(|history| cluster_timeline(&history)),
     }
+}
+
+/// The timeline the cluster's last promotion in `history` reached (the highest recorded).
+fn cluster_timeline(history: &[vigil_api::HistoryEntry]) -> Option<u64> {
+    let promoted = history.iter().filter_map(|entry| match entry {
+        vigil_api::HistoryEntry::Promotion { timeline, .. } => *timeline,
+        _ => None,
+    });
+    promoted.max()
 }
 
 /// Wakes when a member announces that it is shutting down (its record says `stopping`): a primary then
@@ -157,6 +169,21 @@ mod tests {
         let mut state = ClusterState::default();
         state.apply(1, &Command::Put { key: Key::Config, value, condition: Condition::Always, ttl_ms: None });
         state
+    }
+
+    #[test]
+    fn the_cluster_timeline_is_the_last_promotions() {
+        let history = serde_json::json!([
+            {"timeline": 2, "lsn": "0/3000000", "reason": "promoted", "new_primary": "a", "fencing_token": 4, "timestamp": "t"},
+            {"reason": "failover", "new_primary": "b", "requested_at": 5},
+            {"timeline": 3, "lsn": null, "reason": "promoted", "new_primary": "b", "fencing_token": 9, "timestamp": "t"},
+        ]);
+        let mut state = ClusterState::default();
+        let put =
+            Command::Put { key: Key::History, value: history, condition: Condition::Always, ttl_ms: None };
+        state.apply(1, &put);
+        assert_eq!(cluster_view(&state).timeline, Some(3));
+        assert_eq!(cluster_view(&ClusterState::default()).timeline, None);
     }
 
     #[test]

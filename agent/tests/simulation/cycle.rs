@@ -329,6 +329,8 @@ impl World {
             maximum_lag_on_failover: s.maximum_lag_on_failover,
             primary_start_timeout: s.primary_start_timeout,
             use_pg_rewind: true,
+            use_slots: true,
+            check_timeline: false,
             pause: false,
             loop_wait: s.loop_wait,
             sync: s.sync,

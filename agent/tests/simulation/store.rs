@@ -227,6 +227,7 @@ impl Store {
             optime: self.optime,
             switchover: None,
             sync: self.sync.clone(),
+            timeline: None,
         }
     }
 }

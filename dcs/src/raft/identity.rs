@@ -1,7 +1,7 @@
 //! Which cluster this node belongs to, and the check every incoming Raft RPC passes.
 //!
-//! Every RPC carries a [`RpcHeader`]: the sender's scope, cluster id and node id. A node refuses RPCs from
-//! another scope or another cluster id. A node that has no cluster id yet (a fresh node about to be added)
+//! Every RPC carries a [`RpcHeader`]: the sender's namespace, scope, cluster id and node id. A node refuses
+//! RPCs from another namespace, scope or cluster id. A node that has no cluster id yet (a fresh node about to be added)
 //! adopts the first one it is sent and keeps it on disk.
 
 use super::storage::Storage;
@@ -17,10 +17,17 @@ const CLUSTER_ID_META: &str = "cluster_id";
 pub(crate) struct RpcHeader {
     /// The sender's scope (cluster name).
     pub scope: String,
+    /// The sender's namespace (nodes that send none predate it, and ran in the default one).
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
     /// The sender's cluster id, if it has one.
     pub cluster_id: Option<String>,
     /// The sender's Raft node id.
     pub from: NodeId,
+}
+
+fn default_namespace() -> String {
+    crate::DEFAULT_NAMESPACE.to_owned()
 }
 
 /// A Raft RPC with its header.
@@ -36,16 +43,22 @@ pub(crate) struct Envelope<T> {
 pub(crate) struct Identity {
     node_id: NodeId,
     scope: String,
+    namespace: String,
     cluster_id: RwLock<Option<String>>,
     storage: Storage,
 }
 
 impl Identity {
     /// Loads the cluster id kept in `storage`, if any.
-    pub(crate) async fn load(node_id: NodeId, scope: String, storage: Storage) -> Result<Self, DcsError> {
+    pub(crate) async fn load(
+        node_id: NodeId,
+        scope: String,
+        namespace: String,
+        storage: Storage,
+    ) -> Result<Self, DcsError> {
         let stored = storage.read_meta(CLUSTER_ID_META).await?;
         let cluster_id = stored.map(|b| String::from_utf8_lossy(&b).into_owned());
-        Ok(Identity { node_id, scope, cluster_id: RwLock::new(cluster_id), storage })
+        Ok(Identity { node_id, scope, namespace, cluster_id: RwLock::new(cluster_id), storage })
     }
 
     /// This node's Raft id.
@@ -74,12 +87,29 @@ impl Identity {
 
     /// The header this node sends.
     pub(crate) fn header(&self) -> RpcHeader {
-        RpcHeader { scope: self.scope.clone(), cluster_id: self.cluster_id(), from: self.node_id }
+        RpcHeader {
+            scope: self.scope.clone(),
+            namespace: self.namespace.clone(),
+            cluster_id: self.cluster_id(),
+            from: self.node_id,
+        }
+    }
+
+    /// Refuses a node of another namespace, naming both.
+    fn check_namespace(&self, other: &RpcHeader) -> Result<(), DcsError> {
+        if other.namespace == self.namespace {
+            return Ok(());
+        }
+        Err(DcsError::Refused(format!(
+            "node {} belongs to namespace {:?}, this node to namespace {:?}",
+            other.from, other.namespace, self.namespace
+        )))
     }
 
     /// Checks that a node about to be added to this group (described by its own header) belongs to no
     /// other cluster or scope.
     pub(crate) fn check_joiner(&self, joiner: &RpcHeader) -> Result<(), DcsError> {
+        self.check_namespace(joiner)?;
         let mine = self.cluster_id();
         let other_cluster = joiner.cluster_id.is_some() && joiner.cluster_id != mine;
         if joiner.scope != self.scope || other_cluster {
@@ -95,9 +125,10 @@ impl Identity {
         Ok(())
     }
 
-    /// Admits an incoming RPC's sender by scope and cluster id, adopting the sender's cluster id when this
+    /// Admits an incoming RPC's sender by namespace, scope and cluster id, adopting the sender's cluster id when this
     /// node has none. A sender without a cluster id is refused by a node that has one. Membership of the sender is checked by the caller, which knows the Raft state.
     pub(crate) async fn admit(&self, header: &RpcHeader) -> Result<(), DcsError> {
+        self.check_namespace(header)?;
         if header.scope != self.scope {
             return Err(DcsError::Refused(format!(
                 "node {} belongs to scope {:?}, this node to scope {:?}",

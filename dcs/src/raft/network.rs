@@ -350,7 +350,8 @@ mod tests {
     async fn identity(id: NodeId, scope: &str, cluster_id: Option<&str>) -> (Arc<Identity>, TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).await.unwrap();
-        let identity = Identity::load(id, scope.to_owned(), storage).await.unwrap();
+        let identity =
+            Identity::load(id, scope.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage).await.unwrap();
         if let Some(cluster_id) = cluster_id {
             identity.set_cluster_id(cluster_id).await.unwrap();
         }
@@ -360,7 +361,11 @@ mod tests {
     async fn start_node(id: NodeId) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).await.unwrap();
-        let identity = Arc::new(Identity::load(id, SCOPE.to_owned(), storage.clone()).await.unwrap());
+        let identity = Arc::new(
+            Identity::load(id, SCOPE.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage.clone())
+                .await
+                .unwrap(),
+        );
         let config = openraft::Config {
             heartbeat_interval: 100,
             election_timeout_min: 300,
@@ -401,7 +406,12 @@ mod tests {
     }
 
     fn header(scope: &str, cluster_id: Option<&str>, from: NodeId) -> RpcHeader {
-        RpcHeader { scope: scope.to_owned(), cluster_id: cluster_id.map(str::to_owned), from }
+        RpcHeader {
+            scope: scope.to_owned(),
+            namespace: crate::DEFAULT_NAMESPACE.to_owned(),
+            cluster_id: cluster_id.map(str::to_owned),
+            from,
+        }
     }
 
     fn vote_request(from: NodeId) -> VoteRequest<NodeId> {
@@ -464,6 +474,16 @@ mod tests {
         }
         let (status, json) = post_vote(node.addr, header(SCOPE, None, 2)).await;
         assert_eq!(status, StatusCode::OK, "{json}");
+    }
+
+    #[tokio::test]
+    async fn another_namespace_of_the_same_scope_is_refused_403_naming_both() {
+        let node = member_node().await;
+        let other = RpcHeader { namespace: "/other/".to_owned(), ..header(SCOPE, Some(CLUSTER), 2) };
+        let (status, json) = post_vote(node.addr, other).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let error = error_of(&json);
+        assert!(error.contains("\"/other/\"") && error.contains("\"/service/\""), "{json}");
     }
 
     #[tokio::test]

@@ -90,7 +90,10 @@ impl DcsNode {
     /// snapshot; a new one waits to be initialized ([`DcsNode::initialize`]) or added to a group.
     pub async fn start(config: DcsConfig) -> Result<DcsNode, DcsError> {
         let storage = Storage::open(&config.data_dir).await?;
-        let identity = Arc::new(Identity::load(config.node_id, config.scope.clone(), storage.clone()).await?);
+        let identity = Arc::new(
+            Identity::load(config.node_id, config.scope.clone(), config.namespace.clone(), storage.clone())
+                .await?,
+        );
         let state_machine = StateMachineStore::restore(storage.clone()).await.map_err(DcsError::from)?;
         let state = state_machine.subscribe();
         let raft_config = openraft::Config {

@@ -37,6 +37,7 @@ fn setup() -> Setup {
             password: "pw".into(),
             peer_options: Default::default(),
         },
+        rewind: None,
         parameters: Default::default(),
         pg_hba: vec![],
         initdb: vec![],

@@ -68,6 +68,8 @@ pub struct PostgresSettings {
     pub superuser: Credentials,
     /// The replication user (`postgresql.authentication.replication`).
     pub replication: Credentials,
+    /// The user pg_rewind connects as (`postgresql.authentication.rewind`); `None`: the superuser.
+    pub rewind: Option<Credentials>,
     /// Server parameters at the agent's start (`bootstrap.dcs.postgresql.parameters`, or the store's dynamic
     /// ones, overlaid with `postgresql.parameters`); later changes come through `set_parameters`, except
     /// for `unix_socket_directories`, through which the agent connects.
@@ -103,6 +105,7 @@ impl PostgresSettings {
             connect_host: pg.connect_address.host.clone(),
             superuser: credentials(&pg.authentication.superuser),
             replication: credentials(&pg.authentication.replication),
+            rewind: pg.authentication.rewind.as_ref().map(credentials),
             parameters,
             pg_hba: pg.pg_hba.clone().unwrap_or_else(|| config.bootstrap.pg_hba.clone()),
             initdb: config.bootstrap.initdb.clone(),
@@ -266,6 +269,10 @@ impl Database for Postgres {
 
     async fn set_upstream_timeout(&self, timeout: Duration) -> Result<(), DbError> {
         self.set_upstream_timeout_now(timeout).await
+    }
+
+    async fn set_use_slots(&self, use_slots: bool) -> Result<(), DbError> {
+        self.set_use_slots_now(use_slots).await
     }
 
     fn die_with_agent(&self, armed: bool) {

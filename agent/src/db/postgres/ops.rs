@@ -1,7 +1,7 @@
 //! The bodies of the [`Database`](crate::db::Database) operations for [`Postgres`].
 
 use super::render::{self, Conf, Runtime};
-use super::sql::{self, Session};
+use super::sql::{self, RoleKind, Session};
 use super::{
     conninfo, controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings,
 };
@@ -47,12 +47,15 @@ impl Postgres {
         initdb?;
         self.configure(Conf::Primary).await?;
         self.start().await?;
-        if self.settings.replication.username != self.settings.superuser.username {
+        let s = &self.settings;
+        let roles = [(Some(&s.replication), RoleKind::Replication), (s.rewind.as_ref(), RoleKind::Rewind)];
+        let roles = roles.into_iter().filter_map(|(role, kind)| Some((role?, kind)));
+        for (role, kind) in roles.filter(|(role, _)| role.username != s.superuser.username) {
             let session =
                 self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("connect", e))?;
-            sql::ensure_replication_role(&session.client, &self.settings.replication)
+            sql::ensure_role(&session.client, role, kind)
                 .await
-                .map_err(|e| DbError::new("create replication role", e))?;
+                .map_err(|e| DbError::new(format!("create {kind:?} role"), e))?;
         }
         Ok(())
     }
@@ -69,21 +72,32 @@ impl Postgres {
         let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
         let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
         args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
+        self.basebackup(&action, up, &args).await?;
+        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
+        self.configure(Conf::Standby(Some(up.clone()))).await
+    }
+
+    /// Runs pg_basebackup with `args`, through this member's slot on `up` unless slots are off or `up` has
+    /// none yet.
+    async fn basebackup(&self, action: &str, up: &Upstream, args: &[OsString]) -> Result<(), DbError> {
+        if self.runtime().without_slots {
+            self.tools.run(action, "pg_basebackup", args).await?;
+            return Ok(());
+        }
         let slot = render::slot_name(&self.settings.name);
         let with_slot: Vec<OsString> =
             args.iter().cloned().chain(["-S".into(), slot.clone().into()]).collect();
-        match self.tools.run(&action, "pg_basebackup", &with_slot).await {
+        match self.tools.run(action, "pg_basebackup", &with_slot).await {
             Err(e) if e.detail.contains("replication slot") && e.detail.contains("does not exist") => {
                 tracing::info!(member = %self.settings.name, upstream = %up.name, slot, "no slot upstream yet, cloning without");
                 self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await?;
-                self.tools.run(&action, "pg_basebackup", &args).await?;
+                self.tools.run(action, "pg_basebackup", args).await?;
             }
             other => {
                 other?;
             }
         }
-        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
-        self.configure(Conf::Standby(Some(up.clone()))).await
+        Ok(())
     }
 
     pub(super) async fn rewind_now(&self, up: &Upstream) -> Result<(), DbError> {
@@ -109,7 +123,10 @@ impl Postgres {
         self.blocking("prepare rewind", |s| files::remove_standby_signal(&s.data_dir)).await?;
         let mut target = OsString::from("--target-pgdata=");
         target.push(data);
-        let args = [target, format!("--source-server={source}").into()];
+        // pg_rewind itself connects as the rewind role when there is one (the checkpoint needs the superuser)
+        let rewinder = s.rewind.as_ref().unwrap_or(&s.superuser);
+        let rewind_source = conninfo::to_member(up, rewinder, &s.pgpass, &options);
+        let args = [target, format!("--source-server={rewind_source}").into()];
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
@@ -284,6 +301,17 @@ impl Postgres {
         let applied = self.rewrite_and_reload("set parameters", |r| r.parameters = wanted.clone()).await?;
         let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
         tracing::info!(member = %self.settings.name, ?changed, when, "server parameters changed");
+        Ok(())
+    }
+
+    /// Streams and clones with or without a slot (see [`crate::db::Database::set_use_slots`]).
+    pub(super) async fn set_use_slots_now(&self, use_slots: bool) -> Result<(), DbError> {
+        if self.runtime().without_slots != use_slots {
+            return Ok(());
+        }
+        let applied = self.rewrite_and_reload("set use_slots", |r| r.without_slots = !use_slots).await?;
+        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
+        tracing::info!(member = %self.settings.name, use_slots, when, "replication slot use changed");
         Ok(())
     }
 

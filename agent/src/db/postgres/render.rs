@@ -122,6 +122,8 @@ pub(crate) struct Runtime {
     /// How long a replica may hear nothing from its upstream and still count as streaming (the lease
     /// ttl); the replication timeouts follow from it (see [`liveness`]).
     pub upstream_timeout: Duration,
+    /// Replicas stream, and clones copy, without a replication slot (`postgresql.use_slots: false`).
+    pub without_slots: bool,
 }
 
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
@@ -225,7 +227,9 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         set("recovery_target_timeline", "latest");
         if let Some(up) = upstream {
             set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
-            set("primary_slot_name", &slot_name(&s.name));
+            if !runtime.without_slots {
+                set("primary_slot_name", &slot_name(&s.name));
+            }
         }
     }
     out
@@ -273,8 +277,9 @@ pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
 
 /// The password file: the superuser's and the replication user's passwords, for any host.
 pub(crate) fn pgpass(s: &PostgresSettings) -> String {
-    [&s.superuser, &s.replication]
-        .iter()
+    [Some(&s.superuser), Some(&s.replication), s.rewind.as_ref()]
+        .into_iter()
+        .flatten()
         .map(|c| format!("*:*:*:{}:{}\n", pgpass_escape(&c.username), pgpass_escape(c.password.expose())))
         .collect()
 }
@@ -328,6 +333,7 @@ mod tests {
                 password: "it's".into(),
                 peer_options: PeerOptions(vec![("sslmode", "verify-full".into())]),
             },
+            rewind: None,
             parameters: [("port", "1"), ("work_mem", "8MB"), ("max_wal_senders", "5"), ("bad name", "x")]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -369,6 +375,13 @@ mod tests {
         assert!(
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
+        );
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
+        let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
+        let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
+        assert!(
+            slotless.contains("primary_conninfo") && !slotless.contains("primary_slot_name"),
+            "{slotless}"
         );
         let runtime = Runtime::starting(&s);
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
@@ -443,6 +456,10 @@ mod tests {
         assert!(hba.contains("\nlocal all \"postgres\" scram-sha-256\n"));
         assert!(hba.ends_with("\nhost replication rep 10.0.0.0/8 scram-sha-256\n"));
         assert_eq!(pgpass(&s), "*:*:*:postgres:s\\:e\\\\c\n*:*:*:rep:it's\n");
+        let rewind =
+            Credentials { username: "rw".into(), password: "p".into(), peer_options: PeerOptions::default() };
+        let s = PostgresSettings { rewind: Some(rewind), ..s };
+        assert!(pgpass(&s).ends_with("*:*:*:rep:it's\n*:*:*:rw:p\n"));
     }
 
     #[test]

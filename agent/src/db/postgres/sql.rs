@@ -304,39 +304,88 @@ const UNLOGGED: &str = "SET LOCAL log_statement = 'none'; \
     SELECT set_config('pg_stat_statements.track_utility', 'off', true) \
     WHERE current_setting('pg_stat_statements.track_utility', true) IS NOT NULL";
 
-/// Creates the replication role, or sets its password and attributes when it exists, in a transaction whose
-/// statements (the password among them) are neither logged nor tracked ([`UNLOGGED`]).
-pub(crate) async fn ensure_replication_role(
+/// What a role the agent creates may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoleKind {
+    /// Streams WAL and takes base backups.
+    Replication,
+    /// Runs pg_rewind against this server: a login with the functions it calls (as Patroni grants them).
+    Rewind,
+}
+
+impl RoleKind {
+    /// The role's attributes.
+    fn attributes(self) -> &'static str {
+        match self {
+            RoleKind::Replication => "REPLICATION LOGIN",
+            RoleKind::Rewind => "LOGIN",
+        }
+    }
+
+    /// The functions it may execute (none but PUBLIC's for replication).
+    fn functions(self) -> &'static [&'static str] {
+        match self {
+            RoleKind::Replication => &[],
+            RoleKind::Rewind => &[
+                "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+                "pg_catalog.pg_stat_file(text, boolean)",
+                "pg_catalog.pg_read_binary_file(text)",
+                "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+            ],
+        }
+    }
+}
+
+/// Creates a role of `kind`, or sets its password and attributes when it exists, and grants it its
+/// functions, in a transaction whose statements (the password among them) are neither logged nor tracked
+/// ([`UNLOGGED`]).
+pub(crate) async fn ensure_role(
     client: &Client,
     role: &Credentials,
+    kind: RoleKind,
 ) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("BEGIN").await?;
     let done = async {
         client.batch_execute(UNLOGGED).await?;
-        create_or_alter_role(client, role).await
+        create_or_alter_role(client, role, kind.attributes()).await?;
+        for function in kind.functions() {
+            let grant = format!("GRANT EXECUTE ON FUNCTION {function} TO %I");
+            client.batch_execute(&server_format(client, &grant, &[&role.username]).await?).await?;
+        }
+        Ok(())
     }
     .await;
     let end = client.batch_execute(if done.is_ok() { "COMMIT" } else { "ROLLBACK" }).await;
     done.and(end)
 }
 
-/// Creates or alters the replication role. The server quotes the name and password (`format` with `%I`
-/// and `%L`).
-async fn create_or_alter_role(client: &Client, role: &Credentials) -> Result<(), tokio_postgres::Error> {
+/// Creates or alters a role with `attributes`, a login and its password.
+async fn create_or_alter_role(
+    client: &Client,
+    role: &Credentials,
+    attributes: &str,
+) -> Result<(), tokio_postgres::Error> {
     let exists = client
         .query_opt("SELECT 1 FROM pg_roles WHERE rolname::text = $1", &[&role.username])
         .await?
         .is_some();
     let verb = if exists { "ALTER" } else { "CREATE" };
-    let template = format!("{verb} ROLE %I WITH REPLICATION LOGIN PASSWORD %L");
-    let statement: String = client
-        .query_one(
-            "SELECT format($1::text, $2::text, $3::text)",
-            &[&template, &role.username, &role.password.expose()],
-        )
-        .await?
-        .try_get(0)?;
+    let template = format!("{verb} ROLE %I WITH {attributes} PASSWORD %L");
+    let statement = server_format(client, &template, &[&role.username, role.password.expose()]).await?;
     client.batch_execute(&statement).await
+}
+
+/// `template` with its `%I` and `%L` filled in by the server's `format`, which quotes names and literals.
+async fn server_format(
+    client: &Client,
+    template: &str,
+    args: &[&str],
+) -> Result<String, tokio_postgres::Error> {
+    let placeholders: Vec<String> = (2..=args.len() + 1).map(|i| format!("${i}::text")).collect();
+    let query = format!("SELECT format($1::text, {})", placeholders.join(", "));
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&template];
+    params.extend(args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)));
+    client.query_one(&query, &params).await?.try_get(0)
 }
 
 /// On a member to rewind from: its checkpoint's timeline and, unless it is in recovery, its current WAL
