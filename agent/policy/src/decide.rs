@@ -61,6 +61,13 @@ pub enum Action {
     PublishSync(SyncState),
 }
 
+impl Action {
+    /// Whether it may make the local server a primary.
+    pub fn starts_primary(&self) -> bool {
+        matches!(self, Action::Bootstrap | Action::StartPrimary | Action::Promote)
+    }
+}
+
 /// What to do this cycle, and why (one line for the log and the member status).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -167,7 +174,7 @@ fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
     if o.lease_is_valid() || o.policy.pause {
         return None;
     }
-    if fence_action(&o.db)? == Action::Kill {
+    if fence_action(&o.db, o.fenced)? == Action::Kill {
         let LeaseHold::Lapsed(token) = o.lease else { return None };
         return Some(Decision::act(
             vec![Action::Kill],
@@ -189,12 +196,14 @@ fn fence_unleased_primary(o: &Observation) -> Option<Decision> {
 }
 
 /// How a server is fenced once its lease is gone: one running as primary is stopped ([`Action::Demote`]),
-/// one that answers nothing (it may be a primary about to resume) is killed ([`Action::Kill`]); anything
-/// else needs nothing.
-pub fn fence_action(db: &DbState) -> Option<Action> {
+/// one that answers nothing (it may be a primary about to resume) is killed ([`Action::Kill`]), unless it
+/// was `fenced` already and started as a standby at most since (a standby slow to start under load
+/// answers nothing either, and killing it again and again would keep the member out of the race for
+/// good); anything else needs nothing.
+pub fn fence_action(db: &DbState, fenced: bool) -> Option<Action> {
     match () {
         _ if db.is_running_primary() => Some(Action::Demote),
-        _ if db.hung => Some(Action::Kill),
+        _ if db.hung && !fenced => Some(Action::Kill),
         _ => None,
     }
 }

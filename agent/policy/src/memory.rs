@@ -20,6 +20,8 @@ pub enum JobEvent {
     FollowFailed,
     /// A replica was promoted.
     Promoted,
+    /// The server was fenced: stopped at once, or killed.
+    Fenced,
 }
 
 /// The policy's memory (see [`crate::Observation`] for what each item means to it).
@@ -39,6 +41,9 @@ pub struct Memory {
     pub sync_seen: Option<SyncSeen>,
     /// Promotions this agent carried out.
     pub failovers: u64,
+    /// The server was fenced since this agent last had it start or become a primary: whatever runs now
+    /// was started as a standby at most (see [`crate::fence_action`]).
+    pub fenced: bool,
 }
 
 impl Memory {
@@ -83,7 +88,14 @@ impl Memory {
             }
             JobEvent::FollowFailed => self.follow_failures = self.follow_failures.saturating_add(1),
             JobEvent::Promoted => self.failovers += 1,
+            JobEvent::Fenced => self.fenced = true,
         }
+    }
+
+    /// Takes in that a job about to run may make the server a primary (bootstrap, start as primary,
+    /// promotion, restart of a primary): from now on a server that does not answer may be one.
+    pub fn starting_primary(&mut self) {
+        self.fenced = false;
     }
 }
 
@@ -122,6 +134,16 @@ mod tests {
             sync_rule: rule,
             ..DbState::stopped(data())
         }
+    }
+
+    #[test]
+    fn a_fence_is_remembered_until_the_server_may_become_a_primary_again() {
+        let mut memory = Memory::default();
+        assert!(!memory.fenced);
+        memory.job_reported(JobEvent::Fenced);
+        assert!(memory.fenced);
+        memory.starting_primary();
+        assert!(!memory.fenced);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Observation {
     /// Primary: its position when the synchronous replication rule in force was first seen applied (`None`
     /// in the cycle it changed). A standby that flushed this far holds every commit acknowledged before.
     pub sync_applied_at: Option<Position>,
+    /// Whether the server was fenced since this agent last had it start or become a primary (see
+    /// [`crate::Memory::fenced`]).
+    pub fenced: bool,
     /// Whether this member's last promotion was refused (by `pre_promote` or a `required` watchdog) less
     /// than `ttl` ago: it then gives the lease back and stays out of the leader race.
     pub promotion_refused: bool,

@@ -138,6 +138,7 @@ fn obs() -> Observation {
         follow_failures: 0,
         peers: Vec::new(),
         sync_applied_at: None,
+        fenced: false,
         promotion_refused: false,
     }
 }
@@ -634,6 +635,20 @@ fn hung_server_whose_lease_lapsed_is_killed_whatever_the_store_says() {
     o.lease = LeaseHold::Lapsed(token(7));
     o.policy.pause = true;
     assert!(!actions(&o).contains(&Action::Kill));
+}
+
+#[test]
+fn a_server_fenced_already_and_restarted_as_a_standby_is_not_killed_while_it_starts() {
+    // Seen in the fault suite under heavy load: the former primary, fenced, restarted as a standby to race,
+    // answered nothing within the observation's timeout while starting, and was killed again every cycle.
+    let mut o = obs();
+    o.db = hung();
+    o.lease = LeaseHold::Lapsed(token(7));
+    o.fenced = true;
+    assert!(!actions(&o).contains(&Action::Kill), "{:?}", decide(&o));
+    assert_eq!(vigil_policy::fence_action(&o.db, true), None);
+    // A server that runs as a primary is stopped whatever happened before.
+    assert_eq!(vigil_policy::fence_action(&primary(5000), true), Some(Action::Demote));
 }
 
 #[test]
@@ -1217,6 +1232,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 follow_failures: 0,
                 peers,
                 sync_applied_at: None,
+                fenced: false,
                 promotion_refused: false,
             }
         })

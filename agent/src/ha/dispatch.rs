@@ -116,6 +116,9 @@ impl<D: Database> Agent<D> {
         let (db, dcs, guard, wake) =
             (self.db.clone(), self.dcs.clone(), self.guard.clone(), self.wake.clone());
         let token = self.lease_token();
+        if role == "primary" {
+            self.memory.starting_primary();
+        }
         self.job = Some(tokio::spawn(async move {
             let result = restart_db(db.as_ref(), &dcs, role == "primary", token).await;
             if result.is_ok() {

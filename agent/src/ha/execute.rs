@@ -130,8 +130,14 @@ async fn run_action<D: Database>(
             record_promotion(db, job).await;
             Ok(())
         }
-        Action::Demote => db.stop(StopMode::Immediate).await,
-        Action::Kill => db.kill().await,
+        Action::Demote | Action::Kill => {
+            match action {
+                Action::Demote => db.stop(StopMode::Immediate).await?,
+                _ => db.kill().await?,
+            }
+            events.push(JobEvent::Fenced);
+            Ok(())
+        }
         Action::Clone(upstream) => db.clone_from(upstream).await,
         Action::Rewind(upstream) => {
             let result = db.rewind_from(upstream).await;

@@ -154,7 +154,8 @@ impl<D: Database> Agent<D> {
             let known = self.dynamic.clone();
             self.renew(&known).await;
         }
-        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease.hold(Instant::now()), fence_action(&db))
+        if let (LeaseHold::Lapsed(token), Some(fence)) =
+            (self.lease.hold(Instant::now()), fence_action(&db, self.memory.fenced))
         {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             if !self.dynamic.pause {
@@ -238,6 +239,7 @@ impl<D: Database> Agent<D> {
             follow_failures: self.memory.follow_failures,
             peers,
             sync_applied_at: self.memory.sync_applied_at(),
+            fenced: self.memory.fenced,
             promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
         };
         let decision = decide(&observation);
@@ -479,6 +481,9 @@ impl<D: Database> Agent<D> {
             }
         }
         if !db_actions.is_empty() {
+            if db_actions.iter().any(Action::starts_primary) {
+                self.memory.starting_primary();
+            }
             let job = DbJob {
                 me: self.me.name.clone(),
                 actions: db_actions,

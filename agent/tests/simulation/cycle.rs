@@ -44,8 +44,9 @@ impl World {
                 agent.cycle.busy = agent.job.is_some();
                 agent.cycle.observed_at = Some(now);
                 let mut db = self.observe(node);
+                // The simulated servers never hang, so whether one was fenced already changes nothing.
                 if let (LeaseHold::Lapsed(token), Some(fence)) =
-                    (self.nodes[node].agent.lease_hold(now), fence_action(&db))
+                    (self.nodes[node].agent.lease_hold(now), fence_action(&db, false))
                 {
                     self.note(format!("{}: fencing at once: lease {token} lapsed ({fence:?})", member(node)));
                     self.fence(node);
@@ -166,6 +167,7 @@ impl World {
             follow_failures: self.nodes[node].agent.repair.follow_failures,
             peers: peers.clone(),
             sync_applied_at: self.nodes[node].agent.track_sync_rule(&db),
+            fenced: false, // as above: no simulated server hangs
             promotion_refused: false,
         };
         let probed = !peers.is_empty();

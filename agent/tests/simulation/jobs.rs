@@ -69,7 +69,7 @@ impl World {
     fn carry_out(&mut self, node: usize, action: &Action) -> Result<bool, String> {
         let was_writable = self.nodes[node].db.is_primary();
         // As `execute.rs`: no server starts as a primary once the lease's deadline has passed.
-        let starts_primary = matches!(action, Action::Bootstrap | Action::StartPrimary | Action::Promote);
+        let starts_primary = action.starts_primary();
         let local = self.local(node);
         if starts_primary && !self.nodes[node].agent.lease.is_some_and(|g| g.deadline.is_valid_at(local)) {
             return Ok(false);
