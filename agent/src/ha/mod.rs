@@ -1,5 +1,6 @@
 //! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
 
+mod act;
 mod candidate;
 mod commands;
 mod decide;
@@ -13,6 +14,7 @@ mod lease_keeper;
 mod loop_tests;
 mod memory;
 mod observation;
+mod peers;
 mod publisher;
 #[cfg(test)]
 pub(crate) mod restart_tests;

@@ -10,30 +10,29 @@ use super::identity::Identity;
 use super::lease_keeper::{before, LeaseKeeper};
 use super::memory::Memory;
 use super::observation::SyncPolicy;
-use super::observation::{ClusterView, LeaseHold, Observation, PeerView, Policy};
+use super::observation::{ClusterView, LeaseHold, Observation, Policy};
 use super::publisher::{Publisher, Standing};
 use super::sync::{handed_over, is_named_standby};
-use super::view::{cluster_view, dynamic_or_last_good, Status};
-use super::{decide, fence_action, Action, Decision, Initialize};
+use super::view::{cluster_view, dynamic_or_last_good};
+use super::{decide, fence_action, Action, Decision};
 use crate::config::DynamicConfig;
-use crate::db::{Database, DbState, Role};
+use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
-use vigil_api::NodeStatus;
-use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
+use tokio::task::JoinHandle;
+use vigil_dcs::{DcsNode, FencingToken};
 use vigil_fencing::instant_after;
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
-    me: Identity,
+    pub(super) me: Identity,
     pub(super) dcs: Arc<DcsNode>,
     pub(super) db: Arc<D>,
-    http: reqwest::Client,
-    lease: LeaseKeeper,
+    pub(super) http: reqwest::Client,
+    pub(super) lease: LeaseKeeper,
     /// What the policy remembers between cycles.
     pub(super) memory: Memory,
     /// The background database job, which reports how it went when it ends.
@@ -41,9 +40,9 @@ pub struct Agent<D: Database> {
     pub(super) wake: Arc<Notify>,
     last_reason: String,
     /// The members whose replication slots were last synced on the running server (none on a replica).
-    synced_slots: Option<Vec<String>>,
+    pub(super) synced_slots: Option<Vec<String>>,
     /// Writes the member record and the REST status.
-    publisher: Publisher,
+    pub(super) publisher: Publisher,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
     leaving: bool,
     /// The dynamic configuration as last read (the bootstrap one until then).
@@ -51,7 +50,7 @@ pub struct Agent<D: Database> {
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
     parameters: Option<BTreeMap<String, String>>,
     /// Whether this cycle already renewed the lease (at its start).
-    renewed_this_cycle: bool,
+    pub(super) renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
     pub(super) scheduled_restart: Option<(vigil_api::Schedule, vigil_api::RestartRequest)>,
     /// The next scheduled switchover or restart, for the loop to wake at.
@@ -64,7 +63,7 @@ impl<D: Database> Agent<D> {
     /// An agent for `me`, over its store node and database.
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
         let me_dynamic = me.bootstrap_dcs.clone();
-        let http = peer_client(&me.api_client_tls);
+        let http = super::peers::peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
         let publisher = Publisher::new(dcs.clone(), status, D::connection_url(&me.db_host, me.db_port));
         Agent {
@@ -295,7 +294,7 @@ impl<D: Database> Agent<D> {
     }
 
     /// Takes in what a database job reports.
-    fn remember(&mut self, report: JobReport) {
+    pub(super) fn remember(&mut self, report: JobReport) {
         for event in report.events {
             self.memory.job_reported(event);
         }
@@ -394,157 +393,8 @@ impl<D: Database> Agent<D> {
         self.last_reason = decision.reason.clone();
     }
 
-    /// Store actions run here, in order; database actions then run as one background job.
-    async fn execute(&mut self, actions: Vec<Action>, dynamic: &DynamicConfig, o: &Observation) {
-        let mut db_actions = Vec::new();
-        for action in actions {
-            match action {
-                Action::ClaimInitialize => self.claim_initialize(dynamic).await,
-                Action::SetSystemId(system_id) => {
-                    let value = Initialize { by: self.me.name.clone(), system_id: Some(system_id.clone()) };
-                    self.put(Key::Initialize, &value, "record the system id", o.db.is_running_primary())
-                        .await;
-                    tracing::info!(%system_id, "cluster initialized");
-                }
-                Action::AcquireLease => self.acquire(dynamic).await,
-                Action::RenewLease if self.renewed_this_cycle => {}
-                Action::RenewLease => self.renew(dynamic).await,
-                Action::ReleaseLease => self.release().await,
-                Action::PublishOptime(optime) => {
-                    self.put(Key::Status, &Status { optime }, "publish optime", o.db.is_running_primary())
-                        .await
-                }
-                // Routine and quick: not worth a background job (whose end would wake the loop). Synced
-                // when the members change, not every cycle.
-                Action::SyncSlots(members) if self.synced_slots.as_ref() != Some(&members) => {
-                    match self.db.sync_slots(&members).await {
-                        Ok(()) => self.synced_slots = Some(members),
-                        Err(e) => tracing::warn!(error = %e, "replication slots not synced"),
-                    }
-                }
-                Action::SyncSlots(_) => {}
-                Action::HandOver => {
-                    if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
-                        tracing::error!(error = %e, "switchover: the primary did not stop; keeping the lease");
-                        continue;
-                    }
-                    // The candidate asks this member's REST status as soon as the lease is free: it must
-                    // already show a stopped database, or the candidate waits a loop_wait ("still runs
-                    // as a primary").
-                    let stopped = DbState::stopped(o.db.data.clone());
-                    self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
-                    self.guard.demoted(self.lease.token());
-                    self.release().await;
-                }
-                Action::PublishSync(state) => {
-                    self.put(
-                        Key::Sync,
-                        &state,
-                        "publish the synchronous standbys",
-                        o.db.is_running_primary(),
-                    )
-                    .await;
-                    tracing::info!(standbys = ?state.sync_standby, quorum = ?state.quorum, "sync key published");
-                }
-                Action::ClearSwitchover => {
-                    let delete = self.dcs.delete(&Key::Failover, Condition::Always);
-                    let limit = self.lease.wait_limit(Instant::now(), o.db.is_running_primary());
-                    if let Some(Err(e)) = before(limit, delete).await {
-                        tracing::warn!(error = %e, "could not clear the switchover request");
-                    }
-                }
-                // Fencing does not wait for a background job.
-                Action::Demote | Action::Kill => {
-                    let token = self.lease.last_token();
-                    let kill = action == Action::Kill;
-                    let report =
-                        run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
-                    let fenced = report.ok;
-                    self.remember(report);
-                    if kill && !fenced {
-                        tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
-                        return;
-                    }
-                }
-                other => db_actions.push(other),
-            }
-        }
-        if !db_actions.is_empty() {
-            let job = DbJob {
-                me: self.me.name.clone(),
-                actions: db_actions,
-                token: self.lease.token(),
-                dcs: Some(self.dcs.clone()),
-                lease_deadline: Some(self.lease.deadline_watch()),
-                guard: self.guard.clone(),
-            };
-            let (db, wake) = (self.db.clone(), self.wake.clone());
-            self.job = Some(tokio::spawn(async move {
-                // A failed job is retried on the next regular cycle, not at once.
-                let report = run_db_job(db.as_ref(), job).await;
-                if report.ok {
-                    wake.notify_one();
-                }
-                report
-            }));
-        }
-    }
-
-    async fn claim_initialize(&self, dynamic: &DynamicConfig) {
-        let value = Initialize { by: self.me.name.clone(), system_id: None };
-        let json = serde_json::to_value(&value).unwrap_or_default();
-        match self.dcs.put(&Key::Initialize, json, Condition::Absent, None).await {
-            Ok(_) => {
-                tracing::info!(member = %self.me.name, "won the bootstrap race");
-                let config = serde_json::to_value(dynamic).unwrap_or_default();
-                if let Err(e) = self.dcs.put(&Key::Config, config, Condition::Absent, None).await {
-                    tracing::warn!(error = %e, "could not publish bootstrap.dcs as the dynamic config");
-                }
-            }
-            Err(e) => tracing::info!(error = %e, "lost the bootstrap race"),
-        }
-    }
-
-    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
-        self.lease.acquire(dynamic).await;
-    }
-
-    async fn renew(&mut self, dynamic: &DynamicConfig) {
-        if let Some(grant) = self.lease.renew(dynamic).await {
-            self.guard.keepalive(&grant);
-        }
-    }
-
-    async fn release(&mut self) {
-        self.lease.release().await;
-    }
-
-    /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a
-    /// primary (`primary`).
-    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
-        let json = serde_json::to_value(value).unwrap_or_default();
-        let put = self.dcs.put(&key, json, Condition::Always, None);
-        if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), primary), put).await {
-            tracing::warn!(%key, error = %e, "could not {what}");
-        }
-    }
-
-    /// Asks every other member for its status, in parallel, [`PEER_TIMEOUT`] each.
-    async fn probe_peers(&self, cluster: &ClusterView) -> Vec<PeerView> {
-        let mut probes = JoinSet::new();
-        for (name, record) in cluster.members.iter().filter(|(n, _)| **n != self.me.name) {
-            let (http, name, url) = (self.http.clone(), name.clone(), record.api_url.clone());
-            let auth = self.me.api_read_auth.clone();
-            probes.spawn(async move {
-                let answer = vigil_api::client::status(&http, &url, auth.as_ref(), PEER_TIMEOUT).await;
-                peer_view(name, answer.ok())
-            });
-        }
-        probes.join_all().await
-    }
-
     /// Publishes the member record (when it changed, or when half its ttl has passed) and the REST status.
-    async fn publish(
+    pub(super) async fn publish(
         &mut self,
         db: &DbState,
         cluster: Option<&ClusterView>,
@@ -633,45 +483,8 @@ fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
 /// The least time a synchronous standby that shuts down waits for the primary to move its role.
 const SYNC_HANDOFF_MIN: Duration = Duration::from_secs(10);
 
-/// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
-/// a plain one, whose HTTPS calls then fail and are logged.
-fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
-    let built = vigil_api::tls::client_builder(tls, "ctl")
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.build().map_err(|e| e.to_string()));
-    built.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
-        reqwest::Client::new()
-    })
-}
-
 /// Pause before the cycle after one that changed who leads.
 const NEXT_STEP: Duration = Duration::from_millis(20);
 
 /// Between two cycles while no member holds the lease.
 const RACE_RETRY: Duration = Duration::from_millis(250);
-
-/// How long a peer may take to answer a status request during the leader race.
-/// A peer's agent answers from memory in milliseconds; one cut off or stopped never does, and waiting for
-/// it is write downtime.
-const PEER_TIMEOUT: Duration = Duration::from_millis(500);
-
-fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
-    match status {
-        Some(s) => PeerView {
-            name,
-            reachable: true,
-            running: s.state == "running",
-            role: match s.role.as_str() {
-                "primary" => Some(Role::Primary),
-                "replica" => Some(Role::Replica),
-                _ => None,
-            },
-            position: s.position().map(crate::db::Position),
-            streaming: s.replication_state.as_deref() == Some("streaming"),
-            can_fail_over: s.can_fail_over(),
-            failover_priority: s.failover_priority(),
-        },
-        None => PeerView::unreachable(name),
-    }
-}
