@@ -74,13 +74,9 @@ impl<D: Database> Agent<D> {
                 }
                 // Fencing does not wait for a background job.
                 Action::Demote | Action::Kill => {
-                    let token = self.lease.last_token();
                     let kill = action == Action::Kill;
-                    let report =
-                        run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
-                    let fenced = report.ok;
-                    self.remember(report);
-                    if kill && !fenced {
+                    if !self.fence(action).await && kill {
+                        let token = self.lease.last_token();
                         tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
                         return;
                     }
@@ -107,6 +103,17 @@ impl<D: Database> Agent<D> {
                 report
             }));
         }
+    }
+
+    /// Fences the server at once, `fence` being [`Action::Demote`] or [`Action::Kill`], under the last token
+    /// held, without a background job; whether it worked.
+    pub(super) async fn fence(&mut self, fence: Action) -> bool {
+        let token = self.lease.last_token();
+        let job = DbJob::fence(&self.me.name, fence, token, &self.guard);
+        let report = run_db_job(self.db.as_ref(), job).await;
+        let fenced = report.ok;
+        self.remember(report);
+        fenced
     }
 
     async fn claim_initialize(&self, dynamic: &DynamicConfig) {

@@ -6,6 +6,7 @@ mod commands;
 mod decide;
 mod dispatch;
 mod execute;
+mod fast_fence;
 mod guard;
 mod hooks;
 mod identity;
@@ -20,11 +21,14 @@ mod publisher;
 pub(crate) mod restart_tests;
 mod run;
 mod sync;
+#[cfg(test)]
+mod test_observation;
 mod view;
 
 pub use candidate::{tags_allow_failover, within_maximum_lag};
 pub use commands::{Commands, LocalCommand};
 pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS};
+pub use fast_fence::decide_fast_fence;
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;

@@ -4,7 +4,7 @@
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
-use super::execute::{run_db_job, DbJob, JobReport};
+use super::execute::JobReport;
 use super::guard::RoleGuard;
 use super::identity::Identity;
 use super::lease_keeper::{before, LeaseKeeper};
@@ -14,7 +14,7 @@ use super::observation::{ClusterView, LeaseHold, Observation, Policy};
 use super::publisher::{Publisher, Standing};
 use super::sync::{handed_over, is_named_standby};
 use super::view::{cluster_view, dynamic_or_last_good};
-use super::{decide, fence_action, Action, Decision};
+use super::{decide, decide_fast_fence, Action, Decision};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
@@ -152,19 +152,17 @@ impl<D: Database> Agent<D> {
             let known = self.dynamic.clone();
             self.renew(&known).await;
         }
-        if let (LeaseHold::Lapsed(token), Some(fence)) = (self.lease.hold(Instant::now()), fence_action(&db))
-        {
+        if let Some(fence) = decide_fast_fence(self.lease.hold(Instant::now()), &db, self.dynamic.pause) {
             // Fencing does not wait for a store read that may itself take retry_timeout.
-            if !self.dynamic.pause {
-                tracing::warn!(%token, ?fence, "fencing: my lease passed its deadline without renewal");
-                let job = DbJob::fence(&self.me.name, fence, Some(token), &self.guard);
-                let report = run_db_job(self.db.as_ref(), job).await;
-                self.remember(report);
-                db = self.db.observe().await;
-                let deadline = self.lease.grant().map(|g| g.deadline.instant());
-                let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
-                tracing::warn!(%token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
+            tracing::warn!(reason = %fence.reason, actions = ?fence.actions, "fencing before reading the store");
+            for action in fence.actions {
+                self.fence(action).await;
             }
+            db = self.db.observe().await;
+            let deadline = self.lease.grant().map(|g| g.deadline.instant());
+            let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
+            let token = self.lease.last_token();
+            tracing::warn!(?token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
         }
         let limit = self.lease.wait_limit(Instant::now(), db.is_running_primary());
         let read = before(limit, self.dcs.read()).await.unwrap_or({

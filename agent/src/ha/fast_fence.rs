@@ -1,0 +1,61 @@
+//! The fence that does not wait for the store: once this member's lease passed its deadline without a
+//! renewal, a server still running as primary (or answering nothing) is fenced as soon as it is observed,
+//! before the store is read (a read that may itself take `retry_timeout`). It is the rule
+//! [`super::decide`] applies first, decided from what the loop knows before the read.
+
+use super::observation::LeaseHold;
+use super::{fence_action, Action, Decision};
+use crate::db::DbState;
+
+/// The fence to carry out before reading the store, if any: with the lease `lease` lapsed and the
+/// server in state `db`, unless the cluster is paused (`pause` as last read). The reason names the
+/// lapsed token, which the fence runs under.
+pub fn decide_fast_fence(lease: LeaseHold, db: &DbState, pause: bool) -> Option<Decision> {
+    let LeaseHold::Lapsed(token) = lease else { return None };
+    let fence = fence_action(db).filter(|_| !pause)?;
+    let how = if fence == Action::Kill { "while my server does not answer" } else { "without renewal" };
+    let reason = format!("fencing: my lease (token {token}) passed its deadline {how}");
+    Some(Decision { actions: vec![fence], reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decide;
+    use super::super::observation::Observation;
+    use super::super::test_observation::{observation, primary};
+    use super::*;
+    use vigil_dcs::FencingToken;
+
+    const LAPSED: LeaseHold = LeaseHold::Lapsed(FencingToken(7));
+
+    #[test]
+    fn a_primary_whose_lease_lapsed_is_demoted_at_once_and_a_hung_server_killed() {
+        let demote = decide_fast_fence(LAPSED, &primary(), false).expect("fenced");
+        assert_eq!(demote.actions, vec![Action::Demote]);
+        assert!(demote.reason.contains("token 7"), "{}", demote.reason);
+        let hung = DbState { running: false, hung: true, ..primary() };
+        assert_eq!(decide_fast_fence(LAPSED, &hung, false).expect("fenced").actions, vec![Action::Kill]);
+    }
+
+    #[test]
+    fn nothing_is_fenced_early_with_a_valid_lease_none_held_in_pause_or_without_a_primary() {
+        let stopped = DbState { running: false, role: None, ..primary() };
+        assert_eq!(decide_fast_fence(LeaseHold::Valid(FencingToken(7)), &primary(), false), None);
+        assert_eq!(decide_fast_fence(LeaseHold::Never, &primary(), false), None);
+        assert_eq!(decide_fast_fence(LAPSED, &primary(), true), None);
+        assert_eq!(decide_fast_fence(LAPSED, &stopped, false), None);
+    }
+
+    /// The early fence is the one `decide` would choose once the store is read, read or not.
+    #[test]
+    fn the_fast_fence_is_what_decide_chooses_for_a_lapsed_lease() {
+        let hung = DbState { running: false, hung: true, ..primary() };
+        for db in [primary(), hung] {
+            let fast = decide_fast_fence(LAPSED, &db, false);
+            let read = observation(db.clone(), LAPSED);
+            let unread = Observation { cluster: None, ..read.clone() };
+            assert_eq!(fast.as_ref(), Some(&decide(&read)), "{db:?}");
+            assert_eq!(fast.as_ref(), Some(&decide(&unread)), "{db:?}");
+        }
+    }
+}
