@@ -14,6 +14,7 @@ mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
 mod memory;
+mod next_cycle;
 mod observation;
 mod peers;
 mod publisher;
@@ -32,6 +33,7 @@ pub use fast_fence::decide_fast_fence;
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;
+pub use next_cycle::{cycle_wait, LeaseTimes, NextCycle, NEXT_STEP, RACE_RETRY, RENEW_RETRY};
 pub use observation::{
     ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
 };

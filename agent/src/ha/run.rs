@@ -14,7 +14,7 @@ use super::observation::{ClusterView, LeaseHold, Observation, Policy};
 use super::publisher::{Publisher, Standing};
 use super::sync::{handed_over, is_named_standby};
 use super::view::{cluster_view, dynamic_or_last_good};
-use super::{decide, decide_fast_fence, Action, Decision};
+use super::{cycle_wait, decide, decide_fast_fence, Action, Decision, NextCycle};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
@@ -105,32 +105,33 @@ impl<D: Database> Agent<D> {
         let mut leader = self.dcs.watch_leader();
         let mut stopping = super::view::StoppingWatch::new(&self.dcs);
         loop {
-            let loop_wait = self.cycle().await;
+            let wait = self.cycle().await;
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
-            // A cycle slowed down by a busy database must not use the lease up.
-            let mut next = self.lease.wake_by(Instant::now(), loop_wait);
-            if let Some(at) = self.primary_start_deadline() {
-                next = next.min(at); // a primary down that long is given up on at once
-            }
-            if let Some(at) = self.scheduled_wake {
-                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-                next = next.min(instant_after(Instant::now(), wait));
-            }
+            let next = NextCycle {
+                now: Instant::now(),
+                wall_clock: SystemTime::now(),
+                wait,
+                lease: self.lease.times(),
+                primary_down_since: self.memory.primary_down_since,
+                primary_start_timeout: self.dynamic.primary_start_timeout,
+                scheduled: self.scheduled_wake,
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = leader.changed() => {}
                 _ = stopping.changed() => {}
                 _ = self.wake.notified() => {}
                 Some((command, reply)) = commands.recv() => self.dispatch(command, reply).await,
-                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = tokio::time::sleep_until(next.at().into()) => {}
             }
         }
         self.shut_down().await;
     }
 
-    /// One cycle; returns the `loop_wait` in force.
+    /// One cycle; returns how long until the next one ([`cycle_wait`]; `loop_wait` while a database job
+    /// runs), which [`NextCycle::at`] bounds.
     pub(super) async fn cycle(&mut self) -> Duration {
         // A holder renews first, before anything that may wait on the store: after a stall of this
         // process, every millisecond before the deadline counts.
@@ -235,28 +236,14 @@ impl<D: Database> Agent<D> {
         };
         let decision = decide(&observation);
         self.log(&decision);
-        let changes_roles = decision.changes_roles();
+        let wait = cycle_wait(&decision, &observation);
         let stops_db = decision.stops_database();
         self.execute(decision.actions, &dynamic, &observation).await;
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.
         let db = if stops_db { self.db.observe().await } else { db };
         self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
-        // A synchronous standby is confirmed one cycle after its rule was first seen applied.
-        let sync_settling = observation.sync_applied_at.is_none()
-            && observation.db.sync_rule.is_some()
-            && dynamic.synchronous_mode != crate::config::SynchronousMode::Off;
-        if changes_roles || sync_settling {
-            // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.
-            return NEXT_STEP;
-        }
-        // Nobody leads: what holds this member back (a WAL receiver that heard from the old primary
-        // lately, a peer's state) may change any moment, and every moment is write downtime.
-        let leaderless = cluster.as_ref().is_some_and(|c| c.leader.is_none());
-        if leaderless && !dynamic.pause {
-            return dynamic.loop_wait.min(RACE_RETRY);
-        }
-        dynamic.loop_wait
+        wait
     }
 
     /// The earlier of a scheduled switchover and this member's scheduled restart.
@@ -368,12 +355,6 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// When the primary, down since `primary_down_since`, reaches `primary_start_timeout`.
-    fn primary_start_deadline(&self) -> Option<Instant> {
-        let since = self.memory.primary_down_since.filter(|_| self.lease.grant().is_some())?;
-        since.checked_add(self.dynamic.primary_start_timeout)
-    }
-
     fn log(&mut self, decision: &Decision) {
         let token = self.lease.token().map(|t| t.0);
         if decision.actions.is_empty() && decision.reason == self.last_reason {
@@ -480,9 +461,3 @@ fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
 
 /// The least time a synchronous standby that shuts down waits for the primary to move its role.
 const SYNC_HANDOFF_MIN: Duration = Duration::from_secs(10);
-
-/// Pause before the cycle after one that changed who leads.
-const NEXT_STEP: Duration = Duration::from_millis(20);
-
-/// Between two cycles while no member holds the lease.
-const RACE_RETRY: Duration = Duration::from_millis(250);
