@@ -112,7 +112,7 @@ impl<D: Database> Agent<D> {
         let job = DbJob::fence(&self.me.name, fence, token, &self.guard);
         let report = run_db_job(self.db.as_ref(), job).await;
         let fenced = report.ok;
-        self.remember(report);
+        self.remember_job(report);
         fenced
     }
 

@@ -10,14 +10,17 @@ mod fast_fence;
 mod guard;
 mod hooks;
 mod identity;
+mod job;
 mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
 mod memory;
 mod next_cycle;
 mod observation;
+mod observe;
 mod peers;
 mod publisher;
+mod remember;
 #[cfg(test)]
 pub(crate) mod restart_tests;
 mod run;

@@ -7,14 +7,13 @@
 use super::execute::JobReport;
 use super::guard::RoleGuard;
 use super::identity::Identity;
-use super::lease_keeper::{before, LeaseKeeper};
+use super::lease_keeper::LeaseKeeper;
 use super::memory::Memory;
-use super::observation::SyncPolicy;
-use super::observation::{ClusterView, LeaseHold, Observation, Policy};
+use super::observation::{ClusterView, LeaseHold};
 use super::publisher::{Publisher, Standing};
 use super::sync::{handed_over, is_named_standby};
-use super::view::{cluster_view, dynamic_or_last_good};
-use super::{cycle_wait, decide, decide_fast_fence, Action, Decision, NextCycle};
+use super::view::cluster_view;
+use super::{cycle_wait, decide, Action, Decision, NextCycle};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
@@ -46,7 +45,7 @@ pub struct Agent<D: Database> {
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
     leaving: bool,
     /// The dynamic configuration as last read (the bootstrap one until then).
-    dynamic: DynamicConfig,
+    pub(super) dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
     parameters: Option<BTreeMap<String, String>>,
     /// Whether this cycle already renewed the lease (at its start).
@@ -54,7 +53,7 @@ pub struct Agent<D: Database> {
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
     pub(super) scheduled_restart: Option<(vigil_api::Schedule, vigil_api::RestartRequest)>,
     /// The next scheduled switchover or restart, for the loop to wake at.
-    scheduled_wake: Option<SystemTime>,
+    pub(super) scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
 }
@@ -130,8 +129,8 @@ impl<D: Database> Agent<D> {
         self.shut_down().await;
     }
 
-    /// One cycle; returns how long until the next one ([`cycle_wait`]; `loop_wait` while a database job
-    /// runs), which [`NextCycle::at`] bounds.
+    /// One cycle: observe → remember → decide → act → publish. Returns how long until the next one
+    /// ([`cycle_wait`]; `loop_wait` while a database job runs), which [`NextCycle::at`] bounds.
     pub(super) async fn cycle(&mut self) -> Duration {
         // A holder renews first, before anything that may wait on the store: after a stall of this
         // process, every millisecond before the deadline counts.
@@ -145,95 +144,21 @@ impl<D: Database> Agent<D> {
         // A job that ends while the database is observed leaves the observation older than what the job
         // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
         let busy = self.busy();
-        // A server found down was down when the look began (observing a hung one takes seconds).
-        let observed_at = Instant::now();
-        let mut db = self.db.observe().await;
-        // A hung server makes observing slow: the renewal must not wait for the store read below.
-        if self.lease.renewal_is_due(Instant::now()) && self.holds_lease() {
-            let known = self.dynamic.clone();
-            self.renew(&known).await;
-        }
-        if let Some(fence) = decide_fast_fence(self.lease.hold(Instant::now()), &db, self.dynamic.pause) {
-            // Fencing does not wait for a store read that may itself take retry_timeout.
-            tracing::warn!(reason = %fence.reason, actions = ?fence.actions, "fencing before reading the store");
-            for action in fence.actions {
-                self.fence(action).await;
-            }
-            db = self.db.observe().await;
-            let deadline = self.lease.grant().map(|g| g.deadline.instant());
-            let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
-            let token = self.lease.last_token();
-            tracing::warn!(?token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
-        }
-        let limit = self.lease.wait_limit(Instant::now(), db.is_running_primary());
-        let read = before(limit, self.dcs.read()).await.unwrap_or({
-            Err(vigil_dcs::DcsError::NoQuorum {
-                op: "read (given up at the lease's deadline)",
-                waited: self.dynamic.retry_timeout,
-            })
-        });
-        // A stored config that cannot be used, or a failed read, leaves the last good one in force.
-        if let Ok(state) = &read {
-            self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
-        }
+        let seen = self.observe().await;
         let dynamic = self.dynamic.clone();
-        // Like ttl and loop_wait, retry_timeout follows the stored configuration.
-        self.dcs.set_op_timeout(dynamic.retry_timeout);
-        self.db.die_with_agent(!dynamic.pause);
-        let cluster = match &read {
-            Ok(state) => {
-                self.publisher.store_seen();
-                Some(cluster_view(state))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the cluster store");
-                None
-            }
-        };
-        let now = Instant::now();
-        let lease = self.lease.hold(now);
         if busy || self.busy() {
-            if matches!(lease, LeaseHold::Valid(_))
+            // While a job runs, the loop only keeps the lease renewed.
+            if matches!(seen.lease, LeaseHold::Valid(_))
                 && (!self.renewed_this_cycle || self.lease.renewal_is_due(Instant::now()))
             {
                 self.renew(&dynamic).await;
             }
-            self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
+            let busy = "busy: a database operation is running";
+            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy).await;
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
-        let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
-        self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
-        let token = self.lease.last_token();
-        let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
-        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
-        self.memory.observed(&db, lease, observed_at);
-        if !db.running {
-            self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
-        }
-        let peers = match &cluster {
-            Some(c) if c.leader.is_none() && db.running => self.probe_peers(c).await,
-            _ => Vec::new(),
-        };
-        let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
-        self.scheduled_wake = self.next_scheduled(switchover_at);
-        let observation = Observation {
-            now,
-            wall_clock: SystemTime::now(),
-            me: self.me.name.clone(),
-            policy: self.policy(&dynamic),
-            db: db.clone(),
-            cluster: cluster.clone(),
-            lease,
-            primary_down_since: self.memory.primary_down_since,
-            not_streaming_since: self.memory.not_streaming_since,
-            rewind_failed: self.memory.rewind_failed,
-            rewound: self.memory.rewound,
-            follow_failures: self.memory.follow_failures,
-            peers,
-            sync_applied_at: self.memory.sync_applied_at(),
-            promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
-        };
+        let observation = self.remember(seen, &dynamic).await;
         let decision = decide(&observation);
         self.log(&decision);
         let wait = cycle_wait(&decision, &observation);
@@ -241,48 +166,9 @@ impl<D: Database> Agent<D> {
         self.execute(decision.actions, &dynamic, &observation).await;
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.
-        let db = if stops_db { self.db.observe().await } else { db };
-        self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
+        let db = if stops_db { self.db.observe().await } else { observation.db };
+        self.publish(&db, observation.cluster.as_ref(), &dynamic, &decision.reason).await;
         wait
-    }
-
-    /// The earlier of a scheduled switchover and this member's scheduled restart.
-    fn next_scheduled(&self, switchover_at: Option<vigil_api::Schedule>) -> Option<SystemTime> {
-        let restart_at = self.scheduled_restart.as_ref().map(|(at, _)| at.at());
-        switchover_at.map(|at| at.at()).into_iter().chain(restart_at).min()
-    }
-
-    /// Whether a background database job is running.
-    pub(super) fn busy(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.is_finished())
-    }
-
-    /// Waits, at most `limit`, for the running background job to end.
-    pub(super) async fn wait_for_job(&mut self, limit: Duration) {
-        if let Some(job) = self.job.as_mut() {
-            if let Ok(report) = tokio::time::timeout(limit, job).await {
-                self.job = None; // a finished JoinHandle must not be polled again
-                self.remember(report.unwrap_or_default());
-            }
-        }
-    }
-
-    /// Takes in the report of the background job, if it has ended.
-    async fn collect_job(&mut self) {
-        if let Some(job) = self.job.take_if(|job| job.is_finished()) {
-            let report = job.await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the database job panicked");
-                JobReport::default()
-            });
-            self.remember(report);
-        }
-    }
-
-    /// Takes in what a database job reports.
-    pub(super) fn remember(&mut self, report: JobReport) {
-        for event in report.events {
-            self.memory.job_reported(event);
-        }
     }
 
     /// Whether this agent holds a lease valid by its own deadline.
@@ -335,23 +221,6 @@ impl<D: Database> Agent<D> {
         match self.db.set_parameters(&wanted).await {
             Ok(()) => self.parameters = Some(wanted),
             Err(e) => tracing::warn!(error = %e, "server parameters not applied; trying again next cycle"),
-        }
-    }
-
-    fn policy(&self, dynamic: &DynamicConfig) -> Policy {
-        Policy {
-            can_fail_over: self.me.can_fail_over,
-            failover_priority: self.me.failover_priority,
-            maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
-            primary_start_timeout: dynamic.primary_start_timeout,
-            use_pg_rewind: dynamic.postgresql.use_pg_rewind,
-            pause: dynamic.pause,
-            loop_wait: dynamic.loop_wait,
-            sync: SyncPolicy {
-                mode: dynamic.synchronous_mode,
-                strict: dynamic.synchronous_mode_strict,
-                node_count: dynamic.synchronous_node_count,
-            },
         }
     }
 
