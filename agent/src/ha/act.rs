@@ -2,13 +2,14 @@
 //! as one background job.
 
 use super::execute::{run_db_job, DbJob};
+use super::handover_steps::switchover_steps;
 use super::lease_keeper::before;
 use super::observation::Observation;
 use super::run::Agent;
 use super::view::Status;
 use super::{Action, Initialize};
 use crate::config::DynamicConfig;
-use crate::db::{Database, DbState};
+use crate::db::Database;
 use std::time::Instant;
 use vigil_dcs::{Condition, Key};
 
@@ -42,19 +43,7 @@ impl<D: Database> Agent<D> {
                     }
                 }
                 Action::SyncSlots(_) => {}
-                Action::HandOver => {
-                    if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
-                        tracing::error!(error = %e, "switchover: the primary did not stop; keeping the lease");
-                        continue;
-                    }
-                    // The candidate asks this member's REST status as soon as the lease is free: it must
-                    // already show a stopped database, or the candidate waits a loop_wait ("still runs
-                    // as a primary").
-                    let stopped = DbState::stopped(o.db.data.clone());
-                    self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
-                    self.guard.demoted(self.lease.token());
-                    self.release().await;
-                }
+                Action::HandOver => self.hand_over(&switchover_steps(), dynamic, Some(o)).await,
                 Action::PublishSync(state) => {
                     self.put(
                         Key::Sync,

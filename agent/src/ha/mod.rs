@@ -8,6 +8,8 @@ mod dispatch;
 mod execute;
 mod fast_fence;
 mod guard;
+mod handover;
+mod handover_steps;
 mod hooks;
 mod identity;
 mod job;

@@ -11,8 +11,6 @@ use super::lease_keeper::LeaseKeeper;
 use super::memory::Memory;
 use super::observation::{ClusterView, LeaseHold};
 use super::publisher::{Publisher, Standing};
-use super::sync::{handed_over, is_named_standby};
-use super::view::cluster_view;
 use super::{cycle_wait, decide, Action, Decision, NextCycle};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState};
@@ -23,7 +21,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use vigil_dcs::{DcsNode, FencingToken};
-use vigil_fencing::instant_after;
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
@@ -43,7 +40,7 @@ pub struct Agent<D: Database> {
     /// Writes the member record and the REST status.
     pub(super) publisher: Publisher,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
-    leaving: bool,
+    pub(super) leaving: bool,
     /// The dynamic configuration as last read (the bootstrap one until then).
     pub(super) dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
@@ -258,75 +255,4 @@ impl<D: Database> Agent<D> {
         };
         self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
     }
-
-    /// On SIGTERM: a primary stops its database with a shutdown checkpoint, which PostgreSQL streams to
-    /// its replicas before it exits, then releases the lease so the most advanced replica takes over
-    /// without losing an acknowledged write. A synchronous standby first has the primary move its role to
-    /// another standby, so that commits do not stall. Any other member just stops its database.
-    async fn shut_down(mut self) {
-        tracing::info!("shutting down");
-        if let Some(job) = self.job.take() {
-            let _ = job.await;
-        }
-        self.hand_over_sync_role().await;
-        if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
-            tracing::warn!(error = %e, "database did not stop cleanly");
-        }
-        let token = self.lease.last_token();
-        self.release().await;
-        self.guard.disarm(token, "clean shutdown");
-        self.publisher.no_deadline();
-    }
 }
-
-impl<D: Database> Agent<D> {
-    /// A synchronous standby about to stop announces it (its record says `stopping`, which the primary
-    /// takes as "not a candidate") and waits, at most [`sync_handoff_wait`], until the primary handed its
-    /// role over (see [`handed_over`]), keeping its record alive meanwhile.
-    async fn hand_over_sync_role(&mut self) {
-        let view = cluster_view(&self.dcs.local());
-        if !is_named_standby(&view, &self.me.name) {
-            return;
-        }
-        tracing::info!("synchronous standby shutting down: asking the primary to move the role first");
-        self.leaving = true;
-        self.publisher.forget();
-        let db = self.db.observe().await;
-        let dynamic = self.dynamic.clone();
-        let wait = sync_handoff_wait(&dynamic);
-        let deadline = instant_after(Instant::now(), wait);
-        loop {
-            let view = cluster_view(&self.dcs.local());
-            if handed_over(&view, &self.me.name) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    ?wait,
-                    "the primary did not move the synchronous standby role: stopping anyway"
-                );
-                return;
-            }
-            // Written again only once half its ttl is gone: the primary must not see this member vanish.
-            self.publish(
-                &db,
-                Some(&view),
-                &dynamic,
-                "shutting down: handing the synchronous standby role over",
-            )
-            .await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tracing::info!("synchronous standby role handed over");
-    }
-}
-
-/// How long a synchronous standby that shuts down waits for the primary to move its role: the primary
-/// needs about three of its cycles (drop the standby from `sync`, change its rule, publish the new
-/// standby once it confirms), each slower on a busy machine; never less than [`SYNC_HANDOFF_MIN`].
-fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
-    dynamic.loop_wait.saturating_mul(4).max(SYNC_HANDOFF_MIN)
-}
-
-/// The least time a synchronous standby that shuts down waits for the primary to move its role.
-const SYNC_HANDOFF_MIN: Duration = Duration::from_secs(10);
