@@ -13,12 +13,6 @@ use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
 use vigil_fencing::HolderDeadline;
 
-/// Between two cycles once one changed who leads (`run.rs` `NEXT_STEP`).
-pub const NEXT_STEP: Duration = Duration::from_millis(20);
-/// Before retrying a failed renewal (`run.rs` `RENEW_RETRY`).
-pub const RENEW_RETRY: Duration = Duration::from_millis(100);
-/// Between two cycles while nobody holds the lease (`run.rs` `RACE_RETRY`).
-pub const RACE_RETRY: Duration = Duration::from_millis(250);
 /// How long a peer may take to answer a status request (`run.rs` `PEER_TIMEOUT`).
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -120,20 +114,8 @@ pub struct Cycle {
     pub cluster: Option<ClusterView>,
     pub busy: bool,
     pub reason: String,
-    /// How long to wait before the next cycle.
-    pub wait: NextWait,
-}
-
-/// How long a cycle waits before the next one, before the lease deadline and renewal bound it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NextWait {
-    /// A decision changed who leads: go on almost at once (`NEXT_STEP`).
-    NextStep,
-    /// Nobody leads: look again soon (`RACE_RETRY`).
-    Race,
-    /// `loop_wait` (or `RENEW_RETRY` after a failed renewal).
-    #[default]
-    Regular,
+    /// How long to wait before the next cycle (`vigil_agent::ha::cycle_wait`), before the lease bounds it.
+    pub wait: Duration,
 }
 
 /// One member's agent process.
