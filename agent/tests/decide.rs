@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use vigil_agent::config::SynchronousMode;
 use vigil_agent::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Upstream};
 use vigil_agent::ha::{
-    decide, sync_health, Action, ClusterView, Decision, Initialize, LeaseHold, Observation, PeerView, Policy,
-    Switchover, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS,
+    cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, Decision, Initialize, LeaseHold,
+    Observation, PeerView, Policy, Switchover, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS, NEXT_STEP,
+    RACE_RETRY,
 };
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
@@ -252,6 +253,16 @@ fn does_not_reclaim_a_lapsed_lease_while_running_as_primary() {
     o.lease = LeaseHold::Lapsed(token(7));
     led_by(&mut o, "me", 7);
     assert_eq!(actions(&o), vec![Action::Demote]);
+}
+
+#[test]
+fn fast_fence_a_primary_whose_lease_lapsed_is_demoted_before_the_store_is_read() {
+    let mut o = obs();
+    o.db = primary(1000);
+    o.lease = LeaseHold::Lapsed(token(7));
+    let fast = decide_fast_fence(o.lease, &o.db, false).expect("fenced early");
+    assert_eq!(fast, decide(&o));
+    assert_eq!(fast, decide(&Observation { cluster: None, ..o }), "the same without the store");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -896,6 +907,66 @@ fn the_best_candidate_acquires_the_lease() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The next cycle: how long after a decision (`cycle_wait`)
+// ---------------------------------------------------------------------------------------------------------
+
+fn decided(actions: Vec<Action>) -> Decision {
+    Decision { actions, reason: "test".into() }
+}
+
+#[test]
+fn next_cycle_at_once_after_a_decision_that_changes_roles() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    let changes = [
+        Action::ClaimInitialize,
+        Action::SetSystemId(SYSID.into()),
+        Action::AcquireLease,
+        Action::ReleaseLease,
+        Action::HandOver,
+        Action::PublishSync(SyncState::default()),
+    ];
+    for action in changes {
+        assert_eq!(cycle_wait(&decided(vec![action.clone()]), &o), NEXT_STEP, "{action:?}");
+    }
+    assert_eq!(cycle_wait(&decided(vec![Action::RenewLease]), &o), o.policy.loop_wait);
+}
+
+#[test]
+fn next_cycle_at_once_while_a_new_synchronous_rule_settles() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    o.db = DbState {
+        sync_rule: Some(SyncRule::First { count: 1, names: vec!["node2".into()] }),
+        ..primary(1000)
+    };
+    o.policy.sync.mode = SynchronousMode::On;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), NEXT_STEP, "first seen applied this cycle");
+    o.sync_applied_at = Some(Position(1000));
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "confirmed");
+    o.sync_applied_at = None;
+    o.policy.sync.mode = SynchronousMode::Off;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "asynchronous");
+}
+
+#[test]
+fn next_cycle_soon_while_nobody_leads_unless_paused_or_the_store_unread() {
+    let mut o = obs();
+    assert_eq!(cycle_wait(&decided(vec![]), &o), RACE_RETRY);
+    o.policy.loop_wait = Duration::from_millis(100);
+    assert_eq!(cycle_wait(&decided(vec![]), &o), Duration::from_millis(100), "never later than loop_wait");
+    o.policy.loop_wait = Duration::from_secs(1);
+    o.policy.pause = true;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "paused");
+    o.policy.pause = false;
+    o.cluster = None;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "store unread");
+    let mut led = obs();
+    led_by(&mut led, "node2", 3);
+    assert_eq!(cycle_wait(&decided(vec![]), &led), led.policy.loop_wait, "somebody leads");
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Bugs found (ignored until decide.rs is fixed)
 // ---------------------------------------------------------------------------------------------------------
 
@@ -1247,6 +1318,18 @@ proptest! {
             if o.db.starting && !o.policy.pause {
                 prop_assert!(d.actions[..release].contains(&Action::Kill), "decided {:?}", d);
             }
+        }
+    }
+
+    /// Guards the fence before the store read: what the loop fences as soon as it sees the lease lapsed is
+    /// what `decide` chooses once the store is read (or could not be).
+    #[test]
+    fn the_fast_fence_is_what_decide_chooses(mut o in any_observation(), t in any_token()) {
+        o.lease = LeaseHold::Lapsed(t);
+        if let Some(fast) = decide_fast_fence(o.lease, &o.db, o.policy.pause) {
+            prop_assert_eq!(decide(&o), fast);
+        } else {
+            prop_assert!(o.policy.pause || (!o.db.is_running_primary() && !o.db.hung), "{:?}", o.db);
         }
     }
 

@@ -27,8 +27,6 @@ mod remember;
 pub(crate) mod restart_tests;
 mod run;
 mod sync;
-#[cfg(test)]
-mod test_observation;
 mod view;
 
 pub use candidate::{tags_allow_failover, within_maximum_lag};

@@ -95,64 +95,9 @@ impl NextCycle {
 
 #[cfg(test)]
 mod tests {
-    use super::super::observation::LeaseHold;
-    use super::super::test_observation::{name, observation, primary};
-    use super::super::{Action, SyncState};
     use super::*;
-    use crate::db::{Position, SyncRule};
-    use vigil_dcs::FencingToken;
 
     const SECOND: Duration = Duration::from_secs(1);
-
-    fn decision(actions: Vec<Action>) -> Decision {
-        Decision { actions, reason: "test".into() }
-    }
-
-    fn led(mut o: Observation) -> Observation {
-        if let Some(c) = o.cluster.as_mut() {
-            c.leader = Some((name("me"), FencingToken(7)));
-        }
-        o
-    }
-
-    #[test]
-    fn a_decision_that_changes_roles_is_followed_at_once() {
-        let o = led(observation(primary(), LeaseHold::Valid(FencingToken(7))));
-        for action in [Action::AcquireLease, Action::ReleaseLease, Action::HandOver, Action::ClaimInitialize]
-        {
-            assert_eq!(cycle_wait(&decision(vec![action]), &o), NEXT_STEP);
-        }
-        assert_eq!(cycle_wait(&decision(vec![Action::PublishSync(SyncState::default())]), &o), NEXT_STEP);
-        assert_eq!(cycle_wait(&decision(vec![Action::RenewLease]), &o), SECOND, "loop_wait");
-    }
-
-    #[test]
-    fn a_new_synchronous_rule_is_confirmed_at_the_next_step() {
-        let rule = SyncRule::First { count: 1, names: vec!["b".into()] };
-        let mut o = led(observation(primary(), LeaseHold::Valid(FencingToken(7))));
-        o.db.sync_rule = Some(rule);
-        o.policy.sync.mode = SynchronousMode::On;
-        assert_eq!(cycle_wait(&decision(vec![]), &o), NEXT_STEP, "settling");
-        o.sync_applied_at = Some(Position(1000));
-        assert_eq!(cycle_wait(&decision(vec![]), &o), SECOND, "settled");
-        o.sync_applied_at = None;
-        o.policy.sync.mode = SynchronousMode::Off;
-        assert_eq!(cycle_wait(&decision(vec![]), &o), SECOND, "asynchronous");
-    }
-
-    #[test]
-    fn without_a_leader_the_race_is_retried_soon_unless_paused_or_the_store_unread() {
-        let mut o = observation(primary(), LeaseHold::Never);
-        assert_eq!(cycle_wait(&decision(vec![]), &o), RACE_RETRY);
-        o.policy.loop_wait = Duration::from_millis(100);
-        assert_eq!(cycle_wait(&decision(vec![]), &o), Duration::from_millis(100), "never past loop_wait");
-        o.policy.loop_wait = SECOND;
-        o.policy.pause = true;
-        assert_eq!(cycle_wait(&decision(vec![]), &o), SECOND, "paused");
-        o.policy.pause = false;
-        o.cluster = None;
-        assert_eq!(cycle_wait(&decision(vec![]), &o), SECOND, "store unread");
-    }
 
     fn next(now: Instant) -> NextCycle {
         NextCycle {
