@@ -1,4 +1,6 @@
-//! The HA loop: observe → decide → act, with all policy in the pure [`decide`].
+//! The HA loop: observe → remember → decide → act → publish, with the policy in pure functions: [`decide`],
+//! [`decide_fast_fence`] (fencing before the store is read), [`cycle_wait`] and [`NextCycle`] (when the next
+//! cycle comes), and the handover steps (`handover_steps.rs`).
 
 mod act;
 mod candidate;
@@ -20,6 +22,7 @@ mod memory;
 mod next_cycle;
 mod observation;
 mod observe;
+mod parameters;
 mod peers;
 mod publisher;
 mod remember;

@@ -1,4 +1,6 @@
-//! The loop around [`decide`]: observe the database and the cluster, decide, act, publish.
+//! The loop around [`decide`], as a schedule: each cycle observes the database and the store
+//! (`observe.rs`, with the fast fence), remembers what it saw (`remember.rs`), decides, acts (`act.rs`) and
+//! publishes; [`NextCycle`] says when the next one comes.
 //!
 //! One cycle every `loop_wait`, sooner when the leader lease changes hands (a watch on the store), when a
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
@@ -44,7 +46,7 @@ pub struct Agent<D: Database> {
     /// The dynamic configuration as last read (the bootstrap one until then).
     pub(super) dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
-    parameters: Option<BTreeMap<String, String>>,
+    pub(super) parameters: Option<BTreeMap<String, String>>,
     /// Whether this cycle already renewed the lease (at its start).
     pub(super) renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
@@ -183,44 +185,7 @@ impl<D: Database> Agent<D> {
         self.wake.notify_one();
     }
 
-    /// The configuration file this agent was started from.
-    pub(super) fn config_path(&self) -> Option<&std::path::Path> {
-        self.me.config_path.as_deref()
-    }
-
-    /// Takes the tags (and what follows from them) from a reloaded configuration.
-    /// Takes the tags and the server parameters of a configuration file read again.
-    pub(super) fn apply_reloaded(&mut self, config: &crate::config::Config) {
-        self.me.tags = super::identity_tags(config);
-        self.me.can_fail_over = config.tags.can_fail_over();
-        self.me.failover_priority = config.tags.failover_priority();
-        self.me.parameters = config.postgresql.parameters.clone();
-        self.publisher.forget();
-    }
-
-    /// This member's own server parameters (its file's `postgresql.parameters`).
-    pub(super) fn own_parameters(&self) -> &BTreeMap<String, String> {
-        &self.me.parameters
-    }
-
-    /// Hands the database the server parameters of `dynamic` and this member's file, and the ttl as the
-    /// upstream timeout, once they change (the adapter reloads the server; what needs a restart shows as
-    /// pending).
-    async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {
-        // The adapter does nothing while the ttl stays the same.
-        if let Err(e) = self.db.set_upstream_timeout(dynamic.ttl).await {
-            tracing::warn!(error = %e, "replication timeouts not reloaded; kept for the next configuration written");
-        }
-        let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
-        if self.parameters.as_ref() == Some(&wanted) {
-            return;
-        }
-        match self.db.set_parameters(&wanted).await {
-            Ok(()) => self.parameters = Some(wanted),
-            Err(e) => tracing::warn!(error = %e, "server parameters not applied; trying again next cycle"),
-        }
-    }
-
+    /// Logs `decision`: at `info` when it changes something, at `debug` when routine or repeated.
     fn log(&mut self, decision: &Decision) {
         let token = self.lease.token().map(|t| t.0);
         if decision.actions.is_empty() && decision.reason == self.last_reason {
