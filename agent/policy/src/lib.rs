@@ -7,6 +7,9 @@
 //! |---|---|
 //! | [`observation`] | [`Observation`]: the input of one decision (database, cluster record, lease hold, peers, memory) |
 //! | [`decide`](mod@decide) | [`decide()`]: Patroni's HA cycle as one function from an observation to a [`Decision`] |
+//! | [`fast_fence`] | [`decide_fast_fence()`]: the fence taken before the store is read, the choice `decide` makes first |
+//! | [`next_cycle`] | [`cycle_wait()`] and [`NextCycle`]: when the next cycle comes |
+//! | [`handover`] | the steps of a switchover away from this primary and of a shutdown |
 //! | [`memory`] | [`Memory`]: what the policy remembers between cycles, changed only by observations and job reports |
 //! | [`sync`] | synchronous replication: the rule, the `sync` key, who may take over without losing a commit |
 //! | [`candidate`] | the rules a member must meet to take over, shared by the leader race and the management checks |
@@ -19,8 +22,11 @@
 
 pub mod candidate;
 pub mod decide;
+pub mod fast_fence;
+pub mod handover;
 pub mod member;
 pub mod memory;
+pub mod next_cycle;
 pub mod observation;
 pub mod position;
 pub mod schedule;
@@ -29,8 +35,11 @@ pub mod sync;
 
 pub use candidate::within_maximum_lag;
 pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS, STUCK_BEHIND_TIMELINE};
+pub use fast_fence::decide_fast_fence;
+pub use handover::{shutdown_steps, switchover_steps, HandOverStep};
 pub use member::MemberView;
 pub use memory::{JobEvent, Memory};
+pub use next_cycle::{cycle_wait, LeaseTimes, NextCycle, NEXT_STEP, RACE_RETRY, RENEW_RETRY};
 pub use observation::{
     ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
     SynchronousMode,

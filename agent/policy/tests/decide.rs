@@ -6,9 +6,10 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::cmp::Reverse;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
-    decide, sync_health, Action, ClusterView, DataState, DbState, Decision, FencingToken, Initialize,
-    LeaseHold, MemberName, MemberView, Observation, PeerView, Policy, Position, ReplicaLink, Role,
-    Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Upstream, FOLLOW_ATTEMPTS,
+    cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
+    FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy, Position,
+    ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Upstream,
+    FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -247,6 +248,16 @@ fn does_not_reclaim_a_lapsed_lease_while_running_as_primary() {
     o.lease = LeaseHold::Lapsed(token(7));
     led_by(&mut o, "me", 7);
     assert_eq!(actions(&o), vec![Action::Demote]);
+}
+
+#[test]
+fn fast_fence_a_primary_whose_lease_lapsed_is_demoted_before_the_store_is_read() {
+    let mut o = obs();
+    o.db = primary(1000);
+    o.lease = LeaseHold::Lapsed(token(7));
+    let fast = decide_fast_fence(o.lease, &o.db, o.fenced, false).expect("fenced early");
+    assert_eq!(fast, decide(&o));
+    assert_eq!(fast, decide(&Observation { cluster: None, ..o }), "the same without the store");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -954,6 +965,66 @@ fn the_best_candidate_acquires_the_lease() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The next cycle: how long after a decision (`cycle_wait`)
+// ---------------------------------------------------------------------------------------------------------
+
+fn decided(actions: Vec<Action>) -> Decision {
+    Decision { actions, reason: "test".into() }
+}
+
+#[test]
+fn next_cycle_at_once_after_a_decision_that_changes_roles() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    let changes = [
+        Action::ClaimInitialize,
+        Action::SetSystemId(SYSID.into()),
+        Action::AcquireLease,
+        Action::ReleaseLease,
+        Action::HandOver,
+        Action::PublishSync(SyncState::default()),
+    ];
+    for action in changes {
+        assert_eq!(cycle_wait(&decided(vec![action.clone()]), &o), NEXT_STEP, "{action:?}");
+    }
+    assert_eq!(cycle_wait(&decided(vec![Action::RenewLease]), &o), o.policy.loop_wait);
+}
+
+#[test]
+fn next_cycle_at_once_while_a_new_synchronous_rule_settles() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    o.db = DbState {
+        sync_rule: Some(SyncRule::First { count: 1, names: vec!["node2".into()] }),
+        ..primary(1000)
+    };
+    o.policy.sync.mode = SynchronousMode::On;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), NEXT_STEP, "first seen applied this cycle");
+    o.sync_applied_at = Some(Position(1000));
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "confirmed");
+    o.sync_applied_at = None;
+    o.policy.sync.mode = SynchronousMode::Off;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "asynchronous");
+}
+
+#[test]
+fn next_cycle_soon_while_nobody_leads_unless_paused_or_the_store_unread() {
+    let mut o = obs();
+    assert_eq!(cycle_wait(&decided(vec![]), &o), RACE_RETRY);
+    o.policy.loop_wait = Duration::from_millis(100);
+    assert_eq!(cycle_wait(&decided(vec![]), &o), Duration::from_millis(100), "never later than loop_wait");
+    o.policy.loop_wait = Duration::from_secs(1);
+    o.policy.pause = true;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "paused");
+    o.policy.pause = false;
+    o.cluster = None;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "store unread");
+    let mut led = obs();
+    led_by(&mut led, "node2", 3);
+    assert_eq!(cycle_wait(&decided(vec![]), &led), led.policy.loop_wait, "somebody leads");
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Bugs found (ignored until decide.rs is fixed)
 // ---------------------------------------------------------------------------------------------------------
 
@@ -1214,8 +1285,9 @@ fn any_observation() -> impl Strategy<Value = Observation> {
         prop::option::of(0u64..120),
         any::<bool>(),
         prop::collection::vec(any_peer(), 0..4),
+        any::<bool>(),
     )
-        .prop_map(|(policy, db, cluster, lease, down_for, rewind_failed, peers)| {
+        .prop_map(|(policy, db, cluster, lease, down_for, rewind_failed, peers, fenced)| {
             let now = Instant::now() + Duration::from_secs(1000);
             Observation {
                 now,
@@ -1232,7 +1304,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 follow_failures: 0,
                 peers,
                 sync_applied_at: None,
-                fenced: false,
+                fenced,
                 promotion_refused: false,
             }
         })
@@ -1312,13 +1384,27 @@ proptest! {
         }
     }
 
+    /// Guards the fence before the store read: what the loop fences as soon as it sees the lease lapsed is
+    /// what `decide` chooses once the store is read (or could not be).
+    #[test]
+    fn the_fast_fence_is_what_decide_chooses(mut o in any_observation(), t in any_token()) {
+        o.lease = LeaseHold::Lapsed(t);
+        if let Some(fast) = decide_fast_fence(o.lease, &o.db, o.fenced, o.policy.pause) {
+            prop_assert_eq!(decide(&o), fast);
+        } else {
+            let hung_unfenced = o.db.hung && !o.fenced;
+            prop_assert!(o.policy.pause || (!o.db.is_running_primary() && !hung_unfenced), "{:?}", o.db);
+        }
+    }
+
     /// Guards fencing of a hung server: a member whose lease lapsed and whose server answers nothing kills
-    /// it, unless paused.
+    /// it, unless paused or fenced already (and not started as a primary since).
     #[test]
     fn hung_server_without_its_lease_is_killed(mut o in any_observation(), t in any_token()) {
         o.db = DbState { starting: true, hung: true, running: false, role: None, ..o.db };
         o.lease = LeaseHold::Lapsed(t);
         o.policy.pause = false;
+        o.fenced = false;
         prop_assert_eq!(decide(&o).actions, vec![Action::Kill]);
     }
 

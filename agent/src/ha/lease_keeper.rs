@@ -4,13 +4,11 @@
 use crate::config::DynamicConfig;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::watch;
 use vigil_dcs::{DcsError, DcsNode, FencingToken, LeaseGrant, MemberName};
 use vigil_policy::LeaseHold;
-
-/// Pause before retrying a failed renewal.
-pub(super) const RENEW_RETRY: Duration = Duration::from_millis(100);
+use vigil_policy::LeaseTimes;
 
 /// This member's hold on the leader lease.
 pub(super) struct LeaseKeeper {
@@ -87,15 +85,12 @@ impl LeaseKeeper {
         self.grant.as_ref().is_some_and(|g| now >= renewal_due(g))
     }
 
-    /// When to run the next cycle at the latest: to renew halfway to the deadline (retrying every
-    /// [`RENEW_RETRY`] past that point, and right after a failed renewal), and at the deadline itself.
-    pub(super) fn wake_by(&self, now: Instant, loop_wait: Duration) -> Instant {
-        // A Raft election or a lost message must not cost the primary its lease.
-        let wait = if self.renew_failed && self.grant.is_some() { RENEW_RETRY } else { loop_wait };
-        let next = vigil_fencing::instant_after(now, wait);
-        let Some(grant) = &self.grant else { return next };
-        let renew_at = renewal_due(grant).max(now + RENEW_RETRY);
-        next.min(grant.deadline.instant()).min(renew_at)
+    /// When the grant held is due for renewal, its deadline, and whether its last renewal failed: what
+    /// the time of the next cycle depends on.
+    pub(super) fn times(&self) -> Option<LeaseTimes> {
+        let grant = self.grant.as_ref()?;
+        let (renewal_due, deadline) = (renewal_due(grant), grant.deadline.instant());
+        Some(LeaseTimes { renewal_due, deadline, renew_failed: self.renew_failed })
     }
 
     /// Takes the lease if it is free (or renews it when this member already holds it).
@@ -170,6 +165,7 @@ fn renewal_due(grant: &LeaseGrant) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn timing() -> DynamicConfig {
         DynamicConfig {
@@ -185,7 +181,7 @@ mod tests {
         let dcs = super::super::restart_tests::store(dir.path()).await;
         let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"));
         assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);
-        assert!(keeper.wake_by(Instant::now(), Duration::from_secs(1)) > Instant::now());
+        assert_eq!(keeper.times(), None);
 
         keeper.acquire(&timing()).await;
         let token = keeper.token().expect("granted");
@@ -196,8 +192,8 @@ mod tests {
         // ttl 10 s, margin 2 s: the deadline is 8 s after sending, the renewal due 4 s before it.
         assert!(!keeper.renewal_is_due(now));
         assert!(keeper.renewal_is_due(deadline - Duration::from_secs(4)));
-        let wake = keeper.wake_by(now, Duration::from_secs(60));
-        assert!(wake <= deadline - Duration::from_secs(4), "a long loop_wait does not skip the renewal");
+        let times = keeper.times().expect("held");
+        assert_eq!((times.renewal_due, times.deadline), (deadline - Duration::from_secs(4), deadline));
 
         assert_eq!(keeper.renew(&timing()).await.map(|g| g.token), Some(token), "a renewal keeps the token");
         assert!(keeper.grant().expect("grant").deadline.instant() >= deadline);

@@ -1,16 +1,24 @@
-//! The HA loop: observe → decide → act, with all policy in the pure [`decide`] of the `vigil-policy`
-//! crate (re-exported here).
+//! The HA loop: observe → remember → decide → act → publish. The policy is in pure functions of the
+//! `vigil-policy` crate (re-exported here): [`decide`], [`decide_fast_fence`] (fencing before the store
+//! is read), [`cycle_wait`] and [`NextCycle`] (when the next cycle comes), and the handover steps.
 
+mod act;
 mod commands;
 mod dispatch;
 mod execute;
 mod guard;
+mod handover;
 mod hooks;
 mod identity;
+mod job;
 mod lease_keeper;
 #[cfg(test)]
 mod loop_tests;
+mod observe;
+mod parameters;
+mod peers;
 mod publisher;
+mod remember;
 #[cfg(test)]
 pub(crate) mod restart_tests;
 mod run;
@@ -23,9 +31,10 @@ pub use identity::Identity;
 pub use run::Agent;
 pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good, member_records};
 pub use vigil_policy::{
-    decide, fence_action, may_take_over, sync, sync_health, sync_step, wanted_rule, within_maximum_lag,
-    Action, ClusterView, Decision, Initialize, JobEvent, LeaseHold, Memory, Observation, PeerView, Policy,
-    Switchover, SyncChange, SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS,
+    cycle_wait, decide, decide_fast_fence, fence_action, may_take_over, sync, sync_health, sync_step,
+    wanted_rule, within_maximum_lag, Action, ClusterView, Decision, Initialize, JobEvent, LeaseHold,
+    LeaseTimes, Memory, NextCycle, Observation, PeerView, Policy, Switchover, SyncChange, SyncHealth,
+    SyncPolicy, SyncState, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY, RENEW_RETRY,
 };
 
 /// The tags a member publishes, from its configuration.

@@ -1,40 +1,36 @@
-//! The loop around [`decide`]: observe the database and the cluster, decide, act, publish.
+//! The loop around [`decide`], as a schedule: each cycle observes the database and the store
+//! (`observe.rs`, with the fast fence), remembers what it saw (`remember.rs`), decides, acts (`act.rs`) and
+//! publishes; [`NextCycle`] says when the next one comes.
 //!
 //! One cycle every `loop_wait`, sooner when the leader lease changes hands (a watch on the store), when a
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
-use super::execute::{run_db_job, DbJob, JobReport};
+use super::execute::JobReport;
 use super::guard::RoleGuard;
 use super::identity::Identity;
-use super::lease_keeper::{before, LeaseKeeper};
+use super::lease_keeper::LeaseKeeper;
 use super::publisher::{Publisher, Standing};
-use super::view::{cluster_view, dynamic_or_last_good, member_records, Status};
-use super::{decide, fence_action, Action, Decision, Initialize};
+use super::{cycle_wait, decide, Action, Decision, NextCycle};
 use crate::config::DynamicConfig;
-use crate::db::{Database, DbState, Role};
-use crate::member::MemberRecord;
+use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
-use vigil_api::NodeStatus;
-use vigil_dcs::{Condition, DcsNode, FencingToken, Key, MemberName};
-use vigil_fencing::instant_after;
-use vigil_policy::sync::{handed_over, is_named_standby};
+use tokio::task::JoinHandle;
+use vigil_dcs::{DcsNode, FencingToken};
 use vigil_policy::Memory;
-use vigil_policy::SyncPolicy;
-use vigil_policy::{ClusterView, LeaseHold, Observation, PeerView, Policy};
+use vigil_policy::{ClusterView, LeaseHold};
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
-    me: Identity,
+    pub(super) me: Identity,
     pub(super) dcs: Arc<DcsNode>,
     pub(super) db: Arc<D>,
-    http: reqwest::Client,
-    lease: LeaseKeeper,
+    pub(super) http: reqwest::Client,
+    pub(super) lease: LeaseKeeper,
     /// What the policy remembers between cycles.
     pub(super) memory: Memory,
     /// The background database job, which reports how it went when it ends.
@@ -42,21 +38,21 @@ pub struct Agent<D: Database> {
     pub(super) wake: Arc<Notify>,
     last_reason: String,
     /// The members whose replication slots were last synced on the running server (none on a replica).
-    synced_slots: Option<Vec<String>>,
+    pub(super) synced_slots: Option<Vec<String>>,
     /// Writes the member record and the REST status.
-    publisher: Publisher,
+    pub(super) publisher: Publisher,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
-    leaving: bool,
+    pub(super) leaving: bool,
     /// The dynamic configuration as last read (the bootstrap one until then).
-    dynamic: DynamicConfig,
+    pub(super) dynamic: DynamicConfig,
     /// The server parameters last handed to the database (`None`: none yet since the agent started).
-    parameters: Option<BTreeMap<String, String>>,
+    pub(super) parameters: Option<BTreeMap<String, String>>,
     /// Whether this cycle already renewed the lease (at its start).
-    renewed_this_cycle: bool,
+    pub(super) renewed_this_cycle: bool,
     /// A restart scheduled through the API (`POST /restart {"schedule": …}`), carried out when due.
     pub(super) scheduled_restart: Option<(vigil_api::Schedule, vigil_api::RestartRequest)>,
     /// The next scheduled switchover or restart, for the loop to wake at.
-    scheduled_wake: Option<SystemTime>,
+    pub(super) scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
 }
@@ -65,7 +61,7 @@ impl<D: Database> Agent<D> {
     /// An agent for `me`, over its store node and database.
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
         let me_dynamic = me.bootstrap_dcs.clone();
-        let http = peer_client(&me.api_client_tls);
+        let http = super::peers::peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
         let publisher = Publisher::new(dcs.clone(), status, D::connection_url(&me.db_host, me.db_port));
         Agent {
@@ -107,32 +103,33 @@ impl<D: Database> Agent<D> {
         let mut leader = self.dcs.watch_leader();
         let mut stopping = super::view::StoppingWatch::new(&self.dcs);
         loop {
-            let loop_wait = self.cycle().await;
+            let wait = self.cycle().await;
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
-            // A cycle slowed down by a busy database must not use the lease up.
-            let mut next = self.lease.wake_by(Instant::now(), loop_wait);
-            if let Some(at) = self.primary_start_deadline() {
-                next = next.min(at); // a primary down that long is given up on at once
-            }
-            if let Some(at) = self.scheduled_wake {
-                let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-                next = next.min(instant_after(Instant::now(), wait));
-            }
+            let next = NextCycle {
+                now: Instant::now(),
+                wall_clock: SystemTime::now(),
+                wait,
+                lease: self.lease.times(),
+                primary_down_since: self.memory.primary_down_since,
+                primary_start_timeout: self.dynamic.primary_start_timeout,
+                scheduled: self.scheduled_wake,
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = leader.changed() => {}
                 _ = stopping.changed() => {}
                 _ = self.wake.notified() => {}
                 Some((command, reply)) = commands.recv() => self.dispatch(command, reply).await,
-                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = tokio::time::sleep_until(next.at().into()) => {}
             }
         }
         self.shut_down().await;
     }
 
-    /// One cycle; returns the `loop_wait` in force.
+    /// One cycle: observe → remember → decide → act → publish. Returns how long until the next one
+    /// ([`cycle_wait`]; `loop_wait` while a database job runs), which [`NextCycle::at`] bounds.
     pub(super) async fn cycle(&mut self) -> Duration {
         // A holder renews first, before anything that may wait on the store: after a stall of this
         // process, every millisecond before the deadline counts.
@@ -146,165 +143,31 @@ impl<D: Database> Agent<D> {
         // A job that ends while the database is observed leaves the observation older than what the job
         // reports (a rewind done, say): such a cycle does not decide, the job's end wakes the next one.
         let busy = self.busy();
-        // A server found down was down when the look began (observing a hung one takes seconds).
-        let observed_at = Instant::now();
-        let mut db = self.db.observe().await;
-        // A hung server makes observing slow: the renewal must not wait for the store read below.
-        if self.lease.renewal_is_due(Instant::now()) && self.holds_lease() {
-            let known = self.dynamic.clone();
-            self.renew(&known).await;
-        }
-        if let (LeaseHold::Lapsed(token), Some(fence)) =
-            (self.lease.hold(Instant::now()), fence_action(&db, self.memory.fenced))
-        {
-            // Fencing does not wait for a store read that may itself take retry_timeout.
-            if !self.dynamic.pause {
-                tracing::warn!(%token, ?fence, "fencing: my lease passed its deadline without renewal");
-                let job = DbJob::fence(&self.me.name, fence, Some(token), &self.guard);
-                let report = run_db_job(self.db.as_ref(), job).await;
-                self.remember(report);
-                db = self.db.observe().await;
-                let deadline = self.lease.grant().map(|g| g.deadline.instant());
-                let after = deadline.map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
-                tracing::warn!(%token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
-            }
-        }
-        let limit = self.lease.wait_limit(Instant::now(), db.is_running_primary());
-        let read = before(limit, self.dcs.read()).await.unwrap_or({
-            Err(vigil_dcs::DcsError::NoQuorum {
-                op: "read (given up at the lease's deadline)",
-                waited: self.dynamic.retry_timeout,
-            })
-        });
-        // A stored config that cannot be used, or a failed read, leaves the last good one in force.
-        if let Ok(state) = &read {
-            self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
-        }
+        let seen = self.observe().await;
         let dynamic = self.dynamic.clone();
-        // Like ttl and loop_wait, retry_timeout follows the stored configuration.
-        self.dcs.set_op_timeout(dynamic.retry_timeout);
-        self.db.die_with_agent(!dynamic.pause);
-        let cluster = match &read {
-            Ok(state) => {
-                self.publisher.store_seen();
-                Some(cluster_view(state))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the cluster store");
-                None
-            }
-        };
-        let now = Instant::now();
-        let lease = self.lease.hold(now);
         if busy || self.busy() {
-            if matches!(lease, LeaseHold::Valid(_))
+            // While a job runs, the loop only keeps the lease renewed.
+            if matches!(seen.lease, LeaseHold::Valid(_))
                 && (!self.renewed_this_cycle || self.lease.renewal_is_due(Instant::now()))
             {
                 self.renew(&dynamic).await;
             }
-            self.publish(&db, cluster.as_ref(), &dynamic, "busy: a database operation is running").await;
+            let busy = "busy: a database operation is running";
+            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy).await;
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
-        let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
-        self.guard.observe(&dynamic, other_holder.filter(|h| **h != self.me.name));
-        let token = self.lease.last_token();
-        let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
-        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
-        self.memory.observed(&db, lease, observed_at);
-        if !db.running {
-            self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
-        }
-        let peers = match &cluster {
-            Some(c) if c.leader.is_none() && db.running => match &read {
-                Ok(state) => self.probe_peers(&member_records(state)).await,
-                Err(_) => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
-        self.scheduled_wake = self.next_scheduled(switchover_at);
-        let observation = Observation {
-            now,
-            wall_clock: SystemTime::now(),
-            me: self.me.name.clone(),
-            policy: self.policy(&dynamic),
-            db: db.clone(),
-            cluster: cluster.clone(),
-            lease,
-            primary_down_since: self.memory.primary_down_since,
-            not_streaming_since: self.memory.not_streaming_since,
-            rewind_failed: self.memory.rewind_failed,
-            rewound: self.memory.rewound,
-            follow_failures: self.memory.follow_failures,
-            peers,
-            sync_applied_at: self.memory.sync_applied_at(),
-            fenced: self.memory.fenced,
-            promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
-        };
+        let observation = self.remember(seen, &dynamic).await;
         let decision = decide(&observation);
         self.log(&decision);
-        let changes_roles = decision.changes_roles();
+        let wait = cycle_wait(&decision, &observation);
         let stops_db = decision.stops_database();
         self.execute(decision.actions, &dynamic, &observation).await;
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.
-        let db = if stops_db { self.db.observe().await } else { db };
-        self.publish(&db, cluster.as_ref(), &dynamic, &decision.reason).await;
-        // A synchronous standby is confirmed one cycle after its rule was first seen applied.
-        let sync_settling = observation.sync_applied_at.is_none()
-            && observation.db.sync_rule.is_some()
-            && dynamic.synchronous_mode != crate::config::SynchronousMode::Off;
-        if changes_roles || sync_settling {
-            // The next step (promote, bootstrap, follow the winner) should not wait a whole loop_wait.
-            return NEXT_STEP;
-        }
-        // Nobody leads: what holds this member back (a WAL receiver that heard from the old primary
-        // lately, a peer's state) may change any moment, and every moment is write downtime.
-        let leaderless = cluster.as_ref().is_some_and(|c| c.leader.is_none());
-        if leaderless && !dynamic.pause {
-            return dynamic.loop_wait.min(RACE_RETRY);
-        }
-        dynamic.loop_wait
-    }
-
-    /// The earlier of a scheduled switchover and this member's scheduled restart.
-    fn next_scheduled(&self, switchover_at: Option<vigil_api::Schedule>) -> Option<SystemTime> {
-        let restart_at = self.scheduled_restart.as_ref().map(|(at, _)| at.at());
-        switchover_at.map(|at| at.at()).into_iter().chain(restart_at).min()
-    }
-
-    /// Whether a background database job is running.
-    pub(super) fn busy(&self) -> bool {
-        self.job.as_ref().is_some_and(|j| !j.is_finished())
-    }
-
-    /// Waits, at most `limit`, for the running background job to end.
-    pub(super) async fn wait_for_job(&mut self, limit: Duration) {
-        if let Some(job) = self.job.as_mut() {
-            if let Ok(report) = tokio::time::timeout(limit, job).await {
-                self.job = None; // a finished JoinHandle must not be polled again
-                self.remember(report.unwrap_or_default());
-            }
-        }
-    }
-
-    /// Takes in the report of the background job, if it has ended.
-    async fn collect_job(&mut self) {
-        if let Some(job) = self.job.take_if(|job| job.is_finished()) {
-            let report = job.await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the database job panicked");
-                JobReport::default()
-            });
-            self.remember(report);
-        }
-    }
-
-    /// Takes in what a database job reports.
-    fn remember(&mut self, report: JobReport) {
-        for event in report.events {
-            self.memory.job_reported(event);
-        }
+        let db = if stops_db { self.db.observe().await } else { observation.db };
+        self.publish(&db, observation.cluster.as_ref(), &dynamic, &decision.reason).await;
+        wait
     }
 
     /// Whether this agent holds a lease valid by its own deadline.
@@ -322,72 +185,7 @@ impl<D: Database> Agent<D> {
         self.wake.notify_one();
     }
 
-    /// The configuration file this agent was started from.
-    pub(super) fn config_path(&self) -> Option<&std::path::Path> {
-        self.me.config_path.as_deref()
-    }
-
-    /// Takes the tags, the server parameters and `use_pg_rewind` of a configuration file read again.
-    pub(super) fn apply_reloaded(&mut self, config: &crate::config::Config) {
-        self.me.tags = super::identity_tags(config);
-        self.me.can_fail_over = config.tags.can_fail_over();
-        self.me.failover_priority = config.tags.failover_priority();
-        self.me.parameters = config.postgresql.parameters.clone();
-        self.me.use_pg_rewind = config.postgresql.use_pg_rewind;
-        self.publisher.forget();
-    }
-
-    /// This member's own server parameters (its file's `postgresql.parameters`).
-    pub(super) fn own_parameters(&self) -> &BTreeMap<String, String> {
-        &self.me.parameters
-    }
-
-    /// Hands the database the server parameters of `dynamic` and this member's file, and the ttl as the
-    /// upstream timeout, once they change (the adapter reloads the server; what needs a restart shows as
-    /// pending).
-    async fn apply_parameters(&mut self, dynamic: &DynamicConfig) {
-        // The adapter does nothing while the ttl stays the same.
-        if let Err(e) = self.db.set_upstream_timeout(dynamic.ttl).await {
-            tracing::warn!(error = %e, "replication timeouts not reloaded; kept for the next configuration written");
-        }
-        if let Err(e) = self.db.set_use_slots(dynamic.postgresql.use_slots).await {
-            tracing::warn!(error = %e, "replication slot use not changed; trying again next cycle");
-        }
-        let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
-        if self.parameters.as_ref() == Some(&wanted) {
-            return;
-        }
-        match self.db.set_parameters(&wanted).await {
-            Ok(()) => self.parameters = Some(wanted),
-            Err(e) => tracing::warn!(error = %e, "server parameters not applied; trying again next cycle"),
-        }
-    }
-
-    fn policy(&self, dynamic: &DynamicConfig) -> Policy {
-        Policy {
-            can_fail_over: self.me.can_fail_over,
-            failover_priority: self.me.failover_priority,
-            maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
-            primary_start_timeout: dynamic.primary_start_timeout,
-            use_pg_rewind: dynamic.use_pg_rewind(self.me.use_pg_rewind),
-            use_slots: dynamic.postgresql.use_slots,
-            check_timeline: dynamic.check_timeline,
-            pause: dynamic.pause,
-            loop_wait: dynamic.loop_wait,
-            sync: SyncPolicy {
-                mode: dynamic.synchronous_mode.into(),
-                strict: dynamic.synchronous_mode_strict,
-                node_count: dynamic.synchronous_node_count,
-            },
-        }
-    }
-
-    /// When the primary, down since `primary_down_since`, reaches `primary_start_timeout`.
-    fn primary_start_deadline(&self) -> Option<Instant> {
-        let since = self.memory.primary_down_since.filter(|_| self.lease.grant().is_some())?;
-        since.checked_add(self.dynamic.primary_start_timeout)
-    }
-
+    /// Logs `decision`: at `info` when it changes something, at `debug` when routine or repeated.
     fn log(&mut self, decision: &Decision) {
         let token = self.lease.token().map(|t| t.0);
         if decision.actions.is_empty() && decision.reason == self.last_reason {
@@ -405,160 +203,8 @@ impl<D: Database> Agent<D> {
         self.last_reason = decision.reason.clone();
     }
 
-    /// Store actions run here, in order; database actions then run as one background job.
-    async fn execute(&mut self, actions: Vec<Action>, dynamic: &DynamicConfig, o: &Observation) {
-        let mut db_actions = Vec::new();
-        for action in actions {
-            match action {
-                Action::ClaimInitialize => self.claim_initialize(dynamic).await,
-                Action::SetSystemId(system_id) => {
-                    let value = Initialize { by: self.me.name.clone(), system_id: Some(system_id.clone()) };
-                    self.put(Key::Initialize, &value, "record the system id", o.db.is_running_primary())
-                        .await;
-                    tracing::info!(%system_id, "cluster initialized");
-                }
-                Action::AcquireLease => self.acquire(dynamic).await,
-                Action::RenewLease if self.renewed_this_cycle => {}
-                Action::RenewLease => self.renew(dynamic).await,
-                Action::ReleaseLease => self.release().await,
-                Action::PublishOptime(optime) => {
-                    self.put(Key::Status, &Status { optime }, "publish optime", o.db.is_running_primary())
-                        .await
-                }
-                // Routine and quick: not worth a background job (whose end would wake the loop). Synced
-                // when the members change, not every cycle.
-                Action::SyncSlots(members) if self.synced_slots.as_ref() != Some(&members) => {
-                    match self.db.sync_slots(&members).await {
-                        Ok(()) => self.synced_slots = Some(members),
-                        Err(e) => tracing::warn!(error = %e, "replication slots not synced"),
-                    }
-                }
-                Action::SyncSlots(_) => {}
-                Action::HandOver => {
-                    if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
-                        tracing::error!(error = %e, "switchover: the primary did not stop; keeping the lease");
-                        continue;
-                    }
-                    // The candidate asks this member's REST status as soon as the lease is free: it must
-                    // already show a stopped database, or the candidate waits a loop_wait ("still runs
-                    // as a primary").
-                    let stopped = DbState::stopped(o.db.data.clone());
-                    self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
-                    self.guard.demoted(self.lease.token());
-                    self.release().await;
-                }
-                Action::PublishSync(state) => {
-                    self.put(
-                        Key::Sync,
-                        &state,
-                        "publish the synchronous standbys",
-                        o.db.is_running_primary(),
-                    )
-                    .await;
-                    tracing::info!(standbys = ?state.sync_standby, quorum = ?state.quorum, "sync key published");
-                }
-                Action::ClearSwitchover => {
-                    let delete = self.dcs.delete(&Key::Failover, Condition::Always);
-                    let limit = self.lease.wait_limit(Instant::now(), o.db.is_running_primary());
-                    if let Some(Err(e)) = before(limit, delete).await {
-                        tracing::warn!(error = %e, "could not clear the switchover request");
-                    }
-                }
-                // Fencing does not wait for a background job.
-                Action::Demote | Action::Kill => {
-                    let token = self.lease.last_token();
-                    let kill = action == Action::Kill;
-                    let report =
-                        run_db_job(self.db.as_ref(), DbJob::fence(&o.me, action, token, &self.guard)).await;
-                    let fenced = report.ok;
-                    self.remember(report);
-                    if kill && !fenced {
-                        tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
-                        return;
-                    }
-                }
-                other => db_actions.push(other),
-            }
-        }
-        if !db_actions.is_empty() {
-            if db_actions.iter().any(Action::starts_primary) {
-                self.memory.starting_primary();
-            }
-            let job = DbJob {
-                me: self.me.name.clone(),
-                actions: db_actions,
-                token: self.lease.token(),
-                dcs: Some(self.dcs.clone()),
-                lease_deadline: Some(self.lease.deadline_watch()),
-                guard: self.guard.clone(),
-            };
-            let (db, wake) = (self.db.clone(), self.wake.clone());
-            self.job = Some(tokio::spawn(async move {
-                // A failed job is retried on the next regular cycle, not at once.
-                let report = run_db_job(db.as_ref(), job).await;
-                if report.ok {
-                    wake.notify_one();
-                }
-                report
-            }));
-        }
-    }
-
-    async fn claim_initialize(&self, dynamic: &DynamicConfig) {
-        let value = Initialize { by: self.me.name.clone(), system_id: None };
-        let json = serde_json::to_value(&value).unwrap_or_default();
-        match self.dcs.put(&Key::Initialize, json, Condition::Absent, None).await {
-            Ok(_) => {
-                tracing::info!(member = %self.me.name, "won the bootstrap race");
-                let config = serde_json::to_value(dynamic).unwrap_or_default();
-                if let Err(e) = self.dcs.put(&Key::Config, config, Condition::Absent, None).await {
-                    tracing::warn!(error = %e, "could not publish bootstrap.dcs as the dynamic config");
-                }
-            }
-            Err(e) => tracing::info!(error = %e, "lost the bootstrap race"),
-        }
-    }
-
-    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
-        self.lease.acquire(dynamic).await;
-    }
-
-    async fn renew(&mut self, dynamic: &DynamicConfig) {
-        if let Some(grant) = self.lease.renew(dynamic).await {
-            self.guard.keepalive(&grant);
-        }
-    }
-
-    async fn release(&mut self) {
-        self.lease.release().await;
-    }
-
-    /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a
-    /// primary (`primary`).
-    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
-        let json = serde_json::to_value(value).unwrap_or_default();
-        let put = self.dcs.put(&key, json, Condition::Always, None);
-        if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), primary), put).await {
-            tracing::warn!(%key, error = %e, "could not {what}");
-        }
-    }
-
-    /// Asks every other member for its status, in parallel, [`PEER_TIMEOUT`] each.
-    async fn probe_peers(&self, records: &BTreeMap<MemberName, MemberRecord>) -> Vec<PeerView> {
-        let mut probes = JoinSet::new();
-        for (name, record) in records.iter().filter(|(n, _)| **n != self.me.name) {
-            let (http, name, url) = (self.http.clone(), name.clone(), record.api_url.clone());
-            let auth = self.me.api_read_auth.clone();
-            probes.spawn(async move {
-                let answer = vigil_api::client::status(&http, &url, auth.as_ref(), PEER_TIMEOUT).await;
-                peer_view(name, answer.ok())
-            });
-        }
-        probes.join_all().await
-    }
-
     /// Publishes the member record (when it changed, or when half its ttl has passed) and the REST status.
-    async fn publish(
+    pub(super) async fn publish(
         &mut self,
         db: &DbState,
         cluster: Option<&ClusterView>,
@@ -573,119 +219,5 @@ impl<D: Database> Agent<D> {
             failovers: self.memory.failovers,
         };
         self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
-    }
-
-    /// On SIGTERM: a primary stops its database with a shutdown checkpoint, which PostgreSQL streams to
-    /// its replicas before it exits, then releases the lease so the most advanced replica takes over
-    /// without losing an acknowledged write. A synchronous standby first has the primary move its role to
-    /// another standby, so that commits do not stall. Any other member just stops its database.
-    async fn shut_down(mut self) {
-        tracing::info!("shutting down");
-        if let Some(job) = self.job.take() {
-            let _ = job.await;
-        }
-        self.hand_over_sync_role().await;
-        if let Err(e) = self.db.stop(crate::db::StopMode::Fast).await {
-            tracing::warn!(error = %e, "database did not stop cleanly");
-        }
-        let token = self.lease.last_token();
-        self.release().await;
-        self.guard.disarm(token, "clean shutdown");
-        self.publisher.no_deadline();
-    }
-}
-
-impl<D: Database> Agent<D> {
-    /// A synchronous standby about to stop announces it (its record says `stopping`, which the primary
-    /// takes as "not a candidate") and waits, at most [`sync_handoff_wait`], until the primary handed its
-    /// role over (see [`handed_over`]), keeping its record alive meanwhile.
-    async fn hand_over_sync_role(&mut self) {
-        let view = cluster_view(&self.dcs.local());
-        if !is_named_standby(&view, &self.me.name) {
-            return;
-        }
-        tracing::info!("synchronous standby shutting down: asking the primary to move the role first");
-        self.leaving = true;
-        self.publisher.forget();
-        let db = self.db.observe().await;
-        let dynamic = self.dynamic.clone();
-        let wait = sync_handoff_wait(&dynamic);
-        let deadline = instant_after(Instant::now(), wait);
-        loop {
-            let view = cluster_view(&self.dcs.local());
-            if handed_over(&view, &self.me.name) {
-                break;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    ?wait,
-                    "the primary did not move the synchronous standby role: stopping anyway"
-                );
-                return;
-            }
-            // Written again only once half its ttl is gone: the primary must not see this member vanish.
-            self.publish(
-                &db,
-                Some(&view),
-                &dynamic,
-                "shutting down: handing the synchronous standby role over",
-            )
-            .await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tracing::info!("synchronous standby role handed over");
-    }
-}
-
-/// How long a synchronous standby that shuts down waits for the primary to move its role: the primary
-/// needs about three of its cycles (drop the standby from `sync`, change its rule, publish the new
-/// standby once it confirms), each slower on a busy machine; never less than [`SYNC_HANDOFF_MIN`].
-fn sync_handoff_wait(dynamic: &DynamicConfig) -> Duration {
-    dynamic.loop_wait.saturating_mul(4).max(SYNC_HANDOFF_MIN)
-}
-
-/// The least time a synchronous standby that shuts down waits for the primary to move its role.
-const SYNC_HANDOFF_MIN: Duration = Duration::from_secs(10);
-
-/// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
-/// a plain one, whose HTTPS calls then fail and are logged.
-fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
-    let built = vigil_api::tls::client_builder(tls, "ctl")
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.build().map_err(|e| e.to_string()));
-    built.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
-        reqwest::Client::new()
-    })
-}
-
-/// Pause before the cycle after one that changed who leads.
-const NEXT_STEP: Duration = Duration::from_millis(20);
-
-/// Between two cycles while no member holds the lease.
-const RACE_RETRY: Duration = Duration::from_millis(250);
-
-/// How long a peer may take to answer a status request during the leader race.
-/// A peer's agent answers from memory in milliseconds; one cut off or stopped never does, and waiting for
-/// it is write downtime.
-const PEER_TIMEOUT: Duration = Duration::from_millis(500);
-
-fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
-    match status {
-        Some(s) => PeerView {
-            name,
-            reachable: true,
-            running: s.state == "running",
-            role: match s.role.as_str() {
-                "primary" => Some(Role::Primary),
-                "replica" => Some(Role::Replica),
-                _ => None,
-            },
-            position: s.position().map(crate::db::Position),
-            streaming: s.replication_state.as_deref() == Some("streaming"),
-            can_fail_over: s.can_fail_over(),
-            failover_priority: s.failover_priority(),
-        },
-        None => PeerView::unreachable(name),
     }
 }

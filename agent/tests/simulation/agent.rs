@@ -13,13 +13,7 @@ use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
 use vigil_fencing::HolderDeadline;
 
-/// Between two cycles once one changed who leads (`run.rs` `NEXT_STEP`).
-pub const NEXT_STEP: Duration = Duration::from_millis(20);
-/// Before retrying a failed renewal (`run.rs` `RENEW_RETRY`).
-pub const RENEW_RETRY: Duration = Duration::from_millis(100);
-/// Between two cycles while nobody holds the lease (`run.rs` `RACE_RETRY`).
-pub const RACE_RETRY: Duration = Duration::from_millis(250);
-/// How long a peer may take to answer a status request (`run.rs` `PEER_TIMEOUT`).
+/// How long a peer may take to answer a status request (`peers.rs` `PEER_TIMEOUT`).
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A lease grant, by the holder's own clock.
@@ -120,20 +114,8 @@ pub struct Cycle {
     pub cluster: Option<ClusterView>,
     pub busy: bool,
     pub reason: String,
-    /// How long to wait before the next cycle.
-    pub wait: NextWait,
-}
-
-/// How long a cycle waits before the next one, before the lease deadline and renewal bound it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum NextWait {
-    /// A decision changed who leads: go on almost at once (`NEXT_STEP`).
-    NextStep,
-    /// Nobody leads: look again soon (`RACE_RETRY`).
-    Race,
-    /// `loop_wait` (or `RENEW_RETRY` after a failed renewal).
-    #[default]
-    Regular,
+    /// How long to wait before the next cycle (`vigil_agent::ha::cycle_wait`), before the lease bounds it.
+    pub wait: Duration,
 }
 
 /// One member's agent process.
@@ -188,7 +170,7 @@ impl Agent {
         }
     }
 
-    /// Its hold on the lease at `now` (`run.rs` `lease_hold`).
+    /// Its hold on the lease at `now` (`lease_keeper.rs` `hold`).
     pub fn lease_hold(&self, now: Instant) -> LeaseHold {
         match (&self.lease, self.lapsed) {
             (Some(grant), _) if grant.deadline.is_valid_at(now) => LeaseHold::Valid(grant.token),
@@ -208,7 +190,7 @@ impl Agent {
         !self.plan.is_empty() || self.waiting.is_some()
     }
 
-    /// When the holder renews at the latest: halfway to its deadline (`run.rs` `renewal_due`).
+    /// When the holder renews at the latest: halfway to its deadline (`lease_keeper.rs` `renewal_due`).
     pub fn renewal_due(&self, ttl: Duration, margin: Duration) -> Option<Instant> {
         let deadline = self.lease?.deadline.instant();
         Some(deadline.checked_sub(ttl.saturating_sub(margin) / 2).unwrap_or(deadline))
@@ -240,7 +222,7 @@ fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant>
     holds.then(|| started.unwrap_or(now))
 }
 
-/// What a peer's REST API answers (`run.rs` `peer_view`), from the status its agent last showed.
+/// What a peer's REST API answers (`peers.rs` `peer_view`), from the status its agent last showed.
 pub fn peer_view(name: MemberName, shown: Option<&DbState>) -> PeerView {
     match shown {
         Some(db) => {

@@ -1,15 +1,15 @@
 //! One HA cycle of a simulated agent, step by step, in the order of `run.rs` `Agent::cycle`.
 
-use crate::agent::{
-    peer_view, Cycle, Grant, NextWait, Step, NEXT_STEP, PEER_TIMEOUT, RACE_RETRY, RENEW_RETRY,
-};
+use crate::agent::{peer_view, Cycle, Grant, Step, PEER_TIMEOUT};
 use crate::store::{Answer, Op};
 use crate::world::{member, Endpoint, Event, World};
 use std::time::{Duration, SystemTime};
-use vigil_agent::ha::{decide, fence_action, sync_health, Action, LeaseHold, Observation, Policy};
+use vigil_agent::ha::{
+    cycle_wait, decide, decide_fast_fence, sync_health, Action, LeaseHold, LeaseTimes, NextCycle,
+    Observation, Policy,
+};
 use vigil_agent::member::MemberRecord;
 use vigil_fencing::{watchdog_timeout, HolderDeadline};
-use vigil_policy::SynchronousMode;
 
 impl World {
     /// Starts a cycle of `node`'s agent.
@@ -45,10 +45,14 @@ impl World {
                 agent.cycle.observed_at = Some(now);
                 let mut db = self.observe(node);
                 // The simulated servers never hang, so whether one was fenced already changes nothing.
-                if let (LeaseHold::Lapsed(token), Some(fence)) =
-                    (self.nodes[node].agent.lease_hold(now), fence_action(&db, false))
-                {
-                    self.note(format!("{}: fencing at once: lease {token} lapsed ({fence:?})", member(node)));
+                let lease = self.nodes[node].agent.lease_hold(now);
+                if let Some(fence) = decide_fast_fence(lease, &db, false, false) {
+                    self.note(format!(
+                        "{}: fencing at once: {:?} because {}",
+                        member(node),
+                        fence.actions,
+                        fence.reason
+                    ));
                     self.fence(node);
                     db = self.observe(node);
                 }
@@ -130,7 +134,7 @@ impl World {
                 agent.renewed_this_cycle = false;
                 agent.plan.push_back(Step::RenewLease);
             }
-            agent.cycle.wait = NextWait::Regular;
+            agent.cycle.wait = self.settings.loop_wait;
             agent.plan.extend([Step::Publish { reobserve: false }, Step::Sleep]);
             return;
         }
@@ -172,7 +176,7 @@ impl World {
         };
         let probed = !peers.is_empty();
         let all_answered = peers.iter().all(|p| p.reachable);
-        self.execute(node, &observation, leaderless);
+        self.execute(node, &observation);
         if probed {
             // The decision is carried out once the slowest peer answered (or timed out).
             let wait = if all_answered { Duration::from_millis(5) } else { PEER_TIMEOUT };
@@ -188,8 +192,8 @@ impl World {
         peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers))
     }
 
-    /// Decides and plans the decision's actions (`run.rs` `execute`).
-    fn execute(&mut self, node: usize, o: &Observation, leaderless: bool) {
+    /// Decides and plans the decision's actions (`act.rs` `execute`).
+    fn execute(&mut self, node: usize, o: &Observation) {
         let decision = decide(o);
         let routine = decision
             .actions
@@ -198,7 +202,7 @@ impl World {
         if !routine {
             self.note(format!("{}: {:?} because {}", member(node), decision.actions, decision.reason));
         }
-        let changes_roles = decision.changes_roles();
+        let wait = cycle_wait(&decision, o);
         let stops_db = decision.stops_database();
         let mut plan = Vec::new();
         let mut db_actions = Vec::new();
@@ -223,14 +227,6 @@ impl World {
             plan.push(Step::Job(db_actions));
         }
         plan.extend([Step::Publish { reobserve: stops_db }, Step::Sleep]);
-        let sync_settling = o.sync_applied_at.is_none()
-            && o.db.sync_rule.is_some()
-            && self.settings.sync.mode != SynchronousMode::Off;
-        let wait = match () {
-            _ if changes_roles || sync_settling => NextWait::NextStep,
-            _ if leaderless => NextWait::Race,
-            _ => NextWait::Regular,
-        };
         let agent = &mut self.nodes[node].agent;
         agent.cycle.wait = wait;
         agent.cycle.reason = decision.reason;
@@ -277,25 +273,27 @@ impl World {
         }
     }
 
-    /// Ends the cycle: the next one starts after the wait, or sooner for the lease (`run.rs` `run`).
+    /// Ends the cycle: the next one starts after the wait, or sooner for the lease (`run.rs` `run`, with
+    /// the real `NextCycle::at`).
     fn sleep(&mut self, node: usize) {
         let now = self.local(node);
         let s = &self.settings;
         let agent = &self.nodes[node].agent;
-        let regular = if agent.renew_failed && agent.lease.is_some() { RENEW_RETRY } else { s.loop_wait };
-        let wait = match agent.cycle.wait {
-            NextWait::NextStep => NEXT_STEP,
-            NextWait::Race => regular.min(RACE_RETRY),
-            NextWait::Regular => regular,
-        };
-        let mut next = now + wait;
-        if let Some(grant) = agent.lease {
-            let renew_at = agent.renewal_due(s.ttl, s.safety_margin).unwrap_or(now).max(now + RENEW_RETRY);
-            next = next.min(grant.deadline.instant()).min(renew_at);
+        let lease = agent.lease.map(|grant| LeaseTimes {
+            renewal_due: agent.renewal_due(s.ttl, s.safety_margin).unwrap_or(now),
+            deadline: grant.deadline.instant(),
+            renew_failed: agent.renew_failed,
+        });
+        let mut next = NextCycle {
+            now,
+            wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(self.now()),
+            wait: agent.cycle.wait,
+            lease,
+            primary_down_since: agent.primary_down_since,
+            primary_start_timeout: s.primary_start_timeout,
+            scheduled: None,
         }
-        if let Some(since) = agent.primary_down_since.filter(|_| agent.lease.is_some()) {
-            next = next.min(since + s.primary_start_timeout);
-        }
+        .at();
         if agent.wake_pending {
             next = now;
         }

@@ -272,7 +272,7 @@ impl World {
     }
 
     /// `node`'s agent sends `op` to the store and waits for the answer, at most `retry_timeout`, and not past
-    /// its lease's deadline while the lease is valid or its server runs as a primary (as `run.rs` bounds
+    /// its lease's deadline while the lease is valid or its server runs as a primary (as the loop bounds
     /// every store request, `LeaseKeeper::wait_limit`).
     pub fn send(&mut self, node: usize, op: Op) {
         let id = self.serial();

@@ -1,0 +1,149 @@
+//! Carrying out a decision's actions: store writes in order, fencing at once, the other database actions
+//! as one background job.
+
+use super::execute::{run_db_job, DbJob};
+use super::lease_keeper::before;
+use super::run::Agent;
+use super::view::Status;
+use super::{Action, Initialize};
+use crate::config::DynamicConfig;
+use crate::db::Database;
+use std::time::Instant;
+use vigil_dcs::{Condition, Key};
+use vigil_policy::switchover_steps;
+use vigil_policy::Observation;
+
+impl<D: Database> Agent<D> {
+    /// Store actions run here, in order; database actions then run as one background job.
+    pub(super) async fn execute(&mut self, actions: Vec<Action>, dynamic: &DynamicConfig, o: &Observation) {
+        let mut db_actions = Vec::new();
+        for action in actions {
+            match action {
+                Action::ClaimInitialize => self.claim_initialize(dynamic).await,
+                Action::SetSystemId(system_id) => {
+                    let value = Initialize { by: self.me.name.clone(), system_id: Some(system_id.clone()) };
+                    self.put(Key::Initialize, &value, "record the system id", o.db.is_running_primary())
+                        .await;
+                    tracing::info!(%system_id, "cluster initialized");
+                }
+                Action::AcquireLease => self.acquire(dynamic).await,
+                Action::RenewLease if self.renewed_this_cycle => {}
+                Action::RenewLease => self.renew(dynamic).await,
+                Action::ReleaseLease => self.release().await,
+                Action::PublishOptime(optime) => {
+                    self.put(Key::Status, &Status { optime }, "publish optime", o.db.is_running_primary())
+                        .await
+                }
+                // Routine and quick: not worth a background job (whose end would wake the loop). Synced
+                // when the members change, not every cycle.
+                Action::SyncSlots(members) if self.synced_slots.as_ref() != Some(&members) => {
+                    match self.db.sync_slots(&members).await {
+                        Ok(()) => self.synced_slots = Some(members),
+                        Err(e) => tracing::warn!(error = %e, "replication slots not synced"),
+                    }
+                }
+                Action::SyncSlots(_) => {}
+                Action::HandOver => self.hand_over(&switchover_steps(), dynamic, Some(o)).await,
+                Action::PublishSync(state) => {
+                    self.put(
+                        Key::Sync,
+                        &state,
+                        "publish the synchronous standbys",
+                        o.db.is_running_primary(),
+                    )
+                    .await;
+                    tracing::info!(standbys = ?state.sync_standby, quorum = ?state.quorum, "sync key published");
+                }
+                Action::ClearSwitchover => {
+                    let delete = self.dcs.delete(&Key::Failover, Condition::Always);
+                    let limit = self.lease.wait_limit(Instant::now(), o.db.is_running_primary());
+                    if let Some(Err(e)) = before(limit, delete).await {
+                        tracing::warn!(error = %e, "could not clear the switchover request");
+                    }
+                }
+                // Fencing does not wait for a background job.
+                Action::Demote | Action::Kill => {
+                    let kill = action == Action::Kill;
+                    if !self.fence(action).await && kill {
+                        let token = self.lease.last_token();
+                        tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
+                        return;
+                    }
+                }
+                other => db_actions.push(other),
+            }
+        }
+        if !db_actions.is_empty() {
+            if db_actions.iter().any(Action::starts_primary) {
+                self.memory.starting_primary();
+            }
+            let job = DbJob {
+                me: self.me.name.clone(),
+                actions: db_actions,
+                token: self.lease.token(),
+                dcs: Some(self.dcs.clone()),
+                lease_deadline: Some(self.lease.deadline_watch()),
+                guard: self.guard.clone(),
+            };
+            let (db, wake) = (self.db.clone(), self.wake.clone());
+            self.job = Some(tokio::spawn(async move {
+                // A failed job is retried on the next regular cycle, not at once.
+                let report = run_db_job(db.as_ref(), job).await;
+                if report.ok {
+                    wake.notify_one();
+                }
+                report
+            }));
+        }
+    }
+
+    /// Fences the server at once, `fence` being [`Action::Demote`] or [`Action::Kill`], under the last token
+    /// held, without a background job; whether it worked.
+    pub(super) async fn fence(&mut self, fence: Action) -> bool {
+        let token = self.lease.last_token();
+        let job = DbJob::fence(&self.me.name, fence, token, &self.guard);
+        let report = run_db_job(self.db.as_ref(), job).await;
+        let fenced = report.ok;
+        self.remember_job(report);
+        fenced
+    }
+
+    async fn claim_initialize(&self, dynamic: &DynamicConfig) {
+        let value = Initialize { by: self.me.name.clone(), system_id: None };
+        let json = serde_json::to_value(&value).unwrap_or_default();
+        match self.dcs.put(&Key::Initialize, json, Condition::Absent, None).await {
+            Ok(_) => {
+                tracing::info!(member = %self.me.name, "won the bootstrap race");
+                let config = serde_json::to_value(dynamic).unwrap_or_default();
+                if let Err(e) = self.dcs.put(&Key::Config, config, Condition::Absent, None).await {
+                    tracing::warn!(error = %e, "could not publish bootstrap.dcs as the dynamic config");
+                }
+            }
+            Err(e) => tracing::info!(error = %e, "lost the bootstrap race"),
+        }
+    }
+
+    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
+        self.lease.acquire(dynamic).await;
+    }
+
+    pub(super) async fn renew(&mut self, dynamic: &DynamicConfig) {
+        if let Some(grant) = self.lease.renew(dynamic).await {
+            self.guard.keepalive(&grant);
+        }
+    }
+
+    pub(super) async fn release(&mut self) {
+        self.lease.release().await;
+    }
+
+    /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a
+    /// primary (`primary`).
+    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
+        let json = serde_json::to_value(value).unwrap_or_default();
+        let put = self.dcs.put(&key, json, Condition::Always, None);
+        if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), primary), put).await {
+            tracing::warn!(%key, error = %e, "could not {what}");
+        }
+    }
+}

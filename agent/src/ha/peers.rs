@@ -1,0 +1,67 @@
+//! Asking the other members for their status over their REST API, during the leader race.
+
+use super::run::Agent;
+use super::view::member_records;
+use crate::db::{Database, Position, Role};
+use std::time::Duration;
+use tokio::task::JoinSet;
+use vigil_api::NodeStatus;
+use vigil_dcs::MemberName;
+use vigil_policy::PeerView;
+
+/// How long a peer may take to answer a status request during the leader race.
+/// A peer's agent answers from memory in milliseconds; one cut off or stopped never does, and waiting for
+/// it is write downtime.
+const PEER_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl<D: Database> Agent<D> {
+    /// Asks every other member for its status, in parallel, [`PEER_TIMEOUT`] each; their REST addresses
+    /// come from the members' records as this node's store last applied them (no second read).
+    pub(super) async fn probe_peers(&self) -> Vec<PeerView> {
+        let mut probes = JoinSet::new();
+        for (name, record) in
+            member_records(&self.dcs.local()).into_iter().filter(|(n, _)| *n != self.me.name)
+        {
+            let (http, name, url) = (self.http.clone(), name, record.api_url);
+            let auth = self.me.api_read_auth.clone();
+            probes.spawn(async move {
+                let answer = vigil_api::client::status(&http, &url, auth.as_ref(), PEER_TIMEOUT).await;
+                peer_view(name, answer.ok())
+            });
+        }
+        probes.join_all().await
+    }
+}
+
+/// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
+/// a plain one, whose HTTPS calls then fail and are logged.
+pub(super) fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
+    let built = vigil_api::tls::client_builder(tls, "ctl")
+        .map_err(|e| e.to_string())
+        .and_then(|b| b.build().map_err(|e| e.to_string()));
+    built.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
+        reqwest::Client::new()
+    })
+}
+
+/// What member `name` answered (`None`: nothing in time).
+fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
+    match status {
+        Some(s) => PeerView {
+            name,
+            reachable: true,
+            running: s.state == "running",
+            role: match s.role.as_str() {
+                "primary" => Some(Role::Primary),
+                "replica" => Some(Role::Replica),
+                _ => None,
+            },
+            position: s.position().map(Position),
+            streaming: s.replication_state.as_deref() == Some("streaming"),
+            can_fail_over: s.can_fail_over(),
+            failover_priority: s.failover_priority(),
+        },
+        None => PeerView::unreachable(name),
+    }
+}

@@ -1,0 +1,75 @@
+//! The cycle's second step: take in what was seen (the guard and the policy's memory follow it), ask the
+//! peers while nobody leads, and put it all into the [`Observation`] the policy decides from.
+
+use super::observe::Seen;
+use super::run::Agent;
+use crate::config::DynamicConfig;
+use crate::db::Database;
+use std::time::SystemTime;
+use vigil_policy::{LeaseHold, Observation, Policy, SyncPolicy};
+
+impl<D: Database> Agent<D> {
+    /// Remembers what this cycle `seen` under `dynamic`; the observation to decide from.
+    pub(super) async fn remember(&mut self, seen: Seen, dynamic: &DynamicConfig) -> Observation {
+        let Seen { observed_at, db, cluster, now, lease } = seen;
+        let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
+        self.guard.observe(dynamic, other_holder.filter(|h| **h != self.me.name));
+        let token = self.lease.last_token();
+        let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
+        self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
+        self.memory.observed(&db, lease, observed_at);
+        if !db.running {
+            self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
+        }
+        let peers = match &cluster {
+            Some(c) if c.leader.is_none() && db.running => self.probe_peers().await,
+            _ => Vec::new(),
+        };
+        let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
+        self.scheduled_wake = self.next_scheduled(switchover_at);
+        Observation {
+            now,
+            wall_clock: SystemTime::now(),
+            me: self.me.name.clone(),
+            policy: self.policy(dynamic),
+            db,
+            cluster,
+            lease,
+            primary_down_since: self.memory.primary_down_since,
+            not_streaming_since: self.memory.not_streaming_since,
+            rewind_failed: self.memory.rewind_failed,
+            rewound: self.memory.rewound,
+            follow_failures: self.memory.follow_failures,
+            peers,
+            sync_applied_at: self.memory.sync_applied_at(),
+            fenced: self.memory.fenced,
+            promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
+        }
+    }
+
+    /// The earlier of a scheduled switchover and this member's scheduled restart.
+    fn next_scheduled(&self, switchover_at: Option<vigil_api::Schedule>) -> Option<SystemTime> {
+        let restart_at = self.scheduled_restart.as_ref().map(|(at, _)| at.at());
+        switchover_at.map(|at| at.at()).into_iter().chain(restart_at).min()
+    }
+
+    /// The policy's settings: this member's tags and the dynamic configuration.
+    fn policy(&self, dynamic: &DynamicConfig) -> Policy {
+        Policy {
+            can_fail_over: self.me.can_fail_over,
+            failover_priority: self.me.failover_priority,
+            maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
+            primary_start_timeout: dynamic.primary_start_timeout,
+            use_pg_rewind: dynamic.use_pg_rewind(self.me.use_pg_rewind),
+            use_slots: dynamic.postgresql.use_slots,
+            check_timeline: dynamic.check_timeline,
+            pause: dynamic.pause,
+            loop_wait: dynamic.loop_wait,
+            sync: SyncPolicy {
+                mode: dynamic.synchronous_mode.into(),
+                strict: dynamic.synchronous_mode_strict,
+                node_count: dynamic.synchronous_node_count,
+            },
+        }
+    }
+}
