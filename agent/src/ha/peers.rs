@@ -1,11 +1,11 @@
 //! Asking the other members for their status over their REST API, during the leader race.
 
-use super::run::Agent;
-use super::view::member_records;
-use crate::db::{Database, Position, Role};
+use crate::db::{Position, Role};
+use crate::member::MemberRecord;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use vigil_api::NodeStatus;
+use vigil_api::{BasicAuth, NodeStatus};
 use vigil_dcs::MemberName;
 use vigil_policy::PeerView;
 
@@ -14,23 +14,23 @@ use vigil_policy::PeerView;
 /// it is write downtime.
 const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 
-impl<D: Database> Agent<D> {
-    /// Asks every other member for its status, in parallel, [`PEER_TIMEOUT`] each; their REST addresses
-    /// come from the members' records as this node's store last applied them (no second read).
-    pub(super) async fn probe_peers(&self) -> Vec<PeerView> {
-        let mut probes = JoinSet::new();
-        for (name, record) in
-            member_records(&self.dcs.local()).into_iter().filter(|(n, _)| *n != self.me.name)
-        {
-            let (http, name, url) = (self.http.clone(), name, record.api_url);
-            let auth = self.me.api_read_auth.clone();
-            probes.spawn(async move {
-                let answer = vigil_api::client::status(&http, &url, auth.as_ref(), PEER_TIMEOUT).await;
-                peer_view(name, answer.ok())
-            });
-        }
-        probes.join_all().await
+/// Asks every member of `records` but `me` for its status, in parallel, [`PEER_TIMEOUT`] each, with
+/// `auth` if the peers' REST API wants it.
+pub(super) async fn probe_peers(
+    http: &reqwest::Client,
+    auth: Option<&BasicAuth>,
+    me: &MemberName,
+    records: BTreeMap<MemberName, MemberRecord>,
+) -> Vec<PeerView> {
+    let mut probes = JoinSet::new();
+    for (name, record) in records.into_iter().filter(|(n, _)| n != me) {
+        let (http, auth) = (http.clone(), auth.cloned());
+        probes.spawn(async move {
+            let answer = vigil_api::client::status(&http, &record.api_url, auth.as_ref(), PEER_TIMEOUT).await;
+            peer_view(name, answer.ok())
+        });
     }
+    probes.join_all().await
 }
 
 /// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)

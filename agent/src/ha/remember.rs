@@ -2,7 +2,9 @@
 //! peers while nobody leads, and put it all into the [`Observation`] the policy decides from.
 
 use super::observe::Seen;
+use super::peers::probe_peers;
 use super::run::Agent;
+use super::view::member_records;
 use crate::config::DynamicConfig;
 use crate::db::Database;
 use std::time::SystemTime;
@@ -22,7 +24,12 @@ impl<D: Database> Agent<D> {
             self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
         }
         let peers = match &cluster {
-            Some(c) if c.leader.is_none() && db.running => self.probe_peers().await,
+            // The peers' REST addresses come from the members' records as this node's store last applied
+            // them (no second read).
+            Some(c) if c.leader.is_none() && db.running => {
+                let records = member_records(&self.dcs.local());
+                probe_peers(&self.http, self.me.api_read_auth.as_ref(), &self.me.name, records).await
+            }
             _ => Vec::new(),
         };
         let switchover_at = cluster.as_ref().and_then(|c| c.switchover.as_ref()?.scheduled_at);
