@@ -125,3 +125,34 @@ async fn a_replica_restarted_before_its_primary_keeps_the_primarys_hot_standby_s
     cluster.streaming_replica(replica, PATIENCE).await;
     assert_eq!(cluster.query(replica, "SHOW max_connections").await.expect("SHOW"), ["90"]);
 }
+
+/// `postgresql.use_slots: false` (Patroni's key) while the cluster runs: the primary drops the slots it
+/// kept for the others, the replicas stream without one, and switching it on again brings the slots back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_slots_follow_use_slots_while_the_cluster_runs() {
+    init_tracing();
+    let cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = cluster.settled(&all, PATIENCE).await;
+    let replicas: Vec<usize> = all.into_iter().filter(|i| *i != primary).collect();
+    let slots = "SELECT count(*) FROM pg_replication_slots";
+    cluster.eventually(primary, slots, &["2"]).await;
+
+    let (code, body) =
+        cluster.send(primary, Method::PATCH, "/config", r#"{"postgresql": {"use_slots": false}}"#).await;
+    assert_eq!(code, 200, "{body}");
+    for r in &replicas {
+        cluster.eventually(*r, "SHOW primary_slot_name", &[""]).await;
+    }
+    cluster.eventually(primary, slots, &["0"]).await;
+    cluster.query(primary, "CREATE TABLE t (v int); INSERT INTO t VALUES (1)").await.expect("write");
+    for r in &replicas {
+        cluster.eventually(*r, "SELECT v FROM t", &["1"]).await;
+        cluster.streaming_replica(*r, PATIENCE).await;
+    }
+
+    let (code, body) =
+        cluster.send(primary, Method::PATCH, "/config", r#"{"postgresql": {"use_slots": true}}"#).await;
+    assert_eq!(code, 200, "{body}");
+    cluster.eventually(primary, "SELECT count(*) FROM pg_replication_slots WHERE active", &["2"]).await;
+}

@@ -41,8 +41,8 @@ pub struct Memory {
     pub sync_seen: Option<SyncSeen>,
     /// Promotions this agent carried out.
     pub failovers: u64,
-    /// The server was fenced since this agent last had it start or become a primary: whatever runs now
-    /// was started as a standby at most (see [`crate::fence_action`]).
+    /// The server was fenced since this agent last had it start or become a primary, or saw it run as
+    /// one: whatever runs now was started as a standby at most (see [`crate::fence_action`]).
     pub fenced: bool,
 }
 
@@ -53,6 +53,9 @@ impl Memory {
         self.primary_down_since = since(down, self.primary_down_since, at);
         let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
         self.not_streaming_since = since(idle_replica, self.not_streaming_since, at);
+        if db.is_running_primary() {
+            self.fenced = false; // however it became one
+        }
         if db.streaming {
             // Whatever repaired the data worked.
             self.rewound = false;
@@ -144,6 +147,11 @@ mod tests {
         assert!(memory.fenced);
         memory.starting_primary();
         assert!(!memory.fenced);
+        memory.job_reported(JobEvent::Fenced);
+        let data = DataState::Present { system_id: "1".into(), was_primary: true };
+        let primary = DbState { running: true, role: Some(Role::Primary), ..DbState::stopped(data) };
+        memory.observed(&primary, LeaseHold::Never, Instant::now());
+        assert!(!memory.fenced, "a server seen running as a primary may be one again");
     }
 
     #[test]
