@@ -7,8 +7,8 @@
 use crate::store::Op;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use vigil_agent::db::{DbState, Position, Role, SyncRule};
-use vigil_agent::ha::{Action, ClusterView, LeaseHold, PeerView};
+use vigil_agent::db::{DbState, Role};
+use vigil_agent::ha::{Action, ClusterView, LeaseHold, Memory, PeerView};
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
 use vigil_fencing::HolderDeadline;
@@ -55,37 +55,6 @@ pub enum Step {
     Sleep,
 }
 
-/// How a repair of the data went (`execute.rs` `Repair`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Repair {
-    pub rewind_failed: bool,
-    pub rewound: bool,
-    pub follow_failures: u32,
-}
-
-impl Repair {
-    /// After a rewind.
-    pub fn rewound(&mut self, ok: bool) {
-        self.rewind_failed = !ok;
-        if ok {
-            self.rewound = true;
-            self.follow_failures = 0;
-        }
-    }
-
-    /// The member streams.
-    pub fn streaming(&mut self) {
-        self.rewound = false;
-        self.follow_failures = 0;
-    }
-
-    /// The data was removed.
-    pub fn reset(&mut self) {
-        self.rewind_failed = false;
-        self.streaming();
-    }
-}
-
 /// A store request awaiting its answer.
 #[derive(Debug, Clone)]
 pub struct Waiting {
@@ -124,14 +93,12 @@ pub struct Agent {
     pub name: MemberName,
     pub lease: Option<Grant>,
     pub lapsed: Option<FencingToken>,
-    pub primary_down_since: Option<Instant>,
-    pub not_streaming_since: Option<Instant>,
-    pub repair: Repair,
+    /// What the policy remembers between cycles: the agent's own `vigil_policy::Memory`.
+    pub memory: Memory,
     pub job: Option<Job>,
     pub renew_failed: bool,
     pub renewed_this_cycle: bool,
     pub published: Option<(MemberRecord, Instant)>,
-    pub sync_seen: Option<(SyncRule, Option<Position>)>,
     /// The status its REST API shows peers (the database as last published).
     pub shown: Option<DbState>,
     pub plan: VecDeque<Step>,
@@ -152,14 +119,11 @@ impl Agent {
             name,
             lease: None,
             lapsed: None,
-            primary_down_since: None,
-            not_streaming_since: None,
-            repair: Repair::default(),
+            memory: Memory::default(),
             job: None,
             renew_failed: false,
             renewed_this_cycle: false,
             published: None,
-            sync_seen: None,
             shown: None,
             plan: VecDeque::new(),
             waiting: None,
@@ -195,31 +159,6 @@ impl Agent {
         let deadline = self.lease?.deadline.instant();
         Some(deadline.checked_sub(ttl.saturating_sub(margin) / 2).unwrap_or(deadline))
     }
-
-    /// Records what the database looked like, for `primary_down_since` and `not_streaming_since`
-    /// (`run.rs` `track_primary_down`).
-    pub fn track_primary_down(&mut self, db: &DbState, lease: LeaseHold, at: Instant) {
-        let down = matches!(lease, LeaseHold::Valid(_)) && !db.running;
-        self.primary_down_since = since(down, self.primary_down_since, at);
-        let idle_replica = db.running && db.role == Some(Role::Replica) && !db.streaming;
-        self.not_streaming_since = since(idle_replica, self.not_streaming_since, at);
-    }
-
-    /// The primary's position when the rule in force was first seen applied (`run.rs` `track_sync_rule`).
-    pub fn track_sync_rule(&mut self, db: &DbState) -> Option<Position> {
-        let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
-        match &self.sync_seen {
-            Some((seen, at)) if Some(seen) == rule.as_ref() => *at,
-            _ => {
-                self.sync_seen = rule.map(|rule| (rule, db.position));
-                None
-            }
-        }
-    }
-}
-
-fn since(holds: bool, started: Option<Instant>, now: Instant) -> Option<Instant> {
-    holds.then(|| started.unwrap_or(now))
 }
 
 /// What a peer's REST API answers (`peers.rs` `peer_view`), from the status its agent last showed.

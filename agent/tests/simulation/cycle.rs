@@ -44,9 +44,9 @@ impl World {
                 agent.cycle.busy = agent.job.is_some();
                 agent.cycle.observed_at = Some(now);
                 let mut db = self.observe(node);
-                // The simulated servers never hang, so whether one was fenced already changes nothing.
-                let lease = self.nodes[node].agent.lease_hold(now);
-                if let Some(fence) = decide_fast_fence(lease, &db, false, false) {
+                let agent = &self.nodes[node].agent;
+                let lease = agent.lease_hold(now);
+                if let Some(fence) = decide_fast_fence(lease, &db, agent.memory.fenced, false) {
                     self.note(format!(
                         "{}: fencing at once: {:?} because {}",
                         member(node),
@@ -146,10 +146,7 @@ impl World {
         }
         let agent = &mut self.nodes[node].agent;
         let observed_at = agent.cycle.observed_at.unwrap_or(now);
-        agent.track_primary_down(&db, lease, observed_at);
-        if db.streaming {
-            agent.repair.streaming();
-        }
+        agent.memory.observed(&db, lease, observed_at);
         let leaderless = agent.cycle.cluster.as_ref().is_some_and(|c| c.leader.is_none());
         let peers: Vec<_> = if leaderless && db.running {
             (0..self.nodes.len()).filter(|&p| p != node).map(|p| self.peer(node, p)).collect()
@@ -164,14 +161,14 @@ impl World {
             db: db.clone(),
             cluster: self.nodes[node].agent.cycle.cluster.clone(),
             lease,
-            primary_down_since: self.nodes[node].agent.primary_down_since,
-            not_streaming_since: self.nodes[node].agent.not_streaming_since,
-            rewind_failed: self.nodes[node].agent.repair.rewind_failed,
-            rewound: self.nodes[node].agent.repair.rewound,
-            follow_failures: self.nodes[node].agent.repair.follow_failures,
+            primary_down_since: self.nodes[node].agent.memory.primary_down_since,
+            not_streaming_since: self.nodes[node].agent.memory.not_streaming_since,
+            rewind_failed: self.nodes[node].agent.memory.rewind_failed,
+            rewound: self.nodes[node].agent.memory.rewound,
+            follow_failures: self.nodes[node].agent.memory.follow_failures,
             peers: peers.clone(),
-            sync_applied_at: self.nodes[node].agent.track_sync_rule(&db),
-            fenced: false, // as above: no simulated server hangs
+            sync_applied_at: self.nodes[node].agent.memory.sync_applied_at(),
+            fenced: self.nodes[node].agent.memory.fenced,
             promotion_refused: false,
         };
         let probed = !peers.is_empty();
@@ -289,7 +286,7 @@ impl World {
             wall_clock: SystemTime::UNIX_EPOCH + Duration::from_millis(self.now()),
             wait: agent.cycle.wait,
             lease,
-            primary_down_since: agent.primary_down_since,
+            primary_down_since: agent.memory.primary_down_since,
             primary_start_timeout: s.primary_start_timeout,
             scheduled: None,
         }

@@ -5,12 +5,15 @@ use crate::agent::Job;
 use crate::database::{Data, Process};
 use crate::world::{member, Endpoint, Event, World};
 use vigil_agent::db::Upstream;
-use vigil_agent::ha::Action;
+use vigil_agent::ha::{Action, JobEvent};
 
 impl World {
     /// Starts the job of `actions` on `node`.
     pub fn start_job(&mut self, node: usize, actions: Vec<Action>) {
         let generation = self.serial();
+        if actions.iter().any(Action::starts_primary) {
+            self.nodes[node].agent.memory.starting_primary(); // as the loop, when it starts the job
+        }
         self.nodes[node].agent.job = Some(Job { actions: actions.into(), generation });
         self.schedule_job_step(node, generation);
     }
@@ -55,6 +58,7 @@ impl World {
         n.db.stop();
         n.pending.clear();
         n.agent.watchdog = None;
+        n.agent.memory.job_reported(JobEvent::Fenced);
     }
 
     /// The upstream's data, if `node` can reach it and it runs.
@@ -131,14 +135,14 @@ impl World {
                     }
                     _ => false,
                 };
-                self.nodes[node].agent.repair.rewound(ok);
+                self.nodes[node].agent.memory.job_reported(JobEvent::Rewound { ok });
                 ok
             }
             Action::RemoveData => {
                 let db = &mut self.nodes[node].db;
                 db.stop();
                 db.data = None;
-                self.nodes[node].agent.repair.reset();
+                self.nodes[node].agent.memory.job_reported(JobEvent::DataRemoved);
                 true
             }
             Action::Follow(upstream) => self.follow(node, upstream.as_ref()),
@@ -169,7 +173,7 @@ impl World {
         if source.is_some_and(|theirs| !mine.is_prefix_of(&theirs)) {
             db.stop();
             if upstream.is_some() {
-                self.nodes[node].agent.repair.follow_failures += 1;
+                self.nodes[node].agent.memory.job_reported(JobEvent::FollowFailed);
             }
             return false;
         }
