@@ -4,9 +4,12 @@
 use super::decide_fast_fence;
 use super::lease_keeper::before;
 use super::run::Agent;
-use super::view::{cluster_view, dynamic_or_last_good};
+use super::view::{cluster_view_with, dynamic_or_last_good, member_records};
 use crate::db::{Database, DbState};
+use crate::member::MemberRecord;
+use std::collections::BTreeMap;
 use std::time::Instant;
+use vigil_dcs::MemberName;
 use vigil_policy::{ClusterView, LeaseHold};
 
 /// What one cycle saw of the database and the store.
@@ -17,6 +20,8 @@ pub(super) struct Seen {
     pub(super) db: DbState,
     /// The cluster record; `None` when the store could not be read.
     pub(super) cluster: Option<ClusterView>,
+    /// The members' records from the same read (empty when it failed), for the peers' REST addresses.
+    pub(super) records: BTreeMap<MemberName, MemberRecord>,
     /// When the store read ended.
     pub(super) now: Instant,
     /// This agent's hold on the lease then.
@@ -48,14 +53,17 @@ impl<D: Database> Agent<D> {
             let token = self.lease.last_token();
             tracing::warn!(?token, fenced_ms_after_deadline = ?after, running = db.running, "fenced");
         }
-        let cluster = self.read_cluster(&db).await;
+        let (cluster, records) = self.read_cluster(&db).await;
         let now = Instant::now();
-        Seen { observed_at, db, cluster, now, lease: self.lease.hold(now) }
+        Seen { observed_at, db, cluster, records, now, lease: self.lease.hold(now) }
     }
 
     /// Reads the cluster record, not waiting past the lease's deadline while `db` runs as a primary, and
-    /// takes the dynamic configuration from it.
-    async fn read_cluster(&mut self, db: &DbState) -> Option<ClusterView> {
+    /// takes the dynamic configuration from it; the policy's view of it, and the members' records.
+    async fn read_cluster(
+        &mut self,
+        db: &DbState,
+    ) -> (Option<ClusterView>, BTreeMap<MemberName, MemberRecord>) {
         let limit = self.lease.wait_limit(Instant::now(), db.is_running_primary());
         let read = before(limit, self.dcs.read()).await.unwrap_or({
             Err(vigil_dcs::DcsError::NoQuorum {
@@ -73,11 +81,12 @@ impl<D: Database> Agent<D> {
         match &read {
             Ok(state) => {
                 self.publisher.store_seen();
-                Some(cluster_view(state))
+                let records = member_records(state);
+                (Some(cluster_view_with(state, &records)), records)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the cluster store");
-                None
+                (None, BTreeMap::new())
             }
         }
     }

@@ -4,7 +4,6 @@
 use super::observe::Seen;
 use super::peers::probe_peers;
 use super::run::Agent;
-use super::view::member_records;
 use crate::config::DynamicConfig;
 use crate::db::Database;
 use std::time::SystemTime;
@@ -13,7 +12,7 @@ use vigil_policy::{LeaseHold, Observation, Policy, SyncPolicy};
 impl<D: Database> Agent<D> {
     /// Remembers what this cycle `seen` under `dynamic`; the observation to decide from.
     pub(super) async fn remember(&mut self, seen: Seen, dynamic: &DynamicConfig) -> Observation {
-        let Seen { observed_at, db, cluster, now, lease } = seen;
+        let Seen { observed_at, db, cluster, records, now, lease } = seen;
         let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
         self.guard.observe(dynamic, other_holder.filter(|h| **h != self.me.name));
         let token = self.lease.last_token();
@@ -24,10 +23,7 @@ impl<D: Database> Agent<D> {
             self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
         }
         let peers = match &cluster {
-            // The peers' REST addresses come from the members' records as this node's store last applied
-            // them (no second read).
             Some(c) if c.leader.is_none() && db.running => {
-                let records = member_records(&self.dcs.local());
                 probe_peers(&self.http, self.me.api_read_auth.as_ref(), &self.me.name, records).await
             }
             _ => Vec::new(),

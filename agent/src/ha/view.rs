@@ -32,7 +32,12 @@ pub fn member_records(state: &ClusterState) -> BTreeMap<MemberName, MemberRecord
 
 /// The cluster record as the policy sees it. Values that do not parse are left out, with a warning.
 pub fn cluster_view(state: &ClusterState) -> ClusterView {
-    let members = member_records(state).into_iter().map(|(name, record)| (name, record.view())).collect();
+    cluster_view_with(state, &member_records(state))
+}
+
+/// [`cluster_view`] with the members' `records` already read from `state` (see [`member_records`]).
+pub fn cluster_view_with(state: &ClusterState, records: &BTreeMap<MemberName, MemberRecord>) -> ClusterView {
+    let members = records.iter().map(|(name, record)| (name.clone(), record.view())).collect();
     let value = |key: &Key| state.keys.get(key).map(|v| &v.value);
     ClusterView {
         initialize: value(&Key::Initialize).and_then(|v| parse::<Initialize>(&Key::Initialize, v)),
