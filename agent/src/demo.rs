@@ -262,7 +262,7 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
         let status = vigil_api::client::status(http, &url, None, Duration::from_secs(2)).await;
         let (role, state, tl, lsn) = match status {
             Ok(s) => {
-                let lsn = s.position().map(|p| crate::db::Position(p).to_string()).unwrap_or_default();
+                let lsn = s.vigil.position.map(|p| p.to_string()).unwrap_or_default();
                 (s.role, s.state, s.timeline.map(|t| t.to_string()).unwrap_or_default(), lsn)
             }
             Err(_) => ("?".into(), "unreachable".into(), String::new(), String::new()),

@@ -30,9 +30,13 @@ pub struct MemberRecord {
     pub host: String,
     /// The database port.
     pub port: u16,
-    /// Its position (primary: write position; replica: received or replayed, whichever is further).
+    /// Its position (primary: write position; replica: received or replayed, whichever is further), in
+    /// the engine-tagged wire form (`wal:X/X`, `trx:N`): what the policy compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Position>,
+    /// Patroni's view of `position`: the number alone (PostgreSQL: the LSN in bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub xlog_location: Option<Position>,
+    pub xlog_location: Option<u64>,
     /// Replica: the replayed position.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_lsn: Option<Position>,
@@ -66,7 +70,7 @@ impl MemberRecord {
         MemberView {
             state: self.state.clone(),
             role: self.role.clone(),
-            position: self.xlog_location,
+            position: self.position,
             timeline: self.timeline,
             host: self.host.clone(),
             port: self.port,

@@ -43,6 +43,7 @@ const KEYS: &[&str] = &[
     "state",
     "host",
     "port",
+    "position",
     "xlog_location",
     "replay_lsn",
     "timeline",

@@ -217,7 +217,7 @@ async fn bootstrap_clone_failover_rewind() {
     // Slots: one per other member, stale physical slots dropped, logical slots untouched.
     sql(sa.port, "SELECT pg_create_physical_replication_slot('gone_member')").await.unwrap();
     sql(sa.port, "SELECT pg_create_logical_replication_slot('keep_logical', 'test_decoding')").await.unwrap();
-    a.sync_slots(&["node-A".into(), "node-B".into()]).await.unwrap();
+    a.retain_for(&["node-A".into(), "node-B".into()]).await.unwrap();
     let slots = "SELECT slot_name FROM pg_replication_slots ORDER BY 1";
     assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b"]);
 
@@ -231,8 +231,8 @@ async fn bootstrap_clone_failover_rewind() {
         node.follow(Some(&up_a)).await.unwrap();
         if settings.name == "node-C" {
             assert!(!c.observe().await.streaming);
-            a.sync_slots(&members).await.unwrap();
-            a.sync_slots(&members).await.unwrap();
+            a.retain_for(&members).await.unwrap();
+            a.retain_for(&members).await.unwrap();
             assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b", "node_c"]);
         }
         wait_state(node, "streaming from A", streaming_from("node-A", 1)).await;
@@ -251,7 +251,7 @@ async fn bootstrap_clone_failover_rewind() {
     let state = b.observe().await;
     assert!(state.is_running_primary() && state.timeline == Some(2), "{state:?}");
     assert_eq!(state.data, present(&system_id, true));
-    b.sync_slots(&members).await.unwrap();
+    b.retain_for(&members).await.unwrap();
     sql(sb.port, "INSERT INTO t VALUES ('two')").await.unwrap();
 
     // C switches to B by a reload, without restarting; without an upstream it stops streaming.
@@ -274,11 +274,11 @@ async fn bootstrap_clone_failover_rewind() {
     a.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
 
-    // A is rewound to B's history (crash recovery by pg_rewind itself, connected to B as the rewind role,
+    // A is repaired to B's history (crash recovery by pg_rewind itself, connected to B as the rewind role,
     // no superuser) and streams from B.
     let rewinder = "SELECT rolsuper::text FROM pg_roles WHERE rolname = 'rewinder'";
     wait_rows(sb.port, rewinder, &["false"]).await;
-    a.rewind_from(&up_b).await.unwrap();
+    a.repair_from(&up_b).await.unwrap();
     assert_eq!(a.observe().await.data, present(&system_id, false));
     a.follow(Some(&up_b)).await.unwrap();
     let state = wait_state(&a, "A streaming from B", streaming_from("node-B", 2)).await;

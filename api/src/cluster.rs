@@ -73,8 +73,9 @@ pub struct ClusterMember {
 /// A member's lag in `GET /cluster`: bytes, or `"unknown"` (Patroni's word) when a position is missing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Lag {
-    /// Bytes behind the primary's last published position (0 for the leader).
-    Bytes(u64),
+    /// How far behind the primary's last published position, in the engine's unit (PostgreSQL: bytes; 0
+    /// for the leader).
+    Behind(u64),
     /// No position to compare.
     #[default]
     Unknown,
@@ -83,7 +84,7 @@ pub enum Lag {
 impl Serialize for Lag {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Lag::Bytes(bytes) => serializer.serialize_u64(*bytes),
+            Lag::Behind(bytes) => serializer.serialize_u64(*bytes),
             Lag::Unknown => serializer.serialize_str("unknown"),
         }
     }
@@ -94,14 +95,14 @@ impl<'de> Deserialize<'de> for Lag {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Written {
-            Bytes(u64),
+            Number(u64),
             Text(String),
         }
         match Written::deserialize(deserializer)? {
-            Written::Bytes(bytes) => Ok(Lag::Bytes(bytes)),
+            Written::Number(behind) => Ok(Lag::Behind(behind)),
             Written::Text(text) if text == "unknown" => Ok(Lag::Unknown),
             Written::Text(text) => {
-                Err(serde::de::Error::custom(format!("lag {text:?} is neither bytes nor \"unknown\"")))
+                Err(serde::de::Error::custom(format!("lag {text:?} is neither a number nor \"unknown\"")))
             }
         }
     }
@@ -157,10 +158,10 @@ mod tests {
 
     #[test]
     fn lag_is_bytes_or_unknown() {
-        assert_eq!(serde_json::to_value(Lag::Bytes(16)).unwrap(), json!(16));
+        assert_eq!(serde_json::to_value(Lag::Behind(16)).unwrap(), json!(16));
         assert_eq!(serde_json::to_value(Lag::Unknown).unwrap(), json!("unknown"));
         assert_eq!(serde_json::from_value::<Lag>(json!("unknown")).unwrap(), Lag::Unknown);
-        assert_eq!(serde_json::from_value::<Lag>(json!(0)).unwrap(), Lag::Bytes(0));
+        assert_eq!(serde_json::from_value::<Lag>(json!(0)).unwrap(), Lag::Behind(0));
         assert!(serde_json::from_value::<Lag>(json!("far")).is_err());
     }
 

@@ -213,7 +213,8 @@ fn node_status_schema() -> Value {
     } } });
     let vigil = json!({ "type": "object", "properties": {
         "fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
-        "primary_optime": int, "synchronous_mode": string, "sync_state": string, "failovers_total": int,
+        "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
+        "failovers_total": int,
         "raft": { "type": "object", "properties": {
             "term": int, "leader": int, "voters": { "type": "array", "items": int },
         } },

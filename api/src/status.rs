@@ -136,6 +136,10 @@ pub struct VigilInfo {
     /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_optime: Option<u64>,
+    /// This member's position in the engine-tagged wire form (`wal:X/X`, `trx:N`): what its peers
+    /// compare (`xlog` is Patroni's PostgreSQL view of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<vigil_policy::Position>,
     /// The cluster's `synchronous_mode`: `None` or `off`, `on` (or `strict`), `quorum`. The
     /// `sync_standby` flag counts only in `on`/`strict`, `quorum_standby` only in `quorum`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,12 +177,6 @@ fn is_false(value: &bool) -> bool {
 }
 
 impl NodeStatus {
-    /// The furthest position this member has: write position, or the furthest of received and replayed.
-    pub fn position(&self) -> Option<u64> {
-        let x = &self.xlog;
-        x.location.or(x.received_location.max(x.replayed_location))
-    }
-
     /// Whether the member may become primary (Patroni's tags: not `nofailover`, `failover_priority` > 0).
     pub fn can_fail_over(&self) -> bool {
         let nofailover = self.tags.get("nofailover").and_then(|v| v.as_bool()).unwrap_or(false);

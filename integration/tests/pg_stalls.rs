@@ -265,7 +265,7 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
 /// A stall longer than the ttl. What the design promises:
 /// - While the agent is stopped its PostgreSQL still runs and streams (only the agent is stopped, nothing
 ///   can fence it); the store expires the lease a ttl after the last renewal, but a replica whose WAL
-///   receiver still streams does not take over (`last_decision`: "my WAL receiver still streams"): no
+///   receiver still streams does not take over (`last_decision`: "I still stream from the old primary"): no
 ///   replica answers 200 on `/primary`, and the writes the old primary still acknowledges reach both
 ///   replicas.
 /// - After SIGCONT the old agent finds its deadline passed and fences (stops) its PostgreSQL before anything
@@ -307,7 +307,10 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
                     cluster.nodes[r].name
                 );
             }
-            if last_decision(&cluster, r).await.is_some_and(|d| d.contains("WAL receiver still streams")) {
+            if last_decision(&cluster, r)
+                .await
+                .is_some_and(|d| d.contains("still stream from the old primary"))
+            {
                 explained.insert(r);
             }
         }
@@ -315,7 +318,7 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
     }
     assert_eq!(answers_primary(&cluster, old).await, None, "the frozen agent cannot answer");
     let explained: Vec<usize> = explained.into_iter().collect();
-    assert_eq!(explained, replicas, "both replicas said their WAL receiver still streams");
+    assert_eq!(explained, replicas, "both replicas said they still stream from the old primary");
     // Both replicas have every write acknowledged so far (the old PostgreSQL streamed them).
     let count = acked.len().to_string();
     for &r in &replicas {
@@ -521,12 +524,12 @@ async fn a_hung_primary_is_killed_before_its_lease_is_released_and_rejoins_by_re
     let old_log = log_since(&cluster, &offsets, old);
     let repairs: Vec<&str> = old_log
         .lines()
-        .filter(|l| l.contains("action=\"rewind_from\"") || l.contains("action=\"clone_from\""))
+        .filter(|l| l.contains("action=\"repair_from\"") || l.contains("action=\"clone_from\""))
         .collect();
     assert!(
         repairs
             .first()
-            .is_some_and(|first| first.contains("rewind_from") && first.contains("operation done")),
+            .is_some_and(|first| first.contains("repair_from") && first.contains("operation done")),
         "the old primary's first repair is a successful rewind, not a new copy: {repairs:#?}\n{old_log}"
     );
     write_and_replicate(&cluster, new, &all, 2000, 2010).await;

@@ -4,12 +4,16 @@
 use crate::Position;
 
 /// Refuses a member at `position` that is further than `maximum` (`maximum_lag_on_failover`) behind
-/// `primary`, the primary's position (its own, or the last one it published); the refusal says how far.
+/// `primary`, the primary's position (its own, or the last one it published), in their unit, or that cannot
+/// be compared with it; the refusal says how far.
 pub fn within_maximum_lag(position: Position, primary: Position, maximum: u64) -> Result<(), String> {
-    let lag = position.lag_behind(primary);
+    let Some(lag) = position.lag_behind(primary) else {
+        return Err(format!("position {position} cannot be compared with the primary's position {primary}"));
+    };
     if lag > maximum {
+        let unit = primary.unit.lag_name();
         return Err(format!(
-            "{lag} bytes behind the primary's position {primary}, more than maximum_lag_on_failover ({maximum})"
+            "{lag} {unit} behind the primary's position {primary}, more than maximum_lag_on_failover ({maximum})"
         ));
     }
     Ok(())
@@ -21,12 +25,20 @@ mod tests {
 
     #[test]
     fn a_member_further_behind_than_the_maximum_is_refused() {
-        assert_eq!(within_maximum_lag(Position(90), Position(100), 10), Ok(()));
-        assert_eq!(within_maximum_lag(Position(120), Position(100), 0), Ok(()));
-        let why = within_maximum_lag(Position(89), Position(100), 10).unwrap_err();
+        assert_eq!(within_maximum_lag(Position::wal(90), Position::wal(100), 10), Ok(()));
+        assert_eq!(within_maximum_lag(Position::wal(120), Position::wal(100), 0), Ok(()));
+        let why = within_maximum_lag(Position::wal(89), Position::wal(100), 10).unwrap_err();
         assert_eq!(
             why,
             "11 bytes behind the primary's position 0/64, more than maximum_lag_on_failover (10)"
         );
+        let trx = |at| Position::new(crate::Unit::Transactions, at);
+        let why = within_maximum_lag(trx(7), trx(10), 2).unwrap_err();
+        assert_eq!(
+            why,
+            "3 transactions behind the primary's position #10, more than maximum_lag_on_failover (2)"
+        );
+        let why = within_maximum_lag(trx(100), Position::wal(100), 1000).unwrap_err();
+        assert_eq!(why, "position #100 cannot be compared with the primary's position 0/64");
     }
 }

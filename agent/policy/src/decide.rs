@@ -42,16 +42,18 @@ pub enum Action {
     Kill,
     /// Copy the database from a member.
     Clone(Upstream),
-    /// Rewind the diverged local data to a member's history.
-    Rewind(Upstream),
+    /// Bring the diverged local data back onto a member's history in place (PostgreSQL: pg_rewind),
+    /// configured to follow it.
+    Repair(Upstream),
     /// Remove the local data (to re-clone it).
     RemoveData,
     /// Run as a replica of a member (or, with `None`, as a standby of nobody until a primary exists).
     Follow(Option<Upstream>),
-    /// Keep one replication slot per other member on the primary.
-    SyncSlots(Vec<String>),
-    /// Planned switchover away from this primary: stop it with a shutdown checkpoint, which PostgreSQL
-    /// streams to its replicas before it exits, then release the lease.
+    /// Keep on the primary what these members need to follow it after a pause (PostgreSQL: a replication
+    /// slot each), and nothing for anybody else.
+    RetainFor(Vec<String>),
+    /// Planned switchover away from this primary: stop it so that its replicas receive everything it
+    /// wrote (PostgreSQL streams its shutdown checkpoint before it exits), then release the lease.
     HandOver,
     /// Remove the `failover` key (the switchover it asked for is done, or cannot be done).
     ClearSwitchover,
@@ -160,9 +162,9 @@ impl Observation {
         }
     }
 
-    /// The members the primary keeps replication slots for: the others, unless `use_slots` is off.
-    fn slot_members(&self, cluster: &ClusterView) -> Vec<String> {
-        let others = cluster.members.keys().filter(|m| **m != self.me && self.policy.use_slots);
+    /// The members the primary retains what they need for: the others, unless that is off.
+    fn retained_members(&self, cluster: &ClusterView) -> Vec<String> {
+        let others = cluster.members.keys().filter(|m| **m != self.me && self.policy.retain_for_replicas);
         others.map(|m| m.to_string()).collect()
     }
 }
@@ -315,7 +317,7 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
 
 /// Leading with no switchover to carry out.
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
-    let slots = Action::SyncSlots(o.slot_members(cluster));
+    let slots = Action::RetainFor(o.retained_members(cluster));
     match (o.db.running, o.db.role) {
         (_, role) if o.promotion_refused && role != Some(Role::Primary) => Decision::act(
             vec![Action::ReleaseLease],
@@ -487,7 +489,7 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
     if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
         // No slot of its own, as a former primary may have kept: nobody would advance it, so it would
         // hold WAL on this replica for ever (a cascading replica's slot is in use, and kept).
-        return Decision::act(vec![Action::SyncSlots(Vec::new())], format!("replica of {holder}"));
+        return Decision::act(vec![Action::RetainFor(Vec::new())], format!("replica of {holder}"));
     }
     let reason = format!("following the primary {holder}");
     Decision::act(vec![Action::Follow(Some(upstream))], reason)
@@ -528,19 +530,19 @@ fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Opti
     }
 }
 
-/// Brings diverged data back onto `holder`'s history: pg_rewind when allowed and not tried in vain
-/// already, else remove it (to re-clone it on the next cycle).
+/// Brings diverged data back onto `holder`'s history: in place when the engine can and it is allowed
+/// and not tried in vain already, else remove it (to re-clone it on the next cycle).
 fn repair(o: &Observation, holder: &MemberName, upstream: Upstream, why: &str) -> Decision {
-    if o.policy.use_pg_rewind && !o.rewind_failed && !o.rewound {
+    if o.policy.repair_in_place && !o.repair_failed && !o.repaired {
         return Decision::act(
-            vec![Action::Rewind(upstream)],
-            format!("{why}: rewinding to {holder}'s history"),
+            vec![Action::Repair(upstream)],
+            format!("{why}: repairing it in place from {holder}'s history"),
         );
     }
     let how = match () {
-        _ if o.rewind_failed => "rewind failed",
-        _ if o.rewound => "already rewound",
-        _ => "use_pg_rewind is off",
+        _ if o.repair_failed => "repair in place failed",
+        _ if o.repaired => "already repaired",
+        _ => "repair in place is off",
     };
     Decision::act(vec![Action::RemoveData], format!("{why}, {how}: re-cloning from {holder}"))
 }
@@ -605,8 +607,7 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     });
     if o.db.streaming && !upstream_is_standby {
         return Decision::wait(
-            "not taking over: my WAL receiver still streams from the old primary, which may be alive with a \
-             frozen agent",
+            "not taking over: I still stream from the old primary, which may be alive with a frozen agent",
         );
     }
     for peer in o.peers.iter().filter(|p| p.reachable && p.name != o.me) {
@@ -636,11 +637,17 @@ fn behind_cluster_timeline(o: &Observation, cluster: &ClusterView) -> Option<Str
     }
 }
 
-/// Further ahead; or as far, with a higher `failover_priority`; or both equal and a smaller name.
+/// Further ahead; or as far, with a higher `failover_priority`; or both equal and a smaller name. A peer
+/// whose position is unknown, or cannot be compared with mine, is not: the lease decides between us.
 fn peer_is_healthier(o: &Observation, mine: Position, peer: &PeerView) -> bool {
-    let theirs = peer.position.unwrap_or_default();
-    (theirs, peer.failover_priority, std::cmp::Reverse(&peer.name))
-        > (mine, o.policy.failover_priority, std::cmp::Reverse(&o.me))
+    match peer.position.and_then(|theirs| theirs.partial_cmp(&mine)) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Equal) => {
+            (peer.failover_priority, std::cmp::Reverse(&peer.name))
+                > (o.policy.failover_priority, std::cmp::Reverse(&o.me))
+        }
+        _ => false,
+    }
 }
 
 /// How to stream from the lease holder, if it published its record.

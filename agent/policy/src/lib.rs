@@ -44,7 +44,7 @@ pub use observation::{
     ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
     SynchronousMode,
 };
-pub use position::Position;
+pub use position::{Position, Unit};
 pub use schedule::{Schedule, ScheduleError};
 pub use server::{DataState, DbState, LinkReport, PendingSetting, ReplicaLink, Role, SyncRule, Upstream};
 pub use sync::{may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth};

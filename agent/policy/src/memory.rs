@@ -9,8 +9,8 @@ use std::time::Instant;
 /// Something a database job did that the policy must remember.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobEvent {
-    /// A rewind ended, successfully or not.
-    Rewound {
+    /// A repair in place ended, successfully or not.
+    Repaired {
         /// Whether it succeeded.
         ok: bool,
     },
@@ -31,10 +31,10 @@ pub struct Memory {
     pub primary_down_since: Option<Instant>,
     /// Since when this member, a running replica, has not been streaming.
     pub not_streaming_since: Option<Instant>,
-    /// The last rewind failed.
-    pub rewind_failed: bool,
-    /// A rewind succeeded since the member last streamed or its data was removed.
-    pub rewound: bool,
+    /// The last repair in place failed.
+    pub repair_failed: bool,
+    /// A repair in place succeeded since the member last streamed or its data was removed.
+    pub repaired: bool,
     /// Failed attempts in a row to start as the lease holder's replica.
     pub follow_failures: u32,
     /// The synchronous replication rule last seen applied on this primary.
@@ -58,7 +58,7 @@ impl Memory {
         }
         if db.streaming {
             // Whatever repaired the data worked.
-            self.rewound = false;
+            self.repaired = false;
             self.follow_failures = 0;
         }
         let rule = db.sync_rule.clone().filter(|_| db.is_running_primary());
@@ -77,16 +77,16 @@ impl Memory {
     /// Takes in what a database job reported.
     pub fn job_reported(&mut self, event: JobEvent) {
         match event {
-            JobEvent::Rewound { ok } => {
-                self.rewind_failed = !ok;
+            JobEvent::Repaired { ok } => {
+                self.repair_failed = !ok;
                 if ok {
-                    self.rewound = true;
+                    self.repaired = true;
                     self.follow_failures = 0;
                 }
             }
             JobEvent::DataRemoved => {
-                self.rewind_failed = false;
-                self.rewound = false;
+                self.repair_failed = false;
+                self.repaired = false;
                 self.follow_failures = 0;
             }
             JobEvent::FollowFailed => self.follow_failures = self.follow_failures.saturating_add(1),
@@ -133,7 +133,7 @@ mod tests {
         DbState {
             running: true,
             role: Some(Role::Primary),
-            position: Some(Position(position)),
+            position: Some(Position::wal(position)),
             sync_rule: rule,
             ..DbState::stopped(data())
         }
@@ -157,21 +157,21 @@ mod tests {
     #[test]
     fn a_repair_is_remembered_until_the_member_streams_or_starts_afresh() {
         let mut memory = Memory::default();
-        memory.job_reported(JobEvent::Rewound { ok: false });
-        assert!(memory.rewind_failed && !memory.rewound);
+        memory.job_reported(JobEvent::Repaired { ok: false });
+        assert!(memory.repair_failed && !memory.repaired);
         memory.job_reported(JobEvent::FollowFailed);
-        memory.job_reported(JobEvent::Rewound { ok: true });
-        assert_eq!((memory.rewind_failed, memory.rewound, memory.follow_failures), (false, true, 0));
+        memory.job_reported(JobEvent::Repaired { ok: true });
+        assert_eq!((memory.repair_failed, memory.repaired, memory.follow_failures), (false, true, 0));
         memory.job_reported(JobEvent::FollowFailed);
         memory.job_reported(JobEvent::FollowFailed);
         assert_eq!(memory.follow_failures, 2);
         let streaming =
             DbState { running: true, role: Some(Role::Replica), streaming: true, ..DbState::stopped(data()) };
         memory.observed(&streaming, LeaseHold::Never, Instant::now());
-        assert_eq!((memory.rewound, memory.follow_failures), (false, 0));
-        memory.job_reported(JobEvent::Rewound { ok: false });
+        assert_eq!((memory.repaired, memory.follow_failures), (false, 0));
+        memory.job_reported(JobEvent::Repaired { ok: false });
         memory.job_reported(JobEvent::DataRemoved);
-        assert!(!memory.rewind_failed);
+        assert!(!memory.repair_failed);
         memory.job_reported(JobEvent::Promoted);
         assert_eq!(memory.failovers, 1);
     }
@@ -199,7 +199,7 @@ mod tests {
         memory.observed(&primary(Some(rule.clone()), 100), LeaseHold::Never, Instant::now());
         assert_eq!(memory.sync_applied_at(), None, "not in the cycle it is first seen");
         memory.observed(&primary(Some(rule.clone()), 150), LeaseHold::Never, Instant::now());
-        assert_eq!(memory.sync_applied_at(), Some(Position(100)));
+        assert_eq!(memory.sync_applied_at(), Some(Position::wal(100)));
         let other = SyncRule::First { count: 1, names: vec!["b".into()] };
         memory.observed(&primary(Some(other), 200), LeaseHold::Never, Instant::now());
         assert_eq!(memory.sync_applied_at(), None, "a new rule starts again");

@@ -28,13 +28,13 @@ pub struct Observation {
     pub primary_down_since: Option<Instant>,
     /// Since when this member, a running replica, has not been streaming.
     pub not_streaming_since: Option<Instant>,
-    /// Whether the last rewind of this member's data failed (it is then re-cloned instead).
-    pub rewind_failed: bool,
-    /// Whether this member's data was rewound since it last streamed or was cloned: should it still fail
-    /// to run as a replica, it is re-cloned rather than rewound again.
-    pub rewound: bool,
+    /// Whether the last repair in place of this member's data failed (it is then re-cloned instead).
+    pub repair_failed: bool,
+    /// Whether this member's data was repaired since it last streamed or was cloned: should it still fail
+    /// to run as a replica, it is re-cloned rather than repaired again.
+    pub repaired: bool,
     /// How many times in a row following the lease holder failed (the server did not start as its
-    /// replica), since this member last streamed or its data was rewound or removed.
+    /// replica), since this member last streamed or its data was repaired or removed.
     pub follow_failures: u32,
     /// What the other members said when asked directly (only gathered while nobody holds the lease).
     pub peers: Vec<PeerView>,
@@ -60,10 +60,11 @@ pub struct Policy {
     pub maximum_lag_on_failover: u64,
     /// How long a crashed primary may take to start again in place before the lease is handed over.
     pub primary_start_timeout: Duration,
-    /// Rewind a diverged former primary (else it is re-cloned).
-    pub use_pg_rewind: bool,
-    /// The primary keeps a replication slot for every other member (`postgresql.use_slots`).
-    pub use_slots: bool,
+    /// Repair a diverged former primary in place (PostgreSQL: `use_pg_rewind`); else it is re-cloned.
+    pub repair_in_place: bool,
+    /// The primary retains what every other member needs to follow it (PostgreSQL: a replication slot
+    /// each, `postgresql.use_slots`).
+    pub retain_for_replicas: bool,
     /// A replica on an earlier or unknown timeline than the cluster's stays out of the leader race.
     pub check_timeline: bool,
     /// Maintenance mode: no automatic actions on the database.

@@ -23,7 +23,7 @@ pub enum DataState {
         /// The database system identifier (PostgreSQL: `pg_controldata`'s "Database system identifier").
         system_id: String,
         /// Whether it was last shut down (or crashed) while a primary: it may hold changes no replica has, so
-        /// it is rewound before it follows another primary.
+        /// it is repaired before it follows another primary.
         was_primary: bool,
     },
 }
@@ -130,7 +130,8 @@ pub struct DbState {
     pub hung: bool,
     /// Its role, when running.
     pub role: Option<Role>,
-    /// Its timeline, when known.
+    /// The branch of the cluster's history its data is on, when known: it counts promotions (PostgreSQL:
+    /// the timeline). On a later branch than the lease holder's the data has diverged.
     pub timeline: Option<u64>,
     /// Primary: the current write position. Replica: the larger of the received and replayed positions.
     pub position: Option<Position>,
@@ -138,9 +139,9 @@ pub struct DbState {
     pub replay_position: Option<Position>,
     /// Replica: the member it is configured to stream from.
     pub upstream: Option<String>,
-    /// Replica: whether it streams from its upstream right now: its WAL receiver is connected *and* heard
-    /// from the upstream (changes or a keepalive) within the upstream timeout (the lease
-    /// ttl). A connection alone proves nothing: a cut link keeps it open.
+    /// Replica: whether it streams from its upstream right now: its receiver (PostgreSQL: the WAL
+    /// receiver) is connected *and* heard from the upstream (changes or a keepalive) within the upstream
+    /// timeout (the lease ttl). A connection alone proves nothing: a cut link keeps it open.
     pub streaming: bool,
     /// The server's version as a number (PostgreSQL: `server_version_num`, e.g. 150018), when running.
     pub server_version: Option<u32>,

@@ -138,17 +138,21 @@ pub fn wanted_rule(o: &Observation, cluster: &ClusterView) -> SyncRule {
 /// least lag.
 fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
     let named = |name: &str| o.db.sync_rule.as_ref().is_some_and(|r| r.names().iter().any(|n| n == name));
-    let mut found: Vec<(String, i64, Position)> =
+    let mut found: Vec<(String, i64, Option<Position>)> =
         o.db.replicas
             .iter()
             .filter(|link| link.streaming && link.name != o.me.as_str())
             .filter_map(|link| {
                 let (_, record) = cluster.members.iter().find(|(name, _)| name.as_str() == link.name)?;
                 let usable = record.is_running() && !record.nosync && record.sync_priority > 0;
-                usable.then(|| (link.name.clone(), record.sync_priority, link.flushed.unwrap_or_default()))
+                usable.then(|| (link.name.clone(), record.sync_priority, link.flushed))
             })
             .collect();
-    found.sort_by(|a, b| (b.1, named(&b.0), b.2).cmp(&(a.1, named(&a.0), a.2)).then(a.0.cmp(&b.0)));
+    found.sort_by(|a, b| {
+        // The primary's own view: every replica's position is in its unit.
+        let ahead = b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal);
+        (b.1, named(&b.0)).cmp(&(a.1, named(&a.0))).then(ahead).then(a.0.cmp(&b.0))
+    });
     found.into_iter().map(|(name, priority, _)| (name, priority)).collect()
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
     FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy, Position,
-    ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Upstream,
-    FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Unit,
+    Upstream, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -50,8 +50,8 @@ fn replica(pos: u64) -> DbState {
         running: true,
         role: Some(Role::Replica),
         timeline: Some(1),
-        position: Some(Position(pos)),
-        replay_position: Some(Position(pos)),
+        position: Some(Position::wal(pos)),
+        replay_position: Some(Position::wal(pos)),
         ..stopped()
     }
 }
@@ -67,7 +67,7 @@ fn primary(pos: u64) -> DbState {
         running: true,
         role: Some(Role::Primary),
         timeline: Some(1),
-        position: Some(Position(pos)),
+        position: Some(Position::wal(pos)),
         ..DbState::stopped(former_primary_data())
     }
 }
@@ -113,8 +113,8 @@ fn policy() -> Policy {
         failover_priority: 1,
         maximum_lag_on_failover: 1 << 20,
         primary_start_timeout: Duration::from_secs(300),
-        use_pg_rewind: true,
-        use_slots: true,
+        repair_in_place: true,
+        retain_for_replicas: true,
         check_timeline: false,
         pause: false,
         loop_wait: Duration::from_secs(1),
@@ -134,8 +134,8 @@ fn obs() -> Observation {
         lease: LeaseHold::Never,
         primary_down_since: None,
         not_streaming_since: None,
-        rewind_failed: false,
-        rewound: false,
+        repair_failed: false,
+        repaired: false,
         follow_failures: 0,
         peers: Vec::new(),
         sync_applied_at: None,
@@ -180,7 +180,7 @@ fn peer(member: &str, pos: u64) -> PeerView {
         reachable: true,
         running: true,
         role: Some(Role::Replica),
-        position: Some(Position(pos)),
+        position: Some(Position::wal(pos)),
         streaming: false,
         can_fail_over: true,
         failover_priority: 1,
@@ -330,7 +330,7 @@ fn paused_does_nothing_else() {
     waits(&o);
     // No leader race.
     waits(&paused());
-    // A stopped database is not started, nor a former primary rewound.
+    // A stopped database is not started, nor a former primary repaired.
     let mut o = paused();
     o.db = DbState::stopped(former_primary_data());
     led_by(&mut o, "node2", 9);
@@ -497,8 +497,8 @@ fn leader_renews_publishes_its_optime_and_keeps_slots_for_the_other_members() {
         actions(&o),
         vec![
             Action::RenewLease,
-            Action::PublishOptime(Position(5000)),
-            Action::SyncSlots(vec!["node2".into(), "node3".into()]),
+            Action::PublishOptime(Position::wal(5000)),
+            Action::RetainFor(vec!["node2".into(), "node3".into()]),
         ]
     );
 }
@@ -508,10 +508,10 @@ fn leader_publishes_its_optime_only_when_it_moved() {
     let mut o = obs();
     o.db = primary(5000);
     holding_lease(&mut o, 7);
-    store(&mut o).optime = Some(Position(5000));
+    store(&mut o).optime = Some(Position::wal(5000));
     assert_eq!(
         actions(&o),
-        vec![Action::RenewLease, Action::SyncSlots(vec!["node2".into(), "node3".into()])]
+        vec![Action::RenewLease, Action::RetainFor(vec!["node2".into(), "node3".into()])]
     );
 }
 
@@ -522,7 +522,7 @@ fn leader_with_an_unknown_position_publishes_no_optime() {
     holding_lease(&mut o, 7);
     assert_eq!(
         actions(&o),
-        vec![Action::RenewLease, Action::SyncSlots(vec!["node2".into(), "node3".into()])]
+        vec![Action::RenewLease, Action::RetainFor(vec!["node2".into(), "node3".into()])]
     );
 }
 
@@ -530,11 +530,11 @@ fn leader_with_an_unknown_position_publishes_no_optime() {
 fn without_use_slots_the_leader_keeps_no_slots() {
     let mut o = obs();
     o.db = primary(5000);
-    o.policy.use_slots = false;
+    o.policy.retain_for_replicas = false;
     holding_lease(&mut o, 7);
     assert_eq!(
         actions(&o),
-        vec![Action::RenewLease, Action::PublishOptime(Position(5000)), Action::SyncSlots(Vec::new())]
+        vec![Action::RenewLease, Action::PublishOptime(Position::wal(5000)), Action::RetainFor(Vec::new())]
     );
 }
 
@@ -545,7 +545,7 @@ fn running_replica_with_a_valid_lease_makes_the_others_slots_then_is_promoted() 
     holding_lease(&mut o, 7);
     assert_eq!(
         actions(&o),
-        vec![Action::RenewLease, Action::SyncSlots(vec!["node2".into(), "node3".into()]), Action::Promote]
+        vec![Action::RenewLease, Action::RetainFor(vec!["node2".into(), "node3".into()]), Action::Promote]
     );
 }
 
@@ -701,23 +701,23 @@ fn stopped_former_primary_is_rewound_to_the_holders_history() {
     let mut o = obs();
     o.db = DbState::stopped(former_primary_data());
     led_by(&mut o, "node2", 9);
-    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    assert_eq!(actions(&o), vec![Action::Repair(upstream("node2"))]);
 }
 
 #[test]
 fn stopped_former_primary_is_re_cloned_when_its_last_rewind_failed() {
     let mut o = obs();
     o.db = DbState::stopped(former_primary_data());
-    o.rewind_failed = true;
+    o.repair_failed = true;
     led_by(&mut o, "node2", 9);
     assert_eq!(actions(&o), vec![Action::RemoveData]);
 }
 
 #[test]
-fn stopped_former_primary_is_re_cloned_when_use_pg_rewind_is_off() {
+fn stopped_former_primary_is_re_cloned_when_repair_in_place_is_off() {
     let mut o = obs();
     o.db = DbState::stopped(former_primary_data());
-    o.policy.use_pg_rewind = false;
+    o.policy.repair_in_place = false;
     led_by(&mut o, "node2", 9);
     assert_eq!(actions(&o), vec![Action::RemoveData]);
 }
@@ -731,7 +731,7 @@ fn replica_that_failed_to_start_as_the_holders_replica_is_rewound() {
     o.follow_failures = FOLLOW_ATTEMPTS - 1;
     assert_eq!(actions(&o), vec![Action::Follow(Some(upstream("node2")))]);
     o.follow_failures = FOLLOW_ATTEMPTS;
-    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    assert_eq!(actions(&o), vec![Action::Repair(upstream("node2"))]);
 }
 
 #[test]
@@ -740,12 +740,12 @@ fn replica_still_failing_after_a_rewind_or_without_pg_rewind_is_re_cloned() {
     led_by(&mut o, "node2", 9);
     o.db = stopped();
     o.follow_failures = FOLLOW_ATTEMPTS;
-    o.rewound = true;
+    o.repaired = true;
     let d = decide(&o);
     assert_eq!(d.actions, vec![Action::RemoveData]);
-    assert!(d.reason.contains("already rewound"), "{}", d.reason);
-    o.rewound = false;
-    o.policy.use_pg_rewind = false;
+    assert!(d.reason.contains("already repaired"), "{}", d.reason);
+    o.repaired = false;
+    o.policy.repair_in_place = false;
     assert_eq!(actions(&o), vec![Action::RemoveData]);
 }
 
@@ -756,10 +756,10 @@ fn replica_on_a_later_timeline_than_the_holder_is_rewound_even_while_running() {
     led_by(&mut o, "node2", 9);
     store(&mut o).members.get_mut(&name("node2")).unwrap().timeline = Some(2);
     o.db = DbState { timeline: Some(3), ..replica_of("node2", 1000) };
-    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    assert_eq!(actions(&o), vec![Action::Repair(upstream("node2"))]);
     // Streaming from it proves the contrary (its record may lag behind its promotion).
     o.db.streaming = true;
-    assert_eq!(actions(&o), vec![Action::SyncSlots(Vec::new())], "a replica");
+    assert_eq!(actions(&o), vec![Action::RetainFor(Vec::new())], "a replica");
 }
 
 #[test]
@@ -768,7 +768,7 @@ fn running_standby_with_a_former_primarys_data_is_rewound_before_following() {
     let mut o = obs();
     led_by(&mut o, "node2", 9);
     o.db = DbState { data: former_primary_data(), ..replica(1000) };
-    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    assert_eq!(actions(&o), vec![Action::Repair(upstream("node2"))]);
 }
 
 #[test]
@@ -808,7 +808,7 @@ fn replica_of_the_holder_only_keeps_no_slots_of_its_own() {
     led_by(&mut o, "node2", 9);
     o.db = DbState { streaming: true, ..replica_of("node2", 1000) };
     let d = decide(&o);
-    assert_eq!((d.actions, d.reason.as_str()), (vec![Action::SyncSlots(Vec::new())], "replica of node2"));
+    assert_eq!((d.actions, d.reason.as_str()), (vec![Action::RetainFor(Vec::new())], "replica of node2"));
 }
 
 #[test]
@@ -848,16 +848,33 @@ fn member_with_an_unknown_position_does_not_race() {
 fn member_lagging_beyond_maximum_lag_on_failover_does_not_race_and_says_by_how_much() {
     let mut o = obs();
     o.policy.maximum_lag_on_failover = 4000;
-    store(&mut o).optime = Some(Position(1000 + 4001));
+    store(&mut o).optime = Some(Position::wal(1000 + 4001));
     let reason = waits(&o);
     assert!(reason.contains("4001") && reason.contains("4000"), "{reason}");
+}
+
+#[test]
+fn member_whose_position_cannot_be_compared_with_the_primarys_does_not_race() {
+    let mut o = obs();
+    store(&mut o).optime = Some(Position::new(Unit::Transactions, 10));
+    let reason = waits(&o);
+    assert!(reason.contains("cannot be compared"), "{reason}");
+}
+
+#[test]
+fn a_peer_whose_position_cannot_be_compared_with_mine_is_no_better_candidate() {
+    let mut o = obs();
+    o.peers = vec![PeerView { position: Some(Position::new(Unit::Transactions, 5000)), ..peer("node2", 0) }];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    o.peers = vec![peer("node2", 5000)];
+    assert!(waits(&o).contains("node2 is a better candidate"));
 }
 
 #[test]
 fn member_lagging_exactly_maximum_lag_on_failover_races() {
     let mut o = obs();
     o.policy.maximum_lag_on_failover = 4000;
-    store(&mut o).optime = Some(Position(1000 + 4000));
+    store(&mut o).optime = Some(Position::wal(1000 + 4000));
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
 }
 
@@ -953,7 +970,7 @@ fn peers_that_cannot_fail_over_do_not_compete() {
 #[test]
 fn the_best_candidate_acquires_the_lease() {
     let mut o = obs();
-    store(&mut o).optime = Some(Position(1200));
+    store(&mut o).optime = Some(Position::wal(1200));
     o.peers = vec![
         peer("node2", 999),                                           // behind
         PeerView { failover_priority: 0, ..peer("alpha", 1000) },     // as far, lower priority
@@ -1000,7 +1017,7 @@ fn next_cycle_at_once_while_a_new_synchronous_rule_settles() {
     };
     o.policy.sync.mode = SynchronousMode::On;
     assert_eq!(cycle_wait(&decided(vec![]), &o), NEXT_STEP, "first seen applied this cycle");
-    o.sync_applied_at = Some(Position(1000));
+    o.sync_applied_at = Some(Position::wal(1000));
     assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "confirmed");
     o.sync_applied_at = None;
     o.policy.sync.mode = SynchronousMode::Off;
@@ -1098,7 +1115,7 @@ fn any_name() -> impl Strategy<Value = MemberName> {
 }
 
 fn any_position() -> impl Strategy<Value = Position> {
-    (0u64..3000).prop_map(Position)
+    (0u64..3000).prop_map(Position::wal)
 }
 
 fn any_token() -> impl Strategy<Value = FencingToken> {
@@ -1258,7 +1275,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 failover_priority,
                 maximum_lag_on_failover,
                 timeout,
-                use_pg_rewind,
+                repair_in_place,
                 pause,
                 sync,
             )| Policy {
@@ -1266,8 +1283,8 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 failover_priority,
                 maximum_lag_on_failover,
                 primary_start_timeout: Duration::from_secs(timeout),
-                use_pg_rewind,
-                use_slots: true,
+                repair_in_place,
+                retain_for_replicas: true,
                 check_timeline: false,
                 pause,
                 loop_wait: Duration::from_secs(1),
@@ -1287,7 +1304,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
         prop::collection::vec(any_peer(), 0..4),
         any::<bool>(),
     )
-        .prop_map(|(policy, db, cluster, lease, down_for, rewind_failed, peers, fenced)| {
+        .prop_map(|(policy, db, cluster, lease, down_for, repair_failed, peers, fenced)| {
             let now = Instant::now() + Duration::from_secs(1000);
             Observation {
                 now,
@@ -1299,8 +1316,8 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 lease,
                 primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
                 not_streaming_since: None,
-                rewind_failed,
-                rewound: false,
+                repair_failed,
+                repaired: false,
                 follow_failures: 0,
                 peers,
                 sync_applied_at: None,
@@ -1337,7 +1354,7 @@ fn any_race_observation() -> impl Strategy<Value = Observation> {
         c.optime = None;
         o.db.data = DataState::Present { system_id: SYSID.into(), was_primary };
         o.db.running = true;
-        o.db.position.get_or_insert(Position(1000));
+        o.db.position.get_or_insert(Position::wal(1000));
         o.db.streaming = false;
         o
     })
@@ -1479,26 +1496,26 @@ proptest! {
         candidates in prop::collection::btree_map("[a-e]{1,2}", (0u64..4, 1i64..3), 2..=5)
     ) {
         let members: Vec<(MemberName, Position, i64)> =
-            candidates.into_iter().map(|(n, (pos, prio))| (name(&n), Position(pos), prio)).collect();
+            candidates.into_iter().map(|(n, (pos, prio))| (name(&n), Position::wal(pos), prio)).collect();
         let mut acquirers = Vec::new();
         for (me, pos, prio) in &members {
             let mut o = obs();
             o.me = me.clone();
-            o.db = replica(pos.0);
+            o.db = replica(pos.at);
             o.policy.failover_priority = *prio;
             store(&mut o).members = members.iter().map(|(m, _, _)| (m.clone(), record(m.as_str()))).collect();
             o.peers = members
                 .iter()
                 .filter(|(other, _, _)| other != me)
                 .map(|(other, pos, prio)| {
-                    PeerView { failover_priority: *prio, ..peer(other.as_str(), pos.0) }
+                    PeerView { failover_priority: *prio, ..peer(other.as_str(), pos.at) }
                 })
                 .collect();
             if actions(&o) == vec![Action::AcquireLease] {
                 acquirers.push(me.clone());
             }
         }
-        let best = members.iter().max_by_key(|(m, pos, prio)| (*pos, *prio, Reverse(m.clone()))).unwrap();
+        let best = members.iter().max_by_key(|(m, pos, prio)| (pos.at, *prio, Reverse(m.clone()))).unwrap();
         prop_assert_eq!(acquirers, vec![best.0.clone()]);
     }
 }
@@ -1555,7 +1572,7 @@ fn a_scheduled_switchover_found_long_past_its_time_is_dropped() {
 #[test]
 fn a_switchover_to_a_lagging_candidate_is_dropped_when_due() {
     let mut o = scheduled("2030-01-01T11:00:00Z", "2030-01-01T11:00:00Z");
-    store(&mut o).members.get_mut(&name("node2")).expect("node2").position = Some(Position(0));
+    store(&mut o).members.get_mut(&name("node2")).expect("node2").position = Some(Position::wal(0));
     o.db = primary(5000 + (1 << 20));
     let d = decide(&o);
     assert_eq!(d.actions, vec![Action::RenewLease, Action::ClearSwitchover]);
@@ -1653,7 +1670,7 @@ fn link(member: &str, synchronous: bool, pos: u64) -> ReplicaLink {
         name: member.into(),
         streaming: true,
         synchronous,
-        flushed: Some(Position(pos)),
+        flushed: Some(Position::wal(pos)),
         ..Default::default()
     }
 }
@@ -1668,7 +1685,7 @@ fn sync_primary(mode: SynchronousMode, applied: SyncRule, published: Option<&[&s
         ..primary(5000)
     };
     holding_lease(&mut o, 7);
-    store(&mut o).optime = Some(Position(5000));
+    store(&mut o).optime = Some(Position::wal(5000));
     store(&mut o).sync = published.map(|names| SyncState {
         leader: Some(name("me")),
         sync_standby: names.iter().map(|n| n.to_string()).collect(),
@@ -1709,7 +1726,7 @@ fn sync_standby_is_published_only_once_synchronous_and_caught_up() {
     assert_eq!(sync_action(&o), None, "not yet reported synchronous");
     o.db.replicas[1] = link("node3", true, 4500);
     assert_eq!(sync_action(&o), None, "the rule was applied this very cycle");
-    o.sync_applied_at = Some(Position(4800));
+    o.sync_applied_at = Some(Position::wal(4800));
     assert_eq!(sync_action(&o), None, "has not flushed what was written before the rule");
     o.db.replicas[1] = link("node3", true, 4800);
     assert_eq!(sync_action(&o), Some(publish(&["node3"], None)));
@@ -1769,7 +1786,7 @@ fn quorum_is_published_as_a_whole_once_every_voter_caught_up() {
     let mut o = sync_primary(SynchronousMode::Quorum, SyncRule::Off, Some(&[]));
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(any.clone())));
     o.db.sync_rule = Some(any.clone());
-    o.sync_applied_at = Some(Position(4000));
+    o.sync_applied_at = Some(Position::wal(4000));
     o.db.replicas = vec![link("node2", true, 3000), link("node3", true, 4500)];
     assert_eq!(sync_action(&o), None, "node2 has not caught up");
     o.db.replicas[0] = link("node2", true, 4000);
@@ -1784,7 +1801,7 @@ fn quorum_is_published_as_a_whole_once_every_voter_caught_up() {
 fn quorum_voters_are_listed_by_name_so_a_change_of_who_is_ahead_changes_nothing() {
     let any = SyncRule::Any { count: 1, names: vec!["node2".into(), "node3".into()] };
     let mut o = sync_primary(SynchronousMode::Quorum, any.clone(), Some(&[]));
-    o.sync_applied_at = Some(Position(4000));
+    o.sync_applied_at = Some(Position::wal(4000));
     store(&mut o).sync =
         Some(SyncState { leader: Some(name("me")), sync_standby: any.names().to_vec(), quorum: Some(1) });
     for (node2, node3) in [(4000, 4500), (4600, 4500), (5000, 4000)] {
@@ -1923,11 +1940,11 @@ proptest! {
                 name: n.to_string(),
                 streaming: *streaming,
                 synchronous: *synchronous,
-                flushed: Some(Position(*pos)),
+                flushed: Some(Position::wal(*pos)),
                 ..Default::default()
             })
             .collect();
-        o.sync_applied_at = applied_at.map(Position);
+        o.sync_applied_at = applied_at.map(Position::wal);
         store(&mut o).sync = published.map(|names| SyncState {
             leader: Some(name("me")),
             sync_standby: names.iter().map(|n| n.to_string()).collect(),
@@ -1992,7 +2009,7 @@ fn a_sync_standby_is_not_swapped_for_one_momentarily_less_behind() {
 #[test]
 fn gate_a_failover_with_allow_data_loss_overrides_the_sync_gate_and_the_lag_limit() {
     let mut o = sync_racer(&["node2"], None);
-    store(&mut o).optime = Some(Position(1 << 30));
+    store(&mut o).optime = Some(Position::wal(1 << 30));
     assert!(waits(&o).contains("maximum_lag_on_failover"));
     let failover = Switchover { candidate: Some(name("me")), allow_data_loss: true, ..Switchover::default() };
     store(&mut o).switchover = Some(failover);
@@ -2003,12 +2020,12 @@ fn gate_a_failover_with_allow_data_loss_overrides_the_sync_gate_and_the_lag_limi
 fn a_replica_still_streaming_from_the_old_primary_does_not_race_unless_that_one_is_now_a_standby() {
     let mut o = obs();
     o.db = DbState { streaming: true, ..replica_of("node2", 1000) };
-    assert!(waits(&o).contains("still streams from the old primary"));
+    assert!(waits(&o).contains("still stream from the old primary"));
     // node2 answers: it runs as a replica now (demoted, restarted as a standby to race): cascading.
     o.peers = vec![peer("node2", 900)];
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
     o.peers[0].role = Some(Role::Primary);
-    assert!(waits(&o).contains("still streams"), "a primary upstream still blocks the race");
+    assert!(waits(&o).contains("still stream"), "a primary upstream still blocks the race");
 }
 
 #[test]
@@ -2018,9 +2035,9 @@ fn a_replica_stuck_behind_the_holders_timeline_is_rewound() {
     store(&mut o).members.get_mut(&name("node2")).unwrap().timeline = Some(5);
     o.db = DbState { timeline: Some(4), ..replica_of("node2", 1000) };
     o.not_streaming_since = Some(o.now - Duration::from_secs(2));
-    assert_eq!(actions(&o), vec![Action::SyncSlots(Vec::new())], "a replica for now");
+    assert_eq!(actions(&o), vec![Action::RetainFor(Vec::new())], "a replica for now");
     o.not_streaming_since = Some(o.now - Duration::from_secs(10));
-    assert_eq!(actions(&o), vec![Action::Rewind(upstream("node2"))]);
+    assert_eq!(actions(&o), vec![Action::Repair(upstream("node2"))]);
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! the history. A replica catches up with its upstream whenever it is observed, if its link is up and its
 //! history is a prefix of the upstream's; otherwise it has diverged and does not stream.
 
-use super::Position;
 use super::{DataState, Database, DbError, DbState, ReplicaLink, Role, StopMode, SyncRule, Upstream};
+use super::{Position, Unit};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -36,6 +36,13 @@ struct Data {
     history: Vec<u64>,
     timeline: u64,
     was_primary: bool,
+}
+
+impl Data {
+    /// How far it goes: the fake counts transactions, as MariaDB does (not WAL bytes as PostgreSQL).
+    fn position(&self) -> Position {
+        Position::new(Unit::Transactions, self.history.len() as u64)
+    }
 }
 
 impl FakeCluster {
@@ -187,7 +194,7 @@ impl Database for FakeServer {
                 name: name.clone(),
                 streaming: true,
                 synchronous: false,
-                flushed: s.data.as_ref().map(|d| Position(d.history.len() as u64)),
+                flushed: s.data.as_ref().map(Data::position),
                 shown: Default::default(),
             })
             .collect();
@@ -199,7 +206,7 @@ impl Database for FakeServer {
         }
         let streaming = FakeCluster::upstream_history(me, &sources).is_some();
         let primary = me.role == Some(Role::Primary);
-        let position = Some(Position(data.history.len() as u64));
+        let position = Some(data.position());
         DbState {
             running: true,
             role: me.role,
@@ -229,7 +236,7 @@ impl Database for FakeServer {
         self.copy_from(upstream, "clone")
     }
 
-    async fn rewind_from(&self, upstream: &Upstream) -> Result<(), DbError> {
+    async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {
         self.needs_data("rewind")?;
         self.copy_from(upstream, "rewind")
     }
@@ -289,7 +296,7 @@ impl Database for FakeServer {
         Ok(())
     }
 
-    async fn sync_slots(&self, _: &[String]) -> Result<(), DbError> {
+    async fn retain_for(&self, _: &[String]) -> Result<(), DbError> {
         Ok(())
     }
 

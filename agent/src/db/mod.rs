@@ -1,7 +1,8 @@
 //! The database adapter: everything the HA loop asks of a database server, without naming an engine.
 //!
-//! The HA policy sees only these types: an ordered [`Position`], a [`DbState`], and the operations of
-//! [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB is planned, not built.
+//! The HA policy sees only these types: a [`Position`] in the engine's [`Unit`], a [`DbState`], and the
+//! operations of [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB is
+//! planned, not built. The tests' fake (`db/fake.rs`) counts in transactions, as MariaDB will.
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -12,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 pub use vigil_policy::{
-    DataState, DbState, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Upstream,
+    DataState, DbState, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit, Upstream,
 };
 
 /// How to stop a server.
@@ -61,9 +62,10 @@ pub trait Database: Send + Sync + 'static {
     /// to follow it; does not start it.
     fn clone_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Makes a stopped server that diverged (a former primary) a copy of `upstream`'s history
-    /// (PostgreSQL: pg_rewind), configured to follow it; does not start it.
-    fn rewind_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Repairs in place a stopped server whose data diverged from `upstream`'s history (a former
+    /// primary): makes it a copy of that history, configured to follow it; does not start it (PostgreSQL:
+    /// pg_rewind). An engine that cannot returns an error, and the policy re-clones instead.
+    fn repair_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Deletes the data directory's contents (before a re-clone).
     fn remove_data(&self) -> impl Future<Output = Result<(), DbError>> + Send;
@@ -91,11 +93,12 @@ pub trait Database: Send + Sync + 'static {
     /// start.
     fn promote(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Makes sure every member in `members` has a replication slot, and drops the unused slots of members
-    /// no longer listed. On a replica about to be promoted the slots hold the WAL from its last
-    /// restartpoint on (PostgreSQL), so the others can follow it across the new timeline's start. An unused
-    /// slot a standby still streams through is kept and reported as an error, so that the caller tries again.
-    fn sync_slots(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Retains what every member in `members` needs to follow this server after a pause, and nothing for
+    /// members no longer listed (PostgreSQL: a replication slot each; an unused slot a standby still
+    /// streams through is kept and reported as an error, so that the caller tries again). On a replica
+    /// about to be promoted the slots hold the WAL from its last restartpoint on, so the others can follow
+    /// it across the new timeline's start.
+    fn retain_for(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
 
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every
     /// later start). On a replica it takes effect when it is promoted.

@@ -36,13 +36,13 @@ impl<D: Database> Agent<D> {
                 }
                 // Routine and quick: not worth a background job (whose end would wake the loop). Synced
                 // when the members change, not every cycle.
-                Action::SyncSlots(members) if self.synced_slots.as_ref() != Some(&members) => {
-                    match self.db.sync_slots(&members).await {
-                        Ok(()) => self.synced_slots = Some(members),
-                        Err(e) => tracing::warn!(error = %e, "replication slots not synced"),
+                Action::RetainFor(members) if self.retained_for.as_ref() != Some(&members) => {
+                    match self.db.retain_for(&members).await {
+                        Ok(()) => self.retained_for = Some(members),
+                        Err(e) => tracing::warn!(error = %e, "what the replicas need not retained"),
                     }
                 }
-                Action::SyncSlots(_) => {}
+                Action::RetainFor(_) => {}
                 Action::HandOver => self.hand_over(&switchover_steps(), dynamic, Some(o)).await,
                 Action::PublishSync(state) => {
                     self.put(

@@ -139,9 +139,9 @@ async fn run_action<D: Database>(
             Ok(())
         }
         Action::Clone(upstream) => db.clone_from(upstream).await,
-        Action::Rewind(upstream) => {
-            let result = db.rewind_from(upstream).await;
-            events.push(JobEvent::Rewound { ok: result.is_ok() });
+        Action::Repair(upstream) => {
+            let result = db.repair_from(upstream).await;
+            events.push(JobEvent::Repaired { ok: result.is_ok() });
             result
         }
         Action::RemoveData => {

@@ -1,6 +1,6 @@
 //! Asking the other members for their status over their REST API, during the leader race.
 
-use crate::db::{Position, Role};
+use crate::db::Role;
 use crate::member::MemberRecord;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -57,7 +57,7 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
                 "replica" => Some(Role::Replica),
                 _ => None,
             },
-            position: s.position().map(Position),
+            position: s.vigil.position,
             streaming: s.replication_state.as_deref() == Some("streaming"),
             can_fail_over: s.can_fail_over(),
             failover_priority: s.failover_priority(),

@@ -113,7 +113,8 @@ fn member_record(
         role: role.into(),
         host: me.db_host.clone(),
         port: me.db_port,
-        xlog_location: db.position,
+        position: db.position,
+        xlog_location: db.position.map(|p| p.at),
         replay_lsn: db.replay_position,
         timeline: db.timeline,
         replication_state: db.streaming.then(|| "streaming".to_owned()),
@@ -156,9 +157,9 @@ fn node_status(
         state: record.state.clone(),
         role: record.role.clone(),
         xlog: Xlog {
-            location: db.position.filter(|_| primary).map(|p| p.0),
-            received_location: db.position.filter(|_| !primary).map(|p| p.0),
-            replayed_location: db.replay_position.map(|p| p.0),
+            location: db.position.filter(|_| primary).map(|p| p.at),
+            received_location: db.position.filter(|_| !primary).map(|p| p.at),
+            replayed_location: db.replay_position.map(|p| p.at),
         },
         timeline: db.timeline,
         replication_state: record.replication_state.clone(),
@@ -173,7 +174,8 @@ fn node_status(
             fencing_token: shown.standing.token.map(|t| t.0),
             lease_remaining_ms: None,
             last_decision: record.reason.clone(),
-            primary_optime: cluster.and_then(|c| c.optime).map(|p| p.0),
+            primary_optime: cluster.and_then(|c| c.optime).map(|p| p.at),
+            position: db.position,
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
             sync_state: record.sync_state.clone(),
             failovers_total: shown.standing.failovers,
@@ -236,7 +238,7 @@ mod tests {
 
     fn running(role: Role, position: u64) -> DbState {
         let data = DataState::Present { system_id: "7".into(), was_primary: role == Role::Primary };
-        let position = Some(Position(position));
+        let position = Some(Position::wal(position));
         DbState { running: true, role: Some(role), timeline: Some(2), position, ..DbState::stopped(data) }
     }
 
@@ -248,7 +250,8 @@ mod tests {
         let record = member_record(&me(), url, &primary, &dynamic, "primary: lease renewed", false);
         assert_eq!((record.state.as_str(), record.role.as_str()), ("running", "primary"));
         assert_eq!(record.conn_url, url);
-        assert_eq!(record.xlog_location, Some(Position(0x100)));
+        assert_eq!(record.position, Some(Position::wal(0x100)));
+        assert_eq!(record.xlog_location, Some(0x100), "Patroni's view: the LSN as a number");
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
 
         let standing = Standing {

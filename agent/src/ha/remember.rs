@@ -20,7 +20,7 @@ impl<D: Database> Agent<D> {
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
         self.memory.observed(&db, lease, observed_at);
         if !db.running {
-            self.synced_slots = None; // a rewind or a clone may replace the slots before it runs again
+            self.retained_for = None; // a rewind or a clone may replace the slots before it runs again
         }
         let peers = match &cluster {
             Some(c) if c.leader.is_none() && db.running => {
@@ -40,8 +40,8 @@ impl<D: Database> Agent<D> {
             lease,
             primary_down_since: self.memory.primary_down_since,
             not_streaming_since: self.memory.not_streaming_since,
-            rewind_failed: self.memory.rewind_failed,
-            rewound: self.memory.rewound,
+            repair_failed: self.memory.repair_failed,
+            repaired: self.memory.repaired,
             follow_failures: self.memory.follow_failures,
             peers,
             sync_applied_at: self.memory.sync_applied_at(),
@@ -63,8 +63,8 @@ impl<D: Database> Agent<D> {
             failover_priority: self.me.failover_priority,
             maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
             primary_start_timeout: dynamic.primary_start_timeout,
-            use_pg_rewind: dynamic.use_pg_rewind(self.me.use_pg_rewind),
-            use_slots: dynamic.postgresql.use_slots,
+            repair_in_place: dynamic.use_pg_rewind(self.me.use_pg_rewind),
+            retain_for_replicas: dynamic.postgresql.use_slots,
             check_timeline: dynamic.check_timeline,
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,

@@ -41,7 +41,7 @@ impl Database for SlowPrimary {
     async fn clone_from(&self, _: &Upstream) -> Result<(), DbError> {
         Ok(())
     }
-    async fn rewind_from(&self, _: &Upstream) -> Result<(), DbError> {
+    async fn repair_from(&self, _: &Upstream) -> Result<(), DbError> {
         Ok(())
     }
     async fn remove_data(&self) -> Result<(), DbError> {
@@ -66,7 +66,7 @@ impl Database for SlowPrimary {
     async fn promote(&self, _: u64) -> Result<(), DbError> {
         Ok(())
     }
-    async fn sync_slots(&self, _: &[String]) -> Result<(), DbError> {
+    async fn retain_for(&self, _: &[String]) -> Result<(), DbError> {
         Ok(())
     }
     async fn set_sync_rule(&self, _: &SyncRule) -> Result<(), DbError> {

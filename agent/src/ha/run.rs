@@ -38,7 +38,7 @@ pub struct Agent<D: Database> {
     pub(super) wake: Arc<Notify>,
     last_reason: String,
     /// The members whose replication slots were last synced on the running server (none on a replica).
-    pub(super) synced_slots: Option<Vec<String>>,
+    pub(super) retained_for: Option<Vec<String>>,
     /// Writes the member record and the REST status.
     pub(super) publisher: Publisher,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
@@ -74,7 +74,7 @@ impl<D: Database> Agent<D> {
             job: None,
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
-            synced_slots: None,
+            retained_for: None,
             publisher,
             leaving: false,
             dynamic: me_dynamic,
@@ -193,7 +193,7 @@ impl<D: Database> Agent<D> {
         } else if decision
             .actions
             .iter()
-            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::SyncSlots(_)))
+            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::RetainFor(_)))
             && decision.reason == self.last_reason
         {
             tracing::debug!(reason = %decision.reason, ?token, "routine");

@@ -32,9 +32,11 @@ pub(super) fn cluster(
                 Some(_) => "sync_standby",
                 None => "replica",
             };
-            let lag = match (optime, m.xlog_location) {
-                (Some(primary), Some(mine)) if role != "leader" => Lag::Bytes(mine.lag_behind(primary)),
-                (_, Some(_)) if role == "leader" => Lag::Bytes(0),
+            let lag = match (optime, m.position) {
+                (Some(primary), Some(mine)) if role != "leader" => {
+                    mine.lag_behind(primary).map_or(Lag::Unknown, Lag::Behind)
+                }
+                (_, Some(_)) if role == "leader" => Lag::Behind(0),
                 _ => Lag::Unknown,
             };
             ClusterMember {
@@ -45,9 +47,9 @@ pub(super) fn cluster(
                 host: m.host.clone(),
                 port: m.port,
                 timeline: m.timeline,
-                lsn: m.xlog_location.map(|p| p.to_string()),
+                lsn: m.position.map(|p| p.to_string()),
                 lag,
-                receive_lsn: m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
+                receive_lsn: m.position.filter(|_| role != "leader").map(|p| p.to_string()),
                 replay_lsn: m.replay_lsn.map(|p| p.to_string()),
                 tags: m.tags.clone(),
                 reason: m.reason.clone(),

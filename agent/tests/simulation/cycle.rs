@@ -163,8 +163,8 @@ impl World {
             lease,
             primary_down_since: self.nodes[node].agent.memory.primary_down_since,
             not_streaming_since: self.nodes[node].agent.memory.not_streaming_since,
-            rewind_failed: self.nodes[node].agent.memory.rewind_failed,
-            rewound: self.nodes[node].agent.memory.rewound,
+            repair_failed: self.nodes[node].agent.memory.repair_failed,
+            repaired: self.nodes[node].agent.memory.repaired,
             follow_failures: self.nodes[node].agent.memory.follow_failures,
             peers: peers.clone(),
             sync_applied_at: self.nodes[node].agent.memory.sync_applied_at(),
@@ -195,7 +195,7 @@ impl World {
         let routine = decision
             .actions
             .iter()
-            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::SyncSlots(_)));
+            .all(|a| matches!(a, Action::RenewLease | Action::PublishOptime(_) | Action::RetainFor(_)));
         if !routine {
             self.note(format!("{}: {:?} because {}", member(node), decision.actions, decision.reason));
         }
@@ -212,7 +212,7 @@ impl World {
                 Action::ReleaseLease => plan.push(Step::ReleaseLease),
                 Action::PublishOptime(p) => plan.push(Step::Store(Op::PutOptime(p))),
                 Action::PublishSync(state) => plan.push(Step::Store(Op::PutSync(state))),
-                Action::SyncSlots(_) => {} // replication slots are not modelled
+                Action::RetainFor(_) => {} // replication slots are not modelled
                 Action::Demote | Action::Kill => plan.push(Step::Fence(action)),
                 Action::HandOver | Action::ClearSwitchover => {
                     unreachable!("the simulation requests no switchover, yet decide chose {action:?}")
@@ -247,7 +247,8 @@ impl World {
             role: role.into(),
             host: name.to_string(),
             port: 5432,
-            xlog_location: db.position,
+            position: db.position,
+            xlog_location: db.position.map(|p| p.at),
             replay_lsn: db.replay_position,
             timeline: db.timeline,
             replication_state: db.streaming.then(|| "streaming".to_owned()),
@@ -325,8 +326,8 @@ impl World {
             failover_priority: 1,
             maximum_lag_on_failover: s.maximum_lag_on_failover,
             primary_start_timeout: s.primary_start_timeout,
-            use_pg_rewind: true,
-            use_slots: true,
+            repair_in_place: true,
+            retain_for_replicas: true,
             check_timeline: false,
             pause: false,
             loop_wait: s.loop_wait,

@@ -41,7 +41,7 @@ impl Data {
 
     /// The position reached.
     pub fn position(&self) -> Position {
-        Position(self.log.len() as u64 * WRITE_BYTES)
+        Position::wal(self.log.len() as u64 * WRITE_BYTES)
     }
 }
 

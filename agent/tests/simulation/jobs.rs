@@ -25,7 +25,7 @@ impl World {
         let (low, high) = match action {
             Action::Bootstrap => (500, 1500),
             Action::Clone(_) => (500, 2000),
-            Action::Rewind(_) => (200, 1000),
+            Action::Repair(_) => (200, 1000),
             Action::Promote | Action::StartPrimary | Action::Follow(_) => (100, 600),
             _ => (5, 50),
         };
@@ -121,7 +121,7 @@ impl World {
                 }
                 _ => false,
             },
-            Action::Rewind(upstream) => {
+            Action::Repair(upstream) => {
                 self.nodes[node].db.stop();
                 let source = self.source(node, upstream);
                 let db = &mut self.nodes[node].db;
@@ -135,7 +135,7 @@ impl World {
                     }
                     _ => false,
                 };
-                self.nodes[node].agent.memory.job_reported(JobEvent::Rewound { ok });
+                self.nodes[node].agent.memory.job_reported(JobEvent::Repaired { ok });
                 ok
             }
             Action::RemoveData => {

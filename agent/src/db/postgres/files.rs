@@ -49,7 +49,7 @@ pub(crate) fn has_standby_signal(data: &Path) -> bool {
     data.join(STANDBY_SIGNAL).exists()
 }
 
-/// The marker of data that was a primary (or was being promoted) since it was last rewound or cloned:
+/// The marker of data that was a primary (or was being promoted) since it was last repaired or cloned:
 /// next to the data directory, outside it, so that clones and rewinds do not copy it. It keeps the data
 /// a former primary when it is started as a standby before another member leads (the control file then
 /// says "in archive recovery").

@@ -221,8 +221,8 @@ impl Database for Postgres {
         self.logged("clone_from", Some(&upstream.name), self.clone_now(upstream)).await
     }
 
-    async fn rewind_from(&self, upstream: &Upstream) -> Result<(), DbError> {
-        self.logged("rewind_from", Some(&upstream.name), self.rewind_now(upstream)).await
+    async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.logged("repair_from", Some(&upstream.name), self.rewind_now(upstream)).await
     }
 
     async fn remove_data(&self) -> Result<(), DbError> {
@@ -259,7 +259,7 @@ impl Database for Postgres {
         self.set_sync_rule_now(rule).await
     }
 
-    async fn sync_slots(&self, members: &[String]) -> Result<(), DbError> {
+    async fn retain_for(&self, members: &[String]) -> Result<(), DbError> {
         self.logged("sync_slots", None, self.sync_slots_now(members)).await
     }
 

@@ -127,7 +127,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let row = client.query_one(LIVE_SQL, &[]).await?;
     let in_recovery: bool = row.try_get(0)?;
     let lsn = |i: usize| -> Result<Option<Position>, tokio_postgres::Error> {
-        Ok(row.try_get::<_, Option<PgLsn>>(i)?.map(|l| Position(u64::from(l))))
+        Ok(row.try_get::<_, Option<PgLsn>>(i)?.map(|l| Position::wal(u64::from(l))))
     };
     let current = lsn(1)?;
     let walfile: Option<String> = row.try_get(2)?;
@@ -145,7 +145,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     Ok(if in_recovery {
         Live {
             in_recovery,
-            position: received.max(replayed),
+            position: if replayed > received { replayed } else { received },
             replay: replayed,
             timeline: tli(received_tli).or(tli(checkpoint_tli)),
             receiver: receiver_status,
@@ -181,7 +181,7 @@ async fn replicas(client: &Client) -> Result<Vec<ReplicaLink>, tokio_postgres::E
             name: row.try_get(0)?,
             streaming: state.as_deref() == Some("streaming"),
             synchronous: matches!(sync_state.as_deref(), Some("sync" | "quorum")),
-            flushed: row.try_get::<_, Option<PgLsn>>(3)?.map(|l| Position(u64::from(l))),
+            flushed: row.try_get::<_, Option<PgLsn>>(3)?.map(|l| Position::wal(u64::from(l))),
             shown: LinkReport {
                 user: row.try_get(4)?,
                 address: row.try_get(5)?,

@@ -21,7 +21,8 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
         role: role.into(),
         host: "10.0.0.1".into(),
         port: 5432,
-        xlog_location: at.map(Position),
+        position: at.map(Position::wal),
+        xlog_location: at,
         replay_lsn: None,
         timeline: Some(2),
         replication_state: None,
@@ -38,7 +39,7 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
 fn busy_view() -> (ClusterView, BTreeMap<MemberName, MemberRecord>, DynamicConfig) {
     let mut b = record("running", "replica", Some(0x3000000));
     b.replication_state = Some("streaming".into());
-    b.replay_lsn = Some(Position(0x2FFFF00));
+    b.replay_lsn = Some(Position::wal(0x2FFFF00));
     b.tags.insert("zone".into(), json!("eu-1"));
     b.pending_restart = true;
     b.pending_restart_reason.insert(
@@ -54,7 +55,7 @@ fn busy_view() -> (ClusterView, BTreeMap<MemberName, MemberRecord>, DynamicConfi
     let view = ClusterView {
         leader: Some((name("a"), FencingToken(42))),
         members: records.iter().map(|(n, r)| (n.clone(), r.view())).collect(),
-        optime: Some(Position(0x3000060)),
+        optime: Some(Position::wal(0x3000060)),
         switchover: Some(Switchover {
             leader: Some(name("a")),
             candidate: None,
@@ -138,16 +139,16 @@ fn old_cluster_json(
                 Some(_) => "sync_standby",
                 None => "replica",
             };
-            let lag = match (optime, m.xlog_location) {
-                (Some(primary), Some(mine)) if role != "leader" => json!(mine.lag_behind(primary)),
+            let lag = match (optime, m.position) {
+                (Some(primary), Some(mine)) if role != "leader" => json!(mine.lag_behind(primary).unwrap()),
                 (_, Some(_)) if role == "leader" => json!(0),
                 _ => json!("unknown"),
             };
             let mut member = json!({
                 "name": name, "role": role, "state": m.replication_state.as_deref().unwrap_or(&m.state),
                 "api_url": m.api_url, "host": m.host, "port": m.port, "timeline": m.timeline,
-                "lsn": m.xlog_location.map(|p| p.to_string()), "lag": lag,
-                "receive_lsn": m.xlog_location.filter(|_| role != "leader").map(|p| p.to_string()),
+                "lsn": m.position.map(|p| p.to_string()), "lag": lag,
+                "receive_lsn": m.position.filter(|_| role != "leader").map(|p| p.to_string()),
                 "replay_lsn": m.replay_lsn.map(|p| p.to_string()),
                 "tags": m.tags, "reason": m.reason, "sync_state": m.sync_state,
             });
