@@ -1,6 +1,7 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
 use crate::config::Config;
+use crate::db::lifeline::{Engine, Lifeline};
 use crate::db::postgres::{Postgres, PostgresSettings};
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
@@ -59,7 +60,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let lifeline = crate::db::postgres::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
+    let lifeline = Lifeline::spawn(Engine::Postgresql, &config.postgresql.data_dir)
         .map_err(
             |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
         )

@@ -28,9 +28,12 @@ enum Command {
     Demo(vigil_agent::demo::DemoArgs),
     /// Print the version.
     Version,
-    /// Internal: the watcher that stops the postmaster of DIR when the agent that started it dies.
+    /// Internal: the watcher that ends the database server of DIR when the agent that started it dies.
     #[command(hide = true)]
     Lifeline {
+        /// The server's engine.
+        #[arg(long, value_enum, default_value = "postgresql")]
+        engine: vigil_agent::db::lifeline::Engine,
         /// The data directory.
         #[arg(long)]
         data_dir: PathBuf,
@@ -60,8 +63,8 @@ fn main() -> ExitCode {
             init_tracing(config.log.level.as_str());
             runtime_then(vigil_agent::daemon::run(config, &path))
         }
-        Command::Lifeline { data_dir } => {
-            vigil_agent::db::postgres::lifeline::watch(&data_dir, std::io::stdin().lock());
+        Command::Lifeline { engine, data_dir } => {
+            vigil_agent::db::lifeline::watch(engine, &data_dir, std::io::stdin().lock());
             ExitCode::SUCCESS
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),

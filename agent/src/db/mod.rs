@@ -6,12 +6,14 @@
 
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod lifeline;
+pub mod mariadb;
 pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 pub use vigil_policy::{
     DataState, DbState, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit, Upstream,
 };
@@ -135,4 +137,24 @@ pub trait Database: Send + Sync + 'static {
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Runs the adapter operation `op` of `member` and logs its outcome in one line.
+pub(crate) async fn logged(
+    member: &str,
+    action: &'static str,
+    upstream: Option<&str>,
+    op: impl Future<Output = Result<(), DbError>>,
+) -> Result<(), DbError> {
+    let started = Instant::now();
+    let result = op.await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let upstream = upstream.unwrap_or("-");
+    match &result {
+        Ok(()) => tracing::info!(member, action, upstream, duration_ms, "database operation done"),
+        Err(error) => {
+            tracing::warn!(member, action, upstream, duration_ms, %error, "database operation failed")
+        }
+    }
+    result
 }

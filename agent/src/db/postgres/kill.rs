@@ -9,6 +9,8 @@ use tokio::time::Instant;
 
 /// How long [`kill_server`] waits for the processes to be gone.
 const GONE_WITHIN: Duration = Duration::from_secs(5);
+/// How long the postmaster gets to end after SIGQUIT before SIGKILL, when its agent died.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// The pid of the running postmaster of `data_dir`: the first line of `postmaster.pid`, if that process
 /// is a `postgres` (a stale file may name a pid reused by anything else).
@@ -42,4 +44,23 @@ pub(crate) async fn kill_server(data_dir: &Path) -> Result<bool, String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(true)
+}
+
+/// Ends the postmaster of `data_dir`, if one runs, for a lifeline whose agent died: SIGQUIT, then SIGKILL
+/// to its process group if it still runs after [`GRACE`] (a stopped postmaster does not act on SIGQUIT,
+/// and its backends could go on committing without it).
+pub(crate) fn stop_for_lifeline(data_dir: &Path) {
+    let Some(pid) = postmaster(data_dir) else { return };
+    eprintln!("vigil lifeline: the agent is gone; stopping postmaster {pid} of {}", data_dir.display());
+    // SAFETY: kill(2) with a pid just checked to be this data directory's postmaster.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let deadline = std::time::Instant::now() + GRACE;
+    while std::time::Instant::now() < deadline {
+        // SAFETY: signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_group(pid);
 }

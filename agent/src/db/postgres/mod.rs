@@ -12,7 +12,6 @@ mod conninfo;
 mod controldata;
 mod files;
 pub(crate) mod kill;
-pub mod lifeline;
 mod liveness;
 mod observe;
 mod ops;
@@ -33,7 +32,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tools::Tools;
 use vigil_api::Secret;
 
@@ -126,7 +125,7 @@ pub struct Postgres {
     /// The settings changed while the server runs, written into every configuration.
     runtime: Mutex<Runtime>,
     /// The watcher that stops the server if the agent dies.
-    lifeline: Mutex<Option<lifeline::Lifeline>>,
+    lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
 }
 
 impl Postgres {
@@ -152,8 +151,9 @@ impl Postgres {
         }
     }
 
-    /// The adapter stops the server when the agent dies, through `lifeline` (see [`lifeline`]).
-    pub fn with_lifeline(self, lifeline: Option<lifeline::Lifeline>) -> Postgres {
+    /// The adapter stops the server when the agent dies, through `lifeline` (see
+    /// [`crate::db::lifeline`]).
+    pub fn with_lifeline(self, lifeline: Option<crate::db::lifeline::Lifeline>) -> Postgres {
         *self.lifeline.lock().unwrap_or_else(|e| e.into_inner()) = lifeline;
         self
     }
@@ -189,17 +189,7 @@ impl Postgres {
         upstream: Option<&str>,
         op: impl Future<Output = Result<(), DbError>>,
     ) -> Result<(), DbError> {
-        let started = Instant::now();
-        let result = op.await;
-        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let (member, upstream) = (self.settings.name.as_str(), upstream.unwrap_or("-"));
-        match &result {
-            Ok(()) => tracing::info!(member, action, upstream, duration_ms, "database operation done"),
-            Err(error) => {
-                tracing::warn!(member, action, upstream, duration_ms, %error, "database operation failed")
-            }
-        }
-        result
+        crate::db::logged(&self.settings.name, action, upstream, op).await
     }
 }
 

@@ -1,0 +1,82 @@
+//! The option file the adapter writes before every start (`--defaults-file`, so no other file is read):
+//! the replication invariants every member keeps, the paths and port from the settings, then the
+//! configured parameters.
+
+use super::MariaDbSettings;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// The settings every member runs with, whatever the parameters say (the configuration refuses
+/// parameters that contradict them): one GTID domain in strict mode, every change logged and passed on,
+/// durable commits, and a server that opens for writes only when the agent says so.
+const INVARIANTS: &[(&str, &str)] = &[
+    ("gtid_strict_mode", "ON"),
+    ("log_slave_updates", "ON"),
+    ("binlog_format", "ROW"),
+    ("binlog_row_image", "FULL"),
+    ("sync_binlog", "1"),
+    ("innodb_flush_log_at_trx_commit", "1"),
+    ("read_only", "ON"),
+    ("skip_slave_start", "ON"),
+    ("skip_name_resolve", "ON"),
+    ("event_scheduler", "OFF"),
+];
+
+/// The option file for `s`, with replicas giving up on a silent upstream after `upstream_timeout`.
+pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> String {
+    let mut out =
+        String::from("# Written by the Vigil agent before every start; edits are lost.\n[mysqld]\n");
+    let mut set = |name: &str, value: &str| {
+        let _ = writeln!(out, "{name} = {value}");
+    };
+    set("datadir", &s.data_dir.display().to_string());
+    set("socket", &s.socket().display().to_string());
+    set("pid_file", &s.pid_file().display().to_string());
+    set("log_error", &s.error_log().display().to_string());
+    set("bind_address", &s.listen_host);
+    set("port", &s.port.to_string());
+    set("server_id", &s.server_id.to_string());
+    set("report_host", &s.name);
+    set("gtid_domain_id", &s.domain.to_string());
+    set("log_bin", &s.log_basename());
+    set("log_basename", &s.log_basename());
+    set("slave_net_timeout", &upstream_timeout.as_secs().max(1).to_string());
+    for (name, value) in INVARIANTS {
+        set(name, value);
+    }
+    for (name, value) in &s.parameters {
+        set(name, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::settings;
+    use super::*;
+
+    #[test]
+    fn the_option_file_keeps_the_invariants_and_adds_the_parameters() {
+        let mut s = settings();
+        s.parameters.insert("innodb_buffer_pool_size".into(), "64M".into());
+        let text = option_file(&s, Duration::from_secs(3));
+        for line in [
+            "[mysqld]",
+            "datadir = /tmp/v/node1/mysql",
+            "socket = /tmp/v/node1/mysql/mysqld.sock",
+            "port = 3306",
+            "bind_address = 127.0.0.1",
+            "server_id = 7",
+            "gtid_domain_id = 0",
+            "gtid_strict_mode = ON",
+            "log_slave_updates = ON",
+            "read_only = ON",
+            "skip_slave_start = ON",
+            "log_bin = node1",
+            "slave_net_timeout = 3",
+            "innodb_buffer_pool_size = 64M",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");
+        }
+    }
+}

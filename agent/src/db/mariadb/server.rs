@@ -1,0 +1,158 @@
+//! The server process: `mariadb-install-db`, `mariadbd` started in the background under the option file
+//! the adapter wrote, and its end (SIGTERM, or SIGKILL when it must not finish anything).
+
+use super::{render, sql, MariaDbSettings};
+use crate::db::DbError;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a start may take until the server accepts connections (crash recovery included).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a clean stop may take before the server is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the processes may take to be gone after SIGKILL.
+const GONE_WITHIN: Duration = Duration::from_secs(5);
+
+/// `--user=…` for a server program, when the agent runs as root and `os_user` is set.
+fn user_arg(s: &MariaDbSettings) -> Option<OsString> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    s.os_user.as_ref().filter(|_| root).map(|user| format!("--user={user}").into())
+}
+
+/// Runs `program` from the bin dir with `args`; a failure is an error of `action` with its output.
+pub(super) async fn run(
+    s: &MariaDbSettings,
+    action: &str,
+    program: &str,
+    args: &[OsString],
+) -> Result<String, DbError> {
+    let path = s.bin_dir.join(program);
+    let mut cmd = tokio::process::Command::new(&path);
+    crate::config::env::withhold(cmd.as_std_mut());
+    let out = cmd
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| DbError::new(action, format!("cannot run {}: {e}", path.display())))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        return Err(DbError::new(action, format!("{program} {}: {}", out.status, said.trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Creates the system tables in the empty data directory, owned by the OS user.
+pub(super) async fn install(s: &MariaDbSettings) -> Result<(), DbError> {
+    let mut args: Vec<OsString> = vec![
+        "--no-defaults".into(),
+        format!("--datadir={}", s.data_dir.display()).into(),
+        "--auth-root-authentication-method=socket".into(),
+        "--skip-test-db".into(),
+    ];
+    args.extend(user_arg(s));
+    run(s, "mariadb-install-db", "mariadb-install-db", &args).await.map(drop)
+}
+
+/// Writes the option file and starts `mariadbd` in a process group of its own, then waits until it
+/// answers on its socket, or fails with the end of its error log.
+pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+    let fail = |detail: String| DbError::new("start mariadbd", detail);
+    std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
+        .map_err(|e| fail(format!("write {}: {e}", s.option_file().display())))?;
+    let mut args: Vec<OsString> = vec![format!("--defaults-file={}", s.option_file().display()).into()];
+    args.extend(user_arg(s));
+    let mut cmd = tokio::process::Command::new(s.bin_dir.join("mariadbd"));
+    crate::config::env::withhold(cmd.as_std_mut());
+    let mut child = cmd
+        .args(&args)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(format!("cannot run mariadbd: {e}")))?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let su = &s.superuser;
+        if sql::answers(&s.socket(), &su.username, Some(su.password.expose())).await {
+            // Reaped in the background when it ends.
+            tokio::spawn(async move { child.wait().await });
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(format!("mariadbd {status}: {}", log_tail(&s.error_log()))));
+        }
+        if Instant::now() >= deadline {
+            tokio::spawn(async move { child.wait().await });
+            return Err(fail(format!(
+                "not accepting connections after {START_TIMEOUT:?}: {}",
+                log_tail(&s.error_log())
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The pid of the running `mariadbd` of this data directory, from its pid file (checked to be a
+/// `mariadbd`: a stale file may name a pid reused by anything else).
+pub(crate) fn server_pid(pid_file: &Path) -> Option<libc::pid_t> {
+    let text = std::fs::read_to_string(pid_file).ok()?;
+    let pid: libc::pid_t = text.trim().parse().ok()?;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    (exe.file_name()? == "mariadbd" && alive).then_some(pid)
+}
+
+/// Whether the server process runs.
+pub(super) fn runs(s: &MariaDbSettings) -> bool {
+    server_pid(&s.pid_file()).is_some()
+}
+
+/// Sends `signal` to the server and waits up to `within` until it is gone. `Ok(false)`: it did not run.
+async fn signal_and_wait(s: &MariaDbSettings, signal: libc::c_int, within: Duration) -> Result<bool, String> {
+    let Some(pid) = server_pid(&s.pid_file()) else { return Ok(false) };
+    // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
+    unsafe { libc::kill(pid, signal) };
+    let deadline = Instant::now() + within;
+    while server_pid(&s.pid_file()) == Some(pid) {
+        if Instant::now() >= deadline {
+            return Err(format!("mariadbd {pid} still runs {within:?} after signal {signal}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(true)
+}
+
+/// Stops the server cleanly (SIGTERM: sessions end, InnoDB shuts down), killing it when that takes too long.
+pub(super) async fn stop(s: &MariaDbSettings) -> Result<(), DbError> {
+    if signal_and_wait(s, libc::SIGTERM, STOP_TIMEOUT).await.is_err() {
+        tracing::warn!(member = %s.name, "mariadbd did not stop within {STOP_TIMEOUT:?}: killing it");
+        return kill(s).await;
+    }
+    Ok(())
+}
+
+/// Kills the server at once (SIGKILL): nothing it acknowledges afterwards can exist; crash recovery on
+/// the next start.
+pub(super) async fn kill(s: &MariaDbSettings) -> Result<(), DbError> {
+    signal_and_wait(s, libc::SIGKILL, GONE_WITHIN)
+        .await
+        .map(drop)
+        .map_err(|e| DbError::new("kill mariadbd", e))
+}
+
+/// The last lines of the error log (empty when it cannot be read).
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}

@@ -1,0 +1,178 @@
+//! The MariaDB adapter against real MariaDB 10.11 servers (Debian's `mariadb-server`): bootstrap, clone
+//! with mariadb-dump, GTID replication, promotion under a new token, and the former primary following
+//! the new one. Runs the servers as the `mysql` OS user when the test runs as root.
+
+use mysql_async::prelude::Queryable;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
+use vigil_agent::db::{DataState, Database, DbState, Position, Role, Unit, Upstream};
+
+const WAIT: Duration = Duration::from_secs(30);
+const PASSWORD: &str = "su 'secret";
+
+/// Where Debian installs the server and its programs (`mariadbd` in /usr/sbin, the rest in /usr/bin).
+fn bin_dir(lab: &Path) -> PathBuf {
+    let dir = lab.join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (program, from) in [
+        ("mariadbd", "/usr/sbin/mariadbd"),
+        ("mariadb-install-db", "/usr/bin/mariadb-install-db"),
+        ("mariadb-dump", "/usr/bin/mariadb-dump"),
+        ("mariadb", "/usr/bin/mariadb"),
+    ] {
+        let link = dir.join(program);
+        if !link.exists() {
+            std::os::unix::fs::symlink(from, link).unwrap();
+        }
+    }
+    dir
+}
+
+/// A temporary root for the servers that kills every server started under it when dropped, also when
+/// a test fails, before the directories go away.
+struct Lab {
+    data_dirs: Mutex<Vec<PathBuf>>,
+    root: TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let filter = tracing_subscriber::EnvFilter::from_default_env();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Lab { data_dirs: Mutex::new(Vec::new()), root }
+    }
+
+    /// Member `name` with `server_id`, on a free port.
+    fn node(&self, name: &str, server_id: u32) -> (MariaDb, Upstream) {
+        let data_dir = self.root.path().join(name).join("mysql");
+        std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let account = |user: &str| Account { username: user.into(), password: PASSWORD.into() };
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let settings = MariaDbSettings {
+            name: name.into(),
+            server_id,
+            domain: 0,
+            data_dir: data_dir.clone(),
+            bin_dir: bin_dir(self.root.path()),
+            listen_host: "127.0.0.1".into(),
+            port,
+            superuser: account("vigil"),
+            replication: account("replicator"),
+            parameters: BTreeMap::from([
+                ("innodb_buffer_pool_size".to_owned(), "16M".to_owned()),
+                ("innodb_log_file_size".to_owned(), "8M".to_owned()),
+            ]),
+            os_user: root.then(|| "mysql".to_owned()),
+        };
+        self.data_dirs.lock().unwrap().push(data_dir);
+        (MariaDb::new(settings), Upstream { name: name.into(), host: "127.0.0.1".into(), port })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for dir in self.data_dirs.lock().unwrap().iter() {
+            vigil_agent::db::lifeline::watch(vigil_agent::db::lifeline::Engine::Mariadb, dir, &[][..]);
+        }
+    }
+}
+
+/// A session with `node` over TCP, as the superuser.
+async fn client(node: &Upstream) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(node.host.clone())
+        .tcp_port(node.port)
+        .user(Some("vigil"))
+        .pass(Some(PASSWORD));
+    mysql_async::Conn::new(opts).await.unwrap()
+}
+
+/// Waits until `check` holds for `db`'s observation.
+async fn observe_until(db: &MariaDb, what: &str, check: impl Fn(&DbState) -> bool) -> DbState {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = db.observe().await;
+        if check(&state) {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}; last seen {state:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The rows of `test.t` on `node`.
+async fn rows(node: &Upstream) -> Vec<u32> {
+    client(node).await.query("SELECT id FROM test.t ORDER BY id").await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    let (b, up_b) = lab.node("node-b", 2);
+
+    assert_eq!(a.observe().await.data, DataState::Missing);
+    a.bootstrap(Some(1)).await.unwrap();
+    let state = a.observe().await;
+    assert!(state.running && state.role == Some(Role::Primary), "{state:?}");
+    assert_eq!(state.timeline, Some(1), "the bootstrap's token is the first term");
+    let system_id = match &state.data {
+        DataState::Present { system_id, .. } => system_id.clone(),
+        DataState::Missing => panic!("no data after the bootstrap"),
+    };
+    let mut session = client(&up_a).await;
+    for statement in [
+        "CREATE DATABASE test",
+        "CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB",
+        "INSERT INTO test.t VALUES (1), (2), (3)",
+    ] {
+        session.query_drop(statement).await.unwrap();
+    }
+
+    b.clone_from(&up_a).await.unwrap();
+    let state = b.observe().await;
+    assert!(!state.running, "a clone is not started: {state:?}");
+    assert_eq!(state.data, DataState::Present { system_id: system_id.clone(), was_primary: false });
+    b.follow(Some(&up_a)).await.unwrap();
+    session.query_drop("INSERT INTO test.t VALUES (4)").await.unwrap();
+    let written = a.observe().await.position.unwrap();
+    assert_eq!(written.unit, Unit::Transactions);
+    let state = observe_until(&b, "node-b streams and has everything", |s| {
+        s.streaming && s.position == Some(written) && s.replay_position == Some(written)
+    })
+    .await;
+    assert_eq!((state.role, state.upstream.as_deref()), (Some(Role::Replica), Some("node-a")));
+    assert_eq!(rows(&up_b).await, [1, 2, 3, 4]);
+    let primary = a.observe().await;
+    assert_eq!(primary.replicas.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["node-b"]);
+    let refused = client(&up_b).await.query_drop("INSERT INTO test.t VALUES (99)").await;
+    assert!(refused.is_ok(), "the superuser may write on a read-only replica: the fence is not read_only");
+    client(&up_b).await.query_drop("DELETE FROM test.t WHERE id = 99").await.ok();
+
+    // The primary dies; the replica is promoted under a new token and takes writes.
+    drop(session);
+    a.kill().await.unwrap();
+    assert!(!a.observe().await.running);
+    b.promote(2).await.unwrap();
+    let state = b.observe().await;
+    assert_eq!((state.role, state.timeline), (Some(Role::Primary), Some(2)), "{state:?}");
+    client(&up_b).await.query_drop("INSERT INTO test.t VALUES (5)").await.unwrap();
+
+    // The former primary has nothing the new one lacks: it follows it.
+    a.follow(Some(&up_b)).await.unwrap();
+    let new_end = b.observe().await.position.unwrap();
+    let state =
+        observe_until(&a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
+    assert_eq!((state.role, state.timeline), (Some(Role::Replica), Some(2)), "the new term replicated");
+    assert_eq!(rows(&up_a).await, [1, 2, 3, 4, 5]);
+    assert!(Position::new(Unit::Transactions, 1) < new_end);
+}
