@@ -176,3 +176,39 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     assert_eq!(rows(&up_a).await, [1, 2, 3, 4, 5]);
     assert!(Position::new(Unit::Transactions, 1) < new_end);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_and_is_cloned_again() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    let (b, up_b) = lab.node("node-b", 2);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut session = client(&up_a).await;
+    session.query_drop("CREATE DATABASE test").await.unwrap();
+    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    b.clone_from(&up_a).await.unwrap();
+    b.follow(Some(&up_a)).await.unwrap();
+    let written = a.observe().await.position;
+    observe_until(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+
+    // Cut off, the old primary takes a write nobody receives; the replica is promoted meanwhile.
+    b.follow(None).await.unwrap();
+    session.query_drop("INSERT INTO test.t VALUES (1)").await.unwrap();
+    drop(session);
+    a.kill().await.unwrap();
+    b.promote(2).await.unwrap();
+    client(&up_b).await.query_drop("INSERT INTO test.t VALUES (2)").await.unwrap();
+
+    let refused = a.follow(Some(&up_b)).await.unwrap_err();
+    assert!(refused.to_string().contains("follow node-b"), "{refused}");
+    let state = a.observe().await;
+    assert!(!state.streaming, "{state:?}");
+    assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
+    a.remove_data().await.unwrap();
+    assert_eq!(a.observe().await.data, DataState::Missing);
+    a.clone_from(&up_b).await.unwrap();
+    a.follow(Some(&up_b)).await.unwrap();
+    let end = b.observe().await.position;
+    observe_until(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
+}
