@@ -204,7 +204,8 @@ impl MariaDb {
             server::kill(&self.settings).await?;
         }
         self.empty_data_dir()?;
-        server::install(&self.settings).await?;
+        let timeout = self.runtime().upstream_timeout;
+        server::install(&self.settings, timeout).await?;
         self.ensure_running().await
     }
 

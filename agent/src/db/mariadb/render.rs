@@ -29,6 +29,8 @@ pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> St
     let mut set = |name: &str, value: &str| {
         let _ = writeln!(out, "{name} = {value}");
     };
+    // First: log_basename also names the pid file and the error log, overriding what comes before it.
+    set("log_basename", &s.log_basename());
     set("datadir", &s.data_dir.display().to_string());
     set("socket", &s.socket().display().to_string());
     set("pid_file", &s.pid_file().display().to_string());
@@ -38,8 +40,7 @@ pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> St
     set("server_id", &s.server_id.to_string());
     set("report_host", &s.name);
     set("gtid_domain_id", &s.domain.to_string());
-    set("log_bin", &s.log_basename());
-    set("log_basename", &s.log_basename());
+    set("log_bin", &format!("{}-bin", s.log_basename()));
     set("slave_net_timeout", &upstream_timeout.as_secs().max(1).to_string());
     for (name, value) in INVARIANTS {
         set(name, value);
@@ -72,11 +73,13 @@ mod tests {
             "log_slave_updates = ON",
             "read_only = ON",
             "skip_slave_start = ON",
-            "log_bin = node1",
+            "log_bin = node1-bin",
             "slave_net_timeout = 3",
             "innodb_buffer_pool_size = 64M",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");
         }
+        let first = text.lines().find(|l| l.contains(" = ")).unwrap();
+        assert_eq!(first, "log_basename = node1", "before the paths it would override");
     }
 }

@@ -48,11 +48,12 @@ pub(super) async fn run(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Creates the system tables in the empty data directory, owned by the OS user.
-pub(super) async fn install(s: &MariaDbSettings) -> Result<(), DbError> {
+/// Creates the system tables in the empty data directory, owned by the OS user, with the server's
+/// own options (the redo log's size, the data directory).
+pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+    write_option_file(s, upstream_timeout)?;
     let mut args: Vec<OsString> = vec![
-        "--no-defaults".into(),
-        format!("--datadir={}", s.data_dir.display()).into(),
+        format!("--defaults-file={}", s.option_file().display()).into(),
         "--auth-root-authentication-method=socket".into(),
         "--skip-test-db".into(),
     ];
@@ -64,8 +65,7 @@ pub(super) async fn install(s: &MariaDbSettings) -> Result<(), DbError> {
 /// answers on its socket, or fails with the end of its error log.
 pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
     let fail = |detail: String| DbError::new("start mariadbd", detail);
-    std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
-        .map_err(|e| fail(format!("write {}: {e}", s.option_file().display())))?;
+    write_option_file(s, upstream_timeout)?;
     let mut args: Vec<OsString> = vec![format!("--defaults-file={}", s.option_file().display()).into()];
     args.extend(user_arg(s));
     let mut cmd = tokio::process::Command::new(s.bin_dir.join("mariadbd"));
@@ -99,6 +99,12 @@ pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Re
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Writes the option file for the next start.
+fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+    std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
+        .map_err(|e| DbError::new("write the option file", format!("{}: {e}", s.option_file().display())))
 }
 
 /// The pid of the running `mariadbd` of this data directory, from its pid file (checked to be a
