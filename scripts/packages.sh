@@ -1,6 +1,7 @@
 # Sourced by the other scripts: installs Debian packages the project needs when they are missing.
 
-# apt_install PACKAGE WHAT: installs PACKAGE from Debian as root, or says what to install and exits.
+# apt_install PACKAGES WHAT: installs PACKAGES (one name, or several separated by spaces) from Debian as root,
+# or says what to install and exits.
 apt_install() {
   if [ "$(id -u)" -ne 0 ]; then
     echo "$2 is missing: install it with 'sudo apt-get install -y $1', then run this again." >&2
@@ -9,7 +10,8 @@ apt_install() {
   echo "Installing $2 from Debian..."
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 update
-  apt-get -o DPkg::Lock::Timeout=600 install -y "$1"
+  # shellcheck disable=SC2086 # PACKAGES is a list of names: split it on purpose.
+  apt-get -o DPkg::Lock::Timeout=600 install -y $1
 }
 
 # ensure_postgres: PostgreSQL 15's server binaries (Debian 12's default), and so the `postgres` OS user.
@@ -26,4 +28,39 @@ ensure_haproxy() {
 # between the nodes' network namespaces.
 ensure_netfilter() {
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_install nftables "nftables"
+}
+
+# ensure_mariadb: MariaDB 10.11's server, mariadb-backup and client (Debian 12's default), and so the `mysql` OS
+# user. The tests start their own mariadbd instances in temporary directories, so the package must not start the
+# system service: while apt-get runs, /usr/sbin/policy-rc.d exits 101 (what invoke-rc.d and deb-systemd-invoke
+# ask before starting a service); afterwards the one that was there before is put back, or the file removed,
+# also when the installation fails. A system mariadbd that was started anyway is stopped.
+ensure_mariadb() {
+  if { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } &&
+    { command -v mariadb-backup >/dev/null 2>&1 || [ -x /usr/bin/mariadb-backup ]; }; then
+    return 0
+  fi
+  local packages="mariadb-server mariadb-backup mariadb-client"
+  # Not root: apt_install says what to install and exits, before policy-rc.d is touched.
+  [ "$(id -u)" -eq 0 ] || apt_install "$packages" "MariaDB"
+  (
+    policy=/usr/sbin/policy-rc.d
+    saved=""
+    if [ -e "$policy" ]; then
+      saved=$(mktemp)
+      cp -p "$policy" "$saved"
+    fi
+    trap 'if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi' EXIT
+    trap 'exit 130' INT TERM HUP
+    printf '#!/bin/sh\n# Written by Vigil scripts/packages.sh while it installs MariaDB: start no service.\nexit 101\n' \
+      >"$policy"
+    chmod 755 "$policy"
+    apt_install "$packages" "MariaDB"
+  )
+  local pid
+  pid=$(cat /run/mysqld/mysqld.pid 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    echo "Stopping the system MariaDB service that the package started..."
+    service mariadb stop || kill "$pid"
+  fi
 }

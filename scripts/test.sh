@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ensure_postgres
 ensure_haproxy
 ensure_netfilter
+ensure_mariadb
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
