@@ -16,6 +16,10 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    let dynamic = config.bootstrap.dcs.clone();
+    let Some(settings) = PostgresSettings::from_config(&config, &dynamic) else {
+        return Err("mysql: the MariaDB adapter is not built yet".to_owned());
+    };
     crate::config::warn_unused_keys(&config);
     if config.restapi.unprotected() {
         tracing::warn!(
@@ -25,7 +29,6 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         );
     }
 
-    let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
     dcs_config.namespace = config.namespace.clone();
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
@@ -59,13 +62,12 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let lifeline = crate::db::postgres::lifeline::Lifeline::spawn(&config.postgresql.data_dir)
+    let lifeline = crate::db::postgres::lifeline::Lifeline::spawn(&settings.data_dir)
         .map_err(
             |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
         )
         .ok();
-    let db =
-        Arc::new(Postgres::new(PostgresSettings::from_config(&config, &dynamic)).with_lifeline(lifeline));
+    let db = Arc::new(Postgres::new(settings).with_lifeline(lifeline));
     let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
         .with_guard(RoleGuard::from_config(&config));
     tracing::info!(member = %config.name, scope = %config.scope, "agent started");
@@ -88,14 +90,14 @@ fn identity(config: &Config, config_path: &Path) -> Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
         api_url: format!("{}://{}/patroni", config.api_scheme(), config.restapi.connect_address),
-        db_host: config.postgresql.connect_address.host.clone(),
-        db_port: config.postgresql.connect_address.port,
+        db_host: config.engine().connect_address().host.clone(),
+        db_port: config.engine().connect_address().port,
         tags: identity_tags(config),
         can_fail_over: config.tags.can_fail_over(),
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
-        parameters: config.postgresql.parameters.clone(),
-        use_pg_rewind: config.postgresql.use_pg_rewind,
+        parameters: config.engine().parameters().clone(),
+        use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),
