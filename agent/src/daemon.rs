@@ -1,8 +1,10 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
-use crate::config::Config;
+use crate::config::{Config, EngineConfig};
 use crate::db::lifeline::{Engine, Lifeline};
+use crate::db::mariadb::{MariaDb, MariaDbSettings};
 use crate::db::postgres::{Postgres, PostgresSettings};
+use crate::db::Database;
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
@@ -17,6 +19,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
+    let dynamic = config.bootstrap.dcs.clone();
     crate::config::warn_unused_keys(&config);
     if config.restapi.unprotected() {
         tracing::warn!(
@@ -26,7 +29,6 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         );
     }
 
-    let dynamic = config.bootstrap.dcs.clone();
     let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
     dcs_config.namespace = config.namespace.clone();
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
@@ -60,17 +62,25 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let lifeline = Lifeline::spawn(Engine::Postgresql, &config.postgresql.data_dir)
-        .map_err(
-            |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
-        )
-        .ok();
-    let db =
-        Arc::new(Postgres::new(PostgresSettings::from_config(&config, &dynamic)).with_lifeline(lifeline));
-    let agent = Agent::new(identity(&config, config_path), dcs.clone(), db, status)
-        .with_guard(RoleGuard::from_config(&config));
-    tracing::info!(member = %config.name, scope = %config.scope, "agent started");
-    agent.run(stop_signal(), command_queue).await;
+    let lifeline = |engine: Engine| {
+        Lifeline::spawn(engine, config.engine().data_dir())
+            .map_err(|e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"))
+            .ok()
+    };
+    let agent =
+        AgentParts { identity: identity(&config, config_path), dcs: dcs.clone(), status, config: &config };
+    match config.engine() {
+        EngineConfig::Postgresql(_) => {
+            let settings = PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
+            let db = Postgres::new(settings).with_lifeline(lifeline(Engine::Postgresql));
+            agent.run(db, command_queue).await;
+        }
+        EngineConfig::Mysql(_) => {
+            let settings = MariaDbSettings::from_config(&config).ok_or("no mysql section")?;
+            let db = MariaDb::new(settings).with_lifeline(lifeline(Engine::Mariadb));
+            agent.run(db, command_queue).await;
+        }
+    }
 
     for server in [api_server, raft_server] {
         server.abort();
@@ -84,19 +94,37 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What the HA loop is made of besides its database adapter.
+struct AgentParts<'a> {
+    identity: Identity,
+    dcs: Arc<DcsNode>,
+    status: Arc<SharedStatus>,
+    config: &'a Config,
+}
+
+impl AgentParts<'_> {
+    /// Runs the HA loop on `db` until the process is asked to stop.
+    async fn run<D: Database>(self, db: D, command_queue: tokio::sync::mpsc::Receiver<crate::ha::Envelope>) {
+        let agent = Agent::new(self.identity, self.dcs, Arc::new(db), self.status)
+            .with_guard(RoleGuard::from_config(self.config));
+        tracing::info!(member = %self.config.name, scope = %self.config.scope, "agent started");
+        agent.run(stop_signal(), command_queue).await;
+    }
+}
+
 fn identity(config: &Config, config_path: &Path) -> Identity {
     Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
         api_url: format!("{}://{}/patroni", config.api_scheme(), config.restapi.connect_address),
-        db_host: config.postgresql.connect_address.host.clone(),
-        db_port: config.postgresql.connect_address.port,
+        db_host: config.engine().connect_address().host.clone(),
+        db_port: config.engine().connect_address().port,
         tags: identity_tags(config),
         can_fail_over: config.tags.can_fail_over(),
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
-        parameters: config.postgresql.parameters.clone(),
-        use_pg_rewind: config.postgresql.use_pg_rewind,
+        parameters: config.engine().parameters().clone(),
+        use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),

@@ -5,32 +5,25 @@
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+use vigil_agent::config::MysqlPrograms;
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
 use vigil_agent::db::{DataState, Database, DbState, Position, Role, Unit, Upstream};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "su 'secret";
 
-/// Where Debian installs the server and its programs (`mariadbd` in /usr/sbin, the rest in /usr/bin).
-fn bin_dir(lab: &Path) -> PathBuf {
-    let dir = lab.join("bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (program, from) in [
-        ("mariadbd", "/usr/sbin/mariadbd"),
-        ("mariadb-install-db", "/usr/bin/mariadb-install-db"),
-        ("mariadb-dump", "/usr/bin/mariadb-dump"),
-        ("mariadb", "/usr/bin/mariadb"),
-    ] {
-        let link = dir.join(program);
-        if !link.exists() {
-            std::os::unix::fs::symlink(from, link).unwrap();
-        }
+/// Where Debian installs the server and its tools.
+fn programs() -> MysqlPrograms {
+    MysqlPrograms {
+        server: "/usr/sbin/mariadbd".into(),
+        install_db: Some("/usr/bin/mariadb-install-db".into()),
+        dump: "/usr/bin/mariadb-dump".into(),
+        client: "/usr/bin/mariadb".into(),
     }
-    dir
 }
 
 /// A temporary root for the servers that kills every server started under it when dropped, also when
@@ -62,7 +55,7 @@ impl Lab {
             server_id,
             domain: 0,
             data_dir: data_dir.clone(),
-            bin_dir: bin_dir(self.root.path()),
+            programs: programs(),
             listen_host: "127.0.0.1".into(),
             port,
             superuser: account("vigil"),

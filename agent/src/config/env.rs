@@ -36,6 +36,11 @@
 //! | `VIGIL_POSTGRESQL_BIN_DIR` | `postgresql.bin_dir` |
 //! | `VIGIL_POSTGRESQL_PGPASS` | `postgresql.pgpass` |
 //! | `VIGIL_POSTGRESQL_OS_USER` | `postgresql.os_user` |
+//! | `VIGIL_MYSQL_LISTEN` | `mysql.listen` |
+//! | `VIGIL_MYSQL_CONNECT_ADDRESS` | `mysql.connect_address` |
+//! | `VIGIL_MYSQL_DATA_DIR` | `mysql.data_dir` |
+//! | `VIGIL_MYSQL_BIN_DIR` | `mysql.bin_dir` |
+//! | `VIGIL_MYSQL_OS_USER` | `mysql.os_user` |
 //! | `VIGIL_SUPERUSER_USERNAME` | `postgresql.authentication.superuser.username` |
 //! | `VIGIL_SUPERUSER_PASSWORD` | `postgresql.authentication.superuser.password` |
 //! | `VIGIL_REPLICATION_USERNAME` | `postgresql.authentication.replication.username` |
@@ -103,6 +108,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_POSTGRESQL_BIN_DIR", "postgresql.bin_dir"),
     ("VIGIL_POSTGRESQL_PGPASS", "postgresql.pgpass"),
     ("VIGIL_POSTGRESQL_OS_USER", "postgresql.os_user"),
+    ("VIGIL_MYSQL_LISTEN", "mysql.listen"),
+    ("VIGIL_MYSQL_CONNECT_ADDRESS", "mysql.connect_address"),
+    ("VIGIL_MYSQL_DATA_DIR", "mysql.data_dir"),
+    ("VIGIL_MYSQL_BIN_DIR", "mysql.bin_dir"),
+    ("VIGIL_MYSQL_OS_USER", "mysql.os_user"),
     ("VIGIL_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username"),
     ("VIGIL_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"),
     ("VIGIL_REPLICATION_USERNAME", "postgresql.authentication.replication.username"),

@@ -10,8 +10,11 @@ mod addr;
 mod choice;
 pub mod duration;
 mod dynamic;
+mod engine;
 pub mod env;
 mod error;
+mod mysql;
+mod mysql_parameters;
 mod os_user;
 mod pg_role;
 mod postgresql;
@@ -26,13 +29,17 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_errors;
+#[cfg(test)]
+mod tests_mysql;
 
 pub use addr::HostPort;
 pub use dynamic::{
     DynamicConfig, DynamicPostgresql, SynchronousMode, DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
     DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT, DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
 };
+pub use engine::EngineConfig;
 pub use error::ConfigError;
+pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
@@ -47,7 +54,7 @@ pub use unused::{unused_keys, warn_unused_keys, UnusedKey};
 use crate::os_user::OsUser;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use unsafe_parameters::is_unsafe;
 use vigil_dcs::MemberName;
 
@@ -69,8 +76,12 @@ pub struct Config {
     /// What the first member uses to create the cluster.
     #[serde(default)]
     pub bootstrap: BootstrapConfig,
-    /// This member's PostgreSQL server.
-    pub postgresql: PostgresqlConfig,
+    /// This member's PostgreSQL server; a file has this section or `mysql`, not both.
+    #[serde(default)]
+    pub postgresql: Option<PostgresqlConfig>,
+    /// This member's MariaDB or MySQL server; a file has this section or `postgresql`, not both.
+    #[serde(default)]
+    pub mysql: Option<MysqlConfig>,
     /// What this member says about itself.
     #[serde(default)]
     pub tags: Tags,
@@ -89,6 +100,20 @@ fn default_namespace() -> String {
     vigil_dcs::DEFAULT_NAMESPACE.to_string()
 }
 
+/// Where programs left out of the file are looked for.
+pub(crate) struct ProgramRoots {
+    /// PostgreSQL's `<root>/<version>/bin` ([`DEFAULT_PG_LIB_ROOT`]).
+    pub pg_lib_root: PathBuf,
+    /// The directory searched after `$PATH` for MariaDB's or MySQL's programs (`/usr/sbin`).
+    pub sbin: PathBuf,
+}
+
+impl Default for ProgramRoots {
+    fn default() -> Self {
+        ProgramRoots { pg_lib_root: DEFAULT_PG_LIB_ROOT.into(), sbin: mysql::SBIN_DIR.into() }
+    }
+}
+
 /// The process environment, for [`Config::load`].
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -96,7 +121,7 @@ fn process_env(name: &str) -> Option<String> {
 
 impl Config {
     /// Reads `path`, applies the `VIGIL_*` environment overrides and validates. Reads the disk only (the
-    /// file, and the existence of `bin_dir`'s programs and of the TLS files named).
+    /// file, and the existence of the server's programs and of the TLS files named).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with_env(path, &process_env)
     }
@@ -105,20 +130,21 @@ impl Config {
     pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-        Config::parse(&text, env, Path::new(DEFAULT_PG_LIB_ROOT)).map_err(|e| e.in_file(Some(path)))
+        Config::parse(&text, env, &ProgramRoots::default()).map_err(|e| e.in_file(Some(path)))
     }
 
     /// Reads a configuration from YAML text with the environment given as a lookup function (tests pass
     /// `&|_| None` or a map lookup).
     pub fn from_yaml_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        Config::parse(text, env, Path::new(DEFAULT_PG_LIB_ROOT))
+        Config::parse(text, env, &ProgramRoots::default())
     }
 
-    /// The whole pipeline; `pg_lib_root` is where a left-out `bin_dir` is looked for.
+    /// The whole pipeline; `roots` are where programs left out of the file are looked for (and `env`'s
+    /// `PATH`).
     pub(crate) fn parse(
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-        pg_lib_root: &Path,
+        roots: &ProgramRoots,
     ) -> Result<Config, ConfigError> {
         let mut tree: serde_norway::Value = serde_norway::from_str(text)
             .map_err(|e| ConfigError::Syntax { file: None, message: e.to_string() })?;
@@ -139,19 +165,30 @@ impl Config {
         };
         let mut config: Config =
             serde_path_to_error::deserialize(tree).map_err(|e| note(ConfigError::from_serde(e)))?;
-        validate::validate(&mut config, pg_lib_root).map_err(note)?;
+        validate::validate(&mut config, roots, env("PATH").as_deref()).map_err(note)?;
         Ok(config)
     }
 
-    /// Checks who PostgreSQL will run as: as root, `postgresql.os_user` must be set; when set it must
-    /// exist (looked up through NSS) and not be root.
-    pub fn check_os_user(&self, running_as_root: bool) -> Result<(), ConfigError> {
-        os_user::check(self.postgresql.os_user.as_deref(), running_as_root, OsUser::lookup).map(|_| ())
+    /// This member's database section. A loaded configuration has exactly one (see [`EngineConfig`]).
+    pub fn engine(&self) -> EngineConfig<'_> {
+        match (&self.postgresql, &self.mysql) {
+            (Some(pg), _) => EngineConfig::Postgresql(pg),
+            (None, Some(mysql)) => EngineConfig::Mysql(mysql),
+            // Loading refuses a file with neither section (validate::one_engine), and a Config is only
+            // ever made by loading.
+            (None, None) => unreachable!("a loaded configuration has a postgresql or a mysql section"),
+        }
     }
 
-    /// `postgresql.os_user`, looked up; `None` when not set.
+    /// Checks who the database server will run as: as root, `<section>.os_user` must be set; when set it
+    /// must exist (looked up through NSS) and not be root.
+    pub fn check_os_user(&self, running_as_root: bool) -> Result<(), ConfigError> {
+        os_user::check(self.engine(), running_as_root, OsUser::lookup).map(|_| ())
+    }
+
+    /// `<section>.os_user`, looked up; `None` when not set.
     pub fn os_user(&self) -> Result<Option<OsUser>, ConfigError> {
-        os_user::check(self.postgresql.os_user.as_deref(), false, OsUser::lookup)
+        os_user::check(self.engine(), false, OsUser::lookup)
     }
 
     /// The REST API's TLS settings; `None`: it serves plain HTTP.

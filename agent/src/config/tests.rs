@@ -64,6 +64,16 @@ fn no_env(_: &str) -> Option<String> {
     None
 }
 
+/// The `postgresql` section of a configuration that has one.
+pub(super) fn pg(c: &Config) -> &PostgresqlConfig {
+    c.postgresql.as_ref().expect("a postgresql section")
+}
+
+/// PostgreSQL's versions under `pg_lib_root`; MariaDB's programs in the default places.
+fn roots(pg_lib_root: &Path) -> ProgramRoots {
+    ProgramRoots { pg_lib_root: pg_lib_root.to_path_buf(), ..ProgramRoots::default() }
+}
+
 #[test]
 fn the_example_loads_and_every_field_lands() {
     let bin = fake_bin_dir();
@@ -85,7 +95,7 @@ fn the_example_loads_and_every_field_lands() {
         [InitdbOption::Value("encoding".into(), "UTF8".into()), InitdbOption::Flag("data-checksums".into())]
     );
     assert_eq!(c.bootstrap.pg_hba[1], "host all all 127.0.0.1/32 md5");
-    let pg = &c.postgresql;
+    let pg = pg(&c);
     assert_eq!((pg.listen.port, pg.connect_address.host.as_str()), (5432, "127.0.0.1"));
     assert_eq!(pg.data_dir, PathBuf::from("/tmp/vigil/node1/pg"));
     assert_eq!(pg.bin_dir, bin.path());
@@ -154,10 +164,10 @@ fn defaults_apply_when_keys_are_left_out() {
         std::fs::create_dir_all(&bin).unwrap();
         REQUIRED_BINARIES.iter().for_each(|b| std::fs::write(bin.join(b), b"").unwrap());
     }
-    let c = Config::parse(MINIMAL, &no_env, root.path()).unwrap();
+    let c = Config::parse(MINIMAL, &no_env, &roots(root.path())).unwrap();
     assert_eq!(c.namespace, "/service/");
-    assert_eq!(c.postgresql.bin_dir, root.path().join("16/bin"));
-    assert_eq!(c.postgresql.authentication.superuser.password.expose(), "12345");
+    assert_eq!(pg(&c).bin_dir, root.path().join("16/bin"));
+    assert_eq!(pg(&c).authentication.superuser.password.expose(), "12345");
     assert_eq!(c.bootstrap, BootstrapConfig::default());
     let d = &c.bootstrap.dcs;
     assert_eq!(
@@ -178,7 +188,7 @@ fn defaults_apply_when_keys_are_left_out() {
     assert_eq!(c.raft_members(), BTreeMap::from([(1, "10.0.0.1:2222".to_string())]));
 
     let empty = tempfile::tempdir().unwrap();
-    let err = Config::parse(MINIMAL, &no_env, empty.path()).unwrap_err();
+    let err = Config::parse(MINIMAL, &no_env, &roots(empty.path())).unwrap_err();
     assert_eq!(err.key(), Some("postgresql.bin_dir"));
     assert!(err.to_string().contains("is not set and no"), "{err}");
 }
@@ -189,7 +199,7 @@ fn a_members_own_use_pg_rewind_overrides_the_clusters() {
     let text = example(bin.path()).replace("  pgpass: ", "  use_pg_rewind: false\n  pgpass: ");
     let c = Config::from_yaml_str(&text, &|_| None).unwrap();
     assert!(c.bootstrap.dcs.postgresql.use_pg_rewind);
-    assert!(!c.bootstrap.dcs.use_pg_rewind(c.postgresql.use_pg_rewind));
+    assert!(!c.bootstrap.dcs.use_pg_rewind(pg(&c).use_pg_rewind));
     let off = DynamicConfig::default();
     assert!(off.use_pg_rewind(Some(true)) && !off.use_pg_rewind(None));
 }
@@ -229,11 +239,11 @@ fn environment_overrides_replace_values_and_are_validated() {
     let auth = c.restapi.authentication.as_ref().unwrap();
     assert_eq!((auth.username.as_str(), auth.password.expose()), ("admin", "api-pass"));
     assert_eq!(c.raft.partner_addrs[1].port, 2226);
-    assert_eq!(c.postgresql.bin_dir, bin2.path());
-    assert_eq!(c.postgresql.os_user.as_deref(), Some("postgres"));
-    assert_eq!(c.postgresql.authentication.superuser.password.expose(), "from-env");
-    assert_eq!(c.postgresql.authentication.superuser.username, "postgres");
-    assert_eq!(c.postgresql.authentication.replication.username, "repl2");
+    assert_eq!(pg(&c).bin_dir, bin2.path());
+    assert_eq!(pg(&c).os_user.as_deref(), Some("postgres"));
+    assert_eq!(pg(&c).authentication.superuser.password.expose(), "from-env");
+    assert_eq!(pg(&c).authentication.superuser.username, "postgres");
+    assert_eq!(pg(&c).authentication.replication.username, "repl2");
 
     let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_POSTGRESQL_LISTEN", "localhost")])).unwrap_err();
     assert_eq!(err.key(), Some("postgresql.listen"));
@@ -279,7 +289,7 @@ fn the_roles_tls_options_reach_the_adapter_from_the_file_and_the_environment() {
     );
     let env = env_of(&[("VIGIL_REPLICATION_SSLMODE", "verify-full"), ("VIGIL_SUPERUSER_SSLMODE", "require")]);
     let c = Config::from_yaml_str(&text, &env).unwrap();
-    let settings = PostgresSettings::from_config(&c, &c.bootstrap.dcs);
+    let settings = PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap();
     let ca = ca.display().to_string();
     assert_eq!(settings.replication.peer_options.0, [("sslmode", "verify-full".into()), ("sslrootcert", ca)]);
     assert_eq!(settings.superuser.peer_options.0, [("sslmode", "require".to_owned())]);
@@ -330,7 +340,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
     let mut dynamic = c.bootstrap.dcs.clone();
     dynamic.postgresql.parameters.insert("max_connections".into(), "100".into());
     dynamic.postgresql.parameters.insert("wal_level".into(), "replica".into());
-    let s = PostgresSettings::from_config(&c, &dynamic);
+    let s = PostgresSettings::from_config(&c, &dynamic).unwrap();
     assert_eq!(s.name, "node1");
     assert_eq!((s.listen_host.as_str(), s.port, s.connect_host.as_str()), ("127.0.0.1", 5432, "127.0.0.1"));
     assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
@@ -344,7 +354,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
 
     let own_hba = example(bin.path()).replace("  pgpass:", "  pg_hba: [local all all trust]\n  pgpass:");
     let c = Config::from_yaml_str(&own_hba, &no_env).unwrap();
-    assert_eq!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).pg_hba, ["local all all trust"]);
+    assert_eq!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap().pg_hba, ["local all all trust"]);
 }
 
 #[test]
@@ -359,7 +369,7 @@ fn command_parameters_come_from_the_members_own_file_only() {
     for (name, value) in [("archive_command", "touch /tmp/x"), ("Restore_Command", "touch /tmp/y")] {
         dynamic.postgresql.parameters.insert(name.into(), value.into());
     }
-    let parameters = PostgresSettings::from_config(&c, &dynamic).parameters;
+    let parameters = PostgresSettings::from_config(&c, &dynamic).unwrap().parameters;
     assert_eq!(parameters.get("archive_command").map(String::as_str), Some("cp %p /a/%f"));
     assert_eq!(parameters.get("Restore_Command"), None, "{parameters:?}");
 

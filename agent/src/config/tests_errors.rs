@@ -1,6 +1,6 @@
 //! Broken files: each gives its own message naming the key.
 
-use super::tests::{env_of, example, fake_bin_dir};
+use super::tests::{env_of, example, fake_bin_dir, pg};
 use super::*;
 
 /// Loads the example with `from` replaced by `to` and returns the error's text.
@@ -371,8 +371,8 @@ fn a_watchdog_and_hooks_that_fit_are_accepted() {
     let c = Config::from_yaml_str(&text, &|_| None).unwrap();
     assert_eq!(c.watchdog.mode, WatchdogMode::Required);
     assert_eq!(c.watchdog.safety_margin, Some(std::time::Duration::from_secs(2)));
-    assert_eq!(c.postgresql.pre_promote.as_deref(), Some("/bin/true"));
-    assert_eq!(c.postgresql.callbacks.on_role_change.as_deref(), Some("/bin/true"));
+    assert_eq!(pg(&c).pre_promote.as_deref(), Some("/bin/true"));
+    assert_eq!(pg(&c).callbacks.on_role_change.as_deref(), Some("/bin/true"));
 }
 
 /// The example with its Raft addresses on `host` (all three members) and `extra` keys in `raft`.

@@ -1,25 +1,59 @@
-//! Checks that need more than one value's type: absolute paths, address rules, files that must exist,
-//! the lease timing inequality, and filling in `postgresql.bin_dir` and `namespace`.
+//! Checks that need more than one value's type: one database section, absolute paths, address rules,
+//! files that must exist, the lease timing inequality, and filling in `namespace` and the server's
+//! programs (`postgresql.bin_dir`, `mysql.flavor` and `mysql.programs`).
 
+use super::mysql::resolve_programs;
 use super::postgresql::resolve_bin_dir;
-use super::{Config, ConfigError, HostPort, RestApiConfig, WatchdogMode};
+use super::{
+    mysql_parameters, Config, ConfigError, HostPort, MysqlConfig, PostgresqlConfig, ProgramRoots,
+    RestApiConfig, WatchdogMode,
+};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-/// Validates and normalizes a freshly read configuration. `pg_lib_root` is where `bin_dir` is looked for
-/// when left out.
-pub(crate) fn validate(config: &mut Config, pg_lib_root: &Path) -> Result<(), ConfigError> {
+/// Validates and normalizes a freshly read configuration. Programs left out are looked for under
+/// `roots` and on `path` (the value of `$PATH`).
+pub(crate) fn validate(
+    config: &mut Config,
+    roots: &ProgramRoots,
+    path: Option<&str>,
+) -> Result<(), ConfigError> {
+    one_engine(config)?;
     top_level(config)?;
     restapi(config)?;
     ctl(config)?;
     raft(config)?;
     config.bootstrap.dcs.validate_at("bootstrap.dcs")?;
-    postgresql(config)?;
+    if let Some(pg) = &config.postgresql {
+        postgresql(pg)?;
+    }
+    if let Some(section) = &config.mysql {
+        mysql(section)?;
+    }
+    data_dirs_apart(config)?;
     no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
     watchdog(config)?;
     config.tags.warn_on_conflicts();
-    resolve_bin_dir(&mut config.postgresql, pg_lib_root)
+    if let Some(pg) = &mut config.postgresql {
+        resolve_bin_dir(pg, &roots.pg_lib_root)?;
+    }
+    if let Some(mysql) = &mut config.mysql {
+        resolve_programs(mysql, path, &roots.sbin)?;
+    }
+    Ok(())
+}
+
+/// A file configures one database server: exactly one of `postgresql` and `mysql`.
+fn one_engine(config: &Config) -> Result<(), ConfigError> {
+    match (&config.postgresql, &config.mysql) {
+        (None, None) => Err(ConfigError::invalid("", "the file needs a postgresql or a mysql section")),
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            "mysql",
+            "is set together with postgresql: a member runs one database server, so keep only its section",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn top_level(config: &mut Config) -> Result<(), ConfigError> {
@@ -184,25 +218,12 @@ fn raft_auth(config: &Config) -> Result<(), ConfigError> {
     ))
 }
 
-fn postgresql(config: &Config) -> Result<(), ConfigError> {
-    let pg = &config.postgresql;
+fn postgresql(pg: &PostgresqlConfig) -> Result<(), ConfigError> {
     connectable("postgresql.connect_address", &pg.connect_address)?;
     absolute("postgresql.data_dir", &pg.data_dir)?;
     absolute("postgresql.pgpass", &pg.pgpass)?;
     if !pg.bin_dir.as_os_str().is_empty() {
         absolute("postgresql.bin_dir", &pg.bin_dir)?;
-    }
-    let (pg_dir, raft_dir) = (&pg.data_dir, &config.raft.data_dir);
-    if pg_dir.starts_with(raft_dir) || raft_dir.starts_with(pg_dir) {
-        return Err(ConfigError::invalid(
-            "raft.data_dir",
-            format!(
-                "{} and postgresql.data_dir {} must not contain one another (a re-clone empties the data \
-                 directory)",
-                raft_dir.display(),
-                pg_dir.display()
-            ),
-        ));
     }
     let auth = &pg.authentication;
     let roles = [("superuser", Some(&auth.superuser)), ("replication", Some(&auth.replication))];
@@ -234,12 +255,54 @@ fn postgresql(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
-    if let Some(user) = &pg.os_user {
-        if user.is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) {
-            return Err(ConfigError::invalid("postgresql.os_user", format!("{user:?} is not a user name")));
+    user_name("postgresql.os_user", pg.os_user.as_deref())
+}
+
+fn mysql(mysql: &MysqlConfig) -> Result<(), ConfigError> {
+    connectable("mysql.connect_address", &mysql.connect_address)?;
+    absolute("mysql.data_dir", &mysql.data_dir)?;
+    if let Some(dir) = &mysql.bin_dir {
+        absolute("mysql.bin_dir", dir)?;
+    }
+    let auth = &mysql.authentication;
+    for (role, account) in [("superuser", &auth.superuser), ("replication", &auth.replication)] {
+        if account.username.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("mysql.authentication.{role}.username"),
+                "must not be empty",
+            ));
         }
     }
+    mysql_parameters::check(&mysql.parameters)?;
+    user_name("mysql.os_user", mysql.os_user.as_deref())
+}
+
+/// The database's and the store's data directories apart: a re-clone empties the database's.
+fn data_dirs_apart(config: &Config) -> Result<(), ConfigError> {
+    let engine = config.engine();
+    let (db_dir, raft_dir) = (engine.data_dir(), &config.raft.data_dir);
+    if db_dir.starts_with(raft_dir) || raft_dir.starts_with(db_dir) {
+        return Err(ConfigError::invalid(
+            "raft.data_dir",
+            format!(
+                "{} and {}.data_dir {} must not contain one another (a re-clone empties the data directory)",
+                raft_dir.display(),
+                engine.section(),
+                db_dir.display()
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// An OS user name, when set: not empty, no `:` nor white space.
+fn user_name(key: &str, user: Option<&str>) -> Result<(), ConfigError> {
+    match user {
+        Some(user) if user.is_empty() || user.contains(|c: char| c == ':' || c.is_whitespace()) => {
+            Err(ConfigError::invalid(key, format!("{user:?} is not a user name")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `watchdog`: an absolute device path and, when in use, a timeout (`ttl - safety_margin`, the margin

@@ -167,17 +167,19 @@ impl<D: Database> Agent<D> {
             return Err(ApiError::new(503, "this agent was not started from a configuration file"));
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
-        let new = crate::config::changed_parameters(&config.postgresql.parameters, self.own_parameters());
-        self.check_parameters(&new, &format!("not reloaded: {}: postgresql.parameters", path.display()))
+        let section = config.engine().section();
+        let new = crate::config::changed_parameters(config.engine().parameters(), self.own_parameters());
+        self.check_parameters(&new, &format!("not reloaded: {}: {section}.parameters", path.display()))
             .await?;
         self.apply_reloaded(&config);
         let role = if self.holds_lease() { "primary" } else { "replica" };
         self.guard.hooks.callback(Callback::OnReload, role, self.lease_token());
         self.wake();
-        tracing::info!(file = %path.display(), "configuration reloaded: tags and postgresql.parameters applied");
-        Ok("reloaded: tags and postgresql.parameters apply at once (parameters that need a restart show as \
-            pending_restart); other settings take effect when the agent restarts"
-            .to_owned())
+        tracing::info!(file = %path.display(), "configuration reloaded: tags and {section}.parameters applied");
+        Ok(format!(
+            "reloaded: tags and {section}.parameters apply at once (parameters that need a restart show as \
+             pending_restart); other settings take effect when the agent restarts"
+        ))
     }
 }
 

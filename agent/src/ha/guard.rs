@@ -11,7 +11,7 @@
 //!   or in pause; shutdown disarms it too.
 
 use super::hooks::{Callback, Hooks};
-use crate::config::{Config, DynamicConfig, WatchdogMode};
+use crate::config::{Callbacks, Config, DynamicConfig, WatchdogMode};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -52,10 +52,13 @@ impl RoleGuard {
         }
     }
 
-    /// The guard a configuration asks for (`watchdog`, `postgresql.pre_promote`, `postgresql.callbacks`).
+    /// The guard a configuration asks for (`watchdog`, `postgresql.pre_promote`, `postgresql.callbacks`;
+    /// the `mysql` section has no hooks).
     pub fn from_config(config: &Config) -> RoleGuard {
-        let pg = &config.postgresql;
-        let hooks = Hooks::new(&config.scope, pg.pre_promote.clone(), pg.callbacks.clone());
+        let hooks = match &config.postgresql {
+            Some(pg) => Hooks::new(&config.scope, pg.pre_promote.clone(), pg.callbacks.clone()),
+            None => Hooks::new(&config.scope, None, Callbacks::default()),
+        };
         let w = &config.watchdog;
         let watchdog = match w.mode {
             WatchdogMode::Off => Watchdog::off(),

@@ -24,7 +24,7 @@ pub(crate) mod restart_tests;
 mod run;
 mod view;
 
-pub use commands::{Commands, LocalCommand};
+pub use commands::{Commands, Envelope, LocalCommand};
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;

@@ -17,12 +17,12 @@ impl<D: Database> Agent<D> {
         self.me.tags = super::identity_tags(config);
         self.me.can_fail_over = config.tags.can_fail_over();
         self.me.failover_priority = config.tags.failover_priority();
-        self.me.parameters = config.postgresql.parameters.clone();
-        self.me.use_pg_rewind = config.postgresql.use_pg_rewind;
+        self.me.parameters = config.engine().parameters().clone();
+        self.me.use_pg_rewind = config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind);
         self.publisher.forget();
     }
 
-    /// This member's own server parameters (its file's `postgresql.parameters`).
+    /// This member's own server parameters (its file's `<section>.parameters`).
     pub(super) fn own_parameters(&self) -> &BTreeMap<String, String> {
         &self.me.parameters
     }

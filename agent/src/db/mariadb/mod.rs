@@ -16,6 +16,7 @@ mod render;
 mod server;
 mod sql;
 
+use crate::config::{Config, MysqlPrograms, UserPassword};
 use crate::db::{
     logged, DataState, Database, DbError, DbState, Position, ReplicaLink, Role, StopMode, SyncRule, Unit,
     Upstream,
@@ -62,8 +63,8 @@ pub struct MariaDbSettings {
     pub domain: u32,
     /// The data directory.
     pub data_dir: PathBuf,
-    /// Where `mariadbd`, `mariadb-install-db`, `mariadb-dump` and `mariadb` are.
-    pub bin_dir: PathBuf,
+    /// The server and the tools the adapter runs (`mysql.bin_dir`, or found at load).
+    pub programs: MysqlPrograms,
     /// The address to listen on.
     pub listen_host: String,
     /// The port.
@@ -79,6 +80,32 @@ pub struct MariaDbSettings {
 }
 
 impl MariaDbSettings {
+    /// The settings of the server `config`'s `mysql` section describes (`None` without one). Its
+    /// `server_id` is `mysql.parameters.server_id` when set, else one derived from the member name (the
+    /// same at every start); its GTID domain `mysql.parameters.gtid_domain_id`, else 0.
+    pub fn from_config(config: &Config) -> Option<MariaDbSettings> {
+        let my = config.mysql.as_ref()?;
+        let mut parameters = my.parameters.clone();
+        let mut number = |name: &str| parameters.remove(name).and_then(|v| v.trim().parse::<u32>().ok());
+        let server_id = number("server_id").unwrap_or_else(|| derived_server_id(config.name.as_str()));
+        let domain = number("gtid_domain_id").unwrap_or(0);
+        let account =
+            |a: &UserPassword| Account { username: a.username.clone(), password: a.password.clone() };
+        Some(MariaDbSettings {
+            name: config.name.to_string(),
+            server_id,
+            domain,
+            data_dir: my.data_dir.clone(),
+            programs: my.programs.clone(),
+            listen_host: my.listen.host.clone(),
+            port: my.listen.port,
+            superuser: account(&my.authentication.superuser),
+            replication: account(&my.authentication.replication),
+            parameters,
+            os_user: my.os_user.clone(),
+        })
+    }
+
     /// The option file, next to the data directory (`<data_dir>.cnf`).
     pub fn option_file(&self) -> PathBuf {
         self.data_dir.with_extension("cnf")
@@ -265,8 +292,8 @@ impl MariaDb {
             "set -o pipefail; {dump} --host={host} --port={port} --user={user} --all-databases \
              --single-transaction --gtid --master-data=1 --routines --events --triggers --flush-privileges \
              | {client} --socket={socket} --user={installer} --init-command='SET sql_log_bin = 0'",
-            dump = shell_word(&self.settings.bin_dir.join("mariadb-dump").display().to_string()),
-            client = shell_word(&self.settings.bin_dir.join("mariadb").display().to_string()),
+            dump = shell_word(&self.settings.programs.dump.display().to_string()),
+            client = shell_word(&self.settings.programs.client.display().to_string()),
             host = shell_word(&upstream.host),
             port = upstream.port,
             user = shell_word(&su.username),
@@ -583,6 +610,13 @@ pub(crate) fn kill_for_lifeline(data_dir: &std::path::Path) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// A `server_id` for member `name`, from 1 to 2^32 − 1: its FNV-1a hash (stable across restarts and
+/// membership changes; `mysql.parameters.server_id` overrides it).
+fn derived_server_id(name: &str) -> u32 {
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash.max(1)
+}
+
 /// A random 64-bit number, printed in decimal: a new cluster's identity.
 struct RandomId(u64);
 
@@ -625,7 +659,7 @@ pub(crate) mod tests {
             server_id: 7,
             domain: 0,
             data_dir: "/tmp/v/node1/mysql".into(),
-            bin_dir: "/usr/sbin".into(),
+            programs: MysqlPrograms::default(),
             listen_host: "127.0.0.1".into(),
             port: 3306,
             superuser: account("vigil"),
@@ -642,5 +676,12 @@ pub(crate) mod tests {
         assert_eq!(s.pid_file(), PathBuf::from("/tmp/v/node1/mysql/mysqld.pid"));
         assert_eq!(MariaDbSettings { name: "db-1.x".into(), ..settings() }.log_basename(), "db_1_x");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn server_ids_derive_from_member_names() {
+        assert_eq!(derived_server_id("node1"), derived_server_id("node1"));
+        assert_ne!(derived_server_id("node1"), derived_server_id("node2"));
+        assert!(derived_server_id("") >= 1);
     }
 }

@@ -23,15 +23,10 @@ fn user_arg(s: &MariaDbSettings) -> Option<OsString> {
     s.os_user.as_ref().filter(|_| root).map(|user| format!("--user={user}").into())
 }
 
-/// Runs `program` from the bin dir with `args`; a failure is an error of `action` with its output.
-pub(super) async fn run(
-    s: &MariaDbSettings,
-    action: &str,
-    program: &str,
-    args: &[OsString],
-) -> Result<String, DbError> {
-    let path = s.bin_dir.join(program);
-    let mut cmd = tokio::process::Command::new(&path);
+/// Runs `path` with `args`; a failure is an error of `action` with its output.
+async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError> {
+    let program = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut cmd = tokio::process::Command::new(path);
     crate::config::env::withhold(cmd.as_std_mut());
     let out = cmd
         .args(args)
@@ -45,7 +40,7 @@ pub(super) async fn run(
         let said = String::from_utf8_lossy(&out.stderr);
         return Err(DbError::new(action, format!("{program} {}: {}", out.status, said.trim())));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(())
 }
 
 /// Creates the system tables in the empty data directory, owned by the OS user, with the server's
@@ -58,7 +53,10 @@ pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> 
         "--skip-test-db".into(),
     ];
     args.extend(user_arg(s));
-    run(s, "mariadb-install-db", "mariadb-install-db", &args).await.map(drop)
+    let Some(install_db) = &s.programs.install_db else {
+        return Err(DbError::new("create the data directory", "MySQL servers are not supported yet"));
+    };
+    run("mariadb-install-db", install_db, &args).await
 }
 
 /// Writes the option file and starts `mariadbd` in a process group of its own, then waits until it
@@ -68,7 +66,7 @@ pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Re
     write_option_file(s, upstream_timeout)?;
     let mut args: Vec<OsString> = vec![format!("--defaults-file={}", s.option_file().display()).into()];
     args.extend(user_arg(s));
-    let mut cmd = tokio::process::Command::new(s.bin_dir.join("mariadbd"));
+    let mut cmd = tokio::process::Command::new(&s.programs.server);
     crate::config::env::withhold(cmd.as_std_mut());
     let mut child = cmd
         .args(&args)

@@ -86,16 +86,16 @@ pub struct PostgresSettings {
 impl PostgresSettings {
     /// The settings of the server `config` describes, under the `dynamic` configuration: parameters are the
     /// dynamic ones overlaid with `postgresql.parameters`; pg_hba is `postgresql.pg_hba`, else
-    /// `bootstrap.pg_hba`.
-    pub fn from_config(config: &Config, dynamic: &DynamicConfig) -> PostgresSettings {
-        let pg = &config.postgresql;
+    /// `bootstrap.pg_hba`. `None` when `config` has no `postgresql` section.
+    pub fn from_config(config: &Config, dynamic: &DynamicConfig) -> Option<PostgresSettings> {
+        let pg = config.postgresql.as_ref()?;
         let parameters = server_parameters(dynamic, &pg.parameters);
         let credentials = |r: &PgRole| Credentials {
             username: r.username.clone(),
             password: r.password.clone(),
             peer_options: PeerOptions(r.libpq_options()),
         };
-        PostgresSettings {
+        Some(PostgresSettings {
             name: config.name.to_string(),
             data_dir: pg.data_dir.clone(),
             bin_dir: pg.bin_dir.clone(),
@@ -110,7 +110,7 @@ impl PostgresSettings {
             initdb: config.bootstrap.initdb.clone(),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
-        }
+        })
     }
 }
 
