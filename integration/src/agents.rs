@@ -416,12 +416,19 @@ impl AgentCluster {
         text.lines().next()?.trim().parse().ok()
     }
 
+    /// The PID of node `i`'s `mariadbd`, from its pid file (MariaDB clusters).
+    pub fn mariadbd_pid(&self, i: usize) -> Option<libc::pid_t> {
+        std::fs::read_to_string(self.home(i).join("mysql/mysqld.pid")).ok()?.trim().parse().ok()
+    }
+
     /// kill -9 of node `i`'s postmaster.
     pub fn kill_postgres(&self, i: usize) {
-        if let Some(pid) = self.postmaster_pid(i) {
-            // SAFETY: kill(2) on the postmaster this cluster's agent started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        kill(self.postmaster_pid(i));
+    }
+
+    /// kill -9 of node `i`'s `mariadbd`.
+    pub fn kill_mariadb(&self, i: usize) {
+        kill(self.mariadbd_pid(i));
     }
 
     /// `GET` a REST path of node `i`: the status code, or `None` when it did not answer.
@@ -575,6 +582,7 @@ impl Drop for AgentCluster {
         for i in 0..self.nodes.len() {
             self.signal_agent(i, libc::SIGKILL);
             self.kill_postgres(i);
+            self.kill_mariadb(i);
         }
         if std::thread::panicking() {
             for i in 0..self.nodes.len() {
@@ -586,6 +594,14 @@ impl Drop for AgentCluster {
                 }
             }
         }
+    }
+}
+
+/// SIGKILL to `pid`, a database server this cluster's agent started, if any.
+fn kill(pid: Option<libc::pid_t>) {
+    if let Some(pid) = pid {
+        // SAFETY: kill(2) on a server process this cluster's agent started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod cluster;
 pub mod haproxy;
 pub mod managed;
+pub mod mariadb;
 pub mod nemesis;
 pub mod netns;
 pub mod patroni;

@@ -1,0 +1,104 @@
+//! MariaDB test clusters: the agents of [`AgentCluster`] with a `mysql` section instead of the
+//! `postgresql` one (MariaDB on the node's database port, run as the `mysql` OS user when the tests run
+//! as root), and a client for the nodes.
+
+use crate::agents::{AgentCluster, PASSWORD};
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+/// Starts `size` agents managing MariaDB servers.
+pub fn start(size: usize) -> AgentCluster {
+    AgentCluster::start_edited(size, Box::new(|yaml: &str| with_mysql_section(yaml)))
+}
+
+/// `yaml` (a test node's configuration) with its `postgresql` section replaced by a `mysql` section on
+/// the same address, port and home directory.
+pub fn with_mysql_section(yaml: &str) -> String {
+    let mut out = String::new();
+    let mut lines = yaml.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line != "postgresql:" {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let mut section = Vec::new();
+        while let Some(next) = lines.next_if(|l| l.starts_with(' ')) {
+            section.push(next.trim());
+        }
+        let value = |key: &str| {
+            section.iter().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or_default().to_owned()
+        };
+        let listen = value("listen:");
+        let home = value("data_dir:").trim_end_matches("/pg").to_owned();
+        // SAFETY: geteuid has no preconditions.
+        let os_user = if unsafe { libc::geteuid() } == 0 { "\n  os_user: mysql" } else { "" };
+        out.push_str(&format!(
+            "mysql:\n  listen: {listen}\n  connect_address: {listen}\n  data_dir: {home}/mysql\n\
+             \x20 authentication:\n    superuser: {{username: vigil, password: {PASSWORD}}}\n\
+             \x20   replication: {{username: replicator, password: rep-pass}}\n\
+             \x20 parameters: {{innodb_buffer_pool_size: 16M, innodb_log_file_size: 8M}}{os_user}\n"
+        ));
+    }
+    out
+}
+
+/// The application account [`APP_GRANTS`] creates: it may not write on a read-only server, unlike the
+/// superuser (`READ_ONLY ADMIN`, part of `ALL PRIVILEGES`).
+pub const APP_USER: (&str, &str) = ("app", "app-pass");
+
+/// The statements that create [`APP_USER`] with the rights on the schema `app` an application has.
+pub const APP_GRANTS: [&str; 2] = [
+    "CREATE USER 'app'@'%' IDENTIFIED BY 'app-pass'",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO 'app'@'%'",
+];
+
+/// Runs `sql` on node `i`'s MariaDB over TCP as the superuser and returns the first column of every
+/// row, as text.
+pub async fn query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
+    query_as(cluster, i, ("vigil", PASSWORD), sql).await
+}
+
+/// [`query`] as the application user ([`APP_USER`]).
+pub async fn app_query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
+    query_as(cluster, i, APP_USER, sql).await
+}
+
+async fn query_as(
+    cluster: &AgentCluster,
+    i: usize,
+    (user, password): (&str, &str),
+    sql: &str,
+) -> Result<Vec<String>, String> {
+    let node = &cluster.nodes[i];
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(node.host.clone())
+        .tcp_port(node.pg_port)
+        .user(Some(user))
+        .pass(Some(password));
+    let work = async {
+        let mut conn = mysql_async::Conn::new(opts).await?;
+        let rows: Vec<Option<String>> = conn.query(sql).await?;
+        conn.disconnect().await?;
+        Ok::<_, mysql_async::Error>(rows.into_iter().map(Option::unwrap_or_default).collect())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), work).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_postgresql_section_becomes_a_mysql_section() {
+        let yaml = "scope: it\npostgresql:\n  listen: 127.0.0.1:5432\n  data_dir: /t/node1/pg\n  pgpass: x\n\
+                    tags: {a: 1}\n";
+        let out = with_mysql_section(yaml);
+        assert!(out.starts_with("scope: it\nmysql:\n  listen: 127.0.0.1:5432\n"), "{out}");
+        assert!(out.contains("  data_dir: /t/node1/mysql\n") && out.ends_with("tags: {a: 1}\n"), "{out}");
+        assert!(!out.contains("pgpass"), "{out}");
+    }
+}

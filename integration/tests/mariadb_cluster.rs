@@ -1,0 +1,67 @@
+//! Agents managing real MariaDB 10.11 servers (`mariadb-server`): three nodes bootstrap and replicate
+//! with GTIDs, a crashed primary node (its agent killed, and with it its server by the lifeline) is
+//! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica.
+
+use std::time::{Duration, Instant};
+use vigil_integration::mariadb::{self, app_query, query, APP_GRANTS};
+use vigil_integration::wait_for;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged_row_and_rejoins() {
+    let mut cluster = mariadb::start(3);
+    cluster.agents_started(Duration::from_secs(60)).await.expect("agents started");
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let schema = ["CREATE DATABASE app", "CREATE TABLE app.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB"];
+    for sql in schema.iter().chain(&APP_GRANTS) {
+        query(&cluster, old, sql).await.expect(sql);
+    }
+    let replica = (old + 1) % 3;
+    wait_for("the application user on a replica", PATIENCE, || async {
+        app_query(&cluster, replica, "SELECT 1").await.ok()
+    })
+    .await;
+    let refused = app_query(&cluster, replica, "INSERT INTO app.t VALUES (999)").await.unwrap_err();
+    assert!(refused.contains("read-only") || refused.contains("1290"), "a replica refuses writes: {refused}");
+    let mut acknowledged = Vec::new();
+    for id in 1..=20u32 {
+        app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
+        acknowledged.push(id.to_string());
+    }
+    let status = cluster.rest(old, "/patroni").await.expect("status").1;
+    assert!(status["vigil"]["position"].as_str().is_some_and(|p| p.starts_with("trx:")), "{status}");
+    let token = status["vigil"]["fencing_token"].as_u64().expect("the primary's token");
+
+    // The primary's node crashes: its agent is killed, its lifeline kills the server.
+    let crashed = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let (new, downtime) = wait_for("a write accepted by another node", PATIENCE, || async {
+        for &i in &others {
+            if app_query(&cluster, i, "INSERT INTO app.t VALUES (1000)").await.is_ok() {
+                return Some((i, crashed.elapsed()));
+            }
+        }
+        None
+    })
+    .await;
+    eprintln!("node crash: first write on {} after {downtime:?}", cluster.nodes[new].name);
+    let rows = query(&cluster, new, "SELECT id FROM app.t WHERE id <= 20 ORDER BY id").await.expect("rows");
+    assert_eq!(rows, acknowledged, "every acknowledged row is on the new primary");
+    let status = cluster.rest(new, "/patroni").await.expect("status").1;
+    let new_token = status["vigil"]["fencing_token"].as_u64().expect("the new primary's token");
+    assert!(new_token > token, "new token {new_token} not above {token}");
+    let term = query(&cluster, new, "SELECT token FROM vigil.fence").await.expect("term");
+    assert_eq!(term, [new_token.to_string()], "the new term is recorded in vigil.fence");
+
+    // The old node comes back and follows the new primary.
+    cluster.start_agent(old);
+    cluster.streaming_replica(old, PATIENCE).await;
+    let all = "SELECT COUNT(*) FROM app.t";
+    wait_for("the old node to have every row", PATIENCE, || async {
+        (query(&cluster, old, all).await.ok()? == ["21"]).then_some(())
+    })
+    .await;
+    assert_eq!(cluster.primary(PATIENCE).await, new, "one primary, the new one");
+}
