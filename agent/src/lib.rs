@@ -11,7 +11,7 @@
 //! | [`cli`] | the control tool (`vigil list`, `switchover`, `edit-config`, …), patronictl's commands over the REST API |
 //! | [`config`] | the YAML configuration (Patroni's shape), `VIGIL_*` overrides, validation, the dynamic settings |
 //! | [`daemon`] | `vigil agent`: starts the store node, the REST API and the HA loop, stops them on SIGTERM |
-//! | [`db`] | the engine-neutral [`db::Database`] trait and positions; [`db::postgres`] implements it (with its lifeline, the watcher that stops PostgreSQL when its agent dies) |
+//! | [`db`] | the engine-neutral [`db::Database`] trait and positions; [`db::postgres`] and [`db::mariadb`] implement it; [`db::lifeline`], the watcher that ends the server when its agent dies |
 //! | [`demo`] | `vigil demo`: a local cluster of PostgreSQL nodes with their agents, for newcomers |
 //! | [`ha`] | the HA loop: observes, calls the policy ([`ha::decide`], re-exported from `vigil-policy`), acts, publishes; hooks, watchdog guard |
 //! | [`management`] | the agent's side of the REST management routes (`/cluster`, `/config`, switchover, …) |

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vigil_agent::config::Config;
 
-/// Vigil: a failover manager for PostgreSQL (MySQL/MariaDB support is planned, not built).
+/// Vigil: a failover manager for PostgreSQL and MariaDB.
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about)]
 struct Cli {

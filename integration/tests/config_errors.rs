@@ -229,3 +229,22 @@ async fn a_valid_file_passes_validate_config_without_touching_the_disk() {
     assert_eq!(ran.stdout.trim(), "node1: valid");
     assert_eq!(listing(&dir), ["vigil.yml"], "nothing created on disk");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mariadb_example_passes_validate_config_and_its_broken_invariants_do_not() {
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/mariadb-node1.yml"))
+            .expect("examples/mariadb-node1.yml");
+    let root = unsafe { libc::geteuid() } == 0;
+    let example = if root { example.replace("  # os_user: mysql", "  os_user: mysql") } else { example };
+    let tmp = tempfile::Builder::new().prefix("vigil-config-").tempdir().expect("temp dir");
+    let (_, file) = case_dir(tmp.path(), "mariadb", &example);
+    let ran = vigil_agent(&["--validate-config"], &file).await;
+    assert!(ran.status.success(), "exit {}: {}", ran.status, ran.stderr);
+    assert_eq!(ran.stdout.trim(), "node1: valid");
+    let broken = example.replace("{innodb_buffer_pool_size: 64M}", "{log_slave_updates: 'OFF'}");
+    let (_, file) = case_dir(tmp.path(), "mariadb-broken", &broken);
+    let ran = vigil_agent(&["--validate-config"], &file).await;
+    assert_eq!(ran.status.code(), Some(1), "{}", ran.stderr);
+    assert!(ran.stderr.contains("mysql.parameters.log_slave_updates"), "{}", ran.stderr);
+}

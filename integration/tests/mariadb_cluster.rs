@@ -65,3 +65,43 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
     .await;
     assert_eq!(cluster.primary(PATIENCE).await, new, "one primary, the new one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switchover_hands_over_every_acknowledged_row_and_the_old_primary_follows() {
+    let mut cluster = mariadb::start(3);
+    cluster.agents_started(Duration::from_secs(60)).await.expect("agents started");
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let schema = ["CREATE DATABASE app", "CREATE TABLE app.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB"];
+    for sql in schema.iter().chain(&APP_GRANTS) {
+        query(&cluster, old, sql).await.expect(sql);
+    }
+    for id in 1..=50u32 {
+        app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
+    }
+    let candidate = (old + 1) % 3;
+    let (leader, to) = (cluster.nodes[old].name.clone(), cluster.nodes[candidate].name.clone());
+    let body = serde_json::json!({"leader": leader, "candidate": to}).to_string();
+    let asked = Instant::now();
+    let (code, text) = cluster.send(old, reqwest::Method::POST, "/switchover", &body).await;
+    assert_eq!(code, 200, "{text}");
+    let downtime = wait_for("a write on the candidate", PATIENCE, || async {
+        app_query(&cluster, candidate, "INSERT INTO app.t VALUES (51)").await.ok().map(|_| asked.elapsed())
+    })
+    .await;
+    eprintln!("switchover: first write on {to} {downtime:?} after the request");
+    assert_eq!(cluster.primary(PATIENCE).await, candidate);
+    let count = query(&cluster, candidate, "SELECT COUNT(*) FROM app.t WHERE id <= 50").await.expect("count");
+    assert_eq!(count, ["50"], "every acknowledged row is on the new primary");
+    cluster.streaming_replica(old, PATIENCE).await;
+    wait_for("the old primary to have the new primary's write", PATIENCE, || async {
+        (query(&cluster, old, "SELECT COUNT(*) FROM app.t").await.ok()? == ["51"]).then_some(())
+    })
+    .await;
+    let refused = app_query(&cluster, old, "INSERT INTO app.t VALUES (52)").await.unwrap_err();
+    assert!(
+        refused.contains("read-only") || refused.contains("1290"),
+        "the old primary is read-only: {refused}"
+    );
+    cluster.start_agent(old); // restarted in place: it stays a replica
+    cluster.streaming_replica(old, PATIENCE).await;
+}

@@ -1,8 +1,8 @@
 //! The database adapter: everything the HA loop asks of a database server, without naming an engine.
 //!
 //! The HA policy sees only these types: a [`Position`] in the engine's [`Unit`], a [`DbState`], and the
-//! operations of [`Database`]. PostgreSQL is the first implementation ([`postgres`]); MySQL/MariaDB is
-//! planned, not built. The tests' fake (`db/fake.rs`) counts in transactions, as MariaDB will.
+//! operations of [`Database`]. [`postgres`] and [`mariadb`] implement it; the tests' fake (`db/fake.rs`)
+//! counts in transactions, as MariaDB does.
 
 #[cfg(test)]
 pub(crate) mod fake;

@@ -121,7 +121,8 @@ pub(super) fn runs(s: &MariaDbSettings) -> bool {
     server_pid(&s.pid_file()).is_some()
 }
 
-/// Sends `signal` to the server and waits up to `within` until it is gone. `Ok(false)`: it did not run.
+/// Sends `signal` to the server (0: none, only waiting) and waits up to `within` until it is gone. `Ok(false)`:
+/// it did not run.
 async fn signal_and_wait(s: &MariaDbSettings, signal: libc::c_int, within: Duration) -> Result<bool, String> {
     let Some(pid) = server_pid(&s.pid_file()) else { return Ok(false) };
     // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
@@ -136,9 +137,23 @@ async fn signal_and_wait(s: &MariaDbSettings, signal: libc::c_int, within: Durat
     Ok(true)
 }
 
-/// Stops the server cleanly (SIGTERM: sessions end, InnoDB shuts down), killing it when that takes too long.
+/// Stops the server cleanly, killing it when that takes too long: `SHUTDOWN WAIT FOR ALL SLAVES`, so that
+/// the connected replicas receive everything it logged before it exits (a switchover hands over nothing
+/// less), or SIGTERM when it does not take the statement.
 pub(super) async fn stop(s: &MariaDbSettings) -> Result<(), DbError> {
-    if signal_and_wait(s, libc::SIGTERM, STOP_TIMEOUT).await.is_err() {
+    let Some(pid) = server_pid(&s.pid_file()) else { return Ok(()) };
+    let su = &s.superuser;
+    let shutdown = async {
+        let mut session =
+            sql::connect(&s.socket(), &su.username, Some(su.password.expose()), STOP_TIMEOUT).await?;
+        sql::run(&mut session, "SHUTDOWN WAIT FOR ALL SLAVES").await
+    };
+    if let Err(e) = shutdown.await {
+        tracing::info!(member = %s.name, error = %e, "SHUTDOWN WAIT FOR ALL SLAVES not taken: SIGTERM");
+        // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    if signal_and_wait(s, 0, STOP_TIMEOUT).await.is_err() {
         tracing::warn!(member = %s.name, "mariadbd did not stop within {STOP_TIMEOUT:?}: killing it");
         return kill(s).await;
     }
