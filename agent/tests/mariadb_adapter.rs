@@ -2,18 +2,18 @@
 //! with mariadb-dump, GTID replication, promotion under a new token, and the former primary following
 //! the new one. Runs the servers as the `mysql` OS user when the test runs as root.
 
+mod common;
+
+use common::wait_state;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use vigil_agent::config::MysqlPrograms;
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
-use vigil_agent::db::{DataState, Database, DbState, Position, Role, Unit, Upstream};
+use vigil_agent::db::{DataState, Database, Position, Role, Unit, Upstream};
 
-const WAIT: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "su 'secret";
 
 /// Where Debian installs the server and its tools.
@@ -35,11 +35,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let filter = tracing_subscriber::EnvFilter::from_default_env();
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Lab { data_dirs: Mutex::new(Vec::new()), root }
+        Lab { data_dirs: Mutex::new(Vec::new()), root: common::server_root() }
     }
 
     /// Member `name` with `server_id`, on a free port.
@@ -75,6 +71,15 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for dir in self.data_dirs.lock().unwrap().iter() {
             vigil_agent::db::lifeline::watch(vigil_agent::db::lifeline::Engine::Mariadb, dir, &[][..]);
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(dir.join("mysqld.err")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!(
+                    "---- {} (tail) ----\n{}",
+                    dir.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
         }
     }
 }
@@ -87,19 +92,6 @@ async fn client(node: &Upstream) -> mysql_async::Conn {
         .user(Some("vigil"))
         .pass(Some(PASSWORD));
     mysql_async::Conn::new(opts).await.unwrap()
-}
-
-/// Waits until `check` holds for `db`'s observation.
-async fn observe_until(db: &MariaDb, what: &str, check: impl Fn(&DbState) -> bool) -> DbState {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state = db.observe().await;
-        if check(&state) {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}; last seen {state:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The rows of `test.t` on `node`.
@@ -139,7 +131,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     session.query_drop("INSERT INTO test.t VALUES (4)").await.unwrap();
     let written = a.observe().await.position.unwrap();
     assert_eq!(written.unit, Unit::Transactions);
-    let state = observe_until(&b, "node-b streams and has everything", |s| {
+    let state = wait_state(&b, "node-b streams and has everything", |s| {
         s.streaming && s.position == Some(written) && s.replay_position == Some(written)
     })
     .await;
@@ -163,8 +155,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     // The former primary has nothing the new one lacks: it follows it.
     a.follow(Some(&up_b)).await.unwrap();
     let new_end = b.observe().await.position.unwrap();
-    let state =
-        observe_until(&a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
+    let state = wait_state(&a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
     assert_eq!((state.role, state.timeline), (Some(Role::Replica), Some(2)), "the new term replicated");
     assert_eq!(rows(&up_a).await, [1, 2, 3, 4, 5]);
     assert!(Position::new(Unit::Transactions, 1) < new_end);
@@ -182,7 +173,7 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     b.clone_from(&up_a).await.unwrap();
     b.follow(Some(&up_a)).await.unwrap();
     let written = a.observe().await.position;
-    observe_until(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
 
     // Cut off, the old primary takes a write nobody receives; the replica is promoted meanwhile.
     b.follow(None).await.unwrap();
@@ -202,6 +193,6 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     a.clone_from(&up_b).await.unwrap();
     a.follow(Some(&up_b)).await.unwrap();
     let end = b.observe().await.position;
-    observe_until(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
 }

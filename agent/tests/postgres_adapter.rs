@@ -3,8 +3,11 @@
 //! by reload, removing data, and secrets kept out of the servers' environment and log. Runs the servers as the
 //! `postgres` OS user when the test runs as root.
 
+mod common;
+
+use common::{wait_state, WAIT};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,7 +22,6 @@ use vigil_dcs::{FencingToken, MemberName};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 const SUPERUSER_PASSWORD: &str = "su 'secret";
-const WAIT: Duration = Duration::from_secs(30);
 
 /// The OS user the servers run as: `postgres` when the test runs as root, else the test's own user.
 fn os_user() -> Option<String> {
@@ -44,11 +46,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let filter = tracing_subscriber::EnvFilter::from_default_env();
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Lab { data_dirs: Mutex::new(Vec::new()), root }
+        Lab { data_dirs: Mutex::new(Vec::new()), root: common::server_root() }
     }
 
     /// Settings for member `name` on a free port, its directories under the root.
@@ -152,19 +150,6 @@ async fn sql(port: u16, query: &str) -> Result<Vec<String>, String> {
             _ => None,
         })
         .collect())
-}
-
-/// Polls `node` until its state satisfies `ok`, failing after [`WAIT`] with the last state seen.
-async fn wait_state(node: &Postgres, what: &str, ok: impl Fn(&DbState) -> bool) -> DbState {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state = node.observe().await;
-        if ok(&state) {
-            return state;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last state: {state:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Polls `query` on `port` until it returns `expected`.

@@ -3,20 +3,28 @@
 //! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica.
 
 use std::time::{Duration, Instant};
+use vigil_integration::agents::AgentCluster;
 use vigil_integration::mariadb::{self, app_query, query, APP_GRANTS};
 use vigil_integration::wait_for;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged_row_and_rejoins() {
+/// Three settled nodes with the schema `app` (table `app.t`) and its application user; returns the
+/// cluster and its primary.
+async fn settled_with_app_schema() -> (AgentCluster, usize) {
     let mut cluster = mariadb::start(3);
     cluster.agents_started(Duration::from_secs(60)).await.expect("agents started");
-    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
     let schema = ["CREATE DATABASE app", "CREATE TABLE app.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB"];
     for sql in schema.iter().chain(&APP_GRANTS) {
-        query(&cluster, old, sql).await.expect(sql);
+        query(&cluster, primary, sql).await.expect(sql);
     }
+    (cluster, primary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged_row_and_rejoins() {
+    let (mut cluster, old) = settled_with_app_schema().await;
     let replica = (old + 1) % 3;
     wait_for("the application user on a replica", PATIENCE, || async {
         app_query(&cluster, replica, "SELECT 1").await.ok()
@@ -68,13 +76,7 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_hands_over_every_acknowledged_row_and_the_old_primary_follows() {
-    let mut cluster = mariadb::start(3);
-    cluster.agents_started(Duration::from_secs(60)).await.expect("agents started");
-    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
-    let schema = ["CREATE DATABASE app", "CREATE TABLE app.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB"];
-    for sql in schema.iter().chain(&APP_GRANTS) {
-        query(&cluster, old, sql).await.expect(sql);
-    }
+    let (mut cluster, old) = settled_with_app_schema().await;
     for id in 1..=50u32 {
         app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
     }

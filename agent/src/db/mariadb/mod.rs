@@ -111,6 +111,11 @@ impl MariaDbSettings {
         self.data_dir.with_extension("cnf")
     }
 
+    /// The server's temporary directory, next to the data directory (`<data_dir>.tmp`).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.with_extension("tmp")
+    }
+
     /// The server's Unix socket, in the data directory.
     pub fn socket(&self) -> PathBuf {
         self.data_dir.join("mysqld.sock")

@@ -35,6 +35,7 @@ pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> St
     set("socket", &s.socket().display().to_string());
     set("pid_file", &s.pid_file().display().to_string());
     set("log_error", &s.error_log().display().to_string());
+    set("tmpdir", &s.tmp_dir().display().to_string());
     set("bind_address", &s.listen_host);
     set("port", &s.port.to_string());
     set("server_id", &s.server_id.to_string());
@@ -65,6 +66,7 @@ mod tests {
             "[mysqld]",
             "datadir = /tmp/v/node1/mysql",
             "socket = /tmp/v/node1/mysql/mysqld.sock",
+            "tmpdir = /tmp/v/node1/mysql.tmp",
             "port = 3306",
             "bind_address = 127.0.0.1",
             "server_id = 7",

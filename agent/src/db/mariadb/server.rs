@@ -3,6 +3,7 @@
 
 use super::{render, sql, MariaDbSettings};
 use crate::db::DbError;
+use crate::os_user::OsUser;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
@@ -18,9 +19,7 @@ const GONE_WITHIN: Duration = Duration::from_secs(5);
 
 /// `--user=…` for a server program, when the agent runs as root and `os_user` is set.
 fn user_arg(s: &MariaDbSettings) -> Option<OsString> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    s.os_user.as_ref().filter(|_| root).map(|user| format!("--user={user}").into())
+    s.os_user.as_ref().filter(|_| running_as_root()).map(|user| format!("--user={user}").into())
 }
 
 /// Runs `path` with `args`; a failure is an error of `action` with its output.
@@ -99,10 +98,27 @@ pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Re
     }
 }
 
-/// Writes the option file for the next start.
+/// Writes the option file for the next start, and makes the server's own temporary directory (servers
+/// sharing one remove each other's temporary files when they start).
 fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+    let fail = |path: &Path, e: std::io::Error| {
+        DbError::new("prepare the server's files", format!("{}: {e}", path.display()))
+    };
     std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
-        .map_err(|e| DbError::new("write the option file", format!("{}: {e}", s.option_file().display())))
+        .map_err(|e| fail(&s.option_file(), e))?;
+    let tmp = s.tmp_dir();
+    std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
+    if let Some(name) = s.os_user.as_deref().filter(|_| running_as_root()) {
+        let owner = OsUser::lookup(name).map_err(|e| fail(&tmp, e))?.owner();
+        std::os::unix::fs::chown(&tmp, Some(owner.uid), Some(owner.gid)).map_err(|e| fail(&tmp, e))?;
+    }
+    Ok(())
+}
+
+/// Whether the agent runs as root.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// The pid of the running `mariadbd` of this data directory, from its pid file (checked to be a
