@@ -196,3 +196,40 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_makes_the_primary_read_only_and_ends_every_client_session_the_privileged_too() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut admin = client(&up_a).await;
+    for statement in [
+        "CREATE DATABASE test",
+        "CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB",
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'app-pass'",
+        "GRANT SELECT, INSERT ON test.* TO 'app'@'%'",
+    ] {
+        admin.query_drop(statement).await.unwrap();
+    }
+    let app = || {
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(up_a.host.clone())
+            .tcp_port(up_a.port)
+            .user(Some("app"))
+            .pass(Some("app-pass"));
+        mysql_async::Conn::new(opts)
+    };
+    let mut open = app().await.unwrap();
+    open.query_drop("BEGIN").await.unwrap();
+    open.query_drop("INSERT INTO test.t VALUES (1)").await.unwrap();
+
+    a.fence().await.unwrap();
+    let state = a.observe().await;
+    assert!(state.running && state.role == Some(Role::Replica), "fenced, not stopped: {state:?}");
+    let refused = app().await.unwrap().query_drop("INSERT INTO test.t VALUES (2)").await.unwrap_err();
+    assert!(refused.to_string().contains("read-only") || refused.to_string().contains("1290"), "{refused}");
+    assert!(open.query_drop("COMMIT").await.is_err(), "the open transaction's session is gone");
+    assert!(admin.query_drop("SELECT 1").await.is_err(), "the privileged session is gone too");
+    let rows: Vec<u32> = client(&up_a).await.query("SELECT id FROM test.t").await.unwrap();
+    assert!(rows.is_empty(), "nothing of the open transaction committed: {rows:?}");
+}

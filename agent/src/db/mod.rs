@@ -84,6 +84,14 @@ pub trait Database: Send + Sync + 'static {
     /// Stops the server.
     fn stop(&self, mode: StopMode) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Fences the server: from now on it acknowledges no write, and no session opened before keeps writing
+    /// (a primary without a valid lease). By default an immediate stop (PostgreSQL); an engine may keep
+    /// the server running read-only instead, falling back to [`Database::kill`] when that does not finish
+    /// at once.
+    fn fence(&self) -> impl Future<Output = Result<(), DbError>> + Send {
+        self.stop(StopMode::Immediate)
+    }
+
     /// Ends the server's processes at once, also when they do not answer (stopped, storage hung), and
     /// waits until they are gone: nothing it acknowledged afterwards can exist. Crash recovery on the next
     /// start (PostgreSQL: SIGKILL of the postmaster's process group, backends included).

@@ -4,7 +4,7 @@
 use super::guard::RoleGuard;
 use super::hooks::Callback;
 use super::Action;
-use crate::db::{Database, DbError, StopMode};
+use crate::db::{Database, DbError};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -132,7 +132,7 @@ async fn run_action<D: Database>(
         }
         Action::Demote | Action::Kill => {
             match action {
-                Action::Demote => db.stop(StopMode::Immediate).await?,
+                Action::Demote => db.fence().await?,
                 _ => db.kill().await?,
             }
             events.push(JobEvent::Fenced);

@@ -36,6 +36,8 @@ const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a promotion waits for the relay log to be applied.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long fencing by `read_only` and killing the sessions may take before the server is killed instead.
+const FENCE_BUDGET: Duration = Duration::from_millis(300);
 /// How long `follow` waits for the replication threads to connect before it reports success anyway.
 const FOLLOW_CHECK: Duration = Duration::from_secs(3);
 /// The server's pid file, in the data directory.
@@ -447,6 +449,46 @@ impl MariaDb {
         Ok(())
     }
 
+    /// Makes the server read-only and ends every client session, the superuser's included (`read_only`
+    /// does not stop accounts with `READ_ONLY ADMIN`); replication threads and the replicas' connections
+    /// stay. Killed when that does not finish within [`FENCE_BUDGET`] (a hung server, a lock pile-up).
+    async fn fence_now(&self) -> Result<(), DbError> {
+        let fence = async {
+            let mut session = self.session(FENCE_BUDGET).await?;
+            for statement in ["SET SESSION lock_wait_timeout = 1", "SET GLOBAL read_only = 1"] {
+                sql::run(&mut session, statement).await?;
+            }
+            let replication = quote(&self.settings.replication.username);
+            let sessions = format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN \
+                 ('system user', 'event_scheduler', {replication}) AND COMMAND NOT IN ('Binlog Dump', \
+                 'Binlog Dump GTID', 'Daemon', 'Killed')"
+            );
+            let ids: Vec<u64> = mysql_async::prelude::Queryable::query(&mut session, sessions)
+                .await
+                .map_err(|e| format!("list the sessions: {e}"))?;
+            for id in &ids {
+                // A session that ended meanwhile is no error.
+                let _ = sql::run(&mut session, &format!("KILL CONNECTION {id}")).await;
+            }
+            Ok::<usize, String>(ids.len())
+        };
+        match tokio::time::timeout(FENCE_BUDGET, fence).await {
+            Ok(Ok(killed)) => {
+                tracing::info!(member = %self.settings.name, killed, "fenced: read-only, client sessions ended");
+                Ok(())
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e,
+                    _ => format!("not done within {FENCE_BUDGET:?}"),
+                };
+                tracing::warn!(member = %self.settings.name, why, "fencing by read_only failed: killing the server");
+                server::kill(&self.settings).await
+            }
+        }
+    }
+
     async fn observe_now(&self) -> DbState {
         let Some(system_id) = self.system_id() else { return DbState::stopped(DataState::Missing) };
         let data = DataState::Present { system_id, was_primary: false };
@@ -557,6 +599,10 @@ impl Database for MariaDb {
 
     async fn kill(&self) -> Result<(), DbError> {
         logged(&self.settings.name, "kill", None, server::kill(&self.settings)).await
+    }
+
+    async fn fence(&self) -> Result<(), DbError> {
+        logged(&self.settings.name, "fence", None, self.fence_now()).await
     }
 
     async fn promote(&self, token: u64) -> Result<(), DbError> {
