@@ -40,6 +40,11 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
     let status = cluster.rest(old, "/patroni").await.expect("status").1;
     assert!(status["vigil"]["position"].as_str().is_some_and(|p| p.starts_with("trx:")), "{status}");
     let token = status["vigil"]["fencing_token"].as_u64().expect("the primary's token");
+    let (_, view) = cluster.rest(old, "/cluster").await.expect("/cluster");
+    for member in view["members"].as_array().expect("members") {
+        assert!(member["lsn"].as_str().is_some_and(|p| p.starts_with('#')), "sequence numbers: {member}");
+        assert!(member["lag"].is_u64(), "lag in transactions: {member}");
+    }
 
     // The primary's node crashes: its agent is killed, its lifeline kills the server.
     let crashed = Instant::now();

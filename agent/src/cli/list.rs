@@ -4,6 +4,7 @@
 use super::args::Format;
 use super::table::Table;
 use serde_json::{json, Value};
+use vigil_policy::{Position, Unit};
 
 /// The columns of the member list (the boxed table drops `Cluster` and calls both lag columns `Lag`).
 const COLUMNS: [&str; 10] = [
@@ -101,7 +102,7 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
     let mut members: Vec<&Value> =
         cluster["members"].as_array().map(|m| m.iter().collect()).unwrap_or_default();
     members.sort_by(|a, b| name(a).cmp(name(b)));
-    let leader_lsn = members.iter().find(|m| is_leader(m)).and_then(|m| parse_lsn(&m["lsn"]));
+    let leader_lsn = members.iter().find(|m| is_leader(m)).and_then(|m| parse_position(&m["lsn"]));
     let order: Vec<(usize, usize)> =
         if topology { topology_order(&members) } else { (0..members.len()).map(|i| (i, 0)).collect() };
     let hosts: std::collections::BTreeSet<&str> = members.iter().filter_map(|m| m["host"].as_str()).collect();
@@ -140,28 +141,30 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
     table
 }
 
-/// Receive LSN, Receive Lag, Replay LSN, Replay Lag (lag in MB) of a replica; empty for the leader.
-fn positions(member: &Value, leader_lsn: Option<u64>) -> [Value; 4] {
+/// Receive LSN, Receive Lag, Replay LSN, Replay Lag of a replica (lag in MB, or in transactions for an
+/// engine that counts them); empty for the leader.
+fn positions(member: &Value, leader_lsn: Option<Position>) -> [Value; 4] {
     if is_leader(member) {
         return [json!(""), json!(""), json!(""), json!("")];
     }
-    let mut receive = parse_lsn(&member["receive_lsn"]);
-    let mut replay = parse_lsn(&member["replay_lsn"]);
+    let mut receive = parse_position(&member["receive_lsn"]);
+    let mut replay = parse_position(&member["replay_lsn"]);
     let lag = member["lag"].as_u64();
     let (mut receive_lag, mut replay_lag) = (member["receive_lag"].as_u64(), member["replay_lag"].as_u64());
     if receive.is_none() && replay.is_none() {
         // Only one position reported (Patroni's older shape): it goes where the state says.
         if member["state"] == "streaming" {
-            (receive, receive_lag) = (parse_lsn(&member["lsn"]), lag);
+            (receive, receive_lag) = (parse_position(&member["lsn"]), lag);
         } else {
-            (replay, replay_lag) = (parse_lsn(&member["lsn"]), lag);
+            (replay, replay_lag) = (parse_position(&member["lsn"]), lag);
         }
     }
-    let behind = |lsn: Option<u64>| leader_lsn.zip(lsn).map(|(leader, mine)| leader.saturating_sub(mine));
+    let behind =
+        |mine: Option<Position>| leader_lsn.zip(mine).and_then(|(leader, mine)| mine.lag_behind(leader));
     let receive_lag = receive_lag.or(behind(receive)).or(receive.and(lag));
     let replay_lag = replay_lag.or(behind(replay));
-    let cell = |lsn: Option<u64>, lag: Option<u64>| match lsn {
-        Some(lsn) => (json!(format_lsn(lsn)), lag.map_or(json!(""), |b| json!(lag_in_mb(b)))),
+    let cell = |position: Option<Position>, lag: Option<u64>| match position {
+        Some(p) => (json!(p.to_string()), lag.map_or(json!(""), |lag| json!(lag_cell(p.unit, lag)))),
         None => (json!(""), json!("")),
     };
     let (receive_lsn, receive_lag) = cell(receive, receive_lag);
@@ -251,20 +254,28 @@ pub fn role_title(role: &str) -> String {
         .join(" ")
 }
 
-/// A WAL position from JSON: a byte count, or PostgreSQL's `X/X` notation; `None` for `unknown` or null.
-pub fn parse_lsn(value: &Value) -> Option<u64> {
+/// A position from JSON: a byte count or PostgreSQL's `X/X` (WAL bytes), or `#N` (transactions); `None`
+/// for `unknown` or null.
+pub fn parse_position(value: &Value) -> Option<Position> {
     if let Some(n) = value.as_u64() {
-        return Some(n);
+        return Some(Position::wal(n));
     }
-    let (high, low) = value.as_str()?.split_once('/')?;
+    let text = value.as_str()?;
+    if let Some(seq) = text.strip_prefix('#') {
+        return seq.parse().ok().map(|n| Position::new(Unit::Transactions, n));
+    }
+    let (high, low) = text.split_once('/')?;
     let high = u32::from_str_radix(high, 16).ok()?;
     let low = u32::from_str_radix(low, 16).ok()?;
-    Some((u64::from(high) << 32) | u64::from(low))
+    Some(Position::wal((u64::from(high) << 32) | u64::from(low)))
 }
 
-/// PostgreSQL's `X/X` notation.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+/// A lag as the table shows it: bytes in whole MB, transactions as they are.
+fn lag_cell(unit: Unit, lag: u64) -> u64 {
+    match unit {
+        Unit::WalBytes => lag_in_mb(lag),
+        Unit::Transactions => lag,
+    }
 }
 
 /// Bytes to whole MB, rounded half to even (Python's `round(lag / 1024 / 1024)`, as patronictl).
@@ -427,10 +438,12 @@ mod tests {
 
     #[test]
     fn lsns_roles_and_lag() {
-        assert_eq!(parse_lsn(&json!("16/B374D848")), Some(0x16_B374_D848));
-        assert_eq!(parse_lsn(&json!(42)), Some(42));
-        assert_eq!(parse_lsn(&json!("unknown")), None);
-        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_position(&json!("16/B374D848")), Some(Position::wal(0x16_B374_D848)));
+        assert_eq!(parse_position(&json!(42)), Some(Position::wal(42)));
+        assert_eq!(parse_position(&json!("#42")), Some(Position::new(Unit::Transactions, 42)));
+        assert_eq!(parse_position(&json!("unknown")), None);
+        assert_eq!(Position::wal(0x16_B374_D848).to_string(), "16/B374D848");
+        assert_eq!((lag_cell(Unit::WalBytes, 2_097_152), lag_cell(Unit::Transactions, 7)), (2, 7));
         assert_eq!(role_title("sync_standby"), "Sync Standby");
         assert_eq!(role_title("leader"), "Leader");
         assert_eq!(lag_in_mb(0), 0);
@@ -448,5 +461,14 @@ mod tests {
         let t = members_table(&c, false, false);
         assert_eq!(t.rows[1][6..], [json!("0/4F00000"), json!(1), json!(""), json!("")]);
         assert_eq!(t.rows[2][6..], [json!(""), json!(""), json!("0/4000000"), json!(16)]);
+    }
+
+    #[test]
+    fn mariadb_positions_show_as_sequence_numbers_with_lag_in_transactions() {
+        let c = json!({"scope": "s", "members": [
+            {"name": "a", "role": "leader", "lsn": "#42"},
+            {"name": "b", "role": "replica", "state": "streaming", "receive_lsn": "#40", "replay_lsn": "#39"}]});
+        let t = members_table(&c, false, false);
+        assert_eq!(t.rows[1][6..], [json!("#40"), json!(2), json!("#39"), json!(3)]);
     }
 }
