@@ -1,10 +1,10 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
 use crate::config::{Config, EngineConfig};
-use crate::db::lifeline::{Engine, Lifeline};
+use crate::db::lifeline::Lifeline;
 use crate::db::mariadb::{MariaDb, MariaDbSettings};
 use crate::db::postgres::{Postgres, PostgresSettings};
-use crate::db::Database;
+use crate::db::{Database, Engine};
 use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;

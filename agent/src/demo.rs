@@ -1,9 +1,11 @@
-//! `vigil demo`: a local cluster of PostgreSQL nodes with their agents, each agent its own process, on
-//! 127.0.0.1, until Ctrl-C; then everything is stopped and its directory removed. With a CA made for the
-//! demo (in `tls/`), as a production cluster should: the agents' Raft group runs over mutual TLS, and
-//! replication, pg_basebackup and pg_rewind connect over TLS, checking the server's certificate.
+//! `vigil demo`: a local cluster of PostgreSQL (or, with `--engine mariadb`, MariaDB) nodes with their
+//! agents, each agent its own process, on 127.0.0.1, until Ctrl-C; then everything is stopped and its
+//! directory removed. With a CA made for the demo (in `tls/`), as a production cluster should: the
+//! agents' Raft group runs over mutual TLS, and PostgreSQL's replication, pg_basebackup and pg_rewind
+//! connect over TLS, checking the server's certificate.
 
 use crate::config::{find_bin_dir, DEFAULT_PG_LIB_ROOT};
+use crate::db::Engine;
 use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -16,9 +18,13 @@ pub struct DemoArgs {
     /// How many nodes.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=9))]
     nodes: u16,
-    /// Node i uses PostgreSQL port BASE+i, REST port BASE+100+i and Raft port BASE+200+i.
-    #[arg(long, default_value_t = 15432)]
-    base_port: u16,
+    /// Node i uses database port BASE+i, REST port BASE+100+i and Raft port BASE+200+i (default: 15432
+    /// for PostgreSQL, 13306 for MariaDB).
+    #[arg(long)]
+    base_port: Option<u16>,
+    /// The database the nodes run (MariaDB: Debian's `mariadb-server` must be installed).
+    #[arg(long, value_enum, default_value = "postgresql")]
+    engine: Engine,
 }
 
 /// The superuser's password in the demo.
@@ -26,17 +32,21 @@ const PASSWORD: &str = "vigil-demo";
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(args: DemoArgs) -> Result<(), String> {
-    let bin_dir = postgres_bin_dir()?;
+    let (section, os_user, base) = match args.engine {
+        Engine::Postgresql => (Section::Postgresql(postgres_bin_dir()?), "postgres", 15432),
+        Engine::Mariadb => (Section::Mysql, "mysql", 13306),
+    };
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let os_user = (unsafe { libc::geteuid() } == 0).then_some("postgres");
-    let nodes: Vec<Node> = (0..args.nodes).map(|i| Node::new(args.base_port, i)).collect::<Result<_, _>>()?;
+    let os_user = (unsafe { libc::geteuid() } == 0).then_some(os_user);
+    let base = args.base_port.unwrap_or(base);
+    let nodes: Vec<Node> = (0..args.nodes).map(|i| Node::new(base, i)).collect::<Result<_, _>>()?;
     check_ports_free(&nodes)?;
     let dir = fresh_dir(&std::env::temp_dir())?;
     let mut cluster = Cluster { dir: dir.clone(), children: Vec::new() };
     make_certificates(&dir, &nodes, os_user)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the vigil binary: {e}"))?;
     for node in &nodes {
-        let config = node.config(&nodes, &dir, &bin_dir, os_user);
+        let config = node.config(&nodes, &dir, &section, os_user);
         let file = dir.join(format!("{}.yml", node.name));
         write_private(&file, &config)?;
         let log = std::fs::File::create(dir.join(format!("{}.log", node.name))).map_err(|e| e.to_string())?;
@@ -53,7 +63,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     println!("Starting {} nodes in {} (logs: <node>.log there)...", nodes.len(), dir.display());
     let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
     wait_for_cluster(&http, &nodes).await?;
-    println!("{}", summary(&http, &nodes).await);
+    println!("{}", summary(&http, &nodes, args.engine).await);
     println!("Press Ctrl-C to stop the cluster and remove {}.", dir.display());
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     println!("Stopping...");
@@ -64,7 +74,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 /// One demo node's name and ports.
 struct Node {
     name: String,
-    pg_port: u16,
+    db_port: u16,
     api_port: u16,
     raft_port: u16,
 }
@@ -77,13 +87,13 @@ impl Node {
         };
         Ok(Node {
             name: format!("node{}", i + 1),
-            pg_port: port(0)?,
+            db_port: port(0)?,
             api_port: port(100)?,
             raft_port: port(200)?,
         })
     }
 
-    fn config(&self, all: &[Node], dir: &Path, bin_dir: &Path, os_user: Option<&str>) -> String {
+    fn config(&self, all: &[Node], dir: &Path, section: &Section, os_user: Option<&str>) -> String {
         let partners: Vec<String> = all
             .iter()
             .filter(|n| n.name != self.name)
@@ -93,31 +103,55 @@ impl Node {
         let mut yaml = format!(
             "scope: demo\nname: {name}\nrestapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
              raft:\n  data_dir: {home}/raft\n  self_addr: 127.0.0.1:{raft}\n  partner_addrs: [{partners}]\n\
-             \x20 certfile: {tls}/{name}.pem\n  keyfile: {tls}/{name}.key\n  cafile: {tls}/ca.pem\n\
-             bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n  initdb: [{{encoding: UTF8}}, data-checksums]\n\
-             \x20 pg_hba:\n    - hostssl replication replicator 127.0.0.1/32 scram-sha-256\n\
-             \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
-             postgresql:\n  listen: 127.0.0.1:{pg}\n  connect_address: 127.0.0.1:{pg}\n  data_dir: {home}/pg\n\
-             \x20 bin_dir: {bin}\n  pgpass: {home}/pgpass\n  authentication:\n\
-             \x20   replication: {{username: replicator, password: rep-pass, {verify}}}\n\
-             \x20   superuser: {{username: postgres, password: {PASSWORD}, {verify}}}\n\
-             \x20 parameters:\n    unix_socket_directories: {home}/sock\n\
-             \x20   ssl: 'on'\n    ssl_cert_file: {tls}/{name}.pem\n    ssl_key_file: {tls}/{name}.key\n",
-            verify = format_args!("sslmode: verify-full, sslrootcert: {}/ca.pem", dir.join("tls").display()),
+             \x20 certfile: {tls}/{name}.pem\n  keyfile: {tls}/{name}.key\n  cafile: {tls}/ca.pem\n",
             name = self.name,
             api = self.api_port,
             raft = self.raft_port,
-            pg = self.pg_port,
             partners = partners.join(", "),
             home = home.display(),
             tls = dir.join("tls").display(),
-            bin = bin_dir.display(),
         );
+        match section {
+            Section::Postgresql(bin_dir) => yaml.push_str(&format!(
+                "bootstrap:\n  dcs:\n    postgresql:\n      use_pg_rewind: true\n  initdb: [{{encoding: UTF8}}, data-checksums]\n\
+                 \x20 pg_hba:\n    - hostssl replication replicator 127.0.0.1/32 scram-sha-256\n\
+                 \x20   - host all all 127.0.0.1/32 scram-sha-256\n\
+                 postgresql:\n  listen: 127.0.0.1:{db}\n  connect_address: 127.0.0.1:{db}\n  data_dir: {home}/pg\n\
+                 \x20 bin_dir: {bin}\n  pgpass: {home}/pgpass\n  authentication:\n\
+                 \x20   replication: {{username: replicator, password: rep-pass, {verify}}}\n\
+                 \x20   superuser: {{username: postgres, password: {PASSWORD}, {verify}}}\n\
+                 \x20 parameters:\n    unix_socket_directories: {home}/sock\n\
+                 \x20   ssl: 'on'\n    ssl_cert_file: {tls}/{name}.pem\n    ssl_key_file: {tls}/{name}.key\n",
+                verify = format_args!("sslmode: verify-full, sslrootcert: {}/ca.pem", dir.join("tls").display()),
+                name = self.name,
+                db = self.db_port,
+                home = home.display(),
+                tls = dir.join("tls").display(),
+                bin = bin_dir.display(),
+            )),
+            Section::Mysql => yaml.push_str(&format!(
+                "bootstrap:\n  dcs:\n    maximum_lag_on_failover: 1000\n\
+                 mysql:\n  listen: 127.0.0.1:{db}\n  connect_address: 127.0.0.1:{db}\n  data_dir: {home}/mysql\n\
+                 \x20 authentication:\n    superuser: {{username: vigil, password: {PASSWORD}}}\n\
+                 \x20   replication: {{username: replicator, password: rep-pass}}\n\
+                 \x20 parameters: {{innodb_buffer_pool_size: 32M, innodb_log_file_size: 16M}}\n",
+                db = self.db_port,
+                home = home.display(),
+            )),
+        }
         if let Some(user) = os_user {
             let _ = writeln!(yaml, "  os_user: {user}");
         }
         yaml
     }
+}
+
+/// The database section of the demo's nodes.
+enum Section {
+    /// PostgreSQL, its programs in this directory.
+    Postgresql(PathBuf),
+    /// MariaDB, its programs found on PATH and in /usr/sbin.
+    Mysql,
 }
 
 /// A throwaway CA in `dir/tls` and a certificate for each node (127.0.0.1), used by its agent's Raft port
@@ -183,7 +217,7 @@ fn postgres_bin_dir() -> Result<PathBuf, String> {
 }
 
 fn check_ports_free(nodes: &[Node]) -> Result<(), String> {
-    let ports = nodes.iter().flat_map(|n| [n.pg_port, n.api_port, n.raft_port]);
+    let ports = nodes.iter().flat_map(|n| [n.db_port, n.api_port, n.raft_port]);
     let busy: Vec<String> =
         ports.filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_err()).map(|p| p.to_string()).collect();
     if busy.is_empty() {
@@ -245,13 +279,21 @@ async fn wait_for_cluster(http: &reqwest::Client, nodes: &[Node]) -> Result<(), 
     Err("the cluster did not come up within 90 s: see the logs in the demo directory".to_owned())
 }
 
-/// The connection string, the REST addresses and the member table.
-async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
-    let hosts: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.pg_port)).collect();
-    let mut out = format!(
-        "\nWrites (any client, follows failovers):\n  postgresql://postgres:{PASSWORD}@{}/postgres?target_session_attrs=read-write\n\nREST API:\n",
-        hosts.join(",")
-    );
+/// How to connect for writes, the REST addresses and the member table.
+async fn summary(http: &reqwest::Client, nodes: &[Node], engine: Engine) -> String {
+    let hosts: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.db_port)).collect();
+    let mut out = match engine {
+        Engine::Postgresql => format!(
+            "\nWrites (any client, follows failovers):\n  postgresql://postgres:{PASSWORD}@{}/postgres?target_session_attrs=read-write\n\nREST API:\n",
+            hosts.join(",")
+        ),
+        Engine::Mariadb => format!(
+            "\nWrites: to the primary (the member whose /primary answers 200; HAProxy's \
+             examples/haproxy-mariadb.cfg routes to it), e.g.\n  mariadb -h 127.0.0.1 -P <its port> -u vigil -p{PASSWORD}\n\
+             Nodes: {}\n\nREST API:\n",
+            hosts.join(", ")
+        ),
+    };
     for node in nodes {
         let _ = writeln!(out, "  {}: http://127.0.0.1:{}/patroni", node.name, node.api_port);
     }
@@ -267,7 +309,7 @@ async fn summary(http: &reqwest::Client, nodes: &[Node]) -> String {
             }
             Err(_) => ("?".into(), "unreachable".into(), String::new(), String::new()),
         };
-        let host = format!("127.0.0.1:{}", node.pg_port);
+        let host = format!("127.0.0.1:{}", node.db_port);
         let _ = writeln!(out, "  {:<8} {:<16} {:<13} {:<9} {:>4}  {}", node.name, host, role, state, tl, lsn);
     }
     out

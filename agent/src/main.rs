@@ -33,7 +33,7 @@ enum Command {
     Lifeline {
         /// The server's engine.
         #[arg(long, value_enum, default_value = "postgresql")]
-        engine: vigil_agent::db::lifeline::Engine,
+        engine: vigil_agent::db::Engine,
         /// The data directory.
         #[arg(long)]
         data_dir: PathBuf,

@@ -70,7 +70,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for dir in self.data_dirs.lock().unwrap().iter() {
-            vigil_agent::db::lifeline::watch(vigil_agent::db::lifeline::Engine::Mariadb, dir, &[][..]);
+            vigil_agent::db::lifeline::watch(vigil_agent::db::Engine::Mariadb, dir, &[][..]);
             if std::thread::panicking() {
                 let log = std::fs::read_to_string(dir.join("mysqld.err")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();

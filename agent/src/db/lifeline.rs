@@ -5,20 +5,12 @@
 //! SIGKILL). So a dead agent cannot leave a primary taking writes without a lease. In pause mode the
 //! agent disarms the watcher: maintenance keeps the database running.
 
+use crate::db::Engine;
 use clap::ValueEnum;
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-
-/// The engine whose server a watcher ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Engine {
-    /// The postmaster of the data directory.
-    Postgresql,
-    /// The `mariadbd` of the data directory.
-    Mariadb,
-}
 
 /// The byte that arms the watcher (the default).
 const ARM: u8 = b'A';

@@ -18,6 +18,16 @@ pub use vigil_policy::{
     DataState, DbState, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit, Upstream,
 };
 
+/// A database engine Vigil manages (the adapter the daemon runs, the server a lifeline ends, the nodes of
+/// `vigil demo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// PostgreSQL.
+    Postgresql,
+    /// MariaDB.
+    Mariadb,
+}
+
 /// How to stop a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {

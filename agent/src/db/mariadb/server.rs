@@ -104,6 +104,9 @@ fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<
     let fail = |path: &Path, e: std::io::Error| {
         DbError::new("prepare the server's files", format!("{}: {e}", path.display()))
     };
+    if let Some(parent) = s.data_dir.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+    }
     std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
         .map_err(|e| fail(&s.option_file(), e))?;
     let tmp = s.tmp_dir();
