@@ -233,3 +233,41 @@ async fn fencing_makes_the_primary_read_only_and_ends_every_client_session_the_p
     let rows: Vec<u32> = client(&up_a).await.query("SELECT id FROM test.t").await.unwrap();
     assert!(rows.is_empty(), "nothing of the open transaction committed: {rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_waits_until_a_blocked_sql_thread_applied_everything_received() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    let (b, up_b) = lab.node("node-b", 2);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut session = client(&up_a).await;
+    session.query_drop("CREATE DATABASE test").await.unwrap();
+    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    b.clone_from(&up_a).await.unwrap();
+    b.follow(Some(&up_a)).await.unwrap();
+    let written = a.observe().await.position;
+    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+
+    // A session on the replica holds a table lock: its SQL thread cannot apply what it receives.
+    let mut lock = client(&up_b).await;
+    lock.query_drop("LOCK TABLES test.t READ").await.unwrap();
+    for id in 1..=5 {
+        session.query_drop(format!("INSERT INTO test.t VALUES ({id})")).await.unwrap();
+    }
+    let written = a.observe().await.position;
+    let state = wait_state(&b, "node-b receives the rows", |s| s.position == written).await;
+    assert!(state.replay_position < written, "received, not applied: {state:?}");
+    drop(session);
+    a.kill().await.unwrap();
+
+    let promotion = tokio::spawn(async move {
+        b.promote(2).await.unwrap();
+        b
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!promotion.is_finished(), "the promotion waits for the relay log to be applied");
+    lock.query_drop("UNLOCK TABLES").await.unwrap();
+    let b = promotion.await.unwrap();
+    assert_eq!(b.observe().await.role, Some(Role::Primary));
+    assert_eq!(rows(&up_b).await, [1, 2, 3, 4, 5], "every row received before the crash is kept");
+}
