@@ -21,7 +21,10 @@ async fn survives_the_loss_of_the_raft_leader(size: u64) {
     let leader = cluster.leader().await;
     let follower = cluster.running().into_iter().find(|id| *id != leader).expect("a follower");
 
-    let grant = cluster.node(follower).acquire_lease(&member("pg-a"), TTL, MARGIN).await.expect("acquire");
+    // Long enough to outlive the election even on a loaded machine (at 1.5 s it expired now and then
+    // while the whole suite ran).
+    let ttl = Duration::from_secs(6);
+    let grant = cluster.node(follower).acquire_lease(&member("pg-a"), ttl, MARGIN).await.expect("acquire");
     let config = cluster.node(follower).put(&Key::Config, json!({"ttl": 3}), Condition::Absent, None).await;
     let config_version = config.expect("create config");
 
@@ -35,7 +38,7 @@ async fn survives_the_loss_of_the_raft_leader(size: u64) {
     // The lease outlives a Raft failover: the holder renews it with the token it was granted.
     let renewed = cluster.node(new_leader).renew_lease(&grant).await.expect("renew after failover");
     assert_eq!(renewed.token, grant.token);
-    let taken = cluster.node(new_leader).acquire_lease(&member("pg-b"), TTL, MARGIN).await;
+    let taken = cluster.node(new_leader).acquire_lease(&member("pg-b"), ttl, MARGIN).await;
     assert!(
         matches!(taken, Err(DcsError::LeaseHeld { ref holder, token }) if *holder == member("pg-a") && token == grant.token)
     );

@@ -9,6 +9,24 @@ use vigil_integration::wait_for;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// Crashes primary `old`'s node (its agent killed, and its server by the lifeline); returns the node that
+/// then accepted the application's write, and how long after the crash.
+async fn crash_and_first_write(cluster: &mut AgentCluster, old: usize) -> (usize, Duration) {
+    let crashed = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != old).collect();
+    let cluster = &*cluster;
+    wait_for("a write accepted by another node", PATIENCE, || async {
+        for &i in &others {
+            if app_query(cluster, i, "INSERT INTO app.t VALUES (1000)").await.is_ok() {
+                return Some((i, crashed.elapsed()));
+            }
+        }
+        None
+    })
+    .await
+}
+
 /// Three settled nodes with the schema `app` (table `app.t`) and its application user; returns the
 /// cluster and its primary.
 async fn settled_with_app_schema() -> (AgentCluster, usize) {
@@ -46,19 +64,7 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
         assert!(member["lag"].is_u64(), "lag in transactions: {member}");
     }
 
-    // The primary's node crashes: its agent is killed, its lifeline kills the server.
-    let crashed = Instant::now();
-    cluster.signal_agent(old, libc::SIGKILL);
-    let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
-    let (new, downtime) = wait_for("a write accepted by another node", PATIENCE, || async {
-        for &i in &others {
-            if app_query(&cluster, i, "INSERT INTO app.t VALUES (1000)").await.is_ok() {
-                return Some((i, crashed.elapsed()));
-            }
-        }
-        None
-    })
-    .await;
+    let (new, downtime) = crash_and_first_write(&mut cluster, old).await;
     eprintln!("node crash: first write on {} after {downtime:?}", cluster.nodes[new].name);
     let rows = query(&cluster, new, "SELECT id FROM app.t WHERE id <= 20 ORDER BY id").await.expect("rows");
     assert_eq!(rows, acknowledged, "every acknowledged row is on the new primary");
@@ -111,4 +117,30 @@ async fn a_switchover_hands_over_every_acknowledged_row_and_the_old_primary_foll
     );
     cluster.start_agent(old); // restarted in place: it stays a replica
     cluster.streaming_replica(old, PATIENCE).await;
+}
+
+/// Node-crash failover on MariaDB, repeated on a fresh cluster each run (`MARIADB_BENCH_RUNS`, default 20):
+/// from kill -9 of the primary's agent (the lifeline kills its server) to the first write another node
+/// accepts. `cargo test -p vigil-integration --test mariadb_cluster -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark, its figures are in BENCHMARKS.md"]
+async fn bench_node_crash_failover() {
+    let runs: usize = std::env::var("MARIADB_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
+    let mut times = Vec::new();
+    for run in 1..=runs {
+        let (mut cluster, old) = settled_with_app_schema().await;
+        app_query(&cluster, old, "INSERT INTO app.t VALUES (1)").await.expect("insert");
+        let (new, downtime) = crash_and_first_write(&mut cluster, old).await;
+        let kept = app_query(&cluster, new, "SELECT COUNT(*) FROM app.t WHERE id = 1").await.expect("count");
+        assert_eq!(kept, ["1"], "run {run}: the acknowledged row is on the new primary");
+        eprintln!("run {run}: {downtime:?}");
+        times.push(downtime);
+    }
+    times.sort();
+    eprintln!(
+        "node crash, {runs} runs: median {:?}, min {:?}, max {:?}",
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1]
+    );
 }
