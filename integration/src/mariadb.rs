@@ -56,24 +56,27 @@ pub const APP_GRANTS: [&str; 2] = [
 /// Runs `sql` on node `i`'s MariaDB over TCP as the superuser and returns the first column of every
 /// row, as text.
 pub async fn query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
-    query_as(cluster, i, ("vigil", PASSWORD), sql).await
+    let node = &cluster.nodes[i];
+    query_at(&node.host, node.pg_port, ("vigil", PASSWORD), sql).await
 }
 
 /// [`query`] as the application user ([`APP_USER`]).
 pub async fn app_query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
-    query_as(cluster, i, APP_USER, sql).await
+    let node = &cluster.nodes[i];
+    query_at(&node.host, node.pg_port, APP_USER, sql).await
 }
 
-async fn query_as(
-    cluster: &AgentCluster,
-    i: usize,
+/// Runs `sql` on the server at `host:port` (a node, or a proxy in front of them) as `user` with its
+/// password; the first column of every row, as text. Bounded by 2 s.
+pub async fn query_at(
+    host: &str,
+    port: u16,
     (user, password): (&str, &str),
     sql: &str,
 ) -> Result<Vec<String>, String> {
-    let node = &cluster.nodes[i];
     let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(node.host.clone())
-        .tcp_port(node.pg_port)
+        .ip_or_hostname(host.to_owned())
+        .tcp_port(port)
         .user(Some(user))
         .pass(Some(password));
     let work = async {

@@ -4,14 +4,25 @@
 
 use std::time::{Duration, Instant};
 use vigil_integration::agents::AgentCluster;
-use vigil_integration::mariadb::{self, app_query, query, APP_GRANTS};
+use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND};
+use vigil_integration::mariadb::{self, app_query, query, query_at, APP_GRANTS, APP_USER};
 use vigil_integration::wait_for;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// Crashes primary `old`'s node (its agent killed, and its server by the lifeline); returns the node that
-/// then accepted the application's write, and how long after the crash.
+/// Crashes primary `old`'s node (its agent killed, and its server by the lifeline) once every replica has
+/// the rows of `app.t` it has; returns the node that then accepted the application's write, and how long
+/// after the crash. (Replication is asynchronous: a row the primary acknowledged just before a crash may
+/// be on no replica. Synchronous modes, which keep it, are not built for MariaDB yet.)
 async fn crash_and_first_write(cluster: &mut AgentCluster, old: usize) -> (usize, Duration) {
+    let count = "SELECT COUNT(*) FROM app.t";
+    let rows = query(cluster, old, count).await.expect("count on the primary");
+    for i in (0..cluster.nodes.len()).filter(|i| *i != old) {
+        wait_for("the replicas to have every row", PATIENCE, || async {
+            (query(cluster, i, count).await.ok()? == rows).then_some(())
+        })
+        .await;
+    }
     let crashed = Instant::now();
     cluster.signal_agent(old, libc::SIGKILL);
     let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != old).collect();
@@ -117,6 +128,26 @@ async fn a_switchover_hands_over_every_acknowledged_row_and_the_old_primary_foll
     );
     cluster.start_agent(old); // restarted in place: it stays a replica
     cluster.streaming_replica(old, PATIENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_crashes() {
+    let (mut cluster, old) = settled_with_app_schema().await;
+    let haproxy = HaProxy::start(&cluster).await;
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&cluster.nodes[old].name], PATIENCE).await;
+    let port = haproxy.rw_port;
+    let through = |sql: String| async move { query_at("127.0.0.1", port, APP_USER, &sql).await };
+    for id in 1..=10u32 {
+        through(format!("INSERT INTO app.t VALUES ({id})")).await.expect("a write through HAProxy");
+    }
+    let (new, _) = crash_and_first_write(&mut cluster, old).await;
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&cluster.nodes[new].name], PATIENCE).await;
+    wait_for("a write through HAProxy after the crash", PATIENCE, || async {
+        through("INSERT INTO app.t VALUES (11)".to_owned()).await.ok()
+    })
+    .await;
+    let rows = query(&cluster, new, "SELECT COUNT(*) FROM app.t WHERE id <= 11").await.expect("count");
+    assert_eq!(rows, ["11"], "every write acknowledged through HAProxy is on the new primary");
 }
 
 /// Node-crash failover on MariaDB, repeated on a fresh cluster each run (`MARIADB_BENCH_RUNS`, default 20):
