@@ -75,8 +75,14 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
         assert!(member["lag"].is_u64(), "lag in transactions: {member}");
     }
 
+    let server = cluster.mariadbd_pid(old).expect("the old primary's mariadbd");
     let (new, downtime) = crash_and_first_write(&mut cluster, old).await;
     eprintln!("node crash: first write on {} after {downtime:?}", cluster.nodes[new].name);
+    wait_for("the lifeline to kill the old primary's mariadbd", PATIENCE, || async {
+        // SAFETY: signal 0 only checks whether the process exists.
+        (unsafe { libc::kill(server, 0) } != 0).then_some(())
+    })
+    .await;
     let rows = query(&cluster, new, "SELECT id FROM app.t WHERE id <= 20 ORDER BY id").await.expect("rows");
     assert_eq!(rows, acknowledged, "every acknowledged row is on the new primary");
     let status = cluster.rest(new, "/patroni").await.expect("status").1;
