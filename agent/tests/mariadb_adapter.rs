@@ -184,7 +184,8 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     client(&up_b).await.query_drop("INSERT INTO test.t VALUES (2)").await.unwrap();
 
     let refused = a.follow(Some(&up_b)).await.unwrap_err();
-    assert!(refused.to_string().contains("follow node-b"), "{refused}");
+    assert!(refused.to_string().contains("follow node-b: diverged"), "{refused}");
+    assert!(refused.to_string().contains("binlog ends at 0-1-"), "names what it logged: {refused}");
     let state = a.observe().await;
     assert!(!state.streaming, "{state:?}");
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");

@@ -40,6 +40,8 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
 const FENCE_BUDGET: Duration = Duration::from_millis(300);
 /// How long `follow` waits for the replication threads to connect before it reports success anyway.
 const FOLLOW_CHECK: Duration = Duration::from_secs(3);
+/// The upstream refuses the position a replica asks for (GTIDs it does not have: the replica diverged).
+const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
 /// The server's pid file, in the data directory.
 const PID_FILE: &str = "mysqld.pid";
 /// The file in the data directory that names the cluster the data belongs to.
@@ -383,6 +385,22 @@ impl MariaDb {
             let status = status.unwrap_or_default();
             if status.sql_errno != 0 {
                 return Err(DbError::new(format!("follow {}", up.name), status.sql_error));
+            }
+            if status.io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+                let logged: Option<String> =
+                    mysql_async::prelude::Queryable::query_first(session, "SELECT @@global.gtid_binlog_pos")
+                        .await
+                        .ok()
+                        .flatten();
+                let why = format!(
+                    "diverged: {} refuses this server's position (its binlog ends at {}; transactions {} \
+                     lacks are lost when it is cloned again): {}",
+                    up.name,
+                    logged.unwrap_or_default(),
+                    up.name,
+                    status.io_error
+                );
+                return Err(DbError::new(format!("follow {}", up.name), why));
             }
             if status.io_errno != 0 && !status.io_running.eq_ignore_ascii_case("yes") {
                 return Err(DbError::new(format!("follow {}", up.name), status.io_error));
