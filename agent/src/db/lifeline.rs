@@ -68,7 +68,7 @@ pub fn watch(engine: Engine, data_dir: &Path, input: impl Read) {
     }
     match engine {
         Engine::Postgresql => crate::db::postgres::kill::stop_for_lifeline(data_dir),
-        Engine::Mariadb => crate::db::mariadb::kill_for_lifeline(data_dir),
+        Engine::Mariadb => crate::db::mariadb::server::kill_for_lifeline(data_dir),
     }
 }
 

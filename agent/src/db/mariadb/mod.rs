@@ -13,7 +13,7 @@
 
 mod gtid;
 mod render;
-mod server;
+pub(crate) mod server;
 mod sql;
 
 use crate::config::{Config, MysqlPrograms, UserPassword};
@@ -668,15 +668,6 @@ impl Database for MariaDb {
     async fn check_parameters(&self, _parameters: &BTreeMap<String, String>) -> Result<(), String> {
         Ok(())
     }
-}
-
-/// Ends the `mariadbd` of `data_dir`, if one runs, for a lifeline whose agent died: SIGKILL, so that it
-/// acknowledges nothing more (crash recovery on the next start).
-pub(crate) fn kill_for_lifeline(data_dir: &std::path::Path) {
-    let Some(pid) = server::server_pid(&data_dir.join(PID_FILE)) else { return };
-    eprintln!("vigil lifeline: the agent is gone; killing mariadbd {pid} of {}", data_dir.display());
-    // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
 /// A `server_id` for member `name`, from 1 to 2^32 − 1: its FNV-1a hash (stable across restarts and

@@ -135,6 +135,15 @@ pub(crate) fn server_pid(pid_file: &Path) -> Option<libc::pid_t> {
     (exe.file_name()? == "mariadbd" && alive).then_some(pid)
 }
 
+/// Ends the `mariadbd` of `data_dir`, if one runs, for a lifeline whose agent died: SIGKILL, so that it
+/// acknowledges nothing more (crash recovery on the next start).
+pub(crate) fn kill_for_lifeline(data_dir: &std::path::Path) {
+    let Some(pid) = server_pid(&data_dir.join(super::PID_FILE)) else { return };
+    eprintln!("vigil lifeline: the agent is gone; killing mariadbd {pid} of {}", data_dir.display());
+    // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
 /// Whether the server process runs.
 pub(super) fn runs(s: &MariaDbSettings) -> bool {
     server_pid(&s.pid_file()).is_some()
