@@ -1,0 +1,187 @@
+//! The data directory: a new cluster's bootstrap, a copy of another member's data, the cluster's identity.
+
+use super::{server, sql, MariaDb, ADMIN_TIMEOUT};
+use crate::db::{DbError, Upstream};
+use sql::quote;
+use std::ffi::OsString;
+use std::hash::{BuildHasher, Hasher};
+
+/// The file in the data directory that names the cluster the data belongs to.
+const SYSTEM_ID_FILE: &str = "vigil_system_id";
+
+impl MariaDb {
+    /// The cluster identity recorded in the data directory; `None` while none is (no data, or data the
+    /// bootstrap or a clone did not finish: it is made again).
+    pub(super) fn system_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.settings.data_dir.join(SYSTEM_ID_FILE)).ok()?;
+        Some(text.trim().to_owned()).filter(|id| !id.is_empty())
+    }
+
+    fn write_system_id(&self, id: &str) -> Result<(), DbError> {
+        std::fs::write(self.settings.data_dir.join(SYSTEM_ID_FILE), format!("{id}\n"))
+            .map_err(|e| DbError::new("record the cluster's identity", e))
+    }
+
+    /// Empties the data directory (the server must be stopped).
+    pub(super) fn empty_data_dir(&self) -> Result<(), DbError> {
+        let dir = &self.settings.data_dir;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(DbError::new("remove data", format!("{}: {e}", dir.display()))),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let removed =
+                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.map_err(|e| DbError::new("remove data", format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// A fresh data directory with MariaDB's system tables, its server running read-only.
+    async fn install_and_start(&self) -> Result<(), DbError> {
+        if server::runs(&self.settings) {
+            server::kill(&self.settings).await?;
+        }
+        self.empty_data_dir()?;
+        let timeout = self.runtime().upstream_timeout;
+        server::install(&self.settings, timeout).await?;
+        self.ensure_running().await
+    }
+
+    /// The statement that records `token` as the current term in `vigil.fence`.
+    pub(super) fn fence_row(&self, token: u64) -> String {
+        format!(
+            "INSERT INTO vigil.fence (id, token, holder, server_id, promoted_at) VALUES (1, {token}, {}, \
+             @@server_id, NOW(6)) ON DUPLICATE KEY UPDATE token = VALUES(token), holder = VALUES(holder), \
+             server_id = VALUES(server_id), promoted_at = VALUES(promoted_at)",
+            quote(&self.settings.name)
+        )
+    }
+
+    pub(super) async fn bootstrap_now(&self, token: Option<u64>) -> Result<(), DbError> {
+        self.install_and_start().await?;
+        let mut session = sql::connect(&self.settings.socket(), &installer_account(), None, ADMIN_TIMEOUT)
+            .await
+            .map_err(|e| DbError::new("bootstrap", e))?;
+        let system_id = RandomId::new().to_string();
+        let (su, rep) = (&self.settings.superuser, &self.settings.replication);
+        let mut statements = Vec::new();
+        for host in ["localhost", "%"] {
+            let user = format!("{}@{}", quote(&su.username), quote(host));
+            statements.push(format!("CREATE USER {user} IDENTIFIED BY {}", quote(su.password.expose())));
+            statements.push(format!("GRANT ALL PRIVILEGES ON *.* TO {user} WITH GRANT OPTION"));
+        }
+        let replicator = format!("{}@'%'", quote(&rep.username));
+        statements.push(format!("CREATE USER {replicator} IDENTIFIED BY {}", quote(rep.password.expose())));
+        statements.push(format!("GRANT REPLICATION SLAVE ON *.* TO {replicator}"));
+        statements.push("CREATE DATABASE vigil".to_owned());
+        statements.push(
+            "CREATE TABLE vigil.fence (id TINYINT UNSIGNED PRIMARY KEY, token BIGINT UNSIGNED NOT NULL, \
+             holder VARCHAR(255) NOT NULL, server_id INT UNSIGNED NOT NULL, promoted_at TIMESTAMP(6) NOT NULL) \
+             ENGINE=InnoDB"
+                .to_owned(),
+        );
+        statements.push(
+            "CREATE TABLE vigil.cluster (id TINYINT UNSIGNED PRIMARY KEY, system_id VARCHAR(64) NOT NULL) \
+             ENGINE=InnoDB"
+                .to_owned(),
+        );
+        statements.push(format!("INSERT INTO vigil.cluster VALUES (1, {})", quote(&system_id)));
+        statements.push(self.fence_row(token.unwrap_or(0)));
+        statements.push("SET GLOBAL read_only = 0".to_owned());
+        for statement in &statements {
+            sql::run(&mut session, statement).await.map_err(|e| DbError::new("bootstrap", e))?;
+        }
+        self.write_system_id(&system_id)
+    }
+
+    /// Copies the data from `upstream` with `mariadb-dump` (its GTID position included) into a fresh
+    /// server, without logging the load, then stops the server: `follow` starts it as a replica.
+    pub(super) async fn clone_now(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.install_and_start().await?;
+        let su = &self.settings.superuser;
+        let dump = format!(
+            "set -o pipefail; {dump} --host={host} --port={port} --user={user} --all-databases \
+             --single-transaction --gtid --master-data=1 --routines --events --triggers --flush-privileges \
+             | {client} --socket={socket} --user={installer} --init-command='SET sql_log_bin = 0'",
+            dump = shell_word(&self.settings.programs.dump.display().to_string()),
+            client = shell_word(&self.settings.programs.client.display().to_string()),
+            host = shell_word(&upstream.host),
+            port = upstream.port,
+            user = shell_word(&su.username),
+            socket = shell_word(&self.settings.socket().display().to_string()),
+            installer = shell_word(&installer_account()),
+        );
+        let args: Vec<OsString> = vec!["-c".into(), dump.into()];
+        // The password reaches both programs through the environment, never their command lines.
+        let mut cmd = tokio::process::Command::new("/bin/bash");
+        crate::config::env::withhold(cmd.as_std_mut());
+        let out = cmd
+            .args(&args)
+            .env("MYSQL_PWD", su.password.expose())
+            .current_dir("/")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| DbError::new(format!("mariadb-dump from {}", upstream.name), e))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(DbError::new(format!("mariadb-dump from {}", upstream.name), said.trim()));
+        }
+        let mut session = self.admin("clone").await?;
+        let id: Option<String> = mysql_async::prelude::Queryable::query_first(
+            &mut session,
+            "SELECT system_id FROM vigil.cluster WHERE id = 1",
+        )
+        .await
+        .map_err(|e| DbError::new("clone", format!("read the cluster's identity: {e}")))?;
+        let id = id.ok_or_else(|| DbError::new("clone", "the copy has no vigil.cluster row"))?;
+        drop(session);
+        server::stop(&self.settings).await?;
+        self.write_system_id(&id)
+    }
+}
+
+/// A random 64-bit number, printed in decimal: a new cluster's identity.
+struct RandomId(u64);
+
+impl RandomId {
+    fn new() -> RandomId {
+        RandomId(std::collections::hash_map::RandomState::new().build_hasher().finish())
+    }
+}
+
+impl std::fmt::Display for RandomId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The account `mariadb-install-db` creates for the OS user the agent runs as, authenticated by the
+/// socket's peer: `root` when the agent runs as root, else its own user's (`USER`). The agent uses it
+/// only on a new server, before the superuser exists.
+fn installer_account() -> String {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return "root".to_owned();
+    }
+    std::env::var("USER").unwrap_or_else(|_| "mysql".to_owned())
+}
+
+/// `text` as one word for bash: single-quoted.
+fn shell_word(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_words_are_quoted() {
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+    }
+}

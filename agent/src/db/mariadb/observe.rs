@@ -1,0 +1,64 @@
+//! `observe`: the data directory's identity, the running server from SQL.
+
+use super::{gtid, server, sql, MariaDb};
+use crate::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Unit};
+use std::time::Duration;
+
+/// How long `observe` waits for its connection and its queries.
+const OBSERVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl MariaDb {
+    pub(super) async fn observe_now(&self) -> DbState {
+        let Some(system_id) = self.system_id() else { return DbState::stopped(DataState::Missing) };
+        let data = DataState::Present { system_id, was_primary: false };
+        let answer = match self.session(OBSERVE_TIMEOUT).await {
+            Ok(mut session) => tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&mut session)).await,
+            Err(e) => Ok(Err(e)),
+        };
+        let live = match answer {
+            Ok(Ok(live)) => live,
+            not_live => {
+                let mut state = DbState::stopped(data);
+                state.starting = server::runs(&self.settings);
+                state.hung = state.starting && not_live.is_err();
+                return state;
+            }
+        };
+        let domain = self.settings.domain;
+        let position = live.position(domain).ok().map(|at| Position::new(Unit::Transactions, at));
+        let primary = live.is_primary();
+        let upstream = self.runtime().upstream.clone();
+        let upstream = upstream
+            .filter(|up| live.slave.as_ref().is_some_and(|s| s.master == (up.host.clone(), up.port)))
+            .map(|up| up.name);
+        DbState {
+            data,
+            running: true,
+            starting: false,
+            hung: false,
+            role: Some(if primary { Role::Primary } else { Role::Replica }),
+            timeline: live.term,
+            position,
+            replay_position: gtid::seq_in(&live.slave_pos, domain)
+                .ok()
+                .map(|at| Position::new(Unit::Transactions, at))
+                .filter(|_| !primary),
+            upstream,
+            streaming: live.slave.as_ref().is_some_and(|s| s.io_running == "Yes"),
+            server_version: live.version_number(),
+            sync_rule: primary.then_some(SyncRule::Off),
+            replicas: live
+                .replicas
+                .iter()
+                .map(|name| ReplicaLink {
+                    name: name.clone(),
+                    streaming: true,
+                    synchronous: false,
+                    flushed: None,
+                    shown: Default::default(),
+                })
+                .collect(),
+            pending_restart: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Replication: following an upstream, promotion once the relay log is applied, opening a primary, and
+//! fencing one.
+
+use super::{gtid, server, sql, MariaDb};
+use crate::db::{DbError, Upstream};
+use sql::{quote, Session};
+use std::time::Duration;
+
+/// How long a promotion waits for the relay log to be applied.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long fencing by `read_only` and killing the sessions may take before the server is killed instead.
+const FENCE_BUDGET: Duration = Duration::from_millis(300);
+/// How long `follow` waits for the replication threads to connect before it reports success anyway.
+const FOLLOW_CHECK: Duration = Duration::from_secs(3);
+/// The upstream refuses the position a replica asks for (GTIDs it does not have: the replica diverged).
+const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
+
+impl MariaDb {
+    pub(super) async fn follow_now(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
+        self.ensure_running().await?;
+        let mut session = self.admin("follow").await?;
+        sql::run(&mut session, "SET GLOBAL read_only = 1").await.map_err(|e| DbError::new("follow", e))?;
+        let Some(up) = upstream else {
+            // A standby of nobody: apply what was received, fetch nothing more.
+            self.runtime().upstream = None;
+            return sql::run(&mut session, "STOP SLAVE IO_THREAD")
+                .await
+                .map_err(|e| DbError::new("follow", e));
+        };
+        let status = sql::slave_status(&mut session).await.map_err(|e| DbError::new("follow", e))?;
+        let same =
+            status.as_ref().is_some_and(|s| s.master == (up.host.clone(), up.port) && s.io_running != "No");
+        if same {
+            self.runtime().upstream = Some(up.clone());
+            return Ok(());
+        }
+        let rep = &self.settings.replication;
+        // MASTER_DEMOTE_TO_SLAVE: what this server logged itself counts as replicated, so that the upstream
+        // refuses a server with transactions it does not have (error 1236) instead of skipping them.
+        let change = format!(
+            "CHANGE MASTER TO MASTER_HOST = {}, MASTER_PORT = {}, MASTER_USER = {}, MASTER_PASSWORD = {}, \
+             MASTER_USE_GTID = slave_pos, MASTER_DEMOTE_TO_SLAVE = 1, MASTER_CONNECT_RETRY = 1, \
+             MASTER_HEARTBEAT_PERIOD = 1",
+            quote(&up.host),
+            up.port,
+            quote(&rep.username),
+            quote(rep.password.expose())
+        );
+        for statement in ["STOP SLAVE", &change, "START SLAVE"] {
+            sql::run(&mut session, statement).await.map_err(|e| DbError::new("follow", e))?;
+        }
+        self.runtime().upstream = Some(up.clone());
+        self.check_replication(&mut session, up).await
+    }
+
+    /// Waits a moment for the replication threads: an upstream refusing this server's position, or an
+    /// SQL thread that cannot apply what it sent, fails the follow (the data diverged).
+    async fn check_replication(&self, session: &mut Session, up: &Upstream) -> Result<(), DbError> {
+        let deadline = tokio::time::Instant::now() + FOLLOW_CHECK;
+        loop {
+            let status = sql::slave_status(session).await.map_err(|e| DbError::new("follow", e))?;
+            let status = status.unwrap_or_default();
+            if status.sql_errno != 0 {
+                return Err(DbError::new(format!("follow {}", up.name), status.sql_error));
+            }
+            if status.io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
+                let logged: Option<String> =
+                    mysql_async::prelude::Queryable::query_first(session, "SELECT @@global.gtid_binlog_pos")
+                        .await
+                        .ok()
+                        .flatten();
+                let why = format!(
+                    "diverged: {} refuses this server's position (its binlog ends at {}; transactions {} \
+                     lacks are lost when it is cloned again): {}",
+                    up.name,
+                    logged.unwrap_or_default(),
+                    up.name,
+                    status.io_error
+                );
+                return Err(DbError::new(format!("follow {}", up.name), why));
+            }
+            if status.io_errno != 0 && !status.io_running.eq_ignore_ascii_case("yes") {
+                return Err(DbError::new(format!("follow {}", up.name), status.io_error));
+            }
+            if status.io_running == "Yes" || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(super) async fn promote_now(&self, token: u64) -> Result<(), DbError> {
+        let mut session = self.admin("promote").await?;
+        let fail = |e: String| DbError::new("promote", e);
+        sql::run(&mut session, "STOP SLAVE IO_THREAD").await.map_err(fail)?;
+        self.wait_applied(&mut session).await?;
+        for statement in ["STOP SLAVE", "RESET SLAVE ALL", &self.fence_row(token), "SET GLOBAL read_only = 0"]
+        {
+            sql::run(&mut session, statement).await.map_err(fail)?;
+        }
+        self.runtime().upstream = None;
+        Ok(())
+    }
+
+    /// Waits until the SQL thread applied everything the IO thread received (a relay log not yet applied
+    /// would be lost by `RESET SLAVE ALL`); fails on an SQL error or after [`APPLY_TIMEOUT`].
+    async fn wait_applied(&self, session: &mut Session) -> Result<(), DbError> {
+        let domain = self.settings.domain;
+        let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
+        loop {
+            let live = sql::live(session).await.map_err(|e| DbError::new("promote", e))?;
+            let Some(slave) = &live.slave else { return Ok(()) };
+            if slave.sql_errno != 0 {
+                return Err(DbError::new(
+                    "promote",
+                    format!("the relay log cannot be applied: {}", slave.sql_error),
+                ));
+            }
+            let received = gtid::seq_in(&slave.io_pos, domain).map_err(|e| DbError::new("promote", e))?;
+            let applied = gtid::seq_in(&live.slave_pos, domain).map_err(|e| DbError::new("promote", e))?;
+            if applied >= received {
+                return Ok(());
+            }
+            if !slave.sql_running {
+                sql::run(session, "START SLAVE SQL_THREAD").await.map_err(|e| DbError::new("promote", e))?;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DbError::new(
+                    "promote",
+                    format!("the relay log is not applied after {APPLY_TIMEOUT:?} ({applied} of {received})"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(super) async fn start_primary_now(&self, token: Option<u64>) -> Result<(), DbError> {
+        self.ensure_running().await?;
+        let mut statements = vec!["STOP SLAVE".to_owned(), "RESET SLAVE ALL".to_owned()];
+        statements.extend(token.map(|t| self.fence_row(t)));
+        statements.push("SET GLOBAL read_only = 0".to_owned());
+        self.run("start_primary", &statements).await?;
+        self.runtime().upstream = None;
+        Ok(())
+    }
+
+    /// Makes the server read-only and ends every client session, the superuser's included (`read_only`
+    /// does not stop accounts with `READ_ONLY ADMIN`); replication threads and the replicas' connections
+    /// stay. Killed when that does not finish within [`FENCE_BUDGET`] (a hung server, a lock pile-up).
+    pub(super) async fn fence_now(&self) -> Result<(), DbError> {
+        let fence = async {
+            let mut session = self.session(FENCE_BUDGET).await?;
+            for statement in ["SET SESSION lock_wait_timeout = 1", "SET GLOBAL read_only = 1"] {
+                sql::run(&mut session, statement).await?;
+            }
+            let replication = quote(&self.settings.replication.username);
+            let sessions = format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN \
+                 ('system user', 'event_scheduler', {replication}) AND COMMAND NOT IN ('Binlog Dump', \
+                 'Binlog Dump GTID', 'Daemon', 'Killed')"
+            );
+            let ids: Vec<u64> = mysql_async::prelude::Queryable::query(&mut session, sessions)
+                .await
+                .map_err(|e| format!("list the sessions: {e}"))?;
+            for id in &ids {
+                // A session that ended meanwhile is no error.
+                let _ = sql::run(&mut session, &format!("KILL CONNECTION {id}")).await;
+            }
+            Ok::<usize, String>(ids.len())
+        };
+        match tokio::time::timeout(FENCE_BUDGET, fence).await {
+            Ok(Ok(killed)) => {
+                tracing::info!(member = %self.settings.name, killed, "fenced: read-only, client sessions ended");
+                Ok(())
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e,
+                    _ => format!("not done within {FENCE_BUDGET:?}"),
+                };
+                tracing::warn!(member = %self.settings.name, why, "fencing by read_only failed: killing the server");
+                server::kill(&self.settings).await
+            }
+        }
+    }
+}
