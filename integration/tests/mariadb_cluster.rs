@@ -38,6 +38,26 @@ async fn crash_and_first_write(cluster: &mut AgentCluster, old: usize) -> (usize
     .await
 }
 
+/// Asks primary `old` to hand over to `candidate`; returns how long after the request the candidate accepted
+/// the application's write of row `id`.
+async fn switch_over_and_first_write(
+    cluster: &AgentCluster,
+    old: usize,
+    candidate: usize,
+    id: u32,
+) -> Duration {
+    let (leader, to) = (&cluster.nodes[old].name, &cluster.nodes[candidate].name);
+    let body = serde_json::json!({"leader": leader, "candidate": to}).to_string();
+    let asked = Instant::now();
+    let (code, text) = cluster.send(old, reqwest::Method::POST, "/switchover", &body).await;
+    assert_eq!(code, 200, "{text}");
+    let insert = format!("INSERT INTO app.t VALUES ({id})");
+    wait_for("a write on the candidate", PATIENCE, || async {
+        app_query(cluster, candidate, &insert).await.ok().map(|_| asked.elapsed())
+    })
+    .await
+}
+
 /// Three settled nodes with the schema `app` (table `app.t`) and its application user; returns the
 /// cluster and its primary.
 async fn settled_with_app_schema() -> (AgentCluster, usize) {
@@ -109,16 +129,8 @@ async fn a_switchover_hands_over_every_acknowledged_row_and_the_old_primary_foll
         app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
     }
     let candidate = (old + 1) % 3;
-    let (leader, to) = (cluster.nodes[old].name.clone(), cluster.nodes[candidate].name.clone());
-    let body = serde_json::json!({"leader": leader, "candidate": to}).to_string();
-    let asked = Instant::now();
-    let (code, text) = cluster.send(old, reqwest::Method::POST, "/switchover", &body).await;
-    assert_eq!(code, 200, "{text}");
-    let downtime = wait_for("a write on the candidate", PATIENCE, || async {
-        app_query(&cluster, candidate, "INSERT INTO app.t VALUES (51)").await.ok().map(|_| asked.elapsed())
-    })
-    .await;
-    eprintln!("switchover: first write on {to} {downtime:?} after the request");
+    let downtime = switch_over_and_first_write(&cluster, old, candidate, 51).await;
+    eprintln!("switchover: first write on {} {downtime:?} after the request", cluster.nodes[candidate].name);
     assert_eq!(cluster.primary(PATIENCE).await, candidate);
     let count = query(&cluster, candidate, "SELECT COUNT(*) FROM app.t WHERE id <= 50").await.expect("count");
     assert_eq!(count, ["50"], "every acknowledged row is on the new primary");
@@ -156,28 +168,35 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_cra
     assert_eq!(rows, ["11"], "every write acknowledged through HAProxy is on the new primary");
 }
 
-/// Node-crash failover on MariaDB, repeated on a fresh cluster each run (`MARIADB_BENCH_RUNS`, default 20):
-/// from kill -9 of the primary's agent (the lifeline kills its server) to the first write another node
-/// accepts. `cargo test -p vigil-integration --test mariadb_cluster -- --ignored --nocapture`.
+/// Node-crash failover and switchover on MariaDB, repeated on a fresh cluster each run
+/// (`MARIADB_BENCH_RUNS`, default 20). Node crash: from kill -9 of the primary's agent (the lifeline kills
+/// its server) to the first write another node accepts. Switchover: from the request to the first write
+/// the candidate accepts; every row acknowledged before is checked on it.
+/// `cargo test -p vigil-integration --test mariadb_cluster -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "a benchmark, its figures are in BENCHMARKS.md"]
-async fn bench_node_crash_failover() {
+async fn bench_node_crash_and_switchover() {
     let runs: usize = std::env::var("MARIADB_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(20);
-    let mut times = Vec::new();
+    let (mut crashes, mut switchovers) = (Vec::new(), Vec::new());
     for run in 1..=runs {
         let (mut cluster, old) = settled_with_app_schema().await;
-        app_query(&cluster, old, "INSERT INTO app.t VALUES (1)").await.expect("insert");
-        let (new, downtime) = crash_and_first_write(&mut cluster, old).await;
-        let kept = app_query(&cluster, new, "SELECT COUNT(*) FROM app.t WHERE id = 1").await.expect("count");
-        assert_eq!(kept, ["1"], "run {run}: the acknowledged row is on the new primary");
-        eprintln!("run {run}: {downtime:?}");
-        times.push(downtime);
+        for id in 1..=20 {
+            app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
+        }
+        let candidate = (old + 1) % 3;
+        let switchover = switch_over_and_first_write(&cluster, old, candidate, 21).await;
+        let kept =
+            query(&cluster, candidate, "SELECT COUNT(*) FROM app.t WHERE id <= 20").await.expect("count");
+        assert_eq!(kept, ["20"], "run {run}: every row acknowledged before the switchover is kept");
+        cluster.streaming_replica(old, PATIENCE).await;
+        let (_, crash) = crash_and_first_write(&mut cluster, candidate).await;
+        eprintln!("run {run}: switchover {switchover:?}, node crash {crash:?}");
+        switchovers.push(switchover);
+        crashes.push(crash);
     }
-    times.sort();
-    eprintln!(
-        "node crash, {runs} runs: median {:?}, min {:?}, max {:?}",
-        times[times.len() / 2],
-        times[0],
-        times[times.len() - 1]
-    );
+    for (what, times) in [("switchover", &mut switchovers), ("node crash", &mut crashes)] {
+        times.sort();
+        let (median, min, max) = (times[times.len() / 2], times[0], times[times.len() - 1]);
+        eprintln!("{what}, {runs} runs: median {median:?}, min {min:?}, max {max:?}");
+    }
 }
