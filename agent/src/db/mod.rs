@@ -9,6 +9,7 @@ pub(crate) mod fake;
 pub mod lifeline;
 pub mod mariadb;
 pub mod postgres;
+pub(crate) mod server_files;
 
 use std::collections::BTreeMap;
 use std::fmt;

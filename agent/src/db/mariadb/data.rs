@@ -1,6 +1,7 @@
 //! The data directory: a new cluster's bootstrap, a copy of another member's data, the cluster's identity.
 
 use super::{server, sql, MariaDb, ADMIN_TIMEOUT};
+use crate::db::server_files::remove_contents;
 use crate::db::{DbError, Upstream};
 use sql::quote;
 use std::ffi::OsString;
@@ -24,19 +25,7 @@ impl MariaDb {
 
     /// Empties the data directory (the server must be stopped).
     pub(super) fn empty_data_dir(&self) -> Result<(), DbError> {
-        let dir = &self.settings.data_dir;
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(DbError::new("remove data", format!("{}: {e}", dir.display()))),
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let removed =
-                if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-            removed.map_err(|e| DbError::new("remove data", format!("{}: {e}", path.display())))?;
-        }
-        Ok(())
+        remove_contents(&self.settings.data_dir, "mysql.data_dir").map_err(|e| DbError::new("remove data", e))
     }
 
     /// A fresh data directory with MariaDB's system tables, its server running read-only.

@@ -2,6 +2,7 @@
 //! the adapter wrote, and its end (SIGTERM, or SIGKILL when it must not finish anything).
 
 use super::{render, sql, MariaDbSettings};
+use crate::db::server_files::log_tail;
 use crate::db::DbError;
 use crate::os_user::OsUser;
 use std::ffi::OsString;
@@ -195,11 +196,4 @@ pub(super) async fn kill(s: &MariaDbSettings) -> Result<(), DbError> {
         .await
         .map(drop)
         .map_err(|e| DbError::new("kill mariadbd", e))
-}
-
-/// The last lines of the error log (empty when it cannot be read).
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }

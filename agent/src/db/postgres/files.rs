@@ -9,6 +9,8 @@
 
 use super::render::{self, Conf, Runtime};
 use super::PostgresSettings;
+use crate::db::server_files::refuse_symlinked_data_dir;
+pub(crate) use crate::db::server_files::{open_nofollow, remove_contents, with_path};
 use crate::os_user::Owner;
 use std::fs;
 use std::io::{self, Write as _};
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// The standby signal file's name in the data directory.
 const STANDBY_SIGNAL: &str = "standby.signal";
+/// The setting that names the data directory, for errors about it.
+pub(crate) const DATA_DIR_KEY: &str = "postgresql.data_dir";
 
 /// The server log: next to the data directory, outside it, so clones do not copy it.
 pub(crate) fn log_path(s: &PostgresSettings) -> PathBuf {
@@ -80,7 +84,7 @@ pub(crate) fn has_backup_label(data: &Path) -> bool {
 /// link; a parent or socket directory that already exists is left to whoever owns it.
 pub(crate) fn prepare_dirs(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
     let data = &s.data_dir;
-    refuse_symlinked_data_dir(data)?;
+    refuse_symlinked_data_dir(data, DATA_DIR_KEY)?;
     if let Some(parent) = data.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_owned_dir(parent, None, owner)?;
     }
@@ -128,26 +132,6 @@ fn create_owned_dir(dir: &Path, mode: Option<u32>, owner: Option<Owner>) -> io::
     set_owner(&handle, owner).map_err(|e| with_path(dir, e))
 }
 
-/// Refuses a data directory that is itself a symbolic link: its owner could point it anywhere between two
-/// operations of the agent, which writes, gives away and deletes files in it.
-pub(crate) fn refuse_symlinked_data_dir(data: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(data) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            let target =
-                fs::canonicalize(data).map_or_else(|_| "its target".to_string(), |t| t.display().to_string());
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "data directory {} is a symbolic link, which the agent refuses; set postgresql.data_dir to {target}",
-                    data.display()
-                ),
-            ))
-        }
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(data, e)),
-        _ => Ok(()),
-    }
-}
-
 /// Writes the password file (mode 0600) for the tools and the WAL receiver.
 pub(crate) fn write_pgpass(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
     if let Some(parent) = s.pgpass.parent() {
@@ -163,7 +147,7 @@ pub(crate) fn write_postgresql_conf(
     runtime: &Runtime,
     owner: Option<Owner>,
 ) -> io::Result<()> {
-    refuse_symlinked_data_dir(&s.data_dir)?;
+    refuse_symlinked_data_dir(&s.data_dir, DATA_DIR_KEY)?;
     write_file(&s.data_dir.join("postgresql.conf"), &render::postgresql_conf(s, conf, runtime), owner)
 }
 
@@ -222,45 +206,6 @@ pub(crate) fn write_file(path: &Path, content: &str, owner: Option<Owner>) -> io
     set_owner(&file, owner).map_err(|e| with_path(&tmp, e))?;
     drop(file);
     fs::rename(&tmp, path).map_err(|e| with_path(path, e))
-}
-
-/// Deletes everything inside `dir`, keeping `dir` itself; refuses a `dir` that is a symbolic link. Links
-/// inside are removed, not followed: `DirEntry::file_type` does not follow them, nor does
-/// `fs::remove_dir_all` (it works through directory descriptors since Rust 1.58.1, CVE-2022-21658).
-pub(crate) fn remove_contents(dir: &Path) -> io::Result<()> {
-    refuse_symlinked_data_dir(dir)?;
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(with_path(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| with_path(dir, e))?;
-        let path = entry.path();
-        if entry.file_type().map_err(|e| with_path(&path, e))?.is_dir() {
-            fs::remove_dir_all(&path).map_err(|e| with_path(&path, e))?;
-        } else {
-            fs::remove_file(&path).map_err(|e| with_path(&path, e))?;
-        }
-    }
-    Ok(())
-}
-
-/// Opens `path` as `options` say, plus `O_NOFOLLOW` and `flags`: a symbolic link there is an error naming
-/// the path.
-pub(crate) fn open_nofollow(path: &Path, options: &mut fs::OpenOptions, flags: i32) -> io::Result<fs::File> {
-    options.custom_flags(libc::O_NOFOLLOW | flags).open(path).map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) => io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is a symbolic link, which the agent does not follow; remove it", path.display()),
-        ),
-        _ => with_path(path, e),
-    })
-}
-
-/// `e` with `path` in its message, keeping its kind.
-fn with_path(path: &Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Gives the open `file` to `owner` (nothing when the agent's own user is meant): `fchown`, so no link

@@ -150,7 +150,7 @@ fn a_symlinked_data_directory_is_refused_and_its_target_untouched() {
     assert!(err.to_string().contains(&t.s.data_dir.display().to_string()), "{err}");
     assert!(err.to_string().contains("postgresql.data_dir"), "{err}");
     write_postgresql_conf(&t.s, &Conf::Primary, &Runtime::default(), Some(PG)).expect_err("write conf");
-    remove_contents(&t.s.data_dir).expect_err("remove_contents");
+    remove_contents(&t.s.data_dir, DATA_DIR_KEY).expect_err("remove_contents");
     let meta = fs::metadata(&victim_dir).expect("victim dir");
     assert_ne!(meta.uid(), PG.uid, "victim dir given away");
     assert_eq!(meta.mode() & 0o7777, 0o755, "victim dir's mode changed");
@@ -171,7 +171,7 @@ fn remove_contents_removes_links_inside_without_following_them() {
     symlink(&t.victim, t.s.data_dir.join("linked_file")).expect("plant");
     fs::create_dir(t.s.data_dir.join("sub")).expect("sub");
     symlink(&outside, t.s.data_dir.join("sub/deeper")).expect("plant");
-    remove_contents(&t.s.data_dir).expect("remove");
+    remove_contents(&t.s.data_dir, DATA_DIR_KEY).expect("remove");
     assert!(is_empty(&t.s.data_dir).expect("list"));
     assert!(outside.join("keep").exists(), "followed a link");
     assert_untouched(&t.victim, m);

@@ -90,7 +90,10 @@ impl Postgres {
         match self.tools.run(action, "pg_basebackup", &with_slot).await {
             Err(e) if e.detail.contains("replication slot") && e.detail.contains("does not exist") => {
                 tracing::info!(member = %self.settings.name, upstream = %up.name, slot, "no slot upstream yet, cloning without");
-                self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await?;
+                self.blocking("empty data directory", |s| {
+                    files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
+                })
+                .await?;
                 self.tools.run(action, "pg_basebackup", args).await?;
             }
             other => {
@@ -137,7 +140,7 @@ impl Postgres {
         let owner = self.tools.owner()?;
         self.blocking("remove data", move |s| {
             files::mark_former_primary(s, false)?;
-            files::remove_contents(&s.data_dir)?;
+            files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)?;
             files::prepare_dirs(s, owner)
         })
         .await?;
@@ -509,7 +512,11 @@ impl Postgres {
         }
         if files::is_interrupted_clone(data) {
             tracing::warn!(member = %self.settings.name, "removing the remains of an interrupted clone");
-            return self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir)).await;
+            return self
+                .blocking("empty data directory", |s| {
+                    files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
+                })
+                .await;
         }
         Err(DbError::new(action, format!("data directory {} is not empty", data.display())))
     }

@@ -6,7 +6,6 @@ use crate::config::env;
 use crate::db::{DbError, StopMode};
 use crate::os_user::{current_uid, OsUser, Owner};
 use std::ffi::OsString;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -20,8 +19,6 @@ const STOP_TIMEOUT_SECS: u32 = 120;
 const IMMEDIATE_STOP_TIMEOUT_SECS: u32 = 5;
 /// How long `pg_ctl promote -w` waits.
 const PROMOTE_TIMEOUT_SECS: u32 = 60;
-/// How much of the server log an error from `pg_ctl start` quotes.
-const LOG_TAIL_BYTES: u64 = 1200;
 
 /// A finished program.
 pub(crate) struct Ran {
@@ -144,7 +141,7 @@ impl Tools {
             tracing::info!(data = %data.display(), wait_s = START_WAIT_SECS, "server still starting (recovery)");
             return Ok(());
         }
-        let tail = log_tail(log);
+        let tail = crate::db::server_files::log_tail(log);
         Err(DbError::new("pg_ctl start", format!("{}; server log: {}", ran.detail(), tail.trim())))
     }
 
@@ -214,40 +211,5 @@ fn become_user(cmd: &mut tokio::process::Command, user: OsUser) {
             }
             Ok(())
         });
-    }
-}
-
-/// The last lines of the server log (empty when it cannot be read, or is a symbolic link: the agent may be
-/// root and its owner is not).
-fn log_tail(log: &Path) -> String {
-    let opened = files::open_nofollow(log, std::fs::OpenOptions::new().read(true), libc::O_NONBLOCK);
-    let Ok(mut file) = opened else { return String::new() };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES))).is_err() {
-        return String::new();
-    }
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_err() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_log_tail_does_not_follow_a_planted_link() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (victim, log) = (dir.path().join("victim"), dir.path().join("node1.log"));
-        std::fs::write(&victim, "root's secret\n").expect("victim");
-        std::os::unix::fs::symlink(&victim, &log).expect("plant");
-        assert_eq!(log_tail(&log), "");
-        std::fs::remove_file(&log).expect("unplant");
-        std::fs::write(&log, "one\n\ntwo\n").expect("log");
-        assert_eq!(log_tail(&log), "one | two");
     }
 }
