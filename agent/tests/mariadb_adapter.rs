@@ -99,6 +99,24 @@ async fn rows(node: &Upstream) -> Vec<u32> {
     client(node).await.query("SELECT id FROM test.t ORDER BY id").await.unwrap()
 }
 
+/// node-a bootstrapped with the table `test.t`, and node-b cloned from it and streaming everything it has;
+/// with a superuser session on node-a.
+async fn primary_and_streaming_replica(
+    lab: &Lab,
+) -> (MariaDb, Upstream, MariaDb, Upstream, mysql_async::Conn) {
+    let (a, up_a) = lab.node("node-a", 1);
+    let (b, up_b) = lab.node("node-b", 2);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut session = client(&up_a).await;
+    session.query_drop("CREATE DATABASE test").await.unwrap();
+    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    b.clone_from(&up_a).await.unwrap();
+    b.follow(Some(&up_a)).await.unwrap();
+    let written = a.observe().await.position;
+    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    (a, up_a, b, up_b, session)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     let lab = Lab::new();
@@ -164,16 +182,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_and_is_cloned_again() {
     let lab = Lab::new();
-    let (a, up_a) = lab.node("node-a", 1);
-    let (b, up_b) = lab.node("node-b", 2);
-    a.bootstrap(Some(1)).await.unwrap();
-    let mut session = client(&up_a).await;
-    session.query_drop("CREATE DATABASE test").await.unwrap();
-    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
-    b.clone_from(&up_a).await.unwrap();
-    b.follow(Some(&up_a)).await.unwrap();
-    let written = a.observe().await.position;
-    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    let (a, up_a, b, up_b, mut session) = primary_and_streaming_replica(&lab).await;
 
     // Cut off, the old primary takes a write nobody receives; the replica is promoted meanwhile.
     b.follow(None).await.unwrap();
@@ -238,16 +247,7 @@ async fn fencing_makes_the_primary_read_only_and_ends_every_client_session_the_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_waits_until_a_blocked_sql_thread_applied_everything_received() {
     let lab = Lab::new();
-    let (a, up_a) = lab.node("node-a", 1);
-    let (b, up_b) = lab.node("node-b", 2);
-    a.bootstrap(Some(1)).await.unwrap();
-    let mut session = client(&up_a).await;
-    session.query_drop("CREATE DATABASE test").await.unwrap();
-    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
-    b.clone_from(&up_a).await.unwrap();
-    b.follow(Some(&up_a)).await.unwrap();
-    let written = a.observe().await.position;
-    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    let (a, _, b, up_b, mut session) = primary_and_streaming_replica(&lab).await;
 
     // A session on the replica holds a table lock: its SQL thread cannot apply what it receives.
     let mut lock = client(&up_b).await;
