@@ -136,11 +136,11 @@ impl AgentCluster {
         AgentCluster::start_placed(binary, &local(ports), &format!("{LOCALHOST}/32"), extra, extra_dcs)
     }
 
-    /// [`start`](Self::start) with every node's configuration changed by `edit` (e.g. a replacement of the
+    /// [`start_with`](Self::start_with) with every node's configuration changed by `edit` (e.g. a replacement of the
     /// `pg_hba` lines or of `postgresql.authentication`'s roles).
-    pub fn start_edited(size: usize, edit: ConfigEdit) -> AgentCluster {
+    pub fn start_edited(size: usize, extra_dcs: &str, edit: ConfigEdit) -> AgentCluster {
         let (placements, hba) = (local(&fresh_ports(size)), format!("{LOCALHOST}/32"));
-        AgentCluster::launch(vigil_binary(), &placements, &hba, &|_| String::new(), "", edit)
+        AgentCluster::launch(vigil_binary(), &placements, &hba, &|_| String::new(), extra_dcs, edit)
     }
 
     /// [`start_on_ports`](Self::start_on_ports) with every node at its [`Placement`], `pg_hba.conf`

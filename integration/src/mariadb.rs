@@ -4,11 +4,18 @@
 
 use crate::agents::{AgentCluster, PASSWORD};
 use mysql_async::prelude::Queryable;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Starts `size` agents managing MariaDB servers.
 pub fn start(size: usize) -> AgentCluster {
-    AgentCluster::start_edited(size, Box::new(|yaml: &str| with_mysql_section(yaml)))
+    start_with(size, "")
+}
+
+/// [`start`] with `extra_dcs` added to every node's `bootstrap.dcs` (see [`AgentCluster::start_with`]).
+pub fn start_with(size: usize, extra_dcs: &str) -> AgentCluster {
+    AgentCluster::start_edited(size, extra_dcs, Box::new(|yaml: &str| with_mysql_section(yaml)))
 }
 
 /// `yaml` (a test node's configuration) with its `postgresql` section replaced by a `mysql` section on
@@ -88,6 +95,49 @@ pub async fn query_at(
     match tokio::time::timeout(Duration::from_secs(2), work).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
+/// An application writing rows `1, 2, 3, …` into `app.t` as [`APP_USER`], each once acknowledged by a
+/// node, to whichever node accepts: the node that took the last one first.
+pub struct AppWriter {
+    acks: Arc<Mutex<Vec<(u32, usize)>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AppWriter {
+    /// Starts writing to `cluster`'s nodes, one row at most every `pace`.
+    pub fn start(cluster: &AgentCluster, pace: Duration) -> AppWriter {
+        let nodes: Vec<(String, u16)> = cluster.nodes.iter().map(|n| (n.host.clone(), n.pg_port)).collect();
+        let (acks, stop) = (Arc::new(Mutex::new(Vec::new())), Arc::new(AtomicBool::new(false)));
+        let (log, stopped) = (acks.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let (mut id, mut at) = (1u32, 0usize);
+            while !stopped.load(Ordering::SeqCst) {
+                let (host, port) = &nodes[at];
+                // A row whose insert failed may still be committed: its id is not tried again.
+                match query_at(host, *port, APP_USER, &format!("INSERT INTO app.t VALUES ({id})")).await {
+                    Ok(_) => log.lock().expect("acks").push((id, at)),
+                    Err(_) => at = (at + 1) % nodes.len(),
+                }
+                id += 1;
+                tokio::time::sleep(pace).await;
+            }
+        });
+        AppWriter { acks, stop, task }
+    }
+
+    /// The rows acknowledged so far, with the node that acknowledged each.
+    pub fn acks(&self) -> Vec<(u32, usize)> {
+        self.acks.lock().expect("acks").clone()
+    }
+
+    /// Stops writing; returns every acknowledged row.
+    pub async fn stop(self) -> Vec<(u32, usize)> {
+        self.stop.store(true, Ordering::SeqCst);
+        drop(self.task.await);
+        Arc::try_unwrap(self.acks).map(|m| m.into_inner().expect("acks")).unwrap_or_default()
     }
 }
 

@@ -68,7 +68,7 @@ async fn replication_and_rewind_run_over_verified_tls_across_a_failover() {
     let certs = tempfile::tempdir().expect("certificate dir");
     certificates(certs.path());
     let dir = certs.path().to_owned();
-    let mut cluster = AgentCluster::start_edited(3, Box::new(move |yaml| with_tls(&dir, yaml)));
+    let mut cluster = AgentCluster::start_edited(3, "", Box::new(move |yaml| with_tls(&dir, yaml)));
     let all = [0, 1, 2];
     let old = cluster.settled(&all, PATIENCE).await;
     cluster.eventually(old, TLS_WALSENDERS, &["2"]).await;

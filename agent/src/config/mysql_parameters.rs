@@ -40,6 +40,9 @@ fn rule(name: &str) -> Option<Rule> {
         "read_only" | "super_read_only" => Rule::Owned("(read-only on replicas, writable on the primary)"),
         "skip_slave_start" | "skip_replica_start" => Rule::Owned("(it starts replication itself)"),
         "port" | "bind_address" => Rule::Owned(LISTEN),
+        _ if name.starts_with("rpl_semi_sync_") => {
+            Rule::Owned("from bootstrap.dcs.synchronous_mode (semi-synchronous replication)")
+        }
         "socket" | "datadir" | "pid_file" => Rule::Owned(DATA_DIR),
         _ => return None,
     })

@@ -34,8 +34,8 @@ impl MariaDb {
             server::kill(&self.settings).await?;
         }
         self.empty_data_dir()?;
-        let timeout = self.runtime().upstream_timeout;
-        server::install(&self.settings, timeout).await?;
+        let startup = self.runtime().startup();
+        server::install(&self.settings, startup).await?;
         self.ensure_running().await
     }
 

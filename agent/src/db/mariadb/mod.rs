@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `data` | the bootstrap, a clone from another member, the cluster's identity in the data directory |
 //! | `replication` | following an upstream, promotion once the relay log is applied, opening and fencing a primary |
+//! | `semi_sync` | which replicas acknowledge the primary's commits, and whether that is the rule set |
 //! | `observe` | what the server and its data directory are |
 //! | `server` | the `mariadbd` process: install, start, stop, kill |
 //! | `render` | the option file |
@@ -26,6 +27,7 @@ mod gtid;
 mod observe;
 mod render;
 mod replication;
+mod semi_sync;
 pub(crate) mod server;
 mod sql;
 
@@ -145,6 +147,17 @@ struct Runtime {
     upstream_timeout: Duration,
     /// The upstream `follow` configured last.
     upstream: Option<Upstream>,
+    /// The synchronous rule set last (see `semi_sync`).
+    sync: SyncRule,
+    /// Where the replicas that followed this server listen, by member name, as found last.
+    replica_addresses: BTreeMap<String, (String, u16)>,
+}
+
+impl Runtime {
+    /// How the server starts now.
+    fn startup(&self) -> render::Startup {
+        render::Startup { upstream_timeout: self.upstream_timeout, semi_sync: self.sync != SyncRule::Off }
+    }
 }
 
 /// A MariaDB server managed by the agent. `observe` may run at any time; the other operations one at a
@@ -158,7 +171,12 @@ pub struct MariaDb {
 impl MariaDb {
     /// An adapter for the server `settings` describe.
     pub fn new(settings: MariaDbSettings) -> MariaDb {
-        let runtime = Runtime { upstream_timeout: Duration::from_secs(30), upstream: None };
+        let runtime = Runtime {
+            upstream_timeout: Duration::from_secs(30),
+            upstream: None,
+            sync: SyncRule::Off,
+            replica_addresses: BTreeMap::new(),
+        };
         MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
     }
 
@@ -197,8 +215,8 @@ impl MariaDb {
         if server::runs(&self.settings) {
             return Ok(());
         }
-        let timeout = self.runtime().upstream_timeout;
-        server::start(&self.settings, timeout).await
+        let startup = self.runtime().startup();
+        server::start(&self.settings, startup).await
     }
 }
 
@@ -273,12 +291,7 @@ impl Database for MariaDb {
     }
 
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {
-        match rule {
-            SyncRule::Off => Ok(()),
-            _ => {
-                Err(DbError::new("set the synchronous rule", "semi-synchronous replication is not built yet"))
-            }
-        }
+        logged(&self.settings.name, "set_sync_rule", None, self.set_sync_rule_now(rule)).await
     }
 
     async fn set_parameters(&self, _parameters: &BTreeMap<String, String>) -> Result<(), DbError> {

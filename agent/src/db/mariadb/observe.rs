@@ -1,7 +1,7 @@
 //! `observe`: the data directory's identity, the running server from SQL.
 
 use super::{gtid, server, sql, MariaDb};
-use crate::db::{DataState, DbState, Position, ReplicaLink, Role, SyncRule, Unit};
+use crate::db::{DataState, DbState, Position, Role, SyncRule, Unit};
 use std::time::Duration;
 
 /// How long `observe` waits for its connection and its queries.
@@ -11,13 +11,14 @@ impl MariaDb {
     pub(super) async fn observe_now(&self) -> DbState {
         let Some(system_id) = self.system_id() else { return DbState::stopped(DataState::Missing) };
         let data = DataState::Present { system_id, was_primary: false };
-        let answer = match self.session(OBSERVE_TIMEOUT).await {
-            Ok(mut session) => tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&mut session)).await,
-            Err(e) => Ok(Err(e)),
+        let mut session = self.session(OBSERVE_TIMEOUT).await;
+        let answer = match &mut session {
+            Ok(session) => tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(session)).await,
+            Err(e) => Ok(Err(e.clone())),
         };
-        let live = match answer {
-            Ok(Ok(live)) => live,
-            not_live => {
+        let (live, mut session) = match (answer, session) {
+            (Ok(Ok(live)), Ok(session)) => (live, session),
+            (not_live, _) => {
                 let mut state = DbState::stopped(data);
                 state.starting = server::runs(&self.settings);
                 state.hung = state.starting && not_live.is_err();
@@ -27,6 +28,10 @@ impl MariaDb {
         let domain = self.settings.domain;
         let position = live.position(domain).ok().map(|at| Position::new(Unit::Transactions, at));
         let primary = live.is_primary();
+        let (replicas, sync_rule) = match primary {
+            true => self.semi_sync_state(&mut session, &live.replicas).await,
+            false => (Vec::new(), SyncRule::Off),
+        };
         let upstream = self.runtime().upstream.clone();
         let upstream = upstream
             .filter(|up| live.slave.as_ref().is_some_and(|s| s.master == (up.host.clone(), up.port)))
@@ -46,18 +51,8 @@ impl MariaDb {
             upstream,
             streaming: live.slave.as_ref().is_some_and(|s| s.io_running == "Yes"),
             server_version: live.version_number(),
-            sync_rule: primary.then_some(SyncRule::Off),
-            replicas: live
-                .replicas
-                .iter()
-                .map(|name| ReplicaLink {
-                    name: name.clone(),
-                    streaming: true,
-                    synchronous: false,
-                    flushed: None,
-                    shown: Default::default(),
-                })
-                .collect(),
+            sync_rule: primary.then_some(sync_rule),
+            replicas,
             pending_restart: Vec::new(),
         }
     }

@@ -22,8 +22,22 @@ const INVARIANTS: &[(&str, &str)] = &[
     ("event_scheduler", "OFF"),
 ];
 
-/// The option file for `s`, with replicas giving up on a silent upstream after `upstream_timeout`.
-pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> String {
+/// The longest `rpl_semi_sync_master_timeout` (milliseconds): a primary never stops waiting for a replica's
+/// acknowledgement on its own, it is the agent that decides to commit without one.
+const NO_TIMEOUT_MS: &str = "18446744073709551615";
+
+/// What a start depends on besides the settings: what the agent decided while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Startup {
+    /// How long a replica may hear nothing from its upstream (`slave_net_timeout`).
+    pub upstream_timeout: Duration,
+    /// Whether commits wait for a replica's acknowledgement (`rpl_semi_sync_master_enabled`).
+    pub semi_sync: bool,
+}
+
+/// The option file for `s`, started as `startup` says. Every server starts with the replica side of
+/// semi-synchronous replication off: only the primary it follows turns it on (see `semi_sync`).
+pub(super) fn option_file(s: &MariaDbSettings, startup: Startup) -> String {
     let mut out =
         String::from("# Written by the Vigil agent before every start; edits are lost.\n[mysqld]\n");
     let mut set = |name: &str, value: &str| {
@@ -42,7 +56,12 @@ pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> St
     set("report_host", &s.name);
     set("gtid_domain_id", &s.domain.to_string());
     set("log_bin", &format!("{}-bin", s.log_basename()));
-    set("slave_net_timeout", &upstream_timeout.as_secs().max(1).to_string());
+    set("slave_net_timeout", &startup.upstream_timeout.as_secs().max(1).to_string());
+    set("rpl_semi_sync_master_enabled", if startup.semi_sync { "ON" } else { "OFF" });
+    set("rpl_semi_sync_master_wait_point", "AFTER_SYNC");
+    set("rpl_semi_sync_master_wait_no_slave", "ON");
+    set("rpl_semi_sync_master_timeout", NO_TIMEOUT_MS);
+    set("rpl_semi_sync_slave_enabled", "OFF");
     for (name, value) in INVARIANTS {
         set(name, value);
     }
@@ -61,7 +80,7 @@ mod tests {
     fn the_option_file_keeps_the_invariants_and_adds_the_parameters() {
         let mut s = settings();
         s.parameters.insert("innodb_buffer_pool_size".into(), "64M".into());
-        let text = option_file(&s, Duration::from_secs(3));
+        let text = option_file(&s, Startup { upstream_timeout: Duration::from_secs(3), semi_sync: true });
         for line in [
             "[mysqld]",
             "datadir = /tmp/v/node1/mysql",
@@ -77,6 +96,9 @@ mod tests {
             "skip_slave_start = ON",
             "log_bin = node1-bin",
             "slave_net_timeout = 3",
+            "rpl_semi_sync_master_enabled = ON",
+            "rpl_semi_sync_master_wait_point = AFTER_SYNC",
+            "rpl_semi_sync_slave_enabled = OFF",
             "innodb_buffer_pool_size = 64M",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");

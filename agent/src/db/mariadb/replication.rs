@@ -46,7 +46,9 @@ impl MariaDb {
             quote(&rep.username),
             quote(rep.password.expose())
         );
-        for statement in ["STOP SLAVE", &change, "START SLAVE"] {
+        // Acknowledging commits is for the primary it follows to turn on (see `semi_sync`).
+        let no_acks = "SET GLOBAL rpl_semi_sync_slave_enabled = 0";
+        for statement in ["STOP SLAVE", &change, no_acks, "START SLAVE"] {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("follow", e))?;
         }
         self.runtime().upstream = Some(up.clone());
@@ -94,10 +96,10 @@ impl MariaDb {
         let fail = |e: String| DbError::new("promote", e);
         sql::run(&mut session, "STOP SLAVE IO_THREAD").await.map_err(fail)?;
         self.wait_applied(&mut session).await?;
-        for statement in ["STOP SLAVE", "RESET SLAVE ALL", &self.fence_row(token), "SET GLOBAL read_only = 0"]
-        {
+        for statement in ["STOP SLAVE", "RESET SLAVE ALL", &self.fence_row(token), &self.acknowledgements()] {
             sql::run(&mut session, statement).await.map_err(fail)?;
         }
+        sql::run(&mut session, "SET GLOBAL read_only = 0").await.map_err(fail)?;
         self.runtime().upstream = None;
         Ok(())
     }
@@ -138,10 +140,18 @@ impl MariaDb {
         self.ensure_running().await?;
         let mut statements = vec!["STOP SLAVE".to_owned(), "RESET SLAVE ALL".to_owned()];
         statements.extend(token.map(|t| self.fence_row(t)));
+        statements.push(self.acknowledgements());
         statements.push("SET GLOBAL read_only = 0".to_owned());
         self.run("start_primary", &statements).await?;
         self.runtime().upstream = None;
         Ok(())
+    }
+
+    /// The statement that makes commits wait for a replica's acknowledgement or not, as the rule set last
+    /// says: run before a new primary opens.
+    pub(super) fn acknowledgements(&self) -> String {
+        let on = self.runtime().sync != crate::db::SyncRule::Off;
+        format!("SET GLOBAL rpl_semi_sync_master_enabled = {}", u8::from(on))
     }
 
     /// Makes the server read-only and ends every client session, the superuser's included (`read_only`

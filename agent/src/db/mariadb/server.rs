@@ -1,7 +1,8 @@
 //! The server process: `mariadb-install-db`, `mariadbd` started in the background under the option file
 //! the adapter wrote, and its end (SIGTERM, or SIGKILL when it must not finish anything).
 
-use super::{render, sql, MariaDbSettings};
+use super::render::{self, Startup};
+use super::{sql, MariaDbSettings};
 use crate::db::server_files::log_tail;
 use crate::db::DbError;
 use crate::os_user::OsUser;
@@ -45,8 +46,8 @@ async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError
 
 /// Creates the system tables in the empty data directory, owned by the OS user, with the server's
 /// own options (the redo log's size, the data directory).
-pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
-    write_option_file(s, upstream_timeout)?;
+pub(super) async fn install(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
+    write_option_file(s, startup)?;
     let mut args: Vec<OsString> = vec![
         format!("--defaults-file={}", s.option_file().display()).into(),
         "--auth-root-authentication-method=socket".into(),
@@ -61,9 +62,9 @@ pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> 
 
 /// Writes the option file and starts `mariadbd` in a process group of its own, then waits until it
 /// answers on its socket, or fails with the end of its error log.
-pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+pub(super) async fn start(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
     let fail = |detail: String| DbError::new("start mariadbd", detail);
-    write_option_file(s, upstream_timeout)?;
+    write_option_file(s, startup)?;
     let mut args: Vec<OsString> = vec![format!("--defaults-file={}", s.option_file().display()).into()];
     args.extend(user_arg(s));
     let mut cmd = tokio::process::Command::new(&s.programs.server);
@@ -101,14 +102,14 @@ pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Re
 
 /// Writes the option file for the next start, and makes the server's own temporary directory (servers
 /// sharing one remove each other's temporary files when they start).
-fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+fn write_option_file(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
     let fail = |path: &Path, e: std::io::Error| {
         DbError::new("prepare the server's files", format!("{}: {e}", path.display()))
     };
     if let Some(parent) = s.data_dir.parent() {
         std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
     }
-    std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
+    std::fs::write(s.option_file(), render::option_file(s, startup))
         .map_err(|e| fail(&s.option_file(), e))?;
     let tmp = s.tmp_dir();
     std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;

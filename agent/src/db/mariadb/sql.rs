@@ -22,6 +22,28 @@ pub(super) async fn connect(
         .pass(password)
         .prefer_socket(true)
         .stmt_cache_size(0);
+    open(opts, timeout).await
+}
+
+/// Connects as `user` to another member's server at `host:port` within `timeout`.
+pub(super) async fn connect_tcp(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Session, String> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(password)
+        .prefer_socket(false)
+        .stmt_cache_size(0);
+    open(opts, timeout).await
+}
+
+async fn open(opts: OptsBuilder, timeout: Duration) -> Result<Session, String> {
     match tokio::time::timeout(timeout, Conn::new(opts)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),
@@ -102,8 +124,17 @@ pub(super) struct Live {
     pub term: Option<u64>,
     /// Its replica side, when replication is configured.
     pub slave: Option<SlaveStatus>,
-    /// The member names of the replicas connected to it (`SHOW SLAVE HOSTS`, their `report_host`).
-    pub replicas: Vec<String>,
+    /// The replicas connected to it (`SHOW SLAVE HOSTS`).
+    pub replicas: Vec<ReplicaHost>,
+}
+
+/// A replica connected to this server, as it reported itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ReplicaHost {
+    /// Its member name (`report_host`).
+    pub name: String,
+    /// The port its server listens on (`report_port`).
+    pub port: u16,
 }
 
 /// Looks at the server.
@@ -156,11 +187,18 @@ pub(super) async fn slave_status(session: &mut Session) -> Result<Option<SlaveSt
     }))
 }
 
-/// The `report_host` of every replica connected to this server.
-async fn replicas(session: &mut Session) -> Result<Vec<String>, String> {
+/// The replicas connected to this server.
+async fn replicas(session: &mut Session) -> Result<Vec<ReplicaHost>, String> {
     let rows: Vec<Row> =
         session.query("SHOW SLAVE HOSTS").await.map_err(|e| format!("SHOW SLAVE HOSTS: {e}"))?;
-    Ok(rows.into_iter().filter_map(|row| row.get_opt::<String, _>("Host").and_then(Result::ok)).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let name = row.get_opt::<String, _>("Host").and_then(Result::ok)?;
+            let port = row.get_opt::<u16, _>("Port").and_then(Result::ok)?;
+            Some(ReplicaHost { name, port })
+        })
+        .collect())
 }
 
 impl Live {

@@ -1,0 +1,166 @@
+//! Synchronous replication on MariaDB 10.11 (semi-synchronous, `AFTER_SYNC`) with real agents: in `on`
+//! the primary's commits wait for the one standby it publishes and for no other replica, no failover goes
+//! to a replica that may lack an acknowledged commit, and none is lost when the primary node is killed.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::mariadb::{self, app_query, query, AppWriter, APP_GRANTS};
+use vigil_integration::wait_for;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Three settled nodes in `synchronous_mode: on` with the schema `app` and its user, and a published
+/// synchronous standby; returns the cluster, the primary, the standby and the other replica.
+async fn settled_in_on() -> (AgentCluster, usize, usize, usize) {
+    let mut cluster = mariadb::start_with(3, "synchronous_mode: on");
+    cluster.agents_started(Duration::from_secs(60)).await.expect("agents started");
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let schema = ["CREATE DATABASE app", "CREATE TABLE app.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB"];
+    for sql in schema.iter().chain(&APP_GRANTS) {
+        query(&cluster, primary, sql).await.expect(sql);
+    }
+    let standby = sync_standby(&cluster, primary).await;
+    let other = (0..3).find(|i| *i != primary && *i != standby).expect("another replica");
+    (cluster, primary, standby, other)
+}
+
+/// Waits until `GET /cluster` on `primary` names a synchronous standby; returns it.
+async fn sync_standby(cluster: &AgentCluster, primary: usize) -> usize {
+    wait_for("a published synchronous standby", PATIENCE, || async {
+        let (_, body) = cluster.rest(primary, "/cluster").await?;
+        let members = body["members"].as_array()?.clone();
+        let name = members.iter().find(|m| m["role"] == "sync_standby")?["name"].as_str()?.to_owned();
+        cluster.nodes.iter().position(|n| n.name == name)
+    })
+    .await
+}
+
+/// The rows of `acked` that node `i` lacks.
+async fn lost(cluster: &AgentCluster, i: usize, acked: &[(u32, usize)]) -> Vec<u32> {
+    let present: BTreeSet<String> =
+        query(cluster, i, "SELECT id FROM app.t").await.expect("rows").into_iter().collect();
+    acked.iter().map(|(id, _)| *id).filter(|id| !present.contains(&id.to_string())).collect()
+}
+
+/// `name`'s value in node `i`'s global status.
+async fn status(cluster: &AgentCluster, i: usize, name: &str) -> String {
+    let sql =
+        format!("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '{name}'");
+    query(cluster, i, &sql).await.expect("status").concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_on_commits_wait_for_the_published_standby_alone() {
+    let (cluster, primary, standby, other) = settled_in_on().await;
+    assert_eq!(status(&cluster, primary, "RPL_SEMI_SYNC_MASTER_STATUS").await, "ON");
+    assert_eq!(
+        status(&cluster, standby, "RPL_SEMI_SYNC_SLAVE_STATUS").await,
+        "ON",
+        "the standby acknowledges"
+    );
+    assert_eq!(
+        status(&cluster, other, "RPL_SEMI_SYNC_SLAVE_STATUS").await,
+        "OFF",
+        "the other replica does not"
+    );
+    let (_, body) = cluster.rest(primary, "/patroni").await.expect("status");
+    assert_eq!(body["vigil"]["sync_state"], "sync", "{body}");
+    app_query(&cluster, primary, "INSERT INTO app.t VALUES (1)")
+        .await
+        .expect("a commit the standby acknowledges");
+
+    // The standby's server stops answering: a commit waits, though the other replica receives it.
+    let server = cluster.mariadbd_pid(standby).expect("the standby's mariadbd");
+    // SAFETY: SIGSTOP to a server this test's agents started.
+    unsafe { libc::kill(server, libc::SIGSTOP) };
+    let waiting = tokio::spawn({
+        let (host, port) = (cluster.nodes[primary].host.clone(), cluster.nodes[primary].pg_port);
+        async move {
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname(host)
+                .tcp_port(port)
+                .user(Some(mariadb::APP_USER.0))
+                .pass(Some(mariadb::APP_USER.1));
+            let mut conn = mysql_async::Conn::new(opts).await?;
+            mysql_async::prelude::Queryable::query_drop(&mut conn, "INSERT INTO app.t VALUES (2)").await
+        }
+    });
+    wait_for("a commit waiting for the standby's acknowledgement", PATIENCE, || async {
+        let sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE '%semi-sync ACK%'";
+        (query(&cluster, primary, sql).await.ok()? == ["1"]).then_some(())
+    })
+    .await;
+    let on_other = query(&cluster, other, "SELECT COUNT(*) FROM app.t WHERE id = 2").await;
+    // SAFETY: as above.
+    unsafe { libc::kill(server, libc::SIGCONT) };
+    assert_eq!(on_other.expect("count on the other replica"), ["1"], "the other replica received it");
+    let done = tokio::time::timeout(PATIENCE, waiting).await.expect("the commit completes").expect("task");
+    done.expect("the waiting commit is acknowledged once the standby answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_failover_to_a_replica_that_may_lack_a_commit_while_the_standby_is_down_too() {
+    let (mut cluster, primary, standby, other) = settled_in_on().await;
+    let writer = AppWriter::start(&cluster, Duration::from_millis(2));
+    wait_for("100 commits", PATIENCE, || async { (writer.acks().len() >= 100).then_some(()) }).await;
+
+    // The primary and its standby crash together (their agents killed, their servers by the lifelines).
+    cluster.signal_agent(standby, libc::SIGKILL);
+    cluster.signal_agent(primary, libc::SIGKILL);
+    let hold = std::time::Instant::now();
+    while hold.elapsed() < Duration::from_secs(12) {
+        let (code, _) = cluster.rest(other, "/primary").await.unwrap_or_default();
+        assert_ne!(
+            code, 200,
+            "{} took over without the commits only the standby may hold",
+            cluster.nodes[other].name
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (_, body) = cluster.rest(other, "/patroni").await.expect("status");
+    eprintln!("the other replica waits: {}", body["vigil"]["reason"]);
+
+    // The standby comes back: a failover happens, and loses nothing acknowledged.
+    cluster.start_agent(standby);
+    let new = cluster.primary(PATIENCE).await;
+    assert_ne!(new, primary);
+    let acked = writer.stop().await;
+    let lost = lost(&cluster, new, &acked).await;
+    assert!(lost.is_empty(), "acknowledged commits lost: {lost:?}");
+    eprintln!("{} acknowledged commits, all on {}", acked.len(), cluster.nodes[new].name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_acknowledged_commit_is_lost_when_the_primary_node_is_killed_five_times() {
+    let (mut cluster, mut primary, _, _) = settled_in_on().await;
+    let writer = AppWriter::start(&cluster, Duration::from_millis(2));
+    for round in 1..=5 {
+        sync_standby(&cluster, primary).await;
+        let before = writer.acks().len();
+        wait_for("50 more commits", PATIENCE, || async {
+            (writer.acks().len() >= before + 50).then_some(())
+        })
+        .await;
+
+        cluster.signal_agent(primary, libc::SIGKILL);
+        cluster.kill_mariadb(primary);
+        let survivors: Vec<usize> = (0..3).filter(|i| *i != primary).collect();
+        let new = cluster.settled(&survivors, PATIENCE).await;
+        wait_for("commits on the new primary", PATIENCE, || async {
+            writer.acks().iter().any(|(_, node)| *node == new).then_some(())
+        })
+        .await;
+        let acked = writer.acks();
+        let lost = lost(&cluster, new, &acked).await;
+        assert!(lost.is_empty(), "round {round}: acknowledged commits lost: {lost:?}");
+        eprintln!("round {round}: {} acknowledged commits, all on {}", acked.len(), cluster.nodes[new].name);
+
+        if round < 5 {
+            cluster.start_agent(primary);
+            cluster.streaming_replica(primary, PATIENCE).await;
+        }
+        primary = new;
+    }
+    writer.stop().await;
+}
