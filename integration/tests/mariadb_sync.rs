@@ -3,6 +3,7 @@
 //! to a replica that may lack an acknowledged commit, and none is lost when the primary node is killed.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use vigil_integration::agents::AgentCluster;
 use vigil_integration::mariadb::{self, app_query, query, AppWriter, APP_GRANTS};
@@ -105,8 +106,13 @@ async fn no_failover_to_a_replica_that_may_lack_a_commit_while_the_standby_is_do
     let writer = AppWriter::start(&cluster, Duration::from_millis(2));
     wait_for("100 commits", PATIENCE, || async { (writer.acks().len() >= 100).then_some(()) }).await;
 
-    // The primary and its standby crash together (their agents killed, their servers by the lifelines).
-    cluster.signal_agent(standby, libc::SIGKILL);
+    // The primary's node crashes (its agent killed, its server by the lifeline) while the standby's server
+    // is down and cannot start (its data directory unreadable); the standby's agent still runs, so the
+    // store keeps its quorum.
+    let data_dir = cluster.home(standby).join("mysql");
+    let mode = |bits: u32| std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(bits));
+    mode(0o000).expect("chmod 000");
+    cluster.kill_mariadb(standby);
     cluster.signal_agent(primary, libc::SIGKILL);
     let hold = std::time::Instant::now();
     while hold.elapsed() < Duration::from_secs(12) {
@@ -118,11 +124,17 @@ async fn no_failover_to_a_replica_that_may_lack_a_commit_while_the_standby_is_do
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (_, body) = cluster.rest(other, "/patroni").await.expect("status");
-    eprintln!("the other replica waits: {}", body["vigil"]["reason"]);
+    let (_, view) = cluster.rest(other, "/cluster").await.expect("/cluster");
+    let me = &cluster.nodes[other].name;
+    let members = view["members"].as_array().cloned().unwrap_or_default();
+    let reason = members.iter().find(|m| m["name"] == me.as_str()).map(|m| m["reason"].to_string());
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("not taking over")),
+        "{me} says why it waits: {reason:?}"
+    );
 
-    // The standby comes back: a failover happens, and loses nothing acknowledged.
-    cluster.start_agent(standby);
+    // The standby's server starts again: a failover happens, and loses nothing acknowledged.
+    mode(0o700).expect("chmod 700");
     let new = cluster.primary(PATIENCE).await;
     assert_ne!(new, primary);
     let acked = writer.stop().await;
