@@ -176,3 +176,75 @@ async fn no_acknowledged_commit_is_lost_when_the_primary_node_is_killed_five_tim
     }
     writer.stop().await;
 }
+
+/// Commits one row at a time over one connection to `primary` as the application user, ids from
+/// `first`; returns each commit's time.
+async fn commit_times(cluster: &AgentCluster, primary: usize, first: u32, count: u32) -> Vec<Duration> {
+    let node = &cluster.nodes[primary];
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(node.host.clone())
+        .tcp_port(node.pg_port)
+        .user(Some(mariadb::APP_USER.0))
+        .pass(Some(mariadb::APP_USER.1));
+    let mut conn = mysql_async::Conn::new(opts).await.expect("connect");
+    let mut times = Vec::new();
+    for id in first..first + count {
+        let started = std::time::Instant::now();
+        let insert = format!("INSERT INTO app.t VALUES ({id})");
+        mysql_async::prelude::Queryable::query_drop(&mut conn, insert).await.expect("insert");
+        times.push(started.elapsed());
+    }
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a benchmark, its figures are in BENCHMARKS.md"]
+async fn bench_semi_sync_commit_cost() {
+    let (cluster, primary, _, _) = settled_in_on().await;
+    let (rounds, count) = (3, 1000);
+    let (mut semi_sync, mut asynchronous) = (Vec::new(), Vec::new());
+    let mut id = 1;
+    for _ in 0..rounds {
+        for mode in ["on", "off"] {
+            let patch = format!(r#"{{"synchronous_mode": "{mode}"}}"#);
+            let (code, body) = cluster.send(primary, reqwest::Method::PATCH, "/config", &patch).await;
+            assert_eq!(code, 200, "{body}");
+            let wanted = if mode == "on" { "ON" } else { "OFF" };
+            wait_for("the primary's semi-synchronous state", PATIENCE, || async {
+                (status(&cluster, primary, "RPL_SEMI_SYNC_MASTER_STATUS").await == wanted).then_some(())
+            })
+            .await;
+            if mode == "on" {
+                sync_standby(&cluster, primary).await;
+            }
+            let acknowledged = status(&cluster, primary, "RPL_SEMI_SYNC_MASTER_YES_TX").await;
+            let times = commit_times(&cluster, primary, id, count).await;
+            let now = status(&cluster, primary, "RPL_SEMI_SYNC_MASTER_YES_TX").await;
+            let waited = now.parse::<u64>().unwrap_or(0) - acknowledged.parse::<u64>().unwrap_or(0);
+            assert_eq!(
+                waited,
+                if mode == "on" { u64::from(count) } else { 0 },
+                "commits acknowledged by a replica"
+            );
+            id += count;
+            if mode == "on" {
+                semi_sync.extend(times)
+            } else {
+                asynchronous.extend(times)
+            }
+        }
+    }
+    for (mode, times) in [("async", &mut asynchronous), ("semi-sync (on)", &mut semi_sync)] {
+        times.sort();
+        let total: Duration = times.iter().sum();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "{mode}: {} commits, {:.0} commits/s, p50 {:?}, p99 {:?}, max {:?}",
+            times.len(),
+            times.len() as f64 / total.as_secs_f64(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+}
