@@ -13,7 +13,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Crashes primary `old`'s node (its agent killed, and its server by the lifeline) once every replica has
 /// the rows of `app.t` it has; returns the node that then accepted the application's write, and how long
 /// after the crash. (Replication is asynchronous: a row the primary acknowledged just before a crash may
-/// be on no replica. Synchronous modes, which keep it, are not built for MariaDB yet.)
+/// be on no replica; `mariadb_sync.rs` tests the synchronous modes, which keep it.)
 async fn crash_and_first_write(cluster: &mut AgentCluster, old: usize) -> (usize, Duration) {
     let count = "SELECT COUNT(*) FROM app.t";
     let rows = query(cluster, old, count).await.expect("count on the primary");
