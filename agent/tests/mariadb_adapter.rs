@@ -187,23 +187,31 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     // Cut off, the old primary takes a write nobody receives; the replica is promoted meanwhile.
     b.follow(None).await.unwrap();
     session.query_drop("INSERT INTO test.t VALUES (1)").await.unwrap();
+    let logged: String = session.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
     drop(session);
     a.kill().await.unwrap();
     b.promote(2).await.unwrap();
     client(&up_b).await.query_drop("INSERT INTO test.t VALUES (2)").await.unwrap();
 
-    let refused = a.follow(Some(&up_b)).await.unwrap_err();
-    assert!(refused.to_string().contains("follow node-b: diverged"), "{refused}");
-    assert!(refused.to_string().contains("binlog ends at 0-1-"), "names what it logged: {refused}");
+    let refused = a.follow(Some(&up_b)).await.unwrap_err().to_string();
+    let errant = format!("{logged} (1 transaction)");
+    assert!(
+        refused.contains(&format!("follow node-b: diverged: it has {errant} that node-b lacks")),
+        "{refused}"
+    );
     let state = a.observe().await;
     assert!(!state.streaming, "{state:?}");
+    let reported = state.diverged.expect("what node-b lacks, reported");
+    assert_eq!((reported.upstream.as_str(), reported.extra), ("node-b", errant));
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
     a.remove_data().await.unwrap();
     assert_eq!(a.observe().await.data, DataState::Missing);
     a.clone_from(&up_b).await.unwrap();
     a.follow(Some(&up_b)).await.unwrap();
     let end = b.observe().await.position;
-    wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    let state =
+        wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    assert_eq!(state.diverged, None, "nothing refused any more");
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
 }
 

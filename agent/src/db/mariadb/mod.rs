@@ -20,8 +20,10 @@
 //! | `render` | the option file |
 //! | `sql` | the statements and queries, over the Unix socket |
 //! | `gtid` | GTID lists and the domain's sequence number |
+//! | `errant` | the transactions a former primary has that its upstream lacks, reported before a re-clone |
 
 mod data;
+mod errant;
 mod gtid;
 mod observe;
 mod render;
@@ -30,7 +32,7 @@ pub(crate) mod server;
 mod sql;
 
 use crate::config::{Config, MysqlPrograms, UserPassword};
-use crate::db::{logged, Database, DbError, DbState, StopMode, SyncRule, Upstream};
+use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};
 use sql::Session;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,6 +147,8 @@ struct Runtime {
     upstream_timeout: Duration,
     /// The upstream `follow` configured last.
     upstream: Option<Upstream>,
+    /// What the data has that an upstream refused, until the data is replaced or follows an upstream.
+    diverged: Option<Divergence>,
 }
 
 /// A MariaDB server managed by the agent. `observe` may run at any time; the other operations one at a
@@ -158,7 +162,7 @@ pub struct MariaDb {
 impl MariaDb {
     /// An adapter for the server `settings` describe.
     pub fn new(settings: MariaDbSettings) -> MariaDb {
-        let runtime = Runtime { upstream_timeout: Duration::from_secs(30), upstream: None };
+        let runtime = Runtime { upstream_timeout: Duration::from_secs(30), upstream: None, diverged: None };
         MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
     }
 
@@ -170,6 +174,16 @@ impl MariaDb {
 
     fn runtime(&self) -> std::sync::MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op`, which replaces the data: what an upstream refused of the old data is gone with it.
+    async fn replacing_data(
+        &self,
+        op: impl std::future::Future<Output = Result<(), DbError>>,
+    ) -> Result<(), DbError> {
+        op.await?;
+        self.runtime().diverged = None;
+        Ok(())
     }
 
     /// A session as the superuser.
@@ -208,15 +222,18 @@ impl Database for MariaDb {
     }
 
     async fn observe(&self) -> DbState {
-        self.observe_now().await
+        let state = self.observe_now().await;
+        DbState { diverged: self.runtime().diverged.clone(), ..state }
     }
 
     async fn bootstrap(&self, token: Option<u64>) -> Result<(), DbError> {
-        logged(&self.settings.name, "bootstrap", None, self.bootstrap_now(token)).await
+        let bootstrap = self.replacing_data(self.bootstrap_now(token));
+        logged(&self.settings.name, "bootstrap", None, bootstrap).await
     }
 
     async fn clone_from(&self, upstream: &Upstream) -> Result<(), DbError> {
-        logged(&self.settings.name, "clone_from", Some(&upstream.name), self.clone_now(upstream)).await
+        let clone = self.replacing_data(self.clone_now(upstream));
+        logged(&self.settings.name, "clone_from", Some(&upstream.name), clone).await
     }
 
     async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {
@@ -240,8 +257,14 @@ impl Database for MariaDb {
     }
 
     async fn follow(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
-        logged(&self.settings.name, "follow", upstream.map(|u| u.name.as_str()), self.follow_now(upstream))
-            .await
+        let follow = async {
+            self.follow_now(upstream).await?;
+            if upstream.is_some() {
+                self.runtime().diverged = None;
+            }
+            Ok(())
+        };
+        logged(&self.settings.name, "follow", upstream.map(|u| u.name.as_str()), follow).await
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), DbError> {

@@ -59,6 +59,7 @@ impl MariaDb {
                 })
                 .collect(),
             pending_restart: Vec::new(),
+            diverged: None,
         }
     }
 }

@@ -64,19 +64,7 @@ impl MariaDb {
                 return Err(DbError::new(format!("follow {}", up.name), status.sql_error));
             }
             if status.io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
-                let logged: Option<String> =
-                    mysql_async::prelude::Queryable::query_first(session, "SELECT @@global.gtid_binlog_pos")
-                        .await
-                        .ok()
-                        .flatten();
-                let why = format!(
-                    "diverged: {} refuses this server's position (its binlog ends at {}; transactions {} \
-                     lacks are lost when it is cloned again): {}",
-                    up.name,
-                    logged.unwrap_or_default(),
-                    up.name,
-                    status.io_error
-                );
+                let why = self.refused_by(session, up, &status.io_error).await;
                 return Err(DbError::new(format!("follow {}", up.name), why));
             }
             if status.io_errno != 0 && !status.io_running.eq_ignore_ascii_case("yes") {

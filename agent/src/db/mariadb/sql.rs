@@ -22,6 +22,28 @@ pub(super) async fn connect(
         .pass(password)
         .prefer_socket(true)
         .stmt_cache_size(0);
+    open(opts, timeout).await
+}
+
+/// Connects to another member's server at `host:port` over TCP as `user` within `timeout`.
+pub(super) async fn connect_tcp(
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<Session, String> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(host.to_owned())
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false)
+        .stmt_cache_size(0);
+    open(opts, timeout).await
+}
+
+async fn open(opts: OptsBuilder, timeout: Duration) -> Result<Session, String> {
     match tokio::time::timeout(timeout, Conn::new(opts)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),
