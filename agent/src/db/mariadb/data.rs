@@ -87,8 +87,10 @@ impl MariaDb {
     }
 
     /// Copies the data from `upstream` with `mariadb-dump` (its GTID position included) into a fresh
-    /// server, without logging the load, then stops the server: `follow` starts it as a replica.
+    /// server, without logging the load, then stops the server: `follow` starts it as a replica. An
+    /// upstream with this server's `server_id` or another GTID domain is refused first.
     pub(super) async fn clone_now(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.check_upstream("clone", upstream).await?;
         self.install_and_start().await?;
         let su = &self.settings.superuser;
         let dump = format!(

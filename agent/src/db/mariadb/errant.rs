@@ -2,7 +2,7 @@
 //! took writes after another member took over): which transactions those are, reported before the data
 //! is cloned again and they are lost.
 
-use super::{gtid, sql, MariaDb, ADMIN_TIMEOUT};
+use super::{gtid, sql, MariaDb};
 use crate::db::{Divergence, Upstream};
 use mysql_async::prelude::Queryable;
 use sql::Session;
@@ -40,11 +40,7 @@ impl MariaDb {
             .query_first("SELECT @@global.gtid_binlog_state")
             .await
             .map_err(|e| format!("read this server's GTID state: {e}"))?;
-        let rep = &self.settings.replication;
-        let mut theirs =
-            sql::connect_tcp(&up.host, up.port, &rep.username, rep.password.expose(), ADMIN_TIMEOUT)
-                .await
-                .map_err(|e| format!("connect to {}: {e}", up.name))?;
+        let mut theirs = self.upstream_session(up).await?;
         let state: Option<(String, String)> = theirs
             .query_first("SELECT @@global.gtid_binlog_state, @@global.gtid_slave_pos")
             .await

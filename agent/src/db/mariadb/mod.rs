@@ -18,8 +18,9 @@
 //! | `observe` | what the server and its data directory are |
 //! | `server` | the `mariadbd` process: install, start, stop, kill |
 //! | `render` | the option file |
-//! | `sql` | the statements and queries, over the Unix socket |
+//! | `sql` | the statements and queries, over the Unix socket (TCP to another member) |
 //! | `gtid` | GTID lists and the domain's sequence number |
+//! | `upstream` | another member's server as an upstream: its session, the identity checks before following it |
 //! | `errant` | the transactions a former primary has that its upstream lacks, reported before a re-clone |
 
 mod data;
@@ -30,6 +31,7 @@ mod render;
 mod replication;
 pub(crate) mod server;
 mod sql;
+mod upstream;
 
 use crate::config::{Config, MysqlPrograms, UserPassword};
 use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};

@@ -34,6 +34,7 @@ impl MariaDb {
             self.runtime().upstream = Some(up.clone());
             return Ok(());
         }
+        self.check_upstream("follow", up).await?;
         let rep = &self.settings.replication;
         // MASTER_DEMOTE_TO_SLAVE: what this server logged itself counts as replicated, so that the upstream
         // refuses a server with transactions it does not have (error 1236) instead of skipping them.
