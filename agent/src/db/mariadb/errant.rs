@@ -40,13 +40,8 @@ impl MariaDb {
             .query_first("SELECT @@global.gtid_binlog_state")
             .await
             .map_err(|e| format!("read this server's GTID state: {e}"))?;
-        let mut theirs = self.upstream_session(up).await?;
-        let state: Option<(String, String)> = theirs
-            .query_first("SELECT @@global.gtid_binlog_state, @@global.gtid_slave_pos")
-            .await
-            .map_err(|e| format!("read {}'s GTID state: {e}", up.name))?;
-        drop(theirs.disconnect().await);
-        let (binlog_state, slave_pos) = state.unwrap_or_default();
+        let (binlog_state, slave_pos): (String, String) =
+            self.ask_upstream(up, "SELECT @@global.gtid_binlog_state, @@global.gtid_slave_pos").await?;
         let mine = gtid::parse_list(&mine.unwrap_or_default())?;
         let theirs = gtid::parse_list(&format!("{binlog_state},{slave_pos}"))?;
         Ok(gtid::errant(&mine, &theirs, self.settings.domain))

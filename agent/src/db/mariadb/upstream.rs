@@ -1,35 +1,34 @@
-//! Another member's server as this one's upstream: a session with it as the replication user, and the
+//! Another member's server as this one's upstream: what it answers the replication user, and the
 //! identity every member must have apart from it before this one copies or follows it: its own
 //! `server_id` (a replica skips what its own `server_id` wrote, so with its upstream's it would miss
 //! every transaction), and the cluster's one GTID domain (positions count in that domain only).
 
 use super::{sql, MariaDb, ADMIN_TIMEOUT};
 use crate::db::{DbError, Upstream};
-use mysql_async::prelude::Queryable;
-use sql::Session;
+use mysql_async::prelude::{FromRow, Queryable};
 
 impl MariaDb {
-    /// A session with `up`'s server over TCP, as the replication user.
-    pub(super) async fn upstream_session(&self, up: &Upstream) -> Result<Session, String> {
+    /// The row `query` answers on `up`'s server (its variables), asked over TCP as the replication user.
+    pub(super) async fn ask_upstream<T: FromRow + Send + 'static>(
+        &self,
+        up: &Upstream,
+        query: &str,
+    ) -> Result<T, String> {
         let rep = &self.settings.replication;
-        sql::connect_tcp(&up.host, up.port, &rep.username, rep.password.expose(), ADMIN_TIMEOUT)
-            .await
-            .map_err(|e| format!("connect to {}: {e}", up.name))
+        let mut session =
+            sql::connect_tcp(&up.host, up.port, &rep.username, rep.password.expose(), ADMIN_TIMEOUT)
+                .await
+                .map_err(|e| format!("connect to {}: {e}", up.name))?;
+        let row: Option<T> =
+            session.query_first(query).await.map_err(|e| format!("{query} on {}: {e}", up.name))?;
+        drop(session.disconnect().await);
+        row.ok_or_else(|| format!("{query} on {}: no row", up.name))
     }
 
     /// Refuses an upstream with this server's `server_id` or another GTID domain, for `action`. An
     /// upstream that does not answer is not checked here: copying or following it fails on its own.
     pub(super) async fn check_upstream(&self, action: &str, up: &Upstream) -> Result<(), DbError> {
-        let ids = async {
-            let mut session = self.upstream_session(up).await?;
-            let ids: Option<(u32, u32)> = session
-                .query_first("SELECT @@global.server_id, @@global.gtid_domain_id")
-                .await
-                .map_err(|e| format!("read {}'s server_id: {e}", up.name))?;
-            drop(session.disconnect().await);
-            ids.ok_or_else(|| format!("{} answered no server_id", up.name))
-        };
-        match ids.await {
+        match self.ask_upstream(up, "SELECT @@global.server_id, @@global.gtid_domain_id").await {
             Ok(theirs) => {
                 let mine = (self.settings.server_id, self.settings.domain);
                 identity_conflict(mine, theirs, &up.name).map_err(|why| DbError::new(action, why))
