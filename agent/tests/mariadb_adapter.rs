@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use tempfile::TempDir;
-use vigil_agent::config::MysqlPrograms;
+use vigil_agent::config::{Flavor, MysqlPrograms};
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
 use vigil_agent::db::{DataState, Database, Position, Role, Unit, Upstream};
 
@@ -54,6 +54,7 @@ impl Lab {
         let root = unsafe { libc::geteuid() } == 0;
         let settings = MariaDbSettings {
             name: name.into(),
+            flavor: Flavor::Mariadb,
             server_id,
             domain: 0,
             data_dir: data_dir.clone(),

@@ -79,7 +79,7 @@ impl MariaDb {
         );
         statements.push(format!("INSERT INTO vigil.cluster VALUES (1, {})", quote(&system_id)));
         statements.push(self.fence_row(token.unwrap_or(0)));
-        statements.push("SET GLOBAL read_only = 0".to_owned());
+        statements.push(self.settings.dialect().writable().to_owned());
         for statement in &statements {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("bootstrap", e))?;
         }

@@ -18,12 +18,14 @@
 //! | `observe` | what the server and its data directory are |
 //! | `server` | the `mariadbd` process: install, start, stop, kill |
 //! | `render` | the option file |
+//! | `dialect` | the words that differ between MariaDB and MySQL 8 |
 //! | `sql` | the statements and queries, over the Unix socket (TCP to another member) |
 //! | `gtid` | GTID lists and the domain's sequence number |
 //! | `upstream` | another member's server as an upstream: its session, the identity checks before following it |
 //! | `errant` | the transactions a former primary has that its upstream lacks, reported before a re-clone |
 
 mod data;
+mod dialect;
 mod errant;
 mod gtid;
 mod observe;
@@ -33,8 +35,9 @@ pub(crate) mod server;
 mod sql;
 mod upstream;
 
-use crate::config::{Config, MysqlPrograms, UserPassword};
+use crate::config::{Config, Flavor, MysqlPrograms, UserPassword};
 use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};
+use dialect::Dialect;
 use sql::Session;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +64,8 @@ pub struct Account {
 pub struct MariaDbSettings {
     /// This member's name: its `report_host`, as its upstream lists it.
     pub name: String,
+    /// The server's flavor: how the adapter words its statements and option file.
+    pub flavor: Flavor,
     /// Its `server_id`, unique in the cluster.
     pub server_id: u32,
     /// The cluster's GTID domain (`gtid_domain_id`).
@@ -97,6 +102,7 @@ impl MariaDbSettings {
             |a: &UserPassword| Account { username: a.username.clone(), password: a.password.clone() };
         Some(MariaDbSettings {
             name: config.name.to_string(),
+            flavor: my.flavor,
             server_id,
             domain,
             data_dir: my.data_dir.clone(),
@@ -108,6 +114,11 @@ impl MariaDbSettings {
             parameters,
             os_user: my.os_user.clone(),
         })
+    }
+
+    /// How the adapter words what it says to the server.
+    fn dialect(&self) -> Dialect {
+        Dialect::of(self.flavor)
     }
 
     /// The option file, next to the data directory (`<data_dir>.cnf`).
@@ -316,7 +327,7 @@ impl Database for MariaDb {
         if !server::runs(&self.settings) {
             return Ok(());
         }
-        let statement = format!("SET GLOBAL slave_net_timeout = {}", timeout.as_secs().max(1));
+        let statement = self.settings.dialect().upstream_timeout(timeout.as_secs().max(1));
         self.run("set the upstream timeout", &[statement]).await
     }
 
@@ -350,6 +361,7 @@ pub(crate) mod tests {
         let account = |name: &str| Account { username: name.into(), password: Secret::from("pw".to_owned()) };
         MariaDbSettings {
             name: "node1".into(),
+            flavor: Flavor::Mariadb,
             server_id: 7,
             domain: 0,
             data_dir: "/tmp/v/node1/mysql".into(),

@@ -12,7 +12,9 @@ impl MariaDb {
         let Some(system_id) = self.system_id() else { return DbState::stopped(DataState::Missing) };
         let data = DataState::Present { system_id, was_primary: false };
         let answer = match self.session(OBSERVE_TIMEOUT).await {
-            Ok(mut session) => tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&mut session)).await,
+            Ok(mut session) => {
+                tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(&mut session, self.settings.dialect())).await
+            }
             Err(e) => Ok(Err(e)),
         };
         let live = match answer {

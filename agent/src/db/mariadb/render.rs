@@ -7,17 +7,15 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// The settings every member runs with, whatever the parameters say (the configuration refuses
-/// parameters that contradict them): one GTID domain in strict mode, every change logged and passed on,
-/// durable commits, and a server that opens for writes only when the agent says so.
+/// parameters that contradict them), besides those whose names differ by flavor (the dialect's: GTIDs
+/// in order, replicas logging what they apply, replication started by the agent only): every change
+/// logged in rows, durable commits, and a server that opens for writes only when the agent says so.
 const INVARIANTS: &[(&str, &str)] = &[
-    ("gtid_strict_mode", "ON"),
-    ("log_slave_updates", "ON"),
     ("binlog_format", "ROW"),
     ("binlog_row_image", "FULL"),
     ("sync_binlog", "1"),
     ("innodb_flush_log_at_trx_commit", "1"),
     ("read_only", "ON"),
-    ("skip_slave_start", "ON"),
     ("skip_name_resolve", "ON"),
     ("event_scheduler", "OFF"),
 ];
@@ -40,9 +38,10 @@ pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> St
     set("port", &s.port.to_string());
     set("server_id", &s.server_id.to_string());
     set("report_host", &s.name);
-    set("gtid_domain_id", &s.domain.to_string());
     set("log_bin", &format!("{}-bin", s.log_basename()));
-    set("slave_net_timeout", &upstream_timeout.as_secs().max(1).to_string());
+    for (name, value) in s.dialect().option_lines(s.domain, upstream_timeout.as_secs().max(1)) {
+        set(name, &value);
+    }
     for (name, value) in INVARIANTS {
         set(name, value);
     }
