@@ -1,7 +1,7 @@
 //! The record each agent publishes about its member under `members/<name>` every loop, with a ttl, in
 //! Patroni's shape so that tools reading it find the fields they know.
 
-use crate::db::{DbState, PendingSetting, Position, Role};
+use crate::db::{DbState, Divergence, PendingSetting, Position, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use vigil_api::PendingChange;
@@ -61,6 +61,9 @@ pub struct MemberRecord {
     /// The parameters that wait for a restart, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending_restart_reason: BTreeMap<String, PendingChange>,
+    /// What its data has that its upstream refused it for, until it is cloned again or follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<Divergence>,
 }
 
 impl MemberRecord {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use tempfile::TempDir;
-use vigil_agent::config::MysqlPrograms;
+use vigil_agent::config::{Flavor, MysqlPrograms};
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
 use vigil_agent::db::{DataState, Database, Position, Role, Unit, Upstream};
 
@@ -40,6 +40,12 @@ impl Lab {
 
     /// Member `name` with `server_id`, on a free port.
     fn node(&self, name: &str, server_id: u32) -> (MariaDb, Upstream) {
+        let (settings, up) = self.settings(name, server_id);
+        (MariaDb::new(settings), up)
+    }
+
+    /// The settings of member `name` with `server_id` in GTID domain 0, on a free port.
+    fn settings(&self, name: &str, server_id: u32) -> (MariaDbSettings, Upstream) {
         let data_dir = self.root.path().join(name).join("mysql");
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -48,6 +54,7 @@ impl Lab {
         let root = unsafe { libc::geteuid() } == 0;
         let settings = MariaDbSettings {
             name: name.into(),
+            flavor: Flavor::Mariadb,
             server_id,
             domain: 0,
             data_dir: data_dir.clone(),
@@ -63,7 +70,7 @@ impl Lab {
             os_user: root.then(|| "mysql".to_owned()),
         };
         self.data_dirs.lock().unwrap().push(data_dir);
-        (MariaDb::new(settings), Upstream { name: name.into(), host: "127.0.0.1".into(), port })
+        (settings, Upstream { name: name.into(), host: "127.0.0.1".into(), port })
     }
 }
 
@@ -187,24 +194,51 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     // Cut off, the old primary takes a write nobody receives; the replica is promoted meanwhile.
     b.follow(None).await.unwrap();
     session.query_drop("INSERT INTO test.t VALUES (1)").await.unwrap();
+    let logged: String = session.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
     drop(session);
     a.kill().await.unwrap();
     b.promote(2).await.unwrap();
     client(&up_b).await.query_drop("INSERT INTO test.t VALUES (2)").await.unwrap();
 
-    let refused = a.follow(Some(&up_b)).await.unwrap_err();
-    assert!(refused.to_string().contains("follow node-b: diverged"), "{refused}");
-    assert!(refused.to_string().contains("binlog ends at 0-1-"), "names what it logged: {refused}");
+    let refused = a.follow(Some(&up_b)).await.unwrap_err().to_string();
+    let errant = format!("{logged} (1 transaction)");
+    assert!(
+        refused.contains(&format!("follow node-b: diverged: it has {errant} that node-b lacks")),
+        "{refused}"
+    );
     let state = a.observe().await;
     assert!(!state.streaming, "{state:?}");
+    let reported = state.diverged.expect("what node-b lacks, reported");
+    assert_eq!((reported.upstream.as_str(), reported.extra), ("node-b", errant));
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
     a.remove_data().await.unwrap();
     assert_eq!(a.observe().await.data, DataState::Missing);
     a.clone_from(&up_b).await.unwrap();
     a.follow(Some(&up_b)).await.unwrap();
     let end = b.observe().await.position;
-    wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    let state =
+        wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    assert_eq!(state.diverged, None, "nothing refused any more");
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_its_upstreams_server_id_or_another_gtid_domain_is_refused_naming_the_parameter() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    a.bootstrap(Some(1)).await.unwrap();
+    let (twin, _) = lab.node("node-b", 1);
+    let refused = twin.clone_from(&up_a).await.unwrap_err().to_string();
+    assert!(refused.starts_with("clone: server_id 1 is also node-a's"), "{refused}");
+    assert!(refused.contains("mysql.parameters.server_id"), "{refused}");
+    assert_eq!(twin.observe().await.data, DataState::Missing, "nothing copied");
+    let (settings, _) = lab.settings("node-c", 3);
+    let elsewhere = MariaDb::new(MariaDbSettings { domain: 5, ..settings });
+    let refused = elsewhere.clone_from(&up_a).await.unwrap_err().to_string();
+    assert!(refused.starts_with("clone: gtid_domain_id 5 differs from node-a's 0"), "{refused}");
+    assert!(refused.contains("set mysql.parameters.gtid_domain_id to 0"), "{refused}");
+    let (fine, _) = lab.node("node-d", 4);
+    fine.clone_from(&up_a).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,9 @@ pub struct ClusterMember {
     /// The parameters that wait for a restart, present exactly when `pending_restart` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_restart_reason: Option<BTreeMap<String, PendingChange>>,
+    /// What its data has that its upstream refused it for; absent otherwise (see the status JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<vigil_policy::Divergence>,
 }
 
 /// A member's lag in `GET /cluster`: bytes, or `"unknown"` (Patroni's word) when a position is missing.

@@ -215,6 +215,7 @@ fn node_status_schema() -> Value {
         "fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
         "failovers_total": int,
+        "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },
         "raft": { "type": "object", "properties": {
             "term": int, "leader": int, "voters": { "type": "array", "items": int },
         } },

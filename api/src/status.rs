@@ -150,6 +150,10 @@ pub struct VigilInfo {
     /// there, writes hang).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_state: Option<String>,
+    /// What this member's data has that its upstream refused it for (a former primary's errant
+    /// transactions), from the refusal until the data is cloned again or follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<vigil_policy::Divergence>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,

@@ -67,6 +67,28 @@ pub async fn query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<St
     query_at(&node.host, node.pg_port, ("vigil", PASSWORD), sql).await
 }
 
+/// `CHECKSUM TABLE table` on node `i`: the table's checksum, as text.
+pub async fn checksum(cluster: &AgentCluster, i: usize, table: &str) -> Result<String, String> {
+    let node = &cluster.nodes[i];
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname(node.host.clone())
+        .tcp_port(node.pg_port)
+        .user(Some("vigil"))
+        .pass(Some(PASSWORD));
+    let work = async {
+        let mut conn = mysql_async::Conn::new(opts).await?;
+        let row: Option<(String, Option<u64>)> = conn.query_first(format!("CHECKSUM TABLE {table}")).await?;
+        conn.disconnect().await?;
+        Ok::<_, mysql_async::Error>(row.and_then(|(_, sum)| sum).map(|sum| sum.to_string()))
+    };
+    match tokio::time::timeout(Duration::from_secs(2), work).await {
+        Ok(Ok(Some(sum))) => Ok(sum),
+        Ok(Ok(None)) => Err(format!("no checksum of {table}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
 /// [`query`] as the application user ([`APP_USER`]).
 pub async fn app_query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
     let node = &cluster.nodes[i];

@@ -242,9 +242,18 @@ async fn the_mariadb_example_passes_validate_config_and_its_broken_invariants_do
     let ran = vigil_agent(&["--validate-config"], &file).await;
     assert!(ran.status.success(), "exit {}: {}", ran.status, ran.stderr);
     assert_eq!(ran.stdout.trim(), "node1: valid");
-    let broken = example.replace("{innodb_buffer_pool_size: 64M}", "{log_slave_updates: 'OFF'}");
-    let (_, file) = case_dir(tmp.path(), "mariadb-broken", &broken);
-    let ran = vigil_agent(&["--validate-config"], &file).await;
-    assert_eq!(ran.status.code(), Some(1), "{}", ran.stderr);
-    assert!(ran.stderr.contains("mysql.parameters.log_slave_updates"), "{}", ran.stderr);
+    for (i, (parameters, key)) in [
+        ("{log_slave_updates: 'OFF'}", "mysql.parameters.log_slave_updates"),
+        ("{gtid_domain_id: '-1'}", "mysql.parameters.gtid_domain_id"),
+        ("{server_id: '0'}", "mysql.parameters.server_id"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let broken = example.replace("{innodb_buffer_pool_size: 64M}", parameters);
+        let (_, file) = case_dir(tmp.path(), &format!("mariadb-broken-{i}"), &broken);
+        let ran = vigil_agent(&["--validate-config"], &file).await;
+        assert_eq!(ran.status.code(), Some(1), "{parameters}: {}", ran.stderr);
+        assert!(ran.stderr.contains(key), "{parameters}: {}", ran.stderr);
+    }
 }

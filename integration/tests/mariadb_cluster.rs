@@ -1,6 +1,7 @@
 //! Agents managing real MariaDB 10.11 servers (`mariadb-server`): three nodes bootstrap and replicate
 //! with GTIDs, a crashed primary node (its agent killed, and with it its server by the lifeline) is
-//! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica.
+//! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica; a former
+//! primary with transactions the new one lacks reports them and is cloned again.
 
 use std::time::{Duration, Instant};
 use vigil_integration::agents::AgentCluster;
@@ -15,22 +16,32 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// after the crash. (Replication is asynchronous: a row the primary acknowledged just before a crash may
 /// be on no replica; `mariadb_sync.rs` tests the synchronous modes, which keep it.)
 async fn crash_and_first_write(cluster: &mut AgentCluster, old: usize) -> (usize, Duration) {
+    replicas_have_every_row(cluster, old).await;
+    let crashed = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    let new = first_write_elsewhere(cluster, old).await;
+    (new, crashed.elapsed())
+}
+
+/// Waits until every replica has as many rows of `app.t` as `primary`.
+async fn replicas_have_every_row(cluster: &AgentCluster, primary: usize) {
     let count = "SELECT COUNT(*) FROM app.t";
-    let rows = query(cluster, old, count).await.expect("count on the primary");
-    for i in (0..cluster.nodes.len()).filter(|i| *i != old) {
+    let rows = query(cluster, primary, count).await.expect("count on the primary");
+    for i in (0..cluster.nodes.len()).filter(|i| *i != primary) {
         wait_for("the replicas to have every row", PATIENCE, || async {
             (query(cluster, i, count).await.ok()? == rows).then_some(())
         })
         .await;
     }
-    let crashed = Instant::now();
-    cluster.signal_agent(old, libc::SIGKILL);
+}
+
+/// The node other than `old` that first accepts the application's write of row 1000.
+async fn first_write_elsewhere(cluster: &AgentCluster, old: usize) -> usize {
     let others: Vec<usize> = (0..cluster.nodes.len()).filter(|i| *i != old).collect();
-    let cluster = &*cluster;
     wait_for("a write accepted by another node", PATIENCE, || async {
         for &i in &others {
             if app_query(cluster, i, "INSERT INTO app.t VALUES (1000)").await.is_ok() {
-                return Some((i, crashed.elapsed()));
+                return Some(i);
             }
         }
         None
@@ -166,6 +177,67 @@ async fn writes_through_haproxy_reach_the_new_primary_after_the_primary_node_cra
     .await;
     let rows = query(&cluster, new, "SELECT COUNT(*) FROM app.t WHERE id <= 11").await.expect("count");
     assert_eq!(rows, ["11"], "every write acknowledged through HAProxy is on the new primary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_former_primary_with_errant_transactions_reports_them_and_is_cloned_again() {
+    let (mut cluster, old) = settled_with_app_schema().await;
+    for id in 1..=20u32 {
+        app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})")).await.expect("insert");
+    }
+    replicas_have_every_row(&cluster, old).await;
+    // The replicas stop receiving (a cut link), the primary acknowledges three more transactions that no
+    // replica has (asynchronous replication), and its node crashes.
+    for i in (0..3).filter(|i| *i != old) {
+        query(&cluster, i, "STOP SLAVE IO_THREAD").await.expect("the replica's link cut");
+    }
+    for id in 2001..=2003u32 {
+        app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})"))
+            .await
+            .expect("an unreplicated write");
+    }
+    let server_id = query(&cluster, old, "SELECT @@server_id").await.expect("server_id").remove(0);
+    let logged = query(&cluster, old, "SELECT @@gtid_binlog_pos").await.expect("binlog position").remove(0);
+    let last: u64 = logged.rsplit('-').next().and_then(|n| n.parse().ok()).expect("a GTID");
+    let errant = format!("0-{server_id}-{}..0-{server_id}-{last} (3 transactions)", last - 2);
+    cluster.signal_agent(old, libc::SIGKILL);
+    let new = first_write_elsewhere(&cluster, old).await;
+
+    // The old node comes back: the new primary refuses it for what it lacks.
+    cluster.start_agent(old);
+    let shown = wait_for("the old node to report what the new primary lacks", PATIENCE, || async {
+        let (_, status) = cluster.rest(old, "/patroni").await?;
+        let diverged = &status["vigil"]["diverged"];
+        diverged["extra"].as_str().map(|extra| (extra.to_owned(), diverged["upstream"].clone()))
+    })
+    .await;
+    assert_eq!(shown, (errant.clone(), serde_json::json!(cluster.nodes[new].name)));
+    let log = cluster.plain_log(old);
+    assert!(
+        log.lines().any(|l| l.contains("WARN") && l.contains("errant transactions") && l.contains(&errant)),
+        "the errant GTIDs are logged:\n{log}"
+    );
+
+    // Cloned again, it follows the new primary without the errant rows, and every node ends identical.
+    cluster.streaming_replica(old, PATIENCE).await;
+    app_query(&cluster, new, "INSERT INTO app.t VALUES (3000)").await.expect("a write after the re-clone");
+    for i in 0..3 {
+        wait_for("every node to have the last write", PATIENCE, || async {
+            (query(&cluster, i, "SELECT COUNT(*) FROM app.t WHERE id = 3000").await.ok()? == ["1"])
+                .then_some(())
+        })
+        .await;
+    }
+    let errant_rows = query(&cluster, old, "SELECT COUNT(*) FROM app.t WHERE id > 2000 AND id < 3000").await;
+    assert_eq!(errant_rows.expect("count"), ["0"], "the errant rows are gone with the re-clone");
+    let look = "SELECT CONCAT(@@gtid_binlog_pos, ' ', (SELECT COUNT(*) FROM app.t))";
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let checksum = mariadb::checksum(&cluster, i, "app.t").await.expect("checksum");
+        seen.push((query(&cluster, i, look).await.expect("position"), checksum));
+    }
+    assert!(seen.iter().all(|s| *s == seen[new]), "every node has the same rows and position: {seen:?}");
+    assert_eq!(cluster.primary(PATIENCE).await, new, "one primary, the new one");
 }
 
 /// Node-crash failover and switchover on MariaDB, repeated on a fresh cluster each run

@@ -505,11 +505,15 @@ pub const FOLLOW_ATTEMPTS: u32 = 2;
 pub const STUCK_BEHIND_TIMELINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why this member's data cannot simply follow `holder`, if it cannot: it was a primary (or was being
-/// promoted) since it last followed anybody, it is on a later timeline than the holder publishes, or it
-/// failed [`FOLLOW_ATTEMPTS`] times in a row to start as the holder's replica.
+/// promoted) since it last followed anybody, the holder refused it for what it lacks, it is on a later
+/// timeline than the holder publishes, or it failed [`FOLLOW_ATTEMPTS`] times in a row to start as the
+/// holder's replica.
 fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Option<String> {
     if matches!(o.db.data, DataState::Present { was_primary: true, .. }) {
         return Some("former primary".to_owned());
+    }
+    if let Some(extra) = o.db.diverged.as_ref().filter(|d| d.upstream == holder.as_str()) {
+        return Some(format!("it has what {holder} lacks: {}", extra.extra));
     }
     if o.follow_failures >= FOLLOW_ATTEMPTS {
         return Some(format!("{} failed attempts to start as a replica of {holder}", o.follow_failures));

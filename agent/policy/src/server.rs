@@ -115,6 +115,17 @@ pub struct PendingSetting {
     pub configured: Option<String>,
 }
 
+/// What this server's data has that its upstream lacks, as the upstream refused it: changes a former
+/// primary took after another member took over (MySQL's errant transactions). They are lost when the
+/// data is cloned again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The member that refused this server's position.
+    pub upstream: String,
+    /// What it lacks, in the engine's words (MariaDB: the GTIDs and how many transactions they are).
+    pub extra: String,
+}
+
 /// One observation of the local database server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbState {
@@ -151,6 +162,9 @@ pub struct DbState {
     pub replicas: Vec<ReplicaLink>,
     /// Changed parameters that wait for a restart.
     pub pending_restart: Vec<PendingSetting>,
+    /// What its data has that its upstream lacks, from the moment the upstream refused it until the data
+    /// is replaced or follows an upstream (`None`: nothing known).
+    pub diverged: Option<Divergence>,
 }
 
 impl DbState {
@@ -171,6 +185,7 @@ impl DbState {
             sync_rule: None,
             replicas: Vec::new(),
             pending_restart: Vec::new(),
+            diverged: None,
         }
     }
 

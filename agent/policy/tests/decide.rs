@@ -7,9 +7,9 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
-    FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy, Position,
-    ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode, Unit,
-    Upstream, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy,
+    Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode,
+    Unit, Upstream, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -735,6 +735,21 @@ fn replica_that_failed_to_start_as_the_holders_replica_is_rewound() {
 }
 
 #[test]
+fn data_the_holder_refused_for_what_it_lacks_is_re_cloned_at_once_naming_it() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.policy.repair_in_place = false;
+    let refused_by =
+        |upstream: &str| Divergence { upstream: upstream.into(), extra: "0-7-21..0-7-23".into() };
+    o.db = DbState { diverged: Some(refused_by("node3")), ..replica(1000) };
+    assert_eq!(actions(&o), vec![Action::Follow(Some(upstream("node2")))], "another upstream's refusal");
+    o.db = DbState { diverged: Some(refused_by("node2")), ..replica(1000) };
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RemoveData]);
+    assert!(d.reason.contains("node2 lacks: 0-7-21..0-7-23"), "{}", d.reason);
+}
+
+#[test]
 fn replica_still_failing_after_a_rewind_or_without_pg_rewind_is_re_cloned() {
     let mut o = obs();
     led_by(&mut o, "node2", 9);
@@ -1170,6 +1185,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                     sync_rule: None,
                     replicas: Vec::new(),
                     pending_restart: Vec::new(),
+                    diverged: None,
                 }
             },
         )

@@ -56,7 +56,7 @@ pub fn title(cluster: &Value) -> String {
 }
 
 /// The lines under the boxed table: maintenance mode, synchronous replication trouble, the reason there is
-/// no primary, and a pending switchover.
+/// no primary, what a diverged member has that its upstream lacks, and a pending switchover.
 pub fn service_info(cluster: &Value) -> Vec<String> {
     let mut info = Vec::new();
     if cluster["pause"].as_bool() == Some(true) {
@@ -79,6 +79,15 @@ pub fn service_info(cluster: &Value) -> Vec<String> {
                 members.iter().filter_map(|m| Some(format!("{}: {}", name(m), m["reason"].as_str()?)));
             info.push("No primary.".to_string());
             info.extend(reasons);
+        }
+    }
+    for member in members {
+        let diverged = &member["diverged"];
+        if let (Some(extra), Some(upstream)) = (diverged["extra"].as_str(), diverged["upstream"].as_str()) {
+            info.push(format!(
+                "Diverged: {} has {extra} that {upstream} lacks (lost when cloned again)",
+                name(member)
+            ));
         }
     }
     if let Some(switchover) = cluster.get("scheduled_switchover").filter(|s| s.is_object()) {
@@ -349,6 +358,20 @@ mod tests {
         let c = json!({"scope": "main", "members": [
             {"name": "node2", "role": "replica", "reason": "not taking over: not a synchronous standby"}]});
         assert_eq!(service_info(&c), ["No primary.", "node2: not taking over: not a synchronous standby"]);
+    }
+
+    #[test]
+    fn what_a_diverged_member_has_that_its_upstream_lacks_is_said_under_the_table() {
+        let mut c = cluster();
+        c["members"][2]["diverged"] =
+            json!({"upstream": "node1", "extra": "0-7-21..0-7-23 (3 transactions)"});
+        let out = render(&c, Format::Pretty, false, false);
+        assert!(
+            out.ends_with(
+                "-----+\n Diverged: node3 has 0-7-21..0-7-23 (3 transactions) that node1 lacks (lost when cloned again)\n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

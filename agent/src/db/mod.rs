@@ -16,7 +16,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 pub use vigil_policy::{
-    DataState, DbState, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit, Upstream,
+    DataState, DbState, Divergence, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit,
+    Upstream,
 };
 
 /// A database engine Vigil manages (the adapter the daemon runs, the server a lifeline ends, the nodes of

@@ -125,6 +125,7 @@ fn member_record(
             .then(|| sync_health(db, dynamic.synchronous_mode.into()).as_str().to_owned()),
         pending_restart: !db.pending_restart.is_empty(),
         pending_restart_reason: MemberRecord::pending_changes(db),
+        diverged: db.diverged.clone(),
     }
 }
 
@@ -178,6 +179,7 @@ fn node_status(
             position: db.position,
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
             sync_state: record.sync_state.clone(),
+            diverged: record.diverged.clone(),
             failovers_total: shown.standing.failovers,
             raft: Some(vigil_api::RaftInfo {
                 term: shown.raft.term,

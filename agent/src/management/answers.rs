@@ -56,6 +56,7 @@ pub(super) fn cluster(
                 sync_state: m.sync_state.clone(),
                 pending_restart: m.pending_restart,
                 pending_restart_reason: m.pending_restart.then(|| m.pending_restart_reason.clone()),
+                diverged: m.diverged.clone(),
             }
         })
         .collect();

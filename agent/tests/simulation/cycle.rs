@@ -259,6 +259,7 @@ impl World {
                 .then(|| sync_health(&db, self.settings.sync.mode).as_str().to_owned()),
             pending_restart: false,
             pending_restart_reason: Default::default(),
+            diverged: None,
         };
         let agent = &mut self.nodes[node].agent;
         agent.shown = Some(db);

@@ -79,7 +79,7 @@ impl MariaDb {
         );
         statements.push(format!("INSERT INTO vigil.cluster VALUES (1, {})", quote(&system_id)));
         statements.push(self.fence_row(token.unwrap_or(0)));
-        statements.push("SET GLOBAL read_only = 0".to_owned());
+        statements.push(self.settings.dialect().writable().to_owned());
         for statement in &statements {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("bootstrap", e))?;
         }
@@ -87,8 +87,10 @@ impl MariaDb {
     }
 
     /// Copies the data from `upstream` with `mariadb-dump` (its GTID position included) into a fresh
-    /// server, without logging the load, then stops the server: `follow` starts it as a replica.
+    /// server, without logging the load, then stops the server: `follow` starts it as a replica. An
+    /// upstream with this server's `server_id` or another GTID domain is refused first.
     pub(super) async fn clone_now(&self, upstream: &Upstream) -> Result<(), DbError> {
+        self.check_upstream("clone", upstream).await?;
         self.install_and_start().await?;
         let su = &self.settings.superuser;
         let dump = format!(

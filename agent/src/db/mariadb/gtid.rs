@@ -44,10 +44,79 @@ pub fn seq_in(text: &str, domain: u32) -> Result<u64, String> {
     Ok(in_domain(&parse_list(text)?, domain).map_or(0, |g| g.seq))
 }
 
+/// Transactions a server logged that its upstream lacks: the sequence numbers `first..=last` of
+/// `domain`, written by `server` (a former primary's errant transactions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errant {
+    /// The replication domain.
+    pub domain: u32,
+    /// The `server_id` that wrote them.
+    pub server: u32,
+    /// The first sequence number the upstream lacks.
+    pub first: u64,
+    /// The last one this server logged.
+    pub last: u64,
+}
+
+impl std::fmt::Display for Errant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Errant { domain, server, first, last } = *self;
+        let count = last - first + 1;
+        let plural = if count == 1 { "" } else { "s" };
+        match count {
+            1 => write!(f, "{domain}-{server}-{last}")?,
+            _ => write!(f, "{domain}-{server}-{first}..{domain}-{server}-{last}")?,
+        }
+        write!(f, " ({count} transaction{plural})")
+    }
+}
+
+/// What a server logged in `domain` beyond its upstream: `mine` is its `@@gtid_binlog_state` (the last
+/// GTID of each server in each domain), `theirs` the upstream's `@@gtid_binlog_state` and
+/// `@@gtid_slave_pos` (a clone's data is in its slave position, not its binary log). Both histories
+/// share every transaction up to the last one both have of some server; with `gtid_strict_mode` (one
+/// sequence per domain) what this server logged after that is its own, written after the histories
+/// forked. `None` when the upstream has the last transaction this server logged.
+pub fn errant(mine: &[Gtid], theirs: &[Gtid], domain: u32) -> Option<Errant> {
+    let mine: Vec<Gtid> = mine.iter().copied().filter(|g| g.domain == domain).collect();
+    let last = mine.iter().max_by_key(|g| g.seq)?;
+    let has = |server: u32| {
+        theirs.iter().filter(|g| g.domain == domain && g.server == server).map(|g| g.seq).max().unwrap_or(0)
+    };
+    let common = mine.iter().map(|g| g.seq.min(has(g.server))).max().unwrap_or(0);
+    (last.seq > common).then_some(Errant { domain, server: last.server, first: common + 1, last: last.seq })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn errant_in(mine: &str, theirs: &str) -> Option<Errant> {
+        errant(&parse_list(mine).unwrap(), &parse_list(theirs).unwrap(), 0)
+    }
+
+    #[test]
+    fn a_former_primary_s_writes_after_the_fork_are_errant() {
+        // Server 1 led up to 10; server 2 took over (its term row is 11); server 1 went on to 13.
+        let found = errant_in("0-1-13", "0-1-10,0-2-15").unwrap();
+        assert_eq!(found, Errant { domain: 0, server: 1, first: 11, last: 13 });
+        assert_eq!(found.to_string(), "0-1-11..0-1-13 (3 transactions)");
+        assert_eq!(errant_in("0-1-11", "0-1-10,0-2-11").unwrap().to_string(), "0-1-11 (1 transaction)");
+        // Led, followed server 2 (up to 10), led again from 11 to 12, unseen by the upstream (server 3).
+        let found = errant_in("0-1-12,0-2-10", "0-1-5,0-2-10,0-3-20").unwrap();
+        assert_eq!((found.first, found.last), (11, 12));
+        // The upstream was cloned (its copy in gtid_slave_pos) and logged only its own writes since.
+        assert_eq!(errant_in("0-1-7", "0-1-5,0-2-9").map(|e| (e.first, e.last)), Some((6, 7)));
+    }
+
+    #[test]
+    fn nothing_is_errant_when_the_upstream_has_it_all() {
+        assert_eq!(errant_in("0-1-10", "0-1-10,0-2-15"), None);
+        assert_eq!(errant_in("0-1-8", "0-1-10"), None, "behind, not ahead");
+        assert_eq!(errant_in("", "0-2-3"), None);
+        assert_eq!(errant_in("1-1-50", "0-2-3"), None, "another domain is not the cluster's");
+    }
 
     #[test]
     fn lists_parse_per_domain() {

@@ -19,10 +19,15 @@
 //! | `observe` | what the server and its data directory are |
 //! | `server` | the `mariadbd` process: install, start, stop, kill |
 //! | `render` | the option file |
-//! | `sql` | the statements and queries, over the Unix socket |
+//! | `dialect` | the words that differ between MariaDB and MySQL 8 |
+//! | `sql` | the statements and queries, over the Unix socket (TCP to another member) |
 //! | `gtid` | GTID lists and the domain's sequence number |
+//! | `upstream` | another member's server as an upstream: its session, the identity checks before following it |
+//! | `errant` | the transactions a former primary has that its upstream lacks, reported before a re-clone |
 
 mod data;
+mod dialect;
+mod errant;
 mod gtid;
 mod observe;
 mod render;
@@ -30,9 +35,11 @@ mod replication;
 mod semi_sync;
 pub(crate) mod server;
 mod sql;
+mod upstream;
 
-use crate::config::{Config, MysqlPrograms, UserPassword};
-use crate::db::{logged, Database, DbError, DbState, StopMode, SyncRule, Upstream};
+use crate::config::{Config, Flavor, MysqlPrograms, UserPassword};
+use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};
+use dialect::Dialect;
 use sql::Session;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +66,8 @@ pub struct Account {
 pub struct MariaDbSettings {
     /// This member's name: its `report_host`, as its upstream lists it.
     pub name: String,
+    /// The server's flavor: how the adapter words its statements and option file.
+    pub flavor: Flavor,
     /// Its `server_id`, unique in the cluster.
     pub server_id: u32,
     /// The cluster's GTID domain (`gtid_domain_id`).
@@ -95,6 +104,7 @@ impl MariaDbSettings {
             |a: &UserPassword| Account { username: a.username.clone(), password: a.password.clone() };
         Some(MariaDbSettings {
             name: config.name.to_string(),
+            flavor: my.flavor,
             server_id,
             domain,
             data_dir: my.data_dir.clone(),
@@ -106,6 +116,11 @@ impl MariaDbSettings {
             parameters,
             os_user: my.os_user.clone(),
         })
+    }
+
+    /// How the adapter words what it says to the server.
+    fn dialect(&self) -> Dialect {
+        Dialect::of(self.flavor)
     }
 
     /// The option file, next to the data directory (`<data_dir>.cnf`).
@@ -151,6 +166,8 @@ struct Runtime {
     sync: SyncRule,
     /// Where the replicas that followed this server listen, by member name, as found last.
     replica_addresses: BTreeMap<String, (String, u16)>,
+    /// What the data has that an upstream refused, until the data is replaced or follows an upstream.
+    diverged: Option<Divergence>,
 }
 
 impl Runtime {
@@ -176,6 +193,7 @@ impl MariaDb {
             upstream: None,
             sync: SyncRule::Off,
             replica_addresses: BTreeMap::new(),
+            diverged: None,
         };
         MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
     }
@@ -188,6 +206,16 @@ impl MariaDb {
 
     fn runtime(&self) -> std::sync::MutexGuard<'_, Runtime> {
         self.runtime.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op`, which replaces the data: what an upstream refused of the old data is gone with it.
+    async fn replacing_data(
+        &self,
+        op: impl std::future::Future<Output = Result<(), DbError>>,
+    ) -> Result<(), DbError> {
+        op.await?;
+        self.runtime().diverged = None;
+        Ok(())
     }
 
     /// A session as the superuser.
@@ -226,15 +254,18 @@ impl Database for MariaDb {
     }
 
     async fn observe(&self) -> DbState {
-        self.observe_now().await
+        let state = self.observe_now().await;
+        DbState { diverged: self.runtime().diverged.clone(), ..state }
     }
 
     async fn bootstrap(&self, token: Option<u64>) -> Result<(), DbError> {
-        logged(&self.settings.name, "bootstrap", None, self.bootstrap_now(token)).await
+        let bootstrap = self.replacing_data(self.bootstrap_now(token));
+        logged(&self.settings.name, "bootstrap", None, bootstrap).await
     }
 
     async fn clone_from(&self, upstream: &Upstream) -> Result<(), DbError> {
-        logged(&self.settings.name, "clone_from", Some(&upstream.name), self.clone_now(upstream)).await
+        let clone = self.replacing_data(self.clone_now(upstream));
+        logged(&self.settings.name, "clone_from", Some(&upstream.name), clone).await
     }
 
     async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {
@@ -258,8 +289,14 @@ impl Database for MariaDb {
     }
 
     async fn follow(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
-        logged(&self.settings.name, "follow", upstream.map(|u| u.name.as_str()), self.follow_now(upstream))
-            .await
+        let follow = async {
+            self.follow_now(upstream).await?;
+            if upstream.is_some() {
+                self.runtime().diverged = None;
+            }
+            Ok(())
+        };
+        logged(&self.settings.name, "follow", upstream.map(|u| u.name.as_str()), follow).await
     }
 
     async fn stop(&self, mode: StopMode) -> Result<(), DbError> {
@@ -304,7 +341,7 @@ impl Database for MariaDb {
         if !server::runs(&self.settings) {
             return Ok(());
         }
-        let statement = format!("SET GLOBAL slave_net_timeout = {}", timeout.as_secs().max(1));
+        let statement = self.settings.dialect().upstream_timeout(timeout.as_secs().max(1));
         self.run("set the upstream timeout", &[statement]).await
     }
 
@@ -338,6 +375,7 @@ pub(crate) mod tests {
         let account = |name: &str| Account { username: name.into(), password: Secret::from("pw".to_owned()) };
         MariaDbSettings {
             name: "node1".into(),
+            flavor: Flavor::Mariadb,
             server_id: 7,
             domain: 0,
             data_dir: "/tmp/v/node1/mysql".into(),

@@ -13,7 +13,9 @@ impl MariaDb {
         let data = DataState::Present { system_id, was_primary: false };
         let mut session = self.session(OBSERVE_TIMEOUT).await;
         let answer = match &mut session {
-            Ok(session) => tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(session)).await,
+            Ok(session) => {
+                tokio::time::timeout(OBSERVE_TIMEOUT, sql::live(session, self.settings.dialect())).await
+            }
             Err(e) => Ok(Err(e.clone())),
         };
         let (live, mut session) = match (answer, session) {
@@ -54,6 +56,7 @@ impl MariaDb {
             sync_rule: primary.then_some(sync_rule),
             replicas,
             pending_restart: Vec::new(),
+            diverged: None,
         }
     }
 }

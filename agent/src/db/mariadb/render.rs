@@ -7,17 +7,15 @@ use std::fmt::Write;
 use std::time::Duration;
 
 /// The settings every member runs with, whatever the parameters say (the configuration refuses
-/// parameters that contradict them): one GTID domain in strict mode, every change logged and passed on,
-/// durable commits, and a server that opens for writes only when the agent says so.
+/// parameters that contradict them), besides those whose names differ by flavor (the dialect's: GTIDs
+/// in order, replicas logging what they apply, replication started by the agent only): every change
+/// logged in rows, durable commits, and a server that opens for writes only when the agent says so.
 const INVARIANTS: &[(&str, &str)] = &[
-    ("gtid_strict_mode", "ON"),
-    ("log_slave_updates", "ON"),
     ("binlog_format", "ROW"),
     ("binlog_row_image", "FULL"),
     ("sync_binlog", "1"),
     ("innodb_flush_log_at_trx_commit", "1"),
     ("read_only", "ON"),
-    ("skip_slave_start", "ON"),
     ("skip_name_resolve", "ON"),
     ("event_scheduler", "OFF"),
 ];
@@ -54,14 +52,13 @@ pub(super) fn option_file(s: &MariaDbSettings, startup: Startup) -> String {
     set("port", &s.port.to_string());
     set("server_id", &s.server_id.to_string());
     set("report_host", &s.name);
-    set("gtid_domain_id", &s.domain.to_string());
     set("log_bin", &format!("{}-bin", s.log_basename()));
-    set("slave_net_timeout", &startup.upstream_timeout.as_secs().max(1).to_string());
-    set("rpl_semi_sync_master_enabled", if startup.semi_sync { "ON" } else { "OFF" });
-    set("rpl_semi_sync_master_wait_point", "AFTER_SYNC");
-    set("rpl_semi_sync_master_wait_no_slave", "ON");
-    set("rpl_semi_sync_master_timeout", NO_TIMEOUT_MS);
-    set("rpl_semi_sync_slave_enabled", "OFF");
+    for (name, value) in s.dialect().option_lines(s.domain, startup.upstream_timeout.as_secs().max(1)) {
+        set(name, &value);
+    }
+    for (name, value) in s.dialect().semi_sync_lines(startup.semi_sync, NO_TIMEOUT_MS) {
+        set(&name, &value);
+    }
     for (name, value) in INVARIANTS {
         set(name, value);
     }

@@ -18,37 +18,29 @@ const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
 impl MariaDb {
     pub(super) async fn follow_now(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
         self.ensure_running().await?;
+        let dialect = self.settings.dialect();
         let mut session = self.admin("follow").await?;
-        sql::run(&mut session, "SET GLOBAL read_only = 1").await.map_err(|e| DbError::new("follow", e))?;
+        sql::run(&mut session, dialect.read_only()).await.map_err(|e| DbError::new("follow", e))?;
         let Some(up) = upstream else {
             // A standby of nobody: apply what was received, fetch nothing more.
             self.runtime().upstream = None;
-            return sql::run(&mut session, "STOP SLAVE IO_THREAD")
+            return sql::run(&mut session, dialect.stop_io_thread())
                 .await
                 .map_err(|e| DbError::new("follow", e));
         };
-        let status = sql::slave_status(&mut session).await.map_err(|e| DbError::new("follow", e))?;
+        let status = sql::slave_status(&mut session, dialect).await.map_err(|e| DbError::new("follow", e))?;
         let same =
             status.as_ref().is_some_and(|s| s.master == (up.host.clone(), up.port) && s.io_running != "No");
         if same {
             self.runtime().upstream = Some(up.clone());
             return Ok(());
         }
+        self.check_upstream("follow", up).await?;
         let rep = &self.settings.replication;
-        // MASTER_DEMOTE_TO_SLAVE: what this server logged itself counts as replicated, so that the upstream
-        // refuses a server with transactions it does not have (error 1236) instead of skipping them.
-        let change = format!(
-            "CHANGE MASTER TO MASTER_HOST = {}, MASTER_PORT = {}, MASTER_USER = {}, MASTER_PASSWORD = {}, \
-             MASTER_USE_GTID = slave_pos, MASTER_DEMOTE_TO_SLAVE = 1, MASTER_CONNECT_RETRY = 1, \
-             MASTER_HEARTBEAT_PERIOD = 1",
-            quote(&up.host),
-            up.port,
-            quote(&rep.username),
-            quote(rep.password.expose())
-        );
+        let change = dialect.change_source(&up.host, up.port, &rep.username, rep.password.expose());
         // Acknowledging commits is for the primary it follows to turn on (see `semi_sync`).
-        let no_acks = "SET GLOBAL rpl_semi_sync_slave_enabled = 0";
-        for statement in ["STOP SLAVE", &change, no_acks, "START SLAVE"] {
+        let no_acks = dialect.acknowledge(false);
+        for statement in [dialect.stop_replica(), &change, &no_acks, dialect.start_replica()] {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("follow", e))?;
         }
         self.runtime().upstream = Some(up.clone());
@@ -60,25 +52,15 @@ impl MariaDb {
     async fn check_replication(&self, session: &mut Session, up: &Upstream) -> Result<(), DbError> {
         let deadline = tokio::time::Instant::now() + FOLLOW_CHECK;
         loop {
-            let status = sql::slave_status(session).await.map_err(|e| DbError::new("follow", e))?;
+            let status = sql::slave_status(session, self.settings.dialect())
+                .await
+                .map_err(|e| DbError::new("follow", e))?;
             let status = status.unwrap_or_default();
             if status.sql_errno != 0 {
                 return Err(DbError::new(format!("follow {}", up.name), status.sql_error));
             }
             if status.io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
-                let logged: Option<String> =
-                    mysql_async::prelude::Queryable::query_first(session, "SELECT @@global.gtid_binlog_pos")
-                        .await
-                        .ok()
-                        .flatten();
-                let why = format!(
-                    "diverged: {} refuses this server's position (its binlog ends at {}; transactions {} \
-                     lacks are lost when it is cloned again): {}",
-                    up.name,
-                    logged.unwrap_or_default(),
-                    up.name,
-                    status.io_error
-                );
+                let why = self.refused_by(session, up, &status.io_error).await;
                 return Err(DbError::new(format!("follow {}", up.name), why));
             }
             if status.io_errno != 0 && !status.io_running.eq_ignore_ascii_case("yes") {
@@ -92,14 +74,22 @@ impl MariaDb {
     }
 
     pub(super) async fn promote_now(&self, token: u64) -> Result<(), DbError> {
+        let dialect = self.settings.dialect();
         let mut session = self.admin("promote").await?;
         let fail = |e: String| DbError::new("promote", e);
-        sql::run(&mut session, "STOP SLAVE IO_THREAD").await.map_err(fail)?;
+        sql::run(&mut session, dialect.stop_io_thread()).await.map_err(fail)?;
         self.wait_applied(&mut session).await?;
-        for statement in ["STOP SLAVE", "RESET SLAVE ALL", &self.fence_row(token), &self.acknowledgements()] {
+        let fence_row = self.fence_row(token);
+        let acknowledgements = self.acknowledgements();
+        for statement in [
+            dialect.stop_replica(),
+            dialect.reset_replica(),
+            &fence_row,
+            &acknowledgements,
+            dialect.writable(),
+        ] {
             sql::run(&mut session, statement).await.map_err(fail)?;
         }
-        sql::run(&mut session, "SET GLOBAL read_only = 0").await.map_err(fail)?;
         self.runtime().upstream = None;
         Ok(())
     }
@@ -110,7 +100,8 @@ impl MariaDb {
         let domain = self.settings.domain;
         let deadline = tokio::time::Instant::now() + APPLY_TIMEOUT;
         loop {
-            let live = sql::live(session).await.map_err(|e| DbError::new("promote", e))?;
+            let live =
+                sql::live(session, self.settings.dialect()).await.map_err(|e| DbError::new("promote", e))?;
             let Some(slave) = &live.slave else { return Ok(()) };
             if slave.sql_errno != 0 {
                 return Err(DbError::new(
@@ -124,7 +115,9 @@ impl MariaDb {
                 return Ok(());
             }
             if !slave.sql_running {
-                sql::run(session, "START SLAVE SQL_THREAD").await.map_err(|e| DbError::new("promote", e))?;
+                sql::run(session, self.settings.dialect().start_sql_thread())
+                    .await
+                    .map_err(|e| DbError::new("promote", e))?;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(DbError::new(
@@ -138,10 +131,11 @@ impl MariaDb {
 
     pub(super) async fn start_primary_now(&self, token: Option<u64>) -> Result<(), DbError> {
         self.ensure_running().await?;
-        let mut statements = vec!["STOP SLAVE".to_owned(), "RESET SLAVE ALL".to_owned()];
+        let dialect = self.settings.dialect();
+        let mut statements = vec![dialect.stop_replica().to_owned(), dialect.reset_replica().to_owned()];
         statements.extend(token.map(|t| self.fence_row(t)));
         statements.push(self.acknowledgements());
-        statements.push("SET GLOBAL read_only = 0".to_owned());
+        statements.push(dialect.writable().to_owned());
         self.run("start_primary", &statements).await?;
         self.runtime().upstream = None;
         Ok(())
@@ -151,7 +145,7 @@ impl MariaDb {
     /// says: run before a new primary opens.
     pub(super) fn acknowledgements(&self) -> String {
         let on = self.runtime().sync != crate::db::SyncRule::Off;
-        format!("SET GLOBAL rpl_semi_sync_master_enabled = {}", u8::from(on))
+        self.settings.dialect().wait_for_replicas(on)
     }
 
     /// Makes the server read-only and ends every client session, the superuser's included (`read_only`
@@ -160,7 +154,7 @@ impl MariaDb {
     pub(super) async fn fence_now(&self) -> Result<(), DbError> {
         let fence = async {
             let mut session = self.session(FENCE_BUDGET).await?;
-            for statement in ["SET SESSION lock_wait_timeout = 1", "SET GLOBAL read_only = 1"] {
+            for statement in ["SET SESSION lock_wait_timeout = 1", self.settings.dialect().read_only()] {
                 sql::run(&mut session, statement).await?;
             }
             let replication = quote(&self.settings.replication.username);

@@ -13,6 +13,7 @@
 //! named replica, the promise the `sync` key makes. Anything else is reported with no names, so the policy
 //! takes back any standby it published and sets the rule again.
 
+use super::dialect::Dialect;
 use super::sql::{self, ReplicaHost, Session};
 use super::{gtid, server, MariaDb};
 use crate::db::{DbError, Position, ReplicaLink, SyncRule, Unit};
@@ -77,32 +78,30 @@ pub(super) fn links_and_rule(master: Master, peers: &[Peer], set: &SyncRule) -> 
 }
 
 /// The primary side of the server `session` is connected to.
-pub(super) async fn master(session: &mut Session) -> Result<Master, String> {
-    let row: Option<(u8, String, u64)> = mysql_async::prelude::Queryable::query_first(
-        session,
-        "SELECT @@global.rpl_semi_sync_master_enabled, \
-         (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-          WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS'), \
-         (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-          WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS')",
-    )
-    .await
-    .map_err(|e| format!("read the semi-synchronous state: {e}"))?;
+pub(super) async fn master(session: &mut Session, dialect: Dialect) -> Result<Master, String> {
+    let [waiting, clients, _] = dialect.semi_sync_status();
+    let query = format!(
+        "SELECT {}, {}, {}",
+        dialect.waits_for_replicas(),
+        dialect.status(&waiting),
+        dialect.status(&clients)
+    );
+    let row: Option<(u8, String, u64)> = mysql_async::prelude::Queryable::query_first(session, query)
+        .await
+        .map_err(|e| format!("read the semi-synchronous state: {e}"))?;
     let (enabled, status, clients) = row.ok_or("read the semi-synchronous state: no row")?;
     Ok(Master { enabled: enabled != 0, waiting: status.eq_ignore_ascii_case("on"), clients })
 }
 
 /// Whether the replica at `session` acknowledges commits, and what it received last in `domain`.
-async fn ask(session: &mut Session, name: &str, domain: u32) -> Peer {
-    let acking: Option<String> = mysql_async::prelude::Queryable::query_first(
-        session,
-        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-         WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_SLAVE_STATUS'",
-    )
-    .await
-    .ok()
-    .flatten();
-    let received = match sql::slave_status(session).await {
+async fn ask(session: &mut Session, name: &str, domain: u32, dialect: Dialect) -> Peer {
+    let [_, _, acking] = dialect.semi_sync_status();
+    let acking: Option<String> =
+        mysql_async::prelude::Queryable::query_first(session, format!("SELECT {}", dialect.status(&acking)))
+            .await
+            .ok()
+            .flatten();
+    let received = match sql::slave_status(session, dialect).await {
         Ok(Some(status)) => gtid::seq_in(&status.io_pos, domain).ok(),
         _ => None,
     };
@@ -111,13 +110,8 @@ async fn ask(session: &mut Session, name: &str, domain: u32) -> Peer {
 
 /// Turns the replica side of the server at `session` on or off; it takes effect when its IO thread
 /// connects again.
-async fn set_acking(session: &mut Session, on: bool) -> Result<(), String> {
-    let value = u8::from(on);
-    for statement in [
-        &format!("SET GLOBAL rpl_semi_sync_slave_enabled = {value}"),
-        "STOP SLAVE IO_THREAD",
-        "START SLAVE IO_THREAD",
-    ] {
+async fn set_acking(session: &mut Session, on: bool, dialect: Dialect) -> Result<(), String> {
+    for statement in [&dialect.acknowledge(on), dialect.stop_io_thread(), dialect.start_io_thread()] {
         sql::run(session, statement).await?;
     }
     Ok(())
@@ -149,14 +143,9 @@ impl MariaDb {
                 let su = &settings.superuser;
                 let mut last = format!("no address found for {name}");
                 for (host, port) in hosts {
-                    let opened = sql::connect_tcp(
-                        &host,
-                        port,
-                        &su.username,
-                        Some(su.password.expose()),
-                        REPLICA_TIMEOUT,
-                    )
-                    .await;
+                    let opened =
+                        sql::connect_tcp(&host, port, &su.username, su.password.expose(), REPLICA_TIMEOUT)
+                            .await;
                     match opened {
                         Ok(mut conn) => {
                             let reported: Option<String> = mysql_async::prelude::Queryable::query_first(
@@ -198,7 +187,8 @@ impl MariaDb {
         session: &mut Session,
         replicas: &[ReplicaHost],
     ) -> (Vec<ReplicaLink>, SyncRule) {
-        let master = master(session).await.unwrap_or_default();
+        let dialect = self.settings.dialect();
+        let master = master(session, dialect).await.unwrap_or_default();
         let set = self.runtime().sync.clone();
         if !master.enabled {
             let peers: Vec<Peer> =
@@ -209,10 +199,12 @@ impl MariaDb {
         for (name, reached) in self.reach_replicas(session, replicas).await {
             peers.push(match reached {
                 Ok(mut conn) => {
-                    let peer =
-                        tokio::time::timeout(REPLICA_TIMEOUT, ask(&mut conn, &name, self.settings.domain))
-                            .await
-                            .unwrap_or_else(|_| Peer { name: name.clone(), ..Peer::default() });
+                    let peer = tokio::time::timeout(
+                        REPLICA_TIMEOUT,
+                        ask(&mut conn, &name, self.settings.domain, dialect),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Peer { name: name.clone(), ..Peer::default() });
                     drop(conn.disconnect().await);
                     peer
                 }
@@ -243,7 +235,8 @@ impl MariaDb {
             return Ok(());
         }
         let mut session = self.admin(action).await?;
-        let live = sql::live(&mut session).await.map_err(|e| DbError::new(action, e))?;
+        let dialect = self.settings.dialect();
+        let live = sql::live(&mut session, dialect).await.map_err(|e| DbError::new(action, e))?;
         if !live.is_primary() {
             return Ok(());
         }
@@ -261,8 +254,9 @@ impl MariaDb {
             let on = wanted(&name);
             let done = match conn {
                 Ok(mut conn) => {
-                    let now = ask(&mut conn, &name, self.settings.domain).await.acking;
-                    let outcome = if now == Some(on) { Ok(()) } else { set_acking(&mut conn, on).await };
+                    let now = ask(&mut conn, &name, self.settings.domain, dialect).await.acking;
+                    let outcome =
+                        if now == Some(on) { Ok(()) } else { set_acking(&mut conn, on, dialect).await };
                     drop(conn.disconnect().await);
                     outcome
                 }

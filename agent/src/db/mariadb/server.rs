@@ -176,10 +176,10 @@ pub(super) async fn stop(s: &MariaDbSettings) -> Result<(), DbError> {
     let shutdown = async {
         let mut session =
             sql::connect(&s.socket(), &su.username, Some(su.password.expose()), STOP_TIMEOUT).await?;
-        sql::run(&mut session, "SHUTDOWN WAIT FOR ALL SLAVES").await
+        sql::run(&mut session, s.dialect().shutdown()).await
     };
     if let Err(e) = shutdown.await {
-        tracing::info!(member = %s.name, error = %e, "SHUTDOWN WAIT FOR ALL SLAVES not taken: SIGTERM");
+        tracing::info!(member = %s.name, error = %e, "shutdown statement not taken: SIGTERM");
         // SAFETY: kill(2) with a pid just checked to be this data directory's mariadbd.
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }

@@ -1,5 +1,6 @@
 //! What the adapter says to its own server, over the Unix socket (mysql_async, text protocol).
 
+use super::dialect::Dialect;
 use super::gtid;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row};
@@ -25,19 +26,19 @@ pub(super) async fn connect(
     open(opts, timeout).await
 }
 
-/// Connects as `user` to another member's server at `host:port` within `timeout`.
+/// Connects to another member's server at `host:port` over TCP as `user` within `timeout`.
 pub(super) async fn connect_tcp(
     host: &str,
     port: u16,
     user: &str,
-    password: Option<&str>,
+    password: &str,
     timeout: Duration,
 ) -> Result<Session, String> {
     let opts = OptsBuilder::default()
-        .ip_or_hostname(host)
+        .ip_or_hostname(host.to_owned())
         .tcp_port(port)
         .user(Some(user))
-        .pass(password)
+        .pass(Some(password))
         .prefer_socket(false)
         .stmt_cache_size(0);
     open(opts, timeout).await
@@ -137,8 +138,8 @@ pub(super) struct ReplicaHost {
     pub port: u16,
 }
 
-/// Looks at the server.
-pub(super) async fn live(session: &mut Session) -> Result<Live, String> {
+/// Looks at the server, in `dialect`.
+pub(super) async fn live(session: &mut Session, dialect: Dialect) -> Result<Live, String> {
     let row: Option<(u8, String, String, String)> = session
         .query_first(
             "SELECT @@global.read_only, @@global.gtid_binlog_pos, @@global.gtid_slave_pos, @@version",
@@ -152,8 +153,8 @@ pub(super) async fn live(session: &mut Session) -> Result<Live, String> {
         slave_pos,
         version,
         term: term(session).await,
-        slave: slave_status(session).await?,
-        replicas: replicas(session).await?,
+        slave: slave_status(session, dialect).await?,
+        replicas: replicas(session, dialect).await?,
     })
 }
 
@@ -162,23 +163,27 @@ async fn term(session: &mut Session) -> Option<u64> {
     session.query_first("SELECT token FROM vigil.fence WHERE id = 1").await.ok().flatten()
 }
 
-/// `SHOW SLAVE STATUS`, when replication is configured.
-pub(super) async fn slave_status(session: &mut Session) -> Result<Option<SlaveStatus>, String> {
-    let rows: Vec<Row> =
-        session.query("SHOW SLAVE STATUS").await.map_err(|e| format!("SHOW SLAVE STATUS: {e}"))?;
+/// `SHOW SLAVE STATUS` (in `dialect`), when replication is configured.
+pub(super) async fn slave_status(
+    session: &mut Session,
+    dialect: Dialect,
+) -> Result<Option<SlaveStatus>, String> {
+    let statement = dialect.replica_status();
+    let rows: Vec<Row> = session.query(statement).await.map_err(|e| format!("{statement}: {e}"))?;
+    let columns = dialect.status_columns();
     let Some(row) = rows.into_iter().next() else { return Ok(None) };
     let text = |name: &str| {
         row.get_opt::<Option<String>, _>(name).and_then(Result::ok).flatten().unwrap_or_default()
     };
     let number = |name: &str| text(name).parse::<u32>().unwrap_or(0);
-    let master_host = text("Master_Host");
+    let master_host = text(columns.host);
     if master_host.is_empty() {
         return Ok(None);
     }
     Ok(Some(SlaveStatus {
-        master: (master_host, text("Master_Port").parse().unwrap_or(0)),
-        io_running: text("Slave_IO_Running"),
-        sql_running: text("Slave_SQL_Running") == "Yes",
+        master: (master_host, text(columns.port).parse().unwrap_or(0)),
+        io_running: text(columns.io_running),
+        sql_running: text(columns.sql_running) == "Yes",
         io_pos: text("Gtid_IO_Pos"),
         io_errno: number("Last_IO_Errno"),
         io_error: text("Last_IO_Error"),
@@ -188,9 +193,9 @@ pub(super) async fn slave_status(session: &mut Session) -> Result<Option<SlaveSt
 }
 
 /// The replicas connected to this server.
-async fn replicas(session: &mut Session) -> Result<Vec<ReplicaHost>, String> {
-    let rows: Vec<Row> =
-        session.query("SHOW SLAVE HOSTS").await.map_err(|e| format!("SHOW SLAVE HOSTS: {e}"))?;
+async fn replicas(session: &mut Session, dialect: Dialect) -> Result<Vec<ReplicaHost>, String> {
+    let statement = dialect.replica_hosts();
+    let rows: Vec<Row> = session.query(statement).await.map_err(|e| format!("{statement}: {e}"))?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {

@@ -60,6 +60,7 @@ impl Postgres {
             sync_rule: standby_names::parse(&live.standby_names).filter(|_| !live.in_recovery),
             replicas: live.replicas,
             pending_restart: live.pending_restart,
+            diverged: None,
         }
     }
 

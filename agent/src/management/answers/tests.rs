@@ -31,6 +31,7 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
         sync_state: None,
         pending_restart: false,
         pending_restart_reason: BTreeMap::new(),
+        diverged: None,
     }
 }
 
