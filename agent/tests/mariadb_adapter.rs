@@ -197,6 +197,8 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     assert!(refused.to_string().contains("binlog ends at 0-1-"), "names what it logged: {refused}");
     let state = a.observe().await;
     assert!(!state.streaming, "{state:?}");
+    // Following nobody, it is asked to follow again, and the second refusal has it cloned again.
+    assert_eq!(state.upstream, None, "a refused follow leaves it following nobody: {state:?}");
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
     a.remove_data().await.unwrap();
     assert_eq!(a.observe().await.data, DataState::Missing);
