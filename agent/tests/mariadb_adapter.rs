@@ -208,8 +208,10 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     );
     let state = a.observe().await;
     assert!(!state.streaming, "{state:?}");
-    let reported = state.diverged.expect("what node-b lacks, reported");
+    let reported = state.diverged.clone().expect("what node-b lacks, reported");
     assert_eq!((reported.upstream.as_str(), reported.extra), ("node-b", errant));
+    // Following nobody, it is asked to follow again, and the second refusal has it cloned again.
+    assert_eq!(state.upstream, None, "a refused follow leaves it following nobody: {state:?}");
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
     a.remove_data().await.unwrap();
     assert_eq!(a.observe().await.data, DataState::Missing);

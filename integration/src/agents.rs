@@ -133,7 +133,8 @@ impl AgentCluster {
         extra: impl Fn(usize) -> String,
         extra_dcs: &str,
     ) -> AgentCluster {
-        AgentCluster::start_placed(binary, &local(ports), &format!("{LOCALHOST}/32"), extra, extra_dcs)
+        let (placements, hba) = (local(ports), format!("{LOCALHOST}/32"));
+        AgentCluster::launch(binary, &placements, &hba, &extra, extra_dcs, Box::new(str::to_owned))
     }
 
     /// [`start_with`](Self::start_with) with every node's configuration changed by `edit` (e.g. a replacement of the
@@ -143,16 +144,16 @@ impl AgentCluster {
         AgentCluster::launch(vigil_binary(), &placements, &hba, &|_| String::new(), extra_dcs, edit)
     }
 
-    /// [`start_on_ports`](Self::start_on_ports) with every node at its [`Placement`], `pg_hba.conf`
-    /// admitting `hba_network` (e.g. `10.77.0.0/24`).
+    /// Agents running `binary` with every node at its [`Placement`], `pg_hba.conf` admitting
+    /// `hba_network` (e.g. `10.77.0.0/24`) and every node's configuration changed by `edit` (e.g.
+    /// [`crate::mariadb::with_mysql_section`]).
     pub fn start_placed(
         binary: PathBuf,
         placements: &[Placement],
         hba_network: &str,
-        extra: impl Fn(usize) -> String,
-        extra_dcs: &str,
+        edit: ConfigEdit,
     ) -> AgentCluster {
-        AgentCluster::launch(binary, placements, hba_network, &extra, extra_dcs, Box::new(str::to_owned))
+        AgentCluster::launch(binary, placements, hba_network, &|_| String::new(), "", edit)
     }
 
     fn launch(
@@ -426,9 +427,14 @@ impl AgentCluster {
         kill(self.postmaster_pid(i));
     }
 
-    /// kill -9 of node `i`'s `mariadbd`.
-    pub fn kill_mariadb(&self, i: usize) {
-        kill(self.mariadbd_pid(i));
+    /// The PID of node `i`'s database server, whichever the engine: its postmaster, else its `mariadbd`.
+    pub fn server_pid(&self, i: usize) -> Option<libc::pid_t> {
+        self.postmaster_pid(i).or_else(|| self.mariadbd_pid(i))
+    }
+
+    /// kill -9 of node `i`'s database server ([`server_pid`](Self::server_pid)).
+    pub fn kill_server(&self, i: usize) {
+        kill(self.server_pid(i));
     }
 
     /// `GET` a REST path of node `i`: the status code, or `None` when it did not answer.
@@ -581,8 +587,7 @@ impl Drop for AgentCluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.signal_agent(i, libc::SIGKILL);
-            self.kill_postgres(i);
-            self.kill_mariadb(i);
+            self.kill_server(i);
         }
         if std::thread::panicking() {
             for i in 0..self.nodes.len() {

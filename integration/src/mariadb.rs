@@ -60,11 +60,14 @@ pub const APP_GRANTS: [&str; 2] = [
     "GRANT SELECT, INSERT, UPDATE, DELETE ON app.* TO 'app'@'%'",
 ];
 
+/// The superuser of the test nodes, with its password.
+pub const SUPERUSER: (&str, &str) = ("vigil", PASSWORD);
+
 /// Runs `sql` on node `i`'s MariaDB over TCP as the superuser and returns the first column of every
 /// row, as text.
 pub async fn query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<String>, String> {
     let node = &cluster.nodes[i];
-    query_at(&node.host, node.pg_port, ("vigil", PASSWORD), sql).await
+    query_at(&node.host, node.pg_port, SUPERUSER, sql).await
 }
 
 /// `CHECKSUM TABLE table` on node `i`: the table's checksum, as text.
@@ -97,27 +100,42 @@ pub async fn app_query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Ve
 
 /// Runs `sql` on the server at `host:port` (a node, or a proxy in front of them) as `user` with its
 /// password; the first column of every row, as text. Bounded by 2 s.
-pub async fn query_at(
+pub async fn query_at(host: &str, port: u16, user: (&str, &str), sql: &str) -> Result<Vec<String>, String> {
+    match tokio::time::timeout(Duration::from_secs(2), query_unbounded(host, port, user, sql)).await {
+        Ok(result) => result,
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    }
+}
+
+/// [`query_at`] without its bound in time, for a read that may take longer (the caller bounds it).
+pub async fn query_unbounded(
+    host: &str,
+    port: u16,
+    user: (&str, &str),
+    sql: &str,
+) -> Result<Vec<String>, String> {
+    let work = async {
+        let mut conn = connect(host, port, user).await?;
+        let rows: Vec<Option<String>> = conn.query(sql).await?;
+        conn.disconnect().await?;
+        Ok::<_, mysql_async::Error>(rows.into_iter().map(Option::unwrap_or_default).collect())
+    };
+    work.await.map_err(|e| e.to_string())
+}
+
+/// A connection over TCP to the server at `host:port` as `user` with its password (not bounded in time:
+/// the caller bounds it).
+pub async fn connect(
     host: &str,
     port: u16,
     (user, password): (&str, &str),
-    sql: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<mysql_async::Conn, mysql_async::Error> {
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(host.to_owned())
         .tcp_port(port)
         .user(Some(user))
         .pass(Some(password));
-    let work = async {
-        let mut conn = mysql_async::Conn::new(opts).await?;
-        let rows: Vec<Option<String>> = conn.query(sql).await?;
-        conn.disconnect().await?;
-        Ok::<_, mysql_async::Error>(rows.into_iter().map(Option::unwrap_or_default).collect())
-    };
-    match tokio::time::timeout(Duration::from_secs(2), work).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err("no answer within 2 s".to_owned()),
-    }
+    mysql_async::Conn::new(opts).await
 }
 
 /// An application writing rows `1, 2, 3, …` into `app.t` as [`APP_USER`], each once acknowledged by a

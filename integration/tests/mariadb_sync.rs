@@ -112,7 +112,7 @@ async fn no_failover_to_a_replica_that_may_lack_a_commit_while_the_standby_is_do
     let data_dir = cluster.home(standby).join("mysql");
     let mode = |bits: u32| std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(bits));
     mode(0o000).expect("chmod 000");
-    cluster.kill_mariadb(standby);
+    cluster.kill_server(standby);
     cluster.signal_agent(primary, libc::SIGKILL);
     let hold = std::time::Instant::now();
     while hold.elapsed() < Duration::from_secs(12) {
@@ -156,7 +156,7 @@ async fn no_acknowledged_commit_is_lost_when_the_primary_node_is_killed_five_tim
         .await;
 
         cluster.signal_agent(primary, libc::SIGKILL);
-        cluster.kill_mariadb(primary);
+        cluster.kill_server(primary);
         let survivors: Vec<usize> = (0..3).filter(|i| *i != primary).collect();
         let new = cluster.settled(&survivors, PATIENCE).await;
         wait_for("commits on the new primary", PATIENCE, || async {

@@ -1,15 +1,15 @@
 //! The fault suite's CI runs, each on a 3-node cluster in network namespaces with `synchronous_mode: on`
-//! (a lost acknowledged write fails the run): every nemesis once and one combination of two with short
-//! holds (fixed seed), and one long cut of the primary's link, which fails unless another node
-//! acknowledges a write within ttl + 5 s. Long soaks: the `vigil-nemesis` binary. Skipped, saying so,
-//! only where network namespaces cannot be created.
+//! (a lost acknowledged write fails the run): on PostgreSQL, every nemesis once and one combination of two
+//! with short holds (fixed seed), and one long cut of the primary's link, which fails unless another node
+//! acknowledges a write within ttl + 5 s; on MariaDB (semi-synchronous), the same every-nemesis run. Long
+//! soaks: the `vigil-nemesis` binary. Skipped, saying so, only where network namespaces cannot be created.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 use vigil_integration::agents::vigil_binary;
 use vigil_integration::nemesis::schedule::{Menu, HOLDS_MS};
-use vigil_integration::nemesis::{self, faults::Kind, Config, Report};
+use vigil_integration::nemesis::{self, faults::Kind, Config, Engine, Report};
 use vigil_integration::netns::Topology;
 
 /// The CI seed; change it only together with the figures it is known to pass with.
@@ -22,24 +22,34 @@ const SHORT_HOLD: Duration = Duration::from_secs(8);
 const TTL: Duration = Duration::from_secs(3);
 /// The long cut of the primary.
 const LONG_HOLD: Duration = Duration::from_secs(30);
-
 #[test]
 fn every_nemesis_once_keeps_one_primary_and_converges() {
+    every_nemesis_once(Engine::Postgres);
+}
+
+/// [`every_nemesis_once_keeps_one_primary_and_converges`] on MariaDB: the same seed, nemeses and holds,
+/// with the clients writing as the application user, semi-synchronous: no acknowledged write lost.
+#[test]
+fn every_nemesis_once_on_mariadb_keeps_one_primary_and_converges() {
+    every_nemesis_once(Engine::Mariadb);
+}
+
+/// Every nemesis once and a combination of two, with the holds up to [`SHORT_HOLD`]: no violation.
+fn every_nemesis_once(engine: Engine) {
     let holds_ms: Vec<u64> =
         HOLDS_MS.iter().map(|(ms, _)| *ms).filter(|ms| Duration::from_millis(*ms) <= SHORT_HOLD).collect();
     let holds = holds_ms.iter().map(|ms| Duration::from_millis(*ms)).collect();
-    let Some(report) = run(TRIALS, Duration::from_secs(180), Menu::narrowed(None, Some(holds), true)) else {
-        return;
-    };
+    let menu = Menu::narrowed(None, Some(holds), true);
+    let Some(report) = run(engine, TRIALS, Duration::from_secs(180), menu) else { return };
     let holds_flag = holds_ms.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    assert_passed(&report, &format!("--trials {TRIALS} --holds {holds_flag}"));
+    assert_passed(&report, &format!("--engine {} --trials {TRIALS} --holds {holds_flag}", engine.name()));
     assert_eq!(report.trials(), TRIALS, "every nemesis once and a combination: {:?}", report.kinds);
 }
 
 #[test]
 fn a_primary_cut_off_for_long_is_replaced_within_ttl_and_5_s() {
     let menu = Menu::narrowed(Some(vec![Kind::CutPrimary]), Some(vec![LONG_HOLD]), false);
-    let Some(report) = run(1, Duration::from_secs(60), menu) else { return };
+    let Some(report) = run(Engine::Postgres, 1, Duration::from_secs(60), menu) else { return };
     let [trial] = &report.downtimes[..] else {
         panic!("one cut of the primary expected, measured: {:?}", report.downtimes);
     };
@@ -62,15 +72,16 @@ fn a_primary_cut_off_for_long_is_replaced_within_ttl_and_5_s() {
     assert_passed(&report, "--trials 1 --kinds cut-primary --holds 30000 --single");
 }
 
-/// Runs the suite (one run at a time on this machine, see [`exclusive`]) and prints its table and
-/// summary; `None`: namespaces are unusable here (skipped, said on stderr).
-fn run(trials: usize, duration: Duration, menu: Menu) -> Option<Report> {
+/// Runs the suite on `engine` (one run at a time on this machine, see [`exclusive`]), synchronous, and
+/// prints its table and summary; `None`: namespaces are unusable here (skipped, said on stderr).
+fn run(engine: Engine, trials: usize, duration: Duration, menu: Menu) -> Option<Report> {
     if let Err(why) = Topology::usable() {
         eprintln!("SKIPPED: network namespaces are unusable here ({why}); the fault suite needs root and `ip netns`");
         return None;
     }
     let _lock = exclusive();
     let config = Config {
+        engine,
         seed: SEED,
         trials,
         duration,
@@ -86,16 +97,18 @@ fn run(trials: usize, duration: Duration, menu: Menu) -> Option<Report> {
     Some(report)
 }
 
-/// No violation; `replay` is the `vigil-nemesis` flags that replay the run (with the seed and `--sync`).
+/// No violation; `replay` is the `vigil-nemesis` flags that replay the run (with the seed and, when the
+/// run was synchronous, `--sync`).
 fn assert_passed(report: &Report, replay: &str) {
+    let sync = if report.sync { " --sync" } else { "" };
     assert!(
         report.passed(),
-        "violations (replay with vigil-nemesis --seed {SEED} --sync {replay}):\n{}",
+        "violations (replay with vigil-nemesis --seed {SEED}{sync} {replay}):\n{}",
         report.violations.join("\n")
     );
 }
 
-/// An exclusive lock on a file in the temp dir, held until dropped: the two tests run one after the
+/// An exclusive lock on a file in the temp dir, held until dropped: the tests run one after the
 /// other, whether as threads (cargo test) or processes (nextest), so that their timings are not two
 /// clusters sharing the CPU.
 fn exclusive() -> File {

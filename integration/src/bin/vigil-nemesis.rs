@@ -7,6 +7,7 @@
 //! target/release/vigil-nemesis --seed 1 --trials 100 --sync        # about 45 min (holds up to 60 s)
 //! target/release/vigil-nemesis --seed 2 --trials 6 --sync --kinds cut-primary,pause-postgres \
 //!     --holds 30000,60000 --single                                   # a focused long-hold run
+//! target/release/vigil-nemesis --engine mariadb --seed 3 --trials 50 # MariaDB (asynchronous only, for now)
 //! ```
 //!
 //! Prints a line per trial, the Markdown table of the times to the first write elsewhere (for
@@ -17,11 +18,16 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use vigil_integration::nemesis::{self, faults::Kind, schedule::Menu, Config};
+use vigil_integration::nemesis::{self, faults::Kind, schedule::Menu, Config, Engine};
 
 #[derive(Parser, Debug)]
-#[command(about = "Jepsen-style fault suite for Vigil: real agents, PostgreSQL and network namespaces")]
+#[command(
+    about = "Jepsen-style fault suite for Vigil: real agents, PostgreSQL or MariaDB, network namespaces"
+)]
 struct Args {
+    /// The database the agents manage.
+    #[arg(long, value_enum, default_value_t = Engine::Postgres)]
+    engine: Engine,
     /// Seeds the fault sequence (default: from the clock; printed, so a run can be replayed).
     #[arg(long)]
     seed: Option<u64>,
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
         now.as_nanos() as u64
     });
     let config = Config {
+        engine: args.engine,
         seed,
         trials: args.trials,
         duration: Duration::from_secs(args.duration),

@@ -4,18 +4,21 @@ use crate::agents::AgentCluster;
 use crate::netns::{Direction, Topology};
 
 /// A kind of fault. Targets are picked relative to the primary at the time of the fault, with a plan's
-/// salt: a node fault hits the primary two times in three, else a replica.
+/// salt: a node fault hits the primary two times in three, else a replica. The "postgres" kinds hit the
+/// node's database server whichever the engine (MariaDB's `mariadbd`); their names stay those of the
+/// soaks' reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
-    /// kill -9 of the agent and its postmaster; the agent is started again when healed.
+    /// kill -9 of the agent and its database server; the agent is started again when healed.
     KillNode,
     /// kill -9 of the agent only; started again when healed.
     KillAgent,
-    /// kill -9 of the postmaster only (its agent restarts it).
+    /// kill -9 of the database server only (its agent restarts it).
     KillPostgres,
     /// SIGSTOP of the agent; SIGCONT when healed.
     PauseAgent,
-    /// SIGSTOP of the postmaster's process group (postmaster and backends); SIGCONT when healed.
+    /// SIGSTOP of the database server's process group (postmaster and backends, or `mariadbd`); SIGCONT
+    /// when healed.
     PausePostgres,
     /// The primary cannot reach the other nodes nor they it (nftables); the clients still reach it.
     IsolatePrimary,
@@ -71,7 +74,7 @@ impl Kind {
     }
 
     /// Whether this kind, held long enough against the primary, should move the primary: it kills the
-    /// primary's agent, hangs its server or cuts it from the majority. (Killing the postmaster alone is
+    /// primary's agent, hangs its server or cuts it from the majority. (Killing the server alone is
     /// repaired in place; a frozen agent whose server still streams must not be replaced; a slow link is
     /// no loss.)
     pub fn moves_primary(self) -> bool {
@@ -147,7 +150,7 @@ pub fn apply(
     let (what, hit_primary, heal) = match kind {
         Kind::KillNode => {
             cluster.signal_agent(node, libc::SIGKILL);
-            cluster.kill_postgres(node);
+            cluster.kill_server(node);
             (what(node), node == primary, Heal::StartAgent(node))
         }
         Kind::KillAgent => {
@@ -155,7 +158,7 @@ pub fn apply(
             (what(node), node == primary, Heal::StartAgent(node))
         }
         Kind::KillPostgres => {
-            cluster.kill_postgres(node);
+            cluster.kill_server(node);
             (what(node), node == primary, Heal::Nothing)
         }
         Kind::PauseAgent => {
@@ -163,12 +166,13 @@ pub fn apply(
             (what(node), node == primary, Heal::ContinueAgent(node))
         }
         Kind::PausePostgres => {
-            let pid = cluster.postmaster_pid(node).ok_or(format!("{}: no postmaster", what(node)))?;
-            // pg_ctl makes the postmaster a session (and group) leader; its backends are in its group.
+            let pid = cluster.server_pid(node).ok_or(format!("{}: no database server", what(node)))?;
+            // pg_ctl makes the postmaster a session (and group) leader, its backends are in its group;
+            // the MariaDB adapter starts `mariadbd` in a group of its own.
             // SAFETY: getpgid(2) has no memory-safety preconditions.
             let group = unsafe { libc::getpgid(pid) };
             if group != pid {
-                return Err(format!("{}: postmaster {pid} leads no process group ({group})", what(node)));
+                return Err(format!("{}: server {pid} leads no process group ({group})", what(node)));
             }
             cluster.signal_pid(-group, libc::SIGSTOP);
             (what(node), node == primary, Heal::ContinueGroup(group))

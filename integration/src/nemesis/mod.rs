@@ -1,8 +1,8 @@
-//! A Jepsen-style fault suite: a cluster of real agents and PostgreSQL servers, each node in its own
-//! network namespace ([`crate::netns`]), clients writing from a client namespace, and a sequence of
-//! seeded random faults ([`faults::Kind`], alone or two kinds at once), each healed after its hold
-//! time. After every trial the cluster must converge within 30 s (one primary by `GET /primary`, every
-//! other node streaming from it by `pg_stat_wal_receiver`); at the end the [`checker`] looks for lost
+//! A Jepsen-style fault suite: a cluster of real agents and PostgreSQL or MariaDB servers ([`Engine`]),
+//! each node in its own network namespace ([`crate::netns`]), clients writing from a client namespace,
+//! and a sequence of seeded random faults ([`faults::Kind`], alone or two kinds at once), each healed
+//! after its hold time. After every trial the cluster must converge within 30 s (one primary by `GET
+//! /primary`, every other node streaming from it, by [`Engine::streams_from`]); at the end the [`checker`] looks for lost
 //! acknowledged writes (a failure in synchronous mode, reported in asynchronous mode), writes
 //! acknowledged under a stale fencing token, primaries that accepted writes in overlapping intervals and
 //! writes acknowledged after another node took the lease (by the final primary's `GET /history`). Each
@@ -10,6 +10,7 @@
 //! acknowledged by another node ([`report::Report::downtime_table`]).
 
 pub mod checker;
+pub mod engine;
 pub mod faults;
 pub mod history;
 pub mod report;
@@ -17,11 +18,11 @@ pub mod rng;
 pub mod schedule;
 pub mod workload;
 
+pub use engine::Engine;
 pub use report::{Downtime, Report};
 
 use crate::agents::{AgentCluster, Placement};
 use crate::netns::Topology;
-use crate::writer::pg_error;
 use checker::Ack;
 use history::HistoryWatch;
 use std::collections::HashSet;
@@ -44,8 +45,7 @@ const QUICK: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(250);
 /// Faults held this long or shorter are blips: a failover after one is a false failover.
 const BLIP: Duration = Duration::from_millis(500);
-/// Ports inside every node's namespace (each node has its own address).
-const PG_PORT: u16 = 5432;
+/// Ports inside every node's namespace (each node has its own address; the server's: [`Engine::port`]).
 const API_PORT: u16 = 8008;
 const RAFT_PORT: u16 = 8300;
 
@@ -60,6 +60,8 @@ struct Unconverged {
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The database the agents manage.
+    pub engine: Engine,
     /// Seeds the fault sequence: the same seed replays the same faults.
     pub seed: u64,
     /// How many faults at most.
@@ -113,19 +115,13 @@ impl<'a> Suite<'a> {
         let placements: Vec<Placement> = (0..config.nodes)
             .map(|i| Placement {
                 host: net.node_addr(i),
-                pg_port: PG_PORT,
+                pg_port: config.engine.port(),
                 api_port: API_PORT,
                 raft_port: RAFT_PORT,
                 wrapper: Topology::exec_prefix(&net.node_ns(i)),
             })
             .collect();
-        let cluster = AgentCluster::start_placed(
-            config.binary.clone(),
-            &placements,
-            &net.network(),
-            |_| String::new(),
-            "",
-        );
+        let cluster = config.engine.start(config.binary.clone(), &placements, &net.network());
         let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
         let report = Report { seed: config.seed, sync: config.sync, ..Report::default() };
         let (epoch, epoch_wall) = (Instant::now(), SystemTime::now());
@@ -140,15 +136,15 @@ impl<'a> Suite<'a> {
         if self.config.sync {
             self.enable_sync(primary).await?;
         }
-        let created =
-            tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::CREATE_TABLE)).await;
+        let engine = self.config.engine;
+        let created = tokio::time::timeout(QUICK * 10, engine.create_table(&self.cluster, primary)).await;
         created
             .map_err(|_| "create table: timed out".to_owned())?
-            .map_err(|e| format!("create table: {}", pg_error(&e)))?;
-        let hosts = (0..self.config.nodes).map(|i| format!("{}:{PG_PORT}", self.net.node_addr(i))).collect();
+            .map_err(|e| format!("create table: {e}"))?;
+        let hosts = (0..self.config.nodes).map(|i| self.net.node_addr(i)).collect();
         (self.epoch, self.epoch_wall) = (Instant::now(), SystemTime::now());
         let until = self.epoch + self.config.duration + RECOVERY * 4;
-        let workload = Workload::start(hosts, self.config.clients, self.epoch, until);
+        let workload = Workload::start(engine, hosts, self.config.clients, self.epoch, until);
         let urls =
             self.cluster.nodes.iter().map(|n| format!("http://{}:{}/history", n.host, n.api_port)).collect();
         let history = HistoryWatch::start(urls, self.http.clone(), self.epoch, until);
@@ -380,14 +376,11 @@ impl<'a> Suite<'a> {
     /// The acknowledged writes (sent before now) missing on node `primary`.
     async fn lost(&self, primary: usize, acks: &[Ack]) -> Result<Vec<Ack>, String> {
         let before = self.epoch.elapsed();
-        let rows = tokio::time::timeout(QUICK * 10, self.cluster.query(primary, workload::SELECT_KEYS))
+        let keys = tokio::time::timeout(QUICK * 10, self.config.engine.keys(&self.cluster, primary))
             .await
             .map_err(|_| "reading the rows: timed out".to_owned())?
-            .map_err(|e| format!("reading the rows: {}", pg_error(&e)))?;
-        let present: HashSet<(u32, u64)> = rows
-            .iter()
-            .filter_map(|r| r.split_once(' ').and_then(|(c, s)| Some((c.parse().ok()?, s.parse().ok()?))))
-            .collect();
+            .map_err(|e| format!("reading the rows: {e}"))?;
+        let present: HashSet<(u32, u64)> = keys.into_iter().collect();
         Ok(checker::lost(acks, &present, before).into_iter().cloned().collect())
     }
 
@@ -425,18 +418,16 @@ impl<'a> Suite<'a> {
                 replicas: Vec::new(),
             });
         };
-        let expected = format!("streaming {}", self.cluster.nodes[primary].host);
         let mut states = Vec::new();
         let mut replicas = Vec::new();
         for r in (0..self.cluster.nodes.len()).filter(|r| *r != primary) {
-            let sql = "SELECT status || ' ' || sender_host FROM pg_stat_wal_receiver";
-            let rows = match tokio::time::timeout(QUICK * 2, self.cluster.query(r, sql)).await {
-                Ok(Ok(rows)) if rows == [expected.as_str()] => continue,
-                Ok(Ok(rows)) => format!("WAL receiver {rows:?}"),
-                Ok(Err(e)) => pg_error(&e),
+            let streams = self.config.engine.streams_from(&self.cluster, r, primary);
+            let seen = match tokio::time::timeout(QUICK * 2, streams).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(seen)) => seen,
                 Err(_) => "no answer".to_owned(),
             };
-            states.push(format!("{}: {rows}", self.cluster.nodes[r].name));
+            states.push(format!("{}: {seen}", self.cluster.nodes[r].name));
             replicas.push(r);
         }
         if replicas.is_empty() {
@@ -512,10 +503,10 @@ impl<'a> Suite<'a> {
         for i in 0..self.cluster.nodes.len() {
             let name = &self.cluster.nodes[i].name;
             let agent = std::fs::write(dir.join(format!("{name}-agent.log")), self.cluster.plain_log(i));
-            // The agent keeps PostgreSQL's server log next to the data directory.
-            let server_log = self.cluster.home(i).join(format!("{name}.log"));
-            let postgres = std::fs::copy(&server_log, dir.join(format!("{name}-postgres.log")));
-            if let Err(e) = agent.and(postgres.map(drop)) {
+            let engine = self.config.engine;
+            let server_log = engine.server_log(&self.cluster, i);
+            let server = std::fs::copy(&server_log, dir.join(format!("{name}-{}.log", engine.name())));
+            if let Err(e) = agent.and(server.map(drop)) {
                 eprintln!("nemesis: logs of {name}: {e}");
             }
         }

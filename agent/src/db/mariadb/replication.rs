@@ -48,8 +48,14 @@ impl MariaDb {
     }
 
     /// Waits a moment for the replication threads: an upstream refusing this server's position, or an
-    /// SQL thread that cannot apply what it sent, fails the follow (the data diverged).
+    /// SQL thread that cannot apply what it sent, fails the follow (the data diverged). The server then
+    /// counts as following nobody, so that the next cycle tries again and the policy counts the failures
+    /// (`FOLLOW_ATTEMPTS`) instead of waiting for a replica that never streams.
     async fn check_replication(&self, session: &mut Session, up: &Upstream) -> Result<(), DbError> {
+        let diverged = |why: String| {
+            self.runtime().upstream = None;
+            Err(DbError::new(format!("follow {}", up.name), why))
+        };
         let deadline = tokio::time::Instant::now() + FOLLOW_CHECK;
         loop {
             let status = sql::slave_status(session, self.settings.dialect())
@@ -57,11 +63,11 @@ impl MariaDb {
                 .map_err(|e| DbError::new("follow", e))?;
             let status = status.unwrap_or_default();
             if status.sql_errno != 0 {
-                return Err(DbError::new(format!("follow {}", up.name), status.sql_error));
+                return diverged(status.sql_error);
             }
             if status.io_errno == ER_MASTER_FATAL_ERROR_READING_BINLOG {
                 let why = self.refused_by(session, up, &status.io_error).await;
-                return Err(DbError::new(format!("follow {}", up.name), why));
+                return diverged(why);
             }
             if status.io_errno != 0 && !status.io_running.eq_ignore_ascii_case("yes") {
                 return Err(DbError::new(format!("follow {}", up.name), status.io_error));
