@@ -28,15 +28,16 @@ impl MariaDb {
         remove_contents(&self.settings.data_dir, "mysql.data_dir").map_err(|e| DbError::new("remove data", e))
     }
 
-    /// A fresh data directory with MariaDB's system tables, its server running read-only.
+    /// A fresh data directory with MariaDB's system tables, its server running read-only and waiting
+    /// for no replica.
     async fn install_and_start(&self) -> Result<(), DbError> {
         if server::runs(&self.settings) {
             server::kill(&self.settings).await?;
         }
         self.empty_data_dir()?;
-        let startup = self.runtime().startup();
+        let startup = self.runtime().startup(false);
         server::install(&self.settings, startup).await?;
-        self.ensure_running().await
+        self.ensure_running(false).await
     }
 
     /// The statement that records `token` as the current term in `vigil.fence`.
@@ -79,6 +80,7 @@ impl MariaDb {
         );
         statements.push(format!("INSERT INTO vigil.cluster VALUES (1, {})", quote(&system_id)));
         statements.push(self.fence_row(token.unwrap_or(0)));
+        statements.push(self.acknowledgements());
         statements.push(self.settings.dialect().writable().to_owned());
         for statement in &statements {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("bootstrap", e))?;

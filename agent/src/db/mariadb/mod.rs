@@ -171,9 +171,10 @@ struct Runtime {
 }
 
 impl Runtime {
-    /// How the server starts now.
-    fn startup(&self) -> render::Startup {
-        render::Startup { upstream_timeout: self.upstream_timeout, semi_sync: self.sync != SyncRule::Off }
+    /// How the server starts now, as a primary or not: only a primary waits for acknowledgements.
+    fn startup(&self, primary: bool) -> render::Startup {
+        let semi_sync = primary && self.sync != SyncRule::Off;
+        render::Startup { upstream_timeout: self.upstream_timeout, semi_sync }
     }
 }
 
@@ -238,12 +239,12 @@ impl MariaDb {
         Ok(())
     }
 
-    /// Starts the server (read-only, replication stopped) if it does not run.
-    async fn ensure_running(&self) -> Result<(), DbError> {
+    /// Starts the server (read-only, replication stopped) if it does not run, to become a primary or not.
+    async fn ensure_running(&self, primary: bool) -> Result<(), DbError> {
         if server::runs(&self.settings) {
             return Ok(());
         }
-        let startup = self.runtime().startup();
+        let startup = self.runtime().startup(primary);
         server::start(&self.settings, startup).await
     }
 }

@@ -17,10 +17,13 @@ const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
 
 impl MariaDb {
     pub(super) async fn follow_now(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
-        self.ensure_running().await?;
+        self.ensure_running(false).await?;
         let dialect = self.settings.dialect();
         let mut session = self.admin("follow").await?;
-        sql::run(&mut session, dialect.read_only()).await.map_err(|e| DbError::new("follow", e))?;
+        // A replica waits for no acknowledgement: its replication thread's commits would wait forever.
+        for statement in [dialect.read_only(), &dialect.wait_for_replicas(false)] {
+            sql::run(&mut session, statement).await.map_err(|e| DbError::new("follow", e))?;
+        }
         let Some(up) = upstream else {
             // A standby of nobody: apply what was received, fetch nothing more.
             self.runtime().upstream = None;
@@ -136,7 +139,7 @@ impl MariaDb {
     }
 
     pub(super) async fn start_primary_now(&self, token: Option<u64>) -> Result<(), DbError> {
-        self.ensure_running().await?;
+        self.ensure_running(true).await?;
         let dialect = self.settings.dialect();
         let mut statements = vec![dialect.stop_replica().to_owned(), dialect.reset_replica().to_owned()];
         statements.extend(token.map(|t| self.fence_row(t)));

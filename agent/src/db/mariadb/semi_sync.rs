@@ -15,13 +15,15 @@
 
 use super::dialect::Dialect;
 use super::sql::{self, ReplicaHost, Session};
-use super::{gtid, server, MariaDb};
+use super::{gtid, server, MariaDb, MariaDbSettings};
 use crate::db::{DbError, Position, ReplicaLink, SyncRule, Unit};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long connecting to a replica's server and asking it may take.
 const REPLICA_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long turning a replica's side on or off may take (its IO thread restarted).
+const SET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The primary side, as the server reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -109,23 +111,57 @@ async fn ask(session: &mut Session, name: &str, domain: u32, dialect: Dialect) -
 }
 
 /// Turns the replica side of the server at `session` on or off; it takes effect when its IO thread
-/// connects again.
+/// connects again. Bounded by [`SET_TIMEOUT`].
 async fn set_acking(session: &mut Session, on: bool, dialect: Dialect) -> Result<(), String> {
-    for statement in [&dialect.acknowledge(on), dialect.stop_io_thread(), dialect.start_io_thread()] {
-        sql::run(session, statement).await?;
+    let set = async {
+        for statement in [&dialect.acknowledge(on), dialect.stop_io_thread(), dialect.start_io_thread()] {
+            sql::run(session, statement).await?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(SET_TIMEOUT, set)
+        .await
+        .unwrap_or_else(|_| Err(format!("not done within {SET_TIMEOUT:?}")))
+}
+
+/// A connected replica's server, reached and asked.
+struct Visit {
+    /// What it said of itself (nothing when it could not be reached).
+    peer: Peer,
+    /// The session with it, with the address it was reached at.
+    reached: Option<(Session, (String, u16))>,
+}
+
+/// Reaches the server of replica `name` at the first of `addresses` that answers as `name` and asks it,
+/// all within [`REPLICA_TIMEOUT`] per address.
+async fn visit(settings: &MariaDbSettings, name: String, addresses: Vec<(String, u16)>) -> Visit {
+    let (su, dialect) = (&settings.superuser, settings.dialect());
+    for (host, port) in addresses {
+        let reach = async {
+            let mut conn = sql::connect_tcp(&host, port, &su.username, su.password.expose(), REPLICA_TIMEOUT)
+                .await
+                .ok()?;
+            let reported: Option<String> =
+                mysql_async::prelude::Queryable::query_first(&mut conn, "SELECT @@report_host").await.ok()?;
+            if reported.as_deref() != Some(name.as_str()) {
+                return None;
+            }
+            let peer = ask(&mut conn, &name, settings.domain, dialect).await;
+            Some(Visit { peer, reached: Some((conn, (host.clone(), port))) })
+        };
+        if let Ok(Some(visit)) = tokio::time::timeout(REPLICA_TIMEOUT, reach).await {
+            return visit;
+        }
     }
-    Ok(())
+    Visit { peer: Peer { name, ..Peer::default() }, reached: None }
 }
 
 impl MariaDb {
-    /// Sessions with the servers of the replicas connected to this one, by member name. A replica reports
-    /// its name and port; its host is the one it was found at last, else the address its replication
-    /// connection comes from (the server it answers as must report the same name).
-    async fn reach_replicas(
-        &self,
-        session: &mut Session,
-        replicas: &[ReplicaHost],
-    ) -> Vec<(String, Result<Session, String>)> {
+    /// The servers of the replicas connected to this one, reached and asked at once, by member name. A
+    /// replica reports its name and port; its host is the one it was found at last, else one of the
+    /// addresses replication connections come from (the server there must report the same name). An
+    /// address that stops answering is forgotten, so that the next look searches again.
+    async fn visit_replicas(&self, session: &mut Session, replicas: &[ReplicaHost]) -> Vec<Visit> {
         let from: Vec<String> = mysql_async::prelude::Queryable::query(
             session,
             "SELECT DISTINCT SUBSTRING_INDEX(HOST, ':', 1) FROM information_schema.PROCESSLIST \
@@ -133,51 +169,34 @@ impl MariaDb {
         )
         .await
         .unwrap_or_default();
+        let known = self.runtime().replica_addresses.clone();
         let mut tasks = tokio::task::JoinSet::new();
         for replica in replicas {
-            let known = self.runtime().replica_addresses.get(&replica.name).cloned();
-            let mut hosts: Vec<(String, u16)> = known.into_iter().collect();
-            hosts.extend(from.iter().map(|host| (host.clone(), replica.port)));
+            let addresses: Vec<(String, u16)> = match known.get(&replica.name) {
+                Some(address) => vec![address.clone()],
+                None => from
+                    .iter()
+                    .map(|host| (host.clone(), replica.port))
+                    .filter(|address| !known.values().any(|k| k == address))
+                    .collect(),
+            };
             let (settings, name) = (self.settings.clone(), replica.name.clone());
-            tasks.spawn(async move {
-                let su = &settings.superuser;
-                let mut last = format!("no address found for {name}");
-                for (host, port) in hosts {
-                    let opened =
-                        sql::connect_tcp(&host, port, &su.username, su.password.expose(), REPLICA_TIMEOUT)
-                            .await;
-                    match opened {
-                        Ok(mut conn) => {
-                            let reported: Option<String> = mysql_async::prelude::Queryable::query_first(
-                                &mut conn,
-                                "SELECT @@report_host",
-                            )
-                            .await
-                            .ok()
-                            .flatten();
-                            if reported.as_deref() == Some(name.as_str()) {
-                                return (name, Ok(((host, port), conn)));
-                            }
-                            last = format!("{host}:{port} is not {name}");
-                        }
-                        Err(e) => last = format!("{host}:{port}: {e}"),
-                    }
-                }
-                (name, Err(last))
-            });
+            tasks.spawn(async move { visit(&settings, name, addresses).await });
         }
-        let mut reached = Vec::new();
-        while let Some(Ok((name, outcome))) = tasks.join_next().await {
-            reached.push(match outcome {
-                Ok((address, conn)) => {
-                    self.runtime().replica_addresses.insert(name.clone(), address);
-                    (name, Ok(conn))
+        let mut visits = Vec::new();
+        while let Some(Ok(visit)) = tasks.join_next().await {
+            let mut runtime = self.runtime();
+            match &visit.reached {
+                Some((_, address)) => {
+                    runtime.replica_addresses.insert(visit.peer.name.clone(), address.clone())
                 }
-                Err(e) => (name, Err(e)),
-            });
+                None => runtime.replica_addresses.remove(&visit.peer.name),
+            };
+            drop(runtime);
+            visits.push(visit);
         }
-        reached.sort_by(|a, b| a.0.cmp(&b.0));
-        reached
+        visits.sort_by(|a, b| a.peer.name.cmp(&b.peer.name));
+        visits
     }
 
     /// The primary's links to its replicas and the rule in force, as [`links_and_rule`] reports them. The
@@ -187,30 +206,21 @@ impl MariaDb {
         session: &mut Session,
         replicas: &[ReplicaHost],
     ) -> (Vec<ReplicaLink>, SyncRule) {
-        let dialect = self.settings.dialect();
-        let master = master(session, dialect).await.unwrap_or_default();
+        let master = master(session, self.settings.dialect()).await.unwrap_or_default();
         let set = self.runtime().sync.clone();
-        if !master.enabled {
-            let peers: Vec<Peer> =
-                replicas.iter().map(|r| Peer { name: r.name.clone(), ..Peer::default() }).collect();
-            return links_and_rule(master, &peers, &set);
-        }
-        let mut peers = Vec::new();
-        for (name, reached) in self.reach_replicas(session, replicas).await {
-            peers.push(match reached {
-                Ok(mut conn) => {
-                    let peer = tokio::time::timeout(
-                        REPLICA_TIMEOUT,
-                        ask(&mut conn, &name, self.settings.domain, dialect),
-                    )
-                    .await
-                    .unwrap_or_else(|_| Peer { name: name.clone(), ..Peer::default() });
-                    drop(conn.disconnect().await);
-                    peer
+        let peers: Vec<Peer> = match master.enabled {
+            false => replicas.iter().map(|r| Peer { name: r.name.clone(), ..Peer::default() }).collect(),
+            true => {
+                let mut peers = Vec::new();
+                for visit in self.visit_replicas(session, replicas).await {
+                    if let Some((conn, _)) = visit.reached {
+                        drop(conn.disconnect().await);
+                    }
+                    peers.push(visit.peer);
                 }
-                Err(_) => Peer { name, ..Peer::default() },
-            });
-        }
+                peers
+            }
+        };
         links_and_rule(master, &peers, &set)
     }
 
@@ -247,26 +257,28 @@ impl MariaDb {
         }
         let wanted = |name: &str| *rule == SyncRule::AnyReplica || rule.names().iter().any(|n| n == name);
         let mut failures = Vec::new();
-        let mut reached = self.reach_replicas(&mut session, &live.replicas).await;
+        let mut visits = self.visit_replicas(&mut session, &live.replicas).await;
         // Those that must stop acknowledging first.
-        reached.sort_by_key(|(name, _)| wanted(name));
-        for (name, conn) in reached {
-            let on = wanted(&name);
-            let done = match conn {
-                Ok(mut conn) => {
-                    let now = ask(&mut conn, &name, self.settings.domain, dialect).await.acking;
-                    let outcome =
-                        if now == Some(on) { Ok(()) } else { set_acking(&mut conn, on, dialect).await };
+        visits.sort_by_key(|visit| wanted(&visit.peer.name));
+        for Visit { peer, reached } in visits {
+            let on = wanted(&peer.name);
+            let done = match reached {
+                Some((mut conn, _)) => {
+                    let outcome = if peer.acking == Some(on) {
+                        Ok(())
+                    } else {
+                        set_acking(&mut conn, on, dialect).await
+                    };
                     drop(conn.disconnect().await);
                     outcome
                 }
-                Err(e) => Err(e),
+                None => Err("not reachable".to_owned()),
             };
             match done {
                 Ok(()) => {
-                    tracing::info!(member = %self.settings.name, replica = %name, acknowledges = on, "semi-synchronous replica side set")
+                    tracing::info!(member = %self.settings.name, replica = %peer.name, acknowledges = on, "semi-synchronous replica side set")
                 }
-                Err(e) => failures.push(format!("{name}: {e}")),
+                Err(e) => failures.push(format!("{}: {e}", peer.name)),
             }
         }
         if wait {

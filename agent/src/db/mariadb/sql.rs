@@ -7,6 +7,10 @@ use mysql_async::{Conn, OptsBuilder, Row};
 use std::path::Path;
 use std::time::Duration;
 
+/// How long one administrative statement may take: one that waits longer (a lock the server never
+/// grants, a replication thread that does not stop) fails its operation instead of stopping the agent.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to the local server.
 pub(super) type Session = Conn;
 
@@ -72,7 +76,10 @@ pub(super) async fn answers(socket: &Path, user: &str, password: Option<&str>) -
 
 /// Runs `statement`, discarding any result; the error names it.
 pub(super) async fn run(session: &mut Session, statement: &str) -> Result<(), String> {
-    session.query_drop(statement).await.map_err(|e| format!("{}: {e}", redact(statement)))
+    match tokio::time::timeout(STATEMENT_TIMEOUT, session.query_drop(statement)).await {
+        Ok(done) => done.map_err(|e| format!("{}: {e}", redact(statement))),
+        Err(_) => Err(format!("{}: not done within {STATEMENT_TIMEOUT:?}", redact(statement))),
+    }
 }
 
 /// The statement as it may be logged: cut before a password.

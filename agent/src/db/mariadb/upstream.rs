@@ -15,14 +15,19 @@ impl MariaDb {
         query: &str,
     ) -> Result<T, String> {
         let rep = &self.settings.replication;
-        let mut session =
-            sql::connect_tcp(&up.host, up.port, &rep.username, rep.password.expose(), ADMIN_TIMEOUT)
-                .await
-                .map_err(|e| format!("connect to {}: {e}", up.name))?;
-        let row: Option<T> =
-            session.query_first(query).await.map_err(|e| format!("{query} on {}: {e}", up.name))?;
-        drop(session.disconnect().await);
-        row.ok_or_else(|| format!("{query} on {}: no row", up.name))
+        let ask = async {
+            let mut session =
+                sql::connect_tcp(&up.host, up.port, &rep.username, rep.password.expose(), ADMIN_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("connect to {}: {e}", up.name))?;
+            let row: Option<T> =
+                session.query_first(query).await.map_err(|e| format!("{query} on {}: {e}", up.name))?;
+            drop(session.disconnect().await);
+            row.ok_or_else(|| format!("{query} on {}: no row", up.name))
+        };
+        tokio::time::timeout(ADMIN_TIMEOUT, ask)
+            .await
+            .unwrap_or_else(|_| Err(format!("{query} on {}: no answer within {ADMIN_TIMEOUT:?}", up.name)))
     }
 
     /// Refuses an upstream with this server's `server_id` or another GTID domain, for `action`. An
