@@ -28,16 +28,15 @@ impl MariaDb {
         remove_contents(&self.settings.data_dir, "mysql.data_dir").map_err(|e| DbError::new("remove data", e))
     }
 
-    /// A fresh data directory with MariaDB's system tables, its server running read-only and waiting
-    /// for no replica.
+    /// A fresh data directory with MariaDB's system tables, its server running read-only.
     async fn install_and_start(&self) -> Result<(), DbError> {
         if server::runs(&self.settings) {
             server::kill(&self.settings).await?;
         }
         self.empty_data_dir()?;
-        let startup = self.runtime().startup(false);
-        server::install(&self.settings, startup).await?;
-        self.ensure_running(false).await
+        let timeout = self.runtime().upstream_timeout;
+        server::install(&self.settings, timeout).await?;
+        self.ensure_running().await
     }
 
     /// The statement that records `token` as the current term in `vigil.fence`.

@@ -165,14 +165,14 @@ impl Dialect {
         [upper(source, "status"), upper(source, "clients"), upper(replica, "status")]
     }
 
-    /// The option-file lines of semi-synchronous replication: commits wait (`wait`) once in the binary log
-    /// (`AFTER_SYNC`), for as long as it takes (`timeout_ms`), with or without connected replicas; this
-    /// server acknowledges nothing until its upstream turns it on.
-    pub fn semi_sync_lines(self, wait: bool, timeout_ms: &str) -> Vec<(String, String)> {
+    /// The option-file lines of semi-synchronous replication: commits wait for nothing until the agent
+    /// says so, then once in the binary log (`AFTER_SYNC`), for as long as it takes (`timeout_ms`), with or
+    /// without connected replicas; this server acknowledges nothing until its upstream turns it on.
+    pub fn semi_sync_lines(self, timeout_ms: &str) -> Vec<(String, String)> {
         let (source, replica) = self.semi_sync();
         let on_off = |on: bool| if on { "ON" } else { "OFF" }.to_owned();
         vec![
-            (format!("{source}_enabled"), on_off(wait)),
+            (format!("{source}_enabled"), on_off(false)),
             (format!("{source}_wait_point"), "AFTER_SYNC".to_owned()),
             (format!("{source}_wait_no_{}", self.pick("slave", "replica")), on_off(true)),
             (format!("{source}_timeout"), timeout_ms.to_owned()),
@@ -270,15 +270,12 @@ mod tests {
             "(SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME = \
              'RPL_SEMI_SYNC_SOURCE_STATUS')"
         );
-        let lines: Vec<String> = MYSQL
-            .semi_sync_lines(true, "100")
-            .iter()
-            .map(|(name, value)| format!("{name} = {value}"))
-            .collect();
+        let lines: Vec<String> =
+            MYSQL.semi_sync_lines("100").iter().map(|(name, value)| format!("{name} = {value}")).collect();
         assert_eq!(
             lines,
             [
-                "rpl_semi_sync_source_enabled = ON",
+                "rpl_semi_sync_source_enabled = OFF",
                 "rpl_semi_sync_source_wait_point = AFTER_SYNC",
                 "rpl_semi_sync_source_wait_no_replica = ON",
                 "rpl_semi_sync_source_timeout = 100",
@@ -286,10 +283,7 @@ mod tests {
             ]
         );
         assert_eq!(MARIADB.semi_sync_status()[0], "RPL_SEMI_SYNC_MASTER_STATUS");
-        assert_eq!(
-            MARIADB.semi_sync_lines(false, "1")[4],
-            ("rpl_semi_sync_slave_enabled".into(), "OFF".into())
-        );
+        assert_eq!(MARIADB.semi_sync_lines("1")[4], ("rpl_semi_sync_slave_enabled".into(), "OFF".into()));
     }
 
     #[test]

@@ -170,14 +170,6 @@ struct Runtime {
     diverged: Option<Divergence>,
 }
 
-impl Runtime {
-    /// How the server starts now, as a primary or not: only a primary waits for acknowledgements.
-    fn startup(&self, primary: bool) -> render::Startup {
-        let semi_sync = primary && self.sync != SyncRule::Off;
-        render::Startup { upstream_timeout: self.upstream_timeout, semi_sync }
-    }
-}
-
 /// A MariaDB server managed by the agent. `observe` may run at any time; the other operations one at a
 /// time, except that `stop` and `kill` may fence while another runs.
 pub struct MariaDb {
@@ -239,13 +231,14 @@ impl MariaDb {
         Ok(())
     }
 
-    /// Starts the server (read-only, replication stopped) if it does not run, to become a primary or not.
-    async fn ensure_running(&self, primary: bool) -> Result<(), DbError> {
+    /// Starts the server (read-only, replication stopped, waiting for no acknowledgement) if it does not
+    /// run.
+    async fn ensure_running(&self) -> Result<(), DbError> {
         if server::runs(&self.settings) {
             return Ok(());
         }
-        let startup = self.runtime().startup(primary);
-        server::start(&self.settings, startup).await
+        let timeout = self.runtime().upstream_timeout;
+        server::start(&self.settings, timeout).await
     }
 }
 

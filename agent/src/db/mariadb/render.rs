@@ -24,18 +24,11 @@ const INVARIANTS: &[(&str, &str)] = &[
 /// acknowledgement on its own, it is the agent that decides to commit without one.
 const NO_TIMEOUT_MS: &str = "18446744073709551615";
 
-/// What a start depends on besides the settings: what the agent decided while it ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Startup {
-    /// How long a replica may hear nothing from its upstream (`slave_net_timeout`).
-    pub upstream_timeout: Duration,
-    /// Whether commits wait for a replica's acknowledgement (`rpl_semi_sync_master_enabled`).
-    pub semi_sync: bool,
-}
-
-/// The option file for `s`, started as `startup` says. Every server starts with the replica side of
-/// semi-synchronous replication off: only the primary it follows turns it on (see `semi_sync`).
-pub(super) fn option_file(s: &MariaDbSettings, startup: Startup) -> String {
+/// The option file for `s`, with replicas giving up on a silent upstream after `upstream_timeout`. Every
+/// server starts waiting for no acknowledgement, and acknowledging nothing: the agent turns waiting on
+/// once a primary is open, and only the primary a replica follows turns its acknowledgements on (see
+/// `semi_sync`).
+pub(super) fn option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> String {
     let mut out =
         String::from("# Written by the Vigil agent before every start; edits are lost.\n[mysqld]\n");
     let mut set = |name: &str, value: &str| {
@@ -53,10 +46,10 @@ pub(super) fn option_file(s: &MariaDbSettings, startup: Startup) -> String {
     set("server_id", &s.server_id.to_string());
     set("report_host", &s.name);
     set("log_bin", &format!("{}-bin", s.log_basename()));
-    for (name, value) in s.dialect().option_lines(s.domain, startup.upstream_timeout.as_secs().max(1)) {
+    for (name, value) in s.dialect().option_lines(s.domain, upstream_timeout.as_secs().max(1)) {
         set(name, &value);
     }
-    for (name, value) in s.dialect().semi_sync_lines(startup.semi_sync, NO_TIMEOUT_MS) {
+    for (name, value) in s.dialect().semi_sync_lines(NO_TIMEOUT_MS) {
         set(&name, &value);
     }
     for (name, value) in INVARIANTS {
@@ -77,7 +70,7 @@ mod tests {
     fn the_option_file_keeps_the_invariants_and_adds_the_parameters() {
         let mut s = settings();
         s.parameters.insert("innodb_buffer_pool_size".into(), "64M".into());
-        let text = option_file(&s, Startup { upstream_timeout: Duration::from_secs(3), semi_sync: true });
+        let text = option_file(&s, Duration::from_secs(3));
         for line in [
             "[mysqld]",
             "datadir = /tmp/v/node1/mysql",
@@ -93,7 +86,7 @@ mod tests {
             "skip_slave_start = ON",
             "log_bin = node1-bin",
             "slave_net_timeout = 3",
-            "rpl_semi_sync_master_enabled = ON",
+            "rpl_semi_sync_master_enabled = OFF",
             "rpl_semi_sync_master_wait_point = AFTER_SYNC",
             "rpl_semi_sync_slave_enabled = OFF",
             "innodb_buffer_pool_size = 64M",

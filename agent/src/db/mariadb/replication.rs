@@ -17,7 +17,7 @@ const ER_MASTER_FATAL_ERROR_READING_BINLOG: u32 = 1236;
 
 impl MariaDb {
     pub(super) async fn follow_now(&self, upstream: Option<&Upstream>) -> Result<(), DbError> {
-        self.ensure_running(false).await?;
+        self.ensure_running().await?;
         let dialect = self.settings.dialect();
         let mut session = self.admin("follow").await?;
         // A replica waits for no acknowledgement: its replication thread's commits would wait forever.
@@ -88,11 +88,12 @@ impl MariaDb {
         let fail = |e: String| DbError::new("promote", e);
         sql::run(&mut session, dialect.stop_io_thread()).await.map_err(fail)?;
         self.wait_applied(&mut session).await?;
-        let fence_row = self.fence_row(token);
-        let acknowledgements = self.acknowledgements();
+        let (no_wait, fence_row, acknowledgements) =
+            (dialect.wait_for_replicas(false), self.fence_row(token), self.acknowledgements());
         for statement in [
             dialect.stop_replica(),
             dialect.reset_replica(),
+            &no_wait,
             &fence_row,
             &acknowledgements,
             dialect.writable(),
@@ -139,9 +140,13 @@ impl MariaDb {
     }
 
     pub(super) async fn start_primary_now(&self, token: Option<u64>) -> Result<(), DbError> {
-        self.ensure_running(true).await?;
+        self.ensure_running().await?;
         let dialect = self.settings.dialect();
-        let mut statements = vec![dialect.stop_replica().to_owned(), dialect.reset_replica().to_owned()];
+        let mut statements = vec![
+            dialect.stop_replica().to_owned(),
+            dialect.reset_replica().to_owned(),
+            dialect.wait_for_replicas(false),
+        ];
         statements.extend(token.map(|t| self.fence_row(t)));
         statements.push(self.acknowledgements());
         statements.push(dialect.writable().to_owned());
@@ -151,7 +156,8 @@ impl MariaDb {
     }
 
     /// The statement that makes commits wait for a replica's acknowledgement or not, as the rule set last
-    /// says: run before a new primary opens.
+    /// says: run before a new primary opens, once its fence row is written (which waits for nobody: the
+    /// standbys the rule names are made to acknowledge only once they follow it).
     pub(super) fn acknowledgements(&self) -> String {
         let on = self.runtime().sync != crate::db::SyncRule::Off;
         self.settings.dialect().wait_for_replicas(on)

@@ -1,8 +1,7 @@
 //! The server process: `mariadb-install-db`, `mariadbd` started in the background under the option file
 //! the adapter wrote, and its end (SIGTERM, or SIGKILL when it must not finish anything).
 
-use super::render::{self, Startup};
-use super::{sql, MariaDbSettings};
+use super::{render, sql, MariaDbSettings};
 use crate::db::server_files::log_tail;
 use crate::db::DbError;
 use crate::os_user::OsUser;
@@ -46,8 +45,8 @@ async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError
 
 /// Creates the system tables in the empty data directory, owned by the OS user, with the server's
 /// own options (the redo log's size, the data directory).
-pub(super) async fn install(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
-    write_option_file(s, startup)?;
+pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
+    write_option_file(s, upstream_timeout)?;
     let mut args: Vec<OsString> = vec![
         format!("--defaults-file={}", s.option_file().display()).into(),
         "--auth-root-authentication-method=socket".into(),
@@ -62,9 +61,9 @@ pub(super) async fn install(s: &MariaDbSettings, startup: Startup) -> Result<(),
 
 /// Writes the option file and starts `mariadbd` in a process group of its own, then waits until it
 /// answers on its socket, or fails with the end of its error log.
-pub(super) async fn start(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
+pub(super) async fn start(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
     let fail = |detail: String| DbError::new("start mariadbd", detail);
-    write_option_file(s, startup)?;
+    write_option_file(s, upstream_timeout)?;
     let mut args: Vec<OsString> = vec![format!("--defaults-file={}", s.option_file().display()).into()];
     args.extend(user_arg(s));
     let mut cmd = tokio::process::Command::new(&s.programs.server);
@@ -102,14 +101,14 @@ pub(super) async fn start(s: &MariaDbSettings, startup: Startup) -> Result<(), D
 
 /// Writes the option file for the next start, and makes the server's own temporary directory (servers
 /// sharing one remove each other's temporary files when they start).
-fn write_option_file(s: &MariaDbSettings, startup: Startup) -> Result<(), DbError> {
+fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
     let fail = |path: &Path, e: std::io::Error| {
         DbError::new("prepare the server's files", format!("{}: {e}", path.display()))
     };
     if let Some(parent) = s.data_dir.parent() {
         std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
     }
-    std::fs::write(s.option_file(), render::option_file(s, startup))
+    std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
         .map_err(|e| fail(&s.option_file(), e))?;
     let tmp = s.tmp_dir();
     std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
