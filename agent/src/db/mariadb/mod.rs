@@ -228,6 +228,7 @@ impl MariaDb {
         for statement in statements {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new(action, e))?;
         }
+        drop(tokio::time::timeout(ADMIN_TIMEOUT, session.disconnect()).await);
         Ok(())
     }
 

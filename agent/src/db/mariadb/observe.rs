@@ -34,6 +34,8 @@ impl MariaDb {
             true => self.semi_sync_state(&mut session, &live.replicas).await,
             false => (Vec::new(), SyncRule::Off),
         };
+        // Closed with a goodbye: a session just dropped is logged by the server as aborted, each look.
+        drop(tokio::time::timeout(OBSERVE_TIMEOUT, session.disconnect()).await);
         let upstream = self.runtime().upstream.clone();
         let upstream = upstream
             .filter(|up| live.slave.as_ref().is_some_and(|s| s.master == (up.host.clone(), up.port)))
