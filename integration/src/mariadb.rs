@@ -73,13 +73,8 @@ pub async fn query(cluster: &AgentCluster, i: usize, sql: &str) -> Result<Vec<St
 /// `CHECKSUM TABLE table` on node `i`: the table's checksum, as text.
 pub async fn checksum(cluster: &AgentCluster, i: usize, table: &str) -> Result<String, String> {
     let node = &cluster.nodes[i];
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(node.host.clone())
-        .tcp_port(node.pg_port)
-        .user(Some("vigil"))
-        .pass(Some(PASSWORD));
     let work = async {
-        let mut conn = mysql_async::Conn::new(opts).await?;
+        let mut conn = connect(&node.host, node.pg_port, SUPERUSER).await?;
         let row: Option<(String, Option<u64>)> = conn.query_first(format!("CHECKSUM TABLE {table}")).await?;
         conn.disconnect().await?;
         Ok::<_, mysql_async::Error>(row.and_then(|(_, sum)| sum).map(|sum| sum.to_string()))

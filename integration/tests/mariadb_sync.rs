@@ -78,12 +78,7 @@ async fn in_on_commits_wait_for_the_published_standby_alone() {
     let waiting = tokio::spawn({
         let (host, port) = (cluster.nodes[primary].host.clone(), cluster.nodes[primary].pg_port);
         async move {
-            let opts = mysql_async::OptsBuilder::default()
-                .ip_or_hostname(host)
-                .tcp_port(port)
-                .user(Some(mariadb::APP_USER.0))
-                .pass(Some(mariadb::APP_USER.1));
-            let mut conn = mysql_async::Conn::new(opts).await?;
+            let mut conn = mariadb::connect(&host, port, mariadb::APP_USER).await?;
             mysql_async::prelude::Queryable::query_drop(&mut conn, "INSERT INTO app.t VALUES (2)").await
         }
     });
@@ -181,12 +176,7 @@ async fn no_acknowledged_commit_is_lost_when_the_primary_node_is_killed_five_tim
 /// `first`; returns each commit's time.
 async fn commit_times(cluster: &AgentCluster, primary: usize, first: u32, count: u32) -> Vec<Duration> {
     let node = &cluster.nodes[primary];
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(node.host.clone())
-        .tcp_port(node.pg_port)
-        .user(Some(mariadb::APP_USER.0))
-        .pass(Some(mariadb::APP_USER.1));
-    let mut conn = mysql_async::Conn::new(opts).await.expect("connect");
+    let mut conn = mariadb::connect(&node.host, node.pg_port, mariadb::APP_USER).await.expect("connect");
     let mut times = Vec::new();
     for id in first..first + count {
         let started = std::time::Instant::now();

@@ -78,9 +78,7 @@ impl MariaDb {
                 .to_owned(),
         );
         statements.push(format!("INSERT INTO vigil.cluster VALUES (1, {})", quote(&system_id)));
-        statements.push(self.fence_row(token.unwrap_or(0)));
-        statements.push(self.acknowledgements());
-        statements.push(self.settings.dialect().writable().to_owned());
+        statements.extend(self.opening(Some(token.unwrap_or(0))));
         for statement in &statements {
             sql::run(&mut session, statement).await.map_err(|e| DbError::new("bootstrap", e))?;
         }

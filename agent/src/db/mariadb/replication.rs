@@ -88,17 +88,8 @@ impl MariaDb {
         let fail = |e: String| DbError::new("promote", e);
         sql::run(&mut session, dialect.stop_io_thread()).await.map_err(fail)?;
         self.wait_applied(&mut session).await?;
-        let (no_wait, fence_row, acknowledgements) =
-            (dialect.wait_for_replicas(false), self.fence_row(token), self.acknowledgements());
-        for statement in [
-            dialect.stop_replica(),
-            dialect.reset_replica(),
-            &no_wait,
-            &fence_row,
-            &acknowledgements,
-            dialect.writable(),
-        ] {
-            sql::run(&mut session, statement).await.map_err(fail)?;
+        for statement in self.opening(Some(token)) {
+            sql::run(&mut session, &statement).await.map_err(fail)?;
         }
         self.runtime().upstream = None;
         Ok(())
@@ -141,6 +132,16 @@ impl MariaDb {
 
     pub(super) async fn start_primary_now(&self, token: Option<u64>) -> Result<(), DbError> {
         self.ensure_running().await?;
+        self.run("start_primary", &self.opening(token)).await?;
+        self.runtime().upstream = None;
+        Ok(())
+    }
+
+    /// The statements that open this server as the primary of the term `token` (`None`: the term it
+    /// recorded last): replication forgotten, its fence row written without waiting for a replica (the
+    /// standbys the rule names are made to acknowledge only once they follow it), then commits waiting as
+    /// the rule says, and writes allowed.
+    pub(super) fn opening(&self, token: Option<u64>) -> Vec<String> {
         let dialect = self.settings.dialect();
         let mut statements = vec![
             dialect.stop_replica().to_owned(),
@@ -148,16 +149,12 @@ impl MariaDb {
             dialect.wait_for_replicas(false),
         ];
         statements.extend(token.map(|t| self.fence_row(t)));
-        statements.push(self.acknowledgements());
-        statements.push(dialect.writable().to_owned());
-        self.run("start_primary", &statements).await?;
-        self.runtime().upstream = None;
-        Ok(())
+        statements.extend([self.acknowledgements(), dialect.writable().to_owned()]);
+        statements
     }
 
     /// The statement that makes commits wait for a replica's acknowledgement or not, as the rule set last
-    /// says: run before a new primary opens, once its fence row is written (which waits for nobody: the
-    /// standbys the rule names are made to acknowledge only once they follow it).
+    /// says.
     pub(super) fn acknowledgements(&self) -> String {
         let on = self.runtime().sync != crate::db::SyncRule::Off;
         self.settings.dialect().wait_for_replicas(on)

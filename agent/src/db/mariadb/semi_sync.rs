@@ -224,9 +224,10 @@ impl MariaDb {
         links_and_rule(master, &peers, &set)
     }
 
-    /// Remembers `rule` for every later start and, on a running primary, makes the replicas it names
-    /// acknowledge commits and the others not, then has commits wait (or not). On a replica it takes
-    /// effect when it is promoted. MariaDB waits for one acknowledgement: a rule asking for more is refused.
+    /// Remembers `rule` for every later opening of a primary and, on a running primary, makes the replicas
+    /// it names acknowledge commits and the others not, then has commits wait (or not). On a replica it
+    /// takes effect when it is promoted. MariaDB waits for one acknowledgement: a rule asking for more is
+    /// refused.
     pub(super) async fn set_sync_rule_now(&self, rule: &SyncRule) -> Result<(), DbError> {
         let action = "set the synchronous rule";
         if let SyncRule::First { count, .. } | SyncRule::Any { count, .. } = rule {
