@@ -53,8 +53,19 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let (commands, command_queue) = Commands::channel();
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
+    let lifeline = |engine: Engine| {
+        Lifeline::spawn(engine, config.engine().data_dir())
+            .map_err(|e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"))
+            .ok()
+    };
+    let mariadb = MariaDbSettings::from_config(&config)
+        .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline(Engine::Mariadb))));
     let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
     let mut api = vigil_api::auth::require_credentials(api, config.restapi.credentials());
+    if let (Some(db), Some(my)) = (&mariadb, &config.mysql) {
+        let account = my.authentication.replication.basic_auth();
+        api = api.merge(vigil_api::backup::backup_router(db.clone(), account));
+    }
     if let Some(allowlist) = allowlist(&config).await? {
         api = vigil_api::allowlist::restrict(api, allowlist, management);
     }
@@ -62,22 +73,16 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let lifeline = |engine: Engine| {
-        Lifeline::spawn(engine, config.engine().data_dir())
-            .map_err(|e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"))
-            .ok()
-    };
     let agent =
         AgentParts { identity: identity(&config, config_path), dcs: dcs.clone(), status, config: &config };
     match config.engine() {
         EngineConfig::Postgresql(_) => {
             let settings = PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
             let db = Postgres::new(settings).with_lifeline(lifeline(Engine::Postgresql));
-            agent.run(db, command_queue).await;
+            agent.run(Arc::new(db), command_queue).await;
         }
         EngineConfig::Mysql(_) => {
-            let settings = MariaDbSettings::from_config(&config).ok_or("no mysql section")?;
-            let db = MariaDb::new(settings).with_lifeline(lifeline(Engine::Mariadb));
+            let db = mariadb.ok_or("no mysql section")?;
             agent.run(db, command_queue).await;
         }
     }
@@ -104,8 +109,12 @@ struct AgentParts<'a> {
 
 impl AgentParts<'_> {
     /// Runs the HA loop on `db` until the process is asked to stop.
-    async fn run<D: Database>(self, db: D, command_queue: tokio::sync::mpsc::Receiver<crate::ha::Envelope>) {
-        let agent = Agent::new(self.identity, self.dcs, Arc::new(db), self.status)
+    async fn run<D: Database>(
+        self,
+        db: Arc<D>,
+        command_queue: tokio::sync::mpsc::Receiver<crate::ha::Envelope>,
+    ) {
+        let agent = Agent::new(self.identity, self.dcs, db, self.status)
             .with_guard(RoleGuard::from_config(self.config));
         tracing::info!(member = %self.config.name, scope = %self.config.scope, "agent started");
         agent.run(stop_signal(), command_queue).await;

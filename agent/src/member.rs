@@ -77,6 +77,7 @@ impl MemberRecord {
             timeline: self.timeline,
             host: self.host.clone(),
             port: self.port,
+            api_url: self.api_url.clone(),
             can_fail_over: tags_allow_failover(&self.tags),
             nosync: tag("nosync").and_then(|v| v.as_bool()).unwrap_or(false),
             sync_priority: tag("sync_priority").and_then(|v| v.as_i64()).unwrap_or(1),

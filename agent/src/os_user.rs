@@ -1,4 +1,4 @@
-//! The OS account PostgreSQL runs as: looked up through NSS (`getpwnam_r`, `getgrouplist`), so users from LDAP
+//! The OS account the database server runs as: looked up through NSS (`getpwnam_r`, `getgrouplist`), so users from LDAP
 //! and the like work as well as those in `/etc/passwd`.
 
 use std::ffi::{CStr, CString, OsStr};
@@ -67,6 +67,24 @@ impl OsUser {
     /// The owner of files created for this user.
     pub fn owner(&self) -> Owner {
         Owner { uid: self.uid, gid: self.gid }
+    }
+
+    /// Makes `cmd`'s child switch to this user (groups, gid, uid) before it executes the program.
+    pub(crate) fn become_in(&self, cmd: &mut tokio::process::Command) {
+        let (uid, gid, groups) = (self.uid, self.gid, self.groups.clone());
+        // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system calls
+        // (setgroups, setgid, setuid) and does not allocate (`groups` was built before the fork).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
 }
 

@@ -8,11 +8,12 @@ use common::wait_state;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
-use vigil_agent::config::{Flavor, MysqlPrograms};
+use vigil_agent::config::{Flavor, MysqlPrograms, ReplicaMethod};
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
 use vigil_agent::db::{DataState, Database, Position, Role, Unit, Upstream};
+use vigil_api::BasicAuth;
 
 const PASSWORD: &str = "su 'secret";
 
@@ -23,6 +24,8 @@ fn programs() -> MysqlPrograms {
         install_db: Some("/usr/bin/mariadb-install-db".into()),
         dump: "/usr/bin/mariadb-dump".into(),
         client: "/usr/bin/mariadb".into(),
+        backup: Some("/usr/bin/mariadb-backup".into()),
+        mbstream: Some("/usr/bin/mbstream".into()),
     }
 }
 
@@ -38,10 +41,13 @@ impl Lab {
         Lab { data_dirs: Mutex::new(Vec::new()), root: common::server_root() }
     }
 
-    /// Member `name` with `server_id`, on a free port.
-    fn node(&self, name: &str, server_id: u32) -> (MariaDb, Upstream) {
+    /// Member `name` with `server_id`, on a free port, serving its copies (`GET /backup`) to the
+    /// replication account on another.
+    fn node(&self, name: &str, server_id: u32) -> (Arc<MariaDb>, Upstream) {
         let (settings, up) = self.settings(name, server_id);
-        (MariaDb::new(settings), up)
+        let db = Arc::new(MariaDb::new(settings));
+        let api_url = serve_copies(&db, "replicator");
+        (db, Upstream { api_url, ..up })
     }
 
     /// The settings of member `name` with `server_id` in GTID domain 0, on a free port.
@@ -68,10 +74,24 @@ impl Lab {
                 ("innodb_log_file_size".to_owned(), "8M".to_owned()),
             ]),
             os_user: root.then(|| "mysql".to_owned()),
+            create_replica_methods: vec![ReplicaMethod::MariadbBackup, ReplicaMethod::MariadbDump],
+            api_client_tls: Default::default(),
         };
         self.data_dirs.lock().unwrap().push(data_dir);
-        (settings, Upstream { name: name.into(), host: "127.0.0.1".into(), port })
+        (settings, Upstream { name: name.into(), host: "127.0.0.1".into(), port, api_url: String::new() })
     }
+}
+
+/// Serves `db`'s copies to `user` (password [`PASSWORD`]) on a free loopback port: the `api_url` to ask.
+fn serve_copies(db: &Arc<MariaDb>, user: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/patroni", listener.local_addr().unwrap());
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let account = BasicAuth { username: user.into(), password: PASSWORD.into() };
+    let router = vigil_api::backup::backup_router(db.clone(), account);
+    tokio::spawn(vigil_api::tls::serve(listener, router, None));
+    url
 }
 
 impl Drop for Lab {
@@ -110,17 +130,17 @@ async fn rows(node: &Upstream) -> Vec<u32> {
 /// with a superuser session on node-a.
 async fn primary_and_streaming_replica(
     lab: &Lab,
-) -> (MariaDb, Upstream, MariaDb, Upstream, mysql_async::Conn) {
+) -> (Arc<MariaDb>, Upstream, Arc<MariaDb>, Upstream, mysql_async::Conn) {
     let (a, up_a) = lab.node("node-a", 1);
     let (b, up_b) = lab.node("node-b", 2);
     a.bootstrap(Some(1)).await.unwrap();
     let mut session = client(&up_a).await;
     session.query_drop("CREATE DATABASE test").await.unwrap();
     session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
-    b.clone_from(&up_a).await.unwrap();
+    Database::clone_from(&*b, &up_a).await.unwrap();
     b.follow(Some(&up_a)).await.unwrap();
     let written = a.observe().await.position;
-    wait_state(&b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    wait_state(&*b, "node-b catches up", |s| s.streaming && s.position == written).await;
     (a, up_a, b, up_b, session)
 }
 
@@ -148,7 +168,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
         session.query_drop(statement).await.unwrap();
     }
 
-    b.clone_from(&up_a).await.unwrap();
+    Database::clone_from(&*b, &up_a).await.unwrap();
     let state = b.observe().await;
     assert!(!state.running, "a clone is not started: {state:?}");
     assert_eq!(state.data, DataState::Present { system_id: system_id.clone(), was_primary: false });
@@ -156,7 +176,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     session.query_drop("INSERT INTO test.t VALUES (4)").await.unwrap();
     let written = a.observe().await.position.unwrap();
     assert_eq!(written.unit, Unit::Transactions);
-    let state = wait_state(&b, "node-b streams and has everything", |s| {
+    let state = wait_state(&*b, "node-b streams and has everything", |s| {
         s.streaming && s.position == Some(written) && s.replay_position == Some(written)
     })
     .await;
@@ -180,7 +200,8 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     // The former primary has nothing the new one lacks: it follows it.
     a.follow(Some(&up_b)).await.unwrap();
     let new_end = b.observe().await.position.unwrap();
-    let state = wait_state(&a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
+    let state =
+        wait_state(&*a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
     assert_eq!((state.role, state.timeline), (Some(Role::Replica), Some(2)), "the new term replicated");
     assert_eq!(rows(&up_a).await, [1, 2, 3, 4, 5]);
     assert!(Position::new(Unit::Transactions, 1) < new_end);
@@ -215,11 +236,11 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     assert!(a.repair_from(&up_b).await.is_err(), "no repair in place: the policy re-clones");
     a.remove_data().await.unwrap();
     assert_eq!(a.observe().await.data, DataState::Missing);
-    a.clone_from(&up_b).await.unwrap();
+    Database::clone_from(&*a, &up_b).await.unwrap();
     a.follow(Some(&up_b)).await.unwrap();
     let end = b.observe().await.position;
     let state =
-        wait_state(&a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+        wait_state(&*a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
     assert_eq!(state.diverged, None, "nothing refused any more");
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
 }
@@ -230,7 +251,7 @@ async fn a_member_with_its_upstreams_server_id_or_another_gtid_domain_is_refused
     let (a, up_a) = lab.node("node-a", 1);
     a.bootstrap(Some(1)).await.unwrap();
     let (twin, _) = lab.node("node-b", 1);
-    let refused = twin.clone_from(&up_a).await.unwrap_err().to_string();
+    let refused = Database::clone_from(&*twin, &up_a).await.unwrap_err().to_string();
     assert!(refused.starts_with("clone: server_id 1 is also node-a's"), "{refused}");
     assert!(refused.contains("mysql.parameters.server_id"), "{refused}");
     assert_eq!(twin.observe().await.data, DataState::Missing, "nothing copied");
@@ -240,7 +261,7 @@ async fn a_member_with_its_upstreams_server_id_or_another_gtid_domain_is_refused
     assert!(refused.starts_with("clone: gtid_domain_id 5 differs from node-a's 0"), "{refused}");
     assert!(refused.contains("set mysql.parameters.gtid_domain_id to 0"), "{refused}");
     let (fine, _) = lab.node("node-d", 4);
-    fine.clone_from(&up_a).await.unwrap();
+    Database::clone_from(&*fine, &up_a).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +313,7 @@ async fn a_promotion_waits_until_a_blocked_sql_thread_applied_everything_receive
         session.query_drop(format!("INSERT INTO test.t VALUES ({id})")).await.unwrap();
     }
     let written = a.observe().await.position;
-    let state = wait_state(&b, "node-b receives the rows", |s| s.position == written).await;
+    let state = wait_state(&*b, "node-b receives the rows", |s| s.position == written).await;
     assert!(state.replay_position < written, "received, not applied: {state:?}");
     drop(session);
     a.kill().await.unwrap();
@@ -307,4 +328,56 @@ async fn a_promotion_waits_until_a_blocked_sql_thread_applied_everything_receive
     let b = promotion.await.unwrap();
     assert_eq!(b.observe().await.role, Some(Role::Primary));
     assert_eq!(rows(&up_b).await, [1, 2, 3, 4, 5], "every row received before the crash is kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cloned_with_mariadb_backup_starts_at_the_copys_gtid_and_streams_from_there() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut session = client(&up_a).await;
+    session.query_drop("CREATE DATABASE test").await.unwrap();
+    session.query_drop("CREATE TABLE test.t (id INT UNSIGNED PRIMARY KEY) ENGINE=InnoDB").await.unwrap();
+    session.query_drop("INSERT INTO test.t VALUES (1), (2)").await.unwrap();
+    let copied: String = session.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
+
+    // Only the physical copy: a fallback to the dump would hide a broken one.
+    let (settings, up_b) = lab.settings("node-b", 2);
+    let b = MariaDb::new(MariaDbSettings {
+        create_replica_methods: vec![ReplicaMethod::MariadbBackup],
+        ..settings
+    });
+    b.clone_from(&up_a).await.unwrap();
+    let data_dir = lab.root.path().join("node-b").join("mysql");
+    assert!(!data_dir.join("xtrabackup_binlog_info").exists(), "the copy's bookkeeping is removed");
+    assert!(matches!(b.observe().await.data, DataState::Present { was_primary: false, .. }));
+    b.follow(Some(&up_a)).await.unwrap();
+    let slave_pos: String =
+        client(&up_b).await.query_first("SELECT @@gtid_slave_pos").await.unwrap().unwrap();
+    session.query_drop("INSERT INTO test.t VALUES (3)").await.unwrap();
+    let written = a.observe().await.position;
+    wait_state(&b, "node-b streams from the copy's position", |s| s.streaming && s.position == written).await;
+    assert_eq!(rows(&up_b).await, [1, 2, 3], "the copied rows and the one written after");
+    assert_eq!(slave_pos, copied, "the replica position is the copy's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_refused_by_the_upstreams_agent_fails_naming_why_and_the_dump_takes_over() {
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    a.bootstrap(Some(1)).await.unwrap();
+    // An agent that serves its copies to another account than the one node-b presents.
+    let up_a = Upstream { api_url: serve_copies(&a, "someone-else"), ..up_a };
+
+    let (settings, _) = lab.settings("node-b", 2);
+    let backup_only =
+        MariaDbSettings { create_replica_methods: vec![ReplicaMethod::MariadbBackup], ..settings.clone() };
+    let refused = MariaDb::new(backup_only).clone_from(&up_a).await.unwrap_err().to_string();
+    assert!(refused.contains("mariadb-backup from node-a") && refused.contains("HTTP 401"), "{refused}");
+
+    let b = MariaDb::new(settings);
+    b.clone_from(&up_a).await.unwrap();
+    b.follow(Some(&up_a)).await.unwrap();
+    let written = a.observe().await.position;
+    wait_state(&b, "node-b, cloned with the dump, streams", |s| s.streaming && s.position == written).await;
 }

@@ -125,7 +125,7 @@ impl Drop for Lab {
 }
 
 fn upstream(s: &PostgresSettings) -> Upstream {
-    Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port }
+    Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port, api_url: String::new() }
 }
 
 /// A session on the server at `port` as the superuser over TCP, with the task that drives it.

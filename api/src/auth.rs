@@ -82,13 +82,7 @@ async fn check(State(credentials): State<Arc<Credentials>>, request: Request, ne
 
 /// Whose credentials the `Authorization` header value `given` carries.
 fn caller(credentials: &Credentials, given: Option<&str>) -> Caller {
-    let Some((user, password)) = given.and_then(decode_basic) else { return Caller::Unknown };
-    let matches = |auth: &Option<BasicAuth>| {
-        auth.as_ref().is_some_and(|auth| {
-            constant_time_eq(user.as_bytes(), auth.username.as_bytes())
-                & constant_time_eq(password.as_bytes(), auth.password.expose().as_bytes())
-        })
-    };
+    let matches = |auth: &Option<BasicAuth>| auth.as_ref().is_some_and(|auth| presents(auth, given));
     if matches(&credentials.admin) {
         Caller::Admin
     } else if matches(&credentials.read) {
@@ -96,6 +90,13 @@ fn caller(credentials: &Credentials, given: Option<&str>) -> Caller {
     } else {
         Caller::Unknown
     }
+}
+
+/// Whether the `Authorization` header value `given` carries `auth`'s user name and password.
+pub(crate) fn presents(auth: &BasicAuth, given: Option<&str>) -> bool {
+    let Some((user, password)) = given.and_then(decode_basic) else { return false };
+    constant_time_eq(user.as_bytes(), auth.username.as_bytes())
+        & constant_time_eq(password.as_bytes(), auth.password.expose().as_bytes())
 }
 
 /// `Basic <base64(user:password)>` → (user, password).

@@ -1,5 +1,6 @@
 //! The typed client of the REST API, used by peers and the CLI.
 
+use crate::backup::BACKUP_PATH;
 use crate::{BasicAuth, NodeStatus};
 use std::time::Duration;
 
@@ -20,4 +21,40 @@ pub async fn status(
         return Err(format!("{api_url}: HTTP {}", response.status()));
     }
     response.json().await.map_err(|e| format!("{api_url}: unreadable status: {e}"))
+}
+
+/// A base URL: `http://` added when there is no scheme, the trailing `/` and `/patroni` (a member's
+/// `api_url`) removed.
+pub fn base_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let url = url.strip_suffix("/patroni").unwrap_or(url);
+    if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    }
+}
+
+/// `GET /backup` of the member at `api_url`, as `account`, connecting within `connect_timeout`: the
+/// response once the member answered 200 (its body is the copy, read with [`reqwest::Response::chunk`]),
+/// else what it said.
+pub async fn backup(
+    http: &reqwest::Client,
+    api_url: &str,
+    account: &BasicAuth,
+    connect_timeout: Duration,
+) -> Result<reqwest::Response, String> {
+    let url = format!("{}{BACKUP_PATH}", base_url(api_url));
+    let request = http.get(&url).basic_auth(&account.username, Some(account.password.expose()));
+    let response = tokio::time::timeout(connect_timeout, request.send())
+        .await
+        .map_err(|_| format!("{url}: no answer within {connect_timeout:?}"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let said: serde_json::Value = response.json().await.unwrap_or_default();
+    let reason = said["error"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string());
+    Err(format!("{url}: HTTP {}: {reason}", status.as_u16()))
 }

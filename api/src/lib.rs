@@ -1,12 +1,14 @@
 //! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check,
 //! status and metrics routes ([`router`], listed in [`ROUTES`]), the management routes
 //! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and [`HistoryEntry`]
-//! among others), the OpenAPI document ([`openapi()`]) and the typed client ([`client`]). It knows
-//! nothing of the agent: the agent hands the routers a [`StatusSource`] that answers with its latest
-//! status and a [`Management`] that carries out the calls.
+//! among others), the backup stream a clone reads ([`backup`]), the OpenAPI document ([`openapi()`]) and
+//! the typed client ([`client`]). It knows nothing of the agent: the agent hands the routers a
+//! [`StatusSource`] that answers with its latest status, a [`Management`] that carries out the calls and
+//! a [`backup::BackupSource`] that makes the copies.
 
 pub mod allowlist;
 pub mod auth;
+pub mod backup;
 pub mod body;
 pub mod client;
 mod cluster;

@@ -1,7 +1,9 @@
 //! `GET /openapi.json`: the OpenAPI 3.0 document of the whole REST API. The health, status, metrics and
 //! document routes come from [`ROUTES`] (the table [`crate::router`] is built from); the management
-//! routes, served by a separate router, from [`crate::MANAGEMENT_ROUTES`].
+//! routes, served by a separate router, from [`crate::MANAGEMENT_ROUTES`]; the backup stream from
+//! [`crate::backup`].
 
+use crate::backup::BACKUP_PATH;
 use crate::management::MANAGEMENT_ROUTES;
 use crate::routes::{Endpoint, ROUTES};
 use serde_json::{json, Map, Value};
@@ -19,6 +21,7 @@ pub fn openapi() -> Value {
         let item = paths.entry(path).or_insert_with(|| json!({}));
         item[method.to_lowercase()] = management_operation(path, method, codes, summary);
     }
+    paths.insert(BACKUP_PATH.to_owned(), json!({ "get": backup_operation() }));
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -85,6 +88,23 @@ fn served_operation(endpoint: Endpoint, method: &str) -> Value {
             error_response("Credentials missing or wrong (restapi.read_authentication is set)", body);
     }
     operation
+}
+
+fn backup_operation() -> Value {
+    json!({
+        "tags": ["replication"],
+        "summary": "A physical copy of this member's database, streamed to a member cloning a replica \
+            (MariaDB: mariadb-backup --stream=xbstream); needs the replication account as basic auth",
+        "security": [{ "basicAuth": [] }],
+        "responses": {
+            "200": {
+                "description": "The copy; a copy that fails midway ends the stream without its last chunk",
+                "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
+            },
+            "401": error_response("The replication account is missing or wrong", true),
+            "503": error_response("No copy can be made now: the error says why", true),
+        },
+    })
 }
 
 fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) -> Value {

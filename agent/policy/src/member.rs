@@ -18,6 +18,8 @@ pub struct MemberView {
     pub host: String,
     /// Its database port.
     pub port: u16,
+    /// Its agent's REST API (`http://host:8008/patroni`).
+    pub api_url: String,
     /// Whether its tags let it become primary (not `nofailover`, `failover_priority` above 0).
     pub can_fail_over: bool,
     /// Its tag `nosync`: never a synchronous standby.
@@ -31,7 +33,12 @@ pub struct MemberView {
 impl MemberView {
     /// How to stream from this member, named `name`.
     pub fn upstream(&self, name: &str) -> Upstream {
-        Upstream { name: name.to_owned(), host: self.host.clone(), port: self.port }
+        Upstream {
+            name: name.to_owned(),
+            host: self.host.clone(),
+            port: self.port,
+            api_url: self.api_url.clone(),
+        }
     }
 
     /// Whether it runs as a replica by its own record.

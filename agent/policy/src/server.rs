@@ -37,6 +37,9 @@ pub struct Upstream {
     pub host: String,
     /// Its port.
     pub port: u16,
+    /// Its agent's REST API (`http://host:8008/patroni`): where a clone asks for a backup of it.
+    #[serde(default)]
+    pub api_url: String,
 }
 
 /// Which replicas a primary's commits wait for (PostgreSQL: `synchronous_standby_names`; MySQL: semi-sync).

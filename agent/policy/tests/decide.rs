@@ -81,6 +81,7 @@ fn record(member: &str) -> MemberView {
         timeline: Some(1),
         host: format!("{member}.db"),
         port: 5432,
+        api_url: format!("http://{member}.api:8008/patroni"),
         can_fail_over: true,
         nosync: false,
         sync_priority: 1,
@@ -90,7 +91,12 @@ fn record(member: &str) -> MemberView {
 
 /// How to stream from `member` (matching [`record`]).
 fn upstream(member: &str) -> Upstream {
-    Upstream { name: member.into(), host: format!("{member}.db"), port: 5432 }
+    Upstream {
+        name: member.into(),
+        host: format!("{member}.db"),
+        port: 5432,
+        api_url: format!("http://{member}.api:8008/patroni"),
+    }
 }
 
 /// An initialized cluster (bootstrapped by node2) whose members `me`, node2 and node3 published records;
@@ -435,7 +441,7 @@ fn missing_data_is_cloned_from_the_leaders_published_record() {
     o.db = DbState::stopped(DataState::Missing);
     led_by(&mut o, "node2", 9);
     store(&mut o).members.get_mut(&name("node2")).unwrap().host = "10.0.0.2".into();
-    let expected = Upstream { name: "node2".into(), host: "10.0.0.2".into(), port: 5432 };
+    let expected = Upstream { host: "10.0.0.2".into(), ..upstream("node2") };
     assert_eq!(actions(&o), vec![Action::Clone(expected)]);
 }
 

@@ -8,6 +8,7 @@ use crate::config::Config;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
+pub use vigil_api::client::base_url;
 use vigil_api::Secret;
 
 /// How long to wait for a TCP connection to an agent.
@@ -83,18 +84,6 @@ pub fn resolve(
 /// `a,b` → the base URLs of a and b.
 fn split_urls(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(base_url).collect()
-}
-
-/// A base URL: `http://` added when there is no scheme, the trailing `/` and `/patroni` (a member's
-/// `api_url`) removed.
-pub fn base_url(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    let url = url.strip_suffix("/patroni").unwrap_or(url);
-    if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    }
 }
 
 /// The members' base URLs from a `GET /cluster` body: the leader's first, then the others by name.

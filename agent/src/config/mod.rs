@@ -39,7 +39,7 @@ pub use dynamic::{
 };
 pub use engine::EngineConfig;
 pub use error::ConfigError;
-pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms};
+pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,

@@ -20,6 +20,22 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// An item of `mysql.create_replica_methods`: how a replica's data is copied from another member.
+    pub enum ReplicaMethod {
+        /// A physical copy: `mariadb-backup --stream` served by the other member's agent (`GET /backup`),
+        /// extracted with `mbstream` and prepared here.
+        MariadbBackup = "mariadb_backup",
+        /// A logical copy: `mariadb-dump --gtid` from the other member's server, loaded here.
+        MariadbDump = "mariadb_dump",
+    }
+}
+
+/// `mysql.create_replica_methods` when left out: a physical copy, else a logical one.
+fn backup_then_dump() -> Vec<ReplicaMethod> {
+    vec![ReplicaMethod::MariadbBackup, ReplicaMethod::MariadbDump]
+}
+
 impl Flavor {
     /// The server program, whose presence tells the flavor when `flavor` is left out.
     pub fn server(self) -> &'static str {
@@ -62,6 +78,9 @@ pub struct MysqlConfig {
     /// The programs the agent runs, found at load.
     #[serde(skip)]
     pub programs: MysqlPrograms,
+    /// How a replica's data is copied, tried in order until one succeeds (Patroni's key).
+    #[serde(default = "backup_then_dump")]
+    pub create_replica_methods: Vec<ReplicaMethod>,
     /// The accounts the agent uses.
     pub authentication: MysqlAuthentication,
     /// Server variables for this member (values rendered as strings; `-` and `_` alike in names).
@@ -99,6 +118,10 @@ pub struct MysqlPrograms {
     pub dump: PathBuf,
     /// The command-line client the dump is loaded with: `mariadb` or `mysql`.
     pub client: PathBuf,
+    /// `mariadb-backup`, when installed: it makes and prepares physical copies.
+    pub backup: Option<PathBuf>,
+    /// `mbstream`, when installed: it extracts a streamed physical copy.
+    pub mbstream: Option<PathBuf>,
 }
 
 /// Detects the flavor when left out and finds its programs: in `bin_dir` when set, else each in the first
@@ -148,12 +171,16 @@ pub(crate) fn resolve_programs(
             install_db: Some(found("mariadb-install-db")),
             dump: found("mariadb-dump"),
             client: found("mariadb"),
+            backup: find("mariadb-backup"),
+            mbstream: find("mbstream"),
         },
         Flavor::Mysql => MysqlPrograms {
             server: found("mysqld"),
             install_db: None,
             dump: found("mysqldump"),
             client: found("mysql"),
+            backup: None,
+            mbstream: None,
         },
     };
     Ok(())

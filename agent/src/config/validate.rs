@@ -273,6 +273,12 @@ fn mysql(mysql: &MysqlConfig) -> Result<(), ConfigError> {
             ));
         }
     }
+    if mysql.create_replica_methods.is_empty() {
+        return Err(ConfigError::invalid(
+            "mysql.create_replica_methods",
+            "must list at least one of mariadb_backup, mariadb_dump",
+        ));
+    }
     mysql_parameters::check(&mysql.parameters)?;
     user_name("mysql.os_user", mysql.os_user.as_deref())
 }

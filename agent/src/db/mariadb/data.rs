@@ -1,6 +1,7 @@
 //! The data directory: a new cluster's bootstrap, a copy of another member's data, the cluster's identity.
 
 use super::{server, sql, MariaDb, ADMIN_TIMEOUT};
+use crate::config::ReplicaMethod;
 use crate::db::server_files::remove_contents;
 use crate::db::{DbError, Upstream};
 use sql::quote;
@@ -85,11 +86,36 @@ impl MariaDb {
         self.write_system_id(&system_id)
     }
 
-    /// Copies the data from `upstream` with `mariadb-dump` (its GTID position included) into a fresh
-    /// server, without logging the load, then stops the server: `follow` starts it as a replica. An
-    /// upstream with this server's `server_id` or another GTID domain is refused first.
+    /// Copies the data from `upstream` by the first of `mysql.create_replica_methods` that succeeds, each
+    /// failure logged; the server is stopped at the end (`follow` starts it as a replica). An upstream
+    /// with this server's `server_id` or another GTID domain is refused first.
     pub(super) async fn clone_now(&self, upstream: &Upstream) -> Result<(), DbError> {
         self.check_upstream("clone", upstream).await?;
+        let mut failed = None;
+        for method in &self.settings.create_replica_methods {
+            let started = std::time::Instant::now();
+            let copied = match method {
+                ReplicaMethod::MariadbBackup => self.clone_with_backup(upstream).await,
+                ReplicaMethod::MariadbDump => self.clone_with_dump(upstream).await,
+            };
+            let ms = started.elapsed().as_millis() as u64;
+            match copied {
+                Ok(()) => {
+                    tracing::info!(member = %self.settings.name, upstream = %upstream.name, %method, ms, "cloned");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(member = %self.settings.name, upstream = %upstream.name, %method, ms, error = %e, "clone method failed");
+                    failed = Some(e);
+                }
+            }
+        }
+        Err(failed.unwrap_or_else(|| DbError::new("clone", "mysql.create_replica_methods lists no method")))
+    }
+
+    /// Copies the data from `upstream` with `mariadb-dump` (its GTID position included) into a fresh
+    /// server, without logging the load.
+    async fn clone_with_dump(&self, upstream: &Upstream) -> Result<(), DbError> {
         self.install_and_start().await?;
         let su = &self.settings.superuser;
         let dump = format!(
@@ -121,6 +147,12 @@ impl MariaDb {
             let said = String::from_utf8_lossy(&out.stderr);
             return Err(DbError::new(format!("mariadb-dump from {}", upstream.name), said.trim()));
         }
+        self.finish_clone().await
+    }
+
+    /// Ends a clone whose copy runs as this server: records the cluster's identity the copy carries,
+    /// and stops the server.
+    pub(super) async fn finish_clone(&self) -> Result<(), DbError> {
         let mut session = self.admin("clone").await?;
         let id: Option<String> = mysql_async::prelude::Queryable::query_first(
             &mut session,
@@ -129,7 +161,7 @@ impl MariaDb {
         .await
         .map_err(|e| DbError::new("clone", format!("read the cluster's identity: {e}")))?;
         let id = id.ok_or_else(|| DbError::new("clone", "the copy has no vigil.cluster row"))?;
-        drop(session);
+        drop(tokio::time::timeout(ADMIN_TIMEOUT, session.disconnect()).await);
         server::stop(&self.settings).await?;
         self.write_system_id(&id)
     }

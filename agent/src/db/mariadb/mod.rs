@@ -1,6 +1,7 @@
 //! The MariaDB adapter: [`MariaDb`] implements [`Database`] with MariaDB's own programs
-//! (`mariadb-install-db`, `mariadbd`, `mariadb-dump`, `mariadb`) and SQL over mysql_async, on MariaDB
-//! 10.11's GTID replication in one domain with `gtid_strict_mode`.
+//! (`mariadb-install-db`, `mariadbd`, `mariadb-backup`, `mbstream`, `mariadb-dump`, `mariadb`) and SQL
+//! over mysql_async, on MariaDB 10.11's GTID replication in one domain with `gtid_strict_mode`; and
+//! [`BackupSource`](vigil_api::backup::BackupSource), the copies other members clone from.
 //!
 //! The adapter owns the server's option file: before every start it writes it from [`MariaDbSettings`]
 //! with the invariants every member keeps (see [`render`]): every server starts read-only and without
@@ -13,7 +14,8 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | `data` | the bootstrap, a clone from another member, the cluster's identity in the data directory |
+//! | `data` | the bootstrap, a clone from another member (by the configured methods), the cluster's identity in the data directory |
+//! | `backup` | physical copies with `mariadb-backup` streamed between agents: made here, or received to clone |
 //! | `replication` | following an upstream, promotion once the relay log is applied, opening and fencing a primary |
 //! | `semi_sync` | which replicas acknowledge the primary's commits, and whether that is the rule set |
 //! | `observe` | what the server and its data directory are |
@@ -25,6 +27,7 @@
 //! | `upstream` | another member's server as an upstream: its session, the identity checks before following it |
 //! | `errant` | the transactions a former primary has that its upstream lacks, reported before a re-clone |
 
+mod backup;
 mod data;
 mod dialect;
 mod errant;
@@ -37,7 +40,7 @@ pub(crate) mod server;
 mod sql;
 mod upstream;
 
-use crate::config::{Config, Flavor, MysqlPrograms, UserPassword};
+use crate::config::{Config, Flavor, MysqlPrograms, ReplicaMethod, UserPassword};
 use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};
 use dialect::Dialect;
 use sql::Session;
@@ -88,6 +91,10 @@ pub struct MariaDbSettings {
     pub parameters: BTreeMap<String, String>,
     /// The OS user to run the server as, when the agent runs as root.
     pub os_user: Option<String>,
+    /// How a replica's data is copied, in order of preference (`mysql.create_replica_methods`).
+    pub create_replica_methods: Vec<ReplicaMethod>,
+    /// How to reach the other members' REST API (for their copies).
+    pub api_client_tls: vigil_api::tls::ClientTls,
 }
 
 impl MariaDbSettings {
@@ -115,6 +122,8 @@ impl MariaDbSettings {
             replication: account(&my.authentication.replication),
             parameters,
             os_user: my.os_user.clone(),
+            create_replica_methods: my.create_replica_methods.clone(),
+            api_client_tls: config.api_client_tls(),
         })
     }
 
@@ -176,6 +185,8 @@ pub struct MariaDb {
     settings: Arc<MariaDbSettings>,
     runtime: Mutex<Runtime>,
     lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
+    /// One copy streamed to another member at a time.
+    backups: Arc<tokio::sync::Semaphore>,
 }
 
 impl MariaDb {
@@ -188,7 +199,12 @@ impl MariaDb {
             replica_addresses: BTreeMap::new(),
             diverged: None,
         };
-        MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
+        MariaDb {
+            settings: Arc::new(settings),
+            runtime: Mutex::new(runtime),
+            lifeline: Mutex::new(None),
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
     }
 
     /// The adapter stops the server when the agent dies, through `lifeline`.
@@ -381,6 +397,8 @@ pub(crate) mod tests {
             replication: account("replicator"),
             parameters: BTreeMap::new(),
             os_user: None,
+            create_replica_methods: vec![ReplicaMethod::MariadbBackup, ReplicaMethod::MariadbDump],
+            api_client_tls: Default::default(),
         }
     }
 

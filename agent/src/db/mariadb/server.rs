@@ -43,6 +43,20 @@ async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError
     Ok(())
 }
 
+/// `path` ready to run with the server's files: as the server's OS user when the agent runs as root
+/// (the files it creates are the server's), in `/`, without the agent's secrets in its environment,
+/// killed if dropped.
+pub(super) fn tool(s: &MariaDbSettings, path: &Path) -> Result<tokio::process::Command, DbError> {
+    let mut cmd = tokio::process::Command::new(path);
+    crate::config::env::withhold(cmd.as_std_mut());
+    cmd.current_dir("/").kill_on_drop(true);
+    if let Some(name) = s.os_user.as_deref().filter(|_| running_as_root()) {
+        let user = OsUser::lookup(name).map_err(|e| DbError::new("mysql.os_user", e))?;
+        user.become_in(&mut cmd);
+    }
+    Ok(cmd)
+}
+
 /// Creates the system tables in the empty data directory, owned by the OS user, with the server's
 /// own options (the redo log's size, the data directory).
 pub(super) async fn install(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<(), DbError> {
@@ -110,11 +124,18 @@ fn write_option_file(s: &MariaDbSettings, upstream_timeout: Duration) -> Result<
     }
     std::fs::write(s.option_file(), render::option_file(s, upstream_timeout))
         .map_err(|e| fail(&s.option_file(), e))?;
-    let tmp = s.tmp_dir();
-    std::fs::create_dir_all(&tmp).map_err(|e| fail(&tmp, e))?;
+    server_dir(s, &s.tmp_dir())
+}
+
+/// Makes the directory `dir` if it is missing, and gives it to the server's OS user when the agent runs
+/// as root.
+pub(super) fn server_dir(s: &MariaDbSettings, dir: &Path) -> Result<(), DbError> {
+    let fail =
+        |e: std::io::Error| DbError::new("prepare the server's files", format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
     if let Some(name) = s.os_user.as_deref().filter(|_| running_as_root()) {
-        let owner = OsUser::lookup(name).map_err(|e| fail(&tmp, e))?.owner();
-        std::os::unix::fs::chown(&tmp, Some(owner.uid), Some(owner.gid)).map_err(|e| fail(&tmp, e))?;
+        let owner = OsUser::lookup(name).map_err(fail)?.owner();
+        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid)).map_err(fail)?;
     }
     Ok(())
 }

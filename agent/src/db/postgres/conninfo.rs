@@ -65,7 +65,8 @@ mod tests {
                 ("sslpassword", "k\\ey".into()),
             ]),
         };
-        let up = Upstream { name: "n2".into(), host: "db-2.example".into(), port: 5433 };
+        let up =
+            Upstream { name: "n2".into(), host: "db-2.example".into(), port: 5433, api_url: String::new() };
         let conninfo = to_member(&up, &role, Path::new("/var/lib/pgpass"), &[("dbname", "postgres".into())]);
         assert_eq!(
             conninfo,

@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
-        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
         let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s));
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
@@ -376,7 +376,7 @@ mod tests {
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
         );
-        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432 };
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
         let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
         let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
         assert!(

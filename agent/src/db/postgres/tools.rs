@@ -93,7 +93,7 @@ impl Tools {
         if let Some(user) = self.user()? {
             cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
             if user.uid != current_uid() {
-                become_user(&mut cmd, user);
+                user.become_in(&mut cmd);
             }
         }
         let out = cmd
@@ -194,22 +194,4 @@ fn args<const N: usize>(fixed: [&str; N], data: &Path, log: Option<&Path>) -> Ve
         out.push(log.into());
     }
     out
-}
-
-/// Makes the child switch to `user` (groups, gid, uid) before it executes the program.
-fn become_user(cmd: &mut tokio::process::Command, user: OsUser) {
-    let OsUser { uid, gid, groups, .. } = user;
-    // SAFETY: the closure runs between fork and exec; it only makes async-signal-safe system calls
-    // (setgroups, setgid, setuid) and does not allocate (`groups` was built before the fork).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(gid) != 0
-                || libc::setuid(uid) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }
