@@ -218,7 +218,7 @@ async fn a_former_primary_with_errant_transactions_reports_them_and_is_cloned_ag
         "the errant GTIDs are logged:\n{log}"
     );
 
-    // Cloned again, it follows the new primary without the errant rows, and every node ends identical.
+    // Cloned again (mariadb-backup, streamed by the new primary's agent), it follows the new primary without the errant rows, and every node ends identical.
     cluster.streaming_replica(old, PATIENCE).await;
     app_query(&cluster, new, "INSERT INTO app.t VALUES (3000)").await.expect("a write after the re-clone");
     for i in 0..3 {
@@ -228,6 +228,12 @@ async fn a_former_primary_with_errant_transactions_reports_them_and_is_cloned_ag
         })
         .await;
     }
+    let log = cluster.plain_log(old);
+    let streamed = format!("upstream={} method=mariadb_backup", cluster.nodes[new].name);
+    assert!(
+        log.lines().any(|l| l.contains("cloned") && l.contains(&streamed)),
+        "re-cloned with a copy its new upstream's agent streamed:\n{log}"
+    );
     let errant_rows = query(&cluster, old, "SELECT COUNT(*) FROM app.t WHERE id > 2000 AND id < 3000").await;
     assert_eq!(errant_rows.expect("count"), ["0"], "the errant rows are gone with the re-clone");
     let look = "SELECT CONCAT(@@gtid_binlog_pos, ' ', (SELECT COUNT(*) FROM app.t))";
