@@ -262,6 +262,17 @@ async fn a_member_with_its_upstreams_server_id_or_another_gtid_domain_is_refused
     assert!(refused.contains("set mysql.parameters.gtid_domain_id to 0"), "{refused}");
     let (fine, _) = lab.node("node-d", 4);
     Database::clone_from(&*fine, &up_a).await.unwrap();
+    fine.follow(Some(&up_a)).await.unwrap();
+    let written = a.observe().await.position;
+    wait_state(&*fine, "node-d streams", |s| s.streaming && s.position == written).await;
+
+    // Another replica's server_id: the upstream would drop one of the two for the other, back and forth.
+    let (namesake, _) = lab.node("node-e", 4);
+    let refused = Database::clone_from(&*namesake, &up_a).await.unwrap_err().to_string();
+    assert!(refused.starts_with("clone: server_id 4 is also node-d's, a replica of node-a"), "{refused}");
+    assert!(refused.contains("mysql.parameters.server_id"), "{refused}");
+    assert_eq!(namesake.observe().await.data, DataState::Missing, "nothing copied");
+    wait_state(&*fine, "node-d still streams", |s| s.streaming).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

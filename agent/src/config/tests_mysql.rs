@@ -87,6 +87,8 @@ fn a_mysql_file_loads_and_its_flavor_is_detected() {
     assert_eq!(auth.replication.username, "replicator");
     assert_eq!(m.parameters, BTreeMap::from([("innodb_buffer_pool_size".to_owned(), "64M".to_owned())]));
     assert_eq!(m.os_user, None);
+    let by_default = [ReplicaMethod::MariadbBackup, ReplicaMethod::MariadbDump];
+    assert_eq!(m.create_replica_methods, by_default, "a physical copy, else the dump");
     assert!(!format!("{c:?}").contains("rep-pass"), "Debug must hide passwords");
     assert!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).is_none());
 }
@@ -244,6 +246,18 @@ const BROKEN: &[(&str, &str, &str, &str)] = &[
         "is set by the agent from mysql.listen: leave it out",
     ),
     (
+        "  parameters:",
+        "  create_replica_methods: [mariadb_backup, rsync]\n  parameters:",
+        "mysql.create_replica_methods[1]",
+        "\"rsync\" is not one of mariadb_backup, mariadb_dump",
+    ),
+    (
+        "  parameters:",
+        "  create_replica_methods: []\n  parameters:",
+        "mysql.create_replica_methods",
+        "must list at least one of mariadb_backup, mariadb_dump",
+    ),
+    (
         "{innodb_buffer_pool_size: 64M}",
         "{datadir: /var/lib/mysql}",
         "mysql.parameters.datadir",
@@ -330,4 +344,19 @@ fn the_mysql_environment_overrides_apply() {
         err.to_string(),
         "mysql.data_dir: \"rel\" is not an absolute path (set by VIGIL_MYSQL_DATA_DIR)"
     );
+}
+
+#[test]
+fn mariadb_backup_and_mbstream_are_used_when_installed() {
+    let bare = fake_mysql_bin_dir();
+    let c = Config::from_yaml_str(&mysql_example(bare.path()), &|_| None).unwrap();
+    let p = c.mysql.unwrap().programs;
+    assert_eq!((p.backup, p.mbstream), (None, None), "the dump is left to clone with");
+    let mut names = Flavor::Mariadb.programs().to_vec();
+    names.extend(["mariadb-backup", "mbstream"]);
+    let full = dir_with(&names);
+    let c = Config::from_yaml_str(&mysql_example(full.path()), &|_| None).unwrap();
+    let p = c.mysql.unwrap().programs;
+    assert_eq!(p.backup, Some(full.path().join("mariadb-backup")));
+    assert_eq!(p.mbstream, Some(full.path().join("mbstream")));
 }
