@@ -1,8 +1,10 @@
 //! Agents managing real MariaDB 10.11 servers (`mariadb-server`): three nodes bootstrap and replicate
 //! with GTIDs, a crashed primary node (its agent killed, and with it its server by the lifeline) is
-//! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica; a former
-//! primary with transactions the new one lacks reports them and is cloned again.
+//! replaced by a replica that has every acknowledged row, and the old node rejoins as a replica; of two
+//! replicas, the one whose IO thread is throttled loses to the one that received more; a former primary
+//! with transactions the new one lacks reports them and is cloned again.
 
+use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 use vigil_integration::agents::AgentCluster;
 use vigil_integration::haproxy::{HaProxy, PRIMARY_BACKEND};
@@ -131,6 +133,53 @@ async fn a_crashed_primary_node_is_replaced_by_a_replica_with_every_acknowledged
     })
     .await;
     assert_eq!(cluster.primary(PATIENCE).await, new, "one primary, the new one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_io_thread_is_throttled_loses_to_one_that_received_more() {
+    let (mut cluster, old) = settled_with_app_schema().await;
+    let (ahead, behind) = ((old + 1) % 3, (old + 2) % 3);
+    let wide = "CREATE TABLE app.wide (id INT UNSIGNED PRIMARY KEY, pad VARCHAR(2000)) ENGINE=InnoDB";
+    query(&cluster, old, wide).await.expect("table");
+    for i in [ahead, behind] {
+        wait_for("the table on every replica", PATIENCE, || async {
+            query(&cluster, i, "SELECT COUNT(*) FROM app.wide").await.ok()
+        })
+        .await;
+    }
+    // One replica receives the binary log at 1 KiB/s: still streaming, but slowly.
+    query(&cluster, behind, "SET GLOBAL read_binlog_speed_limit = 1").await.expect("throttle");
+    for id in 1..=60u32 {
+        let insert = format!("INSERT INTO app.wide VALUES ({id}, REPEAT('x', 1500))");
+        query(&cluster, old, &insert).await.expect("insert");
+    }
+    let count = "SELECT COUNT(*) FROM app.wide";
+    wait_for("the unthrottled replica to have every row", PATIENCE, || async {
+        (query(&cluster, ahead, count).await.ok()? == ["60"]).then_some(())
+    })
+    .await;
+    // It still streams, but has received less than the primary logged.
+    let logged = query(&cluster, old, "SELECT @@gtid_binlog_pos").await.expect("position").remove(0);
+    let node = &cluster.nodes[behind];
+    let mut session = mariadb::connect(&node.host, node.pg_port, mariadb::SUPERUSER).await.expect("session");
+    let status: mysql_async::Row =
+        session.query_first("SHOW SLAVE STATUS").await.expect("status").expect("a replica");
+    let io_running: String = status.get("Slave_IO_Running").expect("Slave_IO_Running");
+    let received: String = status.get("Gtid_IO_Pos").expect("Gtid_IO_Pos");
+    drop(session.disconnect().await);
+    let seq = |gtid: &str| gtid.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).expect("a GTID");
+    assert!(seq(&received) < seq(&logged), "throttled, it received less: {received} of {logged}");
+    assert_eq!(io_running, "Yes", "throttled, not cut");
+
+    cluster.signal_agent(old, libc::SIGKILL);
+    let new = first_write_elsewhere(&cluster, old).await;
+    assert_eq!(new, ahead, "the replica that received more is promoted");
+    assert_eq!(query(&cluster, new, count).await.expect("count"), ["60"], "with every acknowledged row");
+    query(&cluster, behind, "SET GLOBAL read_binlog_speed_limit = 0").await.expect("unthrottle");
+    wait_for("the throttled replica to follow the new primary and have every row", PATIENCE, || async {
+        (query(&cluster, behind, count).await.ok()? == ["60"]).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
