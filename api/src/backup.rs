@@ -5,7 +5,7 @@
 //! The copy holds every row and every password hash, so the route asks for the cluster's replication
 //! account as HTTP basic auth (the account a replica already logs in to its upstream with), whatever
 //! `restapi.authentication` says: 401 without it. It answers 200 with the stream, or 503 with the reason
-//! when no copy can be made now (the server is down, the tool is missing, another copy is streaming). A
+//! when no copy can be made now (the server is down, the tool is missing). A
 //! copy that fails midway ends the stream without its last chunk, so the receiver sees a broken
 //! transfer, never a short copy that looks whole.
 

@@ -12,7 +12,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout};
-use tokio::sync::OwnedSemaphorePermit;
 use vigil_api::backup::BackupSource;
 use vigil_api::{ApiError, BasicAuth, BoxFuture};
 
@@ -29,26 +28,23 @@ impl BackupSource for MariaDb {
     }
 }
 
-/// A copy being streamed: the running `mariadb-backup`, its output, and the right to stream (one copy
-/// at a time).
+/// A copy being streamed: the running `mariadb-backup` (killed when the receiver goes away and the
+/// stream is dropped), and its output.
 struct Streaming {
     child: Child,
     stdout: ChildStdout,
     log: std::path::PathBuf,
     sent: u64,
     started: Instant,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl MariaDb {
     /// Starts `mariadb-backup --backup --stream=xbstream` of the running server, as the superuser over the
-    /// socket: its output as a body that ends in an error when the backup fails. One at a time.
+    /// socket: its output as a body that ends in an error when the backup fails. Copies for several
+    /// members may run at once (two replicas cloned after a bootstrap).
     async fn stream_backup(&self) -> Result<Body, ApiError> {
         let s = &self.settings;
         let unavailable = |why: String| ApiError::new(503, why);
-        let permit = self.backups.clone().try_acquire_owned().map_err(|_| {
-            unavailable("a copy of this member is being streamed already: try again when it ends".into())
-        })?;
         let Some(program) = &s.programs.backup else {
             return Err(unavailable(format!(
                 "mariadb-backup is not installed on {} (mysql.bin_dir)",
@@ -58,7 +54,8 @@ impl MariaDb {
         if !server::runs(s) {
             return Err(unavailable(format!("the server of {} does not run", s.name)));
         }
-        // The log is beside the option file, in a directory the server's OS user cannot write to.
+        // The log is beside the option file, in a directory the server's OS user cannot write to (the
+        // last copy's log is kept there).
         let log = s.data_dir.with_extension("backup.log");
         let log_file = std::fs::File::create(&log)
             .map_err(|e| unavailable(format!("cannot write {}: {e}", log.display())))?;
@@ -80,7 +77,7 @@ impl MariaDb {
             .map_err(|e| unavailable(format!("cannot run {}: {e}", program.display())))?;
         let stdout = child.stdout.take().ok_or_else(|| unavailable("mariadb-backup has no output".into()))?;
         tracing::info!(member = %s.name, "streaming a copy of the server (mariadb-backup)");
-        let streaming = Streaming { child, stdout, log, sent: 0, started: Instant::now(), _permit: permit };
+        let streaming = Streaming { child, stdout, log, sent: 0, started: Instant::now() };
         let member = s.name.clone();
         let chunks = futures_util::stream::unfold(Some(streaming), move |state| {
             let member = member.clone();

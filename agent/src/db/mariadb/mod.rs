@@ -185,8 +185,6 @@ pub struct MariaDb {
     settings: Arc<MariaDbSettings>,
     runtime: Mutex<Runtime>,
     lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
-    /// One copy streamed to another member at a time.
-    backups: Arc<tokio::sync::Semaphore>,
 }
 
 impl MariaDb {
@@ -199,12 +197,7 @@ impl MariaDb {
             replica_addresses: BTreeMap::new(),
             diverged: None,
         };
-        MariaDb {
-            settings: Arc::new(settings),
-            runtime: Mutex::new(runtime),
-            lifeline: Mutex::new(None),
-            backups: Arc::new(tokio::sync::Semaphore::new(1)),
-        }
+        MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
     }
 
     /// The adapter stops the server when the agent dies, through `lifeline`.
