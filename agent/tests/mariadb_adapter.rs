@@ -392,3 +392,49 @@ async fn a_copy_refused_by_the_upstreams_agent_fails_naming_why_and_the_dump_tak
     let written = a.observe().await.position;
     wait_state(&b, "node-b, cloned with the dump, streams", |s| s.streaming && s.position == written).await;
 }
+
+/// Time to clone a replica of `MARIADB_CLONE_BENCH_ROWS` rows (default 1,000,000, about 130 MB of data)
+/// with each method: from the request to a server that has every row and streams from its upstream.
+/// `cargo test -p vigil-agent --test mariadb_adapter -- --ignored --nocapture bench_clone`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, its figures are in BENCHMARKS.md"]
+async fn bench_clone_methods() {
+    let rows: u64 =
+        std::env::var("MARIADB_CLONE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let lab = Lab::new();
+    let (a, up_a) = lab.node("node-a", 1);
+    a.bootstrap(Some(1)).await.unwrap();
+    let mut session = client(&up_a).await;
+    session.query_drop("CREATE DATABASE test").await.unwrap();
+    let table = "CREATE TABLE test.big (id BIGINT UNSIGNED PRIMARY KEY, pad CHAR(100)) ENGINE=InnoDB";
+    session.query_drop(table).await.unwrap();
+    session.query_drop("INSERT INTO test.big VALUES (1, 'x')").await.unwrap();
+    let mut have = 1;
+    while have < rows {
+        let more = have.min(rows - have);
+        let double =
+            format!("INSERT INTO test.big SELECT id + {have}, pad FROM test.big ORDER BY id LIMIT {more}");
+        session.query_drop(double).await.unwrap();
+        have += more;
+    }
+    session.query_drop("ANALYZE TABLE test.big").await.unwrap();
+    let size: String = session
+        .query_first("SELECT CONCAT(ROUND(SUM(data_length + index_length) / 1048576), ' MiB') FROM information_schema.tables WHERE table_schema = 'test'")
+        .await
+        .unwrap()
+        .unwrap();
+    for (i, method) in [ReplicaMethod::MariadbBackup, ReplicaMethod::MariadbDump].into_iter().enumerate() {
+        let (settings, up) = lab.settings(&format!("copy-{i}"), 10 + i as u32);
+        let copy = MariaDb::new(MariaDbSettings { create_replica_methods: vec![method], ..settings });
+        let started = std::time::Instant::now();
+        copy.clone_from(&up_a).await.unwrap();
+        copy.follow(Some(&up_a)).await.unwrap();
+        let written = a.observe().await.position;
+        wait_state(&copy, "the copy streams", |s| s.streaming && s.position == written).await;
+        let elapsed = started.elapsed();
+        let count: u64 =
+            client(&up).await.query_first("SELECT COUNT(*) FROM test.big").await.unwrap().unwrap();
+        assert_eq!(count, rows);
+        println!("clone of {rows} rows ({size}) with {method}: {elapsed:.2?}");
+    }
+}
