@@ -5,7 +5,7 @@ use crate::db::lifeline::Lifeline;
 use crate::db::mariadb::{MariaDb, MariaDbSettings};
 use crate::db::postgres::{Postgres, PostgresSettings};
 use crate::db::{Database, Engine};
-use crate::ha::{identity_tags, Agent, Commands, Identity, RoleGuard};
+use crate::ha::{identity_tags, Agent, Commands, Identity, LocalCommand, RoleGuard};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
 use std::path::Path;
@@ -16,6 +16,8 @@ use vigil_dcs::{DcsConfig, DcsNode};
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
 /// from starting.
 pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
+    let (commands, command_queue) = Commands::channel();
+    let hangups = reload_on_hangup(commands.clone())?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
@@ -50,7 +52,6 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
 
     let status = Arc::new(SharedStatus::default());
-    let (commands, command_queue) = Commands::channel();
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
     let lifeline = |engine: Engine| {
@@ -87,6 +88,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         }
     }
 
+    hangups.abort();
     for server in [api_server, raft_server] {
         server.abort();
         let _ = server.await;
@@ -174,6 +176,23 @@ fn warn_if_unauthenticated(config: &Config) {
 }
 
 /// Completes on SIGTERM or SIGINT.
+/// Re-reads the configuration file at each SIGHUP, as `POST /reload` does (Patroni's behaviour, and what
+/// `systemctl reload` sends): the agent and its database keep running. Watching starts before the agent
+/// does, so that a SIGHUP never takes the default action, which would end the agent.
+fn reload_on_hangup(commands: Commands) -> Result<tokio::task::JoinHandle<()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the configuration");
+            match commands.call(LocalCommand::Reload).await {
+                Ok(done) => tracing::info!(result = %done, "SIGHUP reload done"),
+                Err(e) => tracing::warn!(error = %e.message, "SIGHUP reload refused: nothing changed"),
+            }
+        }
+    }))
+}
+
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {

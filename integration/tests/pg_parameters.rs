@@ -1,6 +1,7 @@
 //! Server parameters changed while the cluster runs, with real agents and PostgreSQL 15: the dynamic
-//! configuration's (`PATCH /config`) reach every member and a member's own file (`POST /reload`) overrides
-//! them; what PostgreSQL applies on a reload applies at once, the rest shows as pending until a restart.
+//! configuration's (`PATCH /config`) reach every member and a member's own file (`POST /reload`, or
+//! SIGHUP) overrides them; what PostgreSQL applies on a reload applies at once, the rest shows as pending
+//! until a restart.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -155,4 +156,33 @@ async fn replication_slots_follow_use_slots_while_the_cluster_runs() {
         cluster.send(primary, Method::PATCH, "/config", r#"{"postgresql": {"use_slots": true}}"#).await;
     assert_eq!(code, 200, "{body}");
     cluster.eventually(primary, "SELECT count(*) FROM pg_replication_slots WHERE active", &["2"]).await;
+}
+
+/// SIGHUP (what `systemctl reload` sends) re-reads the file as `POST /reload` does: on the primary, the
+/// agent and PostgreSQL keep running, nobody fails over, and the file's new tag and parameter apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sighup_reloads_the_file_and_the_primary_keeps_running() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let (agent, postmaster) = (cluster.agent_pid(primary), cluster.postmaster_pid(primary));
+    let file = cluster.config_file(primary);
+    let yaml = std::fs::read_to_string(&file).expect("read the config file");
+    let edited = yaml.replacen("\n  parameters:\n", "\n  parameters:\n    work_mem: 11MB\n", 1);
+    assert_ne!(edited, yaml, "the file has a postgresql.parameters section");
+    std::fs::write(&file, format!("{edited}\ntags:\n  zone: reloaded\n")).expect("write the config file");
+
+    cluster.signal_agent(primary, libc::SIGHUP);
+    cluster.eventually(primary, "SHOW work_mem", &["11MB"]).await;
+    wait_for("the new tag in /patroni", PATIENCE, || async {
+        let (_, status) = cluster.rest(primary, "/patroni").await?;
+        (status["tags"]["zone"] == "reloaded").then_some(())
+    })
+    .await;
+    assert!(!cluster.agent_exited(primary, Duration::from_millis(500)).await, "the agent keeps running");
+    assert_eq!(cluster.agent_pid(primary), agent, "the same agent process");
+    assert_eq!(cluster.postmaster_pid(primary), postmaster, "the same PostgreSQL, not restarted");
+    assert_eq!(cluster.primary(PATIENCE).await, primary, "no failover");
+    let log = cluster.plain_log(primary);
+    assert!(log.contains("SIGHUP received: reloading the configuration"), "{log}");
 }
