@@ -1,9 +1,10 @@
 //! `vigil`: the agent that runs beside each database server, and the control tool.
 
 use clap::{CommandFactory, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_agent::config::Config;
+use vigil_agent::config::{Config, LogType};
 
 /// Vigil: a failover manager for PostgreSQL and MariaDB.
 #[derive(Debug, Parser)]
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
                 println!("{}: valid", config.name);
                 return ExitCode::SUCCESS;
             }
-            init_tracing(config.log.level.as_str());
+            init_tracing(config.log.level.as_str(), config.log.kind);
             runtime_then(vigil_agent::daemon::run(config, &path))
         }
         Command::Lifeline { engine, data_dir } => {
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
         Command::Demo(args) => {
-            init_tracing("warn");
+            init_tracing("warn", LogType::Plain);
             runtime_then(vigil_agent::demo::run(args))
         }
     }
@@ -91,8 +92,14 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_tracing(default_level: &str) {
+/// Logs to standard error from `default_level` up (`VIGIL_LOG`, an `EnvFilter` directive, overrides it),
+/// as `kind` says; colours only when standard error is a terminal.
+fn init_tracing(default_level: &str, kind: LogType) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},openraft=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match kind {
+        LogType::Plain => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogType::Json => logs.json().init(),
+    }
 }

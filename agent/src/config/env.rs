@@ -7,6 +7,8 @@
 //! | `VIGIL_NAME` | `name` |
 //! | `VIGIL_SCOPE` | `scope` |
 //! | `VIGIL_NAMESPACE` | `namespace` |
+//! | `VIGIL_LOG_LEVEL` | `log.level` |
+//! | `VIGIL_LOG_FORMAT` | `log.type` (`plain` or `json`) |
 //! | `VIGIL_RESTAPI_LISTEN` | `restapi.listen` |
 //! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
 //! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
@@ -77,6 +79,8 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_NAME", "name"),
     ("VIGIL_SCOPE", "scope"),
     ("VIGIL_NAMESPACE", "namespace"),
+    ("VIGIL_LOG_LEVEL", "log.level"),
+    ("VIGIL_LOG_FORMAT", "log.type"),
     ("VIGIL_RESTAPI_LISTEN", "restapi.listen"),
     ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
     ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),

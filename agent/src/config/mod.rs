@@ -45,8 +45,8 @@ pub use postgresql::{
     find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
 pub use sections::{
-    BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, RaftConfig, RestApiConfig, UserPassword,
-    VerifyClient, WatchdogConfig, WatchdogMode,
+    BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, LogType, RaftConfig, RestApiConfig,
+    UserPassword, VerifyClient, WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
 pub use unused::{unused_keys, warn_unused_keys, UnusedKey};

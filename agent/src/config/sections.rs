@@ -246,6 +246,16 @@ choice_enum! {
     }
 }
 
+choice_enum! {
+    /// `log.type` (Patroni's key): how each line is written to standard error.
+    pub enum LogType {
+        /// Text for people: time, level, target, message, fields; coloured only on a terminal.
+        Plain = "plain",
+        /// One JSON object per line, for log collectors (`timestamp`, `level`, `target`, `fields`).
+        Json = "json",
+    }
+}
+
 /// `log`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,14 +263,21 @@ pub struct LogConfig {
     /// The least severe level logged.
     #[serde(default = "info")]
     pub level: LogLevel,
+    /// How lines are written.
+    #[serde(default = "plain", rename = "type")]
+    pub kind: LogType,
 }
 
 fn info() -> LogLevel {
     LogLevel::Info
 }
 
+fn plain() -> LogType {
+    LogType::Plain
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: LogLevel::Info }
+        LogConfig { level: LogLevel::Info, kind: LogType::Plain }
     }
 }

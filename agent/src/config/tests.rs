@@ -184,7 +184,7 @@ fn defaults_apply_when_keys_are_left_out() {
     assert!(c.raft.partner_addrs.is_empty() && c.raft.bind_addr.is_none());
     assert_eq!(c.tags, Tags::default());
     assert_eq!(c.watchdog, WatchdogConfig::default());
-    assert_eq!(c.log.level, LogLevel::Info);
+    assert_eq!((c.log.level, c.log.kind), (LogLevel::Info, LogType::Plain));
     assert_eq!(c.raft_members(), BTreeMap::from([(1, "10.0.0.1:2222".to_string())]));
 
     let empty = tempfile::tempdir().unwrap();
@@ -260,6 +260,11 @@ fn environment_overrides_replace_values_and_are_validated() {
     assert_eq!(err.key(), Some("raft.partner_addrs[0]"));
     let c = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "true")])).unwrap();
     assert!(c.ctl.insecure);
+    let logs = [("VIGIL_LOG_FORMAT", "json"), ("VIGIL_LOG_LEVEL", "debug")];
+    let c = Config::from_yaml_str(&text, &env_of(&logs)).unwrap();
+    assert_eq!((c.log.kind, c.log.level), (LogType::Json, LogLevel::Debug));
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_LOG_FORMAT", "xml")])).unwrap_err();
+    assert_eq!(err.to_string(), "log.type: \"xml\" is not one of plain, json (set by VIGIL_LOG_FORMAT)");
     let allow = [
         ("VIGIL_RESTAPI_ALLOWLIST", "127.0.0.1, 10.0.0.0/8,db1.example"),
         ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "true"),
