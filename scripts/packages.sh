@@ -30,6 +30,12 @@ ensure_netfilter() {
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || apt_install nftables "nftables"
 }
 
+# ensure_systemd_analyze: systemd's `systemd-analyze`, which checks packaging/vigil@.service (only the tool
+# runs: no systemd is started).
+ensure_systemd_analyze() {
+  command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd "systemd-analyze"
+}
+
 # ensure_mariadb: MariaDB 10.11's server, mariadb-backup and client (Debian 12's default), and so the `mysql` OS
 # user. The tests start their own mariadbd instances in temporary directories, so the package must not start the
 # system service: while apt-get runs, /usr/sbin/policy-rc.d exits 101 (what invoke-rc.d and deb-systemd-invoke

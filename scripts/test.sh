@@ -8,6 +8,7 @@ ensure_postgres
 ensure_haproxy
 ensure_netfilter
 ensure_mariadb
+ensure_systemd_analyze
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
