@@ -6,6 +6,7 @@ use crate::db::mariadb::{MariaDb, MariaDbSettings};
 use crate::db::postgres::{Postgres, PostgresSettings};
 use crate::db::{Database, Engine};
 use crate::ha::{identity_tags, Agent, Commands, Identity, LocalCommand, RoleGuard};
+use crate::kubernetes::{spawn_labeler, PodLabels};
 use crate::management::AgentManagement;
 use crate::status::SharedStatus;
 use std::path::Path;
@@ -74,8 +75,15 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         api = vigil_api::tls::require_client_cert(api);
     }
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
-    let agent =
-        AgentParts { identity: identity(&config, config_path), dcs: dcs.clone(), status, config: &config };
+    let pods = PodLabels::from_config(&config)?.map(Arc::new);
+    let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));
+    let agent = AgentParts {
+        identity: identity(&config, config_path),
+        dcs: dcs.clone(),
+        status,
+        config: &config,
+        pods,
+    };
     match config.engine() {
         EngineConfig::Postgresql(_) => {
             let settings = PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
@@ -89,6 +97,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     }
 
     hangups.abort();
+    labeler.into_iter().for_each(|task| task.abort());
     for server in [api_server, raft_server] {
         server.abort();
         let _ = server.await;
@@ -107,6 +116,7 @@ struct AgentParts<'a> {
     dcs: Arc<DcsNode>,
     status: Arc<SharedStatus>,
     config: &'a Config,
+    pods: Option<Arc<PodLabels>>,
 }
 
 impl AgentParts<'_> {
@@ -117,7 +127,7 @@ impl AgentParts<'_> {
         command_queue: tokio::sync::mpsc::Receiver<crate::ha::Envelope>,
     ) {
         let agent = Agent::new(self.identity, self.dcs, db, self.status)
-            .with_guard(RoleGuard::from_config(self.config));
+            .with_guard(RoleGuard::from_config(self.config).with_pods(self.pods));
         tracing::info!(member = %self.config.name, scope = %self.config.scope, "agent started");
         agent.run(stop_signal(), command_queue).await;
     }

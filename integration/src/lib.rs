@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod cluster;
 pub mod haproxy;
+pub mod kube_api;
 pub mod managed;
 pub mod mariadb;
 pub mod nemesis;

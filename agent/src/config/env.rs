@@ -38,6 +38,9 @@
 //! | `VIGIL_POSTGRESQL_BIN_DIR` | `postgresql.bin_dir` |
 //! | `VIGIL_POSTGRESQL_PGPASS` | `postgresql.pgpass` |
 //! | `VIGIL_POSTGRESQL_OS_USER` | `postgresql.os_user` |
+//! | `VIGIL_KUBERNETES_NAMESPACE` | `kubernetes.namespace` |
+//! | `VIGIL_KUBERNETES_POD_NAME` | `kubernetes.pod_name` |
+//! | `VIGIL_KUBERNETES_API_URL` | `kubernetes.api_url` |
 //! | `VIGIL_MYSQL_LISTEN` | `mysql.listen` |
 //! | `VIGIL_MYSQL_CONNECT_ADDRESS` | `mysql.connect_address` |
 //! | `VIGIL_MYSQL_DATA_DIR` | `mysql.data_dir` |
@@ -112,6 +115,9 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_POSTGRESQL_BIN_DIR", "postgresql.bin_dir"),
     ("VIGIL_POSTGRESQL_PGPASS", "postgresql.pgpass"),
     ("VIGIL_POSTGRESQL_OS_USER", "postgresql.os_user"),
+    ("VIGIL_KUBERNETES_NAMESPACE", "kubernetes.namespace"),
+    ("VIGIL_KUBERNETES_POD_NAME", "kubernetes.pod_name"),
+    ("VIGIL_KUBERNETES_API_URL", "kubernetes.api_url"),
     ("VIGIL_MYSQL_LISTEN", "mysql.listen"),
     ("VIGIL_MYSQL_CONNECT_ADDRESS", "mysql.connect_address"),
     ("VIGIL_MYSQL_DATA_DIR", "mysql.data_dir"),

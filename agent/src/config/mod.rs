@@ -13,6 +13,7 @@ mod dynamic;
 mod engine;
 pub mod env;
 mod error;
+mod kubernetes;
 mod mysql;
 mod mysql_parameters;
 mod os_user;
@@ -39,6 +40,7 @@ pub use dynamic::{
 };
 pub use engine::EngineConfig;
 pub use error::ConfigError;
+pub use kubernetes::{KubernetesConfig, SERVICE_ACCOUNT_DIR};
 pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
@@ -94,6 +96,9 @@ pub struct Config {
     /// How the CLI and the agent's calls to its peers speak HTTPS.
     #[serde(default)]
     pub ctl: CtlConfig,
+    /// When running in Kubernetes: the pod labels that route clients to the primary.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 fn default_namespace() -> String {

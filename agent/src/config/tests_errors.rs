@@ -244,6 +244,30 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "tags: {nofailover: false, noloadbalance: false}",
+        "log: {type: xml}",
+        "log.type",
+        "log.type: \"xml\" is not one of plain, json",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "kubernetes: {role_label: Role/primary}",
+        "kubernetes.role_label",
+        "kubernetes.role_label: \"Role/primary\" has a bad prefix: it must be a DNS subdomain",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "kubernetes: {api_url: kubernetes.default.svc}",
+        "kubernetes.api_url",
+        "kubernetes.api_url: \"kubernetes.default.svc\" is not an http(s) URL",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "kubernetes: {pod_name: ''}",
+        "kubernetes.pod_name",
+        "kubernetes.pod_name: \"\" is not a Kubernetes name",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
         "log: {level: loud}",
         "log.level",
         "log.level: \"loud\" is not one of error, warn, info, debug, trace",

@@ -34,6 +34,9 @@ pub(crate) fn validate(
     data_dirs_apart(config)?;
     no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
     watchdog(config)?;
+    if let Some(kubernetes) = &config.kubernetes {
+        kubernetes.validate()?;
+    }
     config.tags.warn_on_conflicts();
     if let Some(pg) = &mut config.postgresql {
         resolve_bin_dir(pg, &roots.pg_lib_root)?;

@@ -5,15 +5,18 @@
 //! - Before a promotion ([`RoleGuard::before_promote`]): the watchdog is armed (`required` and unusable:
 //!   refused), then `pre_promote` runs (non-zero exit or timeout: refused, the watchdog disarmed). A
 //!   refusal is remembered for a `ttl` ([`RoleGuard::refused_recently`]): the policy then releases the
-//!   lease and stays out of the leader race, as Patroni does after a failed `pre_promote`.
+//!   lease and stays out of the leader race, as Patroni does after a failed `pre_promote`. Accepted, the
+//!   promotion first removes the primary label from other pods in Kubernetes, within a bound, never
+//!   waiting for an API that does not answer.
 //! - After each successful renewal the watchdog is kept alive; each cycle [`RoleGuard::follow_role`] arms
 //!   it while this member leads a running primary and disarms it (magic close) once it no longer does,
 //!   or in pause; shutdown disarms it too.
 
 use super::hooks::{Callback, Hooks};
 use crate::config::{Callbacks, Config, DynamicConfig, WatchdogMode};
+use crate::kubernetes::{PodLabels, CALL_TIMEOUT};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil_dcs::{FencingToken, LeaseGrant, MemberName};
 use vigil_fencing::{watchdog_timeout, Watchdog};
@@ -31,6 +34,8 @@ pub struct RoleGuard {
     old_primary: Mutex<Option<MemberName>>,
     /// When the last promotion was refused.
     refused_at: Mutex<Option<Instant>>,
+    /// In Kubernetes: the pod labels, cleared of stale primaries before a promotion.
+    pods: Option<Arc<PodLabels>>,
 }
 
 impl Default for RoleGuard {
@@ -49,7 +54,14 @@ impl RoleGuard {
             timeout: AtomicU32::new(1),
             old_primary: Mutex::default(),
             refused_at: Mutex::default(),
+            pods: None,
         }
+    }
+
+    /// The guard also removes other pods' primary labels before a promotion.
+    pub fn with_pods(mut self, pods: Option<Arc<PodLabels>>) -> RoleGuard {
+        self.pods = pods;
+        self
     }
 
     /// The guard a configuration asks for (`watchdog`, `postgresql.pre_promote`, `postgresql.callbacks`;
@@ -95,6 +107,9 @@ impl RoleGuard {
             Ok(()) => self.hooks.pre_promote(me, old.as_ref(), token).await,
             Err(why) => Err(why),
         };
+        if let (Ok(()), Some(pods)) = (&result, &self.pods) {
+            clear_pod_labels(pods, token).await;
+        }
         if let Err(why) = &result {
             self.with_watchdog(|w| w.disarm(Some(token), "promotion refused"));
             if let Ok(mut at) = self.refused_at.lock() {
@@ -162,6 +177,23 @@ impl RoleGuard {
         match self.watchdog.lock() {
             Ok(mut w) => f(&mut w),
             Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// Removes other pods' primary labels before `token`'s promotion, within two API calls' time; a failure
+/// is logged and does not stop the promotion (the old primary is fenced by its lease, not its label).
+async fn clear_pod_labels(pods: &PodLabels, token: FencingToken) {
+    match tokio::time::timeout(2 * CALL_TIMEOUT, pods.clear_stale_primaries()).await {
+        Ok(Ok(cleared)) if cleared.is_empty() => {}
+        Ok(Ok(cleared)) => {
+            tracing::info!(%token, pods = ?cleared, "stale primary labels removed before the promotion")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%token, error = %e, "stale primary labels not checked before the promotion")
+        }
+        Err(_) => {
+            tracing::warn!(%token, "stale primary labels not checked before the promotion: no answer in time")
         }
     }
 }
