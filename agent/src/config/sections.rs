@@ -139,7 +139,7 @@ pub struct RaftConfig {
     pub data_dir: PathBuf,
     /// This member's Raft address, as the others reach it.
     pub self_addr: HostPort,
-    /// The other members' Raft addresses (not `self_addr`, no duplicates).
+    /// The other members' Raft addresses, no duplicates (`self_addr`, if listed, is dropped at load).
     #[serde(default)]
     pub partner_addrs: Vec<HostPort>,
     /// The address to listen on, when not `self_addr` (e.g. `0.0.0.0:2222`).

@@ -255,9 +255,13 @@ fn environment_overrides_replace_values_and_are_validated() {
         err.to_string(),
         "raft.data_dir: \"raft\" is not an absolute path (set by VIGIL_RAFT_DATA_DIR)"
     );
-    let err =
-        Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2222")])).unwrap_err();
-    assert_eq!(err.key(), Some("raft.partner_addrs[0]"));
+    let twice = [("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2223,127.0.0.1:2223")];
+    let err = Config::from_yaml_str(&text, &env_of(&twice)).unwrap_err();
+    assert_eq!(err.key(), Some("raft.partner_addrs[1]"));
+    let every_member = [("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2222,127.0.0.1:2223,127.0.0.1:2224")];
+    let c = Config::from_yaml_str(&text, &env_of(&every_member)).unwrap();
+    let partners: Vec<String> = c.raft.partner_addrs.iter().map(ToString::to_string).collect();
+    assert_eq!(partners, ["127.0.0.1:2223", "127.0.0.1:2224"], "self_addr is dropped from one shared list");
     let c = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "true")])).unwrap();
     assert!(c.ctl.insecure);
     let logs = [("VIGIL_LOG_FORMAT", "json"), ("VIGIL_LOG_LEVEL", "debug")];

@@ -166,24 +166,22 @@ fn tls_error(e: vigil_api::tls::TlsError) -> ConfigError {
     ConfigError::invalid(e.key, format!("{}: {}", e.path.display(), e.why))
 }
 
-fn raft(config: &Config) -> Result<(), ConfigError> {
-    let raft = &config.raft;
+/// Checks the Raft addresses, and drops `self_addr` from `partner_addrs`: one list of every member can
+/// then serve them all (a StatefulSet's pods share one configuration).
+fn raft(config: &mut Config) -> Result<(), ConfigError> {
+    let raft = &mut config.raft;
     absolute("raft.data_dir", &raft.data_dir)?;
     connectable("raft.self_addr", &raft.self_addr)?;
     let mut seen = BTreeSet::new();
     for (i, addr) in raft.partner_addrs.iter().enumerate() {
         let key = format!("raft.partner_addrs[{i}]");
         connectable(&key, addr)?;
-        if addr.to_string() == raft.self_addr.to_string() {
-            return Err(ConfigError::invalid(
-                key,
-                format!("{addr} is raft.self_addr: list only the other members"),
-            ));
-        }
         if !seen.insert(addr.to_string()) {
             return Err(ConfigError::invalid(key, format!("{addr} is listed twice")));
         }
     }
+    let me = raft.self_addr.to_string();
+    raft.partner_addrs.retain(|addr| addr.to_string() != me);
     raft_auth(config)
 }
 
