@@ -46,6 +46,8 @@
 //! | `VIGIL_MYSQL_DATA_DIR` | `mysql.data_dir` |
 //! | `VIGIL_MYSQL_BIN_DIR` | `mysql.bin_dir` |
 //! | `VIGIL_MYSQL_OS_USER` | `mysql.os_user` |
+//! | `VIGIL_MYSQL_SUPERUSER_USERNAME`, `VIGIL_MYSQL_SUPERUSER_PASSWORD` | `mysql.authentication.superuser.username`, `.password` |
+//! | `VIGIL_MYSQL_REPLICATION_USERNAME`, `VIGIL_MYSQL_REPLICATION_PASSWORD` | `mysql.authentication.replication.username`, `.password` |
 //! | `VIGIL_SUPERUSER_USERNAME` | `postgresql.authentication.superuser.username` |
 //! | `VIGIL_SUPERUSER_PASSWORD` | `postgresql.authentication.superuser.password` |
 //! | `VIGIL_REPLICATION_USERNAME` | `postgresql.authentication.replication.username` |
@@ -123,6 +125,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_MYSQL_DATA_DIR", "mysql.data_dir"),
     ("VIGIL_MYSQL_BIN_DIR", "mysql.bin_dir"),
     ("VIGIL_MYSQL_OS_USER", "mysql.os_user"),
+    ("VIGIL_MYSQL_SUPERUSER_USERNAME", "mysql.authentication.superuser.username"),
+    ("VIGIL_MYSQL_SUPERUSER_PASSWORD", "mysql.authentication.superuser.password"),
+    ("VIGIL_MYSQL_REPLICATION_USERNAME", "mysql.authentication.replication.username"),
+    ("VIGIL_MYSQL_REPLICATION_PASSWORD", "mysql.authentication.replication.password"),
     ("VIGIL_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username"),
     ("VIGIL_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"),
     ("VIGIL_REPLICATION_USERNAME", "postgresql.authentication.replication.username"),

@@ -332,9 +332,21 @@ fn the_mysql_environment_overrides_apply() {
         ("VIGIL_MYSQL_DATA_DIR", "/srv/mysql"),
         ("VIGIL_MYSQL_BIN_DIR", bin2.path().to_str().unwrap()),
         ("VIGIL_MYSQL_OS_USER", "mysql"),
+        ("VIGIL_MYSQL_SUPERUSER_PASSWORD", "su-from-env"),
+        ("VIGIL_MYSQL_REPLICATION_USERNAME", "repl2"),
+        ("VIGIL_MYSQL_REPLICATION_PASSWORD", "rep-from-env"),
     ]);
     let c = Config::from_yaml_str(&mysql_example(bin.path()), &env).unwrap();
     let m = c.mysql.unwrap();
+    let auth = &m.authentication;
+    assert_eq!(
+        (auth.superuser.username.as_str(), auth.superuser.password.expose()),
+        ("vigil", "su-from-env")
+    );
+    assert_eq!(
+        (auth.replication.username.as_str(), auth.replication.password.expose()),
+        ("repl2", "rep-from-env")
+    );
     assert_eq!((m.listen.port, m.connect_address.host.as_str()), (3307, "10.0.0.1"));
     assert_eq!((m.data_dir, m.os_user.as_deref()), (PathBuf::from("/srv/mysql"), Some("mysql")));
     assert_eq!(m.programs.server, bin2.path().join("mariadbd"));
