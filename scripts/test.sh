@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace: formatting, clippy, then the whole test suite.
+# Runs every check and test of the workspace: formatting, clippy, the whole test suite, then the Helm
+# chart and Dockerfile checks (scripts/chart-check.sh).
 # Installs what the tests need when it is missing; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ ensure_haproxy
 ensure_netfilter
 ensure_mariadb
 ensure_systemd_analyze
+ensure_chart_tools
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
@@ -28,3 +30,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== helm chart and Dockerfile"
+scripts/chart-check.sh
