@@ -1,13 +1,15 @@
 """Checks over a rendered chart that an API server or admission would make and the schemas miss.
 
 Usage: rendered.py RENDERED.yaml VIGIL_BINARY. Exits 1 naming every broken rule:
-- every Service and the PodDisruptionBudget select the StatefulSet's pods (their labels match);
+- every Service selects the pods of exactly one workload, on ports those pods have; no workload's
+  selector matches another's pods; the PodDisruptionBudget selects the members;
 - names and label values fit Kubernetes' limits (63 characters; pod names leave room for the ordinal
   and the controller-revision-hash label);
 - the pods meet the "restricted" Pod Security Standard;
 - the Role grants pods get/list/watch/patch and nothing else;
 - liveness never checks the database's role (/liveness only), readiness /readiness;
-- the agent's configuration, with the environment a pod gets, passes `vigil agent --validate-config`.
+- the agent's configuration, with the environment a pod gets, passes `vigil agent --validate-config`;
+  the proxy's, `haproxy -c`.
 """
 
 import os
@@ -64,13 +66,22 @@ def main(rendered, vigil):
     check(selects(sts["spec"]["selector"]["matchLabels"], pod_labels), "StatefulSet selector misses its pods")
     check(sts["spec"]["serviceName"] in [s["metadata"]["name"] for s in by_kind["Service"]],
           "StatefulSet serviceName names no Service")
-    ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    workloads = [(w["metadata"]["name"], w["spec"]["template"]) for w in by_kind["StatefulSet"] + by_kind.get("Deployment", [])]
+    for name, pods in workloads:
+        for other, other_pods in workloads:
+            if other != name:
+                selector = next(w for w in by_kind["StatefulSet"] + by_kind.get("Deployment", [])
+                                if w["metadata"]["name"] == name)["spec"]["selector"]["matchLabels"]
+                check(not selects(selector, other_pods["metadata"]["labels"]),
+                      f"{name}'s selector also matches {other}'s pods")
     for svc in by_kind["Service"]:
         name = svc["metadata"]["name"]
         selector = dict(svc["spec"]["selector"])
         role = selector.pop("vigil.io/role", None)
         check(role in (None, "primary", "replica"), f"Service {name}: role {role}")
-        check(selects(selector, pod_labels), f"Service {name}: selector {selector} misses the pods")
+        chosen = [(w, pods) for w, pods in workloads if selects(selector, pods["metadata"]["labels"])]
+        check(len(chosen) == 1, f"Service {name}: selector {selector} matches {len(chosen)} workloads' pods")
+        ports = {p["name"] for _, pods in chosen for c in pods["spec"]["containers"] for p in c.get("ports", [])}
         for p in svc["spec"]["ports"]:
             check(len(p["name"]) <= 15, f"Service {name}: port name {p['name']} over 15")
             check(p["targetPort"] in ports, f"Service {name}: targetPort {p['targetPort']} is no container port")
@@ -79,7 +90,8 @@ def main(rendered, vigil):
                   f"Service {name}: the peers' Service must publish not-ready pods")
     for pdb in by_kind.get("PodDisruptionBudget", []):
         check(selects(pdb["spec"]["selector"]["matchLabels"], pod_labels), "PodDisruptionBudget misses the pods")
-    pod_security_restricted(f"StatefulSet {sts_name}", template["spec"])
+    for name, pods in workloads:
+        pod_security_restricted(name, pods["spec"])
     for pod in by_kind.get("Pod", []):
         pod_security_restricted(f"Pod {pod['metadata']['name']}", pod["spec"])
     [agent] = [c for c in template["spec"]["containers"] if c["name"] == "vigil"]
@@ -91,7 +103,14 @@ def main(rendered, vigil):
               f"Role {role['metadata']['name']}: grants more than pods get/list/watch/patch: {rules}")
     check("ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind, "nothing cluster-scoped")
 
-    [config_map] = by_kind["ConfigMap"]
+    for proxy in [c for c in by_kind["ConfigMap"] if "haproxy.cfg" in c["data"]]:
+        with tempfile.NamedTemporaryFile("w", suffix=".cfg") as f:
+            f.write(proxy["data"]["haproxy.cfg"])
+            f.flush()
+            run = subprocess.run(["haproxy", "-c", "-f", f.name], capture_output=True, text=True)
+            check(run.returncode == 0, f"haproxy -c refuses the proxy's configuration: {run.stdout}{run.stderr}")
+
+    [config_map] = [c for c in by_kind["ConfigMap"] if "vigil.yml" in c["data"]]
     pod = f"{sts_name}-1"
     env = dict(os.environ, POD_NAME=pod)
     for e in agent["env"]:

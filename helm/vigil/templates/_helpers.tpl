@@ -14,6 +14,12 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The labels that select the members' pods (not the proxy's). */}}
+{{- define "vigil.memberLabels" -}}
+{{ include "vigil.selectorLabels" . }}
+app.kubernetes.io/component: database
+{{- end -}}
+
 {{/* Every object's labels. */}}
 {{- define "vigil.labels" -}}
 {{ include "vigil.selectorLabels" . }}
