@@ -13,6 +13,7 @@ Usage: rendered.py RENDERED.yaml VIGIL_BINARY. Exits 1 naming every broken rule:
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,7 +108,8 @@ def main(rendered, vigil):
         with tempfile.NamedTemporaryFile("w", suffix=".cfg") as f:
             f.write(proxy["data"]["haproxy.cfg"])
             f.flush()
-            run = subprocess.run(["haproxy", "-c", "-f", f.name], capture_output=True, text=True)
+            haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+            run = subprocess.run([haproxy, "-c", "-f", f.name], capture_output=True, text=True)
             check(run.returncode == 0, f"haproxy -c refuses the proxy's configuration: {run.stdout}{run.stderr}")
 
     [config_map] = [c for c in by_kind["ConfigMap"] if "vigil.yml" in c["data"]]
