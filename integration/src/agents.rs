@@ -350,16 +350,7 @@ impl AgentCluster {
 
     /// Waits up to `timeout` for node `i`'s agent to exit; true when it did.
     pub async fn agent_exited(&mut self, i: usize, timeout: Duration) -> bool {
-        let child = self.nodes[i].child.as_mut().expect("agent running");
-        let exited = wait_for("the agent to exit", timeout, || {
-            let status = child.try_wait().ok().flatten();
-            async move { status }
-        });
-        let done = tokio::time::timeout(timeout, exited).await.is_ok();
-        if done {
-            self.nodes[i].child = None;
-        }
-        done
+        self.agent_exit_status(i, timeout).await.is_some()
     }
 
     /// Waits up to `timeout` for node `i`'s agent to exit; its exit status when it did.
