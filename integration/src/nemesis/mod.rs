@@ -37,6 +37,9 @@ pub const CONVERGENCE: Duration = Duration::from_secs(30);
 const RECOVERY: Duration = Duration::from_secs(90);
 /// How long a trial in synchronous mode waits for the primary's synchronous standby.
 const SYNC_STANDBY: Duration = Duration::from_secs(15);
+/// How long a trial waits for every database server to run (one may be starting again after the
+/// previous trial, e.g. a fenced primary), so that a fault aimed at a server finds it.
+const SERVERS_UP: Duration = Duration::from_secs(10);
 /// How long the first cluster may take to come up.
 const STARTUP: Duration = Duration::from_secs(120);
 /// The timeout of one probe request (an agent may be stopped: its kernel still accepts connections).
@@ -197,6 +200,7 @@ impl<'a> Suite<'a> {
                 "trial {t}: no synchronous standby within {SYNC_STANDBY:?}; applying the fault all the same"
             );
         }
+        self.servers_running(SERVERS_UP).await;
         let token_before = self.token(primary).await;
         let mut applied = Vec::new();
         for (kind, salt) in &plan.faults {
@@ -476,6 +480,18 @@ impl<'a> Suite<'a> {
             return Ok(());
         }
         Err(format!("no synchronous standby within {STARTUP:?} of enabling synchronous mode"))
+    }
+
+    /// Waits up to `timeout` for every node's database server to run (past it, the trial goes on: a
+    /// fault that needs a server then says it was not applied).
+    async fn servers_running(&self, timeout: Duration) {
+        let rounds = timeout.as_millis() / POLL.as_millis();
+        for _ in 0..rounds {
+            if (0..self.cluster.nodes.len()).all(|i| self.cluster.server_pid(i).is_some()) {
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Waits up to `timeout` for a synchronous standby of `primary` (`GET /sync` 200 on a replica);
