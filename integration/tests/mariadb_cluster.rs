@@ -236,10 +236,18 @@ async fn a_former_primary_with_errant_transactions_reports_them_and_is_cloned_ag
     }
     replicas_have_every_row(&cluster, old).await;
     // The replicas stop receiving (a cut link), the primary acknowledges three more transactions that no
-    // replica has (asynchronous replication), and its node crashes.
-    for i in (0..3).filter(|i| *i != old) {
-        query(&cluster, i, "STOP SLAVE IO_THREAD").await.expect("the replica's link cut");
+    // replica has (asynchronous replication), and its node crashes. The link is cut on the primary, so
+    // that no replica's agent can mend it meanwhile: replication is refused to the replication user (not
+    // logged, so no replica ever sees it) and the replicas' connections are ended.
+    let node = &cluster.nodes[old];
+    let mut session = mariadb::connect(&node.host, node.pg_port, mariadb::SUPERUSER).await.expect("session");
+    session.query_drop("SET SESSION sql_log_bin = 0").await.expect("unlogged");
+    session.query_drop("REVOKE REPLICATION SLAVE ON *.* FROM 'replicator'@'%'").await.expect("revoke");
+    let dumps = "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'";
+    for id in session.query::<u64, _>(dumps).await.expect("the replicas' connections") {
+        session.query_drop(format!("KILL {id}")).await.expect("the replica's link cut");
     }
+    drop(session.disconnect().await);
     for id in 2001..=2003u32 {
         app_query(&cluster, old, &format!("INSERT INTO app.t VALUES ({id})"))
             .await
