@@ -185,7 +185,6 @@ fn warn_if_unauthenticated(config: &Config) {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
 /// Re-reads the configuration file at each SIGHUP, as `POST /reload` does (Patroni's behaviour, and what
 /// `systemctl reload` sends): the agent and its database keep running. Watching starts before the agent
 /// does, so that a SIGHUP never takes the default action, which would end the agent.
@@ -203,6 +202,7 @@ fn reload_on_hangup(commands: Commands) -> Result<tokio::task::JoinHandle<()>, S
     }))
 }
 
+/// Completes on SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {

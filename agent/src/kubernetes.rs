@@ -178,8 +178,7 @@ fn client(k: &KubernetesConfig, api: &str) -> Result<reqwest::Client, String> {
         cacert: api.starts_with("https://").then(|| k.cafile.clone()),
         ..Default::default()
     };
-    let builder = vigil_api::tls::client_builder(&tls, "kubernetes").map_err(|e| e.to_string())?;
-    builder.build().map_err(|e| format!("kubernetes: {e}"))
+    vigil_api::tls::client(&tls, "kubernetes")
 }
 
 /// This machine's host name (a StatefulSet pod's is its pod name).

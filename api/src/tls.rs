@@ -188,6 +188,12 @@ pub fn client_builder(tls: &ClientTls, section: &str) -> Result<reqwest::ClientB
     Ok(builder)
 }
 
+/// A reqwest client built by [`client_builder`] with nothing more; `Err` says what is wrong.
+pub fn client(tls: &ClientTls, section: &str) -> Result<reqwest::Client, String> {
+    let builder = client_builder(tls, section).map_err(|e| e.to_string())?;
+    builder.build().map_err(|e| format!("{section}: cannot build the HTTP client: {e}"))
+}
+
 /// Whether the request's connection showed a client certificate that was verified against `cafile`.
 /// Set by [`serve`] on every request it serves over TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,10 +36,7 @@ pub(super) async fn probe_peers(
 /// The client for peers' REST API; with unusable TLS files (checked when the configuration was read)
 /// a plain one, whose HTTPS calls then fail and are logged.
 pub(super) fn peer_client(tls: &vigil_api::tls::ClientTls) -> reqwest::Client {
-    let built = vigil_api::tls::client_builder(tls, "ctl")
-        .map_err(|e| e.to_string())
-        .and_then(|b| b.build().map_err(|e| e.to_string()));
-    built.unwrap_or_else(|e| {
+    vigil_api::tls::client(tls, "ctl").unwrap_or_else(|e| {
         tracing::error!(error = %e, "no HTTPS client for the peers' REST API");
         reqwest::Client::new()
     })

@@ -59,20 +59,16 @@ impl MariaDb {
         let log = s.data_dir.with_extension("backup.log");
         let log_file = std::fs::File::create(&log)
             .map_err(|e| unavailable(format!("cannot write {}: {e}", log.display())))?;
-        let mut cmd = tokio::process::Command::new(program);
-        crate::config::env::withhold(cmd.as_std_mut());
-        let mut child = cmd
+        let mut child = server::command(program)
             .arg(format!("--defaults-file={}", s.option_file().display()))
             .args(["--backup", "--stream=xbstream"])
             .arg(format!("--target-dir={}", s.tmp_dir().display()))
             .arg(format!("--socket={}", s.socket().display()))
             .arg(format!("--user={}", s.superuser.username))
             .env("MYSQL_PWD", s.superuser.password.expose())
-            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| unavailable(format!("cannot run {}: {e}", program.display())))?;
         let stdout = child.stdout.take().ok_or_else(|| unavailable("mariadb-backup has no output".into()))?;
@@ -100,20 +96,14 @@ impl MariaDb {
         if upstream.api_url.is_empty() {
             return Err(fail(format!("the REST API address of {} is not known", upstream.name)));
         }
-        let http = vigil_api::tls::client_builder(&s.api_client_tls, "ctl")
-            .map_err(|e| e.to_string())
-            .and_then(|b| b.build().map_err(|e| e.to_string()))
-            .map_err(&fail)?;
+        let http = vigil_api::tls::client(&s.api_client_tls, "ctl").map_err(&fail)?;
         let account =
             BasicAuth { username: s.replication.username.clone(), password: s.replication.password.clone() };
         let mut copy = vigil_api::client::backup(&http, &upstream.api_url, &account, ADMIN_TIMEOUT)
             .await
             .map_err(&fail)?;
 
-        if server::runs(s) {
-            server::kill(s).await?;
-        }
-        self.empty_data_dir()?;
+        self.discard_data().await?;
         server::server_dir(s, &s.data_dir)?;
         let mut extract = server::tool(s, mbstream)?
             .arg("-x")
@@ -165,8 +155,9 @@ impl MariaDb {
             .map_err(|e| fail(format!("cannot run {}: {e}", backup.display())))?;
         if !prepared.status.success() {
             let said = String::from_utf8_lossy(&prepared.stderr);
-            let last: Vec<&str> = said.lines().rev().take(3).collect();
-            return Err(fail(format!("mariadb-backup --prepare {}: {}", prepared.status, last.join(" | "))));
+            let lines: Vec<&str> = said.lines().collect();
+            let last = lines[lines.len().saturating_sub(3)..].join(" | ");
+            return Err(fail(format!("mariadb-backup --prepare {}: {last}", prepared.status)));
         }
         let gtid = copied_position(&s.data_dir).map_err(&fail)?;
         self.ensure_running().await?;

@@ -24,17 +24,15 @@ impl MariaDb {
             .map_err(|e| DbError::new("record the cluster's identity", e))
     }
 
-    /// Empties the data directory (the server must be stopped).
-    pub(super) fn empty_data_dir(&self) -> Result<(), DbError> {
+    /// Kills the server if it runs and empties the data directory.
+    pub(super) async fn discard_data(&self) -> Result<(), DbError> {
+        server::kill(&self.settings).await?;
         remove_contents(&self.settings.data_dir, "mysql.data_dir").map_err(|e| DbError::new("remove data", e))
     }
 
     /// A fresh data directory with MariaDB's system tables, its server running read-only.
     async fn install_and_start(&self) -> Result<(), DbError> {
-        if server::runs(&self.settings) {
-            server::kill(&self.settings).await?;
-        }
-        self.empty_data_dir()?;
+        self.discard_data().await?;
         let timeout = self.runtime().upstream_timeout;
         server::install(&self.settings, timeout).await?;
         self.ensure_running().await
@@ -132,14 +130,10 @@ impl MariaDb {
         );
         let args: Vec<OsString> = vec!["-c".into(), dump.into()];
         // The password reaches both programs through the environment, never their command lines.
-        let mut cmd = tokio::process::Command::new("/bin/bash");
-        crate::config::env::withhold(cmd.as_std_mut());
-        let out = cmd
+        let out = server::command("/bin/bash")
             .args(&args)
             .env("MYSQL_PWD", su.password.expose())
-            .current_dir("/")
             .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| DbError::new(format!("mariadb-dump from {}", upstream.name), e))?;

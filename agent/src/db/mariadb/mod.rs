@@ -281,11 +281,7 @@ impl Database for MariaDb {
     }
 
     async fn remove_data(&self) -> Result<(), DbError> {
-        logged(&self.settings.name, "remove_data", None, async {
-            server::kill(&self.settings).await?;
-            self.empty_data_dir()
-        })
-        .await
+        logged(&self.settings.name, "remove_data", None, self.discard_data()).await
     }
 
     async fn start_primary(&self, token: Option<u64>) -> Result<(), DbError> {

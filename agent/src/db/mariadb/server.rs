@@ -26,13 +26,9 @@ fn user_arg(s: &MariaDbSettings) -> Option<OsString> {
 /// Runs `path` with `args`; a failure is an error of `action` with its output.
 async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError> {
     let program = path.file_name().unwrap_or_default().to_string_lossy();
-    let mut cmd = tokio::process::Command::new(path);
-    crate::config::env::withhold(cmd.as_std_mut());
-    let out = cmd
+    let out = command(path)
         .args(args)
-        .current_dir("/")
         .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| DbError::new(action, format!("cannot run {}: {e}", path.display())))?;
@@ -43,13 +39,18 @@ async fn run(action: &str, path: &Path, args: &[OsString]) -> Result<(), DbError
     Ok(())
 }
 
-/// `path` ready to run with the server's files: as the server's OS user when the agent runs as root
-/// (the files it creates are the server's), in `/`, without the agent's secrets in its environment,
-/// killed if dropped.
-pub(super) fn tool(s: &MariaDbSettings, path: &Path) -> Result<tokio::process::Command, DbError> {
+/// `path` ready to run in `/`, without the agent's secrets in its environment, killed if dropped.
+pub(super) fn command(path: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(path);
     crate::config::env::withhold(cmd.as_std_mut());
     cmd.current_dir("/").kill_on_drop(true);
+    cmd
+}
+
+/// [`command`] that runs as the server's OS user when the agent runs as root (the files it creates are
+/// the server's).
+pub(super) fn tool(s: &MariaDbSettings, path: &Path) -> Result<tokio::process::Command, DbError> {
+    let mut cmd = command(path);
     if let Some(name) = s.os_user.as_deref().filter(|_| running_as_root()) {
         let user = OsUser::lookup(name).map_err(|e| DbError::new("mysql.os_user", e))?;
         user.become_in(&mut cmd);
