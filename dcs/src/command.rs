@@ -61,6 +61,8 @@ pub enum Command {
     },
     /// Proposed by the Raft leader's lessor when a timer ran out; applied only if the target is still current.
     Expire(ExpiryTarget),
+    /// Hand out a Raft node id no node ever had, for a node about to join.
+    AllocateNodeId,
 }
 
 /// What applying one command did.
@@ -103,4 +105,9 @@ pub enum Outcome {
     Expired,
     /// An expiry named a version that is no longer current: nothing changed.
     Stale,
+    /// A Raft node id was handed out.
+    NodeIdAllocated {
+        /// The id, larger than every id any node of the group ever had.
+        id: u64,
+    },
 }

@@ -21,6 +21,7 @@
 mod command;
 mod config;
 mod error;
+mod member;
 mod raft;
 mod record;
 mod state;
@@ -28,7 +29,10 @@ mod state;
 pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
-pub use raft::{DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatus, RaftTls};
+pub use member::RaftMember;
+pub use raft::{
+    join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatus, RaftTls,
+};
 pub use record::{ExpiryTarget, Key, Lease, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;
 pub use vigil_fencing::{FencingToken, InvalidMemberName, MemberName};

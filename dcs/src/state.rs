@@ -21,6 +21,9 @@ pub struct ClusterState {
     pub leader: Option<Lease>,
     /// Every other key.
     pub keys: BTreeMap<Key, Versioned>,
+    /// The largest Raft node id any member ever had or was handed out: ids are never reused.
+    #[serde(default)]
+    pub highest_node_id: u64,
 }
 
 impl ClusterState {
@@ -64,7 +67,16 @@ impl ClusterState {
                 Err(current) => Outcome::ConditionFailed { current },
             },
             Command::Expire(target) => self.expire(target),
+            Command::AllocateNodeId => {
+                self.highest_node_id += 1;
+                Outcome::NodeIdAllocated { id: self.highest_node_id }
+            }
         }
+    }
+
+    /// Records the node ids of a membership applied, so that none is handed out again.
+    pub(crate) fn saw_node_ids(&mut self, ids: impl IntoIterator<Item = u64>) {
+        self.highest_node_id = ids.into_iter().fold(self.highest_node_id, u64::max);
     }
 
     /// Everything that expires unless renewed, with its ttl: what the lessor must time.

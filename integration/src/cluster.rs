@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use vigil_dcs::{DcsConfig, DcsNode, NodeId, RaftSecurity, RaftTls};
+use vigil_dcs::{DcsConfig, DcsNode, NodeId, RaftMember, RaftSecurity, RaftTls};
 
 /// How long a test waits for elections, catch-up and the like.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -111,6 +111,22 @@ impl TestCluster {
     pub async fn start_new(&mut self, id: NodeId) -> SocketAddr {
         self.launch(id, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
         self.addrs[&id]
+    }
+
+    /// Starts a new, empty node that asks node `via` to join its group, under the id the group hands out;
+    /// returns that id. The node is a learner until promoted.
+    pub async fn join_new(&mut self, via: NodeId) -> NodeId {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let template = self.config(0);
+        let contacts = [self.addr(via).to_string()];
+        let (scope, namespace) = (&template.scope, &template.namespace);
+        let id =
+            vigil_dcs::join(&template.security, scope, namespace, &contacts, RaftMember::at(addr), PATIENCE)
+                .await
+                .expect("join");
+        self.launch(id, listener).await;
+        id
     }
 
     /// Stops every node.

@@ -3,7 +3,7 @@
 use serde_json::json;
 use std::time::Duration;
 use tokio::time::Instant;
-use vigil_dcs::{Condition, DcsConfig, DcsError, Key, MemberName, RaftSecurity};
+use vigil_dcs::{Condition, DcsConfig, DcsError, Key, MemberName, NodeId, RaftMember, RaftSecurity};
 use vigil_integration::cluster::{TestCluster, PATIENCE};
 use vigil_integration::{init_tracing, wait_for};
 
@@ -199,25 +199,70 @@ async fn initialize_runs_once_and_membership_grows_and_shrinks() {
     let again = cluster.node(2).initialize(cluster.members()).await;
     assert!(matches!(again, Err(DcsError::AlreadyInitialized { .. })), "{again:?}");
 
-    let addr = cluster.start_new(4).await;
-    cluster.node(1).add_learner(4, &addr.to_string()).await.expect("add learner");
-    cluster.node(2).add_voter(4).await.expect("promote to voter");
-    wait_for("node 4 to be a voter everywhere", PATIENCE, || async {
-        cluster.running().iter().all(|id| cluster.node(*id).raft_status().voters.contains(&4)).then_some(())
-    })
-    .await;
+    let joined = cluster.join_new(2).await;
+    assert_eq!(joined, 4, "the first id after the initial members'");
+    assert!(!cluster.node(1).raft_status().voters.contains(&4), "a new node joins as a learner");
+    let refused = cluster.node(1).promote(4, false).await;
+    assert!(matches!(refused, Err(DcsError::Refused(ref why)) if why.contains("4 voters")), "{refused:?}");
+    promote(&cluster, 4).await;
     let version =
         cluster.node(4).put(&Key::Sync, json!(["pg-a"]), Condition::Absent, None).await.expect("write");
     let state = cluster.node(3).read().await.expect("read");
     assert_eq!(state.keys[&Key::Sync].version, version);
 
-    cluster.node(4).remove_voter(1).await.expect("remove voter 1");
+    cluster.node(4).remove(1, false).await.expect("remove voter 1");
     wait_for("node 1 to leave the voters", PATIENCE, || async {
-        (!cluster.node(4).raft_status().voters.contains(&1)).then_some(())
+        (!cluster.node(4).raft_status().nodes.contains_key(&1)).then_some(())
     })
     .await;
     cluster.stop(1).await;
     cluster.node(3).put(&Key::Sync, json!(["pg-b"]), Condition::Always, None).await.expect("write without 1");
+
+    // Ids are never reused: node 4 removed, the next joiner gets 5.
+    cluster.node(2).remove(4, true).await.expect("remove node 4, leaving 2 voters");
+    cluster.stop(4).await;
+    assert_eq!(cluster.join_new(3).await, 5);
+    cluster.shutdown().await;
+}
+
+/// Promotes learner `id` once it has caught up.
+async fn promote(cluster: &TestCluster, id: NodeId) {
+    wait_for("the learner to become a voter", PATIENCE, || async {
+        cluster.node(id).promote(id, true).await.map_err(|e| tracing::info!("not yet: {e}")).ok()
+    })
+    .await;
+    wait_for("the new voter to be known everywhere", PATIENCE, || async {
+        cluster.running().iter().all(|n| cluster.node(*n).raft_status().voters.contains(&id)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_that_would_lose_quorum_is_refused_and_a_removed_node_stays_out() {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    let even = cluster.node(1).remove(3, false).await;
+    assert!(matches!(even, Err(DcsError::Refused(ref why)) if why.contains("2 voters")), "{even:?}");
+
+    cluster.stop(3).await;
+    let lost = cluster.node(1).remove(2, true).await;
+    let Err(DcsError::Refused(why)) = lost else { panic!("removal without quorum: {lost:?}") };
+    assert!(why.contains("would lose quorum") && why.contains("only 1 answer"), "{why}");
+    assert_eq!(cluster.node(2).raft_status().voters.len(), 3);
+
+    // Node 3 is removed while down; restarted from its data directory it cannot rejoin nor disturb the
+    // others' term.
+    cluster.node(1).remove(3, true).await.expect("remove the dead node");
+    let term = cluster.node(1).raft_status().term;
+    cluster.restart(3).await;
+    let rejoin = cluster
+        .node(3)
+        .describe(&[cluster.addr(1).to_string()], RaftMember::at(cluster.addr(3).to_string()))
+        .await;
+    assert!(matches!(rejoin, Err(DcsError::Refused(ref why)) if why.contains("cannot rejoin")), "{rejoin:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(cluster.node(1).raft_status().term, term, "the removed node's campaigns were refused");
+    cluster.node(2).put(&Key::Sync, json!(["pg-a"]), Condition::Always, None).await.expect("write");
     cluster.shutdown().await;
 }
 
@@ -228,22 +273,23 @@ async fn a_node_of_another_cluster_cannot_join() {
     let plain = |config: &mut DcsConfig| config.security = RaftSecurity::default();
     let a = TestCluster::start_with(3, plain).await;
     let mut b = TestCluster::start_with(1, plain).await;
-    let stranger = b.start_new(9).await.to_string();
-    b.node(1).add_learner(9, &stranger).await.expect("node 9 joins cluster b");
+    let stranger = b.join_new(1).await;
+    b.node(stranger).read().await.expect("the stranger reads through cluster b");
 
-    let joined = a.node(1).add_learner(9, &stranger).await;
+    let member = RaftMember::at(b.addr(stranger).to_string());
+    let joined = b.node(stranger).describe(&[a.addr(1).to_string()], member).await;
     let Err(DcsError::Refused(why)) = joined else {
-        panic!("a member of another cluster was added: {joined:?}")
+        panic!("a member of another cluster was let in: {joined:?}")
     };
-    assert!(why.contains("node 9 belongs to cluster test-"), "{why}");
-    assert!(!a.node(1).raft_status().nodes.contains_key(&9));
-    let taken = a.node(1).add_learner(2, &stranger).await;
+    assert!(why.contains("node 2 belongs to cluster test-"), "{why}");
+    assert!(!a.node(1).raft_status().nodes.values().any(|n| n.addr == b.addr(stranger).to_string()));
+    let taken = a.node(1).add_member(RaftMember::at(a.addr(2).to_string())).await;
     assert!(
-        matches!(taken, Err(DcsError::Invalid(ref why)) if why.contains("already a member")),
+        matches!(taken, Err(DcsError::Refused(ref why)) if why.contains("already the address of node 2")),
         "{taken:?}"
     );
     // The stranger still serves its own cluster.
-    b.node(9).read().await.expect("node 9 reads through cluster b");
+    b.node(stranger).read().await.expect("the stranger reads through cluster b");
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -252,12 +298,15 @@ async fn a_node_of_another_cluster_cannot_join() {
 async fn a_node_with_a_certificate_of_another_ca_cannot_join() {
     init_tracing();
     let a = TestCluster::start(1).await;
-    let mut b = TestCluster::start(1).await;
-    let stranger = b.start_new(9).await.to_string();
-    let joined = a.node(1).add_learner(9, &stranger).await;
-    let Err(DcsError::Invalid(why)) = joined else { panic!("a node of another CA was added: {joined:?}") };
-    assert!(why.contains("cannot reach node 9") && why.contains("invalid peer certificate"), "{why}");
-    assert!(!a.node(1).raft_status().nodes.contains_key(&9));
+    let b = TestCluster::start(1).await;
+    let security = b.config(9).security;
+    let contacts = [a.addr(1).to_string()];
+    let joiner = RaftMember::at("127.0.0.1:9");
+    let joined =
+        vigil_dcs::join(&security, "test", "/service/", &contacts, joiner, Duration::from_secs(1)).await;
+    let Err(DcsError::Refused(why)) = joined else { panic!("a node of another CA was let in: {joined:?}") };
+    assert!(why.contains("no member accepted the join"), "{why}");
+    assert_eq!(a.node(1).raft_status().nodes.len(), 1);
     a.shutdown().await;
     b.shutdown().await;
 }

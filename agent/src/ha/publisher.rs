@@ -269,6 +269,7 @@ mod tests {
             leader: Some(1),
             voters: [1, 2, 3].into(),
             nodes: BTreeMap::new(),
+            lag: BTreeMap::new(),
             last_applied: None,
             purged: None,
         };

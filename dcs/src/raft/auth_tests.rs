@@ -343,16 +343,3 @@ async fn a_snapshot_chunk_must_continue_the_stream_where_it_stopped() {
     assert_eq!(answer["Err"]["APIError"]["SnapshotMismatch"]["expect"]["offset"], 10, "{answer}");
     assert!(send(10, b"abc").await.get("Ok").is_some(), "the stream goes on where it stopped");
 }
-
-#[tokio::test]
-async fn a_learner_added_through_a_forwarded_write_is_asked_who_it_is_first() {
-    let node = start(password("right"), "127.0.0.2:9").await;
-    let before = raft_state(&node);
-    let client = password("right").client().unwrap();
-    let add =
-        crate::raft::forward::LeaderWrite::AddLearner { id: 3, node: crate::raft::Node::new("127.0.0.1:9") };
-    let answer = call(&client, &node, "/dcs/write", Some(body(header(&node, 2), add))).await.unwrap();
-    assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    assert!(error_of(&answer).contains("cannot reach node 3"), "{}", error_of(&answer));
-    assert_eq!(raft_state(&node), before);
-}

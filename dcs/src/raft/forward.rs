@@ -1,17 +1,18 @@
 //! Requests a follower hands to the Raft leader: writes, membership changes and read-index rounds.
 //!
-//! `POST /dcs/write` carries a [`LeaderWrite`], `POST /dcs/read-index` a [`ReadIndex`], both in an
-//! [`Envelope`] admitted like any Raft RPC. The answer is the JSON `Result` of the leader's openraft call
-//! (which may itself be `ForwardToLeader` when leadership moved), or `503` with `{"error": ...}` when the
-//! call did not finish within the leader's own operation timeout. A learner is added only after the
-//! leader itself asked it who it is ([`Identity::check_joiner`]), whoever forwarded the request.
+//! `POST /dcs/write` carries a [`LeaderWrite`], `POST /dcs/read-index` a [`ReadIndex`] and
+//! `POST /dcs/members` a [`MemberChange`], each in an [`Envelope`] admitted like any Raft RPC;
+//! `POST /dcs/join` carries a [`Join`] from a node that is not a member yet. The answer is the JSON `Result`
+//! of the leader's call (which may itself be `ForwardToLeader` when leadership moved), or `503` with
+//! `{"error": ...}` when the call did not finish within the leader's own operation timeout.
 
 use super::auth::PeerClient;
-use super::identity::{Envelope, Identity};
-use super::network::{self, accept, Admit, Peer, RpcState};
+use super::identity::{Envelope, Identity, RpcHeader};
+use super::membership::{Join, MemberChange};
+use super::network::{accept, Admit, Peer, RpcState};
 use super::op_timeout::OpTimeout;
 use super::refusal::refuse;
-use super::{ClientWriteError, Node, NodeId, Raft, RaftError, TypeConfig};
+use super::{ClientWriteError, Node, Raft, RaftError, TypeConfig};
 use crate::command::Command;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -21,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use openraft::raft::ClientWriteResponse;
-use openraft::ChangeMembers;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -33,15 +33,6 @@ use tokio::time::Instant;
 pub(crate) enum LeaderWrite {
     /// Replicate a command.
     Command(Command),
-    /// Add a learner (without waiting for it to catch up).
-    AddLearner {
-        /// Its id.
-        id: NodeId,
-        /// Its address.
-        node: Node,
-    },
-    /// Change the voters.
-    ChangeMembership(ChangeMembers<NodeId, Node>),
 }
 
 /// The result of a [`LeaderWrite`].
@@ -52,8 +43,6 @@ impl LeaderWrite {
     pub(crate) async fn run(self, raft: &Raft) -> WriteResult {
         match self {
             LeaderWrite::Command(command) => raft.client_write(command).await,
-            LeaderWrite::AddLearner { id, node } => raft.add_learner(id, node, false).await,
-            LeaderWrite::ChangeMembership(changes) => raft.change_membership(changes, false).await,
         }
     }
 }
@@ -94,6 +83,8 @@ pub(crate) fn routes(
     Router::new()
         .route(LeaderWrite::PATH, post(write))
         .route(ReadIndex::PATH, post(read_index))
+        .route(MemberChange::PATH, post(change_members))
+        .route(Join::PATH, post(join))
         .with_state(ForwardState { rpc: RpcState { raft, identity }, client, op_timeout })
 }
 
@@ -102,16 +93,9 @@ async fn write(
     peer: Peer,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (raft, identity, client) = (state.rpc.raft.clone(), state.rpc.identity.clone(), state.client.clone());
-    let timeout = state.op_timeout.get();
-    serve(state, peer, body, "write", |request: LeaderWrite| async move {
-        if let LeaderWrite::AddLearner { id, node } = &request {
-            let joiner = network::node_at(&client, *id, &node.addr, timeout).await;
-            if let Err(e) = joiner.and_then(|joiner| identity.check_joiner(&joiner)) {
-                return Err(e.to_string());
-            }
-        }
-        Ok(request.run(&raft).await)
+    let raft = state.rpc.raft.clone();
+    serve(state, peer, body, "write", Admit::Member, |e: Envelope<LeaderWrite>| async move {
+        e.rpc.run(&raft).await
     })
     .await
 }
@@ -122,31 +106,61 @@ async fn read_index(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let raft = state.rpc.raft.clone();
-    serve(state, peer, body, "read-index", |_: ReadIndex| async move { Ok(raft.ensure_linearizable().await) })
-        .await
+    serve(state, peer, body, "read-index", Admit::Member, |_: Envelope<ReadIndex>| async move {
+        raft.ensure_linearizable().await
+    })
+    .await
 }
 
+async fn change_members(
+    State(state): State<ForwardState>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (raft, client) = (state.rpc.raft.clone(), state.client.clone());
+    serve(state, peer, body, "membership change", Admit::Member, |e: Envelope<MemberChange>| async move {
+        e.rpc.run(&raft, &client).await
+    })
+    .await
+}
+
+/// A node asking to join has no cluster id nor membership yet: it is admitted by namespace, scope and
+/// cluster id alone ([`Identity::check_joiner`]), besides the password or certificate every route asks.
+async fn join(
+    State(state): State<ForwardState>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (raft, identity) = (state.rpc.raft.clone(), state.rpc.identity.clone());
+    serve(state, peer, body, "join", Admit::Joiner, |e: Envelope<Join>| async move {
+        e.rpc.run(&raft, &e.header, &identity).await
+    })
+    .await
+}
+
+/// Admits a `kind` request and answers with the JSON of `call`'s result, or 503 when it did not
+/// complete within the operation timeout.
 async fn serve<Req, T, F, Fut>(
     state: ForwardState,
     peer: Peer,
     body: Result<Bytes, BytesRejection>,
     kind: &str,
+    admit: Admit,
     call: F,
 ) -> Response
 where
     Req: DeserializeOwned,
     T: Serialize,
-    F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = Result<T, String>>,
+    F: FnOnce(Envelope<Req>) -> Fut,
+    Fut: Future<Output = T>,
 {
-    let envelope: Envelope<Req> = match accept(&state.rpc, peer, body, kind, Admit::Member).await {
+    let envelope: Envelope<Req> = match accept(&state.rpc, peer, body, kind, admit).await {
         Ok(envelope) => envelope,
         Err(refusal) => return refusal,
     };
     let timeout = state.op_timeout.get();
-    match tokio::time::timeout(timeout, call(envelope.rpc)).await {
-        Ok(Ok(result)) => Json(result).into_response(),
-        Ok(Err(why)) => refuse(StatusCode::FORBIDDEN, why),
+    match tokio::time::timeout(timeout, call(envelope)).await {
+        Ok(result) => Json(result).into_response(),
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{kind} did not complete within {timeout:?}: no quorum"),
@@ -154,23 +168,45 @@ where
     }
 }
 
-/// Sends `request` to the node `leader`, answering by `deadline`. An `Err` is a transport failure or a
-/// refusal (the caller retries); `Ok` holds the leader's own result.
+/// Why a forwarded request got no answer from the leader's call.
+#[derive(Debug)]
+pub(crate) enum CallFailure {
+    /// No answer: the node is down, unreachable or too slow, or answered something unreadable.
+    Unanswered(String),
+    /// The node refused the sender (wrong cluster, scope, password or certificate; not a member).
+    Refused(String),
+}
+
+impl std::fmt::Display for CallFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallFailure::Unanswered(why) | CallFailure::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Sends `request` to the node `leader` as `header` says, answering by `deadline`. `Ok` holds the
+/// leader's own result.
 pub(crate) async fn call<Req: Forwarded, T: DeserializeOwned>(
     client: &PeerClient,
-    identity: &Identity,
+    header: RpcHeader,
     leader: &Node,
     request: &Req,
     deadline: Instant,
-) -> Result<T, String> {
-    let envelope = Envelope { header: identity.header(), rpc: request };
+) -> Result<T, CallFailure> {
+    let envelope = Envelope { header, rpc: request };
     let url = client.url(&leader.addr, Req::PATH);
-    let body = serde_json::to_vec(&envelope).map_err(|e| format!("{url}: {e}"))?;
+    let unanswered = |e: &dyn std::fmt::Display| CallFailure::Unanswered(format!("{url}: {e}"));
+    let body = serde_json::to_vec(&envelope).map_err(|e| unanswered(&e))?;
     let timeout = deadline.saturating_duration_since(Instant::now());
     let answer =
-        client.call(&leader.addr, Req::PATH, Some(body), timeout).await.map_err(|e| format!("{url}: {e}"))?;
-    if !answer.status.is_success() {
-        return Err(format!("{url}: {}: {}", answer.status, String::from_utf8_lossy(&answer.body)));
+        client.call(&leader.addr, Req::PATH, Some(body), timeout).await.map_err(|e| unanswered(&e))?;
+    let why = || format!("{url}: {}: {}", answer.status, String::from_utf8_lossy(&answer.body));
+    if answer.status.is_client_error() {
+        return Err(CallFailure::Refused(why()));
     }
-    serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: unreadable answer: {e}"))
+    if !answer.status.is_success() {
+        return Err(CallFailure::Unanswered(why()));
+    }
+    serde_json::from_slice(&answer.body).map_err(|e| unanswered(&format!("unreadable answer: {e}")))
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::RwLock;
 
 const CLUSTER_ID_META: &str = "cluster_id";
+const NODE_ID_META: &str = "node_id";
 
 /// Sent with every Raft RPC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,16 +50,35 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// Loads the cluster id kept in `storage`, if any.
+    /// Loads the cluster id kept in `storage`, if any, and checks that the node id it keeps is `node_id`
+    /// (keeping it on a first start): a data directory serves one node id for good.
     pub(crate) async fn load(
         node_id: NodeId,
         scope: String,
         namespace: String,
         storage: Storage,
     ) -> Result<Self, DcsError> {
+        match Self::stored_node_id(&storage).await? {
+            Some(stored) if stored != node_id => {
+                return Err(DcsError::Invalid(format!(
+                    "the Raft data directory holds the log of node {stored}, not of node {node_id}"
+                )))
+            }
+            Some(_) => {}
+            None => storage.write_meta(NODE_ID_META, node_id.to_string().as_bytes()).await?,
+        }
         let stored = storage.read_meta(CLUSTER_ID_META).await?;
         let cluster_id = stored.map(|b| String::from_utf8_lossy(&b).into_owned());
         Ok(Identity { node_id, scope, namespace, cluster_id: RwLock::new(cluster_id), storage })
+    }
+
+    /// The node id kept in `storage`, if any.
+    pub(crate) async fn stored_node_id(storage: &Storage) -> Result<Option<NodeId>, DcsError> {
+        let Some(bytes) = storage.read_meta(NODE_ID_META).await? else { return Ok(None) };
+        let text = String::from_utf8_lossy(&bytes);
+        text.parse()
+            .map(Some)
+            .map_err(|_| DcsError::Storage(format!("stored node id {text:?} is not a number")))
     }
 
     /// This node's Raft id.

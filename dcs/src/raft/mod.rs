@@ -6,6 +6,7 @@ mod forward;
 mod identity;
 mod lessor;
 mod log_store;
+mod membership;
 mod network;
 mod node;
 mod op_timeout;
@@ -15,7 +16,7 @@ mod state_machine;
 mod storage;
 
 pub use auth::{RaftSecurity, RaftTls};
-pub use node::{DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
+pub use node::{join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
 
 use crate::command::{Command, Outcome};
 use std::io::Cursor;
@@ -27,14 +28,15 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Command,
         R = Outcome,
+        Node = crate::RaftMember,
 );
 
 /// A Raft node id. Never reused within a cluster.
 pub type NodeId = u64;
 /// The Raft handle.
 pub(crate) type Raft = openraft::Raft<TypeConfig>;
-/// What membership records about each node: its Raft RPC address (`host:port`).
-pub(crate) type Node = openraft::BasicNode;
+/// What membership records about each node.
+pub(crate) type Node = crate::RaftMember;
 /// openraft's error of an API call, with the call's own error type `E`.
 pub(crate) type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
 /// The error of a write or membership change.

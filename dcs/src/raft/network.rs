@@ -174,6 +174,8 @@ pub(crate) enum Admit {
     /// Only a voter or learner of this node's membership (or anyone while this node has none yet): a
     /// removed node cannot disrupt the group by campaigning or forwarding requests.
     Member,
+    /// A node asking to join: no cluster id nor membership yet, but no other cluster's either.
+    Joiner,
 }
 
 /// The routes serving this node's Raft RPCs.
@@ -207,22 +209,6 @@ pub(crate) async fn identity_at(
         return Err(format!("{url}: {}", refusal_message(answer.status, &answer.body)));
     }
     serde_json::from_slice(&answer.body).map_err(|e| format!("{url}: unreadable answer: {e}"))
-}
-
-/// Asks the node at `addr` who it is, and checks that it is node `id`.
-pub(crate) async fn node_at(
-    client: &PeerClient,
-    id: NodeId,
-    addr: &str,
-    timeout: std::time::Duration,
-) -> Result<RpcHeader, DcsError> {
-    let node = identity_at(client, addr, timeout)
-        .await
-        .map_err(|e| DcsError::Invalid(format!("cannot reach node {id}: {e}")))?;
-    if node.from != id {
-        return Err(DcsError::Invalid(format!("the node at {addr} has id {}, not {id}", node.from)));
-    }
-    Ok(node)
 }
 
 /// The client certificate of the request, if it came over TLS with one.
@@ -290,7 +276,11 @@ pub(crate) async fn accept<Req: DeserializeOwned>(
         auth::check_certificate(&cert, from, addr.as_deref())
             .map_err(|m| refuse(StatusCode::FORBIDDEN, m))?;
     }
-    match state.identity.admit(&envelope.header).await {
+    let admitted = match admit {
+        Admit::Joiner => state.identity.check_joiner(&envelope.header),
+        Admit::Cluster | Admit::Member => state.identity.admit(&envelope.header).await,
+    };
+    match admitted {
         Ok(()) => {}
         Err(e @ DcsError::Refused(_)) => return Err(refuse(StatusCode::FORBIDDEN, e.to_string())),
         Err(e) => return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
@@ -328,7 +318,8 @@ mod tests {
     use crate::raft::log_store::LogStore;
     use crate::raft::state_machine::StateMachineStore;
     use crate::raft::storage::Storage;
-    use openraft::{BasicNode, Vote};
+    use crate::RaftMember as BasicNode;
+    use openraft::Vote;
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::time::Duration;
@@ -395,7 +386,7 @@ mod tests {
         let node = start_node(1).await;
         node.identity.set_cluster_id(CLUSTER).await.unwrap();
         let members =
-            BTreeMap::from([(1, BasicNode::new(node.addr.to_string())), (2, BasicNode::new("127.0.0.1:9"))]);
+            BTreeMap::from([(1, BasicNode::at(node.addr.to_string())), (2, BasicNode::at("127.0.0.1:9"))]);
         node.raft.initialize(members).await.unwrap();
         node.raft
             .wait(Some(Duration::from_secs(5)))
@@ -526,7 +517,7 @@ mod tests {
 
     async fn connect(sender: Arc<Identity>, target: NodeId, addr: String) -> HttpConnection {
         HttpNetwork::new(crate::RaftSecurity::default().client().unwrap(), sender)
-            .new_client(target, &BasicNode::new(addr))
+            .new_client(target, &BasicNode::at(addr))
             .await
     }
 

@@ -6,10 +6,11 @@
 //! quorum answers by then it fails with [`DcsError::NoQuorum`] and never hangs.
 
 use super::auth::{self, Mac, PeerClient};
-use super::forward::{self, Forwarded, LeaderWrite, ReadIndex};
+use super::forward::{self, CallFailure, Forwarded, LeaderWrite, ReadIndex};
 use super::identity::{Identity, RpcHeader};
 use super::lessor::Lessor;
 use super::log_store::LogStore;
+use super::membership::{Join, MemberChange};
 use super::network::{self, HttpNetwork};
 use super::op_timeout::OpTimeout;
 use super::state_machine::StateMachineStore;
@@ -18,10 +19,11 @@ use super::{ClientWriteError, Node, NodeId, Raft, RaftError};
 use crate::command::{Command, Condition, Outcome};
 use crate::config::DcsConfig;
 use crate::error::DcsError;
+use crate::member::RaftMember;
 use crate::record::{Key, Lease, Revision};
 use crate::state::ClusterState;
 use openraft::error::{ChangeMembershipError, CheckIsLeaderError, Fatal, ForwardToLeader};
-use openraft::{ChangeMembers, SnapshotPolicy, TryAsRef};
+use openraft::{SnapshotPolicy, TryAsRef};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Debug, Display};
@@ -62,8 +64,10 @@ pub struct RaftStatus {
     pub leader: Option<NodeId>,
     /// The voters of the current membership.
     pub voters: BTreeSet<NodeId>,
-    /// Every member (voters and learners) with its Raft address.
-    pub nodes: BTreeMap<NodeId, String>,
+    /// Every member (voters and learners): its Raft address, name and whether it is a witness.
+    pub nodes: BTreeMap<NodeId, RaftMember>,
+    /// On the Raft leader only: how many log entries each other member is behind it.
+    pub lag: BTreeMap<NodeId, u64>,
     /// The index of the last entry applied here.
     pub last_applied: Option<u64>,
     /// The index of the last entry purged from the log (covered by a snapshot).
@@ -187,7 +191,7 @@ impl DcsNode {
         // The id goes to disk first: a crash before `initialize` leaves a node that may retry with the same
         // members, never one that belongs to a group without knowing it.
         self.identity.set_cluster_id(&cluster_id).await?;
-        let nodes: BTreeMap<NodeId, Node> = members.iter().map(|(id, addr)| (*id, Node::new(addr))).collect();
+        let nodes: BTreeMap<NodeId, Node> = members.iter().map(|(id, addr)| (*id, Node::at(addr))).collect();
         self.raft.initialize(nodes).await.map_err(|e| match e {
             RaftError::APIError(_) => DcsError::AlreadyInitialized { cluster_id: cluster_id.clone() },
             RaftError::Fatal(f) => fatal(f),
@@ -219,48 +223,38 @@ impl DcsNode {
         }
     }
 
-    /// Adds a node as a learner (it replicates but does not vote). The node must answer at `addr` with the
-    /// id `id` and belong to no other cluster or scope; it counts as added once it has accepted this
-    /// cluster's log, and is removed again if it does not within the operation timeout.
-    pub async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), DcsError> {
-        if self.raft_status().nodes.contains_key(&id) {
-            return Err(DcsError::Invalid(format!("node id {id} is already a member; ids are never reused")));
-        }
-        self.identity.check_joiner(&self.identity_of(id, addr).await?)?;
-        let request = LeaderWrite::AddLearner { id, node: Node::new(addr) };
-        self.leader_call("add learner", &request, || request.clone().run(&self.raft)).await?;
-        let timeout = self.op_timeout.get();
-        let deadline = super::instant_after(Instant::now(), timeout);
-        loop {
-            let joiner = self.identity_of(id, addr).await;
-            if joiner.is_ok_and(|j| j.cluster_id.is_some() && j.cluster_id == self.identity.cluster_id()) {
-                tracing::info!(node_id = id, addr, "raft learner added");
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let undo = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
-                self.change_membership("remove the refused learner", undo).await?;
-                return Err(DcsError::Refused(format!(
-                    "node {id} at {addr} did not accept this cluster's log within {timeout:?}; it was removed again"
-                )));
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
+    /// Adds a node by address before it runs (`vigil members add`): it gets a new id, never used before,
+    /// and joins as a learner when it starts with that address. Returns the id.
+    pub async fn add_member(&self, node: RaftMember) -> Result<NodeId, DcsError> {
+        self.change_members("add member", MemberChange::Add { node }).await
     }
 
-    /// Asks the node at `addr` who it is, and checks that it is node `id`.
-    async fn identity_of(&self, id: NodeId, addr: &str) -> Result<RpcHeader, DcsError> {
-        network::node_at(&self.client, id, addr, self.op_timeout.get()).await
+    /// Makes learner `id` a voter once it has caught up with the leader; refused before then, and, without
+    /// `force`, when the voters would be an even number.
+    pub async fn promote(&self, id: NodeId, force: bool) -> Result<(), DcsError> {
+        self.change_members("promote member", MemberChange::Promote { id, force }).await.map(|_| ())
     }
 
-    /// Promotes a learner to voter.
-    pub async fn add_voter(&self, id: NodeId) -> Result<(), DcsError> {
-        self.change_membership("add voter", ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
+    /// Removes node `id` from the group (voter or learner). Refused when the voters left could not form a
+    /// quorum of those that answer, and, without `force`, when they would be an even number.
+    pub async fn remove(&self, id: NodeId, force: bool) -> Result<(), DcsError> {
+        self.change_members("remove member", MemberChange::Remove { id, force }).await.map(|_| ())
     }
 
-    /// Removes a voter from the group (it stops replicating to it).
-    pub async fn remove_voter(&self, id: NodeId) -> Result<(), DcsError> {
-        self.change_membership("remove voter", ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await
+    /// Records this node's address, name and role in the membership, through any of `contacts` (Raft
+    /// addresses of members) or the leader this node knows: a member that moved to a new address is
+    /// found there again.
+    pub async fn describe(&self, contacts: &[String], node: RaftMember) -> Result<(), DcsError> {
+        let join = Join { node, id: Some(self.identity.node_id()) };
+        let deadline = super::instant_after(Instant::now(), self.op_timeout.get());
+        let mut contacts: Vec<String> = contacts.to_vec();
+        contacts.extend(self.raft_status().leader.and_then(|id| network::member_addr(&self.raft, id)));
+        join_via(&self.client, self.identity.header(), &contacts, &join, deadline).await.map(|_| ())
+    }
+
+    async fn change_members(&self, op: &'static str, change: MemberChange) -> Result<NodeId, DcsError> {
+        let run = || change.clone().run(&self.raft, &self.client);
+        self.leader_call(op, &change, run).await?.map_err(DcsError::Refused)
     }
 
     /// Takes the leader lease if it is free; a repeat by the holder renews it and returns its token.
@@ -378,7 +372,8 @@ impl DcsNode {
             term: m.current_term,
             leader: m.current_leader,
             voters: membership.voter_ids().collect(),
-            nodes: membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect(),
+            nodes: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+            lag: super::membership::replication_lag(&m),
             last_applied: m.last_applied.map(|id| id.index),
             purged: m.purged.map(|id| id.index),
         }
@@ -391,17 +386,6 @@ impl DcsNode {
             tracing::warn!(error = %e, "raft core did not stop cleanly");
         }
         tracing::info!(node_id = self.identity.node_id(), "store node stopped");
-    }
-
-    async fn change_membership(
-        &self,
-        op: &'static str,
-        changes: ChangeMembers<NodeId, Node>,
-    ) -> Result<(), DcsError> {
-        let request = LeaderWrite::ChangeMembership(changes.clone());
-        self.leader_call(op, &request, || request.clone().run(&self.raft)).await?;
-        tracing::info!(?changes, "raft membership changed");
-        Ok(())
     }
 
     async fn write(&self, op: &'static str, command: Command) -> Result<Outcome, DcsError> {
@@ -434,7 +418,7 @@ impl DcsNode {
                     None => local().await,
                     Some(node) => match forward::call::<_, Result<T, RaftError<E>>>(
                         &self.client,
-                        &self.identity,
+                        self.identity.header(),
                         node,
                         request,
                         deadline,
@@ -505,7 +489,8 @@ impl LeaderWatch {
 }
 
 /// An openraft API error that may clear by itself, so the call is repeated until its deadline.
-trait Transient {
+pub(super) trait Transient {
+    /// Whether it may clear by itself.
     fn is_transient(&self) -> bool;
 }
 
@@ -586,4 +571,71 @@ fn cluster_id(scope: &str, members: &BTreeMap<NodeId, String>) -> String {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{scope}-{hash:016x}")
+}
+
+/// The Raft node id kept in the data directory `data_dir`, if a node ran there before.
+pub async fn stored_node_id(data_dir: &std::path::Path) -> Result<Option<NodeId>, DcsError> {
+    if !data_dir.exists() {
+        return Ok(None);
+    }
+    Identity::stored_node_id(&Storage::open(data_dir).await?).await
+}
+
+/// Asks the group that any of `contacts` (members' Raft addresses) belongs to for a node id, for a new
+/// node `node` of `scope` in `namespace` about to start: the group hands out an id never used before and
+/// adds the node as a learner under it (or returns the id an operator added its address with). Tries
+/// until `timeout`; a refusal is final.
+pub async fn join(
+    security: &crate::RaftSecurity,
+    scope: &str,
+    namespace: &str,
+    contacts: &[String],
+    node: RaftMember,
+    timeout: Duration,
+) -> Result<NodeId, DcsError> {
+    let client = security.client()?;
+    let header =
+        RpcHeader { scope: scope.to_owned(), namespace: namespace.to_owned(), cluster_id: None, from: 0 };
+    let deadline = super::instant_after(Instant::now(), timeout);
+    join_via(&client, header, contacts, &Join { node, id: None }, deadline).await
+}
+
+/// Sends `join` to each of `contacts` in turn, following the leader hints, until one answers or `deadline`.
+async fn join_via(
+    client: &PeerClient,
+    header: RpcHeader,
+    contacts: &[String],
+    join: &Join,
+    deadline: Instant,
+) -> Result<NodeId, DcsError> {
+    let mut last_error = String::from("no member to ask");
+    let mut hint: Option<Node> = None;
+    while Instant::now() < deadline {
+        let targets: Vec<Node> = hint.take().into_iter().chain(contacts.iter().map(RaftMember::at)).collect();
+        for target in &targets {
+            let answer = forward::call::<_, super::membership::ChangeResult>(
+                client,
+                header.clone(),
+                target,
+                join,
+                deadline,
+            )
+            .await;
+            match answer {
+                Ok(Ok(Ok(id))) => return Ok(id),
+                Ok(Ok(Err(why))) => return Err(DcsError::Refused(why)),
+                Ok(Err(e)) => {
+                    last_error = format!("{}: {e}", target.addr);
+                    if let Some(leader) = e.forward_to_leader().and_then(|f| f.leader_node.clone()) {
+                        hint = Some(leader);
+                        break;
+                    }
+                }
+                Err(CallFailure::Refused(why)) => return Err(DcsError::Refused(why)),
+                Err(CallFailure::Unanswered(why)) => last_error = why,
+            }
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    Err(DcsError::Refused(format!("no member accepted the join in time: {last_error}")))
 }

@@ -58,6 +58,7 @@ impl Applied {
             // reads this one. They leave the state (and its revision) untouched.
             EntryPayload::Blank => Outcome::Stale,
             EntryPayload::Membership(membership) => {
+                self.state.saw_node_ids(membership.nodes().map(|(id, _)| *id));
                 self.last_membership = StoredMembership::new(Some(entry.log_id), membership);
                 Outcome::Stale
             }

@@ -267,7 +267,8 @@ where
 pub(super) mod testing {
     use crate::command::Command;
     use crate::raft::{NodeId, TypeConfig};
-    use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
+    use crate::RaftMember as BasicNode;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
     use std::collections::{BTreeMap, BTreeSet};
 
     /// The log id at `index` of a leader elected in `term` (node 1).
@@ -294,7 +295,7 @@ pub(super) mod testing {
     pub(crate) fn members(voters: &[NodeId]) -> Membership<NodeId, BasicNode> {
         let ids: BTreeSet<NodeId> = voters.iter().copied().collect();
         let nodes: BTreeMap<NodeId, BasicNode> =
-            voters.iter().map(|id| (*id, BasicNode::new(format!("10.0.0.{id}:7100")))).collect();
+            voters.iter().map(|id| (*id, BasicNode::at(format!("10.0.0.{id}:7100")))).collect();
         Membership::new(vec![ids], nodes)
     }
 }
