@@ -8,11 +8,12 @@ use crate::db::{Database, Engine};
 use crate::ha::{identity_tags, Agent, Commands, Identity, LocalCommand, RoleGuard};
 use crate::kubernetes::{spawn_labeler, PodLabels};
 use crate::management::AgentManagement;
+use crate::raft_entry;
 use crate::status::SharedStatus;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use vigil_dcs::{DcsConfig, DcsNode};
+use vigil_dcs::DcsNode;
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
 /// from starting.
@@ -32,11 +33,10 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         );
     }
 
-    let mut dcs_config = DcsConfig::new(config.raft_node_id(), config.scope.clone(), &config.raft.data_dir);
-    dcs_config.namespace = config.namespace.clone();
+    let entry = raft_entry::enter(&config).await?;
+    let mut dcs_config = raft_entry::dcs_config(&config, &entry);
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
     dcs_config.op_timeout = dynamic.retry_timeout;
-    dcs_config.security = config.raft_security();
     warn_if_unauthenticated(&config);
     let raft_addr = config.raft.bind_addr.as_ref().unwrap_or(&config.raft.self_addr).to_string();
     // The files were read when the configuration was; read again here, they may have changed since.
@@ -50,18 +50,19 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
 
     let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
     let raft_server = tokio::spawn(vigil_api::tls::serve(raft_listener, dcs.router(), dcs.tls()));
-    dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
+    if let raft_entry::Entry::Initial(_) | raft_entry::Entry::Known(_) = entry {
+        dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
+    }
+    let settler = {
+        let (dcs, config) = (dcs.clone(), config.clone());
+        tokio::spawn(async move { raft_entry::settle(dcs, &config).await })
+    };
 
     let status = Arc::new(SharedStatus::default());
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
-    let lifeline = |engine: Engine| {
-        Lifeline::spawn(engine, config.engine().data_dir())
-            .map_err(|e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"))
-            .ok()
-    };
     let mariadb = MariaDbSettings::from_config(&config)
-        .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline(Engine::Mariadb))));
+        .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline(&config, Engine::Mariadb))));
     let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
     let mut api = vigil_api::auth::require_credentials(api, config.restapi.credentials());
     if let (Some(db), Some(my)) = (&mariadb, &config.mysql) {
@@ -77,25 +78,35 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let pods = PodLabels::from_config(&config)?.map(Arc::new);
     let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));
-    let agent = AgentParts {
-        identity: identity(&config, config_path),
-        dcs: dcs.clone(),
-        status,
-        config: &config,
-        pods,
-    };
     match config.engine() {
-        EngineConfig::Postgresql(_) => {
-            let settings = PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
-            let db = Postgres::new(settings).with_lifeline(lifeline(Engine::Postgresql));
-            agent.run(Arc::new(db), command_queue).await;
+        None => {
+            let who = (config.scope.as_str(), config.name.as_str());
+            crate::witness::run(status, who, command_queue, stop_signal()).await;
         }
-        EngineConfig::Mysql(_) => {
-            let db = mariadb.ok_or("no mysql section")?;
-            agent.run(db, command_queue).await;
+        Some(engine) => {
+            let agent = AgentParts {
+                identity: identity(&config, engine, config_path),
+                dcs: dcs.clone(),
+                status,
+                config: &config,
+                pods,
+            };
+            match engine {
+                EngineConfig::Postgresql(_) => {
+                    let settings =
+                        PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
+                    let db = Postgres::new(settings).with_lifeline(lifeline(&config, Engine::Postgresql));
+                    agent.run(Arc::new(db), command_queue).await;
+                }
+                EngineConfig::Mysql(_) => {
+                    let db = mariadb.ok_or("no mysql section")?;
+                    agent.run(db, command_queue).await;
+                }
+            }
         }
     }
 
+    settler.abort();
     hangups.abort();
     labeler.into_iter().for_each(|task| task.abort());
     for server in [api_server, raft_server] {
@@ -133,18 +144,28 @@ impl AgentParts<'_> {
     }
 }
 
-fn identity(config: &Config, config_path: &Path) -> Identity {
+/// The database's lifeline: it stops the server if this agent dies.
+fn lifeline(config: &Config, engine: Engine) -> Option<Lifeline> {
+    let data_dir = config.engine()?.data_dir();
+    Lifeline::spawn(engine, data_dir)
+        .map_err(
+            |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
+        )
+        .ok()
+}
+
+fn identity(config: &Config, engine: EngineConfig<'_>, config_path: &Path) -> Identity {
     Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
         api_url: format!("{}://{}/patroni", config.api_scheme(), config.restapi.connect_address),
-        db_host: config.engine().connect_address().host.clone(),
-        db_port: config.engine().connect_address().port,
+        db_host: engine.connect_address().host.clone(),
+        db_port: engine.connect_address().port,
         tags: identity_tags(config),
         can_fail_over: config.tags.can_fail_over(),
         failover_priority: config.tags.failover_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
-        parameters: config.engine().parameters().clone(),
+        parameters: engine.parameters().clone(),
         use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),

@@ -30,4 +30,6 @@ pub mod kubernetes;
 pub mod management;
 pub mod member;
 pub mod os_user;
+pub mod raft_entry;
 pub mod status;
+pub mod witness;

@@ -14,13 +14,15 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, schedule_for_request, ApiError, BoxFuture, Cluster, HistoryEntry, Management,
-    ReinitializeRequest, RestartRequest, SwitchoverRequest,
+    merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, HistoryEntry,
+    Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest, SwitchoverRequest,
 };
+use vigil_dcs::RaftMember;
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
 
 mod answers;
 mod members;
+mod raft_members;
 
 /// How long a switchover call waits for the lease to move.
 const SWITCHOVER_WAIT: Duration = Duration::from_secs(30);
@@ -46,12 +48,14 @@ impl AgentManagement {
 
     async fn cluster_answer(&self) -> Result<Cluster, ApiError> {
         let state = self.read().await?;
-        Ok(answers::cluster(
+        let mut cluster = answers::cluster(
             &self.scope,
             &cluster_view(&state),
             &member_records(&state),
             &self.dynamic(&state),
-        ))
+        );
+        cluster.members.extend(answers::witnesses(&self.dcs.raft_status()));
+        Ok(cluster)
     }
 
     fn dynamic(&self, state: &ClusterState) -> DynamicConfig {
@@ -323,6 +327,38 @@ impl Management for AgentManagement {
 
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>> {
         Box::pin(self.commands.call(LocalCommand::Reinitialize(request)))
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<RaftMemberInfo>, ApiError>> {
+        Box::pin(async move { Ok(raft_members::list(&self.dcs.raft_status())) })
+    }
+
+    fn add_member(&self, request: AddMemberRequest) -> BoxFuture<'_, Result<RaftMemberInfo, ApiError>> {
+        Box::pin(async move {
+            let node = RaftMember::at(request.raft_addr);
+            let id = self.dcs.add_member(node.clone()).await.map_err(raft_members::change_error)?;
+            tracing::info!(node_id = id, %node, "member added through the API: it joins as a learner when it starts");
+            Ok(raft_members::info(&self.dcs.raft_status(), id, &node))
+        })
+    }
+
+    fn promote_member(&self, request: MemberRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async move {
+            let id = raft_members::find(&self.dcs.raft_status(), &request.member)?;
+            self.dcs.promote(id, request.force).await.map_err(raft_members::change_error)?;
+            Ok(format!("node {id} ({}) is a voter", request.member))
+        })
+    }
+
+    fn remove_member(&self, request: MemberRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async move {
+            let raft = self.dcs.raft_status();
+            let id = raft_members::find(&raft, &request.member)?;
+            raft_members::not_the_primary(&*self.read().await?, &raft.nodes[&id])?;
+            self.dcs.remove(id, request.force).await.map_err(raft_members::change_error)?;
+            tracing::info!(node_id = id, member = %request.member, force = request.force, "member removed through the API");
+            Ok(format!("node {id} ({}) was removed from the Raft group", request.member))
+        })
     }
 
     fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {

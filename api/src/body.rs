@@ -4,9 +4,12 @@
 //! request changes nothing.
 //!
 //! The readers ([`config_patch`], [`switchover_request`], [`restart_request`], [`reinitialize_request`],
-//! [`no_parameters`]) are what the server runs, so tests can feed them any bytes.
+//! [`add_member_request`], [`member_request`], [`no_parameters`]) are what the server runs, so tests can feed them any bytes.
 
-use crate::{schedule_for_request, ApiError, ReinitializeRequest, RestartRequest, SwitchoverRequest};
+use crate::{
+    schedule_for_request, AddMemberRequest, ApiError, MemberRequest, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
+};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -58,6 +61,24 @@ pub fn restart_request(body: &[u8], now: SystemTime) -> Result<RestartRequest, A
 /// `POST /reinitialize`: an empty body takes the defaults.
 pub fn reinitialize_request(body: &[u8]) -> Result<ReinitializeRequest, ApiError> {
     typed(body, true)
+}
+
+/// `POST /members`: the new node's Raft address, `host:port`.
+pub fn add_member_request(body: &[u8]) -> Result<AddMemberRequest, ApiError> {
+    let request: AddMemberRequest = typed(body, false)?;
+    match request.raft_addr.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => Ok(request),
+        _ => Err(ApiError::new(400, format!("raft_addr {:?} is not host:port", request.raft_addr))),
+    }
+}
+
+/// `POST /members/promote` and `DELETE /members`.
+pub fn member_request(body: &[u8]) -> Result<MemberRequest, ApiError> {
+    let request: MemberRequest = typed(body, false)?;
+    if request.member.trim().is_empty() {
+        return Err(ApiError::new(400, "member is empty: give a member's name, node id or Raft address"));
+    }
+    Ok(request)
 }
 
 /// The routes that take no parameters (`DELETE /switchover`, `DELETE /restart`, `POST /reload`): an

@@ -14,6 +14,7 @@ pub mod client;
 mod cluster;
 mod health;
 mod management;
+mod members;
 pub mod metrics;
 mod openapi;
 pub mod pki;
@@ -32,6 +33,7 @@ pub use management::{
     management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,
     ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,
 };
+pub use members::{AddMemberRequest, MemberRequest, RaftMemberInfo};
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use routes::{Endpoint, StatusSource, ROUTES};

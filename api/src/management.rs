@@ -15,6 +15,10 @@
 //! | `DELETE /restart` | 200 the scheduled restart was cancelled; 404 none was scheduled |
 //! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
+//! | `GET /members` | 200 the Raft group's nodes: id, name, address, voter or learner, witness, lag |
+//! | `POST /members` | 200 a node was added by Raft address (it joins as a learner when it starts); 409 refused, with why |
+//! | `POST /members/promote` | 200 the learner is a voter; 409 refused (not caught up, even number of voters) |
+//! | `DELETE /members` | 200 the node was removed; 409 refused (quorum, even number, the primary's) |
 //!
 //! Mutating calls need HTTP basic auth when `restapi.authentication` is configured (401 otherwise), and
 //! reads when `restapi.read_authentication` is ([`crate::auth`]); mutating calls also need an allowed
@@ -23,7 +27,7 @@
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
 use crate::body::{self, RawBody, MAX_BODY};
-use crate::{Cluster, HistoryEntry};
+use crate::{AddMemberRequest, Cluster, HistoryEntry, MemberRequest, RaftMemberInfo};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -139,12 +143,36 @@ pub trait Management: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `POST /reinitialize`.
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `GET /members`.
+    fn members(&self) -> BoxFuture<'_, Result<Vec<RaftMemberInfo>, ApiError>> {
+        Box::pin(async { Err(no_membership()) })
+    }
+    /// `POST /members`: the node as added, with its new id.
+    fn add_member(&self, request: AddMemberRequest) -> BoxFuture<'_, Result<RaftMemberInfo, ApiError>> {
+        let _ = request;
+        Box::pin(async { Err(no_membership()) })
+    }
+    /// `POST /members/promote`.
+    fn promote_member(&self, request: MemberRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        let _ = request;
+        Box::pin(async { Err(no_membership()) })
+    }
+    /// `DELETE /members`.
+    fn remove_member(&self, request: MemberRequest) -> BoxFuture<'_, Result<String, ApiError>> {
+        let _ = request;
+        Box::pin(async { Err(no_membership()) })
+    }
     /// Whether `ip` is a member's address (its `api_url` or `conn_url` host), for
     /// `restapi.allowlist_include_members`; answered from the agent's view, without a store read.
     fn is_member_address(&self, ip: std::net::IpAddr) -> BoxFuture<'_, bool> {
         let _ = ip;
         Box::pin(async { false })
     }
+}
+
+/// The answer of a [`Management`] without a Raft group to show or change.
+fn no_membership() -> ApiError {
+    ApiError::new(503, "this agent has no Raft group")
 }
 
 /// RFC 7386 JSON merge patch, what `PATCH /config` applies: objects merge key by key, `null` deletes,
@@ -198,6 +226,14 @@ pub enum ManagementCall {
     Reload,
     /// [`Management::reinitialize`].
     Reinitialize,
+    /// [`Management::members`].
+    Members,
+    /// [`Management::add_member`].
+    AddMember,
+    /// [`Management::promote_member`].
+    PromoteMember,
+    /// [`Management::remove_member`].
+    RemoveMember,
 }
 
 /// A management route: path, method, the call that answers it, the status codes it answers, and what
@@ -283,6 +319,34 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         &[200, 400, 401, 403, 413, 503],
         "Rebuild this replica from the primary",
     ),
+    (
+        "/members",
+        "GET",
+        Call::Members,
+        &[200, 401, 503],
+        "The Raft group: id, name, address, voter or learner, witness, lag",
+    ),
+    (
+        "/members",
+        "POST",
+        Call::AddMember,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "Add a node by Raft address; it joins as a learner when it starts",
+    ),
+    (
+        "/members/promote",
+        "POST",
+        Call::PromoteMember,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "Make a caught-up learner a voter",
+    ),
+    (
+        "/members",
+        "DELETE",
+        Call::RemoveMember,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "Remove a node from the Raft group",
+    ),
 ];
 
 use ManagementCall as Call;
@@ -365,6 +429,25 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
                 Err(e) => e.into_response(),
             }
         }),
+        Call::Members => on(filter, |State(a): State<Agent>| async move { json(a.members().await) }),
+        Call::AddMember => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::add_member_request(&b) {
+                Ok(request) => json(a.add_member(request).await),
+                Err(e) => e.into_response(),
+            }
+        }),
+        Call::PromoteMember => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::member_request(&b) {
+                Ok(request) => message(a.promote_member(request).await),
+                Err(e) => e.into_response(),
+            }
+        }),
+        Call::RemoveMember => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::member_request(&b) {
+                Ok(request) => message(a.remove_member(request).await),
+                Err(e) => e.into_response(),
+            }
+        }),
     }
 }
 
@@ -432,7 +515,7 @@ mod tests {
         for &(path, method, call, ..) in MANAGEMENT_ROUTES {
             assert!(["GET", "PATCH", "PUT", "DELETE", "POST"].contains(&method), "{method} {path}");
             assert!(seen.insert((path, method)), "{method} {path} listed twice");
-            let reads = matches!(call, Call::Cluster | Call::History | Call::Config);
+            let reads = matches!(call, Call::Cluster | Call::History | Call::Config | Call::Members);
             assert_eq!(reads, method == "GET", "{method} {path}: {call:?}");
         }
     }

@@ -24,6 +24,9 @@ pub struct DcsConfig {
     pub snapshot_every: u64,
     /// How nodes authenticate each other (none by default).
     pub security: crate::RaftSecurity,
+    /// This node joined an existing group, which handed out its id ([`crate::join`]): it never forms a
+    /// group of its own ([`crate::DcsNode::form`]), even if it restarts before the group reached it.
+    pub joined: bool,
 }
 
 /// Raft timing. The Raft leader's failover takes about `election_max + election_min..max + heartbeat`;
@@ -62,6 +65,7 @@ impl DcsConfig {
             op_timeout: Duration::from_secs(1),
             snapshot_every: 1000,
             security: crate::RaftSecurity::default(),
+            joined: false,
         }
     }
 }

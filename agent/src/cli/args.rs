@@ -33,8 +33,58 @@ pub enum CtlCommand {
     Reload(MemberOpArgs),
     /// Rebuild a replica: remove its data and clone it again from the primary.
     Reinit(MemberOpArgs),
+    /// The Raft group's members: list, add, remove, promote (etcd's `member` commands).
+    #[command(subcommand)]
+    Members(MembersCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// `vigil members …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MembersCommand {
+    /// List the Raft group's nodes: id, name, address, voter or learner, witness, Raft leader, lag.
+    List(MembersListArgs),
+    /// Add a node by its Raft address before starting it; it joins as a learner, then becomes a voter.
+    Add(MembersAddArgs),
+    /// Remove a node (refused if the voters left could not form a quorum, or it is the primary).
+    Remove(MemberChangeArgs),
+    /// Make a caught-up learner a voter.
+    Promote(MemberChangeArgs),
+}
+
+/// `vigil members list`.
+#[derive(Debug, Clone, Args)]
+pub struct MembersListArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Pretty)]
+    pub format: Format,
+}
+
+/// `vigil members add`.
+#[derive(Debug, Clone, Args)]
+pub struct MembersAddArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The new node's Raft address (its `raft.self_addr`), `host:port`.
+    pub raft_addr: String,
+}
+
+/// `vigil members remove` and `vigil members promote`.
+#[derive(Debug, Clone, Args)]
+pub struct MemberChangeArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The member: its name, node id or Raft address.
+    pub member: String,
+    /// Accept an even number of voters (it tolerates no more failures than one fewer).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where the cluster is and how to authenticate (every control command takes these).

@@ -16,6 +16,7 @@ mod edit;
 pub mod history;
 pub mod list;
 mod member_ops;
+mod members;
 pub mod pause;
 pub mod switchover;
 pub mod table;
@@ -62,6 +63,7 @@ async fn dispatch(command: CtlCommand) -> Result<(), String> {
         CtlCommand::Restart(args) => member_ops::run(MemberOp::Restart, args).await,
         CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, args).await,
         CtlCommand::Reinit(args) => member_ops::run(MemberOp::Reinit, args).await,
+        CtlCommand::Members(command) => members::run(command).await,
         CtlCommand::Completions(_) => Ok(()),
     }
 }

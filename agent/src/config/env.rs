@@ -29,6 +29,7 @@
 //! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
 //! | `VIGIL_RAFT_SELF_ADDR` | `raft.self_addr` |
 //! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
+//! | `VIGIL_RAFT_JOIN` | `raft.join` |
 //! | `VIGIL_RAFT_CERTFILE`, `VIGIL_RAFT_KEYFILE`, `VIGIL_RAFT_CAFILE` | `raft.certfile`, `raft.keyfile`, `raft.cafile` |
 //! | `VIGIL_RAFT_PASSWORD` | `raft.password` |
 //! | `VIGIL_RAFT_INSECURE` | `raft.insecure` (`true` or `false`) |
@@ -106,6 +107,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
     ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
     ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
+    ("VIGIL_RAFT_JOIN", "raft.join"),
     ("VIGIL_RAFT_CERTFILE", "raft.certfile"),
     ("VIGIL_RAFT_KEYFILE", "raft.keyfile"),
     ("VIGIL_RAFT_CAFILE", "raft.cafile"),

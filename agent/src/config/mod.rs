@@ -174,26 +174,32 @@ impl Config {
         Ok(config)
     }
 
-    /// This member's database section. A loaded configuration has exactly one (see [`EngineConfig`]).
-    pub fn engine(&self) -> EngineConfig<'_> {
+    /// This member's database section; `None` for a witness (see [`EngineConfig`]).
+    pub fn engine(&self) -> Option<EngineConfig<'_>> {
         match (&self.postgresql, &self.mysql) {
-            (Some(pg), _) => EngineConfig::Postgresql(pg),
-            (None, Some(mysql)) => EngineConfig::Mysql(mysql),
-            // Loading refuses a file with neither section (validate::one_engine), and a Config is only
-            // ever made by loading.
-            (None, None) => unreachable!("a loaded configuration has a postgresql or a mysql section"),
+            (Some(pg), _) => Some(EngineConfig::Postgresql(pg)),
+            (None, Some(mysql)) => Some(EngineConfig::Mysql(mysql)),
+            (None, None) => None,
         }
+    }
+
+    /// A witness: no database section. It votes in the Raft group but never holds the lease.
+    pub fn is_witness(&self) -> bool {
+        self.engine().is_none()
     }
 
     /// Checks who the database server will run as: as root, `<section>.os_user` must be set; when set it
     /// must exist (looked up through NSS) and not be root.
     pub fn check_os_user(&self, running_as_root: bool) -> Result<(), ConfigError> {
-        os_user::check(self.engine(), running_as_root, OsUser::lookup).map(|_| ())
+        match self.engine() {
+            Some(engine) => os_user::check(engine, running_as_root, OsUser::lookup).map(|_| ()),
+            None => Ok(()),
+        }
     }
 
     /// `<section>.os_user`, looked up; `None` when not set.
     pub fn os_user(&self) -> Result<Option<OsUser>, ConfigError> {
-        os_user::check(self.engine(), false, OsUser::lookup)
+        self.engine().map_or(Ok(None), |engine| os_user::check(engine, false, OsUser::lookup))
     }
 
     /// The REST API's TLS settings; `None`: it serves plain HTTP.
@@ -271,7 +277,7 @@ impl Config {
         addrs.all(HostPort::is_loopback)
     }
 
-    /// This member's Raft id in [`raft_members`](Self::raft_members).
+    /// This member's Raft id in [`raft_members`](Self::raft_members): its id if it forms the group.
     pub fn raft_node_id(&self) -> u64 {
         let me = self.raft.self_addr.to_string();
         self.raft_members().into_iter().find(|(_, a)| *a == me).map_or(1, |(id, _)| id)

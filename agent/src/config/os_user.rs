@@ -73,40 +73,40 @@ mod tests {
 
     #[test]
     fn root_needs_a_non_root_os_user_that_exists() {
-        let err = check(config(false, None).engine(), true, fake).unwrap_err();
+        let err = check(config(false, None).engine().unwrap(), true, fake).unwrap_err();
         assert_eq!(err.key(), Some("postgresql.os_user"));
         assert!(err.to_string().contains("set postgresql.os_user (e.g. postgres)"), "{err}");
-        assert_eq!(check(config(false, None).engine(), false, fake).unwrap(), None);
+        assert_eq!(check(config(false, None).engine().unwrap(), false, fake).unwrap(), None);
         let postgres = config(false, Some("postgres"));
-        assert_eq!(check(postgres.engine(), true, fake).unwrap().map(|u| u.uid), Some(109));
+        assert_eq!(check(postgres.engine().unwrap(), true, fake).unwrap().map(|u| u.uid), Some(109));
         for (name, why) in [("root", "is root"), ("toor", "is root"), ("nobody", "no usable OS user")] {
-            let err = check(config(false, Some(name)).engine(), true, fake).unwrap_err();
+            let err = check(config(false, Some(name)).engine().unwrap(), true, fake).unwrap_err();
             assert!(err.to_string().contains(why), "{name}: {err}");
         }
     }
 
     #[test]
     fn the_mysql_section_has_its_own_os_user() {
-        let err = check(config(true, None).engine(), true, fake).unwrap_err();
+        let err = check(config(true, None).engine().unwrap(), true, fake).unwrap_err();
         assert_eq!(
             err.to_string(),
             "mysql.os_user: the agent runs as root and MariaDB never does: set mysql.os_user (e.g. mysql) or \
              run the agent as that user"
         );
-        let err = check(config(true, Some("root")).engine(), true, fake).unwrap_err();
+        let err = check(config(true, Some("root")).engine().unwrap(), true, fake).unwrap_err();
         assert_eq!(
             err.to_string(),
             "mysql.os_user: \"root\" is root (uid 0): MariaDB never runs as root; use e.g. mysql"
         );
         assert_eq!(
-            check(config(true, Some("mysql")).engine(), true, fake).unwrap().map(|u| u.uid),
+            check(config(true, Some("mysql")).engine().unwrap(), true, fake).unwrap().map(|u| u.uid),
             Some(110)
         );
     }
 
     #[test]
     fn the_real_lookup_finds_root_and_refuses_it() {
-        let err = check(config(false, Some("root")).engine(), true, OsUser::lookup).unwrap_err();
+        let err = check(config(false, Some("root")).engine().unwrap(), true, OsUser::lookup).unwrap_err();
         assert!(err.to_string().contains("is root"), "{err}");
     }
 }

@@ -142,6 +142,11 @@ pub struct RaftConfig {
     /// The other members' Raft addresses, no duplicates (`self_addr`, if listed, is dropped at load).
     #[serde(default)]
     pub partner_addrs: Vec<HostPort>,
+    /// A member's Raft address to join an existing group through, as a new member (a learner until it
+    /// has caught up, then a voter). Without it, a new member whose `partner_addrs` already formed a group
+    /// joins that group, and one whose partners have not forms the group with them.
+    #[serde(default)]
+    pub join: Option<HostPort>,
     /// The address to listen on, when not `self_addr` (e.g. `0.0.0.0:2222`).
     #[serde(default)]
     pub bind_addr: Option<HostPort>,

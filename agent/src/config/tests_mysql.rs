@@ -275,24 +275,22 @@ fn each_broken_mysql_file_names_its_key() {
     let ids = "{server_id: 4294967295, gtid_domain_id: 0, log_bin: mariadb-bin, binlog_format: row, \
                log_slave_updates: on, gtid_strict_mode: true}";
     let c = load_with("{innodb_buffer_pool_size: 64M}", ids).unwrap();
-    assert_eq!(c.engine().parameters().len(), 6);
+    assert_eq!(c.engine().unwrap().parameters().len(), 6);
 }
 
 #[test]
-fn a_file_has_exactly_one_database_section() {
+fn a_file_has_at_most_one_database_section_and_none_makes_a_witness() {
     let (pg_bin, mysql_bin) = (fake_bin_dir(), fake_mysql_bin_dir());
     let mysql = mysql_example(mysql_bin.path());
     let without = &mysql[..mysql.find("mysql:").unwrap()];
-    let err = Config::from_yaml_str(without, &|_| None).unwrap_err();
-    assert_eq!(err.to_string(), "the file needs a postgresql or a mysql section");
-    let err = Config::from_yaml_str(&format!("{without}mysql:\n"), &|_| None).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the file needs a postgresql or a mysql section",
-        "an empty section is left out"
-    );
+    let witness = Config::from_yaml_str(without, &|_| None).expect("a witness");
+    assert!(witness.is_witness() && witness.engine().is_none());
+    let empty = Config::from_yaml_str(&format!("{without}mysql:\n"), &|_| None)
+        .expect("an empty section is left out");
+    assert!(empty.is_witness());
 
     let pg = example(pg_bin.path());
+    assert!(!Config::from_yaml_str(&pg, &|_| None).unwrap().is_witness());
     let both = format!("{pg}{}", &mysql[mysql.find("mysql:").unwrap()..]);
     let err = Config::from_yaml_str(&both, &|_| None).unwrap_err();
     assert_eq!(
@@ -310,7 +308,7 @@ fn the_engine_accessors_read_either_section() {
         &|_| None,
     )
     .unwrap();
-    let (p, m) = (pg.engine(), mysql.engine());
+    let (p, m) = (pg.engine().unwrap(), mysql.engine().unwrap());
     assert!(matches!(p, EngineConfig::Postgresql(_)) && matches!(m, EngineConfig::Mysql(_)));
     assert_eq!((p.section(), m.section()), ("postgresql", "mysql"));
     assert_eq!((p.connect_address().port, m.connect_address().port), (5432, 3306));

@@ -47,16 +47,15 @@ pub(crate) fn validate(
     Ok(())
 }
 
-/// A file configures one database server: exactly one of `postgresql` and `mysql`.
+/// A file configures at most one database server: `postgresql` or `mysql`, or neither for a witness.
 fn one_engine(config: &Config) -> Result<(), ConfigError> {
-    match (&config.postgresql, &config.mysql) {
-        (None, None) => Err(ConfigError::invalid("", "the file needs a postgresql or a mysql section")),
-        (Some(_), Some(_)) => Err(ConfigError::invalid(
+    if config.postgresql.is_some() && config.mysql.is_some() {
+        return Err(ConfigError::invalid(
             "mysql",
             "is set together with postgresql: a member runs one database server, so keep only its section",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok(())
 }
 
 fn top_level(config: &mut Config) -> Result<(), ConfigError> {
@@ -182,6 +181,15 @@ fn raft(config: &mut Config) -> Result<(), ConfigError> {
     }
     let me = raft.self_addr.to_string();
     raft.partner_addrs.retain(|addr| addr.to_string() != me);
+    if let Some(join) = &raft.join {
+        connectable("raft.join", join)?;
+        if join.to_string() == me {
+            return Err(ConfigError::invalid(
+                "raft.join",
+                format!("{join} is this member's own raft.self_addr"),
+            ));
+        }
+    }
     raft_auth(config)
 }
 
@@ -286,7 +294,7 @@ fn mysql(mysql: &MysqlConfig) -> Result<(), ConfigError> {
 
 /// The database's and the store's data directories apart: a re-clone empties the database's.
 fn data_dirs_apart(config: &Config) -> Result<(), ConfigError> {
-    let engine = config.engine();
+    let Some(engine) = config.engine() else { return Ok(()) };
     let (db_dir, raft_dir) = (engine.data_dir(), &config.raft.data_dir);
     if db_dir.starts_with(raft_dir) || raft_dir.starts_with(db_dir) {
         return Err(ConfigError::invalid(

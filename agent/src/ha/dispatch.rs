@@ -167,11 +167,20 @@ impl<D: Database> Agent<D> {
             return Err(ApiError::new(503, "this agent was not started from a configuration file"));
         };
         let config = Config::load(&path).map_err(|e| ApiError::new(400, format!("not reloaded: {e}")))?;
-        let section = config.engine().section();
-        let new = crate::config::changed_parameters(config.engine().parameters(), self.own_parameters());
+        let Some(engine) = config.engine() else {
+            return Err(ApiError::new(
+                400,
+                format!(
+                    "not reloaded: {}: no database section; a data member cannot become a witness",
+                    path.display()
+                ),
+            ));
+        };
+        let section = engine.section();
+        let new = crate::config::changed_parameters(engine.parameters(), self.own_parameters());
         self.check_parameters(&new, &format!("not reloaded: {}: {section}.parameters", path.display()))
             .await?;
-        self.apply_reloaded(&config);
+        self.apply_reloaded(&config, engine);
         let role = if self.holds_lease() { "primary" } else { "replica" };
         self.guard.hooks.callback(Callback::OnReload, role, self.lease_token());
         self.wake();

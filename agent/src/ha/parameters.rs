@@ -13,11 +13,15 @@ impl<D: Database> Agent<D> {
     }
 
     /// Takes the tags, the server parameters and `use_pg_rewind` of a configuration file read again.
-    pub(super) fn apply_reloaded(&mut self, config: &crate::config::Config) {
+    pub(super) fn apply_reloaded(
+        &mut self,
+        config: &crate::config::Config,
+        engine: crate::config::EngineConfig<'_>,
+    ) {
         self.me.tags = super::identity_tags(config);
         self.me.can_fail_over = config.tags.can_fail_over();
         self.me.failover_priority = config.tags.failover_priority();
-        self.me.parameters = config.engine().parameters().clone();
+        self.me.parameters = engine.parameters().clone();
         self.me.use_pg_rewind = config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind);
         self.publisher.forget();
     }

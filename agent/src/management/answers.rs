@@ -6,7 +6,7 @@ use crate::ha::ClusterView;
 use crate::member::MemberRecord;
 use std::collections::BTreeMap;
 use vigil_api::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
-use vigil_dcs::{ClusterState, Key, MemberName};
+use vigil_dcs::{ClusterState, Key, MemberName, RaftStatus};
 
 /// `GET /cluster` from the cluster record `view`, the members' `records`, under the dynamic configuration
 /// in force.
@@ -73,6 +73,25 @@ pub(super) fn cluster(
             to: request.candidate.as_ref().map(|n| n.to_string()),
         }),
     }
+}
+
+/// The witnesses of the Raft membership `raft`, as `GET /cluster` lists them: role `witness`, state
+/// `voter` or `learner`, the host and port of their Raft address.
+pub(super) fn witnesses(raft: &RaftStatus) -> Vec<ClusterMember> {
+    let witnesses = raft.nodes.iter().filter(|(_, node)| node.witness && !node.name.is_empty());
+    witnesses
+        .map(|(id, node)| {
+            let (host, port) = node.addr.rsplit_once(':').unwrap_or((&node.addr, ""));
+            ClusterMember {
+                name: node.name.clone(),
+                role: "witness".to_owned(),
+                state: if raft.voters.contains(id) { "voter" } else { "learner" }.to_owned(),
+                host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                port: port.parse().unwrap_or_default(),
+                ..Default::default()
+            }
+        })
+        .collect()
 }
 
 /// `GET /history`: the `history` key's entries (none while it is absent). A value that is not a list

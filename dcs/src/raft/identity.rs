@@ -12,6 +12,7 @@ use std::sync::RwLock;
 
 const CLUSTER_ID_META: &str = "cluster_id";
 const NODE_ID_META: &str = "node_id";
+const JOINED_META: &str = "joined";
 
 /// Sent with every Raft RPC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,7 @@ pub(crate) struct Envelope<T> {
 /// This node's identity.
 pub(crate) struct Identity {
     node_id: NodeId,
+    joined: bool,
     scope: String,
     namespace: String,
     cluster_id: RwLock<Option<String>>,
@@ -51,9 +53,11 @@ pub(crate) struct Identity {
 
 impl Identity {
     /// Loads the cluster id kept in `storage`, if any, and checks that the node id it keeps is `node_id`
-    /// (keeping it on a first start): a data directory serves one node id for good.
+    /// (keeping it on a first start): a data directory serves one node id for good. `joined` (kept too)
+    /// says the id was handed out by an existing group.
     pub(crate) async fn load(
         node_id: NodeId,
+        joined: bool,
         scope: String,
         namespace: String,
         storage: Storage,
@@ -67,9 +71,13 @@ impl Identity {
             Some(_) => {}
             None => storage.write_meta(NODE_ID_META, node_id.to_string().as_bytes()).await?,
         }
+        if joined {
+            storage.write_meta(JOINED_META, b"true").await?;
+        }
+        let joined = storage.read_meta(JOINED_META).await?.is_some();
         let stored = storage.read_meta(CLUSTER_ID_META).await?;
         let cluster_id = stored.map(|b| String::from_utf8_lossy(&b).into_owned());
-        Ok(Identity { node_id, scope, namespace, cluster_id: RwLock::new(cluster_id), storage })
+        Ok(Identity { node_id, joined, scope, namespace, cluster_id: RwLock::new(cluster_id), storage })
     }
 
     /// The node id kept in `storage`, if any.
@@ -84,6 +92,11 @@ impl Identity {
     /// This node's Raft id.
     pub(crate) fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// Whether this node joined an existing group (it never forms one).
+    pub(crate) fn joined(&self) -> bool {
+        self.joined
     }
 
     /// This node's scope.

@@ -84,7 +84,7 @@ pub(crate) type ChangeResult = Result<Result<NodeId, String>, RaftError<MemberEr
 pub(crate) enum MemberError {
     /// This node is not the Raft leader.
     #[error("{0}")]
-    ForwardToLeader(ForwardToLeader<NodeId, Node>),
+    ForwardToLeader(Box<ForwardToLeader<NodeId, Node>>),
     /// Another membership change has not committed yet.
     #[error("another membership change is in progress")]
     InProgress,
@@ -96,7 +96,7 @@ pub(crate) enum MemberError {
 impl TryAsRef<ForwardToLeader<NodeId, Node>> for MemberError {
     fn try_as_ref(&self) -> Option<&ForwardToLeader<NodeId, Node>> {
         match self {
-            MemberError::ForwardToLeader(f) => Some(f),
+            MemberError::ForwardToLeader(f) => Some(&**f),
             _ => None,
         }
     }
@@ -118,14 +118,14 @@ struct LeaderView {
 
 impl LeaderView {
     /// The view if this node is the leader; otherwise where to forward.
-    fn of(raft: &Raft) -> Result<LeaderView, RaftError<MemberError>> {
+    fn of(raft: &Raft) -> Result<LeaderView, Box<ForwardToLeader<NodeId, Node>>> {
         let m = raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let nodes: BTreeMap<NodeId, Node> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
         if m.state != ServerState::Leader {
             let leader_node = m.current_leader.and_then(|id| nodes.get(&id).cloned());
             let hint = ForwardToLeader { leader_id: m.current_leader, leader_node };
-            return Err(RaftError::APIError(MemberError::ForwardToLeader(hint)));
+            return Err(Box::new(hint));
         }
         Ok(LeaderView { voters: membership.voter_ids().collect(), nodes, lag: replication_lag(&m) })
     }
@@ -151,7 +151,8 @@ impl Join {
     /// Carries the join out on the leader. `sender` is the header it came with: a node that names its id
     /// must send as that node, with this cluster's id.
     pub(crate) async fn run(self, raft: &Raft, sender: &RpcHeader, identity: &Identity) -> ChangeResult {
-        let view = LeaderView::of(raft)?;
+        let view =
+            LeaderView::of(raft).map_err(|hint| RaftError::APIError(MemberError::ForwardToLeader(hint)))?;
         let Join { node, id } = self;
         if let Some(id) = id {
             if sender.from != id || sender.cluster_id.is_none() || sender.cluster_id != identity.cluster_id()
@@ -191,7 +192,8 @@ impl Join {
 impl MemberChange {
     /// Carries the change out on the leader.
     pub(crate) async fn run(self, raft: &Raft, client: &PeerClient) -> ChangeResult {
-        let view = LeaderView::of(raft)?;
+        let view =
+            LeaderView::of(raft).map_err(|hint| RaftError::APIError(MemberError::ForwardToLeader(hint)))?;
         match self {
             MemberChange::Add { node } => add(raft, &view, node).await,
             MemberChange::Promote { id, force } => promote(raft, &view, id, force).await,
@@ -315,7 +317,7 @@ fn from_write(e: RaftError<ClientWriteError>) -> RaftError<MemberError> {
     match e {
         RaftError::Fatal(f) => RaftError::Fatal(f),
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            RaftError::APIError(MemberError::ForwardToLeader(f))
+            RaftError::APIError(MemberError::ForwardToLeader(Box::new(f)))
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(
             _,

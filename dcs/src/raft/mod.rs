@@ -16,7 +16,7 @@ mod state_machine;
 mod storage;
 
 pub use auth::{RaftSecurity, RaftTls};
-pub use node::{join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
+pub use node::{formed_without, join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
 
 use crate::command::{Command, Outcome};
 use std::io::Cursor;

@@ -342,7 +342,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).await.unwrap();
         let identity =
-            Identity::load(id, scope.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage).await.unwrap();
+            Identity::load(id, false, scope.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage)
+                .await
+                .unwrap();
         if let Some(cluster_id) = cluster_id {
             identity.set_cluster_id(cluster_id).await.unwrap();
         }
@@ -353,7 +355,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).await.unwrap();
         let identity = Arc::new(
-            Identity::load(id, SCOPE.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage.clone())
+            Identity::load(id, false, SCOPE.to_owned(), crate::DEFAULT_NAMESPACE.to_owned(), storage.clone())
                 .await
                 .unwrap(),
         );

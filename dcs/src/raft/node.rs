@@ -95,8 +95,14 @@ impl DcsNode {
     pub async fn start(config: DcsConfig) -> Result<DcsNode, DcsError> {
         let storage = Storage::open(&config.data_dir).await?;
         let identity = Arc::new(
-            Identity::load(config.node_id, config.scope.clone(), config.namespace.clone(), storage.clone())
-                .await?,
+            Identity::load(
+                config.node_id,
+                config.joined,
+                config.scope.clone(),
+                config.namespace.clone(),
+                storage.clone(),
+            )
+            .await?,
         );
         let state_machine = StateMachineStore::restore(storage.clone()).await.map_err(DcsError::from)?;
         let state = state_machine.subscribe();
@@ -203,8 +209,9 @@ impl DcsNode {
     /// Forms the group on first boot, as every initial member may do at once: initializes it with
     /// `members` unless this node already belongs to a group, or another initial member already formed
     /// this one (this node is then brought up to date by the Raft leader).
+    /// A node that joined an existing group never forms one.
     pub async fn form(&self, members: &BTreeMap<NodeId, String>) -> Result<(), DcsError> {
-        if self.raft.is_initialized().await.map_err(fatal)? {
+        if self.identity.joined() || self.raft.is_initialized().await.map_err(fatal)? {
             return Ok(());
         }
         let expected = cluster_id(self.identity.scope(), members);
@@ -571,6 +578,28 @@ fn cluster_id(scope: &str, members: &BTreeMap<NodeId, String>) -> String {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("{scope}-{hash:016x}")
+}
+
+/// Whether some of `members` (initial members' ids and Raft addresses, this node's `me` among them)
+/// already belong to a group formed without this node: one whose cluster id is not the one `members`
+/// form. Members that do not answer in time count as not belonging to any.
+pub async fn formed_without(
+    security: &crate::RaftSecurity,
+    scope: &str,
+    members: &BTreeMap<NodeId, String>,
+    me: &str,
+) -> bool {
+    let Ok(client) = security.client() else { return false };
+    let expected = cluster_id(scope, members);
+    for addr in members.values().filter(|addr| *addr != me) {
+        if let Ok(peer) = network::identity_at(&client, addr, FORM_PROBE_TIMEOUT).await {
+            if peer.cluster_id.as_ref().is_some_and(|id| *id != expected) {
+                tracing::info!(peer = %addr, cluster_id = ?peer.cluster_id, "a partner belongs to a group formed without this node");
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// The Raft node id kept in the data directory `data_dir`, if a node ran there before.

@@ -176,3 +176,33 @@ fn old_cluster_json(
     }
     cluster
 }
+
+#[test]
+fn witnesses_are_listed_with_their_raft_address_and_role() {
+    use vigil_dcs::{RaftMember, RaftStatus};
+    let node = |addr: &str, name: &str, witness| RaftMember { addr: addr.into(), name: name.into(), witness };
+    let raft = RaftStatus {
+        node_id: 1,
+        term: 1,
+        leader: Some(1),
+        voters: [1, 2, 3].into(),
+        nodes: BTreeMap::from([
+            (1, node("10.0.0.1:5010", "pg1", false)),
+            (3, node("10.0.0.3:5010", "w", true)),
+            (4, node("[::1]:5010", "w2", true)),
+            (5, node("10.0.0.5:5010", "", true)),
+        ]),
+        lag: BTreeMap::new(),
+        last_applied: None,
+        purged: None,
+    };
+    let listed = witnesses(&raft);
+    let shown: Vec<_> = listed
+        .iter()
+        .map(|m| (m.name.as_str(), m.role.as_str(), m.state.as_str(), m.host.as_str(), m.port))
+        .collect();
+    assert_eq!(
+        shown,
+        [("w", "witness", "voter", "10.0.0.3", 5010), ("w2", "witness", "learner", "::1", 5010)]
+    );
+}
