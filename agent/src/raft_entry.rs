@@ -19,6 +19,8 @@ use vigil_dcs::{DcsConfig, DcsError, DcsNode, NodeId, RaftMember};
 const ATTEMPT: Duration = Duration::from_secs(5);
 /// The pause between two attempts.
 const RETRY: Duration = Duration::from_secs(1);
+/// How often a starting node looks whether the group has reached it.
+const MEMBERSHIP_POLL: Duration = Duration::from_millis(100);
 
 /// How this node enters the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +106,10 @@ pub async fn settle(dcs: Arc<DcsNode>, config: &Config) {
     let me = raft_member(config);
     let contacts = contacts(config);
     let id = dcs.raft_status().node_id;
+    // Until the group has reached this node, no member would take its word.
+    while !dcs.raft_status().nodes.contains_key(&id) {
+        tokio::time::sleep(MEMBERSHIP_POLL).await;
+    }
     let mut attempts = 0u32;
     while let Err(e) = dcs.describe(&contacts, me.clone()).await {
         attempts += 1;

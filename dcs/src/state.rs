@@ -152,3 +152,24 @@ impl ClusterState {
         Outcome::Expired
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_are_never_handed_out_twice() {
+        let mut state = ClusterState::default();
+        state.saw_node_ids([1, 2, 3]);
+        assert_eq!(state.apply(10, &Command::AllocateNodeId), Outcome::NodeIdAllocated { id: 4 });
+        // Node 4 was removed: the membership no longer names it, but its id stays taken.
+        state.saw_node_ids([1, 2, 3]);
+        assert_eq!(state.apply(11, &Command::AllocateNodeId), Outcome::NodeIdAllocated { id: 5 });
+        state.saw_node_ids([1, 9]);
+        assert_eq!(state.apply(12, &Command::AllocateNodeId), Outcome::NodeIdAllocated { id: 10 });
+        let snapshot: ClusterState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
+        assert_eq!(snapshot.highest_node_id, 10, "kept in snapshots");
+        let older: ClusterState = serde_json::from_str(r#"{"revision": 3, "leader": null, "keys": {}}"#).unwrap();
+        assert_eq!(older.highest_node_id, 0, "a snapshot from before node ids were handed out");
+    }
+}

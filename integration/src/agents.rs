@@ -32,6 +32,8 @@ pub struct AgentNode {
     pub extra_yaml: String,
     /// The address its agent and PostgreSQL listen on (`127.0.0.1` unless [placed](Placement)).
     pub host: String,
+    /// A witness: its configuration has no `postgresql` section.
+    pub witness: bool,
     /// The command prefix its agent runs under (e.g. `ip netns exec NS`); empty: none.
     wrapper: Vec<String>,
     child: Option<Child>,
@@ -66,6 +68,8 @@ pub struct AgentCluster {
     hba_network: String,
     /// Applied to every node's configuration text before it is written.
     edit: ConfigEdit,
+    /// The CA of the nodes' Raft certificates, for nodes added later.
+    ca: vigil_api::pki::Authority,
 }
 
 /// A change to every node's configuration text (YAML in, YAML out), for keys nested in sections the
@@ -164,7 +168,22 @@ impl AgentCluster {
         extra_dcs: &str,
         edit: ConfigEdit,
     ) -> AgentCluster {
-        let size = placements.len();
+        let mut cluster = AgentCluster::prepare(binary, placements, hba_network, extra, extra_dcs, edit);
+        for i in 0..placements.len() {
+            cluster.start_agent(i);
+        }
+        cluster
+    }
+
+    /// The cluster of [`launch`](Self::launch), with no agent started yet.
+    fn prepare(
+        binary: PathBuf,
+        placements: &[Placement],
+        hba_network: &str,
+        extra: &dyn Fn(usize) -> String,
+        extra_dcs: &str,
+        edit: ConfigEdit,
+    ) -> AgentCluster {
         let dir = tempfile::Builder::new().prefix("vigil-it-").tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
         let tls = dir.path().join("tls");
@@ -183,6 +202,7 @@ impl AgentCluster {
                 raft_port: place.raft_port,
                 extra_yaml: extra(i),
                 host: place.host.clone(),
+                witness: false,
                 wrapper: place.wrapper.clone(),
                 child: None,
             })
@@ -190,11 +210,43 @@ impl AgentCluster {
         let http = reqwest::Client::builder().no_proxy().build().expect("http client");
         let extra_dcs_yaml: String = extra_dcs.lines().map(|line| format!("    {line}\n")).collect();
         let hba_network = hba_network.to_owned();
-        let mut cluster = AgentCluster { dir, binary, nodes, http, extra_dcs_yaml, hba_network, edit };
-        for i in 0..size {
+        AgentCluster { dir, binary, nodes, http, extra_dcs_yaml, hba_network, edit, ca }
+    }
+
+    /// `data` PostgreSQL nodes and a witness (the last node, an agent without a database), started.
+    pub fn start_witnessed(data: usize) -> AgentCluster {
+        let placements = local(&fresh_ports(data + 1));
+        let hba = format!("{LOCALHOST}/32");
+        let no_edit: ConfigEdit = Box::new(str::to_owned);
+        let mut cluster =
+            AgentCluster::prepare(vigil_binary(), &placements, &hba, &|_| String::new(), "", no_edit);
+        cluster.nodes[data].witness = true;
+        for i in 0..=data {
             cluster.start_agent(i);
         }
         cluster
+    }
+
+    /// Adds node `node<N+1>` on 127.0.0.1 with fresh ports, its Raft certificate and `extra_yaml`; its
+    /// agent is not started. Its partners are every other node, and it is theirs when they next start:
+    /// a new server whose partners already formed a group joins it.
+    pub fn add_node(&mut self, extra_yaml: &str) -> usize {
+        let (pg_port, api_port, raft_port) = fresh_ports(1)[0];
+        let name = format!("node{}", self.nodes.len() + 1);
+        let tls = self.dir.path().join("tls");
+        self.ca.write(&tls, &name, &[LOCALHOST]).expect("node certificate");
+        self.nodes.push(AgentNode {
+            name,
+            pg_port,
+            api_port,
+            raft_port,
+            extra_yaml: extra_yaml.to_owned(),
+            host: LOCALHOST.to_owned(),
+            witness: false,
+            wrapper: Vec::new(),
+            child: None,
+        });
+        self.nodes.len() - 1
     }
 
     /// [`start`](Self::start), started afresh with new ports (up to 3 attempts) when an agent exits while
@@ -274,6 +326,20 @@ impl AgentCluster {
             .collect();
         let root = unsafe { libc::geteuid() } == 0;
         let os_user = if root { "\n  os_user: postgres" } else { "" };
+        let postgresql = if node.witness {
+            String::new()
+        } else {
+            format!(
+                "postgresql:\n  listen: {host}:{pg}\n  connect_address: {host}:{pg}\n  data_dir: {home}/pg\n\
+                 \x20 bin_dir: {PG_BIN}\n  pgpass: {home}/pgpass\n  authentication:\n\
+                 \x20   replication: {{username: replicator, password: rep-pass}}\n\
+                 \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
+                 \x20 parameters:\n    unix_socket_directories: {home}/sock{os_user}\n",
+                host = node.host,
+                pg = node.pg_port,
+                home = home.display(),
+            )
+        };
         // `restapi.insecure`: placed nodes listen on 10.77.x addresses, inside this test's own network
         // namespaces, where only the test reaches them; the API stays open as the tests call it.
         let yaml = format!(
@@ -284,18 +350,12 @@ impl AgentCluster {
              bootstrap:\n  dcs:\n{dcs}    postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
              \x20   - host replication replicator {hba} scram-sha-256\n\
-             \x20   - host all all {hba} scram-sha-256\n\
-             postgresql:\n  listen: {host}:{pg}\n  connect_address: {host}:{pg}\n  data_dir: {home}/pg\n\
-             \x20 bin_dir: {PG_BIN}\n  pgpass: {home}/pgpass\n  authentication:\n\
-             \x20   replication: {{username: replicator, password: rep-pass}}\n\
-             \x20   superuser: {{username: postgres, password: {PASSWORD}}}\n\
-             \x20 parameters:\n    unix_socket_directories: {home}/sock{os_user}\n{extra}",
+             \x20   - host all all {hba} scram-sha-256\n{postgresql}{extra}",
             name = node.name,
             host = node.host,
             hba = self.hba_network,
             api = node.api_port,
             raft = node.raft_port,
-            pg = node.pg_port,
             partners = partners.join(", "),
             home = home.display(),
             tls = self.dir.path().join("tls").display(),
