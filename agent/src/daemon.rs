@@ -24,7 +24,6 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let root = unsafe { libc::geteuid() } == 0;
     config.check_os_user(root).map_err(|e| e.to_string())?;
     let dynamic = config.bootstrap.dcs.clone();
-    crate::config::warn_unused_keys(&config);
     if config.restapi.unprotected() {
         tracing::warn!(
             listen = %config.restapi.listen,

@@ -55,9 +55,6 @@ fn main() -> ExitCode {
                 Err(e) => return fail(&e.to_string()),
             };
             if validate_config {
-                for unused in vigil_agent::config::unused_keys(&config) {
-                    eprintln!("vigil: warning: {unused}");
-                }
                 println!("{}: valid", config.name);
                 return ExitCode::SUCCESS;
             }

@@ -64,6 +64,10 @@ pub struct MemberRecord {
     /// What its data has that its upstream refused it for, until it is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<Divergence>,
+    /// A replica: the member it is configured to replicate from (the primary, or another replica with
+    /// `replicatefrom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 impl MemberRecord {
@@ -82,6 +86,9 @@ impl MemberRecord {
             nosync: tag("nosync").and_then(|v| v.as_bool()).unwrap_or(false),
             sync_priority: tag("sync_priority").and_then(|v| v.as_i64()).unwrap_or(1),
             sync_state: self.sync_state.clone(),
+            replicate_from: tag("replicatefrom").and_then(|v| v.as_str()).map(str::to_owned),
+            clone_from: tag("clonefrom").and_then(|v| v.as_bool()).unwrap_or(false),
+            nostream: tag("nostream").and_then(|v| v.as_bool()).unwrap_or(false),
         }
     }
 

@@ -101,6 +101,7 @@ impl Lab {
             ],
             pgpass: dir.join("pgpass"),
             os_user: os_user(),
+            nostream: false,
         };
         self.data_dirs.lock().unwrap().push(settings.data_dir.clone());
         (Postgres::new(settings.clone()), settings)

@@ -71,6 +71,10 @@ pub struct ClusterMember {
     /// What its data has that its upstream refused it for; absent otherwise (see the status JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// A replica: the member it replicates from (the leader, or another replica with `replicatefrom`);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// A member's lag in `GET /cluster`: bytes, or `"unknown"` (Patroni's word) when a position is missing.

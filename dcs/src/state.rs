@@ -169,7 +169,8 @@ mod tests {
         assert_eq!(state.apply(12, &Command::AllocateNodeId), Outcome::NodeIdAllocated { id: 10 });
         let snapshot: ClusterState = serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap();
         assert_eq!(snapshot.highest_node_id, 10, "kept in snapshots");
-        let older: ClusterState = serde_json::from_str(r#"{"revision": 3, "leader": null, "keys": {}}"#).unwrap();
+        let older: ClusterState =
+            serde_json::from_str(r#"{"revision": 3, "leader": null, "keys": {}}"#).unwrap();
         assert_eq!(older.highest_node_id, 0, "a snapshot from before node ids were handed out");
     }
 }

@@ -9,6 +9,7 @@ use crate::candidate::within_maximum_lag;
 use crate::observation::SyncState;
 use crate::observation::{ClusterView, Initialize, LeaseHold, Observation, PeerView, Switchover};
 use crate::sync::{self, SyncChange};
+use crate::topology;
 use crate::MemberName;
 use crate::SynchronousMode;
 use crate::{DataState, DbState, Position, Role, SyncRule, Upstream};
@@ -162,10 +163,13 @@ impl Observation {
         }
     }
 
-    /// The members the primary retains what they need for: the others, unless that is off.
-    fn retained_members(&self, cluster: &ClusterView) -> Vec<String> {
-        let others = cluster.members.keys().filter(|m| **m != self.me && self.policy.retain_for_replicas);
-        others.map(|m| m.to_string()).collect()
+    /// The members this server retains what they need for (a slot each), under lease holder `holder`:
+    /// those streaming from it ([`topology::streaming_from`]), unless that is off.
+    fn retained_members(&self, cluster: &ClusterView, holder: &MemberName) -> Vec<String> {
+        if !self.policy.retain_for_replicas {
+            return Vec::new();
+        }
+        topology::streaming_from(cluster, &self.me, holder)
     }
 }
 
@@ -297,7 +301,8 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
             "no data, and the store still names me as holder: waiting for the lease to expire",
         )),
         DataState::Missing => Some(match leader_upstream(cluster) {
-            Some(upstream) => {
+            Some(primary) => {
+                let upstream = topology::clone_source(cluster, &o.me, primary);
                 let reason = format!("no data: cloning from {}", upstream.name);
                 Decision::act(vec![Action::Clone(upstream)], reason)
             }
@@ -317,7 +322,7 @@ fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
 
 /// Leading with no switchover to carry out.
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
-    let slots = Action::RetainFor(o.retained_members(cluster));
+    let slots = Action::RetainFor(o.retained_members(cluster, &o.me));
     match (o.db.running, o.db.role) {
         (_, role) if o.promotion_refused && role != Some(Role::Primary) => Decision::act(
             vec![Action::ReleaseLease],
@@ -477,21 +482,31 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
     if o.db.is_running_primary() {
         return Decision::act(vec![Action::Demote], format!("fencing: {holder} holds the lease"));
     }
-    let Some(upstream) = leader_upstream(cluster) else {
+    let Some(primary) = leader_upstream(cluster) else {
         return Decision::wait(format!("{holder} holds the lease but has not published its address yet"));
     };
     if let Some(why) = diverged(o, cluster, holder) {
-        return repair(o, holder, upstream, &why);
+        return repair(o, holder, primary, &why);
     }
+    let cascade =
+        topology::cascade_source(cluster, o.me.as_str(), o.policy.replicate_from.as_deref(), holder.as_str());
+    let upstream = match cascade {
+        Some(source) => cluster.members.get(source).map_or(primary, |m| m.upstream(source.as_str())),
+        None => primary,
+    };
     if o.db.starting && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
-        return Decision::wait(format!("starting as a replica of {holder}: recovery in progress"));
+        return Decision::wait(format!("starting as a replica of {}: recovery in progress", upstream.name));
     }
     if o.db.running && o.db.upstream.as_deref() == Some(upstream.name.as_str()) {
-        // No slot of its own, as a former primary may have kept: nobody would advance it, so it would
-        // hold WAL on this replica for ever (a cascading replica's slot is in use, and kept).
-        return Decision::act(vec![Action::RetainFor(Vec::new())], format!("replica of {holder}"));
+        // Slots only for the members that stream from this one: another, as a former primary may have
+        // kept, would never be advanced and would hold WAL on this replica for ever.
+        let slots = Action::RetainFor(o.retained_members(cluster, holder));
+        return Decision::act(vec![slots], format!("replica of {}", upstream.name));
     }
-    let reason = format!("following the primary {holder}");
+    let reason = match cascade {
+        Some(source) => format!("following {source} (replicatefrom), a replica of the primary {holder}"),
+        None => format!("following the primary {holder}"),
+    };
     Decision::act(vec![Action::Follow(Some(upstream))], reason)
 }
 

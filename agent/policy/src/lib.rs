@@ -12,6 +12,7 @@
 //! | [`handover`] | the steps of a switchover away from this primary and of a shutdown |
 //! | [`memory`] | [`Memory`]: what the policy remembers between cycles, changed only by observations and job reports |
 //! | [`sync`] | synchronous replication: the rule, the `sync` key, who may take over without losing a commit |
+//! | [`topology`] | cascading (`replicatefrom`) and clone sources (`clonefrom`): whom a replica streams and clones from |
 //! | [`candidate`] | the rules a member must meet to take over, shared by the leader race and the management checks |
 //! | [`member`] | [`MemberView`]: another member's published record, as the policy reads it |
 //! | [`server`] | [`DbState`]: what the agent sees of its own database server, in no engine's words |
@@ -32,6 +33,7 @@ pub mod position;
 pub mod schedule;
 pub mod server;
 pub mod sync;
+pub mod topology;
 
 pub use candidate::within_maximum_lag;
 pub use decide::{decide, fence_action, Action, Decision, FOLLOW_ATTEMPTS, STUCK_BEHIND_TIMELINE};

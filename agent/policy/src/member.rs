@@ -28,6 +28,12 @@ pub struct MemberView {
     pub sync_priority: i64,
     /// Primary: how its commits are replicated (`async`, `sync`, `relaxed`, `blocked`).
     pub sync_state: Option<String>,
+    /// Its tag `replicatefrom`: the member it wants to stream from instead of the primary.
+    pub replicate_from: Option<String>,
+    /// Its tag `clonefrom`: new replicas prefer to clone from it.
+    pub clone_from: bool,
+    /// Its tag `nostream`: it takes WAL from the archive only, and needs nothing retained for it.
+    pub nostream: bool,
 }
 
 impl MemberView {

@@ -73,6 +73,9 @@ pub struct Policy {
     pub loop_wait: Duration,
     /// Synchronous replication.
     pub sync: SyncPolicy,
+    /// This member's tag `replicatefrom`: the member it streams from instead of the primary, while that
+    /// one runs as a replica ([`crate::topology`]).
+    pub replicate_from: Option<String>,
 }
 
 /// The cluster record, as the policy needs it.

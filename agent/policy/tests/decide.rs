@@ -86,6 +86,9 @@ fn record(member: &str) -> MemberView {
         nosync: false,
         sync_priority: 1,
         sync_state: None,
+        replicate_from: None,
+        clone_from: false,
+        nostream: false,
     }
 }
 
@@ -125,6 +128,7 @@ fn policy() -> Policy {
         pause: false,
         loop_wait: Duration::from_secs(1),
         sync: SyncPolicy::default(),
+        replicate_from: None,
     }
 }
 
@@ -833,6 +837,49 @@ fn replica_of_the_holder_only_keeps_no_slots_of_its_own() {
 }
 
 #[test]
+fn a_replica_with_replicatefrom_cascades_from_that_replica_and_falls_back_to_the_primary() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    store(&mut o).members.get_mut(&name("node2")).unwrap().role = "primary".into();
+    o.policy.replicate_from = Some("node3".into());
+    o.db = replica_of("node2", 1000);
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::Follow(Some(upstream("node3")))]);
+    assert_eq!(d.reason, "following node3 (replicatefrom), a replica of the primary node2");
+
+    // Streaming from node3: it keeps no slot; node3 keeps one for it, the primary none.
+    o.db = DbState { streaming: true, ..replica_of("node3", 1000) };
+    assert_eq!(decide(&o).actions, vec![Action::RetainFor(Vec::new())]);
+    store(&mut o).members.get_mut(&name("me")).unwrap().replicate_from = Some("node3".into());
+    let mut node3 = o.clone();
+    node3.me = name("node3");
+    node3.policy.replicate_from = None;
+    node3.db = DbState { streaming: true, ..replica_of("node2", 1000) };
+    assert_eq!(decide(&node3).actions, vec![Action::RetainFor(vec!["me".into()])]);
+    let mut node2 = o.clone();
+    node2.me = name("node2");
+    node2.policy.replicate_from = None;
+    node2.db = primary(5000);
+    node2.lease = LeaseHold::Valid(token(9));
+    let slots = decide(&node2).actions.into_iter().find(|a| matches!(a, Action::RetainFor(_)));
+    assert_eq!(slots, Some(Action::RetainFor(vec!["node3".into()])));
+
+    // node3 stops: back to the primary.
+    store(&mut o).members.get_mut(&name("node3")).unwrap().state = "stopped".into();
+    assert_eq!(decide(&o).actions, vec![Action::Follow(Some(upstream("node2")))]);
+}
+
+#[test]
+fn an_empty_replica_clones_from_a_clonefrom_member() {
+    let mut o = obs();
+    led_by(&mut o, "node2", 9);
+    o.db = DbState::stopped(DataState::Missing);
+    assert_eq!(actions(&o), vec![Action::Clone(upstream("node2"))]);
+    store(&mut o).members.get_mut(&name("node3")).unwrap().clone_from = true;
+    assert_eq!(actions(&o), vec![Action::Clone(upstream("node3"))]);
+}
+
+#[test]
 fn waits_while_the_holder_has_published_no_member_record() {
     let mut o = obs();
     led_by(&mut o, "node4", 9);
@@ -1208,11 +1255,18 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
             prop::option::of(prop::sample::select(NAMES.to_vec())),
         )),
         prop::option::of(any_sync_state()),
+        prop::collection::vec(prop::option::weighted(0.2, prop::sample::select(NAMES.to_vec())), NAMES.len()),
     )
-        .prop_map(|(initialize, leader, members, optime, switchover, sync)| ClusterView {
+        .prop_map(|(initialize, leader, members, optime, switchover, sync, cascades)| ClusterView {
             initialize: initialize.map(|(by, system_id)| Initialize { by, system_id }),
             leader,
-            members: members.into_iter().map(|m| (name(m), record(m))).collect(),
+            members: members
+                .into_iter()
+                .zip(cascades)
+                .map(|(m, from)| {
+                    (name(m), MemberView { replicate_from: from.map(str::to_owned), ..record(m) })
+                })
+                .collect(),
             optime,
             switchover: switchover.map(|(leader, candidate)| Switchover {
                 leader: leader.map(name),
@@ -1311,6 +1365,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 pause,
                 loop_wait: Duration::from_secs(1),
                 sync,
+                replicate_from: None,
             },
         )
 }

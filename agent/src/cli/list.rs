@@ -182,15 +182,15 @@ fn positions(member: &Value, leader_lsn: Option<Position>) -> [Value; 4] {
 }
 
 /// The members' order and depth in the replication tree: the leader first, then replicas under the
-/// member named by their `replicatefrom` tag (when that is another replica), else under the leader;
-/// siblings by name. Members left over (a `replicatefrom` cycle) come last, at depth 0.
+/// member they replicate from (their published `upstream`, when that is another replica), else under the
+/// leader; siblings by name. Members left over (a cycle) come last, at depth 0.
 pub fn topology_order(members: &[&Value]) -> Vec<(usize, usize)> {
     let leader = members.iter().position(|m| is_leader(m));
     let parent = |i: usize| -> Option<usize> {
         if Some(i) == leader {
             return None;
         }
-        let upstream = members[i]["tags"]["replicatefrom"].as_str();
+        let upstream = members[i]["upstream"].as_str();
         let upstream = upstream
             .and_then(|u| members.iter().position(|m| name(m) == u && !is_leader(m)).filter(|&p| p != i));
         upstream.or(leader)
@@ -439,7 +439,8 @@ mod tests {
     #[test]
     fn topology_indents_replicas_under_their_upstream() {
         let mut c = cluster();
-        c["members"][2]["tags"] = json!({"replicatefrom": "node2"});
+        c["members"][2]["upstream"] = json!("node2");
+        c["members"][2]["tags"] = json!({"replicatefrom": "node1"});
         let out = render(&c, Format::Pretty, true, false);
         let names: Vec<&str> =
             out.lines().skip(3).take(3).map(|l| l.split('|').nth(1).unwrap_or("")).collect();
@@ -449,8 +450,8 @@ mod tests {
     #[test]
     fn topology_survives_cycles_and_a_missing_leader() {
         let c = json!({"scope": "s", "members": [
-            {"name": "a", "role": "replica", "tags": {"replicatefrom": "b"}},
-            {"name": "b", "role": "replica", "tags": {"replicatefrom": "a"}},
+            {"name": "a", "role": "replica", "upstream": "b"},
+            {"name": "b", "role": "replica", "upstream": "a"},
             {"name": "c", "role": "replica"}]});
         let members: Vec<&Value> = c["members"].as_array().expect("members").iter().collect();
         let order = topology_order(&members);

@@ -1,7 +1,6 @@
 //! The agent's configuration: a YAML file with Patroni's structure (README, "Running an agent"),
 //! `VIGIL_*` environment overrides ([`env`](mod@env)), and the dynamic settings shared by the cluster
-//! ([`DynamicConfig`]). Keys accepted for Patroni's files but not acted on yet are listed by
-//! [`unused_keys`] and logged at start.
+//! ([`DynamicConfig`]).
 //!
 //! [`Config::load`] reads the file, applies the environment, deserializes (unknown keys are errors) and
 //! validates; every error names the file and the full key path ([`ConfigError`]).
@@ -23,7 +22,6 @@ mod scalar;
 mod sections;
 mod tags;
 pub(crate) mod unsafe_parameters;
-mod unused;
 mod validate;
 
 #[cfg(test)]
@@ -51,7 +49,6 @@ pub use sections::{
     UserPassword, VerifyClient, WatchdogConfig, WatchdogMode,
 };
 pub use tags::Tags;
-pub use unused::{unused_keys, warn_unused_keys, UnusedKey};
 
 use crate::os_user::OsUser;
 use serde::Deserialize;

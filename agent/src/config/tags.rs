@@ -12,14 +12,13 @@ pub struct Tags {
     /// Report 503 on `/replica` so load balancers leave this member out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub noloadbalance: bool,
-    /// Other members may clone their data from this one (accepted, not acted on yet: replicas clone
-    /// from the primary; see [`crate::config::unused_keys`]).
+    /// New replicas prefer to clone their data from this one while it runs as a replica.
     #[serde(default, skip_serializing_if = "is_false")]
     pub clonefrom: bool,
     /// Never become a synchronous standby.
     #[serde(default, skip_serializing_if = "is_false")]
     pub nosync: bool,
-    /// Do not stream WAL (archive only); accepted, not acted on yet.
+    /// PostgreSQL: do not stream WAL; take it from the archive only (`postgresql.parameters.restore_command`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub nostream: bool,
     /// Preference in the leader race among equally advanced candidates; `<= 0` means never.
@@ -28,8 +27,8 @@ pub struct Tags {
     /// Preference when choosing synchronous standbys; `<= 0` means never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_priority: Option<i64>,
-    /// Stream from this member instead of from the primary (cascading replication); accepted and shown
-    /// by `vigil topology`, not acted on yet: the member streams from the primary.
+    /// Stream from this member instead of from the primary (cascading replication) while it runs as a
+    /// replica; from the primary otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicatefrom: Option<String>,
     /// Custom tags, kept as written (usable with `/replica?tag_<k>=<v>`).

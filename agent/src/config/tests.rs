@@ -420,3 +420,30 @@ fn tags_decide_whether_a_member_can_fail_over() {
     assert!(t.can_fail_over() && t.failover_priority() == 3);
     assert_eq!(t.extra.get("zone"), Some(&serde_json::json!("b")));
 }
+
+#[test]
+fn nostream_needs_a_restore_command_and_join_another_member() {
+    let bin = fake_bin_dir();
+    let load =
+        |from: &str, to: &str| Config::from_yaml_str(&example(bin.path()).replace(from, to), &|_| None);
+    let tags = "tags: {nofailover: false, noloadbalance: false}";
+    let err = load(tags, "tags: {nostream: true}").unwrap_err();
+    assert_eq!(err.key(), Some("tags.nostream"));
+    assert!(err.to_string().contains("needs postgresql.parameters.restore_command"), "{err}");
+    let archive = "    unix_socket_directories: /tmp/vigil/node1\n    restore_command: cp /archive/%f %p\ntags: {nostream: true}";
+    let config = load(
+        "    unix_socket_directories: /tmp/vigil/node1\ntags: {nofailover: false, noloadbalance: false}",
+        archive,
+    )
+    .expect("nostream with an archive");
+    assert!(config.tags.nostream);
+
+    let join = |addr: &str| load("  partner_addrs:", &format!("  join: {addr}\n  partner_addrs:"));
+    assert_eq!(
+        join("127.0.0.1:2223").unwrap().raft.join.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:2223")
+    );
+    let err = join("127.0.0.1:2222").unwrap_err();
+    assert_eq!(err.to_string(), "raft.join: 127.0.0.1:2222 is this member's own raft.self_addr");
+    assert_eq!(join("nowhere").unwrap_err().key(), Some("raft.join"));
+}

@@ -32,6 +32,7 @@ pub(crate) fn validate(
         mysql(section)?;
     }
     data_dirs_apart(config)?;
+    nostream(config)?;
     no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
     watchdog(config)?;
     if let Some(kubernetes) = &config.kubernetes {
@@ -56,6 +57,24 @@ fn one_engine(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// `tags.nostream` needs the archive: a PostgreSQL member with `postgresql.parameters.restore_command`.
+fn nostream(config: &Config) -> Result<(), ConfigError> {
+    if !config.tags.nostream {
+        return Ok(());
+    }
+    match &config.postgresql {
+        Some(pg) if pg.parameters.get("restore_command").is_some_and(|c| !c.trim().is_empty()) => Ok(()),
+        Some(_) => Err(ConfigError::invalid(
+            "tags.nostream",
+            "needs postgresql.parameters.restore_command: a replica that does not stream takes WAL from the \
+             archive only",
+        )),
+        None => {
+            Err(ConfigError::invalid("tags.nostream", "is for PostgreSQL members (WAL from the archive)"))
+        }
+    }
 }
 
 fn top_level(config: &mut Config) -> Result<(), ConfigError> {

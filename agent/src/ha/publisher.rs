@@ -126,6 +126,7 @@ fn member_record(
         pending_restart: !db.pending_restart.is_empty(),
         pending_restart_reason: MemberRecord::pending_changes(db),
         diverged: db.diverged.clone(),
+        upstream: db.upstream.clone().filter(|_| role == "replica"),
     }
 }
 

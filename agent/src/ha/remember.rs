@@ -73,6 +73,7 @@ impl<D: Database> Agent<D> {
                 strict: dynamic.synchronous_mode_strict,
                 node_count: dynamic.synchronous_node_count,
             },
+            replicate_from: self.me.tags.get("replicatefrom").and_then(|v| v.as_str()).map(str::to_owned),
         }
     }
 }

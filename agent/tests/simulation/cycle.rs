@@ -260,6 +260,7 @@ impl World {
             pending_restart: false,
             pending_restart_reason: Default::default(),
             diverged: None,
+            upstream: db.upstream.clone(),
         };
         let agent = &mut self.nodes[node].agent;
         agent.shown = Some(db);
@@ -333,6 +334,7 @@ impl World {
             pause: false,
             loop_wait: s.loop_wait,
             sync: s.sync,
+            replicate_from: None,
         }
     }
 }

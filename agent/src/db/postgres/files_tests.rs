@@ -43,6 +43,7 @@ fn setup() -> Setup {
         initdb: vec![],
         pgpass: dir.path().join("home/.pgpass"),
         os_user: None,
+        nostream: false,
     };
     fs::create_dir_all(&s.data_dir).expect("data dir");
     fs::create_dir_all(dir.path().join("home")).expect("home");

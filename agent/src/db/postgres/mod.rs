@@ -81,6 +81,8 @@ pub struct PostgresSettings {
     pub pgpass: PathBuf,
     /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
     pub os_user: Option<String>,
+    /// `tags.nostream`: as a replica, take WAL from the archive only (`restore_command`), never stream.
+    pub nostream: bool,
 }
 
 impl PostgresSettings {
@@ -110,6 +112,7 @@ impl PostgresSettings {
             initdb: config.bootstrap.initdb.clone(),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
+            nostream: config.tags.nostream,
         })
     }
 }

@@ -188,7 +188,8 @@ impl Runtime {
 }
 
 /// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
-/// `primary_conninfo` and `primary_slot_name` for its upstream.
+/// `primary_conninfo` and `primary_slot_name` for its upstream, unless it takes WAL from the archive only
+/// (`nostream`).
 pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runtime) -> String {
     let mut out = String::from(HEADER);
     let mut set = |name: &str, value: &str| {
@@ -225,7 +226,7 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     }
     if let Conf::Standby(upstream) = conf {
         set("recovery_target_timeline", "latest");
-        if let Some(up) = upstream {
+        if let Some(up) = upstream.as_ref().filter(|_| !s.nostream) {
             set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
             if !runtime.without_slots {
                 set("primary_slot_name", &slot_name(&s.name));
@@ -342,6 +343,7 @@ mod tests {
             initdb: vec![],
             pgpass: "/d/pgpass".into(),
             os_user: None,
+            nostream: false,
         }
     }
 
@@ -386,6 +388,11 @@ mod tests {
         let runtime = Runtime::starting(&s);
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
         assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
+        let archive_only = PostgresSettings { nostream: true, ..s.clone() };
+        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
+        let conf = postgresql_conf(&archive_only, &Conf::Standby(Some(up)), &runtime);
+        assert!(!conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"), "{conf}");
+        assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
     }
 
     #[test]
