@@ -16,7 +16,7 @@ use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use vigil_agent::config::Callbacks;
 use vigil_agent::db::postgres::{Credentials, InitdbOption, Postgres, PostgresSettings};
-use vigil_agent::db::{DataState, Database, DbState, Role, StopMode, Upstream};
+use vigil_agent::db::{DataState, Database, DbState, Retained, Role, StopMode, Upstream};
 use vigil_agent::ha::Hooks;
 use vigil_dcs::{FencingToken, MemberName};
 
@@ -125,6 +125,11 @@ impl Drop for Lab {
     }
 }
 
+/// Slots for `members` and nothing else (no permanent slots; a slot nobody wants is dropped at once).
+fn retained(members: &[&str]) -> Retained {
+    Retained { members: members.iter().map(|m| m.to_string()).collect(), ..Retained::default() }
+}
+
 fn upstream(s: &PostgresSettings) -> Upstream {
     Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port, api_url: String::new() }
 }
@@ -191,7 +196,7 @@ async fn bootstrap_clone_failover_rewind() {
     let (b, sb) = lab.node("node-B");
     let (c, sc) = lab.node("node-C");
     let (up_a, up_b) = (upstream(&sa), upstream(&sb));
-    let members = ["node-A", "node-B", "node-C"].map(String::from);
+    let members = ["node-A", "node-B", "node-C"];
 
     assert_eq!(a.observe().await, DbState::stopped(DataState::Missing));
     a.bootstrap(Some(1)).await.unwrap();
@@ -203,7 +208,7 @@ async fn bootstrap_clone_failover_rewind() {
     // Slots: one per other member, stale physical slots dropped, logical slots untouched.
     sql(sa.port, "SELECT pg_create_physical_replication_slot('gone_member')").await.unwrap();
     sql(sa.port, "SELECT pg_create_logical_replication_slot('keep_logical', 'test_decoding')").await.unwrap();
-    a.retain_for(&["node-A".into(), "node-B".into()]).await.unwrap();
+    a.retain_for(&retained(&["node-A", "node-B"])).await.unwrap();
     let slots = "SELECT slot_name FROM pg_replication_slots ORDER BY 1";
     assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b"]);
 
@@ -217,8 +222,8 @@ async fn bootstrap_clone_failover_rewind() {
         node.follow(Some(&up_a)).await.unwrap();
         if settings.name == "node-C" {
             assert!(!c.observe().await.streaming);
-            a.retain_for(&members).await.unwrap();
-            a.retain_for(&members).await.unwrap();
+            a.retain_for(&retained(&members)).await.unwrap();
+            a.retain_for(&retained(&members)).await.unwrap();
             assert_eq!(sql(sa.port, slots).await.unwrap(), ["keep_logical", "node_b", "node_c"]);
         }
         wait_state(node, "streaming from A", streaming_from("node-A", 1)).await;
@@ -237,7 +242,7 @@ async fn bootstrap_clone_failover_rewind() {
     let state = b.observe().await;
     assert!(state.is_running_primary() && state.timeline == Some(2), "{state:?}");
     assert_eq!(state.data, present(&system_id, true));
-    b.retain_for(&members).await.unwrap();
+    b.retain_for(&retained(&members)).await.unwrap();
     sql(sb.port, "INSERT INTO t VALUES ('two')").await.unwrap();
 
     // C switches to B by a reload, without restarting; without an upstream it stops streaming.

@@ -89,6 +89,9 @@ pub struct ClusterView {
     pub members: BTreeMap<MemberName, MemberView>,
     /// The primary's last published position (`status`).
     pub optime: Option<Position>,
+    /// The primary's permanent logical slots' confirmed positions (`status`), which the replicas'
+    /// copies follow; the policy does not read them.
+    pub slots: BTreeMap<String, u64>,
     /// A requested switchover or failover (the `failover` key).
     pub switchover: Option<Switchover>,
     /// Who holds every acknowledged commit (the `sync` key).

@@ -110,6 +110,7 @@ fn cluster() -> ClusterView {
         leader: None,
         members: ["me", "node2", "node3"].into_iter().map(|m| (name(m), record(m))).collect(),
         optime: None,
+        slots: Default::default(),
         switchover: None,
         sync: None,
         timeline: None,
@@ -1268,6 +1269,7 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
                 })
                 .collect(),
             optime,
+            slots: Default::default(),
             switchover: switchover.map(|(leader, candidate)| Switchover {
                 leader: leader.map(name),
                 candidate: candidate.map(name),

@@ -3,7 +3,7 @@
 
 use super::choice::choice_enum;
 use super::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
-use super::{duration, scalar, ConfigError};
+use super::{duration, scalar, ConfigError, PermanentSlot, SlotMatcher};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,6 +93,15 @@ pub struct DynamicConfig {
     /// PostgreSQL settings shared by the cluster.
     #[serde(default)]
     pub postgresql: DynamicPostgresql,
+    /// Permanent replication slots by name: kept on the primary, and on the replicas for a failover.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, PermanentSlot>,
+    /// Slots nobody manages: never dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_slots: Vec<SlotMatcher>,
+    /// How long the primary keeps the slot of a member that is gone (its key expired).
+    #[serde(default = "d::member_slots_ttl", with = "duration")]
+    pub member_slots_ttl: Duration,
 }
 
 /// `postgresql` inside the dynamic configuration.
@@ -121,6 +130,9 @@ impl Default for DynamicPostgresql {
 /// Default value functions for serde.
 mod d {
     use super::*;
+    pub fn member_slots_ttl() -> Duration {
+        Duration::from_secs(30 * 60)
+    }
     pub fn ttl() -> Duration {
         DEFAULT_TTL
     }
@@ -165,6 +177,9 @@ impl Default for DynamicConfig {
             pause: false,
             check_timeline: false,
             postgresql: DynamicPostgresql::default(),
+            slots: BTreeMap::new(),
+            ignore_slots: Vec::new(),
+            member_slots_ttl: d::member_slots_ttl(),
         }
     }
 }
@@ -227,6 +242,7 @@ impl DynamicConfig {
             let why = format!("{ms} ms is more than the maximum of 86400 s (1 day)");
             return Err(ConfigError::invalid(key("primary_start_timeout"), why));
         }
+        super::slots::validate(&key("slots"), &self.slots)?;
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
         }

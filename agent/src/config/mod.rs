@@ -20,6 +20,7 @@ mod pg_role;
 mod postgresql;
 mod scalar;
 mod sections;
+mod slots;
 mod tags;
 pub(crate) mod unsafe_parameters;
 mod validate;
@@ -48,6 +49,7 @@ pub use sections::{
     BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, LogType, RaftConfig, RestApiConfig,
     UserPassword, VerifyClient, WatchdogConfig, WatchdogMode,
 };
+pub use slots::{PermanentSlot, SlotMatcher};
 pub use tags::Tags;
 
 use crate::os_user::OsUser;

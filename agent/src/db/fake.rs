@@ -296,8 +296,11 @@ impl Database for FakeServer {
         Ok(())
     }
 
-    async fn retain_for(&self, _: &[String]) -> Result<(), DbError> {
-        Ok(())
+    async fn retain_for(
+        &self,
+        _: &crate::db::Retained,
+    ) -> Result<std::collections::BTreeMap<String, u64>, DbError> {
+        Ok(Default::default())
     }
 
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {

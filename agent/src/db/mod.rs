@@ -39,6 +39,27 @@ pub enum StopMode {
     Immediate,
 }
 
+/// What a server keeps replication slots for ([`Database::retain_for`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retained {
+    /// The members that follow this server: a slot each.
+    pub members: Vec<String>,
+    /// The cluster's permanent slots (`slots`): on the primary, and the logical ones copied to the
+    /// replicas.
+    pub permanent: BTreeMap<String, crate::config::PermanentSlot>,
+    /// Slots nobody manages (`ignore_slots`): never dropped.
+    pub ignored: Vec<crate::config::SlotMatcher>,
+    /// Every member with a record in the cluster: the slot of one of them that does not follow this
+    /// server is dropped at once.
+    pub present: Vec<String>,
+    /// How long a primary keeps a slot nobody wants, such as a member's that is gone (no record), before
+    /// dropping it (`member_slots_ttl`).
+    pub member_slots_ttl: Duration,
+    /// On a replica: the primary, whose permanent logical slots are copied from it, and their confirmed
+    /// positions there, which the copies follow.
+    pub primary: Option<(Upstream, BTreeMap<String, u64>)>,
+}
+
 /// A failed database operation: what was done, and what the server or tool said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{action}: {detail}")]
@@ -115,12 +136,17 @@ pub trait Database: Send + Sync + 'static {
     /// start.
     fn promote(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// Retains what every member in `members` needs to follow this server after a pause, and nothing for
-    /// members no longer listed (PostgreSQL: a replication slot each; an unused slot a standby still
-    /// streams through is kept and reported as an error, so that the caller tries again). On a replica
-    /// about to be promoted the slots hold the WAL from its last restartpoint on, so the others can follow
-    /// it across the new timeline's start.
-    fn retain_for(&self, members: &[String]) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Retains what every member in `retained.members` needs to follow this server after a pause, and
+    /// nothing for members no longer listed (PostgreSQL: a replication slot each; an unused slot a standby
+    /// still streams through is kept and reported as an error, so that the caller tries again); keeps the
+    /// cluster's permanent slots, and on a replica their copies (see [`Retained`]). On a replica about to
+    /// be promoted the slots hold the WAL from its last restartpoint on, so the others can follow it
+    /// across the new timeline's start. Returns, on a primary, its permanent logical slots' confirmed
+    /// positions, for the replicas' copies to follow.
+    fn retain_for(
+        &self,
+        retained: &Retained,
+    ) -> impl Future<Output = Result<BTreeMap<String, u64>, DbError>> + Send;
 
     /// Makes commits wait for the replicas `rule` names, without a restart (and remembers the rule for every
     /// later start). On a replica it takes effect when it is promoted.

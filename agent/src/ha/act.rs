@@ -4,7 +4,6 @@
 use super::execute::{run_db_job, DbJob};
 use super::lease_keeper::before;
 use super::run::Agent;
-use super::view::Status;
 use super::{Action, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::Database;
@@ -30,19 +29,9 @@ impl<D: Database> Agent<D> {
                 Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
                 Action::ReleaseLease => self.release().await,
-                Action::PublishOptime(optime) => {
-                    self.put(Key::Status, &Status { optime }, "publish optime", o.db.is_running_primary())
-                        .await
-                }
-                // Routine and quick: not worth a background job (whose end would wake the loop). Synced
-                // when the members change, not every cycle.
-                Action::RetainFor(members) if self.retained_for.as_ref() != Some(&members) => {
-                    match self.db.retain_for(&members).await {
-                        Ok(()) => self.retained_for = Some(members),
-                        Err(e) => tracing::warn!(error = %e, "what the replicas need not retained"),
-                    }
-                }
-                Action::RetainFor(_) => {}
+                Action::PublishOptime(optime) => self.publish_status(optime).await,
+                // Routine and quick: not worth a background job (whose end would wake the loop).
+                Action::RetainFor(members) => self.retain(members, dynamic, o).await,
                 Action::HandOver => self.hand_over(&switchover_steps(), dynamic, Some(o)).await,
                 Action::PublishSync(state) => {
                     self.put(

@@ -22,6 +22,7 @@ mod remember;
 #[cfg(test)]
 pub(crate) mod restart_tests;
 mod run;
+mod slots;
 mod view;
 
 pub use commands::{Commands, Envelope, LocalCommand};

@@ -66,8 +66,11 @@ impl Database for SlowPrimary {
     async fn promote(&self, _: u64) -> Result<(), DbError> {
         Ok(())
     }
-    async fn retain_for(&self, _: &[String]) -> Result<(), DbError> {
-        Ok(())
+    async fn retain_for(
+        &self,
+        _: &crate::db::Retained,
+    ) -> Result<std::collections::BTreeMap<String, u64>, DbError> {
+        Ok(Default::default())
     }
     async fn set_sync_rule(&self, _: &SyncRule) -> Result<(), DbError> {
         Ok(())

@@ -37,8 +37,12 @@ pub struct Agent<D: Database> {
     pub(super) job: Option<JoinHandle<JobReport>>,
     pub(super) wake: Arc<Notify>,
     last_reason: String,
-    /// The members whose replication slots were last synced on the running server (none on a replica).
-    pub(super) retained_for: Option<Vec<String>>,
+    /// What the running server's replication slots were last synced for.
+    pub(super) retained_for: Option<crate::db::Retained>,
+    /// When they were last synced.
+    pub(super) retained_at: Option<std::time::Instant>,
+    /// The primary's permanent logical slots' positions as last published in the `status` key.
+    pub(super) slot_positions: BTreeMap<String, u64>,
     /// Writes the member record and the REST status.
     pub(super) publisher: Publisher,
     /// Set while a synchronous standby shuts down: its record then says `stopping`.
@@ -75,6 +79,8 @@ impl<D: Database> Agent<D> {
             wake: Arc::new(Notify::new()),
             last_reason: String::new(),
             retained_for: None,
+            retained_at: None,
+            slot_positions: BTreeMap::new(),
             publisher,
             leaving: false,
             dynamic: me_dynamic,

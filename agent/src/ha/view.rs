@@ -11,11 +11,15 @@ use vigil_dcs::{ClusterState, Condition, Key, MemberName};
 use vigil_policy::SyncState;
 use vigil_policy::{ClusterView, Initialize, Switchover};
 
-/// The `status` key: the primary's last position (Patroni's `optime`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The `status` key: the primary's last position (Patroni's `optime`), and where its permanent logical
+/// slots stand (Patroni's `slots`), which the replicas' copies follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// The position.
     pub optime: Position,
+    /// Each permanent logical slot's confirmed position (PostgreSQL: the LSN in bytes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slots: BTreeMap<String, u64>,
 }
 
 /// The members' published records. Records that do not parse are left out, with a warning.
@@ -39,11 +43,13 @@ pub fn cluster_view(state: &ClusterState) -> ClusterView {
 pub fn cluster_view_with(state: &ClusterState, records: &BTreeMap<MemberName, MemberRecord>) -> ClusterView {
     let members = records.iter().map(|(name, record)| (name.clone(), record.view())).collect();
     let value = |key: &Key| state.keys.get(key).map(|v| &v.value);
+    let status = value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v));
     ClusterView {
         initialize: value(&Key::Initialize).and_then(|v| parse::<Initialize>(&Key::Initialize, v)),
         leader: state.leader.as_ref().map(|l| (l.holder.clone(), l.token)),
         members,
-        optime: value(&Key::Status).and_then(|v| parse::<Status>(&Key::Status, v)).map(|s| s.optime),
+        optime: status.as_ref().map(|s| s.optime),
+        slots: status.map(|s| s.slots).unwrap_or_default(),
         switchover: value(&Key::Failover).and_then(|v| parse::<Switchover>(&Key::Failover, v)),
         sync: value(&Key::Sync).and_then(|v| parse::<SyncState>(&Key::Sync, v)),
         timeline: value(&Key::History)

@@ -225,6 +225,7 @@ impl Store {
             leader: self.leader(),
             members: self.members.iter().map(|(name, (record, _))| (name.clone(), record.view())).collect(),
             optime: self.optime,
+            slots: Default::default(),
             switchover: None,
             sync: self.sync.clone(),
             timeline: None,

@@ -41,7 +41,7 @@ mod sql;
 mod upstream;
 
 use crate::config::{Config, Flavor, MysqlPrograms, ReplicaMethod, UserPassword};
-use crate::db::{logged, Database, DbError, DbState, Divergence, StopMode, SyncRule, Upstream};
+use crate::db::{logged, Database, DbError, DbState, Divergence, Retained, StopMode, SyncRule, Upstream};
 use dialect::Dialect;
 use sql::Session;
 use std::collections::BTreeMap;
@@ -322,9 +322,12 @@ impl Database for MariaDb {
         logged(&self.settings.name, "promote", None, self.promote_now(token)).await
     }
 
-    async fn retain_for(&self, _members: &[String]) -> Result<(), DbError> {
+    async fn retain_for(&self, retained: &Retained) -> Result<BTreeMap<String, u64>, DbError> {
         // The binary logs are kept by the server's own expiry, for every replica alike.
-        Ok(())
+        if !retained.permanent.is_empty() {
+            tracing::warn!(member = %self.settings.name, "slots: replication slots are PostgreSQL's; MariaDB keeps binary logs by its own expiry");
+        }
+        Ok(BTreeMap::new())
     }
 
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {

@@ -137,7 +137,7 @@ pub(crate) fn write_pgpass(s: &PostgresSettings, owner: Option<Owner>) -> io::Re
     if let Some(parent) = s.pgpass.parent() {
         fs::create_dir_all(parent)?;
     }
-    write_file(&s.pgpass, &render::pgpass(s), owner)
+    write_file(&s.pgpass, render::pgpass(s), owner)
 }
 
 /// Writes postgresql.conf (for a start, or for a reload that applies a changed [`Runtime`]).
@@ -148,7 +148,7 @@ pub(crate) fn write_postgresql_conf(
     owner: Option<Owner>,
 ) -> io::Result<()> {
     refuse_symlinked_data_dir(&s.data_dir, DATA_DIR_KEY)?;
-    write_file(&s.data_dir.join("postgresql.conf"), &render::postgresql_conf(s, conf, runtime), owner)
+    write_file(&s.data_dir.join("postgresql.conf"), render::postgresql_conf(s, conf, runtime), owner)
 }
 
 /// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
@@ -177,7 +177,7 @@ pub(crate) fn write_config(
 ) -> io::Result<()> {
     let data = &s.data_dir;
     write_postgresql_conf(s, conf, runtime, owner)?;
-    write_file(&data.join("pg_hba.conf"), &render::pg_hba(s), owner)?;
+    write_file(&data.join("pg_hba.conf"), render::pg_hba(s), owner)?;
     clean_auto_conf(s, owner)?;
     match conf {
         Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),
@@ -195,14 +195,14 @@ pub(crate) fn remove_standby_signal(data: &Path) -> io::Result<()> {
 
 /// Writes a file (mode 0600, owned by `owner`) through a fresh temporary file renamed over `path`, so that a
 /// symbolic link at `path` is replaced, not followed.
-pub(crate) fn write_file(path: &Path, content: &str, owner: Option<Owner>) -> io::Result<()> {
+pub(crate) fn write_file(path: &Path, content: impl AsRef<[u8]>, owner: Option<Owner>) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".vigil-tmp");
     let tmp = PathBuf::from(tmp);
     let _ = fs::remove_file(&tmp);
     // create_new (O_EXCL) fails on anything already there, a link included.
     let mut file = open_nofollow(&tmp, fs::OpenOptions::new().write(true).create_new(true).mode(0o600), 0)?;
-    file.write_all(content.as_bytes()).map_err(|e| with_path(&tmp, e))?;
+    file.write_all(content.as_ref()).map_err(|e| with_path(&tmp, e))?;
     set_owner(&file, owner).map_err(|e| with_path(&tmp, e))?;
     drop(file);
     fs::rename(&tmp, path).map_err(|e| with_path(path, e))

@@ -17,6 +17,7 @@ mod observe;
 mod ops;
 mod parameter_check;
 mod render;
+mod slots;
 mod sql;
 mod standby_names;
 mod tools;
@@ -26,7 +27,7 @@ pub use render::slot_name;
 
 pub use crate::config::InitdbOption;
 use crate::config::{server_parameters, Config, DynamicConfig, PgRole};
-use crate::db::{DataState, Database, DbError, DbState, StopMode, SyncRule, Upstream};
+use crate::db::{DataState, Database, DbError, DbState, Retained, StopMode, SyncRule, Upstream};
 use render::{Conf, Runtime};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -129,6 +130,8 @@ pub struct Postgres {
     runtime: Mutex<Runtime>,
     /// The watcher that stops the server if the agent dies.
     lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
+    /// When each unwanted physical slot was first missed (a primary keeps it `member_slots_ttl`).
+    slot_gone_since: Mutex<BTreeMap<String, std::time::Instant>>,
 }
 
 impl Postgres {
@@ -143,7 +146,15 @@ impl Postgres {
         let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
         let runtime = Mutex::new(Runtime::starting(&settings));
         let lifeline = Mutex::new(None);
-        Postgres { settings: Arc::new(settings), tools, conf: Mutex::new(None), runtime, lifeline }
+        let slot_gone_since = Mutex::default();
+        Postgres {
+            settings: Arc::new(settings),
+            tools,
+            conf: Mutex::new(None),
+            runtime,
+            lifeline,
+            slot_gone_since,
+        }
     }
 
     /// Records `token`, if any, before the server starts as a primary.
@@ -252,8 +263,8 @@ impl Database for Postgres {
         self.set_sync_rule_now(rule).await
     }
 
-    async fn retain_for(&self, members: &[String]) -> Result<(), DbError> {
-        self.logged("sync_slots", None, self.sync_slots_now(members)).await
+    async fn retain_for(&self, retained: &Retained) -> Result<BTreeMap<String, u64>, DbError> {
+        self.keep_slots_now(retained).await
     }
 
     async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), DbError> {

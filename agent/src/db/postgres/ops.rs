@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long operations wait for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `promote` waits for the server to leave recovery.
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -226,28 +226,6 @@ impl Postgres {
         }
     }
 
-    pub(super) async fn sync_slots_now(&self, members: &[String]) -> Result<(), DbError> {
-        let own = render::slot_name(&self.settings.name);
-        let wanted: BTreeSet<String> =
-            members.iter().map(|m| render::slot_name(m)).filter(|n| !n.is_empty() && *n != own).collect();
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("sync slots", e))?;
-        let changes =
-            sql::sync_slots(&session.client, &wanted).await.map_err(|e| DbError::new("sync slots", e))?;
-        if !changes.created.is_empty() || !changes.dropped.is_empty() {
-            tracing::info!(member = %self.settings.name, created = ?changes.created, dropped = ?changes.dropped, "replication slots changed");
-        }
-        // Not done yet: the caller tries again (a demoted primary's slot is in use by a former replica
-        // for a moment after the failover, until that one is promoted or follows someone else).
-        if !changes.in_use.is_empty() {
-            let in_use = changes.in_use.join(", ");
-            return Err(DbError::new(
-                "sync slots",
-                format!("{in_use} in use by a standby: dropped once released"),
-            ));
-        }
-        Ok(())
-    }
-
     /// Remembers `rule` for every later start and applies it to the running server, then has every standby
     /// report its position at once. PostgreSQL releases a waiting commit only when a standby it now waits
     /// for reports, and a standby that already holds the commit (an asynchronous one, until this rule)
@@ -362,7 +340,7 @@ impl Postgres {
 
     /// Changes the runtime settings with `change` (kept for every later start) and waits until new
     /// sessions see `value` for `name`. Returns the session that saw it, if the server runs.
-    async fn apply_runtime(
+    pub(super) async fn apply_runtime(
         &self,
         name: &'static str,
         value: String,
@@ -466,7 +444,7 @@ impl Postgres {
         }
     }
 
-    async fn start(&self) -> Result<(), DbError> {
+    pub(super) async fn start(&self) -> Result<(), DbError> {
         for lock in render::lock_files(&self.settings) {
             let failed = |e| DbError::new(format!("remove the stale lock file {}", lock.display()), e);
             if files::remove_stale_lock(&lock).map_err(failed)? {
@@ -479,6 +457,15 @@ impl Postgres {
     pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, sql::ConnectError> {
         let target = render::agent_target(&self.settings);
         sql::connect(&target, self.settings.port, &self.settings.superuser, timeout).await
+    }
+
+    /// A superuser session with the local server in `database`.
+    pub(super) async fn connect_local_to(&self, database: &str) -> Result<Session, String> {
+        let target = render::agent_target(&self.settings);
+        let (port, user) = (self.settings.port, &self.settings.superuser);
+        sql::connect_to(&target, port, user, database, CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("{database}: {e}"))
     }
 
     /// Stops the server if it runs as a standby, before its data is replaced; refuses to touch a running
@@ -522,7 +509,7 @@ impl Postgres {
     }
 
     /// Runs file work off the async threads.
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         action: &str,
         work: impl FnOnce(&PostgresSettings) -> io::Result<T> + Send + 'static,

@@ -124,6 +124,9 @@ pub(crate) struct Runtime {
     pub upstream_timeout: Duration,
     /// Replicas stream, and clones copy, without a replication slot (`postgresql.use_slots: false`).
     pub without_slots: bool,
+    /// A replica keeps copies of the primary's permanent logical slots: it runs with
+    /// `hot_standby_feedback`, so the primary keeps the catalog rows they need.
+    pub standby_feedback: bool,
 }
 
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
@@ -226,6 +229,9 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     }
     if let Conf::Standby(upstream) = conf {
         set("recovery_target_timeline", "latest");
+        if runtime.standby_feedback {
+            set("hot_standby_feedback", "on");
+        }
         if let Some(up) = upstream.as_ref().filter(|_| !s.nostream) {
             set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
             if !runtime.without_slots {

@@ -6,7 +6,7 @@ use super::parameter_check::Definition;
 use super::render::Target;
 use super::Credentials;
 use crate::db::{LinkReport, PendingSetting, Position, ReplicaLink};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::PgLsn;
@@ -49,6 +49,17 @@ pub(crate) async fn connect(
     user: &Credentials,
     timeout: Duration,
 ) -> Result<Session, ConnectError> {
+    connect_to(target, port, user, "postgres", timeout).await
+}
+
+/// [`connect`] to `database`.
+pub(crate) async fn connect_to(
+    target: &Target,
+    port: u16,
+    user: &Credentials,
+    database: &str,
+    timeout: Duration,
+) -> Result<Session, ConnectError> {
     let mut config = Config::new();
     match target {
         Target::Socket(dir) => config.host_path(dir),
@@ -58,7 +69,7 @@ pub(crate) async fn connect(
         .port(port)
         .user(&user.username)
         .password(user.password.expose())
-        .dbname("postgres")
+        .dbname(database)
         .application_name("vigil")
         .connect_timeout(timeout);
     let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
@@ -256,44 +267,6 @@ pub(crate) async fn setting(client: &Client, name: &str) -> Result<String, tokio
 /// Whether the server is in recovery.
 pub(crate) async fn in_recovery(client: &Client) -> Result<bool, tokio_postgres::Error> {
     client.query_one("SELECT pg_is_in_recovery()", &[]).await?.try_get(0)
-}
-
-/// Slot changes made by [`sync_slots`].
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct SlotChanges {
-    pub created: Vec<String>,
-    pub dropped: Vec<String>,
-    /// Slots not in `wanted` that a standby streams through right now: not dropped.
-    pub in_use: Vec<String>,
-}
-
-/// Creates a physical slot (reserving WAL at once) for every name in `wanted` that lacks one, and drops
-/// inactive physical slots not in `wanted` (active ones are reported in `in_use`). Other kinds of slots
-/// are left alone.
-pub(crate) async fn sync_slots(
-    client: &Client,
-    wanted: &BTreeSet<String>,
-) -> Result<SlotChanges, tokio_postgres::Error> {
-    let rows = client
-        .query("SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'", &[])
-        .await?;
-    let mut existing = BTreeSet::new();
-    let mut changes = SlotChanges::default();
-    for row in rows {
-        let (name, active): (String, bool) = (row.try_get(0)?, row.try_get(1)?);
-        if !wanted.contains(&name) && active {
-            changes.in_use.push(name.clone());
-        } else if !wanted.contains(&name) {
-            client.execute("SELECT pg_drop_replication_slot($1::text::name)", &[&name]).await?;
-            changes.dropped.push(name.clone());
-        }
-        existing.insert(name);
-    }
-    for name in wanted.difference(&existing) {
-        client.execute("SELECT pg_create_physical_replication_slot($1::text::name, true)", &[name]).await?;
-        changes.created.push(name.clone());
-    }
-    Ok(changes)
 }
 
 /// Turns off, for the current transaction, every setting that would write a statement's text (or its
