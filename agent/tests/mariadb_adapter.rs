@@ -78,7 +78,16 @@ impl Lab {
             api_client_tls: Default::default(),
         };
         self.data_dirs.lock().unwrap().push(data_dir);
-        (settings, Upstream { name: name.into(), host: "127.0.0.1".into(), port, api_url: String::new() })
+        (
+            settings,
+            Upstream {
+                name: name.into(),
+                host: "127.0.0.1".into(),
+                port,
+                api_url: String::new(),
+                slot: Default::default(),
+            },
+        )
     }
 }
 

@@ -131,7 +131,13 @@ fn retained(members: &[&str]) -> Retained {
 }
 
 fn upstream(s: &PostgresSettings) -> Upstream {
-    Upstream { name: s.name.clone(), host: "127.0.0.1".into(), port: s.port, api_url: String::new() }
+    Upstream {
+        name: s.name.clone(),
+        host: "127.0.0.1".into(),
+        port: s.port,
+        api_url: String::new(),
+        slot: Default::default(),
+    }
 }
 
 /// A session on the server at `port` as the superuser over TCP, with the task that drives it.

@@ -49,8 +49,9 @@ impl Rule {
     pub fn passes(self, leading: bool, status: &NodeStatus, query: &HealthQuery) -> bool {
         let replica_ok = || replica_ok(status, query);
         let ok = match self {
-            Rule::Primary | Rule::Leader => leading,
-            Rule::StandbyLeader => false,
+            Rule::Primary => leading,
+            Rule::Leader => leading || standby_leader(status),
+            Rule::StandbyLeader => standby_leader(status),
             Rule::Replica => replica_ok(),
             Rule::ReadOnly => leading || replica_ok(),
             Rule::Sync => status.is_sync_standby() && replica_ok(),
@@ -74,8 +75,10 @@ impl Rule {
     pub fn summary(self) -> &'static str {
         match self {
             Rule::Primary => "200 on a running primary holding the lease by its own deadline",
-            Rule::Leader => "200 while this member holds the lease (standby leaders: not yet)",
-            Rule::StandbyLeader => "200 on the leader of a standby cluster (none yet: always 503)",
+            Rule::Leader => {
+                "200 while this member holds the lease (a primary, or a standby cluster's standby leader)"
+            }
+            Rule::StandbyLeader => "200 on the running standby leader of a standby cluster",
             Rule::Replica => "200 on a running replica, not noloadbalance, within ?lag=, ?min_lsn=, filters",
             Rule::ReadOnly => "200 on a leading primary or on a replica as /replica",
             Rule::Sync => "200 on a synchronous standby that passes /replica",
@@ -99,6 +102,11 @@ impl Rule {
             _ => REPLICA,
         }
     }
+}
+
+/// Whether `status` is a running standby cluster's leader.
+fn standby_leader(status: &NodeStatus) -> bool {
+    status.role == "standby_leader" && status.state == "running"
 }
 
 /// Patroni's `replica_ok`, plus Vigil's `?min_lsn=`.

@@ -264,6 +264,9 @@ fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, D
             "bootstrapping: taking the lease before initdb",
         ));
     }
+    if let Some(remote) = &o.policy.standby_cluster {
+        return Err(bootstrap_standby(o, remote));
+    }
     Err(match &o.db.data {
         // As before a promotion: in a synchronous mode the new primary's `sync` key is in the store before
         // its first write, so that no other member takes over past commits it may have acknowledged.
@@ -288,6 +291,29 @@ fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, D
             "bootstrapping: starting the new primary",
         ),
     })
+}
+
+/// The bootstrap of a standby cluster: its first member copies the remote primary, starts as its standby
+/// and records the database's system id.
+fn bootstrap_standby(o: &Observation, remote: &Upstream) -> Decision {
+    let from = &remote.name;
+    match &o.db.data {
+        DataState::Missing => Decision::act(
+            vec![Action::RenewLease, Action::Clone(remote.clone())],
+            format!("bootstrapping a standby cluster: cloning from {from}"),
+        ),
+        DataState::Present { system_id, .. } if o.db.running => Decision::act(
+            vec![Action::RenewLease, Action::SetSystemId(system_id.clone())],
+            format!("standby cluster copied from {from}: recording database {system_id}"),
+        ),
+        DataState::Present { .. } if o.db.starting => {
+            Decision::act(vec![Action::RenewLease], "bootstrapping a standby cluster: recovery in progress")
+        }
+        DataState::Present { .. } => Decision::act(
+            vec![Action::RenewLease, Action::Follow(Some(remote.clone()))],
+            format!("bootstrapping a standby cluster: starting as a standby of {from}"),
+        ),
+    }
 }
 
 /// An empty data directory is cloned from the primary; one of another cluster is never touched.
@@ -317,7 +343,38 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
 
 /// This member holds a valid lease: keep the primary running and the lease renewed.
 fn lead(o: &Observation, cluster: &ClusterView) -> Decision {
+    if let Some(remote) = &o.policy.standby_cluster {
+        return standby_lead(o, cluster, remote);
+    }
     switchover_from_leader(o, cluster).unwrap_or_else(|| steady_lead(o, cluster))
+}
+
+/// The lease holder of a standby cluster, its standby leader: replicates from the remote primary, keeps
+/// slots for the members that follow it, and is never promoted. A primary (the cluster was just demoted
+/// with `demote-cluster`) stops cleanly and starts again as the remote's standby; data that cannot follow
+/// the remote after [`FOLLOW_ATTEMPTS`] tries is repaired from the remote's history.
+fn standby_lead(o: &Observation, cluster: &ClusterView, remote: &Upstream) -> Decision {
+    let from = &remote.name;
+    if o.follow_failures >= FOLLOW_ATTEMPTS {
+        let why = format!("standby cluster: {} failed attempts to replicate from {from}", o.follow_failures);
+        return repair(o, from, remote.clone(), &why);
+    }
+    let mut actions = vec![Action::RenewLease];
+    let from_remote = o.db.upstream.as_deref() == Some(from.as_str()) && !o.db.is_running_primary();
+    if o.db.running && from_remote {
+        actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
+        actions.push(Action::RetainFor(o.retained_members(cluster, &o.me)));
+        return Decision::act(actions, format!("standby leader: replicating from {from}"));
+    }
+    if o.db.starting && from_remote {
+        return Decision::act(actions, format!("standby leader starting as a standby of {from}"));
+    }
+    actions.push(Action::Follow(Some(remote.clone())));
+    let reason = match o.db.is_running_primary() {
+        true => format!("standby cluster: the primary stops and starts again as a standby of {from}"),
+        false => format!("standby leader: following {from}"),
+    };
+    Decision::act(actions, reason)
 }
 
 /// Leading with no switchover to carry out.
@@ -486,7 +543,7 @@ fn follow_leader(o: &Observation, cluster: &ClusterView, holder: &MemberName) ->
         return Decision::wait(format!("{holder} holds the lease but has not published its address yet"));
     };
     if let Some(why) = diverged(o, cluster, holder) {
-        return repair(o, holder, primary, &why);
+        return repair(o, holder.as_str(), primary, &why);
     }
     let cascade =
         topology::cascade_source(cluster, o.me.as_str(), o.policy.replicate_from.as_deref(), holder.as_str());
@@ -551,7 +608,7 @@ fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Opti
 
 /// Brings diverged data back onto `holder`'s history: in place when the engine can and it is allowed
 /// and not tried in vain already, else remove it (to re-clone it on the next cycle).
-fn repair(o: &Observation, holder: &MemberName, upstream: Upstream, why: &str) -> Decision {
+fn repair(o: &Observation, holder: &str, upstream: Upstream, why: &str) -> Decision {
     if o.policy.repair_in_place && !o.repair_failed && !o.repaired {
         return Decision::act(
             vec![Action::Repair(upstream)],

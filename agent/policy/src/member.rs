@@ -44,6 +44,7 @@ impl MemberView {
             host: self.host.clone(),
             port: self.port,
             api_url: self.api_url.clone(),
+            slot: crate::UpstreamSlot::Own,
         }
     }
 

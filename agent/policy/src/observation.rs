@@ -76,6 +76,9 @@ pub struct Policy {
     /// This member's tag `replicatefrom`: the member it streams from instead of the primary, while that
     /// one runs as a replica ([`crate::topology`]).
     pub replicate_from: Option<String>,
+    /// A standby cluster (`standby_cluster`): the remote primary its lease holder, the standby leader,
+    /// replicates from; nothing is promoted while it is set.
+    pub standby_cluster: Option<crate::Upstream>,
 }
 
 /// The cluster record, as the policy needs it.

@@ -40,6 +40,21 @@ pub struct Upstream {
     /// Its agent's REST API (`http://host:8008/patroni`): where a clone asks for a backup of it.
     #[serde(default)]
     pub api_url: String,
+    /// The replication slot to stream through on it.
+    #[serde(default)]
+    pub slot: UpstreamSlot,
+}
+
+/// Which replication slot a replica streams through on its upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpstreamSlot {
+    /// This member's own, as every member of the cluster keeps for the others.
+    #[default]
+    Own,
+    /// A slot of this name (a standby cluster's `primary_slot_name` on the remote primary).
+    Named(String),
+    /// None (a standby cluster's remote primary without `primary_slot_name`).
+    Unslotted,
 }
 
 /// Which replicas a primary's commits wait for (PostgreSQL: `synchronous_standby_names`; MySQL: semi-sync).

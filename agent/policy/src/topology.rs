@@ -151,7 +151,13 @@ mod tests {
 
     #[test]
     fn clones_come_from_a_running_clonefrom_member_else_the_primary() {
-        let primary = Upstream { name: "p".into(), host: "hp".into(), port: 1, api_url: String::new() };
+        let primary = Upstream {
+            name: "p".into(),
+            host: "hp".into(),
+            port: 1,
+            api_url: String::new(),
+            slot: Default::default(),
+        };
         let mut c = cluster(&[
             ("p", member("primary", None)),
             ("a", member("replica", None)),

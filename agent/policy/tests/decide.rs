@@ -99,6 +99,7 @@ fn upstream(member: &str) -> Upstream {
         host: format!("{member}.db"),
         port: 5432,
         api_url: format!("http://{member}.api:8008/patroni"),
+        slot: Default::default(),
     }
 }
 
@@ -130,6 +131,7 @@ fn policy() -> Policy {
         loop_wait: Duration::from_secs(1),
         sync: SyncPolicy::default(),
         replicate_from: None,
+        standby_cluster: None,
     }
 }
 
@@ -1368,6 +1370,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 loop_wait: Duration::from_secs(1),
                 sync,
                 replicate_from: None,
+                standby_cluster: None,
             },
         )
 }

@@ -33,11 +33,40 @@ pub enum CtlCommand {
     Reload(MemberOpArgs),
     /// Rebuild a replica: remove its data and clone it again from the primary.
     Reinit(MemberOpArgs),
+    /// Make this cluster a standby cluster: its leader replicates from another cluster's primary.
+    DemoteCluster(DemoteClusterArgs),
+    /// Make a standby cluster a cluster of its own: its standby leader is promoted.
+    PromoteCluster(PromoteClusterArgs),
     /// The Raft group's members: list, add, remove, promote (etcd's `member` commands).
     #[command(subcommand)]
     Members(MembersCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// `vigil demote-cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoteClusterArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The other cluster's primary (or a proxy in front of it).
+    #[arg(long)]
+    pub host: String,
+    /// Its port.
+    #[arg(long, default_value_t = 5432)]
+    pub port: u16,
+    /// A replication slot to stream through there.
+    #[arg(long)]
+    pub primary_slot_name: Option<String>,
+}
+
+/// `vigil promote-cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct PromoteClusterArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// `vigil members …`.

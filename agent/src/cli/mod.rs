@@ -18,6 +18,7 @@ pub mod list;
 mod member_ops;
 mod members;
 pub mod pause;
+mod standby;
 pub mod switchover;
 pub mod table;
 mod view;
@@ -64,6 +65,8 @@ async fn dispatch(command: CtlCommand) -> Result<(), String> {
         CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, args).await,
         CtlCommand::Reinit(args) => member_ops::run(MemberOp::Reinit, args).await,
         CtlCommand::Members(command) => members::run(command).await,
+        CtlCommand::DemoteCluster(args) => standby::demote(args).await,
+        CtlCommand::PromoteCluster(args) => standby::promote(args).await,
         CtlCommand::Completions(_) => Ok(()),
     }
 }

@@ -102,6 +102,75 @@ pub struct DynamicConfig {
     /// How long the primary keeps the slot of a member that is gone (its key expired).
     #[serde(default = "d::member_slots_ttl", with = "duration")]
     pub member_slots_ttl: Duration,
+    /// A standby cluster: it replicates from another cluster's primary, and promotes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_cluster: Option<StandbyCluster>,
+}
+
+/// `standby_cluster`: where a standby cluster's leader replicates from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyCluster {
+    /// The remote primary's host (or a proxy in front of the other cluster's primary).
+    pub host: String,
+    /// Its port.
+    #[serde(default = "d::pg_port")]
+    pub port: u16,
+    /// The replication slot to stream through there; none when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_slot_name: Option<String>,
+    /// Accepted as Patroni writes it, and refused: it runs commands, so it comes from each member's own
+    /// file (`postgresql.parameters.restore_command`), never from the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_command: Option<String>,
+}
+
+impl StandbyCluster {
+    /// The remote primary as an upstream, named `host:port`.
+    pub fn upstream(&self) -> vigil_policy::Upstream {
+        let slot = match &self.primary_slot_name {
+            Some(name) => vigil_policy::UpstreamSlot::Named(name.clone()),
+            None => vigil_policy::UpstreamSlot::Unslotted,
+        };
+        let name = HostPortName(&self.host, self.port).to_string();
+        vigil_policy::Upstream {
+            name,
+            host: self.host.clone(),
+            port: self.port,
+            api_url: String::new(),
+            slot,
+        }
+    }
+
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::invalid(format!("{key}.host"), "must not be empty"));
+        }
+        if self.port == 0 {
+            return Err(ConfigError::invalid(format!("{key}.port"), "must be from 1 to 65535"));
+        }
+        if self.restore_command.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{key}.restore_command"),
+                "can run commands as the postgres OS user, so it is refused cluster-wide: set \
+                 postgresql.parameters.restore_command in each member's own file",
+            ));
+        }
+        let slot = self.primary_slot_name.iter().map(|name| (name.clone(), super::PermanentSlot::Physical));
+        super::slots::validate(&format!("{key}.primary_slot_name"), &slot.collect())
+    }
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+struct HostPortName<'a>(&'a str, u16);
+
+impl std::fmt::Display for HostPortName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.contains(':') {
+            true => write!(f, "[{}]:{}", self.0, self.1),
+            false => write!(f, "{}:{}", self.0, self.1),
+        }
+    }
 }
 
 /// `postgresql` inside the dynamic configuration.
@@ -130,6 +199,9 @@ impl Default for DynamicPostgresql {
 /// Default value functions for serde.
 mod d {
     use super::*;
+    pub fn pg_port() -> u16 {
+        5432
+    }
     pub fn member_slots_ttl() -> Duration {
         Duration::from_secs(30 * 60)
     }
@@ -180,6 +252,7 @@ impl Default for DynamicConfig {
             slots: BTreeMap::new(),
             ignore_slots: Vec::new(),
             member_slots_ttl: d::member_slots_ttl(),
+            standby_cluster: None,
         }
     }
 }
@@ -243,6 +316,9 @@ impl DynamicConfig {
             return Err(ConfigError::invalid(key("primary_start_timeout"), why));
         }
         super::slots::validate(&key("slots"), &self.slots)?;
+        if let Some(standby) = &self.standby_cluster {
+            standby.validate(&key("standby_cluster"))?;
+        }
         if self.synchronous_node_count == 0 {
             return Err(ConfigError::invalid(key("synchronous_node_count"), "must be at least 1"));
         }

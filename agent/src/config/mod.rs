@@ -34,8 +34,9 @@ mod tests_mysql;
 
 pub use addr::HostPort;
 pub use dynamic::{
-    DynamicConfig, DynamicPostgresql, SynchronousMode, DEFAULT_LOOP_WAIT, DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
-    DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT, DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
+    DynamicConfig, DynamicPostgresql, StandbyCluster, SynchronousMode, DEFAULT_LOOP_WAIT,
+    DEFAULT_MAXIMUM_LAG_ON_FAILOVER, DEFAULT_PRIMARY_START_TIMEOUT, DEFAULT_RETRY_TIMEOUT,
+    DEFAULT_SAFETY_MARGIN, DEFAULT_TTL,
 };
 pub use engine::EngineConfig;
 pub use error::ConfigError;

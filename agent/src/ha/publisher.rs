@@ -73,7 +73,11 @@ impl Publisher {
         dynamic: &DynamicConfig,
         reason: &str,
     ) {
-        let record = member_record(me, &self.conn_url, db, dynamic, reason, standing.leaving);
+        let mut record = member_record(me, &self.conn_url, db, dynamic, reason, standing.leaving);
+        // A standby cluster's lease holder replicates from the remote primary: Patroni's standby leader.
+        if standing.token.is_some() && dynamic.standby_cluster.is_some() && record.role == "replica" {
+            record.role = "standby_leader".to_owned();
+        }
         let fresh = self
             .published
             .as_ref()

@@ -74,6 +74,7 @@ impl<D: Database> Agent<D> {
                 node_count: dynamic.synchronous_node_count,
             },
             replicate_from: self.me.tags.get("replicatefrom").and_then(|v| v.as_str()).map(str::to_owned),
+            standby_cluster: dynamic.standby_cluster.as_ref().map(|s| s.upstream()),
         }
     }
 }

@@ -27,6 +27,7 @@ pub(super) fn cluster(
         .map(|(name, m)| {
             let listed = sync.filter(|s| s.sync_standby.iter().any(|n| n == name.as_str()));
             let role = match listed {
+                _ if Some(name) == leader.as_ref() && m.role == "standby_leader" => "standby_leader",
                 _ if Some(name) == leader.as_ref() => "leader",
                 Some(s) if s.quorum.is_some() => "quorum_standby",
                 Some(_) => "sync_standby",

@@ -335,6 +335,7 @@ impl World {
             loop_wait: s.loop_wait,
             sync: s.sync,
             replicate_from: None,
+            standby_cluster: None,
         }
     }
 }

@@ -65,8 +65,13 @@ mod tests {
                 ("sslpassword", "k\\ey".into()),
             ]),
         };
-        let up =
-            Upstream { name: "n2".into(), host: "db-2.example".into(), port: 5433, api_url: String::new() };
+        let up = Upstream {
+            name: "n2".into(),
+            host: "db-2.example".into(),
+            port: 5433,
+            api_url: String::new(),
+            slot: Default::default(),
+        };
         let conninfo = to_member(&up, &role, Path::new("/var/lib/pgpass"), &[("dbname", "postgres".into())]);
         assert_eq!(
             conninfo,

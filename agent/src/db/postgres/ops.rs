@@ -77,14 +77,14 @@ impl Postgres {
         self.configure(Conf::Standby(Some(up.clone()))).await
     }
 
-    /// Runs pg_basebackup with `args`, through this member's slot on `up` unless slots are off or `up` has
-    /// none yet.
+    /// Runs pg_basebackup with `args`, through the slot it streams through on `up` (see
+    /// [`render::upstream_slot`]) unless it has none, or `up` does not have it yet.
     async fn basebackup(&self, action: &str, up: &Upstream, args: &[OsString]) -> Result<(), DbError> {
-        if self.runtime().without_slots {
+        let slot = render::upstream_slot(&self.settings, up, &self.runtime());
+        let Some(slot) = slot else {
             self.tools.run(action, "pg_basebackup", args).await?;
             return Ok(());
-        }
-        let slot = render::slot_name(&self.settings.name);
+        };
         let with_slot: Vec<OsString> =
             args.iter().cloned().chain(["-S".into(), slot.clone().into()]).collect();
         match self.tools.run(action, "pg_basebackup", &with_slot).await {

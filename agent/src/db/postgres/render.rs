@@ -2,7 +2,7 @@
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
 use super::{conninfo, liveness, standby_names, PostgresSettings};
-use crate::db::{SyncRule, Upstream};
+use crate::db::{SyncRule, Upstream, UpstreamSlot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -234,12 +234,22 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         }
         if let Some(up) = upstream.as_ref().filter(|_| !s.nostream) {
             set("primary_conninfo", &primary_conninfo(s, up, runtime.upstream_timeout));
-            if !runtime.without_slots {
-                set("primary_slot_name", &slot_name(&s.name));
+            if let Some(slot) = upstream_slot(s, up, runtime) {
+                set("primary_slot_name", &slot);
             }
         }
     }
     out
+}
+
+/// The slot a replica streams through on `up`: its own (unless slots are off), the one `up` names, or
+/// none.
+pub(crate) fn upstream_slot(s: &PostgresSettings, up: &Upstream, runtime: &Runtime) -> Option<String> {
+    match &up.slot {
+        UpstreamSlot::Own if !runtime.without_slots => Some(slot_name(&s.name)),
+        UpstreamSlot::Named(name) => Some(name.clone()),
+        UpstreamSlot::Own | UpstreamSlot::Unslotted => None,
+    }
 }
 
 /// The connection string a replica streams with (the password comes from the password file), with the
@@ -362,7 +372,13 @@ mod tests {
     #[test]
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
-        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
+        let up = Upstream {
+            name: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 5432,
+            api_url: String::new(),
+            slot: Default::default(),
+        };
         let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s));
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
@@ -384,7 +400,13 @@ mod tests {
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
         );
-        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
+        let up = Upstream {
+            name: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 5432,
+            api_url: String::new(),
+            slot: Default::default(),
+        };
         let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
         let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
         assert!(
@@ -395,7 +417,13 @@ mod tests {
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
         assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
         let archive_only = PostgresSettings { nostream: true, ..s.clone() };
-        let up = Upstream { name: "n2".into(), host: "10.0.0.2".into(), port: 5432, api_url: String::new() };
+        let up = Upstream {
+            name: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 5432,
+            api_url: String::new(),
+            slot: Default::default(),
+        };
         let conf = postgresql_conf(&archive_only, &Conf::Standby(Some(up)), &runtime);
         assert!(!conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"), "{conf}");
         assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
