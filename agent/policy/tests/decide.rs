@@ -9,7 +9,7 @@ use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
     Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy,
     Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode,
-    Unit, Upstream, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -882,6 +882,54 @@ fn an_empty_replica_clones_from_a_clonefrom_member() {
     assert_eq!(actions(&o), vec![Action::Clone(upstream("node3"))]);
 }
 
+/// The remote primary of a standby cluster.
+fn remote() -> Upstream {
+    Upstream {
+        name: "10.9.0.1:5432".into(),
+        host: "10.9.0.1".into(),
+        port: 5432,
+        api_url: String::new(),
+        slot: UpstreamSlot::Named("standby".into()),
+    }
+}
+
+#[test]
+fn a_standby_cluster_copies_the_remote_and_its_leader_replicates_from_it() {
+    let mut o = obs();
+    o.policy.standby_cluster = Some(remote());
+    store(&mut o).initialize = Some(Initialize { by: name("me"), system_id: None });
+    o.lease = LeaseHold::Valid(token(3));
+    led_by(&mut o, "me", 3);
+    o.db = DbState::stopped(DataState::Missing);
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::RenewLease, Action::Clone(remote())]);
+    assert_eq!(d.reason, "bootstrapping a standby cluster: cloning from 10.9.0.1:5432");
+
+    store(&mut o).initialize = Some(Initialize { by: name("me"), system_id: Some(SYSID.into()) });
+    o.db = replica(1000);
+    assert_eq!(
+        actions(&o),
+        vec![Action::RenewLease, Action::Follow(Some(remote()))],
+        "a replica of nobody follows the remote"
+    );
+    o.db = DbState { upstream: Some("10.9.0.1:5432".into()), streaming: true, ..replica(1000) };
+    let d = decide(&o);
+    assert_eq!(d.reason, "standby leader: replicating from 10.9.0.1:5432");
+    assert!(d.actions.contains(&Action::RenewLease) && !d.actions.contains(&Action::Promote), "{d:?}");
+
+    // demote-cluster: the primary stops cleanly and starts as the remote's standby.
+    o.db = primary(5000);
+    assert_eq!(actions(&o), vec![Action::RenewLease, Action::Follow(Some(remote()))]);
+    // Data that cannot follow the remote is repaired from its history.
+    o.db = replica(1000);
+    o.follow_failures = FOLLOW_ATTEMPTS;
+    assert_eq!(actions(&o), vec![Action::Repair(remote())]);
+    // promote-cluster: without standby_cluster the same lease holder promotes.
+    o.follow_failures = 0;
+    o.policy.standby_cluster = None;
+    assert!(actions(&o).contains(&Action::Promote));
+}
+
 #[test]
 fn waits_while_the_holder_has_published_no_member_record() {
     let mut o = obs();
@@ -1452,6 +1500,16 @@ proptest! {
         if d.actions.iter().any(acts_as_primary) {
             prop_assert!(matches!(o.lease, LeaseHold::Valid(_)), "decided {:?}", d);
         }
+    }
+
+    /// Guards standby clusters: while `standby_cluster` is set, nothing is promoted, bootstrapped with
+    /// initdb or started as a primary.
+    #[test]
+    fn a_standby_cluster_never_makes_a_primary(mut o in prop_oneof![any_observation(), any_race_observation()]) {
+        o.policy.standby_cluster = Some(remote());
+        let d = decide(&o);
+        let makes_primary = |a: &Action| matches!(a, Action::Promote | Action::Bootstrap | Action::StartPrimary);
+        prop_assert!(!d.actions.iter().any(makes_primary), "decided {:?}", d);
     }
 
     /// Guards fencing: a running primary without a valid lease is stopped, unless paused or reclaiming.

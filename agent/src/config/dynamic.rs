@@ -346,6 +346,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_standby_cluster_names_its_remote_and_takes_no_command() {
+        let parse = |json: serde_json::Value| serde_json::from_value::<DynamicConfig>(json).unwrap();
+        let config = parse(
+            serde_json::json!({"standby_cluster": {"host": "10.1.0.9", "primary_slot_name": "site_b"}}),
+        );
+        config.validate().expect("valid");
+        let up = config.standby_cluster.as_ref().unwrap().upstream();
+        assert_eq!((up.name.as_str(), up.port), ("10.1.0.9:5432", 5432));
+        assert_eq!(up.slot, vigil_policy::UpstreamSlot::Named("site_b".into()));
+        let v6 = parse(serde_json::json!({"standby_cluster": {"host": "::1", "port": 6432}}));
+        let up = v6.standby_cluster.as_ref().unwrap().upstream();
+        assert_eq!((up.name.as_str(), up.slot), ("[::1]:6432", vigil_policy::UpstreamSlot::Unslotted));
+
+        let command =
+            parse(serde_json::json!({"standby_cluster": {"host": "h", "restore_command": "cp x y"}}));
+        let err = command.validate().unwrap_err();
+        assert_eq!(err.key(), Some("standby_cluster.restore_command"));
+        assert!(err.to_string().contains("in each member's own file"), "{err}");
+        let slot =
+            parse(serde_json::json!({"standby_cluster": {"host": "h", "primary_slot_name": "Bad-Slot"}}));
+        assert_eq!(slot.validate().unwrap_err().key(), Some("standby_cluster.primary_slot_name.Bad-Slot"));
+        let empty = parse(serde_json::json!({"standby_cluster": {"host": " "}}));
+        assert_eq!(empty.validate().unwrap_err().key(), Some("standby_cluster.host"));
+    }
+
+    #[test]
     fn strict_needs_a_synchronous_mode() {
         for mode in [SynchronousMode::On, SynchronousMode::Quorum] {
             let config = DynamicConfig {
