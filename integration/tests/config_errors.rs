@@ -257,3 +257,16 @@ async fn the_mariadb_example_passes_validate_config_and_its_broken_invariants_do
         assert!(ran.stderr.contains(key), "{parameters}: {}", ran.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_witness_and_cascading_examples_pass_validate_config() {
+    let tmp = tempfile::Builder::new().prefix("vigil-config-").tempdir().expect("temp dir");
+    for (example, name) in [("witness.yml", "witness"), ("node3-cascading.yml", "node3")] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example);
+        let text = std::fs::read_to_string(&path).expect("example");
+        let (_, file) = case_dir(tmp.path(), name, &text);
+        let ran = vigil_agent(&["--validate-config"], &file).await;
+        assert!(ran.status.success(), "{example}: exit {}: {}", ran.status, ran.stderr);
+        assert_eq!(ran.stdout.trim(), format!("{name}: valid"));
+    }
+}
