@@ -77,6 +77,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let pods = PodLabels::from_config(&config)?.map(Arc::new);
     let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));
+    let scaling = pods.clone();
     match config.engine() {
         None => {
             let who = (config.scope.as_str(), config.name.as_str());
@@ -105,6 +106,11 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
         }
     }
 
+    // A pod beyond its StatefulSet's new replica count leaves the group: the group shrinks with it.
+    let left = match scaling {
+        Some(pods) if pods.scaled_away().await => raft_entry::leave(&dcs).await,
+        _ => false,
+    };
     settler.abort();
     hangups.abort();
     labeler.into_iter().for_each(|task| task.abort());
@@ -115,6 +121,9 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     match Arc::try_unwrap(dcs) {
         Ok(dcs) => dcs.shutdown().await,
         Err(_) => tracing::warn!("store node still in use at shutdown; leaving it to the process exit"),
+    }
+    if left {
+        raft_entry::forget(&config.raft.data_dir);
     }
     tracing::info!(member = %config.name, "agent stopped");
     Ok(())

@@ -49,6 +49,8 @@ pub struct PodLabels {
     http: reqwest::Client,
     /// `<api_url>/api/v1/namespaces/<namespace>/pods`.
     pods_url: String,
+    /// `<api_url>/apis/apps/v1/namespaces/<namespace>/statefulsets`.
+    statefulsets_url: String,
     pod: String,
     scope: String,
     role_label: String,
@@ -98,6 +100,7 @@ impl PodLabels {
         Ok(Some(PodLabels {
             http: client(k, &api)?,
             pods_url: format!("{api}/api/v1/namespaces/{namespace}/pods"),
+            statefulsets_url: format!("{api}/apis/apps/v1/namespaces/{namespace}/statefulsets"),
             pod,
             scope: config.scope.clone(),
             role_label: k.role_label.clone(),
@@ -159,6 +162,39 @@ impl PodLabels {
         }
         Ok(stale)
     }
+}
+
+impl PodLabels {
+    /// Whether this pod is being scaled away: its StatefulSet (the pod's name without its `-<ordinal>`)
+    /// now wants no more replicas than the pod's ordinal. `false` when that cannot be told (a pod name
+    /// without an ordinal, an API that does not answer): the member then stays in the Raft group, as
+    /// after any restart.
+    pub async fn scaled_away(&self) -> bool {
+        let Some((set, ordinal)) = statefulset_of(&self.pod) else { return false };
+        let url = format!("{}/{set}", self.statefulsets_url);
+        let replicas = match self.token() {
+            Ok(token) => answered(self.http.get(&url).bearer_auth(token).timeout(CALL_TIMEOUT), &url).await,
+            Err(e) => Err(e),
+        };
+        match replicas.map(|set| set["spec"]["replicas"].as_u64()) {
+            Ok(Some(replicas)) => {
+                tracing::info!(pod = %self.pod, statefulset = set, replicas, "StatefulSet read at shutdown");
+                ordinal >= replicas
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether this pod is scaled away: it stays a Raft member");
+                false
+            }
+        }
+    }
+}
+
+/// A StatefulSet pod's set and ordinal (`vigil-2`: `vigil`, 2).
+fn statefulset_of(pod: &str) -> Option<(&str, u64)> {
+    let (set, ordinal) = pod.rsplit_once('-')?;
+    let ordinal = ordinal.parse().ok()?;
+    (!set.is_empty()).then_some((set, ordinal))
 }
 
 /// Sends `request` to `url`; the JSON body of a 2xx answer, else what went wrong.

@@ -137,6 +137,34 @@ pub async fn settle(dcs: Arc<DcsNode>, config: &Config) {
     }
 }
 
+/// Removes this member from the Raft group for good, when its pod is scaled away: its database is stopped
+/// and the lease released by then. Whether it left; a failure is logged with what to do instead.
+pub async fn leave(dcs: &DcsNode) -> bool {
+    let id = dcs.raft_status().node_id;
+    // An even number of voters left is accepted: a group shrinks one member at a time.
+    match dcs.remove(id, true).await {
+        Ok(()) => {
+            tracing::info!(node_id = id, "left the Raft group: this pod is scaled away");
+            true
+        }
+        Err(e) => {
+            tracing::error!(node_id = id, error = %e, "could not leave the Raft group: remove this member with vigil members remove");
+            false
+        }
+    }
+}
+
+/// Empties the Raft data directory of a member that left the group (its store node stopped), so that an
+/// agent started on it later joins as a new member rather than as one the group removed.
+pub fn forget(data_dir: &std::path::Path) {
+    match crate::db::server_files::remove_contents(data_dir, "raft.data_dir") {
+        Ok(()) => {
+            tracing::info!(data_dir = %data_dir.display(), "Raft data removed: this member left the group")
+        }
+        Err(e) => tracing::warn!(data_dir = %data_dir.display(), error = %e, "Raft data not removed"),
+    }
+}
+
 /// Logs the first failure and every tenth after at `warn`, the others at `debug`.
 fn log_retry(attempts: u32, what: &str, e: &DcsError) {
     if attempts % 10 == 1 {

@@ -437,16 +437,10 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
             }
         }),
         Call::PromoteMember => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
-            match body::member_request(&b) {
-                Ok(request) => message(a.promote_member(request).await),
-                Err(e) => e.into_response(),
-            }
+            member_change(&b, |request| a.promote_member(request)).await
         }),
         Call::RemoveMember => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
-            match body::member_request(&b) {
-                Ok(request) => message(a.remove_member(request).await),
-                Err(e) => e.into_response(),
-            }
+            member_change(&b, |request| a.remove_member(request)).await
         }),
     }
 }
@@ -464,6 +458,17 @@ async fn switchover(agent: Agent, body: &[u8], failover: bool) -> Response {
             let scheduled = request.scheduled_at.is_some();
             scheduled_or_done(scheduled, agent.switchover(request, failover).await)
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Makes `call` with the member the body names.
+async fn member_change<'a>(
+    body: &[u8],
+    call: impl FnOnce(MemberRequest) -> BoxFuture<'a, Result<String, ApiError>>,
+) -> Response {
+    match body::member_request(body) {
+        Ok(request) => message(call(request).await),
         Err(e) => e.into_response(),
     }
 }

@@ -6,7 +6,7 @@ Usage: rendered.py RENDERED.yaml VIGIL_BINARY. Exits 1 naming every broken rule:
 - names and label values fit Kubernetes' limits (63 characters; pod names leave room for the ordinal
   and the controller-revision-hash label);
 - the pods meet the "restricted" Pod Security Standard;
-- the Role grants pods get/list/watch/patch and nothing else;
+- the Role grants pods get/list/watch/patch, statefulsets get, and nothing else;
 - liveness never checks the database's role (/liveness only), readiness /readiness;
 - the agent's configuration, with the environment a pod gets, passes `vigil agent --validate-config`;
   the proxy's, `haproxy -c`.
@@ -100,8 +100,10 @@ def main(rendered, vigil):
     check(agent["readinessProbe"]["httpGet"]["path"] == "/readiness", "readiness must be /readiness")
     for role in by_kind.get("Role", []):
         rules = role["rules"]
-        check(rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}],
-              f"Role {role['metadata']['name']}: grants more than pods get/list/watch/patch: {rules}")
+        wanted = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+                  {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]}]
+        check(rules == wanted,
+              f"Role {role['metadata']['name']}: grants more than pods get/list/watch/patch and statefulsets get: {rules}")
     check("ClusterRole" not in by_kind and "ClusterRoleBinding" not in by_kind, "nothing cluster-scoped")
 
     for proxy in [c for c in by_kind["ConfigMap"] if "haproxy.cfg" in c["data"]]:

@@ -138,14 +138,15 @@ impl AgentCluster {
         extra_dcs: &str,
     ) -> AgentCluster {
         let (placements, hba) = (local(ports), format!("{LOCALHOST}/32"));
-        AgentCluster::launch(binary, &placements, &hba, &extra, extra_dcs, Box::new(str::to_owned))
+        AgentCluster::prepare(binary, &placements, &hba, &extra, extra_dcs, Box::new(str::to_owned)).started()
     }
 
     /// [`start_with`](Self::start_with) with every node's configuration changed by `edit` (e.g. a replacement of the
     /// `pg_hba` lines or of `postgresql.authentication`'s roles).
     pub fn start_edited(size: usize, extra_dcs: &str, edit: ConfigEdit) -> AgentCluster {
         let (placements, hba) = (local(&fresh_ports(size)), format!("{LOCALHOST}/32"));
-        AgentCluster::launch(vigil_binary(), &placements, &hba, &|_| String::new(), extra_dcs, edit)
+        AgentCluster::prepare(vigil_binary(), &placements, &hba, &|_| String::new(), extra_dcs, edit)
+            .started()
     }
 
     /// Agents running `binary` with every node at its [`Placement`], `pg_hba.conf` admitting
@@ -157,25 +158,18 @@ impl AgentCluster {
         hba_network: &str,
         edit: ConfigEdit,
     ) -> AgentCluster {
-        AgentCluster::launch(binary, placements, hba_network, &|_| String::new(), "", edit)
+        AgentCluster::prepare(binary, placements, hba_network, &|_| String::new(), "", edit).started()
     }
 
-    fn launch(
-        binary: PathBuf,
-        placements: &[Placement],
-        hba_network: &str,
-        extra: &dyn Fn(usize) -> String,
-        extra_dcs: &str,
-        edit: ConfigEdit,
-    ) -> AgentCluster {
-        let mut cluster = AgentCluster::prepare(binary, placements, hba_network, extra, extra_dcs, edit);
-        for i in 0..placements.len() {
-            cluster.start_agent(i);
+    /// Starts every agent.
+    fn started(mut self) -> AgentCluster {
+        for i in 0..self.nodes.len() {
+            self.start_agent(i);
         }
-        cluster
+        self
     }
 
-    /// The cluster of [`launch`](Self::launch), with no agent started yet.
+    /// A cluster of nodes at `placements`, none started yet (see [`started`](Self::started)).
     fn prepare(
         binary: PathBuf,
         placements: &[Placement],
@@ -221,10 +215,7 @@ impl AgentCluster {
         let mut cluster =
             AgentCluster::prepare(vigil_binary(), &placements, &hba, &|_| String::new(), "", no_edit);
         cluster.nodes[data].witness = true;
-        for i in 0..=data {
-            cluster.start_agent(i);
-        }
-        cluster
+        cluster.started()
     }
 
     /// Adds node `node<N+1>` on 127.0.0.1 with fresh ports, its Raft certificate and `extra_yaml`; its

@@ -1,7 +1,8 @@
-//! A fake Kubernetes API server, as much of it as the agents' pod labels use: the pods of one namespace
-//! with their labels, `GET /api/v1/namespaces/<ns>/pods?labelSelector=k=v,…` (equality selectors) and
-//! `PATCH /api/v1/namespaces/<ns>/pods/<name>` with a JSON merge patch of `metadata.labels`, each with
-//! a bearer token. It remembers the most pods that carried the primary label at once, and can be taken
+//! A fake Kubernetes API server, as much of it as the agents use: the pods of one namespace with their
+//! labels, `GET /api/v1/namespaces/<ns>/pods?labelSelector=k=v,…` (equality selectors),
+//! `PATCH /api/v1/namespaces/<ns>/pods/<name>` with a JSON merge patch of `metadata.labels`, and a
+//! StatefulSet's replica count (`GET /apis/apps/v1/namespaces/<ns>/statefulsets/<name>`), each with a
+//! bearer token. It remembers the most pods that carried the primary label at once, and can be taken
 //! down (every call answers 503) and brought back.
 
 use crate::Server;
@@ -22,6 +23,8 @@ type Labels = BTreeMap<String, String>;
 #[derive(Default)]
 struct PodStore {
     pods: BTreeMap<String, Labels>,
+    /// The StatefulSets' replica counts, by name.
+    replicas: BTreeMap<String, u64>,
     down: bool,
     most_primaries: usize,
 }
@@ -53,6 +56,7 @@ impl FakeKubeApi {
         let router = Router::new()
             .route("/api/v1/namespaces/{namespace}/pods", get(list))
             .route("/api/v1/namespaces/{namespace}/pods/{pod}", axum::routing::patch(patch))
+            .route("/apis/apps/v1/namespaces/{namespace}/statefulsets/{set}", get(statefulset))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::spawn(listener, router, None).expect("serve");
@@ -81,6 +85,11 @@ impl FakeKubeApi {
     /// Takes the server down (every call answers 503) or brings it back.
     pub fn set_down(&self, down: bool) {
         self.with(|s| s.down = down);
+    }
+
+    /// Sets StatefulSet `set`'s replica count (`GET …/statefulsets/<set>` answers 404 until then).
+    pub fn set_replicas(&self, set: &str, replicas: u64) {
+        self.with(|s| s.replicas.insert(set.to_owned(), replicas));
     }
 
     /// The most pods that carried `vigil.io/role: primary` at once so far.
@@ -123,6 +132,23 @@ async fn list(
         .map(|(name, labels)| json!({ "metadata": { "name": name, "namespace": namespace, "labels": labels } }))
         .collect();
     Json(json!({ "kind": "PodList", "items": items })).into_response()
+}
+
+async fn statefulset(
+    State(shared): State<Shared>,
+    Path((namespace, set)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = refused(&shared, &namespace, &headers) {
+        return refusal;
+    }
+    let replicas = shared.state.lock().unwrap_or_else(|e| e.into_inner()).replicas.get(&set).copied();
+    match replicas {
+        Some(replicas) => {
+            Json(json!({ "metadata": { "name": set }, "spec": { "replicas": replicas } })).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such statefulset").into_response(),
+    }
 }
 
 async fn patch(

@@ -92,3 +92,59 @@ async fn an_api_server_that_is_down_does_not_hold_up_a_failover() {
     labelled(&api, old, None).await;
     assert_eq!(api.most_primaries(), 1, "never two pods labelled primary");
 }
+
+/// The names of the voters node `i` knows (`GET /members`).
+async fn voters(cluster: &AgentCluster, i: usize) -> Vec<String> {
+    let (_, members) = cluster.rest(i, "/members").await.unwrap_or_default();
+    let members = members.as_array().cloned().unwrap_or_default();
+    let voters = members.iter().filter(|m| m["raft_role"] == "voter");
+    let mut names: Vec<String> = voters.filter_map(|m| m["name"].as_str().map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pods_scaled_away_leave_the_raft_group_and_a_restarted_pod_stays() {
+    let pods: Vec<String> = (0..5).map(|i| format!("pg-{i}")).collect();
+    let api = FakeKubeApi::start("it", &pods, TOKEN).await;
+    api.set_replicas("pg", 3);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let (url, token) = (api.url().to_owned(), token.display().to_string());
+    let k8s = move |i: usize| {
+        format!("kubernetes:\n  namespace: it\n  pod_name: pg-{i}\n  api_url: {url}\n  token_file: {token}\n")
+    };
+    let mut cluster = AgentCluster::start(3, &k8s);
+    let primary = cluster.settled(&[0, 1, 2], PATIENCE).await;
+
+    // helm upgrade --set replicas=5: two more pods join.
+    api.set_replicas("pg", 5);
+    for i in 3..5 {
+        let node = cluster.add_node(&k8s(i));
+        cluster.start_agent(node);
+    }
+    let all: Vec<String> = (1..=5).map(|i| format!("node{i}")).collect();
+    wait_for("five voters", PATIENCE, || async { (voters(&cluster, primary).await == all).then_some(()) })
+        .await;
+
+    // A pod within the count restarts (a rolling update): it stays a member.
+    let replica = (primary + 1) % 3;
+    cluster.signal_agent(replica, libc::SIGTERM);
+    assert!(cluster.agent_exited(replica, PATIENCE).await, "the replica's agent stops");
+    assert_eq!(voters(&cluster, primary).await, all, "a restarted pod stays a voter");
+    cluster.start_agent(replica);
+    cluster.streaming_replica(replica, PATIENCE).await;
+
+    // helm upgrade --set replicas=3: the two highest pods stop, and leave the group.
+    api.set_replicas("pg", 3);
+    for node in [3, 4] {
+        cluster.signal_agent(node, libc::SIGTERM);
+        assert!(cluster.agent_exited(node, PATIENCE).await, "{} stops", cluster.nodes[node].name);
+        assert!(cluster.log(node).contains("left the Raft group"), "{}", cluster.plain_log(node));
+    }
+    let three: Vec<String> = (1..=3).map(|i| format!("node{i}")).collect();
+    wait_for("three voters", PATIENCE, || async { (voters(&cluster, primary).await == three).then_some(()) })
+        .await;
+    assert_eq!(cluster.primary(PATIENCE).await, primary, "no failover");
+}

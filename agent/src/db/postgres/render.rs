@@ -332,6 +332,17 @@ mod tests {
     use super::*;
     use crate::db::postgres::{Credentials, PeerOptions};
 
+    /// Member `n2` at 10.0.0.2:5432, streamed from through this member's own slot.
+    fn n2() -> Upstream {
+        Upstream {
+            name: "n2".into(),
+            host: "10.0.0.2".into(),
+            port: 5432,
+            api_url: String::new(),
+            slot: Default::default(),
+        }
+    }
+
     fn settings() -> PostgresSettings {
         PostgresSettings {
             name: "Node-1".into(),
@@ -372,13 +383,7 @@ mod tests {
     #[test]
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
-        let up = Upstream {
-            name: "n2".into(),
-            host: "10.0.0.2".into(),
-            port: 5432,
-            api_url: String::new(),
-            slot: Default::default(),
-        };
+        let up = n2();
         let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s));
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
@@ -400,13 +405,7 @@ mod tests {
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
         );
-        let up = Upstream {
-            name: "n2".into(),
-            host: "10.0.0.2".into(),
-            port: 5432,
-            api_url: String::new(),
-            slot: Default::default(),
-        };
+        let up = n2();
         let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
         let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
         assert!(
@@ -417,13 +416,7 @@ mod tests {
         assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
         assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
         let archive_only = PostgresSettings { nostream: true, ..s.clone() };
-        let up = Upstream {
-            name: "n2".into(),
-            host: "10.0.0.2".into(),
-            port: 5432,
-            api_url: String::new(),
-            slot: Default::default(),
-        };
+        let up = n2();
         let conf = postgresql_conf(&archive_only, &Conf::Standby(Some(up)), &runtime);
         assert!(!conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"), "{conf}");
         assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
