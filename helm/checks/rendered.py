@@ -12,6 +12,7 @@ Usage: rendered.py RENDERED.yaml VIGIL_BINARY. Exits 1 naming every broken rule:
   the proxy's, `haproxy -c`.
 """
 
+import base64
 import os
 import shutil
 import subprocess
@@ -119,7 +120,15 @@ def main(rendered, vigil):
     env = dict(os.environ, POD_NAME=pod)
     for e in agent["env"]:
         env[e["name"]] = e.get("value", "from-a-secret").replace("$(POD_NAME)", pod)
-    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+    with tempfile.TemporaryDirectory() as tls, tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        # The Raft certificate the chart generates, where the pod mounts it: it must name the pod's address.
+        for secret in [s for s in by_kind.get("Secret", []) if s["metadata"]["name"].endswith("-raft-tls")]:
+            for key, value in secret["data"].items():
+                with open(os.path.join(tls, key), "wb") as out:
+                    out.write(base64.b64decode(value))
+            for name in ("VIGIL_RAFT_CERTFILE", "VIGIL_RAFT_KEYFILE", "VIGIL_RAFT_CAFILE"):
+                if name in env:
+                    env[name] = env[name].replace("/etc/vigil-raft-tls", tls)
         f.write(config_map["data"]["vigil.yml"])
         f.flush()
         run = subprocess.run([vigil, "agent", "--validate-config", "-c", f.name], env=env,

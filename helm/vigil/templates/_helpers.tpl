@@ -40,6 +40,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- default (printf "%s-auth" (include "vigil.fullname" .)) .Values.auth.existingSecret -}}
 {{- end -}}
 
+{{- define "vigil.raftTlsSecret" -}}
+{{- default (printf "%s-raft-tls" (include "vigil.fullname" .)) .Values.raftTls.existingSecret -}}
+{{- end -}}
+
 {{- define "vigil.serviceAccount" -}}
 {{- default (include "vigil.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
