@@ -210,6 +210,15 @@ fn plan(
     if failover && candidate.is_none() {
         return Err(ApiError::new(400, "a failover needs a candidate"));
     }
+    if let Some(standby) = &dynamic.standby_cluster {
+        return Err(ApiError::new(
+            412,
+            format!(
+                "this is a standby cluster of {}:{}: its leader replicates from there and is never switched over                  here; promote the cluster first (vigil promote-cluster)",
+                standby.host, standby.port
+            ),
+        ));
+    }
     if !failover && request.allow_data_loss {
         return Err(ApiError::new(
             400,

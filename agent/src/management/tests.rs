@@ -35,3 +35,22 @@ async fn command_parameters_are_refused_naming_each_and_nothing_changes() {
     drop(management);
     answering.await.expect("answering task");
 }
+
+#[test]
+fn a_standby_cluster_refuses_a_switchover_and_says_why() {
+    let standby = crate::config::StandbyCluster {
+        host: "10.1.0.9".into(),
+        port: 5432,
+        primary_slot_name: None,
+        restore_command: None,
+    };
+    let dynamic = DynamicConfig { standby_cluster: Some(standby), ..DynamicConfig::default() };
+    let request = SwitchoverRequest { leader: Some("a".into()), ..Default::default() };
+    let err = plan(&ClusterView::default(), &request, false, &dynamic, true).unwrap_err();
+    assert_eq!(err.status, 412);
+    assert!(
+        err.message.contains("standby cluster of 10.1.0.9:5432") && err.message.contains("promote-cluster"),
+        "{}",
+        err.message
+    );
+}
