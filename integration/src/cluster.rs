@@ -107,6 +107,12 @@ impl TestCluster {
         self.launch(id, listener).await;
     }
 
+    /// Starts node `id` again from its data directory, on a new address; returns it.
+    pub async fn restart_elsewhere(&mut self, id: NodeId) -> SocketAddr {
+        self.launch(id, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;
+        self.addrs[&id]
+    }
+
     /// Starts a new, empty node `id` (not a member yet) and returns its address.
     pub async fn start_new(&mut self, id: NodeId) -> SocketAddr {
         self.launch(id, TcpListener::bind("127.0.0.1:0").await.expect("bind")).await;

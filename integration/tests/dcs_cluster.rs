@@ -238,6 +238,43 @@ async fn promote(cluster: &TestCluster, id: NodeId) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_moved_keeps_its_id_and_an_added_address_joins_under_its_id() {
+    init_tracing();
+    let mut cluster = TestCluster::start(3).await;
+    // Node 3 moves: same data directory, new address; it records the address through a member.
+    cluster.stop(3).await;
+    let moved = cluster.restart_elsewhere(3).await.to_string();
+    let member = RaftMember { addr: moved.clone(), name: "pg-c".into(), witness: false };
+    wait_for("node 3 to record its new address", PATIENCE, || async {
+        cluster.node(3).describe(&[cluster.addr(1).to_string()], member.clone()).await.ok()
+    })
+    .await;
+    wait_for("node 3 to take part again", PATIENCE, || async {
+        let known = cluster.node(1).raft_status().nodes.get(&3).cloned();
+        let caught_up =
+            cluster.node(3).raft_status().last_applied >= cluster.node(1).raft_status().last_applied;
+        (known.as_ref() == Some(&member) && caught_up).then_some(())
+    })
+    .await;
+    assert!(cluster.node(1).raft_status().voters.contains(&3), "still voter 3");
+
+    // An address added before its server runs: the server joins under the id handed out then.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let id = cluster.node(2).add_member(RaftMember::at(addr.clone())).await.expect("add");
+    assert_eq!(id, 4);
+    let template = cluster.config(0);
+    let contacts = [cluster.addr(1).to_string()];
+    let joined =
+        vigil_dcs::join(&template.security, "test", "/service/", &contacts, RaftMember::at(addr), PATIENCE)
+            .await
+            .expect("join");
+    assert_eq!(joined, 4, "the address's id");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removal_that_would_lose_quorum_is_refused_and_a_removed_node_stays_out() {
     init_tracing();
     let mut cluster = TestCluster::start(3).await;
