@@ -65,7 +65,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     wait_for_cluster(&http, &nodes).await?;
     println!("{}", summary(&http, &nodes, args.engine).await);
     println!("Press Ctrl-C to stop the cluster and remove {}.", dir.display());
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    // SIGTERM (a `timeout`, a service manager) stops it as Ctrl-C does, cleaning up.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped.map_err(|e| e.to_string())?,
+        _ = term.recv() => {}
+    }
     println!("Stopping...");
     drop(cluster);
     Ok(())

@@ -165,9 +165,10 @@ pub fn forget(data_dir: &std::path::Path) {
     }
 }
 
-/// Logs the first failure and every tenth after at `warn`, the others at `debug`.
+/// Logs every tenth failure at `warn`, the others at `debug`: the first ones are usual while the group
+/// forms or the leader has not reached this node yet.
 fn log_retry(attempts: u32, what: &str, e: &DcsError) {
-    if attempts % 10 == 1 {
+    if attempts % 10 == 0 {
         tracing::warn!(attempts, error = %e, "{what}, retrying");
     } else {
         tracing::debug!(attempts, error = %e, "{what}, retrying");
