@@ -168,7 +168,7 @@ pub fn forget(data_dir: &std::path::Path) {
 /// Logs every tenth failure at `warn`, the others at `debug`: the first ones are usual while the group
 /// forms or the leader has not reached this node yet.
 fn log_retry(attempts: u32, what: &str, e: &DcsError) {
-    if attempts % 10 == 0 {
+    if attempts.is_multiple_of(10) {
         tracing::warn!(attempts, error = %e, "{what}, retrying");
     } else {
         tracing::debug!(attempts, error = %e, "{what}, retrying");
