@@ -658,19 +658,44 @@ const LOCALHOST: &str = "127.0.0.1";
 /// The lessor's line when its node, as Raft leader, starts timing leases (`vigil_dcs::raft::lessor`).
 const LESSOR_ACTIVE: &str = "lessor active: this node is the raft leader";
 
-/// A port that is free now and that nothing else on the machine is likely to take before our process
-/// binds it: below the kernel's ephemeral range (32768 and up), which `bind(0)` in other tests and every
-/// outgoing connection draw from, in a block of 64 ports chosen by this test process's PID.
+/// A port that is free now and that no other test process hands out while this one runs: each port is
+/// claimed with a lock on one byte (the port's number) of a lock file all test processes share
+/// ([`PORT_LOCKS`]), held until this process exits. Ports are taken from 10000 to 32399, below the
+/// kernel's ephemeral range (32768 and up) that `bind(0)` and outgoing connections draw from, starting in
+/// a block chosen by this process's PID.
 pub fn free_port() -> u16 {
+    const SPAN: u16 = 350 * 64;
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let block = 10_000 + (std::process::id() % 350) as u16 * 64;
-    for _ in 0..64 {
-        let port = block + NEXT.fetch_add(1, Ordering::Relaxed) % 64;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    let start = (std::process::id() % 350) as u16 * 64;
+    for _ in 0..SPAN {
+        let port = 10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) % SPAN;
+        if claim(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port()
+    panic!("no free port from 10000 to 32399")
+}
+
+/// The file whose bytes the test processes lock to claim ports (see [`free_port`]).
+const PORT_LOCKS: &str = "/tmp/vigil-test-ports.lock";
+
+/// Claims `port` for this process: `false` when another process holds it. Without the lock file, every
+/// port counts as claimed (the bind check alone remains).
+fn claim(port: u16) -> bool {
+    use std::os::fd::AsRawFd;
+    static LOCKS: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let file = LOCKS.get_or_init(|| {
+        std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(PORT_LOCKS).ok()
+    });
+    let Some(file) = file else { return true };
+    // SAFETY: an all-zero flock is a valid value; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = libc::off_t::from(port);
+    lock.l_len = 1;
+    // SAFETY: F_SETLK on a file this process keeps open for its whole life, with a valid flock.
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) == 0 }
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -688,5 +713,35 @@ pub struct Frozen<'a> {
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
         self.cluster.signal_pid(self.pid, libc::SIGCONT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+
+    #[test]
+    fn a_port_another_process_claimed_is_not_handed_out() {
+        // Another process (python's fcntl locks are the same POSIX byte-range locks) claims port 31999.
+        let script = format!(
+            "import fcntl, os, sys\nf = open('{PORT_LOCKS}', 'a+')\n\
+             fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 31999, os.SEEK_SET)\nprint('locked', flush=True)\n\
+             sys.stdin.read()\n"
+        );
+        let mut other = Command::new("python3")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(other.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), "locked");
+        assert!(!claim(31999), "a port claimed by another process");
+        assert!(claim(31998), "a free one");
+        drop(other.stdin.take());
+        other.wait().expect("wait");
+        assert!(claim(31999), "released when that process ends");
     }
 }
