@@ -214,7 +214,8 @@ fn plan(
         return Err(ApiError::new(
             412,
             format!(
-                "this is a standby cluster of {}:{}: its leader replicates from there and is never switched over                  here; promote the cluster first (vigil promote-cluster)",
+                "this is a standby cluster of {}:{}: its leader replicates from there and is never switched over \
+                 here; promote the cluster first (vigil promote-cluster)",
                 standby.host, standby.port
             ),
         ));
