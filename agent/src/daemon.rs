@@ -49,9 +49,8 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
 
     let dcs = Arc::new(DcsNode::start(dcs_config).await.map_err(|e| e.to_string())?);
     let raft_server = tokio::spawn(vigil_api::tls::serve(raft_listener, dcs.router(), dcs.tls()));
-    if let raft_entry::Entry::Initial(_) | raft_entry::Entry::Known(_) = entry {
-        dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
-    }
+    // A node that joined an existing group never forms one (the store remembers it joined).
+    dcs.form(&config.raft_members()).await.map_err(|e| e.to_string())?;
     let settler = {
         let (dcs, config) = (dcs.clone(), config.clone());
         tokio::spawn(async move { raft_entry::settle(dcs, &config).await })

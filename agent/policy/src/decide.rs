@@ -362,7 +362,7 @@ fn standby_lead(o: &Observation, cluster: &ClusterView, remote: &Upstream) -> De
     let mut actions = vec![Action::RenewLease];
     let from_remote = o.db.upstream.as_deref() == Some(from.as_str()) && !o.db.is_running_primary();
     if o.db.running && from_remote {
-        actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
+        actions.extend(new_optime(o, cluster));
         actions.push(Action::RetainFor(o.retained_members(cluster, &o.me)));
         return Decision::act(actions, format!("standby leader: replicating from {from}"));
     }
@@ -387,7 +387,7 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
         ),
         (true, Some(Role::Primary)) => {
             let mut actions = vec![Action::RenewLease];
-            actions.extend(o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime));
+            actions.extend(new_optime(o, cluster));
             actions.push(slots);
             match sync::sync_step(o, cluster) {
                 None => Decision::act(actions, "primary: lease renewed"),
@@ -455,6 +455,11 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
             ),
         },
     }
+}
+
+/// The leader's position to publish as the cluster's `optime`, when it moved since it was last published.
+fn new_optime(o: &Observation, cluster: &ClusterView) -> Option<Action> {
+    o.db.position.filter(|p| cluster.optime != Some(*p)).map(Action::PublishOptime)
 }
 
 /// A pending switchover as seen by the primary: hand over to an available candidate once it is due, or

@@ -29,7 +29,7 @@ impl<D: Database> Agent<D> {
                 Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
                 Action::ReleaseLease => self.release().await,
-                Action::PublishOptime(optime) => self.publish_status(optime).await,
+                Action::PublishOptime(optime) => self.publish_status(optime, o.db.is_running_primary()).await,
                 // Routine and quick: not worth a background job (whose end would wake the loop).
                 Action::RetainFor(members) => self.retain(members, dynamic, o).await,
                 Action::HandOver => self.hand_over(&switchover_steps(), dynamic, Some(o)).await,
@@ -128,7 +128,7 @@ impl<D: Database> Agent<D> {
 
     /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a
     /// primary (`primary`).
-    async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
+    pub(super) async fn put<T: serde::Serialize>(&self, key: Key, value: &T, what: &str, primary: bool) {
         let json = serde_json::to_value(value).unwrap_or_default();
         let put = self.dcs.put(&key, json, Condition::Always, None);
         if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), primary), put).await {

@@ -3,13 +3,12 @@
 //! when what is retained changes, and every [`SLOT_UPKEEP`] besides: the copies follow the primary's
 //! confirmed positions, and the slot of a member that left is dropped after `member_slots_ttl`.
 
-use super::lease_keeper::before;
 use super::run::Agent;
 use super::view::Status;
 use crate::config::DynamicConfig;
 use crate::db::{Database, Retained};
 use std::time::{Duration, Instant};
-use vigil_dcs::{Condition, Key};
+use vigil_dcs::Key;
 use vigil_policy::Observation;
 
 /// How often slots are synced when nothing else changed.
@@ -50,7 +49,7 @@ impl<D: Database> Agent<D> {
                 if positions != self.slot_positions {
                     self.slot_positions = positions;
                     if let (Some(optime), true) = (o.db.position, o.db.is_running_primary()) {
-                        self.publish_status(optime).await;
+                        self.publish_status(optime, true).await;
                     }
                 }
             }
@@ -58,13 +57,10 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// Writes the `status` key: `optime` and the permanent logical slots' positions.
-    pub(super) async fn publish_status(&self, optime: crate::db::Position) {
+    /// Writes the `status` key: `optime` and the permanent logical slots' positions; `primary` says
+    /// whether this member's server runs as a primary.
+    pub(super) async fn publish_status(&self, optime: crate::db::Position, primary: bool) {
         let status = Status { optime, slots: self.slot_positions.clone() };
-        let json = serde_json::to_value(&status).unwrap_or_default();
-        let put = self.dcs.put(&Key::Status, json, Condition::Always, None);
-        if let Some(Err(e)) = before(self.lease.wait_limit(Instant::now(), true), put).await {
-            tracing::warn!(key = %Key::Status, error = %e, "could not publish the optime");
-        }
+        self.put(Key::Status, &status, "publish optime", primary).await;
     }
 }

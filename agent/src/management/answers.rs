@@ -87,7 +87,7 @@ pub(super) fn witnesses(raft: &RaftStatus) -> Vec<ClusterMember> {
             ClusterMember {
                 name: node.name.clone(),
                 role: "witness".to_owned(),
-                state: if raft.voters.contains(id) { "voter" } else { "learner" }.to_owned(),
+                state: super::raft_members::info(raft, *id, node).raft_role,
                 host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
                 port: port.parse().unwrap_or_default(),
                 ..Default::default()

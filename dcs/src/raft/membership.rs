@@ -48,13 +48,6 @@ pub(crate) enum MemberChange {
         /// Accept an even number of voters.
         force: bool,
     },
-    /// A member records its own address, name and role, as it starts.
-    Describe {
-        /// The member.
-        id: NodeId,
-        /// What it is now.
-        node: Node,
-    },
 }
 
 /// A node asking to join, sent by the node itself to any member: it has no id yet, or the one its data
@@ -198,7 +191,6 @@ impl MemberChange {
             MemberChange::Add { node } => add(raft, &view, node).await,
             MemberChange::Promote { id, force } => promote(raft, &view, id, force).await,
             MemberChange::Remove { id, force } => remove(raft, &view, client, id, force).await,
-            MemberChange::Describe { id, node } => describe(raft, &view, id, node).await,
         }
     }
 }

@@ -318,7 +318,7 @@ mod tests {
     use crate::raft::log_store::LogStore;
     use crate::raft::state_machine::StateMachineStore;
     use crate::raft::storage::Storage;
-    use crate::RaftMember as BasicNode;
+    use crate::RaftMember;
     use openraft::Vote;
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
@@ -388,7 +388,7 @@ mod tests {
         let node = start_node(1).await;
         node.identity.set_cluster_id(CLUSTER).await.unwrap();
         let members =
-            BTreeMap::from([(1, BasicNode::at(node.addr.to_string())), (2, BasicNode::at("127.0.0.1:9"))]);
+            BTreeMap::from([(1, RaftMember::at(node.addr.to_string())), (2, RaftMember::at("127.0.0.1:9"))]);
         node.raft.initialize(members).await.unwrap();
         node.raft
             .wait(Some(Duration::from_secs(5)))
@@ -519,7 +519,7 @@ mod tests {
 
     async fn connect(sender: Arc<Identity>, target: NodeId, addr: String) -> HttpConnection {
         HttpNetwork::new(crate::RaftSecurity::default().client().unwrap(), sender)
-            .new_client(target, &BasicNode::at(addr))
+            .new_client(target, &RaftMember::at(addr))
             .await
     }
 

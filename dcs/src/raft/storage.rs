@@ -267,7 +267,7 @@ where
 pub(super) mod testing {
     use crate::command::Command;
     use crate::raft::{NodeId, TypeConfig};
-    use crate::RaftMember as BasicNode;
+    use crate::RaftMember;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -292,10 +292,10 @@ pub(super) mod testing {
     }
 
     /// The membership config whose voters are `voters`.
-    pub(crate) fn members(voters: &[NodeId]) -> Membership<NodeId, BasicNode> {
+    pub(crate) fn members(voters: &[NodeId]) -> Membership<NodeId, RaftMember> {
         let ids: BTreeSet<NodeId> = voters.iter().copied().collect();
-        let nodes: BTreeMap<NodeId, BasicNode> =
-            voters.iter().map(|id| (*id, BasicNode::at(format!("10.0.0.{id}:7100")))).collect();
+        let nodes: BTreeMap<NodeId, RaftMember> =
+            voters.iter().map(|id| (*id, RaftMember::at(format!("10.0.0.{id}:7100")))).collect();
         Membership::new(vec![ids], nodes)
     }
 }

@@ -16,7 +16,7 @@ use super::ops::CONNECT_TIMEOUT;
 use super::sql::{self, Session};
 use super::Postgres;
 use crate::config::{PermanentSlot, SlotMatcher};
-use crate::db::{DbError, Retained, StopMode, Upstream};
+use crate::db::{DbError, Position, Retained, StopMode, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::time::Instant;
@@ -112,13 +112,14 @@ fn segment_start(name: &str, size: u64) -> Option<u64> {
     Some((log << 32) + segment * size)
 }
 
+/// Drops slot `name`.
+async fn drop_slot(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    client.execute("SELECT pg_drop_replication_slot($1::text::name)", &[&name]).await.map(drop)
+}
+
 /// The server's message, or the error as it prints.
 fn message(e: &tokio_postgres::Error) -> String {
     e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned())
-}
-
-fn lsn(bytes: u64) -> String {
-    format!("{:X}/{:X}", bytes >> 32, bytes & 0xFFFF_FFFF)
 }
 
 impl Postgres {
@@ -184,7 +185,7 @@ impl Postgres {
             if primary && !present.contains(&slot.name) && since.elapsed() < retained.member_slots_ttl {
                 continue;
             }
-            client.execute("SELECT pg_drop_replication_slot($1::text::name)", &[&slot.name]).await?;
+            drop_slot(client, &slot.name).await?;
             gone_since.remove(&slot.name);
             dropped.push(slot.name.clone());
         }
@@ -263,17 +264,20 @@ impl Postgres {
         for slot in existing.iter().filter(|s| s.logical && !s.active) {
             let wanted = logical.get(&slot.name).is_some_and(|w| slot.is(w));
             if !wanted && !slot.ignored(&retained.ignored) {
-                session
-                    .client
-                    .execute("SELECT pg_drop_replication_slot($1::text::name)", &[&slot.name])
-                    .await
-                    .map_err(|e| failed(&e))?;
+                drop_slot(&session.client, &slot.name).await.map_err(|e| failed(&e))?;
                 tracing::info!(member = %self.settings.name, slot = %slot.name, "logical slot dropped on a replica: not a permanent slot");
             }
         }
         if logical.is_empty() {
             return Ok(());
         }
+        let replayed: Option<i64> = session
+            .client
+            .query_one("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| failed(&e))?;
+        let replayed = replayed.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
         drop(session);
         self.apply_runtime("hot_standby_feedback", "on".to_owned(), |r| r.standby_feedback = true).await?;
         let Some((primary, positions)) = &retained.primary else { return Ok(()) };
@@ -285,14 +289,6 @@ impl Postgres {
         if !missing.is_empty() {
             return self.copy_logical_slots(primary, &missing).await;
         }
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(&e))?;
-        let replayed: Option<i64> = session
-            .client
-            .query_one("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint", &[])
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| failed(&e))?;
-        let replayed = replayed.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
         for slot in existing.iter().filter(|s| s.logical && logical.contains_key(&s.name)) {
             let Some(target) = positions.get(&slot.name).map(|at| (*at).min(replayed)) else { continue };
             if slot.confirmed.is_some_and(|at| at >= target) {
@@ -304,15 +300,14 @@ impl Postgres {
                 .client
                 .execute(
                     "SELECT pg_replication_slot_advance($1::text::name, $2::text::pg_lsn)",
-                    &[&slot.name, &lsn(target)],
+                    &[&slot.name, &Position::wal(target).to_string()],
                 )
                 .await;
             let Err(e) = advanced else { continue };
             tracing::warn!(member = %self.settings.name, slot = %slot.name, error = %message(&e), "logical slot copy not advanced");
             // Its WAL is gone here, or it was invalidated: it is copied from the primary again.
             if e.code().is_some_and(|c| matches!(c.code(), "58P01" | "55000")) {
-                let drop = "SELECT pg_drop_replication_slot($1::text::name)";
-                let dropped = session.client.execute(drop, &[&slot.name]).await.is_ok();
+                let dropped = drop_slot(&session.client, &slot.name).await.is_ok();
                 tracing::info!(member = %self.settings.name, slot = %slot.name, dropped, "stale logical slot copy dropped: it is copied again");
             }
         }
@@ -393,7 +388,7 @@ mod tests {
         assert_eq!(segment_start("000000010000000000000002", MIB16), Some(2 * MIB16));
         assert_eq!(segment_start("0000000300000001000000FF", MIB16), Some((1 << 32) + 0xFF * MIB16));
         assert_eq!(segment_start("00000001", MIB16), None);
-        assert_eq!(lsn(0x1_0000_0028), "1/28");
-        assert_eq!(lsn(0x50189F0), "0/50189F0");
+        assert_eq!(Position::wal(0x1_0000_0028).to_string(), "1/28");
+        assert_eq!(Position::wal(0x50189F0).to_string(), "0/50189F0");
     }
 }
