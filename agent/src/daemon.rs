@@ -17,7 +17,7 @@ use vigil_dcs::DcsNode;
 
 /// Runs the agent described by `config` until the process is asked to stop; `Err` says what kept it
 /// from starting.
-pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
+pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), String> {
     let (commands, command_queue) = Commands::channel();
     let hangups = reload_on_hangup(commands.clone())?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -35,7 +35,7 @@ pub async fn run(config: Config, config_path: &Path) -> Result<(), String> {
     let entry = raft_entry::enter(&config).await?;
     let mut dcs_config = raft_entry::dcs_config(&config, &entry);
     // Until the first read of the store; the HA loop then sets the stored retry_timeout every cycle.
-    dcs_config.op_timeout = dynamic.retry_timeout;
+    dcs_config.op_timeout = dynamic.lease_timing().retry_timeout;
     warn_if_unauthenticated(&config);
     let raft_addr = config.raft.bind_addr.as_ref().unwrap_or(&config.raft.self_addr).to_string();
     // The files were read when the configuration was; read again here, they may have changed since.
@@ -161,7 +161,7 @@ fn lifeline(config: &Config, engine: Engine) -> Option<Lifeline> {
         .ok()
 }
 
-fn identity(config: &Config, engine: EngineConfig<'_>, config_path: &Path) -> Identity {
+fn identity(config: &Config, engine: EngineConfig<'_>, config_path: Option<&Path>) -> Identity {
     Identity {
         name: config.name.clone(),
         scope: config.scope.clone(),
@@ -174,7 +174,7 @@ fn identity(config: &Config, engine: EngineConfig<'_>, config_path: &Path) -> Id
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: engine.parameters().clone(),
         use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
-        config_path: Some(config_path.to_owned()),
+        config_path: config_path.map(Path::to_owned),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),
     }

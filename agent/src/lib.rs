@@ -27,6 +27,7 @@ pub mod db;
 pub mod demo;
 pub mod ha;
 pub mod kubernetes;
+pub mod logging;
 pub mod management;
 pub mod member;
 pub mod os_user;

@@ -1,10 +1,9 @@
 //! `vigil`: the agent that runs beside each database server, and the control tool.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_agent::config::{Config, LogType};
+use vigil_agent::config::{LogLevel, Source};
 
 /// Vigil: a failover manager for PostgreSQL and MariaDB.
 #[derive(Debug, Parser)]
@@ -18,12 +17,23 @@ struct Cli {
 enum Command {
     /// Run the agent with a YAML configuration file (Patroni's structure).
     Agent {
-        /// The configuration file.
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
-        /// Only check the file: exit 0 when it is valid, 1 with the reason when not.
+        /// The configuration file; without it, the whole file is read from VIGIL_CONFIGURATION or
+        /// PATRONI_CONFIGURATION.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The configuration file, as `patroni FILE` takes it.
+        #[arg(value_name = "CONFIG_FILE", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// Only check the configuration: exit 0 when it is valid, 1 listing every error when not.
         #[arg(long)]
         validate_config: bool,
+        /// With --validate-config: first print the configuration as read, the environment's overrides
+        /// applied and passwords hidden.
+        #[arg(long, requires = "validate_config")]
+        print: bool,
+        /// Print a commented sample configuration.
+        #[arg(long, exclusive = true)]
+        generate_sample_config: bool,
     },
     /// Start a local cluster of PostgreSQL nodes with their agents, until Ctrl-C.
     Demo(vigil_agent::demo::DemoArgs),
@@ -49,17 +59,36 @@ fn main() -> ExitCode {
             println!("vigil {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Agent { config: path, validate_config } => {
-            let config = match Config::load(&path) {
+        Command::Agent { generate_sample_config: true, .. } => {
+            print!("{}", vigil_agent::config::SAMPLE);
+            ExitCode::SUCCESS
+        }
+        Command::Agent { config, file, validate_config, print, .. } => {
+            let source = match Source::find(config.or(file)) {
+                Ok(source) => source,
+                Err(e) => return fail(&e),
+            };
+            if print {
+                match source.effective_yaml() {
+                    Ok(yaml) => print!("{yaml}"),
+                    Err(e) => return fail(&e.to_string()),
+                }
+            }
+            let config = match source.load() {
                 Ok(config) => config,
                 Err(e) => return fail(&e.to_string()),
             };
+            let warnings = config.warnings();
             if validate_config {
+                warnings.iter().for_each(|w| eprintln!("vigil: warning: {w}"));
                 println!("{}: valid", config.name);
                 return ExitCode::SUCCESS;
             }
-            init_tracing(config.log.level.as_str(), config.log.kind);
-            runtime_then(vigil_agent::daemon::run(config, &path))
+            if let Err(e) = vigil_agent::logging::init(&config.log) {
+                return fail(&e);
+            }
+            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            runtime_then(vigil_agent::daemon::run(config, source.path()))
         }
         Command::Lifeline { engine, data_dir } => {
             vigil_agent::db::lifeline::watch(engine, &data_dir, std::io::stdin().lock());
@@ -67,7 +96,7 @@ fn main() -> ExitCode {
         }
         Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
         Command::Demo(args) => {
-            init_tracing("warn", LogType::Plain);
+            vigil_agent::logging::init_stderr(LogLevel::Warn);
             runtime_then(vigil_agent::demo::run(args))
         }
     }
@@ -87,16 +116,4 @@ fn runtime_then(work: impl std::future::Future<Output = Result<(), String>>) -> 
 fn fail(message: &str) -> ExitCode {
     eprintln!("vigil: {message}");
     ExitCode::FAILURE
-}
-
-/// Logs to standard error from `default_level` up (`VIGIL_LOG`, an `EnvFilter` directive, overrides it),
-/// as `kind` says; colours only when standard error is a terminal.
-fn init_tracing(default_level: &str, kind: LogType) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},openraft=warn")));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match kind {
-        LogType::Plain => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogType::Json => logs.json().init(),
-    }
 }

@@ -157,7 +157,7 @@ pub async fn leave(dcs: &DcsNode) -> bool {
 /// Empties the Raft data directory of a member that left the group (its store node stopped), so that an
 /// agent started on it later joins as a new member rather than as one the group removed.
 pub fn forget(data_dir: &std::path::Path) {
-    match crate::db::server_files::remove_contents(data_dir, "raft.data_dir") {
+    match vigil_dcs::remove_store(data_dir) {
         Ok(()) => {
             tracing::info!(data_dir = %data_dir.display(), "Raft data removed: this member left the group")
         }

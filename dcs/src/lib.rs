@@ -31,8 +31,8 @@ pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
 pub use member::RaftMember;
 pub use raft::{
-    formed_without, join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, NodeId, RaftSecurity, RaftStatus,
-    RaftTls,
+    formed_without, join, remove_store, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, NodeId,
+    RaftSecurity, RaftStatus, RaftTls,
 };
 pub use record::{ExpiryTarget, Key, Lease, Revision, UnknownKey, Versioned};
 pub use state::ClusterState;

@@ -19,6 +19,6 @@ mod watchdog;
 
 pub use deadline::HolderDeadline;
 pub use member::{InvalidMemberName, MemberName};
-pub use timing::{instant_after, LeaseTiming, TimingError, MAX_TTL, MIN_LOOP_WAIT};
+pub use timing::{instant_after, Fitted, LeaseTiming, TimingError, MAX_TTL, MIN_LOOP_WAIT};
 pub use token::FencingToken;
 pub use watchdog::{watchdog_timeout, LinuxWatchdog, Opener, Watchdog, WatchdogDevice, WatchdogError};

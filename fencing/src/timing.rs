@@ -105,6 +105,70 @@ impl LeaseTiming {
     }
 }
 
+/// A [`LeaseTiming`] Vigil runs with, fitted from settings that satisfy Patroni's inequality
+/// (`loop_wait + 2 * retry_timeout <= ttl`) but not Vigil's, which also keeps `safety_margin` in reserve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fitted {
+    /// What runs.
+    pub timing: LeaseTiming,
+    /// Whether it differs from the settings: `retry_timeout` or, when that would fall below
+    /// [`MIN_LOOP_WAIT`], `safety_margin` was shortened.
+    pub shortened: bool,
+}
+
+impl Fitted {
+    /// One line saying what was shortened and why; `None` when nothing was.
+    pub fn note(&self, settings: &LeaseTiming) -> Option<String> {
+        let (t, s) = (&self.timing, settings);
+        let ms = |d: Duration| d.as_millis();
+        let what = if t.retry_timeout != s.retry_timeout {
+            format!(
+                "store operations give up after {} ms instead of retry_timeout {} ms",
+                ms(t.retry_timeout),
+                ms(s.retry_timeout)
+            )
+        } else {
+            format!("the safety_margin is {} ms instead of {} ms", ms(t.safety_margin), ms(s.safety_margin))
+        };
+        self.shortened.then(|| {
+            format!(
+                "ttl {} ms, loop_wait {} ms and retry_timeout {} ms satisfy Patroni's loop_wait + 2 * \
+                 retry_timeout <= ttl but leave no room for Vigil's safety_margin ({} ms): {what}",
+                ms(s.ttl),
+                ms(s.loop_wait),
+                ms(s.retry_timeout),
+                ms(s.safety_margin),
+            )
+        })
+    }
+}
+
+impl LeaseTiming {
+    /// The timing to run with: these settings when they [`validate`](Self::validate); when only the
+    /// safety margin does not fit, the same with `retry_timeout` shortened to make room for it (or, when
+    /// that would leave less than [`MIN_LOOP_WAIT`], with the margin shortened to what is left).
+    pub fn fitted(&self) -> Result<Fitted, TimingError> {
+        let err = match self.validate() {
+            Ok(()) => return Ok(Fitted { timing: *self, shortened: false }),
+            Err(err @ TimingError::TooTight { .. }) => err,
+            Err(other) => return Err(other),
+        };
+        let patroni = self.loop_wait.as_nanos() + 2 * self.retry_timeout.as_nanos();
+        if patroni > self.ttl.as_nanos() {
+            return Err(err);
+        }
+        // ttl is at most a day here, so every value below fits a Duration.
+        let room = self.ttl.saturating_sub(self.loop_wait).saturating_sub(self.safety_margin) / 2;
+        let timing = if room >= MIN_LOOP_WAIT {
+            LeaseTiming { retry_timeout: room, ..*self }
+        } else {
+            let margin = self.ttl - self.loop_wait - self.retry_timeout * 2;
+            LeaseTiming { safety_margin: margin, ..*self }
+        };
+        Ok(Fitted { timing, shortened: true })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +230,37 @@ mod tests {
         ));
         let spin = LeaseTiming { loop_wait: ms(99), ..ok }.validate().unwrap_err();
         assert_eq!(spin.to_string(), "loop_wait: 99 ms is less than the minimum of 100 ms");
+    }
+
+    #[test]
+    fn patroni_timing_is_fitted_by_shortening_the_retry_deadline_or_the_margin() {
+        let patroni = LeaseTiming {
+            ttl: ms(30_000),
+            loop_wait: ms(10_000),
+            retry_timeout: ms(10_000),
+            safety_margin: ms(500),
+        };
+        assert!(matches!(patroni.validate(), Err(TimingError::TooTight { .. })));
+        let fitted = patroni.fitted().unwrap();
+        assert_eq!(fitted.timing, LeaseTiming { retry_timeout: ms(9_750), ..patroni });
+        assert_eq!(fitted.timing.validate(), Ok(()));
+        let note = fitted.note(&patroni).unwrap();
+        assert!(
+            note.ends_with("store operations give up after 9750 ms instead of retry_timeout 10000 ms"),
+            "{note}"
+        );
+
+        let small =
+            LeaseTiming { ttl: ms(1000), loop_wait: ms(600), retry_timeout: ms(200), safety_margin: ms(500) };
+        let fitted = small.fitted().unwrap();
+        assert_eq!(fitted.timing, LeaseTiming { safety_margin: ms(0), ..small });
+        assert!(fitted.note(&small).unwrap().ends_with("the safety_margin is 0 ms instead of 500 ms"));
+
+        let fine = LeaseTiming { safety_margin: ms(0), ..patroni };
+        assert_eq!(fine.fitted(), Ok(Fitted { timing: fine, shortened: false }));
+        assert_eq!(fine.fitted().unwrap().note(&fine), None);
+        let beyond = LeaseTiming { retry_timeout: ms(10_001), ..patroni };
+        assert!(matches!(beyond.fitted(), Err(TimingError::TooTight { .. })));
     }
 
     #[test]

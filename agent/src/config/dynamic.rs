@@ -264,8 +264,22 @@ impl DynamicConfig {
         local.unwrap_or(self.postgresql.use_pg_rewind)
     }
 
-    /// The lease timing these settings give.
+    /// The lease timing the agents run with: the settings, fitted to Vigil's safety margin when they only
+    /// satisfy Patroni's inequality ([`LeaseTiming::fitted`]).
     pub fn lease_timing(&self) -> LeaseTiming {
+        let settings = self.timing_settings();
+        settings.fitted().map_or(settings, |fitted| fitted.timing)
+    }
+
+    /// What [`lease_timing`](Self::lease_timing) shortened to fit Vigil's safety margin, in one line;
+    /// `None` when the settings are used as they are.
+    pub fn timing_note(&self) -> Option<String> {
+        let settings = self.timing_settings();
+        settings.fitted().ok()?.note(&settings)
+    }
+
+    /// `ttl`, `loop_wait`, `retry_timeout` and `safety_margin` as set.
+    fn timing_settings(&self) -> LeaseTiming {
         LeaseTiming {
             ttl: self.ttl,
             loop_wait: self.loop_wait,
@@ -301,7 +315,7 @@ impl DynamicConfig {
     /// [`validate`](Self::validate), naming keys under `prefix` (e.g. `bootstrap.dcs`).
     pub(crate) fn validate_at(&self, prefix: &str) -> Result<(), ConfigError> {
         let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-        if let Err(err) = self.lease_timing().validate() {
+        if let Err(err) = self.timing_settings().fitted() {
             return Err(match err {
                 TimingError::Zero { key: k } => ConfigError::invalid(key(k), "must be greater than 0"),
                 TimingError::OutOfRange { key: k, value_ms, bound } => {

@@ -1,6 +1,8 @@
-//! Environment overrides (Patroni's `PATRONI_*`, named `VIGIL_*`), applied to the YAML tree before it is
-//! read, so an overridden value is checked like one from the file. The programs the agent starts do not
-//! inherit them ([`withhold`]).
+//! Environment overrides, applied to the YAML tree before it is read, so an overridden value is checked
+//! like one from the file. Each variable is read as `VIGIL_*` or, when that is not set, under Patroni's
+//! name: the same with `PATRONI_` (`PATRONI_SCOPE`, `PATRONI_SUPERUSER_PASSWORD`, …). The programs the
+//! agent starts inherit neither ([`withhold`]). A whole file may come in `VIGIL_CONFIGURATION` or
+//! `PATRONI_CONFIGURATION` ([`CONFIGURATION_VARS`]).
 //!
 //! | Variable | Key |
 //! |---|---|
@@ -8,7 +10,9 @@
 //! | `VIGIL_SCOPE` | `scope` |
 //! | `VIGIL_NAMESPACE` | `namespace` |
 //! | `VIGIL_LOG_LEVEL` | `log.level` |
-//! | `VIGIL_LOG_FORMAT` | `log.type` (`plain` or `json`) |
+//! | `VIGIL_LOG_TYPE` | `log.type` (`plain` or `json`) |
+//! | `VIGIL_LOG_FORMAT`, `VIGIL_LOG_DATEFORMAT` | `log.format`, `log.dateformat` |
+//! | `VIGIL_LOG_DIR`, `VIGIL_LOG_FILE_NUM`, `VIGIL_LOG_FILE_SIZE` | `log.dir`, `log.file_num`, `log.file_size` |
 //! | `VIGIL_RESTAPI_LISTEN` | `restapi.listen` |
 //! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
 //! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
@@ -27,7 +31,7 @@
 //! | `VIGIL_CTL_CERTFILE` | `ctl.certfile` |
 //! | `VIGIL_CTL_KEYFILE` | `ctl.keyfile` |
 //! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
-//! | `VIGIL_RAFT_SELF_ADDR` | `raft.self_addr` |
+//! | `VIGIL_RAFT_SELF_ADDR`, `VIGIL_RAFT_BIND_ADDR` | `raft.self_addr`, `raft.bind_addr` |
 //! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
 //! | `VIGIL_RAFT_JOIN` | `raft.join` |
 //! | `VIGIL_RAFT_CERTFILE`, `VIGIL_RAFT_KEYFILE`, `VIGIL_RAFT_CAFILE` | `raft.certfile`, `raft.keyfile`, `raft.cafile` |
@@ -71,6 +75,7 @@
 //! | `VIGIL_REPLICATION_SSLCRLDIR` | `postgresql.authentication.replication.sslcrldir` |
 //! | `VIGIL_REPLICATION_GSSENCMODE` | `postgresql.authentication.replication.gssencmode` |
 //! | `VIGIL_REPLICATION_CHANNEL_BINDING` | `postgresql.authentication.replication.channel_binding` |
+//! | `VIGIL_REWIND_USERNAME`, `VIGIL_REWIND_PASSWORD`, `VIGIL_REWIND_SSL*`, … | `postgresql.authentication.rewind.*`, as the replication ones |
 
 use super::ConfigError;
 use serde_norway::{Mapping, Value};
@@ -80,13 +85,25 @@ use std::process::Command;
 /// The prefix of the agent's and the CLI's variables (passwords among them).
 pub const PREFIX: &str = "VIGIL_";
 
+/// The prefix of Patroni's names for the same variables, read when the `VIGIL_` one is not set.
+pub const PATRONI_PREFIX: &str = "PATRONI_";
+
+/// The variables that hold a whole configuration file, read when no file is given (as Patroni's
+/// container images pass it), in order of precedence.
+pub const CONFIGURATION_VARS: [&str; 2] = ["VIGIL_CONFIGURATION", "PATRONI_CONFIGURATION"];
+
 /// Every override: `(variable, dotted key)`.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_NAME", "name"),
     ("VIGIL_SCOPE", "scope"),
     ("VIGIL_NAMESPACE", "namespace"),
     ("VIGIL_LOG_LEVEL", "log.level"),
-    ("VIGIL_LOG_FORMAT", "log.type"),
+    ("VIGIL_LOG_TYPE", "log.type"),
+    ("VIGIL_LOG_FORMAT", "log.format"),
+    ("VIGIL_LOG_DATEFORMAT", "log.dateformat"),
+    ("VIGIL_LOG_DIR", "log.dir"),
+    ("VIGIL_LOG_FILE_NUM", "log.file_num"),
+    ("VIGIL_LOG_FILE_SIZE", "log.file_size"),
     ("VIGIL_RESTAPI_LISTEN", "restapi.listen"),
     ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
     ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),
@@ -106,6 +123,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_CTL_KEYFILE", "ctl.keyfile"),
     ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
     ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
+    ("VIGIL_RAFT_BIND_ADDR", "raft.bind_addr"),
     ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
     ("VIGIL_RAFT_JOIN", "raft.join"),
     ("VIGIL_RAFT_CERTFILE", "raft.certfile"),
@@ -153,25 +171,46 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VIGIL_REPLICATION_SSLCRLDIR", "postgresql.authentication.replication.sslcrldir"),
     ("VIGIL_REPLICATION_GSSENCMODE", "postgresql.authentication.replication.gssencmode"),
     ("VIGIL_REPLICATION_CHANNEL_BINDING", "postgresql.authentication.replication.channel_binding"),
+    ("VIGIL_REWIND_USERNAME", "postgresql.authentication.rewind.username"),
+    ("VIGIL_REWIND_PASSWORD", "postgresql.authentication.rewind.password"),
+    ("VIGIL_REWIND_SSLMODE", "postgresql.authentication.rewind.sslmode"),
+    ("VIGIL_REWIND_SSLCERT", "postgresql.authentication.rewind.sslcert"),
+    ("VIGIL_REWIND_SSLKEY", "postgresql.authentication.rewind.sslkey"),
+    ("VIGIL_REWIND_SSLPASSWORD", "postgresql.authentication.rewind.sslpassword"),
+    ("VIGIL_REWIND_SSLROOTCERT", "postgresql.authentication.rewind.sslrootcert"),
+    ("VIGIL_REWIND_SSLCRL", "postgresql.authentication.rewind.sslcrl"),
+    ("VIGIL_REWIND_SSLCRLDIR", "postgresql.authentication.rewind.sslcrldir"),
+    ("VIGIL_REWIND_GSSENCMODE", "postgresql.authentication.rewind.gssencmode"),
+    ("VIGIL_REWIND_CHANNEL_BINDING", "postgresql.authentication.rewind.channel_binding"),
 ];
 
 /// The keys that take a list.
 const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
+/// The keys that take a number (text that is none stays text, which the key's check refuses).
+const NUMBER_KEYS: &[&str] = &["log.file_num", "log.file_size"];
 /// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
 const BOOL_KEYS: &[&str] =
     &["ctl.insecure", "restapi.allowlist_include_members", "restapi.insecure", "raft.insecure"];
 
-/// Applies every override `env` knows to `root`; returns the `(key, variable)` pairs applied.
+/// Applies every override `env` knows to `root`, each under its `VIGIL_` name or else its `PATRONI_`
+/// one; returns the `(key, variable)` pairs applied.
 pub(crate) fn apply(
     root: &mut Value,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<(&'static str, &'static str)>, ConfigError> {
+) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let mut applied = Vec::new();
-    for &(var, key) in ENV_OVERRIDES {
-        if let Some(text) = env(var) {
+    for &(vigil, key) in ENV_OVERRIDES {
+        let patroni = format!("{PATRONI_PREFIX}{}", &vigil[PREFIX.len()..]);
+        let found = env(vigil)
+            .map(|text| (vigil.to_string(), text))
+            .or_else(|| Some((patroni.clone(), env(&patroni)?)));
+        if let Some((var, text)) = found {
             let value = match text.as_str() {
                 _ if LIST_KEYS.contains(&key) => list(&text),
                 "true" | "false" if BOOL_KEYS.contains(&key) => Value::Bool(text == "true"),
+                _ if NUMBER_KEYS.contains(&key) => {
+                    text.trim().parse::<u64>().map_or(Value::String(text), Value::from)
+                }
                 _ => Value::String(text),
             };
             set(root, key, value).map_err(|e| e.with_note(&format!(" (needed to apply {var})")))?;
@@ -181,8 +220,8 @@ pub(crate) fn apply(
     Ok(applied)
 }
 
-/// Keeps this process's `VIGIL_*` variables out of `cmd`'s environment: PostgreSQL, its tools and the
-/// hooks never see the agent's passwords. Variables set on `cmd` afterwards still reach it.
+/// Keeps this process's `VIGIL_*` and `PATRONI_*` variables out of `cmd`'s environment: PostgreSQL, its
+/// tools and the hooks never see the agent's passwords. Variables set on `cmd` afterwards still reach it.
 pub fn withhold(cmd: &mut Command) -> &mut Command {
     withhold_names(cmd, std::env::vars_os().map(|(name, _)| name))
 }
@@ -190,7 +229,8 @@ pub fn withhold(cmd: &mut Command) -> &mut Command {
 /// [`withhold`] for the variables `names`.
 fn withhold_names(cmd: &mut Command, names: impl IntoIterator<Item = impl AsRef<OsStr>>) -> &mut Command {
     for name in names {
-        if name.as_ref().as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
+        let name_bytes = name.as_ref().as_encoded_bytes();
+        if [PREFIX, PATRONI_PREFIX].iter().any(|p| name_bytes.starts_with(p.as_bytes())) {
             cmd.env_remove(name);
         }
     }

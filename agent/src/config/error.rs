@@ -33,6 +33,13 @@ pub enum ConfigError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// Every error found in one reading, in the order found (always two or more).
+    #[error("{} errors:{}", .0.len(), listed(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn listed(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }
 
 fn prefix(file: &Option<PathBuf>, key: &str) -> String {
@@ -61,12 +68,32 @@ impl ConfigError {
         }
     }
 
+    /// One error for `errors`: the error itself when there is one, [`ConfigError::Several`] otherwise.
+    pub(crate) fn all(mut errors: Vec<ConfigError>) -> Self {
+        match errors.len() {
+            1 => errors.remove(0),
+            _ => ConfigError::Several(errors),
+        }
+    }
+
+    /// The errors this one stands for: itself, or each of [`ConfigError::Several`].
+    pub fn errors(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(errors) => errors.iter().collect(),
+            one => vec![one],
+        }
+    }
+
     /// Ties the error to the file it came from.
     pub(crate) fn in_file(mut self, path: Option<&Path>) -> Self {
-        if let ConfigError::Invalid { file, .. } | ConfigError::Syntax { file, .. } = &mut self {
-            if file.is_none() {
+        match &mut self {
+            ConfigError::Invalid { file, .. } | ConfigError::Syntax { file, .. } if file.is_none() => {
                 *file = path.map(Path::to_path_buf);
             }
+            ConfigError::Several(errors) => {
+                *errors = std::mem::take(errors).into_iter().map(|e| e.in_file(path)).collect();
+            }
+            _ => {}
         }
         self
     }
@@ -99,6 +126,31 @@ impl ConfigError {
             }
             key.push_str(field);
         }
-        ConfigError::invalid(key, message)
+        match unknown.and_then(|field| other_dcs_hint(&key, field)) {
+            Some(hint) => ConfigError::invalid(key, hint),
+            None => ConfigError::invalid(key, message),
+        }
     }
+}
+
+/// The sections of Patroni's other stores, which Vigil replaces with its own Raft group.
+const OTHER_DCS: &[&str] = &["etcd", "etcd3", "consul", "zookeeper", "exhibitor"];
+
+/// For a section of another store Patroni supports: what to write instead.
+fn other_dcs_hint(key: &str, field: &str) -> Option<String> {
+    if key.strip_prefix("kubernetes.") == Some(field) {
+        return Some(format!(
+            "unknown field `{field}`: Vigil's `kubernetes:` section only labels this member's pod with its \
+             role (namespace, pod_name, role_label, scope_label, api_url, token_file, cafile); it is not a \
+             store: the cluster's state lives in the `raft:` group"
+        ));
+    }
+    (key == field && OTHER_DCS.contains(&field)).then(|| {
+        format!(
+            "Vigil needs no {field}: its agents keep the cluster's state in a Raft group of their own. Replace \
+             the `{field}:` section with `raft:` (self_addr: this agent's Raft address, partner_addrs: the \
+             other agents', data_dir: where it keeps its log), as Patroni's own `raft:` section; to move a \
+             running cluster, see \"Moving from Patroni\" in the README"
+        )
+    })
 }

@@ -3,7 +3,8 @@
 //! ([`DynamicConfig`]).
 //!
 //! [`Config::load`] reads the file, applies the environment, deserializes (unknown keys are errors) and
-//! validates; every error names the file and the full key path ([`ConfigError`]).
+//! validates; every error names the file and the full key path ([`ConfigError`]), and one reading reports
+//! them all.
 
 mod addr;
 mod choice;
@@ -12,6 +13,7 @@ mod dynamic;
 mod engine;
 pub mod env;
 mod error;
+mod every_error;
 mod kubernetes;
 mod mysql;
 mod mysql_parameters;
@@ -124,8 +126,97 @@ fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Where an agent's configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A YAML file.
+    File(PathBuf),
+    /// A variable holding the whole file (one of [`env::CONFIGURATION_VARS`]).
+    Env(&'static str),
+}
+
+impl Source {
+    /// `file` when given, else the first of [`env::CONFIGURATION_VARS`] that is set.
+    pub fn find(file: Option<PathBuf>) -> Result<Source, String> {
+        if let Some(file) = file {
+            return Ok(Source::File(file));
+        }
+        let set = env::CONFIGURATION_VARS.into_iter().find(|var| std::env::var_os(var).is_some());
+        set.map(Source::Env).ok_or_else(|| {
+            format!("no configuration: give a file (-c FILE) or set {}", env::CONFIGURATION_VARS.join(" or "))
+        })
+    }
+
+    /// The file, when the configuration is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::File(path) => Some(path),
+            Source::Env(_) => None,
+        }
+    }
+
+    /// The YAML text.
+    pub fn text(&self) -> Result<String, ConfigError> {
+        match self {
+            Source::File(path) => std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { file: path.clone(), source }),
+            Source::Env(var) => {
+                std::env::var(var).map_err(|e| ConfigError::invalid("", format!("{var}: {e}")))
+            }
+        }
+    }
+
+    /// Reads and validates the configuration, with the process's environment overrides.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            Source::File(path) => Config::load(path),
+            Source::Env(_) => Config::parse(&self.text()?, &process_env, &ProgramRoots::default()),
+        }
+    }
+
+    /// The configuration as the agent reads it, before its checks: the YAML with the environment's
+    /// overrides applied, every password shown as `********`.
+    pub fn effective_yaml(&self) -> Result<String, ConfigError> {
+        let mut tree = yaml_tree(&self.text()?)?;
+        env::apply(&mut tree, &process_env)?;
+        hide_passwords(&mut tree);
+        serde_norway::to_string(&tree).map_err(|e| ConfigError::Syntax { file: None, message: e.to_string() })
+    }
+}
+
+/// A commented sample configuration (`vigil agent --generate-sample-config`).
+pub const SAMPLE: &str = include_str!("sample.yml");
+
+/// The YAML text as a tree, keys with no value left out (see [`drop_nulls`]).
+fn yaml_tree(text: &str) -> Result<serde_norway::Value, ConfigError> {
+    let mut tree: serde_norway::Value = serde_norway::from_str(text)
+        .map_err(|e| ConfigError::Syntax { file: None, message: e.to_string() })?;
+    if tree.is_null() {
+        tree = serde_norway::Value::Mapping(Default::default());
+    }
+    drop_nulls(&mut tree);
+    Ok(tree)
+}
+
+/// Replaces the value of every key whose name holds `password`.
+fn hide_passwords(value: &mut serde_norway::Value) {
+    match value {
+        serde_norway::Value::Mapping(map) => {
+            for (key, value) in map.iter_mut() {
+                if key.as_str().is_some_and(|k| k.contains("password")) {
+                    *value = serde_norway::Value::String("********".into());
+                } else {
+                    hide_passwords(value);
+                }
+            }
+        }
+        serde_norway::Value::Sequence(items) => items.iter_mut().for_each(hide_passwords),
+        _ => {}
+    }
+}
+
 impl Config {
-    /// Reads `path`, applies the `VIGIL_*` environment overrides and validates. Reads the disk only (the
+    /// Reads `path`, applies the `VIGIL_*` (or `PATRONI_*`) environment overrides and validates. Reads the disk only (the
     /// file, and the existence of the server's programs and of the TLS files named).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with_env(path, &process_env)
@@ -133,8 +224,7 @@ impl Config {
 
     /// [`load`](Self::load) with the environment given as a lookup function.
     pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+        let text = Source::File(path.to_path_buf()).text()?;
         Config::parse(&text, env, &ProgramRoots::default()).map_err(|e| e.in_file(Some(path)))
     }
 
@@ -151,27 +241,44 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
         roots: &ProgramRoots,
     ) -> Result<Config, ConfigError> {
-        let mut tree: serde_norway::Value = serde_norway::from_str(text)
-            .map_err(|e| ConfigError::Syntax { file: None, message: e.to_string() })?;
-        if tree.is_null() {
-            tree = serde_norway::Value::Mapping(Default::default());
-        }
-        drop_nulls(&mut tree);
+        let mut tree = yaml_tree(text)?;
         let applied = env::apply(&mut tree, env)?;
         let note = |err: ConfigError| {
             let key = err.key().unwrap_or_default().to_string();
-            let under = |k: &str| {
-                key.strip_prefix(k).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-            };
-            match applied.iter().find(|(k, _)| under(k)) {
+            match applied.iter().find(|(k, _)| every_error::is_under(&key, k)) {
                 Some((_, var)) => err.with_note(&format!(" (set by {var})")),
                 None => err,
             }
         };
-        let mut config: Config =
-            serde_path_to_error::deserialize(tree).map_err(|e| note(ConfigError::from_serde(e)))?;
-        validate::validate(&mut config, roots, env("PATH").as_deref()).map_err(note)?;
+        let reading = every_error::read::<Config>(tree, |e| note(ConfigError::from_serde(e)));
+        let mut errors = reading.errors;
+        let Some(mut config) = reading.value else {
+            return Err(ConfigError::all(errors));
+        };
+        if !reading.lost_sections {
+            // A key taken out took its default: what the checks say of it would not be about the file.
+            let taken_out: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_string)).collect();
+            let checked = validate::validate(&mut config, roots, env("PATH").as_deref());
+            errors.extend(
+                checked
+                    .into_iter()
+                    .filter(|e| {
+                        !taken_out.iter().any(|k| every_error::is_under(e.key().unwrap_or_default(), k))
+                    })
+                    .map(note),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError::all(errors));
+        }
         Ok(config)
+    }
+
+    /// What is accepted but worth a warning, one line each: timing fitted to Vigil's safety margin,
+    /// conflicting tags.
+    pub fn warnings(&self) -> Vec<String> {
+        let timing = self.bootstrap.dcs.timing_note().map(|note| format!("bootstrap.dcs: {note}"));
+        timing.into_iter().chain(self.tags.conflict()).collect()
     }
 
     /// This member's database section; `None` for a witness (see [`EngineConfig`]).

@@ -261,7 +261,7 @@ choice_enum! {
     }
 }
 
-/// `log`.
+/// `log`, with Patroni's keys.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -271,6 +271,26 @@ pub struct LogConfig {
     /// How lines are written.
     #[serde(default = "plain", rename = "type")]
     pub kind: LogType,
+    /// For `type: plain`, the line as Python's logging writes it: `%(asctime)s`, `%(levelname)s`,
+    /// `%(name)s` (the target), `%(message)s` (with the fields), `%(process)d`, `%(threadName)s`;
+    /// Vigil's own layout when left out.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// How `%(asctime)s` is written, in `strftime` terms (`%Y-%m-%d %H:%M:%S,%3f` when left out).
+    #[serde(default)]
+    pub dateformat: Option<String>,
+    /// A directory to write `vigil.log` in, instead of standard error (absolute).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// How many files are kept in `dir`: `vigil.log` and up to this many older ones.
+    #[serde(default = "file_num")]
+    pub file_num: u32,
+    /// The size in bytes at which `vigil.log` is set aside for a new one.
+    #[serde(default = "file_size")]
+    pub file_size: u64,
+    /// Levels for single targets (`vigil_agent::ha: debug`, `openraft: info`), over `level`.
+    #[serde(default)]
+    pub loggers: std::collections::BTreeMap<String, LogLevel>,
 }
 
 fn info() -> LogLevel {
@@ -281,8 +301,25 @@ fn plain() -> LogType {
     LogType::Plain
 }
 
+fn file_num() -> u32 {
+    4
+}
+
+fn file_size() -> u64 {
+    25_000_000
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: LogLevel::Info, kind: LogType::Plain }
+        LogConfig {
+            level: LogLevel::Info,
+            kind: LogType::Plain,
+            format: None,
+            dateformat: None,
+            dir: None,
+            file_num: file_num(),
+            file_size: file_size(),
+            loggers: Default::default(),
+        }
     }
 }

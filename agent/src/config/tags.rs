@@ -64,16 +64,14 @@ impl Tags {
         self.extra.iter().map(|(k, v)| (k.clone(), render(v))).collect()
     }
 
-    /// Logs a warning when `nofailover` and a positive `failover_priority` are both set.
-    pub(crate) fn warn_on_conflicts(&self) {
-        if let (true, Some(p)) = (self.nofailover, self.failover_priority) {
-            if p > 0 {
-                tracing::warn!(
-                    failover_priority = p,
-                    "tags: nofailover is true and failover_priority is {p}: nofailover wins, this member never \
-                     becomes primary"
-                );
-            }
+    /// A warning when `nofailover` and a positive `failover_priority` are both set.
+    pub(crate) fn conflict(&self) -> Option<String> {
+        match (self.nofailover, self.failover_priority) {
+            (true, Some(p)) if p > 0 => Some(format!(
+                "tags: nofailover is true and failover_priority is {p}: nofailover wins, this member never \
+                 becomes primary"
+            )),
+            _ => None,
         }
     }
 }

@@ -250,10 +250,12 @@ fn environment_overrides_replace_values_and_are_validated() {
     assert!(err.to_string().ends_with("(set by VIGIL_POSTGRESQL_LISTEN)"), "{err}");
     let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_NAME", "a b")])).unwrap_err();
     assert!(err.to_string().starts_with("name: invalid member name \"a b\""), "{err}");
-    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_DATA_DIR", "raft")])).unwrap_err();
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_RAFT_DATA_DIR", "/tmp/vigil/node1/pg/raft")]))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "raft.data_dir: \"raft\" is not an absolute path (set by VIGIL_RAFT_DATA_DIR)"
+        "raft.data_dir: /tmp/vigil/node1/pg/raft is inside postgresql.data_dir /tmp/vigil/node1/pg (a re-clone \
+         empties the data directory) (set by VIGIL_RAFT_DATA_DIR)"
     );
     let twice = [("VIGIL_RAFT_PARTNER_ADDRS", "127.0.0.1:2223,127.0.0.1:2223")];
     let err = Config::from_yaml_str(&text, &env_of(&twice)).unwrap_err();
@@ -264,11 +266,13 @@ fn environment_overrides_replace_values_and_are_validated() {
     assert_eq!(partners, ["127.0.0.1:2223", "127.0.0.1:2224"], "self_addr is dropped from one shared list");
     let c = Config::from_yaml_str(&text, &env_of(&[("VIGIL_CTL_INSECURE", "true")])).unwrap();
     assert!(c.ctl.insecure);
-    let logs = [("VIGIL_LOG_FORMAT", "json"), ("VIGIL_LOG_LEVEL", "debug")];
+    let logs = [("VIGIL_LOG_TYPE", "json"), ("VIGIL_LOG_LEVEL", "debug"), ("VIGIL_LOG_FILE_NUM", "9")];
     let c = Config::from_yaml_str(&text, &env_of(&logs)).unwrap();
-    assert_eq!((c.log.kind, c.log.level), (LogType::Json, LogLevel::Debug));
-    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_LOG_FORMAT", "xml")])).unwrap_err();
-    assert_eq!(err.to_string(), "log.type: \"xml\" is not one of plain, json (set by VIGIL_LOG_FORMAT)");
+    assert_eq!((c.log.kind, c.log.level, c.log.file_num), (LogType::Json, LogLevel::Debug, 9));
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_LOG_TYPE", "xml")])).unwrap_err();
+    assert_eq!(err.to_string(), "log.type: \"xml\" is not one of plain, json (set by VIGIL_LOG_TYPE)");
+    let err = Config::from_yaml_str(&text, &env_of(&[("VIGIL_LOG_FILE_SIZE", "big")])).unwrap_err();
+    assert!(err.to_string().starts_with("log.file_size: invalid type: string \"big\""), "{err}");
     let allow = [
         ("VIGIL_RESTAPI_ALLOWLIST", "127.0.0.1, 10.0.0.0/8,db1.example"),
         ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "true"),
@@ -446,4 +450,49 @@ fn nostream_needs_a_restore_command_and_join_another_member() {
     let err = join("127.0.0.1:2222").unwrap_err();
     assert_eq!(err.to_string(), "raft.join: 127.0.0.1:2222 is this member's own raft.self_addr");
     assert_eq!(join("nowhere").unwrap_err().key(), Some("raft.join"));
+}
+
+#[test]
+fn patroni_names_of_the_variables_apply_when_vigil_ones_are_not_set() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path());
+    let patroni = [
+        ("PATRONI_SCOPE", "batman"),
+        ("PATRONI_SUPERUSER_PASSWORD", "from-patroni"),
+        ("PATRONI_REWIND_USERNAME", "rewinder"),
+        ("PATRONI_REWIND_PASSWORD", "rw"),
+        ("PATRONI_LOG_FORMAT", "%(asctime)s %(levelname)s: %(message)s"),
+        ("PATRONI_RAFT_PARTNER_ADDRS", "'127.0.0.1:2223','127.0.0.1:2225'"),
+        ("VIGIL_NAME", "vigil-name"),
+        ("PATRONI_NAME", "patroni-name"),
+    ];
+    let c = Config::from_yaml_str(&text, &env_of(&patroni)).unwrap();
+    assert_eq!((c.scope.as_str(), c.name.as_str()), ("batman", "vigil-name"), "VIGIL_ wins over PATRONI_");
+    let auth = &pg(&c).authentication;
+    assert_eq!(auth.superuser.password.expose(), "from-patroni");
+    assert_eq!(auth.rewind.as_ref().map(|r| r.username.as_str()), Some("rewinder"));
+    assert_eq!(c.log.format.as_deref(), Some("%(asctime)s %(levelname)s: %(message)s"));
+    assert_eq!(c.raft.partner_addrs.len(), 2);
+    let err = Config::from_yaml_str(&text, &env_of(&[("PATRONI_LOG_FORMAT", "%(funcName)s")])).unwrap_err();
+    assert!(err.to_string().ends_with("(set by PATRONI_LOG_FORMAT)"), "{err}");
+}
+
+#[test]
+fn the_sample_configuration_is_valid_and_fits_patroni_timing_with_a_warning() {
+    let bin = fake_bin_dir();
+    let sample = super::SAMPLE
+        .replace("# bin_dir: /usr/lib/postgresql/15/bin", &format!("bin_dir: {}", bin.path().display()));
+    let c = Config::from_yaml_str(&sample, &|_| None).unwrap();
+    let warnings = c.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("bootstrap.dcs: ttl 30000 ms, loop_wait 10000 ms and retry_timeout 10000 ms")
+    );
+    assert_eq!(c.bootstrap.dcs.lease_timing().retry_timeout, std::time::Duration::from_millis(9750));
+    let beyond = sample.replace("retry_timeout: 10", "retry_timeout: 11");
+    let err = Config::from_yaml_str(&beyond, &|_| None).unwrap_err();
+    assert!(
+        err.to_string().starts_with("bootstrap.dcs: loop_wait (10000 ms) + 2 * retry_timeout (11000 ms)"),
+        "{err}"
+    );
 }

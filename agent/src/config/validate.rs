@@ -5,45 +5,95 @@
 use super::mysql::resolve_programs;
 use super::postgresql::resolve_bin_dir;
 use super::{
-    mysql_parameters, Config, ConfigError, HostPort, MysqlConfig, PostgresqlConfig, ProgramRoots,
-    RestApiConfig, WatchdogMode,
+    mysql_parameters, Config, ConfigError, HostPort, LogConfig, LogType, MysqlConfig, PostgresqlConfig,
+    ProgramRoots, RestApiConfig, WatchdogMode,
 };
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Validates and normalizes a freshly read configuration. Programs left out are looked for under
-/// `roots` and on `path` (the value of `$PATH`).
-pub(crate) fn validate(
-    config: &mut Config,
-    roots: &ProgramRoots,
-    path: Option<&str>,
-) -> Result<(), ConfigError> {
-    one_engine(config)?;
-    top_level(config)?;
-    restapi(config)?;
-    ctl(config)?;
-    raft(config)?;
-    config.bootstrap.dcs.validate_at("bootstrap.dcs")?;
+/// Validates and normalizes a freshly read configuration; returns every error found. Programs left out
+/// are looked for under `roots` and on `path` (the value of `$PATH`).
+pub(crate) fn validate(config: &mut Config, roots: &ProgramRoots, path: Option<&str>) -> Vec<ConfigError> {
+    if let Ok(cwd) = std::env::current_dir() {
+        from_working_dir(config, &cwd);
+    }
+    let mut errors = Vec::new();
+    let mut check = |result: Result<(), ConfigError>| errors.extend(result.err());
+    check(one_engine(config));
+    check(top_level(config));
+    check(restapi(config));
+    check(ctl(config));
+    check(raft(config));
+    check(config.bootstrap.dcs.validate_at("bootstrap.dcs"));
     if let Some(pg) = &config.postgresql {
-        postgresql(pg)?;
+        check(postgresql(pg));
     }
     if let Some(section) = &config.mysql {
-        mysql(section)?;
+        check(mysql(section));
     }
-    data_dirs_apart(config)?;
-    nostream(config)?;
-    no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba)?;
-    watchdog(config)?;
+    check(data_dirs_apart(config));
+    check(nostream(config));
+    check(no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba));
+    check(watchdog(config));
+    check(log(&config.log));
     if let Some(kubernetes) = &config.kubernetes {
-        kubernetes.validate()?;
+        check(kubernetes.validate());
     }
-    config.tags.warn_on_conflicts();
     if let Some(pg) = &mut config.postgresql {
-        resolve_bin_dir(pg, &roots.pg_lib_root)?;
+        check(resolve_bin_dir(pg, &roots.pg_lib_root));
     }
     if let Some(mysql) = &mut config.mysql {
-        resolve_programs(mysql, path, &roots.sbin)?;
+        check(resolve_programs(mysql, path, &roots.sbin));
+    }
+    errors
+}
+
+/// Makes the relative directories and files Patroni's samples use (`data_dir: data/postgresql0`, `raft:
+/// data_dir: .`) absolute, from the directory the agent was started in, as Patroni reads them.
+fn from_working_dir(config: &mut Config, cwd: &Path) {
+    let mut paths: Vec<&mut PathBuf> = vec![&mut config.raft.data_dir];
+    paths.extend(config.log.dir.as_mut());
+    if let Some(pg) = &mut config.postgresql {
+        paths.extend([&mut pg.data_dir, &mut pg.pgpass]);
+        if !pg.bin_dir.as_os_str().is_empty() {
+            paths.push(&mut pg.bin_dir);
+        }
+    }
+    if let Some(mysql) = &mut config.mysql {
+        paths.push(&mut mysql.data_dir);
+        paths.extend(mysql.bin_dir.as_mut());
+    }
+    for path in paths.into_iter().filter(|p| p.is_relative()) {
+        *path = cwd.join(&*path).components().filter(|c| *c != std::path::Component::CurDir).collect();
+    }
+}
+
+/// `log`: an absolute `dir`, a positive `file_size`, `format` only for plain lines and with names
+/// Vigil fills in.
+fn log(log: &LogConfig) -> Result<(), ConfigError> {
+    if let Some(dir) = &log.dir {
+        absolute("log.dir", dir)?;
+    }
+    if log.file_size == 0 {
+        return Err(ConfigError::invalid("log.file_size", "must be greater than 0 bytes"));
+    }
+    if let Some(format) = &log.format {
+        if log.kind == LogType::Json {
+            return Err(ConfigError::invalid(
+                "log.format",
+                "is for type: plain; JSON lines always hold timestamp, level, target and fields",
+            ));
+        }
+        let unknown = crate::logging::unknown_format_names(format);
+        if !unknown.is_empty() {
+            let known = crate::logging::FORMAT_NAMES.join(", ");
+            let why = format!("%({}) is not one of {known}", unknown.join("), %("));
+            return Err(ConfigError::invalid("log.format", why));
+        }
+    }
+    if let Some(target) = log.loggers.keys().find(|t| t.is_empty() || t.contains([',', '=', ' '])) {
+        return Err(ConfigError::invalid(format!("log.loggers.{target}"), "is not a target name"));
     }
     Ok(())
 }
@@ -315,11 +365,11 @@ fn mysql(mysql: &MysqlConfig) -> Result<(), ConfigError> {
 fn data_dirs_apart(config: &Config) -> Result<(), ConfigError> {
     let Some(engine) = config.engine() else { return Ok(()) };
     let (db_dir, raft_dir) = (engine.data_dir(), &config.raft.data_dir);
-    if db_dir.starts_with(raft_dir) || raft_dir.starts_with(db_dir) {
+    if raft_dir.starts_with(db_dir) {
         return Err(ConfigError::invalid(
             "raft.data_dir",
             format!(
-                "{} and {}.data_dir {} must not contain one another (a re-clone empties the data directory)",
+                "{} is inside {}.data_dir {} (a re-clone empties the data directory)",
                 raft_dir.display(),
                 engine.section(),
                 db_dir.display()
@@ -350,7 +400,7 @@ fn watchdog(config: &Config) -> Result<(), ConfigError> {
     let ttl = config.bootstrap.dcs.ttl;
     let (key, margin) = match watchdog.safety_margin {
         Some(margin) => ("watchdog.safety_margin", margin),
-        None => ("bootstrap.dcs.safety_margin", config.bootstrap.dcs.safety_margin),
+        None => ("bootstrap.dcs.safety_margin", config.bootstrap.dcs.lease_timing().safety_margin),
     };
     if ttl.saturating_sub(margin) < Duration::from_secs(1) {
         return Err(ConfigError::invalid(

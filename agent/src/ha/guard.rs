@@ -84,7 +84,7 @@ impl RoleGuard {
     /// Takes in one cycle's view: the dynamic timing (the watchdog timeout follows `ttl`) and the lease
     /// holder when it is another member.
     pub fn observe(&self, dynamic: &DynamicConfig, other_holder: Option<&MemberName>) {
-        let margin = self.watchdog_margin.unwrap_or(dynamic.safety_margin);
+        let margin = self.watchdog_margin.unwrap_or(dynamic.lease_timing().safety_margin);
         self.timeout.store(watchdog_timeout(dynamic.ttl, margin), Ordering::SeqCst);
         if let (Some(holder), Ok(mut old)) = (other_holder, self.old_primary.lock()) {
             *old = Some(holder.clone());

@@ -95,7 +95,7 @@ impl LeaseKeeper {
 
     /// Takes the lease if it is free (or renews it when this member already holds it).
     pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
-        match self.dcs.acquire_lease(&self.name, dynamic.ttl, dynamic.safety_margin).await {
+        match self.dcs.acquire_lease(&self.name, dynamic.ttl, dynamic.lease_timing().safety_margin).await {
             Ok(grant) => {
                 tracing::info!(token = %grant.token, "leader lease held");
                 self.lapsed = None;
@@ -111,7 +111,7 @@ impl LeaseKeeper {
         // The store expires the lease by the ttl it was granted with (a renewal carries none): a ttl raised
         // since must not move this holder's own deadline past the store's expiry. A lowered one may.
         let ttl = grant.ttl.min(dynamic.ttl);
-        let grant = LeaseGrant { ttl, safety_margin: dynamic.safety_margin, ..grant };
+        let grant = LeaseGrant { ttl, safety_margin: dynamic.lease_timing().safety_margin, ..grant };
         let deadline = self.wait_limit(Instant::now(), false);
         let result = before(deadline, self.dcs.renew_lease(&grant)).await.unwrap_or({
             Err(DcsError::NoQuorum { op: "renew lease (given up at the lease's deadline)", waited: ttl })

@@ -68,15 +68,21 @@ impl<D: Database> Agent<D> {
         let read = before(limit, self.dcs.read()).await.unwrap_or({
             Err(vigil_dcs::DcsError::NoQuorum {
                 op: "read (given up at the lease's deadline)",
-                waited: self.dynamic.retry_timeout,
+                waited: self.dynamic.lease_timing().retry_timeout,
             })
         });
         // A stored config that cannot be used, or a failed read, leaves the last good one in force.
         if let Ok(state) = &read {
-            self.dynamic = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
+            let fresh = dynamic_or_last_good(state, &self.dynamic, &self.me.bootstrap_dcs);
+            if let Some(note) =
+                fresh.timing_note().filter(|_| fresh.lease_timing() != self.dynamic.lease_timing())
+            {
+                tracing::warn!("{note}");
+            }
+            self.dynamic = fresh;
         }
         // Like ttl and loop_wait, retry_timeout follows the stored configuration.
-        self.dcs.set_op_timeout(self.dynamic.retry_timeout);
+        self.dcs.set_op_timeout(self.dynamic.lease_timing().retry_timeout);
         self.db.die_with_agent(!self.dynamic.pause);
         match &read {
             Ok(state) => {

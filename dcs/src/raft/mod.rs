@@ -17,6 +17,7 @@ mod storage;
 
 pub use auth::{RaftSecurity, RaftTls};
 pub use node::{formed_without, join, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, RaftStatus};
+pub use storage::remove_store;
 
 use crate::command::{Command, Outcome};
 use std::io::Cursor;

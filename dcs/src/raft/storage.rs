@@ -88,6 +88,15 @@ impl From<DbError> for DcsError {
     }
 }
 
+/// Removes a member's store (`<dir>/dcs.redb`) and nothing else of `dir`, which may hold other files
+/// (Patroni's samples keep `raft.data_dir` beside other data). A store that is not there is no error.
+pub fn remove_store(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(FILE_NAME)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 impl Storage {
     /// Opens or creates `<dir>/dcs.redb` (creating `dir`); fails fast with [`DcsError::Storage`] naming the
     /// path if another process holds it (redb's file lock), or if the file is corrupt.
