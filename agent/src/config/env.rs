@@ -1,86 +1,25 @@
 //! Environment overrides, applied to the YAML tree before it is read, so an overridden value is checked
-//! like one from the file. Each variable is read as `VIGIL_*` or, when that is not set, under Patroni's
-//! name: the same with `PATRONI_` (`PATRONI_SCOPE`, `PATRONI_SUPERUSER_PASSWORD`, …). The programs the
-//! agent starts inherit neither ([`withhold`]). A whole file may come in `VIGIL_CONFIGURATION` or
-//! `PATRONI_CONFIGURATION` ([`CONFIGURATION_VARS`]).
+//! like one from the file. Every key outside `bootstrap` and `tags` that takes a value (not a section or
+//! a mapping) has a variable, named from its path as Patroni names them ([`variable`]):
 //!
-//! | Variable | Key |
-//! |---|---|
-//! | `VIGIL_NAME` | `name` |
-//! | `VIGIL_SCOPE` | `scope` |
-//! | `VIGIL_NAMESPACE` | `namespace` |
-//! | `VIGIL_LOG_LEVEL` | `log.level` |
-//! | `VIGIL_LOG_TYPE` | `log.type` (`plain` or `json`) |
-//! | `VIGIL_LOG_FORMAT`, `VIGIL_LOG_DATEFORMAT` | `log.format`, `log.dateformat` |
-//! | `VIGIL_LOG_DIR`, `VIGIL_LOG_FILE_NUM`, `VIGIL_LOG_FILE_SIZE` | `log.dir`, `log.file_num`, `log.file_size` |
-//! | `VIGIL_RESTAPI_LISTEN` | `restapi.listen` |
-//! | `VIGIL_RESTAPI_CONNECT_ADDRESS` | `restapi.connect_address` |
-//! | `VIGIL_RESTAPI_USERNAME` | `restapi.authentication.username` |
-//! | `VIGIL_RESTAPI_PASSWORD` | `restapi.authentication.password` |
-//! | `VIGIL_RESTAPI_READ_USERNAME` | `restapi.read_authentication.username` |
-//! | `VIGIL_RESTAPI_READ_PASSWORD` | `restapi.read_authentication.password` |
-//! | `VIGIL_RESTAPI_CERTFILE` | `restapi.certfile` |
-//! | `VIGIL_RESTAPI_KEYFILE` | `restapi.keyfile` |
-//! | `VIGIL_RESTAPI_CAFILE` | `restapi.cafile` |
-//! | `VIGIL_RESTAPI_VERIFY_CLIENT` | `restapi.verify_client` |
-//! | `VIGIL_RESTAPI_ALLOWLIST` | `restapi.allowlist` (comma-separated) |
-//! | `VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS` | `restapi.allowlist_include_members` (`true` or `false`) |
-//! | `VIGIL_RESTAPI_INSECURE` | `restapi.insecure` (`true` or `false`) |
-//! | `VIGIL_CTL_INSECURE` | `ctl.insecure` (`true` or `false`) |
-//! | `VIGIL_CTL_CACERT` | `ctl.cacert` |
-//! | `VIGIL_CTL_CERTFILE` | `ctl.certfile` |
-//! | `VIGIL_CTL_KEYFILE` | `ctl.keyfile` |
-//! | `VIGIL_RAFT_DATA_DIR` | `raft.data_dir` |
-//! | `VIGIL_RAFT_SELF_ADDR`, `VIGIL_RAFT_BIND_ADDR` | `raft.self_addr`, `raft.bind_addr` |
-//! | `VIGIL_RAFT_PARTNER_ADDRS` | `raft.partner_addrs` (comma-separated; `'a:1','b:2'` as Patroni also works) |
-//! | `VIGIL_RAFT_JOIN` | `raft.join` |
-//! | `VIGIL_RAFT_CERTFILE`, `VIGIL_RAFT_KEYFILE`, `VIGIL_RAFT_CAFILE` | `raft.certfile`, `raft.keyfile`, `raft.cafile` |
-//! | `VIGIL_RAFT_PASSWORD` | `raft.password` |
-//! | `VIGIL_RAFT_INSECURE` | `raft.insecure` (`true` or `false`) |
-//! | `VIGIL_POSTGRESQL_LISTEN` | `postgresql.listen` |
-//! | `VIGIL_POSTGRESQL_CONNECT_ADDRESS` | `postgresql.connect_address` |
-//! | `VIGIL_POSTGRESQL_DATA_DIR` | `postgresql.data_dir` |
-//! | `VIGIL_POSTGRESQL_BIN_DIR` | `postgresql.bin_dir` |
-//! | `VIGIL_POSTGRESQL_PGPASS` | `postgresql.pgpass` |
-//! | `VIGIL_POSTGRESQL_OS_USER` | `postgresql.os_user` |
-//! | `VIGIL_KUBERNETES_NAMESPACE` | `kubernetes.namespace` |
-//! | `VIGIL_KUBERNETES_POD_NAME` | `kubernetes.pod_name` |
-//! | `VIGIL_KUBERNETES_API_URL` | `kubernetes.api_url` |
-//! | `VIGIL_MYSQL_LISTEN` | `mysql.listen` |
-//! | `VIGIL_MYSQL_CONNECT_ADDRESS` | `mysql.connect_address` |
-//! | `VIGIL_MYSQL_DATA_DIR` | `mysql.data_dir` |
-//! | `VIGIL_MYSQL_BIN_DIR` | `mysql.bin_dir` |
-//! | `VIGIL_MYSQL_OS_USER` | `mysql.os_user` |
-//! | `VIGIL_MYSQL_SUPERUSER_USERNAME`, `VIGIL_MYSQL_SUPERUSER_PASSWORD` | `mysql.authentication.superuser.username`, `.password` |
-//! | `VIGIL_MYSQL_REPLICATION_USERNAME`, `VIGIL_MYSQL_REPLICATION_PASSWORD` | `mysql.authentication.replication.username`, `.password` |
-//! | `VIGIL_SUPERUSER_USERNAME` | `postgresql.authentication.superuser.username` |
-//! | `VIGIL_SUPERUSER_PASSWORD` | `postgresql.authentication.superuser.password` |
-//! | `VIGIL_REPLICATION_USERNAME` | `postgresql.authentication.replication.username` |
-//! | `VIGIL_REPLICATION_PASSWORD` | `postgresql.authentication.replication.password` |
-//! | `VIGIL_SUPERUSER_SSLMODE` | `postgresql.authentication.superuser.sslmode` |
-//! | `VIGIL_SUPERUSER_SSLCERT` | `postgresql.authentication.superuser.sslcert` |
-//! | `VIGIL_SUPERUSER_SSLKEY` | `postgresql.authentication.superuser.sslkey` |
-//! | `VIGIL_SUPERUSER_SSLPASSWORD` | `postgresql.authentication.superuser.sslpassword` |
-//! | `VIGIL_SUPERUSER_SSLROOTCERT` | `postgresql.authentication.superuser.sslrootcert` |
-//! | `VIGIL_SUPERUSER_SSLCRL` | `postgresql.authentication.superuser.sslcrl` |
-//! | `VIGIL_SUPERUSER_SSLCRLDIR` | `postgresql.authentication.superuser.sslcrldir` |
-//! | `VIGIL_SUPERUSER_GSSENCMODE` | `postgresql.authentication.superuser.gssencmode` |
-//! | `VIGIL_SUPERUSER_CHANNEL_BINDING` | `postgresql.authentication.superuser.channel_binding` |
-//! | `VIGIL_REPLICATION_SSLMODE` | `postgresql.authentication.replication.sslmode` |
-//! | `VIGIL_REPLICATION_SSLCERT` | `postgresql.authentication.replication.sslcert` |
-//! | `VIGIL_REPLICATION_SSLKEY` | `postgresql.authentication.replication.sslkey` |
-//! | `VIGIL_REPLICATION_SSLPASSWORD` | `postgresql.authentication.replication.sslpassword` |
-//! | `VIGIL_REPLICATION_SSLROOTCERT` | `postgresql.authentication.replication.sslrootcert` |
-//! | `VIGIL_REPLICATION_SSLCRL` | `postgresql.authentication.replication.sslcrl` |
-//! | `VIGIL_REPLICATION_SSLCRLDIR` | `postgresql.authentication.replication.sslcrldir` |
-//! | `VIGIL_REPLICATION_GSSENCMODE` | `postgresql.authentication.replication.gssencmode` |
-//! | `VIGIL_REPLICATION_CHANNEL_BINDING` | `postgresql.authentication.replication.channel_binding` |
-//! | `VIGIL_REWIND_USERNAME`, `VIGIL_REWIND_PASSWORD`, `VIGIL_REWIND_SSL*`, … | `postgresql.authentication.rewind.*`, as the replication ones |
+//! - `VIGIL_` and the path in capitals with `_` for `.`: `VIGIL_RESTAPI_LISTEN` for `restapi.listen`,
+//!   `VIGIL_LOG_FILE_NUM` for `log.file_num`, `VIGIL_RAFT_PARTNER_ADDRS` for `raft.partner_addrs`;
+//! - without `postgresql.authentication`: `VIGIL_SUPERUSER_PASSWORD`, `VIGIL_REPLICATION_SSLMODE`,
+//!   `VIGIL_REWIND_USERNAME`;
+//! - without `authentication` elsewhere: `VIGIL_RESTAPI_USERNAME`, `VIGIL_MYSQL_SUPERUSER_PASSWORD`; and
+//!   `VIGIL_RESTAPI_READ_USERNAME` for `restapi.read_authentication.username`.
+//!
+//! Each is also read under Patroni's name, `PATRONI_` for `VIGIL_` (`PATRONI_SCOPE`), when the `VIGIL_`
+//! one is not set. Lists are written `a:1,b:2` (or `'a:1','b:2'`, `[a:1, b:2]`), booleans `true` or
+//! `false`. A whole file may come in `VIGIL_CONFIGURATION` or `PATRONI_CONFIGURATION`
+//! ([`CONFIGURATION_VARS`]). The programs the agent starts inherit none of them ([`withhold`]).
 
-use super::ConfigError;
+use super::schema::{self, Kind};
+use super::{Config, ConfigError};
 use serde_norway::{Mapping, Value};
 use std::ffi::OsStr;
 use std::process::Command;
+use std::sync::LazyLock;
 
 /// The prefix of the agent's and the CLI's variables (passwords among them).
 pub const PREFIX: &str = "VIGIL_";
@@ -92,105 +31,43 @@ pub const PATRONI_PREFIX: &str = "PATRONI_";
 /// container images pass it), in order of precedence.
 pub const CONFIGURATION_VARS: [&str; 2] = ["VIGIL_CONFIGURATION", "PATRONI_CONFIGURATION"];
 
-/// Every override: `(variable, dotted key)`.
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("VIGIL_NAME", "name"),
-    ("VIGIL_SCOPE", "scope"),
-    ("VIGIL_NAMESPACE", "namespace"),
-    ("VIGIL_LOG_LEVEL", "log.level"),
-    ("VIGIL_LOG_TYPE", "log.type"),
-    ("VIGIL_LOG_FORMAT", "log.format"),
-    ("VIGIL_LOG_DATEFORMAT", "log.dateformat"),
-    ("VIGIL_LOG_DIR", "log.dir"),
-    ("VIGIL_LOG_FILE_NUM", "log.file_num"),
-    ("VIGIL_LOG_FILE_SIZE", "log.file_size"),
-    ("VIGIL_RESTAPI_LISTEN", "restapi.listen"),
-    ("VIGIL_RESTAPI_CONNECT_ADDRESS", "restapi.connect_address"),
-    ("VIGIL_RESTAPI_USERNAME", "restapi.authentication.username"),
-    ("VIGIL_RESTAPI_PASSWORD", "restapi.authentication.password"),
-    ("VIGIL_RESTAPI_READ_USERNAME", "restapi.read_authentication.username"),
-    ("VIGIL_RESTAPI_READ_PASSWORD", "restapi.read_authentication.password"),
-    ("VIGIL_RESTAPI_CERTFILE", "restapi.certfile"),
-    ("VIGIL_RESTAPI_KEYFILE", "restapi.keyfile"),
-    ("VIGIL_RESTAPI_CAFILE", "restapi.cafile"),
-    ("VIGIL_RESTAPI_VERIFY_CLIENT", "restapi.verify_client"),
-    ("VIGIL_RESTAPI_ALLOWLIST", "restapi.allowlist"),
-    ("VIGIL_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS", "restapi.allowlist_include_members"),
-    ("VIGIL_RESTAPI_INSECURE", "restapi.insecure"),
-    ("VIGIL_CTL_INSECURE", "ctl.insecure"),
-    ("VIGIL_CTL_CACERT", "ctl.cacert"),
-    ("VIGIL_CTL_CERTFILE", "ctl.certfile"),
-    ("VIGIL_CTL_KEYFILE", "ctl.keyfile"),
-    ("VIGIL_RAFT_DATA_DIR", "raft.data_dir"),
-    ("VIGIL_RAFT_SELF_ADDR", "raft.self_addr"),
-    ("VIGIL_RAFT_BIND_ADDR", "raft.bind_addr"),
-    ("VIGIL_RAFT_PARTNER_ADDRS", "raft.partner_addrs"),
-    ("VIGIL_RAFT_JOIN", "raft.join"),
-    ("VIGIL_RAFT_CERTFILE", "raft.certfile"),
-    ("VIGIL_RAFT_KEYFILE", "raft.keyfile"),
-    ("VIGIL_RAFT_CAFILE", "raft.cafile"),
-    ("VIGIL_RAFT_PASSWORD", "raft.password"),
-    ("VIGIL_RAFT_INSECURE", "raft.insecure"),
-    ("VIGIL_POSTGRESQL_LISTEN", "postgresql.listen"),
-    ("VIGIL_POSTGRESQL_CONNECT_ADDRESS", "postgresql.connect_address"),
-    ("VIGIL_POSTGRESQL_DATA_DIR", "postgresql.data_dir"),
-    ("VIGIL_POSTGRESQL_BIN_DIR", "postgresql.bin_dir"),
-    ("VIGIL_POSTGRESQL_PGPASS", "postgresql.pgpass"),
-    ("VIGIL_POSTGRESQL_OS_USER", "postgresql.os_user"),
-    ("VIGIL_KUBERNETES_NAMESPACE", "kubernetes.namespace"),
-    ("VIGIL_KUBERNETES_POD_NAME", "kubernetes.pod_name"),
-    ("VIGIL_KUBERNETES_API_URL", "kubernetes.api_url"),
-    ("VIGIL_MYSQL_LISTEN", "mysql.listen"),
-    ("VIGIL_MYSQL_CONNECT_ADDRESS", "mysql.connect_address"),
-    ("VIGIL_MYSQL_DATA_DIR", "mysql.data_dir"),
-    ("VIGIL_MYSQL_BIN_DIR", "mysql.bin_dir"),
-    ("VIGIL_MYSQL_OS_USER", "mysql.os_user"),
-    ("VIGIL_MYSQL_SUPERUSER_USERNAME", "mysql.authentication.superuser.username"),
-    ("VIGIL_MYSQL_SUPERUSER_PASSWORD", "mysql.authentication.superuser.password"),
-    ("VIGIL_MYSQL_REPLICATION_USERNAME", "mysql.authentication.replication.username"),
-    ("VIGIL_MYSQL_REPLICATION_PASSWORD", "mysql.authentication.replication.password"),
-    ("VIGIL_SUPERUSER_USERNAME", "postgresql.authentication.superuser.username"),
-    ("VIGIL_SUPERUSER_PASSWORD", "postgresql.authentication.superuser.password"),
-    ("VIGIL_REPLICATION_USERNAME", "postgresql.authentication.replication.username"),
-    ("VIGIL_REPLICATION_PASSWORD", "postgresql.authentication.replication.password"),
-    ("VIGIL_SUPERUSER_SSLMODE", "postgresql.authentication.superuser.sslmode"),
-    ("VIGIL_SUPERUSER_SSLCERT", "postgresql.authentication.superuser.sslcert"),
-    ("VIGIL_SUPERUSER_SSLKEY", "postgresql.authentication.superuser.sslkey"),
-    ("VIGIL_SUPERUSER_SSLPASSWORD", "postgresql.authentication.superuser.sslpassword"),
-    ("VIGIL_SUPERUSER_SSLROOTCERT", "postgresql.authentication.superuser.sslrootcert"),
-    ("VIGIL_SUPERUSER_SSLCRL", "postgresql.authentication.superuser.sslcrl"),
-    ("VIGIL_SUPERUSER_SSLCRLDIR", "postgresql.authentication.superuser.sslcrldir"),
-    ("VIGIL_SUPERUSER_GSSENCMODE", "postgresql.authentication.superuser.gssencmode"),
-    ("VIGIL_SUPERUSER_CHANNEL_BINDING", "postgresql.authentication.superuser.channel_binding"),
-    ("VIGIL_REPLICATION_SSLMODE", "postgresql.authentication.replication.sslmode"),
-    ("VIGIL_REPLICATION_SSLCERT", "postgresql.authentication.replication.sslcert"),
-    ("VIGIL_REPLICATION_SSLKEY", "postgresql.authentication.replication.sslkey"),
-    ("VIGIL_REPLICATION_SSLPASSWORD", "postgresql.authentication.replication.sslpassword"),
-    ("VIGIL_REPLICATION_SSLROOTCERT", "postgresql.authentication.replication.sslrootcert"),
-    ("VIGIL_REPLICATION_SSLCRL", "postgresql.authentication.replication.sslcrl"),
-    ("VIGIL_REPLICATION_SSLCRLDIR", "postgresql.authentication.replication.sslcrldir"),
-    ("VIGIL_REPLICATION_GSSENCMODE", "postgresql.authentication.replication.gssencmode"),
-    ("VIGIL_REPLICATION_CHANNEL_BINDING", "postgresql.authentication.replication.channel_binding"),
-    ("VIGIL_REWIND_USERNAME", "postgresql.authentication.rewind.username"),
-    ("VIGIL_REWIND_PASSWORD", "postgresql.authentication.rewind.password"),
-    ("VIGIL_REWIND_SSLMODE", "postgresql.authentication.rewind.sslmode"),
-    ("VIGIL_REWIND_SSLCERT", "postgresql.authentication.rewind.sslcert"),
-    ("VIGIL_REWIND_SSLKEY", "postgresql.authentication.rewind.sslkey"),
-    ("VIGIL_REWIND_SSLPASSWORD", "postgresql.authentication.rewind.sslpassword"),
-    ("VIGIL_REWIND_SSLROOTCERT", "postgresql.authentication.rewind.sslrootcert"),
-    ("VIGIL_REWIND_SSLCRL", "postgresql.authentication.rewind.sslcrl"),
-    ("VIGIL_REWIND_SSLCRLDIR", "postgresql.authentication.rewind.sslcrldir"),
-    ("VIGIL_REWIND_GSSENCMODE", "postgresql.authentication.rewind.gssencmode"),
-    ("VIGIL_REWIND_CHANNEL_BINDING", "postgresql.authentication.rewind.channel_binding"),
-];
+/// One variable: its name after the prefix, the key it sets and what the key takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The name without `VIGIL_` or `PATRONI_` (`RESTAPI_LISTEN`).
+    pub name: String,
+    /// The dotted key (`restapi.listen`).
+    pub key: String,
+    /// What the key takes.
+    pub kind: Kind,
+}
 
-/// The keys that take a list.
-const LIST_KEYS: &[&str] = &["raft.partner_addrs", "restapi.allowlist"];
-/// The keys that take a number (text that is none stays text, which the key's check refuses).
-const NUMBER_KEYS: &[&str] = &["log.file_num", "log.file_size"];
-/// The keys that take `true` or `false` (anything else stays text, which the key's check refuses).
-const BOOL_KEYS: &[&str] =
-    &["ctl.insecure", "restapi.allowlist_include_members", "restapi.insecure", "raft.insecure"];
+/// Every override, from the configuration's keys that take a value ([`schema::keys`]).
+pub fn overrides() -> &'static [Override] {
+    static ALL: LazyLock<Vec<Override>> = LazyLock::new(|| {
+        let keys = schema::keys::<Config>();
+        let values = keys.into_iter().filter(|(_, kind)| !matches!(kind, Kind::Section(_) | Kind::Map));
+        let overrides = values.filter_map(|(key, kind)| Some(Override { name: variable(&key)?, key, kind }));
+        overrides.collect()
+    });
+    &ALL
+}
+
+/// The variable (without its prefix) of `key`; `None` for the keys that have none: sections, mappings,
+/// and what is under `bootstrap` (seeded once into the store) and `tags`.
+pub fn variable(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let name: Vec<&str> = match parts.as_slice() {
+        ["bootstrap" | "tags", ..] => return None,
+        ["postgresql", "authentication", rest @ ..] => rest.to_vec(),
+        [section, "authentication", rest @ ..] => [section].into_iter().chain(rest).copied().collect(),
+        [section, "read_authentication", rest @ ..] => {
+            [*section, "read"].into_iter().chain(rest.iter().copied()).collect()
+        }
+        all => all.to_vec(),
+    };
+    Some(name.join("_").to_ascii_uppercase())
+}
 
 /// Applies every override `env` knows to `root`, each under its `VIGIL_` name or else its `PATRONI_`
 /// one; returns the `(key, variable)` pairs applied.
@@ -199,25 +76,32 @@ pub(crate) fn apply(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(&'static str, String)>, ConfigError> {
     let mut applied = Vec::new();
-    for &(vigil, key) in ENV_OVERRIDES {
-        let patroni = format!("{PATRONI_PREFIX}{}", &vigil[PREFIX.len()..]);
-        let found = env(vigil)
-            .map(|text| (vigil.to_string(), text))
-            .or_else(|| Some((patroni.clone(), env(&patroni)?)));
-        if let Some((var, text)) = found {
-            let value = match text.as_str() {
-                _ if LIST_KEYS.contains(&key) => list(&text),
-                "true" | "false" if BOOL_KEYS.contains(&key) => Value::Bool(text == "true"),
-                _ if NUMBER_KEYS.contains(&key) => {
-                    text.trim().parse::<u64>().map_or(Value::String(text), Value::from)
-                }
-                _ => Value::String(text),
-            };
-            set(root, key, value).map_err(|e| e.with_note(&format!(" (needed to apply {var})")))?;
-            applied.push((key, var));
-        }
+    for o in overrides() {
+        let [vigil, patroni] = [PREFIX, PATRONI_PREFIX].map(|prefix| format!("{prefix}{}", o.name));
+        let Some((var, text)) =
+            env(&vigil).map(|t| (vigil, t)).or_else(|| Some((patroni.clone(), env(&patroni)?)))
+        else {
+            continue;
+        };
+        let value = match (&o.kind, text.as_str()) {
+            (Kind::List, _) => list(&text),
+            (Kind::Bool, "true" | "false") => Value::Bool(text == "true"),
+            (Kind::Number, _) => number(&text),
+            _ => Value::String(text),
+        };
+        set(root, &o.key, value).map_err(|e| e.with_note(&format!(" (needed to apply {var})")))?;
+        applied.push((o.key.as_str(), var));
     }
     Ok(applied)
+}
+
+/// A number when `text` is one (text that is none stays text, which the key's check refuses).
+fn number(text: &str) -> Value {
+    let t = text.trim();
+    (t.parse::<u64>().map(Value::from).ok())
+        .or_else(|| t.parse::<i64>().map(Value::from).ok())
+        .or_else(|| t.parse::<f64>().map(Value::from).ok())
+        .unwrap_or_else(|| Value::String(text.to_string()))
 }
 
 /// Keeps this process's `VIGIL_*` and `PATRONI_*` variables out of `cmd`'s environment: PostgreSQL, its
@@ -344,6 +228,35 @@ mod tests {
         let envs: Vec<_> = cmd.get_envs().collect();
         let (token, password) = (OsStr::new("VIGIL_FENCING_TOKEN"), OsStr::new("VIGIL_SUPERUSER_PASSWORD"));
         assert_eq!(envs, [(token, Some(OsStr::new("8"))), (password, None)]);
+    }
+
+    #[test]
+    fn every_variable_has_one_key_and_patronis_names_are_among_them() {
+        let all = overrides();
+        let names: std::collections::BTreeSet<&str> = all.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names.len(), all.len(), "two keys share a variable");
+        // Patroni's ENVIRONMENT.rst, for the sections Vigil has.
+        let patroni = "NAME NAMESPACE SCOPE LOG_TYPE LOG_LEVEL LOG_FORMAT LOG_DATEFORMAT LOG_DIR LOG_FILE_NUM \
+            LOG_FILE_SIZE RAFT_SELF_ADDR RAFT_BIND_ADDR RAFT_PARTNER_ADDRS RAFT_DATA_DIR RAFT_PASSWORD \
+            POSTGRESQL_LISTEN POSTGRESQL_CONNECT_ADDRESS POSTGRESQL_DATA_DIR POSTGRESQL_BIN_DIR POSTGRESQL_PGPASS \
+            REPLICATION_USERNAME REPLICATION_PASSWORD REPLICATION_SSLMODE REPLICATION_SSLKEY REPLICATION_SSLPASSWORD \
+            REPLICATION_SSLCERT REPLICATION_SSLROOTCERT REPLICATION_SSLCRL REPLICATION_SSLCRLDIR \
+            REPLICATION_GSSENCMODE REPLICATION_CHANNEL_BINDING SUPERUSER_USERNAME SUPERUSER_PASSWORD \
+            SUPERUSER_SSLMODE SUPERUSER_SSLKEY SUPERUSER_SSLPASSWORD SUPERUSER_SSLCERT SUPERUSER_SSLROOTCERT \
+            SUPERUSER_SSLCRL SUPERUSER_SSLCRLDIR SUPERUSER_GSSENCMODE SUPERUSER_CHANNEL_BINDING REWIND_USERNAME \
+            REWIND_PASSWORD REWIND_SSLMODE REWIND_SSLKEY REWIND_SSLPASSWORD REWIND_SSLCERT REWIND_SSLROOTCERT \
+            REWIND_SSLCRL REWIND_SSLCRLDIR REWIND_GSSENCMODE REWIND_CHANNEL_BINDING RESTAPI_CONNECT_ADDRESS \
+            RESTAPI_LISTEN RESTAPI_USERNAME RESTAPI_PASSWORD RESTAPI_CERTFILE RESTAPI_KEYFILE RESTAPI_CAFILE \
+            RESTAPI_VERIFY_CLIENT RESTAPI_ALLOWLIST RESTAPI_ALLOWLIST_INCLUDE_MEMBERS CTL_INSECURE CTL_CACERT \
+            CTL_CERTFILE CTL_KEYFILE KUBERNETES_NAMESPACE";
+        let missing: Vec<&str> = patroni.split_whitespace().filter(|n| !names.contains(n)).collect();
+        assert!(missing.is_empty(), "no key for PATRONI_{missing:?}");
+        let key = |name: &str| all.iter().find(|o| o.name == name).map(|o| o.key.as_str());
+        assert_eq!(key("SUPERUSER_SSLMODE"), Some("postgresql.authentication.superuser.sslmode"));
+        assert_eq!(key("RESTAPI_READ_PASSWORD"), Some("restapi.read_authentication.password"));
+        assert_eq!(key("MYSQL_REPLICATION_USERNAME"), Some("mysql.authentication.replication.username"));
+        assert_eq!(key("POSTGRESQL_PARAMETERS"), None, "a mapping has no variable");
+        assert_eq!(key("BOOTSTRAP_DCS_TTL"), None);
     }
 
     #[test]

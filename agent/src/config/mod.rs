@@ -21,6 +21,7 @@ mod os_user;
 mod pg_role;
 mod postgresql;
 mod scalar;
+pub mod schema;
 mod sections;
 mod slots;
 mod tags;
