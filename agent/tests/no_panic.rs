@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
-use vigil_agent::config::{env::ENV_OVERRIDES, Config, DynamicConfig};
+use vigil_agent::config::{env, Config, DynamicConfig};
 use vigil_agent::ha::{cluster_view, dynamic_or_last_good};
 use vigil_agent::management::patched_config;
 use vigil_agent::member::MemberRecord;
@@ -176,9 +176,10 @@ proptest! {
     }
 
     #[test]
-    fn environment_overrides(values in prop::collection::btree_map(0..ENV_OVERRIDES.len(), text(), 0..6)) {
-        let env: BTreeMap<&str, String> = values.into_iter().map(|(i, v)| (ENV_OVERRIDES[i].0, v)).collect();
-        let _ = Config::from_yaml_str(BASE, &|var| env.get(var).cloned());
+    fn environment_overrides(values in prop::collection::btree_map(0..env::overrides().len(), text(), 0..6)) {
+        let vars: BTreeMap<String, String> =
+            values.into_iter().map(|(i, v)| (format!("{}{}", env::PREFIX, env::overrides()[i].name), v)).collect();
+        let _ = Config::from_yaml_str(BASE, &|var| vars.get(var).cloned());
     }
 }
 
