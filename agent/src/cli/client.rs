@@ -44,7 +44,7 @@ pub struct Target {
 /// The target from the arguments, the configuration file (already read, if `-c` was given) and the
 /// environment (`env` looks a variable up). URLs: `--api`, else the file's `restapi.connect_address`,
 /// else `VIGIL_API`. Credentials: `--username/--password`, else `VIGIL_API_USERNAME/PASSWORD`, else
-/// the file's `restapi.authentication`.
+/// the file's `ctl.authentication`, else its `restapi.authentication`.
 pub fn resolve(
     args: &ConnectArgs,
     config: Option<&Config>,
@@ -65,7 +65,7 @@ pub fn resolve(
     }
     let username = args.username.clone().or_else(|| env("VIGIL_API_USERNAME"));
     let password = args.password.clone().or_else(|| env("VIGIL_API_PASSWORD").map(Secret::from));
-    let from_file = config.and_then(|c| c.restapi.authentication.as_ref());
+    let from_file = config.and_then(|c| c.ctl.authentication.as_ref().or(c.restapi.authentication.as_ref()));
     let auth = match (username, password, from_file) {
         (Some(username), password, _) => Some(Auth { username, password: password.unwrap_or_default() }),
         (None, Some(password), Some(file)) => Some(Auth { username: file.username.clone(), password }),
@@ -265,6 +265,7 @@ fn cause(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UserPassword;
     use serde_json::json;
 
     fn no_env(_: &str) -> Option<String> {
@@ -314,6 +315,12 @@ mod tests {
         assert_eq!(
             resolve(&ConnectArgs::default(), Some(&c), &no_env).expect("file").auth,
             auth("admin", "secret")
+        );
+        let mut ctl = c.clone();
+        ctl.ctl.authentication = Some(UserPassword { username: "ctl".into(), password: "ctl-pass".into() });
+        assert_eq!(
+            resolve(&ConnectArgs::default(), Some(&ctl), &no_env).expect("ctl").auth,
+            auth("ctl", "ctl-pass")
         );
         let env = |k: &str| match k {
             "VIGIL_API_USERNAME" => Some("eu".to_string()),

@@ -129,6 +129,9 @@ pub struct CtlConfig {
     /// Do not check the agents' certificates at all.
     #[serde(default)]
     pub insecure: bool,
+    /// The credentials the CLI calls the REST API with, over `restapi.authentication`'s.
+    #[serde(default)]
+    pub authentication: Option<UserPassword>,
 }
 
 /// `raft`: this member's place in the store's Raft group.
