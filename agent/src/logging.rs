@@ -22,12 +22,17 @@ pub const FORMAT_NAMES: &[&str] =
 /// `asctime` when `log.dateformat` is left out: Python's own layout.
 const DEFAULT_DATEFORMAT: &str = "%Y-%m-%d %H:%M:%S,%3f";
 
-/// Starts logging as `log` says (`VIGIL_LOG`, an `EnvFilter` directive, overrides the levels).
+/// Starts logging as `log` says; the `EnvFilter` directives in `VIGIL_LOG`, when it is set and valid, are
+/// added after the file's levels (the more specific directive wins, the later on a tie).
 pub fn init(log: &LogConfig) -> Result<(), String> {
-    let directives = std::iter::once(format!("{},openraft=warn", log.level.as_str()))
-        .chain(log.loggers.iter().map(|(target, level)| format!("{target}={}", level.as_str())));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives.collect::<Vec<_>>().join(",")));
+    let own = std::iter::once(format!("{},openraft=warn", log.level.as_str()))
+        .chain(log.loggers.iter().map(|(target, level)| format!("{target}={}", level.as_str())))
+        .collect::<Vec<_>>()
+        .join(",");
+    let with_env = std::env::var("VIGIL_LOG").ok().map(|extra| format!("{own},{extra}"));
+    let filter = with_env
+        .and_then(|all| tracing_subscriber::EnvFilter::try_new(all).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(own));
     let (writer, terminal) = match &log.dir {
         Some(dir) => {
             let file = RotatingFile::open(dir, log.file_num, log.file_size)

@@ -98,14 +98,17 @@ fn one_run_reports_every_error_with_its_key() {
         ],
         "{stderr}"
     );
-    assert!(stderr.contains("etcd3: Vigil needs no etcd3: its agents keep the cluster's state in a Raft group"));
+    assert!(
+        stderr.contains("etcd3: Vigil needs no etcd3: its agents keep the cluster's state in a Raft group")
+    );
 }
 
 #[test]
 fn patroni_variables_apply_and_print_shows_them_with_passwords_hidden() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("postgres0.yml"), fixture("postgres0.yml")).unwrap();
-    let env = [("PATRONI_SCOPE", "gotham"), ("PATRONI_SUPERUSER_PASSWORD", "from-env"), ("VIGIL_NAME", "robin")];
+    let env =
+        [("PATRONI_SCOPE", "gotham"), ("PATRONI_SUPERUSER_PASSWORD", "from-env"), ("VIGIL_NAME", "robin")];
     let out = vigil(dir.path(), &["--validate-config", "--print", "postgres0.yml"], &env);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
@@ -124,7 +127,11 @@ fn a_whole_file_in_patroni_configuration_is_read_without_a_file() {
     assert_eq!(text(&out.stdout), "postgresql1: valid\n");
     let out = vigil(dir.path(), &["--validate-config"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("VIGIL_CONFIGURATION or PATRONI_CONFIGURATION"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("VIGIL_CONFIGURATION or PATRONI_CONFIGURATION"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
