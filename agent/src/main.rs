@@ -78,7 +78,9 @@ fn main() -> ExitCode {
                 Ok(config) => config,
                 Err(e) => return fail(&e.to_string()),
             };
-            let warnings = config.warnings();
+            let unread =
+                vigil_agent::config::env::unread_patroni_variables(std::env::vars().map(|(name, _)| name));
+            let warnings: Vec<String> = config.warnings().into_iter().chain(unread).collect();
             if validate_config {
                 warnings.iter().for_each(|w| eprintln!("vigil: warning: {w}"));
                 println!("{}: valid", config.name);

@@ -95,6 +95,17 @@ pub(crate) fn apply(
     Ok(applied)
 }
 
+/// The `PATRONI_*` variables among `names` that no key reads (Patroni's settings of its other stores,
+/// of Citus, of its thread pools…), each with a warning saying so.
+pub fn unread_patroni_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let read = |name: &str| {
+        CONFIGURATION_VARS.contains(&name)
+            || overrides().iter().any(|o| o.name == name[PATRONI_PREFIX.len()..])
+    };
+    let unread = names.into_iter().filter(|n| n.starts_with(PATRONI_PREFIX) && !read(n));
+    unread.map(|name| format!("{name} is not read: Vigil's configuration has no key for it")).collect()
+}
+
 /// A number when `text` is one (text that is none stays text, which the key's check refuses).
 fn number(text: &str) -> Value {
     let t = text.trim();
@@ -257,6 +268,19 @@ mod tests {
         assert_eq!(key("MYSQL_REPLICATION_USERNAME"), Some("mysql.authentication.replication.username"));
         assert_eq!(key("POSTGRESQL_PARAMETERS"), None, "a mapping has no variable");
         assert_eq!(key("BOOTSTRAP_DCS_TTL"), None);
+    }
+
+    #[test]
+    fn patroni_variables_no_key_reads_are_named() {
+        let names = [
+            "PATRONI_SCOPE",
+            "PATRONI_ETCD3_HOSTS",
+            "PATRONI_CONFIGURATION",
+            "VIGIL_API",
+            "PATRONI_REWIND_SSLMODE",
+        ];
+        let warnings = unread_patroni_variables(names.map(String::from));
+        assert_eq!(warnings, ["PATRONI_ETCD3_HOSTS is not read: Vigil's configuration has no key for it"]);
     }
 
     #[test]
