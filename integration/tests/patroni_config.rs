@@ -1,11 +1,16 @@
 //! Patroni's configuration files carry over: its sample members (`fixtures/patroni/postgres{0,1,2}.yml`,
 //! their `etcd:` section replaced by `raft:`) and a production-style file with every section Vigil
-//! supports validate with the real `vigil` binary; a broken file gets every error in one run; Patroni's
-//! variables and `PATRONI_CONFIGURATION` are read; `--print` shows what the agent reads.
+//! supports validate with the real `vigil` binary, and the samples run as a cluster; a broken file gets
+//! every error in one run; Patroni's variables and `PATRONI_CONFIGURATION` are read; `--print` shows what
+//! the agent reads.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use vigil_integration::agents::vigil_binary;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use vigil_integration::agents::{free_port, vigil_binary};
+use vigil_integration::managed::postgres_user;
+use vigil_integration::wait_for;
 
 /// The fixtures' directory.
 fn fixtures() -> PathBuf {
@@ -142,4 +147,103 @@ fn the_generated_sample_is_a_valid_configuration() {
     std::fs::write(dir.path().join("sample.yml"), &out.stdout).unwrap();
     let out = vigil(dir.path(), &["--validate-config", "sample.yml"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Agents started by a test, killed (by PID) and reaped when it ends, however it ends; their servers
+/// stop with them.
+struct Agents(Vec<Child>);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// GET `url`'s status code, `None` when nothing answers.
+async fn status(client: &reqwest::Client, url: &str) -> Option<u16> {
+    client.get(url).send().await.ok().map(|r| r.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patronis_sample_members_run_as_a_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let user = postgres_user();
+    let own = |path: &Path| {
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        }
+    };
+    own(root.path());
+    // Only what must differ on a shared machine changes: free ports instead of 8008/5432/2222…, each
+    // member's own working directory (Patroni's samples share one, each pysyncobj journal named by its
+    // address; Vigil's store is one file per raft.data_dir) and its .pgpass beside it.
+    let ports: Vec<[u16; 3]> = (0..3).map(|_| [free_port(), free_port(), free_port()]).collect();
+    let mut agents = Agents(Vec::new());
+    for i in 0..3u16 {
+        let dir = root.path().join(format!("member{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        own(&dir);
+        let mut yaml = fixture(&format!("postgres{i}.yml"));
+        for (j, member) in ports.iter().enumerate() {
+            let j = j as u16;
+            for (default, port) in [8008 + j, 5432 + j, 2222 + j].iter().zip(member) {
+                yaml = yaml.replace(&format!("127.0.0.1:{default}"), &format!("127.0.0.1:{port}"));
+            }
+        }
+        yaml = yaml.replace(&format!("/tmp/pgpass{i}"), &dir.join("pgpass").display().to_string());
+        let file = dir.join(format!("postgres{i}.yml"));
+        std::fs::write(&file, yaml).unwrap();
+        own(&file);
+        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+        let mut cmd = Command::new(vigil_binary());
+        cmd.arg("agent").arg(file.file_name().unwrap()).current_dir(&dir);
+        cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
+        }
+        agents.0.push(cmd.spawn().expect("start an agent"));
+    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let roles = wait_for("a primary and two replicas", Duration::from_secs(180), || {
+        let (client, ports) = (&client, &ports);
+        async move {
+            let mut roles = Vec::new();
+            for [api, _, _] in ports {
+                let primary = status(client, &format!("http://127.0.0.1:{api}/primary")).await;
+                let replica = status(client, &format!("http://127.0.0.1:{api}/replica")).await;
+                roles.push(match (primary, replica) {
+                    (Some(200), _) => "primary",
+                    (_, Some(200)) => "replica",
+                    _ => return None,
+                });
+            }
+            let primaries = roles.iter().filter(|r| **r == "primary").count();
+            (primaries == 1).then_some(roles)
+        }
+    })
+    .await;
+    // The bootstrap's pg_hba (bootstrap.dcs.postgresql.pg_hba, md5 from anywhere) and superuser work.
+    let primary = roles.iter().position(|r| *r == "primary").unwrap();
+    let dsn =
+        format!("host=127.0.0.1 port={} user=postgres password=patroni dbname=postgres", ports[primary][1]);
+    let (db, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    db.batch_execute("CREATE TABLE batman (id int); INSERT INTO batman VALUES (1)").await.unwrap();
+    let replica = (primary + 1) % 3;
+    let dsn =
+        format!("host=127.0.0.1 port={} user=postgres password=patroni dbname=postgres", ports[replica][1]);
+    let rows = wait_for("the row on a replica", Duration::from_secs(60), || {
+        let dsn = dsn.clone();
+        async move {
+            let (db, connection) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls).await.ok()?;
+            tokio::spawn(connection);
+            db.query("SELECT id FROM batman", &[]).await.ok().map(|rows| rows.len())
+        }
+    })
+    .await;
+    assert_eq!(rows, 1);
+    drop(agents);
 }
