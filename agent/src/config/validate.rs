@@ -290,7 +290,8 @@ fn raft_auth(config: &Config) -> Result<(), ConfigError> {
         format!(
             "the Raft group is reachable from other machines (raft.self_addr {}) and unauthenticated: anyone \
              who reaches its port could run the cluster. Set raft.certfile, raft.keyfile and raft.cafile \
-             (mutual TLS) or raft.password; or set raft.insecure: true to run without",
+             (mutual TLS) or raft.password (Patroni's key: the same password on every member); or set \
+             raft.insecure: true to run without",
             raft.bind_addr.as_ref().unwrap_or(&raft.self_addr)
         ),
     ))
