@@ -10,6 +10,9 @@ use vigil_agent::config::{Config, LogType};
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about)]
 struct Cli {
+    /// The options the control commands take before the subcommand (`vigil -c FILE list`).
+    #[command(flatten)]
+    global: vigil_agent::cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,8 +30,12 @@ enum Command {
     },
     /// Start a local cluster of PostgreSQL nodes with their agents, until Ctrl-C.
     Demo(vigil_agent::demo::DemoArgs),
-    /// Print the version.
-    Version,
+    /// Write the manual pages (vigil.1, vigil-list.1, …) into DIR, for packaging.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Internal: the watcher that ends the database server of DIR when the agent that started it dies.
     #[command(hide = true)]
     Lifeline {
@@ -40,15 +47,24 @@ enum Command {
         data_dir: PathBuf,
     },
     #[command(flatten)]
-    Ctl(vigil_agent::cli::CtlCommand),
+    Ctl(Box<vigil_agent::cli::CtlCommand>),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Version => {
-            println!("vigil {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Ctl(_)) && cli.global.config_file.is_some() {
+        return fail(
+            "-c/--config-file before the subcommand is for the control commands (vigil agent -c FILE)",
+        );
+    }
+    match cli.command {
+        Command::Man { dir } => match vigil_agent::cli::write_man_pages(Cli::command(), &dir) {
+            Ok(pages) => {
+                println!("{} manual pages written to {}", pages.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Agent { config: path, validate_config } => {
             let config = match Config::load(&path) {
                 Ok(config) => config,
@@ -65,7 +81,7 @@ fn main() -> ExitCode {
             vigil_agent::db::lifeline::watch(engine, &data_dir, std::io::stdin().lock());
             ExitCode::SUCCESS
         }
-        Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
+        Command::Ctl(command) => vigil_agent::cli::run(*command, &cli.global, Cli::command()),
         Command::Demo(args) => {
             init_tracing("warn", LogType::Plain);
             runtime_then(vigil_agent::demo::run(args))
