@@ -138,8 +138,9 @@ pub fn error_message(status: u16, body: &str) -> String {
 enum CallError {
     /// The agent did not answer (connection refused, timeout, …): try the next one.
     Unreachable(String),
-    /// The agent answered with an error, or with a body that could not be read: final.
-    Answered(String),
+    /// The agent answered with an error (its HTTP status), or with a body that could not be read
+    /// (`None`): final.
+    Answered(String, Option<u16>),
 }
 
 /// A client of the cluster's REST API.
@@ -203,10 +204,26 @@ impl Client {
         let body = match self.call(Method::GET, url, path, None, READ_TIMEOUT).await {
             Ok(body) => body,
             Err(CallError::Unreachable(why)) => return Err(format!("{url} did not answer: {why}")),
-            Err(CallError::Answered(message)) => return Err(message),
+            Err(CallError::Answered(message, _)) => return Err(message),
         };
         serde_json::from_str(&body)
             .map_err(|e| format!("{url}{path} answered with something that is not JSON: {e}"))
+    }
+
+    /// Calls `method path` with the JSON `body` on the agent at `url` only: its answer, else what went
+    /// wrong with the HTTP status of an error answer (`None`: the agent did not answer).
+    pub async fn send_to(
+        &self,
+        method: Method,
+        url: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<String, (String, Option<u16>)> {
+        self.call(method, url, path, body, timeout).await.map_err(|e| match e {
+            CallError::Unreachable(why) => (format!("{url} did not answer: {why}"), None),
+            CallError::Answered(message, status) => (message, status),
+        })
     }
 
     /// Calls `method path` with the JSON `body` on the agents in `order`, moving on while they do not
@@ -223,7 +240,7 @@ impl Client {
         for (i, url) in order.iter().enumerate() {
             match self.call(method.clone(), url, path, body, timeout).await {
                 Ok(text) => return Ok((url.clone(), text)),
-                Err(CallError::Answered(message)) => return Err(message),
+                Err(CallError::Answered(message, _)) => return Err(message),
                 Err(CallError::Unreachable(why)) => {
                     if let Some(next) = order.get(i + 1) {
                         eprintln!("vigil: {url} did not answer ({why}); trying {next}");
@@ -258,7 +275,7 @@ impl Client {
         let response = request.send().await.map_err(|e| CallError::Unreachable(cause(&e)))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| {
-            CallError::Answered(format!("{url}{path}: the answer could not be read: {}", cause(&e)))
+            CallError::Answered(format!("{url}{path}: the answer could not be read: {}", cause(&e)), None)
         })?;
         if status.is_success() {
             return Ok(text);
@@ -270,7 +287,7 @@ impl Client {
                 "; give credentials with --username/--password, VIGIL_API_USERNAME/VIGIL_API_PASSWORD \
                         or -c FILE (restapi.authentication)";
         }
-        Err(CallError::Answered(message))
+        Err(CallError::Answered(message, Some(status.as_u16())))
     }
 }
 
@@ -351,6 +368,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_flags_win_over_the_file_and_the_scope_is_the_arguments_or_the_files() {
+        let file = CtlFile::parse(
+            "scope: it\nrestapi: {connect_address: 'h:1', cafile: /api-ca.pem}\n\
+             ctl: {certfile: /ctl.pem, keyfile: /ctl.key}\n",
+            &no_env,
+        )
+        .expect("file");
+        let target = resolve(&ConnectArgs::default(), None, Some(&file), &no_env).expect("file only");
+        assert_eq!(target.urls, ["https://h:1"]);
+        assert_eq!(
+            (target.tls.cacert, target.tls.keyfile),
+            (Some("/api-ca.pem".into()), Some("/ctl.key".into()))
+        );
+        assert_eq!(target.scope.as_deref(), Some("it"));
+        let mut args = ConnectArgs::default();
+        args.tls.insecure = true;
+        args.tls.cacert = Some("/flag-ca.pem".into());
+        args.tls.certfile = Some("/flag.pem".into());
+        let target = resolve(&args, Some("batman"), Some(&file), &no_env).expect("flags");
+        let tls = target.tls;
+        assert!(tls.insecure);
+        assert_eq!(
+            (tls.cacert, tls.certfile, tls.keyfile),
+            (Some("/flag-ca.pem".into()), Some("/flag.pem".into()), None)
+        );
+        assert_eq!(target.scope.as_deref(), Some("batman"));
+    }
+
+    #[test]
     fn the_leader_comes_first_and_urls_are_not_repeated() {
         let cluster = json!({"members": [
             {"name": "b", "role": "replica", "api_url": "http://h:2/patroni"},
@@ -397,6 +443,17 @@ mod tests {
         assert!(err.starts_with(&format!("{dead} did not answer")), "{err}");
         let err = client.get("/nothing").await.expect_err("404");
         assert!(err.contains("(HTTP 404 from"), "{err}");
+        let target = Target {
+            urls: vec![alive.clone()],
+            auth: None,
+            tls: Default::default(),
+            scope: Some("b".into()),
+        };
+        let err = Client::new(target).expect("client").cluster().await.expect_err("another cluster");
+        assert_eq!(
+            err,
+            format!("{alive} belongs to cluster \"s\", not \"b\" (the CLUSTER argument or the file's scope)")
+        );
     }
 
     /// An agent stand-in: fixed answers; a switchover is refused with 412 and the agent's reason.

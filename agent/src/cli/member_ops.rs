@@ -150,13 +150,16 @@ async fn perform(
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for member in members {
-        let urls = [member.url.clone()];
-        match client.send(method.clone(), path, body, &urls, CALL_TIMEOUT).await {
-            Ok((_, answer)) => {
+        match client.send_to(method.clone(), &member.url, path, body, CALL_TIMEOUT).await {
+            Ok(answer) => {
                 emit(&format!("Success: {}: {}\n", member.name, answer.trim()));
                 done.push(member.clone());
             }
-            Err(why) => {
+            // Nothing to flush there: `GET /cluster` does not say which members have a restart scheduled.
+            Err((_, Some(404))) if op == MemberOp::FlushRestart => {
+                emit(&format!("No scheduled restart for member {}\n", member.name));
+            }
+            Err((why, _)) => {
                 emit(&format!("Failed: {}: {why}\n", member.name));
                 failed.push(member.name.as_str());
             }
