@@ -52,9 +52,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Ctl(_)) && cli.global.config_file.is_some() {
+    if !matches!(cli.command, Command::Ctl(_)) && cli.global != Default::default() {
         return fail(
-            "-c/--config-file before the subcommand is for the control commands (vigil agent -c FILE)",
+            "-c/--config-file, -k, --cacert, --cert and --key before the subcommand are for the control \
+             commands (the agent's file: vigil agent -c FILE)",
         );
     }
     match cli.command {

@@ -192,7 +192,7 @@ impl ConnectArgs {
 }
 
 /// How to speak HTTPS to the agents; each overrides the configuration file's `ctl` section.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct TlsArgs {
     /// Do not check the agents' certificates (ctl.insecure).
     #[arg(short = 'k', long)]
@@ -226,7 +226,7 @@ impl TlsArgs {
 
 /// The options the control commands take before the subcommand, as patronictl's
 /// (`vigil -c FILE list`).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct GlobalArgs {
     /// The control commands' configuration file (as each command's -c) [env: VIGIL_CTL_CONFIG_FILE,
     /// PATRONICTL_CONFIG_FILE].

@@ -305,6 +305,13 @@ pub fn lag_in_mb(bytes: u64) -> u64 {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_timestamp_line_is_patronictls() {
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 5, 4, 3).single().expect("time");
+        assert_eq!(timestamp_line(at), "2026-12-07 05:04:03");
+    }
+
     fn cluster() -> Value {
         json!({
             "scope": "main",

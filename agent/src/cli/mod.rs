@@ -94,13 +94,20 @@ fn fail(message: &str) -> ExitCode {
 }
 
 /// A client for the cluster the arguments point to (reading the configuration file if one is named:
-/// `-c`, else `VIGIL_CTL_CONFIG_FILE`, else `PATRONICTL_CONFIG_FILE`). When `cluster` (or the file's
-/// `scope`) names the cluster, the agent is asked at once and must belong to it.
+/// `-c`, else `VIGIL_CTL_CONFIG_FILE`, else `PATRONICTL_CONFIG_FILE`, else, when neither `--api` nor
+/// `VIGIL_API` is given either, patronictl's `~/.config/patroni/patronictl.yaml` if it exists). When
+/// `cluster` (or the file's `scope`) names the cluster, the agent is asked at once and must belong to it.
 async fn connect(args: &args::ConnectArgs, cluster: Option<&str>) -> Result<client::Client, String> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let patronictl_default = || {
+        let home = env("HOME").filter(|_| args.api.is_none() && env("VIGIL_API").is_none())?;
+        let file = std::path::Path::new(&home).join(".config/patroni/patronictl.yaml");
+        file.is_file().then_some(file)
+    };
     let path = args.config.clone().or_else(|| {
         ["VIGIL_CTL_CONFIG_FILE", "PATRONICTL_CONFIG_FILE"].into_iter().find_map(env).map(Into::into)
     });
+    let path = path.or_else(patronictl_default);
     let file = match &path {
         Some(path) => Some(CtlFile::load(path, &env)?),
         None => None,
