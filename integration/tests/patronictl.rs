@@ -1,7 +1,7 @@
 //! patronictl's habits against real agents managing real PostgreSQL 15 servers: a ctl-only
 //! configuration file named by `-c` before the subcommand or by `PATRONICTL_CONFIG_FILE`, the cluster's
 //! name as first argument, `list -t`, `version`, `query`, `edit-config -q`, `restart`/`reload`/`reinit`
-//! on several members and `flush`.
+//! on several members, `flush`, and agents serving HTTPS reached with `--cacert` or `-k`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -206,4 +206,46 @@ async fn restart_reload_reinit_and_flush_act_on_several_members() {
         !refused.success && refused.stderr.contains(&format!("none of {leader} has role replica")),
         "{refused}"
     );
+}
+
+/// `yaml` with the REST API on HTTPS: `restapi` gets the node's certificate, key and CA (its Raft
+/// ones), so that the agents' calls to their peers check them too.
+fn with_https_api(yaml: &str) -> String {
+    let raft = &yaml[yaml.find("\nraft:\n").expect("raft section")..];
+    let tls: String = raft
+        .lines()
+        .filter(|l| ["  certfile: ", "  keyfile: ", "  cafile: "].iter().any(|k| l.starts_with(k)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(tls.lines().count(), 3, "{yaml}");
+    yaml.replacen("\n  insecure: true\n", &format!("\n  insecure: true\n{tls}"), 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_agents_are_reached_with_cacert_or_insecure() {
+    init_tracing();
+    let cluster = AgentCluster::start_edited(3, "", Box::new(|yaml: &str| with_https_api(yaml)));
+    let file = ctl_only_file(&cluster, 0);
+    let path = file.to_str().expect("path");
+    let ca = cluster.dir().join("tls/ca.pem");
+    let ca = ca.to_str().expect("path");
+
+    // --cacert before the subcommand: the file's plain address is then asked over HTTPS.
+    let listed = wait_for("a leader and two streaming replicas over HTTPS", PATIENCE, || async {
+        let run = vigil_with(&[], &["-c", path, "--cacert", ca, "list", "it"]).await;
+        let streaming = run.stdout.matches("| Replica | streaming |").count() == 2;
+        (run.success && streaming && run.stdout.contains("| Leader ")).then_some(run)
+    })
+    .await;
+    assert!(listed.stdout.starts_with("+ Cluster: it "), "{listed}");
+    let insecure = vigil_with(&[], &["-k", "-c", path, "list", "-f", "json"]).await;
+    assert!(insecure.success, "{insecure}");
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&insecure.stdout).expect("json").len(), 3, "{insecure}");
+
+    // Without the CA the certificate is not trusted; plain HTTP gets no answer from an HTTPS agent.
+    let api = format!("https://127.0.0.1:{}", cluster.nodes[0].api_port);
+    let untrusted = vigil_with(&[], &["list", "--api", &api]).await;
+    assert!(!untrusted.success && untrusted.stderr.contains("no agent answered"), "{untrusted}");
+    let plain = vigil_with(&[], &["-c", path, "list"]).await;
+    assert!(!plain.success, "{plain}");
 }

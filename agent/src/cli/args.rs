@@ -209,18 +209,22 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// Fills what these arguments leave out from `other`.
+    /// Fills what these arguments leave out from `other` (a key only with its certificate).
     fn inherit(&mut self, other: &TlsArgs) {
         self.insecure |= other.insecure;
-        for (mine, theirs) in [
-            (&mut self.cacert, &other.cacert),
-            (&mut self.certfile, &other.certfile),
-            (&mut self.keyfile, &other.keyfile),
-        ] {
-            if mine.is_none() {
-                mine.clone_from(theirs);
-            }
+        if self.cacert.is_none() {
+            self.cacert.clone_from(&other.cacert);
         }
+        if self.certfile.is_none() {
+            // --key requires --cert: without a certificate here, there is no key here either.
+            self.certfile.clone_from(&other.certfile);
+            self.keyfile.clone_from(&other.keyfile);
+        }
+    }
+
+    /// Whether any is given: the agents then speak HTTPS.
+    pub fn any(&self) -> bool {
+        self.insecure || self.cacert.is_some() || self.certfile.is_some()
     }
 }
 

@@ -54,7 +54,7 @@ pub fn resolve(
     file: Option<&CtlFile>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, String> {
-    let from_file = file.map(CtlFile::urls).filter(|urls| !urls.is_empty());
+    let from_file = file.map(|f| f.urls(args.tls.any())).filter(|urls| !urls.is_empty());
     let urls: Vec<String> = match (&args.api, from_file, env("VIGIL_API")) {
         (Some(api), _, _) => split_urls(api),
         (None, Some(urls), _) => urls,

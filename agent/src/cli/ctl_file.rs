@@ -100,9 +100,9 @@ impl CtlFile {
     }
 
     /// The agents to ask first: `ctl.api`, else `restapi.connect_address`, else `restapi.listen` (a
-    /// wildcard host meaning this host). Scheme: `https` when the REST API serves TLS here
-    /// (`restapi.certfile`) or the `ctl` section has TLS settings.
-    pub fn urls(&self) -> Vec<String> {
+    /// wildcard host meaning this host). Scheme: `https` when `https` (TLS options were given), the
+    /// REST API serves TLS here (`restapi.certfile`) or the `ctl` section has TLS settings.
+    pub fn urls(&self, https: bool) -> Vec<String> {
         let ctl = self.ctl.clone().unwrap_or_default();
         match ctl.api {
             Some(UrlList::One(list)) => return super::client::split_urls(&list),
@@ -114,7 +114,8 @@ impl CtlFile {
             true => HostPort { host: "127.0.0.1".into(), port: listen.port },
             false => listen,
         }));
-        let tls = api.certfile.is_some()
+        let tls = https
+            || api.certfile.is_some()
             || ctl.cacert.is_some()
             || ctl.certfile.is_some()
             || ctl.insecure == Some(true);
@@ -160,7 +161,7 @@ mod tests {
         )
         .expect("ctl-only file");
         assert_eq!(file.scope.as_deref(), Some("batman"));
-        assert_eq!(file.urls(), ["https://127.0.0.1:8008"]);
+        assert_eq!(file.urls(false), ["https://127.0.0.1:8008"]);
         assert_eq!(file.authentication().map(|a| a.username.as_str()), Some("admin"));
         assert_eq!(file.client_tls().cacert, Some(PathBuf::from("/ca.pem")));
     }
@@ -174,13 +175,18 @@ mod tests {
             &no_env,
         )
         .expect("file");
-        assert_eq!(file.urls(), ["http://h1:8008", "https://h2:8008"]);
+        assert_eq!(file.urls(false), ["http://h1:8008", "https://h2:8008"]);
         assert_eq!(file.authentication().map(|a| a.username.as_str()), Some("c"));
         let tls = file.client_tls();
         assert_eq!((tls.cacert, tls.certfile), (Some("/api-ca.pem".into()), Some("/api.pem".into())));
         let one = CtlFile::parse("restapi: {connect_address: '10.0.0.1:8008', certfile: /c}\n", &no_env);
-        assert_eq!(one.expect("file").urls(), ["https://10.0.0.1:8008"]);
-        assert_eq!(CtlFile::parse("", &no_env).expect("empty").urls(), Vec::<String>::new());
+        assert_eq!(one.expect("file").urls(false), ["https://10.0.0.1:8008"]);
+        assert_eq!(CtlFile::parse("", &no_env).expect("empty").urls(true), Vec::<String>::new());
+        let plain = CtlFile::parse("restapi: {connect_address: '10.0.0.1:8008'}\n", &no_env).expect("file");
+        assert_eq!(
+            (plain.urls(false), plain.urls(true)),
+            (vec!["http://10.0.0.1:8008".to_string()], vec!["https://10.0.0.1:8008".to_string()])
+        );
     }
 
     #[test]
