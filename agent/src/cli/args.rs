@@ -543,6 +543,11 @@ pub enum FlushTarget {
 
 /// `vigil flush`.
 #[derive(Debug, Clone, Args)]
+#[command(override_usage = "vigil flush [OPTIONS] [CLUSTER] [MEMBER]... <restart|switchover>")]
+#[command(mut_arg("names", |a| a
+    .value_name("CLUSTER|MEMBER|WHAT")
+    .help("The cluster's name, members (restarts; none named: every member with the role), then what to \
+           cancel: restart or switchover")))]
 pub struct FlushArgs {
     /// The cluster and members (restarts), then what to cancel: `restart` or `switchover` (as
     /// patronictl's `flush CLUSTER [MEMBER...] restart|switchover`).
