@@ -58,6 +58,9 @@ pub async fn run(op: MemberOp, targets: &Targets, role: MemberRole) -> Result<()
 /// `vigil restart`.
 pub async fn restart(args: RestartArgs) -> Result<(), String> {
     let mut chosen = choose(&args.targets, args.role).await?;
+    if args.scheduled.is_some() && chosen.cluster["pause"] == true {
+        return Err("--scheduled: a restart cannot be scheduled while the cluster is paused".into());
+    }
     let members = &mut chosen.members;
     if args.pending && args.scheduled.is_none() {
         // A scheduled restart is checked for pending changes when it is due, not now (as patronictl).
