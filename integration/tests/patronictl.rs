@@ -136,6 +136,29 @@ async fn a_ctl_only_file_lists_queries_and_checks_the_cluster_name() {
         "{no_password}"
     );
 
+    // Watching: the query runs again every 0.2 s until stopped.
+    let (vigil, file_arg) = (vigil_binary(), path.to_string());
+    let rounds = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = Command::new(vigil)
+            .args(["-c", &file_arg, "query", "-c", "select 1 as one", "-w", "0.2"])
+            .env("PGPASSWORD", PASSWORD)
+            .env_remove("VIGIL_API")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("vigil query -w");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines: Vec<String> =
+            std::io::BufReader::new(stdout).lines().map_while(Result::ok).take(6).collect();
+        child.kill().expect("stop the watching query");
+        child.wait().expect("reap it");
+        lines
+    })
+    .await
+    .expect("watching query");
+    assert_eq!(rounds, ["one", "1", "one", "1", "one", "1"]);
+
     // edit-config -q: no diff, only the outcome.
     let quiet =
         vigil_ok(&file, &["edit-config", "it", "-q", "-s", "maximum_lag_on_failover=2097152", "--force"])

@@ -279,9 +279,12 @@ pub struct WatchArgs {
 }
 
 impl WatchArgs {
-    /// The refresh interval in seconds, if watching (`-w` wins over `-W`).
-    pub fn interval(&self) -> Option<f64> {
-        self.watch.or(self.every_two_seconds.then_some(2.0))
+    /// The refresh interval, if watching (`-w` wins over `-W`); an error for a `-w` that is not a
+    /// positive number of seconds.
+    pub fn interval(&self) -> Result<Option<std::time::Duration>, String> {
+        let Some(secs) = self.watch.or(self.every_two_seconds.then_some(2.0)) else { return Ok(None) };
+        let interval = std::time::Duration::try_from_secs_f64(secs).ok().filter(|d| !d.is_zero());
+        interval.map(Some).ok_or_else(|| format!("-w {secs}: give a positive number of seconds"))
     }
 }
 
@@ -605,6 +608,9 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(long = "format", value_enum, default_value_t = Format::Tsv)]
     pub format: Format,
+    /// Run it again.
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 /// `vigil version`.

@@ -158,6 +158,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent_and_parses() {
+        use std::time::Duration;
         app().debug_assert();
         let parse = |args: &[&str]| {
             let matches = app().try_get_matches_from(args).map_err(|e| e.to_string())?;
@@ -165,7 +166,10 @@ mod tests {
         };
         let list = parse(&["vigil", "list", "-f", "json", "-w", "5", "--api", "h:1"]).expect("list");
         let CtlCommand::List(list) = list else { panic!("not list: {list:?}") };
-        assert_eq!((list.format, list.watch.interval()), (args::Format::Json, Some(5.0)));
+        assert_eq!(
+            (list.format, list.watch.interval()),
+            (args::Format::Json, Ok(Some(Duration::from_secs(5))))
+        );
         assert_eq!(list.connect.api.as_deref(), Some("h:1"));
         let edit = parse(&["vigil", "edit-config", "-s", "ttl=5", "-s", "a.b=1", "-p", "x=y", "--force"]);
         let Ok(CtlCommand::EditConfig(edit)) = edit else { panic!("not edit-config: {edit:?}") };

@@ -1,8 +1,8 @@
 //! `vigil query`: runs SQL on a member's database (the one named, else the first with the role asked
 //! for, default the leader), at the address the member publishes in `GET /cluster`, and prints the rows
-//! of the last statement that returned some, as patronictl does. The user is `-U`, else `PGUSER`, else
-//! `postgres`; the password is asked for with `--password`, else taken from `PGPASSWORD`. Plain TCP
-//! only (no `sslmode`).
+//! of the last statement that returned some, as patronictl does (again and again with `-W`/`-w`). The
+//! user is `-U`, else `PGUSER`, else `postgres`; the password is asked for with `--password`, else taken
+//! from `PGPASSWORD`. Plain TCP only (no `sslmode`).
 
 use super::args::QueryArgs;
 use super::table::Table;
@@ -33,6 +33,7 @@ pub async fn run(args: QueryArgs) -> Result<(), String> {
         true => Some(ask_password()?),
         false => std::env::var("PGPASSWORD").ok(),
     };
+    let interval = args.watch.interval()?;
     let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     let (host, port) = super::dsn::address(&cluster, args.role, args.member.as_deref())?;
@@ -53,14 +54,35 @@ pub async fn run(args: QueryArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let connection = tokio::spawn(connection); // owned here: aborted below
-    let answer = db.simple_query(&sql).await;
+    let result = repeat(&db, &sql, args.format, interval).await;
     connection.abort();
-    let messages = answer.map_err(|e| match e.as_db_error() {
-        Some(db) => format!("ERROR, SQLSTATE: {}: {}", db.code().code(), db.message()),
-        None => format!("the query failed: {e}"),
-    })?;
-    emit(&rows(&messages).render(args.format));
-    Ok(())
+    result
+}
+
+/// Runs `sql` and prints its rows, once or (watching) every `interval` until Ctrl-C; while watching, an
+/// error is printed as a line of its own (patronictl's timestamped row) and the next round tries again.
+async fn repeat(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    format: super::args::Format,
+    interval: Option<std::time::Duration>,
+) -> Result<(), String> {
+    loop {
+        let answer = db.simple_query(sql).await.map_err(|e| match e.as_db_error() {
+            Some(db) => format!("ERROR, SQLSTATE: {}: {}", db.code().code(), db.message()),
+            None => format!("the query failed: {e}"),
+        });
+        let text = answer.map(|messages| rows(&messages).render(format));
+        let Some(interval) = interval else {
+            emit(&text?);
+            return Ok(());
+        };
+        let stamp = super::list::timestamp_line(chrono::Local::now());
+        if !emit(&text.unwrap_or_else(|e| format!("{stamp}\t{e}\n"))) {
+            return Ok(());
+        }
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// The rows of the last statement that described some columns, as a table of text cells (NULL empty).

@@ -3,7 +3,6 @@
 use super::args::{ConnectOnly, DsnArgs, Format, HistoryArgs, ListArgs, TopologyArgs, WatchArgs};
 use super::{config_edit, connect, dsn, emit, history, list};
 use std::io::IsTerminal;
-use std::time::Duration;
 
 /// `vigil list`.
 pub async fn run_list(args: ListArgs) -> Result<(), String> {
@@ -37,15 +36,7 @@ async fn members(
     watch: &WatchArgs,
     shown: Shown,
 ) -> Result<(), String> {
-    let interval = match watch.interval() {
-        Some(secs) => Some(
-            Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("-w {secs}: give a positive number of seconds"))?,
-        ),
-        None => None,
-    };
+    let interval = watch.interval()?;
     let mut client = connect(connect_args, cluster).await?;
     loop {
         let text = client.cluster().await.map(|c| {
