@@ -7,7 +7,8 @@
 FROM rust:1.90-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p vigil-agent --bin vigil
+RUN cargo build --release --locked -p vigil-agent --bin vigil \
+    && ./target/release/vigil man /src/target/man
 
 FROM debian:bookworm-slim
 ARG ENGINE=postgresql
@@ -28,6 +29,8 @@ RUN set -eu; \
     rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d; \
     install -d -o 999 -g 999 /var/lib/vigil /var/run/postgresql /run/mysqld
 COPY --from=build /src/target/release/vigil /usr/bin/vigil
+# The manual pages (vigil.1, vigil-list.1, …), read with `man -l` (the slim image has no man program).
+COPY --from=build /src/target/man/ /usr/share/man/man1/
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH
 USER 999:999
 EXPOSE 5432 3306 8008 2222

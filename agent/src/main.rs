@@ -9,6 +9,9 @@ use vigil_agent::config::{LogLevel, Source};
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about)]
 struct Cli {
+    /// The options the control commands take before the subcommand (`vigil -c FILE list`).
+    #[command(flatten)]
+    global: vigil_agent::cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,8 +40,12 @@ enum Command {
     },
     /// Start a local cluster of PostgreSQL nodes with their agents, until Ctrl-C.
     Demo(vigil_agent::demo::DemoArgs),
-    /// Print the version.
-    Version,
+    /// Write the manual pages (vigil.1, vigil-list.1, …) into DIR, for packaging.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
     /// Internal: the watcher that ends the database server of DIR when the agent that started it dies.
     #[command(hide = true)]
     Lifeline {
@@ -50,15 +57,25 @@ enum Command {
         data_dir: PathBuf,
     },
     #[command(flatten)]
-    Ctl(vigil_agent::cli::CtlCommand),
+    Ctl(Box<vigil_agent::cli::CtlCommand>),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Version => {
-            println!("vigil {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Ctl(_)) && cli.global != Default::default() {
+        return fail(
+            "-c/--config-file, -k, --cacert, --cert and --key before the subcommand are for the control \
+             commands (the agent's file: vigil agent -c FILE)",
+        );
+    }
+    match cli.command {
+        Command::Man { dir } => match vigil_agent::cli::write_man_pages(Cli::command(), &dir) {
+            Ok(pages) => {
+                println!("{} manual pages written to {}", pages.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Agent { generate_sample_config: true, .. } => {
             print!("{}", vigil_agent::config::SAMPLE);
             ExitCode::SUCCESS
@@ -96,7 +113,7 @@ fn main() -> ExitCode {
             vigil_agent::db::lifeline::watch(engine, &data_dir, std::io::stdin().lock());
             ExitCode::SUCCESS
         }
-        Command::Ctl(command) => vigil_agent::cli::run(command, Cli::command()),
+        Command::Ctl(command) => vigil_agent::cli::run(*command, &cli.global, Cli::command()),
         Command::Demo(args) => {
             vigil_agent::logging::init_stderr(LogLevel::Warn);
             runtime_then(vigil_agent::demo::run(args))

@@ -1,7 +1,8 @@
 //! `packaging/vigil@.service`, the systemd unit: `systemd-analyze verify` accepts it as written (with the
 //! unit's `/usr/bin/vigil` pointed at the binary built here), and it keeps the settings the agent's
 //! signal handling relies on. What the signals do is tested with real agents elsewhere: SIGHUP in
-//! `pg_parameters.rs`, SIGTERM's handover in `pg_policy.rs`.
+//! `pg_parameters.rs`, SIGTERM's handover in `pg_policy.rs`. The manual pages the image installs are
+//! what `vigil man DIR` writes.
 
 use std::path::Path;
 use vigil_integration::agents::vigil_binary;
@@ -40,4 +41,23 @@ fn the_unit_reloads_with_sighup_and_lets_the_agent_stop_its_database() {
     ] {
         assert!(lines.contains(&expected), "the unit lacks {expected:?}");
     }
+}
+
+#[test]
+fn vigil_man_writes_a_page_per_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out =
+        std::process::Command::new(vigil_binary()).arg("man").arg(dir.path()).output().expect("vigil man");
+    assert!(out.status.success(), "vigil man: {}", String::from_utf8_lossy(&out.stderr));
+    for (page, says) in [
+        ("vigil.1", "\\-\\-config\\-file"),
+        ("vigil-agent.1", ".TH vigil-agent 1"),
+        ("vigil-list.1", "\\-\\-timestamp"),
+        ("vigil-query.1", "\\-\\-format"),
+        ("vigil-members-add.1", ".TH vigil-members-add 1"),
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(says), "{page} lacks {says:?}:\n{text}");
+    }
+    assert!(!dir.path().join("vigil-lifeline.1").exists(), "hidden commands get no page");
 }

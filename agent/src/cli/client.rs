@@ -4,7 +4,7 @@
 //! (the agent answered), reported with the agent's own message.
 
 use super::args::ConnectArgs;
-use crate::config::Config;
+use super::ctl_file::CtlFile;
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
@@ -39,33 +39,36 @@ pub struct Target {
     pub auth: Option<Auth>,
     /// HTTPS settings (the configuration file's `ctl`, falling back to `restapi`).
     pub tls: vigil_api::tls::ClientTls,
+    /// The cluster's name the user expects (the CLUSTER argument, else the file's `scope`).
+    pub scope: Option<String>,
 }
 
-/// The target from the arguments, the configuration file (already read, if `-c` was given) and the
-/// environment (`env` looks a variable up). URLs: `--api`, else the file's `restapi.connect_address`,
-/// else `VIGIL_API`. Credentials: `--username/--password`, else `VIGIL_API_USERNAME/PASSWORD`, else
-/// the file's `ctl.authentication`, else its `restapi.authentication`.
+/// The target from the arguments, the configuration file (already read, if one was named) and the
+/// environment (`env` looks a variable up). URLs: `--api`, else the file's ([`CtlFile::urls`]), else
+/// `VIGIL_API`. Credentials: `--username/--password`, else `VIGIL_API_USERNAME/PASSWORD`, else the
+/// file's `ctl.authentication` or `restapi.authentication`. HTTPS: the flags, else the file's `ctl`
+/// (falling back to `restapi`).
 pub fn resolve(
     args: &ConnectArgs,
-    config: Option<&Config>,
+    cluster: Option<&str>,
+    file: Option<&CtlFile>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, String> {
-    // HTTPS when the agent serves it (restapi.certfile), as its published `api_url` says.
-    let from_config = config.map(|c| format!("{}://{}", c.api_scheme(), c.restapi.connect_address));
-    let urls: Vec<String> = match (&args.api, from_config, env("VIGIL_API")) {
+    let from_file = file.map(|f| f.urls(args.tls.any())).filter(|urls| !urls.is_empty());
+    let urls: Vec<String> = match (&args.api, from_file, env("VIGIL_API")) {
         (Some(api), _, _) => split_urls(api),
-        (None, Some(url), _) => vec![url],
+        (None, Some(urls), _) => urls,
         (None, None, Some(api)) => split_urls(&api),
         (None, None, None) => Vec::new(),
     };
     if urls.is_empty() {
-        return Err(
-            "where is the cluster? Give -c FILE (an agent's configuration), --api URL or VIGIL_API".into()
-        );
+        return Err("where is the cluster? Give -c FILE (with restapi.connect_address or ctl.api), \
+                    --api URL or VIGIL_API"
+            .into());
     }
     let username = args.username.clone().or_else(|| env("VIGIL_API_USERNAME"));
     let password = args.password.clone().or_else(|| env("VIGIL_API_PASSWORD").map(Secret::from));
-    let from_file = config.and_then(|c| c.ctl.authentication.as_ref().or(c.restapi.authentication.as_ref()));
+    let from_file = file.and_then(CtlFile::authentication);
     let auth = match (username, password, from_file) {
         (Some(username), password, _) => Some(Auth { username, password: password.unwrap_or_default() }),
         (None, Some(password), Some(file)) => Some(Auth { username: file.username.clone(), password }),
@@ -77,12 +80,22 @@ pub fn resolve(
         }
         (None, None, None) => None,
     };
-    let tls = config.map(Config::api_client_tls).unwrap_or_default();
-    Ok(Target { urls, auth, tls })
+    let mut tls = file.map(CtlFile::client_tls).unwrap_or_default();
+    let flags = &args.tls;
+    tls.insecure |= flags.insecure;
+    if flags.cacert.is_some() {
+        tls.cacert.clone_from(&flags.cacert);
+    }
+    if flags.certfile.is_some() {
+        tls.certfile.clone_from(&flags.certfile);
+        tls.keyfile.clone_from(&flags.keyfile);
+    }
+    let scope = cluster.map(str::to_owned).or_else(|| file.and_then(|f| f.scope.clone()));
+    Ok(Target { urls, auth, tls, scope })
 }
 
 /// `a,b` → the base URLs of a and b.
-fn split_urls(list: &str) -> Vec<String> {
+pub fn split_urls(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(base_url).collect()
 }
 
@@ -125,8 +138,9 @@ pub fn error_message(status: u16, body: &str) -> String {
 enum CallError {
     /// The agent did not answer (connection refused, timeout, …): try the next one.
     Unreachable(String),
-    /// The agent answered with an error, or with a body that could not be read: final.
-    Answered(String),
+    /// The agent answered with an error (its HTTP status), or with a body that could not be read
+    /// (`None`): final.
+    Answered(String, Option<u16>),
 }
 
 /// A client of the cluster's REST API.
@@ -134,6 +148,7 @@ pub struct Client {
     http: reqwest::Client,
     auth: Option<Auth>,
     urls: Vec<String>,
+    scope: Option<String>,
 }
 
 impl Client {
@@ -144,7 +159,7 @@ impl Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
-        Ok(Client { http, auth: target.auth, urls: target.urls })
+        Ok(Client { http, auth: target.auth, urls: target.urls, scope: target.scope })
     }
 
     /// The agents known so far, in the order reads try them.
@@ -152,9 +167,19 @@ impl Client {
         &self.urls
     }
 
-    /// `GET /cluster` from the first agent that answers; every member's URL becomes known.
+    /// `GET /cluster` from the first agent that answers; every member's URL becomes known. An error
+    /// when the cluster is not the one the user named.
     pub async fn cluster(&mut self) -> Result<Value, String> {
         let cluster = self.get("/cluster").await?;
+        if let Some(expected) = &self.scope {
+            let scope = cluster["scope"].as_str().unwrap_or("");
+            if scope != expected {
+                return Err(format!(
+                    "{} belongs to cluster {scope:?}, not {expected:?} (the CLUSTER argument or the file's scope)",
+                    self.urls.first().map_or("the agent", String::as_str)
+                ));
+            }
+        }
         for url in leader_first(&cluster) {
             if !self.urls.contains(&url) {
                 self.urls.push(url);
@@ -179,10 +204,26 @@ impl Client {
         let body = match self.call(Method::GET, url, path, None, READ_TIMEOUT).await {
             Ok(body) => body,
             Err(CallError::Unreachable(why)) => return Err(format!("{url} did not answer: {why}")),
-            Err(CallError::Answered(message)) => return Err(message),
+            Err(CallError::Answered(message, _)) => return Err(message),
         };
         serde_json::from_str(&body)
             .map_err(|e| format!("{url}{path} answered with something that is not JSON: {e}"))
+    }
+
+    /// Calls `method path` with the JSON `body` on the agent at `url` only: its answer, else what went
+    /// wrong with the HTTP status of an error answer (`None`: the agent did not answer).
+    pub async fn send_to(
+        &self,
+        method: Method,
+        url: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<String, (String, Option<u16>)> {
+        self.call(method, url, path, body, timeout).await.map_err(|e| match e {
+            CallError::Unreachable(why) => (format!("{url} did not answer: {why}"), None),
+            CallError::Answered(message, status) => (message, status),
+        })
     }
 
     /// Calls `method path` with the JSON `body` on the agents in `order`, moving on while they do not
@@ -199,7 +240,7 @@ impl Client {
         for (i, url) in order.iter().enumerate() {
             match self.call(method.clone(), url, path, body, timeout).await {
                 Ok(text) => return Ok((url.clone(), text)),
-                Err(CallError::Answered(message)) => return Err(message),
+                Err(CallError::Answered(message, _)) => return Err(message),
                 Err(CallError::Unreachable(why)) => {
                     if let Some(next) = order.get(i + 1) {
                         eprintln!("vigil: {url} did not answer ({why}); trying {next}");
@@ -234,7 +275,7 @@ impl Client {
         let response = request.send().await.map_err(|e| CallError::Unreachable(cause(&e)))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| {
-            CallError::Answered(format!("{url}{path}: the answer could not be read: {}", cause(&e)))
+            CallError::Answered(format!("{url}{path}: the answer could not be read: {}", cause(&e)), None)
         })?;
         if status.is_success() {
             return Ok(text);
@@ -246,7 +287,7 @@ impl Client {
                 "; give credentials with --username/--password, VIGIL_API_USERNAME/VIGIL_API_PASSWORD \
                         or -c FILE (restapi.authentication)";
         }
-        Err(CallError::Answered(message))
+        Err(CallError::Answered(message, Some(status.as_u16())))
     }
 }
 
@@ -265,46 +306,38 @@ fn cause(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::UserPassword;
     use serde_json::json;
 
     fn no_env(_: &str) -> Option<String> {
         None
     }
 
-    /// A configuration with `extra` in the `restapi` section (its `bin_dir` holds empty stand-ins).
-    fn config(extra: &str) -> Config {
-        let bin = tempfile::tempdir().expect("bin dir");
-        for name in crate::config::REQUIRED_BINARIES {
-            std::fs::write(bin.path().join(name), b"").expect("stand-in");
-        }
+    /// An agent's configuration file with `extra` in the `restapi` section, as the CLI reads it.
+    fn config(extra: &str) -> CtlFile {
         let yaml = format!(
             "scope: s\nname: n1\nrestapi:\n  listen: 0.0.0.0:8008\n  connect_address: 10.0.0.1:8008\n{extra}\
              raft:\n  data_dir: /tmp/raft\n  self_addr: 10.0.0.1:2222\npostgresql:\n  listen: 0.0.0.0:5432\n\
-             \x20 connect_address: 10.0.0.1:5432\n  data_dir: /tmp/pg\n  bin_dir: {bin}\n  pgpass: /tmp/pgpass\n\
-             \x20 authentication:\n    superuser: {{username: postgres, password: x}}\n\
-             \x20   replication: {{username: rep, password: y}}\n",
-            bin = bin.path().display()
+             \x20 data_dir: /tmp/pg\n  authentication:\n    superuser: {{username: postgres, password: x}}\n"
         );
-        Config::from_yaml_str(&yaml, &no_env).expect("config")
+        CtlFile::parse(&yaml, &no_env).expect("config")
     }
 
     #[test]
     fn urls_come_from_api_then_the_file_then_the_environment() {
         let args =
             ConnectArgs { api: Some("127.0.0.1:8008/, http://h:9/patroni".into()), ..Default::default() };
-        let target = resolve(&args, None, &no_env).expect("target");
+        let target = resolve(&args, None, None, &no_env).expect("target");
         assert_eq!(target.urls, ["http://127.0.0.1:8008", "http://h:9"]);
         assert_eq!(target.auth, None);
 
         let env = |k: &str| (k == "VIGIL_API").then(|| "http://e:1".to_string());
         let c = config("  allowlist: [10.0.0.0/8]\n");
         assert_eq!(
-            resolve(&ConnectArgs::default(), Some(&c), &env).expect("file").urls,
+            resolve(&ConnectArgs::default(), None, Some(&c), &env).expect("file").urls,
             ["http://10.0.0.1:8008"]
         );
-        assert_eq!(resolve(&ConnectArgs::default(), None, &env).expect("env").urls, ["http://e:1"]);
-        let err = resolve(&ConnectArgs::default(), None, &no_env).expect_err("nothing");
+        assert_eq!(resolve(&ConnectArgs::default(), None, None, &env).expect("env").urls, ["http://e:1"]);
+        let err = resolve(&ConnectArgs::default(), None, None, &no_env).expect_err("nothing");
         assert!(err.contains("-c FILE"), "{err}");
     }
 
@@ -313,28 +346,54 @@ mod tests {
         let c = config("  authentication: {username: admin, password: secret}\n");
         let auth = |u: &str, p: &str| Some(Auth { username: u.into(), password: p.into() });
         assert_eq!(
-            resolve(&ConnectArgs::default(), Some(&c), &no_env).expect("file").auth,
+            resolve(&ConnectArgs::default(), None, Some(&c), &no_env).expect("file").auth,
             auth("admin", "secret")
-        );
-        let mut ctl = c.clone();
-        ctl.ctl.authentication = Some(UserPassword { username: "ctl".into(), password: "ctl-pass".into() });
-        assert_eq!(
-            resolve(&ConnectArgs::default(), Some(&ctl), &no_env).expect("ctl").auth,
-            auth("ctl", "ctl-pass")
         );
         let env = |k: &str| match k {
             "VIGIL_API_USERNAME" => Some("eu".to_string()),
             "VIGIL_API_PASSWORD" => Some("ep".to_string()),
             _ => None,
         };
-        assert_eq!(resolve(&ConnectArgs::default(), Some(&c), &env).expect("env").auth, auth("eu", "ep"));
+        assert_eq!(
+            resolve(&ConnectArgs::default(), None, Some(&c), &env).expect("env").auth,
+            auth("eu", "ep")
+        );
         let args =
             ConnectArgs { username: Some("fu".into()), password: Some("fp".into()), ..Default::default() };
-        assert_eq!(resolve(&args, Some(&c), &env).expect("flags").auth, auth("fu", "fp"));
+        assert_eq!(resolve(&args, None, Some(&c), &env).expect("flags").auth, auth("fu", "fp"));
         let only_password =
             ConnectArgs { api: Some("h:1".into()), password: Some("p".into()), ..Default::default() };
-        assert!(resolve(&only_password, None, &no_env).is_err());
+        assert!(resolve(&only_password, None, None, &no_env).is_err());
         assert!(!format!("{:?}", auth("a", "secret")).contains("secret"));
+    }
+
+    #[test]
+    fn tls_flags_win_over_the_file_and_the_scope_is_the_arguments_or_the_files() {
+        let file = CtlFile::parse(
+            "scope: it\nrestapi: {connect_address: 'h:1', cafile: /api-ca.pem}\n\
+             ctl: {certfile: /ctl.pem, keyfile: /ctl.key}\n",
+            &no_env,
+        )
+        .expect("file");
+        let target = resolve(&ConnectArgs::default(), None, Some(&file), &no_env).expect("file only");
+        assert_eq!(target.urls, ["https://h:1"]);
+        assert_eq!(
+            (target.tls.cacert, target.tls.keyfile),
+            (Some("/api-ca.pem".into()), Some("/ctl.key".into()))
+        );
+        assert_eq!(target.scope.as_deref(), Some("it"));
+        let mut args = ConnectArgs::default();
+        args.tls.insecure = true;
+        args.tls.cacert = Some("/flag-ca.pem".into());
+        args.tls.certfile = Some("/flag.pem".into());
+        let target = resolve(&args, Some("batman"), Some(&file), &no_env).expect("flags");
+        let tls = target.tls;
+        assert!(tls.insecure);
+        assert_eq!(
+            (tls.cacert, tls.certfile, tls.keyfile),
+            (Some("/flag-ca.pem".into()), Some("/flag.pem".into()), None)
+        );
+        assert_eq!(target.scope.as_deref(), Some("batman"));
     }
 
     #[test]
@@ -375,6 +434,7 @@ mod tests {
             urls: vec![dead.clone(), alive.clone()],
             auth: None,
             tls: Default::default(),
+            scope: None,
         })
         .expect("client");
         assert_eq!(client.cluster().await.expect("cluster")["scope"], "s");
@@ -383,6 +443,17 @@ mod tests {
         assert!(err.starts_with(&format!("{dead} did not answer")), "{err}");
         let err = client.get("/nothing").await.expect_err("404");
         assert!(err.contains("(HTTP 404 from"), "{err}");
+        let target = Target {
+            urls: vec![alive.clone()],
+            auth: None,
+            tls: Default::default(),
+            scope: Some("b".into()),
+        };
+        let err = Client::new(target).expect("client").cluster().await.expect_err("another cluster");
+        assert_eq!(
+            err,
+            format!("{alive} belongs to cluster \"s\", not \"b\" (the CLUSTER argument or the file's scope)")
+        );
     }
 
     /// An agent stand-in: fixed answers; a switchover is refused with 412 and the agent's reason.
@@ -451,15 +522,21 @@ mod tests {
         let patch = json!({"pause": true});
 
         let anonymous =
-            Client::new(Target { urls: urls.clone(), auth: None, tls: Default::default() }).expect("client");
+            Client::new(Target { urls: urls.clone(), auth: None, tls: Default::default(), scope: None })
+                .expect("client");
         let err = anonymous.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await;
         let err = err.expect_err("401");
         assert!(err.starts_with(&format!("authentication required: wrong or missing credentials (HTTP 401 from {url}); give credentials")), "{err}");
         assert!(anonymous.get_from(&url, "/config").await.expect_err("401 for a read").contains("HTTP 401"));
 
         let auth = Some(Auth { username: "admin".into(), password: "s3cret".into() });
-        let mut client =
-            Client::new(Target { urls: urls.clone(), auth, tls: Default::default() }).expect("client");
+        let mut client = Client::new(Target {
+            urls: urls.clone(),
+            auth,
+            tls: Default::default(),
+            scope: Some("s".into()),
+        })
+        .expect("client");
         let (_, body) =
             client.send(Method::PATCH, "/config", Some(&patch), &urls, CHANGE_TIMEOUT).await.expect("patch");
         assert_eq!(serde_json::from_str::<Value>(&body).expect("json"), patch);

@@ -28,7 +28,7 @@ pub async fn run(args: EditConfigArgs) -> Result<(), String> {
             "reading the change from stdin needs --force (stdin cannot also answer the question)".into()
         );
     }
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     let scope = cluster["scope"].as_str().unwrap_or("cluster").to_string();
     let old = client.get("/config").await?;
@@ -53,7 +53,9 @@ pub async fn run(args: EditConfigArgs) -> Result<(), String> {
         emit("Not changed\n");
         return Ok(());
     }
-    emit(&diff::unified(&to_yaml(&old), &to_yaml(&new)));
+    if !args.quiet {
+        emit(&diff::unified(&to_yaml(&old), &to_yaml(&new)));
+    }
     if !args.force && !confirm("Apply these changes?")? {
         return Err("aborted: the configuration was not changed".into());
     }

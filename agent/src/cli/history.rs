@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 /// The printed history (`history` is the body of `GET /history`: an array of objects with `timeline`,
 /// `lsn`, `reason`, `new_primary`, `fencing_token`, maybe `timestamp`).
 pub fn render(history: &Value, format: Format) -> String {
-    let table = history_table(history);
-    match format {
-        Format::Pretty => table.pretty(None),
-        Format::Tsv => table.tsv(),
-        Format::Json => table.json(false),
-        Format::Yaml => table.yaml(false),
-    }
+    history_table(history).render(format)
 }
 
 /// The history as a table, in the order the agents keep it (oldest first).

@@ -236,6 +236,15 @@ fn name(member: &Value) -> &str {
     member["name"].as_str().unwrap_or("")
 }
 
+/// The line `list -t` prints before the table: the local time to the second, as patronictl
+/// (`2026-12-07 05:34:31`).
+pub fn timestamp_line<Tz: chrono::TimeZone>(now: chrono::DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    now.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 /// Whether the member holds the leader role (`leader`, or `standby_leader`).
 pub fn is_leader(member: &Value) -> bool {
     member["role"].as_str().is_some_and(|r| r.ends_with("leader"))
@@ -295,6 +304,13 @@ pub fn lag_in_mb(bytes: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timestamp_line_is_patronictls() {
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 7, 5, 4, 3).single().expect("time");
+        assert_eq!(timestamp_line(at), "2026-12-07 05:04:03");
+    }
 
     fn cluster() -> Value {
         json!({

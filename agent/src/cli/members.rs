@@ -19,14 +19,14 @@ pub async fn run(command: MembersCommand) -> Result<(), String> {
 }
 
 async fn list(args: MembersListArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, None).await?;
     let members = client.get("/members").await?;
     emit(&render(&members, args.format));
     Ok(())
 }
 
 async fn add(args: MembersAddArgs) -> Result<(), String> {
-    let client = connect(&args.connect)?;
+    let client = connect(&args.connect, None).await?;
     let body = json!({ "raft_addr": args.raft_addr });
     let (_, answer) =
         client.send(Method::POST, "/members", Some(&body), client.urls(), CHANGE_TIMEOUT).await?;
@@ -40,7 +40,7 @@ async fn add(args: MembersAddArgs) -> Result<(), String> {
 }
 
 async fn change(method: Method, path: &str, args: MemberChangeArgs) -> Result<(), String> {
-    let client = connect(&args.connect)?;
+    let client = connect(&args.connect, None).await?;
     let body = json!({ "member": args.member, "force": args.force });
     let (_, answer) = client.send(method, path, Some(&body), client.urls(), CHANGE_TIMEOUT).await?;
     emit(&format!("{answer}\n"));

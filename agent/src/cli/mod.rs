@@ -1,37 +1,50 @@
 //! The control tool, mirroring patronictl: `vigil list`, `topology`, `switchover`, `failover`, `pause`,
-//! `resume`, `show-config`, `edit-config`, `history`, `dsn`, `completions`.
+//! `resume`, `show-config`, `edit-config`, `history`, `dsn`, `restart`, `reload`, `reinit`, `flush`,
+//! `query`, `version`, `completions`, `man`.
 //!
-//! It talks only to the agents' REST API (README, "REST API, CLI and HAProxy"): it finds one agent from `-c FILE` (its
-//! `restapi.connect_address`), `--api URL` or `VIGIL_API`, and the other members from `GET /cluster`
-//! ([`client`]). What it prints is made by pure functions from the JSON ([`list`], [`history`],
+//! It talks to the agents' REST API (README, "REST API, CLI and HAProxy"), and `query` to a member's
+//! database: it finds one agent from a configuration file (`-c FILE` before or after the subcommand,
+//! `VIGIL_CTL_CONFIG_FILE` or `PATRONICTL_CONFIG_FILE`; an agent's file or a ctl-only one, [`ctl_file`]),
+//! `--api URL` or `VIGIL_API`, and the other members from `GET /cluster` ([`client`]). What it prints is made by pure functions from the JSON ([`list`], [`history`],
 //! [`config_edit`], [`diff`], [`dsn`], [`switchover::Plan`]); reading stdin, the editor and the calls
 //! stay at the edges. Errors are one sentence on stderr (`vigil: ...`) and exit status 1.
 
 pub mod args;
 pub mod client;
 pub mod config_edit;
+pub mod ctl_file;
 pub mod diff;
 pub mod dsn;
 mod edit;
+mod flush;
 pub mod history;
 pub mod list;
+mod man;
 mod member_ops;
 mod members;
 pub mod pause;
+mod query;
 mod standby;
 pub mod switchover;
 pub mod table;
+pub mod targets;
+mod version;
 mod view;
 
-pub use args::CtlCommand;
+pub use args::{CtlCommand, GlobalArgs};
+pub use man::write_man_pages;
 
-use crate::config::Config;
+use ctl_file::CtlFile;
 use member_ops::MemberOp;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-/// Runs a control command; `app` is the whole `vigil` command line (for `completions`).
-pub fn run(command: CtlCommand, mut app: clap::Command) -> ExitCode {
+/// Runs a control command with the options given before it; `app` is the whole `vigil` command line
+/// (for `completions`).
+pub fn run(mut command: CtlCommand, global: &GlobalArgs, mut app: clap::Command) -> ExitCode {
+    if let Some(connect) = command.connect_mut() {
+        connect.inherit(global);
+    }
     if let CtlCommand::Completions(args) = &command {
         let name = app.get_name().to_string();
         let mut script = Vec::new();
@@ -61,9 +74,12 @@ async fn dispatch(command: CtlCommand) -> Result<(), String> {
         CtlCommand::EditConfig(args) => edit::run(args).await,
         CtlCommand::History(args) => view::run_history(args).await,
         CtlCommand::Dsn(args) => view::run_dsn(args).await,
-        CtlCommand::Restart(args) => member_ops::run(MemberOp::Restart, args).await,
-        CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, args).await,
-        CtlCommand::Reinit(args) => member_ops::run(MemberOp::Reinit, args).await,
+        CtlCommand::Restart(args) => member_ops::restart(args).await,
+        CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, &args.targets, args.role).await,
+        CtlCommand::Reinit(args) => member_ops::reinit(args).await,
+        CtlCommand::Flush(args) => flush::run(args).await,
+        CtlCommand::Query(args) => query::run(args).await,
+        CtlCommand::Version(args) => version::run(args).await,
         CtlCommand::Members(command) => members::run(command).await,
         CtlCommand::DemoteCluster(args) => standby::demote(args).await,
         CtlCommand::PromoteCluster(args) => standby::promote(args).await,
@@ -77,14 +93,32 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A client for the cluster the arguments name (reading `-c FILE` if given).
-fn connect(args: &args::ConnectArgs) -> Result<client::Client, String> {
-    let config = match &args.config {
-        Some(path) => Some(Config::load(path).map_err(|e| e.to_string())?),
+/// A client for the cluster the arguments point to (reading the configuration file if one is named:
+/// `-c`, else `VIGIL_CTL_CONFIG_FILE`, else `PATRONICTL_CONFIG_FILE`, else, when neither `--api` nor
+/// `VIGIL_API` is given either, patronictl's `~/.config/patroni/patronictl.yaml` if it exists). When
+/// `cluster` (or the file's `scope`) names the cluster, the agent is asked at once and must belong to it.
+async fn connect(args: &args::ConnectArgs, cluster: Option<&str>) -> Result<client::Client, String> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let patronictl_default = || {
+        let home = env("HOME").filter(|_| args.api.is_none() && env("VIGIL_API").is_none())?;
+        let file = std::path::Path::new(&home).join(".config/patroni/patronictl.yaml");
+        file.is_file().then_some(file)
+    };
+    let path = args.config.clone().or_else(|| {
+        ["VIGIL_CTL_CONFIG_FILE", "PATRONICTL_CONFIG_FILE"].into_iter().find_map(env).map(Into::into)
+    });
+    let path = path.or_else(patronictl_default);
+    let file = match &path {
+        Some(path) => Some(CtlFile::load(path, &env)?),
         None => None,
     };
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    client::Client::new(client::resolve(args, config.as_ref(), &env)?)
+    let target = client::resolve(args, cluster, file.as_ref(), &env)?;
+    let checked = target.scope.is_some();
+    let mut client = client::Client::new(target)?;
+    if checked {
+        client.cluster().await?;
+    }
+    Ok(client)
 }
 
 /// Writes `text` to stdout; false when it could not (e.g. the reader of a pipe went away), which is
@@ -124,6 +158,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent_and_parses() {
+        use std::time::Duration;
         app().debug_assert();
         let parse = |args: &[&str]| {
             let matches = app().try_get_matches_from(args).map_err(|e| e.to_string())?;
@@ -131,7 +166,10 @@ mod tests {
         };
         let list = parse(&["vigil", "list", "-f", "json", "-w", "5", "--api", "h:1"]).expect("list");
         let CtlCommand::List(list) = list else { panic!("not list: {list:?}") };
-        assert_eq!((list.format, list.watch.interval()), (args::Format::Json, Some(5.0)));
+        assert_eq!(
+            (list.format, list.watch.interval()),
+            (args::Format::Json, Ok(Some(Duration::from_secs(5))))
+        );
         assert_eq!(list.connect.api.as_deref(), Some("h:1"));
         let edit = parse(&["vigil", "edit-config", "-s", "ttl=5", "-s", "a.b=1", "-p", "x=y", "--force"]);
         let Ok(CtlCommand::EditConfig(edit)) = edit else { panic!("not edit-config: {edit:?}") };
@@ -146,6 +184,65 @@ mod tests {
         let Ok(CtlCommand::Pause(pause)) = &with_password else { panic!("not pause: {with_password:?}") };
         assert_eq!(pause.connect.password.as_ref().map(|p| p.expose()), Some("hunter2"));
         assert!(!format!("{with_password:?}").contains("hunter2"), "Debug must hide the password");
+    }
+
+    #[test]
+    fn patronictl_command_lines_parse() {
+        use clap::{Args, FromArgMatches};
+        let app = GlobalArgs::augment_args(app());
+        let parse = |args: &[&str]| {
+            let matches = app.clone().try_get_matches_from(args).map_err(|e| e.to_string())?;
+            let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+            let mut command = CtlCommand::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+            if let Some(connect) = command.connect_mut() {
+                connect.inherit(&global);
+            }
+            Ok::<_, String>(command)
+        };
+        let list = parse(&["vigil", "-c", "ctl.yaml", "-k", "--cacert", "ca.pem", "list", "batman", "-t"]);
+        let Ok(CtlCommand::List(list)) = list else { panic!("not list: {list:?}") };
+        assert_eq!(list.connect.config.as_deref(), Some(std::path::Path::new("ctl.yaml")));
+        assert!(list.connect.tls.insecure && list.timestamp);
+        assert_eq!(list.connect.tls.cacert.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(list.cluster.as_deref(), Some("batman"));
+        let own = parse(&["vigil", "-c", "global.yaml", "list", "--config-file", "own.yaml"]);
+        let Ok(CtlCommand::List(own)) = own else { panic!("not list: {own:?}") };
+        assert_eq!(own.connect.config.as_deref(), Some(std::path::Path::new("own.yaml")));
+
+        let query =
+            parse(&["vigil", "-c", "f", "query", "batman", "-c", "select 1", "-r", "replica", "-U", "u"]);
+        let Ok(CtlCommand::Query(query)) = query else { panic!("not query: {query:?}") };
+        assert_eq!((query.command.as_deref(), query.db_user.as_deref()), (Some("select 1"), Some("u")));
+        assert_eq!((query.role, query.format), (Some(args::MemberRole::Replica), args::Format::Tsv));
+        assert!(
+            parse(&["vigil", "query", "-c", "x", "-f", "y.sql"]).is_err(),
+            "-c and -f exclude each other"
+        );
+        assert!(parse(&["vigil", "query"]).is_err(), "query needs SQL");
+        assert!(parse(&["vigil", "query", "-c", "x", "--api-password", "p", "--password"]).is_ok());
+
+        let flush = parse(&["vigil", "flush", "batman", "n1", "restart", "--force"]);
+        let Ok(CtlCommand::Flush(flush)) = flush else { panic!("not flush: {flush:?}") };
+        let (target, members) = flush.split().expect("split");
+        assert_eq!(target, args::FlushTarget::Restart);
+        assert_eq!(members.names, ["batman", "n1"]);
+        let Ok(CtlCommand::Flush(bad)) = parse(&["vigil", "flush", "batman"]) else { panic!("flush") };
+        assert_eq!(
+            bad.split().expect_err("no target"),
+            "flush batman: the last argument must be restart or switchover"
+        );
+
+        let restart = parse(&["vigil", "restart", "batman", "n1", "n2", "--any", "--pg-version", "15.8"]);
+        let Ok(CtlCommand::Restart(restart)) = restart else { panic!("not restart: {restart:?}") };
+        assert_eq!(restart.targets.names, ["batman", "n1", "n2"]);
+        let reinit = parse(&["vigil", "reinit", "batman", "--wait", "--from-leader", "--force"]);
+        assert!(matches!(reinit, Ok(CtlCommand::Reinit(ref r)) if r.wait && r.from_leader), "{reinit:?}");
+        assert!(
+            matches!(parse(&["vigil", "edit-config", "-q", "-s", "a=1"]), Ok(CtlCommand::EditConfig(e)) if e.quiet)
+        );
+        assert!(matches!(parse(&["vigil", "version", "batman"]), Ok(CtlCommand::Version(_))));
+        let key_alone = parse(&["vigil", "list", "--key", "k.pem"]).expect_err("--key needs --cert");
+        assert!(key_alone.contains("--cert"), "{key_alone}");
     }
 
     #[test]

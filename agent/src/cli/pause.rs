@@ -36,7 +36,7 @@ pub fn not_yet(answers: &[(String, Option<Value>)], paused: bool) -> Option<Vec<
 
 /// `vigil pause` (`paused: true`) and `vigil resume` (`paused: false`).
 pub async fn run(args: PauseArgs, paused: bool) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     let scope = cluster["scope"].as_str().unwrap_or("").to_string();
     if is_paused(&cluster) == paused {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 /// `vigil demote-cluster`: the leader becomes a standby leader replicating from `--host`.
 pub async fn demote(args: DemoteClusterArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let config = client.get("/config").await?;
     if let Some(current) = config.get("standby_cluster").filter(|s| !s.is_null()) {
         return Err(format!("the cluster is a standby cluster already, of {}", describe(current)));
@@ -29,7 +29,7 @@ pub async fn demote(args: DemoteClusterArgs) -> Result<(), String> {
 
 /// `vigil promote-cluster`: the standby leader is promoted, and the cluster takes writes.
 pub async fn promote(args: PromoteClusterArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let config = client.get("/config").await?;
     if config.get("standby_cluster").is_none_or(Value::is_null) {
         return Err("the cluster is not a standby cluster: nothing to promote".to_owned());

@@ -144,7 +144,7 @@ fn check_candidate(scope: &str, members: &[String], leader: &str, candidate: &st
 
 /// `vigil switchover`.
 pub async fn run_switchover(args: SwitchoverArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     let plan = switchover_plan(
         &cluster,
@@ -157,7 +157,7 @@ pub async fn run_switchover(args: SwitchoverArgs) -> Result<(), String> {
 
 /// `vigil failover`.
 pub async fn run_failover(args: FailoverArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     let plan = failover_plan(&cluster, &args.candidate, args.allow_data_loss)?;
     execute(&mut client, &cluster, &plan, args.force).await

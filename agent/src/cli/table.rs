@@ -88,6 +88,17 @@ impl Table {
         out.join("\n") + "\n"
     }
 
+    /// The table in `format`, every cell kept.
+    pub fn render(&self, format: super::args::Format) -> String {
+        use super::args::Format;
+        match format {
+            Format::Pretty => self.pretty(None),
+            Format::Tsv => self.tsv(),
+            Format::Json => self.json(false),
+            Format::Yaml => self.yaml(false),
+        }
+    }
+
     /// Tab-separated values: the header line, then one line per row.
     pub fn tsv(&self) -> String {
         let mut out = self.columns.join("\t") + "\n";

@@ -3,16 +3,28 @@
 use super::args::{ConnectOnly, DsnArgs, Format, HistoryArgs, ListArgs, TopologyArgs, WatchArgs};
 use super::{config_edit, connect, dsn, emit, history, list};
 use std::io::IsTerminal;
-use std::time::Duration;
 
 /// `vigil list`.
 pub async fn run_list(args: ListArgs) -> Result<(), String> {
-    members(&args.connect, &args.watch, args.format, false, args.extended).await
+    let shown =
+        Shown { format: args.format, topology: false, extended: args.extended, timestamp: args.timestamp };
+    members(&args.connect, args.cluster.as_deref(), &args.watch, shown).await
 }
 
 /// `vigil topology`.
 pub async fn run_topology(args: TopologyArgs) -> Result<(), String> {
-    members(&args.connect, &args.watch, Format::Pretty, true, false).await
+    let shown = Shown { format: Format::Pretty, topology: true, extended: false, timestamp: false };
+    members(&args.connect, args.cluster.as_deref(), &args.watch, shown).await
+}
+
+/// How the member list is printed.
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    format: Format,
+    topology: bool,
+    extended: bool,
+    /// A timestamp line first (`list -t`).
+    timestamp: bool,
 }
 
 /// Prints the member list, once or (watching) every interval until Ctrl-C; while watching, a failed
@@ -20,23 +32,20 @@ pub async fn run_topology(args: TopologyArgs) -> Result<(), String> {
 /// asked too).
 async fn members(
     connect_args: &super::args::ConnectArgs,
+    cluster: Option<&str>,
     watch: &WatchArgs,
-    format: Format,
-    topology: bool,
-    extended: bool,
+    shown: Shown,
 ) -> Result<(), String> {
-    let interval = match watch.interval() {
-        Some(secs) => Some(
-            Duration::try_from_secs_f64(secs)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| format!("-w {secs}: give a positive number of seconds"))?,
-        ),
-        None => None,
-    };
-    let mut client = connect(connect_args)?;
+    let interval = watch.interval()?;
+    let mut client = connect(connect_args, cluster).await?;
     loop {
-        let text = client.cluster().await.map(|c| list::render(&c, format, topology, extended));
+        let text = client.cluster().await.map(|c| {
+            let table = list::render(&c, shown.format, shown.topology, shown.extended);
+            match shown.timestamp {
+                true => format!("{}\n{table}", list::timestamp_line(chrono::Local::now())),
+                false => table,
+            }
+        });
         let Some(interval) = interval else {
             emit(&text?);
             return Ok(());
@@ -52,7 +61,7 @@ async fn members(
 
 /// `vigil history`.
 pub async fn run_history(args: HistoryArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let history = client.get("/history").await?;
     emit(&history::render(&history, args.format));
     Ok(())
@@ -60,7 +69,7 @@ pub async fn run_history(args: HistoryArgs) -> Result<(), String> {
 
 /// `vigil show-config`.
 pub async fn run_show_config(args: ConnectOnly) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let config = client.get("/config").await?;
     emit(&config_edit::to_yaml(&config));
     Ok(())
@@ -68,7 +77,7 @@ pub async fn run_show_config(args: ConnectOnly) -> Result<(), String> {
 
 /// `vigil dsn`.
 pub async fn run_dsn(args: DsnArgs) -> Result<(), String> {
-    let mut client = connect(&args.connect)?;
+    let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
     emit(&format!("{}\n", dsn::dsn(&cluster, args.role, args.member.as_deref())?));
     Ok(())

@@ -328,13 +328,8 @@ impl Config {
     /// How to call the agents' REST API: `ctl`, each file falling back to its `restapi` counterpart
     /// (as patronictl does).
     pub fn api_client_tls(&self) -> vigil_api::tls::ClientTls {
-        let (ctl, api) = (&self.ctl, &self.restapi);
-        vigil_api::tls::ClientTls {
-            cacert: ctl.cacert.clone().or_else(|| api.cafile.clone()),
-            certfile: ctl.certfile.clone().or_else(|| api.certfile.clone()),
-            keyfile: if ctl.certfile.is_some() { ctl.keyfile.clone() } else { api.keyfile.clone() },
-            insecure: ctl.insecure,
-        }
+        let api = &self.restapi;
+        self.ctl.client_tls(api.cafile.as_ref(), api.certfile.as_ref(), api.keyfile.as_ref())
     }
 
     /// The REST API's scheme: `https` when it serves TLS.

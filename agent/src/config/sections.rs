@@ -134,6 +134,24 @@ pub struct CtlConfig {
     pub authentication: Option<UserPassword>,
 }
 
+impl CtlConfig {
+    /// How to call the agents' REST API: these settings, each file left out falling back to the REST
+    /// API's own (`restapi.cafile`, `certfile`, `keyfile`), as patronictl does.
+    pub fn client_tls(
+        &self,
+        cafile: Option<&PathBuf>,
+        certfile: Option<&PathBuf>,
+        keyfile: Option<&PathBuf>,
+    ) -> vigil_api::tls::ClientTls {
+        vigil_api::tls::ClientTls {
+            cacert: self.cacert.clone().or_else(|| cafile.cloned()),
+            certfile: self.certfile.clone().or_else(|| certfile.cloned()),
+            keyfile: if self.certfile.is_some() { self.keyfile.clone() } else { keyfile.cloned() },
+            insecure: self.insecure,
+        }
+    }
+}
+
 /// `raft`: this member's place in the store's Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
