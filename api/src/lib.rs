@@ -1,6 +1,6 @@
 //! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check,
 //! status and metrics routes ([`router`], listed in [`ROUTES`]), the management routes
-//! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and [`HistoryEntry`]
+//! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and Patroni's history lines
 //! among others), the backup stream a clone reads ([`backup`]), the OpenAPI document ([`openapi()`]) and
 //! the typed client ([`client`]). It knows nothing of the agent: the agent hands the routers a
 //! [`StatusSource`] that answers with its latest status, a [`Management`] that carries out the calls and
@@ -13,6 +13,7 @@ pub mod body;
 pub mod client;
 mod cluster;
 mod health;
+mod history;
 mod management;
 mod members;
 pub mod metrics;
@@ -27,8 +28,9 @@ mod status;
 pub mod tls;
 
 pub use auth::BasicAuth;
-pub use cluster::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
+pub use cluster::{Cluster, ClusterMember, Lag, ScheduledSwitchover};
 pub use health::Rule;
+pub use history::{patroni_history, HistoryEntry};
 pub use management::{
     management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,
     ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,

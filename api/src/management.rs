@@ -4,7 +4,7 @@
 //! | method and path | answers |
 //! |---|---|
 //! | `GET /cluster` | 200 the members, roles, positions and lag |
-//! | `GET /history` | 200 the list of promotions |
+//! | `GET /history` | 200 the promotions, as Patroni's `[timeline, lsn, reason, timestamp, new_leader]` |
 //! | `GET /config` | 200 the dynamic configuration; 502 when the cluster has none |
 //! | `PATCH /config` | 200 the merged configuration (JSON merge patch, `null` deletes); 400 invalid; 409 changed meanwhile |
 //! | `PUT /config` | 200 the new configuration; 400 invalid; 409 changed meanwhile |
@@ -115,7 +115,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Management: Send + Sync + 'static {
     /// `GET /cluster`.
     fn cluster(&self) -> BoxFuture<'_, Result<Cluster, ApiError>>;
-    /// `GET /history`.
+    /// `GET /history`: the store's entries (the router answers them as Patroni's lines).
     fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryEntry>, ApiError>>;
     /// `GET /config`: the dynamic configuration as stored (user-defined keys, so an open JSON object).
     fn config(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
@@ -253,7 +253,7 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         "GET",
         Call::History,
         &[200, 401, 503],
-        "The promotions: timeline, lsn, reason, new_primary, fencing_token, timestamp",
+        "The promotions, as Patroni's lines: [timeline, lsn, reason, timestamp, new_leader]",
     ),
     (
         "/config",
@@ -373,7 +373,9 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
     };
     match call {
         Call::Cluster => on(filter, |State(a): State<Agent>| async move { json(a.cluster().await) }),
-        Call::History => on(filter, |State(a): State<Agent>| async move { json(a.history().await) }),
+        Call::History => on(filter, |State(a): State<Agent>| async move {
+            json(a.history().await.map(|entries| crate::patroni_history(&entries)))
+        }),
         Call::Config => on(filter, |State(a): State<Agent>| async move { json(a.config().await) }),
         Call::PatchConfig => {
             on(

@@ -59,6 +59,8 @@ pub struct Agent<D: Database> {
     pub(super) scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
+    /// How the lease was last taken (`failover`, `switchover`, …), for the history of the promotion.
+    pub(super) lease_taken_for: &'static str,
 }
 
 impl<D: Database> Agent<D> {
@@ -89,6 +91,7 @@ impl<D: Database> Agent<D> {
             scheduled_restart: None,
             scheduled_wake: None,
             guard: Arc::default(),
+            lease_taken_for: "failover",
         }
     }
 
