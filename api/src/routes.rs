@@ -7,7 +7,7 @@
 //! 200 from a leading primary carries the `X-Vigil-Fencing-Token` header. An unknown path answers 404 and
 //! a known path asked with another method 405, both with a JSON error.
 
-use crate::health::Rule;
+use crate::health::{Now, Rule};
 use crate::query::HealthQuery;
 use crate::{metrics, NodeStatus};
 use axum::extract::State;
@@ -23,6 +23,10 @@ pub trait StatusSource: Send + Sync + 'static {
     fn status(&self) -> NodeStatus;
     /// Whether the member is, right now, a writable primary holding the lease by its own deadline.
     fn is_leading_primary(&self) -> bool;
+    /// Whether the agent's HA loop runs on time (Patroni's `/liveness` rule); true for an agent without one.
+    fn loop_alive(&self) -> bool {
+        true
+    }
 }
 
 type Source = Arc<dyn StatusSource>;
@@ -130,7 +134,8 @@ fn health(method: &Method, uri: &Uri, source: &dyn StatusSource, rule: Rule) -> 
     };
     let status = source.status();
     let leading = source.is_leading_primary();
-    let ok = rule.passes(leading, &status, &query);
+    let now = Now { leading, loop_alive: rule == Rule::Liveness && source.loop_alive() };
+    let ok = rule.passes(now, &status, &query);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut headers = HeaderMap::new();
     if let (true, Some(token)) = (ok && leading, status.vigil.fencing_token) {

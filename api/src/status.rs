@@ -154,6 +154,9 @@ pub struct VigilInfo {
     /// transactions), from the refusal until the data is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// The cluster's `maximum_lag_on_failover` in bytes: what `/readiness` allows without `?lag=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_lag_on_failover: Option<u64>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,

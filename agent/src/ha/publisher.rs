@@ -42,7 +42,14 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(dcs: Arc<DcsNode>, status: Arc<SharedStatus>, conn_url: String) -> Self {
+    /// A publisher whose loop starts now, under `dynamic` (`/liveness` counts from here).
+    pub(super) fn new(
+        dcs: Arc<DcsNode>,
+        status: Arc<SharedStatus>,
+        conn_url: String,
+        dynamic: &DynamicConfig,
+    ) -> Self {
+        status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
         Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0 }
     }
 
@@ -96,6 +103,7 @@ impl Publisher {
         let shown = Shown { me, standing, raft, dcs_last_seen: self.dcs_last_seen };
         self.status.set(node_status(&shown, db, &record, cluster, dynamic));
         self.status.set_deadline(standing.deadline);
+        self.status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
     }
 }
 
@@ -185,6 +193,7 @@ fn node_status(
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
             sync_state: record.sync_state.clone(),
             diverged: record.diverged.clone(),
+            maximum_lag_on_failover: Some(dynamic.maximum_lag_on_failover),
             failovers_total: shown.standing.failovers,
             raft: Some(vigil_api::RaftInfo {
                 term: shown.raft.term,

@@ -69,7 +69,8 @@ impl<D: Database> Agent<D> {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = super::peers::peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
-        let publisher = Publisher::new(dcs.clone(), status, D::connection_url(&me.db_host, me.db_port));
+        let conn_url = D::connection_url(&me.db_host, me.db_port);
+        let publisher = Publisher::new(dcs.clone(), status, conn_url, &me_dynamic);
         Agent {
             me,
             dcs,
