@@ -20,6 +20,7 @@ pub mod metrics;
 mod openapi;
 pub mod pki;
 mod query;
+mod restart;
 mod routes;
 mod schedule;
 mod secret;
@@ -38,6 +39,7 @@ pub use management::{
 pub use members::{AddMemberRequest, MemberRequest, RaftMemberInfo};
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
+pub use restart::postgres_version_number;
 pub use routes::{Endpoint, StatusSource, ROUTES};
 pub use schedule::schedule_for_request;
 pub use secret::Secret;

@@ -81,19 +81,28 @@ pub struct SwitchoverRequest {
     pub allow_data_loss: bool,
 }
 
-/// `POST /restart`.
+/// `POST /restart`; also what `GET /patroni` shows of a scheduled restart (`scheduled_restart`), with
+/// only the fields given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartRequest {
     /// Restart only if the member has this role (`primary` or `replica`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Restart only if a restart is pending (parameters changed that need one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_pending: Option<bool>,
     /// When to restart: ISO 8601 with a timezone, in the future.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Restart only if the running server's version is lower than this one (`X.Y` or `X.Y.Z`, e.g.
+    /// `15.2`), as Patroni.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_version: Option<String>,
+    /// Report the restart failed (503) if it is not done within this many seconds (the body may also
+    /// give a string with a unit, `5min`, which the router turns into seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 /// `POST /reinitialize`.

@@ -33,7 +33,14 @@ impl Database for SlowPrimary {
         if self.stopped.load(Ordering::SeqCst) {
             return DbState::stopped(data);
         }
-        DbState { running: true, role: Some(Role::Primary), timeline: Some(1), ..DbState::stopped(data) }
+        let server_version = Some(150004);
+        DbState {
+            running: true,
+            role: Some(Role::Primary),
+            timeline: Some(1),
+            server_version,
+            ..DbState::stopped(data)
+        }
     }
     async fn bootstrap(&self, _: Option<u64>) -> Result<(), DbError> {
         Ok(())
@@ -140,6 +147,35 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
     let answer = answer.try_recv().expect("answered once the job ended");
     assert_eq!(answer, Ok("restarted the primary".to_owned()));
     assert!(db.observe().await.is_running_primary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_version_and_timeout_bound_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let dynamic = DynamicConfig::default();
+    let db = Arc::new(SlowPrimary::default());
+    let mut agent = Agent::new(identity(&dynamic), dcs, db.clone(), Arc::default());
+    agent.acquire(&dynamic).await;
+    let mut restart = async |request: RestartRequest| {
+        let (reply, answer) = oneshot::channel();
+        agent.dispatch(LocalCommand::Restart(request), reply).await;
+        tokio::time::timeout(SLOW_STOP * 2, answer).await.expect("answered in time").expect("answer")
+    };
+
+    let same = RestartRequest { postgres_version: Some("15.4".into()), ..Default::default() };
+    let refused = restart(same).await.expect_err("not older than 15.4");
+    assert_eq!(refused.status, 412, "{refused:?}");
+    assert!(refused.message.contains("150004") && refused.message.contains("15.4"), "{refused:?}");
+    assert!(db.observe().await.is_running_primary(), "nothing was restarted");
+
+    let newer =
+        RestartRequest { postgres_version: Some("16.1".into()), timeout: Some(1), ..Default::default() };
+    let asked = Instant::now();
+    let late = restart(newer).await.expect_err("the stop takes longer than the timeout");
+    assert_eq!(late.status, 503, "{late:?}");
+    assert!(late.message.contains("timeout of 1 s"), "{late:?}");
+    assert!(asked.elapsed() < SLOW_STOP, "given up at the timeout, not when the stop ended");
 }
 
 /// Member `a` of scope `test`, with `dynamic` as its bootstrap configuration.

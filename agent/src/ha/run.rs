@@ -227,6 +227,10 @@ impl<D: Database> Agent<D> {
             wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
             failovers: self.memory.failovers,
+            watchdog_failed: self.guard.watchdog_failed(),
+            scheduled_restart: self.scheduled_restart.as_ref().map(|(at, request)| {
+                vigil_api::RestartRequest { schedule: Some(at.to_string()), ..request.clone() }
+            }),
         };
         self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
     }
