@@ -1,8 +1,8 @@
 //! The agent's latest status, shared with the REST API.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use vigil_api::{NodeStatus, StatusSource};
+use vigil_api::{NodeStatus, StatusSource, Timings};
 use vigil_fencing::HolderDeadline;
 
 /// The status the REST API serves, updated by the HA loop every cycle; the lease deadline is checked
@@ -13,6 +13,7 @@ pub struct SharedStatus {
     status: RwLock<NodeStatus>,
     deadline: RwLock<Option<HolderDeadline>>,
     heartbeat: RwLock<Option<Heartbeat>>,
+    timings: RwLock<Option<Arc<Timings>>>,
 }
 
 /// When the HA loop's next cycle is due, and the ttl that bounds how late it may be.
@@ -32,6 +33,11 @@ impl SharedStatus {
     /// Records the lease deadline (`None`: no lease).
     pub fn set_deadline(&self, deadline: Option<HolderDeadline>) {
         *self.deadline.write().unwrap_or_else(|e| e.into_inner()) = deadline;
+    }
+
+    /// Serves `timings` on `/metrics` (the store node's, where the HA loop records its own too).
+    pub fn set_timings(&self, timings: Arc<Timings>) {
+        *self.timings.write().unwrap_or_else(|e| e.into_inner()) = Some(timings);
     }
 
     /// Records that the HA loop completed a cycle just now (or started): the next is due `loop_wait`
@@ -66,6 +72,10 @@ impl StatusSource for SharedStatus {
         let deadline = *self.deadline.read().unwrap_or_else(|e| e.into_inner());
         let valid = deadline.is_some_and(|d| d.is_valid_at(Instant::now()));
         valid && status.role == "primary" && status.state == "running"
+    }
+
+    fn timings(&self) -> Option<Arc<Timings>> {
+        self.timings.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn loop_alive(&self) -> bool {

@@ -13,6 +13,7 @@ pub mod body;
 pub mod client;
 mod cluster;
 mod health;
+mod histogram;
 mod history;
 mod management;
 mod members;
@@ -30,7 +31,8 @@ pub mod tls;
 
 pub use auth::BasicAuth;
 pub use cluster::{Cluster, ClusterMember, Lag, ScheduledSwitchover};
-pub use health::Rule;
+pub use health::{Now, Rule};
+pub use histogram::{Histogram, Timings};
 pub use history::{patroni_history, HistoryEntry};
 pub use management::{
     management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,

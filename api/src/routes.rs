@@ -27,6 +27,10 @@ pub trait StatusSource: Send + Sync + 'static {
     fn loop_alive(&self) -> bool {
         true
     }
+    /// The durations the agent measures, for `/metrics` (`None`: an agent without an HA loop).
+    fn timings(&self) -> Option<Arc<crate::Timings>> {
+        None
+    }
 }
 
 type Source = Arc<dyn StatusSource>;
@@ -117,7 +121,7 @@ fn method_router(endpoint: Endpoint, document: &Arc<serde_json::Value>) -> Metho
         }
         Endpoint::Metrics => get(|State(source): State<Source>| async move {
             let content_type = [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)];
-            (content_type, metrics::render(&source.status())).into_response()
+            (content_type, metrics::render(&source.status(), source.timings().as_deref())).into_response()
         }),
         Endpoint::OpenApi => {
             let document = document.clone();

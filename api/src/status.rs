@@ -192,6 +192,12 @@ pub struct RaftInfo {
     /// The voters' node ids.
     #[serde(default)]
     pub voters: Vec<u64>,
+    /// On the Raft leader: the index of the last log entry a quorum of voters holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_index: Option<u64>,
+    /// The index of the last log entry applied to this node's store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_index: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -54,6 +54,7 @@ impl Publisher {
         dynamic: &DynamicConfig,
     ) -> Self {
         status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
+        status.set_timings(dcs.timings());
         Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0 }
     }
 
@@ -207,6 +208,8 @@ fn node_status(
                 term: shown.raft.term,
                 leader: shown.raft.leader,
                 voters: shown.raft.voters.iter().copied().collect(),
+                commit_index: shown.raft.committed,
+                applied_index: shown.raft.last_applied,
             }),
         },
         server_version: db.server_version,
@@ -298,6 +301,7 @@ mod tests {
             lag: BTreeMap::new(),
             last_applied: None,
             purged: None,
+            committed: None,
         };
         let shown = Shown { me: &me(), standing: &standing, raft, dcs_last_seen: 1_700_000_000 };
         let status = node_status(&shown, &primary, &record, None, &dynamic);

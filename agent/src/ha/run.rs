@@ -113,7 +113,9 @@ impl<D: Database> Agent<D> {
         let mut leader = self.dcs.watch_leader();
         let mut stopping = super::view::StoppingWatch::new(&self.dcs);
         loop {
+            let started = Instant::now();
             let wait = self.cycle().await;
+            self.dcs.timings().ha_cycle.observe(started.elapsed());
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
