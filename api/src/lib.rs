@@ -12,6 +12,7 @@ pub mod backup;
 pub mod body;
 pub mod client;
 mod cluster;
+mod headers;
 mod health;
 mod histogram;
 mod history;
@@ -31,6 +32,7 @@ pub mod tls;
 
 pub use auth::BasicAuth;
 pub use cluster::{Cluster, ClusterMember, Lag, ScheduledSwitchover};
+pub use headers::{with_response_headers, ResponseHeaders};
 pub use health::{Now, Rule};
 pub use histogram::{Histogram, Timings};
 pub use history::{patroni_history, HistoryEntry};
