@@ -336,3 +336,30 @@ impl Default for LogConfig {
         LogConfig { level: LogLevel::Info, kind: LogType::Plain }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_headers_follow_patroni() {
+        let yaml = "listen: 127.0.0.1:8008\nconnect_address: 127.0.0.1:8008\nserver_tokens: ProductOnly\n\
+                    http_extra_headers: {X-A: a}\nhttps_extra_headers: {X-B: b}\n";
+        let restapi: RestApiConfig = serde_norway::from_str(yaml).expect("restapi");
+        assert_eq!(restapi.server_tokens, ServerTokens::ProductOnly);
+        let expected = |https| {
+            let extra = [("", "X-A", "a"), ("", "X-B", "b")];
+            vigil_api::ResponseHeaders::new("Vigil", extra.into_iter().take(if https { 2 } else { 1 }))
+        };
+        assert_eq!(restapi.response_headers(false), expected(false), "https ones only over HTTPS");
+        assert_eq!(restapi.response_headers(true), expected(true), "both over HTTPS");
+        assert_eq!(ServerTokens::default(), ServerTokens::Original);
+        assert!(
+            ServerTokens::Original.header().starts_with("Vigil/")
+                && ServerTokens::Original.header().ends_with(" Patroni/4.1.4")
+        );
+        assert_eq!(ServerTokens::parse("Minimal"), Some(ServerTokens::Minimal));
+        let bad = "listen: 127.0.0.1:8008\nconnect_address: 127.0.0.1:8008\nserver_tokens: Full\n";
+        assert!(serde_norway::from_str::<RestApiConfig>(bad).is_err());
+    }
+}
