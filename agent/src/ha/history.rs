@@ -7,6 +7,9 @@ use std::time::SystemTime;
 use vigil_dcs::{Condition, Key, MemberName};
 use vigil_policy::{Position, Switchover};
 
+/// The reason of a promotion the agents carried out on their own (no operator's request).
+pub const FAILOVER: &str = "failover";
+
 /// What a promotion's history entry says beyond what the server reports after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PromotionNote {
@@ -19,7 +22,7 @@ pub struct PromotionNote {
 
 impl Default for PromotionNote {
     fn default() -> Self {
-        PromotionNote { reason: "failover", switch_position: None }
+        PromotionNote { reason: FAILOVER, switch_position: None }
     }
 }
 
@@ -31,7 +34,7 @@ pub fn promotion_reason(request: Option<&Switchover>, me: &MemberName, now: Syst
     let due = |r: &&Switchover| r.scheduled_at.is_none_or(|at| at.at() <= now);
     let for_me = |r: &&Switchover| r.candidate.as_ref().is_none_or(|c| c == me);
     match request.filter(due).filter(for_me) {
-        None => "failover",
+        None => FAILOVER,
         Some(r) if r.allow_data_loss => "manual failover (allow-data-loss)",
         Some(r) if r.leader.is_some() => "switchover",
         Some(_) => "manual failover",

@@ -92,7 +92,7 @@ impl<D: Database> Agent<D> {
             scheduled_restart: None,
             scheduled_wake: None,
             guard: Arc::default(),
-            lease_taken_for: "failover",
+            lease_taken_for: super::history::FAILOVER,
         }
     }
 
