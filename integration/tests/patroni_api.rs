@@ -1,7 +1,7 @@
 //! Patroni's REST semantics against real agents and PostgreSQL 15: the status fields and metrics of
 //! Patroni 4.1, `/readiness` bounded by `maximum_lag_on_failover`, `POST /restart`'s
-//! `postgres_version`, `timeout` and `schedule`, the extra response headers and `server_tokens`, and
-//! `cluster_unlocked` once nobody holds the lease.
+//! `postgres_version`, `timeout` and `schedule`, the extra response headers and `server_tokens`, a
+//! manual failover in `/history`, and `cluster_unlocked` once nobody holds the lease.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -40,7 +40,7 @@ async fn get(cluster: &AgentCluster, i: usize, path: &str) -> (u16, reqwest::hea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_metrics_readiness_restart_and_headers_as_patroni() {
+async fn patroni_4_1_status_metrics_readiness_restart_headers_and_history() {
     init_tracing();
     let cluster = AgentCluster::start_edited(2, "", with_headers());
     let primary = cluster.settled(&[0, 1], PATIENCE).await;
@@ -160,6 +160,21 @@ async fn status_metrics_readiness_restart_and_headers_as_patroni() {
         status.get("scheduled_restart").is_none().then_some(())
     })
     .await;
+
+    // An operator's failover is recorded as Patroni's "manual failover".
+    let body = format!(r#"{{"candidate": "{}"}}"#, cluster.nodes[replica].name);
+    let (code, text) = cluster.send(primary, Method::POST, "/failover", &body).await;
+    assert_eq!(code, 200, "{text}");
+    let line = wait_for("the manual failover in /history", PATIENCE, || async {
+        let (_, history) = cluster.rest(replica, "/history").await?;
+        history.as_array()?.last().cloned()
+    })
+    .await;
+    assert_eq!(
+        (&line[2], &line[4]),
+        (&Value::from("manual failover"), &Value::from(cluster.nodes[replica].name.as_str()))
+    );
+    assert_eq!(line[0], 1, "timeline 1 ended: {line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
