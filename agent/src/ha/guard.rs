@@ -229,6 +229,19 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_required_watchdog_that_cannot_be_armed_is_reported_failed() {
+        let me = MemberName::new("a").expect("name");
+        let missing = Watchdog::new("/nonexistent/vigil-watchdog".into(), true);
+        let guard = RoleGuard::new(Hooks::default(), missing, None);
+        assert!(!guard.watchdog_failed());
+        assert!(guard.before_promote(&me, FencingToken(4)).await.is_err(), "required: no promotion");
+        assert!(guard.watchdog_failed());
+        let automatic = RoleGuard::new(Hooks::default(), Watchdog::new("/nonexistent/w".into(), false), None);
+        assert!(automatic.before_promote(&me, FencingToken(4)).await.is_ok());
+        assert!(!automatic.watchdog_failed(), "automatic: going on without it is no failure");
+    }
+
     #[test]
     fn the_watchdog_is_petted_only_while_it_would_fire_before_the_store_may_expire_the_lease() {
         let guard = RoleGuard::default();
