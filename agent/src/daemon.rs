@@ -73,6 +73,8 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
     if tls.is_some() && config.restapi.verifies_clients() {
         api = vigil_api::tls::require_client_cert(api);
     }
+    let headers = config.restapi.response_headers(tls.is_some())?;
+    let api = vigil_api::with_response_headers(api, headers);
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let pods = PodLabels::from_config(&config)?.map(Arc::new);
     let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));

@@ -131,16 +131,6 @@ impl AgentManagement {
         }
         let allow_data_loss = plan.allow_data_loss;
         tracing::info!(from = ?from, to = ?plan.candidate, failover, allow_data_loss, "switchover requested");
-        if allow_data_loss {
-            let to = plan.candidate.as_ref().map_or_else(String::new, |c| c.to_string());
-            let since_epoch = SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            let entry = HistoryEntry::DataLossFailover {
-                reason: format!("failover to {to} with allow_data_loss: acknowledged commits may be lost"),
-                new_primary: to,
-                requested_at: since_epoch.map_or(0, |d| d.as_secs()),
-            };
-            crate::ha::append_history(&self.dcs, entry).await;
-        }
         self.wait_for_new_leader(from, plan.candidate).await
     }
 

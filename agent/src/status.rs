@@ -1,16 +1,26 @@
 //! The agent's latest status, shared with the REST API.
 
-use std::sync::RwLock;
-use std::time::Instant;
-use vigil_api::{NodeStatus, StatusSource};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use vigil_api::{NodeStatus, StatusSource, Timings};
 use vigil_fencing::HolderDeadline;
 
 /// The status the REST API serves, updated by the HA loop every cycle; the lease deadline is checked
-/// against the clock at every request, so `/primary` turns 503 the moment it passes.
+/// against the clock at every request, so `/primary` turns 503 the moment it passes, and so is the HA
+/// loop's heartbeat (`/liveness`).
 #[derive(Default)]
 pub struct SharedStatus {
     status: RwLock<NodeStatus>,
     deadline: RwLock<Option<HolderDeadline>>,
+    heartbeat: RwLock<Option<Heartbeat>>,
+    timings: RwLock<Option<Arc<Timings>>>,
+}
+
+/// When the HA loop's next cycle is due, and the ttl that bounds how late it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Heartbeat {
+    next_run: Instant,
+    ttl: Duration,
 }
 
 impl SharedStatus {
@@ -24,6 +34,29 @@ impl SharedStatus {
     pub fn set_deadline(&self, deadline: Option<HolderDeadline>) {
         *self.deadline.write().unwrap_or_else(|e| e.into_inner()) = deadline;
     }
+
+    /// Serves `timings` on `/metrics` (the store node's, where the HA loop records its own too).
+    pub fn set_timings(&self, timings: Arc<Timings>) {
+        *self.timings.write().unwrap_or_else(|e| e.into_inner()) = Some(timings);
+    }
+
+    /// Records that the HA loop completed a cycle just now (or started): the next is due `loop_wait`
+    /// from now, and `/liveness` fails once it is more than `ttl` late (twice `ttl` unless this member
+    /// runs a primary), as Patroni's does. A member without an HA loop (a witness) never records one and
+    /// is always live.
+    pub fn cycle_completed(&self, loop_wait: Duration, ttl: Duration) {
+        let beat = Heartbeat { next_run: Instant::now() + loop_wait, ttl };
+        *self.heartbeat.write().unwrap_or_else(|e| e.into_inner()) = Some(beat);
+    }
+}
+
+/// Patroni's liveness rule: a paused cluster is always live; otherwise the loop's next cycle, due at
+/// `beat.next_run`, may be late by `ttl` on a running primary and twice `ttl` elsewhere.
+fn loop_alive(beat: Option<Heartbeat>, status: &NodeStatus, now: Instant) -> bool {
+    let Some(beat) = beat else { return true };
+    let primary = status.role == "primary" && status.state == "running";
+    let tolerance = if primary { beat.ttl } else { beat.ttl.saturating_mul(2) };
+    status.pause || now < beat.next_run + tolerance
 }
 
 impl StatusSource for SharedStatus {
@@ -39,5 +72,35 @@ impl StatusSource for SharedStatus {
         let deadline = *self.deadline.read().unwrap_or_else(|e| e.into_inner());
         let valid = deadline.is_some_and(|d| d.is_valid_at(Instant::now()));
         valid && status.role == "primary" && status.state == "running"
+    }
+
+    fn timings(&self) -> Option<Arc<Timings>> {
+        self.timings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn loop_alive(&self) -> bool {
+        let status = self.status.read().unwrap_or_else(|e| e.into_inner());
+        let beat = *self.heartbeat.read().unwrap_or_else(|e| e.into_inner());
+        loop_alive(beat, &status, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_is_live_until_its_next_cycle_is_a_ttl_late() {
+        let start = Instant::now();
+        let ttl = Duration::from_secs(10);
+        let beat = Some(Heartbeat { next_run: start + Duration::from_secs(2), ttl });
+        let primary = NodeStatus { role: "primary".into(), state: "running".into(), ..Default::default() };
+        let replica = NodeStatus { role: "replica".into(), ..primary.clone() };
+        let at = |secs| start + Duration::from_secs(secs);
+        assert!(loop_alive(None, &primary, at(1_000)), "no loop (a witness): always live");
+        assert!(loop_alive(beat, &primary, at(11)) && !loop_alive(beat, &primary, at(12)));
+        assert!(loop_alive(beat, &replica, at(21)) && !loop_alive(beat, &replica, at(22)), "twice the ttl");
+        let paused = NodeStatus { pause: true, ..primary };
+        assert!(loop_alive(beat, &paused, at(1_000)), "paused: a stuck loop is fine");
     }
 }

@@ -6,6 +6,7 @@
 //! The readers ([`config_patch`], [`switchover_request`], [`restart_request`], [`reinitialize_request`],
 //! [`add_member_request`], [`member_request`], [`no_parameters`]) are what the server runs, so tests can feed them any bytes.
 
+use crate::restart::{postgres_version_number, restart_timeout};
 use crate::{
     schedule_for_request, AddMemberRequest, ApiError, MemberRequest, ReinitializeRequest, RestartRequest,
     SwitchoverRequest,
@@ -49,9 +50,27 @@ pub fn switchover_request(body: &[u8]) -> Result<SwitchoverRequest, ApiError> {
 }
 
 /// `POST /restart`: an empty body restarts now; a `schedule` must be an ISO 8601 time with a timezone
-/// after `now` (400 without a timezone, 422 unreadable or past, as [`schedule_for_request`]).
+/// after `now` (400 without a timezone, 422 unreadable or past, as [`schedule_for_request`]); a
+/// `postgres_version` must be `X.Y` or `X.Y.Z` and a `timeout` a positive number of seconds or a string
+/// with a unit, which the request then carries in seconds (400 naming the field otherwise).
 pub fn restart_request(body: &[u8], now: SystemTime) -> Result<RestartRequest, ApiError> {
-    let request: RestartRequest = typed(body, true)?;
+    let mut fields = object(body, true)?;
+    if let Some(value) = fields.get_mut("timeout") {
+        let timeout = restart_timeout(value).map_err(|e| ApiError::new(400, e))?;
+        *value = timeout.as_secs().into();
+    }
+    match fields.get("postgres_version") {
+        Some(Value::String(text)) => {
+            postgres_version_number(text).map_err(|e| ApiError::new(400, e))?;
+        }
+        Some(other) => {
+            let why = format!("postgres_version should be a string such as \"15.2\", not {other}");
+            return Err(ApiError::new(400, why));
+        }
+        None => {}
+    }
+    let request: RestartRequest = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| ApiError::new(400, format!("invalid request: {e}")))?;
     if let Some(text) = &request.schedule {
         schedule_for_request(text, "restart", now)?;
     }
@@ -176,5 +195,22 @@ mod tests {
         assert!(err.message.contains(r#""2030-01-01T12:3é""#), "{err:?}");
         let ok = restart_request(br#"{"schedule": "2030-01-01T12:30Z"}"#, SystemTime::UNIX_EPOCH);
         assert_eq!(ok.unwrap().schedule.as_deref(), Some("2030-01-01T12:30Z"));
+    }
+
+    #[test]
+    fn postgres_version_and_timeout_are_read_as_patroni_reads_them() {
+        let request = |body: &str| restart_request(body.as_bytes(), SystemTime::UNIX_EPOCH);
+        let ok = request(r#"{"postgres_version": "16.4", "timeout": "2min"}"#).unwrap();
+        assert_eq!((ok.postgres_version.as_deref(), ok.timeout), (Some("16.4"), Some(120)));
+        assert_eq!(request(r#"{"timeout": 30}"#).unwrap().timeout, Some(30));
+        for (body, field) in [
+            (r#"{"timeout": 0}"#, "timeout"),
+            (r#"{"timeout": "soon"}"#, "timeout"),
+            (r#"{"postgres_version": "9.6"}"#, "postgres_version"),
+            (r#"{"postgres_version": 16}"#, "postgres_version"),
+        ] {
+            let (status, message) = refusal(request(body));
+            assert!(status == 400 && message.starts_with(field), "{body}: {message}");
+        }
     }
 }

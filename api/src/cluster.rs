@@ -1,4 +1,4 @@
-//! The answers of `GET /cluster` and `GET /history`, typed, in the shape Patroni's clients read
+//! The answer of `GET /cluster`, typed, in the shape Patroni's clients read
 //! (patronictl, dashboards, scripts).
 //!
 //! serde_json's maps are sorted (its `preserve_order` feature is off), and the management router
@@ -126,38 +126,6 @@ pub struct ScheduledSwitchover {
     pub to: Option<String>,
 }
 
-/// One entry of `GET /history`, as the agents append them to the store's `history` key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, deny_unknown_fields)]
-pub enum HistoryEntry {
-    /// A member was promoted after taking the lease.
-    Promotion {
-        /// The timeline it was promoted at.
-        timeline: Option<u64>,
-        /// Its position then (`X/X`).
-        lsn: Option<String>,
-        /// Why.
-        reason: String,
-        /// The new primary.
-        new_primary: String,
-        /// The token of its lease.
-        fencing_token: Option<u64>,
-        /// When (RFC 3339).
-        timestamp: String,
-    },
-    /// An operator's failover with `allow_data_loss`, recorded when requested.
-    DataLossFailover {
-        /// What it allowed.
-        reason: String,
-        /// The candidate.
-        new_primary: String,
-        /// When it was requested, in Unix seconds.
-        requested_at: u64,
-    },
-    /// An entry of another shape (written past the agents), answered as it is stored.
-    Other(serde_json::Value),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,21 +138,5 @@ mod tests {
         assert_eq!(serde_json::from_value::<Lag>(json!("unknown")).unwrap(), Lag::Unknown);
         assert_eq!(serde_json::from_value::<Lag>(json!(0)).unwrap(), Lag::Behind(0));
         assert!(serde_json::from_value::<Lag>(json!("far")).is_err());
-    }
-
-    #[test]
-    fn history_entries_keep_their_shape() {
-        let promotion = json!({"timeline": 2, "lsn": null, "reason": "promoted", "new_primary": "a",
-            "fencing_token": 7, "timestamp": "2026-01-01T00:00:00+00:00"});
-        let data_loss = json!({"reason": "failover", "new_primary": "b", "requested_at": 5});
-        let other = json!([1, "0/3000060", "no recovery target specified", "2026-01-01", "a"]);
-        let more = json!({"reason": "failover", "new_primary": "b", "requested_at": 5, "by": "ops"});
-        let history = json!([promotion, data_loss, other, more]);
-        let typed: Vec<HistoryEntry> = serde_json::from_value(history.clone()).unwrap();
-        assert!(matches!(typed[0], HistoryEntry::Promotion { fencing_token: Some(7), .. }));
-        assert!(matches!(typed[1], HistoryEntry::DataLossFailover { requested_at: 5, .. }));
-        assert!(matches!(typed[2], HistoryEntry::Other(_)));
-        assert!(matches!(typed[3], HistoryEntry::Other(_)), "an unknown field is kept, not dropped");
-        assert_eq!(serde_json::to_value(&typed).unwrap(), history);
     }
 }

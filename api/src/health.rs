@@ -1,7 +1,7 @@
 //! Patroni's health-check rules (api.py `do_GET`, `_readiness`): when each check answers 200.
 //!
-//! `leading` means this member holds the lease by its own deadline and its database is a running,
-//! writable primary ([`crate::StatusSource::is_leading_primary`]). `replica_ok` means: not tagged
+//! `leading` ([`Now`]) means this member holds the lease by its own deadline and its database is a
+//! running, writable primary ([`crate::StatusSource::is_leading_primary`]). `replica_ok` means: not tagged
 //! `noloadbalance`, role `replica`, state `running`, `?replication_state=` matched if given, not
 //! lagging (the primary's position `vigil.primary_optime` > replayed position + `?lag=`), and, beyond
 //! Patroni, replayed position ≥ `?min_lsn=` if given.
@@ -11,6 +11,15 @@
 
 use crate::query::HealthQuery;
 use crate::NodeStatus;
+
+/// What holds at the moment of the request, beyond the member's status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Now {
+    /// The member holds the lease by its own deadline and runs a writable primary.
+    pub leading: bool,
+    /// The agent's HA loop runs on time ([`crate::StatusSource::loop_alive`]; read for `/liveness` only).
+    pub loop_alive: bool,
+}
 
 /// A health check: which member answers 200.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,16 +46,19 @@ pub enum Rule {
     Async,
     /// `/health`: the database runs, whatever the role.
     Health,
-    /// `/liveness`: always (the agent answers).
+    /// `/liveness`: the HA loop runs on time (Patroni: its next cycle is less than `ttl` late on a running
+    /// primary, twice `ttl` elsewhere; always while paused).
     Liveness,
-    /// `/readiness`: a leading primary, or a running, streaming replica within `?lag=` (default: no limit;
-    /// `?mode=write` measures the received position instead of the replayed one).
+    /// `/readiness`: a leading primary, or a running, streaming replica within `?lag=` (default: the
+    /// cluster's `maximum_lag_on_failover`; `?mode=write` measures the received position instead of the
+    /// replayed one).
     Readiness,
 }
 
 impl Rule {
-    /// Whether a member with `status` passes the check, `leading` telling whether it leads.
-    pub fn passes(self, leading: bool, status: &NodeStatus, query: &HealthQuery) -> bool {
+    /// Whether a member with `status` passes the check, `now` telling whether it leads and its loop runs.
+    pub fn passes(self, now: Now, status: &NodeStatus, query: &HealthQuery) -> bool {
+        let leading = now.leading;
         let replica_ok = || replica_ok(status, query);
         let ok = match self {
             Rule::Primary => leading,
@@ -60,7 +72,7 @@ impl Rule {
             Rule::ReadOnlyQuorum => leading || status.is_quorum_standby() && replica_ok(),
             Rule::Async => !status.is_sync_standby() && !status.is_quorum_standby() && replica_ok(),
             Rule::Health => status.state == "running",
-            Rule::Liveness => true,
+            Rule::Liveness => now.loop_alive,
             Rule::Readiness => leading || ready(status, query),
         };
         ok && (!self.filters_tags() || query.tags_match(&status.tags))
@@ -87,8 +99,10 @@ impl Rule {
             Rule::ReadOnlyQuorum => "200 on a leading primary or on a quorum standby that passes /replica",
             Rule::Async => "200 on a replica that passes /replica and is neither sync nor quorum standby",
             Rule::Health => "200 while the database runs, whatever the role",
-            Rule::Liveness => "200 while the agent answers",
-            Rule::Readiness => "200 on a leading primary or on a running streaming replica within ?lag=",
+            Rule::Liveness => "200 while the HA loop runs on time (its next cycle less than ttl late, 2 ttl on a replica)",
+            Rule::Readiness => {
+                "200 on a leading primary or on a running streaming replica within ?lag= (default maximum_lag_on_failover)"
+            }
         }
     }
 
@@ -128,7 +142,8 @@ fn ready(status: &NodeStatus, query: &HealthQuery) -> bool {
     let position = if query.by_received { x.received_location } else { x.replayed_location };
     status.state == "running"
         && status.replication_state.as_deref() == Some("streaming")
-        && lag(status, position.unwrap_or(0)) <= query.lag.unwrap_or(u64::MAX)
+        && lag(status, position.unwrap_or(0))
+            <= query.lag.or(status.vigil.maximum_lag_on_failover).unwrap_or(u64::MAX)
 }
 
 /// How far `position` trails the primary's last known position (0 when that is unknown).

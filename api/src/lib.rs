@@ -1,6 +1,6 @@
 //! Vigil's REST contract, Patroni-compatible: the status JSON ([`NodeStatus`]), the health-check,
 //! status and metrics routes ([`router`], listed in [`ROUTES`]), the management routes
-//! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and [`HistoryEntry`]
+//! ([`management_router`], listed in [`MANAGEMENT_ROUTES`], answering [`Cluster`] and Patroni's history lines
 //! among others), the backup stream a clone reads ([`backup`]), the OpenAPI document ([`openapi()`]) and
 //! the typed client ([`client`]). It knows nothing of the agent: the agent hands the routers a
 //! [`StatusSource`] that answers with its latest status, a [`Management`] that carries out the calls and
@@ -12,13 +12,17 @@ pub mod backup;
 pub mod body;
 pub mod client;
 mod cluster;
+mod headers;
 mod health;
+mod histogram;
+mod history;
 mod management;
 mod members;
 pub mod metrics;
 mod openapi;
 pub mod pki;
 mod query;
+mod restart;
 mod routes;
 mod schedule;
 mod secret;
@@ -27,8 +31,11 @@ mod status;
 pub mod tls;
 
 pub use auth::BasicAuth;
-pub use cluster::{Cluster, ClusterMember, HistoryEntry, Lag, ScheduledSwitchover};
-pub use health::Rule;
+pub use cluster::{Cluster, ClusterMember, Lag, ScheduledSwitchover};
+pub use headers::{with_response_headers, ResponseHeaders};
+pub use health::{Now, Rule};
+pub use histogram::{Histogram, Timings};
+pub use history::{patroni_history, HistoryEntry};
 pub use management::{
     management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,
     ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,
@@ -36,6 +43,7 @@ pub use management::{
 pub use members::{AddMemberRequest, MemberRequest, RaftMemberInfo};
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
+pub use restart::postgres_version_number;
 pub use routes::{Endpoint, StatusSource, ROUTES};
 pub use schedule::schedule_for_request;
 pub use secret::Secret;

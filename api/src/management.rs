@@ -4,7 +4,7 @@
 //! | method and path | answers |
 //! |---|---|
 //! | `GET /cluster` | 200 the members, roles, positions and lag |
-//! | `GET /history` | 200 the list of promotions |
+//! | `GET /history` | 200 the promotions, as Patroni's `[timeline, lsn, reason, timestamp, new_leader]` |
 //! | `GET /config` | 200 the dynamic configuration; 502 when the cluster has none |
 //! | `PATCH /config` | 200 the merged configuration (JSON merge patch, `null` deletes); 400 invalid; 409 changed meanwhile |
 //! | `PUT /config` | 200 the new configuration; 400 invalid; 409 changed meanwhile |
@@ -81,19 +81,28 @@ pub struct SwitchoverRequest {
     pub allow_data_loss: bool,
 }
 
-/// `POST /restart`.
+/// `POST /restart`; also what `GET /patroni` shows of a scheduled restart (`scheduled_restart`), with
+/// only the fields given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartRequest {
     /// Restart only if the member has this role (`primary` or `replica`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Restart only if a restart is pending (parameters changed that need one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_pending: Option<bool>,
     /// When to restart: ISO 8601 with a timezone, in the future.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Restart only if the running server's version is lower than this one (`X.Y` or `X.Y.Z`, e.g.
+    /// `15.2`), as Patroni.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_version: Option<String>,
+    /// Report the restart failed (503) if it is not done within this many seconds (the body may also
+    /// give a string with a unit, `5min`, which the router turns into seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 /// `POST /reinitialize`.
@@ -115,7 +124,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait Management: Send + Sync + 'static {
     /// `GET /cluster`.
     fn cluster(&self) -> BoxFuture<'_, Result<Cluster, ApiError>>;
-    /// `GET /history`.
+    /// `GET /history`: the store's entries (the router answers them as Patroni's lines).
     fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryEntry>, ApiError>>;
     /// `GET /config`: the dynamic configuration as stored (user-defined keys, so an open JSON object).
     fn config(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
@@ -253,7 +262,7 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         "GET",
         Call::History,
         &[200, 401, 503],
-        "The promotions: timeline, lsn, reason, new_primary, fencing_token, timestamp",
+        "The promotions, as Patroni's lines: [timeline, lsn, reason, timestamp, new_leader]",
     ),
     (
         "/config",
@@ -373,7 +382,9 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
     };
     match call {
         Call::Cluster => on(filter, |State(a): State<Agent>| async move { json(a.cluster().await) }),
-        Call::History => on(filter, |State(a): State<Agent>| async move { json(a.history().await) }),
+        Call::History => on(filter, |State(a): State<Agent>| async move {
+            json(a.history().await.map(|entries| crate::patroni_history(&entries)))
+        }),
         Call::Config => on(filter, |State(a): State<Agent>| async move { json(a.config().await) }),
         Call::PatchConfig => {
             on(

@@ -153,8 +153,11 @@ fn request_body(path: &str, method: &str) -> Option<Value> {
         ("/restart", "POST") => object(json!({
             "restart_pending": { "type": "boolean" },
             "role": { "type": "string", "enum": ["primary", "replica"] },
-            "postgres_version": { "type": "string" },
-            "timeout": { "type": "integer" },
+            "postgres_version": { "type": "string", "description": "Restart only a server older than X.Y or X.Y.Z" },
+            "timeout": {
+                "oneOf": [{ "type": "integer", "minimum": 1 }, { "type": "string" }],
+                "description": "Seconds (or 30s, 5min, 1h) the restart may take before it is reported failed",
+            },
             "schedule": { "type": "string", "format": "date-time" },
         })),
         ("/reinitialize", "POST") => object(json!({
@@ -234,7 +237,7 @@ fn node_status_schema() -> Value {
     let vigil = json!({ "type": "object", "properties": {
         "fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
-        "failovers_total": int,
+        "failovers_total": int, "maximum_lag_on_failover": int,
         "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },
         "raft": { "type": "object", "properties": {
             "term": int, "leader": int, "voters": { "type": "array", "items": int },
@@ -248,9 +251,15 @@ fn node_status_schema() -> Value {
             "server_version": int, "timeline": int, "replication_state": string,
             "xlog": { "type": "object", "properties": {
                 "location": int, "received_location": int, "replayed_location": int,
+                "replayed_timestamp": { "type": "string", "format": "date-time" }, "paused": { "type": "boolean" },
             } },
             "replication": replication,
             "sync_standby": flag, "quorum_standby": flag, "pause": flag, "pending_restart": flag,
+            "cluster_unlocked": flag, "watchdog_failed": flag,
+            "scheduled_restart": { "type": "object", "properties": {
+                "schedule": { "type": "string", "format": "date-time" }, "role": string,
+                "postgres_version": string, "restart_pending": { "type": "boolean" }, "timeout": int,
+            } },
             "pending_restart_reason": { "type": "object", "additionalProperties": {
                 "type": "object", "properties": { "old_value": string, "new_value": string },
             } },

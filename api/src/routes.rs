@@ -7,7 +7,7 @@
 //! 200 from a leading primary carries the `X-Vigil-Fencing-Token` header. An unknown path answers 404 and
 //! a known path asked with another method 405, both with a JSON error.
 
-use crate::health::Rule;
+use crate::health::{Now, Rule};
 use crate::query::HealthQuery;
 use crate::{metrics, NodeStatus};
 use axum::extract::State;
@@ -23,6 +23,14 @@ pub trait StatusSource: Send + Sync + 'static {
     fn status(&self) -> NodeStatus;
     /// Whether the member is, right now, a writable primary holding the lease by its own deadline.
     fn is_leading_primary(&self) -> bool;
+    /// Whether the agent's HA loop runs on time (Patroni's `/liveness` rule); true for an agent without one.
+    fn loop_alive(&self) -> bool {
+        true
+    }
+    /// The durations the agent measures, for `/metrics` (`None`: an agent without an HA loop).
+    fn timings(&self) -> Option<Arc<crate::Timings>> {
+        None
+    }
 }
 
 type Source = Arc<dyn StatusSource>;
@@ -113,7 +121,7 @@ fn method_router(endpoint: Endpoint, document: &Arc<serde_json::Value>) -> Metho
         }
         Endpoint::Metrics => get(|State(source): State<Source>| async move {
             let content_type = [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)];
-            (content_type, metrics::render(&source.status())).into_response()
+            (content_type, metrics::render(&source.status(), source.timings().as_deref())).into_response()
         }),
         Endpoint::OpenApi => {
             let document = document.clone();
@@ -130,7 +138,8 @@ fn health(method: &Method, uri: &Uri, source: &dyn StatusSource, rule: Rule) -> 
     };
     let status = source.status();
     let leading = source.is_leading_primary();
-    let ok = rule.passes(leading, &status, &query);
+    let now = Now { leading, loop_alive: rule == Rule::Liveness && source.loop_alive() };
+    let ok = rule.passes(now, &status, &query);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut headers = HeaderMap::new();
     if let (true, Some(token)) = (ok && leading, status.vigil.fencing_token) {

@@ -1,8 +1,8 @@
 //! The status JSON of `GET /patroni`, in Patroni's shape plus a `vigil` section.
 //!
 //! Every field added after the first release has a serde default, so a status written by an older member
-//! still parses; optional flags (`pause`, `pending_restart`, `sync_standby`, `quorum_standby`) appear in
-//! the JSON only while true, as Patroni writes them.
+//! still parses; optional flags (`pause`, `cluster_unlocked`, `pending_restart`, `sync_standby`,
+//! `quorum_standby`, `watchdog_failed`) appear in the JSON only while true, as Patroni writes them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +41,15 @@ pub struct NodeStatus {
     /// True while the cluster is paused (maintenance mode: no automatic failover).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pause: bool,
+    /// True while no member holds the leader lease.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub cluster_unlocked: bool,
+    /// True while the watchdog is required but cannot be used (this member will not be promoted).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub watchdog_failed: bool,
+    /// The restart scheduled through `POST /restart`: its `schedule` and conditions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_restart: Option<crate::RestartRequest>,
     /// True while the database needs a restart to apply a changed parameter.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pending_restart: bool,
@@ -84,6 +93,12 @@ pub struct Xlog {
     /// Replica: the replayed position.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replayed_location: Option<u64>,
+    /// Replica: the commit time of the last transaction replayed (ISO 8601), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_timestamp: Option<String>,
+    /// Replica: whether WAL replay is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// One WAL sender of a primary, as Patroni reports `pg_stat_replication`.
@@ -154,6 +169,9 @@ pub struct VigilInfo {
     /// transactions), from the refusal until the data is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// The cluster's `maximum_lag_on_failover` in bytes: what `/readiness` allows without `?lag=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_lag_on_failover: Option<u64>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,
@@ -174,6 +192,12 @@ pub struct RaftInfo {
     /// The voters' node ids.
     #[serde(default)]
     pub voters: Vec<u64>,
+    /// On the Raft leader: the index of the last log entry a quorum of voters holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_index: Option<u64>,
+    /// The index of the last log entry applied to this node's store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_index: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -242,6 +266,9 @@ mod tests {
             "sync_standby",
             "quorum_standby",
             "replication",
+            "cluster_unlocked",
+            "watchdog_failed",
+            "scheduled_restart",
         ] {
             assert!(json.get(absent).is_none(), "{absent}");
         }

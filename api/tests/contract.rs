@@ -28,17 +28,20 @@ async fn metrics_carry_patroni_and_vigil_names_with_labels() {
     status.vigil.fencing_token = Some(9);
     status.vigil.lease_remaining_ms = Some(2500);
     status.vigil.failovers_total = 3;
-    status.vigil.raft = Some(RaftInfo { term: 5, leader: Some(2), voters: vec![1, 2, 3] });
+    let (commit_index, applied_index) = (Some(41), Some(40));
+    status.vigil.raft =
+        Some(RaftInfo { term: 5, leader: Some(2), voters: vec![1, 2, 3], commit_index, applied_index });
     let answer = call(&status, false, "GET", "/metrics").await;
     assert_eq!(answer.code, StatusCode::OK);
     assert_eq!(answer.headers["content-type"], "text/plain; version=0.0.4");
     let text = String::from_utf8(answer.body).expect("text");
+    let open_labels = LABELS.trim_end_matches('}');
     for name in metrics::NAMES {
-        assert!(text.contains(&format!("\n{name}{LABELS} ")), "{name} in\n{text}");
+        assert!(text.contains(&format!("\n{name}{open_labels}")), "{name} in\n{text}");
         assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
     }
     for sample in [
-        "patroni_version 000100",
+        "patroni_version 040104",
         "patroni_postgres_running 1",
         "patroni_primary 0",
         "patroni_replica 1",
@@ -61,12 +64,15 @@ async fn metrics_carry_patroni_and_vigil_names_with_labels() {
         "vigil_raft_term 5",
         "vigil_raft_leader 2",
         "vigil_raft_voters 3",
+        "vigil_raft_commit_index 41",
+        "vigil_raft_applied_index 40",
     ] {
         let (name, value) = sample.split_once(' ').expect("name value");
         assert!(text.contains(&format!("\n{name}{LABELS} {value}\n")), "{sample} in\n{text}");
     }
     assert!(text.contains("# TYPE patroni_xlog_location counter\n"));
     assert!(text.contains("# TYPE vigil_failovers_total counter\n"));
+    assert!(text.contains(&format!("\nvigil_version{open_labels},version=\"0.1.0\"}} 1\n")), "{text}");
     let primary = call(&primary(), true, "GET", "/metrics").await.body;
     let primary = String::from_utf8(primary).expect("text");
     assert!(primary.contains(&format!("\npatroni_primary{LABELS} 1\n")));

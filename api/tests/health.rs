@@ -213,3 +213,43 @@ async fn the_status_page_always_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn readiness_allows_maximum_lag_on_failover_without_lag() {
+    let mut behind = replica();
+    behind.xlog.replayed_location = Some(PRIMARY_AT - 2048);
+    assert_eq!(code(&behind, false, "/readiness").await, OK, "no limit known: any lag");
+    behind.vigil.maximum_lag_on_failover = Some(1024);
+    assert_eq!(code(&behind, false, "/readiness").await, DOWN, "beyond maximum_lag_on_failover");
+    assert_eq!(code(&behind, false, "/readiness?lag=4kB").await, OK, "?lag= overrides it");
+    behind.vigil.maximum_lag_on_failover = Some(4096);
+    assert_eq!(code(&behind, false, "/readiness").await, OK);
+}
+
+/// A member whose HA loop has stopped running on time.
+struct Stalled;
+
+impl vigil_api::StatusSource for Stalled {
+    fn status(&self) -> NodeStatus {
+        primary()
+    }
+    fn is_leading_primary(&self) -> bool {
+        true
+    }
+    fn loop_alive(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn liveness_fails_when_the_loop_is_late() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    for method in ["GET", "HEAD", "OPTIONS"] {
+        let request = axum::http::Request::builder().method(method).uri("/liveness").body(Body::empty());
+        let app = vigil_api::router(std::sync::Arc::new(Stalled));
+        let response = app.oneshot(request.expect("request")).await.expect("response");
+        assert_eq!(response.status(), DOWN, "{method}");
+    }
+    assert_eq!(code(&primary(), true, "/liveness").await, OK, "a source without a loop is live");
+}

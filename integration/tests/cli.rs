@@ -127,7 +127,8 @@ async fn switchover_moves_the_primary_and_history_lists_it() {
     })
     .await;
     let entry = history.iter().rev().find(|e| e["New Leader"] == name.as_str()).expect("entry");
-    assert!(entry["TL"].as_u64().is_some() && entry["Token"].as_u64().is_some(), "{history:?}");
+    assert!(entry["TL"].as_u64().is_some() && entry["LSN"].as_u64().is_some(), "{history:?}");
+    assert_eq!(entry["Reason"], "switchover", "{history:?}");
     let pretty = vigil_ok(&cluster, candidate, &["history"]).await;
     assert!(pretty.stdout.lines().nth(1).is_some_and(|l| l.contains("New Leader")), "{pretty}");
     assert!(pretty.stdout.contains(&format!("| {name} ")), "{pretty}");

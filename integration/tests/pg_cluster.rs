@@ -53,6 +53,14 @@ async fn killing_the_primary_node_fails_over_and_the_old_primary_rejoins() {
     let timeline = cluster.query(new, "SELECT timeline_id FROM pg_control_checkpoint()").await.expect("tl");
     let (_, status) = cluster.rest(new, "/patroni").await.expect("status");
     assert!(status["timeline"].as_u64() >= Some(2), "{status} {timeline:?}");
+    let new_name = serde_json::json!(cluster.nodes[new].name);
+    let history = wait_for("the failover in /history", PATIENCE, || async {
+        let (_, history) = cluster.rest(new, "/history").await?;
+        let last = history.as_array()?.last()?.clone();
+        (last[4] == new_name).then_some(last)
+    })
+    .await;
+    assert_eq!(history[2], "failover", "the agents' own promotion: {history}");
 
     // The old primary, restarted, comes back as a streaming replica with the new rows.
     cluster.start_agent(old);

@@ -60,7 +60,14 @@ async fn a_switchover_moves_the_primary_without_losing_acknowledged_writes() {
 
     let (_, history) = cluster.rest(candidate, "/history").await.expect("history");
     let last = history.as_array().and_then(|h| h.last()).cloned().unwrap_or(Value::Null);
-    assert_eq!(last["new_primary"], json!(to), "{history}");
+    // Patroni's line: the timeline that ended, where it ended, why, when (with an offset), who.
+    let line = last.as_array().expect("a Patroni history line");
+    assert_eq!((line.len(), &line[2], &line[4]), (5, &json!("switchover"), &json!(to)), "{history}");
+    let (_, status) = cluster.rest(candidate, "/patroni").await.expect("status");
+    let ended = status["timeline"].as_u64().map(|t| t - 1);
+    assert!(line[0].as_u64() == ended && line[1].as_u64() > Some(0), "{history} {status}");
+    let at = line[3].as_str().and_then(|t| vigil_api::Schedule::parse(t).ok());
+    assert!(at.is_some(), "an ISO 8601 time with an offset: {history}");
     let (_, cluster_json) = cluster.rest(old, "/cluster").await.expect("cluster");
     let roles: Vec<(String, String)> = cluster_json["members"]
         .as_array()

@@ -49,8 +49,8 @@ pub use observation::{
 pub use position::{Position, Unit};
 pub use schedule::{Schedule, ScheduleError};
 pub use server::{
-    DataState, DbState, Divergence, LinkReport, PendingSetting, ReplicaLink, Role, SyncRule, Upstream,
-    UpstreamSlot,
+    DataState, DbState, Divergence, LinkReport, PendingSetting, ReplicaLink, Role, ServerReport, SyncRule,
+    Upstream, UpstreamSlot,
 };
 pub use sync::{may_take_over, sync_health, sync_step, wanted_rule, SyncChange, SyncHealth};
 pub use vigil_fencing::{FencingToken, MemberName};

@@ -183,6 +183,20 @@ pub struct DbState {
     /// What its data has that its upstream lacks, from the moment the upstream refused it until the data
     /// is replaced or follows an upstream (`None`: nothing known).
     pub diverged: Option<Divergence>,
+    /// What the server reports for the status page and metrics alone.
+    pub report: ServerReport,
+}
+
+/// What a running server reports for people and dashboards (Patroni's status fields); no decision
+/// reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerReport {
+    /// When the server started (PostgreSQL: `pg_postmaster_start_time()`).
+    pub started_at: Option<std::time::SystemTime>,
+    /// Replica: whether replay is paused (PostgreSQL: `pg_is_wal_replay_paused()`).
+    pub replay_paused: Option<bool>,
+    /// Replica: the commit time of the last transaction replayed (`pg_last_xact_replay_timestamp()`).
+    pub replayed_at: Option<std::time::SystemTime>,
 }
 
 impl DbState {
@@ -204,6 +218,7 @@ impl DbState {
             replicas: Vec::new(),
             pending_restart: Vec::new(),
             diverged: None,
+            report: ServerReport::default(),
         }
     }
 

@@ -1290,6 +1290,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                     replicas: Vec::new(),
                     pending_restart: Vec::new(),
                     diverged: None,
+                    report: Default::default(),
                 }
             },
         )

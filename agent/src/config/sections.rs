@@ -3,6 +3,7 @@
 use super::choice::choice_enum;
 use super::{duration, scalar, DynamicConfig, HostPort};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use vigil_api::Secret;
@@ -77,6 +78,45 @@ pub struct RestApiConfig {
     /// `authentication`, client certificates or allowlist); without it such a configuration is refused.
     #[serde(default)]
     pub insecure: bool,
+    /// Headers added to every response (Patroni's).
+    #[serde(default)]
+    pub http_extra_headers: BTreeMap<String, String>,
+    /// Headers added to every response when the API speaks HTTPS, beside `http_extra_headers`
+    /// (Patroni's).
+    #[serde(default)]
+    pub https_extra_headers: BTreeMap<String, String>,
+    /// What the `Server` header says (Patroni's).
+    #[serde(default)]
+    pub server_tokens: ServerTokens,
+}
+
+choice_enum! {
+    /// `restapi.server_tokens`: how much the `Server` response header tells (Patroni's spellings,
+    /// `Original`, `Minimal`, `ProductOnly`, in any case).
+    #[derive(Default)]
+    pub enum ServerTokens {
+        /// Product, version and the Patroni API followed: `Vigil/0.1.0 Patroni/4.1.4`.
+        #[default]
+        Original = "original",
+        /// Product and version: `Vigil/0.1.0`.
+        Minimal = "minimal",
+        /// The product alone: `Vigil`.
+        ProductOnly = "productonly",
+    }
+}
+
+impl ServerTokens {
+    /// The `Server` header's value.
+    pub fn header(self) -> String {
+        let version = env!("CARGO_PKG_VERSION");
+        match self {
+            ServerTokens::Original => {
+                format!("Vigil/{version} Patroni/{}", vigil_api::metrics::PATRONI_VERSION)
+            }
+            ServerTokens::Minimal => format!("Vigil/{version}"),
+            ServerTokens::ProductOnly => "Vigil".to_owned(),
+        }
+    }
 }
 
 impl RestApiConfig {
@@ -104,6 +144,16 @@ impl RestApiConfig {
             admin: self.authentication.as_ref().map(UserPassword::basic_auth),
             read: self.read_authentication.as_ref().map(UserPassword::basic_auth),
         }
+    }
+
+    /// The headers every response carries: the `Server` header and `http_extra_headers`, plus
+    /// `https_extra_headers` when the API speaks HTTPS (`https`); the error names an invalid header.
+    pub fn response_headers(&self, https: bool) -> Result<vigil_api::ResponseHeaders, String> {
+        let http = self.http_extra_headers.iter().map(|(n, v)| ("restapi.http_extra_headers", n, v));
+        let tls = self.https_extra_headers.iter().filter(|_| https);
+        let extra = http.chain(tls.map(|(n, v)| ("restapi.https_extra_headers", n, v)));
+        let extra = extra.map(|(context, name, value)| (context, name.as_str(), value.as_str()));
+        vigil_api::ResponseHeaders::new(&self.server_tokens.header(), extra)
     }
 
     /// Whether client certificates are checked (`verify_client` optional or required).
@@ -342,5 +392,32 @@ impl Default for LogConfig {
             file_size: file_size(),
             loggers: Default::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_headers_follow_patroni() {
+        let yaml = "listen: 127.0.0.1:8008\nconnect_address: 127.0.0.1:8008\nserver_tokens: ProductOnly\n\
+                    http_extra_headers: {X-A: a}\nhttps_extra_headers: {X-B: b}\n";
+        let restapi: RestApiConfig = serde_norway::from_str(yaml).expect("restapi");
+        assert_eq!(restapi.server_tokens, ServerTokens::ProductOnly);
+        let expected = |https| {
+            let extra = [("", "X-A", "a"), ("", "X-B", "b")];
+            vigil_api::ResponseHeaders::new("Vigil", extra.into_iter().take(if https { 2 } else { 1 }))
+        };
+        assert_eq!(restapi.response_headers(false), expected(false), "https ones only over HTTPS");
+        assert_eq!(restapi.response_headers(true), expected(true), "both over HTTPS");
+        assert_eq!(ServerTokens::default(), ServerTokens::Original);
+        assert!(
+            ServerTokens::Original.header().starts_with("Vigil/")
+                && ServerTokens::Original.header().ends_with(" Patroni/4.1.4")
+        );
+        assert_eq!(ServerTokens::parse("Minimal"), Some(ServerTokens::Minimal));
+        let bad = "listen: 127.0.0.1:8008\nconnect_address: 127.0.0.1:8008\nserver_tokens: Full\n";
+        assert!(serde_norway::from_str::<RestApiConfig>(bad).is_err());
     }
 }

@@ -16,8 +16,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 pub use vigil_policy::{
-    DataState, DbState, Divergence, LinkReport, PendingSetting, Position, ReplicaLink, Role, SyncRule, Unit,
-    Upstream, UpstreamSlot,
+    DataState, DbState, Divergence, LinkReport, PendingSetting, Position, ReplicaLink, Role, ServerReport,
+    SyncRule, Unit, Upstream, UpstreamSlot,
 };
 
 /// A database engine Vigil manages (the adapter the daemon runs, the server a lifeline ends, the nodes of

@@ -2,6 +2,7 @@
 //! as one background job.
 
 use super::execute::{run_db_job, DbJob};
+use super::history::{promotion_reason, PromotionNote};
 use super::lease_keeper::before;
 use super::run::Agent;
 use super::{Action, Initialize};
@@ -25,7 +26,11 @@ impl<D: Database> Agent<D> {
                         .await;
                     tracing::info!(%system_id, "cluster initialized");
                 }
-                Action::AcquireLease => self.acquire(dynamic).await,
+                Action::AcquireLease => {
+                    let request = o.cluster.as_ref().and_then(|c| c.switchover.as_ref());
+                    self.lease_taken_for = promotion_reason(request, &self.me.name, o.wall_clock);
+                    self.acquire(dynamic).await
+                }
                 Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
                 Action::ReleaseLease => self.release().await,
@@ -73,6 +78,7 @@ impl<D: Database> Agent<D> {
                 dcs: Some(self.dcs.clone()),
                 lease_deadline: Some(self.lease.deadline_watch()),
                 guard: self.guard.clone(),
+                promotion: PromotionNote { reason: self.lease_taken_for, switch_position: o.db.position },
             };
             let (db, wake) = (self.db.clone(), self.wake.clone());
             self.job = Some(tokio::spawn(async move {

@@ -2,7 +2,9 @@
 //! loop's own actions. A restart with a `schedule` is kept by the loop and carried out when its time
 //! comes ([`Agent::run_scheduled_restart`]); `DELETE /restart` cancels it. A restart stops and starts the
 //! database, which may take long: it runs as the loop's background job (answering the caller when done),
-//! so the loop keeps renewing the lease and petting the watchdog.
+//! so the loop keeps renewing the lease and petting the watchdog. Its conditions are Patroni's: `role`,
+//! `restart_pending`, `postgres_version` (only a server older than it); a `timeout` reports it failed
+//! (503) when not done in time.
 
 use super::commands::{LocalCommand, Reply};
 use super::execute::JobReport;
@@ -14,7 +16,9 @@ use crate::db::{Database, Role, StopMode};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
-use vigil_api::{schedule_for_request, ApiError, ReinitializeRequest, RestartRequest, Schedule};
+use vigil_api::{
+    postgres_version_number, schedule_for_request, ApiError, ReinitializeRequest, RestartRequest, Schedule,
+};
 use vigil_dcs::{DcsNode, FencingToken};
 use vigil_policy::JobEvent;
 
@@ -119,8 +123,21 @@ impl<D: Database> Agent<D> {
         if role == "primary" {
             self.memory.starting_primary();
         }
+        let limit = request.timeout.map(Duration::from_secs);
         self.job = Some(tokio::spawn(async move {
-            let result = restart_db(db.as_ref(), &dcs, role == "primary", token).await;
+            let restart = restart_db(db.as_ref(), &dcs, role == "primary", token);
+            let result = match limit {
+                None => restart.await,
+                // Given up at the limit: the loop then takes the server as it finds it (starting, or
+                // stopped: a primary is started in place or, past primary_start_timeout, failed over).
+                Some(limit) => tokio::time::timeout(limit, restart).await.unwrap_or_else(|_| {
+                    tracing::warn!(role, timeout_s = limit.as_secs(), "restart not done within its timeout");
+                    Err(ApiError::new(
+                        503,
+                        format!("restart not done within the timeout of {} s", limit.as_secs()),
+                    ))
+                }),
+            };
             if result.is_ok() {
                 guard.hooks.callback(Callback::OnRestart, role, token);
             }
@@ -146,6 +163,18 @@ impl<D: Database> Agent<D> {
                 412,
                 format!("restart conditions are not satisfied: this member is a {role}"),
             ));
+        }
+        if let Some(wanted) = &request.postgres_version {
+            let below = postgres_version_number(wanted).map_err(|e| ApiError::new(400, e))?;
+            let running = db.server_version.unwrap_or(0);
+            if running >= below {
+                return Err(ApiError::new(
+                    412,
+                    format!(
+                        "restart conditions are not satisfied: the server runs version {running}, not lower than postgres_version {wanted}"
+                    ),
+                ));
+            }
         }
         Ok(role)
     }

@@ -2,6 +2,7 @@
 //! again from what it then observes).
 
 use super::guard::RoleGuard;
+use super::history::PromotionNote;
 use super::hooks::Callback;
 use super::Action;
 use crate::db::{Database, DbError};
@@ -26,6 +27,8 @@ pub struct DbJob {
     pub lease_deadline: Option<watch::Receiver<Option<Instant>>>,
     /// The watchdog and `pre_promote` before a promotion; the callbacks after each change.
     pub guard: Arc<RoleGuard>,
+    /// For the history of a promotion: how it came about and where the former timeline ends.
+    pub promotion: PromotionNote,
 }
 
 impl DbJob {
@@ -43,6 +46,7 @@ impl DbJob {
             dcs: None,
             lease_deadline: None,
             guard: guard.clone(),
+            promotion: PromotionNote::default(),
         }
     }
 }
@@ -127,7 +131,7 @@ async fn run_action<D: Database>(
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote(token.0).await?;
             events.push(JobEvent::Promoted);
-            record_promotion(db, job).await;
+            super::history::record_promotion(db, job).await;
             Ok(())
         }
         Action::Demote | Action::Kill => {
@@ -159,19 +163,4 @@ async fn run_action<D: Database>(
         Action::SetSyncRule(rule) => db.set_sync_rule(rule).await,
         store_action => Err(DbError::new(format!("{store_action:?}"), "not a database action")),
     }
-}
-
-/// Appends the promotion to `history`: timeline, position, new primary and token.
-async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
-    let Some(dcs) = &job.dcs else { return };
-    let state = db.observe().await;
-    let entry = vigil_api::HistoryEntry::Promotion {
-        timeline: state.timeline,
-        lsn: state.position.map(|p| p.to_string()),
-        reason: "promoted after taking the leader lease".to_owned(),
-        new_primary: job.me.to_string(),
-        fencing_token: job.token.map(|t| t.0),
-        timestamp: vigil_api::Schedule::from(std::time::SystemTime::now()).to_string(),
-    };
-    super::view::append_history(dcs, entry).await;
 }

@@ -15,7 +15,7 @@
 use super::hooks::{Callback, Hooks};
 use crate::config::{Callbacks, Config, DynamicConfig, WatchdogMode};
 use crate::kubernetes::{PodLabels, CALL_TIMEOUT};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil_dcs::{FencingToken, LeaseGrant, MemberName};
@@ -36,6 +36,8 @@ pub struct RoleGuard {
     refused_at: Mutex<Option<Instant>>,
     /// In Kubernetes: the pod labels, cleared of stale primaries before a promotion.
     pods: Option<Arc<PodLabels>>,
+    /// The watchdog is required and its last arming failed (Patroni's `watchdog_failed`).
+    watchdog_failed: AtomicBool,
 }
 
 impl Default for RoleGuard {
@@ -55,6 +57,7 @@ impl RoleGuard {
             old_primary: Mutex::default(),
             refused_at: Mutex::default(),
             pods: None,
+            watchdog_failed: AtomicBool::new(false),
         }
     }
 
@@ -102,6 +105,7 @@ impl RoleGuard {
     pub async fn before_promote(&self, me: &MemberName, token: FencingToken) -> Result<(), String> {
         let armed = self
             .with_watchdog(|w| w.arm(self.timeout.load(Ordering::SeqCst), token).map_err(|e| e.to_string()));
+        self.watchdog_failed.store(armed.is_err(), Ordering::SeqCst);
         let old = self.old_primary.lock().ok().and_then(|o| o.clone());
         let result = match armed {
             Ok(()) => self.hooks.pre_promote(me, old.as_ref(), token).await,
@@ -154,11 +158,18 @@ impl RoleGuard {
             _ if paused => w.disarm(token, "pause"),
             // A pet that would come too late is skipped: the watchdog goes on counting from the last one.
             Some(grant) if leading && self.may_pet(grant) => {
-                let _ = w.arm(timeout, grant.token); // a required watchdog that fails is logged by arm
+                // A required watchdog that fails is logged by arm.
+                let failed = w.arm(timeout, grant.token).is_err();
+                self.watchdog_failed.store(failed, Ordering::SeqCst);
             }
             _ if !leading && !still_primary => w.disarm(token, "no longer primary"),
             _ => {}
         });
+    }
+
+    /// Whether the watchdog is required and could not be armed the last time it was tried.
+    pub fn watchdog_failed(&self) -> bool {
+        self.watchdog_failed.load(Ordering::SeqCst)
     }
 
     /// Disarms the watchdog (clean shutdown).
@@ -216,6 +227,19 @@ mod tests {
             safety_margin,
             deadline: HolderDeadline::from_sent(sent, ttl, safety_margin),
         }
+    }
+
+    #[tokio::test]
+    async fn a_required_watchdog_that_cannot_be_armed_is_reported_failed() {
+        let me = MemberName::new("a").expect("name");
+        let missing = Watchdog::new("/nonexistent/vigil-watchdog".into(), true);
+        let guard = RoleGuard::new(Hooks::default(), missing, None);
+        assert!(!guard.watchdog_failed());
+        assert!(guard.before_promote(&me, FencingToken(4)).await.is_err(), "required: no promotion");
+        assert!(guard.watchdog_failed());
+        let automatic = RoleGuard::new(Hooks::default(), Watchdog::new("/nonexistent/w".into(), false), None);
+        assert!(automatic.before_promote(&me, FencingToken(4)).await.is_ok());
+        assert!(!automatic.watchdog_failed(), "automatic: going on without it is no failure");
     }
 
     #[test]

@@ -112,10 +112,12 @@ impl LeaseKeeper {
         // since must not move this holder's own deadline past the store's expiry. A lowered one may.
         let ttl = grant.ttl.min(dynamic.ttl);
         let grant = LeaseGrant { ttl, safety_margin: dynamic.lease_timing().safety_margin, ..grant };
-        let deadline = self.wait_limit(Instant::now(), false);
+        let started = Instant::now();
+        let deadline = self.wait_limit(started, false);
         let result = before(deadline, self.dcs.renew_lease(&grant)).await.unwrap_or({
             Err(DcsError::NoQuorum { op: "renew lease (given up at the lease's deadline)", waited: ttl })
         });
+        self.dcs.timings().lease_renewal.observe(started.elapsed());
         self.renew_failed = result.is_err();
         match result {
             Ok(renewed) => {

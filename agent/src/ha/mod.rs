@@ -8,6 +8,7 @@ mod dispatch;
 mod execute;
 mod guard;
 mod handover;
+mod history;
 mod hooks;
 mod identity;
 mod job;
@@ -30,7 +31,7 @@ pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;
 pub use run::Agent;
-pub use view::{append_history, cluster_view, dynamic_config, dynamic_or_last_good, member_records};
+pub use view::{cluster_view, dynamic_config, dynamic_or_last_good, member_records};
 pub use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, fence_action, may_take_over, sync, sync_health, sync_step,
     wanted_rule, within_maximum_lag, Action, ClusterView, Decision, Initialize, JobEvent, LeaseHold,

@@ -8,7 +8,7 @@ use crate::db::{DataState, DbState, ReplicaLink, Role};
 use crate::member::MemberRecord;
 use crate::status::SharedStatus;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, RaftStatus};
 use vigil_fencing::HolderDeadline;
@@ -27,6 +27,10 @@ pub(super) struct Standing {
     pub leaving: bool,
     /// Promotions this agent carried out.
     pub failovers: u64,
+    /// The watchdog is required and could not be armed.
+    pub watchdog_failed: bool,
+    /// The restart scheduled through the API, with its schedule.
+    pub scheduled_restart: Option<vigil_api::RestartRequest>,
 }
 
 /// Writes the member record and the REST status.
@@ -42,7 +46,15 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(dcs: Arc<DcsNode>, status: Arc<SharedStatus>, conn_url: String) -> Self {
+    /// A publisher whose loop starts now, under `dynamic` (`/liveness` counts from here).
+    pub(super) fn new(
+        dcs: Arc<DcsNode>,
+        status: Arc<SharedStatus>,
+        conn_url: String,
+        dynamic: &DynamicConfig,
+    ) -> Self {
+        status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
+        status.set_timings(dcs.timings());
         Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0 }
     }
 
@@ -96,6 +108,7 @@ impl Publisher {
         let shown = Shown { me, standing, raft, dcs_last_seen: self.dcs_last_seen };
         self.status.set(node_status(&shown, db, &record, cluster, dynamic));
         self.status.set_deadline(standing.deadline);
+        self.status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
     }
 }
 
@@ -159,13 +172,17 @@ fn node_status(
         DataState::Present { system_id, .. } => Some(system_id.clone()),
         DataState::Missing => None,
     };
+    let time = |at: Option<SystemTime>| at.map(|at| vigil_api::Schedule::from(at).to_string());
     NodeStatus {
         state: record.state.clone(),
         role: record.role.clone(),
+        postmaster_start_time: time(db.report.started_at),
         xlog: Xlog {
             location: db.position.filter(|_| primary).map(|p| p.at),
             received_location: db.position.filter(|_| !primary).map(|p| p.at),
             replayed_location: db.replay_position.map(|p| p.at),
+            replayed_timestamp: time(db.report.replayed_at).filter(|_| !primary),
+            paused: db.report.replay_paused.filter(|_| !primary),
         },
         timeline: db.timeline,
         replication_state: record.replication_state.clone(),
@@ -185,22 +202,27 @@ fn node_status(
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
             sync_state: record.sync_state.clone(),
             diverged: record.diverged.clone(),
+            maximum_lag_on_failover: Some(dynamic.maximum_lag_on_failover),
             failovers_total: shown.standing.failovers,
             raft: Some(vigil_api::RaftInfo {
                 term: shown.raft.term,
                 leader: shown.raft.leader,
                 voters: shown.raft.voters.iter().copied().collect(),
+                commit_index: shown.raft.committed,
+                applied_index: shown.raft.last_applied,
             }),
         },
         server_version: db.server_version,
         dcs_last_seen: shown.dcs_last_seen,
         pause: dynamic.pause,
+        cluster_unlocked: cluster.is_some_and(|c| c.leader.is_none()),
+        watchdog_failed: shown.standing.watchdog_failed,
+        scheduled_restart: shown.standing.scheduled_restart.clone(),
         pending_restart: record.pending_restart,
         pending_restart_reason: record.pending_restart_reason.clone(),
         sync_standby: sync.is_some_and(|s| s.quorum.is_none()),
         quorum_standby: sync.is_some_and(|s| s.quorum.is_some()),
         replication: db.replicas.iter().map(shown_replication).collect(),
-        ..Default::default()
     }
 }
 
@@ -267,6 +289,8 @@ mod tests {
             wait_limit: None,
             leaving: false,
             failovers: 2,
+            watchdog_failed: false,
+            scheduled_restart: None,
         };
         let raft = RaftStatus {
             node_id: 1,
@@ -277,6 +301,7 @@ mod tests {
             lag: BTreeMap::new(),
             last_applied: None,
             purged: None,
+            committed: None,
         };
         let shown = Shown { me: &me(), standing: &standing, raft, dcs_last_seen: 1_700_000_000 };
         let status = node_status(&shown, &primary, &record, None, &dynamic);

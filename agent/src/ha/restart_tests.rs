@@ -1,6 +1,7 @@
 //! `POST /restart` on the primary runs off the HA loop: while the database takes longer than a ttl to
 //! stop, the loop's cycles keep renewing the lease (and so petting the watchdog), and the caller gets its
-//! answer when the restart is done. Issue 12: the restart used to run inline, between two cycles.
+//! answer when the restart is done. Issue 12: the restart used to run inline, between two cycles. Also
+//! `postgres_version` and `timeout`, and `/liveness` following the loop's cycles, on the same primary.
 
 use super::commands::LocalCommand;
 use super::identity::Identity;
@@ -33,7 +34,14 @@ impl Database for SlowPrimary {
         if self.stopped.load(Ordering::SeqCst) {
             return DbState::stopped(data);
         }
-        DbState { running: true, role: Some(Role::Primary), timeline: Some(1), ..DbState::stopped(data) }
+        let server_version = Some(150004);
+        DbState {
+            running: true,
+            role: Some(Role::Primary),
+            timeline: Some(1),
+            server_version,
+            ..DbState::stopped(data)
+        }
     }
     async fn bootstrap(&self, _: Option<u64>) -> Result<(), DbError> {
         Ok(())
@@ -142,6 +150,35 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
     assert!(db.observe().await.is_running_primary());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_version_and_timeout_bound_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let dynamic = DynamicConfig::default();
+    let db = Arc::new(SlowPrimary::default());
+    let mut agent = Agent::new(identity(&dynamic), dcs, db.clone(), Arc::default());
+    agent.acquire(&dynamic).await;
+    let mut restart = async |request: RestartRequest| {
+        let (reply, answer) = oneshot::channel();
+        agent.dispatch(LocalCommand::Restart(request), reply).await;
+        tokio::time::timeout(SLOW_STOP * 2, answer).await.expect("answered in time").expect("answer")
+    };
+
+    let same = RestartRequest { postgres_version: Some("15.4".into()), ..Default::default() };
+    let refused = restart(same).await.expect_err("not older than 15.4");
+    assert_eq!(refused.status, 412, "{refused:?}");
+    assert!(refused.message.contains("150004") && refused.message.contains("15.4"), "{refused:?}");
+    assert!(db.observe().await.is_running_primary(), "nothing was restarted");
+
+    let newer =
+        RestartRequest { postgres_version: Some("16.1".into()), timeout: Some(1), ..Default::default() };
+    let asked = Instant::now();
+    let late = restart(newer).await.expect_err("the stop takes longer than the timeout");
+    assert_eq!(late.status, 503, "{late:?}");
+    assert!(late.message.contains("timeout of 1 s"), "{late:?}");
+    assert!(asked.elapsed() < SLOW_STOP, "given up at the timeout, not when the stop ended");
+}
+
 /// Member `a` of scope `test`, with `dynamic` as its bootstrap configuration.
 fn identity(dynamic: &DynamicConfig) -> Identity {
     Identity {
@@ -179,4 +216,36 @@ async fn the_store_timeout_follows_the_stored_retry_timeout() {
     dcs.put(&Key::Config, value, Condition::Always, None).await.expect("config stored");
     let _ = agent.cycle().await;
     assert_eq!(dcs.op_timeout(), Duration::from_millis(300));
+}
+
+/// `/liveness` follows the loop: live after a cycle, failing once the next cycle is a ttl late (a
+/// running primary), live again after the next cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_fails_once_the_loop_misses_its_cycles_by_a_ttl() {
+    use vigil_api::StatusSource;
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let dynamic = DynamicConfig {
+        ttl: Duration::from_secs(1),
+        loop_wait: Duration::from_millis(100),
+        retry_timeout: Duration::from_millis(200),
+        safety_margin: Duration::from_millis(200),
+        ..DynamicConfig::default()
+    };
+    let status = Arc::new(crate::status::SharedStatus::default());
+    let mut agent = Agent::new(identity(&dynamic), dcs, Arc::new(SlowPrimary::default()), status.clone());
+    agent.acquire(&dynamic).await;
+    let _ = agent.cycle().await;
+    let last_cycle = Instant::now();
+    assert!(status.loop_alive());
+    assert_eq!(status.status().role, "primary");
+    let deadline = last_cycle + Duration::from_secs(10);
+    while status.loop_alive() {
+        assert!(Instant::now() < deadline, "still live 10 s after the last cycle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let late = last_cycle.elapsed();
+    assert!(late >= dynamic.ttl + dynamic.loop_wait, "failed after {late:?}, before loop_wait + ttl");
+    let _ = agent.cycle().await;
+    assert!(status.loop_alive(), "live again after a cycle");
 }

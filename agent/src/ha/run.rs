@@ -59,6 +59,8 @@ pub struct Agent<D: Database> {
     pub(super) scheduled_wake: Option<SystemTime>,
     /// The watchdog, `pre_promote` and the callbacks.
     pub(super) guard: Arc<RoleGuard>,
+    /// How the lease was last taken (`failover`, `switchover`, …), for the history of the promotion.
+    pub(super) lease_taken_for: &'static str,
 }
 
 impl<D: Database> Agent<D> {
@@ -67,7 +69,8 @@ impl<D: Database> Agent<D> {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = super::peers::peer_client(&me.api_client_tls);
         let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
-        let publisher = Publisher::new(dcs.clone(), status, D::connection_url(&me.db_host, me.db_port));
+        let conn_url = D::connection_url(&me.db_host, me.db_port);
+        let publisher = Publisher::new(dcs.clone(), status, conn_url, &me_dynamic);
         Agent {
             me,
             dcs,
@@ -89,6 +92,7 @@ impl<D: Database> Agent<D> {
             scheduled_restart: None,
             scheduled_wake: None,
             guard: Arc::default(),
+            lease_taken_for: super::history::FAILOVER,
         }
     }
 
@@ -109,7 +113,9 @@ impl<D: Database> Agent<D> {
         let mut leader = self.dcs.watch_leader();
         let mut stopping = super::view::StoppingWatch::new(&self.dcs);
         loop {
+            let started = Instant::now();
             let wait = self.cycle().await;
+            self.dcs.timings().ha_cycle.observe(started.elapsed());
             if self.run_scheduled_restart().await {
                 continue; // the next cycle observes the restarted database at once
             }
@@ -223,6 +229,10 @@ impl<D: Database> Agent<D> {
             wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
             failovers: self.memory.failovers,
+            watchdog_failed: self.guard.watchdog_failed(),
+            scheduled_restart: self.scheduled_restart.as_ref().map(|(at, request)| {
+                vigil_api::RestartRequest { schedule: Some(at.to_string()), ..request.clone() }
+            }),
         };
         self.publisher.publish(&self.me, &standing, db, cluster, dynamic, reason).await;
     }

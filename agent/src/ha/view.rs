@@ -7,7 +7,7 @@ use crate::member::MemberRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use vigil_dcs::{ClusterState, Condition, Key, MemberName};
+use vigil_dcs::{ClusterState, Key, MemberName};
 use vigil_policy::SyncState;
 use vigil_policy::{ClusterView, Initialize, Switchover};
 
@@ -108,23 +108,6 @@ fn stopping(state: &ClusterState) -> BTreeSet<MemberName> {
         .collect()
 }
 
-/// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged).
-pub async fn append_history(dcs: &vigil_dcs::DcsNode, entry: vigil_api::HistoryEntry) {
-    let current = dcs.local();
-    let (mut history, condition) = match current.keys.get(&Key::History) {
-        Some(v) => (v.value.as_array().cloned().unwrap_or_default(), Condition::Version(v.version)),
-        None => (Vec::new(), Condition::Absent),
-    };
-    let entry = match serde_json::to_value(&entry) {
-        Ok(entry) => entry,
-        Err(e) => return tracing::warn!(error = %e, "not recorded in history"),
-    };
-    history.push(entry);
-    if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {
-        tracing::warn!(error = %e, "not recorded in history");
-    }
-}
-
 /// The dynamic configuration in the store, if any and valid, without the server parameters only a
 /// member's own file may set (each dropped with a warning naming it).
 pub fn dynamic_config(state: &ClusterState) -> Option<DynamicConfig> {
@@ -174,7 +157,7 @@ fn parse<T: serde::de::DeserializeOwned>(key: &Key, value: &serde_json::Value) -
 mod tests {
     use super::*;
     use std::time::Duration;
-    use vigil_dcs::Command;
+    use vigil_dcs::{Command, Condition};
 
     fn with_config(value: serde_json::Value) -> ClusterState {
         let mut state = ClusterState::default();

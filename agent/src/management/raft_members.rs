@@ -80,6 +80,7 @@ mod tests {
             lag: BTreeMap::from([(2, 0), (3, 1), (7, 400)]),
             last_applied: None,
             purged: None,
+            committed: None,
         }
     }
 

@@ -140,6 +140,23 @@ pub(crate) fn replication_lag(m: &openraft::RaftMetrics<NodeId, Node>) -> BTreeM
     lag.filter(|(id, _)| *id != m.id).collect()
 }
 
+/// On the Raft leader, the index of the last entry a quorum of the voters holds (the leader counting its
+/// own log): what is committed. `None` elsewhere (openraft tells only the leader what others hold).
+pub(crate) fn quorum_index(m: &openraft::RaftMetrics<NodeId, Node>) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let held = |id: &NodeId| match *id == m.id {
+        true => m.last_log_index.unwrap_or(0),
+        false => replication.get(id).copied().flatten().map_or(0, |log_id| log_id.index),
+    };
+    quorum_held(m.membership_config.membership().voter_ids().map(|id| held(&id)).collect())
+}
+
+/// The largest index that a quorum (n / 2 + 1) of the voters holding `indexes` hold.
+fn quorum_held(mut indexes: Vec<u64>) -> Option<u64> {
+    indexes.sort_unstable_by(|a, b| b.cmp(a));
+    indexes.get(indexes.len() / 2).copied()
+}
+
 impl Join {
     /// Carries the join out on the leader. `sender` is the header it came with: a node that names its id
     /// must send as that node, with this cluster's id.
@@ -321,6 +338,15 @@ fn from_write(e: RaftError<ClientWriteError>) -> RaftError<MemberError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_index_is_what_a_quorum_holds() {
+        assert_eq!(quorum_held(vec![9, 7, 3]), Some(7));
+        assert_eq!(quorum_held(vec![9, 3, 7, 8, 1]), Some(7));
+        assert_eq!(quorum_held(vec![9, 3, 7, 8]), Some(7), "4 voters: a quorum is 3");
+        assert_eq!(quorum_held(vec![5]), Some(5));
+        assert_eq!(quorum_held(Vec::new()), None);
+    }
 
     #[test]
     fn even_voters_need_force() {

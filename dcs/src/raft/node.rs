@@ -72,6 +72,8 @@ pub struct RaftStatus {
     pub last_applied: Option<u64>,
     /// The index of the last entry purged from the log (covered by a snapshot).
     pub purged: Option<u64>,
+    /// On the Raft leader only: the index of the last entry a quorum of voters holds.
+    pub committed: Option<u64>,
 }
 
 /// A running store node.
@@ -87,6 +89,8 @@ pub struct DcsNode {
     /// The operation timeout, shared with the forwarding routes and the lessor.
     op_timeout: OpTimeout,
     lessor: Lessor,
+    /// How long reads and writes take here (and, recorded by the agent, lease renewals and HA cycles).
+    timings: Arc<vigil_api::Timings>,
 }
 
 impl DcsNode {
@@ -137,7 +141,13 @@ impl DcsNode {
             cluster_id = ?identity.cluster_id(), tls = tls.is_some(), password = config.security.password.is_some(),
             "store node started");
         let mac = config.security.mac();
-        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor })
+        let timings = Arc::default();
+        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor, timings })
+    }
+
+    /// The durations measured on this node: its reads and writes, and what the agent records beside.
+    pub fn timings(&self) -> Arc<vigil_api::Timings> {
+        self.timings.clone()
     }
 
     /// How long a write or linearizable read may take before it fails with [`DcsError::NoQuorum`].
@@ -350,6 +360,7 @@ impl DcsNode {
             .applied_index_at_least(index, "linearizable read")
             .await
             .map_err(|_| DcsError::NoQuorum { op: "read", waited: timeout })?;
+        self.timings.store_read.observe(started.elapsed());
         Ok(self.local())
     }
 
@@ -383,6 +394,7 @@ impl DcsNode {
             lag: super::membership::replication_lag(&m),
             last_applied: m.last_applied.map(|id| id.index),
             purged: m.purged.map(|id| id.index),
+            committed: super::membership::quorum_index(&m),
         }
     }
 
@@ -396,8 +408,10 @@ impl DcsNode {
     }
 
     async fn write(&self, op: &'static str, command: Command) -> Result<Outcome, DcsError> {
+        let started = Instant::now();
         let request = LeaderWrite::Command(command);
         let response = self.leader_call(op, &request, || request.clone().run(&self.raft)).await?;
+        self.timings.store_write.observe(started.elapsed());
         Ok(response.data)
     }
 

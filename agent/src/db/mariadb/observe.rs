@@ -59,6 +59,7 @@ impl MariaDb {
             replicas,
             pending_restart: Vec::new(),
             diverged: None,
+            report: Default::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ const RETRY_TIMEOUT: Duration = Duration::from_millis(500);
 /// What asking the server gave.
 enum Answer {
     /// Its report.
-    Live(sql::Live),
+    Live(Box<sql::Live>),
     /// An error: not running, starting up, shutting down, a failed query.
     Refused,
     /// Nothing within the timeout.
@@ -34,7 +34,7 @@ impl Postgres {
         };
         let standby_config = files::has_standby_signal(self.data_dir());
         let live = match answer {
-            Answer::Live(live) => live,
+            Answer::Live(live) => *live,
             not_live => {
                 let mut state = DbState::stopped(data);
                 state.starting = self.tools.pg_ctl_running(self.data_dir()).await.unwrap_or(false);
@@ -61,6 +61,7 @@ impl Postgres {
             replicas: live.replicas,
             pending_restart: live.pending_restart,
             diverged: None,
+            report: live.report,
         }
     }
 
@@ -68,7 +69,7 @@ impl Postgres {
     async fn ask(&self, timeout: Duration) -> Answer {
         match self.connect_local(timeout).await {
             Ok(session) => match tokio::time::timeout(timeout, sql::live(&session.client)).await {
-                Ok(Ok(live)) => Answer::Live(live),
+                Ok(Ok(live)) => Answer::Live(Box::new(live)),
                 Ok(Err(e)) => {
                     tracing::warn!(member = %self.settings.name, error = %e, "observe query failed");
                     Answer::Refused

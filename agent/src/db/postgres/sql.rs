@@ -5,9 +5,9 @@
 use super::parameter_check::Definition;
 use super::render::Target;
 use super::Credentials;
-use crate::db::{LinkReport, PendingSetting, Position, ReplicaLink};
+use crate::db::{LinkReport, PendingSetting, Position, ReplicaLink, ServerReport};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::PgLsn;
 use tokio_postgres::{Client, Config, NoTls};
@@ -105,6 +105,8 @@ pub(crate) struct Live {
     pub replicas: Vec<ReplicaLink>,
     /// Changed parameters that wait for a restart.
     pub pending_restart: Vec<PendingSetting>,
+    /// Start time, replay paused, last replayed commit time.
+    pub report: ServerReport,
 }
 
 /// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
@@ -120,7 +122,10 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
       current_setting('server_version_num')::int, \
       current_setting('synchronous_standby_names'), \
       (SELECT (extract(epoch FROM clock_timestamp() - last_msg_receipt_time) * 1000)::float8 \
-        FROM pg_stat_wal_receiver) \
+        FROM pg_stat_wal_receiver), \
+      extract(epoch FROM pg_postmaster_start_time())::float8, \
+      CASE WHEN r.rec THEN pg_is_wal_replay_paused() END, \
+      extract(epoch FROM pg_last_xact_replay_timestamp())::float8 \
     FROM r";
 
 /// A primary's WAL senders (standbys connect with their member name as `application_name`).
@@ -152,6 +157,12 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     let receiver_silence =
         row.try_get::<_, Option<f64>>(10)?.map(|ms| Duration::from_secs_f64(ms.clamp(0.0, 1e12) / 1000.0));
     let tli = |t: Option<i32>| t.and_then(|t| u64::try_from(t).ok()).filter(|t| *t > 0);
+    let epoch = |i: usize| -> Result<Option<SystemTime>, tokio_postgres::Error> {
+        let seconds = row.try_get::<_, Option<f64>>(i)?.filter(|s| s.is_finite() && *s >= 0.0);
+        Ok(seconds.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s)))
+    };
+    let report =
+        ServerReport { started_at: epoch(11)?, replay_paused: row.try_get(12)?, replayed_at: epoch(13)? };
     let pending_restart = pending_restart(client).await?;
     Ok(if in_recovery {
         Live {
@@ -165,6 +176,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             standby_names,
             replicas: Vec::new(),
             pending_restart,
+            report,
         }
     } else {
         Live {
@@ -178,6 +190,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             standby_names,
             replicas: replicas(client).await?,
             pending_restart,
+            report,
         }
     })
 }

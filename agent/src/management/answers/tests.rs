@@ -196,6 +196,7 @@ fn witnesses_are_listed_with_their_raft_address_and_role() {
         lag: BTreeMap::new(),
         last_applied: None,
         purged: None,
+        committed: None,
     };
     let listed = witnesses(&raft);
     let shown: Vec<_> = listed
