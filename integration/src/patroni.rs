@@ -108,8 +108,37 @@ impl PatroniCluster {
         }
     }
 
-    fn home(&self, i: usize) -> PathBuf {
+    /// Member `i`'s directory (its `patroni.yml`, log, socket and data directory `pg/`), owned by the
+    /// user Patroni runs as.
+    pub fn home(&self, i: usize) -> PathBuf {
         self.dir.path().join(&self.members[i].name)
+    }
+
+    /// Member `i`'s `patroni.yml`, as Patroni read it.
+    pub fn config_file(&self, i: usize) -> PathBuf {
+        self.home(i).join("patroni.yml")
+    }
+
+    /// Stops member `i`'s Patroni as its service manager would (SIGTERM) and waits up to `timeout` for
+    /// it to exit; `Err` when it did not (it is then killed) or was not running. In pause mode Patroni
+    /// leaves PostgreSQL running.
+    pub async fn stop_manager(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
+        let name = self.members[i].name.clone();
+        let child = self.patroni[i].as_mut().ok_or_else(|| format!("{name}'s patroni is not running"))?;
+        // SAFETY: kill(2) on the PID of a child this process started and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.patroni[i] = None;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.kill_manager(i);
+                return Err(format!("{name}'s patroni did not exit within {timeout:?} of SIGTERM"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn spawn_etcd(&self, etcd: &Path, ports: &ClusterPorts) -> std::io::Result<Child> {
@@ -134,7 +163,7 @@ impl PatroniCluster {
     fn spawn_patroni(&self, bin_dir: &Path, i: usize, timing: PatroniTiming) -> std::io::Result<Child> {
         let home = self.home(i);
         std::fs::create_dir_all(home.join("sock"))?;
-        let file = home.join("patroni.yml");
+        let file = self.config_file(i);
         std::fs::write(&file, self.config(i, timing))?;
         let log = std::fs::File::create(home.join("patroni.log"))?;
         let user = postgres_user();

@@ -241,10 +241,18 @@ fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
 /// The bootstrap race: `Ok(system id)` once the cluster is initialized, else the decision for now.
 fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, Decision> {
     let Some(Initialize { by, system_id }) = &cluster.initialize else {
-        return Err(if o.policy.can_fail_over {
-            Decision::act(vec![Action::ClaimInitialize], "cluster not initialized: claiming the bootstrap")
-        } else {
-            Decision::wait("cluster not initialized; nofailover members do not bootstrap")
+        return Err(match &cluster.leader {
+            // A store started paused on a running cluster (one moved from Patroni): its primary took the
+            // lease in the pause and records its own database on resume. A claim by anybody else would
+            // leave that primary waiting for a bootstrap that never comes, its lease running out.
+            Some((holder, _)) if *holder != o.me => Decision::wait(format!(
+                "cluster not initialized: waiting for {holder}, the lease holder, to record its database"
+            )),
+            _ if o.policy.can_fail_over => Decision::act(
+                vec![Action::ClaimInitialize],
+                "cluster not initialized: claiming the bootstrap",
+            ),
+            _ => Decision::wait("cluster not initialized; nofailover members do not bootstrap"),
         });
     };
     if let Some(system_id) = system_id {

@@ -382,6 +382,22 @@ fn claims_the_bootstrap_when_the_cluster_is_not_initialized() {
 }
 
 #[test]
+fn leaves_the_bootstrap_to_the_lease_holder_of_a_store_started_paused_on_a_running_cluster() {
+    // Moved from Patroni: the running primary took the lease in the pause; on resume the replicas wait for
+    // it to record its database, and it claims the bootstrap and records what it runs.
+    let mut o = obs();
+    uninitialized(&mut o);
+    o.db = replica_of("node2", 1000);
+    led_by(&mut o, "node2", 4);
+    assert!(waits(&o).contains("node2, the lease holder"));
+    o.db = primary(1000);
+    holding_lease(&mut o, 4);
+    assert_eq!(actions(&o), vec![Action::ClaimInitialize]);
+    claimed_by_me(&mut o);
+    assert_eq!(actions(&o), vec![Action::RenewLease, Action::SetSystemId(SYSID.into())]);
+}
+
+#[test]
 fn nofailover_member_does_not_claim_the_bootstrap() {
     let mut o = obs();
     uninitialized(&mut o);
