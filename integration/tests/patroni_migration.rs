@@ -110,7 +110,7 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         })
         .await;
     }
-    let handover = Instant::now();
+    let handover = tokio::time::Instant::now();
     for i in 0..members.len() {
         patroni.stop_manager(i, Duration::from_secs(30)).await.expect("Patroni stops on SIGTERM");
     }
@@ -153,7 +153,7 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
     query(old.pg_port, "INSERT INTO t VALUES (-1)").await.expect("a write in a new session");
 
     // 5. Resume: the old primary keeps the lease, the replicas stream from it.
-    let resumed = Instant::now();
+    let resumed = tokio::time::Instant::now();
     vigil(&["resume", "--wait", "--api", &old_api]);
     let primary_now = settled(&members, "Vigil").await;
     assert_eq!(primary_now, primary, "the old primary stays primary");
@@ -164,8 +164,10 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         let restarted = if after[i] == before[i] { "kept running" } else { "was restarted" };
         eprintln!("replica {}: PostgreSQL {restarted} on resume", m.name);
     }
-    let on_old = writer.acks().iter().all(|a| a.server_port == old.pg_port);
-    assert!(on_old, "every write so far went to the old primary");
+    let acks = writer.acks();
+    assert!(acks.iter().all(|a| a.server_port == old.pg_port), "every write so far went to the old primary");
+    let during = acks.iter().filter(|a| a.at > handover && a.at < resumed).count();
+    eprintln!("{during} writes acknowledged by the old primary between Patroni's pause and Vigil's resume");
     query(old.pg_port, "INSERT INTO t VALUES (-2)").await.expect("write after resume");
     for m in members.iter().filter(|m| m.name != old.name) {
         wait_for(&format!("the write to reach {}", m.name), PATIENCE, || async {
@@ -181,8 +183,15 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         .expect("slots");
         assert_eq!(slot, ["t"], "{} streams through the slot Patroni made", m.name);
     }
-    let text = vigil(&["list", "--api", &old_api]);
-    eprintln!("{text}");
+    eprintln!("{}", vigil(&["list", "--api", &old_api]));
+    // Vigil manages the servers now: a parameter changed cluster-wide reaches every one, the old primary too.
+    vigil(&["edit-config", "--api", &old_api, "-s", "postgresql.parameters.work_mem=7MB", "--force"]);
+    for m in &members {
+        wait_for(&format!("work_mem changed on {}", m.name), PATIENCE, || async {
+            (query(m.pg_port, "SHOW work_mem").await.ok()? == ["7MB"]).then_some(())
+        })
+        .await;
+    }
 
     // kill -9 of the primary's agent and postmaster: a replica takes over, by Vigil's timings.
     let killed_at = tokio::time::Instant::now();

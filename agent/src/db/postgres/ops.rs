@@ -394,10 +394,10 @@ impl Postgres {
             change(&mut runtime);
             runtime.clone()
         };
-        let Some(conf) = self.configured() else { return Ok(None) };
         if !self.tools.pg_ctl_running(self.data_dir()).await? {
             return Ok(None);
         }
+        let Some(conf) = self.configured_or_adopted().await? else { return Ok(None) };
         let owner = self.tools.owner()?;
         self.blocking(action, move |s| {
             files::write_postgresql_conf(s, &conf, &runtime, owner)?;
@@ -408,6 +408,26 @@ impl Postgres {
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
         sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
         Ok(Some(session))
+    }
+
+    /// The configuration written last. A running primary this agent did not start (found running: a
+    /// cluster moved from Patroni, or one kept through an agent restart in pause) is adopted: its
+    /// configuration is written now, as for a start as primary, so that runtime changes (parameters, the
+    /// sync rule, the fencing token) reach it as they reach a server the agent started. A running replica
+    /// gets its configuration when it follows; `None` until then.
+    async fn configured_or_adopted(&self) -> Result<Option<Conf>, DbError> {
+        if let Some(conf) = self.configured() {
+            return Ok(Some(conf));
+        }
+        let failed = |e: String| DbError::new("adopt the running server", e);
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
+        if sql::in_recovery(&session.client).await.map_err(|e| failed(e.to_string()))? {
+            return Ok(None);
+        }
+        drop(session);
+        tracing::info!(member = %self.settings.name, "running primary adopted: its configuration is the agent's from now on");
+        self.configure(Conf::Primary).await?;
+        Ok(Some(Conf::Primary))
     }
 
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and
