@@ -146,7 +146,10 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         (code == 200 && status["pause"] == true).then_some(())
     })
     .await;
-    eprintln!("Vigil paused on the running cluster {:.1?} after Patroni's pause", handover.elapsed());
+    eprintln!("Vigil holds the paused cluster {:.1?} after Patroni was told to stop", handover.elapsed());
+    let file = files[primary].1.to_str().expect("a UTF-8 path");
+    let list = vigil(&["list", "-c", file]);
+    assert!(list.contains("Maintenance mode: on"), "{list}");
 
     // 4. Nothing restarted; writes went on without a single failure, and a new session writes too.
     assert_eq!(postmasters(&patroni, &members).await, before, "paused Vigil restarted no server");
@@ -154,7 +157,7 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
 
     // 5. Resume: the old primary keeps the lease, the replicas stream from it.
     let resumed = tokio::time::Instant::now();
-    vigil(&["resume", "--wait", "--api", &old_api]);
+    vigil(&["resume", "--wait", "-c", file]);
     let primary_now = settled(&members, "Vigil").await;
     assert_eq!(primary_now, primary, "the old primary stays primary");
     eprintln!("Vigil resumed and settled in {:.1?}", resumed.elapsed());
