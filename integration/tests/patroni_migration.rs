@@ -147,6 +147,14 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
     })
     .await;
     eprintln!("Vigil holds the paused cluster {:.1?} after Patroni was told to stop", handover.elapsed());
+    // The lease's token is in the server, where clients read it, though Vigil neither started nor
+    // promoted it.
+    wait_for("the old primary to show the lease's fencing token", PATIENCE, || async {
+        let (_, status) = rest(old.api_port, "/patroni", CALL).await?;
+        let token = status["vigil"]["fencing_token"].as_u64()?.to_string();
+        (query(old.pg_port, "SHOW vigil.fencing_token").await.ok()? == [token]).then_some(())
+    })
+    .await;
     let file = files[primary].1.to_str().expect("a UTF-8 path");
     let list = vigil(&["list", "-c", file]);
     assert!(list.contains("Maintenance mode: on"), "{list}");

@@ -35,6 +35,9 @@ pub enum Action {
     StartPrimary,
     /// Promote the running replica, with the lease's token.
     Promote,
+    /// Record the lease's token in the server, which already runs as primary: one this agent neither
+    /// started nor promoted (a cluster moved from Patroni, a primary kept running through a pause).
+    RecordToken,
     /// Fence: stop the local primary at once (it rejoins as a replica afterwards).
     Demote,
     /// Fence a server that does not answer (stopped processes, hung storage): kill its processes, so that
@@ -227,7 +230,10 @@ fn store_unreachable(o: &Observation) -> Decision {
 /// Maintenance mode: the lease follows whoever runs as primary, nothing is started, stopped or promoted.
 fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
     match (o.db.is_running_primary(), &cluster.leader) {
-        (true, None) => Decision::act(vec![Action::AcquireLease], "paused: primary takes the free lease"),
+        (true, None) => Decision::act(
+            vec![Action::AcquireLease, Action::RecordToken],
+            "paused: primary takes the free lease",
+        ),
         (true, Some(_)) if o.holds_lease_in_store(cluster) => {
             Decision::act(vec![Action::RenewLease], "paused: primary renews its lease")
         }

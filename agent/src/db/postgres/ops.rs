@@ -389,15 +389,12 @@ impl Postgres {
         action: &str,
         change: impl FnOnce(&mut Runtime),
     ) -> Result<Option<Session>, DbError> {
-        let runtime = {
-            let mut runtime = self.runtime();
-            change(&mut runtime);
-            runtime.clone()
-        };
+        change(&mut self.runtime());
         if !self.tools.pg_ctl_running(self.data_dir()).await? {
             return Ok(None);
         }
         let Some(conf) = self.configured_or_adopted().await? else { return Ok(None) };
+        let runtime = self.runtime().clone();
         let owner = self.tools.owner()?;
         self.blocking(action, move |s| {
             files::write_postgresql_conf(s, &conf, &runtime, owner)?;
@@ -412,9 +409,10 @@ impl Postgres {
 
     /// The configuration written last. A running primary this agent did not start (found running: a
     /// cluster moved from Patroni, or one kept through an agent restart in pause) is adopted: its
-    /// configuration is written now, as for a start as primary, so that runtime changes (parameters, the
-    /// sync rule, the fencing token) reach it as they reach a server the agent started. A running replica
-    /// gets its configuration when it follows; `None` until then.
+    /// configuration is written now, as for a start as primary, with the fencing token it shows (unless
+    /// one was set since), so that runtime changes (parameters, the sync rule, the fencing token) reach
+    /// it as they reach a server the agent started. A running replica gets its configuration when it
+    /// follows; `None` until then.
     async fn configured_or_adopted(&self) -> Result<Option<Conf>, DbError> {
         if let Some(conf) = self.configured() {
             return Ok(Some(conf));
@@ -423,6 +421,11 @@ impl Postgres {
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
         if sql::in_recovery(&session.client).await.map_err(|e| failed(e.to_string()))? {
             return Ok(None);
+        }
+        // Unset (`SHOW` fails) on a server no agent recorded a token in.
+        let shown = sql::setting(&session.client, render::FENCING_TOKEN).await.ok();
+        if let Some(token) = shown.and_then(|t| t.parse::<u64>().ok()) {
+            self.runtime().fencing_token.get_or_insert(token);
         }
         drop(session);
         tracing::info!(member = %self.settings.name, "running primary adopted: its configuration is the agent's from now on");
