@@ -1,6 +1,6 @@
 //! A PostgreSQL 15 cluster managed by Patroni, for comparing failover with Vigil on the same machine:
-//! one real `patroni` process per member (from a virtualenv, see `bench/compare.sh`) and a single-node
-//! etcd as the DCS (Patroni's `etcd3` module, etcd's v3 API), all on 127.0.0.1.
+//! one real `patroni` process per member (from a virtualenv, see `bench/compare.sh`, or Debian's `patroni`
+//! package) and a single-node etcd as the DCS (Patroni's `etcd3` module, etcd's v3 API), all on 127.0.0.1.
 //!
 //! The members' PostgreSQL settings match [`AgentCluster`](crate::agents::AgentCluster)'s (the same
 //! users, passwords, `initdb` options, `pg_hba` rules and `fsync: off`). When this process is root,

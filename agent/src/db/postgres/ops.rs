@@ -412,14 +412,13 @@ impl Postgres {
     /// configuration is written now, as for a start as primary, with the fencing token it shows (unless
     /// one was set since), so that runtime changes (parameters, the sync rule, the fencing token) reach
     /// it as they reach a server the agent started. A running replica gets its configuration when it
-    /// follows; `None` until then.
+    /// follows; `None` until then, and while the server does not say which it is.
     async fn configured_or_adopted(&self) -> Result<Option<Conf>, DbError> {
         if let Some(conf) = self.configured() {
             return Ok(Some(conf));
         }
-        let failed = |e: String| DbError::new("adopt the running server", e);
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
-        if sql::in_recovery(&session.client).await.map_err(|e| failed(e.to_string()))? {
+        let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await else { return Ok(None) };
+        if !matches!(sql::in_recovery(&session.client).await, Ok(false)) {
             return Ok(None);
         }
         // Unset (`SHOW` fails) on a server no agent recorded a token in.
