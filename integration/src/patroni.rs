@@ -43,6 +43,8 @@ pub struct PatroniCluster {
     patroni: Vec<Option<Child>>,
     etcd: Option<Child>,
     etcd_client: u16,
+    /// Extra lines of every member's `bootstrap.dcs`, indented.
+    extra_dcs: String,
 }
 
 impl PatroniCluster {
@@ -54,6 +56,18 @@ impl PatroniCluster {
         ports: &ClusterPorts,
         timing: PatroniTiming,
     ) -> std::io::Result<PatroniCluster> {
+        PatroniCluster::start_with(bin_dir, etcd, ports, timing, "")
+    }
+
+    /// [`start`](Self::start) with `extra_dcs` added to every member's `bootstrap.dcs`: YAML mapping lines
+    /// at the section's level, e.g. `"synchronous_mode: true"` (each line is indented to fit).
+    pub fn start_with(
+        bin_dir: &Path,
+        etcd: &Path,
+        ports: &ClusterPorts,
+        timing: PatroniTiming,
+        extra_dcs: &str,
+    ) -> std::io::Result<PatroniCluster> {
         let dir = tempfile::Builder::new().prefix("vigil-patroni-").tempdir()?;
         set_mode(dir.path(), 0o755)?;
         let mut cluster = PatroniCluster {
@@ -62,6 +76,7 @@ impl PatroniCluster {
             patroni: Vec::new(),
             etcd: None,
             etcd_client: ports.etcd_client,
+            extra_dcs: extra_dcs.lines().map(|line| format!("    {line}\n")).collect(),
         };
         cluster.etcd = Some(cluster.spawn_etcd(etcd, ports)?);
         for i in 0..cluster.members.len() {
@@ -196,7 +211,7 @@ impl PatroniCluster {
             "scope: bench\nname: {name}\n\
              restapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
              etcd3:\n  hosts: 127.0.0.1:{etcd}\n\
-             bootstrap:\n  dcs:\n    ttl: {ttl}\n    loop_wait: {loop_wait}\n    retry_timeout: {retry}\n\
+             bootstrap:\n  dcs:\n{extra_dcs}    ttl: {ttl}\n    loop_wait: {loop_wait}\n    retry_timeout: {retry}\n\
              \x20   postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
              \x20   - local all all trust\n\
@@ -215,6 +230,7 @@ impl PatroniCluster {
             loop_wait = timing.loop_wait,
             retry = timing.retry_timeout,
             home = home.display(),
+            extra_dcs = self.extra_dcs,
         )
     }
 

@@ -1,11 +1,13 @@
 //! A Patroni cluster moves to Vigil with PostgreSQL kept running (README, "Moving from Patroni"): real
 //! Patroni 3.0.2 and etcd 3.4 from Debian 12 (`apt-get install patroni etcd-server`), three members of
-//! PostgreSQL 15. The cluster is paused (`PATCH /config {"pause": true}`, as `patronictl pause` does), the
-//! three Patroni processes are stopped with SIGTERM, and three Vigil agents start on the same data
-//! directories and ports, each from its member's Patroni file with the DCS section replaced by `raft:` and
-//! `pause: true` added to `bootstrap.dcs`. Throughout, one client keeps writing: the primary's postmaster
-//! is never restarted and takes every write. After `vigil resume` the old primary keeps the lease, the
-//! replicas stream from it, and a kill -9 of the primary (agent and postmaster) fails over to a replica.
+//! PostgreSQL 15 in synchronous mode. The cluster is paused (`PATCH /config {"pause": true}`, as
+//! `patronictl pause` does), the three Patroni processes are stopped with SIGTERM, and three Vigil agents
+//! start on the same data directories and ports, each from its member's Patroni file with the DCS section
+//! replaced by `raft:`, `pause: true` added to `bootstrap.dcs` and Patroni's timings taken out. Throughout,
+//! one client keeps writing: the primary's postmaster is never restarted and takes every write, under the
+//! lease's fencing token and still waiting for a synchronous standby. After `vigil resume` the old primary
+//! keeps the lease, the replicas stream from it through Patroni's slots, Vigil publishes its synchronous
+//! standby, and a kill -9 of the primary (agent and postmaster) fails over to that standby.
 
 use std::path::Path;
 use std::process::Command;
@@ -79,8 +81,9 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
     );
     let ports = ClusterPorts::pick(3);
     let members = ports.members.clone();
+    let (bin, etcd) = (Path::new(PATRONI_BIN), Path::new(ETCD));
     let mut patroni =
-        PatroniCluster::start(Path::new(PATRONI_BIN), Path::new(ETCD), &ports, PatroniTiming::FASTEST)
+        PatroniCluster::start_with(bin, etcd, &ports, PatroniTiming::FASTEST, "synchronous_mode: true")
             .expect("start etcd and Patroni");
     patroni.started(PATIENCE).await.expect("etcd and Patroni answer");
 
@@ -159,6 +162,9 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
     let list = vigil(&["list", "-c", file]);
     assert!(list.contains("Maintenance mode: on"), "{list}");
 
+    // Patroni's synchronous standby rule stays in force (as "any replica": commits keep waiting for one).
+    let names = query(old.pg_port, "SHOW synchronous_standby_names").await.expect("SHOW");
+    assert_eq!(names, ["*"], "the synchronous standbys of a primary taken over in pause");
     // 4. Nothing restarted; writes went on without a single failure, and a new session writes too.
     assert_eq!(postmasters(&patroni, &members).await, before, "paused Vigil restarted no server");
     query(old.pg_port, "INSERT INTO t VALUES (-1)").await.expect("a write in a new session");
@@ -186,13 +192,12 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
             (rows == ["1"]).then_some(())
         })
         .await;
-        let slot = query(
-            old.pg_port,
-            &format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{}'", m.name),
-        )
-        .await
-        .expect("slots");
-        assert_eq!(slot, ["t"], "{} streams through the slot Patroni made", m.name);
+        // Its WAL receiver restarts when the agent rewrites primary_conninfo: wait for it to reconnect.
+        let sql = format!("SELECT active FROM pg_replication_slots WHERE slot_name = '{}'", m.name);
+        wait_for(&format!("{} to stream through the slot Patroni made", m.name), PATIENCE, || async {
+            (query(old.pg_port, &sql).await.ok()? == ["t"]).then_some(())
+        })
+        .await;
     }
     eprintln!("{}", vigil(&["list", "--api", &old_api]));
     // Vigil manages the servers now: a parameter changed cluster-wide reaches every one, the old primary too.
@@ -204,6 +209,20 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         .await;
     }
 
+    // Vigil's own synchronous standby, published and in the primary's rule.
+    let sync = wait_for("Vigil to publish one synchronous standby", PATIENCE, || async {
+        let mut found = Vec::new();
+        for m in members.iter().filter(|m| m.name != old.name) {
+            if rest(m.api_port, "/sync", CALL).await?.0 == 200 {
+                found.push(m);
+            }
+        }
+        let [standby] = found[..] else { return None };
+        let names = query(old.pg_port, "SHOW synchronous_standby_names").await.ok()?;
+        (names == [format!("FIRST 1 (\"{}\")", standby.name)]).then_some(standby)
+    })
+    .await;
+
     // kill -9 of the primary's agent and postmaster: a replica takes over, by Vigil's timings.
     let killed_at = tokio::time::Instant::now();
     vigil_members.kill_agent(primary);
@@ -212,6 +231,7 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
         writer.acks().into_iter().find(|a| a.at > killed_at && a.server_port != old.pg_port)
     })
     .await;
+    assert_eq!(first.server_port, sync.pg_port, "the synchronous standby took over");
     eprintln!(
         "failover: first write accepted on port {} {:.2?} after kill -9 of {}'s agent and postmaster",
         first.server_port,

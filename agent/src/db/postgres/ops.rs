@@ -409,8 +409,8 @@ impl Postgres {
 
     /// The configuration written last. A running primary this agent did not start (found running: a
     /// cluster moved from Patroni, or one kept through an agent restart in pause) is adopted: its
-    /// configuration is written now, as for a start as primary, with the fencing token it shows (unless
-    /// one was set since), so that runtime changes (parameters, the sync rule, the fencing token) reach
+    /// configuration is written now, as for a start as primary, with the fencing token and synchronous
+    /// standbys it shows (unless set since), so that runtime changes (parameters, the sync rule, the fencing token) reach
     /// it as they reach a server the agent started. A running replica gets its configuration when it
     /// follows; `None` until then, and while the server does not say which it is.
     async fn configured_or_adopted(&self) -> Result<Option<Conf>, DbError> {
@@ -421,12 +421,22 @@ impl Postgres {
         if !matches!(sql::in_recovery(&session.client).await, Ok(false)) {
             return Ok(None);
         }
-        // Unset (`SHOW` fails) on a server no agent recorded a token in.
-        let shown = sql::setting(&session.client, render::FENCING_TOKEN).await.ok();
-        if let Some(token) = shown.and_then(|t| t.parse::<u64>().ok()) {
-            self.runtime().fencing_token.get_or_insert(token);
-        }
+        // What it runs with that the rewrite must not drop: the fencing token an agent recorded (unset,
+        // `SHOW` fails, on a server none did) and the synchronous standbys; another manager's rule, in a form
+        // the agent does not write (Patroni's `node2`), is kept as "any replica": commits keep waiting for a
+        // standby until the policy sets its own rule.
+        let token = sql::setting(&session.client, render::FENCING_TOKEN).await.ok();
+        let names = sql::setting(&session.client, "synchronous_standby_names").await.unwrap_or_default();
         drop(session);
+        {
+            let mut runtime = self.runtime();
+            if let Some(token) = token.and_then(|t| t.parse::<u64>().ok()) {
+                runtime.fencing_token.get_or_insert(token);
+            }
+            if runtime.sync == SyncRule::Off && !names.trim().is_empty() {
+                runtime.sync = standby_names::parse(&names).unwrap_or(SyncRule::AnyReplica);
+            }
+        }
         tracing::info!(member = %self.settings.name, "running primary adopted: its configuration is the agent's from now on");
         self.configure(Conf::Primary).await?;
         Ok(Some(Conf::Primary))
