@@ -19,8 +19,9 @@ use vigil_integration::patroni::{PatroniCluster, PatroniTiming};
 use vigil_integration::writer::Writer;
 use vigil_integration::{init_tracing, wait_for};
 
-/// Debian's packages: `patroni` (3.0.2) and `etcd-server` (3.4).
+/// Where Debian's `patroni` package (3.0.2) puts `patroni`.
 const PATRONI_BIN: &str = "/usr/bin";
+/// Debian's `etcd-server` (3.4).
 const ETCD: &str = "/usr/bin/etcd";
 /// The bound on each wait for the cluster to settle.
 const PATIENCE: Duration = Duration::from_secs(90);
