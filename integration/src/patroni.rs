@@ -285,6 +285,14 @@ impl ManagedCluster for PatroniCluster {
 
 impl Drop for PatroniCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (name, path) in self.logs() {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                eprintln!("---- {name}: {} (tail) ----", path.display());
+                tail.into_iter().rev().for_each(|line| eprintln!("{line}"));
+            }
+        }
         for i in 0..self.members.len() {
             self.kill_manager(i);
             self.kill_postgres(i);
