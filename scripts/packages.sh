@@ -43,19 +43,13 @@ ensure_chart_tools() {
   python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_install python3-venv "Python's venv"
 }
 
-# ensure_mariadb: MariaDB 10.11's server, mariadb-backup and client (Debian 12's default), and so the `mysql` OS
-# user. The tests start their own mariadbd instances in temporary directories, so the package must not start the
-# system service: while apt-get runs, /usr/sbin/policy-rc.d exits 101 (what invoke-rc.d and deb-systemd-invoke
-# ask before starting a service); afterwards the one that was there before is put back, or the file removed,
-# also when the installation fails. A system mariadbd that was started anyway is stopped.
-ensure_mariadb() {
-  if { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } &&
-    { command -v mariadb-backup >/dev/null 2>&1 || [ -x /usr/bin/mariadb-backup ]; }; then
-    return 0
-  fi
-  local packages="mariadb-server mariadb-backup mariadb-client"
+# apt_install_no_services PACKAGES WHAT: apt_install for packages whose installation would start a system service
+# (MariaDB's, etcd's): the tests start their own instances in temporary directories, so while apt-get runs,
+# /usr/sbin/policy-rc.d exits 101 (what invoke-rc.d and deb-systemd-invoke ask before starting a service);
+# afterwards the one that was there before is put back, or the file removed, also when the installation fails.
+apt_install_no_services() {
   # Not root: apt_install says what to install and exits, before policy-rc.d is touched.
-  [ "$(id -u)" -eq 0 ] || apt_install "$packages" "MariaDB"
+  [ "$(id -u)" -eq 0 ] || apt_install "$1" "$2"
   (
     policy=/usr/sbin/policy-rc.d
     saved=""
@@ -65,15 +59,32 @@ ensure_mariadb() {
     fi
     trap 'if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi' EXIT
     trap 'exit 130' INT TERM HUP
-    printf '#!/bin/sh\n# Written by Vigil scripts/packages.sh while it installs MariaDB: start no service.\nexit 101\n' \
+    printf '#!/bin/sh\n# Written by Vigil scripts/packages.sh while it installs %s: start no service.\nexit 101\n' "$2" \
       >"$policy"
     chmod 755 "$policy"
-    apt_install "$packages" "MariaDB"
+    apt_install "$1" "$2"
   )
+}
+
+# ensure_mariadb: MariaDB 10.11's server, mariadb-backup and client (Debian 12's default), and so the `mysql` OS
+# user, without starting the system service; a system mariadbd that was started anyway is stopped.
+ensure_mariadb() {
+  if { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } &&
+    { command -v mariadb-backup >/dev/null 2>&1 || [ -x /usr/bin/mariadb-backup ]; }; then
+    return 0
+  fi
+  apt_install_no_services "mariadb-server mariadb-backup mariadb-client" "MariaDB"
   local pid
   pid=$(cat /run/mysqld/mysqld.pid 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     echo "Stopping the system MariaDB service that the package started..."
     service mariadb stop || kill "$pid"
   fi
+}
+
+# ensure_patroni: Patroni 3.0.2 (with python3-etcd, psycopg2) and etcd 3.4 from Debian 12, for the migration test
+# (integration/tests/patroni_migration.rs), which runs its own etcd on a free port: the packages' services
+# (etcd on 2379, patroni) are not started.
+ensure_patroni() {
+  { [ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ]; } || apt_install_no_services "patroni etcd-server" "Patroni and etcd"
 }

@@ -9,6 +9,7 @@ ensure_postgres
 ensure_haproxy
 ensure_netfilter
 ensure_mariadb
+ensure_patroni
 ensure_systemd_analyze
 ensure_chart_tools
 

@@ -109,6 +109,23 @@ pub async fn rest(api_port: u16, path: &str, timeout: Duration) -> Option<(u16, 
     Some((code, response.json().await.unwrap_or_default()))
 }
 
+/// `method http://127.0.0.1:<api_port><path>` with a JSON `body`: the status code and the body as text, or
+/// `None` without an answer within `timeout`.
+pub async fn send(
+    api_port: u16,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    let http = reqwest::Client::builder().no_proxy().build().ok()?;
+    let url = format!("http://127.0.0.1:{api_port}{path}");
+    let request = http.request(method, url).header("content-type", "application/json").body(body.to_owned());
+    let response = request.timeout(timeout).send().await.ok()?;
+    let code = response.status().as_u16();
+    Some((code, response.text().await.unwrap_or_default()))
+}
+
 /// Runs `sql` as the superuser on the server at `pg_port` and returns the first column of every row.
 pub async fn query(pg_port: u16, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
     let conn = format!(

@@ -1,6 +1,6 @@
 //! A PostgreSQL 15 cluster managed by Patroni, for comparing failover with Vigil on the same machine:
-//! one real `patroni` process per member (from a virtualenv, see `bench/compare.sh`) and a single-node
-//! etcd as the DCS (Patroni's `etcd3` module, etcd's v3 API), all on 127.0.0.1.
+//! one real `patroni` process per member (from a virtualenv, see `bench/compare.sh`, or Debian's `patroni`
+//! package) and a single-node etcd as the DCS (Patroni's `etcd3` module, etcd's v3 API), all on 127.0.0.1.
 //!
 //! The members' PostgreSQL settings match [`AgentCluster`](crate::agents::AgentCluster)'s (the same
 //! users, passwords, `initdb` options, `pg_hba` rules and `fsync: off`). When this process is root,
@@ -43,6 +43,8 @@ pub struct PatroniCluster {
     patroni: Vec<Option<Child>>,
     etcd: Option<Child>,
     etcd_client: u16,
+    /// Extra lines of every member's `bootstrap.dcs`, indented.
+    extra_dcs: String,
 }
 
 impl PatroniCluster {
@@ -54,6 +56,18 @@ impl PatroniCluster {
         ports: &ClusterPorts,
         timing: PatroniTiming,
     ) -> std::io::Result<PatroniCluster> {
+        PatroniCluster::start_with(bin_dir, etcd, ports, timing, "")
+    }
+
+    /// [`start`](Self::start) with `extra_dcs` added to every member's `bootstrap.dcs`: YAML mapping lines
+    /// at the section's level, e.g. `"synchronous_mode: true"` (each line is indented to fit).
+    pub fn start_with(
+        bin_dir: &Path,
+        etcd: &Path,
+        ports: &ClusterPorts,
+        timing: PatroniTiming,
+        extra_dcs: &str,
+    ) -> std::io::Result<PatroniCluster> {
         let dir = tempfile::Builder::new().prefix("vigil-patroni-").tempdir()?;
         set_mode(dir.path(), 0o755)?;
         let mut cluster = PatroniCluster {
@@ -62,6 +76,7 @@ impl PatroniCluster {
             patroni: Vec::new(),
             etcd: None,
             etcd_client: ports.etcd_client,
+            extra_dcs: extra_dcs.lines().map(|line| format!("    {line}\n")).collect(),
         };
         cluster.etcd = Some(cluster.spawn_etcd(etcd, ports)?);
         for i in 0..cluster.members.len() {
@@ -108,8 +123,37 @@ impl PatroniCluster {
         }
     }
 
-    fn home(&self, i: usize) -> PathBuf {
+    /// Member `i`'s directory (its `patroni.yml`, log, socket and data directory `pg/`), owned by the
+    /// user Patroni runs as.
+    pub fn home(&self, i: usize) -> PathBuf {
         self.dir.path().join(&self.members[i].name)
+    }
+
+    /// Member `i`'s `patroni.yml`, as Patroni read it.
+    pub fn config_file(&self, i: usize) -> PathBuf {
+        self.home(i).join("patroni.yml")
+    }
+
+    /// Stops member `i`'s Patroni as its service manager would (SIGTERM) and waits up to `timeout` for
+    /// it to exit; `Err` when it did not (it is then killed) or was not running. In pause mode Patroni
+    /// leaves PostgreSQL running.
+    pub async fn stop_manager(&mut self, i: usize, timeout: Duration) -> Result<(), String> {
+        let name = self.members[i].name.clone();
+        let child = self.patroni[i].as_mut().ok_or_else(|| format!("{name}'s patroni is not running"))?;
+        // SAFETY: kill(2) on the PID of a child this process started and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.patroni[i] = None;
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.kill_manager(i);
+                return Err(format!("{name}'s patroni did not exit within {timeout:?} of SIGTERM"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn spawn_etcd(&self, etcd: &Path, ports: &ClusterPorts) -> std::io::Result<Child> {
@@ -134,7 +178,7 @@ impl PatroniCluster {
     fn spawn_patroni(&self, bin_dir: &Path, i: usize, timing: PatroniTiming) -> std::io::Result<Child> {
         let home = self.home(i);
         std::fs::create_dir_all(home.join("sock"))?;
-        let file = home.join("patroni.yml");
+        let file = self.config_file(i);
         std::fs::write(&file, self.config(i, timing))?;
         let log = std::fs::File::create(home.join("patroni.log"))?;
         let user = postgres_user();
@@ -167,7 +211,7 @@ impl PatroniCluster {
             "scope: bench\nname: {name}\n\
              restapi:\n  listen: 127.0.0.1:{api}\n  connect_address: 127.0.0.1:{api}\n\
              etcd3:\n  hosts: 127.0.0.1:{etcd}\n\
-             bootstrap:\n  dcs:\n    ttl: {ttl}\n    loop_wait: {loop_wait}\n    retry_timeout: {retry}\n\
+             bootstrap:\n  dcs:\n{extra_dcs}    ttl: {ttl}\n    loop_wait: {loop_wait}\n    retry_timeout: {retry}\n\
              \x20   postgresql:\n      use_pg_rewind: true\n      parameters: {{fsync: 'off'}}\n\
              \x20 initdb: [{{encoding: UTF8}}, data-checksums]\n  pg_hba:\n\
              \x20   - local all all trust\n\
@@ -186,6 +230,7 @@ impl PatroniCluster {
             loop_wait = timing.loop_wait,
             retry = timing.retry_timeout,
             home = home.display(),
+            extra_dcs = self.extra_dcs,
         )
     }
 
@@ -240,6 +285,14 @@ impl ManagedCluster for PatroniCluster {
 
 impl Drop for PatroniCluster {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (name, path) in self.logs() {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                eprintln!("---- {name}: {} (tail) ----", path.display());
+                tail.into_iter().rev().for_each(|line| eprintln!("{line}"));
+            }
+        }
         for i in 0..self.members.len() {
             self.kill_manager(i);
             self.kill_postgres(i);

@@ -35,6 +35,9 @@ pub enum Action {
     StartPrimary,
     /// Promote the running replica, with the lease's token.
     Promote,
+    /// Record the lease's token in the server, which already runs as primary: one this agent neither
+    /// started nor promoted (a cluster moved from Patroni, a primary kept running through a pause).
+    RecordToken,
     /// Fence: stop the local primary at once (it rejoins as a replica afterwards).
     Demote,
     /// Fence a server that does not answer (stopped processes, hung storage): kill its processes, so that
@@ -227,7 +230,10 @@ fn store_unreachable(o: &Observation) -> Decision {
 /// Maintenance mode: the lease follows whoever runs as primary, nothing is started, stopped or promoted.
 fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
     match (o.db.is_running_primary(), &cluster.leader) {
-        (true, None) => Decision::act(vec![Action::AcquireLease], "paused: primary takes the free lease"),
+        (true, None) => Decision::act(
+            vec![Action::AcquireLease, Action::RecordToken],
+            "paused: primary takes the free lease",
+        ),
         (true, Some(_)) if o.holds_lease_in_store(cluster) => {
             Decision::act(vec![Action::RenewLease], "paused: primary renews its lease")
         }
@@ -241,10 +247,18 @@ fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
 /// The bootstrap race: `Ok(system id)` once the cluster is initialized, else the decision for now.
 fn bootstrap<'a>(o: &Observation, cluster: &'a ClusterView) -> Result<&'a str, Decision> {
     let Some(Initialize { by, system_id }) = &cluster.initialize else {
-        return Err(if o.policy.can_fail_over {
-            Decision::act(vec![Action::ClaimInitialize], "cluster not initialized: claiming the bootstrap")
-        } else {
-            Decision::wait("cluster not initialized; nofailover members do not bootstrap")
+        return Err(match &cluster.leader {
+            // A store started paused on a running cluster (one moved from Patroni): its primary took the
+            // lease in the pause and records its own database on resume. A claim by anybody else would
+            // leave that primary waiting for a bootstrap that never comes, its lease running out.
+            Some((holder, _)) if *holder != o.me => Decision::wait(format!(
+                "cluster not initialized: waiting for {holder}, the lease holder, to record its database"
+            )),
+            _ if o.policy.can_fail_over => Decision::act(
+                vec![Action::ClaimInitialize],
+                "cluster not initialized: claiming the bootstrap",
+            ),
+            _ => Decision::wait("cluster not initialized; nofailover members do not bootstrap"),
         });
     };
     if let Some(system_id) = system_id {

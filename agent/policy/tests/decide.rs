@@ -306,7 +306,8 @@ fn paused_primary_takes_a_free_lease() {
     let mut o = obs();
     o.policy.pause = true;
     o.db = primary(5000);
-    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    // Its server, running all along (moved from Patroni, say), shows the new token from then on.
+    assert_eq!(actions(&o), vec![Action::AcquireLease, Action::RecordToken]);
 }
 
 #[test]
@@ -379,6 +380,22 @@ fn claims_the_bootstrap_when_the_cluster_is_not_initialized() {
     uninitialized(&mut o);
     o.db = DbState::stopped(DataState::Missing);
     assert_eq!(actions(&o), vec![Action::ClaimInitialize]);
+}
+
+#[test]
+fn leaves_the_bootstrap_to_the_lease_holder_of_a_store_started_paused_on_a_running_cluster() {
+    // Moved from Patroni: the running primary took the lease in the pause; on resume the replicas wait for
+    // it to record its database, and it claims the bootstrap and records what it runs.
+    let mut o = obs();
+    uninitialized(&mut o);
+    o.db = replica_of("node2", 1000);
+    led_by(&mut o, "node2", 4);
+    assert!(waits(&o).contains("node2, the lease holder"));
+    o.db = primary(1000);
+    holding_lease(&mut o, 4);
+    assert_eq!(actions(&o), vec![Action::ClaimInitialize]);
+    claimed_by_me(&mut o);
+    assert_eq!(actions(&o), vec![Action::RenewLease, Action::SetSystemId(SYSID.into())]);
 }
 
 #[test]
@@ -1603,13 +1620,16 @@ proptest! {
         prop_assert!(!d.actions.contains(&Action::Demote), "decided {:?}", d);
     }
 
-    /// Guards maintenance mode: only lease bookkeeping, never an action on the database.
+    /// Guards maintenance mode: only lease bookkeeping (a primary's new token recorded in its server with
+    /// it), never an action on the database.
     #[test]
     fn paused_member_only_touches_the_lease(mut o in prop_oneof![any_observation(), any_race_observation()]) {
         o.policy.pause = true;
         let d = decide(&o);
-        let lease_only = d.actions.iter().all(|a| {
-            matches!(a, Action::AcquireLease | Action::RenewLease | Action::ReleaseLease)
+        let lease_only = d.actions.iter().all(|a| match a {
+            Action::AcquireLease | Action::RenewLease | Action::ReleaseLease => true,
+            Action::RecordToken => d.actions.contains(&Action::AcquireLease) && o.db.is_running_primary(),
+            _ => false,
         });
         prop_assert!(lease_only, "decided {:?}", d);
     }

@@ -136,6 +136,14 @@ pub trait Database: Send + Sync + 'static {
     /// start.
     fn promote(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Records `token` where clients read it (see [`Database::promote`]) on a server that already runs as
+    /// primary, one this agent neither started nor promoted. By default nothing: an engine that records
+    /// the token with the first write of a term (MariaDB's `vigil.fence`) does so at its next promotion.
+    fn set_fencing_token(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send {
+        let _ = token;
+        async { Ok(()) }
+    }
+
     /// Retains what every member in `retained.members` needs to follow this server after a pause, and
     /// nothing for members no longer listed (PostgreSQL: a replication slot each; an unused slot a standby
     /// still streams through is kept and reported as an error, so that the caller tries again); keeps the

@@ -134,6 +134,12 @@ async fn run_action<D: Database>(
             super::history::record_promotion(db, job).await;
             Ok(())
         }
+        Action::RecordToken => {
+            job.lease_valid("record the fencing token")?;
+            let token =
+                job.token.ok_or_else(|| DbError::new("record the fencing token", "no lease token"))?;
+            db.set_fencing_token(token.0).await
+        }
         Action::Demote | Action::Kill => {
             match action {
                 Action::Demote => db.fence().await?,

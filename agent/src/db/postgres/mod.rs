@@ -259,6 +259,10 @@ impl Database for Postgres {
         self.logged("promote", None, self.promote_now()).await
     }
 
+    async fn set_fencing_token(&self, token: u64) -> Result<(), DbError> {
+        self.logged("set_fencing_token", None, self.set_fencing_token_now(token)).await
+    }
+
     async fn set_sync_rule(&self, rule: &SyncRule) -> Result<(), DbError> {
         self.set_sync_rule_now(rule).await
     }

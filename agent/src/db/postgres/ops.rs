@@ -389,15 +389,12 @@ impl Postgres {
         action: &str,
         change: impl FnOnce(&mut Runtime),
     ) -> Result<Option<Session>, DbError> {
-        let runtime = {
-            let mut runtime = self.runtime();
-            change(&mut runtime);
-            runtime.clone()
-        };
-        let Some(conf) = self.configured() else { return Ok(None) };
+        change(&mut self.runtime());
         if !self.tools.pg_ctl_running(self.data_dir()).await? {
             return Ok(None);
         }
+        let Some(conf) = self.configured_or_adopted().await? else { return Ok(None) };
+        let runtime = self.runtime().clone();
         let owner = self.tools.owner()?;
         self.blocking(action, move |s| {
             files::write_postgresql_conf(s, &conf, &runtime, owner)?;
@@ -408,6 +405,41 @@ impl Postgres {
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
         sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
         Ok(Some(session))
+    }
+
+    /// The configuration written last. A running primary this agent did not start (found running: a
+    /// cluster moved from Patroni, or one kept through an agent restart in pause) is adopted: its
+    /// configuration is written now, as for a start as primary, with the fencing token and synchronous
+    /// standbys it shows (unless set since), so that runtime changes (parameters, the sync rule, the fencing token) reach
+    /// it as they reach a server the agent started. A running replica gets its configuration when it
+    /// follows; `None` until then, and while the server does not say which it is.
+    async fn configured_or_adopted(&self) -> Result<Option<Conf>, DbError> {
+        if let Some(conf) = self.configured() {
+            return Ok(Some(conf));
+        }
+        let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await else { return Ok(None) };
+        if !matches!(sql::in_recovery(&session.client).await, Ok(false)) {
+            return Ok(None);
+        }
+        // What it runs with that the rewrite must not drop: the fencing token an agent recorded (unset,
+        // `SHOW` fails, on a server none did) and the synchronous standbys; another manager's rule, in a form
+        // the agent does not write (Patroni's `node2`), is kept as "any replica": commits keep waiting for a
+        // standby until the policy sets its own rule.
+        let token = sql::setting(&session.client, render::FENCING_TOKEN).await.ok();
+        let names = sql::setting(&session.client, "synchronous_standby_names").await.unwrap_or_default();
+        drop(session);
+        {
+            let mut runtime = self.runtime();
+            if let Some(token) = token.and_then(|t| t.parse::<u64>().ok()) {
+                runtime.fencing_token.get_or_insert(token);
+            }
+            if runtime.sync == SyncRule::Off && !names.trim().is_empty() {
+                runtime.sync = standby_names::parse(&names).unwrap_or(SyncRule::AnyReplica);
+            }
+        }
+        tracing::info!(member = %self.settings.name, "running primary adopted: its configuration is the agent's from now on");
+        self.configure(Conf::Primary).await?;
+        Ok(Some(Conf::Primary))
     }
 
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and
