@@ -174,6 +174,7 @@ fn identity(config: &Config, engine: EngineConfig<'_>, config_path: &Path) -> Id
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: engine.parameters().clone(),
         use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
+        discard: crate::ha::discard(config),
         config_path: Some(config_path.to_owned()),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),

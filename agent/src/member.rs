@@ -64,6 +64,9 @@ pub struct MemberRecord {
     /// What its data has that its upstream refused it for, until it is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<Divergence>,
+    /// Where diverged data of this member was set aside before a re-clone, while it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// A replica: the member it is configured to replicate from (the primary, or another replica with
     /// `replicatefrom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 //! `postgres` OS user when the test runs as root.
 
 mod common;
+mod postgres_files;
 
 use common::{wait_state, WAIT};
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use vigil_agent::config::Callbacks;
-use vigil_agent::db::postgres::{Credentials, InitdbOption, Postgres, PostgresSettings};
+use vigil_agent::db::postgres::{Credentials, InForce, InitdbOption, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, DbState, Retained, Role, StopMode, Upstream};
 use vigil_agent::ha::Hooks;
 use vigil_dcs::{FencingToken, MemberName};
@@ -88,12 +89,22 @@ impl Lab {
                 peer_options: Default::default(),
             }),
             parameters,
-            pg_hba: vec![
-                "local all all peer".into(),
-                "host all postgres 127.0.0.1/32 scram-sha-256".into(),
-                "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
-                "host postgres rewinder 127.0.0.1/32 scram-sha-256".into(),
-            ],
+            own_files: Default::default(),
+            files: InForce {
+                pg_hba: vec![
+                    "local all all peer".into(),
+                    "host all postgres 127.0.0.1/32 scram-sha-256".into(),
+                    "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
+                    "host postgres rewinder 127.0.0.1/32 scram-sha-256".into(),
+                ],
+                ..Default::default()
+            },
+            config_dir: None,
+            custom_conf: None,
+            bin_name: Default::default(),
+            pg_ctl_timeout: std::time::Duration::from_secs(60),
+            before_stop: None,
+            use_unix_socket: None,
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
                 InitdbOption::Value("locale".into(), "C".into()),

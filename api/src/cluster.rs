@@ -71,6 +71,10 @@ pub struct ClusterMember {
     /// What its data has that its upstream refused it for; absent otherwise (see the status JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// Where diverged data of this member was set aside before a re-clone (a path), while it is there;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// A replica: the member it replicates from (the leader, or another replica with `replicatefrom`);
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

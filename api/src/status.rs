@@ -154,6 +154,9 @@ pub struct VigilInfo {
     /// transactions), from the refusal until the data is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// Where diverged data of this member was set aside before a re-clone (a path), while it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,

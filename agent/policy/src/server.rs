@@ -183,6 +183,8 @@ pub struct DbState {
     /// What its data has that its upstream lacks, from the moment the upstream refused it until the data
     /// is replaced or follows an upstream (`None`: nothing known).
     pub diverged: Option<Divergence>,
+    /// Where diverged data of this member was set aside and still is, the latest (a path).
+    pub data_set_aside: Option<String>,
 }
 
 impl DbState {
@@ -204,6 +206,7 @@ impl DbState {
             replicas: Vec::new(),
             pending_restart: Vec::new(),
             diverged: None,
+            data_set_aside: None,
         }
     }
 

@@ -7,9 +7,9 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
-    Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy,
-    Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode,
-    Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    Discard, Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView,
+    Policy, Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState,
+    SynchronousMode, Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -125,6 +125,7 @@ fn policy() -> Policy {
         maximum_lag_on_failover: 1 << 20,
         primary_start_timeout: Duration::from_secs(300),
         repair_in_place: true,
+        discard: Discard { after_failed_repair: true, without_repair: true },
         retain_for_replicas: true,
         check_timeline: false,
         pause: false,
@@ -736,6 +737,28 @@ fn stopped_former_primary_is_re_cloned_when_repair_in_place_is_off() {
 }
 
 #[test]
+fn diverged_data_is_set_aside_unless_its_removal_is_configured() {
+    let mut o = obs();
+    o.db = DbState::stopped(former_primary_data());
+    led_by(&mut o, "node2", 9);
+    o.policy.discard = Discard::default();
+    o.repair_failed = true;
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::SetDataAside]);
+    assert!(d.reason.contains("repair in place failed: setting its data aside"), "{}", d.reason);
+    o.policy.discard.without_repair = true;
+    assert_eq!(actions(&o), vec![Action::SetDataAside], "rewind failure: its own key");
+    o.policy.discard.after_failed_repair = true;
+    assert_eq!(actions(&o), vec![Action::RemoveData]);
+    o.repair_failed = false;
+    o.policy.repair_in_place = false;
+    o.policy.discard = Discard { after_failed_repair: true, without_repair: false };
+    assert_eq!(actions(&o), vec![Action::SetDataAside], "no rewind: diverged timelines' key");
+    o.policy.discard.without_repair = true;
+    assert_eq!(actions(&o), vec![Action::RemoveData]);
+}
+
+#[test]
 fn replica_that_failed_to_start_as_the_holders_replica_is_rewound() {
     // "requested timeline 17 does not contain minimum recovery point …": each start fails.
     let mut o = obs();
@@ -1290,6 +1313,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                     replicas: Vec::new(),
                     pending_restart: Vec::new(),
                     diverged: None,
+                    data_set_aside: None,
                 }
             },
         )
@@ -1412,6 +1436,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 maximum_lag_on_failover,
                 primary_start_timeout: Duration::from_secs(timeout),
                 repair_in_place,
+                discard: Discard::default(),
                 retain_for_replicas: true,
                 check_timeline: false,
                 pause,

@@ -31,6 +31,8 @@ mod tests;
 mod tests_errors;
 #[cfg(test)]
 mod tests_mysql;
+#[cfg(test)]
+mod tests_patroni_keys;
 
 pub use addr::HostPort;
 pub use dynamic::{
@@ -44,7 +46,8 @@ pub use kubernetes::{KubernetesConfig, SERVICE_ACCOUNT_DIR};
 pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
-    find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
+    find_bin_dir, Authentication, BinNames, Callbacks, PostgresqlConfig, DEFAULT_PG_CTL_TIMEOUT,
+    DEFAULT_PG_LIB_ROOT, OWNED_RECOVERY_SETTINGS, REQUIRED_BINARIES,
 };
 pub use sections::{
     BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, LogType, RaftConfig, RestApiConfig,

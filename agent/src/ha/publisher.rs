@@ -130,6 +130,7 @@ fn member_record(
         pending_restart: !db.pending_restart.is_empty(),
         pending_restart_reason: MemberRecord::pending_changes(db),
         diverged: db.diverged.clone(),
+        data_set_aside: db.data_set_aside.clone(),
         upstream: db.upstream.clone().filter(|_| role == "replica"),
     }
 }
@@ -185,6 +186,7 @@ fn node_status(
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
             sync_state: record.sync_state.clone(),
             diverged: record.diverged.clone(),
+            data_set_aside: record.data_set_aside.clone(),
             failovers_total: shown.standing.failovers,
             raft: Some(vigil_api::RaftInfo {
                 term: shown.raft.term,
@@ -237,6 +239,7 @@ mod tests {
             bootstrap_dcs: DynamicConfig::default(),
             parameters: BTreeMap::new(),
             use_pg_rewind: None,
+            discard: Default::default(),
             config_path: None,
             api_client_tls: Default::default(),
             api_read_auth: None,

@@ -64,6 +64,7 @@ impl<D: Database> Agent<D> {
             maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
             primary_start_timeout: dynamic.primary_start_timeout,
             repair_in_place: dynamic.use_pg_rewind(self.me.use_pg_rewind),
+            discard: self.me.discard,
             retain_for_replicas: dynamic.postgresql.use_slots,
             check_timeline: dynamic.check_timeline,
             pause: dynamic.pause,

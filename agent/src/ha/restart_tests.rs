@@ -156,6 +156,7 @@ fn identity(dynamic: &DynamicConfig) -> Identity {
         bootstrap_dcs: dynamic.clone(),
         parameters: BTreeMap::new(),
         use_pg_rewind: None,
+        discard: Default::default(),
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,

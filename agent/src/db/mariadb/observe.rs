@@ -59,6 +59,7 @@ impl MariaDb {
             replicas,
             pending_restart: Vec::new(),
             diverged: None,
+            data_set_aside: None,
         }
     }
 }

@@ -3,7 +3,8 @@
 use super::render::{self, Conf, Runtime};
 use super::sql::{self, RoleKind, Session};
 use super::{
-    conninfo, controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings,
+    conninfo, controldata, files, parameter_check, set_aside, standby_names, InitdbOption, Postgres,
+    PostgresSettings,
 };
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,7 +130,13 @@ impl Postgres {
         // pg_rewind itself connects as the rewind role when there is one (the checkpoint needs the superuser)
         let rewinder = s.rewind.as_ref().unwrap_or(&s.superuser);
         let rewind_source = conninfo::to_member(up, rewinder, &s.pgpass, &options);
-        let args = [target, format!("--source-server={rewind_source}").into()];
+        let mut args = vec![target, format!("--source-server={rewind_source}").into()];
+        if let Some(conf) = self.tools.config_file() {
+            // its crash recovery of an unclean target runs the server, which reads postgresql.conf
+            let mut option = OsString::from("--config-file=");
+            option.push(conf);
+            args.push(option);
+        }
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
@@ -144,6 +151,22 @@ impl Postgres {
             files::prepare_dirs(s, owner)
         })
         .await?;
+        self.set_configured(None);
+        Ok(())
+    }
+
+    pub(super) async fn set_data_aside_now(&self) -> Result<(), DbError> {
+        self.stop_standby("set data aside", StopMode::Immediate).await?;
+        let owner = self.tools.owner()?;
+        let kept = self
+            .blocking("set data aside", move |s| {
+                files::mark_former_primary(s, false)?;
+                let kept = set_aside::move_aside(s, std::time::SystemTime::now())?;
+                files::prepare_dirs(s, owner)?;
+                Ok(kept)
+            })
+            .await?;
+        tracing::warn!(member = %self.settings.name, kept = %kept.display(), "diverged data set aside, not removed: remove it once nothing in it is needed");
         self.set_configured(None);
         Ok(())
     }
@@ -170,7 +193,7 @@ impl Postgres {
                 self.configure(conf).await?;
                 return self.tools.pg_ctl_reload(data).await;
             }
-            self.tools.pg_ctl_stop(data, StopMode::Fast).await?;
+            self.stop_server(StopMode::Fast).await?;
         }
         self.configure(conf).await?;
         self.start().await
@@ -181,7 +204,7 @@ impl Postgres {
         if !files::has_database(data) {
             return Ok(());
         }
-        match self.tools.pg_ctl_stop(data, mode).await {
+        match self.stop_server(mode).await {
             // A server that does not obey an immediate stop (its processes stopped or hung) is killed.
             Err(e) if mode == StopMode::Immediate && self.tools.pg_ctl_running(data).await? => {
                 tracing::warn!(member = %self.settings.name, error = %e, "immediate stop failed: killing the server");
@@ -382,9 +405,9 @@ impl Postgres {
     }
 
     /// Changes the runtime settings with `change`, kept for every later start. On a running server,
-    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns) and reloads
+    /// rewrites postgresql.conf, pg_hba.conf and pg_ident.conf (dropping any `ALTER SYSTEM` value of what the adapter owns) and reloads
     /// it; returns the session that asked for the reload (`None`: the server does not run).
-    async fn rewrite_and_reload(
+    pub(super) async fn rewrite_and_reload(
         &self,
         action: &str,
         change: impl FnOnce(&mut Runtime),
@@ -400,7 +423,7 @@ impl Postgres {
         }
         let owner = self.tools.owner()?;
         self.blocking(action, move |s| {
-            files::write_postgresql_conf(s, &conf, &runtime, owner)?;
+            files::write_server_conf(s, &conf, &runtime, owner)?;
             files::clean_auto_conf(s, owner)
         })
         .await?;
@@ -478,7 +501,7 @@ impl Postgres {
         if !files::has_standby_signal(data) {
             return Err(DbError::new(action, "the server is running as a primary; stop it first"));
         }
-        self.tools.pg_ctl_stop(data, mode).await
+        self.stop_server(mode).await
     }
 
     fn require_database(&self, action: &str) -> Result<(), DbError> {

@@ -1,0 +1,115 @@
+//! Patroni's file keys against a real server: `config_dir` with an existing postgresql.conf kept as
+//! the included base, `custom_conf`, pg_hba and pg_ident from the dynamic configuration applied by a
+//! reload, `before_stop`, and diverged data set aside rather than removed.
+
+use super::{ids, os_user, sql, wait_rows, Lab};
+use std::os::unix::fs::chown;
+use std::path::Path;
+use vigil_agent::config::DynamicConfig;
+use vigil_agent::db::postgres::{Postgres, PostgresSettings};
+use vigil_agent::db::{DataState, Database, StopMode};
+
+/// Gives `path` to the OS user the servers run as.
+fn give(path: &Path) {
+    if let Some(user) = os_user() {
+        let (uid, gid) = ids(&user);
+        chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dir_base_conf_cluster_pg_hba_and_before_stop() {
+    let lab = Lab::new();
+    let (_, settings) = lab.node("debian");
+    // Debian's layout: the configuration in /etc/postgresql/<v>/main, written before the agent came.
+    let etc = settings.data_dir.with_file_name("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    give(&etc);
+    std::fs::write(etc.join("postgresql.conf"), "work_mem = '7MB'\n").unwrap();
+    let stopped = settings.data_dir.with_file_name("before_stop.out");
+    let s = PostgresSettings {
+        config_dir: Some(etc.clone()),
+        // its exit status is ignored
+        before_stop: Some(format!("echo stopping >> {}; exit 3", stopped.display())),
+        ..settings
+    };
+    let node = Postgres::new(s.clone());
+    node.bootstrap(Some(1)).await.unwrap();
+
+    let base = etc.join("postgresql.base.conf");
+    assert_eq!(std::fs::read_to_string(&base).unwrap(), "work_mem = '7MB'\n", "kept as the base");
+    let show = |name: &str| format!("SELECT current_setting('{name}')");
+    wait_rows(s.port, &show("work_mem"), &["7MB"]).await;
+    let in_etc = |f: &str| etc.join(f).display().to_string();
+    wait_rows(s.port, &show("config_file"), &[&in_etc("postgresql.conf")]).await;
+    wait_rows(s.port, &show("hba_file"), &[&in_etc("pg_hba.conf")]).await;
+    wait_rows(s.port, &show("ident_file"), &[&in_etc("pg_ident.conf")]).await;
+
+    // The cluster's pg_hba and pg_ident, applied by a reload: TCP as the superuser is refused now.
+    let mut dynamic = DynamicConfig::default();
+    dynamic.postgresql.pg_hba = Some(vec!["host all postgres 127.0.0.1/32 reject".into()]);
+    dynamic.postgresql.pg_ident = Some(vec!["vigilmap alice postgres".into()]);
+    node.set_cluster_config(&dynamic).await.unwrap();
+    let hba = std::fs::read_to_string(etc.join("pg_hba.conf")).unwrap();
+    assert!(hba.ends_with("\nhost all postgres 127.0.0.1/32 reject\n"), "{hba}");
+    let ident = std::fs::read_to_string(etc.join("pg_ident.conf")).unwrap();
+    assert!(ident.ends_with("\nvigilmap alice postgres\n"), "{ident}");
+    assert!(sql(s.port, "SELECT 1").await.is_err());
+    let log = std::fs::read_to_string(s.data_dir.with_file_name("debian.log")).unwrap();
+    assert!(log.contains("pg_hba.conf rejects connection for host \"127.0.0.1\""), "{log}");
+    // The member's own pg_hba wins over the cluster's.
+    let own = Postgres::new(PostgresSettings {
+        own_files: vigil_agent::db::postgres::OwnFiles {
+            pg_hba: Some(s.files.pg_hba.clone()),
+            ..Default::default()
+        },
+        ..s.clone()
+    });
+    own.set_cluster_config(&dynamic).await.unwrap();
+    // Started by another adapter: this one writes the files at its next start only.
+    assert!(sql(s.port, "SELECT 1").await.is_err());
+    own.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "stopping\n", "before_stop ran once");
+    own.start_primary(None).await.unwrap();
+    wait_rows(s.port, "SELECT map_name FROM pg_ident_file_mappings", &["vigilmap"]).await;
+    wait_rows(s.port, "SELECT 1", &["1"]).await;
+    own.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "stopping\nstopping\n");
+    assert!(!own.observe().await.running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_conf_is_included_and_diverged_data_is_set_aside() {
+    let lab = Lab::new();
+    let (_, settings) = lab.node("aside");
+    let custom = settings.data_dir.with_file_name("custom.conf");
+    std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
+    std::fs::write(&custom, "work_mem = '9MB'\n").unwrap();
+    let s = PostgresSettings { custom_conf: Some(custom), ..settings };
+    let node = Postgres::new(s.clone());
+    node.bootstrap(Some(1)).await.unwrap();
+    wait_rows(s.port, "SELECT current_setting('work_mem')", &["9MB"]).await;
+    assert!(!s.data_dir.join("postgresql.base.conf").exists(), "custom_conf replaces the base");
+    let system_id = match node.observe().await.data {
+        DataState::Present { system_id, .. } => system_id,
+        other => panic!("no data: {other:?}"),
+    };
+    assert!(node.set_data_aside().await.is_err(), "set aside the data of a running primary");
+    node.stop(StopMode::Fast).await.unwrap();
+
+    node.set_data_aside().await.unwrap();
+    let state = node.observe().await;
+    assert_eq!(state.data, DataState::Missing);
+    let kept = state.data_set_aside.expect("reported");
+    let name = Path::new(&kept).file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(name.starts_with("data.diverged-") && name.ends_with('Z'), "{name}");
+    assert!(Path::new(&kept).join("global/pg_control").is_file(), "the data is all there");
+    assert_eq!(std::fs::read_dir(&s.data_dir).unwrap().count(), 0, "a fresh data directory");
+
+    // A new database in its place; what was set aside stays, and stays reported.
+    node.bootstrap(Some(2)).await.unwrap();
+    let state = node.observe().await;
+    assert!(matches!(&state.data, DataState::Present { system_id: new, .. } if *new != system_id));
+    assert_eq!(state.data_set_aside.as_deref(), Some(kept.as_str()));
+    node.stop(StopMode::Immediate).await.unwrap();
+}
