@@ -20,6 +20,10 @@ pub fn tags_allow_failover(tags: &BTreeMap<String, serde_json::Value>) -> bool {
 pub struct MemberRecord {
     /// `postgres://host:port/postgres`: where its database accepts connections.
     pub conn_url: String,
+    /// Patroni's `proxy_url`: a pooler or proxy in front of its database (`postgresql.proxy_address`),
+    /// for information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
     /// `http://host:port/patroni`: its REST API.
     pub api_url: String,
     /// `running`, `stopped`, `starting`, … (Patroni's states).

@@ -42,6 +42,10 @@ pub struct ClusterMember {
     pub state: String,
     /// Its REST API (`http://host:port/patroni`).
     pub api_url: String,
+    /// A pooler or proxy in front of its database (`postgres://host:port/postgres`), for information;
+    /// absent when none is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
     /// Its database host.
     pub host: String,
     /// Its database port.

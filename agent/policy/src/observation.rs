@@ -226,10 +226,13 @@ pub struct SyncPolicy {
     pub strict: bool,
     /// `synchronous_node_count`: how many standbys confirm each commit.
     pub node_count: u32,
+    /// `maximum_lag_on_syncnode`: a standby further behind than this (bytes) than the most advanced one
+    /// (or, when it is the only one, than the primary) is not synchronous; `None`: no limit.
+    pub max_lag: Option<u64>,
 }
 
 impl Default for SyncPolicy {
     fn default() -> Self {
-        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1 }
+        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1, max_lag: None }
     }
 }

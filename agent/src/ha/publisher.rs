@@ -112,6 +112,7 @@ fn member_record(
     let state = if leaving { "stopping" } else { state };
     MemberRecord {
         conn_url: conn_url.to_owned(),
+        proxy_url: me.proxy_url.clone(),
         api_url: me.api_url.clone(),
         state: state.into(),
         role: role.into(),
@@ -240,6 +241,7 @@ mod tests {
             parameters: BTreeMap::new(),
             use_pg_rewind: None,
             discard: Default::default(),
+            proxy_url: None,
             config_path: None,
             api_client_tls: Default::default(),
             api_read_auth: None,
@@ -263,6 +265,15 @@ mod tests {
         assert_eq!(record.position, Some(Position::wal(0x100)));
         assert_eq!(record.xlog_location, Some(0x100), "Patroni's view: the LSN as a number");
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
+        assert_eq!(record.proxy_url, None);
+        let proxied = Identity { proxy_url: Some("postgres://10.0.0.9:6432/postgres".into()), ..me() };
+        let aside =
+            DbState { data_set_aside: Some("/d/data.diverged-20261207T054040Z".into()), ..primary.clone() };
+        let record = member_record(&proxied, url, &aside, &dynamic, "primary", false);
+        assert_eq!(record.proxy_url.as_deref(), Some("postgres://10.0.0.9:6432/postgres"));
+        assert_eq!(record.data_set_aside.as_deref(), Some("/d/data.diverged-20261207T054040Z"));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["proxy_url"], "postgres://10.0.0.9:6432/postgres", "Patroni's member key");
 
         let standing = Standing {
             token: Some(FencingToken(9)),

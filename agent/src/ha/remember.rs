@@ -70,6 +70,7 @@ impl<D: Database> Agent<D> {
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,
             sync: SyncPolicy {
+                max_lag: u64::try_from(dynamic.maximum_lag_on_syncnode).ok().filter(|lag| *lag > 0),
                 mode: dynamic.synchronous_mode.into(),
                 strict: dynamic.synchronous_mode_strict,
                 node_count: dynamic.synchronous_node_count,

@@ -261,6 +261,7 @@ impl World {
             pending_restart_reason: Default::default(),
             diverged: None,
             data_set_aside: None,
+            proxy_url: None,
             upstream: db.upstream.clone(),
         };
         let agent = &mut self.nodes[node].agent;
