@@ -1,11 +1,11 @@
 //! Patroni's file keys against a real server: `config_dir` with an existing postgresql.conf kept as
 //! the included base, `custom_conf`, pg_hba and pg_ident from the dynamic configuration applied by a
-//! reload, `before_stop`, and diverged data set aside rather than removed.
+//! reload, `before_stop`, `bin_name`, and diverged data set aside rather than removed.
 
 use super::{ids, os_user, sql, wait_rows, Lab};
 use std::os::unix::fs::chown;
 use std::path::Path;
-use vigil_agent::config::DynamicConfig;
+use vigil_agent::config::{BinNames, DynamicConfig};
 use vigil_agent::db::postgres::{Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, StopMode};
 
@@ -79,13 +79,31 @@ async fn config_dir_base_conf_cluster_pg_hba_and_before_stop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_conf_is_included_and_diverged_data_is_set_aside() {
+async fn custom_conf_and_bin_name_are_used_and_diverged_data_is_set_aside() {
     let lab = Lab::new();
     let (_, settings) = lab.node("aside");
     let custom = settings.data_dir.with_file_name("custom.conf");
     std::fs::create_dir_all(custom.parent().unwrap()).unwrap();
     std::fs::write(&custom, "work_mem = '9MB'\n").unwrap();
-    let s = PostgresSettings { custom_conf: Some(custom), ..settings };
+    // bin_name: pg_ctl and pg_controldata under other names (links to PostgreSQL's own).
+    let bin = settings.data_dir.with_file_name("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for entry in std::fs::read_dir(&settings.bin_dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let renamed = if ["pg_ctl", "pg_controldata"].contains(&name.as_str()) {
+            format!("{name}.15")
+        } else {
+            name.clone()
+        };
+        std::os::unix::fs::symlink(settings.bin_dir.join(&name), bin.join(renamed)).unwrap();
+    }
+    let bin_name = BinNames {
+        pg_ctl: Some("pg_ctl.15".into()),
+        pg_controldata: Some("pg_controldata.15".into()),
+        ..BinNames::default()
+    };
+    assert!(!bin.join("pg_ctl").exists());
+    let s = PostgresSettings { custom_conf: Some(custom), bin_dir: bin, bin_name, ..settings };
     let node = Postgres::new(s.clone());
     node.bootstrap(Some(1)).await.unwrap();
     wait_rows(s.port, "SELECT current_setting('work_mem')", &["9MB"]).await;

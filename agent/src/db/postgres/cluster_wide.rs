@@ -1,8 +1,11 @@
 //! pg_hba.conf, pg_ident.conf and the recovery settings: each comes from the member's own file when it
 //! sets it, else from the dynamic configuration (as in Patroni, the own file's list replaces the
-//! cluster's whole); pg_hba falls back to `bootstrap.pg_hba`.
+//! cluster's whole); pg_hba falls back to `bootstrap.pg_hba`. A change reaches a running server by a
+//! reload.
 
-use crate::config::{Config, DynamicPostgresql};
+use super::Postgres;
+use crate::config::{Config, DynamicConfig, DynamicPostgresql};
+use crate::db::DbError;
 use std::collections::BTreeMap;
 
 /// What the member's own file says (`postgresql.pg_hba`, `pg_ident`, `recovery_conf`, and
@@ -62,6 +65,34 @@ impl OwnFiles {
                 None => cluster_recovery.map(|(k, v)| (k.clone(), v.clone())).collect(),
             },
         }
+    }
+}
+
+impl Postgres {
+    /// Takes the dynamic configuration's pg_hba, pg_ident and recovery settings (each unless the own file
+    /// sets it) and `primary_stop_timeout`; a running server gets the changed files and a reload.
+    pub(super) async fn set_cluster_config_now(&self, dynamic: &DynamicConfig) -> Result<(), DbError> {
+        self.set_primary_stop_timeout(dynamic);
+        let wanted = self.settings.own_files.in_force(&dynamic.postgresql);
+        let changed: Vec<&str> = {
+            let old = &self.runtime().files;
+            [
+                ("pg_hba", old.pg_hba != wanted.pg_hba),
+                ("pg_ident", old.pg_ident != wanted.pg_ident),
+                ("recovery_conf", old.recovery_conf != wanted.recovery_conf),
+            ]
+            .into_iter()
+            .filter_map(|(name, differs)| differs.then_some(name))
+            .collect()
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let applied =
+            self.rewrite_and_reload("apply pg_hba, pg_ident and recovery_conf", |r| r.files = wanted).await?;
+        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
+        tracing::info!(member = %self.settings.name, ?changed, when, "cluster-wide configuration files changed");
+        Ok(())
     }
 }
 

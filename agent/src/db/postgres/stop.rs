@@ -45,31 +45,10 @@ impl Postgres {
         *self.primary_stop_timeout.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the dynamic configuration's pg_hba, pg_ident and recovery settings (each unless the own file
-    /// sets it) and `primary_stop_timeout`; a running server gets the changed files and a reload.
-    pub(super) async fn set_cluster_config_now(&self, dynamic: &DynamicConfig) -> Result<(), DbError> {
+    /// Takes `primary_stop_timeout` of `dynamic`, which applies in synchronous mode only.
+    pub(super) fn set_primary_stop_timeout(&self, dynamic: &DynamicConfig) {
         let sync = dynamic.synchronous_mode != SynchronousMode::Off;
         let limit = Some(dynamic.primary_stop_timeout).filter(|t| sync && !t.is_zero());
         *self.primary_stop_timeout.lock().unwrap_or_else(|e| e.into_inner()) = limit;
-        let wanted = self.settings.own_files.in_force(&dynamic.postgresql);
-        if self.runtime().files == wanted {
-            return Ok(());
-        }
-        let changed: Vec<&str> = {
-            let old = &self.runtime().files;
-            [
-                ("pg_hba", old.pg_hba != wanted.pg_hba),
-                ("pg_ident", old.pg_ident != wanted.pg_ident),
-                ("recovery_conf", old.recovery_conf != wanted.recovery_conf),
-            ]
-            .into_iter()
-            .filter_map(|(name, differs)| differs.then_some(name))
-            .collect()
-        };
-        let applied =
-            self.rewrite_and_reload("write pg_hba.conf and pg_ident.conf", |r| r.files = wanted).await?;
-        let when = if applied.is_some() { "reloaded" } else { "kept for the next start" };
-        tracing::info!(member = %self.settings.name, ?changed, when, "cluster-wide configuration files changed");
-        Ok(())
     }
 }
