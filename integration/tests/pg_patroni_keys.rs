@@ -1,6 +1,7 @@
 //! Patroni's `postgresql` keys with real agents and PostgreSQL 15: the cluster-wide pg_hba of
 //! `bootstrap.dcs.postgresql` (as Patroni's own sample files write it) reaches every member and a
-//! `PATCH /config` of it applies with a reload; `proxy_address` is published; a former primary whose
+//! `PATCH /config` of it applies with a reload, as do the cluster's recovery settings on a replica;
+//! `proxy_address` is published; a former primary whose
 //! data diverged is re-cloned with its old data set aside, not deleted.
 
 use reqwest::Method;
@@ -34,7 +35,7 @@ async fn accepts(cluster: &AgentCluster, i: usize, user: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_clusters_pg_hba_reaches_every_member_and_a_change_applies_with_a_reload() {
+async fn the_clusters_pg_hba_and_recovery_conf_reach_the_members_and_apply_with_a_reload() {
     init_tracing();
     let edit = |yaml: &str| {
         cluster_wide_pg_hba(yaml).replace("  pgpass:", "  proxy_address: 127.0.0.1:6432\n  pgpass:")
@@ -68,6 +69,14 @@ async fn the_clusters_pg_hba_reaches_every_member_and_a_change_applies_with_a_re
         assert!(hba.contains("\nhost all app 127.0.0.1/32 reject\n"), "{hba}");
         assert_eq!(cluster.postmaster_pid(i), started[i], "reloaded, not restarted");
     }
+    // The cluster's recovery settings reach the replica only, by a reload too.
+    let replica = 1 - primary;
+    let patch = r#"{"postgresql": {"recovery_conf": {"recovery_min_apply_delay": "2s"}}}"#;
+    let (code, body) = cluster.send(primary, Method::PATCH, "/config", patch).await;
+    assert_eq!(code, 200, "{body}");
+    cluster.eventually(replica, "SHOW recovery_min_apply_delay", &["2s"]).await;
+    cluster.eventually(primary, "SHOW recovery_min_apply_delay", &["0"]).await;
+    assert_eq!(cluster.postmaster_pid(replica), started[replica], "reloaded, not restarted");
     // Refused with the key named: a blank line, and a command in the cluster's recovery settings.
     for (patch, named) in [
         (r#"{"postgresql": {"pg_hba": [" "]}}"#, "postgresql.pg_hba[0]"),
