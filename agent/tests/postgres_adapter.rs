@@ -105,6 +105,11 @@ impl Lab {
             pg_ctl_timeout: std::time::Duration::from_secs(60),
             before_stop: None,
             use_unix_socket: None,
+            // Patroni's sample postgres1.yml's pg_basebackup options
+            basebackup: vec![
+                InitdbOption::Flag("verbose".into()),
+                InitdbOption::Value("max-rate".into(), "100M".into()),
+            ],
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
                 InitdbOption::Value("locale".into(), "C".into()),

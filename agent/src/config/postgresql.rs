@@ -1,7 +1,7 @@
 //! The `postgresql` section and the search for PostgreSQL's programs.
 
 use super::validate::no_blank_items;
-use super::{duration, scalar, ConfigError, HostPort, PgRole};
+use super::{duration, scalar, ConfigError, HostPort, InitdbOption, PgRole};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +95,9 @@ pub struct PostgresqlConfig {
     /// A command run before promotion; a non-zero exit cancels it.
     #[serde(default)]
     pub pre_promote: Option<String>,
+    /// Extra pg_basebackup options, as `bootstrap.initdb` writes them (`verbose`, `max-rate: 100M`).
+    #[serde(default, deserialize_with = "scalar::initdb_options")]
+    pub basebackup: Vec<InitdbOption>,
     /// How replicas are created, in order of preference.
     #[serde(default = "basebackup")]
     pub create_replica_methods: Vec<String>,
@@ -308,6 +311,10 @@ impl PostgresqlConfig {
                 return Err(ConfigError::invalid("postgresql.proxy_address", why));
             }
         }
+        for (i, option) in self.basebackup.iter().enumerate() {
+            basebackup_option(option)
+                .map_err(|why| ConfigError::invalid(format!("postgresql.basebackup[{i}]"), why))?;
+        }
         if let Some(lines) = &self.pg_ident {
             no_blank_items("postgresql.pg_ident", lines)?;
         }
@@ -316,6 +323,45 @@ impl PostgresqlConfig {
             None => Ok(()),
         }
     }
+}
+
+/// pg_basebackup options the agent sets itself, or that would make a copy it cannot start (Patroni's
+/// list, with the slot and the recovery configuration, which the agent writes).
+const BASEBACKUP_OWNED: [&str; 14] = [
+    "pgdata",
+    "format",
+    "wal-method",
+    "xlog-method",
+    "gzip",
+    "version",
+    "dbname",
+    "host",
+    "port",
+    "username",
+    "password",
+    "slot",
+    "create-slot",
+    "write-recovery-conf",
+];
+
+/// Refuses a pg_basebackup option the agent owns, and client-side compression (the copy must be a plain
+/// data directory; `compress: server-…` is allowed).
+fn basebackup_option(option: &InitdbOption) -> Result<(), String> {
+    let (name, value) = match option {
+        InitdbOption::Flag(name) => (name, None),
+        InitdbOption::Value(name, value) => (name, Some(value)),
+    };
+    let name = name.trim_start_matches('-');
+    if BASEBACKUP_OWNED.contains(&name) {
+        return Err(format!("--{name} is set by the agent: leave it out"));
+    }
+    if name == "compress" && !value.is_some_and(|v| v.starts_with("server-")) {
+        return Err(format!(
+            "--compress={} is client-side: only server-… compression keeps a plain copy",
+            value.map_or("", String::as_str)
+        ));
+    }
+    Ok(())
 }
 
 /// Recovery settings the agent writes itself: `recovery_conf` may not set them.

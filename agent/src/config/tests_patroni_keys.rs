@@ -10,6 +10,9 @@ fn no_env(_: &str) -> Option<String> {
 
 /// Patroni's `postgres0.yml` (comments dropped) with `raft:` in place of `etcd:`; its relative
 /// `data_dir` made absolute and its Patroni timings (30/10/10, which leave no safety margin) left out.
+/// Patroni's `postgres1.yml` differs in its names, ports and its pg_basebackup options.
+const PATRONI_POSTGRES1_BASEBACKUP: &str = "  basebackup:\n      - verbose\n      - max-rate: 100M\n";
+
 const PATRONI_POSTGRES0: &str = "\
 scope: batman
 name: postgresql0
@@ -65,6 +68,10 @@ fn patronis_sample_loads_with_its_cluster_wide_pg_hba() {
     assert_eq!(hba, ["host replication replicator 127.0.0.1/32 md5", "host all all 0.0.0.0/0 md5"]);
     let s = crate::db::postgres::PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap();
     assert_eq!(s.files.pg_hba, hba, "the cluster's pg_hba is in force");
+
+    let postgres1 = text.replace("tags:\n", &format!("{PATRONI_POSTGRES1_BASEBACKUP}tags:\n"));
+    let c = Config::from_yaml_str(&postgres1, &no_env).unwrap();
+    assert_eq!(pg(&c).basebackup.len(), 2);
 }
 
 #[test]
@@ -85,6 +92,7 @@ fn every_patroni_postgresql_key_is_read_with_patronis_types() {
   proxy_address: 10.0.0.9:6432
   remove_data_directory_on_rewind_failure: true
   remove_data_directory_on_diverged_timelines: true
+  basebackup: [verbose, {max-rate: 100M}, {compress: server-gzip}]
   pgpass:";
     let text = example(bin.path()).replace("  pgpass:", keys);
     let c = Config::from_yaml_str(&text, &no_env).unwrap();
@@ -100,6 +108,7 @@ fn every_patroni_postgresql_key_is_read_with_patronis_types() {
     assert_eq!((p.use_unix_socket, p.use_unix_socket_repl), (Some(true), true));
     assert_eq!(p.proxy_address.as_ref().map(ToString::to_string).as_deref(), Some("10.0.0.9:6432"));
     assert!(p.remove_data_directory_on_rewind_failure && p.remove_data_directory_on_diverged_timelines);
+    assert_eq!(p.basebackup[1], InitdbOption::Value("max-rate".into(), "100M".into()));
 
     let plain = Config::from_yaml_str(&example(fake_bin_dir().path()), &no_env).unwrap();
     let p = pg(&plain);
@@ -126,6 +135,13 @@ fn bad_patroni_postgresql_keys_are_refused_by_name() {
         ("proxy_address: '*:6432'", "postgresql.proxy_address", "not an address clients can connect to"),
         ("proxy_address: pooler", "postgresql.proxy_address", "the port is missing"),
         ("pg_ident: ['']", "postgresql.pg_ident[0]", "is empty"),
+        (
+            "basebackup: [verbose, {wal-method: fetch}]",
+            "postgresql.basebackup[1]",
+            "--wal-method is set by the agent",
+        ),
+        ("basebackup: [write-recovery-conf]", "postgresql.basebackup[0]", "is set by the agent"),
+        ("basebackup: [{compress: gzip}]", "postgresql.basebackup[0]", "--compress=gzip is client-side"),
         (
             "recovery_conf: {primary_conninfo: x}",
             "postgresql.recovery_conf.primary_conninfo",

@@ -47,6 +47,7 @@ fn setup() -> Setup {
         pg_ctl_timeout: std::time::Duration::from_secs(60),
         before_stop: None,
         use_unix_socket: None,
+        basebackup: vec![],
         initdb: vec![],
         pgpass: dir.path().join("home/.pgpass"),
         os_user: None,

@@ -100,6 +100,8 @@ pub struct PostgresSettings {
     pub use_unix_socket: Option<bool>,
     /// initdb options (`bootstrap.initdb`).
     pub initdb: Vec<InitdbOption>,
+    /// Extra pg_basebackup options (`postgresql.basebackup`).
+    pub basebackup: Vec<InitdbOption>,
     /// The password file the adapter writes for the tools it runs (`postgresql.pgpass`).
     pub pgpass: PathBuf,
     /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
@@ -141,6 +143,7 @@ impl PostgresSettings {
             before_stop: pg.before_stop.clone(),
             use_unix_socket: pg.use_unix_socket,
             initdb: config.bootstrap.initdb.clone(),
+            basebackup: pg.basebackup.clone(),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
             nostream: config.tags.nostream,

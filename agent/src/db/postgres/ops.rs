@@ -19,6 +19,15 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `promote` waits for the server to leave recovery.
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Options as `bootstrap.initdb` and `postgresql.basebackup` write them, as long options (`--flag`,
+/// `--name=value`).
+fn long_options(options: &[InitdbOption]) -> impl Iterator<Item = OsString> + '_ {
+    options.iter().map(|o| match o {
+        InitdbOption::Flag(f) => format!("--{}", f.trim_start_matches('-')).into(),
+        InitdbOption::Value(n, v) => format!("--{}={v}", n.trim_start_matches('-')).into(),
+    })
+}
+
 impl Postgres {
     pub(super) async fn bootstrap_now(&self) -> Result<(), DbError> {
         self.require_stopped_and_empty("bootstrap").await?;
@@ -35,10 +44,7 @@ impl Postgres {
         .await?;
         let mut args: Vec<OsString> =
             vec!["--auth-local=scram-sha-256".into(), "--auth-host=scram-sha-256".into()];
-        args.extend(self.settings.initdb.iter().map(|o| match o {
-            InitdbOption::Flag(f) => format!("--{}", f.trim_start_matches('-')).into(),
-            InitdbOption::Value(n, v) => format!("--{}={v}", n.trim_start_matches('-')).into(),
-        }));
+        args.extend(long_options(&self.settings.initdb));
         args.push(format!("--username={}", self.settings.superuser.username).into());
         let mut pwfile_arg = OsString::from("--pwfile=");
         pwfile_arg.push(&pwfile);
@@ -73,6 +79,7 @@ impl Postgres {
         let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
         let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
         args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
+        args.extend(long_options(&self.settings.basebackup));
         self.basebackup(&action, up, &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await

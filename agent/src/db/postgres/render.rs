@@ -404,6 +404,7 @@ pub(super) mod tests {
             pg_ctl_timeout: Duration::from_secs(60),
             before_stop: None,
             use_unix_socket: None,
+            basebackup: vec![],
             initdb: vec![],
             pgpass: "/d/pgpass".into(),
             os_user: None,
