@@ -2,7 +2,7 @@
 //! store afterwards), with Vigil's short default timings.
 
 use super::choice::choice_enum;
-use super::postgresql::recovery_names;
+use super::postgresql_checks::recovery_names;
 use super::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
 use super::validate::no_blank_items;
 use super::{duration, scalar, ConfigError, PermanentSlot, SlotMatcher};

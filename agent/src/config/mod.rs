@@ -18,6 +18,7 @@ mod mysql_parameters;
 mod os_user;
 mod pg_role;
 mod postgresql;
+mod postgresql_checks;
 mod scalar;
 mod sections;
 mod slots;
@@ -47,8 +48,9 @@ pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, Replica
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
     find_bin_dir, Authentication, BinNames, Callbacks, PostgresqlConfig, DEFAULT_PG_CTL_TIMEOUT,
-    DEFAULT_PG_LIB_ROOT, OWNED_RECOVERY_SETTINGS, REQUIRED_BINARIES,
+    DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
+pub use postgresql_checks::OWNED_RECOVERY_SETTINGS;
 pub use sections::{
     BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, LogType, RaftConfig, RestApiConfig,
     UserPassword, VerifyClient, WatchdogConfig, WatchdogMode,
