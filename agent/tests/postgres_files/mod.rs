@@ -1,12 +1,14 @@
 //! Patroni's file keys against a real server: `config_dir` with an existing postgresql.conf kept as
 //! the included base, `custom_conf`, pg_hba and pg_ident from the dynamic configuration applied by a
-//! reload, `before_stop`, `bin_name`, and diverged data set aside rather than removed.
+//! reload, `before_stop`, `bin_name`, `primary_stop_timeout`, and diverged data set aside rather than
+//! removed.
 
 use super::{ids, os_user, sql, wait_rows, Lab};
 use std::os::unix::fs::chown;
 use std::path::Path;
-use vigil_agent::config::{BinNames, DynamicConfig};
-use vigil_agent::db::postgres::{Postgres, PostgresSettings};
+use std::time::{Duration, Instant};
+use vigil_agent::config::{BinNames, DynamicConfig, SynchronousMode};
+use vigil_agent::db::postgres::{OwnFiles, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, StopMode};
 
 /// Gives `path` to the OS user the servers run as.
@@ -59,10 +61,7 @@ async fn config_dir_base_conf_cluster_pg_hba_and_before_stop() {
     assert!(log.contains("pg_hba.conf rejects connection for host \"127.0.0.1\""), "{log}");
     // The member's own pg_hba wins over the cluster's.
     let own = Postgres::new(PostgresSettings {
-        own_files: vigil_agent::db::postgres::OwnFiles {
-            pg_hba: Some(s.files.pg_hba.clone()),
-            ..Default::default()
-        },
+        own_files: OwnFiles { pg_hba: Some(s.files.pg_hba.clone()), ..s.own_files.clone() },
         ..s.clone()
     });
     own.set_cluster_config(&dynamic).await.unwrap();
@@ -130,4 +129,25 @@ async fn custom_conf_and_bin_name_are_used_and_diverged_data_is_set_aside() {
     assert!(matches!(&state.data, DataState::Present { system_id: new, .. } if *new != system_id));
     assert_eq!(state.data_set_aside.as_deref(), Some(kept.as_str()));
     node.stop(StopMode::Immediate).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_does_not_stop_in_primary_stop_timeout_is_killed_in_synchronous_mode() {
+    let lab = Lab::new();
+    let (node, s) = lab.node("stuck");
+    node.bootstrap(Some(1)).await.unwrap();
+    let mut dynamic =
+        DynamicConfig { primary_stop_timeout: Duration::from_secs(2), ..DynamicConfig::default() };
+    dynamic.synchronous_mode = SynchronousMode::On;
+    node.set_cluster_config(&dynamic).await.unwrap();
+    // A stopped checkpointer never writes the shutdown checkpoint: a fast stop would wait pg_ctl_timeout.
+    let pid =
+        sql(s.port, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").await.unwrap();
+    let pid: libc::pid_t = pid[0].parse().unwrap();
+    // SAFETY: kill with a PID this test's server just reported.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let started = Instant::now();
+    node.stop(StopMode::Fast).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(!node.observe().await.running);
 }
