@@ -1,7 +1,7 @@
 //! Patroni's file keys against a real server: `config_dir` with an existing postgresql.conf kept as
 //! the included base, `custom_conf`, pg_hba and pg_ident from the dynamic configuration applied by a
-//! reload, `before_stop`, `bin_name`, `primary_stop_timeout`, and diverged data set aside rather than
-//! removed.
+//! reload, `before_stop`, `bin_name`, `pg_ctl_timeout`, `primary_stop_timeout`, and diverged data set
+//! aside rather than removed.
 
 use super::{ids, os_user, sql, wait_rows, Lab};
 use std::os::unix::fs::chown;
@@ -132,22 +132,29 @@ async fn custom_conf_and_bin_name_are_used_and_diverged_data_is_set_aside() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_primary_that_does_not_stop_in_primary_stop_timeout_is_killed_in_synchronous_mode() {
+async fn a_stop_waits_pg_ctl_timeout_and_a_synchronous_primary_is_killed_after_primary_stop_timeout() {
     let lab = Lab::new();
-    let (node, s) = lab.node("stuck");
+    let (_, settings) = lab.node("stuck");
+    let s = PostgresSettings { pg_ctl_timeout: Duration::from_secs(3), ..settings };
+    let node = Postgres::new(s.clone());
     node.bootstrap(Some(1)).await.unwrap();
+    // A stopped checkpointer never writes the shutdown checkpoint: a fast stop waits in vain.
+    let query = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'";
+    let pid: libc::pid_t = sql(s.port, query).await.unwrap()[0].parse().unwrap();
+    // SAFETY: kill with a PID this test's server just reported.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let started = Instant::now();
+    let err = node.stop(StopMode::Fast).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(15), "pg_ctl_timeout: took {:?}", started.elapsed());
+    assert!(err.action.contains("pg_ctl stop"), "{err}");
+    assert!(node.observe().await.running || node.observe().await.starting, "still there");
+
     let mut dynamic =
         DynamicConfig { primary_stop_timeout: Duration::from_secs(2), ..DynamicConfig::default() };
     dynamic.synchronous_mode = SynchronousMode::On;
     node.set_cluster_config(&dynamic).await.unwrap();
-    // A stopped checkpointer never writes the shutdown checkpoint: a fast stop would wait pg_ctl_timeout.
-    let pid =
-        sql(s.port, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").await.unwrap();
-    let pid: libc::pid_t = pid[0].parse().unwrap();
-    // SAFETY: kill with a PID this test's server just reported.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     let started = Instant::now();
     node.stop(StopMode::Fast).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     assert!(!node.observe().await.running);
 }
