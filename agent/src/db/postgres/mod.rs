@@ -1,11 +1,13 @@
 //! The PostgreSQL adapter: [`Postgres`] implements [`Database`] with PostgreSQL's own tools (initdb, pg_ctl,
 //! pg_basebackup, pg_rewind, pg_controldata), run as the configured OS user, and SQL over tokio-postgres.
 //!
-//! The adapter owns the server's configuration: before every start it writes postgresql.conf, pg_hba.conf and
-//! standby.signal from [`PostgresSettings`] and drops per-node settings from postgresql.auto.conf, so what
-//! pg_basebackup and pg_rewind copy from another member never takes effect. The agent connects to its own
-//! server as the superuser with its password, over the first `unix_socket_directories` entry (TCP when there
-//! is none); pg_hba.conf gets one line for that ahead of the configured ones. It never connects to another
+//! The adapter owns the server's configuration: before every start it writes postgresql.conf (including
+//! the base configuration first), pg_hba.conf, pg_ident.conf (when configured) and
+//! standby.signal from [`PostgresSettings`], in `config_dir` or the data directory, and drops per-node
+//! settings from postgresql.auto.conf, so what pg_basebackup and pg_rewind copy from another member never
+//! takes effect. The agent connects to its own server as the superuser with its password, over the first
+//! `unix_socket_directories` entry (TCP when there is none, or with `use_unix_socket: false`); pg_hba.conf
+//! gets one line for that ahead of the configured ones. It never connects to another
 //! member itself: libpq does, in PostgreSQL's programs, with the role's TLS options ([`conninfo`]).
 
 mod cluster_wide;

@@ -1,4 +1,4 @@
-//! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
+//! The files the adapter owns, as text: postgresql.conf, pg_hba.conf, pg_ident.conf and the password file. They are written
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
 use super::{conf_files, conninfo, liveness, standby_names, InForce, PostgresSettings};
