@@ -162,6 +162,7 @@ impl Postgres {
         Ok(())
     }
 
+    /// Moves the data directory aside (see [`set_aside`]) and makes a fresh one, for a re-clone.
     pub(super) async fn set_data_aside_now(&self) -> Result<(), DbError> {
         self.stop_standby("set data aside", StopMode::Immediate).await?;
         let owner = self.tools.owner()?;
@@ -173,7 +174,7 @@ impl Postgres {
                 Ok(kept)
             })
             .await?;
-        tracing::warn!(member = %self.settings.name, kept = %kept.display(), "diverged data set aside, not removed: remove it once nothing in it is needed");
+        tracing::warn!(member = %self.settings.name, kept = %kept.display(), "diverged data set aside, not removed (postgresql.remove_data_directory_on_* is false): remove it once nothing in it is needed");
         self.set_configured(None);
         Ok(())
     }
@@ -412,8 +413,9 @@ impl Postgres {
     }
 
     /// Changes the runtime settings with `change`, kept for every later start. On a running server,
-    /// rewrites postgresql.conf, pg_hba.conf and pg_ident.conf (dropping any `ALTER SYSTEM` value of what the adapter owns) and reloads
-    /// it; returns the session that asked for the reload (`None`: the server does not run).
+    /// rewrites postgresql.conf, pg_hba.conf and pg_ident.conf (dropping any `ALTER SYSTEM` value of what
+    /// the adapter owns) and reloads it; returns the session that asked for the reload (`None`: the
+    /// server does not run).
     pub(super) async fn rewrite_and_reload(
         &self,
         action: &str,
