@@ -358,7 +358,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
     assert_eq!((s.listen_host.as_str(), s.port, s.connect_host.as_str()), ("127.0.0.1", 5432, "127.0.0.1"));
     assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
     assert_eq!(s.parameters.get("wal_level").map(String::as_str), Some("replica"));
-    assert_eq!(s.pg_hba, c.bootstrap.pg_hba);
+    assert_eq!(s.files.pg_hba, c.bootstrap.pg_hba);
     assert_eq!((s.superuser.password.expose(), s.replication.username.as_str()), ("su-pass", "replicator"));
     let debug = format!("{s:?}");
     assert!(!debug.contains("su-pass") && !debug.contains("rep-pass"), "Debug must hide passwords: {debug}");
@@ -367,7 +367,10 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
 
     let own_hba = example(bin.path()).replace("  pgpass:", "  pg_hba: [local all all trust]\n  pgpass:");
     let c = Config::from_yaml_str(&own_hba, &no_env).unwrap();
-    assert_eq!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap().pg_hba, ["local all all trust"]);
+    assert_eq!(
+        PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap().files.pg_hba,
+        ["local all all trust"]
+    );
 }
 
 #[test]

@@ -312,6 +312,7 @@ fn postgresql(pg: &PostgresqlConfig) -> Result<(), ConfigError> {
     if let Some(lines) = &pg.pg_hba {
         no_blank_items("postgresql.pg_hba", lines)?;
     }
+    pg.validate_patroni_keys()?;
     for (event, command) in pg.callbacks.iter() {
         if command.trim().is_empty() {
             return Err(ConfigError::invalid(format!("postgresql.callbacks.{event}"), "is an empty command"));
@@ -438,7 +439,7 @@ fn not_absolute(key: &str, path: &Path) -> ConfigError {
     ConfigError::invalid(key, format!("{:?} is not an absolute path", path.display().to_string()))
 }
 
-fn no_blank_items(key: &str, lines: &[String]) -> Result<(), ConfigError> {
+pub(super) fn no_blank_items(key: &str, lines: &[String]) -> Result<(), ConfigError> {
     match lines.iter().position(|l| l.trim().is_empty()) {
         Some(i) => Err(ConfigError::invalid(format!("{key}[{i}]"), "is empty")),
         None => Ok(()),
