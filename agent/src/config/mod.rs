@@ -264,7 +264,8 @@ impl Config {
         if !reading.lost_sections {
             // A key taken out took its default: what the checks say of it would not be about the file.
             let taken_out: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_string)).collect();
-            let checked = validate::validate(&mut config, roots, env("PATH").as_deref());
+            let checked =
+                validate::validate(&mut config, roots, env("PATH").as_deref(), env("HOME").as_deref());
             errors.extend(
                 checked
                     .into_iter()

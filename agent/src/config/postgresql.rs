@@ -30,7 +30,9 @@ pub struct PostgresqlConfig {
     /// exists; after loading it is always set.
     #[serde(default)]
     pub bin_dir: PathBuf,
-    /// The password file written for the tools the agent runs (absolute).
+    /// The password file written for the tools the agent runs (absolute); left out, `pgpass` in the home
+    /// directory of `os_user` (or of the agent's user), as Patroni's `~/pgpass`.
+    #[serde(default)]
     pub pgpass: PathBuf,
     /// The roles the agent uses.
     pub authentication: Authentication,
