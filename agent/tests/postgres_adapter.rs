@@ -414,3 +414,19 @@ async fn secrets_in_the_agents_environment() {
     assert!(env.contains("VIGIL_CANDIDATE=secrets\n"), "{env}");
     assert!(!env.contains(ENV_SECRET) && !env.contains(SECRETS_CHILD), "the hook has: {env}");
 }
+
+/// A bootstrap whose first start fails (its port is taken) leaves no data behind, so the next attempt
+/// runs initdb again and creates the replication role, rather than starting a primary without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_that_cannot_start_leaves_nothing_and_the_next_creates_the_roles() {
+    let lab = Lab::new();
+    let (node, s) = lab.node("busy");
+    let taken = std::net::TcpListener::bind(("127.0.0.1", s.port)).expect("take the port");
+    let err = node.bootstrap(Some(1)).await.expect_err("the port is taken");
+    assert!(err.to_string().contains("start"), "{err}");
+    assert_eq!(node.observe().await.data, DataState::Missing, "initdb's output removed");
+    drop(taken);
+    node.bootstrap(Some(1)).await.expect("bootstrap");
+    let roles = "SELECT rolname FROM pg_roles WHERE rolname = 'replicator'";
+    assert_eq!(sql(s.port, roles).await.unwrap(), ["replicator"]);
+}

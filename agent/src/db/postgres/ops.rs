@@ -52,6 +52,21 @@ impl Postgres {
         let initdb = self.tools.run("initdb", "initdb", &args).await;
         let _ = std::fs::remove_file(&pwfile);
         initdb?;
+        let prepared = self.start_bootstrapped().await;
+        if prepared.is_err() {
+            // Nothing but initdb's output is there: removed, the next attempt runs initdb again, rather
+            // than starting a primary its roles were never created on.
+            let _ = self.stop_server(StopMode::Immediate).await;
+            self.blocking("empty data directory", |s| {
+                files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
+            })
+            .await?;
+        }
+        prepared
+    }
+
+    /// Starts a server initdb just made and creates its replication and rewind roles.
+    async fn start_bootstrapped(&self) -> Result<(), DbError> {
         self.configure(Conf::Primary).await?;
         self.start().await?;
         let s = &self.settings;
