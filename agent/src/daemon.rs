@@ -176,6 +176,12 @@ fn identity(config: &Config, engine: EngineConfig<'_>, config_path: Option<&Path
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: engine.parameters().clone(),
         use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),
+        discard: crate::ha::discard(config),
+        proxy_url: config
+            .postgresql
+            .as_ref()
+            .and_then(|pg| pg.proxy_address.as_ref())
+            .map(|a| <crate::db::postgres::Postgres as crate::db::Database>::connection_url(&a.host, a.port)),
         config_path: config_path.map(Path::to_owned),
         api_client_tls: config.api_client_tls(),
         api_read_auth: config.restapi.read_authentication.as_ref().map(|a| a.basic_auth()),

@@ -20,6 +20,10 @@ pub fn tags_allow_failover(tags: &BTreeMap<String, serde_json::Value>) -> bool {
 pub struct MemberRecord {
     /// `postgres://host:port/postgres`: where its database accepts connections.
     pub conn_url: String,
+    /// Patroni's `proxy_url`: a pooler or proxy in front of its database (`postgresql.proxy_address`),
+    /// for information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
     /// `http://host:port/patroni`: its REST API.
     pub api_url: String,
     /// `running`, `stopped`, `starting`, … (Patroni's states).
@@ -64,6 +68,9 @@ pub struct MemberRecord {
     /// What its data has that its upstream refused it for, until it is cloned again or follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<Divergence>,
+    /// Where diverged data of this member was set aside before a re-clone, while it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// A replica: the member it is configured to replicate from (the primary, or another replica with
     /// `replicatefrom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,7 @@
 //! `postgres` OS user when the test runs as root.
 
 mod common;
+mod postgres_files;
 
 use common::{wait_state, WAIT};
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 use vigil_agent::config::Callbacks;
-use vigil_agent::db::postgres::{Credentials, InitdbOption, Postgres, PostgresSettings};
+use vigil_agent::db::postgres::{Credentials, InitdbOption, OwnFiles, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, DbState, Retained, Role, StopMode, Upstream};
 use vigil_agent::ha::Hooks;
 use vigil_dcs::{FencingToken, MemberName};
@@ -64,6 +65,16 @@ impl Lab {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        // As `bootstrap.pg_hba`: what applies while the dynamic configuration sets no pg_hba.
+        let own_files = OwnFiles {
+            bootstrap_pg_hba: vec![
+                "local all all peer".into(),
+                "host all postgres 127.0.0.1/32 scram-sha-256".into(),
+                "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
+                "host postgres rewinder 127.0.0.1/32 scram-sha-256".into(),
+            ],
+            ..OwnFiles::default()
+        };
         let settings = PostgresSettings {
             name: name.into(),
             data_dir: dir.join("data"),
@@ -88,11 +99,18 @@ impl Lab {
                 peer_options: Default::default(),
             }),
             parameters,
-            pg_hba: vec![
-                "local all all peer".into(),
-                "host all postgres 127.0.0.1/32 scram-sha-256".into(),
-                "host replication replicator 127.0.0.1/32 scram-sha-256".into(),
-                "host postgres rewinder 127.0.0.1/32 scram-sha-256".into(),
+            own_files: own_files.clone(),
+            files: own_files.in_force(&Default::default()),
+            config_dir: None,
+            custom_conf: None,
+            bin_name: Default::default(),
+            pg_ctl_timeout: std::time::Duration::from_secs(60),
+            before_stop: None,
+            use_unix_socket: None,
+            // Patroni's sample postgres1.yml's pg_basebackup options
+            basebackup: vec![
+                InitdbOption::Flag("verbose".into()),
+                InitdbOption::Value("max-rate".into(), "100M".into()),
             ],
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
@@ -145,14 +163,19 @@ async fn connect(port: u16) -> Result<(tokio_postgres::Client, tokio::task::Join
     let conn = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2");
     let mut config: tokio_postgres::Config = conn.parse().map_err(|e| format!("{e}"))?;
     config.password(SUPERUSER_PASSWORD);
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| said(&e))?;
     Ok((client, tokio::spawn(async move { drop(connection.await) })))
+}
+
+/// What the server said, or else what failed.
+fn said(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_owned())
 }
 
 /// Runs `query` on the server at `port` as the superuser over TCP; the first column of each row.
 async fn sql(port: u16, query: &str) -> Result<Vec<String>, String> {
     let (client, task) = connect(port).await?;
-    let result = client.simple_query(query).await.map_err(|e| e.to_string());
+    let result = client.simple_query(query).await.map_err(|e| said(&e));
     drop(client);
     task.abort();
     Ok(result?

@@ -42,6 +42,10 @@ pub struct ClusterMember {
     pub state: String,
     /// Its REST API (`http://host:port/patroni`).
     pub api_url: String,
+    /// A pooler or proxy in front of its database (`postgres://host:port/postgres`), for information;
+    /// absent when none is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
     /// Its database host.
     pub host: String,
     /// Its database port.
@@ -71,6 +75,10 @@ pub struct ClusterMember {
     /// What its data has that its upstream refused it for; absent otherwise (see the status JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diverged: Option<vigil_policy::Divergence>,
+    /// Where diverged data of this member was set aside before a re-clone (a path), while it is there;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// A replica: the member it replicates from (the leader, or another replica with `replicatefrom`);
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

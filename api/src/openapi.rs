@@ -239,6 +239,7 @@ fn node_status_schema() -> Value {
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
         "failovers_total": int, "maximum_lag_on_failover": int,
         "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },
+        "data_set_aside": string,
         "raft": { "type": "object", "properties": {
             "term": int, "leader": int, "voters": { "type": "array", "items": int },
         } },

@@ -172,6 +172,9 @@ pub struct VigilInfo {
     /// The cluster's `maximum_lag_on_failover` in bytes: what `/readiness` allows without `?lag=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_lag_on_failover: Option<u64>,
+    /// Where diverged data of this member was set aside before a re-clone (a path), while it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_set_aside: Option<String>,
     /// How many times this agent has promoted its database.
     #[serde(default)]
     pub failovers_total: u64,

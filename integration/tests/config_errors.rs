@@ -105,15 +105,15 @@ const CASES: &[Case] = &[
         key: "bootstrap.dcs.maximum_lag_on_failover",
     },
     Case {
-        what: "a relative postgresql.data_dir",
+        what: "an empty postgresql.data_dir",
         from: "  data_dir: DIR/pg",
-        to: "  data_dir: pg",
+        to: "  data_dir: ''",
         key: "postgresql.data_dir",
     },
     Case {
-        what: "a relative raft.data_dir",
+        what: "a raft.data_dir inside the database's data directory",
         from: "  data_dir: DIR/raft",
-        to: "  data_dir: raft",
+        to: "  data_dir: DIR/pg/raft",
         key: "raft.data_dir",
     },
     Case {

@@ -51,6 +51,8 @@ pub enum Action {
     Repair(Upstream),
     /// Remove the local data (to re-clone it).
     RemoveData,
+    /// Move the local data aside, out of the way of a re-clone, keeping it for the operator.
+    SetDataAside,
     /// Run as a replica of a member (or, with `None`, as a standby of nobody until a primary exists).
     Follow(Option<Upstream>),
     /// Keep on the primary what these members need to follow it after a pause (PostgreSQL: a replication
@@ -626,7 +628,8 @@ fn diverged(o: &Observation, cluster: &ClusterView, holder: &MemberName) -> Opti
 }
 
 /// Brings diverged data back onto `holder`'s history: in place when the engine can and it is allowed
-/// and not tried in vain already, else remove it (to re-clone it on the next cycle).
+/// and not tried in vain already, else remove it or set it aside (as [`Discard`](crate::observation::Discard)
+/// says) to re-clone it on the next cycle.
 fn repair(o: &Observation, holder: &str, upstream: Upstream, why: &str) -> Decision {
     if o.policy.repair_in_place && !o.repair_failed && !o.repaired {
         return Decision::act(
@@ -634,12 +637,19 @@ fn repair(o: &Observation, holder: &str, upstream: Upstream, why: &str) -> Decis
             format!("{why}: repairing it in place from {holder}'s history"),
         );
     }
-    let how = match () {
-        _ if o.repair_failed => "repair in place failed",
-        _ if o.repaired => "already repaired",
-        _ => "repair in place is off",
+    let discard = o.policy.discard;
+    let (how, remove) = match () {
+        _ if o.repair_failed => ("repair in place failed", discard.after_failed_repair),
+        _ if o.repaired => ("already repaired", discard.after_failed_repair),
+        _ => ("repair in place is off", discard.without_repair),
     };
-    Decision::act(vec![Action::RemoveData], format!("{why}, {how}: re-cloning from {holder}"))
+    match remove {
+        true => Decision::act(vec![Action::RemoveData], format!("{why}, {how}: re-cloning from {holder}")),
+        false => Decision::act(
+            vec![Action::SetDataAside],
+            format!("{why}, {how}: setting its data aside and re-cloning from {holder}"),
+        ),
+    }
 }
 
 /// Nobody holds the lease: the healthiest eligible replica takes it.

@@ -43,8 +43,8 @@ pub use member::MemberView;
 pub use memory::{JobEvent, Memory};
 pub use next_cycle::{cycle_wait, LeaseTimes, NextCycle, NEXT_STEP, RACE_RETRY, RENEW_RETRY};
 pub use observation::{
-    ClusterView, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy, SyncState,
-    SynchronousMode,
+    ClusterView, Discard, Initialize, LeaseHold, Observation, PeerView, Policy, Switchover, SyncPolicy,
+    SyncState, SynchronousMode,
 };
 pub use position::{Position, Unit};
 pub use schedule::{Schedule, ScheduleError};

@@ -62,6 +62,8 @@ pub struct Policy {
     pub primary_start_timeout: Duration,
     /// Repair a diverged former primary in place (PostgreSQL: `use_pg_rewind`); else it is re-cloned.
     pub repair_in_place: bool,
+    /// Whether diverged data that is re-cloned is removed or set aside first.
+    pub discard: Discard,
     /// The primary retains what every other member needs to follow it (PostgreSQL: a replication slot
     /// each, `postgresql.use_slots`).
     pub retain_for_replicas: bool,
@@ -79,6 +81,18 @@ pub struct Policy {
     /// A standby cluster (`standby_cluster`): the remote primary its lease holder, the standby leader,
     /// replicates from; nothing is promoted while it is set.
     pub standby_cluster: Option<crate::Upstream>,
+}
+
+/// What happens to diverged data that is re-cloned: removed, or (`false`, Patroni's default) set aside,
+/// so that nothing it holds is lost without the operator's word.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discard {
+    /// Removed when a repair in place failed, or did not help (PostgreSQL:
+    /// `remove_data_directory_on_rewind_failure`).
+    pub after_failed_repair: bool,
+    /// Removed when it is not repaired in place (PostgreSQL:
+    /// `remove_data_directory_on_diverged_timelines`).
+    pub without_repair: bool,
 }
 
 /// The cluster record, as the policy needs it.
@@ -212,10 +226,13 @@ pub struct SyncPolicy {
     pub strict: bool,
     /// `synchronous_node_count`: how many standbys confirm each commit.
     pub node_count: u32,
+    /// `maximum_lag_on_syncnode`: a standby further behind than this (bytes) than the most advanced one
+    /// (or, when it is the only one, than the primary) is not synchronous; `None`: no limit.
+    pub max_lag: Option<u64>,
 }
 
 impl Default for SyncPolicy {
     fn default() -> Self {
-        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1 }
+        SyncPolicy { mode: SynchronousMode::Off, strict: false, node_count: 1, max_lag: None }
     }
 }

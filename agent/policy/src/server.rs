@@ -185,6 +185,8 @@ pub struct DbState {
     pub diverged: Option<Divergence>,
     /// What the server reports for the status page and metrics alone.
     pub report: ServerReport,
+    /// Where diverged data of this member was set aside and still is, the latest (a path).
+    pub data_set_aside: Option<String>,
 }
 
 /// What a running server reports for people and dashboards (Patroni's status fields); no decision
@@ -219,6 +221,7 @@ impl DbState {
             pending_restart: Vec::new(),
             diverged: None,
             report: ServerReport::default(),
+            data_set_aside: None,
         }
     }
 

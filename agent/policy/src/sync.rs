@@ -133,9 +133,9 @@ pub fn wanted_rule(o: &Observation, cluster: &ClusterView) -> SyncRule {
 }
 
 /// Streaming replicas that may be synchronous, best first: not `nosync`, `sync_priority` above 0, running
-/// by their own record (a member shutting down says `stopping`); then higher `sync_priority`, then those
-/// the applied rule already names (a standby is not swapped for one that is momentarily less behind), then
-/// least lag.
+/// by their own record (a member shutting down says `stopping`), within `maximum_lag_on_syncnode` (see
+/// [`too_far_behind`]); then higher `sync_priority`, then those the applied rule already names (a standby
+/// is not swapped for one that is momentarily less behind), then least lag.
 fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
     let named = |name: &str| o.db.sync_rule.as_ref().is_some_and(|r| r.names().iter().any(|n| n == name));
     let mut found: Vec<(String, i64, Option<Position>)> =
@@ -148,12 +148,29 @@ fn candidates(o: &Observation, cluster: &ClusterView) -> Vec<(String, i64)> {
                 usable.then(|| (link.name.clone(), record.sync_priority, link.flushed))
             })
             .collect();
+    let too_far = too_far_behind(o, &found.iter().map(|f| f.2).collect::<Vec<_>>());
+    found.retain(|f| !too_far(f.2));
     found.sort_by(|a, b| {
         // The primary's own view: every replica's position is in its unit.
         let ahead = b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal);
         (b.1, named(&b.0)).cmp(&(a.1, named(&a.0))).then(ahead).then(a.0.cmp(&b.0))
     });
     found.into_iter().map(|(name, priority, _)| (name, priority)).collect()
+}
+
+/// Whether a replica flushed to a position is further behind than `maximum_lag_on_syncnode` allows: than
+/// the most advanced of `flushed` when there are several, else than the primary (Patroni's rule). A
+/// replica with no known position is not judged.
+fn too_far_behind(o: &Observation, flushed: &[Option<Position>]) -> impl Fn(Option<Position>) -> bool {
+    let best = match flushed {
+        [_, _, ..] => flushed.iter().flatten().map(|p| p.at).max(),
+        _ => o.db.position.map(|p| p.at),
+    };
+    let limit = o.policy.sync.max_lag;
+    move |at: Option<Position>| match (limit, best, at) {
+        (Some(limit), Some(best), Some(at)) => best.saturating_sub(at.at) > limit,
+        _ => false,
+    }
 }
 
 /// The `sync` key for a quorum rule: its voters and their count.

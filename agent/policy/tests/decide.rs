@@ -7,9 +7,9 @@ use std::cmp::Reverse;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
-    Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView, Policy,
-    Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState, SynchronousMode,
-    Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    Discard, Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView,
+    Policy, Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState,
+    SynchronousMode, Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -125,6 +125,7 @@ fn policy() -> Policy {
         maximum_lag_on_failover: 1 << 20,
         primary_start_timeout: Duration::from_secs(300),
         repair_in_place: true,
+        discard: Discard { after_failed_repair: true, without_repair: true },
         retain_for_replicas: true,
         check_timeline: false,
         pause: false,
@@ -753,6 +754,28 @@ fn stopped_former_primary_is_re_cloned_when_repair_in_place_is_off() {
 }
 
 #[test]
+fn diverged_data_is_set_aside_unless_its_removal_is_configured() {
+    let mut o = obs();
+    o.db = DbState::stopped(former_primary_data());
+    led_by(&mut o, "node2", 9);
+    o.policy.discard = Discard::default();
+    o.repair_failed = true;
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::SetDataAside]);
+    assert!(d.reason.contains("repair in place failed: setting its data aside"), "{}", d.reason);
+    o.policy.discard.without_repair = true;
+    assert_eq!(actions(&o), vec![Action::SetDataAside], "rewind failure: its own key");
+    o.policy.discard.after_failed_repair = true;
+    assert_eq!(actions(&o), vec![Action::RemoveData]);
+    o.repair_failed = false;
+    o.policy.repair_in_place = false;
+    o.policy.discard = Discard { after_failed_repair: true, without_repair: false };
+    assert_eq!(actions(&o), vec![Action::SetDataAside], "no rewind: diverged timelines' key");
+    o.policy.discard.without_repair = true;
+    assert_eq!(actions(&o), vec![Action::RemoveData]);
+}
+
+#[test]
 fn replica_that_failed_to_start_as_the_holders_replica_is_rewound() {
     // "requested timeline 17 does not contain minimum recovery point …": each start fails.
     let mut o = obs();
@@ -1308,6 +1331,7 @@ fn any_db() -> impl Strategy<Value = DbState> {
                     pending_restart: Vec::new(),
                     diverged: None,
                     report: Default::default(),
+                    data_set_aside: None,
                 }
             },
         )
@@ -1367,7 +1391,7 @@ fn any_sync_policy() -> impl Strategy<Value = SyncPolicy> {
         any::<bool>(),
         1u32..3,
     )
-        .prop_map(|(mode, strict, node_count)| SyncPolicy { mode, strict, node_count })
+        .prop_map(|(mode, strict, node_count)| SyncPolicy { mode, strict, node_count, max_lag: None })
 }
 
 fn any_lease() -> impl Strategy<Value = LeaseHold> {
@@ -1430,6 +1454,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 maximum_lag_on_failover,
                 primary_start_timeout: Duration::from_secs(timeout),
                 repair_in_place,
+                discard: Discard::default(),
                 retain_for_replicas: true,
                 check_timeline: false,
                 pause,
@@ -1852,7 +1877,7 @@ fn sync_primary(mode: SynchronousMode, applied: SyncRule, published: Option<&[&s
         sync_standby: names.iter().map(|n| n.to_string()).collect(),
         quorum: None,
     });
-    o.policy.sync = SyncPolicy { mode, strict: false, node_count: 1 };
+    o.policy.sync = SyncPolicy { mode, strict: false, node_count: 1, max_lag: None };
     o
 }
 
@@ -1917,6 +1942,26 @@ fn nosync_stopping_and_zero_priority_members_are_never_chosen_and_priority_wins_
 }
 
 #[test]
+fn a_sync_standby_lagging_more_than_maximum_lag_on_syncnode_is_replaced() {
+    // node3 (priority 5) is named, at 4500; node2 leads at 4000 + 600.
+    let mut o = sync_primary(SynchronousMode::On, first(1, &["node3"]), Some(&["node3"]));
+    store(&mut o).members.get_mut(&name("node3")).unwrap().sync_priority = 5;
+    o.db.replicas = vec![link("node2", false, 5100), link("node3", true, 4500)];
+    assert_eq!(sync_action(&o), None, "no limit: priority keeps node3");
+    o.policy.sync.max_lag = Some(1000);
+    assert_eq!(sync_action(&o), None, "600 behind the best is within 1000");
+    o.policy.sync.max_lag = Some(500);
+    assert_eq!(sync_action(&o), Some(publish(&[], None)), "node3 goes, first from the sync key");
+    // Alone, a standby is measured against the primary (at 5000).
+    let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
+    o.db.replicas = vec![link("node2", false, 4000)];
+    o.policy.sync.max_lag = Some(999);
+    assert_eq!(sync_action(&o), None, "1000 behind the primary");
+    o.policy.sync.max_lag = Some(1000);
+    assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(1, &["node2"]))));
+}
+
+#[test]
 fn relaxed_without_standbys_and_blocked_when_strict() {
     let mut o = sync_primary(SynchronousMode::On, first(1, &["node3"]), Some(&[]));
     o.db.replicas.clear();
@@ -1934,7 +1979,7 @@ fn relaxed_without_standbys_and_blocked_when_strict() {
 #[test]
 fn strict_keeps_the_node_count_even_with_fewer_standbys() {
     let mut o = sync_primary(SynchronousMode::On, SyncRule::Off, Some(&[]));
-    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 3 };
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 3, max_lag: None };
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(3, &["node3", "node2"]))));
     o.policy.sync.strict = false;
     assert_eq!(sync_action(&o), Some(Action::SetSyncRule(first(2, &["node3", "node2"]))));
@@ -1983,7 +2028,7 @@ fn switching_synchronous_mode_off_clears_the_rule() {
 fn strict_promotion_applies_the_rule_before_promoting() {
     let mut o = obs();
     holding_lease(&mut o, 7);
-    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 1 };
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: true, node_count: 1, max_lag: None };
     assert_eq!(actions(&o), vec![Action::RenewLease, publish(&[], None)], "claims the sync key first");
     store(&mut o).sync = Some(SyncState { leader: Some(name("me")), sync_standby: Vec::new(), quorum: None });
     let a = actions(&o);
@@ -2001,7 +2046,7 @@ fn gate_the_primary_that_published_the_sync_key_may_take_over_again() {
 /// `me`, a replica at 1000 racing for a free lease, in `on` mode, after `sync` was published by node1.
 fn sync_racer(sync_standby: &[&str], quorum: Option<u32>) -> Observation {
     let mut o = obs();
-    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: false, node_count: 1 };
+    o.policy.sync = SyncPolicy { mode: SynchronousMode::On, strict: false, node_count: 1, max_lag: None };
     store(&mut o).sync = Some(SyncState {
         leader: Some(name("node1")),
         sync_standby: sync_standby.iter().map(|n| n.to_string()).collect(),
@@ -2094,7 +2139,7 @@ proptest! {
             (false, false) => SyncRule::First { count: names.len() as u32, names },
         };
         let mut o = sync_primary(mode, applied.clone(), None);
-        o.policy.sync = SyncPolicy { mode, strict, node_count };
+        o.policy.sync = SyncPolicy { mode, strict, node_count, max_lag: None };
         o.db.replicas = links
             .iter()
             .map(|(n, streaming, synchronous, pos)| ReplicaLink {

@@ -56,7 +56,8 @@ pub fn title(cluster: &Value) -> String {
 }
 
 /// The lines under the boxed table: maintenance mode, synchronous replication trouble, the reason there is
-/// no primary, what a diverged member has that its upstream lacks, and a pending switchover.
+/// no primary, what a diverged member has that its upstream lacks, where a member set its diverged data
+/// aside, and a pending switchover.
 pub fn service_info(cluster: &Value) -> Vec<String> {
     let mut info = Vec::new();
     if cluster["pause"].as_bool() == Some(true) {
@@ -88,6 +89,9 @@ pub fn service_info(cluster: &Value) -> Vec<String> {
                 "Diverged: {} has {extra} that {upstream} lacks (lost when cloned again)",
                 name(member)
             ));
+        }
+        if let Some(path) = member["data_set_aside"].as_str() {
+            info.push(format!("Data set aside: {} kept its diverged data in {path}", name(member)));
         }
     }
     if let Some(switchover) = cluster.get("scheduled_switchover").filter(|s| s.is_object()) {
@@ -388,6 +392,16 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    #[test]
+    fn where_a_member_set_its_diverged_data_aside_is_said_under_the_table() {
+        let mut c = cluster();
+        c["members"][2]["data_set_aside"] = json!("/var/lib/pg/data.diverged-20261207T054040Z");
+        let out = render(&c, Format::Pretty, false, false);
+        let line =
+            " Data set aside: node3 kept its diverged data in /var/lib/pg/data.diverged-20261207T054040Z\n";
+        assert!(out.ends_with(line), "{out}");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! store afterwards), with Vigil's short default timings.
 
 use super::choice::choice_enum;
+use super::postgresql_checks::recovery_names;
 use super::unsafe_parameters::{self, ONLY_FROM_OWN_FILE};
+use super::validate::no_blank_items;
 use super::{duration, scalar, ConfigError, PermanentSlot, SlotMatcher};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -71,9 +73,20 @@ pub struct DynamicConfig {
     /// How long a crashed primary may take to restart in place before the lease is released.
     #[serde(default = "d::primary_start_timeout", with = "duration", alias = "master_start_timeout")]
     pub primary_start_timeout: Duration,
+    /// How long a primary in synchronous mode may take to stop before it is killed (SIGKILL); zero:
+    /// no limit but `postgresql.pg_ctl_timeout`.
+    #[serde(default, with = "duration", alias = "master_stop_timeout")]
+    pub primary_stop_timeout: Duration,
     /// The most (bytes) a replica may lag behind the primary and still take part in a failover.
     #[serde(default = "d::maximum_lag_on_failover")]
     pub maximum_lag_on_failover: u64,
+    /// The most (bytes) a synchronous standby may lag behind the most advanced one before another
+    /// replica replaces it; -1 (or 0): never.
+    #[serde(default = "d::maximum_lag_on_syncnode")]
+    pub maximum_lag_on_syncnode: i64,
+    /// How many timeline switches `history` keeps (the latest); 0: all.
+    #[serde(default)]
+    pub max_timelines_history: u64,
     /// Synchronous replication mode.
     #[serde(default = "d::synchronous_mode")]
     pub synchronous_mode: SynchronousMode,
@@ -188,11 +201,56 @@ pub struct DynamicPostgresql {
     /// load code (see [`unsafe_parameters`]), which only each member's own file may set.
     #[serde(default, deserialize_with = "scalar::string_map")]
     pub parameters: BTreeMap<String, String>,
+    /// pg_hba.conf lines for every member whose own file sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_hba: Option<Vec<String>>,
+    /// pg_ident.conf lines for every member whose own file sets none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_ident: Option<Vec<String>>,
+    /// Recovery settings for every replica whose own file sets none (`recovery_min_apply_delay`…); never
+    /// the commands (`restore_command`…), which only each member's own file may set.
+    #[serde(
+        default,
+        deserialize_with = "scalar::optional_string_map",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recovery_conf: Option<BTreeMap<String, String>>,
 }
 
 impl Default for DynamicPostgresql {
     fn default() -> Self {
-        DynamicPostgresql { use_pg_rewind: false, use_slots: true, parameters: BTreeMap::new() }
+        DynamicPostgresql {
+            use_pg_rewind: false,
+            use_slots: true,
+            parameters: BTreeMap::new(),
+            pg_hba: None,
+            pg_ident: None,
+            recovery_conf: None,
+        }
+    }
+}
+
+impl DynamicPostgresql {
+    /// Checks the lists and the recovery settings; keys are named under `key` (`…postgresql`).
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        for (name, lines) in [("pg_hba", &self.pg_hba), ("pg_ident", &self.pg_ident)] {
+            if let Some(lines) = lines {
+                no_blank_items(&format!("{key}.{name}"), lines)?;
+            }
+        }
+        let Some(recovery) = &self.recovery_conf else { return Ok(()) };
+        let key = format!("{key}.recovery_conf");
+        recovery_names(&key, recovery)?;
+        let refused: Vec<&str> = unsafe_parameters::unsafe_in(recovery).map(|(n, _)| n.as_str()).collect();
+        if !refused.is_empty() {
+            let why = format!(
+                "{}: can run commands as the postgres OS user, so it is refused cluster-wide: set it in \
+                 postgresql.recovery_conf of each member's own file",
+                refused.join(", ")
+            );
+            return Err(ConfigError::invalid(key, why));
+        }
+        Ok(())
     }
 }
 
@@ -220,6 +278,9 @@ mod d {
     pub fn primary_start_timeout() -> Duration {
         DEFAULT_PRIMARY_START_TIMEOUT
     }
+    pub fn maximum_lag_on_syncnode() -> i64 {
+        -1
+    }
     pub fn maximum_lag_on_failover() -> u64 {
         DEFAULT_MAXIMUM_LAG_ON_FAILOVER
     }
@@ -242,7 +303,10 @@ impl Default for DynamicConfig {
             retry_timeout: DEFAULT_RETRY_TIMEOUT,
             safety_margin: DEFAULT_SAFETY_MARGIN,
             primary_start_timeout: DEFAULT_PRIMARY_START_TIMEOUT,
+            primary_stop_timeout: Duration::ZERO,
             maximum_lag_on_failover: DEFAULT_MAXIMUM_LAG_ON_FAILOVER,
+            maximum_lag_on_syncnode: -1,
+            max_timelines_history: 0,
             synchronous_mode: SynchronousMode::Off,
             synchronous_mode_strict: false,
             synchronous_node_count: 1,
@@ -324,11 +388,20 @@ impl DynamicConfig {
                 tight @ TimingError::TooTight { .. } => ConfigError::invalid(prefix, tight.to_string()),
             });
         }
-        if self.primary_start_timeout > MAX_TTL {
-            let ms = self.primary_start_timeout.as_millis();
-            let why = format!("{ms} ms is more than the maximum of 86400 s (1 day)");
-            return Err(ConfigError::invalid(key("primary_start_timeout"), why));
+        for (name, value) in [
+            ("primary_start_timeout", self.primary_start_timeout),
+            ("primary_stop_timeout", self.primary_stop_timeout),
+        ] {
+            if value > MAX_TTL {
+                let why = format!("{} ms is more than the maximum of 86400 s (1 day)", value.as_millis());
+                return Err(ConfigError::invalid(key(name), why));
+            }
         }
+        if self.maximum_lag_on_syncnode < -1 {
+            let why = format!("{} is neither -1 (never) nor a number of bytes", self.maximum_lag_on_syncnode);
+            return Err(ConfigError::invalid(key("maximum_lag_on_syncnode"), why));
+        }
+        self.postgresql.validate(&key("postgresql"))?;
         super::slots::validate(&key("slots"), &self.slots)?;
         if let Some(standby) = &self.standby_cluster {
             standby.validate(&key("standby_cluster"))?;

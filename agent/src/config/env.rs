@@ -1,6 +1,7 @@
 //! Environment overrides, applied to the YAML tree before it is read, so an overridden value is checked
-//! like one from the file. Every key outside `bootstrap` and `tags` that takes a value (not a section or
-//! a mapping) has a variable, named from its path as Patroni names them ([`variable`]):
+//! like one from the file. Every key outside `bootstrap` and `tags` that takes a value or a mapping
+//! (written `{name: value, …}`) has a variable, named from its path as Patroni names them
+//! ([`variable`]):
 //!
 //! - `VIGIL_` and the path in capitals with `_` for `.`: `VIGIL_RESTAPI_LISTEN` for `restapi.listen`,
 //!   `VIGIL_LOG_FILE_NUM` for `log.file_num`, `VIGIL_RAFT_PARTNER_ADDRS` for `raft.partner_addrs`;
@@ -42,11 +43,11 @@ pub struct Override {
     pub kind: Kind,
 }
 
-/// Every override, from the configuration's keys that take a value ([`schema::keys`]).
+/// Every override, from the configuration's keys that take a value or a mapping ([`schema::keys`]).
 pub fn overrides() -> &'static [Override] {
     static ALL: LazyLock<Vec<Override>> = LazyLock::new(|| {
         let keys = schema::keys::<Config>();
-        let values = keys.into_iter().filter(|(_, kind)| !matches!(kind, Kind::Section(_) | Kind::Map));
+        let values = keys.into_iter().filter(|(_, kind)| !matches!(kind, Kind::Section(_)));
         let overrides = values.filter_map(|(key, kind)| Some(Override { name: variable(&key)?, key, kind }));
         overrides.collect()
     });
@@ -61,6 +62,9 @@ pub fn variable(key: &str) -> Option<String> {
         ["bootstrap" | "tags", ..] => return None,
         ["postgresql", "authentication", rest @ ..] => rest.to_vec(),
         [section, "authentication", rest @ ..] => [section].into_iter().chain(rest).copied().collect(),
+        // Patroni's PATRONI_POSTGRESQL_BIN_PG_CTL, …, and BIN_IS_READY for pg_isready.
+        ["postgresql", "bin_name", "pg_isready"] => vec!["postgresql", "bin", "is_ready"],
+        ["postgresql", "bin_name", program] => vec!["postgresql", "bin", program],
         [section, "read_authentication", rest @ ..] => {
             [*section, "read"].into_iter().chain(rest.iter().copied()).collect()
         }
@@ -85,6 +89,7 @@ pub(crate) fn apply(
         };
         let value = match (&o.kind, text.as_str()) {
             (Kind::List, _) => list(&text),
+            (Kind::Map, _) => serde_norway::from_str(&text).unwrap_or(Value::String(text)),
             (Kind::Bool, "true" | "false") => Value::Bool(text == "true"),
             (Kind::Number, _) => number(&text),
             _ => Value::String(text),
@@ -259,14 +264,18 @@ mod tests {
             REWIND_SSLCRL REWIND_SSLCRLDIR REWIND_GSSENCMODE REWIND_CHANNEL_BINDING RESTAPI_CONNECT_ADDRESS \
             RESTAPI_LISTEN RESTAPI_USERNAME RESTAPI_PASSWORD RESTAPI_CERTFILE RESTAPI_KEYFILE RESTAPI_CAFILE \
             RESTAPI_VERIFY_CLIENT RESTAPI_ALLOWLIST RESTAPI_ALLOWLIST_INCLUDE_MEMBERS CTL_INSECURE CTL_CACERT \
-            CTL_CERTFILE CTL_KEYFILE KUBERNETES_NAMESPACE";
+            CTL_CERTFILE CTL_KEYFILE KUBERNETES_NAMESPACE POSTGRESQL_PROXY_ADDRESS POSTGRESQL_CONFIG_DIR \
+            POSTGRESQL_BIN_PG_CTL POSTGRESQL_BIN_INITDB POSTGRESQL_BIN_PG_CONTROLDATA POSTGRESQL_BIN_PG_BASEBACKUP \
+            POSTGRESQL_BIN_POSTGRES POSTGRESQL_BIN_IS_READY POSTGRESQL_BIN_PG_REWIND CTL_USERNAME CTL_PASSWORD \
+            RESTAPI_SERVER_TOKENS RESTAPI_HTTP_EXTRA_HEADERS RESTAPI_HTTPS_EXTRA_HEADERS LOG_LOGGERS";
         let missing: Vec<&str> = patroni.split_whitespace().filter(|n| !names.contains(n)).collect();
         assert!(missing.is_empty(), "no key for PATRONI_{missing:?}");
         let key = |name: &str| all.iter().find(|o| o.name == name).map(|o| o.key.as_str());
         assert_eq!(key("SUPERUSER_SSLMODE"), Some("postgresql.authentication.superuser.sslmode"));
         assert_eq!(key("RESTAPI_READ_PASSWORD"), Some("restapi.read_authentication.password"));
         assert_eq!(key("MYSQL_REPLICATION_USERNAME"), Some("mysql.authentication.replication.username"));
-        assert_eq!(key("POSTGRESQL_PARAMETERS"), None, "a mapping has no variable");
+        assert_eq!(key("POSTGRESQL_PARAMETERS"), Some("postgresql.parameters"));
+        assert_eq!(key("POSTGRESQL_AUTHENTICATION"), None, "a section has no variable");
         assert_eq!(key("BOOTSTRAP_DCS_TTL"), None);
     }
 

@@ -20,6 +20,7 @@ mod mysql_parameters;
 mod os_user;
 mod pg_role;
 mod postgresql;
+mod postgresql_checks;
 mod scalar;
 pub mod schema;
 mod sections;
@@ -34,6 +35,8 @@ mod tests;
 mod tests_errors;
 #[cfg(test)]
 mod tests_mysql;
+#[cfg(test)]
+mod tests_patroni_keys;
 
 pub use addr::HostPort;
 pub use dynamic::{
@@ -47,8 +50,10 @@ pub use kubernetes::{KubernetesConfig, SERVICE_ACCOUNT_DIR};
 pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
-    find_bin_dir, Authentication, Callbacks, PostgresqlConfig, DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
+    find_bin_dir, Authentication, BinNames, Callbacks, PostgresqlConfig, DEFAULT_PG_CTL_TIMEOUT,
+    DEFAULT_PG_LIB_ROOT, REQUIRED_BINARIES,
 };
+pub use postgresql_checks::OWNED_RECOVERY_SETTINGS;
 pub use sections::{
     BootstrapConfig, CtlConfig, InitdbOption, LogConfig, LogLevel, LogType, RaftConfig, RestApiConfig,
     UserPassword, VerifyClient, WatchdogConfig, WatchdogMode,
@@ -259,7 +264,8 @@ impl Config {
         if !reading.lost_sections {
             // A key taken out took its default: what the checks say of it would not be about the file.
             let taken_out: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_string)).collect();
-            let checked = validate::validate(&mut config, roots, env("PATH").as_deref());
+            let checked =
+                validate::validate(&mut config, roots, env("PATH").as_deref(), env("HOME").as_deref());
             errors.extend(
                 checked
                     .into_iter()

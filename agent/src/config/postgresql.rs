@@ -1,13 +1,17 @@
 //! The `postgresql` section and the search for PostgreSQL's programs.
 
-use super::{scalar, ConfigError, HostPort, PgRole};
+use super::{duration, scalar, ConfigError, HostPort, InitdbOption, PgRole};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// The programs `postgresql.bin_dir` must hold.
+/// The programs `postgresql.bin_dir` must hold (under their `bin_name`).
 pub const REQUIRED_BINARIES: [&str; 7] =
     ["postgres", "pg_ctl", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata", "psql"];
+
+/// Default `pg_ctl_timeout`: Patroni's 60 s.
+pub const DEFAULT_PG_CTL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where Debian and Ubuntu install PostgreSQL (`<root>/<version>/bin`).
 pub const DEFAULT_PG_LIB_ROOT: &str = "/usr/lib/postgresql";
@@ -26,16 +30,62 @@ pub struct PostgresqlConfig {
     /// exists; after loading it is always set.
     #[serde(default)]
     pub bin_dir: PathBuf,
-    /// The password file written for the tools the agent runs (absolute).
+    /// The password file written for the tools the agent runs (absolute); left out, `pgpass` in the home
+    /// directory of `os_user` (or of the agent's user), as Patroni's `~/pgpass`.
+    #[serde(default)]
     pub pgpass: PathBuf,
     /// The roles the agent uses.
     pub authentication: Authentication,
     /// Server parameters for this member, over the cluster-wide ones (values rendered as strings).
     #[serde(default, deserialize_with = "scalar::string_map")]
     pub parameters: BTreeMap<String, String>,
-    /// pg_hba.conf lines; when left out, `bootstrap.pg_hba`.
+    /// pg_hba.conf lines, over the dynamic configuration's `postgresql.pg_hba`; when neither is set,
+    /// `bootstrap.pg_hba`.
     #[serde(default)]
     pub pg_hba: Option<Vec<String>>,
+    /// pg_ident.conf lines, over the dynamic configuration's; when neither is set the file is left alone.
+    #[serde(default)]
+    pub pg_ident: Option<Vec<String>>,
+    /// Recovery settings a replica runs with (`restore_command`, `recovery_min_apply_delay`…), instead
+    /// of the dynamic configuration's.
+    #[serde(default, deserialize_with = "scalar::optional_string_map")]
+    pub recovery_conf: Option<BTreeMap<String, String>>,
+    /// Where postgresql.conf, pg_hba.conf and pg_ident.conf live when not in `data_dir` (Debian's
+    /// `/etc/postgresql/<version>/main`).
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
+    /// A configuration file the generated postgresql.conf includes instead of `postgresql.base.conf`.
+    #[serde(default)]
+    pub custom_conf: Option<PathBuf>,
+    /// The names of PostgreSQL's programs inside `bin_dir`, when not their own.
+    #[serde(default)]
+    pub bin_name: BinNames,
+    /// How long a start or stop may take (`pg_ctl -t`).
+    #[serde(default = "pg_ctl_timeout", with = "duration")]
+    pub pg_ctl_timeout: Duration,
+    /// A command run before every stop of PostgreSQL; its exit status is ignored, and it is stopped
+    /// after `pg_ctl_timeout`.
+    #[serde(default)]
+    pub before_stop: Option<String>,
+    /// The agent connects to its server through the socket in `unix_socket_directories` (`true`) or
+    /// over TCP (`false`); left out: the socket when there is an absolute directory.
+    #[serde(default)]
+    pub use_unix_socket: Option<bool>,
+    /// Patroni's choice of socket for replication connections to the member's own server. Accepted;
+    /// it changes nothing: the agent makes no replication connection to its own server.
+    #[serde(default)]
+    pub use_unix_socket_repl: bool,
+    /// The address of a connection pooler or proxy in front of this server: published in the member
+    /// record, informational only.
+    #[serde(default)]
+    pub proxy_address: Option<HostPort>,
+    /// When pg_rewind fails, remove the data directory before re-cloning; `false`: keep it aside.
+    #[serde(default)]
+    pub remove_data_directory_on_rewind_failure: bool,
+    /// When diverged data is not rewound, remove the data directory before re-cloning; `false`: keep
+    /// it aside.
+    #[serde(default)]
+    pub remove_data_directory_on_diverged_timelines: bool,
     /// This member's `use_pg_rewind`, over the dynamic configuration's (see
     /// [`super::DynamicConfig::use_pg_rewind`]).
     #[serde(default)]
@@ -46,6 +96,9 @@ pub struct PostgresqlConfig {
     /// A command run before promotion; a non-zero exit cancels it.
     #[serde(default)]
     pub pre_promote: Option<String>,
+    /// Extra pg_basebackup options, as `bootstrap.initdb` writes them (`verbose`, `max-rate: 100M`).
+    #[serde(default, deserialize_with = "scalar::initdb_options")]
+    pub basebackup: Vec<InitdbOption>,
     /// How replicas are created, in order of preference.
     #[serde(default = "basebackup")]
     pub create_replica_methods: Vec<String>,
@@ -54,8 +107,71 @@ pub struct PostgresqlConfig {
     pub os_user: Option<String>,
 }
 
+fn pg_ctl_timeout() -> Duration {
+    DEFAULT_PG_CTL_TIMEOUT
+}
+
 fn basebackup() -> Vec<String> {
     vec!["basebackup".to_string()]
+}
+
+/// `postgresql.bin_name`: Patroni's program names inside `bin_dir` (`psql` has none).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinNames {
+    /// `pg_ctl`.
+    #[serde(default)]
+    pub pg_ctl: Option<String>,
+    /// `initdb`.
+    #[serde(default)]
+    pub initdb: Option<String>,
+    /// `pg_controldata`.
+    #[serde(default)]
+    pub pg_controldata: Option<String>,
+    /// `pg_basebackup`.
+    #[serde(default)]
+    pub pg_basebackup: Option<String>,
+    /// `postgres`.
+    #[serde(default)]
+    pub postgres: Option<String>,
+    /// `pg_isready` (accepted; the agent does not run it).
+    #[serde(default)]
+    pub pg_isready: Option<String>,
+    /// `pg_rewind`.
+    #[serde(default)]
+    pub pg_rewind: Option<String>,
+}
+
+impl BinNames {
+    /// The file name of `program` inside `bin_dir`.
+    pub fn of<'a>(&'a self, program: &'a str) -> &'a str {
+        let named = match program {
+            "pg_ctl" => &self.pg_ctl,
+            "initdb" => &self.initdb,
+            "pg_controldata" => &self.pg_controldata,
+            "pg_basebackup" => &self.pg_basebackup,
+            "postgres" => &self.postgres,
+            "pg_isready" => &self.pg_isready,
+            "pg_rewind" => &self.pg_rewind,
+            _ => &None,
+        };
+        named.as_deref().unwrap_or(program)
+    }
+
+    /// The names set, as `(program, name)`.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("pg_ctl", &self.pg_ctl),
+            ("initdb", &self.initdb),
+            ("pg_controldata", &self.pg_controldata),
+            ("pg_basebackup", &self.pg_basebackup),
+            ("postgres", &self.postgres),
+            ("pg_isready", &self.pg_isready),
+            ("pg_rewind", &self.pg_rewind),
+        ]
+        .into_iter()
+        .filter_map(|(program, name)| name.as_deref().map(|n| (program, n)))
+    }
 }
 
 /// `postgresql.authentication`.
@@ -135,7 +251,9 @@ pub(crate) fn resolve_bin_dir(pg: &mut PostgresqlConfig, lib_root: &Path) -> Res
             )
         })?;
     }
-    let missing: Vec<&str> = REQUIRED_BINARIES.into_iter().filter(|b| !pg.bin_dir.join(b).exists()).collect();
+    let names = &pg.bin_name;
+    let missing: Vec<&str> =
+        REQUIRED_BINARIES.into_iter().map(|b| names.of(b)).filter(|b| !pg.bin_dir.join(b).exists()).collect();
     if !missing.is_empty() {
         return Err(ConfigError::invalid(
             KEY,

@@ -58,6 +58,13 @@ pub fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, St
     Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
 }
 
+/// Reads an optional map of scalars as strings (`recovery_conf`).
+pub fn optional_string_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    string_map(d).map(Some)
+}
+
 /// One `bootstrap.initdb` item: `data-checksums` or `{encoding: UTF8}`.
 struct InitdbItem(InitdbOption);
 

@@ -358,7 +358,7 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
     assert_eq!((s.listen_host.as_str(), s.port, s.connect_host.as_str()), ("127.0.0.1", 5432, "127.0.0.1"));
     assert_eq!(s.parameters.get("max_connections").map(String::as_str), Some("200"));
     assert_eq!(s.parameters.get("wal_level").map(String::as_str), Some("replica"));
-    assert_eq!(s.pg_hba, c.bootstrap.pg_hba);
+    assert_eq!(s.files.pg_hba, c.bootstrap.pg_hba);
     assert_eq!((s.superuser.password.expose(), s.replication.username.as_str()), ("su-pass", "replicator"));
     let debug = format!("{s:?}");
     assert!(!debug.contains("su-pass") && !debug.contains("rep-pass"), "Debug must hide passwords: {debug}");
@@ -367,7 +367,10 @@ fn postgres_settings_overlay_parameters_and_fall_back_to_bootstrap_pg_hba() {
 
     let own_hba = example(bin.path()).replace("  pgpass:", "  pg_hba: [local all all trust]\n  pgpass:");
     let c = Config::from_yaml_str(&own_hba, &no_env).unwrap();
-    assert_eq!(PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap().pg_hba, ["local all all trust"]);
+    assert_eq!(
+        PostgresSettings::from_config(&c, &c.bootstrap.dcs).unwrap().files.pg_hba,
+        ["local all all trust"]
+    );
 }
 
 #[test]
@@ -462,6 +465,7 @@ fn patroni_names_of_the_variables_apply_when_vigil_ones_are_not_set() {
         ("PATRONI_REWIND_USERNAME", "rewinder"),
         ("PATRONI_REWIND_PASSWORD", "rw"),
         ("PATRONI_LOG_FORMAT", "%(asctime)s %(levelname)s: %(message)s"),
+        ("PATRONI_LOG_LOGGERS", "{openraft: INFO}"),
         ("PATRONI_RAFT_PARTNER_ADDRS", "'127.0.0.1:2223','127.0.0.1:2225'"),
         ("VIGIL_NAME", "vigil-name"),
         ("PATRONI_NAME", "patroni-name"),
@@ -472,9 +476,21 @@ fn patroni_names_of_the_variables_apply_when_vigil_ones_are_not_set() {
     assert_eq!(auth.superuser.password.expose(), "from-patroni");
     assert_eq!(auth.rewind.as_ref().map(|r| r.username.as_str()), Some("rewinder"));
     assert_eq!(c.log.format.as_deref(), Some("%(asctime)s %(levelname)s: %(message)s"));
+    assert_eq!(c.log.loggers.get("openraft"), Some(&LogLevel::Info));
     assert_eq!(c.raft.partner_addrs.len(), 2);
     let err = Config::from_yaml_str(&text, &env_of(&[("PATRONI_LOG_FORMAT", "%(funcName)s")])).unwrap_err();
     assert!(err.to_string().ends_with("(set by PATRONI_LOG_FORMAT)"), "{err}");
+}
+
+#[test]
+fn pgpass_left_out_is_patronis_pgpass_in_the_home_directory() {
+    let bin = fake_bin_dir();
+    let text = example(bin.path()).replace("  pgpass: /tmp/vigil/node1/pgpass\n", "");
+    let home = |var: &str| (var == "HOME").then(|| "/home/ops".to_string());
+    let c = Config::from_yaml_str(&text, &home).unwrap();
+    assert_eq!(pg(&c).pgpass, std::path::PathBuf::from("/home/ops/pgpass"));
+    let err = Config::from_yaml_str(&text, &|_| None).unwrap_err();
+    assert!(err.to_string().starts_with("postgresql.pgpass: is needed: left out, it is pgpass"), "{err}");
 }
 
 #[test]

@@ -14,7 +14,15 @@ use std::time::Duration;
 
 /// Validates and normalizes a freshly read configuration; returns every error found. Programs left out
 /// are looked for under `roots` and on `path` (the value of `$PATH`).
-pub(crate) fn validate(config: &mut Config, roots: &ProgramRoots, path: Option<&str>) -> Vec<ConfigError> {
+pub(crate) fn validate(
+    config: &mut Config,
+    roots: &ProgramRoots,
+    path: Option<&str>,
+    home: Option<&str>,
+) -> Vec<ConfigError> {
+    if let Some(pg) = &mut config.postgresql {
+        default_pgpass(pg, home);
+    }
     if let Ok(cwd) = std::env::current_dir() {
         from_working_dir(config, &cwd);
     }
@@ -49,6 +57,21 @@ pub(crate) fn validate(config: &mut Config, roots: &ProgramRoots, path: Option<&
     errors
 }
 
+/// Patroni's default `postgresql.pgpass` when left out: `pgpass` in the home directory of the user the
+/// server runs as (`os_user`), else in `home` (this process's `$HOME`).
+fn default_pgpass(pg: &mut PostgresqlConfig, home: Option<&str>) {
+    if !pg.pgpass.as_os_str().is_empty() {
+        return;
+    }
+    let home = match &pg.os_user {
+        Some(user) => crate::os_user::OsUser::lookup(user).ok().map(|u| u.home),
+        None => home.map(PathBuf::from),
+    };
+    if let Some(home) = home.filter(|h| h.is_absolute()) {
+        pg.pgpass = home.join("pgpass");
+    }
+}
+
 /// Makes the relative directories and files Patroni's samples use (`data_dir: data/postgresql0`, `raft:
 /// data_dir: .`) absolute, from the directory the agent was started in, as Patroni reads them.
 fn from_working_dir(config: &mut Config, cwd: &Path) {
@@ -64,7 +87,7 @@ fn from_working_dir(config: &mut Config, cwd: &Path) {
         paths.push(&mut mysql.data_dir);
         paths.extend(mysql.bin_dir.as_mut());
     }
-    for path in paths.into_iter().filter(|p| p.is_relative()) {
+    for path in paths.into_iter().filter(|p| p.is_relative() && !p.as_os_str().is_empty()) {
         *path = cwd.join(&*path).components().filter(|c| *c != std::path::Component::CurDir).collect();
     }
 }
@@ -300,6 +323,11 @@ fn raft_auth(config: &Config) -> Result<(), ConfigError> {
 fn postgresql(pg: &PostgresqlConfig) -> Result<(), ConfigError> {
     connectable("postgresql.connect_address", &pg.connect_address)?;
     absolute("postgresql.data_dir", &pg.data_dir)?;
+    if pg.pgpass.as_os_str().is_empty() {
+        let why = "is needed: left out, it is pgpass in the home directory of postgresql.os_user (or of the \
+                   agent's user), and there is none";
+        return Err(ConfigError::invalid("postgresql.pgpass", why));
+    }
     absolute("postgresql.pgpass", &pg.pgpass)?;
     if !pg.bin_dir.as_os_str().is_empty() {
         absolute("postgresql.bin_dir", &pg.bin_dir)?;
@@ -312,6 +340,7 @@ fn postgresql(pg: &PostgresqlConfig) -> Result<(), ConfigError> {
     if let Some(lines) = &pg.pg_hba {
         no_blank_items("postgresql.pg_hba", lines)?;
     }
+    pg.validate_patroni_keys()?;
     for (event, command) in pg.callbacks.iter() {
         if command.trim().is_empty() {
             return Err(ConfigError::invalid(format!("postgresql.callbacks.{event}"), "is an empty command"));
@@ -438,7 +467,7 @@ fn not_absolute(key: &str, path: &Path) -> ConfigError {
     ConfigError::invalid(key, format!("{:?} is not an absolute path", path.display().to_string()))
 }
 
-fn no_blank_items(key: &str, lines: &[String]) -> Result<(), ConfigError> {
+pub(super) fn no_blank_items(key: &str, lines: &[String]) -> Result<(), ConfigError> {
     match lines.iter().position(|l| l.trim().is_empty()) {
         Some(i) => Err(ConfigError::invalid(format!("{key}[{i}]"), "is empty")),
         None => Ok(()),

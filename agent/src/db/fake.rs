@@ -246,6 +246,10 @@ impl Database for FakeServer {
         Ok(())
     }
 
+    async fn set_data_aside(&self) -> Result<(), DbError> {
+        self.remove_data().await
+    }
+
     async fn start_primary(&self, token: Option<u64>) -> Result<(), DbError> {
         self.needs_data("start")?;
         self.change(|s| {

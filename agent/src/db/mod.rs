@@ -105,6 +105,12 @@ pub trait Database: Send + Sync + 'static {
     /// Deletes the data directory's contents (before a re-clone).
     fn remove_data(&self) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Moves the diverged data out of the way of a re-clone, keeping it where [`DbState`]'s
+    /// `data_set_aside` then says. An engine that cannot fails (its policy removes data instead).
+    fn set_data_aside(&self) -> impl Future<Output = Result<(), DbError>> + Send {
+        async { Err(DbError::new("set data aside", "this engine removes diverged data instead")) }
+    }
+
     /// Starts the server as a primary under the fencing `token` (see [`Database::promote`]; `None`: the
     /// one recorded last). Its data must be a primary's, or it is promoted afterwards.
     fn start_primary(&self, token: Option<u64>) -> impl Future<Output = Result<(), DbError>> + Send;
@@ -179,6 +185,16 @@ pub trait Database: Send + Sync + 'static {
     /// keeps for this member (`true` at first); applied at once where the server allows it, and kept for
     /// every later start. The setting in force changes nothing.
     fn set_use_slots(&self, use_slots: bool) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// Takes the engine's part of the dynamic configuration beyond the server parameters (PostgreSQL:
+    /// pg_hba, pg_ident and recovery settings, `primary_stop_timeout`), applying changes to the running
+    /// server; an engine with none ignores it.
+    fn set_cluster_config(
+        &self,
+        _dynamic: &crate::config::DynamicConfig,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Whether the server must stop when this agent dies (`true`, so that no primary outlives the agent
     /// that holds its lease) or may outlive it (`false`: in pause, to restart or upgrade the agent alone).

@@ -154,8 +154,11 @@ async fn run_action<D: Database>(
             events.push(JobEvent::Repaired { ok: result.is_ok() });
             result
         }
-        Action::RemoveData => {
-            db.remove_data().await?;
+        Action::RemoveData | Action::SetDataAside => {
+            match action {
+                Action::RemoveData => db.remove_data().await?,
+                _ => db.set_data_aside().await?,
+            }
             events.push(JobEvent::DataRemoved);
             Ok(())
         }

@@ -57,7 +57,8 @@ pub async fn record_promotion<D: Database>(db: &D, job: &DbJob) {
     append_history(dcs, entry).await;
 }
 
-/// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged).
+/// Appends `entry` to the `history` key (compare-and-set on the version read; a lost race is logged),
+/// keeping the latest `max_timelines_history` entries of the stored dynamic configuration (0: all).
 async fn append_history(dcs: &vigil_dcs::DcsNode, entry: vigil_api::HistoryEntry) {
     let current = dcs.local();
     let (mut history, condition) = match current.keys.get(&Key::History) {
@@ -69,8 +70,20 @@ async fn append_history(dcs: &vigil_dcs::DcsNode, entry: vigil_api::HistoryEntry
         Err(e) => return tracing::warn!(error = %e, "not recorded in history"),
     };
     history.push(entry);
+    let max = super::view::dynamic_config(&current).map_or(0, |d| d.max_timelines_history);
+    trim_history(&mut history, max);
     if let Err(e) = dcs.put(&Key::History, history.into(), condition, None).await {
         tracing::warn!(error = %e, "not recorded in history");
+    }
+}
+
+/// Drops the oldest entries of `history` beyond the latest `max` (0: keeps all).
+fn trim_history(history: &mut Vec<serde_json::Value>, max: u64) {
+    let keep = usize::try_from(max).unwrap_or(usize::MAX);
+    if max > 0 && history.len() > keep {
+        let dropped = history.len() - keep;
+        history.drain(..dropped);
+        tracing::info!(dropped, max_timelines_history = max, "oldest history entries dropped");
     }
 }
 
@@ -78,6 +91,16 @@ async fn append_history(dcs: &vigil_dcs::DcsNode, entry: vigil_api::HistoryEntry
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn history_keeps_the_latest_max_timelines_history_entries() {
+        let mut history: Vec<serde_json::Value> =
+            (1..=5).map(|t| serde_json::json!({"timeline": t})).collect();
+        trim_history(&mut history, 0);
+        assert_eq!(history.len(), 5, "0 keeps all");
+        trim_history(&mut history, 2);
+        assert_eq!(history, [serde_json::json!({"timeline": 4}), serde_json::json!({"timeline": 5})]);
+    }
 
     #[test]
     fn the_reason_says_how_the_lease_was_taken() {

@@ -116,7 +116,7 @@ impl Hooks {
 
 /// Runs `command args…` through `sh -c` in its own process group, at most `timeout`; `Err` says why it
 /// failed (exit status and the end of its output, or the timeout).
-async fn run(
+pub(crate) async fn run(
     what: &str,
     command: &str,
     args: &[&str],

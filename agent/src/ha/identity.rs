@@ -29,6 +29,12 @@ pub struct Identity {
     pub parameters: BTreeMap<String, String>,
     /// This member's own `postgresql.use_pg_rewind`, over the dynamic configuration's.
     pub use_pg_rewind: Option<bool>,
+    /// Whether diverged data is removed or set aside before a re-clone (`postgresql.
+    /// remove_data_directory_on_*`; MariaDB and MySQL remove it).
+    pub discard: vigil_policy::Discard,
+    /// `postgres://<postgresql.proxy_address>/postgres`: a pooler or proxy in front of the server,
+    /// published for information only.
+    pub proxy_url: Option<String>,
     /// The configuration file, re-read by `POST /reload`.
     pub config_path: Option<std::path::PathBuf>,
     /// How to call the peers' REST API (HTTPS settings; plain HTTP needs none).

@@ -59,6 +59,8 @@ async fn start(dcs: &Arc<DcsNode>, servers: &FakeCluster, name: &str) -> Running
         bootstrap_dcs: timing(),
         parameters: BTreeMap::new(),
         use_pg_rewind: None,
+        discard: Default::default(),
+        proxy_url: None,
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,

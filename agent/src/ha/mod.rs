@@ -9,7 +9,7 @@ mod execute;
 mod guard;
 mod handover;
 mod history;
-mod hooks;
+pub(crate) mod hooks;
 mod identity;
 mod job;
 mod lease_keeper;
@@ -38,6 +38,18 @@ pub use vigil_policy::{
     LeaseTimes, Memory, NextCycle, Observation, PeerView, Policy, Switchover, SyncChange, SyncHealth,
     SyncPolicy, SyncState, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY, RENEW_RETRY,
 };
+
+/// What happens to diverged data before a re-clone: `postgresql.remove_data_directory_on_*` (set
+/// aside unless set); MariaDB and MySQL remove it.
+pub fn discard(config: &crate::config::Config) -> vigil_policy::Discard {
+    match &config.postgresql {
+        Some(pg) => vigil_policy::Discard {
+            after_failed_repair: pg.remove_data_directory_on_rewind_failure,
+            without_repair: pg.remove_data_directory_on_diverged_timelines,
+        },
+        None => vigil_policy::Discard { after_failed_repair: true, without_repair: true },
+    }
+}
 
 /// The tags a member publishes, from its configuration.
 pub fn identity_tags(

@@ -23,6 +23,7 @@ impl<D: Database> Agent<D> {
         self.me.failover_priority = config.tags.failover_priority();
         self.me.parameters = engine.parameters().clone();
         self.me.use_pg_rewind = config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind);
+        self.me.discard = super::discard(config);
         self.publisher.forget();
     }
 
@@ -41,6 +42,9 @@ impl<D: Database> Agent<D> {
         }
         if let Err(e) = self.db.set_use_slots(dynamic.postgresql.use_slots).await {
             tracing::warn!(error = %e, "replication slot use not changed; trying again next cycle");
+        }
+        if let Err(e) = self.db.set_cluster_config(dynamic).await {
+            tracing::warn!(error = %e, "cluster-wide configuration files not applied; trying again next cycle");
         }
         let wanted = crate::config::server_parameters(dynamic, &self.me.parameters);
         if self.parameters.as_ref() == Some(&wanted) {

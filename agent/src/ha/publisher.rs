@@ -125,6 +125,7 @@ fn member_record(
     let state = if leaving { "stopping" } else { state };
     MemberRecord {
         conn_url: conn_url.to_owned(),
+        proxy_url: me.proxy_url.clone(),
         api_url: me.api_url.clone(),
         state: state.into(),
         role: role.into(),
@@ -143,6 +144,7 @@ fn member_record(
         pending_restart: !db.pending_restart.is_empty(),
         pending_restart_reason: MemberRecord::pending_changes(db),
         diverged: db.diverged.clone(),
+        data_set_aside: db.data_set_aside.clone(),
         upstream: db.upstream.clone().filter(|_| role == "replica"),
     }
 }
@@ -203,6 +205,7 @@ fn node_status(
             sync_state: record.sync_state.clone(),
             diverged: record.diverged.clone(),
             maximum_lag_on_failover: Some(dynamic.maximum_lag_on_failover),
+            data_set_aside: record.data_set_aside.clone(),
             failovers_total: shown.standing.failovers,
             raft: Some(vigil_api::RaftInfo {
                 term: shown.raft.term,
@@ -259,6 +262,8 @@ mod tests {
             bootstrap_dcs: DynamicConfig::default(),
             parameters: BTreeMap::new(),
             use_pg_rewind: None,
+            discard: Default::default(),
+            proxy_url: None,
             config_path: None,
             api_client_tls: Default::default(),
             api_read_auth: None,
@@ -282,6 +287,15 @@ mod tests {
         assert_eq!(record.position, Some(Position::wal(0x100)));
         assert_eq!(record.xlog_location, Some(0x100), "Patroni's view: the LSN as a number");
         assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
+        assert_eq!(record.proxy_url, None);
+        let proxied = Identity { proxy_url: Some("postgres://10.0.0.9:6432/postgres".into()), ..me() };
+        let aside =
+            DbState { data_set_aside: Some("/d/data.diverged-20261207T054040Z".into()), ..primary.clone() };
+        let record = member_record(&proxied, url, &aside, &dynamic, "primary", false);
+        assert_eq!(record.proxy_url.as_deref(), Some("postgres://10.0.0.9:6432/postgres"));
+        assert_eq!(record.data_set_aside.as_deref(), Some("/d/data.diverged-20261207T054040Z"));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["proxy_url"], "postgres://10.0.0.9:6432/postgres", "Patroni's member key");
 
         let standing = Standing {
             token: Some(FencingToken(9)),

@@ -64,11 +64,13 @@ impl<D: Database> Agent<D> {
             maximum_lag_on_failover: dynamic.maximum_lag_on_failover,
             primary_start_timeout: dynamic.primary_start_timeout,
             repair_in_place: dynamic.use_pg_rewind(self.me.use_pg_rewind),
+            discard: self.me.discard,
             retain_for_replicas: dynamic.postgresql.use_slots,
             check_timeline: dynamic.check_timeline,
             pause: dynamic.pause,
             loop_wait: dynamic.loop_wait,
             sync: SyncPolicy {
+                max_lag: u64::try_from(dynamic.maximum_lag_on_syncnode).ok().filter(|lag| *lag > 0),
                 mode: dynamic.synchronous_mode.into(),
                 strict: dynamic.synchronous_mode_strict,
                 node_count: dynamic.synchronous_node_count,

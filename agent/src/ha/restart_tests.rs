@@ -215,6 +215,8 @@ fn identity(dynamic: &DynamicConfig) -> Identity {
         bootstrap_dcs: dynamic.clone(),
         parameters: BTreeMap::new(),
         use_pg_rewind: None,
+        discard: Default::default(),
+        proxy_url: None,
         config_path: None,
         api_client_tls: Default::default(),
         api_read_auth: None,

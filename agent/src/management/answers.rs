@@ -58,6 +58,8 @@ pub(super) fn cluster(
                 pending_restart: m.pending_restart,
                 pending_restart_reason: m.pending_restart.then(|| m.pending_restart_reason.clone()),
                 diverged: m.diverged.clone(),
+                data_set_aside: m.data_set_aside.clone(),
+                proxy_url: m.proxy_url.clone(),
                 upstream: m.upstream.clone(),
             }
         })

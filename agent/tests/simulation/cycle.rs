@@ -260,6 +260,8 @@ impl World {
             pending_restart: false,
             pending_restart_reason: Default::default(),
             diverged: None,
+            data_set_aside: None,
+            proxy_url: None,
             upstream: db.upstream.clone(),
         };
         let agent = &mut self.nodes[node].agent;
@@ -329,6 +331,7 @@ impl World {
             maximum_lag_on_failover: s.maximum_lag_on_failover,
             primary_start_timeout: s.primary_start_timeout,
             repair_in_place: true,
+            discard: Default::default(),
             retain_for_replicas: true,
             check_timeline: false,
             pause: false,

@@ -138,7 +138,7 @@ impl World {
                 self.nodes[node].agent.memory.job_reported(JobEvent::Repaired { ok });
                 ok
             }
-            Action::RemoveData => {
+            Action::RemoveData | Action::SetDataAside => {
                 let db = &mut self.nodes[node].db;
                 db.stop();
                 db.data = None;

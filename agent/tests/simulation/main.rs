@@ -50,7 +50,7 @@ fn settings(seed: u64, max_drift_ppm: i64) -> (Settings, Rng) {
         _ => SynchronousMode::Quorum,
     };
     let node_count = if nodes == 5 { rng.between(1, 2) as u32 } else { 1 };
-    let sync = SyncPolicy { mode, strict: rng.chance(50), node_count };
+    let sync = SyncPolicy { mode, strict: rng.chance(50), node_count, max_lag: None };
     let faults = rng.between(1, 6) as usize;
     let heal_by = 15_000;
     let settings = Settings {

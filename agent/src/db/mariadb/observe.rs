@@ -60,6 +60,7 @@ impl MariaDb {
             pending_restart: Vec::new(),
             diverged: None,
             report: Default::default(),
+            data_set_aside: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! link is refused; only directories the agent creates are given away.
 
 use super::render::{self, Conf, Runtime};
-use super::PostgresSettings;
+use super::{conf_files, PostgresSettings};
 use crate::db::server_files::refuse_symlinked_data_dir;
 pub(crate) use crate::db::server_files::{open_nofollow, remove_contents, with_path};
 use crate::os_user::Owner;
@@ -140,15 +140,29 @@ pub(crate) fn write_pgpass(s: &PostgresSettings, owner: Option<Owner>) -> io::Re
     write_file(&s.pgpass, render::pgpass(s), owner)
 }
 
-/// Writes postgresql.conf (for a start, or for a reload that applies a changed [`Runtime`]).
-pub(crate) fn write_postgresql_conf(
+/// Writes postgresql.conf, including the base configuration (see [`conf_files::base_conf`]), and
+/// pg_hba.conf and pg_ident.conf (for a start, or for a reload that applies a changed [`Runtime`]).
+pub(crate) fn write_server_conf(
     s: &PostgresSettings,
     conf: &Conf,
     runtime: &Runtime,
     owner: Option<Owner>,
 ) -> io::Result<()> {
     refuse_symlinked_data_dir(&s.data_dir, DATA_DIR_KEY)?;
-    write_file(&s.data_dir.join("postgresql.conf"), render::postgresql_conf(s, conf, runtime), owner)
+    if let Some(dir) = &s.config_dir {
+        create_owned_dir(dir, Some(0o700), owner)?;
+    }
+    let base = conf_files::base_conf(s, render::HEADER)?;
+    let text = render::postgresql_conf(s, conf, runtime, base.as_deref());
+    write_file(&conf_files::postgresql_conf(s), text, owner)?;
+    write_file(&conf_files::pg_hba_conf(s), render::pg_hba(s, &runtime.files.pg_hba), owner)?;
+    match &runtime.files.pg_ident {
+        Some(lines) => {
+            let text = format!("{}{}", render::HEADER, render::lines(lines));
+            write_file(&conf_files::pg_ident_conf(s), text, owner)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
@@ -168,7 +182,7 @@ pub(crate) fn clean_auto_conf(s: &PostgresSettings, owner: Option<Owner>) -> io:
 }
 
 /// Writes the whole configuration for a start as `conf` says: postgresql.conf, pg_hba.conf,
-/// postgresql.auto.conf without owned settings, standby.signal.
+/// pg_ident.conf, postgresql.auto.conf without owned settings, standby.signal.
 pub(crate) fn write_config(
     s: &PostgresSettings,
     conf: &Conf,
@@ -176,8 +190,7 @@ pub(crate) fn write_config(
     owner: Option<Owner>,
 ) -> io::Result<()> {
     let data = &s.data_dir;
-    write_postgresql_conf(s, conf, runtime, owner)?;
-    write_file(&data.join("pg_hba.conf"), render::pg_hba(s), owner)?;
+    write_server_conf(s, conf, runtime, owner)?;
     clean_auto_conf(s, owner)?;
     match conf {
         Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),

@@ -39,7 +39,15 @@ fn setup() -> Setup {
         },
         rewind: None,
         parameters: Default::default(),
-        pg_hba: vec![],
+        own_files: Default::default(),
+        files: Default::default(),
+        config_dir: None,
+        custom_conf: None,
+        bin_name: Default::default(),
+        pg_ctl_timeout: std::time::Duration::from_secs(60),
+        before_stop: None,
+        use_unix_socket: None,
+        basebackup: vec![],
         initdb: vec![],
         pgpass: dir.path().join("home/.pgpass"),
         os_user: None,
@@ -85,7 +93,7 @@ fn postgresql_conf_replaces_a_planted_link() {
     let m = mode(&t.victim);
     let conf = t.s.data_dir.join("postgresql.conf");
     symlink(&t.victim, &conf).expect("plant");
-    write_postgresql_conf(&t.s, &Conf::Primary, &Runtime::default(), Some(PG)).expect("write");
+    write_server_conf(&t.s, &Conf::Primary, &Runtime::default(), Some(PG)).expect("write");
     assert_untouched(&t.victim, m);
     assert_real_file(&conf, PG.uid);
 }
@@ -150,7 +158,7 @@ fn a_symlinked_data_directory_is_refused_and_its_target_untouched() {
     let err = prepare_dirs(&t.s, Some(PG)).expect_err("prepare_dirs");
     assert!(err.to_string().contains(&t.s.data_dir.display().to_string()), "{err}");
     assert!(err.to_string().contains("postgresql.data_dir"), "{err}");
-    write_postgresql_conf(&t.s, &Conf::Primary, &Runtime::default(), Some(PG)).expect_err("write conf");
+    write_server_conf(&t.s, &Conf::Primary, &Runtime::default(), Some(PG)).expect_err("write conf");
     remove_contents(&t.s.data_dir, DATA_DIR_KEY).expect_err("remove_contents");
     let meta = fs::metadata(&victim_dir).expect("victim dir");
     assert_ne!(meta.uid(), PG.uid, "victim dir given away");

@@ -1,13 +1,17 @@
 //! The PostgreSQL adapter: [`Postgres`] implements [`Database`] with PostgreSQL's own tools (initdb, pg_ctl,
 //! pg_basebackup, pg_rewind, pg_controldata), run as the configured OS user, and SQL over tokio-postgres.
 //!
-//! The adapter owns the server's configuration: before every start it writes postgresql.conf, pg_hba.conf and
-//! standby.signal from [`PostgresSettings`] and drops per-node settings from postgresql.auto.conf, so what
-//! pg_basebackup and pg_rewind copy from another member never takes effect. The agent connects to its own
-//! server as the superuser with its password, over the first `unix_socket_directories` entry (TCP when there
-//! is none); pg_hba.conf gets one line for that ahead of the configured ones. It never connects to another
+//! The adapter owns the server's configuration: before every start it writes postgresql.conf (including
+//! the base configuration first), pg_hba.conf, pg_ident.conf (when configured) and
+//! standby.signal from [`PostgresSettings`], in `config_dir` or the data directory, and drops per-node
+//! settings from postgresql.auto.conf, so what pg_basebackup and pg_rewind copy from another member never
+//! takes effect. The agent connects to its own server as the superuser with its password, over the first
+//! `unix_socket_directories` entry (TCP when there is none, or with `use_unix_socket: false`); pg_hba.conf
+//! gets one line for that ahead of the configured ones. It never connects to another
 //! member itself: libpq does, in PostgreSQL's programs, with the role's TLS options ([`conninfo`]).
 
+mod cluster_wide;
+mod conf_files;
 mod conninfo;
 mod controldata;
 mod files;
@@ -17,16 +21,19 @@ mod observe;
 mod ops;
 mod parameter_check;
 mod render;
+mod set_aside;
 mod slots;
 mod sql;
 mod standby_names;
+mod stop;
 mod tools;
 
+pub use cluster_wide::{InForce, OwnFiles};
 pub use conninfo::PeerOptions;
 pub use render::slot_name;
 
 pub use crate::config::InitdbOption;
-use crate::config::{server_parameters, Config, DynamicConfig, PgRole};
+use crate::config::{server_parameters, BinNames, Config, DynamicConfig, PgRole};
 use crate::db::{DataState, Database, DbError, DbState, Retained, StopMode, SyncRule, Upstream};
 use render::{Conf, Runtime};
 use std::collections::BTreeMap;
@@ -74,10 +81,29 @@ pub struct PostgresSettings {
     /// ones, overlaid with `postgresql.parameters`); later changes come through `set_parameters`, except
     /// for `unix_socket_directories`, through which the agent connects.
     pub parameters: BTreeMap<String, String>,
-    /// pg_hba.conf lines (`postgresql.pg_hba`, else `bootstrap.pg_hba`).
-    pub pg_hba: Vec<String>,
+    /// The member's own pg_hba, pg_ident and recovery settings (see [`OwnFiles`]).
+    pub own_files: OwnFiles,
+    /// Those in force at the agent's start; later changes of the dynamic configuration come through
+    /// `set_cluster_config`.
+    pub files: InForce,
+    /// Where postgresql.conf, pg_hba.conf and pg_ident.conf live (`postgresql.config_dir`); `None`: the
+    /// data directory.
+    pub config_dir: Option<PathBuf>,
+    /// The file postgresql.conf includes instead of postgresql.base.conf (`postgresql.custom_conf`).
+    pub custom_conf: Option<PathBuf>,
+    /// The programs' names inside `bin_dir` (`postgresql.bin_name`).
+    pub bin_name: BinNames,
+    /// How long `pg_ctl` may wait for a start or a fast stop (`postgresql.pg_ctl_timeout`).
+    pub pg_ctl_timeout: Duration,
+    /// A command run before every stop (`postgresql.before_stop`).
+    pub before_stop: Option<String>,
+    /// The agent connects over the socket (`true`) or TCP (`false`); `None`: the socket when there is
+    /// one (`postgresql.use_unix_socket`).
+    pub use_unix_socket: Option<bool>,
     /// initdb options (`bootstrap.initdb`).
     pub initdb: Vec<InitdbOption>,
+    /// Extra pg_basebackup options (`postgresql.basebackup`).
+    pub basebackup: Vec<InitdbOption>,
     /// The password file the adapter writes for the tools it runs (`postgresql.pgpass`).
     pub pgpass: PathBuf,
     /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
@@ -89,10 +115,11 @@ pub struct PostgresSettings {
 impl PostgresSettings {
     /// The settings of the server `config` describes, under the `dynamic` configuration: parameters are the
     /// dynamic ones overlaid with `postgresql.parameters`; pg_hba is `postgresql.pg_hba`, else
-    /// `bootstrap.pg_hba`. `None` when `config` has no `postgresql` section.
+    /// `bootstrap.pg_hba` (see [`OwnFiles`]). `None` when `config` has no `postgresql` section.
     pub fn from_config(config: &Config, dynamic: &DynamicConfig) -> Option<PostgresSettings> {
         let pg = config.postgresql.as_ref()?;
         let parameters = server_parameters(dynamic, &pg.parameters);
+        let own_files = OwnFiles::from_config(config);
         let credentials = |r: &PgRole| Credentials {
             username: r.username.clone(),
             password: r.password.clone(),
@@ -109,8 +136,16 @@ impl PostgresSettings {
             replication: credentials(&pg.authentication.replication),
             rewind: pg.authentication.rewind.as_ref().map(credentials),
             parameters,
-            pg_hba: pg.pg_hba.clone().unwrap_or_else(|| config.bootstrap.pg_hba.clone()),
+            own_files: own_files.clone(),
+            files: own_files.in_force(&dynamic.postgresql),
+            config_dir: pg.config_dir.clone(),
+            custom_conf: pg.custom_conf.clone(),
+            bin_name: pg.bin_name.clone(),
+            pg_ctl_timeout: pg.pg_ctl_timeout,
+            before_stop: pg.before_stop.clone(),
+            use_unix_socket: pg.use_unix_socket,
             initdb: config.bootstrap.initdb.clone(),
+            basebackup: pg.basebackup.clone(),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
             nostream: config.tags.nostream,
@@ -132,18 +167,25 @@ pub struct Postgres {
     lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
     /// When each unwanted physical slot was first missed (a primary keeps it `member_slots_ttl`).
     slot_gone_since: Mutex<BTreeMap<String, std::time::Instant>>,
+    /// How long a fast stop of a primary may take before it is killed (`primary_stop_timeout`, in
+    /// synchronous mode only).
+    primary_stop_timeout: Mutex<Option<Duration>>,
 }
 
 impl Postgres {
     /// An adapter for the server described by `settings` (relative paths are taken from the current directory).
     pub fn new(settings: PostgresSettings) -> Postgres {
         let mut settings = settings;
-        for path in [&mut settings.data_dir, &mut settings.bin_dir, &mut settings.pgpass] {
+        let config_dir = settings.config_dir.iter_mut();
+        for path in [&mut settings.data_dir, &mut settings.bin_dir, &mut settings.pgpass]
+            .into_iter()
+            .chain(config_dir)
+        {
             if let Ok(absolute) = std::path::absolute(&*path) {
                 *path = absolute;
             }
         }
-        let tools = Tools::new(settings.bin_dir.clone(), settings.os_user.clone(), settings.pgpass.clone());
+        let tools = Tools::new(&settings);
         let runtime = Mutex::new(Runtime::starting(&settings));
         let lifeline = Mutex::new(None);
         let slot_gone_since = Mutex::default();
@@ -154,6 +196,7 @@ impl Postgres {
             runtime,
             lifeline,
             slot_gone_since,
+            primary_stop_timeout: Mutex::new(None),
         }
     }
 
@@ -233,6 +276,10 @@ impl Database for Postgres {
         self.logged("remove_data", None, self.remove_data_now()).await
     }
 
+    async fn set_data_aside(&self) -> Result<(), DbError> {
+        self.logged("set_data_aside", None, self.set_data_aside_now()).await
+    }
+
     async fn start_primary(&self, token: Option<u64>) -> Result<(), DbError> {
         self.record_token(token).await?;
         self.logged("start_primary", None, self.start_primary_now()).await
@@ -281,6 +328,10 @@ impl Database for Postgres {
 
     async fn set_use_slots(&self, use_slots: bool) -> Result<(), DbError> {
         self.set_use_slots_now(use_slots).await
+    }
+
+    async fn set_cluster_config(&self, dynamic: &DynamicConfig) -> Result<(), DbError> {
+        self.set_cluster_config_now(dynamic).await
     }
 
     fn die_with_agent(&self, armed: bool) {

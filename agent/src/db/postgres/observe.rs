@@ -1,6 +1,6 @@
 //! `observe`: the data directory from `pg_controldata`, the running server from SQL.
 
-use super::{controldata, files, liveness, sql, standby_names, unreadable_data, Postgres};
+use super::{controldata, files, liveness, set_aside, sql, standby_names, unreadable_data, Postgres};
 use crate::db::{DataState, DbState, Role};
 use std::time::Duration;
 
@@ -21,6 +21,12 @@ enum Answer {
 
 impl Postgres {
     pub(super) async fn observe_now(&self) -> DbState {
+        let state = self.observe_server().await;
+        let latest = self.blocking("look for data set aside", |s| Ok(set_aside::latest(s))).await;
+        DbState { data_set_aside: latest.ok().flatten().map(|p| p.display().to_string()), ..state }
+    }
+
+    async fn observe_server(&self) -> DbState {
         let data = self.data_state().await;
         if data == DataState::Missing {
             return DbState::stopped(data);
@@ -62,6 +68,7 @@ impl Postgres {
             pending_restart: live.pending_restart,
             diverged: None,
             report: live.report,
+            data_set_aside: None,
         }
     }
 

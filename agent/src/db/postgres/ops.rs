@@ -3,7 +3,8 @@
 use super::render::{self, Conf, Runtime};
 use super::sql::{self, RoleKind, Session};
 use super::{
-    conninfo, controldata, files, parameter_check, standby_names, InitdbOption, Postgres, PostgresSettings,
+    conninfo, controldata, files, parameter_check, set_aside, standby_names, InitdbOption, Postgres,
+    PostgresSettings,
 };
 use crate::db::{DbError, StopMode, SyncRule, Upstream};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,15 @@ use tokio::time::Instant;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `promote` waits for the server to leave recovery.
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Options as `bootstrap.initdb` and `postgresql.basebackup` write them, as long options (`--flag`,
+/// `--name=value`).
+fn long_options(options: &[InitdbOption]) -> impl Iterator<Item = OsString> + '_ {
+    options.iter().map(|o| match o {
+        InitdbOption::Flag(f) => format!("--{}", f.trim_start_matches('-')).into(),
+        InitdbOption::Value(n, v) => format!("--{}={v}", n.trim_start_matches('-')).into(),
+    })
+}
 
 impl Postgres {
     pub(super) async fn bootstrap_now(&self) -> Result<(), DbError> {
@@ -34,10 +44,7 @@ impl Postgres {
         .await?;
         let mut args: Vec<OsString> =
             vec!["--auth-local=scram-sha-256".into(), "--auth-host=scram-sha-256".into()];
-        args.extend(self.settings.initdb.iter().map(|o| match o {
-            InitdbOption::Flag(f) => format!("--{}", f.trim_start_matches('-')).into(),
-            InitdbOption::Value(n, v) => format!("--{}={v}", n.trim_start_matches('-')).into(),
-        }));
+        args.extend(long_options(&self.settings.initdb));
         args.push(format!("--username={}", self.settings.superuser.username).into());
         let mut pwfile_arg = OsString::from("--pwfile=");
         pwfile_arg.push(&pwfile);
@@ -72,6 +79,7 @@ impl Postgres {
         let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
         let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
         args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
+        args.extend(long_options(&self.settings.basebackup));
         self.basebackup(&action, up, &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
@@ -129,7 +137,13 @@ impl Postgres {
         // pg_rewind itself connects as the rewind role when there is one (the checkpoint needs the superuser)
         let rewinder = s.rewind.as_ref().unwrap_or(&s.superuser);
         let rewind_source = conninfo::to_member(up, rewinder, &s.pgpass, &options);
-        let args = [target, format!("--source-server={rewind_source}").into()];
+        let mut args = vec![target, format!("--source-server={rewind_source}").into()];
+        if let Some(conf) = self.tools.config_file() {
+            // its crash recovery of an unclean target runs the server, which reads postgresql.conf
+            let mut option = OsString::from("--config-file=");
+            option.push(conf);
+            args.push(option);
+        }
         self.tools.run(&format!("pg_rewind from {}", up.name), "pg_rewind", &args).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
         self.configure(Conf::Standby(Some(up.clone()))).await
@@ -144,6 +158,23 @@ impl Postgres {
             files::prepare_dirs(s, owner)
         })
         .await?;
+        self.set_configured(None);
+        Ok(())
+    }
+
+    /// Moves the data directory aside (see [`set_aside`]) and makes a fresh one, for a re-clone.
+    pub(super) async fn set_data_aside_now(&self) -> Result<(), DbError> {
+        self.stop_standby("set data aside", StopMode::Immediate).await?;
+        let owner = self.tools.owner()?;
+        let kept = self
+            .blocking("set data aside", move |s| {
+                files::mark_former_primary(s, false)?;
+                let kept = set_aside::move_aside(s, std::time::SystemTime::now())?;
+                files::prepare_dirs(s, owner)?;
+                Ok(kept)
+            })
+            .await?;
+        tracing::warn!(member = %self.settings.name, kept = %kept.display(), "diverged data set aside, not removed (postgresql.remove_data_directory_on_* is false): remove it once nothing in it is needed");
         self.set_configured(None);
         Ok(())
     }
@@ -170,7 +201,7 @@ impl Postgres {
                 self.configure(conf).await?;
                 return self.tools.pg_ctl_reload(data).await;
             }
-            self.tools.pg_ctl_stop(data, StopMode::Fast).await?;
+            self.stop_server(StopMode::Fast).await?;
         }
         self.configure(conf).await?;
         self.start().await
@@ -181,7 +212,7 @@ impl Postgres {
         if !files::has_database(data) {
             return Ok(());
         }
-        match self.tools.pg_ctl_stop(data, mode).await {
+        match self.stop_server(mode).await {
             // A server that does not obey an immediate stop (its processes stopped or hung) is killed.
             Err(e) if mode == StopMode::Immediate && self.tools.pg_ctl_running(data).await? => {
                 tracing::warn!(member = %self.settings.name, error = %e, "immediate stop failed: killing the server");
@@ -382,9 +413,10 @@ impl Postgres {
     }
 
     /// Changes the runtime settings with `change`, kept for every later start. On a running server,
-    /// rewrites postgresql.conf (dropping any `ALTER SYSTEM` value of what the adapter owns) and reloads
-    /// it; returns the session that asked for the reload (`None`: the server does not run).
-    async fn rewrite_and_reload(
+    /// rewrites postgresql.conf, pg_hba.conf and pg_ident.conf (dropping any `ALTER SYSTEM` value of what
+    /// the adapter owns) and reloads it; returns the session that asked for the reload (`None`: the
+    /// server does not run).
+    pub(super) async fn rewrite_and_reload(
         &self,
         action: &str,
         change: impl FnOnce(&mut Runtime),
@@ -397,7 +429,7 @@ impl Postgres {
         let runtime = self.runtime().clone();
         let owner = self.tools.owner()?;
         self.blocking(action, move |s| {
-            files::write_postgresql_conf(s, &conf, &runtime, owner)?;
+            files::write_server_conf(s, &conf, &runtime, owner)?;
             files::clean_auto_conf(s, owner)
         })
         .await?;
@@ -510,7 +542,7 @@ impl Postgres {
         if !files::has_standby_signal(data) {
             return Err(DbError::new(action, "the server is running as a primary; stop it first"));
         }
-        self.tools.pg_ctl_stop(data, mode).await
+        self.stop_server(mode).await
     }
 
     fn require_database(&self, action: &str) -> Result<(), DbError> {

@@ -1,7 +1,7 @@
-//! The files the adapter owns, as text: postgresql.conf, pg_hba.conf and the password file. They are written
+//! The files the adapter owns, as text: postgresql.conf, pg_hba.conf, pg_ident.conf and the password file. They are written
 //! before every start, so what pg_basebackup and pg_rewind copy from another member never takes effect.
 
-use super::{conninfo, liveness, standby_names, PostgresSettings};
+use super::{conf_files, conninfo, liveness, standby_names, InForce, PostgresSettings};
 use crate::db::{SyncRule, Upstream, UpstreamSlot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,13 +29,17 @@ const OWNED: &[&str] = &[
     "ident_file",
 ];
 
+/// Recovery settings a replica's `recovery_conf` may not set: the adapter's own.
+const OWNED_RECOVERY: [&str; 3] = crate::config::OWNED_RECOVERY_SETTINGS;
+
 /// Defaults for replication that `parameters` may override, Patroni's (it keeps 8 segments of WAL,
 /// 128 MB): `wal_keep_size` keeps the recent WAL that pg_rewind reads back on a former primary to where
 /// it diverged, and that a replica without a slot on a new primary may still need.
 const DEFAULTS: &[(&str, &str)] =
     &[("max_wal_senders", "10"), ("max_replication_slots", "10"), ("wal_keep_size", "128MB")];
 
-const HEADER: &str = "# Written by vigil before every start; changes here are overwritten.\n";
+/// The first line of every file the adapter writes.
+pub(crate) const HEADER: &str = "# Written by vigil before every start; changes here are overwritten.\n";
 
 /// What a configuration is written for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +59,11 @@ pub(crate) enum Target {
     Tcp(String),
 }
 
-/// The agent's own connection target: the socket directory when one is configured, else a listen address
+/// The agent's own connection target: the socket directory when one is configured (unless
+/// `use_unix_socket` is `false`), else a listen address
 /// (127.0.0.1 when the server listens there or on all addresses).
 pub(crate) fn agent_target(s: &PostgresSettings) -> Target {
-    if let Some(dir) = socket_dir(s) {
+    if let Some(dir) = socket_dir(s).filter(|_| s.use_unix_socket != Some(false)) {
         return Target::Socket(dir);
     }
     let hosts: Vec<&str> = s.listen_host.split(',').map(str::trim).filter(|h| !h.is_empty()).collect();
@@ -127,6 +132,8 @@ pub(crate) struct Runtime {
     /// A replica keeps copies of the primary's permanent logical slots: it runs with
     /// `hot_standby_feedback`, so the primary keeps the catalog rows they need.
     pub standby_feedback: bool,
+    /// pg_hba, pg_ident and the recovery settings in force.
+    pub files: InForce,
 }
 
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
@@ -184,17 +191,26 @@ impl Runtime {
     pub(crate) fn starting(s: &PostgresSettings) -> Runtime {
         Runtime {
             parameters: s.parameters.clone(),
+            files: s.files.clone(),
             upstream_timeout: liveness::DEFAULT,
             ..Runtime::default()
         }
     }
 }
 
-/// postgresql.conf: defaults, then `parameters`, then what the adapter owns; a replica's also has
-/// `primary_conninfo` and `primary_slot_name` for its upstream, unless it takes WAL from the archive only
-/// (`nostream`).
-pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runtime) -> String {
+/// postgresql.conf: the `base` configuration included, defaults, then `parameters`, then what the
+/// adapter owns; a replica's also has the recovery settings, and `primary_conninfo` and
+/// `primary_slot_name` for its upstream, unless it takes WAL from the archive only (`nostream`).
+pub(crate) fn postgresql_conf(
+    s: &PostgresSettings,
+    conf: &Conf,
+    runtime: &Runtime,
+    base: Option<&Path>,
+) -> String {
     let mut out = String::from(HEADER);
+    if let Some(base) = base {
+        let _ = writeln!(out, "include {}", conf_quote(&base.display().to_string()));
+    }
     let mut set = |name: &str, value: &str| {
         let _ = writeln!(out, "{name} = {}", conf_quote(value));
     };
@@ -216,6 +232,11 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
     }
     set("listen_addresses", &s.listen_host);
     set("port", &s.port.to_string());
+    set("hba_file", &conf_files::pg_hba_conf(s).display().to_string());
+    set("ident_file", &conf_files::pg_ident_conf(s).display().to_string());
+    if s.config_dir.is_some() {
+        set("data_directory", &s.data_dir.display().to_string());
+    }
     let logical = runtime.parameters.get("wal_level").is_some_and(|v| v.eq_ignore_ascii_case("logical"));
     set("wal_level", if logical { "logical" } else { "replica" });
     set("hot_standby", "on");
@@ -228,6 +249,11 @@ pub(crate) fn postgresql_conf(s: &PostgresSettings, conf: &Conf, runtime: &Runti
         set(FENCING_TOKEN, &token.to_string());
     }
     if let Conf::Standby(upstream) = conf {
+        let recovery = runtime.files.recovery_conf.iter();
+        for (name, value) in recovery.filter(|(n, _)| valid_name(n) && !OWNED_RECOVERY.contains(&n.as_str()))
+        {
+            set(name, value);
+        }
         set("recovery_target_timeline", "latest");
         if runtime.standby_feedback {
             set("hot_standby_feedback", "on");
@@ -273,8 +299,8 @@ pub(crate) fn clean_auto_conf(text: &str) -> Option<String> {
 }
 
 /// pg_hba.conf: first a line that lets the agent in as the superuser with its password (over the socket
-/// directory, or TCP to its own connection target), then the configured lines in order.
-pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
+/// directory, or TCP to its own connection target), then the configured `lines` in order.
+pub(crate) fn pg_hba(s: &PostgresSettings, lines: &[String]) -> String {
     let user = hba_quote(&s.superuser.username);
     let own = match agent_target(s) {
         Target::Socket(_) => format!("local all {user} scram-sha-256"),
@@ -284,12 +310,12 @@ pub(crate) fn pg_hba(s: &PostgresSettings) -> String {
             Err(_) => format!("host all {user} {host} scram-sha-256"),
         },
     };
-    let mut out = format!("{HEADER}# the agent's own connection\n{own}\n# postgresql.pg_hba\n");
-    for line in &s.pg_hba {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    format!("{HEADER}# the agent's own connection\n{own}\n# postgresql.pg_hba\n{}", self::lines(lines))
+}
+
+/// Configuration lines (pg_hba.conf, pg_ident.conf after the header), one per item.
+pub(crate) fn lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{}\n", l.trim_end())).collect()
 }
 
 /// The password file: the superuser's and the replication user's passwords, for any host.
@@ -328,7 +354,7 @@ pub(crate) fn pid_file(data: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::db::postgres::{Credentials, PeerOptions};
 
@@ -343,7 +369,8 @@ mod tests {
         }
     }
 
-    fn settings() -> PostgresSettings {
+    /// Member `Node-1` on port 5433 with a replication pg_hba line and a few parameters.
+    pub(crate) fn settings() -> PostgresSettings {
         PostgresSettings {
             name: "Node-1".into(),
             data_dir: "/d/data".into(),
@@ -366,7 +393,18 @@ mod tests {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            pg_hba: vec!["host replication rep 10.0.0.0/8 scram-sha-256".into()],
+            own_files: Default::default(),
+            files: InForce {
+                pg_hba: vec!["host replication rep 10.0.0.0/8 scram-sha-256".into()],
+                ..Default::default()
+            },
+            config_dir: None,
+            custom_conf: None,
+            bin_name: Default::default(),
+            pg_ctl_timeout: Duration::from_secs(60),
+            before_stop: None,
+            use_unix_socket: None,
+            basebackup: vec![],
             initdb: vec![],
             pgpass: "/d/pgpass".into(),
             os_user: None,
@@ -384,7 +422,7 @@ mod tests {
     fn replica_conf_owns_port_and_conninfo() {
         let s = settings();
         let up = n2();
-        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s));
+        let conf = postgresql_conf(&s, &Conf::Standby(Some(up)), &Runtime::starting(&s), None);
         assert!(conf.contains("port = '5433'\n") && !conf.contains("port = '1'"));
         assert!(conf.contains("work_mem = '8MB'\n") && !conf.contains("bad name"));
         assert!(conf.contains("max_wal_senders = '5'\n") && conf.contains("max_replication_slots = '10'\n"));
@@ -400,24 +438,24 @@ mod tests {
         let mut runtime = Runtime::starting(&s);
         runtime.parameters.insert("WAL_SENDER_TIMEOUT".into(), "60s".into());
         runtime.upstream_timeout = Duration::from_secs(10);
-        let primary = postgresql_conf(&s, &Conf::Primary, &runtime);
+        let primary = postgresql_conf(&s, &Conf::Primary, &runtime, None);
         assert!(
             primary.contains("wal_sender_timeout = '20000ms'\n") && !primary.contains("60s"),
             "{primary}"
         );
         let up = n2();
         let without_slots = Runtime { without_slots: true, ..Runtime::starting(&s) };
-        let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots);
+        let slotless = postgresql_conf(&s, &Conf::Standby(Some(up)), &without_slots, None);
         assert!(
             slotless.contains("primary_conninfo") && !slotless.contains("primary_slot_name"),
             "{slotless}"
         );
         let runtime = Runtime::starting(&s);
-        assert!(!postgresql_conf(&s, &Conf::Primary, &runtime).contains("primary_conninfo"));
-        assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Primary, &runtime, None).contains("primary_conninfo"));
+        assert!(!postgresql_conf(&s, &Conf::Standby(None), &runtime, None).contains("primary_conninfo"));
         let archive_only = PostgresSettings { nostream: true, ..s.clone() };
         let up = n2();
-        let conf = postgresql_conf(&archive_only, &Conf::Standby(Some(up)), &runtime);
+        let conf = postgresql_conf(&archive_only, &Conf::Standby(Some(up)), &runtime, None);
         assert!(!conf.contains("primary_conninfo") && !conf.contains("primary_slot_name"), "{conf}");
         assert!(conf.contains("recovery_target_timeline = 'latest'"), "{conf}");
     }
@@ -435,14 +473,14 @@ mod tests {
             raised_for_hot_standby(&runtime),
             [("max_wal_senders", 8), ("max_locks_per_transaction", 128)]
         );
-        let replica = postgresql_conf(&s, &Conf::Standby(None), &runtime);
+        let replica = postgresql_conf(&s, &Conf::Standby(None), &runtime, None);
         let last = |name: &str| {
             replica.lines().rev().find(|l| l.starts_with(&format!("{name} = "))).map(String::from)
         };
         assert_eq!(last("max_wal_senders").as_deref(), Some("max_wal_senders = '8'"));
         assert_eq!(last("max_locks_per_transaction").as_deref(), Some("max_locks_per_transaction = '128'"));
         assert_eq!(last("max_connections"), None);
-        let primary = postgresql_conf(&s, &Conf::Primary, &runtime);
+        let primary = postgresql_conf(&s, &Conf::Primary, &runtime, None);
         assert!(
             primary.contains("max_wal_senders = '5'\n") && !primary.contains("max_locks_per_transaction")
         );
@@ -465,11 +503,36 @@ mod tests {
         let own = BTreeMap::from([("archive_command".to_owned(), "cp %p /a/%f".to_owned())]);
         let mut s = settings();
         s.parameters = crate::config::server_parameters(&dynamic, &own);
-        let conf = postgresql_conf(&s, &Conf::Primary, &Runtime::starting(&s));
+        let conf = postgresql_conf(&s, &Conf::Primary, &Runtime::starting(&s), None);
         assert!(conf.contains("work_mem = '16MB'\n") && conf.contains("archive_command = 'cp %p /a/%f'\n"));
         for refused in ["archive_cleanup_command", "preload", "include", "unix_socket", "touch", "evil"] {
             assert!(!conf.to_ascii_lowercase().contains(refused), "{refused} in {conf}");
         }
+    }
+
+    #[test]
+    fn the_base_is_included_first_and_a_replica_gets_the_recovery_settings() {
+        let mut s = settings();
+        s.config_dir = Some("/etc/pg/main".into());
+        let mut runtime = Runtime::starting(&s);
+        runtime.files.recovery_conf = [("recovery_min_apply_delay", "5min"), ("primary_conninfo", "forged")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let base = Path::new("/etc/pg/main/postgresql.base.conf");
+        let replica = postgresql_conf(&s, &Conf::Standby(Some(n2())), &runtime, Some(base));
+        assert!(replica.starts_with(&format!("{HEADER}include '/etc/pg/main/postgresql.base.conf'\n")));
+        for line in [
+            "hba_file = '/etc/pg/main/pg_hba.conf'\n",
+            "ident_file = '/etc/pg/main/pg_ident.conf'\n",
+            "data_directory = '/d/data'\n",
+            "recovery_min_apply_delay = '5min'\n",
+        ] {
+            assert!(replica.contains(line), "{line} in {replica}");
+        }
+        assert!(!replica.contains("forged"), "{replica}");
+        let primary = postgresql_conf(&s, &Conf::Primary, &runtime, None);
+        assert!(!primary.contains("include") && !primary.contains("recovery_min_apply_delay"), "{primary}");
     }
 
     #[test]
@@ -483,12 +546,15 @@ mod tests {
     #[test]
     fn hba_and_pgpass() {
         let mut s = settings();
-        assert!(pg_hba(&s).contains("\nhost all \"postgres\" 127.0.0.1/32 scram-sha-256\n"));
+        assert!(pg_hba(&s, &s.files.pg_hba).contains("\nhost all \"postgres\" 127.0.0.1/32 scram-sha-256\n"));
         s.parameters.insert("unix_socket_directories".into(), "/run/pg, /tmp".into());
         assert_eq!(agent_target(&s), Target::Socket("/run/pg".into()));
-        let hba = pg_hba(&s);
+        let hba = pg_hba(&s, &s.files.pg_hba);
         assert!(hba.contains("\nlocal all \"postgres\" scram-sha-256\n"));
         assert!(hba.ends_with("\nhost replication rep 10.0.0.0/8 scram-sha-256\n"));
+        s.use_unix_socket = Some(false);
+        assert_eq!(agent_target(&s), Target::Tcp("127.0.0.1".into()), "use_unix_socket: false");
+        s.use_unix_socket = None;
         assert_eq!(pgpass(&s), "*:*:*:postgres:s\\:e\\\\c\n*:*:*:rep:it's\n");
         let rewind =
             Credentials { username: "rw".into(), password: "p".into(), peer_options: PeerOptions::default() };

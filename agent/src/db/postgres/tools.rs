@@ -1,22 +1,21 @@
 //! Running PostgreSQL's programs (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata, psql) as the configured
 //! OS user: PostgreSQL refuses to run as root.
 
-use super::files;
-use crate::config::env;
+use super::{conf_files, files, PostgresSettings};
+use crate::config::{env, BinNames};
 use crate::db::{DbError, StopMode};
 use crate::os_user::{current_uid, OsUser, Owner};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-/// How long `pg_ctl start -w` waits for the server to accept connections. A server still recovering by
-/// then is left starting: the HA loop watches it (state `starting`) instead of blocking.
-const START_WAIT_SECS: u32 = 5;
-/// How long `pg_ctl stop -w` waits (a fast stop ends with a checkpoint).
-const STOP_TIMEOUT_SECS: u32 = 120;
+/// How long `pg_ctl start -w` waits for the server to accept connections, at most (`pg_ctl_timeout` when
+/// shorter). A server still recovering by then is left starting: the HA loop watches it (state
+/// `starting`) instead of blocking.
+const START_WAIT_SECS: u64 = 5;
 /// How long `pg_ctl stop -m immediate -w` waits: it takes well under a second unless the server's
 /// processes are stopped or hung, and then the adapter kills them instead.
-const IMMEDIATE_STOP_TIMEOUT_SECS: u32 = 5;
+const IMMEDIATE_STOP_TIMEOUT_SECS: u64 = 5;
 /// How long `pg_ctl promote -w` waits.
 const PROMOTE_TIMEOUT_SECS: u32 = 60;
 
@@ -49,15 +48,37 @@ impl Ran {
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
     bin_dir: PathBuf,
+    bin_name: BinNames,
     os_user: Option<String>,
     pgpass: PathBuf,
+    /// `pg_ctl -t` for starts (up to [`START_WAIT_SECS`]) and fast stops, in seconds.
+    pg_ctl_timeout: u64,
+    /// postgresql.conf when it is outside the data directory (`config_dir`): the server is started with it.
+    config_file: Option<PathBuf>,
 }
 
 impl Tools {
-    /// Binaries from `bin_dir`, run as `os_user` (when set) with `PGPASSFILE=pgpass` and without the
-    /// agent's `VIGIL_*` variables.
-    pub fn new(bin_dir: PathBuf, os_user: Option<String>, pgpass: PathBuf) -> Tools {
-        Tools { bin_dir, os_user, pgpass }
+    /// The binaries of `s.bin_dir` (named by `s.bin_name`), run as `s.os_user` (when set) with
+    /// `PGPASSFILE` and without the agent's `VIGIL_*` variables.
+    pub fn new(s: &PostgresSettings) -> Tools {
+        Tools {
+            bin_dir: s.bin_dir.clone(),
+            bin_name: s.bin_name.clone(),
+            os_user: s.os_user.clone(),
+            pgpass: s.pgpass.clone(),
+            pg_ctl_timeout: s.pg_ctl_timeout.as_secs().max(1),
+            config_file: s.config_dir.is_some().then(|| conf_files::postgresql_conf(s)),
+        }
+    }
+
+    /// postgresql.conf when it is outside the data directory.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.as_deref()
+    }
+
+    /// The `pg_ctl_timeout`.
+    pub fn pg_ctl_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.pg_ctl_timeout)
     }
 
     /// The configured OS user, looked up.
@@ -77,7 +98,7 @@ impl Tools {
 
     /// Runs `program` with `args` and returns how it ended; fails only when it cannot be started.
     pub async fn exec(&self, program: &str, args: &[OsString]) -> Result<Ran, DbError> {
-        let path = self.bin_dir.join(program);
+        let path = self.bin_dir.join(self.bin_name.of(program));
         let mut cmd = tokio::process::Command::new(&path);
         env::withhold(cmd.as_std_mut());
         cmd.args(args)
@@ -129,26 +150,37 @@ impl Tools {
         self.run(action, "psql", &args).await.map(|ran| ran.stdout)
     }
 
-    /// `pg_ctl start -w`, logging to `log`; a failure quotes the end of the server log.
+    /// `pg_ctl start -w`, logging to `log`, with postgresql.conf from `config_dir` when set; a failure
+    /// quotes the end of the server log.
     pub async fn pg_ctl_start(&self, data: &Path, log: &Path) -> Result<(), DbError> {
-        let ran = self
-            .exec("pg_ctl", &args(["start", "-w", "-t", &START_WAIT_SECS.to_string(), "-D"], data, Some(log)))
-            .await?;
+        let wait_s = START_WAIT_SECS.min(self.pg_ctl_timeout);
+        let mut start = args(["start", "-w", "-t", &wait_s.to_string(), "-D"], data, Some(log));
+        if let Some(conf) = &self.config_file {
+            // pg_ctl hands -o to a shell: the path is single-quoted
+            let quoted = conf.display().to_string().replace('\'', "'\\''");
+            start.extend(["-o".into(), format!("--config-file='{quoted}'").into()]);
+        }
+        let ran = self.exec("pg_ctl", &start).await?;
         if ran.code == Some(0) {
             return Ok(());
         }
         if self.pg_ctl_running(data).await? {
-            tracing::info!(data = %data.display(), wait_s = START_WAIT_SECS, "server still starting (recovery)");
+            tracing::info!(data = %data.display(), wait_s, "server still starting (recovery)");
             return Ok(());
         }
         let tail = crate::db::server_files::log_tail(log);
         Err(DbError::new("pg_ctl start", format!("{}; server log: {}", ran.detail(), tail.trim())))
     }
 
-    /// `pg_ctl stop -w` in `mode`.
-    pub async fn pg_ctl_stop(&self, data: &Path, mode: StopMode) -> Result<(), DbError> {
+    /// `pg_ctl stop -w` in `mode`; a fast stop waits up to `timeout` (`None`: `pg_ctl_timeout`).
+    pub async fn pg_ctl_stop(
+        &self,
+        data: &Path,
+        mode: StopMode,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), DbError> {
         let (mode, timeout) = match mode {
-            StopMode::Fast => ("fast", STOP_TIMEOUT_SECS),
+            StopMode::Fast => ("fast", timeout.map_or(self.pg_ctl_timeout, |t| t.as_secs().max(1))),
             StopMode::Immediate => ("immediate", IMMEDIATE_STOP_TIMEOUT_SECS),
         };
         let timeout = timeout.to_string();

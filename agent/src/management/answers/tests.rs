@@ -32,6 +32,8 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
         pending_restart: false,
         pending_restart_reason: BTreeMap::new(),
         diverged: None,
+        data_set_aside: None,
+        proxy_url: None,
         upstream: None,
     }
 }
