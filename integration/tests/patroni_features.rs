@@ -324,8 +324,10 @@ async fn check_replication_of_a_single_table(cluster: &mut AgentCluster) {
     standby_names_become(cluster, 0, "*").await;
     cluster.sync_state(0, "blocked", PATIENCE).await;
 
-    for tags in ["", "tags:\n  replicatefrom: node1\n"] {
-        let node = cluster.add_node(tags);
+    // Both added before either starts: adding a node rewrites the cluster's CA file, which a starting
+    // agent reads.
+    let nodes = ["", "tags:\n  replicatefrom: node1\n"].map(|tags| cluster.add_node(tags));
+    for node in nodes {
         cluster.start_agent(node);
     }
     add_table(cluster, 0, "foo").await;
@@ -349,6 +351,33 @@ async fn check_restart_of_sync_replica(cluster: &mut AgentCluster) {
     cluster.streaming_replica(1, PATIENCE).await;
     code_becomes(cluster, 2, "/sync", 200).await;
     code_becomes(cluster, 1, "/async", 200).await;
+}
+
+/// Scenario: check stuck sync replica. Patroni pauses the cluster and sets `synchronous_commit:
+/// remote_apply`, then pauses replay on the sync standby: it judges lag by the position synchronous_commit
+/// waits for. Vigil judges it by the flushed position and manages sync standbys only when not paused, so
+/// here the sync standby's WAL receiver is frozen instead, unpaused: the load's commit waits until the
+/// primary replaces the standby, more than `maximum_lag_on_syncnode` behind the other one.
+async fn check_stuck_sync_replica(cluster: &AgentCluster) {
+    patch_config(cluster, 0, r#"{"maximum_lag_on_syncnode": 15000000}"#).await;
+    cluster.query(0, "CREATE TABLE IF NOT EXISTS mytest (id numeric)").await.expect("create mytest");
+    table_present(cluster, 1, "mytest").await;
+    table_present(cluster, 2, "mytest").await;
+    sync_standbys_become(cluster, 0, &["node3"]).await;
+    let receiver = cluster.wal_receiver_pid(2, PATIENCE).await;
+    let frozen = cluster.freeze(receiver);
+    let client = cluster.connect(0).await.expect("connect to node1");
+    let load = tokio::spawn(async move {
+        client.simple_query("INSERT INTO mytest SELECT r::numeric FROM generate_series(1, 500000) r").await
+    });
+    sync_standbys_become(cluster, 0, &["node2"]).await;
+    let loaded = tokio::time::timeout(PATIENCE, load).await.expect("the load's commit returns");
+    loaded.expect("load task").expect("load");
+    drop(frozen);
+    code_becomes(cluster, 1, "/sync", 200).await;
+    code_becomes(cluster, 2, "/async", 200).await;
+    patch_config(cluster, 0, r#"{"maximum_lag_on_syncnode": -1}"#).await;
+    cluster.query(0, "DROP TABLE IF EXISTS mytest").await.expect("drop mytest");
 }
 
 /// Scenario: check multi sync replication.
@@ -468,6 +497,7 @@ async fn basic_replication_feature() {
     let mut cluster = AgentCluster::start_checked(1, |_| String::new()).await;
     check_replication_of_a_single_table(&mut cluster).await;
     check_restart_of_sync_replica(&mut cluster).await;
+    check_stuck_sync_replica(&cluster).await;
     check_multi_sync_replication(&mut cluster).await;
     let new = check_the_basic_failover_in_synchronous_mode(&mut cluster).await;
     check_rejoin_of_the_former_primary_with_pg_rewind(&mut cluster, new).await;
