@@ -12,6 +12,7 @@ pub mod nemesis;
 pub mod netns;
 pub mod patroni;
 pub mod process;
+pub mod vigil_cli;
 pub mod writer;
 
 use axum::Router;

@@ -2,47 +2,17 @@
 //! agents managing real PostgreSQL 15 servers, through their REST API only.
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use vigil_integration::agents::{vigil_binary, AgentCluster};
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::vigil_cli::{self, Run};
 use vigil_integration::{init_tracing, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// What one `vigil` run printed, and how it exited.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "success: {}\n--- stdout\n{}--- stderr\n{}", self.success, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `vigil args...` against node `node`'s REST API (`VIGIL_API`), with nothing on stdin.
+/// Runs `vigil args...` against node `node`'s REST API (`VIGIL_API`).
 async fn vigil(cluster: &AgentCluster, node: usize, args: &[&str]) -> Run {
     let api = format!("http://127.0.0.1:{}", cluster.nodes[node].api_port);
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new(vigil_binary())
-            .args(&args)
-            .env("VIGIL_API", api)
-            .env_remove("VIGIL_API_USERNAME")
-            .env_remove("VIGIL_API_PASSWORD")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run vigil");
-        Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("vigil run")
+    vigil_cli::run(&[("VIGIL_API", &api)], args).await
 }
 
 /// Like [`vigil`], and the run must succeed.

@@ -8,51 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use vigil_integration::agents::{vigil_binary, AgentCluster, PASSWORD};
+use vigil_integration::vigil_cli::{self, Run};
 use vigil_integration::{init_tracing, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// What one `vigil` run printed, and how it exited.
-struct Run {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "success: {}\n--- stdout\n{}--- stderr\n{}", self.success, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `vigil args...` with `env` set, nothing on stdin and no `VIGIL_*` variable that points to a
-/// cluster: only the arguments and `env` say where it is.
-async fn vigil_with(env: &[(&str, &str)], args: &[&str]) -> Run {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(vigil_binary());
-        command.args(&args).stdin(Stdio::null());
-        for name in ["VIGIL_API", "VIGIL_API_USERNAME", "VIGIL_API_PASSWORD", "PATRONICTL_CONFIG_FILE"] {
-            command.env_remove(name);
-        }
-        command.env_remove("VIGIL_CTL_CONFIG_FILE").env_remove("PGPASSWORD").envs(env);
-        let output = command.output().expect("run vigil");
-        Run {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    })
-    .await
-    .expect("vigil run")
-}
 
 /// `vigil -c FILE args...`, which must succeed.
 async fn vigil_ok(file: &Path, args: &[&str]) -> Run {
     let mut line = vec!["-c", file.to_str().expect("path")];
     line.extend_from_slice(args);
-    let run = vigil_with(&[("PGPASSWORD", PASSWORD)], &line).await;
+    let run = vigil_cli::run(&[("PGPASSWORD", PASSWORD)], &line).await;
     assert!(run.success, "vigil {line:?} failed:\n{run}");
     run
 }
@@ -86,7 +51,7 @@ async fn a_ctl_only_file_lists_queries_and_checks_the_cluster_name() {
     let path = file.to_str().expect("path");
 
     // PATRONICTL_CONFIG_FILE, the cluster's name, and a timestamp line before the table.
-    let run = vigil_with(&[("PATRONICTL_CONFIG_FILE", path)], &["list", "it", "-t"]).await;
+    let run = vigil_cli::run(&[("PATRONICTL_CONFIG_FILE", path)], &["list", "it", "-t"]).await;
     assert!(run.success, "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     let stamp = lines[0].as_bytes();
@@ -102,10 +67,10 @@ async fn a_ctl_only_file_lists_queries_and_checks_the_cluster_name() {
     assert_eq!(run.stdout.matches(" node").count(), 3, "{run}");
 
     // Another cluster's name is refused, naming both.
-    let wrong = vigil_with(&[("VIGIL_CTL_CONFIG_FILE", path)], &["list", "batman"]).await;
+    let wrong = vigil_cli::run(&[("VIGIL_CTL_CONFIG_FILE", path)], &["list", "batman"]).await;
     assert!(!wrong.success, "{wrong}");
     assert!(wrong.stderr.contains("belongs to cluster \"it\", not \"batman\""), "{wrong}");
-    let no_file = vigil_with(&[], &["-c", "/nonexistent/patronictl.yaml", "list"]).await;
+    let no_file = vigil_cli::run(&[], &["-c", "/nonexistent/patronictl.yaml", "list"]).await;
     assert!(!no_file.success && no_file.stderr.contains("/nonexistent/patronictl.yaml"), "{no_file}");
 
     // Every member's versions, from its own REST API.
@@ -128,9 +93,9 @@ async fn a_ctl_only_file_lists_queries_and_checks_the_cluster_name() {
     let named = &cluster.nodes[replica].name;
     let run = vigil_ok(&file, &["query", "-m", named, "-c", "select current_setting('port') as p"]).await;
     assert_eq!(run.stdout, format!("p\n{}\n", cluster.nodes[replica].pg_port), "{run}");
-    let bad = vigil_with(&[("PGPASSWORD", PASSWORD)], &["-c", path, "query", "-c", "selec 1"]).await;
+    let bad = vigil_cli::run(&[("PGPASSWORD", PASSWORD)], &["-c", path, "query", "-c", "selec 1"]).await;
     assert!(!bad.success && bad.stderr.contains("SQLSTATE: 42601"), "{bad}");
-    let no_password = vigil_with(&[], &["-c", path, "query", "-c", "select 1"]).await;
+    let no_password = vigil_cli::run(&[], &["-c", path, "query", "-c", "select 1"]).await;
     assert!(
         !no_password.success && no_password.stderr.starts_with("vigil: cannot connect to 127.0.0.1:"),
         "{no_password}"
@@ -178,7 +143,7 @@ async fn restart_reload_reinit_and_flush_act_on_several_members() {
     let replicas: Vec<usize> = (0..3).filter(|i| *i != primary).collect();
 
     // The whole cluster, without --force and nothing on stdin: asked, and refused.
-    let refused = vigil_with(&[], &["-c", path, "restart", "it"]).await;
+    let refused = vigil_cli::run(&[], &["-c", path, "restart", "it"]).await;
     assert!(!refused.success, "{refused}");
     assert!(refused.stdout.contains("Are you sure you want to restart node1, node2, node3?"), "{refused}");
 
@@ -224,7 +189,7 @@ async fn restart_reload_reinit_and_flush_act_on_several_members() {
     assert!(run.stdout.contains(&format!("Reinitialize is completed on: {name}")), "{run}");
     cluster.streaming_replica(target, PATIENCE).await;
     let leader = &cluster.nodes[primary].name;
-    let refused = vigil_with(&[], &["-c", path, "reinit", "it", leader, "--force"]).await;
+    let refused = vigil_cli::run(&[], &["-c", path, "reinit", "it", leader, "--force"]).await;
     assert!(
         !refused.success && refused.stderr.contains(&format!("none of {leader} has role replica")),
         "{refused}"
@@ -255,20 +220,20 @@ async fn https_agents_are_reached_with_cacert_or_insecure() {
 
     // --cacert before the subcommand: the file's plain address is then asked over HTTPS.
     let listed = wait_for("a leader and two streaming replicas over HTTPS", PATIENCE, || async {
-        let run = vigil_with(&[], &["-c", path, "--cacert", ca, "list", "it"]).await;
+        let run = vigil_cli::run(&[], &["-c", path, "--cacert", ca, "list", "it"]).await;
         let streaming = run.stdout.matches("| Replica | streaming |").count() == 2;
         (run.success && streaming && run.stdout.contains("| Leader ")).then_some(run)
     })
     .await;
     assert!(listed.stdout.starts_with("+ Cluster: it "), "{listed}");
-    let insecure = vigil_with(&[], &["-k", "-c", path, "list", "-f", "json"]).await;
+    let insecure = vigil_cli::run(&[], &["-k", "-c", path, "list", "-f", "json"]).await;
     assert!(insecure.success, "{insecure}");
     assert_eq!(serde_json::from_str::<Vec<Value>>(&insecure.stdout).expect("json").len(), 3, "{insecure}");
 
     // Without the CA the certificate is not trusted; plain HTTP gets no answer from an HTTPS agent.
     let api = format!("https://127.0.0.1:{}", cluster.nodes[0].api_port);
-    let untrusted = vigil_with(&[], &["list", "--api", &api]).await;
+    let untrusted = vigil_cli::run(&[], &["list", "--api", &api]).await;
     assert!(!untrusted.success && untrusted.stderr.contains("no agent answered"), "{untrusted}");
-    let plain = vigil_with(&[], &["-c", path, "list"]).await;
+    let plain = vigil_cli::run(&[], &["-c", path, "list"]).await;
     assert!(!plain.success, "{plain}");
 }

@@ -427,6 +427,17 @@ pub struct HistoryArgs {
     pub format: Format,
 }
 
+/// One member, by role or by name (`vigil dsn`, `vigil query`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct MemberPick {
+    /// A member with this role (default: the leader).
+    #[arg(short = 'r', long, value_enum, conflicts_with = "member")]
+    pub role: Option<MemberRole>,
+    /// This member.
+    #[arg(short = 'm', long, value_name = "MEMBER")]
+    pub member: Option<String>,
+}
+
 /// `vigil dsn`.
 #[derive(Debug, Clone, Args)]
 pub struct DsnArgs {
@@ -436,12 +447,9 @@ pub struct DsnArgs {
     /// The cluster's name (its scope): the command refuses to act on a cluster with another name.
     #[arg(value_name = "CLUSTER")]
     pub cluster: Option<String>,
-    /// A member with this role (default: the leader).
-    #[arg(short = 'r', long, value_enum, conflicts_with = "member")]
-    pub role: Option<MemberRole>,
-    /// This member.
-    #[arg(short = 'm', long, value_name = "MEMBER")]
-    pub member: Option<String>,
+    /// Which member.
+    #[command(flatten)]
+    pub pick: MemberPick,
 }
 
 /// `vigil completions`.
@@ -584,12 +592,9 @@ pub struct QueryArgs {
     /// The cluster's name (its scope): the command refuses to act on a cluster with another name.
     #[arg(value_name = "CLUSTER")]
     pub cluster: Option<String>,
-    /// A member with this role (default: the leader).
-    #[arg(short = 'r', long, value_enum, conflicts_with = "member")]
-    pub role: Option<MemberRole>,
-    /// This member.
-    #[arg(short = 'm', long, value_name = "MEMBER")]
-    pub member: Option<String>,
+    /// Which member.
+    #[command(flatten)]
+    pub pick: MemberPick,
     /// The SQL to run.
     #[arg(short = 'c', long, value_name = "SQL", conflicts_with = "file", required_unless_present = "file")]
     pub command: Option<String>,

@@ -213,7 +213,7 @@ mod tests {
             parse(&["vigil", "-c", "f", "query", "batman", "-c", "select 1", "-r", "replica", "-U", "u"]);
         let Ok(CtlCommand::Query(query)) = query else { panic!("not query: {query:?}") };
         assert_eq!((query.command.as_deref(), query.db_user.as_deref()), (Some("select 1"), Some("u")));
-        assert_eq!((query.role, query.format), (Some(args::MemberRole::Replica), args::Format::Tsv));
+        assert_eq!((query.pick.role, query.format), (Some(args::MemberRole::Replica), args::Format::Tsv));
         assert!(
             parse(&["vigil", "query", "-c", "x", "-f", "y.sql"]).is_err(),
             "-c and -f exclude each other"

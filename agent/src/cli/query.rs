@@ -36,7 +36,7 @@ pub async fn run(args: QueryArgs) -> Result<(), String> {
     let interval = args.watch.interval()?;
     let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
-    let (host, port) = super::dsn::address(&cluster, args.role, args.member.as_deref())?;
+    let (host, port) = super::dsn::address(&cluster, args.pick.role, args.pick.member.as_deref())?;
     let port = port.unwrap_or(5432);
     let mut config = tokio_postgres::Config::new();
     config

@@ -79,6 +79,6 @@ pub async fn run_show_config(args: ConnectOnly) -> Result<(), String> {
 pub async fn run_dsn(args: DsnArgs) -> Result<(), String> {
     let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let cluster = client.cluster().await?;
-    emit(&format!("{}\n", dsn::dsn(&cluster, args.role, args.member.as_deref())?));
+    emit(&format!("{}\n", dsn::dsn(&cluster, args.pick.role, args.pick.member.as_deref())?));
     Ok(())
 }

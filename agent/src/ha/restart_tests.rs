@@ -112,18 +112,23 @@ pub(crate) async fn store(dir: &std::path::Path) -> Arc<DcsNode> {
     Arc::new(dcs)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
-    let dir = tempfile::tempdir().expect("dir");
-    let dcs = store(dir.path()).await;
-    // ttl 1 s: the holder's deadline is 0.8 s after each renewal, well inside the 2.5 s stop.
-    let dynamic = DynamicConfig {
+/// A 1 s ttl with cycles of 100 ms: the holder's deadline is 0.8 s after each renewal.
+fn fast_timing() -> DynamicConfig {
+    DynamicConfig {
         ttl: Duration::from_secs(1),
         loop_wait: Duration::from_millis(100),
         retry_timeout: Duration::from_millis(200),
         safety_margin: Duration::from_millis(200),
         ..DynamicConfig::default()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    // The holder's deadline is 0.8 s after each renewal, well inside the 2.5 s stop.
+    let dynamic = fast_timing();
     let me = identity(&dynamic);
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(me, dcs.clone(), db.clone(), Arc::default());
@@ -249,13 +254,7 @@ async fn liveness_fails_once_the_loop_misses_its_cycles_by_a_ttl() {
     use vigil_api::StatusSource;
     let dir = tempfile::tempdir().expect("dir");
     let dcs = store(dir.path()).await;
-    let dynamic = DynamicConfig {
-        ttl: Duration::from_secs(1),
-        loop_wait: Duration::from_millis(100),
-        retry_timeout: Duration::from_millis(200),
-        safety_margin: Duration::from_millis(200),
-        ..DynamicConfig::default()
-    };
+    let dynamic = fast_timing();
     let status = Arc::new(crate::status::SharedStatus::default());
     let mut agent = Agent::new(identity(&dynamic), dcs, Arc::new(SlowPrimary::default()), status.clone());
     agent.acquire(&dynamic).await;
