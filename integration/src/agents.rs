@@ -549,34 +549,6 @@ impl AgentCluster {
         (response.status().as_u16(), response.text().await.unwrap_or_default())
     }
 
-    /// Runs the control tool, `vigil args...`, against node `i`'s REST API (`VIGIL_API`), with nothing on
-    /// stdin and no other `VIGIL_*`/`PATRONICTL_*` setting that could point it elsewhere.
-    pub async fn ctl(&self, i: usize, args: &[&str]) -> CtlRun {
-        let api = format!("http://{}:{}", self.nodes[i].host, self.nodes[i].api_port);
-        let (binary, args): (PathBuf, Vec<String>) =
-            (self.binary.clone(), args.iter().map(|a| a.to_string()).collect());
-        tokio::task::spawn_blocking(move || {
-            let mut command = Command::new(binary);
-            command.args(&args).env("VIGIL_API", api).stdin(Stdio::null());
-            for name in [
-                "VIGIL_API_USERNAME",
-                "VIGIL_API_PASSWORD",
-                "VIGIL_CTL_CONFIG_FILE",
-                "PATRONICTL_CONFIG_FILE",
-            ] {
-                command.env_remove(name);
-            }
-            let output = command.output().expect("run vigil");
-            CtlRun {
-                success: output.status.success(),
-                stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            }
-        })
-        .await
-        .expect("vigil run")
-    }
-
     /// Waits until node `i` is a replica whose WAL receiver streams.
     pub async fn streaming_replica(&self, i: usize, timeout: Duration) {
         wait_for(&format!("{} to stream as a replica", self.nodes[i].name), timeout, || async {
@@ -669,22 +641,6 @@ impl Drop for AgentCluster {
                 }
             }
         }
-    }
-}
-
-/// What one run of the control tool ([`AgentCluster::ctl`]) printed, and how it exited.
-pub struct CtlRun {
-    /// It exited with status 0.
-    pub success: bool,
-    /// Its standard output.
-    pub stdout: String,
-    /// Its standard error.
-    pub stderr: String,
-}
-
-impl std::fmt::Display for CtlRun {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "success: {}\n--- stdout\n{}--- stderr\n{}", self.success, self.stdout, self.stderr)
     }
 }
 

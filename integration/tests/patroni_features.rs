@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 use vigil_integration::agents::{AgentCluster, PG_BIN};
-use vigil_integration::{init_tracing, wait_for};
+use vigil_integration::{init_tracing, vigil_cli, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -73,9 +73,15 @@ fn in_seconds(seconds: u64) -> String {
     vigil_api::Schedule::from(SystemTime::now() + Duration::from_secs(seconds)).to_string()
 }
 
-/// `vigil args…` through node `i`'s API, which must succeed; its output.
+/// `vigil args…` through node `i`'s API (`VIGIL_API`).
+async fn ctl(cluster: &AgentCluster, i: usize, args: &[&str]) -> vigil_cli::Run {
+    let api = format!("http://{}:{}", cluster.nodes[i].host, cluster.nodes[i].api_port);
+    vigil_cli::run(&[("VIGIL_API", &api)], args).await
+}
+
+/// [`ctl`], which must succeed; its output.
 async fn ctl_ok(cluster: &AgentCluster, i: usize, args: &[&str]) -> String {
-    let run = cluster.ctl(i, args).await;
+    let run = ctl(cluster, i, args).await;
     assert!(run.success, "vigil {args:?} failed:\n{run}");
     run.stdout
 }
@@ -99,7 +105,7 @@ async fn check_api_requests_on_a_stand_alone_server(cluster: &AgentCluster) {
 
     // Patroni's patronictl says "Error: No candidates found to switchover to" before asking the API;
     // Vigil's CLI asks the API, which refuses (412).
-    let run = cluster.ctl(0, &["switchover", "it", "--primary", "node1", "--force"]).await;
+    let run = ctl(cluster, 0, &["switchover", "it", "--primary", "node1", "--force"]).await;
     assert!(!run.success, "{run}");
     assert!(run.stderr.contains("no good candidates"), "{run}");
     // Patroni: "switchover is not possible: cluster does not have members except leader".
@@ -217,7 +223,7 @@ async fn check_the_scheduled_switchover(cluster: &AgentCluster) {
     };
     let at = in_seconds(5);
     let args = scheduled(&at);
-    let run = cluster.ctl(0, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let run = ctl(cluster, 0, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     // Patroni: "Can't schedule switchover in the paused state".
     assert!(
         !run.success && run.stderr.contains("cannot schedule a switchover while the cluster is paused"),
