@@ -62,10 +62,11 @@ async fn replication_works(cluster: &AgentCluster, from: usize, to: usize, table
 /// Patroni's "I add the table … to …": an empty table, and a WAL switch.
 async fn add_table(cluster: &AgentCluster, i: usize, table: &str) {
     let sql = format!("CREATE TABLE {table} (); SELECT pg_switch_wal()");
-    cluster
-        .query(i, &sql)
-        .await
-        .unwrap_or_else(|e| panic!("create {table} on {}: {e}", cluster.nodes[i].name));
+    let name = &cluster.nodes[i].name;
+    // Bounded: on a primary whose commits wait for a standby, the commit may wait.
+    let done = tokio::time::timeout(PATIENCE, cluster.query(i, &sql)).await;
+    done.unwrap_or_else(|_| panic!("create {table} on {name}: no commit within {PATIENCE:?}"))
+        .unwrap_or_else(|e| panic!("create {table} on {name}: {e}"));
 }
 
 /// ISO 8601 with a timezone, `seconds` from now.
@@ -307,12 +308,12 @@ async fn shut_down(cluster: &mut AgentCluster, i: usize) {
     );
 }
 
-/// Waits until node `at` knows every node of the cluster as a Raft voter.
-async fn all_voters(cluster: &AgentCluster, at: usize) {
-    wait_for("every node a Raft voter", PATIENCE, || async {
+/// Waits until node `at` knows `count` Raft voters.
+async fn voters_become(cluster: &AgentCluster, at: usize, count: usize) {
+    wait_for(&format!("{count} Raft voters"), PATIENCE, || async {
         let (_, members) = cluster.rest(at, "/members").await?;
         let voters = members.as_array()?.iter().filter(|m| m["raft_role"] == "voter").count();
-        (voters == cluster.nodes.len()).then_some(())
+        (voters == count).then_some(())
     })
     .await
 }
@@ -331,15 +332,16 @@ async fn check_replication_of_a_single_table(cluster: &mut AgentCluster) {
     cluster.sync_state(0, "blocked", PATIENCE).await;
 
     // Both added before either starts: adding a node rewrites the cluster's CA file, which a starting
-    // agent reads.
+    // agent reads. Each joins the Raft group before the next starts (two new nodes starting together
+    // could otherwise form a group of their own).
     let nodes = ["", "tags:\n  replicatefrom: node1\n"].map(|tags| cluster.add_node(tags));
     for node in nodes {
         cluster.start_agent(node);
+        voters_become(cluster, 0, node + 1).await;
     }
     add_table(cluster, 0, "foo").await;
     table_present(cluster, 1, "foo").await;
     table_present(cluster, 2, "foo").await;
-    all_voters(cluster, 0).await;
 }
 
 /// Scenario: check restart of sync replica.
@@ -465,7 +467,8 @@ fn pg_ctl_by_hand(cluster: &AgentCluster, i: usize, action: &str) {
         .arg("-D")
         .arg(&data);
     let status = command.stdin(Stdio::null()).status().expect("run pg_ctl");
-    assert!(status.success(), "pg_ctl {action} on {}: {status}", cluster.nodes[i].name);
+    let log = std::fs::read_to_string(data.join("by-hand.log")).unwrap_or_default();
+    assert!(status.success(), "pg_ctl {action} on {}: {status}\n{log}", cluster.nodes[i].name);
 }
 
 /// Scenario: check rejoin of the former primary with pg_rewind. As in Patroni, the former primary takes a
