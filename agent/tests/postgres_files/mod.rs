@@ -65,8 +65,8 @@ async fn config_dir_base_conf_cluster_pg_hba_and_before_stop() {
         ..s.clone()
     });
     own.set_cluster_config(&dynamic).await.unwrap();
-    // Started by another adapter: this one writes the files at its next start only.
-    assert!(sql(s.port, "SELECT 1").await.is_err());
+    // Started by another adapter, the running primary is adopted: its files are written and reloaded.
+    wait_rows(s.port, "SELECT 1", &["1"]).await;
     own.stop(StopMode::Fast).await.unwrap();
     assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "stopping\n", "before_stop ran once");
     own.start_primary(None).await.unwrap();
