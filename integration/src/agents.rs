@@ -630,6 +630,7 @@ impl Drop for AgentCluster {
         for i in 0..self.nodes.len() {
             self.signal_agent(i, libc::SIGKILL);
             self.kill_server(i);
+            crate::managed::release_shared_memory(&self.home(i).join("pg"));
         }
         if std::thread::panicking() {
             for i in 0..self.nodes.len() {

@@ -145,6 +145,20 @@ pub async fn query(pg_port: u16, sql: &str) -> Result<Vec<String>, tokio_postgre
         .collect())
 }
 
+/// Marks for removal the System V shared memory segment of the postmaster of `data_dir` (the key and id
+/// on the 7th line of its `postmaster.pid`). A postmaster killed with SIGKILL leaves its segment
+/// behind, and a start in the same data directory would reclaim it; a test's data directory is deleted
+/// instead, so its segments would pile up until `kernel.shmmni` (4096) is reached and no server can
+/// start on the machine. The kernel removes a marked segment once the last process detaches.
+pub fn release_shared_memory(data_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else { return };
+    let id = text.lines().nth(6).and_then(|line| line.split_whitespace().nth(1)?.parse::<libc::c_int>().ok());
+    if let Some(id) = id {
+        // SAFETY: shmctl(2) IPC_RMID on a segment id; no buffer is passed.
+        unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+}
+
 /// The OS user PostgreSQL must run as when this process is root (it refuses root): `postgres`'s uid and
 /// gid; `None` when not root (everything then runs as this user).
 pub fn postgres_user() -> Option<(u32, u32)> {

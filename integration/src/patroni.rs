@@ -296,6 +296,7 @@ impl Drop for PatroniCluster {
         for i in 0..self.members.len() {
             self.kill_manager(i);
             self.kill_postgres(i);
+            crate::managed::release_shared_memory(&self.data_dir(i));
         }
         if let Some(mut etcd) = self.etcd.take() {
             let _ = etcd.kill();
