@@ -177,11 +177,27 @@ pub fn patched_config(
         (false, None) => serde_json::to_value(bootstrap).unwrap_or_default(),
         (true, _) => Value::Object(Default::default()),
     };
-    merge_patch(&mut config, body);
+    merge_patch(&mut config, &legacy_names_renamed(body));
     let invalid = |e: &dyn std::fmt::Display| ApiError::new(400, format!("invalid configuration: {e}"));
     let parsed: DynamicConfig = serde_json::from_value(config.clone()).map_err(|e| invalid(&e))?;
     parsed.validate().map_err(|e| invalid(&e))?;
     Ok((parsed, config))
+}
+
+/// `body` with Patroni's former key names under their current ones (`master_start_timeout`:
+/// `primary_start_timeout`), so that a patch in the old name replaces the stored value instead of
+/// standing beside it; a body giving both keeps the current name's value.
+fn legacy_names_renamed(body: &Value) -> Value {
+    const RENAMED: [(&str, &str); 1] = [("master_start_timeout", "primary_start_timeout")];
+    let mut body = body.clone();
+    if let Some(map) = body.as_object_mut() {
+        for (old, new) in RENAMED {
+            if let Some(value) = map.remove(old) {
+                map.entry(new).or_insert(value);
+            }
+        }
+    }
+    body
 }
 
 /// Checks a switchover or failover request against the cluster, and the plan to write. `now`: it is

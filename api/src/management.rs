@@ -90,7 +90,11 @@ pub struct RestartRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Restart only if a restart is pending (parameters changed that need one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::restart::flag_or_text"
+    )]
     pub restart_pending: Option<bool>,
     /// When to restart: ISO 8601 with a timezone, in the future.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -41,6 +41,24 @@ pub(crate) fn restart_timeout(value: &serde_json::Value) -> Result<Duration, Str
     }
 }
 
+/// `restart_pending` as Patroni takes it: a JSON boolean, or the strings `true`/`false` in any case
+/// (Patroni's own acceptance tests send `"True"`); anything else is an error naming the field.
+pub(crate) fn flag_or_text<'de, D>(deserializer: D) -> Result<Option<bool>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Bool(flag)) => Ok(Some(flag)),
+        Some(serde_json::Value::String(text)) if text.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(serde_json::Value::String(text)) if text.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => {
+            Err(serde::de::Error::custom(format!("restart_pending should be true or false, not {other}")))
+        }
+    }
+}
+
 /// `30`, `30s`, `100ms`, `5min`, `1h`, `1d` in whole seconds (milliseconds rounded half up, as
 /// Patroni's conversion to a larger unit does).
 fn seconds_with_unit(text: &str) -> Option<u64> {
@@ -70,6 +88,21 @@ mod tests {
         for bad in ["10", "9.6", "a.b.c", "15.2.1.0", "", "15.200"] {
             let err = postgres_version_number(bad).unwrap_err();
             assert!(err.starts_with("postgres_version"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn restart_pending_takes_a_boolean_or_its_text() {
+        let read = |body: serde_json::Value| {
+            serde_json::from_value::<crate::RestartRequest>(body).map(|r| r.restart_pending)
+        };
+        assert_eq!(read(json!({"restart_pending": true})).ok(), Some(Some(true)));
+        assert_eq!(read(json!({"restart_pending": "True"})).ok(), Some(Some(true)));
+        assert_eq!(read(json!({"restart_pending": "false"})).ok(), Some(Some(false)));
+        assert_eq!(read(json!({})).ok(), Some(None));
+        for bad in [json!("yes"), json!(1)] {
+            let err = read(json!({"restart_pending": bad})).unwrap_err().to_string();
+            assert!(err.contains("restart_pending should be true or false"), "{bad}: {err}");
         }
     }
 

@@ -68,28 +68,34 @@ impl<D: Database> Agent<D> {
             }
         }
         if !db_actions.is_empty() {
-            if db_actions.iter().any(Action::starts_primary) {
-                self.memory.starting_primary();
-            }
-            let job = DbJob {
-                me: self.me.name.clone(),
-                actions: db_actions,
-                token: self.lease.token(),
-                dcs: Some(self.dcs.clone()),
-                lease_deadline: Some(self.lease.deadline_watch()),
-                guard: self.guard.clone(),
-                promotion: PromotionNote { reason: self.lease_taken_for, switch_position: o.db.position },
-            };
-            let (db, wake) = (self.db.clone(), self.wake.clone());
-            self.job = Some(tokio::spawn(async move {
-                // A failed job is retried on the next regular cycle, not at once.
-                let report = run_db_job(db.as_ref(), job).await;
-                if report.ok {
-                    wake.notify_one();
-                }
-                report
-            }));
+            let promotion = PromotionNote { reason: self.lease_taken_for, switch_position: o.db.position };
+            self.start_job(db_actions, promotion);
         }
+    }
+
+    /// Starts database `actions` as the loop's background job (there is none running).
+    pub(super) fn start_job(&mut self, actions: Vec<Action>, promotion: PromotionNote) {
+        if actions.iter().any(Action::starts_primary) {
+            self.memory.starting_primary();
+        }
+        let job = DbJob {
+            me: self.me.name.clone(),
+            actions,
+            token: self.lease.token(),
+            dcs: Some(self.dcs.clone()),
+            lease_deadline: Some(self.lease.deadline_watch()),
+            guard: self.guard.clone(),
+            promotion,
+        };
+        let (db, wake) = (self.db.clone(), self.wake.clone());
+        self.job = Some(tokio::spawn(async move {
+            // A failed job is retried on the next regular cycle, not at once.
+            let report = run_db_job(db.as_ref(), job).await;
+            if report.ok {
+                wake.notify_one();
+            }
+            report
+        }));
     }
 
     /// Fences the server at once, `fence` being [`Action::Demote`] or [`Action::Kill`], under the last token

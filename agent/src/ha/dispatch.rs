@@ -8,11 +8,13 @@
 
 use super::commands::{LocalCommand, Reply};
 use super::execute::JobReport;
+use super::history::PromotionNote;
 use super::hooks::Callback;
 use super::run::Agent;
 use super::view::cluster_view;
+use super::Action;
 use crate::config::Config;
-use crate::db::{Database, Role, StopMode};
+use crate::db::{DataState, Database, Role, StopMode, Upstream};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -156,7 +158,13 @@ impl<D: Database> Agent<D> {
         let role = match db.role {
             Some(Role::Primary) => "primary",
             Some(Role::Replica) => "replica",
-            None => return Err(ApiError::new(503, "the database is not running")),
+            // As Patroni: a stopped server with its data (e.g. in pause, which leaves it stopped) is
+            // started, in the role this member has in the cluster.
+            None if db.running || db.starting || !matches!(db.data, DataState::Present { .. }) => {
+                return Err(ApiError::new(503, "the database is not running and cannot be started now"))
+            }
+            None if self.holds_lease() => "primary",
+            None => "replica",
         };
         if request.role.as_deref().is_some_and(|wanted| wanted != role) {
             return Err(ApiError::new(
@@ -187,6 +195,18 @@ impl<D: Database> Agent<D> {
         self.db.stop(StopMode::Immediate).await.map_err(|e| ApiError::new(503, e.to_string()))?;
         self.db.remove_data().await.map_err(|e| ApiError::new(503, e.to_string()))?;
         self.memory.job_reported(JobEvent::DataRemoved);
+        if self.dynamic.pause {
+            // Paused, the loop starts nothing; as Patroni's, a reinitialize is allowed then and clones and
+            // starts the replica itself.
+            let Some(upstream) = leader_upstream(&self.dcs).await? else {
+                return Err(ApiError::new(503, "the data is removed, but there is no primary to clone from"));
+            };
+            let actions = vec![Action::Clone(upstream.clone()), Action::Follow(Some(upstream))];
+            self.start_job(actions, PromotionNote::default());
+            return Ok(
+                "reinitialize started: the data is removed and is being cloned from the primary".to_owned()
+            );
+        }
         self.wake();
         Ok("reinitialize started: the data is removed and will be cloned from the primary".to_owned())
     }
@@ -256,13 +276,15 @@ async fn restart_db<D: Database>(
     let started = if primary {
         db.start_primary(token.map(|t| t.0)).await
     } else {
-        let state = dcs.read().await.map_err(|e| failed(&e))?;
-        let view = cluster_view(&state);
-        let upstream = view
-            .leader
-            .as_ref()
-            .and_then(|(holder, _)| Some(view.members.get(holder)?.upstream(holder.as_str())));
-        db.follow(upstream.as_ref()).await
+        db.follow(leader_upstream(dcs).await?.as_ref()).await
     };
     started.map_err(|e| failed(&e))
+}
+
+/// Where a replica of this cluster streams from: the lease holder, as the store names it (`None`: no
+/// holder).
+async fn leader_upstream(dcs: &DcsNode) -> Result<Option<Upstream>, ApiError> {
+    let state = dcs.read().await.map_err(|e| ApiError::new(503, e.to_string()))?;
+    let view = cluster_view(&state);
+    Ok(view.leader.as_ref().and_then(|(holder, _)| Some(view.members.get(holder)?.upstream(holder.as_str()))))
 }

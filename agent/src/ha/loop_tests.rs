@@ -6,7 +6,7 @@
 use super::identity::Identity;
 use super::restart_tests::store;
 use super::run::Agent;
-use super::Commands;
+use super::{Commands, LocalCommand};
 use crate::config::DynamicConfig;
 use crate::db::fake::FakeCluster;
 use crate::status::SharedStatus;
@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
-use vigil_dcs::{DcsNode, MemberName};
+use vigil_dcs::{Condition, DcsNode, Key, MemberName};
 
 /// Fast timing: a lost primary is replaced within about a second.
 fn timing() -> DynamicConfig {
@@ -32,6 +32,10 @@ fn timing() -> DynamicConfig {
 struct Running {
     agent: JoinHandle<()>,
     api: JoinHandle<()>,
+    /// What the REST API would send its loop.
+    commands: Commands,
+    /// Its REST status, `http://127.0.0.1:PORT/patroni`.
+    status_url: String,
 }
 
 impl Running {
@@ -66,9 +70,10 @@ async fn start(dcs: &Arc<DcsNode>, servers: &FakeCluster, name: &str) -> Running
         api_read_auth: None,
     };
     let agent = Agent::new(me, dcs.clone(), Arc::new(servers.server(name)), status);
-    let (_commands, queue) = Commands::channel();
+    let (commands, queue) = Commands::channel();
     let agent = tokio::spawn(agent.run(std::future::pending(), queue));
-    Running { agent, api }
+    let status_url = format!("http://127.0.0.1:{port}/patroni");
+    Running { agent, api, commands, status_url }
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics naming `what` after 20 s. Every poll also
@@ -208,4 +213,29 @@ async fn a_former_primary_with_writes_nobody_else_has_is_rewound_to_the_new_hist
     assert_eq!(trio.converged().await, new);
     let expected: Vec<u64> = (1..=10).chain([21]).collect();
     assert_eq!(servers.history(old), expected, "the diverged writes are gone, the new ones there");
+}
+
+/// As Patroni's (its `patroni_api.feature`): a reinitialize is carried out in pause, when the loop starts
+/// nothing by itself: the replica's data is removed, cloned from the primary again, and it follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replica_is_reinitialized_and_follows_again() {
+    let (trio, primary) = Trio::start().await;
+    let paused = DynamicConfig { pause: true, ..timing() };
+    let value = serde_json::to_value(&paused).expect("json");
+    trio.dcs.put(&Key::Config, value, Condition::Always, None).await.expect("paused");
+    let replica = NAMES.into_iter().find(|n| *n != primary).expect("a replica");
+    let url = trio.agents[replica].status_url.clone();
+    wait_for(&trio.servers, "the replica's loop to see the pause", || async {
+        let status: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+        (status["pause"] == true).then_some(())
+    })
+    .await;
+    let request = vigil_api::ReinitializeRequest { force: true, from_leader: true };
+    let answer = trio.agents[replica].commands.call(LocalCommand::Reinitialize(request)).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    trio.servers.write(primary, 11).expect("write on the primary");
+    wait_for(&trio.servers, "the reinitialized replica to follow", || async {
+        (trio.servers.history(replica) == trio.servers.history(primary)).then_some(())
+    })
+    .await;
 }

@@ -184,6 +184,28 @@ async fn postgres_version_and_timeout_bound_a_restart() {
     assert!(asked.elapsed() < SLOW_STOP, "given up at the timeout, not when the stop ended");
 }
 
+/// As Patroni's: `POST /restart` on a member whose server is stopped (left so in pause) starts it, in the
+/// member's role (the lease holder: as the primary); Patroni's `patroni_api.feature` restarts a paused
+/// replica whose postmaster was killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_starts_a_stopped_server_in_its_role() {
+    let dir = tempfile::tempdir().expect("dir");
+    let dcs = store(dir.path()).await;
+    let dynamic = DynamicConfig::default();
+    let db = Arc::new(SlowPrimary::default());
+    let mut agent = Agent::new(identity(&dynamic), dcs, db.clone(), Arc::default());
+    agent.acquire(&dynamic).await;
+    db.kill().await.expect("stopped");
+    assert!(!db.observe().await.running);
+
+    let (reply, answer) = oneshot::channel();
+    agent.dispatch(LocalCommand::Restart(RestartRequest::default()), reply).await;
+    let answer =
+        tokio::time::timeout(SLOW_STOP * 2, answer).await.expect("answered in time").expect("answer");
+    assert_eq!(answer, Ok("restarted the primary".to_owned()));
+    assert!(db.observe().await.is_running_primary());
+}
+
 /// Member `a` of scope `test`, with `dynamic` as its bootstrap configuration.
 fn identity(dynamic: &DynamicConfig) -> Identity {
     Identity {

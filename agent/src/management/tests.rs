@@ -54,3 +54,16 @@ fn a_standby_cluster_refuses_a_switchover_and_says_why() {
          here; promote the cluster first (vigil promote-cluster)"
     );
 }
+
+/// Patroni's `basic_replication.feature` patches `master_start_timeout` (the former name of
+/// `primary_start_timeout`) over a stored configuration that has the current name.
+#[test]
+fn a_patch_in_the_former_name_replaces_the_stored_value() {
+    let bootstrap = DynamicConfig::default();
+    let stored = serde_json::to_value(&bootstrap).expect("stored");
+    assert!(stored.get("primary_start_timeout").is_some(), "{stored}");
+    let (parsed, config) =
+        patched_config(Some(&stored), &bootstrap, &json!({"master_start_timeout": 0}), false).expect("valid");
+    assert_eq!(parsed.primary_start_timeout, std::time::Duration::ZERO);
+    assert!(config.get("master_start_timeout").is_none(), "{config}");
+}
