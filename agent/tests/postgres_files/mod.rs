@@ -157,4 +157,14 @@ async fn a_stop_waits_pg_ctl_timeout_and_a_synchronous_primary_is_killed_after_p
     node.stop(StopMode::Fast).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     assert!(!node.observe().await.running);
+    // The stopped checkpointer leads a session of its own: it is killed too, not left behind.
+    let gone = Instant::now() + Duration::from_secs(5);
+    let alive = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    };
+    while alive() && Instant::now() < gone {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(), "the checkpointer {pid} outlived its killed server");
 }

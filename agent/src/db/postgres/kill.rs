@@ -1,6 +1,7 @@
-//! Ending a server that does not obey a stop: SIGKILL of the postmaster's process group. It works on
-//! stopped processes (SIGSTOP, a frozen volume) and leaves no backend behind that could still commit; the
-//! next start runs crash recovery.
+//! Ending a server that does not obey a stop: SIGKILL of the postmaster, of its process group and of each
+//! of its children (every backend and auxiliary process leads a session of its own: PostgreSQL calls
+//! setsid in each). It works on stopped processes (SIGSTOP, a frozen volume) and leaves no backend behind
+//! that could still commit; the next start runs crash recovery.
 
 use super::files;
 use std::path::Path;
@@ -21,14 +22,38 @@ pub(crate) fn postmaster(data_dir: &Path) -> Option<libc::pid_t> {
     (exe.file_name()? == "postgres").then_some(pid)
 }
 
-/// SIGKILL to the process group `pid` leads (pg_ctl makes the postmaster a session and group leader, and
-/// its backends are in its group), or to `pid` alone when it leads none.
+/// SIGKILL to the postmaster `pid` and everything it started: stopped first so that it starts nothing
+/// more, then each child with the group it leads (a backend's own subprocesses, such as an
+/// `archive_command`), then the postmaster's group (pg_ctl makes it a session and group leader).
 pub(crate) fn kill_group(pid: libc::pid_t) {
-    // SAFETY: getpgid(2) and kill(2) have no memory-safety preconditions; `pid` is a postmaster's.
+    // SAFETY: kill(2) on a postmaster's pid has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    for child in children(pid) {
+        kill_leader(child);
+    }
+    kill_leader(pid);
+}
+
+/// SIGKILL to the process group `pid` leads, or to `pid` alone when it leads none.
+fn kill_leader(pid: libc::pid_t) {
+    // SAFETY: getpgid(2) and kill(2) have no memory-safety preconditions.
     unsafe {
         let target = if libc::getpgid(pid) == pid { -pid } else { pid };
         libc::kill(target, libc::SIGKILL);
     }
+}
+
+/// The processes whose parent is `pid` (from `/proc/<pid>/stat`).
+fn children(pid: libc::pid_t) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let pids = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok());
+    pids.filter(|p| parent(*p) == Some(pid)).collect()
+}
+
+/// The parent of `pid`: the field after the state, after the command name in parentheses.
+fn parent(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Kills the postmaster of `data_dir` and every process of its group, and waits until it is gone (dead
@@ -63,4 +88,20 @@ pub(crate) fn stop_for_lifeline(data_dir: &Path) {
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_group(pid);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_children_of_a_process_are_found_by_their_parent() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+        let me = std::process::id() as libc::pid_t;
+        let pid = child.id() as libc::pid_t;
+        assert_eq!(parent(pid), Some(me));
+        assert!(children(me).contains(&pid), "{:?}", children(me));
+        kill_leader(pid);
+        child.wait().expect("reaped");
+    }
 }
