@@ -195,6 +195,8 @@ async fn check_api_requests_for_the_primary_replica_pair_in_the_pause_mode(clust
     member_state(cluster, 0, "node2", "stopped").await;
     ctl_ok(cluster, 0, &["restart", "it", "node2", "--force"]).await;
     replication_works(cluster, 0, replica, "pair2").await;
+    // The member's published state follows its server by a cycle.
+    code_becomes(cluster, replica, "/replica", 200).await;
     let (code, status) = cluster.rest(replica, "/replica").await.expect("GET /replica");
     assert_eq!((code, &status["state"], &status["role"]), (200, &"running".into(), &"replica".into()));
 
