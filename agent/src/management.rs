@@ -291,7 +291,7 @@ fn check_candidate(
     }
     if let (Some(primary), Some(position)) = (view.optime, member.position) {
         within_maximum_lag(position, primary, dynamic.maximum_lag_on_failover)
-            .or_else(|why| refuse(format!("{candidate} is {why}")))?;
+            .or_else(|why| refuse(format!("candidate {candidate}: {why}")))?;
     }
     Ok(())
 }

@@ -53,6 +53,10 @@ pub struct MemberRecord {
     /// Why the agent does not do what one might expect (e.g. why it does not take over), if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// While nobody holds the lease: why this member does not take over, in one line ("why no
+    /// failover?", a [`vigil_policy::Refusal`]); absent when it races or follows a primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// Its tags.
     #[serde(default)]
     pub tags: BTreeMap<String, serde_json::Value>,

@@ -64,6 +64,11 @@ pub struct ClusterMember {
     pub tags: BTreeMap<String, serde_json::Value>,
     /// Why its agent does not do what one might expect, if anything.
     pub reason: Option<String>,
+    /// While the cluster has no primary: why this member does not take over, in one line ("why no
+    /// failover?": `nofailover tag`, `lagging by 17 MB (maximum_lag_on_failover 1 MB)`, `paused`, …);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// A primary's replication of its commits (`async`, `sync`, `relaxed`, `blocked`).
     pub sync_state: Option<String>,
     /// True while it needs a restart to apply a changed parameter; absent otherwise.

@@ -235,7 +235,7 @@ fn node_status_schema() -> Value {
         "state": string, "sync_state": string, "sync_priority": int,
     } } });
     let vigil = json!({ "type": "object", "properties": {
-        "fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
+        "fencing_token": int, "lease_remaining_ms": int, "last_decision": string, "why": string,
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
         "failovers_total": int, "maximum_lag_on_failover": int,
         "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },

@@ -147,6 +147,10 @@ pub struct VigilInfo {
     /// What the agent decided last, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
+    /// While nobody holds the lease: why this member does not take over, in one line ("why no
+    /// failover?"); absent when it races or follows a primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// The primary's last known position in bytes (the store's `status` key, Patroni's `optime`): the
     /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
     #[serde(default, skip_serializing_if = "Option::is_none")]

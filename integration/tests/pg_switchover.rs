@@ -154,9 +154,8 @@ async fn a_switchover_to_a_lagging_candidate_is_refused() {
         let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let message = error["error"].as_str().unwrap_or_default();
         assert!(
-            message.contains(&format!("{to} is "))
-                && message.contains("bytes behind the primary's position")
-                && message.contains("more than maximum_lag_on_failover (1024)"),
+            message.contains(&format!("candidate {to}: lagging by "))
+                && message.contains("(maximum_lag_on_failover 1 kB)"),
             "{path}: {text}"
         );
     }

@@ -12,7 +12,7 @@ use crate::sync::{self, SyncChange};
 use crate::topology;
 use crate::MemberName;
 use crate::SynchronousMode;
-use crate::{DataState, DbState, Position, Role, SyncRule, Upstream};
+use crate::{DataState, DbState, Position, Refusal, Role, SyncRule, Upstream};
 
 /// Something the loop does to the store or the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,15 +83,28 @@ pub struct Decision {
     pub actions: Vec<Action>,
     /// Why.
     pub reason: String,
+    /// While nobody holds the lease: why this member does not take over (or gave the lease back without
+    /// promoting); `None` when it races, or when there is a lease holder.
+    pub refusal: Option<Refusal>,
 }
 
 impl Decision {
     fn act(actions: Vec<Action>, reason: impl Into<String>) -> Self {
-        Decision { actions, reason: reason.into() }
+        Decision { actions, reason: reason.into(), refusal: None }
     }
 
     fn wait(reason: impl Into<String>) -> Self {
-        Decision { actions: Vec::new(), reason: reason.into() }
+        Decision::act(Vec::new(), reason)
+    }
+
+    /// Waiting, for `refusal`.
+    fn refuse(refusal: Refusal) -> Self {
+        Decision::wait(format!("not taking over: {refusal}")).because(refusal)
+    }
+
+    /// The same decision, taken for `refusal`.
+    fn because(self, refusal: Refusal) -> Self {
+        Decision { refusal: Some(refusal), ..self }
     }
 
     /// Whether it changes who leads or may lead (the bootstrap, the lease, the `sync` key): the loop then
@@ -225,7 +238,7 @@ fn store_unreachable(o: &Observation) -> Decision {
     if o.lease_is_valid() {
         Decision::act(vec![Action::RenewLease], "cluster store unreachable: renewing until my deadline")
     } else {
-        Decision::wait("cluster store unreachable: waiting")
+        Decision::wait("cluster store unreachable: waiting").because(Refusal::StoreUnreachable)
     }
 }
 
@@ -242,6 +255,7 @@ fn paused(o: &Observation, cluster: &ClusterView) -> Decision {
         (false, Some(_)) if o.lease_is_valid() => {
             Decision::act(vec![Action::ReleaseLease], "paused: no longer primary, releasing the lease")
         }
+        (_, None) => Decision::wait("paused: no automatic actions").because(Refusal::Paused),
         _ => Decision::wait("paused: no automatic actions"),
     }
 }
@@ -348,7 +362,10 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
                 let reason = format!("no data: cloning from {}", upstream.name);
                 Decision::act(vec![Action::Clone(upstream)], reason)
             }
-            None => Decision::wait("no data, and no primary to clone from yet"),
+            None if cluster.leader.is_none() => {
+                Decision::wait("no data, and no primary to clone from yet").because(Refusal::NoData)
+            }
+            None => Decision::wait("no data, and the lease holder has not published its address yet"),
         }),
         DataState::Present { system_id: mine, .. } if mine != system_id => Some(Decision::wait(format!(
             "data directory belongs to database {mine}, the cluster is {system_id}: not touching it"
@@ -397,10 +414,10 @@ fn standby_lead(o: &Observation, cluster: &ClusterView, remote: &Upstream) -> De
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
     let slots = Action::RetainFor(o.retained_members(cluster, &o.me));
     match (o.db.running, o.db.role) {
-        (_, role) if o.promotion_refused && role != Some(Role::Primary) => Decision::act(
-            vec![Action::ReleaseLease],
-            "promotion refused (pre_promote or the required watchdog): releasing the lease",
-        ),
+        (_, role) if o.promotion_refused.is_some() && role != Some(Role::Primary) => {
+            let refusal = Refusal::PromotionRefused(o.promotion_refused.unwrap_or(crate::Veto::PrePromote));
+            Decision::act(vec![Action::ReleaseLease], format!("{refusal}: releasing the lease")).because(refusal)
+        }
         (true, Some(Role::Primary)) => {
             let mut actions = vec![Action::RenewLease];
             actions.extend(new_optime(o, cluster));
@@ -539,7 +556,7 @@ fn available_candidate(
         match (o.db.position, member.position) {
             (Some(primary), Some(position)) => {
                 within_maximum_lag(position, primary, o.policy.maximum_lag_on_failover)
-                    .map_err(|why| format!("candidate {name} is {why}"))
+                    .map_err(|why| format!("candidate {name}: {why}"))
             }
             _ => Ok(()),
         }
@@ -655,52 +672,63 @@ fn repair(o: &Observation, holder: &str, upstream: Upstream, why: &str) -> Decis
 /// Nobody holds the lease: the healthiest eligible replica takes it.
 fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
     if o.db.starting {
-        return Decision::wait("no primary, and the server is still starting: waiting");
+        return Decision::wait("no primary, and the server is still starting: waiting")
+            .because(Refusal::DatabaseStarting);
     }
     if !o.db.running {
         return Decision::act(
             vec![Action::Follow(None)],
             "no primary: starting as a standby to race for the lease",
-        );
+        )
+        .because(Refusal::DatabaseNotRunning);
     }
     if !o.policy.can_fail_over {
-        return Decision::wait("no primary, and this member has nofailover (or failover_priority <= 0)");
+        return Decision::refuse(match o.policy.failover_priority {
+            p if p <= 0 => Refusal::NoFailoverPriority(p),
+            _ => Refusal::NoFailover,
+        });
     }
-    if o.promotion_refused {
-        return Decision::wait("no primary, and my last promotion was refused less than ttl ago: not racing");
+    if let Some(veto) = o.promotion_refused {
+        return Decision::refuse(Refusal::PromotionRefused(veto));
     }
     // A switchover or failover names who takes over: the others stand aside while it is available.
     let chosen = match due_switchover(o, cluster) {
         Some(request) if request.leader.as_ref() == Some(&o.me) => {
-            return Decision::wait("no primary: this member handed over, it does not race");
+            return Decision::refuse(Refusal::HandedOver);
         }
         Some(request) => match &request.candidate {
             Some(candidate) if *candidate == o.me => true,
             Some(candidate) if cluster.members.get(candidate).is_some_and(|m| m.is_running()) => {
-                return Decision::wait(format!(
-                    "no primary: switchover or failover to {candidate} in progress"
-                ));
+                return Decision::refuse(Refusal::SwitchoverTo(candidate.clone()));
             }
             _ => false,
         },
         None => false,
     };
-    let Some(mine) = o.db.position else {
-        return Decision::wait("no primary, and this member's position is unknown");
-    };
+    match may_race(o, cluster, chosen) {
+        Ok(mine) => Decision::act(
+            vec![Action::AcquireLease],
+            format!("no primary: racing for the lease at position {mine}"),
+        ),
+        Err(refusal) => Decision::refuse(refusal),
+    }
+}
+
+/// Whether this member, a running replica that may fail over (`chosen` by a switchover or failover, or
+/// not), may race for the free lease: its position if so, else why not.
+fn may_race(o: &Observation, cluster: &ClusterView, chosen: bool) -> Result<Position, Refusal> {
+    let mine = o.db.position.ok_or(Refusal::PositionUnknown)?;
     // The operator's `failover --allow-data-loss` to this member overrides the data-loss guards below.
     let data_loss_allowed = chosen && due_switchover(o, cluster).is_some_and(|r| r.allow_data_loss);
     // As in Patroni, a switchover or failover naming this member does not look at timelines.
-    if let Some(why) = behind_cluster_timeline(o, cluster).filter(|_| !chosen) {
-        return Decision::wait(format!("not taking over: {why}"));
+    if let Some(refusal) = behind_cluster_timeline(o, cluster).filter(|_| !chosen) {
+        return Err(refusal);
     }
     if let Some(optime) = cluster.optime.filter(|_| !data_loss_allowed) {
-        if let Err(why) = within_maximum_lag(mine, optime, o.policy.maximum_lag_on_failover) {
-            return Decision::wait(format!("not taking over: {why}"));
-        }
+        within_maximum_lag(mine, optime, o.policy.maximum_lag_on_failover)?;
     }
     match sync::may_take_over(o, cluster, mine) {
-        Err(why) if !data_loss_allowed => return Decision::wait(why),
+        Err(why) if !data_loss_allowed => return Err(Refusal::GateClosed(why)),
         _ => {}
     }
     // Streaming from a member that itself says it runs as a replica is cascading from a demoted primary
@@ -711,32 +739,30 @@ fn leader_race(o: &Observation, cluster: &ClusterView) -> Decision {
             .any(|p| p.reachable && p.name.as_str() == upstream && p.running && p.role == Some(Role::Replica))
     });
     if o.db.streaming && !upstream_is_standby {
-        return Decision::wait(
-            "not taking over: I still stream from the old primary, which may be alive with a frozen agent",
-        );
+        return Err(Refusal::StillStreaming);
     }
     for peer in o.peers.iter().filter(|p| p.reachable && p.name != o.me) {
         if peer.running && peer.role == Some(Role::Primary) {
-            return Decision::wait(format!("not taking over: {} still runs as a primary", peer.name));
+            return Err(Refusal::PrimaryRunning(peer.name.clone()));
         }
         let rival = peer.can_fail_over && sync::peer_may_take_over(o, cluster, peer);
         if !chosen && rival && peer_is_healthier(o, mine, peer) {
-            return Decision::wait(format!("not taking over: {} is a better candidate", peer.name));
+            return Err(Refusal::HealthierMember(peer.name.clone()));
         }
     }
-    Decision::act(vec![Action::AcquireLease], format!("no primary: racing for the lease at position {mine}"))
+    Ok(mine)
 }
 
 /// With `check_timeline`, as in Patroni: why this member may not take over for its timeline, unknown or
 /// earlier than the cluster's.
-fn behind_cluster_timeline(o: &Observation, cluster: &ClusterView) -> Option<String> {
+fn behind_cluster_timeline(o: &Observation, cluster: &ClusterView) -> Option<Refusal> {
     if !o.policy.check_timeline {
         return None;
     }
     match (o.db.timeline, cluster.timeline) {
-        (None, _) => Some("my timeline is unknown (check_timeline)".to_owned()),
+        (None, _) => Some(Refusal::TimelineUnknown),
         (Some(mine), Some(theirs)) if mine < theirs => {
-            Some(format!("my timeline {mine} is behind the cluster's timeline {theirs} (check_timeline)"))
+            Some(Refusal::BehindTimeline { mine, cluster: theirs })
         }
         _ => None,
     }

@@ -13,7 +13,7 @@ pub fn decide_fast_fence(lease: LeaseHold, db: &DbState, fenced: bool, pause: bo
     let fence = fence_action(db, fenced).filter(|_| !pause)?;
     let how = if fence == Action::Kill { "while my server does not answer" } else { "without renewal" };
     let reason = format!("fencing: my lease (token {token}) passed its deadline {how}");
-    Some(Decision { actions: vec![fence], reason })
+    Some(Decision { actions: vec![fence], reason, refusal: None })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! | [`sync`] | synchronous replication: the rule, the `sync` key, who may take over without losing a commit |
 //! | [`topology`] | cascading (`replicatefrom`) and clone sources (`clonefrom`): whom a replica streams and clones from |
 //! | [`candidate`] | the rules a member must meet to take over, shared by the leader race and the management checks |
+//! | [`refusal`] | [`Refusal`]: why a member does not take over while there is no primary ("why no failover?") |
 //! | [`member`] | [`MemberView`]: another member's published record, as the policy reads it |
 //! | [`server`] | [`DbState`]: what the agent sees of its own database server, in no engine's words |
 //! | [`position`] | [`Position`]: how far a server's copy of the data goes |
@@ -30,6 +31,7 @@ pub mod memory;
 pub mod next_cycle;
 pub mod observation;
 pub mod position;
+pub mod refusal;
 pub mod schedule;
 pub mod server;
 pub mod sync;
@@ -47,6 +49,7 @@ pub use observation::{
     SyncState, SynchronousMode,
 };
 pub use position::{Position, Unit};
+pub use refusal::{Refusal, Veto};
 pub use schedule::{Schedule, ScheduleError};
 pub use server::{
     DataState, DbState, Divergence, LinkReport, PendingSetting, ReplicaLink, Role, ServerReport, SyncRule,

@@ -44,9 +44,9 @@ pub struct Observation {
     /// Whether the server was fenced since this agent last had it start or become a primary (see
     /// [`crate::Memory::fenced`]).
     pub fenced: bool,
-    /// Whether this member's last promotion was refused (by `pre_promote` or a `required` watchdog) less
-    /// than `ttl` ago: it then gives the lease back and stays out of the leader race.
-    pub promotion_refused: bool,
+    /// What refused this member's last promotion (`pre_promote` or a `required` watchdog), if that was
+    /// less than `ttl` ago: it then gives the lease back and stays out of the leader race.
+    pub promotion_refused: Option<crate::Veto>,
 }
 
 /// The settings decisions depend on (from the local config and the cluster's dynamic config).

@@ -254,13 +254,14 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
                 return Ok(());
             }
             Err(if sync.sync_standby.is_empty() {
-                "not taking over: the last primary published no synchronous standby (it ran relaxed, or had \
+                "the last primary published no synchronous standby (it ran relaxed, or had \
                  not confirmed one yet), so any replica may lack acknowledged commits"
                     .to_owned()
             } else {
+                let strict = if o.policy.sync.strict { " (synchronous_mode_strict)" } else { "" };
                 format!(
-                    "not taking over: not a synchronous standby, and no synchronous standby ({}) is \
-                     reachable, done receiving and behind me",
+                    "not a synchronous standby{strict}, and no synchronous standby ({}) is reachable, done \
+                     receiving and behind me",
                     sync.sync_standby.join(", ")
                 )
             })
@@ -274,7 +275,7 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
                     seen += 1;
                 } else if let Some(peer) = reachable(voter) {
                     if peer.position > Some(mine) {
-                        return Err(format!("not taking over: voter {} is further ahead", peer.name));
+                        return Err(format!("voter {} is further ahead", peer.name));
                     }
                     if settled(&peer) {
                         seen += 1;
@@ -285,7 +286,7 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
                 Ok(())
             } else {
                 Err(format!(
-                    "not taking over: only {seen} of the {needed} voters needed (of {voters}, each commit \
+                    "only {seen} of the {needed} voters needed (of {voters}, each commit \
                      confirmed by {k}) can vouch that I hold every acknowledged commit (a voter still \
                      receiving cannot)"
                 ))

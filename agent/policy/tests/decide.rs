@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, sync_health, Action, ClusterView, DataState, DbState, Decision,
     Discard, Divergence, FencingToken, Initialize, LeaseHold, MemberName, MemberView, Observation, PeerView,
-    Policy, Position, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState,
-    SynchronousMode, Unit, Upstream, UpstreamSlot, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
+    Policy, Position, Refusal, ReplicaLink, Role, Switchover, SyncHealth, SyncPolicy, SyncRule, SyncState,
+    SynchronousMode, Unit, Upstream, UpstreamSlot, Veto, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ fn obs() -> Observation {
         peers: Vec::new(),
         sync_applied_at: None,
         fenced: false,
-        promotion_refused: false,
+        promotion_refused: None,
     }
 }
 
@@ -210,6 +210,13 @@ fn waits(o: &Observation) -> String {
     let d = decide(o);
     assert_eq!(d.actions, Vec::new(), "expected to wait, decided {d:?}");
     d.reason
+}
+
+/// Asserts that `o` does not take over, and returns why.
+fn refused(o: &Observation) -> Refusal {
+    let d = decide(o);
+    assert!(!d.actions.contains(&Action::AcquireLease), "expected no race, decided {d:?}");
+    d.refusal.clone().unwrap_or_else(|| panic!("a refusal expected, decided {d:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -584,19 +591,21 @@ fn running_replica_with_a_valid_lease_makes_the_others_slots_then_is_promoted() 
 fn a_refused_promotion_gives_the_lease_back_and_keeps_out_of_the_race() {
     let mut o = obs();
     holding_lease(&mut o, 7);
-    o.promotion_refused = true;
+    o.promotion_refused = Some(Veto::PrePromote);
     let d = decide(&o);
     assert_eq!(d.actions, vec![Action::ReleaseLease]);
-    assert!(d.reason.contains("promotion refused"), "{}", d.reason);
+    assert_eq!(d.refusal, Some(Refusal::PromotionRefused(Veto::PrePromote)), "{}", d.reason);
     // Once released, it does not race again while the refusal is recent.
     let mut o = obs();
-    o.promotion_refused = true;
-    assert!(waits(&o).contains("promotion was refused"));
+    o.promotion_refused = Some(Veto::PrePromote);
+    assert_eq!(refused(&o), Refusal::PromotionRefused(Veto::PrePromote));
+    o.promotion_refused = Some(Veto::Watchdog);
+    assert_eq!(refused(&o).to_string(), "watchdog required but unavailable");
     // A running primary (the refusal came too late to matter) keeps leading.
     let mut o = obs();
     o.db = primary(1000);
     holding_lease(&mut o, 7);
-    o.promotion_refused = true;
+    o.promotion_refused = Some(Veto::PrePromote);
     assert_eq!(actions(&o)[0], Action::RenewLease);
 }
 
@@ -1008,8 +1017,9 @@ fn member_lagging_beyond_maximum_lag_on_failover_does_not_race_and_says_by_how_m
     let mut o = obs();
     o.policy.maximum_lag_on_failover = 4000;
     store(&mut o).optime = Some(Position::wal(1000 + 4001));
+    assert_eq!(refused(&o), Refusal::Lagging { lag: 4001, maximum: 4000, unit: Unit::WalBytes });
     let reason = waits(&o);
-    assert!(reason.contains("4001") && reason.contains("4000"), "{reason}");
+    assert!(reason.contains("4001 bytes") && reason.contains("4000 bytes"), "{reason}");
 }
 
 #[test]
@@ -1026,7 +1036,7 @@ fn a_peer_whose_position_cannot_be_compared_with_mine_is_no_better_candidate() {
     o.peers = vec![PeerView { position: Some(Position::new(Unit::Transactions, 5000)), ..peer("node2", 0) }];
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
     o.peers = vec![peer("node2", 5000)];
-    assert!(waits(&o).contains("node2 is a better candidate"));
+    assert_eq!(refused(&o), Refusal::HealthierMember(name("node2")));
 }
 
 #[test]
@@ -1058,11 +1068,29 @@ fn with_check_timeline_a_member_on_the_cluster_timeline_or_before_any_promotion_
 }
 
 #[test]
+fn why_no_failover_names_the_tag_the_priority_the_pause_or_the_store() {
+    let mut o = obs();
+    o.policy.can_fail_over = false;
+    assert_eq!(refused(&o).to_string(), "nofailover tag");
+    o.policy.failover_priority = 0;
+    assert_eq!(refused(&o).to_string(), "failover_priority 0");
+    let mut o = obs();
+    o.policy.pause = true;
+    assert_eq!(refused(&o), Refusal::Paused);
+    let mut o = obs();
+    o.cluster = None;
+    assert_eq!(refused(&o), Refusal::StoreUnreachable);
+    let mut o = obs();
+    o.db.running = false;
+    assert_eq!(refused(&o).to_string(), "database not running");
+}
+
+#[test]
 fn with_check_timeline_a_member_with_an_unknown_timeline_does_not_race() {
     let mut o = obs();
     o.policy.check_timeline = true;
     o.db.timeline = None;
-    assert!(waits(&o).contains("my timeline is unknown"));
+    assert_eq!(refused(&o), Refusal::TimelineUnknown);
 }
 
 #[test]
@@ -1145,7 +1173,7 @@ fn the_best_candidate_acquires_the_lease() {
 // ---------------------------------------------------------------------------------------------------------
 
 fn decided(actions: Vec<Action>) -> Decision {
-    Decision { actions, reason: "test".into() }
+    Decision { actions, reason: "test".into(), refusal: None }
 }
 
 #[test]
@@ -1495,7 +1523,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                 peers,
                 sync_applied_at: None,
                 fenced,
-                promotion_refused: false,
+                promotion_refused: None,
             }
         })
 }
@@ -1542,6 +1570,32 @@ proptest! {
         let d = decide(&o);
         if d.actions.iter().any(acts_as_primary) {
             prop_assert!(matches!(o.lease, LeaseHold::Valid(_)), "decided {:?}", d);
+        }
+    }
+
+    /// "Why no failover?": a member that could race for the free lease and does not says why.
+    #[test]
+    fn a_member_that_does_not_race_for_the_free_lease_says_why(mut o in any_race_observation()) {
+        if let Some(c) = o.cluster.as_mut() {
+            c.leader = None;
+        }
+        o.lease = LeaseHold::Never;
+        o.db.hung = false;
+        o.db.role = Some(Role::Replica);
+        let d = decide(&o);
+        if !d.actions.contains(&Action::AcquireLease) {
+            prop_assert!(d.refusal.is_some(), "no race and no refusal: {d:?}");
+        }
+    }
+
+    /// A refusal comes only while the lease is free (or this member gives it back), never with a race.
+    #[test]
+    fn a_refusal_comes_only_without_a_lease_holder(o in prop_oneof![any_observation(), any_race_observation()]) {
+        let d = decide(&o);
+        if d.refusal.is_some() {
+            prop_assert!(!d.actions.contains(&Action::AcquireLease), "refused yet racing: {d:?}");
+            let holder = store_names(&o);
+            prop_assert!(holder.is_none() || holder == Some(&o.me), "refused under holder {holder:?}: {d:?}");
         }
     }
 
@@ -1762,7 +1816,7 @@ fn a_switchover_to_a_lagging_candidate_is_dropped_when_due() {
     o.db = primary(5000 + (1 << 20));
     let d = decide(&o);
     assert_eq!(d.actions, vec![Action::RenewLease, Action::ClearSwitchover]);
-    assert!(d.reason.contains("node2 is 1053576 bytes behind the primary's position"), "{}", d.reason);
+    assert!(d.reason.contains("candidate node2: lagging by 1.0 MB"), "{}", d.reason);
 }
 
 #[test]
@@ -2226,12 +2280,12 @@ fn gate_a_failover_with_allow_data_loss_overrides_the_sync_gate_and_the_lag_limi
 fn a_replica_still_streaming_from_the_old_primary_does_not_race_unless_that_one_is_now_a_standby() {
     let mut o = obs();
     o.db = DbState { streaming: true, ..replica_of("node2", 1000) };
-    assert!(waits(&o).contains("still stream from the old primary"));
+    assert_eq!(refused(&o), Refusal::StillStreaming);
     // node2 answers: it runs as a replica now (demoted, restarted as a standby to race): cascading.
     o.peers = vec![peer("node2", 900)];
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
     o.peers[0].role = Some(Role::Primary);
-    assert!(waits(&o).contains("still stream"), "a primary upstream still blocks the race");
+    assert_eq!(refused(&o), Refusal::StillStreaming, "a primary upstream still blocks the race");
 }
 
 #[test]
@@ -2256,5 +2310,5 @@ fn gate_a_peer_that_cannot_pass_the_gate_is_no_better_candidate() {
     assert_eq!(actions(&o), vec![Action::AcquireLease]);
     // A published sync standby further ahead is one.
     store(&mut o).sync.as_mut().unwrap().sync_standby = vec!["node2".into()];
-    assert!(waits(&o).contains("node2 is a better candidate"), "{}", waits(&o));
+    assert_eq!(refused(&o), Refusal::HealthierMember(name("node2")));
 }

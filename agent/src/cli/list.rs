@@ -19,15 +19,19 @@ const COLUMNS: [&str; 10] = [
     "Replay LSN",
     "Replay Lag",
 ];
+/// The column saying why a member does not take over (`why` in `GET /cluster`).
+const WHY: &str = "Why";
 const RIGHT: [&str; 6] = ["TL", "Receive LSN", "Receive Lag", "Replay LSN", "Replay Lag", "Lag"];
 
 /// The printed member list of `cluster` (the body of `GET /cluster`) in `format`; `topology` indents
-/// replicas under the member they stream from; `extended` shows the Tags column even when empty.
+/// replicas under the member they stream from; `extended` shows the Tags column even when empty. Why a
+/// member does not take over (while there is no primary) is a `Why` column, or in the boxed table a line
+/// under it.
 pub fn render(cluster: &Value, format: Format, topology: bool, extended: bool) -> String {
     let table = members_table(cluster, topology, extended);
     match format {
         Format::Pretty => {
-            let mut pretty = table.without_first_column();
+            let mut pretty = table.without_first_column().without(WHY);
             for column in &mut pretty.columns {
                 if column == "Receive Lag" || column == "Replay Lag" {
                     *column = "Lag".to_string();
@@ -55,8 +59,8 @@ pub fn title(cluster: &Value) -> String {
     }
 }
 
-/// The lines under the boxed table: maintenance mode, synchronous replication trouble, the reason there is
-/// no primary, what a diverged member has that its upstream lacks, where a member set its diverged data
+/// The lines under the boxed table: maintenance mode, synchronous replication trouble, why no member
+/// takes over when there is no primary, what a diverged member has that its upstream lacks, where a member set its diverged data
 /// aside, and a pending switchover.
 pub fn service_info(cluster: &Value) -> Vec<String> {
     let mut info = Vec::new();
@@ -76,10 +80,12 @@ pub fn service_info(cluster: &Value) -> Vec<String> {
             _ => {}
         },
         None => {
-            let reasons =
-                members.iter().filter_map(|m| Some(format!("{}: {}", name(m), m["reason"].as_str()?)));
-            info.push("No primary.".to_string());
-            info.extend(reasons);
+            // Why each member does not take over; an agent that does not say (or Patroni) gives its
+            // last decision instead.
+            let why =
+                |m: &Value| m["why"].as_str().or(m["reason"].as_str()).map(|w| format!("{}: {w}", name(m)));
+            info.push("No primary. Why no failover:".to_string());
+            info.extend(members.iter().filter_map(why));
         }
     }
     for member in members {
@@ -124,12 +130,16 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
     let with_tags = extended || members.iter().any(|m| m["tags"].as_object().is_some_and(|t| !t.is_empty()));
 
     let with_pending = members.iter().any(|m| m["pending_restart"] == true);
+    let with_why = members.iter().any(|m| m["why"].is_string());
     let mut columns: Vec<&str> = COLUMNS.to_vec();
     if with_pending {
         columns.push("Pending restart");
     }
     if with_tags {
         columns.push("Tags");
+    }
+    if with_why {
+        columns.push(WHY);
     }
     let mut table = Table::new(&columns, &RIGHT);
     for (i, level) in order {
@@ -148,6 +158,9 @@ pub fn members_table(cluster: &Value, topology: bool, extended: bool) -> Table {
         }
         if with_tags {
             row.push(m.get("tags").filter(|t| t.is_object()).cloned().unwrap_or(json!("")));
+        }
+        if with_why {
+            row.push(m.get("why").filter(|w| w.is_string()).cloned().unwrap_or(json!("")));
         }
         table.rows.push(row);
     }
@@ -377,7 +390,27 @@ mod tests {
         assert!(service_info(&c)[0].starts_with("Replication is asynchronous"));
         let c = json!({"scope": "main", "members": [
             {"name": "node2", "role": "replica", "reason": "not taking over: not a synchronous standby"}]});
-        assert_eq!(service_info(&c), ["No primary.", "node2: not taking over: not a synchronous standby"]);
+        assert_eq!(
+            service_info(&c),
+            ["No primary. Why no failover:", "node2: not taking over: not a synchronous standby"]
+        );
+    }
+
+    #[test]
+    fn without_a_primary_each_member_says_why_it_does_not_take_over() {
+        let c = json!({"scope": "main", "members": [
+            {"name": "node2", "role": "replica", "state": "running", "reason": "not taking over: nofailover tag",
+             "why": "nofailover tag"},
+            {"name": "node3", "role": "replica", "state": "running",
+             "why": "lagging by 38 MB (maximum_lag_on_failover 1 MB)"}]});
+        let out = render(&c, Format::Pretty, false, false);
+        let lines = " No primary. Why no failover:\n node2: nofailover tag\n node3: lagging by 38 MB (maximum_lag_on_failover 1 MB)\n";
+        assert!(out.ends_with(lines), "{out}");
+        assert!(!out.contains("| Why"), "the boxed table says it under the table: {out}");
+        let json: Value = serde_json::from_str(&render(&c, Format::Json, false, false)).expect("json");
+        assert_eq!(json[0]["Why"], "nofailover tag");
+        assert_eq!(json[1]["Why"], "lagging by 38 MB (maximum_lag_on_failover 1 MB)");
+        assert!(!render(&cluster(), Format::Tsv, false, false).contains("Why"), "only when some member says");
     }
 
     #[test]

@@ -33,6 +33,18 @@ impl Table {
         }
     }
 
+    /// The table without the column named `name` (the same table when it has none).
+    pub fn without(&self, name: &str) -> Table {
+        let mut table = self.clone();
+        if let Some(i) = table.columns.iter().position(|c| c == name) {
+            table.columns.remove(i);
+            for row in table.rows.iter_mut().filter(|row| i < row.len()) {
+                row.remove(i);
+            }
+        }
+        table
+    }
+
     /// The boxed table; `title` (e.g. ` Cluster: main (token 7) `) is written into the top rule, which
     /// is widened when needed so that the title fits.
     pub fn pretty(&self, title: Option<&str>) -> String {

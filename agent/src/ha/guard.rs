@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil_dcs::{FencingToken, LeaseGrant, MemberName};
 use vigil_fencing::{watchdog_timeout, Watchdog};
+use vigil_policy::Veto;
 
 /// The watchdog, the hooks and what the loop last saw that they need.
 pub struct RoleGuard {
@@ -32,8 +33,8 @@ pub struct RoleGuard {
     timeout: AtomicU32,
     /// The last lease holder other than this member that the loop saw: the old primary for `pre_promote`.
     old_primary: Mutex<Option<MemberName>>,
-    /// When the last promotion was refused.
-    refused_at: Mutex<Option<Instant>>,
+    /// When the last promotion was refused, and by what.
+    refused_at: Mutex<Option<(Instant, Veto)>>,
     /// In Kubernetes: the pod labels, cleared of stale primaries before a promotion.
     pods: Option<Arc<PodLabels>>,
     /// The watchdog is required and its last arming failed (Patroni's `watchdog_failed`).
@@ -94,10 +95,10 @@ impl RoleGuard {
         }
     }
 
-    /// Whether a promotion was refused less than `ttl` before `now`.
-    pub fn refused_recently(&self, now: Instant, ttl: Duration) -> bool {
-        let at = self.refused_at.lock().ok().and_then(|at| *at);
-        at.is_some_and(|at| now.duration_since(at) < ttl)
+    /// What refused a promotion less than `ttl` before `now`, if anything did.
+    pub fn refused_recently(&self, now: Instant, ttl: Duration) -> Option<Veto> {
+        let refused = self.refused_at.lock().ok().and_then(|at| *at);
+        refused.filter(|(at, _)| now.duration_since(*at) < ttl).map(|(_, veto)| veto)
     }
 
     /// Arms the watchdog and runs `pre_promote`; `Err` (logged, with the token) says why `me` must not
@@ -107,6 +108,7 @@ impl RoleGuard {
             .with_watchdog(|w| w.arm(self.timeout.load(Ordering::SeqCst), token).map_err(|e| e.to_string()));
         self.watchdog_failed.store(armed.is_err(), Ordering::SeqCst);
         let old = self.old_primary.lock().ok().and_then(|o| o.clone());
+        let veto = if armed.is_err() { Veto::Watchdog } else { Veto::PrePromote };
         let result = match armed {
             Ok(()) => self.hooks.pre_promote(me, old.as_ref(), token).await,
             Err(why) => Err(why),
@@ -117,7 +119,7 @@ impl RoleGuard {
         if let Err(why) = &result {
             self.with_watchdog(|w| w.disarm(Some(token), "promotion refused"));
             if let Ok(mut at) = self.refused_at.lock() {
-                *at = Some(Instant::now());
+                *at = Some((Instant::now(), veto));
             }
             let old = old.map(|o| o.to_string()).unwrap_or_default();
             tracing::error!(%token, old_primary = %old, reason = %why, "promotion refused: releasing the lease");

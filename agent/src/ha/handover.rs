@@ -35,7 +35,8 @@ impl<D: Database> Agent<D> {
                 HandOverStep::PublishStopped => {
                     if let Some(o) = seen {
                         let stopped = DbState::stopped(o.db.data.clone());
-                        self.publish(&stopped, o.cluster.as_ref(), dynamic, "switchover: stopped").await;
+                        let why = "switchover: stopped";
+                        self.publish(&stopped, o.cluster.as_ref(), dynamic, why, None).await;
                     }
                 }
                 HandOverStep::Demoted => self.guard.demoted(self.lease.token()),
@@ -89,6 +90,7 @@ impl<D: Database> Agent<D> {
                 Some(&view),
                 &dynamic,
                 "shutting down: handing the synchronous standby role over",
+                None,
             )
             .await;
             tokio::time::sleep(Duration::from_millis(20)).await;

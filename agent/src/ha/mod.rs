@@ -35,8 +35,8 @@ pub use view::{cluster_view, dynamic_config, dynamic_or_last_good, member_record
 pub use vigil_policy::{
     cycle_wait, decide, decide_fast_fence, fence_action, may_take_over, sync, sync_health, sync_step,
     wanted_rule, within_maximum_lag, Action, ClusterView, Decision, Initialize, JobEvent, LeaseHold,
-    LeaseTimes, Memory, NextCycle, Observation, PeerView, Policy, Switchover, SyncChange, SyncHealth,
-    SyncPolicy, SyncState, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY, RENEW_RETRY,
+    LeaseTimes, Memory, NextCycle, Observation, PeerView, Policy, Refusal, Switchover, SyncChange,
+    SyncHealth, SyncPolicy, SyncState, FOLLOW_ATTEMPTS, NEXT_STEP, RACE_RETRY, RENEW_RETRY,
 };
 
 /// What happens to diverged data before a re-clone: `postgresql.remove_data_directory_on_*` (set

@@ -13,7 +13,7 @@ use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, RaftStatus};
 use vigil_fencing::HolderDeadline;
 use vigil_policy::sync::sync_health;
-use vigil_policy::ClusterView;
+use vigil_policy::{ClusterView, Refusal};
 
 /// This member's standing in the cluster, as the loop knows it this cycle.
 pub(super) struct Standing {
@@ -25,6 +25,8 @@ pub(super) struct Standing {
     pub wait_limit: Option<Instant>,
     /// A synchronous standby shutting down: its record says `stopping`.
     pub leaving: bool,
+    /// While nobody holds the lease: why this member does not take over ("why no failover?").
+    pub refusal: Option<Refusal>,
     /// Promotions this agent carried out.
     pub failovers: u64,
     /// The watchdog is required and could not be armed.
@@ -85,7 +87,7 @@ impl Publisher {
         dynamic: &DynamicConfig,
         reason: &str,
     ) {
-        let mut record = member_record(me, &self.conn_url, db, dynamic, reason, standing.leaving);
+        let mut record = member_record(me, &self.conn_url, db, dynamic, reason, standing);
         // A standby cluster's lease holder replicates from the remote primary: Patroni's standby leader.
         if standing.token.is_some() && dynamic.standby_cluster.is_some() && record.role == "replica" {
             record.role = "standby_leader".to_owned();
@@ -119,10 +121,10 @@ fn member_record(
     db: &DbState,
     dynamic: &DynamicConfig,
     reason: &str,
-    leaving: bool,
+    standing: &Standing,
 ) -> MemberRecord {
     let (state, role) = MemberRecord::state_and_role(db);
-    let state = if leaving { "stopping" } else { state };
+    let state = if standing.leaving { "stopping" } else { state };
     MemberRecord {
         conn_url: conn_url.to_owned(),
         proxy_url: me.proxy_url.clone(),
@@ -137,6 +139,7 @@ fn member_record(
         timeline: db.timeline,
         replication_state: db.streaming.then(|| "streaming".to_owned()),
         reason: Some(reason.to_owned()),
+        why: standing.refusal.as_ref().map(Refusal::to_string),
         tags: me.tags.clone(),
         sync_state: db
             .is_running_primary()
@@ -199,6 +202,7 @@ fn node_status(
             fencing_token: shown.standing.token.map(|t| t.0),
             lease_remaining_ms: None,
             last_decision: record.reason.clone(),
+            why: record.why.clone(),
             primary_optime: cluster.and_then(|c| c.optime).map(|p| p.at),
             position: db.position,
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
@@ -276,37 +280,8 @@ mod tests {
         DbState { running: true, role: Some(role), timeline: Some(2), position, ..DbState::stopped(data) }
     }
 
-    #[test]
-    fn the_record_and_status_say_what_the_database_is() {
-        let dynamic = DynamicConfig::default();
-        let primary = running(Role::Primary, 0x100);
-        let url = "postgres://10.0.0.1:5432/postgres";
-        let record = member_record(&me(), url, &primary, &dynamic, "primary: lease renewed", false);
-        assert_eq!((record.state.as_str(), record.role.as_str()), ("running", "primary"));
-        assert_eq!(record.conn_url, url);
-        assert_eq!(record.position, Some(Position::wal(0x100)));
-        assert_eq!(record.xlog_location, Some(0x100), "Patroni's view: the LSN as a number");
-        assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
-        assert_eq!(record.proxy_url, None);
-        let proxied = Identity { proxy_url: Some("postgres://10.0.0.9:6432/postgres".into()), ..me() };
-        let aside =
-            DbState { data_set_aside: Some("/d/data.diverged-20261207T054040Z".into()), ..primary.clone() };
-        let record = member_record(&proxied, url, &aside, &dynamic, "primary", false);
-        assert_eq!(record.proxy_url.as_deref(), Some("postgres://10.0.0.9:6432/postgres"));
-        assert_eq!(record.data_set_aside.as_deref(), Some("/d/data.diverged-20261207T054040Z"));
-        let json = serde_json::to_value(&record).unwrap();
-        assert_eq!(json["proxy_url"], "postgres://10.0.0.9:6432/postgres", "Patroni's member key");
-
-        let standing = Standing {
-            token: Some(FencingToken(9)),
-            deadline: None,
-            wait_limit: None,
-            leaving: false,
-            failovers: 2,
-            watchdog_failed: false,
-            scheduled_restart: None,
-        };
-        let raft = RaftStatus {
+    fn raft() -> RaftStatus {
+        RaftStatus {
             node_id: 1,
             term: 3,
             leader: Some(1),
@@ -316,15 +291,54 @@ mod tests {
             last_applied: None,
             purged: None,
             committed: None,
-        };
-        let shown = Shown { me: &me(), standing: &standing, raft, dcs_last_seen: 1_700_000_000 };
+        }
+    }
+
+    fn standing(leaving: bool, refusal: Option<Refusal>) -> Standing {
+        Standing {
+            token: Some(FencingToken(9)),
+            deadline: None,
+            wait_limit: None,
+            leaving,
+            refusal,
+            failovers: 2,
+            watchdog_failed: false,
+            scheduled_restart: None,
+        }
+    }
+
+    #[test]
+    fn the_record_and_status_say_what_the_database_is() {
+        let dynamic = DynamicConfig::default();
+        let primary = running(Role::Primary, 0x100);
+        let url = "postgres://10.0.0.1:5432/postgres";
+        let renewed = "primary: lease renewed";
+        let record = member_record(&me(), url, &primary, &dynamic, renewed, &standing(false, None));
+        assert_eq!((record.state.as_str(), record.role.as_str()), ("running", "primary"));
+        assert_eq!(record.conn_url, url);
+        assert_eq!(record.position, Some(Position::wal(0x100)));
+        assert_eq!(record.xlog_location, Some(0x100), "Patroni's view: the LSN as a number");
+        assert!(record.sync_state.is_some(), "a primary says how its synchronous replication stands");
+        assert_eq!((record.proxy_url, record.why), (None, None));
+        let proxied = Identity { proxy_url: Some("postgres://10.0.0.9:6432/postgres".into()), ..me() };
+        let aside =
+            DbState { data_set_aside: Some("/d/data.diverged-20261207T054040Z".into()), ..primary.clone() };
+        let record = member_record(&proxied, url, &aside, &dynamic, "primary", &standing(false, None));
+        assert_eq!(record.proxy_url.as_deref(), Some("postgres://10.0.0.9:6432/postgres"));
+        assert_eq!(record.data_set_aside.as_deref(), Some("/d/data.diverged-20261207T054040Z"));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["proxy_url"], "postgres://10.0.0.9:6432/postgres", "Patroni's member key");
+
+        let standing = standing(false, None);
+        let shown = Shown { me: &me(), standing: &standing, raft: raft(), dcs_last_seen: 1_700_000_000 };
         let status = node_status(&shown, &primary, &record, None, &dynamic);
         assert_eq!((status.xlog.location, status.xlog.received_location), (Some(0x100), None));
         assert_eq!((status.vigil.fencing_token, status.vigil.failovers_total), (Some(9), 2));
         assert_eq!(status.database_system_identifier.as_deref(), Some("7"));
 
         let replica = running(Role::Replica, 0x80);
-        let record = member_record(&me(), url, &replica, &dynamic, "following a", true);
+        let leaving = self::standing(true, None);
+        let record = member_record(&me(), url, &replica, &dynamic, "following a", &leaving);
         assert_eq!(
             (record.state.as_str(), record.role.as_str()),
             ("stopping", "replica"),
@@ -332,5 +346,21 @@ mod tests {
         );
         let status = node_status(&shown, &replica, &record, None, &dynamic);
         assert_eq!((status.xlog.location, status.xlog.received_location), (None, Some(0x80)));
+    }
+
+    #[test]
+    fn a_member_that_does_not_take_over_says_why_in_its_record_and_status() {
+        let dynamic = DynamicConfig::default();
+        let replica = running(Role::Replica, 0x80);
+        let url = "postgres://10.0.0.1:5432/postgres";
+        let refused = standing(false, Some(Refusal::NoFailover));
+        let record =
+            member_record(&me(), url, &replica, &dynamic, "not taking over: nofailover tag", &refused);
+        assert_eq!(record.why.as_deref(), Some("nofailover tag"));
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["why"], "nofailover tag");
+        let shown = Shown { me: &me(), standing: &refused, raft: raft(), dcs_last_seen: 0 };
+        let status = node_status(&shown, &replica, &record, None, &dynamic);
+        assert_eq!(status.vigil.why.as_deref(), Some("nofailover tag"));
     }
 }

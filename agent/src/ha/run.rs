@@ -11,7 +11,7 @@ use super::guard::RoleGuard;
 use super::identity::Identity;
 use super::lease_keeper::LeaseKeeper;
 use super::publisher::{Publisher, Standing};
-use super::{cycle_wait, decide, Action, Decision, NextCycle};
+use super::{cycle_wait, decide, Action, Decision, NextCycle, Refusal};
 use crate::config::DynamicConfig;
 use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
@@ -165,7 +165,7 @@ impl<D: Database> Agent<D> {
                 self.renew(&dynamic).await;
             }
             let busy = "busy: a database operation is running";
-            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy).await;
+            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy, None).await;
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
@@ -178,7 +178,8 @@ impl<D: Database> Agent<D> {
         // After stopping the database, publish what it is now: peers racing for the lease must not see
         // a primary that no longer runs.
         let db = if stops_db { self.db.observe().await } else { observation.db };
-        self.publish(&db, observation.cluster.as_ref(), &dynamic, &decision.reason).await;
+        let (reason, refusal) = (&decision.reason, decision.refusal.as_ref());
+        self.publish(&db, observation.cluster.as_ref(), &dynamic, reason, refusal).await;
         wait
     }
 
@@ -215,19 +216,22 @@ impl<D: Database> Agent<D> {
         self.last_reason = decision.reason.clone();
     }
 
-    /// Publishes the member record (when it changed, or when half its ttl has passed) and the REST status.
+    /// Publishes the member record (when it changed, or when half its ttl has passed) and the REST status,
+    /// with the last decision's `reason` and `refusal`.
     pub(super) async fn publish(
         &mut self,
         db: &DbState,
         cluster: Option<&ClusterView>,
         dynamic: &DynamicConfig,
         reason: &str,
+        refusal: Option<&Refusal>,
     ) {
         let standing = Standing {
             token: self.lease.token(),
             deadline: self.lease.grant().map(|g| g.deadline),
             wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
+            refusal: refusal.cloned(),
             failovers: self.memory.failovers,
             watchdog_failed: self.guard.watchdog_failed(),
             scheduled_restart: self.scheduled_restart.as_ref().map(|(at, request)| {

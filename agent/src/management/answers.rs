@@ -54,6 +54,9 @@ pub(super) fn cluster(
                 replay_lsn: m.replay_lsn.map(|p| p.to_string()),
                 tags: m.tags.clone(),
                 reason: m.reason.clone(),
+                // Only while nobody holds the lease: a record written just before a new primary took
+                // over may still carry its member's refusal for a cycle.
+                why: m.why.clone().filter(|_| leader.is_none()),
                 sync_state: m.sync_state.clone(),
                 pending_restart: m.pending_restart,
                 pending_restart_reason: m.pending_restart.then(|| m.pending_restart_reason.clone()),

@@ -169,7 +169,7 @@ impl World {
             peers: peers.clone(),
             sync_applied_at: self.nodes[node].agent.memory.sync_applied_at(),
             fenced: self.nodes[node].agent.memory.fenced,
-            promotion_refused: false,
+            promotion_refused: None,
         };
         let probed = !peers.is_empty();
         let all_answered = peers.iter().all(|p| p.reachable);
@@ -253,6 +253,7 @@ impl World {
             timeline: db.timeline,
             replication_state: db.streaming.then(|| "streaming".to_owned()),
             reason: Some(self.nodes[node].agent.cycle.reason.clone()),
+            why: None,
             tags: Default::default(),
             sync_state: db
                 .is_running_primary()

@@ -27,6 +27,7 @@ fn record(state: &str, role: &str, at: Option<u64>) -> MemberRecord {
         timeline: Some(2),
         replication_state: None,
         reason: None,
+        why: None,
         tags: BTreeMap::new(),
         sync_state: None,
         pending_restart: false,
@@ -209,4 +210,21 @@ fn witnesses_are_listed_with_their_raft_address_and_role() {
         shown,
         [("w", "witness", "voter", "10.0.0.3", 5010), ("w2", "witness", "learner", "::1", 5010)]
     );
+}
+
+#[test]
+fn why_a_member_does_not_take_over_is_shown_only_while_nobody_holds_the_lease() {
+    let (mut view, mut records, dynamic) = busy_view();
+    records.get_mut(&name("c")).expect("c").why = Some("nofailover tag".into());
+    let why = |cluster: &Cluster| -> Vec<Option<String>> {
+        cluster.members.iter().map(|m| m.why.clone()).collect()
+    };
+    let led = cluster("demo", &view, &records, &dynamic);
+    assert_eq!(why(&led), [None, None, None], "a record one cycle old under a new primary");
+    view.leader = None;
+    let leaderless = cluster("demo", &view, &records, &dynamic);
+    assert_eq!(why(&leaderless), [None, None, Some("nofailover tag".to_owned())]);
+    let json = serde_json::to_value(&leaderless).expect("json");
+    assert_eq!(json["members"][2]["why"], "nofailover tag");
+    assert!(json["members"][1].get("why").is_none(), "absent, not null: {json}");
 }
