@@ -172,7 +172,7 @@ fn identity(config: &Config, engine: EngineConfig<'_>, config_path: Option<&Path
         db_port: engine.connect_address().port,
         tags: identity_tags(config),
         can_fail_over: config.tags.can_fail_over(),
-        failover_priority: config.tags.failover_priority(),
+        failover_priority: config.tags.configured_priority(),
         bootstrap_dcs: config.bootstrap.dcs.clone(),
         parameters: engine.parameters().clone(),
         use_pg_rewind: config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind),

@@ -54,7 +54,8 @@ pub struct Observation {
 pub struct Policy {
     /// May this member become primary (not `nofailover`, `failover_priority` > 0)?
     pub can_fail_over: bool,
-    /// Its `failover_priority` (higher wins among equally advanced candidates).
+    /// Its `failover_priority` as configured, whatever `nofailover` says (higher wins among equally
+    /// advanced candidates; 0 or less: it may not become primary).
     pub failover_priority: i64,
     /// A candidate further than this behind the last known primary position does not take over.
     pub maximum_lag_on_failover: u64,

@@ -80,10 +80,10 @@ pub fn service_info(cluster: &Value) -> Vec<String> {
             _ => {}
         },
         None => {
-            // Why each member does not take over; an agent that does not say (or Patroni) gives its
-            // last decision instead.
-            let why =
-                |m: &Value| m["why"].as_str().or(m["reason"].as_str()).map(|w| format!("{}: {w}", name(m)));
+            // Why each member does not take over; from agents that do not say (Patroni), their last
+            // decision. Not both: the record of a primary just killed still shows its last decision.
+            let field = if members.iter().any(|m| m["why"].is_string()) { "why" } else { "reason" };
+            let why = |m: &Value| Some(format!("{}: {}", name(m), m[field].as_str()?));
             info.push("No primary. Why no failover:".to_string());
             info.extend(members.iter().filter_map(why));
         }
@@ -399,6 +399,7 @@ mod tests {
     #[test]
     fn without_a_primary_each_member_says_why_it_does_not_take_over() {
         let c = json!({"scope": "main", "members": [
+            {"name": "node1", "role": "replica", "state": "running", "reason": "primary: lease renewed"},
             {"name": "node2", "role": "replica", "state": "running", "reason": "not taking over: nofailover tag",
              "why": "nofailover tag"},
             {"name": "node3", "role": "replica", "state": "running",
@@ -408,8 +409,8 @@ mod tests {
         assert!(out.ends_with(lines), "{out}");
         assert!(!out.contains("| Why"), "the boxed table says it under the table: {out}");
         let json: Value = serde_json::from_str(&render(&c, Format::Json, false, false)).expect("json");
-        assert_eq!(json[0]["Why"], "nofailover tag");
-        assert_eq!(json[1]["Why"], "lagging by 38 MB (maximum_lag_on_failover 1 MB)");
+        assert_eq!(json[1]["Why"], "nofailover tag");
+        assert_eq!(json[2]["Why"], "lagging by 38 MB (maximum_lag_on_failover 1 MB)");
         assert!(!render(&cluster(), Format::Tsv, false, false).contains("Why"), "only when some member says");
     }
 

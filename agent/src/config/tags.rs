@@ -55,6 +55,12 @@ impl Tags {
         }
     }
 
+    /// The `failover_priority` as configured (default 1), whatever `nofailover` says: with
+    /// [`Tags::can_fail_over`], it tells which of the two keeps the member from becoming primary.
+    pub fn configured_priority(&self) -> i64 {
+        self.failover_priority.unwrap_or(1)
+    }
+
     /// The custom tags as strings (a string as is, anything else as JSON).
     pub fn extra_as_strings(&self) -> BTreeMap<String, String> {
         let render = |v: &serde_json::Value| match v {

@@ -21,7 +21,7 @@ pub struct Identity {
     pub tags: BTreeMap<String, serde_json::Value>,
     /// May it become primary.
     pub can_fail_over: bool,
-    /// Its failover priority.
+    /// Its `failover_priority` as configured (1 unless set), whatever `nofailover` says.
     pub failover_priority: i64,
     /// The dynamic configuration to publish at bootstrap, and to use while the store has none.
     pub bootstrap_dcs: DynamicConfig,

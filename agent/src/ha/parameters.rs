@@ -20,7 +20,7 @@ impl<D: Database> Agent<D> {
     ) {
         self.me.tags = super::identity_tags(config);
         self.me.can_fail_over = config.tags.can_fail_over();
-        self.me.failover_priority = config.tags.failover_priority();
+        self.me.failover_priority = config.tags.configured_priority();
         self.me.parameters = engine.parameters().clone();
         self.me.use_pg_rewind = config.postgresql.as_ref().and_then(|pg| pg.use_pg_rewind);
         self.me.discard = super::discard(config);
