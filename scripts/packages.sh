@@ -88,3 +88,10 @@ ensure_mariadb() {
 ensure_patroni() {
   { [ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ]; } || apt_install_no_services "patroni etcd-server" "Patroni and etcd"
 }
+
+# ensure_promtool: Prometheus 2.42 from Debian 12 for its `promtool`, which checks the example alert rules
+# (examples/prometheus/vigil-alerts.yml, integration/tests/dashboards.rs); the prometheus service is not started,
+# and the recommended node exporter is not installed.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 || apt_install_no_services "--no-install-recommends prometheus" "Prometheus's promtool"
+}

@@ -12,6 +12,7 @@ ensure_mariadb
 ensure_patroni
 ensure_systemd_analyze
 ensure_chart_tools
+ensure_promtool
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

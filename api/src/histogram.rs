@@ -1,5 +1,5 @@
 //! Duration histograms for `GET /metrics` ([`Histogram`], Prometheus' histogram type), and the ones the
-//! agent keeps ([`Timings`]): lease renewals, store reads and writes, HA cycles.
+//! agent keeps ([`Timings`]): lease renewals (and how many failed), store reads and writes, HA cycles.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +53,8 @@ pub struct Timings {
     pub store_write: Histogram,
     /// HA loop cycles (observe, decide, act, publish).
     pub ha_cycle: Histogram,
+    /// Lease renewals that failed (the lease lost, or the store not answering in time).
+    pub lease_renewal_failures: AtomicU64,
 }
 
 impl Timings {
@@ -64,7 +66,15 @@ impl Timings {
         "vigil_ha_cycle_duration_seconds",
     ];
 
-    /// Every histogram, in the Prometheus text format, with `labels`.
+    /// The counter of failed lease renewals.
+    pub const RENEWAL_FAILURES: &str = "vigil_lease_renewal_failures_total";
+
+    /// Counts a lease renewal that failed.
+    pub fn renewal_failed(&self) {
+        self.lease_renewal_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every histogram, then the failed renewals, in the Prometheus text format, with `labels`.
     pub fn render(&self, out: &mut String, labels: &str) {
         let helps = [
             (&self.lease_renewal, "Time a lease renewal took, as the holder waited for it."),
@@ -75,6 +85,10 @@ impl Timings {
         for (name, (histogram, help)) in Self::NAMES.iter().zip(helps) {
             histogram.render(out, name, help, labels);
         }
+        let name = Self::RENEWAL_FAILURES;
+        let failed = self.lease_renewal_failures.load(Ordering::Relaxed);
+        let help = "Number of lease renewals by this agent that failed (lease lost, or the store did not answer in time).";
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {failed}");
     }
 }
 

@@ -234,13 +234,17 @@ mod tests {
         status.patroni.scope = "a\"b".into();
         status.patroni.name = "c\\d".into();
         let text = render(&status, Some(&Timings::default()));
-        for name in NAMES.iter().chain(&Timings::NAMES) {
+        for name in NAMES.iter().chain(&Timings::NAMES).chain(&[Timings::RENEWAL_FAILURES]) {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }
         assert!(text.contains("patroni_primary{scope=\"a\\\"b\",name=\"c\\\\d\"} 0\n"), "{text}");
         assert!(!text.contains("vigil_raft_leader{"), "no leader known: no sample");
         assert!(text.contains("vigil_store_read_duration_seconds_count{scope="), "{text}");
+        assert!(
+            text.contains("vigil_lease_renewal_failures_total{scope=\"a\\\"b\",name=\"c\\\\d\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -117,8 +117,12 @@ impl LeaseKeeper {
         let result = before(deadline, self.dcs.renew_lease(&grant)).await.unwrap_or({
             Err(DcsError::NoQuorum { op: "renew lease (given up at the lease's deadline)", waited: ttl })
         });
-        self.dcs.timings().lease_renewal.observe(started.elapsed());
+        let timings = self.dcs.timings();
+        timings.lease_renewal.observe(started.elapsed());
         self.renew_failed = result.is_err();
+        if self.renew_failed {
+            timings.renewal_failed();
+        }
         match result {
             Ok(renewed) => {
                 self.set(Some(renewed.clone()));
@@ -203,5 +207,19 @@ mod tests {
         assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);
         assert_eq!(keeper.last_token(), None);
         assert!(dcs.local().leader.is_none(), "released in the store");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_renewal_is_counted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dcs = super::super::restart_tests::store(dir.path()).await;
+        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"));
+        let failures = || dcs.timings().lease_renewal_failures.load(std::sync::atomic::Ordering::Relaxed);
+        keeper.acquire(&timing()).await;
+        keeper.renew(&timing()).await.expect("renewed");
+        assert_eq!(failures(), 0);
+        dcs.release_lease(keeper.grant().expect("grant")).await.expect("released behind the keeper's back");
+        assert_eq!(keeper.renew(&timing()).await, None, "no longer the holder");
+        assert_eq!(failures(), 1);
     }
 }
