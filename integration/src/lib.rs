@@ -7,6 +7,7 @@ pub mod haproxy;
 pub mod kube_api;
 pub mod managed;
 pub mod mariadb;
+pub mod metric_names;
 pub mod migration;
 pub mod nemesis;
 pub mod netns;

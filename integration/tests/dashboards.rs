@@ -1,0 +1,133 @@
+//! The Grafana dashboard (`examples/grafana/vigil.json`) and the Prometheus alert rules
+//! (`examples/prometheus/vigil-alerts.yml`): every metric their queries select is one a real agent
+//! exports at `GET /metrics`, and `promtool` accepts the rules and the dashboard's queries.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::init_tracing;
+use vigil_integration::metric_names::{exported, referenced};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Histograms the dashboard shows that this branch's agents do not export yet: the failover phases, added
+/// by the events branch (issue 19). Taken as exported; the entry can go once that branch is merged.
+const AWAITED_HISTOGRAMS: &[&str] = &["vigil_failover_phase_seconds"];
+
+fn example(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The dashboard's PromQL: every panel target's and annotation's `expr`, and the template variables'
+/// queries.
+fn dashboard_queries() -> Vec<String> {
+    let dashboard: Value =
+        serde_json::from_str(&read(&example("grafana/vigil.json"))).expect("dashboard JSON");
+    let mut queries = Vec::new();
+    collect_queries(&dashboard, &mut queries);
+    queries
+}
+
+fn collect_queries(value: &Value, queries: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr" | "definition", Value::String(expr)) => queries.push(expr.clone()),
+                    _ => collect_queries(value, queries),
+                }
+            }
+        }
+        Value::Array(values) => values.iter().for_each(|v| collect_queries(v, queries)),
+        _ => {}
+    }
+}
+
+/// The alert rules' expressions, by alert name.
+fn alert_expressions() -> Vec<(String, String)> {
+    let rules: Value =
+        serde_norway::from_str(&read(&example("prometheus/vigil-alerts.yml"))).expect("rules YAML");
+    let groups = rules["groups"].as_array().expect("groups");
+    let rules = groups.iter().flat_map(|g| g["rules"].as_array().expect("rules").iter());
+    rules
+        .map(|r| {
+            let name = r["alert"].as_str().or(r["record"].as_str()).expect("a named rule");
+            (name.to_owned(), r["expr"].as_str().expect("expr").to_owned())
+        })
+        .collect()
+}
+
+/// A Grafana query as plain PromQL: its variables replaced by values of their kind.
+fn as_promql(query: &str) -> String {
+    query
+        .replace("$__rate_interval", "1m")
+        .replace("$__interval", "1m")
+        .replace("$__range", "1h")
+        .replace("$scope", ".*")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_the_alerts_select_only_metrics_an_agent_exports() {
+    init_tracing();
+    let cluster = AgentCluster::start(1, |_| String::new());
+    cluster.primary(PATIENCE).await;
+    let url = format!("http://127.0.0.1:{}/metrics", cluster.nodes[0].api_port);
+    let text = reqwest::get(&url).await.expect("GET /metrics").text().await.expect("metrics text");
+    let awaited: String =
+        AWAITED_HISTOGRAMS.iter().map(|name| format!("# TYPE {name} histogram\n")).collect();
+    let offered: BTreeSet<String> = exported(&text).into_iter().chain(exported(&awaited)).collect();
+
+    let mut queries: Vec<(String, String)> =
+        dashboard_queries().into_iter().map(|q| ("grafana/vigil.json".to_owned(), q)).collect();
+    let alerts = alert_expressions();
+    queries.extend(alerts.iter().map(|(name, expr)| (format!("alert {name}"), expr.clone())));
+    let mut selected = BTreeSet::new();
+    let mut missing = Vec::new();
+    for (origin, query) in &queries {
+        for name in referenced(query) {
+            if !offered.contains(&name) {
+                missing.push(format!("{origin}: {name} in {query}"));
+            }
+            selected.insert(name);
+        }
+    }
+    assert!(missing.is_empty(), "metrics no agent exports:\n{}", missing.join("\n"));
+    for expected in ["patroni_primary", "vigil_lease_renewal_failures_total", "vigil_raft_applied_index"] {
+        assert!(selected.contains(expected), "{expected} is not selected: the extraction missed it");
+    }
+    assert!(queries.len() > 30 && alerts.len() >= 6, "{} queries, {} alerts", queries.len(), alerts.len());
+    eprintln!("{} queries select {} metrics, all exported", queries.len(), selected.len());
+}
+
+/// `promtool check rules` accepts the alert rules, and the dashboard's queries (as recording rules, their
+/// Grafana variables replaced).
+#[test]
+fn promtool_accepts_the_alert_rules_and_the_dashboard_queries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let queries: Vec<Value> = dashboard_queries()
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| !q.starts_with("label_values("))
+        .map(|(i, q)| serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": as_promql(q)}))
+        .collect();
+    let rules = serde_json::json!({"groups": [{"name": "dashboard", "rules": queries}]});
+    let dashboard_rules = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&dashboard_rules, serde_norway::to_string(&rules).expect("YAML")).expect("write");
+    for file in [example("prometheus/vigil-alerts.yml"), dashboard_rules] {
+        let out = std::process::Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .expect("promtool (scripts/test.sh installs it: ensure_promtool)");
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool check rules {}: {said}", file.display());
+        assert!(said.contains("SUCCESS"), "{said}");
+    }
+}
