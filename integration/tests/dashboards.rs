@@ -106,7 +106,9 @@ async fn the_dashboard_and_the_alerts_select_only_metrics_an_agent_exports() {
 }
 
 /// `promtool check rules` accepts the alert rules, and the dashboard's queries (as recording rules, their
-/// Grafana variables replaced).
+/// Grafana variables replaced); `promtool test rules` runs the rules' unit tests
+/// (`examples/prometheus/vigil-alerts.test.yml`: the alerts fire on series that should fire them, and only
+/// then).
 #[test]
 fn promtool_accepts_the_alert_rules_and_the_dashboard_queries() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -119,15 +121,18 @@ fn promtool_accepts_the_alert_rules_and_the_dashboard_queries() {
     let rules = serde_json::json!({"groups": [{"name": "dashboard", "rules": queries}]});
     let dashboard_rules = dir.path().join("dashboard-rules.yml");
     std::fs::write(&dashboard_rules, serde_norway::to_string(&rules).expect("YAML")).expect("write");
-    for file in [example("prometheus/vigil-alerts.yml"), dashboard_rules] {
-        let out = std::process::Command::new("promtool")
-            .args(["check", "rules"])
-            .arg(&file)
-            .output()
-            .expect("promtool (scripts/test.sh installs it: ensure_promtool)");
-        let said =
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "promtool check rules {}: {said}", file.display());
-        assert!(said.contains("SUCCESS"), "{said}");
-    }
+    promtool(&["check", "rules"], &example("prometheus/vigil-alerts.yml"));
+    promtool(&["check", "rules"], &dashboard_rules);
+    promtool(&["test", "rules"], &example("prometheus/vigil-alerts.test.yml"));
+}
+
+/// Runs `promtool ARGS FILE`, which must succeed.
+fn promtool(args: &[&str], file: &Path) {
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("promtool (scripts/test.sh installs it: ensure_promtool)");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("SUCCESS"), "promtool {args:?} {}: {said}", file.display());
 }
