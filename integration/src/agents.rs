@@ -582,6 +582,22 @@ impl AgentCluster {
             .collect())
     }
 
+    /// Runs the write `sql` on node `primary`, then waits (up to a minute) until the primary publishes a
+    /// position (`GET /patroni`, the one it writes to the store's `status` in the same cycle) at least as
+    /// far as the write went; returns that position.
+    pub async fn write_published(&self, primary: usize, sql: &str) -> u64 {
+        self.query(primary, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let lsn =
+            self.query(primary, "SELECT pg_current_wal_lsn() - '0/0'").await.expect("the write position");
+        let written: u64 = lsn[0].parse().expect("an integer position");
+        wait_for("the primary to publish its new position", Duration::from_secs(60), || async {
+            let (_, status) = self.rest(primary, "/patroni").await?;
+            status["xlog"]["location"].as_u64().filter(|p| *p >= written)
+        })
+        .await;
+        written
+    }
+
     /// Waits (up to a minute) until `sql` returns `expected` on node `i`.
     pub async fn eventually(&self, i: usize, sql: &str, expected: &[&str]) {
         let what = format!("{sql:?} to return {expected:?} on {}", self.nodes[i].name);

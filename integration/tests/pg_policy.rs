@@ -115,14 +115,7 @@ async fn a_replica_lagging_beyond_maximum_lag_on_failover_is_not_promoted() {
     }
 
     let sql = "INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series(1, 40000) g";
-    cluster.query(primary, sql).await.expect("write ~40 MB");
-    let written = cluster.query(primary, "SELECT pg_current_wal_lsn() - '0/0'").await.expect("lsn");
-    let written: u64 = written[0].parse().expect("an integer position");
-    // The primary publishes its position in `status` in the same cycle as it shows it at /patroni.
-    wait_for("the primary to publish its new position", PATIENCE, || async {
-        status_u64(&cluster, primary, "/xlog/location").await.filter(|p| *p >= written)
-    })
-    .await;
+    let written = cluster.write_published(primary, sql).await; // ~40 MB
     for &r in &replicas {
         let received = status_u64(&cluster, r, "/xlog/received_location").await.expect("received");
         assert!(written > received + 16 * 1_048_576, "written {written}, replica received {received}");

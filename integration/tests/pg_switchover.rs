@@ -136,14 +136,7 @@ async fn a_switchover_to_a_lagging_candidate_is_refused() {
     let receiver = cluster.wal_receiver_pid(lagging, PATIENCE).await;
     assert!(cluster.signal_pid(receiver, libc::SIGSTOP), "SIGSTOP the WAL receiver {receiver}");
     let sql = "CREATE TABLE t AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 2000) g";
-    cluster.query(primary, sql).await.expect("write ~2 MB");
-    let written = cluster.query(primary, "SELECT pg_current_wal_lsn() - '0/0'").await.expect("lsn");
-    let written: u64 = written[0].parse().expect("an integer position");
-    wait_for("the primary to publish its new position", PATIENCE, || async {
-        let (_, status) = cluster.rest(primary, "/patroni").await?;
-        status["xlog"]["location"].as_u64().filter(|p| *p >= written)
-    })
-    .await;
+    cluster.write_published(primary, sql).await; // ~2 MB
 
     let (leader, to) = (cluster.nodes[primary].name.clone(), cluster.nodes[lagging].name.clone());
     for (path, body) in

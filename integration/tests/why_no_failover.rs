@@ -33,15 +33,9 @@ async fn without_a_primary_each_member_says_why_it_does_not_take_over() {
     cluster.query(primary, "CREATE TABLE t (v int, pad text)").await.expect("create");
     let receiver = cluster.wal_receiver_pid(laggard, PATIENCE).await;
     assert!(cluster.signal_pid(receiver, libc::SIGSTOP), "SIGSTOP the WAL receiver {receiver}");
+    // ~40 MB.
     let sql = "INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series(1, 40000) g";
-    cluster.query(primary, sql).await.expect("write ~40 MB");
-    let written = cluster.query(primary, "SELECT pg_current_wal_lsn() - '0/0'").await.expect("lsn");
-    let written: u64 = written[0].parse().expect("an integer position");
-    wait_for("the primary to publish its new position", PATIENCE, || async {
-        let (_, status) = cluster.rest(primary, "/patroni").await?;
-        status["xlog"]["location"].as_u64().filter(|p| *p >= written)
-    })
-    .await;
+    cluster.write_published(primary, sql).await;
     cluster.signal_agent(primary, libc::SIGKILL);
     cluster.kill_postgres(primary);
     // Resumed only now: it drains what sat in its socket (a few MB) and finds the primary gone.
