@@ -83,6 +83,8 @@ pub struct Cycle {
     pub cluster: Option<ClusterView>,
     pub busy: bool,
     pub reason: String,
+    /// Why it does not take over while the lease is free (`Decision::refusal`), published as `why`.
+    pub refusal: Option<vigil_policy::Refusal>,
     /// How long to wait before the next cycle (`vigil_agent::ha::cycle_wait`), before the lease bounds it.
     pub wait: Duration,
 }

@@ -227,6 +227,7 @@ impl World {
         let agent = &mut self.nodes[node].agent;
         agent.cycle.wait = wait;
         agent.cycle.reason = decision.reason;
+        agent.cycle.refusal = decision.refusal;
         agent.plan.extend(plan);
     }
 
@@ -253,7 +254,7 @@ impl World {
             timeline: db.timeline,
             replication_state: db.streaming.then(|| "streaming".to_owned()),
             reason: Some(self.nodes[node].agent.cycle.reason.clone()),
-            why: None,
+            why: self.nodes[node].agent.cycle.refusal.as_ref().map(ToString::to_string),
             tags: Default::default(),
             sync_state: db
                 .is_running_primary()

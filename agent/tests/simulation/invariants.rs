@@ -64,13 +64,14 @@ impl World {
                 .map(|n| {
                     let db = self.observe(n);
                     format!(
-                        "\n  {}: {:?} streaming={} position={:?} lease={:?} reason: {}",
+                        "\n  {}: {:?} streaming={} position={:?} lease={:?} reason: {} why: {:?}",
                         member(n),
                         self.nodes[n].db.process,
                         db.streaming,
                         db.position,
                         self.nodes[n].agent.lease.map(|g| g.token),
-                        self.nodes[n].agent.cycle.reason
+                        self.nodes[n].agent.cycle.reason,
+                        self.nodes[n].agent.cycle.refusal.as_ref().map(ToString::to_string)
                     )
                 })
                 .collect::<String>()
