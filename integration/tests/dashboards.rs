@@ -105,6 +105,51 @@ async fn the_dashboard_and_the_alerts_select_only_metrics_an_agent_exports() {
     eprintln!("{} queries select {} metrics, all exported", queries.len(), selected.len());
 }
 
+/// The dashboard is one Grafana imports: a uid and a title, unique panel ids, panels inside the 24-column
+/// grid without overlapping, each query with its own `refId`; and it has the panels the README lists.
+#[test]
+fn the_dashboard_is_well_formed_and_has_the_promised_panels() {
+    let dashboard: Value =
+        serde_json::from_str(&read(&example("grafana/vigil.json"))).expect("dashboard JSON");
+    assert!(dashboard["uid"].is_string() && dashboard["title"] == "Vigil", "uid and title");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = BTreeSet::new();
+    let mut cells = BTreeSet::new();
+    for panel in panels {
+        let title = panel["title"].as_str().expect("every panel has a title");
+        assert!(ids.insert(panel["id"].as_u64().expect("id")), "{title}: duplicate id");
+        let at = |k: &str| panel["gridPos"][k].as_u64().unwrap_or_else(|| panic!("{title}: gridPos.{k}"));
+        assert!(at("x") + at("w") <= 24, "{title}: beyond the grid's 24 columns");
+        for (x, y) in
+            (at("x")..at("x") + at("w")).flat_map(|x| (at("y")..at("y") + at("h")).map(move |y| (x, y)))
+        {
+            assert!(cells.insert((x, y)), "{title} overlaps another panel at ({x}, {y})");
+        }
+        if panel["type"] == "row" {
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{title}: targets"));
+        let refs: BTreeSet<&str> = targets.iter().map(|t| t["refId"].as_str().expect("refId")).collect();
+        assert!(!targets.is_empty() && refs.len() == targets.len(), "{title}: one refId per query");
+        assert!(targets.iter().all(|t| t["expr"].is_string()), "{title}: every target has an expr");
+    }
+    let titles: BTreeSet<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for promised in [
+        "Primary present",
+        "Role per member",
+        "Lease renewal latency histogram",
+        "HA cycle duration",
+        "Replication lag",
+        "Timeline",
+        "Failovers by reason",
+        "Failover phases (mean)",
+        "Synchronous replication",
+        "Raft commit and applied index",
+    ] {
+        assert!(titles.contains(promised), "no panel {promised:?}: {titles:?}");
+    }
+}
+
 /// `promtool check rules` accepts the alert rules, and the dashboard's queries (as recording rules, their
 /// Grafana variables replaced); `promtool test rules` runs the rules' unit tests
 /// (`examples/prometheus/vigil-alerts.test.yml`: the alerts fire on series that should fire them, and only
