@@ -71,6 +71,10 @@ async fn without_a_primary_each_member_says_why_it_does_not_take_over() {
     let dead = &cluster.nodes[primary].name;
     assert!(!list.stdout.contains(&format!(" {dead}: primary")), "the dead primary's stale record: {list}");
     eprintln!("{}", list.stdout);
+    let json = vigil_cli::run(&[("VIGIL_API", &api)], &["list", "-f", "json"]).await;
+    let rows: Value = serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let row = |name: &str| rows.as_array().into_iter().flatten().find(|r| r["Member"] == name).cloned();
+    assert_eq!(row(&tagged).map(|r| r["Why"].clone()), Some("nofailover tag".into()), "{rows}");
     for survivor in [1, laggard] {
         let (code, _) = cluster.rest(survivor, "/primary").await.expect("answers");
         assert_eq!(code, 503, "{} is no primary", cluster.nodes[survivor].name);
