@@ -232,7 +232,7 @@ impl EventQuery {
                     let limit = value.parse().ok().filter(|n| *n > 0);
                     query.limit = Some(limit.ok_or_else(|| bad("limit", value, "a positive integer"))?);
                 }
-                "since" => query.since = Some(parse_since(value)?),
+                "since" => query.since = Some(Since::parse(value)?),
                 _ => return Err(BadParameter(format!("unknown parameter {key:?}: expected limit or since"))),
             }
         }
@@ -274,13 +274,16 @@ impl EventQuery {
     }
 }
 
-fn parse_since(value: &str) -> Result<Since, BadParameter> {
-    if let Ok(id) = value.parse() {
-        return Ok(Since::Id(id));
+impl Since {
+    /// An event id, or an ISO 8601 time with a timezone; the error names `since` and the value.
+    pub fn parse(value: &str) -> Result<Since, BadParameter> {
+        if let Ok(id) = value.parse() {
+            return Ok(Since::Id(id));
+        }
+        crate::Schedule::parse(value)
+            .map(|t| Since::Time(t.at()))
+            .map_err(|_| bad("since", value, "an event id, or an ISO 8601 time with a timezone"))
     }
-    crate::Schedule::parse(value)
-        .map(|t| Since::Time(t.at()))
-        .map_err(|_| bad("since", value, "an event id, or an ISO 8601 time with a timezone"))
 }
 
 fn bad(name: &str, value: &str, expected: &str) -> BadParameter {
