@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
     merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, Event, EventKind,
-    HistoryEntry,
-    Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest, SwitchoverRequest,
+    HistoryEntry, Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
 };
 use vigil_dcs::RaftMember;
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
@@ -140,7 +140,13 @@ impl AgentManagement {
 
     /// Appends a switchover event of `kind` for `request` to the event log, for `reason`: named for the
     /// primary it asks to leave (the candidate for a failover without one).
-    async fn record_switchover(&self, kind: EventKind, request: &SwitchoverRequest, failover: bool, reason: &str) {
+    async fn record_switchover(
+        &self,
+        kind: EventKind,
+        request: &SwitchoverRequest,
+        failover: bool,
+        reason: &str,
+    ) {
         let what = if failover { "failover" } else { "switchover" };
         let member = request.leader.as_ref().or(request.candidate.as_ref()).cloned().unwrap_or_default();
         let event = Event::new(kind, member, SystemTime::now(), format!("{what} {reason}"));

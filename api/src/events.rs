@@ -155,7 +155,12 @@ pub struct Event {
 
 impl Event {
     /// An event of `kind` that happened to `member` at `at`, for `reason`.
-    pub fn new(kind: EventKind, member: impl Into<String>, at: SystemTime, reason: impl Into<String>) -> Event {
+    pub fn new(
+        kind: EventKind,
+        member: impl Into<String>,
+        at: SystemTime,
+        reason: impl Into<String>,
+    ) -> Event {
         Event {
             id: 0,
             time: event_time(at),
@@ -333,7 +338,10 @@ mod tests {
         for query in [
             EventQuery::default(),
             EventQuery { limit: Some(7), since: Some(Since::Id(9)) },
-            EventQuery { limit: None, since: Some(Since::Time(at(1_800_000_000) + Duration::from_millis(5))) },
+            EventQuery {
+                limit: None,
+                since: Some(Since::Time(at(1_800_000_000) + Duration::from_millis(5))),
+            },
         ] {
             assert_eq!(EventQuery::from_uri(&uri(&query.to_query_string())), Ok(query));
         }
@@ -354,7 +362,10 @@ mod tests {
     fn phases_add_up_and_clock_skew_makes_a_phase_zero_not_negative() {
         let ms = |n| at(100) + Duration::from_millis(n);
         let phases = FailoverPhases::between(ms(0), ms(3000), ms(3020), ms(3400), ms(3410));
-        assert_eq!((phases.detection_ms, phases.lease_ms, phases.promotion_ms, phases.first_write_ms), (3000, 20, 380, 10));
+        assert_eq!(
+            (phases.detection_ms, phases.lease_ms, phases.promotion_ms, phases.first_write_ms),
+            (3000, 20, 380, 10)
+        );
         assert_eq!(phases.downtime_ms(), 3410);
         let skewed = FailoverPhases::between(ms(50), ms(40), ms(60), ms(70), ms(80));
         assert_eq!(skewed.detection_ms, 0);

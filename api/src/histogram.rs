@@ -186,7 +186,9 @@ mod tests {
         assert!(text.contains("vigil_failovers_total{n=\"a\",reason=\"switchover\"} 1\n"), "{text}");
         let detection = "vigil_failover_phase_seconds_sum{n=\"a\",phase=\"detection\"} 3\n";
         assert!(text.contains(detection), "{text}");
-        assert!(text.contains("vigil_failover_phase_seconds_bucket{n=\"a\",phase=\"lease\",le=\"0.025\"} 1\n"));
+        assert!(
+            text.contains("vigil_failover_phase_seconds_bucket{n=\"a\",phase=\"lease\",le=\"0.025\"} 1\n")
+        );
         assert!(text.contains("vigil_failover_phase_seconds_count{n=\"a\",phase=\"first_write\"} 1\n"));
         assert_eq!(failovers.total(), 2);
     }

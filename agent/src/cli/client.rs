@@ -202,7 +202,8 @@ impl Client {
     /// `GET /events` with `query`: the events it selects, oldest first.
     pub async fn events(&mut self, query: &vigil_api::EventQuery) -> Result<Vec<vigil_api::Event>, String> {
         let body = self.get(&format!("/events{}", query.to_query_string())).await?;
-        serde_json::from_value(body).map_err(|e| format!("GET /events answered with events this vigil cannot read: {e}"))
+        serde_json::from_value(body)
+            .map_err(|e| format!("GET /events answered with events this vigil cannot read: {e}"))
     }
 
     /// `GET path` as JSON from the agent at `url` only.

@@ -121,7 +121,8 @@ mod tests {
         let expired = Event::new(EventKind::LeaseExpired, "a", at(0), "not renewed within its ttl (3000 ms)")
             .token(Some(7))
             .timing("since_last_renewal_ms", Duration::from_millis(3000));
-        let mut promoted = Event::new(EventKind::Promoted, "b", at(1), "failover").token(Some(12)).other(Some("a"));
+        let mut promoted =
+            Event::new(EventKind::Promoted, "b", at(1), "failover").token(Some(12)).other(Some("a"));
         promoted.phases =
             Some(FailoverPhases { detection_ms: 3000, lease_ms: 20, promotion_ms: 380, first_write_ms: 10 });
         vec![Event { id: 40, ..expired }, Event { id: 45, ..promoted }]
@@ -132,9 +133,19 @@ mod tests {
         let text = render(&events(), Format::Pretty);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
-        assert!(lines[1].starts_with("| ID | Time                     | Kind          | Member | Token | Other |"), "{text}");
-        assert!(lines[3].contains("| 40 | 2027-01-15T08:00:00.000Z | lease_expired | a      |     7 |       |"), "{text}");
-        assert!(lines[4].contains("detection=3000 lease=20 promotion=380 first_write=10 downtime=3410"), "{text}");
+        assert!(
+            lines[1]
+                .starts_with("| ID | Time                     | Kind          | Member | Token | Other |"),
+            "{text}"
+        );
+        assert!(
+            lines[3].contains("| 40 | 2027-01-15T08:00:00.000Z | lease_expired | a      |     7 |       |"),
+            "{text}"
+        );
+        assert!(
+            lines[4].contains("detection=3000 lease=20 promotion=380 first_write=10 downtime=3410"),
+            "{text}"
+        );
         assert!(lines[3].contains("since_last_renewal=3000"), "{text}");
     }
 
@@ -151,14 +162,16 @@ mod tests {
     #[test]
     fn following_prints_one_record_per_event_and_the_header_once() {
         let lines = follow_text(&events(), Format::Json, true);
-        let parsed: Vec<Event> = lines.lines().map(|l| serde_json::from_str(l).expect("one object a line")).collect();
+        let parsed: Vec<Event> =
+            lines.lines().map(|l| serde_json::from_str(l).expect("one object a line")).collect();
         assert_eq!(parsed, events());
         let first = follow_text(&events()[..1], Format::Pretty, true);
         let next = follow_text(&events()[1..], Format::Pretty, false);
         assert!(first.starts_with("ID\tTime\tKind"), "{first}");
         assert_eq!((first.lines().count(), next.lines().count()), (2, 1));
         assert!(next.starts_with("45\t"), "{next}");
-        let yaml = follow_text(&events()[..1], Format::Yaml, true) + &follow_text(&events()[1..], Format::Yaml, false);
+        let yaml = follow_text(&events()[..1], Format::Yaml, true)
+            + &follow_text(&events()[1..], Format::Yaml, false);
         let all: Vec<Event> = serde_norway::from_str(&yaml).expect("one YAML list");
         assert_eq!(all, events());
         assert_eq!(follow_text(&[], Format::Json, false), "");

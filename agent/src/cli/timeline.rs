@@ -19,11 +19,14 @@ pub fn timeline(events: &[Event]) -> String {
         return String::new();
     }
     let longest = shown.iter().filter_map(|e| e.phases.map(|p| p.downtime_ms())).max().unwrap_or(0);
-    let moves: Vec<String> =
-        shown.iter().map(|e| format!("{} → {}", e.other_member.as_deref().unwrap_or("?"), e.member)).collect();
+    let moves: Vec<String> = shown
+        .iter()
+        .map(|e| format!("{} → {}", e.other_member.as_deref().unwrap_or("?"), e.member))
+        .collect();
     let move_width = moves.iter().map(|m| m.chars().count()).max().unwrap_or(0);
     let reason_width = shown.iter().map(|e| e.reason.chars().count()).max().unwrap_or(0);
-    let mut out = String::from("Last failovers (downtime: old primary's last renewal → first write on the new one)\n");
+    let mut out =
+        String::from("Last failovers (downtime: old primary's last renewal → first write on the new one)\n");
     for (event, moved) in shown.iter().zip(&moves) {
         let when = event.time.replacen('T', " ", 1);
         let when = when.trim_end_matches('Z');
@@ -31,12 +34,16 @@ pub fn timeline(events: &[Event]) -> String {
             Some(phases) => (format!("{:.3} s", phases.downtime_ms() as f64 / 1000.0), bar(phases, longest)),
             None => ("-".to_owned(), String::new()),
         };
-        let line = format!("{when}  {moved:<move_width$}  {:<reason_width$}  {downtime:>9}  {bar}", event.reason);
+        let line =
+            format!("{when}  {moved:<move_width$}  {:<reason_width$}  {downtime:>9}  {bar}", event.reason);
         out += line.trim_end();
         out.push('\n');
     }
-    let legend: Vec<String> =
-        PHASE_CHARS.iter().zip(FailoverPhases::NAMES).map(|(c, name)| format!("{c} {}", name.replace('_', " "))).collect();
+    let legend: Vec<String> = PHASE_CHARS
+        .iter()
+        .zip(FailoverPhases::NAMES)
+        .map(|(c, name)| format!("{c} {}", name.replace('_', " ")))
+        .collect();
     out + &format!("  {}\n", legend.join("  "))
 }
 
@@ -99,7 +106,8 @@ Last failovers (downtime: old primary's last renewal → first write on the new 
     #[test]
     fn only_the_last_failovers_and_nothing_without_any() {
         assert_eq!(timeline(&[]), "");
-        let many: Vec<Event> = (0..15).map(|i| promotion(i, "a", "b", "failover", Some([0, 0, 1, 0]))).collect();
+        let many: Vec<Event> =
+            (0..15).map(|i| promotion(i, "a", "b", "failover", Some([0, 0, 1, 0]))).collect();
         let text = timeline(&many);
         assert_eq!(text.lines().count(), SHOWN + 2);
         assert!(text.lines().nth(1).expect("line").starts_with("2027-01-15 08:00:05.000"), "{text}");

@@ -1,6 +1,7 @@
 //! Carrying out a decision's actions: store writes in order, fencing at once, the other database actions
 //! as one background job.
 
+use super::events::{wall_clock, Takeover};
 use super::execute::{run_db_job, DbJob};
 use super::history::{promotion_reason, PromotionNote};
 use super::lease_keeper::before;
@@ -8,7 +9,6 @@ use super::run::Agent;
 use super::{Action, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::Database;
-use super::events::{wall_clock, Takeover};
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{Event, EventKind};
 use vigil_dcs::{Condition, Key};
@@ -118,7 +118,9 @@ impl<D: Database> Agent<D> {
         let newer = newer.filter(|(_, t)| token.is_none_or(|mine| *t > mine));
         let kind = if newer.is_some() { EventKind::StaleTokenRefused } else { EventKind::Fenced };
         let reason = match (&newer, fenced) {
-            (Some((holder, t)), _) => format!("{reason} (the store shows a newer token {t}, held by {holder})"),
+            (Some((holder, t)), _) => {
+                format!("{reason} (the store shows a newer token {t}, held by {holder})")
+            }
             (None, true) => reason.to_owned(),
             (None, false) => format!("{reason} (the fence failed)"),
         };
@@ -168,7 +170,8 @@ impl<D: Database> Agent<D> {
         self.lease.release().await;
         let released = Instant::now();
         let renewed = grant.deadline.instant().checked_sub(grant.ttl.saturating_sub(grant.safety_margin));
-        let since = writes_stopped.or(renewed).map_or(Duration::ZERO, |at| released.saturating_duration_since(at));
+        let since =
+            writes_stopped.or(renewed).map_or(Duration::ZERO, |at| released.saturating_duration_since(at));
         let reason = if writes_stopped.is_some() { "switchover: handed over" } else { "released" };
         let event = Event::new(EventKind::LeaseReleased, self.me.name.as_str(), SystemTime::now(), reason);
         let event = event.token(Some(grant.token.0)).timing(vigil_dcs::SINCE_LAST_RENEWAL, since);

@@ -120,9 +120,12 @@ pub struct Takeover {
 /// The lease before `token` as the event log shows its end (expiry or release): its holder, when it
 /// ended, and the holder's last renewal (or, in a switchover, the moment it stopped taking writes).
 fn previous_lease_end(state: &ClusterState, token: FencingToken) -> Option<(String, SystemTime, SystemTime)> {
-    let events = state.events.iter().rev().filter_map(|e| serde_json::from_value::<Event>(e.event.clone()).ok());
+    let events =
+        state.events.iter().rev().filter_map(|e| serde_json::from_value::<Event>(e.event.clone()).ok());
     let ended = events
-        .filter(|e| matches!(e.kind, EventKind::LeaseExpired | EventKind::LeaseReleased | EventKind::LeaseLost))
+        .filter(|e| {
+            matches!(e.kind, EventKind::LeaseExpired | EventKind::LeaseReleased | EventKind::LeaseLost)
+        })
         .find(|e| e.fencing_token.is_some_and(|t| t < token.0))?;
     let at = ended.at()?;
     let before = Duration::from_millis(ended.timings.get(SINCE_LAST_RENEWAL).copied().unwrap_or(0));

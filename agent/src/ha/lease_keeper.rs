@@ -1,10 +1,10 @@
 //! The leader lease as this agent holds it: taken, renewed and given back through the store, judged
 //! valid by the holder's own deadline (never by the store's clock), renewed at the latest halfway to it.
 
+use super::events::EventSender;
 use crate::config::DynamicConfig;
 use std::future::Future;
 use std::sync::Arc;
-use super::events::EventSender;
 use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 use vigil_api::{Event, EventKind};
@@ -130,7 +130,8 @@ impl LeaseKeeper {
             }
             Err(e @ DcsError::NotHolder { .. }) => {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
-                let event = Event::new(EventKind::LeaseLost, self.name.as_str(), SystemTime::now(), e.to_string());
+                let event =
+                    Event::new(EventKind::LeaseLost, self.name.as_str(), SystemTime::now(), e.to_string());
                 self.events.record(event.token(Some(grant.token.0)));
                 self.lapsed = Some(grant.token);
                 self.set(None);

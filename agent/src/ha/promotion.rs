@@ -29,8 +29,12 @@ pub async fn first_write_and_record<D: Database>(db: &D, job: &DbJob, promoted: 
             event.phases = Some(phases);
             event.other_member = previous;
         }
-        (Ok(Err(e)), ..) => tracing::warn!(error = %e, "first write after the promotion failed: no phases recorded"),
-        (Err(_), ..) => tracing::warn!(wait = ?FIRST_WRITE_WAIT, "first write after the promotion did not commit in time: no phases recorded"),
+        (Ok(Err(e)), ..) => {
+            tracing::warn!(error = %e, "first write after the promotion failed: no phases recorded")
+        }
+        (Err(_), ..) => {
+            tracing::warn!(wait = ?FIRST_WRITE_WAIT, "first write after the promotion did not commit in time: no phases recorded")
+        }
         _ => {}
     }
     if let Some(dcs) = &job.dcs {

@@ -193,7 +193,12 @@ fn expiry_event(
     let ttl = Duration::from_millis(lease.ttl_ms);
     let since_renewal = timers.first_seen(target, ttl).map_or(ttl, |seen| seen.elapsed());
     let reason = format!("not renewed within its ttl ({} ms)", lease.ttl_ms);
-    let event = vigil_api::Event::new(vigil_api::EventKind::LeaseExpired, lease.holder.as_str(), SystemTime::now(), reason);
+    let event = vigil_api::Event::new(
+        vigil_api::EventKind::LeaseExpired,
+        lease.holder.as_str(),
+        SystemTime::now(),
+        reason,
+    );
     Some(event.token(Some(token.0)).timing(crate::events::SINCE_LAST_RENEWAL, since_renewal))
 }
 

@@ -274,7 +274,8 @@ impl Postgres {
 
     /// Commits a write on the primary (see [`sql::first_write`]).
     pub(super) async fn first_write_now(&self) -> Result<(), DbError> {
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("first write", e))?;
+        let session =
+            self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("first write", e))?;
         sql::first_write(&session.client).await.map_err(|e| DbError::new("first write", e))
     }
 

@@ -1,0 +1,199 @@
+//! The event log with real agents and real PostgreSQL 15: a kill -9 of the primary's agent and server
+//! shows up in `GET /events` (and `vigil events`) as the old lease's expiry, a grant with a larger token
+//! and a promotion broken into its four phases, which add up to about the downtime measured here, and as
+//! metrics; a switchover as asked and done; the old member's rejoin; and `vigil events -f` prints a new
+//! event as it happens.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use vigil_api::{Event, EventKind};
+use vigil_integration::agents::{vigil_binary, AgentCluster};
+use vigil_integration::vigil_cli;
+use vigil_integration::{init_tracing, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The event log as node `i` answers it.
+async fn events(cluster: &AgentCluster, i: usize) -> Vec<Event> {
+    let (code, body) = cluster.send(i, reqwest::Method::GET, "/events", "").await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("events")
+}
+
+/// Waits until node `i`'s event log has an event matching `wanted`, and returns it.
+async fn event(cluster: &AgentCluster, i: usize, what: &str, wanted: impl Fn(&Event) -> bool) -> Event {
+    wait_for(what, PATIENCE, || async { events(cluster, i).await.into_iter().find(|e| wanted(e)) }).await
+}
+
+fn token(status: &Value) -> u64 {
+    status["vigil"]["fencing_token"].as_u64().expect("a primary's token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_phases() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = cluster.settled(&all, PATIENCE).await;
+    let old_name = cluster.nodes[old].name.clone();
+    cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    let (_, status) = cluster.rest(old, "/patroni").await.expect("status");
+    let old_token = token(&status);
+
+    // kill -9 of the primary's agent and its server; the downtime as a client sees it: until a write
+    // commits on another member.
+    let killed = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != old).collect();
+    let new = wait_for("a write on a new primary", PATIENCE, || async {
+        for s in &survivors {
+            if cluster.query(*s, "INSERT INTO t VALUES (1)").await.is_ok() {
+                return Some(*s);
+            }
+        }
+        None
+    })
+    .await;
+    let measured = killed.elapsed();
+    let new_name = cluster.nodes[new].name.clone();
+
+    let promoted = event(&cluster, new, "the promotion in the event log", |e| {
+        e.kind == EventKind::Promoted && e.member == new_name
+    })
+    .await;
+    let new_token = promoted.fencing_token.expect("the promotion's token");
+    assert!(new_token > old_token, "a larger token: {promoted:?} after {old_token}");
+    assert_eq!(promoted.reason, "failover");
+    assert_eq!(promoted.other_member.as_deref(), Some(old_name.as_str()), "{promoted:?}");
+    let phases = promoted.phases.expect("the four phases");
+    let downtime = Duration::from_millis(phases.downtime_ms());
+    eprintln!("phases {phases:?}: {downtime:?} from the last renewal; measured {measured:?} from the kill");
+    // The phases count from the old primary's last renewal, up to a loop_wait (1 s) before the kill; the
+    // measured downtime ends at the first write this test got through (a poll later than the agent's).
+    assert!(phases.detection_ms > 0 && phases.promotion_ms > 0, "{phases:?}");
+    assert!(
+        downtime + Duration::from_millis(500) >= measured
+            && downtime <= measured + Duration::from_millis(1500),
+        "phases add up to {downtime:?}, measured {measured:?}"
+    );
+
+    let log = events(&cluster, new).await;
+    let expired = log
+        .iter()
+        .find(|e| e.kind == EventKind::LeaseExpired && e.fencing_token == Some(old_token))
+        .unwrap_or_else(|| panic!("the old lease's expiry: {log:#?}"));
+    assert_eq!(expired.member, old_name);
+    assert!(expired.timings.contains_key("since_last_renewal_ms"), "{expired:?}");
+    let granted = log
+        .iter()
+        .find(|e| e.kind == EventKind::LeaseGranted && e.fencing_token == Some(new_token))
+        .unwrap_or_else(|| panic!("the new grant: {log:#?}"));
+    assert_eq!(granted.member, new_name);
+    assert!(expired.id < granted.id && granted.id < promoted.id, "in order: {log:#?}");
+    assert!(log.windows(2).all(|w| w[0].id < w[1].id), "newest last: {log:#?}");
+
+    // The same through the CLI, and as metrics.
+    let api = format!("http://127.0.0.1:{}", cluster.nodes[new].api_port);
+    let run = vigil_cli::run(&[("VIGIL_API", &api)], &["events", "--format", "json"]).await;
+    assert!(run.success, "{run}");
+    let printed: Vec<Event> = serde_json::from_str(&run.stdout).expect("vigil events --format json");
+    assert!(printed.iter().any(|e| e.id == promoted.id && e.phases == Some(phases)), "{run}");
+    let (_, metrics) = cluster.send(new, reqwest::Method::GET, "/metrics", "").await;
+    for phase in ["detection", "lease", "promotion", "first_write"] {
+        let count = format!(
+            "vigil_failover_phase_seconds_count{{scope=\"it\",name=\"{new_name}\",phase=\"{phase}\"}} 1\n"
+        );
+        assert!(metrics.contains(&count), "{count} in:\n{metrics}");
+    }
+    let total = format!("vigil_failovers_total{{scope=\"it\",name=\"{new_name}\",reason=\"failover\"}} 1\n");
+    assert!(metrics.contains(&total), "{metrics}");
+
+    // A bad parameter is a 400 naming it.
+    let (code, body) = cluster.send(new, reqwest::Method::GET, "/events?limit=0", "").await;
+    assert_eq!(code, 400, "{body}");
+    let error: Value = serde_json::from_str(&body).expect("a JSON error");
+    assert!(error["error"].as_str().is_some_and(|e| e.contains("limit")), "{body}");
+    let (_, body) =
+        cluster.send(new, reqwest::Method::GET, &format!("/events?since={}&limit=1", expired.id), "").await;
+    let page: Vec<Event> = serde_json::from_str(&body).expect("events");
+    assert!(page.len() == 1 && page[0].id > expired.id, "{body}");
+
+    // The old member, restarted, rejoins under the new primary.
+    cluster.start_agent(old);
+    cluster.streaming_replica(old, PATIENCE).await;
+    let rejoined = event(&cluster, new, "the old primary's rejoin", |e| {
+        e.kind == EventKind::Rejoined && e.member == old_name && e.id > promoted.id
+    })
+    .await;
+    assert_eq!(rejoined.other_member.as_deref(), Some(new_name.as_str()), "{rejoined:?}");
+
+    // `vigil events -f` prints the events of a switchover as it happens.
+    let candidate = survivors.iter().copied().find(|s| *s != new).expect("the other survivor");
+    let to = cluster.nodes[candidate].name.clone();
+    cluster.streaming_replica(candidate, PATIENCE).await;
+    let mut follow = Command::new(vigil_binary())
+        .args(["events", "-f", "--format", "json"])
+        .env("VIGIL_API", &api)
+        .env_remove("VIGIL_CTL_CONFIG_FILE")
+        .env_remove("PATRONICTL_CONFIG_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vigil events -f");
+    let stdout = follow.stdout.take().expect("stdout");
+    let (lines, printed) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The backlog comes first: the switchover's events are those after the last event printed so far.
+    let last_seen = events(&cluster, new).await.last().map_or(0, |e| e.id);
+    let body = json!({"leader": new_name, "candidate": to}).to_string();
+    let (code, text) = cluster.send(new, reqwest::Method::POST, "/switchover", &body).await;
+    assert_eq!(code, 200, "{text}");
+    let wanted = [
+        (EventKind::SwitchoverRequested, new_name.clone()),
+        (EventKind::Demoted, new_name.clone()),
+        (EventKind::LeaseReleased, new_name.clone()),
+        (EventKind::LeaseGranted, to.clone()),
+        (EventKind::Promoted, to.clone()),
+        (EventKind::SwitchoverDone, to.clone()),
+    ];
+    let deadline = Instant::now() + PATIENCE;
+    let mut followed: Vec<Event> = Vec::new();
+    let mut kinds: Vec<(EventKind, String)> = Vec::new();
+    while !wanted.iter().all(|w| kinds.contains(w)) {
+        let Ok(line) = printed.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            break;
+        };
+        let event: Event = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        if event.id > last_seen {
+            kinds.push((event.kind, event.member.clone()));
+        }
+        followed.push(event);
+    }
+    let pid = follow.id() as libc::pid_t;
+    // SAFETY: kill(2) on the PID of the child this test started and has not yet waited for.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = follow.wait();
+    for wanted in &wanted {
+        assert!(kinds.contains(wanted), "{wanted:?} printed by vigil events -f: {kinds:?}");
+    }
+    let done = followed.iter().find(|e| e.kind == EventKind::Promoted && e.member == to).expect("promoted");
+    assert_eq!(done.reason, "switchover");
+    assert!(done.phases.is_some_and(|p| p.downtime_ms() < 10_000), "{done:?}");
+
+    // `vigil history` draws both failovers under its table.
+    let run = vigil_cli::run(&[("VIGIL_API", &api)], &["history"]).await;
+    assert!(run.success, "{run}");
+    assert!(run.stdout.contains(&format!("{old_name} → {new_name}  failover")), "{run}");
+    assert!(run.stdout.contains(&format!("{new_name} → {to}  switchover")), "{run}");
+}
