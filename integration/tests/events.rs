@@ -194,6 +194,7 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     // `vigil history` draws both failovers under its table.
     let run = vigil_cli::run(&[("VIGIL_API", &api)], &["history"]).await;
     assert!(run.success, "{run}");
+    eprintln!("{}", run.stdout);
     assert!(run.stdout.contains(&format!("{old_name} → {new_name}  failover")), "{run}");
     assert!(run.stdout.contains(&format!("{new_name} → {to}  switchover")), "{run}");
 }
