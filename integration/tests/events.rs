@@ -2,7 +2,8 @@
 //! shows up in `GET /events` (and `vigil events`) as the old lease's expiry, a grant with a larger token
 //! and a promotion broken into its four phases, which add up to about the downtime measured here, and as
 //! metrics; a switchover as asked and done; the old member's rejoin; and `vigil events -f` prints a new
-//! event as it happens.
+//! event as it happens. A primary cut off from the others (network namespaces) fences itself and writes
+//! that event once it reaches the store again, with its original time.
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -10,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use vigil_api::{Event, EventKind};
-use vigil_integration::agents::{vigil_binary, AgentCluster};
+use vigil_integration::agents::{vigil_binary, AgentCluster, Placement};
+use vigil_integration::netns::Topology;
 use vigil_integration::vigil_cli;
 use vigil_integration::{init_tracing, wait_for};
 
@@ -197,4 +199,56 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     eprintln!("{}", run.stdout);
     assert!(run.stdout.contains(&format!("{old_name} → {new_name}  failover")), "{run}");
     assert!(run.stdout.contains(&format!("{new_name} → {to}  switchover")), "{run}");
+}
+
+#[test]
+fn a_primary_cut_off_records_its_fence_late_with_its_original_time() {
+    init_tracing();
+    if let Err(why) = Topology::usable() {
+        eprintln!(
+            "SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`"
+        );
+        return;
+    }
+    let net = Topology::create(3).expect("network namespaces");
+    // Everything that talks to the nodes runs in the client namespace (their addresses exist only there).
+    net.block_on_in_client(|| async {
+        let placements: Vec<Placement> = (0..3)
+            .map(|i| Placement {
+                host: net.node_addr(i),
+                pg_port: 5432,
+                api_port: 8008,
+                raft_port: 8300,
+                wrapper: Topology::exec_prefix(&net.node_ns(i)),
+            })
+            .collect();
+        let cluster =
+            AgentCluster::start_placed(vigil_binary(), &placements, &net.network(), Box::new(str::to_owned));
+        let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+        let old_name = cluster.nodes[old].name.clone();
+        let others: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+
+        net.set_link(old, false).expect("cut the primary off");
+        let new = cluster.primary(PATIENCE).await;
+        assert_ne!(new, old);
+        let new_name = cluster.nodes[new].name.clone();
+        let promoted = event(&cluster, new, "the new primary's promotion", |e| {
+            e.kind == EventKind::Promoted && e.member == new_name
+        })
+        .await;
+        // Cut off, the old primary fenced itself at its deadline, but could not write that down yet.
+        let log = events(&cluster, others[0]).await;
+        assert!(!log.iter().any(|e| e.kind == EventKind::Fenced && e.member == old_name), "{log:#?}");
+
+        net.set_link(old, true).expect("heal");
+        let fenced = event(&cluster, new, "the old primary's fence, written once it is back", |e| {
+            e.kind == EventKind::Fenced && e.member == old_name
+        })
+        .await;
+        let (fenced_at, promoted_at) = (fenced.at().expect("time"), promoted.at().expect("time"));
+        assert!(fenced.id > promoted.id, "written after the promotion: {fenced:?} {promoted:?}");
+        assert!(fenced_at < promoted_at, "but with the time it happened, before: {fenced:?} {promoted:?}");
+        assert!(fenced.fencing_token < promoted.fencing_token, "{fenced:?} {promoted:?}");
+        cluster.streaming_replica(old, PATIENCE).await;
+    });
 }

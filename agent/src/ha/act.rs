@@ -153,7 +153,9 @@ impl<D: Database> Agent<D> {
         let Some(token) = self.lease.token().filter(|t| Some(*t) != held) else { return };
         let granted = SystemTime::now();
         self.takeover = Some(Takeover { token, seen_free, granted });
-        let event = Event::new(EventKind::LeaseGranted, self.me.name.as_str(), granted, self.lease_taken_for);
+        // Why: the decision's reason (a race at a position, a bootstrap, a pause, a restart).
+        let reason = if self.last_reason.is_empty() { self.lease_taken_for } else { &self.last_reason };
+        let event = Event::new(EventKind::LeaseGranted, self.me.name.as_str(), granted, reason);
         self.events.sender().record(event.token(Some(token.0)).timing("acquire_ms", started.elapsed()));
     }
 
