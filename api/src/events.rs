@@ -285,7 +285,11 @@ impl Since {
         if let Ok(id) = value.parse() {
             return Ok(Since::Id(id));
         }
-        crate::Schedule::parse(value)
+        // A `+` of an offset that came unescaped in a query string reads as a blank.
+        let unescaped = value.rsplit_once(' ').map(|(time, offset)| format!("{time}+{offset}"));
+        let parsed = crate::Schedule::parse(value)
+            .or_else(|e| unescaped.map_or(Err(e), |v| crate::Schedule::parse(&v)));
+        parsed
             .map(|t| Since::Time(t.at()))
             .map_err(|_| bad("since", value, "an event id, or an ISO 8601 time with a timezone"))
     }
@@ -319,6 +323,10 @@ mod tests {
         let query = EventQuery::from_uri(&uri("?limit=3&since=42")).expect("valid");
         assert_eq!(query, EventQuery { limit: Some(3), since: Some(Since::Id(42)) });
         let query = EventQuery::from_uri(&uri("?since=1970-01-01T00:16:43Z")).expect("valid");
+        assert_eq!(query.since, Some(Since::Time(at(1003))));
+        let query = EventQuery::from_uri(&uri("?since=1970-01-01T01:16:43+01:00")).expect("an unescaped +");
+        assert_eq!(query.since, Some(Since::Time(at(1003))));
+        let query = EventQuery::from_uri(&uri("?since=1970-01-01%2000:16:43Z")).expect("a blank for the T");
         assert_eq!(query.since, Some(Since::Time(at(1003))));
         for (bad, named) in [
             ("?limit=0", "limit=\"0\""),
