@@ -32,7 +32,7 @@ pub enum EventKind {
     StaleTokenRefused,
     /// A member's server became the primary.
     Promoted,
-    /// A primary stepped down to follow another member (switchover) or stopped.
+    /// A primary stepped down for a switchover, to follow the candidate.
     Demoted,
     /// An operator asked for a switchover or failover.
     SwitchoverRequested,

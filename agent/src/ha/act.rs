@@ -35,7 +35,10 @@ impl<D: Database> Agent<D> {
                 }
                 Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
-                Action::ReleaseLease => self.release(None).await,
+                Action::ReleaseLease => {
+                    let reason = self.last_reason.clone();
+                    self.release(None, &reason).await
+                }
                 Action::PublishOptime(optime) => self.publish_status(optime, o.db.is_running_primary()).await,
                 // Routine and quick: not worth a background job (whose end would wake the loop).
                 Action::RetainFor(members) => self.retain(members, dynamic, o).await,
@@ -165,16 +168,15 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// Gives the lease back, recorded with how long before the holder last renewed it or, when given,
-    /// its server stopped taking writes (`writes_stopped`).
-    pub(super) async fn release(&mut self, writes_stopped: Option<Instant>) {
+    /// Gives the lease back, for `reason`, recorded with how long before the holder last renewed it or,
+    /// when given, its server stopped taking writes (`writes_stopped`).
+    pub(super) async fn release(&mut self, writes_stopped: Option<Instant>, reason: &str) {
         let Some(grant) = self.lease.grant().cloned() else { return };
         self.lease.release().await;
         let released = Instant::now();
         let renewed = grant.deadline.instant().checked_sub(grant.ttl.saturating_sub(grant.safety_margin));
         let since =
             writes_stopped.or(renewed).map_or(Duration::ZERO, |at| released.saturating_duration_since(at));
-        let reason = if writes_stopped.is_some() { "switchover: handed over" } else { "released" };
         let event = Event::new(EventKind::LeaseReleased, self.me.name.as_str(), SystemTime::now(), reason);
         let event = event.token(Some(grant.token.0)).timing(vigil_dcs::SINCE_LAST_RENEWAL, since);
         self.events.sender().record(event);

@@ -53,7 +53,8 @@ impl<D: Database> Agent<D> {
                 }
                 HandOverStep::ReleaseLease => {
                     released = self.lease.last_token();
-                    self.release(writes_stopped).await;
+                    let reason = if seen.is_some() { "switchover: handed over" } else { "shutdown" };
+                    self.release(writes_stopped, reason).await;
                 }
                 HandOverStep::Disarm => {
                     self.guard.disarm(released, "clean shutdown");
@@ -63,12 +64,11 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    /// Records that this primary stepped down: for the switchover `seen` asked for (to its candidate, if
-    /// it names one), else at shutdown.
+    /// Records that this primary stepped down for the switchover `seen` asked for (to its candidate, if
+    /// it names one).
     fn record_demotion(&self, seen: Option<&Observation>) {
         let candidate = seen.and_then(|o| o.cluster.as_ref()?.switchover.as_ref()?.candidate.clone());
-        let reason = if seen.is_some() { "switchover" } else { "shutdown" };
-        let event = Event::new(EventKind::Demoted, self.me.name.as_str(), SystemTime::now(), reason);
+        let event = Event::new(EventKind::Demoted, self.me.name.as_str(), SystemTime::now(), "switchover");
         let event = event.token(self.lease.last_token().map(|t| t.0));
         self.events.sender().record(event.other(candidate.map(|c| c.to_string())));
     }
