@@ -202,6 +202,16 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     assert_eq!(done.reason, "switchover");
     assert!(done.phases.is_some_and(|p| p.downtime_ms() < 10_000), "{done:?}");
 
+    // A refused switchover says why.
+    let body = json!({"leader": to, "candidate": "nobody"}).to_string();
+    let (code, text) = cluster.send(candidate, reqwest::Method::POST, "/switchover", &body).await;
+    assert!((400..500).contains(&code), "{code} {text}");
+    let refused =
+        event(&cluster, candidate, "the refused switchover", |e| e.kind == EventKind::SwitchoverRefused)
+            .await;
+    assert_eq!((refused.member.as_str(), refused.other_member.as_deref()), (to.as_str(), Some("nobody")));
+    assert!(refused.reason.contains(&format!("refused ({code})")), "{refused:?} for {text}");
+
     // `vigil history` draws both failovers under its table.
     let run = vigil_cli::run(&[("VIGIL_API", &api)], &["history"]).await;
     assert!(run.success, "{run}");
