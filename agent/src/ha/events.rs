@@ -201,6 +201,39 @@ mod tests {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_recorded_while_the_store_cannot_be_written_are_written_later_in_order_with_their_times() {
+        let dir = tempfile::tempdir().expect("dir");
+        let dcs =
+            Arc::new(DcsNode::start(vigil_dcs::DcsConfig::new(1, "test", dir.path())).await.expect("store"));
+        dcs.set_op_timeout(Duration::from_millis(200));
+        let writer = EventWriter::spawn(dcs.clone());
+        let recorded: Vec<Event> =
+            (0..3).map(|i| Event::new(EventKind::Fenced, "a", at(i * 10), "cut off")).collect();
+        for event in &recorded {
+            writer.sender().record(event.clone());
+        }
+        // Not initialized yet: no quorum, nothing written.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(dcs.local().events.is_empty());
+        dcs.initialize(std::collections::BTreeMap::from([(1, "127.0.0.1:1".to_owned())]))
+            .await
+            .expect("initialize");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dcs.local().events.len() < recorded.len() {
+            assert!(Instant::now() < deadline, "the queued events were never written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let written: Vec<Event> = dcs
+            .local()
+            .events
+            .iter()
+            .map(|e| serde_json::from_value(e.event.clone()).expect("event"))
+            .collect();
+        assert_eq!(written, recorded, "in order, with the times they were recorded at");
+        writer.stop(Duration::from_secs(1)).await;
+    }
+
     #[test]
     fn a_past_instant_is_placed_on_the_wall_clock() {
         let ago = Instant::now() - Duration::from_secs(2);
