@@ -14,8 +14,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, HistoryEntry,
-    Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest, SwitchoverRequest,
+    merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, Event, EventKind,
+    HistoryEntry, Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest,
+    SwitchoverRequest,
 };
 use vigil_dcs::RaftMember;
 use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
@@ -127,11 +128,31 @@ impl AgentManagement {
         let from = view.leader.as_ref().map(|(name, _)| name.clone());
         if let Some(at) = scheduled_at {
             tracing::info!(from = ?from, to = ?plan.candidate, %at, "switchover scheduled");
+            let reason = format!("scheduled at {at}");
+            self.record_switchover(EventKind::SwitchoverRequested, &request, failover, &reason).await;
             return Ok(format!("Switchover scheduled at {at}"));
         }
         let allow_data_loss = plan.allow_data_loss;
         tracing::info!(from = ?from, to = ?plan.candidate, failover, allow_data_loss, "switchover requested");
+        self.record_switchover(EventKind::SwitchoverRequested, &request, failover, "requested").await;
         self.wait_for_new_leader(from, plan.candidate).await
+    }
+
+    /// Appends a switchover event of `kind` for `request` to the event log, for `reason`: named for the
+    /// primary it asks to leave (the candidate for a failover without one).
+    async fn record_switchover(
+        &self,
+        kind: EventKind,
+        request: &SwitchoverRequest,
+        failover: bool,
+        reason: &str,
+    ) {
+        let what = if failover { "failover" } else { "switchover" };
+        let member = request.leader.as_ref().or(request.candidate.as_ref()).cloned().unwrap_or_default();
+        let event = Event::new(kind, member, SystemTime::now(), format!("{what} {reason}"));
+        if let Err(e) = crate::ha::append_event(&self.dcs, &event.other(request.candidate.clone())).await {
+            tracing::warn!(kind = kind.as_str(), error = %e, "switchover event not recorded");
+        }
     }
 
     async fn wait_for_new_leader(
@@ -309,6 +330,10 @@ impl Management for AgentManagement {
         Box::pin(async move { Ok(answers::history(&*self.read().await?)) })
     }
 
+    fn events(&self) -> BoxFuture<'_, Result<Vec<Event>, ApiError>> {
+        Box::pin(async move { Ok(answers::events(&*self.read().await?)) })
+    }
+
     fn config(&self) -> BoxFuture<'_, Result<Value, ApiError>> {
         Box::pin(async move {
             let state = self.read().await?;
@@ -326,7 +351,14 @@ impl Management for AgentManagement {
         request: SwitchoverRequest,
         failover: bool,
     ) -> BoxFuture<'_, Result<String, ApiError>> {
-        Box::pin(self.request_switchover(request, failover))
+        Box::pin(async move {
+            let result = self.request_switchover(request.clone(), failover).await;
+            if let Err(e) = &result {
+                let reason = format!("refused ({}): {}", e.status, e.message);
+                self.record_switchover(EventKind::SwitchoverRefused, &request, failover, &reason).await;
+            }
+            result
+        })
     }
 
     fn restart(&self, request: RestartRequest) -> BoxFuture<'_, Result<String, ApiError>> {

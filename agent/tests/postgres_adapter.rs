@@ -266,8 +266,15 @@ async fn bootstrap_clone_failover_rewind() {
     a.stop(StopMode::Immediate).await.unwrap();
     a.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(a.observe().await, DbState::stopped(present(&system_id, true)));
+    assert!(b.first_write().await.is_err(), "a replica took a write");
     b.promote(2).await.unwrap();
     b.promote(2).await.unwrap();
+    // The first write takes a transaction id: the next one to be assigned moves on.
+    let next_xid = "SELECT txid_snapshot_xmax(txid_current_snapshot())";
+    let before: u64 = sql(sb.port, next_xid).await.unwrap()[0].parse().unwrap();
+    b.first_write().await.expect("the first write on the new primary");
+    let after: u64 = sql(sb.port, next_xid).await.unwrap()[0].parse().unwrap();
+    assert!(after > before, "no transaction id was taken: {before} → {after}");
     let state = b.observe().await;
     assert!(state.is_running_primary() && state.timeline == Some(2), "{state:?}");
     assert_eq!(state.data, present(&system_id, true));

@@ -1,8 +1,12 @@
 //! Duration histograms for `GET /metrics` ([`Histogram`], Prometheus' histogram type), and the ones the
-//! agent keeps ([`Timings`]): lease renewals (and how many failed), store reads and writes, HA cycles.
+//! agent keeps ([`Timings`]): lease renewals (and how many failed), store reads and writes, HA cycles,
+//! and the phases of the failovers this member carried out ([`Failovers`]).
 
+use crate::FailoverPhases;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// The buckets' upper bounds, in seconds (a last, unbounded bucket counts the rest).
@@ -31,6 +35,11 @@ impl Histogram {
     /// last `+Inf`), `_sum` (seconds) and `_count`, each with `labels` (`scope="…",name="…"`).
     pub fn render(&self, out: &mut String, name: &str, help: &str, labels: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_samples(out, name, labels);
+    }
+
+    /// The samples alone (no `# HELP`/`# TYPE`), for a family of several histograms told apart by label.
+    fn render_samples(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (i, bucket) in self.buckets.iter().enumerate() {
             cumulative += bucket.load(Ordering::Relaxed);
@@ -55,6 +64,8 @@ pub struct Timings {
     pub ha_cycle: Histogram,
     /// Lease renewals that failed (the lease lost, or the store not answering in time).
     pub lease_renewal_failures: AtomicU64,
+    /// The failovers this member carried out, by phase and reason.
+    pub failovers: Failovers,
 }
 
 impl Timings {
@@ -89,6 +100,62 @@ impl Timings {
         let failed = self.lease_renewal_failures.load(Ordering::Relaxed);
         let help = "Number of lease renewals by this agent that failed (lease lost, or the store did not answer in time).";
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{labels}}} {failed}");
+        self.failovers.render(out, labels);
+    }
+}
+
+/// The failovers (promotions) this member carried out since its agent started:
+/// `vigil_failover_phase_seconds{phase="detection|lease|promotion|first_write"}` (a histogram per phase)
+/// and `vigil_failovers_total{reason="…"}` (`failover`, `switchover`, `manual failover`, …).
+#[derive(Debug, Default)]
+pub struct Failovers {
+    /// One histogram per phase, in the order of [`FailoverPhases::NAMES`].
+    phases: [Histogram; 4],
+    /// Promotions by reason.
+    by_reason: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Failovers {
+    /// The name of the phase histograms.
+    pub const PHASE_SECONDS: &str = "vigil_failover_phase_seconds";
+    /// The name of the counter.
+    pub const TOTAL: &str = "vigil_failovers_total";
+    /// The reason shown (at 0) before any promotion, so that the series exists.
+    const FIRST_REASON: &str = "failover";
+
+    /// Counts one promotion for `reason`, with its `phases` when they are known.
+    pub fn observe(&self, reason: &str, phases: Option<&FailoverPhases>) {
+        let mut by_reason = self.by_reason.lock().unwrap_or_else(|e| e.into_inner());
+        *by_reason.entry(reason.to_owned()).or_default() += 1;
+        for (histogram, (_, took)) in self.phases.iter().zip(phases.iter().flat_map(|p| p.named())) {
+            histogram.observe(took);
+        }
+    }
+
+    /// Promotions counted, all reasons together.
+    pub fn total(&self) -> u64 {
+        self.by_reason.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
+    }
+
+    /// Both families in the Prometheus text format, with `labels`.
+    fn render(&self, out: &mut String, labels: &str) {
+        let name = Self::PHASE_SECONDS;
+        let help = "Time each phase of the failovers this member carried out took: detection (old primary's last renewal to lease free), lease (to granted), promotion (to accepting writes), first_write (to the first write committed).";
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (histogram, phase) in self.phases.iter().zip(FailoverPhases::NAMES) {
+            histogram.render_samples(out, name, &format!("{labels},phase=\"{phase}\""));
+        }
+        let name = Self::TOTAL;
+        let help = "Number of times this agent has promoted its database, by reason.";
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let mut by_reason = self.by_reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if by_reason.is_empty() {
+            by_reason.insert(Self::FIRST_REASON.to_owned(), 0);
+        }
+        for (reason, count) in by_reason {
+            let reason = crate::metrics::escape(&reason);
+            let _ = writeln!(out, "{name}{{{labels},reason=\"{reason}\"}} {count}");
+        }
     }
 }
 
@@ -111,5 +178,32 @@ mod tests {
         assert!(text.contains("x_seconds_bucket{a=\"b\",le=\"10\"} 4\n"), "{text}");
         assert!(text.contains("x_seconds_bucket{a=\"b\",le=\"+Inf\"} 5\n"), "{text}");
         assert!(text.contains("x_seconds_sum{a=\"b\"} 60.706\nx_seconds_count{a=\"b\"} 5\n"), "{text}");
+    }
+
+    #[test]
+    fn failovers_are_counted_by_reason_and_timed_by_phase() {
+        let failovers = Failovers::default();
+        let render = |f: &Failovers| {
+            let mut text = String::new();
+            f.render(&mut text, "n=\"a\"");
+            text
+        };
+        let text = render(&failovers);
+        assert!(text.contains("vigil_failovers_total{n=\"a\",reason=\"failover\"} 0\n"), "{text}");
+        assert_eq!(text.matches("# TYPE vigil_failover_phase_seconds histogram").count(), 1, "{text}");
+        let phases =
+            FailoverPhases { detection_ms: 3000, lease_ms: 20, promotion_ms: 400, first_write_ms: 5 };
+        failovers.observe("failover", Some(&phases));
+        failovers.observe("switchover", None);
+        let text = render(&failovers);
+        assert!(text.contains("vigil_failovers_total{n=\"a\",reason=\"failover\"} 1\n"), "{text}");
+        assert!(text.contains("vigil_failovers_total{n=\"a\",reason=\"switchover\"} 1\n"), "{text}");
+        let detection = "vigil_failover_phase_seconds_sum{n=\"a\",phase=\"detection\"} 3\n";
+        assert!(text.contains(detection), "{text}");
+        assert!(
+            text.contains("vigil_failover_phase_seconds_bucket{n=\"a\",phase=\"lease\",le=\"0.025\"} 1\n")
+        );
+        assert!(text.contains("vigil_failover_phase_seconds_count{n=\"a\",phase=\"first_write\"} 1\n"));
+        assert_eq!(failovers.total(), 2);
     }
 }

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod body;
 pub mod client;
 mod cluster;
+mod events;
 mod headers;
 mod health;
 mod histogram;
@@ -32,9 +33,10 @@ pub mod tls;
 
 pub use auth::BasicAuth;
 pub use cluster::{Cluster, ClusterMember, Lag, ScheduledSwitchover};
+pub use events::{event_time, Event, EventKind, EventQuery, FailoverPhases, Since};
 pub use headers::{with_response_headers, ResponseHeaders};
 pub use health::{Now, Rule};
-pub use histogram::{Histogram, Timings};
+pub use histogram::{Failovers, Histogram, Timings};
 pub use history::{patroni_history, HistoryEntry};
 pub use management::{
     management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /cluster` | 200 the members, roles, positions and lag |
 //! | `GET /history` | 200 the promotions, as Patroni's `[timeline, lsn, reason, timestamp, new_leader]` |
+//! | `GET /events` | 200 the event log, newest last (`?limit=N`, `?since=<id or time>`); 400 a bad parameter |
 //! | `GET /config` | 200 the dynamic configuration; 502 when the cluster has none |
 //! | `PATCH /config` | 200 the merged configuration (JSON merge patch, `null` deletes); 400 invalid; 409 changed meanwhile |
 //! | `PUT /config` | 200 the new configuration; 400 invalid; 409 changed meanwhile |
@@ -27,9 +28,9 @@
 //! for one over 64 KiB, and then changes nothing (see [`crate::body`]).
 
 use crate::body::{self, RawBody, MAX_BODY};
-use crate::{AddMemberRequest, Cluster, HistoryEntry, MemberRequest, RaftMemberInfo};
+use crate::{AddMemberRequest, Cluster, Event, EventQuery, HistoryEntry, MemberRequest, RaftMemberInfo};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
@@ -130,6 +131,10 @@ pub trait Management: Send + Sync + 'static {
     fn cluster(&self) -> BoxFuture<'_, Result<Cluster, ApiError>>;
     /// `GET /history`: the store's entries (the router answers them as Patroni's lines).
     fn history(&self) -> BoxFuture<'_, Result<Vec<HistoryEntry>, ApiError>>;
+    /// `GET /events`: the whole event log, oldest first (the router selects what the query asks).
+    fn events(&self) -> BoxFuture<'_, Result<Vec<Event>, ApiError>> {
+        Box::pin(async { Err(ApiError::new(503, "this agent keeps no event log")) })
+    }
     /// `GET /config`: the dynamic configuration as stored (user-defined keys, so an open JSON object).
     fn config(&self) -> BoxFuture<'_, Result<serde_json::Value, ApiError>>;
     /// `PATCH /config` (`replace: false`, a JSON merge patch) or `PUT /config` (`replace: true`).
@@ -219,6 +224,8 @@ pub enum ManagementCall {
     Cluster,
     /// [`Management::history`].
     History,
+    /// [`Management::events`].
+    Events,
     /// [`Management::config`].
     Config,
     /// [`Management::set_config`] with a merge patch.
@@ -267,6 +274,13 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         Call::History,
         &[200, 401, 503],
         "The promotions, as Patroni's lines: [timeline, lsn, reason, timestamp, new_leader]",
+    ),
+    (
+        "/events",
+        "GET",
+        Call::Events,
+        &[200, 400, 401, 503],
+        "The event log, newest last: lease grants and losses, fences, promotions with their failover phases, switchovers, rejoins (?limit=N, ?since=<id or time>)",
     ),
     (
         "/config",
@@ -388,6 +402,12 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
         Call::Cluster => on(filter, |State(a): State<Agent>| async move { json(a.cluster().await) }),
         Call::History => on(filter, |State(a): State<Agent>| async move {
             json(a.history().await.map(|entries| crate::patroni_history(&entries)))
+        }),
+        Call::Events => on(filter, |State(a): State<Agent>, uri: Uri| async move {
+            match EventQuery::from_uri(&uri) {
+                Ok(query) => json(a.events().await.map(|log| query.select(log))),
+                Err(bad) => ApiError::new(400, bad.0).into_response(),
+            }
         }),
         Call::Config => on(filter, |State(a): State<Agent>| async move { json(a.config().await) }),
         Call::PatchConfig => {
@@ -535,7 +555,8 @@ mod tests {
         for &(path, method, call, ..) in MANAGEMENT_ROUTES {
             assert!(["GET", "PATCH", "PUT", "DELETE", "POST"].contains(&method), "{method} {path}");
             assert!(seen.insert((path, method)), "{method} {path} listed twice");
-            let reads = matches!(call, Call::Cluster | Call::History | Call::Config | Call::Members);
+            let reads =
+                matches!(call, Call::Cluster | Call::History | Call::Events | Call::Config | Call::Members);
             assert_eq!(reads, method == "GET", "{method} {path}: {call:?}");
         }
     }

@@ -141,8 +141,11 @@ pub fn render(status: &NodeStatus, timings: Option<&Timings>) -> String {
     let help = "Seconds left before this node's lease deadline, 0 without a lease.";
     let remaining = vigil.lease_remaining_ms.unwrap_or(0) as f64 / 1000.0;
     out.gauge("vigil_lease_remaining_seconds", help, remaining);
-    let help = "Number of times this agent has promoted its database.";
-    out.counter("vigil_failovers_total", help, vigil.failovers_total);
+    if timings.is_none() {
+        // With an HA loop, the counter comes by reason with the phase histograms (Timings).
+        let help = "Number of times this agent has promoted its database.";
+        out.counter("vigil_failovers_total", help, vigil.failovers_total);
+    }
     let sync_state = vigil.sync_state.as_deref();
     let help = "Value is 1 if this primary runs asynchronously although synchronous_mode is on (no standby qualifies).";
     out.gauge("vigil_sync_relaxed", help, flag(sync_state == Some("relaxed")));
@@ -201,7 +204,7 @@ fn labels(status: &NodeStatus) -> String {
 }
 
 /// A label value escaped as the text format wants it.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -234,7 +237,8 @@ mod tests {
         status.patroni.scope = "a\"b".into();
         status.patroni.name = "c\\d".into();
         let text = render(&status, Some(&Timings::default()));
-        for name in NAMES.iter().chain(&Timings::NAMES).chain(&[Timings::RENEWAL_FAILURES]) {
+        let counted = [Timings::RENEWAL_FAILURES, crate::histogram::Failovers::PHASE_SECONDS];
+        for name in NAMES.iter().chain(&Timings::NAMES).chain(&counted) {
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }

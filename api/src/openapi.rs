@@ -110,7 +110,7 @@ fn backup_operation() -> Value {
 fn management_operation(path: &str, method: &str, codes: &[u16], summary: &str) -> Value {
     let mut responses = Map::new();
     // Patroni answers the reads and config writes with JSON, the actions with a text message.
-    let reads_json = matches!(path, "/cluster" | "/history" | "/config");
+    let reads_json = matches!(path, "/cluster" | "/history" | "/events" | "/config");
     for code in codes {
         let answer = match code {
             200 | 202 if reads_json => json!({ "description": "Done", "content": json_of("Any") }),

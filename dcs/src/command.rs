@@ -63,6 +63,11 @@ pub enum Command {
     Expire(ExpiryTarget),
     /// Hand out a Raft node id no node ever had, for a node about to join.
     AllocateNodeId,
+    /// Append an event to the event log (see [`crate::EventLog`]); its id is the entry's index.
+    AppendEvent {
+        /// The event, as JSON.
+        event: serde_json::Value,
+    },
 }
 
 /// What applying one command did.
@@ -89,7 +94,7 @@ pub enum Outcome {
     },
     /// The lease was released.
     LeaseReleased,
-    /// A put succeeded.
+    /// A put or an event append succeeded.
     Written {
         /// The key's new version.
         version: Revision,

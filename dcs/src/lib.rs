@@ -12,6 +12,8 @@
 //! - **The cluster record** ([`Key`]: Patroni's keys, see ARCHITECTURE.md): create-if-absent,
 //!   compare-and-set and delete-if-version by [`Revision`], member keys that expire after their ttl, and
 //!   a watch of the state.
+//! - **The event log** ([`EventLog`]): the last [`EVENTS_KEPT`] events the agents appended, each with
+//!   its revision as id.
 //! - **Linearizable reads and writes that never hang**: without a quorum they fail with
 //!   [`DcsError::NoQuorum`] within the configured timeout.
 //!
@@ -21,6 +23,7 @@
 mod command;
 mod config;
 mod error;
+mod events;
 mod member;
 mod raft;
 mod record;
@@ -29,6 +32,7 @@ mod state;
 pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
+pub use events::{EventLog, StoredEvent, EVENTS_KEPT, SINCE_LAST_RENEWAL};
 pub use member::RaftMember;
 pub use raft::{
     formed_without, join, remove_store, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, NodeId,

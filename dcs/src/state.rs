@@ -5,6 +5,7 @@
 //! state. Time enters only through `Expire` commands, which the Raft leader's lessor proposes.
 
 use crate::command::{Command, Condition, Outcome};
+use crate::events::EventLog;
 use crate::record::{ExpiryTarget, Key, Lease, Revision, Versioned};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct ClusterState {
     /// The largest Raft node id any member ever had or was handed out: ids are never reused.
     #[serde(default)]
     pub highest_node_id: u64,
+    /// The last events appended (absent from snapshots taken before there was an event log).
+    #[serde(default)]
+    pub events: EventLog,
 }
 
 impl ClusterState {
@@ -70,6 +74,10 @@ impl ClusterState {
             Command::AllocateNodeId => {
                 self.highest_node_id += 1;
                 Outcome::NodeIdAllocated { id: self.highest_node_id }
+            }
+            Command::AppendEvent { event } => {
+                self.events.append(rev, event.clone());
+                Outcome::Written { version: rev }
             }
         }
     }

@@ -25,6 +25,8 @@ pub enum CtlCommand {
     EditConfig(EditConfigArgs),
     /// List the cluster's promotions: timeline, position, reason, new leader, fencing token.
     History(HistoryArgs),
+    /// Print the cluster's event log: lease grants and losses, fences, promotions, switchovers, rejoins.
+    Events(EventsArgs),
     /// Print a libpq connection string (`host=... port=...`) for a member.
     Dsn(DsnArgs),
     /// Restart members' databases in their current role (no member named: every member).
@@ -62,6 +64,7 @@ impl CtlCommand {
             CtlCommand::ShowConfig(a) => &mut a.connect,
             CtlCommand::EditConfig(a) => &mut a.connect,
             CtlCommand::History(a) => &mut a.connect,
+            CtlCommand::Events(a) => &mut a.connect,
             CtlCommand::Dsn(a) => &mut a.connect,
             CtlCommand::Restart(a) => &mut a.targets.connect,
             CtlCommand::Reload(a) => &mut a.targets.connect,
@@ -424,6 +427,29 @@ pub struct HistoryArgs {
     pub cluster: Option<String>,
     /// Output format.
     #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Pretty)]
+    pub format: Format,
+}
+
+/// `vigil events`.
+#[derive(Debug, Clone, Args)]
+pub struct EventsArgs {
+    /// Where the cluster is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The cluster's name (its scope): the command refuses to act on a cluster with another name.
+    #[arg(value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// Keep printing new events until interrupted (Ctrl-C).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N events.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Only the events after this event id, or from this time (ISO 8601 with a timezone) on.
+    #[arg(long, value_name = "ID|TIME")]
+    pub since: Option<String>,
+    /// Output format (following: one JSON object, or YAML list item, per event).
+    #[arg(long = "format", value_enum, default_value_t = Format::Pretty)]
     pub format: Format,
 }
 

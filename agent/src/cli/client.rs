@@ -199,6 +199,13 @@ impl Client {
             .map_err(|e| format!("{url}{path} answered with something that is not JSON: {e}"))
     }
 
+    /// `GET /events` with `query`: the events it selects, oldest first.
+    pub async fn events(&mut self, query: &vigil_api::EventQuery) -> Result<Vec<vigil_api::Event>, String> {
+        let body = self.get(&format!("/events{}", query.to_query_string())).await?;
+        serde_json::from_value(body)
+            .map_err(|e| format!("GET /events answered with events this vigil cannot read: {e}"))
+    }
+
     /// `GET path` as JSON from the agent at `url` only.
     pub async fn get_from(&self, url: &str, path: &str) -> Result<Value, String> {
         let body = match self.call(Method::GET, url, path, None, READ_TIMEOUT).await {

@@ -1,11 +1,11 @@
 //! The control tool, mirroring patronictl: `vigil list`, `topology`, `switchover`, `failover`, `pause`,
-//! `resume`, `show-config`, `edit-config`, `history`, `dsn`, `restart`, `reload`, `reinit`, `flush`,
+//! `resume`, `show-config`, `edit-config`, `history`, `events`, `dsn`, `restart`, `reload`, `reinit`, `flush`,
 //! `query`, `version`, `completions`, `man`.
 //!
 //! It talks to the agents' REST API (README, "REST API, CLI and HAProxy"), and `query` to a member's
 //! database: it finds one agent from a configuration file (`-c FILE` before or after the subcommand,
 //! `VIGIL_CTL_CONFIG_FILE` or `PATRONICTL_CONFIG_FILE`; an agent's file or a ctl-only one, [`ctl_file`]),
-//! `--api URL` or `VIGIL_API`, and the other members from `GET /cluster` ([`client`]). What it prints is made by pure functions from the JSON ([`list`], [`history`],
+//! `--api URL` or `VIGIL_API`, and the other members from `GET /cluster` ([`client`]). What it prints is made by pure functions from the JSON ([`list`], [`history`], [`events`],
 //! [`config_edit`], [`diff`], [`dsn`], [`switchover::Plan`]); reading stdin, the editor and the calls
 //! stay at the edges. Errors are one sentence on stderr (`vigil: ...`) and exit status 1.
 
@@ -16,6 +16,7 @@ pub mod ctl_file;
 pub mod diff;
 pub mod dsn;
 mod edit;
+pub mod events;
 mod flush;
 pub mod history;
 pub mod list;
@@ -28,6 +29,7 @@ mod standby;
 pub mod switchover;
 pub mod table;
 pub mod targets;
+pub mod timeline;
 mod version;
 mod view;
 
@@ -73,6 +75,7 @@ async fn dispatch(command: CtlCommand) -> Result<(), String> {
         CtlCommand::ShowConfig(args) => view::run_show_config(args).await,
         CtlCommand::EditConfig(args) => edit::run(args).await,
         CtlCommand::History(args) => view::run_history(args).await,
+        CtlCommand::Events(args) => events::run(args).await,
         CtlCommand::Dsn(args) => view::run_dsn(args).await,
         CtlCommand::Restart(args) => member_ops::restart(args).await,
         CtlCommand::Reload(args) => member_ops::run(MemberOp::Reload, &args.targets, args.role).await,

@@ -1,7 +1,7 @@
 //! The read-only commands: `list`, `topology`, `history`, `show-config`, `dsn`.
 
 use super::args::{ConnectOnly, DsnArgs, Format, HistoryArgs, ListArgs, TopologyArgs, WatchArgs};
-use super::{config_edit, connect, dsn, emit, history, list};
+use super::{config_edit, connect, dsn, emit, history, list, timeline};
 use std::io::IsTerminal;
 
 /// `vigil list`.
@@ -64,6 +64,15 @@ pub async fn run_history(args: HistoryArgs) -> Result<(), String> {
     let mut client = connect(&args.connect, args.cluster.as_deref()).await?;
     let history = client.get("/history").await?;
     emit(&history::render(&history, args.format));
+    if args.format == Format::Pretty {
+        // Agents from before the event log answer no events: the table alone then.
+        if let Ok(events) = client.events(&vigil_api::EventQuery::default()).await {
+            let timeline = timeline::timeline(&events);
+            if !timeline.is_empty() {
+                emit(&format!("\n{timeline}"));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -142,6 +142,13 @@ pub trait Database: Send + Sync + 'static {
     /// start.
     fn promote(&self, token: u64) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Commits a first write on the server just promoted and waits until it is committed as a client's
+    /// would be (synchronous standbys included): the end of a failover's downtime. By default nothing: an
+    /// engine whose promotion commits the term's first write (MariaDB's `vigil.fence`) has done it.
+    fn first_write(&self) -> impl Future<Output = Result<(), DbError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Records `token` where clients read it (see [`Database::promote`]) on a server that already runs as
     /// primary, one this agent neither started nor promoted. By default nothing: an engine that records
     /// the token with the first write of a term (MariaDB's `vigil.fence`) does so at its next promotion.

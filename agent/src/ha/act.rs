@@ -1,6 +1,7 @@
 //! Carrying out a decision's actions: store writes in order, fencing at once, the other database actions
 //! as one background job.
 
+use super::events::{wall_clock, Takeover};
 use super::execute::{run_db_job, DbJob};
 use super::history::{promotion_reason, PromotionNote};
 use super::lease_keeper::before;
@@ -8,7 +9,8 @@ use super::run::Agent;
 use super::{Action, Initialize};
 use crate::config::DynamicConfig;
 use crate::db::Database;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
+use vigil_api::{Event, EventKind};
 use vigil_dcs::{Condition, Key};
 use vigil_policy::switchover_steps;
 use vigil_policy::Observation;
@@ -29,11 +31,14 @@ impl<D: Database> Agent<D> {
                 Action::AcquireLease => {
                     let request = o.cluster.as_ref().and_then(|c| c.switchover.as_ref());
                     self.lease_taken_for = promotion_reason(request, &self.me.name, o.wall_clock);
-                    self.acquire(dynamic).await
+                    self.acquire(dynamic, o.wall_clock).await
                 }
                 Action::RenewLease if self.renewed_this_cycle => {}
                 Action::RenewLease => self.renew(dynamic).await,
-                Action::ReleaseLease => self.release().await,
+                Action::ReleaseLease => {
+                    let reason = self.last_reason.clone();
+                    self.release(None, &reason).await
+                }
                 Action::PublishOptime(optime) => self.publish_status(optime, o.db.is_running_primary()).await,
                 // Routine and quick: not worth a background job (whose end would wake the loop).
                 Action::RetainFor(members) => self.retain(members, dynamic, o).await,
@@ -58,7 +63,8 @@ impl<D: Database> Agent<D> {
                 // Fencing does not wait for a background job.
                 Action::Demote | Action::Kill => {
                     let kill = action == Action::Kill;
-                    if !self.fence(action).await && kill {
+                    let reason = self.last_reason.clone();
+                    if !self.fence(action, &reason).await && kill {
                         let token = self.lease.last_token();
                         tracing::error!(?token, "the server that does not answer could not be killed: nothing more this cycle (the lease is kept)");
                         return;
@@ -68,7 +74,9 @@ impl<D: Database> Agent<D> {
             }
         }
         if !db_actions.is_empty() {
-            let promotion = PromotionNote { reason: self.lease_taken_for, switch_position: o.db.position };
+            let takeover = self.takeover.filter(|t| Some(t.token) == self.lease.token());
+            let promotion =
+                PromotionNote { reason: self.lease_taken_for, switch_position: o.db.position, takeover };
             self.start_job(db_actions, promotion);
         }
     }
@@ -86,6 +94,7 @@ impl<D: Database> Agent<D> {
             lease_deadline: Some(self.lease.deadline_watch()),
             guard: self.guard.clone(),
             promotion,
+            events: self.events.sender(),
         };
         let (db, wake) = (self.db.clone(), self.wake.clone());
         self.job = Some(tokio::spawn(async move {
@@ -99,13 +108,28 @@ impl<D: Database> Agent<D> {
     }
 
     /// Fences the server at once, `fence` being [`Action::Demote`] or [`Action::Kill`], under the last token
-    /// held, without a background job; whether it worked.
-    pub(super) async fn fence(&mut self, fence: Action) -> bool {
+    /// held, without a background job, for `reason`; whether it worked. Recorded as a fence, or as a
+    /// stale token refused when the store shows a newer grant than this member's.
+    pub(super) async fn fence(&mut self, fence: Action, reason: &str) -> bool {
         let token = self.lease.last_token();
-        let job = DbJob::fence(&self.me.name, fence, token, &self.guard);
+        let job = DbJob::fence(&self.me.name, fence, token, &self.guard, &self.events.sender());
+        let started = Instant::now();
         let report = run_db_job(self.db.as_ref(), job).await;
         let fenced = report.ok;
         self.remember_job(report);
+        let newer = self.dcs.local().leader.as_ref().map(|l| (l.holder.clone(), l.token));
+        let newer = newer.filter(|(_, t)| token.is_none_or(|mine| *t > mine));
+        let kind = if newer.is_some() { EventKind::StaleTokenRefused } else { EventKind::Fenced };
+        let reason = match (&newer, fenced) {
+            (Some((holder, t)), _) => {
+                format!("{reason} (the store shows a newer token {t}, held by {holder})")
+            }
+            (None, true) => reason.to_owned(),
+            (None, false) => format!("{reason} (the fence failed)"),
+        };
+        let event = Event::new(kind, self.me.name.as_str(), wall_clock(started), reason);
+        let event = event.token(token.map(|t| t.0)).timing("duration_ms", started.elapsed());
+        self.events.sender().record(event.other(newer.map(|(holder, _)| holder.to_string())));
         fenced
     }
 
@@ -124,8 +148,18 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig) {
+    /// Takes the lease, seen free at `seen_free`; a new grant is recorded.
+    pub(super) async fn acquire(&mut self, dynamic: &DynamicConfig, seen_free: SystemTime) {
+        let held = self.lease.token();
+        let started = Instant::now();
         self.lease.acquire(dynamic).await;
+        let Some(token) = self.lease.token().filter(|t| Some(*t) != held) else { return };
+        let granted = SystemTime::now();
+        self.takeover = Some(Takeover { token, seen_free, granted });
+        // Why: the decision's reason (a race at a position, a bootstrap, a pause, a restart).
+        let reason = if self.last_reason.is_empty() { self.lease_taken_for } else { &self.last_reason };
+        let event = Event::new(EventKind::LeaseGranted, self.me.name.as_str(), granted, reason);
+        self.events.sender().record(event.token(Some(token.0)).timing("acquire_ms", started.elapsed()));
     }
 
     pub(super) async fn renew(&mut self, dynamic: &DynamicConfig) {
@@ -134,8 +168,18 @@ impl<D: Database> Agent<D> {
         }
     }
 
-    pub(super) async fn release(&mut self) {
+    /// Gives the lease back, for `reason`, recorded with how long before the holder last renewed it or,
+    /// when given, its server stopped taking writes (`writes_stopped`).
+    pub(super) async fn release(&mut self, writes_stopped: Option<Instant>, reason: &str) {
+        let Some(grant) = self.lease.grant().cloned() else { return };
         self.lease.release().await;
+        let released = Instant::now();
+        let renewed = grant.deadline.instant().checked_sub(grant.ttl.saturating_sub(grant.safety_margin));
+        let since =
+            writes_stopped.or(renewed).map_or(Duration::ZERO, |at| released.saturating_duration_since(at));
+        let event = Event::new(EventKind::LeaseReleased, self.me.name.as_str(), SystemTime::now(), reason);
+        let event = event.token(Some(grant.token.0)).timing(vigil_dcs::SINCE_LAST_RENEWAL, since);
+        self.events.sender().record(event);
     }
 
     /// Writes `key`, waiting no longer than [`LeaseKeeper::wait_limit`] for a member whose server runs as a

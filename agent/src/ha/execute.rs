@@ -1,13 +1,14 @@
 //! Database actions, run in order as one job; the first failure ends the job (the next cycle decides
 //! again from what it then observes).
 
+use super::events::EventSender;
 use super::guard::RoleGuard;
 use super::history::PromotionNote;
 use super::hooks::Callback;
 use super::Action;
 use crate::db::{Database, DbError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 use vigil_dcs::{DcsNode, FencingToken, MemberName};
 use vigil_policy::JobEvent;
@@ -29,6 +30,8 @@ pub struct DbJob {
     pub guard: Arc<RoleGuard>,
     /// For the history of a promotion: how it came about and where the former timeline ends.
     pub promotion: PromotionNote,
+    /// Where promotions and rejoins are recorded.
+    pub events: EventSender,
 }
 
 impl DbJob {
@@ -38,6 +41,7 @@ impl DbJob {
         fence: Action,
         token: Option<FencingToken>,
         guard: &Arc<RoleGuard>,
+        events: &EventSender,
     ) -> DbJob {
         DbJob {
             me: me.clone(),
@@ -47,6 +51,7 @@ impl DbJob {
             lease_deadline: None,
             guard: guard.clone(),
             promotion: PromotionNote::default(),
+            events: events.clone(),
         }
     }
 }
@@ -130,7 +135,9 @@ async fn run_action<D: Database>(
             let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote(token.0).await?;
+            let promoted = SystemTime::now();
             events.push(JobEvent::Promoted);
+            super::promotion::first_write_and_record(db, job, promoted).await;
             super::history::record_promotion(db, job).await;
             Ok(())
         }
@@ -164,8 +171,10 @@ async fn run_action<D: Database>(
         }
         Action::Follow(upstream) => {
             let result = db.follow(upstream.as_ref()).await;
-            if result.is_err() && upstream.is_some() {
-                events.push(JobEvent::FollowFailed);
+            match (&result, upstream) {
+                (Err(_), Some(_)) => events.push(JobEvent::FollowFailed),
+                (Ok(()), Some(upstream)) => super::promotion::record_rejoin(job, &upstream.name),
+                _ => {}
             }
             result
         }

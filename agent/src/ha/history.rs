@@ -18,11 +18,13 @@ pub struct PromotionNote {
     /// Where the former timeline ends: the server's position when the promotion was decided (all it
     /// received is replayed before it is promoted).
     pub switch_position: Option<Position>,
+    /// How this member took the lease, for the failover's phases.
+    pub takeover: Option<super::events::Takeover>,
 }
 
 impl Default for PromotionNote {
     fn default() -> Self {
-        PromotionNote { reason: FAILOVER, switch_position: None }
+        PromotionNote { reason: FAILOVER, switch_position: None, takeover: None }
     }
 }
 

@@ -1,11 +1,13 @@
 //! The leader lease as this agent holds it: taken, renewed and given back through the store, judged
 //! valid by the holder's own deadline (never by the store's clock), renewed at the latest halfway to it.
 
+use super::events::EventSender;
 use crate::config::DynamicConfig;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
+use vigil_api::{Event, EventKind};
 use vigil_dcs::{DcsError, DcsNode, FencingToken, LeaseGrant, MemberName};
 use vigil_policy::LeaseHold;
 use vigil_policy::LeaseTimes;
@@ -23,13 +25,15 @@ pub(super) struct LeaseKeeper {
     renew_failed: bool,
     /// The deadline of the grant held, for the jobs that start a primary (see [`LeaseKeeper::deadline_watch`]).
     deadline: watch::Sender<Option<Instant>>,
+    /// Where a lost lease is recorded.
+    events: EventSender,
 }
 
 impl LeaseKeeper {
     /// No lease held yet, for member `name`.
-    pub(super) fn new(dcs: Arc<DcsNode>, name: MemberName) -> Self {
+    pub(super) fn new(dcs: Arc<DcsNode>, name: MemberName, events: EventSender) -> Self {
         let deadline = watch::Sender::new(None);
-        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false, deadline }
+        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false, deadline, events }
     }
 
     /// The deadline of the grant held, as it changes: a job that starts a primary checks it just before.
@@ -130,6 +134,9 @@ impl LeaseKeeper {
             }
             Err(e @ DcsError::NotHolder { .. }) => {
                 tracing::warn!(token = %grant.token, error = %e, "leader lease lost");
+                let event =
+                    Event::new(EventKind::LeaseLost, self.name.as_str(), SystemTime::now(), e.to_string());
+                self.events.record(event.token(Some(grant.token.0)));
                 self.lapsed = Some(grant.token);
                 self.set(None);
                 None
@@ -185,7 +192,8 @@ mod tests {
     async fn a_held_lease_is_valid_by_its_deadline_and_renewed_halfway_to_it() {
         let dir = tempfile::tempdir().expect("dir");
         let dcs = super::super::restart_tests::store(dir.path()).await;
-        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"));
+        let writer = super::super::events::EventWriter::spawn(dcs.clone());
+        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"), writer.sender());
         assert_eq!(keeper.hold(Instant::now()), LeaseHold::Never);
         assert_eq!(keeper.times(), None);
 
@@ -213,7 +221,8 @@ mod tests {
     async fn a_failed_renewal_is_counted() {
         let dir = tempfile::tempdir().expect("dir");
         let dcs = super::super::restart_tests::store(dir.path()).await;
-        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"));
+        let writer = super::super::events::EventWriter::spawn(dcs.clone());
+        let mut keeper = LeaseKeeper::new(dcs.clone(), MemberName::new("a").expect("name"), writer.sender());
         let failures = || dcs.timings().lease_renewal_failures.load(std::sync::atomic::Ordering::Relaxed);
         keeper.acquire(&timing()).await;
         keeper.renew(&timing()).await.expect("renewed");

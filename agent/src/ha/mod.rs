@@ -5,6 +5,7 @@
 mod act;
 mod commands;
 mod dispatch;
+mod events;
 mod execute;
 mod guard;
 mod handover;
@@ -18,6 +19,7 @@ mod loop_tests;
 mod observe;
 mod parameters;
 mod peers;
+mod promotion;
 mod publisher;
 mod remember;
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod slots;
 mod view;
 
 pub use commands::{Commands, Envelope, LocalCommand};
+pub use events::append as append_event;
 pub use guard::RoleGuard;
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;

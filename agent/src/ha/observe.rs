@@ -45,7 +45,7 @@ impl<D: Database> Agent<D> {
             // Fencing does not wait for a store read that may itself take retry_timeout.
             tracing::warn!(reason = %fence.reason, actions = ?fence.actions, "fencing before reading the store");
             for action in fence.actions {
-                self.fence(action).await;
+                self.fence(action, &fence.reason).await;
             }
             db = self.db.observe().await;
             let deadline = self.lease.grant().map(|g| g.deadline.instant());

@@ -132,7 +132,7 @@ async fn the_lease_is_renewed_while_a_restart_takes_longer_than_the_ttl() {
     let me = identity(&dynamic);
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(me, dcs.clone(), db.clone(), Arc::default());
-    agent.acquire(&dynamic).await;
+    agent.acquire(&dynamic, std::time::SystemTime::now()).await;
     assert!(agent.holds_lease());
 
     let (reply, mut answer) = oneshot::channel();
@@ -162,7 +162,7 @@ async fn postgres_version_and_timeout_bound_a_restart() {
     let dynamic = DynamicConfig::default();
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(identity(&dynamic), dcs, db.clone(), Arc::default());
-    agent.acquire(&dynamic).await;
+    agent.acquire(&dynamic, std::time::SystemTime::now()).await;
     let mut restart = async |request: RestartRequest| {
         let (reply, answer) = oneshot::channel();
         agent.dispatch(LocalCommand::Restart(request), reply).await;
@@ -194,7 +194,7 @@ async fn a_restart_starts_a_stopped_server_in_its_role() {
     let dynamic = DynamicConfig::default();
     let db = Arc::new(SlowPrimary::default());
     let mut agent = Agent::new(identity(&dynamic), dcs, db.clone(), Arc::default());
-    agent.acquire(&dynamic).await;
+    agent.acquire(&dynamic, std::time::SystemTime::now()).await;
     db.kill().await.expect("stopped");
     assert!(!db.observe().await.running);
 
@@ -257,7 +257,7 @@ async fn liveness_fails_once_the_loop_misses_its_cycles_by_a_ttl() {
     let dynamic = fast_timing();
     let status = Arc::new(crate::status::SharedStatus::default());
     let mut agent = Agent::new(identity(&dynamic), dcs, Arc::new(SlowPrimary::default()), status.clone());
-    agent.acquire(&dynamic).await;
+    agent.acquire(&dynamic, std::time::SystemTime::now()).await;
     let _ = agent.cycle().await;
     let last_cycle = Instant::now();
     assert!(status.loop_alive());

@@ -6,6 +6,7 @@
 //! background job ends, or when this member's own lease deadline comes (to fence in time). Long database
 //! operations run as a background job; while one runs, the loop only keeps the lease renewed.
 
+use super::events::{EventWriter, Takeover};
 use super::execute::JobReport;
 use super::guard::RoleGuard;
 use super::identity::Identity;
@@ -36,7 +37,7 @@ pub struct Agent<D: Database> {
     /// The background database job, which reports how it went when it ends.
     pub(super) job: Option<JoinHandle<JobReport>>,
     pub(super) wake: Arc<Notify>,
-    last_reason: String,
+    pub(super) last_reason: String,
     /// What the running server's replication slots were last synced for.
     pub(super) retained_for: Option<crate::db::Retained>,
     /// When they were last synced.
@@ -61,6 +62,10 @@ pub struct Agent<D: Database> {
     pub(super) guard: Arc<RoleGuard>,
     /// How the lease was last taken (`failover`, `switchover`, …), for the history of the promotion.
     pub(super) lease_taken_for: &'static str,
+    /// When and under which token this member last took the lease, for the failover's phases.
+    pub(super) takeover: Option<Takeover>,
+    /// Writes this member's events to the store.
+    pub(super) events: EventWriter,
 }
 
 impl<D: Database> Agent<D> {
@@ -68,7 +73,8 @@ impl<D: Database> Agent<D> {
     pub fn new(me: Identity, dcs: Arc<DcsNode>, db: Arc<D>, status: Arc<SharedStatus>) -> Self {
         let me_dynamic = me.bootstrap_dcs.clone();
         let http = super::peers::peer_client(&me.api_client_tls);
-        let lease = LeaseKeeper::new(dcs.clone(), me.name.clone());
+        let events = EventWriter::spawn(dcs.clone());
+        let lease = LeaseKeeper::new(dcs.clone(), me.name.clone(), events.sender());
         let conn_url = D::connection_url(&me.db_host, me.db_port);
         let publisher = Publisher::new(dcs.clone(), status, conn_url, &me_dynamic);
         Agent {
@@ -93,6 +99,8 @@ impl<D: Database> Agent<D> {
             scheduled_wake: None,
             guard: Arc::default(),
             lease_taken_for: super::history::FAILOVER,
+            takeover: None,
+            events,
         }
     }
 

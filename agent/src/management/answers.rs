@@ -113,5 +113,20 @@ pub(super) fn history(state: &ClusterState) -> Vec<HistoryEntry> {
     })
 }
 
+/// `GET /events`: the event log, oldest first, each event with its id. An event this agent cannot read
+/// (written past the agents) is left out, with a warning.
+pub(super) fn events(state: &ClusterState) -> Vec<vigil_api::Event> {
+    let read = |stored: &vigil_dcs::StoredEvent| match serde_json::from_value::<vigil_api::Event>(
+        stored.event.clone(),
+    ) {
+        Ok(event) => Some(vigil_api::Event { id: stored.id.0, ..event }),
+        Err(e) => {
+            tracing::warn!(id = %stored.id, error = %e, "unreadable event left out");
+            None
+        }
+    };
+    state.events.iter().filter_map(read).collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use crate::state::ClusterState;
 use openraft::ServerState;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -74,6 +74,11 @@ impl Timers {
         self.deadlines.iter().filter(|(_, at)| **at <= now).map(|(t, _)| t.clone()).collect()
     }
 
+    /// When this node first saw `target` (its deadline less `ttl`), if it times it.
+    fn first_seen(&self, target: &ExpiryTarget, ttl: Duration) -> Option<Instant> {
+        self.deadlines.get(target).and_then(|deadline| deadline.checked_sub(ttl))
+    }
+
     /// The earliest deadline, if any.
     pub(crate) fn next(&self) -> Option<Instant> {
         self.deadlines.values().min().copied()
@@ -115,7 +120,7 @@ async fn run(
             wake = now + RETRY_PAUSE;
         } else {
             let due = timers.due(now);
-            if !due.is_empty() && !expire(&raft, &applied, due, op_timeout.get()).await {
+            if !due.is_empty() && !expire(&raft, &applied, due, &timers, op_timeout.get()).await {
                 wake = now + RETRY_PAUSE;
             } else if let Some(next) = timers.next() {
                 wake = wake.min(next);
@@ -130,13 +135,25 @@ async fn run(
     }
 }
 
-/// Proposes an expiry for each due target; false when a proposal failed (to be retried).
-async fn expire(raft: &Raft, state: &ClusterState, due: Vec<ExpiryTarget>, op_timeout: Duration) -> bool {
+/// Proposes an expiry for each due target; false when a proposal failed (to be retried). A lease's
+/// expiry is also appended to the event log.
+async fn expire(
+    raft: &Raft,
+    state: &ClusterState,
+    due: Vec<ExpiryTarget>,
+    timers: &Timers,
+    op_timeout: Duration,
+) -> bool {
     let mut all_ok = true;
     for target in due {
         let proposal = raft.client_write(Command::Expire(target.clone()));
         match tokio::time::timeout(op_timeout, proposal).await {
-            Ok(Ok(response)) => log_expiry(state, &target, &response.data),
+            Ok(Ok(response)) => {
+                log_expiry(state, &target, &response.data);
+                if let Some(event) = expiry_event(state, &target, &response.data, timers) {
+                    record(raft, event, op_timeout).await;
+                }
+            }
             Ok(Err(e)) => {
                 tracing::debug!(?target, error = %e, "expiry not proposed");
                 all_ok = false;
@@ -160,6 +177,42 @@ fn log_expiry(state: &ClusterState, target: &ExpiryTarget, outcome: &Outcome) {
             tracing::info!(%key, %version, "key expired: not written again within its ttl");
         }
         _ => tracing::debug!(?target, ?outcome, "expiry was stale: renewed meanwhile"),
+    }
+}
+
+/// The event of a lease's expiry: its holder and token, the holder's last renewal (as this node saw it
+/// applied) and how long ago it was. `None` for a key's expiry or a stale one.
+fn expiry_event(
+    state: &ClusterState,
+    target: &ExpiryTarget,
+    outcome: &Outcome,
+    timers: &Timers,
+) -> Option<vigil_api::Event> {
+    let (ExpiryTarget::Leader { token, .. }, Outcome::Expired) = (target, outcome) else { return None };
+    let lease = state.leader.as_ref()?;
+    let ttl = Duration::from_millis(lease.ttl_ms);
+    let since_renewal = timers.first_seen(target, ttl).map_or(ttl, |seen| seen.elapsed());
+    let reason = format!("not renewed within its ttl ({} ms)", lease.ttl_ms);
+    let event = vigil_api::Event::new(
+        vigil_api::EventKind::LeaseExpired,
+        lease.holder.as_str(),
+        SystemTime::now(),
+        reason,
+    );
+    Some(event.token(Some(token.0)).timing(crate::events::SINCE_LAST_RENEWAL, since_renewal))
+}
+
+/// Appends `event` to the event log; a failure is logged (the expiry itself is done).
+async fn record(raft: &Raft, event: vigil_api::Event, op_timeout: Duration) {
+    let event = match serde_json::to_value(&event) {
+        Ok(event) => event,
+        Err(e) => return tracing::warn!(error = %e, "expiry event not recorded"),
+    };
+    let proposal = raft.client_write(Command::AppendEvent { event });
+    match tokio::time::timeout(op_timeout, proposal).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "expiry event not recorded"),
+        Err(_) => tracing::warn!(timeout = ?op_timeout, "expiry event not recorded: no commit in time"),
     }
 }
 

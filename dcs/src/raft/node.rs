@@ -338,6 +338,14 @@ impl DcsNode {
         }
     }
 
+    /// Appends `event` to the event log; its id is the returned revision.
+    pub async fn append_event(&self, event: serde_json::Value) -> Result<Revision, DcsError> {
+        match self.write("append event", Command::AppendEvent { event }).await? {
+            Outcome::Written { version } => Ok(version),
+            other => Err(unexpected("append event", other)),
+        }
+    }
+
     /// Deletes `key` if `condition` holds.
     pub async fn delete(&self, key: &Key, condition: Condition) -> Result<(), DcsError> {
         match self.write("delete", Command::Delete { key: key.clone(), condition }).await? {

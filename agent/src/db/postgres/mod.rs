@@ -306,6 +306,10 @@ impl Database for Postgres {
         self.logged("promote", None, self.promote_now()).await
     }
 
+    async fn first_write(&self) -> Result<(), DbError> {
+        self.logged("first_write", None, self.first_write_now()).await
+    }
+
     async fn set_fencing_token(&self, token: u64) -> Result<(), DbError> {
         self.logged("set_fencing_token", None, self.set_fencing_token_now(token)).await
     }

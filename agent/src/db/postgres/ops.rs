@@ -272,6 +272,13 @@ impl Postgres {
         }
     }
 
+    /// Commits a write on the primary (see [`sql::first_write`]).
+    pub(super) async fn first_write_now(&self) -> Result<(), DbError> {
+        let session =
+            self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("first write", e))?;
+        sql::first_write(&session.client).await.map_err(|e| DbError::new("first write", e))
+    }
+
     /// Remembers `rule` for every later start and applies it to the running server, then has every standby
     /// report its position at once. PostgreSQL releases a waiting commit only when a standby it now waits
     /// for reports, and a standby that already holds the commit (an asynchronous one, until this rule)

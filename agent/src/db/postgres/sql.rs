@@ -282,6 +282,12 @@ pub(crate) async fn in_recovery(client: &Client) -> Result<bool, tokio_postgres:
     client.query_one("SELECT pg_is_in_recovery()", &[]).await?.try_get(0)
 }
 
+/// A write: a transaction that takes a transaction id, so that its commit is written to the WAL (and, in
+/// synchronous mode, waits for the synchronous standbys) as a client's write does.
+pub(crate) async fn first_write(client: &Client) -> Result<(), tokio_postgres::Error> {
+    client.query_one("SELECT pg_catalog.txid_current()", &[]).await.map(drop)
+}
+
 /// Turns off, for the current transaction, every setting that would write a statement's text (or its
 /// parameters) to the server log or to `pg_stat_statements`; the last only where the module is loaded.
 const UNLOGGED: &str = "SET LOCAL log_statement = 'none'; \
