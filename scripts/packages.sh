@@ -88,3 +88,16 @@ ensure_mariadb() {
 ensure_patroni() {
   { [ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ]; } || apt_install_no_services "patroni etcd-server" "Patroni and etcd"
 }
+
+# ensure_pgbouncer: PgBouncer 1.18 from Debian 12, which integration/tests/pgbouncer.rs runs (as the `postgres`
+# user, on a free port) in front of the agents; the package's service is not started.
+ensure_pgbouncer() {
+  [ -x /usr/sbin/pgbouncer ] || apt_install_no_services pgbouncer "PgBouncer"
+}
+
+# ensure_keepalived: keepalived 2.2 from Debian 12 and iputils' arping, which integration/tests/vip.rs runs in
+# the nodes' network namespaces (a virtual IP following the primary); the package's service is not started.
+ensure_keepalived() {
+  { [ -x /usr/sbin/keepalived ] && command -v arping >/dev/null 2>&1; } ||
+    apt_install_no_services "keepalived iputils-arping" "keepalived and arping"
+}

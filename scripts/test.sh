@@ -12,6 +12,8 @@ ensure_mariadb
 ensure_patroni
 ensure_systemd_analyze
 ensure_chart_tools
+ensure_pgbouncer
+ensure_keepalived
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

@@ -11,6 +11,7 @@ pub mod migration;
 pub mod nemesis;
 pub mod netns;
 pub mod patroni;
+pub mod pgbouncer;
 pub mod process;
 pub mod vigil_cli;
 pub mod writer;

@@ -1,0 +1,121 @@
+//! PgBouncer re-pointed by the agents' `on_start`/`on_role_change` callback, as in `examples/pgbouncer/`:
+//! a client writing through PgBouncer every 20 ms goes on writing on the new primary after a kill -9 of
+//! the primary's agent and PostgreSQL, with no acknowledged write lost (synchronous mode); the write
+//! downtime (last acknowledged write before the kill to the first after it) is printed. The agents'
+//! `X-Vigil-Fencing-Token` header names the new primary's token on the primary and on the replica.
+
+use std::time::Duration;
+use tokio::time::Instant;
+use vigil_api::FENCING_TOKEN_HEADER;
+use vigil_integration::agents::{free_port, vigil_binary, AgentCluster};
+use vigil_integration::pgbouncer::Site;
+use vigil_integration::writer::{self, Writer};
+use vigil_integration::{init_tracing, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+/// The client's pause after each acknowledged write.
+const PACE: Duration = Duration::from_millis(20);
+
+/// Node `i`'s fencing token from `GET /patroni`.
+async fn token(cluster: &AgentCluster, i: usize) -> u64 {
+    let (_, status) = cluster.rest(i, "/patroni").await.expect("/patroni");
+    status["vigil"]["fencing_token"].as_u64().unwrap_or_else(|| panic!("no token in {status}"))
+}
+
+/// The `X-Vigil-Fencing-Token` header of node `i`'s answer to `GET path`.
+async fn header_token(cluster: &AgentCluster, i: usize, path: &str) -> Option<u64> {
+    let node = &cluster.nodes[i];
+    let url = format!("http://{}:{}{path}", node.host, node.api_port);
+    let client = reqwest::Client::builder().no_proxy().build().expect("http client");
+    let response = client.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
+    response.headers().get(FENCING_TOKEN_HEADER)?.to_str().ok()?.parse().ok()
+}
+
+/// The `[databases]` target and token the callback last wrote.
+fn databases(site: &Site) -> String {
+    std::fs::read_to_string(site.databases_file()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_the_primary() {
+    init_tracing();
+    let site = Site::new();
+    let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+    let callbacks = |i: usize| {
+        let command = site.callback("127.0.0.1", ports[i].0);
+        format!("  callbacks:\n    on_start: \"{command}\"\n    on_role_change: \"{command}\"\n")
+    };
+    let mut cluster = AgentCluster::start_on_ports(vigil_binary(), &ports, callbacks, "synchronous_mode: on");
+    let all = [0, 1, 2];
+    let old = cluster.settled(&all, PATIENCE).await;
+    let (old_port, old_token) = (cluster.nodes[old].pg_port, token(&cluster, old).await);
+    // The first primary's on_start callback pointed PgBouncer at it, under its token.
+    wait_for("the first primary's callback to write PgBouncer's [databases]", PATIENCE, || async {
+        let text = databases(&site);
+        (text.contains(&format!("vigil_fencing_token = {old_token}\n")) && text.contains(&format!("port={old_port}\n")))
+            .then_some(())
+    })
+    .await;
+    cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
+    // Without it, "no acknowledged write is lost" would not hold: a commit the old primary acknowledged
+    // may never have reached the new one.
+    cluster.sync_state(old, "sync", PATIENCE).await;
+    let bouncer = site.start().await;
+
+    let writer = Writer::paced(PACE, &format!("host=127.0.0.1 port={}", bouncer.port));
+    wait_for("50 rows written through PgBouncer", PATIENCE, || async { (writer.count() >= 50).then_some(()) })
+        .await;
+    assert!(writer.acks().iter().all(|a| a.server_port == old_port), "all on the first primary");
+
+    let killed_at = Instant::now();
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+
+    let new = cluster.primary(PATIENCE).await;
+    assert_ne!(new, old, "a survivor took over");
+    let new_port = cluster.nodes[new].pg_port;
+    let resumed = wait_for("writes through PgBouncer to succeed on the new primary", PATIENCE, || async {
+        writer.acks().iter().find(|a| a.at > killed_at).map(|a| (a.at, a.server_port))
+    })
+    .await;
+    assert_eq!(resumed.1, new_port, "the first write after the kill went to the new primary");
+    let count = writer.count();
+    wait_for("20 more writes on the new primary", PATIENCE, || async {
+        (writer.count() >= count + 20).then_some(())
+    })
+    .await;
+    let (acks, failures) = writer.stop().await;
+    let last_before = acks.iter().filter(|a| a.at <= killed_at).map(|a| a.at).max().expect("writes before");
+    eprintln!(
+        "write downtime through PgBouncer: {:?} (last acknowledged write before the kill to the first after \
+         it); writes resumed {:?} after the kill; {} rows acknowledged, {} failed attempts",
+        resumed.0 - last_before,
+        resumed.0 - killed_at,
+        acks.len(),
+        failures.len()
+    );
+
+    // PgBouncer names the new primary, under its larger token.
+    let new_token = token(&cluster, new).await;
+    assert!(new_token > old_token, "the new lease's token {new_token} after {old_token}");
+    let text = databases(&site);
+    assert!(
+        text.contains(&format!("vigil_fencing_token = {new_token}\n")) && text.contains(&format!("port={new_port}\n")),
+        "PgBouncer's [databases] after the failover: {text}"
+    );
+    for ack in acks.iter().filter(|a| a.at >= resumed.0) {
+        assert_eq!(ack.server_port, new_port, "row {} after the failover committed elsewhere", ack.id);
+    }
+    let present = writer::rows_on(&cluster, new).await;
+    let lost: Vec<i64> = acks.iter().filter(|a| !present.contains(&a.id)).map(|a| a.id).collect();
+    assert!(lost.is_empty(), "acknowledged rows missing on the new primary: {lost:?}");
+
+    // Every member's health checks name the new primary's token: its own /primary, the replica's /replica.
+    let replica = all.into_iter().find(|i| *i != old && *i != new).expect("the other survivor");
+    cluster.streaming_replica(replica, PATIENCE).await;
+    assert_eq!(header_token(&cluster, new, "/primary").await, Some(new_token), "the primary's /primary");
+    wait_for("the replica's /replica to name the new primary's token", PATIENCE, || async {
+        (header_token(&cluster, replica, "/replica").await == Some(new_token)).then_some(())
+    })
+    .await;
+}
