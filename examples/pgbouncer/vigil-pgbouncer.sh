@@ -27,8 +27,8 @@ on_start:primary | on_start:master | on_role_change:primary | on_role_change:mas
 *) exit 0 ;; # a replica, a demotion, a stop: the new primary's callback re-points PgBouncer
 esac
 
-host=${PRIMARY_HOST:?PRIMARY_HOST: this member's PostgreSQL address as PgBouncer reaches it}
-port=${PRIMARY_PORT:?PRIMARY_PORT: this member's PostgreSQL port}
+host=${PRIMARY_HOST:?the address of this member, as PgBouncer reaches its PostgreSQL}
+port=${PRIMARY_PORT:?the port of this member, as PgBouncer reaches its PostgreSQL}
 file=${PGBOUNCER_DATABASES:-/etc/pgbouncer/vigil-databases.ini}
 admin=${PGBOUNCER_ADMIN:-host=127.0.0.1 port=6432 dbname=pgbouncer user=pgbouncer connect_timeout=5}
 dbname=${PGBOUNCER_DBNAME:-*}

@@ -7,6 +7,7 @@
 
 use crate::agents::{free_port, PASSWORD};
 use crate::managed::postgres_user;
+use crate::writer::pg_error;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -120,9 +121,14 @@ pub struct PgBouncer {
 impl PgBouncer {
     /// Runs `command` on the admin console; the first column of each row.
     pub async fn admin(&self, command: &str) -> Result<Vec<String>, String> {
-        let hosts = format!("host=127.0.0.1 port={} dbname=pgbouncer", self.port);
-        let client = crate::writer::connect(&hosts).await.map_err(|e| crate::writer::pg_error(&e))?;
-        let messages = client.simple_query(command).await.map_err(|e| crate::writer::pg_error(&e))?;
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=pgbouncer connect_timeout=2",
+            self.port
+        );
+        let (client, connection) =
+            tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.map_err(|e| pg_error(&e))?;
+        tokio::spawn(connection);
+        let messages = client.simple_query(command).await.map_err(|e| pg_error(&e))?;
         Ok(messages
             .iter()
             .filter_map(|m| match m {
