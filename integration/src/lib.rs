@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod cluster;
 pub mod haproxy;
+pub mod keepalived;
 pub mod kube_api;
 pub mod managed;
 pub mod mariadb;
@@ -64,6 +65,11 @@ impl Server {
             self.task.abort();
         }
     }
+}
+
+/// An example file of the repository (`examples/<path>`), which a test runs as shipped.
+pub fn example(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics naming `what` after `timeout`.

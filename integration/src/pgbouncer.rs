@@ -1,4 +1,4 @@
-//! PgBouncer in front of an [`AgentCluster`], configured from `examples/pgbouncer/pgbouncer.ini` and
+//! PgBouncer in front of an [`crate::agents::AgentCluster`], configured from `examples/pgbouncer/pgbouncer.ini` and
 //! re-pointed by the agents' callback `examples/pgbouncer/vigil-pgbouncer.sh`.
 //!
 //! PgBouncer runs in the foreground as a child of the test, as the `postgres` user when the test is root
@@ -15,11 +15,6 @@ use std::time::Duration;
 
 /// Debian's `pgbouncer`.
 const BINARY: &str = "/usr/sbin/pgbouncer";
-
-/// An example file of the repository (`examples/<path>`).
-pub fn example(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
-}
 
 /// Where a PgBouncer is to run: its directory (files, and the `[databases]` file the agents' callback
 /// writes) and its port, chosen before the agents start, as their callback names them.
@@ -55,7 +50,7 @@ impl Site {
              connect_timeout=5' sh {script}",
             file = self.databases_file().display(),
             port = self.port,
-            script = example("pgbouncer/vigil-pgbouncer.sh").display(),
+            script = crate::example("pgbouncer/vigil-pgbouncer.sh").display(),
         )
     }
 
@@ -71,7 +66,7 @@ impl Site {
         let dir = self.dir.path();
         let users = dir.join("userlist.txt");
         std::fs::write(&users, format!("\"postgres\" \"{PASSWORD}\"\n")).expect("userlist.txt");
-        let example = std::fs::read_to_string(example("pgbouncer/pgbouncer.ini")).expect("the example ini");
+        let example = std::fs::read_to_string(crate::example("pgbouncer/pgbouncer.ini")).expect("the example ini");
         let ini = configured(
             &example,
             &[
