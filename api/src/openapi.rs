@@ -42,7 +42,9 @@ fn served_operation(endpoint: Endpoint, method: &str) -> Value {
     let mut operation = match endpoint {
         Endpoint::Health(rule) => {
             let answer = |what: &str| match body {
-                true => json!({ "description": what, "headers": fencing_header(), "content": json_of("NodeStatus") }),
+                true => {
+                    json!({ "description": what, "headers": fencing_header(), "content": json_of("NodeStatus") })
+                }
                 false => json!({ "description": what, "headers": fencing_header() }),
             };
             let params: Vec<Value> = rule.parameters().iter().map(|p| parameter(p)).collect();

@@ -55,6 +55,26 @@ pub struct Placement {
     pub wrapper: Vec<String>,
 }
 
+impl Placement {
+    /// One node in each node namespace of `net`, at its address, every node on the same ports.
+    pub fn in_namespaces(
+        net: &crate::netns::Topology,
+        pg_port: u16,
+        api_port: u16,
+        raft_port: u16,
+    ) -> Vec<Placement> {
+        (0..net.nodes())
+            .map(|i| Placement {
+                host: net.node_addr(i),
+                pg_port,
+                api_port,
+                raft_port,
+                wrapper: crate::netns::Topology::exec_prefix(&net.node_ns(i)),
+            })
+            .collect()
+    }
+}
+
 /// A running cluster of agents.
 pub struct AgentCluster {
     dir: tempfile::TempDir,

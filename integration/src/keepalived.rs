@@ -39,7 +39,8 @@ pub fn config(net: &Topology, i: usize, vip: &str) -> String {
 }
 
 impl Keepalived {
-    /// Starts keepalived in each node namespace of `net` with [`config`], its files under `dir`.
+    /// Starts keepalived in each node namespace of `net` with [`config`] (checked with `keepalived -t`), its
+    /// files under `dir`.
     pub fn start(net: &Topology, vip: &str, dir: &Path) -> Keepalived {
         assert!(
             Path::new(BINARY).is_file(),
@@ -51,6 +52,14 @@ impl Keepalived {
         for i in 0..net.nodes() {
             let file = |ext: &str| dir.join(format!("node{}.{ext}", i + 1));
             std::fs::write(file("conf"), config(net, i, vip)).expect("write keepalived.conf");
+            let check =
+                Command::new(BINARY).arg("-t").arg("-f").arg(file("conf")).output().expect("keepalived -t");
+            assert!(
+                check.status.success(),
+                "keepalived -t rejected node{}'s config: {}",
+                i + 1,
+                String::from_utf8_lossy(&check.stderr)
+            );
             let log = std::fs::File::create(file("log")).expect("keepalived log");
             let child = Command::new("ip")
                 .args(["netns", "exec", &net.node_ns(i), BINARY, "-n", "-l", "-D", "-f"])

@@ -66,7 +66,8 @@ impl Site {
         let dir = self.dir.path();
         let users = dir.join("userlist.txt");
         std::fs::write(&users, format!("\"postgres\" \"{PASSWORD}\"\n")).expect("userlist.txt");
-        let example = std::fs::read_to_string(crate::example("pgbouncer/pgbouncer.ini")).expect("the example ini");
+        let example =
+            std::fs::read_to_string(crate::example("pgbouncer/pgbouncer.ini")).expect("the example ini");
         let ini = configured(
             &example,
             &[
@@ -92,7 +93,11 @@ impl Site {
         while bouncer.admin("SHOW VERSION").await.is_err() {
             let exited = bouncer.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             assert!(exited.is_none(), "pgbouncer exited ({exited:?}): {}", bouncer.log());
-            assert!(started.elapsed() < Duration::from_secs(10), "pgbouncer did not start: {}", bouncer.log());
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "pgbouncer did not start: {}",
+                bouncer.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bouncer

@@ -131,10 +131,8 @@ async fn write(
                 client = Some(connect(&hosts).await.map_err(|e| format!("connect: {}", pg_error(&e)))?);
             }
             let c = client.as_ref().expect("connected");
-            let row = c
-                .query_one(INSERT, &[&id])
-                .await
-                .map_err(|e| format!("insert {id}: {}", pg_error(&e)))?;
+            let row =
+                c.query_one(INSERT, &[&id]).await.map_err(|e| format!("insert {id}: {}", pg_error(&e)))?;
             let (server_port, token): (i32, Option<String>) = (row.get(0), row.get(1));
             Ok::<_, String>((server_port as u16, token.and_then(|t| t.parse().ok())))
         };

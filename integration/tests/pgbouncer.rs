@@ -53,8 +53,9 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
     // The first primary's on_start callback pointed PgBouncer at it, under its token.
     wait_for("the first primary's callback to write PgBouncer's [databases]", PATIENCE, || async {
         let text = databases(&file);
-        (text.contains(&format!("vigil_fencing_token = {old_token}\n")) && text.contains(&format!("port={old_port}\n")))
-            .then_some(())
+        (text.contains(&format!("vigil_fencing_token = {old_token}\n"))
+            && text.contains(&format!("port={old_port}\n")))
+        .then_some(())
     })
     .await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
@@ -64,8 +65,10 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
     let bouncer = site.start().await;
 
     let writer = Writer::paced(PACE, &format!("host=127.0.0.1 port={}", bouncer.port));
-    wait_for("50 rows written through PgBouncer", PATIENCE, || async { (writer.count() >= 50).then_some(()) })
-        .await;
+    wait_for("50 rows written through PgBouncer", PATIENCE, || async {
+        (writer.count() >= 50).then_some(())
+    })
+    .await;
     assert!(writer.acks().iter().all(|a| a.server_port == old_port), "all on the first primary");
 
     let killed_at = Instant::now();
@@ -103,7 +106,8 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
     assert!(new_token > old_token, "the new lease's token {new_token} after {old_token}");
     let text = databases(&file);
     assert!(
-        text.contains(&format!("vigil_fencing_token = {new_token}\n")) && text.contains(&format!("port={new_port}\n")),
+        text.contains(&format!("vigil_fencing_token = {new_token}\n"))
+            && text.contains(&format!("port={new_port}\n")),
         "PgBouncer's [databases] after the failover: {text}"
     );
     for ack in acks.iter().filter(|a| a.at >= resumed) {

@@ -30,8 +30,8 @@ const PACE: Duration = Duration::from_millis(20);
 /// The longest a watcher runs.
 const WATCH_LIMIT: Duration = Duration::from_secs(300);
 
-/// Every node's configuration with PostgreSQL and the REST API listening on every address (so that they
-/// answer on the VIP too) and synchronous mode on.
+/// A node's configuration with PostgreSQL and the REST API listening on every address (so that they
+/// answer on the VIP too).
 fn on_every_address(yaml: &str) -> String {
     let lines: Vec<String> = yaml
         .lines()
@@ -40,7 +40,12 @@ fn on_every_address(yaml: &str) -> String {
             None => line.to_owned(),
         })
         .collect();
-    (lines.join("\n") + "\n").replacen("bootstrap:\n  dcs:\n", "bootstrap:\n  dcs:\n    synchronous_mode: on\n", 1)
+    lines.join("\n") + "\n"
+}
+
+/// A node's configuration with synchronous mode on.
+fn synchronous(yaml: &str) -> String {
+    yaml.replacen("bootstrap:\n  dcs:\n", "bootstrap:\n  dcs:\n    synchronous_mode: on\n", 1)
 }
 
 /// `GET http://VIP:API_PORT<path>` from the client namespace: the status code, the fencing token header
@@ -96,7 +101,9 @@ async fn watch_tokens(http: reqwest::Client, stop: Arc<AtomicBool>) -> Vec<(Inst
 #[test]
 fn a_keepalived_vip_follows_the_primary_and_is_never_held_twice() {
     if let Err(why) = Topology::usable() {
-        eprintln!("SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`");
+        eprintln!(
+            "SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`"
+        );
         return;
     }
     init_tracing();
@@ -105,16 +112,8 @@ fn a_keepalived_vip_follows_the_primary_and_is_never_held_twice() {
 }
 
 async fn keepalived_vip(net: &Topology) {
-    let placements: Vec<Placement> = (0..net.nodes())
-        .map(|i| Placement {
-            host: net.node_addr(i),
-            pg_port: PG_PORT,
-            api_port: API_PORT,
-            raft_port: RAFT_PORT,
-            wrapper: Topology::exec_prefix(&net.node_ns(i)),
-        })
-        .collect();
-    let edit = Box::new(on_every_address);
+    let placements = Placement::in_namespaces(net, PG_PORT, API_PORT, RAFT_PORT);
+    let edit = Box::new(|yaml: &str| synchronous(&on_every_address(yaml)));
     let mut cluster = AgentCluster::start_placed(vigil_binary(), &placements, &net.network(), edit);
     let all = [0, 1, 2];
     let old = cluster.settled(&all, PATIENCE).await;
@@ -146,7 +145,8 @@ async fn keepalived_vip(net: &Topology) {
     };
     let tokens = tokio::spawn(watch_tokens(http.clone(), stop.clone()));
     let writer = Writer::paced(PACE, &format!("host={VIP} port={PG_PORT}"));
-    wait_for("50 rows written over the VIP", PATIENCE, || async { (writer.count() >= 50).then_some(()) }).await;
+    wait_for("50 rows written over the VIP", PATIENCE, || async { (writer.count() >= 50).then_some(()) })
+        .await;
     assert!(writer.acks().iter().all(|a| a.token == Some(old_token)), "all under the first primary's token");
 
     let killed_at = Instant::now();
@@ -171,7 +171,11 @@ async fn keepalived_vip(net: &Topology) {
     })
     .await;
     let (_, _, status) = over_vip(&http, "/patroni").await.expect("the new primary's REST API over the VIP");
-    assert_eq!(status["patroni"]["name"].as_str(), Some(name(new).as_str()), "the VIP answers from the new primary");
+    assert_eq!(
+        status["patroni"]["name"].as_str(),
+        Some(name(new).as_str()),
+        "the VIP answers from the new primary"
+    );
     let (acks, failures) = writer.stop().await;
     stop.store(true, Ordering::Relaxed);
     let holding = holding.await.expect("the holders' watcher");
@@ -181,7 +185,8 @@ async fn keepalived_vip(net: &Topology) {
     let timeline: Vec<String> = holding
         .iter()
         .map(|(at, held)| {
-            let at = at.saturating_duration_since(killed_at).as_secs_f64() - killed_at.saturating_duration_since(*at).as_secs_f64();
+            let at = at.saturating_duration_since(killed_at).as_secs_f64()
+                - killed_at.saturating_duration_since(*at).as_secs_f64();
             format!("kill{at:+.3}s: {:?}", held.iter().map(|i| name(*i)).collect::<Vec<_>>())
         })
         .collect();
@@ -190,14 +195,19 @@ async fn keepalived_vip(net: &Topology) {
     assert_eq!(holding.last().map(|(_, held)| held.clone()), Some(vec![new]), "{timeline:?}");
     let backwards: Vec<_> = tokens.windows(2).filter(|w| w[1].2 < w[0].2).collect();
     assert!(backwards.is_empty(), "the token over the VIP went backwards: {backwards:?}");
-    assert_eq!(tokens.last().map(|t| (t.1, t.2)), Some((200, new_token)), "the new primary's /primary over the VIP");
+    assert_eq!(
+        tokens.last().map(|t| (t.1, t.2)),
+        Some((200, new_token)),
+        "the new primary's /primary over the VIP"
+    );
     let written: Vec<u64> = acks.iter().filter_map(|a| a.token).collect();
     assert!(written.windows(2).all(|w| w[0] <= w[1]), "a write under an older token after a newer one");
     let present = writer::rows_on(&cluster, new).await;
     let lost: Vec<i64> = acks.iter().filter(|a| !present.contains(&a.id)).map(|a| a.id).collect();
     assert!(lost.is_empty(), "acknowledged rows missing on the new primary: {lost:?}");
 
-    let last_old = acks.iter().filter(|a| a.token == Some(old_token)).map(|a| a.at).max().expect("writes before");
+    let last_old =
+        acks.iter().filter(|a| a.token == Some(old_token)).map(|a| a.at).max().expect("writes before");
     eprintln!(
         "write downtime through the keepalived VIP: {:.3} s (the old primary's last acknowledged write to the new \
          primary's first; writes resumed {:.3} s after the kill); {} rows acknowledged, {} failed attempts",
@@ -205,5 +215,89 @@ async fn keepalived_vip(net: &Topology) {
         (resumed - killed_at).as_secs_f64(),
         acks.len(),
         failures.len()
+    );
+}
+
+#[test]
+fn a_callback_vip_moves_with_a_switchover_and_to_the_new_primary_after_a_kill_9() {
+    if let Err(why) = Topology::usable() {
+        eprintln!(
+            "SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`"
+        );
+        return;
+    }
+    init_tracing();
+    let net = Topology::create(3).expect("namespaces");
+    net.block_on_in_client(|| callback_vip(&net));
+}
+
+/// `examples/vip/vigil-vip.sh` as every agent's `on_start`, `on_stop` and `on_role_change` (the agents, and
+/// so their callbacks, run in their node's namespace): the VIP on the first primary, moved by a switchover
+/// without being held twice, and answering from the new primary after a kill -9 of the primary (whose
+/// namespace keeps the address: no callback ran there), the new primary's gratuitous ARP having moved the
+/// client's traffic.
+async fn callback_vip(net: &Topology) {
+    let script = vigil_integration::example("vip/vigil-vip.sh");
+    let command = format!("VIP={VIP}/24 VIP_DEV=eth0 sh {}", script.display());
+    let callbacks = format!(
+        "  callbacks:\n    on_start: \"{command}\"\n    on_stop: \"{command}\"\n    on_role_change: \"{command}\"\n"
+    );
+    let edit = Box::new(move |yaml: &str| on_every_address(yaml) + &callbacks);
+    let placements = Placement::in_namespaces(net, PG_PORT, API_PORT, RAFT_PORT);
+    let mut cluster = AgentCluster::start_placed(vigil_binary(), &placements, &net.network(), edit);
+    let all = [0, 1, 2];
+    let first = cluster.settled(&all, PATIENCE).await;
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let namespaces: Vec<String> = all.iter().map(|i| net.node_ns(*i)).collect();
+    let http = reqwest::Client::builder().no_proxy().build().expect("http client");
+    let answers_from = |i: usize| {
+        let (http, name) = (http.clone(), names[i].clone());
+        move || {
+            let (http, name) = (http.clone(), name.clone());
+            async move {
+                let (code, _, status) = over_vip(&http, "/patroni").await?;
+                (code == 200 && status["patroni"]["name"] == name.as_str()).then_some(())
+            }
+        }
+    };
+    wait_for("the first primary's on_start to add the VIP", PATIENCE, || async {
+        (holders(&namespaces, VIP) == [first]).then_some(())
+    })
+    .await;
+    wait_for("the VIP to answer from the first primary", PATIENCE, answers_from(first)).await;
+
+    // A switchover: the old primary's on_role_change (demoted) removes the address, the candidate's
+    // (primary) adds it; never both at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let holding = {
+        let (namespaces, stop) = (namespaces.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || watch_holders(&namespaces, &stop))
+    };
+    let candidate = (first + 1) % all.len();
+    let body = serde_json::json!({"leader": names[first], "candidate": names[candidate]}).to_string();
+    let (code, text) = cluster.send(first, reqwest::Method::POST, "/switchover", &body).await;
+    assert_eq!(code, 200, "switchover: {text}");
+    wait_for("the VIP on the candidate's namespace alone", PATIENCE, || async {
+        (holders(&namespaces, VIP) == [candidate]).then_some(())
+    })
+    .await;
+    wait_for("the VIP to answer from the candidate", PATIENCE, answers_from(candidate)).await;
+    stop.store(true, Ordering::Relaxed);
+    let holding = holding.await.expect("the holders' watcher");
+    let seen: Vec<Vec<usize>> = holding.into_iter().map(|(_, held)| held).collect();
+    assert!(seen.iter().all(|held| held.len() <= 1), "the VIP held twice during the switchover: {seen:?}");
+
+    // kill -9 of the primary's agent and PostgreSQL: no callback runs there, the new primary's adds the
+    // address and announces it.
+    cluster.signal_agent(candidate, libc::SIGKILL);
+    cluster.kill_postgres(candidate);
+    let newest = cluster.primary(PATIENCE).await;
+    assert_ne!(newest, candidate, "a survivor took over");
+    wait_for("the VIP to answer from the new primary", PATIENCE, answers_from(newest)).await;
+    let held = holders(&namespaces, VIP);
+    assert!(held.contains(&newest), "the new primary holds the VIP: {held:?}");
+    eprintln!(
+        "after the kill -9 the VIP is held by {:?} (the killed agent's namespace keeps it: no callback ran there)",
+        held.iter().map(|i| names[*i].as_str()).collect::<Vec<_>>()
     );
 }
