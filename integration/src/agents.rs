@@ -592,14 +592,7 @@ impl AgentCluster {
     /// Runs `sql` on node `i` and returns the first column of every row, as text.
     pub async fn query(&self, i: usize, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
         let client = self.connect(i).await?;
-        let rows = client.simple_query(sql).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            })
-            .collect())
+        Ok(crate::first_column(&client.simple_query(sql).await?))
     }
 
     /// Waits (up to a minute) until `sql` returns `expected` on node `i`.

@@ -112,12 +112,7 @@ impl Drop for Keepalived {
         }
         if std::thread::panicking() {
             for i in 0..self.children.len() {
-                eprintln!("---- node{} keepalived log (tail) ----", i + 1);
-                let log = self.log(i);
-                let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
+                crate::print_tail(&format!("node{} keepalived log (tail)", i + 1), &self.log(i), 20);
             }
         }
     }

@@ -72,6 +72,34 @@ pub fn example(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
 }
 
+/// Kills (SIGKILL, this PID only) and reaps the child process in `child`, if any.
+pub fn kill_child(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Prints the last `lines` lines of `log` on stderr under a `---- title ----` line (for failing tests).
+pub fn print_tail(title: &str, log: &str, lines: usize) {
+    eprintln!("---- {title} ----");
+    let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+    for line in tail.into_iter().rev() {
+        eprintln!("{line}");
+    }
+}
+
+/// The first column of every row of a simple query's answer, as text.
+pub fn first_column(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, or panics naming `what` after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -128,14 +128,7 @@ impl PgBouncer {
         let (client, connection) =
             tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await.map_err(|e| pg_error(&e))?;
         tokio::spawn(connection);
-        let messages = client.simple_query(command).await.map_err(|e| pg_error(&e))?;
-        Ok(messages
-            .iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            })
-            .collect())
+        Ok(crate::first_column(&client.simple_query(command).await.map_err(|e| pg_error(&e))?))
     }
 
     /// PgBouncer's log.
@@ -146,18 +139,9 @@ impl PgBouncer {
 
 impl Drop for PgBouncer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Child::kill sends SIGKILL to this PID only.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_child(&mut self.child);
         if std::thread::panicking() {
-            eprintln!("---- pgbouncer log (tail) ----");
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
+            crate::print_tail("pgbouncer log (tail)", &self.log(), 40);
         }
     }
 }

@@ -73,6 +73,19 @@ impl Writer {
         self.acks.lock().expect("acks").len()
     }
 
+    /// Waits up to `timeout` until `more` commits beyond those acknowledged so far are acknowledged.
+    pub async fn more(&self, more: usize, timeout: Duration) {
+        let target = self.count() + more;
+        let what = format!("{more} more acknowledged writes");
+        crate::wait_for(&what, timeout, || async { (self.count() >= target).then_some(()) }).await
+    }
+
+    /// Waits up to `timeout` for the first acknowledged commit `pick` accepts (`what` names it); returns
+    /// when it was acknowledged.
+    pub async fn first(&self, what: &str, timeout: Duration, pick: impl Fn(&Ack) -> bool) -> Instant {
+        crate::wait_for(what, timeout, || async { self.acks().iter().find(|a| pick(a)).map(|a| a.at) }).await
+    }
+
     /// Stops writing; returns every acknowledged commit and every failed attempt.
     pub async fn stop(self) -> (Vec<Ack>, Vec<Failure>) {
         self.stop.store(true, Ordering::Relaxed);

@@ -65,10 +65,7 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
     let bouncer = site.start().await;
 
     let writer = Writer::paced(PACE, &format!("host=127.0.0.1 port={}", bouncer.port));
-    wait_for("50 rows written through PgBouncer", PATIENCE, || async {
-        (writer.count() >= 50).then_some(())
-    })
-    .await;
+    writer.more(50, PATIENCE).await;
     assert!(writer.acks().iter().all(|a| a.server_port == old_port), "all on the first primary");
 
     let killed_at = Instant::now();
@@ -78,15 +75,9 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
     let new = cluster.primary(PATIENCE).await;
     assert_ne!(new, old, "a survivor took over");
     let new_port = cluster.nodes[new].pg_port;
-    let resumed = wait_for("writes through PgBouncer to succeed on the new primary", PATIENCE, || async {
-        writer.acks().iter().find(|a| a.server_port == new_port).map(|a| a.at)
-    })
-    .await;
-    let count = writer.count();
-    wait_for("20 more writes on the new primary", PATIENCE, || async {
-        (writer.count() >= count + 20).then_some(())
-    })
-    .await;
+    let what = "writes through PgBouncer to succeed on the new primary";
+    let resumed = writer.first(what, PATIENCE, |a| a.server_port == new_port).await;
+    writer.more(20, PATIENCE).await;
     let (acks, failures) = writer.stop().await;
     // The old primary may acknowledge a write in flight at the kill (its backend outlives the postmaster
     // for a moment): the downtime runs from its last acknowledgement.

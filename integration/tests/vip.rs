@@ -98,16 +98,22 @@ async fn watch_tokens(http: reqwest::Client, stop: Arc<AtomicBool>) -> Vec<(Inst
     seen
 }
 
-#[test]
-fn a_keepalived_vip_follows_the_primary_and_is_never_held_twice() {
+/// Three node namespaces and a client namespace; `None` where namespaces cannot be created (the test is
+/// then skipped, saying so).
+fn topology() -> Option<Topology> {
     if let Err(why) = Topology::usable() {
         eprintln!(
             "SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`"
         );
-        return;
+        return None;
     }
     init_tracing();
-    let net = Topology::create(3).expect("namespaces");
+    Some(Topology::create(3).expect("namespaces"))
+}
+
+#[test]
+fn a_keepalived_vip_follows_the_primary_and_is_never_held_twice() {
+    let Some(net) = topology() else { return };
     net.block_on_in_client(|| keepalived_vip(&net));
 }
 
@@ -145,8 +151,7 @@ async fn keepalived_vip(net: &Topology) {
     };
     let tokens = tokio::spawn(watch_tokens(http.clone(), stop.clone()));
     let writer = Writer::paced(PACE, &format!("host={VIP} port={PG_PORT}"));
-    wait_for("50 rows written over the VIP", PATIENCE, || async { (writer.count() >= 50).then_some(()) })
-        .await;
+    writer.more(50, PATIENCE).await;
     assert!(writer.acks().iter().all(|a| a.token == Some(old_token)), "all under the first primary's token");
 
     let killed_at = Instant::now();
@@ -161,15 +166,9 @@ async fn keepalived_vip(net: &Topology) {
         (holders(&namespaces, VIP) == [new]).then_some(())
     })
     .await;
-    let resumed = wait_for("writes over the VIP to succeed on the new primary", PATIENCE, || async {
-        writer.acks().iter().find(|a| a.token == Some(new_token)).map(|a| a.at)
-    })
-    .await;
-    let count = writer.count();
-    wait_for("20 more writes on the new primary", PATIENCE, || async {
-        (writer.count() >= count + 20).then_some(())
-    })
-    .await;
+    let what = "writes over the VIP to succeed on the new primary";
+    let resumed = writer.first(what, PATIENCE, |a| a.token == Some(new_token)).await;
+    writer.more(20, PATIENCE).await;
     let (_, _, status) = over_vip(&http, "/patroni").await.expect("the new primary's REST API over the VIP");
     assert_eq!(
         status["patroni"]["name"].as_str(),
@@ -220,14 +219,7 @@ async fn keepalived_vip(net: &Topology) {
 
 #[test]
 fn a_callback_vip_moves_with_a_switchover_and_to_the_new_primary_after_a_kill_9() {
-    if let Err(why) = Topology::usable() {
-        eprintln!(
-            "SKIPPED: network namespaces are unusable here ({why}); this test needs root and `ip netns`"
-        );
-        return;
-    }
-    init_tracing();
-    let net = Topology::create(3).expect("namespaces");
+    let Some(net) = topology() else { return };
     net.block_on_in_client(|| callback_vip(&net));
 }
 
