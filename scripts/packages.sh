@@ -95,9 +95,10 @@ ensure_pgbouncer() {
   [ -x /usr/sbin/pgbouncer ] || apt_install_no_services pgbouncer "PgBouncer"
 }
 
-# ensure_keepalived: keepalived 2.2 from Debian 12 and iputils' arping, which integration/tests/vip.rs runs in
-# the nodes' network namespaces (a virtual IP following the primary); the package's service is not started.
+# ensure_keepalived: keepalived 2.2 from Debian 12, curl (its check of GET /primary) and iputils' arping (the
+# callback's gratuitous ARP), which integration/tests/vip.rs runs in the nodes' network namespaces (a virtual IP
+# following the primary); the package's service is not started.
 ensure_keepalived() {
-  { [ -x /usr/sbin/keepalived ] && command -v arping >/dev/null 2>&1; } ||
-    apt_install_no_services "keepalived iputils-arping" "keepalived and arping"
+  { [ -x /usr/sbin/keepalived ] && [ -x /usr/bin/curl ] && command -v arping >/dev/null 2>&1; } ||
+    apt_install_no_services "keepalived curl iputils-arping" "keepalived, curl and arping"
 }

@@ -98,6 +98,15 @@ async fn watch_tokens(http: reqwest::Client, stop: Arc<AtomicBool>) -> Vec<(Inst
     seen
 }
 
+/// Sets its flag when dropped: the watchers stop also when the test fails.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Three node namespaces and a client namespace; `None` where namespaces cannot be created (the test is
 /// then skipped, saying so).
 fn topology() -> Option<Topology> {
@@ -145,6 +154,7 @@ async fn keepalived_vip(net: &Topology) {
 
     // Watch the VIP's holders and the token over the VIP while a client writes over the VIP.
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_panic = StopOnDrop(stop.clone());
     let holding = {
         let (namespaces, stop) = (namespaces.clone(), stop.clone());
         tokio::task::spawn_blocking(move || watch_holders(&namespaces, &stop))
@@ -261,6 +271,7 @@ async fn callback_vip(net: &Topology) {
     // A switchover: the old primary's on_role_change (demoted) removes the address, the candidate's
     // (primary) adds it; never both at once.
     let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_panic = StopOnDrop(stop.clone());
     let holding = {
         let (namespaces, stop) = (namespaces.clone(), stop.clone());
         tokio::task::spawn_blocking(move || watch_holders(&namespaces, &stop))

@@ -352,6 +352,7 @@ mod tests {
         let status = node_status(&shown, &replica, &record, None, &dynamic);
         assert_eq!((status.xlog.location, status.xlog.received_location), (None, Some(0x80)));
     }
+
     #[test]
     fn the_known_token_is_the_newest_lease_seen_and_never_goes_back() {
         let view = |leader: Option<u64>| ClusterView {
