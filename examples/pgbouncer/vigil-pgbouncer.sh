@@ -56,4 +56,7 @@ printf '[databases]\n; vigil_fencing_token = %s\n; written by %s for cluster %s\
   "$token" "$action" "${3:-}" "$dbname" "$host" "$port" >"$tmp"
 chmod 644 "$tmp"
 mv -f "$tmp" "$file"
-psql -X -q -v ON_ERROR_STOP=1 -d "$admin" -c RELOAD
+if ! psql -X -q -v ON_ERROR_STOP=1 -d "$admin" -c RELOAD; then
+  echo "vigil-pgbouncer: $file names $host:$port (token $token), but PgBouncer did not take RELOAD" >&2
+  exit 1
+fi

@@ -2,7 +2,9 @@
 //! a client writing through PgBouncer every 20 ms goes on writing on the new primary after a kill -9 of
 //! the primary's agent and PostgreSQL, with no acknowledged write lost (synchronous mode); the write
 //! downtime (last acknowledged write before the kill to the first after it) is printed. The agents'
-//! `X-Vigil-Fencing-Token` header names the new primary's token on the primary and on the replica.
+//! `X-Vigil-Fencing-Token` header names the new primary's token on the primary and on the replica. And
+//! the callback alone: a late callback with an older token, a demotion or a missing token leave
+//! PgBouncer's `[databases]` as they are.
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -116,4 +118,51 @@ async fn writes_through_pgbouncer_continue_on_the_new_primary_after_a_kill_9_of_
         (header_token(&cluster, replica, "/replica").await == Some(new_token)).then_some(())
     })
     .await;
+}
+
+/// Runs the example callback as `on_role_change <role>` with `token`, naming `host`, PgBouncer's admin
+/// console on a port where nothing listens; its exit status and stderr.
+fn run_callback(site: &Site, role: &str, host: &str, token: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new("sh")
+        .arg(vigil_integration::example("pgbouncer/vigil-pgbouncer.sh"))
+        .args(["on_role_change", role, "it"])
+        .env("PRIMARY_HOST", host)
+        .env("PRIMARY_PORT", "5432")
+        .env("PGBOUNCER_DATABASES", site.databases_file())
+        .env(
+            "PGBOUNCER_ADMIN",
+            format!("host=127.0.0.1 port={} dbname=pgbouncer connect_timeout=2", free_port()),
+        )
+        .env("VIGIL_FENCING_TOKEN", token)
+        .output()
+        .expect("run the callback");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn the_callback_keeps_pgbouncer_on_the_newest_primary_whatever_the_order_of_the_callbacks() {
+    let site = Site::new();
+    let file = site.databases_file();
+    // PgBouncer is not running: the file is written, and the callback says PgBouncer did not reload.
+    let (code, stderr) = run_callback(&site, "primary", "10.0.0.2", "12");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("did not take RELOAD"), "{stderr}");
+    assert!(databases(&file).contains("* = host=10.0.0.2 port=5432\n"), "{}", databases(&file));
+
+    // A deposed primary's late callback, with an older token, changes nothing.
+    let (code, stderr) = run_callback(&site, "primary", "10.0.0.1", "9");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("already names a newer primary (token 12 > 9)"), "{stderr}");
+    assert!(databases(&file).contains("host=10.0.0.2 "), "{}", databases(&file));
+
+    // Demotions, replicas and a missing token change nothing either; a newer primary takes over.
+    assert_eq!(run_callback(&site, "demoted", "10.0.0.2", "").0, Some(0));
+    assert_eq!(run_callback(&site, "replica", "10.0.0.3", "").0, Some(0));
+    let (code, stderr) = run_callback(&site, "primary", "10.0.0.3", "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no fencing token"), "{stderr}");
+    assert!(databases(&file).contains("host=10.0.0.2 "), "{}", databases(&file));
+    run_callback(&site, "primary", "10.0.0.3", "15");
+    let text = databases(&file);
+    assert!(text.contains("vigil_fencing_token = 15\n") && text.contains("host=10.0.0.3 "), "{text}");
 }
