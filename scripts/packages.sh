@@ -95,3 +95,17 @@ ensure_patroni() {
 ensure_promtool() {
   command -v promtool >/dev/null 2>&1 || apt_install_no_services "--no-install-recommends prometheus" "Prometheus's promtool"
 }
+
+# ensure_pgbouncer: PgBouncer 1.18 from Debian 12, which integration/tests/pgbouncer.rs runs (as the `postgres`
+# user, on a free port) in front of the agents; the package's service is not started.
+ensure_pgbouncer() {
+  [ -x /usr/sbin/pgbouncer ] || apt_install_no_services pgbouncer "PgBouncer"
+}
+
+# ensure_keepalived: keepalived 2.2 from Debian 12, curl (its check of GET /primary) and iputils' arping (the
+# callback's gratuitous ARP), which integration/tests/vip.rs runs in the nodes' network namespaces (a virtual IP
+# following the primary); the package's service is not started.
+ensure_keepalived() {
+  { [ -x /usr/sbin/keepalived ] && [ -x /usr/bin/curl ] && command -v arping >/dev/null 2>&1; } ||
+    apt_install_no_services "keepalived curl iputils-arping" "keepalived, curl and arping"
+}

@@ -13,6 +13,8 @@ ensure_patroni
 ensure_systemd_analyze
 ensure_chart_tools
 ensure_promtool
+ensure_pgbouncer
+ensure_keepalived
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

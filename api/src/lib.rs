@@ -46,7 +46,7 @@ pub use members::{AddMemberRequest, MemberRequest, RaftMemberInfo};
 pub use openapi::openapi;
 pub use query::{parse_lsn, parse_size, BadParameter, HealthQuery};
 pub use restart::postgres_version_number;
-pub use routes::{Endpoint, StatusSource, ROUTES};
+pub use routes::{Endpoint, StatusSource, FENCING_TOKEN_HEADER, ROUTES};
 pub use schedule::schedule_for_request;
 pub use secret::Secret;
 pub use status::{NodeStatus, PatroniInfo, PendingChange, RaftInfo, Replication, VigilInfo, Xlog};

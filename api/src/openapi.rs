@@ -42,8 +42,10 @@ fn served_operation(endpoint: Endpoint, method: &str) -> Value {
     let mut operation = match endpoint {
         Endpoint::Health(rule) => {
             let answer = |what: &str| match body {
-                true => json!({ "description": what, "content": json_of("NodeStatus") }),
-                false => json!({ "description": what }),
+                true => {
+                    json!({ "description": what, "headers": fencing_header(), "content": json_of("NodeStatus") })
+                }
+                false => json!({ "description": what, "headers": fencing_header() }),
             };
             let params: Vec<Value> = rule.parameters().iter().map(|p| parameter(p)).collect();
             json!({
@@ -61,8 +63,8 @@ fn served_operation(endpoint: Endpoint, method: &str) -> Value {
             "tags": ["status"],
             "summary": "This member's status (Patroni's GET /patroni), always 200",
             "responses": { "200": match body {
-                true => json!({ "description": "The status", "content": json_of("NodeStatus") }),
-                false => json!({ "description": "The status line alone" }),
+                true => json!({ "description": "The status", "headers": fencing_header(), "content": json_of("NodeStatus") }),
+                false => json!({ "description": "The status line alone", "headers": fencing_header() }),
             } },
         }),
         Endpoint::Metrics => json!({
@@ -226,6 +228,15 @@ fn components() -> Value {
     })
 }
 
+/// The `X-Vigil-Fencing-Token` header of the health checks' and the status's answers.
+fn fencing_header() -> Value {
+    json!({ "X-Vigil-Fencing-Token": {
+        "description": "The largest fencing token this member knows of: the current primary's lease as last \
+            seen (the leading primary's own); absent before any lease was seen",
+        "schema": { "type": "integer", "format": "int64" },
+    } })
+}
+
 fn node_status_schema() -> Value {
     let int = json!({ "type": "integer", "format": "int64" });
     let string = json!({ "type": "string" });
@@ -235,7 +246,8 @@ fn node_status_schema() -> Value {
         "state": string, "sync_state": string, "sync_priority": int,
     } } });
     let vigil = json!({ "type": "object", "properties": {
-        "fencing_token": int, "lease_remaining_ms": int, "last_decision": string, "why": string,
+        "fencing_token": int, "leader_fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
+        "why": string,
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
         "failovers_total": int, "maximum_lag_on_failover": int,
         "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },

@@ -3,8 +3,10 @@
 //! the OpenAPI document lists it, so the two cannot drift apart.
 //!
 //! Health checks answer `GET` with the status JSON, `HEAD` and `OPTIONS` with the status line alone (as
-//! HAProxy's `option httpchk` expects); a malformed query parameter answers 400 with a JSON error. A
-//! 200 from a leading primary carries the `X-Vigil-Fencing-Token` header. An unknown path answers 404 and
+//! HAProxy's `option httpchk` expects); a malformed query parameter answers 400 with a JSON error. Every
+//! health check's answer and the status carry the `X-Vigil-Fencing-Token` header: the largest fencing
+//! token the member knows of ([`NodeStatus::known_fencing_token`]; the leading primary's own), so that a
+//! client can refuse a server whose token is older than one it has seen. An unknown path answers 404 and
 //! a known path asked with another method 405, both with a JSON error.
 
 use crate::health::{Now, Rule};
@@ -112,9 +114,10 @@ fn method_router(endpoint: Endpoint, document: &Arc<serde_json::Value>) -> Metho
         Endpoint::Status => {
             let handler = |method: Method, State(source): State<Source>| async move {
                 let status = source.status();
+                let headers = fencing_header(&status);
                 match method {
-                    Method::OPTIONS => StatusCode::OK.into_response(),
-                    _ => Json(status).into_response(),
+                    Method::OPTIONS => (StatusCode::OK, headers).into_response(),
+                    _ => (headers, Json(status)).into_response(),
                 }
             };
             get(handler).options(handler)
@@ -141,14 +144,23 @@ fn health(method: &Method, uri: &Uri, source: &dyn StatusSource, rule: Rule) -> 
     let now = Now { leading, loop_alive: rule == Rule::Liveness && source.loop_alive() };
     let ok = rule.passes(now, &status, &query);
     let code = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let mut headers = HeaderMap::new();
-    if let (true, Some(token)) = (ok && leading, status.vigil.fencing_token) {
-        headers.insert("x-vigil-fencing-token", HeaderValue::from(token));
-    }
+    let headers = fencing_header(&status);
     if method == Method::OPTIONS {
         return (code, headers).into_response();
     }
     (code, headers, Json(status)).into_response()
+}
+
+/// The fencing token header's name (`X-Vigil-Fencing-Token`; HTTP header names are case-insensitive).
+pub const FENCING_TOKEN_HEADER: &str = "x-vigil-fencing-token";
+
+/// `X-Vigil-Fencing-Token` with the largest token `status` knows of (none before any lease was seen).
+fn fencing_header(status: &NodeStatus) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = status.known_fencing_token() {
+        headers.insert(FENCING_TOKEN_HEADER, HeaderValue::from(token));
+    }
+    headers
 }
 
 /// A JSON error: `{"error": message}`.

@@ -141,6 +141,11 @@ pub struct VigilInfo {
     /// The fencing token of the lease this member holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing_token: Option<u64>,
+    /// The fencing token of the current primary's lease as this member last knew it (its own while it
+    /// holds the lease), kept while no lease is held: the largest token it has seen, never going back.
+    /// Every health check and `/patroni` answer it in the `X-Vigil-Fencing-Token` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_fencing_token: Option<u64>,
     /// Time left before this member's lease deadline, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_remaining_ms: Option<u64>,
@@ -245,6 +250,12 @@ impl NodeStatus {
     /// Whether this member counts as a quorum standby: flagged `quorum_standby` in `quorum` mode.
     pub fn is_quorum_standby(&self) -> bool {
         self.quorum_standby && self.vigil.synchronous_mode.as_deref() == Some("quorum")
+    }
+
+    /// The largest fencing token this member knows of (its lease's, or the current primary's as last
+    /// seen): the `X-Vigil-Fencing-Token` header's value.
+    pub fn known_fencing_token(&self) -> Option<u64> {
+        self.vigil.leader_fencing_token.max(self.vigil.fencing_token)
     }
 }
 

@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::*;
-use vigil_api::{Endpoint, NodeStatus, Rule, ROUTES};
+use vigil_api::{Endpoint, NodeStatus, Rule, FENCING_TOKEN_HEADER, ROUTES};
 
 const OK: StatusCode = StatusCode::OK;
 const DOWN: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
@@ -60,14 +60,32 @@ async fn every_health_path_answers_by_its_rule_for_every_member_and_method() {
 }
 
 #[tokio::test]
-async fn a_leading_primary_carries_its_fencing_token() {
-    for method in ["GET", "HEAD", "OPTIONS"] {
-        let answer = call(&primary(), true, method, "/primary").await;
-        assert_eq!(answer.headers["x-vigil-fencing-token"], "7", "{method}");
+async fn every_health_check_and_the_status_carry_the_newest_fencing_token_known() {
+    let mut deposed = primary();
+    deposed.vigil.leader_fencing_token = Some(12);
+    let mut follower = replica();
+    follower.vigil.leader_fencing_token = Some(7);
+    let cases = [
+        ("leading primary", primary(), true, "7"),
+        ("primary without a lease", primary(), false, "7"),
+        ("deposed primary that saw a newer lease", deposed, false, "12"),
+        ("replica", follower, false, "7"),
+    ];
+    for (name, status, leading, token) in cases {
+        for &(path, endpoint) in ROUTES {
+            if !matches!(endpoint, Endpoint::Health(_) | Endpoint::Status) {
+                continue;
+            }
+            for method in ["GET", "HEAD", "OPTIONS"] {
+                let answer = call(&status, leading, method, path).await;
+                let header = answer.headers.get(FENCING_TOKEN_HEADER).map(|v| v.to_str().expect("ASCII"));
+                assert_eq!(header, Some(token), "{name}: {method} {path} ({})", answer.code);
+            }
+        }
     }
-    let answer = call(&primary(), false, "GET", "/primary").await;
-    assert_eq!(answer.code, DOWN);
-    assert!(answer.headers.get("x-vigil-fencing-token").is_none());
+    let answer = call(&replica(), false, "GET", "/replica").await;
+    assert_eq!(answer.code, OK);
+    assert!(answer.headers.get(FENCING_TOKEN_HEADER).is_none(), "no lease seen yet: no header");
 }
 
 #[tokio::test]

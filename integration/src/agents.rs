@@ -55,6 +55,26 @@ pub struct Placement {
     pub wrapper: Vec<String>,
 }
 
+impl Placement {
+    /// One node in each node namespace of `net`, at its address, every node on the same ports.
+    pub fn in_namespaces(
+        net: &crate::netns::Topology,
+        pg_port: u16,
+        api_port: u16,
+        raft_port: u16,
+    ) -> Vec<Placement> {
+        (0..net.nodes())
+            .map(|i| Placement {
+                host: net.node_addr(i),
+                pg_port,
+                api_port,
+                raft_port,
+                wrapper: crate::netns::Topology::exec_prefix(&net.node_ns(i)),
+            })
+            .collect()
+    }
+}
+
 /// A running cluster of agents.
 pub struct AgentCluster {
     dir: tempfile::TempDir,
@@ -572,14 +592,7 @@ impl AgentCluster {
     /// Runs `sql` on node `i` and returns the first column of every row, as text.
     pub async fn query(&self, i: usize, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
         let client = self.connect(i).await?;
-        let rows = client.simple_query(sql).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            })
-            .collect())
+        Ok(crate::first_column(&client.simple_query(sql).await?))
     }
 
     /// Runs the write `sql` on node `primary`, then waits (up to a minute) until the primary publishes a

@@ -251,18 +251,9 @@ impl HaProxy {
 
 impl Drop for HaProxy {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Child::kill sends SIGKILL to this PID only.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        crate::kill_child(&mut self.child);
         if std::thread::panicking() {
-            eprintln!("---- haproxy log (tail) ----");
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
+            crate::print_tail("haproxy log (tail)", &self.log(), 40);
         }
     }
 }

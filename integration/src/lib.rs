@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod cluster;
 pub mod haproxy;
+pub mod keepalived;
 pub mod kube_api;
 pub mod managed;
 pub mod mariadb;
@@ -12,6 +13,7 @@ pub mod migration;
 pub mod nemesis;
 pub mod netns;
 pub mod patroni;
+pub mod pgbouncer;
 pub mod process;
 pub mod vigil_cli;
 pub mod writer;
@@ -64,6 +66,39 @@ impl Server {
             self.task.abort();
         }
     }
+}
+
+/// An example file of the repository (`examples/<path>`), which a test runs as shipped.
+pub fn example(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(path)
+}
+
+/// Kills (SIGKILL, this PID only) and reaps the child process in `child`, if any.
+pub fn kill_child(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Prints the last `lines` lines of `log` on stderr under a `---- title ----` line (for failing tests).
+pub fn print_tail(title: &str, log: &str, lines: usize) {
+    eprintln!("---- {title} ----");
+    let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+    for line in tail.into_iter().rev() {
+        eprintln!("{line}");
+    }
+}
+
+/// The first column of every row of a simple query's answer, as text.
+pub fn first_column(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics naming `what` after `timeout`.

@@ -12,13 +12,16 @@ use tokio_postgres::NoTls;
 /// The bound on one write attempt (connect, authenticate, insert).
 const ATTEMPT: Duration = Duration::from_secs(3);
 
-/// One acknowledged insert: the row's id, the PostgreSQL port that committed it, and when.
+/// One acknowledged insert: the row's id, the PostgreSQL port that committed it, the fencing token it
+/// committed under, and when.
 #[derive(Clone, Copy, Debug)]
 pub struct Ack {
     /// The row's id.
     pub id: i64,
     /// `inet_server_port()` of the server that committed it.
     pub server_port: u16,
+    /// The server's `vigil.fencing_token`, read in the insert (`None` before any was set).
+    pub token: Option<u64>,
     /// When the commit was acknowledged.
     pub at: Instant,
 }
@@ -70,6 +73,19 @@ impl Writer {
         self.acks.lock().expect("acks").len()
     }
 
+    /// Waits up to `timeout` until `more` commits beyond those acknowledged so far are acknowledged.
+    pub async fn more(&self, more: usize, timeout: Duration) {
+        let target = self.count() + more;
+        let what = format!("{more} more acknowledged writes");
+        crate::wait_for(&what, timeout, || async { (self.count() >= target).then_some(()) }).await
+    }
+
+    /// Waits up to `timeout` for the first acknowledged commit `pick` accepts (`what` names it); returns
+    /// when it was acknowledged.
+    pub async fn first(&self, what: &str, timeout: Duration, pick: impl Fn(&Ack) -> bool) -> Instant {
+        crate::wait_for(what, timeout, || async { self.acks().iter().find(|a| pick(a)).map(|a| a.at) }).await
+    }
+
     /// Stops writing; returns every acknowledged commit and every failed attempt.
     pub async fn stop(self) -> (Vec<Ack>, Vec<Failure>) {
         self.stop.store(true, Ordering::Relaxed);
@@ -108,6 +124,10 @@ pub fn pg_error(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// One write: the row, and where and under which fencing token it was committed.
+const INSERT: &str = "INSERT INTO t (id) VALUES ($1) \
+    RETURNING inet_server_port(), NULLIF(current_setting('vigil.fencing_token', true), '')";
+
 /// The writer's loop; every attempt is bounded by [`ATTEMPT`]. Returns the failed attempts.
 async fn write(
     hosts: String,
@@ -124,16 +144,14 @@ async fn write(
                 client = Some(connect(&hosts).await.map_err(|e| format!("connect: {}", pg_error(&e)))?);
             }
             let c = client.as_ref().expect("connected");
-            let row = c
-                .query_one("INSERT INTO t (id) VALUES ($1) RETURNING inet_server_port()", &[&id])
-                .await
-                .map_err(|e| format!("insert {id}: {}", pg_error(&e)))?;
-            let server_port: i32 = row.get(0);
-            Ok::<u16, String>(server_port as u16)
+            let row =
+                c.query_one(INSERT, &[&id]).await.map_err(|e| format!("insert {id}: {}", pg_error(&e)))?;
+            let (server_port, token): (i32, Option<String>) = (row.get(0), row.get(1));
+            Ok::<_, String>((server_port as u16, token.and_then(|t| t.parse().ok())))
         };
         let error = match tokio::time::timeout(ATTEMPT, attempt).await {
-            Ok(Ok(server_port)) => {
-                acks.lock().expect("acks").push(Ack { id, server_port, at: Instant::now() });
+            Ok(Ok((server_port, token))) => {
+                acks.lock().expect("acks").push(Ack { id, server_port, token, at: Instant::now() });
                 if !pace.is_zero() {
                     tokio::time::sleep(pace).await;
                 }

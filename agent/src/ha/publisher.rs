@@ -45,6 +45,8 @@ pub(super) struct Publisher {
     published: Option<(MemberRecord, Instant)>,
     /// When the store was last read successfully (Unix seconds), for `dcs_last_seen`.
     dcs_last_seen: u64,
+    /// The largest fencing token seen: this member's own, or the lease holder's in the store.
+    known_token: Option<FencingToken>,
 }
 
 impl Publisher {
@@ -57,7 +59,7 @@ impl Publisher {
     ) -> Self {
         status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
         status.set_timings(dcs.timings());
-        Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0 }
+        Publisher { dcs, status, conn_url, published: None, dcs_last_seen: 0, known_token: None }
     }
 
     /// Notes that the store was read just now.
@@ -107,11 +109,24 @@ impl Publisher {
             }
         }
         let raft = self.dcs.raft_status();
-        let shown = Shown { me, standing, raft, dcs_last_seen: self.dcs_last_seen };
+        self.known_token = newest_token(self.known_token, standing.token, cluster);
+        let shown =
+            Shown { me, standing, raft, dcs_last_seen: self.dcs_last_seen, known_token: self.known_token };
         self.status.set(node_status(&shown, db, &record, cluster, dynamic));
         self.status.set_deadline(standing.deadline);
         self.status.cycle_completed(dynamic.loop_wait, dynamic.ttl);
     }
+}
+
+/// The largest of `known`, this member's own token `own` and the lease holder's token in `cluster`: the
+/// token of the current primary's lease as last seen, kept while no lease is held or the store is unread.
+fn newest_token(
+    known: Option<FencingToken>,
+    own: Option<FencingToken>,
+    cluster: Option<&ClusterView>,
+) -> Option<FencingToken> {
+    let held = cluster.and_then(|c| c.leader.as_ref()).map(|(_, token)| *token);
+    known.max(own).max(held)
 }
 
 /// The member record of this member, reached at `conn_url`, with its database in state `db`.
@@ -158,6 +173,7 @@ struct Shown<'a> {
     standing: &'a Standing,
     raft: RaftStatus,
     dcs_last_seen: u64,
+    known_token: Option<FencingToken>,
 }
 
 /// The status `GET /patroni` serves.
@@ -200,6 +216,7 @@ fn node_status(
         },
         vigil: vigil_api::VigilInfo {
             fencing_token: shown.standing.token.map(|t| t.0),
+            leader_fencing_token: shown.known_token.map(|t| t.0),
             lease_remaining_ms: None,
             last_decision: record.reason.clone(),
             why: record.why.clone(),
@@ -330,10 +347,17 @@ mod tests {
         assert_eq!(json["proxy_url"], "postgres://10.0.0.9:6432/postgres", "Patroni's member key");
 
         let standing = standing(false, None);
-        let shown = Shown { me: &me(), standing: &standing, raft: raft(), dcs_last_seen: 1_700_000_000 };
+        let shown = Shown {
+            me: &me(),
+            standing: &standing,
+            raft: raft(),
+            dcs_last_seen: 1_700_000_000,
+            known_token: Some(FencingToken(9)),
+        };
         let status = node_status(&shown, &primary, &record, None, &dynamic);
         assert_eq!((status.xlog.location, status.xlog.received_location), (Some(0x100), None));
         assert_eq!((status.vigil.fencing_token, status.vigil.failovers_total), (Some(9), 2));
+        assert_eq!(status.vigil.leader_fencing_token, Some(9));
         assert_eq!(status.database_system_identifier.as_deref(), Some("7"));
 
         let replica = running(Role::Replica, 0x80);
@@ -359,8 +383,25 @@ mod tests {
         assert_eq!(record.why.as_deref(), Some("nofailover tag"));
         let json = serde_json::to_value(&record).unwrap();
         assert_eq!(json["why"], "nofailover tag");
-        let shown = Shown { me: &me(), standing: &refused, raft: raft(), dcs_last_seen: 0 };
+        let shown =
+            Shown { me: &me(), standing: &refused, raft: raft(), dcs_last_seen: 0, known_token: None };
         let status = node_status(&shown, &replica, &record, None, &dynamic);
         assert_eq!(status.vigil.why.as_deref(), Some("nofailover tag"));
+    }
+
+    #[test]
+    fn the_known_token_is_the_newest_lease_seen_and_never_goes_back() {
+        let view = |leader: Option<u64>| ClusterView {
+            leader: leader.map(|t| (MemberName::new("b").expect("name"), FencingToken(t))),
+            ..ClusterView::default()
+        };
+        let token = |t: u64| Some(FencingToken(t));
+        assert_eq!(newest_token(None, None, None), None, "no lease seen yet");
+        assert_eq!(newest_token(None, None, Some(&view(Some(5)))), token(5), "a replica: the holder's");
+        assert_eq!(newest_token(token(5), None, Some(&view(None))), token(5), "kept while no lease is held");
+        assert_eq!(newest_token(token(5), None, None), token(5), "kept while the store is unread");
+        assert_eq!(newest_token(token(5), token(9), Some(&view(Some(9)))), token(9), "the holder: its own");
+        assert_eq!(newest_token(token(9), None, Some(&view(Some(4)))), token(9), "never goes back");
+        assert_eq!(newest_token(token(9), token(9), Some(&view(Some(12)))), token(12), "a newer grant");
     }
 }

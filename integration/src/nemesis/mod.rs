@@ -115,15 +115,7 @@ struct Suite<'a> {
 
 impl<'a> Suite<'a> {
     async fn run(config: &'a Config, net: &'a Topology) -> Result<Report, String> {
-        let placements: Vec<Placement> = (0..config.nodes)
-            .map(|i| Placement {
-                host: net.node_addr(i),
-                pg_port: config.engine.port(),
-                api_port: API_PORT,
-                raft_port: RAFT_PORT,
-                wrapper: Topology::exec_prefix(&net.node_ns(i)),
-            })
-            .collect();
+        let placements = Placement::in_namespaces(net, config.engine.port(), API_PORT, RAFT_PORT);
         let cluster = config.engine.start(config.binary.clone(), &placements, &net.network());
         let http = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
         let report = Report { seed: config.seed, sync: config.sync, ..Report::default() };
