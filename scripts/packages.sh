@@ -88,3 +88,9 @@ ensure_mariadb() {
 ensure_patroni() {
   { [ -x /usr/bin/patroni ] && [ -x /usr/bin/etcd ]; } || apt_install_no_services "patroni etcd-server" "Patroni and etcd"
 }
+
+# ensure_pgbackrest: pgBackRest (Debian 12's 2.45), which integration/tests/pgbackrest.rs backs up to and restores
+# from, with a repository on local disk in the test's temporary directory.
+ensure_pgbackrest() {
+  command -v pgbackrest >/dev/null 2>&1 || [ -x /usr/bin/pgbackrest ] || apt_install pgbackrest "pgBackRest"
+}

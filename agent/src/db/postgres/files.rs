@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// The standby signal file's name in the data directory.
 const STANDBY_SIGNAL: &str = "standby.signal";
+/// The signal file of a recovery that ends in a promotion (an archive recovery, a point-in-time restore).
+const RECOVERY_SIGNAL: &str = "recovery.signal";
 /// The setting that names the data directory, for errors about it.
 pub(crate) const DATA_DIR_KEY: &str = "postgresql.data_dir";
 
@@ -195,6 +197,21 @@ pub(crate) fn write_config(
     match conf {
         Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),
         Conf::Primary => remove_standby_signal(data),
+        Conf::Restore(Some(_)) => {
+            remove_standby_signal(data)?;
+            write_file(&data.join(RECOVERY_SIGNAL), "", owner)
+        }
+        Conf::Restore(None) => Ok(()),
+    }
+}
+
+/// Removes `recovery.signal` and `standby.signal` (absent is fine): a restored database then starts as a
+/// primary, with no recovery beyond the end of its backup.
+pub(crate) fn remove_recovery_signals(data: &Path) -> io::Result<()> {
+    remove_standby_signal(data)?;
+    match fs::remove_file(data.join(RECOVERY_SIGNAL)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

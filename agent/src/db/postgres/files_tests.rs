@@ -21,6 +21,7 @@ fn setup() -> Setup {
     let victim = dir.path().join("victim");
     fs::write(&victim, VICTIM_TEXT).expect("victim");
     let s = PostgresSettings {
+        scope: "demo".into(),
         name: "node1".into(),
         data_dir: dir.path().join("pg/data"),
         bin_dir: "/bin".into(),
@@ -48,6 +49,9 @@ fn setup() -> Setup {
         before_stop: None,
         use_unix_socket: None,
         basebackup: vec![],
+        clone_methods: vec![crate::config::CloneMethod::Basebackup],
+        custom_bootstrap: None,
+        post_bootstrap: None,
         initdb: vec![],
         pgpass: dir.path().join("home/.pgpass"),
         os_user: None,

@@ -48,6 +48,10 @@ pub(crate) enum Conf {
     Primary,
     /// A replica streaming from the upstream, or (`None`) a standby of nobody replaying what it has.
     Standby(Option<Upstream>),
+    /// The first primary of a cluster restored from a backup (`bootstrap.<method>`), recovering until its
+    /// promotion with these settings and `recovery.signal`, or (`None`) with the recovery settings and
+    /// signal files the restore left (`keep_existing_recovery_conf`).
+    Restore(Option<BTreeMap<String, String>>),
 }
 
 /// Where the agent connects to its own server.
@@ -248,6 +252,11 @@ pub(crate) fn postgresql_conf(
     if let Some(token) = runtime.fencing_token {
         set(FENCING_TOKEN, &token.to_string());
     }
+    if let Conf::Restore(Some(recovery)) = conf {
+        for (name, value) in recovery.iter().filter(|(n, _)| valid_name(n)) {
+            set(name, value);
+        }
+    }
     if let Conf::Standby(upstream) = conf {
         let recovery = runtime.files.recovery_conf.iter();
         for (name, value) in recovery.filter(|(n, _)| valid_name(n) && !OWNED_RECOVERY.contains(&n.as_str()))
@@ -372,6 +381,7 @@ pub(super) mod tests {
     /// Member `Node-1` on port 5433 with a replication pg_hba line and a few parameters.
     pub(crate) fn settings() -> PostgresSettings {
         PostgresSettings {
+            scope: "demo".into(),
             name: "Node-1".into(),
             data_dir: "/d/data".into(),
             bin_dir: "/bin".into(),
@@ -405,6 +415,9 @@ pub(super) mod tests {
             before_stop: None,
             use_unix_socket: None,
             basebackup: vec![],
+            clone_methods: vec![crate::config::CloneMethod::Basebackup],
+            custom_bootstrap: None,
+            post_bootstrap: None,
             initdb: vec![],
             pgpass: "/d/pgpass".into(),
             os_user: None,

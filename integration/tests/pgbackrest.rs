@@ -1,0 +1,297 @@
+//! Real agents and PostgreSQL 15 with a real pgBackRest (Debian's 2.45), its repository on local disk in the
+//! test's temp dir, configured by a file there (`--config`) and run as the postgres user: a replica created
+//! from a backup, a cluster bootstrapped from one at a target time, and a failing replica method falling
+//! through to pg_basebackup (issue 19).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use vigil_integration::agents::AgentCluster;
+use vigil_integration::managed::postgres_user;
+use vigil_integration::{init_tracing, strip_ansi, wait_for};
+
+const PATIENCE: Duration = Duration::from_secs(90);
+/// The pgBackRest stanza: the clusters' scope.
+const STANZA: &str = "it";
+
+/// A pgBackRest repository on local disk, with its configuration file and a restore script that records
+/// how it was called.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::Builder::new().prefix("vigil-pgbackrest-").tempdir().expect("temp dir");
+        for sub in ["repo", "log", "lock"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("repository dir");
+        }
+        let repo = Repo { dir };
+        std::fs::write(
+            repo.conf(),
+            format!(
+                "[global]\nrepo1-path={d}/repo\nrepo1-retention-full=2\nlog-path={d}/log\nlock-path={d}/lock\n\
+                 log-level-console=warn\nstart-fast=y\ncompress-type=none\n",
+                d = repo.path().display()
+            ),
+        )
+        .expect("pgbackrest.conf");
+        // Restores the latest backup into --datadir with the other arguments passed on (--type=…), after
+        // writing them all to `calls` (the agent's own: --scope, --role, --datadir, --connstring).
+        let script = format!(
+            "#!/bin/sh\nset -e\necho \"$*\" >> {calls}\ndatadir=\nargs=\nfor a in \"$@\"; do\n  case \"$a\" in\n\
+             \x20   --datadir=*) datadir=\"${{a#--datadir=}}\" ;;\n    --scope=*|--role=*|--connstring=*) ;;\n\
+             \x20   *) args=\"$args $a\" ;;\n  esac\ndone\n\
+             exec pgbackrest --config={conf} --stanza={STANZA} restore --pg1-path=\"$datadir\" $args\n",
+            calls = repo.calls().display(),
+            conf = repo.conf().display(),
+        );
+        std::fs::write(repo.restore_script(), script).expect("restore script");
+        chmod(&repo.restore_script(), 0o755);
+        chmod(repo.path(), 0o755);
+        chown_to_postgres(repo.path());
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.path().join("pgbackrest.conf")
+    }
+
+    fn restore_script(&self) -> PathBuf {
+        self.path().join("restore.sh")
+    }
+
+    /// What the restore script was called with, a line per call.
+    fn calls(&self) -> PathBuf {
+        self.path().join("calls")
+    }
+
+    /// The server parameters that archive every WAL file into the repository, and log replication commands
+    /// (so that a base backup taken from a server shows in its log). PostgreSQL runs `archive_command` and
+    /// `restore_command` in the data directory: `$(pwd)` is the member's own.
+    fn archiving(&self) -> String {
+        format!(
+            "    archive_mode: 'on'\n    archive_command: 'pgbackrest --config={} --stanza={STANZA} --pg1-path=\"$(pwd)\" archive-push %p'\n\
+             \x20   log_replication_commands: 'on'\n",
+            self.conf().display()
+        )
+    }
+
+    /// Runs `pgbackrest <args>` on the stanza of node `i` of `cluster`, as the postgres user; panics with
+    /// its output when it fails.
+    fn run(&self, cluster: &AgentCluster, i: usize, args: &[&str]) {
+        let home = cluster.home(i);
+        let mut all = vec![
+            format!("PGPASSFILE={}", home.join("pgpass").display()),
+            "pgbackrest".to_owned(),
+            format!("--config={}", self.conf().display()),
+            format!("--stanza={STANZA}"),
+            format!("--pg1-path={}", home.join("pg").display()),
+            format!("--pg1-port={}", cluster.nodes[i].pg_port),
+            format!("--pg1-socket-path={}", home.join("sock").display()),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut command = match postgres_user() {
+            Some(_) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--", "env"]);
+                c
+            }
+            None => Command::new("env"),
+        };
+        let out = command.args(&all).output().expect("run pgbackrest");
+        assert!(
+            out.status.success(),
+            "pgbackrest {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
+}
+
+/// Gives `dir` and everything in it to the postgres user (when running as root).
+fn chown_to_postgres(dir: &Path) {
+    let Some((uid, gid)) = postgres_user() else { return };
+    let mut paths = vec![dir.to_path_buf()];
+    while let Some(path) = paths.pop() {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown");
+        if path.is_dir() {
+            paths.extend(std::fs::read_dir(&path).expect("read dir").map(|e| e.expect("entry").path()));
+        }
+    }
+}
+
+/// The node configuration with `parameters` added to `postgresql.parameters` and `postgresql` (indented
+/// by two spaces) and `bootstrap` keys (also) added to their sections.
+fn edited(yaml: &str, parameters: &str, postgresql: &str, bootstrap: &str) -> String {
+    let yaml = yaml.replacen("\n  parameters:\n", &format!("\n  parameters:\n{parameters}"), 1);
+    let yaml = yaml.replacen("\nbootstrap:\n", &format!("\nbootstrap:\n{bootstrap}"), 1);
+    format!("{yaml}{postgresql}")
+}
+
+/// The lines of node `i`'s log that hold every one of `words`, without colours.
+fn log_lines(cluster: &AgentCluster, i: usize, words: &[&str]) -> Vec<String> {
+    let log = cluster.log(i);
+    log.lines().map(strip_ansi).filter(|l| words.iter().all(|w| l.contains(w))).collect()
+}
+
+/// The `duration_ms` of node `i`'s "replica created" line for `method`.
+fn clone_ms(cluster: &AgentCluster, i: usize, method: &str) -> Option<u64> {
+    let lines = log_lines(cluster, i, &["replica created", &format!("method={method}")]);
+    let line = lines.last()?;
+    line.split_whitespace().find_map(|w| w.strip_prefix("duration_ms=")).and_then(|v| v.parse().ok())
+}
+
+/// Waits until the WAL node `i` wrote so far is archived: switches to a new WAL file and waits for the
+/// last one to be in the archive.
+async fn archived(cluster: &AgentCluster, i: usize) {
+    let rows = cluster.query(i, "SELECT pg_walfile_name(pg_switch_wal())").await.expect("switch WAL");
+    let segment = rows[0].clone();
+    wait_for(&format!("{segment} archived"), PATIENCE, || async {
+        let rows =
+            cluster.query(i, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").await.ok()?;
+        (rows.first().is_some_and(|last| last.as_str() >= segment.as_str())).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_then_streams() {
+    init_tracing();
+    let repo = Repo::new();
+    let methods = format!(
+        "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: {}\n    type: standby\n",
+        repo.restore_script().display()
+    );
+    let archiving = repo.archiving();
+    let mut cluster =
+        AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, &methods, "")));
+    cluster.primary(PATIENCE).await;
+    repo.run(&cluster, 0, &["stanza-create"]);
+    cluster.query(0, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
+    repo.run(&cluster, 0, &["backup", "--type=full"]);
+    cluster.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
+    archived(&cluster, 0).await;
+
+    let replica = cluster.add_node("");
+    cluster.start_agent(replica);
+    cluster.streaming_replica(replica, PATIENCE).await;
+    cluster.query(0, "INSERT INTO t VALUES (3)").await.expect("write while it streams");
+    cluster.eventually(replica, "SELECT id FROM t ORDER BY id", &["1", "2", "3"]).await;
+
+    // The method ran, with Patroni's arguments, and nothing was copied from the primary: its log has the
+    // replica's START_REPLICATION but no BASE_BACKUP.
+    let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
+    let data = cluster.home(replica).join("pg");
+    let primary = &cluster.nodes[0];
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+    for expected in [
+        "--type=standby".to_owned(),
+        format!("--scope={STANZA}"),
+        "--role=replica".to_owned(),
+        format!("--datadir={}", data.display()),
+        format!("--connstring=host='{}' port='{}' user='replicator'", primary.host, primary.pg_port),
+    ] {
+        assert!(calls.contains(&expected), "{expected} not in {calls}");
+    }
+    assert_eq!(log_lines(&cluster, replica, &["replica created", "method=pgbackrest"]).len(), 1);
+    assert!(log_lines(&cluster, replica, &["replica method failed"]).is_empty());
+    let server_log =
+        std::fs::read_to_string(cluster.home(0).join("node1.log")).expect("primary's server log");
+    assert!(server_log.contains("START_REPLICATION"), "replication commands are logged");
+    assert!(!server_log.contains("BASE_BACKUP"), "a base backup was taken from the primary");
+    if let Some(ms) = clone_ms(&cluster, replica, "pgbackrest") {
+        eprintln!("replica created from the pgBackRest backup in {ms} ms");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up_to_it() {
+    init_tracing();
+    let repo = Repo::new();
+    let archiving = repo.archiving();
+    let old = AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, "", "")));
+    old.primary(PATIENCE).await;
+    repo.run(&old, 0, &["stanza-create"]);
+    old.query(0, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
+    repo.run(&old, 0, &["backup", "--type=full"]);
+    old.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
+    let target = old.query(0, "SELECT clock_timestamp()").await.expect("the target time")[0].clone();
+    old.query(0, "INSERT INTO t VALUES (3)").await.expect("write after the target");
+    archived(&old, 0).await;
+    drop(old);
+
+    // A new cluster, made from the backup and the archive up to the target time.
+    let bootstrap = format!(
+        "  method: pgbackrest\n  pgbackrest:\n    command: {script}\n    type: none\n    recovery_conf:\n\
+         \x20     restore_command: 'pgbackrest --config={conf} --stanza={STANZA} --pg1-path=\"$(pwd)\" archive-get %f \"%p\"'\n\
+         \x20     recovery_target_time: '{target}'\n      recovery_target_action: promote\n",
+        script = repo.restore_script().display(),
+        conf = repo.conf().display(),
+    );
+    let post = repo.path().join("post_bootstrap");
+    let post_bootstrap = format!("  post_bootstrap: sh -c 'echo \"$0\" > {}'\n", post.display());
+    let bootstrap = format!("{bootstrap}{post_bootstrap}");
+    let cluster = AgentCluster::start_edited(2, "", Box::new(move |yaml| edited(yaml, "", "", &bootstrap)));
+    let primary = cluster.settled(&[0, 1], PATIENCE).await;
+    let replica = 1 - primary;
+    cluster.eventually(primary, "SELECT id FROM t ORDER BY id", &["1", "2"]).await;
+    cluster.eventually(replica, "SELECT id FROM t ORDER BY id", &["1", "2"]).await;
+    cluster.query(primary, "INSERT INTO t VALUES (4)").await.expect("the new primary takes writes");
+    cluster.eventually(replica, "SELECT id FROM t ORDER BY id", &["1", "2", "4"]).await;
+
+    let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
+    let data = cluster.home(primary).join("pg");
+    assert_eq!(calls.trim(), format!("--type=none --scope={STANZA} --datadir={}", data.display()));
+    assert!(!log_lines(&cluster, primary, &["restored database out of recovery"]).is_empty());
+    assert!(!log_lines(&cluster, replica, &["replica created", "method=basebackup"]).is_empty());
+    let wal = cluster.query(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())").await.expect("WAL file");
+    assert!(!wal[0].starts_with("00000001"), "promoted at the target, on a new timeline: {wal:?}");
+    let connstring = std::fs::read_to_string(&post).expect("post_bootstrap ran");
+    assert!(
+        connstring.contains("user='postgres'") && connstring.contains("dbname='postgres'"),
+        "{connstring}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_replica_method_falls_through_to_basebackup() {
+    init_tracing();
+    let scripts = tempfile::Builder::new().prefix("vigil-methods-").tempdir().expect("temp dir");
+    chmod(scripts.path(), 0o755);
+    // Leaves a file in the data directory and fails: the next method must find it emptied.
+    let broken = scripts.path().join("broken.sh");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in --datadir=*) d=\"${a#--datadir=}\" ;; esac; done\n\
+         touch \"$d/left-by-broken\"\necho 'no backup to restore' >&2\nexit 3\n",
+    )
+    .expect("script");
+    chmod(&broken, 0o755);
+    let methods = format!(
+        "  create_replica_methods: [broken, basebackup]\n  broken:\n    command: {}\n",
+        broken.display()
+    );
+    let cluster = AgentCluster::start_edited(2, "", Box::new(move |yaml| edited(yaml, "", &methods, "")));
+    let primary = cluster.settled(&[0, 1], PATIENCE).await;
+    let replica = 1 - primary;
+    cluster.query(primary, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
+    cluster.eventually(replica, "SELECT id FROM t", &["1"]).await;
+
+    let failed = log_lines(&cluster, replica, &["replica method failed", "method=broken"]);
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("no backup to restore") && failed[0].contains("methods_left=1"), "{failed:?}");
+    assert_eq!(log_lines(&cluster, replica, &["replica created", "method=basebackup"]).len(), 1);
+    assert!(!cluster.home(replica).join("pg/left-by-broken").exists(), "emptied before basebackup");
+    if let Some(ms) = clone_ms(&cluster, replica, "basebackup") {
+        eprintln!("replica created by pg_basebackup in {ms} ms");
+    }
+}
