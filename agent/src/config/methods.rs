@@ -131,22 +131,26 @@ pub fn long_arguments(arguments: &BTreeMap<String, Argument>) -> impl Iterator<I
 /// The method sections taken out of a tree (see [`take`]), to be read by [`read`].
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
-    /// Each listed replica method that is not built in, with its section if there is one.
+    /// The sections of `postgresql` that are methods, by name.
     replica: BTreeMap<String, Value>,
     /// `bootstrap.method`'s section, when the method is not `initdb`.
     bootstrap: Option<Value>,
 }
 
-/// Takes the sections of the methods `postgresql.create_replica_methods` and `bootstrap.method` name
-/// out of `tree`, and turns the mapping form of `postgresql.basebackup` and `bootstrap.initdb` into the
+/// Takes the method sections out of `tree`: in `postgresql`, those `create_replica_methods` names and
+/// every other mapping with a `command` (Patroni accepts a method's section whether listed or not); in
+/// `bootstrap`, the one `bootstrap.method` names and every other mapping with a `command` (a method not
+/// in use is ignored). Turns the mapping form of `postgresql.basebackup` and `bootstrap.initdb` into the
 /// list form.
 pub(crate) fn take(tree: &mut Value) -> Taken {
     let mut taken = Taken::default();
     if let Some(pg) = tree.get_mut("postgresql").and_then(Value::as_mapping_mut) {
         listed_form(pg, BASEBACKUP);
         let listed = pg.get("create_replica_methods").and_then(Value::as_sequence).cloned();
-        let names = listed.unwrap_or_default().into_iter().filter_map(|v| v.as_str().map(str::to_owned));
-        for name in names.filter(|n| n != BASEBACKUP) {
+        let listed = listed.unwrap_or_default().into_iter().filter_map(|v| v.as_str().map(str::to_owned));
+        let mut names: Vec<String> = listed.filter(|n| n != BASEBACKUP).collect();
+        names.extend(methods_in(pg));
+        for name in names {
             if let Some(section) = pg.remove(name.as_str()) {
                 taken.replica.insert(name, section);
             }
@@ -158,8 +162,17 @@ pub(crate) fn take(tree: &mut Value) -> Taken {
         if let Some(method) = method.filter(|m| m != INITDB) {
             taken.bootstrap = bootstrap.remove(method.as_str());
         }
+        for unused in methods_in(bootstrap) {
+            bootstrap.remove(unused.as_str());
+        }
     }
     taken
+}
+
+/// The keys of `section` whose value is a mapping with a `command`: methods.
+fn methods_in(section: &Mapping) -> Vec<String> {
+    let is_method = |v: &Value| v.as_mapping().is_some_and(|m| m.contains_key("command"));
+    section.iter().filter(|(_, v)| is_method(v)).filter_map(|(k, _)| k.as_str().map(str::to_owned)).collect()
 }
 
 /// `section.key` written as a mapping (Patroni's `{max-rate: 100M}`) becomes the list of one-key
@@ -191,7 +204,7 @@ pub(crate) fn read(config: &mut Config, mut taken: Taken) -> Vec<ConfigError> {
                 errors.push(ConfigError::invalid(format!("postgresql.create_replica_methods[{i}]"), why));
                 continue;
             };
-            match section_at::<CustomMethod>(&key, section, &CLONE_PARAMS) {
+            match section_at::<CustomMethod>(&key, section) {
                 Ok(method) => methods.push(CloneMethod::Custom { name: name.clone(), method }),
                 Err(e) => errors.push(e),
             }
@@ -207,7 +220,7 @@ pub(crate) fn read(config: &mut Config, mut taken: Taken) -> Vec<ConfigError> {
         )),
         (Some(name), Some(section)) => {
             let key = format!("bootstrap.{name}");
-            match section_at::<CustomBootstrap>(&key, section, &BOOTSTRAP_PARAMS) {
+            match section_at::<CustomBootstrap>(&key, section) {
                 Ok(custom) => bootstrap.custom = Some(CustomBootstrap { name: name.to_owned(), ..custom }),
                 Err(e) => errors.push(e),
             }
@@ -216,15 +229,28 @@ pub(crate) fn read(config: &mut Config, mut taken: Taken) -> Vec<ConfigError> {
     errors
 }
 
-/// A method's section at `key`: read, its command not empty, its arguments none of `reserved` and
-/// each a name fit for `--<name>=`.
-fn section_at<T: DeserializeOwned + HasCommand>(
-    key: &str,
-    section: Value,
-    reserved: &[&str],
-) -> Result<T, ConfigError> {
-    if !section.is_mapping() {
+/// A method's section at `key`: its arguments (the keys other than [`Method::KEYS`]) scalars named fit
+/// for `--<name>=` and none of [`Method::RESERVED`], read, its command not empty.
+fn section_at<T: DeserializeOwned + Method>(key: &str, section: Value) -> Result<T, ConfigError> {
+    let Value::Mapping(map) = &section else {
         return Err(ConfigError::invalid(key, "must be a mapping with at least a command"));
+    };
+    for (name, value) in map {
+        let name = name.as_str().unwrap_or_default();
+        if T::KEYS.contains(&name) {
+            continue;
+        }
+        let why = if T::RESERVED.contains(&name) {
+            "is passed to the command by the agent: leave it out"
+        } else if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            "is not a name for a --name=value argument"
+        } else if value.is_mapping() || value.is_sequence() {
+            "is passed to the command as --key=value: give a string, number or boolean"
+        } else {
+            continue;
+        };
+        return Err(ConfigError::invalid(format!("{key}.{name}"), why));
     }
     let read: T =
         serde_path_to_error::deserialize(section).map_err(|e| match ConfigError::from_serde(e) {
@@ -236,39 +262,32 @@ fn section_at<T: DeserializeOwned + HasCommand>(
     if read.command().trim().is_empty() {
         return Err(ConfigError::invalid(format!("{key}.command"), "is an empty command"));
     }
-    for name in read.arguments().keys() {
-        if reserved.contains(&name.as_str()) {
-            let why = "is passed to the command by the agent: leave it out";
-            return Err(ConfigError::invalid(format!("{key}.{name}"), why));
-        }
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            let why = "is not a name for a --name=value argument";
-            return Err(ConfigError::invalid(format!("{key}.{name}"), why));
-        }
-    }
     Ok(read)
 }
 
-/// What [`section_at`] checks of a method section.
-trait HasCommand {
+/// What [`section_at`] needs to know of a method section.
+trait Method {
+    /// The section's own keys: every other one is an argument.
+    const KEYS: &'static [&'static str];
+    /// The arguments the agent passes itself.
+    const RESERVED: &'static [&'static str];
+    /// The command line.
     fn command(&self) -> &str;
-    fn arguments(&self) -> &BTreeMap<String, Argument>;
 }
 
-impl HasCommand for CustomMethod {
+impl Method for CustomMethod {
+    const KEYS: &'static [&'static str] = &["command", "keep_data", "no_params", "no_leader"];
+    const RESERVED: &'static [&'static str] = &CLONE_PARAMS;
     fn command(&self) -> &str {
         &self.command
     }
-    fn arguments(&self) -> &BTreeMap<String, Argument> {
-        &self.arguments
-    }
 }
 
-impl HasCommand for CustomBootstrap {
+impl Method for CustomBootstrap {
+    const KEYS: &'static [&'static str] =
+        &["command", "no_params", "keep_existing_recovery_conf", "recovery_conf"];
+    const RESERVED: &'static [&'static str] = &BOOTSTRAP_PARAMS;
     fn command(&self) -> &str {
         &self.command
-    }
-    fn arguments(&self) -> &BTreeMap<String, Argument> {
-        &self.arguments
     }
 }

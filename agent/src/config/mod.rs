@@ -35,6 +35,8 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_methods;
+#[cfg(test)]
 mod tests_mysql;
 #[cfg(test)]
 mod tests_patroni_keys;
