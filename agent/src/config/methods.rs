@@ -37,6 +37,11 @@ pub enum CloneMethod {
 }
 
 impl CloneMethod {
+    /// Whether it may run with no primary (`no_leader`; never pg_basebackup).
+    pub fn no_leader(&self) -> bool {
+        matches!(self, CloneMethod::Custom { method, .. } if method.no_leader)
+    }
+
     /// The method's name, as listed.
     pub fn name(&self) -> &str {
         match self {

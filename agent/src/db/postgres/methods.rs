@@ -25,23 +25,29 @@ const RECOVERY_NOTE_EVERY: Duration = Duration::from_secs(10);
 
 impl Postgres {
     /// Makes the data directory a copy of the database with the first of `create_replica_methods` that
-    /// succeeds; `Err` lists why each failed.
-    pub(super) async fn create_replica(&self, up: &Upstream) -> Result<(), DbError> {
-        let methods = &self.settings.clone_methods;
+    /// succeeds; with no upstream, only those that need none (`no_leader`) are tried. `Err` lists why each
+    /// failed.
+    pub(super) async fn create_replica(&self, up: Option<&Upstream>) -> Result<(), DbError> {
+        let methods: Vec<&CloneMethod> =
+            self.settings.clone_methods.iter().filter(|m| up.is_some() || m.no_leader()).collect();
+        let from = up.map_or("-", |u| u.name.as_str());
         let mut failures = Vec::new();
         for (i, method) in methods.iter().enumerate() {
             let name = method.name();
             let left = methods.len() - i - 1;
-            tracing::info!(member = %self.settings.name, method = %name, upstream = %up.name, attempt = i + 1, of = methods.len(), "creating the replica");
+            tracing::info!(member = %self.settings.name, method = %name, upstream = %from, attempt = i + 1, of = methods.len(), "creating the replica");
             let started = Instant::now();
-            let created = match method {
-                CloneMethod::Basebackup => self.emptied_then(self.clone_by_basebackup(up)).await,
-                CloneMethod::Custom { name, method } => self.clone_by_command(name, method, up).await,
+            let created = match (method, up) {
+                (CloneMethod::Basebackup, Some(up)) => self.emptied_then(self.clone_by_basebackup(up)).await,
+                (CloneMethod::Custom { name, method }, up) => self.clone_by_command(name, method, up).await,
+                (CloneMethod::Basebackup, None) => {
+                    Err(DbError::new("pg_basebackup", "no primary to copy from"))
+                }
             };
             let duration_ms = started.elapsed().as_millis() as u64;
             match created {
                 Ok(()) => {
-                    tracing::info!(member = %self.settings.name, method = %name, upstream = %up.name, duration_ms, "replica created");
+                    tracing::info!(member = %self.settings.name, method = %name, upstream = %from, duration_ms, "replica created");
                     return Ok(());
                 }
                 Err(e) => {
@@ -65,12 +71,13 @@ impl Postgres {
         work.await
     }
 
-    /// Runs the replica method `name` (see the module's documentation).
+    /// Runs the replica method `name` (see the module's documentation); `--connstring` is empty with no
+    /// upstream.
     async fn clone_by_command(
         &self,
         name: &str,
         method: &CustomMethod,
-        up: &Upstream,
+        up: Option<&Upstream>,
     ) -> Result<(), DbError> {
         let data = self.data_dir();
         if method.keep_data {
@@ -79,7 +86,8 @@ impl Postgres {
         let mut args: Vec<String> = long_arguments(&method.arguments).collect();
         if !method.no_params {
             let s = &self.settings;
-            let connstring = conninfo::to_member(up, &s.replication, &s.pgpass, &[]);
+            let connstring =
+                up.map(|up| conninfo::to_member(up, &s.replication, &s.pgpass, &[])).unwrap_or_default();
             args.extend([
                 format!("--scope={}", s.scope),
                 "--role=replica".to_owned(),

@@ -280,7 +280,15 @@ impl Database for Postgres {
     }
 
     async fn clone_from(&self, upstream: &Upstream) -> Result<(), DbError> {
-        self.logged("clone_from", Some(&upstream.name), self.clone_now(upstream)).await
+        self.logged("clone_from", Some(&upstream.name), self.clone_now(Some(upstream))).await
+    }
+
+    fn restores_without_primary(&self) -> bool {
+        self.settings.clone_methods.iter().any(CloneMethod::no_leader)
+    }
+
+    async fn restore_without_primary(&self) -> Result<(), DbError> {
+        self.logged("restore_without_primary", None, self.clone_now(None)).await
     }
 
     async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {

@@ -93,7 +93,9 @@ impl Postgres {
         self.post_bootstrap().await
     }
 
-    pub(super) async fn clone_now(&self, up: &Upstream) -> Result<(), DbError> {
+    /// Makes the data a copy of `up`'s, configured to follow it; `None`: with the methods that need no
+    /// primary, configured as a standby of nobody.
+    pub(super) async fn clone_now(&self, up: Option<&Upstream>) -> Result<(), DbError> {
         self.require_stopped_and_empty("clone").await?;
         let owner = self.tools.owner()?;
         self.blocking("prepare data directory", move |s| {
@@ -103,7 +105,7 @@ impl Postgres {
         .await?;
         self.create_replica(up).await?;
         self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
-        self.configure(Conf::Standby(Some(up.clone()))).await
+        self.configure(Conf::Standby(up.cloned())).await
     }
 
     /// Copies the database from `up` with pg_basebackup (the `basebackup` replica method).
