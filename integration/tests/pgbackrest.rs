@@ -295,3 +295,46 @@ async fn a_failing_replica_method_falls_through_to_basebackup() {
         eprintln!("replica created by pg_basebackup in {ms} ms");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_lost_its_data_with_no_primary_left_restores_it_with_a_no_leader_method() {
+    init_tracing();
+    let repo = Repo::new();
+    let methods = format!(
+        "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: {}\n    type: standby\n\
+         \x20   no_leader: true\n",
+        repo.restore_script().display()
+    );
+    let archiving = repo.archiving();
+    let mut cluster =
+        AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, &methods, "")));
+    cluster.primary(PATIENCE).await;
+    repo.run(&cluster, 0, &["stanza-create"]);
+    cluster.query(0, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
+    repo.run(&cluster, 0, &["backup", "--type=full"]);
+    cluster.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
+    archived(&cluster, 0).await;
+
+    // The only member loses its server and its data: nobody is left to copy from.
+    cluster.signal_agent(0, libc::SIGKILL);
+    cluster.kill_postgres(0);
+    let data = cluster.home(0).join("pg");
+    wait_for("the killed server gone", PATIENCE, || async {
+        let pid = cluster.postmaster_pid(0)?;
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+    })
+    .await;
+    vigil_integration::managed::release_shared_memory(&data);
+    std::fs::remove_dir_all(&data).expect("remove the data directory");
+    cluster.start_agent(0);
+
+    cluster.primary(PATIENCE).await;
+    cluster.eventually(0, "SELECT id FROM t ORDER BY id", &["1", "2"]).await;
+    assert!(!log_lines(&cluster, 0, &["no data and no primary: restoring"]).is_empty());
+    assert_eq!(log_lines(&cluster, 0, &["replica created", "method=pgbackrest"]).len(), 1);
+    let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
+    let call = calls.lines().last().unwrap_or_default();
+    let expected = format!("--role=replica --datadir={} --connstring=", data.display());
+    assert!(call.ends_with(&expected), "no primary, an empty connection string: {calls}");
+}
