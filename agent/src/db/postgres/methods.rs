@@ -3,7 +3,8 @@
 //! - `postgresql.create_replica_methods`: tried in order until one exits 0; a custom one runs
 //!   `<command> [--<key>=<value>…] --scope=… --role=replica --datadir=… --connstring=<upstream>` (the
 //!   agent's four left out with `no_params`), with the data directory emptied before it and after a
-//!   failure unless `keep_data`; once all failed, it is emptied whatever they said.
+//!   failure unless `keep_data`; once all failed, it is emptied whatever they said. With no primary to
+//!   copy from, only the methods with `no_leader` are tried, with an empty `--connstring`.
 //! - `bootstrap.method`: `<command> [--<key>=<value>…] --scope=… --datadir=…` makes the database (a
 //!   restore from a backup); the server then starts with `recovery_conf` and `recovery.signal` (or with
 //!   what the restore wrote: `keep_existing_recovery_conf`, or with neither), the agent waits until it
@@ -174,7 +175,15 @@ impl Postgres {
                 let why = format!("the server stopped while recovering; server log: {}", tail.trim());
                 return Err(DbError::new("recover the restored database", why));
             }
-            if let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await {
+            let session = match self.connect_local(CONNECT_TIMEOUT).await {
+                Ok(session) => Some(session),
+                Err(e) if e.to_string().contains("authentication failed") => {
+                    let why = format!("{e}: the restored database must have the superuser and password of postgresql.authentication.superuser");
+                    return Err(DbError::new("recover the restored database", why));
+                }
+                Err(_) => None, // not consistent yet
+            };
+            if let Some(session) = session {
                 match sql::in_recovery(&session.client).await {
                     Ok(false) => {
                         let duration_ms = started.elapsed().as_millis() as u64;

@@ -549,6 +549,25 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_restored_primary_to_be_recovers_with_the_bootstrap_methods_settings_only() {
+        let s = settings();
+        let mut runtime = Runtime::starting(&s);
+        runtime.files.recovery_conf = BTreeMap::from([("recovery_min_apply_delay".into(), "5min".into())]);
+        let target = BTreeMap::from([
+            ("recovery_target_time".to_owned(), "2026-12-07 09:00:00+00".to_owned()),
+            ("recovery_target_action".to_owned(), "promote".to_owned()),
+        ]);
+        let restoring = postgresql_conf(&s, &Conf::Restore(Some(target)), &runtime, None);
+        assert!(restoring.contains("recovery_target_time = '2026-12-07 09:00:00+00'\n"), "{restoring}");
+        assert!(restoring.contains("recovery_target_action = 'promote'\n"), "{restoring}");
+        for replicas_only in ["recovery_min_apply_delay", "primary_conninfo", "recovery_target_timeline"] {
+            assert!(!restoring.contains(replicas_only), "{replicas_only} in {restoring}");
+        }
+        let kept = postgresql_conf(&s, &Conf::Restore(None), &runtime, None);
+        assert_eq!(kept, postgresql_conf(&s, &Conf::Primary, &runtime, None), "nothing of its own");
+    }
+
+    #[test]
     fn auto_conf_loses_owned_settings_only() {
         let text =
             "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\nwal_receiver_timeout = 0\n";
