@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
-use vigil_agent::config::Callbacks;
+use vigil_agent::config::{Callbacks, CloneMethod};
 use vigil_agent::db::postgres::{Credentials, InitdbOption, OwnFiles, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, DbState, Retained, Role, StopMode, Upstream};
 use vigil_agent::ha::Hooks;
@@ -76,6 +76,7 @@ impl Lab {
             ..OwnFiles::default()
         };
         let settings = PostgresSettings {
+            scope: "adapter".into(),
             name: name.into(),
             data_dir: dir.join("data"),
             bin_dir: BIN.into(),
@@ -112,6 +113,9 @@ impl Lab {
                 InitdbOption::Flag("verbose".into()),
                 InitdbOption::Value("max-rate".into(), "100M".into()),
             ],
+            clone_methods: vec![CloneMethod::Basebackup],
+            custom_bootstrap: None,
+            post_bootstrap: None,
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
                 InitdbOption::Value("locale".into(), "C".into()),
