@@ -143,11 +143,11 @@ fn log_lines(cluster: &AgentCluster, i: usize, words: &[&str]) -> Vec<String> {
     log.lines().map(strip_ansi).filter(|l| words.iter().all(|w| l.contains(w))).collect()
 }
 
-/// The `duration_ms` of node `i`'s "replica created" line for `method`.
-fn clone_ms(cluster: &AgentCluster, i: usize, method: &str) -> Option<u64> {
+/// Prints how long node `i`'s replica took to make with `method` (its "replica created" line).
+fn report_clone_time(cluster: &AgentCluster, i: usize, method: &str) {
     let lines = log_lines(cluster, i, &["replica created", &format!("method={method}")]);
-    let line = lines.last()?;
-    line.split_whitespace().find_map(|w| w.strip_prefix("duration_ms=")).and_then(|v| v.parse().ok())
+    let ms = lines.last().and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("duration_ms=")));
+    eprintln!("{}: replica made with {method} in {} ms", cluster.nodes[i].name, ms.unwrap_or("?"));
 }
 
 /// Waits until the WAL node `i` wrote so far is archived: switches to a new WAL file and waits for the
@@ -163,16 +163,11 @@ async fn archived(cluster: &AgentCluster, i: usize) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_then_streams() {
-    init_tracing();
-    let repo = Repo::new();
-    let methods = format!(
-        "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: {}\n    type: standby\n",
-        repo.restore_script().display()
-    );
+/// A one-node cluster archiving into `repo`, with `methods` added to its `postgresql` section: table `t`
+/// with row 1 in a full backup and row 2 written after it, archived.
+async fn backed_up(repo: &Repo, methods: String) -> AgentCluster {
     let archiving = repo.archiving();
-    let mut cluster =
+    let cluster =
         AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, &methods, "")));
     cluster.primary(PATIENCE).await;
     repo.run(&cluster, 0, &["stanza-create"]);
@@ -180,6 +175,23 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
     repo.run(&cluster, 0, &["backup", "--type=full"]);
     cluster.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
     archived(&cluster, 0).await;
+    cluster
+}
+
+/// `postgresql.create_replica_methods: [pgbackrest, basebackup]`, pgbackrest restoring `repo`'s backup as
+/// a standby, with `more` keys in its section.
+fn pgbackrest_first(repo: &Repo, more: &str) -> String {
+    format!(
+        "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: {}\n    type: standby\n{more}",
+        repo.restore_script().display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_then_streams() {
+    init_tracing();
+    let repo = Repo::new();
+    let mut cluster = backed_up(&repo, pgbackrest_first(&repo, "")).await;
 
     let replica = cluster.add_node("");
     cluster.start_agent(replica);
@@ -208,22 +220,14 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
         std::fs::read_to_string(cluster.home(0).join("node1.log")).expect("primary's server log");
     assert!(server_log.contains("START_REPLICATION"), "replication commands are logged");
     assert!(!server_log.contains("BASE_BACKUP"), "a base backup was taken from the primary");
-    if let Some(ms) = clone_ms(&cluster, replica, "pgbackrest") {
-        eprintln!("replica created from the pgBackRest backup in {ms} ms");
-    }
+    report_clone_time(&cluster, replica, "pgbackrest");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up_to_it() {
     init_tracing();
     let repo = Repo::new();
-    let archiving = repo.archiving();
-    let old = AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, "", "")));
-    old.primary(PATIENCE).await;
-    repo.run(&old, 0, &["stanza-create"]);
-    old.query(0, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
-    repo.run(&old, 0, &["backup", "--type=full"]);
-    old.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
+    let old = backed_up(&repo, String::new()).await;
     let target = old.query(0, "SELECT clock_timestamp()").await.expect("the target time")[0].clone();
     old.query(0, "INSERT INTO t VALUES (3)").await.expect("write after the target");
     archived(&old, 0).await;
@@ -291,29 +295,14 @@ async fn a_failing_replica_method_falls_through_to_basebackup() {
     assert!(failed[0].contains("no backup to restore") && failed[0].contains("methods_left=1"), "{failed:?}");
     assert_eq!(log_lines(&cluster, replica, &["replica created", "method=basebackup"]).len(), 1);
     assert!(!cluster.home(replica).join("pg/left-by-broken").exists(), "emptied before basebackup");
-    if let Some(ms) = clone_ms(&cluster, replica, "basebackup") {
-        eprintln!("replica created by pg_basebackup in {ms} ms");
-    }
+    report_clone_time(&cluster, replica, "basebackup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_lost_its_data_with_no_primary_left_restores_it_with_a_no_leader_method() {
     init_tracing();
     let repo = Repo::new();
-    let methods = format!(
-        "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: {}\n    type: standby\n\
-         \x20   no_leader: true\n",
-        repo.restore_script().display()
-    );
-    let archiving = repo.archiving();
-    let mut cluster =
-        AgentCluster::start_edited(1, "", Box::new(move |yaml| edited(yaml, &archiving, &methods, "")));
-    cluster.primary(PATIENCE).await;
-    repo.run(&cluster, 0, &["stanza-create"]);
-    cluster.query(0, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)").await.expect("write");
-    repo.run(&cluster, 0, &["backup", "--type=full"]);
-    cluster.query(0, "INSERT INTO t VALUES (2)").await.expect("write after the backup");
-    archived(&cluster, 0).await;
+    let mut cluster = backed_up(&repo, pgbackrest_first(&repo, "    no_leader: true\n")).await;
 
     // The only member loses its server and its data: nobody is left to copy from.
     cluster.signal_agent(0, libc::SIGKILL);

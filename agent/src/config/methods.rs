@@ -5,11 +5,10 @@
 //! and `bootstrap.initdb` also take Patroni's mapping form (`{max-rate: 100M, checkpoint: fast}`).
 
 use super::{scalar, Config, ConfigError};
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::de::{DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// The built-in replica method: pg_basebackup from the upstream.
 pub const BASEBACKUP: &str = "basebackup";
@@ -102,29 +101,7 @@ pub struct Argument(pub String);
 
 impl<'de> Deserialize<'de> for Argument {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Argument;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean (passed to the command as --key=value)")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Argument, E> {
-                Ok(Argument(v.to_owned()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Argument, E> {
-                Ok(Argument(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Argument, E> {
-                Ok(Argument(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Argument, E> {
-                Ok(Argument(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Argument, E> {
-                Ok(Argument(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
+        scalar::as_written(d).map(Argument)
     }
 }
 
