@@ -434,3 +434,27 @@ async fn a_bootstrap_that_cannot_start_leaves_nothing_and_the_next_creates_the_r
     let roles = "SELECT rolname FROM pg_roles WHERE rolname = 'replicator'";
     assert_eq!(sql(s.port, roles).await.unwrap(), ["replicator"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_bootstrap_gets_a_connection_string_and_its_failure_fails_the_bootstrap() {
+    let lab = Lab::new();
+    let (_, s) = lab.node("post");
+    let failing = Postgres::new(PostgresSettings { post_bootstrap: Some("exit 4".into()), ..s.clone() });
+    let err = failing.bootstrap(Some(1)).await.expect_err("post_bootstrap failed");
+    assert!(
+        err.to_string().contains("post_bootstrap") && err.to_string().contains("exit status: 4"),
+        "{err}"
+    );
+    assert_eq!(failing.observe().await.data, DataState::Missing, "the data directory emptied again");
+
+    // The connection string is the last argument; the password comes from the password file.
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(out.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let file = out.path().join("who");
+    let query = "SELECT current_user || ' ' || current_setting('synchronous_commit')";
+    let command = format!("{BIN}/psql -X -A -t -o {} -c \"{query}\"", file.display());
+    let node = Postgres::new(PostgresSettings { post_bootstrap: Some(command), ..s.clone() });
+    node.bootstrap(Some(1)).await.expect("bootstrap");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "postgres local", "Patroni's PGOPTIONS");
+    node.stop(StopMode::Immediate).await.unwrap();
+}
