@@ -293,6 +293,10 @@ async fn a_failing_replica_method_falls_through_to_basebackup() {
     let failed = log_lines(&cluster, replica, &["replica method failed", "method=broken"]);
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].contains("no backup to restore") && failed[0].contains("methods_left=1"), "{failed:?}");
+    assert_eq!(
+        log_lines(&cluster, replica, &["creating the replica", "method=basebackup", "broken failed"]).len(),
+        1
+    );
     assert_eq!(log_lines(&cluster, replica, &["replica created", "method=basebackup"]).len(), 1);
     assert!(!cluster.home(replica).join("pg/left-by-broken").exists(), "emptied before basebackup");
     report_clone_time(&cluster, replica, "basebackup");

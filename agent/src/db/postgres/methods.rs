@@ -36,7 +36,12 @@ impl Postgres {
         for (i, method) in methods.iter().enumerate() {
             let name = method.name();
             let left = methods.len() - i - 1;
-            tracing::info!(member = %self.settings.name, method = %name, upstream = %from, attempt = i + 1, of = methods.len(), "creating the replica");
+            let reason = match (i.checked_sub(1).map(|p| methods[p].name()), up) {
+                (Some(previous), _) => format!("{previous} failed"),
+                (None, Some(_)) => "first of create_replica_methods".to_owned(),
+                (None, None) => "no primary to copy from: a no_leader method".to_owned(),
+            };
+            tracing::info!(member = %self.settings.name, method = %name, upstream = %from, attempt = i + 1, of = methods.len(), %reason, "creating the replica");
             let started = Instant::now();
             let created = match (method, up) {
                 (CloneMethod::Basebackup, Some(up)) => self.emptied_then(self.clone_by_basebackup(up)).await,
