@@ -223,27 +223,27 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
     report_clone_time(&cluster, replica, "pgbackrest");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up_to_it() {
-    init_tracing();
-    let repo = Repo::new();
-    let old = backed_up(&repo, String::new()).await;
+/// A two-node cluster bootstrapped from `repo`'s backup and archive up to a target time taken between
+/// row 2 and row 3 of a former cluster, with `action` in its `recovery_conf` (a line, or nothing), and a
+/// `post_bootstrap` that writes its argument to `post_bootstrap` in the repository. Returns it settled,
+/// with the index of its primary, once both members have exactly rows 1 and 2 and the primary took a
+/// write.
+async fn bootstrapped_at_target(repo: &Repo, action: &str) -> (AgentCluster, usize) {
+    let old = backed_up(repo, String::new()).await;
     let target = old.query(0, "SELECT clock_timestamp()").await.expect("the target time")[0].clone();
     old.query(0, "INSERT INTO t VALUES (3)").await.expect("write after the target");
     archived(&old, 0).await;
     drop(old);
 
-    // A new cluster, made from the backup and the archive up to the target time.
     let bootstrap = format!(
         "  method: pgbackrest\n  pgbackrest:\n    command: {script}\n    type: none\n    recovery_conf:\n\
          \x20     restore_command: 'pgbackrest --config={conf} --stanza={STANZA} --pg1-path=\"$(pwd)\" archive-get %f \"%p\"'\n\
-         \x20     recovery_target_time: '{target}'\n      recovery_target_action: promote\n",
+         \x20     recovery_target_time: '{target}'\n{action}\
+         \x20 post_bootstrap: sh -c 'echo \"$0\" > {post}'\n",
         script = repo.restore_script().display(),
         conf = repo.conf().display(),
+        post = repo.path().join("post_bootstrap").display(),
     );
-    let post = repo.path().join("post_bootstrap");
-    let post_bootstrap = format!("  post_bootstrap: sh -c 'echo \"$0\" > {}'\n", post.display());
-    let bootstrap = format!("{bootstrap}{post_bootstrap}");
     let cluster = AgentCluster::start_edited(2, "", Box::new(move |yaml| edited(yaml, "", "", &bootstrap)));
     let primary = cluster.settled(&[0, 1], PATIENCE).await;
     let replica = 1 - primary;
@@ -251,19 +251,39 @@ async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up
     cluster.eventually(replica, "SELECT id FROM t ORDER BY id", &["1", "2"]).await;
     cluster.query(primary, "INSERT INTO t VALUES (4)").await.expect("the new primary takes writes");
     cluster.eventually(replica, "SELECT id FROM t ORDER BY id", &["1", "2", "4"]).await;
+    (cluster, primary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up_to_it() {
+    init_tracing();
+    let repo = Repo::new();
+    let (cluster, primary) = bootstrapped_at_target(&repo, "      recovery_target_action: promote\n").await;
+    let replica = 1 - primary;
 
     let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
     let data = cluster.home(primary).join("pg");
     assert_eq!(calls.trim(), format!("--type=none --scope={STANZA} --datadir={}", data.display()));
     assert!(!log_lines(&cluster, primary, &["restored database out of recovery"]).is_empty());
+    assert!(log_lines(&cluster, primary, &["recovery paused"]).is_empty(), "it promoted itself");
     assert!(!log_lines(&cluster, replica, &["replica created", "method=basebackup"]).is_empty());
     let wal = cluster.query(primary, "SELECT pg_walfile_name(pg_current_wal_lsn())").await.expect("WAL file");
     assert!(!wal[0].starts_with("00000001"), "promoted at the target, on a new timeline: {wal:?}");
-    let connstring = std::fs::read_to_string(&post).expect("post_bootstrap ran");
+    let connstring = std::fs::read_to_string(repo.path().join("post_bootstrap")).expect("post_bootstrap ran");
     assert!(
         connstring.contains("user='postgres'") && connstring.contains("dbname='postgres'"),
         "{connstring}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_paused_at_its_target_is_promoted() {
+    init_tracing();
+    let repo = Repo::new();
+    // No recovery_target_action: PostgreSQL pauses at the target.
+    let (cluster, primary) = bootstrapped_at_target(&repo, "").await;
+    assert_eq!(log_lines(&cluster, primary, &["recovery paused at its target: promoting"]).len(), 1);
+    assert!(!log_lines(&cluster, primary, &["restored database out of recovery"]).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
