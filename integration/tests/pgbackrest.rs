@@ -1,18 +1,24 @@
 //! Real agents and PostgreSQL 15 with a real pgBackRest (Debian's 2.45), its repository on local disk in the
 //! test's temp dir, configured by a file there (`--config`) and run as the postgres user: a replica created
 //! from a backup, a cluster bootstrapped from one at a target time, and a failing replica method falling
-//! through to pg_basebackup (issue 19).
+//! through to pg_basebackup, a lone member that lost its data restoring it with a `no_leader` method
+//! (issue 19). pgBackRest runs with `examples/pgbackrest/pgbackrest.conf`, its repository moved into the
+//! temp dir, and `examples/pgbackrest/node1.yml` passes `vigil agent --validate-config`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use vigil_integration::agents::AgentCluster;
+use vigil_integration::agents::{vigil_binary, AgentCluster};
 use vigil_integration::managed::postgres_user;
 use vigil_integration::{init_tracing, strip_ansi, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(90);
-/// The pgBackRest stanza: the clusters' scope.
-const STANZA: &str = "it";
+/// The pgBackRest stanza of `examples/pgbackrest/pgbackrest.conf`.
+const STANZA: &str = "main";
+/// The clusters' scope.
+const SCOPE: &str = "it";
+/// The example's pgBackRest configuration, which the tests use with the repository in their temp dir.
+const EXAMPLE_CONF: &str = include_str!("../../examples/pgbackrest/pgbackrest.conf");
 
 /// A pgBackRest repository on local disk, with its configuration file and a restore script that records
 /// how it was called.
@@ -27,15 +33,13 @@ impl Repo {
             std::fs::create_dir(dir.path().join(sub)).expect("repository dir");
         }
         let repo = Repo { dir };
-        std::fs::write(
-            repo.conf(),
-            format!(
-                "[global]\nrepo1-path={d}/repo\nrepo1-retention-full=2\nlog-path={d}/log\nlock-path={d}/lock\n\
-                 log-level-console=warn\nstart-fast=y\ncompress-type=none\n",
-                d = repo.path().display()
-            ),
-        )
-        .expect("pgbackrest.conf");
+        // The example's, its repository, log and lock files in the temp dir; the stanza's `pg1-*` paths are
+        // given on each command line.
+        let d = repo.path().display();
+        let own = format!("[global]\nlog-path={d}/log\nlock-path={d}/lock\ncompress-type=none\n");
+        let conf =
+            EXAMPLE_CONF.replace("/var/lib/pgbackrest", &format!("{d}/repo")).replacen("[global]\n", &own, 1);
+        std::fs::write(repo.conf(), conf).expect("pgbackrest.conf");
         // Restores the latest backup into --datadir with the other arguments passed on (--type=…), after
         // writing them all to `calls` (the agent's own: --scope, --role, --datadir, --connstring).
         let script = format!(
@@ -207,7 +211,7 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
     assert_eq!(calls.lines().count(), 1, "{calls}");
     for expected in [
         "--type=standby".to_owned(),
-        format!("--scope={STANZA}"),
+        format!("--scope={SCOPE}"),
         "--role=replica".to_owned(),
         format!("--datadir={}", data.display()),
         format!("--connstring=host='{}' port='{}' user='replicator'", primary.host, primary.pg_port),
@@ -263,7 +267,7 @@ async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up
 
     let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
     let data = cluster.home(primary).join("pg");
-    assert_eq!(calls.trim(), format!("--type=none --scope={STANZA} --datadir={}", data.display()));
+    assert_eq!(calls.trim(), format!("--type=none --scope={SCOPE} --datadir={}", data.display()));
     assert!(!log_lines(&cluster, primary, &["restored database out of recovery"]).is_empty());
     assert!(log_lines(&cluster, primary, &["recovery paused"]).is_empty(), "it promoted itself");
     assert!(!log_lines(&cluster, replica, &["replica created", "method=basebackup"]).is_empty());
@@ -350,4 +354,24 @@ async fn a_member_that_lost_its_data_with_no_primary_left_restores_it_with_a_no_
     let call = calls.lines().last().unwrap_or_default();
     let expected = format!("--role=replica --datadir={} --connstring=", data.display());
     assert!(call.ends_with(&expected), "no primary, an empty connection string: {calls}");
+}
+
+#[test]
+fn the_example_node_passes_validate_config_with_either_bootstrap() {
+    let example = include_str!("../../examples/pgbackrest/node1.yml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, text) in
+        [("initdb", example.to_owned()), ("restore", example.replace("method: initdb", "method: pgbackrest"))]
+    {
+        let file = dir.path().join(format!("{name}.yml"));
+        std::fs::write(&file, text).expect("config");
+        let out = Command::new(vigil_binary())
+            .args(["agent", "--validate-config", "-c"])
+            .arg(&file)
+            .output()
+            .expect("vigil");
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("node1: valid"), "{name}: {said}");
+    }
 }
