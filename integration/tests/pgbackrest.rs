@@ -43,10 +43,10 @@ impl Repo {
         // Restores the latest backup into --datadir with the other arguments passed on (--type=…), after
         // writing them all to `calls` (the agent's own: --scope, --role, --datadir, --connstring).
         let script = format!(
-            "#!/bin/sh\nset -e\necho \"$*\" >> {calls}\ndatadir=\nargs=\nfor a in \"$@\"; do\n  case \"$a\" in\n\
+            "#!/bin/sh\nset -e\necho \"$*\" >> {calls}\ndatadir=\nfor a in \"$@\"; do\n  shift\n  case \"$a\" in\n\
              \x20   --datadir=*) datadir=\"${{a#--datadir=}}\" ;;\n    --scope=*|--role=*|--connstring=*) ;;\n\
-             \x20   *) args=\"$args $a\" ;;\n  esac\ndone\n\
-             exec pgbackrest --config={conf} --stanza={STANZA} restore --pg1-path=\"$datadir\" $args\n",
+             \x20   *) set -- \"$@\" \"$a\" ;;\n  esac\ndone\n\
+             exec pgbackrest --config={conf} --stanza={STANZA} restore --pg1-path=\"$datadir\" \"$@\"\n",
             calls = repo.calls().display(),
             conf = repo.conf().display(),
         );
@@ -228,11 +228,11 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
 }
 
 /// A two-node cluster bootstrapped from `repo`'s backup and archive up to a target time taken between
-/// row 2 and row 3 of a former cluster, with `action` in its `recovery_conf` (a line, or nothing), and a
-/// `post_bootstrap` that writes its argument to `post_bootstrap` in the repository. Returns it settled,
-/// with the index of its primary, once both members have exactly rows 1 and 2 and the primary took a
-/// write.
-async fn bootstrapped_at_target(repo: &Repo, action: &str) -> (AgentCluster, usize) {
+/// row 2 and row 3 of a former cluster: `bootstrap.pgbackrest` has `keys(target)` after its command (lines
+/// indented by four spaces), and `post_bootstrap` writes its argument to `post_bootstrap` in the
+/// repository. Returns it settled, with the index of its primary, once both members have exactly rows 1
+/// and 2 and the primary took a write.
+async fn bootstrapped_at_target(repo: &Repo, keys: impl FnOnce(&str) -> String) -> (AgentCluster, usize) {
     let old = backed_up(repo, String::new()).await;
     let target = old.query(0, "SELECT clock_timestamp()").await.expect("the target time")[0].clone();
     old.query(0, "INSERT INTO t VALUES (3)").await.expect("write after the target");
@@ -240,12 +240,10 @@ async fn bootstrapped_at_target(repo: &Repo, action: &str) -> (AgentCluster, usi
     drop(old);
 
     let bootstrap = format!(
-        "  method: pgbackrest\n  pgbackrest:\n    command: {script}\n    type: none\n    recovery_conf:\n\
-         \x20     restore_command: 'pgbackrest --config={conf} --stanza={STANZA} --pg1-path=\"$(pwd)\" archive-get %f \"%p\"'\n\
-         \x20     recovery_target_time: '{target}'\n{action}\
+        "  method: pgbackrest\n  pgbackrest:\n    command: {script}\n{keys}\
          \x20 post_bootstrap: sh -c 'echo \"$0\" > {post}'\n",
         script = repo.restore_script().display(),
-        conf = repo.conf().display(),
+        keys = keys(&target),
         post = repo.path().join("post_bootstrap").display(),
     );
     let cluster = AgentCluster::start_edited(2, "", Box::new(move |yaml| edited(yaml, "", "", &bootstrap)));
@@ -258,11 +256,24 @@ async fn bootstrapped_at_target(repo: &Repo, action: &str) -> (AgentCluster, usi
     (cluster, primary)
 }
 
+/// `bootstrap.pgbackrest` keys: pgBackRest restores without recovery settings, `recovery_conf` has them,
+/// with `action` (a line, or nothing).
+fn recovery_conf(repo: &Repo, target: &str, action: &str) -> String {
+    format!(
+        "    type: none\n    recovery_conf:\n\
+         \x20     restore_command: 'pgbackrest --config={conf} --stanza={STANZA} --pg1-path=\"$(pwd)\" archive-get %f \"%p\"'\n\
+         \x20     recovery_target_time: '{target}'\n{action}",
+        conf = repo.conf().display(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_bootstrapped_from_the_backup_at_a_target_time_has_the_rows_up_to_it() {
     init_tracing();
     let repo = Repo::new();
-    let (cluster, primary) = bootstrapped_at_target(&repo, "      recovery_target_action: promote\n").await;
+    let promote = "      recovery_target_action: promote\n";
+    let (cluster, primary) =
+        bootstrapped_at_target(&repo, |target| recovery_conf(&repo, target, promote)).await;
     let replica = 1 - primary;
 
     let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
@@ -285,9 +296,25 @@ async fn a_restore_paused_at_its_target_is_promoted() {
     init_tracing();
     let repo = Repo::new();
     // No recovery_target_action: PostgreSQL pauses at the target.
-    let (cluster, primary) = bootstrapped_at_target(&repo, "").await;
+    let (cluster, primary) = bootstrapped_at_target(&repo, |target| recovery_conf(&repo, target, "")).await;
     assert_eq!(log_lines(&cluster, primary, &["recovery paused at its target: promoting"]).len(), 1);
     assert!(!log_lines(&cluster, primary, &["restored database out of recovery"]).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_writes_its_own_recovery_settings_is_kept_to_them_then_rid_of_the_target() {
+    init_tracing();
+    let repo = Repo::new();
+    // pgBackRest writes restore_command and the target to postgresql.auto.conf, with recovery.signal.
+    let (cluster, primary) = bootstrapped_at_target(&repo, |target| {
+        format!("    type: time\n    target: '{target}'\n    target-action: promote\n    keep_existing_recovery_conf: true\n")
+    })
+    .await;
+    let calls = std::fs::read_to_string(repo.calls()).unwrap_or_default();
+    assert!(calls.contains("--target-action=promote --type=time"), "{calls}");
+    let auto =
+        std::fs::read_to_string(cluster.home(primary).join("pg/postgresql.auto.conf")).expect("auto.conf");
+    assert!(auto.contains("restore_command") && !auto.contains("recovery_target"), "{auto}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

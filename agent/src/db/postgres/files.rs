@@ -169,12 +169,21 @@ pub(crate) fn write_server_conf(
 
 /// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
 pub(crate) fn clean_auto_conf(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
+    drop_auto_conf_settings(s, owner, render::is_owned)
+}
+
+/// Drops the settings `dropped` names from postgresql.auto.conf.
+pub(crate) fn drop_auto_conf_settings(
+    s: &PostgresSettings,
+    owner: Option<Owner>,
+    dropped: impl Fn(&str) -> bool,
+) -> io::Result<()> {
     let auto = s.data_dir.join("postgresql.auto.conf");
     // O_NONBLOCK: a FIFO planted in its place reads as empty instead of blocking the agent.
     let read = open_nofollow(&auto, fs::OpenOptions::new().read(true), libc::O_NONBLOCK)
         .and_then(|file| io::read_to_string(file).map_err(|e| with_path(&auto, e)));
     match read {
-        Ok(text) => match render::clean_auto_conf(&text) {
+        Ok(text) => match render::clean_auto_conf(&text, dropped) {
             Some(clean) => write_file(&auto, &clean, owner),
             None => Ok(()),
         },

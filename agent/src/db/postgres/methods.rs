@@ -162,7 +162,13 @@ impl Postgres {
             return Ok(());
         }
         self.await_end_of_recovery().await?;
-        // The recovery settings go: a later start must not recover again.
+        // The recovery settings go, the restore's own too (postgresql.auto.conf: pgBackRest's): a later
+        // start must not recover again, nor a later replica stop at this target.
+        let owner = self.tools.owner()?;
+        self.blocking("drop the recovery target", move |s| {
+            files::drop_auto_conf_settings(s, owner, render::is_recovery_target)
+        })
+        .await?;
         self.configure(Conf::Primary).await?;
         self.tools.pg_ctl_reload(self.data_dir()).await
     }

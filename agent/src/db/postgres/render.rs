@@ -140,6 +140,12 @@ pub(crate) struct Runtime {
     pub files: InForce,
 }
 
+/// Whether `name` is a recovery target setting (`recovery_target_time`, `recovery_target_action`…): a
+/// restore's, which must not stop a later recovery (a replica's) where the restore stopped.
+pub(crate) fn is_recovery_target(name: &str) -> bool {
+    name.to_ascii_lowercase().starts_with("recovery_target")
+}
+
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
 pub(crate) fn is_owned(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -295,11 +301,11 @@ fn primary_conninfo(s: &PostgresSettings, up: &Upstream, t: Duration) -> String 
     conninfo::to_member(up, &s.replication, &s.pgpass, &extra)
 }
 
-/// postgresql.auto.conf without the settings the adapter owns (`None`: nothing to drop).
-pub(crate) fn clean_auto_conf(text: &str) -> Option<String> {
+/// postgresql.auto.conf without the settings `dropped` names (`None`: nothing to drop).
+pub(crate) fn clean_auto_conf(text: &str, dropped: impl Fn(&str) -> bool) -> Option<String> {
     let owned = |line: &str| {
         let name = line.trim_start().split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or("");
-        is_owned(name)
+        dropped(name)
     };
     if !text.lines().any(owned) {
         return None;
@@ -571,8 +577,12 @@ pub(super) mod tests {
     fn auto_conf_loses_owned_settings_only() {
         let text =
             "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\nwal_receiver_timeout = 0\n";
-        assert_eq!(clean_auto_conf(text).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
-        assert_eq!(clean_auto_conf("work_mem = '4MB'\n"), None);
+        assert_eq!(clean_auto_conf(text, is_owned).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
+        assert_eq!(clean_auto_conf("work_mem = '4MB'\n", is_owned), None);
+        let restored =
+            "restore_command = 'x'\nrecovery_target_time = 'y'\nrecovery_target_action = 'promote'\n";
+        let target = clean_auto_conf(restored, is_recovery_target);
+        assert_eq!(target.as_deref(), Some("restore_command = 'x'\n"));
     }
 
     #[test]
