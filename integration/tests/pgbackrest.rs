@@ -234,6 +234,14 @@ async fn a_replica_is_restored_from_the_backup_without_copying_from_the_primary_
 /// and 2 and the primary took a write.
 async fn bootstrapped_at_target(repo: &Repo, keys: impl FnOnce(&str) -> String) -> (AgentCluster, usize) {
     let old = backed_up(repo, String::new()).await;
+    // pgBackRest picks the backup for a target by its stop time, in whole seconds: the target comes after.
+    let second = "SELECT date_trunc('second', clock_timestamp()) + interval '1 second'";
+    let next = old.query(0, second).await.expect("the next second")[0].clone();
+    wait_for("the second after the backup", Duration::from_secs(5), || async {
+        let rows = old.query(0, &format!("SELECT clock_timestamp() > '{next}'")).await.ok()?;
+        (rows == ["t"]).then_some(())
+    })
+    .await;
     let target = old.query(0, "SELECT clock_timestamp()").await.expect("the target time")[0].clone();
     old.query(0, "INSERT INTO t VALUES (3)").await.expect("write after the target");
     archived(&old, 0).await;
@@ -359,14 +367,12 @@ async fn a_member_that_lost_its_data_with_no_primary_left_restores_it_with_a_no_
     let repo = Repo::new();
     let mut cluster = backed_up(&repo, pgbackrest_first(&repo, "    no_leader: true\n")).await;
 
-    // The only member loses its server and its data: nobody is left to copy from.
+    // The only member loses its server and its data: nobody is left to copy from. Its lifeline stops the
+    // server when the agent dies (and removes postmaster.pid as it exits).
     cluster.signal_agent(0, libc::SIGKILL);
-    cluster.kill_postgres(0);
     let data = cluster.home(0).join("pg");
-    wait_for("the killed server gone", PATIENCE, || async {
-        let pid = cluster.postmaster_pid(0)?;
-        // SAFETY: kill(2) with signal 0 only checks that the process exists.
-        (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+    wait_for("the server stopped by the lifeline", PATIENCE, || async {
+        (!data.join("postmaster.pid").exists()).then_some(())
     })
     .await;
     vigil_integration::managed::release_shared_memory(&data);
