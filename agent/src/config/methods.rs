@@ -169,7 +169,7 @@ fn listed_form(section: &mut Mapping, key: &str) {
 
 /// Reads the sections `taken` out of the tree `config` was read from into `postgresql.create_replica_methods`
 /// ([`CloneMethod`]) and `bootstrap.method` ([`CustomBootstrap`]); returns every error.
-pub(crate) fn read(config: &mut Config, mut taken: Taken) -> Vec<ConfigError> {
+pub(crate) fn read(config: &mut Config, taken: Taken) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     if let Some(pg) = &mut config.postgresql {
         let mut methods = Vec::new();
@@ -179,7 +179,7 @@ pub(crate) fn read(config: &mut Config, mut taken: Taken) -> Vec<ConfigError> {
                 continue;
             }
             let key = format!("postgresql.{name}");
-            let Some(section) = taken.replica.remove(name) else {
+            let Some(section) = taken.replica.get(name).cloned() else {
                 let why = format!(
                     "{name:?} is not built in ({BASEBACKUP}) and there is no {key} section: add one with its command"
                 );
