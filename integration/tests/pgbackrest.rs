@@ -1,8 +1,8 @@
 //! Real agents and PostgreSQL 15 with a real pgBackRest (Debian's 2.45), its repository on local disk in the
 //! test's temp dir, configured by a file there (`--config`) and run as the postgres user: a replica created
-//! from a backup, a cluster bootstrapped from one at a target time, and a failing replica method falling
-//! through to pg_basebackup, a lone member that lost its data restoring it with a `no_leader` method
-//! (issue 19). pgBackRest runs with `examples/pgbackrest/pgbackrest.conf`, its repository moved into the
+//! from a backup, a cluster bootstrapped from one at a target time (pgBackRest's recovery settings or
+//! `recovery_conf`), a failing replica method falling through to pg_basebackup, and a lone member that
+//! lost its data restoring it with a `no_leader` method (issue 19). pgBackRest runs with `examples/pgbackrest/pgbackrest.conf`, its repository moved into the
 //! temp dir, and `examples/pgbackrest/node1.yml` passes `vigil agent --validate-config`.
 
 use std::path::{Path, PathBuf};
