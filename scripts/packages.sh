@@ -109,3 +109,9 @@ ensure_keepalived() {
   { [ -x /usr/sbin/keepalived ] && [ -x /usr/bin/curl ] && command -v arping >/dev/null 2>&1; } ||
     apt_install_no_services "keepalived curl iputils-arping" "keepalived, curl and arping"
 }
+
+# ensure_pgbackrest: pgBackRest (Debian 12's 2.45), which integration/tests/pgbackrest.rs backs up to and restores
+# from, with a repository on local disk in the test's temporary directory.
+ensure_pgbackrest() {
+  command -v pgbackrest >/dev/null 2>&1 || [ -x /usr/bin/pgbackrest ] || apt_install pgbackrest "pgBackRest"
+}

@@ -10,6 +10,7 @@ ensure_haproxy
 ensure_netfilter
 ensure_mariadb
 ensure_patroni
+ensure_pgbackrest
 ensure_systemd_analyze
 ensure_chart_tools
 ensure_promtool

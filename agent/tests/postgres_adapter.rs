@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
-use vigil_agent::config::Callbacks;
+use vigil_agent::config::{Callbacks, CloneMethod};
 use vigil_agent::db::postgres::{Credentials, InitdbOption, OwnFiles, Postgres, PostgresSettings};
 use vigil_agent::db::{DataState, Database, DbState, Retained, Role, StopMode, Upstream};
 use vigil_agent::ha::Hooks;
@@ -76,6 +76,7 @@ impl Lab {
             ..OwnFiles::default()
         };
         let settings = PostgresSettings {
+            scope: "adapter".into(),
             name: name.into(),
             data_dir: dir.join("data"),
             bin_dir: BIN.into(),
@@ -112,6 +113,9 @@ impl Lab {
                 InitdbOption::Flag("verbose".into()),
                 InitdbOption::Value("max-rate".into(), "100M".into()),
             ],
+            clone_methods: vec![CloneMethod::Basebackup],
+            custom_bootstrap: None,
+            post_bootstrap: None,
             initdb: vec![
                 InitdbOption::Value("encoding".into(), "UTF8".into()),
                 InitdbOption::Value("locale".into(), "C".into()),
@@ -436,4 +440,28 @@ async fn a_bootstrap_that_cannot_start_leaves_nothing_and_the_next_creates_the_r
     node.bootstrap(Some(1)).await.expect("bootstrap");
     let roles = "SELECT rolname FROM pg_roles WHERE rolname = 'replicator'";
     assert_eq!(sql(s.port, roles).await.unwrap(), ["replicator"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_bootstrap_gets_a_connection_string_and_its_failure_fails_the_bootstrap() {
+    let lab = Lab::new();
+    let (_, s) = lab.node("post");
+    let failing = Postgres::new(PostgresSettings { post_bootstrap: Some("exit 4".into()), ..s.clone() });
+    let err = failing.bootstrap(Some(1)).await.expect_err("post_bootstrap failed");
+    assert!(
+        err.to_string().contains("post_bootstrap") && err.to_string().contains("exit status: 4"),
+        "{err}"
+    );
+    assert_eq!(failing.observe().await.data, DataState::Missing, "the data directory emptied again");
+
+    // The connection string is the last argument; the password comes from the password file.
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(out.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let file = out.path().join("who");
+    let query = "SELECT current_user || ' ' || current_setting('synchronous_commit')";
+    let command = format!("{BIN}/psql -X -A -t -o {} -c \"{query}\"", file.display());
+    let node = Postgres::new(PostgresSettings { post_bootstrap: Some(command), ..s.clone() });
+    node.bootstrap(Some(1)).await.expect("bootstrap");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "postgres local", "Patroni's PGOPTIONS");
+    node.stop(StopMode::Immediate).await.unwrap();
 }

@@ -46,6 +46,9 @@ pub enum Action {
     Kill,
     /// Copy the database from a member.
     Clone(Upstream),
+    /// Make the database with no member to copy from (PostgreSQL: the replica methods with `no_leader`,
+    /// restoring from a backup), as a standby of nobody.
+    Restore,
     /// Bring the diverged local data back onto a member's history in place (PostgreSQL: pg_rewind),
     /// configured to follow it.
     Repair(Upstream),
@@ -362,6 +365,10 @@ fn data_directory(o: &Observation, cluster: &ClusterView, system_id: &str) -> Op
                 let reason = format!("no data: cloning from {}", upstream.name);
                 Decision::act(vec![Action::Clone(upstream)], reason)
             }
+            None if cluster.leader.is_none() && o.policy.restore_without_primary => Decision::act(
+                vec![Action::Restore],
+                "no data and no primary: restoring with a method that needs none (no_leader)",
+            ),
             None if cluster.leader.is_none() => {
                 Decision::wait("no data, and no primary to clone from yet").because(Refusal::NoData)
             }

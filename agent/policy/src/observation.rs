@@ -82,6 +82,9 @@ pub struct Policy {
     /// A standby cluster (`standby_cluster`): the remote primary its lease holder, the standby leader,
     /// replicates from; nothing is promoted while it is set.
     pub standby_cluster: Option<crate::Upstream>,
+    /// This member can make its data with no primary to copy from (PostgreSQL: a replica method with
+    /// `no_leader`, restoring from a backup).
+    pub restore_without_primary: bool,
 }
 
 /// What happens to diverged data that is re-cloned: removed, or (`false`, Patroni's default) set aside,

@@ -133,6 +133,7 @@ fn policy() -> Policy {
         sync: SyncPolicy::default(),
         replicate_from: None,
         standby_cluster: None,
+        restore_without_primary: false,
     }
 }
 
@@ -482,6 +483,17 @@ fn missing_data_waits_while_nobody_leads() {
     let mut o = obs();
     o.db = DbState::stopped(DataState::Missing);
     waits(&o);
+}
+
+#[test]
+fn missing_data_is_restored_without_a_primary_only_by_a_member_that_can() {
+    let mut o = obs();
+    o.db = DbState::stopped(DataState::Missing);
+    o.policy.restore_without_primary = true;
+    assert_eq!(actions(&o), vec![Action::Restore]);
+    // With a primary to copy from, it is copied (its own methods are tried first, the primary given).
+    led_by(&mut o, "node2", 9);
+    assert_eq!(actions(&o), vec![Action::Clone(upstream("node2"))]);
 }
 
 #[test]
@@ -1490,6 +1502,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 sync,
                 replicate_from: None,
                 standby_cluster: None,
+                restore_without_primary: false,
             },
         )
 }

@@ -15,6 +15,7 @@ pub mod env;
 mod error;
 mod every_error;
 mod kubernetes;
+mod methods;
 mod mysql;
 mod mysql_parameters;
 mod os_user;
@@ -34,6 +35,8 @@ mod tests;
 #[cfg(test)]
 mod tests_errors;
 #[cfg(test)]
+mod tests_methods;
+#[cfg(test)]
 mod tests_mysql;
 #[cfg(test)]
 mod tests_patroni_keys;
@@ -47,6 +50,7 @@ pub use dynamic::{
 pub use engine::EngineConfig;
 pub use error::ConfigError;
 pub use kubernetes::{KubernetesConfig, SERVICE_ACCOUNT_DIR};
+pub use methods::{long_arguments, Argument, CloneMethod, CustomBootstrap, CustomMethod, BASEBACKUP, INITDB};
 pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
 pub use pg_role::{ChannelBinding, GssEncMode, PgRole, SslMode};
 pub use postgresql::{
@@ -249,6 +253,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut tree = yaml_tree(text)?;
         let applied = env::apply(&mut tree, env)?;
+        let sections = methods::take(&mut tree);
         let note = |err: ConfigError| {
             let key = err.key().unwrap_or_default().to_string();
             match applied.iter().find(|(k, _)| every_error::is_under(&key, k)) {
@@ -261,6 +266,7 @@ impl Config {
         let Some(mut config) = reading.value else {
             return Err(ConfigError::all(errors));
         };
+        errors.extend(methods::read(&mut config, sections).into_iter().map(note));
         if !reading.lost_sections {
             // A key taken out took its default: what the checks say of it would not be about the file.
             let taken_out: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_string)).collect();

@@ -1,6 +1,6 @@
 //! The `postgresql` section and the search for PostgreSQL's programs.
 
-use super::{duration, scalar, ConfigError, HostPort, InitdbOption, PgRole};
+use super::{duration, scalar, CloneMethod, ConfigError, HostPort, InitdbOption, PgRole};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,12 +96,17 @@ pub struct PostgresqlConfig {
     /// A command run before promotion; a non-zero exit cancels it.
     #[serde(default)]
     pub pre_promote: Option<String>,
-    /// Extra pg_basebackup options, as `bootstrap.initdb` writes them (`verbose`, `max-rate: 100M`).
+    /// Extra pg_basebackup options, as `bootstrap.initdb` writes them (`verbose`, `max-rate: 100M`), as a
+    /// list or a mapping (`{max-rate: 100M, checkpoint: spread}`).
     #[serde(default, deserialize_with = "scalar::initdb_options")]
     pub basebackup: Vec<InitdbOption>,
-    /// How replicas are created, in order of preference.
+    /// How replicas are created, in order of preference: `basebackup`, or a method with a
+    /// `postgresql.<method>` section (see [`CloneMethod`]).
     #[serde(default = "basebackup")]
     pub create_replica_methods: Vec<String>,
+    /// `create_replica_methods` with their sections (filled in when the file is read).
+    #[serde(skip)]
+    pub clone_methods: Vec<CloneMethod>,
     /// The OS user to run PostgreSQL as when the agent runs as root (Vigil's own key).
     #[serde(default)]
     pub os_user: Option<String>,

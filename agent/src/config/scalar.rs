@@ -12,11 +12,14 @@ struct ScalarString(String);
 
 impl<'de> Deserialize<'de> for ScalarString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor).map(ScalarString)
+        d.deserialize_any(ScalarVisitor { booleans: ["off", "on"] }).map(ScalarString)
     }
 }
 
-struct ScalarVisitor;
+/// Reads a scalar as text, booleans as `booleans` (`[false, true]`).
+struct ScalarVisitor {
+    booleans: [&'static str; 2],
+}
 
 impl Visitor<'_> for ScalarVisitor {
     type Value = String;
@@ -28,7 +31,7 @@ impl Visitor<'_> for ScalarVisitor {
         Ok(v.to_string())
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
-        Ok(if v { "on" } else { "off" }.to_string())
+        Ok(self.booleans[usize::from(v)].to_string())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
         Ok(v.to_string())
@@ -39,6 +42,11 @@ impl Visitor<'_> for ScalarVisitor {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
         Ok(v.to_string())
     }
+}
+
+/// Reads a scalar as written in YAML (booleans `true`, `false`): a command-line argument's value.
+pub fn as_written<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(ScalarVisitor { booleans: ["false", "true"] })
 }
 
 /// Reads a scalar as a string (`password: 12345` is the string `"12345"`; booleans become `on`/`off`,

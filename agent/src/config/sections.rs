@@ -1,7 +1,7 @@
 //! The smaller sections: `restapi`, `raft`, `bootstrap`, `watchdog`, `log`.
 
 use super::choice::choice_enum;
-use super::{duration, scalar, DynamicConfig, HostPort};
+use super::{duration, scalar, CustomBootstrap, DynamicConfig, HostPort};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -249,6 +249,15 @@ pub enum InitdbOption {
     Value(String, String),
 }
 
+impl InitdbOption {
+    /// The option's name, as written.
+    pub fn name(&self) -> &str {
+        match self {
+            InitdbOption::Flag(name) | InitdbOption::Value(name, _) => name,
+        }
+    }
+}
+
 /// `bootstrap`: what the first member uses to create the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,12 +265,34 @@ pub struct BootstrapConfig {
     /// The initial dynamic configuration, written to the store once, at bootstrap.
     #[serde(default)]
     pub dcs: DynamicConfig,
-    /// initdb options: flags (`data-checksums`) and `name: value` items (`encoding: UTF8`).
+    /// How the first member makes the database: `initdb` (the default), or a method with a
+    /// `bootstrap.<method>` section ([`CustomBootstrap`]).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `bootstrap.<method>` of a `method` other than initdb (filled in when the file is read).
+    #[serde(skip)]
+    pub custom: Option<CustomBootstrap>,
+    /// initdb options: flags (`data-checksums`) and `name: value` items (`encoding: UTF8`), as a list or a
+    /// mapping.
     #[serde(default, deserialize_with = "scalar::initdb_options")]
     pub initdb: Vec<InitdbOption>,
     /// pg_hba.conf lines used when `postgresql.pg_hba` is not set.
     #[serde(default)]
     pub pg_hba: Vec<String>,
+    /// A command run once the new database runs as primary with the agent's roles, before the member
+    /// takes the cluster, with a connection string to it as argument; a failure fails the bootstrap.
+    #[serde(default)]
+    pub post_bootstrap: Option<String>,
+    /// Patroni's older name of `post_bootstrap`.
+    #[serde(default)]
+    pub post_init: Option<String>,
+}
+
+impl BootstrapConfig {
+    /// `post_bootstrap`, else `post_init`.
+    pub fn post_bootstrap(&self) -> Option<&str> {
+        self.post_bootstrap.as_deref().or(self.post_init.as_deref())
+    }
 }
 
 choice_enum! {

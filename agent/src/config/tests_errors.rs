@@ -271,7 +271,8 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "  pgpass: /tmp/vigil/node1/pgpass",
         "  pgpass: /tmp/vigil/node1/pgpass\n  create_replica_methods: [wal_e]",
         "postgresql.create_replica_methods[0]",
-        "postgresql.create_replica_methods[0]: \"wal_e\" is not one of basebackup",
+        "postgresql.create_replica_methods[0]: \"wal_e\" is not built in (basebackup) and there is no \
+         postgresql.wal_e section: add one with its command",
     ),
 ];
 

@@ -43,6 +43,7 @@ pub(crate) fn validate(
     check(data_dirs_apart(config));
     check(nostream(config));
     check(no_blank_items("bootstrap.pg_hba", &config.bootstrap.pg_hba));
+    check(bootstrap_method(config));
     check(watchdog(config));
     check(log(&config.log));
     if let Some(kubernetes) = &config.kubernetes {
@@ -352,18 +353,43 @@ fn postgresql(pg: &PostgresqlConfig) -> Result<(), ConfigError> {
     if pg.create_replica_methods.is_empty() {
         return Err(ConfigError::invalid(
             "postgresql.create_replica_methods",
-            "must list at least basebackup",
+            "must list at least one method (basebackup, or one with a postgresql.<method> section)",
         ));
     }
-    for (i, method) in pg.create_replica_methods.iter().enumerate() {
-        if method != "basebackup" {
-            return Err(ConfigError::invalid(
-                format!("postgresql.create_replica_methods[{i}]"),
-                format!("{method:?} is not one of basebackup"),
-            ));
+    no_blank_items("postgresql.create_replica_methods", &pg.create_replica_methods)?;
+    user_name("postgresql.os_user", pg.os_user.as_deref())
+}
+
+/// `bootstrap.method` (for PostgreSQL only) with its recovery settings, and `post_bootstrap` or its
+/// alias `post_init`, not both, neither empty.
+fn bootstrap_method(config: &Config) -> Result<(), ConfigError> {
+    let b = &config.bootstrap;
+    let custom = b.method.as_deref().filter(|m| *m != super::INITDB);
+    if let (Some(method), Some(_)) = (custom, &config.mysql) {
+        let why = format!("{method:?} is for postgresql: a MariaDB cluster is made by its first server");
+        return Err(ConfigError::invalid("bootstrap.method", why));
+    }
+    if let Some(settings) = b.custom.as_ref().and_then(|c| c.recovery_conf.as_ref()) {
+        let key = format!("bootstrap.{}.recovery_conf", b.custom.as_ref().map_or("", |c| c.name.as_str()));
+        if let Some(name) = settings
+            .keys()
+            .find(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(ConfigError::invalid(format!("{key}.{name}"), "is not a parameter name"));
         }
     }
-    user_name("postgresql.os_user", pg.os_user.as_deref())
+    if b.post_bootstrap.is_some() && b.post_init.is_some() {
+        return Err(ConfigError::invalid(
+            "bootstrap.post_init",
+            "is post_bootstrap's other name, and post_bootstrap is set: keep one",
+        ));
+    }
+    for (key, command) in [("post_bootstrap", &b.post_bootstrap), ("post_init", &b.post_init)] {
+        if command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(ConfigError::invalid(format!("bootstrap.{key}"), "is an empty command"));
+        }
+    }
+    Ok(())
 }
 
 fn mysql(mysql: &MysqlConfig) -> Result<(), ConfigError> {

@@ -97,6 +97,17 @@ pub trait Database: Send + Sync + 'static {
     /// to follow it; does not start it.
     fn clone_from(&self, upstream: &Upstream) -> impl Future<Output = Result<(), DbError>> + Send;
 
+    /// Whether [`restore_without_primary`](Self::restore_without_primary) can make the data.
+    fn restores_without_primary(&self) -> bool {
+        false
+    }
+
+    /// Makes the database in the empty data directory with no member to copy from (PostgreSQL: the
+    /// replica methods with `no_leader`), configured as a standby of nobody; does not start it.
+    fn restore_without_primary(&self) -> impl Future<Output = Result<(), DbError>> + Send {
+        async { Err(DbError::new("restore without a primary", "no method can")) }
+    }
+
     /// Repairs in place a stopped server whose data diverged from `upstream`'s history (a former
     /// primary): makes it a copy of that history, configured to follow it; does not start it (PostgreSQL:
     /// pg_rewind). An engine that cannot returns an error, and the policy re-clones instead.

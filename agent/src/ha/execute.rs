@@ -156,6 +156,7 @@ async fn run_action<D: Database>(
             Ok(())
         }
         Action::Clone(upstream) => db.clone_from(upstream).await,
+        Action::Restore => db.restore_without_primary().await,
         Action::Repair(upstream) => {
             let result = db.repair_from(upstream).await;
             events.push(JobEvent::Repaired { ok: result.is_ok() });

@@ -123,6 +123,19 @@ pub(crate) async fn run(
     vars: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<(), String> {
+    run_with(what, command, args, vars, Some(timeout), |_| {}).await
+}
+
+/// [`run`] with `prepare` applied to the child first (the user it runs as, more environment), and no
+/// bound when `timeout` is `None`.
+pub(crate) async fn run_with(
+    what: &str,
+    command: &str,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    timeout: Option<Duration>,
+    prepare: impl FnOnce(&mut tokio::process::Command),
+) -> Result<(), String> {
     let mut child = tokio::process::Command::new("sh");
     env::withhold(child.as_std_mut());
     child
@@ -136,19 +149,25 @@ pub(crate) async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    prepare(&mut child);
     let child = child.spawn().map_err(|e| format!("{command:?} could not be started: {e}"))?;
     let pid = child.id();
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) if out.status.success() => Ok(()),
-        Ok(Ok(out)) => {
+    let waited = child.wait_with_output();
+    let outcome = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, waited).await.ok(),
+        None => Some(waited.await),
+    };
+    match outcome {
+        Some(Ok(out)) if out.status.success() => Ok(()),
+        Some(Ok(out)) => {
             let text = String::from_utf8_lossy(if out.stderr.is_empty() { &out.stdout } else { &out.stderr })
                 .trim()
                 .to_owned();
             let tail: String = text.lines().last().unwrap_or_default().chars().take(200).collect();
             Err(format!("{command:?} exited with {}: {tail:?}", out.status))
         }
-        Ok(Err(e)) => Err(format!("{command:?} could not be waited for: {e}")),
-        Err(_) => {
+        Some(Err(e)) => Err(format!("{command:?} could not be waited for: {e}")),
+        None => {
             if let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) {
                 // SAFETY: killpg on the process group this child leads (process_group(0) above); the
                 // child itself is killed and reaped when dropped (kill_on_drop).

@@ -77,6 +77,7 @@ impl<D: Database> Agent<D> {
             },
             replicate_from: self.me.tags.get("replicatefrom").and_then(|v| v.as_str()).map(str::to_owned),
             standby_cluster: dynamic.standby_cluster.as_ref().map(|s| s.upstream()),
+            restore_without_primary: self.db.restores_without_primary(),
         }
     }
 }

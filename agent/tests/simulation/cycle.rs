@@ -341,6 +341,7 @@ impl World {
             sync: s.sync,
             replicate_from: None,
             standby_cluster: None,
+            restore_without_primary: false,
         }
     }
 }

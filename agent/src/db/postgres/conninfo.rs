@@ -45,6 +45,19 @@ pub(crate) fn to_member(
         .join(" ")
 }
 
+/// The connection string to the member's own server at `host` (a socket directory or an address) as
+/// `user`, in database `postgres`, with the password file.
+pub(crate) fn local(host: &str, port: u16, user: &str, pgpass: &Path) -> String {
+    let options = [("host", host), ("port", &port.to_string()), ("user", user), ("dbname", "postgres")];
+    let passfile = pgpass.to_string_lossy();
+    options
+        .into_iter()
+        .chain([("passfile", passfile.as_ref())])
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A libpq connection string value: single-quoted, with `\` and `'` escaped by a backslash.
 fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 /// The standby signal file's name in the data directory.
 const STANDBY_SIGNAL: &str = "standby.signal";
+/// The signal file of a recovery that ends in a promotion (an archive recovery, a point-in-time restore).
+const RECOVERY_SIGNAL: &str = "recovery.signal";
 /// The setting that names the data directory, for errors about it.
 pub(crate) const DATA_DIR_KEY: &str = "postgresql.data_dir";
 
@@ -167,12 +169,21 @@ pub(crate) fn write_server_conf(
 
 /// Drops the settings the adapter owns from postgresql.auto.conf (`ALTER SYSTEM` would override them).
 pub(crate) fn clean_auto_conf(s: &PostgresSettings, owner: Option<Owner>) -> io::Result<()> {
+    drop_auto_conf_settings(s, owner, render::is_owned)
+}
+
+/// Drops the settings `dropped` names from postgresql.auto.conf.
+pub(crate) fn drop_auto_conf_settings(
+    s: &PostgresSettings,
+    owner: Option<Owner>,
+    dropped: impl Fn(&str) -> bool,
+) -> io::Result<()> {
     let auto = s.data_dir.join("postgresql.auto.conf");
     // O_NONBLOCK: a FIFO planted in its place reads as empty instead of blocking the agent.
     let read = open_nofollow(&auto, fs::OpenOptions::new().read(true), libc::O_NONBLOCK)
         .and_then(|file| io::read_to_string(file).map_err(|e| with_path(&auto, e)));
     match read {
-        Ok(text) => match render::clean_auto_conf(&text) {
+        Ok(text) => match render::clean_auto_conf(&text, dropped) {
             Some(clean) => write_file(&auto, &clean, owner),
             None => Ok(()),
         },
@@ -195,6 +206,21 @@ pub(crate) fn write_config(
     match conf {
         Conf::Standby(_) => write_file(&data.join(STANDBY_SIGNAL), "", owner),
         Conf::Primary => remove_standby_signal(data),
+        Conf::Restore(Some(_)) => {
+            remove_standby_signal(data)?;
+            write_file(&data.join(RECOVERY_SIGNAL), "", owner)
+        }
+        Conf::Restore(None) => Ok(()),
+    }
+}
+
+/// Removes `recovery.signal` and `standby.signal` (absent is fine): a restored database then starts as a
+/// primary, with no recovery beyond the end of its backup.
+pub(crate) fn remove_recovery_signals(data: &Path) -> io::Result<()> {
+    remove_standby_signal(data)?;
+    match fs::remove_file(data.join(RECOVERY_SIGNAL)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::db::postgres::Credentials;
+use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
 
 /// Not the agent's user: what the agent gives files to.
@@ -21,6 +22,7 @@ fn setup() -> Setup {
     let victim = dir.path().join("victim");
     fs::write(&victim, VICTIM_TEXT).expect("victim");
     let s = PostgresSettings {
+        scope: "demo".into(),
         name: "node1".into(),
         data_dir: dir.path().join("pg/data"),
         bin_dir: "/bin".into(),
@@ -48,6 +50,9 @@ fn setup() -> Setup {
         before_stop: None,
         use_unix_socket: None,
         basebackup: vec![],
+        clone_methods: vec![crate::config::CloneMethod::Basebackup],
+        custom_bootstrap: None,
+        post_bootstrap: None,
         initdb: vec![],
         pgpass: dir.path().join("home/.pgpass"),
         os_user: None,
@@ -209,4 +214,23 @@ fn prepare_dirs_gives_away_what_it_creates_and_nothing_that_existed() {
     for created in [&t.dir.path().join("new"), &s.data_dir, &created_sockets] {
         assert_eq!(fs::metadata(created).expect("dir").uid(), PG.uid, "{}", created.display());
     }
+}
+
+#[test]
+fn a_restore_signals_recovery_or_keeps_what_the_restore_wrote() {
+    let t = setup();
+    let data = &t.s.data_dir;
+    let (standby, recovery) = (data.join("standby.signal"), data.join("recovery.signal"));
+    fs::write(&standby, "").expect("standby.signal");
+    let settings = BTreeMap::from([("recovery_target_action".to_owned(), "promote".to_owned())]);
+    write_config(&t.s, &Conf::Restore(Some(settings)), &Runtime::default(), None).expect("write");
+    assert!(recovery.exists() && !standby.exists(), "recovery.signal only");
+
+    fs::write(&standby, "").expect("standby.signal");
+    write_config(&t.s, &Conf::Restore(None), &Runtime::default(), None).expect("write");
+    assert!(recovery.exists() && standby.exists(), "kept as the restore left them");
+
+    remove_recovery_signals(data).expect("remove");
+    remove_recovery_signals(data).expect("absent is fine");
+    assert!(!recovery.exists() && !standby.exists());
 }

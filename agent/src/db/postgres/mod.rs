@@ -17,6 +17,7 @@ mod controldata;
 mod files;
 pub(crate) mod kill;
 mod liveness;
+mod methods;
 mod observe;
 mod ops;
 mod parameter_check;
@@ -33,7 +34,9 @@ pub use conninfo::PeerOptions;
 pub use render::slot_name;
 
 pub use crate::config::InitdbOption;
-use crate::config::{server_parameters, BinNames, Config, DynamicConfig, PgRole};
+use crate::config::{
+    server_parameters, BinNames, CloneMethod, Config, CustomBootstrap, DynamicConfig, PgRole,
+};
 use crate::db::{DataState, Database, DbError, DbState, Retained, StopMode, SyncRule, Upstream};
 use render::{Conf, Runtime};
 use std::collections::BTreeMap;
@@ -59,6 +62,8 @@ pub struct Credentials {
 /// Everything the adapter needs to know about its server, taken from the agent's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresSettings {
+    /// The cluster's name (`scope`), passed to the replica and bootstrap methods.
+    pub scope: String,
     /// This member's name: its `application_name` upstream, and (sanitized) its replication slot's name.
     pub name: String,
     /// The data directory (`postgresql.data_dir`).
@@ -104,6 +109,12 @@ pub struct PostgresSettings {
     pub initdb: Vec<InitdbOption>,
     /// Extra pg_basebackup options (`postgresql.basebackup`).
     pub basebackup: Vec<InitdbOption>,
+    /// How replicas are created, in order (`postgresql.create_replica_methods`).
+    pub clone_methods: Vec<CloneMethod>,
+    /// The bootstrap method when not initdb (`bootstrap.method`).
+    pub custom_bootstrap: Option<CustomBootstrap>,
+    /// Run after a bootstrap with a connection string to the new primary (`bootstrap.post_bootstrap`).
+    pub post_bootstrap: Option<String>,
     /// The password file the adapter writes for the tools it runs (`postgresql.pgpass`).
     pub pgpass: PathBuf,
     /// The OS user to run PostgreSQL and its tools as, when the agent runs as root.
@@ -126,6 +137,7 @@ impl PostgresSettings {
             peer_options: PeerOptions(r.libpq_options()),
         };
         Some(PostgresSettings {
+            scope: config.scope.clone(),
             name: config.name.to_string(),
             data_dir: pg.data_dir.clone(),
             bin_dir: pg.bin_dir.clone(),
@@ -146,6 +158,9 @@ impl PostgresSettings {
             use_unix_socket: pg.use_unix_socket,
             initdb: config.bootstrap.initdb.clone(),
             basebackup: pg.basebackup.clone(),
+            clone_methods: pg.clone_methods.clone(),
+            custom_bootstrap: config.bootstrap.custom.clone(),
+            post_bootstrap: config.bootstrap.post_bootstrap().map(str::to_owned),
             pgpass: pg.pgpass.clone(),
             os_user: pg.os_user.clone(),
             nostream: config.tags.nostream,
@@ -265,7 +280,15 @@ impl Database for Postgres {
     }
 
     async fn clone_from(&self, upstream: &Upstream) -> Result<(), DbError> {
-        self.logged("clone_from", Some(&upstream.name), self.clone_now(upstream)).await
+        self.logged("clone_from", Some(&upstream.name), self.clone_now(Some(upstream))).await
+    }
+
+    fn restores_without_primary(&self) -> bool {
+        self.settings.clone_methods.iter().any(CloneMethod::no_leader)
+    }
+
+    async fn restore_without_primary(&self) -> Result<(), DbError> {
+        self.logged("restore_without_primary", None, self.clone_now(None)).await
     }
 
     async fn repair_from(&self, upstream: &Upstream) -> Result<(), DbError> {

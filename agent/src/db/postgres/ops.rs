@@ -31,6 +31,22 @@ fn long_options(options: &[InitdbOption]) -> impl Iterator<Item = OsString> + '_
 impl Postgres {
     pub(super) async fn bootstrap_now(&self) -> Result<(), DbError> {
         self.require_stopped_and_empty("bootstrap").await?;
+        match &self.settings.custom_bootstrap {
+            None => self.initdb().await?,
+            Some(custom) => self.restore(custom).await?,
+        }
+        let prepared = self.start_bootstrapped().await;
+        if prepared.is_err() {
+            // Removed, the next attempt makes the database again (initdb, or the restore), rather than
+            // starting a primary its roles were never created on.
+            let _ = self.stop_server(StopMode::Immediate).await;
+            self.empty_data_dir().await?;
+        }
+        prepared
+    }
+
+    /// Makes a new database with initdb.
+    async fn initdb(&self) -> Result<(), DbError> {
         let owner = self.tools.owner()?;
         let pwfile =
             self.data_dir().with_file_name(format!(".{}.initdb-pw", self.settings.name.replace('/', "_")));
@@ -51,24 +67,19 @@ impl Postgres {
         args.extend([pwfile_arg, "-D".into(), self.data_dir().into()]);
         let initdb = self.tools.run("initdb", "initdb", &args).await;
         let _ = std::fs::remove_file(&pwfile);
-        initdb?;
-        let prepared = self.start_bootstrapped().await;
-        if prepared.is_err() {
-            // Nothing but initdb's output is there: removed, the next attempt runs initdb again, rather
-            // than starting a primary its roles were never created on.
-            let _ = self.stop_server(StopMode::Immediate).await;
-            self.blocking("empty data directory", |s| {
-                files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
-            })
-            .await?;
-        }
-        prepared
+        initdb.map(drop)
     }
 
-    /// Starts a server initdb just made and creates its replication and rewind roles.
+    /// Starts a server initdb (or a bootstrap method) just made, recovered and promoted when it was
+    /// restored, creates its replication and rewind roles and runs `post_bootstrap`.
     async fn start_bootstrapped(&self) -> Result<(), DbError> {
-        self.configure(Conf::Primary).await?;
-        self.start().await?;
+        match &self.settings.custom_bootstrap {
+            None => {
+                self.configure(Conf::Primary).await?;
+                self.start().await?;
+            }
+            Some(custom) => self.recover_restored(custom).await?,
+        }
         let s = &self.settings;
         let roles = [(Some(&s.replication), RoleKind::Replication), (s.rewind.as_ref(), RoleKind::Rewind)];
         let roles = roles.into_iter().filter_map(|(role, kind)| Some((role?, kind)));
@@ -79,10 +90,12 @@ impl Postgres {
                 .await
                 .map_err(|e| DbError::new(format!("create {kind:?} role"), e))?;
         }
-        Ok(())
+        self.post_bootstrap().await
     }
 
-    pub(super) async fn clone_now(&self, up: &Upstream) -> Result<(), DbError> {
+    /// Makes the data a copy of `up`'s, configured to follow it; `None`: with the methods that need no
+    /// primary, configured as a standby of nobody.
+    pub(super) async fn clone_now(&self, up: Option<&Upstream>) -> Result<(), DbError> {
         self.require_stopped_and_empty("clone").await?;
         let owner = self.tools.owner()?;
         self.blocking("prepare data directory", move |s| {
@@ -90,14 +103,30 @@ impl Postgres {
             files::write_pgpass(s, owner)
         })
         .await?;
+        self.create_replica(up).await?;
+        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
+        self.configure(Conf::Standby(up.cloned())).await
+    }
+
+    /// Copies the database from `up` with pg_basebackup (the `basebackup` replica method).
+    pub(super) async fn clone_by_basebackup(&self, up: &Upstream) -> Result<(), DbError> {
         let action = format!("pg_basebackup from {}", up.name);
         let source = conninfo::to_member(up, &self.settings.replication, &self.settings.pgpass, &[]);
         let mut args: Vec<OsString> = vec!["-D".into(), self.data_dir().into(), "-d".into(), source.into()];
-        args.extend(["-X", "stream", "-c", "fast", "-w"].map(OsString::from));
-        args.extend(long_options(&self.settings.basebackup));
-        self.basebackup(&action, up, &args).await?;
-        self.blocking("unmark former primary", |s| files::mark_former_primary(s, false)).await?;
-        self.configure(Conf::Standby(Some(up.clone()))).await
+        args.extend(["-X", "stream", "-w"].map(OsString::from));
+        let options = &self.settings.basebackup;
+        if !options.iter().any(|o| o.name().trim_start_matches('-') == "checkpoint") {
+            // the copy starts at once rather than at the upstream's next checkpoint
+            args.extend(["-c", "fast"].map(OsString::from));
+        }
+        args.extend(long_options(options));
+        self.basebackup(&action, up, &args).await
+    }
+
+    /// Removes everything in the data directory.
+    pub(super) async fn empty_data_dir(&self) -> Result<(), DbError> {
+        self.blocking("empty data directory", |s| files::remove_contents(&s.data_dir, files::DATA_DIR_KEY))
+            .await
     }
 
     /// Runs pg_basebackup with `args`, through the slot it streams through on `up` (see
@@ -113,10 +142,7 @@ impl Postgres {
         match self.tools.run(action, "pg_basebackup", &with_slot).await {
             Err(e) if e.detail.contains("replication slot") && e.detail.contains("does not exist") => {
                 tracing::info!(member = %self.settings.name, upstream = %up.name, slot, "no slot upstream yet, cloning without");
-                self.blocking("empty data directory", |s| {
-                    files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
-                })
-                .await?;
+                self.empty_data_dir().await?;
                 self.tools.run(action, "pg_basebackup", args).await?;
             }
             other => {
@@ -498,7 +524,7 @@ impl Postgres {
 
     /// Writes the whole configuration as `conf` says, with the directories and the password file, and
     /// remembers it.
-    async fn configure(&self, conf: Conf) -> Result<(), DbError> {
+    pub(super) async fn configure(&self, conf: Conf) -> Result<(), DbError> {
         if matches!(conf, Conf::Standby(_)) {
             self.read_primary_settings().await;
         }
@@ -506,7 +532,7 @@ impl Postgres {
         let written = conf.clone();
         let runtime = self.runtime().clone();
         self.blocking("write configuration", move |s| {
-            if written == Conf::Primary {
+            if matches!(written, Conf::Primary | Conf::Restore(_)) {
                 files::mark_former_primary(s, true)?;
             }
             files::prepare_dirs(s, owner)?;
@@ -567,7 +593,7 @@ impl Postgres {
         self.stop_server(mode).await
     }
 
-    fn require_database(&self, action: &str) -> Result<(), DbError> {
+    pub(super) fn require_database(&self, action: &str) -> Result<(), DbError> {
         if files::has_database(self.data_dir()) {
             Ok(())
         } else {
@@ -585,11 +611,7 @@ impl Postgres {
         }
         if files::is_interrupted_clone(data) {
             tracing::warn!(member = %self.settings.name, "removing the remains of an interrupted clone");
-            return self
-                .blocking("empty data directory", |s| {
-                    files::remove_contents(&s.data_dir, files::DATA_DIR_KEY)
-                })
-                .await;
+            return self.empty_data_dir().await;
         }
         Err(DbError::new(action, format!("data directory {} is not empty", data.display())))
     }

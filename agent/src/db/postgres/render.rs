@@ -48,6 +48,10 @@ pub(crate) enum Conf {
     Primary,
     /// A replica streaming from the upstream, or (`None`) a standby of nobody replaying what it has.
     Standby(Option<Upstream>),
+    /// The first primary of a cluster restored from a backup (`bootstrap.<method>`), recovering until its
+    /// promotion with these settings and `recovery.signal`, or (`None`) with the recovery settings and
+    /// signal files the restore left (`keep_existing_recovery_conf`).
+    Restore(Option<BTreeMap<String, String>>),
 }
 
 /// Where the agent connects to its own server.
@@ -134,6 +138,12 @@ pub(crate) struct Runtime {
     pub standby_feedback: bool,
     /// pg_hba, pg_ident and the recovery settings in force.
     pub files: InForce,
+}
+
+/// Whether `name` is a recovery target setting (`recovery_target_time`, `recovery_target_action`…): a
+/// restore's, which must not stop a later recovery (a replica's) where the restore stopped.
+pub(crate) fn is_recovery_target(name: &str) -> bool {
+    name.to_ascii_lowercase().starts_with("recovery_target")
 }
 
 /// Whether the adapter sets parameter `name` itself (case-insensitive).
@@ -248,6 +258,11 @@ pub(crate) fn postgresql_conf(
     if let Some(token) = runtime.fencing_token {
         set(FENCING_TOKEN, &token.to_string());
     }
+    if let Conf::Restore(Some(recovery)) = conf {
+        for (name, value) in recovery.iter().filter(|(n, _)| valid_name(n)) {
+            set(name, value);
+        }
+    }
     if let Conf::Standby(upstream) = conf {
         let recovery = runtime.files.recovery_conf.iter();
         for (name, value) in recovery.filter(|(n, _)| valid_name(n) && !OWNED_RECOVERY.contains(&n.as_str()))
@@ -286,11 +301,11 @@ fn primary_conninfo(s: &PostgresSettings, up: &Upstream, t: Duration) -> String 
     conninfo::to_member(up, &s.replication, &s.pgpass, &extra)
 }
 
-/// postgresql.auto.conf without the settings the adapter owns (`None`: nothing to drop).
-pub(crate) fn clean_auto_conf(text: &str) -> Option<String> {
+/// postgresql.auto.conf without the settings `dropped` names (`None`: nothing to drop).
+pub(crate) fn clean_auto_conf(text: &str, dropped: impl Fn(&str) -> bool) -> Option<String> {
     let owned = |line: &str| {
         let name = line.trim_start().split(|c: char| c == '=' || c.is_whitespace()).next().unwrap_or("");
-        is_owned(name)
+        dropped(name)
     };
     if !text.lines().any(owned) {
         return None;
@@ -372,6 +387,7 @@ pub(super) mod tests {
     /// Member `Node-1` on port 5433 with a replication pg_hba line and a few parameters.
     pub(crate) fn settings() -> PostgresSettings {
         PostgresSettings {
+            scope: "demo".into(),
             name: "Node-1".into(),
             data_dir: "/d/data".into(),
             bin_dir: "/bin".into(),
@@ -405,6 +421,9 @@ pub(super) mod tests {
             before_stop: None,
             use_unix_socket: None,
             basebackup: vec![],
+            clone_methods: vec![crate::config::CloneMethod::Basebackup],
+            custom_bootstrap: None,
+            post_bootstrap: None,
             initdb: vec![],
             pgpass: "/d/pgpass".into(),
             os_user: None,
@@ -536,11 +555,34 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_restored_primary_to_be_recovers_with_the_bootstrap_methods_settings_only() {
+        let s = settings();
+        let mut runtime = Runtime::starting(&s);
+        runtime.files.recovery_conf = BTreeMap::from([("recovery_min_apply_delay".into(), "5min".into())]);
+        let target = BTreeMap::from([
+            ("recovery_target_time".to_owned(), "2026-12-07 09:00:00+00".to_owned()),
+            ("recovery_target_action".to_owned(), "promote".to_owned()),
+        ]);
+        let restoring = postgresql_conf(&s, &Conf::Restore(Some(target)), &runtime, None);
+        assert!(restoring.contains("recovery_target_time = '2026-12-07 09:00:00+00'\n"), "{restoring}");
+        assert!(restoring.contains("recovery_target_action = 'promote'\n"), "{restoring}");
+        for replicas_only in ["recovery_min_apply_delay", "primary_conninfo", "recovery_target_timeline"] {
+            assert!(!restoring.contains(replicas_only), "{replicas_only} in {restoring}");
+        }
+        let kept = postgresql_conf(&s, &Conf::Restore(None), &runtime, None);
+        assert_eq!(kept, postgresql_conf(&s, &Conf::Primary, &runtime, None), "nothing of its own");
+    }
+
+    #[test]
     fn auto_conf_loses_owned_settings_only() {
         let text =
             "# Do not edit\nprimary_conninfo = 'x'\nwork_mem = '4MB'\nPort=1\nwal_receiver_timeout = 0\n";
-        assert_eq!(clean_auto_conf(text).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
-        assert_eq!(clean_auto_conf("work_mem = '4MB'\n"), None);
+        assert_eq!(clean_auto_conf(text, is_owned).as_deref(), Some("# Do not edit\nwork_mem = '4MB'\n"));
+        assert_eq!(clean_auto_conf("work_mem = '4MB'\n", is_owned), None);
+        let restored =
+            "restore_command = 'x'\nrecovery_target_time = 'y'\nrecovery_target_action = 'promote'\n";
+        let target = clean_auto_conf(restored, is_recovery_target);
+        assert_eq!(target.as_deref(), Some("restore_command = 'x'\n"));
     }
 
     #[test]

@@ -288,6 +288,11 @@ pub(crate) async fn first_write(client: &Client) -> Result<(), tokio_postgres::E
     client.query_one("SELECT pg_catalog.txid_current()", &[]).await.map(drop)
 }
 
+/// Whether WAL replay is paused (at a recovery target with `recovery_target_action: pause`).
+pub(crate) async fn replay_paused(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    client.query_one("SELECT pg_is_wal_replay_paused()", &[]).await?.try_get(0)
+}
+
 /// Turns off, for the current transaction, every setting that would write a statement's text (or its
 /// parameters) to the server log or to `pg_stat_statements`; the last only where the module is loaded.
 const UNLOGGED: &str = "SET LOCAL log_statement = 'none'; \

@@ -112,10 +112,7 @@ impl Tools {
             cmd.env("LC_ALL", "C"); // its output is parsed: no translations
         }
         if let Some(user) = self.user()? {
-            cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
-            if user.uid != current_uid() {
-                user.become_in(&mut cmd);
-            }
+            run_as(&mut cmd, &user);
         }
         let out = cmd
             .output()
@@ -126,6 +123,29 @@ impl Tools {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// Runs the operator's `command` line (a replica or bootstrap method, `post_bootstrap`) through `sh -c`
+    /// with `args` appended, as the OS user with `PGPASSFILE` and `vars`, and waits for it however long it
+    /// takes; `Err` says how it failed.
+    pub async fn shell(
+        &self,
+        what: &str,
+        command: &str,
+        args: &[String],
+        vars: &[(&str, &str)],
+    ) -> Result<(), DbError> {
+        let user = self.user()?;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let pgpass = self.pgpass.clone();
+        crate::ha::hooks::run_with(what, command, &args, vars, None, |cmd| {
+            cmd.current_dir("/").env("PGPASSFILE", pgpass);
+            if let Some(user) = &user {
+                run_as(cmd, user);
+            }
+        })
+        .await
+        .map_err(|why| DbError::new(what, why))
     }
 
     /// Runs `program`; an exit status other than 0 is an error of `action` with the program's stderr.
@@ -214,6 +234,14 @@ impl Tools {
     /// `pg_ctl reload`: the server rereads its configuration files.
     pub async fn pg_ctl_reload(&self, data: &Path) -> Result<(), DbError> {
         self.run("pg_ctl reload", "pg_ctl", &args(["reload", "-D"], data, None)).await.map(drop)
+    }
+}
+
+/// Makes `cmd` run as `user`, with its `HOME`, `USER` and `LOGNAME`.
+fn run_as(cmd: &mut tokio::process::Command, user: &OsUser) {
+    cmd.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+    if user.uid != current_uid() {
+        user.become_in(cmd);
     }
 }
 
