@@ -265,7 +265,7 @@ async fn losing_the_raft_leader_on_a_replica_node_causes_no_failover() {
 /// A stall longer than the ttl. What the design promises:
 /// - While the agent is stopped its PostgreSQL still runs and streams (only the agent is stopped, nothing
 ///   can fence it); the store expires the lease a ttl after the last renewal, but a replica whose WAL
-///   receiver still streams does not take over (`last_decision`: "I still stream from the old primary"): no
+///   receiver still streams does not take over (`last_decision`: "still streaming from the old primary"): no
 ///   replica answers 200 on `/primary`, and the writes the old primary still acknowledges reach both
 ///   replicas.
 /// - After SIGCONT the old agent finds its deadline passed and fences (stops) its PostgreSQL before anything
@@ -309,7 +309,7 @@ async fn a_long_stall_of_the_primarys_agent_fails_over_and_the_old_primary_does_
             }
             if last_decision(&cluster, r)
                 .await
-                .is_some_and(|d| d.contains("still stream from the old primary"))
+                .is_some_and(|d| d.contains("still streaming from the old primary"))
             {
                 explained.insert(r);
             }
