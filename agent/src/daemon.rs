@@ -1,7 +1,7 @@
 //! `vigil agent`: one member's store node, REST API and HA loop, until SIGTERM or Ctrl-C.
 
 use crate::config::{Config, EngineConfig};
-use crate::db::lifeline::Lifeline;
+use crate::db::lifeline::{Lifeline, PeerAccess};
 use crate::db::mariadb::{MariaDb, MariaDbSettings};
 use crate::db::postgres::{Postgres, PostgresSettings};
 use crate::db::{Database, Engine};
@@ -59,8 +59,9 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
     let status = Arc::new(SharedStatus::default());
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
+    let lifeline = lifeline(&config);
     let mariadb = MariaDbSettings::from_config(&config)
-        .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline(&config, Engine::Mariadb))));
+        .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline.clone())));
     let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
     let mut api = vigil_api::auth::require_credentials(api, config.restapi.credentials());
     if let (Some(db), Some(my)) = (&mariadb, &config.mysql) {
@@ -91,12 +92,13 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
                 status,
                 config: &config,
                 pods,
+                lifeline: lifeline.clone(),
             };
             match engine {
                 EngineConfig::Postgresql(_) => {
                     let settings =
                         PostgresSettings::from_config(&config, &dynamic).ok_or("no postgresql section")?;
-                    let db = Postgres::new(settings).with_lifeline(lifeline(&config, Engine::Postgresql));
+                    let db = Postgres::new(settings).with_lifeline(lifeline);
                     agent.run(Arc::new(db), command_queue).await;
                 }
                 EngineConfig::Mysql(_) => {
@@ -137,6 +139,7 @@ struct AgentParts<'a> {
     status: Arc<SharedStatus>,
     config: &'a Config,
     pods: Option<Arc<PodLabels>>,
+    lifeline: Option<Lifeline>,
 }
 
 impl AgentParts<'_> {
@@ -147,20 +150,38 @@ impl AgentParts<'_> {
         command_queue: tokio::sync::mpsc::Receiver<crate::ha::Envelope>,
     ) {
         let agent = Agent::new(self.identity, self.dcs, db, self.status)
-            .with_guard(RoleGuard::from_config(self.config).with_pods(self.pods));
+            .with_guard(RoleGuard::from_config(self.config).with_pods(self.pods))
+            .with_lifeline(self.lifeline);
         tracing::info!(member = %self.config.name, scope = %self.config.scope, "agent started");
         agent.run(stop_signal(), command_queue).await;
     }
 }
 
-/// The database's lifeline: it stops the server if this agent dies.
-fn lifeline(config: &Config, engine: Engine) -> Option<Lifeline> {
-    let data_dir = config.engine()?.data_dir();
-    Lifeline::spawn(engine, data_dir)
+/// The database's lifeline: it stops the server if this agent dies, and certifies the death to the peers.
+fn lifeline(config: &Config) -> Option<Lifeline> {
+    let engine = match config.engine()? {
+        EngineConfig::Postgresql(_) => Engine::Postgresql,
+        EngineConfig::Mysql(_) => Engine::Mariadb,
+    };
+    let lifeline = Lifeline::spawn(engine, config.engine()?.data_dir())
         .map_err(
             |e| tracing::error!(error = %e, "lifeline not started: the database would outlive this agent"),
         )
-        .ok()
+        .ok()?;
+    let tls = config.api_client_tls();
+    lifeline.tell_access(PeerAccess {
+        member: config.name.to_string(),
+        auth: config
+            .restapi
+            .authentication
+            .as_ref()
+            .map(|a| (a.username.clone(), a.password.expose().to_owned())),
+        cacert: tls.cacert,
+        certfile: tls.certfile,
+        keyfile: tls.keyfile,
+        insecure: tls.insecure,
+    });
+    Some(lifeline)
 }
 
 fn identity(config: &Config, engine: EngineConfig<'_>, config_path: Option<&Path>) -> Identity {

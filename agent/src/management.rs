@@ -14,12 +14,12 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use vigil_api::{
-    merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, Event, EventKind,
-    HistoryEntry, Management, MemberRequest, RaftMemberInfo, ReinitializeRequest, RestartRequest,
-    SwitchoverRequest,
+    merge_patch, schedule_for_request, AddMemberRequest, ApiError, BoxFuture, Cluster, DeathCertificate,
+    Event, EventKind, HistoryEntry, Management, MemberRequest, RaftMemberInfo, ReinitializeRequest,
+    RestartRequest, SwitchoverRequest,
 };
 use vigil_dcs::RaftMember;
-use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, Key, MemberName};
+use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, FencingToken, Key, MemberName, Revision};
 
 mod answers;
 mod members;
@@ -379,6 +379,35 @@ impl Management for AgentManagement {
 
     fn members(&self) -> BoxFuture<'_, Result<Vec<RaftMemberInfo>, ApiError>> {
         Box::pin(async move { Ok(raft_members::list(&self.dcs.raft_status())) })
+    }
+
+    fn release_dead(&self, certificate: DeathCertificate) -> BoxFuture<'_, Result<String, ApiError>> {
+        Box::pin(async move {
+            let member =
+                MemberName::new(&certificate.member).map_err(|e| ApiError::new(400, e.to_string()))?;
+            let (token, renewed_at) = (FencingToken(certificate.token), Revision(certificate.renewed_at));
+            match self.dcs.release_dead(&member, token, renewed_at).await {
+                Ok(()) => {
+                    let reason = format!(
+                        "{member}'s lifeline certified its agent exited and its database stopped: lease released"
+                    );
+                    let event =
+                        Event::new(EventKind::LeaseReleased, member.as_str(), SystemTime::now(), &reason);
+                    if let Err(e) = crate::ha::append_event(&self.dcs, &event.token(Some(token.0))).await {
+                        tracing::warn!(error = %e, "lease release event not recorded");
+                    }
+                    Ok(reason)
+                }
+                Err(e @ DcsError::NotHolder { .. }) => {
+                    tracing::info!(%member, %token, %renewed_at, error = %e, "death certificate of a grant no longer current");
+                    Err(ApiError::new(
+                        409,
+                        format!("not released: {e} (renewed after revision {renewed_at}, or released)"),
+                    ))
+                }
+                Err(e) => Err(store_error(e)),
+            }
+        })
     }
 
     fn add_member(&self, request: AddMemberRequest) -> BoxFuture<'_, Result<RaftMemberInfo, ApiError>> {

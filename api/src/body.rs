@@ -8,8 +8,8 @@
 
 use crate::restart::{postgres_version_number, restart_timeout};
 use crate::{
-    schedule_for_request, AddMemberRequest, ApiError, MemberRequest, ReinitializeRequest, RestartRequest,
-    SwitchoverRequest,
+    schedule_for_request, AddMemberRequest, ApiError, DeathCertificate, MemberRequest, ReinitializeRequest,
+    RestartRequest, SwitchoverRequest,
 };
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -98,6 +98,15 @@ pub fn member_request(body: &[u8]) -> Result<MemberRequest, ApiError> {
         return Err(ApiError::new(400, "member is empty: give a member's name, node id or Raft address"));
     }
     Ok(request)
+}
+
+/// `POST /death`: a member name and the grant its agent last saw.
+pub fn death_certificate(body: &[u8]) -> Result<DeathCertificate, ApiError> {
+    let certificate: DeathCertificate = typed(body, false)?;
+    if certificate.member.trim().is_empty() {
+        return Err(ApiError::new(400, "member is empty: give the dead member's name"));
+    }
+    Ok(certificate)
 }
 
 /// The routes that take no parameters (`DELETE /switchover`, `DELETE /restart`, `POST /reload`): an

@@ -58,3 +58,30 @@ pub async fn backup(
     let reason = said["error"].as_str().map(str::to_owned).unwrap_or_else(|| status.to_string());
     Err(format!("{url}: HTTP {}: {reason}", status.as_u16()))
 }
+
+/// `POST /death` to the member at `api_url` with `certificate`, within `timeout`, as `auth`: the
+/// member's answer when it is 200 (the lease was released) or 409 (the lease is no longer that grant,
+/// which nobody can change), else the error.
+pub async fn certify_death(
+    http: &reqwest::Client,
+    api_url: &str,
+    auth: Option<&BasicAuth>,
+    certificate: &crate::DeathCertificate,
+    timeout: Duration,
+) -> Result<String, String> {
+    let url = format!("{}/death", base_url(api_url));
+    let mut request = http.post(&url).json(certificate).timeout(timeout);
+    if let Some(auth) = auth {
+        request = request.basic_auth(&auth.username, Some(auth.password.expose()));
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    // 200 answers a plain-text message, an error JSON `{"error": …}`.
+    let body = response.text().await.unwrap_or_default();
+    let said: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let text = said["error"].as_str().unwrap_or(&body).to_owned();
+    match status.as_u16() {
+        200 | 409 => Ok(format!("HTTP {}: {text}", status.as_u16())),
+        code => Err(format!("{url}: HTTP {code}: {text}")),
+    }
+}

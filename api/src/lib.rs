@@ -39,8 +39,8 @@ pub use health::{Now, Rule};
 pub use histogram::{Failovers, Histogram, Timings};
 pub use history::{patroni_history, HistoryEntry};
 pub use management::{
-    management_router, merge_patch, ApiError, BoxFuture, Management, ManagementCall, ManagementRoute,
-    ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,
+    management_router, merge_patch, ApiError, BoxFuture, DeathCertificate, Management, ManagementCall,
+    ManagementRoute, ReinitializeRequest, RestartRequest, SwitchoverRequest, MANAGEMENT_ROUTES,
 };
 pub use members::{AddMemberRequest, MemberRequest, RaftMemberInfo};
 pub use openapi::openapi;

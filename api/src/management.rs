@@ -16,6 +16,7 @@
 //! | `DELETE /restart` | 200 the scheduled restart was cancelled; 404 none was scheduled |
 //! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
+//! | `POST /death` | 200 the lease of the member certified dead was released; 409 the lease is no longer the grant its agent last saw |
 //! | `GET /members` | 200 the Raft group's nodes: id, name, address, voter or learner, witness, lag |
 //! | `POST /members` | 200 a node was added by Raft address (it joins as a learner when it starts); 409 refused, with why |
 //! | `POST /members/promote` | 200 the learner is a voter; 409 refused (not caught up, even number of voters) |
@@ -122,6 +123,20 @@ pub struct ReinitializeRequest {
     pub from_leader: bool,
 }
 
+/// `POST /death`: a member's lifeline certifies that the member's agent process has exited and that no
+/// process of its database is left, and names the lease grant that agent last saw. The lease is released
+/// only if it is still exactly that grant (see ARCHITECTURE.md, "Confirmed death").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeathCertificate {
+    /// The dead member.
+    pub member: String,
+    /// The fencing token of the lease its agent held.
+    pub token: u64,
+    /// The store revision of the last grant or renewal its agent saw.
+    pub renewed_at: u64,
+}
+
 /// A boxed future, for the object-safe [`Management`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -161,6 +176,11 @@ pub trait Management: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<String, ApiError>>;
     /// `POST /reinitialize`.
     fn reinitialize(&self, request: ReinitializeRequest) -> BoxFuture<'_, Result<String, ApiError>>;
+    /// `POST /death`: releases the lease of a member certified dead; a message when released.
+    fn release_dead(&self, certificate: DeathCertificate) -> BoxFuture<'_, Result<String, ApiError>> {
+        let _ = certificate;
+        Box::pin(async { Err(ApiError::new(503, "this agent keeps no leader lease")) })
+    }
     /// `GET /members`.
     fn members(&self) -> BoxFuture<'_, Result<Vec<RaftMemberInfo>, ApiError>> {
         Box::pin(async { Err(no_membership()) })
@@ -246,6 +266,8 @@ pub enum ManagementCall {
     Reload,
     /// [`Management::reinitialize`].
     Reinitialize,
+    /// [`Management::release_dead`].
+    Death,
     /// [`Management::members`].
     Members,
     /// [`Management::add_member`].
@@ -345,6 +367,13 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         Call::Reinitialize,
         &[200, 400, 401, 403, 413, 503],
         "Rebuild this replica from the primary",
+    ),
+    (
+        "/death",
+        "POST",
+        Call::Death,
+        &[200, 400, 401, 403, 409, 413, 503],
+        "A member's lifeline certifies its agent exited and its database stopped: release the lease that agent last held (409: the lease is no longer that grant)",
     ),
     (
         "/members",
@@ -461,6 +490,12 @@ fn method_router(method: &str, call: ManagementCall) -> MethodRouter<Agent> {
         Call::Reinitialize => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
             match body::reinitialize_request(&b) {
                 Ok(request) => message(a.reinitialize(request).await),
+                Err(e) => e.into_response(),
+            }
+        }),
+        Call::Death => on(filter, |State(a): State<Agent>, RawBody(b): RawBody| async move {
+            match body::death_certificate(&b) {
+                Ok(certificate) => message(a.release_dead(certificate).await),
                 Err(e) => e.into_response(),
             }
         }),

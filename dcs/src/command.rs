@@ -41,6 +41,18 @@ pub enum Command {
         /// The token of its grant.
         token: FencingToken,
     },
+    /// Release the lease of a holder that is certainly dead: its agent process has exited and no process of
+    /// its database is left (what its lifeline certifies, see ARCHITECTURE.md). Applied only if the lease
+    /// is still exactly the grant or renewal the dead agent last saw (`renewed_at`): any later acquire or
+    /// renewal, by a restarted agent say, makes it a no-op.
+    ReleaseDead {
+        /// The dead holder.
+        holder: MemberName,
+        /// The token of its grant.
+        token: FencingToken,
+        /// The revision of the last grant or renewal its agent saw.
+        renewed_at: Revision,
+    },
     /// Write a key under a condition, optionally with a ttl.
     Put {
         /// The key.

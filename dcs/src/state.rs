@@ -55,6 +55,15 @@ impl ClusterState {
                 }
                 None => self.not_holder(),
             },
+            Command::ReleaseDead { holder, token, renewed_at } => {
+                match self.held_by(holder, *token).filter(|l| l.renewed_at == *renewed_at) {
+                    Some(_) => {
+                        self.leader = None;
+                        Outcome::LeaseReleased
+                    }
+                    None => self.not_holder(),
+                }
+            }
             Command::Put { key, value, condition, ttl_ms } => {
                 if let Err(current) = self.check(key, *condition) {
                     return Outcome::ConditionFailed { current };
@@ -164,6 +173,42 @@ impl ClusterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn name(n: &str) -> MemberName {
+        MemberName::new(n).expect("name")
+    }
+
+    #[test]
+    fn a_dead_holders_lease_is_released_only_as_it_last_saw_it() {
+        let mut state = ClusterState::default();
+        let (a, b) = (name("a"), name("b"));
+        let granted = state.apply(1, &Command::AcquireLease { holder: a.clone(), ttl_ms: 3000 });
+        assert_eq!(granted, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(1) });
+        let renewed = state.apply(2, &Command::RenewLease { holder: a.clone(), token: FencingToken(1) });
+        assert_eq!(renewed, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(2) });
+        let dead = |holder: &MemberName, token, renewed_at| Command::ReleaseDead {
+            holder: holder.clone(),
+            token: FencingToken(token),
+            renewed_at: Revision(renewed_at),
+        };
+        let held = Outcome::NotHolder { current: Some((a.clone(), FencingToken(1))) };
+        // A certificate older than the last renewal (the agent died with a renewal in flight): no-op.
+        assert_eq!(state.apply(3, &dead(&a, 1, 1)), held);
+        // Another member's name, another token: no-op.
+        assert_eq!(state.apply(4, &dead(&b, 1, 2)), held);
+        assert_eq!(state.apply(5, &dead(&a, 7, 2)), held);
+        // A restarted agent took its lease again (same token, new revision): the old certificate is stale.
+        let again = state.apply(6, &Command::AcquireLease { holder: a.clone(), ttl_ms: 3000 });
+        assert_eq!(again, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(6) });
+        assert_eq!(state.apply(7, &dead(&a, 1, 2)), held);
+        assert!(state.leader.is_some());
+        // The certificate of the grant as it stands releases it.
+        assert_eq!(state.apply(8, &dead(&a, 1, 6)), Outcome::LeaseReleased);
+        assert_eq!(state.leader, None);
+        assert_eq!(state.apply(9, &dead(&a, 1, 6)), Outcome::NotHolder { current: None }, "idempotent");
+        let next = state.apply(10, &Command::AcquireLease { holder: b.clone(), ttl_ms: 3000 });
+        assert_eq!(next, Outcome::LeaseGranted { token: FencingToken(10), renewed_at: Revision(10) });
+    }
 
     #[test]
     fn node_ids_are_never_handed_out_twice() {

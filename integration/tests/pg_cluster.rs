@@ -171,5 +171,21 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
         .await;
     eprintln!("postmaster gone {:?} after its agent was killed", killed.elapsed());
     let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
-    assert_ne!(cluster.settled(&survivors, PATIENCE).await, primary);
+    let new = cluster.settled(&survivors, PATIENCE).await;
+    assert_ne!(new, primary);
+
+    // The lifeline certified the death: the lease was released at once, not left to expire.
+    let (code, body) = cluster.send(new, reqwest::Method::GET, "/events", "").await;
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).expect("events");
+    let old = format!("node{}", primary + 1);
+    let of_old =
+        |kind: &str| events.iter().filter(|e| e["kind"] == kind && e["member"] == old.as_str()).count();
+    assert_eq!(of_old("lease_released"), 1, "{body}\n{}", cluster.plain_log(primary));
+    assert_eq!(of_old("lease_expired"), 0, "released, not expired: {body}");
+    assert!(
+        cluster.plain_log(primary).contains("vigil lifeline: death certificate of"),
+        "{}",
+        cluster.plain_log(primary)
+    );
 }

@@ -6,6 +6,7 @@
 
 #[cfg(test)]
 pub(crate) mod fake;
+mod leftovers;
 pub mod lifeline;
 pub mod mariadb;
 pub mod postgres;
@@ -28,6 +29,17 @@ pub enum Engine {
     Postgresql,
     /// MariaDB.
     Mariadb,
+}
+
+impl Engine {
+    /// The names of the server's executables: a process of one of them working in a data directory is
+    /// that directory's server.
+    pub fn server_programs(self) -> &'static [&'static str] {
+        match self {
+            Engine::Postgresql => &["postgres"],
+            Engine::Mariadb => &["mariadbd", "mysqld"],
+        }
+    }
 }
 
 /// How to stop a server.

@@ -3,6 +3,7 @@
 
 use super::events::EventSender;
 use crate::config::DynamicConfig;
+use crate::db::lifeline::{HeldGrant, Lifeline};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -27,13 +28,35 @@ pub(super) struct LeaseKeeper {
     deadline: watch::Sender<Option<Instant>>,
     /// Where a lost lease is recorded.
     events: EventSender,
+    /// The database's lifeline, told every grant (for a death certificate).
+    lifeline: Option<Lifeline>,
 }
 
 impl LeaseKeeper {
     /// No lease held yet, for member `name`.
     pub(super) fn new(dcs: Arc<DcsNode>, name: MemberName, events: EventSender) -> Self {
         let deadline = watch::Sender::new(None);
-        LeaseKeeper { dcs, name, grant: None, lapsed: None, renew_failed: false, deadline, events }
+        LeaseKeeper {
+            dcs,
+            name,
+            grant: None,
+            lapsed: None,
+            renew_failed: false,
+            deadline,
+            events,
+            lifeline: None,
+        }
+    }
+
+    /// Tells `lifeline` every grant from now on.
+    pub(super) fn tell(&mut self, lifeline: Lifeline) {
+        lifeline.tell_lease(self.held());
+        self.lifeline = Some(lifeline);
+    }
+
+    /// The grant held, as a lifeline knows it.
+    fn held(&self) -> Option<HeldGrant> {
+        self.grant.as_ref().map(|g| HeldGrant { token: g.token.0, renewed_at: g.renewed_at.0 })
     }
 
     /// The deadline of the grant held, as it changes: a job that starts a primary checks it just before.
@@ -44,6 +67,9 @@ impl LeaseKeeper {
     fn set(&mut self, grant: Option<LeaseGrant>) {
         self.deadline.send_replace(grant.as_ref().map(|g| g.deadline.instant()));
         self.grant = grant;
+        if let Some(lifeline) = &self.lifeline {
+            lifeline.tell_lease(self.held());
+        }
     }
 
     /// The hold at `now`, by the holder's own deadline.

@@ -19,6 +19,10 @@ impl<D: Database> Agent<D> {
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());
         self.memory.observed(&db, lease, observed_at);
+        if let Some(lifeline) = &self.lifeline {
+            let peers = records.iter().filter(|(name, _)| **name != self.me.name);
+            lifeline.tell_peers(peers.map(|(_, record)| record.api_url.clone()).collect());
+        }
         if !db.running {
             self.retained_for = None; // a rewind or a clone may replace the slots before it runs again
         }

@@ -14,6 +14,7 @@ use super::lease_keeper::LeaseKeeper;
 use super::publisher::{Publisher, Standing};
 use super::{cycle_wait, decide, Action, Decision, NextCycle, Refusal};
 use crate::config::DynamicConfig;
+use crate::db::lifeline::Lifeline;
 use crate::db::{Database, DbState};
 use crate::status::SharedStatus;
 use std::collections::BTreeMap;
@@ -66,6 +67,8 @@ pub struct Agent<D: Database> {
     pub(super) takeover: Option<Takeover>,
     /// Writes this member's events to the store.
     pub(super) events: EventWriter,
+    /// The database's lifeline, told the peers (see [`crate::db::lifeline`]).
+    pub(super) lifeline: Option<Lifeline>,
 }
 
 impl<D: Database> Agent<D> {
@@ -101,7 +104,17 @@ impl<D: Database> Agent<D> {
             lease_taken_for: super::history::FAILOVER,
             takeover: None,
             events,
+            lifeline: None,
         }
+    }
+
+    /// The agent telling `lifeline` its lease grants and peers, for a death certificate.
+    pub fn with_lifeline(mut self, lifeline: Option<Lifeline>) -> Self {
+        if let Some(lifeline) = &lifeline {
+            self.lease.tell(lifeline.clone());
+        }
+        self.lifeline = lifeline;
+        self
     }
 
     /// The agent with this watchdog and these hooks (none by default).

@@ -321,6 +321,28 @@ impl DcsNode {
         }
     }
 
+    /// Releases the lease of `holder`, whose agent is certainly dead and whose database is certainly
+    /// stopped (its lifeline's certificate), if the lease is still its grant `token` as renewed at
+    /// `renewed_at` ([`Command::ReleaseDead`]).
+    pub async fn release_dead(
+        &self,
+        holder: &MemberName,
+        token: FencingToken,
+        renewed_at: Revision,
+    ) -> Result<(), DcsError> {
+        let command = Command::ReleaseDead { holder: holder.clone(), token, renewed_at };
+        match self.write("release a dead holder's lease", command).await? {
+            Outcome::LeaseReleased => {
+                tracing::info!(%holder, %token, %renewed_at, "leader lease released: its holder is certainly dead");
+                Ok(())
+            }
+            Outcome::NotHolder { current } => {
+                Err(DcsError::NotHolder { member: holder.clone(), token, current })
+            }
+            other => Err(unexpected("release a dead holder's lease", other)),
+        }
+    }
+
     /// Writes `key` if `condition` holds; with a ttl the key expires unless written again in time.
     pub async fn put(
         &self,

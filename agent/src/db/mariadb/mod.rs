@@ -184,7 +184,7 @@ struct Runtime {
 pub struct MariaDb {
     settings: Arc<MariaDbSettings>,
     runtime: Mutex<Runtime>,
-    lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
+    lifeline: Option<crate::db::lifeline::Lifeline>,
 }
 
 impl MariaDb {
@@ -197,13 +197,12 @@ impl MariaDb {
             replica_addresses: BTreeMap::new(),
             diverged: None,
         };
-        MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: Mutex::new(None) }
+        MariaDb { settings: Arc::new(settings), runtime: Mutex::new(runtime), lifeline: None }
     }
 
     /// The adapter stops the server when the agent dies, through `lifeline`.
     pub fn with_lifeline(self, lifeline: Option<crate::db::lifeline::Lifeline>) -> MariaDb {
-        *self.lifeline.lock().unwrap_or_else(|e| e.into_inner()) = lifeline;
-        self
+        Self { lifeline, ..self }
     }
 
     fn runtime(&self) -> std::sync::MutexGuard<'_, Runtime> {
@@ -353,7 +352,7 @@ impl Database for MariaDb {
     }
 
     fn die_with_agent(&self, armed: bool) {
-        if let Some(lifeline) = self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(lifeline) = &self.lifeline {
             lifeline.arm(armed);
         }
     }

@@ -81,8 +81,7 @@ pub(crate) fn stop_for_lifeline(data_dir: &Path) {
     unsafe { libc::kill(pid, libc::SIGQUIT) };
     let deadline = std::time::Instant::now() + GRACE;
     while std::time::Instant::now() < deadline {
-        // SAFETY: signal 0 only checks that the process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
+        if !crate::db::leftovers::is_live(pid) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -179,7 +179,7 @@ pub struct Postgres {
     /// The settings changed while the server runs, written into every configuration.
     runtime: Mutex<Runtime>,
     /// The watcher that stops the server if the agent dies.
-    lifeline: Mutex<Option<crate::db::lifeline::Lifeline>>,
+    lifeline: Option<crate::db::lifeline::Lifeline>,
     /// When each unwanted physical slot was first missed (a primary keeps it `member_slots_ttl`).
     slot_gone_since: Mutex<BTreeMap<String, std::time::Instant>>,
     /// How long a fast stop of a primary may take before it is killed (`primary_stop_timeout`, in
@@ -202,7 +202,7 @@ impl Postgres {
         }
         let tools = Tools::new(&settings);
         let runtime = Mutex::new(Runtime::starting(&settings));
-        let lifeline = Mutex::new(None);
+        let lifeline = None;
         let slot_gone_since = Mutex::default();
         Postgres {
             settings: Arc::new(settings),
@@ -226,8 +226,7 @@ impl Postgres {
     /// The adapter stops the server when the agent dies, through `lifeline` (see
     /// [`crate::db::lifeline`]).
     pub fn with_lifeline(self, lifeline: Option<crate::db::lifeline::Lifeline>) -> Postgres {
-        *self.lifeline.lock().unwrap_or_else(|e| e.into_inner()) = lifeline;
-        self
+        Self { lifeline, ..self }
     }
 
     fn data_dir(&self) -> &Path {
@@ -362,7 +361,7 @@ impl Database for Postgres {
     }
 
     fn die_with_agent(&self, armed: bool) {
-        if let Some(lifeline) = self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(lifeline) = &self.lifeline {
             lifeline.arm(armed);
         }
     }
