@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vigil_agent::db::{DbState, Role};
 use vigil_agent::ha::{Action, ClusterView, LeaseHold, Memory, PeerView};
 use vigil_agent::member::MemberRecord;
-use vigil_dcs::{FencingToken, MemberName};
+use vigil_dcs::{FencingToken, MemberName, Revision};
 use vigil_fencing::HolderDeadline;
 
 /// How long a peer may take to answer a status request (`peers.rs` `PEER_TIMEOUT`).
@@ -21,6 +21,8 @@ pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Grant {
     /// Its token.
     pub token: FencingToken,
+    /// The store revision of its grant or last renewal (what a death certificate names).
+    pub renewed_at: Revision,
     /// `sent_at + ttl - safety_margin` of the request that granted or last renewed it.
     pub deadline: HolderDeadline,
 }

@@ -90,10 +90,10 @@ impl World {
         match (waiting.op, answer) {
             (Some(Op::Read), Some(Answer::View(view))) => agent.cycle.cluster = Some(*view),
             (Some(Op::Renew(token)), answer) => {
-                agent.renew_failed = !matches!(answer, Some(Answer::Granted(_)));
+                agent.renew_failed = !matches!(answer, Some(Answer::Granted(..)));
                 match answer {
-                    Some(Answer::Granted(token)) if agent.lease.is_some() => {
-                        agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
+                    Some(Answer::Granted(token, renewed_at)) if agent.lease.is_some() => {
+                        agent.lease = Some(Grant { token, renewed_at, deadline: deadline(waiting.sent) });
                         self.pet_watchdog(node);
                     }
                     Some(Answer::Refused) => {
@@ -105,9 +105,9 @@ impl World {
                     _ => {} // the renewal may have committed: the old deadline stays, safe either way
                 }
             }
-            (Some(Op::Acquire), Some(Answer::Granted(token))) => {
+            (Some(Op::Acquire), Some(Answer::Granted(token, renewed_at))) => {
                 agent.lapsed = None;
-                agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
+                agent.lease = Some(Grant { token, renewed_at, deadline: deadline(waiting.sent) });
                 self.note(format!("{}: holds lease {token}", member(node)));
             }
             (Some(Op::PutMember(record)), Some(Answer::Done)) => {

@@ -9,7 +9,8 @@ use crate::world::{Endpoint, Event, World};
 pub enum Fault {
     /// The database server is killed (the agent stays and decides what to do).
     CrashDatabase(usize),
-    /// The agent process is killed, and its database with it; it restarts after a while.
+    /// The agent process is killed, and its database with it (its lifeline then certifies the death of
+    /// the grant it held); it restarts after a while.
     CrashAgent(usize, Millis),
     /// The agent process is stopped (SIGSTOP) for a while; its database keeps running.
     PauseAgent(usize, Millis),
@@ -69,7 +70,9 @@ impl World {
             }
             Fault::CrashAgent(node, down) => {
                 if self.nodes[node].alive {
+                    let grant = self.nodes[node].agent.lease;
                     self.crash_agent(node);
+                    self.certify_death(node, grant);
                     self.scheduler.after(down, Event::Restart { node });
                 }
             }

@@ -29,6 +29,9 @@ pub enum Op {
     Renew(FencingToken),
     /// Give up the lease held with this token.
     Release(FencingToken),
+    /// A death certificate, sent by the lifeline of a dead agent through a peer: release the lease of
+    /// this grant as renewed at this revision.
+    ReleaseDead(FencingToken, Revision),
     /// Create `initialize` naming the sender, if absent.
     ClaimInitialize,
     /// Record the system identifier in `initialize`.
@@ -46,8 +49,8 @@ pub enum Op {
 pub enum Answer {
     /// The cluster record.
     View(Box<ClusterView>),
-    /// The lease is the sender's, with this token.
-    Granted(FencingToken),
+    /// The lease is the sender's, with this token, granted or renewed at this revision.
+    Granted(FencingToken, Revision),
     /// The lease request was refused (held by another; or, for a renew or release, not the holder).
     Refused,
     /// A write that was applied.
@@ -131,7 +134,7 @@ impl Store {
                             self.last_token = Some(token);
                         }
                         timers.push(self.lease_timer(token, renewed_at));
-                        Answer::Granted(token)
+                        Answer::Granted(token, renewed_at)
                     }
                     _ => Answer::Refused,
                 }
@@ -139,10 +142,16 @@ impl Store {
             Op::Renew(token) => match self.command(Command::RenewLease { holder: who.clone(), token }) {
                 Outcome::LeaseGranted { token, renewed_at } => {
                     timers.push(self.lease_timer(token, renewed_at));
-                    Answer::Granted(token)
+                    Answer::Granted(token, renewed_at)
                 }
                 _ => Answer::Refused,
             },
+            Op::ReleaseDead(token, renewed_at) => {
+                match self.command(Command::ReleaseDead { holder: who.clone(), token, renewed_at }) {
+                    Outcome::LeaseReleased => Answer::Done,
+                    _ => Answer::Refused,
+                }
+            }
             Op::Release(token) => match self.command(Command::ReleaseLease { holder: who.clone(), token }) {
                 Outcome::LeaseReleased => Answer::Done,
                 _ => Answer::Refused,

@@ -11,7 +11,7 @@ use crate::store::{Answer, Expiry, Op, Store};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_agent::ha::SyncPolicy;
-use vigil_dcs::MemberName;
+use vigil_dcs::{FencingToken, MemberName, Revision};
 
 /// The settings of one run, drawn from its seed.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct Settings {
     pub heal_by: Millis,
     /// The run ends here; the cluster must have converged by then.
     pub end: Millis,
+    /// How long a lifeline takes to offer its certificate after its agent died, in ms (lowest, highest).
+    pub certificate_delay: (Millis, Millis),
 }
 
 /// Something that happens at an instant of virtual time.
@@ -64,6 +66,9 @@ pub enum Event {
     Fault(Fault),
     /// The store has a Raft leader again.
     StoreLeaderElected,
+    /// A dead agent's lifeline offers its death certificate for the grant `token` as renewed at
+    /// `renewed_at` (through the peers; again and again until `until` while no peer can take it).
+    Certificate { node: usize, token: FencingToken, renewed_at: Revision, until: Millis },
 }
 
 /// One end of a link.
@@ -110,6 +115,8 @@ pub struct World {
     pub steps: u64,
     /// When the last fault healed.
     pub healed_at: Millis,
+    /// Leases released by a death certificate.
+    pub certified: u64,
 }
 
 /// How many trace lines a failure shows.
@@ -150,6 +157,7 @@ impl World {
             trace: VecDeque::new(),
             steps: 0,
             healed_at: 0,
+            certified: 0,
         }
     }
 
@@ -226,6 +234,9 @@ impl World {
                 self.scheduler.after(next, Event::Write);
             }
             Event::Fault(fault) => self.begin(fault),
+            Event::Certificate { node, token, renewed_at, until } => {
+                self.certificate(node, token, renewed_at, until)
+            }
             Event::StoreLeaderElected => self.store_leader_elected(),
         }
         Ok(())
@@ -349,6 +360,46 @@ impl World {
         n.db.stop();
         n.pending.clear();
         n.agent = Agent::new(member(node));
+    }
+
+    /// The lifeline of `node`'s agent, just ended with its database, certifies the death of the grant
+    /// the agent last saw, if it held one: after the watcher stopped the server and looked through the
+    /// processes ([`Settings::certificate_delay`]).
+    pub fn certify_death(&mut self, node: usize, grant: Option<crate::agent::Grant>) {
+        let Some(grant) = grant else { return };
+        let (token, renewed_at) = (grant.token, grant.renewed_at);
+        let (low, high) = self.settings.certificate_delay;
+        let after = self.rng.between(low, high);
+        let until = self.now() + after + 10_000;
+        self.scheduler.after(after, Event::Certificate { node, token, renewed_at, until });
+    }
+
+    /// A certificate reaches the store through a peer reachable from `node` that reaches the store, if
+    /// the store has a Raft leader; otherwise it is offered again 100 ms later, until `until`.
+    fn certificate(&mut self, node: usize, token: FencingToken, renewed_at: Revision, until: Millis) {
+        let relayed = (0..self.nodes.len()).any(|peer| {
+            peer != node
+                && self.nodes[peer].alive
+                && !self.cut(Endpoint::Node(node), Endpoint::Node(peer))
+                && !self.cut(Endpoint::Node(peer), Endpoint::Store)
+        });
+        if self.store_down_until > self.now() || !relayed {
+            if self.now() + 100 < until {
+                self.scheduler.after(100, Event::Certificate { node, token, renewed_at, until });
+            }
+            return;
+        }
+        let before = self.store.leader();
+        let (answer, timers, _) = self.store.apply(&member(node), Op::ReleaseDead(token, renewed_at));
+        debug_assert!(timers.is_empty(), "a release starts no timer");
+        self.note(format!(
+            "store: {}'s death certificate for lease {token} renewed at {renewed_at}: {answer:?}",
+            member(node)
+        ));
+        if self.store.leader() != before {
+            self.certified += 1;
+            self.leader_changed();
+        }
     }
 
     fn restart(&mut self, node: usize) {
