@@ -59,7 +59,7 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
     let status = Arc::new(SharedStatus::default());
     let management = AgentManagement::new(dcs.clone(), config.scope.clone(), dynamic.clone(), commands);
     let management: Arc<dyn vigil_api::Management> = Arc::new(management);
-    let lifeline = lifeline(&config);
+    let lifeline = lifeline(&config, dcs.incarnation());
     let mariadb = MariaDbSettings::from_config(&config)
         .map(|settings| Arc::new(MariaDb::new(settings).with_lifeline(lifeline.clone())));
     let api = vigil_api::router(status.clone()).merge(vigil_api::management_router(management.clone()));
@@ -158,7 +158,7 @@ impl AgentParts<'_> {
 }
 
 /// The database's lifeline: it stops the server if this agent dies, and certifies the death to the peers.
-fn lifeline(config: &Config) -> Option<Lifeline> {
+fn lifeline(config: &Config, incarnation: u64) -> Option<Lifeline> {
     let engine = match config.engine()? {
         EngineConfig::Postgresql(_) => Engine::Postgresql,
         EngineConfig::Mysql(_) => Engine::Mariadb,
@@ -171,6 +171,7 @@ fn lifeline(config: &Config) -> Option<Lifeline> {
     let tls = config.api_client_tls();
     lifeline.tell_access(PeerAccess {
         member: config.name.to_string(),
+        incarnation,
         auth: config
             .restapi
             .authentication

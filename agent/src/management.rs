@@ -19,7 +19,7 @@ use vigil_api::{
     RestartRequest, SwitchoverRequest,
 };
 use vigil_dcs::RaftMember;
-use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, FencingToken, Key, MemberName, Revision};
+use vigil_dcs::{ClusterState, Condition, DcsError, DcsNode, FencingToken, Key, MemberName};
 
 mod answers;
 mod members;
@@ -385,8 +385,8 @@ impl Management for AgentManagement {
         Box::pin(async move {
             let member =
                 MemberName::new(&certificate.member).map_err(|e| ApiError::new(400, e.to_string()))?;
-            let (token, renewed_at) = (FencingToken(certificate.token), Revision(certificate.renewed_at));
-            match self.dcs.release_dead(&member, token, renewed_at).await {
+            let (token, incarnation) = (FencingToken(certificate.token), certificate.incarnation);
+            match self.dcs.release_dead(&member, token, incarnation).await {
                 Ok(()) => {
                     let reason = format!(
                         "{member}'s lifeline certified its agent exited and its database stopped: lease released"
@@ -399,11 +399,9 @@ impl Management for AgentManagement {
                     Ok(reason)
                 }
                 Err(e @ DcsError::NotHolder { .. }) => {
-                    tracing::info!(%member, %token, %renewed_at, error = %e, "death certificate of a grant no longer current");
-                    Err(ApiError::new(
-                        409,
-                        format!("not released: {e} (renewed after revision {renewed_at}, or released)"),
-                    ))
+                    tracing::info!(%member, %token, incarnation, error = %e, "death certificate of a grant no longer current");
+                    let why = format!("not released: {e} (or taken again by a restarted agent)");
+                    Err(ApiError::new(409, why))
                 }
                 Err(e) => Err(store_error(e)),
             }

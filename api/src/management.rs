@@ -16,7 +16,7 @@
 //! | `DELETE /restart` | 200 the scheduled restart was cancelled; 404 none was scheduled |
 //! | `POST /reload` | 202 the local configuration was re-read (tags apply at once); 400 it is invalid (nothing changes) |
 //! | `POST /reinitialize` | 200 the replica's data is removed and cloned again from the primary; 503 not possible here |
-//! | `POST /death` | 200 the lease of the member certified dead was released; 409 the lease is no longer the grant its agent last saw |
+//! | `POST /death` | 200 the lease of the member certified dead was released; 409 it is no longer that agent process's grant |
 //! | `GET /members` | 200 the Raft group's nodes: id, name, address, voter or learner, witness, lag |
 //! | `POST /members` | 200 a node was added by Raft address (it joins as a learner when it starts); 409 refused, with why |
 //! | `POST /members/promote` | 200 the learner is a voter; 409 refused (not caught up, even number of voters) |
@@ -124,8 +124,8 @@ pub struct ReinitializeRequest {
 }
 
 /// `POST /death`: a member's lifeline certifies that the member's agent process has exited and that no
-/// process of its database is left, and names the lease grant that agent last saw. The lease is released
-/// only if it is still exactly that grant (see ARCHITECTURE.md, "Confirmed death").
+/// process of its database is left, and names the lease grant that agent held. The lease is released only
+/// if that very agent process still holds that grant (see ARCHITECTURE.md, "Confirmed death").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeathCertificate {
@@ -133,8 +133,8 @@ pub struct DeathCertificate {
     pub member: String,
     /// The fencing token of the lease its agent held.
     pub token: u64,
-    /// The store revision of the last grant or renewal its agent saw.
-    pub renewed_at: u64,
+    /// The dead agent process's number (its store node's incarnation).
+    pub incarnation: u64,
 }
 
 /// A boxed future, for the object-safe [`Management`] trait.
@@ -373,7 +373,7 @@ pub const MANAGEMENT_ROUTES: &[ManagementRoute] = &[
         "POST",
         Call::Death,
         &[200, 400, 401, 403, 409, 413, 503],
-        "A member's lifeline certifies its agent exited and its database stopped: release the lease that agent last held (409: the lease is no longer that grant)",
+        "A member's lifeline certifies its agent exited and its database stopped: release the lease that agent held (409: no longer that grant, or taken again by a restarted agent)",
     ),
     (
         "/members",

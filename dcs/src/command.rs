@@ -26,6 +26,9 @@ pub enum Command {
         holder: MemberName,
         /// Time to live after each renewal, in milliseconds.
         ttl_ms: u64,
+        /// The asking agent process (see [`crate::record::Lease::incarnation`]).
+        #[serde(default)]
+        incarnation: u64,
     },
     /// Renew the lease; only the holder presenting its current token succeeds.
     RenewLease {
@@ -33,6 +36,9 @@ pub enum Command {
         holder: MemberName,
         /// The token of its grant.
         token: FencingToken,
+        /// The asking agent process (see [`crate::record::Lease::incarnation`]).
+        #[serde(default)]
+        incarnation: u64,
     },
     /// Give the lease up; only the holder presenting its current token succeeds.
     ReleaseLease {
@@ -43,15 +49,15 @@ pub enum Command {
     },
     /// Release the lease of a holder that is certainly dead: its agent process has exited and no process of
     /// its database is left (what its lifeline certifies, see ARCHITECTURE.md). Applied only if the lease
-    /// is still exactly the grant or renewal the dead agent last saw (`renewed_at`): any later acquire or
-    /// renewal, by a restarted agent say, makes it a no-op.
+    /// is still that grant, last taken or renewed by that very agent process (`incarnation`, never 0): a
+    /// restarted agent's acquire or renewal makes it a no-op.
     ReleaseDead {
         /// The dead holder.
         holder: MemberName,
         /// The token of its grant.
         token: FencingToken,
-        /// The revision of the last grant or renewal its agent saw.
-        renewed_at: Revision,
+        /// The dead agent process.
+        incarnation: u64,
     },
     /// Write a key under a condition, optionally with a ttl.
     Put {

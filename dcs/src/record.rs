@@ -111,6 +111,11 @@ pub struct Lease {
     pub ttl_ms: u64,
     /// The revision of the last grant or renewal; expiry timers restart whenever it changes.
     pub renewed_at: Revision,
+    /// The agent process that last took or renewed it: a number each agent process draws at start
+    /// ([`crate::DcsNode::incarnation`]; 0 from agents older than it), so that a death certificate of
+    /// one process never releases a lease its restarted successor holds.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// One version of something that expires unless renewed: what the Raft leader's lessor times and what an

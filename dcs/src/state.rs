@@ -40,10 +40,13 @@ impl ClusterState {
         let rev = Revision(index);
         self.revision = rev;
         match command {
-            Command::AcquireLease { holder, ttl_ms } => self.acquire(rev, holder, *ttl_ms),
-            Command::RenewLease { holder, token } => match self.held_by(holder, *token) {
+            Command::AcquireLease { holder, ttl_ms, incarnation } => {
+                self.acquire(rev, holder, *ttl_ms, *incarnation)
+            }
+            Command::RenewLease { holder, token, incarnation } => match self.held_by(holder, *token) {
                 Some(lease) => {
                     lease.renewed_at = rev;
+                    lease.incarnation = *incarnation;
                     Outcome::LeaseGranted { token: *token, renewed_at: rev }
                 }
                 None => self.not_holder(),
@@ -55,8 +58,11 @@ impl ClusterState {
                 }
                 None => self.not_holder(),
             },
-            Command::ReleaseDead { holder, token, renewed_at } => {
-                match self.held_by(holder, *token).filter(|l| l.renewed_at == *renewed_at) {
+            Command::ReleaseDead { holder, token, incarnation } => {
+                match self
+                    .held_by(holder, *token)
+                    .filter(|l| *incarnation != 0 && l.incarnation == *incarnation)
+                {
                     Some(_) => {
                         self.leader = None;
                         Outcome::LeaseReleased
@@ -109,17 +115,19 @@ impl ClusterState {
         lease.chain(keys).collect()
     }
 
-    fn acquire(&mut self, rev: Revision, holder: &MemberName, ttl_ms: u64) -> Outcome {
+    fn acquire(&mut self, rev: Revision, holder: &MemberName, ttl_ms: u64, incarnation: u64) -> Outcome {
         match &mut self.leader {
             Some(lease) if &lease.holder == holder => {
                 lease.renewed_at = rev;
                 lease.ttl_ms = ttl_ms;
+                lease.incarnation = incarnation;
                 Outcome::LeaseGranted { token: lease.token, renewed_at: rev }
             }
             Some(lease) => Outcome::LeaseHeld { holder: lease.holder.clone(), token: lease.token },
             None => {
                 let token = FencingToken(rev.0);
-                self.leader = Some(Lease { holder: holder.clone(), token, ttl_ms, renewed_at: rev });
+                self.leader =
+                    Some(Lease { holder: holder.clone(), token, ttl_ms, renewed_at: rev, incarnation });
                 Outcome::LeaseGranted { token, renewed_at: rev }
             }
         }
@@ -179,35 +187,43 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_holders_lease_is_released_only_as_it_last_saw_it() {
+    fn a_dead_holders_lease_is_released_only_while_its_agent_process_holds_it() {
         let mut state = ClusterState::default();
         let (a, b) = (name("a"), name("b"));
-        let granted = state.apply(1, &Command::AcquireLease { holder: a.clone(), ttl_ms: 3000 });
+        let acquire = |holder: &MemberName, incarnation| Command::AcquireLease {
+            holder: holder.clone(),
+            ttl_ms: 3000,
+            incarnation,
+        };
+        let granted = state.apply(1, &acquire(&a, 7));
         assert_eq!(granted, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(1) });
-        let renewed = state.apply(2, &Command::RenewLease { holder: a.clone(), token: FencingToken(1) });
-        assert_eq!(renewed, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(2) });
-        let dead = |holder: &MemberName, token, renewed_at| Command::ReleaseDead {
+        let renew = Command::RenewLease { holder: a.clone(), token: FencingToken(1), incarnation: 7 };
+        assert_eq!(
+            state.apply(2, &renew),
+            Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(2) }
+        );
+        let dead = |holder: &MemberName, token, incarnation| Command::ReleaseDead {
             holder: holder.clone(),
             token: FencingToken(token),
-            renewed_at: Revision(renewed_at),
+            incarnation,
         };
         let held = Outcome::NotHolder { current: Some((a.clone(), FencingToken(1))) };
-        // A certificate older than the last renewal (the agent died with a renewal in flight): no-op.
-        assert_eq!(state.apply(3, &dead(&a, 1, 1)), held);
-        // Another member's name, another token: no-op.
-        assert_eq!(state.apply(4, &dead(&b, 1, 2)), held);
-        assert_eq!(state.apply(5, &dead(&a, 7, 2)), held);
-        // A restarted agent took its lease again (same token, new revision): the old certificate is stale.
-        let again = state.apply(6, &Command::AcquireLease { holder: a.clone(), ttl_ms: 3000 });
-        assert_eq!(again, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(6) });
-        assert_eq!(state.apply(7, &dead(&a, 1, 2)), held);
+        // Another member's name, another token, another process, an unknown process: no-op.
+        assert_eq!(state.apply(3, &dead(&b, 1, 7)), held);
+        assert_eq!(state.apply(4, &dead(&a, 9, 7)), held);
+        assert_eq!(state.apply(5, &dead(&a, 1, 8)), held);
+        assert_eq!(state.apply(6, &dead(&a, 1, 0)), held);
+        // A restarted agent (process 8) took its lease again (same token): the old certificate is stale.
+        let again = state.apply(7, &acquire(&a, 8));
+        assert_eq!(again, Outcome::LeaseGranted { token: FencingToken(1), renewed_at: Revision(7) });
+        assert_eq!(state.apply(8, &dead(&a, 1, 7)), held);
         assert!(state.leader.is_some());
-        // The certificate of the grant as it stands releases it.
-        assert_eq!(state.apply(8, &dead(&a, 1, 6)), Outcome::LeaseReleased);
+        // The certificate of the process holding it releases it.
+        assert_eq!(state.apply(9, &dead(&a, 1, 8)), Outcome::LeaseReleased);
         assert_eq!(state.leader, None);
-        assert_eq!(state.apply(9, &dead(&a, 1, 6)), Outcome::NotHolder { current: None }, "idempotent");
-        let next = state.apply(10, &Command::AcquireLease { holder: b.clone(), ttl_ms: 3000 });
-        assert_eq!(next, Outcome::LeaseGranted { token: FencingToken(10), renewed_at: Revision(10) });
+        assert_eq!(state.apply(10, &dead(&a, 1, 8)), Outcome::NotHolder { current: None }, "idempotent");
+        let next = state.apply(11, &acquire(&b, 3));
+        assert_eq!(next, Outcome::LeaseGranted { token: FencingToken(11), renewed_at: Revision(11) });
     }
 
     #[test]

@@ -15,11 +15,11 @@ fn name(s: &str) -> MemberName {
 }
 
 fn acquire(holder: &str) -> Command {
-    Command::AcquireLease { holder: name(holder), ttl_ms: TTL_MS }
+    Command::AcquireLease { holder: name(holder), ttl_ms: TTL_MS, incarnation: 0 }
 }
 
 fn renew(holder: &str, token: u64) -> Command {
-    Command::RenewLease { holder: name(holder), token: FencingToken(token) }
+    Command::RenewLease { holder: name(holder), token: FencingToken(token), incarnation: 0 }
 }
 
 fn release(holder: &str, token: u64) -> Command {
@@ -56,6 +56,7 @@ fn lease(holder: &str, token: u64, renewed_at: u64) -> Option<Lease> {
         token: FencingToken(token),
         ttl_ms: TTL_MS,
         renewed_at: Revision(renewed_at),
+        incarnation: 0,
     })
 }
 
@@ -428,9 +429,11 @@ fn resolve(op: &Op, state: &ClusterState, index: u64) -> Command {
     };
     match op {
         Op::Acquire { member, ttl_ms } => {
-            Command::AcquireLease { holder: name(MEMBERS[*member]), ttl_ms: *ttl_ms }
+            Command::AcquireLease { holder: name(MEMBERS[*member]), ttl_ms: *ttl_ms, incarnation: 0 }
         }
-        Op::Renew { who: w, token: t } => Command::RenewLease { holder: who(w), token: token(t) },
+        Op::Renew { who: w, token: t } => {
+            Command::RenewLease { holder: who(w), token: token(t), incarnation: 0 }
+        }
         Op::Release { who: w, token: t } => Command::ReleaseLease { holder: who(w), token: token(t) },
         Op::Put { key: k, value, condition: c, ttl_ms } => {
             let key = key(*k);
@@ -528,7 +531,7 @@ proptest! {
     #[test]
     fn renew_succeeds_only_for_the_holder_with_its_token(ops in ops()) {
         for step in run(&ops) {
-            let Command::RenewLease { holder, token } = &step.command else { continue };
+            let Command::RenewLease { holder, token, .. } = &step.command else { continue };
             match &step.before.leader {
                 Some(l) if &l.holder == holder && l.token == *token => {
                     prop_assert_eq!(&step.outcome, &Outcome::LeaseGranted { token: *token, renewed_at: Revision(step.index) });

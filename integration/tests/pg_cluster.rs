@@ -122,6 +122,38 @@ async fn every_primary_records_its_fencing_token_in_the_database_before_it_takes
     assert_eq!(cluster.query(new, sql).await.expect("write with the token"), [in_db]);
 }
 
+/// How many times node `member`'s lease was released and expired, in the event log as node `i` serves it.
+async fn lease_events(cluster: &AgentCluster, i: usize, member: usize) -> (usize, usize) {
+    let (code, body) = cluster.send(i, reqwest::Method::GET, "/events", "").await;
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&body).expect("events");
+    let name = format!("node{}", member + 1);
+    let count =
+        |kind: &str| events.iter().filter(|e| e["kind"] == kind && e["member"] == name.as_str()).count();
+    (count("lease_released"), count("lease_expired"))
+}
+
+/// A dead primary's lifeline certifies nothing while a process still names the data directory (it could
+/// be starting a server): the lease expires, as it does without a lifeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_naming_the_data_directory_withholds_the_death_certificate() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let primary = cluster.settled(&all, PATIENCE).await;
+    let data_dir = cluster.home(primary).join("pg");
+    let mut tail =
+        std::process::Command::new("tail").arg("-f").arg(data_dir.join("PG_VERSION")).spawn().expect("tail");
+    cluster.signal_agent(primary, libc::SIGKILL);
+    let survivors: Vec<usize> = all.iter().copied().filter(|i| *i != primary).collect();
+    let new = cluster.settled(&survivors, PATIENCE).await;
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert_eq!(lease_events(&cluster, new, primary).await, (0, 1), "expired, not released");
+    let log = cluster.plain_log(primary);
+    assert!(log.contains("no death certificate: processes of"), "{log}");
+}
+
 /// The pid of node `i`'s lifeline watcher, from its agent's log (the last one it started).
 fn lifeline_pid(cluster: &AgentCluster, i: usize) -> Option<libc::pid_t> {
     let log = cluster.plain_log(i);
@@ -175,14 +207,8 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
     assert_ne!(new, primary);
 
     // The lifeline certified the death: the lease was released at once, not left to expire.
-    let (code, body) = cluster.send(new, reqwest::Method::GET, "/events", "").await;
-    assert_eq!(code, 200, "{body}");
-    let events: Vec<serde_json::Value> = serde_json::from_str(&body).expect("events");
-    let old = format!("node{}", primary + 1);
-    let of_old =
-        |kind: &str| events.iter().filter(|e| e["kind"] == kind && e["member"] == old.as_str()).count();
-    assert_eq!(of_old("lease_released"), 1, "{body}\n{}", cluster.plain_log(primary));
-    assert_eq!(of_old("lease_expired"), 0, "released, not expired: {body}");
+    let events = lease_events(&cluster, new, primary).await;
+    assert_eq!(events, (1, 0), "released, not expired\n{}", cluster.plain_log(primary));
     assert!(
         cluster.plain_log(primary).contains("vigil lifeline: death certificate of"),
         "{}",

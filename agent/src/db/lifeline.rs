@@ -5,16 +5,17 @@
 //! SIGKILL; MariaDB: SIGKILL). So a dead agent cannot leave a primary taking writes without a lease. In
 //! pause mode the agent disarms the watcher: maintenance keeps the database running.
 //!
-//! **The death certificate.** The agent also tells the watcher the lease grant it holds (token and the
-//! revision of its last grant or renewal), the peers' REST URLs and how to call them. When the pipe
+//! **The death certificate.** The agent also tells the watcher the token of the lease grant it holds,
+//! its own process's number (its store node's incarnation), the peers' REST URLs and how to call them. When the pipe
 //! closes while armed and a grant is held, the watcher makes sure the agent process has exited and that
 //! no process of the data directory is left ([`leftovers::clear`]), then sends `POST /death` to the peers,
-//! which release that exact grant at once instead of waiting for the lease to expire (see
-//! ARCHITECTURE.md, "Confirmed death").
+//! which release that grant at once, if that agent process still holds it, instead of waiting for the
+//! lease to expire (see ARCHITECTURE.md, "Confirmed death").
 //!
 //! The pipe carries single bytes ([`ARM`], [`DISARM`]) and JSON lines (a [`Notice`] each, starting with
-//! `{`). The agent's end never blocks: a notice the pipe has no room for is dropped, and the certificate
-//! then names an older grant, which the store refuses (the lease then expires as usual).
+//! `{`). The agent's end never blocks: a notice the pipe has no room for is dropped (logged), and told
+//! again with the next change; a certificate of an older grant is refused by the store (the lease then
+//! expires as usual).
 
 use super::leftovers;
 use crate::db::Engine;
@@ -47,18 +48,20 @@ const RETRY_AFTER: Duration = Duration::from_millis(100);
 pub enum Notice {
     /// Who this member is and how to call the peers' REST API.
     Access(PeerAccess),
-    /// The lease grant the agent holds (`None`: none).
-    Lease(Option<HeldGrant>),
+    /// The token of the lease grant the agent holds (`None`: none).
+    Lease(Option<u64>),
     /// The peers' REST API URLs (their `api_url`).
     Peers(Vec<String>),
 }
 
-/// This member's name and what calling the peers' REST API takes: `restapi.authentication` (peers of a
-/// cluster share it) and the client TLS settings.
+/// This member's name and agent process, and what calling the peers' REST API takes:
+/// `restapi.authentication` (peers of a cluster share it) and the client TLS settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerAccess {
     /// The member name.
     pub member: String,
+    /// The agent process's number (its store node's incarnation).
+    pub incarnation: u64,
     /// Basic-auth user name and password, if the REST API wants them.
     pub auth: Option<(String, String)>,
     /// CA file to verify the peers' certificates with.
@@ -71,15 +74,6 @@ pub struct PeerAccess {
     pub insecure: bool,
 }
 
-/// A lease grant as the agent last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeldGrant {
-    /// Its fencing token.
-    pub token: u64,
-    /// The store revision of its last grant or renewal.
-    pub renewed_at: u64,
-}
-
 /// The agent's end of the lifeline; clones share it.
 #[derive(Clone)]
 pub struct Lifeline(Arc<Mutex<Pipe>>);
@@ -88,8 +82,8 @@ struct Pipe {
     child: Child,
     pipe: ChildStdin,
     armed: bool,
-    /// The last lease and peers told, not to repeat them.
-    lease: Option<HeldGrant>,
+    /// The last lease token and peers told, not to repeat them.
+    lease: Option<u64>,
     peers: Vec<String>,
 }
 
@@ -144,8 +138,8 @@ impl Lifeline {
         self.pipe().notify(&Notice::Access(access));
     }
 
-    /// Tells the watcher the lease grant held now, when it changed.
-    pub fn tell_lease(&self, lease: Option<HeldGrant>) {
+    /// Tells the watcher the token of the lease grant held now, when it changed.
+    pub fn tell_lease(&self, lease: Option<u64>) {
         let mut pipe = self.pipe();
         if pipe.lease != lease && pipe.notify(&Notice::Lease(lease)) {
             pipe.lease = lease;
@@ -189,7 +183,7 @@ impl Pipe {
 struct Known {
     armed: bool,
     access: Option<PeerAccess>,
-    lease: Option<HeldGrant>,
+    lease: Option<u64>,
     peers: Vec<String>,
 }
 
@@ -266,12 +260,9 @@ fn agent_exited(pid: libc::pid_t) -> bool {
 
 /// Sends the certificate of `lease` to every peer at once (the first to reach the store releases the
 /// lease, the others hear that it is no longer that grant); logs what each said.
-fn certify(access: &PeerAccess, lease: HeldGrant, peers: &[String]) {
-    let certificate = vigil_api::DeathCertificate {
-        member: access.member.clone(),
-        token: lease.token,
-        renewed_at: lease.renewed_at,
-    };
+fn certify(access: &PeerAccess, token: u64, peers: &[String]) {
+    let certificate =
+        vigil_api::DeathCertificate { member: access.member.clone(), token, incarnation: access.incarnation };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return eprintln!("vigil lifeline: no death certificate: {e}"),
@@ -298,9 +289,14 @@ fn certify(access: &PeerAccess, lease: HeldGrant, peers: &[String]) {
                 let (http, auth, certificate, peer) =
                     (http.clone(), auth.clone(), certificate.clone(), peer.clone());
                 sends.spawn(async move {
-                    let answer =
-                        vigil_api::client::certify_death(&http, &peer, auth.as_ref(), &certificate, PEER_TIMEOUT)
-                            .await;
+                    let answer = vigil_api::client::certify_death(
+                        &http,
+                        &peer,
+                        auth.as_ref(),
+                        &certificate,
+                        PEER_TIMEOUT,
+                    )
+                    .await;
                     (peer, answer)
                 });
             }
@@ -310,8 +306,8 @@ fn certify(access: &PeerAccess, lease: HeldGrant, peers: &[String]) {
                     Ok(said) => {
                         taken = true;
                         eprintln!(
-                            "vigil lifeline: death certificate of {} (token {}, renewed at {}) to {peer}: {said}",
-                            certificate.member, certificate.token, certificate.renewed_at
+                            "vigil lifeline: death certificate of {} (token {}, agent {}) to {peer}: {said}",
+                            certificate.member, certificate.token, certificate.incarnation
                         );
                     }
                     Err(e) => eprintln!("vigil lifeline: death certificate not taken: {e}"),
@@ -346,24 +342,23 @@ mod tests {
 
     #[test]
     fn the_last_notices_before_the_close_are_what_the_watcher_knows() {
-        let grant = |token, renewed_at| Some(HeldGrant { token, renewed_at });
-        let access = PeerAccess { member: "node1".into(), ..PeerAccess::default() };
+        let access = PeerAccess { member: "node1".into(), incarnation: 3, ..PeerAccess::default() };
         let mut input = line(&Notice::Access(access.clone()));
-        input.extend(line(&Notice::Lease(grant(5, 7))));
+        input.extend(line(&Notice::Lease(Some(5))));
         input.push(DISARM);
         input.extend(line(&Notice::Peers(vec!["http://127.0.0.1:8009/patroni".into()])));
         input.push(ARM);
-        input.extend(line(&Notice::Lease(grant(5, 9))));
+        input.extend(line(&Notice::Lease(Some(6))));
         let known = read_until_close(&input[..]);
         assert!(known.armed);
         assert_eq!(known.access, Some(access));
-        assert_eq!(known.lease, grant(5, 9));
+        assert_eq!(known.lease, Some(6));
         assert_eq!(known.peers, vec!["http://127.0.0.1:8009/patroni".to_string()]);
 
         input.extend(line(&Notice::Lease(None)));
         assert_eq!(read_until_close(&input[..]).lease, None, "a lease given up");
-        // A torn or unreadable notice may hide a renewal: no grant is certified.
-        let mut torn = line(&Notice::Lease(grant(5, 9)));
+        // A torn or unreadable notice may hide a new grant: none is certified.
+        let mut torn = line(&Notice::Lease(Some(6)));
         torn.extend(b"{\"lease\":{\"tok");
         assert_eq!(read_until_close(&torn[..]).lease, None);
     }

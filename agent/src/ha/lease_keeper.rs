@@ -3,7 +3,7 @@
 
 use super::events::EventSender;
 use crate::config::DynamicConfig;
-use crate::db::lifeline::{HeldGrant, Lifeline};
+use crate::db::lifeline::Lifeline;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -54,9 +54,9 @@ impl LeaseKeeper {
         self.lifeline = Some(lifeline);
     }
 
-    /// The grant held, as a lifeline knows it.
-    fn held(&self) -> Option<HeldGrant> {
-        self.grant.as_ref().map(|g| HeldGrant { token: g.token.0, renewed_at: g.renewed_at.0 })
+    /// The token of the grant held, as a lifeline knows it.
+    fn held(&self) -> Option<u64> {
+        self.grant.as_ref().map(|g| g.token.0)
     }
 
     /// The deadline of the grant held, as it changes: a job that starts a primary checks it just before.

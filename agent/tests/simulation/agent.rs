@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vigil_agent::db::{DbState, Role};
 use vigil_agent::ha::{Action, ClusterView, LeaseHold, Memory, PeerView};
 use vigil_agent::member::MemberRecord;
-use vigil_dcs::{FencingToken, MemberName, Revision};
+use vigil_dcs::{FencingToken, MemberName};
 use vigil_fencing::HolderDeadline;
 
 /// How long a peer may take to answer a status request (`peers.rs` `PEER_TIMEOUT`).
@@ -21,8 +21,6 @@ pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
 pub struct Grant {
     /// Its token.
     pub token: FencingToken,
-    /// The store revision of its grant or last renewal (what a death certificate names).
-    pub renewed_at: Revision,
     /// `sent_at + ttl - safety_margin` of the request that granted or last renewed it.
     pub deadline: HolderDeadline,
 }
@@ -95,6 +93,8 @@ pub struct Cycle {
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub name: MemberName,
+    /// This agent process's number (a restarted agent has a new one), sent with acquires and renewals.
+    pub incarnation: u64,
     pub lease: Option<Grant>,
     pub lapsed: Option<FencingToken>,
     /// What the policy remembers between cycles: the agent's own `vigil_policy::Memory`.
@@ -118,9 +118,10 @@ pub struct Agent {
 
 impl Agent {
     /// A freshly started agent for `name`.
-    pub fn new(name: MemberName) -> Self {
+    pub fn new(name: MemberName, incarnation: u64) -> Self {
         Agent {
             name,
+            incarnation,
             lease: None,
             lapsed: None,
             memory: Memory::default(),

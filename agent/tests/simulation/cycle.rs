@@ -37,7 +37,7 @@ impl World {
             Step::RenewIfHeld => {
                 if let Some(grant) = agent.lease.filter(|_| agent.holds_lease(now)) {
                     agent.renewed_this_cycle = true;
-                    self.send(node, Op::Renew(grant.token));
+                    self.send(node, Op::Renew(grant.token, self.nodes[node].agent.incarnation));
                 }
             }
             Step::Observe => {
@@ -63,7 +63,7 @@ impl World {
             Step::Store(op) => self.send(node, op),
             Step::RenewLease => {
                 if let Some(grant) = agent.lease.filter(|_| !agent.renewed_this_cycle) {
-                    self.send(node, Op::Renew(grant.token));
+                    self.send(node, Op::Renew(grant.token, self.nodes[node].agent.incarnation));
                 }
             }
             Step::ReleaseLease => {
@@ -89,11 +89,11 @@ impl World {
         let deadline = |sent| HolderDeadline::from_sent(sent, settings.ttl, settings.safety_margin);
         match (waiting.op, answer) {
             (Some(Op::Read), Some(Answer::View(view))) => agent.cycle.cluster = Some(*view),
-            (Some(Op::Renew(token)), answer) => {
-                agent.renew_failed = !matches!(answer, Some(Answer::Granted(..)));
+            (Some(Op::Renew(token, _)), answer) => {
+                agent.renew_failed = !matches!(answer, Some(Answer::Granted(_)));
                 match answer {
-                    Some(Answer::Granted(token, renewed_at)) if agent.lease.is_some() => {
-                        agent.lease = Some(Grant { token, renewed_at, deadline: deadline(waiting.sent) });
+                    Some(Answer::Granted(token)) if agent.lease.is_some() => {
+                        agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
                         self.pet_watchdog(node);
                     }
                     Some(Answer::Refused) => {
@@ -105,9 +105,9 @@ impl World {
                     _ => {} // the renewal may have committed: the old deadline stays, safe either way
                 }
             }
-            (Some(Op::Acquire), Some(Answer::Granted(token, renewed_at))) => {
+            (Some(Op::Acquire(_)), Some(Answer::Granted(token))) => {
                 agent.lapsed = None;
-                agent.lease = Some(Grant { token, renewed_at, deadline: deadline(waiting.sent) });
+                agent.lease = Some(Grant { token, deadline: deadline(waiting.sent) });
                 self.note(format!("{}: holds lease {token}", member(node)));
             }
             (Some(Op::PutMember(record)), Some(Answer::Done)) => {
@@ -207,7 +207,9 @@ impl World {
             match action {
                 Action::ClaimInitialize => plan.push(Step::Store(Op::ClaimInitialize)),
                 Action::SetSystemId(id) => plan.push(Step::Store(Op::SetSystemId(id))),
-                Action::AcquireLease => plan.push(Step::Store(Op::Acquire)),
+                Action::AcquireLease => {
+                    plan.push(Step::Store(Op::Acquire(self.nodes[node].agent.incarnation)))
+                }
                 Action::RenewLease => plan.push(Step::RenewLease),
                 Action::ReleaseLease => plan.push(Step::ReleaseLease),
                 Action::PublishOptime(p) => plan.push(Step::Store(Op::PutOptime(p))),

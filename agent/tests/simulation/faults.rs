@@ -70,9 +70,10 @@ impl World {
             }
             Fault::CrashAgent(node, down) => {
                 if self.nodes[node].alive {
-                    let grant = self.nodes[node].agent.lease;
+                    let (grant, incarnation) =
+                        (self.nodes[node].agent.lease, self.nodes[node].agent.incarnation);
                     self.crash_agent(node);
-                    self.certify_death(node, grant);
+                    self.certify_death(node, grant, incarnation);
                     self.scheduler.after(down, Event::Restart { node });
                 }
             }

@@ -23,15 +23,16 @@ use vigil_dcs::{ClusterState, Command, ExpiryTarget, FencingToken, MemberName, O
 pub enum Op {
     /// A linearizable read of the cluster record.
     Read,
-    /// Take the lease (or, already holding it, renew it and get the same token back).
-    Acquire,
-    /// Renew the lease held with this token.
-    Renew(FencingToken),
+    /// Take the lease (or, already holding it, renew it and get the same token back), as agent process
+    /// number this.
+    Acquire(u64),
+    /// Renew the lease held with this token, as agent process number this.
+    Renew(FencingToken, u64),
     /// Give up the lease held with this token.
     Release(FencingToken),
     /// A death certificate, sent by the lifeline of a dead agent through a peer: release the lease of
-    /// this grant as renewed at this revision.
-    ReleaseDead(FencingToken, Revision),
+    /// this grant if this agent process holds it.
+    ReleaseDead(FencingToken, u64),
     /// Create `initialize` naming the sender, if absent.
     ClaimInitialize,
     /// Record the system identifier in `initialize`.
@@ -49,8 +50,8 @@ pub enum Op {
 pub enum Answer {
     /// The cluster record.
     View(Box<ClusterView>),
-    /// The lease is the sender's, with this token, granted or renewed at this revision.
-    Granted(FencingToken, Revision),
+    /// The lease is the sender's, with this token.
+    Granted(FencingToken),
     /// The lease request was refused (held by another; or, for a renew or release, not the holder).
     Refused,
     /// A write that was applied.
@@ -119,10 +120,10 @@ impl Store {
         let mut broken = None;
         let answer = match op {
             Op::Read => Answer::View(Box::new(self.view())),
-            Op::Acquire => {
+            Op::Acquire(incarnation) => {
                 let ttl_ms = self.ttl.as_millis() as u64;
                 let before = self.leader();
-                match self.command(Command::AcquireLease { holder: who.clone(), ttl_ms }) {
+                match self.command(Command::AcquireLease { holder: who.clone(), ttl_ms, incarnation }) {
                     Outcome::LeaseGranted { token, renewed_at } => {
                         if before.is_none() {
                             if self.last_token.is_some_and(|last| token <= last) {
@@ -134,20 +135,22 @@ impl Store {
                             self.last_token = Some(token);
                         }
                         timers.push(self.lease_timer(token, renewed_at));
-                        Answer::Granted(token, renewed_at)
+                        Answer::Granted(token)
                     }
                     _ => Answer::Refused,
                 }
             }
-            Op::Renew(token) => match self.command(Command::RenewLease { holder: who.clone(), token }) {
-                Outcome::LeaseGranted { token, renewed_at } => {
-                    timers.push(self.lease_timer(token, renewed_at));
-                    Answer::Granted(token, renewed_at)
+            Op::Renew(token, incarnation) => {
+                match self.command(Command::RenewLease { holder: who.clone(), token, incarnation }) {
+                    Outcome::LeaseGranted { token, renewed_at } => {
+                        timers.push(self.lease_timer(token, renewed_at));
+                        Answer::Granted(token)
+                    }
+                    _ => Answer::Refused,
                 }
-                _ => Answer::Refused,
-            },
-            Op::ReleaseDead(token, renewed_at) => {
-                match self.command(Command::ReleaseDead { holder: who.clone(), token, renewed_at }) {
+            }
+            Op::ReleaseDead(token, incarnation) => {
+                match self.command(Command::ReleaseDead { holder: who.clone(), token, incarnation }) {
                     Outcome::LeaseReleased => Answer::Done,
                     _ => Answer::Refused,
                 }

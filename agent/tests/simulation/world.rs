@@ -11,7 +11,7 @@ use crate::store::{Answer, Expiry, Op, Store};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_agent::ha::SyncPolicy;
-use vigil_dcs::{FencingToken, MemberName, Revision};
+use vigil_dcs::{FencingToken, MemberName};
 
 /// The settings of one run, drawn from its seed.
 #[derive(Debug, Clone)]
@@ -66,9 +66,9 @@ pub enum Event {
     Fault(Fault),
     /// The store has a Raft leader again.
     StoreLeaderElected,
-    /// A dead agent's lifeline offers its death certificate for the grant `token` as renewed at
-    /// `renewed_at` (through the peers; again and again until `until` while no peer can take it).
-    Certificate { node: usize, token: FencingToken, renewed_at: Revision, until: Millis },
+    /// A dead agent's lifeline offers its death certificate for the grant `token` of agent process
+    /// `incarnation` (through the peers; again and again until `until` while no peer can take it).
+    Certificate { node: usize, token: FencingToken, incarnation: u64, until: Millis },
 }
 
 /// One end of a link.
@@ -134,7 +134,7 @@ impl World {
         let store = Store::new(Clock::new(base, drift(&mut rng)), settings.ttl);
         let nodes = (0..settings.nodes)
             .map(|i| Node {
-                agent: Agent::new(member(i)),
+                agent: Agent::new(member(i), 0),
                 db: Database::empty(),
                 clock: Clock::new(base, drift(&mut rng)),
                 alive: true,
@@ -234,8 +234,8 @@ impl World {
                 self.scheduler.after(next, Event::Write);
             }
             Event::Fault(fault) => self.begin(fault),
-            Event::Certificate { node, token, renewed_at, until } => {
-                self.certificate(node, token, renewed_at, until)
+            Event::Certificate { node, token, incarnation, until } => {
+                self.certificate(node, token, incarnation, until)
             }
             Event::StoreLeaderElected => self.store_leader_elected(),
         }
@@ -359,24 +359,24 @@ impl World {
         n.alive = false;
         n.db.stop();
         n.pending.clear();
-        n.agent = Agent::new(member(node));
+        n.agent = Agent::new(member(node), 0);
     }
 
     /// The lifeline of `node`'s agent, just ended with its database, certifies the death of the grant
     /// the agent last saw, if it held one: after the watcher stopped the server and looked through the
     /// processes ([`Settings::certificate_delay`]).
-    pub fn certify_death(&mut self, node: usize, grant: Option<crate::agent::Grant>) {
+    pub fn certify_death(&mut self, node: usize, grant: Option<crate::agent::Grant>, incarnation: u64) {
         let Some(grant) = grant else { return };
-        let (token, renewed_at) = (grant.token, grant.renewed_at);
+        let token = grant.token;
         let (low, high) = self.settings.certificate_delay;
         let after = self.rng.between(low, high);
         let until = self.now() + after + 10_000;
-        self.scheduler.after(after, Event::Certificate { node, token, renewed_at, until });
+        self.scheduler.after(after, Event::Certificate { node, token, incarnation, until });
     }
 
     /// A certificate reaches the store through a peer reachable from `node` that reaches the store, if
     /// the store has a Raft leader; otherwise it is offered again 100 ms later, until `until`.
-    fn certificate(&mut self, node: usize, token: FencingToken, renewed_at: Revision, until: Millis) {
+    fn certificate(&mut self, node: usize, token: FencingToken, incarnation: u64, until: Millis) {
         let relayed = (0..self.nodes.len()).any(|peer| {
             peer != node
                 && self.nodes[peer].alive
@@ -385,16 +385,16 @@ impl World {
         });
         if self.store_down_until > self.now() || !relayed {
             if self.now() + 100 < until {
-                self.scheduler.after(100, Event::Certificate { node, token, renewed_at, until });
+                self.scheduler.after(100, Event::Certificate { node, token, incarnation, until });
             }
             return;
         }
         let before = self.store.leader();
-        let (answer, timers, _) = self.store.apply(&member(node), Op::ReleaseDead(token, renewed_at));
+        let (answer, timers, _) = self.store.apply(&member(node), Op::ReleaseDead(token, incarnation));
         debug_assert!(timers.is_empty(), "a release starts no timer");
+        let name = member(node);
         self.note(format!(
-            "store: {}'s death certificate for lease {token} renewed at {renewed_at}: {answer:?}",
-            member(node)
+            "store: {name}'s death certificate for lease {token}, agent {incarnation}: {answer:?}"
         ));
         if self.store.leader() != before {
             self.certified += 1;
@@ -403,9 +403,10 @@ impl World {
     }
 
     fn restart(&mut self, node: usize) {
+        let incarnation = self.serial();
         let n = &mut self.nodes[node];
         n.alive = true;
-        n.agent = Agent::new(member(node));
+        n.agent = Agent::new(member(node), incarnation);
         self.note(format!("{}: agent started", member(node)));
         self.start_cycle(node);
     }

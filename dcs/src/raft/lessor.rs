@@ -224,7 +224,10 @@ mod tests {
     use vigil_fencing::MemberName;
 
     fn acquire(state: &mut ClusterState, index: u64, who: &str, ttl_ms: u64) {
-        state.apply(index, &Command::AcquireLease { holder: MemberName::new(who).unwrap(), ttl_ms });
+        state.apply(
+            index,
+            &Command::AcquireLease { holder: MemberName::new(who).unwrap(), ttl_ms, incarnation: 0 },
+        );
     }
 
     #[test]

@@ -207,7 +207,11 @@ mod tests {
                 _ => normal(
                     1,
                     i,
-                    Command::AcquireLease { holder: MemberName::new("pg-a").unwrap(), ttl_ms: i },
+                    Command::AcquireLease {
+                        holder: MemberName::new("pg-a").unwrap(),
+                        ttl_ms: i,
+                        incarnation: 0,
+                    },
                 ),
             })
             .collect()
@@ -273,8 +277,11 @@ mod tests {
         assert_eq!((state.last_purged_log_id, state.last_log_id), (None, Some(log_id(1, 3))));
 
         // A new leader's entries replace the truncated ones.
-        let replacement =
-            normal(2, 4, Command::AcquireLease { holder: MemberName::new("pg-b").unwrap(), ttl_ms: 1 });
+        let replacement = normal(
+            2,
+            4,
+            Command::AcquireLease { holder: MemberName::new("pg-b").unwrap(), ttl_ms: 1, incarnation: 0 },
+        );
         store.blocking_append([replacement.clone()]).await.unwrap();
         assert_eq!(store.try_get_log_entries(4..).await.unwrap(), [replacement]);
     }

@@ -91,6 +91,8 @@ pub struct DcsNode {
     lessor: Lessor,
     /// How long reads and writes take here (and, recorded by the agent, lease renewals and HA cycles).
     timings: Arc<vigil_api::Timings>,
+    /// This process's number, drawn at start, carried by every acquire and renewal it sends.
+    incarnation: u64,
 }
 
 impl DcsNode {
@@ -142,7 +144,14 @@ impl DcsNode {
             "store node started");
         let mac = config.security.mac();
         let timings = Arc::default();
-        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor, timings })
+        let incarnation = draw_incarnation();
+        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor, timings, incarnation })
+    }
+
+    /// This agent process's number, carried by its lease acquires and renewals (see
+    /// [`crate::record::Lease::incarnation`]).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     /// The durations measured on this node: its reads and writes, and what the agent records beside.
@@ -283,7 +292,7 @@ impl DcsNode {
     ) -> Result<LeaseGrant, DcsError> {
         let ttl_ms = ttl_millis("lease", ttl)?;
         let sent_at = Instant::now();
-        let command = Command::AcquireLease { holder: holder.clone(), ttl_ms };
+        let command = Command::AcquireLease { holder: holder.clone(), ttl_ms, incarnation: self.incarnation };
         match self.write("acquire lease", command).await? {
             Outcome::LeaseGranted { token, renewed_at } => {
                 tracing::info!(%holder, %token, %renewed_at, ttl_ms, "leader lease acquired");
@@ -297,7 +306,11 @@ impl DcsNode {
     /// Renews a lease this holder was granted; the new grant carries the new deadline.
     pub async fn renew_lease(&self, held: &LeaseGrant) -> Result<LeaseGrant, DcsError> {
         let sent_at = Instant::now();
-        let command = Command::RenewLease { holder: held.holder.clone(), token: held.token };
+        let command = Command::RenewLease {
+            holder: held.holder.clone(),
+            token: held.token,
+            incarnation: self.incarnation,
+        };
         match self.write("renew lease", command).await? {
             Outcome::LeaseGranted { token, renewed_at } => {
                 tracing::debug!(holder = %held.holder, %token, %renewed_at, "leader lease renewed");
@@ -321,19 +334,19 @@ impl DcsNode {
         }
     }
 
-    /// Releases the lease of `holder`, whose agent is certainly dead and whose database is certainly
-    /// stopped (its lifeline's certificate), if the lease is still its grant `token` as renewed at
-    /// `renewed_at` ([`Command::ReleaseDead`]).
+    /// Releases the lease of `holder`, whose agent process `incarnation` is certainly dead and whose
+    /// database is certainly stopped (its lifeline's certificate), if that process still holds its grant
+    /// `token` ([`Command::ReleaseDead`]).
     pub async fn release_dead(
         &self,
         holder: &MemberName,
         token: FencingToken,
-        renewed_at: Revision,
+        incarnation: u64,
     ) -> Result<(), DcsError> {
-        let command = Command::ReleaseDead { holder: holder.clone(), token, renewed_at };
+        let command = Command::ReleaseDead { holder: holder.clone(), token, incarnation };
         match self.write("release a dead holder's lease", command).await? {
             Outcome::LeaseReleased => {
-                tracing::info!(%holder, %token, %renewed_at, "leader lease released: its holder is certainly dead");
+                tracing::info!(%holder, %token, incarnation, "leader lease released: its holder is certainly dead");
                 Ok(())
             }
             Outcome::NotHolder { current } => {
@@ -584,6 +597,18 @@ fn grant(
 ) -> LeaseGrant {
     let deadline = HolderDeadline::from_sent(sent_at.into_std(), ttl, safety_margin);
     LeaseGrant { holder: holder.clone(), token, renewed_at, ttl, safety_margin, deadline }
+}
+
+/// A number for this process, not 0, different from any other agent's with near certainty: std's
+/// randomly seeded hasher over the process id and the time.
+fn draw_incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+    );
+    hasher.finish().max(1)
 }
 
 fn not_holder(held: &LeaseGrant, current: Option<(MemberName, FencingToken)>) -> DcsError {

@@ -264,7 +264,7 @@ mod tests {
     }
 
     fn acquire(holder: &str) -> Command {
-        Command::AcquireLease { holder: MemberName::new(holder).unwrap(), ttl_ms: 10_000 }
+        Command::AcquireLease { holder: MemberName::new(holder).unwrap(), ttl_ms: 10_000, incarnation: 0 }
     }
 
     fn put(key: Key, value: serde_json::Value) -> Command {
