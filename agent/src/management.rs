@@ -386,6 +386,7 @@ impl Management for AgentManagement {
             let member =
                 MemberName::new(&certificate.member).map_err(|e| ApiError::new(400, e.to_string()))?;
             let (token, incarnation) = (FencingToken(certificate.token), certificate.incarnation);
+            self.dcs.hasten_election(&member);
             match self.dcs.release_dead(&member, token, incarnation).await {
                 Ok(()) => {
                     let reason = format!(

@@ -2,6 +2,7 @@
 //! nothing outside it.
 
 mod auth;
+mod dead_leader;
 mod forward;
 mod identity;
 mod lessor;

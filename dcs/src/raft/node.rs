@@ -93,6 +93,8 @@ pub struct DcsNode {
     timings: Arc<vigil_api::Timings>,
     /// This process's number, drawn at start, carried by every acquire and renewal it sends.
     incarnation: u64,
+    /// The last Raft term in which this node hastened an election (see `dead_leader.rs`).
+    pub(super) hastened_term: std::sync::atomic::AtomicU64,
 }
 
 impl DcsNode {
@@ -145,7 +147,20 @@ impl DcsNode {
         let mac = config.security.mac();
         let timings = Arc::default();
         let incarnation = draw_incarnation();
-        Ok(DcsNode { raft, state, identity, client, mac, tls, op_timeout, lessor, timings, incarnation })
+        let hastened_term = Default::default();
+        Ok(DcsNode {
+            raft,
+            state,
+            identity,
+            client,
+            mac,
+            tls,
+            op_timeout,
+            lessor,
+            timings,
+            incarnation,
+            hastened_term,
+        })
     }
 
     /// This agent process's number, carried by its lease acquires and renewals (see
