@@ -145,9 +145,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(vote.map_err(|e| StorageIOError::read_vote(&e))?)
     }
 
+    /// Saved without an fsync of its own: it reaches the disk with the next appended entry. After a
+    /// crash it may be behind, which Raft allows (the node applies less at its start and learns the rest
+    /// from the leader), and it saves one fsync per commit on every node.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        let saved =
-            self.storage.put_json("save the committed log id", RAFT_META, COMMITTED, &committed).await;
+        let what = "save the committed log id";
+        let saved = self.storage.put_json_lazily(what, RAFT_META, COMMITTED, &committed).await;
         Ok(saved.map_err(|e| StorageIOError::write(&e))?)
     }
 
