@@ -206,21 +206,6 @@ impl Storage {
         .await
     }
 
-    /// Stores `value` as JSON under `key` in `table` without waiting for the disk: it reaches the disk
-    /// with the next durable commit (or when the file is closed), and a crash before then leaves the
-    /// value before it. Only for records that may fall behind after a crash, such as the committed log
-    /// id (re-learnt from the leader).
-    pub(super) async fn put_json_lazily<T: Serialize>(
-        &self,
-        what: &'static str,
-        table: NamedTable,
-        key: &str,
-        value: &T,
-    ) -> Result<(), DbError> {
-        let bytes = self.encode(what, value)?;
-        self.put_with(what, Durability::None, table, key, bytes).await
-    }
-
     /// The JSON value under `key` in `table`, decoded, if any.
     pub(super) async fn get_json<T: DeserializeOwned>(
         &self,
@@ -232,16 +217,21 @@ impl Storage {
         bytes.map(|b| self.decode(what, &b)).transpose()
     }
 
-    /// Stores `value` as JSON under `key` in `table`, durably.
+    /// Stores `value` as JSON under `key` in `table`, committed with `durability`. With
+    /// [`Durability::None`] the commit does not wait for the disk: it reaches it with the next durable
+    /// commit (or when the file is closed), and a crash before then leaves the value before it; only for
+    /// records that may fall behind after a crash, such as the committed log id (re-learnt from the
+    /// leader).
     pub(super) async fn put_json<T: Serialize>(
         &self,
         what: &'static str,
+        durability: Durability,
         table: NamedTable,
         key: &str,
         value: &T,
     ) -> Result<(), DbError> {
         let bytes = self.encode(what, value)?;
-        self.put(what, table, key, bytes).await
+        self.put_with(what, durability, table, key, bytes).await
     }
 
     /// `value` as JSON.
