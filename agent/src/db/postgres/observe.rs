@@ -119,8 +119,9 @@ impl Postgres {
 
     /// The session kept with the local server (then `true`), else a new one within `timeout`. A kept
     /// session is taken out while in use: whoever else needs one meanwhile opens their own. One the
-    /// server closed (a restart) is dropped.
-    pub(super) async fn kept_session(&self, timeout: Duration) -> Result<(Session, bool), sql::ConnectError> {
+    /// server closed (a restart) is dropped. Only for queries bounded by a timeout: a frozen server
+    /// keeps the session open and never answers.
+    async fn kept_session(&self, timeout: Duration) -> Result<(Session, bool), sql::ConnectError> {
         let kept = self.observer.lock().unwrap_or_else(|e| e.into_inner()).take();
         match kept.filter(|session| !session.client.is_closed()) {
             Some(session) => Ok((session, true)),
@@ -129,7 +130,7 @@ impl Postgres {
     }
 
     /// Keeps `session`, which just answered, for the next look (replacing any other kept meanwhile).
-    pub(super) fn keep_session(&self, session: Session) {
+    fn keep_session(&self, session: Session) {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(session);
     }
 

@@ -126,14 +126,13 @@ impl Postgres {
     /// [`crate::db::Database::retain_for`] on PostgreSQL.
     pub(super) async fn keep_slots_now(&self, retained: &Retained) -> Result<BTreeMap<String, u64>, DbError> {
         let failed = |e: &dyn std::fmt::Display| DbError::new("sync slots", e.to_string());
-        let (session, _) = self.kept_session(CONNECT_TIMEOUT).await.map_err(|e| failed(&e))?;
+        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(&e))?;
         let client = &session.client;
         let primary = !sql::in_recovery(client).await.map_err(|e| failed(&e))?;
         let existing = slots(client).await.map_err(|e| failed(&e))?;
         let in_use =
             self.keep_physical(client, &existing, retained, primary).await.map_err(|e| failed(&e))?;
         let positions = if primary {
-            self.keep_session(session);
             self.keep_logical_on_primary(&existing, retained).await
         } else {
             self.keep_logical_copies(session, &existing, retained).await?;
@@ -270,7 +269,6 @@ impl Postgres {
             }
         }
         if logical.is_empty() {
-            self.keep_session(session);
             return Ok(());
         }
         let replayed: Option<i64> = session
@@ -280,7 +278,7 @@ impl Postgres {
             .and_then(|row| row.try_get(0))
             .map_err(|e| failed(&e))?;
         let replayed = replayed.and_then(|r| u64::try_from(r).ok()).unwrap_or(0);
-        self.keep_session(session);
+        drop(session);
         self.apply_runtime("hot_standby_feedback", "on".to_owned(), |r| r.standby_feedback = true).await?;
         let Some((primary, positions)) = &retained.primary else { return Ok(()) };
         let missing: Vec<String> = logical
