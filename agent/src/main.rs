@@ -61,6 +61,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Ctl(_)) && cli.global != Default::default() {
         return fail(
@@ -121,8 +122,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime's worker threads: the agent's tasks are small, and two workers keep one slow task
+/// from holding up the lease renewal; one per core (tokio's default) costs a many-core host threads and
+/// malloc arenas for nothing.
+const WORKER_THREADS: usize = 2;
+
+/// glibc's malloc arenas at most: by default every thread that allocates may get its own (up to eight
+/// per core), each holding freed memory of its own. Two keep an idle agent's resident memory small.
+const MALLOC_ARENAS: i32 = 2;
+
+/// Caps glibc's malloc arenas at [`MALLOC_ARENAS`] before any thread starts (the `MALLOC_ARENA_MAX`
+/// environment variable still overrides it when set).
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn runtime_then(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(WORKER_THREADS).enable_all().build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };

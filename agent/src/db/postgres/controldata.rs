@@ -40,18 +40,24 @@ pub(crate) fn parse(output: &str) -> Option<ControlData> {
     })
 }
 
-/// The data state: a former primary is one whose cluster state is a primary's and that is not configured
-/// as a replica (`standby.signal`) nor a fresh base backup or rewind result (`backup_label`); or one the
-/// adapter marked when it started or promoted it as a primary (`marked`), whatever it was started as since.
+/// Whether `cluster_state` (from the control file) is a primary's.
+pub(crate) fn is_primary_state(cluster_state: &str) -> bool {
+    PRIMARY_STATES.contains(&cluster_state)
+}
+
+/// The data state: a former primary is one whose cluster state is a primary's (`primary_state`: from the
+/// control file, or a running server out of recovery) and that is not configured as a replica
+/// (`standby.signal`) nor a fresh base backup or rewind result (`backup_label`); or one the adapter marked
+/// when it started or promoted it as a primary (`marked`), whatever it was started as since.
 pub(crate) fn data_state(
-    control: ControlData,
+    system_id: String,
+    primary_state: bool,
     standby_signal: bool,
     backup_label: bool,
     marked: bool,
 ) -> DataState {
-    let primary_state = PRIMARY_STATES.contains(&control.cluster_state.as_str());
     DataState::Present {
-        system_id: control.system_id,
+        system_id,
         was_primary: marked || (primary_state && !standby_signal && !backup_label),
     }
 }
@@ -79,13 +85,13 @@ mod tests {
         assert_eq!(parse("garbage"), None);
     }
 
-    fn control(state: &str) -> ControlData {
-        ControlData { system_id: "1".into(), cluster_state: state.into(), primary_settings: BTreeMap::new() }
+    fn from_control(state: &str, signal: bool, label: bool, marked: bool) -> DataState {
+        data_state("1".into(), is_primary_state(state), signal, label, marked)
     }
 
     #[test]
     fn former_primary_needs_a_primary_state_and_no_replica_markers() {
-        let was = |state, signal, label| match data_state(control(state), signal, label, false) {
+        let was = |state, signal, label| match from_control(state, signal, label, false) {
             DataState::Present { was_primary, .. } => was_primary,
             DataState::Missing => unreachable!(),
         };
@@ -100,7 +106,7 @@ mod tests {
     #[test]
     fn marked_data_is_a_former_primary_in_any_state() {
         // Promoted, fenced at once, then started as a standby of nobody: the control file says recovery.
-        let state = data_state(control("in archive recovery"), true, false, true);
+        let state = from_control("in archive recovery", true, false, true);
         assert_eq!(state, DataState::Present { system_id: "1".into(), was_primary: true });
     }
 }

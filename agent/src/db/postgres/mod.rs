@@ -178,6 +178,8 @@ pub struct Postgres {
     conf: Mutex<Option<Conf>>,
     /// The settings changed while the server runs, written into every configuration.
     runtime: Mutex<Runtime>,
+    /// The session `observe` keeps with the server between looks (`None`: none open).
+    observer: Mutex<Option<sql::Session>>,
     /// The watcher that stops the server if the agent dies.
     lifeline: Option<crate::db::lifeline::Lifeline>,
     /// When each unwanted physical slot was first missed (a primary keeps it `member_slots_ttl`).
@@ -209,6 +211,7 @@ impl Postgres {
             tools,
             conf: Mutex::new(None),
             runtime,
+            observer: Mutex::new(None),
             lifeline,
             slot_gone_since,
             primary_stop_timeout: Mutex::new(None),

@@ -107,6 +107,8 @@ pub(crate) struct Live {
     pub pending_restart: Vec<PendingSetting>,
     /// Start time, replay paused, last replayed commit time.
     pub report: ServerReport,
+    /// The database system identifier, as `pg_controldata` prints it.
+    pub system_id: String,
 }
 
 /// `pg_is_in_recovery()` is read once (the CTE is materialized), so a promotion in between cannot make the
@@ -125,7 +127,8 @@ const LIVE_SQL: &str = "WITH r AS MATERIALIZED (SELECT pg_is_in_recovery() AS re
         FROM pg_stat_wal_receiver), \
       extract(epoch FROM pg_postmaster_start_time())::float8, \
       CASE WHEN r.rec THEN pg_is_wal_replay_paused() END, \
-      extract(epoch FROM pg_last_xact_replay_timestamp())::float8 \
+      extract(epoch FROM pg_last_xact_replay_timestamp())::float8, \
+      (pg_control_system()).system_identifier \
     FROM r";
 
 /// A primary's WAL senders (standbys connect with their member name as `application_name`).
@@ -163,6 +166,8 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
     };
     let report =
         ServerReport { started_at: epoch(11)?, replay_paused: row.try_get(12)?, replayed_at: epoch(13)? };
+    // A bigint in SQL, unsigned in the control file: the same 64 bits, printed as pg_controldata does.
+    let system_id = (row.try_get::<_, i64>(14)? as u64).to_string();
     let pending_restart = pending_restart(client).await?;
     Ok(if in_recovery {
         Live {
@@ -177,6 +182,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             replicas: Vec::new(),
             pending_restart,
             report,
+            system_id,
         }
     } else {
         Live {
@@ -191,6 +197,7 @@ pub(crate) async fn live(client: &Client) -> Result<Live, tokio_postgres::Error>
             replicas: replicas(client).await?,
             pending_restart,
             report,
+            system_id,
         }
     })
 }
