@@ -14,6 +14,9 @@ pub struct SharedStatus {
     deadline: RwLock<Option<HolderDeadline>>,
     heartbeat: RwLock<Option<Heartbeat>>,
     timings: RwLock<Option<Arc<Timings>>>,
+    /// Counts the changes of the status and of the deadline, for those who follow them
+    /// ([`SharedStatus::changes`]).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// When the HA loop's next cycle is due, and the ttl that bounds how late it may be.
@@ -28,11 +31,27 @@ impl SharedStatus {
     pub fn set(&self, status: NodeStatus) {
         // A poisoned lock only means a writer panicked between two plain assignments: the value is whole.
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = status;
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Records the lease deadline (`None`: no lease).
     pub fn set_deadline(&self, deadline: Option<HolderDeadline>) {
         *self.deadline.write().unwrap_or_else(|e| e.into_inner()) = deadline;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Follows the changes of the status and of the lease deadline: the value counts them (0: the HA loop
+    /// has published nothing yet).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// How long this member still leads a running primary by its lease (what `/primary` answers 200
+    /// for); `None` when it does not.
+    pub fn leading_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let deadline = (*self.deadline.read().unwrap_or_else(|e| e.into_inner()))?;
+        self.is_leading_primary().then(|| deadline.remaining_at(now))
     }
 
     /// Serves `timings` on `/metrics` (the store node's, where the HA loop records its own too).
