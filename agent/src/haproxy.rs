@@ -55,7 +55,9 @@ fn next_push(leading: bool, last: Option<Pushed>, now: Instant) -> Option<Pushed
         (true, Some(Pushed::Leading)) => None,
         (true, _) => Some(Pushed::Leading),
         (false, Some(Pushed::Leading)) => Some(Pushed::Fenced(now)),
-        (false, Some(Pushed::Fenced(at))) if now.saturating_duration_since(at) >= HOLD => Some(Pushed::Resting),
+        (false, Some(Pushed::Fenced(at))) if now.saturating_duration_since(at) >= HOLD => {
+            Some(Pushed::Resting)
+        }
         (false, Some(_)) => None,
         (false, None) => Some(Pushed::Resting),
     }
@@ -69,7 +71,9 @@ fn commands(push: Pushed, backend: &str, me: &str, others: &[String]) -> String 
         Pushed::Leading => {
             let others = others.iter().filter(|o| o.as_str() != me);
             let down: String = others
-                .map(|o| format!("set server {backend}/{o} health down; shutdown sessions server {backend}/{o}; "))
+                .map(|o| {
+                    format!("set server {backend}/{o} health down; shutdown sessions server {backend}/{o}; ")
+                })
                 .collect();
             format!("{down}set server {mine} state ready; set server {mine} health up\n")
         }
@@ -173,7 +177,9 @@ impl Pusher {
                     Ok(()) => (last, failing) = (Some(push), false),
                     Err(e) => {
                         match failing {
-                            false => tracing::warn!(api = %self.api, error = %e, "HAProxy not told: trying again every second (its health checks go on)"),
+                            false => {
+                                tracing::warn!(api = %self.api, error = %e, "HAProxy not told: trying again every second (its health checks go on)")
+                            }
                             true => tracing::debug!(api = %self.api, error = %e, "HAProxy still not told"),
                         }
                         (failing, retry) = (true, Some(RETRY));
@@ -188,7 +194,8 @@ impl Pusher {
                 Some(Pushed::Fenced(at)) => Some(HOLD.saturating_sub(at.elapsed())),
                 _ => None,
             };
-            let wake = [leading, hold, retry].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600));
+            let wake =
+                [leading, hold, retry].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = stop.changed() => {}
@@ -203,7 +210,8 @@ impl Pusher {
             Pushed::Leading => {
                 let members = (self.members)();
                 let named = self.config.servers.keys().cloned();
-                let mut names: Vec<String> = members.into_iter().chain(named).filter(|m| *m != self.me).collect();
+                let mut names: Vec<String> =
+                    members.into_iter().chain(named).filter(|m| *m != self.me).collect();
                 names.sort();
                 names.dedup();
                 names.iter().map(|m| self.config.server_of(m).to_owned()).collect()
@@ -221,8 +229,12 @@ impl Pusher {
         };
         let ms = started.elapsed().as_millis() as u64;
         match answer.is_empty() {
-            true => tracing::info!(api = %self.api, backend = %self.config.backend, server = me, state, duration_ms = ms, "HAProxy told"),
-            false => tracing::warn!(api = %self.api, backend = %self.config.backend, server = me, state, %answer, "HAProxy answered with an error"),
+            true => {
+                tracing::info!(api = %self.api, backend = %self.config.backend, server = me, state, duration_ms = ms, "HAProxy told")
+            }
+            false => {
+                tracing::warn!(api = %self.api, backend = %self.config.backend, server = me, state, %answer, "HAProxy answered with an error")
+            }
         }
         Ok(())
     }

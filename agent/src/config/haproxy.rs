@@ -115,7 +115,8 @@ impl HaproxyConfig {
 
 /// A backend or server name: not empty, nothing that would end or split a Runtime API command.
 fn name(key: &str, value: &str) -> Result<(), ConfigError> {
-    let bad = value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control() || c == ';' || c == '/');
+    let bad = value.is_empty()
+        || value.chars().any(|c| c.is_whitespace() || c.is_control() || c == ';' || c == '/');
     match bad {
         true => Err(ConfigError::invalid(
             key,
