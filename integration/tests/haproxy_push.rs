@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use vigil_integration::agents::{free_port, AgentCluster};
-use vigil_integration::haproxy::{push_section, sample_up, HaProxy, Tuning, PRIMARY_BACKEND};
+use vigil_integration::haproxy::{haproxy_binary, sample_up, HaProxy, Tuning, PRIMARY_BACKEND};
 use vigil_integration::managed::ManagedCluster;
 use vigil_integration::writer::{self, Writer};
 use vigil_integration::{init_tracing, wait_for};
@@ -22,11 +22,28 @@ const SLOW_CHECKS: &str = "inter 5s fall 2 rise 1 on-marked-down shutdown-sessio
 /// about a second on a loaded machine (the primary acts at its next cycle), the checks alone 5 s or more.
 const FLIPPED_WITHIN: Duration = Duration::from_millis(3500);
 
+/// The shipped example's agent snippet, pushing to `127.0.0.1:<port>` instead of its port 9999.
+fn example_snippet(port: u16) -> String {
+    let snippet = include_str!("../../examples/haproxy-push/agent-snippet.yml");
+    assert!(snippet.contains("ipv4@127.0.0.1:9999"), "the example pushes to port 9999");
+    snippet.replace("ipv4@127.0.0.1:9999", &format!("ipv4@127.0.0.1:{port}"))
+}
+
+#[test]
+fn the_example_haproxy_config_opens_the_runtime_api_the_agent_snippet_names() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/haproxy-push/haproxy.cfg");
+    let config = std::fs::read_to_string(&file).expect("examples/haproxy-push/haproxy.cfg");
+    assert!(config.contains("stats socket ipv4@127.0.0.1:9999 level admin"), "{config}");
+    let check = std::process::Command::new(haproxy_binary()).arg("-c").arg("-f").arg(&file).output();
+    let check = check.expect("haproxy -c");
+    assert!(check.status.success(), "haproxy -c: {}", String::from_utf8_lossy(&check.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_is_pushed_to_haproxy_faster_than_its_checks_and_writes_reach_the_holder_alone() {
     init_tracing();
     let push_port = free_port();
-    let cluster = AgentCluster::start_checked(3, |_| push_section(push_port)).await;
+    let cluster = AgentCluster::start_checked(3, |_| example_snippet(push_port)).await;
     let all = [0, 1, 2];
     let old = cluster.settled(&all, PATIENCE).await;
     cluster.query(old, "CREATE TABLE t (id bigint PRIMARY KEY)").await.expect("create table");
