@@ -78,7 +78,8 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let pods = PodLabels::from_config(&config)?.map(Arc::new);
     let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));
-    let pushers = config.haproxy.as_ref().map(|haproxy| {
+    // A witness has no server in HAProxy: only members with a database push.
+    let pushers = config.haproxy.as_ref().filter(|_| config.engine().is_some()).map(|haproxy| {
         let store = dcs.clone();
         let members: crate::haproxy::Members = Arc::new(move || {
             crate::ha::member_records(&store.local()).keys().map(|m| m.to_string()).collect()

@@ -95,6 +95,7 @@ impl<D: Database> Agent<D> {
             guard: self.guard.clone(),
             promotion,
             events: self.events.sender(),
+            wake: Some(self.wake.clone()),
         };
         let (db, wake) = (self.db.clone(), self.wake.clone());
         self.job = Some(tokio::spawn(async move {

@@ -32,6 +32,9 @@ pub struct DbJob {
     pub promotion: PromotionNote,
     /// Where promotions and rejoins are recorded.
     pub events: EventSender,
+    /// Wakes the HA loop: as soon as a promotion returned, so that it publishes the new primary (and
+    /// the `/primary` answer turns 200) without waiting for the first write and the history.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl DbJob {
@@ -52,6 +55,7 @@ impl DbJob {
             guard: guard.clone(),
             promotion: PromotionNote::default(),
             events: events.clone(),
+            wake: None,
         }
     }
 }
@@ -136,6 +140,9 @@ async fn run_action<D: Database>(
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote(token.0).await?;
             let promoted = SystemTime::now();
+            if let Some(wake) = &job.wake {
+                wake.notify_one();
+            }
             events.push(JobEvent::Promoted);
             super::promotion::first_write_and_record(db, job, promoted).await;
             super::history::record_promotion(db, job).await;
