@@ -90,14 +90,6 @@ async fn a_switchover_is_pushed_to_haproxy_faster_than_its_checks_and_writes_rea
         timeline.join(", ")
     );
 
-    for line in cluster.plain_log(candidate).lines().chain(cluster.plain_log(old).lines()) {
-        if ["HAProxy told", "decision", "done", "lease", "applied", "promote"]
-            .iter()
-            .any(|w| line.contains(w))
-        {
-            eprintln!("DEBUG {line}");
-        }
-    }
     // The backend flipped to the candidate alone, far sooner than its health checks could have.
     let flipped = changes.iter().find(|(_, up)| *up == [name(candidate)]).map(|(t, _)| *t);
     let flipped = flipped.unwrap_or_else(|| panic!("never the candidate alone: {timeline:?}"));
