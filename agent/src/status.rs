@@ -40,6 +40,16 @@ impl SharedStatus {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// The server was promoted just now: the status says so at once (the HA loop publishes the whole of
+    /// it at its next cycle, woken for it), so that `/primary` answers 200, and the HAProxy push follows,
+    /// without waiting for that cycle; only while the lease's deadline, as last published, holds.
+    pub fn promoted(&self) {
+        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
+        (status.role, status.state) = ("primary".to_owned(), "running".to_owned());
+        drop(status);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
     /// Follows the changes of the status and of the lease deadline: the value counts them (0: the HA loop
     /// has published nothing yet).
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {

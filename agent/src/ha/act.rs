@@ -2,7 +2,7 @@
 //! as one background job.
 
 use super::events::{wall_clock, Takeover};
-use super::execute::{run_db_job, DbJob};
+use super::execute::{run_db_job, DbJob, PromotionWatchers};
 use super::history::{promotion_reason, PromotionNote};
 use super::lease_keeper::before;
 use super::run::Agent;
@@ -95,7 +95,7 @@ impl<D: Database> Agent<D> {
             guard: self.guard.clone(),
             promotion,
             events: self.events.sender(),
-            wake: Some(self.wake.clone()),
+            watchers: Some(PromotionWatchers { status: self.publisher.status(), wake: self.wake.clone() }),
         };
         let (db, wake) = (self.db.clone(), self.wake.clone());
         self.job = Some(tokio::spawn(async move {
