@@ -17,6 +17,8 @@ pub struct SharedStatus {
     /// Counts the changes of the status and of the deadline, for those who follow them
     /// ([`SharedStatus::changes`]).
     changed: tokio::sync::watch::Sender<u64>,
+    /// When the server was last promoted ([`SharedStatus::promoted`]).
+    promoted_at: RwLock<Option<Instant>>,
 }
 
 /// When the HA loop's next cycle is due, and the ttl that bounds how late it may be.
@@ -47,7 +49,15 @@ impl SharedStatus {
         let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
         (status.role, status.state) = ("primary".to_owned(), "running".to_owned());
         drop(status);
+        *self.promoted_at.write().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether the server was promoted after `observed_at`: a look at the database begun then may have
+    /// seen it still a replica, and must not be published over [`SharedStatus::promoted`].
+    pub fn promoted_after(&self, observed_at: Instant) -> bool {
+        let promoted_at = *self.promoted_at.read().unwrap_or_else(|e| e.into_inner());
+        promoted_at.is_some_and(|at| at > observed_at)
     }
 
     /// Follows the changes of the status and of the lease deadline: the value counts them (0: the HA loop

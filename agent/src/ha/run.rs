@@ -173,7 +173,12 @@ impl<D: Database> Agent<D> {
                 self.renew(&dynamic).await;
             }
             let busy = "busy: a database operation is running";
-            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy, None).await;
+            // A promotion that returned meanwhile is already in the status: not undone by an older look.
+            let db = match self.publisher.status().promoted_after(seen.observed_at) {
+                true => self.db.observe().await,
+                false => seen.db,
+            };
+            self.publish(&db, seen.cluster.as_ref(), &dynamic, busy, None).await;
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
