@@ -465,7 +465,7 @@ async fn start_cluster(args: &Args, target: &Target) -> Result<Box<dyn ManagedCl
 
 async fn start_vigil(args: &Args, target: &Target) -> Result<Box<dyn ManagedCluster>, String> {
     let binary = target.vigil.clone();
-    let push = args.haproxy_push.then(|| push_section(push_port())).unwrap_or_default();
+    let push = if args.haproxy_push { push_section(push_port()) } else { String::new() };
     let extra = |_| push.clone();
     let mut cluster = match &target.ports {
         Some(p) => {
