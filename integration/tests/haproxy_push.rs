@@ -51,12 +51,11 @@ async fn a_switchover_is_pushed_to_haproxy_faster_than_its_checks_and_writes_rea
     let haproxy = Arc::new(
         HaProxy::start_tuned(cluster.dir(), &cluster.members(), free_port(), free_port(), &tuning).await,
     );
-    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
-    let name = |i: usize| names[i].clone();
-    // The agents try again every second until HAProxy answers: the replicas mark themselves down.
-    haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(old)], PATIENCE).await;
+    let name = |i: usize| cluster.nodes[i].name.clone();
     let candidate = all.into_iter().find(|i| *i != old).expect("a replica");
     let (old_port, new_port) = (cluster.nodes[old].pg_port, cluster.nodes[candidate].pg_port);
+    // The agents try again every second until HAProxy answers: the replicas mark themselves down.
+    haproxy.wait_for_up(PRIMARY_BACKEND, &[&name(old)], PATIENCE).await;
 
     let writer = Writer::on_port(haproxy.rw_port);
     writer.more(100, PATIENCE).await;
