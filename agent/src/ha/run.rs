@@ -182,6 +182,7 @@ impl<D: Database> Agent<D> {
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
+        let observed_at = seen.observed_at;
         let mut observation = self.remember(seen, &dynamic).await;
         let mut decision = decide(&observation);
         let (mut stops_db, mut decided_again) = (false, false);
@@ -200,8 +201,10 @@ impl<D: Database> Agent<D> {
                 continue;
             }
             // After stopping the database, publish what it is now: peers racing for the lease must not see
-            // a primary that no longer runs.
-            let db = if stops_db { self.db.observe().await } else { observation.db };
+            // a primary that no longer runs. Nor may a promotion started in this cycle, already returned
+            // and in the status, be undone by the look taken before it.
+            let promoted = self.publisher.status().promoted_after(observed_at);
+            let db = if stops_db || promoted { self.db.observe().await } else { observation.db };
             let (reason, refusal) = (&decision.reason, decision.refusal.as_ref());
             self.publish(&db, observation.cluster.as_ref(), &dynamic, reason, refusal).await;
             return wait;
