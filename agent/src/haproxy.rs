@@ -8,7 +8,7 @@
 //! - **Leading** (this member runs a writable primary under a valid lease; the HA loop publishes that
 //!   only once the promotion returned): every other member's server `health down` with its sessions shut
 //!   down, then this member's server `state ready` and `health up`.
-//! - **Fenced** (it led and no longer does: handed over, fenced, lease lapsed or released): its server
+//! - **Fenced** (it led and its lease is gone: handed over, fenced, lapsed or released): its server
 //!   `state maint` and its sessions shut down, so that no client goes on writing into it. Maintenance
 //!   is an admin state no health check overrides: a check answered 200 just before the lease ended and
 //!   read just after cannot bring the server back.
@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use vigil_api::StatusSource;
 
 /// How long one Runtime API call may take, connection included.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -48,12 +49,15 @@ enum Pushed {
     Resting,
 }
 
-/// The next push, if one is due: `leading` is what `/primary` answers now, `last` what was pushed last
-/// (`None`: nothing yet, or the last push failed before anything was pushed).
-fn next_push(leading: bool, last: Option<Pushed>, now: Instant) -> Option<Pushed> {
+/// The next push, if one is due: `leading` is what `/primary` answers now, `lease` whether this member
+/// still holds a valid lease, `last` what was pushed last (`None`: nothing yet, or the last push failed
+/// before anything was pushed). A leader that still holds its lease is not fenced by a push: a passing
+/// look at its server that found no answer is for the health checks (and their `fall`) to judge.
+fn next_push(leading: bool, lease: bool, last: Option<Pushed>, now: Instant) -> Option<Pushed> {
     match (leading, last) {
         (true, Some(Pushed::Leading)) => None,
         (true, _) => Some(Pushed::Leading),
+        (false, Some(Pushed::Leading)) if lease => None,
         (false, Some(Pushed::Leading)) => Some(Pushed::Fenced(now)),
         (false, Some(Pushed::Fenced(at))) if now.saturating_duration_since(at) >= HOLD => {
             Some(Pushed::Resting)
@@ -170,9 +174,9 @@ impl Pusher {
         let (mut last, mut failing) = (None, false);
         loop {
             let stopping = *stop.borrow();
-            let leading = self.status.leading_for();
+            let (leading, lease) = (self.status.is_leading_primary(), self.status.lease_remaining());
             let mut retry = None;
-            if let Some(push) = next_push(leading.is_some(), last, Instant::now()) {
+            if let Some(push) = next_push(leading, lease.is_some(), last, Instant::now()) {
                 match self.push(push).await {
                     Ok(()) => (last, failing) = (Some(push), false),
                     Err(e) => {
@@ -194,8 +198,7 @@ impl Pusher {
                 Some(Pushed::Fenced(at)) => Some(HOLD.saturating_sub(at.elapsed())),
                 _ => None,
             };
-            let wake =
-                [leading, hold, retry].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600));
+            let wake = [lease, hold, retry].into_iter().flatten().min().unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = stop.changed() => {}
@@ -247,14 +250,20 @@ mod tests {
     #[test]
     fn a_server_is_ready_only_while_leading_and_held_in_maintenance_after() {
         let t0 = Instant::now();
-        assert_eq!(next_push(false, None, t0), Some(Pushed::Resting), "at start: under the check");
-        assert_eq!(next_push(true, Some(Pushed::Resting), t0), Some(Pushed::Leading));
-        assert_eq!(next_push(true, Some(Pushed::Leading), t0), None);
-        assert_eq!(next_push(false, Some(Pushed::Leading), t0), Some(Pushed::Fenced(t0)));
+        assert_eq!(next_push(false, false, None, t0), Some(Pushed::Resting), "at start: under the check");
+        assert_eq!(next_push(true, true, Some(Pushed::Resting), t0), Some(Pushed::Leading));
+        assert_eq!(next_push(true, true, Some(Pushed::Leading), t0), None);
+        let leading = Some(Pushed::Leading);
+        assert_eq!(next_push(false, true, leading, t0), None, "lease held: the checks judge a passing look");
+        assert_eq!(next_push(false, false, leading, t0), Some(Pushed::Fenced(t0)), "lease gone: at once");
         let fenced = Some(Pushed::Fenced(t0));
-        assert_eq!(next_push(false, fenced, t0 + HOLD / 2), None, "held in maintenance");
-        assert_eq!(next_push(false, fenced, t0 + HOLD), Some(Pushed::Resting));
-        assert_eq!(next_push(true, fenced, t0 + HOLD / 2), Some(Pushed::Leading), "leading again: at once");
+        assert_eq!(next_push(false, false, fenced, t0 + HOLD / 2), None, "held in maintenance");
+        assert_eq!(next_push(false, false, fenced, t0 + HOLD), Some(Pushed::Resting));
+        assert_eq!(
+            next_push(true, true, fenced, t0 + HOLD / 2),
+            Some(Pushed::Leading),
+            "leading again: at once"
+        );
     }
 
     #[test]

@@ -66,12 +66,11 @@ impl SharedStatus {
         self.changed.subscribe()
     }
 
-    /// How long this member still leads a running primary by its lease (what `/primary` answers 200
-    /// for); `None` when it does not.
-    pub fn leading_for(&self) -> Option<Duration> {
+    /// How long the lease this member holds is still valid by its own deadline; `None` without one.
+    pub fn lease_remaining(&self) -> Option<Duration> {
         let now = Instant::now();
         let deadline = (*self.deadline.read().unwrap_or_else(|e| e.into_inner()))?;
-        self.is_leading_primary().then(|| deadline.remaining_at(now))
+        deadline.is_valid_at(now).then(|| deadline.remaining_at(now))
     }
 
     /// Serves `timings` on `/metrics` (the store node's, where the HA loop records its own too).

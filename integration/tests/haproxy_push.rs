@@ -18,9 +18,10 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// Health checks this slow mark the old primary down no sooner than 5 s after its lease is gone (two
 /// failed checks 5 s apart): any flip faster than that is the push's.
 const SLOW_CHECKS: &str = "inter 5s fall 2 rise 1 on-marked-down shutdown-sessions";
-/// How soon after the switchover request the backend must have flipped: the switchover itself takes
-/// about a second on a loaded machine (the primary acts at its next cycle), the checks alone 5 s or more.
-const FLIPPED_WITHIN: Duration = Duration::from_millis(3500);
+/// How soon after the switchover request the old primary must have left the backend and the candidate be
+/// up alone: the checks alone cannot mark the old primary down sooner than two failed checks 5 s apart
+/// after its lease release, which comes after the request; the push does it as it stops.
+const FLIPPED_WITHIN: Duration = Duration::from_millis(4900);
 
 /// The shipped example's agent snippet, pushing to `127.0.0.1:<port>` instead of its port 9999.
 fn example_snippet(port: u16) -> String {

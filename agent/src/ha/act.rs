@@ -174,6 +174,8 @@ impl<D: Database> Agent<D> {
     pub(super) async fn release(&mut self, writes_stopped: Option<Instant>, reason: &str) {
         let Some(grant) = self.lease.grant().cloned() else { return };
         self.lease.release().await;
+        // `/primary` turns 503 at once (and the HAProxy push follows), not at the next publication.
+        self.publisher.no_deadline();
         let released = Instant::now();
         let renewed = grant.deadline.instant().checked_sub(grant.ttl.saturating_sub(grant.safety_margin));
         let since =
