@@ -79,6 +79,14 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
     let api_server = tokio::spawn(vigil_api::tls::serve(api_listener, api, tls));
     let pods = PodLabels::from_config(&config)?.map(Arc::new);
     let labeler = pods.clone().map(|pods| spawn_labeler(pods, status.clone()));
+    // A witness has no server in HAProxy: only members with a database push.
+    let pushers = config.haproxy.as_ref().filter(|_| config.engine().is_some()).map(|haproxy| {
+        let store = dcs.clone();
+        let members: crate::haproxy::Members = Arc::new(move || {
+            crate::ha::member_records(&store.local()).keys().map(|m| m.to_string()).collect()
+        });
+        crate::haproxy::Pushers::spawn(haproxy, config.name.as_str(), status.clone(), members)
+    });
     let scaling = pods.clone();
     match config.engine() {
         None => {
@@ -114,6 +122,9 @@ pub async fn run(config: Config, config_path: Option<&Path>) -> Result<(), Strin
         Some(pods) if pods.scaled_away().await => raft_entry::leave(&dcs).await,
         _ => false,
     };
+    if let Some(pushers) = pushers {
+        pushers.stop().await;
+    }
     settler.abort();
     hangups.abort();
     labeler.into_iter().for_each(|task| task.abort());

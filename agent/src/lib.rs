@@ -14,6 +14,7 @@
 //! | [`db`] | the engine-neutral [`db::Database`] trait and positions; [`db::postgres`] and [`db::mariadb`] implement it; [`db::lifeline`], the watcher that ends the server when its agent dies |
 //! | [`demo`] | `vigil demo`: a local cluster of PostgreSQL nodes with their agents, for newcomers |
 //! | [`ha`] | the HA loop: observes, calls the policy ([`ha::decide`], re-exported from `vigil-policy`), acts, publishes; hooks, watchdog guard |
+//! | [`haproxy`] | the write path pushed to HAProxy's Runtime API the moment this member starts or stops leading |
 //! | [`kubernetes`] | the pod labels that route clients to the primary in Kubernetes |
 //! | [`management`] | the agent's side of the REST management routes (`/cluster`, `/config`, switchover, …) |
 //! | [`member`] | the member record each agent publishes in the store (Patroni's shape) |
@@ -26,6 +27,7 @@ pub mod daemon;
 pub mod db;
 pub mod demo;
 pub mod ha;
+pub mod haproxy;
 pub mod kubernetes;
 pub mod logging;
 pub mod management;

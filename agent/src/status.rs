@@ -14,6 +14,11 @@ pub struct SharedStatus {
     deadline: RwLock<Option<HolderDeadline>>,
     heartbeat: RwLock<Option<Heartbeat>>,
     timings: RwLock<Option<Arc<Timings>>>,
+    /// Counts the changes of the status and of the deadline, for those who follow them
+    /// ([`SharedStatus::changes`]).
+    changed: tokio::sync::watch::Sender<u64>,
+    /// When the server was last promoted ([`SharedStatus::promoted`]).
+    promoted_at: RwLock<Option<Instant>>,
 }
 
 /// When the HA loop's next cycle is due, and the ttl that bounds how late it may be.
@@ -28,11 +33,44 @@ impl SharedStatus {
     pub fn set(&self, status: NodeStatus) {
         // A poisoned lock only means a writer panicked between two plain assignments: the value is whole.
         *self.status.write().unwrap_or_else(|e| e.into_inner()) = status;
+        self.changed.send_modify(|n| *n += 1);
     }
 
     /// Records the lease deadline (`None`: no lease).
     pub fn set_deadline(&self, deadline: Option<HolderDeadline>) {
         *self.deadline.write().unwrap_or_else(|e| e.into_inner()) = deadline;
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The server was promoted just now: the status says so at once (the HA loop publishes the whole of
+    /// it at its next cycle, woken for it), so that `/primary` answers 200, and the HAProxy push follows,
+    /// without waiting for that cycle; only while the lease's deadline, as last published, holds.
+    pub fn promoted(&self) {
+        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
+        (status.role, status.state) = ("primary".to_owned(), "running".to_owned());
+        drop(status);
+        *self.promoted_at.write().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether the server was promoted after `observed_at`: a look at the database begun then may have
+    /// seen it still a replica, and must not be published over [`SharedStatus::promoted`].
+    pub fn promoted_after(&self, observed_at: Instant) -> bool {
+        let promoted_at = *self.promoted_at.read().unwrap_or_else(|e| e.into_inner());
+        promoted_at.is_some_and(|at| at > observed_at)
+    }
+
+    /// Follows the changes of the status and of the lease deadline: the value counts them (0: the HA loop
+    /// has published nothing yet).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// How long the lease this member holds is still valid by its own deadline; `None` without one.
+    pub fn lease_remaining(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let deadline = (*self.deadline.read().unwrap_or_else(|e| e.into_inner()))?;
+        deadline.is_valid_at(now).then(|| deadline.remaining_at(now))
     }
 
     /// Serves `timings` on `/metrics` (the store node's, where the HA loop records its own too).

@@ -88,8 +88,49 @@ pub fn config(cluster: &AgentCluster, rw_port: u16, ro_port: u16, socket: &Path)
     config_for(&members, rw_port, ro_port, socket)
 }
 
+/// How a generated config departs from `examples/haproxy.cfg`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// The `default-server` line's settings (the example's: `inter 500ms fall 2 rise 1
+    /// on-marked-down shutdown-sessions`).
+    pub default_server: String,
+    /// A second Runtime API on `ipv4@127.0.0.1:<port>` (`level admin`), for agents that push to it
+    /// (see [`push_section`]).
+    pub runtime_api_port: Option<u16>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            default_server: "inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions".into(),
+            runtime_api_port: None,
+        }
+    }
+}
+
+/// The agents' `haproxy:` section that pushes to a Runtime API on `127.0.0.1:<port>` (see
+/// [`Tuning::runtime_api_port`]), for the read-write backend.
+pub fn push_section(port: u16) -> String {
+    format!("haproxy:\n  runtime_api: [ipv4@127.0.0.1:{port}]\n  backend: {PRIMARY_BACKEND}\n")
+}
+
 /// [`config`] for any cluster's `members` (PostgreSQL's port, checked on the manager's REST port).
 pub fn config_for(members: &[Member], rw_port: u16, ro_port: u16, socket: &Path) -> String {
+    config_tuned(members, rw_port, ro_port, socket, &Tuning::default())
+}
+
+/// [`config_for`] with `tuning`.
+pub fn config_tuned(
+    members: &[Member],
+    rw_port: u16,
+    ro_port: u16,
+    socket: &Path,
+    tuning: &Tuning,
+) -> String {
+    let pushed = tuning
+        .runtime_api_port
+        .map(|port| format!("    stats socket ipv4@127.0.0.1:{port} level admin\n"))
+        .unwrap_or_default();
     let servers: String = members
         .iter()
         .map(|n| format!("    server {} 127.0.0.1:{} check port {}\n", n.name, n.pg_port, n.api_port))
@@ -97,6 +138,7 @@ pub fn config_for(members: &[Member], rw_port: u16, ro_port: u16, socket: &Path)
     format!(
         "global\n\
          \x20   stats socket {socket} mode 600 level admin\n\
+         {pushed}\
          \x20   stats timeout 10s\n\
          \x20   log stdout format raw local0 info\n\
          \n\
@@ -109,7 +151,7 @@ pub fn config_for(members: &[Member], rw_port: u16, ro_port: u16, socket: &Path)
          \x20   timeout client 30m\n\
          \x20   timeout server 30m\n\
          \x20   timeout check 2s\n\
-         \x20   default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions\n\
+         \x20   default-server {default_server}\n\
          \n\
          listen {PRIMARY_BACKEND}\n\
          \x20   bind 127.0.0.1:{rw_port}\n\
@@ -126,6 +168,7 @@ pub fn config_for(members: &[Member], rw_port: u16, ro_port: u16, socket: &Path)
          \x20   http-check expect status 200\n\
          {servers}",
         socket = socket.display(),
+        default_server = tuning.default_server,
     )
 }
 
@@ -140,11 +183,23 @@ impl HaProxy {
     /// [`start`](Self::start) in front of any cluster's `members`, on the given ports, with its files
     /// under `<dir>/haproxy` (e.g. the same config for every manager a benchmark compares).
     pub async fn start_for(dir: &Path, members: &[Member], rw_port: u16, ro_port: u16) -> HaProxy {
+        HaProxy::start_tuned(dir, members, rw_port, ro_port, &Tuning::default()).await
+    }
+
+    /// [`start_for`](Self::start_for) with `tuning`.
+    pub async fn start_tuned(
+        dir: &Path,
+        members: &[Member],
+        rw_port: u16,
+        ro_port: u16,
+        tuning: &Tuning,
+    ) -> HaProxy {
         let dir = dir.join("haproxy");
         std::fs::create_dir_all(&dir).expect("haproxy dir");
         let socket = dir.join("admin.sock");
         let file = dir.join("haproxy.cfg");
-        std::fs::write(&file, config_for(members, rw_port, ro_port, &socket)).expect("write haproxy.cfg");
+        let config = config_tuned(members, rw_port, ro_port, &socket, tuning);
+        std::fs::write(&file, config).expect("write haproxy.cfg");
 
         let binary = haproxy_binary();
         let check = Command::new(&binary).arg("-c").arg("-f").arg(&file).output().expect("run haproxy -c");

@@ -14,6 +14,7 @@ mod engine;
 pub mod env;
 mod error;
 mod every_error;
+mod haproxy;
 mod kubernetes;
 mod methods;
 mod mysql;
@@ -49,6 +50,7 @@ pub use dynamic::{
 };
 pub use engine::EngineConfig;
 pub use error::ConfigError;
+pub use haproxy::{HaproxyConfig, RuntimeApi};
 pub use kubernetes::{KubernetesConfig, SERVICE_ACCOUNT_DIR};
 pub use methods::{long_arguments, Argument, CloneMethod, CustomBootstrap, CustomMethod, BASEBACKUP, INITDB};
 pub use mysql::{Flavor, MysqlAuthentication, MysqlConfig, MysqlPrograms, ReplicaMethod};
@@ -111,6 +113,9 @@ pub struct Config {
     /// When running in Kubernetes: the pod labels that route clients to the primary.
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// HAProxy's Runtime API, told at once when this member starts or stops taking writes.
+    #[serde(default)]
+    pub haproxy: Option<HaproxyConfig>,
 }
 
 fn default_namespace() -> String {

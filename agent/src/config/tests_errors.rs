@@ -257,6 +257,30 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "tags: {nofailover: false, noloadbalance: false}",
+        "haproxy: {runtime_api: [haproxy.local:9999], backend: primary}",
+        "haproxy.runtime_api[0]",
+        "haproxy.runtime_api[0]: \"haproxy.local:9999\" is neither an absolute socket path nor an IP address with a port (ipv4@127.0.0.1:9999)",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "haproxy: {runtime_api: [], backend: primary}",
+        "haproxy.runtime_api",
+        "haproxy.runtime_api: is empty: name at least one HAProxy stats socket (`level admin`)",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "haproxy: {runtime_api: [/run/haproxy/admin.sock], backend: 'primary; disable server x'}",
+        "haproxy.backend",
+        "haproxy.backend: \"primary; disable server x\" is not a HAProxy name (not empty, no spaces, `;` or `/`)",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
+        "haproxy: {runtime_api: [ipv4@127.0.0.1:9999], backend: primary, servers: {node1: ''}}",
+        "haproxy.servers.node1",
+        "haproxy.servers.node1: \"\" is not a HAProxy name (not empty, no spaces, `;` or `/`)",
+    ),
+    (
+        "tags: {nofailover: false, noloadbalance: false}",
         "log: {level: loud}",
         "log.level",
         "log.level: \"loud\" is not one of error, warn, info, debug, trace",

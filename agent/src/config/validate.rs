@@ -49,6 +49,9 @@ pub(crate) fn validate(
     if let Some(kubernetes) = &config.kubernetes {
         check(kubernetes.validate());
     }
+    if let Some(haproxy) = &config.haproxy {
+        check(haproxy.validate());
+    }
     if let Some(pg) = &mut config.postgresql {
         check(resolve_bin_dir(pg, &roots.pg_lib_root));
     }

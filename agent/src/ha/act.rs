@@ -2,7 +2,7 @@
 //! as one background job.
 
 use super::events::{wall_clock, Takeover};
-use super::execute::{run_db_job, DbJob};
+use super::execute::{run_db_job, DbJob, PromotionWatchers};
 use super::history::{promotion_reason, PromotionNote};
 use super::lease_keeper::before;
 use super::run::Agent;
@@ -95,6 +95,7 @@ impl<D: Database> Agent<D> {
             guard: self.guard.clone(),
             promotion,
             events: self.events.sender(),
+            watchers: Some(PromotionWatchers { status: self.publisher.status(), wake: self.wake.clone() }),
         };
         let (db, wake) = (self.db.clone(), self.wake.clone());
         self.job = Some(tokio::spawn(async move {
@@ -173,6 +174,8 @@ impl<D: Database> Agent<D> {
     pub(super) async fn release(&mut self, writes_stopped: Option<Instant>, reason: &str) {
         let Some(grant) = self.lease.grant().cloned() else { return };
         self.lease.release().await;
+        // `/primary` turns 503 at once (and the HAProxy push follows), not at the next publication.
+        self.publisher.no_deadline();
         let released = Instant::now();
         let renewed = grant.deadline.instant().checked_sub(grant.ttl.saturating_sub(grant.safety_margin));
         let since =

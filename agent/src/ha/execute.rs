@@ -32,6 +32,17 @@ pub struct DbJob {
     pub promotion: PromotionNote,
     /// Where promotions and rejoins are recorded.
     pub events: EventSender,
+    /// Told as soon as a promotion returned (`None` when fencing).
+    pub watchers: Option<PromotionWatchers>,
+}
+
+/// Who hears of a promotion the moment it returned, before the first write and the history: the REST
+/// status (`/primary` turns 200, the HAProxy push follows) and the HA loop (which then publishes it all).
+pub struct PromotionWatchers {
+    /// The REST status.
+    pub status: Arc<crate::status::SharedStatus>,
+    /// Wakes the HA loop.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl DbJob {
@@ -52,6 +63,7 @@ impl DbJob {
             guard: guard.clone(),
             promotion: PromotionNote::default(),
             events: events.clone(),
+            watchers: None,
         }
     }
 }
@@ -136,6 +148,10 @@ async fn run_action<D: Database>(
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             db.promote(token.0).await?;
             let promoted = SystemTime::now();
+            if let Some(watchers) = &job.watchers {
+                watchers.status.promoted();
+                watchers.wake.notify_one();
+            }
             events.push(JobEvent::Promoted);
             super::promotion::first_write_and_record(db, job, promoted).await;
             super::history::record_promotion(db, job).await;

@@ -73,6 +73,11 @@ impl Publisher {
         self.published = None;
     }
 
+    /// The REST status this publisher writes.
+    pub(super) fn status(&self) -> Arc<SharedStatus> {
+        self.status.clone()
+    }
+
     /// The REST status no longer claims a lease (the agent is stopping).
     pub(super) fn no_deadline(&self) {
         self.status.set_deadline(None);

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use vigil_dcs::{DcsNode, FencingToken};
-use vigil_policy::Memory;
 use vigil_policy::{ClusterView, LeaseHold};
+use vigil_policy::{Memory, Observation};
 
 /// The agent: one member's HA loop.
 pub struct Agent<D: Database> {
@@ -186,22 +186,61 @@ impl<D: Database> Agent<D> {
                 self.renew(&dynamic).await;
             }
             let busy = "busy: a database operation is running";
-            self.publish(&seen.db, seen.cluster.as_ref(), &dynamic, busy, None).await;
+            // A promotion that returned meanwhile is already in the status: not undone by an older look.
+            let db = match self.publisher.status().promoted_after(seen.observed_at) {
+                true => self.db.observe().await,
+                false => seen.db,
+            };
+            self.publish(&db, seen.cluster.as_ref(), &dynamic, busy, None).await;
             return dynamic.loop_wait;
         }
         self.apply_parameters(&dynamic).await;
-        let observation = self.remember(seen, &dynamic).await;
-        let decision = decide(&observation);
-        self.log(&decision);
-        let wait = cycle_wait(&decision, &observation);
-        let stops_db = decision.stops_database();
-        self.execute(decision.actions, &dynamic, &observation).await;
-        // After stopping the database, publish what it is now: peers racing for the lease must not see
-        // a primary that no longer runs.
-        let db = if stops_db { self.db.observe().await } else { observation.db };
-        let (reason, refusal) = (&decision.reason, decision.refusal.as_ref());
-        self.publish(&db, observation.cluster.as_ref(), &dynamic, reason, refusal).await;
-        wait
+        let observed_at = seen.observed_at;
+        let mut observation = self.remember(seen, &dynamic).await;
+        let mut decision = decide(&observation);
+        let (mut stops_db, mut decided_again) = (false, false);
+        loop {
+            self.log(&decision);
+            let wait = cycle_wait(&decision, &observation);
+            stops_db |= decision.stops_database();
+            let (takes_lease, held) = (decision.actions.contains(&Action::AcquireLease), self.lease.token());
+            self.execute(std::mem::take(&mut decision.actions), &dynamic, &observation).await;
+            // A lease just taken is acted on in this very cycle (a promotion, typically).
+            if let Some(next) =
+                self.with_new_lease(&observation, held).filter(|_| takes_lease && !decided_again)
+            {
+                (observation, decided_again) = (next, true);
+                decision = decide(&observation);
+                continue;
+            }
+            // After stopping the database, publish what it is now: peers racing for the lease must not see
+            // a primary that no longer runs. Nor may a promotion started in this cycle, already returned
+            // and in the status, be undone by the look taken before it.
+            let promoted = self.publisher.status().promoted_after(observed_at);
+            let db = if stops_db || promoted { self.db.observe().await } else { observation.db };
+            let (reason, refusal) = (&decision.reason, decision.refusal.as_ref());
+            self.publish(&db, observation.cluster.as_ref(), &dynamic, reason, refusal).await;
+            return wait;
+        }
+    }
+
+    /// What `o` becomes once this cycle took the lease under a new token (not `held`, the one held
+    /// before): the same database, the store naming this member as holder with that token, a lease
+    /// valid now. Deciding from it starts the promotion at once rather than a cycle later, whose new look
+    /// at the database would find it unchanged (the lease was all that moved). `None` when no new lease
+    /// was taken, it is no longer valid, or in pause.
+    fn with_new_lease(&mut self, o: &Observation, held: Option<FencingToken>) -> Option<Observation> {
+        let token = self.lease.token().filter(|t| Some(*t) != held)?;
+        let now = Instant::now();
+        if o.policy.pause || self.lease.hold(now) != LeaseHold::Valid(token) {
+            return None;
+        }
+        let mut cluster = o.cluster.clone()?;
+        cluster.leader = Some((self.me.name.clone(), token));
+        // Just granted: renewing again in this cycle would only cost a store write.
+        self.renewed_this_cycle = true;
+        let lease = LeaseHold::Valid(token);
+        Some(Observation { now, wall_clock: SystemTime::now(), lease, cluster: Some(cluster), ..o.clone() })
     }
 
     /// Whether this agent holds a lease valid by its own deadline.

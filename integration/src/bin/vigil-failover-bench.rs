@@ -59,7 +59,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use vigil_integration::agents::{free_port, AgentCluster, PASSWORD, PG_BIN};
-use vigil_integration::haproxy::{find_haproxy_binary, sample_up, HaProxy, PRIMARY_BACKEND};
+use vigil_integration::haproxy::{
+    find_haproxy_binary, push_section, sample_up, HaProxy, Tuning, PRIMARY_BACKEND,
+};
 use vigil_integration::managed::{self, ClusterPorts, ManagedCluster, Member};
 use vigil_integration::patroni::{PatroniCluster, PatroniTiming};
 use vigil_integration::strip_ansi;
@@ -250,6 +252,16 @@ struct Args {
     /// Give up, cleaning up, after this many seconds in all.
     #[arg(long, default_value_t = 3600)]
     max_secs: u64,
+    /// Vigil's agents push the write path to HAProxy's Runtime API (`haproxy:` in their configuration,
+    /// see examples/haproxy-push) besides HAProxy's `/primary` checks.
+    #[arg(long)]
+    haproxy_push: bool,
+}
+
+/// The Runtime API port HAProxy opens for the agents' pushes (`--haproxy-push`), the same in every run.
+fn push_port() -> u16 {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *PORT.get_or_init(free_port)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -453,13 +465,15 @@ async fn start_cluster(args: &Args, target: &Target) -> Result<Box<dyn ManagedCl
 
 async fn start_vigil(args: &Args, target: &Target) -> Result<Box<dyn ManagedCluster>, String> {
     let binary = target.vigil.clone();
+    let push = if args.haproxy_push { push_section(push_port()) } else { String::new() };
+    let extra = |_| push.clone();
     let mut cluster = match &target.ports {
         Some(p) => {
             let ports: Vec<(u16, u16, u16)> =
                 p.members.iter().map(|m| (m.pg_port, m.api_port, m.store_port)).collect();
-            AgentCluster::start_on_ports(binary, &ports, |_| String::new(), &sync_dcs(args))
+            AgentCluster::start_on_ports(binary, &ports, extra, &sync_dcs(args))
         }
-        None => AgentCluster::start_with_binary(binary, args.nodes, |_| String::new(), &sync_dcs(args)),
+        None => AgentCluster::start_with_binary(binary, args.nodes, extra, &sync_dcs(args)),
     };
     cluster.agents_started(Duration::from_secs(30)).await?;
     Ok(Box::new(cluster))
@@ -504,11 +518,13 @@ async fn start_haproxy(
     target: &Target,
     primary: usize,
     timeout: Duration,
+    push: bool,
 ) -> Result<HaProxy, String> {
     let members = cluster.members();
     let (rw, ro) =
         target.ports.as_ref().map_or_else(|| (free_port(), free_port()), |p| (p.haproxy_rw, p.haproxy_ro));
-    let haproxy = HaProxy::start_for(cluster.dir(), &members, rw, ro).await;
+    let tuning = Tuning { runtime_api_port: push.then(push_port), ..Tuning::default() };
+    let haproxy = HaProxy::start_tuned(cluster.dir(), &members, rw, ro, &tuning).await;
     let want = vec![members[primary].name.clone()];
     let started = Instant::now();
     for _ in 0..timeout.as_millis() / 20 + 1 {
@@ -616,7 +632,7 @@ async fn measure(
         return all_failed(format!("setup: create table: {}", pg_error(&e)));
     }
     let haproxy = if vias.contains(&Via::Haproxy) {
-        match start_haproxy(cluster, target, primary, Duration::from_secs(30)).await {
+        match start_haproxy(cluster, target, primary, Duration::from_secs(30), args.haproxy_push).await {
             Ok(h) => Some(Arc::new(h)),
             Err(e) => return all_failed(e),
         }

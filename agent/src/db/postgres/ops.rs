@@ -18,6 +18,8 @@ use tokio::time::Instant;
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `promote` waits for the server to leave recovery.
 const PROMOTE_DEADLINE: Duration = Duration::from_secs(60);
+/// How often a promotion's end is looked for.
+const PROMOTE_POLL: Duration = Duration::from_millis(10);
 
 /// Options as `bootstrap.initdb` and `postgresql.basebackup` write them, as long options (`--flag`,
 /// `--name=value`).
@@ -277,24 +279,33 @@ impl Postgres {
     pub(super) async fn promote_now(&self) -> Result<(), DbError> {
         let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| DbError::new("promote", e))?;
         let recovering = sql::in_recovery(&session.client).await.map_err(|e| DbError::new("promote", e))?;
-        drop(session);
         if recovering {
             // before the new timeline exists: a fence right after it must still find a former primary
             self.blocking("mark former primary", |s| files::mark_former_primary(s, true)).await?;
             self.tools.pg_ctl_promote(self.data_dir()).await?;
         }
+        // The session already open sees the end of recovery (shared state): asked every 10 ms, a new
+        // session only when it broke.
         let deadline = Instant::now() + PROMOTE_DEADLINE;
+        let mut session = Some(session);
         loop {
-            if let Ok(session) = self.connect_local(CONNECT_TIMEOUT).await {
-                if let Ok(false) = sql::in_recovery(&session.client).await {
-                    self.set_configured(Some(Conf::Primary));
-                    return Ok(());
+            if session.is_none() {
+                session = self.connect_local(CONNECT_TIMEOUT).await.ok();
+            }
+            if let Some(open) = &session {
+                match sql::in_recovery(&open.client).await {
+                    Ok(false) => {
+                        self.set_configured(Some(Conf::Primary));
+                        return Ok(());
+                    }
+                    Ok(true) => {}
+                    Err(_) => session = None,
                 }
             }
             if Instant::now() >= deadline {
                 return Err(DbError::new("promote", "the server is still in recovery"));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(PROMOTE_POLL).await;
         }
     }
 
@@ -470,9 +481,13 @@ impl Postgres {
         change: impl FnOnce(&mut Runtime),
     ) -> Result<Option<Session>, DbError> {
         change(&mut self.runtime());
-        if !self.tools.pg_ctl_running(self.data_dir()).await? {
-            return Ok(None);
-        }
+        // A server that answers runs: `pg_ctl status` (a process to start) only when it does not, as on a
+        // promotion's path every millisecond counts.
+        let answered = match self.connect_local(CONNECT_TIMEOUT).await {
+            Ok(session) => Some(session),
+            Err(_) if !self.tools.pg_ctl_running(self.data_dir()).await? => return Ok(None),
+            Err(_) => None,
+        };
         let Some(conf) = self.configured_or_adopted().await? else { return Ok(None) };
         let runtime = self.runtime().clone();
         let owner = self.tools.owner()?;
@@ -482,7 +497,12 @@ impl Postgres {
         })
         .await?;
         let failed = |e: String| DbError::new(action, e);
-        let session = self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?;
+        // The postmaster reads the files when it gets the reload signal: a session opened before they were
+        // written may ask for it.
+        let session = match answered {
+            Some(session) => session,
+            None => self.connect_local(CONNECT_TIMEOUT).await.map_err(|e| failed(e.to_string()))?,
+        };
         sql::reload(&session.client).await.map_err(|e| failed(e.to_string()))?;
         Ok(Some(session))
     }

@@ -16,8 +16,6 @@ const START_WAIT_SECS: u64 = 5;
 /// How long `pg_ctl stop -m immediate -w` waits: it takes well under a second unless the server's
 /// processes are stopped or hung, and then the adapter kills them instead.
 const IMMEDIATE_STOP_TIMEOUT_SECS: u64 = 5;
-/// How long `pg_ctl promote -w` waits.
-const PROMOTE_TIMEOUT_SECS: u32 = 60;
 
 /// A finished program.
 pub(crate) struct Ran {
@@ -223,12 +221,10 @@ impl Tools {
         }
     }
 
-    /// `pg_ctl promote -w`.
+    /// `pg_ctl promote -W`: asks the server to leave recovery and returns at once (`-w` would poll the
+    /// control file every 100 ms); the caller waits for the end of recovery itself.
     pub async fn pg_ctl_promote(&self, data: &Path) -> Result<(), DbError> {
-        let timeout = PROMOTE_TIMEOUT_SECS.to_string();
-        self.run("pg_ctl promote", "pg_ctl", &args(["promote", "-w", "-t", &timeout, "-D"], data, None))
-            .await
-            .map(drop)
+        self.run("pg_ctl promote", "pg_ctl", &args(["promote", "-W", "-D"], data, None)).await.map(drop)
     }
 
     /// `pg_ctl reload`: the server rereads its configuration files.
