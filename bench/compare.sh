@@ -8,9 +8,13 @@
 # builds Vigil in release mode, then runs `vigil-failover-bench --manager patroni,patroni-fast,vigil`:
 # three 3-node PostgreSQL 15 clusters one after the other (Patroni with its default timings, Patroni with
 # its most aggressive accepted timings, Vigil with its defaults) on the same ports behind the same
-# HAProxy config, N runs (default 10; --quick: 1) of each fault, then each manager's idle footprint and
+# HAProxy config, N runs (default 10) of each fault, then each manager's idle footprint and
 # `GET /primary` throughput. The Markdown report goes to FILE (default target/bench/compare-<UTC time>.md)
-# and, at the end, to stdout; progress to stderr. Must run as root (PostgreSQL and Patroni run
+# and, at the end, to stdout; progress to stderr. Next to FILE, FILE-without-.md-<scenario>.svg: the write
+# timeline of run 1 of each scenario, every manager on one axis (the report shows them).
+# --quick (what CI runs: does every path still work?) measures nothing worth quoting: 1 run of each fault
+# for each manager, 1 s of steady writes, a 5 s idle window and one 2 s wrk run; every manager, scenario,
+# report section and SVG is still exercised (about 4 minutes, most of it Patroni's ttl). Must run as root (PostgreSQL and Patroni run
 # as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout) stops the bench, which kills
 # every process it started by PID.
 set -euo pipefail
@@ -21,15 +25,16 @@ PATRONI_VERSION=4.1.5
 CACHE="${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}"
 VENV="$CACHE/patroni-$PATRONI_VERSION"
 runs=10
+quick=0
 out=""
 install_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) runs=1 ;;
+    --quick) quick=1 ;;
     -n) runs="$2"; shift ;;
     --out) out="$2"; shift ;;
     --install-only) install_only=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -67,8 +72,14 @@ if [ -z "$out" ]; then
   out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
 fi
 bench=target/release/vigil-failover-bench
-args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare --idle-secs 60
-  --wrk-runs 1 --wrk-secs 10 --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)")
+if [ "$quick" -eq 1 ]; then
+  runs=1
+  timing=(--idle-secs 5 --wrk-runs 1 --wrk-secs 2 --steady-secs 1 --confirm-secs 1)
+else
+  timing=(--idle-secs 60 --wrk-runs 1 --wrk-secs 10)
+fi
+args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare "${timing[@]}"
+  --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --svg-prefix "${out%.md}")
 # Generous: Patroni's default node-crash runs last about a minute each.
 max_secs=$((1800 + runs * 600))
 echo "$bench ${args[*]} --max-secs $max_secs > $out" >&2

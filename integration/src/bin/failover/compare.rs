@@ -2,7 +2,9 @@
 //! writer, every manager's write-unavailability window and lost writes and Vigil's median over each
 //! other manager's; then every manager's idle footprint and `GET /primary` throughput.
 
-use super::{median, Args, ManagerArg, ManagerReport, Summary};
+use super::timeline_svg::{self, Series};
+use super::{median, Args, ManagerArg, ManagerReport, RunResult, Scenario, Summary, Via};
+use std::path::Path;
 
 pub(super) fn print_comparison(args: &Args, reports: &[ManagerReport]) {
     println!("# Vigil vs Patroni\n");
@@ -137,4 +139,61 @@ fn wrk_figures(r: &ManagerReport) -> String {
         }
     };
     format!("{} | {} | {non_2xx} | {} |", show(&rates, 0), show(&p99s, 2), show(&cpus, 0))
+}
+
+/// The milestones marked on a timeline, the first one a run has: the promotion, or (after a crash of
+/// PostgreSQL alone) the restart in place, else the lease taken.
+const MARKERS: [&str; 5] =
+    ["promotion decided", "promote returned", "restart decided", "restart: pg_ctl start returned", "lease held"];
+
+/// The series of one run of one manager for its timeline.
+fn series(manager: ManagerArg, run: &RunResult) -> Series {
+    let marker = MARKERS.iter().find_map(|m| run.phases.get(m).map(|at| ((*m).to_owned(), *at)));
+    Series { label: manager.name().to_owned(), acks: run.acks.clone(), marker }
+}
+
+/// For each scenario, the first run of every manager (its direct writer, or its only one) drawn on one
+/// time axis to `<prefix>-<scenario>.svg`; then a Markdown section showing each file (by its name: the
+/// report lies next to them).
+pub(super) fn draw_timelines(args: &Args, prefix: &Path, sets: &[(Scenario, Vec<Via>)], reports: &[ManagerReport]) {
+    let mut shown = Vec::new();
+    for (scenario, vias) in sets {
+        let via = if vias.contains(&Via::Direct) { Via::Direct } else { vias[0] };
+        let mut all = Vec::new();
+        let mut last_event: f64 = 0.0;
+        for r in reports {
+            let found = r.results.iter().find(|(s, v, _)| s == scenario && *v == via);
+            let Some(run) = found.and_then(|(_, _, runs)| runs.first()) else { continue };
+            if let Some(first) = run.phases.get("first write after") {
+                last_event = last_event.max(*first);
+            }
+            all.push(series(r.manager, run));
+        }
+        if all.is_empty() {
+            continue;
+        }
+        let name = format!("{}-{}.svg", prefix.file_name().unwrap_or_default().to_string_lossy(), scenario.name());
+        let path = prefix.with_file_name(&name);
+        let title = format!("{}: writes acknowledged per 100 ms, writer via {} (run 1)", scenario.name(), via.name());
+        match timeline_svg::write(&path, &title, &all, last_event) {
+            Ok(()) => {
+                eprintln!("timeline: {}", path.display());
+                shown.push((*scenario, name));
+            }
+            Err(e) => eprintln!("timeline of {}: {e}", scenario.name()),
+        }
+    }
+    if shown.is_empty() {
+        return;
+    }
+    println!("## Write timelines (run 1 of each scenario)\n");
+    println!(
+        "Writes acknowledged per 100 ms by the `direct` writer (one INSERT every {} ms), every manager on one \
+         time axis, seconds after the fault; the fault (black) and each manager's promotion (or restart in \
+         place, dashed) marked.\n",
+        args.write_every_ms
+    );
+    for (scenario, name) in shown {
+        println!("![{} write timeline]({name})\n", scenario.name());
+    }
 }
