@@ -11,12 +11,14 @@
 # HAProxy config, N runs (default 10) of each fault, then each manager's idle footprint and
 # `GET /primary` throughput. The Markdown report goes to FILE (default target/bench/compare-<UTC time>.md)
 # and, at the end, to stdout; progress to stderr. Next to FILE, FILE-without-.md-<scenario>.svg: the write
-# timeline of run 1 of each scenario, every manager on one axis (the report shows them).
-# --quick (what CI runs: does every path still work?) measures nothing worth quoting: 1 run of each fault
-# for each manager, 1 s of steady writes, a 5 s idle window and one 2 s wrk run; every manager, scenario,
-# report section and SVG is still exercised (about 4 minutes, most of it Patroni's ttl). Must run as root (PostgreSQL and Patroni run
-# as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout) stops the bench, which kills
-# every process it started by PID.
+# timeline of run 1 of each scenario, every manager on one axis (the report shows them). Must run as root
+# (PostgreSQL and Patroni run as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout)
+# stops the bench, which kills every process it started by PID.
+#
+# --quick (what scripts/test.sh runs: does every path still work?) measures nothing worth quoting: the
+# debug build (which the test suite has built already), 1 run of each fault for each manager, 1 s of
+# steady writes, a 5 s idle window and one 2 s wrk run; every manager, scenario, report section and SVG is
+# still exercised.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     -n) runs="$2"; shift ;;
     --out) out="$2"; shift ;;
     --install-only) install_only=1 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -66,18 +68,21 @@ chmod a+x "$(dirname "$CACHE")"
 [ "$install_only" -eq 1 ] && exit 0
 
 # --- build and run -----------------------------------------------------------------------------------
-cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
-if [ -z "$out" ]; then
-  mkdir -p target/bench
-  out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
-fi
-bench=target/release/vigil-failover-bench
+target_dir="${CARGO_TARGET_DIR:-target}"
 if [ "$quick" -eq 1 ]; then
+  cargo build --locked -p vigil-agent -p vigil-integration --bins >&2
+  bench="$target_dir/debug/vigil-failover-bench"
   runs=1
   timing=(--idle-secs 5 --wrk-runs 1 --wrk-secs 2 --steady-secs 1 --confirm-secs 1)
 else
+  cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
+  bench="$target_dir/release/vigil-failover-bench"
   timing=(--idle-secs 60 --wrk-runs 1 --wrk-secs 10)
 fi
+if [ -z "$out" ]; then
+  out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
+fi
+mkdir -p "$(dirname "$out")"
 args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare "${timing[@]}"
   --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --svg-prefix "${out%.md}")
 # Generous: Patroni's default node-crash runs last about a minute each.

@@ -54,9 +54,9 @@ else
   clusters=(--clusters 10,25,50 --idle-secs 30)
 fi
 if [ -z "$out" ]; then
-  mkdir -p target/bench
   out="target/bench/scale-$(date -u +%Y%m%dT%H%M%SZ).md"
 fi
+mkdir -p "$(dirname "$out")"
 
 pid=""
 # The bench stops everything it started when it gets SIGINT or SIGTERM; forward ours to it, by PID.

@@ -284,8 +284,6 @@ struct CountReport {
     /// PSS in MiB at the end of the window.
     agents_pss: f64,
     pg_pss: f64,
-    /// MemAvailable's drop since before the first cluster, in MiB.
-    mem_drop: f64,
     /// Clusters whose primary at the end is not the one they settled with (or none).
     moved: usize,
     load: String,
@@ -301,7 +299,6 @@ pub(super) async fn clusters(args: &Args, vigil: &Path) -> Result<(), String> {
     }
     let idle_secs = args.idle_secs.unwrap_or(30).max(1);
     let load_start = loadavg();
-    let mem_start = mem_available_mib().ok_or("/proc/meminfo has no MemAvailable")?;
     let mut hosted: Vec<Hosted> = Vec::new();
     let mut reports = Vec::new();
     let mut stopped = None;
@@ -334,7 +331,7 @@ pub(super) async fn clusters(args: &Args, vigil: &Path) -> Result<(), String> {
         // Let the bootstraps' aftermath (checkpoints, slots) pass.
         tokio::time::sleep(Duration::from_secs(10)).await;
         eprintln!("== scale-idle: {count} clusters, {idle_secs} s idle window");
-        reports.push(measure_hosted(&hosted, idle_secs, mem_start).await);
+        reports.push(measure_hosted(&hosted, idle_secs).await);
     }
     print_clusters(args, &reports, stopped.as_deref(), &load_start, idle_secs);
     drop(hosted);
@@ -342,7 +339,7 @@ pub(super) async fn clusters(args: &Args, vigil: &Path) -> Result<(), String> {
 }
 
 /// The idle cost of every hosted cluster over `idle_secs`.
-async fn measure_hosted(hosted: &[Hosted], idle_secs: u64, mem_start: f64) -> CountReport {
+async fn measure_hosted(hosted: &[Hosted], idle_secs: u64) -> CountReport {
     // SAFETY: sysconf(3) has no preconditions.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let agents: Vec<u32> = hosted
@@ -399,7 +396,6 @@ async fn measure_hosted(hosted: &[Hosted], idle_secs: u64, mem_start: f64) -> Co
         pg_cpu,
         agents_pss: pss(&agents),
         pg_pss: pss(&pg_all),
-        mem_drop: mem_start - mem_available_mib().unwrap_or(mem_start),
         moved,
         load: loadavg(),
     }
@@ -421,13 +417,6 @@ fn pss_kib(pid: u32) -> Option<u64> {
     line["Pss:".len()..].split_whitespace().next()?.parse().ok()
 }
 
-fn mem_available_mib() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: f64 = line["MemAvailable:".len()..].split_whitespace().next()?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 fn print_clusters(args: &Args, reports: &[CountReport], stopped: Option<&str>, load_start: &str, idle: u64) {
     println!("# Scale: many 3-member clusters on one machine (Vigil)\n");
     println!(
@@ -436,27 +425,26 @@ fn print_clusters(args: &Args, reports: &[CountReport], stopped: Option<&str>, l
          {BATCH} at a time; every count measured over a {idle} s idle window once all its clusters \
          settled (+10 s). CPU: utime+stime in % of one core (agents with their lifelines; PostgreSQL: every \
          postmaster and its processes). Memory: PSS (shared pages split between their users) at the end of \
-         the window, and the drop of MemAvailable since before the first cluster. Settle timeout {} s.\n",
+         the window. Settle timeout {} s.\n",
         args.settle_secs
     );
     let base = reports.first().map(|r| r.agents_cpu / r.clusters as f64);
     println!(
         "| clusters | agent CPU per cluster / first count's | agents CPU % per cluster | PostgreSQL CPU % per \
-         cluster | agents PSS MiB per cluster | PostgreSQL PSS MiB per cluster | MemAvailable drop MiB per \
-         cluster | agents CPU % in all | clusters whose primary moved | load at end |"
+         cluster | agents PSS MiB per cluster | PostgreSQL PSS MiB per cluster | agents CPU % in all | \
+         clusters whose primary moved | load at end |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         let n = r.clusters as f64;
         let ratio = base.filter(|b| *b > 0.0).map_or("–".to_owned(), |b| format!("{:.2}", r.agents_cpu / n / b));
         println!(
-            "| {} | {ratio} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {ratio} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} |",
             r.clusters,
             r.agents_cpu / n,
             r.pg_cpu / n,
             r.agents_pss / n,
             r.pg_pss / n,
-            r.mem_drop / n,
             r.agents_cpu,
             r.moved,
             r.load

@@ -3,6 +3,7 @@
 //! manager's promotion (or restart) marked.
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// Width of one bin of the plot, in seconds.
@@ -22,7 +23,8 @@ pub(super) struct Series {
 const COLOURS: [RGBColor; 4] =
     [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x2c, 0xa0, 0x2c)];
 
-/// Acknowledged writes per [`BIN_SECS`] from `from` to `to` (seconds after the fault): (bin start, count).
+/// Acknowledged writes per [`BIN_SECS`] from `from` to `to` (seconds after the fault): (bin start, count),
+/// only the bins from the writer's first write to its last (before and after, it was not writing).
 fn binned(acks: &[f64], from: f64, to: f64) -> Vec<(f64, u32)> {
     // Less a hair: 0.6 / 0.1 is 6.000000000000001 in floating point.
     let bins = ((to - from) / BIN_SECS - 1e-9).ceil().max(0.0) as usize;
@@ -33,7 +35,10 @@ fn binned(acks: &[f64], from: f64, to: f64) -> Vec<(f64, u32)> {
             *c += 1;
         }
     }
-    counts.into_iter().enumerate().map(|(i, c)| (from + i as f64 * BIN_SECS, c)).collect()
+    let first = counts.iter().position(|c| *c > 0);
+    let last = counts.iter().rposition(|c| *c > 0);
+    let (Some(first), Some(last)) = (first, last) else { return Vec::new() };
+    (first..=last).map(|i| (from + i as f64 * BIN_SECS, counts[i])).collect()
 }
 
 /// The SVG text of the timeline of `series` from `from` to `to` seconds after the fault.
@@ -56,6 +61,7 @@ pub(super) fn render(title: &str, series: &[Series], from: f64, to: f64) -> Resu
             .configure_mesh()
             .x_desc("seconds after the fault")
             .y_desc("writes acknowledged per 100 ms")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .light_line_style(WHITE)
             .draw()
             .map_err(|e| e.to_string())?;
@@ -79,9 +85,10 @@ pub(super) fn render(title: &str, series: &[Series], from: f64, to: f64) -> Resu
                 // Labels stacked from the top, one line per series.
                 let y = top * (0.97 - 0.07 * k as f64);
                 let text = format!("{}: {what} {at:+.2} s", s.label);
-                chart
-                    .draw_series([Text::new(text, (*at, y), ("sans-serif", 12).into_font().color(&colour))])
-                    .map_err(|e| e.to_string())?;
+                // Right of the line, or left of it in the right half of the plot.
+                let side = if *at > (from + to) / 2.0 { HPos::Right } else { HPos::Left };
+                let style = ("sans-serif", 12).into_font().color(&colour).pos(Pos::new(side, VPos::Top));
+                chart.draw_series([Text::new(text, (*at, y), style)]).map_err(|e| e.to_string())?;
             }
         }
         chart
@@ -135,9 +142,11 @@ mod tests {
 
     #[test]
     fn writes_are_counted_per_100_ms() {
-        let bins = binned(&[-0.15, -0.05, -0.01, 0.0, 0.35, 9.0], -0.2, 0.4);
+        let bins = binned(&[-0.15, -0.05, -0.01, 0.05, 0.35, 9.0], -0.3, 0.5);
         let counts: Vec<u32> = bins.iter().map(|(_, c)| *c).collect();
-        assert_eq!(counts, [1, 2, 1, 0, 0, 1]);
-        assert!((bins[2].0 - 0.0).abs() < 1e-9);
+        assert_eq!(counts, [1, 2, 1, 0, 0, 1], "from the first write to the last");
+        assert!((bins[0].0 - -0.2).abs() < 1e-9);
+        assert!((bins[3].0 - 0.1).abs() < 1e-9);
+        assert!(binned(&[], -1.0, 1.0).is_empty());
     }
 }
