@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How Vigil's cost grows (issue 20, "Scale"), in one run on one machine:
 #
-#   ./bench/scale.sh [--quick] [-n N] [--out FILE]
+#   ./bench/scale.sh [--quick] [-n N] [--out FILE] [--install-only]
 #
 # 1. `vigil-failover-bench --scenario scale --members 3,5,7,9 --runs N`: for each cluster size, N node
 #    crashes (kill -9 of the primary's agent and postmaster, direct writer; default N=5), then one idle
@@ -20,26 +20,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
+. bench/options.sh
 
 runs=5
 quick=0
 out=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --quick) quick=1 ;;
-    -n) runs="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
-case "$runs" in '' | *[!0-9]*) echo "-n takes a number" >&2; exit 2 ;; esac
-if [ "$(id -u)" -ne 0 ]; then
-  echo "run as root: PostgreSQL is started as the postgres user" >&2
-  exit 1
-fi
+install_only=0
+bench_options 2,19 "$@"
 ensure_postgres
+[ "$install_only" -eq 1 ] && exit 0
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 if [ "$quick" -eq 1 ]; then

@@ -38,14 +38,15 @@ fn cell(sum: &Summary) -> String {
 fn print_windows(reports: &[ManagerReport]) {
     let vigil = reports.iter().position(|r| r.manager == ManagerArg::Vigil);
     let others: Vec<&ManagerReport> = reports.iter().filter(|r| r.manager != ManagerArg::Vigil).collect();
+    // Ratios first: they hold even where a loaded machine moves the seconds.
     let mut header = "| scenario | writer via |".to_owned();
-    for r in reports {
-        header += &format!(" {}: median (min–max) s | {}: lost |", r.manager.name(), r.manager.name());
-    }
     if vigil.is_some() {
         for o in &others {
             header += &format!(" vigil / {} |", o.manager.name());
         }
+    }
+    for r in reports {
+        header += &format!(" {}: median (min–max) s | {}: lost |", r.manager.name(), r.manager.name());
     }
     println!("## Write unavailability\n");
     println!("{header}");
@@ -60,12 +61,6 @@ fn print_windows(reports: &[ManagerReport]) {
             })
             .collect();
         let mut row = format!("| {} | {} |", scenario.name(), via.name());
-        for sum in &summaries {
-            match sum {
-                Some(sum) => row += &format!(" {} | {} |", cell(sum), sum.lost()),
-                None => row += " – | – |",
-            }
-        }
         if let Some(v) = vigil {
             let vigil_median = summaries[v].as_ref().and_then(Summary::windows).map(|w| w.0);
             for (i, r) in reports.iter().enumerate().filter(|(_, r)| r.manager != ManagerArg::Vigil) {
@@ -74,6 +69,12 @@ fn print_windows(reports: &[ManagerReport]) {
                     (Some(a), Some(b)) if b > 0.0 => row += &format!(" {:.2} |", a / b),
                     _ => row += &format!(" – ({}) |", r.manager.name()),
                 }
+            }
+        }
+        for sum in &summaries {
+            match sum {
+                Some(sum) => row += &format!(" {} | {} |", cell(sum), sum.lost()),
+                None => row += " – | – |",
             }
         }
         println!("{row}");
@@ -143,8 +144,13 @@ fn wrk_figures(r: &ManagerReport) -> String {
 
 /// The milestones marked on a timeline, the first one a run has: the promotion, or (after a crash of
 /// PostgreSQL alone) the restart in place, else the lease taken.
-const MARKERS: [&str; 5] =
-    ["promotion decided", "promote returned", "restart decided", "restart: pg_ctl start returned", "lease held"];
+const MARKERS: [&str; 5] = [
+    "promotion decided",
+    "promote returned",
+    "restart decided",
+    "restart: pg_ctl start returned",
+    "lease held",
+];
 
 /// The series of one run of one manager for its timeline.
 fn series(manager: ManagerArg, run: &RunResult) -> Series {
@@ -155,7 +161,12 @@ fn series(manager: ManagerArg, run: &RunResult) -> Series {
 /// For each scenario, the first run of every manager (its direct writer, or its only one) drawn on one
 /// time axis to `<prefix>-<scenario>.svg`; then a Markdown section showing each file (by its name: the
 /// report lies next to them).
-pub(super) fn draw_timelines(args: &Args, prefix: &Path, sets: &[(Scenario, Vec<Via>)], reports: &[ManagerReport]) {
+pub(super) fn draw_timelines(
+    args: &Args,
+    prefix: &Path,
+    sets: &[(Scenario, Vec<Via>)],
+    reports: &[ManagerReport],
+) {
     let mut shown = Vec::new();
     for (scenario, vias) in sets {
         let via = if vias.contains(&Via::Direct) { Via::Direct } else { vias[0] };
@@ -172,9 +183,11 @@ pub(super) fn draw_timelines(args: &Args, prefix: &Path, sets: &[(Scenario, Vec<
         if all.is_empty() {
             continue;
         }
-        let name = format!("{}-{}.svg", prefix.file_name().unwrap_or_default().to_string_lossy(), scenario.name());
+        let name =
+            format!("{}-{}.svg", prefix.file_name().unwrap_or_default().to_string_lossy(), scenario.name());
         let path = prefix.with_file_name(&name);
-        let title = format!("{}: writes acknowledged per 100 ms, writer via {} (run 1)", scenario.name(), via.name());
+        let title =
+            format!("{}: writes acknowledged per 100 ms, writer via {} (run 1)", scenario.name(), via.name());
         match timeline_svg::write(&path, &title, &all, last_event) {
             Ok(()) => {
                 eprintln!("timeline: {}", path.display());

@@ -162,7 +162,9 @@ fn print_members(args: &Args, sizes: &[SizeReport], load_start: &str) {
     for s in sizes {
         let sum = Summary::of(&s.runs);
         let (ratio, window) = match (sum.windows(), base) {
-            (Some((m, lo, hi)), Some(b)) if b > 0.0 => (format!("{:.2}", m / b), format!("{m:.2} ({lo:.2}–{hi:.2})")),
+            (Some((m, lo, hi)), Some(b)) if b > 0.0 => {
+                (format!("{:.2}", m / b), format!("{m:.2} ({lo:.2}–{hi:.2})"))
+            }
             (Some((m, lo, hi)), _) => ("–".to_owned(), format!("{m:.2} ({lo:.2}–{hi:.2})")),
             (None, _) => ("–".to_owned(), "–".to_owned()),
         };
@@ -352,7 +354,9 @@ async fn measure_hosted(hosted: &[Hosted], idle_secs: u64) -> CountReport {
         .collect();
     let postmasters: Vec<u32> = hosted
         .iter()
-        .flat_map(|h| (0..h.cluster.nodes.len()).filter_map(|i| h.cluster.postmaster_pid(i).map(|p| p as u32)))
+        .flat_map(|h| {
+            (0..h.cluster.nodes.len()).filter_map(|i| h.cluster.postmaster_pid(i).map(|p| p as u32))
+        })
         .collect();
     // Only the processes alive at both ends count; a postmaster's cutime/cstime holds its children that
     // exited (short-lived backends), the others are counted themselves.
@@ -380,7 +384,8 @@ async fn measure_hosted(hosted: &[Hosted], idle_secs: u64) -> CountReport {
         let nodes = h.cluster.members();
         let mut primaries = Vec::new();
         for (i, n) in nodes.iter().enumerate() {
-            let answer = vigil_integration::managed::rest(n.api_port, "/primary", Duration::from_secs(2)).await;
+            let answer =
+                vigil_integration::managed::rest(n.api_port, "/primary", Duration::from_secs(2)).await;
             if answer.is_some_and(|(code, _)| code == 200) {
                 primaries.push(i);
             }
@@ -437,7 +442,8 @@ fn print_clusters(args: &Args, reports: &[CountReport], stopped: Option<&str>, l
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in reports {
         let n = r.clusters as f64;
-        let ratio = base.filter(|b| *b > 0.0).map_or("–".to_owned(), |b| format!("{:.2}", r.agents_cpu / n / b));
+        let ratio =
+            base.filter(|b| *b > 0.0).map_or("–".to_owned(), |b| format!("{:.2}", r.agents_cpu / n / b));
         println!(
             "| {} | {ratio} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} |",
             r.clusters,
@@ -498,6 +504,8 @@ mod tests {
         let yaml = "postgresql:\n  parameters:\n    unix_socket_directories: /x/sock\n";
         let edited = tiny(yaml);
         assert!(edited.contains("    shared_buffers: 16MB\n"), "{edited}");
-        assert!(edited.contains("    max_connections: 20\n    max_worker_processes: 2\n    unix_socket_directories: /x/sock"));
+        assert!(edited.contains(
+            "    max_connections: 20\n    max_worker_processes: 2\n    unix_socket_directories: /x/sock"
+        ));
     }
 }

@@ -20,8 +20,12 @@ pub(super) struct Series {
 }
 
 /// The colours of the series, in order (the fault is black).
-const COLOURS: [RGBColor; 4] =
-    [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x2c, 0xa0, 0x2c)];
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x2c, 0xa0, 0x2c),
+];
 
 /// Acknowledged writes per [`BIN_SECS`] from `from` to `to` (seconds after the fault): (bin start, count),
 /// only the bins from the writer's first write to its last (before and after, it was not writing).
@@ -67,9 +71,11 @@ pub(super) fn render(title: &str, series: &[Series], from: f64, to: f64) -> Resu
             .map_err(|e| e.to_string())?;
         // The fault.
         let fault = LineSeries::new([(0.0, 0.0), (0.0, top)], BLACK.stroke_width(2));
-        chart.draw_series(fault).map_err(|e| e.to_string())?.label("fault").legend(|(x, y)| {
-            PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2))
-        });
+        chart
+            .draw_series(fault)
+            .map_err(|e| e.to_string())?
+            .label("fault")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2)));
         for (k, (s, bins)) in series.iter().zip(&all).enumerate() {
             let colour = COLOURS[k % COLOURS.len()];
             // A step line: each bin's count held over its 100 ms.
