@@ -15,13 +15,15 @@
 # (PostgreSQL and Patroni run as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout)
 # stops the bench, which kills every process it started by PID.
 #
-# --quick (what scripts/test.sh runs: does every path still work?) measures nothing worth quoting: the
-# debug build (which the test suite has built already), 1 run of each fault for each manager, 1 s of
-# steady writes, a 5 s idle window and one 2 s wrk run; every manager, scenario, report section and SVG is
-# still exercised.
+# --quick (what scripts/test.sh runs: do the commands still work?) measures nothing worth quoting: the
+# debug build (which the test suite has built already), Patroni at its default timing and Vigil (not
+# patroni-fast: the same driver with other timing values), 1 run of each fault, 1 s of steady writes, a
+# 5 s idle window and one 2 s wrk run; every scenario, report section and SVG is still made (about
+# 4 minutes on 2 loaded cores, most of it cluster starts and Patroni's 30 s ttl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
+. bench/options.sh
 
 PATRONI_VERSION=4.1.5
 CACHE="${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}"
@@ -30,22 +32,7 @@ runs=10
 quick=0
 out=""
 install_only=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --quick) quick=1 ;;
-    -n) runs="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    --install-only) install_only=1 ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
-case "$runs" in '' | *[!0-9]*) echo "-n takes a number" >&2; exit 2 ;; esac
-if [ "$(id -u)" -ne 0 ]; then
-  echo "run as root: PostgreSQL and Patroni are started as the postgres user" >&2
-  exit 1
-fi
+bench_options 2,22 "$@"
 
 # --- installation (each step only when missing) -------------------------------------------------------
 ensure_postgres
@@ -73,17 +60,19 @@ if [ "$quick" -eq 1 ]; then
   cargo build --locked -p vigil-agent -p vigil-integration --bins >&2
   bench="$target_dir/debug/vigil-failover-bench"
   runs=1
+  managers=patroni,vigil
   timing=(--idle-secs 5 --wrk-runs 1 --wrk-secs 2 --steady-secs 1 --confirm-secs 1)
 else
   cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
   bench="$target_dir/release/vigil-failover-bench"
+  managers=patroni,patroni-fast,vigil
   timing=(--idle-secs 60 --wrk-runs 1 --wrk-secs 10)
 fi
 if [ -z "$out" ]; then
   out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
 fi
 mkdir -p "$(dirname "$out")"
-args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare "${timing[@]}"
+args=(--manager "$managers" --runs "$runs" --scenario compare "${timing[@]}"
   --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --svg-prefix "${out%.md}")
 # Generous: Patroni's default node-crash runs last about a minute each.
 max_secs=$((1800 + runs * 600))

@@ -102,11 +102,11 @@ fn print_idle(reports: &[ManagerReport]) {
                         *rss as f64 / 1024.0
                     );
                 }
+                // Patroni's helper is its store, one for the cluster; Vigil's are the lifelines, one a node.
+                let what =
+                    if r.manager == ManagerArg::Vigil { "" } else { " (its DCS, one for the cluster)" };
                 for (helper, rss, cpu) in &f.helpers {
-                    println!(
-                        "| {name} | {helper} (its DCS, one for the cluster) | {:.1} | {cpu:.2} | | | | |",
-                        *rss as f64 / 1024.0
-                    );
+                    println!("| {name} | {helper}{what} | {:.1} | {cpu:.2} | | | | |", *rss as f64 / 1024.0);
                 }
             }
             Some(Err(e)) => println!("| {name} | not measured: {e} | | | {wrk}"),
