@@ -301,8 +301,9 @@ pub(super) async fn clusters(args: &Args, vigil: &Path) -> Result<(), String> {
     }
     let idle_secs = args.idle_secs.unwrap_or(30).max(1);
     let load_start = loadavg();
+    print_clusters_head(args, idle_secs);
     let mut hosted: Vec<Hosted> = Vec::new();
-    let mut reports = Vec::new();
+    let mut reports: Vec<CountReport> = Vec::new();
     let mut stopped = None;
     'counts: for count in counts {
         while hosted.len() < count {
@@ -333,9 +334,17 @@ pub(super) async fn clusters(args: &Args, vigil: &Path) -> Result<(), String> {
         // Let the bootstraps' aftermath (checkpoints, slots) pass.
         tokio::time::sleep(Duration::from_secs(10)).await;
         eprintln!("== scale-idle: {count} clusters, {idle_secs} s idle window");
-        reports.push(measure_hosted(&hosted, idle_secs).await);
+        let report = measure_hosted(&hosted, idle_secs).await;
+        // Each row as soon as it is measured: a run stopped later keeps it.
+        let base = reports.first().map_or(report.agents_cpu / report.clusters as f64, |r: &CountReport| {
+            r.agents_cpu / r.clusters as f64
+        });
+        let row = count_row(&report, base);
+        eprintln!("   {row}");
+        println!("{row}");
+        reports.push(report);
     }
-    print_clusters(args, &reports, stopped.as_deref(), &load_start, idle_secs);
+    print_clusters_end(&reports, stopped.as_deref(), &load_start);
     drop(hosted);
     Ok(())
 }
@@ -422,7 +431,8 @@ fn pss_kib(pid: u32) -> Option<u64> {
     line["Pss:".len()..].split_whitespace().next()?.parse().ok()
 }
 
-fn print_clusters(args: &Args, reports: &[CountReport], stopped: Option<&str>, load_start: &str, idle: u64) {
+/// The text and the table's head of `--scenario scale-idle`, printed before any cluster starts.
+fn print_clusters_head(args: &Args, idle: u64) {
     println!("# Scale: many 3-member clusters on one machine (Vigil)\n");
     println!(
         "Each cluster: 3 agents (release build, default timing) and 3 PostgreSQL 15 servers with \
@@ -433,29 +443,33 @@ fn print_clusters(args: &Args, reports: &[CountReport], stopped: Option<&str>, l
          the window. Settle timeout {} s.\n",
         args.settle_secs
     );
-    let base = reports.first().map(|r| r.agents_cpu / r.clusters as f64);
     println!(
         "| clusters | agent CPU per cluster / first count's | agents CPU % per cluster | PostgreSQL CPU % per \
          cluster | agents PSS MiB per cluster | PostgreSQL PSS MiB per cluster | agents CPU % in all | \
          clusters whose primary moved | load at end |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for r in reports {
-        let n = r.clusters as f64;
-        let ratio =
-            base.filter(|b| *b > 0.0).map_or("–".to_owned(), |b| format!("{:.2}", r.agents_cpu / n / b));
-        println!(
-            "| {} | {ratio} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} |",
-            r.clusters,
-            r.agents_cpu / n,
-            r.pg_cpu / n,
-            r.agents_pss / n,
-            r.pg_pss / n,
-            r.agents_cpu,
-            r.moved,
-            r.load
-        );
-    }
+}
+
+/// One count's row; `base`: the agents' CPU per cluster at the first count.
+fn count_row(r: &CountReport, base: f64) -> String {
+    let n = r.clusters as f64;
+    let ratio = if base > 0.0 { format!("{:.2}", r.agents_cpu / n / base) } else { "–".to_owned() };
+    format!(
+        "| {} | {ratio} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} |",
+        r.clusters,
+        r.agents_cpu / n,
+        r.pg_cpu / n,
+        r.agents_pss / n,
+        r.pg_pss / n,
+        r.agents_cpu,
+        r.moved,
+        r.load
+    )
+}
+
+/// What follows the rows: why growing stopped, if it did, the windows and the load.
+fn print_clusters_end(reports: &[CountReport], stopped: Option<&str>, load_start: &str) {
     if let Some(why) = stopped {
         println!("\nStopped growing: {why}.");
     }
