@@ -18,8 +18,8 @@
 # --quick (what scripts/test.sh runs: do the commands still work?) measures nothing worth quoting: the
 # debug build (which the test suite has built already), Patroni at its default timing and Vigil (not
 # patroni-fast: the same driver with other timing values), 1 run of each fault, 1 s of steady writes, a
-# 5 s idle window and one 2 s wrk run; every scenario, report section and SVG is still made (about
-# 4 minutes on 2 loaded cores, most of it cluster starts and Patroni's 30 s ttl).
+# 5 s idle window and one 2 s wrk run; every scenario, report section and SVG is still made (most of the
+# time goes to cluster starts and Patroni's 30 s ttl; see BENCHMARKS.md for how long it takes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
