@@ -8,37 +8,31 @@
 # builds Vigil in release mode, then runs `vigil-failover-bench --manager patroni,patroni-fast,vigil`:
 # three 3-node PostgreSQL 15 clusters one after the other (Patroni with its default timings, Patroni with
 # its most aggressive accepted timings, Vigil with its defaults) on the same ports behind the same
-# HAProxy config, N runs (default 10; --quick: 1) of each fault, then each manager's idle footprint and
+# HAProxy config, N runs (default 10) of each fault, then each manager's idle footprint and
 # `GET /primary` throughput. The Markdown report goes to FILE (default target/bench/compare-<UTC time>.md)
-# and, at the end, to stdout; progress to stderr. Must run as root (PostgreSQL and Patroni run
-# as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout) stops the bench, which kills
-# every process it started by PID.
+# and, at the end, to stdout; progress to stderr. Next to FILE, FILE-without-.md-<scenario>.svg: the write
+# timeline of run 1 of each scenario, every manager on one axis (the report shows them). Must run as root
+# (PostgreSQL and Patroni run as the `postgres` user). Traffic stays on 127.0.0.1. Ctrl-C (or a timeout)
+# stops the bench, which kills every process it started by PID.
+#
+# --quick (what scripts/test.sh runs: do the commands still work?) measures nothing worth quoting: the
+# debug build (which the test suite has built already), Patroni at its default timing and Vigil (not
+# patroni-fast: the same driver with other timing values), 1 run of each fault, 1 s of steady writes, a
+# 5 s idle window and one 2 s wrk run; every scenario, report section and SVG is still made (most of the
+# time goes to cluster starts and Patroni's 30 s ttl; see BENCHMARKS.md for how long it takes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/packages.sh
+. bench/options.sh
 
 PATRONI_VERSION=4.1.5
 CACHE="${VIGIL_BENCH_CACHE:-/var/cache/vigil-bench}"
 VENV="$CACHE/patroni-$PATRONI_VERSION"
 runs=10
+quick=0
 out=""
 install_only=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --quick) runs=1 ;;
-    -n) runs="$2"; shift ;;
-    --out) out="$2"; shift ;;
-    --install-only) install_only=1 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-  shift
-done
-case "$runs" in '' | *[!0-9]*) echo "-n takes a number" >&2; exit 2 ;; esac
-if [ "$(id -u)" -ne 0 ]; then
-  echo "run as root: PostgreSQL and Patroni are started as the postgres user" >&2
-  exit 1
-fi
+bench_options 2,22 "$@"
 
 # --- installation (each step only when missing) -------------------------------------------------------
 ensure_postgres
@@ -61,14 +55,25 @@ chmod a+x "$(dirname "$CACHE")"
 [ "$install_only" -eq 1 ] && exit 0
 
 # --- build and run -----------------------------------------------------------------------------------
-cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
+target_dir="${CARGO_TARGET_DIR:-target}"
+if [ "$quick" -eq 1 ]; then
+  cargo build --locked -p vigil-agent -p vigil-integration --bins >&2
+  bench="$target_dir/debug/vigil-failover-bench"
+  runs=1
+  managers=patroni,vigil
+  timing=(--idle-secs 5 --wrk-runs 1 --wrk-secs 2 --steady-secs 1 --confirm-secs 1)
+else
+  cargo build --release --locked -p vigil-agent -p vigil-integration --bins >&2
+  bench="$target_dir/release/vigil-failover-bench"
+  managers=patroni,patroni-fast,vigil
+  timing=(--idle-secs 60 --wrk-runs 1 --wrk-secs 10)
+fi
 if [ -z "$out" ]; then
-  mkdir -p target/bench
   out="target/bench/compare-$(date -u +%Y%m%dT%H%M%SZ).md"
 fi
-bench=target/release/vigil-failover-bench
-args=(--manager patroni,patroni-fast,vigil --runs "$runs" --scenario compare --idle-secs 60
-  --wrk-runs 1 --wrk-secs 10 --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)")
+mkdir -p "$(dirname "$out")"
+args=(--manager "$managers" --runs "$runs" --scenario compare "${timing[@]}"
+  --patroni-bin "$VENV/bin" --etcd "$(command -v etcd)" --svg-prefix "${out%.md}")
 # Generous: Patroni's default node-crash runs last about a minute each.
 max_secs=$((1800 + runs * 600))
 echo "$bench ${args[*]} --max-secs $max_secs > $out" >&2

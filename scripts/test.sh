@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy, the whole test suite, then the Helm
-# chart and Dockerfile checks (scripts/chart-check.sh).
+# chart and Dockerfile checks (scripts/chart-check.sh), then the benchmark commands in their quick mode
+# (bench/compare.sh --quick, bench/scale.sh --quick: do they still run?).
 # Installs what the tests need when it is missing; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,3 +39,10 @@ fi
 
 echo "== helm chart and Dockerfile"
 scripts/chart-check.sh
+
+# The benchmarks are not timed tests: this only checks that their commands still run, every manager,
+# scenario and report part of them, with the debug build and figures not worth keeping (BENCHMARKS.md).
+echo "== benchmark commands (--quick)"
+mkdir -p target/bench
+./bench/compare.sh --quick --out target/bench/quick-compare.md >/dev/null
+./bench/scale.sh --quick --out target/bench/quick-scale.md >/dev/null

@@ -69,6 +69,10 @@ use vigil_integration::writer::pg_error;
 
 #[path = "failover/compare.rs"]
 mod compare;
+#[path = "failover/scale.rs"]
+mod scale;
+#[path = "failover/timeline_svg.rs"]
+mod timeline_svg;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
@@ -83,6 +87,12 @@ enum ScenarioArg {
     /// The three faults with both writers at once (`--via together`), then the idle footprint and wrk
     /// on one idle cluster: what `bench/compare.sh` runs for every manager.
     Compare,
+    /// Vigil only: node-crash windows, lease renewals and idle CPU per member for each cluster size of
+    /// `--members`.
+    Scale,
+    /// Vigil only: many tiny 3-member clusters on this machine, the idle cost per cluster at each count
+    /// of `--clusters`.
+    ScaleIdle,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +180,7 @@ impl ManagerArg {
     }
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     about = "Write-unavailability window of a real PostgreSQL cluster under Vigil (or Patroni) after a crash \
              or switchover"
@@ -256,6 +266,16 @@ struct Args {
     /// see examples/haproxy-push) besides HAProxy's `/primary` checks.
     #[arg(long)]
     haproxy_push: bool,
+    /// Draw the write timeline of the first run of each scenario (every manager on one axis) as SVG to
+    /// `<PREFIX>-<scenario>.svg`, linked from the report by file name.
+    #[arg(long)]
+    svg_prefix: Option<PathBuf>,
+    /// Cluster sizes measured by `--scenario scale`.
+    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9")]
+    members: Vec<usize>,
+    /// Counts of 3-member clusters measured by `--scenario scale-idle` (grown from one count to the next).
+    #[arg(long, value_delimiter = ',', default_value = "10,25,50")]
+    clusters: Vec<usize>,
 }
 
 /// The Runtime API port HAProxy opens for the agents' pushes (`--haproxy-push`), the same in every run.
@@ -321,6 +341,19 @@ async fn run(args: &Args) -> Result<(), String> {
         ));
     }
     let patroni = args.manager.iter().any(|m| *m != ManagerArg::Vigil);
+    if matches!(args.scenario, ScenarioArg::Scale | ScenarioArg::ScaleIdle) {
+        if patroni {
+            return Err("--scenario scale and scale-idle measure Vigil only: leave --manager out".to_owned());
+        }
+        let facts = MachineFacts::collect(args, false);
+        if args.scenario == ScenarioArg::Scale {
+            scale::members(args, &vigil).await?;
+        } else {
+            scale::clusters(args, &vigil).await?;
+        }
+        print_machine(&facts, &loadavg());
+        return Ok(());
+    }
     if patroni && !args.patroni_bin.as_ref().is_some_and(|b| b.join("patroni").is_file()) {
         return Err(
             "the Patroni managers need --patroni-bin DIR holding `patroni` (bench/compare.sh)".to_owned()
@@ -334,6 +367,7 @@ async fn run(args: &Args) -> Result<(), String> {
         ScenarioArg::Wrk => Vec::new(),
         ScenarioArg::All => vec![Scenario::NodeCrash, Scenario::PostgresCrash],
         ScenarioArg::Compare => vec![Scenario::NodeCrash, Scenario::PostgresCrash, Scenario::Switchover],
+        ScenarioArg::Scale | ScenarioArg::ScaleIdle => Vec::new(),
     };
     let vias = |scenario: Scenario| match (args.via, scenario, args.scenario) {
         (Some(ViaArg::Direct), _, _) => vec![vec![Via::Direct]],
@@ -361,6 +395,9 @@ async fn run(args: &Args) -> Result<(), String> {
     let load_end = loadavg();
     if reports.len() > 1 {
         compare::print_comparison(args, &reports);
+    }
+    if let Some(prefix) = &args.svg_prefix {
+        compare::draw_timelines(args, prefix, &sets, &reports);
     }
     for report in &reports {
         if reports.len() > 1 {
@@ -425,6 +462,8 @@ struct RunResult {
     errors: BTreeMap<String, usize>,
     /// Anything else worth a line in the report (HAProxy's view, the switchover call's answer…).
     notes: Vec<String>,
+    /// When each write was acknowledged, in seconds after the fault (for the timeline).
+    acks: Vec<f64>,
 }
 
 impl RunResult {
@@ -436,6 +475,7 @@ impl RunResult {
             late_acks: 0,
             errors: BTreeMap::new(),
             notes: Vec::new(),
+            acks: Vec::new(),
         }
     }
 }
@@ -858,12 +898,14 @@ async fn account(
     let secs = |t: Instant| signed_secs(fault.at, t);
     let errors = log.errors_since(fault.at);
     let late_acks = log.acks.iter().filter(|a| a.generation <= fault_gen && a.at > fault.at).count();
+    let acks = log.acks.iter().map(|a| secs(a.at)).collect();
     let Some(first_new) = first_new else {
         let timeout = Duration::from_secs(args.run_timeout_secs);
         let mut result = RunResult::failed(format!("no write acknowledged within {timeout:?} of the fault"));
         result.errors = errors;
         result.phases = phases;
         result.notes = notes;
+        result.acks = acks;
         return result;
     };
     let last_old = log.acks.iter().filter(|a| a.generation <= fault_gen).map(|a| a.at).max();
@@ -917,7 +959,7 @@ async fn account(
     for note in &notes {
         eprintln!("   {note}");
     }
-    let mut result = RunResult { outcome: Ok(window), phases, lost, late_acks, errors, notes };
+    let mut result = RunResult { outcome: Ok(window), phases, lost, late_acks, errors, notes, acks };
     if new_node == Some(fault.primary) && fault.scenario == Scenario::NodeCrash {
         result.outcome = Err("the writer ended on the killed node".to_owned());
     }

@@ -2,7 +2,9 @@
 //! writer, every manager's write-unavailability window and lost writes and Vigil's median over each
 //! other manager's; then every manager's idle footprint and `GET /primary` throughput.
 
-use super::{median, Args, ManagerArg, ManagerReport, Summary};
+use super::timeline_svg::{self, Series};
+use super::{median, Args, ManagerArg, ManagerReport, RunResult, Scenario, Summary, Via};
+use std::path::Path;
 
 pub(super) fn print_comparison(args: &Args, reports: &[ManagerReport]) {
     println!("# Vigil vs Patroni\n");
@@ -36,14 +38,15 @@ fn cell(sum: &Summary) -> String {
 fn print_windows(reports: &[ManagerReport]) {
     let vigil = reports.iter().position(|r| r.manager == ManagerArg::Vigil);
     let others: Vec<&ManagerReport> = reports.iter().filter(|r| r.manager != ManagerArg::Vigil).collect();
+    // Ratios first: they hold even where a loaded machine moves the seconds.
     let mut header = "| scenario | writer via |".to_owned();
-    for r in reports {
-        header += &format!(" {}: median (min–max) s | {}: lost |", r.manager.name(), r.manager.name());
-    }
     if vigil.is_some() {
         for o in &others {
             header += &format!(" vigil / {} |", o.manager.name());
         }
+    }
+    for r in reports {
+        header += &format!(" {}: median (min–max) s | {}: lost |", r.manager.name(), r.manager.name());
     }
     println!("## Write unavailability\n");
     println!("{header}");
@@ -58,12 +61,6 @@ fn print_windows(reports: &[ManagerReport]) {
             })
             .collect();
         let mut row = format!("| {} | {} |", scenario.name(), via.name());
-        for sum in &summaries {
-            match sum {
-                Some(sum) => row += &format!(" {} | {} |", cell(sum), sum.lost()),
-                None => row += " – | – |",
-            }
-        }
         if let Some(v) = vigil {
             let vigil_median = summaries[v].as_ref().and_then(Summary::windows).map(|w| w.0);
             for (i, r) in reports.iter().enumerate().filter(|(_, r)| r.manager != ManagerArg::Vigil) {
@@ -72,6 +69,12 @@ fn print_windows(reports: &[ManagerReport]) {
                     (Some(a), Some(b)) if b > 0.0 => row += &format!(" {:.2} |", a / b),
                     _ => row += &format!(" – ({}) |", r.manager.name()),
                 }
+            }
+        }
+        for sum in &summaries {
+            match sum {
+                Some(sum) => row += &format!(" {} | {} |", cell(sum), sum.lost()),
+                None => row += " – | – |",
             }
         }
         println!("{row}");
@@ -99,11 +102,11 @@ fn print_idle(reports: &[ManagerReport]) {
                         *rss as f64 / 1024.0
                     );
                 }
+                // Patroni's helper is its store, one for the cluster; Vigil's are the lifelines, one a node.
+                let what =
+                    if r.manager == ManagerArg::Vigil { "" } else { " (its DCS, one for the cluster)" };
                 for (helper, rss, cpu) in &f.helpers {
-                    println!(
-                        "| {name} | {helper} (its DCS, one for the cluster) | {:.1} | {cpu:.2} | | | | |",
-                        *rss as f64 / 1024.0
-                    );
+                    println!("| {name} | {helper}{what} | {:.1} | {cpu:.2} | | | | |", *rss as f64 / 1024.0);
                 }
             }
             Some(Err(e)) => println!("| {name} | not measured: {e} | | | {wrk}"),
@@ -137,4 +140,73 @@ fn wrk_figures(r: &ManagerReport) -> String {
         }
     };
     format!("{} | {} | {non_2xx} | {} |", show(&rates, 0), show(&p99s, 2), show(&cpus, 0))
+}
+
+/// The milestones marked on a timeline, the first one a run has: the promotion, or (after a crash of
+/// PostgreSQL alone) the restart in place, else the lease taken.
+const MARKERS: [&str; 5] = [
+    "promotion decided",
+    "promote returned",
+    "restart decided",
+    "restart: pg_ctl start returned",
+    "lease held",
+];
+
+/// The series of one run of one manager for its timeline.
+fn series(manager: ManagerArg, run: &RunResult) -> Series {
+    let marker = MARKERS.iter().find_map(|m| run.phases.get(m).map(|at| ((*m).to_owned(), *at)));
+    Series { label: manager.name().to_owned(), acks: run.acks.clone(), marker }
+}
+
+/// For each scenario, the first run of every manager (its direct writer, or its only one) drawn on one
+/// time axis to `<prefix>-<scenario>.svg`; then a Markdown section showing each file (by its name: the
+/// report lies next to them).
+pub(super) fn draw_timelines(
+    args: &Args,
+    prefix: &Path,
+    sets: &[(Scenario, Vec<Via>)],
+    reports: &[ManagerReport],
+) {
+    let mut shown = Vec::new();
+    for (scenario, vias) in sets {
+        let via = if vias.contains(&Via::Direct) { Via::Direct } else { vias[0] };
+        let mut all = Vec::new();
+        let mut last_event: f64 = 0.0;
+        for r in reports {
+            let found = r.results.iter().find(|(s, v, _)| s == scenario && *v == via);
+            let Some(run) = found.and_then(|(_, _, runs)| runs.first()) else { continue };
+            if let Some(first) = run.phases.get("first write after") {
+                last_event = last_event.max(*first);
+            }
+            all.push(series(r.manager, run));
+        }
+        if all.is_empty() {
+            continue;
+        }
+        let name =
+            format!("{}-{}.svg", prefix.file_name().unwrap_or_default().to_string_lossy(), scenario.name());
+        let path = prefix.with_file_name(&name);
+        let title =
+            format!("{}: writes acknowledged per 100 ms, writer via {} (run 1)", scenario.name(), via.name());
+        match timeline_svg::write(&path, &title, &all, last_event) {
+            Ok(()) => {
+                eprintln!("timeline: {}", path.display());
+                shown.push((*scenario, name));
+            }
+            Err(e) => eprintln!("timeline of {}: {e}", scenario.name()),
+        }
+    }
+    if shown.is_empty() {
+        return;
+    }
+    println!("## Write timelines (run 1 of each scenario)\n");
+    println!(
+        "Writes acknowledged per 100 ms by the `direct` writer (one INSERT every {} ms), every manager on one \
+         time axis, seconds after the fault; the fault (black) and each manager's promotion (or restart in \
+         place, dashed) marked.\n",
+        args.write_every_ms
+    );
+    for (scenario, name) in shown {
+        println!("![{} write timeline]({name})\n", scenario.name());
+    }
 }
