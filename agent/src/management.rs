@@ -392,9 +392,12 @@ impl Management for AgentManagement {
                     let reason = format!(
                         "{member}'s lifeline certified its agent exited and its database stopped: lease released"
                     );
+                    let dead_for = Duration::from_millis(certificate.dead_for_ms);
                     let event =
-                        Event::new(EventKind::LeaseReleased, member.as_str(), SystemTime::now(), &reason);
-                    if let Err(e) = crate::ha::append_event(&self.dcs, &event.token(Some(token.0))).await {
+                        Event::new(EventKind::LeaseReleased, member.as_str(), SystemTime::now(), &reason)
+                            .token(Some(token.0))
+                            .timing(vigil_dcs::SINCE_DEATH, dead_for);
+                    if let Err(e) = crate::ha::append_event(&self.dcs, &event).await {
                         tracing::warn!(error = %e, "lease release event not recorded");
                     }
                     Ok(reason)

@@ -135,6 +135,9 @@ pub struct DeathCertificate {
     pub token: u64,
     /// The dead agent process's number (its store node's incarnation).
     pub incarnation: u64,
+    /// How long ago the lifeline saw its agent die, in milliseconds (for the failover's phases).
+    #[serde(default)]
+    pub dead_for_ms: u64,
 }
 
 /// A boxed future, for the object-safe [`Management`] trait.

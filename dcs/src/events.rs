@@ -22,6 +22,10 @@ pub const EVENTS_KEPT: usize = 1000;
 /// taking writes (what a failover's detection phase counts from).
 pub const SINCE_LAST_RENEWAL: &str = "since_last_renewal_ms";
 
+/// The timing of a lease released by a death certificate: how long before the release its holder's
+/// agent died (as its lifeline saw it).
+pub const SINCE_DEATH: &str = "since_death_ms";
+
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {

@@ -32,7 +32,7 @@ mod state;
 pub use command::{Command, Condition, Outcome};
 pub use config::{DcsConfig, RaftTiming};
 pub use error::DcsError;
-pub use events::{EventLog, StoredEvent, EVENTS_KEPT, SINCE_LAST_RENEWAL};
+pub use events::{EventLog, StoredEvent, EVENTS_KEPT, SINCE_DEATH, SINCE_LAST_RENEWAL};
 pub use member::RaftMember;
 pub use raft::{
     formed_without, join, remove_store, stored_node_id, DcsNode, LeaderWatch, LeaseGrant, NodeId,

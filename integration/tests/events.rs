@@ -74,19 +74,22 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     let phases = promoted.phases.expect("the four phases");
     let downtime = Duration::from_millis(phases.downtime_ms());
     let log = events(&cluster, new).await;
-    let expired = log
+    // The lease ends by its lifeline's death certificate (released), or, should the certificate come too
+    // late, by expiry.
+    let ended = log
         .iter()
-        .find(|e| e.kind == EventKind::LeaseExpired && e.fencing_token == Some(old_token))
-        .unwrap_or_else(|| panic!("the old lease's expiry: {log:#?}"));
-    assert_eq!(expired.member, old_name);
-    let since_renewal =
-        expired.timings.get("since_last_renewal_ms").copied().expect("since the last renewal");
-    let last_renewal = expired.at().expect("time") - Duration::from_millis(since_renewal);
-    // The phases count from the old primary's last renewal, before the kill; the measured downtime from
-    // the kill to the first write this test got through (between PostgreSQL accepting writes and a poll
-    // after the agent's own first write).
-    let before_kill =
-        killed_wall.duration_since(last_renewal).expect("the last renewal came before the kill");
+        .find(|e| {
+            matches!(e.kind, EventKind::LeaseReleased | EventKind::LeaseExpired)
+                && e.fencing_token == Some(old_token)
+        })
+        .unwrap_or_else(|| panic!("the old lease's end: {log:#?}"));
+    assert_eq!(ended.member, old_name);
+    let since = ["since_last_renewal_ms", "since_death_ms"].iter().find_map(|t| ended.timings.get(*t));
+    let last_renewal = ended.at().expect("time") - Duration::from_millis(*since.expect("since when"));
+    // The phases count from the old primary's last renewal, before the kill (or from its agent's death,
+    // at the kill); the measured downtime from the kill to the first write this test got through
+    // (between PostgreSQL accepting writes and a poll after the agent's own first write).
+    let before_kill = killed_wall.duration_since(last_renewal).unwrap_or_default();
     let expected = measured + before_kill;
     eprintln!(
         "phases {phases:?}: {downtime:?} from the last renewal; measured {measured:?} from the kill, \
@@ -104,7 +107,7 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
         .find(|e| e.kind == EventKind::LeaseGranted && e.fencing_token == Some(new_token))
         .unwrap_or_else(|| panic!("the new grant: {log:#?}"));
     assert_eq!(granted.member, new_name);
-    assert!(expired.id < granted.id && granted.id < promoted.id, "in order: {log:#?}");
+    assert!(ended.id < granted.id && granted.id < promoted.id, "in order: {log:#?}");
     assert!(log.windows(2).all(|w| w[0].id < w[1].id), "newest last: {log:#?}");
 
     // The same through the CLI, and as metrics.
@@ -129,9 +132,9 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     let error: Value = serde_json::from_str(&body).expect("a JSON error");
     assert!(error["error"].as_str().is_some_and(|e| e.contains("limit")), "{body}");
     let (_, body) =
-        cluster.send(new, reqwest::Method::GET, &format!("/events?since={}&limit=1", expired.id), "").await;
+        cluster.send(new, reqwest::Method::GET, &format!("/events?since={}&limit=1", ended.id), "").await;
     let page: Vec<Event> = serde_json::from_str(&body).expect("events");
-    assert!(page.len() == 1 && page[0].id > expired.id, "{body}");
+    assert!(page.len() == 1 && page[0].id > ended.id, "{body}");
 
     // The old member, restarted, rejoins under the new primary.
     cluster.start_agent(old);

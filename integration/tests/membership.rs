@@ -130,7 +130,12 @@ async fn a_killed_member_is_replaced_by_a_new_server_at_a_new_address() {
     cluster.kill_server(victim);
     let victim_name = cluster.nodes[victim].name.clone();
 
-    let (code, body) = remove(&cluster, primary, &victim_name, false).await;
+    // While the survivors elect a new Raft leader (the victim may have led), the store answers 503.
+    let (code, body) = wait_for("an answer from the store", PATIENCE, || async {
+        let (code, body) = remove(&cluster, primary, &victim_name, false).await;
+        (code != 503).then_some((code, body))
+    })
+    .await;
     assert_eq!(code, 409, "two voters are refused without --force: {body}");
     let (code, body) = remove(&cluster, primary, &victim_name, true).await;
     assert_eq!(code, 200, "{body}");

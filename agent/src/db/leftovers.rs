@@ -147,9 +147,16 @@ mod tests {
         let mut other =
             std::process::Command::new("tail").arg("-f").arg(dir_path.join("x")).spawn().expect("tail");
         let owner = std::fs::metadata(&dir_path).map(|m| m.uid()).ok();
-        let found = look(&dir_path, owner, &["sleep"]);
-        assert_eq!(found.servers, vec![server.id() as libc::pid_t], "{found:?}");
-        assert_eq!(found.others, vec![other.id() as libc::pid_t], "{found:?}");
+        let expected =
+            Found { servers: vec![server.id() as libc::pid_t], others: vec![other.id() as libc::pid_t] };
+        // A child just spawned may not show its own command line at once: look until both do.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = look(&dir_path, owner, &["sleep"]);
+        while found != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = look(&dir_path, owner, &["sleep"]);
+        }
+        assert_eq!(found, expected);
         // The other is not killed: clear gives up and says what is left.
         let err = clear(&dir_path, &["sleep"]).expect_err("the other still runs");
         assert!(err.contains(&other.id().to_string()), "{err}");

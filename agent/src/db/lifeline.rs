@@ -193,6 +193,7 @@ pub fn watch(engine: Engine, data_dir: &Path, input: impl Read) {
     // SAFETY: getppid(2) has no preconditions. The agent started this process: it is the parent.
     let agent = unsafe { libc::getppid() };
     let known = read_until_close(input);
+    let died = Instant::now();
     if !known.armed {
         return;
     }
@@ -210,7 +211,7 @@ pub fn watch(engine: Engine, data_dir: &Path, input: impl Read) {
         eprintln!("vigil lifeline: no death certificate: {e}");
         return;
     }
-    certify(&access, lease, &known.peers);
+    certify(&access, lease, &known.peers, died);
 }
 
 /// Reads `input` until it closes; what it said.
@@ -258,11 +259,15 @@ fn agent_exited(pid: libc::pid_t) -> bool {
     }
 }
 
-/// Sends the certificate of `lease` to every peer at once (the first to reach the store releases the
-/// lease, the others hear that it is no longer that grant); logs what each said.
-fn certify(access: &PeerAccess, token: u64, peers: &[String]) {
-    let certificate =
-        vigil_api::DeathCertificate { member: access.member.clone(), token, incarnation: access.incarnation };
+/// Sends the certificate of `token`, its agent dead since `died`, to every peer at once (the first to
+/// reach the store releases the lease, the others hear that it is no longer that grant); logs what each
+/// said.
+fn certify(access: &PeerAccess, token: u64, peers: &[String], died: Instant) {
+    let (member, incarnation) = (access.member.clone(), access.incarnation);
+    let certificate = || {
+        let dead_for_ms = u64::try_from(died.elapsed().as_millis()).unwrap_or(u64::MAX);
+        vigil_api::DeathCertificate { member: member.clone(), token, incarnation, dead_for_ms }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return eprintln!("vigil lifeline: no death certificate: {e}"),
@@ -286,8 +291,7 @@ fn certify(access: &PeerAccess, token: u64, peers: &[String]) {
         loop {
             let mut sends = tokio::task::JoinSet::new();
             for peer in peers {
-                let (http, auth, certificate, peer) =
-                    (http.clone(), auth.clone(), certificate.clone(), peer.clone());
+                let (http, auth, certificate, peer) = (http.clone(), auth.clone(), certificate(), peer.clone());
                 sends.spawn(async move {
                     let answer = vigil_api::client::certify_death(
                         &http,
@@ -306,8 +310,7 @@ fn certify(access: &PeerAccess, token: u64, peers: &[String]) {
                     Ok(said) => {
                         taken = true;
                         eprintln!(
-                            "vigil lifeline: death certificate of {} (token {}, agent {}) to {peer}: {said}",
-                            certificate.member, certificate.token, certificate.incarnation
+                            "vigil lifeline: death certificate of {member} (token {token}, agent {incarnation}) to {peer}: {said}"
                         );
                     }
                     Err(e) => eprintln!("vigil lifeline: death certificate not taken: {e}"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_api::{Event, EventKind, FailoverPhases};
-use vigil_dcs::{ClusterState, DcsNode, FencingToken, SINCE_LAST_RENEWAL};
+use vigil_dcs::{ClusterState, DcsNode, FencingToken, SINCE_DEATH, SINCE_LAST_RENEWAL};
 
 /// How many events may wait for the store (a member cut off for long writes what it saw first).
 pub const QUEUED: usize = 256;
@@ -118,7 +118,8 @@ pub struct Takeover {
 }
 
 /// The lease before `token` as the event log shows its end (expiry or release): its holder, when it
-/// ended, and the holder's last renewal (or, in a switchover, the moment it stopped taking writes).
+/// ended, and the holder's last renewal (or, in a switchover, the moment it stopped taking writes; after
+/// a death certificate, the moment its agent died).
 fn previous_lease_end(state: &ClusterState, token: FencingToken) -> Option<(String, SystemTime, SystemTime)> {
     let events =
         state.events.iter().rev().filter_map(|e| serde_json::from_value::<Event>(e.event.clone()).ok());
@@ -128,7 +129,8 @@ fn previous_lease_end(state: &ClusterState, token: FencingToken) -> Option<(Stri
         })
         .find(|e| e.fencing_token.is_some_and(|t| t < token.0))?;
     let at = ended.at()?;
-    let before = Duration::from_millis(ended.timings.get(SINCE_LAST_RENEWAL).copied().unwrap_or(0));
+    let since = ended.timings.get(SINCE_LAST_RENEWAL).or(ended.timings.get(SINCE_DEATH));
+    let before = Duration::from_millis(since.copied().unwrap_or(0));
     Some((ended.member, at, at - before))
 }
 

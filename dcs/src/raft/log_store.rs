@@ -16,7 +16,7 @@ use super::storage::{get_value, DbError, Storage, LOG, RAFT_META};
 use super::{NodeId, TypeConfig};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
-use redb::{Durability, ReadableTable};
+use redb::ReadableTable;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
@@ -136,8 +136,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let saved =
-            self.storage.put_json("save the vote", Durability::Immediate, RAFT_META, VOTE, vote).await;
+        let saved = self.storage.put_json("save the vote", RAFT_META, VOTE, vote).await;
         Ok(saved.map_err(|e| StorageIOError::write_vote(&e))?)
     }
 
@@ -146,12 +145,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(vote.map_err(|e| StorageIOError::read_vote(&e))?)
     }
 
-    /// Saved without an fsync of its own: it reaches the disk with the next appended entry. After a
-    /// crash it may be behind, which Raft allows (the node applies less at its start and learns the rest
-    /// from the leader), and it saves one fsync per commit on every node.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        let what = "save the committed log id";
-        let saved = self.storage.put_json(what, Durability::None, RAFT_META, COMMITTED, &committed).await;
+        let saved =
+            self.storage.put_json("save the committed log id", RAFT_META, COMMITTED, &committed).await;
         Ok(saved.map_err(|e| StorageIOError::write(&e))?)
     }
 

@@ -142,24 +142,10 @@ impl Storage {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
     {
-        self.write_with(what, Durability::Immediate, f).await
-    }
-
-    /// [`Storage::write`] committed with `durability`.
-    async fn write_with<T, F>(
-        &self,
-        what: impl Into<Cow<'static, str>>,
-        durability: Durability,
-        f: F,
-    ) -> Result<T, DbError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, redb::Error> + Send + 'static,
-    {
         let db = self.db.clone();
         run_blocking(&self.path, what, self.io_timeout, move || {
             let mut txn = db.begin_write()?;
-            txn.set_durability(durability)?;
+            txn.set_durability(Durability::Immediate)?;
             let value = f(&txn)?;
             txn.commit()?;
             Ok(value)
@@ -186,20 +172,8 @@ impl Storage {
         key: &str,
         value: Vec<u8>,
     ) -> Result<(), DbError> {
-        self.put_with(what, Durability::Immediate, table, key, value).await
-    }
-
-    /// [`Storage::put`] committed with `durability`.
-    async fn put_with(
-        &self,
-        what: impl Into<Cow<'static, str>>,
-        durability: Durability,
-        table: NamedTable,
-        key: &str,
-        value: Vec<u8>,
-    ) -> Result<(), DbError> {
         let key = key.to_owned();
-        self.write_with(what, durability, move |txn| {
+        self.write(what, move |txn| {
             txn.open_table(table)?.insert(key.as_str(), value.as_slice())?;
             Ok(())
         })
@@ -217,21 +191,16 @@ impl Storage {
         bytes.map(|b| self.decode(what, &b)).transpose()
     }
 
-    /// Stores `value` as JSON under `key` in `table`, committed with `durability`. With
-    /// [`Durability::None`] the commit does not wait for the disk: it reaches it with the next durable
-    /// commit (or when the file is closed), and a crash before then leaves the value before it; only for
-    /// records that may fall behind after a crash, such as the committed log id (re-learnt from the
-    /// leader).
+    /// Stores `value` as JSON under `key` in `table`, durably.
     pub(super) async fn put_json<T: Serialize>(
         &self,
         what: &'static str,
-        durability: Durability,
         table: NamedTable,
         key: &str,
         value: &T,
     ) -> Result<(), DbError> {
         let bytes = self.encode(what, value)?;
-        self.put_with(what, durability, table, key, bytes).await
+        self.put(what, table, key, bytes).await
     }
 
     /// `value` as JSON.
