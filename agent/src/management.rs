@@ -387,21 +387,16 @@ impl Management for AgentManagement {
                 MemberName::new(&certificate.member).map_err(|e| ApiError::new(400, e.to_string()))?;
             let (token, incarnation) = (FencingToken(certificate.token), certificate.incarnation);
             self.dcs.hasten_election(&member);
-            match self.dcs.release_dead(&member, token, incarnation).await {
-                Ok(()) => {
-                    let reason = format!(
-                        "{member}'s lifeline certified its agent exited and its database stopped: lease released"
-                    );
-                    let dead_for = Duration::from_millis(certificate.dead_for_ms);
-                    let event =
-                        Event::new(EventKind::LeaseReleased, member.as_str(), SystemTime::now(), &reason)
-                            .token(Some(token.0))
-                            .timing(vigil_dcs::SINCE_DEATH, dead_for);
-                    if let Err(e) = crate::ha::append_event(&self.dcs, &event).await {
-                        tracing::warn!(error = %e, "lease release event not recorded");
-                    }
-                    Ok(reason)
-                }
+            let reason = format!(
+                "{member}'s lifeline certified its agent exited and its database stopped: lease released"
+            );
+            let dead_for = Duration::from_millis(certificate.dead_for_ms);
+            let event = Event::new(EventKind::LeaseReleased, member.as_str(), SystemTime::now(), &reason)
+                .token(Some(token.0))
+                .timing(vigil_dcs::SINCE_DEATH, dead_for);
+            let event = serde_json::to_value(&event).unwrap_or_default();
+            match self.dcs.release_dead(&member, token, incarnation, event).await {
+                Ok(()) => Ok(reason),
                 Err(e @ DcsError::NotHolder { .. }) => {
                     tracing::info!(%member, %token, incarnation, error = %e, "death certificate of a grant no longer current");
                     let why = format!("not released: {e} (or taken again by a restarted agent)");

@@ -58,6 +58,10 @@ pub enum Command {
         token: FencingToken,
         /// The dead agent process.
         incarnation: u64,
+        /// The event recording the release, appended to the event log by the same entry when the lease
+        /// is released (`null`: none), so that the release is never without its record.
+        #[serde(default)]
+        event: serde_json::Value,
     },
     /// Write a key under a condition, optionally with a ttl.
     Put {

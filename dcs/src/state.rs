@@ -58,13 +58,16 @@ impl ClusterState {
                 }
                 None => self.not_holder(),
             },
-            Command::ReleaseDead { holder, token, incarnation } => {
+            Command::ReleaseDead { holder, token, incarnation, event } => {
                 match self
                     .held_by(holder, *token)
                     .filter(|l| *incarnation != 0 && l.incarnation == *incarnation)
                 {
                     Some(_) => {
                         self.leader = None;
+                        if !event.is_null() {
+                            self.events.append(rev, event.clone());
+                        }
                         Outcome::LeaseReleased
                     }
                     None => self.not_holder(),
@@ -206,6 +209,7 @@ mod tests {
             holder: holder.clone(),
             token: FencingToken(token),
             incarnation,
+            event: serde_json::json!({"kind": "lease_released"}),
         };
         let held = Outcome::NotHolder { current: Some((a.clone(), FencingToken(1))) };
         // Another member's name, another token, another process, an unknown process: no-op.
@@ -221,7 +225,9 @@ mod tests {
         // The certificate of the process holding it releases it.
         assert_eq!(state.apply(9, &dead(&a, 1, 8)), Outcome::LeaseReleased);
         assert_eq!(state.leader, None);
+        assert_eq!(state.events.iter().count(), 1, "the release and its event, one entry");
         assert_eq!(state.apply(10, &dead(&a, 1, 8)), Outcome::NotHolder { current: None }, "idempotent");
+        assert_eq!(state.events.iter().count(), 1, "no event without a release");
         let next = state.apply(11, &acquire(&b, 3));
         assert_eq!(next, Outcome::LeaseGranted { token: FencingToken(11), renewed_at: Revision(11) });
     }

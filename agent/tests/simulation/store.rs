@@ -150,7 +150,12 @@ impl Store {
                 }
             }
             Op::ReleaseDead(token, incarnation) => {
-                match self.command(Command::ReleaseDead { holder: who.clone(), token, incarnation }) {
+                match self.command(Command::ReleaseDead {
+                    holder: who.clone(),
+                    token,
+                    incarnation,
+                    event: serde_json::Value::Null,
+                }) {
                     Outcome::LeaseReleased => Answer::Done,
                     _ => Answer::Refused,
                 }

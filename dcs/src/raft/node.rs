@@ -351,14 +351,15 @@ impl DcsNode {
 
     /// Releases the lease of `holder`, whose agent process `incarnation` is certainly dead and whose
     /// database is certainly stopped (its lifeline's certificate), if that process still holds its grant
-    /// `token` ([`Command::ReleaseDead`]).
+    /// `token` ([`Command::ReleaseDead`]); `event` goes into the event log with the release.
     pub async fn release_dead(
         &self,
         holder: &MemberName,
         token: FencingToken,
         incarnation: u64,
+        event: serde_json::Value,
     ) -> Result<(), DcsError> {
-        let command = Command::ReleaseDead { holder: holder.clone(), token, incarnation };
+        let command = Command::ReleaseDead { holder: holder.clone(), token, incarnation, event };
         match self.write("release a dead holder's lease", command).await? {
             Outcome::LeaseReleased => {
                 tracing::info!(%holder, %token, incarnation, "leader lease released: its holder is certainly dead");
