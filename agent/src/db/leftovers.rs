@@ -79,9 +79,14 @@ enum Kind {
 /// Whether process `pid` exists and has not exited: a zombie has (it is gone once its parent reaps it,
 /// which some init processes do only every second or so).
 pub(crate) fn is_live(pid: libc::pid_t) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, None | Some("Z" | "X"))
+    !matches!(stat_field(pid, 0).as_deref(), None | Some("Z" | "X"))
+}
+
+/// Field `n` of `/proc/<pid>/stat` counted from the state (0), the first after the command name in
+/// parentheses (which may hold spaces and parentheses itself).
+pub(crate) fn stat_field(pid: libc::pid_t, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(n).map(str::to_owned)
 }
 
 /// Whether process `pid` belongs to `dir`, and how; `None` when it does not or has exited.

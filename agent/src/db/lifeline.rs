@@ -197,13 +197,12 @@ pub fn watch(engine: Engine, data_dir: &Path, input: impl Read) {
     if !known.armed {
         return;
     }
-    let exited = agent_exited(agent);
     match engine {
         Engine::Postgresql => crate::db::postgres::kill::stop_for_lifeline(data_dir),
         Engine::Mariadb => crate::db::mariadb::server::kill_for_lifeline(data_dir),
     }
     let (Some(access), Some(lease)) = (known.access, known.lease) else { return };
-    if !exited {
+    if !agent_exited(agent) {
         eprintln!("vigil lifeline: the agent (pid {agent}) still runs: no death certificate");
         return;
     }

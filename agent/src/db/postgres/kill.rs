@@ -52,8 +52,7 @@ fn children(pid: libc::pid_t) -> Vec<libc::pid_t> {
 
 /// The parent of `pid`: the field after the state, after the command name in parentheses.
 fn parent(pid: libc::pid_t) -> Option<libc::pid_t> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    crate::db::leftovers::stat_field(pid, 1)?.parse().ok()
 }
 
 /// Kills the postmaster of `data_dir` and every process of its group, and waits until it is gone (dead
