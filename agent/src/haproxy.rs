@@ -8,8 +8,10 @@
 //! - **Leading** (this member runs a writable primary under a valid lease; the HA loop publishes that
 //!   only once the promotion returned): every other member's server `health down` with its sessions shut
 //!   down, then this member's server `state ready` and `health up`.
-//! - **Fenced** (it led and its lease is gone: handed over, fenced, lapsed or released): its server
-//!   `state maint` and its sessions shut down, so that no client goes on writing into it. Maintenance
+//! - **Fenced** (it led and its lease is gone: handed over, fenced, lapsed or released; or it is stepping
+//!   down, for a switchover or the agent's shutdown, just before its server stops): its server
+//!   `state maint` and its sessions shut down, so that no client goes on writing into it, nor connects to
+//!   a server about to refuse it (HAProxy waits a second before it retries a refused connection). Maintenance
 //!   is an admin state no health check overrides: a check answered 200 just before the lease ended and
 //!   read just after cannot bring the server back.
 //! - **Resting** ([`HOLD`] after a fence, and at the agent's start): `state ready` then `health down`,
@@ -176,7 +178,9 @@ impl Pusher {
             let stopping = *stop.borrow();
             let (leading, lease) = (self.status.is_leading_primary(), self.status.lease_remaining());
             let mut retry = None;
-            if let Some(push) = next_push(leading, lease.is_some(), last, Instant::now()) {
+            // A primary stepping down leaves at once, lease or not: its server is about to stop.
+            let held = lease.is_some() && !self.status.is_stopping();
+            if let Some(push) = next_push(leading, held, last, Instant::now()) {
                 match self.push(push).await {
                     Ok(()) => (last, failing) = (Some(push), false),
                     Err(e) => {

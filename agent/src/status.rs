@@ -53,6 +53,19 @@ impl SharedStatus {
         self.changed.send_modify(|n| *n += 1);
     }
 
+    /// The primary is about to stop for a handover (a switchover, the agent's shutdown): the status says
+    /// `stopping` at once, so that `/primary` answers 503 and the HAProxy push takes the server out of the
+    /// write path before it stops taking writes, while the lease is still held.
+    pub fn stepping_down(&self) {
+        self.status.write().unwrap_or_else(|e| e.into_inner()).state = "stopping".to_owned();
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Whether the status says the server is stopping (see [`SharedStatus::stepping_down`]).
+    pub fn is_stopping(&self) -> bool {
+        self.status.read().unwrap_or_else(|e| e.into_inner()).state == "stopping"
+    }
+
     /// Whether the server was promoted after `observed_at`: a look at the database begun then may have
     /// seen it still a replica, and must not be published over [`SharedStatus::promoted`].
     pub fn promoted_after(&self, observed_at: Instant) -> bool {
@@ -140,5 +153,20 @@ mod tests {
         assert!(loop_alive(beat, &replica, at(21)) && !loop_alive(beat, &replica, at(22)), "twice the ttl");
         let paused = NodeStatus { pause: true, ..primary };
         assert!(loop_alive(beat, &paused, at(1_000)), "paused: a stuck loop is fine");
+    }
+
+    #[test]
+    fn a_primary_stepping_down_stops_leading_at_once_with_its_lease_still_valid() {
+        let shared = SharedStatus::default();
+        shared.set(NodeStatus { role: "primary".into(), state: "running".into(), ..Default::default() });
+        let ten = Duration::from_secs(10);
+        shared.set_deadline(Some(HolderDeadline::from_sent(Instant::now(), ten, Duration::from_secs(1))));
+        assert!(shared.is_leading_primary() && !shared.is_stopping());
+        let mut changes = shared.changes();
+        changes.mark_unchanged();
+        shared.stepping_down();
+        assert!(changes.has_changed().unwrap(), "the HAProxy pushers are woken");
+        assert!(shared.is_stopping() && !shared.is_leading_primary(), "/primary answers 503");
+        assert!(shared.lease_remaining().is_some(), "the lease itself is still held");
     }
 }

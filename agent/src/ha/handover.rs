@@ -31,6 +31,7 @@ impl<D: Database> Agent<D> {
             match *step {
                 HandOverStep::MoveSyncRole(wait) => self.move_sync_role(wait).await,
                 HandOverStep::Stop { or_keep_lease } => {
+                    self.publisher.status().stepping_down();
                     let stopping = Instant::now();
                     let stopped = self.db.stop(StopMode::Fast).await;
                     writes_stopped = Some(stopping);

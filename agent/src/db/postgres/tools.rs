@@ -13,9 +13,13 @@ use std::process::Stdio;
 /// shorter). A server still recovering by then is left starting: the HA loop watches it (state
 /// `starting`) instead of blocking.
 const START_WAIT_SECS: u64 = 5;
-/// How long `pg_ctl stop -m immediate -w` waits: it takes well under a second unless the server's
-/// processes are stopped or hung, and then the adapter kills them instead.
+/// How long an immediate stop (`pg_ctl stop -m immediate`) is waited for: it takes well under a second
+/// unless the server's processes are stopped or hung, and then the adapter kills them instead.
 const IMMEDIATE_STOP_TIMEOUT_SECS: u64 = 5;
+
+/// How often a stopping server is looked at: its postmaster is gone once `postmaster.pid` is (or names a
+/// dead process).
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// A finished program.
 pub(crate) struct Ran {
@@ -190,7 +194,8 @@ impl Tools {
         Err(DbError::new("pg_ctl start", format!("{}; server log: {}", ran.detail(), tail.trim())))
     }
 
-    /// `pg_ctl stop -w` in `mode`; a fast stop waits up to `timeout` (`None`: `pg_ctl_timeout`).
+    /// `pg_ctl stop -W` in `mode`, then waits for the postmaster to exit: a fast stop up to `timeout`
+    /// (`None`: `pg_ctl_timeout`).
     pub async fn pg_ctl_stop(
         &self,
         data: &Path,
@@ -201,10 +206,19 @@ impl Tools {
             StopMode::Fast => ("fast", timeout.map_or(self.pg_ctl_timeout, |t| t.as_secs().max(1))),
             StopMode::Immediate => ("immediate", IMMEDIATE_STOP_TIMEOUT_SECS),
         };
-        let timeout = timeout.to_string();
-        self.run("pg_ctl stop", "pg_ctl", &args(["stop", "-m", mode, "-w", "-t", &timeout, "-D"], data, None))
-            .await
-            .map(drop)
+        self.run("pg_ctl stop", "pg_ctl", &args(["stop", "-m", mode, "-W", "-D"], data, None)).await?;
+        // `-w` would look every 100 ms: on a switchover, that is write downtime.
+        let pid_file = super::render::pid_file(data);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+        loop {
+            if files::lock_holder_runs(&pid_file).ok().flatten() != Some(true) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DbError::new("pg_ctl stop", format!("the server still runs after {timeout} s")));
+            }
+            tokio::time::sleep(STOP_POLL).await;
+        }
     }
 
     /// Whether a postmaster runs on `data` (`pg_ctl status`). A killed one that is not reaped yet (a
