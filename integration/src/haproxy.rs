@@ -146,7 +146,7 @@ pub fn config_tuned(
          \x20   mode tcp\n\
          \x20   log global\n\
          \x20   option tcplog\n\
-         \x20   retries 2\n\
+         \x20   retries 0\n\
          \x20   timeout connect 2s\n\
          \x20   timeout client 30m\n\
          \x20   timeout server 30m\n\
