@@ -2,21 +2,43 @@
 //! [`DcsNode::release_dead`]). Left alone, a voter calls an election only after the leader lease it grants
 //! the leader (`election_timeout_max`) and then its own randomized timeout have passed since the last
 //! heartbeat: 0.9–1.2 s with the default timing. Knowing the leader dead, the surviving voter with the
-//! lowest id calls it once the others' lease has certainly run out, `election_timeout_max` after the
-//! certificate (the dead leader sent nothing after it died, which was before): about 0.65 s.
+//! lowest id calls it once the others' lease has certainly run out: `election_timeout_max` after this node
+//! last heard the leader (the others heard its heartbeats at about the same moment), about 0.55–0.65 s
+//! after the death.
 
 use super::node::DcsNode;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use vigil_fencing::MemberName;
 
 /// What the voters' leader lease may lag behind this node's view, on top of `election_timeout_max`.
 const SLACK: Duration = Duration::from_millis(50);
 
+/// When this node last accepted an append (entries or a heartbeat) from the Raft leader, which renews the
+/// lease this node grants that leader.
+#[derive(Debug, Default)]
+pub(crate) struct LeaderHeard(Mutex<Option<Instant>>);
+
+impl LeaderHeard {
+    /// Records an append accepted just now.
+    pub(crate) fn now(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// How long the voters may still honour the leader's lease: `lease` after this node last heard it
+    /// (all of `lease` when it never did).
+    fn lease_left(&self, lease: Duration) -> Duration {
+        let heard = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lease.saturating_sub(heard.map_or(Duration::ZERO, |at| at.elapsed()))
+    }
+}
+
 impl DcsNode {
     /// When `member`, certainly dead, leads the Raft group and this node is the surviving voter with the
     /// lowest id: calls an election once the other voters stop honouring the dead leader's lease, unless a
-    /// new leader came first. Once per term; a one-shot task, over within `election_timeout_max`.
+    /// new leader came first. Once per term; a one-shot task, over within `election_timeout_max` and
+    /// [`SLACK`].
     pub fn hasten_election(&self, member: &MemberName) {
         let status = self.raft_status();
         let Some(leader) = status.leader else { return };
@@ -31,12 +53,14 @@ impl DcsNode {
         }
         let raft = self.raft.clone();
         let lease = Duration::from_millis(raft.config().election_timeout_max) + SLACK;
+        let wait = self.heard.lease_left(lease);
         tokio::spawn(async move {
-            tokio::time::sleep(lease).await;
+            tokio::time::sleep(wait).await;
             if raft.metrics().borrow().current_leader == Some(leader) {
                 tracing::info!(
                     dead_leader = leader,
                     ?lease,
+                    ?wait,
                     "calling a Raft election: the leader's agent is certainly dead"
                 );
                 if let Err(e) = raft.trigger().elect().await {
@@ -44,5 +68,24 @@ impl DcsNode {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_left_counts_from_the_last_append_heard() {
+        let heard = LeaderHeard::default();
+        let lease = Duration::from_millis(650);
+        assert_eq!(heard.lease_left(lease), lease, "never heard: the whole lease, from now");
+        *heard.0.lock().unwrap() = Some(Instant::now() - Duration::from_millis(400));
+        let left = heard.lease_left(lease);
+        assert!(left <= Duration::from_millis(250) && left > Duration::from_millis(150), "{left:?}");
+        *heard.0.lock().unwrap() = Some(Instant::now() - Duration::from_secs(1));
+        assert_eq!(heard.lease_left(lease), Duration::ZERO, "long gone: at once");
+        heard.now();
+        assert!(heard.lease_left(lease) > Duration::from_millis(600));
     }
 }

@@ -7,6 +7,7 @@
 //! certificate that is not the member's). Requests and answers go through [`super::auth`].
 
 use super::auth::{self, PeerClient, PeerError, MAX_RPC_BODY};
+use super::dead_leader::LeaderHeard;
 use super::identity::{Envelope, Identity, RpcHeader};
 use super::refusal::{refuse, ErrorBody};
 use super::snapshot_stream::SnapshotStream;
@@ -179,10 +180,10 @@ pub(crate) enum Admit {
 }
 
 /// The routes serving this node's Raft RPCs.
-pub(crate) fn rpc_routes(raft: Raft, identity: Arc<Identity>) -> Router {
+pub(crate) fn rpc_routes(raft: Raft, identity: Arc<Identity>, heard: Arc<LeaderHeard>) -> Router {
     let stream = Arc::new(SnapshotStream::default());
     Router::new()
-        .route("/raft/append", post(append))
+        .route("/raft/append", post(move |state, peer, body| append(state, heard, peer, body)))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(move |state, peer, body| snapshot(state, stream, peer, body)))
         .route(IDENTITY_PATH, get(identity_of_this_node))
@@ -214,8 +215,20 @@ pub(crate) async fn identity_at(
 /// The client certificate of the request, if it came over TLS with one.
 pub(crate) type Peer = Option<Extension<PeerCertificate>>;
 
-async fn append(State(state): State<RpcState>, peer: Peer, body: Result<Bytes, BytesRejection>) -> Response {
-    let call = |raft: Raft, rpc| async move { raft.append_entries(rpc).await };
+async fn append(
+    State(state): State<RpcState>,
+    heard: Arc<LeaderHeard>,
+    peer: Peer,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call = |raft: Raft, rpc| async move {
+        let answer = raft.append_entries(rpc).await;
+        // Accepted from the leader of this node's term (a higher vote refuses it): its lease here renewed.
+        if matches!(&answer, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
+            heard.now();
+        }
+        answer
+    };
     serve(state, peer, body, "append", Admit::Cluster, call).await
 }
 
@@ -378,7 +391,7 @@ mod tests {
         .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let routes = rpc_routes(raft.clone(), identity.clone());
+        let routes = rpc_routes(raft.clone(), identity.clone(), Arc::default());
         tokio::spawn(async move { axum::serve(listener, routes).await });
         TestNode { raft, identity, addr, _dir: dir }
     }

@@ -95,6 +95,8 @@ pub struct DcsNode {
     incarnation: u64,
     /// The last Raft term in which this node hastened an election (see `dead_leader.rs`).
     pub(super) hastened_term: std::sync::atomic::AtomicU64,
+    /// When this node last accepted an append from the Raft leader.
+    pub(super) heard: Arc<super::dead_leader::LeaderHeard>,
 }
 
 impl DcsNode {
@@ -160,6 +162,7 @@ impl DcsNode {
             timings,
             incarnation,
             hastened_term,
+            heard: Arc::default(),
         })
     }
 
@@ -199,7 +202,8 @@ impl DcsNode {
     /// The routes this node serves to its peers (Raft RPCs and forwarded requests), with the password
     /// check when one is set. Serve them with [`DcsNode::tls`].
     pub fn router(&self) -> axum::Router {
-        let routes = network::rpc_routes(self.raft.clone(), self.identity.clone()).merge(forward::routes(
+        let rpc = network::rpc_routes(self.raft.clone(), self.identity.clone(), self.heard.clone());
+        let routes = rpc.merge(forward::routes(
             self.raft.clone(),
             self.identity.clone(),
             self.client.clone(),
