@@ -100,6 +100,13 @@ async fn a_switchover_is_pushed_to_haproxy_faster_than_its_checks_and_writes_rea
     );
     let log = haproxy.log();
     assert!(log.contains(&format!("{PRIMARY_BACKEND}/{} is going DOWN for maintenance", name(old))), "{log}");
+    // The old primary left the write path before its server stopped: a connection the stopping server
+    // refused would have HAProxy wait a second before trying it again.
+    let old_log = cluster.log(old);
+    let handover = &old_log[old_log.find("switchover: handing over").expect("the handover decided")..];
+    let left = handover.find("state=\"maint\"").unwrap_or_else(|| panic!("no maint pushed: {handover}"));
+    let stopped = handover.find("action=\"stop_fast\"").unwrap_or_else(|| panic!("no stop: {handover}"));
+    assert!(left < stopped, "maint pushed after the server stopped: {handover}");
     assert!(log.contains(&format!("{PRIMARY_BACKEND}/{} is UP, changed from CLI", name(candidate))), "{log}");
     // Never two servers up, never a replica.
     for (t, up) in &changes {
