@@ -479,6 +479,13 @@ impl AgentCluster {
         text.lines().next()?.trim().parse().ok()
     }
 
+    /// The PID of node `i`'s lifeline watcher, from its agent's log (the last one it started).
+    pub fn lifeline_pid(&self, i: usize) -> Option<libc::pid_t> {
+        let log = self.plain_log(i);
+        let line = log.lines().rev().find(|l| l.contains("lifeline armed: the database stops"))?;
+        line.split_whitespace().find_map(|w| w.strip_prefix("pid="))?.parse().ok()
+    }
+
     /// The PID of node `i`'s `mariadbd`, from its pid file (MariaDB clusters).
     pub fn mariadbd_pid(&self, i: usize) -> Option<libc::pid_t> {
         std::fs::read_to_string(self.home(i).join("mysql/mysqld.pid")).ok()?.trim().parse().ok()

@@ -154,13 +154,6 @@ async fn a_process_naming_the_data_directory_withholds_the_death_certificate() {
     assert!(log.contains("no death certificate: processes of"), "{log}");
 }
 
-/// The pid of node `i`'s lifeline watcher, from its agent's log (the last one it started).
-fn lifeline_pid(cluster: &AgentCluster, i: usize) -> Option<libc::pid_t> {
-    let log = cluster.plain_log(i);
-    let line = log.lines().rev().find(|l| l.contains("lifeline armed: the database stops"))?;
-    line.split_whitespace().find_map(|w| w.strip_prefix("pid="))?.parse().ok()
-}
-
 fn alive(pid: libc::pid_t) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -181,7 +174,7 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
         cluster.plain_log(replica).contains("lifeline disarmed").then_some(())
     })
     .await;
-    let watcher = lifeline_pid(&cluster, replica).expect("the lifeline's pid in the log");
+    let watcher = cluster.lifeline_pid(replica).expect("the lifeline's pid in the log");
     let postmaster = cluster.postmaster_pid(replica).expect("the replica's postmaster");
     cluster.signal_agent(replica, libc::SIGKILL);
     wait_for("the lifeline to exit", PATIENCE, || async { (!alive(watcher)).then_some(()) }).await;

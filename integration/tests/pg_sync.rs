@@ -354,9 +354,12 @@ async fn quorum_publishes_any_k_and_a_replica_that_cannot_prove_it_holds_every_c
     // node first (so that it cannot drop a voter from the quorum), then freeze one replica's postmaster (its
     // agent and the store stay up, but it can tell no position): the other replica cannot prove it holds
     // every acknowledged commit, and waits. With ttl 6 s the frozen voter's agent reports "no position"
-    // (after its two 1 s checks) well before the lease passes.
+    // (after its two 1 s checks) well before the lease passes. The whole node dies, lifeline included: a
+    // death certificate would free the lease at once, before the frozen voter's agent could tell.
     let (frozen, last) = (replicas[0], replicas[1]);
     let postmaster = cluster.postmaster_pid(frozen).expect("postmaster pid");
+    let lifeline = cluster.lifeline_pid(primary).expect("the primary's lifeline pid");
+    assert!(cluster.signal_pid(lifeline, libc::SIGKILL));
     cluster.signal_agent(primary, libc::SIGKILL);
     cluster.kill_postgres(primary);
     assert!(cluster.signal_pid(postmaster, libc::SIGSTOP));
