@@ -264,6 +264,19 @@ fn set_owner(file: &fs::File, owner: Option<Owner>) -> io::Result<()> {
 /// machines reaps only every second or two. Meanwhile PostgreSQL (and `pg_ctl status`) take the zombie for
 /// a running server.
 pub(crate) fn lock_holder_runs(lock: &Path) -> io::Result<Option<bool>> {
+    Ok(lock_holder_state(lock)?.map(|state| state.is_some_and(|s| s != 'Z')))
+}
+
+/// Whether the process a postmaster's lock file names can serve: it runs, and is neither stopped
+/// (SIGSTOP) nor a zombie. Its backends may still answer over a session already open when it cannot
+/// (start a session, take a signal to promote or reload).
+pub(crate) fn lock_holder_serves(lock: &Path) -> bool {
+    matches!(lock_holder_state(lock), Ok(Some(Some(state))) if !matches!(state, 'Z' | 'T' | 't' | 'X'))
+}
+
+/// The state letter (`/proc/<pid>/stat`) of the process `lock` names: `None` without the file (or a PID in
+/// it), `Some(None)` when that process is gone.
+fn lock_holder_state(lock: &Path) -> io::Result<Option<Option<char>>> {
     let pid = match fs::read_to_string(lock) {
         Ok(text) => text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -272,8 +285,8 @@ pub(crate) fn lock_holder_runs(lock: &Path) -> io::Result<Option<bool>> {
     let Some(pid) = pid else { return Ok(None) };
     Ok(Some(match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesized command name, which may itself contain spaces or ')'.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()) != Some('Z'),
-        Err(_) => false,
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
+        Err(_) => None,
     }))
 }
 
@@ -334,5 +347,36 @@ mod stale_pid_tests {
         write_pid_file(dir.path(), pid);
         assert!(remove_stale_lock(&pid_file(dir.path())).expect("dead"));
         assert!(!pid_file(dir.path()).exists());
+    }
+
+    #[test]
+    fn a_stopped_postmaster_runs_but_does_not_serve() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert!(!lock_holder_serves(&pid_file(dir.path())), "no file");
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn");
+        write_pid_file(dir.path(), child.id());
+        assert!(lock_holder_serves(&pid_file(dir.path())));
+        let stat = format!("/proc/{}/stat", child.id());
+        let state_is =
+            |letter: &str| fs::read_to_string(&stat).is_ok_and(|s| s.contains(&format!(") {letter}")));
+        let wait_for_state = |letter: &str| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !state_is(letter) {
+                assert!(std::time::Instant::now() < deadline, "never in state {letter}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        // SAFETY: kill(2) on a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+        wait_for_state("T");
+        assert!(!lock_holder_serves(&pid_file(dir.path())), "stopped");
+        assert_eq!(lock_holder_runs(&pid_file(dir.path())).expect("stopped"), Some(true), "it still runs");
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+        wait_for_state("S");
+        assert!(lock_holder_serves(&pid_file(dir.path())), "resumed");
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(!lock_holder_serves(&pid_file(dir.path())), "dead");
     }
 }

@@ -119,11 +119,14 @@ impl Postgres {
 
     /// The session kept with the local server (then `true`), else a new one within `timeout`. A kept
     /// session is taken out while in use: whoever else needs one meanwhile opens their own. One the
-    /// server closed (a restart) is dropped. Only for queries bounded by a timeout: a frozen server
-    /// keeps the session open and never answers.
+    /// server closed (a restart), or whose postmaster is stopped or gone, is dropped. Only for queries
+    /// bounded by a timeout: a frozen server keeps the session open and never answers.
     async fn kept_session(&self, timeout: Duration) -> Result<(Session, bool), sql::ConnectError> {
         let kept = self.observer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match kept.filter(|session| !session.client.is_closed()) {
+        // Its backend answers even when the postmaster is stopped or dead: such a server can neither
+        // start a session nor be promoted, and a new session finds that out.
+        let serving = || files::lock_holder_serves(&super::render::pid_file(self.data_dir()));
+        match kept.filter(|session| !session.client.is_closed() && serving()) {
             Some(session) => Ok((session, true)),
             None => Ok((self.connect_local(timeout).await?, false)),
         }

@@ -175,6 +175,7 @@ impl Postgres {
         }
         // single-user crash recovery, which pg_rewind runs on an unclean target, refuses standby mode
         self.blocking("prepare rewind", |s| files::remove_standby_signal(&s.data_dir)).await?;
+        self.remove_stale_locks()?;
         let mut target = OsString::from("--target-pgdata=");
         target.push(data);
         // pg_rewind itself connects as the rewind role when there is one (the checkpoint needs the superuser)
@@ -577,13 +578,20 @@ impl Postgres {
     }
 
     pub(super) async fn start(&self) -> Result<(), DbError> {
+        self.remove_stale_locks()?;
+        self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
+    }
+
+    /// Removes the lock files of a dead postmaster (a killed one may stay an unreaped zombie for a
+    /// while), which would keep a server from starting, pg_rewind's crash recovery included.
+    fn remove_stale_locks(&self) -> Result<(), DbError> {
         for lock in render::lock_files(&self.settings) {
             let failed = |e| DbError::new(format!("remove the stale lock file {}", lock.display()), e);
             if files::remove_stale_lock(&lock).map_err(failed)? {
                 tracing::info!(member = %self.settings.name, file = %lock.display(), "removed the lock file of a dead postmaster");
             }
         }
-        self.tools.pg_ctl_start(self.data_dir(), &files::log_path(&self.settings)).await
+        Ok(())
     }
 
     pub(super) async fn connect_local(&self, timeout: Duration) -> Result<Session, sql::ConnectError> {
