@@ -282,12 +282,8 @@ fn lock_holder_state(lock: &Path) -> io::Result<Option<Option<char>>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(pid) = pid else { return Ok(None) };
-    Ok(Some(match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesized command name, which may itself contain spaces or ')'.
-        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
-        Err(_) => None,
-    }))
+    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else { return Ok(None) };
+    Ok(Some(crate::db::leftovers::stat_field(pid, 0).and_then(|state| state.chars().next())))
 }
 
 /// Removes `lock` when the process it names is dead or a zombie (see [`lock_holder_runs`]), and says
@@ -356,9 +352,8 @@ mod stale_pid_tests {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn");
         write_pid_file(dir.path(), child.id());
         assert!(lock_holder_serves(&pid_file(dir.path())));
-        let stat = format!("/proc/{}/stat", child.id());
-        let state_is =
-            |letter: &str| fs::read_to_string(&stat).is_ok_and(|s| s.contains(&format!(") {letter}")));
+        let pid = child.id() as libc::pid_t;
+        let state_is = |letter: &str| crate::db::leftovers::stat_field(pid, 0).as_deref() == Some(letter);
         let wait_for_state = |letter: &str| {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while !state_is(letter) {
@@ -367,12 +362,12 @@ mod stale_pid_tests {
             }
         };
         // SAFETY: kill(2) on a child this test started and has not reaped.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
         wait_for_state("T");
         assert!(!lock_holder_serves(&pid_file(dir.path())), "stopped");
         assert_eq!(lock_holder_runs(&pid_file(dir.path())).expect("stopped"), Some(true), "it still runs");
         // SAFETY: as above.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+        unsafe { libc::kill(pid, libc::SIGCONT) };
         wait_for_state("S");
         assert!(lock_holder_serves(&pid_file(dir.path())), "resumed");
         child.kill().expect("kill");

@@ -60,14 +60,26 @@ fn parent(pid: libc::pid_t) -> Option<libc::pid_t> {
 pub(crate) async fn kill_server(data_dir: &Path) -> Result<bool, String> {
     let Some(pid) = postmaster(data_dir) else { return Ok(false) };
     kill_group(pid);
-    let deadline = Instant::now() + GONE_WITHIN;
-    while files::lock_holder_runs(&super::render::pid_file(data_dir)).ok().flatten() == Some(true) {
+    if !gone_within(data_dir, GONE_WITHIN).await {
+        return Err(format!("postmaster {pid} still runs {GONE_WITHIN:?} after SIGKILL"));
+    }
+    Ok(true)
+}
+
+/// Whether the postmaster of `data_dir` is gone (dead, or a zombie) within `within`, looked at every
+/// 10 ms.
+pub(crate) async fn gone_within(data_dir: &Path, within: Duration) -> bool {
+    let pid_file = super::render::pid_file(data_dir);
+    let deadline = Instant::now() + within;
+    loop {
+        if files::lock_holder_runs(&pid_file).ok().flatten() != Some(true) {
+            return true;
+        }
         if Instant::now() >= deadline {
-            return Err(format!("postmaster {pid} still runs {GONE_WITHIN:?} after SIGKILL"));
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Ok(true)
 }
 
 /// Ends the postmaster of `data_dir`, if one runs, for a lifeline whose agent died: SIGQUIT, then SIGKILL

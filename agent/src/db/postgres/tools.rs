@@ -17,10 +17,6 @@ const START_WAIT_SECS: u64 = 5;
 /// unless the server's processes are stopped or hung, and then the adapter kills them instead.
 const IMMEDIATE_STOP_TIMEOUT_SECS: u64 = 5;
 
-/// How often a stopping server is looked at: its postmaster is gone once `postmaster.pid` is (or names a
-/// dead process).
-const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(10);
-
 /// A finished program.
 pub(crate) struct Ran {
     pub code: Option<i32>,
@@ -208,16 +204,9 @@ impl Tools {
         };
         self.run("pg_ctl stop", "pg_ctl", &args(["stop", "-m", mode, "-W", "-D"], data, None)).await?;
         // `-w` would look every 100 ms: on a switchover, that is write downtime.
-        let pid_file = super::render::pid_file(data);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
-        loop {
-            if files::lock_holder_runs(&pid_file).ok().flatten() != Some(true) {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(DbError::new("pg_ctl stop", format!("the server still runs after {timeout} s")));
-            }
-            tokio::time::sleep(STOP_POLL).await;
+        match super::kill::gone_within(data, std::time::Duration::from_secs(timeout)).await {
+            true => Ok(()),
+            false => Err(DbError::new("pg_ctl stop", format!("the server still runs after {timeout} s"))),
         }
     }
 
