@@ -156,6 +156,10 @@ pub struct VigilInfo {
     /// failover?"); absent when it races or follows a primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Why this member's last promotion was refused (`pre_promote`, the watchdog, or failed attempts),
+    /// less than `ttl` ago: meanwhile it keeps out of the leader race, and the others do not wait for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_refused: Option<String>,
     /// The primary's last known position in bytes (the store's `status` key, Patroni's `optime`): the
     /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -83,6 +83,81 @@ async fn a_failing_pre_promote_keeps_the_only_candidate_from_promoting_and_relea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vetoed_candidate_does_not_hold_back_the_next_replica() {
+    init_tracing();
+    let hooks = hook_dir();
+    let script = hooks.path().join("pre_promote.sh");
+    let veto = hooks.path().join("veto-");
+    std::fs::write(&script, format!("if [ -e {}$1 ]; then exit 1; fi\n", veto.display())).unwrap();
+    // The lower the index, the higher the priority: of two replicas, the first one races alone.
+    let mut cluster = AgentCluster::start(3, |i| {
+        format!("  pre_promote: sh {}\ntags: {{failover_priority: {}}}\n", script.display(), 3 - i)
+    });
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let replicas: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let (vetoed, next) = (replicas[0], replicas[1]);
+    std::fs::write(format!("{}{}", veto.display(), cluster.nodes[vetoed].name), "").unwrap();
+
+    // The vetoed member, ahead by priority, says so in its status: the next one does not wait for it.
+    kill_node(&mut cluster, old);
+    assert_eq!(cluster.primary(PATIENCE).await, next);
+    assert!(cluster.plain_log(vetoed).contains("promotion refused"), "the veto was what held it back");
+    let (_, status) = cluster.rest(vetoed, "/patroni").await.expect("the vetoed member's status");
+    assert_eq!(status["role"], "replica", "{status}");
+}
+
+/// Makes a directory immutable (`chattr +i`: no entry may be created in it, not even by root) until
+/// dropped, as a file system gone read-only would, for new files.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn new(dir: &Path) -> Immutable {
+        chattr("+i", dir);
+        Immutable(dir.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        chattr("-i", &self.0);
+    }
+}
+
+fn chattr(change: &str, dir: &Path) {
+    let status = std::process::Command::new("chattr").arg(change).arg(dir).status().expect("chattr runs");
+    assert!(status.success(), "chattr {change} {}", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_cannot_promote_gives_the_lease_to_the_next_replica() {
+    init_tracing();
+    // The lower the index, the higher the priority: of two replicas, the first one races alone.
+    let mut cluster = AgentCluster::start(3, |i| format!("tags: {{failover_priority: {}}}\n", 3 - i));
+    let old = cluster.settled(&[0, 1, 2], PATIENCE).await;
+    let replicas: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    let (stuck, next) = (replicas[0], replicas[1]);
+    // The promotion writes files into the data directory: it fails, every time.
+    let immutable = Immutable::new(&cluster.home(stuck).join("pg"));
+
+    kill_node(&mut cluster, old);
+    wait_for("the stuck candidate to give up after its failed promotions", PATIENCE, || async {
+        let log = cluster.plain_log(stuck);
+        log.contains("promotion failed every time: killing the server and releasing the lease").then_some(())
+    })
+    .await;
+    assert_eq!(cluster.primary(PATIENCE).await, next, "the next replica takes over");
+    cluster.write_published(next, "CREATE TABLE after_the_stuck_candidate (x int)").await;
+    let (_, status) = cluster.rest(stuck, "/patroni").await.expect("the stuck member's status");
+    assert_ne!(status["role"], "primary", "{status}");
+    assert!(cluster.plain_log(stuck).contains("promotion failed: trying again"), "attempts before giving up");
+
+    // Writable again, it rejoins as the new primary's replica.
+    drop(immutable);
+    cluster.streaming_replica(stuck, PATIENCE).await;
+    cluster.eventually(stuck, "SELECT count(*) FROM after_the_stuck_candidate", &["0"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failover_the_new_primary_runs_on_role_change_and_keeps_its_watchdog_alive() {
     init_tracing();
     let hooks = hook_dir();

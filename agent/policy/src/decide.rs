@@ -12,7 +12,7 @@ use crate::sync::{self, SyncChange};
 use crate::topology;
 use crate::MemberName;
 use crate::SynchronousMode;
-use crate::{DataState, DbState, Position, Refusal, Role, SyncRule, Upstream};
+use crate::{DataState, DbState, Position, Refusal, Role, SyncRule, Upstream, Veto};
 
 /// Something the loop does to the store or the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -419,12 +419,12 @@ fn standby_lead(o: &Observation, cluster: &ClusterView, remote: &Upstream) -> De
 
 /// Leading with no switchover to carry out.
 fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
+    // A refusal that finds the server a primary came too late to matter: it keeps leading.
+    if let Some(veto) = o.promotion_refused.filter(|_| o.db.role != Some(Role::Primary)) {
+        return give_back_refused(veto);
+    }
     let slots = Action::RetainFor(o.retained_members(cluster, &o.me));
     match (o.db.running, o.db.role) {
-        (_, role) if o.promotion_refused.is_some() && role != Some(Role::Primary) => {
-            let refusal = Refusal::PromotionRefused(o.promotion_refused.unwrap_or(crate::Veto::PrePromote));
-            Decision::act(vec![Action::ReleaseLease], format!("{refusal}: releasing the lease")).because(refusal)
-        }
         (true, Some(Role::Primary)) => {
             let mut actions = vec![Action::RenewLease];
             actions.extend(new_optime(o, cluster));
@@ -495,6 +495,17 @@ fn steady_lead(o: &Observation, cluster: &ClusterView) -> Decision {
             ),
         },
     }
+}
+
+/// The lease holder whose promotion `veto` refused gives the lease back. A failed promotion may still be
+/// under way in the server, which is killed first: nothing it would acknowledge may outlive the lease.
+fn give_back_refused(veto: Veto) -> Decision {
+    let refusal = Refusal::PromotionRefused(veto);
+    let (actions, how) = match veto {
+        Veto::Failed => (vec![Action::Kill, Action::ReleaseLease], "killing the server and "),
+        Veto::PrePromote | Veto::Watchdog => (vec![Action::ReleaseLease], ""),
+    };
+    Decision::act(actions, format!("{refusal}: {how}releasing the lease")).because(refusal)
 }
 
 /// The leader's position to publish as the cluster's `optime`, when it moved since it was last published.

@@ -72,6 +72,9 @@ pub enum Veto {
     Watchdog,
     /// The `pre_promote` hook failed or timed out.
     PrePromote,
+    /// The promotion itself failed, attempt after attempt under one lease: the server may have been asked
+    /// to promote, so it is killed before the lease is given back.
+    Failed,
 }
 
 impl fmt::Display for Refusal {
@@ -84,6 +87,9 @@ impl fmt::Display for Refusal {
             Refusal::PromotionRefused(Veto::Watchdog) => f.write_str("watchdog required but unavailable"),
             Refusal::PromotionRefused(Veto::PrePromote) => {
                 f.write_str("pre_promote refused its promotion less than ttl ago")
+            }
+            Refusal::PromotionRefused(Veto::Failed) => {
+                f.write_str("its promotion failed repeatedly less than ttl ago")
             }
             Refusal::DatabaseNotRunning => f.write_str("database not running"),
             Refusal::DatabaseStarting => f.write_str("database still starting"),

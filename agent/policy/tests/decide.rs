@@ -622,6 +622,29 @@ fn a_refused_promotion_gives_the_lease_back_and_keeps_out_of_the_race() {
 }
 
 #[test]
+fn a_promotion_that_keeps_failing_kills_the_server_before_the_lease_is_given_back() {
+    let mut o = obs();
+    holding_lease(&mut o, 7);
+    o.promotion_refused = Some(Veto::Failed);
+    let d = decide(&o);
+    assert_eq!(d.actions, vec![Action::Kill, Action::ReleaseLease], "{}", d.reason);
+    assert_eq!(d.refusal, Some(Refusal::PromotionRefused(Veto::Failed)));
+    // The same whether the server still answers or not (a promotion may be under way in either).
+    o.db = DbState::stopped(data());
+    assert_eq!(actions(&o), vec![Action::Kill, Action::ReleaseLease]);
+    // Out of the race for a ttl afterwards.
+    let mut o = obs();
+    o.promotion_refused = Some(Veto::Failed);
+    assert_eq!(refused(&o).to_string(), "its promotion failed repeatedly less than ttl ago");
+    // Promoted at last before the refusal was acted on: it keeps leading.
+    let mut o = obs();
+    o.db = primary(1000);
+    holding_lease(&mut o, 7);
+    o.promotion_refused = Some(Veto::Failed);
+    assert_eq!(actions(&o)[0], Action::RenewLease);
+}
+
+#[test]
 fn stopped_primary_is_started_in_place_until_primary_start_timeout() {
     let mut o = obs();
     o.db = DbState::stopped(former_primary_data());

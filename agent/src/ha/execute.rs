@@ -146,7 +146,10 @@ async fn run_action<D: Database>(
             job.lease_valid("promote")?;
             let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
-            db.promote(token.0).await?;
+            if let Err(e) = db.promote(token.0).await {
+                job.guard.promotion_failed(token, &e.to_string());
+                return Err(e);
+            }
             let promoted = SystemTime::now();
             if let Some(watchers) = &job.watchers {
                 watchers.status.promoted();

@@ -8,6 +8,8 @@
 //!   lease and stays out of the leader race, as Patroni does after a failed `pre_promote`. Accepted, the
 //!   promotion first removes the primary label from other pods in Kubernetes, within a bound, never
 //!   waiting for an API that does not answer.
+//! - A promotion that fails [`PROMOTION_ATTEMPTS`] times in a row under one lease is refused the same way
+//!   ([`RoleGuard::promotion_failed`]); the policy then kills the server before it gives the lease back.
 //! - After each successful renewal the watchdog is kept alive; each cycle [`RoleGuard::follow_role`] arms
 //!   it while this member leads a running primary and disarms it (magic close) once it no longer does,
 //!   or in pause; shutdown disarms it too.
@@ -22,6 +24,9 @@ use vigil_dcs::{FencingToken, LeaseGrant, MemberName};
 use vigil_fencing::{watchdog_timeout, Watchdog};
 use vigil_policy::Veto;
 
+/// How many promotions in a row may fail under one lease before its holder gives it back.
+pub const PROMOTION_ATTEMPTS: u32 = 3;
+
 /// The watchdog, the hooks and what the loop last saw that they need.
 pub struct RoleGuard {
     /// The `pre_promote` hook and the callbacks.
@@ -35,6 +40,8 @@ pub struct RoleGuard {
     old_primary: Mutex<Option<MemberName>>,
     /// When the last promotion was refused, and by what.
     refused_at: Mutex<Option<(Instant, Veto)>>,
+    /// The promotions that failed in a row, and under which lease.
+    failed: Mutex<(Option<FencingToken>, u32)>,
     /// In Kubernetes: the pod labels, cleared of stale primaries before a promotion.
     pods: Option<Arc<PodLabels>>,
     /// The watchdog is required and its last arming failed (Patroni's `watchdog_failed`).
@@ -57,6 +64,7 @@ impl RoleGuard {
             timeout: AtomicU32::new(1),
             old_primary: Mutex::default(),
             refused_at: Mutex::default(),
+            failed: Mutex::default(),
             pods: None,
             watchdog_failed: AtomicBool::new(false),
         }
@@ -118,13 +126,38 @@ impl RoleGuard {
         }
         if let Err(why) = &result {
             self.with_watchdog(|w| w.disarm(Some(token), "promotion refused"));
-            if let Ok(mut at) = self.refused_at.lock() {
-                *at = Some((Instant::now(), veto));
-            }
+            self.refuse(veto);
             let old = old.map(|o| o.to_string()).unwrap_or_default();
             tracing::error!(%token, old_primary = %old, reason = %why, "promotion refused: releasing the lease");
         }
         result
+    }
+
+    /// Takes in that the promotion under `token` failed for `why`: at the [`PROMOTION_ATTEMPTS`]th
+    /// failure in a row under that lease, the promotion is refused ([`Veto::Failed`]): the lease is given
+    /// back, and another member may take over, rather than this one trying on forever.
+    pub fn promotion_failed(&self, token: FencingToken, why: &str) {
+        let attempts = match self.failed.lock() {
+            Ok(mut failed) => {
+                let count = if failed.0 == Some(token) { failed.1 + 1 } else { 1 };
+                *failed = (Some(token), count);
+                count
+            }
+            Err(_) => PROMOTION_ATTEMPTS,
+        };
+        if attempts < PROMOTION_ATTEMPTS {
+            tracing::warn!(%token, attempts, reason = %why, "promotion failed: trying again");
+            return;
+        }
+        self.refuse(Veto::Failed);
+        tracing::error!(%token, attempts, reason = %why,
+            "promotion failed every time: killing the server and releasing the lease");
+    }
+
+    fn refuse(&self, veto: Veto) {
+        if let Ok(mut at) = self.refused_at.lock() {
+            *at = Some((Instant::now(), veto));
+        }
     }
 
     /// Pets the watchdog after a successful renewal of the lease `grant`, if [`RoleGuard::may_pet`].
@@ -229,6 +262,24 @@ mod tests {
             safety_margin,
             deadline: HolderDeadline::from_sent(sent, ttl, safety_margin),
         }
+    }
+
+    #[test]
+    fn promotions_failing_in_a_row_under_one_lease_refuse_the_next() {
+        let guard = RoleGuard::default();
+        let (now, ttl) = (Instant::now(), Duration::from_secs(3));
+        for _ in 1..PROMOTION_ATTEMPTS {
+            guard.promotion_failed(FencingToken(4), "pg_ctl failed");
+        }
+        assert_eq!(guard.refused_recently(now, ttl), None, "one attempt short");
+        // A new lease counts afresh.
+        guard.promotion_failed(FencingToken(5), "pg_ctl failed");
+        assert_eq!(guard.refused_recently(now, ttl), None);
+        for _ in 1..PROMOTION_ATTEMPTS {
+            guard.promotion_failed(FencingToken(5), "pg_ctl failed");
+        }
+        assert_eq!(guard.refused_recently(Instant::now(), ttl), Some(Veto::Failed));
+        assert_eq!(guard.refused_recently(Instant::now() + ttl, ttl), None, "for a ttl only");
     }
 
     #[tokio::test]

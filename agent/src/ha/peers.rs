@@ -56,9 +56,25 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             },
             position: s.vigil.position,
             streaming: s.replication_state.as_deref() == Some("streaming"),
-            can_fail_over: s.can_fail_over(),
+            // One whose promotion was just refused keeps out of the race: no rival to wait for.
+            can_fail_over: s.can_fail_over() && s.vigil.promotion_refused.is_none(),
             failover_priority: s.failover_priority(),
         },
         None => PeerView::unreachable(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_whose_promotion_was_refused_is_no_rival() {
+        let name = MemberName::new("b").expect("name");
+        let mut status =
+            NodeStatus { state: "running".into(), role: "replica".into(), ..NodeStatus::default() };
+        assert!(peer_view(name.clone(), Some(status.clone())).can_fail_over);
+        status.vigil.promotion_refused = Some("its promotion failed repeatedly less than ttl ago".into());
+        assert!(!peer_view(name, Some(status)).can_fail_over);
     }
 }

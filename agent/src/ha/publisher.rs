@@ -13,7 +13,7 @@ use vigil_api::{NodeStatus, PatroniInfo, Replication, Xlog};
 use vigil_dcs::{Condition, DcsNode, FencingToken, Key, RaftStatus};
 use vigil_fencing::HolderDeadline;
 use vigil_policy::sync::sync_health;
-use vigil_policy::{ClusterView, Refusal};
+use vigil_policy::{ClusterView, Refusal, Veto};
 
 /// This member's standing in the cluster, as the loop knows it this cycle.
 pub(super) struct Standing {
@@ -27,6 +27,8 @@ pub(super) struct Standing {
     pub leaving: bool,
     /// While nobody holds the lease: why this member does not take over ("why no failover?").
     pub refusal: Option<Refusal>,
+    /// What refused this member's last promotion, less than `ttl` ago.
+    pub promotion_refused: Option<Veto>,
     /// Promotions this agent carried out.
     pub failovers: u64,
     /// The watchdog is required and could not be armed.
@@ -225,6 +227,10 @@ fn node_status(
             lease_remaining_ms: None,
             last_decision: record.reason.clone(),
             why: record.why.clone(),
+            promotion_refused: shown
+                .standing
+                .promotion_refused
+                .map(|veto| Refusal::PromotionRefused(veto).to_string()),
             primary_optime: cluster.and_then(|c| c.optime).map(|p| p.at),
             position: db.position,
             synchronous_mode: Some(dynamic.synchronous_mode.as_str().to_owned()),
@@ -323,6 +329,7 @@ mod tests {
             wait_limit: None,
             leaving,
             refusal,
+            promotion_refused: None,
             failovers: 2,
             watchdog_failed: false,
             scheduled_restart: None,

@@ -292,6 +292,7 @@ impl<D: Database> Agent<D> {
             wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
             refusal: refusal.cloned(),
+            promotion_refused: self.guard.refused_recently(Instant::now(), dynamic.ttl),
             failovers: self.memory.failovers,
             watchdog_failed: self.guard.watchdog_failed(),
             scheduled_restart: self.scheduled_restart.as_ref().map(|(at, request)| {
