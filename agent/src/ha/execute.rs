@@ -69,6 +69,13 @@ impl DbJob {
 }
 
 impl DbJob {
+    /// Before `action` starts the server as a primary: the lease is valid, and the watchdog armed.
+    fn guard_primary_start(&self, action: &str) -> Result<(), DbError> {
+        self.lease_valid(action)?;
+        let token = self.token.ok_or_else(|| DbError::new(action, "no lease token"))?;
+        self.guard.before_start_primary(token).map_err(|why| DbError::new(action, why))
+    }
+
     /// Refuses to `action` (start a primary) once the lease's deadline has passed, or without a lease.
     fn lease_valid(&self, action: &str) -> Result<(), DbError> {
         let deadline = self.lease_deadline.as_ref().and_then(|d| *d.borrow());
@@ -135,11 +142,11 @@ async fn run_action<D: Database>(
 ) -> Result<(), DbError> {
     match action {
         Action::Bootstrap => {
-            job.lease_valid("bootstrap")?;
+            job.guard_primary_start("bootstrap")?;
             db.bootstrap(job.token.map(|t| t.0)).await
         }
         Action::StartPrimary => {
-            job.lease_valid("start as primary")?;
+            job.guard_primary_start("start as primary")?;
             db.start_primary(job.token.map(|t| t.0)).await
         }
         Action::Promote => {

@@ -10,6 +10,8 @@
 //!   waiting for an API that does not answer.
 //! - A promotion that fails [`PROMOTION_ATTEMPTS`] times in a row under one lease is refused the same way
 //!   ([`RoleGuard::promotion_failed`]); the policy then kills the server before it gives the lease back.
+//! - Before the server starts as a primary (bootstrap, a start in place), the watchdog is armed too
+//!   ([`RoleGuard::before_start_primary`]), so that no primary runs unguarded until the next cycle.
 //! - After each successful renewal the watchdog is kept alive; each cycle [`RoleGuard::follow_role`] arms
 //!   it while this member leads a running primary and disarms it (magic close) once it no longer does,
 //!   or in pause; shutdown disarms it too.
@@ -133,6 +135,16 @@ impl RoleGuard {
         result
     }
 
+    /// Arms the watchdog before the server starts as a primary under `token` (bootstrap, or a start in
+    /// place): an agent frozen right after the start, before its next cycle, is still reset by it. `Err`
+    /// only for a `required` watchdog that cannot be armed: the server must not start as a primary.
+    pub fn before_start_primary(&self, token: FencingToken) -> Result<(), String> {
+        let armed = self
+            .with_watchdog(|w| w.arm(self.timeout.load(Ordering::SeqCst), token).map_err(|e| e.to_string()));
+        self.watchdog_failed.store(armed.is_err(), Ordering::SeqCst);
+        armed
+    }
+
     /// Takes in that the promotion under `token` failed for `why`: at the [`PROMOTION_ATTEMPTS`]th
     /// failure in a row under that lease, the promotion is refused ([`Veto::Failed`]): the lease is given
     /// back, and another member may take over, rather than this one trying on forever.
@@ -171,9 +183,22 @@ impl RoleGuard {
     /// deadline plus the safety margin): a pet long after the renewal was sent would let a frozen primary
     /// outlive its lease. Skipped, the watchdog goes on counting from the last pet, which was in time.
     fn may_pet(&self, grant: &LeaseGrant) -> bool {
-        let timeout = Duration::from_secs(self.timeout.load(Ordering::SeqCst).into());
-        let expiry = grant.deadline.instant().checked_add(grant.safety_margin);
-        Instant::now().checked_add(timeout).zip(expiry).is_some_and(|(fires, expiry)| fires <= expiry)
+        self.arming_timeout(grant, true).is_some()
+    }
+
+    /// The timeout to arm or pet the watchdog with now under `grant`, if it may be: the configured one
+    /// when it fires no later than the store may expire the lease (see [`RoleGuard::may_pet`]). A
+    /// watchdog not `armed` yet (a primary just started, its renewals slow) has no countdown to go on
+    /// with: it is armed with the whole seconds left before the expiry instead, if there is one.
+    fn arming_timeout(&self, grant: &LeaseGrant, armed: bool) -> Option<u32> {
+        let timeout = self.timeout.load(Ordering::SeqCst);
+        let expiry = grant.deadline.instant().checked_add(grant.safety_margin)?;
+        let left = expiry.saturating_duration_since(Instant::now());
+        match u32::try_from(left.as_secs()).unwrap_or(u32::MAX) {
+            whole if whole >= timeout => Some(timeout),
+            whole if !armed && whole >= 1 => Some(whole),
+            _ => None,
+        }
     }
 
     /// Keeps the watchdog in step with the role: armed (and petted, see [`RoleGuard::may_pet`]) while
@@ -188,14 +213,15 @@ impl RoleGuard {
         token: Option<FencingToken>,
         grant: Option<&LeaseGrant>,
     ) {
-        let timeout = self.timeout.load(Ordering::SeqCst);
         self.with_watchdog(|w| match grant {
             _ if paused => w.disarm(token, "pause"),
             // A pet that would come too late is skipped: the watchdog goes on counting from the last one.
-            Some(grant) if leading && self.may_pet(grant) => {
-                // A required watchdog that fails is logged by arm.
-                let failed = w.arm(timeout, grant.token).is_err();
-                self.watchdog_failed.store(failed, Ordering::SeqCst);
+            Some(grant) if leading => {
+                if let Some(timeout) = self.arming_timeout(grant, w.is_armed()) {
+                    // A required watchdog that fails is logged by arm.
+                    let failed = w.arm(timeout, grant.token).is_err();
+                    self.watchdog_failed.store(failed, Ordering::SeqCst);
+                }
             }
             _ if !leading && !still_primary => w.disarm(token, "no longer primary"),
             _ => {}
@@ -304,5 +330,10 @@ mod tests {
         assert!(guard.may_pet(&grant(Duration::from_millis(900))));
         assert!(!guard.may_pet(&grant(Duration::from_millis(1100))), "a pet 1.1 s after sending is too late");
         assert!(!guard.may_pet(&grant(Duration::from_secs(5))));
+        // Not armed yet, there is no countdown to go on with: armed to fire by the expiry, if it still can.
+        assert_eq!(guard.arming_timeout(&grant(Duration::from_millis(1100)), false), Some(1));
+        assert_eq!(guard.arming_timeout(&grant(Duration::from_millis(1100)), true), None);
+        assert_eq!(guard.arming_timeout(&grant(Duration::from_millis(900)), false), Some(2));
+        assert_eq!(guard.arming_timeout(&grant(Duration::from_millis(2100)), false), None, "under 1 s left");
     }
 }

@@ -30,7 +30,7 @@ mod view;
 
 pub use commands::{Commands, Envelope, LocalCommand};
 pub use events::append as append_event;
-pub use guard::RoleGuard;
+pub use guard::{RoleGuard, PROMOTION_ATTEMPTS};
 pub use hooks::{Callback, Hooks, CALLBACK_TIMEOUT, PRE_PROMOTE_TIMEOUT};
 pub use identity::Identity;
 pub use run::Agent;

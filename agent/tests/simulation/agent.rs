@@ -8,10 +8,11 @@ use crate::store::Op;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use vigil_agent::db::{DbState, Role};
-use vigil_agent::ha::{Action, ClusterView, LeaseHold, Memory, PeerView};
+use vigil_agent::ha::{Action, ClusterView, LeaseHold, Memory, PeerView, PROMOTION_ATTEMPTS};
 use vigil_agent::member::MemberRecord;
 use vigil_dcs::{FencingToken, MemberName};
 use vigil_fencing::HolderDeadline;
+use vigil_policy::Veto;
 
 /// How long a peer may take to answer a status request (`peers.rs` `PEER_TIMEOUT`).
 pub const PEER_TIMEOUT: Duration = Duration::from_millis(500);
@@ -114,6 +115,12 @@ pub struct Agent {
     pub wake_pending: bool,
     /// When the armed watchdog fires, on this node's clock, and the generation of that timer.
     pub watchdog: Option<(Instant, u64)>,
+    /// As `RoleGuard`: the promotions that failed in a row, and under which lease.
+    pub failed_promotions: (Option<FencingToken>, u32),
+    /// As `RoleGuard`: when the last promotion was refused (they failed every time), on this node's clock.
+    pub promotion_refused_at: Option<Instant>,
+    /// Its REST status says its promotion was refused (`vigil.promotion_refused`), as last published.
+    pub shown_refused: bool,
 }
 
 impl Agent {
@@ -136,7 +143,29 @@ impl Agent {
             wake_generation: 0,
             wake_pending: false,
             watchdog: None,
+            failed_promotions: (None, 0),
+            promotion_refused_at: None,
+            shown_refused: false,
         }
+    }
+
+    /// What refused its last promotion less than `ttl` before `now` (`RoleGuard::refused_recently`).
+    pub fn promotion_refused(&self, now: Instant, ttl: Duration) -> Option<Veto> {
+        let recent = self.promotion_refused_at.is_some_and(|at| now.duration_since(at) < ttl);
+        recent.then_some(Veto::Failed)
+    }
+
+    /// Takes in that its promotion under `token` failed, at `now` (`RoleGuard::promotion_failed`); whether
+    /// it now gives up.
+    pub fn promotion_failed(&mut self, token: Option<FencingToken>, now: Instant) -> bool {
+        let (last, count) = self.failed_promotions;
+        let count = if last == token { count + 1 } else { 1 };
+        self.failed_promotions = (token, count);
+        let gives_up = count >= PROMOTION_ATTEMPTS;
+        if gives_up {
+            self.promotion_refused_at = Some(now);
+        }
+        gives_up
     }
 
     /// Its hold on the lease at `now` (`lease_keeper.rs` `hold`).
@@ -166,8 +195,9 @@ impl Agent {
     }
 }
 
-/// What a peer's REST API answers (`peers.rs` `peer_view`), from the status its agent last showed.
-pub fn peer_view(name: MemberName, shown: Option<&DbState>) -> PeerView {
+/// What a peer's REST API answers (`peers.rs` `peer_view`), from the status its agent last showed, and
+/// whether that status said its promotion was refused (`refused`).
+pub fn peer_view(name: MemberName, shown: Option<&DbState>, refused: bool) -> PeerView {
     match shown {
         Some(db) => {
             let (state, role) = MemberRecord::state_and_role(db);
@@ -182,7 +212,7 @@ pub fn peer_view(name: MemberName, shown: Option<&DbState>) -> PeerView {
                 },
                 position: db.position,
                 streaming: db.streaming,
-                can_fail_over: true,
+                can_fail_over: !refused,
                 failover_priority: 1,
             }
         }

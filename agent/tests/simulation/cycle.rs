@@ -169,7 +169,7 @@ impl World {
             peers: peers.clone(),
             sync_applied_at: self.nodes[node].agent.memory.sync_applied_at(),
             fenced: self.nodes[node].agent.memory.fenced,
-            promotion_refused: None,
+            promotion_refused: self.nodes[node].agent.promotion_refused(now, self.settings.ttl),
         };
         let probed = !peers.is_empty();
         let all_answered = peers.iter().all(|p| p.reachable);
@@ -186,7 +186,7 @@ impl World {
         let p = &self.nodes[peer];
         let answers =
             p.alive && p.paused_until <= self.now() && !self.cut(Endpoint::Node(node), Endpoint::Node(peer));
-        peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers))
+        peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers), p.agent.shown_refused)
     }
 
     /// Decides and plans the decision's actions (`act.rs` `execute`).
@@ -270,6 +270,7 @@ impl World {
         };
         let agent = &mut self.nodes[node].agent;
         agent.shown = Some(db);
+        agent.shown_refused = agent.promotion_refused(now, self.settings.ttl).is_some();
         let fresh = agent
             .published
             .as_ref()
@@ -311,15 +312,23 @@ impl World {
 
     /// Pets (or arms) `node`'s watchdog: it resets the node unless petted again within its timeout. As
     /// `RoleGuard` does, a pet that would fire after the store may expire the lease (the deadline plus the
-    /// safety margin) is skipped: the watchdog goes on counting from the last one.
+    /// safety margin) is skipped: the watchdog goes on counting from the last one; one not armed yet is
+    /// armed with the whole seconds left before the expiry instead, if there is one.
     pub fn pet_watchdog(&mut self, node: usize) {
-        let timeout =
+        let now = self.local(node);
+        let mut timeout =
             Duration::from_secs(watchdog_timeout(self.settings.ttl, self.settings.safety_margin).into());
-        let fires = self.local(node) + timeout;
         let expiry = self.nodes[node].agent.lease.map(|g| g.deadline.instant() + self.settings.safety_margin);
-        if expiry.is_some_and(|expiry| fires > expiry) {
-            return;
+        if let Some(left) = expiry.map(|expiry| expiry.saturating_duration_since(now)) {
+            match Duration::from_secs(left.as_secs()) {
+                _ if left >= timeout => {}
+                whole if self.nodes[node].agent.watchdog.is_none() && whole >= Duration::from_secs(1) => {
+                    timeout = whole
+                }
+                _ => return,
+            }
         }
+        let fires = now + timeout;
         let generation = self.serial();
         self.nodes[node].agent.watchdog = Some((fires, generation));
         let at = self.nodes[node].clock.when(fires, self.now());

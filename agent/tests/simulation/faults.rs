@@ -24,6 +24,8 @@ pub enum Fault {
     StoreElection(Millis),
     /// Every message takes up to this long, for a while.
     SlowNetwork(Millis, Millis),
+    /// Every promotion of the node's database fails, for a while.
+    FailPromotions(usize, Millis),
 }
 
 impl World {
@@ -54,6 +56,12 @@ impl World {
                 }
             };
             self.scheduler.at(start, Event::Fault(fault));
+        }
+        if let Some(seed) = s.failing_promotions {
+            // Drawn apart: until it begins, the run is the one of the same seed without it.
+            let mut rng = crate::rng::Rng::new(seed);
+            let (node, start) = (rng.index(nodes), rng.between(1000, until));
+            self.scheduler.at(start, Event::Fault(Fault::FailPromotions(node, heal_by - start)));
         }
         self.healed_at = heal_by;
     }
@@ -100,6 +108,10 @@ impl World {
             Fault::SlowNetwork(lasting, max_delay) => {
                 self.slow_until = self.slow_until.max(now + lasting);
                 self.slow_ms = self.slow_ms.max(max_delay);
+            }
+            Fault::FailPromotions(node, lasting) => {
+                let n = &mut self.nodes[node];
+                n.promotions_fail_until = n.promotions_fail_until.max(now + lasting);
             }
         }
         self.cuts.retain(|&(_, _, until)| until > now);

@@ -79,26 +79,31 @@ impl World {
             return Ok(false);
         }
         let ok = match action {
-            Action::Bootstrap => {
+            Action::Bootstrap | Action::StartPrimary => {
+                self.pet_watchdog(node); // armed before the server starts as a primary (`execute.rs`)
                 let genesis = self.serial();
                 let db = &mut self.nodes[node].db;
-                let fresh = db.data.is_none();
-                if fresh {
-                    db.data = Some(Data { log: vec![genesis], timeline: 1, was_primary: true });
-                    db.process = Process::Primary;
-                }
-                fresh
-            }
-            Action::StartPrimary => {
-                let db = &mut self.nodes[node].db;
-                match &mut db.data {
-                    Some(data) if db.process == Process::Stopped => {
+                match (&mut db.data, action) {
+                    (None, Action::Bootstrap) => {
+                        db.data = Some(Data { log: vec![genesis], timeline: 1, was_primary: true });
+                        db.process = Process::Primary;
+                        true
+                    }
+                    (Some(data), Action::StartPrimary) if db.process == Process::Stopped => {
                         data.was_primary = true;
                         db.process = Process::Primary;
                         true
                     }
                     _ => false,
                 }
+            }
+            Action::Promote if self.now() < self.nodes[node].promotions_fail_until => {
+                let token = self.nodes[node].agent.lease.map(|g| g.token);
+                if self.nodes[node].agent.promotion_failed(token, local) {
+                    self.gave_up += 1;
+                    self.note(format!("{}: promotion failed every time: giving up", member(node)));
+                }
+                false
             }
             Action::Promote => {
                 let db = &mut self.nodes[node].db;

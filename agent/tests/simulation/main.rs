@@ -68,6 +68,7 @@ fn settings(seed: u64, max_drift_ppm: i64) -> (Settings, Rng) {
         heal_by,
         end: heal_by + CONVERGENCE,
         certificate_delay: (5, 150),
+        failing_promotions: None,
     };
     (settings, rng)
 }
@@ -174,6 +175,25 @@ fn policy_simulation_campaign() {
 fn invariants_catch_drift_beyond_the_safety_margin() {
     let broken = (0..2000).find_map(|seed| run_seed(seed, 600_000).err());
     assert!(broken.is_some(), "no seed broke an invariant with 60 % clock drift");
+}
+
+/// One member's promotions fail for seconds on end, on top of the seed's other faults: a candidate that
+/// took the lease gives it back after `PROMOTION_ATTEMPTS` failures (its server killed first) and keeps out
+/// of the race for a `ttl`, and the others do not wait for it. Nothing may break, and the cluster must
+/// converge once the fault healed. The seeds are the CI set's.
+#[test]
+fn promotions_that_keep_failing_break_nothing() {
+    let mut gave_up = 0;
+    for seed in 0..300 {
+        let (mut settings, rng) = settings(seed, DRIFT_PPM);
+        settings.failing_promotions = Some(!seed);
+        match run_world(seed, settings, rng) {
+            Ok(world) => gave_up += world.gave_up,
+            Err(report) => panic!("{report}"),
+        }
+    }
+    println!("{gave_up} promotions given up after failing every time");
+    assert!(gave_up > 0, "no candidate gave up after failed promotions: the path went untested");
 }
 
 /// Certificates held up for seconds (peers unreachable, the store electing) often arrive after the dead

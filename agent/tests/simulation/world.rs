@@ -35,6 +35,9 @@ pub struct Settings {
     pub end: Millis,
     /// How long a lifeline takes to offer its certificate after its agent died, in ms (lowest, highest).
     pub certificate_delay: (Millis, Millis),
+    /// One more fault, drawn from this seed: every promotion of one node fails from a random time until
+    /// `heal_by`.
+    pub failing_promotions: Option<u64>,
 }
 
 /// Something that happens at an instant of virtual time.
@@ -87,6 +90,8 @@ pub struct Node {
     pub alive: bool,
     /// The agent process is stopped (SIGSTOP) until then.
     pub paused_until: Millis,
+    /// Every promotion of its database fails until then (its data directory refuses new files, say).
+    pub promotions_fail_until: Millis,
     /// Commits not acknowledged yet: (index in the log, write id).
     pub pending: Vec<(usize, u64)>,
 }
@@ -117,6 +122,8 @@ pub struct World {
     pub healed_at: Millis,
     /// Leases released by a death certificate.
     pub certified: u64,
+    /// Promotions refused after failing every time (`Veto::Failed`).
+    pub gave_up: u64,
 }
 
 /// How many trace lines a failure shows.
@@ -139,6 +146,7 @@ impl World {
                 clock: Clock::new(base, drift(&mut rng)),
                 alive: true,
                 paused_until: 0,
+                promotions_fail_until: 0,
                 pending: Vec::new(),
             })
             .collect();
@@ -158,6 +166,7 @@ impl World {
             steps: 0,
             healed_at: 0,
             certified: 0,
+            gave_up: 0,
         }
     }
 
