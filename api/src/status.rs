@@ -160,6 +160,11 @@ pub struct VigilInfo {
     /// less than `ttl` ago: meanwhile it keeps out of the leader race, and the others do not wait for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion_refused: Option<String>,
+    /// While nobody holds the lease: the position shown was observed after this member's agent saw the
+    /// lease free, so it is not behind what it acknowledged to the old primary. Only such a status lets a
+    /// synchronous standby vouch for another member in the race.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub observed_leaderless: bool,
     /// The primary's last known position in bytes (the store's `status` key, Patroni's `optime`): the
     /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
     #[serde(default, skip_serializing_if = "Option::is_none")]

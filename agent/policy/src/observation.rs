@@ -174,6 +174,10 @@ pub struct PeerView {
     pub position: Option<Position>,
     /// Whether its WAL receiver streams (so its position may still grow).
     pub streaming: bool,
+    /// Whether what it shows was observed after its agent saw the lease free. Only then is the position
+    /// it shows not behind what it acknowledged before the old primary stopped: a status observed before
+    /// may be (a standby that started streaming since, say).
+    pub observed_leaderless: bool,
     /// Whether it may become primary.
     pub can_fail_over: bool,
     /// Its `failover_priority`.
@@ -190,6 +194,7 @@ impl PeerView {
             role: None,
             position: None,
             streaming: false,
+            observed_leaderless: false,
             can_fail_over: false,
             failover_priority: 0,
         }

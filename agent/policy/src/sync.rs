@@ -237,7 +237,9 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
             .iter()
             .any(|p| p.reachable && p.name == *leader && !(p.running && p.role == Some(Role::Primary)))
     });
-    let settled = |peer: &&PeerView| !peer.streaming || old_primary_quiet;
+    // Either way, only a status observed after the voter saw the lease free is final: one observed before
+    // may show a position it has passed since (it started streaming again, and acknowledged more).
+    let settled = |peer: &&PeerView| peer.observed_leaderless && (!peer.streaming || old_primary_quiet);
     match sync.quorum {
         None => {
             if sync.sync_standby.iter().any(|n| n == o.me.as_str()) {
@@ -337,7 +339,10 @@ pub fn peer_may_take_over(o: &Observation, cluster: &ClusterView, peer: &PeerVie
     // As in [`may_take_over`]: only a standby done receiving vouches.
     let position_of = |name: &str| match name == o.me.as_str() {
         true => o.db.position.filter(|_| !o.db.streaming),
-        false => o.peers.iter().find(|p| p.reachable && !p.streaming && p.name.as_str() == name)?.position,
+        false => {
+            let done = |p: &&PeerView| p.reachable && !p.streaming && p.observed_leaderless;
+            o.peers.iter().filter(done).find(|p| p.name.as_str() == name)?.position
+        }
     };
     sync.quorum.is_none()
         && sync.sync_standby.iter().any(|n| position_of(n).is_some_and(|pos| Some(pos) <= peer.position))

@@ -197,6 +197,7 @@ fn peer(member: &str, pos: u64) -> PeerView {
         role: Some(Role::Replica),
         position: Some(Position::wal(pos)),
         streaming: false,
+        observed_leaderless: true,
         can_fail_over: true,
         failover_priority: 1,
     }
@@ -1474,10 +1475,21 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
         prop::option::of(any_position()),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         -1i64..3,
     )
         .prop_map(
-            |(name, reachable, running, role, position, streaming, can_fail_over, failover_priority)| {
+            |(
+                name,
+                reachable,
+                running,
+                role,
+                position,
+                streaming,
+                observed_leaderless,
+                can_fail_over,
+                failover_priority,
+            )| {
                 PeerView {
                     name,
                     reachable,
@@ -1485,6 +1497,7 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
                     role,
                     position,
                     streaming,
+                    observed_leaderless,
                     can_fail_over,
                     failover_priority,
                 }
@@ -2174,6 +2187,31 @@ fn gate_a_sync_standby_still_receiving_vouches_for_nobody() {
     assert!(waits(&o).contains("still receiving"), "{}", waits(&o));
     o.peers = vec![PeerView { streaming: true, ..peer("node3", 1200) }];
     assert!(waits(&o).contains("further ahead"), "{}", waits(&o));
+}
+
+/// A voter's status observed before its agent saw the lease free may show a position it has passed since:
+/// restarted as a standby, it published "not streaming" at an older position, then connected and
+/// acknowledged more before the primary died (simulation seed 10545: one acknowledged commit lost). It
+/// vouches only with a status observed afterwards, even when the old primary says it stopped.
+#[test]
+fn gate_a_voter_vouches_only_with_a_status_observed_after_the_lease_was_free() {
+    let mut o = sync_racer(&["node2"], None);
+    o.peers = vec![PeerView { observed_leaderless: false, ..peer("node2", 900) }];
+    assert!(waits(&o).contains("done receiving"), "{}", waits(&o));
+    o.peers[0].observed_leaderless = true;
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    let mut o = sync_racer(&["node2", "node3"], Some(1));
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    let stopped = PeerView { role: Some(Role::Replica), ..peer("node1", 1000) };
+    o.peers =
+        vec![PeerView { observed_leaderless: false, ..peer("node2", 900) }, peer("node3", 900), stopped];
+    assert!(waits(&o).contains("only 1 of the 2 voters"), "{}", waits(&o));
+    o.peers[0].observed_leaderless = true;
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    // Nor does it show another member as far as a sync standby.
+    let mut o = sync_racer(&["node3"], None);
+    o.peers = vec![peer("node2", 1200), PeerView { observed_leaderless: false, ..peer("node3", 1100) }];
+    assert!(waits(&o).contains("not a synchronous standby"), "{}", waits(&o));
 }
 
 #[test]

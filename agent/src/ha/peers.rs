@@ -56,6 +56,7 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             },
             position: s.vigil.position,
             streaming: s.replication_state.as_deref() == Some("streaming"),
+            observed_leaderless: s.vigil.observed_leaderless,
             // One whose promotion was just refused keeps out of the race: no rival to wait for.
             can_fail_over: s.can_fail_over() && s.vigil.promotion_refused.is_none(),
             failover_priority: s.failover_priority(),

@@ -29,6 +29,8 @@ pub(super) struct Standing {
     pub refusal: Option<Refusal>,
     /// What refused this member's last promotion, less than `ttl` ago.
     pub promotion_refused: Option<Veto>,
+    /// The database was observed after a store read showed the lease free.
+    pub observed_leaderless: bool,
     /// Promotions this agent carried out.
     pub failovers: u64,
     /// The watchdog is required and could not be armed.
@@ -227,6 +229,7 @@ fn node_status(
             lease_remaining_ms: None,
             last_decision: record.reason.clone(),
             why: record.why.clone(),
+            observed_leaderless: shown.standing.observed_leaderless,
             promotion_refused: shown
                 .standing
                 .promotion_refused
@@ -330,6 +333,7 @@ mod tests {
             leaving,
             refusal,
             promotion_refused: None,
+            observed_leaderless: false,
             failovers: 2,
             watchdog_failed: false,
             scheduled_restart: None,

@@ -126,6 +126,18 @@ impl World {
         let agent = &self.nodes[node].agent;
         let lease = agent.lease_hold(now);
         let db = agent.cycle.db.clone().expect("observed earlier in the cycle");
+        let observed_at = agent.cycle.observed_at.unwrap_or(now);
+        let free = agent.cycle.cluster.as_ref().map(|c| c.leader.is_none());
+        let agent = &mut self.nodes[node].agent;
+        match free {
+            // As `observe.rs`: the look is final once it began after a read showed the lease free.
+            Some(true) => {
+                agent.observed_leaderless = *agent.lease_free_since.get_or_insert(now) < observed_at
+            }
+            Some(false) => (agent.lease_free_since, agent.observed_leaderless) = (None, false),
+            None => agent.observed_leaderless = false,
+        }
+        let agent = &self.nodes[node].agent;
         if agent.cycle.busy || agent.job.is_some() {
             let due =
                 agent.renewal_due(self.settings.ttl, self.settings.safety_margin).is_some_and(|d| now >= d);
@@ -186,7 +198,13 @@ impl World {
         let p = &self.nodes[peer];
         let answers =
             p.alive && p.paused_until <= self.now() && !self.cut(Endpoint::Node(node), Endpoint::Node(peer));
-        peer_view(member(peer), p.agent.shown.as_ref().filter(|_| answers), p.agent.shown_refused)
+        let agent = &p.agent;
+        peer_view(
+            member(peer),
+            agent.shown.as_ref().filter(|_| answers),
+            agent.shown_refused,
+            agent.shown_leaderless,
+        )
     }
 
     /// Decides and plans the decision's actions (`act.rs` `execute`).
@@ -271,6 +289,7 @@ impl World {
         let agent = &mut self.nodes[node].agent;
         agent.shown = Some(db);
         agent.shown_refused = agent.promotion_refused(now, self.settings.ttl).is_some();
+        agent.shown_leaderless = agent.observed_leaderless;
         let fresh = agent
             .published
             .as_ref()
