@@ -319,6 +319,16 @@ async fn bootstrap_clone_failover_rewind() {
     let a_state = wait_state(&a, "A caught up", |s| s.replay_position >= b_state.position).await;
     assert!(a_state.position >= a_state.replay_position);
 
+    // C, a replica of B, crashes and is started as a primary (it took the lease, its server died before the
+    // promotion): it is promoted onto a timeline of its own, not brought up on B's, where the WAL of a
+    // replica further ahead would silently diverge from it.
+    c.stop(StopMode::Immediate).await.unwrap();
+    assert_eq!(c.observe().await.data, present(&system_id, false));
+    c.start_primary(Some(3)).await.unwrap();
+    let state = c.observe().await;
+    assert!(state.is_running_primary() && state.timeline == Some(3), "{state:?}");
+    wait_rows(sc.port, "SELECT v FROM t ORDER BY v", &["one", "two"]).await;
+
     for node in [&a, &b, &c] {
         node.stop(StopMode::Fast).await.unwrap();
         node.stop(StopMode::Fast).await.unwrap();

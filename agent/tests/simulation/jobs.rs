@@ -90,6 +90,10 @@ impl World {
                         true
                     }
                     (Some(data), Action::StartPrimary) if db.process == Process::Stopped => {
+                        // A standby's data is started as a standby and promoted (`ops.rs`): a new timeline.
+                        if !data.was_primary {
+                            data.timeline += 1;
+                        }
                         data.was_primary = true;
                         db.process = Process::Primary;
                         true

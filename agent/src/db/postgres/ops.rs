@@ -228,6 +228,12 @@ impl Postgres {
         if self.tools.pg_ctl_running(self.data_dir()).await? {
             return Ok(());
         }
+        // A standby's data started as a primary would only run crash recovery, on a timeline that is not
+        // its own (its upstream's, or an older one): it starts as a standby and is promoted instead.
+        if files::has_standby_signal(self.data_dir()) {
+            self.follow_now(None).await?;
+            return self.promote_now().await;
+        }
         self.configure(Conf::Primary).await?;
         self.start().await
     }
