@@ -71,9 +71,14 @@ impl DbJob {
 impl DbJob {
     /// Before `action` starts the server as a primary: the lease is valid, and the watchdog armed.
     fn guard_primary_start(&self, action: &str) -> Result<(), DbError> {
-        self.lease_valid(action)?;
-        let token = self.token.ok_or_else(|| DbError::new(action, "no lease token"))?;
+        let token = self.valid_token(action)?;
         self.guard.before_start_primary(token).map_err(|why| DbError::new(action, why))
+    }
+
+    /// The token of the lease held, for `action` (see [`DbJob::lease_valid`]).
+    fn valid_token(&self, action: &str) -> Result<FencingToken, DbError> {
+        self.lease_valid(action)?;
+        self.token.ok_or_else(|| DbError::new(action, "no lease token"))
     }
 
     /// Refuses to `action` (start a primary) once the lease's deadline has passed, or without a lease.
@@ -150,8 +155,7 @@ async fn run_action<D: Database>(
             db.start_primary(job.token.map(|t| t.0)).await
         }
         Action::Promote => {
-            job.lease_valid("promote")?;
-            let token = job.token.ok_or_else(|| DbError::new("promote", "no lease token"))?;
+            let token = job.valid_token("promote")?;
             job.guard.before_promote(&job.me, token).await.map_err(|why| DbError::new("promote", why))?;
             if let Err(e) = db.promote(token.0).await {
                 job.guard.promotion_failed(token, &e.to_string());
@@ -168,9 +172,7 @@ async fn run_action<D: Database>(
             Ok(())
         }
         Action::RecordToken => {
-            job.lease_valid("record the fencing token")?;
-            let token =
-                job.token.ok_or_else(|| DbError::new("record the fencing token", "no lease token"))?;
+            let token = job.valid_token("record the fencing token")?;
             db.set_fencing_token(token.0).await
         }
         Action::Demote | Action::Kill => {

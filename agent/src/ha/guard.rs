@@ -111,12 +111,10 @@ impl RoleGuard {
         refused.filter(|(at, _)| now.duration_since(*at) < ttl).map(|(_, veto)| veto)
     }
 
-    /// Arms the watchdog and runs `pre_promote`; `Err` (logged, with the token) says why `me` must not
-    /// be promoted now.
+    /// Arms the watchdog (as [`RoleGuard::before_start_primary`]) and runs `pre_promote`; `Err` (logged,
+    /// with the token) says why `me` must not be promoted now.
     pub async fn before_promote(&self, me: &MemberName, token: FencingToken) -> Result<(), String> {
-        let armed = self
-            .with_watchdog(|w| w.arm(self.timeout.load(Ordering::SeqCst), token).map_err(|e| e.to_string()));
-        self.watchdog_failed.store(armed.is_err(), Ordering::SeqCst);
+        let armed = self.before_start_primary(token);
         let old = self.old_primary.lock().ok().and_then(|o| o.clone());
         let veto = if armed.is_err() { Veto::Watchdog } else { Veto::PrePromote };
         let result = match armed {
