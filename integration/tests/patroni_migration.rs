@@ -102,6 +102,13 @@ async fn a_patroni_cluster_moves_to_vigil_with_postgresql_running() {
     );
     let writer = Writer::paced(Duration::from_millis(20), &hosts);
     wait_for("the first writes", PATIENCE, || async { (writer.count() >= 10).then_some(()) }).await;
+    // Patroni names its synchronous standby a cycle after the replicas stream: its rule is what the
+    // takeover below must keep in force.
+    wait_for("Patroni to name a synchronous standby", PATIENCE, || async {
+        let names = query(old.pg_port, "SHOW synchronous_standby_names").await.ok()?;
+        names.first().is_some_and(|n| !n.is_empty()).then_some(())
+    })
+    .await;
     let before = postmasters(&patroni, &members).await;
 
     // 2. Pause (patronictl pause), wait until every member saw it, stop every Patroni with SIGTERM.
