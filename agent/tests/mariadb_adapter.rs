@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
 use vigil_agent::config::{Flavor, MysqlPrograms, ReplicaMethod};
 use vigil_agent::db::mariadb::{Account, MariaDb, MariaDbSettings};
-use vigil_agent::db::{DataState, Database, Position, Role, Unit, Upstream};
+use vigil_agent::db::{DataState, Database, DbState, Position, Role, Unit, Upstream};
 use vigil_api::BasicAuth;
 
 const PASSWORD: &str = "su 'secret";
@@ -135,6 +135,11 @@ async fn rows(node: &Upstream) -> Vec<u32> {
     client(node).await.query("SELECT id FROM test.t ORDER BY id").await.unwrap()
 }
 
+/// Waits until `node` streams and has received and applied everything up to `end`.
+async fn caught_up(node: &impl Database, what: &str, end: Option<Position>) -> DbState {
+    wait_state(node, what, |s| s.streaming && s.position == end && s.replay_position == end).await
+}
+
 /// node-a bootstrapped with the table `test.t`, and node-b cloned from it and streaming everything it has;
 /// with a superuser session on node-a.
 async fn primary_and_streaming_replica(
@@ -149,7 +154,7 @@ async fn primary_and_streaming_replica(
     Database::clone_from(&*b, &up_a).await.unwrap();
     b.follow(Some(&up_a)).await.unwrap();
     let written = a.observe().await.position;
-    wait_state(&*b, "node-b catches up", |s| s.streaming && s.position == written).await;
+    caught_up(&*b, "node-b catches up", written).await;
     (a, up_a, b, up_b, session)
 }
 
@@ -185,10 +190,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     session.query_drop("INSERT INTO test.t VALUES (4)").await.unwrap();
     let written = a.observe().await.position.unwrap();
     assert_eq!(written.unit, Unit::Transactions);
-    let state = wait_state(&*b, "node-b streams and has everything", |s| {
-        s.streaming && s.position == Some(written) && s.replay_position == Some(written)
-    })
-    .await;
+    let state = caught_up(&*b, "node-b streams and has everything", Some(written)).await;
     assert_eq!((state.role, state.upstream.as_deref()), (Some(Role::Replica), Some("node-a")));
     assert_eq!(rows(&up_b).await, [1, 2, 3, 4]);
     let primary = a.observe().await;
@@ -209,8 +211,7 @@ async fn bootstrap_clone_follow_promote_and_the_former_primary_follows() {
     // The former primary has nothing the new one lacks: it follows it.
     a.follow(Some(&up_b)).await.unwrap();
     let new_end = b.observe().await.position.unwrap();
-    let state =
-        wait_state(&*a, "node-a follows node-b", |s| s.streaming && s.position == Some(new_end)).await;
+    let state = caught_up(&*a, "node-a follows node-b", Some(new_end)).await;
     assert_eq!((state.role, state.timeline), (Some(Role::Replica), Some(2)), "the new term replicated");
     assert_eq!(rows(&up_a).await, [1, 2, 3, 4, 5]);
     assert!(Position::new(Unit::Transactions, 1) < new_end);
@@ -248,8 +249,7 @@ async fn a_former_primary_with_transactions_the_new_one_lacks_cannot_follow_it_a
     Database::clone_from(&*a, &up_b).await.unwrap();
     a.follow(Some(&up_b)).await.unwrap();
     let end = b.observe().await.position;
-    let state =
-        wait_state(&*a, "node-a follows node-b after the clone", |s| s.streaming && s.position == end).await;
+    let state = caught_up(&*a, "node-a follows node-b after the clone", end).await;
     assert_eq!(state.diverged, None, "nothing refused any more");
     assert_eq!(rows(&up_a).await, [2], "the transaction only the old primary had is gone with its copy");
 }
@@ -273,7 +273,7 @@ async fn a_member_with_its_upstreams_server_id_or_another_gtid_domain_is_refused
     Database::clone_from(&*fine, &up_a).await.unwrap();
     fine.follow(Some(&up_a)).await.unwrap();
     let written = a.observe().await.position;
-    wait_state(&*fine, "node-d streams", |s| s.streaming && s.position == written).await;
+    caught_up(&*fine, "node-d streams", written).await;
 
     // Another replica's server_id: the upstream would drop one of the two for the other, back and forth.
     let (namesake, _) = lab.node("node-e", 4);
@@ -376,7 +376,7 @@ async fn a_replica_cloned_with_mariadb_backup_starts_at_the_copys_gtid_and_strea
         client(&up_b).await.query_first("SELECT @@gtid_slave_pos").await.unwrap().unwrap();
     session.query_drop("INSERT INTO test.t VALUES (3)").await.unwrap();
     let written = a.observe().await.position;
-    wait_state(&b, "node-b streams from the copy's position", |s| s.streaming && s.position == written).await;
+    caught_up(&b, "node-b streams from the copy's position", written).await;
     assert_eq!(rows(&up_b).await, [1, 2, 3], "the copied rows and the one written after");
     assert_eq!(slave_pos, copied, "the replica position is the copy's");
 }
@@ -399,7 +399,7 @@ async fn a_copy_refused_by_the_upstreams_agent_fails_naming_why_and_the_dump_tak
     b.clone_from(&up_a).await.unwrap();
     b.follow(Some(&up_a)).await.unwrap();
     let written = a.observe().await.position;
-    wait_state(&b, "node-b, cloned with the dump, streams", |s| s.streaming && s.position == written).await;
+    caught_up(&b, "node-b, cloned with the dump, streams", written).await;
 }
 
 /// Time to clone a replica of `MARIADB_CLONE_BENCH_ROWS` rows (default 1,000,000, about 130 MB of data)
@@ -439,7 +439,7 @@ async fn bench_clone_methods() {
         copy.clone_from(&up_a).await.unwrap();
         copy.follow(Some(&up_a)).await.unwrap();
         let written = a.observe().await.position;
-        wait_state(&copy, "the copy streams", |s| s.streaming && s.position == written).await;
+        caught_up(&copy, "the copy streams", written).await;
         let elapsed = started.elapsed();
         let count: u64 =
             client(&up).await.query_first("SELECT COUNT(*) FROM test.big").await.unwrap().unwrap();

@@ -628,6 +628,16 @@ impl AgentCluster {
         .await;
     }
 
+    /// Waits until every node of `nodes` but `primary` has replayed the creation of table `table`.
+    /// Replication is asynchronous: a test that kills the primary right after creating a table waits
+    /// for this first, or the new primary may not have it.
+    pub async fn replicated_table(&self, primary: usize, nodes: &[usize], table: &str) {
+        let sql = format!("SELECT to_regclass('{table}') IS NOT NULL");
+        for r in nodes.iter().filter(|r| **r != primary) {
+            self.eventually(*r, &sql, &["t"]).await;
+        }
+    }
+
     /// The agent log of node `i` (for assertions and failure messages).
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.home(i).join("agent.log")).unwrap_or_default()

@@ -42,6 +42,7 @@ async fn a_failover_a_switchover_and_a_rejoin_are_in_the_event_log_with_their_ph
     let old = cluster.settled(&all, PATIENCE).await;
     let old_name = cluster.nodes[old].name.clone();
     cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    cluster.replicated_table(old, &all, "t").await;
     let (_, status) = cluster.rest(old, "/patroni").await.expect("status");
     let old_token = token(&status);
 

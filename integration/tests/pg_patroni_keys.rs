@@ -101,6 +101,7 @@ async fn a_diverged_former_primary_is_re_cloned_with_its_data_set_aside() {
     let all = [0, 1, 2];
     let old = cluster.settled(&all, PATIENCE).await;
     cluster.query(old, "CREATE TABLE t (v int)").await.expect("create");
+    cluster.replicated_table(old, &all, "t").await;
 
     // The Raft group keeps its majority without the old primary's agent.
     cluster.signal_agent(old, libc::SIGKILL);
