@@ -82,6 +82,11 @@ pub(crate) fn is_live(pid: libc::pid_t) -> bool {
     !matches!(stat_field(pid, 0).as_deref(), None | Some("Z" | "X"))
 }
 
+/// Whether process `pid` is live (see [`is_live`]) and not stopped (SIGSTOP, or traced).
+pub(crate) fn runs_unstopped(pid: libc::pid_t) -> bool {
+    !matches!(stat_field(pid, 0).as_deref(), None | Some("Z" | "X" | "T" | "t"))
+}
+
 /// Field `n` of `/proc/<pid>/stat` counted from the state (0), the first after the command name in
 /// parentheses (which may hold spaces and parentheses itself).
 pub(crate) fn stat_field(pid: libc::pid_t, n: usize) -> Option<String> {

@@ -9,6 +9,7 @@
 
 use super::render::{self, Conf, Runtime};
 use super::{conf_files, PostgresSettings};
+use crate::db::leftovers;
 use crate::db::server_files::refuse_symlinked_data_dir;
 pub(crate) use crate::db::server_files::{open_nofollow, remove_contents, with_path};
 use crate::os_user::Owner;
@@ -264,26 +265,24 @@ fn set_owner(file: &fs::File, owner: Option<Owner>) -> io::Result<()> {
 /// machines reaps only every second or two. Meanwhile PostgreSQL (and `pg_ctl status`) take the zombie for
 /// a running server.
 pub(crate) fn lock_holder_runs(lock: &Path) -> io::Result<Option<bool>> {
-    Ok(lock_holder_state(lock)?.map(|state| state.is_some_and(|s| s != 'Z')))
+    Ok(lock_holder(lock)?.map(leftovers::is_live))
 }
 
 /// Whether the process a postmaster's lock file names can serve: it runs, and is neither stopped
 /// (SIGSTOP) nor a zombie. Its backends may still answer over a session already open when it cannot
 /// (start a session, take a signal to promote or reload).
 pub(crate) fn lock_holder_serves(lock: &Path) -> bool {
-    matches!(lock_holder_state(lock), Ok(Some(Some(state))) if !matches!(state, 'Z' | 'T' | 't' | 'X'))
+    matches!(lock_holder(lock), Ok(Some(pid)) if leftovers::runs_unstopped(pid))
 }
 
-/// The state letter (`/proc/<pid>/stat`) of the process `lock` names: `None` without the file (or a PID in
-/// it), `Some(None)` when that process is gone.
-fn lock_holder_state(lock: &Path) -> io::Result<Option<Option<char>>> {
+/// The PID in `lock`'s first line: `None` without the file (or a PID in it).
+fn lock_holder(lock: &Path) -> io::Result<Option<libc::pid_t>> {
     let pid = match fs::read_to_string(lock) {
         Ok(text) => text.lines().next().and_then(|l| l.trim().parse::<u32>().ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else { return Ok(None) };
-    Ok(Some(crate::db::leftovers::stat_field(pid, 0).and_then(|state| state.chars().next())))
+    Ok(pid.and_then(|p| libc::pid_t::try_from(p).ok()))
 }
 
 /// Removes `lock` when the process it names is dead or a zombie (see [`lock_holder_runs`]), and says
