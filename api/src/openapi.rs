@@ -247,7 +247,7 @@ fn node_status_schema() -> Value {
     } } });
     let vigil = json!({ "type": "object", "properties": {
         "fencing_token": int, "leader_fencing_token": int, "lease_remaining_ms": int, "last_decision": string,
-        "why": string, "promotion_refused": string, "observed_leaderless": flag,
+        "why": string, "promotion_refused": string, "observed_leaderless": flag, "leaderless_after": int,
         "primary_optime": int, "position": string, "synchronous_mode": string, "sync_state": string,
         "failovers_total": int, "maximum_lag_on_failover": int,
         "diverged": { "type": "object", "properties": { "upstream": string, "extra": string } },

@@ -165,6 +165,10 @@ pub struct VigilInfo {
     /// synchronous standby vouch for another member in the race.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub observed_leaderless: bool,
+    /// The free period of `observed_leaderless`, named by the fencing token of the latest grant before it:
+    /// a status from an earlier free period does not vouch in a later one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaderless_after: Option<u64>,
     /// The primary's last known position in bytes (the store's `status` key, Patroni's `optime`): the
     /// reference `?lag=` is measured against. `None`: unknown, and no replica counts as lagging.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,10 @@ pub struct ClusterState {
     pub revision: Revision,
     /// The leader lease, if held.
     pub leader: Option<Lease>,
+    /// The token of the latest grant, held or not: it names the period the lease has been free since it
+    /// ended (absent from snapshots taken before it was kept, until the next grant).
+    #[serde(default)]
+    pub last_grant: Option<FencingToken>,
     /// Every other key.
     pub keys: BTreeMap<Key, Versioned>,
     /// The largest Raft node id any member ever had or was handed out: ids are never reused.
@@ -131,6 +135,7 @@ impl ClusterState {
                 let token = FencingToken(rev.0);
                 self.leader =
                     Some(Lease { holder: holder.clone(), token, ttl_ms, renewed_at: rev, incarnation });
+                self.last_grant = Some(token);
                 Outcome::LeaseGranted { token, renewed_at: rev }
             }
         }
@@ -225,11 +230,13 @@ mod tests {
         // The certificate of the process holding it releases it.
         assert_eq!(state.apply(9, &dead(&a, 1, 8)), Outcome::LeaseReleased);
         assert_eq!(state.leader, None);
+        assert_eq!(state.last_grant, Some(FencingToken(1)), "the free period names the grant it follows");
         assert_eq!(state.events.iter().count(), 1, "the release and its event, one entry");
         assert_eq!(state.apply(10, &dead(&a, 1, 8)), Outcome::NotHolder { current: None }, "idempotent");
         assert_eq!(state.events.iter().count(), 1, "no event without a release");
         let next = state.apply(11, &acquire(&b, 3));
         assert_eq!(next, Outcome::LeaseGranted { token: FencingToken(11), renewed_at: Revision(11) });
+        assert_eq!(state.last_grant, Some(FencingToken(11)));
     }
 
     #[test]

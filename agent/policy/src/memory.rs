@@ -1,9 +1,10 @@
-//! What the policy remembers between cycles, as one plain value. It changes only through two functions:
-//! [`Memory::observed`], with each observation of the database, and [`Memory::job_reported`], with each
-//! outcome a database job reports when it ends (jobs share no state with the loop).
+//! What the policy remembers between cycles, as one plain value. It changes only through three functions:
+//! [`Memory::observed`], with each observation of the database, [`Memory::read_store`], with each read of
+//! the store, and [`Memory::job_reported`], with each outcome a database job reports when it ends (jobs
+//! share no state with the loop).
 
-use crate::observation::LeaseHold;
-use crate::{DbState, Position, Role, SyncRule};
+use crate::observation::{ClusterView, LeaseHold};
+use crate::{DbState, FencingToken, Position, Role, SyncRule};
 use std::time::Instant;
 
 /// Something a database job did that the policy must remember.
@@ -44,6 +45,12 @@ pub struct Memory {
     /// The server was fenced since this agent last had it start or become a primary, or saw it run as
     /// one: whatever runs now was started as a standby at most (see [`crate::fence_action`]).
     pub fenced: bool,
+    /// The lease's free period last seen, named by the latest grant then ([`ClusterView::last_grant`]),
+    /// and when a store read first showed it; `None` once a read shows the lease held.
+    pub free_since: Option<(Option<FencingToken>, Instant)>,
+    /// The last look at the database began after a store read showed the lease free, in the free period
+    /// of `free_since` (see [`crate::PeerView::observed_leaderless`]).
+    pub observed_leaderless: bool,
 }
 
 impl Memory {
@@ -72,6 +79,29 @@ impl Memory {
     /// `None` in the cycle it is first seen (see [`crate::Observation::sync_applied_at`]).
     pub fn sync_applied_at(&self) -> Option<Position> {
         self.sync_seen.as_ref().filter(|seen| !seen.first).and_then(|seen| seen.at)
+    }
+
+    /// Takes in a store read (`None`: it failed) that ended at `now`, after the look at the database that
+    /// began at `observed_at`.
+    pub fn read_store(&mut self, cluster: Option<&ClusterView>, observed_at: Instant, now: Instant) {
+        match cluster {
+            Some(c) if c.leader.is_none() => {
+                let since = match self.free_since {
+                    Some((grant, since)) if grant == c.last_grant => since,
+                    _ => now,
+                };
+                self.free_since = Some((c.last_grant, since));
+                self.observed_leaderless = since < observed_at;
+            }
+            Some(_) => (self.free_since, self.observed_leaderless) = (None, false),
+            None => self.observed_leaderless = false,
+        }
+    }
+
+    /// The free period the last look at the database came after (the latest grant before it), as its
+    /// status shows it with [`observed_leaderless`](Self::observed_leaderless).
+    pub fn leaderless_after(&self) -> Option<FencingToken> {
+        self.free_since.and_then(|(grant, _)| grant).filter(|_| self.observed_leaderless)
     }
 
     /// Takes in what a database job reported.
@@ -205,5 +235,32 @@ mod tests {
         assert_eq!(memory.sync_applied_at(), None, "a new rule starts again");
         memory.observed(&primary(None, 300), LeaseHold::Never, Instant::now());
         assert_eq!(memory.sync_seen, None);
+    }
+
+    #[test]
+    fn a_look_vouches_once_it_began_after_a_read_showed_this_free_period() {
+        let mut memory = Memory::default();
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let free_after =
+            |grant| ClusterView { last_grant: Some(FencingToken(grant)), ..ClusterView::default() };
+        let held = ClusterView { leader: Some(("a".parse().unwrap(), FencingToken(9))), ..free_after(9) };
+        // The first read showing the lease free came after the look: that look may be from before.
+        memory.read_store(Some(&free_after(4)), at(0), at(10));
+        assert_eq!((memory.observed_leaderless, memory.leaderless_after()), (false, None));
+        memory.read_store(Some(&free_after(4)), at(20), at(30));
+        assert_eq!((memory.observed_leaderless, memory.leaderless_after()), (true, Some(FencingToken(4))));
+        // Unread, it vouches for nothing; read again, for the same period as before.
+        memory.read_store(None, at(40), at(50));
+        assert!(!memory.observed_leaderless);
+        memory.read_store(Some(&free_after(4)), at(60), at(70));
+        assert_eq!(memory.leaderless_after(), Some(FencingToken(4)));
+        // A later free period (a grant it never saw held came and went) starts over.
+        memory.read_store(Some(&free_after(9)), at(80), at(90));
+        assert_eq!((memory.observed_leaderless, memory.leaderless_after()), (false, None));
+        memory.read_store(Some(&free_after(9)), at(100), at(110));
+        assert_eq!(memory.leaderless_after(), Some(FencingToken(9)));
+        memory.read_store(Some(&held), at(120), at(130));
+        assert_eq!((memory.free_since, memory.observed_leaderless), (None, false));
     }
 }

@@ -29,6 +29,11 @@ pub fn cycle_wait(decision: &Decision, o: &Observation) -> Duration {
     // lately, a peer's state) may change any moment, and every moment is write downtime.
     let leaderless = o.cluster.as_ref().is_some_and(|c| c.leader.is_none());
     if leaderless && !o.policy.pause {
+        // In a synchronous mode, the others' promotion gate waits for this member's status from a look
+        // after it saw the lease free: that look comes at once, once per free period.
+        if !o.observed_leaderless && o.policy.sync.mode != SynchronousMode::Off {
+            return NEXT_STEP;
+        }
         return o.policy.loop_wait.min(RACE_RETRY);
     }
     o.policy.loop_wait

@@ -47,6 +47,10 @@ pub struct Observation {
     /// What refused this member's last promotion (`pre_promote` or a `required` watchdog), if that was
     /// less than `ttl` ago: it then gives the lease back and stays out of the leader race.
     pub promotion_refused: Option<crate::Veto>,
+    /// Whether the look at the database began after a store read showed the lease free, in its current
+    /// free period ([`crate::Memory::observed_leaderless`]): what this member's status then shows counts
+    /// for the promotion gate of the others.
+    pub observed_leaderless: bool,
 }
 
 /// The settings decisions depend on (from the local config and the cluster's dynamic config).
@@ -106,6 +110,9 @@ pub struct ClusterView {
     pub initialize: Option<Initialize>,
     /// The lease holder and its token, if the lease is held.
     pub leader: Option<(MemberName, FencingToken)>,
+    /// The token of the latest grant, held or not: while the lease is free, it names the free period (the
+    /// one after that grant ended).
+    pub last_grant: Option<FencingToken>,
     /// The members' published records (expired ones are gone).
     pub members: BTreeMap<MemberName, MemberView>,
     /// The primary's last published position (`status`).
@@ -178,6 +185,9 @@ pub struct PeerView {
     /// it shows not behind what it acknowledged before the old primary stopped: a status observed before
     /// may be (a standby that started streaming since, say).
     pub observed_leaderless: bool,
+    /// The free period it saw, named by the latest grant then ([`ClusterView::last_grant`]). A status
+    /// observed in an earlier free period says nothing of what it acknowledged to a primary since.
+    pub leaderless_after: Option<FencingToken>,
     /// Whether it may become primary.
     pub can_fail_over: bool,
     /// Its `failover_priority`.
@@ -195,6 +205,7 @@ impl PeerView {
             position: None,
             streaming: false,
             observed_leaderless: false,
+            leaderless_after: None,
             can_fail_over: false,
             failover_priority: 0,
         }

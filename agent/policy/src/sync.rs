@@ -239,7 +239,8 @@ pub fn may_take_over(o: &Observation, cluster: &ClusterView, mine: Position) -> 
     });
     // Either way, only a status observed after the voter saw the lease free is final: one observed before
     // may show a position it has passed since (it started streaming again, and acknowledged more).
-    let settled = |peer: &&PeerView| peer.observed_leaderless && (!peer.streaming || old_primary_quiet);
+    let settled =
+        |peer: &&PeerView| saw_this_free_period(peer, cluster) && (!peer.streaming || old_primary_quiet);
     match sync.quorum {
         None => {
             if sync.sync_standby.iter().any(|n| n == o.me.as_str()) {
@@ -325,6 +326,13 @@ impl std::fmt::Display for SyncChange {
     }
 }
 
+/// Whether `peer` showed a status observed after its agent saw the lease free in the current free period
+/// of `cluster`. A status from an earlier one (its agent stalled since, say, while another primary came and
+/// went) may be behind what it acknowledged to that primary.
+fn saw_this_free_period(peer: &PeerView, cluster: &ClusterView) -> bool {
+    peer.observed_leaderless && peer.leaderless_after == cluster.last_grant
+}
+
 /// Whether `peer` could pass the promotion gate, as far as this member can tell: the primary that published
 /// the `sync` key, a standby it names, or (`on` mode) a peer as far as a named standby this member sees.
 /// A peer that cannot is no better candidate, however far ahead: yielding to it would leave nobody to
@@ -340,7 +348,7 @@ pub fn peer_may_take_over(o: &Observation, cluster: &ClusterView, peer: &PeerVie
     let position_of = |name: &str| match name == o.me.as_str() {
         true => o.db.position.filter(|_| !o.db.streaming),
         false => {
-            let done = |p: &&PeerView| p.reachable && !p.streaming && p.observed_leaderless;
+            let done = |p: &&PeerView| p.reachable && !p.streaming && saw_this_free_period(p, cluster);
             o.peers.iter().filter(done).find(|p| p.name.as_str() == name)?.position
         }
     };

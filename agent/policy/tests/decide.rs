@@ -109,6 +109,7 @@ fn cluster() -> ClusterView {
     ClusterView {
         initialize: Some(Initialize { by: name("node2"), system_id: Some(SYSID.into()) }),
         leader: None,
+        last_grant: None,
         members: ["me", "node2", "node3"].into_iter().map(|m| (name(m), record(m))).collect(),
         optime: None,
         slots: Default::default(),
@@ -156,6 +157,7 @@ fn obs() -> Observation {
         sync_applied_at: None,
         fenced: false,
         promotion_refused: None,
+        observed_leaderless: true,
     }
 }
 
@@ -198,6 +200,7 @@ fn peer(member: &str, pos: u64) -> PeerView {
         position: Some(Position::wal(pos)),
         streaming: false,
         observed_leaderless: true,
+        leaderless_after: None,
         can_fail_over: true,
         failover_priority: 1,
     }
@@ -1264,6 +1267,20 @@ fn next_cycle_soon_while_nobody_leads_unless_paused_or_the_store_unread() {
     assert_eq!(cycle_wait(&decided(vec![]), &led), led.policy.loop_wait, "somebody leads");
 }
 
+#[test]
+fn next_cycle_at_once_for_a_look_that_counts_for_the_others_promotion_gate() {
+    let mut o = obs();
+    o.observed_leaderless = false;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), RACE_RETRY, "asynchronous: no gate waits for it");
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), NEXT_STEP, "the lease was first seen free after the look");
+    o.observed_leaderless = true;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), RACE_RETRY, "the look counts");
+    o.observed_leaderless = false;
+    o.policy.pause = true;
+    assert_eq!(cycle_wait(&decided(vec![]), &o), o.policy.loop_wait, "paused");
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Bugs found (ignored until decide.rs is fixed)
 // ---------------------------------------------------------------------------------------------------------
@@ -1413,26 +1430,31 @@ fn any_cluster() -> impl Strategy<Value = ClusterView> {
         )),
         prop::option::of(any_sync_state()),
         prop::collection::vec(prop::option::weighted(0.2, prop::sample::select(NAMES.to_vec())), NAMES.len()),
+        prop::option::of(any_token()),
     )
-        .prop_map(|(initialize, leader, members, optime, switchover, sync, cascades)| ClusterView {
-            initialize: initialize.map(|(by, system_id)| Initialize { by, system_id }),
-            leader,
-            members: members
-                .into_iter()
-                .zip(cascades)
-                .map(|(m, from)| {
-                    (name(m), MemberView { replicate_from: from.map(str::to_owned), ..record(m) })
-                })
-                .collect(),
-            optime,
-            slots: Default::default(),
-            switchover: switchover.map(|(leader, candidate)| Switchover {
-                leader: leader.map(name),
-                candidate: candidate.map(name),
-                ..Switchover::default()
-            }),
-            sync,
-            timeline: None,
+        .prop_map(|(initialize, leader, members, optime, switchover, sync, cascades, last_grant)| {
+            ClusterView {
+                initialize: initialize.map(|(by, system_id)| Initialize { by, system_id }),
+                // The lease held is the latest grant.
+                last_grant: leader.as_ref().map(|(_, token)| *token).or(last_grant),
+                leader,
+                members: members
+                    .into_iter()
+                    .zip(cascades)
+                    .map(|(m, from)| {
+                        (name(m), MemberView { replicate_from: from.map(str::to_owned), ..record(m) })
+                    })
+                    .collect(),
+                optime,
+                slots: Default::default(),
+                switchover: switchover.map(|(leader, candidate)| Switchover {
+                    leader: leader.map(name),
+                    candidate: candidate.map(name),
+                    ..Switchover::default()
+                }),
+                sync,
+                timeline: None,
+            }
         })
 }
 
@@ -1475,6 +1497,7 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
         prop::option::of(any_position()),
         any::<bool>(),
         any::<bool>(),
+        prop::option::of(any_token()),
         any::<bool>(),
         -1i64..3,
     )
@@ -1487,6 +1510,7 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
                 position,
                 streaming,
                 observed_leaderless,
+                leaderless_after,
                 can_fail_over,
                 failover_priority,
             )| {
@@ -1498,6 +1522,7 @@ fn any_peer() -> impl Strategy<Value = PeerView> {
                     position,
                     streaming,
                     observed_leaderless,
+                    leaderless_after,
                     can_fail_over,
                     failover_priority,
                 }
@@ -1553,28 +1578,32 @@ fn any_observation() -> impl Strategy<Value = Observation> {
         any::<bool>(),
         prop::collection::vec(any_peer(), 0..4),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|(policy, db, cluster, lease, down_for, repair_failed, peers, fenced)| {
-            let now = Instant::now() + Duration::from_secs(1000);
-            Observation {
-                now,
-                wall_clock: SystemTime::now(),
-                me: name("me"),
-                policy,
-                db,
-                cluster,
-                lease,
-                primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
-                not_streaming_since: None,
-                repair_failed,
-                repaired: false,
-                follow_failures: 0,
-                peers,
-                sync_applied_at: None,
-                fenced,
-                promotion_refused: None,
-            }
-        })
+        .prop_map(
+            |(policy, db, cluster, lease, down_for, repair_failed, peers, fenced, observed_leaderless)| {
+                let now = Instant::now() + Duration::from_secs(1000);
+                Observation {
+                    now,
+                    wall_clock: SystemTime::now(),
+                    me: name("me"),
+                    policy,
+                    db,
+                    cluster,
+                    lease,
+                    primary_down_since: down_for.map(|secs| now - Duration::from_secs(secs)),
+                    not_streaming_since: None,
+                    repair_failed,
+                    repaired: false,
+                    follow_failures: 0,
+                    peers,
+                    sync_applied_at: None,
+                    fenced,
+                    promotion_refused: None,
+                    observed_leaderless,
+                }
+            },
+        )
 }
 
 /// Whether the store (read this cycle) names `holder` as lease holder; `None` for nobody.
@@ -2212,6 +2241,33 @@ fn gate_a_voter_vouches_only_with_a_status_observed_after_the_lease_was_free() {
     let mut o = sync_racer(&["node3"], None);
     o.peers = vec![peer("node2", 1200), PeerView { observed_leaderless: false, ..peer("node3", 1100) }];
     assert!(waits(&o).contains("not a synchronous standby"), "{}", waits(&o));
+}
+
+/// A voter's status from an earlier free period says nothing of what it acknowledged to a primary that
+/// held the lease since (its agent stalled meanwhile, say): it vouches only for the free period it saw.
+#[test]
+fn gate_a_voter_vouches_only_for_the_free_period_it_saw() {
+    let mut o = sync_racer(&["node2", "node3"], Some(1));
+    o.policy.sync.mode = SynchronousMode::Quorum;
+    store(&mut o).last_grant = Some(token(7));
+    let stopped = PeerView { role: Some(Role::Replica), ..peer("node1", 1000) };
+    let after = |voter, grant| PeerView { leaderless_after: Some(token(grant)), ..peer(voter, 900) };
+    o.peers = vec![after("node2", 4), after("node3", 7), stopped.clone()];
+    assert!(waits(&o).contains("only 1 of the 2 voters"), "{}", waits(&o));
+    o.peers = vec![after("node2", 7), after("node3", 7), stopped];
+    assert_eq!(actions(&o), vec![Action::AcquireLease]);
+    // Nor does such a status show another member as far as a sync standby.
+    let mut o = sync_racer(&["node3"], None);
+    store(&mut o).last_grant = Some(token(7));
+    let seen = |voter, pos, grant| PeerView { leaderless_after: Some(token(grant)), ..peer(voter, pos) };
+    o.peers = vec![seen("node2", 1200, 7), seen("node3", 1100, 4)];
+    assert!(waits(&o).contains("not a synchronous standby"), "{}", waits(&o));
+    let node2_may = |o: &Observation| {
+        vigil_policy::sync::peer_may_take_over(o, o.cluster.as_ref().expect("read"), &o.peers[0])
+    };
+    assert!(!node2_may(&o), "node3's status is from an earlier free period");
+    o.peers[1].leaderless_after = Some(token(7));
+    assert!(node2_may(&o), "as far as node3, seen in this free period");
 }
 
 #[test]

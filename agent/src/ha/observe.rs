@@ -55,11 +55,7 @@ impl<D: Database> Agent<D> {
         }
         let (cluster, records) = self.read_cluster(&db).await;
         let now = Instant::now();
-        match cluster.as_ref().map(|c| c.leader.is_none()) {
-            Some(true) => self.observed_leaderless = *self.lease_free_since.get_or_insert(now) < observed_at,
-            Some(false) => (self.lease_free_since, self.observed_leaderless) = (None, false),
-            None => self.observed_leaderless = false,
-        }
+        self.memory.read_store(cluster.as_ref(), observed_at, now);
         Seen { observed_at, db, cluster, records, now, lease: self.lease.hold(now) }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use vigil_api::{BasicAuth, NodeStatus};
-use vigil_dcs::MemberName;
+use vigil_dcs::{FencingToken, MemberName};
 use vigil_policy::PeerView;
 
 /// How long a peer may take to answer a status request during the leader race.
@@ -57,6 +57,7 @@ fn peer_view(name: MemberName, status: Option<NodeStatus>) -> PeerView {
             position: s.vigil.position,
             streaming: s.replication_state.as_deref() == Some("streaming"),
             observed_leaderless: s.vigil.observed_leaderless,
+            leaderless_after: s.vigil.leaderless_after.map(FencingToken),
             // One whose promotion was just refused keeps out of the race: no rival to wait for.
             can_fail_over: s.can_fail_over() && s.vigil.promotion_refused.is_none(),
             failover_priority: s.failover_priority(),

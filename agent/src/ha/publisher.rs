@@ -31,6 +31,8 @@ pub(super) struct Standing {
     pub promotion_refused: Option<Veto>,
     /// The database was observed after a store read showed the lease free.
     pub observed_leaderless: bool,
+    /// The free period it was seen free in, named by the latest grant before it.
+    pub leaderless_after: Option<FencingToken>,
     /// Promotions this agent carried out.
     pub failovers: u64,
     /// The watchdog is required and could not be armed.
@@ -230,6 +232,7 @@ fn node_status(
             last_decision: record.reason.clone(),
             why: record.why.clone(),
             observed_leaderless: shown.standing.observed_leaderless,
+            leaderless_after: shown.standing.leaderless_after.map(|t| t.0),
             promotion_refused: shown
                 .standing
                 .promotion_refused
@@ -334,6 +337,7 @@ mod tests {
             refusal,
             promotion_refused: None,
             observed_leaderless: false,
+            leaderless_after: None,
             failovers: 2,
             watchdog_failed: false,
             scheduled_restart: None,

@@ -51,6 +51,7 @@ impl<D: Database> Agent<D> {
             sync_applied_at: self.memory.sync_applied_at(),
             fenced: self.memory.fenced,
             promotion_refused: self.guard.refused_recently(now, dynamic.ttl),
+            observed_leaderless: self.memory.observed_leaderless,
         }
     }
 

@@ -69,11 +69,6 @@ pub struct Agent<D: Database> {
     pub(super) events: EventWriter,
     /// The database's lifeline, told the peers (see [`crate::db::lifeline`]).
     pub(super) lifeline: Option<Lifeline>,
-    /// When a store read first showed the lease free (since it was last seen held).
-    pub(super) lease_free_since: Option<Instant>,
-    /// The last look at the database began after a store read showed the lease free: the position it
-    /// found is final for a synchronous standby vouching in the race (see [`vigil_policy::PeerView`]).
-    pub(super) observed_leaderless: bool,
 }
 
 impl<D: Database> Agent<D> {
@@ -110,8 +105,6 @@ impl<D: Database> Agent<D> {
             takeover: None,
             events,
             lifeline: None,
-            lease_free_since: None,
-            observed_leaderless: false,
         }
     }
 
@@ -299,7 +292,8 @@ impl<D: Database> Agent<D> {
             wait_limit: self.lease.wait_limit(Instant::now(), db.is_running_primary()),
             leaving: self.leaving,
             refusal: refusal.cloned(),
-            observed_leaderless: self.observed_leaderless,
+            observed_leaderless: self.memory.observed_leaderless,
+            leaderless_after: self.memory.leaderless_after(),
             promotion_refused: self.guard.refused_recently(Instant::now(), dynamic.ttl),
             failovers: self.memory.failovers,
             watchdog_failed: self.guard.watchdog_failed(),

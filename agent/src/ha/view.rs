@@ -47,6 +47,7 @@ pub fn cluster_view_with(state: &ClusterState, records: &BTreeMap<MemberName, Me
     ClusterView {
         initialize: value(&Key::Initialize).and_then(|v| parse::<Initialize>(&Key::Initialize, v)),
         leader: state.leader.as_ref().map(|l| (l.holder.clone(), l.token)),
+        last_grant: state.last_grant,
         members,
         optime: status.as_ref().map(|s| s.optime),
         slots: status.map(|s| s.slots).unwrap_or_default(),

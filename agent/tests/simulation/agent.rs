@@ -121,12 +121,9 @@ pub struct Agent {
     pub promotion_refused_at: Option<Instant>,
     /// Its REST status says its promotion was refused (`vigil.promotion_refused`), as last published.
     pub shown_refused: bool,
-    /// When a store read first showed the lease free (`observe.rs`).
-    pub lease_free_since: Option<Instant>,
-    /// The cycle's look at the database began after a store read showed the lease free.
-    pub observed_leaderless: bool,
-    /// Its REST status says so (`vigil.observed_leaderless`), as last published.
-    pub shown_leaderless: bool,
+    /// Its REST status says its look at the database came after a store read showed the lease free, and
+    /// in which free period (`vigil.observed_leaderless`, `vigil.leaderless_after`), as last published.
+    pub shown_leaderless: (bool, Option<FencingToken>),
 }
 
 impl Agent {
@@ -152,9 +149,7 @@ impl Agent {
             failed_promotions: (None, 0),
             promotion_refused_at: None,
             shown_refused: false,
-            lease_free_since: None,
-            observed_leaderless: false,
-            shown_leaderless: false,
+            shown_leaderless: (false, None),
         }
     }
 
@@ -206,7 +201,12 @@ impl Agent {
 
 /// What a peer's REST API answers (`peers.rs` `peer_view`), from the status its agent last showed, and
 /// what that status said of its promotion (`refused`) and of when it was observed (`leaderless`).
-pub fn peer_view(name: MemberName, shown: Option<&DbState>, refused: bool, leaderless: bool) -> PeerView {
+pub fn peer_view(
+    name: MemberName,
+    shown: Option<&DbState>,
+    refused: bool,
+    (leaderless, after): (bool, Option<FencingToken>),
+) -> PeerView {
     match shown {
         Some(db) => {
             let (state, role) = MemberRecord::state_and_role(db);
@@ -222,6 +222,7 @@ pub fn peer_view(name: MemberName, shown: Option<&DbState>, refused: bool, leade
                 position: db.position,
                 streaming: db.streaming,
                 observed_leaderless: leaderless,
+                leaderless_after: after,
                 can_fail_over: !refused,
                 failover_priority: 1,
             }

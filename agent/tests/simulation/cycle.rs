@@ -127,16 +127,8 @@ impl World {
         let lease = agent.lease_hold(now);
         let db = agent.cycle.db.clone().expect("observed earlier in the cycle");
         let observed_at = agent.cycle.observed_at.unwrap_or(now);
-        let free = agent.cycle.cluster.as_ref().map(|c| c.leader.is_none());
         let agent = &mut self.nodes[node].agent;
-        match free {
-            // As `observe.rs`: the look is final once it began after a read showed the lease free.
-            Some(true) => {
-                agent.observed_leaderless = *agent.lease_free_since.get_or_insert(now) < observed_at
-            }
-            Some(false) => (agent.lease_free_since, agent.observed_leaderless) = (None, false),
-            None => agent.observed_leaderless = false,
-        }
+        agent.memory.read_store(agent.cycle.cluster.as_ref(), observed_at, now);
         let agent = &self.nodes[node].agent;
         if agent.cycle.busy || agent.job.is_some() {
             let due =
@@ -182,6 +174,7 @@ impl World {
             sync_applied_at: self.nodes[node].agent.memory.sync_applied_at(),
             fenced: self.nodes[node].agent.memory.fenced,
             promotion_refused: self.nodes[node].agent.promotion_refused(now, self.settings.ttl),
+            observed_leaderless: self.nodes[node].agent.memory.observed_leaderless,
         };
         let probed = !peers.is_empty();
         let all_answered = peers.iter().all(|p| p.reachable);
@@ -289,7 +282,7 @@ impl World {
         let agent = &mut self.nodes[node].agent;
         agent.shown = Some(db);
         agent.shown_refused = agent.promotion_refused(now, self.settings.ttl).is_some();
-        agent.shown_leaderless = agent.observed_leaderless;
+        agent.shown_leaderless = (agent.memory.observed_leaderless, agent.memory.leaderless_after());
         let fresh = agent
             .published
             .as_ref()

@@ -168,13 +168,15 @@ fn policy_simulation_campaign() {
     campaign(env("VIGIL_SIM_FIRST_SEED").unwrap_or(1_000_000), env("VIGIL_SIM_SEEDS").unwrap_or(100_000));
 }
 
-/// The checker is alive: with clocks drifting far beyond what `safety_margin` covers (a store clock 60 %
-/// fast against a holder 60 % slow), some seed ends with a lease expired in the store while its former
-/// holder still believes it valid, and an invariant breaks.
+/// The checker is alive: with clocks drifting far beyond what `safety_margin` covers (a store clock 70 %
+/// fast against a holder 70 % slow), some seed ends with a lease expired in the store while its former
+/// holder still believes it valid, and an invariant breaks. (At 60 %, seed 1112 broke first; the look at
+/// once after the lease is first seen free changed the synchronous seeds' timing, and since then none of
+/// the first 2000 does.)
 #[test]
 fn invariants_catch_drift_beyond_the_safety_margin() {
-    let broken = (0..2000).find_map(|seed| run_seed(seed, 600_000).err());
-    assert!(broken.is_some(), "no seed broke an invariant with 60 % clock drift");
+    let broken = (0..2000).find_map(|seed| run_seed(seed, 700_000).err());
+    assert!(broken.is_some(), "no seed broke an invariant with 70 % clock drift");
 }
 
 /// One member's promotions fail for seconds on end, on top of the seed's other faults: a candidate that

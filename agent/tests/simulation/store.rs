@@ -240,6 +240,7 @@ impl Store {
         ClusterView {
             initialize: self.initialize.clone(),
             leader: self.leader(),
+            last_grant: self.lease.last_grant,
             members: self.members.iter().map(|(name, (record, _))| (name.clone(), record.view())).collect(),
             optime: self.optime,
             slots: Default::default(),
