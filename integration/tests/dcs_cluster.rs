@@ -391,3 +391,44 @@ async fn members_forming_the_group_at_once_or_late_make_one_group() {
     cluster.leader().await;
     cluster.shutdown().await;
 }
+
+/// The lease holder's node leads the Raft group: the first other voter calls an election, the old leader
+/// votes for it, and the store serves on, the lease kept. A follower that is not first does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_the_raft_leadership_off_the_lease_holders_node() {
+    init_tracing();
+    let cluster = TestCluster::start(3).await;
+    for id in cluster.running() {
+        let node = RaftMember { name: format!("pg-{id}"), ..RaftMember::at(cluster.addr(id).to_string()) };
+        cluster.node(id).describe(&[cluster.addr(1).to_string()], node).await.expect("describe");
+    }
+    let leader = cluster.leader().await;
+    let holder = member(&format!("pg-{leader}"));
+    // Long enough to be held throughout: the election is called only once the grant settled.
+    let grant =
+        cluster.node(leader).acquire_lease(&holder, Duration::from_secs(60), MARGIN).await.expect("acquire");
+    let mut followers: Vec<NodeId> = cluster.running().into_iter().filter(|id| *id != leader).collect();
+    followers.sort();
+    let (first, second) = (followers[0], followers[1]);
+
+    let token = grant.token;
+    assert!(!cluster.node(second).draw_leadership_from(&holder, token), "not the first follower");
+    let elsewhere = member("pg-elsewhere");
+    assert!(!cluster.node(first).draw_leadership_from(&elsewhere, token), "not the holder's node");
+    // It calls once the grant has been held for a while (by then the old leader has led longer than the
+    // Raft lease it was granted, and votes), while it hears the leader.
+    wait_for("the first follower to call an election", PATIENCE, || async {
+        cluster.node(first).draw_leadership_from(&holder, token).then_some(())
+    })
+    .await;
+    let new_leader = wait_for("a new Raft leader", PATIENCE, || async {
+        let status = cluster.node(first).raft_status();
+        status.leader.filter(|l| *l != leader)
+    })
+    .await;
+    assert_eq!(new_leader, first, "the old leader voted for the caller");
+    assert!(!cluster.node(first).draw_leadership_from(&holder, token), "no longer the holder's node");
+    let renewed = cluster.node(leader).renew_lease(&grant).await.expect("renewed through the new leader");
+    assert_eq!(renewed.token, grant.token);
+    cluster.shutdown().await;
+}

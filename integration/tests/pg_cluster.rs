@@ -208,3 +208,38 @@ async fn postgres_dies_with_its_agent_except_in_pause() {
         cluster.plain_log(primary)
     );
 }
+
+/// The Raft leadership moves off the primary's node; so, when the primary's node dies, a survivor already
+/// leads the store and no Raft election comes before the failover (the term stays the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_leadership_leaves_the_primarys_node_and_a_failover_needs_no_election() {
+    init_tracing();
+    let mut cluster = AgentCluster::start(3, |_| String::new());
+    let all = [0, 1, 2];
+    let old = cluster.settled(&all, PATIENCE).await;
+    // Only the Raft leader shows a commit index.
+    let leads_raft = |status: &serde_json::Value| status["vigil"]["raft"]["commit_index"].is_u64();
+    let term = wait_for("a replica's node to lead the Raft group", PATIENCE, || async {
+        let mut leaders = Vec::new();
+        for i in all {
+            let (_, status) = cluster.rest(i, "/patroni").await?;
+            if leads_raft(&status) {
+                leaders.push((i, status["vigil"]["raft"]["term"].as_u64()?));
+            }
+        }
+        match leaders[..] {
+            [(leader, term)] if leader != old => Some(term),
+            _ => None,
+        }
+    })
+    .await;
+
+    cluster.signal_agent(old, libc::SIGKILL);
+    cluster.kill_postgres(old);
+    // The new primary's node may lead the Raft group now, but the leadership is drawn from it only once
+    // its lease has been held a while (`SETTLE`): the term still shows whether an election came first.
+    let new = cluster.primary(PATIENCE).await;
+    assert_ne!(new, old);
+    let (_, status) = cluster.rest(new, "/patroni").await.expect("status");
+    assert_eq!(status["vigil"]["raft"]["term"].as_u64(), Some(term), "no Raft election: {status}");
+}

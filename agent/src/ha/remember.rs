@@ -13,8 +13,13 @@ impl<D: Database> Agent<D> {
     /// Remembers what this cycle `seen` under `dynamic`; the observation to decide from.
     pub(super) async fn remember(&mut self, seen: Seen, dynamic: &DynamicConfig) -> Observation {
         let Seen { observed_at, db, cluster, records, now, lease } = seen;
-        let other_holder = cluster.as_ref().and_then(|c| c.leader.as_ref()).map(|(h, _)| h);
-        self.guard.observe(dynamic, other_holder.filter(|h| **h != self.me.name));
+        let other_lease =
+            cluster.as_ref().and_then(|c| c.leader.as_ref()).filter(|(h, _)| *h != self.me.name);
+        self.guard.observe(dynamic, other_lease.map(|(holder, _)| holder));
+        if let Some((holder, token)) = other_lease {
+            // Should the holder's node die while it leads the Raft group, an election would come first.
+            self.dcs.draw_leadership_from(holder, *token);
+        }
         let token = self.lease.last_token();
         let leading = matches!(lease, LeaseHold::Valid(_)) && db.is_running_primary();
         self.guard.follow_role(leading, db.is_running_primary(), dynamic.pause, token, self.lease.grant());

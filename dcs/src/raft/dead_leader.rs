@@ -26,6 +26,11 @@ impl LeaderHeard {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
+    /// Whether this node accepted an append within `recently`.
+    pub(crate) fn within(&self, recently: Duration) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|at| at.elapsed() <= recently)
+    }
+
     /// How long the voters may still honour the leader's lease: `lease` after this node last heard it
     /// (all of `lease` when it never did).
     fn lease_left(&self, lease: Duration) -> Duration {

@@ -5,6 +5,7 @@ mod auth;
 mod dead_leader;
 mod forward;
 mod identity;
+mod leader_placement;
 mod lessor;
 mod log_store;
 mod membership;

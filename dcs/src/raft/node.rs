@@ -97,6 +97,9 @@ pub struct DcsNode {
     pub(super) hastened_term: std::sync::atomic::AtomicU64,
     /// When this node last accepted an append from the Raft leader.
     pub(super) heard: Arc<super::dead_leader::LeaderHeard>,
+    /// The grant last seen held, and when this node last called an election to take the leadership off
+    /// its holder's node.
+    pub(super) placement: super::leader_placement::Placement,
 }
 
 impl DcsNode {
@@ -163,6 +166,7 @@ impl DcsNode {
             incarnation,
             hastened_term,
             heard: Arc::default(),
+            placement: Default::default(),
         })
     }
 
