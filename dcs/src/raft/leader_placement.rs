@@ -6,12 +6,13 @@
 //!
 //! openraft 0.9 has no leadership transfer, but a leader that has led longer than the Raft lease
 //! (`election_timeout_max`) votes for a candidate of a later term whose log is as long as its own, and
-//! steps down. The other voters still honour its lease and refuse, so one follower calling an election is
-//! enough, and only one may (the voter with a database with the lowest id other than the leader's), so
-//! that two candidates do not split the votes. It calls it only while it hears the leader, just after an
-//! entry arrived (its log is then as long as the leader's, unless a write came in the last milliseconds:
-//! then the leader refuses, the group elects anew within about a second, and the next attempt comes a
-//! [`PAUSE`] later), and only once the grant has been held for [`SETTLE`].
+//! steps down. The other voters still honour its lease and refuse, so the caller has two votes: a majority
+//! of two or three voters (a larger group keeps its leader where it is). Only one voter may call (the
+//! voter with a database with the lowest id other than the leader's), so that two candidates do not split
+//! the votes. It calls only while it hears the leader, just after an entry arrived (its log is then as long
+//! as the leader's, unless a write came in the last milliseconds: then the leader refuses, the group elects
+//! anew within about a second, and the next attempt comes a [`PAUSE`] later), and only once the grant has
+//! been held for [`SETTLE`].
 
 use super::node::DcsNode;
 use std::sync::Mutex;
@@ -72,7 +73,9 @@ impl DcsNode {
         // A witness runs no HA loop: the first voter with a database calls.
         let callers = status.voters.iter().copied().filter(|id| *id != leader);
         let first = callers.filter(|id| status.nodes.get(id).is_some_and(|n| !n.witness)).min();
-        if !led_by_holder || first != Some(status.node_id) || !self.heard.within(HEARD_WITHIN) {
+        // The caller wins with its own vote and the old leader's: a majority of three voters at most.
+        let winnable = status.voters.len() <= 3;
+        if !winnable || !led_by_holder || first != Some(status.node_id) || !self.heard.within(HEARD_WITHIN) {
             return false;
         }
         if !self.placement.may_call(token, SETTLE, PAUSE) {
