@@ -1,12 +1,13 @@
 //! A faster Raft election when the leader is certainly dead (its agent's lifeline certified it, see
 //! [`DcsNode::release_dead`]). Left alone, a voter calls an election only after the leader lease it grants
 //! the leader (`election_timeout_max`) and then its own randomized timeout have passed since the last
-//! heartbeat: 0.9–1.2 s with the default timing. Knowing the leader dead, the surviving voter with the
-//! lowest id calls it once the others' lease has certainly run out: `election_timeout_max` after this node
+//! heartbeat: 0.9–1.2 s with the default timing. Knowing the leader dead, the surviving voter with a
+//! database with the lowest id calls it once the others' lease has certainly run out: `election_timeout_max` after this node
 //! last heard the leader (the others heard its heartbeats at about the same moment), about 0.55–0.65 s
 //! after the death.
 
-use super::node::DcsNode;
+use super::node::{DcsNode, RaftStatus};
+use super::NodeId;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -39,21 +40,28 @@ impl LeaderHeard {
     }
 }
 
+impl RaftStatus {
+    /// When the Raft leader is the node of `member`, and this node is the one to call an election in its
+    /// place: the voter with a database with the lowest id other than the leader's (a witness runs no HA
+    /// loop and gets no death certificate, so it would never call). Returns the leader's id.
+    pub(crate) fn caller_against(&self, member: &MemberName) -> Option<NodeId> {
+        let leader = self.leader?;
+        let led_by_member = self.nodes.get(&leader).is_some_and(|node| node.name == member.as_str());
+        let others = self.voters.iter().copied().filter(|id| *id != leader);
+        let first = others.filter(|id| self.nodes.get(id).is_some_and(|node| !node.witness)).min();
+        (led_by_member && first == Some(self.node_id)).then_some(leader)
+    }
+}
+
 impl DcsNode {
-    /// When `member`, certainly dead, leads the Raft group and this node is the surviving voter with the
-    /// lowest id: calls an election once the other voters stop honouring the dead leader's lease, unless a
+    /// When `member`, certainly dead, leads the Raft group and this node is the one to call an election in
+    /// its place ([`RaftStatus::caller_against`]): calls an election once the other voters stop honouring the dead leader's lease, unless a
     /// new leader came first. Once per term; a one-shot task, over within `election_timeout_max` and
     /// [`SLACK`].
     pub fn hasten_election(&self, member: &MemberName) {
         let status = self.raft_status();
-        let Some(leader) = status.leader else { return };
-        if status.nodes.get(&leader).is_none_or(|node| node.name != member.as_str()) {
-            return;
-        }
-        let first = status.voters.iter().copied().filter(|id| *id != leader).min();
-        if first != Some(status.node_id)
-            || self.hastened_term.swap(status.term, Ordering::Relaxed) == status.term
-        {
+        let Some(leader) = status.caller_against(member) else { return };
+        if self.hastened_term.swap(status.term, Ordering::Relaxed) == status.term {
             return;
         }
         let raft = self.raft.clone();
@@ -79,6 +87,34 @@ impl DcsNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RaftMember;
+
+    /// Node `me`'s view of a group of voters 1..=4, led by node 1 (`pg-1`), node 2 being a witness.
+    fn group(me: NodeId) -> RaftStatus {
+        let member =
+            |id: NodeId| RaftMember { name: format!("pg-{id}"), witness: id == 2, ..RaftMember::at("") };
+        RaftStatus {
+            node_id: me,
+            term: 3,
+            leader: Some(1),
+            voters: (1..=4).collect(),
+            nodes: (1..=4).map(|id| (id, member(id))).collect(),
+            lag: Default::default(),
+            last_applied: None,
+            purged: None,
+            committed: None,
+        }
+    }
+
+    #[test]
+    fn the_caller_is_the_voter_with_a_database_and_the_lowest_id_but_the_leader() {
+        let leader = MemberName::new("pg-1").unwrap();
+        assert_eq!(group(3).caller_against(&leader), Some(1), "node 2 is a witness");
+        assert_eq!(group(2).caller_against(&leader), None, "a witness never calls");
+        assert_eq!(group(4).caller_against(&leader), None, "not the first");
+        assert_eq!(group(3).caller_against(&MemberName::new("pg-4").unwrap()), None, "not the leader's node");
+        assert_eq!(RaftStatus { leader: None, ..group(3) }.caller_against(&leader), None, "no leader");
+    }
 
     #[test]
     fn the_lease_left_counts_from_the_last_append_heard() {

@@ -68,14 +68,10 @@ impl DcsNode {
     /// [`PAUSE`]; returns whether it called one.
     pub fn draw_leadership_from(&self, holder: &MemberName, token: FencingToken) -> bool {
         let status = self.raft_status();
-        let Some(leader) = status.leader else { return false };
-        let led_by_holder = status.nodes.get(&leader).is_some_and(|node| node.name == holder.as_str());
-        // A witness runs no HA loop: the first voter with a database calls.
-        let callers = status.voters.iter().copied().filter(|id| *id != leader);
-        let first = callers.filter(|id| status.nodes.get(id).is_some_and(|n| !n.witness)).min();
+        let Some(leader) = status.caller_against(holder) else { return false };
         // The caller wins with its own vote and the old leader's: a majority of three voters at most.
         let winnable = status.voters.len() <= 3;
-        if !winnable || !led_by_holder || first != Some(status.node_id) || !self.heard.within(HEARD_WITHIN) {
+        if !winnable || !self.heard.within(HEARD_WITHIN) {
             return false;
         }
         if !self.placement.may_call(token, SETTLE, PAUSE) {
